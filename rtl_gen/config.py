@@ -1,0 +1,214 @@
+"""Configuration of a generated accelerator: pure, frozen, validated dataclasses.
+
+This module imports nothing from Amaranth (and nothing else of the project), so the golden
+models, the CLI and the tests can build and check configurations without touching hardware
+generation.  Every invalid value raises :class:`ConfigError`, which names the field, the value
+and what would be valid; nothing invalid reaches Amaranth or Yosys.
+
+Numbers follow SPEC §0: data are two's-complement signed integers; activations are
+``a_width`` bits, weights ``w_width`` bits; the accumulator is ``a_width + w_width +
+ceil(log2(max_k))`` bits unless ``acc_width`` is given explicitly, where ``max_k`` is the largest
+reduction length (the ``K`` of an ``M×K @ K×N`` product, summed over all tiles) that the
+configuration promises never to overflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "AcceleratorConfig",
+    "DATAFLOWS",
+    "FAULT_REGISTERS",
+    "FAULT_MODES",
+    "derived_acc_width",
+]
+
+#: Dataflows of SPEC §1: weight-, input- and output-stationary.
+DATAFLOWS = ("ws", "is", "os")
+#: PE registers that the fault hooks can sabotage, in the encoding of the ``fault_reg`` port.
+FAULT_REGISTERS = ("weight", "act", "psum")
+#: Fault kinds, in the encoding of the ``fault_mode`` port.
+FAULT_MODES = ("sa0", "sa1", "flip")
+
+#: Largest accumulator width we accept: the golden models compute in int64, and the output
+#: stage adds a bias and a rounding constant (two more bits) before saturating.
+MAX_ACC_WIDTH = 60
+MAX_DIM = 256
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value or operand: the project's one error type for bad input.
+
+    Parameters
+    ----------
+    field : str
+        The name of the offending field (or operand, e.g. ``"A"``).
+    value : object
+        The value given.
+    valid : str
+        What would be valid, in words.
+    """
+
+    def __init__(self, field: str, value: Any, valid: str):
+        self.field = field
+        self.value = value
+        self.valid = valid
+        shown = value if isinstance(value, str) and len(value) > 60 else repr(value)
+        super().__init__(f"invalid {field} = {shown}: {valid}")
+
+
+def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
+    """Accumulator width that cannot overflow for ``max_k`` products (SPEC §0).
+
+    The largest product magnitude is ``2**(a_width-1) * 2**(w_width-1)`` (most negative times
+    most negative); ``max_k`` of them need ``a_width + w_width - 2 + ceil(log2 max_k)`` magnitude
+    bits, plus a sign bit.  SPEC §0's ``a + w + ceil(log2 K)`` keeps one more bit, which leaves
+    room for a bias of up to a quarter of the accumulator range entering through ``psum_in``.
+    """
+    return a_width + w_width + max(0, math.ceil(math.log2(max_k)))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not _is_int(value) or not lo <= value <= hi:
+        raise ConfigError(name, value, f"an integer from {lo} to {hi}")
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """One generated accelerator: systolic array, output stage, optional fault hooks.
+
+    Attributes
+    ----------
+    rows, cols : int
+        Array size R×C (1 … 256 each).
+    dataflow : str
+        ``"ws"`` (weight-stationary), ``"is"`` (input-stationary) or ``"os"``
+        (output-stationary); see SPEC §1 and :mod:`golden.mapping`.
+    a_width, w_width : int
+        Activation and weight widths in bits, 2 … 16 (8 and 16 are the tested ones).
+    max_k : int
+        Largest reduction length the accumulator must hold without overflow.
+    acc_width : int or None
+        Explicit accumulator width; ``None`` derives it from ``max_k`` (see
+        :func:`derived_acc_width`).  An explicit width must hold at least one full product.
+    fault_hooks : bool
+        Add run-time controlled saboteurs to every PE register (see :mod:`rtl_gen.fault`).
+        With ``False`` the Verilog contains none of that logic.
+    output_stage : bool
+        Add the bias / ReLU / requantisation stage after the array.
+
+    Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
+    it does not know, so an old tool never silently ignores a newer option.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    dataflow: str = "ws"
+    a_width: int = 8
+    w_width: int = 8
+    max_k: int = 1024
+    acc_width: int | None = None
+    fault_hooks: bool = False
+    output_stage: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 1, MAX_DIM)
+        _check_int("cols", self.cols, 1, MAX_DIM)
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError("dataflow", self.dataflow, f"one of {', '.join(DATAFLOWS)}")
+        _check_int("a_width", self.a_width, 2, 16)
+        _check_int("w_width", self.w_width, 2, 16)
+        _check_int("max_k", self.max_k, 1, 1 << 24)
+        if self.acc_width is not None:
+            lo = self.a_width + self.w_width
+            _check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
+        elif derived_acc_width(self.a_width, self.w_width, self.max_k) > MAX_ACC_WIDTH:
+            raise ConfigError(
+                "max_k", self.max_k,
+                f"small enough that the derived accumulator fits {MAX_ACC_WIDTH} bits",
+            )
+        for name in ("fault_hooks", "output_stage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "true or false")
+
+    # -- derived quantities ----------------------------------------------------------------
+    @property
+    def acc_bits(self) -> int:
+        """The accumulator width actually built (explicit or derived)."""
+        if self.acc_width is not None:
+            return self.acc_width
+        return derived_acc_width(self.a_width, self.w_width, self.max_k)
+
+    @property
+    def stationary_width(self) -> int:
+        """Width of the operand pinned in each PE (WS: weight, IS: activation, OS: none)."""
+        return {"ws": self.w_width, "is": self.a_width, "os": 0}[self.dataflow]
+
+    @property
+    def stream_width(self) -> int:
+        """Width of the operand streamed from the left edge (WS: activation, IS: weight)."""
+        return {"ws": self.a_width, "is": self.w_width, "os": self.a_width}[self.dataflow]
+
+    def register_width(self, register: str) -> int:
+        """Width of a PE register named as in :data:`FAULT_REGISTERS`."""
+        if register not in FAULT_REGISTERS:
+            raise ConfigError("fault register", register, f"one of {', '.join(FAULT_REGISTERS)}")
+        return {"weight": self.w_width, "act": self.a_width, "psum": self.acc_bits}[register]
+
+    def name(self) -> str:
+        """A short, file-name-safe identifier, e.g. ``ws_8x8_a8w8_acc26``."""
+        s = f"{self.dataflow}_{self.rows}x{self.cols}_a{self.a_width}w{self.w_width}_acc{self.acc_bits}"
+        if self.fault_hooks:
+            s += "_fh"
+        if not self.output_stage:
+            s += "_noout"
+        return s
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AcceleratorConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("configuration", type(data).__name__, "a JSON object")
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError("configuration key", key, f"one of {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> AcceleratorConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("configuration", f"not JSON ({exc.msg}, line {exc.lineno})",
+                              "a JSON object of configuration fields") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AcceleratorConfig:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError("config file", str(p), f"a readable file ({exc.strerror})") from None
+        return cls.from_json(text)
+
+    def replace(self, **changes: Any) -> AcceleratorConfig:
+        return dataclasses.replace(self, **changes)
