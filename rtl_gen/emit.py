@@ -3,6 +3,8 @@
 The same component and configuration always give byte-identical Verilog: Amaranth is called
 with ``emit_src=False`` (no source paths), and the header carries no date, only the generator
 version and the configuration as JSON, so that a Verilog file says where it came from.
+Files are written atomically (temporary file, then rename): a failure never leaves a
+half-written file behind.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from amaranth.back import verilog
 
 GENERATOR = "ftaccel rtlgen 0.1.0"
 
+__all__ = ["GENERATOR", "header", "module_text", "to_verilog", "write_verilog",
+           "write_text_atomic"]
+
 
 def header(config: dict[str, Any], unit: str) -> str:
     """A Verilog comment block naming the generator, the unit and its configuration."""
@@ -24,18 +29,26 @@ def header(config: dict[str, Any], unit: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def module_text(component, name: str) -> str:
+    """Verilog of ``component`` as module ``name`` (and its submodules), no header."""
+    return verilog.convert(component, name=name, emit_src=False)
+
+
 def to_verilog(component, name: str, config: dict[str, Any]) -> str:
     """Verilog text of ``component`` as module ``name``, with the configuration header."""
-    text = verilog.convert(component, name=name, emit_src=False)
-    return header(config, name) + text
+    return header(config, name) + module_text(component, name)
 
 
-def write_verilog(component, name: str, config: dict[str, Any], path: Path) -> Path:
-    """Write the Verilog atomically (temporary file, then rename): never half-written."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = to_verilog(component, name, config)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def write_verilog(component, name: str, config: dict[str, Any], path: Path) -> Path:
+    """Write the Verilog of one component (with header) atomically."""
+    return write_text_atomic(path, to_verilog(component, name, config))

@@ -6,6 +6,8 @@ environment (``TB_STIMULUS``, ``TB_PORTS``, ``TB_RECORD``).  Timing, identical f
 * reset (``rst`` high) for ``TB_RESET_CYCLES`` rising edges, released at a falling edge;
 * then, at each falling edge ``t = 0, 1, …``: first read all outputs (row ``t`` of the
   record), then write row ``t`` of the stimulus.  The next rising edge samples it.
+* a *loopback* port takes, in the cycles its source index is set, a row recorded earlier from
+  an output port instead of the stimulus row (partial sums of one K-tile fed to the next).
 
 Writing on the falling edge keeps inputs away from the sampling edge, which makes Icarus and
 Verilator agree (DESIGN.md).  Only ports whose value changes are written, to save time.
@@ -19,6 +21,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.types import Logic
 
 
 def _handles(dut, name: str, n: int):
@@ -31,13 +34,20 @@ def _read(handle, signed: bool) -> int:
     value = handle.value
     if not value.is_resolvable:
         return 0  # registers read X before reset has reached them; never compared
+    if isinstance(value, Logic):  # one-bit ports
+        return int(value)
     return value.to_signed() if signed else value.to_unsigned()
 
 
 @cocotb.test()
 async def play(dut):
     with np.load(os.environ["TB_STIMULUS"]) as data:
-        stimulus = {k[4:]: data[k] for k in data.files}
+        stimulus = {k[4:]: data[k] for k in data.files if k.startswith("in__")}
+        loopback = {}
+        for k in data.files:
+            if k.startswith("lb__"):
+                port, source = k[4:].split("__")
+                loopback[port] = (source, data[k])
     ports = []
     for line in open(os.environ["TB_PORTS"]).read().splitlines():
         name, n, signed = line.split()
@@ -70,6 +80,9 @@ async def play(dut):
         for name, (hs, arr) in in_handles.items():
             prev = last[name]
             row = arr[t]
+            if name in loopback and loopback[name][1][t] >= 0:
+                source, src = loopback[name]
+                row = record[source][src[t]]
             for i, h in enumerate(hs):
                 v = int(row[i])
                 if v != prev[i]:

@@ -105,8 +105,8 @@ def run_stream(
     build_dir: Path,
     sim: str | None = None,
     waves: bool | None = None,
+    loopback: dict[str, tuple[str, np.ndarray]] | None = None,
     reset_cycles: int = 2,
-    timeout_s: float = 1800,
 ) -> SimResult:
     """Play a per-cycle stimulus through ``toplevel`` and record its outputs.
 
@@ -124,6 +124,10 @@ def run_stream(
         row ``t`` of the inputs is applied (all our outputs are registered).
     build_dir : Path
         Where the simulator builds; reused when the Verilog is unchanged.
+    loopback : dict, optional
+        ``port -> (output_port, src)``: in cycle t with ``src[t] >= 0`` the input port takes
+        the value recorded from ``output_port`` in cycle ``src[t]`` (``src[t] <= t``) instead
+        of the stimulus row; e.g. partial sums fed back for the next K-tile.
     """
     sim = (sim or default_sim()).lower()
     ensure_simulator(sim)
@@ -138,6 +142,10 @@ def run_stream(
         raise ValueError(f"stimulus ports have different lengths: {sorted(lengths)}")
     stim = build_dir / "stimulus.npz"
     arrays = {f"in__{k}": np.asarray(v, dtype=np.int64) for k, v in inputs.items()}
+    for port, (source, src) in (loopback or {}).items():
+        if source not in outputs or port not in inputs:
+            raise ValueError(f"loopback {port} <- {source}: both ports must be in the stimulus")
+        arrays[f"lb__{port}__{source}"] = np.asarray(src, dtype=np.int64)
     np.savez(stim, **arrays)
     spec = build_dir / "ports.txt"
     spec.write_text("".join(f"{k} {n} {int(s)}\n" for k, (n, s) in outputs.items()))
@@ -154,13 +162,16 @@ def run_stream(
     key = _sources_key([Path(v) for v in verilog]) + sim + str(bool(waves))
     stamp = build_dir / "build.key"
     always = not (stamp.exists() and stamp.read_text() == key)
-    tb_dir = str(Path(__file__).resolve().parent.parent)
+    # cocotb hands the simulator this process's sys.path as PYTHONPATH: make sure the
+    # project root is on it even when the package is not installed.
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
     env = {
         "TB_STIMULUS": str(stim),
         "TB_PORTS": str(spec),
         "TB_RECORD": str(result),
         "TB_RESET_CYCLES": str(reset_cycles),
-        "PYTHONPATH": tb_dir + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     # cocotb prints a lot; keep it in the log file, not on the user's terminal.
     with contextlib.redirect_stdout(io.StringIO()):

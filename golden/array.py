@@ -1,0 +1,260 @@
+"""Golden models of the systolic array: functional (what it computes) and cycle-level (how).
+
+``cfg`` below is any object with the attributes of ``rtl_gen.config.AcceleratorConfig``
+(``rows``, ``cols``, ``dataflow``, ``a_width``, ``w_width``, ``acc_bits``); this package
+imports nothing of the project, so it duck-types the configuration.
+
+* :func:`matmul` — the exact product, accumulated tile by tile in the driver's order
+  (:mod:`golden.mapping`), with every partial sum checked against the accumulator range:
+  overflow is reported (:class:`AccumulatorOverflow`), never wrapped silently.
+* :func:`latency`, :func:`cycle_count` — the cycle model: closed formulas, written apart from
+  the schedule builder so that a test can hold the two (and the RTL) against each other.
+* :class:`ArrayCycleModel` — register-level, cycle-by-cycle model of the accelerator top
+  (skew, PEs, deskew, output stage), in numpy over the whole R×C grid.  It is the fault model:
+  with a :class:`golden.faults.Fault` it reproduces the faulty outputs of the RTL bit for bit,
+  because it applies the same saboteur to the same register in the same cycle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .faults import REGISTERS, Fault, sabotage
+from .mapping import ceil_div, tiles
+from .output_stage import output_stage
+
+__all__ = ["AccumulatorOverflow", "matmul", "latency", "cycle_count", "pass_gap",
+           "ArrayCycleModel"]
+
+
+class AccumulatorOverflow(ArithmeticError):
+    """A partial sum left the configured accumulator range."""
+
+
+def _acc_range(acc_bits: int) -> tuple[int, int]:
+    return -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+
+
+def _check(x: np.ndarray, acc_bits: int, what: str) -> None:
+    lo, hi = _acc_range(acc_bits)
+    if x.size and (x.min() < lo or x.max() > hi):
+        bad = x.max() if x.max() > hi else x.min()
+        raise AccumulatorOverflow(
+            f"{what}: partial sum {int(bad)} does not fit the {acc_bits}-bit accumulator "
+            f"[{lo}, {hi}]; raise max_k or acc_width")
+
+
+def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
+    """Exact ``A @ B (+ bias)`` as int64, checked for accumulator overflow in driver order.
+
+    Bias enters where the hardware adds it: WS and OS in the output stage (after the whole
+    reduction, with one extra bit, so it cannot overflow the accumulator); IS through
+    ``psum_in`` ahead of the first K-tile (so it is part of every partial sum checked).
+    """
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    M, K = A.shape
+    N = B.shape[1]
+    bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    out = np.zeros((M, N), dtype=np.int64)
+    P = cfg.acc_bits
+    if cfg.dataflow == "is":
+        out += bias_v[None, :]
+        _check(out, P, "bias")
+    for t in tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N):
+        a = A[t.m0:t.m1, t.k0:t.k1]
+        b = B[t.k0:t.k1, t.n0:t.n1]
+        block = out[t.m0:t.m1, t.n0:t.n1]
+        if cfg.dataflow == "os":
+            # The PE adds one product per cycle: check every running sum along K.
+            running = np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
+            _check(running, P, "OS accumulation")
+            block += running[:, -1, :]
+        else:
+            # Partial sums run down a column, one product per PE row.
+            running = block[:, None, :] + np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
+            _check(running, P, f"{cfg.dataflow.upper()} column reduction")
+            block[...] = running[:, -1, :]
+    if cfg.dataflow != "is":
+        out += bias_v[None, :]
+    return out
+
+
+def latency(cfg) -> int:
+    """Cycles from an input vector to its output vector at the top's ports.
+
+    WS / IS: R − 1 skew + C PE hops + 1 (the PE multiplies its registered operand) + C − 1
+    deskew... which adds up to R + C, plus the output-stage register: **R + C + 1**.
+    OS: from the cycle carrying ``in_last`` to the first result row: **R + C + 2** (the drain
+    chain needs one more register than a partial-sum hop).
+    """
+    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1)
+
+
+def pass_gap(cfg, stream_len: int) -> int:
+    """Idle cycles between the last streamed vector of a WS/IS pass and the next load.
+
+    The next load may start once the last vector's wavefront has left PE (R−1, C−1):
+    R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
+    pass must also be out before the next pass streams it back in (``C + 1 − stream_len``).
+    """
+    return max(cfg.rows + cfg.cols - 2, cfg.cols + 1 - stream_len, 0)
+
+
+def cycle_count(cfg, M: int, K: int, N: int) -> int:
+    """Cycles the driver takes for an M×K @ K×N product, from the first input to the last
+    output inclusive (see :mod:`golden.schedule`)."""
+    R, C = cfg.rows, cfg.cols
+    L = latency(cfg)
+    if cfg.dataflow == "os":
+        n_tiles = ceil_div(M, R) * ceil_div(N, C)
+        return n_tiles * max(K, R) + L + R - 1
+    stream = M if cfg.dataflow == "ws" else N
+    outer = ceil_div(N, C) if cfg.dataflow == "ws" else ceil_div(M, C)
+    passes = outer * ceil_div(K, R)
+    return (passes - 1) * (R + stream + pass_gap(cfg, stream)) + R + stream + L
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap to ``bits`` (what a register of that width stores)."""
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((x + half) & ((half << np.int64(1)) - 1)) - half
+
+
+class ArrayCycleModel:
+    """Register-level model of the accelerator top, one :meth:`step` per clock cycle.
+
+    Mirrors :mod:`rtl_gen.accelerator`: the same registers, the same reset values (zero), the
+    same order of operations.  :meth:`outputs` gives what the registered output ports show in
+    the current cycle; :meth:`step` applies one cycle's inputs (a dict of port values) and
+    advances to the next cycle.  With ``fault`` set, the fault's saboteur is applied to the
+    selected register's value wherever it is read, exactly as in the RTL.
+    """
+
+    def __init__(self, cfg, fault: Fault | None = None):
+        self.cfg = cfg
+        self.fault = fault
+        R, C = cfg.rows, cfg.cols
+        self.R, self.C, self.P = R, C, cfg.acc_bits
+        z = lambda: np.zeros((R, C), dtype=np.int64)  # noqa: E731
+        self.cycle = 0
+        if cfg.dataflow == "os":
+            self.act, self.weight, self.last, self.psum = z(), z(), z(), z()
+            self.drain_a, self.drain_b = z(), z()
+            self.remaining = 0
+        else:
+            self.stat, self.move, self.psum = z(), z(), z()
+        self.hist: dict[str, list] = {}
+        self.bottom_hist: list[np.ndarray] = []
+        self.valid_hist: list[int] = []
+        self.acc_out = np.zeros(C, dtype=np.int64)
+        self.q_out = np.zeros(C, dtype=np.int64)
+        self.out_valid = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _width(self, register: str) -> int:
+        return {"weight": self.cfg.w_width, "act": self.cfg.a_width, "psum": self.P}[register]
+
+    def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
+        f = self.fault
+        if f is None or f.register != register or not f.active(self.cycle):
+            return regs
+        if f.row >= self.R or f.col >= self.C:
+            return regs
+        out = regs.copy()
+        out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register), f.bit, f.mode)
+        return out
+
+    def _delayed(self, port: str, d: int, n: int) -> np.ndarray:
+        """The value port ``port`` had ``d`` cycles ago (zero before the first cycle)."""
+        h = self.hist[port]
+        i = len(h) - 1 - d
+        return h[i] if i >= 0 else np.zeros(n, dtype=np.int64)
+
+    def outputs(self) -> dict[str, np.ndarray | int]:
+        return {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
+                "q_out": self.q_out.copy()}
+
+    # -- one clock cycle -------------------------------------------------------------------
+    def step(self, inputs: dict) -> None:
+        cfg, R, C = self.cfg, self.R, self.C
+        for port, value in inputs.items():
+            self.hist.setdefault(port, []).append(np.atleast_1d(np.asarray(value, np.int64)))
+        if cfg.dataflow == "os":
+            bottom, valid = self._step_os()
+        else:
+            bottom, valid = self._step_stationary(inputs)
+        self.bottom_hist.append(bottom)
+        # Deskew: column c is delayed C-1-c cycles (C-1-c = 0 is a wire).
+        array_out = np.array([self.bottom_hist[-1 - (C - 1 - c)][c]
+                              if len(self.bottom_hist) > C - 1 - c else 0 for c in range(C)],
+                             dtype=np.int64)
+        # Output stage register.
+        self.acc_out = array_out
+        if cfg.output_stage:
+            self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
+                                      int(inputs["shift"]), cfg.a_width)
+        self.out_valid = int(valid)
+        self.cycle += 1
+
+    def _step_stationary(self, inputs: dict):
+        R, C, P = self.R, self.C, self.P
+        ws = self.cfg.dataflow == "ws"
+        stat_q = self._read(self.stat, "weight" if ws else "act")
+        move_q = self._read(self.move, "act" if ws else "weight")
+        psum_q = self._read(self.psum, "psum")
+        bottom = psum_q[R - 1].copy()  # seen by the deskew this cycle
+
+        move_in = np.empty((R, C), dtype=np.int64)
+        move_in[:, 1:] = move_q[:, :-1]
+        move_in[:, 0] = [self._delayed("in_data", r, R)[r] for r in range(R)]
+        psum_in = np.empty((R, C), dtype=np.int64)
+        psum_in[1:] = psum_q[:-1]
+        psum_in[0] = [self._delayed("psum_in", c + 1, C)[c] for c in range(C)]
+        stat_in = np.empty((R, C), dtype=np.int64)
+        stat_in[1:] = stat_q[:-1]
+        stat_in[0] = np.asarray(inputs["load_data"], dtype=np.int64)
+
+        self.stat = stat_in if int(inputs["load"]) else stat_q
+        self.move = move_in
+        self.psum = _wrap(psum_in + stat_q * move_q, P)
+        L_array = R + C
+        valid = self._delayed("in_valid", L_array, 1)[0]
+        return bottom, valid
+
+    def _step_os(self):
+        R, C, P = self.R, self.C, self.P
+        act_q = self._read(self.act, "act")
+        weight_q = self._read(self.weight, "weight")
+        psum_q = self._read(self.psum, "psum")
+        bottom = self.drain_b[R - 1].copy()
+
+        act_in = np.empty((R, C), dtype=np.int64)
+        act_in[:, 1:] = act_q[:, :-1]
+        act_in[:, 0] = [self._delayed("act_in", r, R)[r] for r in range(R)]
+        last_in = np.empty((R, C), dtype=np.int64)
+        last_in[:, 1:] = self.last[:, :-1]
+        last_in[:, 0] = [self._delayed("in_last", r, 1)[0] for r in range(R)]
+        weight_in = np.empty((R, C), dtype=np.int64)
+        weight_in[1:] = weight_q[:-1]
+        weight_in[0] = [self._delayed("weight_in", c, C)[c] for c in range(C)]
+        drain_in = np.zeros((R, C), dtype=np.int64)
+        drain_in[1:] = self.drain_b[:-1]
+
+        total = _wrap(psum_q + act_q * weight_q, P)
+        last = self.last.astype(bool)
+        self.drain_b = self.drain_a
+        self.drain_a = np.where(last, total, drain_in)
+        self.psum = np.where(last, 0, total)
+        self.act, self.weight, self.last = act_in, weight_in, last_in
+
+        first = self._delayed("in_last", R + C + 1, 1)[0]
+        valid = bool(first) or self.remaining != 0
+        if first:
+            self.remaining = R - 1
+        elif self.remaining:
+            self.remaining -= 1
+        return bottom, valid
+
+
+assert REGISTERS == ("weight", "act", "psum")  # the fault_reg encoding shared with the RTL

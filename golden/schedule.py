@@ -1,0 +1,156 @@
+"""The driver's program: cycle-by-cycle port values that compute ``A @ B`` on the accelerator.
+
+One :class:`Program` drives both the RTL (through :mod:`tb.player`) and the golden
+:class:`golden.array.ArrayCycleModel`, so that the two see exactly the same stimulus, cycle
+numbers included (transient faults are placed by cycle).  Tiles follow :mod:`golden.mapping`.
+
+WS / IS pass (one tile of the stationary operand):
+    R cycles of ``load`` (row R−1 of the tile first), then one streamed vector per cycle with
+    ``in_valid`` (WS: the M rows of A; IS: the N columns of B), then
+    :func:`golden.array.pass_gap` idle cycles before the next load.  A K-tile after the first
+    takes its ``psum_in`` from the previous pass's ``acc_out``: a *loopback* that the player
+    and the model resolve at run time (the value is whatever the hardware produced, faults
+    included).  WS adds the bias in the output stage; IS folds it into the first ``psum_in``
+    (its output lanes are batch rows, not neurons).
+OS tile:
+    max(K, R) steps back to back with no idle cycle between tiles (K < R is padded with zero
+    steps so that the drain chain is free again, see :class:`rtl_gen.pe.OutputStationaryPE`),
+    ``in_last`` on the final step; results leave R + C + 2 cycles later, row R−1 first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .array import latency, pass_gap
+from .faults import Fault
+from .mapping import tiles
+
+__all__ = ["Program", "build_program", "assemble", "FAULT_PORTS"]
+
+FAULT_PORTS = ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
+               "fault_mode", "fault_cycle")
+
+
+@dataclass
+class Program:
+    """Stimulus and bookkeeping for one product.
+
+    ``inputs[port]`` is ``[T]`` or ``[T, n]``; ``loopback[port] = (source_port, src)`` means
+    that in cycle t with ``src[t] >= 0`` the port takes the value the source output port
+    showed in cycle ``src[t]``.  ``out_cycle[m, n]`` / ``out_lane[m, n]`` locate element
+    ``C[m, n]`` in the recorded outputs.
+    """
+
+    inputs: dict[str, np.ndarray]
+    loopback: dict[str, tuple[str, np.ndarray]]
+    out_cycle: np.ndarray
+    out_lane: np.ndarray
+    cycles: int
+    outputs: dict[str, tuple[int, bool]] = field(default_factory=dict)
+
+
+def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
+                  fault: Fault | None = None) -> Program:
+    """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights)."""
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    M, K = A.shape
+    N = B.shape[1]
+    R, C = cfg.rows, cfg.cols
+    bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    L = latency(cfg)
+    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    out_cycle = np.full((M, N), -1, dtype=np.int64)
+    out_lane = np.full((M, N), -1, dtype=np.int64)
+
+    if cfg.dataflow == "os":
+        Kp = max(K, R)
+        T = len(tl) * Kp + L + R - 1
+        inp = {"act_in": np.zeros((T, R)), "weight_in": np.zeros((T, C)), "in_last": np.zeros(T)}
+        bias_t = np.zeros((T, C))
+        t = 0
+        for tile in tl:
+            mr, nc = tile.m1 - tile.m0, tile.n1 - tile.n0
+            inp["act_in"][t:t + K, :mr] = A[tile.m0:tile.m1, :].T
+            inp["weight_in"][t:t + K, :nc] = B[:, tile.n0:tile.n1]
+            t_last = t + Kp - 1
+            inp["in_last"][t_last] = 1
+            first_out = t_last + L
+            for i in range(R):
+                r = R - 1 - i  # the drain chain empties bottom row first
+                bias_t[first_out - 1 + i, :nc] = bias_v[tile.n0:tile.n1]
+                if r < mr:
+                    out_cycle[tile.m0 + r, tile.n0:tile.n1] = first_out + i
+                    out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
+            t += Kp
+        loopback: dict[str, tuple[str, np.ndarray]] = {}
+    else:
+        ws = cfg.dataflow == "ws"
+        stream = M if ws else N
+        gap = pass_gap(cfg, stream)
+        T = (len(tl) - 1) * (R + stream + gap) + R + stream + L
+        inp = {"load": np.zeros(T), "load_data": np.zeros((T, C)), "in_valid": np.zeros(T),
+               "in_data": np.zeros((T, R)), "psum_in": np.zeros((T, C))}
+        bias_t = np.zeros((T, C))
+        src = np.full(T, -1, dtype=np.int64)
+        t = 0
+        prev_out = -1
+        for tile in tl:
+            kr = tile.k1 - tile.k0
+            # stationary tile, indexed [PE row, PE column]
+            stat = np.zeros((R, C))
+            if ws:
+                stat[:kr, :tile.n1 - tile.n0] = B[tile.k0:tile.k1, tile.n0:tile.n1]
+            else:
+                stat[:kr, :tile.m1 - tile.m0] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
+            for i in range(R):
+                inp["load"][t + i] = 1
+                inp["load_data"][t + i] = stat[R - 1 - i]  # the chain shifts down: last row first
+            s = t + R
+            inp["in_valid"][s:s + stream] = 1
+            if ws:
+                inp["in_data"][s:s + stream, :kr] = A[:, tile.k0:tile.k1]
+            else:
+                inp["in_data"][s:s + stream, :kr] = B[tile.k0:tile.k1, :].T
+            if not tile.first_k:
+                src[s:s + stream] = prev_out + np.arange(stream)
+            elif not ws:
+                inp["psum_in"][s:s + stream, :] = bias_v[:, None]  # IS: bias of neuron n
+            out0 = s + L
+            if tile.last_k:
+                if ws:
+                    nc = tile.n1 - tile.n0
+                    bias_t[out0 - 1:out0 - 1 + stream, :nc] = bias_v[tile.n0:tile.n1]
+                    out_cycle[:, tile.n0:tile.n1] = (out0 + np.arange(M))[:, None]
+                    out_lane[:, tile.n0:tile.n1] = np.arange(nc)[None, :]
+                else:
+                    mr = tile.m1 - tile.m0
+                    out_cycle[tile.m0:tile.m1, :] = (out0 + np.arange(N))[None, :]
+                    out_lane[tile.m0:tile.m1, :] = np.arange(mr)[:, None]
+            prev_out = out0
+            t = s + stream + gap
+        loopback = {"psum_in": ("acc_out", src)}
+
+    if cfg.output_stage:
+        inp["bias"] = bias_t
+        inp["relu"] = np.full(T, int(bool(relu)))
+        inp["shift"] = np.full(T, int(shift))
+    if cfg.fault_hooks:
+        ports = fault.ports() if fault is not None else {}
+        for name in FAULT_PORTS:
+            inp[name] = np.full(T, ports.get(name, 0))
+    inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inp.items()}
+    outputs = {"out_valid": (0, False), "acc_out": (C, True)}
+    if cfg.output_stage:
+        outputs["q_out"] = (C, True)
+    return Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
+                   cycles=T, outputs=outputs)
+
+
+def assemble(program: Program, recorded: dict[str, np.ndarray], port: str = "acc_out"):
+    """Gather the M×N result from recorded output ports (``acc_out`` or ``q_out``)."""
+    rec = recorded[port]
+    return rec[program.out_cycle, program.out_lane]

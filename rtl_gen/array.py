@@ -1,0 +1,172 @@
+"""The R×C systolic array with its edge skew and deskew registers (SPEC §1, 000 §2.3).
+
+The PE is emitted once as its own Verilog module and instantiated R×C times by name
+(``amaranth.hdl.Instance``), so a 64×64 array is a few hundred kilobytes of Verilog, not 4,096
+copies of the PE, and synthesis sees true hierarchy (one PE module × R·C instances).
+
+Timing (cycle t = the cycle in which a vector is presented at the array ports):
+
+WS / IS (:class:`~rtl_gen.pe.StationaryPE`)
+    ``stream_data[r]`` is delayed r cycles (skew) so that vector t reaches PE (r, c) at cycle
+    ``t + r + c + 1``; ``psum_data[c]`` is delayed ``c + 1`` cycles to meet it at the top of
+    column c; the bottom of column c is delayed ``C − 1 − c`` cycles (deskew).
+    **Latency: R + C cycles** from ``stream_data``/``psum_data`` to ``out``; one vector in and
+    one vector out per cycle, no bubble.  ``load`` shifts ``stat_data`` into the top row and
+    every stationary value one row down: R cycles load a tile, row R−1's value first.  Loading
+    while products are in flight corrupts them, so the driver loads only when the array is
+    idle (see :mod:`golden.schedule`).
+OS (:class:`~rtl_gen.pe.OutputStationaryPE`)
+    ``act_data[r]`` and ``last`` are delayed r cycles, ``weight_data[c]`` c cycles.  A product
+    is a run of K ≥ R steps with ``last`` set on the final step t_last; the R rows of the result
+    leave the deskew on cycles ``t_last + R + C + 1 + i`` for ``i = 0 … R−1``, **row R−1−i
+    first** (the drain chain empties bottom-up).  The next product may start on the cycle after
+    t_last.
+"""
+
+from __future__ import annotations
+
+from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import FAULT_REGISTERS, AcceleratorConfig
+from .fault import BIT_WIDTH
+from .pe import OutputStationaryPE, StationaryPE
+
+__all__ = ["SystolicArray", "delay", "make_pe"]
+
+
+def delay(m: Module, sig, cycles: int, name: str):
+    """``sig`` delayed by ``cycles`` registers (``cycles = 0`` returns ``sig`` itself)."""
+    out = sig
+    for i in range(cycles):
+        reg = Signal(sig.shape(), name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(out)
+        out = reg
+    return out
+
+
+def make_pe(cfg: AcceleratorConfig):
+    """The PE component for a configuration (not yet instantiated)."""
+    if cfg.dataflow == "os":
+        return OutputStationaryPE(a_width=cfg.a_width, w_width=cfg.w_width,
+                                  acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks)
+    return StationaryPE(dataflow=cfg.dataflow, a_width=cfg.a_width, w_width=cfg.w_width,
+                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks)
+
+
+class SystolicArray(wiring.Component):
+    """R×C grid of PEs with skew/deskew registers; see the module docstring for timing.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Uses rows, cols, dataflow, widths and ``fault_hooks``.
+
+    Ports (WS / IS): ``load`` (1), ``stat_data`` (C × stationary width), ``stream_data``
+    (R × streamed width), ``psum_data`` (C × acc), ``out`` (C × acc).
+    Ports (OS): ``act_data`` (R × a), ``weight_data`` (C × w), ``last`` (1), ``out`` (C × acc).
+    With fault hooks: ``fault_row_hit`` (R), ``fault_col_hit`` (C), ``fault_reg_hit`` (3),
+    ``fault_bit``, ``fault_mode`` from :class:`~rtl_gen.fault.FaultController`.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self._cfg = config
+        self._pe = make_pe(config)
+        R, C, P = config.rows, config.cols, config.acc_bits
+        if config.dataflow == "os":
+            members = {
+                "act_data": In(signed(config.a_width)).array(R),
+                "weight_data": In(signed(config.w_width)).array(C),
+                "last": In(1),
+            }
+        else:
+            members = {
+                "load": In(1),
+                "stat_data": In(signed(config.stationary_width)).array(C),
+                "stream_data": In(signed(config.stream_width)).array(R),
+                "psum_data": In(signed(P)).array(C),
+            }
+        members["out"] = Out(signed(P)).array(C)
+        if config.fault_hooks:
+            members.update({
+                "fault_row_hit": In(R), "fault_col_hit": In(C),
+                "fault_reg_hit": In(len(FAULT_REGISTERS)),
+                "fault_bit": In(BIT_WIDTH), "fault_mode": In(2),
+            })
+        super().__init__(members)
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        return self._cfg
+
+    @property
+    def pe(self):
+        """The PE component; emit it as Verilog module ``pe.module_name`` beside the array."""
+        return self._pe
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector at the ports to its result at ``out`` (first row for OS)."""
+        R, C = self._cfg.rows, self._cfg.cols
+        return R + C if self._cfg.dataflow != "os" else R + C + 1
+
+    def _instantiate(self, m: Module, r: int, c: int, inputs: dict) -> dict:
+        """Instantiate PE (r, c) with ``inputs`` (port name → value); return its outputs."""
+        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        outputs = {}
+        for name, member in self._pe.signature.members.items():
+            if member.flow == In:
+                ports[f"i_{name}"] = inputs[name]
+            else:
+                sig = Signal(member.shape, name=f"pe_{r}_{c}_{name}")
+                ports[f"o_{name}"] = sig
+                outputs[name] = sig
+        m.submodules[f"pe_{r}_{c}"] = Instance(self._pe.module_name, **ports)
+        return outputs
+
+    def _fault_inputs(self, r: int, c: int) -> dict:
+        if not self._cfg.fault_hooks:
+            return {}
+        return {"fault_row_hit": self.fault_row_hit[r], "fault_col_hit": self.fault_col_hit[c],
+                "fault_reg_hit": self.fault_reg_hit, "fault_bit": self.fault_bit,
+                "fault_mode": self.fault_mode}
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self._cfg.rows, self._cfg.cols
+        if self._cfg.dataflow == "os":
+            bottom = self._elaborate_os(m, R, C)
+        else:
+            bottom = self._elaborate_stationary(m, R, C)
+        for c in range(C):
+            m.d.comb += self.out[c].eq(delay(m, bottom[c], C - 1 - c, f"deskew{c}"))
+        return m
+
+    def _elaborate_stationary(self, m, R, C):
+        left = [delay(m, self.stream_data[r], r, f"skew{r}") for r in range(R)]
+        above = [delay(m, self.psum_data[c], c + 1, f"pskew{c}") for c in range(C)]
+        stat_above = list(self.stat_data)
+        for r in range(R):
+            for c in range(C):
+                out = self._instantiate(m, r, c, {
+                    "load": self.load, "stat_in": stat_above[c], "move_in": left[r],
+                    "psum_in": above[c], **self._fault_inputs(r, c)})
+                left[r], above[c], stat_above[c] = out["move_out"], out["psum_out"], out["stat_out"]
+        return above
+
+    def _elaborate_os(self, m, R, C):
+        left = [delay(m, self.act_data[r], r, f"skew{r}") for r in range(R)]
+        last = [delay(m, self.last, r, f"lskew{r}") for r in range(R)]
+        above = [delay(m, self.weight_data[c], c, f"wskew{c}") for c in range(C)]
+        drain = [Signal(signed(self._cfg.acc_bits), name=f"drain_top{c}") for c in range(C)]
+        for r in range(R):
+            for c in range(C):
+                out = self._instantiate(m, r, c, {
+                    "act_in": left[r], "last_in": last[r], "weight_in": above[c],
+                    "drain_in": drain[c], **self._fault_inputs(r, c)})
+                left[r], last[r] = out["act_out"], out["last_out"]
+                above[c], drain[c] = out["weight_out"], out["drain_out"]
+        return drain

@@ -1,0 +1,196 @@
+"""Processing elements (MAC units) of the systolic array, one per dataflow family (SPEC §1).
+
+Two PEs cover the three dataflows of 000 §2.3 (L580–L590):
+
+* :class:`StationaryPE` for weight-stationary (WS) and input-stationary (IS): "the processing
+  element design is often identical to the one used for the weight-stationary dataflow"
+  (000 L588).  One operand is pinned in the PE (WS: a weight, IS: an activation), the other
+  streams left to right, partial sums stream top to bottom.
+* :class:`OutputStationaryPE` for OS: activations stream right, weights stream down, each PE
+  keeps one output's partial sum and hands it to a drain chain when its reduction ends.
+
+Register names are the same in every dataflow and in the golden model and fault reports:
+``weight_reg``, ``act_reg`` and ``psum_reg`` (the OS accumulator is its ``psum_reg``).
+All arithmetic is two's complement; the partial sum wraps at ``acc_width`` bits exactly as the
+golden cycle model does (a configuration whose ``max_k`` is respected never wraps).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import FAULT_REGISTERS, ConfigError
+from .fault import BIT_WIDTH, sabotage
+
+__all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]
+
+_W, _A, _P = (FAULT_REGISTERS.index(r) for r in ("weight", "act", "psum"))
+
+
+def _fault_members(enabled: bool) -> dict:
+    if not enabled:
+        return {}
+    return {
+        "fault_row_hit": In(1), "fault_col_hit": In(1), "fault_reg_hit": In(len(FAULT_REGISTERS)),
+        "fault_bit": In(BIT_WIDTH), "fault_mode": In(2),
+    }
+
+
+def _check_widths(a_width, w_width, acc_width):
+    for name, v, lo, hi in (("a_width", a_width, 2, 16), ("w_width", w_width, 2, 16),
+                            ("acc_width", acc_width, a_width + w_width, 60)):
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ConfigError(name, v, f"an integer from {lo} to {hi}")
+
+
+def pe_module_name(dataflow: str, a_width: int, w_width: int, acc_width: int,
+                   fault_hooks: bool) -> str:
+    """Verilog module name of a PE; the array instantiates it R×C times by this name."""
+    return f"pe_{dataflow}_a{a_width}w{w_width}p{acc_width}" + ("_fh" if fault_hooks else "")
+
+
+class _PEBase(wiring.Component):
+    def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks):
+        _check_widths(a_width, w_width, acc_width)
+        self._dataflow = dataflow
+        self._a_width, self._w_width, self._acc_width = a_width, w_width, acc_width
+        self._fault_hooks = bool(fault_hooks)
+        members.update(_fault_members(self._fault_hooks))
+        super().__init__(members)
+
+    dataflow = property(lambda self: self._dataflow)
+    a_width = property(lambda self: self._a_width)
+    w_width = property(lambda self: self._w_width)
+    acc_width = property(lambda self: self._acc_width)
+    fault_hooks = property(lambda self: self._fault_hooks)
+
+    @property
+    def module_name(self) -> str:
+        return pe_module_name(self._dataflow, self._a_width, self._w_width, self._acc_width,
+                              self._fault_hooks)
+
+    def _read(self, m: Module, reg, index: int, name: str):
+        """The value of ``reg`` as the circuit sees it: through a saboteur if hooks are on."""
+        if not self._fault_hooks:
+            return reg
+        enable = self.fault_row_hit & self.fault_col_hit & self.fault_reg_hit[index]
+        return sabotage(m, reg, enable, self.fault_bit, self.fault_mode, name)
+
+
+class StationaryPE(_PEBase):
+    """WS / IS processing element: ``psum_out <= psum_in + stationary × streamed``.
+
+    Ports (``S`` = stationary width, ``M`` = streamed width, ``P`` = ``acc_width``):
+
+    * ``load`` (1), ``stat_in`` (S) → ``stat_out`` (S): while ``load`` is high the stationary
+      registers of a column form a shift chain, top to bottom, so a column is loaded in R
+      cycles; ``stat_out`` feeds the PE below.
+    * ``move_in`` (M) → ``move_out`` (M): streamed operand, registered, forwarded right.
+    * ``psum_in`` (P) → ``psum_out`` (P): partial sum from above, plus this PE's product,
+      registered, forwarded down.
+
+    WS: stationary = weight (``weight_reg``), streamed = activation (``act_reg``).
+    IS: stationary = activation (``act_reg``), streamed = weight (``weight_reg``).
+
+    Latency: one cycle for the streamed operand and for the partial sum; the product uses the
+    *registered* streamed operand, so ``psum_out`` at cycle t+2 includes the operand presented
+    on ``move_in`` at cycle t.  Throughput: one MAC per cycle.
+    """
+
+    def __init__(self, *, dataflow: str, a_width: int, w_width: int, acc_width: int,
+                 fault_hooks: bool = False):
+        if dataflow not in ("ws", "is"):
+            raise ConfigError("dataflow", dataflow, "'ws' or 'is' for a StationaryPE")
+        sw, mw = (w_width, a_width) if dataflow == "ws" else (a_width, w_width)
+        self._stat_width, self._move_width = sw, mw
+        super().__init__({
+            "load": In(1), "stat_in": In(signed(sw)), "stat_out": Out(signed(sw)),
+            "move_in": In(signed(mw)), "move_out": Out(signed(mw)),
+            "psum_in": In(signed(acc_width)), "psum_out": Out(signed(acc_width)),
+        }, dataflow=dataflow, a_width=a_width, w_width=w_width, acc_width=acc_width,
+            fault_hooks=fault_hooks)
+
+    def elaborate(self, platform):
+        m = Module()
+        ws = self._dataflow == "ws"
+        stat_reg = Signal(signed(self._stat_width), name="weight_reg" if ws else "act_reg")
+        move_reg = Signal(signed(self._move_width), name="act_reg" if ws else "weight_reg")
+        psum_reg = Signal(signed(self._acc_width), name="psum_reg")
+        stat_q = self._read(m, stat_reg, _W if ws else _A, stat_reg.name)
+        move_q = self._read(m, move_reg, _A if ws else _W, move_reg.name)
+        psum_q = self._read(m, psum_reg, _P, "psum_reg")
+
+        # The hold path goes through the saboteur so that a flipped stationary bit stays
+        # flipped (a storage upset), while a pipeline register is simply overwritten.
+        m.d.sync += [
+            stat_reg.eq(Mux(self.load, self.stat_in, stat_q)),
+            move_reg.eq(self.move_in),
+            psum_reg.eq(self.psum_in + stat_q * move_q),
+        ]
+        m.d.comb += [
+            self.stat_out.eq(stat_q),
+            self.move_out.eq(move_q),
+            self.psum_out.eq(psum_q),
+        ]
+        return m
+
+
+class OutputStationaryPE(_PEBase):
+    """OS processing element: a pinned accumulator and a two-register drain chain.
+
+    Ports: ``act_in``/``act_out`` (a_width) and ``last_in``/``last_out`` (1) stream right
+    together; ``weight_in``/``weight_out`` (w_width) stream down; ``drain_in``/``drain_out``
+    (acc_width) form the column's drain chain (top to bottom).
+
+    Each cycle the PE multiplies its registered activation and weight and adds the product to
+    ``psum_reg``.  When the registered ``last`` flag is set, the finished sum goes into the
+    first drain register instead and ``psum_reg`` restarts at zero, so the next product
+    starts on the very next cycle (no bubble).  The drain chain has *two* registers per PE:
+    rows finish one cycle apart (the wavefront is skewed), and a one-register chain would make
+    row r's result collide with row r−1's passing result; with two per row the results leave
+    the bottom of the column on consecutive cycles, bottom row first, and the chain is free
+    again after R cycles, so back-to-back products need a reduction length of at least R
+    (the driver pads shorter ones with zero steps).
+    """
+
+    def __init__(self, *, a_width: int, w_width: int, acc_width: int,
+                 fault_hooks: bool = False):
+        super().__init__({
+            "act_in": In(signed(a_width)), "act_out": Out(signed(a_width)),
+            "last_in": In(1), "last_out": Out(1),
+            "weight_in": In(signed(w_width)), "weight_out": Out(signed(w_width)),
+            "drain_in": In(signed(acc_width)), "drain_out": Out(signed(acc_width)),
+        }, dataflow="os", a_width=a_width, w_width=w_width, acc_width=acc_width,
+            fault_hooks=fault_hooks)
+
+    def elaborate(self, platform):
+        m = Module()
+        act_reg = Signal(signed(self._a_width), name="act_reg")
+        weight_reg = Signal(signed(self._w_width), name="weight_reg")
+        psum_reg = Signal(signed(self._acc_width), name="psum_reg")
+        last_reg = Signal(name="last_reg")
+        drain_a = Signal(signed(self._acc_width), name="drain_a")
+        drain_b = Signal(signed(self._acc_width), name="drain_b")
+        act_q = self._read(m, act_reg, _A, "act_reg")
+        weight_q = self._read(m, weight_reg, _W, "weight_reg")
+        psum_q = self._read(m, psum_reg, _P, "psum_reg")
+
+        total = Signal(signed(self._acc_width), name="total")
+        m.d.comb += total.eq(psum_q + act_q * weight_q)
+        m.d.sync += [
+            act_reg.eq(self.act_in),
+            weight_reg.eq(self.weight_in),
+            last_reg.eq(self.last_in),
+            psum_reg.eq(Mux(last_reg, 0, total)),
+            drain_a.eq(Mux(last_reg, total, self.drain_in)),
+            drain_b.eq(drain_a),
+        ]
+        m.d.comb += [
+            self.act_out.eq(act_q),
+            self.weight_out.eq(weight_q),
+            self.last_out.eq(last_reg),
+            self.drain_out.eq(drain_b),
+        ]
+        return m
