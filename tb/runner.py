@@ -176,7 +176,7 @@ def run_stream(
     # cocotb prints a lot; keep it in the log file, not on the user's terminal.
     with contextlib.redirect_stdout(io.StringIO()):
         runner.build(
-            verilog_sources=[str(v) for v in verilog], hdl_toplevel=toplevel,
+            sources=[str(v) for v in verilog], hdl_toplevel=toplevel,
             build_dir=str(build_dir), always=always, timescale=("1ns", "1ps"),
             build_args=build_args, waves=bool(waves), log_file=str(build_dir / "build.log"),
         )

@@ -1,0 +1,66 @@
+"""Configuration: validation, derived accumulator width, JSON round trip."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rtl_gen.config import AcceleratorConfig, ConfigError, derived_acc_width
+
+
+@pytest.mark.parametrize("field,value", [
+    ("rows", 0), ("rows", 257), ("rows", 2.0), ("rows", True), ("cols", -1),
+    ("dataflow", "rs"), ("dataflow", None), ("a_width", 1), ("a_width", 17), ("w_width", "8"),
+    ("max_k", 0), ("acc_width", 10), ("acc_width", 61), ("fault_hooks", 1),
+    ("output_stage", "yes"),
+])
+def test_invalid_values_name_field_value_and_valid_range(field, value):
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(**{field: value})
+    err = info.value
+    assert err.field == field and err.value == value
+    assert field in str(err) and repr(value) in str(err) and err.valid in str(err)
+
+
+def test_unknown_key_and_bad_json_are_config_errors():
+    with pytest.raises(ConfigError, match="configuration key"):
+        AcceleratorConfig.from_dict({"rows": 4, "colums": 4})
+    with pytest.raises(ConfigError, match="not JSON"):
+        AcceleratorConfig.from_json("{rows: 4")
+    with pytest.raises(ConfigError, match="JSON object"):
+        AcceleratorConfig.from_json("[1, 2]")
+
+
+def test_largest_derived_width_fits_the_int64_golden_model():
+    cfg = AcceleratorConfig(a_width=16, w_width=16, max_k=1 << 24)
+    assert cfg.acc_bits == 56
+    with pytest.raises(ConfigError, match="max_k"):
+        AcceleratorConfig(max_k=(1 << 24) + 1)
+
+
+@pytest.mark.parametrize("a,w,k", [(8, 8, 1), (8, 8, 2), (8, 8, 1024), (16, 16, 64),
+                                   (8, 16, 1000), (16, 8, 3)])
+def test_derived_width_holds_worst_case_sum(a, w, k):
+    bits = derived_acc_width(a, w, k)
+    worst = k * (1 << (a - 1)) * (1 << (w - 1))  # most negative × most negative, k times
+    most_negative_sum = k * -(1 << (a - 1)) * ((1 << (w - 1)) - 1)
+    assert worst <= (1 << (bits - 1)) - 1
+    assert most_negative_sum >= -(1 << (bits - 1))
+    assert bits == a + w + math.ceil(math.log2(k))
+
+
+def test_json_round_trip_and_derived_fields():
+    cfg = AcceleratorConfig(rows=3, cols=5, dataflow="os", a_width=16, w_width=8, max_k=100,
+                            fault_hooks=True)
+    again = AcceleratorConfig.from_json(cfg.to_json())
+    assert again == cfg
+    assert cfg.acc_bits == 16 + 8 + 7
+    assert AcceleratorConfig(acc_width=40).acc_bits == 40
+    assert cfg.name() == "os_3x5_a16w8_acc31_fh"
+
+
+def test_config_is_frozen():
+    cfg = AcceleratorConfig()
+    with pytest.raises(AttributeError):
+        cfg.rows = 3  # type: ignore[misc]
