@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .faults import REGISTERS, Fault, sabotage
+from .faults import Fault, sabotage
 from .mapping import ceil_div, tiles
 from .output_stage import output_stage
 
@@ -83,8 +83,10 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
 def latency(cfg) -> int:
     """Cycles from an input vector to its output vector at the top's ports.
 
-    WS / IS: R − 1 skew + C PE hops + 1 (the PE multiplies its registered operand) + C − 1
-    deskew... which adds up to R + C, plus the output-stage register: **R + C + 1**.
+    WS / IS: the vector reaches PE (r, c) r + c + 1 cycles after it enters (r skew registers,
+    c operand hops, one more because the PE multiplies its registered operand); the partial
+    sum of row R−1 is registered once more, and the deskew adds C − 1 − c: R + C for every
+    column, plus the output-stage register: **R + C + 1**.
     OS: from the cycle carrying ``in_last`` to the first result row: **R + C + 2** (the drain
     chain needs one more register than a partial-sum hop).
     """
@@ -177,7 +179,7 @@ class ArrayCycleModel:
 
     # -- one clock cycle -------------------------------------------------------------------
     def step(self, inputs: dict) -> None:
-        cfg, R, C = self.cfg, self.R, self.C
+        cfg, C = self.cfg, self.C
         for port, value in inputs.items():
             self.hist.setdefault(port, []).append(np.atleast_1d(np.asarray(value, np.int64)))
         if cfg.dataflow == "os":
@@ -256,5 +258,3 @@ class ArrayCycleModel:
             self.remaining -= 1
         return bottom, valid
 
-
-assert REGISTERS == ("weight", "act", "psum")  # the fault_reg encoding shared with the RTL

@@ -165,7 +165,8 @@ class AcceleratorConfig:
 
     def name(self) -> str:
         """A short, file-name-safe identifier, e.g. ``ws_8x8_a8w8_acc26``."""
-        s = f"{self.dataflow}_{self.rows}x{self.cols}_a{self.a_width}w{self.w_width}_acc{self.acc_bits}"
+        s = (f"{self.dataflow}_{self.rows}x{self.cols}_a{self.a_width}w{self.w_width}"
+             f"_acc{self.acc_bits}")
         if self.fault_hooks:
             s += "_fh"
         if not self.output_stage:

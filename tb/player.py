@@ -49,7 +49,9 @@ async def play(dut):
                 port, source = k[4:].split("__")
                 loopback[port] = (source, data[k])
     ports = []
-    for line in open(os.environ["TB_PORTS"]).read().splitlines():
+    with open(os.environ["TB_PORTS"]) as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
         name, n, signed = line.split()
         ports.append((name, int(n), bool(int(signed))))
     cycles = len(next(iter(stimulus.values())))

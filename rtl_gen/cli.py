@@ -1,0 +1,384 @@
+"""``rtlgen``: generate, simulate, verify and synthesise fault-tolerant systolic arrays.
+
+The only module that imports every room of the project (rtl_gen, golden, tb, synth).
+
+Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid configuration or
+input (one line on stderr, no traceback); 3 a tool failed or is missing (simulator, Yosys),
+with the log file named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import AcceleratorConfig, ConfigError
+
+EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL = 1, 2, 3
+
+
+class CLIError(Exception):
+    """An error to report as one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+# -- configuration options ------------------------------------------------------------------
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (a --config file, overridden by any option given)")
+    g.add_argument("--config", type=Path, help="JSON configuration (as written by generate)")
+    g.add_argument("--rows", type=int, help="array rows R (default 8)")
+    g.add_argument("--cols", type=int, help="array columns C (default 8)")
+    g.add_argument("--dataflow", help="ws, is or os (default ws)")
+    g.add_argument("--a-width", type=int, help="activation width in bits (default 8)")
+    g.add_argument("--w-width", type=int, help="weight width in bits (default 8)")
+    g.add_argument("--acc-width", type=int, help="accumulator width (default: derived)")
+    g.add_argument("--max-k", type=int,
+                   help="largest reduction length the derived accumulator holds (default 1024)")
+    g.add_argument("--fault-hooks", action="store_true", default=None,
+                   help="add run-time fault saboteurs to every PE register")
+    g.add_argument("--no-output-stage", dest="output_stage", action="store_false", default=None,
+                   help="omit bias/ReLU/requantisation")
+
+
+def _config(args) -> AcceleratorConfig:
+    base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
+    for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
+                "fault_hooks", "output_stage"):
+        value = getattr(args, key, None)
+        if value is not None:
+            base[key] = value
+    return AcceleratorConfig.from_dict(base)
+
+
+# -- operands -------------------------------------------------------------------------------
+def _load_matrix(path: Path, name: str, width: int, ndim: int = 2) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CLIError(f"{name}: no such file {path}") from None
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"{name}: {path} is not a .npy array ({exc})") from None
+    if arr.ndim != ndim:
+        shape = "a matrix (2-D)" if ndim == 2 else "a vector (1-D)"
+        raise CLIError(f"{name}: expected {shape}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise CLIError(f"{name}: empty array {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise CLIError(f"{name}: values must be integers (got non-integral floats)")
+    elif arr.dtype.kind not in "iub":
+        raise CLIError(f"{name}: values must be integers, not dtype {arr.dtype}")
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if arr.min() < lo or arr.max() > hi:
+        raise CLIError(f"{name}: values must fit {width}-bit signed [{lo}, {hi}], "
+                       f"got [{int(arr.min())}, {int(arr.max())}]")
+    return arr.astype(np.int64)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+    tmp.replace(path)
+
+
+def _check_operands(cfg: AcceleratorConfig, A: np.ndarray, B: np.ndarray, bias, shift: int):
+    if A.shape[1] != B.shape[0]:
+        raise CLIError(f"shapes do not chain: A is {A.shape[0]}×{A.shape[1]} (M×K) but B is "
+                       f"{B.shape[0]}×{B.shape[1]} (K×N); A's columns must equal B's rows")
+    if A.shape[1] > cfg.max_k and cfg.acc_width is None:
+        raise CLIError(f"K = {A.shape[1]} exceeds max_k = {cfg.max_k}: the derived "
+                       f"{cfg.acc_bits}-bit accumulator could overflow; pass --max-k {A.shape[1]}")
+    if bias is not None and bias.shape != (B.shape[1],):
+        raise CLIError(f"bias: expected {B.shape[1]} values (one per column of B), "
+                       f"got shape {bias.shape}")
+    if not 0 <= shift <= min(cfg.acc_bits, 62):
+        raise CLIError(f"--shift {shift}: must be 0 … {min(cfg.acc_bits, 62)}")
+
+
+def _parse_fault(cfg: AcceleratorConfig, text: str):
+    from golden.faults import Fault
+
+    try:
+        fault = Fault.parse(text)
+    except ValueError as exc:
+        raise CLIError(f"--fault: {exc}") from None
+    if fault.row >= cfg.rows or fault.col >= cfg.cols:
+        raise CLIError(f"--fault: PE ({fault.row}, {fault.col}) is outside the "
+                       f"{cfg.rows}×{cfg.cols} array")
+    width = cfg.register_width(fault.register)
+    if fault.bit >= width:
+        raise CLIError(f"--fault: bit {fault.bit} is outside the {width}-bit "
+                       f"{fault.register} register (0 … {width - 1})")
+    return fault
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    from .accelerator import generate
+
+    cfg = _config(args)
+    t0 = time.perf_counter()
+    gen = generate(cfg, args.output)
+    print(f"wrote {gen.verilog} ({gen.verilog.stat().st_size} bytes, top '{gen.top}', PE module "
+          f"'{gen.pe_module}') and {gen.config_json} in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def cmd_matmul(args) -> int:
+    from golden.accelerator import run_matmul
+    from golden.array import matmul
+    from tb.accelerator import rtl_matmul
+
+    cfg = _config(args)
+    fault = None
+    if args.fault:
+        if not cfg.fault_hooks:
+            cfg = cfg.replace(fault_hooks=True)
+            print("note: --fault given: generating with fault hooks", file=sys.stderr)
+        fault = _parse_fault(cfg, args.fault)
+    A = _load_matrix(args.a, "A", cfg.a_width)
+    B = _load_matrix(args.b, "B", cfg.w_width)
+    bias = _load_matrix(args.bias, "bias", cfg.acc_bits, ndim=1) if args.bias else None
+    if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
+        raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
+    _check_operands(cfg, A, B, bias, args.shift)
+    if args.check:
+        matmul(cfg, A, B, bias)  # raises AccumulatorOverflow before any simulation
+    t0 = time.perf_counter()
+    run = rtl_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
+                     sim=args.sim)
+    dt = time.perf_counter() - t0
+    _save_npy(args.output, run.acc)
+    if args.q is not None and run.q is not None:
+        _save_npy(args.q, run.q)
+    M, K = A.shape
+    print(f"C = A @ B: {M}×{K} @ {K}×{B.shape[1]} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}"
+          f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
+    if not args.check:
+        return 0
+    acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault)
+    bad = int(np.sum(acc != run.acc)) + (int(np.sum(q != run.q)) if q is not None else 0)
+    if fault is not None:
+        clean, _ = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift)
+        print(f"fault {args.fault}: {int(np.sum(clean != run.acc))} of {acc.size} outputs differ "
+              f"from the fault-free product")
+    if bad:
+        print(f"CHECK FAILED: {bad} outputs differ from the golden model (log: {run.log})")
+        return EXIT_MISMATCH
+    print("check passed: RTL equals the golden model" + (" (with the fault)" if fault else ""))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from golden.output_stage import output_stage
+    from tb.accelerator import mismatches, rtl_matmul
+
+    cfg = _config(args)
+    if args.count < 1:
+        raise CLIError(f"--count {args.count}: must be at least 1")
+    rng = np.random.default_rng(args.seed)
+    print(f"verify {cfg.name()} on {args.sim or 'icarus'}: seed {args.seed}, {args.count} cases")
+    lo_a, hi_a = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
+    lo_w, hi_w = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
+    failed = 0
+    for i in range(args.count):
+        k_cap = min(cfg.max_k, 3 * cfg.rows) if cfg.acc_width is None else 3 * cfg.rows
+        M = int(rng.integers(1, 2 * max(cfg.rows, cfg.cols) + 1))
+        K = int(rng.integers(1, k_cap + 1))
+        N = int(rng.integers(1, 2 * cfg.cols + 2))
+        A = rng.integers(lo_a, hi_a + 1, (M, K))
+        B = rng.integers(lo_w, hi_w + 1, (K, N))
+        if i % 3 == 1:  # edge values: extremes and zeros
+            A = rng.choice([lo_a, hi_a, 0, -1], (M, K))
+            B = rng.choice([lo_w, hi_w, 0, 1], (K, N))
+        shift = int(rng.integers(0, 8)) if cfg.output_stage else 0
+        relu = bool(rng.integers(2)) and cfg.output_stage
+        run = rtl_matmul(cfg, A, B, relu=relu, shift=shift, sim=args.sim)
+        bad = mismatches(run.recorded, run.golden)
+        ok = not bad and np.array_equal(run.acc, A @ B)
+        if cfg.output_stage:
+            ok = ok and np.array_equal(run.q, output_stage(A @ B, 0, relu, shift, cfg.a_width))
+        failed += not ok
+        print(f"  case {i}: {M}×{K} @ {K}×{N} {'pass' if ok else 'FAIL ' + str(bad[:3])}")
+    print(f"{args.count - failed} passed, {failed} failed (seed {args.seed})")
+    return EXIT_MISMATCH if failed else 0
+
+
+def cmd_synth(args) -> int:
+    from synth.flow import synthesize
+
+    from .accelerator import generate
+
+    cfg = _config(args)
+    out = Path(args.output)
+    gen = generate(cfg, out / "rtl")
+    t0 = time.perf_counter()
+    report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
+                        timeout_s=args.timeout)
+    dt = time.perf_counter() - t0
+    md = out / "area.md"
+    if md.exists():
+        print(md.read_text())
+    print(f"synthesised in {dt:.1f} s; wrote {out / 'area.json'}, {md}, {out / 'area.png'}")
+    return 0 if report is not None else EXIT_TOOL
+
+
+def cmd_demo(args) -> int:
+    """Generate an 8×8 accelerator with fault hooks, verify it, inject faults, synthesise."""
+    import json
+
+    from golden.accelerator import run_matmul
+    from golden.faults import Fault
+    from tb.accelerator import mismatches, rtl_matmul
+    from tb.runner import default_sim
+
+    from .accelerator import generate
+
+    out = Path(args.output)
+    cfg = _config(args) if args.config else AcceleratorConfig(rows=8, cols=8, fault_hooks=True)
+    sim = args.sim or default_sim()
+    rng = np.random.default_rng(args.seed)
+    report: dict = {"config": cfg.to_dict(), "simulator": sim, "seed": args.seed}
+    print(f"[1/4] generate {cfg.name()} -> {out / 'rtl'}")
+    gen = generate(cfg, out / "rtl")
+    report["verilog"] = str(gen.verilog)
+
+    print(f"[2/4] verify against the golden model on {sim} (seed {args.seed})")
+    cases = []
+    for M, K, N in ((8, 8, 8), (5, 19, 11), (12, 3, 9)):
+        A = rng.integers(-128, 128, (M, K))
+        B = rng.integers(-128, 128, (K, N))
+        t0 = time.perf_counter()
+        run = rtl_matmul(cfg, A, B, relu=True, shift=6, sim=sim)
+        ok = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
+        cases.append({"shape": [M, K, N], "cycles": run.program.cycles, "pass": bool(ok),
+                      "seconds": round(time.perf_counter() - t0, 2)})
+        print(f"      {M}x{K} @ {K}x{N}: {run.program.cycles} cycles, "
+              f"{'pass' if ok else 'FAIL'} ({cases[-1]['seconds']} s)")
+    report["verify"] = cases
+
+    print("[3/4] inject faults into the RTL and compare with the golden fault model")
+    A, B = rng.integers(-128, 128, (8, 8)), rng.integers(-128, 128, (8, 8))
+    clean, _ = run_matmul(cfg, A, B)
+    injected = []
+    for fault in (Fault(0, 0, "weight", 7, "sa1"), Fault(3, 4, "act", 6, "flip", 15),
+                  Fault(7, 7, "psum", 20, "sa0"), Fault(5, 2, "psum", 3, "flip", 20)):
+        run = rtl_matmul(cfg, A, B, fault=fault, sim=sim)
+        same = not mismatches(run.recorded, run.golden)
+        wrong = int(np.sum(run.acc != clean))
+        injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
+                         "outputs_corrupted": wrong,
+                         "outcome": "masked" if wrong == 0 else "sdc"})
+        print(f"      {fault.row},{fault.col},{fault.register},{fault.bit},{fault.mode}: "
+              f"{wrong}/64 outputs corrupted ({'masked' if not wrong else 'SDC'}), "
+              f"RTL {'=' if same else '!='} golden")
+    report["faults"] = injected
+
+    print("[4/4] synthesise with Yosys (hierarchical) and report area")
+    from synth.flow import synthesize
+
+    synthesize(gen.verilog, gen.top, out / "synth", timeout_s=args.timeout)
+    md = out / "synth" / "area.md"
+    if md.exists():
+        print(md.read_text())
+    (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
+    ok = all(c["pass"] for c in cases) and all(f["rtl_equals_golden"] for f in injected)
+    print(f"demo {'passed' if ok else 'FAILED'}: report in {out / 'demo.json'}, "
+          f"area in {out / 'synth'}")
+    return 0 if ok else EXIT_MISMATCH
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rtlgen",
+        description="Generate, verify and measure fault-tolerant systolic-array accelerators.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write Verilog and config.json")
+    _add_config_options(g)
+    g.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    g.set_defaults(func=cmd_generate)
+
+    m = sub.add_parser("matmul", help="compute C = A @ B by simulating the generated RTL")
+    _add_config_options(m)
+    m.add_argument("--a", type=Path, required=True, help="A.npy: M×K activations")
+    m.add_argument("--b", type=Path, required=True, help="B.npy: K×N weights")
+    m.add_argument("-o", "--output", type=Path, required=True, help="C.npy (int64 accumulators)")
+    m.add_argument("--bias", type=Path, help="bias.npy: N values added in the output stage")
+    m.add_argument("--relu", action="store_true", help="ReLU in the output stage")
+    m.add_argument("--shift", type=int, default=0, help="requantisation right shift")
+    m.add_argument("--q", type=Path, help="also save the requantised outputs here")
+    m.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator (default $SIM or icarus)")
+    m.add_argument("--check", action="store_true",
+                   help="compare with the golden model; exit 1 on a mismatch")
+    m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
+                                   "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
+    m.set_defaults(func=cmd_matmul)
+
+    v = sub.add_parser("verify", help="seeded random regression of one configuration")
+    _add_config_options(v)
+    v.add_argument("--seed", type=int, default=1)
+    v.add_argument("--count", type=int, default=5)
+    v.add_argument("--sim", choices=["icarus", "verilator"])
+    v.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("synth", help="synthesise with Yosys and report area")
+    _add_config_options(s)
+    s.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    s.add_argument("--liberty", type=Path, help="cell library (default: OSU 0.18 µm if installed)")
+    s.add_argument("--flat", action="store_true", help="flatten before synthesis")
+    s.add_argument("--timeout", type=float, default=600, help="Yosys time limit in seconds")
+    s.set_defaults(func=cmd_synth)
+
+    d = sub.add_parser("demo", help="generate, verify, inject faults and synthesise an 8×8 array")
+    _add_config_options(d)
+    d.add_argument("-o", "--output", type=Path, default=Path("demo_out"))
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--sim", choices=["icarus", "verilator"])
+    d.add_argument("--timeout", type=float, default=600, help="Yosys time limit in seconds")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from golden.array import AccumulatorOverflow
+    from tb.runner import SimulationFailed, SimulatorNotFound
+
+    try:
+        from synth.yosys import YosysError
+    except ImportError:  # pragma: no cover - synth always ships with the package
+        YosysError = RuntimeError  # noqa: N806
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"rtlgen: error: {exc}", file=sys.stderr)
+        return exc.code
+    except (ConfigError, AccumulatorOverflow) as exc:
+        print(f"rtlgen: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (SimulatorNotFound, SimulationFailed, YosysError) as exc:
+        print(f"rtlgen: error: {exc}", file=sys.stderr)
+        return EXIT_TOOL
+    except OSError as exc:
+        print(f"rtlgen: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("rtlgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
