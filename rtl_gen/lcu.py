@@ -1,0 +1,340 @@
+"""Lightweight Correction Unit (LCU) and its correction controller (seed 001 §4.3.1, SPEC §5).
+
+A critical neuron is split into two columns whose requantized outputs are bit-identical when no
+fault occurs (:mod:`golden.split`).  After a layer finishes, the controller reads each pair of
+output-buffer words, the LCU combines them (001 L1768–L1770)::
+
+    out = a & b & mask        mask default: all ones except bit width-2
+
+and the result is written back to both places.  The AND removes any 0→1 flip confined to one
+copy; 1→0 flips pass but only shrink the value; the mask removes 0→1 flips of the most
+significant integer bit, which a split half of a non-negative activation never sets.  The mask
+is only sound for non-negative (post-ReLU) values; :mod:`golden.lcu` documents exactly what
+happens to negative ones (e.g. −1 becomes −65 at int8).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.config import ConfigError
+
+__all__ = ["LCU", "CorrectionController", "controller_cycles", "default_mask"]
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(name, value, f"an integer from {lo} to {hi}")
+
+
+@contextmanager
+def _silenced_on_error(component):
+    """A component whose constructor rejects its parameters was never meant to be used:
+    stop Amaranth from warning, at garbage collection, that it was never elaborated."""
+    try:
+        yield
+    except ConfigError:
+        component._MustUse__silence = True
+        raise
+
+
+def default_mask(width: int) -> int:
+    """All ones except bit ``width − 2``, the most significant integer bit of a signed word."""
+    return ((1 << width) - 1) & ~(1 << (width - 2))
+
+
+def _check_mask(mask, width: int) -> int:
+    if mask is None:
+        return default_mask(width)
+    if isinstance(mask, bool) or not isinstance(mask, int) or not 0 <= mask < (1 << width):
+        raise ConfigError("mask", mask,
+                          f"None or an integer from 0 to {(1 << width) - 1} (1 = bit kept)")
+    return mask
+
+
+class LCU(wiring.Component):
+    """Lightweight Correction Unit: ``out = a & b & mask`` on two signed words.
+
+    Parameters
+    ----------
+    width : int
+        Word width in bits, 2 … 64 (8 and 16 tested).
+    mask : int or None
+        Bits kept (1) or forced to 0; ``None`` gives :func:`default_mask` (bit ``width − 2``
+        cleared: bit 6 of int8, bit 14 of int16).
+    registered : bool
+        ``False`` (default): purely combinational, latency 0, as used inside
+        :class:`CorrectionController`.  ``True``: the output is registered, latency 1 cycle,
+        throughput one pair per cycle (the testable stand-alone top, with ``clk``/``rst``).
+
+    Attributes
+    ----------
+    a, b : In(signed(width))
+        The two split halves of one critical neuron.
+    out : Out(signed(width))
+        The corrected word (0 after reset when registered).
+
+    Implements 001 §4.3.1.3, L1768–L1770: one AND gate per bit, the cleared bit needs none.
+    """
+
+    def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
+        with _silenced_on_error(self):
+            _check_int("width", width, 2, 64)
+            if not isinstance(registered, bool):
+                raise ConfigError("registered", registered, "true or false")
+            self._mask = _check_mask(mask, width)
+        self._width = width
+        self._registered = registered
+        super().__init__({
+            "a": In(signed(width)),
+            "b": In(signed(width)),
+            "out": Out(signed(width)),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def mask(self) -> int:
+        return self._mask
+
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "lcu", "width": self._width, "mask": self._mask,
+                "registered": self._registered}
+
+    def elaborate(self, platform):
+        m = Module()
+        # AND on the bit patterns: a bit survives only if both halves agree it is 1.
+        corrected = (self.a.as_unsigned() & self.b.as_unsigned() & self._mask).as_signed()
+        domain = m.d.sync if self._registered else m.d.comb
+        domain += self.out.eq(corrected)
+        return m
+
+
+def controller_cycles(n_pairs: int) -> int:
+    """Cycles from the rising edge that samples ``start`` to the one that makes ``done`` visible.
+
+    ``2·n + 3`` for ``n ≥ 1`` pairs (2 cycles per pair plus a 3-cycle pipeline fill/drain),
+    1 for ``n = 0``.  In :func:`tb.runner.run_stream` terms: ``start`` in input row ``t`` gives
+    ``done`` in output row ``t + controller_cycles(n)`` and ``busy`` in the rows between.
+    """
+    _check_int("n_pairs", n_pairs, 0, 1 << 30)
+    return 1 if n_pairs == 0 else 2 * n_pairs + 3
+
+
+class CorrectionController(wiring.Component):
+    """Output buffer with LCU correction of critical pairs after a layer (001 L1720, SPEC §5).
+
+    The output buffer is modelled inside the component as one ``lib.memory.Memory`` of
+    ``depth`` signed words with **one write port and one read port** (the cheapest SRAM, a
+    simple dual-port 1R1W), non-transparent (a read in the cycle of a write to the same address
+    returns the old word, as many SRAM macros do).  The host owns both ports while the
+    controller is idle; while ``busy`` the controller owns them: host writes are **ignored** and
+    host reads return unspecified data.  A second memory of ``max_pairs`` entries holds the
+    pair list, loaded through the ``pair_wr_*`` port while idle (writes while busy are ignored;
+    load an entry at least one cycle before ``start``).
+
+    Operation: ``start`` (sampled while idle) latches ``n_pairs`` (clamped to ``max_pairs``).
+    For ``j = 0 … n−1``, in order, the controller reads ``buf[a_j]`` and ``buf[b_j]``, computes
+    ``v = LCU(buf[a_j], buf[b_j])`` and writes ``v`` to ``a_j`` and then ``b_j``.  The result is
+    exactly :func:`golden.lcu.correct_buffer`, also when pairs share indices: the pipeline
+    forwards ``v_{j−1}`` when pair ``j`` reads an index that pair ``j−1`` has not yet written
+    (``a_j ∈ {a_{j−1}, b_{j−1}}``, ``b_j = b_{j−1}``).
+
+    Timing (checked by tests/test_lcu.py)::
+
+        cycle after start   1     2     3     4     5     6   ...  2n+1  2n+2  2n+3
+        read port           a0    b0    a1    b1    a2    b2        -     -
+        write port          -     -     a0    b0    a1    b1        a_n-1 b_n-1
+        busy                1     1     1     1     1     1         1     1     0
+        done                                                                    1 (one cycle)
+
+    * throughput: 2 cycles per pair, set by the single read and single write port (each pair
+      needs two reads and two writes); both ports are busy every cycle in steady state;
+    * latency of one pair: 4 cycles from its first read to its second write;
+    * whole run: ``done`` rises :func:`controller_cycles` ``= 2n + 3`` cycles after the edge
+      that samples ``start`` (1 cycle for ``n = 0``); the buffer can be read from that cycle on.
+
+    Parameters
+    ----------
+    width : int
+        Word width, 2 … 32 (the activation width, 8 or 16).
+    depth : int
+        Output-buffer words, 2 … 65536.
+    max_pairs : int
+        Pair-list entries, 1 … 65536.
+    mask : int or None
+        LCU mask (see :class:`LCU`).
+
+    Attributes
+    ----------
+    buf_wr_en, buf_wr_addr, buf_wr_data : In
+        Host write port of the buffer (idle only).
+    buf_rd_addr : In, buf_rd_data : Out(signed(width))
+        Host read port, one cycle of read latency (the data is the memory's output register).
+    pair_wr_en, pair_wr_index, pair_wr_a, pair_wr_b : In
+        Pair-list write port: entry ``pair_wr_index`` := ``(pair_wr_a, pair_wr_b)``.
+    n_pairs : In(unsigned)
+        Number of pairs to process, sampled with ``start``.
+    start : In(1)
+    busy : Out(1)
+        High from the cycle after ``start`` until the last write-back.
+    done : Out(1)
+        One-cycle pulse when the run is complete.
+    """
+
+    def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
+                 mask: int | None = None):
+        with _silenced_on_error(self):
+            _check_int("width", width, 2, 32)
+            _check_int("depth", depth, 2, 1 << 16)
+            _check_int("max_pairs", max_pairs, 1, 1 << 16)
+            self._mask = _check_mask(mask, width)
+        self._width = width
+        self._depth = depth
+        self._max_pairs = max_pairs
+        self._addr_bits = (depth - 1).bit_length()
+        self._index_bits = max(1, (max_pairs - 1).bit_length())
+        self._count_bits = max_pairs.bit_length()
+        addr = unsigned(self._addr_bits)
+        super().__init__({
+            "buf_wr_en": In(1),
+            "buf_wr_addr": In(addr),
+            "buf_wr_data": In(signed(width)),
+            "buf_rd_addr": In(addr),
+            "buf_rd_data": Out(signed(width)),
+            "pair_wr_en": In(1),
+            "pair_wr_index": In(unsigned(self._index_bits)),
+            "pair_wr_a": In(addr),
+            "pair_wr_b": In(addr),
+            "n_pairs": In(unsigned(self._count_bits)),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def max_pairs(self) -> int:
+        return self._max_pairs
+
+    @property
+    def mask(self) -> int:
+        return self._mask
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "lcu_controller", "width": self._width, "depth": self._depth,
+                "max_pairs": self._max_pairs, "mask": self._mask}
+
+    def elaborate(self, platform):
+        m = Module()
+        addr = unsigned(self._addr_bits)
+        pair_layout = data.StructLayout({"a": addr, "b": addr})
+
+        m.submodules.buffer = buf = memory.Memory(
+            shape=signed(self._width), depth=self._depth, init=[])
+        buf_wr = buf.write_port()
+        buf_rd = buf.read_port()  # non-transparent: forwarding below covers the hazards
+        m.submodules.pair_list = plist = memory.Memory(
+            shape=pair_layout, depth=self._max_pairs, init=[])
+        pair_wr = plist.write_port()
+        pair_rd = plist.read_port()
+        m.submodules.lcu = lcu = LCU(width=self._width, mask=self._mask)
+
+        index = unsigned(self._count_bits)
+        n_run = Signal(index, name="n_run")          # pairs in this run
+        j = Signal(index, name="pair_index")          # pair being read
+        phase = Signal(1, name="phase")               # 0: read a_j, 1: read b_j
+        issuing = Signal(1, name="issuing")           # read phases still to come
+        have_prev = Signal(1, name="have_prev")       # pair j-1 exists in this run (forwarding)
+        w0 = Signal(1, name="write_a")                # write a_j this cycle
+        w1 = Signal(1, name="write_b")                # write b_j this cycle
+        wa = Signal(addr, name="wa")
+        wb = Signal(addr, name="wb")
+        va = Signal(signed(self._width), name="va")   # word at a_j, after forwarding
+        v = Signal(signed(self._width), name="v")     # corrected word of the last pair
+        fwd_b = Signal(1, name="fwd_b")               # word at b_j must come from v
+
+        m.d.comb += [
+            self.buf_rd_data.eq(buf_rd.data),
+            pair_wr.addr.eq(self.pair_wr_index),
+            pair_wr.data.a.eq(self.pair_wr_a),
+            pair_wr.data.b.eq(self.pair_wr_b),
+            pair_wr.en.eq(self.pair_wr_en & ~self.busy),
+        ]
+        pair = pair_rd.data
+        m.d.sync += self.done.eq(0)
+
+        with m.If(~self.busy):
+            # Host owns the buffer; the pair list is addressed at entry 0 so that it is ready
+            # in the first cycle after start.
+            m.d.comb += [
+                buf_wr.addr.eq(self.buf_wr_addr),
+                buf_wr.data.eq(self.buf_wr_data),
+                buf_wr.en.eq(self.buf_wr_en),
+                buf_rd.addr.eq(self.buf_rd_addr),
+                pair_rd.addr.eq(0),
+            ]
+            with m.If(self.start):
+                clamped = Mux(self.n_pairs > self._max_pairs, self._max_pairs, self.n_pairs)
+                m.d.sync += [n_run.eq(clamped), j.eq(0), phase.eq(0), have_prev.eq(0),
+                             w0.eq(0), w1.eq(0)]
+                with m.If(clamped == 0):
+                    m.d.sync += self.done.eq(1)
+                with m.Else():
+                    m.d.sync += [self.busy.eq(1), issuing.eq(1)]
+        with m.Else():
+            # Pair entry j is on the pair-list read port in both phases: address j in phase 0
+            # (data in phase 1) and the prefetch of j+1 in phase 1 (data in the next phase 0).
+            m.d.comb += pair_rd.addr.eq(Mux(phase, j + 1, j))
+            with m.If(issuing & ~phase):
+                m.d.comb += buf_rd.addr.eq(pair.a)
+                m.d.sync += phase.eq(1)
+            with m.If(issuing & phase):
+                m.d.comb += buf_rd.addr.eq(pair.b)
+                # Word at a_j arrives now.  Pair j-1 wrote a_{j-1} in the cycle a_j was read
+                # (old data returned) and writes b_{j-1} only now: take v_{j-1} on a match.
+                hit_a = have_prev & ((pair.a == wa) | (pair.a == wb))
+                m.d.sync += [
+                    va.eq(Mux(hit_a, v, buf_rd.data)),
+                    # b_j is read in the cycle b_{j-1} is written: forward v_{j-1} on a match.
+                    fwd_b.eq(have_prev & (pair.b == wb)),
+                    wa.eq(pair.a),
+                    wb.eq(pair.b),
+                    have_prev.eq(1),
+                    phase.eq(0),
+                    j.eq(j + 1),
+                ]
+                with m.If(j + 1 == n_run):
+                    m.d.sync += issuing.eq(0)
+            m.d.sync += [w0.eq(issuing & phase), w1.eq(w0)]
+            m.d.comb += [
+                lcu.a.eq(va),
+                lcu.b.eq(Mux(fwd_b, v, buf_rd.data)),
+            ]
+            with m.If(w0):
+                m.d.comb += [buf_wr.addr.eq(wa), buf_wr.data.eq(lcu.out), buf_wr.en.eq(1)]
+                m.d.sync += v.eq(lcu.out)
+            with m.If(w1):
+                m.d.comb += [buf_wr.addr.eq(wb), buf_wr.data.eq(v), buf_wr.en.eq(1)]
+                with m.If(~issuing & ~w0):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        return m

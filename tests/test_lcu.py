@@ -1,0 +1,449 @@
+"""LCU, correction controller and neuron splitting (SPEC §5; seed 001 §4.3.1, L1708–L1824).
+
+Layers:
+
+* golden LCU / buffer correction against independent plain-Python implementations
+  (exhaustive at 4 and 8 bits, random at 16), negative-value behaviour pinned by hand;
+* neuron splitting: copies bit-identical, ``2h − q ∈ {−1, 0, 1}`` exhaustively, next-layer
+  deviation within the documented bound (and the bound reached), an independent loop
+  implementation, end-to-end correction of injected faults through the buffer mapping;
+* RTL LCU against the golden model on the fault scenarios of :func:`tb.lcu.fault_scenarios`
+  (0→1 flips in one copy masked, 1→0 flips passing as smaller values, negative values);
+* RTL controller: random buffers with random faults and random (overlapping) pairs, all
+  two-pair hazard sequences, host pokes while busy, the ``n_pairs`` clamp, back-to-back runs;
+  measured cycles equal :func:`rtl_gen.lcu.controller_cycles`;
+* bad parameters raise ``ConfigError`` / ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.lcu import correct_buffer, default_mask, flip_bit, lcu
+from golden.split import (
+    buffer_pairs,
+    buffer_triples,
+    layer_forward,
+    next_layer_bound,
+    split_layer,
+    triplicate_layer,
+)
+from golden.tmr import word_vote
+from rtl_gen.config import ConfigError
+from rtl_gen.emit import to_verilog
+from rtl_gen.lcu import LCU, CorrectionController, controller_cycles
+from tb.lcu import SCENARIOS, ControllerJob, fault_scenarios, run_controller, run_lcu
+
+BUILD = Path(__file__).resolve().parent.parent / "build" / "lcu"
+# Components built only to read their properties or check validation are never elaborated.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+# --------------------------------------------------------------------------------------------
+# Independent references: plain Python integers, one element at a time.
+# --------------------------------------------------------------------------------------------
+def _ref_lcu(a: int, b: int, width: int, mask: int | None = None) -> int:
+    """AND bit by bit, then force the listed bits to 0; two's complement done by hand."""
+    if mask is None:
+        mask = (1 << width) - 1 - (1 << (width - 2))
+    bits = []
+    for i in range(width):
+        ba = (a >> i) & 1  # Python's >> on negative ints is arithmetic: two's-complement bits
+        bb = (b >> i) & 1
+        bits.append(ba and bb and (mask >> i) & 1)
+    value = sum(bit << i for i, bit in enumerate(bits[:-1]))
+    return value - (bits[-1] << (width - 1))
+
+
+def _ref_correct(buffer, pairs, width, mask=None):
+    buf = [int(v) for v in buffer]
+    for a, b in pairs:
+        v = _ref_lcu(buf[a], buf[b], width, mask)
+        buf[a] = buf[b] = v
+    return buf
+
+
+def _ref_requant(y: int, shift: int, bits: int, relu: bool) -> int:
+    if relu:
+        y = max(y, 0)
+    if shift > 0:
+        y = (y + 2 ** (shift - 1)) // 2 ** shift
+    return max(-(2 ** (bits - 1)), min(2 ** (bits - 1) - 1, y))
+
+
+# --------------------------------------------------------------------------------------------
+# Golden LCU
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", [4, 8])
+def test_golden_lcu_exhaustive(width):
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    a, b = np.meshgrid(np.arange(lo, hi), np.arange(lo, hi), indexing="ij")
+    got = lcu(a, b, width=width)
+    ref = np.array([[_ref_lcu(int(x), int(y), width) for y in range(lo, hi)]
+                    for x in range(lo, hi)])
+    assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_golden_lcu_random_masks(rng, width):
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    for mask in (None, 0, (1 << width) - 1, int(rng.integers(0, 1 << width))):
+        a, b = rng.integers(lo, hi, 2000), rng.integers(lo, hi, 2000)
+        got = lcu(a, b, width=width, mask=mask)
+        ref = [_ref_lcu(int(x), int(y), width, mask) for x, y in zip(a, b, strict=True)]
+        assert got.tolist() == ref
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_golden_lcu_value_domains(width):
+    """Pinned behaviour: identity on split halves, broken on negative values (documented)."""
+    q = 1 << (width - 2)
+    halves = np.arange(0, q)
+    assert np.array_equal(lcu(halves, halves, width=width), halves)
+    # Non-negative values >= 2**(width-2) lose that bit: why the halves saturate at width-1 bits.
+    big = np.arange(q, 2 * q)
+    assert np.array_equal(lcu(big, big, width=width), big - q)
+    # Negative values in [-2**(width-2), -1] have bit width-2 set: the LCU subtracts 2**(width-2).
+    neg = np.arange(-q, 0)
+    assert np.array_equal(lcu(neg, neg, width=width), neg - q)
+    assert int(lcu(-1, -1, width=width)) == -q - 1  # -1 -> -65 at int8
+    # Below -2**(width-2) that bit is already 0: unchanged.
+    deep = np.arange(-2 * q, -q)
+    assert np.array_equal(lcu(deep, deep, width=width), deep)
+    # A sign-bit 1->0 flip in one negative copy makes the result positive.
+    assert int(lcu(-1, flip_bit(-1, width - 1, width), width=width)) == q - 1
+
+
+def test_golden_correct_buffer_matches_reference(rng):
+    for _ in range(50):
+        depth = int(rng.integers(1, 12))
+        buf = rng.integers(-128, 128, depth)
+        pairs = rng.integers(0, depth, (int(rng.integers(0, 10)), 2))
+        mask = None if rng.random() < 0.7 else int(rng.integers(0, 256))
+        got = correct_buffer(buf, pairs, width=8, mask=mask)
+        assert got.tolist() == _ref_correct(buf, pairs.tolist(), 8, mask)
+
+
+def test_golden_bad_input():
+    with pytest.raises(ValueError, match="width"):
+        lcu(1, 1, width=1)
+    with pytest.raises(ValueError, match="mask"):
+        lcu(1, 1, width=8, mask=256)
+    with pytest.raises(ValueError, match="8-bit signed"):
+        lcu(128, 1, width=8)
+    with pytest.raises(ValueError, match="pairs"):
+        correct_buffer([1, 2], [[0, 2]])
+    assert default_mask(8) == 0xBF and default_mask(16) == 0xBFFF
+
+
+# --------------------------------------------------------------------------------------------
+# Neuron splitting
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("a_width", "shifts"), [(8, range(13)), (16, range(5))])
+def test_split_halving_exhaustive(a_width, shifts):
+    """``2h − q ∈ {−1, 0, 1}`` for every accumulator value up to well beyond saturation."""
+    for s in shifts:
+        r = 1 << (a_width + s + 1)
+        y = np.arange(-r, r + 1)[:, None]
+        for relu in (True, False):
+            q = layer_forward(y, np.ones((1, 1), np.int64), np.zeros(1, np.int64), s,
+                              relu=relu, a_width=a_width)
+            h = layer_forward(y, np.ones((1, 1), np.int64), np.zeros(1, np.int64), s + 1,
+                              relu=relu, a_width=a_width, out_bits=a_width - 1)
+            d = 2 * h - q
+            assert d.min() >= -1 and d.max() <= 1, (s, relu)
+            if relu:  # a half never sets the bit the LCU clears
+                assert h.min() >= 0 and h.max() < 1 << (a_width - 2)
+                assert np.array_equal(lcu(h, h, width=a_width), h)
+
+
+def _random_layer(rng, a_width=8):
+    k, n, p = (int(rng.integers(2, 40)), int(rng.integers(2, 24)), int(rng.integers(1, 12)))
+    wmax = 1 << 7
+    return dict(
+        x=rng.integers(0, 1 << (a_width - 1), (int(rng.integers(1, 9)), k)),
+        w=rng.integers(-wmax, wmax, (k, n)), b=rng.integers(-3000, 3000, n),
+        s=rng.integers(3, 12, n), w2=rng.integers(-wmax, wmax, (n, p)),
+        crit=rng.choice(n, int(rng.integers(0, n + 1)), replace=False),
+    )
+
+
+def test_split_layer_independent(rng):
+    """Split outputs against a loop implementation; copies bit-identical; mapping shape."""
+    for _ in range(20):
+        r = _random_layer(rng)
+        n = r["w"].shape[1]
+        lay = split_layer(r["w"], r["b"], r["s"], r["crit"], next_weights=r["w2"])
+        h = lay.forward(r["x"])
+        crit = [int(c) for c in r["crit"]]
+        cols = list(range(n)) + crit  # copies appended in the order of `critical`
+        for m, row in enumerate(r["x"]):
+            for j, c in enumerate(cols):
+                acc = sum(int(row[i]) * int(r["w"][i, c]) for i in range(len(row)))
+                split = c in crit
+                ref = _ref_requant(acc + int(r["b"][c]), int(r["s"][c]) + split,
+                                   8 - split, True)
+                assert h[m, j] == ref
+        assert np.array_equal(h[:, crit], h[:, n:])
+        assert lay.pairs.tolist() == [[c, n + i] for i, c in enumerate(crit)]
+        assert np.array_equal(lay.next_weights[n:], r["w2"][crit])
+        assert np.array_equal(lay.weights[:, :n], r["w"])
+
+
+def test_split_next_layer_deviation(rng):
+    """Measured: next-layer accumulator deviation within D_u and reaching it; int8 output
+    deviation ≤ ceil(D_u / 2**s2)."""
+    worst_ratio, worst_out, worst_usual = 0.0, 0, 0
+    for i in range(200):
+        r = _random_layer(rng)
+        lay = split_layer(r["w"], r["b"], r["s"], r["crit"], next_weights=r["w2"])
+        q = layer_forward(r["x"], r["w"], r["b"], r["s"])
+        h = lay.forward(r["x"])
+        dev = np.abs(h @ lay.next_weights - q @ r["w2"])
+        bound = next_layer_bound(lay)
+        assert (dev <= bound).all()
+        worst_ratio = max(worst_ratio, float((dev / np.maximum(bound, 1)).max()))
+        # any shift (even ones far too small, which saturate), or the usual one: 2**s2 >= D
+        usual = i % 2 == 0
+        s2 = int(max(bound.max(), 1) - 1).bit_length() if usual else int(rng.integers(0, 14))
+        p = r["w2"].shape[1]
+        b2 = rng.integers(-500, 500, p)
+        out_dev = np.abs(layer_forward(h, lay.next_weights, b2, s2)
+                         - layer_forward(q, r["w2"], b2, s2))
+        assert (out_dev <= -(-bound // (1 << s2))).all()
+        worst_out = max(worst_out, int(out_dev.max()))
+        if usual:
+            assert out_dev.max() <= 1
+            worst_usual = max(worst_usual, int(out_dev.max()))
+    print(f"max next-layer accumulator deviation / bound = {worst_ratio:.3f}; "
+          f"max int8 output deviation: {worst_usual} with 2**s2 >= D, {worst_out} with any s2")
+    assert worst_ratio == 1.0  # the bound is tight
+
+
+def test_split_faults_corrected_end_to_end(rng):
+    """Split layer → buffer → one 0→1 flip in one copy per pair → correction → identical to
+    fault-free; 1→0 flips give a value never larger than fault-free."""
+    r = _random_layer(rng)
+    while r["crit"].size == 0:
+        r = _random_layer(rng)
+    lay = split_layer(r["w"], r["b"], r["s"], r["crit"], next_weights=r["w2"])
+    h = lay.forward(r["x"])
+    batch, width = h.shape[0], lay.n_outputs
+    stride = width + 3  # a buffer row with padding
+    buf = np.zeros(5 + batch * stride, dtype=np.int64)
+    for m in range(batch):
+        buf[5 + m * stride: 5 + m * stride + width] = h[m]
+    pairs = buffer_pairs(lay, batch=batch, base=5, row_stride=stride)
+    assert len(pairs) == batch * r["crit"].size
+    assert np.array_equal(buf[pairs[:, 0]], buf[pairs[:, 1]])
+    assert np.array_equal(correct_buffer(buf, pairs), buf)  # fault-free: nothing changes
+    for direction in (0, 1):
+        faulty = buf.copy()
+        which = pairs[np.arange(len(pairs)), rng.integers(0, 2, len(pairs))]
+        vals = faulty[which]
+        bits = (vals[:, None] >> np.arange(8)) & 1
+        cand = np.where(bits == direction, rng.random(bits.shape), -1)
+        has = (cand >= 0).any(axis=1)
+        faulty[which[has]] = flip_bit(vals[has], cand[has].argmax(axis=1), 8)
+        fixed = correct_buffer(faulty, pairs)
+        if direction == 0:
+            assert np.array_equal(fixed, buf)
+        else:
+            assert (fixed <= buf).all() and (fixed[which[has]] < buf[which[has]]).all()
+
+
+def test_triplicate_layer(rng):
+    r = _random_layer(rng)
+    n = r["w"].shape[1]
+    t = triplicate_layer(r["w"], r["b"], r["s"], r["crit"], next_weights=r["w2"])
+    o = t.forward(r["x"])
+    q = layer_forward(r["x"], r["w"], r["b"], r["s"])
+    assert np.array_equal(o[:, :n], q)
+    for c, c1, c2 in t.triples:
+        assert np.array_equal(o[:, c], o[:, c1]) and np.array_equal(o[:, c], o[:, c2])
+        assert np.array_equal(word_vote(o[:, c], o[:, c1], o[:, c2]), q[:, c])
+    assert np.array_equal(o @ t.next_weights, q @ r["w2"])  # unchanged bit for bit
+    tri = buffer_triples(t, batch=2)
+    assert tri.shape == (2 * r["crit"].size, 3) and (tri[r["crit"].size:, 0] >= t.n_outputs).all()
+
+
+def test_split_bad_input():
+    w, b = np.ones((3, 4), np.int64), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match="relu"):
+        split_layer(w, b, 4, [0], relu=False)
+    with pytest.raises(ValueError, match="at most once"):
+        split_layer(w, b, 4, [1, 1])
+    with pytest.raises(ValueError, match="critical"):
+        split_layer(w, b, 4, [4])
+    with pytest.raises(ValueError, match="next_weights"):
+        split_layer(w, b, 4, [0], next_weights=np.ones((3, 2), np.int64))
+    with pytest.raises(ValueError, match="shift"):
+        split_layer(w, b, [1, 2], [0])
+    with pytest.raises(ValueError, match="a_width"):
+        split_layer(w, b, 1, [0], a_width=2)
+    with pytest.raises(ValueError, match="row_stride"):
+        buffer_pairs(split_layer(w, b, 1, [0]), row_stride=2)
+
+
+# --------------------------------------------------------------------------------------------
+# RTL: LCU with faults on the copies' outputs
+# --------------------------------------------------------------------------------------------
+def _check_scenarios(width: int, scen: dict, out: dict) -> None:
+    """The behaviour the seed claims, scenario by scenario (``out[name]``: LCU outputs)."""
+    q = 1 << (width - 2)
+    for name in SCENARIOS:
+        clean, bits, got = scen[name]["clean"], scen[name]["bits"], out[name]
+        if name in ("clean", "one_0to1", "both_msb_0to1"):
+            assert np.array_equal(got, clean), name  # masked
+        elif name == "one_1to0":
+            bit = bits.max(axis=1)
+            assert np.array_equal(got, clean - (1 << bit)), name  # passes, smaller
+            assert (got < clean).all()
+        elif name == "two_same_bit":
+            sets = (clean >> bits[:, 0]) & 1 == 0
+            flipped = flip_bit(clean, bits[:, 0], width)
+            # The same bit in both copies passes (0->1 of the sign bit even makes the value
+            # negative), except a 0->1 flip of bit width-2, which the mask removes.
+            exp = np.where(sets & (bits[:, 0] == width - 2), clean, flipped)
+            assert np.array_equal(got, exp), name
+        elif name == "two_diff_bits":
+            assert (got <= clean).all(), name  # 0->1 flips masked, 1->0 flips only shrink
+        elif name == "negative_clean":
+            assert np.array_equal(got, np.where(clean >= -q, clean - q, clean)), name
+            assert (got < 0).all()
+
+
+@pytest.mark.parametrize(("sim", "width"), [
+    ("icarus", 8), ("icarus", 16), pytest.param("verilator", 8, marks=pytest.mark.verilator)])
+def test_rtl_lcu_fault_scenarios(rng, sim, width):
+    scen = fault_scenarios(rng, 48, width=width)
+    a = np.concatenate([scen[k]["copies"][:, 0] for k in SCENARIOS])
+    b = np.concatenate([scen[k]["copies"][:, 1] for k in SCENARIOS])
+    # plus uniformly random pairs over the whole range
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    ra, rb = rng.integers(lo, hi, 300), rng.integers(lo, hi, 300)
+    got = run_lcu(np.concatenate([a, ra]), np.concatenate([b, rb]), width=width,
+                  build_dir=BUILD / f"lcu_w{width}", sim=sim)
+    assert np.array_equal(got, lcu(np.concatenate([a, ra]), np.concatenate([b, rb]),
+                                   width=width))
+    out = dict(zip(SCENARIOS, np.split(got[: len(a)], len(SCENARIOS)), strict=True))
+    _check_scenarios(width, scen, out)
+
+
+@pytest.mark.parametrize(("width", "mask"), [(4, None), (4, 0b0110), (8, 0xFF), (8, 0x3F)])
+def test_rtl_lcu_masks_exhaustive_small(width, mask, rng):
+    """Exhaustive at 4 bits; 8 bits with a plain AND and with bits 6 and 7 cleared."""
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    if width == 4:
+        a, b = (x.ravel() for x in np.meshgrid(np.arange(lo, hi), np.arange(lo, hi)))
+    else:
+        a, b = rng.integers(lo, hi, 400), rng.integers(lo, hi, 400)
+    got = run_lcu(a, b, width=width, mask=mask,
+                  build_dir=BUILD / f"lcu_w{width}_m{mask}", sim="icarus")
+    assert np.array_equal(got, lcu(a, b, width=width, mask=mask))
+
+
+def test_lcu_verilog_and_params():
+    text = to_verilog(LCU(width=8, registered=True), "lcu_t", {"unit": "lcu"})
+    assert "module lcu_t" in text and "clk" in text
+    assert to_verilog(LCU(width=8, registered=True), "lcu_t", {}) == \
+        to_verilog(LCU(width=8, registered=True), "lcu_t", {})
+    assert LCU(width=16).mask == 0xBFFF and LCU(width=8, mask=3).mask == 3
+    for kw, field in [({"width": 1}, "width"), ({"width": 65}, "width"),
+                      ({"width": 8.0}, "width"), ({"mask": 256}, "mask"),
+                      ({"mask": -1}, "mask"), ({"registered": 1}, "registered")]:
+        with pytest.raises(ConfigError) as exc:
+            LCU(**kw)
+        assert exc.value.field == field
+
+
+# --------------------------------------------------------------------------------------------
+# RTL: correction controller
+# --------------------------------------------------------------------------------------------
+def test_controller_cycles_formula():
+    assert [controller_cycles(n) for n in range(5)] == [1, 5, 7, 9, 11]
+    with pytest.raises(ConfigError):
+        controller_cycles(-1)
+
+
+def test_controller_params():
+    c = CorrectionController(width=8, depth=37, max_pairs=5)
+    assert (c.width, c.depth, c.max_pairs, c.mask) == (8, 37, 5, 0xBF)
+    del c
+    gc.collect()  # the component holds reference cycles: collect it inside the warning filter
+    for kw, field in [({"width": 1}, "width"), ({"depth": 1}, "depth"),
+                      ({"depth": 1 << 17}, "depth"), ({"max_pairs": 0}, "max_pairs"),
+                      ({"mask": 1 << 8}, "mask"), ({"width": True}, "width")]:
+        with pytest.raises(ConfigError) as exc:
+            CorrectionController(**kw)
+        assert exc.value.field == field
+
+
+def _faulty_split_buffer(rng, depth: int, width: int, max_pairs: int):
+    """A buffer of split-layer-like words (halves in pairs, other words anything), random
+    bit flips in random words, and its pair list (random order, indices anywhere)."""
+    half = 1 << (width - 2)
+    n = int(rng.integers(1, max_pairs + 1))
+    idx = rng.permutation(depth)[: 2 * n].reshape(n, 2)
+    buf = rng.integers(-(1 << (width - 1)), 1 << (width - 1), depth)
+    buf[idx[:, 0]] = buf[idx[:, 1]] = rng.integers(0, half, n)
+    hit = rng.random(depth) < 0.3
+    buf[hit] = flip_bit(buf[hit], rng.integers(0, width, int(hit.sum())), width)
+    return buf, idx
+
+
+def _hazard_jobs(rng, width: int, depth: int):
+    """Every sequence of two pairs over indices 0..2 (all read-after-write hazards), each on
+    a fresh random buffer; the expected buffers follow."""
+    jobs, expected = [], []
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    for p0, p1 in itertools.product(itertools.product(range(3), repeat=2), repeat=2):
+        init = rng.integers(lo, hi, depth)
+        jobs.append(ControllerJob(pairs=np.array([p0, p1]), init=init))
+        expected.append(correct_buffer(init, [p0, p1], width=width))
+    return jobs, expected
+
+
+@pytest.mark.parametrize(("sim", "width", "depth", "max_pairs"), [
+    ("icarus", 8, 16, 8),
+    ("icarus", 16, 37, 5),
+    pytest.param("verilator", 8, 16, 8, marks=pytest.mark.verilator),
+])
+def test_rtl_controller(rng, sim, width, depth, max_pairs):
+    jobs, expected = [], []
+    # 1. random split-like buffers with random faults, fresh each job
+    for i in range(12):
+        buf, pairs = _faulty_split_buffer(rng, depth, width, max_pairs)
+        jobs.append(ControllerJob(pairs=pairs, init=buf, poke=bool(i % 2),
+                                  rng_seed=int(rng.integers(1 << 30))))
+        expected.append(correct_buffer(buf, pairs, width=width))
+    # 2. back-to-back runs on the same buffer with random, overlapping pairs; n = 0; clamp
+    state = expected[-1]
+    for n in (0, max_pairs, 1, 3):
+        pairs = rng.integers(0, depth, (min(n, max_pairs), 2))
+        clamp = (1 << max_pairs.bit_length()) - 1 if n == max_pairs else None
+        jobs.append(ControllerJob(pairs=pairs, n_pairs=clamp, poke=True,
+                                  rng_seed=int(rng.integers(1 << 30))))
+        state = correct_buffer(state, pairs, width=width)
+        expected.append(state)
+    # 3. every two-pair read-after-write hazard
+    hj, he = _hazard_jobs(rng, width, depth)
+    jobs += hj
+    expected += he
+
+    results = run_controller(jobs, width=width, depth=depth, max_pairs=max_pairs,
+                             build_dir=BUILD / f"ctrl_w{width}_d{depth}_p{max_pairs}", sim=sim)
+    measured = set()
+    for job, res, exp in zip(jobs, results, expected, strict=True):
+        n = min(len(job.pairs), max_pairs)
+        assert np.array_equal(res["buffer"], exp), (job.pairs, res["buffer"], exp)
+        assert res["cycles"] == controller_cycles(n)
+        assert len(res["done_rows"]) == 1
+        assert res["busy_cycles"] == (0 if n == 0 else controller_cycles(n) - 1)
+        measured.add((n, res["cycles"]))
+    print("measured (pairs, cycles start->done):", sorted(measured))
