@@ -24,6 +24,8 @@ def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.
     rec = {"out_valid": np.zeros(T, dtype=np.int64), "acc_out": np.zeros((T, C), np.int64)}
     if cfg.output_stage:
         rec["q_out"] = np.zeros((T, C), dtype=np.int64)
+    if getattr(cfg, "bypass", False):
+        rec["bypass_rdata"] = np.zeros(T, dtype=np.int64)
     for t in range(T):
         outs = model.outputs()  # read before this cycle's inputs, as the player does
         for name in rec:
@@ -36,12 +38,14 @@ def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.
     return rec
 
 
-def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None = None):
+def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None = None,
+               **units):
     """``(acc, q)`` of ``A @ B`` as the accelerator computes it, cycle model included.
 
-    ``q`` is ``None`` without an output stage.
+    ``q`` is ``None`` without an output stage; ``units`` are passed to
+    :func:`golden.schedule.build_program` (``bypass_map``, ``afd``, ``median_enable``).
     """
-    program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault)
+    program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault, **units)
     rec = simulate(cfg, program, fault)
     q = assemble(program, rec, "q_out") if cfg.output_stage else None
     return assemble(program, rec, "acc_out"), q

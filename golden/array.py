@@ -24,7 +24,7 @@ from .mapping import ceil_div, tiles
 from .output_stage import output_stage
 
 __all__ = ["AccumulatorOverflow", "matmul", "latency", "cycle_count", "pass_gap",
-           "ArrayCycleModel"]
+           "input_stages", "config_cycles", "ArrayCycleModel"]
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -88,9 +88,21 @@ def latency(cfg) -> int:
     sum of row R−1 is registered once more, and the deskew adds C − 1 − c: R + C for every
     column, plus the output-stage register: **R + C + 1**.
     OS: from the cycle carrying ``in_last`` to the first result row: **R + C + 2** (the drain
-    chain needs one more register than a partial-sum hop).
+    chain needs one more register than a partial-sum hop).  Each input unit (anomaly
+    suppression, median filter) adds one cycle.
     """
-    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1)
+    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1) + input_stages(cfg)
+
+
+def input_stages(cfg) -> int:
+    """Pipeline stages in front of the array: one per input unit."""
+    return int(getattr(cfg, "afd", False)) + int(bool(getattr(cfg, "median", 0)))
+
+
+def config_cycles(cfg) -> int:
+    """Cycles the driver spends before the first product: writing the bypass map, one row
+    per cycle, when the configuration has PE bypass."""
+    return cfg.rows if getattr(cfg, "bypass", False) else 0
 
 
 def pass_gap(cfg, stream_len: int) -> int:
@@ -98,9 +110,9 @@ def pass_gap(cfg, stream_len: int) -> int:
 
     The next load may start once the last vector's wavefront has left PE (R−1, C−1):
     R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
-    pass must also be out before the next pass streams it back in (``C + 1 − stream_len``).
+    pass must also be out before the next pass streams it back in (``L − R − stream_len``).
     """
-    return max(cfg.rows + cfg.cols - 2, cfg.cols + 1 - stream_len, 0)
+    return max(cfg.rows + cfg.cols - 2, latency(cfg) - cfg.rows - stream_len, 0)
 
 
 def cycle_count(cfg, M: int, K: int, N: int) -> int:
@@ -110,11 +122,12 @@ def cycle_count(cfg, M: int, K: int, N: int) -> int:
     L = latency(cfg)
     if cfg.dataflow == "os":
         n_tiles = ceil_div(M, R) * ceil_div(N, C)
-        return n_tiles * max(K, R) + L + R - 1
+        return config_cycles(cfg) + n_tiles * max(K, R) + L + R - 1
     stream = M if cfg.dataflow == "ws" else N
     outer = ceil_div(N, C) if cfg.dataflow == "ws" else ceil_div(M, C)
     passes = outer * ceil_div(K, R)
-    return (passes - 1) * (R + stream + pass_gap(cfg, stream)) + R + stream + L
+    return (config_cycles(cfg) + (passes - 1) * (R + stream + pass_gap(cfg, stream))
+            + R + stream + L)
 
 
 def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
@@ -147,6 +160,10 @@ class ArrayCycleModel:
         else:
             self.stat, self.move, self.psum = z(), z(), z()
         self.hist: dict[str, list] = {}
+        self.units = self._make_units()
+        self.stage_regs: list[dict] = []
+        self.bypass = np.zeros((R, C), dtype=bool)
+        self.bypass_rdata = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
         self.acc_out = np.zeros(C, dtype=np.int64)
@@ -175,11 +192,64 @@ class ArrayCycleModel:
 
     def outputs(self) -> dict[str, np.ndarray | int]:
         return {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
-                "q_out": self.q_out.copy()}
+                "q_out": self.q_out.copy(), "bypass_rdata": self.bypass_rdata}
+
+    # -- input units (WS): each is one registered stage in front of the skew -------------------
+    def _make_units(self):
+        cfg = self.cfg
+        units = []
+        if getattr(cfg, "afd", False):
+            from .afd import anomaly_suppression
+
+            def afd(vec, ctl):
+                return anomaly_suppression(vec, width=cfg.a_width, shift=int(ctl["afd_shift"]),
+                                           gates=int(ctl["afd_gates"]), mode=int(ctl["afd_mode"]),
+                                           enable=int(ctl["afd_enable"]))
+            units.append(afd)
+        if getattr(cfg, "median", 0):
+            from .median import median_filter
+
+            def median(vec, ctl):
+                if not int(ctl["median_enable"]):
+                    return np.asarray(vec, dtype=np.int64)
+                return median_filter(vec, window=cfg.median)
+            units.append(median)
+        return units
+
+    def _through_input_units(self, inputs: dict) -> dict:
+        """The array-side view of this cycle's inputs, after the input units' stages."""
+        if not self.units:
+            return inputs
+        ports = ("load", "load_data", "in_valid", "in_data", "psum_in")
+        now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
+        if not self.stage_regs:
+            self.stage_regs = [{p: np.zeros_like(v) for p, v in now.items()} for _ in self.units]
+        old = self.stage_regs
+        new = []
+        for k, unit in enumerate(self.units):
+            src = now if k == 0 else old[k - 1]
+            stage = dict(src)
+            stage["in_data"] = unit(src["in_data"], inputs)
+            new.append(stage)
+        self.stage_regs = new
+        seen = dict(inputs)
+        seen.update({p: (v if p in ("load_data", "in_data", "psum_in") else v[0])
+                     for p, v in old[-1].items()})
+        return seen
+
+    def _write_bypass_map(self, inputs: dict) -> None:
+        row = int(inputs.get("bypass_row", 0))
+        self.bypass_rdata = (int(np.dot(self.bypass[row], 1 << np.arange(self.C)))
+                             if row < self.R else 0)
+        if int(inputs.get("bypass_we", 0)) and row < self.R:
+            bits = int(inputs["bypass_wdata"])
+            self.bypass[row] = [(bits >> c) & 1 for c in range(self.C)]
 
     # -- one clock cycle -------------------------------------------------------------------
     def step(self, inputs: dict) -> None:
         cfg, C = self.cfg, self.C
+        if cfg.dataflow != "os":
+            inputs = self._through_input_units(inputs)
         for port, value in inputs.items():
             self.hist.setdefault(port, []).append(np.atleast_1d(np.asarray(value, np.int64)))
         if cfg.dataflow == "os":
@@ -197,6 +267,8 @@ class ArrayCycleModel:
             self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
                                       int(inputs["shift"]), cfg.a_width)
         self.out_valid = int(valid)
+        if getattr(cfg, "bypass", False):
+            self._write_bypass_map(inputs)  # after the PEs used this cycle's map
         self.cycle += 1
 
     def _step_stationary(self, inputs: dict):
@@ -219,7 +291,8 @@ class ArrayCycleModel:
 
         self.stat = stat_in if int(inputs["load"]) else stat_q
         self.move = move_in
-        self.psum = _wrap(psum_in + stat_q * move_q, P)
+        # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
+        self.psum = np.where(self.bypass, psum_in, _wrap(psum_in + stat_q * move_q, P))
         L_array = R + C
         valid = self._delayed("in_valid", L_array, 1)[0]
         return bottom, valid
@@ -246,7 +319,8 @@ class ArrayCycleModel:
         total = _wrap(psum_q + act_q * weight_q, P)
         last = self.last.astype(bool)
         self.drain_b = self.drain_a
-        self.drain_a = np.where(last, total, drain_in)
+        # A bypassed PE's pinned output is forced to zero (Fig. 10.2-B).
+        self.drain_a = np.where(last, np.where(self.bypass, 0, total), drain_in)
         self.psum = np.where(last, 0, total)
         self.act, self.weight, self.last = act_in, weight_in, last_in
 

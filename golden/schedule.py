@@ -53,8 +53,14 @@ class Program:
 
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
-                  fault: Fault | None = None) -> Program:
-    """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights)."""
+                  fault: Fault | None = None, bypass_map=None, afd=None,
+                  median_enable: bool = True) -> Program:
+    """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
+
+    ``bypass_map`` (R×C bool, with ``cfg.bypass``) is written first, one row per cycle;
+    ``afd`` (with ``cfg.afd``) is a dict of ``shift``, ``gates``, ``mode``, ``enable``
+    (default: enabled, one gate, γ = 2, drop); ``median_enable`` switches the median filter.
+    """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
     M, K = A.shape
@@ -142,12 +148,46 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         ports = fault.ports() if fault is not None else {}
         for name in FAULT_PORTS:
             inp[name] = np.full(T, ports.get(name, 0))
+    if getattr(cfg, "afd", False):
+        ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
+        for name in ("shift", "gates", "mode", "enable"):
+            inp[f"afd_{name}"] = np.full(T, int(ctl[name]))
+    if getattr(cfg, "median", 0):
+        inp["median_enable"] = np.full(T, int(bool(median_enable)))
     inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inp.items()}
     outputs = {"out_valid": (0, False), "acc_out": (C, True)}
     if cfg.output_stage:
         outputs["q_out"] = (C, True)
+    if getattr(cfg, "bypass", False):
+        inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
+                                                              T, bypass_map)
+        outputs["bypass_rdata"] = (0, False)
     return Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
                    cycles=T, outputs=outputs)
+
+
+def _prepend_bypass_map(cfg, inputs, loopback, out_cycle, T, bypass_map):
+    """R cycles writing the bypass map (row r in cycle r) in front of the program."""
+    R, C = cfg.rows, cfg.cols
+    bmap = np.zeros((R, C), dtype=bool) if bypass_map is None else np.asarray(bypass_map, bool)
+    if bmap.shape != (R, C):
+        raise ValueError(f"bypass map must be {R}×{C}, not {bmap.shape}")
+    pre = R
+    out = {}
+    for name, arr in inputs.items():
+        pad = np.zeros((pre,) + arr.shape[1:], dtype=np.int64)
+        if name in ("relu", "shift") or name.startswith(("fault_", "afd_", "median_")):
+            pad[:] = arr[0]  # static controls hold their value from the first cycle
+        out[name] = np.concatenate([pad, arr])
+    weights = 1 << np.arange(C)
+    out["bypass_we"] = np.concatenate([np.ones(pre, np.int64), np.zeros(T, np.int64)])
+    out["bypass_row"] = np.concatenate([np.arange(pre), np.zeros(T, np.int64)])
+    out["bypass_wdata"] = np.concatenate([bmap.astype(np.int64) @ weights,
+                                          np.zeros(T, np.int64)])
+    shifted = {port: (src_port, np.concatenate([np.full(pre, -1), np.where(src >= 0, src + pre,
+                                                                             -1)]))
+               for port, (src_port, src) in loopback.items()}
+    return out, shifted, np.where(out_cycle >= 0, out_cycle + pre, -1), T + pre
 
 
 def assemble(program: Program, recorded: dict[str, np.ndarray], port: str = "acc_out"):

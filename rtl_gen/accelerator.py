@@ -17,9 +17,19 @@ Common
     ``acc_out[C]`` (full-width sums), ``q_out[C]`` (requantised, if configured); the
     ``fault_*`` ports of :mod:`rtl_gen.fault` if ``fault_hooks``.
 
+Optional units (configuration fields):
+    ``bypass`` — ``bypass_we``, ``bypass_row``, ``bypass_wdata[C bits]`` write the PE bypass map
+    one row per cycle, ``bypass_rdata`` reads it back (:mod:`rtl_gen.bypass`).
+    ``afd`` — anomaly suppression of the streamed activations (WS), controls ``afd_shift``,
+    ``afd_gates``, ``afd_mode``, ``afd_enable`` (:mod:`rtl_gen.afd`).
+    ``median`` — Median-3/5 filter of the streamed activations (WS), ``median_enable``.
+    Input units sit between the ports and the skew registers; every other array input is
+    delayed by the same number of stages, so the array sees them aligned.
+
 Latency (cycles from the input vector to its output vector, :func:`latency`):
 WS / IS: **R + C + 1**; OS: the first of the R result rows appears **R + C + 2** cycles after
-the cycle carrying ``in_last`` and the others follow on consecutive cycles (row R−1 first).
+the cycle carrying ``in_last`` and the others follow on consecutive cycles (row R−1 first);
+plus one cycle per input unit.
 Throughput: one vector per cycle in and out, no bubble in steady state.
 """
 
@@ -33,7 +43,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import emit
+from .afd import AnomalySuppression, shift_port_width
 from .array import SystolicArray, delay
+from .bypass import BypassMap
 from .config import AcceleratorConfig
 from .fault import FAULT_CONTROL_PORTS, FaultController
 from .output_stage import SHIFT_WIDTH, OutputStage
@@ -45,8 +57,11 @@ TOP_NAME = "accelerator"
 
 
 def latency(cfg: AcceleratorConfig) -> int:
-    """Input-to-output latency in cycles (OS: from ``in_last`` to the first result row)."""
-    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1)
+    """Input-to-output latency in cycles (OS: from ``in_last`` to the first result row).
+
+    Each input unit (anomaly suppression, median) adds one pipeline stage.
+    """
+    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1) + cfg.input_stages
 
 
 class Accelerator(wiring.Component):
@@ -78,6 +93,14 @@ class Accelerator(wiring.Component):
                             "shift": In(SHIFT_WIDTH)})
         if config.fault_hooks:
             members.update({name: In(unsigned(w)) for name, w in FAULT_CONTROL_PORTS.items()})
+        if config.bypass:
+            members.update({"bypass_we": In(1), "bypass_row": In(range(max(R, 2))),
+                            "bypass_wdata": In(C), "bypass_rdata": Out(C)})
+        if config.afd:
+            members.update({"afd_shift": In(signed(shift_port_width(config.a_width))),
+                            "afd_gates": In(2), "afd_mode": In(1), "afd_enable": In(1)})
+        if config.median:
+            members["median_enable"] = In(1)
         members.update({"out_valid": Out(1), "acc_out": Out(signed(P)).array(C)})
         if config.output_stage:
             members["q_out"] = Out(signed(config.a_width)).array(C)
@@ -116,13 +139,18 @@ class Accelerator(wiring.Component):
                 m.d.sync += remaining.eq(remaining - 1)
             m.d.comb += valid.eq(first | (remaining != 0))
         else:
-            m.d.comb += array.load.eq(self.load)
+            stages = cfg.input_stages
+            stream = self._input_units(m, list(self.in_data))
+            # Everything else the array reads is delayed as much as the input units delay the
+            # streamed vector, so the array sees the same alignment with or without them.
+            m.d.comb += array.load.eq(delay(m, self.load, stages, "load_stage"))
             for c in range(C):
-                m.d.comb += [array.stat_data[c].eq(self.load_data[c]),
-                             array.psum_data[c].eq(self.psum_in[c])]
+                m.d.comb += [
+                    array.stat_data[c].eq(delay(m, self.load_data[c], stages, f"ld{c}_stage")),
+                    array.psum_data[c].eq(delay(m, self.psum_in[c], stages, f"ps{c}_stage"))]
             for r in range(R):
-                m.d.comb += array.stream_data[r].eq(self.in_data[r])
-            valid = delay(m, self.in_valid, array.latency, "valid")
+                m.d.comb += array.stream_data[r].eq(stream[r])
+            valid = delay(m, self.in_valid, array.latency + stages, "valid")
 
         for c in range(C):
             m.d.comb += ostage.acc_in[c].eq(array.out[c])
@@ -134,6 +162,12 @@ class Accelerator(wiring.Component):
             for c in range(C):
                 m.d.comb += [ostage.bias[c].eq(self.bias[c]), self.q_out[c].eq(ostage.q_out[c])]
 
+        if cfg.bypass:
+            m.submodules.bypass = bp = BypassMap(rows=R, cols=C)
+            m.d.comb += [bp.we.eq(self.bypass_we), bp.row.eq(self.bypass_row),
+                         bp.wdata.eq(self.bypass_wdata), self.bypass_rdata.eq(bp.rdata),
+                         array.bypass_map.eq(bp.map)]
+
         if cfg.fault_hooks:
             m.submodules.fault = fc = FaultController(rows=R, cols=C)
             for name in FAULT_CONTROL_PORTS:
@@ -142,6 +176,30 @@ class Accelerator(wiring.Component):
                          array.fault_reg_hit.eq(fc.reg_hit), array.fault_bit.eq(fc.bit),
                          array.fault_mode.eq(fc.mode)]
         return m
+
+
+    def _input_units(self, m: Module, lanes: list) -> list:
+        """Chain the configured input units (each one registered stage) over ``lanes``."""
+        cfg = self._cfg
+        if cfg.afd:
+            m.submodules.afd = afd = AnomalySuppression(width=cfg.a_width, n=cfg.rows)
+            m.d.comb += [afd.shift.eq(self.afd_shift), afd.gates.eq(self.afd_gates),
+                         afd.mode.eq(self.afd_mode), afd.enable.eq(self.afd_enable),
+                         afd.in_valid.eq(1)]
+            for r, lane in enumerate(lanes):
+                m.d.comb += afd.act_in[r].eq(lane)
+            lanes = list(afd.act_out)
+        if cfg.median:
+            from .median import MedianArray
+
+            m.submodules.median = med = MedianArray(width=cfg.a_width, n=cfg.rows,
+                                                    window=cfg.median,
+                                                    variant=cfg.median_variant)
+            m.d.comb += [med.enable.eq(self.median_enable), med.in_valid.eq(1)]
+            for r, lane in enumerate(lanes):
+                m.d.comb += med.data_in[r].eq(lane)
+            lanes = list(med.data_out)
+        return lanes
 
 
 def verilog_text(cfg: AcceleratorConfig) -> str:
@@ -171,4 +229,4 @@ def generate(cfg: AcceleratorConfig, out_dir: str | Path) -> Generated:
     j = emit.write_text_atomic(out / "config.json", cfg.to_json())
     return Generated(verilog=v, config_json=j, top=TOP_NAME,
                      pe_module=pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width,
-                                              cfg.acc_bits, cfg.fault_hooks))
+                                              cfg.acc_bits, cfg.fault_hooks, cfg.bypass))

@@ -50,9 +50,10 @@ def make_pe(cfg: AcceleratorConfig):
     """The PE component for a configuration (not yet instantiated)."""
     if cfg.dataflow == "os":
         return OutputStationaryPE(a_width=cfg.a_width, w_width=cfg.w_width,
-                                  acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks)
+                                  acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks,
+                                  bypass=cfg.bypass)
     return StationaryPE(dataflow=cfg.dataflow, a_width=cfg.a_width, w_width=cfg.w_width,
-                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks)
+                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, bypass=cfg.bypass)
 
 
 class SystolicArray(wiring.Component):
@@ -96,6 +97,8 @@ class SystolicArray(wiring.Component):
                 "fault_reg_hit": In(len(FAULT_REGISTERS)),
                 "fault_bit": In(BIT_WIDTH), "fault_mode": In(2),
             })
+        if config.bypass:
+            members["bypass_map"] = In(R * C)  # bit r*C + c bypasses PE (r, c)
         super().__init__(members)
 
     @property
@@ -128,11 +131,12 @@ class SystolicArray(wiring.Component):
         return outputs
 
     def _fault_inputs(self, r: int, c: int) -> dict:
+        extra = {"bypass": self.bypass_map[r * self._cfg.cols + c]} if self._cfg.bypass else {}
         if not self._cfg.fault_hooks:
-            return {}
-        return {"fault_row_hit": self.fault_row_hit[r], "fault_col_hit": self.fault_col_hit[c],
-                "fault_reg_hit": self.fault_reg_hit, "fault_bit": self.fault_bit,
-                "fault_mode": self.fault_mode}
+            return extra
+        return {**extra, "fault_row_hit": self.fault_row_hit[r],
+                "fault_col_hit": self.fault_col_hit[c], "fault_reg_hit": self.fault_reg_hit,
+                "fault_bit": self.fault_bit, "fault_mode": self.fault_mode}
 
     def elaborate(self, platform):
         m = Module()

@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "MEDIAN_VARIANTS",
     "AcceleratorConfig",
     "DATAFLOWS",
     "FAULT_REGISTERS",
@@ -36,6 +37,8 @@ DATAFLOWS = ("ws", "is", "os")
 FAULT_REGISTERS = ("weight", "act", "psum")
 #: Fault kinds, in the encoding of the ``fault_mode`` port.
 FAULT_MODES = ("sa0", "sa1", "flip")
+#: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
+MEDIAN_VARIANTS = ("plain", "shared")
 
 #: Largest accumulator width we accept: the golden models compute in int64, and the output
 #: stage adds a bias and a rounding constant (two more bits) before saturating.  The derived
@@ -109,6 +112,15 @@ class AcceleratorConfig:
         With ``False`` the Verilog contains none of that logic.
     output_stage : bool
         Add the bias / ReLU / requantisation stage after the array.
+    bypass : bool
+        PE bypass (SPEC §6): a run-time R×C map, written through the ``bypass_*`` ports,
+        makes a PE forward its partial sum (WS/IS) or zero its output (OS).
+    afd : bool
+        Anomalous feature detection and suppression on the streamed activations (SPEC §3;
+        WS only), one pipeline stage before the skew.
+    median, median_variant : int, str
+        Median-3 / Median-5 feature selection on the streamed activations (SPEC §4; WS only),
+        0 = off; ``"plain"`` or ``"shared"`` comparators; one pipeline stage.
 
     Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -123,6 +135,10 @@ class AcceleratorConfig:
     acc_width: int | None = None
     fault_hooks: bool = False
     output_stage: bool = True
+    bypass: bool = False
+    afd: bool = False
+    median: int = 0
+    median_variant: str = "plain"
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_DIM)
@@ -135,9 +151,21 @@ class AcceleratorConfig:
         if self.acc_width is not None:
             lo = self.a_width + self.w_width
             _check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
-        for name in ("fault_hooks", "output_stage"):
+        for name in ("fault_hooks", "output_stage", "bypass", "afd"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "true or false")
+        if self.median not in (0, 3, 5) or isinstance(self.median, bool):
+            raise ConfigError("median", self.median, "0 (off), 3 or 5 (window size)")
+        if self.median_variant not in MEDIAN_VARIANTS:
+            raise ConfigError("median_variant", self.median_variant,
+                              f"one of {', '.join(MEDIAN_VARIANTS)}")
+        for name in ("afd", "median"):
+            if getattr(self, name) and self.dataflow != "ws":
+                raise ConfigError(
+                    name, getattr(self, name),
+                    "off unless dataflow is 'ws': only there does one cycle's streamed vector "
+                    "hold neighbouring features of one input (IS streams weights, OS streams "
+                    "a feature across batch rows); filter on the host for IS/OS")
 
     # -- derived quantities ----------------------------------------------------------------
     @property
@@ -171,7 +199,18 @@ class AcceleratorConfig:
             s += "_fh"
         if not self.output_stage:
             s += "_noout"
+        if self.bypass:
+            s += "_bp"
+        if self.afd:
+            s += "_afd"
+        if self.median:
+            s += f"_med{self.median}{self.median_variant[0]}"
         return s
+
+    @property
+    def input_stages(self) -> int:
+        """Pipeline stages in front of the array (each input unit adds one cycle)."""
+        return int(self.afd) + int(bool(self.median))
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

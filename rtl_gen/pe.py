@@ -46,18 +46,22 @@ def _check_widths(a_width, w_width, acc_width):
 
 
 def pe_module_name(dataflow: str, a_width: int, w_width: int, acc_width: int,
-                   fault_hooks: bool) -> str:
+                   fault_hooks: bool, bypass: bool = False) -> str:
     """Verilog module name of a PE; the array instantiates it R×C times by this name."""
-    return f"pe_{dataflow}_a{a_width}w{w_width}p{acc_width}" + ("_fh" if fault_hooks else "")
+    return (f"pe_{dataflow}_a{a_width}w{w_width}p{acc_width}" + ("_fh" if fault_hooks else "")
+            + ("_bp" if bypass else ""))
 
 
 class _PEBase(wiring.Component):
-    def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks):
+    def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks, bypass):
         _check_widths(a_width, w_width, acc_width)
         self._dataflow = dataflow
         self._a_width, self._w_width, self._acc_width = a_width, w_width, acc_width
         self._fault_hooks = bool(fault_hooks)
+        self._bypass = bool(bypass)
         members.update(_fault_members(self._fault_hooks))
+        if self._bypass:
+            members["bypass"] = In(1)
         super().__init__(members)
 
     dataflow = property(lambda self: self._dataflow)
@@ -65,11 +69,12 @@ class _PEBase(wiring.Component):
     w_width = property(lambda self: self._w_width)
     acc_width = property(lambda self: self._acc_width)
     fault_hooks = property(lambda self: self._fault_hooks)
+    has_bypass = property(lambda self: self._bypass)
 
     @property
     def module_name(self) -> str:
         return pe_module_name(self._dataflow, self._a_width, self._w_width, self._acc_width,
-                              self._fault_hooks)
+                              self._fault_hooks, self._bypass)
 
     def _read(self, m: Module, reg, index: int, name: str):
         """The value of ``reg`` as the circuit sees it: through a saboteur if hooks are on."""
@@ -100,7 +105,7 @@ class StationaryPE(_PEBase):
     """
 
     def __init__(self, *, dataflow: str, a_width: int, w_width: int, acc_width: int,
-                 fault_hooks: bool = False):
+                 fault_hooks: bool = False, bypass: bool = False):
         if dataflow not in ("ws", "is"):
             raise ConfigError("dataflow", dataflow, "'ws' or 'is' for a StationaryPE")
         sw, mw = (w_width, a_width) if dataflow == "ws" else (a_width, w_width)
@@ -110,7 +115,7 @@ class StationaryPE(_PEBase):
             "move_in": In(signed(mw)), "move_out": Out(signed(mw)),
             "psum_in": In(signed(acc_width)), "psum_out": Out(signed(acc_width)),
         }, dataflow=dataflow, a_width=a_width, w_width=w_width, acc_width=acc_width,
-            fault_hooks=fault_hooks)
+            fault_hooks=fault_hooks, bypass=bypass)
 
     def elaborate(self, platform):
         m = Module()
@@ -124,10 +129,15 @@ class StationaryPE(_PEBase):
 
         # The hold path goes through the saboteur so that a flipped stationary bit stays
         # flipped (a storage upset), while a pipeline register is simply overwritten.
+        mac = self.psum_in + stat_q * move_q
+        if self._bypass:
+            # Fig. 10.2-A: one 2-to-1 multiplexer forwards the received partial sum, pruning
+            # every weight (WS) or input (IS) mapped to this PE; operands still pass through.
+            mac = Mux(self.bypass, self.psum_in, mac)
         m.d.sync += [
             stat_reg.eq(Mux(self.load, self.stat_in, stat_q)),
             move_reg.eq(self.move_in),
-            psum_reg.eq(self.psum_in + stat_q * move_q),
+            psum_reg.eq(mac),
         ]
         m.d.comb += [
             self.stat_out.eq(stat_q),
@@ -156,14 +166,14 @@ class OutputStationaryPE(_PEBase):
     """
 
     def __init__(self, *, a_width: int, w_width: int, acc_width: int,
-                 fault_hooks: bool = False):
+                 fault_hooks: bool = False, bypass: bool = False):
         super().__init__({
             "act_in": In(signed(a_width)), "act_out": Out(signed(a_width)),
             "last_in": In(1), "last_out": Out(1),
             "weight_in": In(signed(w_width)), "weight_out": Out(signed(w_width)),
             "drain_in": In(signed(acc_width)), "drain_out": Out(signed(acc_width)),
         }, dataflow="os", a_width=a_width, w_width=w_width, acc_width=acc_width,
-            fault_hooks=fault_hooks)
+            fault_hooks=fault_hooks, bypass=bypass)
 
     def elaborate(self, platform):
         m = Module()
@@ -179,12 +189,17 @@ class OutputStationaryPE(_PEBase):
 
         total = Signal(signed(self._acc_width), name="total")
         m.d.comb += total.eq(psum_q + act_q * weight_q)
+        result = total
+        if self._bypass:
+            # Fig. 10.2-B: AND gates force the pinned output to zero.
+            result = Signal(signed(self._acc_width), name="result")
+            m.d.comb += result.eq(total & ~self.bypass.replicate(self._acc_width))
         m.d.sync += [
             act_reg.eq(self.act_in),
             weight_reg.eq(self.weight_in),
             last_reg.eq(self.last_in),
             psum_reg.eq(Mux(last_reg, 0, total)),
-            drain_a.eq(Mux(last_reg, total, self.drain_in)),
+            drain_a.eq(Mux(last_reg, result, self.drain_in)),
             drain_b.eq(drain_a),
         ]
         m.d.comb += [

@@ -65,9 +65,13 @@ def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = N
 
 def rtl_matmul(cfg: AcceleratorConfig, A, B, *, bias=None, relu=False, shift=0,
                fault: Fault | None = None, sim: str | None = None,
-               build_root: Path | None = None, waves: bool | None = None) -> RTLRun:
-    """``A @ B`` computed by simulating the generated RTL, with the golden model beside it."""
-    program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault)
+               build_root: Path | None = None, waves: bool | None = None, **units) -> RTLRun:
+    """``A @ B`` computed by simulating the generated RTL, with the golden model beside it.
+
+    ``units``: options of the configured units (``bypass_map``, ``afd``, ``median_enable``),
+    see :func:`golden.schedule.build_program`.
+    """
+    program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault, **units)
     recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves)
     golden = simulate(cfg, program, fault)
     q = assemble(program, recorded, "q_out") if cfg.output_stage else None
