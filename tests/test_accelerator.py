@@ -121,3 +121,37 @@ def test_verilator_16x16_16bit(rng):
     A = rng.integers(-(1 << 15), 1 << 15, (6, 17))
     B = rng.integers(-(1 << 15), 1 << 15, (17, 16))
     check(cfg, A, B, shift=12, sim="verilator")
+
+
+def _chunked(fn, A, rows):
+    """Apply a per-vector unit to each R-lane chunk of every row of A (zero-padded), as the
+    WS array streams it: one K-tile of R features per pass."""
+    M, K = A.shape
+    out = np.zeros_like(A)
+    for k0 in range(0, K, rows):
+        chunk = np.zeros((M, rows), dtype=np.int64)
+        chunk[:, :min(rows, K - k0)] = A[:, k0:k0 + rows]
+        out[:, k0:k0 + rows] = fn(chunk)[:, :min(rows, K - k0)]
+    return out
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_anomaly_suppression_stage_removes_spikes_before_the_array(rng, mode):
+    from golden.afd import anomaly_suppression
+
+    cfg = AcceleratorConfig(rows=4, cols=3, dataflow="ws", afd=True)
+    A = rng.integers(-6, 7, (6, 10))
+    A[1, 2] = 100   # spikes: large bit flips on single activations
+    A[4, 9] = -128
+    B = rng.integers(-128, 128, (10, 5))
+    ctl = {"shift": 2, "gates": 2, "mode": mode, "enable": 1}
+    run = rtl_matmul(cfg, A, B, afd=ctl)
+    assert not mismatches(run.recorded, run.golden)
+    cleaned = _chunked(lambda v: anomaly_suppression(v, width=8, shift=2, gates=2, mode=mode),
+                       A, cfg.rows)
+    assert abs(cleaned[1, 2]) < 100 and abs(cleaned[4, 9]) < 128
+    assert np.array_equal(run.acc, cleaned @ B)
+    assert run.program.cycles == cycle_count(cfg, 6, 10, 5)
+    valid = np.flatnonzero(run.recorded["out_valid"])
+    fed = np.flatnonzero(run.program.inputs["in_valid"])
+    assert valid[0] == fed[0] + latency(cfg) == fed[0] + cfg.rows + cfg.cols + 2
