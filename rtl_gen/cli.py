@@ -45,12 +45,18 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="add run-time fault saboteurs to every PE register")
     g.add_argument("--no-output-stage", dest="output_stage", action="store_false", default=None,
                    help="omit bias/ReLU/requantisation")
+    g.add_argument("--bypass", action="store_true", default=None,
+                   help="PE bypass with a run-time R×C map (SPEC §6)")
+    g.add_argument("--afd", action="store_true", default=None,
+                   help="anomaly suppression of the streamed activations (WS, SPEC §3)")
+    g.add_argument("--median", type=int, help="median filter window 3 or 5 (WS, SPEC §4)")
+    g.add_argument("--median-variant", help="plain or shared comparators")
 
 
 def _config(args) -> AcceleratorConfig:
     base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
     for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
-                "fault_hooks", "output_stage"):
+                "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
@@ -122,6 +128,27 @@ def _parse_fault(cfg: AcceleratorConfig, text: str):
     return fault
 
 
+def _unit_options(cfg: AcceleratorConfig, args) -> dict:
+    """Run-time inputs of the configured units, from the matmul options."""
+    units: dict = {}
+    if args.bypass_map is not None:
+        if not cfg.bypass:
+            raise CLIError("--bypass-map needs a configuration with --bypass")
+        bmap = _load_matrix(args.bypass_map, "bypass map", 2)
+        if bmap.shape != (cfg.rows, cfg.cols) or not np.isin(bmap, (0, 1)).all():
+            raise CLIError(f"bypass map: expected a {cfg.rows}×{cfg.cols} array of 0/1, "
+                           f"got shape {bmap.shape}")
+        units["bypass_map"] = bmap.astype(bool)
+    if cfg.afd:
+        if args.afd_gates not in (1, 2):
+            raise CLIError(f"--afd-gates {args.afd_gates}: must be 1 or 2")
+        if abs(args.afd_shift) > cfg.a_width:
+            raise CLIError(f"--afd-shift {args.afd_shift}: must be within ±{cfg.a_width}")
+        units["afd"] = {"shift": args.afd_shift, "gates": args.afd_gates,
+                        "mode": 1 if args.afd_mode == "clip" else 0, "enable": 1}
+    return units
+
+
 # -- commands -------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
     from .accelerator import generate
@@ -152,11 +179,12 @@ def cmd_matmul(args) -> int:
     if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
         raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
     _check_operands(cfg, A, B, bias, args.shift)
+    units = _unit_options(cfg, args)
     if args.check:
         matmul(cfg, A, B, bias)  # raises AccumulatorOverflow before any simulation
     t0 = time.perf_counter()
     run = rtl_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
-                     sim=args.sim)
+                     sim=args.sim, **units)
     dt = time.perf_counter() - t0
     _save_npy(args.output, run.acc)
     if args.q is not None and run.q is not None:
@@ -166,10 +194,11 @@ def cmd_matmul(args) -> int:
           f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
     if not args.check:
         return 0
-    acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault)
+    acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
+                        **units)
     bad = int(np.sum(acc != run.acc)) + (int(np.sum(q != run.q)) if q is not None else 0)
     if fault is not None:
-        clean, _ = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift)
+        clean, _ = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, **units)
         print(f"fault {args.fault}: {int(np.sum(clean != run.acc))} of {acc.size} outputs differ "
               f"from the fault-free product")
     if bad:
@@ -324,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare with the golden model; exit 1 on a mismatch")
     m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
+    m.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    m.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
+    m.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
+    m.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
     m.set_defaults(func=cmd_matmul)
 
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
