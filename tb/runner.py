@@ -107,6 +107,7 @@ def run_stream(
     waves: bool | None = None,
     loopback: dict[str, tuple[str, np.ndarray]] | None = None,
     reset_cycles: int = 2,
+    idle: bool = False,
 ) -> SimResult:
     """Play a per-cycle stimulus through ``toplevel`` and record its outputs.
 
@@ -128,6 +129,9 @@ def run_stream(
         ``port -> (output_port, src)``: in cycle t with ``src[t] >= 0`` the input port takes
         the value recorded from ``output_port`` in cycle ``src[t]`` (``src[t] <= t``) instead
         of the stimulus row; e.g. partial sums fed back for the next K-tile.
+    idle : bool
+        Benchmark baseline: clock the design for as many cycles without driving or reading
+        anything (no outputs are recorded).
     """
     sim = (sim or default_sim()).lower()
     ensure_simulator(sim)
@@ -172,6 +176,7 @@ def run_stream(
         "TB_PORTS": str(spec),
         "TB_RECORD": str(result),
         "TB_RESET_CYCLES": str(reset_cycles),
+        "TB_MODE": "idle" if idle else "play",
     }
     # cocotb prints a lot; keep it in the log file, not on the user's terminal.
     with contextlib.redirect_stdout(io.StringIO()):
