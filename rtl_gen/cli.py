@@ -263,10 +263,11 @@ def cmd_synth(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Generate an 8×8 accelerator with fault hooks, verify it, inject faults, synthesise."""
+    """Generate a protected 8×8 accelerator, verify it, inject faults, bypass, synthesise."""
     import json
 
     from golden.accelerator import run_matmul
+    from golden.bypass import pruned_matmul
     from golden.faults import Fault
     from tb.accelerator import mismatches, rtl_matmul
     from tb.runner import default_sim
@@ -274,7 +275,9 @@ def cmd_demo(args) -> int:
     from .accelerator import generate
 
     out = Path(args.output)
-    cfg = _config(args) if args.config else AcceleratorConfig(rows=8, cols=8, fault_hooks=True)
+    cfg = _config(args) if args.config else AcceleratorConfig(
+        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True)
+    off = {"afd": {"enable": 0}} if cfg.afd else {}  # plain products for the numpy check
     sim = args.sim or default_sim()
     rng = np.random.default_rng(args.seed)
     report: dict = {"config": cfg.to_dict(), "simulator": sim, "seed": args.seed}
@@ -288,7 +291,7 @@ def cmd_demo(args) -> int:
         A = rng.integers(-128, 128, (M, K))
         B = rng.integers(-128, 128, (K, N))
         t0 = time.perf_counter()
-        run = rtl_matmul(cfg, A, B, relu=True, shift=6, sim=sim)
+        run = rtl_matmul(cfg, A, B, relu=True, shift=6, sim=sim, **off)
         ok = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
         cases.append({"shape": [M, K, N], "cycles": run.program.cycles, "pass": bool(ok),
                       "seconds": round(time.perf_counter() - t0, 2)})
@@ -298,11 +301,11 @@ def cmd_demo(args) -> int:
 
     print("[3/4] inject faults into the RTL and compare with the golden fault model")
     A, B = rng.integers(-128, 128, (8, 8)), rng.integers(-128, 128, (8, 8))
-    clean, _ = run_matmul(cfg, A, B)
+    clean, _ = run_matmul(cfg, A, B, **off)
     injected = []
     for fault in (Fault(0, 0, "weight", 7, "sa1"), Fault(3, 4, "act", 6, "flip", 15),
                   Fault(7, 7, "psum", 20, "sa0"), Fault(5, 2, "psum", 3, "flip", 20)):
-        run = rtl_matmul(cfg, A, B, fault=fault, sim=sim)
+        run = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
         same = not mismatches(run.recorded, run.golden)
         wrong = int(np.sum(run.acc != clean))
         injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
@@ -312,11 +315,32 @@ def cmd_demo(args) -> int:
               f"{wrong}/64 outputs corrupted ({'masked' if not wrong else 'SDC'}), "
               f"RTL {'=' if same else '!='} golden")
     report["faults"] = injected
+    if cfg.bypass and cfg.dataflow == "ws":
+        # A permanent fault in PE (7, 3)'s weight register, then the same run with PE (7, 3)
+        # bypassed: the product equals the pruned product of the golden model.
+        fault = Fault(cfg.rows - 1, 3, "weight", 6, "sa1")
+        bmap = np.zeros((cfg.rows, cfg.cols), dtype=bool)
+        bmap[cfg.rows - 1, 3] = True
+        broken = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
+        fixed = rtl_matmul(cfg, A, B, fault=fault, bypass_map=bmap, sim=sim, **off)
+        pruned = pruned_matmul("ws", A, B, bmap)
+        ok_bp = bool(np.array_equal(fixed.acc, pruned)
+                     and not mismatches(fixed.recorded, fixed.golden))
+        print(f"      PE ({cfg.rows - 1},3) weight bit 6 stuck at 1: "
+              f"{int(np.sum(broken.acc != clean))}/64 outputs wrong; with the PE bypassed the "
+              f"product {'equals' if ok_bp else 'DIFFERS from'} the golden pruned product")
+        report["bypass"] = {"fault": fault.__dict__, "corrupted": int(np.sum(broken.acc != clean)),
+                            "bypassed_equals_pruned": ok_bp}
+        injected.append({"rtl_equals_golden": ok_bp})
 
-    print("[4/4] synthesise with Yosys (hierarchical) and report area")
+    # Fault hooks are verification infrastructure, not part of the product: synthesise the
+    # same design without them so the PE (the denominator of every overhead) is the real one.
+    product = cfg.replace(fault_hooks=False)
+    print(f"[4/4] synthesise {product.name()} with Yosys (hierarchical) and report area")
     from synth.flow import synthesize
 
-    synthesize(gen.verilog, gen.top, out / "synth", timeout_s=args.timeout)
+    gen_p = generate(product, out / "synth" / "rtl")
+    synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=args.timeout)
     md = out / "synth" / "area.md"
     if md.exists():
         print(md.read_text())
