@@ -155,3 +155,21 @@ def test_anomaly_suppression_stage_removes_spikes_before_the_array(rng, mode):
     valid = np.flatnonzero(run.recorded["out_valid"])
     fed = np.flatnonzero(run.program.inputs["in_valid"])
     assert valid[0] == fed[0] + latency(cfg) == fed[0] + cfg.rows + cfg.cols + 2
+
+
+@pytest.mark.parametrize("window,variant", [(3, "plain"), (5, "shared")])
+def test_median_stage_filters_each_chunk_before_the_array(rng, window, variant):
+    from golden.median import median_filter
+
+    cfg = AcceleratorConfig(rows=5, cols=3, dataflow="ws", median=window, median_variant=variant)
+    A = rng.integers(-10, 11, (4, 12))
+    A[0, 6] = 127   # a spike with correct neighbours is removed
+    B = rng.integers(-128, 128, (12, 4))
+    run = rtl_matmul(cfg, A, B)
+    assert not mismatches(run.recorded, run.golden)
+    filtered = _chunked(lambda v: np.stack([median_filter(row, window=window) for row in v]),
+                        A, cfg.rows)
+    assert abs(filtered[0, 6]) <= 10
+    assert np.array_equal(run.acc, filtered @ B)
+    off = rtl_matmul(cfg, A, B, median_enable=False)
+    assert np.array_equal(off.acc, A @ B)

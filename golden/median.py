@@ -1,0 +1,125 @@
+"""Golden model of median feature selection (seed 000 §8.4.2 Eq. 8.3, §8.6.2; SPEC §4).
+
+Bit-exact reference for :mod:`rtl_gen.median`.  Pure numpy, no project imports.
+
+* :func:`median3`, :func:`median5`: element-wise medians built from ``minimum``/``maximum``
+  (the min/max formulation the seed uses in software, 000 L1758), not from sorting.
+* :func:`median_filter`: Eq. 8.3 on the last axis: window ``w`` ∈ {3, 5}, stride 1, ``w // 2``
+  zeros appended at both ends so the length is kept; with ``chunk=N`` the vector is cut into
+  pieces of ``N`` elements (the array width) and each piece is padded and filtered on its own,
+  as the hardware sees one array-width chunk per cycle (000 L1751).  A short last chunk is
+  padded on its own, which is what the hardware computes when the unused lanes carry zeros.
+* :func:`median_array_stream`: the cycle behaviour of ``MedianArray`` (one register stage,
+  ``enable`` low passes the vector through, reset state all zeros).
+
+The medians of integers are integers (odd windows pick one element), so there is no rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream"]
+
+WINDOWS = (3, 5)
+
+
+def median3(a, b, c) -> np.ndarray:
+    """Element-wise median of three: ``max(min(a, b), min(max(a, b), c))`` (Fig. 8.10-b)."""
+    a, b, c = (np.asarray(v, dtype=np.int64) for v in (a, b, c))
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def median5(a, b, c, d, e) -> np.ndarray:
+    """Element-wise median of five (Fig. 8.10-c): drop the minimum and the maximum of
+    ``{a, b, d, e}``, then the median of the remaining two and ``c``."""
+    a, b, c, d, e = (np.asarray(v, dtype=np.int64) for v in (a, b, c, d, e))
+    lo = np.maximum(np.minimum(a, e), np.minimum(b, d))
+    hi = np.minimum(np.maximum(a, e), np.maximum(b, d))
+    return median3(lo, c, hi)
+
+
+def _check_window(window) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) \
+            or int(window) not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, not {window!r}")
+    return int(window)
+
+
+def _filter_padded(x: np.ndarray, window: int) -> np.ndarray:
+    """Eq. 8.3 on the last axis of ``x`` with ``window // 2`` zeros at both ends."""
+    h = window // 2
+    length = x.shape[-1]
+    pad = [(0, 0)] * (x.ndim - 1) + [(h, h)]
+    p = np.pad(x, pad)
+    cols = [p[..., k:k + length] for k in range(window)]
+    return median3(*cols) if window == 3 else median5(*cols)
+
+
+def median_filter(x, window: int, chunk: int | None = None) -> np.ndarray:
+    """Median feature selection of Eq. 8.3 along the last axis.
+
+    Parameters
+    ----------
+    x : array_like of int
+        Values, any shape ``[..., L]``; filtered along the last axis.
+    window : int
+        3 or 5.
+    chunk : int or None
+        Array width ``N``: the last axis is cut into chunks of ``N`` (the last one possibly
+        shorter), each zero-padded and filtered on its own.  ``None``: one chunk.
+
+    Returns
+    -------
+    numpy.ndarray of int64, the shape of ``x``.
+    """
+    window = _check_window(window)
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("x must have at least one axis")
+    if x.dtype.kind not in "iub":
+        raise ValueError(f"x must hold integers, not {x.dtype}")
+    x = x.astype(np.int64)
+    length = x.shape[-1]
+    if chunk is None:
+        chunk = max(length, 1)
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer or None, not {chunk!r}")
+    out = np.empty_like(x)
+    for start in range(0, length, int(chunk)):
+        stop = min(start + int(chunk), length)
+        out[..., start:stop] = _filter_padded(x[..., start:stop], window)
+    return out
+
+
+def median_array_stream(data_in, in_valid, enable, window: int):
+    """Cycle model of ``MedianArray``: what its registered outputs show, cycle by cycle.
+
+    Parameters
+    ----------
+    data_in : array_like, shape ``[T, n]``
+        The vector applied in each cycle.
+    in_valid, enable : array_like, shape ``[T]``
+        0/1 per cycle.
+    window : int
+        3 or 5.
+
+    Returns
+    -------
+    (data_out, out_valid) : ``[T, n]`` and ``[T]`` int64 arrays.  Row ``t`` is the output
+    during cycle ``t``: the result of input row ``t - 1`` (filtered when ``enable`` was 1,
+    passed through when 0); row 0 is the reset state (zeros).
+    """
+    window = _check_window(window)
+    data_in = np.asarray(data_in, dtype=np.int64)
+    if data_in.ndim != 2:
+        raise ValueError(f"data_in must be [T, n], not shape {data_in.shape}")
+    cycles = data_in.shape[0]
+    in_valid = np.asarray(in_valid, dtype=np.int64).reshape(cycles)
+    enable = np.asarray(enable, dtype=np.int64).reshape(cycles)
+    stage = np.where(enable[:, None] != 0, median_filter(data_in, window), data_in)
+    data_out = np.zeros_like(data_in)
+    out_valid = np.zeros(cycles, dtype=np.int64)
+    data_out[1:] = stage[:-1]
+    out_valid[1:] = in_valid[:-1] != 0
+    return data_out, out_valid

@@ -1,0 +1,459 @@
+"""Median feature selection hardware: Sort-2, Median-3, Median-5 and the median array.
+
+Implements seed 000 §8.4.2 (Eq. 8.3, L1580–L1600) and §8.6.2 (L1700–L1727, Figs. 8.10–8.12);
+SPEC §4.  A median array filters the vector streamed into the systolic array, before the input
+skew: output lane ``i`` is ``median(x[i-h] … x[i+h])`` with ``h = window // 2``, stride 1, and
+``h`` zeros appended at both ends so the vector keeps its length.  Vectors wider than the array
+are filtered chunk by chunk, each chunk padded on its own (000 L1751): the hardware sees one
+array-width chunk per cycle, so that is the host's business (:func:`golden.median.median_filter`
+with ``chunk=``).  A short last chunk must be fed with zeros in the unused lanes, which is the
+same as padding it on its own.
+
+Two constructions of the sliding median (``variant``):
+
+``"plain"``
+    One independent unit per window (Fig. 8.11): a Median-3 is three Sort-2 with the two
+    unused multiplexers pruned (3 comparators, 4 multiplexers); a Median-5 is four Sort-2 that
+    drop the minimum and the maximum of a 4-element subset, then a Median-3 on the remaining
+    three (7 comparators, 10 multiplexers).
+``"shared"``
+    Fig. 8.12: the Sort-2 units are split into comparators and multiplexers, every pair of
+    elements closer than ``window`` is compared exactly once for the whole vector, and each
+    window picks its median from those comparison bits.  Window ``i+1`` shares all but
+    ``window - 1`` comparisons with window ``i``: Median-3 costs 3 comparators for the first
+    window and 2 for each further one, Median-5 costs 10 and then 4 (7 per window plain).  The
+    median is routed by ``window - 1`` two-input multiplexers per window (2 for Median-3, 4 for
+    Median-5) driven by one-hot "this element is the median" flags; all comparisons work on
+    the inputs directly, so the sequential dependency of the plain network is gone.
+
+How the shared variant decides, with ties: elements are ordered by (value, position), so the
+order is total and strict.  For positions ``k < j`` one comparator computes
+``c[k, j] = x[j] < x[k]`` (signed); ``j`` precedes ``k`` exactly when ``c[k, j]``.  The element
+of a window with exactly ``h`` predecessors inside the window is its median.  The plain and
+shared variants are proven equal by :mod:`synth.equiv` (see ``tests/test_median.py``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.config import ConfigError
+
+__all__ = [
+    "WINDOWS",
+    "VARIANTS",
+    "MIN_WIDTH",
+    "MAX_WIDTH",
+    "MAX_LANES",
+    "Sort2",
+    "Median3",
+    "Median5",
+    "SlidingMedian",
+    "MedianArray",
+    "expected_counts",
+]
+
+#: Window sizes of the seed (000 L1593: "small filtering window sizes").
+WINDOWS = (3, 5)
+#: Array constructions: independent units (Figs. 8.10/8.11) or comparator sharing (Fig. 8.12).
+VARIANTS = ("plain", "shared")
+MIN_WIDTH = 2
+MAX_WIDTH = 32
+#: Largest array width, as for the systolic array (rtl_gen.config.MAX_DIM).
+MAX_LANES = 256
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_width(width) -> None:
+    if not _is_int(width) or not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise ConfigError("width", width, f"an integer from {MIN_WIDTH} to {MAX_WIDTH}")
+
+
+def _check_lanes(n) -> None:
+    if not _is_int(n) or not 1 <= n <= MAX_LANES:
+        raise ConfigError("n", n, f"an integer from 1 to {MAX_LANES}")
+
+
+def _check_window(window) -> None:
+    if not _is_int(window) or window not in WINDOWS:
+        raise ConfigError("window", window, f"one of {', '.join(map(str, WINDOWS))}")
+
+
+def _check_variant(variant) -> None:
+    if variant not in VARIANTS:
+        raise ConfigError("variant", variant, f"one of {', '.join(VARIANTS)}")
+
+
+def expected_counts(*, n: int, window: int, variant: str) -> dict[str, int]:
+    """Comparators and two-input multiplexers of a :class:`SlidingMedian` core, by construction.
+
+    Plain: ``n`` units of 3 comparators / 4 multiplexers (Median-3) or 7 / 10 (Median-5).
+    Shared: one comparator per pair of positions closer than ``window`` among the ``n + 2h``
+    inputs (``2n + 1`` for Median-3, ``4n + 6`` for Median-5) and ``window - 1`` multiplexers
+    per window.  ``tests/test_median.py`` checks these against the synthesised netlist.
+    """
+    _check_lanes(n)
+    _check_window(window)
+    _check_variant(variant)
+    if variant == "plain":
+        comparators, muxes = {3: (3, 4), 5: (7, 10)}[window]
+        return {"comparators": comparators * n, "muxes": muxes * n}
+    span = n + window - 1
+    pairs = sum(span - d for d in range(1, window))
+    return {"comparators": pairs, "muxes": (window - 1) * n}
+
+
+# -- building blocks shared by the units (each comparator becomes one named signal) -----------
+
+def _less(m: Module, a, b, name: str) -> Signal:
+    """One comparator: ``a < b``, signed."""
+    lt = Signal(name=name)
+    m.d.comb += lt.eq(a < b)
+    return lt
+
+
+def _sort2(m: Module, a, b, name: str, keep: tuple[str, ...] = ("lo", "hi")):
+    """A Sort-2 (Fig. 8.10-a): one comparator, one multiplexer per output kept.
+
+    ``keep`` prunes the multiplexer of an output that nobody reads (Figs. 8.10-b/c).
+    Returns ``(lo, hi)``; a pruned output is ``None``.
+    """
+    b_lt_a = _less(m, b, a, f"{name}_lt")
+    lo = hi = None
+    # Named signals, so that each multiplexer appears once in the Verilog however often its
+    # output is read.
+    if "lo" in keep:
+        lo = Signal.like(a, name=f"{name}_lo")
+        m.d.comb += lo.eq(Mux(b_lt_a, b, a))
+    if "hi" in keep:
+        hi = Signal.like(a, name=f"{name}_hi")
+        m.d.comb += hi.eq(Mux(b_lt_a, a, b))
+    return lo, hi
+
+
+def _median3(m: Module, a, b, c, name: str):
+    """Fig. 8.10-b: sort (a, b), then max(a,b) against c, then the median is
+    max(min(a, b), min(max(a, b), c)).  Three comparators, four multiplexers."""
+    lo1, hi1 = _sort2(m, a, b, f"{name}_s0")
+    lo2, _ = _sort2(m, hi1, c, f"{name}_s1", keep=("lo",))
+    _, med = _sort2(m, lo1, lo2, f"{name}_s2", keep=("hi",))
+    return med
+
+
+class Sort2(wiring.Component):
+    """Sort-2 (000 Fig. 8.10-a): one signed comparator and two multiplexers.
+
+    Combinational (latency 0).
+
+    Parameters
+    ----------
+    width : int
+        Data width in bits, 2 … 32 (signed, two's complement).
+
+    Ports
+    -----
+    a, b : In(signed(width))
+    lo, hi : Out(signed(width))
+        ``min(a, b)`` and ``max(a, b)``.
+    """
+
+    def __init__(self, *, width: int = 8):
+        _check_width(width)
+        self._width = width
+        super().__init__({
+            "a": In(signed(width)), "b": In(signed(width)),
+            "lo": Out(signed(width)), "hi": Out(signed(width)),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        lo, hi = _sort2(m, self.a, self.b, "cmp")
+        m.d.comb += [self.lo.eq(lo), self.hi.eq(hi)]
+        return m
+
+
+class Median3(wiring.Component):
+    """Median-3 (000 Fig. 8.10-b): three Sort-2, the two unused multiplexers pruned.
+
+    Combinational (latency 0); 3 comparators and 4 multiplexers.
+
+    Parameters
+    ----------
+    width : int
+        Data width in bits, 2 … 32 (signed).
+
+    Ports
+    -----
+    x : In(signed(width)).array(3)
+    median : Out(signed(width))
+    """
+
+    def __init__(self, *, width: int = 8):
+        _check_width(width)
+        self._width = width
+        super().__init__({
+            "x": In(signed(width)).array(3),
+            "median": Out(signed(width)),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.median.eq(_median3(m, *self.x, "m3"))
+        return m
+
+
+class Median5(wiring.Component):
+    """Median-5 (000 Fig. 8.10-c): four Sort-2 drop the extremes of a 4-element subset, a
+    Median-3 finds the median of the remaining three; unused multiplexers pruned.
+
+    The minimum and the maximum of any four of the five inputs cannot be the median of all
+    five (000 L1706), so removing both leaves the median unchanged.  The 4-element subset is
+    the window without its centre, paired symmetrically as ``(x0, x4)`` and ``(x1, x3)``: the
+    first-level comparisons then span distances 4 and 2, so in a plain array no two windows
+    contain the same first-level Sort-2 (pairing ``(x0, x1)``, ``(x2, x3)`` would let a
+    synthesiser merge window ``i``'s second pair with window ``i+2``'s first, which is sharing,
+    not the plain design).  Combinational (latency 0); 7 comparators, 10 multiplexers.
+
+    Parameters
+    ----------
+    width : int
+        Data width in bits, 2 … 32 (signed).
+
+    Ports
+    -----
+    x : In(signed(width)).array(5)
+    median : Out(signed(width))
+    """
+
+    def __init__(self, *, width: int = 8):
+        _check_width(width)
+        self._width = width
+        super().__init__({
+            "x": In(signed(width)).array(5),
+            "median": Out(signed(width)),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        x = self.x
+        lo_a, hi_a = _sort2(m, x[0], x[4], "s0")
+        lo_b, hi_b = _sort2(m, x[1], x[3], "s1")
+        # The smaller of the two minima is the subset's minimum: keep only the larger one.
+        _, lo = _sort2(m, lo_a, lo_b, "s2", keep=("hi",))
+        # Likewise the larger of the two maxima is the subset's maximum.
+        hi, _ = _sort2(m, hi_a, hi_b, "s3", keep=("lo",))
+        m.submodules.m3 = m3 = Median3(width=self._width)
+        m.d.comb += [m3.x[0].eq(lo), m3.x[1].eq(x[2]), m3.x[2].eq(hi)]
+        m.d.comb += self.median.eq(m3.median)
+        return m
+
+
+class SlidingMedian(wiring.Component):
+    """Combinational core of the median array: ``n`` windows of ``window`` over ``n + window - 1``
+    inputs, stride 1, no padding (the padding is wiring, added by :class:`MedianArray`).
+
+    Output ``y[i] = median(x[i] … x[i + window - 1])``.  ``variant="plain"`` instantiates one
+    :class:`Median3` / :class:`Median5` per window (000 Fig. 8.11); ``variant="shared"`` is the
+    comparator-sharing construction of Fig. 8.12 described in the module docstring.
+    Comparator and multiplexer counts: :func:`expected_counts`.  Combinational (latency 0).
+
+    Parameters
+    ----------
+    width : int
+        Data width in bits, 2 … 32 (signed).
+    n : int
+        Number of windows (outputs), 1 … 256.
+    window : int
+        3 or 5.
+    variant : str
+        ``"plain"`` or ``"shared"``.
+
+    Ports
+    -----
+    x : In(signed(width)).array(n + window - 1)
+    y : Out(signed(width)).array(n)
+    """
+
+    def __init__(self, *, width: int = 8, n: int = 8, window: int = 3, variant: str = "plain"):
+        _check_width(width)
+        _check_lanes(n)
+        _check_window(window)
+        _check_variant(variant)
+        self._width, self._n, self._window, self._variant = width, n, window, variant
+        super().__init__({
+            "x": In(signed(width)).array(n + window - 1),
+            "y": Out(signed(width)).array(n),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    @property
+    def variant(self) -> str:
+        return self._variant
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._window
+        if self._variant == "plain":
+            unit = Median3 if w == 3 else Median5
+            for i in range(self._n):
+                med = unit(width=self._width)
+                m.submodules[f"median{i}"] = med
+                m.d.comb += [med.x[k].eq(self.x[i + k]) for k in range(w)]
+                m.d.comb += self.y[i].eq(med.median)
+            return m
+
+        x = self.x
+        span = len(x)
+        # One comparator per pair of positions that share a window: c[k, j] = x[j] < x[k].
+        c = {}
+        for j in range(span):
+            for k in range(max(0, j - w + 1), j):
+                c[k, j] = _less(m, x[j], x[k], f"lt_{k}_{j}")
+
+        def precedes(k: int, j: int):
+            """Does position k come before position j in the (value, position) order?"""
+            return ~c[k, j] if k < j else c[j, k]
+
+        h = w // 2
+        for i in range(self._n):
+            members = range(i, i + w)
+            centre = i + h
+            out = x[centre]  # the default: selected when no other element is the median
+            for j in members:
+                if j == centre:
+                    continue
+                before = [precedes(k, j) for k in members if k != j]
+                is_med = Signal(name=f"med_{i}_is_{j - i}")
+                m.d.comb += is_med.eq(_exactly(before, h))
+                out = Mux(is_med, x[j], out)
+            m.d.comb += self.y[i].eq(out)
+        return m
+
+
+def _exactly(bits: list, count: int):
+    """True when exactly ``count`` of ``bits`` are set, as AND/OR/XOR logic (no adder), so the
+    netlist's multiplexers and comparators are only those of the median datapath."""
+    if len(bits) == 2 and count == 1:
+        return bits[0] ^ bits[1]
+    if len(bits) == 4 and count == 2:
+        parity = bits[0] ^ bits[1] ^ bits[2] ^ bits[3]
+        any_set = bits[0] | bits[1] | bits[2] | bits[3]
+        all_set = bits[0] & bits[1] & bits[2] & bits[3]
+        # Even parity leaves 0, 2 or 4 set bits; rule out 0 and 4.
+        return ~parity & any_set & ~all_set
+    raise AssertionError(f"no rule for exactly {count} of {len(bits)}")
+
+
+class MedianArray(wiring.Component):
+    """Median feature selection stage before the systolic array's input skew (000 Fig. 8.11).
+
+    Each cycle it takes one array-width vector ``data_in`` and registers
+    ``data_out[i] = median(p[i] … p[i + window - 1])``, where ``p`` is ``data_in`` with
+    ``window // 2`` zeros appended at both ends (Eq. 8.3, stride 1).  With ``enable`` low the
+    vector passes unfiltered through the same register, so the host can switch filtering per
+    layer at run time without changing the timing.
+
+    Latency one cycle, throughput one vector per cycle.  The data register loads every cycle
+    (it is a plain pipeline stage: no load-enable logic); ``out_valid`` is ``in_valid`` delayed
+    by one cycle and is the only thing that says whether ``data_out`` is meaningful.  Reset
+    clears ``data_out`` and ``out_valid``.
+
+    Parameters
+    ----------
+    width : int
+        Data width in bits, 2 … 32 (signed, two's complement).
+    n : int
+        Array width (lanes), 1 … 256.
+    window : int
+        Median window, 3 or 5.
+    variant : str
+        ``"plain"`` (one unit per window) or ``"shared"`` (comparator sharing, Fig. 8.12).
+
+    Ports
+    -----
+    data_in : In(signed(width)).array(n)
+    in_valid : In(1)
+    enable : In(1)
+        1: filter; 0: pass ``data_in`` through (still one cycle).
+    data_out : Out(signed(width)).array(n)
+        Registered.
+    out_valid : Out(1)
+        Registered ``in_valid``.
+    """
+
+    def __init__(self, *, width: int = 8, n: int = 8, window: int = 3, variant: str = "plain"):
+        _check_width(width)
+        _check_lanes(n)
+        _check_window(window)
+        _check_variant(variant)
+        self._width, self._n, self._window, self._variant = width, n, window, variant
+        super().__init__({
+            "data_in": In(signed(width)).array(n),
+            "in_valid": In(1),
+            "enable": In(1),
+            "data_out": Out(signed(width)).array(n),
+            "out_valid": Out(1),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    @property
+    def variant(self) -> str:
+        return self._variant
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "median_array", "width": self._width, "n": self._n,
+                "window": self._window, "variant": self._variant}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = SlidingMedian(
+            width=self._width, n=self._n, window=self._window, variant=self._variant)
+        h = self._window // 2
+        for k in range(len(core.x)):
+            i = k - h
+            # Zero padding (Eq. 8.3): positions outside the vector are constant zeros.
+            m.d.comb += core.x[k].eq(self.data_in[i] if 0 <= i < self._n else 0)
+        for i in range(self._n):
+            m.d.sync += self.data_out[i].eq(Mux(self.enable, core.y[i], self.data_in[i]))
+        m.d.sync += self.out_valid.eq(self.in_valid)
+        return m
