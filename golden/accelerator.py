@@ -26,6 +26,10 @@ def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.
         rec["q_out"] = np.zeros((T, C), dtype=np.int64)
     if getattr(cfg, "bypass", False):
         rec["bypass_rdata"] = np.zeros(T, dtype=np.int64)
+    if getattr(cfg, "checksum", "none") == "spatial":
+        for name in ("sanity_acc_out", "checksum_error", "checksum_alarm", "checksum_first",
+                     "checksum_syndrome"):
+            rec[name] = np.zeros(T, dtype=np.int64)
     for t in range(T):
         outs = model.outputs()  # read before this cycle's inputs, as the player does
         for name in rec:

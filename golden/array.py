@@ -91,7 +91,17 @@ def latency(cfg) -> int:
     chain needs one more register than a partial-sum hop).  Each input unit (anomaly
     suppression, median filter) adds one cycle.
     """
-    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1) + input_stages(cfg)
+    return cfg.rows + array_cols(cfg) + (2 if cfg.dataflow == "os" else 1) + input_stages(cfg)
+
+
+def array_cols(cfg) -> int:
+    """PE columns built: C, plus the Sanity-Check column (one more cycle of latency)."""
+    return cfg.cols + (1 if getattr(cfg, "checksum", "none") == "spatial" else 0)
+
+
+def sanity_width(cfg) -> int:
+    """Width of the sanity column's weights: ``w + ceil(log2(C + 1))``."""
+    return cfg.w_width + (cfg.cols + 1 - 1).bit_length()
 
 
 def input_stages(cfg) -> int:
@@ -112,7 +122,7 @@ def pass_gap(cfg, stream_len: int) -> int:
     R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
     pass must also be out before the next pass streams it back in (``L − R − stream_len``).
     """
-    return max(cfg.rows + cfg.cols - 2, latency(cfg) - cfg.rows - stream_len, 0)
+    return max(cfg.rows + array_cols(cfg) - 2, latency(cfg) - cfg.rows - stream_len, 0)
 
 
 def cycle_count(cfg, M: int, K: int, N: int) -> int:
@@ -151,7 +161,8 @@ class ArrayCycleModel:
         self.fault = fault
         R, C = cfg.rows, cfg.cols
         self.R, self.C, self.P = R, C, cfg.acc_bits
-        z = lambda: np.zeros((R, C), dtype=np.int64)  # noqa: E731
+        self.NC = NC = array_cols(cfg)
+        z = lambda: np.zeros((R, NC), dtype=np.int64)  # noqa: E731
         self.cycle = 0
         if cfg.dataflow == "os":
             self.act, self.weight, self.last, self.psum = z(), z(), z(), z()
@@ -162,8 +173,13 @@ class ArrayCycleModel:
         self.hist: dict[str, list] = {}
         self.units = self._make_units()
         self.stage_regs: list[dict] = []
-        self.bypass = np.zeros((R, C), dtype=bool)
+        self.bypass = np.zeros((R, NC), dtype=bool)  # the sanity column is never bypassed
         self.bypass_rdata = 0
+        self.checker = None
+        if NC > C:
+            from .checksum import SpatialCheckerModel
+            self.checker = SpatialCheckerModel(width=self.P, n=NC, residue_bits=self.P)
+        self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
         self.acc_out = np.zeros(C, dtype=np.int64)
@@ -171,17 +187,20 @@ class ArrayCycleModel:
         self.out_valid = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    def _width(self, register: str) -> int:
+    def _width(self, register: str, col: int) -> int:
+        if register == "weight" and col >= self.C:
+            return sanity_width(self.cfg)
         return {"weight": self.cfg.w_width, "act": self.cfg.a_width, "psum": self.P}[register]
 
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
         f = self.fault
         if f is None or f.register != register or not f.active(self.cycle):
             return regs
-        if f.row >= self.R or f.col >= self.C:
+        if f.row >= self.R or f.col >= self.NC:
             return regs
         out = regs.copy()
-        out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register), f.bit, f.mode)
+        out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register, f.col), f.bit,
+                                     f.mode)
         return out
 
     def _delayed(self, port: str, d: int, n: int) -> np.ndarray:
@@ -191,8 +210,14 @@ class ArrayCycleModel:
         return h[i] if i >= 0 else np.zeros(n, dtype=np.int64)
 
     def outputs(self) -> dict[str, np.ndarray | int]:
-        return {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
-                "q_out": self.q_out.copy(), "bypass_rdata": self.bypass_rdata}
+        out = {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
+               "q_out": self.q_out.copy(), "bypass_rdata": self.bypass_rdata}
+        if self.checker is not None:
+            chk = self.checker.outputs()
+            out.update({"sanity_acc_out": self.sanity_acc_out, "checksum_error": chk["error"],
+                        "checksum_alarm": chk["alarm"], "checksum_first": chk["first_index"],
+                        "checksum_syndrome": chk["checksum"]})
+        return out
 
     # -- input units (WS): each is one registered stage in front of the skew -------------------
     def _make_units(self):
@@ -247,7 +272,12 @@ class ArrayCycleModel:
 
     # -- one clock cycle -------------------------------------------------------------------
     def step(self, inputs: dict) -> None:
-        cfg, C = self.cfg, self.C
+        cfg, C, NC = self.cfg, self.C, self.NC
+        if NC > C:  # the sanity column's ports extend the column vectors
+            inputs = dict(inputs)
+            for port, extra in (("load_data", "sanity_load_data"), ("psum_in", "sanity_psum_in")):
+                inputs[port] = np.append(np.asarray(inputs[port], np.int64),
+                                         np.int64(inputs[extra]))
         if cfg.dataflow != "os":
             inputs = self._through_input_units(inputs)
         for port, value in inputs.items():
@@ -257,10 +287,16 @@ class ArrayCycleModel:
         else:
             bottom, valid = self._step_stationary(inputs)
         self.bottom_hist.append(bottom)
-        # Deskew: column c is delayed C-1-c cycles (C-1-c = 0 is a wire).
-        array_out = np.array([self.bottom_hist[-1 - (C - 1 - c)][c]
-                              if len(self.bottom_hist) > C - 1 - c else 0 for c in range(C)],
-                             dtype=np.int64)
+        # Deskew: column c is delayed NC-1-c cycles (NC-1-c = 0 is a wire).
+        lanes = np.array([self.bottom_hist[-1 - (NC - 1 - c)][c]
+                          if len(self.bottom_hist) > NC - 1 - c else 0 for c in range(NC)],
+                         dtype=np.int64)
+        array_out = lanes[:C]
+        if self.checker is not None:
+            self.checker.step({"data": lanes, "valid": int(valid), "expected": 0,
+                               "threshold": int(inputs["checksum_threshold"]),
+                               "clear": int(inputs["checksum_clear"])})
+            self.sanity_acc_out = int(lanes[C])
         # Output stage register.
         self.acc_out = array_out
         if cfg.output_stage:
@@ -272,7 +308,7 @@ class ArrayCycleModel:
         self.cycle += 1
 
     def _step_stationary(self, inputs: dict):
-        R, C, P = self.R, self.C, self.P
+        R, C, P = self.R, self.NC, self.P  # C: columns of PEs built
         ws = self.cfg.dataflow == "ws"
         stat_q = self._read(self.stat, "weight" if ws else "act")
         move_q = self._read(self.move, "act" if ws else "weight")
@@ -293,12 +329,12 @@ class ArrayCycleModel:
         self.move = move_in
         # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
         self.psum = np.where(self.bypass, psum_in, _wrap(psum_in + stat_q * move_q, P))
-        L_array = R + C
+        L_array = R + self.NC
         valid = self._delayed("in_valid", L_array, 1)[0]
         return bottom, valid
 
     def _step_os(self):
-        R, C, P = self.R, self.C, self.P
+        R, C, P = self.R, self.NC, self.P  # C: columns of PEs built
         act_q = self._read(self.act, "act")
         weight_q = self._read(self.weight, "weight")
         psum_q = self._read(self.psum, "psum")

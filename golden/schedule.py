@@ -100,6 +100,10 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         T = (len(tl) - 1) * (R + stream + gap) + R + stream + L
         inp = {"load": np.zeros(T), "load_data": np.zeros((T, C)), "in_valid": np.zeros(T),
                "in_data": np.zeros((T, R)), "psum_in": np.zeros((T, C))}
+        checksum = getattr(cfg, "checksum", "none") == "spatial"
+        if checksum:
+            inp.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T),
+                        "checksum_threshold": np.zeros(T), "checksum_clear": np.zeros(T)})
         bias_t = np.zeros((T, C))
         src = np.full(T, -1, dtype=np.int64)
         t = 0
@@ -115,6 +119,10 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
             for i in range(R):
                 inp["load"][t + i] = 1
                 inp["load_data"][t + i] = stat[R - 1 - i]  # the chain shifts down: last row first
+            if checksum:
+                # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every
+                # output vector of the C + 1 columns sums to zero.
+                inp["sanity_load_data"][t:t + R] = -stat.sum(axis=1)[::-1]
             s = t + R
             inp["in_valid"][s:s + stream] = 1
             if ws:
@@ -139,6 +147,8 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
             prev_out = out0
             t = s + stream + gap
         loopback = {"psum_in": ("acc_out", src)}
+        if checksum:
+            loopback["sanity_psum_in"] = ("sanity_acc_out", src)
 
     if cfg.output_stage:
         inp["bias"] = bias_t
@@ -158,6 +168,10 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     outputs = {"out_valid": (0, False), "acc_out": (C, True)}
     if cfg.output_stage:
         outputs["q_out"] = (C, True)
+    if getattr(cfg, "checksum", "none") == "spatial":
+        outputs.update({"sanity_acc_out": (0, True), "checksum_error": (0, False),
+                        "checksum_alarm": (0, False), "checksum_first": (0, False),
+                        "checksum_syndrome": (0, True)})
     if getattr(cfg, "bypass", False):
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
@@ -176,7 +190,8 @@ def _prepend_bypass_map(cfg, inputs, loopback, out_cycle, T, bypass_map):
     out = {}
     for name, arr in inputs.items():
         pad = np.zeros((pre,) + arr.shape[1:], dtype=np.int64)
-        if name in ("relu", "shift") or name.startswith(("fault_", "afd_", "median_")):
+        if name in ("relu", "shift") or name.startswith(("fault_", "afd_", "median_",
+                                                         "checksum_")):
             pad[:] = arr[0]  # static controls hold their value from the first cycle
         out[name] = np.concatenate([pad, arr])
     weights = 1 << np.arange(C)

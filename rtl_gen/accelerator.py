@@ -1,8 +1,8 @@
 """The composed accelerator top: systolic array, output stage and optional fault hooks.
 
 Later reliability units (checksums, median, anomaly suppression, bypass, correction) join
-this top as configuration options; each is a submodule with a fixed name (``checksum``,
-``median``, ``afd``, ``bypass``, ``lcu``…) so area reports can attribute logic to units.
+this top as configuration options; each is a submodule with a fixed name (``sanity_check``,
+``median``, ``afd``, ``bypass``, ``fault``…) so area reports can attribute logic to units.
 
 Top-level ports (module ``accelerator``; array ports are ``name__i`` in Verilog):
 
@@ -23,6 +23,14 @@ Optional units (configuration fields):
     ``afd`` — anomaly suppression of the streamed activations (WS), controls ``afd_shift``,
     ``afd_gates``, ``afd_mode``, ``afd_enable`` (:mod:`rtl_gen.afd`).
     ``median`` — Median-3/5 filter of the streamed activations (WS), ``median_enable``.
+    ``checksum="spatial"`` — Sanity-Check (WS): an extra PE column loaded through
+    ``sanity_load_data`` (the negated row sums of the weight tile, ``cfg.sanity_width`` bits),
+    ``sanity_psum_in``/``sanity_acc_out`` for its K-tile partial sums, and a checker over the
+    C + 1 outputs (:class:`rtl_gen.checksum.SpatialChecker`, modulo 2**acc_bits): inputs
+    ``checksum_threshold``, ``checksum_clear``; outputs ``checksum_error`` (this output vector
+    failed), ``checksum_alarm`` (sticky), ``checksum_first`` (index of the first failing
+    vector, counting valid output vectors), ``checksum_syndrome``.  The extra column adds one
+    cycle of latency (000 L1249).
     Input units sit between the ports and the skew registers; every other array input is
     delayed by the same number of stages, so the array sees them aligned.
 
@@ -46,6 +54,7 @@ from . import emit
 from .afd import AnomalySuppression, shift_port_width
 from .array import SystolicArray, delay
 from .bypass import BypassMap
+from .checksum import SpatialChecker, spatial_check_width
 from .config import AcceleratorConfig
 from .fault import FAULT_CONTROL_PORTS, FaultController
 from .output_stage import SHIFT_WIDTH, OutputStage
@@ -61,7 +70,7 @@ def latency(cfg: AcceleratorConfig) -> int:
 
     Each input unit (anomaly suppression, median) adds one pipeline stage.
     """
-    return cfg.rows + cfg.cols + (2 if cfg.dataflow == "os" else 1) + cfg.input_stages
+    return cfg.rows + cfg.array_cols + (2 if cfg.dataflow == "os" else 1) + cfg.input_stages
 
 
 class Accelerator(wiring.Component):
@@ -101,6 +110,16 @@ class Accelerator(wiring.Component):
                             "afd_gates": In(2), "afd_mode": In(1), "afd_enable": In(1)})
         if config.median:
             members["median_enable"] = In(1)
+        if config.checksum == "spatial":
+            cw = spatial_check_width(P, C + 1, P)
+            members.update({
+                "sanity_load_data": In(signed(config.sanity_width)),
+                "sanity_psum_in": In(signed(P)),
+                "checksum_threshold": In(unsigned(cw)), "checksum_clear": In(1),
+                "sanity_acc_out": Out(signed(P)), "checksum_error": Out(1),
+                "checksum_alarm": Out(1), "checksum_first": Out(unsigned(16)),
+                "checksum_syndrome": Out(signed(cw)),
+            })
         members.update({"out_valid": Out(1), "acc_out": Out(signed(P)).array(C)})
         if config.output_stage:
             members["q_out"] = Out(signed(config.a_width)).array(C)
@@ -150,6 +169,10 @@ class Accelerator(wiring.Component):
                     array.psum_data[c].eq(delay(m, self.psum_in[c], stages, f"ps{c}_stage"))]
             for r in range(R):
                 m.d.comb += array.stream_data[r].eq(stream[r])
+            if cfg.checksum == "spatial":
+                m.d.comb += [
+                    array.sanity_stat.eq(delay(m, self.sanity_load_data, stages, "sld_stage")),
+                    array.sanity_psum.eq(delay(m, self.sanity_psum_in, stages, "sps_stage"))]
             valid = delay(m, self.in_valid, array.latency + stages, "valid")
 
         for c in range(C):
@@ -162,6 +185,21 @@ class Accelerator(wiring.Component):
             for c in range(C):
                 m.d.comb += [ostage.bias[c].eq(self.bias[c]), self.q_out[c].eq(ostage.q_out[c])]
 
+        if cfg.checksum == "spatial":
+            # The checker sees the raw sums of the C + 1 columns in the cycle the output stage
+            # samples them, so its flags come out aligned with out_valid / acc_out.
+            m.submodules.sanity_check = chk = SpatialChecker(
+                width=cfg.acc_bits, n=C + 1, residue_bits=cfg.acc_bits)
+            for c in range(C):
+                m.d.comb += chk.data[c].eq(array.out[c])
+            m.d.comb += [
+                chk.data[C].eq(array.sanity_out), chk.valid.eq(valid), chk.expected.eq(0),
+                chk.threshold.eq(self.checksum_threshold), chk.clear.eq(self.checksum_clear),
+                self.checksum_error.eq(chk.error), self.checksum_alarm.eq(chk.alarm),
+                self.checksum_first.eq(chk.first_index),
+                self.checksum_syndrome.eq(chk.checksum)]
+            m.d.sync += self.sanity_acc_out.eq(array.sanity_out)
+
         if cfg.bypass:
             m.submodules.bypass = bp = BypassMap(rows=R, cols=C)
             m.d.comb += [bp.we.eq(self.bypass_we), bp.row.eq(self.bypass_row),
@@ -169,7 +207,7 @@ class Accelerator(wiring.Component):
                          array.bypass_map.eq(bp.map)]
 
         if cfg.fault_hooks:
-            m.submodules.fault = fc = FaultController(rows=R, cols=C)
+            m.submodules.fault = fc = FaultController(rows=R, cols=cfg.array_cols)
             for name in FAULT_CONTROL_PORTS:
                 m.d.comb += getattr(fc, name).eq(getattr(self, name))
             m.d.comb += [array.fault_row_hit.eq(fc.row_hit), array.fault_col_hit.eq(fc.col_hit),
@@ -205,9 +243,9 @@ class Accelerator(wiring.Component):
 def verilog_text(cfg: AcceleratorConfig) -> str:
     """The whole design as one Verilog text: the PE module, then the top and its submodules."""
     top = Accelerator(cfg)
-    pe = top.array.pe
-    # The PE is emitted on its own and instantiated by name, so elaborate it here too.
-    body = emit.module_text(pe, pe.module_name) + "\n" + emit.module_text(top, TOP_NAME)
+    # The PEs are emitted on their own and instantiated by name, so elaborate them here too.
+    body = "".join(emit.module_text(pe, pe.module_name) + "\n" for pe in top.array.pe_modules)
+    body += emit.module_text(top, TOP_NAME)
     return emit.header(cfg.to_dict(), TOP_NAME) + body
 
 

@@ -46,6 +46,13 @@ def delay(m: Module, sig, cycles: int, name: str):
     return out
 
 
+def make_sanity_pe(cfg: AcceleratorConfig):
+    """The PE of the Sanity-Check column (WS): weights ``cfg.sanity_width`` bits wide, partial
+    sum wrapping at the accumulator width (its checker works modulo 2**acc_bits)."""
+    return StationaryPE(dataflow="ws", a_width=cfg.a_width, w_width=cfg.sanity_width,
+                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True)
+
+
 def make_pe(cfg: AcceleratorConfig):
     """The PE component for a configuration (not yet instantiated)."""
     if cfg.dataflow == "os":
@@ -76,6 +83,7 @@ class SystolicArray(wiring.Component):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self._cfg = config
         self._pe = make_pe(config)
+        self._sanity_pe = make_sanity_pe(config) if config.checksum == "spatial" else None
         R, C, P = config.rows, config.cols, config.acc_bits
         if config.dataflow == "os":
             members = {
@@ -91,9 +99,12 @@ class SystolicArray(wiring.Component):
                 "psum_data": In(signed(P)).array(C),
             }
         members["out"] = Out(signed(P)).array(C)
+        if self._sanity_pe is not None:
+            members.update({"sanity_stat": In(signed(config.sanity_width)),
+                            "sanity_psum": In(signed(P)), "sanity_out": Out(signed(P))})
         if config.fault_hooks:
             members.update({
-                "fault_row_hit": In(R), "fault_col_hit": In(C),
+                "fault_row_hit": In(R), "fault_col_hit": In(config.array_cols),
                 "fault_reg_hit": In(len(FAULT_REGISTERS)),
                 "fault_bit": In(BIT_WIDTH), "fault_mode": In(2),
             })
@@ -111,27 +122,35 @@ class SystolicArray(wiring.Component):
         return self._pe
 
     @property
+    def pe_modules(self) -> list:
+        """Every distinct PE component the array instantiates (to emit beside it)."""
+        return [self._pe] + ([self._sanity_pe] if self._sanity_pe is not None else [])
+
+    @property
     def latency(self) -> int:
         """Cycles from a vector at the ports to its result at ``out`` (first row for OS)."""
-        R, C = self._cfg.rows, self._cfg.cols
+        R, C = self._cfg.rows, self._cfg.array_cols
         return R + C if self._cfg.dataflow != "os" else R + C + 1
 
     def _instantiate(self, m: Module, r: int, c: int, inputs: dict) -> dict:
         """Instantiate PE (r, c) with ``inputs`` (port name → value); return its outputs."""
+        pe = self._pe if c < self._cfg.cols else self._sanity_pe
         ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
         outputs = {}
-        for name, member in self._pe.signature.members.items():
+        for name, member in pe.signature.members.items():
             if member.flow == In:
                 ports[f"i_{name}"] = inputs[name]
             else:
                 sig = Signal(member.shape, name=f"pe_{r}_{c}_{name}")
                 ports[f"o_{name}"] = sig
                 outputs[name] = sig
-        m.submodules[f"pe_{r}_{c}"] = Instance(self._pe.module_name, **ports)
+        m.submodules[f"pe_{r}_{c}"] = Instance(pe.module_name, **ports)
         return outputs
 
     def _fault_inputs(self, r: int, c: int) -> dict:
-        extra = {"bypass": self.bypass_map[r * self._cfg.cols + c]} if self._cfg.bypass else {}
+        # The sanity column is not in the bypass map (it is checked, not pruned).
+        extra = ({"bypass": self.bypass_map[r * self._cfg.cols + c]}
+                 if self._cfg.bypass and c < self._cfg.cols else {})
         if not self._cfg.fault_hooks:
             return extra
         return {**extra, "fault_row_hit": self.fault_row_hit[r],
@@ -140,19 +159,24 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        R, C = self._cfg.rows, self._cfg.cols
+        R, C = self._cfg.rows, self._cfg.array_cols
         if self._cfg.dataflow == "os":
             bottom = self._elaborate_os(m, R, C)
         else:
             bottom = self._elaborate_stationary(m, R, C)
+        outs = list(self.out) + ([self.sanity_out] if self._sanity_pe is not None else [])
         for c in range(C):
-            m.d.comb += self.out[c].eq(delay(m, bottom[c], C - 1 - c, f"deskew{c}"))
+            m.d.comb += outs[c].eq(delay(m, bottom[c], C - 1 - c, f"deskew{c}"))
         return m
 
     def _elaborate_stationary(self, m, R, C):
         left = [delay(m, self.stream_data[r], r, f"skew{r}") for r in range(R)]
-        above = [delay(m, self.psum_data[c], c + 1, f"pskew{c}") for c in range(C)]
+        psum = list(self.psum_data)
         stat_above = list(self.stat_data)
+        if self._sanity_pe is not None:
+            psum.append(self.sanity_psum)
+            stat_above.append(self.sanity_stat)
+        above = [delay(m, psum[c], c + 1, f"pskew{c}") for c in range(C)]
         for r in range(R):
             for c in range(C):
                 out = self._instantiate(m, r, c, {

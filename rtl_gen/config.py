@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "CHECKSUM_MODES",
     "MEDIAN_VARIANTS",
     "AcceleratorConfig",
     "DATAFLOWS",
@@ -39,6 +40,8 @@ FAULT_REGISTERS = ("weight", "act", "psum")
 FAULT_MODES = ("sa0", "sa1", "flip")
 #: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
 MEDIAN_VARIANTS = ("plain", "shared")
+#: Sanity-Check options of the composed top (SPEC §2).
+CHECKSUM_MODES = ("none", "spatial")
 
 #: Largest accumulator width we accept: the golden models compute in int64, and the output
 #: stage adds a bias and a rounding constant (two more bits) before saturating.  The derived
@@ -121,6 +124,9 @@ class AcceleratorConfig:
     median, median_variant : int, str
         Median-3 / Median-5 feature selection on the streamed activations (SPEC §4; WS only),
         0 = off; ``"plain"`` or ``"shared"`` comparators; one pipeline stage.
+    checksum : str
+        ``"spatial"``: Sanity-Check spatial checksum (SPEC §2; WS): one extra *sanity* PE
+        column and a checker over the C + 1 outputs; ``"none"``: off.
 
     Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -139,6 +145,7 @@ class AcceleratorConfig:
     afd: bool = False
     median: int = 0
     median_variant: str = "plain"
+    checksum: str = "none"
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_DIM)
@@ -159,6 +166,12 @@ class AcceleratorConfig:
         if self.median_variant not in MEDIAN_VARIANTS:
             raise ConfigError("median_variant", self.median_variant,
                               f"one of {', '.join(MEDIAN_VARIANTS)}")
+        if self.checksum not in CHECKSUM_MODES:
+            raise ConfigError("checksum", self.checksum, f"one of {', '.join(CHECKSUM_MODES)}")
+        if self.checksum != "none" and self.dataflow != "ws":
+            raise ConfigError("checksum", self.checksum,
+                              "'none' unless dataflow is 'ws' (the sanity column is a neuron "
+                              "pinned in the array; IS/OS integration is not built yet)")
         for name in ("afd", "median"):
             if getattr(self, name) and self.dataflow != "ws":
                 raise ConfigError(
@@ -205,7 +218,20 @@ class AcceleratorConfig:
             s += "_afd"
         if self.median:
             s += f"_med{self.median}{self.median_variant[0]}"
+        if self.checksum != "none":
+            s += f"_cs{self.checksum[0]}"
         return s
+
+    @property
+    def array_cols(self) -> int:
+        """Columns of PEs actually built: C, plus the sanity column of the spatial checksum."""
+        return self.cols + (1 if self.checksum == "spatial" else 0)
+
+    @property
+    def sanity_width(self) -> int:
+        """Width of the sanity column's weights: the negated sum of C weights needs
+        ``w_width + ceil(log2(C + 1))`` bits (it is stored exactly, in wider PEs)."""
+        return self.w_width + math.ceil(math.log2(self.cols + 1))
 
     @property
     def input_stages(self) -> int:

@@ -38,9 +38,12 @@ def _fault_members(enabled: bool) -> dict:
     }
 
 
-def _check_widths(a_width, w_width, acc_width):
-    for name, v, lo, hi in (("a_width", a_width, 2, 16), ("w_width", w_width, 2, 16),
-                            ("acc_width", acc_width, a_width + w_width, 60)):
+def _check_widths(a_width, w_width, acc_width, wraps=False):
+    # A sanity-column PE (Sanity-Check) holds wider weights and lets its partial sum wrap:
+    # its checker works modulo 2**acc_width.
+    for name, v, lo, hi in (("a_width", a_width, 2, 16),
+                            ("w_width", w_width, 2, 32 if wraps else 16),
+                            ("acc_width", acc_width, 2 if wraps else a_width + w_width, 60)):
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise ConfigError(name, v, f"an integer from {lo} to {hi}")
 
@@ -53,8 +56,10 @@ def pe_module_name(dataflow: str, a_width: int, w_width: int, acc_width: int,
 
 
 class _PEBase(wiring.Component):
-    def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks, bypass):
-        _check_widths(a_width, w_width, acc_width)
+    def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks, bypass,
+                 wraps=False):
+        _check_widths(a_width, w_width, acc_width, wraps)
+        self._wraps = bool(wraps)
         self._dataflow = dataflow
         self._a_width, self._w_width, self._acc_width = a_width, w_width, acc_width
         self._fault_hooks = bool(fault_hooks)
@@ -73,8 +78,10 @@ class _PEBase(wiring.Component):
 
     @property
     def module_name(self) -> str:
-        return pe_module_name(self._dataflow, self._a_width, self._w_width, self._acc_width,
-                              self._fault_hooks, self._bypass)
+        # A sanity-column PE is Sanity-Check overhead, and its name says so for area reports.
+        return ("sanity_" if self._wraps else "") + pe_module_name(
+            self._dataflow, self._a_width, self._w_width, self._acc_width, self._fault_hooks,
+            self._bypass)
 
     def _read(self, m: Module, reg, index: int, name: str):
         """The value of ``reg`` as the circuit sees it: through a saboteur if hooks are on."""
@@ -105,7 +112,7 @@ class StationaryPE(_PEBase):
     """
 
     def __init__(self, *, dataflow: str, a_width: int, w_width: int, acc_width: int,
-                 fault_hooks: bool = False, bypass: bool = False):
+                 fault_hooks: bool = False, bypass: bool = False, wraps: bool = False):
         if dataflow not in ("ws", "is"):
             raise ConfigError("dataflow", dataflow, "'ws' or 'is' for a StationaryPE")
         sw, mw = (w_width, a_width) if dataflow == "ws" else (a_width, w_width)
@@ -115,7 +122,7 @@ class StationaryPE(_PEBase):
             "move_in": In(signed(mw)), "move_out": Out(signed(mw)),
             "psum_in": In(signed(acc_width)), "psum_out": Out(signed(acc_width)),
         }, dataflow=dataflow, a_width=a_width, w_width=w_width, acc_width=acc_width,
-            fault_hooks=fault_hooks, bypass=bypass)
+            fault_hooks=fault_hooks, bypass=bypass, wraps=wraps)
 
     def elaborate(self, platform):
         m = Module()

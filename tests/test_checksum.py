@@ -473,3 +473,102 @@ def test_widths_and_verilog():
     for unit in (sc, g, t):
         text = to_verilog(unit, "u_t", unit.config())
         assert "module u_t" in text and "clk" in text and "rst" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Spatial checksum inside the accelerator (WS): extra sanity column + checker on C + 1 lanes
+# ---------------------------------------------------------------------------------------------
+def _acc_cfg(**kw):
+    from rtl_gen.config import AcceleratorConfig
+
+    return AcceleratorConfig(dataflow="ws", checksum="spatial", max_k=64, **kw)
+
+
+@pytest.mark.parametrize("rows,cols,width", [(2, 3, 8), (4, 4, 8), (3, 2, 16)])
+def test_accelerator_spatial_checksum_fault_free_rtl(rng, rows, cols, width):
+    from golden.array import cycle_count, latency
+    from tb.accelerator import mismatches, rtl_matmul
+
+    cfg = _acc_cfg(rows=rows, cols=cols, a_width=width, w_width=width)
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    A = rng.integers(lo, hi, (5, 2 * rows + 1))   # K- and N-tiling: every pass is checked
+    B = rng.integers(lo, hi, (2 * rows + 1, cols + 2))
+    B[0, :] = lo                                  # extreme sanity weights
+    run = rtl_matmul(cfg, A, B)
+    assert not mismatches(run.recorded, run.golden)
+    assert np.array_equal(run.acc, A @ B)
+    assert run.recorded["checksum_alarm"].max() == 0
+    assert run.recorded["checksum_error"].sum() == 0
+    # every output vector, intermediate K-tiles included, was checked with a zero syndrome
+    valid = run.recorded["out_valid"] == 1
+    assert np.all(run.recorded["checksum_syndrome"][valid] == 0)
+    assert run.program.cycles == cycle_count(cfg, 5, 2 * rows + 1, cols + 2)
+    fed = np.flatnonzero(run.program.inputs["in_valid"])[0]
+    assert np.flatnonzero(valid)[0] == fed + latency(cfg) == fed + rows + cols + 2  # +1 cycle
+
+
+def test_accelerator_spatial_checksum_no_false_alarm_on_thousands_of_products(rng):
+    """2,000 random fault-free products on the cycle model (equal to the RTL, see above)."""
+    from golden.accelerator import simulate
+    from golden.schedule import build_program
+
+    cfg = _acc_cfg(rows=3, cols=3)
+    alarms = 0
+    for _ in range(2000):
+        M, K, N = (int(x) for x in rng.integers(1, 7, 3))
+        A = rng.integers(-128, 128, (M, K))
+        B = rng.integers(-128, 128, (K, N))
+        rec = simulate(cfg, build_program(cfg, A, B))
+        alarms += int(rec["checksum_alarm"].max())
+    assert alarms == 0
+
+
+def test_accelerator_spatial_checksum_exhaustive_campaign_matches_table_6_1(rng):
+    """Every stuck-at fault in every register bit of a 3×3 (+1) WS array, on the cycle model.
+
+    Table 6.1: the spatial checksum detects every single weight error and every output /
+    computation error (partial-sum registers), and no input error (Lemma 1): a fault in an
+    activation register of column 0 corrupts the input seen by every column, sanity column
+    included.  Faults in the sanity column itself never corrupt the product silently.
+    """
+    from golden.campaign import coverage_table, exhaustive_faults, run_campaign
+
+    cfg = _acc_cfg(rows=3, cols=3, fault_hooks=True)
+    A = rng.integers(-128, 128, (4, 3))
+    B = rng.integers(-128, 128, (3, 3))
+    B[B == 0] = 1  # a zero weight makes some activation faults input-like (see the docs)
+    out = run_campaign(cfg, A, B, exhaustive_faults(cfg))
+    col = lambda o: "sanity" if o.fault.col == 3 else ("col0" if o.fault.col == 0 else "mid")  # noqa: E731
+    table = coverage_table(out, key=lambda o: f"{o.fault.register}/{col(o)}")
+    print(table)
+    for reg in ("weight", "psum"):
+        for where in ("col0", "mid"):
+            assert table[f"{reg}/{where}"]["detection_rate"] == 1.0
+            assert table[f"{reg}/{where}"]["detected"] > 0
+    assert table["act/col0"]["detected"] == 0 and table["act/col0"]["sdc"] > 0  # Lemma 1
+    for reg in ("weight", "act", "psum"):
+        assert table[f"{reg}/sanity"]["sdc"] == 0
+
+
+def test_accelerator_spatial_checksum_rtl_faults_equal_golden(rng):
+    from golden.campaign import classify
+    from golden.faults import Fault
+    from tb.accelerator import mismatches, rtl_matmul
+
+    cfg = _acc_cfg(rows=3, cols=3, fault_hooks=True)
+    A = rng.integers(-128, 128, (4, 5))
+    B = rng.integers(-128, 128, (5, 4))
+    clean = A @ B
+    kinds = []
+    for fault in (Fault(1, 1, "weight", 4, "sa1"), Fault(2, 2, "psum", 9, "flip", 8),
+                  Fault(0, 0, "act", 6, "sa0"), Fault(1, 3, "weight", 2, "sa1"),
+                  Fault(2, 3, "psum", 0, "sa1"), Fault(0, 2, "act", 7, "flip", 6)):
+        run = rtl_matmul(cfg, A, B, fault=fault)
+        assert not mismatches(run.recorded, run.golden), fault
+        alarm = bool(run.recorded["checksum_alarm"].max())
+        kinds.append(classify(int(np.sum(run.acc != clean)), alarm))
+        if alarm:  # the first failing vector is the first with a non-zero syndrome
+            bad = np.flatnonzero(run.recorded["checksum_error"])[0]
+            index = int(np.sum(run.recorded["out_valid"][:bad]))
+            assert run.recorded["checksum_first"][-1] == index
+    assert "detected" in kinds and "sdc" in kinds  # column-0 activation: an input error
