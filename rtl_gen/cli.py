@@ -51,12 +51,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="anomaly suppression of the streamed activations (WS, SPEC §3)")
     g.add_argument("--median", type=int, help="median filter window 3 or 5 (WS, SPEC §4)")
     g.add_argument("--median-variant", help="plain or shared comparators")
+    g.add_argument("--checksum", help="none or spatial (Sanity-Check, WS, SPEC §2)")
 
 
 def _config(args) -> AcceleratorConfig:
     base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
     for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
-                "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant"):
+                "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
+                "checksum"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
@@ -192,6 +194,15 @@ def cmd_matmul(args) -> int:
     M, K = A.shape
     print(f"C = A @ B: {M}×{K} @ {K}×{B.shape[1]} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}"
           f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
+    if cfg.checksum == "spatial":
+        rec = run.recorded
+        errors = int(rec["checksum_error"].sum())
+        checked = int(rec["out_valid"].sum())
+        if rec["checksum_alarm"].max():
+            print(f"checksum ALARM: {errors} of {checked} output vectors failed the spatial "
+                  f"checksum; first failing vector: {int(rec['checksum_first'][-1])}")
+        else:
+            print(f"checksum: {checked} output vectors checked, no error")
     if not args.check:
         return 0
     acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
