@@ -240,13 +240,19 @@ class Accelerator(wiring.Component):
         return lanes
 
 
-def verilog_text(cfg: AcceleratorConfig) -> str:
-    """The whole design as one Verilog text: the PE module, then the top and its submodules."""
+def design_texts(cfg: AcceleratorConfig) -> tuple[str, str]:
+    """The whole design as RTLIL and as Verilog (with the configuration header)."""
     top = Accelerator(cfg)
     # The PEs are emitted on their own and instantiated by name, so elaborate them here too.
-    body = "".join(emit.module_text(pe, pe.module_name) + "\n" for pe in top.array.pe_modules)
-    body += emit.module_text(top, TOP_NAME)
-    return emit.header(cfg.to_dict(), TOP_NAME) + body
+    parts = [(pe, pe.module_name) for pe in top.array.pe_modules] + [(top, TOP_NAME)]
+    il, v = emit.design_texts(parts)
+    head = emit.header(cfg.to_dict(), TOP_NAME)
+    return head.replace("//", "#") + il, head + v
+
+
+def verilog_text(cfg: AcceleratorConfig) -> str:
+    """The whole design as one Verilog text: the PE modules, then the top and its submodules."""
+    return design_texts(cfg)[1]
 
 
 @dataclass(frozen=True)
@@ -254,17 +260,20 @@ class Generated:
     """Files written by :func:`generate`."""
 
     verilog: Path
+    rtlil: Path
     config_json: Path
     top: str
     pe_module: str
 
 
 def generate(cfg: AcceleratorConfig, out_dir: str | Path) -> Generated:
-    """Write ``accelerator.v`` and ``config.json`` into ``out_dir`` (atomically)."""
+    """Write ``accelerator.v``, its RTLIL twin ``accelerator.il`` (read by the synthesis flow,
+    much faster than the Verilog for large arrays) and ``config.json`` into ``out_dir``."""
     out = Path(out_dir)
-    text = verilog_text(cfg)  # generate fully before writing anything
+    il, text = design_texts(cfg)  # generate fully before writing anything
+    i = emit.write_text_atomic(out / f"{TOP_NAME}.il", il)
     v = emit.write_text_atomic(out / f"{TOP_NAME}.v", text)
     j = emit.write_text_atomic(out / "config.json", cfg.to_json())
-    return Generated(verilog=v, config_json=j, top=TOP_NAME,
+    return Generated(verilog=v, rtlil=i, config_json=j, top=TOP_NAME,
                      pe_module=pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width,
                                               cfg.acc_bits, cfg.fault_hooks, cfg.bypass))

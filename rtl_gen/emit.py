@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 GENERATOR = "ftaccel rtlgen 0.1.0"
 
 __all__ = ["GENERATOR", "header", "module_text", "to_verilog", "write_verilog",
-           "write_text_atomic"]
+           "write_text_atomic", "design_texts"]
 
 
 def header(config: dict[str, Any], unit: str) -> str:
@@ -32,6 +32,19 @@ def header(config: dict[str, Any], unit: str) -> str:
 def module_text(component, name: str) -> str:
     """Verilog of ``component`` as module ``name`` (and its submodules), no header."""
     return verilog.convert(component, name=name, emit_src=False)
+
+
+def design_texts(parts: list[tuple[Any, str]]) -> tuple[str, str]:
+    """RTLIL and Verilog of several top-level modules (``(component, name)`` pairs), each
+    elaborated once: the RTLIL texts are concatenated and turned into Verilog in one Yosys
+    call.  The RTLIL twin lets synthesis skip Yosys' Verilog reader, whose time grows with
+    the square of the number of ``always`` blocks (minutes for a 64×64 array)."""
+    il = "".join(rtlil.convert(c, name=n, emit_src=False) for c, n in parts)
+    try:
+        from amaranth.back.verilog import _convert_rtlil_text
+    except ImportError:  # pragma: no cover - a future Amaranth: elaborate again instead
+        return il, "".join(module_text(c, n) for c, n in parts)
+    return il, _convert_rtlil_text(il, strip_internal_attrs=False)
 
 
 def to_verilog(component, name: str, config: dict[str, Any]) -> str:

@@ -1,0 +1,241 @@
+"""Cost of every reliability unit through the project's Yosys flow, beside the seeds' figures.
+
+Each table synthesises generated designs with :func:`synth.flow.synthesize` (hierarchical, one
+Yosys version, one script, the OSU 0.18 µm library when installed) and states its denominator:
+
+* PE bypass (000 Table 10.1): the PE with bypass against the same PE without, per dataflow
+  and width; the logic depth of the PE as a delay proxy (seed: ≤ 2.2 % delay);
+* anomaly suppression (000 Table 8.1) and median arrays (000 Fig. 8.15): the unit as a share of
+  the whole generated design and of the array;
+* spatial Sanity-Check (000 Table 6.3): sanity column + checker as a share of the array, and
+  the seed's estimate (n+3)/(n·S);
+* LCU vs TMR (001 §4.3.1): the correction units, and the whole cost of protecting k critical
+  neurons: one extra array column per neuron + the LCU, against two extra columns + a voter.
+
+Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays.
+``python bench/bench_unit_costs.py [--size 16] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from amaranth import Module, Mux, Signal, signed  # noqa: E402
+from amaranth.lib import wiring  # noqa: E402
+from amaranth.lib.wiring import In, Out  # noqa: E402
+
+from rtl_gen.accelerator import generate  # noqa: E402
+from rtl_gen.config import AcceleratorConfig  # noqa: E402
+from rtl_gen.emit import write_verilog  # noqa: E402
+from synth.flow import synthesize  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "build" / "unit_costs"
+
+
+def metric(report: dict) -> str:
+    return report.get("primary_metric", "transistors")
+
+
+def synth_cfg(cfg: AcceleratorConfig) -> dict:
+    d = OUT / cfg.name()
+    gen = generate(cfg, d / "rtl")
+    return synthesize(gen.verilog, gen.top, d)
+
+
+def module(report: dict, prefix: str) -> dict:
+    for m in report["modules"]:
+        if m["module"].startswith(prefix):
+            return m
+    raise KeyError(prefix)
+
+
+def unit_total(report: dict, unit: str) -> float:
+    key = metric(report)
+    return sum(u[key]["area"] for u in report["units"] if u["unit"] == unit)
+
+
+def module_area(report: dict, prefix: str) -> float:
+    return module(report, prefix)[metric(report)]["own_per_instance"]
+
+
+def pct(x: float, of: float) -> str:
+    return f"{100 * x / of:.2f} %" if of else "—"
+
+
+class _BypassLogic(wiring.Component):
+    """Only the bypass gates of one PE, registered outputs excluded: a P-bit 2-to-1 partial-sum
+    multiplexer (WS/IS, Fig. 10.2-A) or P AND gates on the pinned output (OS, Fig. 10.2-B).
+    Synthesised alone it gives an overhead free of ABC's restructuring noise in the PE."""
+
+    def __init__(self, dataflow: str, width: int):
+        self._df, self._w = dataflow, width
+        super().__init__({"a": In(signed(width)), "b": In(signed(width)), "bypass": In(1),
+                          "y": Out(signed(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._df == "os":
+            m.d.comb += self.y.eq(self.a & ~self.bypass.replicate(self._w))
+        else:
+            m.d.comb += self.y.eq(Mux(self.bypass, self.a, self.b))
+        r = Signal(signed(self._w))
+        m.d.sync += r.eq(self.y)  # a clock keeps the flow's sequential bookkeeping simple
+        return m
+
+
+def bypass_logic_area(df: str, width: int) -> float:
+    top = f"bypass_logic_{df}_{width}"
+    path = write_verilog(_BypassLogic(df, width), top, {"dataflow": df, "width": width},
+                         OUT / top / f"{top}.v")
+    rep = synthesize(path, top, OUT / top)
+    key = metric(rep)
+    seq = rep["totals"].get("sequential_area_um2", 0) if key == "area_um2" else 0
+    return rep["totals"][key] - seq
+
+
+def bypass_table(results: dict) -> None:
+    print("\n### PE bypass (000 Table 10.1: overhead on one PE)\n")
+    print("*PE + bypass* synthesises the whole PE again (ABC may restructure the MAC, ±5 %); "
+          "*gates alone* synthesises only the bypass multiplexer / AND gates.\n")
+    print("| dataflow | width | PE | PE + bypass | overhead (whole PE) | gates alone | "
+          "overhead (gates) | seed | PE depth | + bypass | depth change (seed ≤ +2.2 % delay) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    seed = {"ws": "7.087 %", "is": "7.087 %", "os": "4.003 %"}
+    for df in ("ws", "is", "os"):
+        for w in (8, 16):
+            base = synth_cfg(AcceleratorConfig(rows=2, cols=2, dataflow=df, a_width=w,
+                                               w_width=w))
+            byp = synth_cfg(AcceleratorConfig(rows=2, cols=2, dataflow=df, a_width=w,
+                                              w_width=w, bypass=True))
+            key = metric(base)
+            a0, a1 = module_area(base, "pe_"), module_area(byp, "pe_")
+            d0, d1 = module(base, "pe_")["logic_depth"], module(byp, "pe_")["logic_depth"]
+            gates = bypass_logic_area(df, base["design"]["config"]["acc_width"] or
+                                      AcceleratorConfig(a_width=w, w_width=w).acc_bits)
+            row = {"pe": a0, "pe_bypass": a1, "overhead": a1 / a0 - 1, "gates": gates,
+                   "gates_overhead": gates / a0, "depth": d0, "depth_bypass": d1, "metric": key}
+            results.setdefault("bypass", {})[f"{df}{w}"] = row
+            print(f"| {df} | {w} | {a0:,.0f} | {a1:,.0f} | {100 * row['overhead']:.2f} % | "
+                  f"{gates:,.0f} | {100 * gates / a0:.2f} % | {seed[df] if w == 8 else '—'} | "
+                  f"{d0} | {d1} | {100 * (d1 / d0 - 1):+.1f} % |")
+
+
+def input_unit_table(results: dict, size: int) -> None:
+    print(f"\n### Input units on a {size}×{size} WS array (000 Table 8.1, Fig. 8.15: share of "
+          "the whole design)\n")
+    print("| unit | width | unit area | % of array | % of design | seed (% of accelerator) |")
+    print("|---|---|---:|---:|---:|---|")
+    variants = [("afd", {"afd": True}, "afd", {8: "0.23 %", 16: "0.31 %"})]
+    for win in (3, 5):
+        for var in ("plain", "shared"):
+            seed = "0.19–0.23 %" if win == 3 else "0.39–0.48 %"
+            variants.append((f"median-{win} {var}", {"median": win, "median_variant": var},
+                             "median", {8: seed, 16: seed}))
+    for label, opts, unit, seed in variants:
+        for w in (8, 16):
+            rep = synth_cfg(AcceleratorConfig(rows=size, cols=size, a_width=w, w_width=w,
+                                               **opts))
+            area = unit_total(rep, unit)
+            den = rep["denominators"]
+            key = metric(rep)
+            results.setdefault("input_units", {})[f"{label} {w}"] = {
+                "unit": area, "array": den["array"][key], "design": den["design"][key],
+                "metric": key}
+            print(f"| {label} | {w} | {area:,.0f} | {pct(area, den['array'][key])} | "
+                  f"{pct(area, den['design'][key])} | {seed[w]} |")
+
+
+def checksum_table(results: dict, size: int) -> None:
+    print(f"\n### Spatial Sanity-Check, {size}×{size}, 16-bit (000 Table 6.3: 3.08 % of the "
+          "array, 1.64 % of the accelerator, at 64×64)\n")
+    cfg = AcceleratorConfig(rows=size, cols=size, a_width=16, w_width=16, checksum="spatial")
+    rep = synth_cfg(cfg)
+    plain = synth_cfg(cfg.replace(checksum="none"))
+    key = metric(rep)
+    sc = unit_total(rep, "checksum")
+    arr = plain["denominators"]["array"][key]
+    design = plain["denominators"]["design"][key]
+    pe = plain["denominators"]["pe"][key]
+    # The seed's estimate: a MAC is n adders; (n + 3) / (n · S).
+    n_est = 5
+    est = (n_est + 3) / (n_est * size)
+    results["checksum"] = {"unit": sc, "array": arr, "design": design, "pe": pe,
+                           "estimate": est, "metric": key}
+    print("| part | area | % of array (without checksum) | % of design |")
+    print("|---|---:|---:|---:|")
+    print(f"| sanity column + checker | {sc:,.0f} | {pct(sc, arr)} | {pct(sc, design)} |")
+    print(f"\nSeed estimate (n+3)/(n·S) with n = 5, S = {size}: {100 * est:.2f} % "
+          f"(seed at S = 64: 2.5 %; measured in the seed: 3.08 %).")
+
+
+def lcu_table(results: dict, size: int) -> None:
+    from rtl_gen.lcu import LCU
+    from rtl_gen.tmr import BitwiseVoter, WordVoter
+
+    print("\n### LCU against TMR (001 §4.3.1; the thesis gives no silicon area)\n")
+    units = {}
+    for w in (8, 16):
+        for name, comp in (("LCU", LCU(width=w, registered=True)),
+                           ("word voter", WordVoter(width=w, registered=True)),
+                           ("bitwise voter", BitwiseVoter(width=w, registered=True))):
+            top = name.replace(" ", "_").lower() + f"_{w}"
+            path = write_verilog(comp, top, {"unit": name, "width": w}, OUT / top / f"{top}.v")
+            rep = synthesize(path, top, OUT / top)
+            units[(name, w)] = rep["totals"][metric(rep)]  # a number: the whole design
+    base = synth_cfg(AcceleratorConfig(rows=size, cols=size))
+    key = metric(base)
+    pe = base["denominators"]["pe"][key]
+    print("| unit | 8-bit | 16-bit |")
+    print("|---|---:|---:|")
+    for name in ("LCU", "word voter", "bitwise voter"):
+        print(f"| {name} (registered) | {units[(name, 8)]:,.0f} | {units[(name, 16)]:,.0f} |")
+    print(f"\nProtecting k critical neurons of an int8 layer on a {size}×{size} WS array: "
+          f"LCU = k extra neurons (one extra column of {size} PEs each) + one LCU; TMR = 2k "
+          "extra neurons + one word voter.  PE = "
+          f"{pe:,.0f}.\n")
+    print("| k | LCU protection | TMR protection | LCU / TMR |")
+    print("|---:|---:|---:|---:|")
+    rows = {}
+    for k in (1, 2, 4, 8):
+        lcu = k * size * pe + units[("LCU", 8)]
+        tmr = 2 * k * size * pe + units[("word voter", 8)]
+        rows[k] = {"lcu": lcu, "tmr": tmr}
+        print(f"| {k} | {lcu:,.0f} | {tmr:,.0f} | {lcu / tmr:.2f} |")
+    results["lcu"] = {"units": {f"{n} {w}": v for (n, w), v in units.items()}, "pe": pe,
+                      "k": rows, "metric": key}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=16, help="array size for the design shares")
+    ap.add_argument("--quick", action="store_true", help="8×8 arrays")
+    ap.add_argument("--only", nargs="+",
+                    choices=["bypass", "input", "checksum", "lcu"],
+                    default=["bypass", "input", "checksum", "lcu"])
+    args = ap.parse_args()
+    size = 8 if args.quick else args.size
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict = {"size": size}
+    t0 = time.perf_counter()
+    if "bypass" in args.only:
+        bypass_table(results)
+    if "input" in args.only:
+        input_unit_table(results, size)
+    if "checksum" in args.only:
+        checksum_table(results, size)
+    if "lcu" in args.only:
+        lcu_table(results, size)
+    (OUT / "costs.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\n(areas in the flow's primary metric: µm² of OSU 0.18 µm cells when the library "
+          f"is installed, else CMOS transistors; {time.perf_counter() - t0:.0f} s; "
+          f"JSON in {OUT / 'costs.json'})")
+
+
+if __name__ == "__main__":
+    main()

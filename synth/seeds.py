@@ -1,0 +1,137 @@
+"""The seeds' published area (and delay) figures of SPEC §2–§6, as data, with their line citations.
+
+Every figure is a ratio on a named denominator (SPEC §9): ``"pe"`` (one processing element),
+``"array"`` (the systolic array) or ``"design"`` (the whole synthesised accelerator, on-chip
+buffers excluded in every seed experiment).  Citations are ``seed:line`` of the plain-text seeds in
+``../shared/seeds/`` (``000`` = Ozen 2023 thesis).  The conditions say which configuration of
+this project a figure applies to; :mod:`synth.report` puts the project's own ratio beside it.
+
+001 (the LCU thesis) publishes no silicon area (SPEC §5): its unit has a row without a figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SEED_FIGURES", "SeedFigure", "NO_FIGURE", "SETTINGS", "figures_for"]
+
+#: Synthesis settings of the seed experiments, quoted once and referred to by key.
+SETTINGS = {
+    "sc": "64×64 array, 16-bit, Synopsys Design Compiler + DesignWare, Silvaco Open-Cell 15 nm, "
+          "1 GHz, on-chip buffers excluded (000:L1305)",
+    "afd": "DNNWeaver v2.0, Synopsys Design Compiler + DesignWare, Silvaco Open-Cell 15 nm, "
+           "1 GHz, on-chip buffers excluded (000:L1745)",
+    "median": "DNNWeaver v2.0, 8- and 16-bit, Synopsys Design Compiler + DesignWare, "
+              "Silvaco Open-Cell 15 nm, 200 MHz, buffers excluded (000:L1773)",
+    "bypass": "one PE, 8-bit fixed point, 15 nm, 1 GHz target (000:L2481–L2485; SPEC §6)",
+}
+
+
+@dataclass(frozen=True)
+class SeedFigure:
+    """One published figure.
+
+    Attributes
+    ----------
+    unit : str
+        Unit name as in the area report (``checksum``, ``afd``, ``median``, ``bypass``, ``tmr``).
+    label : str
+        What was measured, in the seed's words.
+    metric : str
+        ``"area"`` or ``"delay"``.
+    denominator : str
+        ``"pe"``, ``"array"`` or ``"design"``.
+    low, high : float
+        The figure in percent (``low == high`` for a single value, else a range).
+    source : str
+        Table or figure, e.g. ``"000 Table 6.3"``.
+    lines : str
+        Seed line citation, e.g. ``"000:L1297–L1307"``.
+    setting : str
+        Key into :data:`SETTINGS`.
+    when : dict
+        Configuration conditions under which the figure applies (``a_width``, ``dataflow``,
+        ``window``); a condition on a field the design's configuration lacks is not checked.
+    """
+
+    unit: str
+    label: str
+    metric: str
+    denominator: str
+    low: float
+    high: float
+    source: str
+    lines: str
+    setting: str
+    when: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The figure as printed: ``3.08 %`` or ``0.19–0.23 %`` (``+2.2 %`` for delay)."""
+        sign = "+" if self.metric == "delay" else ""
+        if self.low == self.high:
+            return f"{sign}{self.low:g} %"
+        return f"{sign}{self.low:g}–{self.high:g} %"
+
+
+SEED_FIGURES: tuple[SeedFigure, ...] = (
+    SeedFigure("checksum", "Sanity-Check (extra column, adder tree, temporal accumulators)",
+               "area", "array", 3.08, 3.08, "000 Table 6.3", "000:L1297–L1307", "sc"),
+    SeedFigure("checksum", "Sanity-Check (extra column, adder tree, temporal accumulators)",
+               "area", "design", 1.64, 1.64, "000 Table 6.3", "000:L1297–L1307", "sc"),
+    SeedFigure("checksum", "Sanity-Check estimate (n+3)/(n·S), n = 5, S = 64",
+               "area", "array", 2.5, 2.5, "000 §6.3.3", "000:L1261", "sc", {}),
+    SeedFigure("afd", "AFD + suppression, 8-bit design", "area", "design", 0.23, 0.23,
+               "000 Table 8.1", "000:L1826–L1837", "afd", {"a_width": 8}),
+    SeedFigure("afd", "AFD + suppression, 16-bit design", "area", "design", 0.31, 0.31,
+               "000 Table 8.1", "000:L1826–L1837", "afd", {"a_width": 16}),
+    SeedFigure("median", "Median-3 unit array (8/16-bit designs)", "area", "design", 0.19, 0.23,
+               "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 3}),
+    SeedFigure("median", "Median-5 unit array (8/16-bit designs)", "area", "design", 0.39, 0.48,
+               "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 5}),
+    SeedFigure("tmr", "coarse-grained TMR of the systolic array", "area", "design", 64.0, 108.0,
+               "000 §8.8.2", "000:L1843", "median", {}),
+    SeedFigure("bypass", "bypass multiplexer, 8-bit fixed-point WS/IS PE", "area", "pe",
+               7.087, 7.087, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               {"dataflow": ("ws", "is")}),
+    SeedFigure("bypass", "bypass AND gates, 8-bit fixed-point OS PE", "area", "pe",
+               4.003, 4.003, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               {"dataflow": ("os",)}),
+    SeedFigure("bypass", "longest-path delay increase of the PE", "delay", "pe", 2.2, 2.2,
+               "000 §10.5.2", "000:L2485", "bypass", {}),
+)
+
+#: Units the seeds give no area for, with the reason (a row saying so, not a missing row).
+NO_FIGURE = {
+    "lcu": "001 §4.3.1 publishes no silicon area (SPEC §5): the LCU-vs-TMR area is this "
+           "project's own measurement",
+    "fault_hooks": "test infrastructure (fault injection), not in the seeds",
+}
+
+
+def _matches(fig: SeedFigure, config: dict[str, Any] | None) -> bool:
+    if not config:
+        return True
+    for key, want in fig.when.items():
+        have = config.get(key)
+        if have is None:
+            continue
+        if isinstance(want, tuple):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def figures_for(unit: str, config: dict[str, Any] | None = None) -> list[SeedFigure]:
+    """The seed figures for ``unit`` that apply to ``config``.
+
+    Conditions choose among alternatives (the 8- or the 16-bit AFD figure, Median-3 or -5, the
+    WS/IS or the OS bypass); when none applies (a 12-bit design), all of the unit's figures are
+    returned, so that a unit present in the design always has its seed rows.
+    """
+    mine = [f for f in SEED_FIGURES if f.unit == unit]
+    chosen = [f for f in mine if _matches(f, config)]
+    return chosen or mine
