@@ -264,11 +264,12 @@ class ArrayCycleModel:
 
     def _write_bypass_map(self, inputs: dict) -> None:
         row = int(inputs.get("bypass_row", 0))
-        self.bypass_rdata = (int(np.dot(self.bypass[row], 1 << np.arange(self.C)))
+        # The map covers the C data columns; a sanity column (if any) is never bypassed.
+        self.bypass_rdata = (int(np.dot(self.bypass[row, :self.C], 1 << np.arange(self.C)))
                              if row < self.R else 0)
         if int(inputs.get("bypass_we", 0)) and row < self.R:
             bits = int(inputs["bypass_wdata"])
-            self.bypass[row] = [(bits >> c) & 1 for c in range(self.C)]
+            self.bypass[row, :self.C] = [(bits >> c) & 1 for c in range(self.C)]
 
     # -- one clock cycle -------------------------------------------------------------------
     def step(self, inputs: dict) -> None:

@@ -121,8 +121,11 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                 inp["load_data"][t + i] = stat[R - 1 - i]  # the chain shifts down: last row first
             if checksum:
                 # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every
-                # output vector of the C + 1 columns sums to zero.
-                inp["sanity_load_data"][t:t + R] = -stat.sum(axis=1)[::-1]
+                # output vector of the C + 1 columns sums to zero.  Weights of bypassed PEs
+                # are left out: the array prunes them, and the invariant must hold for what
+                # the array computes, not for the weights it was given.
+                kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
+                inp["sanity_load_data"][t:t + R] = -kept.sum(axis=1)[::-1]
             s = t + R
             inp["in_valid"][s:s + stream] = 1
             if ws:

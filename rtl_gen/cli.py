@@ -279,6 +279,7 @@ def cmd_demo(args) -> int:
 
     from golden.accelerator import run_matmul
     from golden.bypass import pruned_matmul
+    from golden.campaign import classify
     from golden.faults import Fault
     from tb.accelerator import mismatches, rtl_matmul
     from tb.runner import default_sim
@@ -287,7 +288,7 @@ def cmd_demo(args) -> int:
 
     out = Path(args.output)
     cfg = _config(args) if args.config else AcceleratorConfig(
-        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True)
+        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True, checksum="spatial")
     off = {"afd": {"enable": 0}} if cfg.afd else {}  # plain products for the numpy check
     sim = args.sim or default_sim()
     rng = np.random.default_rng(args.seed)
@@ -319,12 +320,14 @@ def cmd_demo(args) -> int:
         run = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
         same = not mismatches(run.recorded, run.golden)
         wrong = int(np.sum(run.acc != clean))
+        alarm = bool(run.recorded["checksum_alarm"].max()) if cfg.checksum != "none" else False
+        outcome = classify(wrong, alarm)
         injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
-                         "outputs_corrupted": wrong,
-                         "outcome": "masked" if wrong == 0 else "sdc"})
+                         "outputs_corrupted": wrong, "checksum_alarm": alarm,
+                         "outcome": outcome})
         print(f"      {fault.row},{fault.col},{fault.register},{fault.bit},{fault.mode}: "
-              f"{wrong}/64 outputs corrupted ({'masked' if not wrong else 'SDC'}), "
-              f"RTL {'=' if same else '!='} golden")
+              f"{wrong}/64 outputs corrupted, checksum {'ALARM' if alarm else 'quiet'} -> "
+              f"{outcome}; RTL {'=' if same else '!='} golden")
     report["faults"] = injected
     if cfg.bypass and cfg.dataflow == "ws":
         # A permanent fault in PE (7, 3)'s weight register, then the same run with PE (7, 3)

@@ -173,3 +173,25 @@ def test_median_stage_filters_each_chunk_before_the_array(rng, window, variant):
     assert np.array_equal(run.acc, filtered @ B)
     off = rtl_matmul(cfg, A, B, median_enable=False)
     assert np.array_equal(off.acc, A @ B)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_every_unit_together(rng, sim):
+    """Fault hooks, bypass, anomaly suppression, median and the spatial checksum in one WS
+    top: the RTL equals the golden model cycle by cycle with a map and a fault applied."""
+    from golden.faults import Fault
+
+    cfg = AcceleratorConfig(rows=4, cols=3, dataflow="ws", fault_hooks=True, bypass=True,
+                            afd=True, median=3, median_variant="shared", checksum="spatial",
+                            max_k=64)
+    A = rng.integers(-30, 31, (5, 9))
+    B = rng.integers(-128, 128, (9, 5))
+    bmap = np.zeros((4, 3), dtype=bool)
+    bmap[3, 2] = True
+    for fault in (None, Fault(1, 1, "psum", 5, "sa1"), Fault(3, 3, "weight", 2, "flip", 9)):
+        run = rtl_matmul(cfg, A, B, bypass_map=bmap, fault=fault, sim=sim,
+                         afd={"shift": 2, "gates": 2, "mode": 1, "enable": 1})
+        assert not mismatches(run.recorded, run.golden), fault
+        assert run.program.cycles == cycle_count(cfg, 5, 9, 5)
+        if fault is None:  # the host leaves bypassed weights out of the sanity column
+            assert run.recorded["checksum_alarm"].max() == 0
