@@ -181,7 +181,25 @@ class Sort2(wiring.Component):
         return m
 
 
-class Median3(wiring.Component):
+class _MedianUnit(wiring.Component):
+    """Common ports of a median unit: ``x`` (window inputs) and ``median``."""
+
+    _WINDOW = 0
+
+    def __init__(self, *, width: int = 8):
+        _check_width(width)
+        self._width = width
+        super().__init__({
+            "x": In(signed(width)).array(self._WINDOW),
+            "median": Out(signed(width)),
+        })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+
+class Median3(_MedianUnit):
     """Median-3 (000 Fig. 8.10-b): three Sort-2, the two unused multiplexers pruned.
 
     Combinational (latency 0); 3 comparators and 4 multiplexers.
@@ -197,17 +215,7 @@ class Median3(wiring.Component):
     median : Out(signed(width))
     """
 
-    def __init__(self, *, width: int = 8):
-        _check_width(width)
-        self._width = width
-        super().__init__({
-            "x": In(signed(width)).array(3),
-            "median": Out(signed(width)),
-        })
-
-    @property
-    def width(self) -> int:
-        return self._width
+    _WINDOW = 3
 
     def elaborate(self, platform):
         m = Module()
@@ -215,7 +223,7 @@ class Median3(wiring.Component):
         return m
 
 
-class Median5(wiring.Component):
+class Median5(_MedianUnit):
     """Median-5 (000 Fig. 8.10-c): four Sort-2 drop the extremes of a 4-element subset, a
     Median-3 finds the median of the remaining three; unused multiplexers pruned.
 
@@ -238,17 +246,7 @@ class Median5(wiring.Component):
     median : Out(signed(width))
     """
 
-    def __init__(self, *, width: int = 8):
-        _check_width(width)
-        self._width = width
-        super().__init__({
-            "x": In(signed(width)).array(5),
-            "median": Out(signed(width)),
-        })
-
-    @property
-    def width(self) -> int:
-        return self._width
+    _WINDOW = 5
 
     def elaborate(self, platform):
         m = Module()
