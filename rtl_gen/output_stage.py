@@ -24,9 +24,43 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
 
-__all__ = ["OutputStage", "SHIFT_WIDTH"]
+__all__ = ["OutputStage", "OutputLane", "SHIFT_WIDTH"]
 
 SHIFT_WIDTH = 6
+
+
+class OutputLane(wiring.Component):
+    """One lane of the output stage (see the module docstring); registered.
+
+    A lane per column, all identical, so the area flow synthesises one and multiplies it
+    instead of synthesising a C-lane block (minutes at 64 columns).
+    """
+
+    def __init__(self, *, acc_width: int, out_width: int, requant: bool):
+        self._acc, self._out, self._requant = acc_width, out_width, requant
+        members = {"acc_in": In(signed(acc_width)), "acc_out": Out(signed(acc_width))}
+        if requant:
+            members.update({"bias": In(signed(acc_width)), "relu": In(1),
+                            "shift": In(SHIFT_WIDTH), "q_out": Out(signed(out_width))})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.acc_out.eq(self.acc_in)
+        if not self._requant:
+            return m
+        hi = (1 << (self._out - 1)) - 1
+        lo = -(1 << (self._out - 1))
+        y = Signal(signed(self._acc + 1), name="biased")
+        m.d.comb += y.eq(self.acc_in + self.bias)
+        r = Signal(signed(self._acc + 1), name="relu_out")
+        m.d.comb += r.eq(Mux(self.relu & y[-1], 0, y))
+        # (1 << shift) >> 1 is the rounding constant 2**(shift-1), and 0 when shift = 0.
+        half = (Const(1, 1) << self.shift) >> 1
+        s = Signal(signed(self._acc + 2), name="scaled")
+        m.d.comb += s.eq((r + half) >> self.shift)
+        m.d.sync += self.q_out.eq(Mux(s > hi, hi, Mux(s < lo, lo, s)))
+        return m
 
 
 class OutputStage(wiring.Component):
@@ -68,19 +102,11 @@ class OutputStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.sync += self.out_valid.eq(self.in_valid)
-        hi = (1 << (self._out - 1)) - 1
-        lo = -(1 << (self._out - 1))
         for c in range(self._cols):
-            m.d.sync += self.acc_out[c].eq(self.acc_in[c])
-            if not self._requant:
-                continue
-            y = Signal(signed(self._acc + 1), name=f"biased{c}")
-            m.d.comb += y.eq(self.acc_in[c] + self.bias[c])
-            r = Signal(signed(self._acc + 1), name=f"relu{c}")
-            m.d.comb += r.eq(Mux(self.relu & y[-1], 0, y))
-            # (1 << shift) >> 1 is the rounding constant 2**(shift-1), and 0 when shift = 0.
-            half = (Const(1, 1) << self.shift) >> 1
-            s = Signal(signed(self._acc + 2), name=f"scaled{c}")
-            m.d.comb += s.eq((r + half) >> self.shift)
-            m.d.sync += self.q_out[c].eq(Mux(s > hi, hi, Mux(s < lo, lo, s)))
+            m.submodules[f"lane{c}"] = lane = OutputLane(
+                acc_width=self._acc, out_width=self._out, requant=self._requant)
+            m.d.comb += [lane.acc_in.eq(self.acc_in[c]), self.acc_out[c].eq(lane.acc_out)]
+            if self._requant:
+                m.d.comb += [lane.bias.eq(self.bias[c]), lane.relu.eq(self.relu),
+                             lane.shift.eq(self.shift), self.q_out[c].eq(lane.q_out)]
         return m
