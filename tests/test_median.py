@@ -295,6 +295,9 @@ SIM_CASES = [
     (5, "plain", 3, 4, "icarus"),
     (5, "shared", 8, 1, "icarus"),
     pytest.param(5, "shared", 16, 8, "verilator", marks=pytest.mark.verilator),
+    pytest.param(3, "plain", 8, 8, "verilator", marks=pytest.mark.verilator),
+    pytest.param(3, "shared", 8, 8, "verilator", marks=pytest.mark.verilator),
+    pytest.param(5, "plain", 16, 8, "verilator", marks=pytest.mark.verilator),
 ]
 
 
