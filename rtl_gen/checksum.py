@@ -95,6 +95,16 @@ def _tree_sum(m: Module, terms: list, name: str, bits: int | None):
     return terms[0]
 
 
+def _check_residue_and_index(unit, width, residue_bits, index_bits) -> None:
+    """Shared validation of the checkers' residue width and vector-index width."""
+    if residue_bits is not None and (not _is_int(residue_bits)
+                                     or not 2 <= residue_bits <= width):
+        _reject(unit, ConfigError("residue_bits", residue_bits,
+                                  f"None or an integer from 2 to width={width}"))
+    if not _is_int(index_bits) or not 1 <= index_bits <= 32:
+        _reject(unit, ConfigError("index_bits", index_bits, "an integer from 1 to 32"))
+
+
 class SpatialChecker(wiring.Component):
     """Spatial (weight) checksum check over the lanes of one output vector (Fig. 6.8).
 
@@ -157,12 +167,7 @@ class SpatialChecker(wiring.Component):
             _reject(self, ConfigError("width", width, "an integer from 2 to 60"))
         if not _is_int(n) or not 1 <= n <= MAX_LANES:
             _reject(self, ConfigError("n", n, f"an integer from 1 to {MAX_LANES}"))
-        if residue_bits is not None and (not _is_int(residue_bits)
-                                         or not 2 <= residue_bits <= width):
-            _reject(self, ConfigError("residue_bits", residue_bits,
-                                      f"None or an integer from 2 to width={width}"))
-        if not _is_int(index_bits) or not 1 <= index_bits <= 32:
-            _reject(self, ConfigError("index_bits", index_bits, "an integer from 1 to 32"))
+        _check_residue_and_index(self, width, residue_bits, index_bits)
         cw = spatial_check_width(width, n, residue_bits)
         if cw > MAX_CHECK_WIDTH:
             _reject(self, ConfigError("width", width, f"at most {MAX_CHECK_WIDTH} bits of "
@@ -429,12 +434,7 @@ class TemporalChecker(wiring.Component):
             _reject(self, ConfigError("n_lanes", n_lanes, f"an integer from 1 to {MAX_LANES}"))
         if not _is_int(batch_bits) or not 1 <= batch_bits <= 16:
             _reject(self, ConfigError("batch_bits", batch_bits, "an integer from 1 to 16"))
-        if residue_bits is not None and (not _is_int(residue_bits)
-                                         or not 2 <= residue_bits <= width):
-            _reject(self, ConfigError("residue_bits", residue_bits,
-                                      f"None or an integer from 2 to width={width}"))
-        if not _is_int(index_bits) or not 1 <= index_bits <= 32:
-            _reject(self, ConfigError("index_bits", index_bits, "an integer from 1 to 32"))
+        _check_residue_and_index(self, width, residue_bits, index_bits)
         aw = residue_bits if residue_bits is not None else width + batch_bits
         cw = residue_bits if residue_bits is not None else aw + 1
         if cw > MAX_CHECK_WIDTH:
