@@ -20,16 +20,9 @@ __all__ = ["simulate", "run_matmul"]
 def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.ndarray]:
     """Cycle-by-cycle outputs of the accelerator for ``program`` (with ``fault``, if any)."""
     model = ArrayCycleModel(cfg, fault)
-    T, C = program.cycles, cfg.cols
-    rec = {"out_valid": np.zeros(T, dtype=np.int64), "acc_out": np.zeros((T, C), np.int64)}
-    if cfg.output_stage:
-        rec["q_out"] = np.zeros((T, C), dtype=np.int64)
-    if getattr(cfg, "bypass", False):
-        rec["bypass_rdata"] = np.zeros(T, dtype=np.int64)
-    if getattr(cfg, "checksum", "none") == "spatial":
-        for name in ("sanity_acc_out", "checksum_error", "checksum_alarm", "checksum_first",
-                     "checksum_syndrome"):
-            rec[name] = np.zeros(T, dtype=np.int64)
+    T = program.cycles
+    rec = {name: np.zeros((T, n) if n else T, dtype=np.int64)
+           for name, (n, _signed) in program.outputs.items()}
     for t in range(T):
         outs = model.outputs()  # read before this cycle's inputs, as the player does
         for name in rec:

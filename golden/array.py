@@ -24,7 +24,9 @@ from .mapping import ceil_div, tiles
 from .output_stage import output_stage
 
 __all__ = ["AccumulatorOverflow", "matmul", "latency", "cycle_count", "pass_gap",
-           "input_stages", "config_cycles", "ArrayCycleModel"]
+           "input_stages", "config_cycles", "ArrayCycleModel", "spatial", "temporal",
+           "temporal_batch_max", "temporal_stream_len", "stream_bits", "temporal_check_bits",
+           "bias_in_psum"]
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -47,9 +49,10 @@ def _check(x: np.ndarray, acc_bits: int, what: str) -> None:
 def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
     """Exact ``A @ B (+ bias)`` as int64, checked for accumulator overflow in driver order.
 
-    Bias enters where the hardware adds it: WS and OS in the output stage (after the whole
-    reduction, with one extra bit, so it cannot overflow the accumulator); IS through
-    ``psum_in`` ahead of the first K-tile (so it is part of every partial sum checked).
+    Bias enters where the hardware adds it (:func:`bias_in_psum`): WS and OS in the output
+    stage (after the whole reduction, with one extra bit, so it cannot overflow the
+    accumulator); IS, and WS with a checksum, through ``psum_in`` ahead of the first K-tile
+    (so it is part of every partial sum checked).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -58,7 +61,8 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
     bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
     out = np.zeros((M, N), dtype=np.int64)
     P = cfg.acc_bits
-    if cfg.dataflow == "is":
+    early = bias_in_psum(cfg)
+    if early:
         out += bias_v[None, :]
         _check(out, P, "bias")
     for t in tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N):
@@ -75,7 +79,7 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
             running = block[:, None, :] + np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
             _check(running, P, f"{cfg.dataflow.upper()} column reduction")
             block[...] = running[:, -1, :]
-    if cfg.dataflow != "is":
+    if not early:
         out += bias_v[None, :]
     return out
 
@@ -94,9 +98,52 @@ def latency(cfg) -> int:
     return cfg.rows + array_cols(cfg) + (2 if cfg.dataflow == "os" else 1) + input_stages(cfg)
 
 
+def spatial(cfg) -> bool:
+    """The spatial checksum (sanity column) is configured."""
+    return getattr(cfg, "checksum", "none") in ("spatial", "both")
+
+
+def temporal(cfg) -> bool:
+    """The temporal checksum (sanity-input generator, check accumulators) is configured."""
+    return getattr(cfg, "checksum", "none") in ("temporal", "both")
+
+
+def temporal_batch_max(cfg) -> int:
+    """Largest run-time batch size N: ``2**temporal_batch_bits − 1`` data vectors."""
+    return (1 << cfg.temporal_batch_bits) - 1
+
+
+def temporal_stream_len(stream: int, batch: int) -> int:
+    """Cycles a pass of ``stream`` vectors occupies with a temporal batch of ``batch``: one
+    sanity vector (an idle cycle at the ports) after every batch, the short last one included:
+    ``stream + ceil(stream / batch)``, a throughput of N/(N+1) (000 L1253)."""
+    return stream + ceil_div(stream, batch)
+
+
+def stream_bits(cfg) -> int:
+    """Width of the WS activation registers in the PEs: ``a_width``, plus
+    ``temporal_batch_bits`` with the exact temporal checksum."""
+    exact = temporal(cfg) and getattr(cfg, "temporal_mode", "residue") == "exact"
+    return cfg.a_width + (cfg.temporal_batch_bits if exact else 0)
+
+
+def temporal_check_bits(cfg) -> int:
+    """The temporal check holds modulo 2**this: ``a_width`` (residue) or ``acc_bits``."""
+    exact = getattr(cfg, "temporal_mode", "residue") == "exact"
+    return cfg.acc_bits if exact else cfg.a_width
+
+
+def bias_in_psum(cfg) -> bool:
+    """The bias enters through ``psum_in`` of the first K-tile (so ``acc_out`` includes it)
+    rather than in the output stage: always for IS (its output lanes are batch rows), and
+    for WS with a checksum, so that the checks cover bias errors (Table 6.1)."""
+    return cfg.dataflow == "is" or (cfg.dataflow == "ws"
+                                    and getattr(cfg, "checksum", "none") != "none")
+
+
 def array_cols(cfg) -> int:
     """PE columns built: C, plus the Sanity-Check column (one more cycle of latency)."""
-    return cfg.cols + (1 if getattr(cfg, "checksum", "none") == "spatial" else 0)
+    return cfg.cols + (1 if spatial(cfg) else 0)
 
 
 def sanity_width(cfg) -> int:
@@ -105,8 +152,10 @@ def sanity_width(cfg) -> int:
 
 
 def input_stages(cfg) -> int:
-    """Pipeline stages in front of the array: one per input unit."""
-    return int(getattr(cfg, "afd", False)) + int(bool(getattr(cfg, "median", 0)))
+    """Pipeline stages in front of the array: one per input unit (AFD, median, and the
+    temporal checksum's sanity-input generator)."""
+    return (int(getattr(cfg, "afd", False)) + int(bool(getattr(cfg, "median", 0)))
+            + int(temporal(cfg)))
 
 
 def config_cycles(cfg) -> int:
@@ -125,15 +174,18 @@ def pass_gap(cfg, stream_len: int) -> int:
     return max(cfg.rows + array_cols(cfg) - 2, latency(cfg) - cfg.rows - stream_len, 0)
 
 
-def cycle_count(cfg, M: int, K: int, N: int) -> int:
+def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) -> int:
     """Cycles the driver takes for an M×K @ K×N product, from the first input to the last
-    output inclusive (see :mod:`golden.schedule`)."""
+    output inclusive (see :mod:`golden.schedule`); with the temporal checksum, for batches of
+    ``temporal_batch`` vectors (default :func:`temporal_batch_max`)."""
     R, C = cfg.rows, cfg.cols
     L = latency(cfg)
     if cfg.dataflow == "os":
         n_tiles = ceil_div(M, R) * ceil_div(N, C)
         return config_cycles(cfg) + n_tiles * max(K, R) + L + R - 1
     stream = M if cfg.dataflow == "ws" else N
+    if temporal(cfg):
+        stream = temporal_stream_len(stream, temporal_batch or temporal_batch_max(cfg))
     outer = ceil_div(N, C) if cfg.dataflow == "ws" else ceil_div(M, C)
     passes = outer * ceil_div(K, R)
     return (config_cycles(cfg) + (passes - 1) * (R + stream + pass_gap(cfg, stream))
@@ -179,6 +231,14 @@ class ArrayCycleModel:
         if NC > C:
             from .checksum import SpatialCheckerModel
             self.checker = SpatialCheckerModel(width=self.P, n=NC, residue_bits=self.P)
+        self.generator = self.tchecker = None
+        if temporal(cfg):
+            from .checksum import SanityInputGeneratorModel, TemporalCheckerModel
+            bb = cfg.temporal_batch_bits
+            self.generator = SanityInputGeneratorModel(width=cfg.a_width, n_lanes=R,
+                                                       batch_bits=bb, out_width=stream_bits(cfg))
+            self.tchecker = TemporalCheckerModel(width=self.P, n_lanes=NC, batch_bits=bb,
+                                                 residue_bits=temporal_check_bits(cfg))
         self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
@@ -190,7 +250,8 @@ class ArrayCycleModel:
     def _width(self, register: str, col: int) -> int:
         if register == "weight" and col >= self.C:
             return sanity_width(self.cfg)
-        return {"weight": self.cfg.w_width, "act": self.cfg.a_width, "psum": self.P}[register]
+        act = stream_bits(self.cfg) if self.cfg.dataflow == "ws" else self.cfg.a_width
+        return {"weight": self.cfg.w_width, "act": act, "psum": self.P}[register]
 
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
         f = self.fault
@@ -217,6 +278,12 @@ class ArrayCycleModel:
             out.update({"sanity_acc_out": self.sanity_acc_out, "checksum_error": chk["error"],
                         "checksum_alarm": chk["alarm"], "checksum_first": chk["first_index"],
                         "checksum_syndrome": chk["checksum"]})
+        if self.tchecker is not None:
+            chk = self.tchecker.outputs()
+            out.update({"temporal_checked": chk["checked"], "temporal_error": chk["error"],
+                        "temporal_lanes": chk["lane_errors"], "temporal_alarm": chk["alarm"],
+                        "temporal_first": chk["first_index"],
+                        "temporal_overrun": self.generator.outputs()["overrun"]})
         return out
 
     # -- input units (WS): each is one registered stage in front of the skew -------------------
@@ -242,13 +309,23 @@ class ArrayCycleModel:
         return units
 
     def _through_input_units(self, inputs: dict) -> dict:
-        """The array-side view of this cycle's inputs, after the input units' stages."""
-        if not self.units:
+        """The array-side view of this cycle's inputs, after the input units' stages.
+
+        The filters (AFD, median) are functions of one vector, each one register stage; the
+        sanity-input generator, if any, is the last stage and has state of its own.  Its
+        controls travel through the filters' stages with the vector they belong to.
+        """
+        gen = self.generator
+        if not self.units and gen is None:
             return inputs
-        ports = ("load", "load_data", "in_valid", "in_data", "psum_in")
+        ports = ["load", "load_data", "in_valid", "in_data", "psum_in"]
+        if gen is not None:
+            ports += ["temporal_last", "temporal_batch", "checksum_clear"]
         now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
+        n_stages = len(self.units) + (gen is not None)
         if not self.stage_regs:
-            self.stage_regs = [{p: np.zeros_like(v) for p, v in now.items()} for _ in self.units]
+            self.stage_regs = [{p: np.zeros_like(v) for p, v in now.items()}
+                               for _ in range(n_stages)]
         old = self.stage_regs
         new = []
         for k, unit in enumerate(self.units):
@@ -256,10 +333,20 @@ class ArrayCycleModel:
             stage = dict(src)
             stage["in_data"] = unit(src["in_data"], inputs)
             new.append(stage)
-        self.stage_regs = new
         seen = dict(inputs)
+        if gen is not None:
+            src = now if not self.units else old[len(self.units) - 1]
+            shown = gen.outputs()  # the generator's registers, seen by the array this cycle
+            gen.step({"in_data": src["in_data"], "in_valid": src["in_valid"][0],
+                      "in_last": src["temporal_last"][0], "batch": src["temporal_batch"][0],
+                      "clear": src["checksum_clear"][0]})
+            new.append(dict(src))
+            old[-1] = {**old[-1], "in_data": shown["out_data"],
+                       "in_valid": np.atleast_1d(shown["out_valid"])}
+            seen["sanity"] = shown["out_sanity"]
+        self.stage_regs = new
         seen.update({p: (v if p in ("load_data", "in_data", "psum_in") else v[0])
-                     for p, v in old[-1].items()})
+                     for p, v in old[-1].items() if p in ports[:5]})
         return seen
 
     def _write_bypass_map(self, inputs: dict) -> None:
@@ -293,6 +380,15 @@ class ArrayCycleModel:
                           if len(self.bottom_hist) > NC - 1 - c else 0 for c in range(NC)],
                          dtype=np.int64)
         array_out = lanes[:C]
+        if self.tchecker is not None:
+            # Sanity vectors (the generator's flag, delayed like the data) close a batch and
+            # are checked, never results.
+            sanity = int(self._delayed("sanity", self.R + NC, 1)[0])
+            self.tchecker.step({"data": lanes, "valid": int(valid), "last": sanity,
+                                "expected": inputs["temporal_expected"],
+                                "threshold": int(inputs["temporal_threshold"]),
+                                "clear": int(inputs["checksum_clear"])})
+            valid = valid and not sanity
         if self.checker is not None:
             self.checker.step({"data": lanes, "valid": int(valid), "expected": 0,
                                "threshold": int(inputs["checksum_threshold"]),

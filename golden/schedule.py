@@ -24,14 +24,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .array import latency, pass_gap
+from .array import (
+    bias_in_psum,
+    latency,
+    pass_gap,
+    spatial,
+    temporal,
+    temporal_batch_max,
+    temporal_check_bits,
+    temporal_stream_len,
+)
 from .faults import Fault
 from .mapping import tiles
 
-__all__ = ["Program", "build_program", "assemble", "FAULT_PORTS"]
+__all__ = ["Program", "build_program", "assemble", "FAULT_PORTS", "TEMPORAL_OUTPUTS"]
 
 FAULT_PORTS = ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
                "fault_mode", "fault_cycle")
+#: Output ports of the temporal checksum (all unsigned).
+TEMPORAL_OUTPUTS = ("temporal_checked", "temporal_error", "temporal_lanes", "temporal_alarm",
+                    "temporal_first", "temporal_overrun")
 
 
 @dataclass
@@ -54,12 +66,18 @@ class Program:
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   fault: Fault | None = None, bypass_map=None, afd=None,
-                  median_enable: bool = True) -> Program:
+                  median_enable: bool = True, temporal_batch: int | None = None,
+                  bias_error=None) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     ``bypass_map`` (R×C bool, with ``cfg.bypass``) is written first, one row per cycle;
     ``afd`` (with ``cfg.afd``) is a dict of ``shift``, ``gates``, ``mode``, ``enable``
     (default: enabled, one gate, γ = 2, drop); ``median_enable`` switches the median filter.
+    ``temporal_batch`` (with the temporal checksum) is N, the data vectors per temporal batch
+    (default the largest, :func:`golden.array.temporal_batch_max`).  ``bias_error`` models a
+    corrupted bias word on the way into the array (a fault outside the PEs, for the Table 6.1
+    campaign): ``(m, n, delta)`` adds ``delta`` to the bias entering output ``C[m, n]``
+    (``m = None``: every row), while the checkers' expected constants keep the true bias.
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -96,14 +114,31 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     else:
         ws = cfg.dataflow == "ws"
         stream = M if ws else N
-        gap = pass_gap(cfg, stream)
-        T = (len(tl) - 1) * (R + stream + gap) + R + stream + L
+        # Slot of each streamed vector in a pass: with the temporal checksum one idle cycle
+        # follows every batch of N vectors (the generator inserts the sanity vector there).
+        tb = temporal(cfg)
+        nb = _temporal_batch(cfg, temporal_batch) if tb else stream
+        slot = np.arange(stream) + (np.arange(stream) // nb if tb else 0)
+        span = temporal_stream_len(stream, nb) if tb else stream
+        gap = pass_gap(cfg, span)
+        T = (len(tl) - 1) * (R + span + gap) + R + span + L
         inp = {"load": np.zeros(T), "load_data": np.zeros((T, C)), "in_valid": np.zeros(T),
                "in_data": np.zeros((T, R)), "psum_in": np.zeros((T, C))}
-        checksum = getattr(cfg, "checksum", "none") == "spatial"
+        checksum = spatial(cfg)
         if checksum:
             inp.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T),
-                        "checksum_threshold": np.zeros(T), "checksum_clear": np.zeros(T)})
+                        "checksum_threshold": np.zeros(T)})
+        if getattr(cfg, "checksum", "none") != "none":
+            inp["checksum_clear"] = np.zeros(T)
+        NC = C + int(checksum)
+        if tb:
+            inp.update({"temporal_batch": np.full(T, nb), "temporal_last": np.zeros(T),
+                        "temporal_expected": np.zeros((T, NC)),
+                        "temporal_threshold": np.zeros(T)})
+        early = bias_in_psum(cfg)
+        if bias_error is not None and not (ws and early):
+            raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
+                             "enters through psum_in)")
         bias_t = np.zeros((T, C))
         src = np.full(T, -1, dtype=np.int64)
         t = 0
@@ -127,28 +162,47 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                 kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
                 inp["sanity_load_data"][t:t + R] = -kept.sum(axis=1)[::-1]
             s = t + R
-            inp["in_valid"][s:s + stream] = 1
+            inp["in_valid"][s + slot] = 1
             if ws:
-                inp["in_data"][s:s + stream, :kr] = A[:, tile.k0:tile.k1]
+                inp["in_data"][s + slot, :kr] = A[:, tile.k0:tile.k1]
             else:
-                inp["in_data"][s:s + stream, :kr] = B[tile.k0:tile.k1, :].T
+                inp["in_data"][s + slot, :kr] = B[tile.k0:tile.k1, :].T
+            if ws:
+                cols = slice(tile.n0, tile.n1)
+                nc = tile.n1 - tile.n0
+            else:
+                cols = slice(tile.m0, tile.m1)  # IS: output lane i is batch row m0 + i
+                nc = tile.m1 - tile.m0
+            if tb:
+                inp["temporal_last"][s + slot[-1]] = 1  # closes the pass's short last batch
             if not tile.first_k:
-                src[s:s + stream] = prev_out + np.arange(stream)
-            elif not ws:
-                inp["psum_in"][s:s + stream, :] = bias_v[:, None]  # IS: bias of neuron n
+                # Every slot, sanity ones included, chains its partial sum to the next pass.
+                src[s:s + span] = prev_out + np.arange(span)
+            elif early:
+                # The bias enters the first K-tile's partial sums, sanity vectors included
+                # (each also gets the bias once, hence (n + 1)·bias below).
+                if ws:
+                    inp["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot,
+                                                                  bias_error)
+                    if checksum:  # the sanity neuron's bias: the negated sum (Eq. 6.5)
+                        inp["sanity_psum_in"][s:s + span] = -bias_v[cols].sum()
+                else:
+                    inp["psum_in"][s + slot, :] = bias_v[:, None]  # IS: bias of neuron n
             out0 = s + L
+            if tb:
+                _temporal_expected(inp["temporal_expected"], out0, slot, nb,
+                                   bias_v[cols] if early and ws else np.zeros(nc), checksum)
             if tile.last_k:
                 if ws:
-                    nc = tile.n1 - tile.n0
-                    bias_t[out0 - 1:out0 - 1 + stream, :nc] = bias_v[tile.n0:tile.n1]
-                    out_cycle[:, tile.n0:tile.n1] = (out0 + np.arange(M))[:, None]
-                    out_lane[:, tile.n0:tile.n1] = np.arange(nc)[None, :]
+                    if not early:
+                        bias_t[out0 - 1 + slot, :nc] = bias_v[cols]
+                    out_cycle[:, cols] = (out0 + slot)[:, None]
+                    out_lane[:, cols] = np.arange(nc)[None, :]
                 else:
-                    mr = tile.m1 - tile.m0
-                    out_cycle[tile.m0:tile.m1, :] = (out0 + np.arange(N))[None, :]
-                    out_lane[tile.m0:tile.m1, :] = np.arange(mr)[:, None]
+                    out_cycle[cols, :] = (out0 + slot)[None, :]
+                    out_lane[cols, :] = np.arange(nc)[:, None]
             prev_out = out0
-            t = s + stream + gap
+            t = s + span + gap
         loopback = {"psum_in": ("acc_out", src)}
         if checksum:
             loopback["sanity_psum_in"] = ("sanity_acc_out", src)
@@ -168,19 +222,69 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     if getattr(cfg, "median", 0):
         inp["median_enable"] = np.full(T, int(bool(median_enable)))
     inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inp.items()}
+    if temporal(cfg):  # the expected-sum port is k bits wide: program the residue
+        half = np.int64(1) << np.int64(temporal_check_bits(cfg) - 1)
+        inputs["temporal_expected"] = (inputs["temporal_expected"] + half) % (2 * half) - half
     outputs = {"out_valid": (0, False), "acc_out": (C, True)}
     if cfg.output_stage:
         outputs["q_out"] = (C, True)
-    if getattr(cfg, "checksum", "none") == "spatial":
+    if spatial(cfg):
         outputs.update({"sanity_acc_out": (0, True), "checksum_error": (0, False),
                         "checksum_alarm": (0, False), "checksum_first": (0, False),
                         "checksum_syndrome": (0, True)})
+    if temporal(cfg):
+        outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
     if getattr(cfg, "bypass", False):
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
         outputs["bypass_rdata"] = (0, False)
     return Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
                    cycles=T, outputs=outputs)
+
+
+def _temporal_batch(cfg, batch) -> int:
+    nmax = temporal_batch_max(cfg)
+    if batch is None:
+        return nmax
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not (
+            1 <= batch <= nmax):
+        raise ValueError(f"invalid temporal_batch = {batch!r}: an integer from 1 to {nmax} "
+                         f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
+    return int(batch)
+
+
+def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
+    """WS bias entering the first K-tile, ``[span, n-tile width]``: every slot (sanity slots
+    too) gets the bias of its neuron; ``bias_error = (m, n, delta)`` corrupts the word of
+    neuron n for row m only, or (``m = None``) the stored word, hence every slot."""
+    b = np.repeat(bias_v[None, tile.n0:tile.n1], span, axis=0)
+    if bias_error is not None:
+        m, col, delta = bias_error
+        if tile.n0 <= col < tile.n1:
+            b[slice(None) if m is None else slot[m], col - tile.n0] += delta
+    return b
+
+
+def _temporal_expected(exp: np.ndarray, out0: int, slot: np.ndarray, batch: int, bias,
+                       sanity_lane: bool) -> None:
+    """Program the temporal checker's expected lane sums for one pass.
+
+    Batch j's sanity vector takes the slot after its last data vector, ``slot + 1``; it shows
+    at the output ports in cycle ``out0 + slot + 1`` and is checked in the cycle before,
+    when every lane expects ``(n_j + 1)·bias`` (n_j data
+    vectors and the sanity vector each carry the bias once; the sanity lane's bias is the
+    negated sum).  The value is held from the previous batch's check to this one's.
+    """
+    nc = len(bias)
+    n_vec = len(slot)
+    start = out0 - 1
+    for j in range(0, n_vec, batch):
+        n_j = min(batch, n_vec - j)
+        close = out0 + slot[j + n_j - 1]  # checked one cycle before it shows: slot + 1 − 1
+        exp[start:close + 1, :nc] = (n_j + 1) * np.asarray(bias)
+        if sanity_lane:
+            exp[start:close + 1, -1] = -(n_j + 1) * int(np.sum(bias))
+        start = close + 1
 
 
 def _prepend_bypass_map(cfg, inputs, loopback, out_cycle, T, bypass_map):
@@ -194,7 +298,7 @@ def _prepend_bypass_map(cfg, inputs, loopback, out_cycle, T, bypass_map):
     for name, arr in inputs.items():
         pad = np.zeros((pre,) + arr.shape[1:], dtype=np.int64)
         if name in ("relu", "shift") or name.startswith(("fault_", "afd_", "median_",
-                                                         "checksum_")):
+                                                         "checksum_", "temporal_")):
             pad[:] = arr[0]  # static controls hold their value from the first cycle
         out[name] = np.concatenate([pad, arr])
     weights = 1 << np.arange(C)

@@ -54,7 +54,7 @@ from . import emit
 from .afd import AnomalySuppression, shift_port_width
 from .array import SystolicArray, delay
 from .bypass import BypassMap
-from .checksum import SpatialChecker, spatial_check_width
+from .checksum import SanityInputGenerator, SpatialChecker, TemporalChecker, spatial_check_width
 from .config import AcceleratorConfig
 from .fault import FAULT_CONTROL_PORTS, FaultController
 from .output_stage import SHIFT_WIDTH, OutputStage
@@ -110,15 +110,29 @@ class Accelerator(wiring.Component):
                             "afd_gates": In(2), "afd_mode": In(1), "afd_enable": In(1)})
         if config.median:
             members["median_enable"] = In(1)
-        if config.checksum == "spatial":
+        if config.checksum != "none":
+            members["checksum_clear"] = In(1)
+        if config.spatial:
             cw = spatial_check_width(P, C + 1, P)
             members.update({
                 "sanity_load_data": In(signed(config.sanity_width)),
                 "sanity_psum_in": In(signed(P)),
-                "checksum_threshold": In(unsigned(cw)), "checksum_clear": In(1),
+                "checksum_threshold": In(unsigned(cw)),
                 "sanity_acc_out": Out(signed(P)), "checksum_error": Out(1),
                 "checksum_alarm": Out(1), "checksum_first": Out(unsigned(16)),
                 "checksum_syndrome": Out(signed(cw)),
+            })
+        if config.temporal:
+            k = config.temporal_check_bits
+            lanes = config.array_cols  # the sanity column is checked over time too
+            members.update({
+                "temporal_batch": In(unsigned(config.temporal_batch_bits)),
+                "temporal_last": In(1),
+                "temporal_expected": In(signed(k)).array(lanes),
+                "temporal_threshold": In(unsigned(k)),
+                "temporal_checked": Out(1), "temporal_error": Out(1),
+                "temporal_lanes": Out(unsigned(lanes)), "temporal_alarm": Out(1),
+                "temporal_first": Out(unsigned(16)), "temporal_overrun": Out(1),
             })
         members.update({"out_valid": Out(1), "acc_out": Out(signed(P)).array(C)})
         if config.output_stage:
@@ -167,13 +181,21 @@ class Accelerator(wiring.Component):
                 m.d.comb += [
                     array.stat_data[c].eq(delay(m, self.load_data[c], stages, f"ld{c}_stage")),
                     array.psum_data[c].eq(delay(m, self.psum_in[c], stages, f"ps{c}_stage"))]
-            for r in range(R):
-                m.d.comb += array.stream_data[r].eq(stream[r])
-            if cfg.checksum == "spatial":
+            if cfg.spatial:
                 m.d.comb += [
                     array.sanity_stat.eq(delay(m, self.sanity_load_data, stages, "sld_stage")),
                     array.sanity_psum.eq(delay(m, self.sanity_psum_in, stages, "sps_stage"))]
-            valid = delay(m, self.in_valid, array.latency + stages, "valid")
+            if cfg.temporal:
+                stream, in_valid, in_sanity = self._sanity_inputs(m, stream)
+                arr_valid = delay(m, in_valid, array.latency, "valid")
+                sanity = delay(m, in_sanity, array.latency, "sanity")
+                # Sanity vectors are checked, never results: out_valid marks data vectors.
+                valid = Signal()
+                m.d.comb += valid.eq(arr_valid & ~sanity)
+            else:
+                valid = delay(m, self.in_valid, array.latency + stages, "valid")
+            for r in range(R):
+                m.d.comb += array.stream_data[r].eq(stream[r])
 
         for c in range(C):
             m.d.comb += ostage.acc_in[c].eq(array.out[c])
@@ -185,7 +207,24 @@ class Accelerator(wiring.Component):
             for c in range(C):
                 m.d.comb += [ostage.bias[c].eq(self.bias[c]), self.q_out[c].eq(ostage.q_out[c])]
 
-        if cfg.checksum == "spatial":
+        if cfg.temporal:
+            # Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
+            # closing vector is the generator's out_sanity delayed like the data.
+            m.submodules.temporal_check = tchk = TemporalChecker(
+                width=cfg.acc_bits, n_lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
+                residue_bits=cfg.temporal_check_bits)
+            lanes_out = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
+            for u, lane in enumerate(lanes_out):
+                m.d.comb += [tchk.data[u].eq(lane),
+                             tchk.expected[u].eq(self.temporal_expected[u])]
+            m.d.comb += [
+                tchk.valid.eq(arr_valid), tchk.last.eq(sanity),
+                tchk.threshold.eq(self.temporal_threshold), tchk.clear.eq(self.checksum_clear),
+                self.temporal_checked.eq(tchk.checked), self.temporal_error.eq(tchk.error),
+                self.temporal_lanes.eq(tchk.lane_errors), self.temporal_alarm.eq(tchk.alarm),
+                self.temporal_first.eq(tchk.first_index)]
+
+        if cfg.spatial:
             # The checker sees the raw sums of the C + 1 columns in the cycle the output stage
             # samples them, so its flags come out aligned with out_valid / acc_out.
             m.submodules.sanity_check = chk = SpatialChecker(
@@ -238,6 +277,30 @@ class Accelerator(wiring.Component):
                 m.d.comb += med.data_in[r].eq(lane)
             lanes = list(med.data_out)
         return lanes
+
+    def _sanity_inputs(self, m: Module, lanes: list):
+        """The temporal checksum's sanity-input generator, the last input stage (Fig. 6.9).
+
+        It sits after the filters so that the sanity vector is the negated sum of exactly the
+        vectors the array multiplies.  Its controls are delayed like the streamed vector so
+        that they reach it with the vector they belong to.  Returns the streamed lanes, their
+        valid flag and the sanity flag at the array's input.
+        """
+        cfg = self._cfg
+        before = cfg.input_stages - 1  # stages in front of the generator
+        m.submodules.sanity_input = gen = SanityInputGenerator(
+            width=cfg.a_width, n_lanes=cfg.rows, batch_bits=cfg.temporal_batch_bits,
+            out_width=cfg.stream_width)
+        for r, lane in enumerate(lanes):
+            m.d.comb += gen.in_data[r].eq(lane)
+        m.d.comb += [
+            gen.in_valid.eq(delay(m, self.in_valid, before, "tv_stage")),
+            gen.in_last.eq(delay(m, self.temporal_last, before, "tl_stage")),
+            gen.batch.eq(delay(m, self.temporal_batch, before, "tb_stage")),
+            gen.clear.eq(delay(m, self.checksum_clear, before, "tc_stage")),
+            self.temporal_overrun.eq(gen.overrun),
+        ]
+        return list(gen.out_data), gen.out_valid, gen.out_sanity
 
 
 def design_texts(cfg: AcceleratorConfig) -> tuple[str, str]:

@@ -49,7 +49,7 @@ def delay(m: Module, sig, cycles: int, name: str):
 def make_sanity_pe(cfg: AcceleratorConfig):
     """The PE of the Sanity-Check column (WS): weights ``cfg.sanity_width`` bits wide, partial
     sum wrapping at the accumulator width (its checker works modulo 2**acc_bits)."""
-    return StationaryPE(dataflow="ws", a_width=cfg.a_width, w_width=cfg.sanity_width,
+    return StationaryPE(dataflow="ws", a_width=cfg.stream_width, w_width=cfg.sanity_width,
                         acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True)
 
 
@@ -59,7 +59,10 @@ def make_pe(cfg: AcceleratorConfig):
         return OutputStationaryPE(a_width=cfg.a_width, w_width=cfg.w_width,
                                   acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks,
                                   bypass=cfg.bypass)
-    return StationaryPE(dataflow=cfg.dataflow, a_width=cfg.a_width, w_width=cfg.w_width,
+    # WS streams activations: cfg.stream_width is wider than a_width with the exact temporal
+    # checksum, whose sanity vectors are sums of activations.
+    a_width = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
+    return StationaryPE(dataflow=cfg.dataflow, a_width=a_width, w_width=cfg.w_width,
                         acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, bypass=cfg.bypass)
 
 
@@ -83,7 +86,7 @@ class SystolicArray(wiring.Component):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self._cfg = config
         self._pe = make_pe(config)
-        self._sanity_pe = make_sanity_pe(config) if config.checksum == "spatial" else None
+        self._sanity_pe = make_sanity_pe(config) if config.spatial else None
         R, C, P = config.rows, config.cols, config.acc_bits
         if config.dataflow == "os":
             members = {

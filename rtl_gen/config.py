@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "CHECKSUM_MODES",
+    "TEMPORAL_MODES",
     "MEDIAN_VARIANTS",
     "AcceleratorConfig",
     "DATAFLOWS",
@@ -40,8 +41,13 @@ FAULT_REGISTERS = ("weight", "act", "psum")
 FAULT_MODES = ("sa0", "sa1", "flip")
 #: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
 MEDIAN_VARIANTS = ("plain", "shared")
-#: Sanity-Check options of the composed top (SPEC §2).
-CHECKSUM_MODES = ("none", "spatial")
+#: Sanity-Check options of the composed top (SPEC §2): which checksums are built.
+CHECKSUM_MODES = ("none", "spatial", "temporal", "both")
+#: How the temporal checksum's sanity input vector crosses the array (SPEC §2, 000 L1261):
+#: ``"residue"`` wraps it to the activation width (the PEs are unchanged; the check holds
+#: modulo 2**a_width), ``"exact"`` widens the streamed path by ``temporal_batch_bits`` bits
+#: (every PE's multiplier grows; the check holds modulo 2**acc_bits).
+TEMPORAL_MODES = ("residue", "exact")
 
 #: Largest accumulator width we accept: the golden models compute in int64, and the output
 #: stage adds a bias and a rounding constant (two more bits) before saturating.  The derived
@@ -125,8 +131,15 @@ class AcceleratorConfig:
         Median-3 / Median-5 feature selection on the streamed activations (SPEC §4; WS only),
         0 = off; ``"plain"`` or ``"shared"`` comparators; one pipeline stage.
     checksum : str
-        ``"spatial"``: Sanity-Check spatial checksum (SPEC §2; WS): one extra *sanity* PE
-        column and a checker over the C + 1 outputs; ``"none"``: off.
+        Sanity-Check (SPEC §2; WS only).  ``"spatial"``: one extra *sanity* PE column and a
+        checker over the C + 1 outputs; ``"temporal"``: a sanity-input generator in front of
+        the array (one extra vector after every batch of N, N set at run time) and per-column
+        check accumulators; ``"both"``; ``"none"``: off.
+    temporal_batch_bits : int
+        Width of the run-time batch size N (1 … 2**bits − 1 data vectors per batch), 1 … 8.
+    temporal_mode : str
+        ``"residue"`` (default, the seed's residue arithmetic) or ``"exact"``, see
+        :data:`TEMPORAL_MODES`.
 
     Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -146,6 +159,8 @@ class AcceleratorConfig:
     median: int = 0
     median_variant: str = "plain"
     checksum: str = "none"
+    temporal_batch_bits: int = 4
+    temporal_mode: str = "residue"
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_DIM)
@@ -172,6 +187,14 @@ class AcceleratorConfig:
             raise ConfigError("checksum", self.checksum,
                               "'none' unless dataflow is 'ws' (the sanity column is a neuron "
                               "pinned in the array; IS/OS integration is not built yet)")
+        _check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
+        if self.temporal_mode not in TEMPORAL_MODES:
+            raise ConfigError("temporal_mode", self.temporal_mode,
+                              f"one of {', '.join(TEMPORAL_MODES)}")
+        if self.temporal and self.acc_bits < self.stream_width + self.w_width:
+            raise ConfigError("acc_width", self.acc_width,
+                              f"at least {self.stream_width + self.w_width} bits: the exact "
+                              "temporal checksum streams wider sanity vectors")
         for name in ("afd", "median"):
             if getattr(self, name) and self.dataflow != "ws":
                 raise ConfigError(
@@ -194,15 +217,37 @@ class AcceleratorConfig:
         return {"ws": self.w_width, "is": self.a_width, "os": 0}[self.dataflow]
 
     @property
+    def spatial(self) -> bool:
+        """The spatial checksum (sanity column) is built."""
+        return self.checksum in ("spatial", "both")
+
+    @property
+    def temporal(self) -> bool:
+        """The temporal checksum (sanity-input generator + check accumulators) is built."""
+        return self.checksum in ("temporal", "both")
+
+    @property
     def stream_width(self) -> int:
-        """Width of the operand streamed from the left edge (WS: activation, IS: weight)."""
+        """Width of the operand streamed from the left edge (WS: activation, IS: weight).
+
+        With the exact temporal checksum the WS activations are ``temporal_batch_bits``
+        wider inside the array: the sanity vector is the negated sum of up to
+        2**bits − 1 activation vectors."""
+        if self.dataflow == "ws" and self.temporal and self.temporal_mode == "exact":
+            return self.a_width + self.temporal_batch_bits
         return {"ws": self.a_width, "is": self.w_width, "os": self.a_width}[self.dataflow]
+
+    @property
+    def temporal_check_bits(self) -> int:
+        """Modulus exponent of the temporal check: ``a_width`` (residue) or ``acc_bits``."""
+        return self.acc_bits if self.temporal_mode == "exact" else self.a_width
 
     def register_width(self, register: str) -> int:
         """Width of a PE register named as in :data:`FAULT_REGISTERS`."""
         if register not in FAULT_REGISTERS:
             raise ConfigError("fault register", register, f"one of {', '.join(FAULT_REGISTERS)}")
-        return {"weight": self.w_width, "act": self.a_width, "psum": self.acc_bits}[register]
+        act = self.stream_width if self.dataflow == "ws" else self.a_width
+        return {"weight": self.w_width, "act": act, "psum": self.acc_bits}[register]
 
     def name(self) -> str:
         """A short, file-name-safe identifier, e.g. ``ws_8x8_a8w8_acc26``."""
@@ -220,12 +265,14 @@ class AcceleratorConfig:
             s += f"_med{self.median}{self.median_variant[0]}"
         if self.checksum != "none":
             s += f"_cs{self.checksum[0]}"
+        if self.temporal:
+            s += f"{self.temporal_batch_bits}{self.temporal_mode[0]}"
         return s
 
     @property
     def array_cols(self) -> int:
         """Columns of PEs actually built: C, plus the sanity column of the spatial checksum."""
-        return self.cols + (1 if self.checksum == "spatial" else 0)
+        return self.cols + (1 if self.spatial else 0)
 
     @property
     def sanity_width(self) -> int:
@@ -235,8 +282,9 @@ class AcceleratorConfig:
 
     @property
     def input_stages(self) -> int:
-        """Pipeline stages in front of the array (each input unit adds one cycle)."""
-        return int(self.afd) + int(bool(self.median))
+        """Pipeline stages in front of the array (each input unit adds one cycle; the
+        temporal checksum's sanity-input generator is the last of them)."""
+        return int(self.afd) + int(bool(self.median)) + int(self.temporal)
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
