@@ -205,12 +205,16 @@ class ArrayCycleModel:
     same order of operations.  :meth:`outputs` gives what the registered output ports show in
     the current cycle; :meth:`step` applies one cycle's inputs (a dict of port values) and
     advances to the next cycle.  With ``fault`` set, the fault's saboteur is applied to the
-    selected register's value wherever it is read, exactly as in the RTL.
+    selected register's value wherever it is read, exactly as in the RTL; a list of faults
+    applies each (in list order where two hit the same register bit).
     """
 
-    def __init__(self, cfg, fault: Fault | None = None):
+    def __init__(self, cfg, fault: Fault | tuple | list | None = None):
         self.cfg = cfg
-        self.fault = fault
+        # Several faults at once (a list) model multiple errors, e.g. the checksums' 2- and
+        # 3-error guarantees; the RTL's hooks take one fault, which is the case proven equal.
+        self.faults = (() if fault is None else tuple(fault) if isinstance(fault, (list, tuple))
+                       else (fault,))
         R, C = cfg.rows, cfg.cols
         self.R, self.C, self.P = R, C, cfg.acc_bits
         self.NC = NC = array_cols(cfg)
@@ -254,14 +258,16 @@ class ArrayCycleModel:
         return {"weight": self.cfg.w_width, "act": act, "psum": self.P}[register]
 
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
-        f = self.fault
-        if f is None or f.register != register or not f.active(self.cycle):
-            return regs
-        if f.row >= self.R or f.col >= self.NC:
-            return regs
-        out = regs.copy()
-        out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register, f.col), f.bit,
-                                     f.mode)
+        out = regs
+        for f in self.faults:
+            if f.register != register or not f.active(self.cycle):
+                continue
+            if f.row >= self.R or f.col >= self.NC:
+                continue
+            if out is regs:
+                out = regs.copy()
+            out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register, f.col),
+                                         f.bit, f.mode)
         return out
 
     def _delayed(self, port: str, d: int, n: int) -> np.ndarray:

@@ -53,7 +53,8 @@ class Program:
     ``inputs[port]`` is ``[T]`` or ``[T, n]``; ``loopback[port] = (source_port, src)`` means
     that in cycle t with ``src[t] >= 0`` the port takes the value the source output port
     showed in cycle ``src[t]``.  ``out_cycle[m, n]`` / ``out_lane[m, n]`` locate element
-    ``C[m, n]`` in the recorded outputs.
+    ``C[m, n]`` in the recorded outputs; ``sanity_cycle`` lists the cycles in which the
+    temporal checksum's sanity vectors of the final K-tile passes show at the outputs.
     """
 
     inputs: dict[str, np.ndarray]
@@ -62,6 +63,7 @@ class Program:
     out_lane: np.ndarray
     cycles: int
     outputs: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    sanity_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
@@ -111,6 +113,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                     out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
             t += Kp
         loopback: dict[str, tuple[str, np.ndarray]] = {}
+        sanity_cycle = np.zeros(0, dtype=np.int64)
     else:
         ws = cfg.dataflow == "ws"
         stream = M if ws else N
@@ -141,6 +144,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                              "enters through psum_in)")
         bias_t = np.zeros((T, C))
         src = np.full(T, -1, dtype=np.int64)
+        sanity_rows: list = []
         t = 0
         prev_out = -1
         for tile in tl:
@@ -192,6 +196,9 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
             if tb:
                 _temporal_expected(inp["temporal_expected"], out0, slot, nb,
                                    bias_v[cols] if early and ws else np.zeros(nc), checksum)
+            if tile.last_k and tb:
+                closing = slot[np.minimum(np.arange(nb - 1, stream + nb - 1, nb), stream - 1)]
+                sanity_rows.append(out0 + closing + 1)
             if tile.last_k:
                 if ws:
                     if not early:
@@ -204,6 +211,8 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
             prev_out = out0
             t = s + span + gap
         loopback = {"psum_in": ("acc_out", src)}
+        sanity_cycle = (np.concatenate(sanity_rows) if sanity_rows
+                        else np.zeros(0, dtype=np.int64))
         if checksum:
             loopback["sanity_psum_in"] = ("sanity_acc_out", src)
 
@@ -235,11 +244,13 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     if temporal(cfg):
         outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
     if getattr(cfg, "bypass", False):
+        T0 = T
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
+        sanity_cycle = sanity_cycle + (T - T0)
         outputs["bypass_rdata"] = (0, False)
     return Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
-                   cycles=T, outputs=outputs)
+                   cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
 
 
 def _temporal_batch(cfg, batch) -> int:

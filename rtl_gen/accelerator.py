@@ -210,7 +210,7 @@ class Accelerator(wiring.Component):
         if cfg.temporal:
             # Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
             # closing vector is the generator's out_sanity delayed like the data.
-            m.submodules.temporal_check = tchk = TemporalChecker(
+            m.submodules.sanity_temporal = tchk = TemporalChecker(
                 width=cfg.acc_bits, n_lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
                 residue_bits=cfg.temporal_check_bits)
             lanes_out = list(array.out) + ([array.sanity_out] if cfg.spatial else [])

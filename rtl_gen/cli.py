@@ -51,14 +51,20 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="anomaly suppression of the streamed activations (WS, SPEC §3)")
     g.add_argument("--median", type=int, help="median filter window 3 or 5 (WS, SPEC §4)")
     g.add_argument("--median-variant", help="plain or shared comparators")
-    g.add_argument("--checksum", help="none or spatial (Sanity-Check, WS, SPEC §2)")
+    g.add_argument("--checksum",
+                   help="none, spatial, temporal or both (Sanity-Check, WS, SPEC §2)")
+    g.add_argument("--temporal-batch-bits", type=int,
+                   help="width of the run-time temporal batch size N (default 4: N ≤ 15)")
+    g.add_argument("--temporal-mode",
+                   help="residue (sanity vector wrapped to a_width bits, check mod 2^a) or "
+                        "exact (streamed path widened, check mod 2^acc; default residue)")
 
 
 def _config(args) -> AcceleratorConfig:
     base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
     for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                 "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
-                "checksum"):
+                "checksum", "temporal_batch_bits", "temporal_mode"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
@@ -148,7 +154,40 @@ def _unit_options(cfg: AcceleratorConfig, args) -> dict:
             raise CLIError(f"--afd-shift {args.afd_shift}: must be within ±{cfg.a_width}")
         units["afd"] = {"shift": args.afd_shift, "gates": args.afd_gates,
                         "mode": 1 if args.afd_mode == "clip" else 0, "enable": 1}
+    if args.temporal_batch is not None:
+        if not cfg.temporal:
+            raise CLIError("--temporal-batch needs --checksum temporal or both")
+        nmax = (1 << cfg.temporal_batch_bits) - 1
+        if not 1 <= args.temporal_batch <= nmax:
+            raise CLIError(f"--temporal-batch {args.temporal_batch}: must be 1 … {nmax} "
+                           f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
+        units["temporal_batch"] = args.temporal_batch
     return units
+
+
+def _report_checksums(cfg, rec: dict) -> None:
+    """One line per configured checksum: what was checked and whether it raised the alarm."""
+    if cfg.spatial:
+        errors = int(rec["checksum_error"].sum())
+        checked = int(rec["out_valid"].sum())
+        if rec["checksum_alarm"].max():
+            print(f"spatial checksum ALARM: {errors} of {checked} output vectors failed; first "
+                  f"failing vector: {int(rec['checksum_first'][-1])}")
+        else:
+            print(f"spatial checksum: {checked} output vectors checked, no error")
+    if cfg.temporal:
+        errors = int(rec["temporal_error"].sum())
+        checked = int(rec["temporal_checked"].sum())
+        lanes = np.bitwise_or.reduce(rec["temporal_lanes"])
+        if rec["temporal_alarm"].max():
+            cols = [u for u in range(cfg.array_cols) if lanes >> u & 1]
+            print(f"temporal checksum ALARM: {errors} of {checked} batches failed (lanes {cols}"
+                  f"); first failing batch: {int(rec['temporal_first'][-1])}")
+        else:
+            print(f"temporal checksum: {checked} batches checked (modulo 2^"
+                  f"{cfg.temporal_check_bits}), no error")
+        if rec["temporal_overrun"].max():
+            print("temporal checksum: OVERRUN (an input arrived while a sanity vector was due)")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -194,15 +233,7 @@ def cmd_matmul(args) -> int:
     M, K = A.shape
     print(f"C = A @ B: {M}×{K} @ {K}×{B.shape[1]} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}"
           f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
-    if cfg.checksum == "spatial":
-        rec = run.recorded
-        errors = int(rec["checksum_error"].sum())
-        checked = int(rec["out_valid"].sum())
-        if rec["checksum_alarm"].max():
-            print(f"checksum ALARM: {errors} of {checked} output vectors failed the spatial "
-                  f"checksum; first failing vector: {int(rec['checksum_first'][-1])}")
-        else:
-            print(f"checksum: {checked} output vectors checked, no error")
+    _report_checksums(cfg, run.recorded)
     if not args.check:
         return 0
     acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
@@ -392,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
     m.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    m.add_argument("--temporal-batch", type=int,
+                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
     m.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
     m.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
     m.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")

@@ -41,7 +41,8 @@ def _fault_members(enabled: bool) -> dict:
 def _check_widths(a_width, w_width, acc_width, wraps=False):
     # A sanity-column PE (Sanity-Check) holds wider weights and lets its partial sum wrap:
     # its checker works modulo 2**acc_width.
-    for name, v, lo, hi in (("a_width", a_width, 2, 16),
+    # a_width reaches 16 + temporal_batch_bits with the exact temporal checksum.
+    for name, v, lo, hi in (("a_width", a_width, 2, 24),
                             ("w_width", w_width, 2, 32 if wraps else 16),
                             ("acc_width", acc_width, 2 if wraps else a_width + w_width, 60)):
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
