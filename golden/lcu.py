@@ -26,6 +26,15 @@ Controller semantics (001 L1720, SPEC §5): after a layer finishes, for each cri
 ``(index_a, index_b)`` *in list order*, ``v = lcu(buf[index_a], buf[index_b])`` and ``v`` is
 written to both places.  Pairs may share indices; they are processed strictly one after the
 other, so a later pair sees the values written by earlier ones (:func:`correct_buffer`).
+
+Banked buffer (issue 8): the hardware buffer holds ``depth`` rows of ``lanes`` words (one
+output vector per row).  A word's address is ``row · 2**lane_bits + lane``
+(:func:`buffer_address`); addresses whose lane is ``≥ lanes`` are holes that read 0 and ignore
+writes.  Pairs are word addresses, and the correction is :func:`correct_buffer` on the *flat
+view* (:func:`rows_to_flat`, holes 0): a pair that names a hole computes ``lcu(x, 0) = 0``,
+so the flat model never writes anything but 0 to a hole, which is what the hardware does by
+ignoring the write.  :func:`capture_then_correct` is the functional model (capture vectors,
+then one run) and :class:`ControllerModel` the cycle-level model of every output port.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "flip_bit", "to_unsigned",
-           "to_signed", "signed_range"]
+           "to_signed", "signed_range", "lane_bits", "buffer_address", "rows_to_flat",
+           "flat_to_rows", "capture_then_correct", "ControllerModel"]
 
 
 def signed_range(width: int) -> tuple[int, int]:
@@ -125,3 +135,206 @@ def flip_bit(x, bit, width: int) -> np.ndarray:
     if bit.size and (bit.min() < 0 or bit.max() >= width):
         raise ValueError(f"invalid bit: 0 … {width - 1}")
     return to_signed(to_unsigned(x, width) ^ (np.int64(1) << bit), width)
+
+
+# -- banked output buffer (rows of `lanes` words) and the controller around it ----------------
+def lane_bits(lanes: int) -> int:
+    """Low bits of a word address that select the lane: ``ceil(log2(lanes))``, 0 for one lane."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int | np.integer) or not 1 <= lanes <= 256:
+        raise ValueError(f"invalid lanes = {lanes!r}: an integer from 1 to 256")
+    return (int(lanes) - 1).bit_length()
+
+
+def buffer_address(row, lane, lanes: int) -> np.ndarray:
+    """Word address of ``(row, lane)`` in a buffer of ``lanes`` words per row (broadcasting).
+
+    ``row · 2**lane_bits + lane`` with ``lane_bits = ceil(log2(lanes))``: the lane is the low
+    bits, so both fields are bit slices in hardware.  Addresses whose lane is ``≥ lanes``
+    (when ``lanes`` is not a power of two) are *holes*: they exist in the address space, read
+    0 and ignore writes.
+    """
+    lb = lane_bits(lanes)
+    row = np.asarray(row, dtype=np.int64)
+    lane = np.asarray(lane, dtype=np.int64)
+    if row.size and row.min() < 0:
+        raise ValueError("invalid row: must be >= 0")
+    if lane.size and (lane.min() < 0 or lane.max() >= lanes):
+        raise ValueError(f"invalid lane: 0 … {lanes - 1}")
+    return (row << lb) + lane
+
+
+def rows_to_flat(rows, lanes: int) -> np.ndarray:
+    """The flat word view ``[depth · 2**lane_bits]`` of ``rows [depth, lanes]`` (holes 0)."""
+    lb = lane_bits(lanes)
+    r = np.asarray(rows, dtype=np.int64).reshape(-1, lanes)
+    flat = np.zeros((r.shape[0], 1 << lb), dtype=np.int64)
+    flat[:, :lanes] = r
+    return flat.reshape(-1)
+
+
+def flat_to_rows(flat, lanes: int) -> np.ndarray:
+    """Rows ``[depth, lanes]`` of the flat word view (the holes dropped)."""
+    lb = lane_bits(lanes)
+    f = np.asarray(flat, dtype=np.int64)
+    if f.size % (1 << lb):
+        raise ValueError(f"invalid flat buffer: its length must be a multiple of {1 << lb}")
+    return f.reshape(-1, 1 << lb)[:, :lanes].copy()
+
+
+def capture_then_correct(vectors, pairs, *, depth: int, lanes: int, width: int = 8,
+                         mask: int | None = None, init=None,
+                         first_row: int = 0) -> tuple[np.ndarray, int]:
+    """The banked buffer after capturing ``vectors`` and one correction run of ``pairs``.
+
+    Parameters
+    ----------
+    vectors : int array [k, lanes]
+        Output vectors, captured in order into rows ``first_row, first_row + 1, …`` modulo
+        ``depth`` (a later vector overwrites an earlier one on wrap-around).
+    pairs : int array [n, 2]
+        Word addresses (:func:`buffer_address`), in ``0 … depth · 2**lane_bits − 1``.
+    init : int array [depth, lanes], optional
+        Buffer contents before the captures (default all 0, the memory's reset-free initial
+        value in simulation).
+
+    Returns
+    -------
+    (rows, next_row)
+        ``rows`` ``[depth, lanes]`` after the run; ``next_row`` is where the capture counter
+        points afterwards.  The correction is :func:`correct_buffer` on the flat view: a pair
+        naming a hole reads 0 there, so it computes ``lcu(x, 0) = 0`` and the 0 written back
+        to the hole changes nothing, which is also what the hardware (write ignored) does.
+    """
+    _check_width(width)
+    lb = lane_bits(lanes)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"invalid depth = {depth!r}: an integer >= 1")
+    rows = np.zeros((depth, lanes), dtype=np.int64) if init is None else \
+        _as_signed_array(init, width, "init").reshape(depth, lanes).copy()
+    vec = _as_signed_array(vectors, width, "vectors").reshape(-1, lanes)
+    row = int(first_row) % depth
+    for v in vec:
+        rows[row] = v
+        row = (row + 1) % depth
+    flat = rows_to_flat(rows, lanes)
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if p.size and (p.min() < 0 or p.max() >= depth << lb):
+        raise ValueError(f"invalid pairs: word addresses must be in 0 … {(depth << lb) - 1}")
+    return flat_to_rows(correct_buffer(flat, p, width=width, mask=mask), lanes), row
+
+
+class ControllerModel:
+    """Cycle-level model of every output port of ``rtl_gen.lcu.CorrectionController``.
+
+    :meth:`run` takes the same per-cycle input rows as :func:`tb.runner.run_stream` and returns
+    the output rows it would record (row ``t`` = the registers after the edge of cycle
+    ``t − 1``; row 0 the reset state), plus a validity mask for the read data: reads issued
+    while ``busy`` return unspecified data.  The correction itself is functional
+    (:func:`correct_buffer` applied at the edge that samples ``start``): nothing the host can
+    observe depends on the order of the controller's internal accesses, because the host's
+    ports are ignored, and its reads unspecified, until ``done``.  Timing follows
+    ``controller_cycles``: ``busy`` for ``2n + 2`` rows, then ``done`` for one row.
+
+    Modelled exactly: capture (``cap_en``/``cap_clear``/``cap_row``, priority over a host write
+    in the same cycle), host word writes (holes ignored), non-transparent reads (a read in the
+    cycle of a write returns the old row), pair-list writes (the entry 0 read at the ``start``
+    edge is the old one, later entries see a same-cycle write), the ``n_pairs`` clamp, and
+    every input ignored while busy.  Not modelled: rows ``≥ depth`` (unspecified in hardware).
+    """
+
+    def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
+                 mask: int | None = None, lanes: int = 1, capture: bool | None = None):
+        _check_width(width)
+        self.width, self.depth, self.max_pairs, self.lanes = width, depth, max_pairs, lanes
+        self.mask = check_mask(mask, width)
+        self.capture = lanes > 1 if capture is None else bool(capture)
+        self.lane_bits = lane_bits(lanes)
+        self.flat = np.zeros(depth << self.lane_bits, dtype=np.int64)
+        self.plist = np.zeros((max_pairs, 2), dtype=np.int64)
+        self.busy = self.done = self.cap_row = self.timer = 0
+        self.rd_row: np.ndarray | None = np.zeros(lanes, dtype=np.int64)  # reads row 0 in reset
+        self.rd_word: int | None = 0
+
+    def _outputs(self) -> dict:
+        out = {"busy": self.busy, "done": self.done}
+        if self.capture:
+            out["cap_row"] = self.cap_row
+            out["buf_rd_rows"] = self.rd_row
+        else:
+            out["buf_rd_data"] = self.rd_word
+        return out
+
+    def _word(self, a: int) -> int | None:
+        if a >= self.flat.size:
+            return None  # a row that does not exist: unspecified
+        return int(self.flat[a])  # holes are held at 0
+
+    def _write_word(self, a: int, value: int) -> None:
+        if a < self.flat.size and (a & ((1 << self.lane_bits) - 1)) < self.lanes:
+            self.flat[a] = value
+
+    def step(self, x: dict) -> None:
+        """One rising edge with input row ``x`` (missing ports are 0)."""
+        def g(port: str) -> int:
+            return int(x.get(port, 0))
+
+        if self.busy:
+            self.rd_row = self.rd_word = None
+            self.timer -= 1
+            self.done = int(self.timer == 0)
+            self.busy = int(self.timer > 0)
+            return
+        lb = self.lane_bits
+        # reads see the buffer before this edge's write (non-transparent)
+        if self.capture:
+            r = g("buf_rd_row")
+            self.rd_row = flat_to_rows(self.flat[r << lb:(r + 1) << lb], self.lanes)[0] \
+                if r < self.depth else None
+        else:
+            self.rd_word = self._word(g("buf_rd_addr"))
+        if self.capture and g("cap_en"):
+            target = 0 if g("cap_clear") else self.cap_row
+            cap = np.asarray(x["cap_data"], dtype=np.int64).reshape(self.lanes)
+            self.flat[target << lb: (target << lb) + self.lanes] = cap
+            self.cap_row = (target + 1) % self.depth
+        else:
+            if self.capture and g("cap_clear"):
+                self.cap_row = 0
+            if g("buf_wr_en"):
+                self._write_word(g("buf_wr_addr"), g("buf_wr_data"))
+        used = self.plist.copy()
+        if g("pair_wr_en") and g("pair_wr_index") < self.max_pairs:
+            self.plist[g("pair_wr_index")] = (g("pair_wr_a"), g("pair_wr_b"))
+        used[1:] = self.plist[1:]  # entry 0 was read at this edge, the others later
+        self.done = 0
+        if g("start"):
+            n = min(g("n_pairs"), self.max_pairs)
+            if n == 0:
+                self.done = 1
+            else:
+                self.flat = correct_buffer(self.flat, used[:n], width=self.width, mask=self.mask)
+                self.busy, self.timer = 1, 2 * n + 2
+
+    def run(self, inputs: dict) -> tuple[dict, dict]:
+        """Outputs for the per-cycle ``inputs`` (``port -> [T]`` or ``[T, n]``).
+
+        Returns ``(outputs, valid)``: ``outputs[port]`` int64 ``[T]`` or ``[T, lanes]``;
+        ``valid[port]`` bool ``[T]``, False where the value is unspecified (read data only).
+        """
+        t_len = len(next(iter(inputs.values())))
+        rows, valid = [], []
+        for t in range(t_len):
+            o = self._outputs()
+            rows.append(o)
+            valid.append({k: v is not None for k, v in o.items()})
+            self.step({k: v[t] for k, v in inputs.items()})
+        outputs, ok = {}, {}
+        for k in rows[0]:
+            ok[k] = np.array([v[k] for v in valid], dtype=bool)
+            if k == "buf_rd_rows":
+                outputs[k] = np.array([np.zeros(self.lanes, np.int64) if r[k] is None else r[k]
+                                       for r in rows], dtype=np.int64)
+            else:
+                outputs[k] = np.array([0 if r[k] is None else r[k] for r in rows],
+                                      dtype=np.int64)
+        return outputs, ok

@@ -11,13 +11,17 @@ copy; 1→0 flips pass but only shrink the value; the mask removes 0→1 flips o
 significant integer bit, which a split half of a non-negative activation never sets.  The mask
 is only sound for non-negative (post-ReLU) values; :mod:`golden.lcu` documents exactly what
 happens to negative ones (e.g. −1 becomes −65 at int8).
+
+The controller's buffer holds whole output vectors (``lanes`` words per row, one write enable
+per word) so that the accelerator can capture one requantised vector per cycle; words are
+addressed as ``row · 2**lane_bits + lane`` (:class:`CorrectionController`).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -135,21 +139,52 @@ def controller_cycles(n_pairs: int) -> int:
 class CorrectionController(wiring.Component):
     """Output buffer with LCU correction of critical pairs after a layer (001 L1720, SPEC §5).
 
-    The output buffer is modelled inside the component as one ``lib.memory.Memory`` of
-    ``depth`` signed words with **one write port and one read port** (the cheapest SRAM, a
-    simple dual-port 1R1W), non-transparent (a read in the cycle of a write to the same address
-    returns the old word, as many SRAM macros do).  The host owns both ports while the
-    controller is idle; while ``busy`` the controller owns them: host writes are **ignored** and
-    host reads return unspecified data.  A second memory of ``max_pairs`` entries holds the
-    pair list, loaded through the ``pair_wr_*`` port while idle (writes while busy are ignored;
-    load an entry at least one cycle before ``start``).
+    **Buffer.**  One ``lib.memory.Memory`` of ``depth`` *rows*, each row ``lanes`` signed
+    ``width``-bit words (``data.ArrayLayout``), with **one write port and one read port** (the
+    cheapest SRAM, a simple dual-port 1R1W).  The write port has one enable per word
+    (granularity one element = ``width`` bits, like the byte enables of an SRAM macro), so a
+    single word of a row can be written without reading the row first.  The read port returns
+    a whole row, non-transparent (a read in the cycle of a write to the same row returns the
+    old row, as many SRAM macros do).  ``lanes = 1`` is the word-wide buffer of the first
+    version: same ports, same timing.
 
-    Operation: ``start`` (sampled while idle) latches ``n_pairs`` (clamped to ``max_pairs``).
-    For ``j = 0 … n−1``, in order, the controller reads ``buf[a_j]`` and ``buf[b_j]``, computes
-    ``v = LCU(buf[a_j], buf[b_j])`` and writes ``v`` to ``a_j`` and then ``b_j``.  The result is
-    exactly :func:`golden.lcu.correct_buffer`, also when pairs share indices: the pipeline
-    forwards ``v_{j−1}`` when pair ``j`` reads an index that pair ``j−1`` has not yet written
-    (``a_j ∈ {a_{j−1}, b_{j−1}}``, ``b_j = b_{j−1}``).
+    **Word addresses.**  Word ``(row, lane)`` has the address ``row · 2**lane_bits + lane``
+    with ``lane_bits = ceil(log2(lanes))`` (0 for one lane): the lane is the low
+    ``lane_bits`` bits and the row the high ``row_bits`` bits, plain bit slices, no divider
+    (:func:`golden.lcu.buffer_address`).  All word addresses (host word writes, the pair list)
+    use this encoding, ``addr_bits = row_bits + lane_bits`` bits.  When ``lanes`` is not a
+    power of two, lanes ``lanes … 2**lane_bits − 1`` of a row do not exist (*holes*): a write
+    to a hole is ignored (no word enable) and a read of a hole returns 0.  Hence a pair that
+    names a hole computes ``LCU(x, 0) = 0`` and writes 0 to its other word, exactly what
+    :func:`golden.lcu.correct_buffer` gives on the flat view ``flat[row · 2**lane_bits + lane]``
+    with the holes held at 0.  Rows ``depth … 2**row_bits − 1`` (``depth`` not a power of two)
+    do not exist either: do not address them (writes are lost, reads return unspecified data).
+
+    **Capture port** (``capture=True``, the default when ``lanes > 1``): while idle, ``cap_en``
+    writes the whole vector ``cap_data[lanes]`` into row ``cap_row``, an internal counter that
+    then advances by one, wrapping modulo ``depth``; ``cap_clear`` sets the counter to 0, and a
+    capture in the same cycle goes to row 0 (the counter then shows 1).  A capture takes the
+    write port: a host word write in the same cycle is **ignored**.  While ``busy`` the capture
+    port (``cap_en`` and ``cap_clear``) is ignored like every other host input: the composed
+    top produces no output vectors then.  With the capture port, the host reads whole rows
+    (``buf_rd_row`` → ``buf_rd_rows``) instead of words; without it (``capture=False``, the
+    default for one lane) it reads words (``buf_rd_addr`` → ``buf_rd_data``).
+
+    **Ownership.**  The host owns the buffer ports while the controller is idle; while
+    ``busy`` the controller owns them: host writes and captures are ignored and host reads
+    return unspecified data.  A second memory of ``max_pairs`` entries holds the pair list
+    (word addresses), loaded through the ``pair_wr_*`` port while idle (writes while busy are
+    ignored; load an entry at least one cycle before ``start``).  A capture or host write in
+    the cycle of ``start`` is seen by the run.
+
+    **Correction.**  ``start`` (sampled while idle) latches ``n_pairs`` (clamped to
+    ``max_pairs``).  For ``j = 0 … n−1``, in order, the controller reads the row of ``a_j``
+    and selects its lane, then the same for ``b_j``, computes ``v = LCU(buf[a_j], buf[b_j])``
+    and writes ``v`` to ``a_j`` and then ``b_j`` (one word enable each, the other lanes of the
+    row are untouched).  The result is exactly :func:`golden.lcu.correct_buffer` on the flat
+    view, also when pairs share indices: the pipeline forwards ``v_{j−1}`` when pair ``j``
+    reads a word that pair ``j−1`` has not yet written (``a_j ∈ {a_{j−1}, b_{j−1}}``,
+    ``b_j = b_{j−1}``; words, not rows, are compared, because a write touches one word only).
 
     Timing (checked by tests/test_lcu.py)::
 
@@ -159,31 +194,46 @@ class CorrectionController(wiring.Component):
         busy                1     1     1     1     1     1         1     1     0
         done                                                                    1 (one cycle)
 
-    * throughput: 2 cycles per pair, set by the single read and single write port (each pair
-      needs two reads and two writes); both ports are busy every cycle in steady state;
-    * latency of one pair: 4 cycles from its first read to its second write;
+    * capture: one vector (``lanes`` words) per cycle, written at the edge that samples it;
+    * correction throughput: 2 cycles per pair, set by the single read and single write port
+      (each pair needs two reads and two writes); both ports are busy every cycle in steady
+      state; latency of one pair: 4 cycles from its first read to its second write;
     * whole run: ``done`` rises :func:`controller_cycles` ``= 2n + 3`` cycles after the edge
-      that samples ``start`` (1 cycle for ``n = 0``); the buffer can be read from that cycle on.
+      that samples ``start`` (1 cycle for ``n = 0``); the buffer can be read from that cycle on;
+    * read-back: one row (or word) per cycle, one cycle of read latency (the data is the
+      memory's output register, a word read adds a lane multiplexer behind it).
 
     Parameters
     ----------
     width : int
         Word width, 2 … 32 (the activation width, 8 or 16).
     depth : int
-        Output-buffer words, 2 … 65536.
+        Buffer rows (words when ``lanes = 1``), 2 … 65536.
     max_pairs : int
         Pair-list entries, 1 … 65536.
     mask : int or None
         LCU mask (see :class:`LCU`).
+    lanes : int
+        Words per row, 1 … 256 (the accelerator's column count ``C``: one output vector).
+    capture : bool or None
+        Capture port and row read port instead of the word read port; ``None`` (default):
+        ``lanes > 1``.
 
     Attributes
     ----------
     buf_wr_en, buf_wr_addr, buf_wr_data : In
-        Host write port of the buffer (idle only).
-    buf_rd_addr : In, buf_rd_data : Out(signed(width))
-        Host read port, one cycle of read latency (the data is the memory's output register).
+        Host word write port (idle only; a capture in the same cycle wins).
+    buf_rd_addr : In(unsigned(addr_bits)), buf_rd_data : Out(signed(width))
+        Word read port (``capture=False`` only), one cycle of read latency.
+    cap_en, cap_clear : In(1), cap_data : In(signed(width)).array(lanes)
+        Capture port (``capture=True`` only).
+    cap_row : Out(unsigned(row_bits))
+        The row the next capture goes to (``capture=True`` only); 0 after reset.
+    buf_rd_row : In(unsigned(row_bits)), buf_rd_rows : Out(signed(width)).array(lanes)
+        Row read port (``capture=True`` only), one cycle of read latency; holes read 0.
     pair_wr_en, pair_wr_index, pair_wr_a, pair_wr_b : In
-        Pair-list write port: entry ``pair_wr_index`` := ``(pair_wr_a, pair_wr_b)``.
+        Pair-list write port: entry ``pair_wr_index`` := ``(pair_wr_a, pair_wr_b)`` (word
+        addresses).
     n_pairs : In(unsigned)
         Number of pairs to process, sampled with ``start``.
     start : In(1)
@@ -194,25 +244,46 @@ class CorrectionController(wiring.Component):
     """
 
     def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
-                 mask: int | None = None):
+                 mask: int | None = None, lanes: int = 1, capture: bool | None = None):
         with _silenced_on_error(self):
             _check_int("width", width, 2, 32)
             _check_int("depth", depth, 2, 1 << 16)
             _check_int("max_pairs", max_pairs, 1, 1 << 16)
+            _check_int("lanes", lanes, 1, 256)
+            if capture is not None and not isinstance(capture, bool):
+                raise ConfigError("capture", capture, "None (lanes > 1), true or false")
             self._mask = _check_mask(mask, width)
         self._width = width
         self._depth = depth
         self._max_pairs = max_pairs
-        self._addr_bits = (depth - 1).bit_length()
+        self._lanes = lanes
+        self._capture = lanes > 1 if capture is None else capture
+        self._lane_bits = (lanes - 1).bit_length()
+        self._row_bits = (depth - 1).bit_length()
+        self._addr_bits = self._row_bits + self._lane_bits
         self._index_bits = max(1, (max_pairs - 1).bit_length())
         self._count_bits = max_pairs.bit_length()
         addr = unsigned(self._addr_bits)
-        super().__init__({
+        members = {
             "buf_wr_en": In(1),
             "buf_wr_addr": In(addr),
             "buf_wr_data": In(signed(width)),
-            "buf_rd_addr": In(addr),
-            "buf_rd_data": Out(signed(width)),
+        }
+        if self._capture:
+            members.update({
+                "cap_en": In(1),
+                "cap_clear": In(1),
+                "cap_data": In(signed(width)).array(lanes),
+                "cap_row": Out(unsigned(self._row_bits)),
+                "buf_rd_row": In(unsigned(self._row_bits)),
+                "buf_rd_rows": Out(signed(width)).array(lanes),
+            })
+        else:
+            members.update({
+                "buf_rd_addr": In(addr),
+                "buf_rd_data": Out(signed(width)),
+            })
+        members.update({
             "pair_wr_en": In(1),
             "pair_wr_index": In(unsigned(self._index_bits)),
             "pair_wr_a": In(addr),
@@ -222,6 +293,7 @@ class CorrectionController(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
         })
+        super().__init__(members)
 
     @property
     def width(self) -> int:
@@ -239,25 +311,76 @@ class CorrectionController(wiring.Component):
     def mask(self) -> int:
         return self._mask
 
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def capture(self) -> bool:
+        return self._capture
+
+    @property
+    def lane_bits(self) -> int:
+        """Low bits of a word address that select the lane, ``ceil(log2(lanes))``."""
+        return self._lane_bits
+
+    @property
+    def row_bits(self) -> int:
+        """High bits of a word address that select the row, ``ceil(log2(depth))``."""
+        return self._row_bits
+
+    @property
+    def addr_bits(self) -> int:
+        """Width of a word address, ``row_bits + lane_bits``."""
+        return self._addr_bits
+
     def config(self) -> dict:
         """The parameters, for the Verilog header."""
         return {"unit": "lcu_controller", "width": self._width, "depth": self._depth,
-                "max_pairs": self._max_pairs, "mask": self._mask}
+                "max_pairs": self._max_pairs, "mask": self._mask, "lanes": self._lanes,
+                "capture": self._capture}
 
     def elaborate(self, platform):
         m = Module()
+        lanes, lane_bits = self._lanes, self._lane_bits
         addr = unsigned(self._addr_bits)
         pair_layout = data.StructLayout({"a": addr, "b": addr})
 
         m.submodules.buffer = buf = memory.Memory(
-            shape=signed(self._width), depth=self._depth, init=[])
-        buf_wr = buf.write_port()
+            shape=data.ArrayLayout(signed(self._width), lanes), depth=self._depth, init=[])
+        buf_wr = buf.write_port(granularity=1)  # one enable per word (element)
         buf_rd = buf.read_port()  # non-transparent: forwarding below covers the hazards
         m.submodules.pair_list = plist = memory.Memory(
             shape=pair_layout, depth=self._max_pairs, init=[])
         pair_wr = plist.write_port()
         pair_rd = plist.read_port()
         m.submodules.lcu = lcu = LCU(width=self._width, mask=self._mask)
+
+        def row_of(word_addr):
+            return word_addr[lane_bits:]
+
+        def write_word(word_addr, value):
+            # The word goes to every lane; the enable of its lane alone lets it in.  The
+            # shifted one is 2**lane_bits bits wide: slicing it to `lanes` drops the holes.
+            en = Const(1, 1) if lane_bits == 0 else (Const(1, 1) << word_addr[:lane_bits])
+            m.d.comb += [buf_wr.addr.eq(row_of(word_addr)), buf_wr.en.eq(en[:lanes]),
+                         buf_wr.data.eq(Cat(*([value] * lanes)))]
+
+        # Word address on the read port this cycle; its lane is registered alongside the
+        # memory's output register to pick the word out of the row one cycle later.
+        rd_addr = Signal(addr, name="rd_word_addr")
+        rd_lane = Signal(lane_bits, name="rd_lane")
+        rd_word = Signal(signed(self._width), name="rd_word")
+        m.d.comb += buf_rd.addr.eq(row_of(rd_addr))
+        m.d.sync += rd_lane.eq(rd_addr[:lane_bits])
+        if lanes == 1:
+            m.d.comb += rd_word.eq(buf_rd.data[0])
+        else:
+            with m.Switch(rd_lane):
+                for i in range(lanes):
+                    with m.Case(i):
+                        m.d.comb += rd_word.eq(buf_rd.data[i])
+                # other cases: holes, rd_word keeps its default 0
 
         index = unsigned(self._count_bits)
         n_run = Signal(index, name="n_run")          # pairs in this run
@@ -274,25 +397,44 @@ class CorrectionController(wiring.Component):
         fwd_b = Signal(1, name="fwd_b")               # word at b_j must come from v
 
         m.d.comb += [
-            self.buf_rd_data.eq(buf_rd.data),
             pair_wr.addr.eq(self.pair_wr_index),
             pair_wr.data.a.eq(self.pair_wr_a),
             pair_wr.data.b.eq(self.pair_wr_b),
             pair_wr.en.eq(self.pair_wr_en & ~self.busy),
         ]
+        if self._capture:
+            m.d.comb += [self.buf_rd_rows[i].eq(buf_rd.data[i]) for i in range(lanes)]
+        else:
+            m.d.comb += self.buf_rd_data.eq(rd_word)
         pair = pair_rd.data
         m.d.sync += self.done.eq(0)
 
         with m.If(~self.busy):
             # Host owns the buffer; the pair list is addressed at entry 0 so that it is ready
             # in the first cycle after start.
-            m.d.comb += [
-                buf_wr.addr.eq(self.buf_wr_addr),
-                buf_wr.data.eq(self.buf_wr_data),
-                buf_wr.en.eq(self.buf_wr_en),
-                buf_rd.addr.eq(self.buf_rd_addr),
-                pair_rd.addr.eq(0),
-            ]
+            m.d.comb += pair_rd.addr.eq(0)
+            if self._capture:
+                m.d.comb += rd_addr.eq(Cat(Const(0, lane_bits), self.buf_rd_row))
+                target = Signal(unsigned(self._row_bits), name="cap_target")
+                m.d.comb += target.eq(Mux(self.cap_clear, 0, self.cap_row))
+                with m.If(self.cap_en):
+                    # The output vector cannot wait, so it takes the write port.
+                    m.d.comb += [buf_wr.addr.eq(target), buf_wr.en.eq((1 << lanes) - 1)]
+                    m.d.comb += [buf_wr.data[i].eq(self.cap_data[i]) for i in range(lanes)]
+                    if self._depth == 1 << self._row_bits:
+                        m.d.sync += self.cap_row.eq(target + 1)  # wraps by truncation
+                    else:
+                        m.d.sync += self.cap_row.eq(
+                            Mux(target == self._depth - 1, 0, target + 1))
+                with m.Else():
+                    with m.If(self.cap_clear):
+                        m.d.sync += self.cap_row.eq(0)
+                    with m.If(self.buf_wr_en):
+                        write_word(self.buf_wr_addr, self.buf_wr_data)
+            else:
+                m.d.comb += rd_addr.eq(self.buf_rd_addr)
+                with m.If(self.buf_wr_en):
+                    write_word(self.buf_wr_addr, self.buf_wr_data)
             with m.If(self.start):
                 clamped = Mux(self.n_pairs > self._max_pairs, self._max_pairs, self.n_pairs)
                 m.d.sync += [n_run.eq(clamped), j.eq(0), phase.eq(0), have_prev.eq(0),
@@ -306,15 +448,15 @@ class CorrectionController(wiring.Component):
             # (data in phase 1) and the prefetch of j+1 in phase 1 (data in the next phase 0).
             m.d.comb += pair_rd.addr.eq(Mux(phase, j + 1, j))
             with m.If(issuing & ~phase):
-                m.d.comb += buf_rd.addr.eq(pair.a)
+                m.d.comb += rd_addr.eq(pair.a)
                 m.d.sync += phase.eq(1)
             with m.If(issuing & phase):
-                m.d.comb += buf_rd.addr.eq(pair.b)
+                m.d.comb += rd_addr.eq(pair.b)
                 # Word at a_j arrives now.  Pair j-1 wrote a_{j-1} in the cycle a_j was read
                 # (old data returned) and writes b_{j-1} only now: take v_{j-1} on a match.
                 hit_a = have_prev & ((pair.a == wa) | (pair.a == wb))
                 m.d.sync += [
-                    va.eq(Mux(hit_a, v, buf_rd.data)),
+                    va.eq(Mux(hit_a, v, rd_word)),
                     # b_j is read in the cycle b_{j-1} is written: forward v_{j-1} on a match.
                     fwd_b.eq(have_prev & (pair.b == wb)),
                     wa.eq(pair.a),
@@ -328,13 +470,13 @@ class CorrectionController(wiring.Component):
             m.d.sync += [w0.eq(issuing & phase), w1.eq(w0)]
             m.d.comb += [
                 lcu.a.eq(va),
-                lcu.b.eq(Mux(fwd_b, v, buf_rd.data)),
+                lcu.b.eq(Mux(fwd_b, v, rd_word)),
             ]
             with m.If(w0):
-                m.d.comb += [buf_wr.addr.eq(wa), buf_wr.data.eq(lcu.out), buf_wr.en.eq(1)]
+                write_word(wa, lcu.out)
                 m.d.sync += v.eq(lcu.out)
             with m.If(w1):
-                m.d.comb += [buf_wr.addr.eq(wb), buf_wr.data.eq(v), buf_wr.en.eq(1)]
+                write_word(wb, v)
                 with m.If(~issuing & ~w0):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         return m

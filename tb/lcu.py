@@ -9,6 +9,13 @@
   load the buffer (optional), load the pair list, pulse ``start``, wait (optionally poking the
   host ports while busy, which the controller must ignore), read the whole buffer back.  It
   returns, per job, the buffer read back and the measured cycles from ``start`` to ``done``.
+* :class:`BufferScript` builds a per-cycle stimulus for the banked buffer (``lanes`` words per
+  row) operation by operation: captures of whole output vectors (with ``cap_clear``, and
+  colliding host writes), host word writes, pair-list loads, correction runs (optionally
+  poking every input while busy, and capturing in the cycle of ``start``), read-back; with
+  a generator, every other cycle also reads a random row (or word), so reads are checked all
+  along.  :func:`run_buffer_script` plays it and returns every output port, to compare row by
+  row with :class:`golden.lcu.ControllerModel`.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from rtl_gen.lcu import LCU, CorrectionController, controller_cycles
 from tb.runner import default_sim, run_stream
 
 __all__ = ["SCENARIOS", "fault_scenarios", "generate_lcu", "run_lcu", "ControllerJob",
-           "controller_stimulus", "generate_controller", "run_controller"]
+           "controller_stimulus", "generate_controller", "run_controller", "BufferScript",
+           "run_buffer_script"]
 
 #: Fault scenarios of :func:`fault_scenarios`, in order.
 SCENARIOS = (
@@ -204,15 +212,20 @@ def controller_stimulus(jobs: list[ControllerJob], *, width: int, depth: int,
     return stim
 
 
-def _ctrl_name(width: int, depth: int, max_pairs: int, mask: int | None) -> str:
-    return f"lcu_ctrl_w{width}_d{depth}_p{max_pairs}" + ("" if mask is None else f"_m{mask:x}")
+def _ctrl_name(width: int, depth: int, max_pairs: int, mask: int | None, lanes: int = 1,
+               capture: bool | None = None) -> str:
+    cap = lanes > 1 if capture is None else capture
+    return (f"lcu_ctrl_w{width}_d{depth}_p{max_pairs}" + ("" if mask is None else f"_m{mask:x}")
+            + ("" if lanes == 1 else f"_l{lanes}") + ("_cap" if cap else ""))
 
 
 def generate_controller(*, width: int, depth: int, max_pairs: int, mask: int | None = None,
+                        lanes: int = 1, capture: bool | None = None,
                         build_dir: Path) -> tuple[Path, str]:
     """Emit the correction controller; return ``(path, module name)``."""
-    dut = CorrectionController(width=width, depth=depth, max_pairs=max_pairs, mask=mask)
-    name = _ctrl_name(width, depth, max_pairs, mask)
+    dut = CorrectionController(width=width, depth=depth, max_pairs=max_pairs, mask=mask,
+                               lanes=lanes, capture=capture)
+    name = _ctrl_name(width, depth, max_pairs, mask, lanes, capture)
     return write_verilog(dut, name, dut.config(), Path(build_dir) / f"{name}.v"), name
 
 
@@ -245,3 +258,117 @@ def run_controller(jobs: list[ControllerJob], *, width: int, depth: int, max_pai
             "done_rows": done_rows,
         })
     return results
+
+
+# -- banked buffer with capture port ----------------------------------------------------------
+class BufferScript:
+    """Per-cycle input rows for :class:`rtl_gen.lcu.CorrectionController`, built op by op.
+
+    Rows are dicts ``port -> value`` (``cap_data``: a list of ``lanes`` values); ports not
+    named are 0.  With ``rng``, a row that does not read anything reads a random row (capture
+    interface) or word (word interface), so that idle reads are checked in every cycle.
+    """
+
+    def __init__(self, *, width: int, depth: int, max_pairs: int, lanes: int,
+                 capture: bool | None = None, rng: np.random.Generator | None = None):
+        self.width, self.depth, self.max_pairs, self.lanes = width, depth, max_pairs, lanes
+        self.capture = lanes > 1 if capture is None else capture
+        self.lane_bits = (lanes - 1).bit_length()
+        self.words = depth << self.lane_bits
+        self.rng = rng
+        self.rows: list[dict] = []
+
+    def _read_port(self) -> str:
+        return "buf_rd_row" if self.capture else "buf_rd_addr"
+
+    def row(self, **kw) -> int:
+        """Append one cycle; return its row index."""
+        port = self._read_port()
+        if self.rng is not None and port not in kw:
+            kw[port] = int(self.rng.integers(0, self.depth if self.capture else self.words))
+        self.rows.append(kw)
+        return len(self.rows) - 1
+
+    def capture_vector(self, vector, *, clear: bool = False, write=None) -> int:
+        """Capture one vector; ``write=(addr, value)`` drives a host write in the same cycle
+        (which the capture makes the controller ignore)."""
+        kw = {"cap_en": 1, "cap_clear": int(clear),
+              "cap_data": [int(v) for v in np.asarray(vector).reshape(self.lanes)]}
+        if write is not None:
+            kw.update(buf_wr_en=1, buf_wr_addr=int(write[0]), buf_wr_data=int(write[1]))
+        return self.row(**kw)
+
+    def clear(self) -> int:
+        return self.row(cap_clear=1)
+
+    def write(self, addr: int, value: int) -> int:
+        return self.row(buf_wr_en=1, buf_wr_addr=int(addr), buf_wr_data=int(value))
+
+    def load_pairs(self, pairs) -> None:
+        for i, (a, b) in enumerate(np.asarray(pairs, dtype=np.int64).reshape(-1, 2)):
+            self.row(pair_wr_en=1, pair_wr_index=i, pair_wr_a=int(a), pair_wr_b=int(b))
+
+    def start(self, n_pairs: int, *, poke: bool = False, also: dict | None = None) -> int:
+        """Pulse ``start`` (with ``also`` in the same row) and wait until ``done`` is visible;
+        with ``poke``, drive random values on every input while busy.  Returns the start row."""
+        s = self.row(start=1, n_pairs=int(n_pairs), **(also or {}))
+        n = min(int(n_pairs), self.max_pairs)
+        cycles = controller_cycles(n)
+        lo, hi = -(1 << (self.width - 1)), 1 << (self.width - 1)
+        rng = self.rng if self.rng is not None else np.random.default_rng(0)
+        for k in range(1, cycles + 1):
+            if poke and k < cycles:  # rows k < cycles are the busy ones
+                kw = dict(buf_wr_en=1, buf_wr_addr=int(rng.integers(0, self.words)),
+                          buf_wr_data=int(rng.integers(lo, hi)), pair_wr_en=1,
+                          pair_wr_index=int(rng.integers(0, self.max_pairs)),
+                          pair_wr_a=int(rng.integers(0, self.words)),
+                          pair_wr_b=int(rng.integers(0, self.words)),
+                          start=1, n_pairs=int(rng.integers(0, self.max_pairs + 1)))
+                if self.capture:
+                    kw.update(cap_en=1, cap_clear=int(rng.integers(0, 2)),
+                              cap_data=[int(v) for v in rng.integers(lo, hi, self.lanes)])
+                self.row(**kw)
+            else:
+                self.row()
+        return s
+
+    def read_back(self) -> int:
+        """Read every row (capture interface) or word, in order; return the first read row
+        (its data is recorded one row later)."""
+        port = self._read_port()
+        first = len(self.rows)
+        for i in range(self.depth if self.capture else self.words):
+            self.row(**{port: i})
+        return first
+
+    def stimulus(self) -> dict[str, np.ndarray]:
+        ports = ["buf_wr_en", "buf_wr_addr", "buf_wr_data", "pair_wr_en", "pair_wr_index",
+                 "pair_wr_a", "pair_wr_b", "n_pairs", "start", self._read_port()]
+        if self.capture:
+            ports += ["cap_en", "cap_clear"]
+        t = len(self.rows) + 1  # one more row to record the answer to the last one
+        stim = {k: np.zeros(t, dtype=np.int64) for k in ports}
+        if self.capture:
+            stim["cap_data"] = np.zeros((t, self.lanes), dtype=np.int64)
+        for i, r in enumerate(self.rows):
+            for k, v in r.items():
+                stim[k][i] = v
+        return stim
+
+
+def run_buffer_script(stim: dict[str, np.ndarray], *, width: int, depth: int, max_pairs: int,
+                      lanes: int, capture: bool | None = None, mask: int | None = None,
+                      build_dir: Path, sim: str | None = None) -> dict[str, np.ndarray]:
+    """Play ``stim`` (:meth:`BufferScript.stimulus`) and return every output port by row."""
+    sim = (sim or default_sim()).lower()
+    cap = lanes > 1 if capture is None else capture
+    path, name = generate_controller(width=width, depth=depth, max_pairs=max_pairs, mask=mask,
+                                     lanes=lanes, capture=capture, build_dir=build_dir)
+    outputs = {"busy": (0, False), "done": (0, False)}
+    if cap:
+        outputs.update({"cap_row": (0, False), "buf_rd_rows": (lanes, True)})
+    else:
+        outputs["buf_rd_data"] = (0, True)
+    res = run_stream(verilog=[path], toplevel=name, inputs=stim, outputs=outputs,
+                     build_dir=Path(build_dir) / sim, sim=sim)
+    return res.outputs

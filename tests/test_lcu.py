@@ -12,6 +12,13 @@ Layers:
 * RTL controller: random buffers with random faults and random (overlapping) pairs, all
   two-pair hazard sequences, host pokes while busy, the ``n_pairs`` clamp, back-to-back runs;
   measured cycles equal :func:`rtl_gen.lcu.controller_cycles`;
+* banked buffer (``lanes`` words per row, issue 8): word addresses and holes against a plain
+  ``divmod`` reference; capture + correction against an independent reference; the cycle
+  model :class:`golden.lcu.ControllerModel` against the functional one; RTL (Icarus, one
+  Verilator case) against the cycle model on *every* output row of long random sessions
+  (captures with clear and wrap-around, colliding host writes, writes to holes, pokes while
+  busy, a capture in the start cycle, every two-pair hazard within and across rows) and
+  against the seed's claims on split-layer vectors with one flipped bit per pair;
 * bad parameters raise ``ConfigError`` / ``ValueError``.
 """
 
@@ -24,7 +31,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.lcu import correct_buffer, default_mask, flip_bit, lcu
+from golden.lcu import (
+    ControllerModel,
+    buffer_address,
+    capture_then_correct,
+    correct_buffer,
+    default_mask,
+    flat_to_rows,
+    flip_bit,
+    lane_bits,
+    lcu,
+    rows_to_flat,
+)
 from golden.split import (
     buffer_pairs,
     buffer_triples,
@@ -37,7 +55,15 @@ from golden.tmr import word_vote
 from rtl_gen.config import ConfigError
 from rtl_gen.emit import to_verilog
 from rtl_gen.lcu import LCU, CorrectionController, controller_cycles
-from tb.lcu import SCENARIOS, ControllerJob, fault_scenarios, run_controller, run_lcu
+from tb.lcu import (
+    SCENARIOS,
+    BufferScript,
+    ControllerJob,
+    fault_scenarios,
+    run_buffer_script,
+    run_controller,
+    run_lcu,
+)
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "lcu"
 # Components built only to read their properties or check validation are never elaborated.
@@ -447,3 +473,285 @@ def test_rtl_controller(rng, sim, width, depth, max_pairs):
         assert res["busy_cycles"] == (0 if n == 0 else controller_cycles(n) - 1)
         measured.add((n, res["cycles"]))
     print("measured (pairs, cycles start->done):", sorted(measured))
+
+
+
+# --------------------------------------------------------------------------------------------
+# Banked buffer: lanes words per row, capture port (issue 8)
+# --------------------------------------------------------------------------------------------
+def _ref_stride(lanes: int) -> int:
+    stride = 1
+    while stride < lanes:
+        stride *= 2
+    return stride
+
+
+def _ref_address(row: int, lane: int, lanes: int) -> int:
+    return row * _ref_stride(lanes) + lane
+
+
+def _ref_capture_correct(vectors, pairs, depth, lanes, width, first_row=0):
+    """Plain Python: a dict of existing words; holes read 0 and ignore writes."""
+    stride = _ref_stride(lanes)
+    words = {r * stride + c: 0 for r in range(depth) for c in range(lanes)}
+    row = first_row % depth
+    for v in vectors:
+        for c in range(lanes):
+            words[row * stride + c] = int(v[c])
+        row = (row + 1) % depth
+    for a, b in pairs:
+        v = _ref_lcu(words.get(int(a), 0), words.get(int(b), 0), width)
+        for w in (int(a), int(b)):
+            if w in words:
+                words[w] = v
+    return [[words[r * stride + c] for c in range(lanes)] for r in range(depth)], row
+
+
+def test_golden_buffer_address_and_views(rng):
+    for lanes in (1, 2, 3, 5, 6, 8, 9, 200, 256):
+        lb = lane_bits(lanes)
+        assert 1 << lb >= lanes and (lb == 0 or 1 << (lb - 1) < lanes)
+        rows, ls = np.meshgrid(np.arange(7), np.arange(lanes), indexing="ij")
+        got = buffer_address(rows, ls, lanes)
+        assert got.tolist() == [[_ref_address(r, c, lanes) for c in range(lanes)]
+                                for r in range(7)]
+        # the fields are bit slices
+        assert np.array_equal(got >> lb, rows) and np.array_equal(got & ((1 << lb) - 1), ls)
+        x = rng.integers(-128, 128, (7, lanes))
+        flat = rows_to_flat(x, lanes)
+        assert flat.size == 7 << lb and np.array_equal(flat[got], x)
+        assert np.count_nonzero(np.delete(flat, got.ravel())) == 0  # holes hold 0
+        assert np.array_equal(flat_to_rows(flat, lanes), x)
+    with pytest.raises(ValueError, match="lanes"):
+        buffer_address(0, 0, 0)
+    with pytest.raises(ValueError, match="lane"):
+        buffer_address(0, 6, 6)  # a hole has an address but is not a lane
+    with pytest.raises(ValueError, match="row"):
+        buffer_address(-1, 0, 4)
+
+
+def test_golden_capture_then_correct_reference(rng):
+    for _ in range(60):
+        lanes, depth = int(rng.integers(1, 11)), int(rng.integers(1, 7))
+        words = depth << lane_bits(lanes)
+        vec = rng.integers(-128, 128, (int(rng.integers(0, 2 * depth + 2)), lanes))
+        pairs = rng.integers(0, words, (int(rng.integers(0, 12)), 2))  # holes included
+        first = int(rng.integers(0, 3 * depth))
+        got, nxt = capture_then_correct(vec, pairs, depth=depth, lanes=lanes, first_row=first)
+        ref, ref_next = _ref_capture_correct(vec, pairs, depth, lanes, 8, first)
+        assert got.tolist() == ref and nxt == ref_next
+    with pytest.raises(ValueError, match="pairs"):
+        capture_then_correct(np.zeros((1, 3), np.int64), [[0, 8]], depth=2, lanes=3)
+
+
+def _split_vectors(rng, lanes: int, batch: int, width: int = 8):
+    """Output vectors of a split layer filling ``lanes`` columns, and its column pairs."""
+    k = int(rng.integers(1, lanes // 2 + 1))
+    n, kk = lanes - k, int(rng.integers(8, 40))
+    lay = split_layer(rng.integers(-128, 128, (kk, n)), rng.integers(-3000, 3000, n),
+                      int(rng.integers(5, 11)), rng.choice(n, k, replace=False), a_width=width)
+    x = rng.integers(0, 1 << (width - 1), (batch, kk))
+    return lay.forward(x), lay.pairs
+
+
+def _inject(rng, clean: np.ndarray, words: np.ndarray, width: int):
+    """One flipped bit in one copy of each pair: 0->1 or 1->0 (when the word has a 1).
+    Returns ``(faulty flat, hit addresses, directions, bits)``."""
+    faulty = clean.copy()
+    hit = words[np.arange(len(words)), rng.integers(0, 2, len(words))]
+    direction = rng.integers(0, 2, len(words))
+    direction[clean[hit] == 0] = 0  # nothing to clear in a zero word
+    bits = (clean[hit][:, None] >> np.arange(width)) & 1
+    keys = np.where(bits == direction[:, None], rng.random(bits.shape), -1.0)
+    bit = keys.argmax(axis=1)
+    faulty[hit] = flip_bit(clean[hit], bit, width)
+    return faulty, hit, direction, bit
+
+
+def _session(rng, *, width, depth, max_pairs, lanes, capture, rounds=8):
+    """A long random script and the functional checks to make on its read-backs."""
+    sc = BufferScript(width=width, depth=depth, max_pairs=max_pairs, lanes=lanes,
+                      capture=capture, rng=rng)
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    lb = lane_bits(lanes)
+    words = depth << lb
+    checks = []  # (first read row, expected rows or words, extra check or None)
+    batch = 0
+    if sc.capture and lanes > 1:
+        # 1. split-layer vectors, one flipped bit per pair, the last one captured with start
+        batch = min(depth, max(1, max_pairs // (lanes // 2)))
+        for _ in range(rounds):
+            vec, col_pairs = _split_vectors(rng, lanes, batch, width)
+            rows = np.arange(batch)
+            pairs = buffer_address(rows[:, None, None], col_pairs[None], lanes).reshape(-1, 2)
+            clean = rows_to_flat(np.vstack([vec, np.zeros((depth - batch, lanes), np.int64)]),
+                                 lanes)
+            faulty, hit, direction, bit = _inject(rng, clean, pairs, width)
+            frows = flat_to_rows(faulty, lanes)
+            sc.clear()
+            for r in range(batch - 1):
+                sc.capture_vector(frows[r])
+            sc.load_pairs(pairs)
+            last = {"cap_en": 1, "cap_data": [int(v) for v in frows[batch - 1]]}
+            sc.start(len(pairs), also=last)
+            exp, _ = capture_then_correct(frows[:batch], pairs, depth=depth, lanes=lanes,
+                                          width=width)
+
+            def seed_claims(got, clean=clean, hit=hit, direction=direction, bit=bit,
+                            pairs=pairs):
+                flat = rows_to_flat(got, lanes)
+                up = direction == 0
+                assert np.array_equal(flat[hit[up]], clean[hit[up]])  # 0->1: masked
+                assert np.array_equal(flat[hit[~up]],
+                                      clean[hit[~up]] - (1 << bit[~up]))  # 1->0: smaller
+                assert (flat[hit[~up]] < clean[hit[~up]]).all()
+                others = np.setdiff1d(np.arange(clean.size), pairs.ravel())
+                assert np.array_equal(flat[others], clean[others])
+                return int(up.sum()), int((~up).sum())
+            checks.append((sc.read_back(), exp, seed_claims))
+    if sc.capture:
+        # 2. captures wrapping around, a clear in the middle, colliding host writes
+        state = exp.copy() if batch else np.zeros((depth, lanes), np.int64)
+        row = batch % depth
+        for i in range(2 * depth + 3):
+            v = rng.integers(lo, hi, lanes)
+            clear = i == depth + 1
+            write = (int(rng.integers(0, words)), 1) if i % 3 == 0 else None
+            sc.capture_vector(v, clear=clear, write=write)
+            row = 0 if clear else row
+            state[row] = v
+            row = (row + 1) % depth
+        sc.clear()
+    else:
+        state = np.zeros((depth, lanes), np.int64)
+    # 3. host word writes everywhere (holes included), random overlapping pairs, pokes
+    for a in rng.permutation(words):
+        v = int(rng.integers(lo, hi))
+        sc.write(int(a), v)
+        if (a & ((1 << lb) - 1)) < lanes:
+            state[a >> lb, a & ((1 << lb) - 1)] = v
+    cand = rng.choice(words, min(words, 6), replace=False)  # few words: shared indices
+    if lanes < 1 << lb:
+        cand[0] = lanes  # a hole (row 0)
+    for n in (max_pairs, 0, 3, max_pairs):
+        pairs = cand[rng.integers(0, cand.size, (min(n, max_pairs), 2))]
+        sc.load_pairs(pairs)
+        n_port = (1 << max_pairs.bit_length()) - 1 if n == max_pairs else n  # the clamp
+        sc.start(n_port, poke=True)
+        state = flat_to_rows(correct_buffer(rows_to_flat(state, lanes), pairs, width=width),
+                             lanes)
+    checks.append((sc.read_back(), state.copy(), None))
+    # 4. every two-pair hazard over three words: two in one row, one in another
+    w3 = [int(buffer_address(0, 0, lanes)), int(buffer_address(0, lanes - 1, lanes)),
+          int(buffer_address(1, lanes // 2, lanes))]
+    for p0, p1 in itertools.product(itertools.product(range(3), repeat=2), repeat=2):
+        init = rng.integers(lo, hi, (2, lanes))
+        if sc.capture:
+            sc.capture_vector(init[0], clear=True)
+            sc.capture_vector(init[1])
+        else:
+            for r, c in itertools.product(range(2), range(lanes)):
+                sc.write(int(buffer_address(r, c, lanes)), int(init[r, c]))
+        pairs = np.array([[w3[p0[0]], w3[p0[1]]], [w3[p1[0]], w3[p1[1]]]])
+        sc.load_pairs(pairs)
+        sc.start(2)
+        exp, _ = capture_then_correct(init, pairs, depth=2, lanes=lanes, width=width)
+        if sc.capture:
+            first = sc.row(buf_rd_row=0)
+            sc.row(buf_rd_row=1)
+        else:
+            first = len(sc.rows)
+            for r, c in itertools.product(range(2), range(1 << lb)):
+                sc.row(buf_rd_addr=(r << lb) + c)
+        checks.append((first, exp, None))
+    return sc, checks
+
+
+@pytest.mark.parametrize(("sim", "width", "depth", "max_pairs", "lanes", "capture"), [
+    ("icarus", 8, 16, 32, 8, None),
+    ("icarus", 16, 5, 5, 6, None),     # holes, depth and max_pairs not powers of two
+    ("icarus", 8, 6, 4, 3, False),     # banked buffer behind the word read port
+    ("icarus", 8, 4, 3, 1, True),      # one lane with the capture port
+    pytest.param("verilator", 8, 16, 32, 8, None, marks=pytest.mark.verilator),
+])
+def test_rtl_banked_controller(rng, sim, width, depth, max_pairs, lanes, capture):
+    cfg = dict(width=width, depth=depth, max_pairs=max_pairs, lanes=lanes, capture=capture)
+    sc, checks = _session(rng, **cfg)
+    stim = sc.stimulus()
+    model, valid = ControllerModel(**cfg).run(stim)
+    got = run_buffer_script(stim, **cfg, sim=sim,
+                            build_dir=BUILD / f"bank_w{width}_d{depth}_p{max_pairs}_l{lanes}"
+                                              f"_c{capture}")
+    # every output port, every row (read data where the read was issued while idle)
+    for port, exp in model.items():
+        ok = valid[port]
+        diff = (got[port] != exp).reshape(len(exp), -1).any(axis=1) & ok
+        bad = np.flatnonzero(diff)
+        assert bad.size == 0, f"{port}: {bad.size} rows differ, first row {bad[:1]}: " \
+            f"{got[port][bad[:1]]} != {exp[bad[:1]]}"
+        assert ok.mean() > 0.5, port
+    assert model["done"].sum() >= 85 and model["busy"].sum() > 500  # runs checked
+    # functional checks on the read-backs, independent of the cycle model
+    counts = []
+    for first, exp, extra in checks:
+        if sc.capture:
+            rows = got["buf_rd_rows"][first + 1: first + 1 + len(exp)]
+        else:
+            words = got["buf_rd_data"][first + 1: first + 1 + exp.size // lanes
+                                       * (1 << lane_bits(lanes))]
+            rows = flat_to_rows(words, lanes)
+            assert not words[rows_to_flat(np.ones_like(exp), lanes) == 0].any()  # holes: 0
+        assert np.array_equal(rows, exp)
+        if extra is not None:
+            counts.append(extra(rows))
+    up, down = (sum(c[i] for c in counts) for i in (0, 1))
+    print(f"{len(stim['start'])} cycles; split-layer pairs with a flipped bit: {up} 0->1 "
+          f"(masked), {down} 1->0 (smaller)")
+    if counts:
+        assert up >= 5 and down >= 5
+
+
+def test_controller_model_matches_functional(rng):
+    """The cycle model's buffer after a scripted session equals capture_then_correct."""
+    cfg = dict(width=8, depth=4, max_pairs=6, lanes=5)
+    sc = BufferScript(**cfg)
+    vec = rng.integers(-128, 128, (6, 5))
+    for i, v in enumerate(vec):
+        sc.capture_vector(v, clear=i == 0)
+    pairs = rng.integers(0, 4 << 3, (6, 2))
+    sc.load_pairs(pairs)
+    sc.start(6)
+    first = sc.read_back()
+    out, valid = ControllerModel(**cfg).run(sc.stimulus())
+    exp, nxt = capture_then_correct(vec, pairs, depth=4, lanes=5)
+    assert np.array_equal(out["buf_rd_rows"][first + 1: first + 5], exp)
+    assert valid["buf_rd_rows"][first + 1: first + 5].all()
+    assert out["cap_row"][-1] == nxt == 2
+    start = int(np.flatnonzero(sc.stimulus()["start"])[0])
+    assert np.flatnonzero(out["done"]).tolist() == [start + controller_cycles(6)]
+
+
+def test_banked_controller_params_and_ports():
+    c = CorrectionController(width=8, depth=16, lanes=8)
+    assert (c.lanes, c.lane_bits, c.row_bits, c.addr_bits, c.capture) == (8, 3, 4, 7, True)
+    names = list(c.signature.members)
+    assert {"cap_en", "cap_clear", "cap_data", "cap_row", "buf_rd_row", "buf_rd_rows"} \
+        <= set(names) and "buf_rd_addr" not in names and "buf_wr_addr" in names
+    assert c.signature.members["pair_wr_a"].shape.width == 7
+    c = CorrectionController(width=8, depth=5, lanes=6, capture=False)
+    assert (c.lane_bits, c.row_bits, c.addr_bits) == (3, 3, 6) and not c.capture
+    assert "buf_rd_addr" in c.signature.members and "cap_en" not in c.signature.members
+    c = CorrectionController(depth=37)
+    # one lane: the ports of the first version, in the same order
+    assert list(c.signature.members) == [
+        "buf_wr_en", "buf_wr_addr", "buf_wr_data", "buf_rd_addr", "buf_rd_data", "pair_wr_en",
+        "pair_wr_index", "pair_wr_a", "pair_wr_b", "n_pairs", "start", "busy", "done"]
+    assert (c.lanes, c.lane_bits, c.addr_bits, c.capture) == (1, 0, 6, False)
+    del c
+    gc.collect()
+    for kw, field in [({"lanes": 0}, "lanes"), ({"lanes": 257}, "lanes"),
+                      ({"lanes": True}, "lanes"), ({"lanes": 2.0}, "lanes"),
+                      ({"capture": 1}, "capture"), ({"capture": "yes"}, "capture")]:
+        with pytest.raises(ConfigError) as exc:
+            CorrectionController(**kw)
+        assert exc.value.field == field

@@ -1,0 +1,185 @@
+"""Output stage with per-lane split requantisation (issue 8, SPEC §5; seed 001 L1737–L1739).
+
+* golden :func:`golden.output_stage.requantize` against Python integers for every shift
+  0 … 64 (64 = the largest port value 63 plus the split's one) over the whole int64 range;
+* golden :func:`golden.output_stage.output_stage` with a split mask against a plain
+  element-by-element reference, and equal to :func:`golden.split.layer_forward` of a
+  :class:`golden.split.SplitLayer` (the mask = the split columns) on random ReLU layers;
+* RTL :class:`rtl_gen.output_stage.OutputStage` with ``split=True`` on Icarus against the
+  golden model, random rows (relu, shift 0 … 63 and split bits per row), saturation and the
+  largest shift included;
+* ``split=False`` leaves the Verilog byte-identical (pinned hashes recorded before the option
+  existed) and adds no port; bad parameters raise ``ConfigError`` / ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+
+import amaranth
+import numpy as np
+import pytest
+
+from golden.output_stage import MAX_SHIFT, output_stage, requantize
+from golden.split import split_layer
+from rtl_gen.config import ConfigError
+from rtl_gen.emit import to_verilog, write_verilog
+from rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
+from tb.runner import run_stream
+
+BUILD = Path(__file__).resolve().parent.parent / "build" / "output_stage"
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+def _ref(y: int, shift: int, bits: int) -> int:
+    """Plain Python: round half up by adding half an LSB, floor-divide, saturate."""
+    if shift > 0:
+        y = (y + 2 ** (shift - 1)) // 2 ** shift
+    return max(-(2 ** (bits - 1)), min(2 ** (bits - 1) - 1, y))
+
+
+def test_requantize_every_shift_matches_python(rng):
+    y = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 300, dtype=np.int64,
+                     endpoint=True)
+    y[:8] = [0, 1, -1, 2 ** 62, -(2 ** 62), 2 ** 63 - 1, -(2 ** 63), 3]
+    assert MAX_SHIFT == (1 << SHIFT_WIDTH) - 1  # the golden copy of the port's range
+    for shift in range(MAX_SHIFT + 2):
+        for bits in (7, 8, 16):
+            got = requantize(y, shift, bits)
+            assert got.tolist() == [_ref(int(v), shift, bits) for v in y], (shift, bits)
+    # the largest shifts give 0 for anything an accumulator (<= 60 bits) plus bias can hold
+    big = np.array([2 ** 61, -(2 ** 61), 12345], dtype=np.int64)
+    assert not requantize(big, 63, 8).any() and not requantize(big, 64, 7).any()
+
+
+def test_output_stage_split_matches_reference(rng):
+    for _ in range(40):
+        cols, width = int(rng.integers(1, 9)), int(rng.choice([2, 3, 8, 16]))
+        acc = rng.integers(-(1 << 30), 1 << 30, (5, cols))
+        bias = rng.integers(-(1 << 20), 1 << 20, cols)
+        relu, shift = bool(rng.integers(2)), int(rng.integers(0, MAX_SHIFT + 1))
+        if rng.random() < 0.7:
+            shift = int(rng.integers(0, 24))
+        split = rng.random(cols) < 0.5
+        got = output_stage(acc, bias, relu, shift, width, split=split)
+        ref = [[_ref(max(int(a) + int(b), 0) if relu else int(a) + int(b),
+                     shift + int(s), width - int(s))
+                for a, b, s in zip(row, bias, split, strict=True)] for row in acc]
+        assert got.tolist() == ref
+        # no split mask, or an all-false one, is the plain output stage
+        plain = output_stage(acc, bias, relu, shift, width)
+        assert np.array_equal(output_stage(acc, bias, relu, shift, width,
+                                           split=np.zeros(cols, bool)), plain)
+
+
+@pytest.mark.parametrize("a_width", [8, 16])
+def test_output_stage_split_equals_split_layer(rng, a_width):
+    """For a SplitLayer with one shift for all columns (the hardware has one shift port), the
+    output stage with the split mask gives exactly layer_forward of the split layer."""
+    for _ in range(30):
+        k, n = int(rng.integers(2, 40)), int(rng.integers(2, 16))
+        w = rng.integers(-128, 128, (k, n))
+        b = rng.integers(-5000, 5000, n)
+        shift = int(rng.integers(0, 14))
+        crit = rng.choice(n, int(rng.integers(0, n + 1)), replace=False)
+        lay = split_layer(w, b, shift, crit, a_width=a_width)
+        x = rng.integers(0, 1 << (a_width - 1), (int(rng.integers(1, 8)), k))
+        mask = lay.out_bits < a_width
+        assert mask.sum() == 2 * crit.size and np.array_equal(lay.shift, shift + mask)
+        got = output_stage(x @ lay.weights, lay.bias, True, shift, a_width, split=mask)
+        assert np.array_equal(got, lay.forward(x))
+        assert np.array_equal(got[:, lay.pairs[:, 0]], got[:, lay.pairs[:, 1]])  # halves equal
+
+
+def _rtl_rows(rng, t: int, cols: int, acc_width: int):
+    lo, hi = -(1 << (acc_width - 1)), 1 << (acc_width - 1)
+    acc = rng.integers(lo, hi, (t, cols))
+    # small accumulators too, so that the rounding (not only saturation) is exercised
+    acc[t // 2:] >>= rng.integers(0, acc_width, (t - t // 2, cols))
+    acc[:4] = [[lo] * cols, [hi - 1] * cols, [0] * cols, [-1] * cols]
+    bias = rng.integers(lo, hi, (t, cols)) >> rng.integers(0, acc_width, (t, 1))
+    shift = np.where(rng.random(t) < 0.8, rng.integers(0, acc_width + 2, t),
+                     rng.integers(0, MAX_SHIFT + 1, t))
+    shift[:8] = MAX_SHIFT  # the largest shift: split lanes shift by 64
+    relu = rng.integers(0, 2, t)
+    split = rng.integers(0, 1 << cols, t)
+    split[:4] = (1 << cols) - 1
+    return acc, bias, shift, relu, split
+
+
+@pytest.mark.parametrize(("cols", "acc_width", "out_width"), [(5, 20, 8), (3, 40, 16)])
+def test_rtl_output_stage_split(rng, cols, acc_width, out_width):
+    dut = OutputStage(cols=cols, acc_width=acc_width, out_width=out_width, split=True)
+    name = f"ostage_split_c{cols}_a{acc_width}_o{out_width}"
+    path = write_verilog(dut, name, {"unit": "output_stage", "split": True},
+                         BUILD / name / f"{name}.v")
+    t = 600
+    acc, bias, shift, relu, split = _rtl_rows(rng, t, cols, acc_width)
+    valid = rng.integers(0, 2, t)
+    res = run_stream(verilog=[path], toplevel=name, build_dir=BUILD / name / "icarus",
+                     sim="icarus",
+                     inputs={"acc_in": np.vstack([acc, acc[:1]]),
+                             "bias": np.vstack([bias, bias[:1]]),
+                             "shift": np.append(shift, 0), "relu": np.append(relu, 0),
+                             "split": np.append(split, 0), "in_valid": np.append(valid, 0)},
+                     outputs={"q_out": (cols, True), "acc_out": (cols, True),
+                              "out_valid": (0, False)})
+    q, acc_out, out_valid = (res.outputs[k][1:] for k in ("q_out", "acc_out", "out_valid"))
+    bits = (split[:, None] >> np.arange(cols)) & 1
+    exp = np.array([output_stage(acc[i], bias[i], bool(relu[i]), int(shift[i]), out_width,
+                                 split=bits[i].astype(bool)) for i in range(t)])
+    bad = np.flatnonzero((q != exp).any(axis=1))
+    assert bad.size == 0, f"row {bad[0]}: {q[bad[0]]} != {exp[bad[0]]}"
+    assert np.array_equal(acc_out, acc) and np.array_equal(out_valid, valid)
+    # the stimulus reached what matters: saturation of both ranges, the largest shift
+    half_hi = (1 << (out_width - 2)) - 1
+    assert (exp[bits == 1] == half_hi).any() and (exp[bits == 0] == 2 * half_hi + 1).any()
+    assert (exp[bits == 1] == -half_hi - 1).any()
+    assert not exp[shift == MAX_SHIFT].any()
+    print(f"{t} rows; split lanes {int(bits.sum())}, saturated halves "
+          f"{int((np.abs(exp[bits == 1]) >= half_hi).sum())}")
+
+
+# Verilog of OutputStage(cols=..) without split, recorded before the option existed
+# (amaranth 0.5.10): the option must not change a byte of it.
+_PINNED = {
+    (4, 20, 8, True): "765bf68d3a5c0694c723bd2a31e3df018f968efa748986fd1e2539c6978cad15",
+    (3, 33, 16, True): "41ec9d9253a70a3c73195b96ee486a3b21f81f5acbf1e5e698f2e93bb11cb99d",
+    (2, 12, 8, False): "3135a50d3cf707a5051b627a58947e47709317ac47e20931281483d4ecbfc181",
+}
+
+
+def test_split_false_verilog_unchanged():
+    for (cols, acc, out, requant), digest in _PINNED.items():
+        kw = dict(cols=cols, acc_width=acc, out_width=out, requant=requant)
+        text = to_verilog(OutputStage(**kw), "ostage", {})
+        assert text == to_verilog(OutputStage(**kw, split=False), "ostage", {})
+        assert "split" not in text and "lane_shift" not in text
+        if amaranth.__version__ == "0.5.10":  # other versions may print the same design
+            assert hashlib.sha256(text.encode()).hexdigest() == digest, kw  # differently
+    text = to_verilog(OutputStage(cols=2, acc_width=12, out_width=8, split=True), "o", {})
+    assert "input [1:0] split" in text
+    lane = OutputLane(acc_width=12, out_width=8, requant=True, split=True)
+    assert "split" in lane.signature.members and lane.has_split
+    assert "split" not in OutputLane(acc_width=12, out_width=8, requant=True).signature.members
+
+
+def test_split_bad_input():
+    for kw in ({"split": 1}, {"split": "yes"}, {"split": True, "requant": False}):
+        with pytest.raises(ConfigError) as exc:
+            OutputStage(cols=2, acc_width=12, out_width=8, **kw)
+        assert exc.value.field == "split"
+    with pytest.raises(ConfigError):
+        OutputLane(acc_width=12, out_width=8, requant=False, split=True)
+    gc.collect()
+    acc = np.zeros((2, 3), np.int64)
+    with pytest.raises(ValueError, match="split"):
+        output_stage(acc, 0, True, 2, 8, split=[True, False])
+    with pytest.raises(ValueError, match="split"):
+        output_stage(acc, 0, True, 2, 8, split=[1, 0, 1])
+    with pytest.raises(ValueError, match="shift"):
+        output_stage(acc, 0, True, MAX_SHIFT + 1, 8)
+    with pytest.raises(ValueError, match="shift"):
+        requantize(acc, 65, 8)
