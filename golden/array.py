@@ -243,6 +243,12 @@ class ArrayCycleModel:
                                                        batch_bits=bb, out_width=stream_bits(cfg))
             self.tchecker = TemporalCheckerModel(width=self.P, n_lanes=NC, batch_bits=bb,
                                                  residue_bits=temporal_check_bits(cfg))
+        self.controller = None
+        if getattr(cfg, "lcu", False):
+            from .lcu import ControllerModel
+            self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
+                                              max_pairs=cfg.lcu_max_pairs, lanes=C,
+                                              capture=True)
         self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
@@ -284,6 +290,12 @@ class ArrayCycleModel:
             out.update({"sanity_acc_out": self.sanity_acc_out, "checksum_error": chk["error"],
                         "checksum_alarm": chk["alarm"], "checksum_first": chk["first_index"],
                         "checksum_syndrome": chk["checksum"]})
+        if self.controller is not None:
+            ctl = self.controller._outputs()
+            rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
+            out.update({"lcu_busy": ctl["busy"], "lcu_done": ctl["done"],
+                        "lcu_cap_row": ctl["cap_row"],
+                        "lcu_rd_data": np.zeros(self.C, np.int64) if rd is None else rd.copy()})
         if self.tchecker is not None:
             chk = self.tchecker.outputs()
             out.update({"temporal_checked": chk["checked"], "temporal_error": chk["error"],
@@ -400,11 +412,23 @@ class ArrayCycleModel:
                                "threshold": int(inputs["checksum_threshold"]),
                                "clear": int(inputs["checksum_clear"])})
             self.sanity_acc_out = int(lanes[C])
+        if self.controller is not None:
+            # The buffer captures the vector the output stage shows now, before it advances.
+            self.controller.step({
+                "cap_en": int(self.out_valid) & int(inputs["lcu_capture"]),
+                "cap_clear": inputs["lcu_cap_clear"], "cap_data": self.q_out,
+                "pair_wr_en": inputs["lcu_pair_we"], "pair_wr_index": inputs["lcu_pair_index"],
+                "pair_wr_a": inputs["lcu_pair_a"], "pair_wr_b": inputs["lcu_pair_b"],
+                "n_pairs": inputs["lcu_n_pairs"], "start": inputs["lcu_start"],
+                "buf_rd_row": inputs["lcu_rd_row"]})
         # Output stage register.
         self.acc_out = array_out
         if cfg.output_stage:
+            split = None
+            if self.controller is not None:
+                split = (int(inputs["split"]) >> np.arange(C)) & 1 == 1
             self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
-                                      int(inputs["shift"]), cfg.a_width)
+                                      int(inputs["shift"]), cfg.a_width, split=split)
         self.out_valid = int(valid)
         if getattr(cfg, "bypass", False):
             self._write_bypass_map(inputs)  # after the PEs used this cycle's map

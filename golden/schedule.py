@@ -37,7 +37,8 @@ from .array import (
 from .faults import Fault
 from .mapping import tiles
 
-__all__ = ["Program", "build_program", "assemble", "FAULT_PORTS", "TEMPORAL_OUTPUTS"]
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "FAULT_PORTS",
+           "TEMPORAL_OUTPUTS"]
 
 FAULT_PORTS = ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
                "fault_mode", "fault_cycle")
@@ -64,12 +65,16 @@ class Program:
     cycles: int
     outputs: dict[str, tuple[int, bool]] = field(default_factory=dict)
     sanity_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: With the LCU: output-buffer row of ``C[m, n]`` (its word is that row's lane
+    #: ``out_lane[m, n]``) and the cycle in which the read-back of buffer row r shows.
+    buffer_row: np.ndarray | None = None
+    buffer_read_cycle: np.ndarray | None = None
 
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   fault: Fault | None = None, bypass_map=None, afd=None,
                   median_enable: bool = True, temporal_batch: int | None = None,
-                  bias_error=None) -> Program:
+                  bias_error=None, split=None, lcu_pairs=None) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     ``bypass_map`` (R×C bool, with ``cfg.bypass``) is written first, one row per cycle;
@@ -80,6 +85,11 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     corrupted bias word on the way into the array (a fault outside the PEs, for the Table 6.1
     campaign): ``(m, n, delta)`` adds ``delta`` to the bias entering output ``C[m, n]``
     (``m = None``: every row), while the checkers' expected constants keep the true bias.
+    With ``cfg.lcu``: ``split`` (N bools) marks the columns that are split copies (their
+    output-stage lanes use ``shift + 1`` and one bit less, :mod:`golden.split`); every result
+    vector is captured into the output buffer, then ``lcu_pairs`` (column pairs ``(c1, c2)``)
+    are corrected in every row of the result, ``lcu_max_pairs`` at a time, and the whole
+    buffer is read back (:func:`assemble_corrected`).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -216,6 +226,14 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         if checksum:
             loopback["sanity_psum_in"] = ("sanity_acc_out", src)
 
+    if getattr(cfg, "lcu", False):
+        inp, T, buffer_row, read_cycle = _lcu_program(cfg, inp, T, out_cycle, out_lane, N,
+                                                      split, lcu_pairs)
+        bias_t = np.concatenate([bias_t, np.zeros((T - len(bias_t), C))])
+        loopback = {port: (source, np.concatenate([src, np.full(T - len(src), -1)]))
+                    for port, (source, src) in loopback.items()}
+    elif split is not None or lcu_pairs is not None:
+        raise ValueError("split and lcu_pairs need a configuration with lcu")
     if cfg.output_stage:
         inp["bias"] = bias_t
         inp["relu"] = np.full(T, int(bool(relu)))
@@ -243,14 +261,21 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                         "checksum_syndrome": (0, True)})
     if temporal(cfg):
         outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
+    t_before_prepend = T
     if getattr(cfg, "bypass", False):
         T0 = T
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
         sanity_cycle = sanity_cycle + (T - T0)
         outputs["bypass_rdata"] = (0, False)
-    return Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
-                   cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
+    program = Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
+                      cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
+    if getattr(cfg, "lcu", False):
+        program.buffer_row = buffer_row
+        program.buffer_read_cycle = read_cycle + (T - t_before_prepend)
+        program.outputs.update({"lcu_busy": (0, False), "lcu_done": (0, False),
+                                "lcu_cap_row": (0, False), "lcu_rd_data": (C, True)})
+    return program
 
 
 def _temporal_batch(cfg, batch) -> int:
@@ -262,6 +287,68 @@ def _temporal_batch(cfg, batch) -> int:
         raise ValueError(f"invalid temporal_batch = {batch!r}: an integer from 1 to {nmax} "
                          f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
     return int(batch)
+
+
+def _lcu_program(cfg, inp: dict, T: int, out_cycle, out_lane, N: int, split, lcu_pairs):
+    """Output-buffer capture, split lanes, correction runs and read-back (``cfg.lcu``).
+
+    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
+    counted from ``lcu_cap_clear`` in cycle 0).  After the product, for each chunk of at most
+    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu_start``,
+    then :func:`golden.lcu`-style ``2n + 3`` cycles until ``done``.  Then one buffer row is
+    read per cycle.  Returns the extended inputs, T, the buffer row of each result and the
+    cycle in which each buffer row's read-back shows.
+    """
+    C = cfg.cols
+    split_v = np.zeros(N, dtype=bool) if split is None else np.asarray(split, dtype=bool)
+    if split_v.shape != (N,):
+        raise ValueError(f"split must be {N} booleans (one per output column), not "
+                         f"shape {split_v.shape}")
+    pairs = np.zeros((0, 2), np.int64) if lcu_pairs is None else np.asarray(lcu_pairs, np.int64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and (
+            pairs.min() < 0 or pairs.max() >= N)):
+        raise ValueError(f"lcu_pairs must be (column, column) pairs with columns 0 … {N - 1}")
+    captured = np.unique(out_cycle)
+    buffer_row = np.searchsorted(captured, out_cycle)
+    if len(captured) > cfg.lcu_depth:
+        raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
+                         f"{cfg.lcu_depth}")
+    lb = (C - 1).bit_length()
+    addr = (buffer_row << lb) + out_lane  # word address of C[m, n]
+    words = np.concatenate([np.stack([addr[:, a], addr[:, b]], axis=1) for a, b in pairs]) \
+        if len(pairs) else np.zeros((0, 2), np.int64)
+    chunks = [words[i:i + cfg.lcu_max_pairs] for i in range(0, len(words), cfg.lcu_max_pairs)]
+    extra = sum(3 * len(ch) + 4 for ch in chunks) + len(captured) + 1
+    T2 = T + extra
+    for name, arr in list(inp.items()):
+        inp[name] = np.concatenate([arr, np.zeros((extra,) + arr.shape[1:])])
+    for name in ("lcu_capture", "lcu_cap_clear", "lcu_pair_we", "lcu_pair_index", "lcu_pair_a",
+                 "lcu_pair_b", "lcu_n_pairs", "lcu_start", "lcu_rd_row", "split"):
+        inp[name] = np.zeros(T2)
+    inp["lcu_cap_clear"][0] = 1
+    inp["lcu_capture"][captured] = 1
+    lane_bit = np.left_shift(1, out_lane)
+    for (m, n), cyc in np.ndenumerate(out_cycle):
+        if split_v[n]:  # the output stage computes the vector one cycle before it shows
+            inp["split"][cyc - 1] = int(inp["split"][cyc - 1]) | int(lane_bit[m, n])
+    t = T
+    for ch in chunks:
+        for i, (a, b) in enumerate(ch):
+            inp["lcu_pair_we"][t] = 1
+            inp["lcu_pair_index"][t], inp["lcu_pair_a"][t], inp["lcu_pair_b"][t] = i, a, b
+            t += 1
+        inp["lcu_start"][t] = 1
+        inp["lcu_n_pairs"][t] = len(ch)
+        t += 2 * len(ch) + 4  # done shows 2n + 3 rows after start; one spare cycle
+    read_cycle = np.arange(len(captured)) + t + 1
+    inp["lcu_rd_row"][t:t + len(captured)] = np.arange(len(captured))
+    return inp, T2, buffer_row, read_cycle
+
+
+def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
+    """The M×N result as read back from the output buffer after the LCU runs (``cfg.lcu``)."""
+    rows = program.buffer_read_cycle[program.buffer_row]
+    return recorded["lcu_rd_data"][rows, program.out_lane]
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:

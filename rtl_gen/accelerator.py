@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -100,6 +100,21 @@ class Accelerator(wiring.Component):
         if config.output_stage:
             members.update({"bias": In(signed(P)).array(C), "relu": In(1),
                             "shift": In(SHIFT_WIDTH)})
+        if config.lcu:
+            ctl = _controller(config)
+            ctl._MustUse__silence = True  # only asked for its port shapes
+            members.update({
+                "split": In(C), "lcu_capture": In(1), "lcu_cap_clear": In(1),
+                "lcu_pair_we": In(1), "lcu_pair_index": In(ctl.signature.members[
+                    "pair_wr_index"].shape),
+                "lcu_pair_a": In(unsigned(ctl.addr_bits)), "lcu_pair_b": In(unsigned(
+                    ctl.addr_bits)),
+                "lcu_n_pairs": In(ctl.signature.members["n_pairs"].shape), "lcu_start": In(1),
+                "lcu_rd_row": In(unsigned(ctl.row_bits)),
+                "lcu_busy": Out(1), "lcu_done": Out(1), "lcu_cap_row": Out(unsigned(
+                    ctl.row_bits)),
+                "lcu_rd_data": Out(signed(config.a_width)).array(C),
+            })
         if config.fault_hooks:
             members.update({name: In(unsigned(w)) for name, w in FAULT_CONTROL_PORTS.items()})
         if config.bypass:
@@ -153,7 +168,8 @@ class Accelerator(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m.submodules.array = array = self._array
         m.submodules.output_stage = ostage = OutputStage(
-            cols=C, acc_width=cfg.acc_bits, out_width=cfg.a_width, requant=cfg.output_stage)
+            cols=C, acc_width=cfg.acc_bits, out_width=cfg.a_width, requant=cfg.output_stage,
+            split=cfg.lcu)
 
         if cfg.dataflow == "os":
             for r in range(R):
@@ -206,6 +222,10 @@ class Accelerator(wiring.Component):
             m.d.comb += [ostage.relu.eq(self.relu), ostage.shift.eq(self.shift)]
             for c in range(C):
                 m.d.comb += [ostage.bias[c].eq(self.bias[c]), self.q_out[c].eq(ostage.q_out[c])]
+
+        if cfg.lcu:
+            m.d.comb += ostage.split.eq(self.split)
+            self._correction(m, ostage)
 
         if cfg.temporal:
             # Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
@@ -278,6 +298,33 @@ class Accelerator(wiring.Component):
             lanes = list(med.data_out)
         return lanes
 
+    def _correction(self, m: Module, ostage) -> None:
+        """Output buffer + LCU correction controller beside the output stage (SPEC §5).
+
+        Every output vector with ``lcu_capture`` set is captured (one row per vector, rows
+        counted from ``lcu_cap_clear``); after the layer, ``lcu_start`` corrects the loaded
+        pairs in place; the host reads rows back through ``lcu_rd_row`` → ``lcu_rd_data``
+        (one cycle later).  Read data issued while the controller is busy is unspecified in
+        the memory; the top shows 0 for it so that every output port is deterministic.
+        """
+        m.submodules.lcu = ctl = _controller(self._cfg)
+        m.d.comb += [
+            ctl.cap_en.eq(ostage.out_valid & self.lcu_capture),
+            ctl.cap_clear.eq(self.lcu_cap_clear),
+            ctl.buf_wr_en.eq(0),
+            ctl.pair_wr_en.eq(self.lcu_pair_we), ctl.pair_wr_index.eq(self.lcu_pair_index),
+            ctl.pair_wr_a.eq(self.lcu_pair_a), ctl.pair_wr_b.eq(self.lcu_pair_b),
+            ctl.n_pairs.eq(self.lcu_n_pairs), ctl.start.eq(self.lcu_start),
+            ctl.buf_rd_row.eq(self.lcu_rd_row),
+            self.lcu_busy.eq(ctl.busy), self.lcu_done.eq(ctl.done),
+            self.lcu_cap_row.eq(ctl.cap_row),
+        ]
+        read_ok = Signal(init=1)  # the read issued last cycle was the host's
+        m.d.sync += read_ok.eq(~ctl.busy)
+        for c in range(self._cfg.cols):
+            m.d.comb += [ctl.cap_data[c].eq(ostage.q_out[c]),
+                         self.lcu_rd_data[c].eq(Mux(read_ok, ctl.buf_rd_rows[c], 0))]
+
     def _sanity_inputs(self, m: Module, lanes: list):
         """The temporal checksum's sanity-input generator, the last input stage (Fig. 6.9).
 
@@ -301,6 +348,13 @@ class Accelerator(wiring.Component):
             self.temporal_overrun.eq(gen.overrun),
         ]
         return list(gen.out_data), gen.out_valid, gen.out_sanity
+
+
+def _controller(cfg: AcceleratorConfig):
+    from .lcu import CorrectionController
+
+    return CorrectionController(width=cfg.a_width, depth=cfg.lcu_depth,
+                                max_pairs=cfg.lcu_max_pairs, lanes=cfg.cols, capture=True)
 
 
 def design_texts(cfg: AcceleratorConfig) -> tuple[str, str]:

@@ -140,6 +140,12 @@ class AcceleratorConfig:
     temporal_mode : str
         ``"residue"`` (default, the seed's residue arithmetic) or ``"exact"``, see
         :data:`TEMPORAL_MODES`.
+    lcu, lcu_depth, lcu_max_pairs : bool, int, int
+        Lightweight Correction Unit (SPEC §5): an output buffer of ``lcu_depth`` rows of C
+        requantised words that captures output vectors, a correction controller that ANDs
+        up to ``lcu_max_pairs`` critical pairs in place after a layer, and per-column
+        *split* requantisation (``shift + 1``, one bit narrower) for split neurons' copies.
+        Needs the output stage.
 
     Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -161,6 +167,9 @@ class AcceleratorConfig:
     checksum: str = "none"
     temporal_batch_bits: int = 4
     temporal_mode: str = "residue"
+    lcu: bool = False
+    lcu_depth: int = 64
+    lcu_max_pairs: int = 16
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_DIM)
@@ -173,7 +182,7 @@ class AcceleratorConfig:
         if self.acc_width is not None:
             lo = self.a_width + self.w_width
             _check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
-        for name in ("fault_hooks", "output_stage", "bypass", "afd"):
+        for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "true or false")
         if self.median not in (0, 3, 5) or isinstance(self.median, bool):
@@ -187,6 +196,11 @@ class AcceleratorConfig:
             raise ConfigError("checksum", self.checksum,
                               "'none' unless dataflow is 'ws' (the sanity column is a neuron "
                               "pinned in the array; IS/OS integration is not built yet)")
+        _check_int("lcu_depth", self.lcu_depth, 2, 1 << 16)
+        _check_int("lcu_max_pairs", self.lcu_max_pairs, 1, 1 << 16)
+        if self.lcu and not self.output_stage:
+            raise ConfigError("lcu", self.lcu, "false without the output stage (the LCU "
+                              "corrects requantised activations)")
         _check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
         if self.temporal_mode not in TEMPORAL_MODES:
             raise ConfigError("temporal_mode", self.temporal_mode,
@@ -267,6 +281,8 @@ class AcceleratorConfig:
             s += f"_cs{self.checksum[0]}"
         if self.temporal:
             s += f"{self.temporal_batch_bits}{self.temporal_mode[0]}"
+        if self.lcu:
+            s += f"_lcu{self.lcu_depth}x{self.lcu_max_pairs}"
         return s
 
     @property
