@@ -58,13 +58,18 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temporal-mode",
                    help="residue (sanity vector wrapped to a_width bits, check mod 2^a) or "
                         "exact (streamed path widened, check mod 2^acc; default residue)")
+    g.add_argument("--lcu", action="store_true", default=None,
+                   help="output buffer + LCU correction controller + split lanes (SPEC §5)")
+    g.add_argument("--lcu-depth", type=int, help="output-buffer rows of C words (default 64)")
+    g.add_argument("--lcu-max-pairs", type=int, help="pairs per correction run (default 16)")
 
 
 def _config(args) -> AcceleratorConfig:
     base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
     for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                 "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
-                "checksum", "temporal_batch_bits", "temporal_mode"):
+                "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
+                "lcu_max_pairs"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
@@ -136,7 +141,37 @@ def _parse_fault(cfg: AcceleratorConfig, text: str):
     return fault
 
 
-def _unit_options(cfg: AcceleratorConfig, args) -> dict:
+def _int_list(text: str, what: str, n_out: int) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(":", ",").split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"{what}: {text!r} is not a list of column numbers") from None
+    bad = [v for v in values if not 0 <= v < n_out]
+    if bad:
+        raise CLIError(f"{what}: column {bad[0]} is not in 0 … {n_out - 1}")
+    return values
+
+
+def _split_cols(text: str | None, n_out: int) -> np.ndarray:
+    split = np.zeros(n_out, dtype=bool)
+    if text:
+        split[_int_list(text, "--split-cols", n_out)] = True
+    return split
+
+
+def _lcu_pairs(text: str | None, n_out: int) -> np.ndarray:
+    if not text:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = []
+    for item in text.split(","):
+        cols = _int_list(item, "--lcu-pairs", n_out)
+        if len(cols) != 2:
+            raise CLIError(f"--lcu-pairs: {item!r} is not a pair 'c1:c2'")
+        pairs.append(cols)
+    return np.asarray(pairs, dtype=np.int64)
+
+
+def _unit_options(cfg: AcceleratorConfig, args, n_out: int = 0) -> dict:
     """Run-time inputs of the configured units, from the matmul options."""
     units: dict = {}
     if args.bypass_map is not None:
@@ -154,6 +189,11 @@ def _unit_options(cfg: AcceleratorConfig, args) -> dict:
             raise CLIError(f"--afd-shift {args.afd_shift}: must be within ±{cfg.a_width}")
         units["afd"] = {"shift": args.afd_shift, "gates": args.afd_gates,
                         "mode": 1 if args.afd_mode == "clip" else 0, "enable": 1}
+    if args.split_cols or args.lcu_pairs:
+        if not cfg.lcu:
+            raise CLIError("--split-cols/--lcu-pairs need a configuration with --lcu")
+        units["split"] = _split_cols(args.split_cols, n_out)
+        units["lcu_pairs"] = _lcu_pairs(args.lcu_pairs, n_out)
     if args.temporal_batch is not None:
         if not cfg.temporal:
             raise CLIError("--temporal-batch needs --checksum temporal or both")
@@ -220,7 +260,7 @@ def cmd_matmul(args) -> int:
     if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
         raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
     _check_operands(cfg, A, B, bias, args.shift)
-    units = _unit_options(cfg, args)
+    units = _unit_options(cfg, args, B.shape[1])
     if args.check:
         matmul(cfg, A, B, bias)  # raises AccumulatorOverflow before any simulation
     t0 = time.perf_counter()
@@ -234,6 +274,16 @@ def cmd_matmul(args) -> int:
     print(f"C = A @ B: {M}×{K} @ {K}×{B.shape[1]} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}"
           f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
     _report_checksums(cfg, run.recorded)
+    if cfg.lcu:
+        from golden.schedule import assemble_corrected
+
+        corrected = assemble_corrected(run.program, run.recorded)
+        starts = int(run.program.inputs["lcu_start"].sum())
+        n_pairs = len(units.get("lcu_pairs", ())) * A.shape[0]
+        print(f"LCU: {n_pairs} pairs corrected in {starts} run(s); "
+              f"{int(np.sum(corrected != run.q))} words changed by the correction")
+        if args.corrected is not None:
+            _save_npy(args.corrected, corrected)
     if not args.check:
         return 0
     acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
@@ -423,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
     m.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
+    m.add_argument("--lcu-pairs", help="LCU: column pairs to correct in every row, e.g. 1:4,3:5")
+    m.add_argument("--corrected", type=Path,
+                   help="LCU: write the corrected result (read back from the buffer) here")
     m.add_argument("--temporal-batch", type=int,
                    help="temporal checksum batch N (default the largest, 2^bits − 1)")
     m.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
