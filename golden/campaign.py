@@ -246,7 +246,8 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
     multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
     {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
-    :func:`coverage_table` rows for the three checks.
+    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
+    for the exhaustive rows and the flip samples.
     """
     from .faults import sample_size
 
@@ -285,31 +286,37 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
         return [output_error_faults(cfg, [results[i] for i in c],
                                     rng.integers(0, cfg.acc_bits, k)) for c in chosen]
 
+    def every(cases):  # an exhaustive row: (cases, population, exhaustive)
+        return cases, len(cases), True
+
+    def sampled(cases, population=None):
+        return cases, population, False
+
     groups = {}
-    groups["input/flip"] = flip_sample(col0_act)
-    groups["input/stuck"] = ([f for f in stuck if col0_act(f)],) * 1
-    groups["weight/stuck"] = ([f for f in stuck if f.register == "weight" and f.col < C],)
+    groups["input/flip"] = sampled(*flip_sample(col0_act))
+    groups["input/stuck"] = every([f for f in stuck if col0_act(f)])
+    groups["weight/stuck"] = every([f for f in stuck if f.register == "weight" and f.col < C])
     bias_cases = bias_errors(cfg, m, C, rng)
-    groups["bias/one"] = ([b for b in bias_cases if b.row is not None],)
-    groups["bias/word"] = ([b for b in bias_cases if b.row is None],)
-    groups["output/flip"] = flip_sample(lambda f: f.register == "psum" and f.col < C)
-    groups["output/stuck"] = ([f for f in stuck if f.register == "psum" and f.col < C],)
-    for k in (1, 2, 3):
-        groups[f"output/x{k}"] = (combo_cases(k),)
-    groups["output/x2-cancel"] = (_cancelling_pairs(cfg, program, clean_rec, rng, combos),)
-    inner, inner_size = flip_sample(lambda f: f.register == "act" and 0 < f.col < C)
-    groups["act/inner"] = (inner + [f for f in stuck if f.register == "act" and 0 < f.col < C],
-                           None)
+    # every (column, bit); the row of a one-row error is drawn at random
+    groups["bias/one"] = sampled([b for b in bias_cases if b.row is not None])
+    groups["bias/word"] = every([b for b in bias_cases if b.row is None])
+    groups["output/flip"] = sampled(*flip_sample(lambda f: f.register == "psum" and f.col < C))
+    groups["output/stuck"] = every([f for f in stuck if f.register == "psum" and f.col < C])
+    for k in (1, 2, 3):  # position sets, each with random bits
+        groups[f"output/x{k}"] = sampled(combo_cases(k))
+    groups["output/x2-cancel"] = sampled(_cancelling_pairs(cfg, program, clean_rec, rng,
+                                                           combos))
+    inner, _ = flip_sample(lambda f: f.register == "act" and 0 < f.col < C)
+    groups["act/inner"] = sampled(inner + [f for f in stuck
+                                           if f.register == "act" and 0 < f.col < C])
     san, _ = flip_sample(lambda f: f.col >= C)
-    groups["sanity/all"] = (san + [f for f in stuck if f.col >= C], None)
+    groups["sanity/all"] = sampled(san + [f for f in stuck if f.col >= C])
 
     rows = {}
-    for key, spec in groups.items():
-        cases = spec[0]
-        population = spec[1] if len(spec) > 1 and spec[1] is not None else len(cases)
+    for key, (cases, population, exhaustive) in groups.items():
         outcomes = run_campaign(cfg, A, B, cases, **opts)
         rows[key] = {"population": population, "cases": len(cases),
-                     "exhaustive": len(cases) == population,
+                     "exhaustive": exhaustive,
                      **{check: coverage_table(outcomes, key=lambda o: 0, check=check).get(0)
                         for check in CHECKS}}
     return {"product": {"M": m, "K": R, "N": C, "batch": batch, "A": A.tolist(),

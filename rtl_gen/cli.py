@@ -369,7 +369,7 @@ def cmd_demo(args) -> int:
 
     out = Path(args.output)
     cfg = _config(args) if args.config else AcceleratorConfig(
-        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True, checksum="spatial")
+        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True, checksum="both")
     off = {"afd": {"enable": 0}} if cfg.afd else {}  # plain products for the numpy check
     sim = args.sim or default_sim()
     rng = np.random.default_rng(args.seed)
@@ -401,14 +401,17 @@ def cmd_demo(args) -> int:
         run = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
         same = not mismatches(run.recorded, run.golden)
         wrong = int(np.sum(run.acc != clean))
-        alarm = bool(run.recorded["checksum_alarm"].max()) if cfg.checksum != "none" else False
-        outcome = classify(wrong, alarm)
+        rec = run.recorded
+        spatial = bool(rec["checksum_alarm"].max()) if cfg.spatial else False
+        temporal = bool(rec["temporal_alarm"].max()) if cfg.temporal else False
+        outcome = classify(wrong, spatial or temporal)
         injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
-                         "outputs_corrupted": wrong, "checksum_alarm": alarm,
-                         "outcome": outcome})
+                         "outputs_corrupted": wrong, "spatial_alarm": spatial,
+                         "temporal_alarm": temporal, "outcome": outcome})
         print(f"      {fault.row},{fault.col},{fault.register},{fault.bit},{fault.mode}: "
-              f"{wrong}/64 outputs corrupted, checksum {'ALARM' if alarm else 'quiet'} -> "
-              f"{outcome}; RTL {'=' if same else '!='} golden")
+              f"{wrong}/64 outputs corrupted, spatial {'ALARM' if spatial else 'quiet'}, "
+              f"temporal {'ALARM' if temporal else 'quiet'} -> {outcome}; "
+              f"RTL {'=' if same else '!='} golden")
     report["faults"] = injected
     if cfg.bypass and cfg.dataflow == "ws":
         # A permanent fault in PE (7, 3)'s weight register, then the same run with PE (7, 3)
