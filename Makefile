@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 STAMP := .cache/setup.stamp
 
-.PHONY: setup demo test test-quick lint bench clean
+.PHONY: setup demo test test-quick lint bench coverage clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ lint: setup
 bench: setup
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_generate.py
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_sim.py
+
+# Table 6.1 measured on the accelerator (Sanity-Check, exact and residue modes): JSON + Markdown
+coverage: setup
+	$(PYTHON) bench/bench_checksum_campaign.py
 
 clean:
 	rm -rf build demo_out .pytest_cache
