@@ -198,6 +198,10 @@ def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     return ((x + half) & ((half << np.int64(1)) - 1)) - half
 
 
+#: Array inputs that pass through the input units' pipeline stages.
+_ARRAY_PORTS = ("load", "load_data", "in_valid", "in_data", "psum_in")
+
+
 class ArrayCycleModel:
     """Register-level model of the accelerator top, one :meth:`step` per clock cycle.
 
@@ -291,7 +295,7 @@ class ArrayCycleModel:
                         "checksum_alarm": chk["alarm"], "checksum_first": chk["first_index"],
                         "checksum_syndrome": chk["checksum"]})
         if self.controller is not None:
-            ctl = self.controller._outputs()
+            ctl = self.controller.outputs()
             rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
             out.update({"lcu_busy": ctl["busy"], "lcu_done": ctl["done"],
                         "lcu_cap_row": ctl["cap_row"],
@@ -336,7 +340,7 @@ class ArrayCycleModel:
         gen = self.generator
         if not self.units and gen is None:
             return inputs
-        ports = ["load", "load_data", "in_valid", "in_data", "psum_in"]
+        ports = list(_ARRAY_PORTS)
         if gen is not None:
             ports += ["temporal_last", "temporal_batch", "checksum_clear"]
         now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
@@ -364,7 +368,7 @@ class ArrayCycleModel:
             seen["sanity"] = shown["out_sanity"]
         self.stage_regs = new
         seen.update({p: (v if p in ("load_data", "in_data", "psum_in") else v[0])
-                     for p, v in old[-1].items() if p in ports[:5]})
+                     for p, v in old[-1].items() if p in _ARRAY_PORTS})
         return seen
 
     def _write_bypass_map(self, inputs: dict) -> None:

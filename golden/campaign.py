@@ -24,6 +24,7 @@ spatial, temporal and combined columns of Table 6.1 (:func:`coverage_table`'s ``
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
@@ -32,12 +33,12 @@ import numpy as np
 
 from .accelerator import simulate
 from .array import array_cols, stream_bits
-from .faults import MODES, REGISTERS, Fault, sabotage
+from .faults import MODES, REGISTERS, Fault, sabotage, sample_size
 from .schedule import Program, assemble, build_program
 
 __all__ = ["Outcome", "BiasError", "classify", "exhaustive_faults", "bias_errors",
-           "output_positions", "output_error_faults", "run_campaign", "coverage_table",
-           "sample_combinations",
+           "result_positions", "output_error_faults", "run_campaign", "coverage_table",
+           "sample_combinations", "alarms",
            "CHECKS"]
 
 #: Which alarms count as a detection in :func:`coverage_table`.
@@ -98,15 +99,10 @@ def bias_errors(cfg, rows: int, cols: int, rng: np.random.Generator) -> list[Bia
     return out
 
 
-def output_positions(cfg, program: Program) -> list[tuple[int, int]]:
-    """``(output cycle, lane)`` of every value a single-pass product's checks cover: each
-    result, the sanity column's value of each data vector (spatial), and every lane of each
-    sanity vector (temporal).  Lane ``cfg.cols`` is the sanity column."""
-    n_lanes = array_cols(cfg)
-    used = sorted(set(program.out_lane.ravel().tolist()))
-    lanes = used + ([cfg.cols] if n_lanes > cfg.cols else [])
-    rows = sorted(set(program.out_cycle.ravel().tolist()) | set(program.sanity_cycle.tolist()))
-    return [(row, lane) for row in rows for lane in lanes]
+def result_positions(program: Program) -> list[tuple[int, int]]:
+    """``(output cycle, lane)`` of every result of the product, in cycle then lane order."""
+    return sorted(set(zip(program.out_cycle.ravel().tolist(),
+                          program.out_lane.ravel().tolist(), strict=True)))
 
 
 def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
@@ -120,7 +116,9 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
                  for (row, lane), bit in zip(positions, bits, strict=True))
 
 
-def _alarms(rec: dict) -> tuple[bool, bool]:
+def alarms(rec: dict) -> tuple[bool, bool]:
+    """``(spatial, temporal)``: whether each checksum's alarm fired in recorded outputs (False
+    for a checksum that is not configured)."""
     spatial = bool(rec["checksum_alarm"].max()) if "checksum_alarm" in rec else False
     temporal = bool(rec["temporal_alarm"].max()) if "temporal_alarm" in rec else False
     return spatial, temporal
@@ -148,7 +146,7 @@ def run_campaign(cfg, A, B, faults, **program_options) -> list[Outcome]:
             prog = program
             rec = simulate(cfg, program, case)
         corrupted = int(np.sum(assemble(prog, rec, "acc_out") != clean))
-        spatial, temporal = _alarms(rec)
+        spatial, temporal = alarms(rec)
         alarm = spatial or temporal
         outcomes.append(Outcome(case, corrupted, alarm, classify(corrupted, alarm),
                                 spatial, temporal))
@@ -157,10 +155,7 @@ def run_campaign(cfg, A, B, faults, **program_options) -> list[Outcome]:
 
 def sample_combinations(n: int, k: int, count: int, rng: np.random.Generator):
     """``count`` distinct k-subsets of ``range(n)`` (all of them if there are not more)."""
-    total = 1
-    for i in range(k):
-        total = total * (n - i) // (i + 1)
-    if total <= count:
+    if math.comb(n, k) <= count:
         return [list(c) for c in combinations(range(n), k)]
     seen: set = set()
     while len(seen) < count:
@@ -249,8 +244,6 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
     for the exhaustive rows and the flip samples.
     """
-    from .faults import sample_size
-
     if getattr(cfg, "checksum", "none") != "both" or not getattr(cfg, "fault_hooks", False):
         raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
     R, C = cfg.rows, cfg.cols
@@ -265,9 +258,7 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     clean_rec = simulate(cfg, program)
     cycles = _flip_cycles(program)
     stuck = exhaustive_faults(cfg)
-    pos = output_positions(cfg, program)
-    pos = [p for p in pos if p[1] < C]  # results only (not the sanity column)
-    results = [p for p in pos if p[0] in set(program.out_cycle.ravel().tolist())]
+    results = result_positions(program)
 
     def flip_sample(sel):
         population = [(f.row, f.col, f.register, f.bit) for f in stuck

@@ -255,7 +255,8 @@ class ControllerModel:
         self.rd_row: np.ndarray | None = np.zeros(lanes, dtype=np.int64)  # reads row 0 in reset
         self.rd_word: int | None = 0
 
-    def _outputs(self) -> dict:
+    def outputs(self) -> dict:
+        """What the output ports show now (``None``: unspecified read data)."""
         out = {"busy": self.busy, "done": self.done}
         if self.capture:
             out["cap_row"] = self.cap_row
@@ -324,7 +325,7 @@ class ControllerModel:
         t_len = len(next(iter(inputs.values())))
         rows, valid = [], []
         for t in range(t_len):
-            o = self._outputs()
+            o = self.outputs()
             rows.append(o)
             valid.append({k: v is not None for k, v in o.items()})
             self.step({k: v[t] for k, v in inputs.items()})

@@ -35,6 +35,7 @@ from .array import (
     temporal_stream_len,
 )
 from .faults import Fault
+from .lcu import buffer_address
 from .mapping import tiles
 
 __all__ = ["Program", "build_program", "assemble", "assemble_corrected", "FAULT_PORTS",
@@ -261,18 +262,18 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                         "checksum_syndrome": (0, True)})
     if temporal(cfg):
         outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
-    t_before_prepend = T
+    pre = 0  # cycles the bypass map is written in, in front of everything else
     if getattr(cfg, "bypass", False):
-        T0 = T
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
-        sanity_cycle = sanity_cycle + (T - T0)
+        pre = cfg.rows
+        sanity_cycle = sanity_cycle + pre
         outputs["bypass_rdata"] = (0, False)
     program = Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
                       cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
     if getattr(cfg, "lcu", False):
         program.buffer_row = buffer_row
-        program.buffer_read_cycle = read_cycle + (T - t_before_prepend)
+        program.buffer_read_cycle = read_cycle + pre
         program.outputs.update({"lcu_busy": (0, False), "lcu_done": (0, False),
                                 "lcu_cap_row": (0, False), "lcu_rd_data": (C, True)})
     return program
@@ -313,8 +314,7 @@ def _lcu_program(cfg, inp: dict, T: int, out_cycle, out_lane, N: int, split, lcu
     if len(captured) > cfg.lcu_depth:
         raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
                          f"{cfg.lcu_depth}")
-    lb = (C - 1).bit_length()
-    addr = (buffer_row << lb) + out_lane  # word address of C[m, n]
+    addr = buffer_address(buffer_row, out_lane, C)  # word address of C[m, n]
     words = np.concatenate([np.stack([addr[:, a], addr[:, b]], axis=1) for a, b in pairs]) \
         if len(pairs) else np.zeros((0, 2), np.int64)
     chunks = [words[i:i + cfg.lcu_max_pairs] for i in range(0, len(words), cfg.lcu_max_pairs)]
@@ -327,10 +327,12 @@ def _lcu_program(cfg, inp: dict, T: int, out_cycle, out_lane, N: int, split, lcu
         inp[name] = np.zeros(T2)
     inp["lcu_cap_clear"][0] = 1
     inp["lcu_capture"][captured] = 1
-    lane_bit = np.left_shift(1, out_lane)
-    for (m, n), cyc in np.ndenumerate(out_cycle):
-        if split_v[n]:  # the output stage computes the vector one cycle before it shows
-            inp["split"][cyc - 1] = int(inp["split"][cyc - 1]) | int(lane_bit[m, n])
+    # Lane bits of the split results, set in the cycle the output stage computes them (one
+    # cycle before they show).
+    split_bits = np.zeros(T2, dtype=np.int64)
+    hit = np.broadcast_to(split_v, out_cycle.shape)
+    np.bitwise_or.at(split_bits, out_cycle[hit] - 1, np.left_shift(1, out_lane[hit]))
+    inp["split"] = split_bits
     t = T
     for ch in chunks:
         for i, (a, b) in enumerate(ch):

@@ -100,9 +100,10 @@ class Accelerator(wiring.Component):
         if config.output_stage:
             members.update({"bias": In(signed(P)).array(C), "relu": In(1),
                             "shift": In(SHIFT_WIDTH)})
-        if config.lcu:
-            ctl = _controller(config)
-            ctl._MustUse__silence = True  # only asked for its port shapes
+        # The correction controller is built here, like the array, so that its port shapes
+        # size the top's ports; elaborate() adds it as the submodule `lcu`.
+        self._lcu = ctl = _controller(config) if config.lcu else None
+        if ctl is not None:
             members.update({
                 "split": In(C), "lcu_capture": In(1), "lcu_cap_clear": In(1),
                 "lcu_pair_we": In(1), "lcu_pair_index": In(ctl.signature.members[
@@ -307,7 +308,7 @@ class Accelerator(wiring.Component):
         (one cycle later).  Read data issued while the controller is busy is unspecified in
         the memory; the top shows 0 for it so that every output port is deterministic.
         """
-        m.submodules.lcu = ctl = _controller(self._cfg)
+        m.submodules.lcu = ctl = self._lcu
         m.d.comb += [
             ctl.cap_en.eq(ostage.out_valid & self.lcu_capture),
             ctl.cap_clear.eq(self.lcu_cap_clear),

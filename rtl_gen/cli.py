@@ -141,9 +141,9 @@ def _parse_fault(cfg: AcceleratorConfig, text: str):
     return fault
 
 
-def _int_list(text: str, what: str, n_out: int) -> list[int]:
+def _int_list(text: str, what: str, n_out: int, sep: str = ",") -> list[int]:
     try:
-        values = [int(v) for v in text.replace(":", ",").split(",") if v.strip()]
+        values = [int(v) for v in text.split(sep) if v.strip()]
     except ValueError:
         raise CLIError(f"{what}: {text!r} is not a list of column numbers") from None
     bad = [v for v in values if not 0 <= v < n_out]
@@ -164,7 +164,7 @@ def _lcu_pairs(text: str | None, n_out: int) -> np.ndarray:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = []
     for item in text.split(","):
-        cols = _int_list(item, "--lcu-pairs", n_out)
+        cols = _int_list(item, "--lcu-pairs", n_out, sep=":")
         if len(cols) != 2:
             raise CLIError(f"--lcu-pairs: {item!r} is not a pair 'c1:c2'")
         pairs.append(cols)
@@ -197,7 +197,9 @@ def _unit_options(cfg: AcceleratorConfig, args, n_out: int = 0) -> dict:
     if args.temporal_batch is not None:
         if not cfg.temporal:
             raise CLIError("--temporal-batch needs --checksum temporal or both")
-        nmax = (1 << cfg.temporal_batch_bits) - 1
+        from golden.array import temporal_batch_max
+
+        nmax = temporal_batch_max(cfg)
         if not 1 <= args.temporal_batch <= nmax:
             raise CLIError(f"--temporal-batch {args.temporal_batch}: must be 1 … {nmax} "
                            f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
@@ -360,7 +362,7 @@ def cmd_demo(args) -> int:
 
     from golden.accelerator import run_matmul
     from golden.bypass import pruned_matmul
-    from golden.campaign import classify
+    from golden.campaign import alarms, classify
     from golden.faults import Fault
     from tb.accelerator import mismatches, rtl_matmul
     from tb.runner import default_sim
@@ -401,9 +403,7 @@ def cmd_demo(args) -> int:
         run = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
         same = not mismatches(run.recorded, run.golden)
         wrong = int(np.sum(run.acc != clean))
-        rec = run.recorded
-        spatial = bool(rec["checksum_alarm"].max()) if cfg.spatial else False
-        temporal = bool(rec["temporal_alarm"].max()) if cfg.temporal else False
+        spatial, temporal = alarms(run.recorded)
         outcome = classify(wrong, spatial or temporal)
         injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
                          "outputs_corrupted": wrong, "spatial_alarm": spatial,
