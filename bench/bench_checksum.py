@@ -32,13 +32,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from golden.checksum import (  # noqa: E402
+from ftaccel.golden.checksum import (  # noqa: E402
     KINDS,
     TABLE_6_1,
     aliasing_table,
@@ -155,10 +152,10 @@ def aliasing(args, rng) -> None:
 
 def array_campaign(args, rng) -> None:
     """Register faults in a WS array carrying both checksums (golden cycle model)."""
-    from golden.accelerator import simulate
-    from golden.faults import Fault
-    from golden.schedule import assemble, build_program
-    from rtl_gen.config import AcceleratorConfig
+    from ftaccel.golden.accelerator import simulate
+    from ftaccel.golden.faults import Fault
+    from ftaccel.golden.schedule import assemble, build_program
+    from ftaccel.rtl_gen.config import AcceleratorConfig
 
     R, C, N = args.rows, args.cols, args.array_batch
     a, w = args.a_width, args.w_width

@@ -32,13 +32,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from golden.campaign import TABLE_ROWS, exhaustive_faults, table_6_1_campaign  # noqa: E402
-from golden.checksum import TABLE_6_1  # noqa: E402
-from rtl_gen.config import AcceleratorConfig, ConfigError  # noqa: E402
+from ftaccel.golden.campaign import TABLE_ROWS, exhaustive_faults, table_6_1_campaign  # noqa: E402
+from ftaccel.golden.checksum import TABLE_6_1  # noqa: E402
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError  # noqa: E402
 
 MODES = ("exact", "residue")
 CHECKS = ("spatial", "temporal", "any")

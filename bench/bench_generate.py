@@ -6,14 +6,10 @@ Prints a Markdown table; run with ``python bench/bench_generate.py [--sizes 4 8 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from rtl_gen.accelerator import verilog_text  # noqa: E402
-from rtl_gen.config import AcceleratorConfig  # noqa: E402
+from ftaccel.rtl_gen.accelerator import verilog_text  # noqa: E402
+from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
 
 
 def main() -> None:

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np  # noqa: E402
 
-from golden.accelerator import simulate  # noqa: E402
-from golden.schedule import build_program  # noqa: E402
-from rtl_gen.accelerator import TOP_NAME, generate  # noqa: E402
-from rtl_gen.config import AcceleratorConfig  # noqa: E402
-from tb.runner import run_stream  # noqa: E402
+from ftaccel.golden.accelerator import simulate  # noqa: E402
+from ftaccel.golden.schedule import build_program  # noqa: E402
+from ftaccel.rtl_gen.accelerator import TOP_NAME, generate  # noqa: E402
+from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
+from ftaccel.tb.runner import run_stream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "build" / "bench_sim"
 

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from amaranth.back import rtlil  # noqa: E402
 
-from rtl_gen.accelerator import TOP_NAME, Accelerator, generate  # noqa: E402
-from rtl_gen.config import AcceleratorConfig  # noqa: E402
-from synth.flow import YosysError, synthesize  # noqa: E402
+from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate  # noqa: E402
+from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
+from ftaccel.synth.flow import YosysError, synthesize  # noqa: E402
 
 
 def write_rtlil_twin(cfg: AcceleratorConfig, verilog: Path) -> Path:

@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amaranth import Module, Mux, Signal, signed  # noqa: E402
 from amaranth.lib import wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
-from rtl_gen.accelerator import generate  # noqa: E402
-from rtl_gen.config import AcceleratorConfig  # noqa: E402
-from rtl_gen.emit import write_verilog  # noqa: E402
-from synth.flow import synthesize  # noqa: E402
+from ftaccel.rtl_gen.accelerator import generate  # noqa: E402
+from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
+from ftaccel.rtl_gen.emit import write_verilog  # noqa: E402
+from ftaccel.synth.flow import synthesize  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "build" / "unit_costs"
 
@@ -186,8 +183,8 @@ def checksum_table(results: dict, size: int) -> None:
 
 
 def lcu_table(results: dict, size: int) -> None:
-    from rtl_gen.lcu import LCU
-    from rtl_gen.tmr import BitwiseVoter, WordVoter
+    from ftaccel.rtl_gen.lcu import LCU
+    from ftaccel.rtl_gen.tmr import BitwiseVoter, WordVoter
 
     print("\n### LCU against TMR (001 §4.3.1; the thesis gives no silicon area)\n")
     units = {}

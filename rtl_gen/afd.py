@@ -21,7 +21,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError
 
 __all__ = ["AnomalySuppression", "shift_port_width"]
 

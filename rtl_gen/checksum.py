@@ -45,7 +45,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",
            "MAX_CHECK_WIDTH"]

@@ -125,7 +125,7 @@ def _check_operands(cfg: AcceleratorConfig, A: np.ndarray, B: np.ndarray, bias, 
 
 
 def _parse_fault(cfg: AcceleratorConfig, text: str):
-    from golden.faults import Fault
+    from ftaccel.golden.faults import Fault
 
     try:
         fault = Fault.parse(text)
@@ -197,7 +197,7 @@ def _unit_options(cfg: AcceleratorConfig, args, n_out: int = 0) -> dict:
     if args.temporal_batch is not None:
         if not cfg.temporal:
             raise CLIError("--temporal-batch needs --checksum temporal or both")
-        from golden.array import temporal_batch_max
+        from ftaccel.golden.array import temporal_batch_max
 
         nmax = temporal_batch_max(cfg)
         if not 1 <= args.temporal_batch <= nmax:
@@ -245,9 +245,9 @@ def cmd_generate(args) -> int:
 
 
 def cmd_matmul(args) -> int:
-    from golden.accelerator import run_matmul
-    from golden.array import matmul
-    from tb.accelerator import rtl_matmul
+    from ftaccel.golden.accelerator import run_matmul
+    from ftaccel.golden.array import matmul
+    from ftaccel.tb.accelerator import rtl_matmul
 
     cfg = _config(args)
     fault = None
@@ -277,7 +277,7 @@ def cmd_matmul(args) -> int:
           f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
     _report_checksums(cfg, run.recorded)
     if cfg.lcu:
-        from golden.schedule import assemble_corrected
+        from ftaccel.golden.schedule import assemble_corrected
 
         corrected = assemble_corrected(run.program, run.recorded)
         starts = int(run.program.inputs["lcu_start"].sum())
@@ -303,8 +303,8 @@ def cmd_matmul(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from golden.output_stage import output_stage
-    from tb.accelerator import mismatches, rtl_matmul
+    from ftaccel.golden.output_stage import output_stage
+    from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
     cfg = _config(args)
     if args.count < 1:
@@ -338,7 +338,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from synth.flow import synthesize
+    from ftaccel.synth.flow import synthesize
 
     from .accelerator import generate
 
@@ -360,12 +360,12 @@ def cmd_demo(args) -> int:
     """Generate a protected 8×8 accelerator, verify it, inject faults, bypass, synthesise."""
     import json
 
-    from golden.accelerator import run_matmul
-    from golden.bypass import pruned_matmul
-    from golden.campaign import alarms, classify
-    from golden.faults import Fault
-    from tb.accelerator import mismatches, rtl_matmul
-    from tb.runner import default_sim
+    from ftaccel.golden.accelerator import run_matmul
+    from ftaccel.golden.bypass import pruned_matmul
+    from ftaccel.golden.campaign import alarms, classify
+    from ftaccel.golden.faults import Fault
+    from ftaccel.tb.accelerator import mismatches, rtl_matmul
+    from ftaccel.tb.runner import default_sim
 
     from .accelerator import generate
 
@@ -435,7 +435,7 @@ def cmd_demo(args) -> int:
     # same design without them so the PE (the denominator of every overhead) is the real one.
     product = cfg.replace(fault_hooks=False)
     print(f"[4/4] synthesise {product.name()} with Yosys (hierarchical) and report area")
-    from synth.flow import synthesize
+    from ftaccel.synth.flow import synthesize
 
     gen_p = generate(product, out / "synth" / "rtl")
     synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=args.timeout)
@@ -513,11 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from golden.array import AccumulatorOverflow
-    from tb.runner import SimulationFailed, SimulatorNotFound
+    from ftaccel.golden.array import AccumulatorOverflow
+    from ftaccel.tb.runner import SimulationFailed, SimulatorNotFound
 
     try:
-        from synth.yosys import YosysError
+        from ftaccel.synth.yosys import YosysError
     except ImportError:  # pragma: no cover - synth always ships with the package
         YosysError = RuntimeError  # noqa: N806
 

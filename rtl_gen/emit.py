@@ -15,7 +15,9 @@ from typing import Any
 
 from amaranth.back import rtlil, verilog
 
-GENERATOR = "ftaccel rtlgen 0.1.0"
+from .. import __version__
+
+GENERATOR = f"ftaccel rtlgen {__version__}"
 
 __all__ = ["GENERATOR", "header", "module_text", "to_verilog", "write_verilog",
            "write_text_atomic", "design_texts"]

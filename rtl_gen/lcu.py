@@ -25,7 +25,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError
 
 __all__ = ["LCU", "CorrectionController", "controller_cycles", "default_mask"]
 

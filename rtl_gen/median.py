@@ -39,7 +39,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError
 
 __all__ = [
     "WINDOWS",

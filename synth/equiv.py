@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from synth.yosys import YosysError, run_yosys
+from ftaccel.synth.yosys import YosysError, run_yosys
 
 __all__ = ["EquivalenceResult", "prove_equivalent", "coarse_cell_counts", "COMPARATOR_CELLS",
            "MUX_CELLS"]

@@ -62,8 +62,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtl_gen.config import ConfigError
-from synth.yosys import PINNED_VERSION, YosysError, package_version, run_yosys, yosys_version
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.synth.yosys import (
+    PINNED_VERSION,
+    YosysError,
+    package_version,
+    run_yosys,
+    yosys_version,
+)
 
 __all__ = [
     "BASELINE_UNITS",
@@ -517,10 +523,10 @@ def _references(config: dict[str, Any] | None, fmt: str,
     if not config or not config.get("bypass"):
         return {}
     try:
-        from rtl_gen.array import make_pe
-        from rtl_gen.config import AcceleratorConfig
-        from rtl_gen.emit import module_text
-        from rtl_gen.pe import pe_module_name
+        from ftaccel.rtl_gen.array import make_pe
+        from ftaccel.rtl_gen.config import AcceleratorConfig
+        from ftaccel.rtl_gen.emit import module_text
+        from ftaccel.rtl_gen.pe import pe_module_name
 
         cfg = AcceleratorConfig.from_dict(config).replace(bypass=False)
         with_bp = pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width, cfg.acc_bits,
@@ -592,7 +598,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     YosysError
         Yosys missing, failing or timing out; the message names the log file.
     """
-    from synth import report as report_mod
+    from ftaccel.synth import report as report_mod
 
     t0 = time.monotonic()
     verilog = Path(verilog)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from synth.seeds import NO_FIGURE, SETTINGS, figures_for
+from ftaccel.synth.seeds import NO_FIGURE, SETTINGS, figures_for
 
 __all__ = ["WHY_THEY_DIFFER", "seed_rows", "write_json", "write_markdown", "write_png",
            "write_reports"]

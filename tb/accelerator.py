@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.accelerator import simulate
-from golden.faults import Fault
-from golden.schedule import Program, assemble, build_program
-from rtl_gen.accelerator import TOP_NAME, generate
-from rtl_gen.config import AcceleratorConfig
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.schedule import Program, assemble, build_program
+from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
 
 from .runner import default_sim, run_stream
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.afd import anomaly_suppression_detail
-from rtl_gen.afd import AnomalySuppression, shift_port_width
-from rtl_gen.emit import write_verilog
-from tb.runner import default_sim, run_stream
+from ftaccel.golden.afd import anomaly_suppression_detail
+from ftaccel.rtl_gen.afd import AnomalySuppression, shift_port_width
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.tb.runner import default_sim, run_stream
 
 __all__ = ["CONTROLS", "generate", "random_stimulus", "mode_sweep", "smooth_vectors",
            "inject_spike", "concat", "constant_controls", "expected", "run_afd"]

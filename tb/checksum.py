@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.checksum import (
+from ftaccel.golden.checksum import (
     SanityInputGeneratorModel,
     SpatialCheckerModel,
     TemporalCheckerModel,
@@ -25,9 +25,9 @@ from golden.checksum import (
     temporal_expected,
     wrap,
 )
-from rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
-from rtl_gen.emit import write_verilog
-from tb.runner import default_sim, run_stream
+from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.tb.runner import default_sim, run_stream
 
 __all__ = ["UNITS", "module_name", "make_unit", "run_unit", "flip", "layer_outputs",
            "spatial_stimulus", "batch_schedule", "generator_stimulus", "array_outputs",

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.lcu import flip_bit
-from rtl_gen.emit import write_verilog
-from rtl_gen.lcu import LCU, CorrectionController, controller_cycles
-from tb.runner import default_sim, run_stream
+from ftaccel.golden.lcu import flip_bit
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.rtl_gen.lcu import LCU, CorrectionController, controller_cycles
+from ftaccel.tb.runner import default_sim, run_stream
 
 __all__ = ["SCENARIOS", "fault_scenarios", "generate_lcu", "run_lcu", "ControllerJob",
            "controller_stimulus", "generate_controller", "run_controller", "BufferScript",

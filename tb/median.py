@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.median import median_array_stream
-from rtl_gen.emit import write_verilog
-from rtl_gen.median import Median3, Median5, MedianArray, SlidingMedian, expected_counts
-from synth.equiv import (
+from ftaccel.golden.median import median_array_stream
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.rtl_gen.median import Median3, Median5, MedianArray, SlidingMedian, expected_counts
+from ftaccel.synth.equiv import (
     COMPARATOR_CELLS,
     MUX_CELLS,
     EquivalenceResult,
     coarse_cell_counts,
     prove_equivalent,
 )
-from tb.runner import run_stream
+from ftaccel.tb.runner import run_stream
 
 __all__ = [
     "MedianStimulus",

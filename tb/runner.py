@@ -166,11 +166,6 @@ def run_stream(
     key = _sources_key([Path(v) for v in verilog]) + sim + str(bool(waves))
     stamp = build_dir / "build.key"
     always = not (stamp.exists() and stamp.read_text() == key)
-    # cocotb hands the simulator this process's sys.path as PYTHONPATH: make sure the
-    # project root is on it even when the package is not installed.
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     env = {
         "TB_STIMULUS": str(stim),
         "TB_PORTS": str(spec),
@@ -187,7 +182,7 @@ def run_stream(
         )
         stamp.write_text(key)
         runner.test(
-            test_module="tb.player", hdl_toplevel=toplevel, build_dir=str(build_dir),
+            test_module="ftaccel.tb.player", hdl_toplevel=toplevel, build_dir=str(build_dir),
             test_dir=str(build_dir), extra_env=env, waves=bool(waves),
             results_xml=str(build_dir / "results.xml"), log_file=str(log),
         )

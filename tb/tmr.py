@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl_gen.emit import write_verilog
-from rtl_gen.tmr import BitwiseVoter, WordVoter
-from tb.runner import default_sim, run_stream
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.rtl_gen.tmr import BitwiseVoter, WordVoter
+from ftaccel.tb.runner import default_sim, run_stream
 
 __all__ = ["VOTERS", "generate_voter", "run_voter"]
 

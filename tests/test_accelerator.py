@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.array import bias_in_psum, cycle_count, latency
-from golden.output_stage import output_stage
-from rtl_gen.config import AcceleratorConfig
-from tb.accelerator import mismatches, rtl_matmul
+from ftaccel.golden.array import bias_in_psum, cycle_count, latency
+from ftaccel.golden.output_stage import output_stage
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 DATAFLOWS = ["ws", "is", "os"]
 SIMS = ["icarus", pytest.param("verilator", marks=pytest.mark.verilator)]
@@ -137,7 +137,7 @@ def _chunked(fn, A, rows):
 
 @pytest.mark.parametrize("mode", [0, 1])
 def test_anomaly_suppression_stage_removes_spikes_before_the_array(rng, mode):
-    from golden.afd import anomaly_suppression
+    from ftaccel.golden.afd import anomaly_suppression
 
     cfg = AcceleratorConfig(rows=4, cols=3, dataflow="ws", afd=True)
     A = rng.integers(-6, 7, (6, 10))
@@ -159,7 +159,7 @@ def test_anomaly_suppression_stage_removes_spikes_before_the_array(rng, mode):
 
 @pytest.mark.parametrize("window,variant", [(3, "plain"), (5, "shared")])
 def test_median_stage_filters_each_chunk_before_the_array(rng, window, variant):
-    from golden.median import median_filter
+    from ftaccel.golden.median import median_filter
 
     cfg = AcceleratorConfig(rows=5, cols=3, dataflow="ws", median=window, median_variant=variant)
     A = rng.integers(-10, 11, (4, 12))
@@ -179,7 +179,7 @@ def test_median_stage_filters_each_chunk_before_the_array(rng, window, variant):
 def test_every_unit_together(rng, sim):
     """Fault hooks, bypass, anomaly suppression, median and the spatial checksum in one WS
     top: the RTL equals the golden model cycle by cycle with a map and a fault applied."""
-    from golden.faults import Fault
+    from ftaccel.golden.faults import Fault
 
     cfg = AcceleratorConfig(rows=4, cols=3, dataflow="ws", fault_hooks=True, bypass=True,
                             afd=True, median=3, median_variant="shared", checksum="spatial",

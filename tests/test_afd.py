@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.afd import anomaly_suppression, anomaly_suppression_detail, thresholds
-from rtl_gen.afd import AnomalySuppression
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import to_verilog
-from tb.afd import (
+from ftaccel.golden.afd import anomaly_suppression, anomaly_suppression_detail, thresholds
+from ftaccel.rtl_gen.afd import AnomalySuppression
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import to_verilog
+from ftaccel.tb.afd import (
     concat,
     constant_controls,
     expected,

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.accelerator import simulate
-from golden.bypass import bernoulli_map, pruned_matmul
-from golden.faults import Fault
-from golden.schedule import build_program
-from rtl_gen.config import AcceleratorConfig
-from tb.accelerator import mismatches, rtl_matmul, run_program
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.bypass import bernoulli_map, pruned_matmul
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.schedule import build_program
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.accelerator import mismatches, rtl_matmul, run_program
 
 PINNED = {"ws": "weight", "is": "act", "os": "psum"}
 SIMS = ["icarus", pytest.param("verilator", marks=pytest.mark.verilator)]

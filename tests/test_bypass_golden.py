@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from golden.bypass import (
+from ftaccel.golden.bypass import (
     AccumulatorOverflow,
     bernoulli_map,
     bypass_rate,
@@ -30,7 +30,7 @@ from golden.bypass import (
     unshift_channels,
     unshift_outputs,
 )
-from golden.faults import Fault
+from ftaccel.golden.faults import Fault
 
 DATAFLOWS = ["ws", "is", "os"]
 SHAPES = [(1, 1), (2, 3), (3, 2), (4, 4), (3, 5)]

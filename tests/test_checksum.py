@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.checksum import (
+from ftaccel.golden.checksum import (
     TABLE_6_1,
     FCLayer,
     SanityInputGeneratorModel,
@@ -48,10 +48,10 @@ from golden.checksum import (
     temporal_syndrome,
     wrap,
 )
-from rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import to_verilog
-from tb.checksum import (
+from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import to_verilog
+from ftaccel.tb.checksum import (
     array_outputs,
     flip,
     generator_stimulus,
@@ -479,15 +479,15 @@ def test_widths_and_verilog():
 # Spatial checksum inside the accelerator (WS): extra sanity column + checker on C + 1 lanes
 # ---------------------------------------------------------------------------------------------
 def _acc_cfg(**kw):
-    from rtl_gen.config import AcceleratorConfig
+    from ftaccel.rtl_gen.config import AcceleratorConfig
 
     return AcceleratorConfig(dataflow="ws", checksum="spatial", max_k=64, **kw)
 
 
 @pytest.mark.parametrize("rows,cols,width", [(2, 3, 8), (4, 4, 8), (3, 2, 16)])
 def test_accelerator_spatial_checksum_fault_free_rtl(rng, rows, cols, width):
-    from golden.array import cycle_count, latency
-    from tb.accelerator import mismatches, rtl_matmul
+    from ftaccel.golden.array import cycle_count, latency
+    from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
     cfg = _acc_cfg(rows=rows, cols=cols, a_width=width, w_width=width)
     lo, hi = -(1 << (width - 1)), 1 << (width - 1)
@@ -509,8 +509,8 @@ def test_accelerator_spatial_checksum_fault_free_rtl(rng, rows, cols, width):
 
 def test_accelerator_spatial_checksum_no_false_alarm_on_thousands_of_products(rng):
     """2,000 random fault-free products on the cycle model (equal to the RTL, see above)."""
-    from golden.accelerator import simulate
-    from golden.schedule import build_program
+    from ftaccel.golden.accelerator import simulate
+    from ftaccel.golden.schedule import build_program
 
     cfg = _acc_cfg(rows=3, cols=3)
     alarms = 0
@@ -531,7 +531,7 @@ def test_accelerator_spatial_checksum_exhaustive_campaign_matches_table_6_1(rng)
     activation register of column 0 corrupts the input seen by every column, sanity column
     included.  Faults in the sanity column itself never corrupt the product silently.
     """
-    from golden.campaign import coverage_table, exhaustive_faults, run_campaign
+    from ftaccel.golden.campaign import coverage_table, exhaustive_faults, run_campaign
 
     cfg = _acc_cfg(rows=3, cols=3, fault_hooks=True)
     A = rng.integers(-128, 128, (4, 3))
@@ -551,9 +551,9 @@ def test_accelerator_spatial_checksum_exhaustive_campaign_matches_table_6_1(rng)
 
 
 def test_accelerator_spatial_checksum_rtl_faults_equal_golden(rng):
-    from golden.campaign import classify
-    from golden.faults import Fault
-    from tb.accelerator import mismatches, rtl_matmul
+    from ftaccel.golden.campaign import classify
+    from ftaccel.golden.faults import Fault
+    from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
     cfg = _acc_cfg(rows=3, cols=3, fault_hooks=True)
     A = rng.integers(-128, 128, (4, 5))

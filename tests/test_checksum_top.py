@@ -17,13 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.accelerator import simulate
-from golden.array import cycle_count, latency, temporal_batch_max, temporal_stream_len
-from golden.campaign import table_6_1_campaign
-from golden.output_stage import output_stage
-from golden.schedule import build_program
-from rtl_gen.config import AcceleratorConfig, ConfigError
-from tb.accelerator import mismatches, rtl_matmul
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.array import cycle_count, latency, temporal_batch_max, temporal_stream_len
+from ftaccel.golden.campaign import table_6_1_campaign
+from ftaccel.golden.output_stage import output_stage
+from ftaccel.golden.schedule import build_program
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -166,7 +166,7 @@ def test_table_6_1_residue_mode_loses_what_is_documented(campaigns):
 
 def test_rtl_replays_campaign_faults(rng):
     """A sample of the campaign's faults on the RTL: same outputs, alarms included."""
-    from golden.faults import Fault
+    from ftaccel.golden.faults import Fault
 
     cfg = _cfg(rows=3, cols=3, checksum="both", temporal_mode="exact", fault_hooks=True)
     A = rng.integers(-128, 128, (6, 3))

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from rtl_gen.cli import main
+from ftaccel.rtl_gen.cli import main
 
 
 def rtlgen(*args, cwd=None):
     """Run the CLI in a subprocess, as a user would (checks there is no traceback)."""
-    proc = subprocess.run([sys.executable, "-m", "rtl_gen.cli", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "ftaccel.rtl_gen.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=600)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc

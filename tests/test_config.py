@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rtl_gen.config import AcceleratorConfig, ConfigError, derived_acc_width
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError, derived_acc_width
 
 
 @pytest.mark.parametrize("field,value", [

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.accelerator import run_matmul
-from golden.faults import Fault
-from rtl_gen.accelerator import verilog_text
-from rtl_gen.config import AcceleratorConfig
-from tb.accelerator import mismatches, rtl_matmul
+from ftaccel.golden.accelerator import run_matmul
+from ftaccel.golden.faults import Fault
+from ftaccel.rtl_gen.accelerator import verilog_text
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 
 def _live(cfg: AcceleratorConfig, r: int, c: int) -> int:

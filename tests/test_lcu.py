@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.lcu import (
+from ftaccel.golden.lcu import (
     ControllerModel,
     buffer_address,
     capture_then_correct,
@@ -43,7 +43,7 @@ from golden.lcu import (
     lcu,
     rows_to_flat,
 )
-from golden.split import (
+from ftaccel.golden.split import (
     buffer_pairs,
     buffer_triples,
     layer_forward,
@@ -51,11 +51,11 @@ from golden.split import (
     split_layer,
     triplicate_layer,
 )
-from golden.tmr import word_vote
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import to_verilog
-from rtl_gen.lcu import LCU, CorrectionController, controller_cycles
-from tb.lcu import (
+from ftaccel.golden.tmr import word_vote
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import to_verilog
+from ftaccel.rtl_gen.lcu import LCU, CorrectionController, controller_cycles
+from ftaccel.tb.lcu import (
     SCENARIOS,
     BufferScript,
     ControllerJob,

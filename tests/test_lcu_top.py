@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.campaign import output_error_faults
-from golden.lcu import correct_buffer, lcu
-from golden.schedule import assemble_corrected, build_program
-from golden.split import split_layer
-from rtl_gen.config import AcceleratorConfig, ConfigError
-from tb.accelerator import mismatches, rtl_matmul
+from ftaccel.golden.campaign import output_error_faults
+from ftaccel.golden.lcu import correct_buffer, lcu
+from ftaccel.golden.schedule import assemble_corrected, build_program
+from ftaccel.golden.split import split_layer
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 

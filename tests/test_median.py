@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.median import median3, median5, median_array_stream, median_filter
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import write_verilog
-from rtl_gen.median import (
+from ftaccel.golden.median import median3, median5, median_array_stream, median_filter
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.rtl_gen.median import (
     Median3,
     Median5,
     MedianArray,
@@ -20,9 +20,9 @@ from rtl_gen.median import (
     Sort2,
     expected_counts,
 )
-from synth.equiv import prove_equivalent
-from synth.yosys import YosysError
-from tb import median as tbm
+from ftaccel.synth.equiv import prove_equivalent
+from ftaccel.synth.yosys import YosysError
+from ftaccel.tb import median as tbm
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "test_median"
 

@@ -22,12 +22,12 @@ import amaranth
 import numpy as np
 import pytest
 
-from golden.output_stage import MAX_SHIFT, output_stage, requantize
-from golden.split import split_layer
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import to_verilog, write_verilog
-from rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
-from tb.runner import run_stream
+from ftaccel.golden.output_stage import MAX_SHIFT, output_stage, requantize
+from ftaccel.golden.split import split_layer
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import to_verilog, write_verilog
+from ftaccel.rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
+from ftaccel.tb.runner import run_stream
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "output_stage"
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

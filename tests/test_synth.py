@@ -13,12 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from rtl_gen.accelerator import generate
-from rtl_gen.config import AcceleratorConfig, ConfigError
-from synth import flow, seeds
-from synth import yosys as yosys_mod
-from synth.flow import HIER_FLAT_TOLERANCE, YosysError, deduplicate, default_unit, synthesize
-from synth.report import seed_rows
+from ftaccel.rtl_gen.accelerator import generate
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.synth import flow, seeds
+from ftaccel.synth import yosys as yosys_mod
+from ftaccel.synth.flow import (
+    HIER_FLAT_TOLERANCE,
+    YosysError,
+    deduplicate,
+    default_unit,
+    synthesize,
+)
+from ftaccel.synth.report import seed_rows
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 METRICS = ("transistors", "area_um2")
@@ -289,7 +295,7 @@ def test_bypass_is_measured_against_the_pe_without_it(tmp_path_factory):
 def test_rtlil_twin_is_preferred_and_agrees(tmp_path_factory):
     from amaranth.back import rtlil
 
-    from rtl_gen.accelerator import TOP_NAME, Accelerator
+    from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator
 
     cfg = AcceleratorConfig(rows=2, cols=2)
     v = generate(cfg, tmp_path_factory.mktemp("rtlil")).verilog

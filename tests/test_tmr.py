@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.lcu import flip_bit, lcu
-from golden.tmr import bitwise_vote, word_vote
-from rtl_gen.config import ConfigError
-from rtl_gen.emit import to_verilog
-from rtl_gen.tmr import BitwiseVoter, WordVoter
-from tb.lcu import SCENARIOS, fault_scenarios
-from tb.tmr import run_voter
+from ftaccel.golden.lcu import flip_bit, lcu
+from ftaccel.golden.tmr import bitwise_vote, word_vote
+from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.emit import to_verilog
+from ftaccel.rtl_gen.tmr import BitwiseVoter, WordVoter
+from ftaccel.tb.lcu import SCENARIOS, fault_scenarios
+from ftaccel.tb.tmr import run_voter
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "tmr"
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
