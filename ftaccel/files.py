@@ -34,7 +34,7 @@ from typing import IO, Any
 
 __all__ = ["FileProblem", "UnsafeTarget", "UnreadableInput", "cache_dir", "check_target",
            "check_folder", "atomic_write", "write_text", "write_json", "write_npy",
-           "read_input", "read_npy", "OutputSet", "MAX_INPUT_BYTES"]
+           "read_input", "check_input", "read_npy", "OutputSet", "MAX_INPUT_BYTES"]
 
 #: Largest input file read (bytes): far beyond anything the simulators can run, small enough
 #: that a wrong path (a disk image, a huge log) fails at once instead of filling the memory.
@@ -228,16 +228,12 @@ def read_input(path: str | os.PathLike, what: str = "input",
     The file is opened non-blocking (a FIFO would otherwise wait for a writer forever) and
     checked to be a regular file before anything is read.
     """
+    check_input(path, what)
     text = os.fspath(path)
-    if not isinstance(text, str) or not text:
-        raise UnreadableInput(f"{what}: empty path")
     try:
         fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise UnreadableInput(f"{what}: no such file {_show(text)}") from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {reason}") from None
+    except OSError as exc:  # removed or changed since the check
+        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {exc.strerror}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -254,6 +250,28 @@ def read_input(path: str | os.PathLike, what: str = "input",
     if len(data) > max_bytes:
         raise UnreadableInput(f"{what}: {_show(text)} is larger than {max_bytes:,} bytes")
     return data
+
+
+def check_input(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` if it names a readable regular file (nothing is read), else raise."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise UnreadableInput(f"{what}: empty path")
+    try:
+        fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UnreadableInput(f"{what}: no such file {_show(text)}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {reason}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UnreadableInput(f"{what}: {_show(text)} is {kind}")
+    return Path(text)
 
 
 def read_npy(path: str | os.PathLike, what: str = "input"):
