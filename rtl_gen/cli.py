@@ -51,6 +51,8 @@ class Parser(argparse.ArgumentParser):
 # -- argument types: each rejects its text with one short line ------------------------------
 def _integer(text: str) -> int:
     t = text.strip()
+    if not t.isascii():  # int() would read other scripts' digits: '١٢' is 12
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer in ASCII digits")
     if not t or len(t) > 24:
         raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer of at most 24 "
                                          "digits")

@@ -17,19 +17,8 @@ import pytest
 from ftaccel.rtl_gen.cli import main
 
 
-def listing(folder):
-    """Every path below ``folder`` with its type and content digest (to see any change)."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        st = os.lstat(p)
-        kind = stat.S_IFMT(st.st_mode)
-        out[str(p.relative_to(folder))] = (kind, p.read_bytes() if stat.S_ISREG(st.st_mode)
-                                           else os.readlink(p) if p.is_symlink() else None)
-    return out
-
-
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
+def cli(tmp_path, monkeypatch, capsys, listing):
     """``run(*args, code=2)``: run the CLI in ``tmp_path``; assert the exit code, exactly one
     stderr line without a traceback, and that the folder is unchanged; return stderr."""
     monkeypatch.chdir(tmp_path)
