@@ -502,7 +502,6 @@ def _tool_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Run ``rtlgen`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     from ftaccel.files import FileProblem
-    from ftaccel.golden.array import AccumulatorOverflow
 
     def fail(message: str, code: int) -> int:
         print(f"rtlgen: error: {_one_line(message)}", file=sys.stderr)
@@ -515,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except CLIError as exc:
         return fail(str(exc), exc.code)
-    except (ConfigError, AccumulatorOverflow, FileProblem) as exc:
+    except (ConfigError, FileProblem) as exc:
         return fail(str(exc), EXIT_INPUT)
     except _tool_errors() as exc:
         return fail(str(exc), EXIT_TOOL)
