@@ -57,8 +57,11 @@ def demo_shapes(cfg: AcceleratorConfig) -> list[tuple[int, int, int]]:
 
 
 def operand_limits(cfg: AcceleratorConfig, K: int) -> tuple[int, int]:
-    """Largest magnitudes ``(a, w)`` for random operands: the format's, halved (alternately)
-    until ``K`` products of the extremes fit the accumulator."""
+    """Largest magnitudes ``(a, w)`` for random operands.
+
+    The format's own, halved (alternately) until ``K`` products of the extremes fit the
+    accumulator.
+    """
     a, w = 1 << (cfg.a_width - 1), 1 << (cfg.w_width - 1)
     limit = (1 << (cfg.acc_bits - 1)) - 1
     while K * a * w > limit and (a > 1 or w > 1):
@@ -81,9 +84,11 @@ def _shift(cfg: AcceleratorConfig, K: int) -> int:
 
 
 def demo_faults(cfg: AcceleratorConfig, M: int, K: int, N: int) -> list[Fault]:
-    """Faults for an ``M×K @ K×N`` product, every one inside the array, its registers and the
-    run: a stuck weight MSB, a stuck partial-sum bit, a transient activation flip while the
-    stream passes, and (WS/IS) a transient partial-sum flip timed to corrupt one result."""
+    """Faults for an ``M×K @ K×N`` product, each inside the array, its registers and the run.
+
+    A stuck weight MSB, a stuck partial-sum bit, a transient activation flip while the stream
+    passes, and (WS/IS) a transient partial-sum flip timed to corrupt one result.
+    """
     R, C = cfg.rows, cfg.cols
     program = prepare(cfg, np.zeros((M, K), np.int64), np.zeros((K, N), np.int64),
                       plain_options(cfg))
@@ -117,8 +122,10 @@ def _alarm_text(alarms: dict) -> str:
 
 def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | None = None,
              timeout: float = 600, say: Callable[[str], None] = print) -> dict:
-    """Run the demo on ``cfg`` into folder ``out`` (which the caller has claimed); return the
-    report also written to ``out/demo.json``.  ``report["passed"]`` is the verdict."""
+    """Run the demo on ``cfg`` into folder ``out`` (which the caller has claimed).
+
+    Returns the report also written to ``out/demo.json``; ``report["passed"]`` is the verdict.
+    """
     from ftaccel.synth.flow import synthesize
     from ftaccel.synth.summary import headline
     from ftaccel.tb.runner import default_sim

@@ -388,8 +388,10 @@ class OutputSet:
         return self.stage(path, text.encode())
 
     def write(self, writer: Callable[..., Path], path: str | os.PathLike, *args) -> Path:
-        """``writer(path, *args)`` now (e.g. :func:`write_npy`); a new file is removed on
-        failure, a replaced one stays replaced."""
+        """Call ``writer(path, *args)`` now (e.g. :func:`write_npy`).
+
+        A new file is removed on failure, a replaced one stays replaced.
+        """
         p = self.claim(path)
         if not p.exists():
             self._new_files.append(p)
@@ -427,9 +429,11 @@ class OutputSet:
                 p.rmdir()
 
     def __enter__(self) -> OutputSet:
+        """Start the command."""
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        """Commit on success, else abort (the exception goes on)."""
         if exc_type is None:
             try:
                 self.commit()

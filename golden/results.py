@@ -173,8 +173,10 @@ def alarm_lines(report: dict) -> list[str]:
 
 
 def mismatch_report(got: np.ndarray, want: np.ndarray, limit: int = 20) -> dict:
-    """Where ``got`` differs from ``want`` (same shape): count and the first ``limit``
-    positions as ``[row, column, got, want]``."""
+    """Where ``got`` differs from ``want`` (same shape).
+
+    Returns the count and the first ``limit`` positions as ``[row, column, got, want]``.
+    """
     bad = np.argwhere(got != want)
     return {"count": int(len(bad)),
             "first": [[int(m), int(n), int(got[m, n]), int(want[m, n])]

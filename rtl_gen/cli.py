@@ -44,7 +44,8 @@ class CLIError(Exception):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and a hint, not the whole usage."""
 
-    def error(self, message: str):  # noqa: D102 - argparse's hook
+    def error(self, message: str):
+        """Raise one line with a hint (argparse would print the usage and exit)."""
         raise CLIError(f"{message} (see '{self.prog} --help')")
 
 
@@ -199,6 +200,7 @@ def _claim_outputs(outs, args, names: tuple[str, ...]) -> None:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
+    """``rtlgen generate``: Verilog, RTLIL and config.json into the output folder."""
     from ftaccel.files import OutputSet
 
     from .accelerator import GENERATED_FILES, generate
@@ -253,6 +255,7 @@ def _run_options(cfg: AcceleratorConfig, args, A, B):
 
 
 def cmd_matmul(args) -> int:
+    """``rtlgen matmul``: one product on the RTL (:mod:`tb.product`), outputs all or nothing."""
     from ftaccel.files import OutputSet, read_npy
     from ftaccel.golden.results import alarm_lines
     from ftaccel.tb.product import prepare, run_product
@@ -316,6 +319,7 @@ def cmd_matmul(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    """``rtlgen verify``: the seeded random regression of :mod:`tb.regression`."""
     from ftaccel.files import OutputSet
     from ftaccel.tb.regression import regression
 
@@ -356,6 +360,7 @@ def _synth_files(prefix: str = "") -> dict[str, tuple[str, ...]]:
 
 
 def cmd_synth(args) -> int:
+    """``rtlgen synth``: generate, synthesise, print the headline areas."""
     from ftaccel.files import OutputSet, check_input
     from ftaccel.synth.flow import synthesize
     from ftaccel.synth.summary import headline
@@ -380,6 +385,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """``rtlgen demo``: :func:`ftaccel.demo.run_demo` on the demo configuration."""
     from ftaccel.demo import DEMO_DEFAULTS, run_demo
     from ftaccel.files import OutputSet
 
@@ -397,6 +403,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rtlgen`` argument parser (every command and option)."""
     p = Parser(prog="rtlgen",
                description="Generate, verify and measure fault-tolerant systolic-array "
                            "accelerators.",
@@ -525,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtlgen: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, not a traceback
+    except Exception as exc:  # a bug: say so in one line, not with a traceback
         if os.environ.get("RTLGEN_TRACEBACK"):
             raise
         return fail(f"internal error ({type(exc).__name__}: {exc}); please report it "

@@ -76,7 +76,7 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     else:
         try:
             text = repr(value)
-        except Exception:  # noqa: BLE001 - too deep, or a broken __repr__: name the type
+        except Exception:  # too deep, or a broken __repr__: name the type
             text = f"<{type(value).__name__}>"
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."

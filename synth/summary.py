@@ -1,6 +1,9 @@
-"""A few lines for a terminal from an area report: totals, the denominators, and each
-overhead unit beside its seed figure.  The complete tables stay in ``area.md`` / ``area.json``
-(:mod:`synth.report`); this is what ``rtlgen synth`` and ``rtlgen demo`` print."""
+"""A few lines for a terminal from an area report.
+
+Totals, the denominators, and each overhead unit beside its seed figure.  The complete tables
+stay in ``area.md`` / ``area.json`` (:mod:`synth.report`); this is what ``rtlgen synth`` and
+``rtlgen demo`` print.
+"""
 
 from __future__ import annotations
 

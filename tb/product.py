@@ -120,8 +120,11 @@ class RunOptions:
 
 # -- validation ------------------------------------------------------------------------------
 def _integers(name: str, arr, width: int, ndim: int) -> np.ndarray:
-    """``arr`` as int64 if it is an integer array of ``ndim`` dimensions fitting ``width`` bits
-    signed (float arrays holding integers are accepted)."""
+    """Return ``arr`` as int64 if it is an integer array that fits.
+
+    It must have ``ndim`` dimensions and values of ``width`` bits signed; float arrays holding
+    integers are accepted.
+    """
     arr = np.asarray(arr)
     if arr.ndim != ndim:
         want = "a matrix (2-D)" if ndim == 2 else "a vector (1-D)"

@@ -38,8 +38,11 @@ def plain_options(cfg: AcceleratorConfig, **kw) -> RunOptions:
 
 
 def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
-    """``(A, B, relu, shift)`` of case ``index``: sizes up to about twice the array, K capped
-    so that the worst case fits the accumulator, M capped by the LCU's output buffer."""
+    """Draw ``(A, B, relu, shift)`` of case ``index``.
+
+    Sizes go up to about twice the array; K is capped so that the worst case fits the
+    accumulator, M and N so that the result fits the LCU's output buffer.
+    """
     a_lo, a_hi = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
     w_lo, w_hi = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
     worst_product = (1 << (cfg.a_width - 1)) * (1 << (cfg.w_width - 1))

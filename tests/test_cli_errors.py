@@ -255,3 +255,15 @@ def test_old_system_yosys_is_exit_3(cli, monkeypatch):
         pytest.skip(f"the system Yosys {version} is new enough for Amaranth")
     monkeypatch.setenv("AMARANTH_USE_YOSYS", "system")
     assert "Yosys is unusable" in cli("generate", "--rows", 2, "--cols", 2, "-o", "out", code=3)
+
+
+@pytest.mark.synth
+def test_a_failure_after_the_first_write_removes_what_the_run_created(cli, tmp_path):
+    # synth writes rtl/ and yosys/ before Yosys runs out of time: all of it goes again,
+    # whether the output folder is new or existed (its own files stay).
+    err = cli("synth", "--rows", 2, "--cols", 2, "--timeout", "0.01", "-o", "s", code=3)
+    assert "timed out" in err
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "keep.txt").write_text("mine")
+    assert "timed out" in cli("synth", "--rows", 2, "--cols", 2, "--timeout", "0.01", "-o",
+                              "old", code=3)

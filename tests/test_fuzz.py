@@ -236,7 +236,9 @@ def test_bad_inputs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
 # -- random valid configurations --------------------------------------------------------------
 def random_valid_config(rng) -> AcceleratorConfig:
     """A valid small configuration drawn over every field (constraints respected)."""
-    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    def pick(seq):
+        return seq[int(rng.integers(len(seq)))]
+
     df = pick(["ws", "is", "os"])
     a, w = int(rng.integers(2, 17)), int(rng.integers(2, 17))
     d = {"rows": int(rng.integers(1, 4)), "cols": int(rng.integers(1, 4)), "dataflow": df,
