@@ -10,6 +10,9 @@ The distribution installs this one import root; its rooms are sub-packages:
     cocotb testbenches and the simulator runner (Icarus, Verilator).
 ``ftaccel.synth``
     the Yosys area flow and the published figures it is compared with.
+
+``ftaccel.Network`` (:class:`ftaccel.tb.network.Network`) runs a quantised DNN on the golden
+model, the cycle model or the RTL; it is imported on first use.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -19,4 +22,13 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "Network"]
+
+
+def __getattr__(name: str):
+    # Lazy: importing ftaccel stays cheap; the network runner pulls in every room.
+    if name == "Network":
+        from ftaccel.tb.network import Network
+
+        return Network
+    raise AttributeError(f"module 'ftaccel' has no attribute {name!r}")
