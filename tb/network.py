@@ -408,7 +408,8 @@ def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) ->
         return Network.from_onnx(p, calibration, a_width=a_width, w_width=w_width)
     if p.suffix == ".npz":
         return Network.load(p, calibration=calibration, a_width=a_width, w_width=w_width)
-    raise ModelError(f"--model {spec!r}: {', '.join(BUILTIN)}, a .onnx file or a model .npz")
+    raise ModelError(f"--model {spec!r}: not a built-in model ({', '.join(BUILTIN)}), a .onnx "
+                     f"file or a model .npz")
 
 
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
@@ -432,9 +433,9 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     ds = load_data(data) if data else digits("test")
     ds = ds.head(images)
     cal = load_data(calib).images if calib else None
+    note = None
     if cal is None and model.endswith(".onnx") and data:
-        log(f"note: no --calib: calibrating {model} on the evaluation data ({ds.name})",
-            file=sys.stderr)
+        note = f"note: no --calib: calibrated {model} on the evaluation data ({ds.name})"
         cal = ds.images
     net = _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
     x = net.check(config, ds.images)  # fit and data range, before any work
@@ -442,6 +443,8 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
         raise DataError(f"data: label {int(ds.labels.max())} but model {net.name} has "
                         f"{net.model.classes} classes")
     del x
+    if note:
+        log(note, file=sys.stderr)
     result = net.run(ds.images, labels=ds.labels, engine=engine, config=config, units=units,
                      progress=progress, sim=sim)
     result.extra = {"data": ds.name, "model_layers": net.describe(),
