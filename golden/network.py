@@ -743,6 +743,9 @@ class CycleEngine:
         from .schedule import assemble, assemble_corrected, build_program
 
         cfg = self.cfg
+        if p.fault is not None and not cfg.fault_hooks:
+            # The cycle model would apply it, the RTL could not: refuse rather than differ.
+            raise ModelError(f"layer {p.name}: a fault needs a configuration with fault_hooks")
         program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
                                 fault=p.fault, **p.units)
         rec = self.execute(program, p.fault)

@@ -195,6 +195,21 @@ def test_a_fault_reaches_the_logits_on_the_cycle_model_only(rng):
     assert not np.array_equal(bad.logits, clean.logits)
     with pytest.raises(NotImplementedError, match="cycle or RTL engine"):
         run(n.model, x, FunctionalEngine(cfg), options={"fc1": LayerOptions(fault=fault)})
+    with pytest.raises(ModelError, match="layer fc1: a fault needs a configuration with "
+                                         "fault_hooks"):
+        run(n.model, x, CycleEngine(cfg.replace(fault_hooks=False)),
+            options={"fc1": LayerOptions(fault=fault)})
+
+
+def test_a_fault_on_the_rtl_equals_the_cycle_model(tmp_path):
+    n = net("digits-mlp")
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow="os", fault_hooks=True)
+    x = n.model.quantize_input(digits("test").images[:2])
+    opts = {"fc2": LayerOptions(fault=Fault(1, 1, "act", 6, "sa1"))}  # row 1: a batch row
+    rtl = run(n.model, x, RTLEngine(cfg, build_dir=tmp_path / "sim"), options=opts)
+    cyc = run(n.model, x, CycleEngine(cfg), options=opts)
+    assert np.array_equal(rtl.logits, cyc.logits)
+    assert not np.array_equal(cyc.logits, run(n.model, x, FunctionalEngine(cfg)).logits)
 
 
 def test_run_resumes_from_a_recorded_layer():
