@@ -22,6 +22,7 @@ The names most users need are available at the top (loaded on first use, so that
 ``rtl_matmul``         the same product simulated on the generated RTL
 ``Fault``              a stuck-at or transient fault in a PE register
 ``synthesize``         the Yosys area flow (``area.json``, ``area.md``, ``area.png``)
+``Network``            a quantised DNN run on the golden model, the cycle model or the RTL
 =====================  ===========================================================
 """
 
@@ -43,6 +44,7 @@ _API = {
     "rtl_matmul": "ftaccel.tb.accelerator",
     "Fault": "ftaccel.golden.faults",
     "synthesize": "ftaccel.synth.flow",
+    "Network": "ftaccel.tb.network",
 }
 
 __all__ = ["__version__", *_API]

@@ -449,6 +449,31 @@ def cmd_demo(args) -> int:
     return 0 if ok else EXIT_MISMATCH
 
 
+def cmd_infer(args) -> int:
+    """Run a network on images on the golden model, the cycle model or the RTL."""
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.golden.onnx_import import OnnxMissing
+    from ftaccel.tb.network import infer, unit_options
+
+    cfg = _config(args)
+    try:
+        bmap = _load_matrix(args.bypass_map, "bypass map", 2) if args.bypass_map else None
+        units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
+                             afd_mode=args.afd_mode, bypass_map=bmap,
+                             temporal_batch=args.temporal_batch)
+        res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+                    images=args.images, engine=args.engine, sim=args.sim, units=units,
+                    progress=None)
+    except (ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    print(res.to_markdown())
+    print(f"wrote {Path(args.output) / 'infer.json'} and {Path(args.output) / 'infer.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rtlgen",
@@ -509,6 +534,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sim", choices=["icarus", "verilator"])
     d.add_argument("--timeout", type=float, default=600, help="Yosys time limit in seconds")
     d.set_defaults(func=cmd_demo)
+
+    n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
+                                     "accelerator: accuracy, cycles, utilisation per layer")
+    _add_config_options(n)
+    n.add_argument("--model", required=True,
+                   help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    n.add_argument("--data", help="images: FILE.npz (images, labels), IMAGES,LABELS (MNIST "
+                                  "IDX files) or digits (default: the digits test split)")
+    n.add_argument("--calib", help="calibration images for an ONNX or float model (same "
+                                   "formats as --data; default: the --data images)")
+    n.add_argument("--images", type=int, help="use only the first N images")
+    n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
+    n.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator for --engine rtl (default $SIM or icarus)")
+    n.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    n.add_argument("--temporal-batch", type=int,
+                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
+    n.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
+    n.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
+    n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    n.add_argument("-o", "--output", type=Path, required=True,
+                   help="folder for infer.json and infer.md")
+    n.set_defaults(func=cmd_infer)
     return p
 
 

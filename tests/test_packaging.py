@@ -36,3 +36,5 @@ def test_wheel_installs_one_top_level_package(tmp_path):
     for room in ("rtl_gen", "golden", "tb", "synth"):
         assert f"ftaccel/{room}/__init__.py" in names
     assert "ftaccel/synth/area.ys" in names
+    assert "ftaccel/golden/models/digits-cnn.npz" in names  # built-in models and data
+    assert "ftaccel/golden/models/digits.npz" in names
