@@ -1,0 +1,97 @@
+"""Testbench of the flow-controlling accelerator (:mod:`rtl_gen.flow`): run a packed product on
+the RTL and hold it against the golden register-level model, port by port and cycle by cycle.
+
+The driver program (:func:`golden.flow.build_flow_program`) is played by the generic player
+(:func:`tb.runner.run_stream`, partial sums of one K-tile looped back into the next) and run
+through :func:`golden.flow.simulate_flow`; :func:`rtl_flow_matmul` returns both views and the
+assembled product.  :func:`measured_cycles` reads the cycle count off the RTL's ``out_valid``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftaccel.files import cache_dir
+from ftaccel.golden.flow import (
+    FlowProgram,
+    Packed,
+    assemble_flow,
+    build_flow_program,
+    check_overflow,
+    simulate_flow,
+)
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
+
+from .runner import default_sim, run_stream
+
+__all__ = ["FlowRun", "flow_build_dir", "rtl_flow_matmul", "measured_cycles", "mismatches"]
+
+
+def flow_build_dir(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
+    """One build directory per configuration, simulator and pytest-xdist worker (a cache)."""
+    if root is None:
+        env = os.environ.get("RTLGEN_BUILD")
+        root = Path(env) if env else cache_dir("sim")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Path(root) / sim / f"{cfg.name()}_{worker}"
+
+
+@dataclass
+class FlowRun:
+    """One packed product on the RTL, with the golden model's view of the same program."""
+
+    program: FlowProgram
+    recorded: dict[str, np.ndarray]
+    golden: dict[str, np.ndarray]
+    acc: np.ndarray
+    q: np.ndarray | None
+    log: Path
+
+
+def mismatches(recorded: dict, golden: dict, limit: int = 10) -> list:
+    """The first ``limit`` differences as ``(port, cycle, lane, rtl, golden)``."""
+    out = []
+    for port, want in golden.items():
+        got = recorded[port]
+        if got.shape != want.shape:
+            return [(port, -1, -1, got.shape, want.shape)]
+        for idx in np.argwhere(got != want)[:limit - len(out)]:
+            lane = int(idx[1]) if len(idx) > 1 else 0
+            out.append((port, int(idx[0]), lane, int(got[tuple(idx)]), int(want[tuple(idx)])))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, relu=False,
+                    shift=0, sim: str | None = None, build_root: Path | None = None,
+                    waves: bool | None = None) -> FlowRun:
+    """``A @ unpack(packed)`` by simulating the flow-controlling RTL of ``cfg``.
+
+    Raises :class:`~ftaccel.rtl_gen.config.ConfigError` for a group the hardware was not built
+    for, :class:`~ftaccel.golden.array.AccumulatorOverflow` before simulating a product whose
+    partial sums would not fit the accumulator.
+    """
+    check_overflow(cfg, A, packed)
+    program = build_flow_program(cfg, A, packed, bias=bias, relu=relu, shift=shift)
+    sim = sim or default_sim()
+    bdir = flow_build_dir(cfg, sim, build_root)
+    gen = generate_flow(cfg, bdir / "rtl")
+    res = run_stream(verilog=[gen.verilog], toplevel=FLOW_TOP_NAME, inputs=program.inputs,
+                     outputs=program.outputs, build_dir=bdir, sim=sim, waves=waves,
+                     loopback=program.loopback)
+    golden = simulate_flow(cfg, program)
+    q = assemble_flow(program, res.outputs, "q_out") if cfg.output_stage else None
+    return FlowRun(program=program, recorded=res.outputs, golden=golden,
+                   acc=assemble_flow(program, res.outputs), q=q, log=res.log)
+
+
+def measured_cycles(run: FlowRun) -> int:
+    """Cycles from the first load to the last valid output inclusive, read off the RTL."""
+    valid = np.flatnonzero(run.recorded["out_valid"])
+    return int(valid[-1]) + 1 if len(valid) else 0
