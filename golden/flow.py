@@ -45,9 +45,8 @@ from .output_stage import output_stage
 
 __all__ = [
     "Packed", "NotPackable", "layer_shape", "ext_bits", "check_packable", "is_packable",
-    "pack", "unpack", "prune", "packed_matmul", "sparse_matmul", "compression_rate",
-    "check_fits", "check_overflow", "flow_latency", "flow_cycle_count", "FlowProgram",
-    "build_flow_program",
+    "pack", "unpack", "prune", "packed_matmul", "check_fits", "check_group", "check_overflow",
+    "flow_latency", "flow_cycle_count", "FlowProgram", "build_flow_program",
     "FlowArrayModel", "simulate_flow", "assemble_flow", "run_flow_matmul", "flow_dense_layer",
 ]
 
@@ -244,17 +243,6 @@ def packed_matmul(A, p: Packed) -> np.ndarray:
     return out.T[:, :N]
 
 
-def sparse_matmul(A, W) -> np.ndarray:
-    """The reference the packed product must equal: plain ``A @ W`` in int64."""
-    return np.asarray(A, dtype=np.int64) @ np.asarray(W, dtype=np.int64)
-
-
-def compression_rate(k: int, b: int) -> float:
-    """000 Eq. 12.11: memory compression of a group of ``k`` with ``b``-bit weights,
-    ``k / (1 + ceil(log2 k) / b)``."""
-    return k / (1 + ext_bits(k) / b)
-
-
 # -- the hardware: fit, timing, driver program, register-level model -----------------------
 
 def _lanes(cfg) -> tuple[int, int]:
@@ -267,14 +255,19 @@ def _lanes(cfg) -> tuple[int, int]:
 def check_fits(cfg, p: Packed) -> None:
     """The layer's groups must fit the multiplexers the hardware was built for (a smaller
     group uses a subset of the multiplexer inputs, 000 L2984); else :class:`ConfigError`."""
+    check_group(cfg, p.gl, p.gk)
+
+
+def check_group(cfg, gl: int, gk: int) -> None:
+    """:func:`check_fits` for a group shape ``gl × gk`` (before packing)."""
     L, Kk = _lanes(cfg)
-    if p.gl > L or p.gk > Kk:
+    if gl > L or gk > Kk:
         need = []
-        if p.gl > L:
-            need.append(f"{p.gl} activation lanes per PE (it has {L})")
-        if p.gk > Kk:
-            need.append(f"{p.gk} partial-sum lanes per PE (it has {Kk})")
-        raise ConfigError("group", f"{p.gl}×{p.gk}",
+        if gl > L:
+            need.append(f"{gl} activation lanes per PE (it has {L})")
+        if gk > Kk:
+            need.append(f"{gk} partial-sum lanes per PE (it has {Kk})")
+        raise ConfigError("group", f"{gl}×{gk}",
                           f"at most {L}×{Kk} (rows × columns) on the {cfg.flow}-"
                           f"{cfg.flow_group} hardware, which was not built for this group: "
                           f"the layer needs {' and '.join(need)}")

@@ -307,3 +307,74 @@ def test_flow_dense_layer_prunes_packs_and_runs(rng):
     assert res["cycles"] == flow_cycle_count(cfg, 10, 32, 12, 4, 1)
     assert res["dense_cycles"] == flow_cycle_count(cfg, 10, 32, 12, 1, 1)
     assert res["speedup"] > 1
+
+
+# -- command line -------------------------------------------------------------------------------
+
+def _rtlgen(*args, cwd=None):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ftaccel.rtl_gen.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def sparse_operands(tmp_path, rng):
+    A = rng.integers(-128, 128, (5, 13))
+    B = _sparse(rng, 13, 5, 4, 1)
+    bad = B.copy()
+    bad[8:12, 2] = [0, 3, -4, 0]  # rows 8…11 of column 2: two nonzeros
+    np.save(tmp_path / "A.npy", A)
+    np.save(tmp_path / "B.npy", B)
+    np.save(tmp_path / "bad.npy", bad)
+    np.save(tmp_path / "dense.npy", rng.integers(-128, 128, (13, 5)))
+    return A, B
+
+
+HW = ["--rows", 2, "--cols", 2, "--flow", "shortened", "--flow-group", 4]
+
+
+def test_cli_matmul_packs_b_and_checks(tmp_path, sparse_operands):
+    A, B = sparse_operands
+    np.save(tmp_path / "bias.npy", np.arange(5) * 100)
+    p = _rtlgen("matmul", *HW, "--a", "A.npy", "--b", "B.npy", "-o", "C.npy", "--q", "q.npy",
+                "--bias", "bias.npy", "--relu", "--shift", 3, "--check", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "packed in 4×1 groups" in p.stdout and "check passed" in p.stdout
+    assert np.array_equal(np.load(tmp_path / "C.npy"), A @ B)
+    assert np.array_equal(np.load(tmp_path / "q.npy"),
+                          output_stage(A @ B, np.arange(5) * 100, True, 3, 8))
+    p = _rtlgen("matmul", *HW, "--prune", "--a", "A.npy", "--b", "dense.npy", "-o", "P.npy",
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    D = np.load(tmp_path / "dense.npy")
+    assert np.array_equal(np.load(tmp_path / "P.npy"), A @ prune(D, 4, 1))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--b", "bad.npy"], "rows 8…11 of column 2 hold 2 nonzero weights (at (9, 2), (10, 2))"),
+    (["--b", "dense.npy"], "not packable for 4×1 groups: rows 0…3 of column 0"),
+    (["--b", "B.npy", "--pack-group", 8], "the layer needs 8 activation lanes per PE (it has 4)"),
+    (["--b", "B.npy", "--flow-group", 6], "invalid flow_group = 6"),
+    (["--b", "B.npy", "--dataflow", "is"], "invalid flow = 'shortened'"),
+    (["--b", "B.npy", "--fault", "0,0,psum,1,sa1"], "--fault is not available with --flow"),
+])
+def test_cli_bad_flow_input_is_one_line_exit_2(tmp_path, sparse_operands, args, message):
+    p = _rtlgen("matmul", *HW, "--a", "A.npy", "-o", "C.npy", *args, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "C.npy").exists()
+
+
+def test_cli_generate_and_verify_flow(tmp_path):
+    p = _rtlgen("generate", "--rows", 2, "--cols", 2, "--flow", "twodim", "--flow-group", 16,
+                "-o", tmp_path / "g")
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "g" / "flow_accelerator.v").read_text()
+    assert "module flow_pe_l4k4_" in text and '"flow": "twodim"' in text
+    p = _rtlgen("verify", *HW, "--count", 3, "--seed", 5)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "3 passed, 0 failed (seed 5)" in p.stdout
