@@ -314,17 +314,9 @@ def cmd_matmul(args) -> int:
 
 
 def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
-    """``matmul`` on the flow-controlling array: B (sparse) is packed here (000 §12.5.2)."""
+    """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
     from ftaccel.files import UnsafeTarget, check_target, write_npy
-    from ftaccel.golden.flow import (
-        check_group,
-        flow_cycle_count,
-        layer_shape,
-        pack,
-        prune,
-        run_flow_matmul,
-    )
-    from ftaccel.tb.flow import measured_cycles, mismatches, rtl_flow_matmul
+    from ftaccel.tb.flow import flow_product
 
     for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch"):
         if getattr(args, opt) is not None:
@@ -342,36 +334,23 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
         raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
     _check_operands(cfg, A, B, bias, args.shift)
-    group = cfg.flow_group if args.pack_group is None else args.pack_group
-    gl, gk = layer_shape(cfg.flow, group)
-    check_group(cfg, gl, gk)
-    if args.prune:
-        B = prune(B, gl, gk)
-    packed = pack(B, gl, gk)  # names the first group with two nonzeros
-    t0 = time.perf_counter()
-    run = rtl_flow_matmul(cfg, A, packed, bias=bias, relu=args.relu, shift=args.shift,
-                          sim=args.sim)
-    dt = time.perf_counter() - t0
-    write_npy(args.output, run.acc)
-    if args.q is not None and run.q is not None:
-        write_npy(args.q, run.q)
-    M, K = A.shape
-    N = B.shape[1]
-    dense = flow_cycle_count(cfg, M, K, N)
-    cycles = measured_cycles(run)
-    print(f"C = A @ B: {M}×{K} @ {K}×{N} packed in {gl}×{gk} groups into "
-          f"{packed.values.shape[0]}×{packed.values.shape[1]} ({np.count_nonzero(B)} nonzero "
-          f"weights) on {cfg.rows}×{cfg.cols} WS {cfg.flow}-{cfg.flow_group}: {cycles} cycles "
-          f"({dense} for the dense layer, {dense / cycles:.2f}× faster), simulated in "
-          f"{dt:.1f} s; wrote {args.output}")
-    if not args.check:
-        return 0
-    acc, q, _ = run_flow_matmul(cfg, A, packed, bias=bias, relu=args.relu, shift=args.shift)
-    bad = mismatches(run.recorded, run.golden)
-    if bad or not np.array_equal(run.acc, acc) or not np.array_equal(run.acc, A @ B):
-        print(f"CHECK FAILED: the RTL differs from the golden model {bad[:3]} (log: {run.log})")
+    res = flow_product(cfg, A, B, group=args.pack_group, prune_first=args.prune, bias=bias,
+                       relu=args.relu, shift=args.shift, sim=args.sim, check=args.check)
+    write_npy(args.output, res.run.acc)
+    if args.q is not None and res.run.q is not None:
+        write_npy(args.q, res.run.q)
+    (M, K), N, p = A.shape, B.shape[1], res.packed
+    print(f"C = A @ B: {M}×{K} @ {K}×{N} packed in {p.gl}×{p.gk} groups into "
+          f"{p.values.shape[0]}×{p.values.shape[1]} ({np.count_nonzero(res.B)} nonzero "
+          f"weights) on {cfg.rows}×{cfg.cols} WS {cfg.flow}-{cfg.flow_group}: {res.cycles} "
+          f"cycles ({res.dense_cycles} for the dense layer, {res.dense_cycles / res.cycles:.2f}×"
+          f" faster), simulated in {res.seconds:.1f} s; wrote {args.output}")
+    if res.passed is False:
+        print(f"CHECK FAILED: the RTL differs from the golden model or numpy (log: "
+              f"{res.run.log})")
         return EXIT_MISMATCH
-    print("check passed: RTL equals the golden model, cycle by cycle, and numpy's A @ B")
+    if res.passed:
+        print("check passed: RTL equals the golden model, cycle by cycle, and numpy's A @ B")
     return 0
 
 

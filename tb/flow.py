@@ -30,7 +30,7 @@ from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
 from .runner import default_sim, run_stream
 
 __all__ = ["FlowRun", "flow_build_dir", "rtl_flow_matmul", "measured_cycles", "mismatches",
-           "verify_flow"]
+           "FlowProduct", "flow_product", "verify_flow"]
 
 
 def flow_build_dir(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
@@ -96,6 +96,51 @@ def measured_cycles(run: FlowRun) -> int:
     """Cycles from the first load to the last valid output inclusive, read off the RTL."""
     valid = np.flatnonzero(run.recorded["out_valid"])
     return int(valid[-1]) + 1 if len(valid) else 0
+
+
+@dataclass
+class FlowProduct:
+    """``matmul`` on the flow-controlling array: the run, the packed B, cycle counts and the
+    check (``passed`` is None when not checked)."""
+
+    run: FlowRun
+    packed: Packed
+    B: np.ndarray
+    cycles: int
+    dense_cycles: int
+    seconds: float
+    passed: bool | None
+
+
+def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
+                 prune_first: bool = False, bias=None, relu: bool = False, shift: int = 0,
+                 sim: str | None = None, check: bool = False) -> FlowProduct:
+    """Pack the sparse ``B`` (after pruning it, with ``prune_first``) in the hardware's groups
+    (``group``: a smaller group size, default ``cfg.flow_group``), simulate ``A @ B`` on the
+    RTL and, with ``check``, hold it against the golden model (every port, every cycle) and
+    numpy.  Every bad input raises :class:`ConfigError` before simulating: a group the
+    hardware was not built for, a ``B`` not packable for it (naming the group)."""
+    import time
+
+    from ftaccel.golden.flow import check_group, flow_cycle_count, layer_shape, pack, prune
+
+    gl, gk = layer_shape(cfg.flow, cfg.flow_group if group is None else group)
+    check_group(cfg, gl, gk)
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    if prune_first:
+        B = prune(B, gl, gk)
+    packed = pack(B, gl, gk)
+    t0 = time.perf_counter()
+    run = rtl_flow_matmul(cfg, A, packed, bias=bias, relu=relu, shift=shift, sim=sim)
+    seconds = time.perf_counter() - t0
+    passed = None
+    if check:
+        passed = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
+    M, K = A.shape
+    return FlowProduct(run=run, packed=packed, B=B, cycles=measured_cycles(run),
+                       dense_cycles=flow_cycle_count(cfg, M, K, B.shape[1]), seconds=seconds,
+                       passed=passed)
 
 
 def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,

@@ -378,3 +378,10 @@ def test_cli_generate_and_verify_flow(tmp_path):
     p = _rtlgen("verify", *HW, "--count", 3, "--seed", 5)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "3 passed, 0 failed (seed 5)" in p.stdout
+
+
+def test_the_plain_array_refuses_a_flow_configuration():
+    from ftaccel.rtl_gen.array import SystolicArray
+
+    with pytest.raises(ConfigError, match="FlowAccelerator"):
+        SystolicArray(AcceleratorConfig(flow="shortened", flow_group=4))
