@@ -23,8 +23,13 @@ Superposition-16 4.85, Superposition-64 6.20, Shortened-256 43.61, Superposition
 **Throughput.**  The same layer, dense and packed, on one flow-controlling array, simulated on
 the RTL (Icarus): cycles from the first load to the last valid output, read off ``out_valid``.
 
-``python bench/bench_flow.py [--groups 8,16,64] [--large] [--no-sim]`` prints Markdown and
-writes ``build/flow/flow.json``.
+**Network** (``--network``, needs the network runner ``golden.network``): digits-mlp with fc1
+and fc2 complementary-sparse, pruned one-shot or trained in (000 §12.4.1), quantised and run on
+the flow-controlling array (:class:`golden.flow.FlowEngine`; ``--network-rtl icarus`` also
+runs the first variant on the RTL): accuracy and cycles beside the dense network.
+
+``python bench/bench_flow.py [--groups 8,16,64] [--large] [--no-sim] [--network]`` prints
+Markdown and writes ``build/flow/flow.json``.
 """
 
 from __future__ import annotations
@@ -153,6 +158,70 @@ def throughput_table(variants, rows: int, cols: int, M: int, seed: int) -> list[
     return out
 
 
+def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) -> list[dict]:
+    """digits-mlp (64-64-32-10) with fc1 and fc2 complementary-sparse: one-shot pruning of the
+    trained model, and the sparsity trained in (000 §12.4.1, fine-tuning from the dense
+    weights), each quantised (8-bit, calibrated on digits-train) and run on the
+    flow-controlling array; accuracy on digits-test and cycles beside the dense network on
+    the same array.  Needs the network runner (``golden.network``, ``golden.datasets``)."""
+    import dataclasses
+    from importlib import resources
+
+    from ftaccel.golden.datasets import digits
+    from ftaccel.golden.flow import FlowEngine, is_packable, train_complementary
+    from ftaccel.golden.network import Model, quantize, run
+
+    with resources.files("ftaccel.golden").joinpath("models", "digits-mlp.npz").open("rb") as fh:
+        fmodel = Model.load(fh)
+    train, test = digits("train"), digits("test")
+    sparse_layers = (0, 1)
+
+    def accuracy(qmodel, engine):
+        x = qmodel.quantize_input(qmodel.prepare(test.images))
+        inf = run(qmodel, x, engine)
+        return float(np.mean(inf.predictions == test.labels)), sum(s.cycles for s in inf.layers)
+
+    qdense = quantize(fmodel, train.images)
+    out = []
+    print(f"\n### digits-mlp with complementary-sparse fc1 and fc2 ({size}×{size} array, "
+          f"digits-test, {len(test)} images)\n")
+    print("| hardware | layers packed | weights kept (fc1, fc2) | accuracy, one-shot prune | "
+          "accuracy, trained in | cycles | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for flow, g in variants:
+        cfg = AcceleratorConfig(rows=size, cols=size, flow=flow, flow_group=g)
+        shape = layer_shape(flow, g)
+        acc_d, cyc_d = accuracy(qdense, FlowEngine(cfg, {}))
+        groups = [shape if i in sparse_layers else None for i in range(len(fmodel.layers))]
+        ws, bs = train_complementary([lay.weights for lay in fmodel.layers],
+                                     [lay.bias for lay in fmodel.layers], train.images,
+                                     train.labels, groups, epochs=epochs, seed=seed)
+        layers = [dataclasses.replace(lay, weights=w, bias=b)
+                  for lay, w, b in zip(fmodel.layers, ws, bs, strict=True)]
+        qtrained = quantize(dataclasses.replace(fmodel, layers=layers), train.images)
+        assert all(is_packable(qtrained.layers[i].weights, *shape) for i in sparse_layers)
+        which = {i: g for i in sparse_layers}
+        acc_1, _ = accuracy(qdense, FlowEngine(cfg, which))
+        acc_t, cyc = accuracy(qtrained, FlowEngine(cfg, which))
+        kept = [int(np.count_nonzero(qtrained.layers[i].weights)) for i in sparse_layers]
+        if not out:
+            print(f"| {label(flow, g)} | none (dense) | all | {acc_d:.2%} | — | {cyc_d} | 1.00× |")
+        print(f"| {label(flow, g)} | fc1, fc2 | {kept[0]}, {kept[1]} | {acc_1:.2%} | "
+              f"{acc_t:.2%} | {cyc} | {cyc_d / cyc:.2f}× |")
+        row = {"variant": label(flow, g), "dense_accuracy": acc_d, "dense_cycles": cyc_d,
+               "oneshot_accuracy": acc_1, "trained_accuracy": acc_t, "cycles": cyc,
+               "kept": kept}
+        if rtl and (flow, g) == variants[0]:
+            from ftaccel.tb.flow import FlowRTLEngine
+
+            acc_r, cyc_r = accuracy(qtrained, FlowRTLEngine(cfg, which, sim=rtl))
+            row.update({"rtl_accuracy": acc_r, "rtl_cycles": cyc_r})
+            print(f"| {label(flow, g)} on the RTL ({rtl}) | fc1, fc2 | {kept[0]}, {kept[1]} | — "
+                  f"| {acc_r:.2%} | {cyc_r} | {cyc_d / cyc_r:.2f}× |")
+        out.append(row)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--groups", default="8,16,64",
@@ -163,6 +232,11 @@ def main() -> None:
     ap.add_argument("--sim-size", type=int, default=4, help="array rows = cols for simulation")
     ap.add_argument("--batch", type=int, default=64, help="M of the simulated layers")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--network", action="store_true",
+                    help="digits-mlp with complementary-sparse layers (needs golden.network)")
+    ap.add_argument("--network-rtl", metavar="SIM",
+                    help="also run the first network variant on the RTL (icarus|verilator)")
+    ap.add_argument("--epochs", type=int, default=60, help="sparse training epochs")
     args = ap.parse_args()
     groups = [int(g) for g in args.groups.split(",")] + ([256] if args.large else [])
 
@@ -178,6 +252,10 @@ def main() -> None:
         sim_groups = [int(g) for g in args.sim_groups.split(",")]
         results["throughput"] = throughput_table(variants(sim_groups), args.sim_size,
                                                  args.sim_size, args.batch, args.seed)
+    if args.network:
+        results["network"] = network_table(
+            [("shortened", 4), ("superposition", 4), ("twodim", 4), ("shortened", 8),
+             ("twodim", 16)], 8, args.epochs, args.network_rtl, args.seed)
     (OUT / "flow.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n({time.perf_counter() - t0:.0f} s; JSON in {OUT / 'flow.json'})")
 

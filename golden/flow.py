@@ -45,9 +45,11 @@ from .output_stage import output_stage
 
 __all__ = [
     "Packed", "NotPackable", "layer_shape", "ext_bits", "check_packable", "is_packable",
-    "pack", "unpack", "prune", "packed_matmul", "check_fits", "check_group", "check_overflow",
+    "pack", "unpack", "group_mask", "prune", "train_complementary", "packed_matmul",
+    "check_fits", "check_group", "check_overflow",
     "flow_latency", "flow_cycle_count", "FlowProgram", "build_flow_program",
     "FlowArrayModel", "simulate_flow", "assemble_flow", "run_flow_matmul", "flow_dense_layer",
+    "FlowEngine",
 ]
 
 
@@ -207,13 +209,10 @@ def unpack(p: Packed) -> np.ndarray:
     return W[:K, :N]
 
 
-def prune(W, gl: int, gk: int) -> np.ndarray:
-    """Keep the largest-magnitude weight of every ``gl × gk`` group, zero the rest.
-
-    The mask of 000 §12.4.1 (Fig. 12.4 step 1), applied once to a trained layer: a greedy,
-    group-local choice (ties: the first position in row-major order).  Works on floats and
-    integers; the result is packable by construction.
-    """
+def group_mask(W, gl: int, gk: int) -> np.ndarray:
+    """Boolean K×N mask with one ``True`` per ``gl × gk`` group, at the largest magnitude
+    (ties: the first position in row-major order) — the mask Θ of 000 §12.4.1 (Fig. 12.4
+    step 1)."""
     W = _matrix(W, "W")
     gl, gk = _check_shape(gl, gk)
     K, N = W.shape
@@ -222,8 +221,86 @@ def prune(W, gl: int, gk: int) -> np.ndarray:
     mask = np.zeros(blocks.shape, dtype=bool)
     np.put_along_axis(mask, keep[..., None], True, axis=2)
     Kp, Np = blocks.shape[:2]
-    mask = mask.reshape(Kp, Np, gl, gk).transpose(0, 2, 1, 3).reshape(Kp * gl, Np * gk)
-    return np.where(mask[:K, :N], W, 0).astype(W.dtype)
+    return mask.reshape(Kp, Np, gl, gk).transpose(0, 2, 1, 3).reshape(Kp * gl, Np * gk)[:K, :N]
+
+
+def prune(W, gl: int, gk: int) -> np.ndarray:
+    """Keep the largest-magnitude weight of every ``gl × gk`` group, zero the rest.
+
+    :func:`group_mask` applied once to a trained layer: a greedy, group-local choice.  Works
+    on floats and integers; the result is packable by construction.
+    """
+    W = _matrix(W, "W")
+    return np.where(group_mask(W, gl, gk), W, 0).astype(W.dtype)
+
+
+def train_complementary(weights, biases, x, y, groups, *, beta: float = 0.1,
+                        epochs: int = 60, lr: float = 0.05, momentum: float = 0.9,
+                        batch: int = 64, seed: int = 0):
+    """Train a float ReLU MLP with complementary sparsity evolved in (000 §12.4.1).
+
+    Every forward pass masks each layer's dense weights with :func:`group_mask` (Eq. 12.9:
+    ``Ŵ = Θ ⊙ W``); the gradient reaches the kept weights in full and the masked ones scaled
+    by ``beta`` (Eq. 12.10; the seed finds β = 0.1 best), so a masked weight can grow back and
+    take over its group (soft pruning).  Softmax cross-entropy, mini-batch SGD with momentum
+    (plain SGD keeps β meaningful: Adam would normalise the scaling away).
+
+    Parameters
+    ----------
+    weights, biases : list of arrays
+        Layer ``i`` computes ``x @ weights[i] + biases[i]`` (K×N, N), ReLU on all but the last.
+        Training starts from these (e.g. a dense model's weights: fine-tuning).
+    x, y : arrays
+        Inputs ``[n, K0]`` (float) and integer class labels ``[n]``.
+    groups : list
+        Per layer ``(gl, gk)`` or ``None`` (dense).
+
+    Returns
+    -------
+    list of arrays
+        The sparse weights ``Θ ⊙ W`` of the final iterate (packable for their groups), and the
+        biases, as ``(weights, biases)``.
+    """
+    rng = np.random.default_rng(seed)
+    W = [np.array(w, dtype=np.float64) for w in weights]
+    b = [np.array(v, dtype=np.float64) for v in biases]
+    if not len(W) == len(b) == len(groups):
+        raise ConfigError("groups", len(groups), f"one entry per layer ({len(W)})")
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y, dtype=np.int64)
+    vel_w = [np.zeros_like(w) for w in W]
+    vel_b = [np.zeros_like(v) for v in b]
+
+    def masks():
+        return [np.ones(w.shape, bool) if g is None else group_mask(w, *g)
+                for w, g in zip(W, groups, strict=True)]
+
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for s in range(0, len(x), batch):
+            idx = order[s:s + batch]
+            th = masks()
+            acts = [x[idx]]
+            for i, (w, t) in enumerate(zip(W, th, strict=True)):
+                z = acts[-1] @ (w * t) + b[i]
+                acts.append(np.maximum(z, 0) if i < len(W) - 1 else z)
+            z = acts[-1] - acts[-1].max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(idx)), y[idx]] -= 1
+            d = p / len(idx)
+            for i in range(len(W) - 1, -1, -1):
+                if i < len(W) - 1:
+                    d = d * (acts[i + 1] > 0)
+                g_hat = acts[i].T @ d
+                d_prev = d @ (W[i] * th[i]).T
+                grad = np.where(th[i], g_hat, beta * g_hat)  # Eq. 12.10
+                vel_w[i] = momentum * vel_w[i] - lr * grad
+                vel_b[i] = momentum * vel_b[i] - lr * d.sum(axis=0)
+                W[i] += vel_w[i]
+                b[i] += vel_b[i]
+                d = d_prev
+    return [w * t for w, t in zip(W, masks(), strict=True)], b
 
 
 def packed_matmul(A, p: Packed) -> np.ndarray:
@@ -535,3 +612,58 @@ def flow_dense_layer(cfg, A, W, *, bias=None, relu: bool = True, shift: int = 0,
         "kept": float(np.count_nonzero(sparse)) / max(1, np.count_nonzero(W)),
         "cycles": cycles, "dense_cycles": dense_cycles, "speedup": dense_cycles / cycles,
     }
+
+
+class FlowEngine:
+    """A network engine for the flow-controlling array (the ``engine.product(product)``
+    interface of the network runner): chosen product layers are pruned to complementary
+    sparsity, packed and run in the packed form; the others run dense on the same array
+    (fixed multiplexer positions, 000 L2984).
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        A configuration with ``flow != "none"`` (and the output stage).
+    layers : dict or callable, optional
+        Layer index or name → group size (1 = dense); or a callable ``(index, name) -> group``.
+        Default: every product layer with the hardware's group ``cfg.flow_group``.
+    simulate : bool
+        Run each product through the register-level model (:func:`run_flow_matmul`) instead
+        of :func:`packed_matmul` (same numbers, cycle-exact, slower).
+
+    ``product(p)`` takes any object with ``index``, ``name``, ``A``, ``B``, ``bias``,
+    ``relu``, ``shift`` (and ``fault``/``units``, which must be empty: the reliability units
+    are not built into the flow-controlling array) and returns an object with ``q`` (M×N
+    requantised outputs), ``cycles`` (:func:`flow_cycle_count`), ``alarms`` (empty),
+    ``group`` and ``pruned`` (the sparse weights used).  The pruned weights of every layer
+    are also kept in ``self.pruned`` (index → K×N).
+    """
+
+    name = "flow"
+
+    def __init__(self, cfg, layers=None, *, simulate: bool = False):
+        _lanes(cfg)
+        self.cfg = cfg
+        self.layers = layers
+        self.simulate = bool(simulate)
+        self.pruned: dict[int, np.ndarray] = {}
+
+    def group_for(self, index: int, name: str) -> int:
+        if self.layers is None:
+            return self.cfg.flow_group
+        if callable(self.layers):
+            return int(self.layers(index, name) or 1)
+        return int(self.layers.get(index, self.layers.get(name, 1)) or 1)
+
+    def product(self, p):
+        from types import SimpleNamespace
+
+        if getattr(p, "fault", None) is not None or getattr(p, "units", None):
+            raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
+                              "array (the reliability units are not built into it)")
+        g = self.group_for(p.index, p.name)
+        res = flow_dense_layer(self.cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
+                               group=g, simulate=self.simulate)
+        self.pruned[p.index] = res["pruned"]
+        return SimpleNamespace(q=res["q"], cycles=res["cycles"], alarms={}, group=g,
+                               pruned=res["pruned"])

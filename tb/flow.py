@@ -17,6 +17,7 @@ import numpy as np
 
 from ftaccel.files import cache_dir
 from ftaccel.golden.flow import (
+    FlowEngine,
     FlowProgram,
     Packed,
     assemble_flow,
@@ -24,13 +25,13 @@ from ftaccel.golden.flow import (
     check_overflow,
     simulate_flow,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
 
 from .runner import default_sim, run_stream
 
 __all__ = ["FlowRun", "flow_build_dir", "rtl_flow_matmul", "measured_cycles", "mismatches",
-           "FlowProduct", "flow_product", "verify_flow"]
+           "FlowProduct", "flow_product", "verify_flow", "FlowRTLEngine"]
 
 
 def flow_build_dir(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
@@ -176,3 +177,35 @@ def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
               f"cycles: {'pass' if ok else 'FAIL ' + str(bad[:3])}")
     print(f"{count - failed} passed, {failed} failed (seed {seed})")
     return failed
+
+
+class FlowRTLEngine(FlowEngine):
+    """:class:`golden.flow.FlowEngine` with every product simulated on the RTL of the
+    flow-controlling array and held against the golden register-level model; the cycles are
+    read off ``out_valid``.  A difference raises :class:`AssertionError` naming the layer."""
+
+    name = "flow-rtl"
+
+    def __init__(self, cfg, layers=None, *, sim: str | None = None):
+        super().__init__(cfg, layers)
+        self.sim = sim
+
+    def product(self, p):
+        from types import SimpleNamespace
+
+        from ftaccel.golden.flow import layer_shape, pack, prune
+
+        if getattr(p, "fault", None) is not None or getattr(p, "units", None):
+            raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
+                              "array (the reliability units are not built into it)")
+        g = self.group_for(p.index, p.name)
+        gl, gk = layer_shape(self.cfg.flow, g)
+        W = prune(np.asarray(p.B, dtype=np.int64), gl, gk)
+        run = rtl_flow_matmul(self.cfg, p.A, pack(W, gl, gk), bias=p.bias, relu=p.relu,
+                              shift=p.shift, sim=self.sim)
+        bad = mismatches(run.recorded, run.golden)
+        if bad:
+            raise AssertionError(f"layer {p.name}: RTL differs from the golden model: {bad[:3]}")
+        self.pruned[p.index] = W
+        return SimpleNamespace(q=run.q, cycles=measured_cycles(run), alarms={}, group=g,
+                               pruned=W)
