@@ -28,7 +28,12 @@ and fc2 complementary-sparse, pruned one-shot or trained in (000 §12.4.1), quan
 the flow-controlling array (:class:`golden.flow.FlowEngine`; ``--network-rtl icarus`` also
 runs the first variant on the RTL): accuracy and cycles beside the dense network.
 
-``python bench/bench_flow.py [--groups 8,16,64] [--large] [--no-sim] [--network]`` prints
+**Designs** (``--designs 4``): the whole flow-controlling top against the plain WS
+accelerator of the same size, the broadest denominator (skew registers on ``l`` lanes per row
+and output-stage lanes for ``k`` partial sums per column included).
+
+``python bench/bench_flow.py [--groups 8,16,64] [--large] [--no-sim] [--designs 4]
+[--network]`` prints
 Markdown and writes ``build/flow/flow.json``.
 """
 
@@ -125,6 +130,33 @@ def area_table(variants, cfg) -> list[dict]:
         so = f"{r['seed_ops_area']:.2f}×" if r["seed_ops_area"] is not None else "—"
         print(f"| {r['variant']} | {r['group']} | {oc} | {r['ops_area_whole']:.2f}× | {so} |")
     return [{"dense": base}] + rows
+
+
+def design_table(variants, size: int) -> list[dict]:
+    """Whole generated designs: the flow-controlling top (array, skew registers on l lanes per
+    row, output stage on C·k lanes) against the plain WS accelerator of the same size."""
+    from ftaccel.rtl_gen.accelerator import generate
+    from ftaccel.rtl_gen.flow import generate_flow
+
+    def total(gen, name, units=None):
+        rep = synthesize(gen.verilog, gen.top, OUT / name, units=units, timeout_s=1800)
+        return rep["totals"][rep.get("primary_metric", "transistors")]
+
+    plain = AcceleratorConfig(rows=size, cols=size)
+    base = total(generate(plain, OUT / plain.name() / "rtl"), plain.name())
+    out = []
+    print(f"\n### Whole design over the plain {size}×{size} WS accelerator (array, skew, "
+          "output stage)\n")
+    print("| variant | design | overhead | ops/area (g / area ratio) |")
+    print("|---|---:|---:|---:|")
+    print(f"| plain WS accelerator | {base:.0f} | — | 1.00× |")
+    for flow, g in variants:
+        cfg = AcceleratorConfig(rows=size, cols=size, flow=flow, flow_group=g)
+        a = total(generate_flow(cfg, OUT / cfg.name() / "rtl"), cfg.name(), {"flow_pe_": "pe"})
+        out.append({"variant": label(flow, g), "design": a, "plain": base,
+                    "overhead": a / base - 1, "ops_area": g * base / a})
+        print(f"| {label(flow, g)} | {a:.0f} | {pct(a / base - 1)} | {g * base / a:.2f}× |")
+    return out
 
 
 def throughput_table(variants, rows: int, cols: int, M: int, seed: int) -> list[dict]:
@@ -232,6 +264,8 @@ def main() -> None:
     ap.add_argument("--sim-size", type=int, default=4, help="array rows = cols for simulation")
     ap.add_argument("--batch", type=int, default=64, help="M of the simulated layers")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--designs", type=int, metavar="SIZE",
+                    help="also synthesise whole SIZE×SIZE designs (flow top vs plain WS top)")
     ap.add_argument("--network", action="store_true",
                     help="digits-mlp with complementary-sparse layers (needs golden.network)")
     ap.add_argument("--network-rtl", metavar="SIM",
@@ -248,6 +282,8 @@ def main() -> None:
     cfg = AcceleratorConfig()  # 8-bit operands, 26-bit partial sums (max_k 1024)
     t0 = time.perf_counter()
     results = {"area": area_table(variants(groups), cfg)}
+    if args.designs:
+        results["designs"] = design_table(variants(groups), args.designs)
     if not args.no_sim:
         sim_groups = [int(g) for g in args.sim_groups.split(",")]
         results["throughput"] = throughput_table(variants(sim_groups), args.sim_size,
