@@ -16,16 +16,18 @@ nonzero inside the group: ``ceil(log2 gl)`` row bits and ``ceil(log2 gk)`` colum
 000 L2943, L2849), giving a dense ``ceil(K/gl) × ceil(N/gk)`` matrix; :func:`unpack` inverts
 it.  :func:`check_packable` names the first group that breaks the rule; :func:`prune` makes a
 trained layer complementary-sparse by keeping the largest-magnitude weight of every group (the
-seed's mask rule, 000 §12.4.1 step 1; the seed then trains the pattern in, which is out of
-scope here).  :func:`packed_matmul` computes the product the way the flow-controlling MACs do
-(000 §12.5.2: each packed weight picks one activation and updates one partial sum), and equals
-``A @ unpack(P)`` exactly.
+seed's mask rule, 000 §12.4.1 step 1), and :func:`train_complementary` trains the pattern in
+as the seed does (the mask recomputed at every step, the masked weights' gradients scaled by
+β, Eqs. 12.9–12.10) for a float ReLU MLP.  :func:`packed_matmul` computes the product the
+way the flow-controlling MACs do (000 §12.5.2: each packed weight picks one activation and
+updates one partial sum), and equals ``A @ unpack(P)`` exactly.
 
 The rest models the hardware of :mod:`rtl_gen.flow`: :func:`build_flow_program` is the
 driver's cycle-by-cycle stimulus for the flow-controlling accelerator, :class:`FlowArrayModel`
 its register-level model (compared with the RTL port by port, cycle by cycle),
-:func:`flow_cycle_count` the closed-form cycle count, and :func:`flow_dense_layer` one
-network layer pruned, packed and run, beside the same layer dense.
+:func:`flow_cycle_count` the closed-form cycle count, :func:`flow_dense_layer` one
+network layer pruned, packed and run, beside the same layer dense, and :class:`FlowEngine` the
+network runner's engine (``engine.product``) for a flow-controlling array.
 
 ``cfg`` is an :class:`rtl_gen.config.AcceleratorConfig` with ``flow != "none"``.
 """

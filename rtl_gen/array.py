@@ -86,6 +86,7 @@ class SystolicArray(wiring.Component):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         if config.flow != "none":
             # Flow-controlling PEs have their own array and top (rtl_gen.flow).
+            self._MustUse__silence = True  # rejected: never to be elaborated, no warning
             raise ConfigError("flow", config.flow, "'none' for this array: build "
                               "rtl_gen.flow.FlowAccelerator for flow-controlling PEs")
         self._cfg = config
