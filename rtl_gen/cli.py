@@ -62,6 +62,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="output buffer + LCU correction controller + split lanes (SPEC §5)")
     g.add_argument("--lcu-depth", type=int, help="output-buffer rows of C words (default 64)")
     g.add_argument("--lcu-max-pairs", type=int, help="pairs per correction run (default 16)")
+    g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
+                                  "shortened, superposition or twodim (WS, SPEC §8)")
+    g.add_argument("--flow-group", type=int,
+                   help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
+                        "64, 256)")
 
 
 def _config(args) -> AcceleratorConfig:
@@ -69,7 +74,7 @@ def _config(args) -> AcceleratorConfig:
     for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                 "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
                 "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                "lcu_max_pairs"):
+                "lcu_max_pairs", "flow", "flow_group"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
@@ -237,6 +242,8 @@ def cmd_generate(args) -> int:
     from .accelerator import generate
 
     cfg = _config(args)
+    if cfg.flow != "none":  # the flow-controlling array is its own top (rtl_gen.flow)
+        from .flow import generate_flow as generate
     t0 = time.perf_counter()
     gen = generate(cfg, args.output)
     print(f"wrote {gen.verilog} ({gen.verilog.stat().st_size} bytes, top '{gen.top}', PE module "
@@ -250,6 +257,10 @@ def cmd_matmul(args) -> int:
     from ftaccel.tb.accelerator import rtl_matmul
 
     cfg = _config(args)
+    if cfg.flow != "none":
+        return cmd_matmul_flow(args, cfg)
+    if args.pack_group is not None or args.prune:
+        raise CLIError("--pack-group/--prune need a configuration with --flow")
     fault = None
     if args.fault:
         if not cfg.fault_hooks:
@@ -302,6 +313,47 @@ def cmd_matmul(args) -> int:
     return 0
 
 
+def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
+    """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
+    from ftaccel.files import UnsafeTarget, check_target, write_npy
+    from ftaccel.tb.flow import flow_product
+
+    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch"):
+        if getattr(args, opt) is not None:
+            raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow "
+                           f"{cfg.flow}")
+    try:
+        for path in (args.output, args.q):
+            if path is not None:
+                check_target(path)
+    except UnsafeTarget as exc:
+        raise CLIError(str(exc)) from None
+    A = _load_matrix(args.a, "A", cfg.a_width)
+    B = _load_matrix(args.b, "B", cfg.w_width)
+    bias = _load_matrix(args.bias, "bias", cfg.acc_bits, ndim=1) if args.bias else None
+    if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
+        raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
+    _check_operands(cfg, A, B, bias, args.shift)
+    res = flow_product(cfg, A, B, group=args.pack_group, prune_first=args.prune, bias=bias,
+                       relu=args.relu, shift=args.shift, sim=args.sim, check=args.check)
+    write_npy(args.output, res.run.acc)
+    if args.q is not None and res.run.q is not None:
+        write_npy(args.q, res.run.q)
+    (M, K), N, p = A.shape, B.shape[1], res.packed
+    print(f"C = A @ B: {M}×{K} @ {K}×{N} packed in {p.gl}×{p.gk} groups into "
+          f"{p.values.shape[0]}×{p.values.shape[1]} ({np.count_nonzero(res.B)} nonzero "
+          f"weights) on {cfg.rows}×{cfg.cols} WS {cfg.flow}-{cfg.flow_group}: {res.cycles} "
+          f"cycles ({res.dense_cycles} for the dense layer, {res.dense_cycles / res.cycles:.2f}×"
+          f" faster), simulated in {res.seconds:.1f} s; wrote {args.output}")
+    if res.passed is False:
+        print(f"CHECK FAILED: the RTL differs from the golden model or numpy (log: "
+              f"{res.run.log})")
+        return EXIT_MISMATCH
+    if res.passed:
+        print("check passed: RTL equals the golden model, cycle by cycle, and numpy's A @ B")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from ftaccel.golden.output_stage import output_stage
     from ftaccel.tb.accelerator import mismatches, rtl_matmul
@@ -309,6 +361,11 @@ def cmd_verify(args) -> int:
     cfg = _config(args)
     if args.count < 1:
         raise CLIError(f"--count {args.count}: must be at least 1")
+    if cfg.flow != "none":
+        from ftaccel.tb.flow import verify_flow
+
+        return EXIT_MISMATCH if verify_flow(cfg, seed=args.seed, count=args.count,
+                                            sim=args.sim) else 0
     rng = np.random.default_rng(args.seed)
     print(f"verify {cfg.name()} on {args.sim or 'icarus'}: seed {args.seed}, {args.count} cases")
     lo_a, hi_a = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
@@ -344,10 +401,15 @@ def cmd_synth(args) -> int:
 
     cfg = _config(args)
     out = Path(args.output)
+    units = None
+    if cfg.flow != "none":
+        from .flow import generate_flow as generate
+
+        units = {"flow_pe_": "pe"}
     gen = generate(cfg, out / "rtl")
     t0 = time.perf_counter()
     report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                        timeout_s=args.timeout)
+                        timeout_s=args.timeout, units=units)
     dt = time.perf_counter() - t0
     md = out / "area.md"
     if md.exists():
@@ -372,6 +434,8 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     cfg = _config(args) if args.config else AcceleratorConfig(
         rows=8, cols=8, fault_hooks=True, bypass=True, afd=True, checksum="both")
+    if cfg.flow != "none":
+        raise CLIError("demo does not take --flow; try matmul --flow … --check")
     off = {"afd": {"enable": 0}} if cfg.afd else {}  # plain products for the numpy check
     sim = args.sim or default_sim()
     rng = np.random.default_rng(args.seed)
@@ -510,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
     m.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
     m.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    m.add_argument("--pack-group", type=int,
+                   help="with --flow: pack B in groups of this size (default --flow-group; "
+                        "smaller groups use a subset of the multiplexer inputs)")
+    m.add_argument("--prune", action="store_true",
+                   help="with --flow: prune B to complementary sparsity first (largest "
+                        "magnitude of every group kept)")
     m.set_defaults(func=cmd_matmul)
 
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
