@@ -58,14 +58,14 @@ from typing import Any
 
 import numpy as np
 
-from .array import AccumulatorOverflow, bias_in_psum, cycle_count, matmul
+from .array import bias_in_psum, cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
 
 __all__ = ["Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "ReLU", "Model", "ModelError",
            "FORMAT", "VERSION", "quantize", "im2col", "LayerOptions", "Product",
            "ProductResult", "LayerStats", "Inference", "FunctionalEngine", "CycleEngine",
-           "run", "check_fit", "product_layers"]
+           "run", "check_fit", "product_layers", "describe"]
 
 FORMAT = "ftaccel-network"
 VERSION = 1
@@ -834,5 +834,3 @@ def describe(model: Model) -> list[dict[str, Any]]:
         shape = out
     return rows
 
-
-__all__ += ["describe", "AccumulatorOverflow"]

@@ -44,7 +44,6 @@ import numpy as np
 from ftaccel.golden.network import (
     CycleEngine,
     FunctionalEngine,
-    LayerStats,
     Model,
     ModelError,
     check_fit,
@@ -486,5 +485,3 @@ def _jsonable(x):
         return x.tolist()
     return x
 
-
-__all__ += ["LayerStats", "product_layers"]
