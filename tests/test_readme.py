@@ -24,3 +24,11 @@ def test_api_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out" / "accelerator.v").is_file()
     assert (tmp_path / "synth_out" / "area.json").is_file()
     assert "transistors" in capsys.readouterr().out
+
+
+def test_network_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_example("network-example"), "README.md:network-example", "exec"), {})
+    first = capsys.readouterr().out.splitlines()[0].split()
+    accuracy, cycles = float(first[0]), int(first[1])
+    assert 0.5 < accuracy <= 1.0 and cycles > 0
