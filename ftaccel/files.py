@@ -1,16 +1,22 @@
-"""Where the tool keeps its caches, and how it writes a file a user asked for.
+"""Where the tool keeps its caches, how it reads a file a user names and writes one they ask for.
 
-Every room writes through this module, so that the rules hold everywhere:
+Every room reads and writes user files through this module, so that the rules hold everywhere:
 
 * **Caches** (compiled simulator models, the Yosys WebAssembly cache, generated RTL keyed by
   configuration) live under :func:`cache_dir`: ``$FTACCEL_CACHE_DIR`` if set, else
   ``$XDG_CACHE_HOME/ftaccel``, else ``~/.cache/ftaccel``; never inside the installed package.
-* **Outputs** are written through a fresh, unpredictable temporary file created exclusively in
-  the target's directory, then renamed onto the target.  A target that exists and is not a
-  regular file (a device, a FIFO, a directory, a symbolic link) is refused with
-  :class:`UnsafeTarget` *before* any work: call :func:`check_target` on every output path
-  while validating the inputs.
-* :class:`OutputSet` removes what a failed command created, so nothing is half-written.
+* **Inputs** (:func:`read_input`, :func:`read_npy`) must be regular files: a device
+  (``/dev/null``, ``/dev/zero``), a FIFO or a folder is refused with :class:`UnreadableInput`
+  instead of blocking or reading forever, and a ``.npy`` never unpickles.
+* **Outputs** are written through a fresh, unpredictable temporary file created exclusively
+  (``O_EXCL``, so never through a planted link) in the target's folder, then renamed onto the
+  target.  A target that exists and is not a regular file (a device, a FIFO, a folder, a
+  symbolic link), or whose folder cannot be written, is refused with :class:`UnsafeTarget`:
+  call :func:`check_target` (or :meth:`OutputSet.claim`) on every output path while
+  validating the inputs, before any work.
+* :class:`OutputSet` makes a command all-or-nothing: its files are staged and renamed onto
+  their names only when the command succeeds; on failure the staged files, the folders the
+  command created and the new entries of output folders it was given are removed.
 """
 
 from __future__ import annotations
@@ -19,18 +25,42 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["UnsafeTarget", "cache_dir", "check_target", "atomic_write", "write_text",
-           "write_json", "write_npy", "OutputSet"]
+__all__ = ["FileProblem", "UnsafeTarget", "UnreadableInput", "cache_dir", "check_target",
+           "check_folder", "atomic_write", "write_text", "write_json", "write_npy",
+           "read_input", "check_input", "read_npy", "OutputSet", "MAX_INPUT_BYTES"]
+
+#: Largest input file read (bytes): far beyond anything the simulators can run, small enough
+#: that a wrong path (a disk image, a huge log) fails at once instead of filling the memory.
+MAX_INPUT_BYTES = 256 << 20
+
+# Files are created 0600 by mkstemp; a finished output gets the permissions a plain open()
+# would have given it (0666 minus the umask).  The umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
-class UnsafeTarget(ValueError):
-    """An output path that must not be written: it exists and is not a regular file."""
+class FileProblem(ValueError):
+    """A path given by the user that cannot be used; the message is one line."""
+
+
+class UnsafeTarget(FileProblem):
+    """An output path that must not be written: not a regular file, or not writable."""
+
+
+class UnreadableInput(FileProblem):
+    """An input path that cannot be read as a regular file."""
+
+
+def _show(text: str, limit: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -46,28 +76,89 @@ def cache_dir(kind: str = "") -> Path:
     return path
 
 
-def check_target(path: str | os.PathLike, what: str = "output") -> Path:
-    """``path`` as a :class:`~pathlib.Path` if it may be written, else raise UnsafeTarget.
+def _lstat(p: Path, what: str, text: str, error: type[FileProblem]) -> os.stat_result | None:
+    try:
+        return os.lstat(p)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise error(f"{what}: {_show(text)}: a parent is not a folder") from None
+    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise error(f"{what}: {_show(text)}: {reason}") from None
 
-    A new name, or an existing regular file (not reached through a symbolic link), may be
-    replaced; anything else may not.
+
+def _check_parent(p: Path, what: str, text: str) -> None:
+    """The nearest existing ancestor of ``p`` must be a folder this process can write in."""
+    parent = p.parent
+    while True:
+        try:
+            st = os.stat(parent)  # a link to a folder is fine here: the user named it
+        except FileNotFoundError:
+            if parent == parent.parent:
+                break
+            parent = parent.parent
+            continue
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UnsafeTarget(f"{what}: {_show(text)}: {reason}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeTarget(f"{what}: {_show(text)}: {str(parent)!r} is not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UnsafeTarget(f"{what}: {_show(text)}: folder {str(parent)!r} is not "
+                               "writable")
+        return
+
+
+def check_target(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if a file may be written there, else raise.
+
+    A new name in a writable folder, or an existing regular file (not reached through a
+    symbolic link), may be replaced; anything else raises :class:`UnsafeTarget`.
     """
     text = os.fspath(path)
-    if not text:
+    if not isinstance(text, str) or not text:
         raise UnsafeTarget(f"{what}: empty path")
     p = Path(text)
-    try:
-        st = os.lstat(p)
-    except FileNotFoundError:
-        return p
-    except OSError as exc:
-        raise UnsafeTarget(f"{what}: {text!r}: {exc.strerror}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafeTarget(f"{what}: {text!r} is a symbolic link; refusing to follow it")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise UnsafeTarget(f"{what}: {text!r} exists and is {kind}; refusing to replace it")
+    st = _lstat(p, what, text, UnsafeTarget)
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeTarget(f"{what}: {_show(text)} is a symbolic link; refusing to follow "
+                               "it")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise UnsafeTarget(f"{what}: {_show(text)} exists and is {kind}; refusing to "
+                               "replace it")
+    _check_parent(p, what, text)
     return p
+
+
+def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` if files may be written into it: a new name, or an existing real folder."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise UnsafeTarget(f"{what}: empty path")
+    p = Path(text)
+    st = _lstat(p, what, text, UnsafeTarget)
+    if st is None:
+        _check_parent(p, what, text)
+        return p
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeTarget(f"{what}: {_show(text)} is a symbolic link; name the real folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeTarget(f"{what}: {_show(text)} exists and is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UnsafeTarget(f"{what}: folder {_show(text)} is not writable")
+    return p
+
+
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """A new, exclusively created temporary file in ``target``'s folder (mode as open())."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".tmp",
+                               dir=target.parent)
+    with contextlib.suppress(OSError):  # a file system without permissions
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
 
 
 @contextlib.contextmanager
@@ -80,7 +171,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     """
     target = check_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temp_beside(target)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -96,76 +187,262 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_write(path, "w") as fh:
-        fh.write(text)
+    with atomic_write(path, "wb") as fh:
+        fh.write(text.encode())
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
 
 
-def write_npy(path: str | os.PathLike, array) -> Path:
-    """Write a numpy array as ``.npy`` to ``path`` atomically."""
+def _npy_bytes(array) -> bytes:
     import numpy as np
 
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    payload = _json_bytes(data)  # serialise first: a TypeError leaves nothing behind
     with atomic_write(path) as fh:
-        fh.write(buf.getvalue())
+        fh.write(payload)
     return Path(path)
 
 
+def write_npy(path: str | os.PathLike, array) -> Path:
+    """Write a numpy array as ``.npy`` to ``path`` atomically."""
+    payload = _npy_bytes(array)
+    with atomic_write(path) as fh:
+        fh.write(payload)
+    return Path(path)
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def read_input(path: str | os.PathLike, what: str = "input",
+               max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file, or :class:`UnreadableInput` with one line saying why.
+
+    The file is opened non-blocking (a FIFO would otherwise wait for a writer forever) and
+    checked to be a regular file before anything is read.
+    """
+    check_input(path, what)
+    text = os.fspath(path)
+    try:
+        fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:  # removed or changed since the check
+        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UnreadableInput(f"{what}: {_show(text)} is {kind}")
+    with os.fdopen(fd, "rb") as fh:
+        if st.st_size > max_bytes:
+            raise UnreadableInput(f"{what}: {_show(text)} is {st.st_size:,} bytes; the limit "
+                                  f"is {max_bytes:,}")
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise UnreadableInput(f"{what}: cannot read {_show(text)}: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise UnreadableInput(f"{what}: {_show(text)} is larger than {max_bytes:,} bytes")
+    return data
+
+
+def check_input(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` if it names a readable regular file (nothing is read), else raise."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise UnreadableInput(f"{what}: empty path")
+    try:
+        fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UnreadableInput(f"{what}: no such file {_show(text)}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {reason}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UnreadableInput(f"{what}: {_show(text)} is {kind}")
+    return Path(text)
+
+
+def read_npy(path: str | os.PathLike, what: str = "input"):
+    """The array in a ``.npy`` file (never unpickled), or :class:`UnreadableInput`."""
+    import numpy as np
+
+    data = read_input(path, what)
+    if data[:2] == b"PK":
+        raise UnreadableInput(f"{what}: {_show(os.fspath(path))} is a .npz archive, not a "
+                              ".npy array (save one array with numpy.save)")
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except EOFError:
+        raise UnreadableInput(f"{what}: {_show(os.fspath(path))} is empty, not a .npy "
+                              "array") from None
+    except (ValueError, OSError, TypeError, MemoryError, SyntaxError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise UnreadableInput(f"{what}: {_show(os.fspath(path))} is not a .npy array "
+                              f"({reason})") from None
+    if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load gives arrays or npz
+        raise UnreadableInput(f"{what}: {_show(os.fspath(path))} is not a .npy array")
+    return arr
+
+
+# -- all-or-nothing outputs ------------------------------------------------------------------
+def _missing_ancestors(p: Path) -> list[Path]:
+    """``p`` and its ancestors that do not exist yet, outermost first."""
+    missing = []
+    for q in (p, *p.parents):
+        if q.exists() or q.is_symlink():
+            break
+        missing.append(q)
+    return list(reversed(missing))
+
+
 class OutputSet:
-    """The files and folders one command creates, removed again if the command fails.
+    """The outputs of one command: checked up front, written all or nothing.
 
-    >>> with OutputSet() as out:          # doctest: +SKIP
-    ...     out.write(write_npy, "C.npy", acc)
-    ...     out.mkdir("report")
+    >>> with OutputSet() as out:                      # doctest: +SKIP
+    ...     out.claim("C.npy"); out.claim_folder("report", files=["area.json"])
+    ...     acc = run()                               # the work; nothing written yet
+    ...     out.write_npy("C.npy", acc)               # staged in a temporary file
+    ... # on leaving the block: renamed onto C.npy; on an exception: all removed
 
-    Only what this command created is removed: a file that existed before and was replaced
-    stays replaced (the replacement is complete, never partial).
+    :meth:`write_npy`, :meth:`write_json` and :meth:`write_text` stage a file and rename it
+    onto its name when the block ends without an exception, so a target that existed keeps
+    its old content if the command fails.  Files that other code writes into a claimed
+    folder cannot be staged: a folder the command created is removed on failure, and in a
+    folder that existed the entries that appeared during the command are removed (a file
+    that was replaced there stays replaced, complete).
     """
 
     def __init__(self) -> None:
-        self._created: list[Path] = []
+        self._staged: list[tuple[str, Path]] = []
+        self._new_dirs: list[Path] = []          # created by this command: removed if empty
+        self._new_folders: list[Path] = []       # claimed output folders that were new
+        self._old_folders: list[tuple[Path, set[str]]] = []
+        self._new_files: list[Path] = []         # written directly (write()) and new
+        self.committed: list[Path] = []
 
-    def claim(self, path: str | os.PathLike) -> Path:
-        """Check ``path`` and remember it for clean-up if it does not exist yet."""
-        p = check_target(path)
-        if not p.exists():
-            self._created.append(p)
+    # -- up front --------------------------------------------------------------------------
+    def claim(self, path: str | os.PathLike, what: str = "output") -> Path:
+        """Check ``path`` as a file target; remember its missing folders for clean-up."""
+        p = check_target(path, what)
+        self._new_dirs.extend(q for q in _missing_ancestors(p.parent)
+                              if q not in self._new_dirs)
+        return p
+
+    def claim_folder(self, path: str | os.PathLike, what: str = "output folder",
+                     files: Iterable[str] = ()) -> Path:
+        """Check an output folder and the names of the files that will be written in it."""
+        p = check_folder(path, what)
+        for name in files:
+            check_target(p / name, what)
+        if p.exists():
+            self._old_folders.append((p, set(os.listdir(p))))
+        else:
+            self._new_dirs.extend(q for q in _missing_ancestors(p.parent)
+                                  if q not in self._new_dirs)
+            self._new_folders.append(p)
         return p
 
     def mkdir(self, path: str | os.PathLike) -> Path:
         """Create folder ``path`` (and parents); remember every folder made here."""
         p = Path(path)
-        missing = [q for q in (p, *p.parents) if not q.exists()]
+        missing = _missing_ancestors(p)
         p.mkdir(parents=True, exist_ok=True)
-        self._created.extend(reversed(missing))
+        self._new_dirs.extend(q for q in missing if q not in self._new_dirs)
         return p
 
+    # -- writing ---------------------------------------------------------------------------
+    def stage(self, path: str | os.PathLike, payload: bytes) -> Path:
+        """Write ``payload`` to a fresh temporary file beside ``path``; renamed on success."""
+        target = self.claim(path)
+        self.mkdir(target.parent)
+        fd, tmp = _temp_beside(target)
+        self._staged.append((tmp, target))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return target
+
+    def write_npy(self, path: str | os.PathLike, array) -> Path:
+        """Stage ``array`` as ``.npy`` for ``path``."""
+        return self.stage(path, _npy_bytes(array))
+
+    def write_json(self, path: str | os.PathLike, data: Any) -> Path:
+        """Stage ``data`` as indented JSON for ``path``."""
+        return self.stage(path, _json_bytes(data))
+
+    def write_text(self, path: str | os.PathLike, text: str) -> Path:
+        """Stage ``text`` (UTF-8) for ``path``."""
+        return self.stage(path, text.encode())
+
     def write(self, writer: Callable[..., Path], path: str | os.PathLike, *args) -> Path:
-        """``writer(path, *args)`` (e.g. :func:`write_npy`), cleaned up on failure."""
-        self.claim(path)
+        """``writer(path, *args)`` now (e.g. :func:`write_npy`); a new file is removed on
+        failure, a replaced one stays replaced."""
+        p = self.claim(path)
+        if not p.exists():
+            self._new_files.append(p)
         return writer(path, *args)
+
+    # -- the end ---------------------------------------------------------------------------
+    def commit(self) -> list[Path]:
+        """Rename every staged file onto its target (each target checked once more)."""
+        while self._staged:
+            tmp, target = self._staged[0]
+            check_target(target)
+            os.replace(tmp, target)
+            self._staged.pop(0)
+            self.committed.append(target)
+        return self.committed
+
+    def abort(self) -> None:
+        """Remove the staged files and everything this command created."""
+        for tmp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._staged.clear()
+        for p in self._new_files:
+            with contextlib.suppress(OSError):
+                if p.is_file() and not p.is_symlink():
+                    p.unlink()
+        for folder, before in self._old_folders:
+            with contextlib.suppress(OSError):
+                for name in set(os.listdir(folder)) - before:
+                    _remove(folder / name)
+        for p in self._new_folders:
+            _remove(p)
+        for p in reversed(self._new_dirs):  # innermost first; only if nothing else is there
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
     def __enter__(self) -> OutputSet:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
             return
-        for p in reversed(self._created):
-            with contextlib.suppress(OSError):
-                if p.is_dir() and not p.is_symlink():
-                    _rmtree(p)
-                else:
-                    p.unlink()
+        self.abort()
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+def _remove(p: Path) -> None:
+    with contextlib.suppress(OSError):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists() or p.is_symlink():
+            p.unlink()

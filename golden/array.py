@@ -252,7 +252,7 @@ class ArrayCycleModel:
             from .lcu import ControllerModel
             self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
                                               max_pairs=cfg.lcu_max_pairs, lanes=C,
-                                              capture=True)
+                                              capture=True, mask=getattr(cfg, "lcu_mask", None))
         self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []

@@ -75,7 +75,8 @@ class Program:
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   fault: Fault | None = None, bypass_map=None, afd=None,
                   median_enable: bool = True, temporal_batch: int | None = None,
-                  bias_error=None, split=None, lcu_pairs=None) -> Program:
+                  bias_error=None, split=None, lcu_pairs=None, checksum_threshold: int = 0,
+                  temporal_threshold: int = 0) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     ``bypass_map`` (R×C bool, with ``cfg.bypass``) is written first, one row per cycle;
@@ -90,7 +91,9 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     output-stage lanes use ``shift + 1`` and one bit less, :mod:`golden.split`); every result
     vector is captured into the output buffer, then ``lcu_pairs`` (column pairs ``(c1, c2)``)
     are corrected in every row of the result, ``lcu_max_pairs`` at a time, and the whole
-    buffer is read back (:func:`assemble_corrected`).
+    buffer is read back (:func:`assemble_corrected`).  ``checksum_threshold`` and
+    ``temporal_threshold`` are the checkers' run-time thresholds (a syndrome whose magnitude
+    exceeds it fails; 0 = exact check, 000 L1187), held for the whole program.
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -141,14 +144,14 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         checksum = spatial(cfg)
         if checksum:
             inp.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T),
-                        "checksum_threshold": np.zeros(T)})
+                        "checksum_threshold": np.full(T, checksum_threshold)})
         if getattr(cfg, "checksum", "none") != "none":
             inp["checksum_clear"] = np.zeros(T)
         NC = C + int(checksum)
         if tb:
             inp.update({"temporal_batch": np.full(T, nb), "temporal_last": np.zeros(T),
                         "temporal_expected": np.zeros((T, NC)),
-                        "temporal_threshold": np.zeros(T)})
+                        "temporal_threshold": np.full(T, temporal_threshold)})
         early = bias_in_psum(cfg)
         if bias_error is not None and not (ws and early):
             raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "

@@ -50,6 +50,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import files
 from . import emit
 from .afd import AnomalySuppression, shift_port_width
 from .array import SystolicArray, delay
@@ -60,7 +61,8 @@ from .fault import FAULT_CONTROL_PORTS, FaultController
 from .output_stage import SHIFT_WIDTH, OutputStage
 from .pe import pe_module_name
 
-__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "latency", "TOP_NAME"]
+__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "latency", "TOP_NAME",
+           "GENERATED_FILES"]
 
 TOP_NAME = "accelerator"
 
@@ -355,7 +357,8 @@ def _controller(cfg: AcceleratorConfig):
     from .lcu import CorrectionController
 
     return CorrectionController(width=cfg.a_width, depth=cfg.lcu_depth,
-                                max_pairs=cfg.lcu_max_pairs, lanes=cfg.cols, capture=True)
+                                max_pairs=cfg.lcu_max_pairs, lanes=cfg.cols, capture=True,
+                                mask=cfg.lcu_mask)
 
 
 def design_texts(cfg: AcceleratorConfig) -> tuple[str, str]:
@@ -384,10 +387,21 @@ class Generated:
     pe_module: str
 
 
+#: The files :func:`generate` writes into its output folder.
+GENERATED_FILES = (f"{TOP_NAME}.il", f"{TOP_NAME}.v", "config.json")
+
+
 def generate(cfg: AcceleratorConfig, out_dir: str | Path) -> Generated:
     """Write ``accelerator.v``, its RTLIL twin ``accelerator.il`` (read by the synthesis flow,
-    much faster than the Verilog for large arrays) and ``config.json`` into ``out_dir``."""
+    much faster than the Verilog for large arrays) and ``config.json`` into ``out_dir``.
+
+    Every target is checked (:func:`ftaccel.files.check_target`) and the design elaborated
+    before the first file is written.
+    """
     out = Path(out_dir)
+    files.check_folder(out)
+    for name in GENERATED_FILES:
+        files.check_target(out / name)
     il, text = design_texts(cfg)  # generate fully before writing anything
     i = emit.write_text_atomic(out / f"{TOP_NAME}.il", il)
     v = emit.write_text_atomic(out / f"{TOP_NAME}.v", text)

@@ -1,24 +1,36 @@
 """``rtlgen``: generate, simulate, verify and synthesise fault-tolerant systolic arrays.
 
-The only module that imports every room of the project (rtl_gen, golden, tb, synth).
+A thin layer: it parses the command line, checks every output path before any work, turns
+text options into values, and dispatches to the room that owns the work —
+:func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
+(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``).
+Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
-Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid configuration or
-input (one line on stderr, no traceback); 3 a tool failed or is missing (simulator, Yosys),
-with the log file named.
+Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
+configuration, operand or path (one line on stderr, nothing written); 3 a tool is missing or
+failed (simulator, Yosys), the log named; 4 ``--fail-on-alarm`` and a checksum raised its
+alarm (1 wins when both apply); 70 an internal error (a bug: one line, ``RTLGEN_TRACEBACK=1``
+shows the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from .config import AcceleratorConfig, ConfigError, shown
 
-from .config import AcceleratorConfig, ConfigError
+EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 
-EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL = 1, 2, 3
+#: Configuration fields that have a command-line option of the same name.
+CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
+                  "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
+                  "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
+                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group")
 
 
 class CLIError(Exception):
@@ -29,17 +41,56 @@ class CLIError(Exception):
         self.code = code
 
 
-# -- configuration options ------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a hint, not the whole usage."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+# -- argument types: each rejects its text with one short line ------------------------------
+def _integer(text: str) -> int:
+    t = text.strip()
+    if not t.isascii():  # int() would read other scripts' digits: '١٢' is 12
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer in ASCII digits")
+    if not t or len(t) > 24:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer of at most 24 "
+                                         "digits")
+    try:
+        return int(t, 0) if t.lower().startswith(("0x", "-0x", "0b", "-0b")) else int(t, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a positive number of seconds")
+    return value
+
+
+def _path(text: str) -> Path:
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{shown(text)} contains a NUL byte")
+    return Path(text)
+
+
+# -- configuration ---------------------------------------------------------------------------
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration (a --config file, overridden by any option given)")
-    g.add_argument("--config", type=Path, help="JSON configuration (as written by generate)")
-    g.add_argument("--rows", type=int, help="array rows R (default 8)")
-    g.add_argument("--cols", type=int, help="array columns C (default 8)")
+    g.add_argument("--config", type=_path, help="JSON configuration (as written by generate)")
+    g.add_argument("--rows", type=_integer, help="array rows R (default 8)")
+    g.add_argument("--cols", type=_integer, help="array columns C (default 8)")
     g.add_argument("--dataflow", help="ws, is or os (default ws)")
-    g.add_argument("--a-width", type=int, help="activation width in bits (default 8)")
-    g.add_argument("--w-width", type=int, help="weight width in bits (default 8)")
-    g.add_argument("--acc-width", type=int, help="accumulator width (default: derived)")
-    g.add_argument("--max-k", type=int,
+    g.add_argument("--a-width", type=_integer, help="activation width in bits (default 8)")
+    g.add_argument("--w-width", type=_integer, help="weight width in bits (default 8)")
+    g.add_argument("--acc-width", type=_integer, help="accumulator width (default: derived)")
+    g.add_argument("--max-k", type=_integer,
                    help="largest reduction length the derived accumulator holds (default 1024)")
     g.add_argument("--fault-hooks", action="store_true", default=None,
                    help="add run-time fault saboteurs to every PE register")
@@ -49,302 +100,271 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                    help="PE bypass with a run-time R×C map (SPEC §6)")
     g.add_argument("--afd", action="store_true", default=None,
                    help="anomaly suppression of the streamed activations (WS, SPEC §3)")
-    g.add_argument("--median", type=int, help="median filter window 3 or 5 (WS, SPEC §4)")
+    g.add_argument("--median", type=_integer, help="median filter window 3 or 5 (WS, SPEC §4)")
     g.add_argument("--median-variant", help="plain or shared comparators")
     g.add_argument("--checksum",
                    help="none, spatial, temporal or both (Sanity-Check, WS, SPEC §2)")
-    g.add_argument("--temporal-batch-bits", type=int,
+    g.add_argument("--temporal-batch-bits", type=_integer,
                    help="width of the run-time temporal batch size N (default 4: N ≤ 15)")
     g.add_argument("--temporal-mode",
                    help="residue (sanity vector wrapped to a_width bits, check mod 2^a) or "
                         "exact (streamed path widened, check mod 2^acc; default residue)")
     g.add_argument("--lcu", action="store_true", default=None,
                    help="output buffer + LCU correction controller + split lanes (SPEC §5)")
-    g.add_argument("--lcu-depth", type=int, help="output-buffer rows of C words (default 64)")
-    g.add_argument("--lcu-max-pairs", type=int, help="pairs per correction run (default 16)")
+    g.add_argument("--lcu-depth", type=_integer, help="output-buffer rows of C words (default 64)")
+    g.add_argument("--lcu-max-pairs", type=_integer, help="pairs per correction run (default 16)")
+    g.add_argument("--lcu-mask", type=_integer,
+                   help="bits the LCU keeps (a_width bits, e.g. 0xBF; default: all but bit "
+                        "a_width − 2)")
     g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
                                   "shortened, superposition or twodim (WS, SPEC §8)")
-    g.add_argument("--flow-group", type=int,
+    g.add_argument("--flow-group", type=_integer,
                    help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
                         "64, 256)")
 
 
-def _config(args) -> AcceleratorConfig:
-    base = AcceleratorConfig.load(args.config).to_dict() if args.config else {}
-    for key in ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
-                "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
-                "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                "lcu_max_pairs", "flow", "flow_group"):
+def _generator(cfg: AcceleratorConfig):
+    """The generator of ``cfg``'s top and the files it writes: the composed accelerator, or
+    the flow-controlling array, which is a top of its own (:mod:`rtl_gen.flow`)."""
+    if cfg.flow != "none":
+        from .flow import FLOW_GENERATED_FILES, generate_flow
+
+        return generate_flow, FLOW_GENERATED_FILES
+    from .accelerator import GENERATED_FILES, generate
+
+    return generate, GENERATED_FILES
+
+
+def _config(args, defaults: dict | None = None) -> AcceleratorConfig:
+    """The configuration: ``--config`` (else ``defaults``), overridden by every option given."""
+    if args.config is not None:
+        base = AcceleratorConfig.load(args.config).to_dict()
+    else:
+        base = dict(defaults or {})
+    for key in CONFIG_OPTIONS:
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
     return AcceleratorConfig.from_dict(base)
 
 
-# -- operands -------------------------------------------------------------------------------
-def _load_matrix(path: Path, name: str, width: int, ndim: int = 2) -> np.ndarray:
+# -- text options that become values ----------------------------------------------------------
+def _int_list(text: str, what: str, sep: str = ",") -> list[int]:
+    items = [v.strip() for v in text.split(sep)]
+    if not text.strip() or any(not v for v in items):
+        raise CLIError(f"{what}: {shown(text)} is not a list of column numbers")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CLIError(f"{name}: no such file {path}") from None
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"{name}: {path} is not a .npy array ({exc})") from None
-    if arr.ndim != ndim:
-        shape = "a matrix (2-D)" if ndim == 2 else "a vector (1-D)"
-        raise CLIError(f"{name}: expected {shape}, got shape {arr.shape}")
-    if arr.size == 0:
-        raise CLIError(f"{name}: empty array {arr.shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise CLIError(f"{name}: values must be integers (got non-integral floats)")
-    elif arr.dtype.kind not in "iub":
-        raise CLIError(f"{name}: values must be integers, not dtype {arr.dtype}")
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    if arr.min() < lo or arr.max() > hi:
-        raise CLIError(f"{name}: values must fit {width}-bit signed [{lo}, {hi}], "
-                       f"got [{int(arr.min())}, {int(arr.max())}]")
-    return arr.astype(np.int64)
+        return [_integer(v) for v in items]
+    except argparse.ArgumentTypeError:
+        raise CLIError(f"{what}: {shown(text)} is not a list of column numbers") from None
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr)
-    tmp.replace(path)
+def _split_cols(text: str, n_out: int):
+    import numpy as np
 
-
-def _check_operands(cfg: AcceleratorConfig, A: np.ndarray, B: np.ndarray, bias, shift: int):
-    if A.shape[1] != B.shape[0]:
-        raise CLIError(f"shapes do not chain: A is {A.shape[0]}×{A.shape[1]} (M×K) but B is "
-                       f"{B.shape[0]}×{B.shape[1]} (K×N); A's columns must equal B's rows")
-    if A.shape[1] > cfg.max_k and cfg.acc_width is None:
-        raise CLIError(f"K = {A.shape[1]} exceeds max_k = {cfg.max_k}: the derived "
-                       f"{cfg.acc_bits}-bit accumulator could overflow; pass --max-k {A.shape[1]}")
-    if bias is not None and bias.shape != (B.shape[1],):
-        raise CLIError(f"bias: expected {B.shape[1]} values (one per column of B), "
-                       f"got shape {bias.shape}")
-    if not 0 <= shift <= min(cfg.acc_bits, 62):
-        raise CLIError(f"--shift {shift}: must be 0 … {min(cfg.acc_bits, 62)}")
-
-
-def _parse_fault(cfg: AcceleratorConfig, text: str):
-    from ftaccel.golden.faults import Fault
-
-    try:
-        fault = Fault.parse(text)
-    except ValueError as exc:
-        raise CLIError(f"--fault: {exc}") from None
-    if fault.row >= cfg.rows or fault.col >= cfg.cols:
-        raise CLIError(f"--fault: PE ({fault.row}, {fault.col}) is outside the "
-                       f"{cfg.rows}×{cfg.cols} array")
-    width = cfg.register_width(fault.register)
-    if fault.bit >= width:
-        raise CLIError(f"--fault: bit {fault.bit} is outside the {width}-bit "
-                       f"{fault.register} register (0 … {width - 1})")
-    return fault
-
-
-def _int_list(text: str, what: str, n_out: int, sep: str = ",") -> list[int]:
-    try:
-        values = [int(v) for v in text.split(sep) if v.strip()]
-    except ValueError:
-        raise CLIError(f"{what}: {text!r} is not a list of column numbers") from None
-    bad = [v for v in values if not 0 <= v < n_out]
+    cols = _int_list(text, "--split-cols")
+    bad = [c for c in cols if not 0 <= c < n_out]
     if bad:
-        raise CLIError(f"{what}: column {bad[0]} is not in 0 … {n_out - 1}")
-    return values
-
-
-def _split_cols(text: str | None, n_out: int) -> np.ndarray:
+        raise CLIError(f"--split-cols: column {bad[0]} is not in 0 … {n_out - 1}")
     split = np.zeros(n_out, dtype=bool)
-    if text:
-        split[_int_list(text, "--split-cols", n_out)] = True
+    split[cols] = True
     return split
 
 
-def _lcu_pairs(text: str | None, n_out: int) -> np.ndarray:
-    if not text:
-        return np.zeros((0, 2), dtype=np.int64)
+def _lcu_pairs(text: str):
+    import numpy as np
+
     pairs = []
     for item in text.split(","):
-        cols = _int_list(item, "--lcu-pairs", n_out, sep=":")
+        cols = _int_list(item, "--lcu-pairs", sep=":")
         if len(cols) != 2:
-            raise CLIError(f"--lcu-pairs: {item!r} is not a pair 'c1:c2'")
+            raise CLIError(f"--lcu-pairs: {shown(item)} is not a pair 'c1:c2'")
         pairs.append(cols)
     return np.asarray(pairs, dtype=np.int64)
 
 
-def _unit_options(cfg: AcceleratorConfig, args, n_out: int = 0) -> dict:
-    """Run-time inputs of the configured units, from the matmul options."""
-    units: dict = {}
-    if args.bypass_map is not None:
-        if not cfg.bypass:
-            raise CLIError("--bypass-map needs a configuration with --bypass")
-        bmap = _load_matrix(args.bypass_map, "bypass map", 2)
-        if bmap.shape != (cfg.rows, cfg.cols) or not np.isin(bmap, (0, 1)).all():
-            raise CLIError(f"bypass map: expected a {cfg.rows}×{cfg.cols} array of 0/1, "
-                           f"got shape {bmap.shape}")
-        units["bypass_map"] = bmap.astype(bool)
-    if cfg.afd:
-        if args.afd_gates not in (1, 2):
-            raise CLIError(f"--afd-gates {args.afd_gates}: must be 1 or 2")
-        if abs(args.afd_shift) > cfg.a_width:
-            raise CLIError(f"--afd-shift {args.afd_shift}: must be within ±{cfg.a_width}")
-        units["afd"] = {"shift": args.afd_shift, "gates": args.afd_gates,
-                        "mode": 1 if args.afd_mode == "clip" else 0, "enable": 1}
-    if args.split_cols or args.lcu_pairs:
-        if not cfg.lcu:
-            raise CLIError("--split-cols/--lcu-pairs need a configuration with --lcu")
-        units["split"] = _split_cols(args.split_cols, n_out)
-        units["lcu_pairs"] = _lcu_pairs(args.lcu_pairs, n_out)
-    if args.temporal_batch is not None:
-        if not cfg.temporal:
-            raise CLIError("--temporal-batch needs --checksum temporal or both")
-        from ftaccel.golden.array import temporal_batch_max
-
-        nmax = temporal_batch_max(cfg)
-        if not 1 <= args.temporal_batch <= nmax:
-            raise CLIError(f"--temporal-batch {args.temporal_batch}: must be 1 … {nmax} "
-                           f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
-        units["temporal_batch"] = args.temporal_batch
-    return units
+def _bias_error(text: str) -> tuple[int, int, int | None]:
+    parts = _int_list(text, "--bias-error")
+    if len(parts) not in (2, 3):
+        raise CLIError(f"--bias-error: {shown(text)} is not COL,BIT or COL,BIT,ROW")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
-def _report_checksums(cfg, rec: dict) -> None:
-    """One line per configured checksum: what was checked and whether it raised the alarm."""
-    if cfg.spatial:
-        errors = int(rec["checksum_error"].sum())
-        checked = int(rec["out_valid"].sum())
-        if rec["checksum_alarm"].max():
-            print(f"spatial checksum ALARM: {errors} of {checked} output vectors failed; first "
-                  f"failing vector: {int(rec['checksum_first'][-1])}")
-        else:
-            print(f"spatial checksum: {checked} output vectors checked, no error")
-    if cfg.temporal:
-        errors = int(rec["temporal_error"].sum())
-        checked = int(rec["temporal_checked"].sum())
-        lanes = np.bitwise_or.reduce(rec["temporal_lanes"])
-        if rec["temporal_alarm"].max():
-            cols = [u for u in range(cfg.array_cols) if lanes >> u & 1]
-            print(f"temporal checksum ALARM: {errors} of {checked} batches failed (lanes {cols}"
-                  f"); first failing batch: {int(rec['temporal_first'][-1])}")
-        else:
-            print(f"temporal checksum: {checked} batches checked (modulo 2^"
-                  f"{cfg.temporal_check_bits}), no error")
-        if rec["temporal_overrun"].max():
-            print("temporal checksum: OVERRUN (an input arrived while a sanity vector was due)")
+def _fault(text: str):
+    from ftaccel.golden.faults import Fault
+
+    try:
+        return Fault.parse(text)
+    except ValueError as exc:
+        raise CLIError(f"--fault: {str(exc).splitlines()[0]}") from None
 
 
-# -- commands -------------------------------------------------------------------------------
+def _claim_outputs(outs, args, names: tuple[str, ...]) -> None:
+    """Check every output path given (``-o``, ``--q``, ...) before any work; no two alike."""
+    seen: dict[str, str] = {}
+    for name in names:
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        flag = "-o" if name == "output" else f"--{name.replace('_', '-')}"
+        outs.claim(path, what=flag)
+        key = os.path.abspath(path)
+        if key in seen:
+            raise CLIError(f"{flag} and {seen[key]} name the same file {shown(str(path))}")
+        seen[key] = flag
+
+
+# -- commands --------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
-    from .accelerator import generate
+    from ftaccel.files import OutputSet
 
     cfg = _config(args)
-    if cfg.flow != "none":  # the flow-controlling array is its own top (rtl_gen.flow)
-        from .flow import generate_flow as generate
+    generate, files = _generator(cfg)
     t0 = time.perf_counter()
-    gen = generate(cfg, args.output)
+    with OutputSet() as outs:
+        outs.claim_folder(args.output, "-o", files=files)
+        gen = generate(cfg, args.output)
     print(f"wrote {gen.verilog} ({gen.verilog.stat().st_size} bytes, top '{gen.top}', PE module "
-          f"'{gen.pe_module}') and {gen.config_json} in {time.perf_counter() - t0:.2f} s")
+          f"'{gen.pe_module}'), {gen.rtlil} and {gen.config_json} in "
+          f"{time.perf_counter() - t0:.2f} s")
     return 0
 
 
+def _run_options(cfg: AcceleratorConfig, args, A, B):
+    from ftaccel.files import read_npy
+    from ftaccel.tb.product import RunOptions
+
+    n_out = B.shape[1] if getattr(B, "ndim", 0) == 2 else 0
+    opts = RunOptions(relu=args.relu, shift=args.shift)
+    if args.bias is not None:
+        opts.bias = read_npy(args.bias, "--bias")
+    if args.fault is not None:
+        opts.fault = _fault(args.fault)
+    if args.bypass_map is not None:
+        opts.bypass_map = read_npy(args.bypass_map, "--bypass-map")
+    if cfg.afd or args.afd_off or args.afd_shift is not None or args.afd_gates is not None \
+            or args.afd_mode is not None:
+        opts.afd = {"shift": 1 if args.afd_shift is None else args.afd_shift,
+                    "gates": 1 if args.afd_gates is None else args.afd_gates,
+                    "mode": 1 if args.afd_mode == "clip" else 0,
+                    "enable": 0 if args.afd_off else 1}
+    if args.median_off:
+        if not cfg.median:
+            raise CLIError("--median-off needs a configuration with --median 3|5")
+        opts.median_enable = False
+    if args.split_cols is not None:
+        opts.split = _split_cols(args.split_cols, n_out)
+    if args.lcu_pairs is not None:
+        opts.lcu_pairs = _lcu_pairs(args.lcu_pairs)
+        if opts.split is None and cfg.lcu:
+            import numpy as np
+
+            opts.split = np.zeros(n_out, dtype=bool)
+    opts.temporal_batch = args.temporal_batch
+    opts.checksum_threshold = args.checksum_threshold
+    opts.temporal_threshold = args.temporal_threshold
+    if args.bias_error is not None:
+        opts.bias_error = _bias_error(args.bias_error)
+    return opts
+
+
 def cmd_matmul(args) -> int:
-    from ftaccel.golden.accelerator import run_matmul
-    from ftaccel.golden.array import matmul
-    from ftaccel.tb.accelerator import rtl_matmul
+    from ftaccel.files import OutputSet, read_npy
+    from ftaccel.golden.results import alarm_lines
+    from ftaccel.tb.product import prepare, run_product
 
     cfg = _config(args)
     if cfg.flow != "none":
         return cmd_matmul_flow(args, cfg)
     if args.pack_group is not None or args.prune:
         raise CLIError("--pack-group/--prune need a configuration with --flow")
-    fault = None
-    if args.fault:
-        if not cfg.fault_hooks:
+    with OutputSet() as outs:
+        _claim_outputs(outs, args, ("output", "q", "corrected", "json"))
+        if args.q is not None and not cfg.output_stage:
+            raise CLIError("--q needs the output stage (drop --no-output-stage)")
+        if args.corrected is not None and not cfg.lcu:
+            raise CLIError("--corrected needs a configuration with --lcu")
+        if args.fault is not None and not cfg.fault_hooks:
             cfg = cfg.replace(fault_hooks=True)
-            print("note: --fault given: generating with fault hooks", file=sys.stderr)
-        fault = _parse_fault(cfg, args.fault)
-    A = _load_matrix(args.a, "A", cfg.a_width)
-    B = _load_matrix(args.b, "B", cfg.w_width)
-    bias = _load_matrix(args.bias, "bias", cfg.acc_bits, ndim=1) if args.bias else None
-    if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
-        raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
-    _check_operands(cfg, A, B, bias, args.shift)
-    units = _unit_options(cfg, args, B.shape[1])
-    if args.check:
-        matmul(cfg, A, B, bias)  # raises AccumulatorOverflow before any simulation
-    t0 = time.perf_counter()
-    run = rtl_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
-                     sim=args.sim, **units)
-    dt = time.perf_counter() - t0
-    _save_npy(args.output, run.acc)
-    if args.q is not None and run.q is not None:
-        _save_npy(args.q, run.q)
-    M, K = A.shape
-    print(f"C = A @ B: {M}×{K} @ {K}×{B.shape[1]} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}"
-          f", {run.program.cycles} cycles, simulated in {dt:.1f} s; wrote {args.output}")
-    _report_checksums(cfg, run.recorded)
-    if cfg.lcu:
-        from ftaccel.golden.schedule import assemble_corrected
+            print("note: --fault given: generating with fault hooks")
+        A = read_npy(args.a, "--a")
+        B = read_npy(args.b, "--b")
+        opts = _run_options(cfg, args, A, B)
+        program = prepare(cfg, A, B, opts)  # every check, before any simulation
+        res = run_product(cfg, A, B, opts, sim=args.sim, program=program)
 
-        corrected = assemble_corrected(run.program, run.recorded)
-        starts = int(run.program.inputs["lcu_start"].sum())
-        n_pairs = len(units.get("lcu_pairs", ())) * A.shape[0]
-        print(f"LCU: {n_pairs} pairs corrected in {starts} run(s); "
-              f"{int(np.sum(corrected != run.q))} words changed by the correction")
+        code = 0
+        if args.check and not res.passed:
+            code = EXIT_MISMATCH
+        elif args.fail_on_alarm and res.alarms.get("alarm"):
+            code = EXIT_ALARM
+        written = {"C": str(outs.write_npy(args.output, res.run.acc))}
+        if args.q is not None:
+            written["Q"] = str(outs.write_npy(args.q, res.run.q))
         if args.corrected is not None:
-            _save_npy(args.corrected, corrected)
-    if not args.check:
-        return 0
-    acc, q = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, fault=fault,
-                        **units)
-    bad = int(np.sum(acc != run.acc)) + (int(np.sum(q != run.q)) if q is not None else 0)
-    if fault is not None:
-        clean, _ = run_matmul(cfg, A, B, bias=bias, relu=args.relu, shift=args.shift, **units)
-        print(f"fault {args.fault}: {int(np.sum(clean != run.acc))} of {acc.size} outputs differ "
-              f"from the fault-free product")
-    if bad:
-        print(f"CHECK FAILED: {bad} outputs differ from the golden model (log: {run.log})")
-        return EXIT_MISMATCH
-    print("check passed: RTL equals the golden model" + (" (with the fault)" if fault else ""))
-    return 0
+            written["corrected"] = str(outs.write_npy(args.corrected, res.corrected))
+        if args.json is not None:
+            written["json"] = str(args.json)
+            outs.write_json(args.json, res.record(outputs=written, exit_code=code))
+
+    M, K, N = res.shape
+    print(f"C = A @ B: {M}×{K} @ {K}×{N} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()}, "
+          f"{res.run.program.cycles} cycles, simulated in {res.seconds:.1f} s on {res.sim}; "
+          f"wrote {', '.join(v for k, v in written.items())}")
+    for line in alarm_lines(res.alarms):
+        print(line)
+    if cfg.lcu:
+        rec = res.record()["lcu"]
+        print(f"LCU: {rec['pairs']} pairs corrected in {rec['correction_runs']} run(s); "
+              f"{rec['words_changed']} words changed by the correction")
+    if res.fault_effect is not None:
+        what = " and ".join(x for x in (args.fault and f"fault {args.fault}",
+                                        args.bias_error and f"bias error {args.bias_error}") if x)
+        print(f"{what}: {res.fault_effect} of {M * N} outputs differ from the fault-free "
+              "product")
+    if args.check:
+        if res.passed:
+            print("check passed: RTL equals the golden model on every port in every cycle"
+                  + (" (with the fault)" if opts.fault else ""))
+        else:
+            print(f"CHECK FAILED: {res.result_mismatches()} results and "
+                  f"{len(res.port_mismatches)}+ port values differ from the golden model "
+                  f"(log: {res.run.log})")
+    if code == EXIT_ALARM:
+        print("exit 4: a checksum raised its alarm (--fail-on-alarm)")
+    return code
 
 
 def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
-    from ftaccel.files import UnsafeTarget, check_target, write_npy
+    from ftaccel.files import OutputSet, read_npy
     from ftaccel.tb.flow import flow_product
+    from ftaccel.tb.product import check_accumulator, check_operands
 
-    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch"):
+    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch",
+                "json", "bias_error", "checksum_threshold", "temporal_threshold"):
         if getattr(args, opt) is not None:
-            raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow "
-                           f"{cfg.flow}")
-    try:
-        for path in (args.output, args.q):
-            if path is not None:
-                check_target(path)
-    except UnsafeTarget as exc:
-        raise CLIError(str(exc)) from None
-    A = _load_matrix(args.a, "A", cfg.a_width)
-    B = _load_matrix(args.b, "B", cfg.w_width)
-    bias = _load_matrix(args.bias, "bias", cfg.acc_bits, ndim=1) if args.bias else None
-    if (bias is not None or args.relu or args.shift) and not cfg.output_stage:
-        raise CLIError("--bias/--relu/--shift need the output stage (drop --no-output-stage)")
-    _check_operands(cfg, A, B, bias, args.shift)
-    res = flow_product(cfg, A, B, group=args.pack_group, prune_first=args.prune, bias=bias,
-                       relu=args.relu, shift=args.shift, sim=args.sim, check=args.check)
-    write_npy(args.output, res.run.acc)
-    if args.q is not None and res.run.q is not None:
-        write_npy(args.q, res.run.q)
+            raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
+    with OutputSet() as outs:
+        _claim_outputs(outs, args, ("output", "q"))
+        if args.q is not None and not cfg.output_stage:
+            raise CLIError("--q needs the output stage (drop --no-output-stage)")
+        A = read_npy(args.a, "--a")
+        B = read_npy(args.b, "--b")
+        bias = read_npy(args.bias, "--bias") if args.bias is not None else None
+        A, B, bias = check_operands(cfg, A, B, bias)
+        check_accumulator(cfg, A, B, bias)
+        res = flow_product(cfg, A, B, group=args.pack_group, prune_first=args.prune, bias=bias,
+                           relu=args.relu, shift=args.shift, sim=args.sim, check=args.check)
+        outs.write_npy(args.output, res.run.acc)
+        if args.q is not None:
+            outs.write_npy(args.q, res.run.q)
     (M, K), N, p = A.shape, B.shape[1], res.packed
     print(f"C = A @ B: {M}×{K} @ {K}×{N} packed in {p.gl}×{p.gk} groups into "
-          f"{p.values.shape[0]}×{p.values.shape[1]} ({np.count_nonzero(res.B)} nonzero "
-          f"weights) on {cfg.rows}×{cfg.cols} WS {cfg.flow}-{cfg.flow_group}: {res.cycles} "
-          f"cycles ({res.dense_cycles} for the dense layer, {res.dense_cycles / res.cycles:.2f}×"
-          f" faster), simulated in {res.seconds:.1f} s; wrote {args.output}")
+          f"{p.values.shape[0]}×{p.values.shape[1]} on {cfg.rows}×{cfg.cols} WS "
+          f"{cfg.flow}-{cfg.flow_group}: {res.cycles} cycles ({res.dense_cycles} for the dense "
+          f"layer, {res.dense_cycles / res.cycles:.2f}× faster), simulated in "
+          f"{res.seconds:.1f} s; wrote {args.output}")
     if res.passed is False:
         print(f"CHECK FAILED: the RTL differs from the golden model or numpy (log: "
               f"{res.run.log})")
@@ -355,166 +375,97 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
 
 
 def cmd_verify(args) -> int:
-    from ftaccel.golden.output_stage import output_stage
-    from ftaccel.tb.accelerator import mismatches, rtl_matmul
+    from ftaccel.files import OutputSet
+    from ftaccel.tb.regression import regression
 
     cfg = _config(args)
-    if args.count < 1:
-        raise CLIError(f"--count {args.count}: must be at least 1")
     if cfg.flow != "none":
+        if args.json is not None:
+            raise CLIError(f"--json is not available with --flow {cfg.flow}")
         from ftaccel.tb.flow import verify_flow
 
         return EXIT_MISMATCH if verify_flow(cfg, seed=args.seed, count=args.count,
                                             sim=args.sim) else 0
-    rng = np.random.default_rng(args.seed)
-    print(f"verify {cfg.name()} on {args.sim or 'icarus'}: seed {args.seed}, {args.count} cases")
-    lo_a, hi_a = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
-    lo_w, hi_w = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
-    failed = 0
-    for i in range(args.count):
-        k_cap = min(cfg.max_k, 3 * cfg.rows) if cfg.acc_width is None else 3 * cfg.rows
-        M = int(rng.integers(1, 2 * max(cfg.rows, cfg.cols) + 1))
-        K = int(rng.integers(1, k_cap + 1))
-        N = int(rng.integers(1, 2 * cfg.cols + 2))
-        A = rng.integers(lo_a, hi_a + 1, (M, K))
-        B = rng.integers(lo_w, hi_w + 1, (K, N))
-        if i % 3 == 1:  # edge values: extremes and zeros
-            A = rng.choice([lo_a, hi_a, 0, -1], (M, K))
-            B = rng.choice([lo_w, hi_w, 0, 1], (K, N))
-        shift = int(rng.integers(0, 8)) if cfg.output_stage else 0
-        relu = bool(rng.integers(2)) and cfg.output_stage
-        run = rtl_matmul(cfg, A, B, relu=relu, shift=shift, sim=args.sim)
-        bad = mismatches(run.recorded, run.golden)
-        ok = not bad and np.array_equal(run.acc, A @ B)
-        if cfg.output_stage:
-            ok = ok and np.array_equal(run.q, output_stage(A @ B, 0, relu, shift, cfg.a_width))
-        failed += not ok
-        print(f"  case {i}: {M}×{K} @ {K}×{N} {'pass' if ok else 'FAIL ' + str(bad[:3])}")
-    print(f"{args.count - failed} passed, {failed} failed (seed {args.seed})")
-    return EXIT_MISMATCH if failed else 0
+    with OutputSet() as outs:
+        _claim_outputs(outs, args, ("json",))
+        print(f"verify {cfg.name()} on {args.sim or os.environ.get('SIM') or 'icarus'}: seed "
+              f"{args.seed}, {args.count} cases")
+        result = regression(cfg, seed=args.seed, count=args.count, sim=args.sim,
+                            progress=print)
+        code = EXIT_MISMATCH if result["failed"] else 0
+        if args.json is not None:
+            outs.write_json(args.json, {**result, "exit_code": code})
+    print(f"{result['passed']} passed, {result['failed']} failed (seed {args.seed})"
+          + (f"; wrote {args.json}" if args.json is not None else ""))
+    return code
+
+
+def _check_folders(outs, out: Path, extra: dict[str, tuple[str, ...]]) -> None:
+    """Claim ``out`` and check the sub-folders and files a command will write in it."""
+    from ftaccel.files import check_folder, check_target
+
+    outs.claim_folder(out, "-o", files=extra.get("", ()))
+    for sub, names in extra.items():
+        if sub:
+            check_folder(out / sub, "-o")
+            for name in names:
+                check_target(out / sub / name, "-o")
+
+
+def _synth_files(generated: tuple[str, ...], prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """The sub-folders and files ``synth`` writes, below ``prefix``."""
+    join = (lambda sub: f"{prefix}/{sub}" if sub else prefix) if prefix else (lambda sub: sub)
+    return {join(""): ("area.json", "area.md", "area.png"), join("rtl"): generated,
+            join("yosys"): ()}
 
 
 def cmd_synth(args) -> int:
+    from ftaccel.files import OutputSet, check_input
     from ftaccel.synth.flow import synthesize
-
-    from .accelerator import generate
+    from ftaccel.synth.summary import headline
 
     cfg = _config(args)
+    generate, files = _generator(cfg)
+    # the flow-controlling PE is the PE of its array: overheads are measured on it
+    units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
     out = Path(args.output)
-    units = None
-    if cfg.flow != "none":
-        from .flow import generate_flow as generate
-
-        units = {"flow_pe_": "pe"}
-    gen = generate(cfg, out / "rtl")
-    t0 = time.perf_counter()
-    report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                        timeout_s=args.timeout, units=units)
-    dt = time.perf_counter() - t0
-    md = out / "area.md"
-    if md.exists():
-        print(md.read_text())
-    print(f"synthesised in {dt:.1f} s; wrote {out / 'area.json'}, {md}, {out / 'area.png'}")
-    return 0 if report is not None else EXIT_TOOL
+    if args.liberty is not None:
+        check_input(args.liberty, "--liberty")
+    with OutputSet() as outs:
+        _check_folders(outs, out, _synth_files(files))
+        gen = generate(cfg, out / "rtl")
+        t0 = time.perf_counter()
+        report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
+                            timeout_s=args.timeout, units=units)
+    print(f"synthesised {cfg.name()} in {time.perf_counter() - t0:.1f} s:")
+    for line in headline(report):
+        print("  " + line)
+    print(f"full report: {out / 'area.md'} (tables), {out / 'area.json'}, {out / 'area.png'}")
+    return 0
 
 
 def cmd_demo(args) -> int:
-    """Generate a protected 8×8 accelerator, verify it, inject faults, bypass, synthesise."""
-    import json
+    from ftaccel.demo import DEMO_DEFAULTS, run_demo
+    from ftaccel.files import OutputSet
 
-    from ftaccel.golden.accelerator import run_matmul
-    from ftaccel.golden.bypass import pruned_matmul
-    from ftaccel.golden.campaign import alarms, classify
-    from ftaccel.golden.faults import Fault
-    from ftaccel.tb.accelerator import mismatches, rtl_matmul
-    from ftaccel.tb.runner import default_sim
-
-    from .accelerator import generate
-
-    out = Path(args.output)
-    cfg = _config(args) if args.config else AcceleratorConfig(
-        rows=8, cols=8, fault_hooks=True, bypass=True, afd=True, checksum="both")
+    cfg = _config(args, defaults=DEMO_DEFAULTS)
     if cfg.flow != "none":
         raise CLIError("demo does not take --flow; try matmul --flow … --check")
-    off = {"afd": {"enable": 0}} if cfg.afd else {}  # plain products for the numpy check
-    sim = args.sim or default_sim()
-    rng = np.random.default_rng(args.seed)
-    report: dict = {"config": cfg.to_dict(), "simulator": sim, "seed": args.seed}
-    print(f"[1/4] generate {cfg.name()} -> {out / 'rtl'}")
-    gen = generate(cfg, out / "rtl")
-    report["verilog"] = str(gen.verilog)
+    if not 0 <= args.seed < 1 << 63:
+        raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
+    out = Path(args.output)
+    with OutputSet() as outs:
+        from .accelerator import GENERATED_FILES
 
-    print(f"[2/4] verify against the golden model on {sim} (seed {args.seed})")
-    cases = []
-    for M, K, N in ((8, 8, 8), (5, 19, 11), (12, 3, 9)):
-        A = rng.integers(-128, 128, (M, K))
-        B = rng.integers(-128, 128, (K, N))
-        t0 = time.perf_counter()
-        run = rtl_matmul(cfg, A, B, relu=True, shift=6, sim=sim, **off)
-        ok = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
-        cases.append({"shape": [M, K, N], "cycles": run.program.cycles, "pass": bool(ok),
-                      "seconds": round(time.perf_counter() - t0, 2)})
-        print(f"      {M}x{K} @ {K}x{N}: {run.program.cycles} cycles, "
-              f"{'pass' if ok else 'FAIL'} ({cases[-1]['seconds']} s)")
-    report["verify"] = cases
-
-    print("[3/4] inject faults into the RTL and compare with the golden fault model")
-    A, B = rng.integers(-128, 128, (8, 8)), rng.integers(-128, 128, (8, 8))
-    clean, _ = run_matmul(cfg, A, B, **off)
-    injected = []
-    for fault in (Fault(0, 0, "weight", 7, "sa1"), Fault(3, 4, "act", 6, "flip", 15),
-                  Fault(7, 7, "psum", 20, "sa0"), Fault(5, 2, "psum", 3, "flip", 20)):
-        run = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
-        same = not mismatches(run.recorded, run.golden)
-        wrong = int(np.sum(run.acc != clean))
-        spatial, temporal = alarms(run.recorded)
-        outcome = classify(wrong, spatial or temporal)
-        injected.append({"fault": fault.__dict__, "rtl_equals_golden": same,
-                         "outputs_corrupted": wrong, "spatial_alarm": spatial,
-                         "temporal_alarm": temporal, "outcome": outcome})
-        print(f"      {fault.row},{fault.col},{fault.register},{fault.bit},{fault.mode}: "
-              f"{wrong}/64 outputs corrupted, spatial {'ALARM' if spatial else 'quiet'}, "
-              f"temporal {'ALARM' if temporal else 'quiet'} -> {outcome}; "
-              f"RTL {'=' if same else '!='} golden")
-    report["faults"] = injected
-    if cfg.bypass and cfg.dataflow == "ws":
-        # A permanent fault in PE (7, 3)'s weight register, then the same run with PE (7, 3)
-        # bypassed: the product equals the pruned product of the golden model.
-        fault = Fault(cfg.rows - 1, 3, "weight", 6, "sa1")
-        bmap = np.zeros((cfg.rows, cfg.cols), dtype=bool)
-        bmap[cfg.rows - 1, 3] = True
-        broken = rtl_matmul(cfg, A, B, fault=fault, sim=sim, **off)
-        fixed = rtl_matmul(cfg, A, B, fault=fault, bypass_map=bmap, sim=sim, **off)
-        pruned = pruned_matmul("ws", A, B, bmap)
-        ok_bp = bool(np.array_equal(fixed.acc, pruned)
-                     and not mismatches(fixed.recorded, fixed.golden))
-        print(f"      PE ({cfg.rows - 1},3) weight bit 6 stuck at 1: "
-              f"{int(np.sum(broken.acc != clean))}/64 outputs wrong; with the PE bypassed the "
-              f"product {'equals' if ok_bp else 'DIFFERS from'} the golden pruned product")
-        report["bypass"] = {"fault": fault.__dict__, "corrupted": int(np.sum(broken.acc != clean)),
-                            "bypassed_equals_pruned": ok_bp}
-        injected.append({"rtl_equals_golden": ok_bp})
-
-    # Fault hooks are verification infrastructure, not part of the product: synthesise the
-    # same design without them so the PE (the denominator of every overhead) is the real one.
-    product = cfg.replace(fault_hooks=False)
-    print(f"[4/4] synthesise {product.name()} with Yosys (hierarchical) and report area")
-    from ftaccel.synth.flow import synthesize
-
-    gen_p = generate(product, out / "synth" / "rtl")
-    synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=args.timeout)
-    md = out / "synth" / "area.md"
-    if md.exists():
-        print(md.read_text())
-    (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
-    ok = all(c["pass"] for c in cases) and all(f["rtl_equals_golden"] for f in injected)
-    print(f"demo {'passed' if ok else 'FAILED'}: report in {out / 'demo.json'}, "
-          f"area in {out / 'synth'}")
-    return 0 if ok else EXIT_MISMATCH
+        _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
+                                   **_synth_files(GENERATED_FILES, "synth")})
+        report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
+    return 0 if report["passed"] else EXIT_MISMATCH
 
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
+    from ftaccel.files import read_npy
     from ftaccel.golden.datasets import DataError
     from ftaccel.golden.network import ModelError
     from ftaccel.golden.onnx_import import OnnxMissing
@@ -522,7 +473,7 @@ def cmd_infer(args) -> int:
 
     cfg = _config(args)
     try:
-        bmap = _load_matrix(args.bypass_map, "bypass map", 2) if args.bypass_map else None
+        bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
         units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
                              afd_mode=args.afd_mode, bypass_map=bmap,
                              temporal_batch=args.temporal_batch)
@@ -539,42 +490,64 @@ def cmd_infer(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rtlgen",
-        description="Generate, verify and measure fault-tolerant systolic-array accelerators.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="rtlgen",
+               description="Generate, verify and measure fault-tolerant systolic-array "
+                           "accelerators.",
+               epilog="Exit codes: 0 success, 1 mismatch, 2 bad input (nothing written), "
+                      "3 tool missing or failed, 4 checksum alarm with --fail-on-alarm.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write Verilog and config.json")
+    g = sub.add_parser("generate", help="write Verilog, RTLIL and config.json")
     _add_config_options(g)
-    g.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    g.add_argument("-o", "--output", type=_path, required=True, help="output folder")
     g.set_defaults(func=cmd_generate)
 
     m = sub.add_parser("matmul", help="compute C = A @ B by simulating the generated RTL")
     _add_config_options(m)
-    m.add_argument("--a", type=Path, required=True, help="A.npy: M×K activations")
-    m.add_argument("--b", type=Path, required=True, help="B.npy: K×N weights")
-    m.add_argument("-o", "--output", type=Path, required=True, help="C.npy (int64 accumulators)")
-    m.add_argument("--bias", type=Path, help="bias.npy: N values added in the output stage")
+    m.add_argument("--a", type=_path, required=True, help="A.npy: M×K activations")
+    m.add_argument("--b", type=_path, required=True, help="B.npy: K×N weights")
+    m.add_argument("-o", "--output", type=_path, required=True,
+                   help="C.npy (int64 accumulators)")
+    m.add_argument("--bias", type=_path, help="bias.npy: N values added in the output stage")
     m.add_argument("--relu", action="store_true", help="ReLU in the output stage")
-    m.add_argument("--shift", type=int, default=0, help="requantisation right shift")
-    m.add_argument("--q", type=Path, help="also save the requantised outputs here")
+    m.add_argument("--shift", type=_integer, default=0, help="requantisation right shift")
+    m.add_argument("--q", type=_path, help="also save the requantised outputs here")
+    m.add_argument("--json", type=_path,
+                   help="write the machine-readable result here: cycles, checksum alarms per "
+                        "result row and column, golden-model mismatches")
     m.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator (default $SIM or icarus)")
     m.add_argument("--check", action="store_true",
-                   help="compare with the golden model; exit 1 on a mismatch")
+                   help="exit 1 if the RTL differs from the golden model")
+    m.add_argument("--fail-on-alarm", action="store_true",
+                   help="exit 4 if a checksum raised its alarm (outputs are still written)")
     m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
-    m.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    m.add_argument("--bypass-map", type=_path,
+                   help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
     m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
     m.add_argument("--lcu-pairs", help="LCU: column pairs to correct in every row, e.g. 1:4,3:5")
-    m.add_argument("--corrected", type=Path,
+    m.add_argument("--corrected", type=_path,
                    help="LCU: write the corrected result (read back from the buffer) here")
-    m.add_argument("--temporal-batch", type=int,
+    m.add_argument("--temporal-batch", type=_integer,
                    help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    m.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
-    m.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
-    m.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
-    m.add_argument("--pack-group", type=int,
+    m.add_argument("--checksum-threshold", type=_integer,
+                   help="spatial checker threshold: a vector fails when |syndrome| exceeds it "
+                        "(default 0, exact)")
+    m.add_argument("--temporal-threshold", type=_integer,
+                   help="temporal checker threshold (default 0, exact)")
+    m.add_argument("--bias-error",
+                   help="flip bit BIT of the bias word of column COL on its way into the "
+                        "array: COL,BIT (the stored word, every row) or COL,BIT,ROW (one "
+                        "row); WS with a checksum (Table 6.1's bias row)")
+    m.add_argument("--afd-shift", type=_integer, help="AFD threshold γ = 2**shift (default 1)")
+    m.add_argument("--afd-gates", type=_integer, help="AFD gates: 1 (Eq. 8.1, default) or 2")
+    m.add_argument("--afd-mode", choices=["drop", "clip"], help="AFD action (default drop)")
+    m.add_argument("--afd-off", action="store_true",
+                   help="switch anomaly suppression off at run time")
+    m.add_argument("--median-off", action="store_true",
+                   help="switch the median filter off at run time")
+    m.add_argument("--pack-group", type=_integer,
                    help="with --flow: pack B in groups of this size (default --flow-group; "
                         "smaller groups use a subset of the multiplexer inputs)")
     m.add_argument("--prune", action="store_true",
@@ -584,25 +557,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
     _add_config_options(v)
-    v.add_argument("--seed", type=int, default=1)
-    v.add_argument("--count", type=int, default=5)
+    v.add_argument("--seed", type=_integer, default=1)
+    v.add_argument("--count", type=_integer, default=5)
     v.add_argument("--sim", choices=["icarus", "verilator"])
+    v.add_argument("--json", type=_path, help="write every case and the verdict here")
     v.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("synth", help="synthesise with Yosys and report area")
     _add_config_options(s)
-    s.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    s.add_argument("--liberty", type=Path, help="cell library (default: OSU 0.18 µm if installed)")
+    s.add_argument("-o", "--output", type=_path, required=True, help="output folder")
+    s.add_argument("--liberty", type=_path,
+                   help="cell library (default: OSU 0.18 µm if installed)")
     s.add_argument("--flat", action="store_true", help="flatten before synthesis")
-    s.add_argument("--timeout", type=float, default=600, help="Yosys time limit in seconds")
+    s.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     s.set_defaults(func=cmd_synth)
 
-    d = sub.add_parser("demo", help="generate, verify, inject faults and synthesise an 8×8 array")
+    d = sub.add_parser("demo", help="generate, verify, inject faults and synthesise (default: "
+                                    "a protected 8×8 array)")
     _add_config_options(d)
-    d.add_argument("-o", "--output", type=Path, default=Path("demo_out"))
-    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("-o", "--output", type=_path, default=Path("demo_out"))
+    d.add_argument("--seed", type=_integer, default=1)
     d.add_argument("--sim", choices=["icarus", "verilator"])
-    d.add_argument("--timeout", type=float, default=600, help="Yosys time limit in seconds")
+    d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     d.set_defaults(func=cmd_demo)
 
     n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
@@ -614,49 +590,69 @@ def build_parser() -> argparse.ArgumentParser:
                                   "IDX files) or digits (default: the digits test split)")
     n.add_argument("--calib", help="calibration images for an ONNX or float model (same "
                                    "formats as --data; default: the --data images)")
-    n.add_argument("--images", type=int, help="use only the first N images")
+    n.add_argument("--images", type=_integer, help="use only the first N images")
     n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
     n.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --engine rtl (default $SIM or icarus)")
-    n.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
-    n.add_argument("--temporal-batch", type=int,
+    n.add_argument("--bypass-map", type=_path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    n.add_argument("--temporal-batch", type=_integer,
                    help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    n.add_argument("--afd-shift", type=int, default=1, help="AFD threshold γ = 2**shift")
-    n.add_argument("--afd-gates", type=int, default=1, help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
+    n.add_argument("--afd-shift", type=_integer, default=1, help="AFD threshold γ = 2**shift")
+    n.add_argument("--afd-gates", type=_integer, default=1,
+                   help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
     n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
-    n.add_argument("-o", "--output", type=Path, required=True,
+    n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ftaccel.golden.array import AccumulatorOverflow
+def _one_line(text: str, limit: int = 400) -> str:
+    """The first line of ``text``, every non-printable character escaped, cut to ``limit``."""
+    line = (str(text).strip().splitlines() or [""])[0]
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _tool_errors() -> tuple[type[BaseException], ...]:
+    from ftaccel.rtl_gen.emit import VerilogToolError
+    from ftaccel.synth.yosys import YosysError
     from ftaccel.tb.runner import SimulationFailed, SimulatorNotFound
 
-    try:
-        from ftaccel.synth.yosys import YosysError
-    except ImportError:  # pragma: no cover - synth always ships with the package
-        YosysError = RuntimeError  # noqa: N806
+    return SimulatorNotFound, SimulationFailed, YosysError, VerilogToolError
 
-    args = build_parser().parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``rtlgen`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    from ftaccel.files import FileProblem
+
+    def fail(message: str, code: int) -> int:
+        print(f"rtlgen: error: {_one_line(message)}", file=sys.stderr)
+        return code
+
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     except CLIError as exc:
-        print(f"rtlgen: error: {exc}", file=sys.stderr)
-        return exc.code
-    except (ConfigError, AccumulatorOverflow) as exc:
-        print(f"rtlgen: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except (SimulatorNotFound, SimulationFailed, YosysError) as exc:
-        print(f"rtlgen: error: {exc}", file=sys.stderr)
-        return EXIT_TOOL
+        return fail(str(exc), exc.code)
+    except (ConfigError, FileProblem) as exc:
+        return fail(str(exc), EXIT_INPUT)
+    except _tool_errors() as exc:
+        return fail(str(exc), EXIT_TOOL)
     except OSError as exc:
-        print(f"rtlgen: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return EXIT_INPUT
+        return fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_INPUT)
+    except MemoryError:
+        return fail("out of memory: the operands or the design are too large", EXIT_INPUT)
     except KeyboardInterrupt:
         print("rtlgen: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, not a traceback
+        if os.environ.get("RTLGEN_TRACEBACK"):
+            raise
+        return fail(f"internal error ({type(exc).__name__}: {exc}); please report it "
+                    "(RTLGEN_TRACEBACK=1 shows the traceback)", EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

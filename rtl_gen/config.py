@@ -17,12 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ConfigError",
+    "shown",
     "CHECKSUM_MODES",
     "TEMPORAL_MODES",
     "MEDIAN_VARIANTS",
@@ -83,8 +86,33 @@ MAX_K = 1 << 24
 MAX_DIM = 256
 
 
+#: Longest value text a :class:`ConfigError` shows (the ``repr``, cut with ``...``).
+SHOWN_CHARS = 60
+#: Largest configuration file read (bytes); a real one is well under a kilobyte.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for a one-line message: cut to ``limit`` characters, every character
+    that is not printable escaped (so a newline or a terminal escape never reaches the
+    terminal raw), and an integer too long to print (Python refuses beyond 4,300 digits)
+    given by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        text = f"<{'negative ' if value < 0 else ''}integer of {value.bit_length()} bits>"
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - too deep, or a broken __repr__: name the type
+            text = f"<{type(value).__name__}>"
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class ConfigError(ValueError):
     """An invalid configuration value or operand: the project's one error type for bad input.
+
+    The message is one line, ``invalid <field> = <value>: <valid>``, the value shown with
+    :func:`shown` (its ``repr``, cut to :data:`SHOWN_CHARS` characters).
 
     Parameters
     ----------
@@ -100,8 +128,7 @@ class ConfigError(ValueError):
         self.field = field
         self.value = value
         self.valid = valid
-        shown = value if isinstance(value, str) and len(value) > 60 else repr(value)
-        super().__init__(f"invalid {field} = {shown}: {valid}")
+        super().__init__(f"invalid {field} = {shown(value)}: {valid}")
 
 
 def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
@@ -116,12 +143,25 @@ def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A genuine Python ``int``: not a bool, a float, a numpy scalar or an int subclass."""
+    return type(value) is int
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if not _is_int(value) or not lo <= value <= hi:
         raise ConfigError(name, value, f"an integer from {lo} to {hi}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if type(value) is not bool:
+        raise ConfigError(name, value, "true or false")
+
+
+def _check_choice(name: str, value: Any, choices: tuple, valid: str | None = None) -> None:
+    # `value in choices` alone would accept 3.0, np.int64(3) or 3+0j for 3, and a str
+    # subclass; the type must match the choice's exactly.
+    if not any(type(value) is type(c) and value == c for c in choices):
+        raise ConfigError(name, value, valid or f"one of {', '.join(map(str, choices))}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +219,10 @@ class AcceleratorConfig:
         2 … 256 (``"twodim"``: 4, 16, 64 or 256, split √g × √g); 1 with ``flow = "none"``.
         The flow-controlling array is its own top (:mod:`rtl_gen.flow`): the reliability
         units of the composed top are not built into it.
+    lcu_mask : int or None
+        The bits the LCU keeps when it ANDs a pair (SPEC §5; 1 = keep), ``a_width`` bits;
+        ``None`` is the seed's mask, every bit but ``a_width − 2``
+        (:func:`golden.lcu.default_mask`).  A constant of the hardware, not a port.
 
     Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -205,12 +249,12 @@ class AcceleratorConfig:
     lcu_max_pairs: int = 16
     flow: str = "none"
     flow_group: int = 1
+    lcu_mask: int | None = None
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_DIM)
         _check_int("cols", self.cols, 1, MAX_DIM)
-        if self.dataflow not in DATAFLOWS:
-            raise ConfigError("dataflow", self.dataflow, f"one of {', '.join(DATAFLOWS)}")
+        _check_choice("dataflow", self.dataflow, DATAFLOWS)
         _check_int("a_width", self.a_width, 2, 16)
         _check_int("w_width", self.w_width, 2, 16)
         _check_int("max_k", self.max_k, 1, MAX_K)
@@ -218,15 +262,10 @@ class AcceleratorConfig:
             lo = self.a_width + self.w_width
             _check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
         for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, getattr(self, name), "true or false")
-        if self.median not in (0, 3, 5) or isinstance(self.median, bool):
-            raise ConfigError("median", self.median, "0 (off), 3 or 5 (window size)")
-        if self.median_variant not in MEDIAN_VARIANTS:
-            raise ConfigError("median_variant", self.median_variant,
-                              f"one of {', '.join(MEDIAN_VARIANTS)}")
-        if self.checksum not in CHECKSUM_MODES:
-            raise ConfigError("checksum", self.checksum, f"one of {', '.join(CHECKSUM_MODES)}")
+            _check_bool(name, getattr(self, name))
+        _check_choice("median", self.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
+        _check_choice("median_variant", self.median_variant, MEDIAN_VARIANTS)
+        _check_choice("checksum", self.checksum, CHECKSUM_MODES)
         if self.checksum != "none" and self.dataflow != "ws":
             raise ConfigError("checksum", self.checksum,
                               "'none' unless dataflow is 'ws' (the sanity column is a neuron "
@@ -236,10 +275,12 @@ class AcceleratorConfig:
         if self.lcu and not self.output_stage:
             raise ConfigError("lcu", self.lcu, "false without the output stage (the LCU "
                               "corrects requantised activations)")
+        if self.lcu_mask is not None:
+            _check_int("lcu_mask", self.lcu_mask, 0, (1 << self.a_width) - 1)
+            if not self.lcu:
+                raise ConfigError("lcu_mask", self.lcu_mask, "null without the LCU (lcu)")
         _check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
-        if self.temporal_mode not in TEMPORAL_MODES:
-            raise ConfigError("temporal_mode", self.temporal_mode,
-                              f"one of {', '.join(TEMPORAL_MODES)}")
+        _check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         if self.temporal and self.acc_bits < self.stream_width + self.w_width:
             raise ConfigError("acc_width", self.acc_width,
                               f"at least {self.stream_width + self.w_width} bits: the exact "
@@ -254,8 +295,7 @@ class AcceleratorConfig:
         self._check_flow()
 
     def _check_flow(self) -> None:
-        if self.flow not in FLOW_MODES:
-            raise ConfigError("flow", self.flow, f"one of {', '.join(FLOW_MODES)}")
+        _check_choice("flow", self.flow, FLOW_MODES)
         if self.flow == "none":
             if self.flow_group != 1 or not _is_int(self.flow_group):
                 raise ConfigError("flow_group", self.flow_group, "1 when flow is 'none'")
@@ -346,6 +386,8 @@ class AcceleratorConfig:
             s += f"_lcu{self.lcu_depth}x{self.lcu_max_pairs}"
         if self.flow != "none":
             s += f"_flow{self.flow[:2]}{self.flow_group}"
+        if self.lcu_mask is not None:
+            s += f"m{self.lcu_mask:x}"
         return s
 
     @property
@@ -384,20 +426,48 @@ class AcceleratorConfig:
 
     @classmethod
     def from_json(cls, text: str) -> AcceleratorConfig:
+        """Parse a JSON object of configuration fields; anything else is a ConfigError."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError("configuration", f"not JSON ({exc.msg}, line {exc.lineno})",
                               "a JSON object of configuration fields") from None
+        except RecursionError:
+            raise ConfigError("configuration", "nested too deeply",
+                              "a JSON object of configuration fields") from None
+        except ValueError as exc:  # Python refuses integers of more than 4,300 digits
+            what = ("an integer too long to read" if "digits" in str(exc)
+                    else f"not usable JSON ({exc})")
+            raise ConfigError("configuration", what,
+                              "a JSON object of configuration fields") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> AcceleratorConfig:
-        p = Path(path)
+        """Read a configuration file: a regular UTF-8 file of at most 1 MB holding JSON."""
+        p = os.fspath(path)
         try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError("config file", str(p), f"a readable file ({exc.strerror})") from None
+            # Non-blocking, and checked before reading: a FIFO or a device never hangs it.
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError("config file", p, f"a readable file ({reason})") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError("config file", p, "a regular file (not a folder, device or "
+                                  "pipe)")
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                raw = fh.read(MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError("config file", p, f"at most {MAX_CONFIG_BYTES:,} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError("config file", p, f"UTF-8 text (byte {exc.start} is not)") \
+                from None
         return cls.from_json(text)
 
     def replace(self, **changes: Any) -> AcceleratorConfig:

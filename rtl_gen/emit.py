@@ -3,24 +3,48 @@
 The same component and configuration always give byte-identical Verilog: Amaranth is called
 with ``emit_src=False`` (no source paths), and the header carries no date, only the generator
 version and the configuration as JSON, so that a Verilog file says where it came from.
-Files are written atomically (temporary file, then rename): a failure never leaves a
-half-written file behind.
+Files are written through :mod:`ftaccel.files` (an unpredictable temporary file, then a
+rename onto a regular file or a new name): a failure never leaves a half-written file behind,
+and a link or device at the target is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from amaranth.back import rtlil, verilog
 
-from .. import __version__
+from .. import __version__, files
 
 GENERATOR = f"ftaccel rtlgen {__version__}"
 
-__all__ = ["GENERATOR", "header", "module_text", "to_verilog", "write_verilog",
-           "write_text_atomic", "design_texts"]
+__all__ = ["GENERATOR", "VerilogToolError", "header", "module_text", "to_verilog",
+           "write_verilog", "write_text_atomic", "design_texts"]
+
+
+class VerilogToolError(RuntimeError):
+    """The Yosys that Amaranth needs to write Verilog is missing, too old or failed.
+
+    Amaranth tries the ``yosys`` on ``PATH`` (or ``$YOSYS``) before its built-in one unless
+    ``AMARANTH_USE_YOSYS`` says otherwise; a broken or old system Yosys stops it there.
+    """
+
+
+@contextmanager
+def _amaranth_yosys():
+    try:
+        yield
+    except verilog.YosysError as exc:
+        tool = os.environ.get("YOSYS", "yosys")
+        detail = (str(exc).strip().splitlines() or [f"{tool} failed without a message"])[0]
+        hint = ("; unset YOSYS / AMARANTH_USE_YOSYS or set AMARANTH_USE_YOSYS=builtin to use "
+                "the amaranth-yosys package")
+        raise VerilogToolError(f"Amaranth cannot write Verilog: Yosys is unusable "
+                               f"({detail[:160]}){hint}") from None
 
 
 def header(config: dict[str, Any], unit: str) -> str:
@@ -33,7 +57,8 @@ def header(config: dict[str, Any], unit: str) -> str:
 
 def module_text(component, name: str) -> str:
     """Verilog of ``component`` as module ``name`` (and its submodules), no header."""
-    return verilog.convert(component, name=name, emit_src=False)
+    with _amaranth_yosys():
+        return verilog.convert(component, name=name, emit_src=False)
 
 
 def design_texts(parts: list[tuple[Any, str]]) -> tuple[str, str]:
@@ -46,7 +71,8 @@ def design_texts(parts: list[tuple[Any, str]]) -> tuple[str, str]:
         from amaranth.back.verilog import _convert_rtlil_text
     except ImportError:  # pragma: no cover - a future Amaranth: elaborate again instead
         return il, "".join(module_text(c, n) for c, n in parts)
-    return il, _convert_rtlil_text(il, strip_internal_attrs=False)
+    with _amaranth_yosys():
+        return il, _convert_rtlil_text(il, strip_internal_attrs=False)
 
 
 def to_verilog(component, name: str, config: dict[str, Any]) -> str:
@@ -55,13 +81,9 @@ def to_verilog(component, name: str, config: dict[str, Any]) -> str:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    """Write ``text`` to ``path`` safely: :func:`ftaccel.files.write_text` (a fresh,
+    exclusively created temporary file, renamed only onto a regular file or a new name)."""
+    return files.write_text(path, text)
 
 
 def write_verilog(component, name: str, config: dict[str, Any], path: Path) -> Path:

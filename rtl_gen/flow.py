@@ -54,8 +54,8 @@ from .array import delay
 from .config import AcceleratorConfig, ConfigError, flow_lanes
 from .output_stage import SHIFT_WIDTH, OutputStage
 
-__all__ = ["FlowPE", "FlowArray", "FlowAccelerator", "flow_pe_name", "flow_design_texts",
-           "generate_flow", "FLOW_TOP_NAME", "ext_bits", "mux_tree"]
+__all__ = ["FLOW_GENERATED_FILES", "FlowPE", "FlowArray", "FlowAccelerator", "flow_pe_name",
+           "flow_design_texts", "generate_flow", "FLOW_TOP_NAME", "ext_bits", "mux_tree"]
 
 FLOW_TOP_NAME = "flow_accelerator"
 
@@ -324,6 +324,10 @@ class FlowGenerated:
     config_json: Path
     top: str
     pe_module: str
+
+
+#: The files :func:`generate_flow` writes into its folder.
+FLOW_GENERATED_FILES = (f"{FLOW_TOP_NAME}.il", f"{FLOW_TOP_NAME}.v", "config.json")
 
 
 def generate_flow(cfg: AcceleratorConfig, out_dir: str | Path) -> FlowGenerated:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 
+import numpy as np
 import pytest
 
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError, derived_acc_width
+from ftaccel.rtl_gen.config import (
+    MAX_CONFIG_BYTES,
+    SHOWN_CHARS,
+    AcceleratorConfig,
+    ConfigError,
+    derived_acc_width,
+    shown,
+)
 
 
 @pytest.mark.parametrize("field,value", [
@@ -64,3 +73,85 @@ def test_config_is_frozen():
     cfg = AcceleratorConfig()
     with pytest.raises(AttributeError):
         cfg.rows = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("median", 3.0), ("median", np.int64(3)), ("median", 3 + 0j), ("median", True),
+    ("rows", np.int64(4)), ("rows", 4.0), ("cols", 2 + 0j), ("a_width", np.int8(8)),
+    ("acc_width", 30.0), ("fault_hooks", np.bool_(True)), ("bypass", 1),
+    ("dataflow", np.str_("ws")), ("checksum", b"both"), ("temporal_batch_bits", "4"),
+    ("lcu_mask", 3.0),
+])
+def test_only_genuine_ints_bools_and_strings(field, value):
+    extra = {"lcu": True} if field == "lcu_mask" else {}
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(**{field: value}, **extra)
+    assert info.value.field == field  # named as given, not a derived field at elaboration
+
+
+def test_error_values_are_repr_escaped_and_cut():
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(dataflow="ws\n\x1b[31mred")
+    msg = str(info.value)
+    assert "\n" not in msg and "\x1b" not in msg
+    assert "'ws\\n\\x1b[31mred'" in msg
+    long = "x" * 500
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(dataflow=long)
+    shown_value = str(info.value).split(" = ", 1)[1].split(": one of")[0]
+    assert shown_value.startswith("'xxx") and shown_value.endswith("...")
+    assert len(shown_value) == SHOWN_CHARS
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(rows=10 ** 5000)
+    assert "integer of 16610 bits" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_shown_survives_unprintable_values():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert shown(deep).startswith("<list") or shown(deep).startswith("[[")
+    assert shown(-(10 ** 400)) == "<negative integer of 1329 bits>"
+    assert shown("a\tb") == "'a\\tb'"
+
+
+@pytest.mark.parametrize("content,message", [
+    (b'{"rows": ' + b"1" * 5000 + b"}", "integer too long"),
+    (b"[" * 100_000, "nested too deeply"),
+    (b'{"rows": 4, "dataflow": "\xff"}', "UTF-8"),
+    (b"", "not JSON"),
+    (b'{"rows": 4,}', "not JSON"),
+    (b'{"median": 3.0}', "invalid median = 3.0"),
+    (b'{"rows": NaN}', "invalid rows = nan"),
+    (b'"ws"', "JSON object"),
+])
+def test_bad_config_files_are_config_errors(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        AcceleratorConfig.load(path)
+
+
+def test_config_file_must_be_a_small_regular_file(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in ("/dev/null", tmp_path, fifo):  # a FIFO must not block waiting for a writer
+        with pytest.raises(ConfigError, match="regular file"):
+            AcceleratorConfig.load(path)
+    with pytest.raises(ConfigError, match="readable file"):
+        AcceleratorConfig.load(tmp_path / "missing.json")
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (MAX_CONFIG_BYTES + 1) + b"{}")
+    with pytest.raises(ConfigError, match="at most"):
+        AcceleratorConfig.load(big)
+
+
+def test_lcu_mask_field():
+    cfg = AcceleratorConfig(lcu=True, lcu_mask=0x3F)
+    assert AcceleratorConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.name().endswith("_lcu64x16m3f")
+    assert AcceleratorConfig(lcu=True).lcu_mask is None
+    with pytest.raises(ConfigError, match="lcu_mask"):
+        AcceleratorConfig(lcu=True, lcu_mask=256)
+    with pytest.raises(ConfigError, match="without the LCU"):
+        AcceleratorConfig(lcu_mask=3)

@@ -1,0 +1,221 @@
+"""``rtlgen demo``: generate, verify, inject faults, bypass and synthesise one configuration.
+
+The demo uses every room (rtl_gen, golden, tb, synth), so it lives in the root package beside
+the CLI that dispatches to it.  Everything it does follows from the configuration it is
+given (by default :data:`DEMO_DEFAULTS`, an 8×8 int8 WS array with both checksums, PE bypass,
+anomaly suppression and fault hooks; any configuration option overrides it):
+
+1. generate the Verilog into ``<out>/rtl``;
+2. verify three products (one full tile; M, K and N over the array size so that every tile
+   kind occurs; a partial tile) on the RTL against the golden cycle model, port by port and
+   cycle by cycle, and against ``A @ B`` by numpy; operand ranges are the configuration's
+   (narrowed only if the accumulator could not hold the worst case);
+3. inject faults through the RTL fault hooks, one simulation each, chosen from the
+   configuration (a stuck weight bit, a stuck partial-sum bit, a transient activation flip, a
+   transient partial-sum flip timed to hit one result); each entry of the report is such a run
+   and says whether the RTL equalled the golden fault model, how many outputs changed and what
+   each checksum said; with PE bypass, a stuck PE is then bypassed and the product compared
+   with the golden pruned product (reported apart, ``bypass``);
+4. synthesise the same design *without* fault hooks (they are verification infrastructure,
+   not product area) and print the headline areas beside the seeds.
+
+The terminal gets a summary of a few dozen lines; ``<out>/demo.json`` holds everything and
+``<out>/synth/area.md`` / ``area.json`` / ``area.png`` the full area report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ftaccel import files
+from ftaccel.golden.array import input_stages
+from ftaccel.golden.bypass import pruned_matmul
+from ftaccel.golden.campaign import classify, output_error_faults
+from ftaccel.golden.faults import Fault
+from ftaccel.rtl_gen.accelerator import generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.product import prepare, run_product
+from ftaccel.tb.regression import plain_options
+
+__all__ = ["DEMO_DEFAULTS", "demo_shapes", "demo_faults", "operand_limits", "run_demo"]
+
+#: The demo's configuration unless options say otherwise.
+DEMO_DEFAULTS: dict[str, Any] = {"rows": 8, "cols": 8, "fault_hooks": True, "bypass": True,
+                                 "afd": True, "checksum": "both"}
+
+
+def demo_shapes(cfg: AcceleratorConfig) -> list[tuple[int, int, int]]:
+    """``(M, K, N)`` of the verification products: one full tile, every tile kind, a part."""
+    R, C = cfg.rows, cfg.cols
+    return [(R, R, C), (R + 3, 2 * R + 3, C + 3), (max(1, R // 2), max(1, R - 1),
+                                                    max(1, C - 1))]
+
+
+def operand_limits(cfg: AcceleratorConfig, K: int) -> tuple[int, int]:
+    """Largest magnitudes ``(a, w)`` for random operands: the format's, halved (alternately)
+    until ``K`` products of the extremes fit the accumulator."""
+    a, w = 1 << (cfg.a_width - 1), 1 << (cfg.w_width - 1)
+    limit = (1 << (cfg.acc_bits - 1)) - 1
+    while K * a * w > limit and (a > 1 or w > 1):
+        if a >= w:
+            a = max(1, a // 2)
+        else:
+            w = max(1, w // 2)
+    return a, w
+
+
+def _operands(cfg: AcceleratorConfig, rng: np.random.Generator, M: int, K: int, N: int):
+    a, w = operand_limits(cfg, K)
+    return rng.integers(-a, a, (M, K)), rng.integers(-w, w, (K, N))
+
+
+def _shift(cfg: AcceleratorConfig, K: int) -> int:
+    """A requantisation shift that maps typical sums of K products back near ``a_width``."""
+    return max(0, min(cfg.acc_bits, (cfg.a_width + cfg.w_width - 2
+                                     + max(0, K - 1).bit_length()) // 2))
+
+
+def demo_faults(cfg: AcceleratorConfig, M: int, K: int, N: int) -> list[Fault]:
+    """Faults for an ``M×K @ K×N`` product, every one inside the array, its registers and the
+    run: a stuck weight MSB, a stuck partial-sum bit, a transient activation flip while the
+    stream passes, and (WS/IS) a transient partial-sum flip timed to corrupt one result."""
+    R, C = cfg.rows, cfg.cols
+    program = prepare(cfg, np.zeros((M, K), np.int64), np.zeros((K, N), np.int64),
+                      plain_options(cfg))
+    psum_bit = min(cfg.acc_bits - 2, cfg.a_width + cfg.w_width - 4)
+    faults = [Fault(0, 0, "weight", cfg.w_width - 1, "sa1"),
+              Fault(R - 1, C - 1, "psum", psum_bit, "sa0")]
+    if "in_valid" in program.inputs:
+        start = int(np.flatnonzero(program.inputs["in_valid"])[0])
+    else:  # OS: the stream starts with the program (after the bypass map, if any)
+        start = int(cfg.rows if cfg.bypass else 0)
+    r, c = R // 2, C // 2
+    cycle = start + input_stages(cfg) + r + c + 1 + M // 2
+    faults.append(Fault(r, c, "act", cfg.a_width - 2, "flip", min(cycle, program.cycles - 1)))
+    if cfg.dataflow != "os":
+        m, n = M // 2, min(N - 1, C // 2)
+        pos = [(int(program.out_cycle[m, n]), int(program.out_lane[m, n]))]
+        faults.extend(output_error_faults(cfg, pos, [min(cfg.acc_bits - 2, cfg.a_width)]))
+    return faults
+
+
+def _fault_text(f: Fault) -> str:
+    what = {"sa0": "stuck at 0", "sa1": "stuck at 1"}.get(f.mode, f"flipped in cycle {f.cycle}")
+    return f"PE ({f.row},{f.col}) {f.register} bit {f.bit} {what}"
+
+
+def _alarm_text(alarms: dict) -> str:
+    parts = [f"{name} {'ALARM' if alarms[name]['alarm'] else 'quiet'}"
+             for name in ("spatial", "temporal") if name in alarms]
+    return ", ".join(parts) if parts else "no checksum"
+
+
+def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | None = None,
+             timeout: float = 600, say: Callable[[str], None] = print) -> dict:
+    """Run the demo on ``cfg`` into folder ``out`` (which the caller has claimed); return the
+    report also written to ``out/demo.json``.  ``report["passed"]`` is the verdict."""
+    from ftaccel.synth.flow import synthesize
+    from ftaccel.synth.summary import headline
+    from ftaccel.tb.runner import default_sim
+
+    out = Path(out)
+    sim = sim or default_sim()
+    rng = np.random.default_rng(seed)
+    t_start = time.perf_counter()
+    if not cfg.fault_hooks:
+        cfg = cfg.replace(fault_hooks=True)
+        say("note: fault hooks added for the injections (synthesis leaves them out)")
+    report: dict[str, Any] = {"config": cfg.to_dict(), "config_name": cfg.name(),
+                              "simulator": sim, "seed": seed}
+    say(f"demo of {cfg.name()} on {sim}, seed {seed}, into {out}/")
+
+    gen = generate(cfg, out / "rtl")
+    report["verilog"] = str(gen.verilog)
+    say(f"[1/4] generated {gen.verilog} ({gen.verilog.stat().st_size // 1024} kB)")
+
+    cases = []
+    for M, K, N in demo_shapes(cfg):
+        A, B = _operands(cfg, rng, M, K, N)
+        opts = plain_options(cfg, relu=cfg.output_stage, shift=_shift(cfg, K)
+                             if cfg.output_stage else 0)
+        res = run_product(cfg, A, B, opts, sim=sim)
+        ok = res.passed and np.array_equal(res.run.acc, A @ B)
+        cases.append({"shape": [M, K, N], "cycles": int(res.run.program.cycles),
+                      "rtl_equals_golden": res.passed, "equals_numpy": bool(
+                          np.array_equal(res.run.acc, A @ B)), "pass": bool(ok),
+                      "seconds": round(res.seconds, 2)})
+    report["verify"] = cases
+    say(f"[2/4] verified {sum(c['pass'] for c in cases)} of {len(cases)} products: RTL = "
+        "golden cycle model on every port and cycle, and = numpy A @ B")
+    for c in cases:
+        M, K, N = c["shape"]
+        say(f"      {M}×{K} @ {K}×{N}: {c['cycles']} cycles, {'pass' if c['pass'] else 'FAIL'}"
+            f" ({c['seconds']} s)")
+
+    M, K, N = cfg.rows, cfg.rows, cfg.cols
+    A, B = _operands(cfg, rng, M, K, N)
+    injected = []
+    faults = demo_faults(cfg, M, K, N)
+    say(f"[3/4] injected {len(faults)} faults into the RTL, one run each, beside the golden "
+        "fault model:")
+    for fault in faults:
+        res = run_product(cfg, A, B, plain_options(cfg, fault=fault), sim=sim)
+        changed = int(res.fault_effect)
+        alarm = bool(res.alarms.get("alarm", False))
+        outcome = classify(changed, alarm)
+        entry = {"fault": vars(fault).copy(), "rtl_equals_golden": res.passed,
+                 "outputs_changed": changed, "outputs": M * N, "outcome": outcome,
+                 "checksums": res.alarms}
+        injected.append(entry)
+        say(f"      {_fault_text(fault)}: {changed}/{M * N} outputs changed, "
+            f"{_alarm_text(res.alarms)} -> {outcome}; RTL {'=' if res.passed else '!='} golden")
+    report["faults"] = injected
+
+    if cfg.bypass:
+        # A permanent fault in one PE, then the same product with that PE bypassed: the result
+        # must equal the golden pruned product (the PE's contribution removed).  The sign bit
+        # of the value pinned there is forced to its opposite, so the fault always matters.
+        r, c = cfg.rows - 1, min(3, cfg.cols - 1)
+        pinned = B[r, c] if cfg.dataflow == "ws" else 0  # WS pins B[r, c] in PE (r, c)
+        fault = Fault(r, c, "weight", cfg.w_width - 1, "sa0" if pinned < 0 else "sa1")
+        bmap = np.zeros((cfg.rows, cfg.cols), dtype=bool)
+        bmap[fault.row, fault.col] = True
+        broken = run_product(cfg, A, B, plain_options(cfg, fault=fault), sim=sim)
+        fixed = run_product(cfg, A, B, plain_options(cfg, fault=fault, bypass_map=bmap),
+                            sim=sim)
+        pruned = pruned_matmul(cfg.dataflow, A, B, bmap)
+        ok_bp = bool(np.array_equal(fixed.run.acc, pruned) and fixed.passed)
+        report["bypass"] = {"fault": vars(fault).copy(), "outputs_changed": broken.fault_effect,
+                            "bypassed_equals_pruned": ok_bp,
+                            "rtl_equals_golden": broken.passed and fixed.passed}
+        say(f"      then {_fault_text(fault)}: {broken.fault_effect}/{M * N} outputs wrong; with "
+            f"the PE bypassed the product {'equals' if ok_bp else 'DIFFERS from'} the golden "
+            "pruned product")
+
+    product = cfg.replace(fault_hooks=False)
+    gen_p = generate(product, out / "synth" / "rtl")
+    t0 = time.perf_counter()
+    area = synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=timeout)
+    say(f"[4/4] synthesised {product.name()} (no fault hooks) with Yosys in "
+        f"{time.perf_counter() - t0:.0f} s:")
+    for line in headline(area):
+        say("      " + line)
+    report["area"] = {"totals": area.get("totals"), "files": area.get("files"),
+                      "beside_the_seeds": area.get("beside_the_seeds")}
+
+    report["passed"] = bool(all(c["pass"] for c in cases)
+                            and all(f["rtl_equals_golden"] for f in injected)
+                            and report.get("bypass", {}).get("bypassed_equals_pruned", True)
+                            and report.get("bypass", {}).get("rtl_equals_golden", True))
+    report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+    files.write_json(out / "demo.json", report)
+    synth_dir = out / "synth"
+    say(f"demo {'passed' if report['passed'] else 'FAILED'} in {report['elapsed_s']:.0f} s. "
+        f"Full reports: {out / 'demo.json'}; area tables {synth_dir / 'area.md'}, "
+        f"{synth_dir / 'area.json'}, {synth_dir / 'area.png'}")
+    return report

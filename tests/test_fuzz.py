@@ -1,0 +1,275 @@
+"""Fuzzing the tool's edges: a few hundred generated bad inputs, and random valid configs.
+
+* :func:`test_bad_inputs_fail_cleanly` throws seeded, generated bad configuration files and
+  bad command lines (one defect each, on otherwise valid calls of every command) at
+  ``main([...])`` and asserts for each: exit 2 or 3, exactly one line on stderr, no
+  traceback, and the working folder unchanged (nothing written, nothing left behind).
+* :func:`test_random_valid_configs_round_trip_and_elaborate`: random valid small
+  configurations survive JSON (string and file) unchanged and elaborate to RTLIL.
+
+Plain seeded numpy generation (no hypothesis): the ``rng`` fixture prints the seed, and
+``SEED=<n>`` replays another stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+from amaranth.back import rtlil
+
+from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator
+from ftaccel.rtl_gen.cli import main
+from ftaccel.rtl_gen.config import AcceleratorConfig
+
+# -- bad configuration files ------------------------------------------------------------------
+_RANGES = {"rows": (1, 256), "cols": (1, 256), "a_width": (2, 16), "w_width": (2, 16),
+           "max_k": (1, 1 << 24), "acc_width": (16, 60), "temporal_batch_bits": (1, 8),
+           "lcu_depth": (2, 1 << 16), "lcu_max_pairs": (1, 1 << 16)}
+_BOOLS = ("fault_hooks", "output_stage", "bypass", "afd", "lcu")
+_CHOICES = {"dataflow": "ws", "median_variant": "plain", "checksum": "none",
+            "temporal_mode": "residue"}
+_JUNK_STRINGS = ["", "WS", "x" * 300, "ws\n", "\x1b[2J", "none ", "é", "0"]
+
+
+def _bad_value(rng, field: str):
+    """A value that ``field`` must refuse (JSON-representable)."""
+    if field in _RANGES:
+        lo, hi = _RANGES[field]
+        pool = [lo - 1, hi + 1, -(10 ** int(rng.integers(2, 40))), 10 ** int(rng.integers(8, 40)),
+                float(lo), str(lo), True, False, [lo], {"v": lo}, "NaN"]
+        if field != "acc_width":
+            pool.append(None)
+        return pool[int(rng.integers(len(pool)))]
+    if field == "median":
+        return [1, 2, 4, 7, -3, 3.0, "3", True, None, [3]][int(rng.integers(10))]
+    if field == "lcu_mask":
+        return [256, -1, 3.5, "3", True, [1]][int(rng.integers(6))]
+    if field in _BOOLS:
+        return [0, 1, "true", "yes", None, 1.0, [], {}][int(rng.integers(8))]
+    return [*_JUNK_STRINGS, 1, None, ["ws"], True][int(rng.integers(len(_JUNK_STRINGS) + 4))]
+
+
+def _bad_config_text(rng) -> tuple[str, bytes]:
+    """``(kind, file content)`` of one bad configuration."""
+    base = {"rows": 2, "cols": 2}
+    kind = int(rng.integers(10))
+    if kind < 5:  # one field with a bad value
+        field = list(_RANGES) + list(_BOOLS) + list(_CHOICES) + ["median", "lcu_mask"]
+        f = field[int(rng.integers(len(field)))]
+        v = _bad_value(rng, f)
+        extra = {"lcu": True} if f == "lcu_mask" else {}
+        text = json.dumps({**base, **extra, f: v}).replace('"NaN"', "NaN")
+        return f"field {f}", text.encode()
+    if kind == 5:  # a combination the hardware does not have
+        combos = [{"dataflow": "is", "checksum": "spatial"}, {"dataflow": "os", "afd": True},
+                  {"dataflow": "is", "median": 3}, {"lcu": True, "output_stage": False},
+                  {"lcu_mask": 3}, {"checksum": "temporal", "temporal_mode": "exact",
+                                    "acc_width": 17}]
+        return "combination", json.dumps({**base, **combos[int(rng.integers(len(combos)))]}
+                                         ).encode()
+    if kind == 6:  # structure
+        texts = ['{"rows": 2, "colums": 2}', "[2, 2]", '"ws"', "null", "42", "",
+                 '{"rows": 2,', "{rows: 2}", '\ufeff{"rows": 2}', '{"rows": 2} trailing',
+                 '{"": 1}', '{"rows": Infinity}']
+        return "structure", texts[int(rng.integers(len(texts)))].encode("utf-8")
+    if kind == 7:  # too deep or too long to parse
+        n = int(rng.integers(2000, 200_000))
+        return "deep", (b"[" * n if rng.integers(2) else b'{"a":' * n)
+    if kind == 8:
+        digits = int(rng.integers(4301, 20_000))
+        return "huge integer", b'{"rows": ' + b"7" * digits + b"}"
+    raw = json.dumps(base).encode()[:-1] + b', "dataflow": "' + bytes(
+        rng.integers(0x80, 0x100, int(rng.integers(1, 6))).astype(np.uint8)) + b'"}'
+    return "not UTF-8", raw
+
+
+# -- bad command lines ------------------------------------------------------------------------
+_BASES = {
+    "generate": ["generate", "--rows", "2", "--cols", "2", "-o", "out"],
+    "matmul": ["matmul", "--rows", "2", "--cols", "2", "--a", "A.npy", "--b", "B.npy", "-o",
+               "C.npy"],
+    "verify": ["verify", "--rows", "2", "--cols", "2", "--count", "1"],
+    "synth": ["synth", "--rows", "2", "--cols", "2", "-o", "s"],
+    "demo": ["demo", "--rows", "2", "--cols", "2", "-o", "d"],
+}
+_BAD_INTS = ["x", "", "1.5", "1e3", "0x", "9" * 30, "½", "--", "1 2", "١٢"]
+_BAD_OPERANDS = ["empty.npy", "npz.npy", "text.npy", "obj.npy", "cube.npy", "half.npy",
+                 "complex.npy", "big.npy", "vec.npy", "folder", "fifo", "/dev/null",
+                 "/dev/zero", "missing.npy", "", "A6.npy"]
+_BAD_OUTPUTS = ["", "/dev/full", "/dev/null", ".", "folder", "fifo", "file.txt/x", "link",
+                "A.npy/C.npy"]
+#: Bad output folders (an existing folder is a fine one): files, devices, links, non-folders.
+_BAD_FOLDERS = ["", "/dev/null", "file.txt", "fifo", "link", "dirlink", "file.txt/x"]
+_BAD_MATMUL = [
+    ["--fault", "0,0,psum,1,flip,99999"], ["--fault", ""], ["--fault", "1,2,3"],
+    ["--fault", "0,0,acc,1,sa0"], ["--fault", "0,0,psum,1,melt"], ["--fault", "5,0,psum,1,sa0"],
+    ["--fault", "0,0,psum,99,sa0"], ["--fault", "0,0,psum,x,sa0"], ["--fault=-1,0,psum,1,sa0"],
+    ["--shift", "63"], ["--shift=-1"], ["--relu", "--no-output-stage"],
+    ["--split-cols", "1"], ["--lcu", "--split-cols", "9"], ["--lcu", "--split-cols", ","],
+    ["--lcu", "--lcu-pairs", "1"], ["--lcu", "--lcu-pairs", "0:9"], ["--lcu", "--lcu-depth", "3"],
+    ["--temporal-batch", "2"], ["--checksum", "both", "--temporal-batch", "16"],
+    ["--checksum-threshold", "1"], ["--checksum", "spatial", "--checksum-threshold=-2"],
+    ["--temporal-threshold", "1"], ["--bias-error", "1,2"],
+    ["--checksum", "both", "--bias-error", "1"], ["--checksum", "both", "--bias-error", "0,99"],
+    ["--bypass-map", "map.npy"], ["--bypass", "--bypass-map", "badmap.npy"],
+    ["--afd-gates", "2"], ["--afd", "--afd-gates", "0"], ["--afd", "--afd-shift", "99"],
+    ["--median-off"], ["--corrected", "K.npy"], ["--q", "C.npy"], ["--json", "C.npy"],
+    ["--q", "/dev/null"], ["--json", "folder"], ["--bias", "vec.npy"], ["--bias", "A.npy"],
+    ["--sim", "ghdl"], ["--acc-width", "16", "--a", "N.npy", "--b", "N.npy"],
+    ["--lcu-mask", "1"], ["--lcu", "--lcu-mask", "256"],
+]
+
+
+def _bad_command(rng) -> tuple[str, list[str]]:
+    cmd = list(_BASES)[int(rng.integers(len(_BASES)))]
+    args = list(_BASES[cmd])
+    kind = int(rng.integers(7 if cmd == "matmul" else 5))
+    if kind == 0:  # a bad integer for a configuration option
+        opt = ["--rows", "--cols", "--a-width", "--max-k", "--median", "--lcu-depth"][
+            int(rng.integers(6))]
+        return f"{cmd} {opt}", args + [opt, _BAD_INTS[int(rng.integers(len(_BAD_INTS)))]]
+    if kind == 1:  # an out-of-range or mistyped configuration value
+        opt, bad = [("--rows", "0"), ("--cols", "257"), ("--a-width", "1"), ("--w-width", "17"),
+                    ("--acc-width", "8"), ("--max-k", "0"), ("--median", "4"),
+                    ("--dataflow", "rs"), ("--checksum", "all"), ("--temporal-mode", "fast"),
+                    ("--median-variant", "fancy"), ("--temporal-batch-bits", "9"),
+                    ("--lcu-max-pairs", "0"), ("--dataflow", "x" * 500),
+                    ("--dataflow", "ws\n\x1b[31m")][int(rng.integers(15))]
+        return f"{cmd} {opt} value", args + [opt, bad]
+    if kind == 2:  # the command line itself
+        muts = [lambda a: a + ["--frobnicate"], lambda a: a + ["extra"],
+                lambda a: a[:1] + ["--rows"], lambda a: [a[0] + "x"] + a[1:],
+                lambda a: a + ["--config", ""], lambda a: a + ["--config", "/dev/null"],
+                lambda a: a + ["--config", "missing.json"], lambda a: a + ["--config", "folder"]]
+        if "-o" in args and cmd != "demo":  # demo's -o has a default
+            muts.append(lambda a: a[:a.index("-o")])
+        return f"{cmd} syntax", muts[int(rng.integers(len(muts)))](args)
+    if kind == 3 and "-o" in args:  # a bad output path
+        i = args.index("-o") + 1
+        pool = _BAD_OUTPUTS if cmd == "matmul" else _BAD_FOLDERS
+        args[i] = pool[int(rng.integers(len(pool)))]
+        return f"{cmd} -o", args
+    if kind == 3 or kind == 4:  # command-specific numbers
+        extra = {"verify": [["--count", "0"], ["--seed=-3"], ["--count", "10001"],
+                            ["--json", "/dev/null"], ["--sim", "vcs"]],
+                 "synth": [["--timeout", "nan"], ["--timeout", "0"], ["--timeout", "inf"],
+                           ["--liberty", "/dev/null"], ["--liberty", "missing.lib"],
+                           ["--liberty", "folder"]],
+                 "demo": [["--seed=-1"], ["--timeout=-1"], ["--sim", "xsim"]],
+                 "generate": [["--lcu-mask", "7"], ["--afd", "--dataflow", "os"]],
+                 "matmul": [["--shift", "x"]]}[cmd]
+        return f"{cmd} option", args + extra[int(rng.integers(len(extra)))]
+    if kind == 5:  # matmul: a bad operand file
+        which = ["--a", "--b"][int(rng.integers(2))]
+        i = args.index(which) + 1
+        args[i] = _BAD_OPERANDS[int(rng.integers(len(_BAD_OPERANDS)))]
+        return f"matmul {which}", args
+    return "matmul run-time option", args + _BAD_MATMUL[int(rng.integers(len(_BAD_MATMUL)))]
+
+
+def _inputs(folder) -> None:
+    rng = np.random.default_rng(0)
+    A = rng.integers(-128, 128, (5, 7))
+    np.save(folder / "A.npy", A)
+    np.save(folder / "B.npy", rng.integers(-128, 128, (7, 4)))
+    np.save(folder / "A6.npy", A[:, :6])
+    np.save(folder / "N.npy", np.full((2, 2), -128))
+    np.save(folder / "vec.npy", np.ones(4, np.int64))
+    np.save(folder / "cube.npy", np.ones((2, 2, 2), np.int64))
+    np.save(folder / "half.npy", A + 0.5)
+    np.save(folder / "complex.npy", A.astype(complex))
+    np.save(folder / "big.npy", A * 300)
+    np.save(folder / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    np.save(folder / "map.npy", np.zeros((2, 2), np.int64))
+    np.save(folder / "badmap.npy", np.array([[0, -1], [2, 0]]))
+    np.savez(folder / "npz", a=A)
+    os.replace(folder / "npz.npz", folder / "npz.npy")
+    (folder / "empty.npy").write_bytes(b"")
+    (folder / "text.npy").write_text("not numpy")
+    (folder / "file.txt").write_text("x")
+    (folder / "folder").mkdir()
+    os.mkfifo(folder / "fifo")
+    (folder / "link").symlink_to(folder / "file.txt")
+    (folder / "dirlink").symlink_to(folder / "folder")
+
+
+def _no_work(*args, **kwargs):
+    raise RuntimeError("work started: a bad input was not refused up front")
+
+
+def test_bad_inputs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
+    monkeypatch.chdir(tmp_path)
+    _inputs(tmp_path)
+    # Every case must be refused before any work: simulating, generating or synthesising
+    # would be a missed check (reported as exit 70, an internal error).
+    for target in ("ftaccel.tb.product.rtl_matmul", "ftaccel.rtl_gen.accelerator.generate",
+                   "ftaccel.demo.generate", "ftaccel.synth.flow.synthesize"):
+        monkeypatch.setattr(target, _no_work)
+    cases: list[tuple[str, list[str], bytes | None]] = []
+    for _ in range(200):
+        kind, text = _bad_config_text(rng)
+        cmd = list(_BASES)[int(rng.integers(len(_BASES)))]
+        cases.append((f"config: {kind}", [*_BASES[cmd], "--config", "c.json"], text))
+    for _ in range(250):
+        kind, args = _bad_command(rng)
+        cases.append((f"cli: {kind}", args, None))
+    seen: Counter = Counter()
+    for kind, args, config in cases:
+        if config is not None:
+            (tmp_path / "c.json").write_bytes(config)
+        before = listing(tmp_path)
+        capsys.readouterr()
+        rc = main(args)
+        out, err = capsys.readouterr()
+        what = f"{kind}: rtlgen {' '.join(map(repr, args))} -> exit {rc}\n{err}{out}"
+        assert rc in (2, 3), what
+        assert len(err.splitlines()) == 1 and err.startswith("rtlgen: error: "), what
+        assert "Traceback" not in err, what
+        assert listing(tmp_path) == before, what
+        seen[kind.split(":")[0] + ": " + kind.split(": ")[1].split(" ")[0]] += 1
+    print(f"{len(cases)} bad inputs, every one exit 2/3 with one line:", dict(seen))
+
+
+# -- random valid configurations --------------------------------------------------------------
+def random_valid_config(rng) -> AcceleratorConfig:
+    """A valid small configuration drawn over every field (constraints respected)."""
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    df = pick(["ws", "is", "os"])
+    a, w = int(rng.integers(2, 17)), int(rng.integers(2, 17))
+    d = {"rows": int(rng.integers(1, 4)), "cols": int(rng.integers(1, 4)), "dataflow": df,
+         "a_width": a, "w_width": w, "max_k": int(rng.integers(1, 5000)),
+         "fault_hooks": bool(rng.integers(2)), "output_stage": bool(rng.integers(2)),
+         "bypass": bool(rng.integers(2))}
+    tbb = int(rng.integers(1, 9))
+    if df == "ws":
+        d.update(afd=bool(rng.integers(2)), median=pick([0, 3, 5]),
+                 median_variant=pick(["plain", "shared"]),
+                 checksum=pick(["none", "spatial", "temporal", "both"]),
+                 temporal_mode=pick(["residue", "exact"]), temporal_batch_bits=tbb)
+    if d["output_stage"] and rng.integers(2):
+        d.update(lcu=True, lcu_depth=int(rng.integers(2, 65)),
+                 lcu_max_pairs=int(rng.integers(1, 9)),
+                 lcu_mask=None if rng.integers(2) else int(rng.integers(0, 1 << a)))
+    if rng.integers(2):
+        lo = a + w + (tbb if d.get("checksum") in ("temporal", "both")
+                      and d.get("temporal_mode") == "exact" else 0)
+        d["acc_width"] = int(rng.integers(lo, 61))
+    return AcceleratorConfig.from_dict(d)
+
+
+def test_random_valid_configs_round_trip_and_elaborate(tmp_path, rng):
+    for i in range(10):
+        cfg = random_valid_config(rng)
+        assert AcceleratorConfig.from_json(cfg.to_json()) == cfg
+        (tmp_path / f"{i}.json").write_text(cfg.to_json())
+        assert AcceleratorConfig.load(tmp_path / f"{i}.json") == cfg
+        assert AcceleratorConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+        top = Accelerator(cfg)
+        text = rtlil.convert(top, name=TOP_NAME, emit_src=False)
+        assert f"module \\{TOP_NAME}" in text, cfg
+        for pe in top.array.pe_modules:
+            assert f"module \\{pe.module_name}" in rtlil.convert(pe, name=pe.module_name,
+                                                                 emit_src=False)
