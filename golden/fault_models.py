@@ -147,10 +147,11 @@ def _stationary_layout(cfg, M: int, N: int, temporal_batch):
     return stream, nb, slot, span
 
 
-def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int) -> np.ndarray:
+def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
+            X_gen: np.ndarray) -> np.ndarray:
     """The streamed vectors of a pass as the array sees them, ``[span, R]``: data in their
-    slots, and (temporal checksum) each batch's sanity vector, the negated sum wrapped to the
-    streamed width, in the slot after it."""
+    slots, and (temporal checksum) each batch's sanity vector, the negated sum of ``X_gen``
+    (the data the generator saw) wrapped to the streamed width, in the slot after it."""
     R = cfg.rows
     Xs = np.zeros((span, R), dtype=np.int64)
     Xs[slot, :X.shape[1]] = X
@@ -158,11 +159,12 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int) -> np.ndar
         ow = stream_bits(cfg)
         for j0 in range(0, len(slot), nb):
             j1 = min(j0 + nb, len(slot))
-            Xs[slot[j1 - 1] + 1, :X.shape[1]] = _wrap(-X[j0:j1].sum(axis=0), ow)
+            Xs[slot[j1 - 1] + 1, :X.shape[1]] = _wrap(-X_gen[j0:j1].sum(axis=0), ow)
     return Xs
 
 
-def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None):
+def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
+                   chk_B=None):
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = array_cols(cfg)
     ws = cfg.dataflow == "ws"
@@ -195,15 +197,20 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None):
             nc = tile.n1 - tile.n0
             stat[:kr, :nc] = B[tile.k0:tile.k1, tile.n0:tile.n1]
             X = A[:, tile.k0:tile.k1]
+            X_gen = X if gen_A is None else gen_A[:, tile.k0:tile.k1]
             lane_bias = bias[tile.n0:tile.n1]
         else:
             nc = tile.m1 - tile.m0
             stat[:kr, :nc] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
-            X = B[tile.k0:tile.k1, :].T
+            X = X_gen = B[tile.k0:tile.k1, :].T
             lane_bias = np.zeros(nc, dtype=np.int64)
         if use_spatial:  # Eq. 6.5 on the weights the array keeps
-            stat[:, C] = -np.where(keep[:, :C], stat[:, :C], 0).sum(axis=1)
-        Xs = _moving(cfg, X, slot, span, nb)
+            chk = stat[:, :C]
+            if chk_B is not None:
+                chk = np.zeros((R, C), dtype=np.int64)
+                chk[:kr, :nc] = chk_B[tile.k0:tile.k1, tile.n0:tile.n1]
+            stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
+        Xs = _moving(cfg, X, slot, span, nb, X_gen)
         if not tile.first_k:
             psum_in = state
         else:
@@ -246,19 +253,17 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None):
 
 def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
     """Batches whose lane sums (data + sanity vector) miss the expected ``(n + 1)·bias``
-    modulo 2**kbits, as :class:`golden.checksum.TemporalCheckerModel` counts them."""
-    count = 0
-    for j0 in range(0, len(slot), nb):
-        j1 = min(j0 + nb, len(slot))
-        rows = np.append(slot[j0:j1], slot[j1 - 1] + 1)
-        total = state[rows].sum(axis=0)
-        expected = np.zeros(state.shape[1], dtype=np.int64)
-        expected[:nc] = (j1 - j0 + 1) * lane_bias
-        if sanity_lane:
-            expected[-1] = -(j1 - j0 + 1) * int(lane_bias.sum())
-        if np.any(_wrap(total - expected, kbits) != 0):
-            count += 1
-    return count
+    modulo 2**kbits, as :class:`golden.checksum.TemporalCheckerModel` counts them.  A batch's
+    data vectors and its sanity vector occupy consecutive slots, so one ``reduceat`` sums
+    every batch of the pass."""
+    starts = slot[::nb]
+    totals = np.add.reduceat(state, starts, axis=0)
+    n = np.minimum(nb, len(slot) - np.arange(0, len(slot), nb)) + 1  # vectors per batch
+    expected = np.zeros_like(totals)
+    expected[:, :nc] = n[:, None] * lane_bias[None, :]
+    if sanity_lane:
+        expected[:, -1] = -n * int(lane_bias.sum())
+    return int(np.count_nonzero(np.any(_wrap(totals - expected, kbits) != 0, axis=1)))
 
 
 def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span, t_next,
@@ -387,7 +392,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
 # -- the product -------------------------------------------------------------------------------
 
 def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
-                   temporal_batch: int | None = None, errors=None):
+                   temporal_batch: int | None = None, errors=None, gen_A=None, chk_B=None):
     """``(acc, alarms)``: the accumulator outputs of ``A @ B`` (+ bias, M×N, int64) with
     ``fault`` (a :class:`Fault`, a :class:`TransientFault` or a list of them) and/or profile
     ``errors`` (:class:`ProfileErrors`) applied, as the cycle model gives them, and the number
@@ -397,6 +402,10 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     :func:`golden.network._units_matrix`).  The bias enters where the hardware adds it.  Unlike
     :func:`golden.array.matmul` nothing is checked for overflow: a faulty partial sum wraps in
     the accumulator exactly as in the hardware.
+
+    ``gen_A`` / ``chk_B`` (WS with a checksum): the activations the temporal sanity-input
+    generator summed and the weights the sanity column was computed from, when they differ
+    from ``A`` / ``B`` (errors in stored values after checksum encoding, 000 L1195).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -408,12 +417,18 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
                                temporal_batch=temporal_batch)
     if cfg.dataflow == "os":
         return _os_product(cfg, A, B, bias, faults, bypass_map)
-    return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch)
+    return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch, None, gen_A,
+                          chk_B)
 
 
 class FastFaultEngine(FunctionalEngine):
-    """The functional engine with faults: ``Product.fault`` (register faults) and
-    ``Product.units["errors"]`` (a per-PE profile's error instances) in closed form.
+    """The functional engine with faults, in closed form: ``Product.fault`` (register
+    faults), and in ``Product.units``: ``errors`` (a per-PE profile's error instances,
+    :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g. with bit
+    errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
+    Algorithm 6.1 on the streamed activations before the input units; the temporal sanity
+    vectors are summed from the clean ones).  A neuron permutation must not be combined with
+    ``stored_weights`` (they are in array-column order).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
     checksum alarm counts the cycle engine reports (zero: the checks are exact).
@@ -425,18 +440,28 @@ class FastFaultEngine(FunctionalEngine):
         cfg = self.cfg
         units = dict(p.units)
         errors = units.pop("errors", None)
-        if p.fault is None and errors is None:
+        stored = units.pop("stored_weights", None)
+        act_errors = units.pop("act_errors", None)
+        if p.fault is None and errors is None and stored is None and act_errors is None:
             res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
                                           None, units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
             return res
         if units.get("split") is not None or units.get("lcu_pairs") is not None:
             raise NotImplementedError("the fast fault model does not model the LCU yet")
-        A = _units_matrix(cfg, p.A, units) if cfg.dataflow == "ws" else p.A
-        acc, alarms = faulty_product(cfg, A, p.B, p.bias, p.fault,
+        A_in, B, gen_A, chk_B = p.A, p.B, None, None
+        if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
+            rate, seed = act_errors
+            A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
+        A = _units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
+        if act_errors is not None and temporal(cfg):
+            gen_A = _units_matrix(cfg, p.A, units)
+        if stored is not None:
+            B, chk_B = np.asarray(stored, dtype=np.int64), p.B
+        acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault,
                                      bypass_map=units.get("bypass_map"),
                                      temporal_batch=units.get("temporal_batch"),
-                                     errors=errors)
+                                     errors=errors, gen_A=gen_A, chk_B=chk_B)
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width)
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
