@@ -85,6 +85,21 @@ class Protection:
     units: dict = field(default_factory=dict)
     #: bypass: bypass the PEs known to be faulty (profile: rate ≥ ``threshold`` × FR_max)
     threshold: float = 0.5
+    #: afd / median: the product layers (names) whose inputs the unit filters; the unit is
+    #: switched off at run time for the others (None: every product layer)
+    layers: tuple | None = None
+
+    def layer_units(self, model: Model) -> dict:
+        """Per product layer, the unit options that switch this protection's unit off."""
+        if self.layers is None or self.kind not in ("afd", "median"):
+            return {}
+        out = {}
+        for i in product_layers(model):
+            if model.layers[i].name in self.layers:
+                continue
+            out[i] = ({"afd": {**self.units["afd"], "enable": 0}} if self.kind == "afd"
+                      else {"median_enable": False})
+        return out
 
     @property
     def unit(self) -> str:
@@ -177,12 +192,14 @@ class Context:
         self.dims = layer_dims(model, len(x))
         self.products = [d[0] for d in self.dims]
         self.clean: dict[str, Clean] = {}
+        self.layer_units = {p.name: p.layer_units(model) for p in protections}
         for p in protections:
             cfg = p.cfg(base_cfg)
             units = dict(p.units)
             if cfg.bypass:
                 units.setdefault("bypass_map", np.zeros((cfg.rows, cfg.cols), bool))
-            res = run(model, x, FastFaultEngine(cfg), units=units, record=True)
+            res = run(model, x, FastFaultEngine(cfg), units=units, record=True,
+                      options=_merge(None, self.layer_units[p.name]))
             self.clean[p.name] = Clean(cfg, units, res.logits, res.outputs,
                                        sum(sum(st.alarms.values()) for st in res.layers))
 
@@ -193,7 +210,18 @@ class Context:
         c = self.clean[protection.name]
         x = self.x if start == 0 else c.outputs[start - 1]
         return run(self.model, x, FastFaultEngine(c.cfg), units={**c.units, **(units or {})},
-                   options=options, start=start)
+                   options=_merge(options, self.layer_units[protection.name]), start=start)
+
+
+def _merge(options: dict | None, layer_units: dict) -> dict | None:
+    """Per-layer options with a protection's per-layer unit switches added."""
+    if not layer_units:
+        return options
+    out = dict(options or {})
+    for i, u in layer_units.items():
+        o = out.get(i) or LayerOptions()
+        out[i] = LayerOptions(fault=o.fault, units={**u, **o.units}, permutation=o.permutation)
+    return out
 
 
 # -- register-fault population -----------------------------------------------------------------
@@ -391,7 +419,7 @@ def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                                       temporal_batch=clean.units.get("temporal_batch"))
                 opts[i] = LayerOptions(units={"errors": errs})
             if prot.kind == "bypass":
-                units["bypass_map"] = prof >= prot.threshold * rate
+                units["bypass_map"] = (prof > 0) & (prof >= prot.threshold * rate)
         elif kind == "pe_bypass":
             units["bypass_map"] = rng.random((cfg.rows, cfg.cols)) < rate
         else:

@@ -87,7 +87,7 @@ _KNOWN = {
     "verify": {"images"},
 }
 _PROTECTION_KEYS = {"name", "kind", "gates", "mode", "gamma", "window", "variant", "checksum",
-                    "temporal_batch", "temporal_mode", "threshold"}
+                    "temporal_batch", "temporal_mode", "threshold", "layers"}
 
 
 def _err(key: str, msg: str) -> CampaignError:
@@ -283,6 +283,11 @@ def _protections(items, cfg) -> list[dict]:
         else:
             raise _err(f"{path}.kind", f"{kind!r}: one of none, afd, median, sanity, bypass "
                                        "(LCU and TMR come with the critical-neuron issue)")
+        if kind in ("afd", "median"):
+            layers = _get(p, "layers", path, list)
+            if layers is not None and not all(isinstance(x, str) for x in layers):
+                raise _err(f"{path}.layers", "a list of product-layer names")
+            q["layers"] = layers
         for key in p:
             if key not in q and key not in ("name", "kind"):
                 raise _err(f"{path}.{key}", f"does not apply to kind {kind!r}")
@@ -318,10 +323,12 @@ def to_protection(q: dict) -> Protection:
         shift = int(math.log2(q["gamma"]))
         return Protection(q["name"], kind, {"afd": True},
                           {"afd": {"shift": shift, "gates": q["gates"],
-                                   "mode": int(q["mode"] == "clip"), "enable": 1}})
+                                   "mode": int(q["mode"] == "clip"), "enable": 1}},
+                          layers=_tuple(q.get("layers")))
     if kind == "median":
         return Protection(q["name"], kind, {"median": q["window"],
-                                            "median_variant": q["variant"]})
+                                            "median_variant": q["variant"]},
+                          layers=_tuple(q.get("layers")))
     if kind == "sanity":
         bits = max(1, int(q["temporal_batch"]).bit_length())
         cfg = {"checksum": q["checksum"], "temporal_mode": q["temporal_mode"],
@@ -331,6 +338,10 @@ def to_protection(q: dict) -> Protection:
     if kind == "bypass":
         return Protection(q["name"], kind, {"bypass": True}, {}, q["threshold"])
     return Protection(q["name"], kind)
+
+
+def _tuple(x):
+    return None if x is None else tuple(x)
 
 
 def spec_hash(spec: dict) -> str:
@@ -365,6 +376,15 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     _CONTEXTS.clear()  # one campaign per worker process at a time
     _CONTEXTS[key] = ctx
     return ctx
+
+
+def _check_protection_layers(spec: dict, ctx: Context) -> None:
+    names = {ctx.model.layers[i].name for i in ctx.products}
+    for i, q in enumerate(spec["protections"]):
+        bad = [x for x in q.get("layers") or [] if x not in names]
+        if bad:
+            raise _err(f"protections[{i}].layers", f"{bad!r}: not product layers of the model "
+                                                   f"({', '.join(sorted(names))})")
 
 
 def _layers(spec: dict, ctx: Context):
@@ -553,6 +573,7 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written
     _layers(spec, ctx)
+    _check_protection_layers(spec, ctx)
     plan = make_plan(spec, ctx)
     t_ctx = time.perf_counter() - t_ctx
     camp.claim()
