@@ -291,3 +291,16 @@ def test_not_toml_and_foreign_folder_exit_2(tmp_path, capsys):
 def test_example_spec_is_valid():
     spec = load_spec(Path(__file__).parent.parent / "examples" / "campaign-digits.toml")
     assert spec["faults"]["model"] == "register" and spec["sample"]["margin"] == 0.05
+
+
+@pytest.mark.slow
+def test_verify_rtl_agrees(tmp_path, capsys):
+    """--verify-rtl re-runs sampled faults on the RTL: every run agrees (exit 0)."""
+    text = SMALL.format(seed=11).replace(
+        '[[protections]]\nkind = "bypass"\n', '').replace(
+        'margin = 0.25', 'margin = 0.4') + "\n[verify]\nimages = 2\n"
+    spec = _write(tmp_path, text)
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "out"), "--workers", "0",
+                 "--verify-rtl", "1"]) == 0
+    v = json.loads((tmp_path / "out" / "campaign.json").read_text())["verify_rtl"]
+    assert v["checked"] == 3 and v["agree"] == 3

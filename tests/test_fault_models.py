@@ -206,3 +206,44 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
         got = run(mlp, start_x, fast, units=units, options=opts, start=layer)
         assert np.array_equal(got.logits, ref.logits), f
         assert [st.alarms for st in got.layers] == [st.alarms for st in ref.layers[layer:]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,changes", [
+    ("ws-both-bypass", {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
+                        "bypass": True}),
+    ("os", {"dataflow": "os"}),
+])
+def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_path):
+    """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp):
+    stuck-at faults in every layer and flips while a register holds a layer's data."""
+    from ftaccel.golden.datasets import digits
+    from ftaccel.golden.netcampaign import flip_cycle, layer_dims
+    from ftaccel.tb.network import RTLEngine
+
+    seed = SEED + 300 + (name == "os")
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = AcceleratorConfig(rows=4, cols=4, max_k=64, fault_hooks=True, **changes)
+    x = mlp.quantize_input(digits("test").images[:2])
+    units = {"temporal_batch": 2} if cfg.temporal else {}
+    if cfg.bypass:
+        units["bypass_map"] = rng.random((4, 4)) < 0.2
+    rtl = RTLEngine(cfg, build_dir=tmp_path / "sim")
+    dims = layer_dims(mlp, len(x))
+    for register, mode in (("weight", "sa1"), ("psum", "flip"), ("act", "flip"),
+                           ("psum", "sa0")):
+        r, c = int(rng.integers(4)), int(rng.integers(4))
+        bit = int(rng.integers(register_width(cfg, register, c)))
+        if mode == "flip":
+            li, M, K, N = dims[int(rng.integers(len(dims)))]
+            cyc = flip_cycle(cfg, M, K, N, register, r, c, 0, int(rng.integers(2)),
+                             units.get("temporal_batch"))
+            opts = {li: LayerOptions(fault=Fault(r, c, register, bit, mode, cyc))}
+        else:
+            f = Fault(r, c, register, bit, mode)
+            opts = {d[0]: LayerOptions(fault=f) for d in dims}
+        ref = run(mlp, x, rtl, units=units, options=opts)
+        got = run(mlp, x, FastFaultEngine(cfg), units=units, options=opts)
+        assert np.array_equal(got.logits, ref.logits), opts
+        assert [st.alarms for st in got.layers] == [st.alarms for st in ref.layers]
