@@ -176,10 +176,18 @@ def test_same_spec_resumes_and_another_is_refused(small_run, tmp_path):
 
 
 def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
-    """Two Dask worker processes give the same trace, byte for byte."""
+    """Two Dask worker processes (a LocalCluster of the runner's own, and one reached by its
+    scheduler address) give the same trace as this process, byte for byte."""
+    from distributed import LocalCluster
+
     spec, out, _ = small_run
     run_campaign(spec, tmp_path / "dask", workers=2, progress=False)
     assert (tmp_path / "dask" / "trace.csv").read_text() == (out / "trace.csv").read_text()
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        rep = run_campaign(spec, tmp_path / "sched", scheduler=cluster.scheduler_address,
+                           progress=False)
+    assert rep["timing"]["workers"] == 2
+    assert (tmp_path / "sched" / "trace.csv").read_text() == (out / "trace.csv").read_text()
 
 
 def test_a_killed_campaign_resumes_without_loss_or_duplicates(small_run, tmp_path):
