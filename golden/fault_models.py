@@ -58,22 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array import (
-    _wrap,
-    array_cols,
-    bias_in_psum,
-    config_cycles,
-    cycle_count,
-    input_stages,
-    pass_gap,
-    sanity_width,
-    spatial,
-    stream_bits,
-    temporal,
-    temporal_batch_max,
-    temporal_check_bits,
-    temporal_stream_len,
-)
+from .array import cycle_count, pass_gap, temporal_batch_max, temporal_stream_len
 from .faults import MODES, Fault
 from .mapping import tiles
 from .network import FunctionalEngine, Product, ProductResult, _units_matrix
@@ -121,12 +106,37 @@ class TransientFault(Fault):
         raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault ports")
 
 
+# The configuration's derived quantities are read from its properties (``cfg`` is an
+# ``AcceleratorConfig``); the three below are spelled out here because they are schedule facts
+# (golden.schedule places the bias and the bypass-map cycles the same way).
+
+def _wrap(x, bits: int):
+    """Two's-complement wrap to ``bits`` (what a register of that width stores)."""
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((np.asarray(x, dtype=np.int64) + half) & ((half << np.int64(1)) - 1)) - half
+
+
+def bias_in_psum(cfg) -> bool:
+    """The bias enters through ``psum_in`` of the first K-tile (IS; WS with a checksum),
+    else in the output stage."""
+    return cfg.dataflow == "is" or (cfg.dataflow == "ws" and cfg.checksum != "none")
+
+
+def config_cycles(cfg) -> int:
+    """Cycles writing the bypass map (one row per cycle) in front of every program."""
+    return cfg.rows if cfg.bypass else 0
+
+
+def _alarm_keys(cfg) -> tuple:
+    return tuple(k for k, on in (("spatial", cfg.spatial), ("temporal", cfg.temporal)) if on)
+
+
 def register_width(cfg, register: str, col: int) -> int:
     """Width of a PE register as the cycle model sabotages it (the sanity column's weights
     are wider, WS activations widen with the exact temporal checksum)."""
     if register == "weight" and col >= cfg.cols:
-        return sanity_width(cfg)
-    act = stream_bits(cfg) if cfg.dataflow == "ws" else cfg.a_width
+        return cfg.sanity_width
+    act = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
     return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}[register]
 
 
@@ -138,7 +148,7 @@ def _stuck(f) -> bool:
 
 def _stationary_layout(cfg, M: int, N: int, temporal_batch):
     stream = M if cfg.dataflow == "ws" else N
-    if temporal(cfg):
+    if cfg.temporal:
         nb = temporal_batch or temporal_batch_max(cfg)
         slot = np.arange(stream) + np.arange(stream) // nb
         span = temporal_stream_len(stream, nb)
@@ -155,8 +165,8 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
     R = cfg.rows
     Xs = np.zeros((span, R), dtype=np.int64)
     Xs[slot, :X.shape[1]] = X
-    if temporal(cfg):
-        ow = stream_bits(cfg)
+    if cfg.temporal:
+        ow = cfg.stream_width
         for j0 in range(0, len(slot), nb):
             j1 = min(j0 + nb, len(slot))
             Xs[slot[j1 - 1] + 1, :X.shape[1]] = _wrap(-X_gen[j0:j1].sum(axis=0), ow)
@@ -166,15 +176,15 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
 def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
                    chk_B=None):
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
-    NC = array_cols(cfg)
+    NC = cfg.array_cols
     ws = cfg.dataflow == "ws"
     M, K = A.shape
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
     gap = pass_gap(cfg, span)
-    d, pre = input_stages(cfg), config_cycles(cfg)
+    d, pre = cfg.input_stages, config_cycles(cfg)
     early = bias_in_psum(cfg)
-    use_spatial, use_temporal = spatial(cfg), temporal(cfg)
+    use_spatial, use_temporal = cfg.spatial, cfg.temporal
     keep = np.ones((R, NC), dtype=bool)
     if bmap is not None:
         keep[:, :C] = ~np.asarray(bmap, dtype=bool)
@@ -184,7 +194,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     out = np.zeros((M, N), dtype=np.int64)
     alarms = {"spatial": 0, "temporal": 0} if use_spatial and use_temporal else \
         {"spatial": 0} if use_spatial else {"temporal": 0} if use_temporal else {}
-    kbits = temporal_check_bits(cfg)
+    kbits = cfg.temporal_check_bits
     state = None
     tl = tiles(cfg.dataflow, R, C, M, K, N)
     n_passes = len(tl)
@@ -454,7 +464,7 @@ class FastFaultEngine(FunctionalEngine):
             rate, seed = act_errors
             A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
         A = _units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
-        if act_errors is not None and temporal(cfg):
+        if act_errors is not None and cfg.temporal:
             gen_A = _units_matrix(cfg, p.A, units)
         if stored is not None:
             B, chk_B = np.asarray(stored, dtype=np.int64), p.B
@@ -466,10 +476,6 @@ class FastFaultEngine(FunctionalEngine):
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
         return ProductResult(q=q, cycles=cycles, alarms=alarms)
-
-
-def _alarm_keys(cfg) -> tuple:
-    return tuple(k for k, on in (("spatial", spatial(cfg)), ("temporal", temporal(cfg))) if on)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
@@ -561,7 +567,7 @@ def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
     """The error instances as one-cycle faults on the cycle model's partial-sum registers
     (the cycle each step's partial sum sits in PE (r, c)'s register), for cross-checks."""
     R = cfg.rows
-    pre, d = config_cycles(cfg), input_stages(cfg)
+    pre, d = config_cycles(cfg), cfg.input_stages
     out = []
     if cfg.dataflow == "os":
         Kp = max(K, R)

@@ -50,11 +50,12 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .array import config_cycles, input_stages, pass_gap, temporal, temporal_batch_max
+from .array import pass_gap, temporal_batch_max, temporal_stream_len
 from .fault_models import (
     PROFILE_MODES,
     FastFaultEngine,
     bit_errors,
+    config_cycles,
     pe_profile,
     profile_errors,
     register_width,
@@ -247,15 +248,13 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
     if cfg.dataflow == "os":
         return pre + tile * max(K, R) + j + row + col + 1
     stream = M if cfg.dataflow == "ws" else N
-    if temporal(cfg):
-        from .array import temporal_stream_len
-
+    if cfg.temporal:
         nb = temporal_batch or temporal_batch_max(cfg)
         span, slot = temporal_stream_len(stream, nb), j + j // nb
     else:
         span, slot = stream, j
     gap = pass_gap(cfg, span)
-    s = pre + input_stages(cfg) + tile * (R + span + gap) + R
+    s = pre + cfg.input_stages + tile * (R + span + gap) + R
     return s + slot + row + col + 1 + (1 if register == "psum" else 0)
 
 

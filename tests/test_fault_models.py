@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from ftaccel.golden.accelerator import simulate
-from ftaccel.golden.array import array_cols, bias_in_psum
 from ftaccel.golden.fault_models import (
     PROFILE_MODES,
     FastFaultEngine,
     TransientFault,
+    bias_in_psum,
     bit_errors,
     faulty_product,
     pe_profile,
@@ -102,7 +102,7 @@ def test_fast_model_equals_cycle_model_for_every_site_and_mode(name):
         for register in REGISTERS:
             for mode in MODES:
                 for _ in range(3):
-                    col = int(rng.integers(array_cols(cfg)))
+                    col = int(rng.integers(cfg.array_cols))
                     width = register_width(cfg, register, col)
                     f = Fault(int(rng.integers(cfg.rows)), col, register,
                               int(rng.integers(width)), mode, int(rng.integers(program.cycles)))
@@ -196,7 +196,7 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
     for _ in range(3):
         layer = int(rng.integers(3))
         register = str(rng.choice(REGISTERS))
-        col = int(rng.integers(array_cols(cfg)))
+        col = int(rng.integers(cfg.array_cols))
         f = Fault(int(rng.integers(4)), col, register,
                   int(rng.integers(register_width(cfg, register, col))),
                   str(rng.choice(MODES)), int(rng.integers(400)))
