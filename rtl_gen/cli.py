@@ -489,6 +489,34 @@ def cmd_infer(args) -> int:
     return 0
 
 
+def cmd_campaign(args) -> int:
+    """Run or resume a fault campaign on a network (the logic is tb/campaign.py)."""
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.golden.onnx_import import OnnxMissing
+    from ftaccel.tb.campaign import CampaignError, run_campaign
+
+    if args.workers is not None and args.workers < 0:
+        raise CLIError(f"--workers {args.workers}: must be 0 (this process) or more")
+    if args.verify_rtl < 0:
+        raise CLIError(f"--verify-rtl {args.verify_rtl}: must be 0 or more")
+    try:
+        report = run_campaign(args.spec, args.output, workers=args.workers,
+                              scheduler=args.scheduler, verify_rtl=args.verify_rtl,
+                              sim=args.sim, progress=None)
+    except (CampaignError, ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    print((Path(args.output) / "campaign.md").read_text())
+    print(f"wrote {Path(args.output) / 'campaign.json'}, campaign.md, "
+          f"{', '.join(report['trace'] + report['plots'])}")
+    v = report.get("verify_rtl")
+    if v and v["checked"] and v["agree"] != v["checked"]:
+        return EXIT_MISMATCH
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="rtlgen",
                description="Generate, verify and measure fault-tolerant systolic-array "
@@ -604,6 +632,21 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
+
+    c = sub.add_parser("campaign", help="fault campaign on a network: accuracy and outcome "
+                                        "classes under faults for every protection")
+    c.add_argument("spec", type=Path, help="campaign spec (TOML, see examples/)")
+    c.add_argument("-o", "--output", type=Path, required=True,
+                   help="campaign folder (created; the same command resumes it)")
+    c.add_argument("--workers", type=int,
+                   help="Dask worker processes on this machine (default: every core; 0: run "
+                        "in this process)")
+    c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
+    c.add_argument("--verify-rtl", type=int, default=0, metavar="K",
+                   help="re-run K sampled faults on the RTL and report the agreement")
+    c.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator for --verify-rtl (default $SIM or icarus)")
+    c.set_defaults(func=cmd_campaign)
     return p
 
 
