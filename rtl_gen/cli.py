@@ -635,14 +635,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("campaign", help="fault campaign on a network: accuracy and outcome "
                                         "classes under faults for every protection")
-    c.add_argument("spec", type=Path, help="campaign spec (TOML, see examples/)")
-    c.add_argument("-o", "--output", type=Path, required=True,
+    c.add_argument("spec", type=_path, help="campaign spec (TOML, see examples/)")
+    c.add_argument("-o", "--output", type=_path, required=True,
                    help="campaign folder (created; the same command resumes it)")
-    c.add_argument("--workers", type=int,
+    c.add_argument("--workers", type=_integer,
                    help="Dask worker processes on this machine (default: every core; 0: run "
                         "in this process)")
     c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
-    c.add_argument("--verify-rtl", type=int, default=0, metavar="K",
+    c.add_argument("--verify-rtl", type=_integer, default=0, metavar="K",
                    help="re-run K sampled faults on the RTL and report the agreement")
     c.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --verify-rtl (default $SIM or icarus)")
