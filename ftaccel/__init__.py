@@ -10,8 +10,23 @@ The distribution installs this one import root; its rooms are sub-packages:
     cocotb testbenches and the simulator runner (Icarus, Verilator).
 ``ftaccel.synth``
     the Yosys area flow and the published figures it is compared with.
+
+The names most users need are available at the top (loaded on first use, so that
+``import ftaccel`` stays cheap and does not pull in Amaranth or cocotb):
+
+=====================  ===========================================================
+``AcceleratorConfig``  the frozen, validated configuration (``ConfigError`` if not)
+``generate``           Verilog + RTLIL + ``config.json`` of the composed top
+``matmul``             ``A @ B`` by the functional golden model (overflow checked)
+``run_matmul``         ``(acc, q)`` by the register-level cycle model of the top
+``rtl_matmul``         the same product simulated on the generated RTL
+``Fault``              a stuck-at or transient fault in a PE register
+``synthesize``         the Yosys area flow (``area.json``, ``area.md``, ``area.png``)
+``Network``            a quantised DNN run on the golden model, the cycle model or the RTL
+=====================  ===========================================================
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -19,4 +34,29 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+#: public name -> module that defines it
+_API = {
+    "AcceleratorConfig": "ftaccel.rtl_gen.config",
+    "ConfigError": "ftaccel.rtl_gen.config",
+    "generate": "ftaccel.rtl_gen.accelerator",
+    "matmul": "ftaccel.golden.array",
+    "run_matmul": "ftaccel.golden.accelerator",
+    "rtl_matmul": "ftaccel.tb.accelerator",
+    "Fault": "ftaccel.golden.faults",
+    "synthesize": "ftaccel.synth.flow",
+    "Network": "ftaccel.tb.network",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'ftaccel' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -29,7 +29,7 @@ from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_REGISTERS, AcceleratorConfig
+from .config import FAULT_REGISTERS, AcceleratorConfig, ConfigError
 from .fault import BIT_WIDTH
 from .pe import OutputStationaryPE, StationaryPE
 
@@ -84,6 +84,11 @@ class SystolicArray(wiring.Component):
     def __init__(self, config: AcceleratorConfig):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        if config.flow != "none":
+            # Flow-controlling PEs have their own array and top (rtl_gen.flow).
+            self._MustUse__silence = True  # rejected: never to be elaborated, no warning
+            raise ConfigError("flow", config.flow, "'none' for this array: build "
+                              "rtl_gen.flow.FlowAccelerator for flow-controlling PEs")
         self._cfg = config
         self._pe = make_pe(config)
         self._sanity_pe = make_sanity_pe(config) if config.spatial else None

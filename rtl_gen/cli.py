@@ -30,7 +30,7 @@ EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                   "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
                   "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                  "lcu_max_pairs", "lcu_mask")
+                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group")
 
 
 class CLIError(Exception):
@@ -117,6 +117,23 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lcu-mask", type=_integer,
                    help="bits the LCU keeps (a_width bits, e.g. 0xBF; default: all but bit "
                         "a_width − 2)")
+    g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
+                                  "shortened, superposition or twodim (WS, SPEC §8)")
+    g.add_argument("--flow-group", type=_integer,
+                   help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
+                        "64, 256)")
+
+
+def _generator(cfg: AcceleratorConfig):
+    """The generator of ``cfg``'s top and the files it writes: the composed accelerator, or
+    the flow-controlling array, which is a top of its own (:mod:`rtl_gen.flow`)."""
+    if cfg.flow != "none":
+        from .flow import FLOW_GENERATED_FILES, generate_flow
+
+        return generate_flow, FLOW_GENERATED_FILES
+    from .accelerator import GENERATED_FILES, generate
+
+    return generate, GENERATED_FILES
 
 
 def _config(args, defaults: dict | None = None) -> AcceleratorConfig:
@@ -203,12 +220,11 @@ def cmd_generate(args) -> int:
     """``rtlgen generate``: Verilog, RTLIL and config.json into the output folder."""
     from ftaccel.files import OutputSet
 
-    from .accelerator import GENERATED_FILES, generate
-
     cfg = _config(args)
+    generate, files = _generator(cfg)
     t0 = time.perf_counter()
     with OutputSet() as outs:
-        outs.claim_folder(args.output, "-o", files=GENERATED_FILES)
+        outs.claim_folder(args.output, "-o", files=files)
         gen = generate(cfg, args.output)
     print(f"wrote {gen.verilog} ({gen.verilog.stat().st_size} bytes, top '{gen.top}', PE module "
           f"'{gen.pe_module}'), {gen.rtlil} and {gen.config_json} in "
@@ -261,6 +277,10 @@ def cmd_matmul(args) -> int:
     from ftaccel.tb.product import prepare, run_product
 
     cfg = _config(args)
+    if cfg.flow != "none":
+        return cmd_matmul_flow(args, cfg)
+    if args.pack_group is not None or args.prune:
+        raise CLIError("--pack-group/--prune need a configuration with --flow")
     with OutputSet() as outs:
         _claim_outputs(outs, args, ("output", "q", "corrected", "json"))
         if args.q is not None and not cfg.output_stage:
@@ -318,12 +338,58 @@ def cmd_matmul(args) -> int:
     return code
 
 
+def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
+    """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
+    from ftaccel.files import OutputSet, read_npy
+    from ftaccel.tb.flow import flow_product
+    from ftaccel.tb.product import check_accumulator, check_operands
+
+    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch",
+                "json", "bias_error", "checksum_threshold", "temporal_threshold"):
+        if getattr(args, opt) is not None:
+            raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
+    with OutputSet() as outs:
+        _claim_outputs(outs, args, ("output", "q"))
+        if args.q is not None and not cfg.output_stage:
+            raise CLIError("--q needs the output stage (drop --no-output-stage)")
+        A = read_npy(args.a, "--a")
+        B = read_npy(args.b, "--b")
+        bias = read_npy(args.bias, "--bias") if args.bias is not None else None
+        A, B, bias = check_operands(cfg, A, B, bias)
+        check_accumulator(cfg, A, B, bias)
+        res = flow_product(cfg, A, B, group=args.pack_group, prune_first=args.prune, bias=bias,
+                           relu=args.relu, shift=args.shift, sim=args.sim, check=args.check)
+        outs.write_npy(args.output, res.run.acc)
+        if args.q is not None:
+            outs.write_npy(args.q, res.run.q)
+    (M, K), N, p = A.shape, B.shape[1], res.packed
+    print(f"C = A @ B: {M}×{K} @ {K}×{N} packed in {p.gl}×{p.gk} groups into "
+          f"{p.values.shape[0]}×{p.values.shape[1]} on {cfg.rows}×{cfg.cols} WS "
+          f"{cfg.flow}-{cfg.flow_group}: {res.cycles} cycles ({res.dense_cycles} for the dense "
+          f"layer, {res.dense_cycles / res.cycles:.2f}× faster), simulated in "
+          f"{res.seconds:.1f} s; wrote {args.output}")
+    if res.passed is False:
+        print(f"CHECK FAILED: the RTL differs from the golden model or numpy (log: "
+              f"{res.run.log})")
+        return EXIT_MISMATCH
+    if res.passed:
+        print("check passed: RTL equals the golden model, cycle by cycle, and numpy's A @ B")
+    return 0
+
+
 def cmd_verify(args) -> int:
     """``rtlgen verify``: the seeded random regression of :mod:`tb.regression`."""
     from ftaccel.files import OutputSet
     from ftaccel.tb.regression import regression
 
     cfg = _config(args)
+    if cfg.flow != "none":
+        if args.json is not None:
+            raise CLIError(f"--json is not available with --flow {cfg.flow}")
+        from ftaccel.tb.flow import verify_flow
+
+        return EXIT_MISMATCH if verify_flow(cfg, seed=args.seed, count=args.count,
+                                            sim=args.sim) else 0
     with OutputSet() as outs:
         _claim_outputs(outs, args, ("json",))
         print(f"verify {cfg.name()} on {args.sim or os.environ.get('SIM') or 'icarus'}: seed "
@@ -350,12 +416,10 @@ def _check_folders(outs, out: Path, extra: dict[str, tuple[str, ...]]) -> None:
                 check_target(out / sub / name, "-o")
 
 
-def _synth_files(prefix: str = "") -> dict[str, tuple[str, ...]]:
+def _synth_files(generated: tuple[str, ...], prefix: str = "") -> dict[str, tuple[str, ...]]:
     """The sub-folders and files ``synth`` writes, below ``prefix``."""
-    from .accelerator import GENERATED_FILES
-
     join = (lambda sub: f"{prefix}/{sub}" if sub else prefix) if prefix else (lambda sub: sub)
-    return {join(""): ("area.json", "area.md", "area.png"), join("rtl"): GENERATED_FILES,
+    return {join(""): ("area.json", "area.md", "area.png"), join("rtl"): generated,
             join("yosys"): ()}
 
 
@@ -365,18 +429,19 @@ def cmd_synth(args) -> int:
     from ftaccel.synth.flow import synthesize
     from ftaccel.synth.summary import headline
 
-    from .accelerator import generate
-
     cfg = _config(args)
+    generate, files = _generator(cfg)
+    # the flow-controlling PE is the PE of its array: overheads are measured on it
+    units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
     out = Path(args.output)
     if args.liberty is not None:
         check_input(args.liberty, "--liberty")
     with OutputSet() as outs:
-        _check_folders(outs, out, _synth_files())
+        _check_folders(outs, out, _synth_files(files))
         gen = generate(cfg, out / "rtl")
         t0 = time.perf_counter()
         report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                            timeout_s=args.timeout)
+                            timeout_s=args.timeout, units=units)
     print(f"synthesised {cfg.name()} in {time.perf_counter() - t0:.1f} s:")
     for line in headline(report):
         print("  " + line)
@@ -390,6 +455,8 @@ def cmd_demo(args) -> int:
     from ftaccel.files import OutputSet
 
     cfg = _config(args, defaults=DEMO_DEFAULTS)
+    if cfg.flow != "none":
+        raise CLIError("demo does not take --flow; try matmul --flow … --check")
     if not 0 <= args.seed < 1 << 63:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
@@ -397,9 +464,63 @@ def cmd_demo(args) -> int:
         from .accelerator import GENERATED_FILES
 
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
-                                   **_synth_files("synth")})
+                                   **_synth_files(GENERATED_FILES, "synth")})
         report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
     return 0 if report["passed"] else EXIT_MISMATCH
+
+
+def cmd_infer(args) -> int:
+    """Run a network on images on the golden model, the cycle model or the RTL."""
+    from ftaccel.files import read_npy
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.golden.onnx_import import OnnxMissing
+    from ftaccel.tb.network import infer, unit_options
+
+    cfg = _config(args)
+    try:
+        bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
+        units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
+                             afd_mode=args.afd_mode, bypass_map=bmap,
+                             temporal_batch=args.temporal_batch)
+        res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+                    images=args.images, engine=args.engine, sim=args.sim, units=units,
+                    progress=None)
+    except (ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    print(res.to_markdown())
+    print(f"wrote {Path(args.output) / 'infer.json'} and {Path(args.output) / 'infer.md'}")
+    return 0
+
+
+def cmd_campaign(args) -> int:
+    """Run or resume a fault campaign on a network (the logic is tb/campaign.py)."""
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.golden.onnx_import import OnnxMissing
+    from ftaccel.tb.campaign import CampaignError, run_campaign
+
+    if args.workers is not None and args.workers < 0:
+        raise CLIError(f"--workers {args.workers}: must be 0 (this process) or more")
+    if args.verify_rtl < 0:
+        raise CLIError(f"--verify-rtl {args.verify_rtl}: must be 0 or more")
+    try:
+        report = run_campaign(args.spec, args.output, workers=args.workers,
+                              scheduler=args.scheduler, verify_rtl=args.verify_rtl,
+                              sim=args.sim, progress=None)
+    except (CampaignError, ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    print((Path(args.output) / "campaign.md").read_text())
+    print(f"wrote {Path(args.output) / 'campaign.json'}, campaign.md, "
+          f"{', '.join(report['trace'] + report['plots'])}")
+    v = report.get("verify_rtl")
+    if v and v["checked"] and v["agree"] != v["checked"]:
+        return EXIT_MISMATCH
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch anomaly suppression off at run time")
     m.add_argument("--median-off", action="store_true",
                    help="switch the median filter off at run time")
+    m.add_argument("--pack-group", type=_integer,
+                   help="with --flow: pack B in groups of this size (default --flow-group; "
+                        "smaller groups use a subset of the multiplexer inputs)")
+    m.add_argument("--prune", action="store_true",
+                   help="with --flow: prune B to complementary sparsity first (largest "
+                        "magnitude of every group kept)")
     m.set_defaults(func=cmd_matmul)
 
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
@@ -488,6 +615,45 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sim", choices=["icarus", "verilator"])
     d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     d.set_defaults(func=cmd_demo)
+
+    n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
+                                     "accelerator: accuracy, cycles, utilisation per layer")
+    _add_config_options(n)
+    n.add_argument("--model", required=True,
+                   help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    n.add_argument("--data", help="images: FILE.npz (images, labels), IMAGES,LABELS (MNIST "
+                                  "IDX files) or digits (default: the digits test split)")
+    n.add_argument("--calib", help="calibration images for an ONNX or float model (same "
+                                   "formats as --data; default: the --data images)")
+    n.add_argument("--images", type=_integer, help="use only the first N images")
+    n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
+    n.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator for --engine rtl (default $SIM or icarus)")
+    n.add_argument("--bypass-map", type=_path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
+    n.add_argument("--temporal-batch", type=_integer,
+                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
+    n.add_argument("--afd-shift", type=_integer, default=1, help="AFD threshold γ = 2**shift")
+    n.add_argument("--afd-gates", type=_integer, default=1,
+                   help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
+    n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    n.add_argument("-o", "--output", type=_path, required=True,
+                   help="folder for infer.json and infer.md")
+    n.set_defaults(func=cmd_infer)
+
+    c = sub.add_parser("campaign", help="fault campaign on a network: accuracy and outcome "
+                                        "classes under faults for every protection")
+    c.add_argument("spec", type=_path, help="campaign spec (TOML, see examples/)")
+    c.add_argument("-o", "--output", type=_path, required=True,
+                   help="campaign folder (created; the same command resumes it)")
+    c.add_argument("--workers", type=_integer,
+                   help="Dask worker processes on this machine (default: every core; 0: run "
+                        "in this process)")
+    c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
+    c.add_argument("--verify-rtl", type=_integer, default=0, metavar="K",
+                   help="re-run K sampled faults on the RTL and report the agreement")
+    c.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator for --verify-rtl (default $SIM or icarus)")
+    c.set_defaults(func=cmd_campaign)
     return p
 
 

@@ -34,6 +34,9 @@ __all__ = [
     "FAULT_REGISTERS",
     "FAULT_MODES",
     "derived_acc_width",
+    "FLOW_MODES",
+    "FLOW_GROUPS",
+    "flow_lanes",
 ]
 
 #: Dataflows of SPEC §1: weight-, input- and output-stationary.
@@ -51,6 +54,29 @@ CHECKSUM_MODES = ("none", "spatial", "temporal", "both")
 #: modulo 2**a_width), ``"exact"`` widens the streamed path by ``temporal_batch_bits`` bits
 #: (every PE's multiplier grows; the check holds modulo 2**acc_bits).
 TEMPORAL_MODES = ("residue", "exact")
+
+#: Flow-controlling MACs for complementary-sparse layers (SPEC §8, 000 §12.5.2, Fig. 12.6):
+#: ``"shortened"`` selects one of ``flow_group`` activations per PE (Fig. 12.6-b),
+#: ``"superposition"`` updates one of ``flow_group`` partial sums (Fig. 12.6-a), ``"twodim"``
+#: both, on a √group × √group split (Fig. 12.6-c); ``"none"`` is the plain array.
+FLOW_MODES = ("none", "shortened", "superposition", "twodim")
+#: Group sizes the flow-controlling multiplexers can be built for (powers of two, so that every
+#: extension-bit code selects a lane; a layer may use any smaller group, 000 L2984).
+FLOW_GROUPS = tuple(1 << i for i in range(1, 9))
+
+
+def flow_lanes(flow: str, group: int) -> tuple[int, int]:
+    """``(activation lanes l, partial-sum lanes k)`` of a flow-controlling PE: shortened
+    ``(g, 1)``, superposition ``(1, g)``, two-dimensional ``(√g, √g)``, none ``(1, 1)``."""
+    if flow == "shortened":
+        return group, 1
+    if flow == "superposition":
+        return 1, group
+    if flow == "twodim":
+        s = math.isqrt(group)
+        return s, s
+    return 1, 1
+
 
 #: Largest accumulator width we accept: the golden models compute in int64, and the output
 #: stage adds a bias and a rounding constant (two more bits) before saturating.  The derived
@@ -186,6 +212,13 @@ class AcceleratorConfig:
         up to ``lcu_max_pairs`` critical pairs in place after a layer, and per-column
         *split* requantisation (``shift + 1``, one bit narrower) for split neurons' copies.
         Needs the output stage.
+    flow, flow_group : str, int
+        Flow-controlling MAC units for complementary-sparse layers (SPEC §8, see
+        :data:`FLOW_MODES`; WS only, because the extension bits travel with the stationary
+        weight).  ``flow_group`` is the largest group the multiplexers serve: a power of two
+        2 … 256 (``"twodim"``: 4, 16, 64 or 256, split √g × √g); 1 with ``flow = "none"``.
+        The flow-controlling array is its own top (:mod:`rtl_gen.flow`): the reliability
+        units of the composed top are not built into it.
     lcu_mask : int or None
         The bits the LCU keeps when it ANDs a pair (SPEC §5; 1 = keep), ``a_width`` bits;
         ``None`` is the seed's mask, every bit but ``a_width − 2``
@@ -214,6 +247,8 @@ class AcceleratorConfig:
     lcu: bool = False
     lcu_depth: int = 64
     lcu_max_pairs: int = 16
+    flow: str = "none"
+    flow_group: int = 1
     lcu_mask: int | None = None
 
     def __post_init__(self) -> None:
@@ -257,6 +292,31 @@ class AcceleratorConfig:
                     "off unless dataflow is 'ws': only there does one cycle's streamed vector "
                     "hold neighbouring features of one input (IS streams weights, OS streams "
                     "a feature across batch rows); filter on the host for IS/OS")
+        self._check_flow()
+
+    def _check_flow(self) -> None:
+        _check_choice("flow", self.flow, FLOW_MODES)
+        if self.flow == "none":
+            if self.flow_group != 1 or not _is_int(self.flow_group):
+                raise ConfigError("flow_group", self.flow_group, "1 when flow is 'none'")
+            return
+        groups = FLOW_GROUPS if self.flow != "twodim" else (4, 16, 64, 256)
+        if not _is_int(self.flow_group) or self.flow_group not in groups:
+            raise ConfigError("flow_group", self.flow_group,
+                              f"one of {', '.join(map(str, groups))} for flow '{self.flow}' "
+                              "(the group size the multiplexers are built for)")
+        if self.dataflow != "ws":
+            raise ConfigError("flow", self.flow, "'none' unless dataflow is 'ws' (the "
+                              "extension bits travel with the stationary weight)")
+        for name in ("fault_hooks", "bypass", "afd", "median", "lcu"):
+            if getattr(self, name):
+                raise ConfigError(name, getattr(self, name),
+                                  f"off with flow '{self.flow}' (not built into the "
+                                  "flow-controlling array)")
+        if self.checksum != "none":
+            raise ConfigError("checksum", self.checksum,
+                              f"'none' with flow '{self.flow}' (not built into the "
+                              "flow-controlling array)")
 
     # -- derived quantities ----------------------------------------------------------------
     @property
@@ -324,6 +384,8 @@ class AcceleratorConfig:
             s += f"{self.temporal_batch_bits}{self.temporal_mode[0]}"
         if self.lcu:
             s += f"_lcu{self.lcu_depth}x{self.lcu_max_pairs}"
+        if self.flow != "none":
+            s += f"_flow{self.flow[:2]}{self.flow_group}"
         if self.lcu_mask is not None:
             s += f"m{self.lcu_mask:x}"
         return s

@@ -1,0 +1,628 @@
+"""Network-level fault models and the fast fault model (issue 15; SPEC §7, §10).
+
+**The fast fault model.**  :func:`faulty_product` computes what the accelerator's array gives
+for one layer's product ``A @ B`` with one fault in a PE register (:class:`Fault`: weight,
+activation or partial-sum register, stuck-at-0/1 or a flip at a cycle), in closed form per
+tile, vectorised over the batch (every streamed vector of a pass at once), and the
+Sanity-Check alarms that fault raises.  It equals :class:`golden.array.ArrayCycleModel` bit for
+bit (``tests/test_fault_models.py`` holds the two against each other on a seeded sample of
+every site, mode, dataflow and unit), because it follows the same registers through the same
+schedule (:mod:`golden.schedule`):
+
+* **WS / IS pass** (tile ``p``, array-side cycles: ``d`` input-unit stages, ``pre`` bypass-map
+  cycles): the stationary chain loads in cycles ``t0 … t0+R−1`` with ``t0 = pre + d +
+  p·(R + span + gap)``; streamed slot ``j`` is in the moving register of PE (r, c) in cycle
+  ``s + j + r + c + 1`` (``s = t0 + R``) and its partial sum in PE (r, c)'s register one cycle
+  later.  Hence:
+
+  - *moving register* (WS ``act``, IS ``weight``) fault at (r, c): the sabotaged value is
+    what PE (r, c) multiplies **and** what it passes right, so every column ``≥ c`` of row r
+    sees it: for every slot (stuck-at) or the one slot in the register at the flip's cycle;
+  - *stationary register* (WS ``weight``, IS ``act``): loading shifts every value of the
+    column through the PE, so a stuck-at corrupts the weights of rows ``≥ r`` of that
+    column; a flip during loading corrupts the one value passing through (destined for row
+    ``R − i + r`` in load cycle ``i``); a flip after loading is written back (the register
+    holds it) and corrupts every later slot of that pass;
+  - *partial-sum register*: ``wrap(sab(psum_in + Σ_{r'≤r} products) + Σ_{r'>r} products)``
+    for the column, every slot or the one slot.
+
+  K-tiles chain through ``psum_in`` (the loopback), so a corrupted partial sum of an early
+  K-tile reaches the output; the spatial sanity column (WS) is one more stationary column,
+  the temporal sanity vectors are more streamed slots, so faults reach them exactly as in the
+  hardware, and the checks are evaluated per pass as the checkers do.
+* **OS tile** ``i`` (tiles back to back, ``Kp = max(K, R)`` steps): step k is in PE (r, c) in
+  cycle ``pre + i·Kp + k + r + c + 1``; activations move right, weights move down, the
+  partial sum stays (a stuck-at acts on every step: a recurrence over k, vectorised over the
+  tiles).
+
+Other fault models, each with its own RNG stream so that a fault is reproducible alone:
+
+* :func:`bit_errors` — Algorithm 6.1 of 000 (L1201–L1220), vectorised, equal to
+  :func:`golden.faults.inject_bit_errors` for the same generator state (test);
+* :class:`TransientFault` — a flip-to-0 / flip-to-1 / bit flip for **one** cycle (the error
+  instances of 003's per-PE profiles); the cycle model accepts it like a :class:`Fault`;
+* :func:`pe_profile` / :func:`profile_errors` / :func:`profile_product` — 003 L91–L147: each
+  PE's error rate ~ U(0, FR_max); per pass, the number of erroneous steps of a PE is
+  Binomial(steps, rate); each error sabotages a random bit of that PE's partial sum in that
+  step (flip-to-0, flip-to-1 or bit flip, the "partial products" of 003 §3.2.1).
+
+:class:`FastFaultEngine` is a :class:`golden.network.FunctionalEngine` that applies
+``Product.fault`` (a :class:`Fault`) or ``Product.units["errors"]`` (profile errors) with
+these functions, so :func:`golden.network.run` runs a whole faulty network with it, starting
+at the faulty layer from recorded activations when the fault is in one layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import cycle_count, pass_gap, temporal_batch_max, temporal_stream_len
+from .faults import MODES, Fault
+from .mapping import tiles
+from .network import FunctionalEngine, Product, ProductResult, _units_matrix
+from .output_stage import output_stage
+
+__all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
+           "register_width", "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
+           "profile_product", "PROFILE_MODES"]
+
+#: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
+PROFILE_MODES = {"flip-to-0": "sa0", "flip-to-1": "sa1", "bitflip": "flip"}
+
+
+def sabotage_array(values, width: int, bit: int, mode: str) -> np.ndarray:
+    """:func:`golden.faults.sabotage` over an array: ``bit`` of every ``width``-bit signed
+    value forced to 0 / 1 or inverted (a bit at or beyond ``width`` changes nothing)."""
+    v = np.asarray(values, dtype=np.int64)
+    full = np.int64((1 << width) - 1)
+    raw = v & full
+    mask = np.int64((1 << bit) & int(full))
+    if mode == "sa0":
+        raw = raw & ~mask
+    elif mode == "sa1":
+        raw = raw | mask
+    elif mode == "flip":
+        raw = raw ^ mask
+    else:
+        raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
+    raw = raw & full
+    return np.where(raw >> np.int64(width - 1) & 1, raw - (np.int64(1) << np.int64(width)), raw)
+
+
+@dataclass(frozen=True)
+class TransientFault(Fault):
+    """A fault of ``mode`` (sa0 = flip-to-0, sa1 = flip-to-1, flip) active in one cycle only.
+
+    The RTL's fault hooks hold a stuck-at for ever; this is the error instance of a per-PE
+    fault profile (003), which the cycle model applies through the same saboteur.
+    """
+
+    def active(self, cycle: int) -> bool:
+        return cycle == self.cycle
+
+    def ports(self) -> dict[str, int]:
+        raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault ports")
+
+
+# The configuration's derived quantities are read from its properties (``cfg`` is an
+# ``AcceleratorConfig``); the three below are spelled out here because they are schedule facts
+# (golden.schedule places the bias and the bypass-map cycles the same way).
+
+def _wrap(x, bits: int):
+    """Two's-complement wrap to ``bits`` (what a register of that width stores)."""
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((np.asarray(x, dtype=np.int64) + half) & ((half << np.int64(1)) - 1)) - half
+
+
+def bias_in_psum(cfg) -> bool:
+    """The bias enters through ``psum_in`` of the first K-tile (IS; WS with a checksum),
+    else in the output stage."""
+    return cfg.dataflow == "is" or (cfg.dataflow == "ws" and cfg.checksum != "none")
+
+
+def config_cycles(cfg) -> int:
+    """Cycles writing the bypass map (one row per cycle) in front of every program."""
+    return cfg.rows if cfg.bypass else 0
+
+
+def _alarm_keys(cfg) -> tuple:
+    return tuple(k for k, on in (("spatial", cfg.spatial), ("temporal", cfg.temporal)) if on)
+
+
+def register_width(cfg, register: str, col: int) -> int:
+    """Width of a PE register as the cycle model sabotages it (the sanity column's weights
+    are wider, WS activations widen with the exact temporal checksum)."""
+    if register == "weight" and col >= cfg.cols:
+        return cfg.sanity_width
+    act = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
+    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}[register]
+
+
+def _stuck(f) -> bool:
+    return f.mode != "flip" and not isinstance(f, TransientFault)
+
+
+# -- WS / IS ---------------------------------------------------------------------------------
+
+def _stationary_layout(cfg, M: int, N: int, temporal_batch):
+    stream = M if cfg.dataflow == "ws" else N
+    if cfg.temporal:
+        nb = temporal_batch or temporal_batch_max(cfg)
+        slot = np.arange(stream) + np.arange(stream) // nb
+        span = temporal_stream_len(stream, nb)
+    else:
+        nb, slot, span = stream, np.arange(stream), stream
+    return stream, nb, slot, span
+
+
+def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
+            X_gen: np.ndarray) -> np.ndarray:
+    """The streamed vectors of a pass as the array sees them, ``[span, R]``: data in their
+    slots, and (temporal checksum) each batch's sanity vector, the negated sum of ``X_gen``
+    (the data the generator saw) wrapped to the streamed width, in the slot after it."""
+    R = cfg.rows
+    Xs = np.zeros((span, R), dtype=np.int64)
+    Xs[slot, :X.shape[1]] = X
+    if cfg.temporal:
+        ow = cfg.stream_width
+        for j0 in range(0, len(slot), nb):
+            j1 = min(j0 + nb, len(slot))
+            Xs[slot[j1 - 1] + 1, :X.shape[1]] = _wrap(-X_gen[j0:j1].sum(axis=0), ow)
+    return Xs
+
+
+def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
+                   chk_B=None):
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    NC = cfg.array_cols
+    ws = cfg.dataflow == "ws"
+    M, K = A.shape
+    N = B.shape[1]
+    stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
+    gap = pass_gap(cfg, span)
+    d, pre = cfg.input_stages, config_cycles(cfg)
+    early = bias_in_psum(cfg)
+    use_spatial, use_temporal = cfg.spatial, cfg.temporal
+    keep = np.ones((R, NC), dtype=bool)
+    if bmap is not None:
+        keep[:, :C] = ~np.asarray(bmap, dtype=bool)
+    stat_reg, move_reg = ("weight", "act") if ws else ("act", "weight")
+    is_sanity = np.zeros(span, dtype=bool)
+    is_sanity[np.setdiff1d(np.arange(span), slot)] = True
+    out = np.zeros((M, N), dtype=np.int64)
+    alarms = {"spatial": 0, "temporal": 0} if use_spatial and use_temporal else \
+        {"spatial": 0} if use_spatial else {"temporal": 0} if use_temporal else {}
+    kbits = cfg.temporal_check_bits
+    state = None
+    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    n_passes = len(tl)
+    for p, tile in enumerate(tl):
+        t0 = pre + d + p * (R + span + gap)
+        s = t0 + R
+        kr = tile.k1 - tile.k0
+        stat = np.zeros((R, NC), dtype=np.int64)
+        if ws:
+            nc = tile.n1 - tile.n0
+            stat[:kr, :nc] = B[tile.k0:tile.k1, tile.n0:tile.n1]
+            X = A[:, tile.k0:tile.k1]
+            X_gen = X if gen_A is None else gen_A[:, tile.k0:tile.k1]
+            lane_bias = bias[tile.n0:tile.n1]
+        else:
+            nc = tile.m1 - tile.m0
+            stat[:kr, :nc] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
+            X = X_gen = B[tile.k0:tile.k1, :].T
+            lane_bias = np.zeros(nc, dtype=np.int64)
+        if use_spatial:  # Eq. 6.5 on the weights the array keeps
+            chk = stat[:, :C]
+            if chk_B is not None:
+                chk = np.zeros((R, C), dtype=np.int64)
+                chk[:kr, :nc] = chk_B[tile.k0:tile.k1, tile.n0:tile.n1]
+            stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
+        Xs = _moving(cfg, X, slot, span, nb, X_gen)
+        if not tile.first_k:
+            psum_in = state
+        else:
+            psum_in = np.zeros((span, NC), dtype=np.int64)
+            if early and ws:
+                psum_in[:, :nc] = lane_bias
+                if use_spatial:
+                    psum_in[:, C] = -lane_bias.sum()
+            elif early:  # IS: neuron n's bias enters with weight vector n, on every lane
+                psum_in[slot, :] = bias[:, None]
+        eff = np.where(keep, stat, 0)
+        new = psum_in + Xs @ eff
+        t_next = None if p == n_passes - 1 else t0 + R + span + gap
+        for f in faults:
+            _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span,
+                                    t_next, stat_reg, move_reg, R, NC, P)
+        if errors is not None:
+            on = np.flatnonzero(errors.tile == p)
+            for e in on[np.argsort(errors.row[on], kind="stable")]:
+                j = int(errors.step[e])
+                _sabotage_psum(new, Xs, eff, slice(j, j + 1), int(errors.row[e]),
+                               int(errors.col[e]), P, int(errors.bit[e]), errors.mode)
+        state = _wrap(new, P)
+        if use_spatial:
+            sums = _wrap(state[~is_sanity].sum(axis=1), P)
+            alarms["spatial"] += int(np.count_nonzero(sums))
+        if use_temporal:
+            alarms["temporal"] += _temporal_alarms(state, slot, nb, lane_bias if early else
+                                                   np.zeros(nc, np.int64), nc, use_spatial,
+                                                   kbits)
+        if tile.last_k:
+            if ws:
+                out[:, tile.n0:tile.n1] = state[slot, :nc]
+            else:
+                out[tile.m0:tile.m1, :] = state[slot, :nc].T
+    if not early:
+        out = out + np.asarray(bias, dtype=np.int64)[None, :]
+    return out, alarms
+
+
+def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
+    """Batches whose lane sums (data + sanity vector) miss the expected ``(n + 1)·bias``
+    modulo 2**kbits, as :class:`golden.checksum.TemporalCheckerModel` counts them.  A batch's
+    data vectors and its sanity vector occupy consecutive slots, so one ``reduceat`` sums
+    every batch of the pass."""
+    starts = slot[::nb]
+    totals = np.add.reduceat(state, starts, axis=0)
+    n = np.minimum(nb, len(slot) - np.arange(0, len(slot), nb)) + 1  # vectors per batch
+    expected = np.zeros_like(totals)
+    expected[:, :nc] = n[:, None] * lane_bias[None, :]
+    if sanity_lane:
+        expected[:, -1] = -n * int(lane_bias.sum())
+    return int(np.count_nonzero(np.any(_wrap(totals - expected, kbits) != 0, axis=1)))
+
+
+def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span, t_next,
+                            stat_reg, move_reg, R, NC, P) -> None:
+    """Add fault ``f``'s effect on one WS/IS pass to ``new`` (``[span, NC]``, unwrapped).
+
+    ``t_next``: the first load cycle of the next pass (None for the last pass)."""
+    r, c = f.row, f.col
+    if r >= R or c >= NC:
+        return
+    width = register_width(cfg, f.register, c)
+    stuck = _stuck(f)
+    if f.register == stat_reg:
+        if stuck:
+            alt = stat.copy()
+            alt[r:, c] = sabotage_array(stat[r:, c], width, f.bit, f.mode)
+            new += Xs @ (np.where(keep, alt, 0) - eff)
+            return
+        t = f.cycle
+        if t0 <= t < t0 + R:  # flipped while shifting through during the load
+            dest = R - (t - t0) + r
+            if dest < R:  # (a larger one is a value of the previous pass on its way out)
+                new[:, c] += Xs[:, dest] * keep[dest, c] * (
+                    int(sabotage_array(stat[dest, c], width, f.bit, f.mode)) - stat[dest, c])
+        elif s <= t and (t_next is None or t <= t_next):
+            # written back: every product of this pass from cycle t until the next load
+            # (whose first cycle still multiplies with it) uses the flipped value
+            base = s + r + c + 1
+            first = max(0, t - base)
+            if first < span and keep[r, c]:
+                delta = int(sabotage_array(stat[r, c], width, f.bit, f.mode)) - stat[r, c]
+                new[first:, c] += Xs[first:, r] * delta
+    elif f.register == move_reg:
+        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
+        if sel is None:
+            return
+        x = Xs[sel, r]
+        delta = sabotage_array(x, width, f.bit, f.mode) - x
+        new[sel, c:] += np.multiply.outer(delta, eff[r, c:])
+    else:  # psum
+        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 2), span)
+        if sel is None:
+            return
+        _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
+
+
+def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
+    """The partial sum of column ``c`` leaving row ``r`` sabotaged for slots ``sel``: what
+    is below row r is added after; what ``new`` already holds above it (earlier errors in
+    rows above) is kept, so errors applied top row first compose as in the array."""
+    lower = Xs[sel, r + 1:] @ eff[r + 1:, c]
+    upper = new[sel, c] - lower
+    new[sel, c] = sabotage_array(_wrap(upper, P), P, bit, mode) + lower
+
+
+def _one_slot(j: int, span: int):
+    return slice(j, j + 1) if 0 <= j < span else None
+
+
+# -- OS ----------------------------------------------------------------------------------------
+
+def _os_product(cfg, A, B, bias, faults, bmap):
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    Kp = max(K, R)
+    pre = config_cycles(cfg)
+    out = A @ B
+    n_tiles_n = -(-N // C)
+    rows_of = np.arange(M) % R
+    cols_of = np.arange(N) % C
+    for f in faults:
+        r, c = f.row, f.col
+        if r >= R or c >= C:
+            continue
+        width = register_width(cfg, f.register, c)
+        if _stuck(f):
+            if f.register == "act":
+                mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of >= c)
+                da = sabotage_array(A[mr], width, f.bit, f.mode) - A[mr]
+                out[np.ix_(mr, nn)] += da @ B[:, nn]
+            elif f.register == "weight":
+                mr, nn = np.flatnonzero(rows_of >= r), np.flatnonzero(cols_of == c)
+                db = sabotage_array(B[:, nn], width, f.bit, f.mode) - B[:, nn]
+                out[np.ix_(mr, nn)] += A[mr] @ db
+            else:
+                mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of == c)
+                prods = A[mr][:, None, :] * B[:, nn].T[None, :, :]  # [m, n, K]
+                tot = np.zeros((len(mr), len(nn)), dtype=np.int64)
+                for k in range(Kp):
+                    tot = sabotage_array(tot, P, f.bit, f.mode)
+                    if k < K:
+                        tot = tot + prods[:, :, k]
+                    tot = _wrap(tot, P)
+                out[np.ix_(mr, nn)] = tot
+            continue
+        # one step k of one tile i: cycle = pre + i·Kp + k + r + c + 1
+        rel = f.cycle - pre - r - c - 1
+        i, k = divmod(rel, Kp) if rel >= 0 else (0, rel)
+        if i >= -(-M // R) * n_tiles_n:
+            continue
+        m = (i // n_tiles_n) * R + r
+        n0 = (i % n_tiles_n) * C
+        if m >= M:
+            continue
+        if f.register == "act" and 0 <= k < K:
+            nn = np.arange(n0 + c, min(N, n0 + C))
+            out[m, nn] += (int(sabotage_array(A[m, k], width, f.bit, f.mode)) - A[m, k]) \
+                * B[k, nn]
+        elif f.register == "weight" and 0 <= k < K and n0 + c < N:
+            mm = np.arange(m, min(M, m - r + R))
+            out[mm, n0 + c] += A[mm, k] * (int(sabotage_array(B[k, n0 + c], width, f.bit,
+                                                              f.mode)) - B[k, n0 + c])
+        elif f.register == "psum" and n0 + c < N:
+            # a flip before the first step is held until step 0 (nothing else is added)
+            k = max(k, 0)
+            prods = A[m] * B[:, n0 + c]
+            upper = _wrap(prods[:k].sum(), P)
+            out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) + prods[k:].sum()
+    out = _wrap(out, P)
+    if bmap is not None:  # a bypassed PE's pinned output is forced to zero (Fig. 10.2-B)
+        out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
+    return out + np.asarray(bias, dtype=np.int64)[None, :], {}
+
+
+# -- the product -------------------------------------------------------------------------------
+
+def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
+                   temporal_batch: int | None = None, errors=None, gen_A=None, chk_B=None):
+    """``(acc, alarms)``: the accumulator outputs of ``A @ B`` (+ bias, M×N, int64) with
+    ``fault`` (a :class:`Fault`, a :class:`TransientFault` or a list of them) and/or profile
+    ``errors`` (:class:`ProfileErrors`) applied, as the cycle model gives them, and the number
+    of output vectors (spatial) / batches (temporal) each checksum flags.
+
+    ``A`` is what the array multiplies: the activations after the WS input units (see
+    :func:`golden.network._units_matrix`).  The bias enters where the hardware adds it.  Unlike
+    :func:`golden.array.matmul` nothing is checked for overflow: a faulty partial sum wraps in
+    the accumulator exactly as in the hardware.
+
+    ``gen_A`` / ``chk_B`` (WS with a checksum): the activations the temporal sanity-input
+    generator summed and the weights the sanity column was computed from, when they differ
+    from ``A`` / ``B`` (errors in stored values after checksum encoding, 000 L1195).
+    """
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    bias = np.zeros(B.shape[1], np.int64) if bias is None else np.asarray(bias, np.int64)
+    faults = () if fault is None else tuple(fault) if isinstance(fault, (list, tuple)) \
+        else (fault,)
+    if errors is not None:
+        return profile_product(cfg, A, B, bias, errors, bypass_map=bypass_map,
+                               temporal_batch=temporal_batch)
+    if cfg.dataflow == "os":
+        return _os_product(cfg, A, B, bias, faults, bypass_map)
+    return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch, None, gen_A,
+                          chk_B)
+
+
+class FastFaultEngine(FunctionalEngine):
+    """The functional engine with faults, in closed form: ``Product.fault`` (register
+    faults), and in ``Product.units``: ``errors`` (a per-PE profile's error instances,
+    :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g. with bit
+    errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
+    Algorithm 6.1 on the streamed activations before the input units; the temporal sanity
+    vectors are summed from the clean ones).  A neuron permutation must not be combined with
+    ``stored_weights`` (they are in array-column order).
+
+    Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
+    checksum alarm counts the cycle engine reports (zero: the checks are exact).
+    """
+
+    name = "fast"
+
+    def product(self, p: Product) -> ProductResult:
+        cfg = self.cfg
+        units = dict(p.units)
+        errors = units.pop("errors", None)
+        stored = units.pop("stored_weights", None)
+        act_errors = units.pop("act_errors", None)
+        if p.fault is None and errors is None and stored is None and act_errors is None:
+            res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
+                                          None, units))
+            res.alarms = {k: 0 for k in _alarm_keys(cfg)}
+            return res
+        if units.get("split") is not None or units.get("lcu_pairs") is not None:
+            raise NotImplementedError("the fast fault model does not model the LCU yet")
+        A_in, B, gen_A, chk_B = p.A, p.B, None, None
+        if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
+            rate, seed = act_errors
+            A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
+        A = _units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
+        if act_errors is not None and cfg.temporal:
+            gen_A = _units_matrix(cfg, p.A, units)
+        if stored is not None:
+            B, chk_B = np.asarray(stored, dtype=np.int64), p.B
+        acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault,
+                                     bypass_map=units.get("bypass_map"),
+                                     temporal_batch=units.get("temporal_batch"),
+                                     errors=errors, gen_A=gen_A, chk_B=chk_B)
+        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width)
+        M, K = p.A.shape
+        cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
+        return ProductResult(q=q, cycles=cycles, alarms=alarms)
+
+
+# -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
+
+def bit_errors(tensor, rate: float, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Algorithm 6.1 (000 L1201–L1220) on an integer tensor, vectorised: ``round(rate ×
+    size)`` distinct locations, one random bit each; the sign bit negates the value (and
+    saturates −2**(w−1), whose negation does not fit), another bit i adds 2**i if that bit is
+    0 and subtracts it if it is 1.  The same draws as
+    :func:`golden.faults.inject_bit_errors`, which it equals except at −2**(w−1) (there the
+    reference leaves a value that the register cannot hold)."""
+    out = np.array(tensor, dtype=np.int64, copy=True)
+    flat = out.reshape(-1)
+    count = int(round(rate * flat.size))
+    if count == 0:
+        return out
+    where = rng.choice(flat.size, size=count, replace=False)
+    bits = rng.integers(0, width, size=count)
+    n = flat[where]
+    q = n & ((1 << width) - 1)
+    step = np.left_shift(np.int64(1), bits)
+    mag = np.where((q >> bits) & 1 == 0, n + step, n - step)
+    hi = (1 << (width - 1)) - 1
+    flat[where] = np.where(bits == width - 1, np.minimum(-n, hi), mag)
+    return out
+
+
+# -- per-PE fault profiles (003) ----------------------------------------------------------------
+
+def pe_profile(rows: int, cols: int, fr_max: float, rng: np.random.Generator) -> np.ndarray:
+    """003 §4.2: every PE's error rate drawn from U(0, FR_max), ``[rows, cols]``."""
+    if not 0 <= fr_max <= 1:
+        raise ValueError(f"invalid fr_max = {fr_max!r}: a probability 0 … 1")
+    return rng.uniform(0.0, fr_max, size=(rows, cols))
+
+
+@dataclass(frozen=True)
+class ProfileErrors:
+    """Error instances for one product: per error, the pass (tile index in driver order),
+    the streamed slot (WS/IS) or step (OS), the PE and the bit; all in one ``mode``."""
+
+    tile: np.ndarray
+    step: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    bit: np.ndarray
+    mode: str
+
+    def __len__(self) -> int:
+        return len(self.tile)
+
+
+def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
+                   rng: np.random.Generator, *, bits: tuple[int, int] | None = None,
+                   temporal_batch: int | None = None) -> ProfileErrors:
+    """003 §4.3: error instances of one product ``M×K @ K×N`` drawn from ``profile``.
+
+    Every PE works once per streamed slot of every pass (WS/IS) or per step of every tile
+    (OS); per pass and PE the number of erroneous steps is Binomial(steps, rate), the steps
+    drawn without repetition, each error on a bit uniform in ``bits`` (default: every bit of
+    the partial sum) of that PE's partial-sum register in that step (WS/IS: the sum the PE
+    passes down; OS: the sum it holds when it adds the step's product): ``mode`` is
+    flip-to-0, flip-to-1 or bitflip.
+    """
+    if mode not in PROFILE_MODES:
+        raise ValueError(f"invalid profile mode = {mode!r}: one of {', '.join(PROFILE_MODES)}")
+    R, C = cfg.rows, cfg.cols
+    profile = np.asarray(profile, dtype=np.float64)
+    if profile.shape != (R, C):
+        raise ValueError(f"fault profile must be {R}×{C}, not {profile.shape}")
+    n_tiles = len(tiles(cfg.dataflow, R, C, M, K, N))
+    steps = K if cfg.dataflow == "os" else _stationary_layout(cfg, M, N, temporal_batch)[3]
+    lo, hi = bits if bits is not None else (0, cfg.acc_bits - 1)
+    counts = rng.binomial(steps, np.broadcast_to(profile, (n_tiles, R, C)))
+    t_idx, r_idx, c_idx = np.nonzero(counts)
+    n = counts[t_idx, r_idx, c_idx]
+    tile = np.repeat(t_idx, n)
+    row = np.repeat(r_idx, n)
+    col = np.repeat(c_idx, n)
+    step = np.concatenate([rng.choice(steps, size=k, replace=False) for k in n]) \
+        if len(n) else np.zeros(0, np.int64)
+    bit = rng.integers(lo, hi + 1, size=len(tile))
+    return ProfileErrors(tile.astype(np.int64), step.astype(np.int64), row.astype(np.int64),
+                         col.astype(np.int64), bit.astype(np.int64), PROFILE_MODES[mode])
+
+
+def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
+                   temporal_batch: int | None = None) -> list[TransientFault]:
+    """The error instances as one-cycle faults on the cycle model's partial-sum registers
+    (the cycle each step's partial sum sits in PE (r, c)'s register), for cross-checks."""
+    R = cfg.rows
+    pre, d = config_cycles(cfg), cfg.input_stages
+    out = []
+    if cfg.dataflow == "os":
+        Kp = max(K, R)
+        for i, k, r, c, b in zip(errors.tile, errors.step, errors.row, errors.col, errors.bit,
+                                 strict=True):
+            # OS: the partial sum the PE holds when it does step k (its register is read in
+            # cycle pre + i·Kp + k + r + c + 1, then the product is added)
+            cyc = int(pre + i * Kp + k + r + c + 1)
+            out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode, cyc))
+        return out
+    span = _stationary_layout(cfg, M, N, temporal_batch)[3]
+    gap = pass_gap(cfg, span)
+    for i, j, r, c, b in zip(errors.tile, errors.step, errors.row, errors.col, errors.bit,
+                             strict=True):
+        s = pre + d + int(i) * (R + span + gap) + R
+        out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode,
+                                  int(s + j + r + c + 2)))
+    return out
+
+
+def profile_product(cfg, A, B, bias, errors: ProfileErrors, *, bypass_map=None,
+                    temporal_batch: int | None = None):
+    """``(acc, alarms)`` with a profile's error instances applied (see :func:`profile_errors`):
+    the partial sum of PE (r, c) in the erroneous step is sabotaged before row r + 1 adds to
+    it; errors of one column compose from the top row down, as in the array."""
+    A = np.asarray(A, np.int64)
+    B = np.asarray(B, np.int64)
+    if cfg.dataflow == "os":
+        return _os_product_transients(cfg, A, B, bias, errors, bypass_map)
+    return _ws_is_product(cfg, A, B, bias, (), bypass_map, temporal_batch, errors)
+
+
+def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
+    """OS with many one-step errors: each output element with errors is recomputed by its
+    recurrence over the steps (errors in different elements are independent)."""
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    out = A @ B
+    n_tiles_n = -(-N // C)
+    mm = (errors.tile // n_tiles_n) * R + errors.row
+    nn = (errors.tile % n_tiles_n) * C + errors.col
+    ok = (mm < M) & (nn < N) & (errors.step < K)
+    for m, n in sorted(set(zip(mm[ok].tolist(), nn[ok].tolist(), strict=True))):
+        sel = ok & (mm == m) & (nn == n)
+        prods = A[m] * B[:, n]
+        tot = 0
+        hits = dict(zip(errors.step[sel].tolist(), errors.bit[sel].tolist(), strict=True))
+        for k in range(K):
+            if k in hits:
+                tot = int(sabotage_array(tot, P, hits[k], errors.mode))
+            tot = int(_wrap(np.int64(tot + prods[k]), P))
+        out[m, n] = tot
+    out = _wrap(out, P)
+    if bmap is not None:
+        rows_of, cols_of = np.arange(M) % R, np.arange(N) % C
+        out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
+    return out + np.asarray(bias, dtype=np.int64)[None, :], {}

@@ -1,0 +1,444 @@
+"""Fault campaigns on networks: fault populations, protections, outcome classes, statistics
+(issue 15; SPEC §7, §10).  Pure numpy: the runner (TOML spec, Dask, durable chunks, reports)
+is :mod:`tb.campaign`.
+
+**Protections** (:class:`Protection`) are configurations of the same accelerator plus run-time
+unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
+``median`` (Median-3/5); ``sanity`` (Sanity-Check: spatial, temporal or both; detection
+counted); ``bypass`` (PE bypass of the PEs known to be faulty: a stuck-at fault's PE — a
+transient flip cannot be known in advance — or a profile's PEs at or above a rate threshold).
+
+**Fault models** (one *work item* each; every item draws its randomness from
+``SeedSequence([seed, item id])``, never from a worker, so the results do not depend on how
+the items are spread):
+
+``register``
+    One fault in a PE register of the R×C data array (:class:`golden.faults.Fault`).
+    Stuck-at faults are permanent: they act in every product layer (the array is faulty).
+    A flip acts once: it is drawn over (product layer, pass, streamed vector, PE, register,
+    bit) — the cycles in which the register holds that layer's data; a flip in an idle
+    cycle is masked by construction and is left out of the population — and its cycle is
+    computed for each protection's own schedule (:func:`flip_cycle`), so every protection
+    sees the same physical event.
+``bit_errors``
+    Algorithm 6.1 (000 L1201–L1220) at a rate in the int8 weights (static: every product
+    layer's stored weights) and/or activations (dynamic: every product layer's streamed
+    input, drawn over the whole batch).  The Sanity-Check column and sanity vectors are
+    computed from the error-free values (the seed injects after checksum encoding, 000
+    L1195).
+``pe_profile``
+    003's per-PE fault profiles: rates ~ U(0, FR_max), binomial error instances per PE and
+    step, flip-to-0 / flip-to-1 / bit flip on the PE's partial sum
+    (:func:`golden.fault_models.profile_errors`), in every product layer.
+``pe_bypass``
+    000 ch. 10: a Bernoulli(rate) map of faulty PEs, all bypassed (accuracy vs bypass rate).
+
+**Outcomes** (001 L2313–L2316; ENFOR-SA): compared with the same protection's fault-free run
+on the same images: ``masked`` (logits equal, no alarm); ``sdc`` (some logits differ, no
+top-1 prediction changed); ``critical`` (some top-1 prediction changed); ``detected``
+(a Sanity-Check alarm fired; which alarm is recorded, and whether the prediction changed,
+for the coverage of error-caused mispredictions, 000 Fig. 6.10); ``corrected`` (no effect
+under this protection while the same fault changed the unprotected network's logits: the
+protection's unit corrected it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+
+from .array import pass_gap, temporal_batch_max, temporal_stream_len
+from .fault_models import (
+    PROFILE_MODES,
+    FastFaultEngine,
+    bit_errors,
+    config_cycles,
+    pe_profile,
+    profile_errors,
+    register_width,
+)
+from .faults import Fault, sample_size
+from .mapping import tiles
+from .network import LayerOptions, Model, product_layers, run
+
+__all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "Context",
+           "RegisterPopulation", "flip_cycle", "classify", "evaluate_register_fault",
+           "evaluate_trial", "statistical_size", "z_value", "wilson", "mean_ci",
+           "layer_dims"]
+
+PROTECTION_KINDS = ("none", "afd", "median", "sanity", "bypass")
+FAULT_MODELS = ("register", "bit_errors", "pe_profile", "pe_bypass")
+OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected")
+
+
+# -- protections -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Protection:
+    """One protection: configuration changes and run-time unit options."""
+
+    name: str
+    kind: str
+    config: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    #: bypass: bypass the PEs known to be faulty (profile: rate ≥ ``threshold`` × FR_max)
+    threshold: float = 0.5
+    #: afd / median: the product layers (names) whose inputs the unit filters; the unit is
+    #: switched off at run time for the others (None: every product layer)
+    layers: tuple | None = None
+
+    def layer_units(self, model: Model) -> dict:
+        """Per product layer, the unit options that switch this protection's unit off."""
+        if self.layers is None or self.kind not in ("afd", "median"):
+            return {}
+        out = {}
+        for i in product_layers(model):
+            if model.layers[i].name in self.layers:
+                continue
+            out[i] = ({"afd": {**self.units["afd"], "enable": 0}} if self.kind == "afd"
+                      else {"median_enable": False})
+        return out
+
+    @property
+    def unit(self) -> str:
+        """The unit that detects or corrects, as named in the trace."""
+        return {"none": "", "afd": "afd", "median": f"median{self.config.get('median', '')}",
+                "sanity": "sanity", "bypass": "bypass"}[self.kind]
+
+    def cfg(self, base):
+        return base.replace(**self.config)
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+def z_value(confidence: float) -> float:
+    """Two-sided normal quantile: 1.96 for 95 %."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def statistical_size(population: int, margin: float, confidence: float) -> int:
+    """001 Eq. 4.7 with t from the confidence level and p = 0.5 (the worst case)."""
+    return sample_size(population, e=margin, t=z_value(confidence))
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    z = z_value(confidence)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))
+
+
+#: Student-t 97.5 % quantiles for 1 … 30 degrees of freedom (then the normal 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_ci(values) -> tuple[float, float, float]:
+    """Mean and 95 % confidence interval (Student t) of independent trials."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(v.mean())
+    if len(v) == 1:
+        return (m, m, m)
+    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
+    half = t * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return (m, m - half, m + half)
+
+
+# -- context: the network, the data, the fault-free runs ---------------------------------------
+
+def layer_dims(model: Model, n_images: int) -> list[tuple[int, int, int, int]]:
+    """``(layer index, M, K, N)`` of every product layer for a batch of ``n_images``."""
+    out = []
+    shape = tuple(model.input_shape)
+    for i, layer in enumerate(model.layers):
+        new = layer.out_shape(shape)
+        if i in product_layers(model):
+            B = layer.matrix
+            M = n_images * (math.prod(new[:-1]) if len(new) > 1 else 1)
+            out.append((i, M, B.shape[0], B.shape[1]))
+        shape = new
+    return out
+
+
+@dataclass
+class Clean:
+    """A protection's fault-free run: logits, predictions, every layer's output."""
+
+    cfg: object
+    units: dict
+    logits: np.ndarray
+    outputs: list
+    alarms: int
+
+
+class Context:
+    """What every work item needs, built once per worker: the model, the quantised images,
+    the labels, and each protection's configuration and fault-free run."""
+
+    def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray, base_cfg,
+                 protections: list[Protection]):
+        self.model, self.x, self.labels, self.base = model, x, labels, base_cfg
+        self.protections = protections
+        self.dims = layer_dims(model, len(x))
+        self.products = [d[0] for d in self.dims]
+        self.clean: dict[str, Clean] = {}
+        self.layer_units = {p.name: p.layer_units(model) for p in protections}
+        for p in protections:
+            cfg = p.cfg(base_cfg)
+            units = dict(p.units)
+            if cfg.bypass:
+                units.setdefault("bypass_map", np.zeros((cfg.rows, cfg.cols), bool))
+            res = run(model, x, FastFaultEngine(cfg), units=units, record=True,
+                      options=_merge(None, self.layer_units[p.name]))
+            self.clean[p.name] = Clean(cfg, units, res.logits, res.outputs,
+                                       sum(sum(st.alarms.values()) for st in res.layers))
+
+    def accuracy(self, logits) -> float:
+        return float(np.mean(np.argmax(logits, axis=1) == self.labels))
+
+    def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
+        c = self.clean[protection.name]
+        x = self.x if start == 0 else c.outputs[start - 1]
+        return run(self.model, x, FastFaultEngine(c.cfg), units={**c.units, **(units or {})},
+                   options=_merge(options, self.layer_units[protection.name]), start=start)
+
+
+def _merge(options: dict | None, layer_units: dict) -> dict | None:
+    """Per-layer options with a protection's per-layer unit switches added."""
+    if not layer_units:
+        return options
+    out = dict(options or {})
+    for i, u in layer_units.items():
+        o = out.get(i) or LayerOptions()
+        out[i] = LayerOptions(fault=o.fault, units={**u, **o.units}, permutation=o.permutation)
+    return out
+
+
+# -- register-fault population -----------------------------------------------------------------
+
+def _reg_bits(cfg, registers) -> list[tuple[str, int]]:
+    return [(reg, b) for reg in registers for b in range(register_width(cfg, reg, 0))]
+
+
+def _passes(cfg, M: int, K: int, N: int) -> tuple[int, int]:
+    """(passes or tiles, streamed vectors or steps per pass) of a product."""
+    n = len(tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N))
+    return n, (K if cfg.dataflow == "os" else M if cfg.dataflow == "ws" else N)
+
+
+def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, tile: int,
+               j: int, temporal_batch: int | None = None) -> int:
+    """The cycle (from the start of the layer's program) in which PE (row, col)'s
+    ``register`` holds streamed vector ``j`` of pass ``tile`` (OS: step j of tile
+    ``tile``) for configuration ``cfg``; a stationary register is flipped in the cycle that
+    vector is multiplied (the flipped value is then held)."""
+    R = cfg.rows
+    pre = config_cycles(cfg)
+    if cfg.dataflow == "os":
+        return pre + tile * max(K, R) + j + row + col + 1
+    stream = M if cfg.dataflow == "ws" else N
+    if cfg.temporal:
+        nb = temporal_batch or temporal_batch_max(cfg)
+        span, slot = temporal_stream_len(stream, nb), j + j // nb
+    else:
+        span, slot = stream, j
+    gap = pass_gap(cfg, span)
+    s = pre + cfg.input_stages + tile * (R + span + gap) + R
+    return s + slot + row + col + 1 + (1 if register == "psum" else 0)
+
+
+class RegisterPopulation:
+    """Every register fault of the campaign, indexable: stuck-at faults (PE, register, bit,
+    mode) first, then flips (product layer, pass, vector, PE, register, bit)."""
+
+    def __init__(self, cfg, dims, registers=("weight", "act", "psum"),
+                 modes=("sa0", "sa1", "flip"), layers=None):
+        self.cfg = cfg
+        self.rb = _reg_bits(cfg, registers)
+        self.stuck_modes = [m for m in modes if m != "flip"]
+        R, C = cfg.rows, cfg.cols
+        self.n_stuck = R * C * len(self.rb) * len(self.stuck_modes)
+        self.segments = []  # (layer, M, K, N, passes, per_pass, count)
+        if "flip" in modes:
+            for (li, M, K, N) in dims:
+                if layers is not None and li not in layers:
+                    continue
+                n_pass, per = _passes(cfg, M, K, N)
+                self.segments.append((li, M, K, N, n_pass, per,
+                                      n_pass * per * R * C * len(self.rb)))
+        self.size = self.n_stuck + sum(s[-1] for s in self.segments)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def describe(self, index: int) -> dict:
+        """The fault with this index as a dict (layer None = every product layer)."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        R, C = self.cfg.rows, self.cfg.cols
+        nrb = len(self.rb)
+        if index < self.n_stuck:
+            rest, mode = divmod(index, len(self.stuck_modes))
+            rest, k = divmod(rest, nrb)
+            r, c = divmod(rest, C)
+            reg, bit = self.rb[k]
+            return {"row": r, "col": c, "register": reg, "bit": bit,
+                    "mode": self.stuck_modes[mode], "layer": None, "tile": None, "vector": None}
+        index -= self.n_stuck
+        for (li, M, K, N, _n_pass, per, count) in self.segments:
+            if index < count:
+                rest, k = divmod(index, nrb)
+                rest, c = divmod(rest, C)
+                rest, r = divmod(rest, R)
+                tile, j = divmod(rest, per)
+                reg, bit = self.rb[k]
+                return {"row": r, "col": c, "register": reg, "bit": bit, "mode": "flip",
+                        "layer": li, "tile": tile, "vector": j, "dims": (M, K, N)}
+            index -= count
+        raise IndexError(index)
+
+
+# -- outcome classes ---------------------------------------------------------------------------
+
+def classify(clean_logits, logits, alarm: bool, baseline_changed: bool | None) -> dict:
+    """Outcome of one fault under one protection, with the counts it rests on."""
+    changed = np.any(logits != clean_logits, axis=1)
+    top1 = np.argmax(logits, axis=1) != np.argmax(clean_logits, axis=1)
+    if alarm:
+        outcome = "detected"
+    elif top1.any():
+        outcome = "critical"
+    elif changed.any():
+        outcome = "sdc"
+    elif baseline_changed:
+        outcome = "corrected"
+    else:
+        outcome = "masked"
+    return {"outcome": outcome, "logits_changed": int(changed.sum()),
+            "top1_changed": int(top1.sum())}
+
+
+def _alarm_name(spatial: int, temporal: int) -> str:
+    return "both" if spatial and temporal else "spatial" if spatial else \
+        "temporal" if temporal else ""
+
+
+def _row(ctx: Context, prot: Protection, res, baseline_changed, extra: dict) -> dict:
+    clean = ctx.clean[prot.name]
+    sp = sum(st.alarms.get("spatial", 0) for st in res.layers)
+    tp = sum(st.alarms.get("temporal", 0) for st in res.layers)
+    cls = classify(clean.logits, res.logits, bool(sp or tp), baseline_changed)
+    acc = ctx.accuracy(res.logits)
+    unit = prot.unit if cls["outcome"] in ("detected", "corrected") else ""
+    return {**extra, "protection": prot.name, **cls, "alarm": _alarm_name(sp, tp),
+            "spatial_alarms": sp, "temporal_alarms": tp, "unit": unit, "accuracy": acc,
+            "accuracy_drop": ctx.accuracy(clean.logits) - acc}
+
+
+def _ordered(ctx: Context) -> list[Protection]:
+    """The baseline first: its result tells which faults a protection corrected."""
+    return sorted(ctx.protections, key=lambda p: p.kind != "none")
+
+
+def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dict]:
+    """One register fault under every protection: one trace row each."""
+    rows, base_changed = [], None
+    for prot in _ordered(ctx):
+        clean = ctx.clean[prot.name]
+        cfg = clean.cfg
+        units = {}
+        if prot.kind == "bypass" and desc["layer"] is None:
+            # a permanent fault is known (tested) and its PE bypassed; a flip is not
+            bmap = np.zeros((cfg.rows, cfg.cols), bool)
+            bmap[desc["row"], desc["col"]] = True
+            units["bypass_map"] = bmap
+        if desc["layer"] is None:
+            f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], desc["mode"])
+            opts = {i: LayerOptions(fault=f) for i in ctx.products}
+            start, cycle = 0, None
+        else:
+            M, K, N = desc["dims"]
+            cycle = flip_cycle(cfg, M, K, N, desc["register"], desc["row"], desc["col"],
+                               desc["tile"], desc["vector"],
+                               clean.units.get("temporal_batch"))
+            f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cycle)
+            opts = {desc["layer"]: LayerOptions(fault=f)}
+            start = desc["layer"]
+        res = ctx.run(prot, start=start, options=opts, units=units)
+        extra = {"fault_id": fault_id, "model": "register", "site": desc["register"],
+                 "pe_row": desc["row"], "pe_col": desc["col"], "register": desc["register"],
+                 "bit": desc["bit"], "mode": desc["mode"], "cycle": -1 if cycle is None
+                 else cycle, "layer": "all" if desc["layer"] is None else
+                 ctx.model.layers[desc["layer"]].name,
+                 "tile": -1 if desc["tile"] is None else desc["tile"],
+                 "vector": -1 if desc["vector"] is None else desc["vector"],
+                 "rate": math.nan, "trial": -1}
+        row = _row(ctx, prot, res, base_changed, extra)
+        if prot.kind == "none":
+            base_changed = row["logits_changed"] > 0
+        rows.append(row)
+    return rows
+
+
+def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
+                   fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
+                   bits=None) -> list[dict]:
+    """One trial of a rate-driven fault model under every protection (the same draws for
+    every protection: each protection replays one seeded generator)."""
+    rows, base_changed = [], None
+    for prot in _ordered(ctx):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))
+        clean = ctx.clean[prot.name]
+        cfg = clean.cfg
+        opts, units, extra_units = {}, {}, {}
+        if kind == "bit_errors":
+            for i in ctx.products:
+                layer = ctx.model.layers[i]
+                lu = {}
+                if "weights" in targets:
+                    lu["stored_weights"] = bit_errors(layer.matrix, rate, ctx.model.w_bits, rng)
+                if "activations" in targets:
+                    lu["act_errors"] = (rate, int(rng.integers(1 << 62)))
+                opts[i] = LayerOptions(units=lu)
+        elif kind == "pe_profile":
+            prof = pe_profile(cfg.rows, cfg.cols, rate, rng)
+            for (i, M, K, N) in ctx.dims:
+                errs = profile_errors(cfg, prof, M, K, N, profile_mode, rng, bits=bits,
+                                      temporal_batch=clean.units.get("temporal_batch"))
+                opts[i] = LayerOptions(units={"errors": errs})
+            if prot.kind == "bypass":
+                units["bypass_map"] = (prof > 0) & (prof >= prot.threshold * rate)
+        elif kind == "pe_bypass":
+            units["bypass_map"] = rng.random((cfg.rows, cfg.cols)) < rate
+        else:
+            raise ValueError(f"fault model {kind!r}")
+        if kind == "pe_bypass" and not cfg.bypass:
+            continue  # bypass needs the bypass hardware: only protections that have it
+        res = ctx.run(prot, options=opts, units={**units, **extra_units})
+        extra = {"fault_id": fault_id, "model": kind, "site": "+".join(targets)
+                 if kind == "bit_errors" else "pe", "pe_row": -1, "pe_col": -1,
+                 "register": "psum" if kind == "pe_profile" else "",
+                 "bit": -1, "mode": profile_mode if kind == "pe_profile" else
+                 "flip" if kind == "bit_errors" else "bypass", "cycle": -1, "layer": "all",
+                 "tile": -1, "vector": -1, "rate": rate, "trial": trial}
+        row = _row(ctx, prot, res, base_changed, extra)
+        if kind == "pe_bypass":
+            row["bypass_rate"] = float(np.mean(units["bypass_map"]))
+        if prot.kind == "none":
+            base_changed = row["logits_changed"] > 0
+        rows.append(row)
+    return rows
+
+
+__all__ += ["PROFILE_MODES", "Clean"]

@@ -1,0 +1,211 @@
+"""Testbench of the flow-controlling accelerator (:mod:`rtl_gen.flow`): run a packed product on
+the RTL and hold it against the golden register-level model, port by port and cycle by cycle.
+
+The driver program (:func:`golden.flow.build_flow_program`) is played by the generic player
+(:func:`tb.runner.run_stream`, partial sums of one K-tile looped back into the next) and run
+through :func:`golden.flow.simulate_flow`; :func:`rtl_flow_matmul` returns both views and the
+assembled product.  :func:`measured_cycles` reads the cycle count off the RTL's ``out_valid``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftaccel.files import cache_dir
+from ftaccel.golden.flow import (
+    FlowEngine,
+    FlowProgram,
+    Packed,
+    assemble_flow,
+    build_flow_program,
+    check_overflow,
+    simulate_flow,
+)
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
+
+from .runner import default_sim, run_stream
+
+__all__ = ["FlowRun", "flow_build_dir", "rtl_flow_matmul", "measured_cycles", "mismatches",
+           "FlowProduct", "flow_product", "verify_flow", "FlowRTLEngine"]
+
+
+def flow_build_dir(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
+    """One build directory per configuration, simulator and pytest-xdist worker (a cache)."""
+    if root is None:
+        env = os.environ.get("RTLGEN_BUILD")
+        root = Path(env) if env else cache_dir("sim")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Path(root) / sim / f"{cfg.name()}_{worker}"
+
+
+@dataclass
+class FlowRun:
+    """One packed product on the RTL, with the golden model's view of the same program."""
+
+    program: FlowProgram
+    recorded: dict[str, np.ndarray]
+    golden: dict[str, np.ndarray]
+    acc: np.ndarray
+    q: np.ndarray | None
+    log: Path
+
+
+def mismatches(recorded: dict, golden: dict, limit: int = 10) -> list:
+    """The first ``limit`` differences as ``(port, cycle, lane, rtl, golden)``."""
+    out = []
+    for port, want in golden.items():
+        got = recorded[port]
+        if got.shape != want.shape:
+            return [(port, -1, -1, got.shape, want.shape)]
+        for idx in np.argwhere(got != want)[:limit - len(out)]:
+            lane = int(idx[1]) if len(idx) > 1 else 0
+            out.append((port, int(idx[0]), lane, int(got[tuple(idx)]), int(want[tuple(idx)])))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, relu=False,
+                    shift=0, sim: str | None = None, build_root: Path | None = None,
+                    waves: bool | None = None) -> FlowRun:
+    """``A @ unpack(packed)`` by simulating the flow-controlling RTL of ``cfg``.
+
+    Raises :class:`~ftaccel.rtl_gen.config.ConfigError` for a group the hardware was not built
+    for, :class:`~ftaccel.golden.array.AccumulatorOverflow` before simulating a product whose
+    partial sums would not fit the accumulator.
+    """
+    check_overflow(cfg, A, packed)
+    program = build_flow_program(cfg, A, packed, bias=bias, relu=relu, shift=shift)
+    sim = sim or default_sim()
+    bdir = flow_build_dir(cfg, sim, build_root)
+    gen = generate_flow(cfg, bdir / "rtl")
+    res = run_stream(verilog=[gen.verilog], toplevel=FLOW_TOP_NAME, inputs=program.inputs,
+                     outputs=program.outputs, build_dir=bdir, sim=sim, waves=waves,
+                     loopback=program.loopback)
+    golden = simulate_flow(cfg, program)
+    q = assemble_flow(program, res.outputs, "q_out") if cfg.output_stage else None
+    return FlowRun(program=program, recorded=res.outputs, golden=golden,
+                   acc=assemble_flow(program, res.outputs), q=q, log=res.log)
+
+
+def measured_cycles(run: FlowRun) -> int:
+    """Cycles from the first load to the last valid output inclusive, read off the RTL."""
+    valid = np.flatnonzero(run.recorded["out_valid"])
+    return int(valid[-1]) + 1 if len(valid) else 0
+
+
+@dataclass
+class FlowProduct:
+    """``matmul`` on the flow-controlling array: the run, the packed B, cycle counts and the
+    check (``passed`` is None when not checked)."""
+
+    run: FlowRun
+    packed: Packed
+    B: np.ndarray
+    cycles: int
+    dense_cycles: int
+    seconds: float
+    passed: bool | None
+
+
+def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
+                 prune_first: bool = False, bias=None, relu: bool = False, shift: int = 0,
+                 sim: str | None = None, check: bool = False) -> FlowProduct:
+    """Pack the sparse ``B`` (after pruning it, with ``prune_first``) in the hardware's groups
+    (``group``: a smaller group size, default ``cfg.flow_group``), simulate ``A @ B`` on the
+    RTL and, with ``check``, hold it against the golden model (every port, every cycle) and
+    numpy.  Every bad input raises :class:`ConfigError` before simulating: a group the
+    hardware was not built for, a ``B`` not packable for it (naming the group)."""
+    import time
+
+    from ftaccel.golden.flow import check_group, flow_cycle_count, layer_shape, pack, prune
+
+    gl, gk = layer_shape(cfg.flow, cfg.flow_group if group is None else group)
+    check_group(cfg, gl, gk)
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    if prune_first:
+        B = prune(B, gl, gk)
+    packed = pack(B, gl, gk)
+    t0 = time.perf_counter()
+    run = rtl_flow_matmul(cfg, A, packed, bias=bias, relu=relu, shift=shift, sim=sim)
+    seconds = time.perf_counter() - t0
+    passed = None
+    if check:
+        passed = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
+    M, K = A.shape
+    return FlowProduct(run=run, packed=packed, B=B, cycles=measured_cycles(run),
+                       dense_cycles=flow_cycle_count(cfg, M, K, B.shape[1]), seconds=seconds,
+                       passed=passed)
+
+
+def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
+                sim: str | None = None) -> int:
+    """Seeded random regression of a flow-controlling configuration (``rtlgen verify``):
+    complementary-sparse layers packed for the hardware's own group, for half of it and dense,
+    random and extreme values, tiled; RTL against the golden model every cycle and against
+    numpy.  Prints one line per case; returns the number of failed cases."""
+    from ftaccel.golden.flow import layer_shape, pack, prune
+
+    rng = np.random.default_rng(seed)
+    print(f"verify {cfg.name()} on {sim or default_sim()}: seed {seed}, {count} cases")
+    lo_a, hi_a = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
+    lo_w, hi_w = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
+    L, Kk = layer_shape(cfg.flow, cfg.flow_group)
+    failed = 0
+    for i in range(count):
+        gl, gk = ((L, Kk), (max(1, L // 2), max(1, Kk // 2)), (1, 1))[i % 3]
+        k_cap = max(1, min(cfg.max_k, 2 * cfg.rows * gl))
+        M = int(rng.integers(1, 2 * cfg.rows + 1))
+        K = int(rng.integers(1, k_cap + 1))
+        N = int(rng.integers(1, 2 * cfg.cols * gk + 2))
+        edge = i % 2 == 1
+        A = rng.choice([lo_a, hi_a, 0, -1], (M, K)) if edge else rng.integers(lo_a, hi_a + 1,
+                                                                              (M, K))
+        B = rng.choice([lo_w, hi_w, 1], (K, N)) if edge else rng.integers(lo_w, hi_w + 1, (K, N))
+        W = prune(B, gl, gk)
+        run = rtl_flow_matmul(cfg, A, pack(W, gl, gk), sim=sim)
+        bad = mismatches(run.recorded, run.golden)
+        ok = not bad and np.array_equal(run.acc, A @ W)
+        failed += not ok
+        print(f"  case {i}: {M}×{K} @ {K}×{N} in {gl}×{gk} groups, {measured_cycles(run)} "
+              f"cycles: {'pass' if ok else 'FAIL ' + str(bad[:3])}")
+    print(f"{count - failed} passed, {failed} failed (seed {seed})")
+    return failed
+
+
+class FlowRTLEngine(FlowEngine):
+    """:class:`golden.flow.FlowEngine` with every product simulated on the RTL of the
+    flow-controlling array and held against the golden register-level model; the cycles are
+    read off ``out_valid``.  A difference raises :class:`AssertionError` naming the layer."""
+
+    name = "flow-rtl"
+
+    def __init__(self, cfg, layers=None, *, sim: str | None = None):
+        super().__init__(cfg, layers)
+        self.sim = sim
+
+    def product(self, p):
+        from types import SimpleNamespace
+
+        from ftaccel.golden.flow import layer_shape, pack, prune
+
+        if getattr(p, "fault", None) is not None or getattr(p, "units", None):
+            raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
+                              "array (the reliability units are not built into it)")
+        g = self.group_for(p.index, p.name)
+        gl, gk = layer_shape(self.cfg.flow, g)
+        W = prune(np.asarray(p.B, dtype=np.int64), gl, gk)
+        run = rtl_flow_matmul(self.cfg, p.A, pack(W, gl, gk), bias=p.bias, relu=p.relu,
+                              shift=p.shift, sim=self.sim)
+        bad = mismatches(run.recorded, run.golden)
+        if bad:
+            raise AssertionError(f"layer {p.name}: RTL differs from the golden model: {bad[:3]}")
+        self.pruned[p.index] = W
+        return SimpleNamespace(q=run.q, cycles=measured_cycles(run), alarms={}, group=g,
+                               pruned=W)

@@ -1,0 +1,487 @@
+"""Networks on the accelerator: the RTL engine and :class:`Network`, the user's entry point.
+
+Three engines run a quantised :class:`golden.network.Model` and give the same logits bit for
+bit (``tests/test_network.py``):
+
+``golden``
+    :class:`golden.network.FunctionalEngine`: closed form, vectorised over the batch.
+``cycle``
+    :class:`golden.network.CycleEngine`: the driver's program through the register-level
+    cycle model, faults included.
+``rtl``
+    :class:`RTLEngine`: the same programs played on the generated Verilog.  The Verilog is
+    generated once per engine (one configuration) and the simulator built once; every layer's
+    product (all its tiles, the whole batch) is one run of that build.
+
+:class:`Network` wraps a model (built in, a model file, or ONNX) with its float original and
+runs it on images::
+
+    from ftaccel import Network
+    from ftaccel.golden.datasets import digits
+    from ftaccel.rtl_gen.config import AcceleratorConfig
+
+    net = Network.builtin("digits-mlp")              # int8, calibrated on the training split
+    test = digits("test").head(20)
+    result = net.run(test.images, labels=test.labels, engine="cycle",
+                     config=AcceleratorConfig(rows=8, cols=8, dataflow="ws"))
+    print(result.accuracy, result.layers[0].cycles)
+
+:func:`infer` is ``rtlgen infer``: it validates everything first, runs, then writes
+``infer.json`` (complete) and ``infer.md`` through :mod:`ftaccel.files`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ftaccel.golden.network import (
+    CycleEngine,
+    FunctionalEngine,
+    Model,
+    ModelError,
+    check_fit,
+    describe,
+    product_layers,
+    quantize,
+    run,
+)
+from ftaccel.rtl_gen.config import AcceleratorConfig
+
+__all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
+           "ENGINES", "unit_options"]
+
+#: Built-in models: float weights shipped in ``golden/models``, calibrated on digits-train.
+BUILTIN = ("digits-mlp", "digits-cnn")
+ENGINES = ("golden", "cycle", "rtl")
+
+
+class RTLEngine(CycleEngine):
+    """Products on the generated RTL: one Verilog generation and one simulator build for the
+    engine's configuration, one simulator run per product.
+
+    ``build_dir``: where the simulator builds (default: ``$RTLGEN_BUILD`` or the user cache,
+    ``<cache>/sim/<sim>/<config>_net_<worker>``).  ``startup_seconds`` is the generation plus
+    the first build, measured by :meth:`start` (called on first use).
+    """
+
+    name = "rtl"
+
+    def __init__(self, cfg: AcceleratorConfig, *, sim: str | None = None,
+                 build_dir: str | Path | None = None):
+        super().__init__(cfg)
+        from ftaccel.tb.runner import default_sim
+
+        self.sim = sim or default_sim()
+        if build_dir is None:
+            root = os.environ.get("RTLGEN_BUILD")
+            if root:
+                base = Path(root)
+            else:
+                from ftaccel.files import cache_dir
+
+                base = cache_dir("sim")
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            build_dir = base / self.sim / f"{cfg.name()}_net_{worker}"
+        self.build_dir = Path(build_dir)
+        self.generated = None
+        self.startup_seconds: float | None = None
+        self.runs = 0
+
+    def start(self) -> float:
+        """Generate the Verilog and build the simulator (by running a 1×1 product); return
+        the seconds it took."""
+        if self.generated is not None:
+            return self.startup_seconds or 0.0
+        from ftaccel.golden.schedule import build_program
+        from ftaccel.rtl_gen.accelerator import generate
+
+        t0 = time.perf_counter()
+        self.generated = generate(self.cfg, self.build_dir / "rtl")
+        program = build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
+        self._play(program)
+        self.startup_seconds = time.perf_counter() - t0
+        return self.startup_seconds
+
+    def _play(self, program) -> dict:
+        from ftaccel.tb.runner import run_stream
+
+        res = run_stream(verilog=[self.generated.verilog], toplevel=self.generated.top,
+                         inputs=program.inputs, outputs=program.outputs,
+                         build_dir=self.build_dir, sim=self.sim, loopback=program.loopback)
+        self.runs += 1
+        return res.outputs
+
+    def execute(self, program, fault):
+        self.start()
+        return self._play(program)
+
+
+def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None):
+    """The engine called ``name`` (``golden``, ``cycle``, ``rtl``) for ``cfg``."""
+    if name == "golden":
+        return FunctionalEngine(cfg)
+    if name == "cycle":
+        return CycleEngine(cfg)
+    if name == "rtl":
+        return RTLEngine(cfg, sim=sim)
+    raise ModelError(f"engine {name!r}: choose one of {', '.join(ENGINES)}")
+
+
+def unit_options(cfg: AcceleratorConfig, *, afd_shift: int = 1, afd_gates: int = 1,
+                 afd_mode: str = "drop", bypass_map=None, temporal_batch: int | None = None,
+                 median_enable: bool = True) -> dict:
+    """Run-time options of the configured units for every layer, validated (ModelError)."""
+    units: dict = {}
+    if cfg.afd:
+        if afd_gates not in (1, 2):
+            raise ModelError(f"afd gates {afd_gates}: must be 1 or 2")
+        if abs(afd_shift) > cfg.a_width:
+            raise ModelError(f"afd shift {afd_shift}: must be within ±{cfg.a_width}")
+        if afd_mode not in ("drop", "clip"):
+            raise ModelError(f"afd mode {afd_mode!r}: drop or clip")
+        units["afd"] = {"shift": int(afd_shift), "gates": int(afd_gates),
+                        "mode": int(afd_mode == "clip"), "enable": 1}
+    if cfg.median:
+        units["median_enable"] = bool(median_enable)
+    if bypass_map is not None:
+        if not cfg.bypass:
+            raise ModelError("a bypass map needs a configuration with bypass")
+        bmap = np.asarray(bypass_map)
+        if bmap.shape != (cfg.rows, cfg.cols) or not np.isin(bmap, (0, 1)).all():
+            raise ModelError(f"bypass map: expected a {cfg.rows}×{cfg.cols} array of 0/1, got "
+                             f"shape {bmap.shape}")
+        units["bypass_map"] = bmap.astype(bool)
+    if temporal_batch is not None:
+        if not cfg.temporal:
+            raise ModelError("a temporal batch needs checksum temporal or both")
+        nmax = (1 << cfg.temporal_batch_bits) - 1
+        if not 1 <= temporal_batch <= nmax:
+            raise ModelError(f"temporal batch {temporal_batch}: must be 1 … {nmax}")
+        units["temporal_batch"] = int(temporal_batch)
+    return units
+
+
+@dataclass
+class InferenceResult:
+    """One run of a network on a set of images."""
+
+    model: str
+    engine: str
+    config: AcceleratorConfig
+    logits: np.ndarray
+    labels: np.ndarray | None
+    layers: list
+    seconds: float
+    startup_seconds: float | None = None
+    float_predictions: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return np.argmax(self.logits, axis=1)
+
+    @property
+    def images(self) -> int:
+        return len(self.logits)
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.mean(self.predictions == self.labels))
+
+    @property
+    def float_accuracy(self) -> float | None:
+        if self.labels is None or self.float_predictions is None:
+            return None
+        return float(np.mean(self.float_predictions == self.labels))
+
+    @property
+    def cycles(self) -> int:
+        return sum(st.cycles for st in self.layers)
+
+    def utilisation(self) -> float:
+        macs = sum(st.macs for st in self.layers)
+        return macs / (self.cycles * self.config.rows * self.config.cols) if self.cycles else 0.0
+
+    def to_dict(self) -> dict:
+        cfg = self.config
+        out = {"model": self.model, "engine": self.engine, "config": cfg.to_dict(),
+               "images": self.images, "accuracy": self.accuracy,
+               "float_accuracy": self.float_accuracy,
+               "float_agreement": (None if self.float_predictions is None else
+                                   float(np.mean(self.float_predictions == self.predictions))),
+               "cycles": self.cycles, "utilisation": round(self.utilisation(), 6),
+               "seconds": round(self.seconds, 4),
+               "images_per_second": round(self.images / self.seconds, 3) if self.seconds else None,
+               "startup_seconds": (None if self.startup_seconds is None
+                                   else round(self.startup_seconds, 4)),
+               "layers": [{"index": st.index, "name": st.name, "kind": st.kind,
+                           **({"M": st.M, "K": st.K, "N": st.N, "shift": st.shift,
+                               "cycles": st.cycles, "macs": st.macs,
+                               "utilisation": round(st.utilisation(cfg), 6),
+                               "alarms": st.alarms} if st.cycles else {})}
+                          for st in self.layers],
+               "predictions": self.predictions.tolist(),
+               "labels": None if self.labels is None else self.labels.tolist(),
+               "logits": self.logits.tolist()}
+        out.update(self.extra)
+        return out
+
+    def to_markdown(self) -> str:
+        cfg = self.config
+        acc = "—" if self.accuracy is None else f"{100 * self.accuracy:.2f} %"
+        fl = "—" if self.float_accuracy is None else f"{100 * self.float_accuracy:.2f} %"
+        lines = [f"# Inference: {self.model} on {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()} "
+                 f"({self.engine})", "",
+                 f"- images: {self.images}", f"- top-1 accuracy: {acc} (float model: {fl})",
+                 f"- cycles: {self.cycles:,}; utilisation {100 * self.utilisation():.1f} %",
+                 f"- time: {self.seconds:.2f} s"
+                 + (f" (+ {self.startup_seconds:.2f} s RTL start-up)"
+                    if self.startup_seconds else ""),
+                 f"- configuration: `{cfg.name()}`", "",
+                 "| layer | kind | M×K @ K×N | shift | cycles | utilisation | alarms |",
+                 "|---|---|---|---:|---:|---:|---|"]
+        for st in self.layers:
+            if not st.cycles:
+                continue
+            alarms = ", ".join(f"{k} {v}" for k, v in st.alarms.items()) or "—"
+            lines.append(f"| {st.name} | {st.kind} | {st.M}×{st.K} @ {st.K}×{st.N} | "
+                         f"{st.shift} | {st.cycles:,} | {100 * st.utilisation(cfg):.1f} % | "
+                         f"{alarms} |")
+        return "\n".join(lines) + "\n"
+
+
+class Network:
+    """A quantised network with its float original, ready to run on an accelerator.
+
+    Build one with :meth:`builtin`, :meth:`load` (a model file written by :meth:`save`) or
+    :meth:`from_onnx`; run it with :meth:`run`.
+    """
+
+    def __init__(self, model: Model, float_model: Model | None = None):
+        if not model.quantized:
+            raise ModelError(f"model {model.name} is not quantised; use Network.quantize")
+        self.model = model
+        self.float_model = float_model
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def quantize(cls, float_model: Model, calibration, *, a_width: int = 8,
+                 w_width: int | None = None) -> Network:
+        """Quantise a float model, calibrating on ``calibration`` images."""
+        q = quantize(float_model, calibration, a_bits=a_width, w_bits=w_width or a_width)
+        return cls(q, float_model)
+
+    @classmethod
+    def builtin(cls, name: str, *, a_width: int = 8, w_width: int | None = None) -> Network:
+        """``digits-mlp`` or ``digits-cnn``, quantised to ``a_width`` bits (8 or 16) with
+        calibration on the digits training split."""
+        if name not in BUILTIN:
+            raise ModelError(f"model {name!r}: built-in models are {', '.join(BUILTIN)}")
+        from ftaccel.golden.datasets import digits
+
+        ref = resources.files("ftaccel.golden").joinpath("models", f"{name}.npz")
+        with ref.open("rb") as fh:
+            float_model = Model.load(fh)
+        return cls.quantize(float_model, digits("train").images, a_width=a_width,
+                            w_width=w_width)
+
+    @classmethod
+    def from_onnx(cls, path, calibration, *, a_width: int = 8,
+                  w_width: int | None = None) -> Network:
+        """An ONNX float graph, quantised with ``calibration`` images."""
+        from ftaccel.golden.onnx_import import load_onnx
+
+        return cls.quantize(load_onnx(path), calibration, a_width=a_width, w_width=w_width)
+
+    @classmethod
+    def load(cls, path, *, calibration=None, a_width: int = 8,
+             w_width: int | None = None) -> Network:
+        """A model file: quantised as saved, or float (then ``calibration`` is needed)."""
+        model = Model.load(path)
+        if model.quantized:
+            return cls(model)
+        if calibration is None:
+            raise ModelError(f"{path}: a float model needs calibration images to quantise")
+        return cls.quantize(model, calibration, a_width=a_width, w_width=w_width)
+
+    def save(self, path) -> Path:
+        """Write the quantised model (one ``.npz``, :mod:`golden.network`'s format)."""
+        from ftaccel.files import atomic_write
+
+        with atomic_write(path) as fh:
+            fh.write(self.model.to_bytes())
+        return Path(path)
+
+    # -- use ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def describe(self) -> list[dict]:
+        return describe(self.model)
+
+    def default_config(self, **changes) -> AcceleratorConfig:
+        """An 8×8 WS configuration with the model's widths (``changes`` override)."""
+        base = {"a_width": self.model.a_bits, "w_width": self.model.w_bits}
+        return AcceleratorConfig(**{**base, **changes})
+
+    def check(self, config: AcceleratorConfig, images=None) -> np.ndarray | None:
+        """Raise ModelError if the model cannot run on ``config`` or the images do not fit
+        it; return the quantised images."""
+        check_fit(self.model, config)
+        if images is None:
+            return None
+        return self.model.quantize_input(images)
+
+    def float_logits(self, images) -> np.ndarray | None:
+        return None if self.float_model is None else self.float_model.forward_float(images)
+
+    def run(self, images, *, labels=None, engine: str = "golden",
+            config: AcceleratorConfig | None = None, units: dict | None = None,
+            options=None, batch_size: int | None = None, progress: bool | None = False,
+            sim: str | None = None) -> InferenceResult:
+        """Run the network on ``images`` (float, the training scale) and return logits,
+        predictions, accuracy (with ``labels``) and per-layer cycles.
+
+        ``engine``: ``golden`` | ``cycle`` | ``rtl`` (or an engine object).  ``units``: unit
+        options for every layer (see :func:`unit_options`); ``options``: per-layer
+        :class:`golden.network.LayerOptions`.  Images go through in batches of
+        ``batch_size`` (default: all at once for ``golden``, 512 otherwise); ``progress``
+        shows a bar on stderr, one step per layer and batch (``None``: only on a terminal).
+        """
+        cfg = config or self.default_config()
+        x = self.check(cfg, images)
+        labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        if labels is not None and labels.shape != (len(x),):
+            raise ModelError(f"labels: {labels.shape} for {len(x)} images")
+        eng = make_engine(engine, cfg, sim=sim) if isinstance(engine, str) else engine
+        startup = None
+        if isinstance(eng, RTLEngine):
+            startup = eng.start()
+        if batch_size is None:
+            batch_size = max(len(x), 1) if isinstance(eng, FunctionalEngine) else 512
+        from tqdm import tqdm
+
+        n_batches = -(-len(x) // batch_size)
+        t0 = time.perf_counter()
+        logits, totals = [], None
+        # One step per product (a layer of one batch): an RTL run is one simulator run per
+        # product, so this is the grain at which a long run can report progress.
+        bar = tqdm(total=n_batches * len(product_layers(self.model)), unit="layer",
+                   desc=f"{self.name} on {eng.name}, {len(x)} images", file=sys.stderr,
+                   disable=(None if progress is None else not progress), leave=False)
+        counted = _Counted(eng, bar)
+        try:
+            for s in range(0, len(x), batch_size):
+                res = run(self.model, x[s:s + batch_size], counted, options=options,
+                          units=units)
+                logits.append(res.logits)
+                if totals is None:
+                    totals = res.layers
+                else:
+                    for acc, st in zip(totals, res.layers, strict=True):
+                        acc.add(st)
+        finally:
+            bar.close()
+        dt = time.perf_counter() - t0
+        fl = self.float_logits(images)
+        return InferenceResult(model=self.name, engine=eng.name, config=cfg,
+                               logits=np.concatenate(logits), labels=labels,
+                               layers=totals or [], seconds=dt, startup_seconds=startup,
+                               float_predictions=None if fl is None else np.argmax(fl, axis=1))
+
+
+class _Counted:
+    """An engine that advances a progress bar after every product."""
+
+    def __init__(self, engine, bar):
+        self.engine, self.bar, self.name = engine, bar, engine.name
+
+    def product(self, p):
+        res = self.engine.product(p)
+        self.bar.update(1)
+        return res
+
+
+def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> Network:
+    if spec in BUILTIN:
+        return Network.builtin(spec, a_width=a_width, w_width=w_width)
+    p = Path(spec)
+    if p.suffix == ".onnx":
+        if not p.exists():
+            raise ModelError(f"--model: no such file {p}")
+        if calibration is None:
+            raise ModelError(f"--model {p}: an ONNX model needs calibration images (--calib)")
+        return Network.from_onnx(p, calibration, a_width=a_width, w_width=w_width)
+    if p.suffix == ".npz":
+        return Network.load(p, calibration=calibration, a_width=a_width, w_width=w_width)
+    raise ModelError(f"--model {spec!r}: not a built-in model ({', '.join(BUILTIN)}), a .onnx "
+                     f"file or a model .npz")
+
+
+def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
+          calib: str | None = None, images: int | None = None, engine: str = "golden",
+          sim: str | None = None, units: dict | None = None, progress: bool | None = None,
+          log=print) -> InferenceResult:
+    """``rtlgen infer``: validate model, data, fit and output paths; run; write
+    ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
+    DataError before anything is written."""
+    from ftaccel.files import OutputSet, check_target, write_json, write_text
+    from ftaccel.golden.datasets import DataError, digits, load_data
+
+    if engine not in ENGINES:
+        raise ModelError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if images is not None and images < 1:
+        raise DataError(f"--images {images}: must be at least 1")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"-o {out}: exists and is not a folder")
+    targets = [check_target(out / name) for name in ("infer.json", "infer.md")]
+    ds = load_data(data) if data else digits("test")
+    ds = ds.head(images)
+    cal = load_data(calib).images if calib else None
+    note = None
+    if cal is None and model.endswith(".onnx") and data:
+        note = f"note: no --calib: calibrated {model} on the evaluation data ({ds.name})"
+        cal = ds.images
+    net = _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+    x = net.check(config, ds.images)  # fit and data range, before any work
+    if ds.labels.max() >= net.model.classes:
+        raise DataError(f"data: label {int(ds.labels.max())} but model {net.name} has "
+                        f"{net.model.classes} classes")
+    del x
+    if note:
+        log(note, file=sys.stderr)
+    result = net.run(ds.images, labels=ds.labels, engine=engine, config=config, units=units,
+                     progress=progress, sim=sim)
+    result.extra = {"data": ds.name, "model_layers": net.describe(),
+                    "model_info": net.model.info, "simulator": sim if engine == "rtl" else None}
+    with OutputSet() as outputs:
+        outputs.mkdir(out)
+        outputs.write(write_json, targets[0], _jsonable(result.to_dict()))
+        outputs.write(write_text, targets[1], result.to_markdown())
+    return result
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
+

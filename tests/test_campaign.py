@@ -1,0 +1,314 @@
+"""rtlgen campaign: spec validation, outcomes against the cycle model, durability and resume
+(SIGKILL), workers, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, run
+from ftaccel.rtl_gen.cli import main
+from ftaccel.tb.campaign import (
+    TRACE_COLUMNS,
+    CampaignError,
+    build_context,
+    load_spec,
+    run_campaign,
+)
+
+SMALL = """
+[campaign]
+name = "small"
+seed = {seed}
+chunk = 3
+
+[network]
+model = "digits-mlp"
+
+[data]
+images = 12
+
+[accelerator]
+rows = 4
+cols = 4
+dataflow = "ws"
+
+[[protections]]
+kind = "none"
+
+[[protections]]
+kind = "sanity"
+checksum = "both"
+temporal_batch = 3
+
+[[protections]]
+kind = "bypass"
+
+[[protections]]
+kind = "afd"
+gates = 2
+mode = "clip"
+gamma = 8
+layers = ["fc2"]
+
+[faults]
+model = "register"
+modes = ["sa0", "sa1", "flip"]
+
+[sample]
+method = "statistical"
+margin = 0.25
+confidence = 0.9
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _trace(folder: Path) -> list[dict]:
+    with (folder / "trace.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One small campaign run in this process (workers = 0)."""
+    tmp = tmp_path_factory.mktemp("campaign")
+    spec = _write(tmp, SMALL.format(seed=7))
+    report = run_campaign(spec, tmp / "out", workers=0, progress=False)
+    return spec, tmp / "out", report
+
+
+def test_reports_are_complete(small_run):
+    spec, out, report = small_run
+    for name in ("campaign.json", "campaign.md", "trace.csv", "trace.parquet",
+                 "outcomes_by_site.png", "spec.json"):
+        assert (out / name).is_file(), name
+    rows = _trace(out)
+    assert tuple(rows[0]) == TRACE_COLUMNS
+    ids = sorted({int(r["fault_id"]) for r in rows})
+    assert ids == list(range(report["items"]))
+    prots = [q["name"] for q in report["spec"]["protections"]]
+    # every fault exactly once under every protection
+    assert sorted((int(r["fault_id"]), r["protection"]) for r in rows) == \
+        sorted((i, p) for i in ids for p in prots)
+    data = json.loads((out / "campaign.json").read_text())
+    assert data["plan"]["method"] == "statistical" and data["plan"]["margin"] == 0.25
+    for p in prots:
+        assert sum(data["protections"][p]["outcomes"].values()) == report["items"]
+    assert "±25 % at 90 % confidence" in (out / "campaign.md").read_text()
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "trace.parquet").num_rows == len(rows)
+
+
+def _outcome(clean_logits, logits, alarms, base_changed):
+    """The outcome rule written out again, for the independent check."""
+    if alarms:
+        return "detected"
+    if (np.argmax(logits, 1) != np.argmax(clean_logits, 1)).any():
+        return "critical"
+    if (logits != clean_logits).any():
+        return "sdc"
+    return "corrected" if base_changed else "masked"
+
+
+def test_outcomes_equal_the_cycle_model(small_run):
+    """Every traced fault re-run on the cycle model from layer 0 (the fault at the cycle the
+    trace gives for that protection): the same outcome."""
+    spec_path, out, report = small_run
+    spec = load_spec(spec_path)
+    ctx = build_context(spec)
+    rows = _trace(out)
+    by_fault: dict = {}
+    for r in rows:
+        by_fault.setdefault(int(r["fault_id"]), {})[r["protection"]] = r
+    checked = set()
+    for fid in sorted(by_fault)[:3]:
+        base_changed = None
+        for prot in sorted(ctx.protections, key=lambda p: p.kind != "none"):
+            r = by_fault[fid][prot.name]
+            c = ctx.clean[prot.name]
+            stuck = r["mode"] != "flip"
+            f = Fault(int(r["pe_row"]), int(r["pe_col"]), r["register"], int(r["bit"]),
+                      r["mode"], 0 if stuck else int(r["cycle"]))
+            layers = [i for i in ctx.products if stuck or ctx.model.layers[i].name == r["layer"]]
+            opts = {i: LayerOptions(fault=f, units=ctx.layer_units[prot.name].get(i, {}))
+                    for i in layers}
+            for i, u in ctx.layer_units[prot.name].items():
+                opts.setdefault(i, LayerOptions(units=u))
+            units = dict(c.units)
+            if prot.kind == "bypass" and stuck:
+                units["bypass_map"] = np.zeros((4, 4), bool)
+                units["bypass_map"][f.row, f.col] = True
+            res = run(ctx.model, ctx.x, CycleEngine(c.cfg), units=units, options=opts)
+            alarms = sum(sum(st.alarms.values()) for st in res.layers)
+            got = _outcome(c.logits, res.logits, alarms, base_changed)
+            assert got == r["outcome"], (fid, prot.name, r)
+            if prot.kind == "none":
+                base_changed = bool((res.logits != c.logits).any())
+            checked.add(r["outcome"])
+    assert len(checked) >= 2  # the sample is not all of one class
+
+
+def test_same_spec_resumes_and_another_is_refused(small_run, tmp_path):
+    spec, out, report = small_run
+    before = (out / "trace.csv").read_text()
+    again = run_campaign(spec, out, workers=0, progress=False)
+    assert again["timing"]["chunks_run"] == 0
+    assert (out / "trace.csv").read_text() == before
+    other = _write(tmp_path, SMALL.format(seed=8))
+    with pytest.raises(CampaignError, match="different campaign spec"):
+        run_campaign(other, out, workers=0, progress=False)
+
+
+def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
+    """Two Dask worker processes (a LocalCluster of the runner's own, and one reached by its
+    scheduler address) give the same trace as this process, byte for byte."""
+    from distributed import LocalCluster
+
+    spec, out, _ = small_run
+    run_campaign(spec, tmp_path / "dask", workers=2, progress=False)
+    assert (tmp_path / "dask" / "trace.csv").read_text() == (out / "trace.csv").read_text()
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        rep = run_campaign(spec, tmp_path / "sched", scheduler=cluster.scheduler_address,
+                           progress=False)
+    assert rep["timing"]["workers"] == 2
+    assert (tmp_path / "sched" / "trace.csv").read_text() == (out / "trace.csv").read_text()
+
+
+def test_a_killed_campaign_resumes_without_loss_or_duplicates(small_run, tmp_path):
+    spec, out, report = small_run
+    folder = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "ftaccel.rtl_gen.cli", "campaign", str(spec), "-o",
+           str(folder), "--workers", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((folder / "chunks").glob("chunk-*.csv")
+                                                  if (folder / "chunks").exists() else [])) < 2:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the campaign finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = len(list((folder / "chunks").glob("chunk-*.csv")))
+    assert 2 <= done < report["chunks"]
+    assert not (folder / "campaign.json").exists()
+    assert main(["campaign", str(spec), "-o", str(folder), "--workers", "0"]) == 0
+    assert (folder / "trace.csv").read_text() == (out / "trace.csv").read_text()
+
+
+SWEEP = """
+[campaign]
+seed = 3
+chunk = 2
+[network]
+model = "digits-mlp"
+[data]
+images = 30
+[accelerator]
+rows = 4
+cols = 4
+[[protections]]
+kind = "bypass"
+[faults]
+model = "{model}"
+{extra}
+[sample]
+method = "sweep"
+rates = [0.0, {rate}]
+trials = 2
+"""
+
+
+@pytest.mark.parametrize("model,extra,rate", [
+    ("bit_errors", 'targets = ["weights", "activations"]', 0.02),
+    ("pe_profile", 'mode = "flip-to-1"\nbits = [8, 20]', 0.01),
+    ("pe_bypass", "", 0.3),
+])
+def test_sweeps(tmp_path, model, extra, rate):
+    spec = _write(tmp_path, SWEEP.format(model=model, extra=extra, rate=rate))
+    report = run_campaign(spec, tmp_path / "out", workers=0, progress=False)
+    rows = _trace(tmp_path / "out")
+    assert (tmp_path / "out" / "accuracy_vs_rate.png").is_file()
+    zero = [r for r in rows if float(r["rate"]) == 0.0]
+    assert zero and all(r["outcome"] in ("masked", "corrected") for r in zero)
+    hit = [r for r in rows if float(r["rate"]) == rate]
+    assert any(r["outcome"] != "masked" for r in hit)
+    e = report["protections"]["bypass"]["by_rate"][repr(rate)]
+    assert e["trials"] == 2 and e["ci95"][0] <= e["accuracy"] <= e["ci95"][1]
+    if model == "pe_bypass":  # independently: the seeded map, the functional engine
+        ctx = build_context(load_spec(spec))
+        for r in hit:
+            rng = np.random.default_rng(np.random.SeedSequence([3, int(r["fault_id"])]))
+            bmap = rng.random((4, 4)) < rate
+            cfg = ctx.clean["bypass"].cfg
+            res = run(ctx.model, ctx.x, FunctionalEngine(cfg), units={"bypass_map": bmap})
+            assert float(r["accuracy"]) == pytest.approx(ctx.accuracy(res.logits))
+            assert float(r["bypass_rate"]) == pytest.approx(bmap.mean())
+
+
+@pytest.mark.parametrize("edit,key", [
+    (("[faults]", "[faults]\nbogus = 1"), "faults.bogus"),
+    (("kind = \"bypass\"", "kind = \"lcu\""), "protections[2].kind"),
+    (("rows = 4", "rows = 0"), "accelerator.rows"),
+    (("margin = 0.25", "margin = 2"), "sample.margin"),
+    (("method = \"statistical\"", "method = \"sweep\""), "sample.method"),
+    (("gamma = 8", "gamma = 3"), "protections[3].gamma"),
+    (("layers = [\"fc2\"]", "layers = [\"nope\"]"), "protections[3].layers"),
+    (("[sample]", "[samples]"), "samples"),
+    (("model = \"register\"", "model = \"cosmic\""), "faults.model"),
+])
+def test_invalid_spec_exits_2_naming_the_key(tmp_path, capsys, edit, key):
+    text = SMALL.format(seed=1).replace(*edit)
+    spec = _write(tmp_path, text)
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "out"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_toml_and_foreign_folder_exit_2(tmp_path, capsys):
+    bad = _write(tmp_path, "[campaign\nseed=1")
+    assert main(["campaign", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "not TOML" in capsys.readouterr().err
+    spec = _write(tmp_path, SMALL.format(seed=1))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("mine")
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "full"), "--workers", "0"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "full" / "x.txt").read_text() == "mine"
+
+
+def test_example_spec_is_valid():
+    spec = load_spec(Path(__file__).parent.parent / "examples" / "campaign-digits.toml")
+    assert spec["faults"]["model"] == "register" and spec["sample"]["margin"] == 0.05
+
+
+@pytest.mark.slow
+def test_verify_rtl_agrees(tmp_path, capsys):
+    """--verify-rtl re-runs sampled faults on the RTL: every run agrees (exit 0)."""
+    text = SMALL.format(seed=11).replace(
+        '[[protections]]\nkind = "bypass"\n', '').replace(
+        'margin = 0.25', 'margin = 0.4') + "\n[verify]\nimages = 2\n"
+    spec = _write(tmp_path, text)
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "out"), "--workers", "0",
+                 "--verify-rtl", "1"]) == 0
+    v = json.loads((tmp_path / "out" / "campaign.json").read_text())["verify_rtl"]
+    assert v["checked"] == 3 and v["agree"] == 3

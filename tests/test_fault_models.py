@@ -1,0 +1,249 @@
+"""The fast fault model against the cycle model (and the RTL), the network-level error
+models against independent references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.fault_models import (
+    PROFILE_MODES,
+    FastFaultEngine,
+    TransientFault,
+    bias_in_psum,
+    bit_errors,
+    faulty_product,
+    pe_profile,
+    profile_errors,
+    profile_faults,
+    register_width,
+    sabotage_array,
+)
+from ftaccel.golden.faults import MODES, REGISTERS, Fault, inject_bit_errors, sabotage
+from ftaccel.golden.network import CycleEngine, LayerOptions, _units_matrix, run
+from ftaccel.golden.schedule import assemble, build_program
+from ftaccel.rtl_gen.config import AcceleratorConfig
+
+SEED = 20261201
+
+#: Every dataflow and every unit the fast model covers (LCU: a later issue).
+CONFIGS = {
+    "ws": {"dataflow": "ws"},
+    "is": {"dataflow": "is"},
+    "os": {"dataflow": "os"},
+    "ws-bypass": {"dataflow": "ws", "bypass": True},
+    "is-bypass": {"dataflow": "is", "bypass": True},
+    "os-bypass": {"dataflow": "os", "bypass": True},
+    "ws-afd-median": {"dataflow": "ws", "afd": True, "median": 5},
+    "ws-spatial": {"dataflow": "ws", "checksum": "spatial"},
+    "ws-temporal": {"dataflow": "ws", "checksum": "temporal", "temporal_batch_bits": 2},
+    "ws-both-exact": {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
+                      "temporal_mode": "exact"},
+}
+
+
+def _wrapped(x, bits):
+    half = 1 << (bits - 1)
+    return (np.asarray(x, np.int64) + half) % (2 * half) - half
+
+
+def _reference(cfg, program, fault):
+    """acc_out and alarm counts as the cycle model records them."""
+    rec = simulate(cfg, program, fault)
+    alarms = {}
+    if "checksum_error" in rec:
+        alarms["spatial"] = int(rec["checksum_error"].sum())
+    if "temporal_error" in rec:
+        alarms["temporal"] = int(rec["temporal_error"].sum())
+    return assemble(program, rec, "acc_out"), alarms
+
+
+def _fast(cfg, A, B, bias, fault=None, errors=None, units=None):
+    units = units or {}
+    Ax = _units_matrix(cfg, A, units) if cfg.dataflow == "ws" else A
+    acc, alarms = faulty_product(cfg, Ax, B, bias, fault, errors=errors,
+                                 bypass_map=units.get("bypass_map"),
+                                 temporal_batch=units.get("temporal_batch"))
+    if not bias_in_psum(cfg):  # acc_out shows the array's sum; the bias is added after it
+        acc = acc - bias
+    return _wrapped(acc, cfg.acc_bits), alarms
+
+
+def _case(rng, cfg):
+    M, K, N = (int(rng.integers(1, 8)), int(rng.integers(1, 3 * cfg.rows + 2)),
+               int(rng.integers(1, 2 * cfg.cols + 2)))
+    A = rng.integers(-128, 128, (M, K))
+    B = rng.integers(-128, 128, (K, N))
+    bias = rng.integers(-2000, 2000, N)
+    units = {}
+    if cfg.bypass:
+        units["bypass_map"] = rng.random((cfg.rows, cfg.cols)) < 0.3
+    if cfg.temporal:
+        units["temporal_batch"] = int(rng.integers(1, 4))
+    return A, B, bias, units
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fast_model_equals_cycle_model_for_every_site_and_mode(name):
+    """A seeded random sample: for each register and mode, faults at random PEs (sanity
+    column included), bits and cycles (flips within the product's cycles, so that most
+    hit a value in flight), on random products of random shapes (tiles in K and N)."""
+    seed = SEED + sorted(CONFIGS).index(name)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    changed = compared = 0
+    for _ in range(4):
+        cfg = AcceleratorConfig(rows=int(rng.integers(2, 5)), cols=int(rng.integers(2, 5)),
+                                max_k=64, **CONFIGS[name])
+        A, B, bias, units = _case(rng, cfg)
+        program = build_program(cfg, A, B, bias=bias, **units)
+        clean, _ = _reference(cfg, program, None)
+        for register in REGISTERS:
+            for mode in MODES:
+                for _ in range(3):
+                    col = int(rng.integers(cfg.array_cols))
+                    width = register_width(cfg, register, col)
+                    f = Fault(int(rng.integers(cfg.rows)), col, register,
+                              int(rng.integers(width)), mode, int(rng.integers(program.cycles)))
+                    ref, ref_alarms = _reference(cfg, program, f)
+                    acc, alarms = _fast(cfg, A, B, bias, f, units=units)
+                    assert np.array_equal(acc, ref), (name, cfg.name(), f)
+                    assert alarms == ref_alarms, (name, cfg.name(), f)
+                    compared += 1
+                    changed += not np.array_equal(ref, clean) or any(ref_alarms.values())
+    # the sample must exercise real corruption, not only masked faults
+    assert changed >= compared // 4, (changed, compared)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
+def test_profile_errors_equal_one_cycle_faults_on_the_cycle_model(dataflow):
+    seed = SEED + 100 + ["ws", "is", "os"].index(dataflow)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        cfg = AcceleratorConfig(rows=3, cols=int(rng.integers(2, 5)), dataflow=dataflow,
+                                max_k=64)
+        A, B, bias, units = _case(rng, cfg)
+        mode = str(rng.choice(list(PROFILE_MODES)))
+        errors = profile_errors(cfg, pe_profile(cfg.rows, cfg.cols, 0.3, rng), *A.shape,
+                                B.shape[1], mode, rng)
+        assert len(errors) > 0
+        program = build_program(cfg, A, B, bias=bias)
+        ref, _ = _reference(cfg, program, profile_faults(cfg, errors, *A.shape, B.shape[1]))
+        acc, _ = _fast(cfg, A, B, bias, errors=errors)
+        assert np.array_equal(acc, ref)
+
+
+def test_transient_fault_acts_in_one_cycle_only():
+    f = TransientFault(0, 0, "psum", 3, "sa1", 7)
+    assert [f.active(c) for c in (6, 7, 8)] == [False, True, False]
+    with pytest.raises(ValueError, match="RTL"):
+        f.ports()
+
+
+def test_sabotage_array_equals_the_scalar_saboteur():
+    rng = np.random.default_rng(SEED)
+    for width in (4, 8, 26):
+        v = rng.integers(-(1 << (width - 1)), 1 << (width - 1), 50)
+        for mode in MODES:
+            for bit in (0, width - 1, width + 2):
+                got = sabotage_array(v, width, bit, mode)
+                assert got.tolist() == [sabotage(int(x), width, bit, mode) for x in v]
+
+
+def test_bit_errors_follow_algorithm_6_1():
+    """Same draws as the reference implementation; values checked by the rule itself."""
+    for seed in range(5):
+        x = np.random.default_rng(seed).integers(-127, 128, (20, 30))
+        got = bit_errors(x, 0.05, 8, np.random.default_rng(100 + seed))
+        ref = inject_bit_errors(x, 0.05, 8, np.random.default_rng(100 + seed))
+        assert np.array_equal(got, ref)
+        diff = np.flatnonzero(got != x)
+        assert 0 < len(diff) <= round(0.05 * x.size)  # distinct locations, at most one each
+        for i in diff:  # each change is a negation or ±2**i with i the flipped bit
+            a, b = int(x.reshape(-1)[i]), int(got.reshape(-1)[i])
+            d = abs(b - a)
+            assert b == -a or (d & (d - 1) == 0 and ((a & 0xFF) ^ (b & 0xFF)) == d)
+    # -128 negated saturates (the register cannot hold +128)
+    g = bit_errors(np.full(10, -128), 1.0, 8, np.random.default_rng(0))
+    assert g.max() <= 127 and g.min() >= -128
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    from ftaccel.tb.network import Network
+
+    return Network.builtin("digits-mlp").model
+
+
+@pytest.mark.parametrize("name", ["ws-both-exact", "is", "os-bypass", "ws-afd-median"])
+def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
+    """Whole network, the fault in one layer, resumed from the recorded clean activations
+    on the fast engine; logits and alarms equal the cycle engine's from layer 0."""
+    from ftaccel.golden.datasets import digits
+
+    seed = SEED + 200 + sorted(CONFIGS).index(name)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = AcceleratorConfig(rows=4, cols=4, max_k=64, **CONFIGS[name])
+    x = mlp.quantize_input(digits("test").images[:3])
+    units = {"temporal_batch": 2} if cfg.temporal else {}
+    if cfg.bypass:
+        units["bypass_map"] = rng.random((4, 4)) < 0.2
+    fast = FastFaultEngine(cfg)
+    clean = run(mlp, x, fast, units=units, record=True)
+    for _ in range(3):
+        layer = int(rng.integers(3))
+        register = str(rng.choice(REGISTERS))
+        col = int(rng.integers(cfg.array_cols))
+        f = Fault(int(rng.integers(4)), col, register,
+                  int(rng.integers(register_width(cfg, register, col))),
+                  str(rng.choice(MODES)), int(rng.integers(400)))
+        opts = {layer: LayerOptions(fault=f)}
+        ref = run(mlp, x, CycleEngine(cfg), units=units, options=opts)
+        start_x = x if layer == 0 else clean.outputs[layer - 1]
+        got = run(mlp, start_x, fast, units=units, options=opts, start=layer)
+        assert np.array_equal(got.logits, ref.logits), f
+        assert [st.alarms for st in got.layers] == [st.alarms for st in ref.layers[layer:]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,changes", [
+    ("ws-both-bypass", {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
+                        "bypass": True}),
+    ("os", {"dataflow": "os"}),
+])
+def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_path):
+    """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp):
+    stuck-at faults in every layer and flips while a register holds a layer's data."""
+    from ftaccel.golden.datasets import digits
+    from ftaccel.golden.netcampaign import flip_cycle, layer_dims
+    from ftaccel.tb.network import RTLEngine
+
+    seed = SEED + 300 + (name == "os")
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = AcceleratorConfig(rows=4, cols=4, max_k=64, fault_hooks=True, **changes)
+    x = mlp.quantize_input(digits("test").images[:2])
+    units = {"temporal_batch": 2} if cfg.temporal else {}
+    if cfg.bypass:
+        units["bypass_map"] = rng.random((4, 4)) < 0.2
+    rtl = RTLEngine(cfg, build_dir=tmp_path / "sim")
+    dims = layer_dims(mlp, len(x))
+    for register, mode in (("weight", "sa1"), ("psum", "flip"), ("act", "flip"),
+                           ("psum", "sa0")):
+        r, c = int(rng.integers(4)), int(rng.integers(4))
+        bit = int(rng.integers(register_width(cfg, register, c)))
+        if mode == "flip":
+            li, M, K, N = dims[int(rng.integers(len(dims)))]
+            cyc = flip_cycle(cfg, M, K, N, register, r, c, 0, int(rng.integers(2)),
+                             units.get("temporal_batch"))
+            opts = {li: LayerOptions(fault=Fault(r, c, register, bit, mode, cyc))}
+        else:
+            f = Fault(r, c, register, bit, mode)
+            opts = {d[0]: LayerOptions(fault=f) for d in dims}
+        ref = run(mlp, x, rtl, units=units, options=opts)
+        got = run(mlp, x, FastFaultEngine(cfg), units=units, options=opts)
+        assert np.array_equal(got.logits, ref.logits), opts
+        assert [st.alarms for st in got.layers] == [st.alarms for st in ref.layers]
