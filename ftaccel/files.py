@@ -134,7 +134,12 @@ def check_target(path: str | os.PathLike, what: str = "output") -> Path:
 
 
 def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
-    """``path`` if files may be written into it: a new name, or an existing real folder."""
+    """``path`` if files may be written into it: a new name, or an existing folder.
+
+    A symbolic link to a folder is accepted (a user's link to a scratch disk, say): the files
+    written inside it are still checked one by one (:func:`check_target`), and a link in
+    their place is refused.  A link to anything else, or to nothing, is refused.
+    """
     text = os.fspath(path)
     if not isinstance(text, str) or not text:
         raise UnsafeTarget(f"{what}: empty path")
@@ -144,7 +149,10 @@ def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
         _check_parent(p, what, text)
         return p
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafeTarget(f"{what}: {_show(text)} is a symbolic link; name the real folder")
+        try:
+            st = os.stat(p)
+        except OSError:
+            raise UnsafeTarget(f"{what}: {_show(text)} is a symbolic link to nothing") from None
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeTarget(f"{what}: {_show(text)} exists and is not a folder")
     if not os.access(p, os.W_OK | os.X_OK):

@@ -123,12 +123,16 @@ def test_check_folder(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     (tmp_path / "file").write_text("x")
+    (tmp_path / "filelink").symlink_to(tmp_path / "file")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
     assert check_folder(tmp_path / "real") == tmp_path / "real"
     assert check_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
-    with pytest.raises(UnsafeTarget, match="symbolic link"):
-        check_folder(tmp_path / "link")
-    with pytest.raises(UnsafeTarget, match="not a folder"):
-        check_folder(tmp_path / "file")
+    assert check_folder(tmp_path / "link") == tmp_path / "link"  # a link to a folder is fine
+    with pytest.raises(UnsafeTarget, match="link to nothing"):
+        check_folder(tmp_path / "dangling")
+    for bad in ("file", "filelink"):
+        with pytest.raises(UnsafeTarget, match="not a folder"):
+            check_folder(tmp_path / bad)
     with pytest.raises(UnsafeTarget, match="empty path"):
         check_folder("")
 

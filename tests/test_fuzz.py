@@ -1,7 +1,8 @@
 """Fuzzing the tool's edges: a few hundred generated bad inputs, and random valid configs.
 
 * :func:`test_bad_inputs_fail_cleanly` throws seeded, generated bad configuration files and
-  bad command lines (one defect each, on otherwise valid calls of every command) at
+  bad command lines (one defect each, on otherwise valid calls of every command: generate,
+  matmul (also --flow), verify, synth, demo, infer, campaign) at
   ``main([...])`` and asserts for each: exit 2 or 3, exactly one line on stderr, no
   traceback, and the working folder unchanged (nothing written, nothing left behind).
 * :func:`test_random_valid_configs_round_trip_and_elaborate`: random valid small
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from amaranth.back import rtlil
@@ -23,6 +25,8 @@ from amaranth.back import rtlil
 from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator
 from ftaccel.rtl_gen.cli import main
 from ftaccel.rtl_gen.config import AcceleratorConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # -- bad configuration files ------------------------------------------------------------------
 _RANGES = {"rows": (1, 256), "cols": (1, 256), "a_width": (2, 16), "w_width": (2, 16),
@@ -94,15 +98,21 @@ _BASES = {
     "verify": ["verify", "--rows", "2", "--cols", "2", "--count", "1"],
     "synth": ["synth", "--rows", "2", "--cols", "2", "-o", "s"],
     "demo": ["demo", "--rows", "2", "--cols", "2", "-o", "d"],
+    "infer": ["infer", "--rows", "2", "--cols", "2", "--model", "digits-mlp", "--images", "1",
+              "-o", "inf"],
+    "campaign": ["campaign", str(ROOT / "examples" / "campaign-digits.toml"), "-o", "camp"],
 }
+#: Commands that take configuration options (``--config``, ``--rows`` ...).
+_CONFIGURABLE = ("generate", "matmul", "verify", "synth", "demo", "infer")
 _BAD_INTS = ["x", "", "1.5", "1e3", "0x", "9" * 30, "½", "--", "1 2", "١٢"]
 _BAD_OPERANDS = ["empty.npy", "npz.npy", "text.npy", "obj.npy", "cube.npy", "half.npy",
                  "complex.npy", "big.npy", "vec.npy", "folder", "fifo", "/dev/null",
                  "/dev/zero", "missing.npy", "", "A6.npy"]
 _BAD_OUTPUTS = ["", "/dev/full", "/dev/null", ".", "folder", "fifo", "file.txt/x", "link",
                 "A.npy/C.npy"]
-#: Bad output folders (an existing folder is a fine one): files, devices, links, non-folders.
-_BAD_FOLDERS = ["", "/dev/null", "file.txt", "fifo", "link", "dirlink", "file.txt/x"]
+#: Bad output folders (an existing folder, or a link to one, is fine): files, devices, links
+#: to files or to nothing, paths through a file.
+_BAD_FOLDERS = ["", "/dev/null", "file.txt", "fifo", "link", "dangling", "file.txt/x"]
 _BAD_MATMUL = [
     ["--fault", "0,0,psum,1,flip,99999"], ["--fault", ""], ["--fault", "1,2,3"],
     ["--fault", "0,0,acc,1,sa0"], ["--fault", "0,0,psum,1,melt"], ["--fault", "5,0,psum,1,sa0"],
@@ -117,7 +127,8 @@ _BAD_MATMUL = [
     ["--bypass-map", "map.npy"], ["--bypass", "--bypass-map", "badmap.npy"],
     ["--afd-gates", "2"], ["--afd", "--afd-gates", "0"], ["--afd", "--afd-shift", "99"],
     ["--median-off"], ["--corrected", "K.npy"], ["--q", "C.npy"], ["--json", "C.npy"],
-    ["--q", "/dev/null"], ["--json", "folder"], ["--bias", "vec.npy"], ["--bias", "A.npy"],
+    ["--q", "/dev/null"], ["--json", "folder"], ["--bias", "cube.npy"], ["--bias", "A.npy"],
+    ["--bias", "half.npy"],
     ["--sim", "ghdl"], ["--acc-width", "16", "--a", "N.npy", "--b", "N.npy"],
     ["--lcu-mask", "1"], ["--lcu", "--lcu-mask", "256"],
 ]
@@ -127,6 +138,8 @@ def _bad_command(rng) -> tuple[str, list[str]]:
     cmd = list(_BASES)[int(rng.integers(len(_BASES)))]
     args = list(_BASES[cmd])
     kind = int(rng.integers(7 if cmd == "matmul" else 5))
+    if cmd == "campaign" and kind < 2:  # no configuration options: an unknown option then
+        kind = 2
     if kind == 0:  # a bad integer for a configuration option
         opt = ["--rows", "--cols", "--a-width", "--max-k", "--median", "--lcu-depth"][
             int(rng.integers(6))]
@@ -147,6 +160,10 @@ def _bad_command(rng) -> tuple[str, list[str]]:
         if "-o" in args and cmd != "demo":  # demo's -o has a default
             muts.append(lambda a: a[:a.index("-o")])
         return f"{cmd} syntax", muts[int(rng.integers(len(muts)))](args)
+    if cmd == "campaign" and kind == 4:  # a bad spec
+        args[1] = ["missing.toml", "/dev/null", "bad.toml", "folder", "file.txt", ""][
+            int(rng.integers(6))]
+        return "campaign spec", args
     if kind == 3 and "-o" in args:  # a bad output path
         i = args.index("-o") + 1
         pool = _BAD_OUTPUTS if cmd == "matmul" else _BAD_FOLDERS
@@ -160,7 +177,15 @@ def _bad_command(rng) -> tuple[str, list[str]]:
                            ["--liberty", "folder"]],
                  "demo": [["--seed=-1"], ["--timeout=-1"], ["--sim", "xsim"]],
                  "generate": [["--lcu-mask", "7"], ["--afd", "--dataflow", "os"]],
-                 "matmul": [["--shift", "x"]]}[cmd]
+                 "matmul": [["--shift", "x"], ["--flow", "packed"],
+                            ["--flow", "shortened", "--fault", "0,0,psum,1,sa0"],
+                            ["--pack-group", "2"], ["--prune"]],
+                 "infer": [["--model", "bogus"], ["--model", "/dev/null"], ["--images", "0"],
+                           ["--images=-3"], ["--engine", "spice"], ["--data", "missing.npz"],
+                           ["--data", "/dev/null"], ["--bypass-map", "missing.npy"],
+                           ["--afd", "--afd-gates", "3"], ["--calib", "folder"]],
+                 "campaign": [["--workers=-1"], ["--verify-rtl=-2"], ["--sim", "ghdl"],
+                              ["--workers", "x"]]}[cmd]
         return f"{cmd} option", args + extra[int(rng.integers(len(extra)))]
     if kind == 5:  # matmul: a bad operand file
         which = ["--a", "--b"][int(rng.integers(2))]
@@ -193,7 +218,8 @@ def _inputs(folder) -> None:
     (folder / "folder").mkdir()
     os.mkfifo(folder / "fifo")
     (folder / "link").symlink_to(folder / "file.txt")
-    (folder / "dirlink").symlink_to(folder / "folder")
+    (folder / "dangling").symlink_to(folder / "nothing")
+    (folder / "bad.toml").write_text("not = [toml")
 
 
 def _no_work(*args, **kwargs):
@@ -206,12 +232,13 @@ def test_bad_inputs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
     # Every case must be refused before any work: simulating, generating or synthesising
     # would be a missed check (reported as exit 70, an internal error).
     for target in ("ftaccel.tb.product.rtl_matmul", "ftaccel.rtl_gen.accelerator.generate",
-                   "ftaccel.demo.generate", "ftaccel.synth.flow.synthesize"):
+                   "ftaccel.demo.generate", "ftaccel.synth.flow.synthesize",
+                   "ftaccel.tb.flow.flow_product"):
         monkeypatch.setattr(target, _no_work)
     cases: list[tuple[str, list[str], bytes | None]] = []
     for _ in range(200):
         kind, text = _bad_config_text(rng)
-        cmd = list(_BASES)[int(rng.integers(len(_BASES)))]
+        cmd = _CONFIGURABLE[int(rng.integers(len(_CONFIGURABLE)))]
         cases.append((f"config: {kind}", [*_BASES[cmd], "--config", "c.json"], text))
     for _ in range(250):
         kind, args = _bad_command(rng)
