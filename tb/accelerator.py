@@ -25,9 +25,10 @@ from ftaccel.golden.schedule import Program, assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
-from .runner import _flock, default_sim, run_stream, sim_cache_dir
+from .runner import _flock, build_model, default_sim, player_spec, run_stream, sim_cache_dir
 
-__all__ = ["RTLRun", "build_dir_for", "rtl_for", "run_program", "rtl_matmul", "mismatches"]
+__all__ = ["RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
+           "mismatches"]
 
 _RTL_GEN_HASH: str | None = None
 
@@ -109,6 +110,19 @@ class RTLRun:
     @property
     def matches(self) -> bool:
         return not mismatches(self.recorded, self.golden)
+
+
+def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
+            waves: bool | None = None, cache_dir: Path | None = None):
+    """Generate and compile the model :func:`run_program` will use for ``program`` (cached;
+    a no-op when it exists), so that many runs started at once find it ready."""
+    sim = sim or default_sim()
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    verilog = rtl_for(cfg, cache_dir)
+    spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback)
+    return build_model([verilog], TOP_NAME, sim=sim, waves=bool(waves), spec=spec,
+                       cache_dir=cache_dir)
 
 
 def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,

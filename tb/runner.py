@@ -56,7 +56,7 @@ from . import hdl_player as hp
 
 __all__ = ["SimulatorNotFound", "SimulationFailed", "SimResult", "Model", "run_stream",
            "ensure_simulator", "simulator_version", "build_model", "play_file",
-           "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir"]
+           "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir", "player_spec"]
 
 SIMULATORS = ("icarus", "verilator")
 PLAYERS = ("hdl", "cocotb")
@@ -403,6 +403,23 @@ def _passed(results: Path) -> bool:
     return total > 0 and failed == 0
 
 
+def player_spec(verilog: list[Path], toplevel: str, outputs: dict[str, tuple[int, bool]],
+                loopback: dict[str, tuple[str, np.ndarray]] | None = None, *, cycles: int = 0,
+                idle: bool = False, loopback_depth: int | None = None) -> hp.PlayerSpec:
+    """The HDL player :func:`run_stream` builds for these ports (to build a model ahead of
+    many runs with :func:`build_model`, e.g. before spreading them over workers)."""
+    depth = loopback_depth or hp.loopback_depth(loopback)
+    raw_depth = 0
+    if idle:
+        raw_depth = 1
+        while raw_depth < cycles:
+            raw_depth *= 2
+    return hp.build_spec([Path(v) for v in verilog], toplevel, depth=depth,
+                         raw_depth=raw_depth,
+                         loopback={p: (s, outputs[s][1]) for p, (s, _) in
+                                   (loopback or {}).items()})
+
+
 def run_stream(
     *,
     verilog: list[Path],
@@ -477,15 +494,8 @@ def run_stream(
     if player == "cocotb":
         return _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, bool(waves),
                            loopback, reset_cycles, cache, keep, cycles)
-    depth = loopback_depth or hp.loopback_depth(loopback)
-    raw_depth = 0
-    if idle:
-        raw_depth = 1
-        while raw_depth < cycles:
-            raw_depth *= 2
-    spec = hp.build_spec(verilog, toplevel, depth=depth, raw_depth=raw_depth,
-                         loopback={p: (s, outputs[s][1]) for p, (s, _) in
-                                   (loopback or {}).items()})
+    spec = player_spec(verilog, toplevel, outputs, loopback, cycles=cycles, idle=idle,
+                       loopback_depth=loopback_depth)
     # Encode (and so validate) the stimulus before building anything.
     encode = hp.encode_raw if idle else hp.encode_stimulus
     data = encode(spec, inputs, loopback, reset_cycles=reset_cycles)
