@@ -75,13 +75,15 @@ class SimulatorNotFound(RuntimeError):
 
 
 class SimulationFailed(RuntimeError):
-    """The build or the run failed; ``log`` is the log file, ``run_dir`` the kept run folder."""
+    """The build or the run failed.  The message is one line naming the log; ``log`` is the
+    log file, ``run_dir`` the kept run folder, ``details`` the log lines that matter."""
 
     def __init__(self, message: str, log: Path | None = None,
-                 run_dir: Path | None = None) -> None:
+                 run_dir: Path | None = None, details: str = "") -> None:
         super().__init__(message)
         self.log = log
         self.run_dir = run_dir
+        self.details = details
 
 
 def default_sim() -> str:
@@ -310,10 +312,9 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
                          timescale=("1ns", "1ps"), build_args=args, waves=bool(waves),
                          log_file=str(log))
         except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc:
-            tail = _tail(log)
-            raise SimulationFailed(f"building the {sim} model of {toplevel} failed ({exc}); "
-                                   f"see {log}" + (f"\n{tail}" if tail else ""),
-                                   log=log) from None
+            raise SimulationFailed(f"building the {sim} model of {toplevel} failed "
+                                   f"({_first(log) or exc}); see {log}", log=log,
+                                   details=_tail(log)) from None
         (scratch / "model.json").write_text(json.dumps(ident, indent=2) + "\n")
         (scratch / "READY").write_text(key + "\n")
         _read_only(scratch)
@@ -344,6 +345,19 @@ def _tail(log: Path, n: int = 12) -> str:
         return ""
     errors = [ln.strip() for ln in lines if "FTPLAYER ERROR" in ln]
     return "\n".join(errors[:3] if errors else lines[-n:])
+
+
+def _first(log: Path) -> str:
+    """The first line of ``log`` that says what went wrong (player, compiler), or ''."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for pattern in ("FTPLAYER ERROR: ", "error: ", "%Error"):
+        for line in lines:
+            if pattern in line:
+                return line[line.index(pattern):].strip()[:300]
+    return ""
 
 
 def _new_run_dir(parent: Path | None, cache: Path, toplevel: str) -> Path:
@@ -386,10 +400,9 @@ def play_file(model: Model, stimulus: Path, run_dir: Path, *, cycles: int,
     if failure is None and not _passed(results):
         failure = "the cocotb harness reported a failure"
     if failure is not None or (not raw and not record.exists()):
-        tail = _tail(log)
-        raise SimulationFailed(f"simulation on {model.sim} failed ({failure or 'no record'}); "
-                               f"see {log}" + (f"\n{tail}" if tail else ""),
-                               log=log, run_dir=run_dir)
+        raise SimulationFailed(f"simulation on {model.sim} failed "
+                               f"({_first(log) or failure or 'no record'}); see {log}",
+                               log=log, run_dir=run_dir, details=_tail(log))
     return record
 
 
@@ -560,8 +573,9 @@ def _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, waves, loopb
     except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc:
         failure = exc
     if failure is not None or not result.exists():
-        raise SimulationFailed(f"simulation on {sim} did not complete; see {log}\n"
-                               + _tail(log), log=log, run_dir=run_dir)
+        raise SimulationFailed(f"simulation on {sim} did not complete "
+                               f"({_first(log) or failure or 'no record'}); see {log}",
+                               log=log, run_dir=run_dir, details=_tail(log))
     with np.load(result) as data:
         recorded = {k: data[k] for k in data.files}
     if not keep:

@@ -121,6 +121,7 @@ def test_stimulus_for_another_design_is_refused(tmp_path):
     with pytest.raises(SimulationFailed, match="different design") as err:
         play_file(model_b, stim, run_dir, cycles=program.cycles)
     assert err.value.log.exists() and err.value.run_dir == run_dir
+    assert "\n" not in str(err.value) and str(err.value.log) in str(err.value)
 
 
 def test_truncated_stimulus_fails_and_keeps_the_run(tmp_path):
