@@ -9,8 +9,9 @@ and is simulated several ways, side by side in the same process and cache:
 * **start**: wall time of a 1-vector run on the built model: simulator, cocotb and Python
   start-up, stimulus and record files, paid once per run;
 * **player**: the HDL player under cocotb (stimulus file in, every output port of every cycle
-  out, Python only before and after); cycles/s = cycles / (wall − start), so it includes
-  encoding the stimulus and decoding the record;
+  out, Python only before and after); cycles/s = cycles / (CPU − start CPU), CPU seconds of
+  the simulator and of Python together (steadier than wall time on a shared machine), so it
+  includes encoding the stimulus and decoding the record;
 * **ceiling**: the same design and stimulus with no per-cycle I/O at all (``+raw``: the dense
   stimulus preloaded into a memory, outputs folded into one XOR word, checked equal to the
   player's record); under cocotb like the player, and for Icarus also as a bare ``vvp`` run
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -50,10 +52,10 @@ from ftaccel.tb import hdl_player as hp
 from ftaccel.tb.accelerator import rtl_for
 from ftaccel.tb.runner import build_model, play_file, player_spec, run_stream
 
-#: Streamed vectors per K-tile, per simulator and array size (scaled by --scale): about
-#: ten seconds of player time each on this 2-core machine.
+#: Streamed vectors per K-tile, per simulator and array size (scaled by --scale): a few
+#: CPU seconds of player time each on this machine.
 STREAM = {"icarus": {8: 5000, 16: 1500, 32: 400},
-          "verilator": {8: 200_000, 16: 80_000, 32: 20_000}}
+          "verilator": {8: 300_000, 16: 100_000, 32: 25_000}}
 COCOTB_STREAM = {"icarus": {8: 1500, 16: 300, 32: 100},
                  "verilator": {8: 10_000, 16: 3000, 32: 1000}}
 
@@ -65,14 +67,32 @@ def _program(cfg: AcceleratorConfig, stream: int, seed: int = 0):
     return A, B, build_program(cfg, A, B)
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the simulators): steadier
+    than wall time on a shared machine, and what the issue's figures were measured in."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+class _Clock:
+    """Wall and CPU seconds of the calls it times, kept per label."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def __call__(self, label: str, fn):
+        w, c = time.perf_counter(), _cpu()
+        out = fn()
+        self.wall[label] = time.perf_counter() - w
+        self.cpu[label] = _cpu() - c
+        return out
 
 
 def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | None,
             cache: Path) -> dict:
+    """Every figure of one row; ``*_wall`` and ``*_cpu`` seconds per timed step."""
+    clock = _Clock()
     verilog = rtl_for(cfg, cache)
     A, B, program = _program(cfg, stream)
     _, _, tiny = _program(cfg, 1, seed=1)
@@ -83,22 +103,18 @@ def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | 
     env = dict(os.environ)
     os.environ["CCACHE_DISABLE"] = "1"  # an honest first build
     try:
-        _, build = _timed(lambda: build_model([verilog], TOP_NAME, sim=sim, spec=spec,
-                                              cache_dir=cache))
+        clock("build", lambda: build_model([verilog], TOP_NAME, sim=sim, spec=spec,
+                                           cache_dir=cache))
     finally:
         os.environ.clear()
         os.environ.update(env)
-    r = {"sim": sim, "array": f"{cfg.rows}×{cfg.cols}", "pes": cfg.rows * cfg.cols,
-         "cycles": program.cycles, "build_s": build}
-    _, r["start_s"] = _timed(lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback,
-                                                **kw))
-    played, r["player_s"] = _timed(lambda: run_stream(inputs=program.inputs, keep=True,
-                                                      loopback=program.loopback, **kw))
+    clock("start", lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback, **kw))
+    played = clock("player", lambda: run_stream(inputs=program.inputs, keep=True,
+                                                loopback=program.loopback, **kw))
     assert np.array_equal(assemble(program, played.outputs, "acc_out"), A @ B), \
         "player: product differs from numpy"
     head = min(program.cycles, 4000)
-    gold, r["golden_s"] = _timed(lambda: simulate(cfg, _cut(program, head)))
-    r["golden_cycles"] = head
+    gold = clock("golden", lambda: simulate(cfg, _cut(program, head)))
     for port, want in gold.items():
         assert np.array_equal(played.outputs[port][:head], want), f"player: {port} differs"
     fold = hp.record_fold(spec, (played.run_dir / "record.bin").read_bytes(), program.cycles)
@@ -107,21 +123,26 @@ def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | 
     raw_spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback,
                            cycles=program.cycles, idle=True, loopback_depth=spec.depth)
     raw_model = build_model([verilog], TOP_NAME, sim=sim, spec=raw_spec, cache_dir=cache)
-    r["raw_start_s"] = _raw(raw_model, tiny, cache)[1]
-    raw_fold, r["raw_s"] = _raw(raw_model, program, cache)
-    assert raw_fold == fold, "raw run folded different outputs than the player recorded"
+    clock("raw_start", lambda: _raw(raw_model, tiny, cache))
+    assert clock("raw", lambda: _raw(raw_model, program, cache)) == fold, \
+        "raw run folded different outputs than the player recorded"
     if sim == "icarus":
-        r["bare_start_s"] = _raw(raw_model, tiny, cache, bare=True)[1]
-        bare_fold, r["bare_raw_s"] = _raw(raw_model, program, cache, bare=True)
-        assert bare_fold == fold, "bare raw run folded different outputs"
+        clock("bare_start", lambda: _raw(raw_model, tiny, cache, bare=True))
+        assert clock("bare", lambda: _raw(raw_model, program, cache, bare=True)) == fold, \
+            "bare raw run folded different outputs"
+    r = {"sim": sim, "array": f"{cfg.rows}×{cfg.cols}", "n": cfg.rows,
+         "cycles": program.cycles, "golden_cycles": head}
     if cocotb_stream:
         cA, cB, cprog = _program(cfg, cocotb_stream, seed=2)
-        _, r["cocotb_start_s"] = _timed(lambda: run_stream(
-            inputs=tiny.inputs, loopback=tiny.loopback, player="cocotb", **kw))
-        crec, r["cocotb_s"] = _timed(lambda: run_stream(
-            inputs=cprog.inputs, loopback=cprog.loopback, player="cocotb", **kw))
+        build_model([verilog], TOP_NAME, sim=sim, player="cocotb", cache_dir=cache)
+        clock("cocotb_start", lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback,
+                                                 player="cocotb", **kw))
+        crec = clock("cocotb", lambda: run_stream(inputs=cprog.inputs, loopback=cprog.loopback,
+                                                  player="cocotb", **kw))
         r["cocotb_cycles"] = cprog.cycles
         assert np.array_equal(assemble(cprog, crec.outputs, "acc_out"), cA @ cB)
+    r.update({f"{k}_wall": v for k, v in clock.wall.items()})
+    r.update({f"{k}_cpu": v for k, v in clock.cpu.items()})
     return r
 
 
@@ -132,10 +153,9 @@ def _cut(program, head):
                    cycles=head)
 
 
-def _raw(model, program, cache: Path, bare: bool = False) -> tuple[int, float]:
-    """A ``+raw`` run of ``program`` (stimulus preloaded, no I/O): its output fold and wall
-    time, encoding included.  ``bare``: plain ``vvp``, no cocotb and no Python."""
-    t0 = time.perf_counter()
+def _raw(model, program, cache: Path, bare: bool = False) -> int:
+    """A ``+raw`` run of ``program`` (stimulus preloaded, no I/O), encoding included; returns
+    its output fold.  ``bare``: plain ``vvp``, no cocotb and no Python."""
     data = hp.encode_raw(model.spec, program.inputs, program.loopback)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         stim = Path(tmp) / "raw.bin"
@@ -149,11 +169,12 @@ def _raw(model, program, cache: Path, bare: bool = False) -> tuple[int, float]:
             log = (Path(tmp) / "sim.log").read_text()
         m = re.search(r"FTPLAYER RAW fold=([0-9a-fA-F]+)", log)
         assert m, f"no fold in the raw run's output: {log[-500:]}"
-    return int(m.group(1), 16), time.perf_counter() - t0
+    return int(m.group(1), 16)
 
 
-def _rate(cycles, wall, start):
-    return cycles / max(wall - start, 1e-9)
+def _rate(r: dict, run: str, start: str, cycles: str = "cycles") -> float:
+    """Cycles per CPU second of ``run``, its start-up (a 1-vector run) taken off."""
+    return r[cycles] / max(r[f"{run}_cpu"] - r[f"{start}_cpu"], 1e-9)
 
 
 def main() -> None:
@@ -164,13 +185,15 @@ def main() -> None:
     ap.add_argument("--cocotb-sizes", type=int, nargs="*", default=[8, 16],
                     help="sizes also run with the per-cycle cocotb player")
     ap.add_argument("--skip", nargs="*", default=[], help="e.g. verilator:32")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--json", type=Path, help="also write every timing here")
     args = ap.parse_args()
     rows = []
-    print("| simulator | array | cycles | build (s) | start (s) | player (array-cycles/s) | "
-          "player (MAC/s) | ceiling under cocotb (cycles/s) | player / ceiling | "
-          "bare simulator, no cocotb (cycles/s) | cocotb per-cycle player (cycles/s) | "
-          "player / cocotb per-cycle | golden model (cycles/s) |")
+    print("Rates are array-cycles per CPU second (simulator + Python), start-up taken off.")
+    print()
+    print("| simulator | array | cycles | build (s) | start (s, wall) | player (cycles/s) | "
+          "player (MAC/s) | ceiling (cycles/s) | player / ceiling | bare vvp ceiling "
+          "(cycles/s) | per-cycle cocotb (cycles/s) | player / per-cycle cocotb | "
+          "golden model (cycles/s) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench_sim-") as tmp:
         for sim in args.sims:
@@ -183,20 +206,17 @@ def main() -> None:
                            if n in args.cocotb_sizes else None)
                 r = measure(cfg, sim, stream, cstream, Path(tmp))
                 rows.append(r)
-                player = _rate(r["cycles"], r["player_s"], r["start_s"])
-                ceiling = _rate(r["cycles"], r["raw_s"], r["raw_start_s"])
-                bare = (f"{_rate(r['cycles'], r['bare_raw_s'], r['bare_start_s']):,.0f}"
-                        if "bare_raw_s" in r else "—")
-                coc = (_rate(r["cocotb_cycles"], r["cocotb_s"], r["cocotb_start_s"])
-                       if "cocotb_s" in r else None)
-                r.update(player_cps=player, ceiling_cps=ceiling,
-                         cocotb_cps=coc, golden_cps=r["golden_cycles"] / r["golden_s"])
-                print(f"| {sim} | {r['array']} | {r['cycles']:,} | {r['build_s']:.1f} | "
-                      f"{r['start_s']:.2f} | {player:,.0f} | {player * n * n:,.3g} | "
+                player, ceiling = _rate(r, "player", "start"), _rate(r, "raw", "raw_start")
+                bare = (f"{_rate(r, 'bare', 'bare_start'):,.0f}" if "bare_cpu" in r else "—")
+                coc = (_rate(r, "cocotb", "cocotb_start", "cocotb_cycles")
+                       if "cocotb_cpu" in r else None)
+                golden = r["golden_cycles"] / r["golden_cpu"]
+                print(f"| {sim} | {r['array']} | {r['cycles']:,} | {r['build_wall']:.1f} | "
+                      f"{r['start_wall']:.2f} | {player:,.0f} | {player * n * n:,.3g} | "
                       f"{ceiling:,.0f} | {player / ceiling:.0%} | {bare} | "
                       f"{f'{coc:,.0f}' if coc else '—'} | "
-                      f"{f'{player / coc:,.1f}×' if coc else '—'} | "
-                      f"{r['golden_cps']:,.0f} |", flush=True)
+                      f"{f'{player / coc:,.0f}×' if coc else '—'} | {golden:,.0f} |",
+                      flush=True)
     if args.json:
         from ftaccel.files import write_json
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,12 +148,28 @@ _PORT = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?"
                    r"(?:\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*)?([A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
 
 
+_FILES: dict[tuple, tuple[str, str]] = {}
+
+
+def _file(path: Path) -> tuple[str, str]:
+    """``(text, sha256)`` of a source file, read once per version of the file (a large array's
+    Verilog is megabytes and every run of it needs its ports and hash)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _FILES:
+        data = Path(path).read_bytes()
+        if len(_FILES) > 64:
+            _FILES.clear()
+        _FILES[key] = (data.decode(errors="replace"), hashlib.sha256(data).hexdigest())
+    return _FILES[key]
+
+
 def read_ports(verilog: list[Path], toplevel: str) -> list[tuple[str, str, int]]:
     """``(direction, name, width)`` of every port of module ``toplevel``, in declaration
     order (the ANSI-less style Yosys writes: ``input [7:0] a__0;``)."""
     head = re.compile(r"^\s*module\s+\\?" + re.escape(toplevel) + r"\s*[(;#]", re.M)
     for path in verilog:
-        text = Path(path).read_text(errors="replace")
+        text = _file(Path(path))[0]
         m = head.search(text)
         if m is None:
             continue
@@ -197,12 +214,8 @@ def _groups(ports: list[tuple[str, int]]) -> tuple[Group, ...]:
 
 
 def sources_hash(verilog: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in verilog:
-        data = Path(path).read_bytes()
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
+    """One hash of the sources' contents, in order."""
+    return hashlib.sha256("".join(_file(Path(p))[1] for p in verilog).encode()).hexdigest()
 
 
 def build_spec(verilog: list[Path], toplevel: str, *, loopback: dict[str, tuple[str, bool]]

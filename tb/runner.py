@@ -505,6 +505,8 @@ def run_stream(
     verilog = [Path(v) for v in verilog]
     cache = sim_cache_dir(cache_dir)
     if player == "cocotb":
+        if idle:
+            raise ValueError("idle (raw) runs need the HDL player")
         return _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, bool(waves),
                            loopback, reset_cycles, cache, keep, cycles)
     spec = player_spec(verilog, toplevel, outputs, loopback, cycles=cycles, idle=idle,
