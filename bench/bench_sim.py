@@ -1,87 +1,226 @@
-"""Benchmark: RTL simulation throughput and cocotb overhead on Icarus and Verilator.
+"""Benchmark: RTL simulation speed of the in-simulator player against the simulator's ceiling.
 
-For each array size, one weight-stationary pass streaming ``--rows`` vectors is simulated:
+For each simulator and array size, one weight-stationary product (K = 2 × rows, so two
+K-tiles chained by the loopback, N = cols) streams enough vectors for a run of a few seconds,
+and is simulated several ways, side by side in the same process and cache:
 
-* build: compile time of the simulator model (cached builds are cleared first);
-* start: a 4-cycle run: simulator and cocotb start-up, paid once per run;
-* play: wall time of the cocotb run that drives and reads every port every cycle;
-* idle: the same number of cycles with cocotb only clocking (no per-cycle Python);
-* array-cycles/s = cycles / (play − start); cocotb overhead = (play − idle) / (play − start),
-  the share of the per-cycle time spent in the Python driver;
-* golden: the numpy cycle model's speed on the same program.
+* **build**: compile time of the player's model (a fresh cache folder; ccache off, so this is
+  a first build; later builds of the same model are cache hits and cost nothing);
+* **start**: wall time of a 1-vector run on the built model: simulator, cocotb and Python
+  start-up, stimulus and record files, paid once per run;
+* **player**: the HDL player under cocotb (stimulus file in, every output port of every cycle
+  out, Python only before and after); cycles/s = cycles / (CPU − start CPU), CPU seconds of
+  the simulator and of Python together (steadier than wall time on a shared machine), so it
+  includes encoding the stimulus and decoding the record;
+* **ceiling**: the same design and stimulus with no per-cycle I/O at all (``+raw``: the dense
+  stimulus preloaded into a memory, outputs folded into one XOR word, checked equal to the
+  player's record); under cocotb like the player, and for Icarus also as a bare ``vvp`` run
+  without cocotb or Python;
+* **player / ceiling**: the share of the ceiling the player reaches (1 − this = the player's
+  own cost; the old "cocotb overhead" column compared against an idle run with no signal
+  activity, which hid the simulator's own evaluation cost);
+* **cocotb per-cycle**: the previous player (Python drives and reads every port every cycle,
+  :mod:`tb.player`) on a shorter stream, for comparison;
+* **golden**: the Python cycle model's speed on the same program (capped at 4,000 cycles).
 
-Prints a Markdown table.  ``python bench/bench_sim.py [--sizes 4 8 16] [--sims icarus verilator]``
+Every recorded run is checked against the golden cycle model on its first cycles and the
+assembled product against numpy.  Prints a Markdown table; ``--json FILE`` also writes the
+figures.  ``python bench/bench_sim.py [--sizes 8 16 32] [--sims icarus verilator]
+[--scale 1.0] [--cocotb-sizes 8 16]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import resource
 import shutil
+import subprocess
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ftaccel.golden.accelerator import simulate  # noqa: E402
-from ftaccel.golden.schedule import build_program  # noqa: E402
-from ftaccel.rtl_gen.accelerator import TOP_NAME, generate  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.tb.runner import run_stream  # noqa: E402
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.schedule import assemble, build_program
+from ftaccel.rtl_gen.accelerator import TOP_NAME
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb import hdl_player as hp
+from ftaccel.tb.accelerator import rtl_for
+from ftaccel.tb.runner import build_model, play_file, player_spec, run_stream
 
-ROOT = Path(__file__).resolve().parent.parent / "build" / "bench_sim"
+#: Streamed vectors per K-tile, per simulator and array size (scaled by --scale): a few
+#: CPU seconds of player time each on this machine.
+STREAM = {"icarus": {8: 5000, 16: 1500, 32: 400},
+          "verilator": {8: 300_000, 16: 100_000, 32: 25_000}}
+COCOTB_STREAM = {"icarus": {8: 1500, 16: 300, 32: 100},
+                 "verilator": {8: 10_000, 16: 3000, 32: 1000}}
 
 
-def measure(cfg: AcceleratorConfig, sim: str, stream: int) -> dict:
-    rng = np.random.default_rng(0)
-    A = rng.integers(-128, 128, (stream, cfg.rows))
-    B = rng.integers(-128, 128, (cfg.rows, cfg.cols))
-    program = build_program(cfg, A, B)
-    bdir = ROOT / sim / cfg.name()
-    shutil.rmtree(bdir, ignore_errors=True)
-    gen = generate(cfg, bdir / "rtl")
-    kw = dict(verilog=[gen.verilog], toplevel=TOP_NAME, inputs=program.inputs,
-              outputs=program.outputs, build_dir=bdir, sim=sim, loopback=program.loopback)
-    t0 = time.perf_counter()
-    run_stream(**kw, idle=True)  # first call builds
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run_stream(**kw, idle=True)
-    idle = time.perf_counter() - t0
-    short = {k: v[:4] for k, v in program.inputs.items()}
-    t0 = time.perf_counter()
-    run_stream(**{**kw, "inputs": short, "loopback": {}}, idle=True)
-    start = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rec = run_stream(**kw).outputs
-    play = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    gold = simulate(cfg, program)
-    golden = time.perf_counter() - t0
-    assert all(np.array_equal(rec[k], gold[k]) for k in gold), "RTL differs from golden"
-    return {"cycles": program.cycles, "build": max(0.0, first - idle), "idle": idle,
-            "play": play, "start": start, "golden": golden}
+def _program(cfg: AcceleratorConfig, stream: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-128, 128, (stream, 2 * cfg.rows))
+    B = rng.integers(-128, 128, (2 * cfg.rows, cfg.cols))
+    return A, B, build_program(cfg, A, B)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the simulators): steadier
+    than wall time on a shared machine, and what the issue's figures were measured in."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+class _Clock:
+    """Wall and CPU seconds of the calls it times, kept per label."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def __call__(self, label: str, fn):
+        w, c = time.perf_counter(), _cpu()
+        out = fn()
+        self.wall[label] = time.perf_counter() - w
+        self.cpu[label] = _cpu() - c
+        return out
+
+
+def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | None,
+            cache: Path) -> dict:
+    """Every figure of one row; ``*_wall`` and ``*_cpu`` seconds per timed step."""
+    clock = _Clock()
+    verilog = rtl_for(cfg, cache)
+    A, B, program = _program(cfg, stream)
+    _, _, tiny = _program(cfg, 1, seed=1)
+    spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback)
+    # the same model for the long and the tiny run: the history depth the long one needs
+    kw = dict(verilog=[verilog], toplevel=TOP_NAME, outputs=program.outputs, sim=sim,
+              cache_dir=cache, loopback_depth=spec.depth)
+    env = dict(os.environ)
+    os.environ["CCACHE_DISABLE"] = "1"  # an honest first build
+    try:
+        clock("build", lambda: build_model([verilog], TOP_NAME, sim=sim, spec=spec,
+                                           cache_dir=cache))
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    clock("start", lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback, **kw))
+    played = clock("player", lambda: run_stream(inputs=program.inputs, keep=True,
+                                                loopback=program.loopback, **kw))
+    assert np.array_equal(assemble(program, played.outputs, "acc_out"), A @ B), \
+        "player: product differs from numpy"
+    head = min(program.cycles, 4000)
+    gold = clock("golden", lambda: simulate(cfg, _cut(program, head)))
+    for port, want in gold.items():
+        assert np.array_equal(played.outputs[port][:head], want), f"player: {port} differs"
+    fold = hp.record_fold(spec, (played.run_dir / "record.bin").read_bytes(), program.cycles)
+    shutil.rmtree(played.run_dir)
+    # ceiling: the same stimulus preloaded, no I/O (a model of its own, with the memory)
+    raw_spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback,
+                           cycles=program.cycles, idle=True, loopback_depth=spec.depth)
+    raw_model = build_model([verilog], TOP_NAME, sim=sim, spec=raw_spec, cache_dir=cache)
+    clock("raw_start", lambda: _raw(raw_model, tiny, cache))
+    assert clock("raw", lambda: _raw(raw_model, program, cache)) == fold, \
+        "raw run folded different outputs than the player recorded"
+    if sim == "icarus":
+        clock("bare_start", lambda: _raw(raw_model, tiny, cache, bare=True))
+        assert clock("bare", lambda: _raw(raw_model, program, cache, bare=True)) == fold, \
+            "bare raw run folded different outputs"
+    r = {"sim": sim, "array": f"{cfg.rows}×{cfg.cols}", "n": cfg.rows,
+         "cycles": program.cycles, "golden_cycles": head}
+    if cocotb_stream:
+        cA, cB, cprog = _program(cfg, cocotb_stream, seed=2)
+        build_model([verilog], TOP_NAME, sim=sim, player="cocotb", cache_dir=cache)
+        clock("cocotb_start", lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback,
+                                                 player="cocotb", **kw))
+        crec = clock("cocotb", lambda: run_stream(inputs=cprog.inputs, loopback=cprog.loopback,
+                                                  player="cocotb", **kw))
+        r["cocotb_cycles"] = cprog.cycles
+        assert np.array_equal(assemble(cprog, crec.outputs, "acc_out"), cA @ cB)
+    r.update({f"{k}_wall": v for k, v in clock.wall.items()})
+    r.update({f"{k}_cpu": v for k, v in clock.cpu.items()})
+    return r
+
+
+def _cut(program, head):
+    """The first ``head`` cycles of ``program`` (for the golden model's speed)."""
+    return replace(program, inputs={k: v[:head] for k, v in program.inputs.items()},
+                   loopback={p: (s, src[:head]) for p, (s, src) in program.loopback.items()},
+                   cycles=head)
+
+
+def _raw(model, program, cache: Path, bare: bool = False) -> int:
+    """A ``+raw`` run of ``program`` (stimulus preloaded, no I/O), encoding included; returns
+    its output fold.  ``bare``: plain ``vvp``, no cocotb and no Python."""
+    data = hp.encode_raw(model.spec, program.inputs, program.loopback)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        stim = Path(tmp) / "raw.bin"
+        stim.write_bytes(data)
+        if bare:
+            log = subprocess.run(["vvp", "-n", str(model.build_dir / "sim.vvp"),
+                                  f"+stimulus={stim}", "+raw", "+standalone"],
+                                 capture_output=True, text=True, timeout=3600).stdout
+        else:
+            play_file(model, stim, Path(tmp), cycles=program.cycles, raw=True)
+            log = (Path(tmp) / "sim.log").read_text()
+        m = re.search(r"FTPLAYER RAW fold=([0-9a-fA-F]+)", log)
+        assert m, f"no fold in the raw run's output: {log[-500:]}"
+    return int(m.group(1), 16)
+
+
+def _rate(r: dict, run: str, start: str, cycles: str = "cycles") -> float:
+    """Cycles per CPU second of ``run``, its start-up (a 1-vector run) taken off."""
+    return r[cycles] / max(r[f"{run}_cpu"] - r[f"{start}_cpu"], 1e-9)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     ap.add_argument("--sims", nargs="+", default=["icarus", "verilator"])
-    ap.add_argument("--stream", type=int, default=4000, help="vectors streamed per pass")
+    ap.add_argument("--scale", type=float, default=1.0, help="scale every stream length")
+    ap.add_argument("--cocotb-sizes", type=int, nargs="*", default=[8, 16],
+                    help="sizes also run with the per-cycle cocotb player")
+    ap.add_argument("--skip", nargs="*", default=[], help="e.g. verilator:32")
+    ap.add_argument("--json", type=Path, help="also write every timing here")
     args = ap.parse_args()
-    print("| simulator | array | cycles | build (s) | start (s) | play (s) | idle (s) | "
-          "array-cycles/s | MAC/s | cocotb overhead | golden model cycles/s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for sim in args.sims:
-        for n in args.sizes:
-            cfg = AcceleratorConfig(rows=n, cols=n)
-            r = measure(cfg, sim, args.stream)
-            per_run = max(r["play"] - r["start"], 1e-9)
-            rate = r["cycles"] / per_run
-            overhead = min(1.0, max(0.0, (r["play"] - r["idle"]) / per_run))
-            print(f"| {sim} | {n}×{n} | {r['cycles']} | {r['build']:.1f} | {r['start']:.2f} | "
-                  f"{r['play']:.2f} | "
-                  f"{r['idle']:.2f} | {rate:,.0f} | {rate * n * n:,.0f} | {overhead:.0%} | "
-                  f"{r['cycles'] / r['golden']:,.0f} |", flush=True)
+    rows = []
+    print("Rates are array-cycles per CPU second (simulator + Python), start-up taken off.")
+    print()
+    print("| simulator | array | cycles | build (s) | start (s, wall) | player (cycles/s) | "
+          "player (MAC/s) | ceiling (cycles/s) | player / ceiling | bare vvp ceiling "
+          "(cycles/s) | per-cycle cocotb (cycles/s) | player / per-cycle cocotb | "
+          "golden model (cycles/s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="bench_sim-") as tmp:
+        for sim in args.sims:
+            for n in args.sizes:
+                if f"{sim}:{n}" in args.skip:
+                    continue
+                cfg = AcceleratorConfig(rows=n, cols=n)
+                stream = max(1, int(STREAM[sim].get(n, 1000) * args.scale))
+                cstream = (max(1, int(COCOTB_STREAM[sim].get(n, 100) * args.scale))
+                           if n in args.cocotb_sizes else None)
+                r = measure(cfg, sim, stream, cstream, Path(tmp))
+                rows.append(r)
+                player, ceiling = _rate(r, "player", "start"), _rate(r, "raw", "raw_start")
+                bare = (f"{_rate(r, 'bare', 'bare_start'):,.0f}" if "bare_cpu" in r else "—")
+                coc = (_rate(r, "cocotb", "cocotb_start", "cocotb_cycles")
+                       if "cocotb_cpu" in r else None)
+                golden = r["golden_cycles"] / r["golden_cpu"]
+                print(f"| {sim} | {r['array']} | {r['cycles']:,} | {r['build_wall']:.1f} | "
+                      f"{r['start_wall']:.2f} | {player:,.0f} | {player * n * n:,.3g} | "
+                      f"{ceiling:,.0f} | {player / ceiling:.0%} | {bare} | "
+                      f"{f'{coc:,.0f}' if coc else '—'} | "
+                      f"{f'{player / coc:,.0f}×' if coc else '—'} | {golden:,.0f} |",
+                      flush=True)
+    if args.json:
+        from ftaccel.files import write_json
+
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

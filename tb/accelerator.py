@@ -2,15 +2,19 @@
 golden cycle model, cycle by cycle.
 
 The driver program (:func:`golden.schedule.build_program`) is played into the simulator by
-:mod:`tb.player`; the same program runs through :func:`golden.accelerator.simulate`.  Every
+:mod:`tb.hdl_player` (inside the simulator); the same program runs through
+:func:`golden.accelerator.simulate` when a check asks for it.  Every
 output port is compared in every cycle, so a result that is right but late, early or
 surrounded by spurious ``out_valid`` pulses fails too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,62 +25,146 @@ from ftaccel.golden.schedule import Program, assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
-from .runner import default_sim, run_stream
+from .runner import _flock, build_model, default_sim, player_spec, run_stream, sim_cache_dir
 
-__all__ = ["RTLRun", "build_dir_for", "run_program", "rtl_matmul", "mismatches"]
+__all__ = ["RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
+           "mismatches"]
 
-REPO = Path(__file__).resolve().parent.parent
+_RTL_GEN_HASH: str | None = None
 
 
-def build_dir_for(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
-    """One build directory per configuration, simulator and pytest-xdist worker."""
-    root = Path(root) if root else Path(os.environ.get("RTLGEN_BUILD", REPO / "build" / "sim"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return root / sim / f"{cfg.name()}_{worker}"
+def _generator_hash() -> str:
+    """Hash of the generator's own source (an edited generator must not reuse old RTL)."""
+    global _RTL_GEN_HASH
+    if _RTL_GEN_HASH is None:
+        import amaranth
+
+        import ftaccel.rtl_gen as pkg
+
+        h = hashlib.sha256(getattr(amaranth, "__version__", "").encode())
+        for path in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(path.name.encode() + path.read_bytes())
+        _RTL_GEN_HASH = h.hexdigest()
+    return _RTL_GEN_HASH
+
+
+def build_dir_for(cfg: AcceleratorConfig, sim: str | None = None,
+                  root: Path | None = None) -> Path:
+    """The cached folder holding the generated RTL of ``cfg`` (``<cache>/rtl/<name>-<hash>``).
+
+    Keyed by the configuration and the generator's source; shared by every simulator and
+    run (compiled models live under ``<cache>/models``, runs under ``<cache>/runs``).
+    ``sim`` is accepted for compatibility and does not change the folder.
+    """
+    del sim
+    key = hashlib.sha256((cfg.to_json() + _generator_hash()).encode()).hexdigest()[:12]
+    return sim_cache_dir(root) / "rtl" / f"{cfg.name()}-{key}"
+
+
+def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None) -> Path:
+    """The Verilog of ``cfg``, generated once into the cache (under a lock) and reused."""
+    final = build_dir_for(cfg, root=cache_dir)
+    verilog = final / f"{TOP_NAME}.v"
+    if (final / "READY").exists():
+        return verilog
+    with _flock(final.parent / f"{final.name}.lock"):
+        if not (final / "READY").exists():
+            scratch = final.parent / f"{final.name}.tmp{os.getpid()}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                generate(cfg, scratch)
+                (scratch / "READY").write_text(cfg.to_json())
+                os.rename(scratch, final)
+            finally:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(scratch)
+    return verilog
 
 
 @dataclass
 class RTLRun:
-    """Result of one product on the RTL, with the golden model's view of the same program."""
+    """Result of one product on the RTL.
+
+    ``golden`` (the cycle model's view of the same program, every output port in every
+    cycle) is computed on first use, or at once with ``rtl_matmul(..., check=True)``: a run
+    that only wants the product does not pay for the Python cycle model.
+    """
 
     program: Program
     recorded: dict[str, np.ndarray]
-    golden: dict[str, np.ndarray]
     acc: np.ndarray
     q: np.ndarray | None
-    log: Path
+    log: Path | None
+    cfg: AcceleratorConfig | None = None
+    fault: Fault | None = None
+    _golden: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def golden(self) -> dict[str, np.ndarray]:
+        if self._golden is None:
+            if self.cfg is None:
+                raise ValueError("this run has no configuration to run the cycle model on")
+            self._golden = simulate(self.cfg, self.program, self.fault)
+        return self._golden
 
     @property
     def matches(self) -> bool:
         return not mismatches(self.recorded, self.golden)
 
 
-def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
-                build_root: Path | None = None, waves: bool | None = None):
-    """Simulate ``program`` on the RTL of ``cfg``; return the recorded ports and the log."""
+def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
+            waves: bool | None = None, cache_dir: Path | None = None):
+    """Generate and compile the model :func:`run_program` will use for ``program`` (cached;
+    a no-op when it exists), so that many runs started at once find it ready."""
     sim = sim or default_sim()
-    bdir = build_dir_for(cfg, sim, build_root)
-    gen = generate(cfg, bdir / "rtl")
-    res = run_stream(verilog=[gen.verilog], toplevel=TOP_NAME, inputs=program.inputs,
-                     outputs=program.outputs, build_dir=bdir, sim=sim, waves=waves,
-                     loopback=program.loopback)
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    verilog = rtl_for(cfg, cache_dir)
+    spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback)
+    return build_model([verilog], TOP_NAME, sim=sim, waves=bool(waves), spec=spec,
+                       cache_dir=cache_dir)
+
+
+def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
+                build_root: Path | None = None, waves: bool | None = None,
+                cache_dir: Path | None = None, keep: bool | None = None,
+                player: str = "hdl"):
+    """Simulate ``program`` on the RTL of ``cfg``; return the recorded ports and the log.
+
+    The RTL and the compiled model are cached (one per configuration and simulator, shared
+    by every run and process); the run itself has its own directory, made under
+    ``build_root`` (default ``<cache>/runs``) and removed after success unless ``keep``.
+    The log is None when the run directory was removed.
+    """
+    sim = sim or default_sim()
+    verilog = rtl_for(cfg, cache_dir)
+    res = run_stream(verilog=[verilog], toplevel=TOP_NAME, inputs=program.inputs,
+                     outputs=program.outputs, build_dir=build_root, sim=sim, waves=waves,
+                     loopback=program.loopback, cache_dir=cache_dir, keep=keep,
+                     player=player)
     return res.outputs, res.log
 
 
 def rtl_matmul(cfg: AcceleratorConfig, A, B, *, bias=None, relu=False, shift=0,
                fault: Fault | None = None, sim: str | None = None,
-               build_root: Path | None = None, waves: bool | None = None, **units) -> RTLRun:
-    """``A @ B`` computed by simulating the generated RTL, with the golden model beside it.
+               build_root: Path | None = None, waves: bool | None = None,
+               check: bool = False, cache_dir: Path | None = None, keep: bool | None = None,
+               player: str = "hdl", **units) -> RTLRun:
+    """``A @ B`` computed by simulating the generated RTL.
 
     ``units``: options of the configured units (``bypass_map``, ``afd``, ``median_enable``),
-    see :func:`golden.schedule.build_program`.
+    see :func:`golden.schedule.build_program`.  ``check=True`` runs the golden cycle model
+    on the same program right away (else :attr:`RTLRun.golden` runs it when first read).
     """
     program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault, **units)
-    recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves)
-    golden = simulate(cfg, program, fault)
+    recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves,
+                                cache_dir=cache_dir, keep=keep, player=player)
     q = assemble(program, recorded, "q_out") if cfg.output_stage else None
-    return RTLRun(program=program, recorded=recorded, golden=golden,
-                  acc=assemble(program, recorded, "acc_out"), q=q, log=log)
+    run = RTLRun(program=program, recorded=recorded, acc=assemble(program, recorded, "acc_out"),
+                 q=q, log=log, cfg=cfg, fault=fault)
+    if check:
+        run.golden  # noqa: B018 - computed now, as asked
+    return run
 
 
 def mismatches(recorded: dict[str, np.ndarray], golden: dict[str, np.ndarray], limit: int = 10):

@@ -27,14 +27,11 @@ from ftaccel.golden.checksum import (
 )
 from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
 from ftaccel.rtl_gen.emit import write_verilog
-from ftaccel.tb.runner import default_sim, run_stream
+from ftaccel.tb.runner import default_sim, run_stream, sim_cache_dir
 
 __all__ = ["UNITS", "module_name", "make_unit", "run_unit", "flip", "layer_outputs",
            "spatial_stimulus", "batch_schedule", "generator_stimulus", "array_outputs",
            "temporal_stimulus_from"]
-
-REPO = Path(__file__).resolve().parent.parent
-BUILD = REPO / "build" / "checksum"
 
 #: unit kind -> (component class, golden model class, output ports {name: (n or 0, signed)})
 UNITS = {
@@ -81,7 +78,8 @@ def run_unit(kind: str, params: dict, inputs: dict[str, np.ndarray], *,
     sim = (sim or default_sim()).lower()
     dut, model = make_unit(kind, **params)
     name = module_name(kind, params)
-    bdir = Path(build_root or BUILD) / name
+    # the unit's Verilog goes to the caller's folder, else the user's cache (never the package)
+    bdir = (Path(build_root) if build_root else sim_cache_dir() / "units") / name
     path = write_verilog(dut, name, dut.config(), bdir / f"{name}.v")
     res = run_stream(verilog=[path], toplevel=name, inputs=inputs,
                      outputs=_outputs(kind, dut), build_dir=bdir / sim, sim=sim)

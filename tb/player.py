@@ -1,7 +1,16 @@
-"""cocotb testbench that plays a per-cycle stimulus and records every output port.
+"""cocotb tests started by :func:`tb.runner.run_stream`: the harness of the in-simulator
+player, and the per-cycle Python player.
 
-Started by :func:`tb.runner.run_stream`; the files it reads and writes are named by the
-environment (``TB_STIMULUS``, ``TB_PORTS``, ``TB_RECORD``).  Timing, identical for every unit:
+``play_hdl`` (the default path, toplevel ``ftaccel_player`` from :mod:`tb.hdl_player`): the
+HDL plays the stimulus file and records every output by itself; this test only waits for the
+player's ``ftp_done`` (or a time limit, ``TB_TIME_LIMIT_NS``) and fails if the player refused the
+stimulus.  No Python runs in the simulation loop.
+
+``play`` (``player="cocotb"``, the design itself as toplevel): drives every input and reads
+every output from Python in every cycle; the interactive way, kept as the reference the HDL
+player is checked against and as an example for hand-written cocotb tests.  The files it reads
+and writes are named by the environment (``TB_STIMULUS``, ``TB_PORTS``, ``TB_RECORD``).
+Timing, identical in both players and for every unit:
 
 * reset (``rst`` high) for ``TB_RESET_CYCLES`` rising edges, released at a falling edge;
 * then, at each falling edge ``t = 0, 1, …``: first read all outputs (row ``t`` of the
@@ -20,8 +29,18 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
 from cocotb.types import Logic
+
+
+@cocotb.test()
+async def play_hdl(dut):
+    """Wait for the HDL player to finish; fail if it did not, or refused the stimulus."""
+    limit = int(os.environ.get("TB_TIME_LIMIT_NS", "0")) or 10**9
+    if not dut.ftp_done.value.is_resolvable or int(dut.ftp_done.value) != 1:
+        await First(RisingEdge(dut.ftp_done), Timer(limit, unit="ns"))
+    assert int(dut.ftp_done.value) == 1, f"the player did not finish within {limit} ns"
+    assert int(dut.ftp_status.value) == 1, "the player refused the stimulus (FTPLAYER ERROR above)"
 
 
 def _handles(dut, name: str, n: int):
@@ -64,12 +83,6 @@ async def play(dut):
     record = {name: np.zeros((cycles, max(n, 1)), dtype=np.int64) for name, n, _ in ports}
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    if os.environ.get("TB_MODE") == "idle":
-        # Benchmark baseline: the same number of cycles with no Python work per cycle.
-        dut.rst.value = 0
-        await ClockCycles(dut.clk, cycles)
-        np.savez(os.environ["TB_RECORD"])
-        return
     dut.rst.value = 1
     for hs, _ in in_handles.values():
         for h in hs:
