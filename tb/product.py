@@ -4,8 +4,8 @@
 *before* anything is simulated or written (every problem is a
 :class:`~ftaccel.rtl_gen.config.ConfigError` naming the value and what would be valid), and
 builds the driver program.  :func:`run_product` simulates it with
-:func:`tb.accelerator.rtl_matmul`, which runs the golden cycle model on the same program, and
-returns a :class:`ProductRun`; :meth:`ProductRun.record` is the machine-readable result
+:func:`tb.accelerator.rtl_matmul` (and, to check it, the golden cycle model on the same
+program) and returns a :class:`ProductRun`; :meth:`ProductRun.record` is the machine-readable result
 (``rtlgen matmul --json``).
 
 The accumulator guard (:func:`accumulator_bound`) is operand-based: it refuses a product when
@@ -342,8 +342,16 @@ class ProductRun:
     fault_effect: int | None = None
 
     @property
-    def passed(self) -> bool:
-        """The RTL equals the golden model: every port in every cycle, and every result."""
+    def checked(self) -> bool:
+        """The golden cycle model ran beside the RTL (``run_product(..., check=True)``)."""
+        return self.golden_acc is not None
+
+    @property
+    def passed(self) -> bool | None:
+        """The RTL equals the golden model: every port in every cycle, and every result
+        (``None`` when the golden model did not run)."""
+        if not self.checked:
+            return None
         return not self.port_mismatches and self.result_mismatches() == 0
 
     def result_mismatches(self) -> int:
@@ -358,15 +366,17 @@ class ProductRun:
     def record(self, outputs: dict | None = None, exit_code: int | None = None) -> dict:
         """The machine-readable result (``rtlgen matmul --json``)."""
         M, K, N = self.shape
-        check = {"passed": self.passed,
-                 "acc": mismatch_report(self.run.acc, self.golden_acc)}
-        if self.run.q is not None:
-            check["q"] = mismatch_report(self.run.q, self.golden_q)
-        if self.corrected is not None:
-            check["corrected"] = mismatch_report(self.corrected, self.golden_corrected)
-        check["port_mismatches"] = [
-            {"port": p, "cycle": c, "lane": ln, "rtl": str(r), "golden": str(g)}
-            for p, c, ln, r, g in self.port_mismatches]
+        check = None
+        if self.checked:
+            check = {"passed": self.passed,
+                     "acc": mismatch_report(self.run.acc, self.golden_acc)}
+            if self.run.q is not None:
+                check["q"] = mismatch_report(self.run.q, self.golden_q)
+            if self.corrected is not None:
+                check["corrected"] = mismatch_report(self.corrected, self.golden_corrected)
+            check["port_mismatches"] = [
+                {"port": p, "cycle": c, "lane": ln, "rtl": str(r), "golden": str(g)}
+                for p, c, ln, r, g in self.port_mismatches]
         out = {
             "command": "matmul",
             "config": self.cfg.to_dict(), "config_name": self.cfg.name(),
@@ -392,12 +402,15 @@ class ProductRun:
 
 
 def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
-                sim: str | None = None, program: Program | None = None) -> ProductRun:
+                sim: str | None = None, program: Program | None = None,
+                check: bool = True) -> ProductRun:
     """Simulate ``A @ B`` on the RTL of ``cfg`` and compare it with the golden model.
 
     ``program`` is :func:`prepare`'s result when the caller has validated already (it is
-    rebuilt otherwise).  The golden cycle model runs on the same program (with the fault, if
-    any); with a fault, the fault-free golden product is computed too (``fault_effect``).
+    rebuilt otherwise).  With ``check`` the golden cycle model runs on the same program (with
+    the fault, if any) and every port is compared in every cycle; without it only the RTL
+    runs (:attr:`ProductRun.passed` is None).  With a fault or a bias error, the fault-free
+    golden product is computed too (``fault_effect``).
     """
     from .runner import default_sim
 
@@ -410,18 +423,20 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
     units = opts.units(cfg, A)
     t0 = time.perf_counter()
     run = rtl_matmul(cfg, A, B, bias=opts.bias, relu=opts.relu, shift=opts.shift,
-                     fault=opts.fault, sim=sim, **units)
+                     fault=opts.fault, sim=sim, check=check, **units)
     seconds = time.perf_counter() - t0
     res = ProductRun(cfg=cfg, shape=(A.shape[0], A.shape[1], B.shape[1]), options=opts,
                      run=run, sim=sim, seconds=seconds,
                      alarms=alarm_report(cfg, run.program, run.recorded))
-    res.port_mismatches = mismatches(run.recorded, run.golden)
-    res.golden_acc = assemble(run.program, run.golden, "acc_out")
-    if cfg.output_stage:
-        res.golden_q = assemble(run.program, run.golden, "q_out")
     if cfg.lcu:
         res.corrected = assemble_corrected(run.program, run.recorded)
-        res.golden_corrected = assemble_corrected(run.program, run.golden)
+    if check:
+        res.port_mismatches = mismatches(run.recorded, run.golden)
+        res.golden_acc = assemble(run.program, run.golden, "acc_out")
+        if cfg.output_stage:
+            res.golden_q = assemble(run.program, run.golden, "q_out")
+        if cfg.lcu:
+            res.golden_corrected = assemble_corrected(run.program, run.golden)
     if opts.fault is not None or opts.bias_error is not None:
         from ftaccel.golden.accelerator import run_matmul
 
