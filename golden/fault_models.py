@@ -137,7 +137,9 @@ def register_width(cfg, register: str, col: int) -> int:
     if register == "weight" and col >= cfg.cols:
         return cfg.sanity_width
     act = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
-    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}[register]
+    if register == "product":  # the multiplier's full-width output
+        return register_width(cfg, "weight", col) + act
+    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits, "sum": cfg.acc_bits}[register]
 
 
 def _stuck(f) -> bool:
@@ -313,11 +315,20 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         x = Xs[sel, r]
         delta = sabotage_array(x, width, f.bit, f.mode) - x
         new[sel, c:] += np.multiply.outer(delta, eff[r, c:])
-    else:  # psum
+    elif f.register == "psum":
         sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 2), span)
         if sel is None:
             return
         _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
+    else:  # MAC logic, in the cycle the PE multiplies the slot; bypass isolates it
+        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
+        if sel is None or not keep[r, c]:
+            return
+        if f.register == "product":
+            prod = Xs[sel, r] * stat[r, c]
+            new[sel, c] += sabotage_array(prod, width, f.bit, f.mode) - prod
+        else:  # the adder's sum is what the partial-sum register stores
+            _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
 
 
 def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
@@ -363,11 +374,25 @@ def _os_product(cfg, A, B, bias, faults, bmap):
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of == c)
                 prods = A[mr][:, None, :] * B[:, nn].T[None, :, :]  # [m, n, K]
                 tot = np.zeros((len(mr), len(nn)), dtype=np.int64)
-                for k in range(Kp):
-                    tot = sabotage_array(tot, P, f.bit, f.mode)
-                    if k < K:
-                        tot = tot + prods[:, :, k]
-                    tot = _wrap(tot, P)
+                first = (mr[:, None] < R) & (nn[None, :] < C)  # the elements of tile 0
+                if f.register == "product":
+                    # every step (padding included) adds the sabotaged product; before tile
+                    # 0 reaches the PE it already adds sab(0) once per cycle since reset
+                    zero = int(sabotage_array(0, width, f.bit, f.mode))
+                    tot = sabotage_array(prods, width, f.bit, f.mode).sum(axis=2) \
+                        + (Kp - K) * zero + np.where(first, (pre + r + c + 1) * zero, 0)
+                elif f.register == "sum":
+                    # the held sum is sab(0) when tile 0 starts; later tiles restart at 0
+                    tot = np.where(first, int(sabotage_array(0, P, f.bit, f.mode)), 0)
+                    for k in range(Kp):
+                        tot = _wrap(tot + (prods[:, :, k] if k < K else 0), P)
+                        tot = sabotage_array(tot, P, f.bit, f.mode)
+                else:
+                    for k in range(Kp):
+                        tot = sabotage_array(tot, P, f.bit, f.mode)
+                        if k < K:
+                            tot = tot + prods[:, :, k]
+                        tot = _wrap(tot, P)
                 out[np.ix_(mr, nn)] = tot
             continue
         # one step k of one tile i: cycle = pre + i·Kp + k + r + c + 1
@@ -393,6 +418,19 @@ def _os_product(cfg, A, B, bias, faults, bmap):
             prods = A[m] * B[:, n0 + c]
             upper = _wrap(prods[:k].sum(), P)
             out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) + prods[k:].sum()
+        elif f.register == "product" and n0 + c < N:
+            # before tile 0 (k < 0) and in padding steps the product is 0; the accumulator
+            # keeps whatever the sabotaged product adds
+            p = int(A[m, k]) * int(B[k, n0 + c]) if 0 <= k < K else 0
+            out[m, n0 + c] += int(sabotage_array(p, width, f.bit, f.mode)) - p
+        elif f.register == "sum" and n0 + c < N:
+            prods = A[m] * B[:, n0 + c]
+            if k < 0:  # the held sum sab(0) starts tile 0
+                out[m, n0 + c] = int(sabotage_array(0, P, f.bit, f.mode)) + prods.sum()
+            else:
+                upper = _wrap(prods[:k + 1].sum(), P)
+                out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) \
+                    + prods[k + 1:].sum()
     out = _wrap(out, P)
     if bmap is not None:  # a bypassed PE's pinned output is forced to zero (Fig. 10.2-B)
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)

@@ -526,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulator (default $SIM or icarus)")
     m.add_argument("--check", action="store_true",
                    help="compare with the golden model; exit 1 on a mismatch")
-    m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
+    m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum "
+                                   "(registers) or product|sum (MAC logic), "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
     m.add_argument("--bypass-map", type=Path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
     m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
