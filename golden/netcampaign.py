@@ -13,7 +13,9 @@ transient flip cannot be known in advance — or a profile's PEs at or above a r
 the items are spread):
 
 ``register``
-    One fault in a PE register of the R×C data array (:class:`golden.faults.Fault`).
+    One fault in a PE register (weight, activation, partial sum) or in the MAC logic
+    (multiplier ``product``, adder ``sum``) of the R×C data array
+    (:class:`golden.faults.Fault`).
     Stuck-at faults are permanent: they act in every product layer (the array is faulty).
     A flip acts once: it is drawn over (product layer, pass, streamed vector, PE, register,
     bit) — the cycles in which the register holds that layer's data; a flip in an idle
@@ -241,8 +243,8 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
                j: int, temporal_batch: int | None = None) -> int:
     """The cycle (from the start of the layer's program) in which PE (row, col)'s
     ``register`` holds streamed vector ``j`` of pass ``tile`` (OS: step j of tile
-    ``tile``) for configuration ``cfg``; a stationary register is flipped in the cycle that
-    vector is multiplied (the flipped value is then held)."""
+    ``tile``) for configuration ``cfg``; a stationary register and the MAC logic are hit in
+    the cycle that vector is multiplied (a flipped stationary value is then held)."""
     R = cfg.rows
     pre = config_cycles(cfg)
     if cfg.dataflow == "os":

@@ -622,7 +622,7 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, schedul
     if scheduler is None:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     else:
         client = Client(scheduler)

@@ -183,7 +183,7 @@ def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
     spec, out, _ = small_run
     run_campaign(spec, tmp_path / "dask", workers=2, progress=False)
     assert (tmp_path / "dask" / "trace.csv").read_text() == (out / "trace.csv").read_text()
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         rep = run_campaign(spec, tmp_path / "sched", scheduler=cluster.scheduler_address,
                            progress=False)
     assert rep["timing"]["workers"] == 2
