@@ -212,7 +212,10 @@ class Context:
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
         c = self.clean[protection.name]
         x = self.x if start == 0 else c.outputs[start - 1]
-        return run(self.model, x, FastFaultEngine(c.cfg), units={**c.units, **(units or {})},
+        # the clean runs were overflow-checked; check_fit bounds every partial sum for any
+        # int8 input, so the faulty runs need not check again
+        return run(self.model, x, FastFaultEngine(c.cfg, checked=False),
+                   units={**c.units, **(units or {})},
                    options=_merge(options, self.layer_units[protection.name]), start=start)
 
 
@@ -262,7 +265,9 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
 
 class RegisterPopulation:
     """Every register fault of the campaign, indexable: stuck-at faults (PE, register, bit,
-    mode) first, then flips (product layer, pass, vector, PE, register, bit)."""
+    mode) first, then flips (product layer, pass, vector, PE, register, bit).  Sites are the
+    R×C data PEs and their bits those of the plain configuration ``cfg``: the faults every
+    protection shares (the Sanity-Check's own column and widened bits are left out)."""
 
     def __init__(self, cfg, dims, registers=("weight", "act", "psum"),
                  modes=("sa0", "sa1", "flip"), layers=None):
@@ -396,8 +401,10 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dic
 def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                    fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
                    bits=None) -> list[dict]:
-    """One trial of a rate-driven fault model under every protection (the same draws for
-    every protection: each protection replays one seeded generator)."""
+    """One trial of a rate-driven fault model under every protection.  Each protection
+    replays the same seeded generator, so bit errors and bypass maps are the same draws for
+    all; a profile's error instances are drawn over each protection's own steps (a temporal
+    checksum streams more vectors), so they agree where the schedules agree."""
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))
