@@ -54,6 +54,7 @@ lint: setup
 bench: setup
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_generate.py
 	SIM=$(SIMULATOR) $(PYTHON) bench/bench_sim.py
+	SIM=$(SIMULATOR) $(PYTHON) bench/bench_infer.py --quick
 
 # Table 6.1 measured on the accelerator (Sanity-Check, exact and residue modes): JSON + Markdown
 coverage: setup

@@ -58,14 +58,14 @@ from typing import Any
 
 import numpy as np
 
-from .array import AccumulatorOverflow, bias_in_psum, cycle_count, matmul
+from .array import bias_in_psum, cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
 
 __all__ = ["Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "ReLU", "Model", "ModelError",
            "FORMAT", "VERSION", "quantize", "im2col", "LayerOptions", "Product",
            "ProductResult", "LayerStats", "Inference", "FunctionalEngine", "CycleEngine",
-           "run", "check_fit", "product_layers"]
+           "run", "check_fit", "product_layers", "describe"]
 
 FORMAT = "ftaccel-network"
 VERSION = 1
@@ -743,6 +743,9 @@ class CycleEngine:
         from .schedule import assemble, assemble_corrected, build_program
 
         cfg = self.cfg
+        if p.fault is not None and not cfg.fault_hooks:
+            # The cycle model would apply it, the RTL could not: refuse rather than differ.
+            raise ModelError(f"layer {p.name}: a fault needs a configuration with fault_hooks")
         program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
                                 fault=p.fault, **p.units)
         rec = self.execute(program, p.fault)
@@ -831,5 +834,3 @@ def describe(model: Model) -> list[dict[str, Any]]:
         shape = out
     return rows
 
-
-__all__ += ["describe", "AccumulatorOverflow"]

@@ -44,7 +44,6 @@ import numpy as np
 from ftaccel.golden.network import (
     CycleEngine,
     FunctionalEngine,
-    LayerStats,
     Model,
     ModelError,
     check_fit,
@@ -356,8 +355,8 @@ class Network:
         ``engine``: ``golden`` | ``cycle`` | ``rtl`` (or an engine object).  ``units``: unit
         options for every layer (see :func:`unit_options`); ``options``: per-layer
         :class:`golden.network.LayerOptions`.  Images go through in batches of
-        ``batch_size`` (default: all at once for ``golden``, 128 otherwise); ``progress``
-        shows a bar on stderr (``None``: only on a terminal).
+        ``batch_size`` (default: all at once for ``golden``, 512 otherwise); ``progress``
+        shows a bar on stderr, one step per layer and batch (``None``: only on a terminal).
         """
         cfg = config or self.default_config()
         x = self.check(cfg, images)
@@ -369,23 +368,28 @@ class Network:
         if isinstance(eng, RTLEngine):
             startup = eng.start()
         if batch_size is None:
-            batch_size = len(x) if isinstance(eng, FunctionalEngine) else 128
+            batch_size = max(len(x), 1) if isinstance(eng, FunctionalEngine) else 512
         from tqdm import tqdm
 
+        n_batches = -(-len(x) // batch_size)
         t0 = time.perf_counter()
         logits, totals = [], None
-        bar = tqdm(total=len(x), unit="img", desc=f"{self.name} ({eng.name})", file=sys.stderr,
+        # One step per product (a layer of one batch): an RTL run is one simulator run per
+        # product, so this is the grain at which a long run can report progress.
+        bar = tqdm(total=n_batches * len(product_layers(self.model)), unit="layer",
+                   desc=f"{self.name} on {eng.name}, {len(x)} images", file=sys.stderr,
                    disable=(None if progress is None else not progress), leave=False)
+        counted = _Counted(eng, bar)
         try:
             for s in range(0, len(x), batch_size):
-                res = run(self.model, x[s:s + batch_size], eng, options=options, units=units)
+                res = run(self.model, x[s:s + batch_size], counted, options=options,
+                          units=units)
                 logits.append(res.logits)
                 if totals is None:
                     totals = res.layers
                 else:
                     for acc, st in zip(totals, res.layers, strict=True):
                         acc.add(st)
-                bar.update(len(res.logits))
         finally:
             bar.close()
         dt = time.perf_counter() - t0
@@ -394,6 +398,18 @@ class Network:
                                logits=np.concatenate(logits), labels=labels,
                                layers=totals or [], seconds=dt, startup_seconds=startup,
                                float_predictions=None if fl is None else np.argmax(fl, axis=1))
+
+
+class _Counted:
+    """An engine that advances a progress bar after every product."""
+
+    def __init__(self, engine, bar):
+        self.engine, self.bar, self.name = engine, bar, engine.name
+
+    def product(self, p):
+        res = self.engine.product(p)
+        self.bar.update(1)
+        return res
 
 
 def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> Network:
@@ -469,5 +485,3 @@ def _jsonable(x):
         return x.tolist()
     return x
 
-
-__all__ += ["LayerStats", "product_layers"]

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from netref import reference  # tests/netref.py: the independent reference
+from netref import ref_requant, reference  # tests/netref.py: the independent reference
 
 from ftaccel.golden.datasets import digits
 from ftaccel.golden.faults import Fault
@@ -83,6 +83,7 @@ RTL_CASES = [
     *[(m, {"dataflow": df}, {}) for m in MODELS for df in ("ws", "is", "os")],
     ("digits-cnn", {"dataflow": "ws", "afd": True, "median": 3, "checksum": "both"},
      {"afd": {"shift": 1, "gates": 1, "mode": 1}}),
+    ("digits-mlp", {"dataflow": "is", "a_width": 16, "w_width": 16}, {}),
 ]
 
 
@@ -91,7 +92,7 @@ RTL_CASES = [
                               for m, ch, _ in RTL_CASES])
 def test_rtl_equals_the_reference(case, rng, tmp_path):
     name, changes, units = case
-    n = net(name)
+    n = net(name, changes.get("a_width", 8))
     cfg = AcceleratorConfig(rows=4, cols=4, **changes)
     idx = rng.choice(540, size=2, replace=False)
     images = digits("test").images[idx]
@@ -194,6 +195,21 @@ def test_a_fault_reaches_the_logits_on_the_cycle_model_only(rng):
     assert not np.array_equal(bad.logits, clean.logits)
     with pytest.raises(NotImplementedError, match="cycle or RTL engine"):
         run(n.model, x, FunctionalEngine(cfg), options={"fc1": LayerOptions(fault=fault)})
+    with pytest.raises(ModelError, match="layer fc1: a fault needs a configuration with "
+                                         "fault_hooks"):
+        run(n.model, x, CycleEngine(cfg.replace(fault_hooks=False)),
+            options={"fc1": LayerOptions(fault=fault)})
+
+
+def test_a_fault_on_the_rtl_equals_the_cycle_model(tmp_path):
+    n = net("digits-mlp")
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow="os", fault_hooks=True)
+    x = n.model.quantize_input(digits("test").images[:2])
+    opts = {"fc2": LayerOptions(fault=Fault(1, 1, "act", 6, "sa1"))}  # row 1: a batch row
+    rtl = run(n.model, x, RTLEngine(cfg, build_dir=tmp_path / "sim"), options=opts)
+    cyc = run(n.model, x, CycleEngine(cfg), options=opts)
+    assert np.array_equal(rtl.logits, cyc.logits)
+    assert not np.array_equal(cyc.logits, run(n.model, x, FunctionalEngine(cfg)).logits)
 
 
 def test_run_resumes_from_a_recorded_layer():
@@ -218,6 +234,29 @@ def test_bypass_map_golden_equals_cycle_model(dataflow, rng):
     gold = run(n.model, x, FunctionalEngine(cfg), units=units)
     assert np.array_equal(gold.logits, run(n.model, x, CycleEngine(cfg), units=units).logits)
     assert not np.array_equal(gold.logits, run(n.model, x, FunctionalEngine(cfg)).logits)
+
+
+def test_split_lanes_and_lcu_golden_equal_cycle_model():
+    """The LCU hook: two columns of fc2 as split copies, corrected as a pair."""
+    n = net("digits-mlp")
+    cfg = AcceleratorConfig(rows=4, cols=4, lcu=True)
+    x = n.model.quantize_input(digits("test").images[:3])
+    plain = run(n.model, x, FunctionalEngine(cfg), record=True)
+    c1, c2 = np.flatnonzero(plain.outputs[1].min(axis=0) > 1)[:2]
+    split = np.zeros(32, dtype=bool)
+    split[[c1, c2]] = True
+    opts = {"fc2": LayerOptions(units={"split": split, "lcu_pairs": np.array([[c1, c2]])})}
+    gold = run(n.model, x, FunctionalEngine(cfg), options=opts, record=True)
+    cyc = run(n.model, x, CycleEngine(cfg), options=opts, record=True)
+    for a, b in zip(gold.outputs, cyc.outputs, strict=True):
+        assert np.array_equal(a, b)
+    # The pair now holds one word, the AND of the two halved (split) outputs.
+    got = gold.outputs[1]
+    fc2 = n.model.layers[1]
+    y = np.maximum(plain.outputs[0] @ fc2.weights.astype(np.int64) + fc2.bias, 0)
+    half = ref_requant(y[:, [c1, c2]], fc2.shift + 1, 7)  # split lane: shift + 1, 7 bits
+    assert np.array_equal(got[:, c1], got[:, c2])
+    assert np.array_equal(got[:, c1], half[:, 0] & half[:, 1])
 
 
 def test_python_api_example_runs():
