@@ -154,7 +154,8 @@ def test_outcomes_equal_the_cycle_model(small_run):
             if prot.kind == "bypass" and stuck:
                 units["bypass_map"] = np.zeros((4, 4), bool)
                 units["bypass_map"][f.row, f.col] = True
-            res = run(ctx.model, ctx.x, CycleEngine(c.cfg), units=units, options=opts)
+            res = run(ctx.model, ctx.x, CycleEngine(c.cfg.replace(fault_hooks=True)),
+                      units=units, options=opts)
             alarms = sum(sum(st.alarms.values()) for st in res.layers)
             got = _outcome(c.logits, res.logits, alarms, base_changed)
             assert got == r["outcome"], (fid, prot.name, r)
