@@ -265,7 +265,9 @@ class ArrayCycleModel:
         if register == "weight" and col >= self.C:
             return sanity_width(self.cfg)
         act = stream_bits(self.cfg) if self.cfg.dataflow == "ws" else self.cfg.a_width
-        return {"weight": self.cfg.w_width, "act": act, "psum": self.P}[register]
+        if register == "product":  # full-width product of the PE's two operands
+            return self._width("weight", col) + act
+        return {"weight": self.cfg.w_width, "act": act, "psum": self.P, "sum": self.P}[register]
 
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
         out = regs
@@ -459,7 +461,8 @@ class ArrayCycleModel:
         self.stat = stat_in if int(inputs["load"]) else stat_q
         self.move = move_in
         # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
-        self.psum = np.where(self.bypass, psum_in, _wrap(psum_in + stat_q * move_q, P))
+        mac = self._read(_wrap(psum_in + self._read(stat_q * move_q, "product"), P), "sum")
+        self.psum = np.where(self.bypass, psum_in, mac)
         L_array = R + self.NC
         valid = self._delayed("in_valid", L_array, 1)[0]
         return bottom, valid
@@ -483,7 +486,7 @@ class ArrayCycleModel:
         drain_in = np.zeros((R, C), dtype=np.int64)
         drain_in[1:] = self.drain_b[:-1]
 
-        total = _wrap(psum_q + act_q * weight_q, P)
+        total = self._read(_wrap(psum_q + self._read(act_q * weight_q, "product"), P), "sum")
         last = self.last.astype(bool)
         self.drain_b = self.drain_a
         # A bypassed PE's pinned output is forced to zero (Fig. 10.2-B).

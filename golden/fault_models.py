@@ -137,7 +137,9 @@ def register_width(cfg, register: str, col: int) -> int:
     if register == "weight" and col >= cfg.cols:
         return cfg.sanity_width
     act = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
-    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}[register]
+    if register == "product":  # the multiplier's full-width output
+        return register_width(cfg, "weight", col) + act
+    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits, "sum": cfg.acc_bits}[register]
 
 
 def _stuck(f) -> bool:
@@ -165,11 +167,11 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
     R = cfg.rows
     Xs = np.zeros((span, R), dtype=np.int64)
     Xs[slot, :X.shape[1]] = X
-    if cfg.temporal:
-        ow = cfg.stream_width
-        for j0 in range(0, len(slot), nb):
-            j1 = min(j0 + nb, len(slot))
-            Xs[slot[j1 - 1] + 1, :X.shape[1]] = _wrap(-X_gen[j0:j1].sum(axis=0), ow)
+    if cfg.temporal and len(slot):
+        starts = np.arange(0, len(slot), nb)
+        last = np.minimum(starts + nb, len(slot)) - 1  # each batch's last data vector
+        sums = np.add.reduceat(X_gen, starts, axis=0)
+        Xs[slot[last] + 1, :X.shape[1]] = _wrap(-sums, cfg.stream_width)
     return Xs
 
 
@@ -189,8 +191,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     if bmap is not None:
         keep[:, :C] = ~np.asarray(bmap, dtype=bool)
     stat_reg, move_reg = ("weight", "act") if ws else ("act", "weight")
-    is_sanity = np.zeros(span, dtype=bool)
-    is_sanity[np.setdiff1d(np.arange(span), slot)] = True
+    is_sanity = np.ones(span, dtype=bool)
+    is_sanity[slot] = False
     out = np.zeros((M, N), dtype=np.int64)
     alarms = {"spatial": 0, "temporal": 0} if use_spatial and use_temporal else \
         {"spatial": 0} if use_spatial else {"temporal": 0} if use_temporal else {}
@@ -313,11 +315,20 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         x = Xs[sel, r]
         delta = sabotage_array(x, width, f.bit, f.mode) - x
         new[sel, c:] += np.multiply.outer(delta, eff[r, c:])
-    else:  # psum
+    elif f.register == "psum":
         sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 2), span)
         if sel is None:
             return
         _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
+    else:  # MAC logic, in the cycle the PE multiplies the slot; bypass isolates it
+        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
+        if sel is None or not keep[r, c]:
+            return
+        if f.register == "product":
+            prod = Xs[sel, r] * stat[r, c]
+            new[sel, c] += sabotage_array(prod, width, f.bit, f.mode) - prod
+        else:  # the adder's sum is what the partial-sum register stores
+            _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
 
 
 def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
@@ -363,11 +374,25 @@ def _os_product(cfg, A, B, bias, faults, bmap):
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of == c)
                 prods = A[mr][:, None, :] * B[:, nn].T[None, :, :]  # [m, n, K]
                 tot = np.zeros((len(mr), len(nn)), dtype=np.int64)
-                for k in range(Kp):
-                    tot = sabotage_array(tot, P, f.bit, f.mode)
-                    if k < K:
-                        tot = tot + prods[:, :, k]
-                    tot = _wrap(tot, P)
+                first = (mr[:, None] < R) & (nn[None, :] < C)  # the elements of tile 0
+                if f.register == "product":
+                    # every step (padding included) adds the sabotaged product; before tile
+                    # 0 reaches the PE it already adds sab(0) once per cycle since reset
+                    zero = int(sabotage_array(0, width, f.bit, f.mode))
+                    tot = sabotage_array(prods, width, f.bit, f.mode).sum(axis=2) \
+                        + (Kp - K) * zero + np.where(first, (pre + r + c + 1) * zero, 0)
+                elif f.register == "sum":
+                    # the held sum is sab(0) when tile 0 starts; later tiles restart at 0
+                    tot = np.where(first, int(sabotage_array(0, P, f.bit, f.mode)), 0)
+                    for k in range(Kp):
+                        tot = _wrap(tot + (prods[:, :, k] if k < K else 0), P)
+                        tot = sabotage_array(tot, P, f.bit, f.mode)
+                else:
+                    for k in range(Kp):
+                        tot = sabotage_array(tot, P, f.bit, f.mode)
+                        if k < K:
+                            tot = tot + prods[:, :, k]
+                        tot = _wrap(tot, P)
                 out[np.ix_(mr, nn)] = tot
             continue
         # one step k of one tile i: cycle = pre + i·Kp + k + r + c + 1
@@ -393,6 +418,19 @@ def _os_product(cfg, A, B, bias, faults, bmap):
             prods = A[m] * B[:, n0 + c]
             upper = _wrap(prods[:k].sum(), P)
             out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) + prods[k:].sum()
+        elif f.register == "product" and n0 + c < N:
+            # before tile 0 (k < 0) and in padding steps the product is 0; the accumulator
+            # keeps whatever the sabotaged product adds
+            p = int(A[m, k]) * int(B[k, n0 + c]) if 0 <= k < K else 0
+            out[m, n0 + c] += int(sabotage_array(p, width, f.bit, f.mode)) - p
+        elif f.register == "sum" and n0 + c < N:
+            prods = A[m] * B[:, n0 + c]
+            if k < 0:  # the held sum sab(0) starts tile 0
+                out[m, n0 + c] = int(sabotage_array(0, P, f.bit, f.mode)) + prods.sum()
+            else:
+                upper = _wrap(prods[:k + 1].sum(), P)
+                out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) \
+                    + prods[k + 1:].sum()
     out = _wrap(out, P)
     if bmap is not None:  # a bypassed PE's pinned output is forced to zero (Fig. 10.2-B)
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
@@ -441,10 +479,17 @@ class FastFaultEngine(FunctionalEngine):
     ``stored_weights`` (they are in array-column order).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
-    checksum alarm counts the cycle engine reports (zero: the checks are exact).
+    checksum alarm counts the cycle engine reports (zero: the checks are exact); with
+    ``checked=False`` a fault-free product takes the fast path too (for the layers after a
+    faulty one in a campaign, whose model :func:`golden.network.check_fit` has proven free
+    of overflow for every input).
     """
 
     name = "fast"
+
+    def __init__(self, cfg, *, checked: bool = True):
+        super().__init__(cfg)
+        self.checked = checked
 
     def product(self, p: Product) -> ProductResult:
         cfg = self.cfg
@@ -452,7 +497,9 @@ class FastFaultEngine(FunctionalEngine):
         errors = units.pop("errors", None)
         stored = units.pop("stored_weights", None)
         act_errors = units.pop("act_errors", None)
-        if p.fault is None and errors is None and stored is None and act_errors is None:
+        lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
+        if p.fault is None and errors is None and stored is None and act_errors is None and (
+                self.checked or lcu):
             res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
                                           None, units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}

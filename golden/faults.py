@@ -17,8 +17,9 @@ import numpy as np
 __all__ = ["Fault", "REGISTERS", "MODES", "sabotage", "inject_bit_errors", "sample_size",
            "OUTCOMES"]
 
-#: Register kinds in the encoding of the ``fault_reg`` port.
-REGISTERS = ("weight", "act", "psum")
+#: Fault sites in the encoding of the ``fault_reg`` port: three PE registers and the MAC
+#: logic (multiplier ``product``, adder ``sum``), see :data:`rtl_gen.config.FAULT_REGISTERS`.
+REGISTERS = ("weight", "act", "psum", "product", "sum")
 #: Fault modes in the encoding of the ``fault_mode`` port.
 MODES = ("sa0", "sa1", "flip")
 #: Outcome classes of an injected fault (SPEC §7).
@@ -27,7 +28,8 @@ OUTCOMES = ("masked", "sdc", "detected", "corrected")
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register``.
+    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register`` (a register or
+    the MAC logic's ``product`` / ``sum``, which PE bypass isolates).
 
     ``cycle`` is the cycle of a ``flip`` (counted from reset, 0 = first cycle after it);
     stuck-at faults are permanent and ignore it.

@@ -13,7 +13,9 @@ transient flip cannot be known in advance — or a profile's PEs at or above a r
 the items are spread):
 
 ``register``
-    One fault in a PE register of the R×C data array (:class:`golden.faults.Fault`).
+    One fault in a PE register (weight, activation, partial sum) or in the MAC logic
+    (multiplier ``product``, adder ``sum``) of the R×C data array
+    (:class:`golden.faults.Fault`).
     Stuck-at faults are permanent: they act in every product layer (the array is faulty).
     A flip acts once: it is drawn over (product layer, pass, streamed vector, PE, register,
     bit) — the cycles in which the register holds that layer's data; a flip in an idle
@@ -210,7 +212,10 @@ class Context:
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
         c = self.clean[protection.name]
         x = self.x if start == 0 else c.outputs[start - 1]
-        return run(self.model, x, FastFaultEngine(c.cfg), units={**c.units, **(units or {})},
+        # the clean runs were overflow-checked; check_fit bounds every partial sum for any
+        # int8 input, so the faulty runs need not check again
+        return run(self.model, x, FastFaultEngine(c.cfg, checked=False),
+                   units={**c.units, **(units or {})},
                    options=_merge(options, self.layer_units[protection.name]), start=start)
 
 
@@ -241,8 +246,8 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
                j: int, temporal_batch: int | None = None) -> int:
     """The cycle (from the start of the layer's program) in which PE (row, col)'s
     ``register`` holds streamed vector ``j`` of pass ``tile`` (OS: step j of tile
-    ``tile``) for configuration ``cfg``; a stationary register is flipped in the cycle that
-    vector is multiplied (the flipped value is then held)."""
+    ``tile``) for configuration ``cfg``; a stationary register and the MAC logic are hit in
+    the cycle that vector is multiplied (a flipped stationary value is then held)."""
     R = cfg.rows
     pre = config_cycles(cfg)
     if cfg.dataflow == "os":
@@ -260,7 +265,9 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
 
 class RegisterPopulation:
     """Every register fault of the campaign, indexable: stuck-at faults (PE, register, bit,
-    mode) first, then flips (product layer, pass, vector, PE, register, bit)."""
+    mode) first, then flips (product layer, pass, vector, PE, register, bit).  Sites are the
+    R×C data PEs and their bits those of the plain configuration ``cfg``: the faults every
+    protection shares (the Sanity-Check's own column and widened bits are left out)."""
 
     def __init__(self, cfg, dims, registers=("weight", "act", "psum"),
                  modes=("sa0", "sa1", "flip"), layers=None):
@@ -394,8 +401,10 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dic
 def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                    fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
                    bits=None) -> list[dict]:
-    """One trial of a rate-driven fault model under every protection (the same draws for
-    every protection: each protection replays one seeded generator)."""
+    """One trial of a rate-driven fault model under every protection.  Each protection
+    replays the same seeded generator, so bit errors and bypass maps are the same draws for
+    all; a profile's error instances are drawn over each protection's own steps (a temporal
+    checksum streams more vectors), so they agree where the schedules agree."""
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))

@@ -77,7 +77,7 @@ class SystolicArray(wiring.Component):
     Ports (WS / IS): ``load`` (1), ``stat_data`` (C × stationary width), ``stream_data``
     (R × streamed width), ``psum_data`` (C × acc), ``out`` (C × acc).
     Ports (OS): ``act_data`` (R × a), ``weight_data`` (C × w), ``last`` (1), ``out`` (C × acc).
-    With fault hooks: ``fault_row_hit`` (R), ``fault_col_hit`` (C), ``fault_reg_hit`` (3),
+    With fault hooks: ``fault_row_hit`` (R), ``fault_col_hit`` (C), ``fault_reg_hit`` (5),
     ``fault_bit``, ``fault_mode`` from :class:`~rtl_gen.fault.FaultController`.
     """
 

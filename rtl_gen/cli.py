@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 if the RTL differs from the golden model")
     m.add_argument("--fail-on-alarm", action="store_true",
                    help="exit 4 if a checksum raised its alarm (outputs are still written)")
-    m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum, "
+    m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum "
+                                   "(registers) or product|sum (MAC logic), "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
     m.add_argument("--bypass-map", type=_path,
                    help="R×C 0/1 .npy: PEs to bypass (with --bypass)")

@@ -41,8 +41,10 @@ __all__ = [
 
 #: Dataflows of SPEC §1: weight-, input- and output-stationary.
 DATAFLOWS = ("ws", "is", "os")
-#: PE registers that the fault hooks can sabotage, in the encoding of the ``fault_reg`` port.
-FAULT_REGISTERS = ("weight", "act", "psum")
+#: PE fault sites of the fault hooks, in the encoding of the ``fault_reg`` port: the weight,
+#: activation and partial-sum registers, and the MAC logic: the multiplier's ``product`` and
+#: the adder's ``sum`` (the logic PE bypass isolates, SPEC §6).
+FAULT_REGISTERS = ("weight", "act", "psum", "product", "sum")
 #: Fault kinds, in the encoding of the ``fault_mode`` port.
 FAULT_MODES = ("sa0", "sa1", "flip")
 #: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
@@ -362,7 +364,8 @@ class AcceleratorConfig:
         if register not in FAULT_REGISTERS:
             raise ConfigError("fault register", register, f"one of {', '.join(FAULT_REGISTERS)}")
         act = self.stream_width if self.dataflow == "ws" else self.a_width
-        return {"weight": self.w_width, "act": act, "psum": self.acc_bits}[register]
+        return {"weight": self.w_width, "act": act, "psum": self.acc_bits,
+                "product": act + self.w_width, "sum": self.acc_bits}[register]
 
     def name(self) -> str:
         """A short, file-name-safe identifier, e.g. ``ws_8x8_a8w8_acc26``."""

@@ -21,7 +21,9 @@ port            width  meaning
 fault_enable    1      1 arms the fault
 fault_row       8      PE row
 fault_col       8      PE column
-fault_reg       2      0 = weight register, 1 = activation register, 2 = partial sum
+fault_reg       3      0 = weight register, 1 = activation register, 2 = partial sum,
+                       3 = multiplier product, 4 = adder sum (MAC logic: combinational,
+                       isolated by PE bypass)
 fault_bit       6      bit index inside that register (0 = LSB)
 fault_mode      2      0 = stuck-at-0, 1 = stuck-at-1, 2 = flip at ``fault_cycle``
 fault_cycle     32     cycle of the flip
@@ -43,7 +45,7 @@ MODE_SA0, MODE_SA1, MODE_FLIP = (FAULT_MODES.index(m) for m in ("sa0", "sa1", "f
 BIT_WIDTH = 6  # bit index: registers are at most 60 bits wide
 #: Top-level control ports and their widths, in the order of the table above.
 FAULT_CONTROL_PORTS = {
-    "fault_enable": 1, "fault_row": 8, "fault_col": 8, "fault_reg": 2,
+    "fault_enable": 1, "fault_row": 8, "fault_col": 8, "fault_reg": 3,
     "fault_bit": BIT_WIDTH, "fault_mode": 2, "fault_cycle": 32,
 }
 

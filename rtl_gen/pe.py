@@ -26,7 +26,8 @@ from .fault import BIT_WIDTH, sabotage
 
 __all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]
 
-_W, _A, _P = (FAULT_REGISTERS.index(r) for r in ("weight", "act", "psum"))
+_W, _A, _P, _M, _S = (FAULT_REGISTERS.index(r)
+                      for r in ("weight", "act", "psum", "product", "sum"))
 
 
 def _fault_members(enabled: bool) -> dict:
@@ -84,6 +85,23 @@ class _PEBase(wiring.Component):
             self._dataflow, self._a_width, self._w_width, self._acc_width, self._fault_hooks,
             self._bypass)
 
+    def _mac(self, m: Module, addend, product, name: str | None = None):
+        """``addend + product`` (wrapped to ``acc_width`` where it is stored); with fault hooks
+        the multiplier's output (``product``, full width) and the adder's (``sum``, acc_width)
+        each pass a saboteur.  Without hooks the logic is what it always was (an expression,
+        or a signal called ``name``)."""
+        if not self._fault_hooks:
+            if name is None:
+                return addend + product
+            total = Signal(signed(self._acc_width), name=name)
+            m.d.comb += total.eq(addend + product)
+            return total
+        prod = Signal(product.shape(), name="product")
+        total = Signal(signed(self._acc_width), name="sum")
+        m.d.comb += prod.eq(product)
+        m.d.comb += total.eq(addend + self._read(m, prod, _M, "product"))
+        return self._read(m, total, _S, "sum")
+
     def _read(self, m: Module, reg, index: int, name: str):
         """The value of ``reg`` as the circuit sees it: through a saboteur if hooks are on."""
         if not self._fault_hooks:
@@ -137,7 +155,7 @@ class StationaryPE(_PEBase):
 
         # The hold path goes through the saboteur so that a flipped stationary bit stays
         # flipped (a storage upset), while a pipeline register is simply overwritten.
-        mac = self.psum_in + stat_q * move_q
+        mac = self._mac(m, self.psum_in, stat_q * move_q)
         if self._bypass:
             # Fig. 10.2-A: one 2-to-1 multiplexer forwards the received partial sum, pruning
             # every weight (WS) or input (IS) mapped to this PE; operands still pass through.
@@ -195,8 +213,7 @@ class OutputStationaryPE(_PEBase):
         weight_q = self._read(m, weight_reg, _W, "weight_reg")
         psum_q = self._read(m, psum_reg, _P, "psum_reg")
 
-        total = Signal(signed(self._acc_width), name="total")
-        m.d.comb += total.eq(psum_q + act_q * weight_q)
+        total = self._mac(m, psum_q, act_q * weight_q, "total")
         result = total
         if self._bypass:
             # Fig. 10.2-B: AND gates force the pinned output to zero.

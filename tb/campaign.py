@@ -622,7 +622,7 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, schedul
     if scheduler is None:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -681,6 +681,9 @@ def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
             entry["by_site"] = {reg: {o: sum(r["outcome"] == o for r in rs
                                              if r["register"] == reg) for o in OUTCOMES}
                                 for reg in spec["faults"]["registers"]}
+            entry["accuracy_by_site"] = {reg: mean_ci([r["accuracy"] for r in rs
+                                                       if r["register"] == reg])
+                                         for reg in spec["faults"]["registers"]}
         else:
             entry["by_rate"] = {}
             for rate in spec["sample"]["rates"]:
@@ -890,6 +893,21 @@ def to_markdown(r: dict) -> str:
             lines.append(f"| {p} | {c['faults']} | {c['detected']} | {_pct(c['share'])} "
                          f"({_pct(c['ci95'][0])}–{_pct(c['ci95'][1])}) | "
                          f"{r['fault_free'][p]['false_alarms']} |")
+    sites = [(p, e["accuracy_by_site"]) for p, e in r["protections"].items()
+             if e.get("accuracy_by_site")]
+    if sites:
+        names = list(sites[0][1])
+        lines += ["", "Mean top-1 accuracy under a fault, per site (95 % CI); product and sum "
+                      "are MAC logic, which PE bypass isolates:", "",
+                  "| site | " + " | ".join(p for p, _ in sites) + " |",
+                  "|---|" + "---:|" * len(sites)]
+        for site in names:
+            cells = []
+            for _, by in sites:
+                m, lo, hi = by[site]
+                cells.append("—" if m != m else f"{100 * m:.2f} % ({100 * lo:.2f}–"
+                                                 f"{100 * hi:.2f})")
+            lines.append(f"| {site} | " + " | ".join(cells) + " |")
     sweep = [(p, e["by_rate"]) for p, e in r["protections"].items() if e.get("by_rate")]
     if sweep:
         rates = sorted({float(x) for _, br in sweep for x in br})

@@ -154,7 +154,8 @@ def test_outcomes_equal_the_cycle_model(small_run):
             if prot.kind == "bypass" and stuck:
                 units["bypass_map"] = np.zeros((4, 4), bool)
                 units["bypass_map"][f.row, f.col] = True
-            res = run(ctx.model, ctx.x, CycleEngine(c.cfg), units=units, options=opts)
+            res = run(ctx.model, ctx.x, CycleEngine(c.cfg.replace(fault_hooks=True)),
+                      units=units, options=opts)
             alarms = sum(sum(st.alarms.values()) for st in res.layers)
             got = _outcome(c.logits, res.logits, alarms, base_changed)
             assert got == r["outcome"], (fid, prot.name, r)
@@ -183,7 +184,7 @@ def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
     spec, out, _ = small_run
     run_campaign(spec, tmp_path / "dask", workers=2, progress=False)
     assert (tmp_path / "dask" / "trace.csv").read_text() == (out / "trace.csv").read_text()
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
         rep = run_campaign(spec, tmp_path / "sched", scheduler=cluster.scheduler_address,
                            progress=False)
     assert rep["timing"]["workers"] == 2

@@ -90,3 +90,31 @@ def test_verilog_is_deterministic_and_carries_its_configuration():
     assert a == b
     assert '"dataflow": "is"' in a and '"a_width": 16' in a
     assert verilog_text(cfg.replace(rows=3)) != a
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
+def test_mac_logic_faults_equal_golden_and_bypass_isolates_them(rng, dataflow):
+    """Stuck-at and flips on the multiplier's product and the adder's sum, cycle by cycle
+    against the cycle model; on a bypassed PE the same faults leave the (pruned) result
+    exactly as without them."""
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, fault_hooks=True, bypass=True,
+                            max_k=64)
+    A = rng.integers(-128, 128, (5, 7))
+    B = rng.integers(-128, 128, (7, 6))
+    bmap = np.zeros((4, 4), bool)
+    bmap[1, 2] = True
+    pruned, _ = run_matmul(cfg, A, B, bypass_map=bmap)
+    prod_w = cfg.register_width("product")
+    visible = 0
+    for fault, isolated in (
+            (Fault(2, 1, "product", prod_w - 1, "sa1"), Fault(1, 2, "sum", 9, "flip",
+                                                             cfg.rows + _live(cfg, 1, 2))),
+            (Fault(1, 1, "sum", 9, "flip", cfg.rows + _live(cfg, 1, 1)),
+             Fault(1, 2, "product", 3, "sa1"))):
+        run = rtl_matmul(cfg, A, B, fault=fault, bypass_map=bmap)
+        assert not mismatches(run.recorded, run.golden), fault
+        visible += not np.array_equal(run.acc, pruned)
+        run = rtl_matmul(cfg, A, B, fault=isolated, bypass_map=bmap)  # PE (1, 2) is bypassed
+        assert not mismatches(run.recorded, run.golden), isolated
+        assert np.array_equal(run.acc, pruned), isolated
+    assert visible == 2

@@ -201,7 +201,7 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
                   int(rng.integers(register_width(cfg, register, col))),
                   str(rng.choice(MODES)), int(rng.integers(400)))
         opts = {layer: LayerOptions(fault=f)}
-        ref = run(mlp, x, CycleEngine(cfg), units=units, options=opts)
+        ref = run(mlp, x, CycleEngine(cfg.replace(fault_hooks=True)), units=units, options=opts)
         start_x = x if layer == 0 else clean.outputs[layer - 1]
         got = run(mlp, start_x, fast, units=units, options=opts, start=layer)
         assert np.array_equal(got.logits, ref.logits), f
