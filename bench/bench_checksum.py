@@ -44,11 +44,11 @@ from ftaccel.golden.checksum import (  # noqa: E402
     negated_sum_width,
     random_fc_layer,
     rectangle_escape,
-    sample_size,
     sanity_column,
     spatial_errors,
     temporal_errors,
 )
+from ftaccel.golden.faults import sample_size  # noqa: E402
 
 
 def _guarantee(g) -> str:

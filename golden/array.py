@@ -1,8 +1,7 @@
 """Golden models of the systolic array: functional (what it computes) and cycle-level (how).
 
-``cfg`` below is any object with the attributes of ``rtl_gen.config.AcceleratorConfig``
-(``rows``, ``cols``, ``dataflow``, ``a_width``, ``w_width``, ``acc_bits``); this package
-imports nothing of the project, so it duck-types the configuration.
+``cfg`` below is an :class:`rtl_gen.config.AcceleratorConfig`; its derived quantities
+(latency, widths, which units are built) are read from its properties, never recomputed here.
 
 * :func:`matmul` — the exact product, accumulated tile by tile in the driver's order
   (:mod:`golden.mapping`), with every partial sum checked against the accumulator range:
@@ -19,14 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bits import wrap
 from .faults import Fault, sabotage
 from .mapping import ceil_div, tiles
 from .output_stage import output_stage
 
-__all__ = ["AccumulatorOverflow", "matmul", "latency", "cycle_count", "pass_gap",
-           "input_stages", "config_cycles", "ArrayCycleModel", "spatial", "temporal",
-           "temporal_batch_max", "temporal_stream_len", "stream_bits", "temporal_check_bits",
-           "bias_in_psum"]
+__all__ = ["AccumulatorOverflow", "matmul", "checked_product", "latency", "cycle_count", "pass_gap",
+           "ArrayCycleModel", "temporal_batch_max", "temporal_stream_len"]
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -49,10 +47,24 @@ def _check(x: np.ndarray, acc_bits: int, what: str) -> None:
 def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
     """Exact ``A @ B (+ bias)`` as int64, checked for accumulator overflow in driver order.
 
-    Bias enters where the hardware adds it (:func:`bias_in_psum`): WS and OS in the output
+    Bias enters where the hardware adds it (``cfg.bias_in_psum``): WS and OS in the output
     stage (after the whole reduction, with one extra bit, so it cannot overflow the
     accumulator); IS, and WS with a checksum, through ``psum_in`` ahead of the first K-tile
     (so it is part of every partial sum checked).
+    """
+    return checked_product(cfg.dataflow, cfg.rows, cfg.cols, cfg.acc_bits, A, B, bias,
+                           bias_in_psum=cfg.bias_in_psum)
+
+
+def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bias=None, *,
+                    bias_in_psum: bool) -> np.ndarray:
+    """:func:`matmul` for an array given by its shape and accumulator width alone.
+
+    Raises
+    ------
+    AccumulatorOverflow
+        A running partial sum leaves the ``acc_bits``-bit range (tile order of
+        :func:`golden.mapping.tiles`).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -60,16 +72,16 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
     N = B.shape[1]
     bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
     out = np.zeros((M, N), dtype=np.int64)
-    P = cfg.acc_bits
-    early = bias_in_psum(cfg)
+    P = acc_bits
+    early = bias_in_psum
     if early:
         out += bias_v[None, :]
         _check(out, P, "bias")
-    for t in tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N):
+    for t in tiles(dataflow, rows, cols, M, K, N):
         a = A[t.m0:t.m1, t.k0:t.k1]
         b = B[t.k0:t.k1, t.n0:t.n1]
         block = out[t.m0:t.m1, t.n0:t.n1]
-        if cfg.dataflow == "os":
+        if dataflow == "os":
             # The PE adds one product per cycle: check every running sum along K.
             running = np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
             _check(running, P, "OS accumulation")
@@ -77,7 +89,7 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
         else:
             # Partial sums run down a column, one product per PE row.
             running = block[:, None, :] + np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
-            _check(running, P, f"{cfg.dataflow.upper()} column reduction")
+            _check(running, P, f"{dataflow.upper()} column reduction")
             block[...] = running[:, -1, :]
     if not early:
         out += bias_v[None, :]
@@ -87,30 +99,16 @@ def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
 def latency(cfg) -> int:
     """Cycles from an input vector to its output vector at the top's ports.
 
-    WS / IS: the vector reaches PE (r, c) r + c + 1 cycles after it enters (r skew registers,
-    c operand hops, one more because the PE multiplies its registered operand); the partial
-    sum of row R−1 is registered once more, and the deskew adds C − 1 − c: R + C for every
-    column, plus the output-stage register: **R + C + 1**.
-    OS: from the cycle carrying ``in_last`` to the first result row: **R + C + 2** (the drain
-    chain needs one more register than a partial-sum hop).  Each input unit (anomaly
-    suppression, median filter) adds one cycle.
+    :attr:`rtl_gen.config.AcceleratorConfig.latency`: **R + C + 1** for WS / IS, **R + C + 2**
+    for OS (from the cycle carrying ``in_last`` to the first result row), plus one cycle per
+    input unit and per sanity column.
     """
-    return cfg.rows + array_cols(cfg) + (2 if cfg.dataflow == "os" else 1) + input_stages(cfg)
-
-
-def spatial(cfg) -> bool:
-    """The spatial checksum (sanity column) is configured."""
-    return getattr(cfg, "checksum", "none") in ("spatial", "both")
-
-
-def temporal(cfg) -> bool:
-    """The temporal checksum (sanity-input generator, check accumulators) is configured."""
-    return getattr(cfg, "checksum", "none") in ("temporal", "both")
+    return cfg.latency
 
 
 def temporal_batch_max(cfg) -> int:
     """Largest run-time batch size N: ``2**temporal_batch_bits − 1`` data vectors."""
-    return (1 << cfg.temporal_batch_bits) - 1
+    return cfg.temporal_batch_max
 
 
 def temporal_stream_len(stream: int, batch: int) -> int:
@@ -120,50 +118,6 @@ def temporal_stream_len(stream: int, batch: int) -> int:
     return stream + ceil_div(stream, batch)
 
 
-def stream_bits(cfg) -> int:
-    """Width of the WS activation registers in the PEs: ``a_width``, plus
-    ``temporal_batch_bits`` with the exact temporal checksum."""
-    exact = temporal(cfg) and getattr(cfg, "temporal_mode", "residue") == "exact"
-    return cfg.a_width + (cfg.temporal_batch_bits if exact else 0)
-
-
-def temporal_check_bits(cfg) -> int:
-    """The temporal check holds modulo 2**this: ``a_width`` (residue) or ``acc_bits``."""
-    exact = getattr(cfg, "temporal_mode", "residue") == "exact"
-    return cfg.acc_bits if exact else cfg.a_width
-
-
-def bias_in_psum(cfg) -> bool:
-    """The bias enters through ``psum_in`` of the first K-tile (so ``acc_out`` includes it)
-    rather than in the output stage: always for IS (its output lanes are batch rows), and
-    for WS with a checksum, so that the checks cover bias errors (Table 6.1)."""
-    return cfg.dataflow == "is" or (cfg.dataflow == "ws"
-                                    and getattr(cfg, "checksum", "none") != "none")
-
-
-def array_cols(cfg) -> int:
-    """PE columns built: C, plus the Sanity-Check column (one more cycle of latency)."""
-    return cfg.cols + (1 if spatial(cfg) else 0)
-
-
-def sanity_width(cfg) -> int:
-    """Width of the sanity column's weights: ``w + ceil(log2(C + 1))``."""
-    return cfg.w_width + (cfg.cols + 1 - 1).bit_length()
-
-
-def input_stages(cfg) -> int:
-    """Pipeline stages in front of the array: one per input unit (AFD, median, and the
-    temporal checksum's sanity-input generator)."""
-    return (int(getattr(cfg, "afd", False)) + int(bool(getattr(cfg, "median", 0)))
-            + int(temporal(cfg)))
-
-
-def config_cycles(cfg) -> int:
-    """Cycles the driver spends before the first product: writing the bypass map, one row
-    per cycle, when the configuration has PE bypass."""
-    return cfg.rows if getattr(cfg, "bypass", False) else 0
-
-
 def pass_gap(cfg, stream_len: int) -> int:
     """Idle cycles between the last streamed vector of a WS/IS pass and the next load.
 
@@ -171,7 +125,7 @@ def pass_gap(cfg, stream_len: int) -> int:
     R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
     pass must also be out before the next pass streams it back in (``L − R − stream_len``).
     """
-    return max(cfg.rows + array_cols(cfg) - 2, latency(cfg) - cfg.rows - stream_len, 0)
+    return max(cfg.rows + cfg.array_cols - 2, cfg.latency - cfg.rows - stream_len, 0)
 
 
 def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) -> int:
@@ -179,23 +133,17 @@ def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) 
     output inclusive (see :mod:`golden.schedule`); with the temporal checksum, for batches of
     ``temporal_batch`` vectors (default :func:`temporal_batch_max`)."""
     R, C = cfg.rows, cfg.cols
-    L = latency(cfg)
+    L = cfg.latency
     if cfg.dataflow == "os":
         n_tiles = ceil_div(M, R) * ceil_div(N, C)
-        return config_cycles(cfg) + n_tiles * max(K, R) + L + R - 1
+        return cfg.config_cycles + n_tiles * max(K, R) + L + R - 1
     stream = M if cfg.dataflow == "ws" else N
-    if temporal(cfg):
-        stream = temporal_stream_len(stream, temporal_batch or temporal_batch_max(cfg))
+    if cfg.temporal:
+        stream = temporal_stream_len(stream, temporal_batch or cfg.temporal_batch_max)
     outer = ceil_div(N, C) if cfg.dataflow == "ws" else ceil_div(M, C)
     passes = outer * ceil_div(K, R)
-    return (config_cycles(cfg) + (passes - 1) * (R + stream + pass_gap(cfg, stream))
+    return (cfg.config_cycles + (passes - 1) * (R + stream + pass_gap(cfg, stream))
             + R + stream + L)
-
-
-def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """Two's-complement wrap to ``bits`` (what a register of that width stores)."""
-    half = np.int64(1) << np.int64(bits - 1)
-    return ((x + half) & ((half << np.int64(1)) - 1)) - half
 
 
 #: Array inputs that pass through the input units' pipeline stages.
@@ -221,7 +169,7 @@ class ArrayCycleModel:
                        else (fault,))
         R, C = cfg.rows, cfg.cols
         self.R, self.C, self.P = R, C, cfg.acc_bits
-        self.NC = NC = array_cols(cfg)
+        self.NC = NC = cfg.array_cols
         z = lambda: np.zeros((R, NC), dtype=np.int64)  # noqa: E731
         self.cycle = 0
         if cfg.dataflow == "os":
@@ -240,15 +188,15 @@ class ArrayCycleModel:
             from .checksum import SpatialCheckerModel
             self.checker = SpatialCheckerModel(width=self.P, n=NC, residue_bits=self.P)
         self.generator = self.tchecker = None
-        if temporal(cfg):
+        if cfg.temporal:
             from .checksum import SanityInputGeneratorModel, TemporalCheckerModel
             bb = cfg.temporal_batch_bits
             self.generator = SanityInputGeneratorModel(width=cfg.a_width, n_lanes=R,
-                                                       batch_bits=bb, out_width=stream_bits(cfg))
+                                                       batch_bits=bb, out_width=cfg.stream_width)
             self.tchecker = TemporalCheckerModel(width=self.P, n_lanes=NC, batch_bits=bb,
-                                                 residue_bits=temporal_check_bits(cfg))
+                                                 residue_bits=cfg.temporal_check_bits)
         self.controller = None
-        if getattr(cfg, "lcu", False):
+        if cfg.lcu:
             from .lcu import ControllerModel
             self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
                                               max_pairs=cfg.lcu_max_pairs, lanes=C,
@@ -261,12 +209,6 @@ class ArrayCycleModel:
         self.out_valid = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    def _width(self, register: str, col: int) -> int:
-        if register == "weight" and col >= self.C:
-            return sanity_width(self.cfg)
-        act = stream_bits(self.cfg) if self.cfg.dataflow == "ws" else self.cfg.a_width
-        return {"weight": self.cfg.w_width, "act": act, "psum": self.P}[register]
-
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
         out = regs
         for f in self.faults:
@@ -276,8 +218,8 @@ class ArrayCycleModel:
                 continue
             if out is regs:
                 out = regs.copy()
-            out[f.row, f.col] = sabotage(out[f.row, f.col], self._width(register, f.col),
-                                         f.bit, f.mode)
+            width = self.cfg.register_width(register, f.col)
+            out[f.row, f.col] = sabotage(out[f.row, f.col], width, f.bit, f.mode)
         return out
 
     def _delayed(self, port: str, d: int, n: int) -> np.ndarray:
@@ -312,7 +254,7 @@ class ArrayCycleModel:
     def _make_units(self):
         cfg = self.cfg
         units = []
-        if getattr(cfg, "afd", False):
+        if cfg.afd:
             from .afd import anomaly_suppression
 
             def afd(vec, ctl):
@@ -320,7 +262,7 @@ class ArrayCycleModel:
                                            gates=int(ctl["afd_gates"]), mode=int(ctl["afd_mode"]),
                                            enable=int(ctl["afd_enable"]))
             units.append(afd)
-        if getattr(cfg, "median", 0):
+        if cfg.median:
             from .median import median_filter
 
             def median(vec, ctl):
@@ -434,7 +376,7 @@ class ArrayCycleModel:
             self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
                                       int(inputs["shift"]), cfg.a_width, split=split)
         self.out_valid = int(valid)
-        if getattr(cfg, "bypass", False):
+        if cfg.bypass:
             self._write_bypass_map(inputs)  # after the PEs used this cycle's map
         self.cycle += 1
 
@@ -459,9 +401,8 @@ class ArrayCycleModel:
         self.stat = stat_in if int(inputs["load"]) else stat_q
         self.move = move_in
         # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
-        self.psum = np.where(self.bypass, psum_in, _wrap(psum_in + stat_q * move_q, P))
-        L_array = R + self.NC
-        valid = self._delayed("in_valid", L_array, 1)[0]
+        self.psum = np.where(self.bypass, psum_in, wrap(psum_in + stat_q * move_q, P))
+        valid = self._delayed("in_valid", self.cfg.array_latency, 1)[0]
         return bottom, valid
 
     def _step_os(self):
@@ -483,7 +424,7 @@ class ArrayCycleModel:
         drain_in = np.zeros((R, C), dtype=np.int64)
         drain_in[1:] = self.drain_b[:-1]
 
-        total = _wrap(psum_q + act_q * weight_q, P)
+        total = wrap(psum_q + act_q * weight_q, P)
         last = self.last.astype(bool)
         self.drain_b = self.drain_a
         # A bypassed PE's pinned output is forced to zero (Fig. 10.2-B).
@@ -491,7 +432,7 @@ class ArrayCycleModel:
         self.psum = np.where(last, 0, total)
         self.act, self.weight, self.last = act_in, weight_in, last_in
 
-        first = self._delayed("in_last", R + C + 1, 1)[0]
+        first = self._delayed("in_last", self.cfg.array_latency, 1)[0]
         valid = bool(first) or self.remaining != 0
         if first:
             self.remaining = R - 1

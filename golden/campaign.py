@@ -32,7 +32,6 @@ from itertools import combinations
 import numpy as np
 
 from .accelerator import simulate
-from .array import array_cols, stream_bits
 from .faults import MODES, REGISTERS, Fault, sabotage, sample_size
 from .schedule import Program, assemble, build_program
 
@@ -73,20 +72,12 @@ def classify(corrupted: int, alarm: bool) -> str:
 
 def exhaustive_faults(cfg, modes=("sa0", "sa1"), registers=REGISTERS, cycle: int = 0):
     """Every (PE, register, bit, mode) of the built array, sanity column included."""
-    act = stream_bits(cfg) if cfg.dataflow == "ws" else cfg.a_width
-    widths = {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}
-    out = []
-    for r in range(cfg.rows):
-        for c in range(array_cols(cfg)):
-            for reg in registers:
-                width = widths[reg]
-                if reg == "weight" and c >= cfg.cols:
-                    width = cfg.sanity_width
-                for bit in range(width):
-                    for mode in modes:
-                        assert mode in MODES
-                        out.append(Fault(r, c, reg, bit, mode, cycle))
-    return out
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
+    return [Fault(r, c, reg, bit, mode, cycle)
+            for r in range(cfg.rows) for c in range(cfg.array_cols) for reg in registers
+            for bit in range(cfg.register_width(reg, c)) for mode in modes]
 
 
 def bias_errors(cfg, rows: int, cols: int, rng: np.random.Generator) -> list[BiasError]:
@@ -110,7 +101,7 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
     ``bits[i]`` of each: a single-cycle flip of the bottom PE's partial-sum register in the
     cycle the value passes it (the output stage shows it one cycle later, after the
     ``NC − 1 − lane`` deskew registers)."""
-    nc = array_cols(cfg)
+    nc = cfg.array_cols
     return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
                        int(row) - 1 - (nc - 1 - lane))
                  for (row, lane), bit in zip(positions, bits, strict=True))
@@ -244,7 +235,7 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
     for the exhaustive rows and the flip samples.
     """
-    if getattr(cfg, "checksum", "none") != "both" or not getattr(cfg, "fault_hooks", False):
+    if cfg.checksum != "both" or not cfg.fault_hooks:
         raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
     R, C = cfg.rows, cfg.cols
     lo, hi = -(1 << (cfg.a_width - 1)), 1 << (cfg.a_width - 1)
@@ -312,4 +303,4 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
                         for check in CHECKS}}
     return {"product": {"M": m, "K": R, "N": C, "batch": batch, "A": A.tolist(),
                         "B": B.tolist(), "bias": bias.tolist()},
-            "config": cfg.to_dict() if hasattr(cfg, "to_dict") else None, "rows": rows}
+            "config": cfg.to_dict(), "rows": rows}

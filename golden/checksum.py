@@ -66,52 +66,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
+from .bits import MAX_BITS, flip_bit, signed_array, to_unsigned, wrap
+from .faults import sample_size
+
 __all__ = [
-    "wrap", "negated_sum_width", "sanity_column", "extend_weights", "temporal_sanity_input",
+    "negated_sum_width", "sanity_column", "extend_weights", "temporal_sanity_input",
     "extend_inputs", "temporal_expected",
     "spatial_syndrome", "spatial_errors", "temporal_syndrome", "temporal_errors",
     "SpatialCheckerModel", "SanityInputGeneratorModel", "TemporalCheckerModel", "simulate",
-    "TABLE_6_1", "FCLayer", "random_fc_layer", "flip_bits", "alg61_bits", "inject",
-    "detect", "sample_size", "detection_table", "aliasing_table", "rectangle_escape",
+    "TABLE_6_1", "FCLayer", "random_fc_layer", "alg61_bits", "inject",
+    "detect", "detection_table", "aliasing_table", "rectangle_escape",
     "residue",
 ]
 
-#: Widest value the int64 golden models handle (sums of two of them still fit int64).
-MAX_BITS = 62
 
-
-# --------------------------------------------------------------------------------------------
-# integer helpers
-# --------------------------------------------------------------------------------------------
 def _check_bits(name: str, bits, lo: int = 1, hi: int = MAX_BITS) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not lo <= bits <= hi:
+    if not is_int(bits, numpy=True) or not lo <= bits <= hi:
         raise ValueError(f"invalid {name} = {bits!r}: an integer from {lo} to {hi}")
     return int(bits)
-
-
-def wrap(x, bits: int):
-    """Two's-complement wrap of ``x`` to ``bits`` (what a ``bits``-wide register holds)."""
-    bits = _check_bits("bits", bits)
-    half = np.int64(1) << np.int64(bits - 1)
-    x = np.asarray(x, dtype=np.int64)
-    return ((x + half) & ((half << np.int64(1)) - np.int64(1))) - half
-
-
-def _umask(x, bits: int):
-    """``x`` as an unsigned ``bits``-wide port value."""
-    return np.asarray(x, dtype=np.int64) & ((np.int64(1) << np.int64(bits)) - np.int64(1))
-
-
-def _ints(x, name: str, width: int | None = None) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iub":
-        raise ValueError(f"invalid {name}: an integer array, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if width is not None:
-        lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-        if arr.size and (arr.min() < lo or arr.max() > hi):
-            raise ValueError(f"invalid {name}: values must be {width}-bit signed ({lo} … {hi})")
-    return arr
 
 
 def negated_sum_width(width: int, count: int) -> int:
@@ -122,7 +96,7 @@ def negated_sum_width(width: int, count: int) -> int:
     all of them (e.g. n copies of ``-2^(w-1)`` negated).
     """
     width = _check_bits("width", width)
-    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+    if not is_int(count, numpy=True) or count < 1:
         raise ValueError(f"invalid count = {count!r}: a positive integer")
     return width + math.ceil(math.log2(int(count) + 1))
 
@@ -174,10 +148,11 @@ def sanity_column(B, bias=None, *, w_width: int | None = None, bias_width: int |
     s : int64 array, shape (K,)
     s_bias : int64 scalar
     """
-    B = _ints(B, "B", w_width)
+    B = signed_array(B, "B", w_width)
     if B.ndim != 2 or 0 in B.shape:
         raise ValueError(f"invalid B: a non-empty K×N matrix, got shape {B.shape}")
-    b = np.zeros(B.shape[1], dtype=np.int64) if bias is None else _ints(bias, "bias", bias_width)
+    b = (np.zeros(B.shape[1], dtype=np.int64) if bias is None
+         else signed_array(bias, "bias", bias_width))
     if b.shape != (B.shape[1],):
         raise ValueError(f"invalid bias: shape ({B.shape[1]},) to match B, got {b.shape}")
     s = -B.sum(axis=1)
@@ -200,16 +175,16 @@ def extend_weights(B, bias=None, *, group: int | None = None, w_width: int | Non
     ``t·(group+1) … t·(group+1)+group`` with its sanity column last; the last tile may hold
     fewer real columns.
     """
-    B = _ints(B, "B", w_width)
+    B = signed_array(B, "B", w_width)
     if B.ndim != 2 or 0 in B.shape:
         raise ValueError(f"invalid B: a non-empty K×N matrix, got shape {B.shape}")
     N = B.shape[1]
-    b = np.zeros(N, dtype=np.int64) if bias is None else _ints(bias, "bias", bias_width)
+    b = np.zeros(N, dtype=np.int64) if bias is None else signed_array(bias, "bias", bias_width)
     if b.shape != (N,):
         raise ValueError(f"invalid bias: shape ({N},) to match B, got {b.shape}")
     if group is None:
         group = N
-    if isinstance(group, bool) or not isinstance(group, int | np.integer) or group < 1:
+    if not is_int(group, numpy=True) or group < 1:
         raise ValueError(f"invalid group = {group!r}: a positive integer (the array's columns)")
     cols, biases, mask = [], [], []
     for n0 in range(0, N, group):
@@ -228,7 +203,7 @@ def temporal_sanity_input(batch, *, a_width: int | None = None, wrap_bits: int |
     :func:`negated_sum_width` ``(a_width, N)`` bits; ``wrap_bits`` wraps it to a narrower
     streamed-operand width (checks then hold modulo ``2^wrap_bits``).
     """
-    X = _ints(batch, "batch", a_width)
+    X = signed_array(batch, "batch", a_width)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"invalid batch: an N×K matrix with N ≥ 1, got shape {X.shape}")
     s = -X.sum(axis=0)
@@ -244,10 +219,10 @@ def extend_inputs(A, batch_size: int, *, a_width: int | None = None,
     Returns ``(A_ext, last)``: the extended rows and a boolean per row marking the sanity
     vectors (the ``last`` flag a temporal checker closes its batch on).
     """
-    A = _ints(A, "A", a_width)
+    A = signed_array(A, "A", a_width)
     if A.ndim != 2 or A.shape[0] == 0:
         raise ValueError(f"invalid A: an M×K matrix with M ≥ 1, got shape {A.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+    if not is_int(batch_size, numpy=True) \
             or batch_size < 1:
         raise ValueError(f"invalid batch_size = {batch_size!r}: a positive integer")
     rows, last = [], []
@@ -261,7 +236,7 @@ def extend_inputs(A, batch_size: int, *, a_width: int | None = None,
 def temporal_expected(bias, count: int):
     """The temporal check constants ``count · bias[u]``, where ``count`` is the number of
     output vectors in the batch *including* the sanity vector (N + 1 for N data vectors)."""
-    b = _ints(bias, "bias")
+    b = signed_array(bias, "bias")
     return np.int64(count) * b
 
 
@@ -271,7 +246,7 @@ def temporal_expected(bias, count: int):
 def spatial_syndrome(out, *, expected=0, residue_bits: int | None = None):
     """Per output vector (row of ``out`` [T, n]): ``sum(out[t]) - expected``, exact or as a
     signed ``residue_bits``-bit residue (mod 2^k)."""
-    O = _ints(out, "out")
+    O = signed_array(out, "out")
     d = O.sum(axis=-1) - np.asarray(expected, dtype=np.int64)
     return d if residue_bits is None else wrap(d, residue_bits)
 
@@ -287,7 +262,7 @@ def temporal_syndrome(out, last, *, expected, residue_bits: int | None = None):
     A batch is the run of rows up to and including a row with ``last`` set; rows after the
     final ``last`` (an open batch) are not checked.  ``expected`` is [n] or [B, n].
     """
-    O = _ints(out, "out")
+    O = signed_array(out, "out")
     L = np.asarray(last, dtype=bool)
     ends = np.flatnonzero(L)
     if len(ends) == 0:
@@ -341,7 +316,7 @@ class SpatialCheckerModel:
         valid = int(_index(inputs["valid"]) & 1)
         clear = int(_index(inputs["clear"]) & 1)
         expected = wrap(_index(inputs["expected"]), w)
-        threshold = _umask(_index(inputs["threshold"]), cw)
+        threshold = to_unsigned(_index(inputs["threshold"]), cw)
         diff = wrap(data.sum() - expected, cw)  # exact: cannot wrap (check_width covers it)
         fail = bool(abs(int(diff)) > int(threshold))
         alarm = 0 if clear else self.alarm
@@ -383,7 +358,7 @@ class SanityInputGeneratorModel:
         data = wrap(np.asarray(inputs["in_data"], dtype=np.int64).reshape(self.n), self.width)
         valid = int(_index(inputs["in_valid"]) & 1)
         last = int(_index(inputs["in_last"]) & 1)
-        batch = int(_umask(_index(inputs["batch"]), bb))
+        batch = int(to_unsigned(_index(inputs["batch"]), bb))
         clear = int(_index(inputs["clear"]) & 1)
         acc = np.zeros_like(self.acc) if clear else self.acc
         count = 0 if clear else self.count
@@ -442,7 +417,7 @@ class TemporalCheckerModel:
         last = int(_index(inputs["last"]) & 1)
         clear = int(_index(inputs["clear"]) & 1)
         expected = wrap(np.asarray(inputs["expected"], dtype=np.int64).reshape(self.n), aw)
-        threshold = int(_umask(_index(inputs["threshold"]), cw))
+        threshold = int(to_unsigned(_index(inputs["threshold"]), cw))
         acc = np.zeros_like(self.acc) if clear else self.acc
         alarm = 0 if clear else self.alarm
         batches = 0 if clear else self.batches
@@ -571,7 +546,7 @@ def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, 
     """A layer with uniformly random signed data of the given widths (see :class:`FCLayer`
     for ``wrap_input`` / ``wrap_weight``)."""
     for name, v in (("batch", batch), ("k_in", k_in), ("m_out", m_out)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 256:
+        if not is_int(v) or not 1 <= v <= 256:
             raise ValueError(f"invalid {name} = {v!r}: an integer from 1 to 256")
     for name, v in (("a_width", a_width), ("w_width", w_width), ("bias_width", bias_width)):
         _check_bits(name, v, 2, 24)
@@ -581,16 +556,6 @@ def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, 
     return FCLayer(I=draw((batch, k_in), a_width), W=draw((k_in, m_out), w_width),
                    b=draw(m_out, bias_width), a_width=a_width, w_width=w_width,
                    bias_width=bias_width, wrap_input=wrap_input, wrap_weight=wrap_weight)
-
-
-def flip_bits(values, bits, widths):
-    """Two's-complement bit flip of bit ``bits`` in ``widths``-bit registers (element-wise)."""
-    v = np.asarray(values, dtype=np.int64)
-    b = np.asarray(bits, dtype=np.int64)
-    w = np.asarray(widths, dtype=np.int64)
-    half = np.int64(1) << (w - 1)
-    u = (v & ((half << 1) - 1)) ^ (np.int64(1) << b)  # the register's bit pattern, flipped
-    return np.where(u >= half, u - (half << 1), u)
 
 
 def alg61_bits(values, bits, widths):
@@ -614,7 +579,7 @@ def inject(layer: FCLayer, kind: str, sites: np.ndarray, bits: np.ndarray,
     """
     if kind not in KINDS:
         raise ValueError(f"invalid kind = {kind!r}: one of {', '.join(KINDS)}")
-    corrupt = {"flip": flip_bits, "alg61": alg61_bits}.get(model)
+    corrupt = {"flip": flip_bit, "alg61": alg61_bits}.get(model)
     if corrupt is None:
         raise ValueError(f"invalid model = {model!r}: flip or alg61")
     X = layer.tensor(kind)
@@ -652,12 +617,6 @@ def detect(layer: FCLayer, O, *, threshold: int = 0, modulus: str = "exact",
     return (np.abs(rows) > threshold).any(axis=1), (np.abs(cols) > threshold).any(axis=1)
 
 
-def sample_size(population: int, *, e: float = 0.01, t: float = 1.96, p: float = 0.5) -> int:
-    """Statistical fault-injection sample size (SPEC §7, seed 001 Eq. 4.7)."""
-    n = population / (1 + e * e * (population - 1) / (t * t * p * (1 - p)))
-    return int(math.ceil(n))
-
-
 def _cases(rng, layer: FCLayer, kind: str, m: int, samples: int | None,
            exhaustive_limit: int):
     """Error cases ``(sites [E, m], bits [E, m], population, exhaustive)``."""
@@ -679,7 +638,7 @@ def _cases(rng, layer: FCLayer, kind: str, m: int, samples: int | None,
         sites = np.repeat(np.arange(n_sites), wflat)
         bits = np.concatenate([np.arange(w) for w in wflat.tolist()])
         return sites[:, None], bits[:, None], population, True
-    E = samples if samples is not None else min(sample_size(population), population)
+    E = samples if samples is not None else sample_size(population)
     # Sites drawn without replacement with weights = widths (Efraimidis–Spirakis keys), so a
     # single error hits every (site, bit) pair with the same probability.
     keys = rng.random((E, n_sites)) ** (1.0 / wflat[None, :])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
 __all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream"]
 
 WINDOWS = (3, 5)
@@ -40,7 +42,7 @@ def median5(a, b, c, d, e) -> np.ndarray:
 
 
 def _check_window(window) -> int:
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) \
+    if not is_int(window, numpy=True) \
             or int(window) not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, not {window!r}")
     return int(window)
@@ -83,7 +85,7 @@ def median_filter(x, window: int, chunk: int | None = None) -> np.ndarray:
     length = x.shape[-1]
     if chunk is None:
         chunk = max(length, 1)
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+    if not is_int(chunk, numpy=True) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer or None, not {chunk!r}")
     out = np.empty_like(x)
     for start in range(0, length, int(chunk)):

@@ -24,25 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .array import (
-    bias_in_psum,
-    latency,
-    pass_gap,
-    spatial,
-    temporal,
-    temporal_batch_max,
-    temporal_check_bits,
-    temporal_stream_len,
-)
+from ftaccel.rtl_gen.config import FAULT_CONTROLS, is_int
+
+from .array import pass_gap, temporal_stream_len
+from .bits import wrap
 from .faults import Fault
 from .lcu import buffer_address
 from .mapping import tiles
 
-__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "FAULT_PORTS",
-           "TEMPORAL_OUTPUTS"]
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS"]
 
-FAULT_PORTS = ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
-               "fault_mode", "fault_cycle")
 #: Output ports of the temporal checksum (all unsigned).
 TEMPORAL_OUTPUTS = ("temporal_checked", "temporal_error", "temporal_lanes", "temporal_alarm",
                     "temporal_first", "temporal_overrun")
@@ -98,7 +89,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     N = B.shape[1]
     R, C = cfg.rows, cfg.cols
     bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    L = latency(cfg)
+    L = cfg.latency
     tl = tiles(cfg.dataflow, R, C, M, K, N)
     out_cycle = np.full((M, N), -1, dtype=np.int64)
     out_lane = np.full((M, N), -1, dtype=np.int64)
@@ -130,7 +121,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         stream = M if ws else N
         # Slot of each streamed vector in a pass: with the temporal checksum one idle cycle
         # follows every batch of N vectors (the generator inserts the sanity vector there).
-        tb = temporal(cfg)
+        tb = cfg.temporal
         nb = _temporal_batch(cfg, temporal_batch) if tb else stream
         slot = np.arange(stream) + (np.arange(stream) // nb if tb else 0)
         span = temporal_stream_len(stream, nb) if tb else stream
@@ -138,18 +129,18 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         T = (len(tl) - 1) * (R + span + gap) + R + span + L
         inp = {"load": np.zeros(T), "load_data": np.zeros((T, C)), "in_valid": np.zeros(T),
                "in_data": np.zeros((T, R)), "psum_in": np.zeros((T, C))}
-        checksum = spatial(cfg)
+        checksum = cfg.spatial
         if checksum:
             inp.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T),
                         "checksum_threshold": np.zeros(T)})
-        if getattr(cfg, "checksum", "none") != "none":
+        if cfg.checksum != "none":
             inp["checksum_clear"] = np.zeros(T)
         NC = C + int(checksum)
         if tb:
             inp.update({"temporal_batch": np.full(T, nb), "temporal_last": np.zeros(T),
                         "temporal_expected": np.zeros((T, NC)),
                         "temporal_threshold": np.zeros(T)})
-        early = bias_in_psum(cfg)
+        early = cfg.bias_in_psum
         if bias_error is not None and not (ws and early):
             raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
                              "enters through psum_in)")
@@ -227,7 +218,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         if checksum:
             loopback["sanity_psum_in"] = ("sanity_acc_out", src)
 
-    if getattr(cfg, "lcu", False):
+    if cfg.lcu:
         inp, T, buffer_row, read_cycle = _lcu_program(cfg, inp, T, out_cycle, out_lane, N,
                                                       split, lcu_pairs)
         bias_t = np.concatenate([bias_t, np.zeros((T - len(bias_t), C))])
@@ -240,30 +231,29 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         inp["relu"] = np.full(T, int(bool(relu)))
         inp["shift"] = np.full(T, int(shift))
     if cfg.fault_hooks:
-        ports = fault.ports() if fault is not None else {}
-        for name in FAULT_PORTS:
-            inp[name] = np.full(T, ports.get(name, 0))
-    if getattr(cfg, "afd", False):
+        values = fault.controls() if fault is not None else {}
+        for name in FAULT_CONTROLS:
+            inp[f"fault_{name}"] = np.full(T, values.get(name, 0))
+    if cfg.afd:
         ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
         for name in ("shift", "gates", "mode", "enable"):
             inp[f"afd_{name}"] = np.full(T, int(ctl[name]))
-    if getattr(cfg, "median", 0):
+    if cfg.median:
         inp["median_enable"] = np.full(T, int(bool(median_enable)))
     inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inp.items()}
-    if temporal(cfg):  # the expected-sum port is k bits wide: program the residue
-        half = np.int64(1) << np.int64(temporal_check_bits(cfg) - 1)
-        inputs["temporal_expected"] = (inputs["temporal_expected"] + half) % (2 * half) - half
+    if cfg.temporal:  # the expected-sum port is k bits wide: program the residue
+        inputs["temporal_expected"] = wrap(inputs["temporal_expected"], cfg.temporal_check_bits)
     outputs = {"out_valid": (0, False), "acc_out": (C, True)}
     if cfg.output_stage:
         outputs["q_out"] = (C, True)
-    if spatial(cfg):
+    if cfg.spatial:
         outputs.update({"sanity_acc_out": (0, True), "checksum_error": (0, False),
                         "checksum_alarm": (0, False), "checksum_first": (0, False),
                         "checksum_syndrome": (0, True)})
-    if temporal(cfg):
+    if cfg.temporal:
         outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
     pre = 0  # cycles the bypass map is written in, in front of everything else
-    if getattr(cfg, "bypass", False):
+    if cfg.bypass:
         inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
                                                               T, bypass_map)
         pre = cfg.rows
@@ -271,7 +261,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         outputs["bypass_rdata"] = (0, False)
     program = Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
                       cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
-    if getattr(cfg, "lcu", False):
+    if cfg.lcu:
         program.buffer_row = buffer_row
         program.buffer_read_cycle = read_cycle + pre
         program.outputs.update({"lcu_busy": (0, False), "lcu_done": (0, False),
@@ -280,10 +270,10 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
 
 
 def _temporal_batch(cfg, batch) -> int:
-    nmax = temporal_batch_max(cfg)
+    nmax = cfg.temporal_batch_max
     if batch is None:
         return nmax
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not (
+    if not is_int(batch, numpy=True) or not (
             1 <= batch <= nmax):
         raise ValueError(f"invalid temporal_batch = {batch!r}: an integer from 1 to {nmax} "
                          f"(temporal_batch_bits = {cfg.temporal_batch_bits})")

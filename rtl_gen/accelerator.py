@@ -60,17 +60,9 @@ from .fault import FAULT_CONTROL_PORTS, FaultController
 from .output_stage import SHIFT_WIDTH, OutputStage
 from .pe import pe_module_name
 
-__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "latency", "TOP_NAME"]
+__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "TOP_NAME"]
 
 TOP_NAME = "accelerator"
-
-
-def latency(cfg: AcceleratorConfig) -> int:
-    """Input-to-output latency in cycles (OS: from ``in_last`` to the first result row).
-
-    Each input unit (anomaly suppression, median) adds one pipeline stage.
-    """
-    return cfg.rows + cfg.array_cols + (2 if cfg.dataflow == "os" else 1) + cfg.input_stages
 
 
 class Accelerator(wiring.Component):

@@ -21,7 +21,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError, is_int
 
 __all__ = ["AnomalySuppression", "shift_port_width"]
 
@@ -118,13 +118,13 @@ class AnomalySuppression(wiring.Component):
     """
 
     def __init__(self, *, width: int = 8, n: int = 8, max_shift: int | None = None):
-        if isinstance(width, bool) or not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
+        if not is_int(width) or not 2 <= width <= MAX_WIDTH:
             raise ConfigError("width", width, f"an integer from 2 to {MAX_WIDTH}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
+        if not is_int(n) or not 1 <= n <= MAX_N:
             raise ConfigError("n", n, f"an integer from 1 to {MAX_N}")
         if max_shift is None:
             max_shift = width
-        if isinstance(max_shift, bool) or not isinstance(max_shift, int) \
+        if not is_int(max_shift) \
                 or not 1 <= max_shift <= width:
             raise ConfigError("max_shift", max_shift, f"an integer from 1 to width={width}")
         self._width = width

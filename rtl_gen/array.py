@@ -132,8 +132,7 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a vector at the ports to its result at ``out`` (first row for OS)."""
-        R, C = self._cfg.rows, self._cfg.array_cols
-        return R + C if self._cfg.dataflow != "os" else R + C + 1
+        return self._cfg.array_latency
 
     def _instantiate(self, m: Module, r: int, c: int, inputs: dict) -> dict:
         """Instantiate PE (r, c) with ``inputs`` (port name → value); return its outputs."""

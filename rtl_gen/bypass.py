@@ -20,7 +20,7 @@ from amaranth import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError
+from .config import ConfigError, is_int
 
 __all__ = ["BypassMap"]
 
@@ -30,7 +30,7 @@ class BypassMap(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int):
         for name, v in (("rows", rows), ("cols", cols)):
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 256:
+            if not is_int(v) or not 1 <= v <= 256:
                 raise ConfigError(name, v, "an integer from 1 to 256")
         self._rows, self._cols = rows, cols
         super().__init__({

@@ -45,7 +45,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, is_int
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",
            "MAX_CHECK_WIDTH"]
@@ -54,9 +54,6 @@ __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial
 MAX_CHECK_WIDTH = 62
 MAX_LANES = 257  # a 256-column array plus its sanity column
 
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _reject(component, error: ConfigError):
@@ -97,11 +94,11 @@ def _tree_sum(m: Module, terms: list, name: str, bits: int | None):
 
 def _check_residue_and_index(unit, width, residue_bits, index_bits) -> None:
     """Shared validation of the checkers' residue width and vector-index width."""
-    if residue_bits is not None and (not _is_int(residue_bits)
+    if residue_bits is not None and (not is_int(residue_bits)
                                      or not 2 <= residue_bits <= width):
         _reject(unit, ConfigError("residue_bits", residue_bits,
                                   f"None or an integer from 2 to width={width}"))
-    if not _is_int(index_bits) or not 1 <= index_bits <= 32:
+    if not is_int(index_bits) or not 1 <= index_bits <= 32:
         _reject(unit, ConfigError("index_bits", index_bits, "an integer from 1 to 32"))
 
 
@@ -163,9 +160,9 @@ class SpatialChecker(wiring.Component):
 
     def __init__(self, *, width: int = 26, n: int = 9, residue_bits: int | None = None,
                  index_bits: int = 16):
-        if not _is_int(width) or not 2 <= width <= 60:
+        if not is_int(width) or not 2 <= width <= 60:
             _reject(self, ConfigError("width", width, "an integer from 2 to 60"))
-        if not _is_int(n) or not 1 <= n <= MAX_LANES:
+        if not is_int(n) or not 1 <= n <= MAX_LANES:
             _reject(self, ConfigError("n", n, f"an integer from 1 to {MAX_LANES}"))
         _check_residue_and_index(self, width, residue_bits, index_bits)
         cw = spatial_check_width(width, n, residue_bits)
@@ -291,15 +288,15 @@ class SanityInputGenerator(wiring.Component):
 
     def __init__(self, *, width: int = 8, n_lanes: int = 8, batch_bits: int = 6,
                  out_width: int | None = None):
-        if not _is_int(width) or not 2 <= width <= 32:
+        if not is_int(width) or not 2 <= width <= 32:
             _reject(self, ConfigError("width", width, "an integer from 2 to 32"))
-        if not _is_int(n_lanes) or not 1 <= n_lanes <= 256:
+        if not is_int(n_lanes) or not 1 <= n_lanes <= 256:
             _reject(self, ConfigError("n_lanes", n_lanes, "an integer from 1 to 256"))
-        if not _is_int(batch_bits) or not 1 <= batch_bits <= 16:
+        if not is_int(batch_bits) or not 1 <= batch_bits <= 16:
             _reject(self, ConfigError("batch_bits", batch_bits, "an integer from 1 to 16"))
         if out_width is None:
             out_width = width + batch_bits
-        if not _is_int(out_width) or not width <= out_width <= width + batch_bits:
+        if not is_int(out_width) or not width <= out_width <= width + batch_bits:
             _reject(self, ConfigError("out_width", out_width,
                                       f"None or an integer from width={width} to "
                                       f"width+batch_bits={width + batch_bits}"))
@@ -428,11 +425,11 @@ class TemporalChecker(wiring.Component):
 
     def __init__(self, *, width: int = 26, n_lanes: int = 9, batch_bits: int = 6,
                  residue_bits: int | None = None, index_bits: int = 16):
-        if not _is_int(width) or not 2 <= width <= 60:
+        if not is_int(width) or not 2 <= width <= 60:
             _reject(self, ConfigError("width", width, "an integer from 2 to 60"))
-        if not _is_int(n_lanes) or not 1 <= n_lanes <= MAX_LANES:
+        if not is_int(n_lanes) or not 1 <= n_lanes <= MAX_LANES:
             _reject(self, ConfigError("n_lanes", n_lanes, f"an integer from 1 to {MAX_LANES}"))
-        if not _is_int(batch_bits) or not 1 <= batch_bits <= 16:
+        if not is_int(batch_bits) or not 1 <= batch_bits <= 16:
             _reject(self, ConfigError("batch_bits", batch_bits, "an integer from 1 to 16"))
         _check_residue_and_index(self, width, residue_bits, index_bits)
         aw = residue_bits if residue_bits is not None else width + batch_bits

@@ -34,18 +34,15 @@ from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_MODES, FAULT_REGISTERS
+from .config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
 
 __all__ = ["FaultController", "sabotage", "FAULT_CONTROL_PORTS", "MODE_SA0", "MODE_SA1",
            "MODE_FLIP", "BIT_WIDTH"]
 
 MODE_SA0, MODE_SA1, MODE_FLIP = (FAULT_MODES.index(m) for m in ("sa0", "sa1", "flip"))
-BIT_WIDTH = 6  # bit index: registers are at most 60 bits wide
+BIT_WIDTH = FAULT_CONTROLS["bit"]  # bit index: registers are at most 60 bits wide
 #: Top-level control ports and their widths, in the order of the table above.
-FAULT_CONTROL_PORTS = {
-    "fault_enable": 1, "fault_row": 8, "fault_col": 8, "fault_reg": 2,
-    "fault_bit": BIT_WIDTH, "fault_mode": 2, "fault_cycle": 32,
-}
+FAULT_CONTROL_PORTS = {f"fault_{name}": width for name, width in FAULT_CONTROLS.items()}
 
 
 def sabotage(m: Module, value, enable, bit, mode, name: str):

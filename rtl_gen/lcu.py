@@ -25,13 +25,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError, is_int
 
 __all__ = ["LCU", "CorrectionController", "controller_cycles", "default_mask"]
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+    if not is_int(value) or not lo <= value <= hi:
         raise ConfigError(name, value, f"an integer from {lo} to {hi}")
 
 
@@ -54,7 +54,7 @@ def default_mask(width: int) -> int:
 def _check_mask(mask, width: int) -> int:
     if mask is None:
         return default_mask(width)
-    if isinstance(mask, bool) or not isinstance(mask, int) or not 0 <= mask < (1 << width):
+    if not is_int(mask) or not 0 <= mask < (1 << width):
         raise ConfigError("mask", mask,
                           f"None or an integer from 0 to {(1 << width) - 1} (1 = bit kept)")
     return mask

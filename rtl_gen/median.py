@@ -39,7 +39,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, is_int
 
 __all__ = [
     "WINDOWS",
@@ -65,22 +65,19 @@ MAX_WIDTH = 32
 MAX_LANES = 256
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _check_width(width) -> None:
-    if not _is_int(width) or not MIN_WIDTH <= width <= MAX_WIDTH:
+    if not is_int(width) or not MIN_WIDTH <= width <= MAX_WIDTH:
         raise ConfigError("width", width, f"an integer from {MIN_WIDTH} to {MAX_WIDTH}")
 
 
 def _check_lanes(n) -> None:
-    if not _is_int(n) or not 1 <= n <= MAX_LANES:
+    if not is_int(n) or not 1 <= n <= MAX_LANES:
         raise ConfigError("n", n, f"an integer from 1 to {MAX_LANES}")
 
 
 def _check_window(window) -> None:
-    if not _is_int(window) or window not in WINDOWS:
+    if not is_int(window) or window not in WINDOWS:
         raise ConfigError("window", window, f"one of {', '.join(map(str, WINDOWS))}")
 
 

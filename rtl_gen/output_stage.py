@@ -32,7 +32,7 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError
+from .config import ConfigError, is_int
 
 __all__ = ["OutputStage", "OutputLane", "SHIFT_WIDTH"]
 
@@ -132,7 +132,7 @@ class OutputStage(wiring.Component):
                  split: bool = False):
         for name, v, lo, hi in (("cols", cols, 1, 256), ("acc_width", acc_width, 2, 60),
                                 ("out_width", out_width, 2, 16)):
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            if not is_int(v) or not lo <= v <= hi:
                 self._MustUse__silence = True  # rejected: never to be elaborated, no warning
                 raise ConfigError(name, v, f"an integer from {lo} to {hi}")
         _check_split(self, split, requant)

@@ -21,7 +21,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_REGISTERS, ConfigError
+from .config import FAULT_REGISTERS, ConfigError, is_int
 from .fault import BIT_WIDTH, sabotage
 
 __all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]
@@ -45,7 +45,7 @@ def _check_widths(a_width, w_width, acc_width, wraps=False):
     for name, v, lo, hi in (("a_width", a_width, 2, 24),
                             ("w_width", w_width, 2, 32 if wraps else 16),
                             ("acc_width", acc_width, 2 if wraps else a_width + w_width, 60)):
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        if not is_int(v) or not lo <= v <= hi:
             raise ConfigError(name, v, f"an integer from {lo} to {hi}")
 
 

@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError, is_int
 
 __all__ = ["WordVoter", "BitwiseVoter"]
 
@@ -23,7 +23,7 @@ __all__ = ["WordVoter", "BitwiseVoter"]
 class _Voter(wiring.Component):
     def __init__(self, *, width: int = 8, registered: bool = False):
         bad = None
-        if isinstance(width, bool) or not isinstance(width, int) or not 2 <= width <= 64:
+        if not is_int(width) or not 2 <= width <= 64:
             bad = ConfigError("width", width, "an integer from 2 to 64")
         elif not isinstance(registered, bool):
             bad = ConfigError("registered", registered, "true or false")

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftaccel.rtl_gen.config import is_int
 from ftaccel.synth.yosys import YosysError, run_yosys
 
 __all__ = ["EquivalenceResult", "prove_equivalent", "coarse_cell_counts", "COMPARATOR_CELLS",
@@ -174,7 +175,7 @@ def prove_equivalent(
     """
     _check_name(gold_top)
     _check_name(gate_top)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+    if not is_int(max_steps) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, not {max_steps!r}")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)

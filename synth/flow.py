@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import ConfigError, is_int
 from ftaccel.synth.yosys import (
     PINNED_VERSION,
     YosysError,
@@ -607,7 +607,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         raise ConfigError("verilog", str(verilog), "an existing Verilog or RTLIL file")
     if not isinstance(top, str) or not top:
         raise ConfigError("top", top, "the name of the top module")
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
+    if not is_int(jobs) or not 1 <= jobs <= 64:
         raise ConfigError("jobs", jobs, "an integer from 1 to 64")
     if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or timeout_s <= 0:
         raise ConfigError("timeout_s", timeout_s, "a positive number of seconds")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ftaccel.golden.afd import anomaly_suppression_detail
+from ftaccel.golden.bits import flip_bit
 from ftaccel.rtl_gen.afd import AnomalySuppression, shift_port_width
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.tb.runner import default_sim, run_stream
@@ -117,8 +118,7 @@ def inject_spike(vectors: np.ndarray, rng: np.random.Generator, *, width: int,
     out = np.array(vectors, dtype=np.int64, copy=True)
     idx = rng.integers(0, out.shape[1], size=len(out))
     rows = np.arange(len(out))
-    u = (out[rows, idx] & ((1 << width) - 1)) ^ (1 << bit)
-    out[rows, idx] = np.where(u >= 1 << (width - 1), u - (1 << width), u)
+    out[rows, idx] = flip_bit(out[rows, idx], bit, width)
     return out, idx
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.golden.bits import flip_bit, wrap
 from ftaccel.golden.checksum import (
     SanityInputGeneratorModel,
     SpatialCheckerModel,
@@ -23,13 +24,12 @@ from ftaccel.golden.checksum import (
     sanity_column,
     simulate,
     temporal_expected,
-    wrap,
 )
 from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.tb.runner import default_sim, run_stream
 
-__all__ = ["UNITS", "module_name", "make_unit", "run_unit", "flip", "layer_outputs",
+__all__ = ["UNITS", "module_name", "make_unit", "run_unit", "layer_outputs",
            "spatial_stimulus", "batch_schedule", "generator_stimulus", "array_outputs",
            "temporal_stimulus_from"]
 
@@ -88,12 +88,6 @@ def run_unit(kind: str, params: dict, inputs: dict[str, np.ndarray], *,
     return res.outputs, simulate(model, inputs)
 
 
-def flip(value: int, bit: int, width: int) -> int:
-    """``value`` with ``bit`` flipped, as a signed ``width``-bit number."""
-    u = (int(value) & ((1 << width) - 1)) ^ (1 << bit)
-    return u - (1 << width) if u >> (width - 1) else u
-
-
 # --------------------------------------------------------------------------------------------
 # spatial: output vectors of a layer with a sanity neuron
 # --------------------------------------------------------------------------------------------
@@ -144,7 +138,7 @@ def spatial_stimulus(rng: np.random.Generator, vectors: np.ndarray, *, width: in
     cyc = rng.choice(np.flatnonzero(valid), size=min(errors, int(valid.sum())), replace=False)
     for c in sorted(cyc.tolist()):
         lane, bit = int(rng.integers(0, n)), int(rng.integers(0, max_bit or width))
-        data[c, lane] = flip(data[c, lane], bit, width)
+        data[c, lane] = flip_bit(data[c, lane], bit, width)
         flips.append((c, lane, bit))
     clear = np.zeros(T, dtype=np.int64)
     if clears:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftaccel.golden.array import bias_in_psum, cycle_count, latency
+from ftaccel.golden.array import cycle_count, latency
 from ftaccel.golden.output_stage import output_stage
 from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
@@ -36,7 +36,7 @@ def check(cfg, A, B, *, bias=None, relu=False, shift=0, sim=None):
     N = B.shape[1]
     ref = A.astype(np.int64) @ B.astype(np.int64)
     bias_v = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
-    assert np.array_equal(run.acc, ref + bias_v if bias_in_psum(cfg) else ref)
+    assert np.array_equal(run.acc, ref + bias_v if cfg.bias_in_psum else ref)
     if cfg.output_stage:
         assert np.array_equal(run.q, output_stage(ref, bias_v, relu, shift, cfg.a_width))
     valid = np.flatnonzero(run.recorded["out_valid"])

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import (
     ControllerModel,
     buffer_address,
@@ -38,7 +39,6 @@ from ftaccel.golden.lcu import (
     correct_buffer,
     default_mask,
     flat_to_rows,
-    flip_bit,
     lane_bits,
     lcu,
     rows_to_flat,

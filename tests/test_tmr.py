@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaccel.golden.lcu import flip_bit, lcu
+from ftaccel.golden.bits import flip_bit
+from ftaccel.golden.lcu import lcu
 from ftaccel.golden.tmr import bitwise_vote, word_vote
 from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
