@@ -25,14 +25,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError, is_int
+from .config import ConfigError, check_int, is_int
 
 __all__ = ["LCU", "CorrectionController", "controller_cycles", "default_mask"]
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> None:
-    if not is_int(value) or not lo <= value <= hi:
-        raise ConfigError(name, value, f"an integer from {lo} to {hi}")
 
 
 @contextmanager
@@ -87,7 +82,7 @@ class LCU(wiring.Component):
 
     def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
         with _silenced_on_error(self):
-            _check_int("width", width, 2, 64)
+            check_int("width", width, 2, 64)
             if not isinstance(registered, bool):
                 raise ConfigError("registered", registered, "true or false")
             self._mask = _check_mask(mask, width)
@@ -132,7 +127,7 @@ def controller_cycles(n_pairs: int) -> int:
     1 for ``n = 0``.  In :func:`tb.runner.run_stream` terms: ``start`` in input row ``t`` gives
     ``done`` in output row ``t + controller_cycles(n)`` and ``busy`` in the rows between.
     """
-    _check_int("n_pairs", n_pairs, 0, 1 << 30)
+    check_int("n_pairs", n_pairs, 0, 1 << 30)
     return 1 if n_pairs == 0 else 2 * n_pairs + 3
 
 
@@ -246,10 +241,10 @@ class CorrectionController(wiring.Component):
     def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
                  mask: int | None = None, lanes: int = 1, capture: bool | None = None):
         with _silenced_on_error(self):
-            _check_int("width", width, 2, 32)
-            _check_int("depth", depth, 2, 1 << 16)
-            _check_int("max_pairs", max_pairs, 1, 1 << 16)
-            _check_int("lanes", lanes, 1, 256)
+            check_int("width", width, 2, 32)
+            check_int("depth", depth, 2, 1 << 16)
+            check_int("max_pairs", max_pairs, 1, 1 << 16)
+            check_int("lanes", lanes, 1, 256)
             if capture is not None and not isinstance(capture, bool):
                 raise ConfigError("capture", capture, "None (lanes > 1), true or false")
             self._mask = _check_mask(mask, width)
