@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t
             pe = next((m for m in r["modules"] if m["unit"] == "pe"), None)
             row.update(
-                wall_s=round(wall, 2), yosys_s=r["cpu_s"],
+                wall_s=round(wall, 2), yosys_s=r["yosys_wall_s"], yosys_cpu_s=r["cpu_s"],
                 peak_mb=round(r["peak_memory_kb"] / 1024, 1),
                 modules=r["design"]["modules_synthesised"],
                 transistors=r["totals"]["transistors"], area_um2=r["totals"].get("area_um2"),
