@@ -7,7 +7,8 @@ column ``n`` = output channel ``c_o``) and ``Y`` the M×N outputs.  The seed wri
 ``C_o × C_i`` (000 L2340), i.e. ``B`` transposed.  A *bypass map* is an R×C bool array,
 ``True`` = the PE at (row, column) is bypassed.
 
-**What a bypassed PE does** (Fig. 10.2; the lead's RTL and :class:`golden.array.ArrayCycleModel`):
+**What a bypassed PE does** (Fig. 10.2; :mod:`rtl_gen.pe` and
+:class:`golden.accelerator.AcceleratorModel`):
 
 * WS (000 L2289): the PE forwards the received partial sum instead of adding its product, so
   every weight mapped to it is pruned, in every tile.  Activations still stream through.

@@ -115,14 +115,16 @@ def is_int(value: Any, *, numpy: bool = False) -> bool:
     return isinstance(value, numbers.Integral if numpy else int)
 
 
-def check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    """``value`` if it is an integer from ``lo`` to ``hi``, else :class:`ConfigError`.
+def check_int(name: str, value: Any, lo: int, hi: int, *, numpy: bool = False) -> int:
+    """``value`` as an ``int`` if it is an integer from ``lo`` to ``hi``, else
+    :class:`ConfigError` naming ``name``.
 
-    The one parameter check of the project's components and configurations.
+    The one integer-parameter check of the project's components, configurations and golden
+    models (``numpy=True`` also accepts numpy integer scalars, see :func:`is_int`).
     """
-    if not is_int(value) or not lo <= value <= hi:
+    if not is_int(value, numpy=numpy) or not lo <= value <= hi:
         raise ConfigError(name, value, f"an integer from {lo} to {hi}")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True)

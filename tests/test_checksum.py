@@ -23,20 +23,22 @@ import numpy as np
 import pytest
 
 from ftaccel.golden.bits import flip_bit, wrap
-from ftaccel.golden.checksum import (
+from ftaccel.golden.campaign import (
     TABLE_6_1,
     FCLayer,
+    detect,
+    detection_table,
+    inject,
+    random_fc_layer,
+    rectangle_escape,
+)
+from ftaccel.golden.checksum import (
     SanityInputGeneratorModel,
     SpatialCheckerModel,
     TemporalCheckerModel,
-    detect,
-    detection_table,
     extend_inputs,
     extend_weights,
-    inject,
     negated_sum_width,
-    random_fc_layer,
-    rectangle_escape,
     sanity_column,
     simulate,
     spatial_errors,
