@@ -46,10 +46,6 @@ class RTLRun:
     q: np.ndarray | None
     log: Path
 
-    @property
-    def matches(self) -> bool:
-        return not mismatches(self.recorded, self.golden)
-
 
 def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
                 build_root: Path | None = None, waves: bool | None = None):

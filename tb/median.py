@@ -1,4 +1,4 @@
-"""Verification of the median units: stimulus, simulation, behavioural references, proofs, counts.
+"""Testbench of the median units: stimulus and simulation against the golden model.
 
 * Stimulus (:func:`build_stimulus`): random full-range vectors, vectors full of ties, vectors
   of extremes (most negative / most positive / zero), constant vectors with one spike error and
@@ -7,13 +7,9 @@
 * Simulation (:func:`simulate_array`): emits ``MedianArray`` Verilog, plays the stimulus with
   :func:`tb.runner.run_stream` and returns the recorded outputs next to the golden model's
   (:func:`golden.median.median_array_stream`).
-* Behavioural references in Verilog (:func:`reference_unit_verilog`,
-  :func:`reference_array_verilog`): medians by a full bubble sort in a Verilog function, written
-  independently of the Amaranth networks, for the formal proofs.
-* Proofs (:func:`prove_unit`, :func:`prove_core_variants`, :func:`prove_array`) through
-  :func:`synth.equiv.prove_equivalent`.
-* Netlist counts (:func:`median_cell_counts`): comparators and multiplexers of the synthesised
-  core, next to the construction's figures (:func:`rtl_gen.median.expected_counts`).
+
+The formal proofs against behavioural references and the netlist counts live with the other
+proofs, in :mod:`synth.equiv`.
 """
 
 from __future__ import annotations
@@ -24,66 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ftaccel.golden.median import median_array_stream
-from ftaccel.rtl_gen.emit import write_verilog
-from ftaccel.rtl_gen.median import Median3, Median5, MedianArray, SlidingMedian, expected_counts
-from ftaccel.synth.equiv import (
-    COMPARATOR_CELLS,
-    MUX_CELLS,
-    EquivalenceResult,
-    coarse_cell_counts,
-    prove_equivalent,
-)
+from ftaccel.synth.equiv import emit_median_array
 from ftaccel.tb.runner import run_stream
 
-__all__ = [
-    "MedianStimulus",
-    "build_stimulus",
-    "emit_array",
-    "emit_core",
-    "emit_unit",
-    "simulate_array",
-    "reference_unit_verilog",
-    "reference_array_verilog",
-    "prove_unit",
-    "prove_core_variants",
-    "prove_array",
-    "median_cell_counts",
-    "count_table",
-    "PAPER_PER_WINDOW",
-]
-
-
-# -- Verilog emission ---------------------------------------------------------------------------
-
-def array_name(width: int, n: int, window: int, variant: str) -> str:
-    return f"median_array_w{window}_{variant}_{width}b_n{n}"
-
-
-def emit_array(*, width: int, n: int, window: int, variant: str, out_dir: Path) -> tuple[Path, str]:
-    """Write ``MedianArray`` Verilog under ``out_dir``; return ``(path, module name)``."""
-    dut = MedianArray(width=width, n=n, window=window, variant=variant)
-    name = array_name(width, n, window, variant)
-    path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
-    return path, name
-
-
-def emit_core(*, width: int, n: int, window: int, variant: str, out_dir: Path) -> tuple[Path, str]:
-    """Write the combinational ``SlidingMedian`` core; return ``(path, module name)``."""
-    dut = SlidingMedian(width=width, n=n, window=window, variant=variant)
-    name = f"sliding_median_w{window}_{variant}_{width}b_n{n}"
-    config = {"unit": "sliding_median", "width": width, "n": n, "window": window,
-              "variant": variant}
-    path = write_verilog(dut, name, config, Path(out_dir) / f"{name}.v")
-    return path, name
-
-
-def emit_unit(*, width: int, window: int, out_dir: Path) -> tuple[Path, str]:
-    """Write a ``Median3`` or ``Median5`` unit; return ``(path, module name)``."""
-    unit = {3: Median3, 5: Median5}[window](width=width)
-    name = f"median{window}_{width}b"
-    path = write_verilog(unit, name, {"unit": f"median{window}", "width": width},
-                         Path(out_dir) / f"{name}.v")
-    return path, name
+__all__ = ["MedianStimulus", "build_stimulus", "simulate_array"]
 
 
 # -- stimulus -----------------------------------------------------------------------------------
@@ -158,7 +98,8 @@ def simulate_array(*, width: int, n: int, window: int, variant: str, stimulus: M
     """Run ``MedianArray`` on ``stimulus``; return ``(rtl, golden)``, each a dict with
     ``data_out`` ``[T, n]`` and ``out_valid`` ``[T]``."""
     build_dir = Path(build_dir)
-    path, name = emit_array(width=width, n=n, window=window, variant=variant, out_dir=build_dir)
+    path, name = emit_median_array(width=width, n=n, window=window, variant=variant,
+                                   out_dir=build_dir)
     res = run_stream(
         verilog=[path], toplevel=name,
         inputs={"data_in": stimulus.data_in, "in_valid": stimulus.in_valid,
@@ -171,187 +112,3 @@ def simulate_array(*, width: int, n: int, window: int, variant: str, stimulus: M
     rtl = {"data_out": res.outputs["data_out"].reshape(len(data_out), n),
            "out_valid": res.outputs["out_valid"]}
     return rtl, {"data_out": data_out, "out_valid": out_valid}
-
-
-# -- behavioural references in Verilog ------------------------------------------------------------
-
-def _sort_function(width: int, window: int) -> str:
-    """A Verilog function returning the median by a complete bubble sort (no pruning)."""
-    v = [f"v{i}" for i in range(window)]
-    lines = [
-        f"  function signed [{width - 1}:0] ref_median;",
-        *[f"    input signed [{width - 1}:0] a{i};" for i in range(window)],
-        f"    reg signed [{width - 1}:0] {', '.join(v)}, t;",
-        "    begin",
-        *[f"      v{i} = a{i};" for i in range(window)],
-    ]
-    for last in range(window - 1, 0, -1):
-        for j in range(last):
-            lines.append(f"      if (v{j} > v{j + 1}) begin t = v{j}; v{j} = v{j + 1}; "
-                         f"v{j + 1} = t; end")
-    lines += [f"      ref_median = v{window // 2};", "    end", "  endfunction"]
-    return "\n".join(lines) + "\n"
-
-
-def reference_unit_verilog(*, width: int, window: int, name: str) -> str:
-    """Behavioural Median-``window`` with the ports of ``Median3``/``Median5``
-    (``x__0`` …, ``median``)."""
-    ports = [f"x__{i}" for i in range(window)] + ["median"]
-    text = f"// Behavioural reference: median of {window} by bubble sort.\n"
-    text += f"module {name}({', '.join(ports)});\n"
-    text += "".join(f"  input [{width - 1}:0] x__{i};\n" for i in range(window))
-    text += f"  output [{width - 1}:0] median;\n"
-    text += _sort_function(width, window)
-    args = ", ".join(f"$signed(x__{i})" for i in range(window))
-    text += f"  assign median = ref_median({args});\nendmodule\n"
-    return text
-
-
-def reference_array_verilog(*, width: int, n: int, window: int, name: str) -> str:
-    """Behavioural ``MedianArray``: zero padding, bubble-sort median per lane, ``enable``
-    pass-through, one register stage with synchronous reset; same ports as the Amaranth one."""
-    h = window // 2
-    ports = (["clk", "rst", "in_valid", "enable", "out_valid"]
-             + [f"data_in__{i}" for i in range(n)] + [f"data_out__{i}" for i in range(n)])
-    text = f"// Behavioural reference: median array, window {window}, {n} lanes.\n"
-    text += f"module {name}({', '.join(ports)});\n"
-    text += "  input clk, rst, in_valid, enable;\n  output reg out_valid;\n"
-    text += "".join(f"  input [{width - 1}:0] data_in__{i};\n" for i in range(n))
-    text += "".join(f"  output reg [{width - 1}:0] data_out__{i};\n" for i in range(n))
-    text += _sort_function(width, window)
-
-    def at(j: int) -> str:
-        return f"$signed(data_in__{j})" if 0 <= j < n else f"{width}'sd0"
-
-    text += "  always @(posedge clk) begin\n    if (rst) begin\n      out_valid <= 1'b0;\n"
-    text += "".join(f"      data_out__{i} <= {width}'d0;\n" for i in range(n))
-    text += "    end else begin\n      out_valid <= in_valid;\n"
-    for i in range(n):
-        args = ", ".join(at(j) for j in range(i - h, i + h + 1))
-        text += f"      data_out__{i} <= enable ? ref_median({args}) : data_in__{i};\n"
-    text += "    end\n  end\nendmodule\n"
-    return text
-
-
-# -- proofs -------------------------------------------------------------------------------------
-
-def prove_unit(*, width: int, window: int, work_dir: Path) -> EquivalenceResult:
-    """Prove the pruned ``Median3``/``Median5`` network equal to the bubble-sort reference."""
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    path, name = emit_unit(width=width, window=window, out_dir=work)
-    ref_name = f"ref_median{window}_{width}b"
-    ref = work / f"{ref_name}.v"
-    ref.write_text(reference_unit_verilog(width=width, window=window, name=ref_name))
-    return prove_equivalent(ref, path, gold_top=ref_name, gate_top=name, work_dir=work / "proof")
-
-
-def prove_core_variants(*, width: int, n: int, window: int, work_dir: Path,
-                        gate: Path | None = None, gate_top: str | None = None
-                        ) -> EquivalenceResult:
-    """Prove the shared ``SlidingMedian`` core equal to the plain one (combinational).
-
-    ``gate``/``gate_top`` replace the shared core by another Verilog module (used by the tests
-    to check that a broken variant fails the proof)."""
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    plain, plain_top = emit_core(width=width, n=n, window=window, variant="plain", out_dir=work)
-    if gate is None:
-        gate, gate_top = emit_core(width=width, n=n, window=window, variant="shared",
-                                   out_dir=work)
-    return prove_equivalent(plain, gate, gold_top=plain_top, gate_top=gate_top,
-                            work_dir=work / "proof")
-
-
-def prove_array(*, width: int, n: int, window: int, variant: str, work_dir: Path,
-                gold: str = "reference") -> EquivalenceResult:
-    """Prove a whole ``MedianArray`` (padding, enable, register) equal, cycle by cycle from
-    reset, to the behavioural reference (``gold="reference"``) or to the plain array
-    (``gold="plain"``), by temporal induction."""
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    gate, gate_top = emit_array(width=width, n=n, window=window, variant=variant, out_dir=work)
-    if gold == "reference":
-        gold_top = f"ref_median_array_w{window}_{width}b_n{n}"
-        gold_path = work / f"{gold_top}.v"
-        gold_path.write_text(reference_array_verilog(width=width, n=n, window=window,
-                                                     name=gold_top))
-    elif gold == "plain":
-        gold_path, gold_top = emit_array(width=width, n=n, window=window, variant="plain",
-                                         out_dir=work)
-    else:
-        raise ValueError(f"gold must be 'reference' or 'plain', not {gold!r}")
-    return prove_equivalent(gold_path, gate, gold_top=gold_top, gate_top=gate_top,
-                            work_dir=work / "proof", sequential=True)
-
-
-# -- netlist counts -----------------------------------------------------------------------------
-
-def median_cell_counts(*, width: int, n: int, window: int, variant: str, work_dir: Path,
-                       of: str = "core") -> dict:
-    """Comparators and multiplexers read from the synthesised netlist.
-
-    ``of="core"``: the ``SlidingMedian`` core (``n`` windows over ``n + window - 1`` free
-    inputs), where the counts must equal :func:`rtl_gen.median.expected_counts`.
-    ``of="array"``: the whole ``MedianArray``; its zero padding makes some comparisons
-    constant, which Yosys simplifies, and it adds ``n`` pass-through multiplexers for
-    ``enable``.
-
-    Returns ``{"comparators", "muxes", "expected": {...} (core only), "cells": {type: count}}``.
-    """
-    work = Path(work_dir)
-    if of == "core":
-        path, top = emit_core(width=width, n=n, window=window, variant=variant, out_dir=work)
-    elif of == "array":
-        path, top = emit_array(width=width, n=n, window=window, variant=variant, out_dir=work)
-    else:
-        raise ValueError(f"of must be 'core' or 'array', not {of!r}")
-    cells = coarse_cell_counts(path, top=top, work_dir=work / f"count_{top}")
-    result = {
-        "comparators": sum(cells.get(c, 0) for c in COMPARATOR_CELLS),
-        "muxes": sum(cells.get(c, 0) for c in MUX_CELLS),
-        "cells": cells,
-    }
-    if of == "core":
-        result["expected"] = expected_counts(n=n, window=window, variant=variant)
-    return result
-
-
-#: Comparators and multiplexers per window after the first, as the seed states them (000
-#: L1714–L1727: shared Median-3 "only two comparisons", "multiplexers from 4 … to 2"; shared
-#: Median-5 "only 4 comparators … instead of 7"; the seed gives no multiplexer figure for the
-#: shared Median-5, nor a plain Median-5 multiplexer count: ``None``).
-PAPER_PER_WINDOW = {
-    ("plain", 3): (3, 4), ("shared", 3): (2, 2),
-    ("plain", 5): (7, None), ("shared", 5): (4, None),
-}
-
-
-def count_table(*, width: int = 8, ns: tuple[int, ...] = (1, 4, 8, 16), work_dir: Path) -> list:
-    """Netlist comparator/multiplexer counts of the cores for each window, variant and ``n``,
-    with the marginal cost of one more window and the seed's figure beside it.
-
-    Returns a list of dicts: ``window, variant, n, comparators, muxes, expected_comparators,
-    expected_muxes, per_window (comparators, muxes) from the last two n, paper_per_window``.
-    """
-    rows = []
-    for window in (3, 5):
-        for variant in ("plain", "shared"):
-            prev = None
-            for n in ns:
-                c = median_cell_counts(width=width, n=n, window=window, variant=variant,
-                                       work_dir=work_dir)
-                per_window = None
-                if prev is not None:
-                    dn = n - prev[0]
-                    per_window = ((c["comparators"] - prev[1]) / dn, (c["muxes"] - prev[2]) / dn)
-                rows.append({
-                    "window": window, "variant": variant, "n": n,
-                    "comparators": c["comparators"], "muxes": c["muxes"],
-                    "expected_comparators": c["expected"]["comparators"],
-                    "expected_muxes": c["expected"]["muxes"],
-                    "per_window": per_window,
-                    "paper_per_window": PAPER_PER_WINDOW[variant, window],
-                })
-                prev = (n, c["comparators"], c["muxes"])
-    return rows
