@@ -239,31 +239,11 @@ def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -
     return out
 
 
-def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int = 3,
-                       flips: int | None = None, combos: int = 300) -> dict:
-    """Measure Table 6.1 on the accelerator (``cfg.checksum == "both"``, fault hooks on).
-
-    One random single-pass product (M = ``m`` rows, K = R, N = C, nonzero weights, a bias),
-    temporal batches of ``batch``; for each row of :data:`TABLE_ROWS` the cases are run on
-    the cycle model and counted per check (spatial alarm, temporal alarm, either).  Stuck-at
-    faults and bias errors are exhaustive; single flips are sampled, ``flips`` per row
-    (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
-    multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
-    {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
-    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
-    for the exhaustive rows and the flip samples.
-    """
-    if cfg.checksum != "both" or not cfg.fault_hooks:
-        raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
-    R, C = cfg.rows, cfg.cols
-    lo, hi = -(1 << (cfg.a_width - 1)), 1 << (cfg.a_width - 1)
-    A = rng.integers(lo, hi, (m, R))
-    wlo, whi = -(1 << (cfg.w_width - 1)), 1 << (cfg.w_width - 1)
-    B = rng.integers(wlo, whi, (R, C))
-    B[B == 0] = 1  # a zero weight turns some faults into input-like ones (see the docs)
-    bias = rng.integers(wlo, whi, C)
-    opts = {"bias": bias, "temporal_batch": batch}
-    program = build_program(cfg, A, B, **opts)
+def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
+                     flips: int | None, combos: int) -> dict[str, tuple[list, int | None, bool]]:
+    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population,
+    exhaustive)``."""
+    C = cfg.cols
     clean_rec = simulate(cfg, program)
     cycles = _flip_cycles(program)
     stuck = exhaustive_faults(cfg)
@@ -312,6 +292,35 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     san, _ = flip_sample(lambda f: f.col >= C)
     groups["sanity/all"] = sampled(san + [f for f in stuck if f.col >= C])
 
+    return groups
+
+
+def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int = 3,
+                       flips: int | None = None, combos: int = 300) -> dict:
+    """Measure Table 6.1 on the accelerator (``cfg.checksum == "both"``, fault hooks on).
+
+    One random single-pass product (M = ``m`` rows, K = R, N = C, nonzero weights, a bias),
+    temporal batches of ``batch``; for each row of :data:`TABLE_ROWS` the cases are run on
+    the cycle model and counted per check (spatial alarm, temporal alarm, either).  Stuck-at
+    faults and bias errors are exhaustive; single flips are sampled, ``flips`` per row
+    (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
+    multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
+    {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
+    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
+    for the exhaustive rows and the flip samples.
+    """
+    if cfg.checksum != "both" or not cfg.fault_hooks:
+        raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
+    R, C = cfg.rows, cfg.cols
+    lo, hi = -(1 << (cfg.a_width - 1)), 1 << (cfg.a_width - 1)
+    A = rng.integers(lo, hi, (m, R))
+    wlo, whi = -(1 << (cfg.w_width - 1)), 1 << (cfg.w_width - 1)
+    B = rng.integers(wlo, whi, (R, C))
+    B[B == 0] = 1  # a zero weight turns some faults into input-like ones (see the docs)
+    bias = rng.integers(wlo, whi, C)
+    opts = {"bias": bias, "temporal_batch": batch}
+    program = build_program(cfg, A, B, **opts)
+    groups = _table_6_1_cases(cfg, rng, program, m, flips, combos)
     rows = {}
     for key, (cases, population, exhaustive) in groups.items():
         outcomes = run_campaign(cfg, A, B, cases, **opts)

@@ -27,7 +27,7 @@ Controller semantics (001 L1720, SPEC §5): after a layer finishes, for each cri
 written to both places.  Pairs may share indices; they are processed strictly one after the
 other, so a later pair sees the values written by earlier ones (:func:`correct_buffer`).
 
-Banked buffer (issue 8): the hardware buffer holds ``depth`` rows of ``lanes`` words (one
+Banked buffer: the hardware buffer holds ``depth`` rows of ``lanes`` words (one
 output vector per row).  A word's address is ``row · 2**lane_bits + lane``
 (:func:`buffer_address`); addresses whose lane is ``≥ lanes`` are holes that read 0 and ignore
 writes.  Pairs are word addresses, and the correction is :func:`correct_buffer` on the *flat

@@ -34,7 +34,7 @@ saturation never amplify a difference).  Random
 layers reach the accumulator bound exactly; with the usual shifts (``2**s2 ≥ D_u``) the next
 layer's int8 output differs by at most 1.
 
-Output-stage semantics assumed (same as the lead's ``golden/output_stage.py``; this module keeps
+Output-stage semantics assumed (same as ``golden/output_stage.py``; this module keeps
 a private copy because golden modules import nothing of the project):
 ``y = acc + bias``; ``y = max(y, 0)`` with ReLU; ``q = (y + 2**(s−1)) >> s`` (arithmetic, round
 half up) if ``s > 0`` else ``q = y``; ``q`` saturated to the signed ``a_width`` range.

@@ -1,8 +1,10 @@
 """The R×C systolic array with its edge skew and deskew registers (SPEC §1, 000 §2.3).
 
 The PE is emitted once as its own Verilog module and instantiated R×C times by name
-(``amaranth.hdl.Instance``), so a 64×64 array is a few hundred kilobytes of Verilog, not 4,096
-copies of the PE, and synthesis sees true hierarchy (one PE module × R·C instances).
+(``amaranth.hdl.Instance``), so synthesis sees true hierarchy (one PE module × R·C instances)
+and the Verilog holds one PE body, not 4,096 copies of it: a 64×64 int8 accelerator is 3.5 MB
+of Verilog (5.1 MB of RTLIL), almost all of it the instances' port connections and the edge
+registers of the array module.
 
 Timing (cycle t = the cycle in which a vector is presented at the array ports):
 

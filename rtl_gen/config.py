@@ -176,7 +176,7 @@ class AcceleratorConfig:
         *split* requantisation (``shift + 1``, one bit narrower) for split neurons' copies.
         Needs the output stage.
 
-    Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
+    A new unit adds its own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
     """
 

@@ -336,6 +336,9 @@ class CorrectionController(wiring.Component):
                 "capture": self._capture}
 
     def elaborate(self, platform):
+        # One function on purpose: the correction pipeline's read, LCU and write stages share
+        # the forwarding registers (va, v, fwd_b, wa, wb) and the buffer's single write port
+        # with the host side, and the hazards between them are only checkable side by side.
         m = Module()
         lanes, lane_bits = self._lanes, self._lane_bits
         addr = unsigned(self._addr_bits)

@@ -1,4 +1,4 @@
-"""Output stage: bias, ReLU and requantisation of the accumulator vector (issue 2 item 3).
+"""Output stage: bias, ReLU and requantisation of the accumulator vector (SPEC §0, §10).
 
 The correction units of SPEC §5 work on requantised activations, so the accelerator ends in
 the usual integer-inference epilogue, applied element-wise to each output vector:

@@ -1,4 +1,4 @@
-"""PE bypass in the RTL (issue 7): against the golden cycle model cycle by cycle, and against
+"""PE bypass in the RTL (SPEC §6): against the golden cycle model cycle by cycle, and against
 the independent golden pruned product of :mod:`golden.bypass`.
 
 Bypass isolates what is *inside* a PE: its multiplier, adder and the register pinned in it

@@ -1,4 +1,4 @@
-"""Sanity-Check inside the composed accelerator: temporal and spatial + temporal (issue 4).
+"""Sanity-Check inside the composed accelerator: temporal and spatial + temporal (SPEC §2).
 
 * RTL against the golden cycle model, every port in every cycle, on Icarus and Verilator, for
   both temporal modes, tiled products, bias, other input units; results against plain numpy;

@@ -12,7 +12,7 @@ Layers:
 * RTL controller: random buffers with random faults and random (overlapping) pairs, all
   two-pair hazard sequences, host pokes while busy, the ``n_pairs`` clamp, back-to-back runs;
   measured cycles equal :func:`rtl_gen.lcu.controller_cycles`;
-* banked buffer (``lanes`` words per row, issue 8): word addresses and holes against a plain
+* banked buffer (``lanes`` words per row): word addresses and holes against a plain
   ``divmod`` reference; capture + correction against an independent reference; the cycle
   model :class:`golden.lcu.ControllerModel` against the functional one; RTL (Icarus, one
   Verilator case) against the cycle model on *every* output row of long random sessions
@@ -477,7 +477,7 @@ def test_rtl_controller(rng, sim, width, depth, max_pairs):
 
 
 # --------------------------------------------------------------------------------------------
-# Banked buffer: lanes words per row, capture port (issue 8)
+# Banked buffer: lanes words per row, capture port
 # --------------------------------------------------------------------------------------------
 def _ref_stride(lanes: int) -> int:
     stride = 1
