@@ -33,9 +33,9 @@ import argparse
 import sys
 import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ftaccel.golden.campaign import (  # noqa: E402
+from ftaccel.golden.campaign import (
     KINDS,
     TABLE_6_1,
     aliasing_table,
@@ -43,14 +43,14 @@ from ftaccel.golden.campaign import (  # noqa: E402
     random_fc_layer,
     rectangle_escape,
 )
-from ftaccel.golden.checksum import (  # noqa: E402
+from ftaccel.golden.checksum import (
     extend_inputs,
     negated_sum_width,
     sanity_column,
     spatial_errors,
     temporal_errors,
 )
-from ftaccel.golden.faults import sample_size  # noqa: E402
+from ftaccel.golden.faults import sample_size
 
 
 def _guarantee(g) -> str:

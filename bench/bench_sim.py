@@ -20,13 +20,13 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ftaccel.golden.accelerator import simulate  # noqa: E402
-from ftaccel.golden.schedule import build_program  # noqa: E402
-from ftaccel.rtl_gen.accelerator import TOP_NAME, generate  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.tb.runner import run_stream  # noqa: E402
+from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.schedule import build_program
+from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.runner import run_stream
 
 ROOT = Path(__file__).resolve().parent.parent / "build" / "bench_sim"
 

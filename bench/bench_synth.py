@@ -20,11 +20,11 @@ import json
 import time
 from pathlib import Path
 
-from amaranth.back import rtlil  # noqa: E402
+from amaranth.back import rtlil
 
-from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.synth.flow import YosysError, synthesize  # noqa: E402
+from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.synth.flow import YosysError, synthesize
 
 
 def write_rtlil_twin(cfg: AcceleratorConfig, verilog: Path) -> Path:

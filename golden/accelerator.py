@@ -95,14 +95,14 @@ class AcceleratorModel:
         self.checker = None
         if NC > C:
             from .checksum import SpatialCheckerModel
-            self.checker = SpatialCheckerModel(width=self.P, n=NC, residue_bits=self.P)
+            self.checker = SpatialCheckerModel(width=self.P, lanes=NC, residue_bits=self.P)
         self.generator = self.tchecker = None
         if cfg.temporal:
             from .checksum import SanityInputGeneratorModel, TemporalCheckerModel
             bb = cfg.temporal_batch_bits
-            self.generator = SanityInputGeneratorModel(width=cfg.a_width, n_lanes=R,
+            self.generator = SanityInputGeneratorModel(width=cfg.a_width, lanes=R,
                                                        batch_bits=bb, out_width=cfg.stream_width)
-            self.tchecker = TemporalCheckerModel(width=self.P, n_lanes=NC, batch_bits=bb,
+            self.tchecker = TemporalCheckerModel(width=self.P, lanes=NC, batch_bits=bb,
                                                  residue_bits=cfg.temporal_check_bits)
         self.controller = None
         if cfg.lcu:
@@ -139,24 +139,26 @@ class AcceleratorModel:
 
     def outputs(self) -> dict[str, np.ndarray | int]:
         out = {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
-               "q_out": self.q_out.copy(), "bypass_rdata": self.bypass_rdata}
+               "q_out": self.q_out.copy(), "bypass__rdata": self.bypass_rdata}
         if self.checker is not None:
             chk = self.checker.outputs()
-            out.update({"sanity_acc_out": self.sanity_acc_out, "checksum_error": chk["error"],
-                        "checksum_alarm": chk["alarm"], "checksum_first": chk["first_index"],
-                        "checksum_syndrome": chk["checksum"]})
+            out.update({"sanity_acc_out": self.sanity_acc_out,
+                        "checksum__error": chk["error"], "checksum__alarm": chk["alarm"],
+                        "checksum__first": chk["first_index"],
+                        "checksum__syndrome": chk["checksum"]})
         if self.controller is not None:
             ctl = self.controller.outputs()
             rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
-            out.update({"lcu_busy": ctl["busy"], "lcu_done": ctl["done"],
-                        "lcu_cap_row": ctl["cap_row"],
-                        "lcu_rd_data": np.zeros(self.C, np.int64) if rd is None else rd.copy()})
+            out.update({"lcu__busy": ctl["busy"], "lcu__done": ctl["done"],
+                        "lcu__cap_row": ctl["cap_row"],
+                        "lcu__rd_data": (np.zeros(self.C, np.int64) if rd is None
+                                         else rd.copy())})
         if self.tchecker is not None:
             chk = self.tchecker.outputs()
-            out.update({"temporal_checked": chk["checked"], "temporal_error": chk["error"],
-                        "temporal_lanes": chk["lane_errors"], "temporal_alarm": chk["alarm"],
-                        "temporal_first": chk["first_index"],
-                        "temporal_overrun": self.generator.outputs()["overrun"]})
+            out.update({"temporal__checked": chk["checked"], "temporal__error": chk["error"],
+                        "temporal__lane_errors": chk["lane_errors"],
+                        "temporal__alarm": chk["alarm"], "temporal__first": chk["first_index"],
+                        "temporal__overrun": self.generator.outputs()["overrun"]})
         return out
 
     # -- input units (WS): each is one registered stage in front of the skew -------------------
@@ -167,15 +169,16 @@ class AcceleratorModel:
             from .afd import anomaly_suppression
 
             def afd(vec, ctl):
-                return anomaly_suppression(vec, width=cfg.a_width, shift=int(ctl["afd_shift"]),
-                                           gates=int(ctl["afd_gates"]), mode=int(ctl["afd_mode"]),
-                                           enable=int(ctl["afd_enable"]))
+                return anomaly_suppression(vec, width=cfg.a_width, shift=int(ctl["afd__shift"]),
+                                           gates=int(ctl["afd__gates"]),
+                                           mode=int(ctl["afd__mode"]),
+                                           enable=int(ctl["afd__enable"]))
             units.append(afd)
         if cfg.median:
             from .median import median_filter
 
             def median(vec, ctl):
-                if not int(ctl["median_enable"]):
+                if not int(ctl["median__enable"]):
                     return np.asarray(vec, dtype=np.int64)
                 return median_filter(vec, window=cfg.median)
             units.append(median)
@@ -193,7 +196,7 @@ class AcceleratorModel:
             return inputs
         ports = list(_ARRAY_PORTS)
         if gen is not None:
-            ports += ["temporal_last", "temporal_batch", "checksum_clear"]
+            ports += ["temporal__last", "temporal__batch", "checksum__clear"]
         now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
         n_stages = len(self.units) + (gen is not None)
         if not self.stage_regs:
@@ -210,25 +213,25 @@ class AcceleratorModel:
         if gen is not None:
             src = now if not self.units else old[len(self.units) - 1]
             shown = gen.outputs()  # the generator's registers, seen by the array this cycle
-            gen.step({"in_data": src["in_data"], "in_valid": src["in_valid"][0],
-                      "in_last": src["temporal_last"][0], "batch": src["temporal_batch"][0],
-                      "clear": src["checksum_clear"][0]})
+            gen.step({"i__data": src["in_data"], "i__valid": src["in_valid"][0],
+                      "last": src["temporal__last"][0], "batch": src["temporal__batch"][0],
+                      "clear": src["checksum__clear"][0]})
             new.append(dict(src))
-            old[-1] = {**old[-1], "in_data": shown["out_data"],
-                       "in_valid": np.atleast_1d(shown["out_valid"])}
-            seen["sanity"] = shown["out_sanity"]
+            old[-1] = {**old[-1], "in_data": shown["o__data"],
+                       "in_valid": np.atleast_1d(shown["o__valid"])}
+            seen["sanity"] = shown["sanity"]
         self.stage_regs = new
         seen.update({p: (v if p in ("load_data", "in_data", "psum_in") else v[0])
                      for p, v in old[-1].items() if p in _ARRAY_PORTS})
         return seen
 
     def _write_bypass_map(self, inputs: dict) -> None:
-        row = int(inputs.get("bypass_row", 0))
+        row = int(inputs.get("bypass__row", 0))
         # The map covers the C data columns; a sanity column (if any) is never bypassed.
         self.bypass_rdata = (int(np.dot(self.bypass[row, :self.C], 1 << np.arange(self.C)))
                              if row < self.R else 0)
-        if int(inputs.get("bypass_we", 0)) and row < self.R:
-            bits = int(inputs["bypass_wdata"])
+        if int(inputs.get("bypass__we", 0)) and row < self.R:
+            bits = int(inputs["bypass__wdata"])
             self.bypass[row, :self.C] = [(bits >> c) & 1 for c in range(self.C)]
 
     # -- one clock cycle -------------------------------------------------------------------
@@ -236,7 +239,8 @@ class AcceleratorModel:
         cfg, C, NC = self.cfg, self.C, self.NC
         if NC > C:  # the sanity column's ports extend the column vectors
             inputs = dict(inputs)
-            for port, extra in (("load_data", "sanity_load_data"), ("psum_in", "sanity_psum_in")):
+            for port, extra in (("load_data", "sanity_load_data"),
+                                ("psum_in", "sanity_psum_in")):
                 inputs[port] = np.append(np.asarray(inputs[port], np.int64),
                                          np.int64(inputs[extra]))
         if cfg.dataflow != "os":
@@ -258,24 +262,24 @@ class AcceleratorModel:
             # are checked, never results.
             sanity = int(self._delayed("sanity", self.R + NC, 1)[0])
             self.tchecker.step({"data": lanes, "valid": int(valid), "last": sanity,
-                                "expected": inputs["temporal_expected"],
-                                "threshold": int(inputs["temporal_threshold"]),
-                                "clear": int(inputs["checksum_clear"])})
+                                "expected": inputs["temporal__expected"],
+                                "threshold": int(inputs["temporal__threshold"]),
+                                "clear": int(inputs["checksum__clear"])})
             valid = valid and not sanity
         if self.checker is not None:
             self.checker.step({"data": lanes, "valid": int(valid), "expected": 0,
-                               "threshold": int(inputs["checksum_threshold"]),
-                               "clear": int(inputs["checksum_clear"])})
+                               "threshold": int(inputs["checksum__threshold"]),
+                               "clear": int(inputs["checksum__clear"])})
             self.sanity_acc_out = int(lanes[C])
         if self.controller is not None:
             # The buffer captures the vector the output stage shows now, before it advances.
             self.controller.step({
-                "cap_en": int(self.out_valid) & int(inputs["lcu_capture"]),
-                "cap_clear": inputs["lcu_cap_clear"], "cap_data": self.q_out,
-                "pair_wr_en": inputs["lcu_pair_we"], "pair_wr_index": inputs["lcu_pair_index"],
-                "pair_wr_a": inputs["lcu_pair_a"], "pair_wr_b": inputs["lcu_pair_b"],
-                "n_pairs": inputs["lcu_n_pairs"], "start": inputs["lcu_start"],
-                "buf_rd_row": inputs["lcu_rd_row"]})
+                "cap_en": int(self.out_valid) & int(inputs["lcu__capture"]),
+                "cap_clear": inputs["lcu__cap_clear"], "cap_data": self.q_out,
+                "pair_wr_en": inputs["lcu__pair_we"], "pair_wr_index": inputs["lcu__pair_index"],
+                "pair_wr_a": inputs["lcu__pair_a"], "pair_wr_b": inputs["lcu__pair_b"],
+                "n_pairs": inputs["lcu__n_pairs"], "start": inputs["lcu__start"],
+                "buf_rd_row": inputs["lcu__rd_row"]})
         # Output stage register.
         self.acc_out = array_out
         if cfg.output_stage:

@@ -128,8 +128,8 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
 def alarms(rec: dict) -> tuple[bool, bool]:
     """``(spatial, temporal)``: whether each checksum's alarm fired in recorded outputs (False
     for a checksum that is not configured)."""
-    spatial = bool(rec["checksum_alarm"].max()) if "checksum_alarm" in rec else False
-    temporal = bool(rec["temporal_alarm"].max()) if "temporal_alarm" in rec else False
+    spatial = bool(rec["checksum__alarm"].max()) if "checksum__alarm" in rec else False
+    temporal = bool(rec["temporal__alarm"].max()) if "temporal__alarm" in rec else False
     return spatial, temporal
 
 

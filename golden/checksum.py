@@ -275,15 +275,15 @@ def _index(x) -> np.int64:
 class SpatialCheckerModel:
     """Golden model of :class:`rtl_gen.checksum.SpatialChecker`, one :meth:`step` per cycle.
 
-    Ports as in the RTL: inputs ``data`` [n], ``valid``, ``expected``, ``threshold``,
+    Ports as in the RTL: inputs ``data`` [lanes], ``valid``, ``expected``, ``threshold``,
     ``clear``; outputs ``out_valid``, ``error``, ``alarm``, ``first_index``, ``checksum``.
     """
 
-    def __init__(self, *, width: int, n: int, residue_bits: int | None = None,
+    def __init__(self, *, width: int, lanes: int, residue_bits: int | None = None,
                  index_bits: int = 16):
-        self.width, self.n, self.k, self.index_bits = width, n, residue_bits, index_bits
+        self.width, self.lanes, self.k, self.index_bits = width, lanes, residue_bits, index_bits
         self.check_width = residue_bits if residue_bits is not None else \
-            width + math.ceil(math.log2(n + 1))
+            width + math.ceil(math.log2(lanes + 1))
         if self.check_width > MAX_BITS:
             raise ValueError(f"check width {self.check_width} exceeds {MAX_BITS} bits")
         self.out_valid = self.error = self.alarm = 0
@@ -297,7 +297,7 @@ class SpatialCheckerModel:
 
     def step(self, inputs: dict) -> None:
         w, cw = self.width, self.check_width
-        data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.n), w)
+        data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), w)
         valid = int(_index(inputs["valid"]) & 1)
         clear = int(_index(inputs["clear"]) & 1)
         expected = wrap(_index(inputs["expected"]), w)
@@ -317,32 +317,33 @@ class SpatialCheckerModel:
 
 
 class SanityInputGeneratorModel:
-    """Golden model of :class:`rtl_gen.checksum.SanityInputGenerator`.
+    """Golden model of :class:`rtl_gen.checksum.SanityInputGenerator`, a vector stage.
 
-    Inputs ``in_data`` [n], ``in_valid``, ``in_last``, ``batch``, ``clear``; outputs
-    ``out_data`` [n], ``out_valid``, ``out_sanity``, ``ready``, ``overrun``.
+    Ports as in the RTL: inputs ``i__data`` [lanes], ``i__valid``, ``last``, ``batch``,
+    ``clear``; outputs ``o__data`` [lanes], ``o__valid``, ``sanity``, ``ready``, ``overrun``.
     """
 
-    def __init__(self, *, width: int, n_lanes: int, batch_bits: int,
+    def __init__(self, *, width: int, lanes: int, batch_bits: int,
                  out_width: int | None = None):
-        self.width, self.n, self.batch_bits = width, n_lanes, batch_bits
+        self.width, self.lanes, self.batch_bits = width, lanes, batch_bits
         self.out_width = out_width if out_width is not None else width + batch_bits
-        self.acc = np.zeros(n_lanes, dtype=np.int64)
+        self.acc = np.zeros(lanes, dtype=np.int64)
         self.count = 0
         self.pending = 0
-        self.out_data = np.zeros(n_lanes, dtype=np.int64)
+        self.out_data = np.zeros(lanes, dtype=np.int64)
         self.out_valid = self.out_sanity = self.overrun = 0
         self.ready = 1
 
     def outputs(self) -> dict:
-        return {"out_data": self.out_data.copy(), "out_valid": self.out_valid,
-                "out_sanity": self.out_sanity, "ready": self.ready, "overrun": self.overrun}
+        return {"o__data": self.out_data.copy(), "o__valid": self.out_valid,
+                "sanity": self.out_sanity, "ready": self.ready, "overrun": self.overrun}
 
     def step(self, inputs: dict) -> None:
         ow, bb = self.out_width, self.batch_bits
-        data = wrap(np.asarray(inputs["in_data"], dtype=np.int64).reshape(self.n), self.width)
-        valid = int(_index(inputs["in_valid"]) & 1)
-        last = int(_index(inputs["in_last"]) & 1)
+        data = wrap(np.asarray(inputs["i__data"], dtype=np.int64).reshape(self.lanes),
+                    self.width)
+        valid = int(_index(inputs["i__valid"]) & 1)
+        last = int(_index(inputs["last"]) & 1)
         batch = int(to_unsigned(_index(inputs["batch"]), bb))
         clear = int(_index(inputs["clear"]) & 1)
         acc = np.zeros_like(self.acc) if clear else self.acc
@@ -374,18 +375,18 @@ class SanityInputGeneratorModel:
 class TemporalCheckerModel:
     """Golden model of :class:`rtl_gen.checksum.TemporalChecker`.
 
-    Inputs ``data`` [n], ``valid``, ``last``, ``expected`` [n], ``threshold``, ``clear``;
-    outputs ``checked``, ``error``, ``lane_errors`` (bit u = lane u failed), ``alarm``,
-    ``first_index``.
+    Inputs ``data`` [lanes], ``valid``, ``last``, ``expected`` [lanes], ``threshold``,
+    ``clear``; outputs ``checked``, ``error``, ``lane_errors`` (bit u = lane u failed),
+    ``alarm``, ``first_index``.
     """
 
-    def __init__(self, *, width: int, n_lanes: int, batch_bits: int,
+    def __init__(self, *, width: int, lanes: int, batch_bits: int,
                  residue_bits: int | None = None, index_bits: int = 16):
-        self.width, self.n, self.batch_bits = width, n_lanes, batch_bits
+        self.width, self.lanes, self.batch_bits = width, lanes, batch_bits
         self.k, self.index_bits = residue_bits, index_bits
         self.acc_width = residue_bits if residue_bits is not None else width + batch_bits
         self.check_width = residue_bits if residue_bits is not None else self.acc_width + 1
-        self.acc = np.zeros(n_lanes, dtype=np.int64)
+        self.acc = np.zeros(lanes, dtype=np.int64)
         self.checked = self.error = self.alarm = 0
         self.lane_errors = 0
         self.first_index = 0
@@ -397,11 +398,11 @@ class TemporalCheckerModel:
 
     def step(self, inputs: dict) -> None:
         aw, cw = self.acc_width, self.check_width
-        data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.n), self.width)
+        data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), self.width)
         valid = int(_index(inputs["valid"]) & 1)
         last = int(_index(inputs["last"]) & 1)
         clear = int(_index(inputs["clear"]) & 1)
-        expected = wrap(np.asarray(inputs["expected"], dtype=np.int64).reshape(self.n), aw)
+        expected = wrap(np.asarray(inputs["expected"], dtype=np.int64).reshape(self.lanes), aw)
         threshold = int(to_unsigned(_index(inputs["threshold"]), cw))
         acc = np.zeros_like(self.acc) if clear else self.acc
         alarm = 0 if clear else self.alarm
@@ -411,7 +412,7 @@ class TemporalCheckerModel:
         diff = wrap(total - expected, cw)
         fail = np.abs(diff) > threshold
         closing = valid and last
-        lanes = int(sum(1 << u for u in range(self.n) if fail[u])) if closing else 0
+        lanes = int(sum(1 << u for u in range(self.lanes) if fail[u])) if closing else 0
         self.checked = int(closing)
         self.error = int(closing and lanes != 0)
         self.lane_errors = lanes

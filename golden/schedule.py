@@ -35,8 +35,8 @@ from .mapping import tiles
 __all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS"]
 
 #: Output ports of the temporal checksum (all unsigned).
-TEMPORAL_OUTPUTS = ("temporal_checked", "temporal_error", "temporal_lanes", "temporal_alarm",
-                    "temporal_first", "temporal_overrun")
+TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
+                    "temporal__alarm", "temporal__first", "temporal__overrun")
 
 
 @dataclass
@@ -140,7 +140,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     if cfg.median:
         _median_stimulus(d, median_enable)
     if cfg.temporal:  # the expected-sum port is k bits wide: program the residue
-        d.inputs["temporal_expected"] = wrap(d.inputs["temporal_expected"],
+        d.inputs["temporal__expected"] = wrap(d.inputs["temporal__expected"],
                                              cfg.temporal_check_bits)
     pre = _bypass_stimulus(cfg, d, bypass_map) if cfg.bypass else 0
     program = Program(inputs={k: np.asarray(v, dtype=np.int64) for k, v in d.inputs.items()},
@@ -265,7 +265,7 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
             _bias_into_psum(cfg, d, tile, s, span, slot, bias_v, bias_error)
         out0 = s + L
         if cfg.temporal:
-            _temporal_expected(d.inputs["temporal_expected"], out0, slot, nb,
+            _temporal_expected(d.inputs["temporal__expected"], out0, slot, nb,
                                bias_v[lanes] if cfg.bias_in_psum and ws else np.zeros(nc),
                                cfg.spatial)
             if tile.last_k:
@@ -312,7 +312,7 @@ def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:
     else:
         d.inputs["in_data"][s + slot, :kr] = B[tile.k0:tile.k1, :].T
     if cfg.temporal:
-        d.inputs["temporal_last"][s + slot[-1]] = 1  # closes the pass's short last batch
+        d.inputs["temporal__last"][s + slot[-1]] = 1  # closes the pass's short last batch
 
 
 def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
@@ -351,14 +351,14 @@ def _checksum_stimulus(cfg, d: _Draft, batch: int) -> None:
     T = d.cycles
     if cfg.spatial:
         d.inputs.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T)})
-        d.constant("checksum_threshold", 0)
+        d.constant("checksum__threshold", 0)
     if cfg.checksum != "none":
-        d.inputs["checksum_clear"] = np.zeros(T)
+        d.inputs["checksum__clear"] = np.zeros(T)
     if cfg.temporal:
-        d.constant("temporal_batch", batch)
-        d.constant("temporal_threshold", 0)
-        d.inputs.update({"temporal_last": np.zeros(T),
-                         "temporal_expected": np.zeros((T, cfg.array_cols))})
+        d.constant("temporal__batch", batch)
+        d.constant("temporal__threshold", 0)
+        d.inputs.update({"temporal__last": np.zeros(T),
+                         "temporal__expected": np.zeros((T, cfg.array_cols))})
 
 
 def _output_stage_stimulus(d: _Draft, relu: bool, shift: int) -> None:
@@ -371,17 +371,17 @@ def _fault_stimulus(d: _Draft, fault: Fault | None) -> None:
     """The fault hooks' controls, held for the whole program (all zero: no fault armed)."""
     values = fault.controls() if fault is not None else {}
     for name in FAULT_CONTROLS:
-        d.constant(f"fault_{name}", values.get(name, 0))
+        d.constant(f"fault__{name}", values.get(name, 0))
 
 
 def _afd_stimulus(d: _Draft, afd: dict | None) -> None:
     ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
     for name in ("shift", "gates", "mode", "enable"):
-        d.constant(f"afd_{name}", int(ctl[name]))
+        d.constant(f"afd__{name}", int(ctl[name]))
 
 
 def _median_stimulus(d: _Draft, enable: bool) -> None:
-    d.constant("median_enable", int(bool(enable)))
+    d.constant("median__enable", int(bool(enable)))
 
 
 def _output_ports(cfg) -> dict[str, tuple[int, bool]]:
@@ -391,16 +391,16 @@ def _output_ports(cfg) -> dict[str, tuple[int, bool]]:
     if cfg.output_stage:
         outputs["q_out"] = (C, True)
     if cfg.spatial:
-        outputs.update({"sanity_acc_out": (0, True), "checksum_error": (0, False),
-                        "checksum_alarm": (0, False), "checksum_first": (0, False),
-                        "checksum_syndrome": (0, True)})
+        outputs.update({"sanity_acc_out": (0, True), "checksum__error": (0, False),
+                        "checksum__alarm": (0, False), "checksum__first": (0, False),
+                        "checksum__syndrome": (0, True)})
     if cfg.temporal:
         outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
     if cfg.bypass:
-        outputs["bypass_rdata"] = (0, False)
+        outputs["bypass__rdata"] = (0, False)
     if cfg.lcu:
-        outputs.update({"lcu_busy": (0, False), "lcu_done": (0, False),
-                        "lcu_cap_row": (0, False), "lcu_rd_data": (C, True)})
+        outputs.update({"lcu__busy": (0, False), "lcu__done": (0, False),
+                        "lcu__cap_row": (0, False), "lcu__rd_data": (C, True)})
     return outputs
 
 
@@ -420,7 +420,7 @@ def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray,
 
     Every cycle that shows result vectors is captured, in order, one buffer row each (rows
     counted from ``lcu_cap_clear`` in cycle 0).  After the product, for each chunk of at most
-    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu_start``,
+    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu__start``,
     then ``2n + 3`` cycles until ``done`` (:func:`rtl_gen.lcu.controller_cycles`).  Then one
     buffer row is read per cycle.  Returns the buffer row of each result and the cycle in
     which each buffer row's read-back shows.
@@ -446,11 +446,11 @@ def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray,
     t = d.cycles
     d.extend(sum(3 * len(ch) + 4 for ch in chunks) + len(captured) + 1)
     inp = d.inputs
-    for name in ("lcu_capture", "lcu_cap_clear", "lcu_pair_we", "lcu_pair_index", "lcu_pair_a",
-                 "lcu_pair_b", "lcu_n_pairs", "lcu_start", "lcu_rd_row"):
+    for name in ("lcu__capture", "lcu__cap_clear", "lcu__pair_we", "lcu__pair_index", "lcu__pair_a",
+                 "lcu__pair_b", "lcu__n_pairs", "lcu__start", "lcu__rd_row"):
         inp[name] = np.zeros(d.cycles)
-    inp["lcu_cap_clear"][0] = 1
-    inp["lcu_capture"][captured] = 1
+    inp["lcu__cap_clear"][0] = 1
+    inp["lcu__capture"][captured] = 1
     # Lane bits of the split results, set in the cycle the output stage computes them (one
     # cycle before they show).
     split_bits = np.zeros(d.cycles, dtype=np.int64)
@@ -459,20 +459,20 @@ def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray,
     inp["split"] = split_bits
     for ch in chunks:
         for i, (a, b) in enumerate(ch):
-            inp["lcu_pair_we"][t] = 1
-            inp["lcu_pair_index"][t], inp["lcu_pair_a"][t], inp["lcu_pair_b"][t] = i, a, b
+            inp["lcu__pair_we"][t] = 1
+            inp["lcu__pair_index"][t], inp["lcu__pair_a"][t], inp["lcu__pair_b"][t] = i, a, b
             t += 1
-        inp["lcu_start"][t] = 1
-        inp["lcu_n_pairs"][t] = len(ch)
+        inp["lcu__start"][t] = 1
+        inp["lcu__n_pairs"][t] = len(ch)
         t += 2 * len(ch) + 4  # done shows 2n + 3 rows after start; one spare cycle
-    inp["lcu_rd_row"][t:t + len(captured)] = np.arange(len(captured))
+    inp["lcu__rd_row"][t:t + len(captured)] = np.arange(len(captured))
     return buffer_row, np.arange(len(captured)) + t + 1
 
 
 def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
     """The M×N result as read back from the output buffer after the LCU runs (``cfg.lcu``)."""
     rows = program.buffer_read_cycle[program.buffer_row]
-    return recorded["lcu_rd_data"][rows, program.out_lane]
+    return recorded["lcu__rd_data"][rows, program.out_lane]
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
@@ -526,9 +526,9 @@ def _bypass_stimulus(cfg, d: _Draft, bypass_map) -> int:
         d.inputs[name] = np.concatenate([pad, arr])
     T = d.cycles
     zeros = np.zeros(T, dtype=np.int64)
-    d.inputs["bypass_we"] = np.concatenate([np.ones(R, dtype=np.int64), zeros])
-    d.inputs["bypass_row"] = np.concatenate([np.arange(R), zeros])
-    d.inputs["bypass_wdata"] = np.concatenate([bmap.astype(np.int64) @ (1 << np.arange(C)),
+    d.inputs["bypass__we"] = np.concatenate([np.ones(R, dtype=np.int64), zeros])
+    d.inputs["bypass__row"] = np.concatenate([np.arange(R), zeros])
+    d.inputs["bypass__wdata"] = np.concatenate([bmap.astype(np.int64) @ (1 << np.arange(C)),
                                                zeros])
     d.loopback = {port: (source, np.concatenate([np.full(R, -1), np.where(src >= 0, src + R,
                                                                             -1)]))

@@ -31,8 +31,8 @@ from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_REGISTERS, AcceleratorConfig
-from .fault import BIT_WIDTH
+from .config import AcceleratorConfig
+from .fault import FaultSelectSignature
 from .pe import OutputStationaryPE, StationaryPE
 
 __all__ = ["SystolicArray", "delay", "make_pe"]
@@ -79,8 +79,8 @@ class SystolicArray(wiring.Component):
     Ports (WS / IS): ``load`` (1), ``stat_data`` (C × stationary width), ``stream_data``
     (R × streamed width), ``psum_data`` (C × acc), ``out`` (C × acc).
     Ports (OS): ``act_data`` (R × a), ``weight_data`` (C × w), ``last`` (1), ``out`` (C × acc).
-    With fault hooks: ``fault_row_hit`` (R), ``fault_col_hit`` (C), ``fault_reg_hit`` (3),
-    ``fault_bit``, ``fault_mode`` from :class:`~rtl_gen.fault.FaultController`.
+    With fault hooks: ``fault``, a :class:`~rtl_gen.fault.FaultSelectSignature` driven by
+    :class:`~rtl_gen.fault.FaultController`.
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -108,17 +108,14 @@ class SystolicArray(wiring.Component):
             members.update({"sanity_stat": In(signed(config.sanity_width)),
                             "sanity_psum": In(signed(P)), "sanity_out": Out(signed(P))})
         if config.fault_hooks:
-            members.update({
-                "fault_row_hit": In(R), "fault_col_hit": In(config.array_cols),
-                "fault_reg_hit": In(len(FAULT_REGISTERS)),
-                "fault_bit": In(BIT_WIDTH), "fault_mode": In(2),
-            })
+            members["fault"] = In(FaultSelectSignature(R, config.array_cols))
         if config.bypass:
             members["bypass_map"] = In(R * C)  # bit r*C + c bypasses PE (r, c)
         super().__init__(members)
 
     @property
     def config(self) -> AcceleratorConfig:
+        """The configuration the array is built from."""
         return self._cfg
 
     @property
@@ -157,9 +154,9 @@ class SystolicArray(wiring.Component):
                  if self._cfg.bypass and c < self._cfg.cols else {})
         if not self._cfg.fault_hooks:
             return extra
-        return {**extra, "fault_row_hit": self.fault_row_hit[r],
-                "fault_col_hit": self.fault_col_hit[c], "fault_reg_hit": self.fault_reg_hit,
-                "fault_bit": self.fault_bit, "fault_mode": self.fault_mode}
+        sel = self.fault
+        return {**extra, "fault_row_hit": sel.row_hit[r], "fault_col_hit": sel.col_hit[c],
+                "fault_reg_hit": sel.reg_hit, "fault_bit": sel.bit, "fault_mode": sel.mode}
 
     def elaborate(self, platform):
         m = Module()

@@ -210,25 +210,25 @@ def _unit_options(cfg: AcceleratorConfig, args, n_out: int = 0) -> dict:
 def _report_checksums(cfg, rec: dict) -> None:
     """One line per configured checksum: what was checked and whether it raised the alarm."""
     if cfg.spatial:
-        errors = int(rec["checksum_error"].sum())
+        errors = int(rec["checksum__error"].sum())
         checked = int(rec["out_valid"].sum())
-        if rec["checksum_alarm"].max():
+        if rec["checksum__alarm"].max():
             print(f"spatial checksum ALARM: {errors} of {checked} output vectors failed; first "
-                  f"failing vector: {int(rec['checksum_first'][-1])}")
+                  f"failing vector: {int(rec['checksum__first'][-1])}")
         else:
             print(f"spatial checksum: {checked} output vectors checked, no error")
     if cfg.temporal:
-        errors = int(rec["temporal_error"].sum())
-        checked = int(rec["temporal_checked"].sum())
-        lanes = np.bitwise_or.reduce(rec["temporal_lanes"])
-        if rec["temporal_alarm"].max():
+        errors = int(rec["temporal__error"].sum())
+        checked = int(rec["temporal__checked"].sum())
+        lanes = np.bitwise_or.reduce(rec["temporal__lane_errors"])
+        if rec["temporal__alarm"].max():
             cols = [u for u in range(cfg.array_cols) if lanes >> u & 1]
             print(f"temporal checksum ALARM: {errors} of {checked} batches failed (lanes {cols}"
-                  f"); first failing batch: {int(rec['temporal_first'][-1])}")
+                  f"); first failing batch: {int(rec['temporal__first'][-1])}")
         else:
             print(f"temporal checksum: {checked} batches checked (modulo 2^"
                   f"{cfg.temporal_check_bits}), no error")
-        if rec["temporal_overrun"].max():
+        if rec["temporal__overrun"].max():
             print("temporal checksum: OVERRUN (an input arrived while a sanity vector was due)")
 
 
@@ -280,7 +280,7 @@ def cmd_matmul(args) -> int:
         from ftaccel.golden.schedule import assemble_corrected
 
         corrected = assemble_corrected(run.program, run.recorded)
-        starts = int(run.program.inputs["lcu_start"].sum())
+        starts = int(run.program.inputs["lcu__start"].sum())
         n_pairs = len(units.get("lcu_pairs", ())) * A.shape[0]
         print(f"LCU: {n_pairs} pairs corrected in {starts} run(s); "
               f"{int(np.sum(corrected != run.q))} words changed by the correction")
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ftaccel.synth.yosys import YosysError
     except ImportError:  # pragma: no cover - synth always ships with the package
-        YosysError = RuntimeError  # noqa: N806
+        YosysError = RuntimeError
 
     args = build_parser().parse_args(argv)
     try:

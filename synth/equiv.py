@@ -315,26 +315,26 @@ def coarse_cell_counts(
 # ---------------------------------------------------------------------------------------------
 # The median units (SPEC §4): emitted Verilog, behavioural references, proofs, netlist counts
 # ---------------------------------------------------------------------------------------------
-def median_array_name(width: int, n: int, window: int, variant: str) -> str:
+def median_array_name(width: int, lanes: int, window: int, variant: str) -> str:
     """Verilog module name of a ``MedianArray``."""
-    return f"median_array_w{window}_{variant}_{width}b_n{n}"
+    return f"median_array_w{window}_{variant}_{width}b_n{lanes}"
 
 
-def emit_median_array(*, width: int, n: int, window: int, variant: str,
+def emit_median_array(*, width: int, lanes: int, window: int, variant: str,
                       out_dir: Path) -> tuple[Path, str]:
     """Write ``MedianArray`` Verilog under ``out_dir``; return ``(path, module name)``."""
-    dut = MedianArray(width=width, n=n, window=window, variant=variant)
-    name = median_array_name(width, n, window, variant)
+    dut = MedianArray(width=width, lanes=lanes, window=window, variant=variant)
+    name = median_array_name(width, lanes, window, variant)
     path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
     return path, name
 
 
-def emit_median_core(*, width: int, n: int, window: int, variant: str,
+def emit_median_core(*, width: int, lanes: int, window: int, variant: str,
                      out_dir: Path) -> tuple[Path, str]:
     """Write the combinational ``SlidingMedian`` core; return ``(path, module name)``."""
-    dut = SlidingMedian(width=width, n=n, window=window, variant=variant)
-    name = f"sliding_median_w{window}_{variant}_{width}b_n{n}"
-    config = {"unit": "sliding_median", "width": width, "n": n, "window": window,
+    dut = SlidingMedian(width=width, lanes=lanes, window=window, variant=variant)
+    name = f"sliding_median_w{window}_{variant}_{width}b_n{lanes}"
+    config = {"unit": "sliding_median", "width": width, "lanes": lanes, "window": window,
               "variant": variant}
     path = write_verilog(dut, name, config, Path(out_dir) / f"{name}.v")
     return path, name
@@ -381,31 +381,31 @@ def median_unit_reference(*, width: int, window: int, name: str) -> str:
     return text
 
 
-def median_array_reference(*, width: int, n: int, window: int, name: str) -> str:
-    """Behavioural ``MedianArray``: zero padding, bubble-sort median per lane, ``enable``
-    pass-through, one register stage with synchronous reset; same ports as the Amaranth one."""
+def median_array_reference(*, width: int, lanes: int, window: int, name: str) -> str:
+    """Behavioural ``MedianArray``: zero padding, bubble-sort median per lane, ``ctl.enable``
+    pass-through, one register stage with synchronous reset; same ports as the Amaranth one
+    (``i__data__*``, ``i__valid``, ``ctl__enable``, ``o__data__*``, ``o__valid``)."""
     h = window // 2
-    ports = (["clk", "rst", "in_valid", "enable", "out_valid"]
-             + [f"data_in__{i}" for i in range(n)] + [f"data_out__{i}" for i in range(n)])
-    text = f"// Behavioural reference: median array, window {window}, {n} lanes.\n"
+    ports = (["clk", "rst", "i__valid", "ctl__enable", "o__valid"]
+             + [f"i__data__{i}" for i in range(lanes)] + [f"o__data__{i}" for i in range(lanes)])
+    text = f"// Behavioural reference: median array, window {window}, {lanes} lanes.\n"
     text += f"module {name}({', '.join(ports)});\n"
-    text += "  input clk, rst, in_valid, enable;\n  output reg out_valid;\n"
-    text += "".join(f"  input [{width - 1}:0] data_in__{i};\n" for i in range(n))
-    text += "".join(f"  output reg [{width - 1}:0] data_out__{i};\n" for i in range(n))
+    text += "  input clk, rst, i__valid, ctl__enable;\n  output reg o__valid;\n"
+    text += "".join(f"  input [{width - 1}:0] i__data__{i};\n" for i in range(lanes))
+    text += "".join(f"  output reg [{width - 1}:0] o__data__{i};\n" for i in range(lanes))
     text += _sort_function(width, window)
 
     def at(j: int) -> str:
-        return f"$signed(data_in__{j})" if 0 <= j < n else f"{width}'sd0"
+        return f"$signed(i__data__{j})" if 0 <= j < lanes else f"{width}'sd0"
 
-    text += "  always @(posedge clk) begin\n    if (rst) begin\n      out_valid <= 1'b0;\n"
-    text += "".join(f"      data_out__{i} <= {width}'d0;\n" for i in range(n))
-    text += "    end else begin\n      out_valid <= in_valid;\n"
-    for i in range(n):
+    text += "  always @(posedge clk) begin\n    if (rst) begin\n      o__valid <= 1'b0;\n"
+    text += "".join(f"      o__data__{i} <= {width}'d0;\n" for i in range(lanes))
+    text += "    end else begin\n      o__valid <= i__valid;\n"
+    for i in range(lanes):
         args = ", ".join(at(j) for j in range(i - h, i + h + 1))
-        text += f"      data_out__{i} <= enable ? ref_median({args}) : data_in__{i};\n"
+        text += f"      o__data__{i} <= ctl__enable ? ref_median({args}) : i__data__{i};\n"
     text += "    end\n  end\nendmodule\n"
     return text
-
 
 
 def prove_median_unit(*, width: int, window: int, work_dir: Path) -> EquivalenceResult:
@@ -419,7 +419,7 @@ def prove_median_unit(*, width: int, window: int, work_dir: Path) -> Equivalence
     return prove_equivalent(ref, path, gold_top=ref_name, gate_top=name, work_dir=work / "proof")
 
 
-def prove_median_cores(*, width: int, n: int, window: int, work_dir: Path,
+def prove_median_cores(*, width: int, lanes: int, window: int, work_dir: Path,
                         gate: Path | None = None, gate_top: str | None = None
                         ) -> EquivalenceResult:
     """Prove the shared ``SlidingMedian`` core equal to the plain one (combinational).
@@ -428,32 +428,32 @@ def prove_median_cores(*, width: int, n: int, window: int, work_dir: Path,
     to check that a broken variant fails the proof)."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    plain, plain_top = emit_median_core(width=width, n=n, window=window, variant="plain",
+    plain, plain_top = emit_median_core(width=width, lanes=lanes, window=window, variant="plain",
                                         out_dir=work)
     if gate is None:
-        gate, gate_top = emit_median_core(width=width, n=n, window=window, variant="shared",
-                                   out_dir=work)
+        gate, gate_top = emit_median_core(width=width, lanes=lanes, window=window,
+                                          variant="shared", out_dir=work)
     return prove_equivalent(plain, gate, gold_top=plain_top, gate_top=gate_top,
                             work_dir=work / "proof")
 
 
-def prove_median_array(*, width: int, n: int, window: int, variant: str, work_dir: Path,
+def prove_median_array(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
                 gold: str = "reference") -> EquivalenceResult:
     """Prove a whole ``MedianArray`` (padding, enable, register) equal, cycle by cycle from
     reset, to the behavioural reference (``gold="reference"``) or to the plain array
     (``gold="plain"``), by temporal induction."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    gate, gate_top = emit_median_array(width=width, n=n, window=window, variant=variant,
+    gate, gate_top = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
                                        out_dir=work)
     if gold == "reference":
-        gold_top = f"ref_median_array_w{window}_{width}b_n{n}"
+        gold_top = f"ref_median_array_w{window}_{width}b_n{lanes}"
         gold_path = work / f"{gold_top}.v"
-        gold_path.write_text(median_array_reference(width=width, n=n, window=window,
+        gold_path.write_text(median_array_reference(width=width, lanes=lanes, window=window,
                                                      name=gold_top))
     elif gold == "plain":
-        gold_path, gold_top = emit_median_array(width=width, n=n, window=window, variant="plain",
-                                         out_dir=work)
+        gold_path, gold_top = emit_median_array(width=width, lanes=lanes, window=window,
+                                                variant="plain", out_dir=work)
     else:
         raise ValueError(f"gold must be 'reference' or 'plain', not {gold!r}")
     return prove_equivalent(gold_path, gate, gold_top=gold_top, gate_top=gate_top,
@@ -461,23 +461,24 @@ def prove_median_array(*, width: int, n: int, window: int, variant: str, work_di
 
 
 
-def median_cell_counts(*, width: int, n: int, window: int, variant: str, work_dir: Path,
+def median_cell_counts(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
                        of: str = "core") -> dict:
     """Comparators and multiplexers read from the synthesised netlist.
 
-    ``of="core"``: the ``SlidingMedian`` core (``n`` windows over ``n + window - 1`` free
-    inputs), where the counts must equal :func:`rtl_gen.median.expected_counts`.
+    ``of="core"``: the ``SlidingMedian`` core (``lanes`` windows over ``lanes + window - 1``
+    free inputs), where the counts must equal :func:`rtl_gen.median.expected_counts`.
     ``of="array"``: the whole ``MedianArray``; its zero padding makes some comparisons
-    constant, which Yosys simplifies, and it adds ``n`` pass-through multiplexers for
+    constant, which Yosys simplifies, and it adds ``lanes`` pass-through multiplexers for
     ``enable``.
 
     Returns ``{"comparators", "muxes", "expected": {...} (core only), "cells": {type: count}}``.
     """
     work = Path(work_dir)
     if of == "core":
-        path, top = emit_median_core(width=width, n=n, window=window, variant=variant, out_dir=work)
+        path, top = emit_median_core(width=width, lanes=lanes, window=window, variant=variant,
+                                     out_dir=work)
     elif of == "array":
-        path, top = emit_median_array(width=width, n=n, window=window, variant=variant,
+        path, top = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
                                       out_dir=work)
     else:
         raise ValueError(f"of must be 'core' or 'array', not {of!r}")
@@ -488,7 +489,7 @@ def median_cell_counts(*, width: int, n: int, window: int, variant: str, work_di
         "cells": cells,
     }
     if of == "core":
-        result["expected"] = expected_counts(n=n, window=window, variant=variant)
+        result["expected"] = expected_counts(lanes=lanes, window=window, variant=variant)
     return result
 
 

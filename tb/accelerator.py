@@ -52,7 +52,7 @@ def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = N
     """Simulate ``program`` on the RTL of ``cfg``; return the recorded ports and the log."""
     sim = sim or default_sim()
     bdir = build_dir_for(cfg, sim, build_root)
-    gen = generate(cfg, bdir / "rtl")
+    gen = generate(cfg, bdir / "rtl", rtlil=False)
     res = run_stream(verilog=[gen.verilog], toplevel=TOP_NAME, inputs=program.inputs,
                      outputs=program.outputs, build_dir=bdir, sim=sim, waves=waves,
                      loopback=program.loopback)

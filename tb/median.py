@@ -30,11 +30,12 @@ __all__ = ["MedianStimulus", "build_stimulus", "simulate_array"]
 
 @dataclass
 class MedianStimulus:
-    """One row per cycle.  ``spikes`` lists ``(row, lane, clean_row)``: row ``row`` of
-    ``data_in`` equals ``clean_row`` except at ``lane``, where a spike error was injected."""
+    """One row per cycle (``data`` → ``i.data``, ``valid`` → ``i.valid``, ``enable`` →
+    ``ctl.enable``).  ``spikes`` lists ``(row, lane, clean_row)``: row ``row`` of ``data``
+    equals ``clean_row`` except at ``lane``, where a spike error was injected."""
 
-    data_in: np.ndarray
-    in_valid: np.ndarray
+    data: np.ndarray
+    valid: np.ndarray
     enable: np.ndarray
     spikes: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
 
@@ -51,64 +52,63 @@ def _spike_value(rng: np.random.Generator, clean: int, width: int) -> int:
     return hi if rng.integers(2) else lo
 
 
-def build_stimulus(rng: np.random.Generator, *, n: int, width: int,
+def build_stimulus(rng: np.random.Generator, *, lanes: int, width: int,
                    rows_per_kind: int = 16) -> MedianStimulus:
     """Random, tie, extreme, spike and pass-through rows, back to back (one per cycle)."""
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
     k = rows_per_kind
     blocks = []
     # Random full-range vectors.
-    blocks.append(rng.integers(lo, hi + 1, size=(k, n)))
+    blocks.append(rng.integers(lo, hi + 1, size=(k, lanes)))
     # Ties: a tiny alphabet makes equal values in most windows.
     alphabet = np.array(sorted({lo, -1, 0, 1, hi}))
-    blocks.append(alphabet[rng.integers(len(alphabet), size=(k, n))])
+    blocks.append(alphabet[rng.integers(len(alphabet), size=(k, lanes))])
     # Extremes only (and zero, the padding value).
-    blocks.append(np.array([lo, hi, 0])[rng.integers(3, size=(k, n))])
+    blocks.append(np.array([lo, hi, 0])[rng.integers(3, size=(k, lanes))])
     data = np.concatenate(blocks)
     spikes: list[tuple[int, int, np.ndarray]] = []
     spike_rows = []
     for r in range(2 * k):
         if r % 2 == 0:
             # Constant vector: every window whose other elements are correct must give c.
-            clean = np.full(n, rng.integers(lo, hi + 1), dtype=np.int64)
+            clean = np.full(lanes, rng.integers(lo, hi + 1), dtype=np.int64)
         else:
             # Ramp (sorted values): the median must stay between the clean neighbours.
-            clean = np.sort(rng.integers(lo // 2, hi // 2 + 1, size=n))
-        lane = int(rng.integers(n))
+            clean = np.sort(rng.integers(lo // 2, hi // 2 + 1, size=lanes))
+        lane = int(rng.integers(lanes))
         row = clean.copy()
         row[lane] = _spike_value(rng, int(clean[lane]), width)
         spikes.append((len(data) + len(spike_rows), lane, clean))
         spike_rows.append(row)
-    data = np.concatenate([data, np.array(spike_rows, dtype=np.int64).reshape(-1, n)])
+    data = np.concatenate([data, np.array(spike_rows, dtype=np.int64).reshape(-1, lanes)])
     # Pass-through rows (enable low) of random data, then a few rows to drain the register.
-    passthrough = rng.integers(lo, hi + 1, size=(k, n))
-    data = np.concatenate([data, passthrough, np.zeros((2, n), dtype=np.int64)])
+    passthrough = rng.integers(lo, hi + 1, size=(k, lanes))
+    data = np.concatenate([data, passthrough, np.zeros((2, lanes), dtype=np.int64)])
     rows = len(data)
     enable = np.ones(rows, dtype=np.int64)
     enable[rows - k - 2: rows - 2] = 0
     enable[rng.random(rows) < 0.05] = 0  # and a few isolated switches
-    in_valid = (rng.random(rows) < 0.9).astype(np.int64)
-    in_valid[-2:] = 0
-    return MedianStimulus(data_in=data.astype(np.int64), in_valid=in_valid, enable=enable,
-                          spikes=spikes)
+    valid = (rng.random(rows) < 0.9).astype(np.int64)
+    valid[-2:] = 0
+    return MedianStimulus(data=data.astype(np.int64), valid=valid, enable=enable, spikes=spikes)
 
 
-def simulate_array(*, width: int, n: int, window: int, variant: str, stimulus: MedianStimulus,
-                   build_dir: Path, sim: str | None = None):
-    """Run ``MedianArray`` on ``stimulus``; return ``(rtl, golden)``, each a dict with
-    ``data_out`` ``[T, n]`` and ``out_valid`` ``[T]``."""
+def simulate_array(*, width: int, lanes: int, window: int, variant: str,
+                   stimulus: MedianStimulus, build_dir: Path, sim: str | None = None):
+    """Run ``MedianArray`` on ``stimulus``; return ``(rtl, golden)``, each a dict with the
+    unit's outputs ``o__data`` ``[T, lanes]`` and ``o__valid`` ``[T]``."""
     build_dir = Path(build_dir)
-    path, name = emit_median_array(width=width, n=n, window=window, variant=variant,
+    path, name = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
                                    out_dir=build_dir)
     res = run_stream(
         verilog=[path], toplevel=name,
-        inputs={"data_in": stimulus.data_in, "in_valid": stimulus.in_valid,
-                "enable": stimulus.enable},
-        outputs={"data_out": (n, True), "out_valid": (0, False)},
+        inputs={"i__data": stimulus.data, "i__valid": stimulus.valid,
+                "ctl__enable": stimulus.enable},
+        outputs={"o__data": (lanes, True), "o__valid": (0, False)},
         build_dir=build_dir / "sim", sim=sim,
     )
-    data_out, out_valid = median_array_stream(stimulus.data_in, stimulus.in_valid,
-                                              stimulus.enable, window)
-    rtl = {"data_out": res.outputs["data_out"].reshape(len(data_out), n),
-           "out_valid": res.outputs["out_valid"]}
-    return rtl, {"data_out": data_out, "out_valid": out_valid}
+    o_data, o_valid = median_array_stream(stimulus.data, stimulus.valid, stimulus.enable,
+                                          window)
+    rtl = {"o__data": res.outputs["o__data"].reshape(len(o_data), lanes),
+           "o__valid": res.outputs["o__valid"]}
+    return rtl, {"o__data": o_data, "o__valid": o_valid}

@@ -194,4 +194,4 @@ def test_every_unit_together(rng, sim):
         assert not mismatches(run.recorded, run.golden), fault
         assert run.program.cycles == cycle_count(cfg, 5, 9, 5)
         if fault is None:  # the host leaves bypassed weights out of the sanity column
-            assert run.recorded["checksum_alarm"].max() == 0
+            assert run.recorded["checksum__alarm"].max() == 0

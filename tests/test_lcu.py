@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """LCU, correction controller and neuron splitting (SPEC §5; seed 001 §4.3.1, L1708–L1824).
 
 Layers:
@@ -67,7 +68,6 @@ from ftaccel.tb.lcu import (
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "lcu"
 # Components built only to read their properties or check validation are never elaborated.
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 # --------------------------------------------------------------------------------------------

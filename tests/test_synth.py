@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Yosys area flow (synth/): per-module and per-unit area, hierarchy vs flat, seeds, errors.
 
 Designs come from the real generator (``rtl_gen.accelerator.generate``); the Yosys tests are

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Selective-TMR voters, the LCU's baseline (SPEC §5; seed 001 L2126).
 
 * golden word / bitwise voters against independent plain-Python implementations (exhaustive
@@ -27,7 +28,6 @@ from ftaccel.tb.lcu import SCENARIOS, fault_scenarios
 from ftaccel.tb.tmr import run_voter
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "tmr"
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 def _ref_word(a: int, b: int, c: int) -> int:
