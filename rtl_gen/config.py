@@ -383,13 +383,22 @@ class AcceleratorConfig:
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The fields as indented JSON with sorted keys (stable: Verilog headers embed it)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any) -> AcceleratorConfig:
+        """A validated configuration from a dict of fields.
+
+        Raises
+        ------
+        ConfigError
+            ``data`` is not a dict, has an unknown key, or a value is invalid.
+        """
         if not isinstance(data, dict):
             raise ConfigError("configuration", type(data).__name__, "a JSON object")
         known = {f.name for f in fields(cls)}
@@ -400,6 +409,7 @@ class AcceleratorConfig:
 
     @classmethod
     def from_json(cls, text: str) -> AcceleratorConfig:
+        """A validated configuration from JSON text (:meth:`from_dict`)."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -409,6 +419,8 @@ class AcceleratorConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> AcceleratorConfig:
+        """A validated configuration from a JSON file; an unreadable file is a
+        :class:`ConfigError` too."""
         p = Path(path)
         try:
             text = p.read_text()
@@ -417,4 +429,5 @@ class AcceleratorConfig:
         return cls.from_json(text)
 
     def replace(self, **changes: Any) -> AcceleratorConfig:
+        """A copy with ``changes`` applied, validated again."""
         return dataclasses.replace(self, **changes)
