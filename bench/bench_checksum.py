@@ -17,7 +17,7 @@ Prints (Markdown):
 3. With ``--array``: **register faults** (stuck-at-0/1 exhaustively, transient flips sampled)
    in every PE register of a small WS array extended by the sanity column, streaming two
    temporal batches with their sanity vectors, on the project's golden cycle model
-   (:class:`golden.array.ArrayCycleModel`, bit-exact with the RTL fault hooks).  The
+   (:class:`golden.accelerator.AcceleratorModel`, bit-exact with the RTL fault hooks).  The
    integration is *emulated*: the whole array is configured with the widened activation
    width (sanity input) and weight width (sanity column), faults on real-column weight
    registers stay within ``w_width`` bits.  Coverage per register kind and fault mode.
@@ -33,22 +33,24 @@ import argparse
 import sys
 import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ftaccel.golden.checksum import (  # noqa: E402
+from ftaccel.golden.campaign import (
     KINDS,
     TABLE_6_1,
     aliasing_table,
     detection_table,
-    extend_inputs,
-    negated_sum_width,
     random_fc_layer,
     rectangle_escape,
-    sample_size,
+)
+from ftaccel.golden.checksum import (
+    extend_inputs,
+    negated_sum_width,
     sanity_column,
     spatial_errors,
     temporal_errors,
 )
+from ftaccel.golden.faults import sample_size
 
 
 def _guarantee(g) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ftaccel.rtl_gen.accelerator import verilog_text  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
+from ftaccel.rtl_gen.accelerator import verilog_text
+from ftaccel.rtl_gen.config import AcceleratorConfig
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ import json
 import time
 from pathlib import Path
 
-from amaranth.back import rtlil  # noqa: E402
+from amaranth.back import rtlil
 
-from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.synth.flow import YosysError, synthesize  # noqa: E402
+from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.synth.flow import YosysError, synthesize
 
 
 def write_rtlil_twin(cfg: AcceleratorConfig, verilog: Path) -> Path:
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t
             pe = next((m for m in r["modules"] if m["unit"] == "pe"), None)
             row.update(
-                wall_s=round(wall, 2), yosys_s=r["cpu_s"],
+                wall_s=round(wall, 2), yosys_s=r["yosys_wall_s"], yosys_cpu_s=r["cpu_s"],
                 peak_mb=round(r["peak_memory_kb"] / 1024, 1),
                 modules=r["design"]["modules_synthesised"],
                 transistors=r["totals"]["transistors"], area_um2=r["totals"].get("area_um2"),

@@ -24,14 +24,14 @@ import json
 import time
 from pathlib import Path
 
-from amaranth import Module, Mux, Signal, signed  # noqa: E402
-from amaranth.lib import wiring  # noqa: E402
-from amaranth.lib.wiring import In, Out  # noqa: E402
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.accelerator import generate  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.rtl_gen.emit import write_verilog  # noqa: E402
-from ftaccel.synth.flow import synthesize  # noqa: E402
+from ftaccel.rtl_gen.accelerator import generate
+from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.synth.flow import synthesize
 
 OUT = Path(__file__).resolve().parent.parent / "build" / "unit_costs"
 

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from ftaccel import files
-from ftaccel.golden.array import input_stages
 from ftaccel.golden.bypass import pruned_matmul
 from ftaccel.golden.campaign import classify, output_error_faults
 from ftaccel.golden.faults import Fault
@@ -100,7 +99,7 @@ def demo_faults(cfg: AcceleratorConfig, M: int, K: int, N: int) -> list[Fault]:
     else:  # OS: the stream starts with the program (after the bypass map, if any)
         start = int(cfg.rows if cfg.bypass else 0)
     r, c = R // 2, C // 2
-    cycle = start + input_stages(cfg) + r + c + 1 + M // 2
+    cycle = start + cfg.input_stages + r + c + 1 + M // 2
     faults.append(Fault(r, c, "act", cfg.a_width - 2, "flip", min(cycle, program.cycles - 1)))
     if cfg.dataflow != "os":
         m, n = M // 2, min(N - 1, C // 2)

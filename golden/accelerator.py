@@ -1,5 +1,11 @@
-"""Golden model of the composed accelerator: run a :class:`golden.schedule.Program` through
-the cycle-level model and return what the RTL's output ports show, cycle by cycle.
+"""Golden model of the composed accelerator top, cycle by cycle.
+
+:class:`AcceleratorModel` is the register-level model of :class:`rtl_gen.accelerator.Accelerator`
+(input units, skew, PEs, deskew, checkers, output stage, output buffer), in numpy over the
+whole R×C grid.  It is the fault model: with a :class:`golden.faults.Fault` it reproduces the
+faulty outputs of the RTL bit for bit, because it applies the same saboteur to the same
+register in the same cycle.  :func:`simulate` runs a :class:`golden.schedule.Program` through
+it and returns what the RTL's output ports show; :func:`run_matmul` is the one-call product.
 
 :func:`simulate` returns the same dictionary :func:`tb.runner.run_stream` records from the
 simulator (``out_valid`` ``[T]``, ``acc_out`` and ``q_out`` ``[T, C]``), so a testbench
@@ -10,16 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import ArrayCycleModel
-from .faults import Fault
+from .bits import wrap
+from .faults import Fault, sabotage
+from .output_stage import output_stage
 from .schedule import Program, assemble, build_program
 
-__all__ = ["simulate", "run_matmul"]
+__all__ = ["AcceleratorModel", "simulate", "run_matmul"]
 
 
 def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.ndarray]:
     """Cycle-by-cycle outputs of the accelerator for ``program`` (with ``fault``, if any)."""
-    model = ArrayCycleModel(cfg, fault)
+    model = AcceleratorModel(cfg, fault)
     T = program.cycles
     rec = {name: np.zeros((T, n) if n else T, dtype=np.int64)
            for name, (n, _signed) in program.outputs.items()}
@@ -46,3 +53,305 @@ def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None
     rec = simulate(cfg, program, fault)
     q = assemble(program, rec, "q_out") if cfg.output_stage else None
     return assemble(program, rec, "acc_out"), q
+
+
+#: Array inputs that pass through the input units' pipeline stages.
+_ARRAY_PORTS = ("load", "load_data", "in_valid", "in_data", "psum_in")
+
+
+class AcceleratorModel:
+    """Register-level model of the accelerator top, one :meth:`step` per clock cycle.
+
+    Mirrors :mod:`rtl_gen.accelerator`: the same registers, the same reset values (zero), the
+    same order of operations.  :meth:`outputs` gives what the registered output ports show in
+    the current cycle; :meth:`step` applies one cycle's inputs (a dict of port values) and
+    advances to the next cycle.  With ``fault`` set, the fault's saboteur is applied to the
+    selected register's value wherever it is read, exactly as in the RTL; a list of faults
+    applies each (in list order where two hit the same register bit).
+    """
+
+    def __init__(self, cfg, fault: Fault | tuple | list | None = None):
+        self.cfg = cfg
+        # Several faults at once (a list) model multiple errors, e.g. the checksums' 2- and
+        # 3-error guarantees; the RTL's hooks take one fault, which is the case proven equal.
+        self.faults = (() if fault is None else tuple(fault) if isinstance(fault, (list, tuple))
+                       else (fault,))
+        R, C = cfg.rows, cfg.cols
+        self.R, self.C, self.P = R, C, cfg.acc_bits
+        self.NC = NC = cfg.array_cols
+        z = lambda: np.zeros((R, NC), dtype=np.int64)  # noqa: E731
+        self.cycle = 0
+        if cfg.dataflow == "os":
+            self.act, self.weight, self.last, self.psum = z(), z(), z(), z()
+            self.drain_a, self.drain_b = z(), z()
+            self.remaining = 0
+        else:
+            self.stat, self.move, self.psum = z(), z(), z()
+        self.hist: dict[str, list] = {}
+        self.units = self._make_units()
+        self.stage_regs: list[dict] = []
+        self.bypass = np.zeros((R, NC), dtype=bool)  # the sanity column is never bypassed
+        self.bypass_rdata = 0
+        self.checker = None
+        if NC > C:
+            from .checksum import SpatialCheckerModel
+            self.checker = SpatialCheckerModel(width=self.P, lanes=NC, residue_bits=self.P)
+        self.generator = self.tchecker = None
+        if cfg.temporal:
+            from .checksum import SanityInputGeneratorModel, TemporalCheckerModel
+            bb = cfg.temporal_batch_bits
+            self.generator = SanityInputGeneratorModel(width=cfg.a_width, lanes=R,
+                                                       batch_bits=bb, out_width=cfg.stream_width)
+            self.tchecker = TemporalCheckerModel(width=self.P, lanes=NC, batch_bits=bb,
+                                                 residue_bits=cfg.temporal_check_bits)
+        self.controller = None
+        if cfg.lcu:
+            from .lcu import ControllerModel
+            self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
+                                              max_pairs=cfg.lcu_max_pairs, lanes=C,
+                                              capture=True, mask=cfg.lcu_mask)
+        self.sanity_acc_out = 0
+        self.bottom_hist: list[np.ndarray] = []
+        self.valid_hist: list[int] = []
+        self.acc_out = np.zeros(C, dtype=np.int64)
+        self.q_out = np.zeros(C, dtype=np.int64)
+        self.out_valid = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
+        out = regs
+        for f in self.faults:
+            if f.register != register or not f.active(self.cycle):
+                continue
+            if f.row >= self.R or f.col >= self.NC:
+                continue
+            if out is regs:
+                out = regs.copy()
+            width = self.cfg.register_width(register, f.col)
+            out[f.row, f.col] = sabotage(out[f.row, f.col], width, f.bit, f.mode)
+        return out
+
+    def _delayed(self, port: str, d: int, n: int) -> np.ndarray:
+        """The value port ``port`` had ``d`` cycles ago (zero before the first cycle)."""
+        h = self.hist[port]
+        i = len(h) - 1 - d
+        return h[i] if i >= 0 else np.zeros(n, dtype=np.int64)
+
+    def outputs(self) -> dict[str, np.ndarray | int]:
+        out = {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
+               "q_out": self.q_out.copy(), "bypass__rdata": self.bypass_rdata}
+        if self.checker is not None:
+            chk = self.checker.outputs()
+            out.update({"sanity_acc_out": self.sanity_acc_out,
+                        "checksum__error": chk["error"], "checksum__alarm": chk["alarm"],
+                        "checksum__first": chk["first_index"],
+                        "checksum__syndrome": chk["checksum"]})
+        if self.controller is not None:
+            ctl = self.controller.outputs()
+            rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
+            out.update({"lcu__busy": ctl["busy"], "lcu__done": ctl["done"],
+                        "lcu__cap_row": ctl["cap_row"],
+                        "lcu__rd_data": (np.zeros(self.C, np.int64) if rd is None
+                                         else rd.copy())})
+        if self.tchecker is not None:
+            chk = self.tchecker.outputs()
+            out.update({"temporal__checked": chk["checked"], "temporal__error": chk["error"],
+                        "temporal__lane_errors": chk["lane_errors"],
+                        "temporal__alarm": chk["alarm"], "temporal__first": chk["first_index"],
+                        "temporal__overrun": self.generator.outputs()["overrun"]})
+        return out
+
+    # -- input units (WS): each is one registered stage in front of the skew -------------------
+    def _make_units(self):
+        cfg = self.cfg
+        units = []
+        if cfg.afd:
+            from .afd import anomaly_suppression
+
+            def afd(vec, ctl):
+                return anomaly_suppression(vec, width=cfg.a_width, shift=int(ctl["afd__shift"]),
+                                           gates=int(ctl["afd__gates"]),
+                                           mode=int(ctl["afd__mode"]),
+                                           enable=int(ctl["afd__enable"]))
+            units.append(afd)
+        if cfg.median:
+            from .median import median_filter
+
+            def median(vec, ctl):
+                if not int(ctl["median__enable"]):
+                    return np.asarray(vec, dtype=np.int64)
+                return median_filter(vec, window=cfg.median)
+            units.append(median)
+        return units
+
+    def _through_input_units(self, inputs: dict) -> dict:
+        """The array-side view of this cycle's inputs, after the input units' stages.
+
+        The filters (AFD, median) are functions of one vector, each one register stage; the
+        sanity-input generator, if any, is the last stage and has state of its own.  Its
+        controls travel through the filters' stages with the vector they belong to.
+        """
+        gen = self.generator
+        if not self.units and gen is None:
+            return inputs
+        ports = list(_ARRAY_PORTS)
+        if gen is not None:
+            ports += ["temporal__last", "temporal__batch", "checksum__clear"]
+        now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
+        n_stages = len(self.units) + (gen is not None)
+        if not self.stage_regs:
+            self.stage_regs = [{p: np.zeros_like(v) for p, v in now.items()}
+                               for _ in range(n_stages)]
+        old = self.stage_regs
+        new = []
+        for k, unit in enumerate(self.units):
+            src = now if k == 0 else old[k - 1]
+            stage = dict(src)
+            stage["in_data"] = unit(src["in_data"], inputs)
+            new.append(stage)
+        seen = dict(inputs)
+        if gen is not None:
+            src = now if not self.units else old[len(self.units) - 1]
+            shown = gen.outputs()  # the generator's registers, seen by the array this cycle
+            gen.step({"i__data": src["in_data"], "i__valid": src["in_valid"][0],
+                      "last": src["temporal__last"][0], "batch": src["temporal__batch"][0],
+                      "clear": src["checksum__clear"][0]})
+            new.append(dict(src))
+            old[-1] = {**old[-1], "in_data": shown["o__data"],
+                       "in_valid": np.atleast_1d(shown["o__valid"])}
+            seen["sanity"] = shown["sanity"]
+        self.stage_regs = new
+        seen.update({p: (v if p in ("load_data", "in_data", "psum_in") else v[0])
+                     for p, v in old[-1].items() if p in _ARRAY_PORTS})
+        return seen
+
+    def _write_bypass_map(self, inputs: dict) -> None:
+        row = int(inputs.get("bypass__row", 0))
+        # The map covers the C data columns; a sanity column (if any) is never bypassed.
+        self.bypass_rdata = (int(np.dot(self.bypass[row, :self.C], 1 << np.arange(self.C)))
+                             if row < self.R else 0)
+        if int(inputs.get("bypass__we", 0)) and row < self.R:
+            bits = int(inputs["bypass__wdata"])
+            self.bypass[row, :self.C] = [(bits >> c) & 1 for c in range(self.C)]
+
+    # -- one clock cycle -------------------------------------------------------------------
+    def step(self, inputs: dict) -> None:
+        cfg, C, NC = self.cfg, self.C, self.NC
+        if NC > C:  # the sanity column's ports extend the column vectors
+            inputs = dict(inputs)
+            for port, extra in (("load_data", "sanity_load_data"),
+                                ("psum_in", "sanity_psum_in")):
+                inputs[port] = np.append(np.asarray(inputs[port], np.int64),
+                                         np.int64(inputs[extra]))
+        if cfg.dataflow != "os":
+            inputs = self._through_input_units(inputs)
+        for port, value in inputs.items():
+            self.hist.setdefault(port, []).append(np.atleast_1d(np.asarray(value, np.int64)))
+        if cfg.dataflow == "os":
+            bottom, valid = self._step_os()
+        else:
+            bottom, valid = self._step_stationary(inputs)
+        self.bottom_hist.append(bottom)
+        # Deskew: column c is delayed NC-1-c cycles (NC-1-c = 0 is a wire).
+        lanes = np.array([self.bottom_hist[-1 - (NC - 1 - c)][c]
+                          if len(self.bottom_hist) > NC - 1 - c else 0 for c in range(NC)],
+                         dtype=np.int64)
+        array_out = lanes[:C]
+        if self.tchecker is not None:
+            # Sanity vectors (the generator's flag, delayed like the data) close a batch and
+            # are checked, never results.
+            sanity = int(self._delayed("sanity", self.R + NC, 1)[0])
+            self.tchecker.step({"data": lanes, "valid": int(valid), "last": sanity,
+                                "expected": inputs["temporal__expected"],
+                                "threshold": int(inputs["temporal__threshold"]),
+                                "clear": int(inputs["checksum__clear"])})
+            valid = valid and not sanity
+        if self.checker is not None:
+            self.checker.step({"data": lanes, "valid": int(valid), "expected": 0,
+                               "threshold": int(inputs["checksum__threshold"]),
+                               "clear": int(inputs["checksum__clear"])})
+            self.sanity_acc_out = int(lanes[C])
+        if self.controller is not None:
+            # The buffer captures the vector the output stage shows now, before it advances.
+            self.controller.step({
+                "cap_en": int(self.out_valid) & int(inputs["lcu__capture"]),
+                "cap_clear": inputs["lcu__cap_clear"], "cap_data": self.q_out,
+                "pair_wr_en": inputs["lcu__pair_we"], "pair_wr_index": inputs["lcu__pair_index"],
+                "pair_wr_a": inputs["lcu__pair_a"], "pair_wr_b": inputs["lcu__pair_b"],
+                "n_pairs": inputs["lcu__n_pairs"], "start": inputs["lcu__start"],
+                "buf_rd_row": inputs["lcu__rd_row"]})
+        # Output stage register.
+        self.acc_out = array_out
+        if cfg.output_stage:
+            split = None
+            if self.controller is not None:
+                split = (int(inputs["split"]) >> np.arange(C)) & 1 == 1
+            self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
+                                      int(inputs["shift"]), cfg.a_width, split=split)
+        self.out_valid = int(valid)
+        if cfg.bypass:
+            self._write_bypass_map(inputs)  # after the PEs used this cycle's map
+        self.cycle += 1
+
+    def _step_stationary(self, inputs: dict):
+        R, C, P = self.R, self.NC, self.P  # C: columns of PEs built
+        ws = self.cfg.dataflow == "ws"
+        stat_q = self._read(self.stat, "weight" if ws else "act")
+        move_q = self._read(self.move, "act" if ws else "weight")
+        psum_q = self._read(self.psum, "psum")
+        bottom = psum_q[R - 1].copy()  # seen by the deskew this cycle
+
+        move_in = np.empty((R, C), dtype=np.int64)
+        move_in[:, 1:] = move_q[:, :-1]
+        move_in[:, 0] = [self._delayed("in_data", r, R)[r] for r in range(R)]
+        psum_in = np.empty((R, C), dtype=np.int64)
+        psum_in[1:] = psum_q[:-1]
+        psum_in[0] = [self._delayed("psum_in", c + 1, C)[c] for c in range(C)]
+        stat_in = np.empty((R, C), dtype=np.int64)
+        stat_in[1:] = stat_q[:-1]
+        stat_in[0] = np.asarray(inputs["load_data"], dtype=np.int64)
+
+        self.stat = stat_in if int(inputs["load"]) else stat_q
+        self.move = move_in
+        # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
+        # The MAC-logic fault sites: the multiplier's product and the adder's sum.
+        mac = self._read(wrap(psum_in + self._read(stat_q * move_q, "product"), P), "sum")
+        self.psum = np.where(self.bypass, psum_in, mac)
+        valid = self._delayed("in_valid", self.cfg.array_latency, 1)[0]
+        return bottom, valid
+
+    def _step_os(self):
+        R, C, P = self.R, self.NC, self.P  # C: columns of PEs built
+        act_q = self._read(self.act, "act")
+        weight_q = self._read(self.weight, "weight")
+        psum_q = self._read(self.psum, "psum")
+        bottom = self.drain_b[R - 1].copy()
+
+        act_in = np.empty((R, C), dtype=np.int64)
+        act_in[:, 1:] = act_q[:, :-1]
+        act_in[:, 0] = [self._delayed("act_in", r, R)[r] for r in range(R)]
+        last_in = np.empty((R, C), dtype=np.int64)
+        last_in[:, 1:] = self.last[:, :-1]
+        last_in[:, 0] = [self._delayed("in_last", r, 1)[0] for r in range(R)]
+        weight_in = np.empty((R, C), dtype=np.int64)
+        weight_in[1:] = weight_q[:-1]
+        weight_in[0] = [self._delayed("weight_in", c, C)[c] for c in range(C)]
+        drain_in = np.zeros((R, C), dtype=np.int64)
+        drain_in[1:] = self.drain_b[:-1]
+
+        total = self._read(wrap(psum_q + self._read(act_q * weight_q, "product"), P), "sum")
+        last = self.last.astype(bool)
+        self.drain_b = self.drain_a
+        # A bypassed PE's pinned output is forced to zero (Fig. 10.2-B).
+        self.drain_a = np.where(last, np.where(self.bypass, 0, total), drain_in)
+        self.psum = np.where(last, 0, total)
+        self.act, self.weight, self.last = act_in, weight_in, last_in
+
+        first = self._delayed("in_last", self.cfg.array_latency, 1)[0]
+        valid = bool(first) or self.remaining != 0
+        if first:
+            self.remaining = R - 1
+        elif self.remaining:
+            self.remaining -= 1
+        return bottom, valid
+

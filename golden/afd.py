@@ -66,6 +66,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
 __all__ = ["MODE_DROP", "MODE_CLIP", "MODES", "anomaly_suppression", "anomaly_suppression_detail",
            "thresholds", "effective_shift"]
 
@@ -78,7 +80,7 @@ _MAX_WIDTH = 32  # thresholds are capped before shifting, so int64 suffices
 
 
 def _check_width(width) -> None:
-    if isinstance(width, bool) or not isinstance(width, int | np.integer) \
+    if not is_int(width, numpy=True) \
             or not 2 <= width <= _MAX_WIDTH:
         raise ValueError(f"invalid width = {width!r}: an integer from 2 to {_MAX_WIDTH}")
 
@@ -86,7 +88,7 @@ def _check_width(width) -> None:
 def _check_max_shift(max_shift, width: int) -> int:
     if max_shift is None:
         return int(width)
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int | np.integer) \
+    if not is_int(max_shift, numpy=True) \
             or not 1 <= max_shift <= width:
         raise ValueError(f"invalid max_shift = {max_shift!r}: an integer from 1 to width={width}")
     return int(max_shift)

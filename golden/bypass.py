@@ -7,7 +7,8 @@ column ``n`` = output channel ``c_o``) and ``Y`` the M×N outputs.  The seed wri
 ``C_o × C_i`` (000 L2340), i.e. ``B`` transposed.  A *bypass map* is an R×C bool array,
 ``True`` = the PE at (row, column) is bypassed.
 
-**What a bypassed PE does** (Fig. 10.2; the lead's RTL and :class:`golden.array.ArrayCycleModel`):
+**What a bypassed PE does** (Fig. 10.2; :mod:`rtl_gen.pe` and
+:class:`golden.accelerator.AcceleratorModel`):
 
 * WS (000 L2289): the PE forwards the received partial sum instead of adding its product, so
   every weight mapped to it is pruned, in every tile.  Activations still stream through.
@@ -96,11 +97,12 @@ not bypassed (a bypassed PE's accumulator may wrap, but its output is forced to 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 
-from .array import AccumulatorOverflow, matmul
+from ftaccel.rtl_gen.config import is_int
+
+from .array import AccumulatorOverflow, checked_product
 from .mapping import pe_map
 
 __all__ = ["DATAFLOWS", "AccumulatorOverflow", "bernoulli_map", "fault_map", "bypass_rate",
@@ -113,12 +115,9 @@ DATAFLOWS = ("ws", "is", "os")
 
 # -- validation ---------------------------------------------------------------------------------
 
-def _is_int(v) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
 
 def _check_pos_int(name: str, v) -> int:
-    if not _is_int(v) or v < 1:
+    if not is_int(v, numpy=True) or v < 1:
         raise ValueError(f"invalid {name} = {v!r}: a positive integer")
     return int(v)
 
@@ -130,7 +129,7 @@ def _check_dataflow(dataflow) -> str:
 
 
 def _check_shift(s) -> int:
-    if not _is_int(s):
+    if not is_int(s, numpy=True):
         raise ValueError(f"invalid shift s = {s!r}: an integer (taken modulo each length)")
     return int(s)
 
@@ -176,7 +175,7 @@ def _check_bias(bias, N: int) -> np.ndarray:
 def _check_channels(channels, K: int) -> int:
     if channels is None:
         return K
-    if not _is_int(channels) or channels < 1 or K % channels:
+    if not is_int(channels, numpy=True) or channels < 1 or K % channels:
         raise ValueError(f"invalid channels = {channels!r}: a positive divisor of K = {K} "
                          "(input channels per im2col pixel block), or None")
     return int(channels)
@@ -207,7 +206,7 @@ def bernoulli_map(rows: int, cols: int, rate: float, rng) -> np.ndarray:
                                                            | np.floating) \
             or not 0.0 <= float(rate) <= 1.0:  # also rejects NaN
         raise ValueError(f"invalid rate = {rate!r}: a real number from 0 to 1")
-    if _is_int(rng) and rng >= 0:
+    if is_int(rng, numpy=True) and rng >= 0:
         rng = np.random.default_rng(int(rng))
     elif not isinstance(rng, np.random.Generator):
         raise ValueError(f"invalid rng = {rng!r}: a numpy.random.Generator or a seed >= 0")
@@ -226,7 +225,8 @@ def fault_map(rows: int, cols: int, faults) -> np.ndarray:
     out = np.zeros((rows, cols), dtype=bool)
     for f in faults:
         r, c = (f.row, f.col) if hasattr(f, "row") else f
-        if not (_is_int(r) and _is_int(c) and 0 <= r < rows and 0 <= c < cols):
+        inside = is_int(r, numpy=True) and is_int(c, numpy=True) and 0 <= r < rows and 0 <= c < cols
+        if not inside:
             raise ValueError(f"invalid fault location ({r!r}, {c!r}): row 0 … {rows - 1}, "
                              f"column 0 … {cols - 1}")
         out[r, c] = True
@@ -286,7 +286,7 @@ def pruned_matmul(dataflow: str, A, B, bypass_map, bias=None, *,
     bias_v = _check_bias(bias, N)
     mask = hardware_mask(dataflow, bmap, M, K, N)
     if acc_bits is not None:
-        if not _is_int(acc_bits) or not 2 <= acc_bits <= 62:
+        if not is_int(acc_bits, numpy=True) or not 2 <= acc_bits <= 62:
             raise ValueError(f"invalid acc_bits = {acc_bits!r}: an integer from 2 to 62, or None")
         _check_overflow(dataflow, A, B, bmap, mask, bias_v, int(acc_bits))
     return _prune(dataflow, A, B, mask, bias_v)
@@ -297,9 +297,10 @@ def _check_overflow(dataflow, A, B, bmap, mask, bias_v, acc_bits):
     if dataflow != "os":
         # A bypassed PE adds nothing, so the running sums down a column are those of the
         # masked operands: reuse the array model's checker (same tile order, same messages).
-        cfg = SimpleNamespace(rows=R, cols=C, dataflow=dataflow, acc_bits=acc_bits)
         A_, B_ = (A, np.where(mask, 0, B)) if dataflow == "ws" else (np.where(mask, 0, A), B)
-        matmul(cfg, A_, B_, bias_v)  # raises AccumulatorOverflow; bias: see golden.array
+        # raises AccumulatorOverflow; the bias enters as in a top without checksum
+        checked_product(dataflow, R, C, acc_bits, A_, B_, bias_v,
+                        bias_in_psum=dataflow == "is")
         return
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     running = np.cumsum(A[:, :, None] * B[None, :, :], axis=1)  # M×K×N, one product per cycle
@@ -329,7 +330,7 @@ def shift_channels(x, s: int, *, axis: int = -1, channels: int | None = None) ->
     x = _asarray("x", x)
     if x.ndim == 0:
         raise ValueError("invalid x: an array with at least one axis")
-    if not _is_int(axis) or not -x.ndim <= axis < x.ndim:
+    if not is_int(axis, numpy=True) or not -x.ndim <= axis < x.ndim:
         raise ValueError(f"invalid axis = {axis!r} for a {x.ndim}-D array")
     L = x.shape[axis]
     ch = _check_channels(channels, L)

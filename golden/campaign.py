@@ -19,27 +19,44 @@ Outcome classes (SPEC §7): ``masked`` (every output equals the fault-free run, 
 output differs, no alarm), ``false_alarm`` (no output differs but an alarm fired: the fault
 hit the check itself, e.g. the sanity column or a sanity vector).  The spatial and temporal
 alarms are kept apart, so one campaign on a ``checksum="both"`` configuration gives the
-spatial, temporal and combined columns of Table 6.1 (:func:`coverage_table`'s ``check``).
+spatial, temporal and combined columns of Table 6.1 (:func:`coverage_table`'s ``check``);
+:func:`table_6_1_campaign` measures the whole table on the accelerator.
+
+The same table without hardware (Table 6.1, 000 L1150–L1160, Lemmas 1–6, L1164–L1176):
+:func:`random_fc_layer`, :func:`detection_table`, :func:`aliasing_table`,
+:func:`rectangle_escape` inject errors into the inputs, weights, bias or outputs of a random
+integer FC layer *after* checksum encoding (as in the seed, L1195, with the host helpers of
+:mod:`golden.checksum`) and evaluate the spatial, temporal and combined checks exactly.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import check_int
+
 from .accelerator import simulate
-from .array import array_cols, stream_bits
+from .bits import flip_bit
+from .checksum import (
+    negated_sum_width,
+    residue,
+    sanity_column,
+    temporal_expected,
+    temporal_sanity_input,
+)
 from .faults import MODES, REGISTERS, Fault, sabotage, sample_size
 from .schedule import Program, assemble, build_program
 
 __all__ = ["Outcome", "BiasError", "classify", "exhaustive_faults", "bias_errors",
            "result_positions", "output_error_faults", "run_campaign", "coverage_table",
-           "sample_combinations", "alarms",
-           "CHECKS"]
+           "sample_combinations", "alarms", "CHECKS", "TABLE_ROWS", "table_6_1_campaign",
+           "TABLE_6_1", "KINDS", "FCLayer", "random_fc_layer", "alg61_bits", "inject", "detect",
+           "detection_table", "aliasing_table", "rectangle_escape"]
 
 #: Which alarms count as a detection in :func:`coverage_table`.
 CHECKS = ("spatial", "temporal", "any")
@@ -74,20 +91,12 @@ def classify(corrupted: int, alarm: bool) -> str:
 def exhaustive_faults(cfg, modes=("sa0", "sa1"), registers=REGISTERS[:3], cycle: int = 0):
     """Every (PE, register, bit, mode) of the built array, sanity column included (the three
     registers by default; the MAC sites ``product`` / ``sum`` are not in this study)."""
-    act = stream_bits(cfg) if cfg.dataflow == "ws" else cfg.a_width
-    widths = {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits}
-    out = []
-    for r in range(cfg.rows):
-        for c in range(array_cols(cfg)):
-            for reg in registers:
-                width = widths[reg]
-                if reg == "weight" and c >= cfg.cols:
-                    width = cfg.sanity_width
-                for bit in range(width):
-                    for mode in modes:
-                        assert mode in MODES
-                        out.append(Fault(r, c, reg, bit, mode, cycle))
-    return out
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
+    return [Fault(r, c, reg, bit, mode, cycle)
+            for r in range(cfg.rows) for c in range(cfg.array_cols) for reg in registers
+            for bit in range(cfg.register_width(reg, c)) for mode in modes]
 
 
 def bias_errors(cfg, rows: int, cols: int, rng: np.random.Generator) -> list[BiasError]:
@@ -111,7 +120,7 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
     ``bits[i]`` of each: a single-cycle flip of the bottom PE's partial-sum register in the
     cycle the value passes it (the output stage shows it one cycle later, after the
     ``NC − 1 − lane`` deskew registers)."""
-    nc = array_cols(cfg)
+    nc = cfg.array_cols
     return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
                        int(row) - 1 - (nc - 1 - lane))
                  for (row, lane), bit in zip(positions, bits, strict=True))
@@ -120,8 +129,8 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
 def alarms(rec: dict) -> tuple[bool, bool]:
     """``(spatial, temporal)``: whether each checksum's alarm fired in recorded outputs (False
     for a checksum that is not configured)."""
-    spatial = bool(rec["checksum_alarm"].max()) if "checksum_alarm" in rec else False
-    temporal = bool(rec["temporal_alarm"].max()) if "temporal_alarm" in rec else False
+    spatial = bool(rec["checksum__alarm"].max()) if "checksum__alarm" in rec else False
+    temporal = bool(rec["temporal__alarm"].max()) if "temporal__alarm" in rec else False
     return spatial, temporal
 
 
@@ -231,31 +240,11 @@ def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -
     return out
 
 
-def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int = 3,
-                       flips: int | None = None, combos: int = 300) -> dict:
-    """Measure Table 6.1 on the accelerator (``cfg.checksum == "both"``, fault hooks on).
-
-    One random single-pass product (M = ``m`` rows, K = R, N = C, nonzero weights, a bias),
-    temporal batches of ``batch``; for each row of :data:`TABLE_ROWS` the cases are run on
-    the cycle model and counted per check (spatial alarm, temporal alarm, either).  Stuck-at
-    faults and bias errors are exhaustive; single flips are sampled, ``flips`` per row
-    (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
-    multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
-    {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
-    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
-    for the exhaustive rows and the flip samples.
-    """
-    if getattr(cfg, "checksum", "none") != "both" or not getattr(cfg, "fault_hooks", False):
-        raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
-    R, C = cfg.rows, cfg.cols
-    lo, hi = -(1 << (cfg.a_width - 1)), 1 << (cfg.a_width - 1)
-    A = rng.integers(lo, hi, (m, R))
-    wlo, whi = -(1 << (cfg.w_width - 1)), 1 << (cfg.w_width - 1)
-    B = rng.integers(wlo, whi, (R, C))
-    B[B == 0] = 1  # a zero weight turns some faults into input-like ones (see the docs)
-    bias = rng.integers(wlo, whi, C)
-    opts = {"bias": bias, "temporal_batch": batch}
-    program = build_program(cfg, A, B, **opts)
+def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
+                     flips: int | None, combos: int) -> dict[str, tuple[list, int | None, bool]]:
+    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population,
+    exhaustive)``."""
+    C = cfg.cols
     clean_rec = simulate(cfg, program)
     cycles = _flip_cycles(program)
     stuck = exhaustive_faults(cfg)
@@ -304,6 +293,35 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     san, _ = flip_sample(lambda f: f.col >= C)
     groups["sanity/all"] = sampled(san + [f for f in stuck if f.col >= C])
 
+    return groups
+
+
+def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int = 3,
+                       flips: int | None = None, combos: int = 300) -> dict:
+    """Measure Table 6.1 on the accelerator (``cfg.checksum == "both"``, fault hooks on).
+
+    One random single-pass product (M = ``m`` rows, K = R, N = C, nonzero weights, a bias),
+    temporal batches of ``batch``; for each row of :data:`TABLE_ROWS` the cases are run on
+    the cycle model and counted per check (spatial alarm, temporal alarm, either).  Stuck-at
+    faults and bias errors are exhaustive; single flips are sampled, ``flips`` per row
+    (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
+    multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
+    {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
+    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
+    for the exhaustive rows and the flip samples.
+    """
+    if cfg.checksum != "both" or not cfg.fault_hooks:
+        raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
+    R, C = cfg.rows, cfg.cols
+    lo, hi = -(1 << (cfg.a_width - 1)), 1 << (cfg.a_width - 1)
+    A = rng.integers(lo, hi, (m, R))
+    wlo, whi = -(1 << (cfg.w_width - 1)), 1 << (cfg.w_width - 1)
+    B = rng.integers(wlo, whi, (R, C))
+    B[B == 0] = 1  # a zero weight turns some faults into input-like ones (see the docs)
+    bias = rng.integers(wlo, whi, C)
+    opts = {"bias": bias, "temporal_batch": batch}
+    program = build_program(cfg, A, B, **opts)
+    groups = _table_6_1_cases(cfg, rng, program, m, flips, combos)
     rows = {}
     for key, (cases, population, exhaustive) in groups.items():
         outcomes = run_campaign(cfg, A, B, cases, **opts)
@@ -313,4 +331,296 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
                         for check in CHECKS}}
     return {"product": {"M": m, "K": R, "N": C, "batch": batch, "A": A.tolist(),
                         "B": B.tolist(), "bias": bias.tolist()},
-            "config": cfg.to_dict() if hasattr(cfg, "to_dict") else None, "rows": rows}
+            "config": cfg.to_dict(), "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 6.1 on a random FC layer: the checksums' detection study by error injection
+# ---------------------------------------------------------------------------------------------
+#: Table 6.1 (000:L1150–L1160): how many errors each checksum is guaranteed to detect, per
+#: error location: 0 = none (Lemma 1), n = up to n errors, None = all errors (Lemma 4).
+TABLE_6_1 = {
+    "input": {"spatial": 0, "temporal": 1, "both": 1},
+    "weight": {"spatial": 1, "temporal": 0, "both": 1},
+    "bias": {"spatial": 1, "temporal": None, "both": None},
+    "output": {"spatial": 1, "temporal": 1, "both": 3},
+}
+KINDS = tuple(TABLE_6_1)
+
+
+def _bits_for(bound: int) -> int:
+    """Signed width holding ``[-bound, bound]``."""
+    return int(bound).bit_length() + 1
+
+
+@dataclass
+class FCLayer:
+    """A random integer FC layer with both checksums embedded (Eqs. 6.1–6.8).
+
+    ``I`` (N×K), ``W`` (K×M), ``b`` (M) are the data; the ``*_ext`` tensors carry the sanity
+    input row (row N), the sanity column (column M) and the sanity bias, exact (wide).  The
+    ``*_width`` arrays give the register width of every element (data widths, widened for the
+    sanity values by :func:`negated_sum_width`), which bounds the bit of an injected flip.
+
+    ``wrap_input`` / ``wrap_weight`` store the sanity input row / sanity weight column wrapped
+    to ``a_width`` / ``w_width`` bits instead (no widened hardware path, seed L1223): the
+    temporal / spatial invariant then holds only modulo ``2^a_width`` / ``2^w_width``, so the
+    matching check must run in residue mode with k at most that width.
+    """
+
+    I: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+    a_width: int
+    w_width: int
+    bias_width: int
+    wrap_input: bool = False
+    wrap_weight: bool = False
+    I_ext: np.ndarray = field(init=False)
+    W_ext: np.ndarray = field(init=False)
+    b_ext: np.ndarray = field(init=False)
+    O_ext: np.ndarray = field(init=False)
+    widths: dict = field(init=False)
+
+    def __post_init__(self):
+        N, K = self.I.shape
+        M = self.W.shape[1]
+        si = temporal_sanity_input(self.I, wrap_bits=self.a_width if self.wrap_input else None)
+        self.I_ext = np.vstack([self.I, si[None, :]])
+        s, _ = sanity_column(self.W, wrap_bits=self.w_width if self.wrap_weight else None)
+        _, sb = sanity_column(self.W, self.b)
+        self.W_ext = np.hstack([self.W, s[:, None]])
+        self.b_ext = np.append(self.b, sb)
+        self.O_ext = self.I_ext @ self.W_ext + self.b_ext[None, :]
+        aw = np.full(N + 1, self.a_width)
+        if not self.wrap_input:
+            aw[N] = negated_sum_width(self.a_width, N)
+        ww = np.full(M + 1, self.w_width)
+        if not self.wrap_weight:
+            ww[M] = negated_sum_width(self.w_width, M)
+        bw = np.full(M + 1, self.bias_width)
+        bw[M] = negated_sum_width(self.bias_width, M)
+        ow = np.array([[_bits_for(K * (1 << (int(aw[z]) - 1)) * (1 << (int(ww[u]) - 1))
+                                  + (1 << (int(bw[u]) - 1)))
+                        for u in range(M + 1)] for z in range(N + 1)])
+        self.widths = {"input": np.broadcast_to(aw[:, None], (N + 1, K)).copy(),
+                       "weight": np.broadcast_to(ww[None, :], (K, M + 1)).copy(),
+                       "bias": bw, "output": ow}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(N, K, M)``: data vectors per temporal batch, inputs, neurons."""
+        return self.I.shape[0], self.I.shape[1], self.W.shape[1]
+
+    def tensor(self, kind: str) -> np.ndarray:
+        return {"input": self.I_ext, "weight": self.W_ext, "bias": self.b_ext,
+                "output": self.O_ext}[kind]
+
+    def temporal_expected(self) -> np.ndarray:
+        return temporal_expected(self.b_ext, self.I_ext.shape[0])
+
+
+def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, m_out: int = 8,
+                    a_width: int = 8, w_width: int = 8, bias_width: int = 16,
+                    wrap_input: bool = False, wrap_weight: bool = False) -> FCLayer:
+    """A layer with uniformly random signed data of the given widths (see :class:`FCLayer`
+    for ``wrap_input`` / ``wrap_weight``)."""
+    for name, v in (("batch", batch), ("k_in", k_in), ("m_out", m_out)):
+        check_int(name, v, 1, 256)
+    for name, v in (("a_width", a_width), ("w_width", w_width), ("bias_width", bias_width)):
+        check_int(name, v, 2, 24, numpy=True)
+
+    def draw(shape, w):
+        return rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=shape, dtype=np.int64)
+    return FCLayer(I=draw((batch, k_in), a_width), W=draw((k_in, m_out), w_width),
+                   b=draw(m_out, bias_width), a_width=a_width, w_width=w_width,
+                   bias_width=bias_width, wrap_input=wrap_input, wrap_weight=wrap_weight)
+
+
+def alg61_bits(values, bits, widths):
+    """Algorithm 6.1 (000:L1201–L1220): sign bit → negate; else add 2^i if bit i is 0, subtract
+    2^i if it is 1 (with scale 1: integer data)."""
+    v = np.asarray(values, dtype=np.int64)
+    b = np.asarray(bits, dtype=np.int64)
+    w = np.asarray(widths, dtype=np.int64)
+    bit_set = (v >> b) & 1
+    return np.where(b == w - 1, -v, np.where(bit_set == 1, v - (np.int64(1) << b),
+                                             v + (np.int64(1) << b)))
+
+
+def inject(layer: FCLayer, kind: str, sites: np.ndarray, bits: np.ndarray,
+           model: str = "flip") -> np.ndarray:
+    """Faulty extended outputs ``[E, N+1, M+1]`` for E error cases.
+
+    ``sites`` [E, m] are flat indices into the tensor of ``kind`` (distinct within a case),
+    ``bits`` [E, m] the flipped bit of each.  The faulty tensor is propagated exactly:
+    input / weight / bias errors through ``O = I_ext @ W_ext + b_ext``, output errors directly.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"invalid kind = {kind!r}: one of {', '.join(KINDS)}")
+    corrupt = {"flip": flip_bit, "alg61": alg61_bits}.get(model)
+    if corrupt is None:
+        raise ValueError(f"invalid model = {model!r}: flip or alg61")
+    X = layer.tensor(kind)
+    E = len(sites)
+    flat = np.broadcast_to(X.reshape(-1), (E, X.size)).copy()
+    wflat = layer.widths[kind].reshape(-1)
+    rows = np.arange(E)[:, None]
+    flat[rows, sites] = corrupt(flat[rows, sites], bits, wflat[sites])
+    Xf = flat.reshape((E,) + X.shape)
+    if kind == "input":
+        return Xf @ layer.W_ext + layer.b_ext
+    if kind == "weight":
+        return layer.I_ext @ Xf + layer.b_ext
+    if kind == "bias":
+        return (layer.I_ext @ layer.W_ext)[None] + Xf[:, None, :]
+    return Xf
+
+
+def detect(layer: FCLayer, O, *, threshold: int = 0, modulus: str = "exact",
+           k: int | None = None, temporal_modulus: str | None = None,
+           temporal_k: int | None = None):
+    """``(spatial, temporal)`` alarms for faulty outputs ``O`` [E, N+1, M+1].
+
+    Spatial: some output row (vector) whose sum deviates from 0 by more than ``threshold``;
+    temporal: some column whose sum over the N+1 vectors deviates from ``(N+1)·b_ext[u]``.
+    ``modulus``/``k`` select the checker arithmetic (see :func:`residue`);
+    ``temporal_modulus``/``temporal_k``, if given, that of the temporal check alone.
+    """
+    O = np.asarray(O, dtype=np.int64)
+    if temporal_modulus is None:
+        temporal_modulus, temporal_k = modulus, k
+    rows = residue(O.sum(axis=2), modulus, k)
+    cols = residue(O.sum(axis=1) - layer.temporal_expected()[None, :], temporal_modulus,
+                   temporal_k)
+    return (np.abs(rows) > threshold).any(axis=1), (np.abs(cols) > threshold).any(axis=1)
+
+
+def _cases(rng, layer: FCLayer, kind: str, m: int, samples: int | None,
+           exhaustive_limit: int):
+    """Error cases ``(sites [E, m], bits [E, m], population, exhaustive)``."""
+    wflat = layer.widths[kind].reshape(-1)
+    n_sites = wflat.size
+    if m > n_sites:
+        return None
+    # population: m distinct sites, any bit at each
+    if m == 1:
+        population = int(wflat.sum())
+    else:
+        # sum over site subsets of the product of widths (elementary symmetric polynomial)
+        e = [1] + [0] * m
+        for w in wflat.tolist():
+            for j in range(m, 0, -1):
+                e[j] += e[j - 1] * w
+        population = e[m]
+    if m == 1 and population <= exhaustive_limit and samples is None:
+        sites = np.repeat(np.arange(n_sites), wflat)
+        bits = np.concatenate([np.arange(w) for w in wflat.tolist()])
+        return sites[:, None], bits[:, None], population, True
+    E = samples if samples is not None else sample_size(population)
+    # Sites drawn without replacement with weights = widths (Efraimidis–Spirakis keys), so a
+    # single error hits every (site, bit) pair with the same probability.
+    keys = rng.random((E, n_sites)) ** (1.0 / wflat[None, :])
+    sites = np.argsort(-keys, axis=1)[:, :m]
+    bits = np.floor(rng.random((E, m)) * wflat[sites]).astype(np.int64)
+    return sites, bits, population, False
+
+
+def detection_table(rng: np.random.Generator, layer: FCLayer, *, max_errors: int = 3,
+                    threshold: int = 0, modulus: str = "exact", k: int | None = None,
+                    model: str = "flip", samples: int | None = None,
+                    exhaustive_limit: int = 20000, temporal_modulus: str | None = None,
+                    temporal_k: int | None = None) -> list[dict]:
+    """Measured detection rates per error location and error count (Table 6.1 reproduced).
+
+    For every kind in (input, weight, bias, output) and m = 1 … ``max_errors`` errors in
+    distinct elements of that tensor, bit errors are injected (``model``: two's-complement
+    ``"flip"`` or Algorithm 6.1's ``"alg61"``): exhaustively over (element, bit) for single
+    errors when the population is at most ``exhaustive_limit``, else a uniform sample of
+    :func:`sample_size` cases (or ``samples``).
+
+    Each row: ``kind, errors, population, tried, exhaustive, masked`` (the extended outputs
+    did not change), ``effective`` (they did), ``critical`` (a real, non-sanity output
+    changed), detection rates over the effective cases ``spatial, temporal, both``, and
+    ``sdc`` (critical cases neither checksum detected).  ``modulus``/``k`` (and
+    ``temporal_modulus``/``temporal_k`` for the temporal check alone) as in :func:`detect`.
+    """
+    table = []
+    for kind in KINDS:
+        for m in range(1, max_errors + 1):
+            got = _cases(rng, layer, kind, m, samples, exhaustive_limit)
+            if got is None:
+                continue
+            sites, bits, population, exhaustive = got
+            O = inject(layer, kind, sites, bits, model)
+            delta = O - layer.O_ext[None]
+            effective = (delta != 0).any(axis=(1, 2))
+            N, _, M = layer.shape
+            critical = (delta[:, :N, :M] != 0).any(axis=(1, 2))
+            s, t = detect(layer, O, threshold=threshold, modulus=modulus, k=k,
+                          temporal_modulus=temporal_modulus, temporal_k=temporal_k)
+            n_eff = int(effective.sum())
+
+            def rate(d, eff=effective, n=n_eff):
+                return float(d[eff].sum() / n) if n else float("nan")
+            table.append({
+                "kind": kind, "errors": m, "population": population, "tried": len(sites),
+                "exhaustive": exhaustive, "masked": int((~effective).sum()),
+                "effective": n_eff, "critical": int(critical.sum()),
+                "spatial": rate(s), "temporal": rate(t), "both": rate(s | t),
+                "sdc": int((critical & ~(s | t)).sum()),
+            })
+    return table
+
+
+def aliasing_table(rng: np.random.Generator, layer: FCLayer, ks, *,
+                   modulus: str = "pow2", model: str = "flip", samples: int | None = None,
+                   exhaustive_limit: int = 20000) -> list[dict]:
+    """Escape (aliasing) rate of single errors against the residue width k.
+
+    For each k and each error location: the fraction of *effective* single errors that
+    escape the spatial check, the temporal check and both.  Plus ``random_word``: an output
+    register replaced by a uniformly random value of its width (a multi-bit upset), where
+    modulo 2^k the expected escape rate is about 2^-k.
+    """
+    cases = {}
+    for kind in KINDS:
+        sites, bits, _, _ = _cases(rng, layer, kind, 1, samples, exhaustive_limit)
+        O = inject(layer, kind, sites, bits, model)
+        eff = (O - layer.O_ext[None] != 0).any(axis=(1, 2))
+        cases[kind] = O[eff]
+    # random-word output errors
+    E = samples or 20000
+    O = np.broadcast_to(layer.O_ext, (E,) + layer.O_ext.shape).copy()
+    wflat = layer.widths["output"].reshape(-1)
+    site = rng.integers(0, wflat.size, E)
+    half = np.int64(1) << (wflat[site] - 1)
+    val = (rng.random(E) * (2.0 * half)).astype(np.int64) - half
+    O.reshape(E, -1)[np.arange(E), site] = val
+    eff = (O - layer.O_ext[None] != 0).any(axis=(1, 2))
+    cases["random_word"] = O[eff]
+    out = []
+    for k in ks:
+        kind_mod = "exact" if k is None else modulus
+        row = {"k": k}
+        for kind, Oe in cases.items():
+            s, t = detect(layer, Oe, modulus=kind_mod, k=k)
+            n = len(Oe)
+            row[kind] = {"spatial": float((~s).sum() / n), "temporal": float((~t).sum() / n),
+                         "both": float((~(s | t)).sum() / n), "n": n}
+        out.append(row)
+    return out
+
+
+def rectangle_escape(layer: FCLayer, delta: int = 1, corner=(0, 0, 1, 1)) -> tuple[bool, bool]:
+    """Four output errors on a rectangle, ``+d, -d, -d, +d`` at (z1,u1), (z1,u2), (z2,u1),
+    (z2,u2): every row and column sum is unchanged, so both checksums miss it (the bound of
+    Lemma 6 is tight).  Returns ``(spatial, temporal)`` detections (both False)."""
+    z1, u1, z2, u2 = corner
+    O = layer.O_ext.copy()
+    O[z1, u1] += delta
+    O[z1, u2] -= delta
+    O[z2, u1] -= delta
+    O[z2, u2] += delta
+    s, t = detect(layer, O[None])
+    return bool(s[0]), bool(t[0])

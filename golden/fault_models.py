@@ -1,12 +1,13 @@
-"""Network-level fault models and the fast fault model (issue 15; SPEC §7, §10).
+"""Network-level fault models and the fast fault model (SPEC §7, §10).
 
 **The fast fault model.**  :func:`faulty_product` computes what the accelerator's array gives
 for one layer's product ``A @ B`` with one fault in a PE register (:class:`Fault`: weight,
-activation or partial-sum register, stuck-at-0/1 or a flip at a cycle), in closed form per
-tile, vectorised over the batch (every streamed vector of a pass at once), and the
-Sanity-Check alarms that fault raises.  It equals :class:`golden.array.ArrayCycleModel` bit for
-bit (``tests/test_fault_models.py`` holds the two against each other on a seeded sample of
-every site, mode, dataflow and unit), because it follows the same registers through the same
+activation or partial-sum register, the MAC's product or sum; stuck-at-0/1 or a flip at a
+cycle), in closed form per tile, vectorised over the batch (every streamed vector of a pass at
+once), and the Sanity-Check alarms that fault raises.  It equals the cycle model
+(:class:`golden.accelerator.AcceleratorModel`) bit for bit (``tests/test_fault_models.py``
+holds the two against each other on a seeded sample of every site, mode, dataflow and unit),
+because it follows the same registers through the same
 schedule (:mod:`golden.schedule`):
 
 * **WS / IS pass** (tile ``p``, array-side cycles: ``d`` input-unit stages, ``pre`` bypass-map
@@ -58,14 +59,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array import cycle_count, pass_gap, temporal_batch_max, temporal_stream_len
+from .array import cycle_count, pass_gap, temporal_stream_len
+from .bits import wrap
 from .faults import MODES, Fault
 from .mapping import tiles
 from .network import FunctionalEngine, Product, ProductResult, _units_matrix
 from .output_stage import output_stage
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
-           "register_width", "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
+           "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
            "profile_product", "PROFILE_MODES"]
 
 #: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
@@ -102,44 +104,12 @@ class TransientFault(Fault):
     def active(self, cycle: int) -> bool:
         return cycle == self.cycle
 
-    def ports(self) -> dict[str, int]:
-        raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault ports")
-
-
-# The configuration's derived quantities are read from its properties (``cfg`` is an
-# ``AcceleratorConfig``); the three below are spelled out here because they are schedule facts
-# (golden.schedule places the bias and the bypass-map cycles the same way).
-
-def _wrap(x, bits: int):
-    """Two's-complement wrap to ``bits`` (what a register of that width stores)."""
-    half = np.int64(1) << np.int64(bits - 1)
-    return ((np.asarray(x, dtype=np.int64) + half) & ((half << np.int64(1)) - 1)) - half
-
-
-def bias_in_psum(cfg) -> bool:
-    """The bias enters through ``psum_in`` of the first K-tile (IS; WS with a checksum),
-    else in the output stage."""
-    return cfg.dataflow == "is" or (cfg.dataflow == "ws" and cfg.checksum != "none")
-
-
-def config_cycles(cfg) -> int:
-    """Cycles writing the bypass map (one row per cycle) in front of every program."""
-    return cfg.rows if cfg.bypass else 0
+    def controls(self) -> dict[str, int]:
+        raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault controls")
 
 
 def _alarm_keys(cfg) -> tuple:
     return tuple(k for k, on in (("spatial", cfg.spatial), ("temporal", cfg.temporal)) if on)
-
-
-def register_width(cfg, register: str, col: int) -> int:
-    """Width of a PE register as the cycle model sabotages it (the sanity column's weights
-    are wider, WS activations widen with the exact temporal checksum)."""
-    if register == "weight" and col >= cfg.cols:
-        return cfg.sanity_width
-    act = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
-    if register == "product":  # the multiplier's full-width output
-        return register_width(cfg, "weight", col) + act
-    return {"weight": cfg.w_width, "act": act, "psum": cfg.acc_bits, "sum": cfg.acc_bits}[register]
 
 
 def _stuck(f) -> bool:
@@ -151,7 +121,7 @@ def _stuck(f) -> bool:
 def _stationary_layout(cfg, M: int, N: int, temporal_batch):
     stream = M if cfg.dataflow == "ws" else N
     if cfg.temporal:
-        nb = temporal_batch or temporal_batch_max(cfg)
+        nb = temporal_batch or cfg.temporal_batch_max
         slot = np.arange(stream) + np.arange(stream) // nb
         span = temporal_stream_len(stream, nb)
     else:
@@ -171,7 +141,7 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
         starts = np.arange(0, len(slot), nb)
         last = np.minimum(starts + nb, len(slot)) - 1  # each batch's last data vector
         sums = np.add.reduceat(X_gen, starts, axis=0)
-        Xs[slot[last] + 1, :X.shape[1]] = _wrap(-sums, cfg.stream_width)
+        Xs[slot[last] + 1, :X.shape[1]] = wrap(-sums, cfg.stream_width)
     return Xs
 
 
@@ -184,8 +154,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
     gap = pass_gap(cfg, span)
-    d, pre = cfg.input_stages, config_cycles(cfg)
-    early = bias_in_psum(cfg)
+    d, pre = cfg.input_stages, cfg.config_cycles
+    early = cfg.bias_in_psum
     use_spatial, use_temporal = cfg.spatial, cfg.temporal
     keep = np.ones((R, NC), dtype=bool)
     if bmap is not None:
@@ -245,9 +215,9 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 j = int(errors.step[e])
                 _sabotage_psum(new, Xs, eff, slice(j, j + 1), int(errors.row[e]),
                                int(errors.col[e]), P, int(errors.bit[e]), errors.mode)
-        state = _wrap(new, P)
+        state = wrap(new, P)
         if use_spatial:
-            sums = _wrap(state[~is_sanity].sum(axis=1), P)
+            sums = wrap(state[~is_sanity].sum(axis=1), P)
             alarms["spatial"] += int(np.count_nonzero(sums))
         if use_temporal:
             alarms["temporal"] += _temporal_alarms(state, slot, nb, lane_bias if early else
@@ -275,7 +245,7 @@ def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
     expected[:, :nc] = n[:, None] * lane_bias[None, :]
     if sanity_lane:
         expected[:, -1] = -n * int(lane_bias.sum())
-    return int(np.count_nonzero(np.any(_wrap(totals - expected, kbits) != 0, axis=1)))
+    return int(np.count_nonzero(np.any(wrap(totals - expected, kbits) != 0, axis=1)))
 
 
 def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span, t_next,
@@ -286,7 +256,7 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
     r, c = f.row, f.col
     if r >= R or c >= NC:
         return
-    width = register_width(cfg, f.register, c)
+    width = cfg.register_width(f.register, c)
     stuck = _stuck(f)
     if f.register == stat_reg:
         if stuck:
@@ -337,7 +307,7 @@ def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
     rows above) is kept, so errors applied top row first compose as in the array."""
     lower = Xs[sel, r + 1:] @ eff[r + 1:, c]
     upper = new[sel, c] - lower
-    new[sel, c] = sabotage_array(_wrap(upper, P), P, bit, mode) + lower
+    new[sel, c] = sabotage_array(wrap(upper, P), P, bit, mode) + lower
 
 
 def _one_slot(j: int, span: int):
@@ -351,7 +321,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
     M, K = A.shape
     N = B.shape[1]
     Kp = max(K, R)
-    pre = config_cycles(cfg)
+    pre = cfg.config_cycles
     out = A @ B
     n_tiles_n = -(-N // C)
     rows_of = np.arange(M) % R
@@ -360,7 +330,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
         r, c = f.row, f.col
         if r >= R or c >= C:
             continue
-        width = register_width(cfg, f.register, c)
+        width = cfg.register_width(f.register, c)
         if _stuck(f):
             if f.register == "act":
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of >= c)
@@ -385,14 +355,14 @@ def _os_product(cfg, A, B, bias, faults, bmap):
                     # the held sum is sab(0) when tile 0 starts; later tiles restart at 0
                     tot = np.where(first, int(sabotage_array(0, P, f.bit, f.mode)), 0)
                     for k in range(Kp):
-                        tot = _wrap(tot + (prods[:, :, k] if k < K else 0), P)
+                        tot = wrap(tot + (prods[:, :, k] if k < K else 0), P)
                         tot = sabotage_array(tot, P, f.bit, f.mode)
                 else:
                     for k in range(Kp):
                         tot = sabotage_array(tot, P, f.bit, f.mode)
                         if k < K:
                             tot = tot + prods[:, :, k]
-                        tot = _wrap(tot, P)
+                        tot = wrap(tot, P)
                 out[np.ix_(mr, nn)] = tot
             continue
         # one step k of one tile i: cycle = pre + i·Kp + k + r + c + 1
@@ -416,7 +386,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
             # a flip before the first step is held until step 0 (nothing else is added)
             k = max(k, 0)
             prods = A[m] * B[:, n0 + c]
-            upper = _wrap(prods[:k].sum(), P)
+            upper = wrap(prods[:k].sum(), P)
             out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) + prods[k:].sum()
         elif f.register == "product" and n0 + c < N:
             # before tile 0 (k < 0) and in padding steps the product is 0; the accumulator
@@ -428,10 +398,10 @@ def _os_product(cfg, A, B, bias, faults, bmap):
             if k < 0:  # the held sum sab(0) starts tile 0
                 out[m, n0 + c] = int(sabotage_array(0, P, f.bit, f.mode)) + prods.sum()
             else:
-                upper = _wrap(prods[:k + 1].sum(), P)
+                upper = wrap(prods[:k + 1].sum(), P)
                 out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) \
                     + prods[k + 1:].sum()
-    out = _wrap(out, P)
+    out = wrap(out, P)
     if bmap is not None:  # a bypassed PE's pinned output is forced to zero (Fig. 10.2-B)
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
     return out + np.asarray(bias, dtype=np.int64)[None, :], {}
@@ -614,7 +584,7 @@ def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
     """The error instances as one-cycle faults on the cycle model's partial-sum registers
     (the cycle each step's partial sum sits in PE (r, c)'s register), for cross-checks."""
     R = cfg.rows
-    pre, d = config_cycles(cfg), cfg.input_stages
+    pre, d = cfg.config_cycles, cfg.input_stages
     out = []
     if cfg.dataflow == "os":
         Kp = max(K, R)
@@ -666,9 +636,9 @@ def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
         for k in range(K):
             if k in hits:
                 tot = int(sabotage_array(tot, P, hits[k], errors.mode))
-            tot = int(_wrap(np.int64(tot + prods[k]), P))
+            tot = int(wrap(np.int64(tot + prods[k]), P))
         out[m, n] = tot
-    out = _wrap(out, P)
+    out = wrap(out, P)
     if bmap is not None:
         rows_of, cols_of = np.arange(M) % R, np.arange(N) % C
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
+
+from .bits import to_unsigned, wrap
+
 __all__ = ["Fault", "REGISTERS", "MODES", "sabotage", "inject_bit_errors", "sample_size",
            "OUTCOMES"]
 
-#: Fault sites in the encoding of the ``fault_reg`` port: three PE registers and the MAC
-#: logic (multiplier ``product``, adder ``sum``), see :data:`rtl_gen.config.FAULT_REGISTERS`.
-REGISTERS = ("weight", "act", "psum", "product", "sum")
-#: Fault modes in the encoding of the ``fault_mode`` port.
-MODES = ("sa0", "sa1", "flip")
+#: Register kinds in the encoding of the ``reg`` fault control.
+REGISTERS = FAULT_REGISTERS
+#: Fault modes in the encoding of the ``mode`` fault control.
+MODES = FAULT_MODES
 #: Outcome classes of an injected fault (SPEC §7).
 OUTCOMES = ("masked", "sdc", "detected", "corrected")
 
@@ -55,11 +58,14 @@ class Fault:
     def active(self, cycle: int) -> bool:
         return self.mode != "flip" or cycle == self.cycle
 
-    def ports(self) -> dict[str, int]:
-        """Values of the accelerator's ``fault_*`` control ports for this fault."""
-        return {"fault_enable": 1, "fault_row": self.row, "fault_col": self.col,
-                "fault_reg": REGISTERS.index(self.register), "fault_bit": self.bit,
-                "fault_mode": MODES.index(self.mode), "fault_cycle": self.cycle}
+    def controls(self) -> dict[str, int]:
+        """Values of the fault hooks' run-time controls (:data:`rtl_gen.config.FAULT_CONTROLS`,
+        the top's ``fault`` ports) that arm this fault."""
+        values = {"enable": 1, "row": self.row, "col": self.col,
+                  "reg": REGISTERS.index(self.register), "bit": self.bit,
+                  "mode": MODES.index(self.mode), "cycle": self.cycle}
+        assert values.keys() == FAULT_CONTROLS.keys()
+        return values
 
     @classmethod
     def parse(cls, text: str) -> Fault:
@@ -82,11 +88,10 @@ def sabotage(value: int, width: int, bit: int, mode: str) -> int:
     A bit index at or beyond ``width`` selects nothing (the RTL mask is truncated to the
     register width), so the value is unchanged.
     """
-    full = (1 << width) - 1
-    raw = int(value) & full
-    mask = (1 << bit) & full
-    raw = {"sa0": raw & ~mask, "sa1": raw | mask, "flip": raw ^ mask}[mode] & full
-    return raw - (1 << width) if raw >> (width - 1) else raw
+    raw = int(to_unsigned(value, width))
+    mask = (1 << bit) & ((1 << width) - 1)
+    raw = {"sa0": raw & ~mask, "sa1": raw | mask, "flip": raw ^ mask}[mode]
+    return int(wrap(raw, width))
 
 
 def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.random.Generator,
@@ -115,8 +120,28 @@ def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.rando
 
 
 def sample_size(population: int, e: float = 0.01, t: float = 1.96, p: float = 0.5) -> int:
-    """Fault-injection sample size, 001 Eq. 4.7: n = N / (1 + e²(N−1) / (t² p(1−p)))."""
+    """Statistical fault-injection sample size (SPEC §7), 001 Eq. 4.7.
+
+    ``n = N / (1 + e²(N − 1) / (t² p(1 − p)))``, rounded up and never more than the
+    population (a campaign that large is exhaustive).
+
+    Parameters
+    ----------
+    population : int
+        N, the number of possible faults; 0 or less gives 0.
+    e : float
+        Error margin (0.01: ±1 %).
+    t : float
+        Cut-off of the normal distribution for the confidence level (1.96: 95 %).
+    p : float
+        Expected proportion of the outcome (0.5: the worst case).
+
+    Returns
+    -------
+    int
+        The number of faults to draw.
+    """
     if population <= 0:
         return 0
     n = population / (1 + e * e * (population - 1) / (t * t * p * (1 - p)))
-    return min(population, math.ceil(n))
+    return min(int(population), math.ceil(n))

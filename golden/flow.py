@@ -41,7 +41,8 @@ import numpy as np
 
 from ftaccel.rtl_gen.config import ConfigError, flow_lanes
 
-from .array import AccumulatorOverflow, _wrap
+from .array import AccumulatorOverflow
+from .bits import wrap
 from .mapping import ceil_div
 from .output_stage import output_stage
 
@@ -505,7 +506,7 @@ class FlowArrayModel:
                                 self.psum[:-1]], axis=0)
         new = above.copy()
         rr, cc = np.meshgrid(np.arange(R), np.arange(C), indexing="ij")
-        new[rr, cc, col_sel] = _wrap(above[rr, cc, col_sel] + prod, self.P)
+        new[rr, cc, col_sel] = wrap(above[rr, cc, col_sel] + prod, self.P)
         bottom = self.psum[-1].reshape(C * Kk)
         if self.cfg.output_stage:
             self.q_out = output_stage(bottom, np.asarray(inp["bias"], np.int64),

@@ -27,7 +27,7 @@ Controller semantics (001 L1720, SPEC §5): after a layer finishes, for each cri
 written to both places.  Pairs may share indices; they are processed strictly one after the
 other, so a later pair sees the values written by earlier ones (:func:`correct_buffer`).
 
-Banked buffer (issue 8): the hardware buffer holds ``depth`` rows of ``lanes`` words (one
+Banked buffer: the hardware buffer holds ``depth`` rows of ``lanes`` words (one
 output vector per row).  A word's address is ``row · 2**lane_bits + lane``
 (:func:`buffer_address`); addresses whose lane is ``≥ lanes`` are holes that read 0 and ignore
 writes.  Pairs are word addresses, and the correction is :func:`correct_buffer` on the *flat
@@ -41,18 +41,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "flip_bit", "to_unsigned",
-           "to_signed", "signed_range", "lane_bits", "buffer_address", "rows_to_flat",
+from ftaccel.rtl_gen.config import is_int
+
+from .bits import signed_array, to_unsigned, wrap
+
+__all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "lane_bits", "buffer_address",
+           "rows_to_flat",
            "flat_to_rows", "capture_then_correct", "ControllerModel"]
 
 
-def signed_range(width: int) -> tuple[int, int]:
-    """``(lo, hi)`` of a ``width``-bit two's-complement integer."""
-    return -(1 << (width - 1)), (1 << (width - 1)) - 1
-
-
 def _check_width(width) -> None:
-    if isinstance(width, bool) or not isinstance(width, int | np.integer) or not 2 <= width <= 62:
+    if not is_int(width, numpy=True) or not 2 <= width <= 62:
         raise ValueError(f"invalid width = {width!r}: an integer from 2 to 62")
 
 
@@ -66,45 +65,23 @@ def check_mask(mask, width: int) -> int:
     """Return the effective mask (``None`` → default); raise ``ValueError`` when out of range."""
     if mask is None:
         return default_mask(width)
-    if isinstance(mask, bool) or not isinstance(mask, int | np.integer) \
+    if not is_int(mask, numpy=True) \
             or not 0 <= int(mask) < (1 << width):
         raise ValueError(f"invalid mask = {mask!r}: an integer from 0 to 2**{width} - 1 "
                          "(bits set to 1 are kept)")
     return int(mask)
 
 
-def _as_signed_array(x, width: int, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"invalid {name}: an integer array, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    lo, hi = signed_range(width)
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise ValueError(f"invalid {name}: values must be {width}-bit signed ({lo} … {hi})")
-    return arr
-
-
-def to_unsigned(x, width: int) -> np.ndarray:
-    """Two's-complement bit pattern of signed ``x`` as a non-negative int64."""
-    return np.asarray(x, dtype=np.int64) & ((1 << width) - 1)
-
-
-def to_signed(u, width: int) -> np.ndarray:
-    """Signed value of the ``width``-bit pattern ``u``."""
-    u = np.asarray(u, dtype=np.int64) & ((1 << width) - 1)
-    return np.where(u >= (1 << (width - 1)), u - (1 << width), u)
-
-
 def lcu(a, b, *, width: int = 8, mask: int | None = None) -> np.ndarray:
     """LCU output for signed ``width``-bit ``a`` and ``b`` (element-wise, broadcasting).
 
-    Returns ``to_signed(to_unsigned(a) & to_unsigned(b) & mask)`` as int64.
+    Returns ``wrap(to_unsigned(a) & to_unsigned(b) & mask)`` as int64.
     """
     _check_width(width)
     m = check_mask(mask, width)
-    a = _as_signed_array(a, width, "a")
-    b = _as_signed_array(b, width, "b")
-    return to_signed(to_unsigned(a, width) & to_unsigned(b, width) & m, width)
+    a = signed_array(a, "a", width)
+    b = signed_array(b, "b", width)
+    return wrap(to_unsigned(a, width) & to_unsigned(b, width) & m, width)
 
 
 def correct_buffer(buffer, pairs, *, width: int = 8, mask: int | None = None) -> np.ndarray:
@@ -117,7 +94,7 @@ def correct_buffer(buffer, pairs, *, width: int = 8, mask: int | None = None) ->
     pairs : int array [n, 2]
         Buffer indices ``(index_a, index_b)``, each in ``0 … depth − 1``; ``n`` may be 0.
     """
-    buf = _as_signed_array(buffer, width, "buffer").reshape(-1).copy()
+    buf = signed_array(buffer, "buffer", width).reshape(-1).copy()
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if p.size and (p.min() < 0 or p.max() >= buf.size):
         raise ValueError(f"invalid pairs: indices must be in 0 … {buf.size - 1}")
@@ -129,18 +106,10 @@ def correct_buffer(buffer, pairs, *, width: int = 8, mask: int | None = None) ->
     return buf
 
 
-def flip_bit(x, bit, width: int) -> np.ndarray:
-    """``x`` with bit ``bit`` inverted (a transient bit flip), as a signed ``width``-bit value."""
-    bit = np.asarray(bit, dtype=np.int64)
-    if bit.size and (bit.min() < 0 or bit.max() >= width):
-        raise ValueError(f"invalid bit: 0 … {width - 1}")
-    return to_signed(to_unsigned(x, width) ^ (np.int64(1) << bit), width)
-
-
 # -- banked output buffer (rows of `lanes` words) and the controller around it ----------------
 def lane_bits(lanes: int) -> int:
     """Low bits of a word address that select the lane: ``ceil(log2(lanes))``, 0 for one lane."""
-    if isinstance(lanes, bool) or not isinstance(lanes, int | np.integer) or not 1 <= lanes <= 256:
+    if not is_int(lanes, numpy=True) or not 1 <= lanes <= 256:
         raise ValueError(f"invalid lanes = {lanes!r}: an integer from 1 to 256")
     return (int(lanes) - 1).bit_length()
 
@@ -207,11 +176,11 @@ def capture_then_correct(vectors, pairs, *, depth: int, lanes: int, width: int =
     """
     _check_width(width)
     lb = lane_bits(lanes)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+    if not is_int(depth) or depth < 1:
         raise ValueError(f"invalid depth = {depth!r}: an integer >= 1")
     rows = np.zeros((depth, lanes), dtype=np.int64) if init is None else \
-        _as_signed_array(init, width, "init").reshape(depth, lanes).copy()
-    vec = _as_signed_array(vectors, width, "vectors").reshape(-1, lanes)
+        signed_array(init, "init", width).reshape(depth, lanes).copy()
+    vec = signed_array(vectors, "vectors", width).reshape(-1, lanes)
     row = int(first_row) % depth
     for v in vec:
         rows[row] = v

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
 __all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream"]
 
 WINDOWS = (3, 5)
@@ -40,7 +42,7 @@ def median5(a, b, c, d, e) -> np.ndarray:
 
 
 def _check_window(window) -> int:
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) \
+    if not is_int(window, numpy=True) \
             or int(window) not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, not {window!r}")
     return int(window)
@@ -83,7 +85,7 @@ def median_filter(x, window: int, chunk: int | None = None) -> np.ndarray:
     length = x.shape[-1]
     if chunk is None:
         chunk = max(length, 1)
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+    if not is_int(chunk, numpy=True) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer or None, not {chunk!r}")
     out = np.empty_like(x)
     for start in range(0, length, int(chunk)):
@@ -92,34 +94,34 @@ def median_filter(x, window: int, chunk: int | None = None) -> np.ndarray:
     return out
 
 
-def median_array_stream(data_in, in_valid, enable, window: int):
+def median_array_stream(data, valid, enable, window: int):
     """Cycle model of ``MedianArray``: what its registered outputs show, cycle by cycle.
 
     Parameters
     ----------
-    data_in : array_like, shape ``[T, n]``
-        The vector applied in each cycle.
-    in_valid, enable : array_like, shape ``[T]``
-        0/1 per cycle.
+    data : array_like, shape ``[T, lanes]``
+        The vector applied in each cycle (the unit's ``i.data``).
+    valid, enable : array_like, shape ``[T]``
+        0/1 per cycle (``i.valid``, ``ctl.enable``).
     window : int
         3 or 5.
 
     Returns
     -------
-    (data_out, out_valid) : ``[T, n]`` and ``[T]`` int64 arrays.  Row ``t`` is the output
+    (o_data, o_valid) : ``[T, lanes]`` and ``[T]`` int64 arrays.  Row ``t`` is the output
     during cycle ``t``: the result of input row ``t - 1`` (filtered when ``enable`` was 1,
     passed through when 0); row 0 is the reset state (zeros).
     """
     window = _check_window(window)
-    data_in = np.asarray(data_in, dtype=np.int64)
-    if data_in.ndim != 2:
-        raise ValueError(f"data_in must be [T, n], not shape {data_in.shape}")
-    cycles = data_in.shape[0]
-    in_valid = np.asarray(in_valid, dtype=np.int64).reshape(cycles)
+    data = np.asarray(data, dtype=np.int64)
+    if data.ndim != 2:
+        raise ValueError(f"data must be [T, lanes], not shape {data.shape}")
+    cycles = data.shape[0]
+    valid = np.asarray(valid, dtype=np.int64).reshape(cycles)
     enable = np.asarray(enable, dtype=np.int64).reshape(cycles)
-    stage = np.where(enable[:, None] != 0, median_filter(data_in, window), data_in)
-    data_out = np.zeros_like(data_in)
-    out_valid = np.zeros(cycles, dtype=np.int64)
-    data_out[1:] = stage[:-1]
-    out_valid[1:] = in_valid[:-1] != 0
-    return data_out, out_valid
+    stage = np.where(enable[:, None] != 0, median_filter(data, window), data)
+    o_data = np.zeros_like(data)
+    o_valid = np.zeros(cycles, dtype=np.int64)
+    o_data[1:] = stage[:-1]
+    o_valid[1:] = valid[:-1] != 0
+    return o_data, o_valid

@@ -52,15 +52,13 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .array import pass_gap, temporal_batch_max, temporal_stream_len
+from .array import pass_gap, temporal_stream_len
 from .fault_models import (
     PROFILE_MODES,
     FastFaultEngine,
     bit_errors,
-    config_cycles,
     pe_profile,
     profile_errors,
-    register_width,
 )
 from .faults import Fault, sample_size
 from .mapping import tiles
@@ -233,7 +231,7 @@ def _merge(options: dict | None, layer_units: dict) -> dict | None:
 # -- register-fault population -----------------------------------------------------------------
 
 def _reg_bits(cfg, registers) -> list[tuple[str, int]]:
-    return [(reg, b) for reg in registers for b in range(register_width(cfg, reg, 0))]
+    return [(reg, b) for reg in registers for b in range(cfg.register_width(reg, 0))]
 
 
 def _passes(cfg, M: int, K: int, N: int) -> tuple[int, int]:
@@ -249,12 +247,12 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
     ``tile``) for configuration ``cfg``; a stationary register and the MAC logic are hit in
     the cycle that vector is multiplied (a flipped stationary value is then held)."""
     R = cfg.rows
-    pre = config_cycles(cfg)
+    pre = cfg.config_cycles
     if cfg.dataflow == "os":
         return pre + tile * max(K, R) + j + row + col + 1
     stream = M if cfg.dataflow == "ws" else N
     if cfg.temporal:
-        nb = temporal_batch or temporal_batch_max(cfg)
+        nb = temporal_batch or cfg.temporal_batch_max
         span, slot = temporal_stream_len(stream, nb), j + j // nb
     else:
         span, slot = stream, j

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from .array import bias_in_psum, cycle_count, matmul
+from .array import cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
 
@@ -551,7 +551,7 @@ def check_fit(model: Model, cfg) -> None:
             raise ModelError(f"layer {layer.name}: reduction length K = {K} exceeds max_k = "
                              f"{cfg.max_k}; raise --max-k")
         bias = np.abs(layer.bias.astype(np.int64))
-        worst = np.abs(B).sum(axis=0) * amax + (bias if bias_in_psum(cfg) else 0)
+        worst = np.abs(B).sum(axis=0) * amax + (bias if cfg.bias_in_psum else 0)
         if worst.max() > lim:
             raise ModelError(f"layer {layer.name}: a partial sum can reach {int(worst.max())}, "
                              f"beyond the {cfg.acc_bits}-bit accumulator (±{lim}); raise "
@@ -752,10 +752,10 @@ class CycleEngine:
         q = assemble_corrected(program, rec) if getattr(cfg, "lcu", False) else \
             assemble(program, rec, "q_out")
         alarms = {}
-        if "checksum_error" in rec:
-            alarms["spatial"] = int(np.sum(rec["checksum_error"]))
-        if "temporal_error" in rec:
-            alarms["temporal"] = int(np.sum(rec["temporal_error"]))
+        if "checksum__error" in rec:
+            alarms["spatial"] = int(np.sum(rec["checksum__error"]))
+        if "temporal__error" in rec:
+            alarms["temporal"] = int(np.sum(rec["temporal__error"]))
         return ProductResult(q=np.asarray(q, dtype=np.int64), cycles=int(program.cycles),
                              alarms=alarms)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
 __all__ = ["requantize", "output_stage", "MAX_SHIFT"]
 
 #: Largest value of the hardware's ``shift`` port (``SHIFT_WIDTH = 6`` bits); a split column
@@ -39,7 +41,7 @@ def requantize(y: np.ndarray, shift: int, out_width: int) -> np.ndarray:
     cannot change the floor because ``2**(shift-1)`` is even) and cannot overflow int64 even at
     ``shift = 64``.
     """
-    if isinstance(shift, bool) or not isinstance(shift, int | np.integer) or not 0 <= shift <= 64:
+    if not is_int(shift, numpy=True) or not 0 <= shift <= 64:
         raise ValueError(f"shift must be 0..64, not {shift!r}")
     shift = int(shift)
     y = np.asarray(y, dtype=np.int64)
@@ -58,7 +60,7 @@ def output_stage(acc: np.ndarray, bias, relu: bool, shift: int, out_width: int,
     ``split`` (optional): one bool per column (broadcast over the last axis); a set column
     uses ``shift + 1`` and saturates to ``out_width − 1`` bits.  ``shift`` is 0 … 63.
     """
-    if isinstance(shift, bool) or not isinstance(shift, int | np.integer) \
+    if not is_int(shift, numpy=True) \
             or not 0 <= shift <= MAX_SHIFT:
         raise ValueError(f"shift must be 0..{MAX_SHIFT}, not {shift!r}")
     y = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import array_cols, spatial, temporal
 from .schedule import Program
 
 __all__ = ["alarm_report", "alarm_lines", "mismatch_report"]
@@ -43,40 +42,40 @@ def _vectors(program: Program, cycles) -> list[dict]:
 
 def _spatial(program: Program, rec: dict, final: np.ndarray) -> dict:
     T = len(rec["out_valid"])
-    err = rec["checksum_error"].astype(bool)
+    err = rec["checksum__error"].astype(bool)
     is_final = np.zeros(T, dtype=bool)
     is_final[final] = True
     partial = rec["out_valid"].astype(bool) & ~is_final
     flagged = np.nonzero(err & is_final)[0]
     vectors = _vectors(program, flagged)
     return {
-        "alarm": bool(rec["checksum_alarm"].max(initial=0)),
+        "alarm": bool(rec["checksum__alarm"].max(initial=0)),
         "result_vectors": int(len(final)),
         "result_vectors_flagged": len(vectors),
         "rows_flagged": sorted({m for v in vectors for m in v["rows"]}),
         "flagged": vectors,
         "partial_sum_vectors": int(partial.sum()),
         "partial_sum_vectors_flagged": int((err & partial).sum()),
-        "first_failing_vector": (int(rec["checksum_first"][-1])
-                                 if rec["checksum_alarm"].max(initial=0) else None),
+        "first_failing_vector": (int(rec["checksum__first"][-1])
+                                 if rec["checksum__alarm"].max(initial=0) else None),
     }
 
 
 def _temporal(cfg, program: Program, rec: dict) -> tuple[dict, np.ndarray]:
-    checks = np.nonzero(rec["temporal_checked"].astype(bool))[0]
+    checks = np.nonzero(rec["temporal__checked"].astype(bool))[0]
     final = np.sort(np.asarray(program.sanity_cycle, dtype=np.int64))
     is_final = np.isin(checks, final)
-    err = rec["temporal_error"].astype(bool)
+    err = rec["temporal__error"].astype(bool)
     # The batch of a result closes at the first sanity vector after it (passes never overlap).
     closing = final[np.minimum(np.searchsorted(final, program.out_cycle, side="right"),
                                len(final) - 1)] if len(final) else program.out_cycle * 0 - 1
     located = np.zeros(program.out_cycle.shape, dtype=bool)
-    sanity_lane = cfg.cols if array_cols(cfg) > cfg.cols else None
+    sanity_lane = cfg.cols if cfg.array_cols > cfg.cols else None
     batches = []
     for s in final:
         if not err[s]:
             continue
-        lanes = int(rec["temporal_lanes"][s])
+        lanes = int(rec["temporal__lane_errors"][s])
         in_batch = closing == s
         hit = in_batch & ((lanes >> program.out_lane) & 1).astype(bool)
         located |= hit
@@ -88,14 +87,14 @@ def _temporal(cfg, program: Program, rec: dict) -> tuple[dict, np.ndarray]:
                                               and lanes >> sanity_lane & 1)})
     partial = checks[~is_final]
     report = {
-        "alarm": bool(rec["temporal_alarm"].max(initial=0)),
+        "alarm": bool(rec["temporal__alarm"].max(initial=0)),
         "batches": int(len(final)),
         "batches_flagged": len(batches),
         "columns_flagged": sorted({n for b in batches for n in b["columns"]}),
         "flagged": batches,
         "partial_sum_batches": int(len(partial)),
         "partial_sum_batches_flagged": int(err[partial].sum()),
-        "overrun": bool(rec["temporal_overrun"].max(initial=0)),
+        "overrun": bool(rec["temporal__overrun"].max(initial=0)),
     }
     return report, located
 
@@ -121,11 +120,11 @@ def alarm_report(cfg, program: Program, rec: dict[str, np.ndarray]) -> dict:
     """
     report: dict = {}
     final = np.unique(program.out_cycle[program.out_cycle >= 0])
-    if spatial(cfg):
+    if cfg.spatial:
         report["spatial"] = _spatial(program, rec, final)
-    if temporal(cfg):
+    if cfg.temporal:
         report["temporal"], by_lane = _temporal(cfg, program, rec)
-        if spatial(cfg):
+        if cfg.spatial:
             by_row = np.isin(program.out_cycle,
                              [v["cycle"] for v in report["spatial"]["flagged"]])
             report["located"] = np.argwhere(by_row & by_lane).tolist()

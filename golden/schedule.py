@@ -1,7 +1,7 @@
 """The driver's program: cycle-by-cycle port values that compute ``A @ B`` on the accelerator.
 
 One :class:`Program` drives both the RTL (through :mod:`tb.player`) and the golden
-:class:`golden.array.ArrayCycleModel`, so that the two see exactly the same stimulus, cycle
+:class:`golden.accelerator.AcceleratorModel`, so that the two see exactly the same stimulus, cycle
 numbers included (transient faults are placed by cycle).  Tiles follow :mod:`golden.mapping`.
 
 WS / IS pass (one tile of the stationary operand):
@@ -24,28 +24,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .array import (
-    bias_in_psum,
-    latency,
-    pass_gap,
-    spatial,
-    temporal,
-    temporal_batch_max,
-    temporal_check_bits,
-    temporal_stream_len,
-)
+from ftaccel.rtl_gen.config import FAULT_CONTROLS, is_int
+
+from .array import pass_gap, temporal_stream_len
+from .bits import wrap
 from .faults import Fault
 from .lcu import buffer_address
 from .mapping import tiles
 
-__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "FAULT_PORTS",
-           "TEMPORAL_OUTPUTS"]
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS"]
 
-FAULT_PORTS = ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
-               "fault_mode", "fault_cycle")
 #: Output ports of the temporal checksum (all unsigned).
-TEMPORAL_OUTPUTS = ("temporal_checked", "temporal_error", "temporal_lanes", "temporal_alarm",
-                    "temporal_first", "temporal_overrun")
+TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
+                    "temporal__alarm", "temporal__first", "temporal__overrun")
 
 
 @dataclass
@@ -79,229 +70,368 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   temporal_threshold: int = 0) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
-    ``bypass_map`` (R×C bool, with ``cfg.bypass``) is written first, one row per cycle;
-    ``afd`` (with ``cfg.afd``) is a dict of ``shift``, ``gates``, ``mode``, ``enable``
-    (default: enabled, one gate, γ = 2, drop); ``median_enable`` switches the median filter.
-    ``temporal_batch`` (with the temporal checksum) is N, the data vectors per temporal batch
-    (default the largest, :func:`golden.array.temporal_batch_max`).  ``bias_error`` models a
-    corrupted bias word on the way into the array (a fault outside the PEs, for the Table 6.1
-    campaign): ``(m, n, delta)`` adds ``delta`` to the bias entering output ``C[m, n]``
-    (``m = None``: every row), while the checkers' expected constants keep the true bias.
-    With ``cfg.lcu``: ``split`` (N bools) marks the columns that are split copies (their
-    output-stage lanes use ``shift + 1`` and one bit less, :mod:`golden.split`); every result
-    vector is captured into the output buffer, then ``lcu_pairs`` (column pairs ``(c1, c2)``)
-    are corrected in every row of the result, ``lcu_max_pairs`` at a time, and the whole
-    buffer is read back (:func:`assemble_corrected`).  ``checksum_threshold`` and
-    ``temporal_threshold`` are the checkers' run-time thresholds (a syndrome whose magnitude
-    exceeds it fails; 0 = exact check, 000 L1187), held for the whole program.
+    The product's passes are laid out per dataflow (:func:`_stationary_passes`,
+    :func:`_os_tiles`); then each configured unit adds its ports (one ``_*_stimulus`` function
+    per unit) and the bypass map, if any, is written in front of everything.
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        The accelerator the program drives.
+    A, B : int arrays
+        M×K activations and K×N weights.
+    bias : int array, optional
+        N biases (default zero); where they enter: ``cfg.bias_in_psum``.
+    relu, shift : bool, int
+        Output-stage controls (with ``cfg.output_stage``).
+    fault : Fault, optional
+        Armed through the fault hooks' controls (with ``cfg.fault_hooks``).
+    bypass_map : bool array, optional
+        R×C map written first, one row per cycle (with ``cfg.bypass``; default: nothing).
+    afd : dict, optional
+        ``shift``, ``gates``, ``mode``, ``enable`` of the anomaly suppression (with
+        ``cfg.afd``; default enabled, one gate, γ = 2, drop).
+    median_enable : bool
+        Switches the median filter (with ``cfg.median``).
+    temporal_batch : int, optional
+        N, the data vectors per temporal batch (with the temporal checksum; default the
+        largest, :attr:`rtl_gen.config.AcceleratorConfig.temporal_batch_max`).
+    bias_error : tuple, optional
+        ``(m, n, delta)``: a corrupted bias word on its way into the array (a fault outside the
+        PEs, for the Table 6.1 campaign) adds ``delta`` to the bias entering ``C[m, n]``
+        (``m = None``: every row), while the checkers' expected constants keep the true bias.
+        WS with a checksum only.
+    split : bool array, optional
+        With ``cfg.lcu``: the N columns that are split copies (their output-stage lanes use
+        ``shift + 1`` and one bit less, :mod:`golden.split`).
+    lcu_pairs : int array, optional
+        With ``cfg.lcu``: column pairs ``(c1, c2)`` corrected in every row of the result,
+        ``lcu_max_pairs`` at a time, after every result vector was captured; the whole buffer
+        is then read back (:func:`assemble_corrected`).
+    checksum_threshold, temporal_threshold : int
+        The checkers' run-time thresholds, held for the whole program: a syndrome whose
+        magnitude exceeds it fails (0 = the exact check, 000 L1187).
+
+    Returns
+    -------
+    Program
+        Stimulus, loopbacks, recorded output ports and where each result shows.
+
+    Raises
+    ------
+    ValueError
+        An option the configuration cannot honour, or operands of the wrong shape.
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
-    M, K = A.shape
-    N = B.shape[1]
-    R, C = cfg.rows, cfg.cols
-    bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    L = latency(cfg)
-    tl = tiles(cfg.dataflow, R, C, M, K, N)
-    out_cycle = np.full((M, N), -1, dtype=np.int64)
-    out_lane = np.full((M, N), -1, dtype=np.int64)
-
+    bias_v = (np.zeros(B.shape[1], dtype=np.int64) if bias is None
+              else np.asarray(bias, dtype=np.int64))
     if cfg.dataflow == "os":
-        Kp = max(K, R)
-        T = len(tl) * Kp + L + R - 1
-        inp = {"act_in": np.zeros((T, R)), "weight_in": np.zeros((T, C)), "in_last": np.zeros(T)}
-        bias_t = np.zeros((T, C))
-        t = 0
-        for tile in tl:
-            mr, nc = tile.m1 - tile.m0, tile.n1 - tile.n0
-            inp["act_in"][t:t + K, :mr] = A[tile.m0:tile.m1, :].T
-            inp["weight_in"][t:t + K, :nc] = B[:, tile.n0:tile.n1]
-            t_last = t + Kp - 1
-            inp["in_last"][t_last] = 1
-            first_out = t_last + L
-            for i in range(R):
-                r = R - 1 - i  # the drain chain empties bottom row first
-                bias_t[first_out - 1 + i, :nc] = bias_v[tile.n0:tile.n1]
-                if r < mr:
-                    out_cycle[tile.m0 + r, tile.n0:tile.n1] = first_out + i
-                    out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
-            t += Kp
-        loopback: dict[str, tuple[str, np.ndarray]] = {}
-        sanity_cycle = np.zeros(0, dtype=np.int64)
+        d = _os_tiles(cfg, A, B, bias_v)
     else:
-        ws = cfg.dataflow == "ws"
-        stream = M if ws else N
-        # Slot of each streamed vector in a pass: with the temporal checksum one idle cycle
-        # follows every batch of N vectors (the generator inserts the sanity vector there).
-        tb = temporal(cfg)
-        nb = _temporal_batch(cfg, temporal_batch) if tb else stream
-        slot = np.arange(stream) + (np.arange(stream) // nb if tb else 0)
-        span = temporal_stream_len(stream, nb) if tb else stream
-        gap = pass_gap(cfg, span)
-        T = (len(tl) - 1) * (R + span + gap) + R + span + L
-        inp = {"load": np.zeros(T), "load_data": np.zeros((T, C)), "in_valid": np.zeros(T),
-               "in_data": np.zeros((T, R)), "psum_in": np.zeros((T, C))}
-        checksum = spatial(cfg)
-        if checksum:
-            inp.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T),
-                        "checksum_threshold": np.full(T, checksum_threshold)})
-        if getattr(cfg, "checksum", "none") != "none":
-            inp["checksum_clear"] = np.zeros(T)
-        NC = C + int(checksum)
-        if tb:
-            inp.update({"temporal_batch": np.full(T, nb), "temporal_last": np.zeros(T),
-                        "temporal_expected": np.zeros((T, NC)),
-                        "temporal_threshold": np.full(T, temporal_threshold)})
-        early = bias_in_psum(cfg)
-        if bias_error is not None and not (ws and early):
-            raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
-                             "enters through psum_in)")
-        bias_t = np.zeros((T, C))
-        src = np.full(T, -1, dtype=np.int64)
-        sanity_rows: list = []
-        t = 0
-        prev_out = -1
-        for tile in tl:
-            kr = tile.k1 - tile.k0
-            # stationary tile, indexed [PE row, PE column]
-            stat = np.zeros((R, C))
-            if ws:
-                stat[:kr, :tile.n1 - tile.n0] = B[tile.k0:tile.k1, tile.n0:tile.n1]
-            else:
-                stat[:kr, :tile.m1 - tile.m0] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
-            for i in range(R):
-                inp["load"][t + i] = 1
-                inp["load_data"][t + i] = stat[R - 1 - i]  # the chain shifts down: last row first
-            if checksum:
-                # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every
-                # output vector of the C + 1 columns sums to zero.  Weights of bypassed PEs
-                # are left out: the array prunes them, and the invariant must hold for what
-                # the array computes, not for the weights it was given.
-                kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
-                inp["sanity_load_data"][t:t + R] = -kept.sum(axis=1)[::-1]
-            s = t + R
-            inp["in_valid"][s + slot] = 1
-            if ws:
-                inp["in_data"][s + slot, :kr] = A[:, tile.k0:tile.k1]
-            else:
-                inp["in_data"][s + slot, :kr] = B[tile.k0:tile.k1, :].T
-            if ws:
-                cols = slice(tile.n0, tile.n1)
-                nc = tile.n1 - tile.n0
-            else:
-                cols = slice(tile.m0, tile.m1)  # IS: output lane i is batch row m0 + i
-                nc = tile.m1 - tile.m0
-            if tb:
-                inp["temporal_last"][s + slot[-1]] = 1  # closes the pass's short last batch
-            if not tile.first_k:
-                # Every slot, sanity ones included, chains its partial sum to the next pass.
-                src[s:s + span] = prev_out + np.arange(span)
-            elif early:
-                # The bias enters the first K-tile's partial sums, sanity vectors included
-                # (each also gets the bias once, hence (n + 1)·bias below).
-                if ws:
-                    inp["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot,
-                                                                  bias_error)
-                    if checksum:  # the sanity neuron's bias: the negated sum (Eq. 6.5)
-                        inp["sanity_psum_in"][s:s + span] = -bias_v[cols].sum()
-                else:
-                    inp["psum_in"][s + slot, :] = bias_v[:, None]  # IS: bias of neuron n
-            out0 = s + L
-            if tb:
-                _temporal_expected(inp["temporal_expected"], out0, slot, nb,
-                                   bias_v[cols] if early and ws else np.zeros(nc), checksum)
-            if tile.last_k and tb:
-                closing = slot[np.minimum(np.arange(nb - 1, stream + nb - 1, nb), stream - 1)]
-                sanity_rows.append(out0 + closing + 1)
-            if tile.last_k:
-                if ws:
-                    if not early:
-                        bias_t[out0 - 1 + slot, :nc] = bias_v[cols]
-                    out_cycle[:, cols] = (out0 + slot)[:, None]
-                    out_lane[:, cols] = np.arange(nc)[None, :]
-                else:
-                    out_cycle[cols, :] = (out0 + slot)[None, :]
-                    out_lane[cols, :] = np.arange(nc)[:, None]
-            prev_out = out0
-            t = s + span + gap
-        loopback = {"psum_in": ("acc_out", src)}
-        sanity_cycle = (np.concatenate(sanity_rows) if sanity_rows
-                        else np.zeros(0, dtype=np.int64))
-        if checksum:
-            loopback["sanity_psum_in"] = ("sanity_acc_out", src)
-
-    if getattr(cfg, "lcu", False):
-        inp, T, buffer_row, read_cycle = _lcu_program(cfg, inp, T, out_cycle, out_lane, N,
-                                                      split, lcu_pairs)
-        bias_t = np.concatenate([bias_t, np.zeros((T - len(bias_t), C))])
-        loopback = {port: (source, np.concatenate([src, np.full(T - len(src), -1)]))
-                    for port, (source, src) in loopback.items()}
+        d = _stationary_passes(cfg, A, B, bias_v, bypass_map, temporal_batch, bias_error)
+        if cfg.spatial:
+            d.constant("checksum__threshold", checksum_threshold)
+        if cfg.temporal:
+            d.constant("temporal__threshold", temporal_threshold)
+    buffer = None
+    if cfg.lcu:
+        buffer = _lcu_stimulus(cfg, d, B.shape[1], split, lcu_pairs)
     elif split is not None or lcu_pairs is not None:
         raise ValueError("split and lcu_pairs need a configuration with lcu")
     if cfg.output_stage:
-        inp["bias"] = bias_t
-        inp["relu"] = np.full(T, int(bool(relu)))
-        inp["shift"] = np.full(T, int(shift))
+        _output_stage_stimulus(d, relu, shift)
     if cfg.fault_hooks:
-        ports = fault.ports() if fault is not None else {}
-        for name in FAULT_PORTS:
-            inp[name] = np.full(T, ports.get(name, 0))
-    if getattr(cfg, "afd", False):
-        ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
-        for name in ("shift", "gates", "mode", "enable"):
-            inp[f"afd_{name}"] = np.full(T, int(ctl[name]))
-    if getattr(cfg, "median", 0):
-        inp["median_enable"] = np.full(T, int(bool(median_enable)))
-    inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inp.items()}
-    if temporal(cfg):  # the expected-sum port is k bits wide: program the residue
-        half = np.int64(1) << np.int64(temporal_check_bits(cfg) - 1)
-        inputs["temporal_expected"] = (inputs["temporal_expected"] + half) % (2 * half) - half
-    outputs = {"out_valid": (0, False), "acc_out": (C, True)}
-    if cfg.output_stage:
-        outputs["q_out"] = (C, True)
-    if spatial(cfg):
-        outputs.update({"sanity_acc_out": (0, True), "checksum_error": (0, False),
-                        "checksum_alarm": (0, False), "checksum_first": (0, False),
-                        "checksum_syndrome": (0, True)})
-    if temporal(cfg):
-        outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
-    pre = 0  # cycles the bypass map is written in, in front of everything else
-    if getattr(cfg, "bypass", False):
-        inputs, loopback, out_cycle, T = _prepend_bypass_map(cfg, inputs, loopback, out_cycle,
-                                                              T, bypass_map)
-        pre = cfg.rows
-        sanity_cycle = sanity_cycle + pre
-        outputs["bypass_rdata"] = (0, False)
-    program = Program(inputs=inputs, loopback=loopback, out_cycle=out_cycle, out_lane=out_lane,
-                      cycles=T, outputs=outputs, sanity_cycle=sanity_cycle.astype(np.int64))
-    if getattr(cfg, "lcu", False):
-        program.buffer_row = buffer_row
+        _fault_stimulus(d, fault)
+    if cfg.afd:
+        _afd_stimulus(d, afd)
+    if cfg.median:
+        _median_stimulus(d, median_enable)
+    if cfg.temporal:  # the expected-sum port is k bits wide: program the residue
+        d.inputs["temporal__expected"] = wrap(d.inputs["temporal__expected"],
+                                             cfg.temporal_check_bits)
+    pre = _bypass_stimulus(cfg, d, bypass_map) if cfg.bypass else 0
+    program = Program(inputs={k: np.asarray(v, dtype=np.int64) for k, v in d.inputs.items()},
+                      loopback=d.loopback, out_cycle=d.out_cycle, out_lane=d.out_lane,
+                      cycles=d.cycles, outputs=_output_ports(cfg),
+                      sanity_cycle=d.sanity_cycle.astype(np.int64))
+    if buffer is not None:
+        program.buffer_row, read_cycle = buffer
         program.buffer_read_cycle = read_cycle + pre
-        program.outputs.update({"lcu_busy": (0, False), "lcu_done": (0, False),
-                                "lcu_cap_row": (0, False), "lcu_rd_data": (C, True)})
     return program
 
 
+@dataclass
+class _Draft:
+    """A program under construction: per-cycle port values and where the results show.
+
+    ``bias`` is the output stage's per-cycle bias (``[T, C]``), kept apart until the output
+    stage's ports are added; ``hold`` names the ports whose value is constant for the whole
+    program (they keep it while the bypass map is written in front).
+    """
+
+    inputs: dict[str, np.ndarray]
+    cycles: int
+    out_cycle: np.ndarray
+    out_lane: np.ndarray
+    bias: np.ndarray
+    loopback: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    sanity_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    hold: set[str] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls, cycles: int, M: int, N: int, lanes: int) -> _Draft:
+        return cls(inputs={}, cycles=cycles, out_cycle=np.full((M, N), -1, dtype=np.int64),
+                   out_lane=np.full((M, N), -1, dtype=np.int64),
+                   bias=np.zeros((cycles, lanes)))
+
+    def constant(self, port: str, value: int) -> None:
+        """Add ``port`` holding ``value`` in every cycle."""
+        self.inputs[port] = np.full(self.cycles, int(value))
+        self.hold.add(port)
+
+    def extend(self, extra: int) -> None:
+        """Append ``extra`` idle cycles (ports zero, no loopback) after the product."""
+        for name, arr in self.inputs.items():
+            self.inputs[name] = np.concatenate([arr, np.zeros((extra,) + arr.shape[1:])])
+        self.bias = np.concatenate([self.bias, np.zeros((extra,) + self.bias.shape[1:])])
+        self.loopback = {port: (source, np.concatenate([src, np.full(extra, -1)]))
+                         for port, (source, src) in self.loopback.items()}
+        self.cycles += extra
+
+
+def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
+    """OS: every output tile ``max(K, R)`` steps back to back, ``in_last`` on its final step;
+    its R result rows leave from ``L`` cycles later, one per cycle, row R−1 first."""
+    M, K = A.shape
+    N = B.shape[1]
+    R, C, L = cfg.rows, cfg.cols, cfg.latency
+    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    Kp = max(K, R)
+    d = _Draft.empty(len(tl) * Kp + L + R - 1, M, N, C)
+    T = d.cycles
+    inp = d.inputs
+    inp.update({"act_in": np.zeros((T, R)), "weight_in": np.zeros((T, C)),
+                "in_last": np.zeros(T)})
+    t = 0
+    for tile in tl:
+        mr, nc = tile.m1 - tile.m0, tile.n1 - tile.n0
+        inp["act_in"][t:t + K, :mr] = A[tile.m0:tile.m1, :].T
+        inp["weight_in"][t:t + K, :nc] = B[:, tile.n0:tile.n1]
+        t_last = t + Kp - 1
+        inp["in_last"][t_last] = 1
+        first_out = t_last + L
+        for i in range(R):
+            r = R - 1 - i  # the drain chain empties bottom row first
+            d.bias[first_out - 1 + i, :nc] = bias_v[tile.n0:tile.n1]
+            if r < mr:
+                d.out_cycle[tile.m0 + r, tile.n0:tile.n1] = first_out + i
+                d.out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
+        t += Kp
+    return d
+
+
+def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, bypass_map,
+                       temporal_batch: int | None, bias_error) -> _Draft:
+    """WS / IS: per stationary tile, R cycles of ``load``, the streamed vectors (with the
+    temporal checksum, one idle slot after every batch), then :func:`pass_gap` idle cycles.
+    A K-tile after the first takes its ``psum_in`` from the previous pass's ``acc_out``."""
+    ws = cfg.dataflow == "ws"
+    M, K = A.shape
+    N = B.shape[1]
+    R, C, L = cfg.rows, cfg.cols, cfg.latency
+    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    stream = M if ws else N
+    # Slot of each streamed vector in a pass: with the temporal checksum one idle cycle
+    # follows every batch of N vectors (the generator inserts the sanity vector there).
+    nb = _temporal_batch(cfg, temporal_batch) if cfg.temporal else stream
+    slot = np.arange(stream) + (np.arange(stream) // nb if cfg.temporal else 0)
+    span = temporal_stream_len(stream, nb) if cfg.temporal else stream
+    gap = pass_gap(cfg, span)
+    d = _Draft.empty((len(tl) - 1) * (R + span + gap) + R + span + L, M, N, C)
+    T = d.cycles
+    d.inputs.update({"load": np.zeros(T), "load_data": np.zeros((T, C)),
+                     "in_valid": np.zeros(T), "in_data": np.zeros((T, R)),
+                     "psum_in": np.zeros((T, C))})
+    _checksum_stimulus(cfg, d, nb)
+    if bias_error is not None and not (ws and cfg.bias_in_psum):
+        raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
+                         "enters through psum_in)")
+    src = np.full(T, -1, dtype=np.int64)
+    sanity_rows: list = []
+    t, prev_out = 0, -1
+    for tile in tl:
+        s = t + R  # first streamed slot of this pass
+        _load_tile(cfg, d, tile, t, A, B, bypass_map)
+        _stream_tile(cfg, d, tile, s, slot, A, B)
+        lanes = slice(tile.n0, tile.n1) if ws else slice(tile.m0, tile.m1)  # IS: batch rows
+        nc = lanes.stop - lanes.start
+        if not tile.first_k:
+            # Every slot, sanity ones included, chains its partial sum to the next pass.
+            src[s:s + span] = prev_out + np.arange(span)
+        elif cfg.bias_in_psum:
+            _bias_into_psum(cfg, d, tile, s, span, slot, bias_v, bias_error)
+        out0 = s + L
+        if cfg.temporal:
+            _temporal_expected(d.inputs["temporal__expected"], out0, slot, nb,
+                               bias_v[lanes] if cfg.bias_in_psum and ws else np.zeros(nc),
+                               cfg.spatial)
+            if tile.last_k:
+                closing = slot[np.minimum(np.arange(nb - 1, stream + nb - 1, nb), stream - 1)]
+                sanity_rows.append(out0 + closing + 1)
+        if tile.last_k:
+            _place_results(cfg, d, lanes, out0 + slot, bias_v)
+        prev_out = out0
+        t = s + span + gap
+    d.loopback = {"psum_in": ("acc_out", src)}
+    if cfg.spatial:
+        d.loopback["sanity_psum_in"] = ("sanity_acc_out", src)
+    if sanity_rows:
+        d.sanity_cycle = np.concatenate(sanity_rows)
+    return d
+
+
+def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
+    """R cycles of ``load`` from cycle ``t``: the stationary tile, last PE row first (the
+    chain shifts down), and the sanity column's weights with the spatial checksum."""
+    R, C = cfg.rows, cfg.cols
+    kr = tile.k1 - tile.k0
+    stat = np.zeros((R, C))  # indexed [PE row, PE column]
+    if cfg.dataflow == "ws":
+        stat[:kr, :tile.n1 - tile.n0] = B[tile.k0:tile.k1, tile.n0:tile.n1]
+    else:
+        stat[:kr, :tile.m1 - tile.m0] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
+    d.inputs["load"][t:t + R] = 1
+    d.inputs["load_data"][t:t + R] = stat[::-1]
+    if cfg.spatial:
+        # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every output
+        # vector of the C + 1 columns sums to zero.  Weights of bypassed PEs are left out: the
+        # array prunes them, and the invariant must hold for what the array computes.
+        kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
+        d.inputs["sanity_load_data"][t:t + R] = -kept.sum(axis=1)[::-1]
+
+
+def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:
+    """One streamed vector per slot from cycle ``s`` (WS: rows of A; IS: columns of B)."""
+    kr = tile.k1 - tile.k0
+    d.inputs["in_valid"][s + slot] = 1
+    if cfg.dataflow == "ws":
+        d.inputs["in_data"][s + slot, :kr] = A[:, tile.k0:tile.k1]
+    else:
+        d.inputs["in_data"][s + slot, :kr] = B[tile.k0:tile.k1, :].T
+    if cfg.temporal:
+        d.inputs["temporal__last"][s + slot[-1]] = 1  # closes the pass's short last batch
+
+
+def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
+                    bias_v: np.ndarray, bias_error) -> None:
+    """The bias enters the first K-tile's partial sums, sanity vectors included (each also
+    gets the bias once, hence the temporal check's (n + 1)·bias)."""
+    if cfg.dataflow == "ws":
+        nc = tile.n1 - tile.n0
+        d.inputs["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot, bias_error)
+        if cfg.spatial:  # the sanity neuron's bias: the negated sum (Eq. 6.5)
+            d.inputs["sanity_psum_in"][s:s + span] = -bias_v[tile.n0:tile.n1].sum()
+    else:
+        d.inputs["psum_in"][s + slot, :] = bias_v[:, None]  # IS: bias of neuron n
+
+
+def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
+                   bias_v: np.ndarray) -> None:
+    """Record where the final K-tile's results show (and, WS without a checksum, give the
+    output stage their bias one cycle before)."""
+    nc = lanes.stop - lanes.start
+    if cfg.dataflow == "ws":
+        if not cfg.bias_in_psum:
+            d.bias[cycles - 1, :nc] = bias_v[lanes]
+        d.out_cycle[:, lanes] = cycles[:, None]
+        d.out_lane[:, lanes] = np.arange(nc)[None, :]
+    else:
+        d.out_cycle[lanes, :] = cycles[None, :]
+        d.out_lane[lanes, :] = np.arange(nc)[:, None]
+
+
+# -- one stimulus function per unit -----------------------------------------------------------
+
+def _checksum_stimulus(cfg, d: _Draft, batch: int) -> None:
+    """The Sanity-Check ports, zero until the passes fill them in (the temporal batch size
+    is held for the whole program)."""
+    T = d.cycles
+    if cfg.spatial:
+        d.inputs.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T)})
+        d.constant("checksum__threshold", 0)
+    if cfg.checksum != "none":
+        d.inputs["checksum__clear"] = np.zeros(T)
+    if cfg.temporal:
+        d.constant("temporal__batch", batch)
+        d.constant("temporal__threshold", 0)
+        d.inputs.update({"temporal__last": np.zeros(T),
+                         "temporal__expected": np.zeros((T, cfg.array_cols))})
+
+
+def _output_stage_stimulus(d: _Draft, relu: bool, shift: int) -> None:
+    d.inputs["bias"] = d.bias
+    d.constant("relu", int(bool(relu)))
+    d.constant("shift", int(shift))
+
+
+def _fault_stimulus(d: _Draft, fault: Fault | None) -> None:
+    """The fault hooks' controls, held for the whole program (all zero: no fault armed)."""
+    values = fault.controls() if fault is not None else {}
+    for name in FAULT_CONTROLS:
+        d.constant(f"fault__{name}", values.get(name, 0))
+
+
+def _afd_stimulus(d: _Draft, afd: dict | None) -> None:
+    ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
+    for name in ("shift", "gates", "mode", "enable"):
+        d.constant(f"afd__{name}", int(ctl[name]))
+
+
+def _median_stimulus(d: _Draft, enable: bool) -> None:
+    d.constant("median__enable", int(bool(enable)))
+
+
+def _output_ports(cfg) -> dict[str, tuple[int, bool]]:
+    """The output ports a program records: ``name → (lanes or 0, signed)``."""
+    C = cfg.cols
+    outputs = {"out_valid": (0, False), "acc_out": (C, True)}
+    if cfg.output_stage:
+        outputs["q_out"] = (C, True)
+    if cfg.spatial:
+        outputs.update({"sanity_acc_out": (0, True), "checksum__error": (0, False),
+                        "checksum__alarm": (0, False), "checksum__first": (0, False),
+                        "checksum__syndrome": (0, True)})
+    if cfg.temporal:
+        outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
+    if cfg.bypass:
+        outputs["bypass__rdata"] = (0, False)
+    if cfg.lcu:
+        outputs.update({"lcu__busy": (0, False), "lcu__done": (0, False),
+                        "lcu__cap_row": (0, False), "lcu__rd_data": (C, True)})
+    return outputs
+
+
 def _temporal_batch(cfg, batch) -> int:
-    nmax = temporal_batch_max(cfg)
+    nmax = cfg.temporal_batch_max
     if batch is None:
         return nmax
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not (
+    if not is_int(batch, numpy=True) or not (
             1 <= batch <= nmax):
         raise ValueError(f"invalid temporal_batch = {batch!r}: an integer from 1 to {nmax} "
                          f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
     return int(batch)
 
 
-def _lcu_program(cfg, inp: dict, T: int, out_cycle, out_lane, N: int, split, lcu_pairs):
+def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray, np.ndarray]:
     """Output-buffer capture, split lanes, correction runs and read-back (``cfg.lcu``).
 
     Every cycle that shows result vectors is captured, in order, one buffer row each (rows
     counted from ``lcu_cap_clear`` in cycle 0).  After the product, for each chunk of at most
-    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu_start``,
-    then :func:`golden.lcu`-style ``2n + 3`` cycles until ``done``.  Then one buffer row is
-    read per cycle.  Returns the extended inputs, T, the buffer row of each result and the
-    cycle in which each buffer row's read-back shows.
+    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu__start``,
+    then ``2n + 3`` cycles until ``done`` (:func:`rtl_gen.lcu.controller_cycles`).  Then one
+    buffer row is read per cycle.  Returns the buffer row of each result and the cycle in
+    which each buffer row's read-back shows.
     """
     C = cfg.cols
     split_v = np.zeros(N, dtype=bool) if split is None else np.asarray(split, dtype=bool)
@@ -312,48 +442,45 @@ def _lcu_program(cfg, inp: dict, T: int, out_cycle, out_lane, N: int, split, lcu
     if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and (
             pairs.min() < 0 or pairs.max() >= N)):
         raise ValueError(f"lcu_pairs must be (column, column) pairs with columns 0 … {N - 1}")
-    captured = np.unique(out_cycle)
-    buffer_row = np.searchsorted(captured, out_cycle)
+    captured = np.unique(d.out_cycle)
+    buffer_row = np.searchsorted(captured, d.out_cycle)
     if len(captured) > cfg.lcu_depth:
         raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
                          f"{cfg.lcu_depth}")
-    addr = buffer_address(buffer_row, out_lane, C)  # word address of C[m, n]
+    addr = buffer_address(buffer_row, d.out_lane, C)  # word address of C[m, n]
     words = np.concatenate([np.stack([addr[:, a], addr[:, b]], axis=1) for a, b in pairs]) \
         if len(pairs) else np.zeros((0, 2), np.int64)
     chunks = [words[i:i + cfg.lcu_max_pairs] for i in range(0, len(words), cfg.lcu_max_pairs)]
-    extra = sum(3 * len(ch) + 4 for ch in chunks) + len(captured) + 1
-    T2 = T + extra
-    for name, arr in list(inp.items()):
-        inp[name] = np.concatenate([arr, np.zeros((extra,) + arr.shape[1:])])
-    for name in ("lcu_capture", "lcu_cap_clear", "lcu_pair_we", "lcu_pair_index", "lcu_pair_a",
-                 "lcu_pair_b", "lcu_n_pairs", "lcu_start", "lcu_rd_row", "split"):
-        inp[name] = np.zeros(T2)
-    inp["lcu_cap_clear"][0] = 1
-    inp["lcu_capture"][captured] = 1
+    t = d.cycles
+    d.extend(sum(3 * len(ch) + 4 for ch in chunks) + len(captured) + 1)
+    inp = d.inputs
+    for name in ("lcu__capture", "lcu__cap_clear", "lcu__pair_we", "lcu__pair_index", "lcu__pair_a",
+                 "lcu__pair_b", "lcu__n_pairs", "lcu__start", "lcu__rd_row"):
+        inp[name] = np.zeros(d.cycles)
+    inp["lcu__cap_clear"][0] = 1
+    inp["lcu__capture"][captured] = 1
     # Lane bits of the split results, set in the cycle the output stage computes them (one
     # cycle before they show).
-    split_bits = np.zeros(T2, dtype=np.int64)
-    hit = np.broadcast_to(split_v, out_cycle.shape)
-    np.bitwise_or.at(split_bits, out_cycle[hit] - 1, np.left_shift(1, out_lane[hit]))
+    split_bits = np.zeros(d.cycles, dtype=np.int64)
+    hit = np.broadcast_to(split_v, d.out_cycle.shape)
+    np.bitwise_or.at(split_bits, d.out_cycle[hit] - 1, np.left_shift(1, d.out_lane[hit]))
     inp["split"] = split_bits
-    t = T
     for ch in chunks:
         for i, (a, b) in enumerate(ch):
-            inp["lcu_pair_we"][t] = 1
-            inp["lcu_pair_index"][t], inp["lcu_pair_a"][t], inp["lcu_pair_b"][t] = i, a, b
+            inp["lcu__pair_we"][t] = 1
+            inp["lcu__pair_index"][t], inp["lcu__pair_a"][t], inp["lcu__pair_b"][t] = i, a, b
             t += 1
-        inp["lcu_start"][t] = 1
-        inp["lcu_n_pairs"][t] = len(ch)
+        inp["lcu__start"][t] = 1
+        inp["lcu__n_pairs"][t] = len(ch)
         t += 2 * len(ch) + 4  # done shows 2n + 3 rows after start; one spare cycle
-    read_cycle = np.arange(len(captured)) + t + 1
-    inp["lcu_rd_row"][t:t + len(captured)] = np.arange(len(captured))
-    return inp, T2, buffer_row, read_cycle
+    inp["lcu__rd_row"][t:t + len(captured)] = np.arange(len(captured))
+    return buffer_row, np.arange(len(captured)) + t + 1
 
 
 def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
     """The M×N result as read back from the output buffer after the LCU runs (``cfg.lcu``)."""
     rows = program.buffer_read_cycle[program.buffer_row]
-    return recorded["lcu_rd_data"][rows, program.out_lane]
+    return recorded["lcu__rd_data"][rows, program.out_lane]
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
@@ -390,29 +517,34 @@ def _temporal_expected(exp: np.ndarray, out0: int, slot: np.ndarray, batch: int,
         start = close + 1
 
 
-def _prepend_bypass_map(cfg, inputs, loopback, out_cycle, T, bypass_map):
-    """R cycles writing the bypass map (row r in cycle r) in front of the program."""
+def _bypass_stimulus(cfg, d: _Draft, bypass_map) -> int:
+    """R cycles writing the bypass map (row r in cycle r) in front of the program; returns R.
+
+    Every other port is shifted by R cycles: zero in front, except the constant controls
+    (:attr:`_Draft.hold`), which hold their value from the first cycle on.
+    """
     R, C = cfg.rows, cfg.cols
     bmap = np.zeros((R, C), dtype=bool) if bypass_map is None else np.asarray(bypass_map, bool)
     if bmap.shape != (R, C):
         raise ValueError(f"bypass map must be {R}×{C}, not {bmap.shape}")
-    pre = R
-    out = {}
-    for name, arr in inputs.items():
-        pad = np.zeros((pre,) + arr.shape[1:], dtype=np.int64)
-        if name in ("relu", "shift") or name.startswith(("fault_", "afd_", "median_",
-                                                         "checksum_", "temporal_")):
-            pad[:] = arr[0]  # static controls hold their value from the first cycle
-        out[name] = np.concatenate([pad, arr])
-    weights = 1 << np.arange(C)
-    out["bypass_we"] = np.concatenate([np.ones(pre, np.int64), np.zeros(T, np.int64)])
-    out["bypass_row"] = np.concatenate([np.arange(pre), np.zeros(T, np.int64)])
-    out["bypass_wdata"] = np.concatenate([bmap.astype(np.int64) @ weights,
-                                          np.zeros(T, np.int64)])
-    shifted = {port: (src_port, np.concatenate([np.full(pre, -1), np.where(src >= 0, src + pre,
-                                                                             -1)]))
-               for port, (src_port, src) in loopback.items()}
-    return out, shifted, np.where(out_cycle >= 0, out_cycle + pre, -1), T + pre
+    for name, arr in d.inputs.items():
+        pad = np.zeros((R,) + arr.shape[1:])
+        if name in d.hold:
+            pad[:] = arr[0]
+        d.inputs[name] = np.concatenate([pad, arr])
+    T = d.cycles
+    zeros = np.zeros(T, dtype=np.int64)
+    d.inputs["bypass__we"] = np.concatenate([np.ones(R, dtype=np.int64), zeros])
+    d.inputs["bypass__row"] = np.concatenate([np.arange(R), zeros])
+    d.inputs["bypass__wdata"] = np.concatenate([bmap.astype(np.int64) @ (1 << np.arange(C)),
+                                               zeros])
+    d.loopback = {port: (source, np.concatenate([np.full(R, -1), np.where(src >= 0, src + R,
+                                                                            -1)]))
+                  for port, (source, src) in d.loopback.items()}
+    d.out_cycle = np.where(d.out_cycle >= 0, d.out_cycle + R, -1)
+    d.sanity_cycle = d.sanity_cycle + R
+    d.cycles = T + R
+    return R
 
 
 def assemble(program: Program, recorded: dict[str, np.ndarray], port: str = "acc_out"):

@@ -34,7 +34,7 @@ saturation never amplify a difference).  Random
 layers reach the accumulator bound exactly; with the usual shifts (``2**s2 ≥ D_u``) the next
 layer's int8 output differs by at most 1.
 
-Output-stage semantics assumed (same as the lead's ``golden/output_stage.py``; this module keeps
+Output-stage semantics assumed (same as ``golden/output_stage.py``; this module keeps
 a private copy because golden modules import nothing of the project):
 ``y = acc + bias``; ``y = max(y, 0)`` with ReLU; ``q = (y + 2**(s−1)) >> s`` (arithmetic, round
 half up) if ``s > 0`` else ``q = y``; ``q`` saturated to the signed ``a_width`` range.
@@ -52,6 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
 __all__ = ["SplitLayer", "TripleLayer", "layer_forward", "split_layer", "triplicate_layer",
            "buffer_pairs", "buffer_triples", "next_layer_bound"]
 
@@ -66,7 +68,7 @@ def _int_array(x, name: str, ndim: int | None = None) -> np.ndarray:
 
 
 def _check_a_width(a_width) -> None:
-    if isinstance(a_width, bool) or not isinstance(a_width, int) or not 3 <= a_width <= 32:
+    if not is_int(a_width) or not 3 <= a_width <= 32:
         raise ValueError(f"invalid a_width = {a_width!r}: an integer from 3 to 32")
 
 
@@ -274,10 +276,10 @@ def triplicate_layer(weights, bias, shift, critical, *, next_weights=None, relu:
 def _buffer_index(cols: np.ndarray, n_out: int, batch: int, base: int,
                   row_stride: int | None) -> np.ndarray:
     for name, v, lo in (("batch", batch, 1), ("base", base, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        if not is_int(v) or v < lo:
             raise ValueError(f"invalid {name} = {v!r}: an integer >= {lo}")
     stride = n_out if row_stride is None else row_stride
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < n_out:
+    if not is_int(stride) or stride < n_out:
         raise ValueError(f"invalid row_stride = {stride!r}: an integer >= {n_out} "
                          "(the outputs per row)")
     rows = np.arange(batch, dtype=np.int64)[:, None, None] * stride

@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftaccel.rtl_gen.config import is_int
+
+from .bits import MAX_BITS, signed_array, to_unsigned, wrap
+
 __all__ = ["word_vote", "bitwise_vote"]
 
 
 def _signed(x, width: int, name: str) -> np.ndarray:
-    if isinstance(width, bool) or not isinstance(width, int | np.integer) or not 1 <= width <= 62:
-        raise ValueError(f"invalid width = {width!r}: an integer from 1 to 62")
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"invalid {name}: an integer array, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise ValueError(f"invalid {name}: values must be {width}-bit signed ({lo} … {hi})")
-    return arr
+    if not is_int(width, numpy=True) or not 1 <= width <= MAX_BITS:
+        raise ValueError(f"invalid width = {width!r}: an integer from 1 to {MAX_BITS}")
+    return signed_array(x, name, width)
 
 
 def word_vote(a, b, c, *, width: int = 8) -> np.ndarray:
@@ -45,7 +42,5 @@ def word_vote(a, b, c, *, width: int = 8) -> np.ndarray:
 def bitwise_vote(a, b, c, *, width: int = 8) -> np.ndarray:
     """Bitwise majority of three signed ``width``-bit copies, as a signed value."""
     a, b, c = (_signed(x, width, n) for x, n in ((a, "a"), (b, "b"), (c, "c")))
-    full = (1 << width) - 1
-    ua, ub, uc = a & full, b & full, c & full
-    u = (ua & ub) | (ua & uc) | (ub & uc)
-    return np.where(u >= (1 << (width - 1)), u - (1 << width), u)
+    ua, ub, uc = (to_unsigned(x, width) for x in (a, b, c))
+    return wrap((ua & ub) | (ua & uc) | (ub & uc), width)

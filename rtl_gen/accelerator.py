@@ -1,10 +1,12 @@
-"""The composed accelerator top: systolic array, output stage and optional fault hooks.
+"""The composed accelerator top: systolic array, output stage and the configured units.
 
-Later reliability units (checksums, median, anomaly suppression, bypass, correction) join
-this top as configuration options; each is a submodule with a fixed name (``sanity_check``,
-``median``, ``afd``, ``bypass``, ``fault``…) so area reports can attribute logic to units.
+Every unit is a submodule with a fixed name, so area reports can attribute logic to it:
+``array``, ``output_stage``, the input stages ``afd``, ``median`` and ``sanity_input``, the
+checkers ``sanity_check`` (spatial) and ``sanity_temporal``, ``lcu``, ``bypass`` and
+``fault``.  Each unit's host ports are one sub-signature named after the unit, defined beside
+the unit (Verilog ``unit__member``; arrays ``unit__member__i``).
 
-Top-level ports (module ``accelerator``; array ports are ``name__i`` in Verilog):
+Ports of module ``accelerator`` (array ports are ``name__i`` in Verilog):
 
 WS / IS
     ``load``, ``load_data[C]`` (stationary operand, see :mod:`rtl_gen.array`),
@@ -14,31 +16,39 @@ OS
     ``act_in[R]``, ``weight_in[C]``, ``in_last`` (final step of a product), then the common ports.
 Common
     ``bias[C]``, ``relu``, ``shift`` (output stage, if configured); ``out_valid``,
-    ``acc_out[C]`` (full-width sums), ``q_out[C]`` (requantised, if configured); the
-    ``fault_*`` ports of :mod:`rtl_gen.fault` if ``fault_hooks``.
+    ``acc_out[C]`` (full-width sums), ``q_out[C]`` (requantised, if configured).
 
-Optional units (configuration fields):
-    ``bypass`` — ``bypass_we``, ``bypass_row``, ``bypass_wdata[C bits]`` write the PE bypass map
-    one row per cycle, ``bypass_rdata`` reads it back (:mod:`rtl_gen.bypass`).
-    ``afd`` — anomaly suppression of the streamed activations (WS), controls ``afd_shift``,
-    ``afd_gates``, ``afd_mode``, ``afd_enable`` (:mod:`rtl_gen.afd`).
-    ``median`` — Median-3/5 filter of the streamed activations (WS), ``median_enable``.
-    ``checksum="spatial"`` — Sanity-Check (WS): an extra PE column loaded through
-    ``sanity_load_data`` (the negated row sums of the weight tile, ``cfg.sanity_width`` bits),
-    ``sanity_psum_in``/``sanity_acc_out`` for its K-tile partial sums, and a checker over the
-    C + 1 outputs (:class:`rtl_gen.checksum.SpatialChecker`, modulo 2**acc_bits): inputs
-    ``checksum_threshold``, ``checksum_clear``; outputs ``checksum_error`` (this output vector
-    failed), ``checksum_alarm`` (sticky), ``checksum_first`` (index of the first failing
-    vector, counting valid output vectors), ``checksum_syndrome``.  The extra column adds one
-    cycle of latency (000 L1249).
-    Input units sit between the ports and the skew registers; every other array input is
-    delayed by the same number of stages, so the array sees them aligned.
+Units (configuration fields) and their ports:
+    ``fault_hooks`` — ``fault``: :class:`rtl_gen.fault.FaultControlSignature`.
+    ``bypass`` — ``bypass``: :class:`rtl_gen.bypass.BypassSignature` (write the PE bypass map
+    one row per cycle, read it back).
+    ``afd`` — anomaly suppression of the streamed activations (WS), ``afd``:
+    :class:`rtl_gen.afd.AFDControlSignature`.
+    ``median`` — Median-3/5 filter of the streamed activations (WS), ``median``:
+    :class:`rtl_gen.median.MedianControlSignature`.
+    ``checksum`` — Sanity-Check (WS), ``checksum``:
+    :class:`rtl_gen.checksum.ChecksumControlSignature` (``clear``; with the spatial checksum
+    the checker's threshold and flags).  Spatial: an extra PE column (``sanity_load_data``:
+    the negated row sums of the weight tile, ``cfg.sanity_width`` bits;
+    ``sanity_psum_in``/``sanity_acc_out``: its K-tile partial sums, beside ``psum_in`` and
+    ``acc_out``) and a checker over the C + 1 outputs, modulo 2**acc_bits; one more cycle of
+    latency (000 L1249).  Temporal
+    (``temporal``: :class:`rtl_gen.checksum.TemporalControlSignature`): the sanity-input
+    generator as the last input stage (one extra vector after every batch of N) and per-lane
+    check accumulators over the C (+1) raw sums.
+    ``lcu`` — output buffer and correction controller beside the output stage, ``lcu``:
+    :class:`rtl_gen.lcu.LCUHostSignature`; ``split[C]`` selects the output stage's split lanes.
 
-Latency (cycles from the input vector to its output vector, :func:`latency`):
-WS / IS: **R + C + 1**; OS: the first of the R result rows appears **R + C + 2** cycles after
-the cycle carrying ``in_last`` and the others follow on consecutive cycles (row R−1 first);
-plus one cycle per input unit.
-Throughput: one vector per cycle in and out, no bubble in steady state.
+The input stages (:mod:`rtl_gen.vector`) sit between the ports and the skew registers, each one
+registered stage, chained with :func:`amaranth.lib.wiring.connect`; every other array input is
+delayed by the same number of stages, so the array sees them aligned.
+
+Latency (cycles from the input vector to its output vector,
+:attr:`rtl_gen.config.AcceleratorConfig.latency`): WS / IS **R + C + 1**; OS: the first of the
+R result rows appears **R + C + 2** cycles after the cycle carrying ``in_last`` and the others
+follow on consecutive cycles (row R−1 first); plus one cycle per input stage and per sanity
+column.  Throughput: one vector per cycle in and out, no bubble in steady state (the temporal
+checksum takes one cycle per batch for its sanity vector).
 """
 
 from __future__ import annotations
@@ -46,342 +56,325 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .. import files
 from . import emit
-from .afd import AnomalySuppression, shift_port_width
+from .afd import AFDControlSignature, AnomalySuppression
 from .array import SystolicArray, delay
-from .bypass import BypassMap
-from .checksum import SanityInputGenerator, SpatialChecker, TemporalChecker, spatial_check_width
+from .bypass import BypassMap, BypassSignature
+from .checksum import (
+    ChecksumControlSignature,
+    SanityInputGenerator,
+    SpatialChecker,
+    TemporalChecker,
+    TemporalControlSignature,
+    spatial_check_width,
+)
 from .config import AcceleratorConfig
-from .fault import FAULT_CONTROL_PORTS, FaultController
+from .fault import FaultController, FaultControlSignature
+from .lcu import CorrectionController
+from .median import MedianArray, MedianControlSignature
 from .output_stage import SHIFT_WIDTH, OutputStage
 from .pe import pe_module_name
 
-__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "latency", "TOP_NAME",
+__all__ = ["Accelerator", "Generated", "generate", "verilog_text", "TOP_NAME",
            "GENERATED_FILES"]
 
 TOP_NAME = "accelerator"
 
 
-def latency(cfg: AcceleratorConfig) -> int:
-    """Input-to-output latency in cycles (OS: from ``in_last`` to the first result row).
-
-    Each input unit (anomaly suppression, median) adds one pipeline stage.
-    """
-    return cfg.rows + cfg.array_cols + (2 if cfg.dataflow == "os" else 1) + cfg.input_stages
-
-
 class Accelerator(wiring.Component):
-    """Systolic array + output stage (+ fault controller); see the module docstring."""
+    """The accelerator top for one configuration; ports, units and latency in the module
+    docstring.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        What to build.
+    """
 
     def __init__(self, config: AcceleratorConfig):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self._cfg = config
         self._array = SystolicArray(config)
-        R, C = config.rows, config.cols
-        P = config.acc_bits
-        if config.dataflow == "os":
-            members = {
-                "act_in": In(signed(config.a_width)).array(R),
-                "weight_in": In(signed(config.w_width)).array(C),
-                "in_last": In(1),
-            }
+        # The correction controller is built here, like the array, so that its port shapes
+        # size the top's ``lcu`` port; elaborate() adds it as the submodule ``lcu``.
+        self._lcu = (CorrectionController(width=config.a_width, depth=config.lcu_depth,
+                                          max_pairs=config.lcu_max_pairs, lanes=config.cols,
+                                          capture=True, mask=config.lcu_mask)
+                     if config.lcu else None)
+        super().__init__({**self._datapath_members(), **self._unit_members()})
+
+    def _datapath_members(self) -> dict:
+        """The array's operands and the output stage's ports."""
+        cfg = self._cfg
+        R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+        if cfg.dataflow == "os":
+            members = {"act_in": In(signed(cfg.a_width)).array(R),
+                       "weight_in": In(signed(cfg.w_width)).array(C), "in_last": In(1)}
         else:
-            members = {
-                "load": In(1),
-                "load_data": In(signed(config.stationary_width)).array(C),
-                "in_valid": In(1),
-                "in_data": In(signed(config.stream_width)).array(R),
-                "psum_in": In(signed(P)).array(C),
-            }
-        if config.output_stage:
+            members = {"load": In(1), "load_data": In(signed(cfg.stationary_width)).array(C),
+                       "in_valid": In(1), "in_data": In(signed(cfg.stream_width)).array(R),
+                       "psum_in": In(signed(P)).array(C)}
+        if cfg.output_stage:
             members.update({"bias": In(signed(P)).array(C), "relu": In(1),
                             "shift": In(SHIFT_WIDTH)})
-        # The correction controller is built here, like the array, so that its port shapes
-        # size the top's ports; elaborate() adds it as the submodule `lcu`.
-        self._lcu = ctl = _controller(config) if config.lcu else None
-        if ctl is not None:
-            members.update({
-                "split": In(C), "lcu_capture": In(1), "lcu_cap_clear": In(1),
-                "lcu_pair_we": In(1), "lcu_pair_index": In(ctl.signature.members[
-                    "pair_wr_index"].shape),
-                "lcu_pair_a": In(unsigned(ctl.addr_bits)), "lcu_pair_b": In(unsigned(
-                    ctl.addr_bits)),
-                "lcu_n_pairs": In(ctl.signature.members["n_pairs"].shape), "lcu_start": In(1),
-                "lcu_rd_row": In(unsigned(ctl.row_bits)),
-                "lcu_busy": Out(1), "lcu_done": Out(1), "lcu_cap_row": Out(unsigned(
-                    ctl.row_bits)),
-                "lcu_rd_data": Out(signed(config.a_width)).array(C),
-            })
-        if config.fault_hooks:
-            members.update({name: In(unsigned(w)) for name, w in FAULT_CONTROL_PORTS.items()})
-        if config.bypass:
-            members.update({"bypass_we": In(1), "bypass_row": In(range(max(R, 2))),
-                            "bypass_wdata": In(C), "bypass_rdata": Out(C)})
-        if config.afd:
-            members.update({"afd_shift": In(signed(shift_port_width(config.a_width))),
-                            "afd_gates": In(2), "afd_mode": In(1), "afd_enable": In(1)})
-        if config.median:
-            members["median_enable"] = In(1)
-        if config.checksum != "none":
-            members["checksum_clear"] = In(1)
-        if config.spatial:
-            cw = spatial_check_width(P, C + 1, P)
-            members.update({
-                "sanity_load_data": In(signed(config.sanity_width)),
-                "sanity_psum_in": In(signed(P)),
-                "checksum_threshold": In(unsigned(cw)),
-                "sanity_acc_out": Out(signed(P)), "checksum_error": Out(1),
-                "checksum_alarm": Out(1), "checksum_first": Out(unsigned(16)),
-                "checksum_syndrome": Out(signed(cw)),
-            })
-        if config.temporal:
-            k = config.temporal_check_bits
-            lanes = config.array_cols  # the sanity column is checked over time too
-            members.update({
-                "temporal_batch": In(unsigned(config.temporal_batch_bits)),
-                "temporal_last": In(1),
-                "temporal_expected": In(signed(k)).array(lanes),
-                "temporal_threshold": In(unsigned(k)),
-                "temporal_checked": Out(1), "temporal_error": Out(1),
-                "temporal_lanes": Out(unsigned(lanes)), "temporal_alarm": Out(1),
-                "temporal_first": Out(unsigned(16)), "temporal_overrun": Out(1),
-            })
+        if cfg.lcu:
+            members["split"] = In(C)
         members.update({"out_valid": Out(1), "acc_out": Out(signed(P)).array(C)})
-        if config.output_stage:
-            members["q_out"] = Out(signed(config.a_width)).array(C)
-        super().__init__(members)
+        if cfg.output_stage:
+            members["q_out"] = Out(signed(cfg.a_width)).array(C)
+        return members
+
+    def _unit_members(self) -> dict:
+        """One sub-signature per configured unit: the host's view of it."""
+        cfg = self._cfg
+        members = {}
+        if cfg.fault_hooks:
+            members["fault"] = In(FaultControlSignature())
+        if cfg.bypass:
+            members["bypass"] = In(BypassSignature(cfg.rows, cfg.cols))
+        if cfg.afd:
+            members["afd"] = In(AFDControlSignature(cfg.a_width))
+        if cfg.median:
+            members["median"] = In(MedianControlSignature())
+        if cfg.checksum != "none":
+            cw = (spatial_check_width(cfg.acc_bits, cfg.cols + 1, cfg.acc_bits)
+                  if cfg.spatial else None)
+            members["checksum"] = In(ChecksumControlSignature(cw))
+        if cfg.spatial:
+            # The sanity column's operands sit beside the array's own (a K-tile's partial sums
+            # loop back from sanity_acc_out to sanity_psum_in like acc_out to psum_in).
+            members.update({"sanity_load_data": In(signed(cfg.sanity_width)),
+                            "sanity_psum_in": In(signed(cfg.acc_bits)),
+                            "sanity_acc_out": Out(signed(cfg.acc_bits))})
+        if cfg.temporal:
+            members["temporal"] = In(TemporalControlSignature(
+                cfg.temporal_batch_bits, cfg.temporal_check_bits, cfg.array_cols))
+        if cfg.lcu:
+            members["lcu"] = In(self._lcu.host_signature)
+        return members
 
     @property
     def config(self) -> AcceleratorConfig:
+        """The configuration the top is built from."""
         return self._cfg
 
     @property
     def array(self) -> SystolicArray:
+        """The systolic array (its PE modules are emitted beside the top)."""
         return self._array
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        R, C = cfg.rows, cfg.cols
         m.submodules.array = array = self._array
         m.submodules.output_stage = ostage = OutputStage(
-            cols=C, acc_width=cfg.acc_bits, out_width=cfg.a_width, requant=cfg.output_stage,
-            split=cfg.lcu)
-
+            lanes=cfg.cols, acc_width=cfg.acc_bits, out_width=cfg.a_width,
+            requant=cfg.output_stage, split=cfg.lcu)
         if cfg.dataflow == "os":
-            for r in range(R):
-                m.d.comb += array.act_data[r].eq(self.act_in[r])
-            for c in range(C):
-                m.d.comb += array.weight_data[c].eq(self.weight_in[c])
-            m.d.comb += array.last.eq(self.in_last)
-            # The R result rows leave the array on consecutive cycles starting array.latency
-            # cycles after in_last; a counter stretches the delayed flag over those R cycles.
-            first = delay(m, self.in_last, array.latency, "last_to_out")
-            remaining = Signal(range(R + 1))
-            valid = Signal()
-            with m.If(first):
-                m.d.sync += remaining.eq(R - 1)
-            with m.Elif(remaining != 0):
-                m.d.sync += remaining.eq(remaining - 1)
-            m.d.comb += valid.eq(first | (remaining != 0))
+            valid = self._os_operands(m, array)
         else:
-            stages = cfg.input_stages
-            stream = self._input_units(m, list(self.in_data))
-            # Everything else the array reads is delayed as much as the input units delay the
-            # streamed vector, so the array sees the same alignment with or without them.
-            m.d.comb += array.load.eq(delay(m, self.load, stages, "load_stage"))
-            for c in range(C):
-                m.d.comb += [
-                    array.stat_data[c].eq(delay(m, self.load_data[c], stages, f"ld{c}_stage")),
-                    array.psum_data[c].eq(delay(m, self.psum_in[c], stages, f"ps{c}_stage"))]
-            if cfg.spatial:
-                m.d.comb += [
-                    array.sanity_stat.eq(delay(m, self.sanity_load_data, stages, "sld_stage")),
-                    array.sanity_psum.eq(delay(m, self.sanity_psum_in, stages, "sps_stage"))]
-            if cfg.temporal:
-                stream, in_valid, in_sanity = self._sanity_inputs(m, stream)
-                arr_valid = delay(m, in_valid, array.latency, "valid")
-                sanity = delay(m, in_sanity, array.latency, "sanity")
-                # Sanity vectors are checked, never results: out_valid marks data vectors.
-                valid = Signal()
-                m.d.comb += valid.eq(arr_valid & ~sanity)
-            else:
-                valid = delay(m, self.in_valid, array.latency + stages, "valid")
-            for r in range(R):
-                m.d.comb += array.stream_data[r].eq(stream[r])
-
-        for c in range(C):
-            m.d.comb += ostage.acc_in[c].eq(array.out[c])
-        m.d.comb += [ostage.in_valid.eq(valid), self.out_valid.eq(ostage.out_valid)]
-        for c in range(C):
-            m.d.comb += self.acc_out[c].eq(ostage.acc_out[c])
-        if cfg.output_stage:
-            m.d.comb += [ostage.relu.eq(self.relu), ostage.shift.eq(self.shift)]
-            for c in range(C):
-                m.d.comb += [ostage.bias[c].eq(self.bias[c]), self.q_out[c].eq(ostage.q_out[c])]
-
+            valid, arr_valid, sanity = self._stationary_operands(m, array)
+        self._output_stage(m, array, ostage, valid)
         if cfg.lcu:
-            m.d.comb += ostage.split.eq(self.split)
             self._correction(m, ostage)
-
         if cfg.temporal:
-            # Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
-            # closing vector is the generator's out_sanity delayed like the data.
-            m.submodules.sanity_temporal = tchk = TemporalChecker(
-                width=cfg.acc_bits, n_lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
-                residue_bits=cfg.temporal_check_bits)
-            lanes_out = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
-            for u, lane in enumerate(lanes_out):
-                m.d.comb += [tchk.data[u].eq(lane),
-                             tchk.expected[u].eq(self.temporal_expected[u])]
-            m.d.comb += [
-                tchk.valid.eq(arr_valid), tchk.last.eq(sanity),
-                tchk.threshold.eq(self.temporal_threshold), tchk.clear.eq(self.checksum_clear),
-                self.temporal_checked.eq(tchk.checked), self.temporal_error.eq(tchk.error),
-                self.temporal_lanes.eq(tchk.lane_errors), self.temporal_alarm.eq(tchk.alarm),
-                self.temporal_first.eq(tchk.first_index)]
-
+            self._temporal_check(m, array, arr_valid, sanity)
         if cfg.spatial:
-            # The checker sees the raw sums of the C + 1 columns in the cycle the output stage
-            # samples them, so its flags come out aligned with out_valid / acc_out.
-            m.submodules.sanity_check = chk = SpatialChecker(
-                width=cfg.acc_bits, n=C + 1, residue_bits=cfg.acc_bits)
-            for c in range(C):
-                m.d.comb += chk.data[c].eq(array.out[c])
-            m.d.comb += [
-                chk.data[C].eq(array.sanity_out), chk.valid.eq(valid), chk.expected.eq(0),
-                chk.threshold.eq(self.checksum_threshold), chk.clear.eq(self.checksum_clear),
-                self.checksum_error.eq(chk.error), self.checksum_alarm.eq(chk.alarm),
-                self.checksum_first.eq(chk.first_index),
-                self.checksum_syndrome.eq(chk.checksum)]
-            m.d.sync += self.sanity_acc_out.eq(array.sanity_out)
-
+            self._spatial_check(m, array, valid)
         if cfg.bypass:
-            m.submodules.bypass = bp = BypassMap(rows=R, cols=C)
-            m.d.comb += [bp.we.eq(self.bypass_we), bp.row.eq(self.bypass_row),
-                         bp.wdata.eq(self.bypass_wdata), self.bypass_rdata.eq(bp.rdata),
-                         array.bypass_map.eq(bp.map)]
-
+            m.submodules.bypass = bp = BypassMap(rows=cfg.rows, cols=cfg.cols)
+            connect(m, flipped(self.bypass), bp.host)
+            m.d.comb += array.bypass_map.eq(bp.map)
         if cfg.fault_hooks:
-            m.submodules.fault = fc = FaultController(rows=R, cols=cfg.array_cols)
-            for name in FAULT_CONTROL_PORTS:
-                m.d.comb += getattr(fc, name).eq(getattr(self, name))
-            m.d.comb += [array.fault_row_hit.eq(fc.row_hit), array.fault_col_hit.eq(fc.col_hit),
-                         array.fault_reg_hit.eq(fc.reg_hit), array.fault_bit.eq(fc.bit),
-                         array.fault_mode.eq(fc.mode)]
+            m.submodules.fault = fc = FaultController(rows=cfg.rows, cols=cfg.array_cols)
+            connect(m, flipped(self.fault), fc.ctl)
+            connect(m, fc.sel, array.fault)
         return m
 
+    def _os_operands(self, m: Module, array: SystolicArray):
+        """OS: operands straight into the array; the valid flag of the R result rows."""
+        R = self._cfg.rows
+        m.d.comb += [a.eq(b) for a, b in zip(array.act_data, self.act_in, strict=True)]
+        m.d.comb += [a.eq(b) for a, b in zip(array.weight_data, self.weight_in, strict=True)]
+        m.d.comb += array.last.eq(self.in_last)
+        # The R result rows leave the array on consecutive cycles starting array.latency
+        # cycles after in_last; a counter stretches the delayed flag over those R cycles.
+        first = delay(m, self.in_last, array.latency, "last_to_out")
+        remaining = Signal(range(R + 1))
+        valid = Signal()
+        with m.If(first):
+            m.d.sync += remaining.eq(R - 1)
+        with m.Elif(remaining != 0):
+            m.d.sync += remaining.eq(remaining - 1)
+        m.d.comb += valid.eq(first | (remaining != 0))
+        return valid
 
-    def _input_units(self, m: Module, lanes: list) -> list:
-        """Chain the configured input units (each one registered stage) over ``lanes``."""
+    def _input_stages(self, m: Module) -> list:
+        """The configured vector stages in order: AFD, median, then the sanity-input generator
+        (after the filters, so that the sanity vector is the negated sum of exactly the
+        vectors the array multiplies)."""
         cfg = self._cfg
+        stages = []
         if cfg.afd:
-            m.submodules.afd = afd = AnomalySuppression(width=cfg.a_width, n=cfg.rows)
-            m.d.comb += [afd.shift.eq(self.afd_shift), afd.gates.eq(self.afd_gates),
-                         afd.mode.eq(self.afd_mode), afd.enable.eq(self.afd_enable),
-                         afd.in_valid.eq(1)]
-            for r, lane in enumerate(lanes):
-                m.d.comb += afd.act_in[r].eq(lane)
-            lanes = list(afd.act_out)
+            m.submodules.afd = afd = AnomalySuppression(width=cfg.a_width, lanes=cfg.rows)
+            connect(m, flipped(self.afd), afd.ctl)
+            stages.append(afd)
         if cfg.median:
-            from .median import MedianArray
-
-            m.submodules.median = med = MedianArray(width=cfg.a_width, n=cfg.rows,
+            m.submodules.median = med = MedianArray(width=cfg.a_width, lanes=cfg.rows,
                                                     window=cfg.median,
                                                     variant=cfg.median_variant)
-            m.d.comb += [med.enable.eq(self.median_enable), med.in_valid.eq(1)]
-            for r, lane in enumerate(lanes):
-                m.d.comb += med.data_in[r].eq(lane)
-            lanes = list(med.data_out)
-        return lanes
+            connect(m, flipped(self.median), med.ctl)
+            stages.append(med)
+        if cfg.temporal:
+            m.submodules.sanity_input = gen = SanityInputGenerator(
+                width=cfg.a_width, lanes=cfg.rows, batch_bits=cfg.temporal_batch_bits,
+                out_width=cfg.stream_width)
+            # Its controls travel with the vector they belong to: delayed like it.
+            before = len(stages)
+            m.d.comb += [
+                gen.last.eq(delay(m, self.temporal.last, before, "tl_stage")),
+                gen.batch.eq(delay(m, self.temporal.batch, before, "tb_stage")),
+                gen.clear.eq(delay(m, self.checksum.clear, before, "tc_stage")),
+                self.temporal.overrun.eq(gen.overrun),
+            ]
+            stages.append(gen)
+        return stages
 
-    def _correction(self, m: Module, ostage) -> None:
+    def _stationary_operands(self, m: Module, array: SystolicArray):
+        """WS / IS: the streamed vector through the input stages, every other operand delayed
+        as much.  Returns the valid flag of the data vectors at the array's output, that of
+        every vector there (sanity vectors included) and the flag of the temporal checksum's
+        sanity vectors (None without it)."""
+        cfg = self._cfg
+        stages = self._input_stages(m)
+        n = len(stages)
+        data, valid = list(self.in_data), self.in_valid
+        if stages:
+            first = stages[0]
+            m.d.comb += [a.eq(b) for a, b in zip(first.i.data, data, strict=True)]
+            m.d.comb += first.i.valid.eq(valid)
+            for up, down in zip(stages, stages[1:], strict=False):
+                connect(m, up.o, down.i)
+            data, valid = list(stages[-1].o.data), stages[-1].o.valid
+        m.d.comb += [a.eq(b) for a, b in zip(array.stream_data, data, strict=True)]
+        m.d.comb += array.load.eq(delay(m, self.load, n, "load_stage"))
+        for c in range(cfg.cols):
+            m.d.comb += [
+                array.stat_data[c].eq(delay(m, self.load_data[c], n, f"ld{c}_stage")),
+                array.psum_data[c].eq(delay(m, self.psum_in[c], n, f"ps{c}_stage"))]
+        if cfg.spatial:
+            m.d.comb += [
+                array.sanity_stat.eq(delay(m, self.sanity_load_data, n, "sld_stage")),
+                array.sanity_psum.eq(delay(m, self.sanity_psum_in, n, "sps_stage"))]
+        arr_valid = delay(m, valid, array.latency, "valid")
+        if not cfg.temporal:
+            return arr_valid, arr_valid, None
+        sanity = delay(m, stages[-1].sanity, array.latency, "sanity")
+        # Sanity vectors are checked, never results: out_valid marks data vectors.
+        data_valid = Signal()
+        m.d.comb += data_valid.eq(arr_valid & ~sanity)
+        return data_valid, arr_valid, sanity
+
+    def _output_stage(self, m: Module, array: SystolicArray, ostage: OutputStage, valid):
+        m.d.comb += [a.eq(b) for a, b in zip(ostage.acc_in, array.out, strict=True)]
+        m.d.comb += [ostage.in_valid.eq(valid), self.out_valid.eq(ostage.out_valid)]
+        m.d.comb += [a.eq(b) for a, b in zip(self.acc_out, ostage.acc_out, strict=True)]
+        if self._cfg.output_stage:
+            m.d.comb += [ostage.relu.eq(self.relu), ostage.shift.eq(self.shift)]
+            m.d.comb += [a.eq(b) for a, b in zip(ostage.bias, self.bias, strict=True)]
+            m.d.comb += [a.eq(b) for a, b in zip(self.q_out, ostage.q_out, strict=True)]
+        if self._cfg.lcu:
+            m.d.comb += ostage.split.eq(self.split)
+
+    def _temporal_check(self, m: Module, array: SystolicArray, arr_valid, sanity) -> None:
+        """Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
+        closing vector is the generator's sanity flag delayed like the data."""
+        cfg, host = self._cfg, self.temporal
+        m.submodules.sanity_temporal = chk = TemporalChecker(
+            width=cfg.acc_bits, lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
+            residue_bits=cfg.temporal_check_bits)
+        lanes = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
+        m.d.comb += [a.eq(b) for a, b in zip(chk.data, lanes, strict=True)]
+        m.d.comb += [a.eq(b) for a, b in zip(chk.expected, host.expected, strict=True)]
+        m.d.comb += [
+            chk.valid.eq(arr_valid), chk.last.eq(sanity),
+            chk.threshold.eq(host.threshold), chk.clear.eq(self.checksum.clear),
+            host.checked.eq(chk.checked), host.error.eq(chk.error),
+            host.lane_errors.eq(chk.lane_errors), host.alarm.eq(chk.alarm),
+            host.first.eq(chk.first_index)]
+
+    def _spatial_check(self, m: Module, array: SystolicArray, valid) -> None:
+        """The checker sees the raw sums of the C + 1 columns in the cycle the output stage
+        samples them, so its flags come out aligned with ``out_valid`` / ``acc_out``."""
+        cfg, host = self._cfg, self.checksum
+        m.submodules.sanity_check = chk = SpatialChecker(
+            width=cfg.acc_bits, lanes=cfg.cols + 1, residue_bits=cfg.acc_bits)
+        lanes = list(array.out) + [array.sanity_out]
+        m.d.comb += [a.eq(b) for a, b in zip(chk.data, lanes, strict=True)]
+        m.d.comb += [
+            chk.valid.eq(valid), chk.expected.eq(0), chk.threshold.eq(host.threshold),
+            chk.clear.eq(host.clear), host.error.eq(chk.error), host.alarm.eq(chk.alarm),
+            host.first.eq(chk.first_index), host.syndrome.eq(chk.checksum)]
+        m.d.sync += self.sanity_acc_out.eq(array.sanity_out)
+
+    def _correction(self, m: Module, ostage: OutputStage) -> None:
         """Output buffer + LCU correction controller beside the output stage (SPEC §5).
 
-        Every output vector with ``lcu_capture`` set is captured (one row per vector, rows
-        counted from ``lcu_cap_clear``); after the layer, ``lcu_start`` corrects the loaded
-        pairs in place; the host reads rows back through ``lcu_rd_row`` → ``lcu_rd_data``
+        Every output vector with ``lcu.capture`` set is captured (one row per vector, rows
+        counted from ``lcu.cap_clear``); after the layer, ``lcu.start`` corrects the loaded
+        pairs in place; the host reads rows back through ``lcu.rd_row`` → ``lcu.rd_data``
         (one cycle later).  Read data issued while the controller is busy is unspecified in
         the memory; the top shows 0 for it so that every output port is deterministic.
         """
         m.submodules.lcu = ctl = self._lcu
+        host = self.lcu
         m.d.comb += [
-            ctl.cap_en.eq(ostage.out_valid & self.lcu_capture),
-            ctl.cap_clear.eq(self.lcu_cap_clear),
+            ctl.cap_en.eq(ostage.out_valid & host.capture), ctl.cap_clear.eq(host.cap_clear),
             ctl.buf_wr_en.eq(0),
-            ctl.pair_wr_en.eq(self.lcu_pair_we), ctl.pair_wr_index.eq(self.lcu_pair_index),
-            ctl.pair_wr_a.eq(self.lcu_pair_a), ctl.pair_wr_b.eq(self.lcu_pair_b),
-            ctl.n_pairs.eq(self.lcu_n_pairs), ctl.start.eq(self.lcu_start),
-            ctl.buf_rd_row.eq(self.lcu_rd_row),
-            self.lcu_busy.eq(ctl.busy), self.lcu_done.eq(ctl.done),
-            self.lcu_cap_row.eq(ctl.cap_row),
+            ctl.pair_wr_en.eq(host.pair_we), ctl.pair_wr_index.eq(host.pair_index),
+            ctl.pair_wr_a.eq(host.pair_a), ctl.pair_wr_b.eq(host.pair_b),
+            ctl.n_pairs.eq(host.n_pairs), ctl.start.eq(host.start),
+            ctl.buf_rd_row.eq(host.rd_row),
+            host.busy.eq(ctl.busy), host.done.eq(ctl.done), host.cap_row.eq(ctl.cap_row),
         ]
+        m.d.comb += [a.eq(b) for a, b in zip(ctl.cap_data, ostage.q_out, strict=True)]
         read_ok = Signal(init=1)  # the read issued last cycle was the host's
         m.d.sync += read_ok.eq(~ctl.busy)
-        for c in range(self._cfg.cols):
-            m.d.comb += [ctl.cap_data[c].eq(ostage.q_out[c]),
-                         self.lcu_rd_data[c].eq(Mux(read_ok, ctl.buf_rd_rows[c], 0))]
-
-    def _sanity_inputs(self, m: Module, lanes: list):
-        """The temporal checksum's sanity-input generator, the last input stage (Fig. 6.9).
-
-        It sits after the filters so that the sanity vector is the negated sum of exactly the
-        vectors the array multiplies.  Its controls are delayed like the streamed vector so
-        that they reach it with the vector they belong to.  Returns the streamed lanes, their
-        valid flag and the sanity flag at the array's input.
-        """
-        cfg = self._cfg
-        before = cfg.input_stages - 1  # stages in front of the generator
-        m.submodules.sanity_input = gen = SanityInputGenerator(
-            width=cfg.a_width, n_lanes=cfg.rows, batch_bits=cfg.temporal_batch_bits,
-            out_width=cfg.stream_width)
-        for r, lane in enumerate(lanes):
-            m.d.comb += gen.in_data[r].eq(lane)
-        m.d.comb += [
-            gen.in_valid.eq(delay(m, self.in_valid, before, "tv_stage")),
-            gen.in_last.eq(delay(m, self.temporal_last, before, "tl_stage")),
-            gen.batch.eq(delay(m, self.temporal_batch, before, "tb_stage")),
-            gen.clear.eq(delay(m, self.checksum_clear, before, "tc_stage")),
-            self.temporal_overrun.eq(gen.overrun),
-        ]
-        return list(gen.out_data), gen.out_valid, gen.out_sanity
+        m.d.comb += [a.eq(Mux(read_ok, b, 0))
+                     for a, b in zip(host.rd_data, ctl.buf_rd_rows, strict=True)]
 
 
-def _controller(cfg: AcceleratorConfig):
-    from .lcu import CorrectionController
+def design_texts(cfg: AcceleratorConfig, *, rtlil_too: bool = True) -> tuple[str | None, str]:
+    """The whole design as RTLIL and as Verilog, each with the configuration header.
 
-    return CorrectionController(width=cfg.a_width, depth=cfg.lcu_depth,
-                                max_pairs=cfg.lcu_max_pairs, lanes=cfg.cols, capture=True,
-                                mask=cfg.lcu_mask)
-
-
-def design_texts(cfg: AcceleratorConfig) -> tuple[str, str]:
-    """The whole design as RTLIL and as Verilog (with the configuration header)."""
+    The PE modules come first, then the top and its submodules; ``rtlil_too=False`` skips the
+    RTLIL (``None``).
+    """
     top = Accelerator(cfg)
     # The PEs are emitted on their own and instantiated by name, so elaborate them here too.
     parts = [(pe, pe.module_name) for pe in top.array.pe_modules] + [(top, TOP_NAME)]
-    il, v = emit.design_texts(parts)
+    il, v = emit.design_texts(parts, rtlil_too=rtlil_too)
     head = emit.header(cfg.to_dict(), TOP_NAME)
-    return head.replace("//", "#") + il, head + v
+    return (None if il is None else head.replace("//", "#") + il), head + v
 
 
 def verilog_text(cfg: AcceleratorConfig) -> str:
     """The whole design as one Verilog text: the PE modules, then the top and its submodules."""
-    return design_texts(cfg)[1]
+    return design_texts(cfg, rtlil_too=False)[1]
 
 
 @dataclass(frozen=True)
 class Generated:
-    """Files written by :func:`generate`."""
+    """Files written by :func:`generate` (``rtlil`` is None when it was not asked for)."""
 
     verilog: Path
-    rtlil: Path
+    rtlil: Path | None
     config_json: Path
     top: str
     pe_module: str
@@ -391,19 +384,33 @@ class Generated:
 GENERATED_FILES = (f"{TOP_NAME}.il", f"{TOP_NAME}.v", "config.json")
 
 
-def generate(cfg: AcceleratorConfig, out_dir: str | Path) -> Generated:
+def generate(cfg: AcceleratorConfig, out_dir: str | Path, *, rtlil: bool = True) -> Generated:
     """Write ``accelerator.v``, its RTLIL twin ``accelerator.il`` (read by the synthesis flow,
     much faster than the Verilog for large arrays) and ``config.json`` into ``out_dir``.
 
-    Every target is checked (:func:`ftaccel.files.check_target`) and the design elaborated
-    before the first file is written.
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        What to generate.
+    out_dir : path
+        Created if needed.  Every target is checked (:func:`ftaccel.files.check_target`) and
+        the whole design converted before the first file is written; the files are written
+        atomically (nothing half-written on an error).
+    rtlil : bool
+        Also write the RTLIL twin (default).  Simulation needs only the Verilog, and the RTLIL
+        doubles the generation time.
+
+    Returns
+    -------
+    Generated
+        The paths written and the top and PE module names.
     """
     out = Path(out_dir)
     files.check_folder(out)
     for name in GENERATED_FILES:
         files.check_target(out / name)
-    il, text = design_texts(cfg)  # generate fully before writing anything
-    i = emit.write_text_atomic(out / f"{TOP_NAME}.il", il)
+    il, text = design_texts(cfg, rtlil_too=rtlil)  # generate fully before writing anything
+    i = emit.write_text_atomic(out / f"{TOP_NAME}.il", il) if il is not None else None
     v = emit.write_text_atomic(out / f"{TOP_NAME}.v", text)
     j = emit.write_text_atomic(out / "config.json", cfg.to_json())
     return Generated(verilog=v, rtlil=i, config_json=j, top=TOP_NAME,

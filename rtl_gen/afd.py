@@ -11,7 +11,7 @@ One pipeline stage placed at the activation-buffer output, before the systolic a
     |A_{c+1}| vs |A_{c−1}| ─► larger T ─► ±T* (sign of A_c) ─► drop/clip ─► mux ─► reg ─► out
 
 The exact integer semantics (ties, zero neighbours, truncating right shift, saturation,
-wrap-around, n = 1 and n = 2) are written down in :mod:`golden.afd`; this component matches
+wrap-around, one and two lanes) are written down in :mod:`golden.afd`; this component matches
 that model bit for bit.
 """
 
@@ -21,17 +21,55 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import check_int
+from .vector import VectorSignature
 
-__all__ = ["AnomalySuppression", "shift_port_width"]
+__all__ = ["AFDControlSignature", "AnomalySuppression", "shift_port_width"]
 
 MAX_WIDTH = 32
-MAX_N = 256
+MAX_LANES = 256
 
 
 def shift_port_width(max_shift: int) -> int:
     """Bits of the signed ``shift`` port: enough to hold ``−max_shift … +max_shift``."""
     return max_shift.bit_length() + 1
+
+
+class AFDControlSignature(wiring.Signature):
+    """The run-time controls of the anomaly suppression, as the host drives them.
+
+    Parameters
+    ----------
+    max_shift : int
+        Largest shift magnitude; sizes ``shift`` (:func:`shift_port_width`).
+
+    Members
+    -------
+    shift : Out(signed(shift_port_width(max_shift)))
+        γ = 2^shift.
+    gates : Out(2)
+        1 = Eq. 8.1, 2 = Eq. 8.2.
+    mode : Out(1)
+        0 = drop, 1 = clip.
+    enable : Out(1)
+        0 = pass the vector through.
+    """
+
+    def __init__(self, max_shift: int):
+        self._max_shift = max_shift
+        super().__init__({"shift": Out(signed(shift_port_width(max_shift))), "gates": Out(2),
+                          "mode": Out(1), "enable": Out(1)})
+
+    @property
+    def max_shift(self) -> int:
+        """Largest shift magnitude."""
+        return self._max_shift
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AFDControlSignature) and self._max_shift == other._max_shift
+
+    def __hash__(self) -> int:
+        return hash((AFDControlSignature, self._max_shift))
 
 
 def _saturating_shift(mag, amount, left, width: int):
@@ -75,40 +113,33 @@ class AnomalySuppression(wiring.Component):
     ----------
     width : int
         Data width ``w`` in bits (2 … 32; 8 and 16 are the tested ones).
-    n : int
+    lanes : int
         Vector length, i.e. the array's activation inputs (1 … 256).
     max_shift : int or None
         Largest shift in either direction (1 … width); ``None`` means ``width``, which makes
         every representable γ exact (a larger shift would change no output).  A smaller value
-        narrows the ``shift`` port and the shifters.
+        narrows the ``shift`` control and the shifters.
 
     Attributes
     ----------
-    act_in : In(signed(w)).array(n)
-        The activation vector, one per cycle.
-    in_valid : In(1)
-        Marks ``act_in`` as valid; only delayed to ``out_valid`` (the data registers load every
-        cycle, so a consumer qualifies ``act_out`` with ``out_valid``).
-    shift : In(signed(max_shift.bit_length() + 1))
-        γ = 2^shift: positive = left shift (γ > 1), negative = right shift (γ < 1, the
-        threshold is truncated: floor(γ·|A|)).  Values beyond ±max_shift are clamped.
-    gates : In(2)
-        Gate count (Fig. 8.8 "Gate Count"): 1 = Eq. 8.1, 2 = Eq. 8.2.  Only bit 1 is decoded
-        (0 acts as 1 and 3 as 2).
-    mode : In(1)
-        0 = drop (→ 0), 1 = clip (→ sign × largest violated threshold).
-    enable : In(1)
-        0 = pass the vector through unchanged (still one cycle of latency).
-    act_out : Out(signed(w)).array(n)
-        The suppressed vector, registered.
-    suppressed : Out(1).array(n)
-        Which elements were suppressed (registered, aligned with ``act_out``): the detection
+    i : In(VectorSignature(w, lanes))
+        The activation vector, one per cycle; ``i.valid`` is only delayed to ``o.valid`` (the
+        data registers load every cycle, so a consumer qualifies ``o.data`` with ``o.valid``).
+    ctl : In(AFDControlSignature(max_shift))
+        ``ctl.shift``: γ = 2^shift, positive = left shift (γ > 1), negative = right shift
+        (γ < 1, the threshold is truncated: floor(γ·|A|)); values beyond ±max_shift are
+        clamped.  ``ctl.gates``: gate count (Fig. 8.8 "Gate Count"), 1 = Eq. 8.1, 2 = Eq. 8.2;
+        only bit 1 is decoded (0 acts as 1 and 3 as 2).  ``ctl.mode``: 0 = drop (→ 0),
+        1 = clip (→ sign × largest violated threshold).  ``ctl.enable``: 0 = pass the vector
+        through unchanged (still one cycle of latency).
+    o : Out(VectorSignature(w, lanes))
+        The suppressed vector and ``i.valid``, registered.
+    suppressed : Out(1).array(lanes)
+        Which elements were suppressed (registered, aligned with ``o.data``): the detection
         result, e.g. for counting detected errors.
-    out_valid : Out(1)
-        ``in_valid`` delayed by one cycle.
 
     Latency one cycle, throughput one vector per cycle; all controls are sampled together with
-    ``act_in`` and may change every cycle.
+    ``i.data`` and may change every cycle.
 
     Widths: magnitudes are unsigned ``w`` bits (``|−2^(w−1)| = 2^(w−1)`` fits); thresholds are
     unsigned ``w`` bits, left shifts saturating at ``2^w − 1`` (invisible in every output
@@ -117,93 +148,88 @@ class AnomalySuppression(wiring.Component):
     L1535, L1735) and §8.6.1 (Figs. 8.8, 8.9).
     """
 
-    def __init__(self, *, width: int = 8, n: int = 8, max_shift: int | None = None):
-        if isinstance(width, bool) or not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
-            raise ConfigError("width", width, f"an integer from 2 to {MAX_WIDTH}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
-            raise ConfigError("n", n, f"an integer from 1 to {MAX_N}")
+    def __init__(self, *, width: int = 8, lanes: int = 8, max_shift: int | None = None):
+        check_int("width", width, 2, MAX_WIDTH)
+        check_int("lanes", lanes, 1, MAX_LANES)
         if max_shift is None:
             max_shift = width
-        if isinstance(max_shift, bool) or not isinstance(max_shift, int) \
-                or not 1 <= max_shift <= width:
-            raise ConfigError("max_shift", max_shift, f"an integer from 1 to width={width}")
+        check_int("max_shift", max_shift, 1, width)
         self._width = width
-        self._n = n
+        self._lanes = lanes
         self._max_shift = max_shift
         super().__init__({
-            "act_in": In(signed(width)).array(n),
-            "in_valid": In(1),
-            "shift": In(signed(shift_port_width(max_shift))),
-            "gates": In(2),
-            "mode": In(1),
-            "enable": In(1),
-            "act_out": Out(signed(width)).array(n),
-            "suppressed": Out(1).array(n),
-            "out_valid": Out(1),
+            "i": In(VectorSignature(width, lanes)),
+            "ctl": In(AFDControlSignature(max_shift)),
+            "o": Out(VectorSignature(width, lanes)),
+            "suppressed": Out(1).array(lanes),
         })
 
     @property
     def width(self) -> int:
+        """Data width in bits."""
         return self._width
 
     @property
-    def n(self) -> int:
-        return self._n
+    def lanes(self) -> int:
+        """Vector length."""
+        return self._lanes
 
     @property
     def max_shift(self) -> int:
+        """Largest shift magnitude."""
         return self._max_shift
 
     @property
     def shift_width(self) -> int:
-        """Width of the signed ``shift`` port."""
+        """Width of the signed ``ctl.shift`` control."""
         return shift_port_width(self._max_shift)
 
     def config(self) -> dict:
         """Parameters for the Verilog header."""
-        return {"unit": "afd", "width": self._width, "n": self._n, "max_shift": self._max_shift}
+        return {"unit": "afd", "width": self._width, "lanes": self._lanes,
+                "max_shift": self._max_shift}
 
     def elaborate(self, platform):
         m = Module()
-        w, n = self._width, self._n
+        w, n = self._width, self._lanes
 
         # Shift decode, shared by all elements: direction and clamped amount.
         left = Signal()
         amount = Signal(range(self._max_shift + 1))
-        shift_mag = abs(self.shift)
+        shift_mag = abs(self.ctl.shift)
         m.d.comb += [
-            left.eq(self.shift > 0),
+            left.eq(self.ctl.shift > 0),
             amount.eq(Mux(shift_mag > self._max_shift, self._max_shift, shift_mag)),
         ]
-        two_gates = self.gates[1]
+        two_gates = self.ctl.gates[1]
 
         mags = [Signal(w, name=f"mag_{c}") for c in range(n)]
         thr = [Signal(w, name=f"thr_{c}") for c in range(n)]
         for c in range(n):
             m.d.comb += [
-                mags[c].eq(abs(self.act_in[c])),
+                mags[c].eq(abs(self.i.data[c])),
                 thr[c].eq(_saturating_shift(mags[c], amount, left, w)),
             ]
 
         for c in range(n):
             nxt, prv = (c + 1) % n, (c - 1) % n
-            a = self.act_in[c]
+            a = self.i.data[c]
             # Eq. 8.1 suppresses on a tie (|A_c| >= T), Eq. 8.2 does not (|A_c| > T): one
             # comparator does both, with the tie broken by an extra LSB, 2|A_c|+[one gate] > 2T.
             viol_next = Cat(~two_gates, mags[c]) > Cat(C(0, 1), thr[nxt])
             viol_prev = mags[c] > thr[prv]
             suppress = Signal(name=f"suppress_{c}")
-            m.d.comb += suppress.eq(self.enable & viol_next & (~two_gates | viol_prev))
+            m.d.comb += suppress.eq(self.ctl.enable & viol_next & (~two_gates | viol_prev))
             # The largest violated threshold.  The shift is monotone, so comparing the
             # neighbours' magnitudes picks the same one as comparing their thresholds, and this
             # comparator works in parallel with the shifters instead of after them.
             largest = Mux(two_gates & (mags[prv] > mags[nxt]), thr[prv], thr[nxt])
             # |clip| <= |A_c| <= 2^(w-1), so the w-bit negation cannot overflow (-2^(w-1) fits).
             clipped = Mux(a < 0, -largest, largest)[:w].as_signed()
-            replacement = Mux(self.mode, clipped, 0)
+            replacement = Mux(self.ctl.mode, clipped, 0)
             m.d.sync += [
-                self.act_out[c].eq(Mux(suppress, replacement, a)),
+                self.o.data[c].eq(Mux(suppress, replacement, a)),
                 self.suppressed[c].eq(suppress),
             ]
-        m.d.sync += self.out_valid.eq(self.in_valid)
+        m.d.sync += self.o.valid.eq(self.i.valid)
         return m

@@ -24,7 +24,7 @@ Fig. 6.8 (L1247) is not needed and not built.
 Where they sit (WS, Fig. 6.7)::
 
     in_data ─► SanityInputGenerator ─► array, C + 1 columns ─► acc_out ─┬─► SpatialChecker
-               (out_sanity ─► delayed like in_valid ─► last)          └─► TemporalChecker
+               (sanity ─► delayed like the valid flag ─► last)        └─► TemporalChecker
 
 Column C of the array holds the sanity neuron (:func:`golden.checksum.sanity_column`, which
 needs ``w_width + ceil(log2(C+1))`` weight bits).  If that column's partial sums are kept at
@@ -45,24 +45,17 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, check_int, is_int
+from .vector import VectorSignature
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",
+           "ChecksumControlSignature", "TemporalControlSignature",
            "MAX_CHECK_WIDTH"]
 
 #: Widest internal value (the golden models compute in int64).
 MAX_CHECK_WIDTH = 62
 MAX_LANES = 257  # a 256-column array plus its sanity column
 
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _reject(component, error: ConfigError):
-    # Rejected before use: no "never elaborated" warning at garbage collection.
-    component._MustUse__silence = True
-    raise error
 
 
 def spatial_check_width(width: int, n: int, residue_bits: int | None) -> int:
@@ -95,14 +88,100 @@ def _tree_sum(m: Module, terms: list, name: str, bits: int | None):
     return terms[0]
 
 
-def _check_residue_and_index(unit, width, residue_bits, index_bits) -> None:
+def _check_residue_and_index(width, residue_bits, index_bits) -> None:
     """Shared validation of the checkers' residue width and vector-index width."""
-    if residue_bits is not None and (not _is_int(residue_bits)
+    if residue_bits is not None and (not is_int(residue_bits)
                                      or not 2 <= residue_bits <= width):
-        _reject(unit, ConfigError("residue_bits", residue_bits,
-                                  f"None or an integer from 2 to width={width}"))
-    if not _is_int(index_bits) or not 1 <= index_bits <= 32:
-        _reject(unit, ConfigError("index_bits", index_bits, "an integer from 1 to 32"))
+        raise ConfigError("residue_bits", residue_bits,
+                                  f"None or an integer from 2 to width={width}")
+    if not is_int(index_bits) or not 1 <= index_bits <= 32:
+        raise ConfigError("index_bits", index_bits, "an integer from 1 to 32")
+
+
+class ChecksumControlSignature(wiring.Signature):
+    """The Sanity-Check's host port on the composed top (``checksum__*``), as the host sees it.
+
+    Parameters
+    ----------
+    check_width : int or None
+        Width of the spatial syndrome and threshold; ``None`` without the spatial checksum
+        (then only ``clear`` exists).
+
+    Members
+    -------
+    clear : Out(1)
+        Clears both checkers' alarms and counters and the generator's batch in progress.
+    threshold : Out(unsigned(check_width))
+        Spatial check threshold (:class:`SpatialChecker`).
+    error, alarm : In(1)
+        The output vector shown now failed / some vector failed since ``clear``.
+    first : In(unsigned(16))
+        Index of the first failing output vector.
+    syndrome : In(signed(check_width))
+        Sum of the C + 1 lanes of the output vector shown now.
+    """
+
+    def __init__(self, check_width: int | None):
+        self._cw = check_width
+        members = {"clear": Out(1)}
+        if check_width is not None:
+            members.update({"threshold": Out(unsigned(check_width)), "error": In(1),
+                            "alarm": In(1), "first": In(unsigned(16)),
+                            "syndrome": In(signed(check_width))})
+        super().__init__(members)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ChecksumControlSignature) and self._cw == other._cw
+
+    def __hash__(self) -> int:
+        return hash((ChecksumControlSignature, self._cw))
+
+
+class TemporalControlSignature(wiring.Signature):
+    """The temporal checksum's host port on the composed top (``temporal__*``).
+
+    Parameters
+    ----------
+    batch_bits : int
+        Width of ``batch``.
+    check_bits : int
+        Width of the expected sums and threshold (the check's modulus exponent).
+    lanes : int
+        Checked lanes (the array's PE columns, sanity column included).
+
+    Members
+    -------
+    batch : Out(unsigned(batch_bits))
+        N, data vectors per temporal batch (:class:`SanityInputGenerator`).
+    last : Out(1)
+        With ``in_valid``: the vector closes its batch (the pass's short last batch).
+    expected : Out(signed(check_bits)).array(lanes)
+        Expected lane sums of the batch closing now (:class:`TemporalChecker`).
+    threshold : Out(unsigned(check_bits))
+    checked, error, alarm : In(1)
+    lane_errors : In(unsigned(lanes))
+        Bit u: lane u of the batch just checked failed.
+    first : In(unsigned(16))
+        Index of the first failing batch.
+    overrun : In(1)
+        A vector arrived while the generator emitted a sanity vector, and was dropped.
+    """
+
+    def __init__(self, batch_bits: int, check_bits: int, lanes: int):
+        self._params = (batch_bits, check_bits, lanes)
+        super().__init__({
+            "batch": Out(unsigned(batch_bits)), "last": Out(1),
+            "expected": Out(signed(check_bits)).array(lanes),
+            "threshold": Out(unsigned(check_bits)),
+            "checked": In(1), "error": In(1), "lane_errors": In(unsigned(lanes)),
+            "alarm": In(1), "first": In(unsigned(16)), "overrun": In(1),
+        })
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TemporalControlSignature) and self._params == other._params
+
+    def __hash__(self) -> int:
+        return hash((TemporalControlSignature, self._params))
 
 
 class SpatialChecker(wiring.Component):
@@ -117,10 +196,10 @@ class SpatialChecker(wiring.Component):
     ----------
     width : int
         Lane width (the accumulator width; 2 … 60).
-    n : int
+    lanes : int
         Number of lanes, C + 1 (1 … 257).
     residue_bits : int or None
-        ``None``: exact (syndrome ``width + ceil(log2(n+1))`` bits, never wraps).  ``k``
+        ``None``: exact (syndrome ``width + ceil(log2(lanes+1))`` bits, never wraps).  ``k``
         (2 … width): only the k low bits of every lane enter k-bit adders; the check holds
         modulo 2^k and an error that is a multiple of 2^k escapes.  ``k = width`` costs no
         adder growth and still detects every error in a single ``width``-bit register.
@@ -129,7 +208,7 @@ class SpatialChecker(wiring.Component):
 
     Attributes
     ----------
-    data : In(signed(width)).array(n)
+    data : In(signed(width)).array(lanes)
         The output vector's lanes, all on the same cycle (no synchronisation stage).
     valid : In(1)
         ``data`` holds a vector to check.
@@ -156,26 +235,24 @@ class SpatialChecker(wiring.Component):
         one cycle earlier, whether valid or not: for threshold profiling (L1203) and diagnosis.
 
     Latency **1 cycle** (the seed's +1, L1249): all outputs are registered and describe the
-    input of the previous cycle.  Throughput one vector per cycle.  Hardware: an (n+1)-input
+    input of the previous cycle.  Throughput one vector per cycle.  Hardware: a (lanes+1)-input
     balanced adder tree (``expected`` enters as a negated leaf), an absolute value, one
     comparator, an ``index_bits`` counter and ``index_bits + 3 + check_width`` flip-flops.
     """
 
-    def __init__(self, *, width: int = 26, n: int = 9, residue_bits: int | None = None,
+    def __init__(self, *, width: int = 26, lanes: int = 9, residue_bits: int | None = None,
                  index_bits: int = 16):
-        if not _is_int(width) or not 2 <= width <= 60:
-            _reject(self, ConfigError("width", width, "an integer from 2 to 60"))
-        if not _is_int(n) or not 1 <= n <= MAX_LANES:
-            _reject(self, ConfigError("n", n, f"an integer from 1 to {MAX_LANES}"))
-        _check_residue_and_index(self, width, residue_bits, index_bits)
-        cw = spatial_check_width(width, n, residue_bits)
+        check_int("width", width, 2, 60)
+        check_int("lanes", lanes, 1, MAX_LANES)
+        _check_residue_and_index(width, residue_bits, index_bits)
+        cw = spatial_check_width(width, lanes, residue_bits)
         if cw > MAX_CHECK_WIDTH:
-            _reject(self, ConfigError("width", width, f"at most {MAX_CHECK_WIDTH} bits of "
-                                      f"syndrome (width + ceil(log2(n+1)) = {cw}); use "
-                                      "residue_bits"))
-        self._width, self._n, self._k, self._ib, self._cw = width, n, residue_bits, index_bits, cw
+            raise ConfigError("width", width, f"at most {MAX_CHECK_WIDTH} bits of syndrome "
+                              f"(width + ceil(log2(lanes+1)) = {cw}); use residue_bits")
+        self._width, self._lanes, self._k = width, lanes, residue_bits
+        self._ib, self._cw = index_bits, cw
         super().__init__({
-            "data": In(signed(width)).array(n),
+            "data": In(signed(width)).array(lanes),
             "valid": In(1),
             "expected": In(signed(width)),
             "threshold": In(unsigned(cw)),
@@ -187,16 +264,39 @@ class SpatialChecker(wiring.Component):
             "checksum": Out(signed(cw)),
         })
 
-    width = property(lambda self: self._width)
-    n = property(lambda self: self._n)
-    residue_bits = property(lambda self: self._k)
-    index_bits = property(lambda self: self._ib)
-    check_width = property(lambda self: self._cw, doc="Width of the syndrome and threshold.")
-    latency = property(lambda self: 1, doc="Cycles from a vector to its ``error`` flag.")
+    @property
+    def width(self) -> int:
+        """Lane width in bits."""
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes."""
+        return self._lanes
+
+    @property
+    def residue_bits(self) -> int | None:
+        """k of the residue check, or None (exact)."""
+        return self._k
+
+    @property
+    def index_bits(self) -> int:
+        """Width of the vector counter and ``first_index``."""
+        return self._ib
+
+    @property
+    def check_width(self) -> int:
+        """Width of the syndrome and threshold."""
+        return self._cw
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector to its ``error`` flag."""
+        return 1
 
     def config(self) -> dict:
         """The parameters, for the Verilog header."""
-        return {"unit": "checksum_spatial", "width": self._width, "n": self._n,
+        return {"unit": "checksum_spatial", "width": self._width, "lanes": self._lanes,
                 "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
@@ -231,50 +331,50 @@ class SpatialChecker(wiring.Component):
 
 
 class SanityInputGenerator(wiring.Component):
-    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253).
+    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253): a
+    vector stage (:mod:`rtl_gen.vector`).
 
     Sits in front of the array's streamed-operand input (WS: activations; IS: weight columns,
     where it builds the sanity neuron on the fly).  It forwards each input vector one cycle
     later and accumulates it lane by lane; when a temporal batch is complete it emits the
-    negated element-wise sum as one extra vector, flagged by ``out_sanity``.  Fault-free, the
+    negated element-wise sum as one extra vector, flagged by ``sanity``.  Fault-free, the
     N + 1 vectors of a batch then sum to zero lane by lane (Eq. 6.7).
 
     A batch closes after ``batch`` data vectors (a shared counter, as in the seed), or earlier
-    on a vector carrying ``in_last`` (the short last batch of a pass).  ``batch = 0``: only
-    ``in_last`` closes a batch; with no ``in_last`` either, the unit is a plain one-cycle
-    pipeline register (temporal checking off at run time).
+    on a vector carrying ``last`` (the short last batch of a pass).  ``batch = 0``: only
+    ``last`` closes a batch; with no ``last`` either, the unit is a plain one-cycle pipeline
+    register (temporal checking off at run time).
 
     Parameters
     ----------
     width : int
         Input lane width (2 … 32).
-    n_lanes : int
+    lanes : int
         Vector length (the array's streamed inputs, 1 … 256).
     batch_bits : int
         Width of ``batch``: a batch holds at most 2^batch_bits − 1 data vectors (1 … 16).
     out_width : int or None
-        Width of ``out_data``.  ``None``: ``width + batch_bits``, which holds the negated sum
+        Width of ``o.data``.  ``None``: ``width + batch_bits``, which holds the negated sum
         of any batch exactly (:func:`golden.checksum.negated_sum_width`).  A value from
         ``width`` up wraps the sanity vector to that width (residue mode: the temporal check
         then holds only modulo 2^out_width; data vectors always pass unchanged).
 
     Attributes
     ----------
-    in_data : In(signed(width)).array(n_lanes)
-    in_valid : In(1)
-    in_last : In(1)
-        With ``in_valid``: this vector is the last of its batch.
+    i : In(VectorSignature(width, lanes))
+        The input vectors.
+    last : In(1)
+        With ``i.valid``: this vector is the last of its batch.
     batch : In(unsigned(batch_bits))
         N, data vectors per batch (0: closed by ``in_last`` only).  Hold it constant within a
         batch.
     clear : In(1)
         Drops the batch in progress (accumulators, counter, a pending sanity vector and
         ``overrun``) *before* this cycle's input, which starts a new batch.
-    out_data : Out(signed(out_width)).array(n_lanes)
+    o : Out(VectorSignature(out_width, lanes))
         The forwarded vector, or the sanity vector.
-    out_valid : Out(1)
-    out_sanity : Out(1)
-        ``out_data`` is the sanity vector (closes the batch): delay it with ``out_valid``
+    sanity : Out(1)
+        ``o.data`` is the sanity vector (closes the batch): delay it with ``o.valid``
         through the array to the temporal checker's ``last``.
     ready : Out(1)
         Low in the cycle in which the sanity vector is being emitted: an input offered then is
@@ -283,45 +383,59 @@ class SanityInputGenerator(wiring.Component):
     overrun : Out(1)
         Sticky: a valid input arrived while ``ready`` was low and was dropped.
 
-    Latency **1 cycle** (input vector t appears at ``out_data`` in cycle t + 1; the sanity
+    Latency **1 cycle** (input vector t appears at ``o.data`` in cycle t + 1; the sanity
     vector of a batch one cycle after its last data vector).  Throughput: N data vectors per
-    N + 1 cycles.  Hardware: n_lanes adders and ``out_width``-bit accumulators, one
+    N + 1 cycles.  Hardware: ``lanes`` adders and ``out_width``-bit accumulators, one
     ``out_width``-bit negation per lane (shared output multiplexer), a ``batch_bits`` counter.
     """
 
-    def __init__(self, *, width: int = 8, n_lanes: int = 8, batch_bits: int = 6,
+    def __init__(self, *, width: int = 8, lanes: int = 8, batch_bits: int = 6,
                  out_width: int | None = None):
-        if not _is_int(width) or not 2 <= width <= 32:
-            _reject(self, ConfigError("width", width, "an integer from 2 to 32"))
-        if not _is_int(n_lanes) or not 1 <= n_lanes <= 256:
-            _reject(self, ConfigError("n_lanes", n_lanes, "an integer from 1 to 256"))
-        if not _is_int(batch_bits) or not 1 <= batch_bits <= 16:
-            _reject(self, ConfigError("batch_bits", batch_bits, "an integer from 1 to 16"))
+        check_int("width", width, 2, 32)
+        check_int("lanes", lanes, 1, 256)
+        check_int("batch_bits", batch_bits, 1, 16)
         if out_width is None:
             out_width = width + batch_bits
-        if not _is_int(out_width) or not width <= out_width <= width + batch_bits:
-            _reject(self, ConfigError("out_width", out_width,
+        if not is_int(out_width) or not width <= out_width <= width + batch_bits:
+            raise ConfigError("out_width", out_width,
                                       f"None or an integer from width={width} to "
-                                      f"width+batch_bits={width + batch_bits}"))
-        self._width, self._n, self._bb, self._ow = width, n_lanes, batch_bits, out_width
+                                      f"width+batch_bits={width + batch_bits}")
+        self._width, self._lanes, self._bb, self._ow = width, lanes, batch_bits, out_width
         super().__init__({
-            "in_data": In(signed(width)).array(n_lanes),
-            "in_valid": In(1),
-            "in_last": In(1),
+            "i": In(VectorSignature(width, lanes)),
+            "last": In(1),
             "batch": In(unsigned(batch_bits)),
             "clear": In(1),
-            "out_data": Out(signed(out_width)).array(n_lanes),
-            "out_valid": Out(1),
-            "out_sanity": Out(1),
+            "o": Out(VectorSignature(out_width, lanes)),
+            "sanity": Out(1),
             "ready": Out(1, init=1),
             "overrun": Out(1),
         })
 
-    width = property(lambda self: self._width)
-    n_lanes = property(lambda self: self._n)
-    batch_bits = property(lambda self: self._bb)
-    out_width = property(lambda self: self._ow)
-    latency = property(lambda self: 1, doc="Cycles from an input vector to its output.")
+    @property
+    def width(self) -> int:
+        """Input lane width in bits."""
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        """Vector length."""
+        return self._lanes
+
+    @property
+    def batch_bits(self) -> int:
+        """Width of ``batch``."""
+        return self._bb
+
+    @property
+    def out_width(self) -> int:
+        """Width of ``o.data``."""
+        return self._ow
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input vector to its output."""
+        return 1
 
     @property
     def exact(self) -> bool:
@@ -329,7 +443,8 @@ class SanityInputGenerator(wiring.Component):
         return self._ow == self._width + self._bb
 
     def config(self) -> dict:
-        return {"unit": "checksum_sanity_input", "width": self._width, "n_lanes": self._n,
+        """The parameters, for the Verilog header."""
+        return {"unit": "checksum_sanity_input", "width": self._width, "lanes": self._lanes,
                 "batch_bits": self._bb, "out_width": self._ow}
 
     def elaborate(self, platform):
@@ -337,7 +452,7 @@ class SanityInputGenerator(wiring.Component):
         ow = self._ow
         count = Signal(self._bb)
         pending = Signal()
-        acc = [Signal(signed(ow), name=f"acc{i}") for i in range(self._n)]
+        acc = [Signal(signed(ow), name=f"acc{i}") for i in range(self._lanes)]
 
         cur_count = Mux(self.clear, 0, count)
         cur_pending = Signal()
@@ -345,26 +460,26 @@ class SanityInputGenerator(wiring.Component):
         overrun = Mux(self.clear, 0, self.overrun)
         closes = Signal()
         m.d.comb += closes.eq(((self.batch != 0) & (cur_count + 1 == self.batch))
-                              | self.in_last)
+                              | self.last)
         take = Signal()  # an input vector is accepted this cycle
-        m.d.comb += take.eq(self.in_valid & ~cur_pending)
+        m.d.comb += take.eq(self.i.valid & ~cur_pending)
 
-        for i in range(self._n):
+        for i in range(self._lanes):
             cur = Mux(self.clear, 0, acc[i])
             # ow-bit accumulator: exact when ow = width + batch_bits, a residue otherwise.
-            nxt = Mux(cur_pending, 0, Mux(take, cur + self.in_data[i], cur))
+            nxt = Mux(cur_pending, 0, Mux(take, cur + self.i.data[i], cur))
             m.d.sync += [
                 acc[i].eq(nxt),
-                self.out_data[i].eq(Mux(cur_pending, -cur, self.in_data[i])),
+                self.o.data[i].eq(Mux(cur_pending, -cur, self.i.data[i])),
             ]
         next_pending = take & closes
         m.d.sync += [
             count.eq(Mux(cur_pending | (take & closes), 0, Mux(take, cur_count + 1, cur_count))),
             pending.eq(next_pending),
             self.ready.eq(~next_pending),
-            self.out_valid.eq(cur_pending | self.in_valid),
-            self.out_sanity.eq(cur_pending),
-            self.overrun.eq(overrun | (cur_pending & self.in_valid)),
+            self.o.valid.eq(cur_pending | self.i.valid),
+            self.sanity.eq(cur_pending),
+            self.overrun.eq(overrun | (cur_pending & self.i.valid)),
         ]
         return m
 
@@ -374,7 +489,7 @@ class TemporalChecker(wiring.Component):
 
     Sits at the accelerator's output beside the :class:`SpatialChecker`.  Lane u accumulates
     the outputs of one temporal batch (N data vectors + the sanity vector); the vector with
-    ``last`` set (the generator's ``out_sanity``, delayed by the array's latency: the seed's
+    ``last`` set (the generator's ``sanity``, delayed by the array's latency: the seed's
     "control signals delayed", L1253) closes the batch, and every lane's sum is compared with
     ``expected[u]`` (``(N+1)·bias[u]`` if the checked outputs include the bias, else 0,
     :func:`golden.checksum.temporal_expected`).
@@ -383,7 +498,7 @@ class TemporalChecker(wiring.Component):
     ----------
     width : int
         Lane width (the accumulator width; 2 … 60).
-    n_lanes : int
+    lanes : int
         Output lanes (1 … 257).
     batch_bits : int
         A batch has at most 2^batch_bits vectors, sanity vector included (1 … 16); exact check
@@ -396,13 +511,13 @@ class TemporalChecker(wiring.Component):
 
     Attributes
     ----------
-    data : In(signed(width)).array(n_lanes)
+    data : In(signed(width)).array(lanes)
     valid : In(1)
     last : In(1)
         With ``valid``: this vector closes the batch.
-    expected : In(signed(acc_width)).array(n_lanes)
+    expected : In(signed(acc_width)).array(lanes)
         Expected lane sums of a batch, sampled with the closing vector.  In residue mode the
-        port is k bits wide: program ``expected mod 2^k`` (:func:`golden.checksum.wrap`).
+        port is k bits wide: program ``expected mod 2^k`` (:func:`golden.bits.wrap`).
     threshold : In(unsigned(check_width))
         A lane fails when ``|sum - expected| > threshold``.
     clear : In(1)
@@ -412,7 +527,7 @@ class TemporalChecker(wiring.Component):
         A batch was closed by the vector of the previous cycle (its result is below).
     error : Out(1)
         That batch failed in some lane.
-    lane_errors : Out(unsigned(n_lanes))
+    lane_errors : Out(unsigned(lanes))
         Bit u: lane u of that batch failed (0 when ``checked`` is low).  With the spatial
         checker's failing vector it locates a single error (row × column, L1176).
     alarm : Out(1)
@@ -422,53 +537,81 @@ class TemporalChecker(wiring.Component):
 
     Latency **1 cycle** from the closing vector to ``checked``/``error``.  Throughput one vector
     per cycle (batches back to back).  A batch longer than 2^batch_bits vectors may wrap the
-    exact accumulators (not detected as such).  Hardware: n_lanes adders + accumulators,
-    n_lanes subtract/abs/compare, an ``index_bits`` batch counter.
+    exact accumulators (not detected as such).  Hardware: ``lanes`` adders + accumulators,
+    ``lanes`` subtract/abs/compare, an ``index_bits`` batch counter.
     """
 
-    def __init__(self, *, width: int = 26, n_lanes: int = 9, batch_bits: int = 6,
+    def __init__(self, *, width: int = 26, lanes: int = 9, batch_bits: int = 6,
                  residue_bits: int | None = None, index_bits: int = 16):
-        if not _is_int(width) or not 2 <= width <= 60:
-            _reject(self, ConfigError("width", width, "an integer from 2 to 60"))
-        if not _is_int(n_lanes) or not 1 <= n_lanes <= MAX_LANES:
-            _reject(self, ConfigError("n_lanes", n_lanes, f"an integer from 1 to {MAX_LANES}"))
-        if not _is_int(batch_bits) or not 1 <= batch_bits <= 16:
-            _reject(self, ConfigError("batch_bits", batch_bits, "an integer from 1 to 16"))
-        _check_residue_and_index(self, width, residue_bits, index_bits)
+        check_int("width", width, 2, 60)
+        check_int("lanes", lanes, 1, MAX_LANES)
+        check_int("batch_bits", batch_bits, 1, 16)
+        _check_residue_and_index(width, residue_bits, index_bits)
         aw = residue_bits if residue_bits is not None else width + batch_bits
         cw = residue_bits if residue_bits is not None else aw + 1
         if cw > MAX_CHECK_WIDTH:
-            _reject(self, ConfigError("width", width, f"at most {MAX_CHECK_WIDTH} bits of "
-                                      f"check (width + batch_bits + 1 = {cw}); use "
-                                      "residue_bits"))
-        self._width, self._n, self._bb, self._k, self._ib = (width, n_lanes, batch_bits,
-                                                              residue_bits, index_bits)
+            raise ConfigError("width", width, f"at most {MAX_CHECK_WIDTH} bits of check "
+                              f"(width + batch_bits + 1 = {cw}); use residue_bits")
+        self._width, self._lanes, self._bb, self._k, self._ib = (width, lanes, batch_bits,
+                                                                  residue_bits, index_bits)
         self._aw, self._cw = aw, cw
         super().__init__({
-            "data": In(signed(width)).array(n_lanes),
+            "data": In(signed(width)).array(lanes),
             "valid": In(1),
             "last": In(1),
-            "expected": In(signed(aw)).array(n_lanes),
+            "expected": In(signed(aw)).array(lanes),
             "threshold": In(unsigned(cw)),
             "clear": In(1),
             "checked": Out(1),
             "error": Out(1),
-            "lane_errors": Out(unsigned(n_lanes)),
+            "lane_errors": Out(unsigned(lanes)),
             "alarm": Out(1),
             "first_index": Out(unsigned(index_bits)),
         })
 
-    width = property(lambda self: self._width)
-    n_lanes = property(lambda self: self._n)
-    batch_bits = property(lambda self: self._bb)
-    residue_bits = property(lambda self: self._k)
-    index_bits = property(lambda self: self._ib)
-    acc_width = property(lambda self: self._aw, doc="Width of the check accumulators.")
-    check_width = property(lambda self: self._cw, doc="Width of the difference and threshold.")
-    latency = property(lambda self: 1, doc="Cycles from a batch's last vector to its flags.")
+    @property
+    def width(self) -> int:
+        """Lane width in bits."""
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes."""
+        return self._lanes
+
+    @property
+    def batch_bits(self) -> int:
+        """Width of the batch counter of the exact accumulators."""
+        return self._bb
+
+    @property
+    def residue_bits(self) -> int | None:
+        """k of the residue check, or None (exact)."""
+        return self._k
+
+    @property
+    def index_bits(self) -> int:
+        """Width of the batch counter and ``first_index``."""
+        return self._ib
+
+    @property
+    def acc_width(self) -> int:
+        """Width of the check accumulators."""
+        return self._aw
+
+    @property
+    def check_width(self) -> int:
+        """Width of the difference and threshold."""
+        return self._cw
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a batch's last vector to its flags."""
+        return 1
 
     def config(self) -> dict:
-        return {"unit": "checksum_temporal", "width": self._width, "n_lanes": self._n,
+        """The parameters, for the Verilog header."""
+        return {"unit": "checksum_temporal", "width": self._width, "lanes": self._lanes,
                 "batch_bits": self._bb, "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
@@ -477,7 +620,7 @@ class TemporalChecker(wiring.Component):
         closing = Signal()
         m.d.comb += closing.eq(self.valid & self.last)
         fails = []
-        for u in range(self._n):
+        for u in range(self._lanes):
             acc = Signal(signed(aw), name=f"acc{u}")
             cur = Mux(self.clear, 0, acc)
             total = Signal(signed(aw), name=f"total{u}")
@@ -489,7 +632,7 @@ class TemporalChecker(wiring.Component):
             m.d.comb += fail.eq(abs(diff) > self.threshold)
             fails.append(fail)
             m.d.sync += acc.eq(Mux(self.valid, Mux(self.last, 0, total), cur))
-        lanes = Signal(self._n)
+        lanes = Signal(self._lanes)
         m.d.comb += lanes.eq(Mux(closing, Cat(*fails), 0))
         hit = closing & lanes.any()
         alarm = Mux(self.clear, 0, self.alarm)

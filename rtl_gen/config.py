@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import stat
 from dataclasses import dataclass, fields
@@ -33,10 +34,13 @@ __all__ = [
     "DATAFLOWS",
     "FAULT_REGISTERS",
     "FAULT_MODES",
+    "FAULT_CONTROLS",
+    "check_int",
     "derived_acc_width",
     "FLOW_MODES",
     "FLOW_GROUPS",
     "flow_lanes",
+    "is_int",
 ]
 
 #: Dataflows of SPEC §1: weight-, input- and output-stationary.
@@ -47,6 +51,12 @@ DATAFLOWS = ("ws", "is", "os")
 FAULT_REGISTERS = ("weight", "act", "psum", "product", "sum")
 #: Fault kinds, in the encoding of the ``fault_mode`` port.
 FAULT_MODES = ("sa0", "sa1", "flip")
+#: The run-time controls of the fault hooks and their widths in bits: the one list the RTL
+#: (:class:`rtl_gen.fault.FaultControlSignature`), the driver program and
+#: :meth:`golden.faults.Fault.controls` are built from.  ``reg`` and ``mode`` index
+#: :data:`FAULT_REGISTERS` and :data:`FAULT_MODES`; ``bit`` addresses registers of up to 64
+#: bits; ``cycle`` counts cycles from reset.
+FAULT_CONTROLS = {"enable": 1, "row": 8, "col": 8, "reg": 3, "bit": 6, "mode": 2, "cycle": 32}
 #: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
 MEDIAN_VARIANTS = ("plain", "shared")
 #: Sanity-Check options of the composed top (SPEC §2): which checksums are built.
@@ -144,14 +154,33 @@ def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
     return a_width + w_width + max(0, math.ceil(math.log2(max_k)))
 
 
-def _is_int(value: Any) -> bool:
-    """A genuine Python ``int``: not a bool, a float, a numpy scalar or an int subclass."""
+def is_int(value: Any, *, numpy: bool = False) -> bool:
+    """True for an integer that is not a ``bool`` (``True`` is not a width).
+
+    Parameters
+    ----------
+    value : object
+        The value to test.
+    numpy : bool
+        Also accept numpy integer scalars (operands of the golden models); configuration
+        fields must be Python ``int`` so that they round-trip through JSON.
+    """
+    if numpy:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # a genuine Python int: not a bool, a float, a numpy scalar or an int subclass
     return type(value) is int
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if not _is_int(value) or not lo <= value <= hi:
+def check_int(name: str, value: Any, lo: int, hi: int, *, numpy: bool = False) -> int:
+    """``value`` as an ``int`` if it is an integer from ``lo`` to ``hi``, else
+    :class:`ConfigError` naming ``name``.
+
+    The one integer-parameter check of the project's components, configurations and golden
+    models (``numpy=True`` also accepts numpy integer scalars, see :func:`is_int`).
+    """
+    if not is_int(value, numpy=numpy) or not lo <= value <= hi:
         raise ConfigError(name, value, f"an integer from {lo} to {hi}")
+    return int(value)
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -226,7 +255,7 @@ class AcceleratorConfig:
         ``None`` is the seed's mask, every bit but ``a_width − 2``
         (:func:`golden.lcu.default_mask`).  A constant of the hardware, not a port.
 
-    Reliability units of later issues add their own fields here; :meth:`from_dict` rejects keys
+    A new unit adds its own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
     """
 
@@ -254,15 +283,15 @@ class AcceleratorConfig:
     lcu_mask: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("rows", self.rows, 1, MAX_DIM)
-        _check_int("cols", self.cols, 1, MAX_DIM)
+        check_int("rows", self.rows, 1, MAX_DIM)
+        check_int("cols", self.cols, 1, MAX_DIM)
         _check_choice("dataflow", self.dataflow, DATAFLOWS)
-        _check_int("a_width", self.a_width, 2, 16)
-        _check_int("w_width", self.w_width, 2, 16)
-        _check_int("max_k", self.max_k, 1, MAX_K)
+        check_int("a_width", self.a_width, 2, 16)
+        check_int("w_width", self.w_width, 2, 16)
+        check_int("max_k", self.max_k, 1, MAX_K)
         if self.acc_width is not None:
             lo = self.a_width + self.w_width
-            _check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
+            check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
         for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu"):
             _check_bool(name, getattr(self, name))
         _check_choice("median", self.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
@@ -272,17 +301,15 @@ class AcceleratorConfig:
             raise ConfigError("checksum", self.checksum,
                               "'none' unless dataflow is 'ws' (the sanity column is a neuron "
                               "pinned in the array; IS/OS integration is not built yet)")
-        _check_int("lcu_depth", self.lcu_depth, 2, 1 << 16)
-        _check_int("lcu_max_pairs", self.lcu_max_pairs, 1, 1 << 16)
+        check_int("lcu_depth", self.lcu_depth, 2, 1 << 16)
+        check_int("lcu_max_pairs", self.lcu_max_pairs, 1, 1 << 16)
         if self.lcu and not self.output_stage:
             raise ConfigError("lcu", self.lcu, "false without the output stage (the LCU "
                               "corrects requantised activations)")
-        if self.lcu_mask is not None:
-            _check_int("lcu_mask", self.lcu_mask, 0, (1 << self.a_width) - 1)
-            if not self.lcu:
-                raise ConfigError("lcu_mask", self.lcu_mask, "null without the LCU (lcu)")
-        _check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
-        _check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
+        check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
+        if self.temporal_mode not in TEMPORAL_MODES:
+            raise ConfigError("temporal_mode", self.temporal_mode,
+                              f"one of {', '.join(TEMPORAL_MODES)}")
         if self.temporal and self.acc_bits < self.stream_width + self.w_width:
             raise ConfigError("acc_width", self.acc_width,
                               f"at least {self.stream_width + self.w_width} bits: the exact "
@@ -299,11 +326,11 @@ class AcceleratorConfig:
     def _check_flow(self) -> None:
         _check_choice("flow", self.flow, FLOW_MODES)
         if self.flow == "none":
-            if self.flow_group != 1 or not _is_int(self.flow_group):
+            if self.flow_group != 1 or not is_int(self.flow_group):
                 raise ConfigError("flow_group", self.flow_group, "1 when flow is 'none'")
             return
         groups = FLOW_GROUPS if self.flow != "twodim" else (4, 16, 64, 256)
-        if not _is_int(self.flow_group) or self.flow_group not in groups:
+        if not is_int(self.flow_group) or self.flow_group not in groups:
             raise ConfigError("flow_group", self.flow_group,
                               f"one of {', '.join(map(str, groups))} for flow '{self.flow}' "
                               "(the group size the multiplexers are built for)")
@@ -320,7 +347,7 @@ class AcceleratorConfig:
                               f"'none' with flow '{self.flow}' (not built into the "
                               "flow-controlling array)")
 
-    # -- derived quantities ----------------------------------------------------------------
+    # -- derived quantities: the one place each is computed -------------------------------
     @property
     def acc_bits(self) -> int:
         """The accumulator width actually built (explicit or derived)."""
@@ -335,12 +362,12 @@ class AcceleratorConfig:
 
     @property
     def spatial(self) -> bool:
-        """The spatial checksum (sanity column) is built."""
+        """The spatial checksum (sanity column and its checker) is built."""
         return self.checksum in ("spatial", "both")
 
     @property
     def temporal(self) -> bool:
-        """The temporal checksum (sanity-input generator + check accumulators) is built."""
+        """The temporal checksum (sanity-input generator and check accumulators) is built."""
         return self.checksum in ("temporal", "both")
 
     @property
@@ -349,7 +376,8 @@ class AcceleratorConfig:
 
         With the exact temporal checksum the WS activations are ``temporal_batch_bits``
         wider inside the array: the sanity vector is the negated sum of up to
-        2**bits − 1 activation vectors."""
+        ``2**temporal_batch_bits − 1`` activation vectors.
+        """
         if self.dataflow == "ws" and self.temporal and self.temporal_mode == "exact":
             return self.a_width + self.temporal_batch_bits
         return {"ws": self.a_width, "is": self.w_width, "os": self.a_width}[self.dataflow]
@@ -359,13 +387,81 @@ class AcceleratorConfig:
         """Modulus exponent of the temporal check: ``a_width`` (residue) or ``acc_bits``."""
         return self.acc_bits if self.temporal_mode == "exact" else self.a_width
 
-    def register_width(self, register: str) -> int:
-        """Width of a PE register named as in :data:`FAULT_REGISTERS`."""
+    @property
+    def temporal_batch_max(self) -> int:
+        """Largest run-time temporal batch N: ``2**temporal_batch_bits − 1`` data vectors."""
+        return (1 << self.temporal_batch_bits) - 1
+
+    @property
+    def bias_in_psum(self) -> bool:
+        """The bias enters through ``psum_in`` of the first K-tile (so ``acc_out`` includes it)
+        rather than in the output stage: always for IS (its output lanes are batch rows), and
+        for WS with a checksum, so that the checks cover bias errors (000 Table 6.1)."""
+        return self.dataflow == "is" or (self.dataflow == "ws" and self.checksum != "none")
+
+    @property
+    def array_cols(self) -> int:
+        """Columns of PEs actually built: C, plus the sanity column of the spatial checksum."""
+        return self.cols + (1 if self.spatial else 0)
+
+    @property
+    def sanity_width(self) -> int:
+        """Width of the sanity column's weights: the negated sum of C weights needs
+        ``w_width + ceil(log2(C + 1))`` bits (it is stored exactly, in wider PEs)."""
+        return self.w_width + math.ceil(math.log2(self.cols + 1))
+
+    def register_width(self, register: str, col: int = 0) -> int:
+        """Width of a PE register named as in :data:`FAULT_REGISTERS`.
+
+        Parameters
+        ----------
+        register : str
+            ``"weight"``, ``"act"``, ``"psum"``, or the MAC logic's ``"product"``, ``"sum"``.
+        col : int
+            PE column; column ``cols`` is the sanity column (wider weights).
+        """
         if register not in FAULT_REGISTERS:
             raise ConfigError("fault register", register, f"one of {', '.join(FAULT_REGISTERS)}")
+        if register == "weight" and col >= self.cols:
+            return self.sanity_width
         act = self.stream_width if self.dataflow == "ws" else self.a_width
+        if register == "product":  # the full-width product of the PE's two operands
+            return self.register_width("weight", col) + act
         return {"weight": self.w_width, "act": act, "psum": self.acc_bits,
-                "product": act + self.w_width, "sum": self.acc_bits}[register]
+                "sum": self.acc_bits}[register]
+
+    @property
+    def input_stages(self) -> int:
+        """Pipeline stages in front of the array (each input unit adds one cycle; the
+        temporal checksum's sanity-input generator is the last of them)."""
+        return int(self.afd) + int(bool(self.median)) + int(self.temporal)
+
+    @property
+    def array_latency(self) -> int:
+        """Cycles from a vector at the array's ports to its result at the array's output.
+
+        WS / IS: ``R + NC`` (r skew registers, c operand hops and one multiply register to
+        reach PE (r, c), then the deskew), NC = :attr:`array_cols`.  OS: ``R + NC + 1`` from
+        the step carrying ``last`` to the first result row (the drain chain has one more
+        register than a partial-sum hop).
+        """
+        return self.rows + self.array_cols + (1 if self.dataflow == "os" else 0)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input vector to its output vector at the top's ports.
+
+        :attr:`array_latency`, plus the output-stage register, plus one cycle per input unit
+        (:attr:`input_stages`): **R + C + 1** for a plain WS/IS top, **R + C + 2** for OS
+        (from ``in_last`` to the first result row).
+        """
+        return self.array_latency + 1 + self.input_stages
+
+    @property
+    def config_cycles(self) -> int:
+        """Cycles the driver spends before the first product: writing the bypass map, one row
+        per cycle, when the configuration has PE bypass."""
+        return self.rows if self.bypass else 0
 
     def name(self) -> str:
         """A short, file-name-safe identifier, e.g. ``ws_8x8_a8w8_acc26``."""
@@ -393,32 +489,24 @@ class AcceleratorConfig:
             s += f"m{self.lcu_mask:x}"
         return s
 
-    @property
-    def array_cols(self) -> int:
-        """Columns of PEs actually built: C, plus the sanity column of the spatial checksum."""
-        return self.cols + (1 if self.spatial else 0)
-
-    @property
-    def sanity_width(self) -> int:
-        """Width of the sanity column's weights: the negated sum of C weights needs
-        ``w_width + ceil(log2(C + 1))`` bits (it is stored exactly, in wider PEs)."""
-        return self.w_width + math.ceil(math.log2(self.cols + 1))
-
-    @property
-    def input_stages(self) -> int:
-        """Pipeline stages in front of the array (each input unit adds one cycle; the
-        temporal checksum's sanity-input generator is the last of them)."""
-        return int(self.afd) + int(bool(self.median)) + int(self.temporal)
-
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The fields as indented JSON with sorted keys (stable: Verilog headers embed it)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any) -> AcceleratorConfig:
+        """A validated configuration from a dict of fields.
+
+        Raises
+        ------
+        ConfigError
+            ``data`` is not a dict, has an unknown key, or a value is invalid.
+        """
         if not isinstance(data, dict):
             raise ConfigError("configuration", type(data).__name__, "a JSON object")
         known = {f.name for f in fields(cls)}
@@ -474,4 +562,5 @@ class AcceleratorConfig:
         return cls.from_json(text)
 
     def replace(self, **changes: Any) -> AcceleratorConfig:
+        """A copy with ``changes`` applied, validated again."""
         return dataclasses.replace(self, **changes)

@@ -61,18 +61,21 @@ def module_text(component, name: str) -> str:
         return verilog.convert(component, name=name, emit_src=False)
 
 
-def design_texts(parts: list[tuple[Any, str]]) -> tuple[str, str]:
-    """RTLIL and Verilog of several top-level modules (``(component, name)`` pairs), each
-    elaborated once: the RTLIL texts are concatenated and turned into Verilog in one Yosys
-    call.  The RTLIL twin lets synthesis skip Yosys' Verilog reader, whose time grows with
-    the square of the number of ``always`` blocks (minutes for a 64×64 array)."""
-    il = "".join(rtlil.convert(c, name=n, emit_src=False) for c, n in parts)
-    try:
-        from amaranth.back.verilog import _convert_rtlil_text
-    except ImportError:  # pragma: no cover - a future Amaranth: elaborate again instead
-        return il, "".join(module_text(c, n) for c, n in parts)
-    with _amaranth_yosys():
-        return il, _convert_rtlil_text(il, strip_internal_attrs=False)
+def design_texts(parts: list[tuple[Any, str]], *,
+                 rtlil_too: bool = True) -> tuple[str | None, str]:
+    """RTLIL and Verilog of several top-level modules (``(component, name)`` pairs).
+
+    The RTLIL twin lets synthesis skip Yosys' Verilog reader, whose time grows with the
+    square of the number of ``always`` blocks (minutes for a 64×64 array).  Both texts come
+    from Amaranth's public back ends (:func:`amaranth.back.rtlil.convert`,
+    :func:`amaranth.back.verilog.convert`), so each component is converted twice when both
+    are asked for: about twice the generation time of one text (64×64 int8: ≈ 25 s each on
+    these machines).  ``rtlil_too=False`` gives the Verilog alone (simulation) and ``None``
+    for the RTLIL.
+    """
+    il = ("".join(rtlil.convert(c, name=n, emit_src=False) for c, n in parts) if rtlil_too
+          else None)
+    return il, "".join(module_text(c, n) for c, n in parts)
 
 
 def to_verilog(component, name: str, config: dict[str, Any]) -> str:

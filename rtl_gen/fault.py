@@ -1,21 +1,22 @@
-"""RTL fault hooks: run-time controlled saboteurs on PE registers (SPEC §7, issue 2 item 6).
+"""RTL fault hooks: run-time controlled saboteurs on PE registers (SPEC §7).
 
 A *saboteur* sits on the output of a register: while it is enabled, the value the rest of the
 circuit reads is the stored value with one bit forced to 0 (stuck-at-0), forced to 1
 (stuck-at-1) or inverted (bit flip).  Stuck-at faults are permanent: enabled on every cycle.
 A flip is transient: enabled only in the one cycle whose number (counted by
-:class:`FaultController` from reset, cycle 0 being the first after reset) equals
-``fault_cycle``.  Registers that hold their value (the stationary operand) feed the sabotaged
-value back into themselves, so a flip there persists until the register is reloaded, as a
+:class:`FaultController` from reset, cycle 0 being the first after reset) equals the ``cycle``
+control.  Registers that hold their value (the stationary operand) feed the sabotaged value
+back into themselves, so a flip there persists until the register is reloaded, as a
 flipped storage cell would; pipeline registers are overwritten every cycle, so a flip there
 corrupts the one value that passes through it.
 
 The hooks exist only when ``AcceleratorConfig.fault_hooks`` is set: with it off, no saboteur,
-decoder or counter is generated, and the Verilog has no ``fault_*`` port (checked by a test).
+decoder or counter is generated, and the Verilog has no ``fault__*`` port (checked by a test).
 
-Control ports of the accelerator top (held constant by the testbench during a run):
+Controls (:class:`FaultControlSignature`, the top's ``fault`` ports ``fault__enable`` …; held
+constant by the testbench during a run; names and widths from
+:data:`rtl_gen.config.FAULT_CONTROLS`):
 
-==============  =====  ===========================================================
 port            width  meaning
 ==============  =====  ===========================================================
 fault_enable    1      1 arms the fault
@@ -28,6 +29,20 @@ fault_bit       6      bit index inside that register (0 = LSB)
 fault_mode      2      0 = stuck-at-0, 1 = stuck-at-1, 2 = flip at ``fault_cycle``
 fault_cycle     32     cycle of the flip
 ==============  =====  ===========================================================
+=======
+==========  =====  ===========================================================
+member      width  meaning
+==========  =====  ===========================================================
+enable      1      1 arms the fault
+row         8      PE row
+col         8      PE column
+reg         3      0 = weight register, 1 = activation register, 2 = partial sum,
+                   3 = multiplier product, 4 = adder sum (MAC logic: combinational,
+                   isolated by PE bypass)
+bit         6      bit index inside that register (0 = LSB)
+mode        2      0 = stuck-at-0, 1 = stuck-at-1, 2 = flip at ``cycle``
+cycle       32     cycle of the flip
+==========  =====  ===========================================================
 """
 
 from __future__ import annotations
@@ -36,18 +51,26 @@ from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_MODES, FAULT_REGISTERS
+from .config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
 
-__all__ = ["FaultController", "sabotage", "FAULT_CONTROL_PORTS", "MODE_SA0", "MODE_SA1",
-           "MODE_FLIP", "BIT_WIDTH"]
+__all__ = ["FaultController", "FaultControlSignature", "FaultSelectSignature", "sabotage",
+           "MODE_SA0", "MODE_SA1", "MODE_FLIP", "BIT_WIDTH"]
 
 MODE_SA0, MODE_SA1, MODE_FLIP = (FAULT_MODES.index(m) for m in ("sa0", "sa1", "flip"))
-BIT_WIDTH = 6  # bit index: registers are at most 60 bits wide
-#: Top-level control ports and their widths, in the order of the table above.
-FAULT_CONTROL_PORTS = {
-    "fault_enable": 1, "fault_row": 8, "fault_col": 8, "fault_reg": 3,
-    "fault_bit": BIT_WIDTH, "fault_mode": 2, "fault_cycle": 32,
-}
+BIT_WIDTH = FAULT_CONTROLS["bit"]  # bit index: registers are at most 60 bits wide
+
+
+class FaultControlSignature(wiring.Signature):
+    """The fault hooks' run-time controls as the host drives them (the table above)."""
+
+    def __init__(self):
+        super().__init__({name: Out(unsigned(width)) for name, width in FAULT_CONTROLS.items()})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FaultControlSignature)
+
+    def __hash__(self) -> int:
+        return hash(FaultControlSignature)
 
 
 def sabotage(m: Module, value, enable, bit, mode, name: str):
@@ -66,8 +89,40 @@ def sabotage(m: Module, value, enable, bit, mode, name: str):
     return out
 
 
+class FaultSelectSignature(wiring.Signature):
+    """The decoded fault selection the controller drives into the array.
+
+    Parameters
+    ----------
+    rows, cols : int
+        PE rows and built PE columns.
+
+    Members
+    -------
+    row_hit, col_hit : Out(rows), Out(cols)
+        One-hot: the selected row and column.
+    reg_hit : Out(len(FAULT_REGISTERS))
+        One-hot: the selected register, only while the fault is active.
+    bit, mode : Out(6), Out(2)
+        The bit and mode for the saboteurs.
+    """
+
+    def __init__(self, rows: int, cols: int):
+        self._rows, self._cols = rows, cols
+        super().__init__({"row_hit": Out(rows), "col_hit": Out(cols),
+                          "reg_hit": Out(len(FAULT_REGISTERS)), "bit": Out(BIT_WIDTH),
+                          "mode": Out(2)})
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, FaultSelectSignature)
+                and (self._rows, self._cols) == (other._rows, other._cols))
+
+    def __hash__(self) -> int:
+        return hash((FaultSelectSignature, self._rows, self._cols))
+
+
 class FaultController(wiring.Component):
-    """Cycle counter and decoder that turn the ``fault_*`` ports into per-PE select lines.
+    """Cycle counter and decoder that turn the fault controls into per-PE select lines.
 
     Outputs are one-hot row and column hits and a one-hot register hit that already includes
     the "active now" condition (armed, and for a flip, the right cycle); each PE ANDs its row
@@ -76,25 +131,29 @@ class FaultController(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        Array size.
+        Array size (PE rows and built PE columns).
+
+    Attributes
+    ----------
+    ctl : In(FaultControlSignature())
+        The controls.
+    sel : Out(FaultSelectSignature(rows, cols))
+        The decoded selection, to :class:`rtl_gen.array.SystolicArray`'s ``fault`` port.
     """
 
     def __init__(self, *, rows: int, cols: int):
         self._rows, self._cols = rows, cols
-        members = {name: In(unsigned(w)) for name, w in FAULT_CONTROL_PORTS.items()}
-        members.update({
-            "row_hit": Out(rows), "col_hit": Out(cols),
-            "reg_hit": Out(len(FAULT_REGISTERS)),
-            "bit": Out(BIT_WIDTH), "mode": Out(2),
-        })
-        super().__init__(members)
+        super().__init__({"ctl": In(FaultControlSignature()),
+                          "sel": Out(FaultSelectSignature(rows, cols))})
 
     @property
     def rows(self) -> int:
+        """PE rows."""
         return self._rows
 
     @property
     def cols(self) -> int:
+        """PE columns built."""
         return self._cols
 
     def elaborate(self, platform):
@@ -102,13 +161,13 @@ class FaultController(wiring.Component):
         cycle = Signal(32)
         m.d.sync += cycle.eq(cycle + 1)
         active = Signal()
-        m.d.comb += active.eq(self.fault_enable & (
-            (self.fault_mode != MODE_FLIP) | (cycle == self.fault_cycle)))
+        ctl, sel = self.ctl, self.sel
+        m.d.comb += active.eq(ctl.enable & ((ctl.mode != MODE_FLIP) | (cycle == ctl.cycle)))
         for r in range(self._rows):
-            m.d.comb += self.row_hit[r].eq(self.fault_row == r)
+            m.d.comb += sel.row_hit[r].eq(ctl.row == r)
         for c in range(self._cols):
-            m.d.comb += self.col_hit[c].eq(self.fault_col == c)
+            m.d.comb += sel.col_hit[c].eq(ctl.col == c)
         for k in range(len(FAULT_REGISTERS)):
-            m.d.comb += self.reg_hit[k].eq(active & (self.fault_reg == k))
-        m.d.comb += [self.bit.eq(self.fault_bit), self.mode.eq(self.fault_mode)]
+            m.d.comb += sel.reg_hit[k].eq(active & (ctl.reg == k))
+        m.d.comb += [sel.bit.eq(ctl.bit), sel.mode.eq(ctl.mode)]
         return m

@@ -19,31 +19,14 @@ addressed as ``row · 2**lane_bits + lane`` (:class:`CorrectionController`).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, check_int, is_int
 
-__all__ = ["LCU", "CorrectionController", "controller_cycles", "default_mask"]
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(name, value, f"an integer from {lo} to {hi}")
-
-
-@contextmanager
-def _silenced_on_error(component):
-    """A component whose constructor rejects its parameters was never meant to be used:
-    stop Amaranth from warning, at garbage collection, that it was never elaborated."""
-    try:
-        yield
-    except ConfigError:
-        component._MustUse__silence = True
-        raise
+__all__ = ["LCU", "CorrectionController", "LCUHostSignature", "controller_cycles",
+           "default_mask"]
 
 
 def default_mask(width: int) -> int:
@@ -54,7 +37,7 @@ def default_mask(width: int) -> int:
 def _check_mask(mask, width: int) -> int:
     if mask is None:
         return default_mask(width)
-    if isinstance(mask, bool) or not isinstance(mask, int) or not 0 <= mask < (1 << width):
+    if not is_int(mask) or not 0 <= mask < (1 << width):
         raise ConfigError("mask", mask,
                           f"None or an integer from 0 to {(1 << width) - 1} (1 = bit kept)")
     return mask
@@ -86,11 +69,10 @@ class LCU(wiring.Component):
     """
 
     def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
-        with _silenced_on_error(self):
-            _check_int("width", width, 2, 64)
-            if not isinstance(registered, bool):
-                raise ConfigError("registered", registered, "true or false")
-            self._mask = _check_mask(mask, width)
+        check_int("width", width, 2, 64)
+        if not isinstance(registered, bool):
+            raise ConfigError("registered", registered, "true or false")
+        self._mask = _check_mask(mask, width)
         self._width = width
         self._registered = registered
         super().__init__({
@@ -132,8 +114,52 @@ def controller_cycles(n_pairs: int) -> int:
     1 for ``n = 0``.  In :func:`tb.runner.run_stream` terms: ``start`` in input row ``t`` gives
     ``done`` in output row ``t + controller_cycles(n)`` and ``busy`` in the rows between.
     """
-    _check_int("n_pairs", n_pairs, 0, 1 << 30)
+    check_int("n_pairs", n_pairs, 0, 1 << 30)
     return 1 if n_pairs == 0 else 2 * n_pairs + 3
+
+
+class LCUHostSignature(wiring.Signature):
+    """The output buffer and correction controller as the host of the composed top sees them
+    (the top's ``lcu__*`` ports; :meth:`rtl_gen.accelerator.Accelerator` wires them).
+
+    Members
+    -------
+    capture : Out(1)
+        Capture the output vector the output stage shows this cycle (with ``out_valid``).
+    cap_clear : Out(1)
+        The next capture goes to row 0.
+    pair_we, pair_index, pair_a, pair_b : Out
+        Pair-list write: entry ``pair_index`` := ``(pair_a, pair_b)`` (word addresses).
+    n_pairs, start : Out
+        Start a correction run over the first ``n_pairs`` entries.
+    rd_row : Out(unsigned(row_bits))
+        Buffer row to read back.
+    busy, done : In(1)
+        The run is in progress / complete (one-cycle pulse).
+    cap_row : In(unsigned(row_bits))
+        The row the next capture goes to.
+    rd_data : In(signed(width)).array(lanes)
+        The row read one cycle earlier (0 if that read was issued while busy).
+    """
+
+    def __init__(self, *, width: int, lanes: int, row_bits: int, addr_bits: int,
+                 index_bits: int, count_bits: int):
+        self._params = (width, lanes, row_bits, addr_bits, index_bits, count_bits)
+        super().__init__({
+            "capture": Out(1), "cap_clear": Out(1),
+            "pair_we": Out(1), "pair_index": Out(unsigned(index_bits)),
+            "pair_a": Out(unsigned(addr_bits)), "pair_b": Out(unsigned(addr_bits)),
+            "n_pairs": Out(unsigned(count_bits)), "start": Out(1),
+            "rd_row": Out(unsigned(row_bits)),
+            "busy": In(1), "done": In(1), "cap_row": In(unsigned(row_bits)),
+            "rd_data": In(signed(width)).array(lanes),
+        })
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LCUHostSignature) and self._params == other._params
+
+    def __hash__(self) -> int:
+        return hash((LCUHostSignature, self._params))
 
 
 class CorrectionController(wiring.Component):
@@ -245,14 +271,13 @@ class CorrectionController(wiring.Component):
 
     def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
                  mask: int | None = None, lanes: int = 1, capture: bool | None = None):
-        with _silenced_on_error(self):
-            _check_int("width", width, 2, 32)
-            _check_int("depth", depth, 2, 1 << 16)
-            _check_int("max_pairs", max_pairs, 1, 1 << 16)
-            _check_int("lanes", lanes, 1, 256)
-            if capture is not None and not isinstance(capture, bool):
-                raise ConfigError("capture", capture, "None (lanes > 1), true or false")
-            self._mask = _check_mask(mask, width)
+        check_int("width", width, 2, 32)
+        check_int("depth", depth, 2, 1 << 16)
+        check_int("max_pairs", max_pairs, 1, 1 << 16)
+        check_int("lanes", lanes, 1, 256)
+        if capture is not None and not isinstance(capture, bool):
+            raise ConfigError("capture", capture, "None (lanes > 1), true or false")
+        self._mask = _check_mask(mask, width)
         self._width = width
         self._depth = depth
         self._max_pairs = max_pairs
@@ -297,27 +322,40 @@ class CorrectionController(wiring.Component):
 
     @property
     def width(self) -> int:
+        """Word width in bits."""
         return self._width
 
     @property
     def depth(self) -> int:
+        """Buffer rows."""
         return self._depth
 
     @property
     def max_pairs(self) -> int:
+        """Pair-list entries."""
         return self._max_pairs
 
     @property
     def mask(self) -> int:
+        """The LCU mask in use."""
         return self._mask
 
     @property
     def lanes(self) -> int:
+        """Words per row."""
         return self._lanes
 
     @property
     def capture(self) -> bool:
+        """The capture port and row read port are built (instead of the word read port)."""
         return self._capture
+
+    @property
+    def host_signature(self) -> LCUHostSignature:
+        """The composed top's ``lcu`` port for this controller (capture model only)."""
+        return LCUHostSignature(width=self._width, lanes=self._lanes, row_bits=self._row_bits,
+                                addr_bits=self._addr_bits, index_bits=self._index_bits,
+                                count_bits=self._count_bits)
 
     @property
     def lane_bits(self) -> int:
@@ -341,6 +379,9 @@ class CorrectionController(wiring.Component):
                 "capture": self._capture}
 
     def elaborate(self, platform):
+        # One function on purpose: the correction pipeline's read, LCU and write stages share
+        # the forwarding registers (va, v, fwd_b, wa, wb) and the buffer's single write port
+        # with the host side, and the hazards between them are only checkable side by side.
         m = Module()
         lanes, lane_bits = self._lanes, self._lane_bits
         addr = unsigned(self._addr_bits)

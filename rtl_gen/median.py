@@ -39,7 +39,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, check_int, is_int
+from .vector import VectorSignature
 
 __all__ = [
     "WINDOWS",
@@ -52,6 +53,7 @@ __all__ = [
     "Median5",
     "SlidingMedian",
     "MedianArray",
+    "MedianControlSignature",
     "expected_counts",
 ]
 
@@ -65,22 +67,16 @@ MAX_WIDTH = 32
 MAX_LANES = 256
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_width(width) -> None:
-    if not _is_int(width) or not MIN_WIDTH <= width <= MAX_WIDTH:
-        raise ConfigError("width", width, f"an integer from {MIN_WIDTH} to {MAX_WIDTH}")
+    check_int("width", width, MIN_WIDTH, MAX_WIDTH)
 
 
-def _check_lanes(n) -> None:
-    if not _is_int(n) or not 1 <= n <= MAX_LANES:
-        raise ConfigError("n", n, f"an integer from 1 to {MAX_LANES}")
+def _check_lanes(lanes) -> None:
+    check_int("lanes", lanes, 1, MAX_LANES)
 
 
 def _check_window(window) -> None:
-    if not _is_int(window) or window not in WINDOWS:
+    if not is_int(window) or window not in WINDOWS:
         raise ConfigError("window", window, f"one of {', '.join(map(str, WINDOWS))}")
 
 
@@ -89,14 +85,16 @@ def _check_variant(variant) -> None:
         raise ConfigError("variant", variant, f"one of {', '.join(VARIANTS)}")
 
 
-def expected_counts(*, n: int, window: int, variant: str) -> dict[str, int]:
+def expected_counts(*, lanes: int, window: int, variant: str) -> dict[str, int]:
     """Comparators and two-input multiplexers of a :class:`SlidingMedian` core, by construction.
 
-    Plain: ``n`` units of 3 comparators / 4 multiplexers (Median-3) or 7 / 10 (Median-5).
-    Shared: one comparator per pair of positions closer than ``window`` among the ``n + 2h``
-    inputs (``2n + 1`` for Median-3, ``4n + 6`` for Median-5) and ``window - 1`` multiplexers
-    per window.  ``tests/test_median.py`` checks these against the synthesised netlist.
+    Plain: ``n = lanes`` units of 3 comparators / 4 multiplexers (Median-3) or 7 / 10
+    (Median-5).  Shared: one comparator per pair of positions closer than ``window`` among the
+    ``n + 2h`` inputs (``2n + 1`` for Median-3, ``4n + 6`` for Median-5) and ``window - 1``
+    multiplexers per window.  ``tests/test_median.py`` checks these against the synthesised
+    netlist.
     """
+    n = lanes
     _check_lanes(n)
     _check_window(window)
     _check_variant(variant)
@@ -264,8 +262,9 @@ class Median5(_MedianUnit):
 
 
 class SlidingMedian(wiring.Component):
-    """Combinational core of the median array: ``n`` windows of ``window`` over ``n + window - 1``
-    inputs, stride 1, no padding (the padding is wiring, added by :class:`MedianArray`).
+    """Combinational core of the median array: ``lanes`` windows of ``window`` over
+    ``lanes + window - 1`` inputs, stride 1, no padding (the padding is wiring, added by
+    :class:`MedianArray`).
 
     Output ``y[i] = median(x[i] … x[i + window - 1])``.  ``variant="plain"`` instantiates one
     :class:`Median3` / :class:`Median5` per window (000 Fig. 8.11); ``variant="shared"`` is the
@@ -276,37 +275,40 @@ class SlidingMedian(wiring.Component):
     ----------
     width : int
         Data width in bits, 2 … 32 (signed).
-    n : int
+    lanes : int
         Number of windows (outputs), 1 … 256.
     window : int
         3 or 5.
     variant : str
         ``"plain"`` or ``"shared"``.
 
-    Ports
-    -----
-    x : In(signed(width)).array(n + window - 1)
-    y : Out(signed(width)).array(n)
+    Attributes
+    ----------
+    x : In(signed(width)).array(lanes + window - 1)
+    y : Out(signed(width)).array(lanes)
     """
 
-    def __init__(self, *, width: int = 8, n: int = 8, window: int = 3, variant: str = "plain"):
+    def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
+                 variant: str = "plain"):
         _check_width(width)
-        _check_lanes(n)
+        _check_lanes(lanes)
         _check_window(window)
         _check_variant(variant)
-        self._width, self._n, self._window, self._variant = width, n, window, variant
+        self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
         super().__init__({
-            "x": In(signed(width)).array(n + window - 1),
-            "y": Out(signed(width)).array(n),
+            "x": In(signed(width)).array(lanes + window - 1),
+            "y": Out(signed(width)).array(lanes),
         })
 
     @property
     def width(self) -> int:
+        """Data width in bits."""
         return self._width
 
     @property
-    def n(self) -> int:
-        return self._n
+    def lanes(self) -> int:
+        """Number of windows (outputs)."""
+        return self._lanes
 
     @property
     def window(self) -> int:
@@ -321,7 +323,7 @@ class SlidingMedian(wiring.Component):
         w = self._window
         if self._variant == "plain":
             unit = Median3 if w == 3 else Median5
-            for i in range(self._n):
+            for i in range(self._lanes):
                 med = unit(width=self._width)
                 m.submodules[f"median{i}"] = med
                 m.d.comb += [med.x[k].eq(self.x[i + k]) for k in range(w)]
@@ -341,7 +343,7 @@ class SlidingMedian(wiring.Component):
             return ~c[k, j] if k < j else c[j, k]
 
         h = w // 2
-        for i in range(self._n):
+        for i in range(self._lanes):
             members = range(i, i + w)
             centre = i + h
             out = x[centre]  # the default: selected when no other element is the median
@@ -370,88 +372,106 @@ def _exactly(bits: list, count: int):
     raise AssertionError(f"no rule for exactly {count} of {len(bits)}")
 
 
+class MedianControlSignature(wiring.Signature):
+    """The run-time control of the median filter, as the host drives it.
+
+    Members
+    -------
+    enable : Out(1)
+        1: filter; 0: pass the vector through (still one cycle).
+    """
+
+    def __init__(self):
+        super().__init__({"enable": Out(1)})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MedianControlSignature)
+
+    def __hash__(self) -> int:
+        return hash(MedianControlSignature)
+
+
 class MedianArray(wiring.Component):
     """Median feature selection stage before the systolic array's input skew (000 Fig. 8.11).
 
-    Each cycle it takes one array-width vector ``data_in`` and registers
-    ``data_out[i] = median(p[i] … p[i + window - 1])``, where ``p`` is ``data_in`` with
-    ``window // 2`` zeros appended at both ends (Eq. 8.3, stride 1).  With ``enable`` low the
-    vector passes unfiltered through the same register, so the host can switch filtering per
-    layer at run time without changing the timing.
+    Each cycle it takes one array-width vector ``i.data`` and registers
+    ``o.data[i] = median(p[i] … p[i + window - 1])``, where ``p`` is ``i.data`` with
+    ``window // 2`` zeros appended at both ends (Eq. 8.3, stride 1).  With ``ctl.enable`` low
+    the vector passes unfiltered through the same register, so the host can switch filtering
+    per layer at run time without changing the timing.
 
     Latency one cycle, throughput one vector per cycle.  The data register loads every cycle
-    (it is a plain pipeline stage: no load-enable logic); ``out_valid`` is ``in_valid`` delayed
-    by one cycle and is the only thing that says whether ``data_out`` is meaningful.  Reset
-    clears ``data_out`` and ``out_valid``.
+    (it is a plain pipeline stage: no load-enable logic); ``o.valid`` is ``i.valid`` delayed
+    by one cycle and is the only thing that says whether ``o.data`` is meaningful.  Reset
+    clears ``o.data`` and ``o.valid``.
 
     Parameters
     ----------
     width : int
         Data width in bits, 2 … 32 (signed, two's complement).
-    n : int
+    lanes : int
         Array width (lanes), 1 … 256.
     window : int
         Median window, 3 or 5.
     variant : str
         ``"plain"`` (one unit per window) or ``"shared"`` (comparator sharing, Fig. 8.12).
 
-    Ports
-    -----
-    data_in : In(signed(width)).array(n)
-    in_valid : In(1)
-    enable : In(1)
-        1: filter; 0: pass ``data_in`` through (still one cycle).
-    data_out : Out(signed(width)).array(n)
+    Attributes
+    ----------
+    i : In(VectorSignature(width, lanes))
+    ctl : In(MedianControlSignature())
+    o : Out(VectorSignature(width, lanes))
         Registered.
-    out_valid : Out(1)
-        Registered ``in_valid``.
     """
 
-    def __init__(self, *, width: int = 8, n: int = 8, window: int = 3, variant: str = "plain"):
+    def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
+                 variant: str = "plain"):
         _check_width(width)
-        _check_lanes(n)
+        _check_lanes(lanes)
         _check_window(window)
         _check_variant(variant)
-        self._width, self._n, self._window, self._variant = width, n, window, variant
+        self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
         super().__init__({
-            "data_in": In(signed(width)).array(n),
-            "in_valid": In(1),
-            "enable": In(1),
-            "data_out": Out(signed(width)).array(n),
-            "out_valid": Out(1),
+            "i": In(VectorSignature(width, lanes)),
+            "ctl": In(MedianControlSignature()),
+            "o": Out(VectorSignature(width, lanes)),
         })
 
     @property
     def width(self) -> int:
+        """Data width in bits."""
         return self._width
 
     @property
-    def n(self) -> int:
-        return self._n
+    def lanes(self) -> int:
+        """Array width."""
+        return self._lanes
 
     @property
     def window(self) -> int:
+        """Median window, 3 or 5."""
         return self._window
 
     @property
     def variant(self) -> str:
+        """``"plain"`` or ``"shared"``."""
         return self._variant
 
     def config(self) -> dict:
         """The parameters, for the Verilog header."""
-        return {"unit": "median_array", "width": self._width, "n": self._n,
+        return {"unit": "median_array", "width": self._width, "lanes": self._lanes,
                 "window": self._window, "variant": self._variant}
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = SlidingMedian(
-            width=self._width, n=self._n, window=self._window, variant=self._variant)
+            width=self._width, lanes=self._lanes, window=self._window, variant=self._variant)
         h = self._window // 2
         for k in range(len(core.x)):
             i = k - h
             # Zero padding (Eq. 8.3): positions outside the vector are constant zeros.
-            m.d.comb += core.x[k].eq(self.data_in[i] if 0 <= i < self._n else 0)
-        for i in range(self._n):
-            m.d.sync += self.data_out[i].eq(Mux(self.enable, core.y[i], self.data_in[i]))
-        m.d.sync += self.out_valid.eq(self.in_valid)
+            m.d.comb += core.x[k].eq(self.i.data[i] if 0 <= i < self._lanes else 0)
+        for i in range(self._lanes):
+            m.d.sync += self.o.data[i].eq(Mux(self.ctl.enable, core.y[i], self.i.data[i]))
+        m.d.sync += self.o.valid.eq(self.i.valid)
         return m

@@ -1,4 +1,4 @@
-"""Output stage: bias, ReLU and requantisation of the accumulator vector (issue 2 item 3).
+"""Output stage: bias, ReLU and requantisation of the accumulator vector (SPEC §0, §10).
 
 The correction units of SPEC §5 work on requantised activations, so the accelerator ends in
 the usual integer-inference epilogue, applied element-wise to each output vector:
@@ -32,23 +32,18 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError
+from .config import ConfigError, check_int
 
 __all__ = ["OutputStage", "OutputLane", "SHIFT_WIDTH"]
 
 SHIFT_WIDTH = 6
 
 
-def _check_split(component, split, requant) -> None:
+def _check_split(split, requant) -> None:
     if not isinstance(split, bool):
-        error = ConfigError("split", split, "true or false")
-    elif split and not requant:
-        error = ConfigError("split", split, "false when requant is false (nothing to split)")
-    else:
-        return
-    # A component rejected by its constructor was never meant to be elaborated: no warning.
-    component._MustUse__silence = True
-    raise error
+        raise ConfigError("split", split, "true or false")
+    if split and not requant:
+        raise ConfigError("split", split, "false when requant is false (nothing to split)")
 
 
 class OutputLane(wiring.Component):
@@ -61,7 +56,7 @@ class OutputLane(wiring.Component):
     """
 
     def __init__(self, *, acc_width: int, out_width: int, requant: bool, split: bool = False):
-        _check_split(self, split, requant)
+        _check_split(split, requant)
         self._acc, self._out, self._requant, self._split = acc_width, out_width, requant, split
         members = {"acc_in": In(signed(acc_width)), "acc_out": Out(signed(acc_width))}
         if requant:
@@ -71,7 +66,10 @@ class OutputLane(wiring.Component):
             members["split"] = In(1)
         super().__init__(members)
 
-    has_split = property(lambda self: self._split)  # the port is called `split`
+    @property
+    def has_split(self) -> bool:
+        """The lane has the ``split`` input (the property cannot be named like the port)."""
+        return self._split
 
     def elaborate(self, platform):
         m = Module()
@@ -109,11 +107,11 @@ class OutputLane(wiring.Component):
 
 
 class OutputStage(wiring.Component):
-    """Registered bias/ReLU/requantisation over ``cols`` lanes.
+    """Registered bias/ReLU/requantisation over ``lanes`` lanes, one cycle of latency.
 
     Parameters
     ----------
-    cols : int
+    lanes : int
         Vector length.
     acc_width : int
         Width of the incoming accumulators (and of ``bias``).
@@ -123,42 +121,51 @@ class OutputStage(wiring.Component):
         ``False`` keeps only the register (``acc_out``, ``out_valid``): no bias, ReLU or
         ``q_out`` hardware.
     split : bool
-        ``True`` adds the input ``split: In(cols)``: bit ``c`` set makes lane ``c`` a split
+        ``True`` adds the input ``split: In(lanes)``: bit ``c`` set makes lane ``c`` a split
         copy (``shift + 1``, saturation to ``out_width − 1`` bits; see the module docstring).
         Requires ``requant``.  Default ``False``: no port, Verilog as without the option.
     """
 
-    def __init__(self, *, cols: int, acc_width: int, out_width: int, requant: bool = True,
+    def __init__(self, *, lanes: int, acc_width: int, out_width: int, requant: bool = True,
                  split: bool = False):
-        for name, v, lo, hi in (("cols", cols, 1, 256), ("acc_width", acc_width, 2, 60),
-                                ("out_width", out_width, 2, 16)):
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                self._MustUse__silence = True  # rejected: never to be elaborated, no warning
-                raise ConfigError(name, v, f"an integer from {lo} to {hi}")
-        _check_split(self, split, requant)
+        check_int("lanes", lanes, 1, 256)
+        check_int("acc_width", acc_width, 2, 60)
+        check_int("out_width", out_width, 2, 16)
+        _check_split(split, requant)
         self._split = split
-        self._cols, self._acc, self._out, self._requant = cols, acc_width, out_width, requant
+        self._lanes, self._acc, self._out, self._requant = lanes, acc_width, out_width, requant
         members = {
-            "acc_in": In(signed(acc_width)).array(cols), "in_valid": In(1),
-            "acc_out": Out(signed(acc_width)).array(cols), "out_valid": Out(1),
+            "acc_in": In(signed(acc_width)).array(lanes), "in_valid": In(1),
+            "acc_out": Out(signed(acc_width)).array(lanes), "out_valid": Out(1),
         }
         if requant:
             members.update({
-                "bias": In(signed(acc_width)).array(cols), "relu": In(1),
-                "shift": In(SHIFT_WIDTH), "q_out": Out(signed(out_width)).array(cols),
+                "bias": In(signed(acc_width)).array(lanes), "relu": In(1),
+                "shift": In(SHIFT_WIDTH), "q_out": Out(signed(out_width)).array(lanes),
             })
         if split:
-            members["split"] = In(cols)
+            members["split"] = In(lanes)
         super().__init__(members)
 
-    cols = property(lambda self: self._cols)
-    requant = property(lambda self: self._requant)
-    has_split = property(lambda self: self._split)  # the port is called `split`
+    @property
+    def lanes(self) -> int:
+        """Vector length."""
+        return self._lanes
+
+    @property
+    def requant(self) -> bool:
+        """Bias, ReLU and requantisation are built (else only the register)."""
+        return self._requant
+
+    @property
+    def has_split(self) -> bool:
+        """The stage has the ``split`` input (the property cannot be named like the port)."""
+        return self._split
 
     def elaborate(self, platform):
         m = Module()
         m.d.sync += self.out_valid.eq(self.in_valid)
-        for c in range(self._cols):
+        for c in range(self._lanes):
             m.submodules[f"lane{c}"] = lane = OutputLane(
                 acc_width=self._acc, out_width=self._out, requant=self._requant,
                 split=self._split)

@@ -21,7 +21,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_REGISTERS, ConfigError
+from .config import FAULT_REGISTERS, ConfigError, is_int
 from .fault import BIT_WIDTH, sabotage
 
 __all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]
@@ -46,7 +46,7 @@ def _check_widths(a_width, w_width, acc_width, wraps=False):
     for name, v, lo, hi in (("a_width", a_width, 2, 24),
                             ("w_width", w_width, 2, 32 if wraps else 16),
                             ("acc_width", acc_width, 2 if wraps else a_width + w_width, 60)):
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        if not is_int(v) or not lo <= v <= hi:
             raise ConfigError(name, v, f"an integer from {lo} to {hi}")
 
 
@@ -71,15 +71,39 @@ class _PEBase(wiring.Component):
             members["bypass"] = In(1)
         super().__init__(members)
 
-    dataflow = property(lambda self: self._dataflow)
-    a_width = property(lambda self: self._a_width)
-    w_width = property(lambda self: self._w_width)
-    acc_width = property(lambda self: self._acc_width)
-    fault_hooks = property(lambda self: self._fault_hooks)
-    has_bypass = property(lambda self: self._bypass)
+    @property
+    def dataflow(self) -> str:
+        """``"ws"``, ``"is"`` or ``"os"``."""
+        return self._dataflow
+
+    @property
+    def a_width(self) -> int:
+        """Activation (streamed operand) width."""
+        return self._a_width
+
+    @property
+    def w_width(self) -> int:
+        """Weight width."""
+        return self._w_width
+
+    @property
+    def acc_width(self) -> int:
+        """Partial-sum width."""
+        return self._acc_width
+
+    @property
+    def fault_hooks(self) -> bool:
+        """Saboteurs on every register."""
+        return self._fault_hooks
+
+    @property
+    def has_bypass(self) -> bool:
+        """The ``bypass`` input exists (the property cannot be named like the port)."""
+        return self._bypass
 
     @property
     def module_name(self) -> str:
+        """The Verilog module name the array instantiates this PE by."""
         # A sanity-column PE is Sanity-Check overhead, and its name says so for area reports.
         return ("sanity_" if self._wraps else "") + pe_module_name(
             self._dataflow, self._a_width, self._w_width, self._acc_width, self._fault_hooks,

@@ -15,22 +15,16 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.rtl_gen.config import ConfigError
+from .config import ConfigError, check_int
 
 __all__ = ["WordVoter", "BitwiseVoter"]
 
 
 class _Voter(wiring.Component):
     def __init__(self, *, width: int = 8, registered: bool = False):
-        bad = None
-        if isinstance(width, bool) or not isinstance(width, int) or not 2 <= width <= 64:
-            bad = ConfigError("width", width, "an integer from 2 to 64")
-        elif not isinstance(registered, bool):
-            bad = ConfigError("registered", registered, "true or false")
-        if bad is not None:
-            # Rejected before use: no "never elaborated" warning at garbage collection.
-            self._MustUse__silence = True
-            raise bad
+        check_int("width", width, 2, 64)
+        if not isinstance(registered, bool):
+            raise ConfigError("registered", registered, "true or false")
         self._width = width
         self._registered = registered
         super().__init__({

@@ -19,6 +19,14 @@ its log is; on a failure the log holds the counterexample (``-show-inputs``).
 on a flattened design and returns its cell types and counts, which is where word-level
 comparators (``$lt`` … become ``$alu``) and multiplexers (``$mux``, ``$pmux``) can still be
 counted one per operator.
+
+For the median units (SPEC §4) this module also holds the proofs and counts themselves:
+behavioural references written independently of the Amaranth networks (medians by a full
+bubble sort in a Verilog function: :func:`median_unit_reference`,
+:func:`median_array_reference`), the proofs of every construction against them
+(:func:`prove_median_unit`, :func:`prove_median_cores`, :func:`prove_median_array`) and the
+comparators and multiplexers of the synthesised cores (:func:`median_cell_counts`) next to the
+construction's own figures (:func:`rtl_gen.median.expected_counts`).
 """
 
 from __future__ import annotations
@@ -31,10 +39,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftaccel.rtl_gen.config import is_int
+from ftaccel.rtl_gen.emit import write_verilog
+from ftaccel.rtl_gen.median import Median3, Median5, MedianArray, SlidingMedian, expected_counts
 from ftaccel.synth.yosys import YosysError, run_yosys
 
 __all__ = ["EquivalenceResult", "prove_equivalent", "coarse_cell_counts", "COMPARATOR_CELLS",
-           "MUX_CELLS"]
+           "MUX_CELLS", "PAPER_PER_WINDOW", "emit_median_array", "emit_median_core",
+           "emit_median_unit", "median_array_name", "median_array_reference",
+           "median_cell_counts", "median_unit_reference", "prove_median_array",
+           "prove_median_cores", "prove_median_unit"]
 
 #: Word-level cells that are comparators before/after ``alumacc`` (which turns ``$lt`` & co.
 #: into ``$alu``; our median designs contain no other arithmetic).
@@ -174,7 +188,7 @@ def prove_equivalent(
     """
     _check_name(gold_top)
     _check_name(gate_top)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+    if not is_int(max_steps) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, not {max_steps!r}")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -182,9 +196,30 @@ def prove_equivalent(
     gate_names = _stage(_as_list(gate), work / "equiv_gate")
     comb = not sequential
     start = time.monotonic()
+    outputs = _prepare_miter(work, gold_names, gold_top, gate_names, gate_top, comb, timeout_s)
+    log = work / "equiv.log"
+    text = run_yosys(_proof_script(outputs, comb, max_steps), cwd=work, log=log,
+                     timeout_s=timeout_s)
+    seconds = time.monotonic() - start
+    verdicts = _verdicts(text)
+    missing = [p for p in outputs if p not in verdicts]
+    if missing:
+        raise YosysError(f"no verdict from the SAT solver for {', '.join(missing)}; see {log}")
+    success = "no model found: SUCCESS!" if comb else "Induction step proven"
+    failed = [p for p in outputs if success not in verdicts[p]]
+    if failed:
+        summary = "not equivalent at " + ", ".join(
+            f"{p} ({verdicts.get(p, 'no verdict')})" for p in failed)
+    else:
+        summary = f"{len(outputs)} outputs proven equal"
+    return EquivalenceResult(equivalent=not failed, seconds=seconds, log=log, summary=summary,
+                             outputs=tuple(outputs), failed=tuple(failed))
 
-    # Step 1: read, flatten and check each design on its own, join them in a miter, map it to
-    # gates and keep it as RTLIL for step 2, with the list of outputs to prove.
+
+def _prepare_miter(work: Path, gold_names: list[str], gold_top: str, gate_names: list[str],
+                   gate_top: str, comb: bool, timeout_s: float) -> list[str]:
+    """Read, flatten and check each design on its own, join them in a miter, map it to gates
+    and keep it as RTLIL (``equiv_miter.il``); return the outputs to prove."""
     prepare = (
         _read_flat(gold_names, gold_top, "equiv_gold", comb)
         + _read_flat(gate_names, gate_top, "equiv_gate", comb)
@@ -210,8 +245,11 @@ def prove_equivalent(
     outputs = _list_outputs((work / "equiv_outputs.txt").read_text())
     if not outputs:
         raise YosysError(f"the designs have no outputs to compare; see {work}")
+    return outputs
 
-    # Step 2: one SAT call per output, each on the miter cut down to that output's cone.
+
+def _proof_script(outputs: list[str], comb: bool, max_steps: int) -> str:
+    """One SAT call per output, each on the miter cut down to that output's cone."""
     if comb:
         sat = "sat -prove gold_{p} gate_{p} -show-inputs -show-outputs miter\n"
     else:
@@ -226,30 +264,20 @@ def prove_equivalent(
             "opt_clean -purge\n"
             + sat.format(p=p)
         )
-    log = work / "equiv.log"
-    text = run_yosys(script, cwd=work, log=log, timeout_s=timeout_s)
-    seconds = time.monotonic() - start
+    return script
 
+
+def _verdicts(log_text: str) -> dict[str, str]:
+    """Output → the solver's first verdict line for it."""
     verdicts: dict[str, str] = {}
     current = None
-    for line in text.splitlines():
+    for line in log_text.splitlines():
         if line.startswith("EQUIV-OUTPUT "):
             current = line.split(maxsplit=1)[1].strip()
         elif current is not None and ("SUCCESS!" in line or "FAIL!" in line
                                       or "proof failed" in line):
             verdicts.setdefault(current, line.strip())
-    missing = [p for p in outputs if p not in verdicts]
-    if missing:
-        raise YosysError(f"no verdict from the SAT solver for {', '.join(missing)}; see {log}")
-    success = "no model found: SUCCESS!" if comb else "Induction step proven"
-    failed = [p for p in outputs if success not in verdicts[p]]
-    if failed:
-        summary = "not equivalent at " + ", ".join(
-            f"{p} ({verdicts.get(p, 'no verdict')})" for p in failed)
-    else:
-        summary = f"{len(outputs)} outputs proven equal"
-    return EquivalenceResult(equivalent=not failed, seconds=seconds, log=log, summary=summary,
-                             outputs=tuple(outputs), failed=tuple(failed))
+    return verdicts
 
 
 def coarse_cell_counts(
@@ -282,3 +310,194 @@ def coarse_cell_counts(
     cells = dict(module.get("cells_by_type", module.get("num_cells_by_type", {})))
     cells.pop("$scopeinfo", None)
     return {k: int(v) for k, v in sorted(cells.items())}
+
+
+# ---------------------------------------------------------------------------------------------
+# The median units (SPEC §4): emitted Verilog, behavioural references, proofs, netlist counts
+# ---------------------------------------------------------------------------------------------
+def median_array_name(width: int, lanes: int, window: int, variant: str) -> str:
+    """Verilog module name of a ``MedianArray``."""
+    return f"median_array_w{window}_{variant}_{width}b_n{lanes}"
+
+
+def emit_median_array(*, width: int, lanes: int, window: int, variant: str,
+                      out_dir: Path) -> tuple[Path, str]:
+    """Write ``MedianArray`` Verilog under ``out_dir``; return ``(path, module name)``."""
+    dut = MedianArray(width=width, lanes=lanes, window=window, variant=variant)
+    name = median_array_name(width, lanes, window, variant)
+    path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+def emit_median_core(*, width: int, lanes: int, window: int, variant: str,
+                     out_dir: Path) -> tuple[Path, str]:
+    """Write the combinational ``SlidingMedian`` core; return ``(path, module name)``."""
+    dut = SlidingMedian(width=width, lanes=lanes, window=window, variant=variant)
+    name = f"sliding_median_w{window}_{variant}_{width}b_n{lanes}"
+    config = {"unit": "sliding_median", "width": width, "lanes": lanes, "window": window,
+              "variant": variant}
+    path = write_verilog(dut, name, config, Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+def emit_median_unit(*, width: int, window: int, out_dir: Path) -> tuple[Path, str]:
+    """Write a ``Median3`` or ``Median5`` unit; return ``(path, module name)``."""
+    unit = {3: Median3, 5: Median5}[window](width=width)
+    name = f"median{window}_{width}b"
+    path = write_verilog(unit, name, {"unit": f"median{window}", "width": width},
+                         Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+def _sort_function(width: int, window: int) -> str:
+    """A Verilog function returning the median by a complete bubble sort (no pruning)."""
+    v = [f"v{i}" for i in range(window)]
+    lines = [
+        f"  function signed [{width - 1}:0] ref_median;",
+        *[f"    input signed [{width - 1}:0] a{i};" for i in range(window)],
+        f"    reg signed [{width - 1}:0] {', '.join(v)}, t;",
+        "    begin",
+        *[f"      v{i} = a{i};" for i in range(window)],
+    ]
+    for last in range(window - 1, 0, -1):
+        for j in range(last):
+            lines.append(f"      if (v{j} > v{j + 1}) begin t = v{j}; v{j} = v{j + 1}; "
+                         f"v{j + 1} = t; end")
+    lines += [f"      ref_median = v{window // 2};", "    end", "  endfunction"]
+    return "\n".join(lines) + "\n"
+
+
+def median_unit_reference(*, width: int, window: int, name: str) -> str:
+    """Behavioural Median-``window`` with the ports of ``Median3``/``Median5``
+    (``x__0`` …, ``median``)."""
+    ports = [f"x__{i}" for i in range(window)] + ["median"]
+    text = f"// Behavioural reference: median of {window} by bubble sort.\n"
+    text += f"module {name}({', '.join(ports)});\n"
+    text += "".join(f"  input [{width - 1}:0] x__{i};\n" for i in range(window))
+    text += f"  output [{width - 1}:0] median;\n"
+    text += _sort_function(width, window)
+    args = ", ".join(f"$signed(x__{i})" for i in range(window))
+    text += f"  assign median = ref_median({args});\nendmodule\n"
+    return text
+
+
+def median_array_reference(*, width: int, lanes: int, window: int, name: str) -> str:
+    """Behavioural ``MedianArray``: zero padding, bubble-sort median per lane, ``ctl.enable``
+    pass-through, one register stage with synchronous reset; same ports as the Amaranth one
+    (``i__data__*``, ``i__valid``, ``ctl__enable``, ``o__data__*``, ``o__valid``)."""
+    h = window // 2
+    ports = (["clk", "rst", "i__valid", "ctl__enable", "o__valid"]
+             + [f"i__data__{i}" for i in range(lanes)] + [f"o__data__{i}" for i in range(lanes)])
+    text = f"// Behavioural reference: median array, window {window}, {lanes} lanes.\n"
+    text += f"module {name}({', '.join(ports)});\n"
+    text += "  input clk, rst, i__valid, ctl__enable;\n  output reg o__valid;\n"
+    text += "".join(f"  input [{width - 1}:0] i__data__{i};\n" for i in range(lanes))
+    text += "".join(f"  output reg [{width - 1}:0] o__data__{i};\n" for i in range(lanes))
+    text += _sort_function(width, window)
+
+    def at(j: int) -> str:
+        return f"$signed(i__data__{j})" if 0 <= j < lanes else f"{width}'sd0"
+
+    text += "  always @(posedge clk) begin\n    if (rst) begin\n      o__valid <= 1'b0;\n"
+    text += "".join(f"      o__data__{i} <= {width}'d0;\n" for i in range(lanes))
+    text += "    end else begin\n      o__valid <= i__valid;\n"
+    for i in range(lanes):
+        args = ", ".join(at(j) for j in range(i - h, i + h + 1))
+        text += f"      o__data__{i} <= ctl__enable ? ref_median({args}) : i__data__{i};\n"
+    text += "    end\n  end\nendmodule\n"
+    return text
+
+
+def prove_median_unit(*, width: int, window: int, work_dir: Path) -> EquivalenceResult:
+    """Prove the pruned ``Median3``/``Median5`` network equal to the bubble-sort reference."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    path, name = emit_median_unit(width=width, window=window, out_dir=work)
+    ref_name = f"ref_median{window}_{width}b"
+    ref = work / f"{ref_name}.v"
+    ref.write_text(median_unit_reference(width=width, window=window, name=ref_name))
+    return prove_equivalent(ref, path, gold_top=ref_name, gate_top=name, work_dir=work / "proof")
+
+
+def prove_median_cores(*, width: int, lanes: int, window: int, work_dir: Path,
+                        gate: Path | None = None, gate_top: str | None = None
+                        ) -> EquivalenceResult:
+    """Prove the shared ``SlidingMedian`` core equal to the plain one (combinational).
+
+    ``gate``/``gate_top`` replace the shared core by another Verilog module (used by the tests
+    to check that a broken variant fails the proof)."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    plain, plain_top = emit_median_core(width=width, lanes=lanes, window=window, variant="plain",
+                                        out_dir=work)
+    if gate is None:
+        gate, gate_top = emit_median_core(width=width, lanes=lanes, window=window,
+                                          variant="shared", out_dir=work)
+    return prove_equivalent(plain, gate, gold_top=plain_top, gate_top=gate_top,
+                            work_dir=work / "proof")
+
+
+def prove_median_array(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
+                gold: str = "reference") -> EquivalenceResult:
+    """Prove a whole ``MedianArray`` (padding, enable, register) equal, cycle by cycle from
+    reset, to the behavioural reference (``gold="reference"``) or to the plain array
+    (``gold="plain"``), by temporal induction."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    gate, gate_top = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
+                                       out_dir=work)
+    if gold == "reference":
+        gold_top = f"ref_median_array_w{window}_{width}b_n{lanes}"
+        gold_path = work / f"{gold_top}.v"
+        gold_path.write_text(median_array_reference(width=width, lanes=lanes, window=window,
+                                                     name=gold_top))
+    elif gold == "plain":
+        gold_path, gold_top = emit_median_array(width=width, lanes=lanes, window=window,
+                                                variant="plain", out_dir=work)
+    else:
+        raise ValueError(f"gold must be 'reference' or 'plain', not {gold!r}")
+    return prove_equivalent(gold_path, gate, gold_top=gold_top, gate_top=gate_top,
+                            work_dir=work / "proof", sequential=True)
+
+
+
+def median_cell_counts(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
+                       of: str = "core") -> dict:
+    """Comparators and multiplexers read from the synthesised netlist.
+
+    ``of="core"``: the ``SlidingMedian`` core (``lanes`` windows over ``lanes + window - 1``
+    free inputs), where the counts must equal :func:`rtl_gen.median.expected_counts`.
+    ``of="array"``: the whole ``MedianArray``; its zero padding makes some comparisons
+    constant, which Yosys simplifies, and it adds ``lanes`` pass-through multiplexers for
+    ``enable``.
+
+    Returns ``{"comparators", "muxes", "expected": {...} (core only), "cells": {type: count}}``.
+    """
+    work = Path(work_dir)
+    if of == "core":
+        path, top = emit_median_core(width=width, lanes=lanes, window=window, variant=variant,
+                                     out_dir=work)
+    elif of == "array":
+        path, top = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
+                                      out_dir=work)
+    else:
+        raise ValueError(f"of must be 'core' or 'array', not {of!r}")
+    cells = coarse_cell_counts(path, top=top, work_dir=work / f"count_{top}")
+    result = {
+        "comparators": sum(cells.get(c, 0) for c in COMPARATOR_CELLS),
+        "muxes": sum(cells.get(c, 0) for c in MUX_CELLS),
+        "cells": cells,
+    }
+    if of == "core":
+        result["expected"] = expected_counts(lanes=lanes, window=window, variant=variant)
+    return result
+
+
+#: Comparators and multiplexers per window after the first, as the seed states them (000
+#: L1714–L1727: shared Median-3 "only two comparisons", "multiplexers from 4 … to 2"; shared
+#: Median-5 "only 4 comparators … instead of 7"; the seed gives no multiplexer figure for the
+#: shared Median-5, nor a plain Median-5 multiplexer count: ``None``).
+PAPER_PER_WINDOW = {
+    ("plain", 3): (3, 4), ("shared", 3): (2, 2),
+    ("plain", 5): (7, None), ("shared", 5): (4, None),
+}

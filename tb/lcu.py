@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftaccel.golden.lcu import flip_bit
+from ftaccel.golden.bits import flip_bit
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.rtl_gen.lcu import LCU, CorrectionController, controller_cycles
 from ftaccel.tb.runner import default_sim, run_stream

@@ -21,22 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftaccel.golden.array import (
-    array_cols,
-    bias_in_psum,
-    sanity_width,
-    spatial,
-    temporal,
-    temporal_batch_max,
-    temporal_check_bits,
-)
 from ftaccel.golden.faults import Fault, sabotage
 from ftaccel.golden.mapping import ceil_div
 from ftaccel.golden.results import alarm_report, mismatch_report
 from ftaccel.golden.schedule import Program, assemble, assemble_corrected, build_program
 from ftaccel.rtl_gen.afd import shift_port_width
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
-from ftaccel.rtl_gen.fault import FAULT_CONTROL_PORTS
+from ftaccel.rtl_gen.config import FAULT_CONTROLS, AcceleratorConfig, ConfigError
 
 from .accelerator import RTLRun, mismatches, rtl_matmul
 
@@ -170,7 +160,7 @@ def accumulator_bound(cfg: AcceleratorConfig, A: np.ndarray, B: np.ndarray,
     across K-tiles.  Exact in int64: operands are ≤ 16 bits and K ≤ 2**24.
     """
     bound = np.abs(A) @ np.abs(B)
-    if bias is not None and bias_in_psum(cfg):
+    if bias is not None and cfg.bias_in_psum:
         bound = bound + np.abs(np.asarray(bias, dtype=np.int64))[None, :]
     m, n = np.unravel_index(int(np.argmax(bound)), bound.shape)
     return int(bound[m, n]), (int(m), int(n))
@@ -187,7 +177,7 @@ def check_accumulator(cfg: AcceleratorConfig, A, B, bias=None) -> None:
     advice = (f"an accumulator of at least {need} bits (raise {how})" if need <= 60 else
               "operands whose sums fit 60 bits")
     terms = "Σk |A[m,k]|·|B[k,n]|" + (" + |bias[n]|" if bias is not None
-                                       and bias_in_psum(cfg) else "")
+                                       and cfg.bias_in_psum else "")
     raise ConfigError("accumulator width", cfg.acc_bits,
                       f"too narrow for these operands: the partial sums of C[{m}, {n}] can "
                       f"reach {worst:,} ({terms}), beyond {limit:,}; needs {advice}")
@@ -209,13 +199,13 @@ def _check_range(name: str, value, lo: int, hi: int, what: str = "an integer") -
 def _check_fault(cfg: AcceleratorConfig, fault: Fault) -> None:
     if not cfg.fault_hooks:
         raise ConfigError("fault_hooks", cfg.fault_hooks, "true to inject a fault")
-    nc = array_cols(cfg)
+    nc = cfg.array_cols
     if fault.row >= cfg.rows or fault.col >= nc:
         extra = f" (column {cfg.cols} is the sanity column)" if nc > cfg.cols else ""
         raise ConfigError("fault PE", (fault.row, fault.col),
                           f"a PE of the {cfg.rows}×{nc} array{extra}")
     if fault.register == "weight" and fault.col >= cfg.cols:
-        width = sanity_width(cfg)
+        width = cfg.sanity_width
     else:
         width = cfg.register_width(fault.register)
     if fault.bit >= width:
@@ -260,22 +250,22 @@ def _check_units(cfg: AcceleratorConfig, opts: RunOptions, M: int, N: int) -> No
                           f"product (one per result vector); use a smaller batch or a "
                           f"deeper buffer")
     if opts.temporal_batch is not None:
-        if not temporal(cfg):
+        if not cfg.temporal:
             raise ConfigError("checksum", cfg.checksum,
                               "'temporal' or 'both' to set a temporal batch size")
-        _check_range("temporal batch", opts.temporal_batch, 1, temporal_batch_max(cfg))
+        _check_range("temporal batch", opts.temporal_batch, 1, cfg.temporal_batch_max)
     if opts.checksum_threshold is not None:
-        if not spatial(cfg):
+        if not cfg.spatial:
             raise ConfigError("checksum", cfg.checksum,
                               "'spatial' or 'both' to set the spatial checksum threshold")
         _check_range("checksum threshold", opts.checksum_threshold, 0,
                      (1 << cfg.acc_bits) - 1)
     if opts.temporal_threshold is not None:
-        if not temporal(cfg):
+        if not cfg.temporal:
             raise ConfigError("checksum", cfg.checksum,
                               "'temporal' or 'both' to set the temporal checksum threshold")
         _check_range("temporal threshold", opts.temporal_threshold, 0,
-                     (1 << temporal_check_bits(cfg)) - 1)
+                     (1 << cfg.temporal_check_bits) - 1)
     if opts.bias_error is not None:
         if not (cfg.dataflow == "ws" and cfg.checksum != "none"):
             raise ConfigError("bias error", opts.bias_error,
@@ -313,7 +303,7 @@ def prepare(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None) -> Pro
         raise ConfigError("product", f"{A.shape[0]}×{A.shape[1]} @ {B.shape[0]}×{B.shape[1]}",
                           str(exc).splitlines()[0]) from None
     if opts.fault is not None:
-        limit = min(program.cycles, 1 << FAULT_CONTROL_PORTS["fault_cycle"]) - 1
+        limit = min(program.cycles, 1 << FAULT_CONTROLS["cycle"]) - 1
         if opts.fault.cycle > limit:
             raise ConfigError("fault cycle", opts.fault.cycle,
                               f"0 … {limit}: this run lasts {program.cycles} cycles, so a flip "
@@ -391,7 +381,7 @@ class ProductRun:
         if self.fault_effect is not None:
             out["outputs_changed_by_injection"] = self.fault_effect
         if self.cfg.lcu:
-            starts = int(self.run.program.inputs["lcu_start"].sum())
+            starts = int(self.run.program.inputs["lcu__start"].sum())
             out["lcu"] = {"correction_runs": starts,
                           "pairs": int(len(np.asarray(self.options.lcu_pairs).reshape(-1, 2))
                                        if self.options.lcu_pairs is not None else 0) * M,

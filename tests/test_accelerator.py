@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """RTL of the accelerator against the golden cycle model and plain numpy, on both simulators.
 
 Every test compares every output port in every cycle with the golden model, the assembled
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftaccel.golden.array import bias_in_psum, cycle_count, latency
+from ftaccel.golden.array import cycle_count, latency
 from ftaccel.golden.output_stage import output_stage
 from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
@@ -36,7 +37,7 @@ def check(cfg, A, B, *, bias=None, relu=False, shift=0, sim=None):
     N = B.shape[1]
     ref = A.astype(np.int64) @ B.astype(np.int64)
     bias_v = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
-    assert np.array_equal(run.acc, ref + bias_v if bias_in_psum(cfg) else ref)
+    assert np.array_equal(run.acc, ref + bias_v if cfg.bias_in_psum else ref)
     if cfg.output_stage:
         assert np.array_equal(run.q, output_stage(ref, bias_v, relu, shift, cfg.a_width))
     valid = np.flatnonzero(run.recorded["out_valid"])
@@ -194,4 +195,34 @@ def test_every_unit_together(rng, sim):
         assert not mismatches(run.recorded, run.golden), fault
         assert run.program.cycles == cycle_count(cfg, 5, 9, 5)
         if fault is None:  # the host leaves bypassed weights out of the sanity column
-            assert run.recorded["checksum_alarm"].max() == 0
+            assert run.recorded["checksum__alarm"].max() == 0
+
+
+def test_input_units_are_chainable_vector_stages():
+    """Every input unit takes and gives a VectorSignature, so the top chains them with
+    ``connect``; the top's unit ports are the units' own control signatures."""
+    from amaranth import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import connect
+
+    from ftaccel.rtl_gen.accelerator import Accelerator
+    from ftaccel.rtl_gen.afd import AFDControlSignature, AnomalySuppression
+    from ftaccel.rtl_gen.checksum import SanityInputGenerator
+    from ftaccel.rtl_gen.fault import FaultControlSignature
+    from ftaccel.rtl_gen.median import MedianArray
+    from ftaccel.rtl_gen.vector import VectorSignature
+
+    stages = [AnomalySuppression(width=8, lanes=5), MedianArray(width=8, lanes=5, window=3),
+              SanityInputGenerator(width=8, lanes=5, batch_bits=3)]
+    for unit in stages:
+        assert unit.signature.members["i"].signature == VectorSignature(8, 5).flip()
+    m = Module()
+    connect(m, stages[0].o, stages[1].i)
+    connect(m, stages[1].o, stages[2].i)
+    assert stages[2].signature.members["o"].signature == VectorSignature(8 + 3, 5)
+    top = Accelerator(AcceleratorConfig(rows=5, cols=2, afd=True, fault_hooks=True))
+    assert top.signature.members["afd"].signature == AFDControlSignature(8).flip()
+    assert top.signature.members["fault"].signature == FaultControlSignature().flip()
+    with pytest.raises(wiring.ConnectionError):
+        connect(Module(), stages[0].o, SanityInputGenerator(width=9, lanes=5, batch_bits=3).i)
+

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """AFD: anomalous feature detection and suppression (SPEC §3; seed 000 §8.4.1, §8.6.1).
 
 Three layers: the golden model against an independent per-element transcription of
@@ -277,7 +278,8 @@ def test_golden_rejects_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize("kwargs,field", [
     (dict(width=1), "width"), (dict(width=33), "width"), (dict(width=8.0), "width"),
-    (dict(width=True), "width"), (dict(n=0), "n"), (dict(n=257), "n"), (dict(n="8"), "n"),
+    (dict(width=True), "width"), (dict(lanes=0), "lanes"), (dict(lanes=257), "lanes"),
+    (dict(lanes="8"), "lanes"),
     (dict(max_shift=0), "max_shift"), (dict(max_shift=9), "max_shift"),
     (dict(max_shift=False), "max_shift"),
 ])
@@ -289,28 +291,28 @@ def test_rtl_rejects_bad_parameters(kwargs, field):
 
 
 def test_rtl_ports_and_deterministic_verilog():
-    dut = AnomalySuppression(width=16, n=3, max_shift=5)
-    assert (dut.width, dut.n, dut.max_shift, dut.shift_width) == (16, 3, 5, 4)
+    dut = AnomalySuppression(width=16, lanes=3, max_shift=5)
+    assert (dut.width, dut.lanes, dut.max_shift, dut.shift_width) == (16, 3, 5, 4)
     assert AnomalySuppression(width=8).shift_width == 5  # holds -8 … 8
     text = to_verilog(dut, "afd_t", dut.config())
-    assert text == to_verilog(AnomalySuppression(width=16, n=3, max_shift=5), "afd_t",
+    assert text == to_verilog(AnomalySuppression(width=16, lanes=3, max_shift=5), "afd_t",
                               dut.config())
-    for port in ("act_in__2", "act_out__0", "suppressed__1", "out_valid", "in_valid", "shift",
-                 "gates", "mode", "enable", "clk", "rst"):
+    for port in ("i__data__2", "o__data__0", "suppressed__1", "o__valid", "i__valid",
+                 "ctl__shift", "ctl__gates", "ctl__mode", "ctl__enable", "clk", "rst"):
         assert port in text, port
 
 
 def _assert_matches_golden(stim, out, width, max_shift=None):
     exp, sup = expected(stim, width=width, max_shift=max_shift)
-    for t in np.nonzero((out["act_out"] != exp).any(axis=1) | (out["suppressed"] != sup).any(
+    for t in np.nonzero((out["o__data"] != exp).any(axis=1) | (out["suppressed"] != sup).any(
             axis=1))[0][:1]:
-        ctl = {k: int(v[t]) for k, v in stim.items() if k != "act_in"}
-        pytest.fail(f"row {t}: act_in={stim['act_in'][t].tolist()} {ctl}: "
-                    f"rtl {out['act_out'][t].tolist()} / {out['suppressed'][t].tolist()}, "
+        ctl = {k: int(v[t]) for k, v in stim.items() if k != "i__data"}
+        pytest.fail(f"row {t}: act_in={stim['i__data'][t].tolist()} {ctl}: "
+                    f"rtl {out['o__data'][t].tolist()} / {out['suppressed'][t].tolist()}, "
                     f"golden {exp[t].tolist()} / {sup[t].astype(int).tolist()}")
     # out_valid is in_valid one cycle later; right after reset everything is 0.
-    np.testing.assert_array_equal(out["out_valid"], stim["in_valid"])
-    assert not out["first"]["out_valid"] and not out["first"]["act_out"].any()
+    np.testing.assert_array_equal(out["o__valid"], stim["i__valid"])
+    assert not out["first"]["o__valid"] and not out["first"]["o__data"].any()
     return sup
 
 
@@ -322,12 +324,12 @@ def _smooth_and_spikes(rng, width, n):
     row = 0
     for gates, mode in itertools.product((1, 2), (0, 1)):
         for shift in (1, 2, 3):
-            vec = smooth_vectors(rng, 6, width=width, n=n, low=1 << (width - 3))
+            vec = smooth_vectors(rng, 6, width=width, lanes=n, low=1 << (width - 3))
             blocks.append(constant_controls(vec, shift=shift, gates=gates, mode=mode))
             smooth_rows += range(row, row + 6)
             row += 6
         for shift in (1, 2):
-            base = smooth_vectors(rng, 6, width=width, n=n, low=1 << (width - 5))
+            base = smooth_vectors(rng, 6, width=width, lanes=n, low=1 << (width - 5))
             vec, idx = inject_spike(base, rng, width=width, bit=width - 2)
             blocks.append(constant_controls(vec, shift=shift, gates=gates, mode=mode))
             spike_rows += [(row + i, int(idx[i]), shift, mode) for i in range(6)]
@@ -342,19 +344,19 @@ def _smooth_and_spikes(rng, width, n):
 
 def _rtl_full_check(width, n, sim, tag):
     rng = _rng(tag)
-    sweep = mode_sweep(rng, 3, width=width, n=n)
-    rand = random_stimulus(rng, 200, width=width, n=n)
+    sweep = mode_sweep(rng, 3, width=width, lanes=n)
+    rand = random_stimulus(rng, 200, width=width, lanes=n)
     props, smooth_rows, spike_rows = _smooth_and_spikes(rng, width, n)
     stim = concat(sweep, rand, props)
-    out = run_afd(stim, width=width, n=n, build_dir=BUILD / f"w{width}_n{n}", sim=sim)
+    out = run_afd(stim, width=width, lanes=n, build_dir=BUILD / f"w{width}_n{n}", sim=sim)
     sup = _assert_matches_golden(stim, out, width)
     # Not vacuous: both outcomes occur, and clip produced non-zero replacements.
     assert 0.05 < sup.mean() < 0.95
-    clipped = sup & (stim["mode"][:, None] == 1) & (out["act_out"] != 0)
+    clipped = sup & (stim["ctl__mode"][:, None] == 1) & (out["o__data"] != 0)
     assert clipped.sum() > 20
 
-    off = len(sweep["act_in"]) + len(rand["act_in"])
-    act_in, act_out = stim["act_in"], out["act_out"]
+    off = len(sweep["i__data"]) + len(rand["i__data"])
+    act_in, act_out = stim["i__data"], out["o__data"]
     for r in smooth_rows:
         t = off + r
         assert act_out[t].tolist() == act_in[t].tolist() and not out["suppressed"][t].any(), t
@@ -390,10 +392,10 @@ def test_rtl_all_modes(sim, width):
 def test_rtl_small_configs_icarus(width, n, max_shift):
     """Wrap-around corner cases (n = 1, 2, 3), the narrowest width and reduced shift ranges."""
     rng = _rng(3000 + 100 * width + 10 * n + (max_shift or 0))
-    stim = concat(mode_sweep(rng, 2, width=width, n=n, max_shift=max_shift),
-                  random_stimulus(rng, 100, width=width, n=n, max_shift=max_shift))
+    stim = concat(mode_sweep(rng, 2, width=width, lanes=n, max_shift=max_shift),
+                  random_stimulus(rng, 100, width=width, lanes=n, max_shift=max_shift))
     name = f"w{width}_n{n}_s{max_shift or width}"
-    out = run_afd(stim, width=width, n=n, max_shift=max_shift, build_dir=BUILD / name,
+    out = run_afd(stim, width=width, lanes=n, max_shift=max_shift, build_dir=BUILD / name,
                   sim="icarus")
     sup = _assert_matches_golden(stim, out, width, max_shift)
     assert 0 < sup.mean() < 1

@@ -1,4 +1,4 @@
-"""PE bypass in the RTL (issue 7): against the golden cycle model cycle by cycle, and against
+"""PE bypass in the RTL (SPEC §6): against the golden cycle model cycle by cycle, and against
 the independent golden pruned product of :mod:`golden.bypass`.
 
 Bypass isolates what is *inside* a PE: its multiplier, adder and the register pinned in it
@@ -81,12 +81,12 @@ def test_map_reads_back_and_costs_r_cycles(rng):
     for name, arr in program.inputs.items():
         program.inputs[name] = np.concatenate([arr, np.zeros((extra,) + arr.shape[1:], arr.dtype)])
     T = program.cycles
-    program.inputs["bypass_row"][T:T + cfg.rows] = np.arange(cfg.rows)
+    program.inputs["bypass__row"][T:T + cfg.rows] = np.arange(cfg.rows)
     for port, (src_port, src) in program.loopback.items():
         program.loopback[port] = (src_port, np.concatenate([src, np.full(extra, -1)]))
     program.cycles += extra
     recorded, _ = run_program(cfg, program)
     golden = simulate(cfg, program)
     assert not mismatches(recorded, golden)
-    readback = recorded["bypass_rdata"][T + 1:T + 1 + cfg.rows]
+    readback = recorded["bypass__rdata"][T + 1:T + 1 + cfg.rows]
     assert np.array_equal(readback, bmap.astype(int) @ (1 << np.arange(3)))

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Sanity-Check checksums (SPEC §2, seed 000 ch. 6): host helpers, golden models, RTL, study.
 
 * host helpers (sanity column, sanity input, widths) against plain-Python loops, with the
@@ -22,22 +23,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaccel.golden.checksum import (
+from ftaccel.golden.bits import flip_bit, wrap
+from ftaccel.golden.campaign import (
     TABLE_6_1,
     FCLayer,
+    detect,
+    detection_table,
+    inject,
+    random_fc_layer,
+    rectangle_escape,
+)
+from ftaccel.golden.checksum import (
     SanityInputGeneratorModel,
     SpatialCheckerModel,
     TemporalCheckerModel,
-    detect,
-    detection_table,
     extend_inputs,
     extend_weights,
-    flip_bits,
-    inject,
     negated_sum_width,
-    random_fc_layer,
-    rectangle_escape,
-    sample_size,
     sanity_column,
     simulate,
     spatial_errors,
@@ -46,14 +48,12 @@ from ftaccel.golden.checksum import (
     temporal_expected,
     temporal_sanity_input,
     temporal_syndrome,
-    wrap,
 )
 from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
 from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
 from ftaccel.tb.checksum import (
     array_outputs,
-    flip,
     generator_stimulus,
     layer_outputs,
     run_unit,
@@ -62,7 +62,6 @@ from ftaccel.tb.checksum import (
 )
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "checksum"
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 ICARUS_AND_VERILATOR = ["icarus", pytest.param("verilator", marks=pytest.mark.verilator)]
 
@@ -186,24 +185,24 @@ def test_functional_checks_against_loops(rng):
 def test_golden_models_agree_with_functional_checks(rng):
     V, width = layer_outputs(rng, 300, cols=6)
     inp, flips = spatial_stimulus(rng, V, width=width, errors=12)
-    rec = simulate(SpatialCheckerModel(width=width, n=7), inp)
+    rec = simulate(SpatialCheckerModel(width=width, lanes=7), inp)
     errs = spatial_errors(inp["data"], expected=inp["expected"]) & (inp["valid"] == 1)
     assert np.array_equal(rec["error"][1:], errs[:-1].astype(np.int64))
     assert [c for c, _, _ in flips] == np.flatnonzero(errs).tolist()
     # generator: every batch of its output (N data + sanity) sums to zero lane by lane
     A = rng.integers(-128, 128, (50, 4))
-    g = simulate(SanityInputGeneratorModel(width=8, n_lanes=4, batch_bits=4),
+    g = simulate(SanityInputGeneratorModel(width=8, lanes=4, batch_bits=4),
                  generator_stimulus(A, 7))
-    v = g["out_valid"] == 1
-    assert np.array_equal(g["out_data"][v & (g["out_sanity"] == 0)], A)
-    assert not temporal_syndrome(g["out_data"][v], g["out_sanity"][v], expected=0).any()
+    v = g["o__valid"] == 1
+    assert np.array_equal(g["o__data"][v & (g["sanity"] == 0)], A)
+    assert not temporal_syndrome(g["o__data"][v], g["sanity"][v], expected=0).any()
     # temporal model flags exactly the batches the functional check flags
     W = rng.integers(-128, 128, (4, 3))
     bias = rng.integers(-99, 99, 3)
     d, val, last = array_outputs(g, W, bias)
     d[20, 1] += 4
     ti = temporal_stimulus_from(d, val, last, bias)
-    t = simulate(TemporalCheckerModel(width=24, n_lanes=3, batch_bits=4), ti)
+    t = simulate(TemporalCheckerModel(width=24, lanes=3, batch_bits=4), ti)
     closes = np.flatnonzero((val == 1) & (last == 1))
     fails = temporal_errors(d[val == 1], last[val == 1], expected=ti["expected"][closes])
     assert np.array_equal(t["lane_errors"][closes + 1],
@@ -224,7 +223,7 @@ def _cat(*parts):
 def test_rtl_spatial(rng, sim, residue):
     n = 9
     V, width = layer_outputs(rng, 900, cols=n - 1)
-    kw = dict(width=width, n=n, residue_bits=residue)
+    kw = dict(width=width, lanes=n, residue_bits=residue)
     # 1) fault-free traffic with idle cycles and clears: never an error
     clean, _ = spatial_stimulus(rng, V[:500], width=width, clears=4)
     # 2) single bit errors (below bit k in residue mode: higher ones alias, see the study);
@@ -256,25 +255,25 @@ def test_rtl_spatial(rng, sim, residue):
 
 
 def test_rtl_generator(rng):
-    kw = dict(width=8, n_lanes=4, batch_bits=4)
+    kw = dict(width=8, lanes=4, batch_bits=4)
     A = rng.integers(-128, 128, (61, 4))
     A[:15] = -128  # the widest sanity vector: 15 × -128 negated needs 12 bits
     seg1 = generator_stimulus(A[:15], 15)  # one full batch of the largest N, back to back
     seg2 = generator_stimulus(A[15:], 5, rng=rng, gaps=0.3)
-    seg3 = generator_stimulus(A[:9], 0)  # batch 0: closed by in_last only
+    seg3 = generator_stimulus(A[:9], 0)  # batch 0: closed by last only
     # protocol violations, clears and random batch values: only the golden model can say
     T4 = 200
-    seg4 = {"in_data": rng.integers(-128, 128, (T4, 4)), "in_valid": rng.integers(0, 2, T4),
-            "in_last": (rng.random(T4) < 0.1).astype(np.int64),
+    seg4 = {"i__data": rng.integers(-128, 128, (T4, 4)), "i__valid": rng.integers(0, 2, T4),
+            "last": (rng.random(T4) < 0.1).astype(np.int64),
             "batch": rng.integers(0, 16, T4), "clear": (rng.random(T4) < 0.03).astype(np.int64)}
     seg4["batch"] = np.repeat(seg4["batch"][::25], 25)[:T4]
     inputs = _cat(seg1, seg2, seg3, seg4)
     rtl, gold = run_unit("generator", kw, inputs, build_root=BUILD)
     _same(rtl, gold)
-    n12 = len(seg1["in_valid"]) + len(seg2["in_valid"]) + len(seg3["in_valid"])
-    v = rtl["out_valid"][:n12 + 1] == 1
-    s = rtl["out_sanity"][:n12 + 1]
-    out = rtl["out_data"][:n12 + 1]
+    n12 = len(seg1["i__valid"]) + len(seg2["i__valid"]) + len(seg3["i__valid"])
+    v = rtl["o__valid"][:n12 + 1] == 1
+    s = rtl["sanity"][:n12 + 1]
+    out = rtl["o__data"][:n12 + 1]
     assert not rtl["overrun"][:n12 + 1].any()
     assert np.array_equal(out[v & (s == 0)], np.vstack([A[:15], A[15:], A[:9]]))
     assert not temporal_syndrome(out[v], s[v], expected=0).any()
@@ -282,7 +281,7 @@ def test_rtl_generator(rng):
     assert out[v & (s == 1)][0].tolist() == [15 * 128] * 4
     # latency 1 and throughput: the 15-vector batch leaves on 16 consecutive cycles,
     # starting one cycle after its first input; ready is low exactly in the sanity cycle
-    assert rtl["out_valid"][1:17].all() and rtl["out_sanity"][16] == 1
+    assert rtl["o__valid"][1:17].all() and rtl["sanity"][16] == 1
     assert rtl["ready"][15] == 0 and rtl["ready"][:15].all() and rtl["ready"][16]
     assert rtl["overrun"][n12 + 1:].any()  # the random segment does violate the protocol
 
@@ -302,7 +301,7 @@ def test_rtl_temporal_and_spatial_chain(rng, sim, residue):
     bias = rng.integers(-2000, 2000, C)
     s, sb = sanity_column(W, bias)
     We, be = np.hstack([W, s[:, None]]), np.append(bias, sb)
-    gkw = dict(width=8, n_lanes=K, batch_bits=3)
+    gkw = dict(width=8, lanes=K, batch_bits=3)
     g_rtl, g_gold = run_unit("generator", gkw, generator_stimulus(A, N), build_root=BUILD,
                              sim="icarus")
     _same(g_rtl, g_gold)
@@ -317,13 +316,13 @@ def test_rtl_temporal_and_spatial_chain(rng, sim, residue):
         t = int(rng.choice(np.flatnonzero((val == 1) & (batch_of == b))))
         lane = int(rng.integers(0, C + 1))
         bit = int(rng.integers(0, residue or width))
-        faulty[t, lane] = flip(faulty[t, lane], bit, width)
+        faulty[t, lane] = flip_bit(faulty[t, lane], bit, width)
         flips.append((t, lane))
     clean_in = temporal_stimulus_from(d, val, last, be, residue_bits=residue)
     faulty_in = temporal_stimulus_from(faulty, val, last, be, residue_bits=residue)
     faulty_in["clear"][0] = 1
     tin = _cat(clean_in, faulty_in)
-    tkw = dict(width=width, n_lanes=C + 1, batch_bits=3, residue_bits=residue)
+    tkw = dict(width=width, lanes=C + 1, batch_bits=3, residue_bits=residue)
     rtl, gold = run_unit("temporal", tkw, tin, build_root=BUILD, sim=sim)
     _same(rtl, gold)
     T = len(d)
@@ -335,7 +334,7 @@ def test_rtl_temporal_and_spatial_chain(rng, sim, residue):
         close = int(np.flatnonzero((val == 1) & (last == 1) & (batch_of == batch_of[t]))[0])
         assert rtl["lane_errors"][T + 1 + close] == 1 << lane  # the failing column
     # the spatial checker on the same faulty stream names each faulty vector
-    skw = dict(width=width, n=C + 1, residue_bits=residue)
+    skw = dict(width=width, lanes=C + 1, residue_bits=residue)
     sin = {"data": faulty, "valid": val, "expected": np.zeros(T, np.int64),
            "threshold": np.zeros(T, np.int64), "clear": np.zeros(T, np.int64)}
     srtl, sgold = run_unit("spatial", skw, sin, build_root=BUILD, sim="icarus")
@@ -428,29 +427,23 @@ def test_threshold_tolerates_small_deviations(rng):
         assert bool(s[0]) == bool(t[0]) == (d > 5)
 
 
-def test_flip_and_sample_size():
-    assert flip_bits(np.array([0, -1, 127]), np.array([7, 0, 7]), np.array([8, 8, 8])).tolist() \
-        == [-128, -2, -1]
-    assert sample_size(10) == 10 and 9500 < sample_size(10 ** 9) < 9700
-
-
 # ---------------------------------------------------------------------------------------------
 # parameters
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("cls", "kw", "field"), [
     (SpatialChecker, {"width": 1}, "width"),
-    (SpatialChecker, {"n": 0}, "n"),
-    (SpatialChecker, {"n": 258}, "n"),
+    (SpatialChecker, {"lanes": 0}, "lanes"),
+    (SpatialChecker, {"lanes": 258}, "lanes"),
     (SpatialChecker, {"width": 20, "residue_bits": 21}, "residue_bits"),
     (SpatialChecker, {"residue_bits": 1}, "residue_bits"),
     (SpatialChecker, {"index_bits": 0}, "index_bits"),
-    (SpatialChecker, {"width": 60, "n": 257}, "width"),
+    (SpatialChecker, {"width": 60, "lanes": 257}, "width"),
     (SanityInputGenerator, {"width": "8"}, "width"),
-    (SanityInputGenerator, {"n_lanes": 0}, "n_lanes"),
+    (SanityInputGenerator, {"lanes": 0}, "lanes"),
     (SanityInputGenerator, {"batch_bits": 0}, "batch_bits"),
     (SanityInputGenerator, {"width": 8, "out_width": 7}, "out_width"),
     (SanityInputGenerator, {"width": 8, "batch_bits": 4, "out_width": 13}, "out_width"),
-    (TemporalChecker, {"n_lanes": 300}, "n_lanes"),
+    (TemporalChecker, {"lanes": 300}, "lanes"),
     (TemporalChecker, {"batch_bits": True}, "batch_bits"),
     (TemporalChecker, {"width": 8, "residue_bits": 9}, "residue_bits"),
     (TemporalChecker, {"width": 60, "batch_bits": 16}, "width"),
@@ -462,13 +455,13 @@ def test_bad_parameters(cls, kw, field):
 
 
 def test_widths_and_verilog():
-    sc = SpatialChecker(width=26, n=65)
+    sc = SpatialChecker(width=26, lanes=65)
     assert sc.check_width == 26 + 7 and sc.latency == 1
-    assert SpatialChecker(width=26, n=65, residue_bits=12).check_width == 12
-    g = SanityInputGenerator(width=8, n_lanes=64, batch_bits=6)
+    assert SpatialChecker(width=26, lanes=65, residue_bits=12).check_width == 12
+    g = SanityInputGenerator(width=8, lanes=64, batch_bits=6)
     assert g.out_width == 14 and g.exact
-    assert not SanityInputGenerator(width=8, n_lanes=4, batch_bits=6, out_width=8).exact
-    t = TemporalChecker(width=26, n_lanes=65, batch_bits=6)
+    assert not SanityInputGenerator(width=8, lanes=4, batch_bits=6, out_width=8).exact
+    t = TemporalChecker(width=26, lanes=65, batch_bits=6)
     assert (t.acc_width, t.check_width) == (32, 33)
     for unit in (sc, g, t):
         text = to_verilog(unit, "u_t", unit.config())
@@ -497,11 +490,11 @@ def test_accelerator_spatial_checksum_fault_free_rtl(rng, rows, cols, width):
     run = rtl_matmul(cfg, A, B)
     assert not mismatches(run.recorded, run.golden)
     assert np.array_equal(run.acc, A @ B)
-    assert run.recorded["checksum_alarm"].max() == 0
-    assert run.recorded["checksum_error"].sum() == 0
+    assert run.recorded["checksum__alarm"].max() == 0
+    assert run.recorded["checksum__error"].sum() == 0
     # every output vector, intermediate K-tiles included, was checked with a zero syndrome
     valid = run.recorded["out_valid"] == 1
-    assert np.all(run.recorded["checksum_syndrome"][valid] == 0)
+    assert np.all(run.recorded["checksum__syndrome"][valid] == 0)
     assert run.program.cycles == cycle_count(cfg, 5, 2 * rows + 1, cols + 2)
     fed = np.flatnonzero(run.program.inputs["in_valid"])[0]
     assert np.flatnonzero(valid)[0] == fed + latency(cfg) == fed + rows + cols + 2  # +1 cycle
@@ -519,7 +512,7 @@ def test_accelerator_spatial_checksum_no_false_alarm_on_thousands_of_products(rn
         A = rng.integers(-128, 128, (M, K))
         B = rng.integers(-128, 128, (K, N))
         rec = simulate(cfg, build_program(cfg, A, B))
-        alarms += int(rec["checksum_alarm"].max())
+        alarms += int(rec["checksum__alarm"].max())
     assert alarms == 0
 
 
@@ -565,10 +558,10 @@ def test_accelerator_spatial_checksum_rtl_faults_equal_golden(rng):
                   Fault(2, 3, "psum", 0, "sa1"), Fault(0, 2, "act", 7, "flip", 6)):
         run = rtl_matmul(cfg, A, B, fault=fault)
         assert not mismatches(run.recorded, run.golden), fault
-        alarm = bool(run.recorded["checksum_alarm"].max())
+        alarm = bool(run.recorded["checksum__alarm"].max())
         kinds.append(classify(int(np.sum(run.acc != clean)), alarm))
         if alarm:  # the first failing vector is the first with a non-zero syndrome
-            bad = np.flatnonzero(run.recorded["checksum_error"])[0]
+            bad = np.flatnonzero(run.recorded["checksum__error"])[0]
             index = int(np.sum(run.recorded["out_valid"][:bad]))
-            assert run.recorded["checksum_first"][-1] == index
+            assert run.recorded["checksum__first"][-1] == index
     assert "detected" in kinds and "sdc" in kinds  # column-0 activation: an input error

@@ -155,3 +155,23 @@ def test_lcu_mask_field():
         AcceleratorConfig(lcu=True, lcu_mask=256)
     with pytest.raises(ConfigError, match="without the LCU"):
         AcceleratorConfig(lcu_mask=3)
+@pytest.mark.parametrize("cols", [1, 2, 3, 7, 8, 63, 64, 256])
+def test_sanity_width_holds_a_negated_column_sum(cols):
+    # The sanity weight is the negated sum of C weights (golden.checksum's bound, derived apart).
+    from ftaccel.golden.checksum import negated_sum_width
+
+    cfg = AcceleratorConfig(rows=2, cols=cols, checksum="spatial")
+    assert cfg.sanity_width == negated_sum_width(cfg.w_width, cols)
+    assert cfg.register_width("weight", cols) == cfg.sanity_width
+    assert cfg.register_width("weight", cols - 1) == cfg.w_width
+
+
+def test_latency_adds_one_cycle_per_stage():
+    base = AcceleratorConfig(rows=4, cols=3)
+    assert base.latency == 4 + 3 + 1 and base.array_latency == 4 + 3
+    assert AcceleratorConfig(rows=4, cols=3, dataflow="os").latency == 4 + 3 + 2
+    units = base.replace(afd=True, median=3, checksum="both")
+    # three input stages and one sanity column
+    assert units.input_stages == 3 and units.latency == base.latency + 3 + 1
+    assert units.temporal_batch_max == 2 ** units.temporal_batch_bits - 1
+    assert units.bias_in_psum and not base.bias_in_psum

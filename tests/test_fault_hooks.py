@@ -1,4 +1,4 @@
-"""RTL fault hooks: the golden model reproduces the faulty outputs exactly (issue 2 item 6).
+"""RTL fault hooks: the golden model reproduces the faulty outputs exactly (SPEC §7).
 
 The sample covers every register kind, low and high bits, corner and middle PEs, stuck-at-0,
 stuck-at-1 and transient flips, in every dataflow; each fault is checked cycle by cycle.
@@ -78,8 +78,8 @@ def test_hooks_off_leave_no_trace_in_verilog(dataflow):
     on = verilog_text(AcceleratorConfig(rows=3, cols=3, dataflow=dataflow, fault_hooks=True))
     body_off = off.split("// Do not edit")[1]  # skip the configuration header
     assert "fault" not in body_off and "mask" not in body_off
-    for port in ("fault_enable", "fault_row", "fault_col", "fault_reg", "fault_bit",
-                 "fault_mode", "fault_cycle"):
+    for port in ("fault__enable", "fault__row", "fault__col", "fault__reg", "fault__bit",
+                 "fault__mode", "fault__cycle"):
         assert port in on
     assert on.count("_mask") >= 3  # one saboteur per register kind in the PE
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from ftaccel.golden.faults import Fault, inject_bit_errors, sabotage, sample_siz
 from ftaccel.golden.mapping import pe_map, tiles
 from ftaccel.golden.output_stage import output_stage
 from ftaccel.golden.schedule import build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.rtl_gen.config import FAULT_CONTROLS, AcceleratorConfig
 
 SHAPES = [(1, 1), (2, 3), (3, 2), (4, 4), (8, 8)]
 
@@ -127,7 +129,9 @@ def test_sabotage_bits():
 def test_fault_parse_and_errors():
     f = Fault.parse("1,2,psum,7,flip,40")
     assert f == Fault(1, 2, "psum", 7, "flip", 40)
-    assert f.ports()["fault_reg"] == 2 and f.ports()["fault_mode"] == 2
+    controls = f.controls()
+    assert controls["reg"] == 2 and controls["mode"] == 2 and controls["cycle"] == 40
+    assert set(controls) == set(FAULT_CONTROLS)
     for bad in ("1,2,psum", "a,2,psum,1,sa0", "1,2,acc,1,sa0", "1,2,psum,1,stuck"):
         with pytest.raises(ValueError):
             Fault.parse(bad)
@@ -143,7 +147,21 @@ def test_algorithm_6_1_bit_errors(rng):
         assert y[i] == -x[i] or (abs(d) & (abs(d) - 1)) == 0  # negation or ± a power of two
 
 
-def test_sample_size_eq_4_7():
-    assert sample_size(100) == 99 or sample_size(100) == 100
-    assert 9500 < sample_size(10**9) < 9700  # → t²p(1−p)/e² = 9604 for a large population
-    assert sample_size(0) == 0
+@pytest.mark.parametrize("population", [1, 2, 10, 100, 1000, 9604, 10**5, 10**9])
+@pytest.mark.parametrize(("e", "t", "p"), [(0.01, 1.96, 0.5), (0.05, 2.576, 0.2)])
+def test_sample_size_eq_4_7(population, e, t, p):
+    # 001 Eq. 4.7 in Cochran's finite-population form: n0 = t²p(1−p)/e² for an infinite
+    # population, corrected to n0 / (1 + (n0 − 1)/N); never more than N faults.
+    n0 = t * t * p * (1 - p) / (e * e)
+    want = min(population, math.ceil(n0 / (1 + (n0 - 1) / population) - 1e-9))
+    assert sample_size(population, e=e, t=t, p=p) == want
+    assert sample_size(population, e=e, t=t, p=p) <= population
+
+
+def test_sample_size_limits():
+    assert sample_size(0) == 0 and sample_size(-5) == 0
+    # Large populations approach the published 9604 faults (±1 % at 95 %: 1.96²·0.25/0.01²).
+    assert sample_size(10**12) == 9604
+    sizes = [sample_size(n) for n in range(1, 3000, 37)]
+    assert sizes == sorted(sizes)  # a larger population never needs fewer faults
+

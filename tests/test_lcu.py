@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """LCU, correction controller and neuron splitting (SPEC §5; seed 001 §4.3.1, L1708–L1824).
 
 Layers:
@@ -12,7 +13,7 @@ Layers:
 * RTL controller: random buffers with random faults and random (overlapping) pairs, all
   two-pair hazard sequences, host pokes while busy, the ``n_pairs`` clamp, back-to-back runs;
   measured cycles equal :func:`rtl_gen.lcu.controller_cycles`;
-* banked buffer (``lanes`` words per row, issue 8): word addresses and holes against a plain
+* banked buffer (``lanes`` words per row): word addresses and holes against a plain
   ``divmod`` reference; capture + correction against an independent reference; the cycle
   model :class:`golden.lcu.ControllerModel` against the functional one; RTL (Icarus, one
   Verilator case) against the cycle model on *every* output row of long random sessions
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import (
     ControllerModel,
     buffer_address,
@@ -38,7 +40,6 @@ from ftaccel.golden.lcu import (
     correct_buffer,
     default_mask,
     flat_to_rows,
-    flip_bit,
     lane_bits,
     lcu,
     rows_to_flat,
@@ -67,7 +68,6 @@ from ftaccel.tb.lcu import (
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "lcu"
 # Components built only to read their properties or check validation are never elaborated.
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +477,7 @@ def test_rtl_controller(rng, sim, width, depth, max_pairs):
 
 
 # --------------------------------------------------------------------------------------------
-# Banked buffer: lanes words per row, capture port (issue 8)
+# Banked buffer: lanes words per row, capture port
 # --------------------------------------------------------------------------------------------
 def _ref_stride(lanes: int) -> int:
     stride = 1

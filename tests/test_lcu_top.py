@@ -1,4 +1,4 @@
-"""The LCU as an option of the composed accelerator (issue 8): split layer → buffer → correction.
+"""The LCU as an option of the composed accelerator (SPEC §5): split layer → buffer → correction.
 
 * a split layer (:func:`golden.split.split_layer`) runs on the top with its copies' lanes in
   split mode; RTL equals the golden cycle model in every port and cycle (Icarus for every
@@ -23,8 +23,6 @@ from ftaccel.golden.schedule import assemble_corrected, build_program
 from ftaccel.golden.split import split_layer
 from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
-
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 def _cfg(**kw):
@@ -65,14 +63,14 @@ def test_correction_timing_measured(rng):
     cfg = _cfg()
     X, layer = _layer(rng, M=3, critical=(0,))  # 3 rows × 1 pair = 3 pairs, one run
     run = _run(cfg, X, layer)
-    start = np.flatnonzero(run.program.inputs["lcu_start"])
-    done = np.flatnonzero(run.recorded["lcu_done"])
-    busy = run.recorded["lcu_busy"]
+    start = np.flatnonzero(run.program.inputs["lcu__start"])
+    done = np.flatnonzero(run.recorded["lcu__done"])
+    busy = run.recorded["lcu__busy"]
     n = 3
     assert len(start) == 1 and list(done) == [start[0] + 2 * n + 3]
     assert busy[start[0] + 1:done[0]].all() and busy.sum() == 2 * n + 2
     # the capture counter shows one buffer row per result vector
-    assert run.recorded["lcu_cap_row"][-1] == len(np.unique(run.program.out_cycle))
+    assert run.recorded["lcu__cap_row"][-1] == len(np.unique(run.program.out_cycle))
 
 
 def _faulty_copy_run(rng, bit_of, want_larger):

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Median feature selection (seed 000 §8.4.2, §8.6.2; SPEC §4): golden model, RTL simulation,
 formal equivalence of the plain and comparator-sharing arrays, comparator/multiplexer counts."""
 
@@ -20,6 +21,7 @@ from ftaccel.rtl_gen.median import (
     Sort2,
     expected_counts,
 )
+from ftaccel.synth import equiv
 from ftaccel.synth.equiv import prove_equivalent
 from ftaccel.synth.yosys import YosysError
 from ftaccel.tb import median as tbm
@@ -50,10 +52,10 @@ def _python_filter(row: list[int], window: int, chunk: int | None) -> list[int]:
     (lambda: MedianArray(window=4), "window"),
     (lambda: MedianArray(window="3"), "window"),
     (lambda: MedianArray(variant="fast"), "variant"),
-    (lambda: MedianArray(n=0), "n"),
-    (lambda: MedianArray(n=257), "n"),
-    (lambda: SlidingMedian(n=2.0), "n"),
-    (lambda: expected_counts(n=4, window=7, variant="plain"), "window"),
+    (lambda: MedianArray(lanes=0), "lanes"),
+    (lambda: MedianArray(lanes=257), "lanes"),
+    (lambda: SlidingMedian(lanes=2.0), "lanes"),
+    (lambda: expected_counts(lanes=4, window=7, variant="plain"), "window"),
 ])
 def test_bad_parameters_raise_config_error(make, field):
     with pytest.raises(ConfigError) as err:
@@ -146,7 +148,7 @@ PER_WINDOW = {("plain", 3): (3, 4), ("shared", 3): (2, 2),
 def test_netlist_counts(window, variant):
     counts = {}
     for n in (1, 6):
-        c = tbm.median_cell_counts(width=8, n=n, window=window, variant=variant,
+        c = equiv.median_cell_counts(width=8, lanes=n, window=window, variant=variant,
                                    work_dir=BUILD / "counts")
         print(window, variant, n, c["comparators"], c["muxes"], c["cells"])
         assert (c["comparators"], c["muxes"]) == (c["expected"]["comparators"],
@@ -154,7 +156,7 @@ def test_netlist_counts(window, variant):
         counts[n] = (c["comparators"], c["muxes"])
     per_window = tuple((counts[6][i] - counts[1][i]) / 5 for i in range(2))
     assert per_window == PER_WINDOW[variant, window]
-    paper = tbm.PAPER_PER_WINDOW[variant, window]
+    paper = equiv.PAPER_PER_WINDOW[variant, window]
     assert per_window[0] == paper[0] and paper[1] in (None, per_window[1])
     if variant == "shared":
         # The first window costs the whole unit's comparators (3 for Median-3, all 10 pairs
@@ -184,7 +186,8 @@ def test_sort2_proven():
 @pytest.mark.parametrize("width", [8, 16])
 @pytest.mark.parametrize("window", [3, 5])
 def test_unit_proven_equal_to_sorting_reference(window, width):
-    r = tbm.prove_unit(width=width, window=window, work_dir=BUILD / f"proof_unit{window}_{width}")
+    r = equiv.prove_median_unit(width=width, window=window,
+                                work_dir=BUILD / f"proof_unit{window}_{width}")
     print(f"Median-{window} {width}-bit vs bubble sort: {r.summary} in {r.seconds:.1f} s")
     assert r.equivalent, f"{r.summary}; see {r.log}"
 
@@ -195,8 +198,8 @@ def test_unit_proven_equal_to_sorting_reference(window, width):
 def test_shared_array_proven_equal_to_plain(window, width):
     # The whole stage (padding, sharing core, enable multiplexer, register, out_valid), by
     # temporal induction from reset; n = 6 leaves windows that touch no padding.
-    r = tbm.prove_array(width=width, n=6, window=window, variant="shared", gold="plain",
-                        work_dir=BUILD / f"proof_shared{window}_{width}")
+    r = equiv.prove_median_array(width=width, lanes=6, window=window, variant="shared",
+                                 gold="plain", work_dir=BUILD / f"proof_shared{window}_{width}")
     print(f"shared vs plain, w={window}, {width}-bit, n=6: {r.summary} in {r.seconds:.1f} s")
     assert r.equivalent, f"{r.summary}; see {r.log}"
     assert len(r.outputs) == 7
@@ -206,8 +209,8 @@ def test_shared_array_proven_equal_to_plain(window, width):
 @pytest.mark.parametrize("width", [8, pytest.param(16, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("window", [3, 5])
 def test_plain_array_proven_equal_to_reference(window, width):
-    r = tbm.prove_array(width=width, n=6, window=window, variant="plain", gold="reference",
-                        work_dir=BUILD / f"proof_ref{window}_{width}")
+    r = equiv.prove_median_array(width=width, lanes=6, window=window, variant="plain",
+                                 gold="reference", work_dir=BUILD / f"proof_ref{window}_{width}")
     print(f"plain vs behavioural, w={window}, {width}-bit, n=6: {r.summary} "
           f"in {r.seconds:.1f} s")
     assert r.equivalent, f"{r.summary}; see {r.log}"
@@ -218,8 +221,8 @@ def test_plain_array_proven_equal_to_reference(window, width):
 @pytest.mark.parametrize("window", [3, 5])
 def test_shared_core_proven_equal_to_plain_16bit(window):
     # Without padding every window of the core sees free inputs.
-    r = tbm.prove_core_variants(width=16, n=4, window=window,
-                                work_dir=BUILD / f"proof_core{window}_16")
+    r = equiv.prove_median_cores(width=16, lanes=4, window=window,
+                                 work_dir=BUILD / f"proof_core{window}_16")
     assert r.equivalent, f"{r.summary}; see {r.log}"
 
 
@@ -248,12 +251,13 @@ def _unsigned_first_comparator(text: str) -> str:
 @pytest.mark.parametrize("mutation", [_swap_last_mux, _unsigned_first_comparator])
 def test_broken_shared_core_fails_proof(window, mutation):
     work = BUILD / f"proof_broken{window}_{mutation.__name__}"
-    path, top = tbm.emit_core(width=8, n=2, window=window, variant="shared", out_dir=work)
+    path, top = equiv.emit_median_core(width=8, lanes=2, window=window, variant="shared",
+                                       out_dir=work)
     broken = work / f"broken_{top}.v"
     broken.write_text(mutation(path.read_text()))
     assert broken.read_text() != path.read_text()
-    r = tbm.prove_core_variants(width=8, n=2, window=window, work_dir=work, gate=broken,
-                                gate_top=top)
+    r = equiv.prove_median_cores(width=8, lanes=2, window=window, work_dir=work, gate=broken,
+                                 gate_top=top)
     print(r.summary)
     assert not r.equivalent
     assert r.failed and set(r.failed) <= set(r.outputs)
@@ -264,20 +268,21 @@ def test_broken_shared_core_fails_proof(window, mutation):
 def test_broken_sequential_design_fails_proof():
     work = BUILD / "proof_broken_seq"
     work.mkdir(parents=True, exist_ok=True)
-    gate, gate_top = tbm.emit_array(width=8, n=4, window=3, variant="shared", out_dir=work)
+    gate, gate_top = equiv.emit_median_array(width=8, lanes=4, window=3, variant="shared",
+                                             out_dir=work)
     ref = work / "ref_inverted_enable.v"
-    text = tbm.reference_array_verilog(width=8, n=4, window=3, name="ref_inv")
-    ref.write_text(text.replace("<= enable ?", "<= !enable ?"))
+    text = equiv.median_array_reference(width=8, lanes=4, window=3, name="ref_inv")
+    ref.write_text(text.replace("<= ctl__enable ?", "<= !ctl__enable ?"))
     r = prove_equivalent(ref, gate, gold_top="ref_inv", gate_top=gate_top,
                          work_dir=work / "proof", sequential=True)
     assert not r.equivalent
-    assert "out_valid" not in r.failed and len(r.failed) == 4
+    assert "o__valid" not in r.failed and len(r.failed) == 4
 
 
 @pytest.mark.synth
 def test_combinational_proof_refuses_registers():
     work = BUILD / "proof_refuse"
-    path, top = tbm.emit_array(width=4, n=2, window=3, variant="plain", out_dir=work)
+    path, top = equiv.emit_median_array(width=4, lanes=2, window=3, variant="plain", out_dir=work)
     with pytest.raises(YosysError, match="registers"):
         prove_equivalent(path, path, gold_top=top, gate_top=top, work_dir=work / "proof")
 
@@ -306,30 +311,30 @@ def test_median_array_simulation(window, variant, width, n, sim):
     seed = window * 1000 + width * 10 + n + (500 if variant == "shared" else 0)
     print("seed", seed)
     rng = np.random.default_rng(seed)
-    stim = tbm.build_stimulus(rng, n=n, width=width)
+    stim = tbm.build_stimulus(rng, lanes=n, width=width)
     build = BUILD / f"sim_{sim}_w{window}_{variant}_{width}b_n{n}"
-    rtl, gold = tbm.simulate_array(width=width, n=n, window=window, variant=variant,
+    rtl, gold = tbm.simulate_array(width=width, lanes=n, window=window, variant=variant,
                                    stimulus=stim, build_dir=build, sim=sim)
-    out, valid = rtl["data_out"], rtl["out_valid"]
-    rows = len(stim.data_in)
+    out, valid = rtl["o__data"], rtl["o__valid"]
+    rows = len(stim.data)
 
     # Bit-exact against the golden model, every cycle (including invalid ones).
-    bad = np.argwhere(out != gold["data_out"])
+    bad = np.argwhere(out != gold["o__data"])
     assert bad.size == 0, f"first mismatch at cycle/lane {bad[0].tolist()}"
-    assert np.array_equal(valid, gold["out_valid"])
+    assert np.array_equal(valid, gold["o__valid"])
 
     # Latency one cycle, one vector per cycle: row t's result is visible in row t+1, for every
     # t, with no stall between consecutive rows.
-    assert valid[0] == 0 and np.array_equal(valid[1:], stim.in_valid[:-1])
-    filtered = median_filter(stim.data_in, window)
+    assert valid[0] == 0 and np.array_equal(valid[1:], stim.valid[:-1])
+    filtered = median_filter(stim.data, window)
     for t in range(rows - 1):
-        expect = filtered[t] if stim.enable[t] else stim.data_in[t]
+        expect = filtered[t] if stim.enable[t] else stim.data[t]
         assert np.array_equal(out[t + 1], expect), f"cycle {t}"
 
     # enable low: the vector passes unfiltered.
     off = np.flatnonzero(stim.enable[:-1] == 0)
     assert off.size > 0
-    assert np.array_equal(out[off + 1], stim.data_in[off])
+    assert np.array_equal(out[off + 1], stim.data[off])
 
     # Extremes survive: the result is always one of the window's values (or padding zero).
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1

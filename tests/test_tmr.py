@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Selective-TMR voters, the LCU's baseline (SPEC §5; seed 001 L2126).
 
 * golden word / bitwise voters against independent plain-Python implementations (exhaustive
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaccel.golden.lcu import flip_bit, lcu
+from ftaccel.golden.bits import flip_bit
+from ftaccel.golden.lcu import lcu
 from ftaccel.golden.tmr import bitwise_vote, word_vote
 from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
@@ -26,7 +28,6 @@ from ftaccel.tb.lcu import SCENARIOS, fault_scenarios
 from ftaccel.tb.tmr import run_voter
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "tmr"
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
 def _ref_word(a: int, b: int, c: int) -> int:
