@@ -142,7 +142,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
 
     gen = generate(cfg, out / "rtl")
     report["verilog"] = str(gen.verilog)
-    say(f"[1/4] generated {gen.verilog} ({gen.verilog.stat().st_size // 1024} kB)")
+    say(f"[1/5] generated {gen.verilog} ({gen.verilog.stat().st_size // 1024} kB)")
 
     cases = []
     for M, K, N in demo_shapes(cfg):
@@ -156,7 +156,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
                           np.array_equal(res.run.acc, A @ B)), "pass": bool(ok),
                       "seconds": round(res.seconds, 2)})
     report["verify"] = cases
-    say(f"[2/4] verified {sum(c['pass'] for c in cases)} of {len(cases)} products: RTL = "
+    say(f"[2/5] verified {sum(c['pass'] for c in cases)} of {len(cases)} products: RTL = "
         "golden cycle model on every port and cycle, and = numpy A @ B")
     for c in cases:
         M, K, N = c["shape"]
@@ -167,7 +167,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     A, B = _operands(cfg, rng, M, K, N)
     injected = []
     faults = demo_faults(cfg, M, K, N)
-    say(f"[3/4] injected {len(faults)} faults into the RTL, one run each, beside the golden "
+    say(f"[3/5] injected {len(faults)} faults into the RTL, one run each, beside the golden "
         "fault model:")
     for fault in faults:
         res = run_product(cfg, A, B, plain_options(cfg, fault=fault), sim=sim)
@@ -207,12 +207,14 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     gen_p = generate(product, out / "synth" / "rtl")
     t0 = time.perf_counter()
     area = synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=timeout)
-    say(f"[4/4] synthesised {product.name()} (no fault hooks) with Yosys in "
+    say(f"[4/5] synthesised {product.name()} (no fault hooks) with Yosys in "
         f"{time.perf_counter() - t0:.0f} s:")
     for line in headline(area):
         say("      " + line)
     report["area"] = {"totals": area.get("totals"), "files": area.get("files"),
                       "beside_the_seeds": area.get("beside_the_seeds")}
+
+    report["network"] = network_under_faults(cfg, out / "campaign", seed=seed, say=say)
 
     report["passed"] = bool(all(c["pass"] for c in cases)
                             and all(f["rtl_equals_golden"] for f in injected)
@@ -223,5 +225,62 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     synth_dir = out / "synth"
     say(f"demo {'passed' if report['passed'] else 'FAILED'} in {report['elapsed_s']:.0f} s. "
         f"Full reports: {out / 'demo.json'}; area tables {synth_dir / 'area.md'}, "
-        f"{synth_dir / 'area.json'}, {synth_dir / 'area.png'}")
+        f"{synth_dir / 'area.json'}, {synth_dir / 'area.png'}; the network campaign "
+        f"{out / 'campaign' / 'campaign.md'} and its per-fault trace")
     return report
+
+
+#: Images of the digits test split the demo's network campaign runs over.
+DEMO_IMAGES = 180
+
+
+def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
+                         say: Callable[[str], None] = print) -> dict:
+    """The built-in digits MLP on an array of ``cfg``'s size and dataflow under stuck-at faults
+    in PE registers and MAC logic, unprotected and with each protection the dataflow has
+    (Sanity-Check both: WS only; bypass of the known faulty PE), on the fast fault model.
+
+    A statistical sample (001 Eq. 4.7, ±10 % at 95 %) of the (PE, site, bit, mode) population,
+    run in this process; the campaign folder ``out`` holds the full report and trace.
+    """
+    from ftaccel.tb.campaign import parse_spec, run_campaign
+
+    protections = [{"kind": "none"}, {"kind": "bypass"}]
+    if cfg.dataflow == "ws":
+        protections.insert(1, {"kind": "sanity", "checksum": "both"})
+    spec = parse_spec({
+        "campaign": {"name": "demo: digits-mlp under stuck-at faults", "seed": seed,
+                     "chunk": 32},
+        "network": {"model": "digits-mlp"},
+        "data": {"source": "digits", "images": DEMO_IMAGES},
+        "accelerator": {"rows": cfg.rows, "cols": cfg.cols, "dataflow": cfg.dataflow},
+        "protections": protections,
+        "faults": {"model": "register", "modes": ["sa0", "sa1"],
+                   "registers": ["weight", "act", "psum", "product", "sum"]},
+        "sample": {"method": "statistical", "margin": 0.1, "confidence": 0.95},
+    })
+    t0 = time.perf_counter()
+    rep = run_campaign(spec, out, workers=0, progress=False, log=lambda *a, **k: None)
+    prot, clean = rep["protections"], rep["fault_free"]
+    n = next(iter(prot.values()))["faults"]
+    say(f"[5/5] digits-mlp (int8) on a {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()} array: "
+        f"{n} stuck-at faults (PE registers and MAC logic, 001 Eq. 4.7 sample) × "
+        f"{DEMO_IMAGES} test images in {time.perf_counter() - t0:.0f} s:")
+    summary = {}
+    for name, p in prot.items():
+        mean, lo, hi = p["accuracy"]
+        shares = p["shares"]
+        extra = ""
+        cov = p.get("misprediction_coverage")
+        if cov is not None and name.startswith("sanity"):
+            extra = (f", detected {shares['detected']:.0%} of faults and {cov['share']:.0%} of "
+                     f"the {cov['faults']} that change a prediction")
+        if name != "bypass":  # bypass prunes the PE: most repaired faults still move a logit
+            extra = f", critical {shares['critical']:.0%}" + extra
+        say(f"      {name:<12} fault-free {clean[name]['accuracy']:.1%}, under a fault "
+            f"{mean:.1%} (95 % CI {lo:.1%}–{hi:.1%}){extra}")
+        summary[name] = {"fault_free_accuracy": clean[name]["accuracy"], "accuracy": p["accuracy"],
+                         "shares": shares,
+                         "misprediction_coverage": p.get("misprediction_coverage")}
+    return {"faults": n, "images": DEMO_IMAGES, "protections": summary,
+            "report": str(Path(out) / "campaign.json")}

@@ -466,7 +466,7 @@ def cmd_demo(args) -> int:
         from .accelerator import GENERATED_FILES
 
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
-                                   **_synth_files(GENERATED_FILES, "synth")})
+                                   **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
         report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
     return 0 if report["passed"] else EXIT_MISMATCH
 
