@@ -55,7 +55,7 @@ __all__ = ["PLAYER_TOP", "Lane", "Group", "Loopback", "PlayerSpec", "read_ports"
 PLAYER_TOP = "ftaccel_player"
 MAGIC = b"FTPLAY01"
 HALF_PERIOD_NS = 5
-_CHUNK = 8192  # rows encoded/decoded at a time: bounds the temporary bit matrices
+_CHUNK = 65536  # record rows decoded at a time: bounds the padded copy
 
 
 class StimulusError(ValueError):
@@ -481,7 +481,7 @@ def _wrapper_text(spec: PlayerSpec) -> str:
 
 
 # -- stimulus and record files ------------------------------------------------------------------
-def _group_values(spec: PlayerSpec, g: Group, arr, cycles: int) -> np.ndarray:
+def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
     """The caller's ``[T]`` / ``[T, n]`` values of group ``g`` as ``[T, lanes]`` int64,
     checked to fit each lane (as a signed or an unsigned number)."""
     a = np.asarray(arr)
@@ -586,7 +586,7 @@ def _values(spec: PlayerSpec, inputs: dict[str, np.ndarray],
     given = dict(inputs)
     cols = []
     for g in spec.inputs:
-        vals = _group_values(spec, g, given.pop(g.name), cycles) if g.name in given else None
+        vals = _group_values(g, given.pop(g.name), cycles) if g.name in given else None
         cols.append((vals, [lane.width for lane in g.lanes]))
     if given:
         spec.group(next(iter(given)), output=False)  # raises, naming the ports
