@@ -55,7 +55,7 @@ __all__ = ["PLAYER_TOP", "Lane", "Group", "Loopback", "PlayerSpec", "read_ports"
 PLAYER_TOP = "ftaccel_player"
 MAGIC = b"FTPLAY01"
 HALF_PERIOD_NS = 5
-_CHUNK = 8192  # rows encoded/decoded at a time: bounds the temporary bit matrices
+_CHUNK = 65536  # record rows decoded at a time: bounds the padded copy
 
 
 class StimulusError(ValueError):
@@ -481,7 +481,7 @@ def _wrapper_text(spec: PlayerSpec) -> str:
 
 
 # -- stimulus and record files ------------------------------------------------------------------
-def _group_values(spec: PlayerSpec, g: Group, arr, cycles: int) -> np.ndarray:
+def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
     """The caller's ``[T]`` / ``[T, n]`` values of group ``g`` as ``[T, lanes]`` int64,
     checked to fit each lane (as a signed or an unsigned number)."""
     a = np.asarray(arr)
@@ -490,7 +490,7 @@ def _group_values(spec: PlayerSpec, g: Group, arr, cycles: int) -> np.ndarray:
             a = a.astype(np.int64)
         else:
             raise StimulusError(f"input {g.name!r}: values must be integers, not {a.dtype}")
-    a = a.astype(np.int64)
+    a = np.asarray(a, dtype=np.int64)  # no copy when it already is
     if a.ndim == 1:
         if g.array:
             raise StimulusError(f"input {g.name!r} has {len(g.lanes)} lanes; give [T, "
@@ -501,35 +501,66 @@ def _group_values(spec: PlayerSpec, g: Group, arr, cycles: int) -> np.ndarray:
         raise StimulusError(f"input {g.name!r}: values of shape {a.shape}, the port needs {want}")
     if len(a) != cycles:
         raise StimulusError(f"input {g.name!r}: {len(a)} cycles, the others have {cycles}")
-    for i, lane in enumerate(g.lanes):
-        if lane.width >= 63:
-            continue
-        lo, hi = -(1 << (lane.width - 1)), (1 << lane.width) - 1
-        col = a[:, i]
-        bad = np.flatnonzero((col < lo) | (col > hi))
-        if bad.size:
-            t = int(bad[0])
-            raise StimulusError(f"input {lane.name}: value {int(col[t])} in cycle {t} does "
-                                f"not fit its {lane.width} bits")
+    if not len(a):
+        return a
+    lo = np.array([-(1 << min(ln.width - 1, 62)) for ln in g.lanes], dtype=np.int64)
+    hi = np.array([(1 << min(ln.width, 62)) - 1 for ln in g.lanes], dtype=np.int64)
+    # whole-array extremes first (fast); the lane-wise search only when something is off
+    if (a.min() < lo.max() or a.max() > hi.min()) and np.any((a < lo) | (a > hi)):
+        t, i = np.argwhere((a < lo) | (a > hi))[0]
+        lane = g.lanes[i]
+        raise StimulusError(f"input {lane.name}: value {int(a[t, i])} in cycle {t} does "
+                            f"not fit its {lane.width} bits")
     return a
 
 
-def _bits(values: np.ndarray, width: int) -> np.ndarray:
-    """``[T]`` int64 -> ``[T, width]`` uint8 bits, least significant first (sign-extended
-    past 64 bits)."""
-    shifts = np.minimum(np.arange(width, dtype=np.int64), 63)
-    return ((values[:, None] >> shifts[None, :]) & 1).astype(np.uint8)
-
-
-def _group_bytes(g: Group, vals: np.ndarray) -> np.ndarray:
-    """``[T, lanes]`` -> ``[T, nbytes]`` big-endian bytes of the lane concatenation."""
-    T = len(vals)
-    bits = np.zeros((T, 8 * g.nbytes), dtype=np.uint8)
+def _pack(lanes: list[tuple[np.ndarray, int]], cycles: int) -> np.ndarray:
+    """Concatenate ``(values [T] int64, width)`` lanes, lane 0 in the least significant bits,
+    into ``[T, ceil(bits/8)]`` big-endian bytes (two's complement, sign-extended past 64
+    bits).  Word arithmetic on ``uint64``, vectorised over the cycles."""
+    total = sum(w for _, w in lanes)
+    words = np.zeros((cycles, (total + 63) // 64 + 1), dtype="<u8")
     off = 0
-    for i, lane in enumerate(g.lanes):
-        bits[:, off:off + lane.width] = _bits(vals[:, i], lane.width)
-        off += lane.width
-    return np.packbits(bits[:, ::-1], axis=1)  # MSB first
+    for values, width in lanes:
+        v = values.astype(np.int64)
+        chunks = [(v.astype(np.uint64), min(width, 64))]
+        if width > 64:  # the sign, 64 bits at a time
+            sign = np.where(v < 0, np.uint64(2**64 - 1), np.uint64(0))
+            chunks += [(sign, min(64, width - k)) for k in range(64, width, 64)]
+        for chunk, w in chunks:
+            if w < 64:
+                chunk = chunk & np.uint64((1 << w) - 1)
+            q, sh = divmod(off, 64)
+            words[:, q] |= chunk << np.uint64(sh)
+            if sh and sh + w > 64:
+                words[:, q + 1] |= chunk >> np.uint64(64 - sh)
+            off += w
+    nbytes = (total + 7) // 8
+    return words.view(np.uint8).reshape(cycles, words.shape[1] * 8)[:, :nbytes][:, ::-1]
+
+
+def _unpack(words: np.ndarray, off: int, width: int, signed: bool) -> np.ndarray:
+    """Field ``[off, off + width)`` (width <= 64) of little-endian ``uint64`` rows, as int64."""
+    q, sh = divmod(off, 64)
+    v = words[:, q] >> np.uint64(sh)
+    if sh and sh + width > 64:
+        v = v | (words[:, q + 1] << np.uint64(64 - sh))
+    if width < 64:
+        v = v & np.uint64((1 << width) - 1)
+        if signed:
+            sign = np.uint64(1 << (width - 1))
+            return (v ^ sign).astype(np.int64) - np.int64(1 << (width - 1))
+    return v.astype(np.int64)
+
+
+def _group_bytes(widths: list[int], vals: np.ndarray) -> np.ndarray:
+    """``[T, lanes]`` -> ``[T, nbytes]`` big-endian bytes of the lane concatenation."""
+    w = widths[0]
+    if all(x == w for x in widths) and w % 8 == 0 and w <= 64:
+        # whole-byte lanes (8-bit data): the low bytes of each int64, no bit arithmetic
+        le = vals.astype("<i8").view(np.uint8).reshape(len(vals), len(widths), 8)
+        return le[:, :, :w // 8].reshape(len(vals), len(widths) * w // 8)[:, ::-1]
+    return _pack([(vals[:, i], width) for i, width in enumerate(widths)], len(vals))
 
 
 def loopback_depth(loopback: dict[str, tuple[str, np.ndarray]] | None, minimum: int = 1 << 14
@@ -548,16 +579,15 @@ def loopback_depth(loopback: dict[str, tuple[str, np.ndarray]] | None, minimum: 
     return depth
 
 
-def _columns(spec: PlayerSpec, inputs: dict[str, np.ndarray],
-             loopback: dict[str, tuple[str, np.ndarray]] | None, cycles: int):
-    """Per group: ``[T, nbytes]`` big-endian bytes (None: never driven, stays 0)."""
+def _values(spec: PlayerSpec, inputs: dict[str, np.ndarray],
+            loopback: dict[str, tuple[str, np.ndarray]] | None, cycles: int):
+    """Per group (inputs, then loopbacks): ``(values [T, lanes] int64 or None when never
+    driven, lane widths)``, validated."""
     given = dict(inputs)
     cols = []
     for g in spec.inputs:
-        if g.name in given:
-            cols.append(_group_bytes(g, _group_values(spec, g, given.pop(g.name), cycles)))
-        else:
-            cols.append(None)
+        vals = _group_values(g, given.pop(g.name), cycles) if g.name in given else None
+        cols.append((vals, [lane.width for lane in g.lanes]))
     if given:
         spec.group(next(iter(given)), output=False)  # raises, naming the ports
     lb = dict(loopback or {})
@@ -581,7 +611,7 @@ def _columns(spec: PlayerSpec, inputs: dict[str, np.ndarray],
         if dist.max(initial=0) > spec.depth:
             raise StimulusError(f"loopback {j.port}: reaches {int(dist.max()) - 1} cycles back,"
                                 f" this player keeps {spec.depth}")
-        cols.append(np.packbits(_bits(dist, 32)[:, ::-1], axis=1))
+        cols.append((dist[:, None], [32]))
     return cols
 
 
@@ -592,50 +622,60 @@ def _header(spec: PlayerSpec, cycles: int, reset_cycles: int) -> bytes:
             + reset_cycles.to_bytes(4, "big"))
 
 
-def encode_stimulus(spec: PlayerSpec, inputs: dict[str, np.ndarray],
-                    loopback: dict[str, tuple[str, np.ndarray]] | None = None, *,
-                    reset_cycles: int = 2) -> bytes:
-    """The change-encoded stimulus file for ``spec`` (see the module docstring)."""
+def _cycles(inputs: dict[str, np.ndarray]) -> int:
     lengths = {len(np.asarray(v)) for v in inputs.values()}
     if len(lengths) > 1:
         raise StimulusError(f"stimulus ports have different lengths: {sorted(lengths)}")
-    cycles = lengths.pop() if lengths else 0
-    cols = _columns(spec, inputs, loopback, cycles)
-    out = [_header(spec, cycles, reset_cycles)]
+    return lengths.pop() if lengths else 0
+
+
+def encode_stimulus(spec: PlayerSpec, inputs: dict[str, np.ndarray],
+                    loopback: dict[str, tuple[str, np.ndarray]] | None = None, *,
+                    reset_cycles: int = 2) -> bytes:
+    """The change-encoded stimulus file for ``spec`` (see the module docstring).
+
+    Only the rows in which a group changes are packed, and they are scattered straight to
+    their place in the file: the cost follows the changes, not cycles × ports.
+    """
+    cycles = _cycles(inputs)
+    cols = _values(spec, inputs, loopback, cycles)
     mb = spec.mask_bytes
-    prev = [np.zeros(c.shape[1], dtype=np.uint8) if c is not None else None for c in cols]
-    for start in range(0, cycles, _CHUNK):
-        stop = min(cycles, start + _CHUNK)
-        n = stop - start
-        blocks, keeps = [], []
-        mask_bits = np.zeros((n, 8 * mb), dtype=np.uint8)
-        for k, c in enumerate(cols):
-            if c is None:
-                continue
-            cur = c[start:stop]
-            before = np.vstack([prev[k][None, :], cur[:-1]])
-            changed = np.any(cur != before, axis=1)
-            prev[k] = cur[-1]
-            mask_bits[:, k] = changed
-            blocks.append(cur)
-            keeps.append(np.repeat(changed[:, None], cur.shape[1], axis=1))
-        mask = np.packbits(mask_bits[:, ::-1], axis=1)
-        full = np.hstack([mask] + blocks)
-        keep = np.hstack([np.ones_like(mask, dtype=bool)] + keeps)
-        out.append(full[keep].tobytes())  # row-major: each cycle's mask, then its changes
-    return b"".join(out)
+    mask_bits = np.zeros((cycles, 8 * mb), dtype=np.uint8)
+    changes = []
+    for k, (vals, widths) in enumerate(cols):
+        if vals is None or not cycles:
+            continue
+        changed = np.empty(cycles, dtype=bool)
+        changed[0] = bool(np.any(vals[0] != 0))  # the player starts from 0
+        changed[1:] = np.any(vals[1:] != vals[:-1], axis=1)
+        rows = np.flatnonzero(changed)
+        mask_bits[rows, k] = 1
+        changes.append((k, rows, _group_bytes(widths, vals[rows])))
+    # each cycle: the mask, then the changed groups in order
+    size = np.full(cycles, mb, dtype=np.int64)
+    for _k, rows, data in changes:
+        size[rows] += data.shape[1]
+    start = np.zeros(cycles + 1, dtype=np.int64)
+    np.cumsum(size, out=start[1:])
+    out = np.zeros(int(start[-1]), dtype=np.uint8)
+    mask = np.packbits(mask_bits, axis=1, bitorder="little")[:, ::-1]  # big-endian
+    out[start[:-1, None] + np.arange(mb)] = mask
+    cursor = start[:-1] + mb
+    for _k, rows, data in changes:
+        out[cursor[rows, None] + np.arange(data.shape[1])] = data
+        cursor[rows] += data.shape[1]
+    return _header(spec, cycles, reset_cycles) + out.tobytes()
 
 
 def encode_raw(spec: PlayerSpec, inputs: dict[str, np.ndarray],
                loopback: dict[str, tuple[str, np.ndarray]] | None = None, *,
                reset_cycles: int = 2) -> bytes:
     """The dense stimulus for a ``+raw`` run (every group every cycle, never-driven groups 0)."""
-    lengths = {len(np.asarray(v)) for v in inputs.values()}
-    cycles = lengths.pop() if lengths else 0
-    cols = _columns(spec, inputs, loopback, cycles)
-    full = [c if c is not None else np.zeros((cycles, g.nbytes), dtype=np.uint8)
-            for c, g in zip(cols, list(spec.inputs) + [None] * len(spec.loopbacks),
-                            strict=True)]
+    cycles = _cycles(inputs)
+    cols = _values(spec, inputs, loopback, cycles)
+    full = [_group_bytes(widths, vals) if vals is not None
+            else np.zeros((cycles, (sum(widths) + 7) // 8), dtype=np.uint8)
+            for vals, widths in cols]
     return _header(spec, cycles, reset_cycles) + np.hstack(full).tobytes()
 
 
@@ -660,17 +700,15 @@ def decode_record(spec: PlayerSpec, data: bytes, cycles: int,
             raise StimulusError(f"output {name!r} is wider than 64 bits")
         want.append((name, g, n, signed))
     result = {name: np.zeros((cycles, max(n, 1)), dtype=np.int64) for name, _, n, _ in want}
+    pad = (-row) % 8 + 8  # whole uint64 words, plus one so a field may read the next word
     for start in range(0, cycles, _CHUNK):
         stop = min(cycles, start + _CHUNK)
-        bits = np.unpackbits(raw[start:stop], axis=1, bitorder="little")
+        block = np.zeros((stop - start, row + pad), dtype=np.uint8)
+        block[:, :row] = raw[start:stop]
+        words = block.view("<u8")
         for name, g, _n, signed in want:
             for i, (lane, loff) in enumerate(_lane_slices(g, offs[name])):
-                b = bits[:, loff:loff + lane.width].astype(np.uint64)
-                v = (b << np.arange(lane.width, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-                if signed and lane.width < 64:
-                    sign = np.uint64(1) << np.uint64(lane.width - 1)
-                    v = (v ^ sign).astype(np.int64) - np.int64(1 << (lane.width - 1))
-                result[name][start:stop, i] = v.astype(np.int64)
+                result[name][start:stop, i] = _unpack(words, loff, lane.width, signed)
     return {name: (result[name][:, 0] if n == 0 else result[name])
             for name, _, n, _ in want}
 
