@@ -517,6 +517,29 @@ def cmd_campaign(args) -> int:
     return 0
 
 
+def _critical_errors():
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.tb.critical import CriticalError
+
+    return CriticalError, ModelError, DataError
+
+
+def cmd_nvf(args) -> int:
+    """Neuron vulnerability factors of a network (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_nvf
+
+    cfg = _config(args)
+    try:
+        run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+                images=args.images, sign=not args.no_sign, seed=args.seed,
+                pixels=None if args.all_pixels else args.pixels)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {Path(args.output) / 'nvf.json'} and {Path(args.output) / 'nvf.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="rtlgen",
                description="Generate, verify and measure fault-tolerant systolic-array "
@@ -647,6 +670,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --verify-rtl (default $SIM or icarus)")
     c.set_defaults(func=cmd_campaign)
+
+    nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
+                                    "Algorithm 4.2) and the critical-neuron table")
+    _add_config_options(nv)
+    nv.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    nv.add_argument("--data", help="analysis images (default: the digits training split)")
+    nv.add_argument("--calib", help="calibration images for an ONNX or float model")
+    nv.add_argument("--images", type=_integer, default=500,
+                    help="use the first N images (default 500)")
+    nv.add_argument("--pixels", type=_integer, default=1,
+                    help="convolutions: output pixels drawn per image, channel and bit "
+                         "(default 1)")
+    nv.add_argument("--all-pixels", action="store_true", help="convolutions: every pixel")
+    nv.add_argument("--no-sign", action="store_true", help="leave the sign bit out")
+    nv.add_argument("--seed", type=_integer, default=0)
+    nv.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for nvf.json and nvf.md")
+    nv.set_defaults(func=cmd_nvf)
     return p
 
 
