@@ -463,11 +463,25 @@ def cmd_demo(args) -> int:
     return 0 if report["passed"] else EXIT_MISMATCH
 
 
+def _layer_options(args):
+    """The per-layer options of ``--permutation`` / ``--protection`` (checked on the model)."""
+    from functools import partial
+
+    from ftaccel.tb import critical
+
+    if args.permutation is not None and args.protection is not None:
+        raise CLIError("--permutation and --protection: give one (a protection has its own "
+                       "placement)")
+    if args.permutation is not None:
+        return partial(critical.permutation_options, args.permutation)
+    if args.protection is not None:
+        return partial(critical.protection_options, args.protection)
+    return None
+
+
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
     from ftaccel.files import read_npy
-    from ftaccel.golden.datasets import DataError
-    from ftaccel.golden.network import ModelError
     from ftaccel.golden.onnx_import import OnnxMissing
     from ftaccel.tb.network import infer, unit_options
 
@@ -479,8 +493,8 @@ def cmd_infer(args) -> int:
                              temporal_batch=args.temporal_batch)
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                     images=args.images, engine=args.engine, sim=args.sim, units=units,
-                    progress=None)
-    except (ModelError, DataError) as exc:
+                    progress=None, layer_options=_layer_options(args))
+    except _critical_errors() as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
         raise CLIError(str(exc), EXIT_TOOL) from None
@@ -537,6 +551,30 @@ def cmd_nvf(args) -> int:
     except _critical_errors() as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'nvf.json'} and {Path(args.output) / 'nvf.md'}")
+    return 0
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a percentage") from None
+    return value
+
+
+def cmd_protect(args) -> int:
+    """Protect a network's critical neurons (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_protect
+
+    cfg = _config(args)
+    try:
+        run_protect(args.model, args.output, config=cfg, method=args.method,
+                    threshold=args.nvf_threshold, nvf_file=args.nvf, voter=args.voter,
+                    lcu_mode=args.lcu_mode, data=args.data, calib=args.calib,
+                    images=args.images, seed=args.seed)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote model.npz, protection.json, config.json and protect.md in {args.output}")
     return 0
 
 
@@ -652,6 +690,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--afd-gates", type=_integer, default=1,
                    help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
     n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    n.add_argument("--permutation", type=_path,
+                   help="permutation.json from 'rtlgen schedule': array column j computes "
+                        "neuron perm[j] in the layers it names")
+    n.add_argument("--protection", type=_path,
+                   help="protection.json from 'rtlgen protect' (with --model its model.npz)")
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
@@ -689,6 +732,29 @@ def build_parser() -> argparse.ArgumentParser:
     nv.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for nvf.json and nvf.md")
     nv.set_defaults(func=cmd_nvf)
+
+    pr = sub.add_parser("protect", help="protect the critical neurons (NVF ≥ threshold) by "
+                                        "splitting + LCU or selective TMR, copies placed in "
+                                        "distinct PE columns")
+    _add_config_options(pr)
+    pr.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    pr.add_argument("--method", required=True, help="lcu or tmr")
+    pr.add_argument("--nvf-threshold", type=_percent, required=True, metavar="PERCENT",
+                    help="protect the neurons with NVF ≥ this percentage (0 … 100)")
+    pr.add_argument("--nvf", type=_path, help="nvf.json from 'rtlgen nvf' (default: analyse "
+                                              "now on --data)")
+    pr.add_argument("--voter", default="word", help="TMR voter: word (default) or bitwise")
+    pr.add_argument("--lcu-mode", default="halve",
+                    help="LCU: halve (the thesis' split halves, default) or exact (copies "
+                         "unhalved, AND only: bit-identical without faults)")
+    pr.add_argument("--data", help="analysis images (default: the digits training split)")
+    pr.add_argument("--calib", help="calibration images for an ONNX or float model")
+    pr.add_argument("--images", type=_integer, default=500, help="analysis images (500)")
+    pr.add_argument("--seed", type=_integer, default=0)
+    pr.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for model.npz, protection.json, config.json, protect.md")
+    pr.set_defaults(func=cmd_protect)
     return p
 
 

@@ -16,7 +16,9 @@ import numpy as np
 from ftaccel.golden.network import ModelError
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
-__all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images"]
+__all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
+           "run_protect", "check_threshold", "permutation_options", "protection_options",
+           "read_json"]
 
 
 class CriticalError(ValueError):
@@ -109,3 +111,166 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
         outs.write_text(out / "nvf.md", md)
     log(md.split("## Per neuron")[0].rstrip(), file=sys.stdout)
     return res
+
+
+# -- protect ---------------------------------------------------------------------------------------
+
+def check_threshold(value: float, what: str = "--nvf-threshold") -> float:
+    """A threshold in percent, 0 … 100, as a fraction."""
+    import math
+
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise CriticalError(f"{what} {value:g}: a percentage from 0 to 100")
+    return value / 100
+
+
+def read_json(path, what: str) -> dict:
+    import json
+
+    from ftaccel.files import read_input
+
+    try:
+        data = json.loads(read_input(path, what))
+    except ValueError as exc:
+        raise CriticalError(f"{what} {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise CriticalError(f"{what} {path}: a JSON object expected")
+    return data
+
+
+def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
+                threshold: float, nvf_file=None, voter: str = "word", lcu_mode: str = "halve",
+                data: str | None = None, calib: str | None = None, images: int | None = 500,
+                seed: int = 0, log=print):
+    """``rtlgen protect``: critical neurons (NVF ≥ ``threshold`` percent, from ``nvf_file``
+    or computed), protected by ``method`` with mapping-aware placement on ``config``'s array;
+    writes ``model.npz`` (the protected model), ``protection.json`` (per layer the critical
+    neurons, copies, permutation and units, and the configuration changes), ``config.json``
+    (the accelerator configuration to run it on) and ``protect.md``."""
+    from ftaccel.files import OutputSet
+    from ftaccel.golden.network import product_layers
+    from ftaccel.golden.nvf import NVFResult, nvf
+    from ftaccel.golden.protect import LCU_MODES, METHODS, VOTERS, PlacementError, protect
+
+    frac = check_threshold(threshold)
+    for name, v, ok in (("--method", method, METHODS), ("--voter", voter, VOTERS),
+                        ("--lcu-mode", lcu_mode, LCU_MODES)):
+        if v not in ok:
+            raise CriticalError(f"{name} {v!r}: one of {', '.join(ok)}")
+    out = Path(out_dir)
+    names = ("model.npz", "protection.json", "config.json", "protect.md")
+    with OutputSet() as outs:
+        _claim(outs, out, names)
+        net = open_network(model, config, calib)
+        try:
+            net.check(config)
+        except ModelError as exc:
+            raise CriticalError(str(exc)) from None
+        if nvf_file is not None:
+            try:
+                res = NVFResult.from_dict(read_json(nvf_file, "--nvf"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CriticalError(f"--nvf {nvf_file}: {exc}") from None
+            sizes = {i: net.model.layers[i].matrix.shape[1]
+                     for i in product_layers(net.model)}
+            if res.model != net.name or any(n.layer not in sizes or n.neuron >= sizes[n.layer]
+                                            for n in res.neurons):
+                raise CriticalError(f"--nvf {nvf_file}: an analysis of model {res.model}, "
+                                    f"not of {net.name}")
+        else:
+            ds = load_images(data, "train", images)
+            res = nvf(net.model, net.check(config, ds.images), seed=seed)
+        crit = res.critical(frac)
+        try:
+            pr = protect(net.model, crit, method, config, voter=voter, lcu_mode=lcu_mode)
+        except PlacementError as exc:
+            raise CriticalError(str(exc)) from None
+        cfg2 = config.replace(**pr.config)
+        outs.mkdir(out)
+        outs.stage(out / "model.npz", pr.model.to_bytes())
+        d = pr.to_dict()
+        d["nvf_threshold_percent"] = threshold
+        outs.write_json(out / "protection.json", d)
+        outs.write_json(out / "config.json", cfg2.to_dict())
+        md = protect_markdown(pr, threshold)
+        outs.write_text(out / "protect.md", md)
+    log(md)
+    return pr
+
+
+def protect_markdown(pr, threshold: float) -> str:
+    extra = "1 copy (split halves, LCU)" if pr.method == "lcu" else \
+        f"2 copies ({pr.voter} voter)"
+    lines = [f"# {pr.model.name} protected by {pr.method.upper()} at NVF ≥ {threshold:g} %", "",
+             f"{pr.protected_neurons} critical neurons, {extra} each: {pr.original_neurons} → "
+             f"{pr.neurons} hidden neurons (+{100 * (pr.neurons / pr.original_neurons - 1):.2f}"
+             " %).", "", "| layer | critical neurons | copies in array columns |",
+             "|---|---|---|"]
+    for lp in pr.layers.values():
+        pos = np.argsort(lp.permutation)
+        cols = "; ".join(f"{g[0]}→{[int(pos[c]) for c in g]}" for g in lp.groups)
+        lines.append(f"| {lp.name} | {len(lp.critical)} | {cols} |")
+    for li, s in pr.skipped.items():
+        lines.append(f"| layer {li} | {len(s['neurons'])} left unprotected | {s['why']} |")
+    if pr.config:
+        lines += ["", f"Configuration changes: {pr.config} (written to config.json)."]
+    if pr.method == "tmr":
+        lines += ["", "The voter runs after each protected layer (host side: the generated "
+                      "top has no TMR voter yet)."]
+    return "\n".join(lines) + "\n"
+
+
+# -- permutation and protection files for infer ------------------------------------------------
+
+def _product_index(model, key, what: str) -> int:
+    from ftaccel.golden.network import product_layers
+
+    for i in product_layers(model):
+        if key == i or key == model.layers[i].name:
+            return i
+    raise CriticalError(f"{what}: layer {key!r} is not a product layer of {model.name}")
+
+
+def permutation_options(path, model) -> dict:
+    """``{layer: LayerOptions(permutation=...)}`` from a permutation file (``rtlgen schedule``
+    writes one: ``{"layers": [{"layer": name or index, "permutation": [...]}, ...]}``)."""
+    from ftaccel.golden.network import LayerOptions
+
+    d = read_json(path, "--permutation")
+    layers = d.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise CriticalError(f"--permutation {path}: no 'layers' list")
+    out = {}
+    for entry in layers:
+        if not isinstance(entry, dict) or "permutation" not in entry:
+            raise CriticalError(f"--permutation {path}: every layer needs a 'permutation'")
+        i = _product_index(model, entry.get("layer"), f"--permutation {path}")
+        perm = entry["permutation"]
+        n = model.layers[i].matrix.shape[1]
+        if (not isinstance(perm, list) or not all(isinstance(v, int) for v in perm)
+                or sorted(perm) != list(range(n))):
+            raise CriticalError(f"--permutation {path}: layer {model.layers[i].name}: not a "
+                                f"permutation of its {n} neurons 0 … {n - 1}")
+        out[i] = LayerOptions(permutation=np.asarray(perm, dtype=np.int64))
+    return out
+
+
+def protection_options(path, model) -> dict:
+    """``{layer: LayerOptions}`` from ``protection.json`` for the protected ``model``."""
+    from ftaccel.golden.network import LayerOptions
+
+    d = read_json(path, "--protection")
+    if d.get("format") != "ftaccel-protection":
+        raise CriticalError(f"--protection {path}: not a protection file (rtlgen protect)")
+    out = {}
+    for entry in d.get("layers", []):
+        i = _product_index(model, entry.get("layer"), f"--protection {path}")
+        perm = np.asarray(entry["permutation"], dtype=np.int64)
+        n = model.layers[i].matrix.shape[1]
+        if sorted(perm.tolist()) != list(range(n)):
+            raise CriticalError(f"--protection {path}: layer {model.layers[i].name} has {n} "
+                                "columns: is --model the protected model.npz?")
+        units = {k: (v if isinstance(v, str) else np.asarray(v))
+                 for k, v in entry["units"].items()}
+        out[i] = LayerOptions(permutation=perm, units=units)
+    return out

@@ -184,3 +184,51 @@ def test_a_flip_in_one_copy_is_corrected(nets, method, mode):
     orig = lp.groups[0][0]
     eng = FaultEngine(cfg, flips={0: (rows, orig, 5)})
     assert not np.array_equal(run(m, x, eng).logits, unprot)
+
+
+# -- the commands ---------------------------------------------------------------------------------
+
+def test_cli_protect_then_infer_equals_the_unprotected_run(tmp_path):
+    import json
+
+    from ftaccel.rtl_gen.cli import main
+
+    assert main(["nvf", "--model", "digits-mlp", "--images", "60", "-o",
+                 str(tmp_path / "nvf")]) == 0
+    assert main(["protect", "--model", "digits-mlp", "--method", "tmr", "--nvf-threshold", "5",
+                 "--nvf", str(tmp_path / "nvf" / "nvf.json"), "-o", str(tmp_path / "p")]) == 0
+    d = json.loads((tmp_path / "p" / "protection.json").read_text())
+    nvf = json.loads((tmp_path / "nvf" / "nvf.json").read_text())
+    want = sum(1 for n in nvf["neurons"] if n["nvf"] >= 0.05 and not n["last"])
+    assert d["protected_neurons"] == want and d["neurons"] == 96 + 2 * want
+    assert main(["infer", "--model", str(tmp_path / "p" / "model.npz"), "--config",
+                 str(tmp_path / "p" / "config.json"), "--protection",
+                 str(tmp_path / "p" / "protection.json"), "--images", "100", "-o",
+                 str(tmp_path / "i1")]) == 0
+    assert main(["infer", "--model", "digits-mlp", "--images", "100", "-o",
+                 str(tmp_path / "i0")]) == 0
+    a = json.loads((tmp_path / "i1" / "infer.json").read_text())
+    b = json.loads((tmp_path / "i0" / "infer.json").read_text())
+    assert a["logits"] == b["logits"] and a["accuracy"] == b["accuracy"]
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--nvf-threshold", "101"], "--nvf-threshold"),
+    (["--nvf-threshold", "-1"], "--nvf-threshold"),
+    (["--nvf-threshold", "nan"], "--nvf-threshold"),
+    (["--method", "dmr"], "--method"),
+    (["--dataflow", "is"], "batch row"),
+])
+def test_cli_protect_bad_input(tmp_path, capsys, argv, word):
+    from ftaccel.rtl_gen.cli import main
+
+    base = {"--nvf-threshold": "10", "--method": "lcu"}
+    for i in range(0, len(argv), 2):
+        base[argv[i]] = argv[i + 1]
+    args = ["protect", "--model", "digits-mlp", "--images", "20", "-o", str(tmp_path / "p")]
+    for k, v in base.items():
+        args += [k, v]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
