@@ -406,7 +406,14 @@ class FaultEngine:
         voter = units.pop("tmr_voter", "word")
         fault = p.fault or self.fault
         errors = self.errors.get(p.index)
-        if fault is not None or errors is not None:
+        acc = None
+        if fault is None and errors is not None:  # the vectorised shortcut where it applies
+            from .has import profile_acc
+
+            acc = profile_acc(cfg, p.A, p.B, p.bias, errors, units.get("bypass_map"))
+        if acc is not None:
+            pass
+        elif fault is not None or errors is not None:
             acc, _ = faulty_product(cfg, p.A, p.B, p.bias, fault, errors=errors,
                                     bypass_map=units.get("bypass_map"))
         else:

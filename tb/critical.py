@@ -274,3 +274,117 @@ def protection_options(path, model) -> dict:
                  for k, v in entry["units"].items()}
         out[i] = LayerOptions(permutation=perm, units=units)
     return out
+
+
+# -- Fig. 4.17: accuracy loss, critical faults and size over NVF thresholds ------------------------
+
+def _fault_sites(pm, prods, rng, count: int | None, shapes):
+    """Neuron-output flips ``(layer, array column, pixel, bit)`` over the hidden neurons (array
+    columns) of model ``pm``: ``count`` drawn uniformly, or (``None``) every column and bit,
+    each column at one seeded random pixel of a convolution."""
+    sizes = np.array([pm.layers[i].matrix.shape[1] for i in prods[:-1]])
+    if count is None:
+        flat = np.repeat(np.arange(sizes.sum()), 8)
+        bits = np.tile(np.arange(8), sizes.sum())
+    else:
+        flat = rng.integers(0, sizes.sum(), count)
+        bits = rng.integers(0, 8, count)
+    u = rng.random(sizes.sum())[flat]
+    layer_of = np.searchsorted(np.cumsum(sizes), flat, side="right")
+    col = flat - np.concatenate([[0], np.cumsum(sizes)])[layer_of]
+    out = []
+    for li, c, v, b in zip(layer_of, col, u, bits, strict=True):
+        idx = prods[li]
+        shp = shapes[idx]
+        pixels = int(np.prod(shp[:-1])) if len(shp) > 1 else 1
+        out.append((idx, int(c), int(v * pixels), int(b)))
+    return out
+
+
+def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | None = None,
+           pe_faults: int = 60, seed: int = 0, progress=None) -> dict:
+    """The Fig. 4.17 analogue for one network: per NVF threshold and protection (none, LCU,
+    TMR), under one bit flip in a random hidden neuron's output (001's fault model; the flip
+    hits every image, at one pixel of a conv channel) and under a permanent stuck-at in a
+    random PE's partial-sum register (every product layer; ``neuron_faults=None``: every
+    hidden neuron and bit, no sampling noise): accuracy loss (clean accuracy of
+    the unprotected network minus accuracy under the fault, averaged over faults, percentage
+    points), share of critical (image, fault) pairs (top-1 differs from the protection's own
+    clean top-1), hidden neurons and array cycles.  The same seeds for every threshold and
+    protection (common random numbers)."""
+    from ftaccel.golden.faults import Fault
+    from ftaccel.golden.network import product_layers, run
+    from ftaccel.golden.nvf import THRESHOLDS
+    from ftaccel.golden.protect import FaultEngine, protect
+
+    m = net.model
+    prods = product_layers(m)
+    thresholds = THRESHOLDS if thresholds is None else thresholds
+    clean_ref = run(m, x, FaultEngine(cfg)).logits
+    base_acc = float(np.mean(np.argmax(clean_ref, 1) == labels))
+    pe_list = []
+    prng = np.random.default_rng([seed, 1])
+    for _ in range(pe_faults):
+        pe_list.append(Fault(int(prng.integers(cfg.rows)), int(prng.integers(cfg.cols)), "psum",
+                             int(prng.integers(cfg.acc_bits)), ["sa0", "sa1"][prng.integers(2)]))
+    cache: dict = {}
+
+    def evaluate(method: str | None, crit: dict) -> dict:
+        key = (method, tuple(sorted((k, tuple(v)) for k, v in crit.items() if k != prods[-1])))
+        if method is None:
+            key = (None, ())
+        if key in cache:
+            return cache[key]
+        if method is None:
+            pm, opts, cfg2, neurons = m, None, cfg, None
+        else:
+            pr = protect(m, crit, method, cfg)
+            pm, opts, cfg2, neurons = pr.model, pr.options(), cfg.replace(**pr.config), pr.neurons
+        clean = run(pm, x, FaultEngine(cfg2), options=opts, record=True)
+        golden = np.argmax(clean.logits, 1)
+        pshapes = pm.shapes()
+        rng = np.random.default_rng([seed, 0])
+        loss, crit_share = [], []
+        for li, col, pix, bit in _fault_sites(pm, prods, rng, neuron_faults, pshapes):
+            shp = pshapes[li]
+            per = int(np.prod(shp[:-1])) if len(shp) > 1 else 1
+            rows = np.arange(len(x)) * per + pix
+            start_x = x if li == 0 else clean.outputs[li - 1]
+            eng = FaultEngine(cfg2, flips={li: (rows, col, bit)})
+            lg = run(pm, start_x, eng, options=opts, start=li).logits
+            pred = np.argmax(lg, 1)
+            loss.append(base_acc - float(np.mean(pred == labels)))
+            crit_share.append(float(np.mean(pred != golden)))
+        pe_loss, pe_crit = [], []
+        for f in pe_list:
+            lg = run(pm, x, FaultEngine(cfg2, fault=f), options=opts).logits
+            pred = np.argmax(lg, 1)
+            pe_loss.append(base_acc - float(np.mean(pred == labels)))
+            pe_crit.append(float(np.mean(pred != golden)))
+        hidden = sum(pm.layers[i].matrix.shape[1] for i in prods[:-1])
+        out = {"neurons": int(neurons or hidden),
+               "cycles": int(sum(st.cycles for st in clean.layers)),
+               "clean_accuracy": float(np.mean(golden == labels)),
+               "neuron_flip": {"loss": float(np.mean(loss)),
+                               "critical": float(np.mean(crit_share))},
+               "pe_stuck": {"loss": float(np.mean(pe_loss)) if pe_loss else None,
+                            "critical": float(np.mean(pe_crit)) if pe_crit else None}}
+        cache[key] = out
+        if progress:
+            progress(f"{m.name} {method or 'none'} {sum(len(v) for v in crit.values())} "
+                     f"critical: {out}")
+        return out
+
+    none = evaluate(None, {})
+    rows = []
+    for t in thresholds:
+        crit = res.critical(t / 100, hidden_only=True)
+        row = {"threshold": t, "critical": sum(len(v) for v in crit.values()),
+               "share": sum(len(v) for v in crit.values()) / none["neurons"],
+               "none": none}
+        for method in ("lcu", "tmr"):
+            row[method] = evaluate(method, crit) if crit else none
+        rows.append(row)
+    return {"model": m.name, "images": len(x), "base_accuracy": base_acc,
+            "neuron_faults": neuron_faults, "pe_faults": pe_faults, "seed": seed,
+            "config": cfg.to_dict(), "rows": rows}

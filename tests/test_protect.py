@@ -232,3 +232,21 @@ def test_cli_protect_bad_input(tmp_path, capsys, argv, word):
     err = capsys.readouterr().err
     assert word in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p").exists()
+
+
+def test_fig417_tmr_of_every_neuron_masks_every_single_flip(nets):
+    from ftaccel.golden.nvf import nvf
+    from ftaccel.tb.critical import fig417
+
+    net = nets["digits-mlp"]
+    m = net.model
+    cfg = net.default_config(max_k=1024)
+    test = digits("test").head(40)
+    res = nvf(m, m.quantize_input(digits("train").images[:40]))
+    rep = fig417(net, m.quantize_input(test.images), test.labels, cfg, res,
+                 thresholds=(0, 50), neuron_faults=60, pe_faults=2, seed=SEED)
+    at0, at50 = rep["rows"]
+    assert at0["tmr"]["neuron_flip"] == {"loss": 0.0, "critical": 0.0}
+    assert at0["tmr"]["neurons"] == 3 * 96 and at0["lcu"]["neurons"] == 2 * 96
+    assert at0["lcu"]["neuron_flip"]["critical"] < at0["none"]["neuron_flip"]["critical"]
+    assert at50["critical"] == 0 and at50["lcu"] == at50["none"] == at50["tmr"]
