@@ -578,6 +578,30 @@ def cmd_protect(args) -> int:
     return 0
 
 
+def _rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number") from None
+
+
+def cmd_schedule(args) -> int:
+    """HAS: a fault-aware permutation of the neurons (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_schedule
+
+    cfg = _config(args)
+    try:
+        run_schedule(args.model, args.output, config=cfg, profile=args.profile,
+                     fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
+                     layers=args.layers, method=args.method, generations=args.generations,
+                     runs=args.runs, population=args.population, images=args.images,
+                     test_images=args.test_images, seed=args.seed, calib=args.calib)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="rtlgen",
                description="Generate, verify and measure fault-tolerant systolic-array "
@@ -755,6 +779,34 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for model.npz, protection.json, config.json, protect.md")
     pr.set_defaults(func=cmd_protect)
+
+    sc = sub.add_parser("schedule", help="HAS: permute each layer's neurons so the critical "
+                                         "ones avoid the faulty PEs of a per-PE fault profile "
+                                         "(003's GA)")
+    _add_config_options(sc)
+    sc.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    sc.add_argument("--profile", type=_path,
+                    help="PROFILE.json: R×C error rates (a list of rows, or {\"profile\": ...})")
+    sc.add_argument("--fr-max", type=_rate,
+                    help="instead of --profile: draw rates U(0, FR_MAX) (written to "
+                         "profile.json)")
+    sc.add_argument("--profile-seed", type=_integer, default=0)
+    sc.add_argument("--mode", default="flip-to-1", help="flip-to-0, flip-to-1 or bitflip")
+    sc.add_argument("--layers", help="product layers on the faulty array, names or indices "
+                                     "(default: all, one chromosome each)")
+    sc.add_argument("--method", default="ga", help="ga (003) or nvf (NVF-guided placement)")
+    sc.add_argument("--generations", type=_integer, default=100)
+    sc.add_argument("--runs", type=_integer, default=3)
+    sc.add_argument("--population", type=_integer, default=20)
+    sc.add_argument("--images", type=_integer, default=200,
+                    help="training images in the fitness (default 200)")
+    sc.add_argument("--test-images", type=_integer, help="test images for before/after")
+    sc.add_argument("--calib", help="calibration images for an ONNX or float model")
+    sc.add_argument("--seed", type=_integer, default=0)
+    sc.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for permutation.json and schedule.md")
+    sc.set_defaults(func=cmd_schedule)
     return p
 
 

@@ -18,7 +18,7 @@ from ftaccel.rtl_gen.config import AcceleratorConfig
 
 __all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
            "run_protect", "check_threshold", "permutation_options", "protection_options",
-           "read_json"]
+           "read_json", "run_schedule"]
 
 
 class CriticalError(ValueError):
@@ -388,3 +388,120 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
     return {"model": m.name, "images": len(x), "base_accuracy": base_acc,
             "neuron_faults": neuron_faults, "pe_faults": pe_faults, "seed": seed,
             "config": cfg.to_dict(), "rows": rows}
+
+
+# -- schedule (HAS) --------------------------------------------------------------------------------
+
+def _read_profile_any(path, cfg):
+    import json
+
+    from ftaccel.files import read_input
+
+    try:
+        data = json.loads(read_input(path, "--profile"))
+    except ValueError as exc:
+        raise CriticalError(f"--profile {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    from ftaccel.golden.has import check_profile
+
+    if isinstance(data, dict):
+        data = data.get("profile")
+    try:
+        return check_profile(data, cfg)
+    except (TypeError, ValueError) as exc:
+        raise CriticalError(f"--profile {path}: {exc}") from None
+
+
+def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None,
+                 fr_max: float | None = None, profile_seed: int = 0, mode: str = "flip-to-1",
+                 layers: str | None = None, method: str = "ga", generations: int = 100,
+                 runs: int = 3, population: int = 20, images: int = 200,
+                 test_images: int | None = None, seed: int = 0, calib: str | None = None,
+                 log=print):
+    """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault
+    profile (003's GA, or the NVF-guided placement); writes ``permutation.json`` (for
+    ``rtlgen infer --permutation``), ``schedule.md`` and, for a drawn profile,
+    ``profile.json``.  The fitness uses the first ``images`` training images; the accuracy
+    before and after is measured on the test split with fresh error draws."""
+    from ftaccel.files import OutputSet
+    from ftaccel.golden.datasets import digits
+    from ftaccel.golden.fault_models import PROFILE_MODES, pe_profile
+    from ftaccel.golden.has import Fitness, ga, nvf_placement
+    from ftaccel.golden.network import product_layers
+    from ftaccel.golden.nvf import nvf
+
+    if (profile is None) == (fr_max is None):
+        raise CriticalError("give --profile FILE or --fr-max RATE (a profile drawn U(0, RATE))")
+    if fr_max is not None and not 0 <= fr_max <= 1:
+        raise CriticalError(f"--fr-max {fr_max:g}: a probability 0 … 1")
+    if mode not in PROFILE_MODES:
+        raise CriticalError(f"--mode {mode!r}: one of {', '.join(PROFILE_MODES)}")
+    if method not in ("ga", "nvf"):
+        raise CriticalError(f"--method {method!r}: ga or nvf")
+    for name, v in (("--generations", generations), ("--runs", runs), ("--images", images)):
+        if v < 1:
+            raise CriticalError(f"{name} {v}: must be at least 1")
+    if population < 2:
+        raise CriticalError(f"--population {population}: must be at least 2")
+    if config.dataflow == "is":
+        raise CriticalError("--dataflow is: a column holds a batch row (Eq. 10.4), the neuron "
+                            "order does not decide which PEs compute a neuron; use ws or os")
+    prof = _read_profile_any(profile, config) if profile is not None else \
+        pe_profile(config.rows, config.cols, fr_max, np.random.default_rng(profile_seed))
+    out = Path(out_dir)
+    names = ("permutation.json", "schedule.md") + (("profile.json",) if profile is None
+                                                   else ())
+    with OutputSet() as outs:
+        _claim(outs, out, names)
+        net = open_network(model, config, calib)
+        try:
+            net.check(config)
+        except ModelError as exc:
+            raise CriticalError(str(exc)) from None
+        m = net.model
+        prods = product_layers(m)
+        if layers:
+            chosen = [_product_index(m, int(t) if t.strip().isdigit() else t.strip(),
+                                     "--layers") for t in layers.split(",")]
+        else:
+            chosen = prods
+        train = digits("train").head(images)
+        test = digits("test").head(test_images)
+        xf = m.quantize_input(train.images)
+        fit = Fitness(m, xf, train.labels, config, prof, mode, chosen, seed=seed)
+        if method == "ga":
+            res = ga(fit, population=population, generations=generations, runs=runs,
+                     seed=seed)
+            perms, extra = res.perms, {"ga": {**res.settings, "history": res.history,
+                                              "fitness_calls": res.evaluations,
+                                              "fitness": res.fitness,
+                                              "identity_fitness": res.identity_fitness}}
+        else:
+            nres = nvf(m, xf, seed=seed)
+            perms = {i: nvf_placement(nres.layer_values(i), prof, config.cols) for i in chosen}
+            extra = {}
+        ftest = Fitness(m, m.quantize_input(test.images), test.labels, config, prof, mode,
+                        chosen, seed=seed, evaluations=1)
+        fresh = [(10_000 + seed, e) for e in range(5)]
+        before, after = ftest.accuracy(None, seeds=fresh), ftest.accuracy(perms, seeds=fresh)
+        doc = {"format": "ftaccel-permutation", "version": 1, "model": m.name,
+               "method": method, "mode": mode, "config": config.to_dict(),
+               "profile": prof.tolist(), "fr_max": fr_max,
+               "layers": [{"layer": m.layers[i].name, "index": i,
+                           "permutation": perms[i].tolist()} for i in chosen],
+               "accuracy": {"images": len(test), "draws": len(fresh),
+                            "before": float(before.mean()), "before_std": float(before.std()),
+                            "after": float(after.mean()), "after_std": float(after.std())},
+               **extra}
+        outs.mkdir(out)
+        outs.write_json(out / "permutation.json", doc)
+        if profile is None:
+            outs.write_json(out / "profile.json", {"profile": prof.tolist(), "fr_max": fr_max,
+                                                    "seed": profile_seed})
+        md = (f"# HAS schedule of {m.name} ({method}, {mode}, layers "
+              f"{', '.join(m.layers[i].name for i in chosen)})\n\n"
+              f"Accuracy on {len(test)} test images, {len(fresh)} fresh error draws: "
+              f"{100 * before.mean():.2f} ± {100 * before.std():.2f} % unscheduled → "
+              f"{100 * after.mean():.2f} ± {100 * after.std():.2f} % scheduled.\n")
+        outs.write_text(out / "schedule.md", md)
+    log(md)
+    return doc

@@ -113,3 +113,55 @@ def test_bad_profile_and_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
         check_permutation([0, 0, 1], 3)
     assert check_permutation([2, 0, 1], 3).tolist() == [2, 0, 1]
+
+
+def test_cli_schedule_then_infer_with_the_permutation(tmp_path):
+    import json
+
+    from ftaccel.rtl_gen.cli import main
+
+    out = tmp_path / "s"
+    assert main(["schedule", "--model", "digits-mlp", "--fr-max", "5e-3", "--generations", "2",
+                 "--runs", "1", "--images", "40", "--test-images", "40", "--layers", "fc1",
+                 "-o", str(out)]) == 0
+    doc = json.loads((out / "permutation.json").read_text())
+    assert [entry["layer"] for entry in doc["layers"]] == ["fc1"]
+    assert sorted(doc["layers"][0]["permutation"]) == list(range(64))
+    assert doc["ga"]["fitness"] >= doc["ga"]["identity_fitness"]
+    prof = json.loads((out / "profile.json").read_text())["profile"]
+    assert np.asarray(prof).shape == (8, 8) and np.max(prof) <= 5e-3
+    # the same profile file gives the same schedule (seeded, reproducible)
+    again = tmp_path / "again"
+    assert main(["schedule", "--model", "digits-mlp", "--profile", str(out / "profile.json"),
+                 "--generations", "2", "--runs", "1", "--images", "40", "--test-images", "40",
+                 "--layers", "fc1", "-o", str(again)]) == 0
+    assert json.loads((again / "permutation.json").read_text())["layers"] == doc["layers"]
+    assert main(["infer", "--model", "digits-mlp", "--permutation", str(out / "permutation.json"),
+                 "-o", str(tmp_path / "i1")]) == 0
+    assert main(["infer", "--model", "digits-mlp", "-o", str(tmp_path / "i0")]) == 0
+    a, b = (json.loads((tmp_path / d / "infer.json").read_text()) for d in ("i1", "i0"))
+    assert a["logits"] == b["logits"]
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["schedule", "--fr-max", "1.5"], "--fr-max"),
+    (["schedule", "--profile", "PROFILE"], "must be 8×8"),
+    (["schedule", "--fr-max", "0.1", "--mode", "stuck"], "--mode"),
+    (["schedule", "--fr-max", "0.1", "--dataflow", "is"], "batch row"),
+    (["infer", "--permutation", "PERM"], "not a permutation"),
+])
+def test_cli_bad_schedule_input(tmp_path, capsys, argv, word):
+    import json
+
+    from ftaccel.rtl_gen.cli import main
+
+    (tmp_path / "profile.json").write_text(json.dumps({"profile": [[0.1] * 4] * 8}))
+    (tmp_path / "perm.json").write_text(json.dumps(
+        {"layers": [{"layer": "fc2", "permutation": list(range(31)) + [30]}]}))
+    argv = [str(tmp_path / "profile.json") if a == "PROFILE" else
+            str(tmp_path / "perm.json") if a == "PERM" else a for a in argv]
+    out = tmp_path / "out"
+    assert main(argv[:1] + ["--model", "digits-mlp", "-o", str(out)] + argv[1:]) == 2
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
