@@ -39,15 +39,16 @@ def table(rep: dict) -> str:
              f"{100 * rep['base_accuracy']:.2f} %, {flips} neuron flips, "
              f"{rep['pe_faults']} PE stuck-at faults per point", "",
              "| NVF ≥ | critical | share | neurons none/LCU/TMR | flip loss none/LCU/TMR (pp) "
-             "| flip critical none/LCU/TMR | PE loss none/LCU/TMR (pp) |",
-             "|---|---|---|---|---|---|---|"]
+             "| flip critical none/LCU/TMR | PE loss none/LCU/TMR (pp) | cycles LCU/TMR vs none |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rep["rows"]:
         p = [r["none"], r["lcu"], r["tmr"]]
         lines.append(
             f"| {r['threshold']} % | {r['critical']} | {100 * r['share']:.1f} % | "
             f"{'/'.join(str(x['neurons']) for x in p)} | "
             f"{_three(p, 'neuron_flip', 'loss')} | {_three(p, 'neuron_flip', 'critical')} | "
-            f"{_three(p, 'pe_stuck', 'loss')} |")
+            f"{_three(p, 'pe_stuck', 'loss')} | "
+            f"{p[1]['cycles'] / p[0]['cycles']:.3f}/{p[2]['cycles'] / p[0]['cycles']:.3f} |")
     return "\n".join(lines)
 
 

@@ -438,4 +438,8 @@ class FaultEngine:
             for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
                 q[:, a] = q[:, b] = q[:, c] = vote(q[:, a], q[:, b], q[:, c],
                                                    width=cfg.a_width)
-        return ProductResult(q=q, cycles=0)
+        from .array import cycle_count
+
+        M, K = p.A.shape
+        return ProductResult(q=q, cycles=cycle_count(cfg, M, K, p.B.shape[1],
+                                                     units.get("temporal_batch")))

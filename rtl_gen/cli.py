@@ -3,7 +3,8 @@
 A thin layer: it parses the command line, checks every output path before any work, turns
 text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
-(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``).
+(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``),
+:mod:`tb.critical` (``nvf``, ``protect``, ``schedule``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
