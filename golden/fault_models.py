@@ -80,7 +80,8 @@ def sabotage_array(values, width: int, bit: int, mode: str) -> np.ndarray:
     v = np.asarray(values, dtype=np.int64)
     full = np.int64((1 << width) - 1)
     raw = v & full
-    mask = np.int64((1 << bit) & int(full))
+    b = np.asarray(bit, dtype=np.int64)  # a scalar or one bit per value
+    mask = np.where(b < width, np.left_shift(np.int64(1), np.clip(b, 0, 62)), 0) & full
     if mode == "sa0":
         raw = raw & ~mask
     elif mode == "sa1":
@@ -211,10 +212,17 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                                     t_next, stat_reg, move_reg, R, NC, P)
         if errors is not None:
             on = np.flatnonzero(errors.tile == p)
-            for e in on[np.argsort(errors.row[on], kind="stable")]:
-                j = int(errors.step[e])
-                _sabotage_psum(new, Xs, eff, slice(j, j + 1), int(errors.row[e]),
-                               int(errors.col[e]), P, int(errors.bit[e]), errors.mode)
+            rows_on = errors.row[on]
+            # top row first (errors compose down a column); within a row every (step,
+            # column) is distinct (a PE's erroneous steps are drawn without repetition), so
+            # one row's errors are applied at once
+            for r in np.unique(rows_on):
+                sel = on[rows_on == r]
+                j, c = errors.step[sel], errors.col[sel]
+                lower = np.einsum("ek,ke->e", Xs[j, r + 1:], eff[r + 1:, c])
+                upper = new[j, c] - lower
+                new[j, c] = sabotage_array(wrap(upper, P), P, errors.bit[sel],
+                                           errors.mode) + lower
         state = wrap(new, P)
         if use_spatial:
             sums = wrap(state[~is_sanity].sum(axis=1), P)

@@ -673,12 +673,12 @@ def _units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
     return x.reshape(M, nk * R)[:, :K]
 
 
-def _lcu_correct(q: np.ndarray, pairs, width: int) -> np.ndarray:
+def _lcu_correct(q: np.ndarray, pairs, width: int, mask: int | None = None) -> np.ndarray:
     from .lcu import lcu
 
     q = q.copy()
     for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2):
-        v = lcu(q[:, a], q[:, b], width=width)
+        v = lcu(q[:, a], q[:, b], width=width, mask=mask)
         q[:, a] = v
         q[:, b] = v
     return q
@@ -718,7 +718,8 @@ class FunctionalEngine:
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
                          split=None if split is None else np.asarray(split, dtype=bool))
         if p.units.get("lcu_pairs") is not None and len(p.units["lcu_pairs"]):
-            q = _lcu_correct(q, p.units["lcu_pairs"], cfg.a_width)
+            q = _lcu_correct(q, p.units["lcu_pairs"], cfg.a_width,
+                             getattr(cfg, "lcu_mask", None))
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], p.units.get("temporal_batch"))
         return ProductResult(q=q, cycles=cycles)

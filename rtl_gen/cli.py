@@ -3,7 +3,8 @@
 A thin layer: it parses the command line, checks every output path before any work, turns
 text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
-(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``).
+(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``),
+:mod:`tb.critical` (``nvf``, ``protect``, ``schedule``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
@@ -471,11 +472,25 @@ def cmd_demo(args) -> int:
     return 0 if report["passed"] else EXIT_MISMATCH
 
 
+def _layer_options(args):
+    """The per-layer options of ``--permutation`` / ``--protection`` (checked on the model)."""
+    from functools import partial
+
+    from ftaccel.tb import critical
+
+    if args.permutation is not None and args.protection is not None:
+        raise CLIError("--permutation and --protection: give one (a protection has its own "
+                       "placement)")
+    if args.permutation is not None:
+        return partial(critical.permutation_options, args.permutation)
+    if args.protection is not None:
+        return partial(critical.protection_options, args.protection)
+    return None
+
+
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
     from ftaccel.files import read_npy
-    from ftaccel.golden.datasets import DataError
-    from ftaccel.golden.network import ModelError
     from ftaccel.golden.onnx_import import OnnxMissing
     from ftaccel.tb.network import infer, unit_options
 
@@ -487,8 +502,8 @@ def cmd_infer(args) -> int:
                              temporal_batch=args.temporal_batch)
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                     images=args.images, engine=args.engine, sim=args.sim, units=units,
-                    progress=None)
-    except (ModelError, DataError) as exc:
+                    progress=None, layer_options=_layer_options(args))
+    except _critical_errors() as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
         raise CLIError(str(exc), EXIT_TOOL) from None
@@ -522,6 +537,77 @@ def cmd_campaign(args) -> int:
     v = report.get("verify_rtl")
     if v and v["checked"] and v["agree"] != v["checked"]:
         return EXIT_MISMATCH
+    return 0
+
+
+def _critical_errors():
+    from ftaccel.golden.datasets import DataError
+    from ftaccel.golden.network import ModelError
+    from ftaccel.tb.critical import CriticalError
+
+    return CriticalError, ModelError, DataError
+
+
+def cmd_nvf(args) -> int:
+    """Neuron vulnerability factors of a network (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_nvf
+
+    cfg = _config(args)
+    try:
+        run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+                images=args.images, sign=not args.no_sign, seed=args.seed,
+                pixels=None if args.all_pixels else args.pixels)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {Path(args.output) / 'nvf.json'} and {Path(args.output) / 'nvf.md'}")
+    return 0
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a percentage") from None
+    return value
+
+
+def cmd_protect(args) -> int:
+    """Protect a network's critical neurons (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_protect
+
+    cfg = _config(args)
+    try:
+        run_protect(args.model, args.output, config=cfg, method=args.method,
+                    threshold=args.nvf_threshold, nvf_file=args.nvf, voter=args.voter,
+                    lcu_mode=args.lcu_mode, data=args.data, calib=args.calib,
+                    images=args.images, seed=args.seed)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote model.npz, protection.json, config.json and protect.md in {args.output}")
+    return 0
+
+
+def _rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number") from None
+
+
+def cmd_schedule(args) -> int:
+    """HAS: a fault-aware permutation of the neurons (the logic is tb/critical.py)."""
+    from ftaccel.tb.critical import run_schedule
+
+    cfg = _config(args)
+    try:
+        run_schedule(args.model, args.output, config=cfg, profile=args.profile,
+                     fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
+                     layers=args.layers, method=args.method, generations=args.generations,
+                     runs=args.runs, population=args.population, images=args.images,
+                     test_images=args.test_images, seed=args.seed, calib=args.calib)
+    except _critical_errors() as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
     return 0
 
 
@@ -639,6 +725,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--afd-gates", type=_integer, default=1,
                    help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
     n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    n.add_argument("--permutation", type=_path,
+                   help="permutation.json from 'rtlgen schedule': array column j computes "
+                        "neuron perm[j] in the layers it names")
+    n.add_argument("--protection", type=_path,
+                   help="protection.json from 'rtlgen protect' (with --model its model.npz)")
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
@@ -657,6 +748,76 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --verify-rtl (default $SIM or icarus)")
     c.set_defaults(func=cmd_campaign)
+
+    nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
+                                    "Algorithm 4.2) and the critical-neuron table")
+    _add_config_options(nv)
+    nv.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    nv.add_argument("--data", help="analysis images (default: the digits training split)")
+    nv.add_argument("--calib", help="calibration images for an ONNX or float model")
+    nv.add_argument("--images", type=_integer, default=500,
+                    help="use the first N images (default 500)")
+    nv.add_argument("--pixels", type=_integer, default=1,
+                    help="convolutions: output pixels drawn per image, channel and bit "
+                         "(default 1)")
+    nv.add_argument("--all-pixels", action="store_true", help="convolutions: every pixel")
+    nv.add_argument("--no-sign", action="store_true", help="leave the sign bit out")
+    nv.add_argument("--seed", type=_integer, default=0)
+    nv.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for nvf.json and nvf.md")
+    nv.set_defaults(func=cmd_nvf)
+
+    pr = sub.add_parser("protect", help="protect the critical neurons (NVF ≥ threshold) by "
+                                        "splitting + LCU or selective TMR, copies placed in "
+                                        "distinct PE columns")
+    _add_config_options(pr)
+    pr.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    pr.add_argument("--method", required=True, help="lcu or tmr")
+    pr.add_argument("--nvf-threshold", type=_percent, required=True, metavar="PERCENT",
+                    help="protect the neurons with NVF ≥ this percentage (0 … 100)")
+    pr.add_argument("--nvf", type=_path, help="nvf.json from 'rtlgen nvf' (default: analyse "
+                                              "now on --data)")
+    pr.add_argument("--voter", default="word", help="TMR voter: word (default) or bitwise")
+    pr.add_argument("--lcu-mode", default="halve",
+                    help="LCU: halve (the thesis' split halves, default) or exact (copies "
+                         "unhalved, AND only: bit-identical without faults)")
+    pr.add_argument("--data", help="analysis images (default: the digits training split)")
+    pr.add_argument("--calib", help="calibration images for an ONNX or float model")
+    pr.add_argument("--images", type=_integer, default=500, help="analysis images (500)")
+    pr.add_argument("--seed", type=_integer, default=0)
+    pr.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for model.npz, protection.json, config.json, protect.md")
+    pr.set_defaults(func=cmd_protect)
+
+    sc = sub.add_parser("schedule", help="HAS: permute each layer's neurons so the critical "
+                                         "ones avoid the faulty PEs of a per-PE fault profile "
+                                         "(003's GA)")
+    _add_config_options(sc)
+    sc.add_argument("--model", required=True,
+                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    sc.add_argument("--profile", type=_path,
+                    help="PROFILE.json: R×C error rates (a list of rows, or {\"profile\": ...})")
+    sc.add_argument("--fr-max", type=_rate,
+                    help="instead of --profile: draw rates U(0, FR_MAX) (written to "
+                         "profile.json)")
+    sc.add_argument("--profile-seed", type=_integer, default=0)
+    sc.add_argument("--mode", default="flip-to-1", help="flip-to-0, flip-to-1 or bitflip")
+    sc.add_argument("--layers", help="product layers on the faulty array, names or indices "
+                                     "(default: all, one chromosome each)")
+    sc.add_argument("--method", default="ga", help="ga (003) or nvf (NVF-guided placement)")
+    sc.add_argument("--generations", type=_integer, default=100)
+    sc.add_argument("--runs", type=_integer, default=3)
+    sc.add_argument("--population", type=_integer, default=20)
+    sc.add_argument("--images", type=_integer, default=200,
+                    help="training images in the fitness (default 200)")
+    sc.add_argument("--test-images", type=_integer, help="test images for before/after")
+    sc.add_argument("--calib", help="calibration images for an ONNX or float model")
+    sc.add_argument("--seed", type=_integer, default=0)
+    sc.add_argument("-o", "--output", type=_path, required=True,
+                    help="folder for permutation.json and schedule.md")
+    sc.set_defaults(func=cmd_schedule)
     return p
 
 

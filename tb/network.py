@@ -431,7 +431,7 @@ def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) ->
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
           calib: str | None = None, images: int | None = None, engine: str = "golden",
           sim: str | None = None, units: dict | None = None, progress: bool | None = None,
-          log=print) -> InferenceResult:
+          layer_options=None, log=print) -> InferenceResult:
     """``rtlgen infer``: validate model, data, fit and output paths; run; write
     ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
     DataError before anything is written."""
@@ -461,8 +461,16 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     del x
     if note:
         log(note, file=sys.stderr)
-    result = net.run(ds.images, labels=ds.labels, engine=engine, config=config, units=units,
-                     progress=progress, sim=sim)
+    # layer_options(model) -> {layer: LayerOptions} (a permutation or a protection, checked
+    # against the model: ModelError before any work); TMR triples need the voter around it
+    options = layer_options(net.model) if layer_options is not None else None
+    eng = engine
+    if options and any("tmr_triples" in o.units for o in options.values()):
+        from ftaccel.golden.protect import VotingEngine
+
+        eng = VotingEngine(make_engine(engine, config, sim=sim))
+    result = net.run(ds.images, labels=ds.labels, engine=eng, config=config, units=units,
+                     options=options, progress=progress, sim=sim)
     result.extra = {"data": ds.name, "model_layers": net.describe(),
                     "model_info": net.model.info, "simulator": sim if engine == "rtl" else None}
     with OutputSet() as outputs:

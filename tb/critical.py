@@ -1,0 +1,507 @@
+"""Critical neurons and fault-aware scheduling: the logic of ``rtlgen nvf``, ``rtlgen protect``
+and ``rtlgen schedule`` (issue 16; SPEC §5, §7).
+
+Every command validates its inputs (model, data, threshold, profile, output folder) before any
+work, then writes its reports through :class:`ftaccel.files.OutputSet` (all or nothing).  Bad
+input raises :class:`CriticalError` (the CLI's exit 2) naming the option.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ftaccel.golden.network import ModelError
+from ftaccel.rtl_gen.config import AcceleratorConfig
+
+__all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
+           "run_protect", "check_threshold", "permutation_options", "protection_options",
+           "read_json", "run_schedule"]
+
+
+class CriticalError(ValueError):
+    """Bad input to nvf / protect / schedule: one line naming the option."""
+
+
+def open_network(model: str, config: AcceleratorConfig, calib: str | None = None):
+    """The :class:`tb.network.Network` named by ``--model`` (built-in, ``.npz``, ``.onnx``)."""
+    from ftaccel.golden.datasets import load_data
+    from ftaccel.tb.network import _open_model
+
+    cal = load_data(calib).images if calib else None
+    return _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+
+
+def load_images(data: str | None, split: str, images: int | None):
+    """``--data`` (default the digits ``split``), the first ``images`` of it."""
+    from ftaccel.golden.datasets import digits, load_data
+
+    if images is not None and images < 1:
+        raise CriticalError(f"--images {images}: must be at least 1")
+    ds = load_data(data) if data else digits(split)
+    return ds.head(images)
+
+
+def _claim(outs, out: Path, names) -> None:
+    if out.exists() and not out.is_dir():
+        raise CriticalError(f"-o {out}: exists and is not a folder")
+    outs.claim_folder(out, "-o", files=names)
+
+
+# -- nvf -------------------------------------------------------------------------------------------
+
+def nvf_markdown(res, table, table_hidden) -> str:
+    """``nvf.md``: Table 4.10's analogue (all neurons and hidden only), then per layer the
+    neurons sorted by NVF."""
+    lines = [f"# NVF of {res.model}", "",
+             f"{len(res.neurons)} neurons (product-layer output columns), {res.images} images, "
+             f"{res.bits} bits per output ({'sign bit included' if res.sign else 'no sign bit'})"
+             f", {res.evaluations:,} flipped evaluations in {res.seconds:.2f} s.", "",
+             "NVF = P(top-1 changes | one bit flip in the neuron's output) (001 Algorithm 4.2,"
+             " enumerated).", "",
+             "## Critical neurons per threshold (Table 4.10 analogue)", "",
+             "| NVF ≥ | neurons | share | hidden neurons | share |", "|---|---|---|---|---|"]
+    for a, b in zip(table, table_hidden, strict=True):
+        lines.append(f"| {a['threshold']} % | {a['neurons']} | {100 * a['share']:.2f} % | "
+                     f"{b['neurons']} | {100 * b['share']:.2f} % |")
+    lines += ["", "Thesis (001 Table 4.10, hidden neurons), NVF ≥ 20 %: MLP-7 17.86 %, LeNet-5 "
+              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", "", "## Per neuron", ""]
+    for layer in sorted({n.layer for n in res.neurons}):
+        ns = sorted((n for n in res.neurons if n.layer == layer), key=lambda n: -n.nvf)
+        lines += [f"### layer {layer} `{ns[0].layer_name}`"
+                  f"{' (logits)' if ns[0].last else ''}: mean NVF "
+                  f"{100 * np.mean([n.nvf for n in ns]):.2f} %", "",
+                  "| neuron | NVF | per bit (LSB … MSB), % |", "|---|---|---|"]
+        for n in ns:
+            lines.append(f"| {n.neuron} | {100 * n.nvf:.2f} % | "
+                         f"{' '.join(f'{100 * b:.1f}' for b in n.per_bit)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
+            calib: str | None = None, images: int | None = 500, sign: bool = True,
+            pixels: int | None = 1, seed: int = 0, log=print):
+    """``rtlgen nvf``: NVF of every neuron, ``nvf.json`` and ``nvf.md`` in ``out_dir``.
+
+    The analysis runs on the training split by default (as the thesis does, L1796)."""
+    from ftaccel.files import OutputSet
+    from ftaccel.golden.nvf import nvf
+
+    if pixels is not None and pixels < 1:
+        raise CriticalError(f"--pixels {pixels}: must be at least 1 (--all-pixels for "
+                            "every pixel)")
+    out = Path(out_dir)
+    with OutputSet() as outs:
+        _claim(outs, out, ("nvf.json", "nvf.md"))
+        ds = load_images(data, "train", images)
+        net = open_network(model, config, calib)
+        try:
+            x = net.check(config, ds.images)
+        except ModelError as exc:
+            raise CriticalError(str(exc)) from None
+        res = nvf(net.model, x, sign=sign, pixels=pixels, seed=seed)
+        res.info = {"data": ds.name}
+        d = res.to_dict()
+        outs.mkdir(out)
+        outs.write_json(out / "nvf.json", d)
+        md = nvf_markdown(res, d["table"], d["table_hidden"])
+        outs.write_text(out / "nvf.md", md)
+    log(md.split("## Per neuron")[0].rstrip(), file=sys.stdout)
+    return res
+
+
+# -- protect ---------------------------------------------------------------------------------------
+
+def check_threshold(value: float, what: str = "--nvf-threshold") -> float:
+    """A threshold in percent, 0 … 100, as a fraction."""
+    import math
+
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise CriticalError(f"{what} {value:g}: a percentage from 0 to 100")
+    return value / 100
+
+
+def read_json(path, what: str) -> dict:
+    import json
+
+    from ftaccel.files import read_input
+
+    try:
+        data = json.loads(read_input(path, what))
+    except ValueError as exc:
+        raise CriticalError(f"{what} {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise CriticalError(f"{what} {path}: a JSON object expected")
+    return data
+
+
+def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
+                threshold: float, nvf_file=None, voter: str = "word", lcu_mode: str = "halve",
+                data: str | None = None, calib: str | None = None, images: int | None = 500,
+                seed: int = 0, log=print):
+    """``rtlgen protect``: critical neurons (NVF ≥ ``threshold`` percent, from ``nvf_file``
+    or computed), protected by ``method`` with mapping-aware placement on ``config``'s array;
+    writes ``model.npz`` (the protected model), ``protection.json`` (per layer the critical
+    neurons, copies, permutation and units, and the configuration changes), ``config.json``
+    (the accelerator configuration to run it on) and ``protect.md``."""
+    from ftaccel.files import OutputSet
+    from ftaccel.golden.network import product_layers
+    from ftaccel.golden.nvf import NVFResult, nvf
+    from ftaccel.golden.protect import LCU_MODES, METHODS, VOTERS, PlacementError, protect
+
+    frac = check_threshold(threshold)
+    for name, v, ok in (("--method", method, METHODS), ("--voter", voter, VOTERS),
+                        ("--lcu-mode", lcu_mode, LCU_MODES)):
+        if v not in ok:
+            raise CriticalError(f"{name} {v!r}: one of {', '.join(ok)}")
+    out = Path(out_dir)
+    names = ("model.npz", "protection.json", "config.json", "protect.md")
+    with OutputSet() as outs:
+        _claim(outs, out, names)
+        net = open_network(model, config, calib)
+        try:
+            net.check(config)
+        except ModelError as exc:
+            raise CriticalError(str(exc)) from None
+        if nvf_file is not None:
+            try:
+                res = NVFResult.from_dict(read_json(nvf_file, "--nvf"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CriticalError(f"--nvf {nvf_file}: {exc}") from None
+            sizes = {i: net.model.layers[i].matrix.shape[1]
+                     for i in product_layers(net.model)}
+            if res.model != net.name or any(n.layer not in sizes or n.neuron >= sizes[n.layer]
+                                            for n in res.neurons):
+                raise CriticalError(f"--nvf {nvf_file}: an analysis of model {res.model}, "
+                                    f"not of {net.name}")
+        else:
+            ds = load_images(data, "train", images)
+            res = nvf(net.model, net.check(config, ds.images), seed=seed)
+        crit = res.critical(frac)
+        try:
+            pr = protect(net.model, crit, method, config, voter=voter, lcu_mode=lcu_mode)
+        except PlacementError as exc:
+            raise CriticalError(str(exc)) from None
+        cfg2 = config.replace(**pr.config)
+        outs.mkdir(out)
+        outs.stage(out / "model.npz", pr.model.to_bytes())
+        d = pr.to_dict()
+        d["nvf_threshold_percent"] = threshold
+        outs.write_json(out / "protection.json", d)
+        outs.write_json(out / "config.json", cfg2.to_dict())
+        md = protect_markdown(pr, threshold)
+        outs.write_text(out / "protect.md", md)
+    log(md)
+    return pr
+
+
+def protect_markdown(pr, threshold: float) -> str:
+    extra = "1 copy (split halves, LCU)" if pr.method == "lcu" else \
+        f"2 copies ({pr.voter} voter)"
+    lines = [f"# {pr.model.name} protected by {pr.method.upper()} at NVF ≥ {threshold:g} %", "",
+             f"{pr.protected_neurons} critical neurons, {extra} each: {pr.original_neurons} → "
+             f"{pr.neurons} hidden neurons (+{100 * (pr.neurons / pr.original_neurons - 1):.2f}"
+             " %).", "", "| layer | critical neurons | copies in array columns |",
+             "|---|---|---|"]
+    for lp in pr.layers.values():
+        pos = np.argsort(lp.permutation)
+        cols = "; ".join(f"{g[0]}→{[int(pos[c]) for c in g]}" for g in lp.groups)
+        lines.append(f"| {lp.name} | {len(lp.critical)} | {cols} |")
+    for li, s in pr.skipped.items():
+        lines.append(f"| layer {li} | {len(s['neurons'])} left unprotected | {s['why']} |")
+    if pr.config:
+        lines += ["", f"Configuration changes: {pr.config} (written to config.json)."]
+    if pr.method == "tmr":
+        lines += ["", "The voter runs after each protected layer (host side: the generated "
+                      "top has no TMR voter yet)."]
+    return "\n".join(lines) + "\n"
+
+
+# -- permutation and protection files for infer ------------------------------------------------
+
+def _product_index(model, key, what: str) -> int:
+    from ftaccel.golden.network import product_layers
+
+    for i in product_layers(model):
+        if key == i or key == model.layers[i].name:
+            return i
+    raise CriticalError(f"{what}: layer {key!r} is not a product layer of {model.name}")
+
+
+def permutation_options(path, model) -> dict:
+    """``{layer: LayerOptions(permutation=...)}`` from a permutation file (``rtlgen schedule``
+    writes one: ``{"layers": [{"layer": name or index, "permutation": [...]}, ...]}``)."""
+    from ftaccel.golden.network import LayerOptions
+
+    d = read_json(path, "--permutation")
+    layers = d.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise CriticalError(f"--permutation {path}: no 'layers' list")
+    out = {}
+    for entry in layers:
+        if not isinstance(entry, dict) or "permutation" not in entry:
+            raise CriticalError(f"--permutation {path}: every layer needs a 'permutation'")
+        i = _product_index(model, entry.get("layer"), f"--permutation {path}")
+        perm = entry["permutation"]
+        n = model.layers[i].matrix.shape[1]
+        if (not isinstance(perm, list) or not all(isinstance(v, int) for v in perm)
+                or sorted(perm) != list(range(n))):
+            raise CriticalError(f"--permutation {path}: layer {model.layers[i].name}: not a "
+                                f"permutation of its {n} neurons 0 … {n - 1}")
+        out[i] = LayerOptions(permutation=np.asarray(perm, dtype=np.int64))
+    return out
+
+
+def protection_options(path, model) -> dict:
+    """``{layer: LayerOptions}`` from ``protection.json`` for the protected ``model``."""
+    from ftaccel.golden.network import LayerOptions
+
+    d = read_json(path, "--protection")
+    if d.get("format") != "ftaccel-protection":
+        raise CriticalError(f"--protection {path}: not a protection file (rtlgen protect)")
+    out = {}
+    for entry in d.get("layers", []):
+        i = _product_index(model, entry.get("layer"), f"--protection {path}")
+        perm = np.asarray(entry["permutation"], dtype=np.int64)
+        n = model.layers[i].matrix.shape[1]
+        if sorted(perm.tolist()) != list(range(n)):
+            raise CriticalError(f"--protection {path}: layer {model.layers[i].name} has {n} "
+                                "columns: is --model the protected model.npz?")
+        units = {k: (v if isinstance(v, str) else np.asarray(v))
+                 for k, v in entry["units"].items()}
+        out[i] = LayerOptions(permutation=perm, units=units)
+    return out
+
+
+# -- Fig. 4.17: accuracy loss, critical faults and size over NVF thresholds ------------------------
+
+def _fault_sites(pm, prods, rng, count: int | None, shapes):
+    """Neuron-output flips ``(layer, array column, pixel, bit)`` over the hidden neurons (array
+    columns) of model ``pm``: ``count`` drawn uniformly, or (``None``) every column and bit,
+    each column at one seeded random pixel of a convolution."""
+    sizes = np.array([pm.layers[i].matrix.shape[1] for i in prods[:-1]])
+    if count is None:
+        flat = np.repeat(np.arange(sizes.sum()), 8)
+        bits = np.tile(np.arange(8), sizes.sum())
+    else:
+        flat = rng.integers(0, sizes.sum(), count)
+        bits = rng.integers(0, 8, count)
+    u = rng.random(sizes.sum())[flat]
+    layer_of = np.searchsorted(np.cumsum(sizes), flat, side="right")
+    col = flat - np.concatenate([[0], np.cumsum(sizes)])[layer_of]
+    out = []
+    for li, c, v, b in zip(layer_of, col, u, bits, strict=True):
+        idx = prods[li]
+        shp = shapes[idx]
+        pixels = int(np.prod(shp[:-1])) if len(shp) > 1 else 1
+        out.append((idx, int(c), int(v * pixels), int(b)))
+    return out
+
+
+def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | None = None,
+           pe_faults: int = 60, seed: int = 0, progress=None) -> dict:
+    """The Fig. 4.17 analogue for one network: per NVF threshold and protection (none, LCU,
+    TMR), under one bit flip in a random hidden neuron's output (001's fault model; the flip
+    hits every image, at one pixel of a conv channel) and under a permanent stuck-at in a
+    random PE's partial-sum register (every product layer; ``neuron_faults=None``: every
+    hidden neuron and bit, no sampling noise): accuracy loss (clean accuracy of
+    the unprotected network minus accuracy under the fault, averaged over faults, percentage
+    points), share of critical (image, fault) pairs (top-1 differs from the protection's own
+    clean top-1), hidden neurons and array cycles.  The same seeds for every threshold and
+    protection (common random numbers)."""
+    from ftaccel.golden.faults import Fault
+    from ftaccel.golden.network import product_layers, run
+    from ftaccel.golden.nvf import THRESHOLDS
+    from ftaccel.golden.protect import FaultEngine, protect
+
+    m = net.model
+    prods = product_layers(m)
+    thresholds = THRESHOLDS if thresholds is None else thresholds
+    clean_ref = run(m, x, FaultEngine(cfg)).logits
+    base_acc = float(np.mean(np.argmax(clean_ref, 1) == labels))
+    pe_list = []
+    prng = np.random.default_rng([seed, 1])
+    for _ in range(pe_faults):
+        pe_list.append(Fault(int(prng.integers(cfg.rows)), int(prng.integers(cfg.cols)), "psum",
+                             int(prng.integers(cfg.acc_bits)), ["sa0", "sa1"][prng.integers(2)]))
+    cache: dict = {}
+
+    def evaluate(method: str | None, crit: dict) -> dict:
+        key = (method, tuple(sorted((k, tuple(v)) for k, v in crit.items() if k != prods[-1])))
+        if method is None:
+            key = (None, ())
+        if key in cache:
+            return cache[key]
+        if method is None:
+            pm, opts, cfg2, neurons = m, None, cfg, None
+        else:
+            pr = protect(m, crit, method, cfg)
+            pm, opts, cfg2, neurons = pr.model, pr.options(), cfg.replace(**pr.config), pr.neurons
+        clean = run(pm, x, FaultEngine(cfg2), options=opts, record=True)
+        golden = np.argmax(clean.logits, 1)
+        pshapes = pm.shapes()
+        rng = np.random.default_rng([seed, 0])
+        loss, crit_share = [], []
+        for li, col, pix, bit in _fault_sites(pm, prods, rng, neuron_faults, pshapes):
+            shp = pshapes[li]
+            per = int(np.prod(shp[:-1])) if len(shp) > 1 else 1
+            rows = np.arange(len(x)) * per + pix
+            start_x = x if li == 0 else clean.outputs[li - 1]
+            eng = FaultEngine(cfg2, flips={li: (rows, col, bit)})
+            lg = run(pm, start_x, eng, options=opts, start=li).logits
+            pred = np.argmax(lg, 1)
+            loss.append(base_acc - float(np.mean(pred == labels)))
+            crit_share.append(float(np.mean(pred != golden)))
+        pe_loss, pe_crit = [], []
+        for f in pe_list:
+            lg = run(pm, x, FaultEngine(cfg2, fault=f), options=opts).logits
+            pred = np.argmax(lg, 1)
+            pe_loss.append(base_acc - float(np.mean(pred == labels)))
+            pe_crit.append(float(np.mean(pred != golden)))
+        hidden = sum(pm.layers[i].matrix.shape[1] for i in prods[:-1])
+        out = {"neurons": int(neurons or hidden),
+               "cycles": int(sum(st.cycles for st in clean.layers)),
+               "clean_accuracy": float(np.mean(golden == labels)),
+               "neuron_flip": {"loss": float(np.mean(loss)),
+                               "critical": float(np.mean(crit_share))},
+               "pe_stuck": {"loss": float(np.mean(pe_loss)) if pe_loss else None,
+                            "critical": float(np.mean(pe_crit)) if pe_crit else None}}
+        cache[key] = out
+        if progress:
+            progress(f"{m.name} {method or 'none'} {sum(len(v) for v in crit.values())} "
+                     f"critical: {out}")
+        return out
+
+    none = evaluate(None, {})
+    rows = []
+    for t in thresholds:
+        crit = res.critical(t / 100, hidden_only=True)
+        row = {"threshold": t, "critical": sum(len(v) for v in crit.values()),
+               "share": sum(len(v) for v in crit.values()) / none["neurons"],
+               "none": none}
+        for method in ("lcu", "tmr"):
+            row[method] = evaluate(method, crit) if crit else none
+        rows.append(row)
+    return {"model": m.name, "images": len(x), "base_accuracy": base_acc,
+            "neuron_faults": neuron_faults, "pe_faults": pe_faults, "seed": seed,
+            "config": cfg.to_dict(), "rows": rows}
+
+
+# -- schedule (HAS) --------------------------------------------------------------------------------
+
+def _read_profile_any(path, cfg):
+    import json
+
+    from ftaccel.files import read_input
+
+    try:
+        data = json.loads(read_input(path, "--profile"))
+    except ValueError as exc:
+        raise CriticalError(f"--profile {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    from ftaccel.golden.has import check_profile
+
+    if isinstance(data, dict):
+        data = data.get("profile")
+    try:
+        return check_profile(data, cfg)
+    except (TypeError, ValueError) as exc:
+        raise CriticalError(f"--profile {path}: {exc}") from None
+
+
+def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None,
+                 fr_max: float | None = None, profile_seed: int = 0, mode: str = "flip-to-1",
+                 layers: str | None = None, method: str = "ga", generations: int = 100,
+                 runs: int = 3, population: int = 20, images: int = 200,
+                 test_images: int | None = None, seed: int = 0, calib: str | None = None,
+                 log=print):
+    """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault
+    profile (003's GA, or the NVF-guided placement); writes ``permutation.json`` (for
+    ``rtlgen infer --permutation``), ``schedule.md`` and, for a drawn profile,
+    ``profile.json``.  The fitness uses the first ``images`` training images; the accuracy
+    before and after is measured on the test split with fresh error draws."""
+    from ftaccel.files import OutputSet
+    from ftaccel.golden.datasets import digits
+    from ftaccel.golden.fault_models import PROFILE_MODES, pe_profile
+    from ftaccel.golden.has import Fitness, ga, nvf_placement
+    from ftaccel.golden.network import product_layers
+    from ftaccel.golden.nvf import nvf
+
+    if (profile is None) == (fr_max is None):
+        raise CriticalError("give --profile FILE or --fr-max RATE (a profile drawn U(0, RATE))")
+    if fr_max is not None and not 0 <= fr_max <= 1:
+        raise CriticalError(f"--fr-max {fr_max:g}: a probability 0 … 1")
+    if mode not in PROFILE_MODES:
+        raise CriticalError(f"--mode {mode!r}: one of {', '.join(PROFILE_MODES)}")
+    if method not in ("ga", "nvf"):
+        raise CriticalError(f"--method {method!r}: ga or nvf")
+    for name, v in (("--generations", generations), ("--runs", runs), ("--images", images)):
+        if v < 1:
+            raise CriticalError(f"{name} {v}: must be at least 1")
+    if population < 2:
+        raise CriticalError(f"--population {population}: must be at least 2")
+    if config.dataflow == "is":
+        raise CriticalError("--dataflow is: a column holds a batch row (Eq. 10.4), the neuron "
+                            "order does not decide which PEs compute a neuron; use ws or os")
+    prof = _read_profile_any(profile, config) if profile is not None else \
+        pe_profile(config.rows, config.cols, fr_max, np.random.default_rng(profile_seed))
+    out = Path(out_dir)
+    names = ("permutation.json", "schedule.md") + (("profile.json",) if profile is None
+                                                   else ())
+    with OutputSet() as outs:
+        _claim(outs, out, names)
+        net = open_network(model, config, calib)
+        try:
+            net.check(config)
+        except ModelError as exc:
+            raise CriticalError(str(exc)) from None
+        m = net.model
+        prods = product_layers(m)
+        if layers:
+            chosen = [_product_index(m, int(t) if t.strip().isdigit() else t.strip(),
+                                     "--layers") for t in layers.split(",")]
+        else:
+            chosen = prods
+        train = digits("train").head(images)
+        test = digits("test").head(test_images)
+        xf = m.quantize_input(train.images)
+        fit = Fitness(m, xf, train.labels, config, prof, mode, chosen, seed=seed)
+        if method == "ga":
+            res = ga(fit, population=population, generations=generations, runs=runs,
+                     seed=seed)
+            perms, extra = res.perms, {"ga": {**res.settings, "history": res.history,
+                                              "fitness_calls": res.evaluations,
+                                              "fitness": res.fitness,
+                                              "identity_fitness": res.identity_fitness}}
+        else:
+            nres = nvf(m, xf, seed=seed)
+            perms = {i: nvf_placement(nres.layer_values(i), prof, config.cols) for i in chosen}
+            extra = {}
+        ftest = Fitness(m, m.quantize_input(test.images), test.labels, config, prof, mode,
+                        chosen, seed=seed, evaluations=1)
+        fresh = [(10_000 + seed, e) for e in range(5)]
+        before, after = ftest.accuracy(None, seeds=fresh), ftest.accuracy(perms, seeds=fresh)
+        doc = {"format": "ftaccel-permutation", "version": 1, "model": m.name,
+               "method": method, "mode": mode, "config": config.to_dict(),
+               "profile": prof.tolist(), "fr_max": fr_max,
+               "layers": [{"layer": m.layers[i].name, "index": i,
+                           "permutation": perms[i].tolist()} for i in chosen],
+               "accuracy": {"images": len(test), "draws": len(fresh),
+                            "before": float(before.mean()), "before_std": float(before.std()),
+                            "after": float(after.mean()), "after_std": float(after.std())},
+               **extra}
+        outs.mkdir(out)
+        outs.write_json(out / "permutation.json", doc)
+        if profile is None:
+            outs.write_json(out / "profile.json", {"profile": prof.tolist(), "fr_max": fr_max,
+                                                    "seed": profile_seed})
+        md = (f"# HAS schedule of {m.name} ({method}, {mode}, layers "
+              f"{', '.join(m.layers[i].name for i in chosen)})\n\n"
+              f"Accuracy on {len(test)} test images, {len(fresh)} fresh error draws: "
+              f"{100 * before.mean():.2f} ± {100 * before.std():.2f} % unscheduled → "
+              f"{100 * after.mean():.2f} ± {100 * after.std():.2f} % scheduled.\n")
+        outs.write_text(out / "schedule.md", md)
+    log(md)
+    return doc
