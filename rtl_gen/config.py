@@ -306,10 +306,12 @@ class AcceleratorConfig:
         if self.lcu and not self.output_stage:
             raise ConfigError("lcu", self.lcu, "false without the output stage (the LCU "
                               "corrects requantised activations)")
+        if self.lcu_mask is not None:
+            check_int("lcu_mask", self.lcu_mask, 0, (1 << self.a_width) - 1)
+            if not self.lcu:
+                raise ConfigError("lcu_mask", self.lcu_mask, "null without the LCU (lcu)")
         check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
-        if self.temporal_mode not in TEMPORAL_MODES:
-            raise ConfigError("temporal_mode", self.temporal_mode,
-                              f"one of {', '.join(TEMPORAL_MODES)}")
+        _check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         if self.temporal and self.acc_bits < self.stream_width + self.w_width:
             raise ConfigError("acc_width", self.acc_width,
                               f"at least {self.stream_width + self.w_width} bits: the exact "
