@@ -146,8 +146,11 @@ def load_idx(images: str | Path, labels: str | Path, scale: float = 255.0) -> Da
 
 
 def load_data(spec: str | Path) -> Dataset:
-    """A data set named on the command line: ``digits`` / ``digits-test`` / ``digits-train``,
-    ``FILE.npz``, or ``IMAGES,LABELS`` (two IDX files)."""
+    """A data set named on the command line.
+
+    ``digits`` / ``digits-test`` / ``digits-train``, ``FILE.npz``, or ``IMAGES,LABELS`` (two IDX
+    files).
+    """
     text = str(spec)
     if text in ("digits", "digits-test"):
         return digits("test")

@@ -31,8 +31,9 @@ OUTCOMES = ("masked", "sdc", "detected", "corrected")
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register`` (a register or
-    the MAC logic's ``product`` / ``sum``, which PE bypass isolates).
+    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register``.
+
+    ``register`` is a register or the MAC logic's ``product`` / ``sum``, which PE bypass isolates.
 
     ``cycle`` is the cycle of a ``flip`` (counted from reset, 0 = first cycle after it);
     stuck-at faults are permanent and ignore it.
@@ -59,8 +60,10 @@ class Fault:
         return self.mode != "flip" or cycle == self.cycle
 
     def controls(self) -> dict[str, int]:
-        """Values of the fault hooks' run-time controls (:data:`rtl_gen.config.FAULT_CONTROLS`,
-        the top's ``fault`` ports) that arm this fault."""
+        """Values of the fault hooks' run-time controls that arm this fault.
+
+        The controls are :data:`rtl_gen.config.FAULT_CONTROLS`, the top's ``fault`` ports.
+        """
         values = {"enable": 1, "row": self.row, "col": self.col,
                   "reg": REGISTERS.index(self.register), "bit": self.bit,
                   "mode": MODES.index(self.mode), "cycle": self.cycle}

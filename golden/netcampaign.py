@@ -1,6 +1,7 @@
-"""Fault campaigns on networks: fault populations, protections, outcome classes, statistics
-(issue 15; SPEC §7, §10).  Pure numpy: the runner (TOML spec, Dask, durable chunks, reports)
-is :mod:`tb.campaign`.
+"""Fault campaigns on networks.
+
+Fault populations, protections, outcome classes, statistics (issue 15; SPEC §7, §10). Pure numpy:
+the runner (TOML spec, Dask, durable chunks, reports) is :mod:`tb.campaign`.
 
 **Protections** (:class:`Protection`) are configurations of the same accelerator plus run-time
 unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
@@ -183,8 +184,11 @@ class Clean:
 
 
 class Context:
-    """What every work item needs, built once per worker: the model, the quantised images,
-    the labels, and each protection's configuration and fault-free run."""
+    """What every work item needs, built once per worker.
+
+    The model, the quantised images, the labels, and each protection's configuration and fault-free
+    run.
+    """
 
     def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray, base_cfg,
                  protections: list[Protection]):
@@ -242,10 +246,12 @@ def _passes(cfg, M: int, K: int, N: int) -> tuple[int, int]:
 
 def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, tile: int,
                j: int, temporal_batch: int | None = None) -> int:
-    """The cycle (from the start of the layer's program) in which PE (row, col)'s
-    ``register`` holds streamed vector ``j`` of pass ``tile`` (OS: step j of tile
-    ``tile``) for configuration ``cfg``; a stationary register and the MAC logic are hit in
-    the cycle that vector is multiplied (a flipped stationary value is then held)."""
+    """The cycle in which PE (row, col)'s ``register`` holds streamed vector ``j`` of pass ``tile``.
+
+    The cycle counts from the start of the layer's program (OS: step j of tile ``tile``) for
+    configuration ``cfg``; a stationary register and the MAC logic are hit in the cycle that vector
+    is multiplied (a flipped stationary value is then held).
+    """
     R = cfg.rows
     pre = cfg.config_cycles
     if cfg.dataflow == "os":
@@ -262,10 +268,13 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
 
 
 class RegisterPopulation:
-    """Every register fault of the campaign, indexable: stuck-at faults (PE, register, bit,
-    mode) first, then flips (product layer, pass, vector, PE, register, bit).  Sites are the
-    R×C data PEs and their bits those of the plain configuration ``cfg``: the faults every
-    protection shares (the Sanity-Check's own column and widened bits are left out)."""
+    """Every register fault of the campaign, indexable.
+
+    stuck-at faults (PE, register, bit, mode) first, then flips (product layer, pass, vector, PE,
+    register, bit). Sites are the R×C data PEs and their bits those of the plain configuration
+    ``cfg``: the faults every protection shares (the Sanity-Check's own column and widened bits are
+    left out).
+    """
 
     def __init__(self, cfg, dims, registers=("weight", "act", "psum"),
                  modes=("sa0", "sa1", "flip"), layers=None):
@@ -399,10 +408,12 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dic
 def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                    fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
                    bits=None) -> list[dict]:
-    """One trial of a rate-driven fault model under every protection.  Each protection
-    replays the same seeded generator, so bit errors and bypass maps are the same draws for
-    all; a profile's error instances are drawn over each protection's own steps (a temporal
-    checksum streams more vectors), so they agree where the schedules agree."""
+    """One trial of a rate-driven fault model under every protection.
+
+    Each protection replays the same seeded generator, so bit errors and bypass maps are the same
+    draws for all; a profile's error instances are drawn over each protection's own steps (a
+    temporal checksum streams more vectors), so they agree where the schedules agree.
+    """
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))

@@ -72,8 +72,11 @@ VERSION = 1
 
 
 class ModelError(ValueError):
-    """A model that cannot be used as asked: malformed file, unsupported layer, a layer that
-    does not fit the configuration.  The message names the layer."""
+    """A model that cannot be used as asked.
+
+    Malformed file, unsupported layer, a layer that does not fit the configuration. The message
+    names the layer.
+    """
 
 
 # -- layers ------------------------------------------------------------------------------------
@@ -118,8 +121,11 @@ class Dense:
 
 @dataclass(frozen=True, eq=False)
 class Conv2D:
-    """2-D convolution, NHWC; ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is
-    (top, left, bottom, right) zeros; lowered to ``A @ B`` by :func:`im2col`."""
+    """2-D convolution, NHWC.
+
+    ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is (top, left, bottom, right) zeros;
+    lowered to ``A @ B`` by :func:`im2col`.
+    """
 
     weights: np.ndarray
     bias: np.ndarray
@@ -196,8 +202,10 @@ class MaxPool:
 
 @dataclass(frozen=True, eq=False)
 class AvgPool:
-    """Average pooling over ``size`` windows with ``stride`` (no padding); integer rule in
-    the module docstring."""
+    """Average pooling over ``size`` windows with ``stride`` (no padding).
+
+    Integer rule in the module docstring.
+    """
 
     size: tuple = (2, 2)
     stride: tuple = (2, 2)
@@ -223,8 +231,11 @@ class AvgPool:
 
 @dataclass(frozen=True, eq=False)
 class Flatten:
-    """``[b, H, W, C]`` → ``[b, H·W·C]``: in HWC order (``"hwc"``, the native one) or in
-    CHW order (``"chw"``, what a float graph from PyTorch/ONNX expects of the next layer)."""
+    """``[b, H, W, C]`` → ``[b, H·W·C]``.
+
+    In HWC order (``"hwc"``, the native one) or in CHW order (``"chw"``, what a float graph from
+    PyTorch/ONNX expects of the next layer).
+    """
 
     order: str = "hwc"
     name: str = ""
@@ -325,8 +336,10 @@ class Model:
 
     # -- data in -----------------------------------------------------------------------------
     def prepare(self, images: np.ndarray) -> np.ndarray:
-        """The user's images ``[N, ...]`` in the layers' layout, or ModelError naming the
-        expected shape."""
+        """The user's images ``[N, ...]`` in the layers' layout.
+
+        Raises ModelError naming the expected shape.
+        """
         x = np.asarray(images)
         want = tuple(self.input_shape)
         got = tuple(x.shape[1:])
@@ -348,8 +361,11 @@ class Model:
         return (-(hi + 1) / 2.0 ** self.input_frac, hi / 2.0 ** self.input_frac)
 
     def quantize_input(self, images: np.ndarray, check: bool = True) -> np.ndarray:
-        """Integer inputs ``round(x · 2**input_frac)``; with ``check``, data outside the
-        representable range (more than half an LSB beyond it) is a ModelError."""
+        """Integer inputs ``round(x · 2**input_frac)``.
+
+        With ``check``, data outside the representable range (more than half an LSB beyond it) is a
+        ModelError.
+        """
         x = self.prepare(np.asarray(images, dtype=np.float64))
         lo, hi = self.input_range()
         half = 0.5 / 2.0 ** self.input_frac
@@ -387,8 +403,10 @@ class Model:
                            for layer in self.layers]}
 
     def to_bytes(self) -> bytes:
-        """The model as one ``.npz`` file's bytes (format in the module docstring); the
-        caller writes them (through :mod:`ftaccel.files`)."""
+        """The model as one ``.npz`` file's bytes (format in the module docstring).
+
+        The caller writes them (through :mod:`ftaccel.files`).
+        """
         arrays = {"__meta__": np.frombuffer(json.dumps(self.to_meta()).encode(), np.uint8)}
         for i, layer in enumerate(self.layers):
             if isinstance(layer, _PRODUCTS):
@@ -461,8 +479,11 @@ def _round(x: np.ndarray) -> np.ndarray:
 
 def quantize(model: Model, calibration: np.ndarray, *, a_bits: int = 8, w_bits: int = 8,
              name: str | None = None) -> Model:
-    """The quantised model of a float ``model``, its shifts calibrated on ``calibration``
-    images (training data; rule in the module docstring)."""
+    """The quantised model of a float ``model``.
+
+    Its shifts are calibrated on ``calibration`` images (training data; rule in the module
+    docstring).
+    """
     if model.quantized:
         raise ModelError(f"model {model.name} is already quantised")
     for what, bits in (("a_bits", a_bits), ("w_bits", w_bits)):
@@ -598,8 +619,10 @@ class Product:
 
 @dataclass
 class ProductResult:
-    """``q`` (M×N requantised outputs, after any LCU correction), the cycles the product takes
-    and the number of output vectors each checksum flagged (cycle and RTL engines)."""
+    """``q``, the cycles the product takes and the number of output vectors each checksum flagged.
+
+    ``q`` is the M×N requantised outputs, after any LCU correction (cycle and RTL engines).
+    """
 
     q: np.ndarray
     cycles: int
@@ -635,8 +658,11 @@ class LayerStats:
 
 @dataclass
 class Inference:
-    """What :func:`run` returns: the last layer's integer outputs (logits), per-layer
-    statistics, and (with ``record``) every layer's output tensor."""
+    """What :func:`run` returns.
+
+    The last layer's integer outputs (logits), per-layer statistics, and (with ``record``) every
+    layer's output tensor.
+    """
 
     logits: np.ndarray
     layers: list
@@ -648,8 +674,10 @@ class Inference:
 
 
 def _units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
-    """The activations the array multiplies after the WS input units (AFD, median), which
-    filter each streamed R-lane chunk of a row of A (zero-padded to R lanes)."""
+    """The activations the array multiplies after the WS input units (AFD, median).
+
+    The units filter each streamed R-lane chunk of a row of A (zero-padded to R lanes).
+    """
     afd = getattr(cfg, "afd", False)
     med = getattr(cfg, "median", 0) and units.get("median_enable", True)
     if not (afd or med):
@@ -726,9 +754,12 @@ class FunctionalEngine:
 
 
 class CycleEngine:
-    """The golden cycle model: the driver's program (:func:`golden.schedule.build_program`)
-    run through :func:`golden.accelerator.simulate`, register by register, faults included.
-    Subclasses replace :meth:`execute` (the RTL engine plays the program on the simulator)."""
+    """The golden cycle model.
+
+    The driver's program (:func:`golden.schedule.build_program`) run through
+    :func:`golden.accelerator.simulate`, register by register, faults included. Subclasses replace
+    :meth:`execute` (the RTL engine plays the program on the simulator).
+    """
 
     name = "cycle"
 

@@ -304,8 +304,11 @@ def buffer_triples(layer: TripleLayer, *, batch: int = 1, base: int = 0,
 
 
 def next_layer_bound(layer: SplitLayer) -> np.ndarray:
-    """``D_u = Σ_{c ∈ critical} |W2[c, u]|``: largest fault-free deviation of the next layer's
-    accumulator caused by splitting (``2h − q ∈ {−1, 0, 1}`` per critical column)."""
+    """``D_u = Σ_{c ∈ critical} |W2[c, u]|``.
+
+    Largest fault-free deviation of the next layer's accumulator caused by splitting (``2h − q ∈
+    {−1, 0, 1}`` per critical column).
+    """
     if layer.next_weights is None:
         raise ValueError("invalid layer: split without next_weights")
     w2 = layer.next_weights[: layer.n_outputs - layer.critical.size]

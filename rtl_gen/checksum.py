@@ -59,8 +59,11 @@ MAX_LANES = 257  # a 256-column array plus its sanity column
 
 
 def spatial_check_width(width: int, n: int, residue_bits: int | None) -> int:
-    """Width of the spatial syndrome: ``k`` in residue mode, else ``width + ceil(log2(n+1))``
-    (the sum of n lanes and the subtracted ``expected``, n + 1 values of ``width`` bits)."""
+    """Width of the spatial syndrome.
+
+    ``k`` in residue mode, else ``width + ceil(log2(n+1))`` (the sum of n lanes and the subtracted
+    ``expected``, n + 1 values of ``width`` bits).
+    """
     if residue_bits is not None:
         return residue_bits
     return width + math.ceil(math.log2(n + 1))
@@ -276,7 +279,7 @@ class SpatialChecker(wiring.Component):
 
     @property
     def residue_bits(self) -> int | None:
-        """k of the residue check, or None (exact)."""
+        """The residue check's k, or None (exact)."""
         return self._k
 
     @property
@@ -331,8 +334,9 @@ class SpatialChecker(wiring.Component):
 
 
 class SanityInputGenerator(wiring.Component):
-    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253): a
-    vector stage (:mod:`rtl_gen.vector`).
+    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253).
+
+    a vector stage (:mod:`rtl_gen.vector`).
 
     Sits in front of the array's streamed-operand input (WS: activations; IS: weight columns,
     where it builds the sanity neuron on the fly).  It forwards each input vector one cycle
@@ -586,7 +590,7 @@ class TemporalChecker(wiring.Component):
 
     @property
     def residue_bits(self) -> int | None:
-        """k of the residue check, or None (exact)."""
+        """The residue check's k, or None (exact)."""
         return self._k
 
     @property

@@ -119,8 +119,9 @@ def controller_cycles(n_pairs: int) -> int:
 
 
 class LCUHostSignature(wiring.Signature):
-    """The output buffer and correction controller as the host of the composed top sees them
-    (the top's ``lcu__*`` ports; :meth:`rtl_gen.accelerator.Accelerator` wires them).
+    """The output buffer and correction controller as the host of the composed top sees them.
+
+    These are the top's ``lcu__*`` ports; :meth:`rtl_gen.accelerator.Accelerator` wires them.
 
     Members
     -------

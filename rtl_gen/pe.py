@@ -110,10 +110,12 @@ class _PEBase(wiring.Component):
             self._bypass)
 
     def _mac(self, m: Module, addend, product, name: str | None = None):
-        """``addend + product`` (wrapped to ``acc_width`` where it is stored); with fault hooks
-        the multiplier's output (``product``, full width) and the adder's (``sum``, acc_width)
-        each pass a saboteur.  Without hooks the logic is what it always was (an expression,
-        or a signal called ``name``)."""
+        """``addend + product`` (wrapped to ``acc_width`` where it is stored).
+
+        With fault hooks the multiplier's output (``product``, full width) and the adder's (``sum``,
+        acc_width) each pass a saboteur. Without hooks the logic is what it always was (an
+        expression, or a signal called ``name``).
+        """
         if not self._fault_hooks:
             if name is None:
                 return addend + product

@@ -63,8 +63,10 @@ ENGINES = ("golden", "cycle", "rtl")
 
 
 class RTLEngine(CycleEngine):
-    """Products on the generated RTL: one Verilog generation and one simulator build for the
-    engine's configuration, one simulator run per product.
+    """Products on the generated RTL.
+
+    One Verilog generation and one simulator build for the engine's configuration, one simulator run
+    per product.
 
     ``build_dir``: where the simulator builds (default: ``$RTLGEN_BUILD`` or the user cache,
     ``<cache>/sim/<sim>/<config>_net_<worker>``).  ``startup_seconds`` is the generation plus
@@ -95,8 +97,10 @@ class RTLEngine(CycleEngine):
         self.runs = 0
 
     def start(self) -> float:
-        """Generate the Verilog and build the simulator (by running a 1×1 product); return
-        the seconds it took."""
+        """Generate the Verilog and build the simulator (by running a 1×1 product).
+
+        Return the seconds it took.
+        """
         if self.generated is not None:
             return self.startup_seconds or 0.0
         from ftaccel.golden.schedule import build_program
@@ -282,8 +286,10 @@ class Network:
 
     @classmethod
     def builtin(cls, name: str, *, a_width: int = 8, w_width: int | None = None) -> Network:
-        """``digits-mlp`` or ``digits-cnn``, quantised to ``a_width`` bits (8 or 16) with
-        calibration on the digits training split."""
+        """``digits-mlp`` or ``digits-cnn``, quantised to ``a_width`` bits (8 or 16).
+
+        Calibrated on the digits training split.
+        """
         if name not in BUILTIN:
             raise ModelError(f"model {name!r}: built-in models are {', '.join(BUILTIN)}")
         from ftaccel.golden.datasets import digits
@@ -335,8 +341,10 @@ class Network:
         return AcceleratorConfig(**{**base, **changes})
 
     def check(self, config: AcceleratorConfig, images=None) -> np.ndarray | None:
-        """Raise ModelError if the model cannot run on ``config`` or the images do not fit
-        it; return the quantised images."""
+        """Raise ModelError if the model cannot run on ``config`` or the images do not fit it.
+
+        Return the quantised images.
+        """
         check_fit(self.model, config)
         if images is None:
             return None
@@ -349,8 +357,9 @@ class Network:
             config: AcceleratorConfig | None = None, units: dict | None = None,
             options=None, batch_size: int | None = None, progress: bool | None = False,
             sim: str | None = None) -> InferenceResult:
-        """Run the network on ``images`` (float, the training scale) and return logits,
-        predictions, accuracy (with ``labels``) and per-layer cycles.
+        """Run the network on ``images`` (float, the training scale).
+
+        Returns logits, predictions, accuracy (with ``labels``) and per-layer cycles.
 
         ``engine``: ``golden`` | ``cycle`` | ``rtl`` (or an engine object).  ``units``: unit
         options for every layer (see :func:`unit_options`); ``options``: per-layer
@@ -432,9 +441,11 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
           calib: str | None = None, images: int | None = None, engine: str = "golden",
           sim: str | None = None, units: dict | None = None, progress: bool | None = None,
           layer_options=None, log=print) -> InferenceResult:
-    """``rtlgen infer``: validate model, data, fit and output paths; run; write
-    ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
-    DataError before anything is written."""
+    """``rtlgen infer``: validate model, data, fit and output paths.
+
+    run; write ``infer.json`` and ``infer.md`` into ``out_dir``. Bad input raises ModelError /
+    DataError before anything is written.
+    """
     from ftaccel.files import OutputSet, check_target, write_json, write_text
     from ftaccel.golden.datasets import DataError, digits, load_data
 

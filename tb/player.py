@@ -1,5 +1,6 @@
-"""cocotb tests started by :func:`tb.runner.run_stream`: the harness of the in-simulator
-player, and the per-cycle Python player.
+"""cocotb tests started by :func:`tb.runner.run_stream`.
+
+The harness of the in-simulator player, and the per-cycle Python player.
 
 ``play_hdl`` (the default path, toplevel ``ftaccel_player`` from :mod:`tb.hdl_player`): the
 HDL plays the stimulus file and records every output by itself; this test only waits for the
