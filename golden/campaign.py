@@ -77,6 +77,8 @@ class BiasError:
 
 @dataclass(frozen=True)
 class Outcome:
+    """One fault's result: outputs corrupted, alarms raised, and its kind."""
+
     fault: object       # Fault, tuple of Faults, or BiasError
     corrupted: int      # outputs that differ from the fault-free run
     alarm: bool         # any checksum alarm
@@ -86,6 +88,7 @@ class Outcome:
 
 
 def classify(corrupted: int, alarm: bool) -> str:
+    """The outcome kind: masked, detected, sdc (silent data corruption) or false_alarm."""
     if corrupted == 0:
         return "false_alarm" if alarm else "masked"
     return "detected" if alarm else "sdc"
@@ -395,6 +398,7 @@ class FCLayer:
     widths: dict = field(init=False)
 
     def __post_init__(self):
+        """Embed the checksums: the sanity input row, sanity column and their expected outputs."""
         N, K = self.I.shape
         M = self.W.shape[1]
         si = temporal_sanity_input(self.I, wrap_bits=self.a_width if self.wrap_input else None)
@@ -425,10 +429,12 @@ class FCLayer:
         return self.I.shape[0], self.I.shape[1], self.W.shape[1]
 
     def tensor(self, kind: str) -> np.ndarray:
+        """The extended ``input``, ``weight``, ``bias`` or ``output`` tensor, by ``kind``."""
         return {"input": self.I_ext, "weight": self.W_ext, "bias": self.b_ext,
                 "output": self.O_ext}[kind]
 
     def temporal_expected(self) -> np.ndarray:
+        """The temporal check constants for the extended bias and input batch."""
         return temporal_expected(self.b_ext, self.I_ext.shape[0])
 
 

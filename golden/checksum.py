@@ -302,10 +302,12 @@ class SpatialCheckerModel:
         self.count = 0
 
     def outputs(self) -> dict:
+        """The checker's outputs after the last step, by port name."""
         return {"out_valid": self.out_valid, "error": self.error, "alarm": self.alarm,
                 "first_index": self.first_index, "checksum": int(self.checksum)}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         w, cw = self.width, self.check_width
         data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), w)
         valid = int(_index(inputs["valid"]) & 1)
@@ -345,10 +347,12 @@ class SanityInputGeneratorModel:
         self.ready = 1
 
     def outputs(self) -> dict:
+        """The generator's outputs after the last step, by port name."""
         return {"o__data": self.out_data.copy(), "o__valid": self.out_valid,
                 "sanity": self.out_sanity, "ready": self.ready, "overrun": self.overrun}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         ow, bb = self.out_width, self.batch_bits
         data = wrap(np.asarray(inputs["i__data"], dtype=np.int64).reshape(self.lanes),
                     self.width)
@@ -403,10 +407,12 @@ class TemporalCheckerModel:
         self.batches = 0
 
     def outputs(self) -> dict:
+        """The checker's outputs after the last step, by port name."""
         return {"checked": self.checked, "error": self.error, "lane_errors": self.lane_errors,
                 "alarm": self.alarm, "first_index": self.first_index}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         aw, cw = self.acc_width, self.check_width
         data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), self.width)
         valid = int(_index(inputs["valid"]) & 1)

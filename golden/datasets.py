@@ -42,6 +42,7 @@ class Dataset:
     name: str
 
     def __len__(self) -> int:
+        """The number of images."""
         return len(self.labels)
 
     def head(self, n: int | None) -> Dataset:

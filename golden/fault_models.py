@@ -106,9 +106,11 @@ class TransientFault(Fault):
     """
 
     def active(self, cycle: int) -> bool:
+        """Whether the fault acts in ``cycle`` (its one cycle only)."""
         return cycle == self.cycle
 
     def controls(self) -> dict[str, int]:
+        """Raise ValueError: a one-cycle stuck-at cannot be set through the RTL's fault controls."""
         raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault controls")
 
 
@@ -483,6 +485,7 @@ class FastFaultEngine(FunctionalEngine):
         self.checked = checked
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` with its fault and/or errors applied, in closed form."""
         cfg = self.cfg
         units = dict(p.units)
         errors = units.pop("errors", None)
@@ -567,6 +570,7 @@ class ProfileErrors:
     mode: str
 
     def __len__(self) -> int:
+        """The number of error instances."""
         return len(self.tile)
 
 

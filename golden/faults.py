@@ -47,6 +47,7 @@ class Fault:
     cycle: int = 0
 
     def __post_init__(self):
+        """Check register, mode and the non-negative integer fields; ValueError otherwise."""
         if self.register not in REGISTERS:
             raise ValueError(f"fault register must be one of {REGISTERS}, not {self.register!r}")
         if self.mode not in MODES:
@@ -57,6 +58,7 @@ class Fault:
                 raise ValueError(f"fault {name} must be a non-negative integer, not {v!r}")
 
     def active(self, cycle: int) -> bool:
+        """Whether the fault acts in ``cycle``: always for stuck-at, in its cycle for a flip."""
         return self.mode != "flip" or cycle == self.cycle
 
     def controls(self) -> dict[str, int]:

@@ -161,6 +161,7 @@ class Packed:
     gk: int
 
     def __post_init__(self):
+        """Check that the packed arrays have the shape of the groups; ConfigError otherwise."""
         K, N = self.shape
         Kp, Np = ceil_div(K, self.gl), ceil_div(N, self.gk)
         for name in ("values", "ext_row", "ext_col"):
@@ -508,10 +509,12 @@ class FlowArrayModel:
         self.q_out = np.zeros(C * self.Kk, np.int64)
 
     def outputs(self) -> dict:
+        """The top's output ports after the last step, by port name."""
         return {"acc_out": self.acc_out.copy(), "q_out": self.q_out.copy(),
                 "out_valid": self.valid[-1]}
 
     def step(self, inp: dict) -> None:
+        """Advance one clock cycle with ``inp`` (port name → value) on the top's input ports."""
         R, C, L, Kk = self.R, self.C, self.L, self.Kk
         act_now = np.asarray(inp["act_data"], np.int64).reshape(R, L)
         # Row r sees the vector presented r cycles ago (its skew registers, zero at reset).
@@ -680,6 +683,7 @@ class FlowEngine:
         self.pruned: dict[int, np.ndarray] = {}
 
     def group_for(self, index: int, name: str) -> int:
+        """The group size of product layer ``index`` (``name``), from ``layers`` or the default."""
         if self.layers is None:
             return self.cfg.flow_group
         if callable(self.layers):
@@ -687,6 +691,7 @@ class FlowEngine:
         return int(self.layers.get(index, self.layers.get(name, 1)) or 1)
 
     def product(self, p):
+        """The product ``p`` pruned, packed and run on the flow-controlling array."""
         from types import SimpleNamespace
 
         if getattr(p, "fault", None) is not None or getattr(p, "units", None):

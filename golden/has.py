@@ -58,6 +58,7 @@ def check_profile(profile, cfg) -> np.ndarray:
 
 
 def check_permutation(perm, n: int, what: str = "permutation") -> np.ndarray:
+    """``perm`` as an int64 array if it is a permutation of ``0 … n-1``, else ValueError."""
     p = np.asarray(perm)
     if p.shape != (n,) or p.dtype.kind not in "iu" or sorted(p.tolist()) != list(range(n)):
         raise ValueError(f"{what} is not a permutation of 0 … {n - 1}")
@@ -232,6 +233,7 @@ class Fitness:
         return np.array(accs)
 
     def __call__(self, perms: dict) -> float:
+        """The mean accuracy under the per-layer permutations ``perms`` (cached per permutation)."""
         key = tuple(tuple(np.asarray(perms[i]).tolist()) for i in self.layers)
         if key not in self._cache:
             self.calls += 1

@@ -110,6 +110,7 @@ class Protection:
                 "sanity": "sanity", "bypass": "bypass"}[self.kind]
 
     def cfg(self, base):
+        """The configuration ``base`` with this protection's changes."""
         return base.replace(**self.config)
 
 
@@ -209,9 +210,11 @@ class Context:
                                        sum(sum(st.alarms.values()) for st in res.layers))
 
     def accuracy(self, logits) -> float:
+        """Top-1 accuracy of ``logits`` against the labels."""
         return float(np.mean(np.argmax(logits, axis=1) == self.labels))
 
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
+        """The network run under ``protection`` from layer ``start`` on the fast fault engine."""
         c = self.clean[protection.name]
         x = self.x if start == 0 else c.outputs[start - 1]
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
@@ -294,6 +297,7 @@ class RegisterPopulation:
         self.size = self.n_stuck + sum(s[-1] for s in self.segments)
 
     def __len__(self) -> int:
+        """The number of register faults."""
         return self.size
 
     def describe(self, index: int) -> dict:

@@ -100,22 +100,27 @@ class Dense:
     kind = "dense"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
+        """The input as a ``[b, K]`` matrix."""
         return x.reshape(len(x), -1)
 
     @property
     def matrix(self) -> np.ndarray:
+        """The K×N weight matrix of the product."""
         return self.weights
 
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The product's output ``y``, unchanged."""
         return y
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(N,)`` for input ``shape``, or ModelError on a feature mismatch."""
         if math.prod(shape) != self.weights.shape[0]:
             raise ModelError(f"layer {self.name}: input of {math.prod(shape)} features, weights "
                              f"expect {self.weights.shape[0]}")
         return (self.weights.shape[1],)
 
     def params(self) -> dict:
+        """The layer's parameters besides the arrays, as stored in the model file."""
         return {"relu": self.relu, "shift": self.shift}
 
 
@@ -137,19 +142,23 @@ class Conv2D:
     kind = "conv2d"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
+        """The input as the im2col matrix of its patches."""
         kh, kw = self.weights.shape[:2]
         return im2col(x, (kh, kw), self.stride, self.padding)
 
     @property
     def matrix(self) -> np.ndarray:
+        """The kernel as a ``(kh·kw·C_in) × C_out`` matrix."""
         kh, kw, ci, co = self.weights.shape
         return self.weights.reshape(kh * kw * ci, co)
 
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The product's output ``y`` as an NHWC tensor."""
         ho, wo, _ = self.out_shape(x_shape[1:])
         return y.reshape(x_shape[0], ho, wo, -1)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(H_out, W_out, C_out)`` for input ``shape``, or ModelError."""
         if len(shape) != 3 or shape[2] != self.weights.shape[2]:
             raise ModelError(f"layer {self.name}: input {shape} is not H×W×{self.weights.shape[2]}")
         kh, kw = self.weights.shape[:2]
@@ -161,6 +170,7 @@ class Conv2D:
         return (ho, wo, self.weights.shape[3])
 
     def params(self) -> dict:
+        """The layer's parameters besides the arrays, as stored in the model file."""
         return {"relu": self.relu, "shift": self.shift, "stride": list(self.stride),
                 "padding": list(self.padding)}
 
@@ -191,12 +201,15 @@ class MaxPool:
     kind = "maxpool"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The maximum of each window."""
         return _windows(x, self.size, self.stride).max(axis=(4, 5))
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape for input ``shape``."""
         return _pool_shape(self, shape)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"size": list(self.size), "stride": list(self.stride)}
 
 
@@ -213,6 +226,7 @@ class AvgPool:
     kind = "avgpool"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The average of each window, integer rule when quantised (``a_bits``)."""
         w = _windows(x, self.size, self.stride)
         if a_bits is None:
             return w.mean(axis=(4, 5))
@@ -223,9 +237,11 @@ class AvgPool:
         return requantize(total * round(2 ** 16 / area), 16, a_bits)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape for input ``shape``."""
         return _pool_shape(self, shape)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"size": list(self.size), "stride": list(self.stride)}
 
 
@@ -242,14 +258,17 @@ class Flatten:
     kind = "flatten"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input flattened in ``order``."""
         if self.order == "chw" and x.ndim == 4:
             x = x.transpose(0, 3, 1, 2)
         return x.reshape(len(x), -1)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(H·W·C,)``."""
         return (math.prod(shape),)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"order": self.order}
 
 
@@ -261,12 +280,15 @@ class ReLU:
     kind = "relu"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input with negative values set to zero."""
         return np.maximum(x, 0)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape: the input's."""
         return shape
 
     def params(self) -> dict:
+        """No parameters."""
         return {}
 
 
@@ -315,6 +337,7 @@ class Model:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        """Check that the layers chain from the input shape to ``classes`` scores, or ModelError."""
         shape = tuple(self.input_shape)
         for layer in self.layers:
             shape = layer.out_shape(shape)
@@ -324,6 +347,7 @@ class Model:
 
     @property
     def quantized(self) -> bool:
+        """Whether the model is quantised (has ``a_bits``)."""
         return self.a_bits is not None
 
     def shapes(self) -> list[tuple]:
@@ -395,6 +419,7 @@ class Model:
 
     # -- files -------------------------------------------------------------------------------
     def to_meta(self) -> dict:
+        """The model's description (format, shapes, widths, layers) without the arrays."""
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "input_layout": self.input_layout,
                 "classes": self.classes, "a_bits": self.a_bits, "w_bits": self.w_bits,
@@ -435,6 +460,7 @@ class Model:
 
     @classmethod
     def from_meta(cls, meta: dict, arrays: dict, where: str = "model") -> Model:
+        """The model from :meth:`to_meta`'s form and its arrays, or ModelError naming ``where``."""
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelError(f"{where}: not an {FORMAT} file")
         if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
@@ -649,6 +675,7 @@ class LayerStats:
         return self.macs / (self.cycles * cfg.rows * cfg.cols) if self.cycles else 0.0
 
     def add(self, other: LayerStats) -> None:
+        """Add ``other``'s totals to these."""
         self.M += other.M
         self.cycles += other.cycles
         self.macs += other.macs
@@ -670,6 +697,7 @@ class Inference:
 
     @property
     def predictions(self) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.logits, axis=1)
 
 
@@ -731,6 +759,7 @@ class FunctionalEngine:
         self.cfg = cfg
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` as the accelerator computes it, in closed form."""
         if p.fault is not None:
             raise NotImplementedError("a register fault needs the cycle or RTL engine")
         cfg = self.cfg
@@ -767,11 +796,13 @@ class CycleEngine:
         self.cfg = cfg
 
     def execute(self, program, fault):
+        """The recorded outputs of ``program`` on the cycle model with ``fault``."""
         from .accelerator import simulate
 
         return simulate(self.cfg, program, fault)
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` run as a program on the cycle model."""
         from .schedule import assemble, assemble_corrected, build_program
 
         cfg = self.cfg

@@ -120,6 +120,7 @@ class NVFResult:
     info: dict = field(default_factory=dict)
 
     def layer_values(self, layer: int) -> np.ndarray:
+        """The NVF of every neuron of ``layer``."""
         return np.array([n.nvf for n in self.neurons if n.layer == layer])
 
     def critical(self, threshold: float, *, hidden_only: bool = False) -> dict[int, list[int]]:
@@ -133,6 +134,7 @@ class NVFResult:
         return out
 
     def to_dict(self) -> dict:
+        """The result as a JSON-ready dict (format ``ftaccel-nvf``)."""
         return {"format": "ftaccel-nvf", "version": 1, "model": self.model,
                 "images": self.images, "bits": self.bits, "sign_bit": self.sign,
                 "pixels_per_flip": self.pixels, "seed": self.seed,
@@ -147,6 +149,7 @@ class NVFResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> NVFResult:
+        """The result from :meth:`to_dict`'s form, or ValueError."""
         if d.get("format") != "ftaccel-nvf":
             raise ValueError("not an NVF report (format ftaccel-nvf)")
         neurons = [NeuronNVF(int(n["layer"]), n["layer_name"], int(n["neuron"]),

@@ -177,9 +177,11 @@ class LayerProtection:
     units: dict
 
     def options(self) -> LayerOptions:
+        """The layer's run-time options: permutation and units."""
         return LayerOptions(permutation=self.permutation, units=dict(self.units))
 
     def to_dict(self) -> dict:
+        """The layer's protection as a JSON-ready dict."""
         u = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
              for k, v in self.units.items()}
         return {"layer": self.layer, "name": self.name, "critical": list(map(int, self.critical)),
@@ -214,6 +216,7 @@ class Protected:
 
     @property
     def protected_neurons(self) -> int:
+        """The number of critical neurons protected."""
         return sum(len(lp.critical) for lp in self.layers.values())
 
     @property
@@ -223,6 +226,7 @@ class Protected:
         return self.original_neurons + extra * self.protected_neurons
 
     def to_dict(self) -> dict:
+        """The protection as a JSON-ready dict (format ``ftaccel-protection``)."""
         return {"format": "ftaccel-protection", "version": 1, "model": self.model.name,
                 "method": self.method, "voter": self.voter if self.method == "tmr" else None,
                 "lcu_mode": self.lcu_mode if self.method == "lcu" else None,
@@ -233,6 +237,7 @@ class Protected:
                 "layers": [lp.to_dict() for lp in self.layers.values()]}
 
     def to_json(self) -> str:
+        """The protection as JSON text."""
         return json.dumps(self.to_dict(), indent=1)
 
 
@@ -368,6 +373,7 @@ class VotingEngine:
         self.name = getattr(self.inner, "name", "engine")
 
     def product(self, p: Product) -> ProductResult:
+        """The inner engine's product ``p``, with the TMR triples voted."""
         from .tmr import bitwise_vote, word_vote
 
         units = dict(p.units)

@@ -175,6 +175,7 @@ class SplitLayer:
 
     @property
     def n_outputs(self) -> int:
+        """The number of output columns, halves included."""
         return int(self.weights.shape[1])
 
     def forward(self, x) -> np.ndarray:
@@ -240,9 +241,11 @@ class TripleLayer:
 
     @property
     def n_outputs(self) -> int:
+        """The number of output columns, copies included."""
         return int(self.weights.shape[1])
 
     def forward(self, x) -> np.ndarray:
+        """The layer's output for input ``x``."""
         return layer_forward(x, self.weights, self.bias, self.shift, relu=self.relu,
                              a_width=self.a_width)
 

@@ -169,6 +169,7 @@ class Accelerator(wiring.Component):
         return self._array
 
     def elaborate(self, platform):
+        """The top's netlist: array, output stage and the configured units."""
         m = Module()
         cfg = self._cfg
         m.submodules.array = array = self._array

@@ -167,6 +167,7 @@ class SystolicArray(wiring.Component):
                 "fault_reg_hit": sel.reg_hit, "fault_bit": sel.bit, "fault_mode": sel.mode}
 
     def elaborate(self, platform):
+        """The array's netlist: PEs, skew and deskew registers."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.array_cols
         if self._cfg.dataflow == "os":

@@ -134,9 +134,11 @@ class ChecksumControlSignature(wiring.Signature):
         super().__init__(members)
 
     def __eq__(self, other) -> bool:
+        """Equal for the same check width."""
         return isinstance(other, ChecksumControlSignature) and self._cw == other._cw
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((ChecksumControlSignature, self._cw))
 
 
@@ -181,9 +183,11 @@ class TemporalControlSignature(wiring.Signature):
         })
 
     def __eq__(self, other) -> bool:
+        """Equal for the same parameters."""
         return isinstance(other, TemporalControlSignature) and self._params == other._params
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((TemporalControlSignature, self._params))
 
 
@@ -303,6 +307,7 @@ class SpatialChecker(wiring.Component):
                 "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
+        """The checker's netlist."""
         m = Module()
         k, cw = self._k, self._cw
         if k is None:
@@ -452,6 +457,7 @@ class SanityInputGenerator(wiring.Component):
                 "batch_bits": self._bb, "out_width": self._ow}
 
     def elaborate(self, platform):
+        """The generator's netlist."""
         m = Module()
         ow = self._ow
         count = Signal(self._bb)
@@ -619,6 +625,7 @@ class TemporalChecker(wiring.Component):
                 "batch_bits": self._bb, "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
+        """The checker's netlist."""
         m = Module()
         aw, cw, k = self._aw, self._cw, self._k
         closing = Signal()

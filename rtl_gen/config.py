@@ -288,6 +288,7 @@ class AcceleratorConfig:
     lcu_mask: int | None = None
 
     def __post_init__(self) -> None:
+        """Check every field; ConfigError naming the first bad one."""
         check_int("rows", self.rows, 1, MAX_DIM)
         check_int("cols", self.cols, 1, MAX_DIM)
         _check_choice("dataflow", self.dataflow, DATAFLOWS)

@@ -140,9 +140,11 @@ class FlowPE(wiring.Component):
 
     @property
     def module_name(self) -> str:
+        """The module name, unique per lane counts and widths."""
         return flow_pe_name(self._l, self._k, self._a, self._w, self._p)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         weight_reg = Signal(signed(self._w), name="weight_reg")
         m.d.sync += weight_reg.eq(Mux(self.load, self.weight_in, weight_reg))
@@ -213,6 +215,7 @@ class FlowArray(wiring.Component):
     pe = property(lambda self: self._pe)
 
     def elaborate(self, platform):
+        """The array's netlist."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.cols
         L, K = self._pe.lanes_in, self._pe.lanes_out
@@ -285,9 +288,11 @@ class FlowAccelerator(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """The top's latency in cycles, ``rows + 1``."""
         return self._cfg.rows + 1
 
     def elaborate(self, platform):
+        """The top's netlist."""
         m = Module()
         cfg, arr = self._cfg, self._array
         lanes = len(self.acc_out)

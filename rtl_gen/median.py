@@ -172,9 +172,11 @@ class Sort2(wiring.Component):
 
     @property
     def width(self) -> int:
+        """The word width in bits."""
         return self._width
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         lo, hi = _sort2(m, self.a, self.b, "cmp")
         m.d.comb += [self.lo.eq(lo), self.hi.eq(hi)]
@@ -218,6 +220,7 @@ class Median3(_MedianUnit):
     _WINDOW = 3
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         m.d.comb += self.median.eq(_median3(m, *self.x, "m3"))
         return m
@@ -251,6 +254,7 @@ class Median5(_MedianUnit):
     _WINDOW = 5
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         x = self.x
         lo_a, hi_a = _sort2(m, x[0], x[4], "s0")
@@ -317,13 +321,16 @@ class SlidingMedian(wiring.Component):
 
     @property
     def window(self) -> int:
+        """The median window, 3 or 5."""
         return self._window
 
     @property
     def variant(self) -> str:
+        """The median unit variant, ``plain`` or ``shared``."""
         return self._variant
 
     def elaborate(self, platform):
+        """The core's netlist."""
         m = Module()
         w = self._window
         if self._variant == "plain":
@@ -392,9 +399,11 @@ class MedianControlSignature(wiring.Signature):
         super().__init__({"enable": Out(1)})
 
     def __eq__(self, other) -> bool:
+        """Equal to any other median control signature."""
         return isinstance(other, MedianControlSignature)
 
     def __hash__(self) -> int:
+        """The hash of the signature."""
         return hash(MedianControlSignature)
 
 
@@ -470,6 +479,7 @@ class MedianArray(wiring.Component):
                 "window": self._window, "variant": self._variant}
 
     def elaborate(self, platform):
+        """The stage's netlist."""
         m = Module()
         m.submodules.core = core = SlidingMedian(
             width=self._width, lanes=self._lanes, window=self._window, variant=self._variant)

@@ -170,6 +170,7 @@ class StationaryPE(_PEBase):
             fault_hooks=fault_hooks, bypass=bypass, wraps=wraps)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         ws = self._dataflow == "ws"
         stat_reg = Signal(signed(self._stat_width), name="weight_reg" if ws else "act_reg")
@@ -228,6 +229,7 @@ class OutputStationaryPE(_PEBase):
             fault_hooks=fault_hooks, bypass=bypass)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         act_reg = Signal(signed(self._a_width), name="act_reg")
         weight_reg = Signal(signed(self._w_width), name="weight_reg")

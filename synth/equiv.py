@@ -87,6 +87,7 @@ class EquivalenceResult:
     failed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
+        """True when the designs are equivalent."""
         return self.equivalent
 
 

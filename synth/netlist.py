@@ -162,6 +162,7 @@ class Dedup:
 
 
 def natural_key(name: str) -> list:
+    """A sort key that orders the digit runs of ``name`` by value."""
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
 
 

@@ -102,6 +102,7 @@ class RTLRun:
 
     @property
     def golden(self) -> dict[str, np.ndarray]:
+        """The cycle model's outputs for the same program and fault (computed once)."""
         if self._golden is None:
             if self.cfg is None:
                 raise ValueError("this run has no configuration to run the cycle model on")

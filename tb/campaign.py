@@ -509,9 +509,11 @@ class Campaign:
 
     @property
     def chunk_dir(self) -> Path:
+        """The folder of finished chunks."""
         return self.dir / "chunks"
 
     def chunk_path(self, c: int) -> Path:
+        """The CSV file of chunk ``c``."""
         return self.chunk_dir / f"chunk-{c:06d}.csv"
 
     def claim(self) -> None:
@@ -543,16 +545,19 @@ class Campaign:
         write_json(meta, {"hash": self.hash, "spec": self.spec})
 
     def done(self) -> set[int]:
+        """The indices of the finished chunks."""
         if not self.chunk_dir.exists():
             return set()
         return {int(p.stem.split("-")[1]) for p in self.chunk_dir.glob("chunk-*.csv")}
 
     def save_chunk(self, c: int, rows: list[dict]) -> None:
+        """Write chunk ``c``'s ``rows`` atomically."""
         from ftaccel.files import write_text
 
         write_text(self.chunk_path(c), _rows_to_csv(rows))  # temp file, fsync, rename
 
     def rows(self, plan: Plan) -> list[dict]:
+        """Every row of the finished chunks of ``plan``, in chunk order."""
         rows = []
         for c in range(plan.chunks):
             rows += _read_chunk(self.chunk_path(c))

@@ -129,6 +129,7 @@ def check_threshold(value: float, what: str = "--nvf-threshold") -> float:
 
 
 def read_json(path, what: str) -> dict:
+    """The JSON object in ``path``, or CriticalError naming ``what``."""
     import json
 
     from ftaccel.files import read_input

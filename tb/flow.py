@@ -203,6 +203,7 @@ class FlowRTLEngine(FlowEngine):
         self.sim = sim
 
     def product(self, p):
+        """The product ``p`` pruned, packed and simulated on the flow-controlling RTL."""
         from types import SimpleNamespace
 
         from ftaccel.golden.flow import layer_shape, pack, prune

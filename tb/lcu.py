@@ -305,12 +305,15 @@ class BufferScript:
         return self.row(**kw)
 
     def clear(self) -> int:
+        """Append a cycle that clears the capture; return its row index."""
         return self.row(cap_clear=1)
 
     def write(self, addr: int, value: int) -> int:
+        """Append a cycle that writes ``value`` to buffer word ``addr``; return its row index."""
         return self.row(buf_wr_en=1, buf_wr_addr=int(addr), buf_wr_data=int(value))
 
     def load_pairs(self, pairs) -> None:
+        """Append one cycle per pair that writes ``pairs`` into the pair list."""
         for i, (a, b) in enumerate(np.asarray(pairs, dtype=np.int64).reshape(-1, 2)):
             self.row(pair_wr_en=1, pair_wr_index=i, pair_wr_a=int(a), pair_wr_b=int(b))
 
@@ -352,6 +355,7 @@ class BufferScript:
         return first
 
     def stimulus(self) -> dict[str, np.ndarray]:
+        """The per-cycle input rows as port arrays, one more row to record the last answer."""
         ports = ["buf_wr_en", "buf_wr_addr", "buf_wr_data", "pair_wr_en", "pair_wr_index",
                  "pair_wr_a", "pair_wr_b", "n_pairs", "start", self._read_port()]
         if self.capture:

@@ -123,6 +123,7 @@ class RTLEngine(CycleEngine):
         return res.outputs
 
     def execute(self, program, fault):
+        """The recorded outputs of ``program`` played on the RTL."""
         self.start()
         return self._play(program)
 
@@ -189,33 +190,40 @@ class InferenceResult:
 
     @property
     def predictions(self) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.logits, axis=1)
 
     @property
     def images(self) -> int:
+        """The number of images."""
         return len(self.logits)
 
     @property
     def accuracy(self) -> float | None:
+        """Top-1 accuracy against the labels, or None without labels."""
         if self.labels is None:
             return None
         return float(np.mean(self.predictions == self.labels))
 
     @property
     def float_accuracy(self) -> float | None:
+        """The float model's top-1 accuracy, or None without labels or float model."""
         if self.labels is None or self.float_predictions is None:
             return None
         return float(np.mean(self.float_predictions == self.labels))
 
     @property
     def cycles(self) -> int:
+        """Cycles of every layer, in total."""
         return sum(st.cycles for st in self.layers)
 
     def utilisation(self) -> float:
+        """The share of the array's MAC slots used over the run's cycles."""
         macs = sum(st.macs for st in self.layers)
         return macs / (self.cycles * self.config.rows * self.config.cols) if self.cycles else 0.0
 
     def to_dict(self) -> dict:
+        """The result as a JSON-ready dict."""
         cfg = self.config
         out = {"model": self.model, "engine": self.engine, "config": cfg.to_dict(),
                "images": self.images, "accuracy": self.accuracy,
@@ -240,6 +248,7 @@ class InferenceResult:
         return out
 
     def to_markdown(self) -> str:
+        """The result as a Markdown report."""
         cfg = self.config
         acc = "—" if self.accuracy is None else f"{100 * self.accuracy:.2f} %"
         fl = "—" if self.float_accuracy is None else f"{100 * self.float_accuracy:.2f} %"
@@ -330,9 +339,11 @@ class Network:
     # -- use ---------------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The model's name."""
         return self.model.name
 
     def describe(self) -> list[dict]:
+        """One dict per layer describing the model."""
         return describe(self.model)
 
     def default_config(self, **changes) -> AcceleratorConfig:
@@ -351,6 +362,7 @@ class Network:
         return self.model.quantize_input(images)
 
     def float_logits(self, images) -> np.ndarray | None:
+        """The float model's logits for ``images``, or None without a float model."""
         return None if self.float_model is None else self.float_model.forward_float(images)
 
     def run(self, images, *, labels=None, engine: str = "golden",

@@ -61,6 +61,7 @@ def _read(handle, signed: bool) -> int:
 
 @cocotb.test()
 async def play(dut):
+    """Play ``TB_STIMULUS`` into the DUT cycle by cycle and write its outputs to ``TB_RECORD``."""
     with np.load(os.environ["TB_STIMULUS"]) as data:
         stimulus = {k[4:]: data[k] for k in data.files if k.startswith("in__")}
         loopback = {}
