@@ -1,7 +1,6 @@
-"""Golden model of PE bypass (SPEC §6, seed 000 ch.
+"""Golden model of PE bypass (SPEC §6, seed 000 ch. 10, L2223–L2494).
 
-10, L2223–L2494): fault maps, hardware-aware masks, the pruned product the array computes, and the
-diagonal shift.
+Fault maps, hardware-aware masks, the pruned product the array computes, and the diagonal shift.
 
 Notation.  A layer is ``Y = A @ B (+ bias)`` with ``A`` the M×K inputs (row ``b`` = batch
 index, column ``k`` = input channel ``c_i``), ``B`` the K×N weights (row ``k`` = ``c_i``,

@@ -153,8 +153,7 @@ _FILES: dict[tuple, tuple[str, str]] = {}
 
 def _file(path: Path) -> tuple[str, str]:
     """``(text, sha256)`` of a source file, read once per version of the file (a large array's
-    Verilog is megabytes and every run of it needs its ports and hash).
-    """
+    Verilog is megabytes and every run of it needs its ports and hash)."""
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
     if key not in _FILES:
@@ -167,8 +166,7 @@ def _file(path: Path) -> tuple[str, str]:
 
 def read_ports(verilog: list[Path], toplevel: str) -> list[tuple[str, str, int]]:
     """``(direction, name, width)`` of every port of module ``toplevel``, in declaration
-    order (the ANSI-less style Yosys writes: ``input [7:0] a__0;``).
-    """
+    order (the ANSI-less style Yosys writes: ``input [7:0] a__0;``)."""
     head = re.compile(r"^\s*module\s+\\?" + re.escape(toplevel) + r"\s*[(;#]", re.M)
     for path in verilog:
         text = _file(Path(path))[0]
@@ -222,11 +220,8 @@ def sources_hash(verilog: list[Path]) -> str:
 
 def build_spec(verilog: list[Path], toplevel: str, *, loopback: dict[str, tuple[str, bool]]
                | None = None, depth: int = 1 << 14, raw_depth: int = 0) -> PlayerSpec:
-    """The player for ``toplevel``.
-
-    Every input and output port, the given loopbacks (``port -> (source, signed)``), a history of
-    ``depth`` rows (a power of two).
-    """
+    """The player for ``toplevel``: every input and output port, the given loopbacks
+    (``port -> (source, signed)``), a history of ``depth`` rows (a power of two)."""
     if depth < 1 or depth & (depth - 1):
         raise ValueError(f"loopback depth must be a power of two, not {depth!r}")
     ports = read_ports(verilog, toplevel)
@@ -488,8 +483,7 @@ def _wrapper_text(spec: PlayerSpec) -> str:
 # -- stimulus and record files ------------------------------------------------------------------
 def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
     """The caller's ``[T]`` / ``[T, n]`` values of group ``g`` as ``[T, lanes]`` int64,
-    checked to fit each lane (as a signed or an unsigned number).
-    """
+    checked to fit each lane (as a signed or an unsigned number)."""
     a = np.asarray(arr)
     if a.dtype.kind not in "iub":
         if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
@@ -523,8 +517,7 @@ def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
 def _pack(lanes: list[tuple[np.ndarray, int]], cycles: int) -> np.ndarray:
     """Concatenate ``(values [T] int64, width)`` lanes, lane 0 in the least significant bits,
     into ``[T, ceil(bits/8)]`` big-endian bytes (two's complement, sign-extended past 64
-    bits).  Word arithmetic on ``uint64``, vectorised over the cycles.
-    """
+    bits).  Word arithmetic on ``uint64``, vectorised over the cycles."""
     total = sum(w for _, w in lanes)
     words = np.zeros((cycles, (total + 63) // 64 + 1), dtype="<u8")
     off = 0
@@ -588,10 +581,8 @@ def loopback_depth(loopback: dict[str, tuple[str, np.ndarray]] | None, minimum: 
 
 def _values(spec: PlayerSpec, inputs: dict[str, np.ndarray],
             loopback: dict[str, tuple[str, np.ndarray]] | None, cycles: int):
-    """Per group (inputs, then loopbacks).
-
-    ``(values [T, lanes] int64 or None when never driven, lane widths)``, validated.
-    """
+    """Per group (inputs, then loopbacks): ``(values [T, lanes] int64 or None when never
+    driven, lane widths)``, validated."""
     given = dict(inputs)
     cols = []
     for g in spec.inputs:

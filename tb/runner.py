@@ -75,11 +75,8 @@ class SimulatorNotFound(RuntimeError):
 
 
 class SimulationFailed(RuntimeError):
-    """The build or the run failed.
-
-    The message is one line naming the log; ``log`` is the log file, ``run_dir`` the kept run
-    folder, ``details`` the log lines that matter.
-    """
+    """The build or the run failed.  The message is one line naming the log; ``log`` is the
+    log file, ``run_dir`` the kept run folder, ``details`` the log lines that matter."""
 
     def __init__(self, message: str, log: Path | None = None,
                  run_dir: Path | None = None, details: str = "") -> None:
@@ -328,13 +325,10 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
 # -- runs -----------------------------------------------------------------------------------------
 @dataclass
 class SimResult:
-    """Recorded output ports.
-
-    ``outputs[name]`` is an int64 array ``[cycles]`` or ``[cycles, n]`` for array ports. ``log`` is
-    the simulator log and ``run_dir`` the run's folder when it was kept (None when it was removed
-    after success); ``build_dir`` is the cached model.  ``fold`` is the XOR of all record rows in a
-    ``+raw`` (idle) run.
-    """
+    """Recorded output ports: ``outputs[name]`` is an int64 array ``[cycles]`` or
+    ``[cycles, n]`` for array ports.  ``log`` is the simulator log and ``run_dir`` the run's
+    folder when it was kept (None when it was removed after success); ``build_dir`` is the
+    cached model.  ``fold`` is the XOR of all record rows in a ``+raw`` (idle) run."""
 
     outputs: dict[str, np.ndarray]
     log: Path | None
@@ -426,8 +420,7 @@ def player_spec(verilog: list[Path], toplevel: str, outputs: dict[str, tuple[int
                 loopback: dict[str, tuple[str, np.ndarray]] | None = None, *, cycles: int = 0,
                 idle: bool = False, loopback_depth: int | None = None) -> hp.PlayerSpec:
     """The HDL player :func:`run_stream` builds for these ports (to build a model ahead of
-    many runs with :func:`build_model`, e.g. before spreading them over workers).
-    """
+    many runs with :func:`build_model`, e.g. before spreading them over workers)."""
     depth = loopback_depth or hp.loopback_depth(loopback)
     raw_depth = 0
     if idle:
