@@ -198,7 +198,7 @@ def throughput_table(variants, rows: int, cols: int, M: int, seed: int) -> list[
 def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) -> list[dict]:
     """digits-mlp (64-64-32-10) with fc1 and fc2 complementary-sparse.
 
-    one-shot pruning of the trained model, and the sparsity trained in (000 §12.4.1, fine-tuning
+    One-shot pruning of the trained model, and the sparsity trained in (000 §12.4.1, fine-tuning
     from the dense weights), each quantised (8-bit, calibrated on digits-train) and run on the
     flow-controlling array; accuracy on digits-test and cycles beside the dense network on the same
     array. Needs the network runner (``golden.network``, ``golden.datasets``).

@@ -192,7 +192,7 @@ class Packed:
     def ext_word(self, lanes_in: int) -> np.ndarray:
         """The extension bits as the PE stores them.
 
-        row select in the low ``ceil(log2 lanes_in)`` bits, column select above (000 L2972:
+        Row select in the low ``ceil(log2 lanes_in)`` bits, column select above (000 L2972:
         dedicated fields).
         """
         return self.ext_row | (self.ext_col << ext_bits(lanes_in))

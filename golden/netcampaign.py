@@ -273,7 +273,7 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
 class RegisterPopulation:
     """Every register fault of the campaign, indexable.
 
-    stuck-at faults (PE, register, bit, mode) first, then flips (product layer, pass, vector, PE,
+    Stuck-at faults (PE, register, bit, mode) first, then flips (product layer, pass, vector, PE,
     register, bit). Sites are the R×C data PEs and their bits those of the plain configuration
     ``cfg``: the faults every protection shares (the Sanity-Check's own column and widened bits are
     left out).

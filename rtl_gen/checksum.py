@@ -341,7 +341,7 @@ class SpatialChecker(wiring.Component):
 class SanityInputGenerator(wiring.Component):
     """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253).
 
-    a vector stage (:mod:`rtl_gen.vector`).
+    A vector stage (:mod:`rtl_gen.vector`).
 
     Sits in front of the array's streamed-operand input (WS: activations; IS: weight columns,
     where it builds the sanity neuron on the fly).  It forwards each input vector one cycle

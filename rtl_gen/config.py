@@ -109,7 +109,7 @@ MAX_CONFIG_BYTES = 1 << 20
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     """``repr(value)`` for a one-line message.
 
-    cut to ``limit`` characters, every character that is not printable escaped (so a newline or a
+    Cut to ``limit`` characters, every character that is not printable escaped (so a newline or a
     terminal escape never reaches the terminal raw), and an integer too long to print (Python
     refuses beyond 4,300 digits) given by its size.
     """

@@ -1,6 +1,6 @@
 """Testbench of the composed accelerator.
 
-run a product on the RTL and hold it against the golden cycle model, cycle by cycle.
+Run a product on the RTL and hold it against the golden cycle model, cycle by cycle.
 
 The driver program (:func:`golden.schedule.build_program`) is played into the simulator by
 :mod:`tb.hdl_player` (inside the simulator); the same program runs through

@@ -1,6 +1,6 @@
 """Testbench of the flow-controlling accelerator (:mod:`rtl_gen.flow`).
 
-run a packed product on the RTL and hold it against the golden register-level model, port by port
+Run a packed product on the RTL and hold it against the golden register-level model, port by port
 and cycle by cycle.
 
 The driver program (:func:`golden.flow.build_flow_program`) is played by the generic player
@@ -155,7 +155,7 @@ def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
                 sim: str | None = None) -> int:
     """Seeded random regression of a flow-controlling configuration (``rtlgen verify``).
 
-    complementary-sparse layers packed for the hardware's own group, for half of it and dense,
+    Complementary-sparse layers packed for the hardware's own group, for half of it and dense,
     random and extreme values, tiled; RTL against the golden model every cycle and against numpy.
     Prints one line per case; returns the number of failed cases.
     """

@@ -455,7 +455,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
           layer_options=None, log=print) -> InferenceResult:
     """``rtlgen infer``: validate model, data, fit and output paths.
 
-    run; write ``infer.json`` and ``infer.md`` into ``out_dir``. Bad input raises ModelError /
+    Run; write ``infer.json`` and ``infer.md`` into ``out_dir``. Bad input raises ModelError /
     DataError before anything is written.
     """
     from ftaccel.files import OutputSet, check_target, write_json, write_text

@@ -72,7 +72,7 @@ def test_temporal_top_matches_golden_and_numpy(rng, checksum, mode, extra, sim, 
 def test_latency_and_throughput_measured_in_simulation(rng, checksum):
     """Latency: +1 cycle (generator), +1 more with the sanity column (000 L1249).
 
-    a pass of M vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (000 L1253).
+    A pass of M vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (000 L1253).
     """
     cfg = _cfg(rows=4, cols=4, checksum=checksum)
     plain = _cfg(rows=4, cols=4)

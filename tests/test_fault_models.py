@@ -222,7 +222,7 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
 def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_path):
     """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp).
 
-    stuck-at faults in every layer and flips while a register holds a layer's data.
+    Stuck-at faults in every layer and flips while a register holds a layer's data.
     """
     from ftaccel.golden.datasets import digits
     from ftaccel.golden.netcampaign import flip_cycle, layer_dims

@@ -1,6 +1,6 @@
 """Flow-controlling MAC units (SPEC §8, 000 §12.5.2).
 
-packing, pruning, the packed product, and the RTL of every variant against the golden register-level
+Packing, pruning, the packed product, and the RTL of every variant against the golden register-level
 model and plain numpy.
 
 Plain numpy references here are written apart from :mod:`golden.flow`: the sparse product is
@@ -234,7 +234,7 @@ def _check_rtl(cfg, A, W, gl, gk, *, bias=None, relu=False, shift=0):
 def test_rtl_random_and_extreme_values_tiled(rng, flow, hw):
     """Every variant and group.
 
-    random, then extreme operands; K and N span several tiles with ragged edges; bias, ReLU and
+    Random, then extreme operands; K and N span several tiles with ragged edges; bias, ReLU and
     requantisation in the output stage.
     """
     cfg = AcceleratorConfig(rows=3, cols=2, flow=flow, flow_group=hw, max_k=512)

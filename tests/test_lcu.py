@@ -224,7 +224,7 @@ def test_split_layer_independent(rng):
 def test_split_next_layer_deviation(rng):
     """Measured: next-layer accumulator deviation within D_u and reaching it.
 
-    int8 output deviation ≤ ceil(D_u / 2**s2).
+    The int8 output deviation ≤ ceil(D_u / 2**s2).
     """
     worst_ratio, worst_out, worst_usual = 0.0, 0, 0
     for i in range(200):

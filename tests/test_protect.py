@@ -1,6 +1,6 @@
 """Protection of critical neurons (golden/protect.py).
 
-mapping-aware placement, the protected network against the unprotected one (TMR and exact LCU bit
+Mapping-aware placement, the protected network against the unprotected one (TMR and exact LCU bit
 for bit; the thesis' halving LCU against a plain-numpy model of the halving), golden against the
 cycle model and the RTL, and correction of faults confined to one copy.
 """
