@@ -69,7 +69,8 @@ def claims(table_row: str) -> dict | None:
 def stuck_count(cfg: AcceleratorConfig, key: str) -> int:
     """Stuck-at faults among the cases of the mixed rows (flip sample + every stuck-at).
 
-    Mirrors the selection of :func:`golden.campaign.table_6_1_campaign`."""
+    Mirrors the selection of :func:`golden.campaign.table_6_1_campaign`.
+    """
     C = cfg.cols
     sel = {"act/inner": lambda f: f.register == "act" and 0 < f.col < C,
            "sanity/all": lambda f: f.col >= C}[key]
@@ -80,7 +81,8 @@ def sampling(cfg: AcceleratorConfig, key: str, row: dict, m: int) -> str:
     """How the cases of a row were chosen, in words.
 
     The campaign gives a population for the exhaustive rows and the flip samples; the
-    others are described here from what the campaign does."""
+    others are described here from what the campaign does.
+    """
     n, pop = row["cases"], row["population"]
     if key in ("act/inner", "sanity/all"):
         s = stuck_count(cfg, key)

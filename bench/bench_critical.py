@@ -1,9 +1,11 @@
-"""Fig. 4.17 analogue (001 §4.3.1.5): accuracy loss, critical faults and network size of
-digits-mlp and digits-cnn protected at NVF thresholds 0 … 50 % by splitting + LCU and by
-selective TMR, against the unprotected network, under one bit flip in a random hidden
-neuron's output and under a permanent stuck-at in a random PE's partial-sum register.
-Prints the tables, the 20 % point and the point whose protected share is closest to the
-thesis' (MLP-7 17.86 %, LeNet-5 3.99 %) beside the thesis' figures, and writes a PNG and JSON.
+"""Fig. 4.17 analogue (001 §4.3.1.5).
+
+Accuracy loss, critical faults and network size of digits-mlp and digits-cnn protected at NVF
+thresholds 0 … 50 % by splitting + LCU and by selective TMR, against the unprotected network, under
+one bit flip in a random hidden neuron's output and under a permanent stuck-at in a random PE's
+partial-sum register. Prints the tables, the 20 % point and the point whose protected share is
+closest to the thesis' (MLP-7 17.86 %, LeNet-5 3.99 %) beside the thesis' figures, and writes a PNG
+and JSON.
 
     python bench/bench_critical.py [--images 300] [--neuron-faults N] [--pe-faults 60]
                                    [-o bench_critical]

@@ -1,5 +1,7 @@
-"""Flow-controlling MAC units: area beside 000 Table 12.9, ops per area beside Table 12.10, and
-the throughput boost measured in simulation (SPEC §8, 000 §12.5.2, §12.7.3).
+"""Flow-controlling MAC units.
+
+Area beside 000 Table 12.9, ops per area beside Table 12.10, and the throughput boost measured in
+simulation (SPEC §8, 000 §12.5.2, §12.7.3).
 
 **Area.**  Each PE variant (:class:`rtl_gen.flow.FlowPE`) is emitted on its own and synthesised
 with :func:`synth.flow.synthesize` (one Yosys version, one script, the OSU 0.18 µm library when
@@ -133,8 +135,11 @@ def area_table(variants, cfg) -> list[dict]:
 
 
 def design_table(variants, size: int) -> list[dict]:
-    """Whole generated designs: the flow-controlling top (array, skew registers on l lanes per
-    row, output stage on C·k lanes) against the plain WS accelerator of the same size."""
+    """Whole generated designs.
+
+    The flow-controlling top (array, skew registers on l lanes per row, output stage on C·k lanes)
+    against the plain WS accelerator of the same size.
+    """
     from ftaccel.rtl_gen.accelerator import generate
     from ftaccel.rtl_gen.flow import generate_flow
 
@@ -191,11 +196,13 @@ def throughput_table(variants, rows: int, cols: int, M: int, seed: int) -> list[
 
 
 def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) -> list[dict]:
-    """digits-mlp (64-64-32-10) with fc1 and fc2 complementary-sparse: one-shot pruning of the
-    trained model, and the sparsity trained in (000 §12.4.1, fine-tuning from the dense
-    weights), each quantised (8-bit, calibrated on digits-train) and run on the
-    flow-controlling array; accuracy on digits-test and cycles beside the dense network on
-    the same array.  Needs the network runner (``golden.network``, ``golden.datasets``)."""
+    """digits-mlp (64-64-32-10) with fc1 and fc2 complementary-sparse.
+
+    One-shot pruning of the trained model, and the sparsity trained in (000 §12.4.1, fine-tuning
+    from the dense weights), each quantised (8-bit, calibrated on digits-train) and run on the
+    flow-controlling array; accuracy on digits-test and cycles beside the dense network on the same
+    array. Needs the network runner (``golden.network``, ``golden.datasets``).
+    """
     import dataclasses
     from importlib import resources
 

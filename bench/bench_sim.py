@@ -75,8 +75,10 @@ def _sim_cpu() -> float:
 
 
 class _Clock:
-    """Wall seconds, CPU seconds (this process + simulators: steadier than wall time on a
-    shared machine) and simulator-only CPU seconds of the calls it times, per label."""
+    """Per label, the wall, CPU and simulator-only CPU seconds of the calls it times.
+
+    CPU seconds count this process and the simulators: steadier than wall time on a shared machine.
+    """
 
     def __init__(self) -> None:
         self.wall: dict[str, float] = {}
@@ -158,8 +160,10 @@ def _cut(program, head):
 
 
 def _raw(model, program, cache: Path, bare: bool = False) -> int:
-    """A ``+raw`` run of ``program`` (stimulus preloaded, no I/O), encoding included; returns
-    its output fold.  ``bare``: plain ``vvp``, no cocotb and no Python."""
+    """A ``+raw`` run of ``program`` (stimulus preloaded, no I/O), encoding included.
+
+    Returns its output fold. ``bare``: plain ``vvp``, no cocotb and no Python.
+    """
     data = hp.encode_raw(model.spec, program.inputs, program.loopback)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         stim = Path(tmp) / "raw.bin"
@@ -177,8 +181,10 @@ def _raw(model, program, cache: Path, bare: bool = False) -> int:
 
 
 def _rate(r: dict, run: str, start: str, cycles: str = "cycles", kind: str = "cpu") -> float:
-    """Cycles per CPU second of ``run``, its start-up (a 1-vector run) taken off; ``kind``
-    ``"sim"`` counts the simulator's CPU only."""
+    """Cycles per CPU second of ``run``, its start-up (a 1-vector run) taken off.
+
+    ``kind`` ``"sim"`` counts the simulator's CPU only.
+    """
     return r[cycles] / max(r[f"{run}_{kind}"] - r[f"{start}_{kind}"], 1e-9)
 
 

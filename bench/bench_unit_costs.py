@@ -67,9 +67,12 @@ def pct(x: float, of: float) -> str:
 
 
 class _BypassLogic(wiring.Component):
-    """Only the bypass gates of one PE, registered outputs excluded: a P-bit 2-to-1 partial-sum
-    multiplexer (WS/IS, Fig. 10.2-A) or P AND gates on the pinned output (OS, Fig. 10.2-B).
-    Synthesised alone it gives an overhead free of ABC's restructuring noise in the PE."""
+    """Only the bypass gates of one PE, registered outputs excluded.
+
+    A P-bit 2-to-1 partial-sum multiplexer (WS/IS, Fig. 10.2-A) or P AND gates on the pinned output
+    (OS, Fig. 10.2-B). Synthesised alone it gives an overhead free of ABC's restructuring noise in
+    the PE.
+    """
 
     def __init__(self, dataflow: str, width: int):
         self._df, self._w = dataflow, width

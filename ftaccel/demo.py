@@ -236,9 +236,11 @@ DEMO_IMAGES = 180
 
 def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
                          say: Callable[[str], None] = print) -> dict:
-    """The built-in digits MLP on an array of ``cfg``'s size and dataflow under stuck-at faults
-    in PE registers and MAC logic, unprotected and with each protection the dataflow has
-    (Sanity-Check both: WS only; bypass of the known faulty PE), on the fast fault model.
+    """The built-in digits MLP under stuck-at faults, unprotected and protected.
+
+    The MLP runs on an array of ``cfg``'s size and dataflow, with stuck-at faults in PE registers
+    and MAC logic, unprotected and with each protection the dataflow has (Sanity-Check both: WS
+    only; bypass of the known faulty PE), on the fast fault model.
 
     A statistical sample (001 Eq. 4.7, ±10 % at 95 %) of the (PE, site, bit, mode) population,
     run in this process; the campaign folder ``out`` holds the full report and trace.

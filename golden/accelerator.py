@@ -138,6 +138,7 @@ class AcceleratorModel:
         return h[i] if i >= 0 else np.zeros(n, dtype=np.int64)
 
     def outputs(self) -> dict[str, np.ndarray | int]:
+        """The top's output ports after the last step, by port name."""
         out = {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
                "q_out": self.q_out.copy(), "bypass__rdata": self.bypass_rdata}
         if self.checker is not None:
@@ -236,6 +237,7 @@ class AcceleratorModel:
 
     # -- one clock cycle -------------------------------------------------------------------
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value) on the top's input ports."""
         cfg, C, NC = self.cfg, self.C, self.NC
         if NC > C:  # the sanity column's ports extend the column vectors
             inputs = dict(inputs)

@@ -108,9 +108,11 @@ def temporal_batch_max(cfg) -> int:
 
 
 def temporal_stream_len(stream: int, batch: int) -> int:
-    """Cycles a pass of ``stream`` vectors occupies with a temporal batch of ``batch``: one
-    sanity vector (an idle cycle at the ports) after every batch, the short last one included:
-    ``stream + ceil(stream / batch)``, a throughput of N/(N+1) (000 L1253)."""
+    """Cycles a pass of ``stream`` vectors occupies with a temporal batch of ``batch``.
+
+    One sanity vector (an idle cycle at the ports) after every batch, the short last one included:
+    ``stream + ceil(stream / batch)``, a throughput of N/(N+1) (000 L1253).
+    """
     return stream + ceil_div(stream, batch)
 
 
@@ -125,9 +127,12 @@ def pass_gap(cfg, stream_len: int) -> int:
 
 
 def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) -> int:
-    """Cycles the driver takes for an M×K @ K×N product, from the first input to the last
-    output inclusive (see :mod:`golden.schedule`); with the temporal checksum, for batches of
-    ``temporal_batch`` vectors (default :func:`temporal_batch_max`)."""
+    """Cycles the driver takes for an M×K @ K×N product.
+
+    Counted from the first input to the last output inclusive (see :mod:`golden.schedule`); with the
+    temporal checksum, for batches of ``temporal_batch`` vectors (default
+    :func:`temporal_batch_max`).
+    """
     R, C = cfg.rows, cfg.cols
     L = cfg.latency
     if cfg.dataflow == "os":

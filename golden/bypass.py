@@ -1,5 +1,6 @@
-"""Golden model of PE bypass (SPEC §6, seed 000 ch. 10, L2223–L2494): fault maps,
-hardware-aware masks, the pruned product the array computes, and the diagonal shift.
+"""Golden model of PE bypass (SPEC §6, seed 000 ch. 10, L2223–L2494).
+
+Fault maps, hardware-aware masks, the pruned product the array computes, and the diagonal shift.
 
 Notation.  A layer is ``Y = A @ B (+ bias)`` with ``A`` the M×K inputs (row ``b`` = batch
 index, column ``k`` = input channel ``c_i``), ``B`` the K×N weights (row ``k`` = ``c_i``,
@@ -151,8 +152,10 @@ def _int_matrix(name: str, x, ndim: int = 2) -> np.ndarray:
 
 
 def check_map(bypass_map) -> np.ndarray:
-    """The bypass map as an R×C bool array; ``ValueError`` unless it is a non-empty 2-D array
-    of bools or of the integers 0 and 1."""
+    """The bypass map as an R×C bool array.
+
+    ``ValueError`` unless it is a non-empty 2-D array of bools or of the integers 0 and 1.
+    """
     arr = _asarray("bypass_map", bypass_map)
     if arr.ndim != 2 or 0 in arr.shape:
         raise ValueError(f"invalid bypass_map: a non-empty R×C array, got shape {arr.shape}")
@@ -354,9 +357,11 @@ def diagonal_shift(B, s: int, *, channels: int | None = None) -> np.ndarray:
 
 
 def shift_inputs(A, s: int, *, channels: int | None = None) -> np.ndarray:
-    """The layer inputs ``A`` (M×K) in the order the shifted weights expect (channel axis
-    rolled by ``s``; the batch is not permuted).  Only the network's first layer needs it: a
-    shifted layer's output is already in this order for the next layer (000 L2391)."""
+    """The layer inputs ``A`` (M×K) in the order the shifted weights expect.
+
+    The channel axis is rolled by ``s``; the batch is not permuted.  Only the network's first layer
+    needs it: a shifted layer's output is already in this order for the next layer (000 L2391).
+    """
     A = _int_matrix("A", A)
     return shift_channels(A, s, axis=1, channels=channels)
 

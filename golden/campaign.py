@@ -64,8 +64,11 @@ CHECKS = ("spatial", "temporal", "any")
 
 @dataclass(frozen=True)
 class BiasError:
-    """Bit ``bit`` of the bias word of neuron ``col`` flipped: for output row ``row`` only
-    (one wrong output) or, ``row = None``, in the stored word (every row of the column)."""
+    """Bit ``bit`` of the bias word of neuron ``col`` flipped.
+
+    For output row ``row`` only (one wrong output) or, ``row = None``, in the stored word (every row
+    of the column).
+    """
 
     row: int | None
     col: int
@@ -74,6 +77,8 @@ class BiasError:
 
 @dataclass(frozen=True)
 class Outcome:
+    """One fault's result: outputs corrupted, alarms raised, and its kind."""
+
     fault: object       # Fault, tuple of Faults, or BiasError
     corrupted: int      # outputs that differ from the fault-free run
     alarm: bool         # any checksum alarm
@@ -83,14 +88,17 @@ class Outcome:
 
 
 def classify(corrupted: int, alarm: bool) -> str:
+    """The outcome kind: masked, detected, sdc (silent data corruption) or false_alarm."""
     if corrupted == 0:
         return "false_alarm" if alarm else "masked"
     return "detected" if alarm else "sdc"
 
 
 def exhaustive_faults(cfg, modes=("sa0", "sa1"), registers=REGISTERS[:3], cycle: int = 0):
-    """Every (PE, register, bit, mode) of the built array, sanity column included (the three
-    registers by default; the MAC sites ``product`` / ``sum`` are not in this study)."""
+    """Every (PE, register, bit, mode) of the built array, sanity column included.
+
+    The three registers by default; the MAC sites ``product`` / ``sum`` are not in this study.
+    """
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
@@ -116,10 +124,12 @@ def result_positions(program: Program) -> list[tuple[int, int]]:
 
 
 def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
-    """Flips that corrupt exactly the outputs at ``positions`` (``(cycle, lane)``), bit
-    ``bits[i]`` of each: a single-cycle flip of the bottom PE's partial-sum register in the
-    cycle the value passes it (the output stage shows it one cycle later, after the
-    ``NC − 1 − lane`` deskew registers)."""
+    """Flips that corrupt exactly the outputs at ``positions``, bit ``bits[i]`` of each.
+
+    Positions are ``(cycle, lane)``. Each flip is a single-cycle flip of the bottom PE's partial-sum
+    register in the cycle the value passes it (the output stage shows it one cycle later, after the
+    ``NC − 1 − lane`` deskew registers).
+    """
     nc = cfg.array_cols
     return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
                        int(row) - 1 - (nc - 1 - lane))
@@ -127,8 +137,10 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
 
 
 def alarms(rec: dict) -> tuple[bool, bool]:
-    """``(spatial, temporal)``: whether each checksum's alarm fired in recorded outputs (False
-    for a checksum that is not configured)."""
+    """``(spatial, temporal)``: whether each checksum's alarm fired in recorded outputs.
+
+    False for a checksum that is not configured.
+    """
     spatial = bool(rec["checksum__alarm"].max()) if "checksum__alarm" in rec else False
     temporal = bool(rec["temporal__alarm"].max()) if "temporal__alarm" in rec else False
     return spatial, temporal
@@ -175,8 +187,10 @@ def sample_combinations(n: int, k: int, count: int, rng: np.random.Generator):
 
 def coverage_table(outcomes: list[Outcome], key=lambda o: o.fault.register,
                    check: str = "any") -> dict:
-    """Per key: counts of each outcome and the detection rate of output-changing faults,
-    counting the ``check`` alarm(s) (``"spatial"``, ``"temporal"`` or ``"any"``)."""
+    """Per key, counts of each outcome and the detection rate of output-changing faults.
+
+    Detection counts the ``check`` alarm(s) (``"spatial"``, ``"temporal"`` or ``"any"``).
+    """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {CHECKS}, not {check!r}")
     groups: dict = {}
@@ -223,8 +237,10 @@ def _flip_cycles(program: Program) -> np.ndarray:
 
 
 def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -> list:
-    """Pairs of flips on two results of one output row, same bit, opposite bit values: the
-    two errors are +2**b and −2**b, so the row still sums to zero."""
+    """Pairs of flips on two results of one output row, same bit, opposite bit values.
+
+    The two errors are +2**b and −2**b, so the row still sums to zero.
+    """
     rows = sorted(set(program.out_cycle.ravel().tolist()))
     lanes = sorted(set(program.out_lane.ravel().tolist()))
     out = []
@@ -242,8 +258,7 @@ def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -
 
 def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
                      flips: int | None, combos: int) -> dict[str, tuple[list, int | None, bool]]:
-    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population,
-    exhaustive)``."""
+    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population, exhaustive)``."""
     C = cfg.cols
     clean_rec = simulate(cfg, program)
     cycles = _flip_cycles(program)
@@ -383,6 +398,7 @@ class FCLayer:
     widths: dict = field(init=False)
 
     def __post_init__(self):
+        """Embed the checksums: the sanity input row, sanity column and their expected outputs."""
         N, K = self.I.shape
         M = self.W.shape[1]
         si = temporal_sanity_input(self.I, wrap_bits=self.a_width if self.wrap_input else None)
@@ -413,18 +429,22 @@ class FCLayer:
         return self.I.shape[0], self.I.shape[1], self.W.shape[1]
 
     def tensor(self, kind: str) -> np.ndarray:
+        """The extended ``input``, ``weight``, ``bias`` or ``output`` tensor, by ``kind``."""
         return {"input": self.I_ext, "weight": self.W_ext, "bias": self.b_ext,
                 "output": self.O_ext}[kind]
 
     def temporal_expected(self) -> np.ndarray:
+        """The temporal check constants for the extended bias and input batch."""
         return temporal_expected(self.b_ext, self.I_ext.shape[0])
 
 
 def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, m_out: int = 8,
                     a_width: int = 8, w_width: int = 8, bias_width: int = 16,
                     wrap_input: bool = False, wrap_weight: bool = False) -> FCLayer:
-    """A layer with uniformly random signed data of the given widths (see :class:`FCLayer`
-    for ``wrap_input`` / ``wrap_weight``)."""
+    """A layer with uniformly random signed data of the given widths.
+
+    See :class:`FCLayer` for ``wrap_input`` / ``wrap_weight``.
+    """
     for name, v in (("batch", batch), ("k_in", k_in), ("m_out", m_out)):
         check_int(name, v, 1, 256)
     for name, v in (("a_width", a_width), ("w_width", w_width), ("bias_width", bias_width)):
@@ -438,8 +458,11 @@ def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, 
 
 
 def alg61_bits(values, bits, widths):
-    """Algorithm 6.1 (000:L1201–L1220): sign bit → negate; else add 2^i if bit i is 0, subtract
-    2^i if it is 1 (with scale 1: integer data)."""
+    """Algorithm 6.1 (000:L1201–L1220).
+
+    Sign bit → negate; else add 2^i if bit i is 0, subtract 2^i if it is 1 (with scale 1: integer
+    data).
+    """
     v = np.asarray(values, dtype=np.int64)
     b = np.asarray(bits, dtype=np.int64)
     w = np.asarray(widths, dtype=np.int64)
@@ -613,9 +636,11 @@ def aliasing_table(rng: np.random.Generator, layer: FCLayer, ks, *,
 
 
 def rectangle_escape(layer: FCLayer, delta: int = 1, corner=(0, 0, 1, 1)) -> tuple[bool, bool]:
-    """Four output errors on a rectangle, ``+d, -d, -d, +d`` at (z1,u1), (z1,u2), (z2,u1),
-    (z2,u2): every row and column sum is unchanged, so both checksums miss it (the bound of
-    Lemma 6 is tight).  Returns ``(spatial, temporal)`` detections (both False)."""
+    """Four output errors on a rectangle, ``+d, -d, -d, +d`` at (z1,u1), (z1,u2), (z2,u1), (z2,u2).
+
+    Every row and column sum is unchanged, so both checksums miss it (the bound of Lemma 6 is
+    tight). Returns ``(spatial, temporal)`` detections (both False).
+    """
     z1, u1, z2, u2 = corner
     O = layer.O_ext.copy()
     O[z1, u1] += delta

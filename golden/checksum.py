@@ -87,9 +87,12 @@ def negated_sum_width(width: int, count: int) -> int:
 
 
 def residue(x, kind: str, k: int | None):
-    """``x`` reduced for a checker: ``"exact"`` (unchanged), ``"pow2"`` (mod 2^k as signed k
-    bits: the RTL's residue mode) or ``"pow2m1"`` (mod 2^k − 1, symmetric representative; a
-    study-only comparison, the RTL has no such mode)."""
+    """``x`` reduced for a checker.
+
+    ``"exact"`` (unchanged), ``"pow2"`` (mod 2^k as signed k bits: the RTL's residue mode) or
+    ``"pow2m1"`` (mod 2^k − 1, symmetric representative; a study-only comparison, the RTL has no
+    such mode).
+    """
     x = np.asarray(x, dtype=np.int64)
     if kind == "exact":
         return x
@@ -197,9 +200,11 @@ def temporal_sanity_input(batch, *, a_width: int | None = None, wrap_bits: int |
 
 def extend_inputs(A, batch_size: int, *, a_width: int | None = None,
                   wrap_bits: int | None = None):
-    """``A`` (M×K) with a sanity input after every ``batch_size`` rows and after the last
-    (possibly shorter) batch, as the :class:`SanityInputGeneratorModel` streams it when the
-    last vector of the pass carries ``in_last``.
+    """``A`` (M×K) with the sanity inputs inserted.
+
+    A sanity input follows every ``batch_size`` rows and the last (possibly shorter) batch, as the
+    :class:`SanityInputGeneratorModel` streams it when the last vector of the pass carries
+    ``in_last``.
 
     Returns ``(A_ext, last)``: the extended rows and a boolean per row marking the sanity
     vectors (the ``last`` flag a temporal checker closes its batch on).
@@ -219,8 +224,11 @@ def extend_inputs(A, batch_size: int, *, a_width: int | None = None,
 
 
 def temporal_expected(bias, count: int):
-    """The temporal check constants ``count · bias[u]``, where ``count`` is the number of
-    output vectors in the batch *including* the sanity vector (N + 1 for N data vectors)."""
+    """The temporal check constants ``count · bias[u]``.
+
+    ``count`` is the number of output vectors in the batch *including* the sanity vector (N + 1 for
+    N data vectors).
+    """
     b = signed_array(bias, "bias")
     return np.int64(count) * b
 
@@ -229,8 +237,10 @@ def temporal_expected(bias, count: int):
 # functional checks
 # --------------------------------------------------------------------------------------------
 def spatial_syndrome(out, *, expected=0, residue_bits: int | None = None):
-    """Per output vector (row of ``out`` [T, n]): ``sum(out[t]) - expected``, exact or as a
-    signed ``residue_bits``-bit residue (mod 2^k)."""
+    """Per output vector (row of ``out`` [T, n]).
+
+    ``sum(out[t]) - expected``, exact or as a signed ``residue_bits``-bit residue (mod 2^k).
+    """
     O = signed_array(out, "out")
     d = O.sum(axis=-1) - np.asarray(expected, dtype=np.int64)
     return d if residue_bits is None else wrap(d, residue_bits)
@@ -292,10 +302,12 @@ class SpatialCheckerModel:
         self.count = 0
 
     def outputs(self) -> dict:
+        """The checker's outputs after the last step, by port name."""
         return {"out_valid": self.out_valid, "error": self.error, "alarm": self.alarm,
                 "first_index": self.first_index, "checksum": int(self.checksum)}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         w, cw = self.width, self.check_width
         data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), w)
         valid = int(_index(inputs["valid"]) & 1)
@@ -335,10 +347,12 @@ class SanityInputGeneratorModel:
         self.ready = 1
 
     def outputs(self) -> dict:
+        """The generator's outputs after the last step, by port name."""
         return {"o__data": self.out_data.copy(), "o__valid": self.out_valid,
                 "sanity": self.out_sanity, "ready": self.ready, "overrun": self.overrun}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         ow, bb = self.out_width, self.batch_bits
         data = wrap(np.asarray(inputs["i__data"], dtype=np.int64).reshape(self.lanes),
                     self.width)
@@ -393,10 +407,12 @@ class TemporalCheckerModel:
         self.batches = 0
 
     def outputs(self) -> dict:
+        """The checker's outputs after the last step, by port name."""
         return {"checked": self.checked, "error": self.error, "lane_errors": self.lane_errors,
                 "alarm": self.alarm, "first_index": self.first_index}
 
     def step(self, inputs: dict) -> None:
+        """Advance one clock cycle with ``inputs`` (port name → value)."""
         aw, cw = self.acc_width, self.check_width
         data = wrap(np.asarray(inputs["data"], dtype=np.int64).reshape(self.lanes), self.width)
         valid = int(_index(inputs["valid"]) & 1)
@@ -425,9 +441,11 @@ class TemporalCheckerModel:
 
 
 def simulate(model, inputs: dict) -> dict[str, np.ndarray]:
-    """Run ``model`` over per-cycle ``inputs`` (port → [T] or [T, n]) and return what
-    :func:`tb.runner.run_stream` records from the RTL: row ``t`` = outputs before cycle t's
-    inputs are applied (reset state in row 0)."""
+    """Run ``model`` over per-cycle ``inputs`` (port → [T] or [T, n]) and return its outputs.
+
+    The record is what :func:`tb.runner.run_stream` records from the RTL: row ``t`` = outputs before
+    cycle t's inputs are applied (reset state in row 0).
+    """
     lengths = {len(v) for v in inputs.values()}
     if len(lengths) != 1:
         raise ValueError(f"stimulus ports have different lengths: {sorted(lengths)}")

@@ -42,6 +42,7 @@ class Dataset:
     name: str
 
     def __len__(self) -> int:
+        """The number of images."""
         return len(self.labels)
 
     def head(self, n: int | None) -> Dataset:
@@ -146,8 +147,11 @@ def load_idx(images: str | Path, labels: str | Path, scale: float = 255.0) -> Da
 
 
 def load_data(spec: str | Path) -> Dataset:
-    """A data set named on the command line: ``digits`` / ``digits-test`` / ``digits-train``,
-    ``FILE.npz``, or ``IMAGES,LABELS`` (two IDX files)."""
+    """A data set named on the command line.
+
+    ``digits`` / ``digits-test`` / ``digits-train``, ``FILE.npz``, or ``IMAGES,LABELS`` (two IDX
+    files).
+    """
     text = str(spec)
     if text in ("digits", "digits-test"):
         return digits("test")

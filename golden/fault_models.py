@@ -75,8 +75,11 @@ PROFILE_MODES = {"flip-to-0": "sa0", "flip-to-1": "sa1", "bitflip": "flip"}
 
 
 def sabotage_array(values, width: int, bit: int, mode: str) -> np.ndarray:
-    """:func:`golden.faults.sabotage` over an array: ``bit`` of every ``width``-bit signed
-    value forced to 0 / 1 or inverted (a bit at or beyond ``width`` changes nothing)."""
+    """:func:`golden.faults.sabotage` over an array.
+
+    ``bit`` of every ``width``-bit signed value forced to 0 / 1 or inverted (a bit at or beyond
+    ``width`` changes nothing).
+    """
     v = np.asarray(values, dtype=np.int64)
     full = np.int64((1 << width) - 1)
     raw = v & full
@@ -103,9 +106,11 @@ class TransientFault(Fault):
     """
 
     def active(self, cycle: int) -> bool:
+        """Whether the fault acts in ``cycle`` (its one cycle only)."""
         return cycle == self.cycle
 
     def controls(self) -> dict[str, int]:
+        """Raise ValueError: a one-cycle stuck-at cannot be set through the RTL's fault controls."""
         raise ValueError("a one-cycle stuck-at cannot be set through the RTL's fault controls")
 
 
@@ -132,9 +137,11 @@ def _stationary_layout(cfg, M: int, N: int, temporal_batch):
 
 def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
             X_gen: np.ndarray) -> np.ndarray:
-    """The streamed vectors of a pass as the array sees them, ``[span, R]``: data in their
-    slots, and (temporal checksum) each batch's sanity vector, the negated sum of ``X_gen``
-    (the data the generator saw) wrapped to the streamed width, in the slot after it."""
+    """The streamed vectors of a pass as the array sees them, ``[span, R]``.
+
+    Data in their slots, and (temporal checksum) each batch's sanity vector, the negated sum of
+    ``X_gen`` (the data the generator saw) wrapped to the streamed width, in the slot after it.
+    """
     R = cfg.rows
     Xs = np.zeros((span, R), dtype=np.int64)
     Xs[slot, :X.shape[1]] = X
@@ -242,10 +249,12 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
 
 
 def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
-    """Batches whose lane sums (data + sanity vector) miss the expected ``(n + 1)·bias``
-    modulo 2**kbits, as :class:`golden.checksum.TemporalCheckerModel` counts them.  A batch's
-    data vectors and its sanity vector occupy consecutive slots, so one ``reduceat`` sums
-    every batch of the pass."""
+    """Batches whose lane sums (data + sanity vector) miss the expected ``(n + 1)·bias``.
+
+    Sums are modulo 2**kbits, as :class:`golden.checksum.TemporalCheckerModel` counts them.  A
+    batch's data vectors and its sanity vector occupy consecutive slots, so one ``reduceat`` sums
+    every batch of the pass.
+    """
     starts = slot[::nb]
     totals = np.add.reduceat(state, starts, axis=0)
     n = np.minimum(nb, len(slot) - np.arange(0, len(slot), nb)) + 1  # vectors per batch
@@ -260,7 +269,8 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
                             stat_reg, move_reg, R, NC, P) -> None:
     """Add fault ``f``'s effect on one WS/IS pass to ``new`` (``[span, NC]``, unwrapped).
 
-    ``t_next``: the first load cycle of the next pass (None for the last pass)."""
+    ``t_next``: the first load cycle of the next pass (None for the last pass).
+    """
     r, c = f.row, f.col
     if r >= R or c >= NC:
         return
@@ -310,9 +320,11 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
 
 
 def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
-    """The partial sum of column ``c`` leaving row ``r`` sabotaged for slots ``sel``: what
-    is below row r is added after; what ``new`` already holds above it (earlier errors in
-    rows above) is kept, so errors applied top row first compose as in the array."""
+    """The partial sum of column ``c`` leaving row ``r`` sabotaged for slots ``sel``.
+
+    What is below row r is added after; what ``new`` already holds above it (earlier errors in rows
+    above) is kept, so errors applied top row first compose as in the array.
+    """
     lower = Xs[sel, r + 1:] @ eff[r + 1:, c]
     upper = new[sel, c] - lower
     new[sel, c] = sabotage_array(wrap(upper, P), P, bit, mode) + lower
@@ -419,10 +431,12 @@ def _os_product(cfg, A, B, bias, faults, bmap):
 
 def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
                    temporal_batch: int | None = None, errors=None, gen_A=None, chk_B=None):
-    """``(acc, alarms)``: the accumulator outputs of ``A @ B`` (+ bias, M×N, int64) with
-    ``fault`` (a :class:`Fault`, a :class:`TransientFault` or a list of them) and/or profile
-    ``errors`` (:class:`ProfileErrors`) applied, as the cycle model gives them, and the number
-    of output vectors (spatial) / batches (temporal) each checksum flags.
+    """``(acc, alarms)`` of ``A @ B`` with faults and/or profile errors applied.
+
+    ``acc`` is the accumulator outputs of ``A @ B`` (+ bias, M×N, int64) with ``fault`` (a
+    :class:`Fault`, a :class:`TransientFault` or a list of them) and/or profile ``errors``
+    (:class:`ProfileErrors`) applied, as the cycle model gives them; ``alarms`` is the number of
+    output vectors (spatial) / batches (temporal) each checksum flags.
 
     ``A`` is what the array multiplies: the activations after the WS input units (see
     :func:`golden.network._units_matrix`).  The bias enters where the hardware adds it.  Unlike
@@ -448,12 +462,13 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
 
 
 class FastFaultEngine(FunctionalEngine):
-    """The functional engine with faults, in closed form: ``Product.fault`` (register
-    faults), and in ``Product.units``: ``errors`` (a per-PE profile's error instances,
-    :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g. with bit
-    errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
-    Algorithm 6.1 on the streamed activations before the input units; the temporal sanity
-    vectors are summed from the clean ones).  A neuron permutation must not be combined with
+    """The functional engine with faults, in closed form.
+
+    ``Product.fault`` (register faults), and in ``Product.units``: ``errors`` (a per-PE profile's
+    error instances, :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g.
+    with bit errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
+    Algorithm 6.1 on the streamed activations before the input units; the temporal sanity vectors
+    are summed from the clean ones). A neuron permutation must not be combined with
     ``stored_weights`` (they are in array-column order).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
@@ -470,6 +485,7 @@ class FastFaultEngine(FunctionalEngine):
         self.checked = checked
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` with its fault and/or errors applied, in closed form."""
         cfg = self.cfg
         units = dict(p.units)
         errors = units.pop("errors", None)
@@ -506,12 +522,13 @@ class FastFaultEngine(FunctionalEngine):
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
 
 def bit_errors(tensor, rate: float, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Algorithm 6.1 (000 L1201–L1220) on an integer tensor, vectorised: ``round(rate ×
-    size)`` distinct locations, one random bit each; the sign bit negates the value (and
-    saturates −2**(w−1), whose negation does not fit), another bit i adds 2**i if that bit is
-    0 and subtracts it if it is 1.  The same draws as
-    :func:`golden.faults.inject_bit_errors`, which it equals except at −2**(w−1) (there the
-    reference leaves a value that the register cannot hold)."""
+    """Algorithm 6.1 (000 L1201–L1220) on an integer tensor, vectorised.
+
+    ``round(rate × size)`` distinct locations, one random bit each; the sign bit negates the value
+    (and saturates −2**(w−1), whose negation does not fit), another bit i adds 2**i if that bit is 0
+    and subtracts it if it is 1. The same draws as :func:`golden.faults.inject_bit_errors`, which it
+    equals except at −2**(w−1) (there the reference leaves a value that the register cannot hold).
+    """
     out = np.array(tensor, dtype=np.int64, copy=True)
     flat = out.reshape(-1)
     count = int(round(rate * flat.size))
@@ -539,8 +556,11 @@ def pe_profile(rows: int, cols: int, fr_max: float, rng: np.random.Generator) ->
 
 @dataclass(frozen=True)
 class ProfileErrors:
-    """Error instances for one product: per error, the pass (tile index in driver order),
-    the streamed slot (WS/IS) or step (OS), the PE and the bit; all in one ``mode``."""
+    """Error instances for one product.
+
+    Per error, the pass (tile index in driver order), the streamed slot (WS/IS) or step (OS), the PE
+    and the bit; all in one ``mode``.
+    """
 
     tile: np.ndarray
     step: np.ndarray
@@ -550,6 +570,7 @@ class ProfileErrors:
     mode: str
 
     def __len__(self) -> int:
+        """The number of error instances."""
         return len(self.tile)
 
 
@@ -589,8 +610,11 @@ def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
 
 def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
                    temporal_batch: int | None = None) -> list[TransientFault]:
-    """The error instances as one-cycle faults on the cycle model's partial-sum registers
-    (the cycle each step's partial sum sits in PE (r, c)'s register), for cross-checks."""
+    """The error instances as one-cycle faults on the cycle model's partial-sum registers.
+
+    Each fault sits in the cycle the step's partial sum is in PE (r, c)'s register; for
+    cross-checks.
+    """
     R = cfg.rows
     pre, d = cfg.config_cycles, cfg.input_stages
     out = []
@@ -615,9 +639,11 @@ def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
 
 def profile_product(cfg, A, B, bias, errors: ProfileErrors, *, bypass_map=None,
                     temporal_batch: int | None = None):
-    """``(acc, alarms)`` with a profile's error instances applied (see :func:`profile_errors`):
-    the partial sum of PE (r, c) in the erroneous step is sabotaged before row r + 1 adds to
-    it; errors of one column compose from the top row down, as in the array."""
+    """``(acc, alarms)`` with a profile's error instances applied (see :func:`profile_errors`).
+
+    The partial sum of PE (r, c) in the erroneous step is sabotaged before row r + 1 adds to it;
+    errors of one column compose from the top row down, as in the array.
+    """
     A = np.asarray(A, np.int64)
     B = np.asarray(B, np.int64)
     if cfg.dataflow == "os":
@@ -626,8 +652,11 @@ def profile_product(cfg, A, B, bias, errors: ProfileErrors, *, bypass_map=None,
 
 
 def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
-    """OS with many one-step errors: each output element with errors is recomputed by its
-    recurrence over the steps (errors in different elements are independent)."""
+    """OS with many one-step errors.
+
+    Each output element with errors is recomputed by its recurrence over the steps (errors in
+    different elements are independent).
+    """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     M, K = A.shape
     N = B.shape[1]

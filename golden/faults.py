@@ -31,8 +31,9 @@ OUTCOMES = ("masked", "sdc", "detected", "corrected")
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register`` (a register or
-    the MAC logic's ``product`` / ``sum``, which PE bypass isolates).
+    """One fault: ``mode`` on ``bit`` of PE (``row``, ``col``)'s ``register``.
+
+    ``register`` is a register or the MAC logic's ``product`` / ``sum``, which PE bypass isolates.
 
     ``cycle`` is the cycle of a ``flip`` (counted from reset, 0 = first cycle after it);
     stuck-at faults are permanent and ignore it.
@@ -46,6 +47,7 @@ class Fault:
     cycle: int = 0
 
     def __post_init__(self):
+        """Check register, mode and the non-negative integer fields; ValueError otherwise."""
         if self.register not in REGISTERS:
             raise ValueError(f"fault register must be one of {REGISTERS}, not {self.register!r}")
         if self.mode not in MODES:
@@ -56,11 +58,14 @@ class Fault:
                 raise ValueError(f"fault {name} must be a non-negative integer, not {v!r}")
 
     def active(self, cycle: int) -> bool:
+        """Whether the fault acts in ``cycle``: always for stuck-at, in its cycle for a flip."""
         return self.mode != "flip" or cycle == self.cycle
 
     def controls(self) -> dict[str, int]:
-        """Values of the fault hooks' run-time controls (:data:`rtl_gen.config.FAULT_CONTROLS`,
-        the top's ``fault`` ports) that arm this fault."""
+        """Values of the fault hooks' run-time controls that arm this fault.
+
+        The controls are :data:`rtl_gen.config.FAULT_CONTROLS`, the top's ``fault`` ports.
+        """
         values = {"enable": 1, "row": self.row, "col": self.col,
                   "reg": REGISTERS.index(self.register), "bit": self.bit,
                   "mode": MODES.index(self.mode), "cycle": self.cycle}

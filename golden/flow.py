@@ -77,9 +77,11 @@ class NotPackable(ConfigError):
 
 
 def layer_shape(flow: str, group: int) -> tuple[int, int]:
-    """Group shape ``(gl, gk)`` of a layer packed for ``flow`` with group size ``group``:
-    shortened ``(g, 1)``, superposition ``(1, g)``, twodim ``(√g, √g)`` (g a square),
-    none ``(1, 1)``."""
+    """Group shape ``(gl, gk)`` of a layer packed for ``flow`` with group size ``group``.
+
+    Shortened ``(g, 1)``, superposition ``(1, g)``, twodim ``(√g, √g)`` (g a square), none ``(1,
+    1)``.
+    """
     if flow not in ("none", "shortened", "superposition", "twodim"):
         raise ConfigError("flow", flow, "one of none, shortened, superposition, twodim")
     if isinstance(group, bool) or not isinstance(group, int | np.integer) or group < 1:
@@ -159,6 +161,7 @@ class Packed:
     gk: int
 
     def __post_init__(self):
+        """Check that the packed arrays have the shape of the groups; ConfigError otherwise."""
         K, N = self.shape
         Kp, Np = ceil_div(K, self.gl), ceil_div(N, self.gk)
         for name in ("values", "ext_row", "ext_col"):
@@ -187,8 +190,11 @@ class Packed:
         return np.arange(self.values.shape[1])[None, :] * self.gk + self.ext_col
 
     def ext_word(self, lanes_in: int) -> np.ndarray:
-        """The extension bits as the PE stores them: row select in the low
-        ``ceil(log2 lanes_in)`` bits, column select above (000 L2972: dedicated fields)."""
+        """The extension bits as the PE stores them.
+
+        Row select in the low ``ceil(log2 lanes_in)`` bits, column select above (000 L2972:
+        dedicated fields).
+        """
         return self.ext_row | (self.ext_col << ext_bits(lanes_in))
 
 
@@ -213,9 +219,11 @@ def unpack(p: Packed) -> np.ndarray:
 
 
 def group_mask(W, gl: int, gk: int) -> np.ndarray:
-    """Boolean K×N mask with one ``True`` per ``gl × gk`` group, at the largest magnitude
-    (ties: the first position in row-major order) — the mask Θ of 000 §12.4.1 (Fig. 12.4
-    step 1)."""
+    """Boolean K×N mask with one ``True`` per ``gl × gk`` group, at the largest magnitude.
+
+    Ties go to the first position in row-major order.  This is the mask Θ of 000 §12.4.1 (Fig. 12.4
+    step 1).
+    """
     W = _matrix(W, "W")
     gl, gk = _check_shape(gl, gk)
     K, N = W.shape
@@ -307,9 +315,11 @@ def train_complementary(weights, biases, x, y, groups, *, beta: float = 0.1,
 
 
 def packed_matmul(A, p: Packed) -> np.ndarray:
-    """``A @ W`` from the packed form, as the flow-controlling MACs compute it: the weight of
-    group (i, q) multiplies activation ``A[:, rows[i, q]]`` (input multiplexer) and adds into
-    output ``cols[i, q]`` (partial-sum multiplexer).  int64, exact."""
+    """``A @ W`` from the packed form, as the flow-controlling MACs compute it.
+
+    The weight of group (i, q) multiplies activation ``A[:, rows[i, q]]`` (input multiplexer) and
+    adds into output ``cols[i, q]`` (partial-sum multiplexer). int64, exact.
+    """
     A = np.asarray(A, dtype=np.int64)
     K, N = p.shape
     if A.ndim != 2 or A.shape[1] != K:
@@ -333,8 +343,10 @@ def _lanes(cfg) -> tuple[int, int]:
 
 
 def check_fits(cfg, p: Packed) -> None:
-    """The layer's groups must fit the multiplexers the hardware was built for (a smaller
-    group uses a subset of the multiplexer inputs, 000 L2984); else :class:`ConfigError`."""
+    """Check that the layer's groups fit the multiplexers the hardware was built for.
+
+    A smaller group uses a subset of the multiplexer inputs (000 L2984); else :class:`ConfigError`.
+    """
     check_group(cfg, p.gl, p.gk)
 
 
@@ -354,9 +366,11 @@ def check_group(cfg, gl: int, gk: int) -> None:
 
 
 def flow_latency(cfg) -> int:
-    """Cycles from a vector at ``act_data`` to its result at ``acc_out``: R partial-sum
-    registers down a column plus the output-stage register, **R + 1** (no deskew: the
-    activations are broadcast along a row, so all columns finish together)."""
+    """Cycles from a vector at ``act_data`` to its result at ``acc_out``.
+
+    R partial-sum registers down a column plus the output-stage register, **R + 1** (no deskew: the
+    activations are broadcast along a row, so all columns finish together).
+    """
     return cfg.rows + 1
 
 
@@ -368,10 +382,12 @@ def _gap(cfg) -> int:
 
 
 def flow_cycle_count(cfg, M: int, K: int, N: int, gl: int = 1, gk: int = 1) -> int:
-    """Cycles for ``M×K @ K×N`` packed in ``gl × gk`` groups, first load to last output
-    inclusive: ``P·(R + M) + (P − 1)·max(R − 2, 0) + R + 1`` with
-    ``P = ceil(ceil(N/gk)/C) · ceil(ceil(K/gl)/R)`` passes.  The group shrinks the number of
-    passes, hence the throughput boost equal to the group size (000 L2984)."""
+    """Cycles for ``M×K @ K×N`` packed in ``gl × gk`` groups, first load to last output inclusive.
+
+    ``P·(R + M) + (P − 1)·max(R − 2, 0) + R + 1`` with ``P = ceil(ceil(N/gk)/C) ·
+    ceil(ceil(K/gl)/R)`` passes. The group shrinks the number of passes, hence the throughput boost
+    equal to the group size (000 L2984).
+    """
     R, C = cfg.rows, cfg.cols
     P = ceil_div(ceil_div(N, gk), C) * ceil_div(ceil_div(K, gl), R)
     return P * (R + M) + (P - 1) * _gap(cfg) + flow_latency(cfg)
@@ -379,9 +395,11 @@ def flow_cycle_count(cfg, M: int, K: int, N: int, gl: int = 1, gk: int = 1) -> i
 
 @dataclass
 class FlowProgram:
-    """Stimulus of one packed product (same conventions as :class:`golden.schedule.Program`):
-    ``inputs[port]`` per cycle, ``loopback`` for partial sums chained across K-tiles,
-    ``out_cycle[m, n]``/``out_lane[m, n]`` locate output ``(m, n)`` in the recorded ports."""
+    """Stimulus of one packed product (same conventions as :class:`golden.schedule.Program`).
+
+    ``inputs[port]`` per cycle, ``loopback`` for partial sums chained across K-tiles, ``out_cycle[m,
+    n]``/``out_lane[m, n]`` locate output ``(m, n)`` in the recorded ports.
+    """
 
     inputs: dict[str, np.ndarray]
     loopback: dict[str, tuple[str, np.ndarray]]
@@ -469,10 +487,11 @@ def build_flow_program(cfg, A, p: Packed, *, bias=None, relu: bool = False,
 
 
 class FlowArrayModel:
-    """Register-level model of :class:`rtl_gen.flow.FlowAccelerator`, one :meth:`step` per
-    cycle: skew registers on the activation lanes (row r delayed r cycles, then broadcast to
-    the row), per PE ``weight_reg``, ``ext_reg`` and ``psum_reg[k]``, the output stage, and the
-    ``in_valid`` delay line.  Same registers, reset values (zero) and wrap-around as the RTL.
+    """Register-level model of :class:`rtl_gen.flow.FlowAccelerator`, one :meth:`step` per cycle.
+
+    Skew registers on the activation lanes (row r delayed r cycles, then broadcast to the row), per
+    PE ``weight_reg``, ``ext_reg`` and ``psum_reg[k]``, the output stage, and the ``in_valid`` delay
+    line. Same registers, reset values (zero) and wrap-around as the RTL.
     """
 
     def __init__(self, cfg):
@@ -490,10 +509,12 @@ class FlowArrayModel:
         self.q_out = np.zeros(C * self.Kk, np.int64)
 
     def outputs(self) -> dict:
+        """The top's output ports after the last step, by port name."""
         return {"acc_out": self.acc_out.copy(), "q_out": self.q_out.copy(),
                 "out_valid": self.valid[-1]}
 
     def step(self, inp: dict) -> None:
+        """Advance one clock cycle with ``inp`` (port name → value) on the top's input ports."""
         R, C, L, Kk = self.R, self.C, self.L, self.Kk
         act_now = np.asarray(inp["act_data"], np.int64).reshape(R, L)
         # Row r sees the vector presented r cycles ago (its skew registers, zero at reset).
@@ -522,8 +543,10 @@ class FlowArrayModel:
 
 
 def simulate_flow(cfg, program: FlowProgram) -> dict[str, np.ndarray]:
-    """What the flow-controlling top's output ports show for ``program``, cycle by cycle
-    (same layout as :func:`tb.runner.run_stream`'s record)."""
+    """What the flow-controlling top's output ports show for ``program``, cycle by cycle.
+
+    Same layout as :func:`tb.runner.run_stream`'s record.
+    """
     model = FlowArrayModel(cfg)
     T = program.cycles
     rec = {name: np.zeros((T, n) if n else T, dtype=np.int64)
@@ -546,8 +569,11 @@ def assemble_flow(program: FlowProgram, rec: dict, port: str = "acc_out") -> np.
 
 
 def check_overflow(cfg, A, p: Packed) -> None:
-    """Every partial sum the hardware forms, in its order (packed rows top to bottom, K-tiles
-    chained), must fit the accumulator: overflow is reported, never wrapped (SPEC §0)."""
+    """Check that every partial sum the hardware forms fits the accumulator.
+
+    Partial sums are taken in the hardware's order (packed rows top to bottom, K-tiles chained);
+    overflow is reported, never wrapped (SPEC §0).
+    """
     lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
     A = np.asarray(A, dtype=np.int64)
     M = A.shape[0]
@@ -566,8 +592,10 @@ def check_overflow(cfg, A, p: Packed) -> None:
 
 
 def run_flow_matmul(cfg, A, p: Packed, *, bias=None, relu: bool = False, shift: int = 0):
-    """``(acc, q, program)`` of the packed product on the golden cycle model (``q`` is None
-    without the output stage); raises :class:`AccumulatorOverflow` before simulating."""
+    """``(acc, q, program)`` of the packed product on the golden cycle model.
+
+    ``q`` is None without the output stage; raises :class:`AccumulatorOverflow` before simulating.
+    """
     check_overflow(cfg, A, p)
     prog = build_flow_program(cfg, A, p, bias=bias, relu=relu, shift=shift)
     rec = simulate_flow(cfg, prog)
@@ -577,8 +605,10 @@ def run_flow_matmul(cfg, A, p: Packed, *, bias=None, relu: bool = False, shift: 
 
 def flow_dense_layer(cfg, A, W, *, bias=None, relu: bool = True, shift: int = 0,
                      group: int | None = None, simulate: bool = False) -> dict:
-    """One dense layer ``A @ W`` pruned to complementary sparsity, packed and run on the
-    flow-controlling array, beside the same layer dense on the same array.
+    """One dense layer ``A @ W`` pruned, packed and run on the flow-controlling array.
+
+    The layer is pruned to complementary sparsity, packed and run on the flow-controlling array,
+    beside the same layer dense on the same array.
 
     ``W`` (K×N, integers of ``w_width`` bits) is pruned with :func:`prune` for the hardware's
     own group shape (``cfg.flow``, ``group`` or ``cfg.flow_group``), packed and multiplied
@@ -618,10 +648,11 @@ def flow_dense_layer(cfg, A, W, *, bias=None, relu: bool = True, shift: int = 0,
 
 
 class FlowEngine:
-    """A network engine for the flow-controlling array (the ``engine.product(product)``
-    interface of the network runner): chosen product layers are pruned to complementary
-    sparsity, packed and run in the packed form; the others run dense on the same array
-    (fixed multiplexer positions, 000 L2984).
+    """A network engine for the flow-controlling array.
+
+    It has the ``engine.product(product)`` interface of the network runner: chosen product layers
+    are pruned to complementary sparsity, packed and run in the packed form; the others run dense on
+    the same array (fixed multiplexer positions, 000 L2984).
 
     Parameters
     ----------
@@ -652,6 +683,7 @@ class FlowEngine:
         self.pruned: dict[int, np.ndarray] = {}
 
     def group_for(self, index: int, name: str) -> int:
+        """The group size of product layer ``index`` (``name``), from ``layers`` or the default."""
         if self.layers is None:
             return self.cfg.flow_group
         if callable(self.layers):
@@ -659,6 +691,7 @@ class FlowEngine:
         return int(self.layers.get(index, self.layers.get(name, 1)) or 1)
 
     def product(self, p):
+        """The product ``p`` pruned, packed and run on the flow-controlling array."""
         from types import SimpleNamespace
 
         if getattr(p, "fault", None) is not None or getattr(p, "units", None):

@@ -58,6 +58,7 @@ def check_profile(profile, cfg) -> np.ndarray:
 
 
 def check_permutation(perm, n: int, what: str = "permutation") -> np.ndarray:
+    """``perm`` as an int64 array if it is a permutation of ``0 … n-1``, else ValueError."""
     p = np.asarray(perm)
     if p.shape != (n,) or p.dtype.kind not in "iu" or sorted(p.tolist()) != list(range(n)):
         raise ValueError(f"{what} is not a permutation of 0 … {n - 1}")
@@ -65,14 +66,20 @@ def check_permutation(perm, n: int, what: str = "permutation") -> np.ndarray:
 
 
 def column_rates(profile) -> np.ndarray:
-    """Per PE column, the sum of its PEs' rates (every streamed value passes all R PEs of its
-    column in WS, so this is the column's expected errors per value, up to the tiles)."""
+    """Per PE column, the sum of its PEs' rates.
+
+    Every streamed value passes all R PEs of its column in WS, so this is the column's expected
+    errors per value, up to the tiles.
+    """
     return np.asarray(profile).sum(axis=0)
 
 
 def nvf_placement(nvf_values, profile, cols: int) -> np.ndarray:
-    """Most critical neurons on the most robust columns: array columns ``j`` (PE column
-    ``j mod C``) ranked by their column's rate, neurons by NVF (highest first)."""
+    """Most critical neurons on the most robust columns.
+
+    Array columns ``j`` (PE column ``j mod C``) ranked by their column's rate, neurons by NVF
+    (highest first).
+    """
     v = np.asarray(nvf_values, dtype=np.float64)
     n = len(v)
     rate = column_rates(profile)[np.arange(n) % cols]
@@ -94,10 +101,11 @@ def worst_bypass(profile, share: float) -> np.ndarray:
 
 
 def profile_acc(cfg, A, B, bias, errors: ProfileErrors, bypass_map=None) -> np.ndarray | None:
-    """The accumulators of ``A @ B`` with a profile's error instances, vectorised over the
-    errors: equal to :func:`golden.fault_models.profile_product` (tested), or ``None`` where
-    this shortcut does not apply (only WS without checksums: the bias enters in the output
-    stage and every streamed slot is a data row).
+    """The accumulators of ``A @ B`` with a profile's error instances, vectorised over the errors.
+
+    Equal to :func:`golden.fault_models.profile_product` (tested), or ``None`` where this shortcut
+    does not apply (only WS without checksums: the bias enters in the output stage and every
+    streamed slot is a data row).
 
     Why it is exact: after a partial sum is sabotaged everything downstream only adds (modulo
     the accumulator width), so the result is the clean one plus every error's change
@@ -158,13 +166,15 @@ def _drop_bypassed(e: ProfileErrors, bmap) -> ProfileErrors:
 
 
 class Fitness:
-    """Accuracy of ``model`` on ``x``/``labels`` with ``profile``'s errors (``mode``) in
-    ``layers`` (product-layer indices), for a permutation per layer.
+    """Accuracy of ``model`` on ``x``/``labels`` with ``profile``'s errors, per layer permutation.
+
+    The errors (``mode``) are in ``layers`` (product-layer indices), for a permutation per layer.
 
     ``evaluations`` error draws, seeded from ``seed``, shared by every call (common random
     numbers); ``bypass_map`` (with a ``cfg.bypass`` configuration) bypasses PEs and drops
     their errors.  The network runs from the first faulty layer on (recorded clean inputs).
-    Uses :class:`golden.protect.FaultEngine` (the fast fault model)."""
+    Uses :class:`golden.protect.FaultEngine` (the fast fault model).
+    """
 
     def __init__(self, model: Model, x, labels, cfg, profile, mode: str, layers, *,
                  evaluations: int = 3, seed: int = 0, bypass_map=None, bits=None):
@@ -223,6 +233,7 @@ class Fitness:
         return np.array(accs)
 
     def __call__(self, perms: dict) -> float:
+        """The mean accuracy under the per-layer permutations ``perms`` (cached per permutation)."""
         key = tuple(tuple(np.asarray(perms[i]).tolist()) for i in self.layers)
         if key not in self._cache:
             self.calls += 1
@@ -232,8 +243,7 @@ class Fitness:
 
 @dataclass
 class GAResult:
-    """The best permutation per layer, its fitness, and per run the best fitness per
-    generation."""
+    """The best permutation per layer, its fitness, and per run the best fitness per generation."""
 
     perms: dict
     fitness: float

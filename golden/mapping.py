@@ -30,6 +30,7 @@ __all__ = ["Tile", "tiles", "pe_of_weight", "pe_of_input", "pe_of_output", "pe_m
 
 
 def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` in integers."""
     return -(-a // b)
 
 

@@ -33,8 +33,11 @@ def median3(a, b, c) -> np.ndarray:
 
 
 def median5(a, b, c, d, e) -> np.ndarray:
-    """Element-wise median of five (Fig. 8.10-c): drop the minimum and the maximum of
-    ``{a, b, d, e}``, then the median of the remaining two and ``c``."""
+    """Element-wise median of five (Fig. 8.10-c).
+
+    Drop the minimum and the maximum of ``{a, b, d, e}``, then the median of the remaining two and
+    ``c``.
+    """
     a, b, c, d, e = (np.asarray(v, dtype=np.int64) for v in (a, b, c, d, e))
     lo = np.maximum(np.minimum(a, e), np.minimum(b, d))
     hi = np.minimum(np.maximum(a, e), np.maximum(b, d))

@@ -1,6 +1,7 @@
-"""Fault campaigns on networks: fault populations, protections, outcome classes, statistics
-(issue 15; SPEC §7, §10).  Pure numpy: the runner (TOML spec, Dask, durable chunks, reports)
-is :mod:`tb.campaign`.
+"""Fault campaigns on networks.
+
+Fault populations, protections, outcome classes, statistics (issue 15; SPEC §7, §10). Pure numpy:
+the runner (TOML spec, Dask, durable chunks, reports) is :mod:`tb.campaign`.
 
 **Protections** (:class:`Protection`) are configurations of the same accelerator plus run-time
 unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
@@ -109,6 +110,7 @@ class Protection:
                 "sanity": "sanity", "bypass": "bypass"}[self.kind]
 
     def cfg(self, base):
+        """The configuration ``base`` with this protection's changes."""
         return base.replace(**self.config)
 
 
@@ -183,8 +185,11 @@ class Clean:
 
 
 class Context:
-    """What every work item needs, built once per worker: the model, the quantised images,
-    the labels, and each protection's configuration and fault-free run."""
+    """What every work item needs, built once per worker.
+
+    The model, the quantised images, the labels, and each protection's configuration and fault-free
+    run.
+    """
 
     def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray, base_cfg,
                  protections: list[Protection]):
@@ -205,9 +210,11 @@ class Context:
                                        sum(sum(st.alarms.values()) for st in res.layers))
 
     def accuracy(self, logits) -> float:
+        """Top-1 accuracy of ``logits`` against the labels."""
         return float(np.mean(np.argmax(logits, axis=1) == self.labels))
 
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
+        """The network run under ``protection`` from layer ``start`` on the fast fault engine."""
         c = self.clean[protection.name]
         x = self.x if start == 0 else c.outputs[start - 1]
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
@@ -242,10 +249,12 @@ def _passes(cfg, M: int, K: int, N: int) -> tuple[int, int]:
 
 def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, tile: int,
                j: int, temporal_batch: int | None = None) -> int:
-    """The cycle (from the start of the layer's program) in which PE (row, col)'s
-    ``register`` holds streamed vector ``j`` of pass ``tile`` (OS: step j of tile
-    ``tile``) for configuration ``cfg``; a stationary register and the MAC logic are hit in
-    the cycle that vector is multiplied (a flipped stationary value is then held)."""
+    """The cycle in which PE (row, col)'s ``register`` holds streamed vector ``j`` of pass ``tile``.
+
+    The cycle counts from the start of the layer's program (OS: step j of tile ``tile``) for
+    configuration ``cfg``; a stationary register and the MAC logic are hit in the cycle that vector
+    is multiplied (a flipped stationary value is then held).
+    """
     R = cfg.rows
     pre = cfg.config_cycles
     if cfg.dataflow == "os":
@@ -262,10 +271,13 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
 
 
 class RegisterPopulation:
-    """Every register fault of the campaign, indexable: stuck-at faults (PE, register, bit,
-    mode) first, then flips (product layer, pass, vector, PE, register, bit).  Sites are the
-    R×C data PEs and their bits those of the plain configuration ``cfg``: the faults every
-    protection shares (the Sanity-Check's own column and widened bits are left out)."""
+    """Every register fault of the campaign, indexable.
+
+    Stuck-at faults (PE, register, bit, mode) first, then flips (product layer, pass, vector, PE,
+    register, bit). Sites are the R×C data PEs and their bits those of the plain configuration
+    ``cfg``: the faults every protection shares (the Sanity-Check's own column and widened bits are
+    left out).
+    """
 
     def __init__(self, cfg, dims, registers=("weight", "act", "psum"),
                  modes=("sa0", "sa1", "flip"), layers=None):
@@ -285,6 +297,7 @@ class RegisterPopulation:
         self.size = self.n_stuck + sum(s[-1] for s in self.segments)
 
     def __len__(self) -> int:
+        """The number of register faults."""
         return self.size
 
     def describe(self, index: int) -> dict:
@@ -399,10 +412,12 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dic
 def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                    fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
                    bits=None) -> list[dict]:
-    """One trial of a rate-driven fault model under every protection.  Each protection
-    replays the same seeded generator, so bit errors and bypass maps are the same draws for
-    all; a profile's error instances are drawn over each protection's own steps (a temporal
-    checksum streams more vectors), so they agree where the schedules agree."""
+    """One trial of a rate-driven fault model under every protection.
+
+    Each protection replays the same seeded generator, so bit errors and bypass maps are the same
+    draws for all; a profile's error instances are drawn over each protection's own steps (a
+    temporal checksum streams more vectors), so they agree where the schedules agree.
+    """
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))

@@ -72,8 +72,11 @@ VERSION = 1
 
 
 class ModelError(ValueError):
-    """A model that cannot be used as asked: malformed file, unsupported layer, a layer that
-    does not fit the configuration.  The message names the layer."""
+    """A model that cannot be used as asked.
+
+    Malformed file, unsupported layer, a layer that does not fit the configuration. The message
+    names the layer.
+    """
 
 
 # -- layers ------------------------------------------------------------------------------------
@@ -97,29 +100,37 @@ class Dense:
     kind = "dense"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
+        """The input as a ``[b, K]`` matrix."""
         return x.reshape(len(x), -1)
 
     @property
     def matrix(self) -> np.ndarray:
+        """The K×N weight matrix of the product."""
         return self.weights
 
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The product's output ``y``, unchanged."""
         return y
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(N,)`` for input ``shape``, or ModelError on a feature mismatch."""
         if math.prod(shape) != self.weights.shape[0]:
             raise ModelError(f"layer {self.name}: input of {math.prod(shape)} features, weights "
                              f"expect {self.weights.shape[0]}")
         return (self.weights.shape[1],)
 
     def params(self) -> dict:
+        """The layer's parameters besides the arrays, as stored in the model file."""
         return {"relu": self.relu, "shift": self.shift}
 
 
 @dataclass(frozen=True, eq=False)
 class Conv2D:
-    """2-D convolution, NHWC; ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is
-    (top, left, bottom, right) zeros; lowered to ``A @ B`` by :func:`im2col`."""
+    """2-D convolution, NHWC.
+
+    ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is (top, left, bottom, right) zeros;
+    lowered to ``A @ B`` by :func:`im2col`.
+    """
 
     weights: np.ndarray
     bias: np.ndarray
@@ -131,19 +142,23 @@ class Conv2D:
     kind = "conv2d"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
+        """The input as the im2col matrix of its patches."""
         kh, kw = self.weights.shape[:2]
         return im2col(x, (kh, kw), self.stride, self.padding)
 
     @property
     def matrix(self) -> np.ndarray:
+        """The kernel as a ``(kh·kw·C_in) × C_out`` matrix."""
         kh, kw, ci, co = self.weights.shape
         return self.weights.reshape(kh * kw * ci, co)
 
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The product's output ``y`` as an NHWC tensor."""
         ho, wo, _ = self.out_shape(x_shape[1:])
         return y.reshape(x_shape[0], ho, wo, -1)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(H_out, W_out, C_out)`` for input ``shape``, or ModelError."""
         if len(shape) != 3 or shape[2] != self.weights.shape[2]:
             raise ModelError(f"layer {self.name}: input {shape} is not H×W×{self.weights.shape[2]}")
         kh, kw = self.weights.shape[:2]
@@ -155,6 +170,7 @@ class Conv2D:
         return (ho, wo, self.weights.shape[3])
 
     def params(self) -> dict:
+        """The layer's parameters besides the arrays, as stored in the model file."""
         return {"relu": self.relu, "shift": self.shift, "stride": list(self.stride),
                 "padding": list(self.padding)}
 
@@ -185,19 +201,24 @@ class MaxPool:
     kind = "maxpool"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The maximum of each window."""
         return _windows(x, self.size, self.stride).max(axis=(4, 5))
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape for input ``shape``."""
         return _pool_shape(self, shape)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"size": list(self.size), "stride": list(self.stride)}
 
 
 @dataclass(frozen=True, eq=False)
 class AvgPool:
-    """Average pooling over ``size`` windows with ``stride`` (no padding); integer rule in
-    the module docstring."""
+    """Average pooling over ``size`` windows with ``stride`` (no padding).
+
+    Integer rule in the module docstring.
+    """
 
     size: tuple = (2, 2)
     stride: tuple = (2, 2)
@@ -205,6 +226,7 @@ class AvgPool:
     kind = "avgpool"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The average of each window, integer rule when quantised (``a_bits``)."""
         w = _windows(x, self.size, self.stride)
         if a_bits is None:
             return w.mean(axis=(4, 5))
@@ -215,30 +237,38 @@ class AvgPool:
         return requantize(total * round(2 ** 16 / area), 16, a_bits)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape for input ``shape``."""
         return _pool_shape(self, shape)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"size": list(self.size), "stride": list(self.stride)}
 
 
 @dataclass(frozen=True, eq=False)
 class Flatten:
-    """``[b, H, W, C]`` → ``[b, H·W·C]``: in HWC order (``"hwc"``, the native one) or in
-    CHW order (``"chw"``, what a float graph from PyTorch/ONNX expects of the next layer)."""
+    """``[b, H, W, C]`` → ``[b, H·W·C]``.
+
+    In HWC order (``"hwc"``, the native one) or in CHW order (``"chw"``, what a float graph from
+    PyTorch/ONNX expects of the next layer).
+    """
 
     order: str = "hwc"
     name: str = ""
     kind = "flatten"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input flattened in ``order``."""
         if self.order == "chw" and x.ndim == 4:
             x = x.transpose(0, 3, 1, 2)
         return x.reshape(len(x), -1)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(H·W·C,)``."""
         return (math.prod(shape),)
 
     def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
         return {"order": self.order}
 
 
@@ -250,12 +280,15 @@ class ReLU:
     kind = "relu"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input with negative values set to zero."""
         return np.maximum(x, 0)
 
     def out_shape(self, shape: tuple) -> tuple:
+        """The output shape: the input's."""
         return shape
 
     def params(self) -> dict:
+        """No parameters."""
         return {}
 
 
@@ -304,6 +337,7 @@ class Model:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        """Check that the layers chain from the input shape to ``classes`` scores, or ModelError."""
         shape = tuple(self.input_shape)
         for layer in self.layers:
             shape = layer.out_shape(shape)
@@ -313,6 +347,7 @@ class Model:
 
     @property
     def quantized(self) -> bool:
+        """Whether the model is quantised (has ``a_bits``)."""
         return self.a_bits is not None
 
     def shapes(self) -> list[tuple]:
@@ -325,8 +360,10 @@ class Model:
 
     # -- data in -----------------------------------------------------------------------------
     def prepare(self, images: np.ndarray) -> np.ndarray:
-        """The user's images ``[N, ...]`` in the layers' layout, or ModelError naming the
-        expected shape."""
+        """The user's images ``[N, ...]`` in the layers' layout.
+
+        Raises ModelError naming the expected shape.
+        """
         x = np.asarray(images)
         want = tuple(self.input_shape)
         got = tuple(x.shape[1:])
@@ -348,8 +385,11 @@ class Model:
         return (-(hi + 1) / 2.0 ** self.input_frac, hi / 2.0 ** self.input_frac)
 
     def quantize_input(self, images: np.ndarray, check: bool = True) -> np.ndarray:
-        """Integer inputs ``round(x · 2**input_frac)``; with ``check``, data outside the
-        representable range (more than half an LSB beyond it) is a ModelError."""
+        """Integer inputs ``round(x · 2**input_frac)``.
+
+        With ``check``, data outside the representable range (more than half an LSB beyond it) is a
+        ModelError.
+        """
         x = self.prepare(np.asarray(images, dtype=np.float64))
         lo, hi = self.input_range()
         half = 0.5 / 2.0 ** self.input_frac
@@ -379,6 +419,7 @@ class Model:
 
     # -- files -------------------------------------------------------------------------------
     def to_meta(self) -> dict:
+        """The model's description (format, shapes, widths, layers) without the arrays."""
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "input_layout": self.input_layout,
                 "classes": self.classes, "a_bits": self.a_bits, "w_bits": self.w_bits,
@@ -387,8 +428,10 @@ class Model:
                            for layer in self.layers]}
 
     def to_bytes(self) -> bytes:
-        """The model as one ``.npz`` file's bytes (format in the module docstring); the
-        caller writes them (through :mod:`ftaccel.files`)."""
+        """The model as one ``.npz`` file's bytes (format in the module docstring).
+
+        The caller writes them (through :mod:`ftaccel.files`).
+        """
         arrays = {"__meta__": np.frombuffer(json.dumps(self.to_meta()).encode(), np.uint8)}
         for i, layer in enumerate(self.layers):
             if isinstance(layer, _PRODUCTS):
@@ -417,6 +460,7 @@ class Model:
 
     @classmethod
     def from_meta(cls, meta: dict, arrays: dict, where: str = "model") -> Model:
+        """The model from :meth:`to_meta`'s form and its arrays, or ModelError naming ``where``."""
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelError(f"{where}: not an {FORMAT} file")
         if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
@@ -461,8 +505,11 @@ def _round(x: np.ndarray) -> np.ndarray:
 
 def quantize(model: Model, calibration: np.ndarray, *, a_bits: int = 8, w_bits: int = 8,
              name: str | None = None) -> Model:
-    """The quantised model of a float ``model``, its shifts calibrated on ``calibration``
-    images (training data; rule in the module docstring)."""
+    """The quantised model of a float ``model``.
+
+    Its shifts are calibrated on ``calibration`` images (training data; rule in the module
+    docstring).
+    """
     if model.quantized:
         raise ModelError(f"model {model.name} is already quantised")
     for what, bits in (("a_bits", a_bits), ("w_bits", w_bits)):
@@ -598,8 +645,10 @@ class Product:
 
 @dataclass
 class ProductResult:
-    """``q`` (M×N requantised outputs, after any LCU correction), the cycles the product takes
-    and the number of output vectors each checksum flagged (cycle and RTL engines)."""
+    """``q``, the cycles the product takes and the number of output vectors each checksum flagged.
+
+    ``q`` is the M×N requantised outputs, after any LCU correction (cycle and RTL engines).
+    """
 
     q: np.ndarray
     cycles: int
@@ -626,6 +675,7 @@ class LayerStats:
         return self.macs / (self.cycles * cfg.rows * cfg.cols) if self.cycles else 0.0
 
     def add(self, other: LayerStats) -> None:
+        """Add ``other``'s totals to these."""
         self.M += other.M
         self.cycles += other.cycles
         self.macs += other.macs
@@ -635,8 +685,11 @@ class LayerStats:
 
 @dataclass
 class Inference:
-    """What :func:`run` returns: the last layer's integer outputs (logits), per-layer
-    statistics, and (with ``record``) every layer's output tensor."""
+    """What :func:`run` returns.
+
+    The last layer's integer outputs (logits), per-layer statistics, and (with ``record``) every
+    layer's output tensor.
+    """
 
     logits: np.ndarray
     layers: list
@@ -644,12 +697,15 @@ class Inference:
 
     @property
     def predictions(self) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.logits, axis=1)
 
 
 def _units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
-    """The activations the array multiplies after the WS input units (AFD, median), which
-    filter each streamed R-lane chunk of a row of A (zero-padded to R lanes)."""
+    """The activations the array multiplies after the WS input units (AFD, median).
+
+    The units filter each streamed R-lane chunk of a row of A (zero-padded to R lanes).
+    """
     afd = getattr(cfg, "afd", False)
     med = getattr(cfg, "median", 0) and units.get("median_enable", True)
     if not (afd or med):
@@ -703,6 +759,7 @@ class FunctionalEngine:
         self.cfg = cfg
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` as the accelerator computes it, in closed form."""
         if p.fault is not None:
             raise NotImplementedError("a register fault needs the cycle or RTL engine")
         cfg = self.cfg
@@ -726,9 +783,12 @@ class FunctionalEngine:
 
 
 class CycleEngine:
-    """The golden cycle model: the driver's program (:func:`golden.schedule.build_program`)
-    run through :func:`golden.accelerator.simulate`, register by register, faults included.
-    Subclasses replace :meth:`execute` (the RTL engine plays the program on the simulator)."""
+    """The golden cycle model.
+
+    The driver's program (:func:`golden.schedule.build_program`) run through
+    :func:`golden.accelerator.simulate`, register by register, faults included. Subclasses replace
+    :meth:`execute` (the RTL engine plays the program on the simulator).
+    """
 
     name = "cycle"
 
@@ -736,11 +796,13 @@ class CycleEngine:
         self.cfg = cfg
 
     def execute(self, program, fault):
+        """The recorded outputs of ``program`` on the cycle model with ``fault``."""
         from .accelerator import simulate
 
         return simulate(self.cfg, program, fault)
 
     def product(self, p: Product) -> ProductResult:
+        """The product ``p`` run as a program on the cycle model."""
         from .schedule import assemble, assemble_corrected, build_program
 
         cfg = self.cfg

@@ -93,8 +93,7 @@ def flip_bits(q: np.ndarray, bit, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NeuronNVF:
-    """The NVF of one neuron, and per bit (index 0 = LSB) the share of flips that changed the
-    class."""
+    """One neuron's NVF, and per bit (index 0 = LSB) the share of flips that changed the class."""
 
     layer: int
     layer_name: str
@@ -121,6 +120,7 @@ class NVFResult:
     info: dict = field(default_factory=dict)
 
     def layer_values(self, layer: int) -> np.ndarray:
+        """The NVF of every neuron of ``layer``."""
         return np.array([n.nvf for n in self.neurons if n.layer == layer])
 
     def critical(self, threshold: float, *, hidden_only: bool = False) -> dict[int, list[int]]:
@@ -134,6 +134,7 @@ class NVFResult:
         return out
 
     def to_dict(self) -> dict:
+        """The result as a JSON-ready dict (format ``ftaccel-nvf``)."""
         return {"format": "ftaccel-nvf", "version": 1, "model": self.model,
                 "images": self.images, "bits": self.bits, "sign_bit": self.sign,
                 "pixels_per_flip": self.pixels, "seed": self.seed,
@@ -148,6 +149,7 @@ class NVFResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> NVFResult:
+        """The result from :meth:`to_dict`'s form, or ValueError."""
         if d.get("format") != "ftaccel-nvf":
             raise ValueError("not an NVF report (format ftaccel-nvf)")
         neurons = [NeuronNVF(int(n["layer"]), n["layer_name"], int(n["neuron"]),
@@ -160,8 +162,10 @@ class NVFResult:
 
 def threshold_table(result: NVFResult, thresholds=THRESHOLDS, *,
                     hidden_only: bool = False) -> list[dict]:
-    """Table 4.10's analogue: per threshold (percent), the count and share of neurons with
-    NVF ≥ threshold."""
+    """Table 4.10's analogue.
+
+    Per threshold (percent), the count and share of neurons with NVF ≥ threshold.
+    """
     vals = np.array([n.nvf for n in result.neurons if not (hidden_only and n.last)])
     rows = []
     for t in thresholds:
@@ -173,8 +177,10 @@ def threshold_table(result: NVFResult, thresholds=THRESHOLDS, *,
 
 def _layer_nvf(model: Model, li: int, q: np.ndarray, golden: np.ndarray, bits: list[int],
                pixels: int | None, rng: np.random.Generator, chunk: int) -> tuple:
-    """``(per-neuron per-bit change rates [N, len(bits)], evaluations)`` for layer ``li``
-    whose clean output is ``q`` (``[B, N]`` or ``[B, H, W, N]``)."""
+    """``(per-neuron per-bit change rates [N, len(bits)], evaluations)`` for layer ``li``.
+
+    The layer's clean output is ``q`` (``[B, N]`` or ``[B, H, W, N]``).
+    """
     width = model.a_bits
     B = q.shape[0]
     N = q.shape[-1]
@@ -226,8 +232,10 @@ def _layer_nvf(model: Model, li: int, q: np.ndarray, golden: np.ndarray, bits: l
 
 def nvf(model: Model, x: np.ndarray, *, sign: bool = True, pixels: int | None = 1,
         seed: int = 0, layers=None, chunk: int = 1 << 22) -> NVFResult:
-    """NVF of every neuron of every product layer (or of ``layers``, indices) of quantised
-    ``model`` over the quantised inputs ``x`` (see the module docstring).
+    """NVF of every neuron of every product layer of quantised ``model``.
+
+    Of the product layers in ``layers`` (indices) if given, over the quantised inputs ``x`` (see the
+    module docstring).
 
     ``pixels``: for convolutions, output pixels drawn per (image, channel, bit); ``None``
     enumerates them all.  ``chunk``: activation values per vectorised pass (memory bound).

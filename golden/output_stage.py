@@ -1,5 +1,6 @@
-"""Golden model of the output stage (bias, ReLU, requantisation), bit-exact with
-:mod:`rtl_gen.output_stage`.
+"""Golden model of the output stage (bias, ReLU, requantisation).
+
+Bit-exact with :mod:`rtl_gen.output_stage`.
 
 Semantics, element-wise, all in exact integer arithmetic::
 
@@ -33,8 +34,7 @@ MAX_SHIFT = 63
 
 
 def requantize(y: np.ndarray, shift: int, out_width: int) -> np.ndarray:
-    """Rounding arithmetic right shift by ``shift`` (0 … 64) then saturation to ``out_width``
-    bits.
+    """Rounding arithmetic right shift by ``shift`` (0 … 64) then saturation to ``out_width`` bits.
 
     For ``shift ≥ 2`` it computes ``((y >> 1) + 2**(shift-2)) >> (shift-1)``, which equals
     ``(y + 2**(shift-1)) >> shift`` for every integer ``y`` (dropping the low bit of ``y`` first

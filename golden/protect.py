@@ -1,5 +1,7 @@
-"""Protecting a network's critical neurons on the array: neuron splitting + LCU, or selective
-TMR, with mapping-aware placement (001 §4.3.1.3, L1768–L1824; SPEC §5; issue 16).
+"""Protecting a network's critical neurons on the array.
+
+Neuron splitting + LCU, or selective TMR, with mapping-aware placement (001 §4.3.1.3, L1768–L1824;
+SPEC §5; issue 16).
 
 :func:`protect` turns a quantised :class:`golden.network.Model` and, per product layer, a list
 of critical neurons (e.g. NVF ≥ a threshold, :mod:`golden.nvf`) into a :class:`Protected`
@@ -83,8 +85,9 @@ class PlacementError(ValueError):
 # -- placement ---------------------------------------------------------------------------------
 
 def check_placement(groups, perm, cols: int, dataflow: str, *, layer: str = "") -> None:
-    """Raise :class:`PlacementError` if two columns of one group (a neuron and its copies) are
-    computed by the same PE column (WS) or PE (OS); always for IS (see the module docstring).
+    """Raise :class:`PlacementError` if two columns of one group share a PE column (WS) or PE (OS).
+
+    A group is a neuron and its copies; always raised for IS (see the module docstring).
 
     ``groups``: per protected neuron, its model column indices (original first); ``perm``:
     array column ``j`` computes model column ``perm[j]`` (``None``: identity).
@@ -109,8 +112,9 @@ def check_placement(groups, perm, cols: int, dataflow: str, *, layer: str = "") 
 
 
 def place(groups, n: int, cols: int, dataflow: str, *, layer: str = "") -> np.ndarray:
-    """A permutation of ``n`` columns (array column ``j`` computes ``perm[j]``) in which the
-    columns of every group sit in distinct PE columns; identity where that already holds.
+    """A permutation of ``n`` columns placing the columns of every group in distinct PE columns.
+
+    Array column ``j`` computes ``perm[j]``; identity where that already holds.
 
     Greedy: every conflicting copy swaps places with the nearest column whose move breaks no
     group; :class:`PlacementError` if none is found (e.g. ``cols`` smaller than a group).
@@ -159,8 +163,11 @@ def place(groups, n: int, cols: int, dataflow: str, *, layer: str = "") -> np.nd
 
 @dataclass
 class LayerProtection:
-    """One protected layer: ``critical`` neurons (original indices), ``groups`` (per neuron its
-    model columns, original first), ``permutation`` and the units in array-column order."""
+    """One protected layer.
+
+    ``critical`` neurons (original indices), ``groups`` (per neuron its model columns, original
+    first), ``permutation`` and the units in array-column order.
+    """
 
     layer: int
     name: str
@@ -170,9 +177,11 @@ class LayerProtection:
     units: dict
 
     def options(self) -> LayerOptions:
+        """The layer's run-time options: permutation and units."""
         return LayerOptions(permutation=self.permutation, units=dict(self.units))
 
     def to_dict(self) -> dict:
+        """The layer's protection as a JSON-ready dict."""
         u = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
              for k, v in self.units.items()}
         return {"layer": self.layer, "name": self.name, "critical": list(map(int, self.critical)),
@@ -207,6 +216,7 @@ class Protected:
 
     @property
     def protected_neurons(self) -> int:
+        """The number of critical neurons protected."""
         return sum(len(lp.critical) for lp in self.layers.values())
 
     @property
@@ -216,6 +226,7 @@ class Protected:
         return self.original_neurons + extra * self.protected_neurons
 
     def to_dict(self) -> dict:
+        """The protection as a JSON-ready dict (format ``ftaccel-protection``)."""
         return {"format": "ftaccel-protection", "version": 1, "model": self.model.name,
                 "method": self.method, "voter": self.voter if self.method == "tmr" else None,
                 "lcu_mode": self.lcu_mode if self.method == "lcu" else None,
@@ -226,6 +237,7 @@ class Protected:
                 "layers": [lp.to_dict() for lp in self.layers.values()]}
 
     def to_json(self) -> str:
+        """The protection as JSON text."""
         return json.dumps(self.to_dict(), indent=1)
 
 
@@ -235,8 +247,11 @@ def _hidden_neurons(model: Model) -> int:
 
 
 def _extend_consumer(model: Model, li: int, copies: np.ndarray, mode: str) -> tuple[int, object]:
-    """The next product layer after ``li`` with input channels for the copies of ``copies``
-    (original channel indices): rows equal to the originals (``mode="copy"``) or zero."""
+    """The next product layer after ``li`` with input channels for the copies of ``copies``.
+
+    ``copies`` are original channel indices; the new rows equal the originals (``mode="copy"``) or
+    zero.
+    """
     C = model.layers[li].matrix.shape[1]
     flatten = None
     shapes = model.shapes()
@@ -270,8 +285,10 @@ def _extend_consumer(model: Model, li: int, copies: np.ndarray, mode: str) -> tu
 
 def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "word",
             lcu_mode: str = "halve") -> Protected:
-    """Protect ``critical`` (``{layer index: [neuron, ...]}``) by ``method`` on ``cfg``'s
-    array (its ``cols`` and ``dataflow`` decide the placement).  See the module docstring."""
+    """Protect ``critical`` (``{layer index: [neuron, ...]}``) by ``method`` on ``cfg``'s array.
+
+    The array's ``cols`` and ``dataflow`` decide the placement.  See the module docstring.
+    """
     if lcu_mode not in LCU_MODES:
         raise ValueError(f"invalid lcu_mode = {lcu_mode!r}: one of {', '.join(LCU_MODES)}")
     if method not in METHODS:
@@ -342,10 +359,13 @@ def _with(model: Model, layers) -> Model:
 # -- the voter around any engine ---------------------------------------------------------------
 
 class VotingEngine:
-    """Any engine plus the selective-TMR voter: ``units["tmr_triples"]`` (array-column
-    triples) are voted after the product (:func:`golden.tmr.word_vote` or ``bitwise_vote``,
-    ``units["tmr_voter"]``) and the voted word written to the three places.  Other units pass
-    through to ``inner`` (so the LCU runs in the inner engine: the hardware's)."""
+    """Any engine plus the selective-TMR voter.
+
+    ``units["tmr_triples"]`` (array-column triples) are voted after the product
+    (:func:`golden.tmr.word_vote` or ``bitwise_vote``, ``units["tmr_voter"]``) and the voted word
+    written to the three places. Other units pass through to ``inner`` (so the LCU runs in the inner
+    engine: the hardware's).
+    """
 
     def __init__(self, inner=None, cfg=None):
         self.inner = inner if inner is not None else FunctionalEngine(cfg)
@@ -353,6 +373,7 @@ class VotingEngine:
         self.name = getattr(self.inner, "name", "engine")
 
     def product(self, p: Product) -> ProductResult:
+        """The inner engine's product ``p``, with the TMR triples voted."""
         from .tmr import bitwise_vote, word_vote
 
         units = dict(p.units)
@@ -381,7 +402,8 @@ class FaultEngine:
     ``(rows, array column, bit)``: bit flips in the neuron outputs as they leave the array,
     001's fault model), then the LCU pairs (mask ``cfg.lcu_mask``) and the TMR votes, in the
     order the hardware applies them.  With no fault it equals :class:`VotingEngine` around
-    the functional engine (tested)."""
+    the functional engine (tested).
+    """
 
     name = "fast-protected"
 

@@ -201,8 +201,10 @@ class _Draft:
 
 
 def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
-    """OS: every output tile ``max(K, R)`` steps back to back, ``in_last`` on its final step;
-    its R result rows leave from ``L`` cycles later, one per cycle, row R−1 first."""
+    """OS: every output tile ``max(K, R)`` steps back to back, ``in_last`` on its final step.
+
+    Its R result rows leave from ``L`` cycles later, one per cycle, row R−1 first.
+    """
     M, K = A.shape
     N = B.shape[1]
     R, C, L = cfg.rows, cfg.cols, cfg.latency
@@ -233,9 +235,12 @@ def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
 
 def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, bypass_map,
                        temporal_batch: int | None, bias_error) -> _Draft:
-    """WS / IS: per stationary tile, R cycles of ``load``, the streamed vectors (with the
-    temporal checksum, one idle slot after every batch), then :func:`pass_gap` idle cycles.
-    A K-tile after the first takes its ``psum_in`` from the previous pass's ``acc_out``."""
+    """WS / IS.
+
+    Per stationary tile, R cycles of ``load``, the streamed vectors (with the temporal checksum, one
+    idle slot after every batch), then :func:`pass_gap` idle cycles. A K-tile after the first takes
+    its ``psum_in`` from the previous pass's ``acc_out``.
+    """
     ws = cfg.dataflow == "ws"
     M, K = A.shape
     N = B.shape[1]
@@ -292,8 +297,11 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
 
 
 def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
-    """R cycles of ``load`` from cycle ``t``: the stationary tile, last PE row first (the
-    chain shifts down), and the sanity column's weights with the spatial checksum."""
+    """R cycles of ``load`` from cycle ``t``.
+
+    The stationary tile, last PE row first (the chain shifts down), and the sanity column's weights
+    with the spatial checksum.
+    """
     R, C = cfg.rows, cfg.cols
     kr = tile.k1 - tile.k0
     stat = np.zeros((R, C))  # indexed [PE row, PE column]
@@ -325,8 +333,10 @@ def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:
 
 def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
                     bias_v: np.ndarray, bias_error) -> None:
-    """The bias enters the first K-tile's partial sums, sanity vectors included (each also
-    gets the bias once, hence the temporal check's (n + 1)·bias)."""
+    """The bias enters the first K-tile's partial sums, sanity vectors included.
+
+    Each sanity vector also gets the bias once, hence the temporal check's (n + 1)·bias.
+    """
     if cfg.dataflow == "ws":
         nc = tile.n1 - tile.n0
         d.inputs["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot, bias_error)
@@ -338,8 +348,10 @@ def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
 
 def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
                    bias_v: np.ndarray) -> None:
-    """Record where the final K-tile's results show (and, WS without a checksum, give the
-    output stage their bias one cycle before)."""
+    """Record where the final K-tile's results show.
+
+    WS without a checksum also gives the output stage their bias one cycle before.
+    """
     nc = lanes.stop - lanes.start
     if cfg.dataflow == "ws":
         if not cfg.bias_in_psum:
@@ -354,8 +366,10 @@ def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
 # -- one stimulus function per unit -----------------------------------------------------------
 
 def _checksum_stimulus(cfg, d: _Draft, batch: int) -> None:
-    """The Sanity-Check ports, zero until the passes fill them in (the temporal batch size
-    is held for the whole program)."""
+    """The Sanity-Check ports, zero until the passes fill them in.
+
+    The temporal batch size is held for the whole program.
+    """
     T = d.cycles
     if cfg.spatial:
         d.inputs.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T)})
@@ -484,9 +498,12 @@ def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
-    """WS bias entering the first K-tile, ``[span, n-tile width]``: every slot (sanity slots
-    too) gets the bias of its neuron; ``bias_error = (m, n, delta)`` corrupts the word of
-    neuron n for row m only, or (``m = None``) the stored word, hence every slot."""
+    """WS bias entering the first K-tile, ``[span, n-tile width]``.
+
+    Every slot (sanity slots too) gets the bias of its neuron; ``bias_error = (m, n, delta)``
+    corrupts the word of neuron n for row m only, or (``m = None``) the stored word, hence every
+    slot.
+    """
     b = np.repeat(bias_v[None, tile.n0:tile.n1], span, axis=0)
     if bias_error is not None:
         m, col, delta = bias_error

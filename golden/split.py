@@ -175,6 +175,7 @@ class SplitLayer:
 
     @property
     def n_outputs(self) -> int:
+        """The number of output columns, halves included."""
         return int(self.weights.shape[1])
 
     def forward(self, x) -> np.ndarray:
@@ -240,9 +241,11 @@ class TripleLayer:
 
     @property
     def n_outputs(self) -> int:
+        """The number of output columns, copies included."""
         return int(self.weights.shape[1])
 
     def forward(self, x) -> np.ndarray:
+        """The layer's output for input ``x``."""
         return layer_forward(x, self.weights, self.bias, self.shift, relu=self.relu,
                              a_width=self.a_width)
 
@@ -304,8 +307,11 @@ def buffer_triples(layer: TripleLayer, *, batch: int = 1, base: int = 0,
 
 
 def next_layer_bound(layer: SplitLayer) -> np.ndarray:
-    """``D_u = Σ_{c ∈ critical} |W2[c, u]|``: largest fault-free deviation of the next layer's
-    accumulator caused by splitting (``2h − q ∈ {−1, 0, 1}`` per critical column)."""
+    """``D_u = Σ_{c ∈ critical} |W2[c, u]|``.
+
+    Largest fault-free deviation of the next layer's accumulator caused by splitting (``2h − q ∈
+    {−1, 0, 1}`` per critical column).
+    """
     if layer.next_weights is None:
         raise ValueError("invalid layer: split without next_weights")
     w2 = layer.next_weights[: layer.n_outputs - layer.critical.size]

@@ -1,0 +1,1 @@
+"""Amaranth components and the composed top; :class:`AcceleratorConfig`; Verilog emission."""

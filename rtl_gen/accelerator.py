@@ -87,8 +87,7 @@ TOP_NAME = "accelerator"
 
 
 class Accelerator(wiring.Component):
-    """The accelerator top for one configuration; ports, units and latency in the module
-    docstring.
+    """The accelerator top for one configuration; ports, units and latency in the module docstring.
 
     Parameters
     ----------
@@ -170,6 +169,7 @@ class Accelerator(wiring.Component):
         return self._array
 
     def elaborate(self, platform):
+        """The top's netlist: array, output stage and the configured units."""
         m = Module()
         cfg = self._cfg
         m.submodules.array = array = self._array
@@ -216,9 +216,11 @@ class Accelerator(wiring.Component):
         return valid
 
     def _input_stages(self, m: Module) -> list:
-        """The configured vector stages in order: AFD, median, then the sanity-input generator
-        (after the filters, so that the sanity vector is the negated sum of exactly the
-        vectors the array multiplies)."""
+        """The configured vector stages in order.
+
+        AFD, median, then the sanity-input generator (after the filters, so that the sanity vector
+        is the negated sum of exactly the vectors the array multiplies).
+        """
         cfg = self._cfg
         stages = []
         if cfg.afd:
@@ -247,10 +249,12 @@ class Accelerator(wiring.Component):
         return stages
 
     def _stationary_operands(self, m: Module, array: SystolicArray):
-        """WS / IS: the streamed vector through the input stages, every other operand delayed
-        as much.  Returns the valid flag of the data vectors at the array's output, that of
-        every vector there (sanity vectors included) and the flag of the temporal checksum's
-        sanity vectors (None without it)."""
+        """WS / IS.
+
+        The streamed vector through the input stages, every other operand delayed as much. Returns
+        the valid flag of the data vectors at the array's output, that of every vector there (sanity
+        vectors included) and the flag of the temporal checksum's sanity vectors (None without it).
+        """
         cfg = self._cfg
         stages = self._input_stages(m)
         n = len(stages)
@@ -293,8 +297,10 @@ class Accelerator(wiring.Component):
             m.d.comb += ostage.split.eq(self.split)
 
     def _temporal_check(self, m: Module, array: SystolicArray, arr_valid, sanity) -> None:
-        """Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow): the batch's
-        closing vector is the generator's sanity flag delayed like the data."""
+        """Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow).
+
+        The batch's closing vector is the generator's sanity flag delayed like the data.
+        """
         cfg, host = self._cfg, self.temporal
         m.submodules.sanity_temporal = chk = TemporalChecker(
             width=cfg.acc_bits, lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
@@ -310,8 +316,10 @@ class Accelerator(wiring.Component):
             host.first.eq(chk.first_index)]
 
     def _spatial_check(self, m: Module, array: SystolicArray, valid) -> None:
-        """The checker sees the raw sums of the C + 1 columns in the cycle the output stage
-        samples them, so its flags come out aligned with ``out_valid`` / ``acc_out``."""
+        """The checker sees the raw sums of the C + 1 columns when the output stage samples them.
+
+        So its flags come out aligned with ``out_valid`` / ``acc_out``.
+        """
         cfg, host = self._cfg, self.checksum
         m.submodules.sanity_check = chk = SpatialChecker(
             width=cfg.acc_bits, lanes=cfg.cols + 1, residue_bits=cfg.acc_bits)
@@ -385,8 +393,10 @@ GENERATED_FILES = (f"{TOP_NAME}.il", f"{TOP_NAME}.v", "config.json")
 
 
 def generate(cfg: AcceleratorConfig, out_dir: str | Path, *, rtlil: bool = True) -> Generated:
-    """Write ``accelerator.v``, its RTLIL twin ``accelerator.il`` (read by the synthesis flow,
-    much faster than the Verilog for large arrays) and ``config.json`` into ``out_dir``.
+    """Write ``accelerator.v``, ``accelerator.il`` and ``config.json`` into ``out_dir``.
+
+    ``accelerator.il`` is the RTLIL twin of the Verilog; it is read by the synthesis flow, much
+    faster than the Verilog for large arrays.
 
     Parameters
     ----------

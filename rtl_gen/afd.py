@@ -66,9 +66,11 @@ class AFDControlSignature(wiring.Signature):
         return self._max_shift
 
     def __eq__(self, other) -> bool:
+        """Equal for the same ``max_shift``."""
         return isinstance(other, AFDControlSignature) and self._max_shift == other._max_shift
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((AFDControlSignature, self._max_shift))
 
 
@@ -190,6 +192,7 @@ class AnomalySuppression(wiring.Component):
                 "max_shift": self._max_shift}
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         w, n = self._width, self._lanes
 

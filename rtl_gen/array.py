@@ -49,8 +49,11 @@ def delay(m: Module, sig, cycles: int, name: str):
 
 
 def make_sanity_pe(cfg: AcceleratorConfig):
-    """The PE of the Sanity-Check column (WS): weights ``cfg.sanity_width`` bits wide, partial
-    sum wrapping at the accumulator width (its checker works modulo 2**acc_bits)."""
+    """The PE of the Sanity-Check column (WS).
+
+    Weights ``cfg.sanity_width`` bits wide, partial sum wrapping at the accumulator width (its
+    checker works modulo 2**acc_bits).
+    """
     return StationaryPE(dataflow="ws", a_width=cfg.stream_width, w_width=cfg.sanity_width,
                         acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True)
 
@@ -164,6 +167,7 @@ class SystolicArray(wiring.Component):
                 "fault_reg_hit": sel.reg_hit, "fault_bit": sel.bit, "fault_mode": sel.mode}
 
     def elaborate(self, platform):
+        """The array's netlist: PEs, skew and deskew registers."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.array_cols
         if self._cfg.dataflow == "os":

@@ -51,10 +51,12 @@ class BypassSignature(wiring.Signature):
                           "rdata": In(cols)})
 
     def __eq__(self, other) -> bool:
+        """Equal for the same rows and columns."""
         return (isinstance(other, BypassSignature) and (self._rows, self._cols)
                 == (other._rows, other._cols))
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((BypassSignature, self._rows, self._cols))
 
 
@@ -91,6 +93,7 @@ class BypassMap(wiring.Component):
         return self._cols
 
     def elaborate(self, platform):
+        """The map's netlist."""
         m = Module()
         host = self.host
         regs = Array(Signal(self._cols, name=f"map_row{r}") for r in range(self._rows))

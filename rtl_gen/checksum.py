@@ -59,8 +59,11 @@ MAX_LANES = 257  # a 256-column array plus its sanity column
 
 
 def spatial_check_width(width: int, n: int, residue_bits: int | None) -> int:
-    """Width of the spatial syndrome: ``k`` in residue mode, else ``width + ceil(log2(n+1))``
-    (the sum of n lanes and the subtracted ``expected``, n + 1 values of ``width`` bits)."""
+    """Width of the spatial syndrome.
+
+    ``k`` in residue mode, else ``width + ceil(log2(n+1))`` (the sum of n lanes and the subtracted
+    ``expected``, n + 1 values of ``width`` bits).
+    """
     if residue_bits is not None:
         return residue_bits
     return width + math.ceil(math.log2(n + 1))
@@ -131,9 +134,11 @@ class ChecksumControlSignature(wiring.Signature):
         super().__init__(members)
 
     def __eq__(self, other) -> bool:
+        """Equal for the same check width."""
         return isinstance(other, ChecksumControlSignature) and self._cw == other._cw
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((ChecksumControlSignature, self._cw))
 
 
@@ -178,9 +183,11 @@ class TemporalControlSignature(wiring.Signature):
         })
 
     def __eq__(self, other) -> bool:
+        """Equal for the same parameters."""
         return isinstance(other, TemporalControlSignature) and self._params == other._params
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((TemporalControlSignature, self._params))
 
 
@@ -276,7 +283,7 @@ class SpatialChecker(wiring.Component):
 
     @property
     def residue_bits(self) -> int | None:
-        """k of the residue check, or None (exact)."""
+        """The residue check's k, or None (exact)."""
         return self._k
 
     @property
@@ -300,6 +307,7 @@ class SpatialChecker(wiring.Component):
                 "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
+        """The checker's netlist."""
         m = Module()
         k, cw = self._k, self._cw
         if k is None:
@@ -331,8 +339,9 @@ class SpatialChecker(wiring.Component):
 
 
 class SanityInputGenerator(wiring.Component):
-    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253): a
-    vector stage (:mod:`rtl_gen.vector`).
+    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253).
+
+    A vector stage (:mod:`rtl_gen.vector`).
 
     Sits in front of the array's streamed-operand input (WS: activations; IS: weight columns,
     where it builds the sanity neuron on the fly).  It forwards each input vector one cycle
@@ -448,6 +457,7 @@ class SanityInputGenerator(wiring.Component):
                 "batch_bits": self._bb, "out_width": self._ow}
 
     def elaborate(self, platform):
+        """The generator's netlist."""
         m = Module()
         ow = self._ow
         count = Signal(self._bb)
@@ -586,7 +596,7 @@ class TemporalChecker(wiring.Component):
 
     @property
     def residue_bits(self) -> int | None:
-        """k of the residue check, or None (exact)."""
+        """The residue check's k, or None (exact)."""
         return self._k
 
     @property
@@ -615,6 +625,7 @@ class TemporalChecker(wiring.Component):
                 "batch_bits": self._bb, "residue_bits": self._k, "index_bits": self._ib}
 
     def elaborate(self, platform):
+        """The checker's netlist."""
         m = Module()
         aw, cw, k = self._aw, self._cw, self._k
         closing = Signal()

@@ -126,8 +126,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def _generator(cfg: AcceleratorConfig):
-    """The generator of ``cfg``'s top and the files it writes: the composed accelerator, or
-    the flow-controlling array, which is a top of its own (:mod:`rtl_gen.flow`)."""
+    """The generator of ``cfg``'s top and the files it writes.
+
+    The composed accelerator, or the flow-controlling array, which is a top of its own
+    (:mod:`rtl_gen.flow`).
+    """
     if cfg.flow != "none":
         from .flow import FLOW_GENERATED_FILES, generate_flow
 

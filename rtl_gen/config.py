@@ -78,8 +78,10 @@ FLOW_GROUPS = tuple(1 << i for i in range(1, 9))
 
 
 def flow_lanes(flow: str, group: int) -> tuple[int, int]:
-    """``(activation lanes l, partial-sum lanes k)`` of a flow-controlling PE: shortened
-    ``(g, 1)``, superposition ``(1, g)``, two-dimensional ``(√g, √g)``, none ``(1, 1)``."""
+    """``(activation lanes l, partial-sum lanes k)`` of a flow-controlling PE.
+
+    Shortened ``(g, 1)``, superposition ``(1, g)``, two-dimensional ``(√g, √g)``, none ``(1, 1)``.
+    """
     if flow == "shortened":
         return group, 1
     if flow == "superposition":
@@ -105,10 +107,12 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)`` for a one-line message: cut to ``limit`` characters, every character
-    that is not printable escaped (so a newline or a terminal escape never reaches the
-    terminal raw), and an integer too long to print (Python refuses beyond 4,300 digits)
-    given by its size."""
+    """``repr(value)`` for a one-line message.
+
+    Cut to ``limit`` characters, every character that is not printable escaped (so a newline or a
+    terminal escape never reaches the terminal raw), and an integer too long to print (Python
+    refuses beyond 4,300 digits) given by its size.
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
         text = f"<{'negative ' if value < 0 else ''}integer of {value.bit_length()} bits>"
     else:
@@ -172,8 +176,9 @@ def is_int(value: Any, *, numpy: bool = False) -> bool:
 
 
 def check_int(name: str, value: Any, lo: int, hi: int, *, numpy: bool = False) -> int:
-    """``value`` as an ``int`` if it is an integer from ``lo`` to ``hi``, else
-    :class:`ConfigError` naming ``name``.
+    """``value`` as an ``int`` if it is an integer from ``lo`` to ``hi``.
+
+    Else :class:`ConfigError` naming ``name``.
 
     The one integer-parameter check of the project's components, configurations and golden
     models (``numpy=True`` also accepts numpy integer scalars, see :func:`is_int`).
@@ -283,6 +288,7 @@ class AcceleratorConfig:
     lcu_mask: int | None = None
 
     def __post_init__(self) -> None:
+        """Check every field; ConfigError naming the first bad one."""
         check_int("rows", self.rows, 1, MAX_DIM)
         check_int("cols", self.cols, 1, MAX_DIM)
         _check_choice("dataflow", self.dataflow, DATAFLOWS)
@@ -396,9 +402,11 @@ class AcceleratorConfig:
 
     @property
     def bias_in_psum(self) -> bool:
-        """The bias enters through ``psum_in`` of the first K-tile (so ``acc_out`` includes it)
-        rather than in the output stage: always for IS (its output lanes are batch rows), and
-        for WS with a checksum, so that the checks cover bias errors (000 Table 6.1)."""
+        """The bias enters through ``psum_in`` of the first K-tile rather than in the output stage.
+
+        So ``acc_out`` includes it.  Always for IS (its output lanes are batch rows), and for WS
+        with a checksum, so that the checks cover bias errors (000 Table 6.1).
+        """
         return self.dataflow == "is" or (self.dataflow == "ws" and self.checksum != "none")
 
     @property
@@ -408,8 +416,11 @@ class AcceleratorConfig:
 
     @property
     def sanity_width(self) -> int:
-        """Width of the sanity column's weights: the negated sum of C weights needs
-        ``w_width + ceil(log2(C + 1))`` bits (it is stored exactly, in wider PEs)."""
+        """Width of the sanity column's weights.
+
+        The negated sum of C weights needs ``w_width + ceil(log2(C + 1))`` bits (it is stored
+        exactly, in wider PEs).
+        """
         return self.w_width + math.ceil(math.log2(self.cols + 1))
 
     def register_width(self, register: str, col: int = 0) -> int:
@@ -434,8 +445,11 @@ class AcceleratorConfig:
 
     @property
     def input_stages(self) -> int:
-        """Pipeline stages in front of the array (each input unit adds one cycle; the
-        temporal checksum's sanity-input generator is the last of them)."""
+        """Pipeline stages in front of the array.
+
+        Each input unit adds one cycle; the temporal checksum's sanity-input generator is the last
+        of them.
+        """
         return int(self.afd) + int(bool(self.median)) + int(self.temporal)
 
     @property
@@ -461,8 +475,10 @@ class AcceleratorConfig:
 
     @property
     def config_cycles(self) -> int:
-        """Cycles the driver spends before the first product: writing the bypass map, one row
-        per cycle, when the configuration has PE bypass."""
+        """Cycles the driver spends before the first product.
+
+        Writing the bypass map, one row per cycle, when the configuration has PE bypass.
+        """
         return self.rows if self.bypass else 0
 
     def name(self) -> str:

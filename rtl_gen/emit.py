@@ -84,8 +84,11 @@ def to_verilog(component, name: str, config: dict[str, Any]) -> str:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` safely: :func:`ftaccel.files.write_text` (a fresh,
-    exclusively created temporary file, renamed only onto a regular file or a new name)."""
+    """Write ``text`` to ``path`` safely.
+
+    :func:`ftaccel.files.write_text` (a fresh, exclusively created temporary file, renamed only onto
+    a regular file or a new name).
+    """
     return files.write_text(path, text)
 
 

@@ -67,9 +67,11 @@ class FaultControlSignature(wiring.Signature):
         super().__init__({name: Out(unsigned(width)) for name, width in FAULT_CONTROLS.items()})
 
     def __eq__(self, other) -> bool:
+        """Equal to any other fault control signature."""
         return isinstance(other, FaultControlSignature)
 
     def __hash__(self) -> int:
+        """The hash of the signature."""
         return hash(FaultControlSignature)
 
 
@@ -114,10 +116,12 @@ class FaultSelectSignature(wiring.Signature):
                           "mode": Out(2)})
 
     def __eq__(self, other) -> bool:
+        """Equal for the same rows and columns."""
         return (isinstance(other, FaultSelectSignature)
                 and (self._rows, self._cols) == (other._rows, other._cols))
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((FaultSelectSignature, self._rows, self._cols))
 
 
@@ -157,6 +161,7 @@ class FaultController(wiring.Component):
         return self._cols
 
     def elaborate(self, platform):
+        """The controller's netlist."""
         m = Module()
         cycle = Signal(32)
         m.d.sync += cycle.eq(cycle + 1)

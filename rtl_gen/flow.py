@@ -72,10 +72,12 @@ def flow_pe_name(lanes_in: int, lanes_out: int, a_width: int, w_width: int,
 
 
 def mux_tree(values: list, sel) -> object:
-    """``values[sel]`` as a binary tree of 2-to-1 multiplexers, one level per select bit
-    (``len(values)`` a power of two).  Continuous assignments, not a ``case`` block: Icarus
-    never evaluates an ``always @*`` whose inputs keep their reset values, and the select of
-    a lane that carries only zeros would read X."""
+    """``values[sel]`` as a binary tree of 2-to-1 multiplexers, one level per select bit.
+
+    ``len(values)`` is a power of two.  Continuous assignments, not a ``case`` block: Icarus never
+    evaluates an ``always @*`` whose inputs keep their reset values, and the select of a lane that
+    carries only zeros would read X.
+    """
     level = list(values)
     for b in range(ext_bits(len(values))):
         level = [Mux(sel[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
@@ -83,8 +85,10 @@ def mux_tree(values: list, sel) -> object:
 
 
 class FlowPE(wiring.Component):
-    """Flow-controlling weight-stationary MAC unit with ``l`` activation and ``k`` partial-sum
-    lanes (000 Fig. 12.6; ``l = k = 1`` is the plain MAC the overheads are measured on).
+    """Flow-controlling weight-stationary MAC unit (000 Fig. 12.6).
+
+    It has ``l`` activation and ``k`` partial-sum lanes; ``l = k = 1`` is the plain MAC the
+    overheads are measured on.
 
     Parameters
     ----------
@@ -136,9 +140,11 @@ class FlowPE(wiring.Component):
 
     @property
     def module_name(self) -> str:
+        """The module name, unique per lane counts and widths."""
         return flow_pe_name(self._l, self._k, self._a, self._w, self._p)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         weight_reg = Signal(signed(self._w), name="weight_reg")
         m.d.sync += weight_reg.eq(Mux(self.load, self.weight_in, weight_reg))
@@ -182,9 +188,10 @@ def _check_flow_config(config) -> None:
 
 
 class FlowArray(wiring.Component):
-    """R×C array of :class:`FlowPE` (WS), activations broadcast along rows; see the module
-    docstring.  Ports: ``load`` (1), ``weight_data`` (C × w), ``ext_data`` (C × ext bits),
-    ``act_data`` (R·l × a: lane j of row r at index ``r·l + j``), ``psum_data`` (C·k × acc:
+    """R×C array of :class:`FlowPE` (WS), activations broadcast along rows.
+
+    See the module docstring. Ports: ``load`` (1), ``weight_data`` (C × w), ``ext_data`` (C × ext
+    bits), ``act_data`` (R·l × a: lane j of row r at index ``r·l + j``), ``psum_data`` (C·k × acc:
     lane j of column c at ``c·k + j``), ``out`` (C·k × acc).  Latency R cycles from
     ``act_data``/``psum_data`` to ``out``.
     """
@@ -208,6 +215,7 @@ class FlowArray(wiring.Component):
     pe = property(lambda self: self._pe)
 
     def elaborate(self, platform):
+        """The array's netlist."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.cols
         L, K = self._pe.lanes_in, self._pe.lanes_out
@@ -244,8 +252,9 @@ class FlowArray(wiring.Component):
 
 
 class FlowAccelerator(wiring.Component):
-    """The flow-controlling top: :class:`FlowArray` followed by the output stage over its
-    C·k output lanes, and a valid flag.
+    """The flow-controlling top.
+
+    :class:`FlowArray` followed by the output stage over its C·k output lanes, and a valid flag.
 
     Ports: those of the array (``psum_data`` is named ``psum_in`` here), ``in_valid`` (1),
     ``acc_out`` (C·k × acc), ``out_valid`` (1); with the output stage also ``bias`` (C·k ×
@@ -279,9 +288,11 @@ class FlowAccelerator(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """The top's latency in cycles, ``rows + 1``."""
         return self._cfg.rows + 1
 
     def elaborate(self, platform):
+        """The top's netlist."""
         m = Module()
         cfg, arr = self._cfg, self._array
         lanes = len(self.acc_out)

@@ -83,14 +83,17 @@ class LCU(wiring.Component):
 
     @property
     def width(self) -> int:
+        """The word width in bits."""
         return self._width
 
     @property
     def mask(self) -> int:
+        """The mask ANDed into the result."""
         return self._mask
 
     @property
     def registered(self) -> bool:
+        """Whether the output is registered."""
         return self._registered
 
     def config(self) -> dict:
@@ -99,6 +102,7 @@ class LCU(wiring.Component):
                 "registered": self._registered}
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         # AND on the bit patterns: a bit survives only if both halves agree it is 1.
         corrected = (self.a.as_unsigned() & self.b.as_unsigned() & self._mask).as_signed()
@@ -119,8 +123,9 @@ def controller_cycles(n_pairs: int) -> int:
 
 
 class LCUHostSignature(wiring.Signature):
-    """The output buffer and correction controller as the host of the composed top sees them
-    (the top's ``lcu__*`` ports; :meth:`rtl_gen.accelerator.Accelerator` wires them).
+    """The output buffer and correction controller as the host of the composed top sees them.
+
+    These are the top's ``lcu__*`` ports; :meth:`rtl_gen.accelerator.Accelerator` wires them.
 
     Members
     -------
@@ -156,9 +161,11 @@ class LCUHostSignature(wiring.Signature):
         })
 
     def __eq__(self, other) -> bool:
+        """Equal for the same parameters."""
         return isinstance(other, LCUHostSignature) and self._params == other._params
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((LCUHostSignature, self._params))
 
 
@@ -379,6 +386,7 @@ class CorrectionController(wiring.Component):
                 "capture": self._capture}
 
     def elaborate(self, platform):
+        """The controller's netlist."""
         # One function on purpose: the correction pipeline's read, LCU and write stages share
         # the forwarding registers (va, v, fwd_b, wa, wb) and the buffer's single write port
         # with the host side, and the hazards between them are only checkable side by side.

@@ -135,8 +135,10 @@ def _sort2(m: Module, a, b, name: str, keep: tuple[str, ...] = ("lo", "hi")):
 
 
 def _median3(m: Module, a, b, c, name: str):
-    """Fig. 8.10-b: sort (a, b), then max(a,b) against c, then the median is
-    max(min(a, b), min(max(a, b), c)).  Three comparators, four multiplexers."""
+    """Fig. 8.10-b: the median of three from three comparators and four multiplexers.
+
+    Sort (a, b), then max(a,b) against c, then the median is max(min(a, b), min(max(a, b), c)).
+    """
     lo1, hi1 = _sort2(m, a, b, f"{name}_s0")
     lo2, _ = _sort2(m, hi1, c, f"{name}_s1", keep=("lo",))
     _, med = _sort2(m, lo1, lo2, f"{name}_s2", keep=("hi",))
@@ -170,9 +172,11 @@ class Sort2(wiring.Component):
 
     @property
     def width(self) -> int:
+        """The word width in bits."""
         return self._width
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         lo, hi = _sort2(m, self.a, self.b, "cmp")
         m.d.comb += [self.lo.eq(lo), self.hi.eq(hi)]
@@ -216,14 +220,17 @@ class Median3(_MedianUnit):
     _WINDOW = 3
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         m.d.comb += self.median.eq(_median3(m, *self.x, "m3"))
         return m
 
 
 class Median5(_MedianUnit):
-    """Median-5 (000 Fig. 8.10-c): four Sort-2 drop the extremes of a 4-element subset, a
-    Median-3 finds the median of the remaining three; unused multiplexers pruned.
+    """Median-5 (000 Fig. 8.10-c).
+
+    Four Sort-2 drop the extremes of a 4-element subset, a Median-3 finds the median of the
+    remaining three; unused multiplexers pruned.
 
     The minimum and the maximum of any four of the five inputs cannot be the median of all
     five (000 L1706), so removing both leaves the median unchanged.  The 4-element subset is
@@ -247,6 +254,7 @@ class Median5(_MedianUnit):
     _WINDOW = 5
 
     def elaborate(self, platform):
+        """The unit's netlist."""
         m = Module()
         x = self.x
         lo_a, hi_a = _sort2(m, x[0], x[4], "s0")
@@ -262,9 +270,10 @@ class Median5(_MedianUnit):
 
 
 class SlidingMedian(wiring.Component):
-    """Combinational core of the median array: ``lanes`` windows of ``window`` over
-    ``lanes + window - 1`` inputs, stride 1, no padding (the padding is wiring, added by
-    :class:`MedianArray`).
+    """Combinational core of the median array.
+
+    ``lanes`` windows of ``window`` over ``lanes + window - 1`` inputs, stride 1, no padding (the
+    padding is wiring, added by :class:`MedianArray`).
 
     Output ``y[i] = median(x[i] … x[i + window - 1])``.  ``variant="plain"`` instantiates one
     :class:`Median3` / :class:`Median5` per window (000 Fig. 8.11); ``variant="shared"`` is the
@@ -312,13 +321,16 @@ class SlidingMedian(wiring.Component):
 
     @property
     def window(self) -> int:
+        """The median window, 3 or 5."""
         return self._window
 
     @property
     def variant(self) -> str:
+        """The median unit variant, ``plain`` or ``shared``."""
         return self._variant
 
     def elaborate(self, platform):
+        """The core's netlist."""
         m = Module()
         w = self._window
         if self._variant == "plain":
@@ -339,7 +351,7 @@ class SlidingMedian(wiring.Component):
                 c[k, j] = _less(m, x[j], x[k], f"lt_{k}_{j}")
 
         def precedes(k: int, j: int):
-            """Does position k come before position j in the (value, position) order?"""
+            """Whether position k comes before position j in the (value, position) order."""
             return ~c[k, j] if k < j else c[j, k]
 
         h = w // 2
@@ -359,8 +371,10 @@ class SlidingMedian(wiring.Component):
 
 
 def _exactly(bits: list, count: int):
-    """True when exactly ``count`` of ``bits`` are set, as AND/OR/XOR logic (no adder), so the
-    netlist's multiplexers and comparators are only those of the median datapath."""
+    """True when exactly ``count`` of ``bits`` are set, as AND/OR/XOR logic (no adder).
+
+    So the netlist's multiplexers and comparators are only those of the median datapath.
+    """
     if len(bits) == 2 and count == 1:
         return bits[0] ^ bits[1]
     if len(bits) == 4 and count == 2:
@@ -385,9 +399,11 @@ class MedianControlSignature(wiring.Signature):
         super().__init__({"enable": Out(1)})
 
     def __eq__(self, other) -> bool:
+        """Equal to any other median control signature."""
         return isinstance(other, MedianControlSignature)
 
     def __hash__(self) -> int:
+        """The hash of the signature."""
         return hash(MedianControlSignature)
 
 
@@ -463,6 +479,7 @@ class MedianArray(wiring.Component):
                 "window": self._window, "variant": self._variant}
 
     def elaborate(self, platform):
+        """The stage's netlist."""
         m = Module()
         m.submodules.core = core = SlidingMedian(
             width=self._width, lanes=self._lanes, window=self._window, variant=self._variant)

@@ -72,6 +72,7 @@ class OutputLane(wiring.Component):
         return self._split
 
     def elaborate(self, platform):
+        """The lane's netlist."""
         m = Module()
         m.d.sync += self.acc_out.eq(self.acc_in)
         if not self._requant:
@@ -163,6 +164,7 @@ class OutputStage(wiring.Component):
         return self._split
 
     def elaborate(self, platform):
+        """The stage's netlist."""
         m = Module()
         m.d.sync += self.out_valid.eq(self.in_valid)
         for c in range(self._lanes):

@@ -110,10 +110,12 @@ class _PEBase(wiring.Component):
             self._bypass)
 
     def _mac(self, m: Module, addend, product, name: str | None = None):
-        """``addend + product`` (wrapped to ``acc_width`` where it is stored); with fault hooks
-        the multiplier's output (``product``, full width) and the adder's (``sum``, acc_width)
-        each pass a saboteur.  Without hooks the logic is what it always was (an expression,
-        or a signal called ``name``)."""
+        """``addend + product`` (wrapped to ``acc_width`` where it is stored).
+
+        With fault hooks the multiplier's output (``product``, full width) and the adder's (``sum``,
+        acc_width) each pass a saboteur. Without hooks the logic is what it always was (an
+        expression, or a signal called ``name``).
+        """
         if not self._fault_hooks:
             if name is None:
                 return addend + product
@@ -168,6 +170,7 @@ class StationaryPE(_PEBase):
             fault_hooks=fault_hooks, bypass=bypass, wraps=wraps)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         ws = self._dataflow == "ws"
         stat_reg = Signal(signed(self._stat_width), name="weight_reg" if ws else "act_reg")
@@ -226,6 +229,7 @@ class OutputStationaryPE(_PEBase):
             fault_hooks=fault_hooks, bypass=bypass)
 
     def elaborate(self, platform):
+        """The PE's netlist."""
         m = Module()
         act_reg = Signal(signed(self._a_width), name="act_reg")
         weight_reg = Signal(signed(self._w_width), name="weight_reg")

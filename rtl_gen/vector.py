@@ -53,11 +53,14 @@ class VectorSignature(wiring.Signature):
         return self._lanes
 
     def __eq__(self, other) -> bool:
+        """Equal for the same width and lanes."""
         return (isinstance(other, VectorSignature) and self._width == other._width
                 and self._lanes == other._lanes)
 
     def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
         return hash((VectorSignature, self._width, self._lanes))
 
     def __repr__(self) -> str:
+        """``VectorSignature(width, lanes)``."""
         return f"VectorSignature({self._width}, {self._lanes})"

@@ -1,0 +1,1 @@
+"""The Yosys area flow and the published figures it is compared with."""

@@ -87,6 +87,7 @@ class EquivalenceResult:
     failed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
+        """True when the designs are equivalent."""
         return self.equivalent
 
 
@@ -97,8 +98,10 @@ def _as_list(files: Path | str | Sequence[Path | str]) -> list[Path]:
 
 
 def _stage(files: list[Path], dest: Path) -> list[str]:
-    """Copy ``files`` under ``dest`` (the Yosys sandbox sees only relative paths below its
-    working directory) and return their names relative to ``dest.parent``."""
+    """Copy ``files`` under ``dest`` and return their names relative to ``dest.parent``.
+
+    The Yosys sandbox sees only relative paths below its working directory.
+    """
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -218,8 +221,11 @@ def prove_equivalent(
 
 def _prepare_miter(work: Path, gold_names: list[str], gold_top: str, gate_names: list[str],
                    gate_top: str, comb: bool, timeout_s: float) -> list[str]:
-    """Read, flatten and check each design on its own, join them in a miter, map it to gates
-    and keep it as RTLIL (``equiv_miter.il``); return the outputs to prove."""
+    """Build the miter of the designs and return the outputs to prove.
+
+    Read, flatten and check each design on its own, join them in a miter, map it to gates and keep
+    it as RTLIL (``equiv_miter.il``).
+    """
     prepare = (
         _read_flat(gold_names, gold_top, "equiv_gold", comb)
         + _read_flat(gate_names, gate_top, "equiv_gate", comb)
@@ -368,8 +374,10 @@ def _sort_function(width: int, window: int) -> str:
 
 
 def median_unit_reference(*, width: int, window: int, name: str) -> str:
-    """Behavioural Median-``window`` with the ports of ``Median3``/``Median5``
-    (``x__0`` …, ``median``)."""
+    """Behavioural Median-``window`` with the ports of ``Median3``/``Median5``.
+
+    The ports are ``x__0`` …, ``median``.
+    """
     ports = [f"x__{i}" for i in range(window)] + ["median"]
     text = f"// Behavioural reference: median of {window} by bubble sort.\n"
     text += f"module {name}({', '.join(ports)});\n"
@@ -382,9 +390,12 @@ def median_unit_reference(*, width: int, window: int, name: str) -> str:
 
 
 def median_array_reference(*, width: int, lanes: int, window: int, name: str) -> str:
-    """Behavioural ``MedianArray``: zero padding, bubble-sort median per lane, ``ctl.enable``
-    pass-through, one register stage with synchronous reset; same ports as the Amaranth one
-    (``i__data__*``, ``i__valid``, ``ctl__enable``, ``o__data__*``, ``o__valid``)."""
+    """Behavioural ``MedianArray`` with the same ports as the Amaranth one.
+
+    Zero padding, bubble-sort median per lane, ``ctl.enable`` pass-through, one register stage with
+    synchronous reset; ports ``i__data__*``, ``i__valid``, ``ctl__enable``, ``o__data__*``,
+    ``o__valid``.
+    """
     h = window // 2
     ports = (["clk", "rst", "i__valid", "ctl__enable", "o__valid"]
              + [f"i__data__{i}" for i in range(lanes)] + [f"o__data__{i}" for i in range(lanes)])
@@ -425,7 +436,8 @@ def prove_median_cores(*, width: int, lanes: int, window: int, work_dir: Path,
     """Prove the shared ``SlidingMedian`` core equal to the plain one (combinational).
 
     ``gate``/``gate_top`` replace the shared core by another Verilog module (used by the tests
-    to check that a broken variant fails the proof)."""
+    to check that a broken variant fails the proof).
+    """
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     plain, plain_top = emit_median_core(width=width, lanes=lanes, window=window, variant="plain",
@@ -439,9 +451,11 @@ def prove_median_cores(*, width: int, lanes: int, window: int, work_dir: Path,
 
 def prove_median_array(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
                 gold: str = "reference") -> EquivalenceResult:
-    """Prove a whole ``MedianArray`` (padding, enable, register) equal, cycle by cycle from
-    reset, to the behavioural reference (``gold="reference"``) or to the plain array
-    (``gold="plain"``), by temporal induction."""
+    """Prove a whole ``MedianArray`` (padding, enable, register) equal to a reference.
+
+    Equal cycle by cycle from reset to the behavioural reference (``gold="reference"``) or to the
+    plain array (``gold="plain"``), by temporal induction.
+    """
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     gate, gate_top = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,

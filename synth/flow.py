@@ -377,8 +377,10 @@ def _check_arguments(verilog: Path, top: str, jobs: int, timeout_s: float,
 
 def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt: str,
           work: Path, sections: dict[str, str], lib_local: str | None) -> list[_Task]:
-    """Write every module's source into ``work`` and return its Yosys tasks: a generic step
-    per distinct module (or the flattened design), then its two mappings."""
+    """Write every module's source into ``work`` and return its Yosys tasks.
+
+    A generic step per distinct module (or the flattened design), then its two mappings.
+    """
     ext = ".il" if fmt == "rtlil" else ".v"
     read = "read_rtlil" if fmt == "rtlil" else "read_verilog"
     if flat:

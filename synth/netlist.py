@@ -67,7 +67,7 @@ def plain_name(name: str) -> str:
 
 
 def spell(name: str, fmt: str) -> str:
-    """A module name as written in ``fmt`` (RTLIL: ``\\name``; Verilog: escaped if needed)."""
+    r"""A module name as written in ``fmt`` (RTLIL: ``\name``; Verilog: escaped if needed)."""
     if fmt == "rtlil":
         return "\\" + name
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else "\\" + name + " "
@@ -162,6 +162,7 @@ class Dedup:
 
 
 def natural_key(name: str) -> list:
+    """A sort key that orders the digit runs of ``name`` by value."""
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
 
 

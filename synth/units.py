@@ -96,8 +96,10 @@ class _Tally:
 
 def _splits(dd: Dedup, own: Callable[[str, str], float], metrics: list[str],
             refs: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Modules whose own logic holds an overhead measured against a reference module:
-    ``{module: {"pe": {metric: reference figure}, unit: {metric: the rest}}}``."""
+    """Modules whose own logic holds an overhead measured against a reference module.
+
+    ``{module: {"pe": {metric: reference figure}, unit: {metric: the rest}}}``.
+    """
     split: dict[str, dict[str, dict[str, float]]] = {}
     for ref_unit, ref in refs.items():
         for target in ref["targets"]:

@@ -1,5 +1,6 @@
-"""Testbench of the composed accelerator: run a product on the RTL and hold it against the
-golden cycle model, cycle by cycle.
+"""Testbench of the composed accelerator.
+
+Run a product on the RTL and hold it against the golden cycle model, cycle by cycle.
 
 The driver program (:func:`golden.schedule.build_program`) is played into the simulator by
 :mod:`tb.hdl_player` (inside the simulator); the same program runs through
@@ -101,6 +102,7 @@ class RTLRun:
 
     @property
     def golden(self) -> dict[str, np.ndarray]:
+        """The cycle model's outputs for the same program and fault (computed once)."""
         if self._golden is None:
             if self.cfg is None:
                 raise ValueError("this run has no configuration to run the cycle model on")
@@ -110,8 +112,10 @@ class RTLRun:
 
 def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
             waves: bool | None = None, cache_dir: Path | None = None):
-    """Generate and compile the model :func:`run_program` will use for ``program`` (cached;
-    a no-op when it exists), so that many runs started at once find it ready."""
+    """Generate and compile the model :func:`run_program` will use for ``program``.
+
+    Cached: a no-op when it exists, so that many runs started at once find it ready.
+    """
     sim = sim or default_sim()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")

@@ -87,8 +87,11 @@ def random_stimulus(rng: np.random.Generator, rows: int, *, width: int, lanes: i
 
 def mode_sweep(rng: np.random.Generator, per_setting: int, *, width: int, lanes: int,
                max_shift: int | None = None) -> dict[str, np.ndarray]:
-    """``per_setting`` random vectors for every gate count × drop/clip × every ``shift`` value
-    the port can carry (negative, zero, positive, and beyond ±max_shift), enable on."""
+    """``per_setting`` random vectors for every gate count × drop/clip × ``shift`` value.
+
+    Every ``shift`` value the port can carry (negative, zero, positive, and beyond ±max_shift),
+    enable on.
+    """
     s_lo, s_hi = _shift_range(width, max_shift)
     settings = [(g, md, s) for g in (1, 2) for md in (0, 1) for s in range(s_lo, s_hi + 1)]
     ctrl = np.repeat(np.array(settings, dtype=np.int64), per_setting, axis=0)

@@ -449,7 +449,8 @@ def make_plan(spec: dict, ctx: Context) -> Plan:
 def run_chunk(spec: dict, items: list) -> list[dict]:
     """Evaluate one chunk's items (``(fault id, item)``) on every protection: trace rows.
 
-    Runs in a worker; depends only on the spec and the items (every item seeded alone)."""
+    Runs in a worker; depends only on the spec and the items (every item seeded alone).
+    """
     ctx = build_context(spec)
     f = spec["faults"]
     rows = []
@@ -508,9 +509,11 @@ class Campaign:
 
     @property
     def chunk_dir(self) -> Path:
+        """The folder of finished chunks."""
         return self.dir / "chunks"
 
     def chunk_path(self, c: int) -> Path:
+        """The CSV file of chunk ``c``."""
         return self.chunk_dir / f"chunk-{c:06d}.csv"
 
     def claim(self) -> None:
@@ -542,16 +545,19 @@ class Campaign:
         write_json(meta, {"hash": self.hash, "spec": self.spec})
 
     def done(self) -> set[int]:
+        """The indices of the finished chunks."""
         if not self.chunk_dir.exists():
             return set()
         return {int(p.stem.split("-")[1]) for p in self.chunk_dir.glob("chunk-*.csv")}
 
     def save_chunk(self, c: int, rows: list[dict]) -> None:
+        """Write chunk ``c``'s ``rows`` atomically."""
         from ftaccel.files import write_text
 
         write_text(self.chunk_path(c), _rows_to_csv(rows))  # temp file, fsync, rename
 
     def rows(self, plan: Plan) -> list[dict]:
+        """Every row of the finished chunks of ``plan``, in chunk order."""
         rows = []
         for c in range(plan.chunks):
             rows += _read_chunk(self.chunk_path(c))
@@ -703,10 +709,12 @@ def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
 
 
 def tolerated_rates(summary: dict, losses) -> dict:
-    """Per accuracy loss (vs the unprotected fault-free accuracy): the rate at which each
-    protection's mean accuracy falls to that loss (log-linear interpolation between swept
-    rates; None if never within the sweep), and its ratio to the baseline's (000 Figs.
-    8.13/8.14: "error rate tolerated at equal accuracy loss")."""
+    """Per accuracy loss (vs the unprotected fault-free accuracy).
+
+    The rate at which each protection's mean accuracy falls to that loss (log-linear interpolation
+    between swept rates; None if never within the sweep), and its ratio to the baseline's (000 Figs.
+    8.13/8.14: "error rate tolerated at equal accuracy loss").
+    """
     ref = summary["fault_free"]["none"]["accuracy"]
     out = {}
     for loss in losses:
@@ -948,10 +956,13 @@ def to_markdown(r: dict) -> str:
 # -- RTL check ---------------------------------------------------------------------------------
 
 def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print) -> dict:
-    """Re-run ``k`` sampled register faults on the RTL under every protection, on the first
-    ``verify.images`` images, and compare logits and alarm counts with the fast model.
+    """Re-run ``k`` sampled register faults on the RTL under every protection.
 
-    A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors."""
+    The runs use the first ``verify.images`` images and compare logits and alarm counts with the
+    fast model.
+
+    A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors.
+    """
     from ftaccel.golden.faults import Fault
     from ftaccel.golden.netcampaign import flip_cycle
     from ftaccel.golden.network import LayerOptions, run

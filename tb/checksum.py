@@ -91,8 +91,10 @@ def run_unit(kind: str, params: dict, inputs: dict[str, np.ndarray], *,
 # --------------------------------------------------------------------------------------------
 def layer_outputs(rng: np.random.Generator, T: int, *, cols: int, k_in: int = 8,
                   a_width: int = 8, w_width: int = 8, bias: bool = True):
-    """``T`` fault-free output vectors of ``A @ [B | s] + [bias | s_b]``: C real lanes and the
-    sanity lane, which sum to zero (Eq. 6.2).  Returns ``(vectors [T, C+1], lane width)``.
+    """``T`` fault-free output vectors of ``A @ [B | s] + [bias | s_b]``.
+
+    C real lanes and the sanity lane, which sum to zero (Eq. 6.2). Returns ``(vectors [T, C+1], lane
+    width)``.
 
     Activations mix full-range values and runs of extremes (most negative operands), so the
     sanity lane reaches the top of its range now and then.
@@ -113,9 +115,10 @@ def layer_outputs(rng: np.random.Generator, T: int, *, cols: int, k_in: int = 8,
 def spatial_stimulus(rng: np.random.Generator, vectors: np.ndarray, *, width: int,
                      errors: int = 0, clears: int = 0, gaps: float = 0.2,
                      threshold: int | np.ndarray = 0, max_bit: int | None = None):
-    """A spatial-checker stimulus: ``vectors`` presented with random idle cycles (``gaps``),
-    ``errors`` single bit flips (random vector, lane and bit below ``max_bit``, default
-    ``width``) and ``clears`` clear pulses.
+    """A spatial-checker stimulus.
+
+    ``vectors`` presented with random idle cycles (``gaps``), ``errors`` single bit flips (random
+    vector, lane and bit below ``max_bit``, default ``width``) and ``clears`` clear pulses.
 
     Returns ``(inputs, flips)`` with ``flips`` a list of ``(cycle, lane, bit)``.
     """
@@ -151,8 +154,9 @@ def spatial_stimulus(rng: np.random.Generator, vectors: np.ndarray, *, width: in
 # temporal: batches, the generator, the array, the checker
 # --------------------------------------------------------------------------------------------
 def batch_schedule(M: int, batch: int, *, gaps: float = 0.0, rng=None):
-    """Driver timing for M input vectors in temporal batches of ``batch``: the row index of
-    the vector offered in each cycle (-1 = idle), and ``last`` per cycle.
+    """Driver timing for M input vectors in temporal batches of ``batch``.
+
+    The row index of the vector offered in each cycle (-1 = idle), and ``last`` per cycle.
 
     One idle cycle follows the vector that closes each batch (the generator's sanity slot,
     ``ready`` low); the last vector carries ``last`` when M is not a multiple of
@@ -175,8 +179,10 @@ def batch_schedule(M: int, batch: int, *, gaps: float = 0.0, rng=None):
 
 def generator_stimulus(A: np.ndarray, batch: int, *, rng=None, gaps: float = 0.0,
                        tail: int = 2) -> dict[str, np.ndarray]:
-    """Generator inputs that stream the rows of ``A`` in batches of ``batch`` (protocol kept:
-    no input while ``ready`` is low), then ``tail`` idle cycles."""
+    """Generator inputs that stream the rows of ``A`` in batches of ``batch``.
+
+    Protocol kept: no input while ``ready`` is low; then ``tail`` idle cycles.
+    """
     rows, last = batch_schedule(len(A), batch, gaps=gaps, rng=rng)
     rows = np.concatenate([rows, -np.ones(tail, dtype=np.int64)])
     last = np.concatenate([last, np.zeros(tail, dtype=np.int64)])
@@ -189,9 +195,11 @@ def generator_stimulus(A: np.ndarray, batch: int, *, rng=None, gaps: float = 0.0
 
 def array_outputs(gen_rec: dict[str, np.ndarray], W: np.ndarray, bias: np.ndarray,
                   *, latency: int = 3):
-    """What the array would deliver for the generator's recorded output stream: each valid
-    ``o__data`` row times ``W`` plus ``bias``, ``latency`` cycles later, with ``valid`` and
-    ``last`` (= ``sanity``) delayed alongside.  Returns ``(data [T, n], valid, last)``."""
+    """What the array would deliver for the generator's recorded output stream.
+
+    Each valid ``o__data`` row times ``W`` plus ``bias``, ``latency`` cycles later, with ``valid``
+    and ``last`` (= ``sanity``) delayed alongside. Returns ``(data [T, n], valid, last)``.
+    """
     x = gen_rec["o__data"]
     v = gen_rec["o__valid"]
     s = gen_rec["sanity"]
@@ -208,10 +216,12 @@ def array_outputs(gen_rec: dict[str, np.ndarray], W: np.ndarray, bias: np.ndarra
 
 def temporal_stimulus_from(data, valid, last, bias, *, threshold: int = 0,
                            residue_bits: int | None = None):
-    """Temporal-checker inputs for an output stream: ``expected`` per cycle is the bias times
-    the number of vectors of the batch the cycle belongs to (so a short last batch has its
-    own constant), computed from the ``last`` flags; wrapped to ``residue_bits`` (the port
-    is that wide in residue mode)."""
+    """Temporal-checker inputs for an output stream.
+
+    ``expected`` per cycle is the bias times the number of vectors of the batch the cycle belongs to
+    (so a short last batch has its own constant), computed from the ``last`` flags; wrapped to
+    ``residue_bits`` (the port is that wide in residue mode).
+    """
     T, n = data.shape
     expected = np.zeros((T, n), dtype=np.int64)
     start = 0

@@ -1,5 +1,6 @@
-"""Critical neurons and fault-aware scheduling: the logic of ``rtlgen nvf``, ``rtlgen protect``
-and ``rtlgen schedule`` (issue 16; SPEC §5, §7).
+"""Critical neurons and fault-aware scheduling.
+
+The logic of ``rtlgen nvf``, ``rtlgen protect`` and ``rtlgen schedule`` (issue 16; SPEC §5, §7).
 
 Every command validates its inputs (model, data, threshold, profile, output folder) before any
 work, then writes its reports through :class:`ftaccel.files.OutputSet` (all or nothing).  Bad
@@ -53,8 +54,10 @@ def _claim(outs, out: Path, names) -> None:
 # -- nvf -------------------------------------------------------------------------------------------
 
 def nvf_markdown(res, table, table_hidden) -> str:
-    """``nvf.md``: Table 4.10's analogue (all neurons and hidden only), then per layer the
-    neurons sorted by NVF."""
+    """``nvf.md``: Table 4.10's analogue, then per layer the neurons sorted by NVF.
+
+    The table covers all neurons and hidden only.
+    """
     lines = [f"# NVF of {res.model}", "",
              f"{len(res.neurons)} neurons (product-layer output columns), {res.images} images, "
              f"{res.bits} bits per output ({'sign bit included' if res.sign else 'no sign bit'})"
@@ -86,7 +89,8 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
             pixels: int | None = 1, seed: int = 0, log=print):
     """``rtlgen nvf``: NVF of every neuron, ``nvf.json`` and ``nvf.md`` in ``out_dir``.
 
-    The analysis runs on the training split by default (as the thesis does, L1796)."""
+    The analysis runs on the training split by default (as the thesis does, L1796).
+    """
     from ftaccel.files import OutputSet
     from ftaccel.golden.nvf import nvf
 
@@ -125,6 +129,7 @@ def check_threshold(value: float, what: str = "--nvf-threshold") -> float:
 
 
 def read_json(path, what: str) -> dict:
+    """The JSON object in ``path``, or CriticalError naming ``what``."""
     import json
 
     from ftaccel.files import read_input
@@ -142,11 +147,14 @@ def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
                 threshold: float, nvf_file=None, voter: str = "word", lcu_mode: str = "halve",
                 data: str | None = None, calib: str | None = None, images: int | None = 500,
                 seed: int = 0, log=print):
-    """``rtlgen protect``: critical neurons (NVF ≥ ``threshold`` percent, from ``nvf_file``
-    or computed), protected by ``method`` with mapping-aware placement on ``config``'s array;
-    writes ``model.npz`` (the protected model), ``protection.json`` (per layer the critical
-    neurons, copies, permutation and units, and the configuration changes), ``config.json``
-    (the accelerator configuration to run it on) and ``protect.md``."""
+    """``rtlgen protect``: critical neurons protected by ``method`` on ``config``'s array.
+
+    Critical neurons are those with NVF ≥ ``threshold`` percent, from ``nvf_file`` or computed,
+    protected with mapping-aware placement.  Writes ``model.npz`` (the protected model),
+    ``protection.json`` (per layer the critical neurons, copies, permutation and units, and the
+    configuration changes), ``config.json`` (the accelerator configuration to run it on) and
+    ``protect.md``.
+    """
     from ftaccel.files import OutputSet
     from ftaccel.golden.network import product_layers
     from ftaccel.golden.nvf import NVFResult, nvf
@@ -232,8 +240,11 @@ def _product_index(model, key, what: str) -> int:
 
 
 def permutation_options(path, model) -> dict:
-    """``{layer: LayerOptions(permutation=...)}`` from a permutation file (``rtlgen schedule``
-    writes one: ``{"layers": [{"layer": name or index, "permutation": [...]}, ...]}``)."""
+    """``{layer: LayerOptions(permutation=...)}`` from a permutation file.
+
+    ``rtlgen schedule`` writes one: ``{"layers": [{"layer": name or index, "permutation": [...]},
+    ...]}``.
+    """
     from ftaccel.golden.network import LayerOptions
 
     d = read_json(path, "--permutation")
@@ -279,9 +290,11 @@ def protection_options(path, model) -> dict:
 # -- Fig. 4.17: accuracy loss, critical faults and size over NVF thresholds ------------------------
 
 def _fault_sites(pm, prods, rng, count: int | None, shapes):
-    """Neuron-output flips ``(layer, array column, pixel, bit)`` over the hidden neurons (array
-    columns) of model ``pm``: ``count`` drawn uniformly, or (``None``) every column and bit,
-    each column at one seeded random pixel of a convolution."""
+    """Neuron-output flips ``(layer, array column, pixel, bit)`` over the hidden neurons of ``pm``.
+
+    The hidden neurons are array columns of model ``pm``: ``count`` drawn uniformly, or (``None``)
+    every column and bit, each column at one seeded random pixel of a convolution.
+    """
     sizes = np.array([pm.layers[i].matrix.shape[1] for i in prods[:-1]])
     if count is None:
         flat = np.repeat(np.arange(sizes.sum()), 8)
@@ -303,15 +316,17 @@ def _fault_sites(pm, prods, rng, count: int | None, shapes):
 
 def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | None = None,
            pe_faults: int = 60, seed: int = 0, progress=None) -> dict:
-    """The Fig. 4.17 analogue for one network: per NVF threshold and protection (none, LCU,
-    TMR), under one bit flip in a random hidden neuron's output (001's fault model; the flip
-    hits every image, at one pixel of a conv channel) and under a permanent stuck-at in a
-    random PE's partial-sum register (every product layer; ``neuron_faults=None``: every
-    hidden neuron and bit, no sampling noise): accuracy loss (clean accuracy of
-    the unprotected network minus accuracy under the fault, averaged over faults, percentage
-    points), share of critical (image, fault) pairs (top-1 differs from the protection's own
-    clean top-1), hidden neurons and array cycles.  The same seeds for every threshold and
-    protection (common random numbers)."""
+    """The Fig. 4.17 analogue for one network.
+
+    Per NVF threshold and protection (none, LCU, TMR), under one bit flip in a random hidden
+    neuron's output (001's fault model; the flip hits every image, at one pixel of a conv channel)
+    and under a permanent stuck-at in a random PE's partial-sum register (every product layer;
+    ``neuron_faults=None``: every hidden neuron and bit, no sampling noise): accuracy loss (clean
+    accuracy of the unprotected network minus accuracy under the fault, averaged over faults,
+    percentage points), share of critical (image, fault) pairs (top-1 differs from the protection's
+    own clean top-1), hidden neurons and array cycles. The same seeds for every threshold and
+    protection (common random numbers).
+    """
     from ftaccel.golden.faults import Fault
     from ftaccel.golden.network import product_layers, run
     from ftaccel.golden.nvf import THRESHOLDS
@@ -417,11 +432,13 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
                  runs: int = 3, population: int = 20, images: int = 200,
                  test_images: int | None = None, seed: int = 0, calib: str | None = None,
                  log=print):
-    """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault
-    profile (003's GA, or the NVF-guided placement); writes ``permutation.json`` (for
-    ``rtlgen infer --permutation``), ``schedule.md`` and, for a drawn profile,
-    ``profile.json``.  The fitness uses the first ``images`` training images; the accuracy
-    before and after is measured on the test split with fresh error draws."""
+    """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault profile.
+
+    003's GA, or the NVF-guided placement; writes ``permutation.json`` (for ``rtlgen infer
+    --permutation``), ``schedule.md`` and, for a drawn profile, ``profile.json``.  The fitness uses
+    the first ``images`` training images; the accuracy before and after is measured on the test
+    split with fresh error draws.
+    """
     from ftaccel.files import OutputSet
     from ftaccel.golden.datasets import digits
     from ftaccel.golden.fault_models import PROFILE_MODES, pe_profile

@@ -1,5 +1,7 @@
-"""Testbench of the flow-controlling accelerator (:mod:`rtl_gen.flow`): run a packed product on
-the RTL and hold it against the golden register-level model, port by port and cycle by cycle.
+"""Testbench of the flow-controlling accelerator (:mod:`rtl_gen.flow`).
+
+Run a packed product on the RTL and hold it against the golden register-level model, port by port
+and cycle by cycle.
 
 The driver program (:func:`golden.flow.build_flow_program`) is played by the generic player
 (:func:`tb.runner.run_stream`, partial sums of one K-tile looped back into the next) and run
@@ -101,8 +103,10 @@ def measured_cycles(run: FlowRun) -> int:
 
 @dataclass
 class FlowProduct:
-    """``matmul`` on the flow-controlling array: the run, the packed B, cycle counts and the
-    check (``passed`` is None when not checked)."""
+    """``matmul`` on the flow-controlling array.
+
+    The run, the packed B, cycle counts and the check (``passed`` is None when not checked).
+    """
 
     run: FlowRun
     packed: Packed
@@ -116,11 +120,14 @@ class FlowProduct:
 def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
                  prune_first: bool = False, bias=None, relu: bool = False, shift: int = 0,
                  sim: str | None = None, check: bool = False) -> FlowProduct:
-    """Pack the sparse ``B`` (after pruning it, with ``prune_first``) in the hardware's groups
-    (``group``: a smaller group size, default ``cfg.flow_group``), simulate ``A @ B`` on the
-    RTL and, with ``check``, hold it against the golden model (every port, every cycle) and
-    numpy.  Every bad input raises :class:`ConfigError` before simulating: a group the
-    hardware was not built for, a ``B`` not packable for it (naming the group)."""
+    """Pack the sparse ``B``, simulate ``A @ B`` on the RTL and, with ``check``, verify it.
+
+    ``B`` is packed (after pruning it, with ``prune_first``) in the hardware's groups (``group``: a
+    smaller group size, default ``cfg.flow_group``); with ``check`` the result is held against the
+    golden model (every port, every cycle) and numpy.  Every bad input raises :class:`ConfigError`
+    before simulating: a group the hardware was not built for, a ``B`` not packable for it (naming
+    the group).
+    """
     import time
 
     from ftaccel.golden.flow import check_group, flow_cycle_count, layer_shape, pack, prune
@@ -146,10 +153,12 @@ def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
 
 def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
                 sim: str | None = None) -> int:
-    """Seeded random regression of a flow-controlling configuration (``rtlgen verify``):
-    complementary-sparse layers packed for the hardware's own group, for half of it and dense,
-    random and extreme values, tiled; RTL against the golden model every cycle and against
-    numpy.  Prints one line per case; returns the number of failed cases."""
+    """Seeded random regression of a flow-controlling configuration (``rtlgen verify``).
+
+    Complementary-sparse layers packed for the hardware's own group, for half of it and dense,
+    random and extreme values, tiled; RTL against the golden model every cycle and against numpy.
+    Prints one line per case; returns the number of failed cases.
+    """
     from ftaccel.golden.flow import layer_shape, pack, prune
 
     rng = np.random.default_rng(seed)
@@ -180,9 +189,12 @@ def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
 
 
 class FlowRTLEngine(FlowEngine):
-    """:class:`golden.flow.FlowEngine` with every product simulated on the RTL of the
-    flow-controlling array and held against the golden register-level model; the cycles are
-    read off ``out_valid``.  A difference raises :class:`AssertionError` naming the layer."""
+    """:class:`golden.flow.FlowEngine` with every product simulated on the RTL.
+
+    The RTL is that of the flow-controlling array, held against the golden register-level model; the
+    cycles are read off ``out_valid``.  A difference raises :class:`AssertionError` naming the
+    layer.
+    """
 
     name = "flow-rtl"
 
@@ -191,6 +203,7 @@ class FlowRTLEngine(FlowEngine):
         self.sim = sim
 
     def product(self, p):
+        """The product ``p`` pruned, packed and simulated on the flow-controlling RTL."""
         from types import SimpleNamespace
 
         from ftaccel.golden.flow import layer_shape, pack, prune

@@ -128,8 +128,11 @@ def generate_lcu(*, width: int, mask: int | None = None, build_dir: Path) -> tup
 
 def run_lcu(a, b, *, width: int, mask: int | None = None, build_dir: Path,
             sim: str | None = None) -> np.ndarray:
-    """LCU outputs for rows ``(a[t], b[t])``, aligned: element ``t`` answers input row ``t``
-    (recorded one cycle later; one idle row is appended to read the last answer)."""
+    """LCU outputs for rows ``(a[t], b[t])``, aligned.
+
+    Element ``t`` answers input row ``t`` (recorded one cycle later; one idle row is appended to
+    read the last answer).
+    """
     sim = (sim or default_sim()).lower()
     path, name = generate_lcu(width=width, mask=mask, build_dir=build_dir)
     a = np.append(np.asarray(a, dtype=np.int64), 0)
@@ -290,8 +293,11 @@ class BufferScript:
         return len(self.rows) - 1
 
     def capture_vector(self, vector, *, clear: bool = False, write=None) -> int:
-        """Capture one vector; ``write=(addr, value)`` drives a host write in the same cycle
-        (which the capture makes the controller ignore)."""
+        """Capture one vector.
+
+        ``write=(addr, value)`` drives a host write in the same cycle (which the capture makes the
+        controller ignore).
+        """
         kw = {"cap_en": 1, "cap_clear": int(clear),
               "cap_data": [int(v) for v in np.asarray(vector).reshape(self.lanes)]}
         if write is not None:
@@ -299,18 +305,23 @@ class BufferScript:
         return self.row(**kw)
 
     def clear(self) -> int:
+        """Append a cycle that clears the capture; return its row index."""
         return self.row(cap_clear=1)
 
     def write(self, addr: int, value: int) -> int:
+        """Append a cycle that writes ``value`` to buffer word ``addr``; return its row index."""
         return self.row(buf_wr_en=1, buf_wr_addr=int(addr), buf_wr_data=int(value))
 
     def load_pairs(self, pairs) -> None:
+        """Append one cycle per pair that writes ``pairs`` into the pair list."""
         for i, (a, b) in enumerate(np.asarray(pairs, dtype=np.int64).reshape(-1, 2)):
             self.row(pair_wr_en=1, pair_wr_index=i, pair_wr_a=int(a), pair_wr_b=int(b))
 
     def start(self, n_pairs: int, *, poke: bool = False, also: dict | None = None) -> int:
-        """Pulse ``start`` (with ``also`` in the same row) and wait until ``done`` is visible;
-        with ``poke``, drive random values on every input while busy.  Returns the start row."""
+        """Pulse ``start`` (with ``also`` in the same row) and wait until ``done`` is visible.
+
+        With ``poke``, drive random values on every input while busy. Returns the start row.
+        """
         s = self.row(start=1, n_pairs=int(n_pairs), **(also or {}))
         n = min(int(n_pairs), self.max_pairs)
         cycles = controller_cycles(n)
@@ -333,8 +344,10 @@ class BufferScript:
         return s
 
     def read_back(self) -> int:
-        """Read every row (capture interface) or word, in order; return the first read row
-        (its data is recorded one row later)."""
+        """Read every row (capture interface) or word, in order.
+
+        Return the first read row (its data is recorded one row later).
+        """
         port = self._read_port()
         first = len(self.rows)
         for i in range(self.depth if self.capture else self.words):
@@ -342,6 +355,7 @@ class BufferScript:
         return first
 
     def stimulus(self) -> dict[str, np.ndarray]:
+        """The per-cycle input rows as port arrays, one more row to record the last answer."""
         ports = ["buf_wr_en", "buf_wr_addr", "buf_wr_data", "pair_wr_en", "pair_wr_index",
                  "pair_wr_a", "pair_wr_b", "n_pairs", "start", self._read_port()]
         if self.capture:

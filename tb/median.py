@@ -30,9 +30,12 @@ __all__ = ["MedianStimulus", "build_stimulus", "simulate_array"]
 
 @dataclass
 class MedianStimulus:
-    """One row per cycle (``data`` → ``i.data``, ``valid`` → ``i.valid``, ``enable`` →
-    ``ctl.enable``).  ``spikes`` lists ``(row, lane, clean_row)``: row ``row`` of ``data``
-    equals ``clean_row`` except at ``lane``, where a spike error was injected."""
+    """Median-array stimulus, one row per cycle, with the spikes injected into it.
+
+    Rows drive ``data`` → ``i.data``, ``valid`` → ``i.valid``, ``enable`` → ``ctl.enable``.
+    ``spikes`` lists ``(row, lane, clean_row)``: row ``row`` of ``data`` equals ``clean_row`` except
+    at ``lane``, where a spike error was injected.
+    """
 
     data: np.ndarray
     valid: np.ndarray
@@ -95,8 +98,11 @@ def build_stimulus(rng: np.random.Generator, *, lanes: int, width: int,
 
 def simulate_array(*, width: int, lanes: int, window: int, variant: str,
                    stimulus: MedianStimulus, build_dir: Path, sim: str | None = None):
-    """Run ``MedianArray`` on ``stimulus``; return ``(rtl, golden)``, each a dict with the
-    unit's outputs ``o__data`` ``[T, lanes]`` and ``o__valid`` ``[T]``."""
+    """Run ``MedianArray`` on ``stimulus``.
+
+    Return ``(rtl, golden)``, each a dict with the unit's outputs ``o__data`` ``[T, lanes]`` and
+    ``o__valid`` ``[T]``.
+    """
     build_dir = Path(build_dir)
     path, name = emit_median_array(width=width, lanes=lanes, window=window, variant=variant,
                                    out_dir=build_dir)

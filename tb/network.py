@@ -63,8 +63,10 @@ ENGINES = ("golden", "cycle", "rtl")
 
 
 class RTLEngine(CycleEngine):
-    """Products on the generated RTL: one Verilog generation and one simulator build for the
-    engine's configuration, one simulator run per product.
+    """Products on the generated RTL.
+
+    One Verilog generation and one simulator build for the engine's configuration, one simulator run
+    per product.
 
     ``build_dir``: where the simulator builds (default: ``$RTLGEN_BUILD`` or the user cache,
     ``<cache>/sim/<sim>/<config>_net_<worker>``).  ``startup_seconds`` is the generation plus
@@ -95,8 +97,10 @@ class RTLEngine(CycleEngine):
         self.runs = 0
 
     def start(self) -> float:
-        """Generate the Verilog and build the simulator (by running a 1×1 product); return
-        the seconds it took."""
+        """Generate the Verilog and build the simulator (by running a 1×1 product).
+
+        Return the seconds it took.
+        """
         if self.generated is not None:
             return self.startup_seconds or 0.0
         from ftaccel.golden.schedule import build_program
@@ -119,6 +123,7 @@ class RTLEngine(CycleEngine):
         return res.outputs
 
     def execute(self, program, fault):
+        """The recorded outputs of ``program`` played on the RTL."""
         self.start()
         return self._play(program)
 
@@ -185,33 +190,40 @@ class InferenceResult:
 
     @property
     def predictions(self) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.logits, axis=1)
 
     @property
     def images(self) -> int:
+        """The number of images."""
         return len(self.logits)
 
     @property
     def accuracy(self) -> float | None:
+        """Top-1 accuracy against the labels, or None without labels."""
         if self.labels is None:
             return None
         return float(np.mean(self.predictions == self.labels))
 
     @property
     def float_accuracy(self) -> float | None:
+        """The float model's top-1 accuracy, or None without labels or float model."""
         if self.labels is None or self.float_predictions is None:
             return None
         return float(np.mean(self.float_predictions == self.labels))
 
     @property
     def cycles(self) -> int:
+        """Cycles of every layer, in total."""
         return sum(st.cycles for st in self.layers)
 
     def utilisation(self) -> float:
+        """The share of the array's MAC slots used over the run's cycles."""
         macs = sum(st.macs for st in self.layers)
         return macs / (self.cycles * self.config.rows * self.config.cols) if self.cycles else 0.0
 
     def to_dict(self) -> dict:
+        """The result as a JSON-ready dict."""
         cfg = self.config
         out = {"model": self.model, "engine": self.engine, "config": cfg.to_dict(),
                "images": self.images, "accuracy": self.accuracy,
@@ -236,6 +248,7 @@ class InferenceResult:
         return out
 
     def to_markdown(self) -> str:
+        """The result as a Markdown report."""
         cfg = self.config
         acc = "—" if self.accuracy is None else f"{100 * self.accuracy:.2f} %"
         fl = "—" if self.float_accuracy is None else f"{100 * self.float_accuracy:.2f} %"
@@ -282,8 +295,10 @@ class Network:
 
     @classmethod
     def builtin(cls, name: str, *, a_width: int = 8, w_width: int | None = None) -> Network:
-        """``digits-mlp`` or ``digits-cnn``, quantised to ``a_width`` bits (8 or 16) with
-        calibration on the digits training split."""
+        """``digits-mlp`` or ``digits-cnn``, quantised to ``a_width`` bits (8 or 16).
+
+        Calibrated on the digits training split.
+        """
         if name not in BUILTIN:
             raise ModelError(f"model {name!r}: built-in models are {', '.join(BUILTIN)}")
         from ftaccel.golden.datasets import digits
@@ -324,9 +339,11 @@ class Network:
     # -- use ---------------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The model's name."""
         return self.model.name
 
     def describe(self) -> list[dict]:
+        """One dict per layer describing the model."""
         return describe(self.model)
 
     def default_config(self, **changes) -> AcceleratorConfig:
@@ -335,22 +352,26 @@ class Network:
         return AcceleratorConfig(**{**base, **changes})
 
     def check(self, config: AcceleratorConfig, images=None) -> np.ndarray | None:
-        """Raise ModelError if the model cannot run on ``config`` or the images do not fit
-        it; return the quantised images."""
+        """Raise ModelError if the model cannot run on ``config`` or the images do not fit it.
+
+        Return the quantised images.
+        """
         check_fit(self.model, config)
         if images is None:
             return None
         return self.model.quantize_input(images)
 
     def float_logits(self, images) -> np.ndarray | None:
+        """The float model's logits for ``images``, or None without a float model."""
         return None if self.float_model is None else self.float_model.forward_float(images)
 
     def run(self, images, *, labels=None, engine: str = "golden",
             config: AcceleratorConfig | None = None, units: dict | None = None,
             options=None, batch_size: int | None = None, progress: bool | None = False,
             sim: str | None = None) -> InferenceResult:
-        """Run the network on ``images`` (float, the training scale) and return logits,
-        predictions, accuracy (with ``labels``) and per-layer cycles.
+        """Run the network on ``images`` (float, the training scale).
+
+        Returns logits, predictions, accuracy (with ``labels``) and per-layer cycles.
 
         ``engine``: ``golden`` | ``cycle`` | ``rtl`` (or an engine object).  ``units``: unit
         options for every layer (see :func:`unit_options`); ``options``: per-layer
@@ -432,9 +453,11 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
           calib: str | None = None, images: int | None = None, engine: str = "golden",
           sim: str | None = None, units: dict | None = None, progress: bool | None = None,
           layer_options=None, log=print) -> InferenceResult:
-    """``rtlgen infer``: validate model, data, fit and output paths; run; write
-    ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
-    DataError before anything is written."""
+    """``rtlgen infer``: validate model, data, fit and output paths.
+
+    Run; write ``infer.json`` and ``infer.md`` into ``out_dir``. Bad input raises ModelError /
+    DataError before anything is written.
+    """
     from ftaccel.files import OutputSet, check_target, write_json, write_text
     from ftaccel.golden.datasets import DataError, digits, load_data
 

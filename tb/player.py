@@ -1,5 +1,6 @@
-"""cocotb tests started by :func:`tb.runner.run_stream`: the harness of the in-simulator
-player, and the per-cycle Python player.
+"""cocotb tests started by :func:`tb.runner.run_stream`.
+
+The harness of the in-simulator player, and the per-cycle Python player.
 
 ``play_hdl`` (the default path, toplevel ``ftaccel_player`` from :mod:`tb.hdl_player`): the
 HDL plays the stimulus file and records every output by itself; this test only waits for the
@@ -60,6 +61,7 @@ def _read(handle, signed: bool) -> int:
 
 @cocotb.test()
 async def play(dut):
+    """Play ``TB_STIMULUS`` into the DUT cycle by cycle and write its outputs to ``TB_RECORD``."""
     with np.load(os.environ["TB_STIMULUS"]) as data:
         stimulus = {k[4:]: data[k] for k in data.files if k.startswith("in__")}
         loopback = {}

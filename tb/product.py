@@ -338,8 +338,10 @@ class ProductRun:
 
     @property
     def passed(self) -> bool | None:
-        """The RTL equals the golden model: every port in every cycle, and every result
-        (``None`` when the golden model did not run)."""
+        """The RTL equals the golden model.
+
+        Every port in every cycle, and every result (``None`` when the golden model did not run).
+        """
         if not self.checked:
             return None
         return not self.port_mismatches and self.result_mismatches() == 0

@@ -12,8 +12,10 @@ import pytest
 
 @pytest.fixture
 def rng(request):
-    """A numpy Generator seeded from ``SEED`` (default 0) and the test's id; prints the seed
-    so any failure can be replayed with ``SEED=<n> pytest <test id>``."""
+    """A numpy Generator seeded from ``SEED`` (default 0) and the test's id.
+
+    Prints the seed so any failure can be replayed with ``SEED=<n> pytest <test id>``.
+    """
     base = int(os.environ.get("SEED", "0"))
     seed = (base * 1_000_003 + zlib.crc32(request.node.nodeid.encode())) & 0xFFFFFFFF
     print(f"random seed for {request.node.nodeid}: {seed} (SEED={base})")

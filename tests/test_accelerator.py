@@ -125,8 +125,10 @@ def test_verilator_16x16_16bit(rng):
 
 
 def _chunked(fn, A, rows):
-    """Apply a per-vector unit to each R-lane chunk of every row of A (zero-padded), as the
-    WS array streams it: one K-tile of R features per pass."""
+    """Apply a per-vector unit to each R-lane chunk of every row of A (zero-padded).
+
+    As the WS array streams it: one K-tile of R features per pass.
+    """
     M, K = A.shape
     out = np.zeros_like(A)
     for k0 in range(0, K, rows):
@@ -178,8 +180,10 @@ def test_median_stage_filters_each_chunk_before_the_array(rng, window, variant):
 
 @pytest.mark.parametrize("sim", SIMS)
 def test_every_unit_together(rng, sim):
-    """Fault hooks, bypass, anomaly suppression, median and the spatial checksum in one WS
-    top: the RTL equals the golden model cycle by cycle with a map and a fault applied."""
+    """Fault hooks, bypass, anomaly suppression, median and the spatial checksum in one WS top.
+
+    The RTL equals the golden model cycle by cycle with a map and a fault applied.
+    """
     from ftaccel.golden.faults import Fault
 
     cfg = AcceleratorConfig(rows=4, cols=3, dataflow="ws", fault_hooks=True, bypass=True,
@@ -199,8 +203,10 @@ def test_every_unit_together(rng, sim):
 
 
 def test_input_units_are_chainable_vector_stages():
-    """Every input unit takes and gives a VectorSignature, so the top chains them with
-    ``connect``; the top's unit ports are the units' own control signatures."""
+    """Every input unit takes and gives a VectorSignature, so the top chains them with ``connect``.
+
+    The top's unit ports are the units' own control signatures.
+    """
     from amaranth import Module
     from amaranth.lib import wiring
     from amaranth.lib.wiring import connect

@@ -110,8 +110,10 @@ def _check_against_reference(vectors, width, shifts, max_shift=None):
 
 @pytest.mark.parametrize("width,n", [(2, 1), (2, 3), (3, 1), (3, 2), (3, 3), (4, 2)])
 def test_golden_exhaustive_small(width, n):
-    """Every vector of a small width, every shift from beyond −w to beyond +w (the default
-    clamp to ±w must be invisible: the reference does not clamp)."""
+    """Every vector of a small width, every shift from beyond −w to beyond +w.
+
+    The default clamp to ±w must be invisible: the reference does not clamp.
+    """
     values = range(-(1 << (width - 1)), 1 << (width - 1))
     vectors = list(itertools.product(values, repeat=n))
     checked, suppressed = _check_against_reference(vectors, width, range(-width - 2, width + 3))
@@ -188,8 +190,10 @@ def test_golden_most_negative_value():
 
 
 def test_golden_saturation_is_invisible():
-    """Outputs with the saturated threshold equal those with the exact product (reference)
-    for the shifts where saturation happens, including the most negative value."""
+    """Outputs with the saturated threshold equal those with the exact product (reference).
+
+    For the shifts where saturation happens, including the most negative value.
+    """
     rng = _rng(5)
     vectors = np.concatenate([rng.integers(-128, 128, size=(200, 3)),
                               np.array([[-128, -128, -128], [-128, 127, -128], [1, -128, 0]])])
@@ -222,8 +226,11 @@ def test_golden_clip_uses_largest_violated_threshold():
 
 
 def test_golden_right_shift_truncates():
-    """gamma < 1: threshold floor(gamma*|A|). Two gates equal the real-valued rule; one gate
-    suppresses at floor ties that the real-valued rule would keep (documented)."""
+    """With gamma < 1, the threshold is floor(gamma*|A|).
+
+    Two gates equal the real-valued rule; one gate suppresses at floor ties that the real-valued
+    rule would keep (documented).
+    """
     # 2 >= floor(5/2) = 2: suppressed, although 2.5 > 2 would keep it.
     assert _afd([2, 5], shift=-1, gates=1, mode=0)[0][0] == 0
     rng = _rng(6)
@@ -317,9 +324,12 @@ def _assert_matches_golden(stim, out, width, max_shift=None):
 
 
 def _smooth_and_spikes(rng, width, n):
-    """Smooth vectors (expected to pass unchanged) and the same kind with one bit flip of bit
-    w−2 in one element (expected: exactly that element suppressed), for every mode where the
-    property holds: gamma = 2, 4, 8 for smooth; gamma = 2, 4 for spikes."""
+    """Smooth vectors pass unchanged and a one-bit spike is exactly suppressed.
+
+    Smooth vectors (expected to pass unchanged) and the same kind with one bit flip of bit w−2 in
+    one element (expected: exactly that element suppressed), for every mode where the property
+    holds: gamma = 2, 4, 8 for smooth; gamma = 2, 4 for spikes.
+    """
     blocks, smooth_rows, spike_rows = [], [], []
     row = 0
     for gates, mode in itertools.product((1, 2), (0, 1)):
@@ -381,8 +391,10 @@ def _rtl_full_check(width, n, sim, tag):
     pytest.param("verilator", 16, marks=pytest.mark.verilator),
 ])
 def test_rtl_all_modes(sim, width):
-    """Every gate count × drop/clip × shift value, random controls changing every cycle,
-    smooth vectors and injected spikes, one vector per cycle, against the golden model."""
+    """Every gate count × drop/clip × shift value against the golden model.
+
+    Random controls changing every cycle, smooth vectors and injected spikes, one vector per cycle.
+    """
     _rtl_full_check(width, 8, sim, tag=1000 * (1 + (sim == "verilator")) + width)
 
 

@@ -1,5 +1,7 @@
-"""PE bypass in the RTL (SPEC §6): against the golden cycle model cycle by cycle, and against
-the independent golden pruned product of :mod:`golden.bypass`.
+"""PE bypass in the RTL (SPEC §6).
+
+Against the golden cycle model cycle by cycle, and against the independent golden pruned product of
+:mod:`golden.bypass`.
 
 Bypass isolates what is *inside* a PE: its multiplier, adder and the register pinned in it
 (WS: the weight, IS: the input, OS: the accumulator).  The operand registers a PE forwards to

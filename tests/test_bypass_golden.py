@@ -125,8 +125,11 @@ def test_empty_map_changes_nothing(rng, dataflow, rows, cols):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("rows,cols", SHAPES)
 def test_full_map_leaves_only_the_bias(rng, dataflow, rows, cols):
-    """Every PE bypassed: WS/IS prune everything, OS zeroes everything; the bias is added by
-    the output stage (WS, OS) or forwarded down every column (IS)."""
+    """Every PE bypassed.
+
+    WS/IS prune everything, OS zeroes everything; the bias is added by the output stage (WS, OS) or
+    forwarded down every column (IS).
+    """
     M, K, N = _dims(rng, rows, cols)
     A, B, bias = _operands(rng, M, K, N)
     full = np.ones((rows, cols), dtype=int)
@@ -138,8 +141,10 @@ def test_full_map_leaves_only_the_bias(rng, dataflow, rows, cols):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("rows,cols", SHAPES + [(1, 4), (5, 1)])
 def test_mask_is_the_map_replicated_and_cropped(rng, dataflow, rows, cols):
-    """Fig. 10.3: the R×C map tiled over the pinned tensor and cropped (IS: the map
-    transposed, because the batch runs along the array's columns)."""
+    """Fig. 10.3: the R×C map tiled over the pinned tensor and cropped.
+
+    IS: the map transposed, because the batch runs along the array's columns.
+    """
     for _ in range(3):
         M, K, N = _dims(rng, rows, cols)
         bmap = bernoulli_map(rows, cols, 0.4, rng)
@@ -156,8 +161,10 @@ def test_mask_is_the_map_replicated_and_cropped(rng, dataflow, rows, cols):
 
 
 def test_one_bypassed_pe_prunes_its_variables_in_every_tile():
-    """WS 2×2, K = N = 4 (four tiles), PE (row 1, column 0) bypassed: the weights with odd k
-    and even n are pruned, nothing else."""
+    """WS 2×2, K = N = 4 (four tiles), PE (row 1, column 0) bypassed.
+
+    The weights with odd k and even n are pruned, nothing else.
+    """
     bmap = [[0, 0], [1, 0]]
     A = np.ones((1, 4), dtype=np.int64)
     B = np.arange(1, 17, dtype=np.int64).reshape(4, 4)
@@ -199,9 +206,11 @@ def test_os_overflow_only_in_outputs_that_are_not_bypassed():
 
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.1, 0.3, 0.5, 0.9, 1.0])
 def test_bernoulli_map_statistics(rng, rate):
-    """Bypass rate = fraction of PEs bypassed (000 L2413), independent per PE: the overall
-    mean, each PE position's frequency and the spread of per-map counts match Binomial
-    statistics (bounds at 5 standard deviations; seed printed)."""
+    """Bypass rate = fraction of PEs bypassed (000 L2413), independent per PE.
+
+    The overall mean, each PE position's frequency and the spread of per-map counts match Binomial
+    statistics (bounds at 5 standard deviations; seed printed).
+    """
     R, C, T = 16, 16, 400
     maps = np.stack([bernoulli_map(R, C, rate, rng) for _ in range(T)])
     assert maps.shape == (T, R, C) and maps.dtype == bool
@@ -264,8 +273,11 @@ def test_diagonal_shift_moves_every_weight_along_the_diagonal(rng):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("rows,cols", SHAPES)
 def test_shift_changes_nothing_when_nothing_is_bypassed(rng, dataflow, rows, cols):
-    """000 L2393, L2401: the shifted layer, unshifted, equals the plain layer exactly, for any
-    sizes (multiples of the array or not) and any shift."""
+    """000 L2393, L2401.
+
+    The shifted layer, unshifted, equals the plain layer exactly, for any sizes (multiples of the
+    array or not) and any shift.
+    """
     empty = np.zeros((rows, cols), dtype=bool)
     for _ in range(3):
         M, K, N = _dims(rng, rows, cols)
@@ -284,8 +296,10 @@ def test_shift_changes_nothing_when_nothing_is_bypassed(rng, dataflow, rows, col
 
 
 def test_shifted_layers_chain_without_unshifting_in_between(rng):
-    """000 L2391: the next layer's input permutation is the previous layer's output
-    permutation, so only the network input is shifted and only its output is unshifted."""
+    """000 L2391: the next layer's input permutation is the previous layer's output permutation.
+
+    So only the network input is shifted and only its output is unshifted.
+    """
     M, K1, N1, N2 = 6, 10, 7, 5
     x = rng.integers(-128, 128, (M, K1))
     W1, b1 = rng.integers(-128, 128, (K1, N1)), rng.integers(-999, 999, N1)
@@ -335,8 +349,10 @@ def _patterns(dataflow, bmap, M, K, N, shifts, channels=None):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("n", [2, 3, 4, 8])
 def test_square_array_gives_n_distinct_patterns(rng, dataflow, n):
-    """000 L2399: on an N×N array the N shifts give N distinct pruning patterns, then repeat;
-    each is the map rolled diagonally (WS), along rows (IS) or along columns (OS)."""
+    """000 L2399: on an N×N array the N shifts give N distinct pruning patterns, then repeat.
+
+    Each is the map rolled diagonally (WS), along rows (IS) or along columns (OS).
+    """
     M, K, N = n * int(rng.integers(1, 4)), n * int(rng.integers(1, 4)), n * int(rng.integers(1, 4))
     assert shift_period(dataflow, n, n, K, N) == n
     one = np.zeros((n, n), bool)
@@ -380,9 +396,12 @@ def test_rectangular_array_patterns(rng, dataflow, rows, cols):
                                                      (3, 3, 10, 7, None), (4, 4, 12, 4, 6),
                                                      (2, 2, 12, 4, 4)])
 def test_sizes_not_multiples_of_the_array(rng, dataflow, rows, cols, K, N, channels):
-    """The documented decision: the roll is modulo the true length, so a dimension that is not
-    a multiple of the array has period = its length (not R or C), and the pattern is no longer
-    the rolled map; exactness is kept (tested above)."""
+    """The documented decision.
+
+    The roll is modulo the true length, so a dimension that is not a multiple of the array has
+    period = its length (not R or C), and the pattern is no longer the rolled map; exactness is kept
+    (tested above).
+    """
     M = 2 * cols
     ch = K if channels is None else channels
     p_rows = rows if ch % rows == 0 else ch

@@ -1,5 +1,8 @@
-"""rtlgen campaign: spec validation, outcomes against the cycle model, durability and resume
-(SIGKILL), workers, reports."""
+"""Tests of rtlgen campaign.
+
+Spec validation, outcomes against the cycle model, durability and resume (SIGKILL), workers,
+reports.
+"""
 
 from __future__ import annotations
 
@@ -127,8 +130,10 @@ def _outcome(clean_logits, logits, alarms, base_changed):
 
 
 def test_outcomes_equal_the_cycle_model(small_run):
-    """Every traced fault re-run on the cycle model from layer 0 (the fault at the cycle the
-    trace gives for that protection): the same outcome."""
+    """Every traced fault re-run on the cycle model from layer 0 gives the same outcome.
+
+    The fault is injected at the cycle the trace gives for that protection.
+    """
     spec_path, out, report = small_run
     spec = load_spec(spec_path)
     ctx = build_context(spec)
@@ -177,8 +182,10 @@ def test_same_spec_resumes_and_another_is_refused(small_run, tmp_path):
 
 
 def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
-    """Two Dask worker processes (a LocalCluster of the runner's own, and one reached by its
-    scheduler address) give the same trace as this process, byte for byte."""
+    """Two Dask worker processes give the same trace as this process, byte for byte.
+
+    One is a LocalCluster of the runner's own, the other is reached by its scheduler address.
+    """
     from distributed import LocalCluster
 
     spec, out, _ = small_run

@@ -98,8 +98,11 @@ def test_sanity_column_against_loops(rng):
 
 
 def test_negated_sum_width_is_tight():
-    """w + ceil(log2(n+1)) holds every negated sum of n w-bit values, and one bit less does
-    not (n copies of the most negative value): the documented sanity-column width."""
+    """The documented sanity-column width: ``w + ceil(log2(n+1))`` bits, and not one less.
+
+    ``w + ceil(log2(n+1))`` holds every negated sum of n w-bit values, and one bit less does not (n
+    copies of the most negative value).
+    """
     for w in range(2, 10):
         for n in range(1, 40):
             bits = negated_sum_width(w, n)
@@ -348,8 +351,10 @@ def test_rtl_temporal_and_spatial_chain(rng, sim, residue):
 @pytest.mark.parametrize(("model", "modulus"), [("flip", "exact"), ("alg61", "exact"),
                                                 ("flip", "pow2")])
 def test_table_6_1_guarantees(rng, model, modulus):
-    """Exact checks, and residue checks modulo 2^k with k = the widest checked register
-    (the recommended residue configuration: no single register error is a multiple of 2^k)."""
+    """Exact checks, and residue checks modulo 2^k with k = the widest checked register.
+
+    The recommended residue configuration: no single register error is a multiple of 2^k.
+    """
     layer = random_fc_layer(rng, batch=6, k_in=5, m_out=6)
     k = int(layer.widths["output"].max()) if modulus == "pow2" else None
     table = detection_table(rng, layer, max_errors=3, model=model, modulus=modulus, k=k)
@@ -390,8 +395,10 @@ def test_lemma_6_bound_is_tight(rng):
 
 
 def test_residue_aliasing_single_output_flip(rng):
-    """Modulo 2^k a flip of output bit i (error ±2^i) escapes iff i ≥ k; modulo 2^k − 1 no
-    single flip escapes."""
+    """Modulo 2^k a flip of output bit i (error ±2^i) escapes iff i ≥ k.
+
+    Modulo 2^k − 1 no single flip escapes.
+    """
     layer = random_fc_layer(rng, batch=4, k_in=4, m_out=4)
     w = layer.widths["output"].reshape(-1)
     sites = np.repeat(np.arange(w.size), w)[:, None]
@@ -405,8 +412,11 @@ def test_residue_aliasing_single_output_flip(rng):
 
 
 def test_wrapped_sanity_values_need_residue_checks():
-    """Sanity input / column stored at the data width (no widened path): the exact checks
-    false-alarm on fault-free data, the residue checks modulo 2^width do not (seed L1223)."""
+    """Sanity input / column stored at the data width (no widened path).
+
+    The exact checks false-alarm on fault-free data, the residue checks modulo 2^width do not (seed
+    L1223).
+    """
     I = np.full((8, 3), -128)
     W = np.full((3, 8), -128)
     layer = FCLayer(I=I, W=W, b=np.arange(8) * 100, a_width=8, w_width=8, bias_width=16,

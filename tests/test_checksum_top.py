@@ -70,8 +70,10 @@ def test_temporal_top_matches_golden_and_numpy(rng, checksum, mode, extra, sim, 
 
 @pytest.mark.parametrize("checksum", ["temporal", "both"])
 def test_latency_and_throughput_measured_in_simulation(rng, checksum):
-    """Latency: +1 cycle (generator), +1 more with the sanity column (000 L1249); a pass of M
-    vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (000 L1253)."""
+    """Latency: +1 cycle (generator), +1 more with the sanity column (000 L1249).
+
+    A pass of M vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (000 L1253).
+    """
     cfg = _cfg(rows=4, cols=4, checksum=checksum)
     plain = _cfg(rows=4, cols=4)
     M, nb = 12, 3
@@ -147,8 +149,11 @@ def test_table_6_1_exact_mode_every_guarantee(campaigns):
 
 
 def test_table_6_1_residue_mode_loses_what_is_documented(campaigns):
-    """Residue mode (sanity vector wrapped to a_width bits): the temporal check holds modulo
-    2**a_width only, so errors that are multiples of 2**8 escape it; spatial is unchanged."""
+    """Residue mode (sanity vector wrapped to a_width bits).
+
+    The temporal check holds modulo 2**a_width only, so errors that are multiples of 2**8 escape it;
+    spatial is unchanged.
+    """
     rows = campaigns["residue"]["rows"]
     # An input error delta reaches lane u as delta·W[r, u]: it escapes when that is a
     # multiple of 2**8 in every lane (e.g. the sign bit with even weights).

@@ -19,8 +19,11 @@ from ftaccel.rtl_gen.cli import main
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys, listing):
-    """``run(*args, code=2)``: run the CLI in ``tmp_path``; assert the exit code, exactly one
-    stderr line without a traceback, and that the folder is unchanged; return stderr."""
+    """``run(*args, code=2)``: run the CLI in ``tmp_path``.
+
+    Assert the exit code, exactly one stderr line without a traceback, and that the folder is
+    unchanged; return stderr.
+    """
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(12)
     np.save(tmp_path / "A.npy", rng.integers(-128, 128, (5, 7)))

@@ -17,8 +17,10 @@ from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 
 def _live(cfg: AcceleratorConfig, r: int, c: int) -> int:
-    """A cycle in which PE (r, c)'s operand registers hold the second streamed vector: the
-    first reaches them r + c + 1 cycles after it enters (after the R load cycles in WS/IS)."""
+    """A cycle in which PE (r, c)'s operand registers hold the second streamed vector.
+
+    The first reaches them r + c + 1 cycles after it enters (after the R load cycles in WS/IS).
+    """
     return (0 if cfg.dataflow == "os" else cfg.rows) + r + c + 2
 
 
@@ -94,9 +96,11 @@ def test_verilog_is_deterministic_and_carries_its_configuration():
 
 @pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
 def test_mac_logic_faults_equal_golden_and_bypass_isolates_them(rng, dataflow):
-    """Stuck-at and flips on the multiplier's product and the adder's sum, cycle by cycle
-    against the cycle model; on a bypassed PE the same faults leave the (pruned) result
-    exactly as without them."""
+    """Stuck-at and flips on the multiplier's product and the adder's sum.
+
+    Cycle by cycle against the cycle model; on a bypassed PE the same faults leave the (pruned)
+    result exactly as without them.
+    """
     cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, fault_hooks=True, bypass=True,
                             max_k=64)
     A = rng.integers(-128, 128, (5, 7))

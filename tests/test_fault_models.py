@@ -1,5 +1,7 @@
-"""The fast fault model against the cycle model (and the RTL), the network-level error
-models against independent references."""
+"""The fast fault model against the cycle model and the RTL.
+
+Also the network-level error models against independent references.
+"""
 
 from __future__ import annotations
 
@@ -84,9 +86,12 @@ def _case(rng, cfg):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_fast_model_equals_cycle_model_for_every_site_and_mode(name):
-    """A seeded random sample: for each register and mode, faults at random PEs (sanity
-    column included), bits and cycles (flips within the product's cycles, so that most
-    hit a value in flight), on random products of random shapes (tiles in K and N)."""
+    """A seeded random sample.
+
+    For each register and mode, faults at random PEs (sanity column included), bits and cycles
+    (flips within the product's cycles, so that most hit a value in flight), on random products of
+    random shapes (tiles in K and N).
+    """
     seed = SEED + sorted(CONFIGS).index(name)
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -177,8 +182,10 @@ def mlp():
 
 @pytest.mark.parametrize("name", ["ws-both-exact", "is", "os-bypass", "ws-afd-median"])
 def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
-    """Whole network, the fault in one layer, resumed from the recorded clean activations
-    on the fast engine; logits and alarms equal the cycle engine's from layer 0."""
+    """Whole network, the fault in one layer, resumed from the recorded clean activations.
+
+    Resumed on the fast engine; logits and alarms equal the cycle engine's from layer 0.
+    """
     from ftaccel.golden.datasets import digits
 
     seed = SEED + 200 + sorted(CONFIGS).index(name)
@@ -213,8 +220,10 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
     ("os", {"dataflow": "os"}),
 ])
 def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_path):
-    """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp):
-    stuck-at faults in every layer and flips while a register holds a layer's data."""
+    """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp).
+
+    Stuck-at faults in every layer and flips while a register holds a layer's data.
+    """
     from ftaccel.golden.datasets import digits
     from ftaccel.golden.netcampaign import flip_cycle, layer_dims
     from ftaccel.tb.network import RTLEngine

@@ -1,5 +1,7 @@
-"""Flow-controlling MAC units (SPEC §8, 000 §12.5.2): packing, pruning, the packed product,
-and the RTL of every variant against the golden register-level model and plain numpy.
+"""Flow-controlling MAC units (SPEC §8, 000 §12.5.2).
+
+Packing, pruning, the packed product, and the RTL of every variant against the golden register-level
+model and plain numpy.
 
 Plain numpy references here are written apart from :mod:`golden.flow`: the sparse product is
 ``A @ W``; the pruning reference walks the groups with Python loops.
@@ -43,8 +45,11 @@ def _limits(width):
 
 
 def _sparse(rng, K, N, gl, gk, width=8, extreme=False, fill=1.0):
-    """A random complementary-sparse K×N matrix: in each group at most one nonzero at a random
-    position (a fraction ``fill`` of the groups used), written with plain loops."""
+    """A random complementary-sparse K×N matrix.
+
+    In each group at most one nonzero at a random position (a fraction ``fill`` of the groups used),
+    written with plain loops.
+    """
     lo, hi = _limits(width)
     W = np.zeros((K, N), dtype=np.int64)
     for r0 in range(0, K, gl):
@@ -227,8 +232,11 @@ def _check_rtl(cfg, A, W, gl, gk, *, bias=None, relu=False, shift=0):
 
 @pytest.mark.parametrize("flow,hw", VARIANTS)
 def test_rtl_random_and_extreme_values_tiled(rng, flow, hw):
-    """Every variant and group: random, then extreme operands; K and N span several tiles
-    with ragged edges; bias, ReLU and requantisation in the output stage."""
+    """Every variant and group.
+
+    Random, then extreme operands; K and N span several tiles with ragged edges; bias, ReLU and
+    requantisation in the output stage.
+    """
     cfg = AcceleratorConfig(rows=3, cols=2, flow=flow, flow_group=hw, max_k=512)
     gl, gk = layer_shape(flow, hw)
     K, N = 3 * gl * 2 - 1, 2 * gk * 2 + 1
@@ -241,8 +249,11 @@ def test_rtl_random_and_extreme_values_tiled(rng, flow, hw):
 
 @pytest.mark.parametrize("flow,hw", [("shortened", 8), ("superposition", 4), ("twodim", 16)])
 def test_rtl_dense_and_smaller_groups_use_a_subset_of_the_lanes(rng, flow, hw):
-    """A dense layer (fixed multiplexer positions) gives the plain product, and a layer packed
-    for a smaller group runs on the same hardware (000 L2984)."""
+    """A dense layer gives the plain product, and a smaller group runs on the same hardware.
+
+    The dense layer uses fixed multiplexer positions; a layer packed for a smaller group runs on the
+    same hardware (000 L2984).
+    """
     cfg = AcceleratorConfig(rows=2, cols=3, flow=flow, flow_group=hw, max_k=256)
     L, Kk = layer_shape(flow, hw)
     A = _activations(rng, 4, 7)
@@ -264,8 +275,11 @@ def test_rtl_16_bit_operands_and_no_output_stage(rng):
 
 @pytest.mark.parametrize("flow,g", [("shortened", 8), ("superposition", 4), ("twodim", 16)])
 def test_rtl_throughput_boost_equals_the_group_size(rng, flow, g):
-    """The same layer, dense and packed, on one array: the packed layer needs g times fewer
-    passes, and the cycle counts read off ``out_valid`` in simulation follow the formula."""
+    """The same layer, dense and packed, on one array.
+
+    The packed layer needs g times fewer passes, and the cycle counts read off ``out_valid`` in
+    simulation follow the formula.
+    """
     R, C, M = 2, 2, 24
     cfg = AcceleratorConfig(rows=R, cols=C, flow=flow, flow_group=g, max_k=256)
     gl, gk = layer_shape(flow, g)
@@ -425,9 +439,11 @@ def test_flow_rtl_engine_equals_the_golden_engine(rng):
 
 
 def test_training_evolves_a_complementary_pattern_that_beats_one_shot_pruning(rng):
-    """A linear classifier whose teacher is complementary-sparse in 4×1 groups: training with
-    the mask recomputed every step (000 §12.4.1) ends packable and at least as accurate as
-    pruning the dense solution once; the loss of the first is low."""
+    """A linear classifier whose teacher is complementary-sparse in 4×1 groups.
+
+    Training with the mask recomputed every step (000 §12.4.1) ends packable and at least as
+    accurate as pruning the dense solution once; the loss of the first is low.
+    """
     from ftaccel.golden.flow import train_complementary
 
     X = rng.normal(size=(600, 16))
@@ -460,8 +476,10 @@ def test_rtl_on_verilator(rng):
 @pytest.mark.synth
 @pytest.mark.slow
 def test_flow_top_synthesises_with_its_pes_as_the_pe_unit(tmp_path):
-    """`rtlgen synth --flow` counts one flow-controlling PE per array position, and the
-    input multiplexer makes the shortened PE larger than the dense MAC built the same way."""
+    """``rtlgen synth --flow`` counts one flow-controlling PE per array position.
+
+    And the input multiplexer makes the shortened PE larger than the dense MAC built the same way.
+    """
     import json
 
     from ftaccel.rtl_gen.emit import write_verilog

@@ -1,6 +1,9 @@
-"""HAS (golden/has.py): the vectorised profile shortcut against the fast fault model (itself
-checked against the cycle model), permutations leave the fault-free network unchanged, the
-GA is reproducible and never worse than the identity on its own draws, the baselines."""
+"""HAS (golden/has.py) against the fast fault model, and the GA's properties.
+
+The vectorised profile shortcut against the fast fault model (itself checked against the cycle
+model), permutations leave the fault-free network unchanged, the GA is reproducible and never worse
+than the identity on its own draws, the baselines.
+"""
 
 import numpy as np
 import pytest
@@ -59,8 +62,10 @@ def test_a_permutation_changes_nothing_without_faults(mlp):
 
 
 def test_the_permutation_moves_the_errors_with_the_pes(mlp):
-    """A column with a certain error in every step: the neuron placed there is the one that
-    is corrupted, whichever it is."""
+    """A column with a certain error in every step.
+
+    The neuron placed there is the one that is corrupted, whichever it is.
+    """
     m = mlp.model
     cfg = mlp.default_config()
     ds = digits("test").head(60)

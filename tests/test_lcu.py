@@ -222,8 +222,10 @@ def test_split_layer_independent(rng):
 
 
 def test_split_next_layer_deviation(rng):
-    """Measured: next-layer accumulator deviation within D_u and reaching it; int8 output
-    deviation ≤ ceil(D_u / 2**s2)."""
+    """Measured: next-layer accumulator deviation within D_u and reaching it.
+
+    The int8 output deviation ≤ ceil(D_u / 2**s2).
+    """
     worst_ratio, worst_out, worst_usual = 0.0, 0, 0
     for i in range(200):
         r = _random_layer(rng)
@@ -252,8 +254,11 @@ def test_split_next_layer_deviation(rng):
 
 
 def test_split_faults_corrected_end_to_end(rng):
-    """Split layer → buffer → one 0→1 flip in one copy per pair → correction → identical to
-    fault-free; 1→0 flips give a value never larger than fault-free."""
+    """Split layer → buffer → flips in one copy per pair → correction, against fault-free.
+
+    One 0→1 flip in one copy per pair gives a result identical to fault-free; 1→0 flips give a value
+    never larger than fault-free.
+    """
     r = _random_layer(rng)
     while r["crit"].size == 0:
         r = _random_layer(rng)
@@ -411,8 +416,11 @@ def test_controller_params():
 
 
 def _faulty_split_buffer(rng, depth: int, width: int, max_pairs: int):
-    """A buffer of split-layer-like words (halves in pairs, other words anything), random
-    bit flips in random words, and its pair list (random order, indices anywhere)."""
+    """A buffer of split-layer-like words with random bit flips, and its pair list.
+
+    Halves in pairs, other words anything; random bit flips in random words; the pair list in random
+    order, indices anywhere.
+    """
     half = 1 << (width - 2)
     n = int(rng.integers(1, max_pairs + 1))
     idx = rng.permutation(depth)[: 2 * n].reshape(n, 2)
@@ -424,8 +432,10 @@ def _faulty_split_buffer(rng, depth: int, width: int, max_pairs: int):
 
 
 def _hazard_jobs(rng, width: int, depth: int):
-    """Every sequence of two pairs over indices 0..2 (all read-after-write hazards), each on
-    a fresh random buffer; the expected buffers follow."""
+    """Every sequence of two pairs over indices 0..2 (all read-after-write hazards).
+
+    Each is on a fresh random buffer; the expected buffers follow.
+    """
     jobs, expected = [], []
     lo, hi = -(1 << (width - 1)), 1 << (width - 1)
     for p0, p1 in itertools.product(itertools.product(range(3), repeat=2), repeat=2):
@@ -556,7 +566,9 @@ def _split_vectors(rng, lanes: int, batch: int, width: int = 8):
 
 def _inject(rng, clean: np.ndarray, words: np.ndarray, width: int):
     """One flipped bit in one copy of each pair: 0->1 or 1->0 (when the word has a 1).
-    Returns ``(faulty flat, hit addresses, directions, bits)``."""
+
+    Returns ``(faulty flat, hit addresses, directions, bits)``.
+    """
     faulty = clean.copy()
     hit = words[np.arange(len(words)), rng.integers(0, 2, len(words))]
     direction = rng.integers(0, 2, len(words))

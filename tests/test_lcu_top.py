@@ -74,8 +74,10 @@ def test_correction_timing_measured(rng):
 
 
 def _faulty_copy_run(rng, bit_of, want_larger):
-    """Flip one bit of the accumulator of a copy's result so that its requantised value grows
-    (or shrinks); return the run, the clean result and the corrupted element."""
+    """Flip one accumulator bit of a copy's result so that its requantised value grows or shrinks.
+
+    Return the run, the clean result and the corrupted element.
+    """
     cfg = _cfg(fault_hooks=True)
     for _ in range(50):  # random layers until one has a suitable element (almost always the 1st)
         X, layer = _layer(rng, critical=(1,))

@@ -1,6 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""Median feature selection (seed 000 §8.4.2, §8.6.2; SPEC §4): golden model, RTL simulation,
-formal equivalence of the plain and comparator-sharing arrays, comparator/multiplexer counts."""
+"""Median feature selection (seed 000 §8.4.2, §8.6.2; SPEC §4).
+
+Golden model, RTL simulation, formal equivalence of the plain and comparator-sharing arrays,
+comparator/multiplexer counts.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Networks on the accelerator: three engines and an independent integer reference agree bit for
-bit; quantisation, the model file, the fit checks and the runner's hooks (issue 14)."""
+"""Networks on the accelerator.
+
+Three engines and an independent integer reference agree bit for bit; quantisation, the model file,
+the fit checks and the runner's hooks (issue 14).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""NVF analysis (golden/nvf.py, tb/critical.py): the vectorised enumeration against a plain
-loop over neurons, images and bits that flips one Python int at a time and runs the golden
-functional engine; the Table 4.10 analogue; the ``rtlgen nvf`` command and its bad input."""
+"""NVF analysis (golden/nvf.py, tb/critical.py).
+
+The vectorised enumeration against a plain loop over neurons, images and bits that flips one Python
+int at a time and runs the golden functional engine; the Table 4.10 analogue; the ``rtlgen nvf``
+command and its bad input.
+"""
 
 import json
 

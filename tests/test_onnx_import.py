@@ -1,5 +1,8 @@
-"""ONNX float graphs: the imported model equals onnxruntime, the int8 network keeps the float
-top-1, the integer engines equal the independent reference, unsupported graphs are named."""
+"""ONNX float graphs.
+
+The imported model equals onnxruntime, the int8 network keeps the float top-1, the integer engines
+equal the independent reference, unsupported graphs are named.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ def ort_run(proto, x: np.ndarray) -> np.ndarray:
 
 
 def small_graph(rng, softmax: bool = False, extra=None):
-    """Conv(pad 1)+Relu, MaxPool, Relu, Conv(stride 2, VALID, no bias)+Relu, AveragePool 3×3
-    (area 9: the non-power-of-two rule), Reshape, MatMul+Add+Relu, Gemm(transB, alpha, beta)."""
+    """A small ONNX graph with every supported layer kind.
+
+    Conv(pad 1)+Relu, MaxPool, Relu, Conv(stride 2, VALID, no bias)+Relu, AveragePool 3×3 (area 9:
+    the non-power-of-two rule), Reshape, MatMul+Add+Relu, Gemm(transB, alpha, beta).
+    """
     init = []
 
     def const(name, arr):

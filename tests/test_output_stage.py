@@ -76,8 +76,10 @@ def test_output_stage_split_matches_reference(rng):
 
 @pytest.mark.parametrize("a_width", [8, 16])
 def test_output_stage_split_equals_split_layer(rng, a_width):
-    """For a SplitLayer with one shift for all columns (the hardware has one shift port), the
-    output stage with the split mask gives exactly layer_forward of the split layer."""
+    """The output stage with the split mask gives exactly layer_forward of the split layer.
+
+    For a SplitLayer with one shift for all columns (the hardware has one shift port).
+    """
     for _ in range(30):
         k, n = int(rng.integers(2, 40)), int(rng.integers(2, 16))
         w = rng.integers(-128, 128, (k, n))

@@ -1,7 +1,9 @@
-"""Protection of critical neurons (golden/protect.py): mapping-aware placement, the protected
-network against the unprotected one (TMR and exact LCU bit for bit; the thesis' halving LCU
-against a plain-numpy model of the halving), golden against the cycle model and the RTL, and
-correction of faults confined to one copy."""
+"""Protection of critical neurons (golden/protect.py).
+
+Mapping-aware placement, the protected network against the unprotected one (TMR and exact LCU bit
+for bit; the thesis' halving LCU against a plain-numpy model of the halving), golden against the
+cycle model and the RTL, and correction of faults confined to one copy.
+"""
 
 import numpy as np
 import pytest
@@ -89,8 +91,11 @@ def test_tmr_and_exact_lcu_equal_the_unprotected_network(nets, name, method, mod
 
 
 def _halved_reference(model, x, critical):
-    """Plain numpy: the unprotected forward pass in which every critical neuron's output q is
-    replaced by 2·h, h = its output requantised with shift + 1 and saturated to 7 bits."""
+    """Plain numpy: the unprotected forward pass with the critical neurons doubled.
+
+    Every critical neuron's output q is replaced by 2·h, h = its output requantised with shift + 1
+    and saturated to 7 bits.
+    """
     from ftaccel.golden.network import Conv2D, Dense
 
     for i, layer in enumerate(model.layers):

@@ -1,5 +1,7 @@
-"""Checksum alarms mapped to the product's rows and columns (golden.results), on the cycle
-model; the RTL records the same ports (held equal cycle by cycle in test_checksum_top)."""
+"""Checksum alarms mapped to the product's rows and columns (golden.results), on the cycle model.
+
+The RTL records the same ports (held equal cycle by cycle in test_checksum_top).
+"""
 
 from __future__ import annotations
 

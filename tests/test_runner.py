@@ -62,8 +62,10 @@ def test_hdl_player_equals_cocotb_player_and_golden(rng, tmp_path, fault):
 
 
 def test_parallel_runs_of_one_configuration_are_isolated(rng, tmp_path):
-    """Six products started at once on one configuration: each returns its own result,
-    all from one model built once; no run directory is left behind."""
+    """Six products started at once on one configuration.
+
+    Each returns its own result, all from one model built once; no run directory is left behind.
+    """
     cfg = AcceleratorConfig(rows=4, cols=4)
     cases = [_operands(rng, int(rng.integers(3, 9)), 9, 5) for _ in range(6)]
     start = threading.Barrier(len(cases))

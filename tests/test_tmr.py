@@ -114,8 +114,11 @@ def test_rtl_voter_fault_scenarios(rng, sim, kind, width):
 
 
 def test_protection_comparison(rng):
-    """LCU vs word vs bitwise voter on the same faults: fraction of outputs equal to the
-    fault-free value per scenario (golden level; the RTL equals the golden models above)."""
+    """LCU vs word vs bitwise voter on the same faults.
+
+    Fraction of outputs equal to the fault-free value per scenario (golden level; the RTL equals the
+    golden models above).
+    """
     width = 8
     scen = fault_scenarios(rng, 2000, width=width)
     rows = []
