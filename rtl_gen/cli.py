@@ -491,6 +491,35 @@ def _layer_options(args):
     return None
 
 
+def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
+    """``--flow-layers fc1:4,fc2`` → ``{"fc1": 4, "fc2": cfg.flow_group}``.
+
+    A layer is named or indexed; its group defaults to the hardware's.
+    """
+    if args.flow_layers is None:
+        if args.flow_prune:
+            raise CLIError("--flow-prune needs --flow-layers (the layers to prune and pack)")
+        return None
+    if cfg.flow == "none":
+        raise CLIError("--flow-layers needs a flow-controlling array (--flow shortened, "
+                       "superposition or twodim)")
+    out: dict = {}
+    for item in args.flow_layers.split(","):
+        name, _, group = item.strip().partition(":")
+        if not name:
+            raise CLIError(f"--flow-layers {shown(args.flow_layers)}: expected "
+                           "LAYER[:GROUP],… (e.g. fc1:4,fc2:4)")
+        try:
+            g = _integer(group) if group else cfg.flow_group
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"--flow-layers {name}: group {exc}") from None
+        key = int(name) if name.isascii() and name.isdigit() else name
+        if key in out:
+            raise CLIError(f"--flow-layers: layer {name} given twice")
+        out[key] = g
+    return out
+
+
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
     from ftaccel.files import read_npy
@@ -505,7 +534,9 @@ def cmd_infer(args) -> int:
                              temporal_batch=args.temporal_batch)
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                     images=args.images, engine=args.engine, sim=args.sim, units=units,
-                    progress=None, layer_options=_layer_options(args))
+                    progress=None, layer_options=_layer_options(args),
+                    flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
+                    flow_epochs=args.flow_epochs)
     except _critical_errors() as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
@@ -733,6 +764,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "neuron perm[j] in the layers it names")
     n.add_argument("--protection", type=_path,
                    help="protection.json from 'rtlgen protect' (with --model its model.npz)")
+    n.add_argument("--flow-layers", metavar="LAYER[:GROUP],…",
+                   help="with --flow: layers run packed (complementary-sparse weights, group "
+                        "default --flow-group), e.g. fc1:4,fc2:4; the others run dense on the "
+                        "same array")
+    n.add_argument("--flow-prune", nargs="?", const="train", choices=["train", "magnitude"],
+                   help="with --flow-layers: prune those layers of the float model to "
+                        "complementary sparsity before quantisation: train (default; the "
+                        "sparsity trained in for --flow-epochs on the training images, ReLU "
+                        "MLPs) or magnitude (one shot, the largest weight of every group)")
+    n.add_argument("--flow-epochs", type=_integer, default=10,
+                   help="epochs of --flow-prune train (default 10)")
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)

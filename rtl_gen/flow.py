@@ -298,7 +298,7 @@ class FlowAccelerator(wiring.Component):
         lanes = len(self.acc_out)
         m.submodules.array = arr
         m.submodules.output_stage = out = OutputStage(
-            cols=lanes, acc_width=cfg.acc_bits, out_width=cfg.a_width,
+            lanes=lanes, acc_width=cfg.acc_bits, out_width=cfg.a_width,
             requant=cfg.output_stage)
         m.d.comb += [arr.load.eq(self.load), out.in_valid.eq(
             delay(m, self.in_valid, cfg.rows, "valid"))]

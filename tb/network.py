@@ -55,7 +55,7 @@ from ftaccel.golden.network import (
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
 __all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
-           "ENGINES", "unit_options"]
+           "ENGINES", "unit_options", "flow_groups", "prune_flow_layers"]
 
 #: Built-in models: float weights shipped in ``golden/models``, calibrated on digits-train.
 BUILTIN = ("digits-mlp", "digits-cnn")
@@ -128,8 +128,29 @@ class RTLEngine(CycleEngine):
         return self._play(program)
 
 
-def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None):
-    """The engine called ``name`` (``golden``, ``cycle``, ``rtl``) for ``cfg``."""
+def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None,
+                flow_layers: dict | None = None):
+    """The engine called ``name`` (``golden``, ``cycle``, ``rtl``) for ``cfg``.
+
+    On a flow-controlling array (``cfg.flow != "none"``) ``golden`` is
+    :class:`golden.flow.FlowEngine` (``cycle``: the same through the register-level model) and
+    ``rtl`` is :class:`tb.flow.FlowRTLEngine`; ``flow_layers`` (layer name or index → group
+    size) are the layers run packed, every other layer runs dense on the same array.  Check
+    the layers against a model first with :func:`flow_groups`.
+    """
+    if cfg.flow != "none":
+        from ftaccel.golden.flow import FlowEngine
+
+        layers = dict(flow_layers or {})
+        if name in ("golden", "cycle"):
+            return FlowEngine(cfg, layers, simulate=name == "cycle")
+        if name == "rtl":
+            from ftaccel.tb.flow import FlowRTLEngine
+
+            return FlowRTLEngine(cfg, layers, sim=sim)
+        raise ModelError(f"engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if flow_layers:
+        raise ModelError("packed layers need a flow-controlling array (--flow)")
     if name == "golden":
         return FunctionalEngine(cfg)
     if name == "cycle":
@@ -137,6 +158,103 @@ def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None):
     if name == "rtl":
         return RTLEngine(cfg, sim=sim)
     raise ModelError(f"engine {name!r}: choose one of {', '.join(ENGINES)}")
+
+
+def _flow_layer(model: Model, key) -> int:
+    """Index of the product layer ``key`` (a name or an index) of ``model``; else ModelError."""
+    products = product_layers(model)
+    names = {model.layers[i].name: i for i in products}
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if int(key) in products:
+            return int(key)
+    elif key in names:
+        return names[key]
+    raise ModelError(f"flow layer {key!r}: model {model.name} has no such product layer (it "
+                     f"has {', '.join(names)})")
+
+
+def flow_groups(model: Model, cfg: AcceleratorConfig, flow_layers: dict | None) -> dict[int, int]:
+    """``flow_layers`` resolved against ``model``: product-layer index → group size.
+
+    ``flow_layers`` maps a layer name or index to its group on the flow-controlling array
+    ``cfg``.  Raises ModelError naming the
+    layer if it is not a product layer, its group does not fit the hardware, or its weights
+    are not packable (two nonzeros in one group: prune them, e.g. :func:`prune_flow_layers`).
+    """
+    from ftaccel.golden.flow import check_group, is_packable, layer_shape
+    from ftaccel.rtl_gen.config import ConfigError
+
+    if not flow_layers:
+        return {}
+    if cfg.flow == "none":
+        raise ModelError("packed layers need a flow-controlling array (--flow)")
+    out: dict[int, int] = {}
+    for key, group in flow_layers.items():
+        i = _flow_layer(model, key)
+        layer = model.layers[i]
+        try:
+            gl, gk = layer_shape(cfg.flow, group)
+            check_group(cfg, gl, gk)
+        except ConfigError as exc:
+            raise ModelError(f"layer {layer.name}: {exc}") from None
+        if not is_packable(layer.matrix, gl, gk):
+            raise ModelError(f"layer {layer.name}: weights not packable for {cfg.flow}-{group} "
+                             f"({gl}×{gk} groups hold more than one nonzero weight); prune it "
+                             f"to complementary sparsity (--flow-prune)")
+        out[i] = int(group)
+    return out
+
+
+#: ``--flow-prune`` methods: one-shot magnitude pruning, or the sparsity trained in.
+PRUNE_METHODS = ("train", "magnitude")
+
+
+def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
+                      method: str = "magnitude", train=None, epochs: int = 10,
+                      seed: int = 0) -> Model:
+    """``float_model`` with the named layers pruned to complementary sparsity for ``flow``.
+
+    ``method="magnitude"``: :func:`golden.flow.prune` (the largest weight of every group
+    kept, one shot).  ``method="train"``: :func:`golden.flow.train_complementary` fine-tunes
+    the whole network from its weights for ``epochs`` on ``train`` (a labelled data set),
+    the mask evolving with the weights (000 §12.4.1); only for a ReLU MLP (dense layers).
+    """
+    import dataclasses
+
+    from ftaccel.golden.flow import layer_shape, prune, train_complementary
+    from ftaccel.rtl_gen.config import ConfigError
+
+    if method not in PRUNE_METHODS:
+        raise ModelError(f"--flow-prune {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
+    layers = list(float_model.layers)
+    shapes: dict[int, tuple[int, int]] = {}
+    for key, group in flow_layers.items():
+        i = _flow_layer(float_model, key)
+        try:
+            shapes[i] = layer_shape(flow, group)
+        except ConfigError as exc:
+            raise ModelError(f"layer {layers[i].name}: {exc}") from None
+    if method == "magnitude":
+        for i, (gl, gk) in shapes.items():
+            w = prune(layers[i].matrix, gl, gk).reshape(layers[i].weights.shape)
+            layers[i] = dataclasses.replace(layers[i], weights=w)
+        return dataclasses.replace(float_model, layers=tuple(layers))
+    mlp = (all(getattr(lay, "kind", None) == "dense" for lay in layers)
+           and all(lay.relu for lay in layers[:-1]) and not layers[-1].relu)
+    if not mlp:
+        raise ModelError(f"--flow-prune train: model {float_model.name} is not a ReLU MLP "
+                         f"(dense layers only); use --flow-prune magnitude")
+    if train is None or getattr(train, "labels", None) is None:
+        raise ModelError("--flow-prune train needs labelled training images (--calib)")
+    if epochs < 1:
+        raise ModelError(f"--flow-epochs {epochs}: must be at least 1")
+    x = float_model.prepare(train.images)
+    ws, bs = train_complementary([lay.weights for lay in layers], [lay.bias for lay in layers],
+                                 x, train.labels, [shapes.get(i) for i in range(len(layers))],
+                                 epochs=epochs, seed=seed)
+    layers = [dataclasses.replace(lay, weights=w, bias=b)
+              for lay, w, b in zip(layers, ws, bs, strict=True)]
+    return dataclasses.replace(float_model, layers=tuple(layers))
 
 
 def unit_options(cfg: AcceleratorConfig, *, afd_shift: int = 1, afd_gates: int = 1,
@@ -269,7 +387,10 @@ class InferenceResult:
             lines.append(f"| {st.name} | {st.kind} | {st.M}×{st.K} @ {st.K}×{st.N} | "
                          f"{st.shift} | {st.cycles:,} | {100 * st.utilisation(cfg):.1f} % | "
                          f"{alarms} |")
-        return "\n".join(lines) + "\n"
+        md = "\n".join(lines) + "\n"
+        if "flow" in self.extra:
+            md += flow_markdown(self.extra["flow"], self)
+        return md
 
 
 class Network:
@@ -368,7 +489,7 @@ class Network:
     def run(self, images, *, labels=None, engine: str = "golden",
             config: AcceleratorConfig | None = None, units: dict | None = None,
             options=None, batch_size: int | None = None, progress: bool | None = False,
-            sim: str | None = None) -> InferenceResult:
+            sim: str | None = None, flow_layers: dict | None = None) -> InferenceResult:
         """Run the network on ``images`` (float, the training scale).
 
         Returns logits, predictions, accuracy (with ``labels``) and per-layer cycles.
@@ -378,13 +499,18 @@ class Network:
         :class:`golden.network.LayerOptions`.  Images go through in batches of
         ``batch_size`` (default: all at once for ``golden``, 512 otherwise); ``progress``
         shows a bar on stderr, one step per layer and batch (``None``: only on a terminal).
+        ``flow_layers`` (layer name or index → group size): on a flow-controlling array
+        (``config.flow != "none"``) the layers run packed; the others run dense there
+        (ModelError if a layer's weights are not packable, see :func:`flow_groups`).
         """
         cfg = config or self.default_config()
         x = self.check(cfg, images)
+        groups = flow_groups(self.model, cfg, flow_layers)
         labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         if labels is not None and labels.shape != (len(x),):
             raise ModelError(f"labels: {labels.shape} for {len(x)} images")
-        eng = make_engine(engine, cfg, sim=sim) if isinstance(engine, str) else engine
+        eng = (make_engine(engine, cfg, sim=sim, flow_layers=groups) if isinstance(engine, str)
+               else engine)
         startup = None
         if isinstance(eng, RTLEngine):
             startup = eng.start()
@@ -452,11 +578,19 @@ def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) ->
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
           calib: str | None = None, images: int | None = None, engine: str = "golden",
           sim: str | None = None, units: dict | None = None, progress: bool | None = None,
-          layer_options=None, log=print) -> InferenceResult:
+          layer_options=None, flow_layers: dict | None = None, flow_prune: str | None = None,
+          flow_epochs: int = 10, log=print) -> InferenceResult:
     """``rtlgen infer``: validate model, data, fit and output paths.
 
-    Run; write ``infer.json`` and ``infer.md`` into ``out_dir``. Bad input raises ModelError /
+    Run; write ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
     DataError before anything is written.
+
+    On a flow-controlling array (``config.flow != "none"``) ``flow_layers`` (layer name or
+    index → group) run packed; ``flow_prune`` (``train`` or ``magnitude``) first prunes those
+    layers of the float model to complementary sparsity (:func:`prune_flow_layers`; ``train``
+    for ``flow_epochs`` on the calibration set) and quantises it again with the same
+    calibration.  The report then also holds the unpruned network run dense on the same array
+    (:class:`golden.flow.FlowEngine` with no packed layer): its accuracy and cycles.
     """
     from ftaccel.files import OutputSet, check_target, write_json, write_text
     from ftaccel.golden.datasets import DataError, digits, load_data
@@ -471,13 +605,28 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     targets = [check_target(out / name) for name in ("infer.json", "infer.md")]
     ds = load_data(data) if data else digits("test")
     ds = ds.head(images)
-    cal = load_data(calib).images if calib else None
+    cal_set = load_data(calib) if calib else None
+    cal = cal_set.images if cal_set is not None else None
     note = None
     if cal is None and model.endswith(".onnx") and data:
         note = f"note: no --calib: calibrated {model} on the evaluation data ({ds.name})"
         cal = ds.images
     net = _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+    dense_net = net
+    if flow_prune:
+        if not flow_layers:
+            raise ModelError("--flow-prune needs the layers to prune (--flow-layers)")
+        if net.float_model is None:
+            raise ModelError(f"--flow-prune: model {net.name} has no float original to prune "
+                             f"(a quantised model file); give the float model")
+        if model in BUILTIN:
+            cal_set = digits("train")
+            cal = cal_set.images
+        pruned = prune_flow_layers(net.float_model, config.flow, flow_layers, method=flow_prune,
+                                   train=cal_set, epochs=flow_epochs)
+        net = Network.quantize(pruned, cal, a_width=config.a_width, w_width=config.w_width)
     x = net.check(config, ds.images)  # fit and data range, before any work
+    flow_groups(net.model, config, flow_layers)  # packable, before any work
     if ds.labels.max() >= net.model.classes:
         raise DataError(f"data: label {int(ds.labels.max())} but model {net.name} has "
                         f"{net.model.classes} classes")
@@ -493,14 +642,52 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
 
         eng = VotingEngine(make_engine(engine, config, sim=sim))
     result = net.run(ds.images, labels=ds.labels, engine=eng, config=config, units=units,
-                     options=options, progress=progress, sim=sim)
+                     options=options, progress=progress, sim=sim, flow_layers=flow_layers)
     result.extra = {"data": ds.name, "model_layers": net.describe(),
                     "model_info": net.model.info, "simulator": sim if engine == "rtl" else None}
+    if config.flow != "none":
+        from ftaccel.golden.flow import FlowEngine
+
+        dense = dense_net.run(ds.images, labels=ds.labels, engine=FlowEngine(config, {}),
+                              config=config, units=units, progress=progress)
+        groups = flow_groups(net.model, config, flow_layers)
+        names = {i: net.model.layers[i].name for i in groups}
+        result.extra["flow"] = {
+            "flow": config.flow, "flow_group": config.flow_group,
+            "layers": {names[i]: g for i, g in groups.items()},
+            "pruned": bool(flow_prune), "prune_method": flow_prune or None,
+            "prune_epochs": flow_epochs if flow_prune == "train" else None,
+            "weights_kept": {names[i]: int(np.count_nonzero(net.model.layers[i].matrix))
+                             for i in groups},
+            "dense": {"accuracy": dense.accuracy, "cycles": dense.cycles,
+                      "engine": "flow (golden, no packed layer)"},
+            "speedup": round(dense.cycles / result.cycles, 4) if result.cycles else None}
     with OutputSet() as outputs:
         outputs.mkdir(out)
         outputs.write(write_json, targets[0], _jsonable(result.to_dict()))
         outputs.write(write_text, targets[1], result.to_markdown())
     return result
+
+
+def flow_markdown(flow: dict, result: InferenceResult) -> str:
+    """Lines for ``infer.md``: the packed network beside the dense one on the same array."""
+    def acc(a):
+        return "—" if a is None else f"{100 * a:.2f} %"
+
+    packed = ", ".join(f"{k} (group {g}, {flow['weights_kept'][k]} weights kept)"
+                       for k, g in flow["layers"].items()) or "none"
+    d = flow["dense"]
+    return "\n".join([
+        "", f"## Flow-controlling array: {flow['flow']}-{flow['flow_group']}", "",
+        f"- packed layers: {packed}"
+        + ((" — pruned to complementary sparsity before quantisation ("
+            + ("one-shot magnitude" if flow["prune_method"] == "magnitude" else
+               f"trained in, {flow['prune_epochs']} epochs") + ")") if flow["pruned"] else ""),
+        "", "| network | accuracy | cycles | speed-up |", "|---|---:|---:|---:|",
+        f"| packed ({result.engine}) | {acc(result.accuracy)} | {result.cycles:,} | "
+        f"{flow['speedup'] or 0:.2f}× |",
+        f"| dense, same array (golden) | {acc(d['accuracy'])} | {d['cycles']:,} | 1.00× |",
+    ]) + "\n"
 
 
 def _jsonable(x):
