@@ -21,12 +21,21 @@ from .faults import Fault, sabotage
 from .output_stage import output_stage
 from .schedule import Program, assemble, build_program
 
-__all__ = ["AcceleratorModel", "simulate", "run_matmul"]
+__all__ = ["AcceleratorModel", "simulate", "play", "run_matmul"]
 
 
 def simulate(cfg, program: Program, fault: Fault | None = None) -> dict[str, np.ndarray]:
     """Cycle-by-cycle outputs of the accelerator for ``program`` (with ``fault``, if any)."""
-    model = AcceleratorModel(cfg, fault)
+    return play(AcceleratorModel(cfg, fault), program)
+
+
+def play(model, program) -> dict[str, np.ndarray]:
+    """What a cycle model's output ports show for a driver program, cycle by cycle.
+
+    ``model`` has ``outputs()`` and ``step(inputs)``; ``program`` has ``cycles``, ``inputs``,
+    ``outputs`` and ``loopback`` (:class:`golden.schedule.Program`).  The record has the layout
+    of :func:`tb.runner.run_stream`'s, so the two compare port by port.
+    """
     T = program.cycles
     rec = {name: np.zeros((T, n) if n else T, dtype=np.int64)
            for name, (n, _signed) in program.outputs.items()}

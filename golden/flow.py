@@ -547,20 +547,9 @@ def simulate_flow(cfg, program: FlowProgram) -> dict[str, np.ndarray]:
 
     Same layout as :func:`tb.runner.run_stream`'s record.
     """
-    model = FlowArrayModel(cfg)
-    T = program.cycles
-    rec = {name: np.zeros((T, n) if n else T, dtype=np.int64)
-           for name, (n, _s) in program.outputs.items()}
-    for t in range(T):
-        outs = model.outputs()
-        for name in rec:
-            rec[name][t] = outs[name]
-        inputs = {name: arr[t] for name, arr in program.inputs.items()}
-        for port, (source, src) in program.loopback.items():
-            if src[t] >= 0:
-                inputs[port] = rec[source][src[t]]
-        model.step(inputs)
-    return rec
+    from .accelerator import play
+
+    return play(FlowArrayModel(cfg), program)
 
 
 def assemble_flow(program: FlowProgram, rec: dict, port: str = "acc_out") -> np.ndarray:
