@@ -1,14 +1,9 @@
-"""cocotb tests started by :func:`tb.runner.run_stream`.
+"""cocotb test started by :func:`tb.runner.run_stream` with ``player="cocotb"``.
 
-The harness of the in-simulator player, and the per-cycle Python player.
-
-``play_hdl`` (the default path, toplevel ``ftaccel_player`` from :mod:`tb.hdl_player`): the
-HDL plays the stimulus file and records every output by itself; this test only waits for the
-player's ``ftp_done`` (or a time limit, ``TB_TIME_LIMIT_NS``) and fails if the player refused the
-stimulus.  No Python runs in the simulation loop.
-
-``play`` (``player="cocotb"``, the design itself as toplevel): drives every input and reads
-every output from Python in every cycle; the interactive way, kept as the reference the HDL
+The per-cycle Python player, on the design itself as toplevel: it drives every input and
+reads every output from Python in every cycle (the interactive way).
+The default path is the in-simulator player (:mod:`tb.hdl_player`, harness
+:mod:`tb.harness`), which needs no Python per cycle; this one is kept as the reference the HDL
 player is checked against and as an example for hand-written cocotb tests.  The files it reads
 and writes are named by the environment (``TB_STIMULUS``, ``TB_PORTS``, ``TB_RECORD``).
 Timing, identical in both players and for every unit:
@@ -30,18 +25,8 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, RisingEdge
 from cocotb.types import Logic
-
-
-@cocotb.test()
-async def play_hdl(dut):
-    """Wait for the HDL player to finish; fail if it did not, or refused the stimulus."""
-    limit = int(os.environ.get("TB_TIME_LIMIT_NS", "0")) or 10**9
-    if not dut.ftp_done.value.is_resolvable or int(dut.ftp_done.value) != 1:
-        await First(RisingEdge(dut.ftp_done), Timer(limit, unit="ns"))
-    assert int(dut.ftp_done.value) == 1, f"the player did not finish within {limit} ns"
-    assert int(dut.ftp_status.value) == 1, "the player refused the stimulus (FTPLAYER ERROR above)"
 
 
 def _handles(dut, name: str, n: int):

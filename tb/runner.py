@@ -6,8 +6,8 @@ values come back as numpy arrays to compare with a golden model.  Two players ex
 
 * ``player="hdl"`` (default, :mod:`tb.hdl_player`): a generated Verilog top reads the
   stimulus file, makes the clock, resolves loopbacks and writes every output port of every
-  cycle to a file; the cocotb test only starts the run and waits for its end.  No Python runs
-  per cycle, so the simulator runs at nearly its own speed.
+  cycle to a file; the cocotb test (:mod:`tb.harness`) only starts the run and waits for its
+  end.  No Python runs per cycle, so the simulator runs at nearly its own speed.
 * ``player="cocotb"`` (:mod:`tb.player`): the cocotb test drives and reads every port from
   Python in every cycle, on the design itself as toplevel (the interactive way, kept as a
   cross-check of the HDL player and as an example for hand-written cocotb tests).
@@ -389,7 +389,7 @@ def play_file(model: Model, stimulus: Path, run_dir: Path, *, cycles: int,
     results = run_dir / "results.xml"
     failure = None
     try:
-        runner.test(test_module="ftaccel.tb.player", hdl_toplevel=model.toplevel,
+        runner.test(test_module="ftaccel.tb.harness", hdl_toplevel=model.toplevel,
                     testcase="play_hdl", hdl_toplevel_lang="verilog",
                     build_dir=str(model.build_dir), test_dir=str(run_dir),
                     plusargs=plusargs, test_args=test_args, waves=bool(waves),
