@@ -27,9 +27,10 @@ Builds are cached and runs isolated:
   ``~/.cache/ftaccel/sim``); nothing is written inside the installed package.
 
 ``SIM`` (environment) or ``sim=`` selects ``icarus`` (default) or ``verilator``; ``WAVES=1``
-or ``waves=True`` dumps an FST waveform into the (then kept) run directory.  A missing or too
-old simulator raises :class:`SimulatorNotFound`; a failed build or run raises
-:class:`SimulationFailed` naming its log.
+or ``waves=True`` dumps a waveform into the (then kept) run directory: ``waves.fst`` on
+Icarus, ``waves.vcd`` on Verilator.  A missing or too old simulator raises
+:class:`SimulatorNotFound`; a failed build or run raises :class:`SimulationFailed` naming
+its log.
 """
 
 from __future__ import annotations
@@ -226,7 +227,9 @@ def _build_args(sim: str, player: str, waves: bool) -> list[str]:
         # `done` and `status` (marked public in the wrapper).
         args += ["--timing", "--no-public-flat-rw", "-Wno-INITIALDLY"]
     if waves:
-        args += ["--trace-fst", "--trace-structs"]
+        # cocotb's runner adds --trace (VCD); Verilator's FST writer needs lz4 headers that a
+        # plain machine lacks (liblz4-dev), so Verilator waves are VCD
+        args += ["--trace-structs"]
     return args
 
 
@@ -384,7 +387,7 @@ def play_file(model: Model, stimulus: Path, run_dir: Path, *, cycles: int,
         if model.sim == "icarus":
             plusargs.append(f"+dumpfile_path={run_dir / 'waves.fst'}")
         else:
-            test_args = ["--trace-file", str(run_dir / "waves.fst")]
+            test_args = ["--trace-file", str(run_dir / "waves.vcd")]
     limit = (cycles + 64) * PERIOD_NS * 2 + 1000
     results = run_dir / "results.xml"
     failure = None
@@ -563,7 +566,7 @@ def _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, waves, loopb
         if sim == "icarus":
             plusargs.append(f"+dumpfile_path={run_dir / 'waves.fst'}")
         else:
-            test_args = ["--trace-file", str(run_dir / "waves.fst")]
+            test_args = ["--trace-file", str(run_dir / "waves.vcd")]
     failure = None
     try:
         get_runner(sim).test(
