@@ -234,8 +234,10 @@ def test_only_changed_groups_are_written(tmp_path):
 
 @pytest.mark.verilator
 def test_verilator_runs_the_same_player(rng):
-    """Same HDL player on Verilator (shared cache): equal to Icarus and to the golden model;
-    its waveform (VCD) lands in the kept run directory."""
+    """Same HDL player on Verilator (shared cache): equal to Icarus and the golden model.
+
+    Its waveform (VCD) lands in the kept run directory.
+    """
     A, B = _operands(rng, 5, 8, 4)
     fault = Fault(2, 0, "weight", 3, "sa1")
     ver = rtl_matmul(PROTECTED, A, B, fault=fault, sim="verilator", waves=True)
