@@ -1,5 +1,7 @@
-"""The in-simulator player: a Verilog test harness that plays a stimulus file into a design
-and records every output port, with no Python in the simulation loop.
+"""The in-simulator player.
+
+A Verilog test harness that plays a stimulus file into a design and records every output port,
+with no Python in the simulation loop.
 
 :func:`tb.runner.run_stream` used to drive every input and read every output from Python in
 every clock cycle (:mod:`tb.player`, still there for interactive use).  Here Python writes the
@@ -80,10 +82,12 @@ class Group:
 
     @property
     def width(self) -> int:
+        """The group's width in bits, all lanes together."""
         return sum(lane.width for lane in self.lanes)
 
     @property
     def nbytes(self) -> int:
+        """The bytes one value of the group takes in the stimulus file."""
         return (self.width + 7) // 8
 
 
@@ -110,6 +114,13 @@ class PlayerSpec:
     key: str = field(default="", compare=False)
 
     def group(self, name: str, *, output: bool) -> Group:
+        """The input (or, with ``output``, output) group called ``name``.
+
+        Raises
+        ------
+        StimulusError
+            When the design has no such port; the message lists the ports it has.
+        """
         for g in self.outputs if output else self.inputs:
             if g.name == name:
                 return g
@@ -119,21 +130,26 @@ class PlayerSpec:
 
     @property
     def mask_bytes(self) -> int:
+        """The bytes of a cycle's change mask: one bit per input group and per loopback."""
         return (len(self.inputs) + len(self.loopbacks) + 7) // 8
 
     @property
     def out_bits(self) -> int:
+        """The width of all output ports together, in bits."""
         return sum(g.width for g in self.outputs)
 
     @property
     def out_bytes(self) -> int:
+        """The bytes of one record row: :attr:`out_bits` padded to 32-bit words."""
         return 4 * ((self.out_bits + 31) // 32)
 
     @property
     def in_bits(self) -> int:
+        """The bits of one dense stimulus row: every input group in whole bytes, 32 per loopback."""
         return sum(8 * g.nbytes for g in self.inputs) + 32 * len(self.loopbacks)
 
     def describe(self) -> dict:
+        """The spec as plain JSON data (part of the model's cache key and ``model.json``)."""
         return {"toplevel": self.toplevel, "sources": self.sources_hash,
                 "inputs": [[g.name, [[ln.name, ln.width] for ln in g.lanes]]
                            for g in self.inputs],
@@ -152,8 +168,10 @@ _FILES: dict[tuple, tuple[str, str]] = {}
 
 
 def _file(path: Path) -> tuple[str, str]:
-    """``(text, sha256)`` of a source file, read once per version of the file (a large array's
-    Verilog is megabytes and every run of it needs its ports and hash)."""
+    """``(text, sha256)`` of a source file, read once per version of the file.
+
+    A large array's Verilog is megabytes and every run of it needs its ports and hash.
+    """
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
     if key not in _FILES:
@@ -165,8 +183,20 @@ def _file(path: Path) -> tuple[str, str]:
 
 
 def read_ports(verilog: list[Path], toplevel: str) -> list[tuple[str, str, int]]:
-    """``(direction, name, width)`` of every port of module ``toplevel``, in declaration
-    order (the ANSI-less style Yosys writes: ``input [7:0] a__0;``)."""
+    """``(direction, name, width)`` of every port of module ``toplevel``, in declaration order.
+
+    Parameters
+    ----------
+    verilog : list of Path
+        The sources; the first one that defines ``toplevel`` is read.
+    toplevel : str
+        The module, in the ANSI-less style Yosys writes (``input [7:0] a__0;``).
+
+    Raises
+    ------
+    StimulusError
+        When no source defines the module, it declares no ports, or it has ``inout`` ports.
+    """
     head = re.compile(r"^\s*module\s+\\?" + re.escape(toplevel) + r"\s*[(;#]", re.M)
     for path in verilog:
         text = _file(Path(path))[0]
@@ -220,8 +250,25 @@ def sources_hash(verilog: list[Path]) -> str:
 
 def build_spec(verilog: list[Path], toplevel: str, *, loopback: dict[str, tuple[str, bool]]
                | None = None, depth: int = 1 << 14, raw_depth: int = 0) -> PlayerSpec:
-    """The player for ``toplevel``: every input and output port, the given loopbacks
-    (``port -> (source, signed)``), a history of ``depth`` rows (a power of two)."""
+    """The player for ``toplevel``.
+
+    It plays every input and records every output port (``clk`` and ``rst`` excepted, which
+    the wrapper drives).
+
+    Parameters
+    ----------
+    verilog : list of Path
+        The design's Verilog sources (hashed into the spec's key).
+    toplevel : str
+        The design's module; it must have ``clk`` and ``rst`` ports.
+    loopback : dict, optional
+        ``port -> (source, signed)``: input group ``port`` may take what output group
+        ``source`` showed earlier.
+    depth : int
+        Rows of loopback history (a power of two).
+    raw_depth : int
+        Rows of the ``+raw`` stimulus memory (0: no raw mode).
+    """
     if depth < 1 or depth & (depth - 1):
         raise ValueError(f"loopback depth must be a power of two, not {depth!r}")
     ports = read_ports(verilog, toplevel)
@@ -482,8 +529,10 @@ def _wrapper_text(spec: PlayerSpec) -> str:
 
 # -- stimulus and record files ------------------------------------------------------------------
 def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
-    """The caller's ``[T]`` / ``[T, n]`` values of group ``g`` as ``[T, lanes]`` int64,
-    checked to fit each lane (as a signed or an unsigned number)."""
+    """The caller's ``[T]`` / ``[T, n]`` values of group ``g`` as ``[T, lanes]`` int64.
+
+    Each value is checked to fit its lane (as a signed or an unsigned number).
+    """
     a = np.asarray(arr)
     if a.dtype.kind not in "iub":
         if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
@@ -515,9 +564,11 @@ def _group_values(g: Group, arr, cycles: int) -> np.ndarray:
 
 
 def _pack(lanes: list[tuple[np.ndarray, int]], cycles: int) -> np.ndarray:
-    """Concatenate ``(values [T] int64, width)`` lanes, lane 0 in the least significant bits,
-    into ``[T, ceil(bits/8)]`` big-endian bytes (two's complement, sign-extended past 64
-    bits).  Word arithmetic on ``uint64``, vectorised over the cycles."""
+    """Concatenate ``(values [T] int64, width)`` lanes into ``[T, ceil(bits/8)]`` bytes.
+
+    Lane 0 goes in the least significant bits; the bytes are big-endian two's complement,
+    sign-extended past 64 bits.  Word arithmetic on ``uint64``, vectorised over the cycles.
+    """
     total = sum(w for _, w in lanes)
     words = np.zeros((cycles, (total + 63) // 64 + 1), dtype="<u8")
     off = 0
@@ -581,8 +632,10 @@ def loopback_depth(loopback: dict[str, tuple[str, np.ndarray]] | None, minimum: 
 
 def _values(spec: PlayerSpec, inputs: dict[str, np.ndarray],
             loopback: dict[str, tuple[str, np.ndarray]] | None, cycles: int):
-    """Per group (inputs, then loopbacks): ``(values [T, lanes] int64 or None when never
-    driven, lane widths)``, validated."""
+    """Per group (inputs, then loopbacks), validated: ``(values, lane widths)``.
+
+    ``values`` is ``[T, lanes]`` int64, or None for a group the caller never drives.
+    """
     given = dict(inputs)
     cols = []
     for g in spec.inputs:

@@ -76,8 +76,19 @@ class SimulatorNotFound(RuntimeError):
 
 
 class SimulationFailed(RuntimeError):
-    """The build or the run failed.  The message is one line naming the log; ``log`` is the
-    log file, ``run_dir`` the kept run folder, ``details`` the log lines that matter."""
+    """The build or the run failed.
+
+    The message is one line naming the log.
+
+    Attributes
+    ----------
+    log : Path or None
+        The build's or the run's log file.
+    run_dir : Path or None
+        The run folder, kept for inspection (None when the build failed).
+    details : str
+        The log lines that matter (the player's errors, else the log's tail).
+    """
 
     def __init__(self, message: str, log: Path | None = None,
                  run_dir: Path | None = None, details: str = "") -> None:
@@ -88,6 +99,7 @@ class SimulationFailed(RuntimeError):
 
 
 def default_sim() -> str:
+    """The simulator chosen by the environment: ``SIM``, else ``icarus``."""
     return os.environ.get("SIM", "icarus").strip().lower() or "icarus"
 
 
@@ -208,6 +220,7 @@ class Model:
 
     @property
     def build_dir(self) -> Path:
+        """The simulator's build folder inside the model (cocotb's ``build_dir``)."""
         return self.directory / "build"
 
 
@@ -261,8 +274,32 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
 
     Safe to call from many threads and processes at once: the first caller builds under a
     file lock, in a scratch folder renamed into place when complete; the others wait for
-    the lock and then find the model.  A failed build raises SimulationFailed naming its log
-    (the scratch folder is kept until the next attempt).
+    the lock and then find the model.
+
+    Parameters
+    ----------
+    verilog : list of Path
+        The design's sources.
+    toplevel : str
+        The design's module.
+    sim : ``"icarus"`` or ``"verilator"``
+        The simulator.
+    player : ``"hdl"`` or ``"cocotb"``
+        Which player the model is built for (the HDL player adds its wrapper).
+    waves : bool
+        Build with waveform support (Verilator needs it at build time).
+    spec : PlayerSpec, optional
+        The HDL player (default: every port, no loopback; see :func:`player_spec`).
+    cache_dir : path, optional
+        Root of the model cache (default :func:`sim_cache_dir`).
+
+    Raises
+    ------
+    SimulatorNotFound
+        When ``sim`` is missing or too old.
+    SimulationFailed
+        When the build fails; it names the log (the scratch folder is kept until the next
+        attempt).
     """
     ensure_simulator(sim)
     if player not in PLAYERS:
@@ -328,10 +365,24 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
 # -- runs -----------------------------------------------------------------------------------------
 @dataclass
 class SimResult:
-    """Recorded output ports: ``outputs[name]`` is an int64 array ``[cycles]`` or
-    ``[cycles, n]`` for array ports.  ``log`` is the simulator log and ``run_dir`` the run's
-    folder when it was kept (None when it was removed after success); ``build_dir`` is the
-    cached model.  ``fold`` is the XOR of all record rows in a ``+raw`` (idle) run."""
+    """Recorded output ports of one run.
+
+    Attributes
+    ----------
+    outputs : dict
+        ``port -> int64 array``, ``[cycles]`` for a scalar port, ``[cycles, n]`` for an
+        array port.
+    log : Path or None
+        The simulator log when the run folder was kept, else None.
+    build_dir : Path
+        The cached model the run used.
+    run_dir : Path or None
+        The run's folder when it was kept (None when it was removed after success).
+    cycles : int
+        Cycles played (reset excluded).
+    fold : int or None
+        The XOR of all record rows in a ``+raw`` (idle) run.
+    """
 
     outputs: dict[str, np.ndarray]
     log: Path | None
@@ -373,8 +424,31 @@ def play_file(model: Model, stimulus: Path, run_dir: Path, *, cycles: int,
               raw: bool = False, waves: bool = False) -> Path:
     """Run ``model`` (HDL player) on a stimulus file already written; return the record.
 
-    Raises SimulationFailed (the player's own message first: a stimulus for another design,
-    a truncated file, ...) naming the log in ``run_dir``.
+    Parameters
+    ----------
+    model : Model
+        A model built for the HDL player (:func:`build_model`).
+    stimulus : Path
+        The stimulus file (:func:`tb.hdl_player.encode_stimulus` or ``encode_raw``).
+    run_dir : Path
+        The run's own folder: record, log, results and waveform go there.
+    cycles : int
+        Cycles in the stimulus (bounds the run time).
+    raw : bool
+        Play a ``+raw`` stimulus (nothing is recorded).
+    waves : bool
+        Dump a waveform (``waves.fst`` on Icarus, ``waves.vcd`` on Verilator).
+
+    Returns
+    -------
+    Path
+        The record file (``run_dir / "record.bin"``).
+
+    Raises
+    ------
+    SimulationFailed
+        The player's own message first (a stimulus for another design, a truncated file,
+        ...), naming the log in ``run_dir``.
     """
     from cocotb_tools.runner import get_runner
 
@@ -422,8 +496,12 @@ def _passed(results: Path) -> bool:
 def player_spec(verilog: list[Path], toplevel: str, outputs: dict[str, tuple[int, bool]],
                 loopback: dict[str, tuple[str, np.ndarray]] | None = None, *, cycles: int = 0,
                 idle: bool = False, loopback_depth: int | None = None) -> hp.PlayerSpec:
-    """The HDL player :func:`run_stream` builds for these ports (to build a model ahead of
-    many runs with :func:`build_model`, e.g. before spreading them over workers)."""
+    """The HDL player :func:`run_stream` builds for these ports.
+
+    Used to build a model ahead of many runs with :func:`build_model`, e.g. before spreading
+    them over workers.  The parameters are those of :func:`run_stream`; ``cycles`` matters
+    only for an ``idle`` run (the raw memory's depth).
+    """
     depth = loopback_depth or hp.loopback_depth(loopback)
     raw_depth = 0
     if idle:
@@ -459,6 +537,8 @@ def run_stream(
     ----------
     verilog : list of Path
         Verilog sources (the module ``toplevel`` must have ports ``clk`` and ``rst``).
+    toplevel : str
+        The design's module.
     inputs : dict
         ``port -> int array``; shape ``[T]`` for a scalar port, ``[T, n]`` for an array port
         whose Verilog names are ``port__0 … port__{n-1}`` (Amaranth's naming).  Row ``t`` is
@@ -471,11 +551,17 @@ def run_stream(
         row ``t`` of the inputs is applied (all our outputs are registered).
     build_dir : Path, optional
         Folder in which this run's own directory is made (default ``<cache>/runs``).
+    sim : str, optional
+        ``"icarus"`` or ``"verilator"`` (default :func:`default_sim`).
+    waves : bool, optional
+        Dump a waveform into the (then kept) run folder (default ``WAVES=1``).
     loopback : dict, optional
         ``port -> (output_port, src)``: in cycle t with ``src[t] >= 0`` the input port takes
         the value recorded from ``output_port`` in cycle ``src[t]`` (``src[t] <= t``) instead
         of the stimulus row; e.g. partial sums fed back for the next K-tile.  With the HDL
         player the same ``port -> output_port`` pairs share one model; ``src`` may be all -1.
+    reset_cycles : int
+        Rising edges with ``rst`` high before cycle 0.
     idle : bool
         Benchmark ceiling (HDL player): the stimulus is loaded into a memory first and played
         with no file I/O; nothing is recorded (``outputs`` is empty, ``fold`` is set).
@@ -489,6 +575,20 @@ def run_stream(
         Rows of loopback history built into the player (a power of two; default the
         smallest of 16384, 32768, … that the program needs, so one model serves all
         programs up to that length).
+
+    Returns
+    -------
+    SimResult
+        The recorded outputs, and the run folder and log when the run was kept.
+
+    Raises
+    ------
+    SimulatorNotFound
+        When the simulator is missing or too old.
+    SimulationFailed
+        When the build or the run fails; the run folder is kept and named.
+    ValueError
+        For a stimulus that does not fit the design (:class:`tb.hdl_player.StimulusError`).
     """
     sim = (sim or default_sim()).lower()
     ensure_simulator(sim)
