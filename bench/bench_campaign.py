@@ -91,7 +91,7 @@ def main() -> None:
     hooks = cfg.replace(fault_hooks=True)
     x = ctx.x[:args.rtl_images]
     with tempfile.TemporaryDirectory() as tmp:
-        rtl = RTLEngine(hooks, build_dir=os.path.join(tmp, "sim"))
+        rtl = RTLEngine(hooks, cache_dir=os.path.join(tmp, "sim"))
         startup = rtl.start()
         t0 = time.perf_counter()
         for d in (stuck + flips)[:: max(1, len(stuck + flips) // args.rtl_faults)][

@@ -48,7 +48,7 @@ def main() -> int:
                 startup = None
                 if engine == "rtl":
                     with tempfile.TemporaryDirectory() as tmp:
-                        eng = RTLEngine(cfg, sim=args.sim, build_dir=Path(tmp) / "sim")
+                        eng = RTLEngine(cfg, sim=args.sim, cache_dir=Path(tmp) / "sim")
                         startup = eng.start()
                         res = net.run(images, labels=labels, engine=eng, config=cfg,
                                       batch_size=n)

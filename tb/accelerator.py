@@ -25,10 +25,11 @@ from ftaccel.golden.faults import Fault
 from ftaccel.golden.schedule import Program, assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
 from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
 
 from .runner import _flock, build_model, default_sim, player_spec, run_stream, sim_cache_dir
 
-__all__ = ["RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
+__all__ = ["TOPS", "RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
            "mismatches"]
 
 _RTL_GEN_HASH: str | None = None
@@ -49,23 +50,49 @@ def _generator_hash() -> str:
     return _RTL_GEN_HASH
 
 
+#: The tops :func:`rtl_for` generates: the composed accelerator and the flow-controlling one.
+TOPS = (TOP_NAME, FLOW_TOP_NAME)
+
+
 def build_dir_for(cfg: AcceleratorConfig, sim: str | None = None,
-                  root: Path | None = None) -> Path:
+                  root: Path | None = None, *, top: str = TOP_NAME) -> Path:
     """The cached folder holding the generated RTL of ``cfg`` (``<cache>/rtl/<name>-<hash>``).
 
-    Keyed by the configuration and the generator's source; shared by every simulator and
-    run (compiled models live under ``<cache>/models``, runs under ``<cache>/runs``).
-    ``sim`` is accepted for compatibility and does not change the folder.
+    Keyed by the configuration, the top (``accelerator`` or ``flow_accelerator``, whose folder
+    is ``<cache>/rtl/flow_accelerator-<name>-<hash>``) and the generator's source; shared by
+    every simulator and run (compiled models live under ``<cache>/models``, runs under
+    ``<cache>/runs``).  ``sim`` is accepted for compatibility and does not change the folder.
     """
     del sim
-    key = hashlib.sha256((cfg.to_json() + _generator_hash()).encode()).hexdigest()[:12]
-    return sim_cache_dir(root) / "rtl" / f"{cfg.name()}-{key}"
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r}: choose one of {', '.join(TOPS)}")
+    ident = cfg.to_json() + _generator_hash() + ("" if top == TOP_NAME else top)
+    key = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    prefix = "" if top == TOP_NAME else f"{top}-"
+    return sim_cache_dir(root) / "rtl" / f"{prefix}{cfg.name()}-{key}"
 
 
-def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None) -> Path:
-    """The Verilog of ``cfg``, generated once into the cache (under a lock) and reused."""
-    final = build_dir_for(cfg, root=cache_dir)
-    verilog = final / f"{TOP_NAME}.v"
+def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None, *,
+            top: str = TOP_NAME) -> Path:
+    """The Verilog of ``cfg``, generated once into the cache (under a lock) and reused.
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        The configuration.
+    cache_dir : Path, optional
+        Root of the cache (default :func:`tb.runner.sim_cache_dir`).
+    top : str
+        ``"accelerator"`` (:func:`rtl_gen.accelerator.generate`, default) or
+        ``"flow_accelerator"`` (:func:`rtl_gen.flow.generate_flow`, for ``cfg.flow != "none"``).
+
+    Returns
+    -------
+    Path
+        The top's Verilog file; its module is ``top``.
+    """
+    final = build_dir_for(cfg, root=cache_dir, top=top)
+    verilog = final / f"{top}.v"
     if (final / "READY").exists():
         return verilog
     with _flock(final.parent / f"{final.name}.lock"):
@@ -73,7 +100,10 @@ def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None) -> Path:
             scratch = final.parent / f"{final.name}.tmp{os.getpid()}"
             shutil.rmtree(scratch, ignore_errors=True)
             try:
-                generate(cfg, scratch, rtlil=False)  # simulation needs the Verilog only
+                if top == TOP_NAME:
+                    generate(cfg, scratch, rtlil=False)  # simulation needs the Verilog only
+                else:
+                    generate_flow(cfg, scratch)
                 (scratch / "READY").write_text(cfg.to_json())
                 os.rename(scratch, final)
             finally:
@@ -111,34 +141,38 @@ class RTLRun:
 
 
 def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
-            waves: bool | None = None, cache_dir: Path | None = None):
+            waves: bool | None = None, cache_dir: Path | None = None, top: str = TOP_NAME):
     """Generate and compile the model :func:`run_program` will use for ``program``.
 
     Cached: a no-op when it exists, so that many runs started at once find it ready.
+    ``program`` is a :class:`golden.schedule.Program` (or, with ``top="flow_accelerator"``,
+    a :class:`golden.flow.FlowProgram`); only its ports and loopbacks matter.
     """
     sim = sim or default_sim()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
-    verilog = rtl_for(cfg, cache_dir)
-    spec = player_spec([verilog], TOP_NAME, program.outputs, program.loopback)
-    return build_model([verilog], TOP_NAME, sim=sim, waves=bool(waves), spec=spec,
+    verilog = rtl_for(cfg, cache_dir, top=top)
+    spec = player_spec([verilog], top, program.outputs, program.loopback)
+    return build_model([verilog], top, sim=sim, waves=bool(waves), spec=spec,
                        cache_dir=cache_dir)
 
 
 def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
                 build_root: Path | None = None, waves: bool | None = None,
                 cache_dir: Path | None = None, keep: bool | None = None,
-                player: str = "hdl"):
+                player: str = "hdl", top: str = TOP_NAME):
     """Simulate ``program`` on the RTL of ``cfg``; return the recorded ports and the log.
 
-    The RTL and the compiled model are cached (one per configuration and simulator, shared
-    by every run and process); the run itself has its own directory, made under
+    The RTL and the compiled model are cached (one per configuration, top and simulator,
+    shared by every run and process); the run itself has its own directory, made under
     ``build_root`` (default ``<cache>/runs``) and removed after success unless ``keep``.
-    The log is None when the run directory was removed.
+    The log is None when the run directory was removed.  ``top`` is ``"accelerator"``
+    (default) or ``"flow_accelerator"`` (a :class:`golden.flow.FlowProgram` on the
+    flow-controlling array), as in :func:`rtl_for`.
     """
     sim = sim or default_sim()
-    verilog = rtl_for(cfg, cache_dir)
-    res = run_stream(verilog=[verilog], toplevel=TOP_NAME, inputs=program.inputs,
+    verilog = rtl_for(cfg, cache_dir, top=top)
+    res = run_stream(verilog=[verilog], toplevel=top, inputs=program.inputs,
                      outputs=program.outputs, build_dir=build_root, sim=sim, waves=waves,
                      loopback=program.loopback, cache_dir=cache_dir, keep=keep,
                      player=player)

@@ -4,20 +4,20 @@ Run a packed product on the RTL and hold it against the golden register-level mo
 and cycle by cycle.
 
 The driver program (:func:`golden.flow.build_flow_program`) is played by the generic player
-(:func:`tb.runner.run_stream`, partial sums of one K-tile looped back into the next) and run
+(:func:`tb.accelerator.run_program` with ``top="flow_accelerator"``: the RTL and the compiled
+model cached once per configuration, each run in its own folder; partial sums of one K-tile
+looped back into the next) and run
 through :func:`golden.flow.simulate_flow`; :func:`rtl_flow_matmul` returns both views and the
 assembled product.  :func:`measured_cycles` reads the cycle count off the RTL's ``out_valid``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ftaccel.files import cache_dir
 from ftaccel.golden.flow import (
     FlowEngine,
     FlowProgram,
@@ -28,33 +28,28 @@ from ftaccel.golden.flow import (
     simulate_flow,
 )
 from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
-from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
+from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
-from .runner import default_sim, run_stream
+from .accelerator import run_program
+from .runner import default_sim
 
-__all__ = ["FlowRun", "flow_build_dir", "rtl_flow_matmul", "measured_cycles", "mismatches",
+__all__ = ["FlowRun", "rtl_flow_matmul", "measured_cycles", "mismatches",
            "FlowProduct", "flow_product", "verify_flow", "FlowRTLEngine"]
-
-
-def flow_build_dir(cfg: AcceleratorConfig, sim: str, root: Path | None = None) -> Path:
-    """One build directory per configuration, simulator and pytest-xdist worker (a cache)."""
-    if root is None:
-        env = os.environ.get("RTLGEN_BUILD")
-        root = Path(env) if env else cache_dir("sim")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return Path(root) / sim / f"{cfg.name()}_{worker}"
 
 
 @dataclass
 class FlowRun:
-    """One packed product on the RTL, with the golden model's view of the same program."""
+    """One packed product on the RTL, with the golden model's view of the same program.
+
+    ``log`` is the simulator log when the run folder was kept, else None.
+    """
 
     program: FlowProgram
     recorded: dict[str, np.ndarray]
     golden: dict[str, np.ndarray]
     acc: np.ndarray
     q: np.ndarray | None
-    log: Path
+    log: Path | None
 
 
 def mismatches(recorded: dict, golden: dict, limit: int = 10) -> list:
@@ -74,25 +69,24 @@ def mismatches(recorded: dict, golden: dict, limit: int = 10) -> list:
 
 def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, relu=False,
                     shift=0, sim: str | None = None, build_root: Path | None = None,
-                    waves: bool | None = None) -> FlowRun:
+                    waves: bool | None = None, cache_dir: Path | None = None,
+                    keep: bool | None = None) -> FlowRun:
     """``A @ unpack(packed)`` by simulating the flow-controlling RTL of ``cfg``.
 
-    Raises :class:`~ftaccel.rtl_gen.config.ConfigError` for a group the hardware was not built
-    for, :class:`~ftaccel.golden.array.AccumulatorOverflow` before simulating a product whose
+    ``sim``, ``build_root``, ``waves``, ``cache_dir`` and ``keep`` are those of
+    :func:`tb.accelerator.run_program`.  Raises :class:`~ftaccel.rtl_gen.config.ConfigError`
+    for a group the hardware was not built for,
+    :class:`~ftaccel.golden.array.AccumulatorOverflow` before simulating a product whose
     partial sums would not fit the accumulator.
     """
     check_overflow(cfg, A, packed)
     program = build_flow_program(cfg, A, packed, bias=bias, relu=relu, shift=shift)
-    sim = sim or default_sim()
-    bdir = flow_build_dir(cfg, sim, build_root)
-    gen = generate_flow(cfg, bdir / "rtl")
-    res = run_stream(verilog=[gen.verilog], toplevel=FLOW_TOP_NAME, inputs=program.inputs,
-                     outputs=program.outputs, build_dir=bdir, sim=sim, waves=waves,
-                     loopback=program.loopback)
+    recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves,
+                                cache_dir=cache_dir, keep=keep, top=FLOW_TOP_NAME)
     golden = simulate_flow(cfg, program)
-    q = assemble_flow(program, res.outputs, "q_out") if cfg.output_stage else None
-    return FlowRun(program=program, recorded=res.outputs, golden=golden,
-                   acc=assemble_flow(program, res.outputs), q=q, log=res.log)
+    q = assemble_flow(program, recorded, "q_out") if cfg.output_stage else None
+    return FlowRun(program=program, recorded=recorded, golden=golden,
+                   acc=assemble_flow(program, recorded), q=q, log=log)
 
 
 def measured_cycles(run: FlowRun) -> int:

@@ -9,9 +9,10 @@ bit (``tests/test_network.py``):
     :class:`golden.network.CycleEngine`: the driver's program through the register-level
     cycle model, faults included.
 ``rtl``
-    :class:`RTLEngine`: the same programs played on the generated Verilog.  The Verilog is
-    generated once per engine (one configuration) and the simulator built once; every layer's
-    product (all its tiles, the whole batch) is one run of that build.
+    :class:`RTLEngine`: the same programs played on the generated Verilog.  The Verilog and
+    the simulator model are those of :func:`tb.accelerator.run_program`, cached once per
+    configuration and shared by every engine and process; every layer's product (all its
+    tiles, the whole batch) is one run of that model, in a folder of its own.
 
 :class:`Network` wraps a model (built in, a model file, or ONNX) with its float original and
 runs it on images::
@@ -32,7 +33,6 @@ runs it on images::
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,67 +65,68 @@ ENGINES = ("golden", "cycle", "rtl")
 class RTLEngine(CycleEngine):
     """Products on the generated RTL.
 
-    One Verilog generation and one simulator build for the engine's configuration, one simulator run
-    per product.
+    The Verilog and the simulator model come from the shared cache of
+    :func:`tb.accelerator.rtl_for` and :func:`tb.accelerator.prepare` (generated and built
+    once per configuration, by whichever engine or process comes first); every product is
+    one simulator run of that model (:func:`tb.accelerator.run_program`) in a run folder of
+    its own, removed after success.
 
-    ``build_dir``: where the simulator builds (default: ``$RTLGEN_BUILD`` or the user cache,
-    ``<cache>/sim/<sim>/<config>_net_<worker>``).  ``startup_seconds`` is the generation plus
-    the first build, measured by :meth:`start` (called on first use).
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        The configuration (``cfg.flow == "none"``; see :class:`tb.flow.FlowRTLEngine`).
+    sim : str, optional
+        ``"icarus"`` or ``"verilator"`` (default :func:`tb.runner.default_sim`).
+    cache_dir : path, optional
+        Root of the RTL and model cache (default :func:`tb.runner.sim_cache_dir`).
+    build_root : path, optional
+        Folder in which each run's own folder is made (default ``<cache>/runs``).
+
+    Attributes
+    ----------
+    startup_seconds : float or None
+        The generation plus the model build (or the cache look-up), measured by
+        :meth:`start` (called on first use).
+    runs : int
+        Simulator runs so far (one per product).
     """
 
     name = "rtl"
 
     def __init__(self, cfg: AcceleratorConfig, *, sim: str | None = None,
-                 build_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, build_root: str | Path | None = None):
         super().__init__(cfg)
         from ftaccel.tb.runner import default_sim
 
         self.sim = sim or default_sim()
-        if build_dir is None:
-            root = os.environ.get("RTLGEN_BUILD")
-            if root:
-                base = Path(root)
-            else:
-                from ftaccel.files import cache_dir
-
-                base = cache_dir("sim")
-            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            build_dir = base / self.sim / f"{cfg.name()}_net_{worker}"
-        self.build_dir = Path(build_dir)
-        self.generated = None
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.build_root = None if build_root is None else Path(build_root)
         self.startup_seconds: float | None = None
         self.runs = 0
 
     def start(self) -> float:
-        """Generate the Verilog and build the simulator (by running a 1×1 product).
-
-        Return the seconds it took.
-        """
-        if self.generated is not None:
-            return self.startup_seconds or 0.0
+        """Generate the Verilog and build the simulator model, unless cached; the seconds."""
+        if self.startup_seconds is not None:
+            return self.startup_seconds
         from ftaccel.golden.schedule import build_program
-        from ftaccel.rtl_gen.accelerator import generate
+        from ftaccel.tb.accelerator import prepare
 
         t0 = time.perf_counter()
-        self.generated = generate(self.cfg, self.build_dir / "rtl")
+        # The ports and loopbacks of every product's program are those of a 1×1 product.
         program = build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
-        self._play(program)
+        prepare(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir)
         self.startup_seconds = time.perf_counter() - t0
         return self.startup_seconds
 
-    def _play(self, program) -> dict:
-        from ftaccel.tb.runner import run_stream
-
-        res = run_stream(verilog=[self.generated.verilog], toplevel=self.generated.top,
-                         inputs=program.inputs, outputs=program.outputs,
-                         build_dir=self.build_dir, sim=self.sim, loopback=program.loopback)
-        self.runs += 1
-        return res.outputs
-
     def execute(self, program, fault):
         """The recorded outputs of ``program`` played on the RTL."""
+        from ftaccel.tb.accelerator import run_program
+
         self.start()
-        return self._play(program)
+        recorded, _log = run_program(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir,
+                                     build_root=self.build_root)
+        self.runs += 1
+        return recorded
 
 
 def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None,

@@ -219,7 +219,7 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
                         "bypass": True}),
     ("os", {"dataflow": "os"}),
 ])
-def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_path):
+def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes):
     """A smaller sample on the RTL (4×4 array with fault hooks, 2 images of digits-mlp).
 
     Stuck-at faults in every layer and flips while a register holds a layer's data.
@@ -236,7 +236,7 @@ def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes, tmp_
     units = {"temporal_batch": 2} if cfg.temporal else {}
     if cfg.bypass:
         units["bypass_map"] = rng.random((4, 4)) < 0.2
-    rtl = RTLEngine(cfg, build_dir=tmp_path / "sim")
+    rtl = RTLEngine(cfg)
     dims = layer_dims(mlp, len(x))
     for register, mode in (("weight", "sa1"), ("psum", "flip"), ("act", "flip"),
                            ("psum", "sa0")):

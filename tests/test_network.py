@@ -93,19 +93,19 @@ RTL_CASES = [
 @pytest.mark.parametrize("case", RTL_CASES,
                          ids=[f"{m}-{'-'.join(f'{k}={v}' for k, v in ch.items())}"
                               for m, ch, _ in RTL_CASES])
-def test_rtl_equals_the_reference(case, rng, tmp_path):
+def test_rtl_equals_the_reference(case, rng):
     name, changes, units = case
     n = net(name, changes.get("a_width", 8))
     cfg = AcceleratorConfig(rows=4, cols=4, **changes)
     idx = rng.choice(540, size=2, replace=False)
     images = digits("test").images[idx]
-    engine = RTLEngine(cfg, build_dir=tmp_path / "sim")
+    engine = RTLEngine(cfg)
     res = n.run(images, engine=engine, config=cfg, units=units)
     assert np.array_equal(res.logits, reference(n.model, images, cfg, units))
     assert np.array_equal(res.logits, n.run(images, engine="cycle", config=cfg,
                                             units=units).logits)
-    # One generation, one build: the warm-up run plus one run per product layer.
-    assert engine.runs == 1 + len(product_layers(n.model))
+    # Generation and build from the shared cache, then one run per product layer.
+    assert engine.runs == len(product_layers(n.model))
     assert res.startup_seconds is not None and res.startup_seconds > 0
 
 
@@ -204,12 +204,12 @@ def test_a_fault_reaches_the_logits_on_the_cycle_model_only(rng):
             options={"fc1": LayerOptions(fault=fault)})
 
 
-def test_a_fault_on_the_rtl_equals_the_cycle_model(tmp_path):
+def test_a_fault_on_the_rtl_equals_the_cycle_model():
     n = net("digits-mlp")
     cfg = AcceleratorConfig(rows=4, cols=4, dataflow="os", fault_hooks=True)
     x = n.model.quantize_input(digits("test").images[:2])
     opts = {"fc2": LayerOptions(fault=Fault(1, 1, "act", 6, "sa1"))}  # row 1: a batch row
-    rtl = run(n.model, x, RTLEngine(cfg, build_dir=tmp_path / "sim"), options=opts)
+    rtl = run(n.model, x, RTLEngine(cfg), options=opts)
     cyc = run(n.model, x, CycleEngine(cfg), options=opts)
     assert np.array_equal(rtl.logits, cyc.logits)
     assert not np.array_equal(cyc.logits, run(n.model, x, FunctionalEngine(cfg)).logits)
