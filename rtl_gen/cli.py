@@ -337,8 +337,8 @@ def cmd_matmul(args) -> int:
                   + (" (with the fault)" if opts.fault else ""))
         else:
             print(f"CHECK FAILED: {res.result_mismatches()} results and "
-                  f"{len(res.port_mismatches)}+ port values differ from the golden model "
-                  f"(log: {res.run.log})")
+                  f"{len(res.port_mismatches)}+ port values differ from the golden model; "
+                  f"run folder kept: {res.run.run_dir} (log: {res.run.log})")
     if code == EXIT_ALARM:
         print("exit 4: a checksum raised its alarm (--fail-on-alarm)")
     return code
@@ -375,8 +375,8 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
           f"layer, {res.dense_cycles / res.cycles:.2f}× faster), simulated in "
           f"{res.seconds:.1f} s; wrote {args.output}")
     if res.passed is False:
-        print(f"CHECK FAILED: the RTL differs from the golden model or numpy (log: "
-              f"{res.run.log})")
+        print(f"CHECK FAILED: the RTL differs from the golden model or numpy; run folder "
+              f"kept: {res.run.log.parent} (log: {res.run.log})")
         return EXIT_MISMATCH
     if res.passed:
         print("check passed: RTL equals the golden model, cycle by cycle, and numpy's A @ B")

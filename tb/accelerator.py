@@ -139,6 +139,11 @@ class RTLRun:
             self._golden = simulate(self.cfg, self.program, self.fault)
         return self._golden
 
+    @property
+    def run_dir(self) -> Path | None:
+        """The run's folder (stimulus, record, log) when it was kept, else None."""
+        return None if self.log is None else self.log.parent
+
 
 def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
             waves: bool | None = None, cache_dir: Path | None = None, top: str = TOP_NAME):

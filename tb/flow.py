@@ -31,7 +31,7 @@ from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
 from .accelerator import run_program
-from .runner import default_sim
+from .runner import default_sim, discard_run, keep_runs
 
 __all__ = ["FlowRun", "rtl_flow_matmul", "measured_cycles", "mismatches",
            "FlowProduct", "flow_product", "verify_flow", "FlowRTLEngine"]
@@ -118,7 +118,8 @@ def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
 
     ``B`` is packed (after pruning it, with ``prune_first``) in the hardware's groups (``group``: a
     smaller group size, default ``cfg.flow_group``); with ``check`` the result is held against the
-    golden model (every port, every cycle) and numpy.  Every bad input raises :class:`ConfigError`
+    golden model (every port, every cycle) and numpy, and the run folder is kept on a mismatch
+    (``run.log`` names the log in it).  Every bad input raises :class:`ConfigError`
     before simulating: a group the hardware was not built for, a ``B`` not packable for it (naming
     the group).
     """
@@ -134,11 +135,15 @@ def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
         B = prune(B, gl, gk)
     packed = pack(B, gl, gk)
     t0 = time.perf_counter()
-    run = rtl_flow_matmul(cfg, A, packed, bias=bias, relu=relu, shift=shift, sim=sim)
+    run = rtl_flow_matmul(cfg, A, packed, bias=bias, relu=relu, shift=shift, sim=sim,
+                          keep=True if check else None)
     seconds = time.perf_counter() - t0
     passed = None
     if check:
         passed = not mismatches(run.recorded, run.golden) and np.array_equal(run.acc, A @ B)
+        if passed and not keep_runs() and run.log is not None:
+            discard_run(run.log.parent)
+            run.log = None
     M, K = A.shape
     return FlowProduct(run=run, packed=packed, B=B, cycles=measured_cycles(run),
                        dense_cycles=flow_cycle_count(cfg, M, K, B.shape[1]), seconds=seconds,

@@ -402,9 +402,11 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
     rebuilt otherwise).  With ``check`` the golden cycle model runs on the same program (with
     the fault, if any) and every port is compared in every cycle; without it only the RTL
     runs (:attr:`ProductRun.passed` is None).  With a fault or a bias error, the fault-free
-    golden product is computed too (``fault_effect``).
+    golden product is computed too (``fault_effect``).  A checked run keeps its run folder
+    until the check: on a mismatch it stays (``run.run_dir``, ``run.log``) for inspection;
+    after a pass it is removed unless :func:`tb.runner.keep_runs` asks otherwise.
     """
-    from .runner import default_sim
+    from .runner import default_sim, discard_run, keep_runs
 
     opts = opts or RunOptions()
     if program is None:
@@ -415,7 +417,8 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
     units = opts.units(cfg, A)
     t0 = time.perf_counter()
     run = rtl_matmul(cfg, A, B, bias=opts.bias, relu=opts.relu, shift=opts.shift,
-                     fault=opts.fault, sim=sim, check=check, **units)
+                     fault=opts.fault, sim=sim, check=check, keep=True if check else None,
+                     **units)
     seconds = time.perf_counter() - t0
     res = ProductRun(cfg=cfg, shape=(A.shape[0], A.shape[1], B.shape[1]), options=opts,
                      run=run, sim=sim, seconds=seconds,
@@ -429,6 +432,9 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
             res.golden_q = assemble(run.program, run.golden, "q_out")
         if cfg.lcu:
             res.golden_corrected = assemble_corrected(run.program, run.golden)
+        if res.passed and not keep_runs():
+            discard_run(run.run_dir)
+            run.log = None
     if opts.fault is not None or opts.bias_error is not None:
         from ftaccel.golden.accelerator import run_matmul
 

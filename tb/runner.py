@@ -57,7 +57,8 @@ from . import hdl_player as hp
 
 __all__ = ["SimulatorNotFound", "SimulationFailed", "SimResult", "Model", "run_stream",
            "ensure_simulator", "simulator_version", "build_model", "play_file",
-           "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir", "player_spec"]
+           "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir", "player_spec", "keep_runs",
+           "discard_run"]
 
 SIMULATORS = ("icarus", "verilator")
 PLAYERS = ("hdl", "cocotb")
@@ -105,6 +106,24 @@ def default_sim() -> str:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def keep_runs(waves: bool | None = None) -> bool:
+    """Whether a successful run keeps its folder by default.
+
+    True when ``FTACCEL_KEEP_RUNS=1`` or a waveform is dumped (``waves``, else ``WAVES=1``).
+    A caller that keeps a run to check its result first (e.g. ``rtlgen matmul --check``) asks
+    this to know whether to remove the folder once the check passed.
+    """
+    if waves is None:
+        waves = _env_flag("WAVES")
+    return _env_flag("FTACCEL_KEEP_RUNS") or bool(waves)
+
+
+def discard_run(run_dir: Path | None) -> None:
+    """Remove a kept run folder (made by :func:`run_stream`); nothing when None."""
+    if run_dir is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def sim_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -595,7 +614,7 @@ def run_stream(
     if waves is None:
         waves = _env_flag("WAVES")
     if keep is None:
-        keep = _env_flag("FTACCEL_KEEP_RUNS") or bool(waves)
+        keep = keep_runs(bool(waves))
     if player not in PLAYERS:
         raise ValueError(f"unknown player {player!r}: choose one of {', '.join(PLAYERS)}")
     lengths = {len(np.asarray(v)) for v in inputs.values()}

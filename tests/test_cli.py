@@ -95,6 +95,39 @@ def test_matmul_check_with_fault(operands, capsys):
     assert "check passed" in out
 
 
+def test_matmul_check_mismatch_keeps_and_names_the_run_folder(operands, capsys, monkeypatch,
+                                                              tmp_path):
+    """A failed ``--check`` prints the kept run folder (with its log); a passed one keeps none."""
+    import ftaccel.tb.accelerator as tba
+
+    monkeypatch.setenv("FTACCEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FTACCEL_KEEP_RUNS", raising=False)
+    monkeypatch.delenv("WAVES", raising=False)
+    args = ["matmul", "--rows", "2", "--cols", "2", "--a", "A.npy", "--b", "B.npy",
+            "-o", "C.npy", "--check"]
+    assert main(args) == 0
+    assert "check passed" in capsys.readouterr().out
+    runs = tmp_path / "cache" / "sim" / "runs"
+    assert not any(runs.iterdir())  # removed after the passed check
+
+    simulate = tba.simulate
+
+    def wrong(*a, **kw):  # the golden model disagrees with the RTL in one value
+        golden = simulate(*a, **kw)
+        golden["acc_out"] = golden["acc_out"] + (np.arange(golden["acc_out"].size) == 0
+                                                 ).reshape(golden["acc_out"].shape)
+        return golden
+
+    monkeypatch.setattr(tba, "simulate", wrong)
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "CHECK FAILED" in out and "log: None" not in out
+    folder = Path(out.split("run folder kept: ")[1].split(" (log: ")[0])
+    log = Path(out.split(" (log: ")[1].split(")")[0])
+    assert folder.is_dir() and folder.parent == runs
+    assert log.is_file() and log.parent == folder
+
+
 def test_accumulator_one_bit_wider_than_refused_holds_the_product(tmp_path, monkeypatch):
     # The issue's case (all −128, --acc-width 16) is refused (test_cli_errors); 17 bits hold it.
     monkeypatch.chdir(tmp_path)

@@ -368,6 +368,33 @@ def test_cli_matmul_packs_b_and_checks(tmp_path, sparse_operands):
     assert np.array_equal(np.load(tmp_path / "P.npy"), A @ prune(D, 4, 1))
 
 
+def test_cli_matmul_mismatch_names_the_kept_run_folder(tmp_path, sparse_operands, monkeypatch,
+                                                       capsys):
+    """A failed ``--check`` on the flow-controlling array prints the run folder it kept."""
+    import shutil
+    from pathlib import Path
+
+    import ftaccel.tb.flow as tbf
+    from ftaccel.rtl_gen.cli import main
+
+    simulate = tbf.simulate_flow
+
+    def wrong(*a, **kw):  # the golden model disagrees with the RTL in its first valid cycle
+        golden = dict(simulate(*a, **kw))
+        golden["out_valid"] = 1 - np.asarray(golden["out_valid"])
+        return golden
+
+    monkeypatch.setattr(tbf, "simulate_flow", wrong)
+    monkeypatch.chdir(tmp_path)
+    assert main(["matmul", *map(str, HW), "--a", "A.npy", "--b", "B.npy", "-o", "C.npy",
+                 "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "CHECK FAILED" in out and "log: None" not in out
+    folder = Path(out.split("run folder kept: ")[1].split(" (log: ")[0])
+    assert folder.is_dir() and (folder / "sim.log").is_file()
+    shutil.rmtree(folder)  # kept in the user's cache for a person; not for this test
+
+
 @pytest.mark.parametrize("args,message", [
     (["--b", "bad.npy"], "rows 8…11 of column 2 hold 2 nonzero weights (at (9, 2), (10, 2))"),
     (["--b", "dense.npy"], "not packable for 4×1 groups: rows 0…3 of column 0"),
