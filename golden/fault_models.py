@@ -63,7 +63,7 @@ from .array import cycle_count, pass_gap, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, Fault
 from .mapping import tiles
-from .network import FunctionalEngine, Product, ProductResult, _units_matrix
+from .network import FunctionalEngine, Product, ProductResult, units_matrix
 from .output_stage import output_stage
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
@@ -439,7 +439,7 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     output vectors (spatial) / batches (temporal) each checksum flags.
 
     ``A`` is what the array multiplies: the activations after the WS input units (see
-    :func:`golden.network._units_matrix`).  The bias enters where the hardware adds it.  Unlike
+    :func:`golden.network.units_matrix`).  The bias enters where the hardware adds it.  Unlike
     :func:`golden.array.matmul` nothing is checked for overflow: a faulty partial sum wraps in
     the accumulator exactly as in the hardware.
 
@@ -504,9 +504,9 @@ class FastFaultEngine(FunctionalEngine):
         if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
             rate, seed = act_errors
             A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
-        A = _units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
+        A = units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
         if act_errors is not None and cfg.temporal:
-            gen_A = _units_matrix(cfg, p.A, units)
+            gen_A = units_matrix(cfg, p.A, units)
         if stored is not None:
             B, chk_B = np.asarray(stored, dtype=np.int64), p.B
         acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault,

@@ -65,7 +65,7 @@ from .output_stage import MAX_SHIFT, output_stage, requantize
 __all__ = ["Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "ReLU", "Model", "ModelError",
            "FORMAT", "VERSION", "quantize", "im2col", "LayerOptions", "Product",
            "ProductResult", "LayerStats", "Inference", "FunctionalEngine", "CycleEngine",
-           "run", "check_fit", "product_layers", "describe"]
+           "run", "check_fit", "product_layers", "describe", "units_matrix"]
 
 FORMAT = "ftaccel-network"
 VERSION = 1
@@ -701,10 +701,25 @@ class Inference:
         return np.argmax(self.logits, axis=1)
 
 
-def _units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
+def units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
     """The activations the array multiplies after the WS input units (AFD, median).
 
     The units filter each streamed R-lane chunk of a row of A (zero-padded to R lanes).
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        The configuration: ``rows`` (R), ``a_width``, ``afd`` and ``median`` are read.
+    A : ndarray
+        The M×K activations as the layer gives them (int64).
+    units : dict
+        The layer's unit options (``afd`` controls, ``median_enable``), as in
+        :func:`golden.schedule.build_program`.
+
+    Returns
+    -------
+    ndarray
+        The M×K activations after the units; ``A`` itself when no unit is configured or on.
     """
     afd = getattr(cfg, "afd", False)
     med = getattr(cfg, "median", 0) and units.get("median_enable", True)
@@ -744,7 +759,7 @@ class FunctionalEngine:
     """Golden functional engine: what the accelerator computes, in closed form, vectorised.
 
     Exact for every configuration and unit option (no fault): the input units filter the
-    streamed chunks (:func:`_units_matrix`), bypass prunes as :func:`golden.bypass.pruned_matmul`
+    streamed chunks (:func:`units_matrix`), bypass prunes as :func:`golden.bypass.pruned_matmul`
     says, :func:`golden.array.matmul` checks every partial sum in driver order (raising
     :class:`golden.array.AccumulatorOverflow`), the output stage is
     :func:`golden.output_stage.output_stage` (split lanes included), the LCU corrects pairs
@@ -763,7 +778,7 @@ class FunctionalEngine:
         if p.fault is not None:
             raise NotImplementedError("a register fault needs the cycle or RTL engine")
         cfg = self.cfg
-        A = _units_matrix(cfg, p.A, p.units) if cfg.dataflow == "ws" else p.A
+        A = units_matrix(cfg, p.A, p.units) if cfg.dataflow == "ws" else p.A
         bmap = p.units.get("bypass_map")
         if bmap is not None and np.any(bmap):
             from .bypass import pruned_matmul

@@ -82,6 +82,20 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+# -- networks ----------------------------------------------------------------------------------
+_TRAIN_DATA = "analysis images (default: the digits training split)"
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, data: str | None,
+                       calib: str = "calibration images for an ONNX or float model") -> None:
+    """``--model`` (required), ``--data`` (when ``data``, its help, is given) and ``--calib``."""
+    p.add_argument("--model", required=True,
+                   help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    if data is not None:
+        p.add_argument("--data", help=data)
+    p.add_argument("--calib", help=calib)
+
+
 # -- configuration ---------------------------------------------------------------------------
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration (a --config file, overridden by any option given)")
@@ -742,12 +756,10 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
                                      "accelerator: accuracy, cycles, utilisation per layer")
     _add_config_options(n)
-    n.add_argument("--model", required=True,
-                   help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
-    n.add_argument("--data", help="images: FILE.npz (images, labels), IMAGES,LABELS (MNIST "
-                                  "IDX files) or digits (default: the digits test split)")
-    n.add_argument("--calib", help="calibration images for an ONNX or float model (same "
-                                   "formats as --data; default: the --data images)")
+    _add_model_options(n, data="images: FILE.npz (images, labels), IMAGES,LABELS (MNIST IDX "
+                               "files) or digits (default: the digits test split)",
+                       calib="calibration images for an ONNX or float model (same formats "
+                             "as --data; default: the --data images)")
     n.add_argument("--images", type=_integer, help="use only the first N images")
     n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
     n.add_argument("--sim", choices=["icarus", "verilator"],
@@ -797,10 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
                                     "Algorithm 4.2) and the critical-neuron table")
     _add_config_options(nv)
-    nv.add_argument("--model", required=True,
-                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
-    nv.add_argument("--data", help="analysis images (default: the digits training split)")
-    nv.add_argument("--calib", help="calibration images for an ONNX or float model")
+    _add_model_options(nv, data=_TRAIN_DATA)
     nv.add_argument("--images", type=_integer, default=500,
                     help="use the first N images (default 500)")
     nv.add_argument("--pixels", type=_integer, default=1,
@@ -817,8 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "splitting + LCU or selective TMR, copies placed in "
                                         "distinct PE columns")
     _add_config_options(pr)
-    pr.add_argument("--model", required=True,
-                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    _add_model_options(pr, data=_TRAIN_DATA)
     pr.add_argument("--method", required=True, help="lcu or tmr")
     pr.add_argument("--nvf-threshold", type=_percent, required=True, metavar="PERCENT",
                     help="protect the neurons with NVF ≥ this percentage (0 … 100)")
@@ -828,8 +836,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--lcu-mode", default="halve",
                     help="LCU: halve (the thesis' split halves, default) or exact (copies "
                          "unhalved, AND only: bit-identical without faults)")
-    pr.add_argument("--data", help="analysis images (default: the digits training split)")
-    pr.add_argument("--calib", help="calibration images for an ONNX or float model")
     pr.add_argument("--images", type=_integer, default=500, help="analysis images (500)")
     pr.add_argument("--seed", type=_integer, default=0)
     pr.add_argument("-o", "--output", type=_path, required=True,
@@ -840,8 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "ones avoid the faulty PEs of a per-PE fault profile "
                                          "(003's GA)")
     _add_config_options(sc)
-    sc.add_argument("--model", required=True,
-                    help="digits-mlp, digits-cnn, FILE.onnx or a model FILE.npz")
+    _add_model_options(sc, data=None)
     sc.add_argument("--profile", type=_path,
                     help="PROFILE.json: R×C error rates (a list of rows, or {\"profile\": ...})")
     sc.add_argument("--fr-max", type=_rate,
@@ -858,7 +863,6 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--images", type=_integer, default=200,
                     help="training images in the fitness (default 200)")
     sc.add_argument("--test-images", type=_integer, help="test images for before/after")
-    sc.add_argument("--calib", help="calibration images for an ONNX or float model")
     sc.add_argument("--seed", type=_integer, default=0)
     sc.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for permutation.json and schedule.md")

@@ -27,7 +27,14 @@ from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
 from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
 
-from .runner import _flock, build_model, default_sim, player_spec, run_stream, sim_cache_dir
+from .runner import (
+    build_model,
+    default_sim,
+    file_lock,
+    player_spec,
+    run_stream,
+    sim_cache_dir,
+)
 
 __all__ = ["TOPS", "RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
            "mismatches"]
@@ -95,7 +102,7 @@ def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None, *,
     verilog = final / f"{top}.v"
     if (final / "READY").exists():
         return verilog
-    with _flock(final.parent / f"{final.name}.lock"):
+    with file_lock(final.parent / f"{final.name}.lock"):
         if not (final / "READY").exists():
             scratch = final.parent / f"{final.name}.tmp{os.getpid()}"
             shutil.rmtree(scratch, ignore_errors=True)

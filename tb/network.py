@@ -55,7 +55,7 @@ from ftaccel.golden.network import (
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
 __all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
-           "ENGINES", "unit_options", "flow_groups", "prune_flow_layers"]
+           "ENGINES", "unit_options", "flow_groups", "prune_flow_layers", "open_model"]
 
 #: Built-in models: float weights shipped in ``golden/models``, calibrated on digits-train.
 BUILTIN = ("digits-mlp", "digits-cnn")
@@ -560,7 +560,25 @@ class _Counted:
         return res
 
 
-def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> Network:
+def open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> Network:
+    """The network ``spec`` names, as ``--model`` takes it (``rtlgen infer``, ``campaign`` ...).
+
+    Parameters
+    ----------
+    spec : str
+        A built-in model (:data:`BUILTIN`), an ONNX file (``.onnx``, needs ``calibration``)
+        or a model file (``.npz``, float or quantised).
+    a_width, w_width : int
+        Activation and weight widths the model is quantised to (``w_width`` None: as
+        ``a_width``).
+    calibration : ndarray or None
+        Calibration images (``--calib``); None for the built-in models' own.
+
+    Raises
+    ------
+    ModelError
+        For a missing file, an ONNX model without calibration images, or an unknown kind.
+    """
     if spec in BUILTIN:
         return Network.builtin(spec, a_width=a_width, w_width=w_width)
     p = Path(spec)
@@ -574,6 +592,10 @@ def _open_model(spec: str, *, a_width: int, w_width: int | None, calibration) ->
         return Network.load(p, calibration=calibration, a_width=a_width, w_width=w_width)
     raise ModelError(f"--model {spec!r}: not a built-in model ({', '.join(BUILTIN)}), a .onnx "
                      f"file or a model .npz")
+
+
+#: The former private name, still imported by ``tb.campaign`` and ``tb.critical``.
+_open_model = open_model
 
 
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
@@ -612,7 +634,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     if cal is None and model.endswith(".onnx") and data:
         note = f"note: no --calib: calibrated {model} on the evaluation data ({ds.name})"
         cal = ds.images
-    net = _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+    net = open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
     dense_net = net
     if flow_prune:
         if not flow_layers:

@@ -58,7 +58,7 @@ from . import hdl_player as hp
 __all__ = ["SimulatorNotFound", "SimulationFailed", "SimResult", "Model", "run_stream",
            "ensure_simulator", "simulator_version", "build_model", "play_file",
            "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir", "player_spec", "keep_runs",
-           "discard_run"]
+           "discard_run", "file_lock"]
 
 SIMULATORS = ("icarus", "verilator")
 PLAYERS = ("hdl", "cocotb")
@@ -266,7 +266,12 @@ def _build_args(sim: str, player: str, waves: bool) -> list[str]:
 
 
 @contextlib.contextmanager
-def _flock(path: Path):
+def file_lock(path: Path):
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created, with its folder) for the block.
+
+    Serialises the one-time work on a shared cache entry (a model build, an RTL generation)
+    across threads, processes and pytest-xdist or Dask workers on one machine.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -345,7 +350,7 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
                   waves=bool(waves), spec=spec)
     if (final / "READY").exists():
         return model
-    with _flock(root / f"{name}.lock"):
+    with file_lock(root / f"{name}.lock"):
         if (final / "READY").exists():
             return model
         scratch = root / f"{name}.build"  # a fixed path, so ccache hits across rebuilds

@@ -21,7 +21,7 @@ from ftaccel.golden.fault_models import (
     sabotage_array,
 )
 from ftaccel.golden.faults import MODES, REGISTERS, Fault, inject_bit_errors, sabotage
-from ftaccel.golden.network import CycleEngine, LayerOptions, _units_matrix, run
+from ftaccel.golden.network import CycleEngine, LayerOptions, run, units_matrix
 from ftaccel.golden.schedule import assemble, build_program
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
@@ -61,7 +61,7 @@ def _reference(cfg, program, fault):
 
 def _fast(cfg, A, B, bias, fault=None, errors=None, units=None):
     units = units or {}
-    Ax = _units_matrix(cfg, A, units) if cfg.dataflow == "ws" else A
+    Ax = units_matrix(cfg, A, units) if cfg.dataflow == "ws" else A
     acc, alarms = faulty_product(cfg, Ax, B, bias, fault, errors=errors,
                                  bypass_map=units.get("bypass_map"),
                                  temporal_batch=units.get("temporal_batch"))
