@@ -38,8 +38,8 @@ schedule (:mod:`golden.schedule`):
 
 Other fault models, each with its own RNG stream so that a fault is reproducible alone:
 
-* :func:`bit_errors` — Algorithm 6.1 of 000 (L1201–L1220), vectorised, equal to
-  :func:`golden.faults.inject_bit_errors` for the same generator state (test);
+* :data:`bit_errors` — Algorithm 6.1 of 000 (L1201–L1220): the same function as
+  :func:`golden.faults.inject_bit_errors`;
 * :class:`TransientFault` — a flip-to-0 / flip-to-1 / bit flip for **one** cycle (the error
   instances of 003's per-PE profiles); the cycle model accepts it like a :class:`Fault`;
 * :func:`pe_profile` / :func:`profile_errors` / :func:`profile_product` — 003 L91–L147: each
@@ -61,7 +61,7 @@ import numpy as np
 
 from .array import cycle_count, pass_gap, temporal_stream_len
 from .bits import wrap
-from .faults import MODES, Fault
+from .faults import MODES, Fault, inject_bit_errors
 from .mapping import tiles
 from .network import FunctionalEngine, Product, ProductResult, units_matrix
 from .output_stage import output_stage
@@ -521,28 +521,9 @@ class FastFaultEngine(FunctionalEngine):
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
 
-def bit_errors(tensor, rate: float, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Algorithm 6.1 (000 L1201–L1220) on an integer tensor, vectorised.
-
-    ``round(rate × size)`` distinct locations, one random bit each; the sign bit negates the value
-    (and saturates −2**(w−1), whose negation does not fit), another bit i adds 2**i if that bit is 0
-    and subtracts it if it is 1. The same draws as :func:`golden.faults.inject_bit_errors`, which it
-    equals except at −2**(w−1) (there the reference leaves a value that the register cannot hold).
-    """
-    out = np.array(tensor, dtype=np.int64, copy=True)
-    flat = out.reshape(-1)
-    count = int(round(rate * flat.size))
-    if count == 0:
-        return out
-    where = rng.choice(flat.size, size=count, replace=False)
-    bits = rng.integers(0, width, size=count)
-    n = flat[where]
-    q = n & ((1 << width) - 1)
-    step = np.left_shift(np.int64(1), bits)
-    mag = np.where((q >> bits) & 1 == 0, n + step, n - step)
-    hi = (1 << (width - 1)) - 1
-    flat[where] = np.where(bits == width - 1, np.minimum(-n, hi), mag)
-    return out
+#: Algorithm 6.1 (000 L1201–L1220): the project's one bit-error injector,
+#: :func:`golden.faults.inject_bit_errors`, under the name the campaigns use.
+bit_errors = inject_bit_errors
 
 
 # -- per-PE fault profiles (003) ----------------------------------------------------------------

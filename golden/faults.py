@@ -101,11 +101,32 @@ def sabotage(value: int, width: int, bit: int, mode: str) -> int:
 
 def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.random.Generator,
                       scale: float = 1.0) -> np.ndarray:
-    """Algorithm 6.1 (000 L1201–L1220): random bit errors in a fixed-point tensor.
+    """Algorithm 6.1 (000 L1201–L1220): random bit errors in a fixed-point tensor, vectorised.
 
     ``round(rate × size)`` distinct locations get one error each on a random bit ``i``; the
     sign bit negates the value, another bit adds ``scale × 2**i`` if that bit of the value is
-    0 and subtracts it if it is 1 (a bit flip in the magnitude, applied arithmetically).
+    0 and subtracts it if it is 1 (a bit flip in the magnitude, applied arithmetically).  The
+    negation of ``−2**(width−1)``, which a ``width``-bit register cannot hold, saturates to
+    ``2**(width−1) − 1`` (times ``scale``).  The one bit-error injector of the project
+    (``golden.fault_models.bit_errors`` is this function).
+
+    Parameters
+    ----------
+    tensor : array_like
+        Fixed-point values: integers (``scale`` 1), or real values ``q × scale``.
+    rate : float
+        Share of the values that get an error (0 … 1).
+    width : int
+        Bits of a value; bit ``width − 1`` is the sign.
+    rng : numpy.random.Generator
+        The draws: first the locations (``choice``), then the bits (``integers``).
+    scale : float
+        The value of one least significant bit (1: an int64 result, else float64).
+
+    Returns
+    -------
+    ndarray
+        A copy of ``tensor`` with the errors applied.
     """
     out = np.array(tensor, dtype=np.float64 if scale != 1.0 else np.int64, copy=True)
     flat = out.reshape(-1)
@@ -114,13 +135,13 @@ def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.rando
         return out
     where = rng.choice(flat.size, size=count, replace=False)
     bits = rng.integers(0, width, size=count)
-    for loc, i in zip(where, bits, strict=True):
-        n = flat[loc]
-        if i == width - 1:
-            flat[loc] = -n
-        else:
-            q = int(round(float(n) / scale)) & ((1 << width) - 1)
-            flat[loc] = n + scale * (1 << i) if not (q >> i) & 1 else n - scale * (1 << i)
+    n = flat[where]
+    q = n if scale == 1.0 else np.round(n / scale).astype(np.int64)
+    q = q & ((1 << width) - 1)
+    step = np.left_shift(np.int64(1), bits) * (1 if scale == 1.0 else scale)
+    magnitude = np.where((q >> bits) & 1 == 0, n + step, n - step)
+    hi = ((1 << (width - 1)) - 1) * (1 if scale == 1.0 else scale)
+    flat[where] = np.where(bits == width - 1, np.minimum(-n, hi), magnitude)
     return out
 
 

@@ -30,7 +30,7 @@ from ftaccel.golden.flow import (
 from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
-from .accelerator import run_program
+from .accelerator import mismatches, run_program  # mismatches: the same port-by-port diff
 from .runner import default_sim, discard_run, keep_runs
 
 __all__ = ["FlowRun", "rtl_flow_matmul", "measured_cycles", "mismatches",
@@ -50,21 +50,6 @@ class FlowRun:
     acc: np.ndarray
     q: np.ndarray | None
     log: Path | None
-
-
-def mismatches(recorded: dict, golden: dict, limit: int = 10) -> list:
-    """The first ``limit`` differences as ``(port, cycle, lane, rtl, golden)``."""
-    out = []
-    for port, want in golden.items():
-        got = recorded[port]
-        if got.shape != want.shape:
-            return [(port, -1, -1, got.shape, want.shape)]
-        for idx in np.argwhere(got != want)[:limit - len(out)]:
-            lane = int(idx[1]) if len(idx) > 1 else 0
-            out.append((port, int(idx[0]), lane, int(got[tuple(idx)]), int(want[tuple(idx)])))
-        if len(out) >= limit:
-            break
-    return out
 
 
 def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, relu=False,

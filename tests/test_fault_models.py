@@ -155,20 +155,46 @@ def test_sabotage_array_equals_the_scalar_saboteur():
                 assert got.tolist() == [sabotage(int(x), width, bit, mode) for x in v]
 
 
+def _algorithm_6_1(x, rate, width, rng, scale=1.0):
+    """Algorithm 6.1 one location at a time (the reference for the vectorised injector)."""
+    out = np.array(x, dtype=np.float64 if scale != 1.0 else np.int64, copy=True)
+    flat = out.reshape(-1)
+    count = int(round(rate * flat.size))
+    if count == 0:
+        return out
+    where = rng.choice(flat.size, size=count, replace=False)
+    bits = rng.integers(0, width, size=count)
+    for loc, i in zip(where, bits, strict=True):
+        n = flat[loc]
+        if i == width - 1:  # negation; −2**(w−1) saturates (the register cannot hold +2**(w−1))
+            flat[loc] = min(-n, ((1 << (width - 1)) - 1) * scale)
+        else:
+            q = int(round(float(n) / scale)) & ((1 << width) - 1)
+            flat[loc] = n + scale * (1 << i) if not (q >> i) & 1 else n - scale * (1 << i)
+    return out
+
+
 def test_bit_errors_follow_algorithm_6_1():
-    """Same draws as the reference implementation; values checked by the rule itself."""
+    """One injector under both names; same draws and values as the rule applied one by one."""
+    assert bit_errors is inject_bit_errors
     for seed in range(5):
-        x = np.random.default_rng(seed).integers(-127, 128, (20, 30))
-        got = bit_errors(x, 0.05, 8, np.random.default_rng(100 + seed))
-        ref = inject_bit_errors(x, 0.05, 8, np.random.default_rng(100 + seed))
-        assert np.array_equal(got, ref)
+        x = np.random.default_rng(seed).integers(-128, 128, (20, 30))
+        got = inject_bit_errors(x, 0.05, 8, np.random.default_rng(100 + seed))
+        ref = _algorithm_6_1(x, 0.05, 8, np.random.default_rng(100 + seed))
+        assert got.dtype == np.int64 and np.array_equal(got, ref)
         diff = np.flatnonzero(got != x)
         assert 0 < len(diff) <= round(0.05 * x.size)  # distinct locations, at most one each
         for i in diff:  # each change is a negation or ±2**i with i the flipped bit
             a, b = int(x.reshape(-1)[i]), int(got.reshape(-1)[i])
             d = abs(b - a)
-            assert b == -a or (d & (d - 1) == 0 and ((a & 0xFF) ^ (b & 0xFF)) == d)
-    # -128 negated saturates (the register cannot hold +128)
+            assert b in (-a, 127) or (d & (d - 1) == 0 and ((a & 0xFF) ^ (b & 0xFF)) == d)
+        # real values q × scale: the same errors, scaled
+        scaled = inject_bit_errors(x * 0.25, 0.05, 8, np.random.default_rng(100 + seed),
+                                   scale=0.25)
+        assert scaled.dtype == np.float64 and np.array_equal(scaled, got * 0.25)
+        assert np.array_equal(scaled, _algorithm_6_1(x * 0.25, 0.05, 8,
+                                                     np.random.default_rng(100 + seed), 0.25))
+    # −128 negated saturates (the register cannot hold +128)
     g = bit_errors(np.full(10, -128), 1.0, 8, np.random.default_rng(0))
     assert g.max() <= 127 and g.min() >= -128
 
