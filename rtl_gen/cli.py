@@ -824,7 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="protect the neurons with NVF ≥ this percentage (0 … 100)")
     pr.add_argument("--nvf", type=_path, help="nvf.json from 'rtlgen nvf' (default: analyse "
                                               "now on --data)")
-    pr.add_argument("--voter", default="word", help="TMR voter: word (default) or bitwise")
+    pr.add_argument("--voter", default="word",
+                    help="TMR voter: word (default) or bitwise; written into config.json as "
+                         "the top's on-chip voter (tmr)")
     pr.add_argument("--lcu-mode", default="halve",
                     help="LCU: halve (the thesis' split halves, default) or exact (copies "
                          "unhalved, AND only: bit-identical without faults)")
