@@ -11,7 +11,10 @@ Yosys version, one script, the OSU 0.18 µm library when installed) and states i
   whole area added to the design (units, sanity column, pipeline registers, wider PEs in
   exact mode) over the plain design's array, and the seed's estimate (n+3)/(n·S);
 * LCU vs TMR (001 §4.3.1): the correction units, and the whole cost of protecting k critical
-  neurons: one extra array column per neuron + the LCU, against two extra columns + a voter.
+  neurons: one extra array column per neuron + the LCU, against two extra columns + a voter;
+* the on-chip controllers of the composed top (``lcu``, ``tmr`` word / bitwise): each an
+  output buffer of ``lcu_depth`` rows with its controller, as units of the area flow beside
+  the array (the accelerator area a Fig. 4.17 analogue takes for LCU and TMR).
 
 Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays.
 ``python bench/bench_unit_costs.py [--size 16] [--quick]``
@@ -222,13 +225,45 @@ def lcu_table(results: dict, size: int) -> None:
                       "k": rows, "metric": key}
 
 
+def controller_table(results: dict, size: int, depth: int = 16, entries: int = 16) -> None:
+    """The LCU and TMR units of the composed top, attributed by the area flow."""
+    print(f"\n### On-chip correction / voting controllers, {size}×{size} WS int8, buffer "
+          f"{depth} rows × {size} words, {entries} pairs / triples (area flow units)\n")
+    print("| configuration | unit | unit area | sequential (buffer, list, pipeline flops) | "
+          "combiner (LCU / voter) | % of array | % of design | design |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    base = AcceleratorConfig(rows=size, cols=size, lcu_depth=depth)
+    rows = {}
+    for label, opts, unit in (("plain", {}, None),
+                              ("lcu", {"lcu": True, "lcu_max_pairs": entries}, "lcu"),
+                              ("tmr word", {"tmr": "word", "tmr_max_triples": entries}, "tmr"),
+                              ("tmr bitwise", {"tmr": "bitwise", "tmr_max_triples": entries},
+                               "tmr")):
+        rep = synth_cfg(base.replace(**opts))
+        key = metric(rep)
+        den = rep["denominators"]
+        area = unit_total(rep, unit) if unit else 0.0
+        own = {m["module"]: m for m in rep["modules"]}
+        top = rep["design"]["top"] if "top" in rep.get("design", {}) else "accelerator"
+        ctl = own.get(f"{top}.{unit}")
+        comb = own.get(f"{top}.{unit}.{'lcu' if unit == 'lcu' else 'voter'}")
+        seq = (ctl.get("sequential_area_um2_per_instance") or 0.0) if ctl else 0.0
+        comb_a = comb[key]["own_per_instance"] if comb else 0.0
+        rows[label] = {"unit": unit, "area": area, "sequential": seq, "combiner": comb_a,
+                       "array": den["array"][key], "design": den["design"][key], "metric": key}
+        print(f"| {label} | {unit or '—'} | {area:,.0f} | {seq:,.0f} | {comb_a:,.0f} | "
+              f"{pct(area, den['array'][key])} | {pct(area, den['design'][key])} | "
+              f"{den['design'][key]:,.0f} |")
+    results["controllers"] = {"size": size, "depth": depth, "entries": entries, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", type=int, default=16, help="array size for the design shares")
     ap.add_argument("--quick", action="store_true", help="8×8 arrays")
     ap.add_argument("--only", nargs="+",
-                    choices=["bypass", "input", "checksum", "lcu"],
-                    default=["bypass", "input", "checksum", "lcu"])
+                    choices=["bypass", "input", "checksum", "lcu", "controllers"],
+                    default=["bypass", "input", "checksum", "lcu", "controllers"])
     args = ap.parse_args()
     size = 8 if args.quick else args.size
     OUT.mkdir(parents=True, exist_ok=True)
@@ -242,6 +277,8 @@ def main() -> None:
         checksum_table(results, size)
     if "lcu" in args.only:
         lcu_table(results, size)
+    if "controllers" in args.only:
+        controller_table(results, size)
     (OUT / "costs.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(areas in the flow's primary metric: µm² of OSU 0.18 µm cells when the library "
           f"is installed, else CMOS transistors; {time.perf_counter() - t0:.0f} s; "

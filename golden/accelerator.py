@@ -119,6 +119,12 @@ class AcceleratorModel:
             self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
                                               max_pairs=cfg.lcu_max_pairs, lanes=C,
                                               capture=True, mask=cfg.lcu_mask)
+        self.voting = None
+        if cfg.tmr != "none":
+            from .tmr import VotingControllerModel
+            self.voting = VotingControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
+                                                max_triples=cfg.tmr_max_triples, voter=cfg.tmr,
+                                                lanes=C, capture=True)
         self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
@@ -162,6 +168,13 @@ class AcceleratorModel:
             out.update({"lcu__busy": ctl["busy"], "lcu__done": ctl["done"],
                         "lcu__cap_row": ctl["cap_row"],
                         "lcu__rd_data": (np.zeros(self.C, np.int64) if rd is None
+                                         else rd.copy())})
+        if self.voting is not None:
+            ctl = self.voting.outputs()
+            rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
+            out.update({"tmr__busy": ctl["busy"], "tmr__done": ctl["done"],
+                        "tmr__cap_row": ctl["cap_row"],
+                        "tmr__rd_data": (np.zeros(self.C, np.int64) if rd is None
                                          else rd.copy())})
         if self.tchecker is not None:
             chk = self.tchecker.outputs()
@@ -291,6 +304,16 @@ class AcceleratorModel:
                 "pair_wr_a": inputs["lcu__pair_a"], "pair_wr_b": inputs["lcu__pair_b"],
                 "n_pairs": inputs["lcu__n_pairs"], "start": inputs["lcu__start"],
                 "buf_rd_row": inputs["lcu__rd_row"]})
+        if self.voting is not None:
+            # Like the LCU's buffer: the vector the output stage shows now, before it advances.
+            self.voting.step({
+                "cap_en": int(self.out_valid) & int(inputs["tmr__capture"]),
+                "cap_clear": inputs["tmr__cap_clear"], "cap_data": self.q_out,
+                "triple_wr_en": inputs["tmr__triple_we"],
+                "triple_wr_index": inputs["tmr__triple_index"],
+                "triple_wr_a": inputs["tmr__triple_a"], "triple_wr_b": inputs["tmr__triple_b"],
+                "triple_wr_c": inputs["tmr__triple_c"], "n_triples": inputs["tmr__n_triples"],
+                "start": inputs["tmr__start"], "buf_rd_row": inputs["tmr__rd_row"]})
         # Output stage register.
         self.acc_out = array_out
         if cfg.output_stage:

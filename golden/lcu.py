@@ -44,6 +44,7 @@ import numpy as np
 from ftaccel.rtl_gen.config import is_int
 
 from .bits import signed_array, to_unsigned, wrap
+from .output_buffer import BufferControllerModel
 
 __all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "lane_bits", "buffer_address",
            "rows_to_flat",
@@ -192,119 +193,28 @@ def capture_then_correct(vectors, pairs, *, depth: int, lanes: int, width: int =
     return flat_to_rows(correct_buffer(flat, p, width=width, mask=mask), lanes), row
 
 
-class ControllerModel:
+class ControllerModel(BufferControllerModel):
     """Cycle-level model of every output port of ``rtl_gen.lcu.CorrectionController``.
 
-    :meth:`run` takes the same per-cycle input rows as :func:`tb.runner.run_stream` and returns
-    the output rows it would record (row ``t`` = the registers after the edge of cycle
-    ``t − 1``; row 0 the reset state), plus a validity mask for the read data: reads issued
-    while ``busy`` return unspecified data.  The correction itself is functional
-    (:func:`correct_buffer` applied at the edge that samples ``start``): nothing the host can
-    observe depends on the order of the controller's internal accesses, because the host's
-    ports are ignored, and its reads unspecified, until ``done``.  Timing follows
-    ``controller_cycles``: ``busy`` for ``2n + 2`` rows, then ``done`` for one row.
-
-    Modelled exactly: capture (``cap_en``/``cap_clear``/``cap_row``, priority over a host write
-    in the same cycle), host word writes (holes ignored), non-transparent reads (a read in the
-    cycle of a write returns the old row), pair-list writes (the entry 0 read at the ``start``
-    edge is the old one, later entries see a same-cycle write), the ``n_pairs`` clamp, and
-    every input ignored while busy.  Not modelled: rows ``≥ depth`` (unspecified in hardware).
+    :class:`golden.output_buffer.BufferControllerModel` with pairs (``pair_wr_*``,
+    ``n_pairs``) combined by :func:`lcu`: the run is :func:`correct_buffer` applied at the
+    edge that samples ``start``; ``busy`` for ``2n + 2`` rows, then ``done`` for one row
+    (``controller_cycles``).  See the base class for what is modelled.
     """
 
     def __init__(self, *, width: int = 8, depth: int = 64, max_pairs: int = 16,
                  mask: int | None = None, lanes: int = 1, capture: bool | None = None):
         _check_width(width)
-        self.width, self.depth, self.max_pairs, self.lanes = width, depth, max_pairs, lanes
         self.mask = check_mask(mask, width)
-        self.capture = lanes > 1 if capture is None else bool(capture)
-        self.lane_bits = lane_bits(lanes)
-        self.flat = np.zeros(depth << self.lane_bits, dtype=np.int64)
-        self.plist = np.zeros((max_pairs, 2), dtype=np.int64)
-        self.busy = self.done = self.cap_row = self.timer = 0
-        self.rd_row: np.ndarray | None = np.zeros(lanes, dtype=np.int64)  # reads row 0 in reset
-        self.rd_word: int | None = 0
+        super().__init__(width=width, depth=depth, max_entries=max_pairs, lanes=lanes,
+                         capture=capture, group=2, entry="pair", combine=None)
+        self.max_pairs = max_pairs
 
-    def outputs(self) -> dict:
-        """What the output ports show now (``None``: unspecified read data)."""
-        out = {"busy": self.busy, "done": self.done}
-        if self.capture:
-            out["cap_row"] = self.cap_row
-            out["buf_rd_rows"] = self.rd_row
-        else:
-            out["buf_rd_data"] = self.rd_word
-        return out
+    @property
+    def plist(self) -> np.ndarray:
+        """The pair list ``[max_pairs, 2]``."""
+        return self.elist
 
-    def _word(self, a: int) -> int | None:
-        if a >= self.flat.size:
-            return None  # a row that does not exist: unspecified
-        return int(self.flat[a])  # holes are held at 0
-
-    def _write_word(self, a: int, value: int) -> None:
-        if a < self.flat.size and (a & ((1 << self.lane_bits) - 1)) < self.lanes:
-            self.flat[a] = value
-
-    def step(self, x: dict) -> None:
-        """One rising edge with input row ``x`` (missing ports are 0)."""
-        def g(port: str) -> int:
-            return int(x.get(port, 0))
-
-        if self.busy:
-            self.rd_row = self.rd_word = None
-            self.timer -= 1
-            self.done = int(self.timer == 0)
-            self.busy = int(self.timer > 0)
-            return
-        lb = self.lane_bits
-        # reads see the buffer before this edge's write (non-transparent)
-        if self.capture:
-            r = g("buf_rd_row")
-            self.rd_row = flat_to_rows(self.flat[r << lb:(r + 1) << lb], self.lanes)[0] \
-                if r < self.depth else None
-        else:
-            self.rd_word = self._word(g("buf_rd_addr"))
-        if self.capture and g("cap_en"):
-            target = 0 if g("cap_clear") else self.cap_row
-            cap = np.asarray(x["cap_data"], dtype=np.int64).reshape(self.lanes)
-            self.flat[target << lb: (target << lb) + self.lanes] = cap
-            self.cap_row = (target + 1) % self.depth
-        else:
-            if self.capture and g("cap_clear"):
-                self.cap_row = 0
-            if g("buf_wr_en"):
-                self._write_word(g("buf_wr_addr"), g("buf_wr_data"))
-        used = self.plist.copy()
-        if g("pair_wr_en") and g("pair_wr_index") < self.max_pairs:
-            self.plist[g("pair_wr_index")] = (g("pair_wr_a"), g("pair_wr_b"))
-        used[1:] = self.plist[1:]  # entry 0 was read at this edge, the others later
-        self.done = 0
-        if g("start"):
-            n = min(g("n_pairs"), self.max_pairs)
-            if n == 0:
-                self.done = 1
-            else:
-                self.flat = correct_buffer(self.flat, used[:n], width=self.width, mask=self.mask)
-                self.busy, self.timer = 1, 2 * n + 2
-
-    def run(self, inputs: dict) -> tuple[dict, dict]:
-        """Outputs for the per-cycle ``inputs`` (``port -> [T]`` or ``[T, n]``).
-
-        Returns ``(outputs, valid)``: ``outputs[port]`` int64 ``[T]`` or ``[T, lanes]``;
-        ``valid[port]`` bool ``[T]``, False where the value is unspecified (read data only).
-        """
-        t_len = len(next(iter(inputs.values())))
-        rows, valid = [], []
-        for t in range(t_len):
-            o = self.outputs()
-            rows.append(o)
-            valid.append({k: v is not None for k, v in o.items()})
-            self.step({k: v[t] for k, v in inputs.items()})
-        outputs, ok = {}, {}
-        for k in rows[0]:
-            ok[k] = np.array([v[k] for v in valid], dtype=bool)
-            if k == "buf_rd_rows":
-                outputs[k] = np.array([np.zeros(self.lanes, np.int64) if r[k] is None else r[k]
-                                       for r in rows], dtype=np.int64)
-            else:
-                outputs[k] = np.array([0 if r[k] is None else r[k] for r in rows],
-                                      dtype=np.int64)
-        return outputs, ok
+    def combine_all(self, flat: np.ndarray, entries: np.ndarray) -> np.ndarray:
+        """``flat`` after :func:`correct_buffer` of ``entries``."""
+        return correct_buffer(flat, entries, width=self.width, mask=self.mask)

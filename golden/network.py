@@ -619,8 +619,9 @@ class LayerOptions:
     ``fault``: a :class:`golden.faults.Fault` (cycle and RTL engines; the cycle counts from
     the start of the layer's program).  ``units``: run-time options of the configured units,
     as :func:`golden.schedule.build_program` takes them (``afd``, ``median_enable``,
-    ``bypass_map``, ``temporal_batch``, ``split``, ``lcu_pairs``; ``split``/``lcu_pairs`` in
-    array-column order).  ``permutation``: array column ``j`` computes neuron ``perm[j]``.
+    ``bypass_map``, ``temporal_batch``, ``split``, ``lcu_pairs``, ``tmr_triples``,
+    ``tmr_voter``; ``split``/``lcu_pairs``/``tmr_triples`` in array-column order).
+    ``permutation``: array column ``j`` computes neuron ``perm[j]``.
     """
 
     fault: Fault | None = None
@@ -792,6 +793,14 @@ class FunctionalEngine:
         if p.units.get("lcu_pairs") is not None and len(p.units["lcu_pairs"]):
             q = _lcu_correct(q, p.units["lcu_pairs"], cfg.a_width,
                              getattr(cfg, "lcu_mask", None))
+        triples = p.units.get("tmr_triples")
+        if triples is not None and len(triples) and getattr(cfg, "tmr", "none") != "none":
+            from .tmr import VOTES  # the on-chip voter (cfg.tmr), in closed form
+
+            q = q.copy()
+            for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
+                q[:, a] = q[:, b] = q[:, c] = VOTES[cfg.tmr](q[:, a], q[:, b], q[:, c],
+                                                             width=cfg.a_width)
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], p.units.get("temporal_batch"))
         return ProductResult(q=q, cycles=cycles)
@@ -827,8 +836,8 @@ class CycleEngine:
         program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
                                 fault=p.fault, **p.units)
         rec = self.execute(program, p.fault)
-        q = assemble_corrected(program, rec) if getattr(cfg, "lcu", False) else \
-            assemble(program, rec, "q_out")
+        buffered = getattr(cfg, "lcu", False) or getattr(cfg, "tmr", "none") != "none"
+        q = assemble_corrected(program, rec) if buffered else assemble(program, rec, "q_out")
         alarms = {}
         if "checksum__error" in rec:
             alarms["spatial"] = int(np.sum(rec["checksum__error"]))

@@ -33,7 +33,10 @@ after the layer the voter (``word``: 001 L2126, majority, minimum when all three
 ``bitwise``: bit majority; :mod:`golden.tmr`) writes the voted word to the three places; the
 copies' rows in the next layer's weights are zero.  **Bit-identical to the unprotected
 network** with no fault.  The voter is applied by :class:`VotingEngine` around any engine
-(golden, cycle, RTL): the generated top has no voter yet (a host-side/controller vote).
+(golden, cycle, RTL): when the configuration has the voter on the top (``tmr`` set to the
+protection's voter, :attr:`Protected.config`), the triples go to the inner engine, and the
+cycle model and the RTL vote on chip (:class:`rtl_gen.tmr.VotingController`), the functional
+engine in closed form; otherwise the vote is done on the host after the product (fallback).
 
 The *last* product layer (the logits) is never protected: copies would become extra class
 scores.  Thesis Table 4.10 counts hidden neurons only.
@@ -204,8 +207,8 @@ class Protected:
     @property
     def config(self) -> dict:
         """Configuration fields the protected network needs on the accelerator."""
-        if self.method != "lcu":
-            return {}
+        if self.method == "tmr":
+            return {"tmr": self.voter, "lcu": False}
         if self.lcu_mode == "exact":
             return {"lcu": True, "lcu_mask": (1 << self.model.a_bits) - 1}
         return {"lcu": True}
@@ -364,13 +367,16 @@ class VotingEngine:
     ``units["tmr_triples"]`` (array-column triples) are voted after the product
     (:func:`golden.tmr.word_vote` or ``bitwise_vote``, ``units["tmr_voter"]``) and the voted word
     written to the three places. Other units pass through to ``inner`` (so the LCU runs in the inner
-    engine: the hardware's).
+    engine: the hardware's).  When the inner engine's configuration has that voter on the top
+    (``cfg.tmr``), the triples pass through too: the vote is the hardware's (on chip in the
+    cycle model and the RTL).  :attr:`on_chip` counts the products voted on chip.
     """
 
     def __init__(self, inner=None, cfg=None):
         self.inner = inner if inner is not None else FunctionalEngine(cfg)
         self.cfg = self.inner.cfg
         self.name = getattr(self.inner, "name", "engine")
+        self.on_chip = 0
 
     def product(self, p: Product) -> ProductResult:
         """The inner engine's product ``p``, with the TMR triples voted."""
@@ -379,6 +385,10 @@ class VotingEngine:
         units = dict(p.units)
         triples = units.pop("tmr_triples", None)
         voter = units.pop("tmr_voter", "word")
+        if triples is not None and len(triples) and getattr(self.cfg, "tmr", "none") == voter:
+            self.on_chip += 1
+            return self.inner.product(dataclasses.replace(
+                p, units={**units, "tmr_triples": triples, "tmr_voter": voter}))
         res = self.inner.product(dataclasses.replace(p, units=units))
         if triples is None or not len(triples):
             return res

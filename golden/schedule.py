@@ -61,13 +61,16 @@ class Program:
     #: ``out_lane[m, n]``) and the cycle in which the read-back of buffer row r shows.
     buffer_row: np.ndarray | None = None
     buffer_read_cycle: np.ndarray | None = None
+    #: The read-back port of the output buffer: the LCU's or the TMR voter's.
+    buffer_port: str = "lcu__rd_data"
 
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   fault: Fault | None = None, bypass_map=None, afd=None,
                   median_enable: bool = True, temporal_batch: int | None = None,
                   bias_error=None, split=None, lcu_pairs=None, checksum_threshold: int = 0,
-                  temporal_threshold: int = 0) -> Program:
+                  temporal_threshold: int = 0, tmr_triples=None,
+                  tmr_voter: str | None = None) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     The product's passes are laid out per dataflow (:func:`_stationary_passes`,
@@ -111,6 +114,15 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     checksum_threshold, temporal_threshold : int
         The checkers' run-time thresholds, held for the whole program: a syndrome whose
         magnitude exceeds it fails (0 = the exact check, 000 L1187).
+    tmr_triples : int array, optional
+        With ``cfg.tmr``: column triples ``(c1, c2, c3)`` (a critical neuron and its two
+        copies) voted in every row of the result by the on-chip voter, ``tmr_max_triples`` at
+        a time, after every result vector was captured; the whole buffer is then read back
+        (:func:`assemble_corrected`).  Without them the buffer still captures the result and
+        is read back unchanged.
+    tmr_voter : str, optional
+        The voter the caller expects (``"word"``/``"bitwise"``); it must be the configuration's
+        ``tmr`` (the voter is built into the hardware, not a run-time choice).
 
     Returns
     -------
@@ -139,6 +151,11 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         buffer = _lcu_stimulus(cfg, d, B.shape[1], split, lcu_pairs)
     elif split is not None or lcu_pairs is not None:
         raise ValueError("split and lcu_pairs need a configuration with lcu")
+    if cfg.tmr != "none":
+        buffer = _tmr_stimulus(cfg, d, B.shape[1], tmr_triples, tmr_voter)
+    elif tmr_triples is not None:
+        raise ValueError("tmr_triples need a configuration with tmr (the on-chip voter); "
+                         "vote on the host with golden.protect.VotingEngine otherwise")
     if cfg.output_stage:
         _output_stage_stimulus(d, relu, shift)
     if cfg.fault_hooks:
@@ -158,6 +175,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     if buffer is not None:
         program.buffer_row, read_cycle = buffer
         program.buffer_read_cycle = read_cycle + pre
+        program.buffer_port = "tmr__rd_data" if cfg.tmr != "none" else "lcu__rd_data"
     return program
 
 
@@ -423,6 +441,9 @@ def _output_ports(cfg) -> dict[str, tuple[int, bool]]:
     if cfg.lcu:
         outputs.update({"lcu__busy": (0, False), "lcu__done": (0, False),
                         "lcu__cap_row": (0, False), "lcu__rd_data": (C, True)})
+    if cfg.tmr != "none":
+        outputs.update({"tmr__busy": (0, False), "tmr__done": (0, False),
+                        "tmr__cap_row": (0, False), "tmr__rd_data": (C, True)})
     return outputs
 
 
@@ -492,9 +513,62 @@ def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray,
 
 
 def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
-    """The M×N result as read back from the output buffer after the LCU runs (``cfg.lcu``)."""
+    """The M×N result as read back from the output buffer after the LCU or the TMR voter runs."""
     rows = program.buffer_read_cycle[program.buffer_row]
-    return recorded["lcu__rd_data"][rows, program.out_lane]
+    return recorded[program.buffer_port][rows, program.out_lane]
+
+
+def _tmr_stimulus(cfg, d: _Draft, N: int, tmr_triples,
+                  tmr_voter: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Output-buffer capture, voting runs and read-back (``cfg.tmr``, the on-chip voter).
+
+    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
+    counted from ``tmr__cap_clear`` in cycle 0).  After the product, for each chunk of at most
+    ``tmr_max_triples`` (row, triple) entries, as word addresses: one cycle per triple-list
+    write, ``tmr__start``, then ``3n + 4`` cycles until ``done``
+    (:func:`rtl_gen.tmr.voting_cycles`) and one spare.  Then one buffer row is read per cycle.
+    Returns the buffer row of each result and the cycle in which each row's read-back shows.
+    """
+    if tmr_voter is not None and tmr_voter != cfg.tmr:
+        raise ValueError(f"tmr_voter {tmr_voter!r}: the configuration's voter is {cfg.tmr!r} "
+                         "(built into the hardware)")
+    C = cfg.cols
+    triples = (np.zeros((0, 3), np.int64) if tmr_triples is None
+               else np.asarray(tmr_triples, np.int64))
+    if triples.ndim != 2 or triples.shape[1] != 3 or (triples.size and (
+            triples.min() < 0 or triples.max() >= N)):
+        raise ValueError(f"tmr_triples must be (column, column, column) triples with columns "
+                         f"0 … {N - 1}")
+    captured = np.unique(d.out_cycle)
+    buffer_row = np.searchsorted(captured, d.out_cycle)
+    if len(captured) > cfg.lcu_depth:
+        raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
+                         f"{cfg.lcu_depth}")
+    addr = buffer_address(buffer_row, d.out_lane, C)  # word address of C[m, n]
+    words = np.concatenate([np.stack([addr[:, a], addr[:, b], addr[:, c]], axis=1)
+                            for a, b, c in triples]) if len(triples) else np.zeros((0, 3),
+                                                                                   np.int64)
+    n_max = cfg.tmr_max_triples
+    chunks = [words[i:i + n_max] for i in range(0, len(words), n_max)]
+    t = d.cycles
+    d.extend(sum(4 * len(ch) + 5 for ch in chunks) + len(captured) + 1)
+    inp = d.inputs
+    for name in ("capture", "cap_clear", "triple_we", "triple_index", "triple_a", "triple_b",
+                 "triple_c", "n_triples", "start", "rd_row"):
+        inp[f"tmr__{name}"] = np.zeros(d.cycles)
+    inp["tmr__cap_clear"][0] = 1
+    inp["tmr__capture"][captured] = 1
+    for ch in chunks:
+        for i, (a, b, c) in enumerate(ch):
+            inp["tmr__triple_we"][t] = 1
+            inp["tmr__triple_index"][t] = i
+            inp["tmr__triple_a"][t], inp["tmr__triple_b"][t], inp["tmr__triple_c"][t] = a, b, c
+            t += 1
+        inp["tmr__start"][t] = 1
+        inp["tmr__n_triples"][t] = len(ch)
+        t += 3 * len(ch) + 5  # done shows 3n + 4 rows after start; one spare cycle
+    inp["tmr__rd_row"][t:t + len(captured)] = np.arange(len(captured))
+    return buffer_row, np.arange(len(captured)) + t + 1
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:

@@ -13,6 +13,11 @@ votes on the three requantized outputs (SPEC §5 baselines):
 Both mask any fault confined to one copy, of any bit and direction, and are correct for
 negative values too (unlike the LCU, see :mod:`golden.lcu`).  They differ only when two or
 three copies are faulty.
+
+On the composed top (configuration ``tmr``) the voting controller works on the output buffer
+(:class:`rtl_gen.tmr.VotingController`): after a layer, for each word triple in list order,
+the three words are voted and the result written to all three (:func:`vote_buffer`);
+:class:`VotingControllerModel` is its cycle model.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import numpy as np
 from ftaccel.rtl_gen.config import is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
+from .output_buffer import BufferControllerModel, combine_in_order
 
-__all__ = ["word_vote", "bitwise_vote"]
+__all__ = ["word_vote", "bitwise_vote", "VOTES", "vote_buffer", "VotingControllerModel"]
 
 
 def _signed(x, width: int, name: str) -> np.ndarray:
@@ -44,3 +50,49 @@ def bitwise_vote(a, b, c, *, width: int = 8) -> np.ndarray:
     a, b, c = (_signed(x, width, n) for x, n in ((a, "a"), (b, "b"), (c, "c")))
     ua, ub, uc = (to_unsigned(x, width) for x in (a, b, c))
     return wrap((ua & ub) | (ua & uc) | (ub & uc), width)
+
+
+#: The voters by the name the configuration uses (``AcceleratorConfig.tmr``).
+VOTES = {"word": word_vote, "bitwise": bitwise_vote}
+
+
+def _vote_fn(voter: str, width: int):
+    if voter not in VOTES:
+        raise ValueError(f"invalid voter = {voter!r}: one of {', '.join(VOTES)}")
+    fn = VOTES[voter]
+    return lambda a, b, c: int(fn(a, b, c, width=width))
+
+
+def vote_buffer(buffer, triples, *, width: int = 8, voter: str = "word") -> np.ndarray:
+    """The output buffer (flat word view) after the controller has voted ``triples`` in order.
+
+    Parameters
+    ----------
+    buffer : int array [words]
+        Signed ``width``-bit words.
+    triples : int array [n, 3]
+        Word indices ``(a, b, c)``, each in ``0 … words − 1``; ``n`` may be 0.  Each triple's
+        voted word is written to its three places before the next triple is read.
+    voter : str
+        ``"word"`` (001 L2126) or ``"bitwise"``.
+    """
+    buf = _signed(buffer, width, "buffer").reshape(-1)
+    return combine_in_order(buf, np.asarray(triples, dtype=np.int64).reshape(-1, 3),
+                            _vote_fn(voter, width))
+
+
+class VotingControllerModel(BufferControllerModel):
+    """Cycle-level model of every output port of ``rtl_gen.tmr.VotingController``.
+
+    :class:`golden.output_buffer.BufferControllerModel` with triples (``triple_wr_*``,
+    ``n_triples``) combined by the voter: the run is :func:`vote_buffer` applied at the edge
+    that samples ``start``; ``busy`` for ``3n + 3`` rows, then ``done`` for one row
+    (:func:`rtl_gen.tmr.voting_cycles`).
+    """
+
+    def __init__(self, *, width: int = 8, depth: int = 64, max_triples: int = 16,
+                 voter: str = "word", lanes: int = 1, capture: bool | None = None):
+        super().__init__(width=width, depth=depth, max_entries=max_triples, lanes=lanes,
+                         capture=capture, group=3, entry="triple",
+                         combine=_vote_fn(voter, width))
+        self.voter = voter

@@ -2,7 +2,7 @@
 
 Every unit is a submodule with a fixed name, so area reports can attribute logic to it:
 ``array``, ``output_stage``, the input stages ``afd``, ``median`` and ``sanity_input``, the
-checkers ``sanity_check`` (spatial) and ``sanity_temporal``, ``lcu``, ``bypass`` and
+checkers ``sanity_check`` (spatial) and ``sanity_temporal``, ``lcu``, ``tmr``, ``bypass`` and
 ``fault``.  Each unit's host ports are one sub-signature named after the unit, defined beside
 the unit (Verilog ``unit__member``; arrays ``unit__member__i``).
 
@@ -38,6 +38,11 @@ Units (configuration fields) and their ports:
     check accumulators over the C (+1) raw sums.
     ``lcu`` — output buffer and correction controller beside the output stage, ``lcu``:
     :class:`rtl_gen.lcu.LCUHostSignature`; ``split[C]`` selects the output stage's split lanes.
+    ``tmr`` — the same output buffer with the selective-TMR voting controller
+    (:class:`rtl_gen.tmr.VotingController`, word or bitwise voter), ``tmr``:
+    :class:`rtl_gen.tmr.TMRHostSignature` (capture, triple list, ``start``, ``busy``/``done``,
+    read-back ``rd_row`` → ``rd_data[C]``); ``done`` ``3n + 4`` cycles after ``start`` for n
+    triples.
 
 The input stages (:mod:`rtl_gen.vector`) sit between the ports and the skew registers, each one
 registered stage, chained with :func:`amaranth.lib.wiring.connect`; every other array input is
@@ -79,6 +84,7 @@ from .lcu import CorrectionController
 from .median import MedianArray, MedianControlSignature
 from .output_stage import SHIFT_WIDTH, OutputStage
 from .pe import pe_module_name
+from .tmr import VotingController
 
 __all__ = ["Accelerator", "Generated", "generate", "verilog_text", "TOP_NAME",
            "GENERATED_FILES"]
@@ -106,6 +112,10 @@ class Accelerator(wiring.Component):
                                           max_pairs=config.lcu_max_pairs, lanes=config.cols,
                                           capture=True, mask=config.lcu_mask)
                      if config.lcu else None)
+        self._tmr = (VotingController(width=config.a_width, depth=config.lcu_depth,
+                                      max_triples=config.tmr_max_triples, voter=config.tmr,
+                                      lanes=config.cols, capture=True)
+                     if config.tmr != "none" else None)
         super().__init__({**self._datapath_members(), **self._unit_members()})
 
     def _datapath_members(self) -> dict:
@@ -156,6 +166,8 @@ class Accelerator(wiring.Component):
                 cfg.temporal_batch_bits, cfg.temporal_check_bits, cfg.array_cols))
         if cfg.lcu:
             members["lcu"] = In(self._lcu.host_signature)
+        if self._tmr is not None:
+            members["tmr"] = In(self._tmr.host_signature)
         return members
 
     @property
@@ -182,7 +194,11 @@ class Accelerator(wiring.Component):
             valid, arr_valid, sanity = self._stationary_operands(m, array)
         self._output_stage(m, array, ostage, valid)
         if cfg.lcu:
-            self._correction(m, ostage)
+            m.submodules.lcu = self._lcu
+            self._buffer_unit(m, ostage, self._lcu, self.lcu, "pair", ("a", "b"))
+        if self._tmr is not None:
+            m.submodules.tmr = self._tmr
+            self._buffer_unit(m, ostage, self._tmr, self.tmr, "triple", ("a", "b", "c"))
         if cfg.temporal:
             self._temporal_check(m, array, arr_valid, sanity)
         if cfg.spatial:
@@ -331,28 +347,30 @@ class Accelerator(wiring.Component):
             host.first.eq(chk.first_index), host.syndrome.eq(chk.checksum)]
         m.d.sync += self.sanity_acc_out.eq(array.sanity_out)
 
-    def _correction(self, m: Module, ostage: OutputStage) -> None:
-        """Output buffer + LCU correction controller beside the output stage (SPEC §5).
+    def _buffer_unit(self, m: Module, ostage: OutputStage, ctl, host, entry: str,
+                     words: tuple) -> None:
+        """Output buffer + its controller beside the output stage (LCU or TMR, SPEC §5).
 
-        Every output vector with ``lcu.capture`` set is captured (one row per vector, rows
-        counted from ``lcu.cap_clear``); after the layer, ``lcu.start`` corrects the loaded
-        pairs in place; the host reads rows back through ``lcu.rd_row`` → ``lcu.rd_data``
-        (one cycle later).  Read data issued while the controller is busy is unspecified in
-        the memory; the top shows 0 for it so that every output port is deterministic.
+        Every output vector with ``capture`` set is captured (one row per vector, rows counted
+        from ``cap_clear``); after the layer, ``start`` corrects (LCU pairs) or votes (TMR
+        triples) the loaded entries in place; the host reads rows back through ``rd_row`` →
+        ``rd_data`` (one cycle later).  Read data issued while the controller is busy is
+        unspecified in the memory; the top shows 0 for it so that every output port is
+        deterministic.
         """
-        m.submodules.lcu = ctl = self._lcu
-        host = self.lcu
         m.d.comb += [
             ctl.cap_en.eq(ostage.out_valid & host.capture), ctl.cap_clear.eq(host.cap_clear),
             ctl.buf_wr_en.eq(0),
-            ctl.pair_wr_en.eq(host.pair_we), ctl.pair_wr_index.eq(host.pair_index),
-            ctl.pair_wr_a.eq(host.pair_a), ctl.pair_wr_b.eq(host.pair_b),
-            ctl.n_pairs.eq(host.n_pairs), ctl.start.eq(host.start),
-            ctl.buf_rd_row.eq(host.rd_row),
+            getattr(ctl, f"{entry}_wr_en").eq(getattr(host, f"{entry}_we")),
+            getattr(ctl, f"{entry}_wr_index").eq(getattr(host, f"{entry}_index")),
+            getattr(ctl, f"n_{entry}s").eq(getattr(host, f"n_{entry}s")),
+            ctl.start.eq(host.start), ctl.buf_rd_row.eq(host.rd_row),
             host.busy.eq(ctl.busy), host.done.eq(ctl.done), host.cap_row.eq(ctl.cap_row),
         ]
+        m.d.comb += [getattr(ctl, f"{entry}_wr_{w}").eq(getattr(host, f"{entry}_{w}"))
+                     for w in words]
         m.d.comb += [a.eq(b) for a, b in zip(ctl.cap_data, ostage.q_out, strict=True)]
-        read_ok = Signal(init=1)  # the read issued last cycle was the host's
+        read_ok = Signal(init=1, name=f"{entry}_read_ok")  # last cycle's read was the host's
         m.d.sync += read_ok.eq(~ctl.busy)
         m.d.comb += [a.eq(Mux(read_ok, b, 0))
                      for a, b in zip(host.rd_data, ctl.buf_rd_rows, strict=True)]

@@ -31,7 +31,7 @@ EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                   "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
                   "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group")
+                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples")
 
 
 class CLIError(Exception):
@@ -132,6 +132,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lcu-mask", type=_integer,
                    help="bits the LCU keeps (a_width bits, e.g. 0xBF; default: all but bit "
                         "a_width − 2)")
+    g.add_argument("--tmr", help="selective-TMR voting controller on the output buffer: none, "
+                                 "word (001 L2126) or bitwise (SPEC §5; buffer rows: "
+                                 "--lcu-depth)")
+    g.add_argument("--tmr-max-triples", type=_integer,
+                   help="word triples per voting run (default 16)")
     g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
                                   "shortened, superposition or twodim (WS, SPEC §8)")
     g.add_argument("--flow-group", type=_integer,
@@ -832,7 +837,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="protect the neurons with NVF ≥ this percentage (0 … 100)")
     pr.add_argument("--nvf", type=_path, help="nvf.json from 'rtlgen nvf' (default: analyse "
                                               "now on --data)")
-    pr.add_argument("--voter", default="word", help="TMR voter: word (default) or bitwise")
+    pr.add_argument("--voter", default="word",
+                    help="TMR voter: word (default) or bitwise; written into config.json as "
+                         "the top's on-chip voter (tmr)")
     pr.add_argument("--lcu-mode", default="halve",
                     help="LCU: halve (the thesis' split halves, default) or exact (copies "
                          "unhalved, AND only: bit-identical without faults)")

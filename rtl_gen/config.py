@@ -41,6 +41,7 @@ __all__ = [
     "FLOW_GROUPS",
     "flow_lanes",
     "is_int",
+    "TMR_VOTERS",
 ]
 
 #: Dataflows of SPEC §1: weight-, input- and output-stationary.
@@ -59,6 +60,10 @@ FAULT_MODES = ("sa0", "sa1", "flip")
 FAULT_CONTROLS = {"enable": 1, "row": 8, "col": 8, "reg": 3, "bit": 6, "mode": 2, "cycle": 32}
 #: Median array variants (SPEC §4): one unit per window, or comparators shared (Fig. 8.12).
 MEDIAN_VARIANTS = ("plain", "shared")
+#: Selective-TMR voter of the composed top (SPEC §5 baselines): ``"word"`` (001 L2126: the
+#: word two copies agree on, the signed minimum when all three differ), ``"bitwise"`` (bit
+#: majority), ``"none"``: not built.
+TMR_VOTERS = ("none", "word", "bitwise")
 #: Sanity-Check options of the composed top (SPEC §2): which checksums are built.
 CHECKSUM_MODES = ("none", "spatial", "temporal", "both")
 #: How the temporal checksum's sanity input vector crosses the array (SPEC §2, 000 L1261):
@@ -259,6 +264,13 @@ class AcceleratorConfig:
         The bits the LCU keeps when it ANDs a pair (SPEC §5; 1 = keep), ``a_width`` bits;
         ``None`` is the seed's mask, every bit but ``a_width − 2``
         (:func:`golden.lcu.default_mask`).  A constant of the hardware, not a port.
+    tmr, tmr_max_triples : str, int
+        Selective-TMR voting controller (SPEC §5 baselines, issue 16): the same output buffer
+        as the LCU's (``lcu_depth`` rows of C requantised words: the one buffer-depth field of
+        both units, which are exclusive) with a controller that votes up to
+        ``tmr_max_triples`` word triples per run in place after a layer, ``"word"`` voter
+        (001 L2126) or ``"bitwise"`` majority; ``"none"``: not built (see
+        :data:`TMR_VOTERS`).  Needs the output stage; not with ``lcu``.
 
     A new unit adds its own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -286,6 +298,8 @@ class AcceleratorConfig:
     flow: str = "none"
     flow_group: int = 1
     lcu_mask: int | None = None
+    tmr: str = "none"
+    tmr_max_triples: int = 16
 
     def __post_init__(self) -> None:
         """Check every field; ConfigError naming the first bad one."""
@@ -316,6 +330,7 @@ class AcceleratorConfig:
             check_int("lcu_mask", self.lcu_mask, 0, (1 << self.a_width) - 1)
             if not self.lcu:
                 raise ConfigError("lcu_mask", self.lcu_mask, "null without the LCU (lcu)")
+        self._check_tmr()
         check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
         _check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         if self.temporal and self.acc_bits < self.stream_width + self.w_width:
@@ -330,6 +345,18 @@ class AcceleratorConfig:
                     "hold neighbouring features of one input (IS streams weights, OS streams "
                     "a feature across batch rows); filter on the host for IS/OS")
         self._check_flow()
+
+    def _check_tmr(self) -> None:
+        _check_choice("tmr", self.tmr, TMR_VOTERS)
+        check_int("tmr_max_triples", self.tmr_max_triples, 1, 1 << 16)
+        if self.tmr == "none":
+            return
+        if not self.output_stage:
+            raise ConfigError("tmr", self.tmr, "'none' without the output stage (the voter "
+                              "votes requantised activations)")
+        if self.lcu:
+            raise ConfigError("tmr", self.tmr, "'none' with lcu (the LCU and the TMR voter "
+                              "would share one output buffer; build one of them)")
 
     def _check_flow(self) -> None:
         _check_choice("flow", self.flow, FLOW_MODES)
@@ -350,10 +377,11 @@ class AcceleratorConfig:
                 raise ConfigError(name, getattr(self, name),
                                   f"off with flow '{self.flow}' (not built into the "
                                   "flow-controlling array)")
-        if self.checksum != "none":
-            raise ConfigError("checksum", self.checksum,
-                              f"'none' with flow '{self.flow}' (not built into the "
-                              "flow-controlling array)")
+        for name in ("checksum", "tmr"):
+            if getattr(self, name) != "none":
+                raise ConfigError(name, getattr(self, name),
+                                  f"'none' with flow '{self.flow}' (not built into the "
+                                  "flow-controlling array)")
 
     # -- derived quantities: the one place each is computed -------------------------------
     @property
@@ -505,6 +533,8 @@ class AcceleratorConfig:
             s += f"_flow{self.flow[:2]}{self.flow_group}"
         if self.lcu_mask is not None:
             s += f"m{self.lcu_mask:x}"
+        if self.tmr != "none":
+            s += f"_tmr{self.tmr[0]}{self.lcu_depth}x{self.tmr_max_triples}"
         return s
 
     # -- serialisation ---------------------------------------------------------------------

@@ -152,8 +152,8 @@ def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
     Critical neurons are those with NVF ≥ ``threshold`` percent, from ``nvf_file`` or computed,
     protected with mapping-aware placement.  Writes ``model.npz`` (the protected model),
     ``protection.json`` (per layer the critical neurons, copies, permutation and units, and the
-    configuration changes), ``config.json`` (the accelerator configuration to run it on) and
-    ``protect.md``.
+    configuration changes), ``config.json`` (the accelerator configuration to run it on: with
+    ``lcu``, or with ``tmr`` set to ``voter`` for TMR) and ``protect.md``.
     """
     from ftaccel.files import OutputSet
     from ftaccel.golden.network import product_layers
@@ -223,8 +223,10 @@ def protect_markdown(pr, threshold: float) -> str:
     if pr.config:
         lines += ["", f"Configuration changes: {pr.config} (written to config.json)."]
     if pr.method == "tmr":
-        lines += ["", "The voter runs after each protected layer (host side: the generated "
-                      "top has no TMR voter yet)."]
+        lines += ["", f"The {pr.voter} voter runs on chip after each protected layer (the "
+                      "configuration's `tmr` voting controller votes the captured output "
+                      "buffer; the golden engine votes in closed form, and a configuration "
+                      "without the voter falls back to a host-side vote)."]
     return "\n".join(lines) + "\n"
 
 
