@@ -117,7 +117,7 @@ def temporal_stream_len(stream: int, batch: int) -> int:
 
 
 def pass_gap(cfg, stream_len: int) -> int:
-    """Single-buffered WS/IS: idle cycles between the last streamed vector of a pass and the next load.
+    """Idle cycles between a single-buffered WS/IS pass's last streamed vector and the next load.
 
     The next load may start once the last vector's wavefront has left PE (R−1, C−1):
     R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
