@@ -11,19 +11,26 @@ because it follows the same registers through the same
 schedule (:mod:`golden.schedule`):
 
 * **WS / IS pass** (tile ``p``, array-side cycles: ``d`` input-unit stages, ``pre`` bypass-map
-  cycles): the stationary chain loads in cycles ``t0 … t0+R−1`` with ``t0 = pre + d +
-  p·(R + span + gap)``; streamed slot ``j`` is in the moving register of PE (r, c) in cycle
-  ``s + j + r + c + 1`` (``s = t0 + R``) and its partial sum in PE (r, c)'s register one cycle
+  cycles): its first vector streams in cycle ``s = pre + d + pass_starts[p]``
+  (:func:`golden.array.pass_starts`) and its tile loads in the R cycles before (double-buffered:
+  column c's shifts ``c`` cycles later); streamed slot ``j`` is in the moving register of PE
+  (r, c) in cycle ``s + j + r + c + 1`` and its partial sum in PE (r, c)'s register one cycle
   later.  Hence:
 
   - *moving register* (WS ``act``, IS ``weight``) fault at (r, c): the sabotaged value is
     what PE (r, c) multiplies **and** what it passes right, so every column ``≥ c`` of row r
     sees it: for every slot (stuck-at) or the one slot in the register at the flip's cycle;
-  - *stationary register* (WS ``weight``, IS ``act``): loading shifts every value of the
-    column through the PE, so a stuck-at corrupts the weights of rows ``≥ r`` of that
-    column; a flip during loading corrupts the one value passing through (destined for row
-    ``R − i + r`` in load cycle ``i``); a flip after loading is written back (the register
-    holds it) and corrupts every later slot of that pass;
+  - *the register the load chain runs through* (single-buffered: the stationary register, WS
+    ``weight`` / IS ``act``; double-buffered: ``shadow``): loading shifts every value of the
+    column through the PE, so a stuck-at corrupts the values of rows ``≥ r`` of that column;
+    a flip during loading corrupts the one value passing through (destined for row
+    ``R − i + r`` in the column's load cycle ``i``); a flip after loading is written back (the
+    register holds it): single-buffered, every later slot of that pass multiplies with it;
+    double-buffered, the swap (cycle ``s + r + c``) moves it into the stationary register for
+    the whole pass, and a flip after the swap hits a stale copy and is harmless;
+  - *double-buffered stationary register* (WS ``weight`` / IS ``act``, off the load chain): a
+    stuck-at corrupts PE (r, c)'s value only; a flip from the cycle it first multiplies a pass's
+    vector is held until the next pass's swap;
   - *partial-sum register*: ``wrap(sab(psum_in + Σ_{r'≤r} products) + Σ_{r'>r} products)``
     for the column, every slot or the one slot.
 
