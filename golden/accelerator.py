@@ -65,7 +65,7 @@ def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None
 
 
 #: Array inputs that pass through the input units' pipeline stages.
-_ARRAY_PORTS = ("load", "load_data", "in_valid", "in_data", "psum_in")
+_ARRAY_PORTS = ("load", "load_data", "in_valid", "in_data", "psum_in", "swap")
 
 
 class AcceleratorModel:
@@ -96,6 +96,7 @@ class AcceleratorModel:
             self.remaining = 0
         else:
             self.stat, self.move, self.psum = z(), z(), z()
+            self.shadow, self.swap = z(), z()  # double-buffered: shadow and swap registers
         self.hist: dict[str, list] = {}
         self.units = self._make_units()
         self.stage_regs: list[dict] = []
@@ -217,7 +218,7 @@ class AcceleratorModel:
         gen = self.generator
         if not self.units and gen is None:
             return inputs
-        ports = list(_ARRAY_PORTS)
+        ports = [p for p in _ARRAY_PORTS if p in inputs]
         if gen is not None:
             ports += ["temporal__last", "temporal__batch", "checksum__clear"]
         now = {p: np.atleast_1d(np.asarray(inputs[p], np.int64)) for p in ports}
@@ -345,7 +346,20 @@ class AcceleratorModel:
         stat_in[1:] = stat_q[:-1]
         stat_in[0] = np.asarray(inputs["load_data"], dtype=np.int64)
 
-        self.stat = stat_in if int(inputs["load"]) else stat_q
+        if self.cfg.double_buffered:
+            # The load chain runs through the shadows, column c c cycles after column 0; the
+            # swap flag rides the skewed stream and moves the shadow into the stationary reg.
+            shadow_q = self._read(self.shadow, "shadow")
+            stat_in[1:] = shadow_q[:-1]
+            load = np.array([self._delayed("load", c, 1)[0] for c in range(C)], dtype=bool)
+            swap_in = np.empty((R, C), dtype=np.int64)
+            swap_in[:, 1:] = self.swap[:, :-1]
+            swap_in[:, 0] = [self._delayed("swap", r, 1)[0] for r in range(R)]
+            self.shadow = np.where(load[None, :], stat_in, shadow_q)
+            self.stat = np.where(swap_in.astype(bool), shadow_q, stat_q)
+            self.swap = swap_in
+        else:
+            self.stat = stat_in if int(inputs["load"]) else stat_q
         self.move = move_in
         # A bypassed PE forwards the partial sum it receives (Fig. 10.2-A).
         # The MAC-logic fault sites: the multiplier's product and the adder's sum.

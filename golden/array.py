@@ -20,7 +20,7 @@ import numpy as np
 from .mapping import ceil_div, tiles
 
 __all__ = ["AccumulatorOverflow", "matmul", "checked_product", "latency", "cycle_count",
-           "pass_gap", "temporal_batch_max", "temporal_stream_len"]
+           "pass_gap", "pass_period", "pass_starts", "temporal_batch_max", "temporal_stream_len"]
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -117,13 +117,48 @@ def temporal_stream_len(stream: int, batch: int) -> int:
 
 
 def pass_gap(cfg, stream_len: int) -> int:
-    """Idle cycles between the last streamed vector of a WS/IS pass and the next load.
+    """Idle cycles between a single-buffered WS/IS pass's last streamed vector and the next load.
 
     The next load may start once the last vector's wavefront has left PE (R−1, C−1):
     R + C − 2 idle cycles.  When K-tiles chain their partial sums, the first result of a
     pass must also be out before the next pass streams it back in (``L − R − stream_len``).
     """
     return max(cfg.rows + cfg.array_cols - 2, cfg.latency - cfg.rows - stream_len, 0)
+
+
+def pass_period(cfg, stream_len: int, chained: bool) -> int:
+    """Cycles from one WS/IS pass's first streamed vector to the next pass's.
+
+    Single-buffered: ``R`` load cycles + the stream + :func:`pass_gap`.  Double-buffered
+    (:attr:`rtl_gen.config.AcceleratorConfig.double_buffered`): the longest of
+
+    * the stream itself (passes back to back, no bubble);
+    * ``2R − 1``: column c's shadows may shift from the cycle the previous pass's swap reaches
+      their bottom PE (``R − 1`` cycles after its top one) and need R cycles; the next swap
+      must follow the last shift;
+    * ``L`` when the pass chains the previous K-tile's partial sums (``chained``): its first
+      result must have left the top before it streams back in.
+    """
+    R = cfg.rows
+    if not cfg.double_buffered:
+        return R + stream_len + pass_gap(cfg, stream_len)
+    return max(stream_len, 2 * R - 1, cfg.latency if chained else 0)
+
+
+def pass_starts(cfg, tile_list, stream_len: int) -> np.ndarray:
+    """Program cycle of the first streamed vector of each WS/IS pass (config cycles excluded).
+
+    The first pass streams after its R load cycles; each pass loads in the R cycles before its
+    first vector.  ``tile_list``: :func:`golden.mapping.tiles` (``first_k`` says whether a pass
+    chains the previous one's partial sums).
+    """
+    starts = np.zeros(len(tile_list), dtype=np.int64)
+    s = cfg.rows
+    for p, tile in enumerate(tile_list):
+        if p:
+            s += pass_period(cfg, stream_len, not tile.first_k)
+        starts[p] = s
+    return starts
 
 
 def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) -> int:
@@ -141,7 +176,5 @@ def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) 
     stream = M if cfg.dataflow == "ws" else N
     if cfg.temporal:
         stream = temporal_stream_len(stream, temporal_batch or cfg.temporal_batch_max)
-    outer = ceil_div(N, C) if cfg.dataflow == "ws" else ceil_div(M, C)
-    passes = outer * ceil_div(K, R)
-    return (cfg.config_cycles + (passes - 1) * (R + stream + pass_gap(cfg, stream))
-            + R + stream + L)
+    starts = pass_starts(cfg, tiles(cfg.dataflow, R, C, M, K, N), stream)
+    return cfg.config_cycles + int(starts[-1]) + stream + L

@@ -11,19 +11,26 @@ because it follows the same registers through the same
 schedule (:mod:`golden.schedule`):
 
 * **WS / IS pass** (tile ``p``, array-side cycles: ``d`` input-unit stages, ``pre`` bypass-map
-  cycles): the stationary chain loads in cycles ``t0 … t0+R−1`` with ``t0 = pre + d +
-  p·(R + span + gap)``; streamed slot ``j`` is in the moving register of PE (r, c) in cycle
-  ``s + j + r + c + 1`` (``s = t0 + R``) and its partial sum in PE (r, c)'s register one cycle
+  cycles): its first vector streams in cycle ``s = pre + d + pass_starts[p]``
+  (:func:`golden.array.pass_starts`) and its tile loads in the R cycles before (double-buffered:
+  column c's shifts ``c`` cycles later); streamed slot ``j`` is in the moving register of PE
+  (r, c) in cycle ``s + j + r + c + 1`` and its partial sum in PE (r, c)'s register one cycle
   later.  Hence:
 
   - *moving register* (WS ``act``, IS ``weight``) fault at (r, c): the sabotaged value is
     what PE (r, c) multiplies **and** what it passes right, so every column ``≥ c`` of row r
     sees it: for every slot (stuck-at) or the one slot in the register at the flip's cycle;
-  - *stationary register* (WS ``weight``, IS ``act``): loading shifts every value of the
-    column through the PE, so a stuck-at corrupts the weights of rows ``≥ r`` of that
-    column; a flip during loading corrupts the one value passing through (destined for row
-    ``R − i + r`` in load cycle ``i``); a flip after loading is written back (the register
-    holds it) and corrupts every later slot of that pass;
+  - *the register the load chain runs through* (single-buffered: the stationary register, WS
+    ``weight`` / IS ``act``; double-buffered: ``shadow``): loading shifts every value of the
+    column through the PE, so a stuck-at corrupts the values of rows ``≥ r`` of that column;
+    a flip during loading corrupts the one value passing through (destined for row
+    ``R − i + r`` in the column's load cycle ``i``); a flip after loading is written back (the
+    register holds it): single-buffered, every later slot of that pass multiplies with it;
+    double-buffered, the swap (cycle ``s + r + c``) moves it into the stationary register for
+    the whole pass, and a flip after the swap hits a stale copy and is harmless;
+  - *double-buffered stationary register* (WS ``weight`` / IS ``act``, off the load chain): a
+    stuck-at corrupts PE (r, c)'s value only; a flip from the cycle it first multiplies a pass's
+    vector is held until the next pass's swap;
   - *partial-sum register*: ``wrap(sab(psum_in + Σ_{r'≤r} products) + Σ_{r'>r} products)``
     for the column, every slot or the one slot.
 
@@ -59,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array import cycle_count, pass_gap, temporal_stream_len
+from .array import cycle_count, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, Fault, inject_bit_errors
 from .mapping import tiles
@@ -161,7 +168,6 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     M, K = A.shape
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
-    gap = pass_gap(cfg, span)
     d, pre = cfg.input_stages, cfg.config_cycles
     early = cfg.bias_in_psum
     use_spatial, use_temporal = cfg.spatial, cfg.temporal
@@ -178,9 +184,10 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     state = None
     tl = tiles(cfg.dataflow, R, C, M, K, N)
     n_passes = len(tl)
+    starts = pre + d + pass_starts(cfg, tl, span)  # array-side cycles
     for p, tile in enumerate(tl):
-        t0 = pre + d + p * (R + span + gap)
-        s = t0 + R
+        s = int(starts[p])
+        t0 = s - R
         kr = tile.k1 - tile.k0
         stat = np.zeros((R, NC), dtype=np.int64)
         if ws:
@@ -213,7 +220,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 psum_in[slot, :] = bias[:, None]
         eff = np.where(keep, stat, 0)
         new = psum_in + Xs @ eff
-        t_next = None if p == n_passes - 1 else t0 + R + span + gap
+        t_next = None if p == n_passes - 1 else int(starts[p + 1])
         for f in faults:
             _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span,
                                     t_next, stat_reg, move_reg, R, NC, P)
@@ -269,33 +276,54 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
                             stat_reg, move_reg, R, NC, P) -> None:
     """Add fault ``f``'s effect on one WS/IS pass to ``new`` (``[span, NC]``, unwrapped).
 
-    ``t_next``: the first load cycle of the next pass (None for the last pass).
+    ``t0``, ``s``: the first load cycle and the first streamed cycle of this pass; ``t_next``: the
+    first streamed cycle of the next pass (None for the last pass).
     """
     r, c = f.row, f.col
     if r >= R or c >= NC:
         return
     width = cfg.register_width(f.register, c)
     stuck = _stuck(f)
-    if f.register == stat_reg:
-        if stuck:
+    double = cfg.double_buffered
+    if f.register == "shadow" and not double:
+        return  # no such register in a single-buffered PE
+    # The register the load chain runs through: the shadow when double-buffered.
+    chain_reg = "shadow" if double else stat_reg
+    if f.register == chain_reg:
+        if stuck:  # every value loaded into rows ≥ r of the column passes through it
             alt = stat.copy()
             alt[r:, c] = sabotage_array(stat[r:, c], width, f.bit, f.mode)
             new += Xs @ (np.where(keep, alt, 0) - eff)
             return
         t = f.cycle
-        if t0 <= t < t0 + R:  # flipped while shifting through during the load
-            dest = R - (t - t0) + r
+        load0 = t0 + (c if double else 0)  # the column's first shift (skewed when double)
+        if load0 <= t < load0 + R:  # flipped while shifting through during the load
+            dest = R - (t - load0) + r
             if dest < R:  # (a larger one is a value of the previous pass on its way out)
                 new[:, c] += Xs[:, dest] * keep[dest, c] * (
                     int(sabotage_array(stat[dest, c], width, f.bit, f.mode)) - stat[dest, c])
-        elif s <= t and (t_next is None or t <= t_next):
+        elif double:
+            # Held in the shadow after the load, until the swap reads it (cycle s + r + c):
+            # the whole pass multiplies with the flipped value.
+            if load0 + R <= t <= s + r + c and keep[r, c]:
+                delta = int(sabotage_array(stat[r, c], width, f.bit, f.mode)) - stat[r, c]
+                new[:, c] += Xs[:, r] * delta
+        elif s <= t and (t_next is None or t <= t_next - R):
             # written back: every product of this pass from cycle t until the next load
             # (whose first cycle still multiplies with it) uses the flipped value
-            base = s + r + c + 1
-            first = max(0, t - base)
-            if first < span and keep[r, c]:
-                delta = int(sabotage_array(stat[r, c], width, f.bit, f.mode)) - stat[r, c]
-                new[first:, c] += Xs[first:, r] * delta
+            _flip_stationary_from(new, Xs, stat, keep, t - (s + r + c + 1), span, r, c, width,
+                                  f)
+    elif f.register == stat_reg:  # double-buffered: the stationary register only multiplies
+        if stuck:
+            if keep[r, c]:
+                delta = sabotage_array(stat[r, c], width, f.bit, f.mode) - stat[r, c]
+                new[:, c] += Xs[:, r] * delta
+            return
+        # It holds this pass's value from the cycle the first vector multiplies with it until
+        # the next pass's first vector replaces it; a flip is written back (held) until then.
+        base = s + r + c + 1
+        if base <= f.cycle and (t_next is None or f.cycle < t_next + r + c + 1):
+            _flip_stationary_from(new, Xs, stat, keep, f.cycle - base, span, r, c, width, f)
     elif f.register == move_reg:
         sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
         if sel is None:
@@ -317,6 +345,14 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
             new[sel, c] += sabotage_array(prod, width, f.bit, f.mode) - prod
         else:  # the adder's sum is what the partial-sum register stores
             _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
+
+
+def _flip_stationary_from(new, Xs, stat, keep, first, span, r, c, width, f) -> None:
+    """A flipped stationary value (r, c), held: every slot from ``first`` on multiplies with it."""
+    first = max(0, first)
+    if first < span and keep[r, c]:
+        delta = int(sabotage_array(stat[r, c], width, f.bit, f.mode)) - stat[r, c]
+        new[first:, c] += Xs[first:, r] * delta
 
 
 def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
@@ -348,7 +384,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
     cols_of = np.arange(N) % C
     for f in faults:
         r, c = f.row, f.col
-        if r >= R or c >= C:
+        if r >= R or c >= C or f.register == "shadow":  # (OS PEs have no shadow)
             continue
         width = cfg.register_width(f.register, c)
         if _stuck(f):
@@ -609,10 +645,10 @@ def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
             out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode, cyc))
         return out
     span = _stationary_layout(cfg, M, N, temporal_batch)[3]
-    gap = pass_gap(cfg, span)
+    starts = pre + d + pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)
     for i, j, r, c, b in zip(errors.tile, errors.step, errors.row, errors.col, errors.bit,
                              strict=True):
-        s = pre + d + int(i) * (R + span + gap) + R
+        s = int(starts[i])
         out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode,
                                   int(s + j + r + c + 2)))
     return out

@@ -53,7 +53,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .array import pass_gap, temporal_stream_len
+from .array import pass_starts, temporal_stream_len
 from .fault_models import (
     PROFILE_MODES,
     FastFaultEngine,
@@ -265,8 +265,8 @@ def flip_cycle(cfg, M: int, K: int, N: int, register: str, row: int, col: int, t
         span, slot = temporal_stream_len(stream, nb), j + j // nb
     else:
         span, slot = stream, j
-    gap = pass_gap(cfg, span)
-    s = pre + cfg.input_stages + tile * (R + span + gap) + R
+    starts = pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)
+    s = pre + cfg.input_stages + int(starts[tile])
     return s + slot + row + col + 1 + (1 if register == "psum" else 0)
 
 

@@ -6,8 +6,12 @@ numbers included (transient faults are placed by cycle).  Tiles follow :mod:`gol
 
 WS / IS pass (one tile of the stationary operand):
     R cycles of ``load`` (row R−1 of the tile first), then one streamed vector per cycle with
-    ``in_valid`` (WS: the M rows of A; IS: the N columns of B), then
-    :func:`golden.array.pass_gap` idle cycles before the next load.  A K-tile after the first
+    ``in_valid`` (WS: the M rows of A; IS: the N columns of B).  Passes start every
+    :func:`golden.array.pass_period` cycles (:func:`golden.array.pass_starts`).  Double-buffered
+    (the default), a tile loads into the shadow registers during the R cycles before its pass's
+    first vector, i.e. while the previous pass still streams, column c's data ``c`` cycles after
+    column 0's, and ``swap`` rides with the first vector; single-buffered, it loads while the
+    array is idle (:func:`golden.array.pass_gap`).  A K-tile after the first
     takes its ``psum_in`` from the previous pass's ``acc_out``: a *loopback* that the player
     and the model resolve at run time (the value is whatever the hardware produced, faults
     included).  WS adds the bias in the output stage; IS folds it into the first ``psum_in``
@@ -26,7 +30,7 @@ import numpy as np
 
 from ftaccel.rtl_gen.config import FAULT_CONTROLS, is_int
 
-from .array import pass_gap, temporal_stream_len
+from .array import pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import Fault
 from .lcu import buffer_address
@@ -255,9 +259,9 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
                        temporal_batch: int | None, bias_error) -> _Draft:
     """WS / IS.
 
-    Per stationary tile, R cycles of ``load``, the streamed vectors (with the temporal checksum, one
-    idle slot after every batch), then :func:`pass_gap` idle cycles. A K-tile after the first takes
-    its ``psum_in`` from the previous pass's ``acc_out``.
+    Per stationary tile, R cycles of ``load`` and the streamed vectors (with the temporal checksum,
+    one idle slot after every batch), passes starting at :func:`golden.array.pass_starts`. A K-tile
+    after the first takes its ``psum_in`` from the previous pass's ``acc_out``.
     """
     ws = cfg.dataflow == "ws"
     M, K = A.shape
@@ -270,22 +274,25 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
     nb = _temporal_batch(cfg, temporal_batch) if cfg.temporal else stream
     slot = np.arange(stream) + (np.arange(stream) // nb if cfg.temporal else 0)
     span = temporal_stream_len(stream, nb) if cfg.temporal else stream
-    gap = pass_gap(cfg, span)
-    d = _Draft.empty((len(tl) - 1) * (R + span + gap) + R + span + L, M, N, C)
+    starts = pass_starts(cfg, tl, span)
+    d = _Draft.empty(int(starts[-1]) + span + L, M, N, C)
     T = d.cycles
     d.inputs.update({"load": np.zeros(T), "load_data": np.zeros((T, C)),
                      "in_valid": np.zeros(T), "in_data": np.zeros((T, R)),
                      "psum_in": np.zeros((T, C))})
+    if cfg.double_buffered:
+        d.inputs["swap"] = np.zeros(T)
     _checksum_stimulus(cfg, d, nb)
     if bias_error is not None and not (ws and cfg.bias_in_psum):
         raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
                          "enters through psum_in)")
     src = np.full(T, -1, dtype=np.int64)
     sanity_rows: list = []
-    t, prev_out = 0, -1
-    for tile in tl:
-        s = t + R  # first streamed slot of this pass
-        _load_tile(cfg, d, tile, t, A, B, bypass_map)
+    prev_out = -1
+    for tile, s in zip(tl, starts.tolist(), strict=True):  # s: first streamed slot of the pass
+        _load_tile(cfg, d, tile, s - R, A, B, bypass_map)
+        if cfg.double_buffered:
+            d.inputs["swap"][s] = 1  # rides with the first vector: switch to this tile
         _stream_tile(cfg, d, tile, s, slot, A, B)
         lanes = slice(tile.n0, tile.n1) if ws else slice(tile.m0, tile.m1)  # IS: batch rows
         nc = lanes.stop - lanes.start
@@ -305,7 +312,6 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
         if tile.last_k:
             _place_results(cfg, d, lanes, out0 + slot, bias_v)
         prev_out = out0
-        t = s + span + gap
     d.loopback = {"psum_in": ("acc_out", src)}
     if cfg.spatial:
         d.loopback["sanity_psum_in"] = ("sanity_acc_out", src)
@@ -328,13 +334,18 @@ def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
     else:
         stat[:kr, :tile.m1 - tile.m0] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
     d.inputs["load"][t:t + R] = 1
-    d.inputs["load_data"][t:t + R] = stat[::-1]
+    # Double-buffered, column c shifts c cycles after column 0 (rtl_gen.array).
+    skew = cfg.double_buffered
+    for c in range(C):
+        at = t + (c if skew else 0)
+        d.inputs["load_data"][at:at + R, c] = stat[::-1, c]
     if cfg.spatial:
         # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every output
         # vector of the C + 1 columns sums to zero.  Weights of bypassed PEs are left out: the
         # array prunes them, and the invariant must hold for what the array computes.
         kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
-        d.inputs["sanity_load_data"][t:t + R] = -kept.sum(axis=1)[::-1]
+        at = t + (C if skew else 0)
+        d.inputs["sanity_load_data"][at:at + R] = -kept.sum(axis=1)[::-1]
 
 
 def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:

@@ -9,9 +9,11 @@ the unit (Verilog ``unit__member``; arrays ``unit__member__i``).
 Ports of module ``accelerator`` (array ports are ``name__i`` in Verilog):
 
 WS / IS
-    ``load``, ``load_data[C]`` (stationary operand, see :mod:`rtl_gen.array`),
-    ``in_valid``, ``in_data[R]`` (streamed operand), ``psum_in[C]`` (partial sums entering the
-    top of the columns: the previous K-tile's result, or a bias), then the common ports.
+    ``load``, ``load_data[C]`` (stationary operand, see :mod:`rtl_gen.array`; double-buffered:
+    column c's data c cycles after column 0's), ``swap`` (double-buffered: set with the first
+    vector of a pass, which multiplies with the tile loaded last), ``in_valid``, ``in_data[R]``
+    (streamed operand), ``psum_in[C]`` (partial sums entering the top of the columns: the
+    previous K-tile's result, or a bias), then the common ports.
 OS
     ``act_in[R]``, ``weight_in[C]``, ``in_last`` (final step of a product), then the common ports.
 Common
@@ -129,6 +131,8 @@ class Accelerator(wiring.Component):
             members = {"load": In(1), "load_data": In(signed(cfg.stationary_width)).array(C),
                        "in_valid": In(1), "in_data": In(signed(cfg.stream_width)).array(R),
                        "psum_in": In(signed(P)).array(C)}
+            if cfg.double_buffered:
+                members["swap"] = In(1)
         if cfg.output_stage:
             members.update({"bias": In(signed(P)).array(C), "relu": In(1),
                             "shift": In(SHIFT_WIDTH)})
@@ -284,6 +288,8 @@ class Accelerator(wiring.Component):
             data, valid = list(stages[-1].o.data), stages[-1].o.valid
         m.d.comb += [a.eq(b) for a, b in zip(array.stream_data, data, strict=True)]
         m.d.comb += array.load.eq(delay(m, self.load, n, "load_stage"))
+        if cfg.double_buffered:
+            m.d.comb += array.swap.eq(delay(m, self.swap, n, "swap_stage"))
         for c in range(cfg.cols):
             m.d.comb += [
                 array.stat_data[c].eq(delay(m, self.load_data[c], n, f"ld{c}_stage")),
@@ -443,4 +449,5 @@ def generate(cfg: AcceleratorConfig, out_dir: str | Path, *, rtlil: bool = True)
     j = emit.write_text_atomic(out / "config.json", cfg.to_json())
     return Generated(verilog=v, rtlil=i, config_json=j, top=TOP_NAME,
                      pe_module=pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width,
-                                              cfg.acc_bits, cfg.fault_hooks, cfg.bypass))
+                                              cfg.acc_bits, cfg.fault_hooks, cfg.bypass,
+                                              cfg.double_buffered))

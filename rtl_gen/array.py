@@ -14,9 +14,15 @@ WS / IS (:class:`~rtl_gen.pe.StationaryPE`)
     column c; the bottom of column c is delayed ``C − 1 − c`` cycles (deskew).
     **Latency: R + C cycles** from ``stream_data``/``psum_data`` to ``out``; one vector in and
     one vector out per cycle, no bubble.  ``load`` shifts ``stat_data`` into the top row and
-    every stationary value one row down: R cycles load a tile, row R−1's value first.  Loading
-    while products are in flight corrupts them, so the driver loads only when the array is
-    idle (see :mod:`golden.schedule`).
+    every stationary value one row down: R cycles load a tile, row R−1's value first.
+    *Single-buffered* (``double_buffer = False``): loading while products are in flight
+    corrupts them, so the driver loads only when the array is idle.  *Double-buffered*
+    (default): ``load`` shifts the shadow registers instead, column c ``c`` cycles after
+    column 0 (the driver presents column c's ``stat_data`` c cycles later); ``swap``, set with
+    the first vector of a pass and skewed like it, moves each PE's shadow into its stationary
+    register as that vector arrives.  The next tile can load from R − 1 cycles after a pass's
+    first vector and must end before the next pass's first vector: passes follow each other
+    every ``max(stream, 2R − 1)`` cycles (:func:`golden.array.pass_starts`).
 OS (:class:`~rtl_gen.pe.OutputStationaryPE`)
     ``act_data[r]`` and ``last`` are delayed r cycles, ``weight_data[c]`` c cycles.  A product
     is a run of K ≥ R steps with ``last`` set on the final step t_last; the R rows of the result
@@ -48,6 +54,16 @@ def delay(m: Module, sig, cycles: int, name: str):
     return out
 
 
+def _taps(m: Module, sig, n: int, name: str) -> list:
+    """``sig`` delayed by 0 … n − 1 cycles: the taps of one shift register (n − 1 flip-flops)."""
+    taps = [sig]
+    for i in range(1, n):
+        reg = Signal(sig.shape(), name=f"{name}{i}")
+        m.d.sync += reg.eq(taps[-1])
+        taps.append(reg)
+    return taps
+
+
 def make_sanity_pe(cfg: AcceleratorConfig):
     """The PE of the Sanity-Check column (WS).
 
@@ -55,7 +71,8 @@ def make_sanity_pe(cfg: AcceleratorConfig):
     checker works modulo 2**acc_bits).
     """
     return StationaryPE(dataflow="ws", a_width=cfg.stream_width, w_width=cfg.sanity_width,
-                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True)
+                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True,
+                        double_buffer=cfg.double_buffered)
 
 
 def make_pe(cfg: AcceleratorConfig):
@@ -68,7 +85,8 @@ def make_pe(cfg: AcceleratorConfig):
     # checksum, whose sanity vectors are sums of activations.
     a_width = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
     return StationaryPE(dataflow=cfg.dataflow, a_width=a_width, w_width=cfg.w_width,
-                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, bypass=cfg.bypass)
+                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, bypass=cfg.bypass,
+                        double_buffer=cfg.double_buffered)
 
 
 class SystolicArray(wiring.Component):
@@ -111,6 +129,8 @@ class SystolicArray(wiring.Component):
                 "stream_data": In(signed(config.stream_width)).array(R),
                 "psum_data": In(signed(P)).array(C),
             }
+            if config.double_buffered:
+                members["swap"] = In(1)
         members["out"] = Out(signed(P)).array(C)
         if self._sanity_pe is not None:
             members.update({"sanity_stat": In(signed(config.sanity_width)),
@@ -181,6 +201,12 @@ class SystolicArray(wiring.Component):
 
     def _elaborate_stationary(self, m, R, C):
         left = [delay(m, self.stream_data[r], r, f"skew{r}") for r in range(R)]
+        db = self._cfg.double_buffered
+        # Double-buffered: column c loads c cycles after column 0 (the driver presents column
+        # c's data c cycles later), so each column's shadows refill right behind the swap
+        # wavefront, and the swap flag rides the skewed stream of each row.
+        load = _taps(m, self.load, C, "lskew") if db else [self.load] * C
+        swap = _taps(m, self.swap, R, "swskew") if db else None
         psum = list(self.psum_data)
         stat_above = list(self.stat_data)
         if self._sanity_pe is not None:
@@ -189,10 +215,13 @@ class SystolicArray(wiring.Component):
         above = [delay(m, psum[c], c + 1, f"pskew{c}") for c in range(C)]
         for r in range(R):
             for c in range(C):
+                extra = {"swap_in": swap[r]} if db else {}
                 out = self._instantiate(m, r, c, {
-                    "load": self.load, "stat_in": stat_above[c], "move_in": left[r],
-                    "psum_in": above[c], **self._fault_inputs(r, c)})
+                    "load": load[c], "stat_in": stat_above[c], "move_in": left[r],
+                    "psum_in": above[c], **extra, **self._fault_inputs(r, c)})
                 left[r], above[c], stat_above[c] = out["move_out"], out["psum_out"], out["stat_out"]
+                if db:
+                    swap[r] = out["swap_out"]
         return above
 
     def _elaborate_os(self, m, R, C):

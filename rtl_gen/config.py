@@ -49,7 +49,7 @@ DATAFLOWS = ("ws", "is", "os")
 #: PE fault sites of the fault hooks, in the encoding of the ``fault_reg`` port: the weight,
 #: activation and partial-sum registers, and the MAC logic: the multiplier's ``product`` and
 #: the adder's ``sum`` (the logic PE bypass isolates, SPEC §6).
-FAULT_REGISTERS = ("weight", "act", "psum", "product", "sum")
+FAULT_REGISTERS = ("weight", "act", "psum", "product", "sum", "shadow")
 #: Fault kinds, in the encoding of the ``fault_mode`` port.
 FAULT_MODES = ("sa0", "sa1", "flip")
 #: The run-time controls of the fault hooks and their widths in bits: the one list the RTL
@@ -271,6 +271,12 @@ class AcceleratorConfig:
         ``tmr_max_triples`` word triples per run in place after a layer, ``"word"`` voter
         (001 L2126) or ``"bitwise"`` majority; ``"none"``: not built (see
         :data:`TMR_VOTERS`).  Needs the output stage; not with ``lcu``.
+    double_buffer : bool
+        WS / IS: a shadow register for the stationary operand in every PE (issue 18), so the
+        next tile shifts in while the current one computes and switches in with the wavefront
+        of the next pass's first vector (``swap``); passes stream back to back.  ``False``
+        keeps the single-buffered PE (the tile loads only while the array is idle), for area
+        comparisons.  No effect on OS (nothing stationary but the sum) or the flow top.
 
     A new unit adds its own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -300,6 +306,7 @@ class AcceleratorConfig:
     lcu_mask: int | None = None
     tmr: str = "none"
     tmr_max_triples: int = 16
+    double_buffer: bool = True
 
     def __post_init__(self) -> None:
         """Check every field; ConfigError naming the first bad one."""
@@ -312,7 +319,7 @@ class AcceleratorConfig:
         if self.acc_width is not None:
             lo = self.a_width + self.w_width
             check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
-        for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu"):
+        for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu", "double_buffer"):
             _check_bool(name, getattr(self, name))
         _check_choice("median", self.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
         _check_choice("median_variant", self.median_variant, MEDIAN_VARIANTS)
@@ -397,6 +404,11 @@ class AcceleratorConfig:
         return {"ws": self.w_width, "is": self.a_width, "os": 0}[self.dataflow]
 
     @property
+    def double_buffered(self) -> bool:
+        """The stationary operand has a shadow register (WS / IS with ``double_buffer``)."""
+        return self.double_buffer and self.dataflow != "os" and self.flow == "none"
+
+    @property
     def spatial(self) -> bool:
         """The spatial checksum (sanity column and its checker) is built."""
         return self.checksum in ("spatial", "both")
@@ -457,12 +469,15 @@ class AcceleratorConfig:
         Parameters
         ----------
         register : str
-            ``"weight"``, ``"act"``, ``"psum"``, or the MAC logic's ``"product"``, ``"sum"``.
+            ``"weight"``, ``"act"``, ``"psum"``, the MAC logic's ``"product"``, ``"sum"``, or
+            the stationary operand's ``"shadow"`` (double-buffered WS / IS).
         col : int
             PE column; column ``cols`` is the sanity column (wider weights).
         """
         if register not in FAULT_REGISTERS:
             raise ConfigError("fault register", register, f"one of {', '.join(FAULT_REGISTERS)}")
+        if register == "shadow":  # a copy of the stationary register
+            return self.register_width("weight" if self.dataflow != "is" else "act", col)
         if register == "weight" and col >= self.cols:
             return self.sanity_width
         act = self.stream_width if self.dataflow == "ws" else self.a_width
@@ -535,6 +550,8 @@ class AcceleratorConfig:
             s += f"m{self.lcu_mask:x}"
         if self.tmr != "none":
             s += f"_tmr{self.tmr[0]}{self.lcu_depth}x{self.tmr_max_triples}"
+        if self.dataflow != "os" and self.flow == "none" and not self.double_buffer:
+            s += "_sb"
         return s
 
     # -- serialisation ---------------------------------------------------------------------

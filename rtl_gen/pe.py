@@ -26,8 +26,8 @@ from .fault import BIT_WIDTH, sabotage
 
 __all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]
 
-_W, _A, _P, _M, _S = (FAULT_REGISTERS.index(r)
-                      for r in ("weight", "act", "psum", "product", "sum"))
+_W, _A, _P, _M, _S, _SH = (FAULT_REGISTERS.index(r)
+                           for r in ("weight", "act", "psum", "product", "sum", "shadow"))
 
 
 def _fault_members(enabled: bool) -> dict:
@@ -51,15 +51,16 @@ def _check_widths(a_width, w_width, acc_width, wraps=False):
 
 
 def pe_module_name(dataflow: str, a_width: int, w_width: int, acc_width: int,
-                   fault_hooks: bool, bypass: bool = False) -> str:
+                   fault_hooks: bool, bypass: bool = False, double_buffer: bool = False) -> str:
     """Verilog module name of a PE; the array instantiates it R×C times by this name."""
     return (f"pe_{dataflow}_a{a_width}w{w_width}p{acc_width}" + ("_fh" if fault_hooks else "")
-            + ("_bp" if bypass else ""))
+            + ("_bp" if bypass else "") + ("_db" if double_buffer else ""))
 
 
 class _PEBase(wiring.Component):
     def __init__(self, members, *, dataflow, a_width, w_width, acc_width, fault_hooks, bypass,
-                 wraps=False):
+                 wraps=False, double_buffer=False):
+        self._double_buffer = bool(double_buffer)
         _check_widths(a_width, w_width, acc_width, wraps)
         self._wraps = bool(wraps)
         self._dataflow = dataflow
@@ -102,12 +103,17 @@ class _PEBase(wiring.Component):
         return self._bypass
 
     @property
+    def double_buffer(self) -> bool:
+        """The stationary operand has a shadow register (WS / IS)."""
+        return self._double_buffer
+
+    @property
     def module_name(self) -> str:
         """The Verilog module name the array instantiates this PE by."""
         # A sanity-column PE is Sanity-Check overhead, and its name says so for area reports.
         return ("sanity_" if self._wraps else "") + pe_module_name(
             self._dataflow, self._a_width, self._w_width, self._acc_width, self._fault_hooks,
-            self._bypass)
+            self._bypass, self._double_buffer)
 
     def _mac(self, m: Module, addend, product, name: str | None = None):
         """``addend + product`` (wrapped to ``acc_width`` where it is stored).
@@ -154,20 +160,34 @@ class StationaryPE(_PEBase):
     Latency: one cycle for the streamed operand and for the partial sum; the product uses the
     *registered* streamed operand, so ``psum_out`` at cycle t+2 includes the operand presented
     on ``move_in`` at cycle t.  Throughput: one MAC per cycle.
+
+    **Double-buffered** (``double_buffer=True``, issue 18): the load chain runs through a second
+    register, ``shadow_reg``, so the next tile shifts in while the current one computes; the
+    stationary register only multiplies.  ``swap_in`` (1) → ``swap_out`` (1) travels right with
+    the streamed operand, registered like it: in the cycle the first vector of a pass enters
+    ``move_reg``, the stationary register takes the shadow's value, so that vector already
+    multiplies with the new tile (no bubble).  Fault sites: the stationary register (its hold
+    path goes through its saboteur) and the shadow (the load chain and the swap read it through
+    its saboteur).
     """
 
     def __init__(self, *, dataflow: str, a_width: int, w_width: int, acc_width: int,
-                 fault_hooks: bool = False, bypass: bool = False, wraps: bool = False):
+                 fault_hooks: bool = False, bypass: bool = False, wraps: bool = False,
+                 double_buffer: bool = False):
         if dataflow not in ("ws", "is"):
             raise ConfigError("dataflow", dataflow, "'ws' or 'is' for a StationaryPE")
         sw, mw = (w_width, a_width) if dataflow == "ws" else (a_width, w_width)
         self._stat_width, self._move_width = sw, mw
-        super().__init__({
+        members = {
             "load": In(1), "stat_in": In(signed(sw)), "stat_out": Out(signed(sw)),
             "move_in": In(signed(mw)), "move_out": Out(signed(mw)),
             "psum_in": In(signed(acc_width)), "psum_out": Out(signed(acc_width)),
-        }, dataflow=dataflow, a_width=a_width, w_width=w_width, acc_width=acc_width,
-            fault_hooks=fault_hooks, bypass=bypass, wraps=wraps)
+        }
+        if double_buffer:
+            members.update({"swap_in": In(1), "swap_out": Out(1)})
+        super().__init__(members, dataflow=dataflow, a_width=a_width, w_width=w_width,
+                         acc_width=acc_width, fault_hooks=fault_hooks, bypass=bypass,
+                         wraps=wraps, double_buffer=double_buffer)
 
     def elaborate(self, platform):
         """The PE's netlist."""
@@ -187,13 +207,25 @@ class StationaryPE(_PEBase):
             # Fig. 10.2-A: one 2-to-1 multiplexer forwards the received partial sum, pruning
             # every weight (WS) or input (IS) mapped to this PE; operands still pass through.
             mac = Mux(self.bypass, self.psum_in, mac)
+        chain_q = stat_q
+        if self._double_buffer:
+            shadow_reg = Signal(signed(self._stat_width), name="shadow_reg")
+            swap_reg = Signal(name="swap_reg")
+            chain_q = self._read(m, shadow_reg, _SH, "shadow_reg")
+            m.d.sync += [
+                shadow_reg.eq(Mux(self.load, self.stat_in, chain_q)),
+                stat_reg.eq(Mux(self.swap_in, chain_q, stat_q)),
+                swap_reg.eq(self.swap_in),
+            ]
+            m.d.comb += self.swap_out.eq(swap_reg)
+        else:
+            m.d.sync += stat_reg.eq(Mux(self.load, self.stat_in, stat_q))
         m.d.sync += [
-            stat_reg.eq(Mux(self.load, self.stat_in, stat_q)),
             move_reg.eq(self.move_in),
             psum_reg.eq(mac),
         ]
         m.d.comb += [
-            self.stat_out.eq(stat_q),
+            self.stat_out.eq(chain_q),
             self.move_out.eq(move_q),
             self.psum_out.eq(psum_q),
         ]

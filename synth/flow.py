@@ -218,34 +218,46 @@ def _references(config: dict[str, Any] | None, fmt: str,
                 known: set[str]) -> dict[str, dict[str, Any]]:
     """Reference modules that measure overheads living *inside* a module.
 
-    The bypass multiplexer (SPEC §6) sits inside each PE, so hierarchy cannot separate it: for a
-    configuration with ``bypass`` the same PE without it is generated (``rtl_gen.array.make_pe``)
-    and synthesised beside the design; the difference is the bypass unit's share of each PE and
-    the reference is the PE denominator (Table 10.1 compares with the PE without bypass).
-    Returns ``{unit: {"module", "text", "targets"}}``; empty when not applicable, including a
-    header this generator cannot read back (another version's fields): the report notes that.
+    Two overheads sit inside each PE, so hierarchy cannot separate them: the bypass multiplexer
+    (SPEC §6) and the double-buffered PE's shadow register and swap flag (issue 18).  For each,
+    the same PE without it is generated (``rtl_gen.array.make_pe``) and synthesised beside the
+    design.  The references nest, from the PE as built down to the plain PE: bypass = PE − PE
+    without bypass; double buffer = that − the plain single-buffered PE, which is the PE
+    denominator (Table 10.1 compares with the PE without bypass; the seeds' PEs are
+    single-buffered).  Returns ``{unit: {"module", "text", "targets"}}``, the larger reference
+    first; empty when not applicable, including a header this generator cannot read back
+    (another version's fields): the report notes that.
     """
-    if not config or not config.get("bypass"):
+    if not config:
+        return {}
+    try:
+        full = AcceleratorConfig.from_dict(config)
+    except ConfigError:
+        return {}
+    strip = [name for name, on in (("bypass", full.bypass),
+                                   ("double_buffer", full.double_buffered)) if on]
+    if not strip:
         return {}
     from amaranth.back import rtlil
 
     from ftaccel.rtl_gen.array import make_pe
     from ftaccel.rtl_gen.emit import module_text
-    from ftaccel.rtl_gen.pe import pe_module_name
 
-    try:
-        cfg = AcceleratorConfig.from_dict(config).replace(bypass=False)
-    except ConfigError:
+    target = make_pe(full).module_name
+    if target not in known:
         return {}
-    with_bp = pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width, cfg.acc_bits,
-                             cfg.fault_hooks, True)
-    pe = make_pe(cfg)
-    name = pe.module_name
-    if with_bp not in known or name in known:
-        return {}
-    text = (rtlil.convert(pe, name=name, emit_src=False) if fmt == "rtlil"
-            else module_text(pe, name))
-    return {"bypass": {"module": name, "text": text, "targets": [with_bp]}}
+    refs: dict[str, dict[str, Any]] = {}
+    cfg = full
+    for unit in strip:
+        cfg = cfg.replace(**{unit: False})
+        pe = make_pe(cfg)
+        name = pe.module_name
+        if name in known:
+            return {}
+        text = (rtlil.convert(pe, name=name, emit_src=False) if fmt == "rtlil"
+                else module_text(pe, name))
+        refs[unit] = {"module": name, "text": text, "targets": [target]}
+    return refs
 
 
 def _source(verilog: Path, prefer_rtlil: bool) -> Path:

@@ -45,6 +45,9 @@ _UNIT_NOTES = {
                 "temporal accumulators; the project's covers the checksum modules present "
                 "(the sanity column's PEs count to it).",
     "bypass": "The seed's figure is relative to the PE without bypass, as is the project's.",
+    "double_buffer": "The shadow register and swap flag of the double-buffered WS/IS PE (issue "
+                     "18), against the single-buffered PE the seeds' figures assume; the "
+                     "array's load and swap skew registers (R + C − 2 bits) count as array.",
     "median": "The seed's denominator includes DNNWeaver's control and SIMD core.",
     "afd": "The seed's denominator includes DNNWeaver's control and SIMD core.",
     "tmr": "The seed's figure is coarse TMR of the whole array; a selective TMR voter is not "

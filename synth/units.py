@@ -48,8 +48,9 @@ DENOMINATOR_DEFINITIONS = {
     "array": "all PEs (baseline) plus the array's own logic (units 'pe' + 'array')",
     "design": "the whole synthesised design, overhead units included",
     "pct_of_pe": "units inside the PE: share per PE; others: whole unit / one PE",
-    "reference": "an overhead inside the PE (bypass) is the PE's figure minus that of "
-                 "the same PE generated without it, synthesised beside the design",
+    "reference": "an overhead inside the PE (bypass, double buffer) is the PE's figure minus "
+                 "that of the same PE generated without it, synthesised beside the design "
+                 "(nested: bypass first, then double buffer, down to the plain PE)",
 }
 
 
@@ -101,11 +102,17 @@ def _splits(dd: Dedup, own: Callable[[str, str], float], metrics: list[str],
     ``{module: {"pe": {metric: reference figure}, unit: {metric: the rest}}}``.
     """
     split: dict[str, dict[str, dict[str, float]]] = {}
+    # References of one target nest (largest first): each unit is the step from the module
+    # above it to its reference, and the last reference is the PE.
+    above: dict[str, str] = {}
     for ref_unit, ref in refs.items():
         for target in ref["targets"]:
-            rep = dd.rep[target]
+            upper = above.get(target, dd.rep[target])
             base = {m: own(m, ref["module"]) for m in metrics}
-            split[target] = {"pe": base, ref_unit: {m: own(m, rep) - base[m] for m in metrics}}
+            entry = split.setdefault(target, {})
+            entry[ref_unit] = {m: own(m, upper) - base[m] for m in metrics}
+            entry["pe"] = base
+            above[target] = ref["module"]
     return split
 
 

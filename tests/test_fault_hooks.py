@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ftaccel.golden.accelerator import run_matmul
+from ftaccel.golden.array import pass_starts
 from ftaccel.golden.faults import Fault
+from ftaccel.golden.mapping import tiles
 from ftaccel.rtl_gen.accelerator import verilog_text
 from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
@@ -39,13 +41,47 @@ def _sample(cfg: AcceleratorConfig) -> list[Fault]:
     ]
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
-def test_rtl_faults_equal_golden_faults(rng, dataflow):
-    cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, fault_hooks=True, max_k=64)
+def _shadow_sample(cfg: AcceleratorConfig, M: int, K: int, N: int) -> list[Fault]:
+    """Faults on the double-buffered PE's shadow and stationary registers.
+
+    Timed against the second pass, whose tile loads while the first one streams.
+    """
+    stat = "weight" if cfg.dataflow == "ws" else "act"
+    R = cfg.rows
+    span = M if cfg.dataflow == "ws" else N
+    s1 = int(pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)[1])
+    return [
+        Fault(1, 2, "shadow", 2, "sa1"),                       # every tile loaded through it
+        Fault(0, 1, "shadow", 6, "flip", s1 - R + 1 + 1),      # a value passing during a load
+        Fault(2, 0, "shadow", 1, "flip", s1 + 1),              # held, before its swap
+        Fault(3, 3, "shadow", 0, "flip", s1 + 3 + 3 + 1),      # after its swap: harmless
+        Fault(1, 3, stat, 4, "flip", s1 + 1 + 3 + 2),          # active copy, mid-pass
+        Fault(3, 1, stat, 0, "sa0"),                           # active copy only
+    ]
+
+
+@pytest.mark.parametrize("dataflow,double", [("ws", True), ("is", True), ("os", True),
+                                             ("ws", False), ("is", False)],
+                         ids=["ws", "is", "os", "ws-single", "is-single"])
+def test_rtl_faults_equal_golden_faults(rng, dataflow, double):
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, fault_hooks=True, max_k=64,
+                            double_buffer=double)
     A = rng.integers(-128, 128, (5, 7))
     B = rng.integers(-128, 128, (7, 6))
     bias = rng.integers(-50, 50, 6)
     clean_acc, clean_q = run_matmul(cfg, A, B, bias=bias, relu=True, shift=3)
+    visible = 0
+    # Full tiles (8×8 @ 8×6 on 4×4: every PE holds live data in both K-tiles).
+    A2, B2 = rng.integers(-128, 128, (8, 8)), rng.integers(-128, 128, (8, 6))
+    clean2, _ = run_matmul(cfg, A2, B2, bias=bias, relu=True, shift=3)
+    extra = _shadow_sample(cfg, 8, 8, 6) if cfg.double_buffered else []
+    for fault in extra:
+        run = rtl_matmul(cfg, A2, B2, bias=bias, relu=True, shift=3, fault=fault)
+        bad = mismatches(run.recorded, run.golden)
+        assert not bad, f"{fault}: RTL and golden fault model differ: {bad}"
+        visible += not np.array_equal(run.acc, clean2)
+    # all but the shadow flip after its swap (a stale value) change the product
+    assert visible >= len(extra) - 2, f"only {visible} of {len(extra)} shadow faults showed"
     visible = 0
     for fault in _sample(cfg):
         run = rtl_matmul(cfg, A, B, bias=bias, relu=True, shift=3, fault=fault)

@@ -216,7 +216,8 @@ def test_small_array_synthesises_with_complete_reports(tmp_path_factory):
         assert sum(row[m]["own_total"] for row in r["modules"]) == pytest.approx(r["totals"][m])
         assert sum(u[m]["pct_of_design"] for u in r["units"]) == pytest.approx(100.0)
         assert r["totals"][m] > 0
-    assert {u["unit"] for u in r["units"]} == {"top", "array", "pe", "output_stage"}
+    assert {u["unit"] for u in r["units"]} == {"top", "array", "pe", "output_stage",
+                                               "double_buffer"}
     assert r["totals"]["logic_depth"] >= pe["logic_depth"] > 10
     assert all(run["maxrss_kb"] > 0 and run["wall_s"] > 0 and run["cpu_s"] > 0
                for run in r["runs"])
@@ -280,14 +281,36 @@ def test_hierarchical_total_agrees_with_flat(tmp_path_factory, n):
 @pytest.mark.synth
 def test_bypass_is_measured_against_the_pe_without_it(tmp_path_factory):
     r = _synth(tmp_path_factory, rows=2, cols=2, bypass=True)
-    plain = _synth(tmp_path_factory, rows=2, cols=2)
-    bp = _unit(r, "bypass")
-    assert bp["inside_pe"] and r["design"]["reference_modules"]["bypass"] == _pe_row(plain)[
-        "module"]
+    double = _synth(tmp_path_factory, rows=2, cols=2)
+    plain = _synth(tmp_path_factory, rows=2, cols=2, double_buffer=False)
+    bp, db = _unit(r, "bypass"), _unit(r, "double_buffer")
+    refs = r["design"]["reference_modules"]
+    # Nested references: bypass against the double-buffered PE, that against the plain PE.
+    assert bp["inside_pe"] and refs["bypass"] == _pe_row(double)["module"]
+    assert db["inside_pe"] and refs["double_buffer"] == _pe_row(plain)["module"]
     for m in r["metrics"]:
-        # The PE denominator is the PE without bypass, exactly as synthesised on its own.
+        # The PE denominator is the plain PE, exactly as synthesised on its own.
         assert r["denominators"]["pe"][m] == _pe_row(plain)[m]["own_per_instance"]
         assert 0 < bp[m]["pct_of_pe"] < 30
+        # The two steps add up to the PE as built.
+        total = r["denominators"]["pe"][m] * (1 + (bp[m]["pct_of_pe"] + db[m]["pct_of_pe"])
+                                              / 100)
+        assert total == pytest.approx(_pe_row(r)[m]["own_per_instance"])
+
+
+@pytest.mark.synth
+def test_double_buffer_is_measured_against_the_single_buffered_pe(tmp_path_factory):
+    r = _synth(tmp_path_factory, rows=2, cols=2)
+    plain = _synth(tmp_path_factory, rows=2, cols=2, double_buffer=False)
+    db = _unit(r, "double_buffer")
+    assert "double_buffer" not in {u["unit"] for u in plain["units"]}
+    for m in r["metrics"]:
+        assert r["denominators"]["pe"][m] == _pe_row(plain)[m]["own_per_instance"]
+        shadow = _pe_row(r)[m]["own_per_instance"] - _pe_row(plain)[m]["own_per_instance"]
+        assert db[m]["pct_of_pe"] == pytest.approx(100 * shadow / r["denominators"]["pe"][m])
+        # 8 shadow flip-flops, a swap flag and a multiplexer on a PE of ~60 flip-flops
+        print(m, f"double buffer +{db[m]['pct_of_pe']:.1f} % of the PE")
+        assert 3 < db[m]["pct_of_pe"] < 40
     rows = [s for s in r["beside_the_seeds"] if s["unit"] == "bypass"]
     assert [s["seed"]["text"] for s in rows] == ["7.087 %", "+2.2 %"]
 
