@@ -468,8 +468,11 @@ class FastFaultEngine(FunctionalEngine):
     error instances, :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g.
     with bit errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
     Algorithm 6.1 on the streamed activations before the input units; the temporal sanity vectors
-    are summed from the clean ones). A neuron permutation must not be combined with
-    ``stored_weights`` (they are in array-column order).
+    are summed from the clean ones). ``stored_weights`` are in array-column order (permute them
+    with a neuron permutation).  Protected networks (:mod:`golden.protect`): the split lanes and
+    the LCU pairs (``split``, ``lcu_pairs``: corrected after the output stage, as the LCU
+    controller corrects the output buffer) and the selective-TMR triples (``tmr_triples``,
+    ``tmr_voter``: voted after the layer, as :class:`golden.protect.VotingEngine` does).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
     checksum alarm counts the cycle engine reports (zero: the checks are exact); with
@@ -491,15 +494,16 @@ class FastFaultEngine(FunctionalEngine):
         errors = units.pop("errors", None)
         stored = units.pop("stored_weights", None)
         act_errors = units.pop("act_errors", None)
+        # selective TMR: the voter runs after the layer (golden.protect.VotingEngine)
+        triples = units.pop("tmr_triples", None)
+        voter = units.pop("tmr_voter", "word")
         lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
         if p.fault is None and errors is None and stored is None and act_errors is None and (
                 self.checked or lcu):
             res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
                                           None, units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
-            return res
-        if units.get("split") is not None or units.get("lcu_pairs") is not None:
-            raise NotImplementedError("the fast fault model does not model the LCU yet")
+            return _vote(cfg, res, triples, voter)
         A_in, B, gen_A, chk_B = p.A, p.B, None, None
         if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
             rate, seed = act_errors
@@ -513,10 +517,32 @@ class FastFaultEngine(FunctionalEngine):
                                      bypass_map=units.get("bypass_map"),
                                      temporal_batch=units.get("temporal_batch"),
                                      errors=errors, gen_A=gen_A, chk_B=chk_B)
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width)
+        split = units.get("split")
+        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
+                         split=None if split is None else np.asarray(split, dtype=bool))
+        pairs = units.get("lcu_pairs")
+        if pairs is not None and len(pairs):
+            # the LCU controller corrects the captured words after the layer (the faults
+            # act on the array, before the output buffer)
+            from .network import _lcu_correct
+
+            q = _lcu_correct(q, pairs, cfg.a_width, getattr(cfg, "lcu_mask", None))
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
-        return ProductResult(q=q, cycles=cycles, alarms=alarms)
+        return _vote(cfg, ProductResult(q=q, cycles=cycles, alarms=alarms), triples, voter)
+
+
+def _vote(cfg, res: ProductResult, triples, voter: str) -> ProductResult:
+    """``res`` with the selective-TMR triples voted (word or bitwise voter, 001 L2126)."""
+    if triples is None or not len(triples):
+        return res
+    from .tmr import bitwise_vote, word_vote
+
+    vote = word_vote if voter == "word" else bitwise_vote
+    q = np.array(res.q, dtype=np.int64, copy=True)
+    for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
+        q[:, a] = q[:, b] = q[:, c] = vote(q[:, a], q[:, b], q[:, c], width=cfg.a_width)
+    return ProductResult(q=q, cycles=res.cycles, alarms=res.alarms)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
