@@ -483,6 +483,8 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     for k, q in enumerate(spec["protections"]):
         if q["kind"] in ("lcu", "tmr"):
             prots[k] = _critical_protection(q, k, prots[k], net, cfg, cal, nvf_cache)
+            if prots[k].kind == "lcu":  # an output buffer that holds every layer's result
+                prots[k] = _lcu_sized(prots[k], len(ds.images), cfg)
     perms = None
     if spec["network"].get("permutation"):
         from ftaccel.tb.critical import CriticalError, permutation_layers
@@ -561,6 +563,24 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     info = {"protected": str(folder), "protected_neurons": doc.get("protected_neurons"),
             "neurons": hidden, "original_neurons": doc.get("original_neurons")}
     return dataclasses.replace(prot, model=model, options=options, info=info)
+
+
+def _lcu_sized(prot: Protection, n_images: int, cfg) -> Protection:
+    """``prot`` with ``lcu_depth`` raised to the output-buffer rows its largest layer needs.
+
+    The LCU controller corrects a layer's result in the output buffer (one row of C words
+    per output vector and column tile); the fast model does not need it, the cycle model and
+    the RTL (``--verify-rtl``) do.
+    """
+    import dataclasses
+
+    from ftaccel.golden.netcampaign import layer_dims
+
+    rows = max(M * -(-N // cfg.cols) for (_i, M, _K, N) in layer_dims(prot.model, n_images))
+    depth = max(64, 1 << (rows - 1).bit_length())
+    if depth <= cfg.lcu_depth:
+        return prot
+    return dataclasses.replace(prot, config={**prot.config, "lcu_depth": depth})
 
 
 def _check_protection_layers(spec: dict, ctx: Context) -> None:
