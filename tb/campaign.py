@@ -5,6 +5,12 @@ accelerator, the protections to compare, the fault model and how faults are draw
 numerical core (fault models, the fast fault model, outcome classes, statistics) is
 :mod:`golden.netcampaign` / :mod:`golden.fault_models`; this module runs it:
 
+* **Critical neurons and HAS.**  ``network.permutation`` (a file written by ``rtlgen
+  schedule``, relative to the spec; ``--permutation`` replaces it) runs every protection on the
+  plain model with that neuron permutation, checked like ``infer --permutation`` and recorded
+  in the report; ``kind = "lcu"`` / ``"tmr"`` protect the critical neurons (``nvf_threshold``
+  in percent, or ``protected``: a folder written by ``rtlgen protect``, its placement checked
+  on this accelerator) and are judged beside the others on their own schedule.
 * **Plan.**  The work items (one register fault, or one trial of a rate) are fixed by the
   spec alone: a statistical sample (001 Eq. 4.7, margin and confidence from the spec) drawn
   with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
