@@ -54,6 +54,22 @@ Other fault models, each with its own RNG stream so that a fault is reproducible
   Binomial(steps, rate); each error sabotages a random bit of that PE's partial sum in that
   step (flip-to-0, flip-to-1 or bit flip, the "partial products" of 003 §3.2.1).
 
+**A drawn set of errors on the RTL.**  The RTL's fault hooks hold one fault at a time, but
+the driver's program sets the hooks' inputs on every cycle.  Every error instance is a
+one-cycle fault of one PE's partial-sum register (:func:`profile_faults` gives its cycle);
+:func:`hook_program` writes them into a program, one per cycle: in an error's cycle ``t`` the
+hooks hold ``enable = 1``, the PE, ``reg = psum``, the bit, ``cycle = t`` and the mode (a bit
+flip is the hooks' flip at cycle ``t``; flip-to-0 / flip-to-1 are the hooks' stuck-at-0 /
+stuck-at-1, enabled in that one cycle only), and ``enable = 0`` in every other cycle.
+:func:`hooked_faults` reads the faults back from the program for the cycle model, so the fast
+model, the cycle model and the RTL see the same errors (:class:`HookedErrorsEngine`; tested on
+the RTL in ``tests/test_has.py``).  Two errors of different PEs can fall in the same cycle
+(slot ``j`` of PE (r, c) is in its register in cycle ``s + j + r + c + 2``): the hooks cannot
+hold both, so such draws are made under the constraint *one error per cycle*
+(``profile_errors(..., one_per_cycle=True)``, :func:`one_per_cycle`): of the errors of one
+cycle the first drawn is kept and the others dropped.  At the rates 003 uses (FR_max ≤ 5e-3)
+this drops a small share; :func:`one_per_cycle` reports how many.
+
 :class:`FastFaultEngine` is a :class:`golden.network.FunctionalEngine` that applies
 ``Product.fault`` (a :class:`Fault`) or ``Product.units["errors"]`` (profile errors) with
 these functions, so :func:`golden.network.run` runs a whole faulty network with it, starting
@@ -75,7 +91,8 @@ from .output_stage import output_stage
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
            "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
-           "profile_product", "PROFILE_MODES"]
+           "profile_product", "PROFILE_MODES", "profile_faults", "one_per_cycle",
+           "hook_program", "hooked_faults", "HookedErrorsEngine"]
 
 #: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
 PROFILE_MODES = {"flip-to-0": "sa0", "flip-to-1": "sa1", "bitflip": "flip"}
@@ -504,8 +521,11 @@ class FastFaultEngine(FunctionalEngine):
     error instances, :class:`ProfileErrors`), ``stored_weights`` (the K×N weights as stored, e.g.
     with bit errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
     Algorithm 6.1 on the streamed activations before the input units; the temporal sanity vectors
-    are summed from the clean ones). A neuron permutation must not be combined with
-    ``stored_weights`` (they are in array-column order).
+    are summed from the clean ones). ``stored_weights`` are in array-column order (permute them
+    with a neuron permutation).  Protected networks (:mod:`golden.protect`): the split lanes and
+    the LCU pairs (``split``, ``lcu_pairs``: corrected after the output stage, as the LCU
+    controller corrects the output buffer) and the selective-TMR triples (``tmr_triples``,
+    ``tmr_voter``: voted after the layer, as :class:`golden.protect.VotingEngine` does).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
     checksum alarm counts the cycle engine reports (zero: the checks are exact); with
@@ -527,15 +547,16 @@ class FastFaultEngine(FunctionalEngine):
         errors = units.pop("errors", None)
         stored = units.pop("stored_weights", None)
         act_errors = units.pop("act_errors", None)
+        # selective TMR: the voter runs after the layer (golden.protect.VotingEngine)
+        triples = units.pop("tmr_triples", None)
+        voter = units.pop("tmr_voter", "word")
         lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
         if p.fault is None and errors is None and stored is None and act_errors is None and (
                 self.checked or lcu):
             res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
                                           None, units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
-            return res
-        if units.get("split") is not None or units.get("lcu_pairs") is not None:
-            raise NotImplementedError("the fast fault model does not model the LCU yet")
+            return _vote(cfg, res, triples, voter)
         A_in, B, gen_A, chk_B = p.A, p.B, None, None
         if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
             rate, seed = act_errors
@@ -549,10 +570,32 @@ class FastFaultEngine(FunctionalEngine):
                                      bypass_map=units.get("bypass_map"),
                                      temporal_batch=units.get("temporal_batch"),
                                      errors=errors, gen_A=gen_A, chk_B=chk_B)
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width)
+        split = units.get("split")
+        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
+                         split=None if split is None else np.asarray(split, dtype=bool))
+        pairs = units.get("lcu_pairs")
+        if pairs is not None and len(pairs):
+            # the LCU controller corrects the captured words after the layer (the faults
+            # act on the array, before the output buffer)
+            from .network import _lcu_correct
+
+            q = _lcu_correct(q, pairs, cfg.a_width, getattr(cfg, "lcu_mask", None))
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
-        return ProductResult(q=q, cycles=cycles, alarms=alarms)
+        return _vote(cfg, ProductResult(q=q, cycles=cycles, alarms=alarms), triples, voter)
+
+
+def _vote(cfg, res: ProductResult, triples, voter: str) -> ProductResult:
+    """``res`` with the selective-TMR triples voted (word or bitwise voter, 001 L2126)."""
+    if triples is None or not len(triples):
+        return res
+    from .tmr import bitwise_vote, word_vote
+
+    vote = word_vote if voter == "word" else bitwise_vote
+    q = np.array(res.q, dtype=np.int64, copy=True)
+    for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
+        q[:, a] = q[:, b] = q[:, c] = vote(q[:, a], q[:, b], q[:, c], width=cfg.a_width)
+    return ProductResult(q=q, cycles=res.cycles, alarms=res.alarms)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
@@ -593,7 +636,8 @@ class ProfileErrors:
 
 def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
                    rng: np.random.Generator, *, bits: tuple[int, int] | None = None,
-                   temporal_batch: int | None = None) -> ProfileErrors:
+                   temporal_batch: int | None = None,
+                   one_per_cycle: bool = False) -> ProfileErrors:
     """003 §4.3: error instances of one product ``M×K @ K×N`` drawn from ``profile``.
 
     Every PE works once per streamed slot of every pass (WS/IS) or per step of every tile
@@ -621,8 +665,44 @@ def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
     step = np.concatenate([rng.choice(steps, size=k, replace=False) for k in n]) \
         if len(n) else np.zeros(0, np.int64)
     bit = rng.integers(lo, hi + 1, size=len(tile))
-    return ProfileErrors(tile.astype(np.int64), step.astype(np.int64), row.astype(np.int64),
-                         col.astype(np.int64), bit.astype(np.int64), PROFILE_MODES[mode])
+    errors = ProfileErrors(tile.astype(np.int64), step.astype(np.int64), row.astype(np.int64),
+                           col.astype(np.int64), bit.astype(np.int64), PROFILE_MODES[mode])
+    if one_per_cycle:
+        errors = _one_per_cycle(cfg, errors, M, K, N, temporal_batch)[0]
+    return errors
+
+
+def _error_cycles(cfg, errors: ProfileErrors, M: int, K: int, N: int,
+                  temporal_batch: int | None = None) -> np.ndarray:
+    """The cycle of every error instance (:func:`profile_faults`), vectorised."""
+    pre, d, R = cfg.config_cycles, cfg.input_stages, cfg.rows
+    if cfg.dataflow == "os":
+        return pre + errors.tile * max(K, R) + errors.step + errors.row + errors.col + 1
+    span = _stationary_layout(cfg, M, N, temporal_batch)[3]
+    s = pre + d + errors.tile * (R + span + pass_gap(cfg, span)) + R
+    return s + errors.step + errors.row + errors.col + 2
+
+
+def _subset(e: ProfileErrors, keep) -> ProfileErrors:
+    return ProfileErrors(e.tile[keep], e.step[keep], e.row[keep], e.col[keep], e.bit[keep],
+                         e.mode)
+
+
+def _one_per_cycle(cfg, errors, M, K, N, temporal_batch):
+    cyc = _error_cycles(cfg, errors, M, K, N, temporal_batch)
+    _, first = np.unique(cyc, return_index=True)
+    keep = np.sort(first)
+    return _subset(errors, keep), len(errors) - len(keep)
+
+
+def one_per_cycle(cfg, errors: ProfileErrors, M: int, K: int, N: int,
+                  temporal_batch: int | None = None) -> tuple[ProfileErrors, int]:
+    """``(errors with at most one per cycle, how many were dropped)``.
+
+    Of the errors that fall in one cycle, the first drawn is kept (see the module docstring:
+    the RTL's fault hooks hold one fault at a time).
+    """
+    return _one_per_cycle(cfg, errors, M, K, N, temporal_batch)
 
 
 def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
@@ -697,3 +777,107 @@ def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
         rows_of, cols_of = np.arange(M) % R, np.arange(N) % C
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
     return out + np.asarray(bias, dtype=np.int64)[None, :], {}
+
+
+# -- a drawn set of errors on the fault hooks, cycle by cycle -----------------------------------
+
+def hook_program(cfg, program, faults):
+    """``program`` with ``faults`` (one-cycle faults, distinct cycles) on the fault hooks.
+
+    In the cycle ``t`` of a fault the hooks' controls arm it (``enable``, PE, register, bit,
+    ``cycle = t``; mode ``flip`` for a bit flip, ``sa0`` / ``sa1`` for a flip-to-0 / flip-to-1
+    enabled in that cycle only); in every other cycle ``enable = 0``.  Needs
+    ``cfg.fault_hooks``; ValueError if two faults share a cycle or a cycle is outside the
+    program.  Returns a new :class:`golden.schedule.Program` (the inputs copied).
+    """
+    import dataclasses
+
+    from .faults import MODES, REGISTERS
+
+    if not cfg.fault_hooks:
+        raise ValueError("errors on the fault hooks need a configuration with fault_hooks")
+    faults = list(faults)
+    cycles = [int(f.cycle) for f in faults]
+    if len(set(cycles)) != len(cycles):
+        raise ValueError("the fault hooks hold one fault per cycle: two errors share a cycle "
+                         "(draw with one_per_cycle=True)")
+    T = program.cycles
+    inputs = dict(program.inputs)
+    ctl = {name: np.zeros(T, dtype=np.int64) for name in
+           ("enable", "row", "col", "reg", "bit", "mode", "cycle")}
+    for f, t in zip(faults, cycles, strict=True):
+        if not 0 <= t < T:
+            raise ValueError(f"fault {f}: cycle {t} outside the program's {T} cycles")
+        ctl["enable"][t] = 1
+        ctl["row"][t], ctl["col"][t] = f.row, f.col
+        ctl["reg"][t] = REGISTERS.index(f.register)
+        ctl["bit"][t] = f.bit
+        ctl["mode"][t] = MODES.index(f.mode)
+        ctl["cycle"][t] = t
+    for name, v in ctl.items():
+        inputs[f"fault__{name}"] = v
+    return dataclasses.replace(program, inputs=inputs)
+
+
+def hooked_faults(program) -> list:
+    """The faults a program's per-cycle fault-hook controls arm, as one-cycle faults.
+
+    The controls as the RTL's :class:`rtl_gen.fault.FaultController` decodes them: in cycle
+    ``t`` a fault is active if ``enable`` and (a stuck-at mode, or ``cycle == t``).  A stuck-at
+    held for the whole program becomes one one-cycle fault per cycle (the same effect).
+    """
+    from .faults import MODES, REGISTERS
+
+    inp = program.inputs
+    if "fault__enable" not in inp:
+        return []
+    en = np.asarray(inp["fault__enable"])
+    mode = np.asarray(inp["fault__mode"])
+    cyc = np.asarray(inp["fault__cycle"])
+    t_all = np.arange(len(en))
+    on = np.flatnonzero((en != 0) & ((mode != MODES.index("flip")) | (cyc == t_all)))
+    return [TransientFault(int(inp["fault__row"][t]), int(inp["fault__col"][t]),
+                           REGISTERS[int(inp["fault__reg"][t])], int(inp["fault__bit"][t]),
+                           MODES[int(mode[t])], int(t)) for t in on]
+
+
+class HookedErrorsEngine:
+    """An engine that plays per-layer error draws through the fault hooks' per-cycle controls.
+
+    ``inner``: a :class:`golden.network.CycleEngine` (the cycle model) or a
+    :class:`tb.network.RTLEngine` (the RTL), built for a configuration with ``fault_hooks``;
+    ``errors``: per product-layer index, :class:`ProfileErrors` drawn for that layer's product
+    with at most one error per cycle.  Each product's program gets the errors' one-cycle faults
+    (:func:`hook_program`); the cycle model is given the faults read back from the program
+    (:func:`hooked_faults`), the RTL plays the program: both see what the program drives.
+    ``drawn`` counts the error instances played.
+    """
+
+    def __init__(self, inner, errors: dict):
+        self.inner, self.cfg = inner, inner.cfg
+        self.errors = dict(errors)
+        self.name = f"{getattr(inner, 'name', 'engine')}+hooked-errors"
+        self.drawn = 0
+
+    def product(self, p):
+        """The product ``p`` with its layer's errors on the fault hooks."""
+        from .network import ModelError, ProductResult
+        from .schedule import assemble, assemble_corrected, build_program
+
+        cfg = self.cfg
+        if p.fault is not None:
+            raise ModelError(f"layer {p.name}: a register fault and hooked errors at once")
+        units = dict(p.units)
+        units.pop("errors", None)
+        program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
+                                **units)
+        errs = self.errors.get(p.index)
+        if errs is not None and len(errs):
+            M, K = p.A.shape
+            faults = profile_faults(cfg, errs, M, K, p.B.shape[1], units.get("temporal_batch"))
+            program = hook_program(cfg, program, faults)
+            self.drawn += len(faults)
+        rec = self.inner.execute(program, hooked_faults(program) or None)
+        q = assemble_corrected(program, rec) if getattr(cfg, "lcu", False) else \
+            assemble(program, rec, "q_out")
+        return ProductResult(q=np.asarray(q, dtype=np.int64), cycles=int(program.cycles))

@@ -7,7 +7,18 @@ the runner (TOML spec, Dask, durable chunks, reports) is :mod:`tb.campaign`.
 unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
 ``median`` (Median-3/5); ``sanity`` (Sanity-Check: spatial, temporal or both; detection
 counted); ``bypass`` (PE bypass of the PEs known to be faulty: a stuck-at fault's PE — a
-transient flip cannot be known in advance — or a profile's PEs at or above a rate threshold).
+transient flip cannot be known in advance — or a profile's PEs at or above a rate threshold);
+``lcu`` / ``tmr`` (the critical neurons protected by splitting + LCU or selective TMR,
+:mod:`golden.protect`: the protection carries its own *protected model* and per-layer options
+— copies, placement permutation, split lanes, LCU pairs or TMR triples — and is judged on its
+own schedule: more columns, more passes, every fault model drawn over them).
+
+**Neuron permutation** (HAS, 003): a campaign may run the network with a permutation of each
+product layer's neurons (``rtlgen schedule``); it applies to every protection on the plain
+model (``none``, ``afd``, ``median``, ``sanity``, ``bypass``).  ``lcu`` / ``tmr`` keep their
+own placement (their models have more columns; the permutation names the original neurons).
+Stored weights with bit errors are drawn in the model's column order and permuted with the
+product, so the same weights are corrupted with or without a permutation.
 
 **Fault models** (one *work item* each; every item draws its randomness from
 ``SeedSequence([seed, item id])``, never from a worker, so the results do not depend on how
@@ -70,7 +81,7 @@ __all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "Contex
            "evaluate_trial", "statistical_size", "z_value", "wilson", "mean_ci",
            "layer_dims"]
 
-PROTECTION_KINDS = ("none", "afd", "median", "sanity", "bypass")
+PROTECTION_KINDS = ("none", "afd", "median", "sanity", "bypass", "lcu", "tmr")
 FAULT_MODELS = ("register", "bit_errors", "pe_profile", "pe_bypass")
 OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected")
 
@@ -90,6 +101,13 @@ class Protection:
     #: afd / median: the product layers (names) whose inputs the unit filters; the unit is
     #: switched off at run time for the others (None: every product layer)
     layers: tuple | None = None
+    #: lcu / tmr: the protected model (copies added) and its per-layer
+    #: :class:`golden.network.LayerOptions` (placement permutation, split, lcu_pairs or
+    #: tmr_triples); None: the campaign's model
+    model: object = field(default=None, compare=False, repr=False)
+    options: dict | None = field(default=None, compare=False, repr=False)
+    #: lcu / tmr: what was protected (NVF threshold or file, critical and hidden neurons)
+    info: dict = field(default_factory=dict, compare=False)
 
     def layer_units(self, model: Model) -> dict:
         """Per product layer, the unit options that switch this protection's unit off."""
@@ -107,7 +125,7 @@ class Protection:
     def unit(self) -> str:
         """The unit that detects or corrects, as named in the trace."""
         return {"none": "", "afd": "afd", "median": f"median{self.config.get('median', '')}",
-                "sanity": "sanity", "bypass": "bypass"}[self.kind]
+                "sanity": "sanity", "bypass": "bypass", "lcu": "lcu", "tmr": "tmr"}[self.kind]
 
     def cfg(self, base):
         """The configuration ``base`` with this protection's changes."""
@@ -188,26 +206,50 @@ class Context:
     """What every work item needs, built once per worker.
 
     The model, the quantised images, the labels, and each protection's configuration and fault-free
-    run.
+    run.  ``permutations`` (product-layer index → neuron permutation, ``rtlgen schedule``) apply
+    to every protection on the campaign's model (not to ``lcu`` / ``tmr``, which have their own
+    placement).
     """
 
     def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray, base_cfg,
-                 protections: list[Protection]):
+                 protections: list[Protection], permutations: dict | None = None):
         self.model, self.x, self.labels, self.base = model, x, labels, base_cfg
         self.protections = protections
+        self.permutations = {int(k): np.asarray(v, dtype=np.int64)
+                             for k, v in (permutations or {}).items()}
         self.dims = layer_dims(model, len(x))
         self.products = [d[0] for d in self.dims]
         self.clean: dict[str, Clean] = {}
-        self.layer_units = {p.name: p.layer_units(model) for p in protections}
+        self.layer_units = {p.name: p.layer_units(self.model_of(p)) for p in protections}
         for p in protections:
             cfg = p.cfg(base_cfg)
             units = dict(p.units)
             if cfg.bypass:
                 units.setdefault("bypass_map", np.zeros((cfg.rows, cfg.cols), bool))
-            res = run(model, x, FastFaultEngine(cfg), units=units, record=True,
-                      options=_merge(None, self.layer_units[p.name]))
+            res = run(self.model_of(p), x, FastFaultEngine(cfg), units=units, record=True,
+                      options=self.options(p))
             self.clean[p.name] = Clean(cfg, units, res.logits, res.outputs,
                                        sum(sum(st.alarms.values()) for st in res.layers))
+
+    def model_of(self, protection: Protection) -> Model:
+        """The model ``protection`` runs: its protected model, or the campaign's."""
+        return protection.model if protection.model is not None else self.model
+
+    def dims_of(self, protection: Protection) -> list[tuple[int, int, int, int]]:
+        """``(layer, M, K, N)`` of every product layer of the model ``protection`` runs."""
+        if protection.model is None:
+            return self.dims
+        return layer_dims(protection.model, len(self.x))
+
+    def base_options(self, protection: Protection) -> dict:
+        """Per layer, the protection's own options, or the campaign's permutation."""
+        if protection.options is not None:
+            return dict(protection.options)
+        return {i: LayerOptions(permutation=p) for i, p in self.permutations.items()}
+
+    def options(self, protection: Protection, options: dict | None = None) -> dict | None:
+        """Per-layer options of one run: ``options`` (faults, errors) over the protection's."""
+        return _merge(options, self.layer_units[protection.name], self.base_options(protection))
 
     def accuracy(self, logits) -> float:
         """Top-1 accuracy of ``logits`` against the labels."""
@@ -219,19 +261,26 @@ class Context:
         x = self.x if start == 0 else c.outputs[start - 1]
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
         # int8 input, so the faulty runs need not check again
-        return run(self.model, x, FastFaultEngine(c.cfg, checked=False),
+        return run(self.model_of(protection), x, FastFaultEngine(c.cfg, checked=False),
                    units={**c.units, **(units or {})},
-                   options=_merge(options, self.layer_units[protection.name]), start=start)
+                   options=self.options(protection, options), start=start)
 
 
-def _merge(options: dict | None, layer_units: dict) -> dict | None:
-    """Per-layer options with a protection's per-layer unit switches added."""
-    if not layer_units:
+def _merge(options: dict | None, layer_units: dict, base: dict | None = None) -> dict | None:
+    """Per-layer options of a run.
+
+    ``options`` (fault, units of the fault model) over a protection's per-layer unit switches
+    over ``base`` (per layer: the permutation and units of a placement or protection).
+    """
+    if not layer_units and not base:
         return options
     out = dict(options or {})
-    for i, u in layer_units.items():
+    for i in set(layer_units) | set(base or {}) | set(out):
         o = out.get(i) or LayerOptions()
-        out[i] = LayerOptions(fault=o.fault, units={**u, **o.units}, permutation=o.permutation)
+        b = (base or {}).get(i) or LayerOptions()
+        perm = o.permutation if o.permutation is not None else b.permutation
+        out[i] = LayerOptions(fault=o.fault, units={**b.units, **layer_units.get(i, {}),
+                                                    **o.units}, permutation=perm)
     return out
 
 
@@ -424,18 +473,23 @@ def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
         clean = ctx.clean[prot.name]
         cfg = clean.cfg
         opts, units, extra_units = {}, {}, {}
+        model = ctx.model_of(prot)
+        base = ctx.base_options(prot)
         if kind == "bit_errors":
             for i in ctx.products:
-                layer = ctx.model.layers[i]
+                layer = model.layers[i]
                 lu = {}
                 if "weights" in targets:
-                    lu["stored_weights"] = bit_errors(layer.matrix, rate, ctx.model.w_bits, rng)
+                    sw = bit_errors(layer.matrix, rate, model.w_bits, rng)
+                    perm = base[i].permutation if i in base else None
+                    # drawn in the model's column order; the product runs permuted
+                    lu["stored_weights"] = sw if perm is None else sw[:, np.asarray(perm)]
                 if "activations" in targets:
                     lu["act_errors"] = (rate, int(rng.integers(1 << 62)))
                 opts[i] = LayerOptions(units=lu)
         elif kind == "pe_profile":
             prof = pe_profile(cfg.rows, cfg.cols, rate, rng)
-            for (i, M, K, N) in ctx.dims:
+            for (i, M, K, N) in ctx.dims_of(prot):
                 errs = profile_errors(cfg, prof, M, K, N, profile_mode, rng, bits=bits,
                                       temporal_batch=clean.units.get("temporal_batch"))
                 opts[i] = LayerOptions(units={"errors": errs})

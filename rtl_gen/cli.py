@@ -579,7 +579,7 @@ def cmd_campaign(args) -> int:
     try:
         report = run_campaign(args.spec, args.output, workers=args.workers,
                               scheduler=args.scheduler, verify_rtl=args.verify_rtl,
-                              sim=args.sim, progress=None)
+                              sim=args.sim, progress=None, permutation=args.permutation)
     except (CampaignError, ModelError, DataError) as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
@@ -809,6 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-run K sampled faults on the RTL and report the agreement")
     c.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --verify-rtl (default $SIM or icarus)")
+    c.add_argument("--permutation", type=_path,
+                   help="permutation.json from 'rtlgen schedule' (replaces the spec's "
+                        "network.permutation): array column j computes neuron perm[j] in the "
+                        "layers it names, for every protection on the plain model")
     c.set_defaults(func=cmd_campaign)
 
     nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "

@@ -5,6 +5,12 @@ accelerator, the protections to compare, the fault model and how faults are draw
 numerical core (fault models, the fast fault model, outcome classes, statistics) is
 :mod:`golden.netcampaign` / :mod:`golden.fault_models`; this module runs it:
 
+* **Critical neurons and HAS.**  ``network.permutation`` (a file written by ``rtlgen
+  schedule``, relative to the spec; ``--permutation`` replaces it) runs every protection on the
+  plain model with that neuron permutation, checked like ``infer --permutation`` and recorded
+  in the report; ``kind = "lcu"`` / ``"tmr"`` protect the critical neurons (``nvf_threshold``
+  in percent, or ``protected``: a folder written by ``rtlgen protect``, its placement checked
+  on this accelerator) and are judged beside the others on their own schedule.
 * **Plan.**  The work items (one register fault, or one trial of a rate) are fixed by the
   spec alone: a statistical sample (001 Eq. 4.7, margin and confidence from the spec) drawn
   with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
@@ -80,14 +86,15 @@ class CampaignError(ValueError):
 
 _KNOWN = {
     "campaign": {"name", "seed", "chunk"},
-    "network": {"model", "calib"},
+    "network": {"model", "calib", "permutation"},
     "data": {"source", "images"},
     "faults": {"model", "registers", "modes", "layers", "targets", "mode", "bits"},
     "sample": {"method", "margin", "confidence", "rates", "trials"},
     "verify": {"images"},
 }
 _PROTECTION_KEYS = {"name", "kind", "gates", "mode", "gamma", "window", "variant", "checksum",
-                    "temporal_batch", "temporal_mode", "threshold", "layers"}
+                    "temporal_batch", "temporal_mode", "threshold", "layers", "nvf_threshold",
+                    "protected", "voter", "lcu_mode", "nvf_images"}
 
 
 def _err(key: str, msg: str) -> CampaignError:
@@ -106,8 +113,12 @@ def _get(d: dict, key: str, path: str, kind, default=None, required=False):
     return v
 
 
-def load_spec(path) -> dict:
-    """Read and validate a campaign spec (TOML); :class:`CampaignError` names the key."""
+def load_spec(path, *, permutation=None) -> dict:
+    """Read and validate a campaign spec (TOML); :class:`CampaignError` names the key.
+
+    ``permutation`` (``rtlgen campaign --permutation FILE``) replaces the spec's
+    ``network.permutation``.
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -117,11 +128,17 @@ def load_spec(path) -> dict:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"spec {p}: not TOML ({exc})") from None
-    return parse_spec(raw, base=p.parent)
+    return parse_spec(raw, base=p.parent, permutation=permutation)
 
 
-def parse_spec(raw: dict, base: Path | None = None) -> dict:
-    """The normalised spec (every default filled in) of a parsed TOML document."""
+def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict:
+    """The normalised spec (every default filled in) of a parsed TOML document.
+
+    ``network.permutation`` (a path relative to the spec) is read here and its layers kept in
+    the spec, so the spec's hash covers the permutation itself; it is checked against the
+    model when the campaign's context is built.  ``permutation`` (a path) overrides it (the
+    command line's ``--permutation``).
+    """
     for section in raw:
         if section not in _KNOWN and section not in ("accelerator", "protections"):
             raise _err(section, f"unknown section; known: {', '.join(sorted(_KNOWN))}, "
@@ -144,6 +161,14 @@ def parse_spec(raw: dict, base: Path | None = None) -> dict:
     model = _get(n, "model", "network", str, required=True)
     spec["network"] = {"model": _path(model, base), "calib": _path(_get(n, "calib", "network",
                                                                         str), base)}
+    if permutation is not None:
+        spec["network"]["permutation"] = _read_permutation(Path(permutation), "--permutation")
+    else:
+        perm = _get(n, "permutation", "network", str)
+        if perm is not None:
+            path = Path(perm) if base is None or Path(perm).is_absolute() else base / perm
+            spec["network"]["permutation"] = _read_permutation(
+                path, "spec key network.permutation")
     d = raw.get("data", {})
     spec["data"] = {"source": _path(_get(d, "source", "data", str, "digits"), base),
                     "images": _get(d, "images", "data", int)}
@@ -158,10 +183,10 @@ def parse_spec(raw: dict, base: Path | None = None) -> dict:
         key = exc.value if exc.field == "configuration key" else exc.field
         raise _err(f"accelerator.{key}", str(exc)) from None
     if cfg.checksum != "none" or cfg.afd or cfg.median or cfg.lcu or cfg.fault_hooks:
-        raise _err("accelerator", "give the plain accelerator here; checksums, AFD and median "
-                                  "are protections ([[protections]]), the LCU is not modelled")
+        raise _err("accelerator", "give the plain accelerator here; checksums, AFD, median, "
+                                  "the LCU and TMR are protections ([[protections]])")
     spec["accelerator"] = cfg.to_dict()
-    spec["protections"] = _protections(raw.get("protections", [{"kind": "none"}]), cfg)
+    spec["protections"] = _protections(raw.get("protections", [{"kind": "none"}]), cfg, base)
     f = raw.get("faults", {})
     kind = _get(f, "model", "faults", str, "register")
     if kind not in FAULT_MODELS:
@@ -227,6 +252,79 @@ def _path(value, base):
     return ",".join(parts)
 
 
+def _read_permutation(path: Path, what: str) -> dict:
+    """The permutation file's layers (``rtlgen schedule``), structure checked; the file named."""
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise CampaignError(f"{what} {path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise CampaignError(f"{what} {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    layers = doc.get("layers") if isinstance(doc, dict) else None
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(e, dict) and "permutation" in e for e in layers):
+        raise CampaignError(f"{what} {path}: not a permutation file (rtlgen schedule): no "
+                            "'layers' list of {{layer, permutation}}")
+    return {"file": str(path.resolve()), "what": what,
+            "layers": [{"layer": e.get("layer"), "permutation": e["permutation"]}
+                       for e in layers]}
+
+
+def _file_hash(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _critical_spec(p: dict, q: dict, path: str, kind: str, base) -> None:
+    """``lcu`` / ``tmr`` keys: an NVF threshold, or a protected model written by ``protect``."""
+    thr = _get(p, "nvf_threshold", path, (int, float))
+    prot = _get(p, "protected", path, str)
+    if (thr is None) == (prot is None):
+        raise _err(f"{path}.nvf_threshold", "give nvf_threshold (percent, 0 … 100) or "
+                                            "protected (a folder written by rtlgen protect)")
+    if kind == "tmr":
+        q["voter"] = _get(p, "voter", path, str, "word")
+        if q["voter"] not in ("word", "bitwise"):
+            raise _err(f"{path}.voter", f"{q['voter']!r}: word or bitwise")
+    else:
+        q["lcu_mode"] = _get(p, "lcu_mode", path, str, "halve")
+        if q["lcu_mode"] not in ("halve", "exact"):
+            raise _err(f"{path}.lcu_mode", f"{q['lcu_mode']!r}: halve or exact")
+    if thr is not None:
+        if not math.isfinite(thr) or not 0 <= thr <= 100:
+            raise _err(f"{path}.nvf_threshold", f"{thr!r}: a percentage from 0 to 100")
+        q["nvf_threshold"] = float(thr)
+        q["nvf_images"] = _get(p, "nvf_images", path, int, 500)
+        if q["nvf_images"] < 1:
+            raise _err(f"{path}.nvf_images", "must be at least 1")
+        return
+    if "voter" in p or "lcu_mode" in p:
+        key = "voter" if "voter" in p else "lcu_mode"
+        raise _err(f"{path}.{key}", "comes from the protected model's protection.json")
+    folder = Path(prot) if base is None or Path(prot).is_absolute() else base / prot
+    if folder.is_file():
+        folder = folder.parent
+    files = (folder / "protection.json", folder / "model.npz")
+    for f in files:
+        if not f.is_file():
+            raise _err(f"{path}.protected", f"{folder}: no {f.name} (a folder written by "
+                                            "rtlgen protect)")
+    try:
+        doc = json.loads(files[0].read_text())
+    except ValueError:
+        raise _err(f"{path}.protected", f"{files[0]}: not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != "ftaccel-protection":
+        raise _err(f"{path}.protected", f"{files[0]}: not a protection file (rtlgen protect)")
+    if doc.get("method") != kind:
+        raise _err(f"{path}.protected", f"{folder} is protected by {doc.get('method')!r}, "
+                                        f"not {kind!r}")
+    q["protected"] = str(folder.resolve())
+    q["protected_hash"] = _file_hash(*files)
+    q["protected_config"] = dict(doc.get("config") or {})
+
+
 def _choices(d, key, allowed, default):
     v = _get(d, key, "faults", list, default)
     bad = [x for x in v if x not in allowed]
@@ -235,7 +333,7 @@ def _choices(d, key, allowed, default):
     return list(v)
 
 
-def _protections(items, cfg) -> list[dict]:
+def _protections(items, cfg, base=None) -> list[dict]:
     if not isinstance(items, list) or not items:
         raise _err("protections", "a non-empty array of tables ([[protections]])")
     out, names = [], set()
@@ -280,23 +378,26 @@ def _protections(items, cfg) -> list[dict]:
                 raise _err(f"{path}.temporal_batch", "1 … 255")
         elif kind == "bypass":
             q["threshold"] = float(_get(p, "threshold", path, (int, float), 0.5))
+        elif kind in ("lcu", "tmr"):
+            _critical_spec(p, q, path, kind, base)
         else:
-            raise _err(f"{path}.kind", f"{kind!r}: one of none, afd, median, sanity, bypass "
-                                       "(LCU and TMR come with the critical-neuron issue)")
+            raise _err(f"{path}.kind", f"{kind!r}: one of none, afd, median, sanity, bypass, "
+                                       "lcu, tmr")
         if kind in ("afd", "median"):
             layers = _get(p, "layers", path, list)
             if layers is not None and not all(isinstance(x, str) for x in layers):
                 raise _err(f"{path}.layers", "a list of product-layer names")
             q["layers"] = layers
         for key in p:
-            if key not in q and key not in ("name", "kind"):
+            if key not in q and key not in ("name", "kind") and not (
+                    kind in ("lcu", "tmr") and key == "protected"):
                 raise _err(f"{path}.{key}", f"does not apply to kind {kind!r}")
         q["name"] = _get(p, "name", path, str, _default_name(q))
         if q["name"] in names:
             raise _err(f"{path}.name", f"{q['name']!r} used twice")
         names.add(q["name"])
         try:
-            to_protection(q).cfg(cfg)
+            to_protection(q, cfg).cfg(cfg)
         except ConfigError as exc:
             raise _err(path, str(exc)) from None
         out.append(q)
@@ -313,11 +414,17 @@ def _default_name(q: dict) -> str:
         return f"median{q['window']}"
     if k == "sanity":
         return f"sanity-{q['checksum']}"
+    if k in ("lcu", "tmr"):
+        return f"{k}-nvf{q['nvf_threshold']:g}" if "nvf_threshold" in q else f"{k}-protected"
     return k
 
 
-def to_protection(q: dict) -> Protection:
-    """A spec protection as a :class:`golden.netcampaign.Protection`."""
+def to_protection(q: dict, cfg=None) -> Protection:
+    """A spec protection as a :class:`golden.netcampaign.Protection`.
+
+    ``lcu`` / ``tmr``: the configuration only; :func:`build_context` adds the protected model.
+    ``cfg`` (the base accelerator) sets the exact LCU's all-ones mask width.
+    """
     kind = q["kind"]
     if kind == "afd":
         shift = int(math.log2(q["gamma"]))
@@ -337,6 +444,12 @@ def to_protection(q: dict) -> Protection:
         return Protection(q["name"], kind, cfg, units)
     if kind == "bypass":
         return Protection(q["name"], kind, {"bypass": True}, {}, q["threshold"])
+    if kind == "lcu":  # the protected model and its options come with the context
+        a_width = 8 if cfg is None else cfg.a_width
+        changes = q.get("protected_config") or (
+            {"lcu": True} if q.get("lcu_mode", "halve") == "halve" else
+            {"lcu": True, "lcu_mask": (1 << a_width) - 1})
+        return Protection(q["name"], kind, dict(changes))
     return Protection(q["name"], kind)
 
 
@@ -371,11 +484,109 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     net = _open_model(spec["network"]["model"], a_width=cfg.a_width, w_width=cfg.w_width,
                       calibration=cal)
     x = net.check(cfg, ds.images)
-    prots = [to_protection(q) for q in spec["protections"]]
-    ctx = Context(net.model, x, ds.labels, cfg, prots)
+    prots = [to_protection(q, cfg) for q in spec["protections"]]
+    nvf_cache: dict = {}
+    for k, q in enumerate(spec["protections"]):
+        if q["kind"] in ("lcu", "tmr"):
+            prots[k] = _critical_protection(q, k, prots[k], net, cfg, cal, nvf_cache)
+            if prots[k].kind == "lcu":  # an output buffer that holds every layer's result
+                prots[k] = _lcu_sized(prots[k], len(ds.images), cfg)
+    perms = None
+    if spec["network"].get("permutation"):
+        from ftaccel.tb.critical import CriticalError, permutation_layers
+
+        pm = spec["network"]["permutation"]
+        try:
+            opts = permutation_layers({"layers": pm["layers"]}, net.model,
+                                      f"{pm['what']} {pm['file']}")
+        except CriticalError as exc:
+            raise CampaignError(str(exc)) from None
+        perms = {i: o.permutation for i, o in opts.items()}
+    ctx = Context(net.model, x, ds.labels, cfg, prots, permutations=perms)
     _CONTEXTS.clear()  # one campaign per worker process at a time
     _CONTEXTS[key] = ctx
     return ctx
+
+
+def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache: dict):
+    """``prot`` with its protected model and options (``lcu`` / ``tmr``).
+
+    From an NVF threshold (the NVF analysed on ``nvf_images`` training images: the digits
+    training split for the built-in models, else the calibration images) or from a folder
+    written by ``rtlgen protect`` (its placement checked on this accelerator).
+    """
+    import dataclasses
+
+    from ftaccel.golden.network import Model, product_layers
+    from ftaccel.golden.protect import PlacementError, check_placement, protect
+    from ftaccel.tb.critical import CriticalError, protection_options
+
+    path = f"protections[{k}]"
+    if "nvf_threshold" in q:
+        from ftaccel.golden.nvf import nvf
+
+        n_img = q["nvf_images"]
+        if n_img not in cache:
+            if net.name in ("digits-mlp", "digits-cnn") or cal is None:
+                from ftaccel.golden.datasets import digits
+
+                imgs = digits("train").images[:n_img]
+            else:
+                imgs = cal[:n_img]
+            cache[n_img] = nvf(net.model, net.model.quantize_input(imgs))
+        res = cache[n_img]
+        crit = res.critical(q["nvf_threshold"] / 100, hidden_only=True)
+        try:
+            pr = protect(net.model, crit, q["kind"], cfg, voter=q.get("voter", "word"),
+                         lcu_mode=q.get("lcu_mode", "halve"))
+        except PlacementError as exc:
+            raise _err(f"{path}.nvf_threshold", str(exc)) from None
+        info = {"nvf_threshold": q["nvf_threshold"], "nvf_images": n_img,
+                "protected_neurons": pr.protected_neurons, "neurons": pr.neurons,
+                "original_neurons": pr.original_neurons,
+                "critical": {net.model.layers[i].name: list(map(int, lp.critical))
+                             for i, lp in pr.layers.items()}}
+        return dataclasses.replace(prot, config=dict(pr.config), model=pr.model,
+                                   options=pr.options(), info=info)
+    folder = Path(q["protected"])
+    try:
+        model = Model.load(folder / "model.npz")
+        options = protection_options(folder / "protection.json", model)
+    except (CriticalError, ValueError, KeyError, OSError) as exc:
+        raise _err(f"{path}.protected", str(exc).splitlines()[0]) from None
+    if model.name != net.name or len(model.layers) != len(net.model.layers):
+        raise _err(f"{path}.protected", f"{folder}: a protection of {model.name}, not of "
+                                        f"the campaign's {net.name}")
+    doc = json.loads((folder / "protection.json").read_text())
+    groups = {int(e["layer"]): e["groups"] for e in doc.get("layers", [])}
+    try:
+        for i, o in options.items():
+            check_placement(groups.get(i, []), o.permutation, cfg.cols, cfg.dataflow,
+                            layer=model.layers[i].name)
+    except PlacementError as exc:
+        raise _err(f"{path}.protected", f"on this accelerator: {exc}") from None
+    hidden = sum(model.layers[i].matrix.shape[1] for i in product_layers(model)[:-1])
+    info = {"protected": str(folder), "protected_neurons": doc.get("protected_neurons"),
+            "neurons": hidden, "original_neurons": doc.get("original_neurons")}
+    return dataclasses.replace(prot, model=model, options=options, info=info)
+
+
+def _lcu_sized(prot: Protection, n_images: int, cfg) -> Protection:
+    """``prot`` with ``lcu_depth`` raised to the output-buffer rows its largest layer needs.
+
+    The LCU controller corrects a layer's result in the output buffer (one row of C words
+    per output vector and column tile); the fast model does not need it, the cycle model and
+    the RTL (``--verify-rtl``) do.
+    """
+    import dataclasses
+
+    from ftaccel.golden.netcampaign import layer_dims
+
+    rows = max(M * -(-N // cfg.cols) for (_i, M, _K, N) in layer_dims(prot.model, n_images))
+    depth = max(64, 1 << (rows - 1).bit_length())
+    if depth <= cfg.lcu_depth:
+        return prot
+    return dataclasses.replace(prot, config={**prot.config, "lcu_depth": depth})
 
 
 def _check_protection_layers(spec: dict, ctx: Context) -> None:
@@ -568,13 +779,20 @@ class Campaign:
 
 def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                  scheduler: str | None = None, verify_rtl: int = 0, progress: bool | None = None,
-                 sim: str | None = None, log=print) -> dict:
+                 sim: str | None = None, permutation=None, log=print) -> dict:
     """Run (or resume) a campaign into ``out_dir``; return the ``campaign.json`` dict.
 
     ``workers``: Dask worker processes on this machine (default: every core; 0 = run in this
-    process); ``scheduler``: address of an existing Dask scheduler (overrides ``workers``).
+    process); ``scheduler``: address of an existing Dask scheduler (overrides ``workers``);
+    ``permutation``: a permutation file (``rtlgen schedule``) replacing the spec's.
     """
-    spec = spec_or_path if isinstance(spec_or_path, dict) else load_spec(spec_or_path)
+    if isinstance(spec_or_path, dict):
+        spec = spec_or_path
+        if permutation is not None:
+            spec = {**spec, "network": {**spec["network"], "permutation": _read_permutation(
+                Path(permutation), "--permutation")}}
+    else:
+        spec = load_spec(spec_or_path, permutation=permutation)
     camp = Campaign(spec, out_dir)
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written
@@ -654,11 +872,20 @@ def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
     prots = [q["name"] for q in spec["protections"]]
     clean = {p.name: {"accuracy": ctx.accuracy(ctx.clean[p.name].logits),
                       "false_alarms": ctx.clean[p.name].alarms,
-                      "config": ctx.clean[p.name].cfg.name()} for p in ctx.protections}
+                      "config": ctx.clean[p.name].cfg.name(),
+                      "hidden_neurons": _hidden(ctx.model_of(p)),
+                      "permuted": p.options is None and bool(ctx.permutations),
+                      **({"protection": p.info} if p.info else {})}
+             for p in ctx.protections}
     out = {"spec": spec, "spec_hash": spec_hash(spec), "images": len(ctx.x),
            "model": ctx.model.name, "config": ctx.base.to_dict(), "plan": plan.sample,
            "population": plan.population, "items": len(plan.items), "chunks": plan.chunks,
            "fault_free": clean, "protections": {}}
+    pm = spec["network"].get("permutation")
+    if pm:
+        out["permutation"] = {"file": pm["file"], "layers": {
+            ctx.model.layers[i].name: p.tolist() for i, p in ctx.permutations.items()},
+            "applies_to": [p.name for p in ctx.protections if p.options is None]}
     by_prot = {p: [r for r in rows if r["protection"] == p] for p in prots}
     base = {r["fault_id"]: r for r in by_prot.get("none", [])}
     for p in prots:
@@ -706,6 +933,12 @@ def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
     if spec["faults"]["model"] != "register":
         out["tolerated_rate"] = tolerated_rates(out, [0.01, 0.05])
     return out
+
+
+def _hidden(model) -> int:
+    from ftaccel.golden.network import product_layers
+
+    return int(sum(model.layers[i].matrix.shape[1] for i in product_layers(model)[:-1]))
 
 
 def tolerated_rates(summary: dict, losses) -> dict:
@@ -862,6 +1095,19 @@ def to_markdown(r: dict) -> str:
              f"- model: {r['model']} on {r['images']} images; accelerator `{cfg.name()}`",
              f"- fault model: {spec['faults']['model']} "
              f"({', '.join(f'{k}={v}' for k, v in spec['faults'].items() if k != 'model')})"]
+    if r.get("permutation"):
+        pm = r["permutation"]
+        lines.append(f"- neuron permutation (HAS): `{pm['file']}`, layers "
+                     f"{', '.join(pm['layers'])}; applied to {', '.join(pm['applies_to'])} "
+                     "(LCU/TMR keep their own placement)")
+    for p, ff in r["fault_free"].items():
+        info = ff.get("protection")
+        if info:
+            src = (f"NVF ≥ {info['nvf_threshold']:g} %" if "nvf_threshold" in info
+                   else f"`{info['protected']}`")
+            lines.append(f"- {p}: {info.get('protected_neurons')} critical neurons ({src}); "
+                         f"{info.get('original_neurons')} → {ff['hidden_neurons']} hidden "
+                         "neurons")
     plan = r["plan"]
     if plan["method"] == "statistical":
         lines.append(f"- statistical sample (001 Eq. 4.7): {plan['size']:,} of "
@@ -966,6 +1212,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
     from ftaccel.golden.faults import Fault
     from ftaccel.golden.netcampaign import flip_cycle
     from ftaccel.golden.network import LayerOptions, run
+    from ftaccel.golden.protect import VotingEngine
     from ftaccel.tb.network import RTLEngine
 
     if spec["faults"]["model"] != "register":
@@ -1005,13 +1252,17 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
             key = cfg.name()
             if key not in engines:
                 engines[key] = RTLEngine(cfg, sim=sim)
+            # the protection's placement / the campaign's permutation; TMR votes host-side
+            opts = ctx.options(prot, opts)
+            model = ctx.model_of(prot)
+            eng = VotingEngine(engines[key]) if prot.kind == "tmr" else engines[key]
             t0 = time.perf_counter()
-            rtl = run(ctx.model, ctx.x, engines[key], units=units, options=opts)
+            rtl = run(model, ctx.x, eng, units=units, options=opts)
             t_rtl = time.perf_counter() - t0
             t0 = time.perf_counter()
             from ftaccel.golden.fault_models import FastFaultEngine
 
-            fast = run(ctx.model, ctx.x, FastFaultEngine(clean.cfg), units=units, options=opts)
+            fast = run(model, ctx.x, FastFaultEngine(clean.cfg), units=units, options=opts)
             t_fast = time.perf_counter() - t0
             same = bool(np.array_equal(rtl.logits, fast.logits)) and \
                 [st.alarms for st in rtl.layers] == [st.alarms for st in fast.layers]

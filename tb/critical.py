@@ -18,7 +18,8 @@ from ftaccel.golden.network import ModelError
 from ftaccel.rtl_gen.config import AcceleratorConfig
 
 __all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
-           "run_protect", "check_threshold", "permutation_options", "protection_options",
+           "run_protect", "check_threshold", "permutation_options", "permutation_layers",
+           "protection_options",
            "read_json", "run_schedule"]
 
 
@@ -241,29 +242,40 @@ def _product_index(model, key, what: str) -> int:
     raise CriticalError(f"{what}: layer {key!r} is not a product layer of {model.name}")
 
 
-def permutation_options(path, model) -> dict:
+def permutation_options(path, model, what: str = "--permutation") -> dict:
     """``{layer: LayerOptions(permutation=...)}`` from a permutation file.
 
     ``rtlgen schedule`` writes one: ``{"layers": [{"layer": name or index, "permutation": [...]},
     ...]}``.
     """
+    return permutation_layers(read_json(path, what), model, f"{what} {path}")
+
+
+def permutation_layers(doc: dict, model, what: str) -> dict:
+    """``{layer: LayerOptions(permutation=...)}`` from a permutation document (checked).
+
+    ``doc`` is what ``rtlgen schedule`` writes; :class:`CriticalError` (``what`` names the
+    option or spec key and the file) if a layer is unknown or a permutation is not one.
+    """
     from ftaccel.golden.network import LayerOptions
 
-    d = read_json(path, "--permutation")
-    layers = d.get("layers")
+    layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list) or not layers:
-        raise CriticalError(f"--permutation {path}: no 'layers' list")
+        raise CriticalError(f"{what}: no 'layers' list")
     out = {}
     for entry in layers:
         if not isinstance(entry, dict) or "permutation" not in entry:
-            raise CriticalError(f"--permutation {path}: every layer needs a 'permutation'")
-        i = _product_index(model, entry.get("layer"), f"--permutation {path}")
+            raise CriticalError(f"{what}: every layer needs a 'permutation'")
+        i = _product_index(model, entry.get("layer"), what)
         perm = entry["permutation"]
         n = model.layers[i].matrix.shape[1]
-        if (not isinstance(perm, list) or not all(isinstance(v, int) for v in perm)
+        if (not isinstance(perm, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                  for v in perm)
                 or sorted(perm) != list(range(n))):
-            raise CriticalError(f"--permutation {path}: layer {model.layers[i].name}: not a "
+            raise CriticalError(f"{what}: layer {model.layers[i].name}: not a "
                                 f"permutation of its {n} neurons 0 … {n - 1}")
+        if i in out:
+            raise CriticalError(f"{what}: layer {model.layers[i].name} given twice")
         out[i] = LayerOptions(permutation=np.asarray(perm, dtype=np.int64))
     return out
 

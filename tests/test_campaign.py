@@ -274,7 +274,16 @@ def test_sweeps(tmp_path, model, extra, rate):
 
 @pytest.mark.parametrize("edit,key", [
     (("[faults]", "[faults]\nbogus = 1"), "faults.bogus"),
-    (("kind = \"bypass\"", "kind = \"lcu\""), "protections[2].kind"),
+    (("kind = \"bypass\"", "kind = \"quantum\""), "protections[2].kind"),
+    (("kind = \"bypass\"", "kind = \"lcu\""), "protections[2].nvf_threshold"),
+    (("kind = \"bypass\"", "kind = \"tmr\"\nnvf_threshold = 120"),
+     "protections[2].nvf_threshold"),
+    (("kind = \"bypass\"", "kind = \"tmr\"\nprotected = \"nowhere\""),
+     "protections[2].protected"),
+    (("kind = \"bypass\"", "kind = \"tmr\"\nnvf_threshold = 5\nlcu_mode = \"exact\""),
+     "protections[2].lcu_mode"),
+    (("model = \"digits-mlp\"", "model = \"digits-mlp\"\npermutation = \"nope.json\""),
+     "network.permutation"),
     (("rows = 4", "rows = 0"), "accelerator.rows"),
     (("margin = 0.25", "margin = 2"), "sample.margin"),
     (("method = \"statistical\"", "method = \"sweep\""), "sample.method"),
@@ -320,3 +329,181 @@ def test_verify_rtl_agrees(tmp_path, capsys):
                  "--verify-rtl", "1"]) == 0
     v = json.loads((tmp_path / "out" / "campaign.json").read_text())["verify_rtl"]
     assert v["checked"] == 3 and v["agree"] == 3
+
+
+PERM_SWEEP = """
+[campaign]
+seed = 5
+chunk = 3
+[network]
+model = "digits-mlp"
+{perm}
+[data]
+images = 20
+[accelerator]
+rows = 4
+cols = 4
+[faults]
+model = "pe_profile"
+mode = "bitflip"
+[sample]
+method = "sweep"
+rates = [0.0, 0.01]
+trials = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def schedule(tmp_path_factory):
+    """A permutation written by ``rtlgen schedule`` (tiny GA) for a 4×4 array."""
+    out = tmp_path_factory.mktemp("sched") / "sched"
+    assert main(["schedule", "--model", "digits-mlp", "--rows", "4", "--cols", "4",
+                 "--fr-max", "0.01", "--generations", "2", "--runs", "1", "--population", "4",
+                 "--images", "40", "--test-images", "20", "-o", str(out)]) == 0
+    return out / "permutation.json"
+
+
+def test_campaign_with_a_permutation(tmp_path, schedule):
+    """Campaign --permutation, checked three ways.
+
+    No error: the unpermuted network; with a profile: the fast model run with the permutation
+    directly; the spec field gives the same; the report records the permutation.
+    """
+    from ftaccel.golden.fault_models import FastFaultEngine, pe_profile, profile_errors
+
+    print("seed 5")
+    spec = _write(tmp_path, PERM_SWEEP.format(perm=""))
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "plain"), "--workers", "0"]) == 0
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "perm"), "--workers", "0",
+                 "--permutation", str(schedule)]) == 0
+    plain, perm = _trace(tmp_path / "plain"), _trace(tmp_path / "perm")
+    rep = json.loads((tmp_path / "perm" / "campaign.json").read_text())
+    doc = json.loads(schedule.read_text())
+    assert rep["permutation"]["layers"] == {e["layer"]: e["permutation"] for e in doc["layers"]}
+    assert rep["fault_free"]["none"]["accuracy"] == json.loads(
+        (tmp_path / "plain" / "campaign.json").read_text())["fault_free"]["none"]["accuracy"]
+    for a, b in zip(plain, perm, strict=True):
+        if float(a["rate"]) == 0.0:  # no error: the permuted network is the plain one
+            assert a["accuracy"] == b["accuracy"] and b["outcome"] == "masked"
+    # with errors: the fast fault model with the permutation, drawn as the campaign draws
+    ctx = build_context(load_spec(spec))
+    opts_perm = {i: np.asarray(e["permutation"]) for i, e in enumerate(doc["layers"])}
+    hit = [r for r in perm if float(r["rate"]) > 0]
+    assert hit and any(r["outcome"] != "masked" for r in hit)
+    for r in hit:
+        rng = np.random.default_rng(np.random.SeedSequence([5, int(r["fault_id"])]))
+        cfg = ctx.base
+        prof = pe_profile(4, 4, float(r["rate"]), rng)
+        opts = {i: LayerOptions(permutation=opts_perm[i], units={"errors": profile_errors(
+            cfg, prof, M, K, N, "bitflip", rng)}) for (i, M, K, N) in ctx.dims}
+        res = run(ctx.model, ctx.x, FastFaultEngine(cfg), options=opts)
+        assert float(r["accuracy"]) == pytest.approx(ctx.accuracy(res.logits))
+    # the spec's own field (a path relative to the spec) gives the same trace
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "p.json").write_text(schedule.read_text())
+    spec2 = _write(tmp_path / "s", PERM_SWEEP.format(perm='permutation = "p.json"'))
+    assert main(["campaign", str(spec2), "-o", str(tmp_path / "perm2"), "--workers", "0"]) == 0
+    assert [r["accuracy"] for r in _trace(tmp_path / "perm2")] == [r["accuracy"] for r in perm]
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda d: d["layers"][0]["permutation"].__setitem__(0, 1), "not a permutation"),
+    (lambda d: d["layers"][0].__setitem__("layer", "fc9"), "fc9"),
+    (lambda d: d.pop("layers"), "layers"),
+])
+def test_bad_permutation_exits_2(tmp_path, capsys, schedule, edit, needle):
+    doc = json.loads(schedule.read_text())
+    edit(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    spec = _write(tmp_path, PERM_SWEEP.format(perm=""))
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "out"), "--workers", "0",
+                 "--permutation", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "--permutation" in err[0], err
+    assert not (tmp_path / "out").exists()
+    spec = _write(tmp_path, PERM_SWEEP.format(perm='permutation = "bad.json"'))
+    assert main(["campaign", str(spec), "-o", str(tmp_path / "out"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "network.permutation" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+CRITICAL = """
+[campaign]
+seed = 9
+chunk = 4
+[network]
+model = "digits-mlp"
+[data]
+images = 6
+[accelerator]
+rows = 4
+cols = 4
+[[protections]]
+kind = "none"
+[[protections]]
+kind = "lcu"
+nvf_threshold = 5
+[[protections]]
+kind = "tmr"
+nvf_threshold = 5
+[[protections]]
+kind = "lcu"
+name = "lcu-file"
+protected = "prot"
+[faults]
+model = "register"
+registers = ["psum", "act"]
+[sample]
+method = "statistical"
+margin = 0.3
+confidence = 0.8
+"""
+
+
+def test_lcu_and_tmr_protections_in_a_campaign_equal_the_cycle_model(tmp_path):
+    """LCU / TMR protections in a campaign, beside the others.
+
+    From an NVF threshold or a protected model from rtlgen protect; the fast path against the
+    cycle model (the TMR voter around it) on a sample of the trace.
+    """
+    from ftaccel.golden.protect import VotingEngine
+
+    print("seed 9")
+    assert main(["protect", "--model", "digits-mlp", "--rows", "4", "--cols", "4",
+                 "--method", "lcu", "--nvf-threshold", "5", "-o",
+                 str(tmp_path / "prot")]) == 0
+    spec = _write(tmp_path, CRITICAL)
+    report = run_campaign(spec, tmp_path / "out", workers=0, progress=False)
+    ff = report["fault_free"]
+    for name in ("lcu-nvf5", "tmr-nvf5", "lcu-file"):
+        assert name in report["protections"]
+        assert ff[name]["protection"]["protected_neurons"] > 0
+    assert ff["tmr-nvf5"]["hidden_neurons"] > ff["lcu-nvf5"]["hidden_neurons"] > \
+        ff["none"]["hidden_neurons"]
+    md = (tmp_path / "out" / "campaign.md").read_text()
+    assert "lcu-nvf5" in md and "critical neurons" in md
+    ctx = build_context(load_spec(spec))
+    rows = _trace(tmp_path / "out")
+    sample = [r for r in rows if r["protection"] != "none"]
+    rng = np.random.default_rng(9)
+    changed = 0
+    for k in rng.choice(len(sample), size=min(8, len(sample)), replace=False):
+        r = sample[int(k)]
+        prot = next(p for p in ctx.protections if p.name == r["protection"])
+        c = ctx.clean[prot.name]
+        stuck = r["mode"] != "flip"
+        f = Fault(int(r["pe_row"]), int(r["pe_col"]), r["register"], int(r["bit"]),
+                  r["mode"], 0 if stuck else int(r["cycle"]))
+        layers = [i for i in ctx.products if stuck or ctx.model.layers[i].name == r["layer"]]
+        opts = ctx.options(prot, {i: LayerOptions(fault=f) for i in layers})
+        fast = ctx.run(prot, options={i: LayerOptions(fault=f) for i in layers}).logits
+        eng = CycleEngine(c.cfg.replace(fault_hooks=True))
+        if prot.kind == "tmr":
+            eng = VotingEngine(eng)
+        cyc = run(ctx.model_of(prot), ctx.x, eng, units=c.units, options=opts).logits
+        assert np.array_equal(fast, cyc), r
+        assert float(r["accuracy"]) == pytest.approx(ctx.accuracy(cyc))
+        changed += not np.array_equal(cyc, c.logits)
+    assert changed >= 1

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from ftaccel.golden.datasets import digits
-from ftaccel.golden.fault_models import pe_profile, profile_errors, profile_product
+from ftaccel.golden.fault_models import (
+    HookedErrorsEngine,
+    hook_program,
+    hooked_faults,
+    one_per_cycle,
+    pe_profile,
+    profile_errors,
+    profile_faults,
+    profile_product,
+)
 from ftaccel.golden.has import (
     Fitness,
     check_permutation,
@@ -19,7 +28,10 @@ from ftaccel.golden.has import (
     profile_acc,
     worst_bypass,
 )
-from ftaccel.golden.network import FunctionalEngine, LayerOptions, run
+from ftaccel.golden.netcampaign import layer_dims
+from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, run
+from ftaccel.golden.protect import FaultEngine
+from ftaccel.golden.schedule import build_program
 from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.network import Network
 
@@ -170,3 +182,67 @@ def test_cli_bad_schedule_input(tmp_path, capsys, argv, word):
     err = capsys.readouterr().err
     assert word in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_error_draws_on_the_fault_hooks_one_per_cycle():
+    """One error per cycle: the hooks' per-cycle controls hold exactly the drawn errors."""
+    print(f"seed {SEED}")
+    rng = np.random.default_rng(SEED)
+    for dataflow in ("ws", "os"):
+        cfg = AcceleratorConfig(rows=3, cols=4, dataflow=dataflow, max_k=64, fault_hooks=True)
+        M, K, N = 5, 9, 7
+        A, B = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+        prof = pe_profile(3, 4, 0.4, rng)
+        e = profile_errors(cfg, prof, M, K, N, "flip-to-1", np.random.default_rng(1))
+        e1 = profile_errors(cfg, prof, M, K, N, "flip-to-1", np.random.default_rng(1),
+                            one_per_cycle=True)
+        kept, dropped = one_per_cycle(cfg, e, M, K, N)
+        assert dropped > 0 and len(e1) == len(kept) == len(e) - dropped  # rate 0.4: collisions
+        faults = profile_faults(cfg, e1, M, K, N)
+        assert len({f.cycle for f in faults}) == len(faults)
+        program = hook_program(cfg, build_program(cfg, A, B), faults)
+        assert sorted(hooked_faults(program), key=lambda f: f.cycle) == \
+            sorted(faults, key=lambda f: f.cycle)
+        with pytest.raises(ValueError, match="one fault per cycle"):
+            hook_program(cfg, build_program(cfg, A, B), profile_faults(cfg, e, M, K, N))
+
+
+@pytest.mark.parametrize("mode", ["flip-to-1", "bitflip"])
+def test_the_ga_permutation_on_the_rtl_equals_the_fast_model(mlp, mode):
+    """The GA's permutation on the RTL with the same profile draws: the fast model's logits.
+
+    Hence the same accuracy, on a few images; the cycle model plays the same program.
+
+    FR_max 0.02 (above 003's 5e-3) so that four images on a 4×4 array meet enough errors to
+    change the logits: the comparison must see real corruption.
+    """
+    from ftaccel.tb.network import RTLEngine
+
+    seed = SEED + 40 + ["flip-to-1", "bitflip"].index(mode)
+    print(f"seed {seed}")
+    m = mlp.model
+    cfg = AcceleratorConfig(rows=4, cols=4, fault_hooks=True)
+    prof = pe_profile(4, 4, 0.02, np.random.default_rng(seed))
+    train = digits("train").head(60)
+    fit = Fitness(m, m.quantize_input(train.images), train.labels, cfg, prof, mode, [0, 1, 2],
+                  seed=seed, evaluations=1)
+    res = ga(fit, population=6, generations=3, runs=1, seed=seed)
+    opts = {i: LayerOptions(permutation=p) for i, p in res.perms.items()}
+    assert any(not np.array_equal(p, np.arange(len(p))) for p in res.perms.values())
+    test = digits("test").head(4)
+    x = m.quantize_input(test.images)
+    rng = np.random.default_rng([seed, 1])
+    errors = {i: profile_errors(cfg, prof, M, K, N, mode, rng, one_per_cycle=True)
+              for (i, M, K, N) in layer_dims(m, len(x))}
+    assert sum(map(len, errors.values())) > 20
+    fast = run(m, x, FaultEngine(cfg, errors=errors), options=opts).logits
+    clean = run(m, x, FaultEngine(cfg), options=opts).logits
+    assert not np.array_equal(fast, clean)  # the errors reach the logits
+    cyc_eng = HookedErrorsEngine(CycleEngine(cfg), errors)
+    cyc = run(m, x, cyc_eng, options=opts).logits
+    assert cyc_eng.drawn == sum(map(len, errors.values()))
+    assert np.array_equal(cyc, fast)
+    rtl = run(m, x, HookedErrorsEngine(RTLEngine(cfg), errors), options=opts).logits
+    assert np.array_equal(rtl, fast)
+    acc = [float(np.mean(np.argmax(lg, 1) == test.labels)) for lg in (fast, rtl)]
+    assert acc[0] == acc[1]
