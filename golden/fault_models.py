@@ -677,10 +677,12 @@ def _error_cycles(cfg, errors: ProfileErrors, M: int, K: int, N: int,
     """The cycle of every error instance (:func:`profile_faults`), vectorised."""
     pre, d, R = cfg.config_cycles, cfg.input_stages, cfg.rows
     if cfg.dataflow == "os":
+        # the partial sum the PE holds when it does step k (its register is read in cycle
+        # pre + i·Kp + k + r + c + 1, then the product is added)
         return pre + errors.tile * max(K, R) + errors.step + errors.row + errors.col + 1
     span = _stationary_layout(cfg, M, N, temporal_batch)[3]
-    s = pre + d + errors.tile * (R + span + pass_gap(cfg, span)) + R
-    return s + errors.step + errors.row + errors.col + 2
+    starts = pre + d + pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)
+    return starts[errors.tile] + errors.step + errors.row + errors.col + 2
 
 
 def _subset(e: ProfileErrors, keep) -> ProfileErrors:
@@ -712,26 +714,9 @@ def profile_faults(cfg, errors: ProfileErrors, M: int, K: int, N: int,
     Each fault sits in the cycle the step's partial sum is in PE (r, c)'s register; for
     cross-checks.
     """
-    R = cfg.rows
-    pre, d = cfg.config_cycles, cfg.input_stages
-    out = []
-    if cfg.dataflow == "os":
-        Kp = max(K, R)
-        for i, k, r, c, b in zip(errors.tile, errors.step, errors.row, errors.col, errors.bit,
-                                 strict=True):
-            # OS: the partial sum the PE holds when it does step k (its register is read in
-            # cycle pre + i·Kp + k + r + c + 1, then the product is added)
-            cyc = int(pre + i * Kp + k + r + c + 1)
-            out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode, cyc))
-        return out
-    span = _stationary_layout(cfg, M, N, temporal_batch)[3]
-    starts = pre + d + pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)
-    for i, j, r, c, b in zip(errors.tile, errors.step, errors.row, errors.col, errors.bit,
-                             strict=True):
-        s = int(starts[i])
-        out.append(TransientFault(int(r), int(c), "psum", int(b), errors.mode,
-                                  int(s + j + r + c + 2)))
-    return out
+    cycles = _error_cycles(cfg, errors, M, K, N, temporal_batch)
+    return [TransientFault(int(r), int(c), "psum", int(b), errors.mode, int(t))
+            for r, c, b, t in zip(errors.row, errors.col, errors.bit, cycles, strict=True)]
 
 
 def profile_product(cfg, A, B, bias, errors: ProfileErrors, *, bypass_map=None,
