@@ -290,7 +290,7 @@ def _reg_bits(cfg, registers) -> list[tuple[str, int]]:
     return [(reg, b) for reg in registers for b in range(cfg.register_width(reg, 0))]
 
 
-def _passes(cfg, M: int, K: int, N: int) -> tuple[int, int]:
+def passes_of(cfg, M: int, K: int, N: int) -> tuple[int, int]:
     """(passes or tiles, streamed vectors or steps per pass) of a product."""
     n = len(tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N))
     return n, (K if cfg.dataflow == "os" else M if cfg.dataflow == "ws" else N)
@@ -340,7 +340,7 @@ class RegisterPopulation:
             for (li, M, K, N) in dims:
                 if layers is not None and li not in layers:
                     continue
-                n_pass, per = _passes(cfg, M, K, N)
+                n_pass, per = passes_of(cfg, M, K, N)
                 self.segments.append((li, M, K, N, n_pass, per,
                                       n_pass * per * R * C * len(self.rb)))
         self.size = self.n_stuck + sum(s[-1] for s in self.segments)

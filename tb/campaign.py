@@ -472,7 +472,7 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     if key in _CONTEXTS:
         return _CONTEXTS[key]
     from ftaccel.golden.datasets import digits, load_data
-    from ftaccel.tb.network import _open_model
+    from ftaccel.tb.network import open_model
 
     cfg = AcceleratorConfig.from_dict(spec["accelerator"])
     src = spec["data"]["source"]
@@ -481,7 +481,7 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     cal = load_data(spec["network"]["calib"]).images if spec["network"]["calib"] else None
     if cal is None and spec["network"]["model"].endswith(".onnx"):
         cal = ds.images
-    net = _open_model(spec["network"]["model"], a_width=cfg.a_width, w_width=cfg.w_width,
+    net = open_model(spec["network"]["model"], a_width=cfg.a_width, w_width=cfg.w_width,
                       calibration=cal)
     x = net.check(cfg, ds.images)
     prots = [to_protection(q, cfg) for q in spec["protections"]]
@@ -1236,9 +1236,9 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
                 opts = {li: LayerOptions(fault=f) for li in ctx.products}
             else:
                 (li, M, K, N) = next(d for d in ctx.dims if d[0] == desc["layer"])
-                from ftaccel.golden.netcampaign import _passes
+                from ftaccel.golden.netcampaign import passes_of
 
-                n_pass, per = _passes(cfg, M, K, N)
+                n_pass, per = passes_of(cfg, M, K, N)
                 cyc = flip_cycle(cfg, M, K, N, desc["register"], desc["row"], desc["col"],
                                  desc["tile"] % n_pass, desc["vector"] % per,
                                  clean.units.get("temporal_batch"))

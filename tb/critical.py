@@ -30,10 +30,10 @@ class CriticalError(ValueError):
 def open_network(model: str, config: AcceleratorConfig, calib: str | None = None):
     """The :class:`tb.network.Network` named by ``--model`` (built-in, ``.npz``, ``.onnx``)."""
     from ftaccel.golden.datasets import load_data
-    from ftaccel.tb.network import _open_model
+    from ftaccel.tb.network import open_model
 
     cal = load_data(calib).images if calib else None
-    return _open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+    return open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
 
 
 def load_images(data: str | None, split: str, images: int | None):

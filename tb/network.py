@@ -594,9 +594,6 @@ def open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> 
                      f"file or a model .npz")
 
 
-#: The former private name, still imported by ``tb.campaign`` and ``tb.critical``.
-_open_model = open_model
-
 
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
           calib: str | None = None, images: int | None = None, engine: str = "golden",
