@@ -31,7 +31,8 @@ EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
                   "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
                   "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples")
+                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples",
+                  "double_buffer")
 
 
 class CLIError(Exception):
@@ -137,6 +138,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                                  "--lcu-depth)")
     g.add_argument("--tmr-max-triples", type=_integer,
                    help="word triples per voting run (default 16)")
+    g.add_argument("--single-buffer", dest="double_buffer", action="store_false", default=None,
+                   help="WS/IS: the single-buffered PE (tiles load while the array idles) "
+                        "instead of the default shadow registers (issue 18)")
     g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
                                   "shortened, superposition or twodim (WS, SPEC §8)")
     g.add_argument("--flow-group", type=_integer,
@@ -698,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fail-on-alarm", action="store_true",
                    help="exit 4 if a checksum raised its alarm (outputs are still written)")
     m.add_argument("--fault", help="inject ROW,COL,REG,BIT,MODE[,CYCLE]; REG weight|act|psum "
-                                   "(registers) or product|sum (MAC logic), "
+                                   "(registers), shadow (double-buffered WS/IS) or "
+                                   "product|sum (MAC logic), "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
     m.add_argument("--bypass-map", type=_path,
                    help="R×C 0/1 .npy: PEs to bypass (with --bypass)")

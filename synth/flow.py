@@ -243,7 +243,9 @@ def _references(config: dict[str, Any] | None, fmt: str,
     from ftaccel.rtl_gen.array import make_pe
     from ftaccel.rtl_gen.emit import module_text
 
-    target = make_pe(full).module_name
+    target_pe = make_pe(full)
+    target_pe._MustUse__silence = True  # only its name is needed: never elaborated here
+    target = target_pe.module_name
     if target not in known:
         return {}
     refs: dict[str, dict[str, Any]] = {}

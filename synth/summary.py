@@ -44,6 +44,9 @@ def headline(report: dict[str, Any]) -> list[str]:
                      f"(`{totals.get('logic_depth_module')}`)")
     for row in report.get("beside_the_seeds", []):
         seed = row["seed"]
+        if seed is None:  # a unit the seeds publish no figure for (the note says why)
+            lines.append(f"{row['unit']:<12} {'—':>8} {row.get('note', '')}")
+            continue
         mine = row.get("project_pct", {})
         where = _DENOMINATOR.get(seed.get("denominator"), seed.get("denominator"))
         if seed.get("metric") == "delay":

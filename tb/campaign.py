@@ -489,8 +489,8 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     for k, q in enumerate(spec["protections"]):
         if q["kind"] in ("lcu", "tmr"):
             prots[k] = _critical_protection(q, k, prots[k], net, cfg, cal, nvf_cache)
-            if prots[k].kind == "lcu":  # an output buffer that holds every layer's result
-                prots[k] = _lcu_sized(prots[k], len(ds.images), cfg)
+            # LCU and TMR voter share the output buffer: make it hold every layer's result
+            prots[k] = _buffer_sized(prots[k], len(ds.images), cfg)
     perms = None
     if spec["network"].get("permutation"):
         from ftaccel.tb.critical import CriticalError, permutation_layers
@@ -571,12 +571,12 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     return dataclasses.replace(prot, model=model, options=options, info=info)
 
 
-def _lcu_sized(prot: Protection, n_images: int, cfg) -> Protection:
+def _buffer_sized(prot: Protection, n_images: int, cfg) -> Protection:
     """``prot`` with ``lcu_depth`` raised to the output-buffer rows its largest layer needs.
 
-    The LCU controller corrects a layer's result in the output buffer (one row of C words
-    per output vector and column tile); the fast model does not need it, the cycle model and
-    the RTL (``--verify-rtl``) do.
+    The LCU controller or the TMR voter corrects a layer's result in the output buffer (one row
+    of C words per output vector and column tile); the fast model does not need it, the cycle
+    model and the RTL (``--verify-rtl``) do.
     """
     import dataclasses
 

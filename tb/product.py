@@ -204,10 +204,10 @@ def _check_fault(cfg: AcceleratorConfig, fault: Fault) -> None:
         extra = f" (column {cfg.cols} is the sanity column)" if nc > cfg.cols else ""
         raise ConfigError("fault PE", (fault.row, fault.col),
                           f"a PE of the {cfg.rows}×{nc} array{extra}")
-    if fault.register == "weight" and fault.col >= cfg.cols:
-        width = cfg.sanity_width
-    else:
-        width = cfg.register_width(fault.register)
+    if fault.register == "shadow" and not cfg.double_buffered:
+        raise ConfigError("fault register", "shadow", "weight, act, psum, product or sum: only a "
+                          "double-buffered WS/IS PE has a shadow register")
+    width = cfg.register_width(fault.register, fault.col)
     if fault.bit >= width:
         raise ConfigError("fault bit", fault.bit,
                           f"a bit of the {width}-bit {fault.register} register (0 … {width - 1})")
