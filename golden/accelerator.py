@@ -114,18 +114,21 @@ class AcceleratorModel:
                                                        batch_bits=bb, out_width=cfg.stream_width)
             self.tchecker = TemporalCheckerModel(width=self.P, lanes=NC, batch_bits=bb,
                                                  residue_bits=cfg.temporal_check_bits)
+        # The output buffer's controller (LCU or TMR voter, exclusive), its port-name prefix and
+        # its list entry (pairs of a, b or triples of a, b, c).
         self.controller = None
         if cfg.lcu:
             from .lcu import ControllerModel
             self.controller = ControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
                                               max_pairs=cfg.lcu_max_pairs, lanes=C,
                                               capture=True, mask=cfg.lcu_mask)
-        self.voting = None
-        if cfg.tmr != "none":
+            self._buffer = ("lcu", "pair", "ab")
+        elif cfg.tmr != "none":
             from .tmr import VotingControllerModel
-            self.voting = VotingControllerModel(width=cfg.a_width, depth=cfg.lcu_depth,
-                                                max_triples=cfg.tmr_max_triples, voter=cfg.tmr,
-                                                lanes=C, capture=True)
+            self.controller = VotingControllerModel(
+                width=cfg.a_width, depth=cfg.lcu_depth, max_triples=cfg.tmr_max_triples,
+                voter=cfg.tmr, lanes=C, capture=True)
+            self._buffer = ("tmr", "triple", "abc")
         self.sanity_acc_out = 0
         self.bottom_hist: list[np.ndarray] = []
         self.valid_hist: list[int] = []
@@ -164,19 +167,13 @@ class AcceleratorModel:
                         "checksum__first": chk["first_index"],
                         "checksum__syndrome": chk["checksum"]})
         if self.controller is not None:
+            unit = self._buffer[0]
             ctl = self.controller.outputs()
             rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
-            out.update({"lcu__busy": ctl["busy"], "lcu__done": ctl["done"],
-                        "lcu__cap_row": ctl["cap_row"],
-                        "lcu__rd_data": (np.zeros(self.C, np.int64) if rd is None
-                                         else rd.copy())})
-        if self.voting is not None:
-            ctl = self.voting.outputs()
-            rd = ctl["buf_rd_rows"]  # None: the read was issued while busy; the top shows 0
-            out.update({"tmr__busy": ctl["busy"], "tmr__done": ctl["done"],
-                        "tmr__cap_row": ctl["cap_row"],
-                        "tmr__rd_data": (np.zeros(self.C, np.int64) if rd is None
-                                         else rd.copy())})
+            out.update({f"{unit}__busy": ctl["busy"], f"{unit}__done": ctl["done"],
+                        f"{unit}__cap_row": ctl["cap_row"],
+                        f"{unit}__rd_data": (np.zeros(self.C, np.int64) if rd is None
+                                             else rd.copy())})
         if self.tchecker is not None:
             chk = self.tchecker.outputs()
             out.update({"temporal__checked": chk["checked"], "temporal__error": chk["error"],
@@ -298,28 +295,20 @@ class AcceleratorModel:
             self.sanity_acc_out = int(lanes[C])
         if self.controller is not None:
             # The buffer captures the vector the output stage shows now, before it advances.
-            self.controller.step({
-                "cap_en": int(self.out_valid) & int(inputs["lcu__capture"]),
-                "cap_clear": inputs["lcu__cap_clear"], "cap_data": self.q_out,
-                "pair_wr_en": inputs["lcu__pair_we"], "pair_wr_index": inputs["lcu__pair_index"],
-                "pair_wr_a": inputs["lcu__pair_a"], "pair_wr_b": inputs["lcu__pair_b"],
-                "n_pairs": inputs["lcu__n_pairs"], "start": inputs["lcu__start"],
-                "buf_rd_row": inputs["lcu__rd_row"]})
-        if self.voting is not None:
-            # Like the LCU's buffer: the vector the output stage shows now, before it advances.
-            self.voting.step({
-                "cap_en": int(self.out_valid) & int(inputs["tmr__capture"]),
-                "cap_clear": inputs["tmr__cap_clear"], "cap_data": self.q_out,
-                "triple_wr_en": inputs["tmr__triple_we"],
-                "triple_wr_index": inputs["tmr__triple_index"],
-                "triple_wr_a": inputs["tmr__triple_a"], "triple_wr_b": inputs["tmr__triple_b"],
-                "triple_wr_c": inputs["tmr__triple_c"], "n_triples": inputs["tmr__n_triples"],
-                "start": inputs["tmr__start"], "buf_rd_row": inputs["tmr__rd_row"]})
+            unit, entry, fields = self._buffer
+            ctl = {"cap_en": int(self.out_valid) & int(inputs[f"{unit}__capture"]),
+                   "cap_clear": inputs[f"{unit}__cap_clear"], "cap_data": self.q_out,
+                   f"{entry}_wr_en": inputs[f"{unit}__{entry}_we"],
+                   f"{entry}_wr_index": inputs[f"{unit}__{entry}_index"],
+                   f"n_{entry}s": inputs[f"{unit}__n_{entry}s"],
+                   "start": inputs[f"{unit}__start"], "buf_rd_row": inputs[f"{unit}__rd_row"]}
+            ctl.update({f"{entry}_wr_{f}": inputs[f"{unit}__{entry}_{f}"] for f in fields})
+            self.controller.step(ctl)
         # Output stage register.
         self.acc_out = array_out
         if cfg.output_stage:
             split = None
-            if self.controller is not None:
+            if cfg.lcu:
                 split = (int(inputs["split"]) >> np.arange(C)) & 1 == 1
             self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
                                       int(inputs["shift"]), cfg.a_width, split=split)

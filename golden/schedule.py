@@ -472,54 +472,87 @@ def _temporal_batch(cfg, batch) -> int:
 def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray, np.ndarray]:
     """Output-buffer capture, split lanes, correction runs and read-back (``cfg.lcu``).
 
-    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
-    counted from ``lcu_cap_clear`` in cycle 0).  After the product, for each chunk of at most
-    ``lcu_max_pairs`` (row, pair) entries: one cycle per pair-list write, ``lcu__start``,
-    then ``2n + 3`` cycles until ``done`` (:func:`rtl_gen.lcu.controller_cycles`).  Then one
-    buffer row is read per cycle.  Returns the buffer row of each result and the cycle in
-    which each buffer row's read-back shows.
+    See :func:`_buffer_stimulus`; a correction run of n pairs shows ``done`` ``2n + 3`` cycles
+    after ``lcu__start`` (:func:`rtl_gen.lcu.controller_cycles`).  Split lanes are set in the
+    cycle the output stage computes the split results (one cycle before they show).
     """
-    C = cfg.cols
     split_v = np.zeros(N, dtype=bool) if split is None else np.asarray(split, dtype=bool)
     if split_v.shape != (N,):
         raise ValueError(f"split must be {N} booleans (one per output column), not "
                          f"shape {split_v.shape}")
-    pairs = np.zeros((0, 2), np.int64) if lcu_pairs is None else np.asarray(lcu_pairs, np.int64)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and (
-            pairs.min() < 0 or pairs.max() >= N)):
-        raise ValueError(f"lcu_pairs must be (column, column) pairs with columns 0 … {N - 1}")
+    result = _buffer_stimulus(cfg, d, N, lcu_pairs, prefix="lcu", entry="pair",
+                              fields=("a", "b"), max_entries=cfg.lcu_max_pairs,
+                              run_cycles=lambda n: 2 * n + 3)
+    split_bits = np.zeros(d.cycles, dtype=np.int64)
+    hit = np.broadcast_to(split_v, d.out_cycle.shape)
+    np.bitwise_or.at(split_bits, d.out_cycle[hit] - 1, np.left_shift(1, d.out_lane[hit]))
+    d.inputs["split"] = split_bits
+    return result
+
+
+def _tmr_stimulus(cfg, d: _Draft, N: int, tmr_triples,
+                  tmr_voter: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Output-buffer capture, voting runs and read-back (``cfg.tmr``, the on-chip voter).
+
+    See :func:`_buffer_stimulus`; a voting run of n triples shows ``done`` ``3n + 4`` cycles
+    after ``tmr__start`` (:func:`rtl_gen.tmr.voting_cycles`).
+    """
+    if tmr_voter is not None and tmr_voter != cfg.tmr:
+        raise ValueError(f"tmr_voter {tmr_voter!r}: the configuration's voter is {cfg.tmr!r} "
+                         "(built into the hardware)")
+    return _buffer_stimulus(cfg, d, N, tmr_triples, prefix="tmr", entry="triple",
+                            fields=("a", "b", "c"), max_entries=cfg.tmr_max_triples,
+                            run_cycles=lambda n: 3 * n + 4)
+
+
+def _buffer_stimulus(cfg, d: _Draft, N: int, groups, *, prefix: str, entry: str,
+                     fields: tuple[str, ...], max_entries: int,
+                     run_cycles) -> tuple[np.ndarray, np.ndarray]:
+    """The shared output buffer's capture, correction runs and read-back (LCU or TMR voter).
+
+    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
+    counted from ``{prefix}__cap_clear`` in cycle 0).  ``groups`` lists column groups (pairs or
+    triples) corrected in every result row; as word addresses, after the product, for each chunk
+    of at most ``max_entries`` (row, group) entries: one cycle per list write, ``start``, then
+    ``run_cycles(n)`` cycles until ``done`` and one spare.  Then one buffer row is read per
+    cycle.  Returns the buffer row of each result and the cycle in which each row's read-back
+    shows.
+    """
+    k = len(fields)
+    cols = (np.zeros((0, k), np.int64) if groups is None else np.asarray(groups, np.int64))
+    if cols.ndim != 2 or cols.shape[1] != k or (cols.size and (
+            cols.min() < 0 or cols.max() >= N)):
+        raise ValueError(f"{prefix}_{entry}s must be ({', '.join(['column'] * k)}) {entry}s "
+                         f"with columns 0 … {N - 1}")
     captured = np.unique(d.out_cycle)
     buffer_row = np.searchsorted(captured, d.out_cycle)
     if len(captured) > cfg.lcu_depth:
         raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
                          f"{cfg.lcu_depth}")
-    addr = buffer_address(buffer_row, d.out_lane, C)  # word address of C[m, n]
-    words = np.concatenate([np.stack([addr[:, a], addr[:, b]], axis=1) for a, b in pairs]) \
-        if len(pairs) else np.zeros((0, 2), np.int64)
-    chunks = [words[i:i + cfg.lcu_max_pairs] for i in range(0, len(words), cfg.lcu_max_pairs)]
+    addr = buffer_address(buffer_row, d.out_lane, cfg.cols)  # word address of C[m, n]
+    words = (np.concatenate([np.stack([addr[:, c] for c in g], axis=1) for g in cols])
+             if len(cols) else np.zeros((0, k), np.int64))
+    chunks = [words[i:i + max_entries] for i in range(0, len(words), max_entries)]
     t = d.cycles
-    d.extend(sum(3 * len(ch) + 4 for ch in chunks) + len(captured) + 1)
+    d.extend(sum(len(ch) + run_cycles(len(ch)) + 1 for ch in chunks) + len(captured) + 1)
     inp = d.inputs
-    for name in ("lcu__capture", "lcu__cap_clear", "lcu__pair_we", "lcu__pair_index", "lcu__pair_a",
-                 "lcu__pair_b", "lcu__n_pairs", "lcu__start", "lcu__rd_row"):
-        inp[name] = np.zeros(d.cycles)
-    inp["lcu__cap_clear"][0] = 1
-    inp["lcu__capture"][captured] = 1
-    # Lane bits of the split results, set in the cycle the output stage computes them (one
-    # cycle before they show).
-    split_bits = np.zeros(d.cycles, dtype=np.int64)
-    hit = np.broadcast_to(split_v, d.out_cycle.shape)
-    np.bitwise_or.at(split_bits, d.out_cycle[hit] - 1, np.left_shift(1, d.out_lane[hit]))
-    inp["split"] = split_bits
+    ports = ("capture", "cap_clear", f"{entry}_we", f"{entry}_index",
+             *(f"{entry}_{f}" for f in fields), f"n_{entry}s", "start", "rd_row")
+    for name in ports:
+        inp[f"{prefix}__{name}"] = np.zeros(d.cycles)
+    inp[f"{prefix}__cap_clear"][0] = 1
+    inp[f"{prefix}__capture"][captured] = 1
     for ch in chunks:
-        for i, (a, b) in enumerate(ch):
-            inp["lcu__pair_we"][t] = 1
-            inp["lcu__pair_index"][t], inp["lcu__pair_a"][t], inp["lcu__pair_b"][t] = i, a, b
+        for i, word in enumerate(ch):
+            inp[f"{prefix}__{entry}_we"][t] = 1
+            inp[f"{prefix}__{entry}_index"][t] = i
+            for f, w in zip(fields, word, strict=True):
+                inp[f"{prefix}__{entry}_{f}"][t] = w
             t += 1
-        inp["lcu__start"][t] = 1
-        inp["lcu__n_pairs"][t] = len(ch)
-        t += 2 * len(ch) + 4  # done shows 2n + 3 rows after start; one spare cycle
-    inp["lcu__rd_row"][t:t + len(captured)] = np.arange(len(captured))
+        inp[f"{prefix}__start"][t] = 1
+        inp[f"{prefix}__n_{entry}s"][t] = len(ch)
+        t += run_cycles(len(ch)) + 1  # done shows run_cycles(n) rows after start; one spare
+    inp[f"{prefix}__rd_row"][t:t + len(captured)] = np.arange(len(captured))
     return buffer_row, np.arange(len(captured)) + t + 1
 
 
@@ -527,59 +560,6 @@ def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.
     """The M×N result as read back from the output buffer after the LCU or the TMR voter runs."""
     rows = program.buffer_read_cycle[program.buffer_row]
     return recorded[program.buffer_port][rows, program.out_lane]
-
-
-def _tmr_stimulus(cfg, d: _Draft, N: int, tmr_triples,
-                  tmr_voter: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Output-buffer capture, voting runs and read-back (``cfg.tmr``, the on-chip voter).
-
-    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
-    counted from ``tmr__cap_clear`` in cycle 0).  After the product, for each chunk of at most
-    ``tmr_max_triples`` (row, triple) entries, as word addresses: one cycle per triple-list
-    write, ``tmr__start``, then ``3n + 4`` cycles until ``done``
-    (:func:`rtl_gen.tmr.voting_cycles`) and one spare.  Then one buffer row is read per cycle.
-    Returns the buffer row of each result and the cycle in which each row's read-back shows.
-    """
-    if tmr_voter is not None and tmr_voter != cfg.tmr:
-        raise ValueError(f"tmr_voter {tmr_voter!r}: the configuration's voter is {cfg.tmr!r} "
-                         "(built into the hardware)")
-    C = cfg.cols
-    triples = (np.zeros((0, 3), np.int64) if tmr_triples is None
-               else np.asarray(tmr_triples, np.int64))
-    if triples.ndim != 2 or triples.shape[1] != 3 or (triples.size and (
-            triples.min() < 0 or triples.max() >= N)):
-        raise ValueError(f"tmr_triples must be (column, column, column) triples with columns "
-                         f"0 … {N - 1}")
-    captured = np.unique(d.out_cycle)
-    buffer_row = np.searchsorted(captured, d.out_cycle)
-    if len(captured) > cfg.lcu_depth:
-        raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
-                         f"{cfg.lcu_depth}")
-    addr = buffer_address(buffer_row, d.out_lane, C)  # word address of C[m, n]
-    words = np.concatenate([np.stack([addr[:, a], addr[:, b], addr[:, c]], axis=1)
-                            for a, b, c in triples]) if len(triples) else np.zeros((0, 3),
-                                                                                   np.int64)
-    n_max = cfg.tmr_max_triples
-    chunks = [words[i:i + n_max] for i in range(0, len(words), n_max)]
-    t = d.cycles
-    d.extend(sum(4 * len(ch) + 5 for ch in chunks) + len(captured) + 1)
-    inp = d.inputs
-    for name in ("capture", "cap_clear", "triple_we", "triple_index", "triple_a", "triple_b",
-                 "triple_c", "n_triples", "start", "rd_row"):
-        inp[f"tmr__{name}"] = np.zeros(d.cycles)
-    inp["tmr__cap_clear"][0] = 1
-    inp["tmr__capture"][captured] = 1
-    for ch in chunks:
-        for i, (a, b, c) in enumerate(ch):
-            inp["tmr__triple_we"][t] = 1
-            inp["tmr__triple_index"][t] = i
-            inp["tmr__triple_a"][t], inp["tmr__triple_b"][t], inp["tmr__triple_c"][t] = a, b, c
-            t += 1
-        inp["tmr__start"][t] = 1
-        inp["tmr__n_triples"][t] = len(ch)
-        t += 3 * len(ch) + 5  # done shows 3n + 4 rows after start; one spare cycle
-    inp["tmr__rd_row"][t:t + len(captured)] = np.arange(len(captured))
-    return buffer_row, np.arange(len(captured)) + t + 1
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
