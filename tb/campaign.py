@@ -193,7 +193,9 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
         raise _err("faults.model", f"{kind!r}: one of {', '.join(FAULT_MODELS)}")
     faults: dict = {"model": kind}
     if kind == "register":
-        faults["registers"] = _choices(f, "registers", REGISTERS, list(REGISTERS))
+        # The shadow register exists only in the double-buffered WS/IS PE.
+        present = [r for r in REGISTERS if r != "shadow" or cfg.double_buffered]
+        faults["registers"] = _choices(f, "registers", present, present)
         faults["modes"] = _choices(f, "modes", MODES, list(MODES))
         faults["layers"] = _get(f, "layers", "faults", list)
     elif kind == "bit_errors":

@@ -507,3 +507,19 @@ def test_lcu_and_tmr_protections_in_a_campaign_equal_the_cycle_model(tmp_path):
         assert float(r["accuracy"]) == pytest.approx(ctx.accuracy(cyc))
         changed += not np.array_equal(cyc, c.logits)
     assert changed >= 1
+
+
+def test_shadow_register_sites_exist_only_in_the_double_buffered_pe(tmp_path, capsys):
+    """Default register sites follow the configuration; asking for a missing one exits 2."""
+    text = SMALL.format(seed=3)
+    spec = load_spec(_write(tmp_path, text))
+    assert "shadow" in spec["faults"]["registers"]  # the default WS PE is double-buffered
+    single = text.replace('dataflow = "ws"', 'dataflow = "ws"\ndouble_buffer = false')
+    assert "shadow" not in load_spec(_write(tmp_path, single, "s.toml"))["faults"]["registers"]
+    bad = single.replace('model = "register"', 'model = "register"\nregisters = ["shadow"]')
+    out = tmp_path / "out"
+    assert main(["campaign", str(_write(tmp_path, bad, "b.toml")), "-o", str(out),
+                 "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "faults.registers" in err[0], err
+    assert not out.exists()
