@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ftaccel import files
+from ftaccel.golden.array import cycle_count
 from ftaccel.golden.bypass import pruned_matmul
 from ftaccel.golden.campaign import classify, output_error_faults
 from ftaccel.golden.faults import Fault
@@ -152,6 +153,9 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
         res = run_product(cfg, A, B, opts, sim=sim)
         ok = res.passed and np.array_equal(res.run.acc, A @ B)
         cases.append({"shape": [M, K, N], "cycles": int(res.run.program.cycles),
+                      "single_buffered_cycles": (cycle_count(cfg.replace(double_buffer=False),
+                                                             M, K, N)
+                                                 if cfg.double_buffered else None),
                       "rtl_equals_golden": res.passed, "equals_numpy": bool(
                           np.array_equal(res.run.acc, A @ B)), "pass": bool(ok),
                       "seconds": round(res.seconds, 2)})
@@ -160,8 +164,10 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
         "golden cycle model on every port and cycle, and = numpy A @ B")
     for c in cases:
         M, K, N = c["shape"]
-        say(f"      {M}×{K} @ {K}×{N}: {c['cycles']} cycles, {'pass' if c['pass'] else 'FAIL'}"
-            f" ({c['seconds']} s)")
+        single = (f" (single-buffered: {c['single_buffered_cycles']})"
+                  if c["single_buffered_cycles"] else "")
+        say(f"      {M}×{K} @ {K}×{N}: {c['cycles']} cycles{single}, "
+            f"{'pass' if c['pass'] else 'FAIL'} ({c['seconds']} s)")
 
     M, K, N = cfg.rows, cfg.rows, cfg.cols
     A, B = _operands(cfg, rng, M, K, N)
