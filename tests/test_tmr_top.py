@@ -371,3 +371,12 @@ def test_cli_matmul_tmr_bitwise_without_triples(rng, tmp_path, monkeypatch, caps
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["tmr"] == {"voter": "bitwise", "voting_runs": 0, "triples": 0, "words_changed": 0}
     assert "TMR (bitwise voter): 0 triples voted in 0 run(s)" in capsys.readouterr().out
+
+
+def test_cli_verify_sizes_cases_for_a_shallow_tmr_buffer(tmp_path, capsys):
+    """``rtlgen verify`` draws products that fit the voter's buffer (as it does for the LCU)."""
+    from ftaccel.rtl_gen.cli import main
+
+    assert main(["verify", "--rows", "2", "--cols", "2", "--tmr", "word", "--lcu-depth", "4",
+                 "--count", "3", "--seed", "1", "--sim", "icarus"]) == 0
+    assert "3 passed, 0 failed" in capsys.readouterr().out
