@@ -199,16 +199,38 @@ def _split_cols(text: str, n_out: int):
     return split
 
 
-def _lcu_pairs(text: str):
+def _column_groups(text: str, n_out: int, option: str, k: int, entry: str, *,
+                   distinct: bool = False):
+    """Comma-separated groups of ``k`` colon-separated output columns as a ``[n, k]`` array.
+
+    Every column must be in ``0 … n_out − 1``; with ``distinct`` no group may name a column
+    twice.  ``entry`` names one group in the error message ("pair", "triple").
+    """
     import numpy as np
 
-    pairs = []
+    form = ":".join(f"c{i + 1}" for i in range(k))
+    groups = []
     for item in text.split(","):
-        cols = _int_list(item, "--lcu-pairs", sep=":")
-        if len(cols) != 2:
-            raise CLIError(f"--lcu-pairs: {shown(item)} is not a pair 'c1:c2'")
-        pairs.append(cols)
-    return np.asarray(pairs, dtype=np.int64)
+        cols = _int_list(item, option, sep=":")
+        if len(cols) != k:
+            raise CLIError(f"{option}: {shown(item)} is not a {entry} '{form}'")
+        bad = [c for c in cols if not 0 <= c < n_out]
+        if bad:
+            raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
+        if distinct and len(set(cols)) != k:
+            twice = next(c for c in cols if cols.count(c) > 1)
+            raise CLIError(f"{option}: {shown(item)} names column {twice} twice (a {entry} "
+                           f"needs {k} different columns)")
+        groups.append(cols)
+    return np.asarray(groups, dtype=np.int64)
+
+
+def _lcu_pairs(text: str, n_out: int):
+    return _column_groups(text, n_out, "--lcu-pairs", 2, "pair")
+
+
+def _tmr_triples(text: str, n_out: int):
+    return _column_groups(text, n_out, "--tmr-triples", 3, "triple", distinct=True)
 
 
 def _bias_error(text: str) -> tuple[int, int, int | None]:
@@ -281,14 +303,23 @@ def _run_options(cfg: AcceleratorConfig, args, A, B):
         if not cfg.median:
             raise CLIError("--median-off needs a configuration with --median 3|5")
         opts.median_enable = False
+    if cfg.tmr != "none":  # the voter and the LCU share the output buffer: one or the other
+        for name in ("split_cols", "lcu_pairs"):
+            if getattr(args, name) is not None:
+                raise CLIError(f"--{name.replace('_', '-')} is not available with --tmr "
+                               f"{cfg.tmr} (the voter takes --tmr-triples)")
+    elif args.tmr_triples is not None:
+        raise CLIError("--tmr-triples needs a configuration with --tmr word|bitwise")
     if args.split_cols is not None:
         opts.split = _split_cols(args.split_cols, n_out)
     if args.lcu_pairs is not None:
-        opts.lcu_pairs = _lcu_pairs(args.lcu_pairs)
+        opts.lcu_pairs = _lcu_pairs(args.lcu_pairs, n_out)
         if opts.split is None and cfg.lcu:
             import numpy as np
 
             opts.split = np.zeros(n_out, dtype=bool)
+    if args.tmr_triples is not None:
+        opts.tmr_triples = _tmr_triples(args.tmr_triples, n_out)
     opts.temporal_batch = args.temporal_batch
     opts.checksum_threshold = args.checksum_threshold
     opts.temporal_threshold = args.temporal_threshold
@@ -312,8 +343,8 @@ def cmd_matmul(args) -> int:
         _claim_outputs(outs, args, ("output", "q", "corrected", "json"))
         if args.q is not None and not cfg.output_stage:
             raise CLIError("--q needs the output stage (drop --no-output-stage)")
-        if args.corrected is not None and not cfg.lcu:
-            raise CLIError("--corrected needs a configuration with --lcu")
+        if args.corrected is not None and not cfg.lcu and cfg.tmr == "none":
+            raise CLIError("--corrected needs a configuration with --lcu or --tmr")
         if args.fault is not None and not cfg.fault_hooks:
             cfg = cfg.replace(fault_hooks=True)
             print("note: --fault given: generating with fault hooks")
@@ -349,6 +380,10 @@ def cmd_matmul(args) -> int:
         rec = res.record()["lcu"]
         print(f"LCU: {rec['pairs']} pairs corrected in {rec['correction_runs']} run(s); "
               f"{rec['words_changed']} words changed by the correction")
+    if cfg.tmr != "none":
+        rec = res.record()["tmr"]
+        print(f"TMR ({cfg.tmr} voter): {rec['triples']} triples voted in {rec['voting_runs']} "
+              f"run(s); {rec['words_changed']} words changed by the vote")
     if res.fault_effect is not None:
         what = " and ".join(x for x in (args.fault and f"fault {args.fault}",
                                         args.bias_error and f"bias error {args.bias_error}") if x)
@@ -373,8 +408,9 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     from ftaccel.tb.flow import flow_product
     from ftaccel.tb.product import check_accumulator, check_operands
 
-    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "corrected", "temporal_batch",
-                "json", "bias_error", "checksum_threshold", "temporal_threshold"):
+    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "tmr_triples", "corrected",
+                "temporal_batch", "json", "bias_error", "checksum_threshold",
+                "temporal_threshold"):
         if getattr(args, opt) is not None:
             raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
     with OutputSet() as outs:
@@ -709,8 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
     m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
     m.add_argument("--lcu-pairs", help="LCU: column pairs to correct in every row, e.g. 1:4,3:5")
+    m.add_argument("--tmr-triples",
+                   help="TMR: column triples (a neuron and its two copies) voted in every row, "
+                        "e.g. 0:4:5,1:6:7")
     m.add_argument("--corrected", type=_path,
-                   help="LCU: write the corrected result (read back from the buffer) here")
+                   help="LCU/TMR: write the corrected or voted result (read back from the "
+                        "buffer) here")
     m.add_argument("--temporal-batch", type=_integer,
                    help="temporal checksum batch N (default the largest, 2^bits − 1)")
     m.add_argument("--checksum-threshold", type=_integer,

@@ -55,6 +55,7 @@ class RunOptions:
     median_enable: bool = True
     split: np.ndarray | None = None
     lcu_pairs: np.ndarray | None = None
+    tmr_triples: np.ndarray | None = None
     temporal_batch: int | None = None
     bias_error: tuple[int, int, int | None] | None = None
     checksum_threshold: int | None = None
@@ -73,6 +74,8 @@ class RunOptions:
             units["split"] = np.asarray(self.split, dtype=bool)
         if self.lcu_pairs is not None:
             units["lcu_pairs"] = np.asarray(self.lcu_pairs, dtype=np.int64).reshape(-1, 2)
+        if self.tmr_triples is not None:
+            units["tmr_triples"] = np.asarray(self.tmr_triples, dtype=np.int64).reshape(-1, 3)
         if self.temporal_batch is not None:
             units["temporal_batch"] = int(self.temporal_batch)
         if self.checksum_threshold is not None:
@@ -102,6 +105,8 @@ class RunOptions:
             out["split_columns"] = np.nonzero(self.split)[0].tolist()
         if self.lcu_pairs is not None:
             out["lcu_pairs"] = np.asarray(self.lcu_pairs).reshape(-1, 2).tolist()
+        if self.tmr_triples is not None:
+            out["tmr_triples"] = np.asarray(self.tmr_triples).reshape(-1, 3).tolist()
         if self.bias_error is not None:
             col, bit, row = self.bias_error
             out["bias_error"] = {"column": col, "bit": bit, "row": row}
@@ -190,6 +195,11 @@ def result_vectors(cfg: AcceleratorConfig, M: int, N: int) -> int:
     return M * ceil_div(N, cfg.cols)
 
 
+def _buffered(cfg: AcceleratorConfig) -> bool:
+    """``cfg`` has the output buffer (with the LCU or the TMR voter) and its read-back."""
+    return cfg.lcu or cfg.tmr != "none"
+
+
 def _check_range(name: str, value, lo: int, hi: int, what: str = "an integer") -> int:
     if type(value) is not int or not lo <= value <= hi:
         raise ConfigError(name, value, f"{what} from {lo} to {hi}")
@@ -244,7 +254,17 @@ def _check_units(cfg: AcceleratorConfig, opts: RunOptions, M: int, N: int) -> No
             if pairs.size and (pairs.min() < 0 or pairs.max() >= N):
                 raise ConfigError("lcu pair column", int(pairs.max() if pairs.max() >= N
                                                          else pairs.min()), f"0 … {N - 1}")
-    if cfg.lcu and result_vectors(cfg, M, N) > cfg.lcu_depth:
+    if opts.tmr_triples is not None:
+        if cfg.tmr == "none":
+            raise ConfigError("tmr", cfg.tmr, "'word' or 'bitwise' for TMR triples")
+        triples = np.asarray(opts.tmr_triples).reshape(-1, 3)
+        if triples.size and (triples.min() < 0 or triples.max() >= N):
+            raise ConfigError("tmr triple column", int(triples.max() if triples.max() >= N
+                                                       else triples.min()), f"0 … {N - 1}")
+        for t in triples.tolist():
+            if len(set(t)) != 3:
+                raise ConfigError("tmr triple", tuple(t), "three different columns")
+    if _buffered(cfg) and result_vectors(cfg, M, N) > cfg.lcu_depth:
         raise ConfigError("lcu_depth", cfg.lcu_depth,
                           f"at least {result_vectors(cfg, M, N)} output-buffer rows for this "
                           f"product (one per result vector); use a smaller batch or a "
@@ -388,6 +408,12 @@ class ProductRun:
                           "pairs": int(len(np.asarray(self.options.lcu_pairs).reshape(-1, 2))
                                        if self.options.lcu_pairs is not None else 0) * M,
                           "words_changed": int(np.sum(self.corrected != self.run.q))}
+        if self.cfg.tmr != "none":
+            starts = int(self.run.program.inputs["tmr__start"].sum())
+            out["tmr"] = {"voter": self.cfg.tmr, "voting_runs": starts,
+                          "triples": int(len(np.asarray(self.options.tmr_triples).reshape(-1, 3))
+                                         if self.options.tmr_triples is not None else 0) * M,
+                          "words_changed": int(np.sum(self.corrected != self.run.q))}
         if exit_code is not None:
             out["exit_code"] = exit_code
         return out
@@ -423,14 +449,14 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
     res = ProductRun(cfg=cfg, shape=(A.shape[0], A.shape[1], B.shape[1]), options=opts,
                      run=run, sim=sim, seconds=seconds,
                      alarms=alarm_report(cfg, run.program, run.recorded))
-    if cfg.lcu:
+    if _buffered(cfg):
         res.corrected = assemble_corrected(run.program, run.recorded)
     if check:
         res.port_mismatches = mismatches(run.recorded, run.golden)
         res.golden_acc = assemble(run.program, run.golden, "acc_out")
         if cfg.output_stage:
             res.golden_q = assemble(run.program, run.golden, "q_out")
-        if cfg.lcu:
+        if _buffered(cfg):
             res.golden_corrected = assemble_corrected(run.program, run.golden)
         if res.passed and not keep_runs():
             discard_run(run.run_dir)

@@ -50,7 +50,7 @@ def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
     K = int(rng.integers(1, max(1, min(k_fit, 3 * cfg.rows)) + 1))
     N = int(rng.integers(1, 2 * cfg.cols + 2))
     M = int(rng.integers(1, 2 * max(cfg.rows, cfg.cols) + 1))
-    while cfg.lcu and result_vectors(cfg, M, N) > cfg.lcu_depth:  # one buffer row per vector
+    while (cfg.lcu or cfg.tmr != "none") and result_vectors(cfg, M, N) > cfg.lcu_depth:
         M, N = max(1, M // 2), max(1, N // 2)
     if index % 3 == 1:  # edge values: extremes and zeros
         A = rng.choice([a_lo, a_hi, 0, -1], (M, K))

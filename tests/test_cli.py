@@ -67,7 +67,7 @@ def test_help_is_exit_0(capsys):
     assert main(["matmul", "--help"]) == 0
     out = capsys.readouterr().out
     for option in ("--json", "--fail-on-alarm", "--checksum-threshold", "--temporal-threshold",
-                   "--bias-error", "--lcu-mask", "--afd-off", "--median-off"):
+                   "--bias-error", "--lcu-mask", "--afd-off", "--median-off", "--tmr-triples"):
         assert option in out
 
 

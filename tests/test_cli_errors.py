@@ -133,7 +133,7 @@ def test_fifo_and_symlink_as_output(cli, tmp_path):
     (["--q", "file.txt/Q.npy"], "--q"),
     (["--json", "/dev/null"], "--json"),
     (["--json", "C.npy"], "name the same file"),
-    (["--corrected", "K.npy"], "--corrected needs"),
+    (["--corrected", "K.npy"], "--corrected needs a configuration with --lcu or --tmr"),
 ])
 def test_every_output_is_checked_before_any_work(cli, extra, message):
     assert message in cli(*MM, "-o", "C.npy", *extra)
@@ -166,6 +166,20 @@ def test_bypass_map_with_minus_one_is_a_value_error_not_a_shape_error(cli, tmp_p
     (["--lcu", "--split-cols", "1,x"], "not a list of column numbers"),
     (["--lcu", "--split-cols", "9"], "column 9 is not in 0 … 3"),
     (["--lcu", "--lcu-pairs", "1:2:3"], "not a pair"),
+    (["--lcu", "--lcu-pairs", "0:9"], "--lcu-pairs: column 9 is not in 0 … 3"),
+    (["--tmr", "word", "--tmr-triples", "0:1"], "--tmr-triples: '0:1' is not a triple"),
+    (["--tmr", "word", "--tmr-triples", "0:1:x"], "--tmr-triples: '0:1:x' is not a list"),
+    (["--tmr", "word", "--tmr-triples", "0:1:2,"], "--tmr-triples: '' is not a list"),
+    (["--tmr", "word", "--tmr-triples", "0:1:4"], "--tmr-triples: column 4 is not in 0 … 3"),
+    (["--tmr", "word", "--tmr-triples", "0:1:-1"], "--tmr-triples: column -1 is not in"),
+    (["--tmr", "bitwise", "--tmr-triples", "2:1:2"], "--tmr-triples: '2:1:2' names column 2 "
+                                                     "twice"),
+    (["--tmr-triples", "0:1:2"], "--tmr-triples needs a configuration with --tmr"),
+    (["--lcu", "--tmr-triples", "0:1:2"], "--tmr-triples needs a configuration with --tmr"),
+    (["--tmr", "word", "--lcu-pairs", "0:1"], "--lcu-pairs is not available with --tmr word"),
+    (["--tmr", "bitwise", "--split-cols", "1"], "--split-cols is not available with --tmr "
+                                                "bitwise"),
+    (["--tmr", "word", "--lcu-depth", "4", "--corrected", "K.npy"], "lcu_depth = 4"),
     (["--afd", "--afd-gates", "3"], "afd gates = 3"),
     (["--afd-shift", "2"], "invalid afd = False"),
     (["--median-off"], "--median-off needs"),

@@ -131,6 +131,11 @@ _BAD_MATMUL = [
     ["--bias", "half.npy"],
     ["--sim", "ghdl"], ["--acc-width", "16", "--a", "N.npy", "--b", "N.npy"],
     ["--lcu-mask", "1"], ["--lcu", "--lcu-mask", "256"],
+    ["--tmr-triples", "0:1:2"], ["--lcu", "--tmr-triples", "0:1:2"],
+    ["--tmr", "word", "--tmr-triples", "0:1"], ["--tmr", "word", "--tmr-triples", "0:1:9"],
+    ["--tmr", "word", "--tmr-triples", "0:1:0"], ["--tmr", "bitwise", "--tmr-triples", ","],
+    ["--tmr", "word", "--tmr-triples", "0:x:2"], ["--tmr", "word", "--lcu-pairs", "0:1"],
+    ["--tmr", "bitwise", "--split-cols", "1"], ["--tmr", "word", "--lcu-depth", "3"],
 ]
 
 

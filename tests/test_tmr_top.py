@@ -12,7 +12,9 @@
 * a TMR-protected network with the on-chip voter equals the unprotected network bit for bit
   (golden, cycle model, and RTL on a small sample); ``rtlgen protect --method tmr`` writes a
   configuration with ``tmr`` set;
-* bad configuration values and driver options give clear errors.
+* bad configuration values and driver options give clear errors;
+* ``rtlgen matmul --tmr ... --tmr-triples ... --corrected`` writes the voted read-back, which
+  outvotes a stuck PE column, and reports the votes in ``--json`` and on the console.
 """
 
 from __future__ import annotations
@@ -304,3 +306,77 @@ def test_cli_protect_tmr_writes_the_voter_into_the_config(tmp_path, voter):
     assert cfg.tmr == voter and not cfg.lcu
     d = json.loads((tmp_path / "p" / "protection.json").read_text())
     assert d["config"] == {"tmr": voter, "lcu": False} and d["voter"] == voter
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def test_cli_matmul_tmr_triples_corrected(rng, tmp_path, monkeypatch, capsys):
+    """``rtlgen matmul --tmr word --tmr-triples ... --corrected``: fault-free, then one copy stuck.
+
+    PE column 0 holds output columns 0 and 3 (lanes n % 3), one member of each triple
+    (0, 2, 4) and (1, 3, 5): a stuck partial-sum bit there corrupts ``--q`` but the voted
+    read-back equals the fault-free product.
+    """
+    from ftaccel.rtl_gen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    X, W, b = _layer(rng, M=6)
+    np.save("X.npy", X)
+    np.save("W.npy", W)
+    np.save("b.npy", b)
+    clean = _numpy_q(X, W, b)
+    base = ["matmul", "--rows", "3", "--cols", "3", "--tmr", "word", "--lcu-depth", "16",
+            "--tmr-max-triples", "4", "--a", "X.npy", "--b", "W.npy", "--bias", "b.npy",
+            "--relu", "--shift", "6", "-o", "C.npy", "--q", "Q.npy", "--corrected", "K.npy",
+            "--tmr-triples", "0:2:4,1:3:5", "--json", "r.json", "--check", "--sim", "icarus"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert np.array_equal(np.load("K.npy"), clean) and np.array_equal(np.load("Q.npy"), clean)
+    r = json.loads((tmp_path / "r.json").read_text())
+    # 2 triples × 6 rows = 12 word triples, 4 per run: 3 runs; identical copies: no change
+    assert r["tmr"] == {"voter": "word", "voting_runs": 3, "triples": 12, "words_changed": 0}
+    assert r["options"]["tmr_triples"] == TRIPLES.tolist()
+    assert r["outputs"]["corrected"] == "K.npy" and r["golden_check"]["corrected"]["count"] == 0
+    assert "TMR (word voter): 12 triples voted in 3 run(s); 0 words changed by the vote" in out
+    assert "check passed" in out
+
+    assert main(base + ["--fault", "1,0,psum,9,sa1"]) == 0
+    out = capsys.readouterr().out
+    q, k = np.load("Q.npy"), np.load("K.npy")
+    assert not np.array_equal(q, clean)  # the stuck column reaches the requantised outputs
+    assert [sum(c % 3 == 0 for c in t) for t in TRIPLES.tolist()] == [1, 1]  # one copy each
+    assert not np.array_equal(q[:, [0, 3]], clean[:, [0, 3]])  # lane 0: columns 0 and 3
+    assert np.array_equal(q[:, [1, 2, 4, 5]], clean[:, [1, 2, 4, 5]])
+    assert np.array_equal(k, clean)  # ... and every voted column is the fault-free one
+    assert np.array_equal(k, _vote_columns(q, TRIPLES, "word"))
+    r = json.loads((tmp_path / "r.json").read_text())
+    changed = int(np.sum(k != q))
+    assert changed > 0 and r["tmr"]["words_changed"] == changed
+    assert r["golden_check"]["passed"] and r["options"]["fault"]["col"] == 0
+    assert f"{changed} words changed by the vote" in out and "check passed" in out
+
+
+def test_cli_matmul_tmr_bitwise_without_triples(rng, tmp_path, monkeypatch, capsys):
+    """No triples: the buffer is read back unchanged (``--corrected`` equals ``--q``)."""
+    from ftaccel.rtl_gen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    X, W, b = _layer(rng, M=3)
+    np.save("X.npy", X)
+    np.save("W.npy", W)
+    assert main(["matmul", "--rows", "3", "--cols", "3", "--tmr", "bitwise", "--a", "X.npy",
+                 "--b", "W.npy", "-o", "C.npy", "--q", "Q.npy", "--corrected", "K.npy",
+                 "--json", "r.json", "--check", "--sim", "icarus"]) == 0
+    assert np.array_equal(np.load("K.npy"), np.load("Q.npy"))
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["tmr"] == {"voter": "bitwise", "voting_runs": 0, "triples": 0, "words_changed": 0}
+    assert "TMR (bitwise voter): 0 triples voted in 0 run(s)" in capsys.readouterr().out
+
+
+def test_cli_verify_sizes_cases_for_a_shallow_tmr_buffer(tmp_path, capsys):
+    """``rtlgen verify`` draws products that fit the voter's buffer (as it does for the LCU)."""
+    from ftaccel.rtl_gen.cli import main
+
+    assert main(["verify", "--rows", "2", "--cols", "2", "--tmr", "word", "--lcu-depth", "4",
+                 "--count", "3", "--seed", "1", "--sim", "icarus"]) == 0
+    assert "3 passed, 0 failed" in capsys.readouterr().out
