@@ -107,8 +107,7 @@ NO_FIGURE = {
     "lcu": "001 §4.3.1 publishes no silicon area (SPEC §5): the LCU-vs-TMR area is this "
            "project's own measurement",
     "fault_hooks": "test infrastructure (fault injection), not in the seeds",
-    "double_buffer": "the seeds' PEs are single-buffered; the shadow register is this "
-                     "project's own measurement (issue 18)",
+    "double_buffer": "the seeds' PEs are single-buffered",
 }
 
 

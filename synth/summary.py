@@ -44,8 +44,13 @@ def headline(report: dict[str, Any]) -> list[str]:
                      f"(`{totals.get('logic_depth_module')}`)")
     for row in report.get("beside_the_seeds", []):
         seed = row["seed"]
-        if seed is None:  # a unit the seeds publish no figure for (the note says why)
-            lines.append(f"{row['unit']:<12} {'—':>8} {row.get('note', '')}")
+        if seed is None:  # a unit the seeds publish no figure for: its own share, and why
+            unit = next((u for u in report.get("units", []) if u["unit"] == row["unit"]), {})
+            where = "pe" if unit.get("inside_pe") else "design"
+            value = unit.get(metric, {}).get(f"pct_of_{where}")
+            shown = "—" if value is None else f"{value:.2f} %"
+            lines.append(f"{row['unit']:<12} {shown:>8} of {_DENOMINATOR.get(where, where)}, "
+                         f"no seed figure: {row.get('note', '')}")
             continue
         mine = row.get("project_pct", {})
         where = _DENOMINATOR.get(seed.get("denominator"), seed.get("denominator"))

@@ -312,6 +312,12 @@ def test_double_buffer_is_measured_against_the_single_buffered_pe(tmp_path_facto
         # 8 shadow flip-flops, a swap flag and a multiplexer on a PE of ~60 flip-flops
         print(m, f"double buffer +{db[m]['pct_of_pe']:.1f} % of the PE")
         assert 3 < db[m]["pct_of_pe"] < 40
+    from ftaccel.synth.summary import headline
+
+    # The console headline gives the unit's own share where the seeds have no figure.
+    line = next(x for x in headline(r) if x.startswith("double_buffer"))
+    key = r.get("primary_metric", "transistors")
+    assert f"{db[key]['pct_of_pe']:.2f} % of one PE, no seed figure" in line
 
 
 @pytest.mark.synth
