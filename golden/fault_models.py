@@ -589,13 +589,10 @@ def _vote(cfg, res: ProductResult, triples, voter: str) -> ProductResult:
     """``res`` with the selective-TMR triples voted (word or bitwise voter, 001 L2126)."""
     if triples is None or not len(triples):
         return res
-    from .tmr import bitwise_vote, word_vote
+    from .tmr import vote_columns
 
-    vote = word_vote if voter == "word" else bitwise_vote
-    q = np.array(res.q, dtype=np.int64, copy=True)
-    for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
-        q[:, a] = q[:, b] = q[:, c] = vote(q[:, a], q[:, b], q[:, c], width=cfg.a_width)
-    return ProductResult(q=q, cycles=res.cycles, alarms=res.alarms)
+    return ProductResult(q=vote_columns(res.q, triples, width=cfg.a_width, voter=voter),
+                         cycles=res.cycles, alarms=res.alarms)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------

@@ -795,12 +795,9 @@ class FunctionalEngine:
                              getattr(cfg, "lcu_mask", None))
         triples = p.units.get("tmr_triples")
         if triples is not None and len(triples) and getattr(cfg, "tmr", "none") != "none":
-            from .tmr import VOTES  # the on-chip voter (cfg.tmr), in closed form
+            from .tmr import vote_columns  # the on-chip voter (cfg.tmr), in closed form
 
-            q = q.copy()
-            for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
-                q[:, a] = q[:, b] = q[:, c] = VOTES[cfg.tmr](q[:, a], q[:, b], q[:, c],
-                                                             width=cfg.a_width)
+            q = vote_columns(q, triples, width=cfg.a_width, voter=cfg.tmr)
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], p.units.get("temporal_batch"))
         return ProductResult(q=q, cycles=cycles)

@@ -380,7 +380,7 @@ class VotingEngine:
 
     def product(self, p: Product) -> ProductResult:
         """The inner engine's product ``p``, with the TMR triples voted."""
-        from .tmr import bitwise_vote, word_vote
+        from .tmr import vote_columns
 
         units = dict(p.units)
         triples = units.pop("tmr_triples", None)
@@ -392,11 +392,7 @@ class VotingEngine:
         res = self.inner.product(dataclasses.replace(p, units=units))
         if triples is None or not len(triples):
             return res
-        vote = word_vote if voter == "word" else bitwise_vote
-        q = np.array(res.q, dtype=np.int64, copy=True)
-        for a, b, c in np.asarray(triples, dtype=np.int64):
-            v = vote(q[:, a], q[:, b], q[:, c], width=self.cfg.a_width)
-            q[:, a] = q[:, b] = q[:, c] = v
+        q = vote_columns(res.q, triples, width=self.cfg.a_width, voter=voter)
         return ProductResult(q=q, cycles=res.cycles, alarms=res.alarms)
 
 
@@ -428,7 +424,7 @@ class FaultEngine:
         from .lcu import lcu
         from .nvf import flip_bits
         from .output_stage import output_stage
-        from .tmr import bitwise_vote, word_vote
+        from .tmr import vote_columns
 
         cfg = self.cfg
         units = dict(p.units)
@@ -466,10 +462,7 @@ class FaultEngine:
                 q[:, a] = q[:, b] = lcu(q[:, a], q[:, b], width=cfg.a_width,
                                         mask=getattr(cfg, "lcu_mask", None))
         if triples is not None:
-            vote = word_vote if voter == "word" else bitwise_vote
-            for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
-                q[:, a] = q[:, b] = q[:, c] = vote(q[:, a], q[:, b], q[:, c],
-                                                   width=cfg.a_width)
+            q = vote_columns(q, triples, width=cfg.a_width, voter=voter)
         from .array import cycle_count
 
         M, K = p.A.shape

@@ -29,7 +29,8 @@ from ftaccel.rtl_gen.config import is_int
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
 from .output_buffer import BufferControllerModel, combine_in_order
 
-__all__ = ["word_vote", "bitwise_vote", "VOTES", "vote_buffer", "VotingControllerModel"]
+__all__ = ["word_vote", "bitwise_vote", "VOTES", "vote_columns", "vote_buffer",
+           "VotingControllerModel"]
 
 
 def _signed(x, width: int, name: str) -> np.ndarray:
@@ -54,6 +55,24 @@ def bitwise_vote(a, b, c, *, width: int = 8) -> np.ndarray:
 
 #: The voters by the name the configuration uses (``AcceleratorConfig.tmr``).
 VOTES = {"word": word_vote, "bitwise": bitwise_vote}
+
+
+def vote_columns(q, triples, *, width: int = 8, voter: str = "word") -> np.ndarray:
+    """A copy of the result ``q`` (rows × columns) with every column triple voted, in order.
+
+    The voted word of each row is written to the triple's three columns, as the voting
+    controller does after a layer (:class:`VotingControllerModel` on the buffer); ``triples``
+    (``[n, 3]`` column indices) may be empty or ``None``.
+    """
+    if voter not in VOTES:
+        raise ValueError(f"invalid voter = {voter!r}: one of {', '.join(VOTES)}")
+    out = np.array(q, dtype=np.int64, copy=True)
+    if triples is None:
+        return out
+    for a, b, c in np.asarray(triples, dtype=np.int64).reshape(-1, 3):
+        out[:, a] = out[:, b] = out[:, c] = VOTES[voter](out[:, a], out[:, b], out[:, c],
+                                                         width=width)
+    return out
 
 
 def _vote_fn(voter: str, width: int):

@@ -208,8 +208,7 @@ class CorrectionController(BufferController):
         """The LCU mask in use."""
         return self._mask
 
-    def config(self) -> dict:
-        """The parameters, for the Verilog header."""
-        return {"unit": "lcu_controller", "width": self._width, "depth": self._depth,
-                "max_pairs": self._max_entries, "mask": self._mask, "lanes": self._lanes,
-                "capture": self._capture}
+    UNIT = "lcu_controller"
+
+    def _unit_config(self) -> dict:
+        return {"mask": self._mask}

@@ -275,6 +275,19 @@ class BufferController(wiring.Component):
         """The capture port and row read port are built (instead of the word read port)."""
         return self._capture
 
+    #: The ``unit`` name in the Verilog header (each controller names itself).
+    UNIT = "output_buffer"
+
+    def _unit_config(self) -> dict:
+        """What a subclass adds to :meth:`config` (its combiner's parameters)."""
+        return {}
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": self.UNIT, "width": self._width, "depth": self._depth,
+                f"max_{self._entry}s": self._max_entries, **self._unit_config(),
+                "lanes": self._lanes, "capture": self._capture}
+
     @property
     def host_signature(self) -> BufferHostSignature:
         """The composed top's port for this controller (capture model only)."""

@@ -212,8 +212,7 @@ class VotingController(BufferController):
         """The voter: ``"word"`` or ``"bitwise"``."""
         return self._voter
 
-    def config(self) -> dict:
-        """The parameters, for the Verilog header."""
-        return {"unit": "tmr_controller", "width": self._width, "depth": self._depth,
-                "max_triples": self._max_entries, "voter": self._voter, "lanes": self._lanes,
-                "capture": self._capture}
+    UNIT = "tmr_controller"
+
+    def _unit_config(self) -> dict:
+        return {"voter": self._voter}
