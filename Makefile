@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml
 SIMULATOR = $(shell command -v iverilog >/dev/null 2>&1 && echo icarus || echo verilator)
 
 demo: setup
-	SIM=$(SIMULATOR) $(PYTHON) -m ftaccel.rtl_gen.cli demo -o demo_out
+	SIM=$(SIMULATOR) $(PYTHON) -m ftaccel.app.cli demo -o demo_out
 
 test: setup
 	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) --durations=15 tests

@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
+from ftaccel.app.campaign import build_context, parse_spec, run_campaign
+from ftaccel.app.netcampaign import RegisterPopulation, evaluate_register_fault, flip_cycle
 from ftaccel.golden.fault_models import FastFaultEngine
 from ftaccel.golden.faults import Fault
-from ftaccel.golden.netcampaign import RegisterPopulation, evaluate_register_fault, flip_cycle
 from ftaccel.golden.network import LayerOptions, run
-from ftaccel.tb.campaign import build_context, parse_spec, run_campaign
 
 
 def spec(faults: int) -> dict:
@@ -86,7 +86,7 @@ def main() -> None:
               f"{t['fault_inferences_per_minute']:,} fault-inferences/min")
     fast_rate = min(rates.values())
 
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.tb.accelerator import RTLEngine
 
     hooks = cfg.replace(fault_hooks=True)
     x = ctx.x[:args.rtl_images]

@@ -154,10 +154,10 @@ def aliasing(args, rng) -> None:
 
 def array_campaign(args, rng) -> None:
     """Register faults in a WS array carrying both checksums (golden cycle model)."""
+    from ftaccel.config import AcceleratorConfig
     from ftaccel.golden.accelerator import simulate
     from ftaccel.golden.faults import Fault
     from ftaccel.golden.schedule import assemble, build_program
-    from ftaccel.rtl_gen.config import AcceleratorConfig
 
     R, C, N = args.rows, args.cols, args.array_batch
     a, w = args.a_width, args.w_width

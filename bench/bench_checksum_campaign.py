@@ -35,13 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import numpy as np  # noqa: E402
 
+from ftaccel.config import AcceleratorConfig  # noqa: E402
+from ftaccel.errors import ConfigError  # noqa: E402
 from ftaccel.golden.campaign import (  # noqa: E402
     TABLE_6_1,
     TABLE_ROWS,
     exhaustive_faults,
     table_6_1_campaign,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError  # noqa: E402
 
 MODES = ("exact", "residue")
 CHECKS = ("spatial", "temporal", "any")

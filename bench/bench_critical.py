@@ -35,12 +35,12 @@ import sys
 import time
 from pathlib import Path
 
+from ftaccel.app.critical import fig417
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
+from ftaccel.app.nvf import nvf
+from ftaccel.config import AcceleratorConfig
 from ftaccel.files import write_json
-from ftaccel.golden.datasets import digits
-from ftaccel.golden.nvf import nvf
-from ftaccel.rtl_gen.config import AcceleratorConfig
-from ftaccel.tb.critical import fig417
-from ftaccel.tb.network import Network
 
 THESIS = {"digits-mlp": ("MLP-7", 17.86, 2.14, 15.15), "digits-cnn": ("LeNet-5", 3.99, 3.38, 3.84)}
 

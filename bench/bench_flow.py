@@ -48,8 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig, flow_lanes
 from ftaccel.golden.flow import flow_cycle_count, layer_shape, pack, prune
-from ftaccel.rtl_gen.config import AcceleratorConfig, flow_lanes
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.rtl_gen.flow import FlowPE
 from ftaccel.synth.flow import synthesize
@@ -201,16 +201,16 @@ def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) 
     One-shot pruning of the trained model, and the sparsity trained in (000 §12.4.1, fine-tuning
     from the dense weights), each quantised (8-bit, calibrated on digits-train) and run on the
     flow-controlling array; accuracy on digits-test and cycles beside the dense network on the same
-    array. Needs the network runner (``golden.network``, ``golden.datasets``).
+    array. Needs the network runner (``golden.network``, ``app.datasets``).
     """
     import dataclasses
     from importlib import resources
 
-    from ftaccel.golden.datasets import digits
+    from ftaccel.app.datasets import digits
     from ftaccel.golden.flow import FlowEngine, is_packable, train_complementary
     from ftaccel.golden.network import Model, quantize, run
 
-    with resources.files("ftaccel.golden").joinpath("models", "digits-mlp.npz").open("rb") as fh:
+    with resources.files("ftaccel.app").joinpath("models", "digits-mlp.npz").open("rb") as fh:
         fmodel = Model.load(fh)
     train, test = digits("train"), digits("test")
     sparse_layers = (0, 1)

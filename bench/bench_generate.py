@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.rtl_gen.accelerator import verilog_text
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 
 def main() -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.app.datasets import digits
+from ftaccel.app.has import Fitness, ga, nvf_placement, worst_bypass
+from ftaccel.app.network import Network
+from ftaccel.app.nvf import nvf
 from ftaccel.files import write_json
-from ftaccel.golden.datasets import digits
 from ftaccel.golden.fault_models import pe_profile
-from ftaccel.golden.has import Fitness, ga, nvf_placement, worst_bypass
 from ftaccel.golden.network import product_layers
-from ftaccel.golden.nvf import nvf
-from ftaccel.tb.network import Network
 
 FR_MAX = (1e-3, 2e-3, 5e-3, 0.1, 0.2, 0.5)
 MODES = ("flip-to-1", "bitflip")

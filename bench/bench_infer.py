@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ftaccel.golden.datasets import digits
-from ftaccel.rtl_gen.config import AcceleratorConfig
-from ftaccel.tb.network import Network, RTLEngine
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
+from ftaccel.config import AcceleratorConfig
+from ftaccel.tb.accelerator import RTLEngine
 
 
 def main() -> int:

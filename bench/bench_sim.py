@@ -45,10 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.schedule import assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb import hdl_player as hp
 from ftaccel.tb.accelerator import rtl_for
 from ftaccel.tb.runner import build_model, play_file, player_spec, run_stream

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator, generate
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.synth.flow import YosysError, synthesize
 
 

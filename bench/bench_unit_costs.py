@@ -31,8 +31,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.rtl_gen.accelerator import generate
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.synth.flow import synthesize
 

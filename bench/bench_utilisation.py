@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.array import cycle_count, pass_period
 from ftaccel.golden.mapping import ceil_div, tiles
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 OUT = Path(__file__).resolve().parent.parent / "build" / "utilisation"
 

@@ -1,8 +1,8 @@
 """Run the built-in digits MLP, int8, on an 8×8 weight-stationary array (README, "Networks")."""
 
 from ftaccel import Network
-from ftaccel.golden.datasets import digits
-from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.app.datasets import digits
+from ftaccel.config import AcceleratorConfig
 
 net = Network.builtin("digits-mlp")                 # int8, calibrated on the training split
 test = digits("test").head(20)                      # 20 of the 540 test images

@@ -36,15 +36,15 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 #: public name -> module that defines it
 _API = {
-    "AcceleratorConfig": "ftaccel.rtl_gen.config",
-    "ConfigError": "ftaccel.rtl_gen.config",
+    "AcceleratorConfig": "ftaccel.config",
+    "ConfigError": "ftaccel.config",
     "generate": "ftaccel.rtl_gen.accelerator",
     "matmul": "ftaccel.golden.array",
     "run_matmul": "ftaccel.golden.accelerator",
     "rtl_matmul": "ftaccel.tb.accelerator",
     "Fault": "ftaccel.golden.faults",
     "synthesize": "ftaccel.synth.flow",
-    "Network": "ftaccel.tb.network",
+    "Network": "ftaccel.app.network",
 }
 
 __all__ = ["__version__", *_API]

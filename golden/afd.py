@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 __all__ = ["MODE_DROP", "MODE_CLIP", "MODES", "anomaly_suppression", "anomaly_suppression_detail",
            "thresholds", "effective_shift"]

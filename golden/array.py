@@ -1,6 +1,6 @@
 """Golden model of the systolic array's arithmetic and the closed formulas of its timing.
 
-``cfg`` below is an :class:`rtl_gen.config.AcceleratorConfig`; its derived quantities
+``cfg`` below is an :class:`ftaccel.config.AcceleratorConfig`; its derived quantities
 (latency, widths, which units are built) are read from its properties, never recomputed here.
 
 * :func:`matmul` — the exact product, accumulated tile by tile in the driver's order
@@ -95,7 +95,7 @@ def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bi
 def latency(cfg) -> int:
     """Cycles from an input vector to its output vector at the top's ports.
 
-    :attr:`rtl_gen.config.AcceleratorConfig.latency`: **R + C + 1** for WS / IS, **R + C + 2**
+    :attr:`ftaccel.config.AcceleratorConfig.latency`: **R + C + 1** for WS / IS, **R + C + 2**
     for OS (from the cycle carrying ``in_last`` to the first result row), plus one cycle per
     input unit and per sanity column.
     """
@@ -130,7 +130,7 @@ def pass_period(cfg, stream_len: int, chained: bool) -> int:
     """Cycles from one WS/IS pass's first streamed vector to the next pass's.
 
     Single-buffered: ``R`` load cycles + the stream + :func:`pass_gap`.  Double-buffered
-    (:attr:`rtl_gen.config.AcceleratorConfig.double_buffered`): the longest of
+    (:attr:`ftaccel.config.AcceleratorConfig.double_buffered`): the longest of
 
     * the stream itself (passes back to back, no bubble);
     * ``2R − 1``: column c's shadows may shift from the cycle the previous pass's swap reaches

@@ -101,7 +101,7 @@ import math
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 from .array import AccumulatorOverflow, checked_product
 from .mapping import pe_map

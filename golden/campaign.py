@@ -38,7 +38,7 @@ from itertools import combinations
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import check_int
+from ftaccel.errors import check_int
 
 from .accelerator import simulate
 from .bits import flip_bit

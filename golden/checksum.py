@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import check_int, is_int
+from ftaccel.errors import check_int, is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
 

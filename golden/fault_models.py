@@ -522,10 +522,10 @@ class FastFaultEngine(FunctionalEngine):
     with bit errors; the sanity column keeps the clean ones) and ``act_errors`` (``(rate, seed)``:
     Algorithm 6.1 on the streamed activations before the input units; the temporal sanity vectors
     are summed from the clean ones). ``stored_weights`` are in array-column order (permute them
-    with a neuron permutation).  Protected networks (:mod:`golden.protect`): the split lanes and
+    with a neuron permutation).  Protected networks (:mod:`app.protect`): the split lanes and
     the LCU pairs (``split``, ``lcu_pairs``: corrected after the output stage, as the LCU
     controller corrects the output buffer) and the selective-TMR triples (``tmr_triples``,
-    ``tmr_voter``: voted after the layer, as :class:`golden.protect.VotingEngine` does).
+    ``tmr_voter``: voted after the layer, as :class:`app.protect.VotingEngine` does).
 
     Without either it is the :class:`FunctionalEngine` (overflow-checked, exact) plus the
     checksum alarm counts the cycle engine reports (zero: the checks are exact); with
@@ -547,7 +547,7 @@ class FastFaultEngine(FunctionalEngine):
         errors = units.pop("errors", None)
         stored = units.pop("stored_weights", None)
         act_errors = units.pop("act_errors", None)
-        # selective TMR: the voter runs after the layer (golden.protect.VotingEngine)
+        # selective TMR: the voter runs after the layer (app.protect.VotingEngine)
         triples = units.pop("tmr_triples", None)
         voter = units.pop("tmr_voter", "word")
         lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
@@ -827,7 +827,7 @@ class HookedErrorsEngine:
     """An engine that plays per-layer error draws through the fault hooks' per-cycle controls.
 
     ``inner``: a :class:`golden.network.CycleEngine` (the cycle model) or a
-    :class:`tb.network.RTLEngine` (the RTL), built for a configuration with ``fault_hooks``;
+    :class:`tb.accelerator.RTLEngine` (the RTL), built for a configuration with ``fault_hooks``;
     ``errors``: per product-layer index, :class:`ProfileErrors` drawn for that layer's product
     with at most one error per cycle.  Each product's program gets the errors' one-cycle faults
     (:func:`hook_program`); the cycle model is given the faults read back from the program

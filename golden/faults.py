@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
+from ftaccel.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
 
 from .bits import to_unsigned, wrap
 
@@ -64,7 +64,7 @@ class Fault:
     def controls(self) -> dict[str, int]:
         """Values of the fault hooks' run-time controls that arm this fault.
 
-        The controls are :data:`rtl_gen.config.FAULT_CONTROLS`, the top's ``fault`` ports.
+        The controls are :data:`ftaccel.config.FAULT_CONTROLS`, the top's ``fault`` ports.
         """
         values = {"enable": 1, "row": self.row, "col": self.col,
                   "reg": REGISTERS.index(self.register), "bit": self.bit,

@@ -29,7 +29,7 @@ its register-level model (compared with the RTL port by port, cycle by cycle),
 network layer pruned, packed and run, beside the same layer dense, and :class:`FlowEngine` the
 network runner's engine (``engine.product``) for a flow-controlling array.
 
-``cfg`` is an :class:`rtl_gen.config.AcceleratorConfig` with ``flow != "none"``.
+``cfg`` is an :class:`ftaccel.config.AcceleratorConfig` with ``flow != "none"``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import ConfigError, flow_lanes
+from ftaccel.config import flow_lanes
+from ftaccel.errors import ConfigError
 
 from .array import AccumulatorOverflow
 from .bits import wrap

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 __all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream"]
 

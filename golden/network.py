@@ -32,7 +32,7 @@ by 16, saturated to the activation width.
 ``engine.product(Product)``: :class:`FunctionalEngine` (``golden``: exact, vectorised over the
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
 closed form) and :class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
-:func:`golden.accelerator.simulate`); ``tb.network.RTLEngine`` runs the same programs on the
+:func:`golden.accelerator.simulate`); ``tb.accelerator.RTLEngine`` runs the same programs on the
 RTL.  Per layer, :class:`LayerOptions` carries what the fault-campaign, critical-neuron and
 scheduling work hooks in: a :class:`golden.faults.Fault`, the units' run-time options
 (``afd``, ``median_enable``, ``bypass_map``, ``temporal_batch``, ``split``, ``lcu_pairs``)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 __all__ = ["requantize", "output_stage", "MAX_SHIFT"]
 

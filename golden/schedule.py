@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import FAULT_CONTROLS, is_int
+from ftaccel.config import FAULT_CONTROLS
+from ftaccel.errors import is_int
 
 from .array import pass_starts, temporal_stream_len
 from .bits import wrap
@@ -102,7 +103,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         Switches the median filter (with ``cfg.median``).
     temporal_batch : int, optional
         N, the data vectors per temporal batch (with the temporal checksum; default the
-        largest, :attr:`rtl_gen.config.AcceleratorConfig.temporal_batch_max`).
+        largest, :attr:`ftaccel.config.AcceleratorConfig.temporal_batch_max`).
     bias_error : tuple, optional
         ``(m, n, delta)``: a corrupted bias word on its way into the array (a fault outside the
         PEs, for the Table 6.1 campaign) adds ``delta`` to the bias entering ``C[m, n]``
@@ -159,7 +160,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         buffer = _tmr_stimulus(cfg, d, B.shape[1], tmr_triples, tmr_voter)
     elif tmr_triples is not None:
         raise ValueError("tmr_triples need a configuration with tmr (the on-chip voter); "
-                         "vote on the host with golden.protect.VotingEngine otherwise")
+                         "vote on the host with app.protect.VotingEngine otherwise")
     if cfg.output_stage:
         _output_stage_stimulus(d, relu, shift)
     if cfg.fault_hooks:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 __all__ = ["SplitLayer", "TripleLayer", "layer_forward", "split_layer", "triplicate_layer",
            "buffer_pairs", "buffer_triples", "next_layer_bound"]

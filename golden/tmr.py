@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftaccel.rtl_gen.config import is_int
+from ftaccel.errors import is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
 from .output_buffer import BufferControllerModel, combine_in_order

@@ -51,7 +51,7 @@ registered stage, chained with :func:`amaranth.lib.wiring.connect`; every other 
 delayed by the same number of stages, so the array sees them aligned.
 
 Latency (cycles from the input vector to its output vector,
-:attr:`rtl_gen.config.AcceleratorConfig.latency`): WS / IS **R + C + 1**; OS: the first of the
+:attr:`ftaccel.config.AcceleratorConfig.latency`): WS / IS **R + C + 1**; OS: the first of the
 R result rows appears **R + C + 2** cycles after the cycle carrying ``in_last`` and the others
 follow on consecutive cycles (row R−1 first); plus one cycle per input stage and per sanity
 column.  Throughput: one vector per cycle in and out, no bubble in steady state (the temporal
@@ -67,6 +67,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ftaccel.config import AcceleratorConfig
+
 from .. import files
 from . import emit
 from .afd import AFDControlSignature, AnomalySuppression
@@ -80,7 +82,6 @@ from .checksum import (
     TemporalControlSignature,
     spatial_check_width,
 )
-from .config import AcceleratorConfig
 from .fault import FaultController, FaultControlSignature
 from .lcu import CorrectionController
 from .median import MedianArray, MedianControlSignature

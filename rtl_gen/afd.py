@@ -21,7 +21,8 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import check_int
+from ftaccel.errors import check_int
+
 from .vector import VectorSignature
 
 __all__ = ["AFDControlSignature", "AnomalySuppression", "shift_port_width"]

@@ -37,7 +37,9 @@ from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AcceleratorConfig, ConfigError
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
+
 from .fault import FaultSelectSignature
 from .pe import OutputStationaryPE, StationaryPE
 

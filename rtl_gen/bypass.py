@@ -20,7 +20,7 @@ from amaranth import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import check_int
+from ftaccel.errors import check_int
 
 __all__ = ["BypassMap", "BypassSignature"]
 

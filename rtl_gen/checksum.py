@@ -45,7 +45,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int, is_int
+from ftaccel.errors import ConfigError, check_int, is_int
+
 from .vector import VectorSignature
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",

@@ -15,7 +15,7 @@ decoder or counter is generated, and the Verilog has no ``fault__*`` port (check
 
 Controls (:class:`FaultControlSignature`, the top's ``fault`` ports ``fault__enable`` …; held
 constant by the testbench during a run; names and widths from
-:data:`rtl_gen.config.FAULT_CONTROLS`):
+:data:`ftaccel.config.FAULT_CONTROLS`):
 
 port            width  meaning
 ==============  =====  ===========================================================
@@ -51,7 +51,7 @@ from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
+from ftaccel.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
 
 __all__ = ["FaultController", "FaultControlSignature", "FaultSelectSignature", "sabotage",
            "MODE_SA0", "MODE_SA1", "MODE_FLIP", "BIT_WIDTH"]

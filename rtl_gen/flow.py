@@ -49,9 +49,11 @@ from amaranth import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, si
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ftaccel.config import AcceleratorConfig, flow_lanes
+from ftaccel.errors import ConfigError
+
 from . import emit
 from .array import delay
-from .config import AcceleratorConfig, ConfigError, flow_lanes
 from .output_stage import SHIFT_WIDTH, OutputStage
 
 __all__ = ["FLOW_GENERATED_FILES", "FlowPE", "FlowArray", "FlowAccelerator", "flow_pe_name",

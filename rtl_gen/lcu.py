@@ -23,7 +23,8 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int, is_int
+from ftaccel.errors import ConfigError, check_int, is_int
+
 from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
 
 __all__ = ["LCU", "CorrectionController", "LCUHostSignature", "controller_cycles",

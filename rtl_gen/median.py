@@ -35,11 +35,15 @@ shared variants are proven equal by :mod:`synth.equiv` (see ``tests/test_median.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int, is_int
+from ftaccel.errors import ConfigError, check_int, is_int
+
+from .emit import write_verilog
 from .vector import VectorSignature
 
 __all__ = [
@@ -55,6 +59,10 @@ __all__ = [
     "MedianArray",
     "MedianControlSignature",
     "expected_counts",
+    "median_array_name",
+    "emit_median_array",
+    "emit_median_core",
+    "emit_median_unit",
 ]
 
 #: Window sizes of the seed (000 L1593: "small filtering window sizes").
@@ -63,7 +71,7 @@ WINDOWS = (3, 5)
 VARIANTS = ("plain", "shared")
 MIN_WIDTH = 2
 MAX_WIDTH = 32
-#: Largest array width, as for the systolic array (rtl_gen.config.MAX_DIM).
+#: Largest array width, as for the systolic array (ftaccel.config.MAX_DIM).
 MAX_LANES = 256
 
 
@@ -492,3 +500,39 @@ class MedianArray(wiring.Component):
             m.d.sync += self.o.data[i].eq(Mux(self.ctl.enable, core.y[i], self.i.data[i]))
         m.d.sync += self.o.valid.eq(self.i.valid)
         return m
+
+
+# -- stand-alone emission (the median testbench and the equivalence proofs) --------------------
+
+def median_array_name(width: int, lanes: int, window: int, variant: str) -> str:
+    """Verilog module name of a ``MedianArray``."""
+    return f"median_array_w{window}_{variant}_{width}b_n{lanes}"
+
+
+def emit_median_array(*, width: int, lanes: int, window: int, variant: str,
+                      out_dir: Path) -> tuple[Path, str]:
+    """Write ``MedianArray`` Verilog under ``out_dir``; return ``(path, module name)``."""
+    dut = MedianArray(width=width, lanes=lanes, window=window, variant=variant)
+    name = median_array_name(width, lanes, window, variant)
+    path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+def emit_median_core(*, width: int, lanes: int, window: int, variant: str,
+                     out_dir: Path) -> tuple[Path, str]:
+    """Write the combinational ``SlidingMedian`` core; return ``(path, module name)``."""
+    dut = SlidingMedian(width=width, lanes=lanes, window=window, variant=variant)
+    name = f"sliding_median_w{window}_{variant}_{width}b_n{lanes}"
+    config = {"unit": "sliding_median", "width": width, "lanes": lanes, "window": window,
+              "variant": variant}
+    path = write_verilog(dut, name, config, Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+def emit_median_unit(*, width: int, window: int, out_dir: Path) -> tuple[Path, str]:
+    """Write a ``Median3`` or ``Median5`` unit; return ``(path, module name)``."""
+    unit = {3: Median3, 5: Median5}[window](width=width)
+    name = f"median{window}_{width}b"
+    path = write_verilog(unit, name, {"unit": f"median{window}", "width": width},
+                         Path(out_dir) / f"{name}.v")
+    return path, name

@@ -23,7 +23,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_int
 
 __all__ = ["BufferController", "BufferHostSignature", "WORDS", "buffer_cycles"]
 

@@ -32,7 +32,7 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_int
 
 __all__ = ["OutputStage", "OutputLane", "SHIFT_WIDTH"]
 

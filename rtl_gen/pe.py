@@ -21,7 +21,9 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FAULT_REGISTERS, ConfigError, is_int
+from ftaccel.config import FAULT_REGISTERS
+from ftaccel.errors import ConfigError, is_int
+
 from .fault import BIT_WIDTH, sabotage
 
 __all__ = ["StationaryPE", "OutputStationaryPE", "pe_module_name"]

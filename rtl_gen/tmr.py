@@ -19,7 +19,8 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_int
+
 from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
 
 __all__ = ["WordVoter", "BitwiseVoter", "VOTERS", "VotingController", "TMRHostSignature",

@@ -39,14 +39,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftaccel.rtl_gen.config import is_int
-from ftaccel.rtl_gen.emit import write_verilog
-from ftaccel.rtl_gen.median import Median3, Median5, MedianArray, SlidingMedian, expected_counts
+from ftaccel.errors import is_int
+from ftaccel.rtl_gen.median import (
+    emit_median_array,
+    emit_median_core,
+    emit_median_unit,
+    expected_counts,
+)
 from ftaccel.synth.yosys import YosysError, run_yosys
 
 __all__ = ["EquivalenceResult", "prove_equivalent", "coarse_cell_counts", "COMPARATOR_CELLS",
-           "MUX_CELLS", "PAPER_PER_WINDOW", "emit_median_array", "emit_median_core",
-           "emit_median_unit", "median_array_name", "median_array_reference",
+           "MUX_CELLS", "PAPER_PER_WINDOW", "median_array_reference",
            "median_cell_counts", "median_unit_reference", "prove_median_array",
            "prove_median_cores", "prove_median_unit"]
 
@@ -321,40 +324,6 @@ def coarse_cell_counts(
 # ---------------------------------------------------------------------------------------------
 # The median units (SPEC §4): emitted Verilog, behavioural references, proofs, netlist counts
 # ---------------------------------------------------------------------------------------------
-def median_array_name(width: int, lanes: int, window: int, variant: str) -> str:
-    """Verilog module name of a ``MedianArray``."""
-    return f"median_array_w{window}_{variant}_{width}b_n{lanes}"
-
-
-def emit_median_array(*, width: int, lanes: int, window: int, variant: str,
-                      out_dir: Path) -> tuple[Path, str]:
-    """Write ``MedianArray`` Verilog under ``out_dir``; return ``(path, module name)``."""
-    dut = MedianArray(width=width, lanes=lanes, window=window, variant=variant)
-    name = median_array_name(width, lanes, window, variant)
-    path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
-    return path, name
-
-
-def emit_median_core(*, width: int, lanes: int, window: int, variant: str,
-                     out_dir: Path) -> tuple[Path, str]:
-    """Write the combinational ``SlidingMedian`` core; return ``(path, module name)``."""
-    dut = SlidingMedian(width=width, lanes=lanes, window=window, variant=variant)
-    name = f"sliding_median_w{window}_{variant}_{width}b_n{lanes}"
-    config = {"unit": "sliding_median", "width": width, "lanes": lanes, "window": window,
-              "variant": variant}
-    path = write_verilog(dut, name, config, Path(out_dir) / f"{name}.v")
-    return path, name
-
-
-def emit_median_unit(*, width: int, window: int, out_dir: Path) -> tuple[Path, str]:
-    """Write a ``Median3`` or ``Median5`` unit; return ``(path, module name)``."""
-    unit = {3: Median3, 5: Median5}[window](width=width)
-    name = f"median{window}_{width}b"
-    path = write_verilog(unit, name, {"unit": f"median{window}", "width": width},
-                         Path(out_dir) / f"{name}.v")
-    return path, name
-
-
 def _sort_function(width: int, window: int) -> str:
     """A Verilog function returning the median by a complete bubble sort (no pruning)."""
     v = [f"v{i}" for i in range(window)]

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError, is_int
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError, is_int
 from ftaccel.synth import report as report_mod
 from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
 from ftaccel.synth.yosys import (

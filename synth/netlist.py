@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftaccel.rtl_gen.config import ConfigError
+from ftaccel.errors import ConfigError
 
 __all__ = ["Dedup", "Module", "deduplicate", "format_of", "natural_key", "parse_modules",
            "plain_name", "read_config", "spell"]

@@ -15,16 +15,18 @@ import contextlib
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.faults import Fault
+from ftaccel.golden.network import CycleEngine
 from ftaccel.golden.schedule import Program, assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME, generate
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME, generate_flow
 
 from .runner import (
@@ -36,7 +38,8 @@ from .runner import (
     sim_cache_dir,
 )
 
-__all__ = ["TOPS", "RTLRun", "build_dir_for", "rtl_for", "prepare", "run_program", "rtl_matmul",
+__all__ = ["TOPS", "RTLRun", "RTLEngine", "build_dir_for", "rtl_for", "prepare", "run_program",
+           "rtl_matmul",
            "mismatches"]
 
 _RTL_GEN_HASH: str | None = None
@@ -228,3 +231,63 @@ def mismatches(recorded: dict[str, np.ndarray], golden: dict[str, np.ndarray], l
         if len(out) >= limit:
             break
     return out
+
+
+class RTLEngine(CycleEngine):
+    """Products on the generated RTL.
+
+    The Verilog and the simulator model come from the shared cache of
+    :func:`tb.accelerator.rtl_for` and :func:`tb.accelerator.prepare` (generated and built
+    once per configuration, by whichever engine or process comes first); every product is
+    one simulator run of that model (:func:`tb.accelerator.run_program`) in a run folder of
+    its own, removed after success.
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        The configuration (``cfg.flow == "none"``; see :class:`tb.flow.FlowRTLEngine`).
+    sim : str, optional
+        ``"icarus"`` or ``"verilator"`` (default :func:`tb.runner.default_sim`).
+    cache_dir : path, optional
+        Root of the RTL and model cache (default :func:`tb.runner.sim_cache_dir`).
+    build_root : path, optional
+        Folder in which each run's own folder is made (default ``<cache>/runs``).
+
+    Attributes
+    ----------
+    startup_seconds : float or None
+        The generation plus the model build (or the cache look-up), measured by
+        :meth:`start` (called on first use).
+    runs : int
+        Simulator runs so far (one per product).
+    """
+
+    name = "rtl"
+
+    def __init__(self, cfg: AcceleratorConfig, *, sim: str | None = None,
+                 cache_dir: str | Path | None = None, build_root: str | Path | None = None):
+        super().__init__(cfg)
+        self.sim = sim or default_sim()
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.build_root = None if build_root is None else Path(build_root)
+        self.startup_seconds: float | None = None
+        self.runs = 0
+
+    def start(self) -> float:
+        """Generate the Verilog and build the simulator model, unless cached; the seconds."""
+        if self.startup_seconds is not None:
+            return self.startup_seconds
+        t0 = time.perf_counter()
+        # The ports and loopbacks of every product's program are those of a 1×1 product.
+        program = build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
+        prepare(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir)
+        self.startup_seconds = time.perf_counter() - t0
+        return self.startup_seconds
+
+    def execute(self, program, fault):
+        """The recorded outputs of ``program`` played on the RTL."""
+        self.start()
+        recorded, _log = run_program(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir,
+                                     build_root=self.build_root)
+        self.runs += 1
+        return recorded

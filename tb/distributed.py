@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.schedule import Program
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 from .accelerator import prepare, run_program
 from .runner import default_sim, sim_cache_dir

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.flow import (
     FlowEngine,
     FlowProgram,
@@ -27,7 +29,6 @@ from ftaccel.golden.flow import (
     check_overflow,
     simulate_flow,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
 from .accelerator import mismatches, run_program  # mismatches: the same port-by-port diff
@@ -59,7 +60,7 @@ def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, rel
     """``A @ unpack(packed)`` by simulating the flow-controlling RTL of ``cfg``.
 
     ``sim``, ``build_root``, ``waves``, ``cache_dir`` and ``keep`` are those of
-    :func:`tb.accelerator.run_program`.  Raises :class:`~ftaccel.rtl_gen.config.ConfigError`
+    :func:`tb.accelerator.run_program`.  Raises :class:`~ftaccel.config.ConfigError`
     for a group the hardware was not built for,
     :class:`~ftaccel.golden.array.AccumulatorOverflow` before simulating a product whose
     partial sums would not fit the accumulator.

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ftaccel.golden.median import median_array_stream
-from ftaccel.synth.equiv import emit_median_array
+from ftaccel.rtl_gen.median import emit_median_array
 from ftaccel.tb.runner import run_stream
 
 __all__ = ["MedianStimulus", "build_stimulus", "simulate_array"]

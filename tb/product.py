@@ -2,7 +2,7 @@
 
 :func:`prepare` validates a product and every run-time option against the configuration
 *before* anything is simulated or written (every problem is a
-:class:`~ftaccel.rtl_gen.config.ConfigError` naming the value and what would be valid), and
+:class:`~ftaccel.config.ConfigError` naming the value and what would be valid), and
 builds the driver program.  :func:`run_product` simulates it with
 :func:`tb.accelerator.rtl_matmul` (and, to check it, the golden cycle model on the same
 program) and returns a :class:`ProductRun`; :meth:`ProductRun.record` is the machine-readable result
@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaccel.config import FAULT_CONTROLS, AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.faults import Fault, sabotage
 from ftaccel.golden.mapping import ceil_div
 from ftaccel.golden.results import alarm_report, mismatch_report
 from ftaccel.golden.schedule import Program, assemble, assemble_corrected, build_program
 from ftaccel.rtl_gen.afd import shift_port_width
-from ftaccel.rtl_gen.config import FAULT_CONTROLS, AcceleratorConfig, ConfigError
 
 from .accelerator import RTLRun, mismatches, rtl_matmul
 

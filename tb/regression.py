@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import output_stage
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 
 from .product import RunOptions, prepare, result_vectors, run_product
 

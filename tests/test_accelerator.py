@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.array import cycle_count, latency
 from ftaccel.golden.output_stage import output_stage
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 DATAFLOWS = ["ws", "is", "os"]

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.afd import anomaly_suppression, anomaly_suppression_detail, thresholds
 from ftaccel.rtl_gen.afd import AnomalySuppression
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
 from ftaccel.tb.afd import (
     concat,

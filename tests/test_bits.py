@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError, check_int, is_int
 from ftaccel.golden.bits import flip_bit, signed_array, to_unsigned, wrap
-from ftaccel.rtl_gen.config import ConfigError, check_int, is_int
 
 
 def _py_wrap(x: int, width: int) -> int:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.bypass import bernoulli_map, pruned_matmul
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.schedule import build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul, run_program
 
 PINNED = {"ws": "weight", "is": "act", "os": "psum"}

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaccel.golden.faults import Fault
-from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, run
-from ftaccel.rtl_gen.cli import main
-from ftaccel.tb.campaign import (
+from ftaccel.app.campaign import (
     TRACE_COLUMNS,
     CampaignError,
     build_context,
     load_spec,
     run_campaign,
 )
+from ftaccel.app.cli import main
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, run
 
 SMALL = """
 [campaign]
@@ -201,7 +201,7 @@ def test_results_do_not_depend_on_the_workers(small_run, tmp_path):
 def test_a_killed_campaign_resumes_without_loss_or_duplicates(small_run, tmp_path):
     spec, out, report = small_run
     folder = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "ftaccel.rtl_gen.cli", "campaign", str(spec), "-o",
+    cmd = [sys.executable, "-m", "ftaccel.app.cli", "campaign", str(spec), "-o",
            str(folder), "--workers", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -468,7 +468,7 @@ def test_lcu_and_tmr_protections_in_a_campaign_equal_the_cycle_model(tmp_path):
     From an NVF threshold or a protected model from rtlgen protect; the fast path against the
     cycle model (the TMR voter around it) on a sample of the trace.
     """
-    from ftaccel.golden.protect import VotingEngine
+    from ftaccel.app.protect import VotingEngine
 
     print("seed 9")
     assert main(["protect", "--model", "digits-mlp", "--rows", "4", "--cols", "4",

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.bits import flip_bit, wrap
 from ftaccel.golden.campaign import (
     TABLE_6_1,
@@ -50,7 +51,6 @@ from ftaccel.golden.checksum import (
     temporal_syndrome,
 )
 from ftaccel.rtl_gen.checksum import SanityInputGenerator, SpatialChecker, TemporalChecker
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
 from ftaccel.tb.checksum import (
     array_outputs,
@@ -482,7 +482,7 @@ def test_widths_and_verilog():
 # Spatial checksum inside the accelerator (WS): extra sanity column + checker on C + 1 lanes
 # ---------------------------------------------------------------------------------------------
 def _acc_cfg(**kw):
-    from ftaccel.rtl_gen.config import AcceleratorConfig
+    from ftaccel.config import AcceleratorConfig
 
     return AcceleratorConfig(dataflow="ws", checksum="spatial", max_k=64, **kw)
 

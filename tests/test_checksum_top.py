@@ -17,12 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.array import cycle_count, latency, temporal_batch_max, temporal_stream_len
 from ftaccel.golden.campaign import table_6_1_campaign
 from ftaccel.golden.output_stage import output_stage
 from ftaccel.golden.schedule import build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftaccel.rtl_gen.cli import EXIT_ALARM, main
+from ftaccel.app.cli import EXIT_ALARM, main
 
 
 def rtlgen(*args, cwd=None, env=None):
     """Run the CLI in a subprocess, as a user would (checks there is no traceback)."""
-    proc = subprocess.run([sys.executable, "-m", "ftaccel.rtl_gen.cli", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "ftaccel.app.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=600,
                           env={**os.environ, **(env or {})})
     assert "Traceback" not in proc.stderr, proc.stderr

@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from ftaccel.rtl_gen.cli import main
+from ftaccel.app.cli import main
 
 
 @pytest.fixture

@@ -8,14 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from ftaccel.rtl_gen.config import (
-    MAX_CONFIG_BYTES,
-    SHOWN_CHARS,
-    AcceleratorConfig,
-    ConfigError,
-    derived_acc_width,
-    shown,
-)
+from ftaccel.config import MAX_CONFIG_BYTES, AcceleratorConfig, derived_acc_width
+from ftaccel.errors import SHOWN_CHARS, ConfigError, shown
 
 
 @pytest.mark.parametrize("field,value", [

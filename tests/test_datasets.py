@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from ftaccel.golden.datasets import DataError, digits, load_data, load_idx, load_npz
+from ftaccel.app.datasets import DataError, digits, load_data, load_idx, load_npz
 
 
 def write_idx(path, arr: np.ndarray, code: int = 0x08, compress: bool = False) -> None:

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from ftaccel.demo import demo_faults, demo_shapes, operand_limits
+from ftaccel.app.cli import main
+from ftaccel.app.demo import demo_faults, demo_shapes, operand_limits
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.campaign import classify
-from ftaccel.rtl_gen.cli import main
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.product import RunOptions, check_accumulator, prepare
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.array import cycle_count
 from ftaccel.golden.mapping import ceil_div
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 #: Units whose stimulus follows the schedule; every one on the double- and single-buffered PE.

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import run_matmul
 from ftaccel.golden.array import pass_starts
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.mapping import tiles
 from ftaccel.rtl_gen.accelerator import verilog_text
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.fault_models import (
     PROFILE_MODES,
@@ -23,7 +24,6 @@ from ftaccel.golden.fault_models import (
 from ftaccel.golden.faults import MODES, REGISTERS, Fault, inject_bit_errors, sabotage
 from ftaccel.golden.network import CycleEngine, LayerOptions, run, units_matrix
 from ftaccel.golden.schedule import assemble, build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 SEED = 20261201
 
@@ -204,7 +204,7 @@ def test_bit_errors_follow_algorithm_6_1():
 
 @pytest.fixture(scope="module")
 def mlp():
-    from ftaccel.tb.network import Network
+    from ftaccel.app.network import Network
 
     return Network.builtin("digits-mlp").model
 
@@ -215,7 +215,7 @@ def test_fast_engine_runs_a_faulty_network_like_the_cycle_engine(mlp, name):
 
     Resumed on the fast engine; logits and alarms equal the cycle engine's from layer 0.
     """
-    from ftaccel.golden.datasets import digits
+    from ftaccel.app.datasets import digits
 
     seed = SEED + 200 + sorted(CONFIGS).index(name)
     print(f"seed {seed}")
@@ -253,9 +253,9 @@ def test_fast_engine_equals_the_rtl_on_a_faulty_network(mlp, name, changes):
 
     Stuck-at faults in every layer and flips while a register holds a layer's data.
     """
-    from ftaccel.golden.datasets import digits
-    from ftaccel.golden.netcampaign import flip_cycle, layer_dims
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.netcampaign import flip_cycle, layer_dims
+    from ftaccel.tb.accelerator import RTLEngine
 
     seed = SEED + 300 + (name == "os")
     print(f"seed {seed}")

@@ -14,6 +14,8 @@ import itertools
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.array import AccumulatorOverflow
 from ftaccel.golden.flow import (
     NotPackable,
@@ -31,7 +33,6 @@ from ftaccel.golden.flow import (
     unpack,
 )
 from ftaccel.golden.output_stage import output_stage
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.flow import measured_cycles, mismatches, rtl_flow_matmul
 
 #: (flow, hardware group) pairs the RTL is verified for: group sizes 2, 4, 8 (16 shortened).
@@ -329,7 +330,7 @@ def _rtlgen(*args, cwd=None):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "ftaccel.rtl_gen.cli", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "ftaccel.app.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=600)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -375,7 +376,7 @@ def test_cli_matmul_mismatch_names_the_kept_run_folder(tmp_path, sparse_operands
     from pathlib import Path
 
     import ftaccel.tb.flow as tbf
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     simulate = tbf.simulate_flow
 

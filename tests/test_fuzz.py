@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import rtlil
 
+from ftaccel.app.cli import main
+from ftaccel.config import AcceleratorConfig
 from ftaccel.rtl_gen.accelerator import TOP_NAME, Accelerator
-from ftaccel.rtl_gen.cli import main
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,7 +237,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
     # Every case must be refused before any work: simulating, generating or synthesising
     # would be a missed check (reported as exit 70, an internal error).
     for target in ("ftaccel.tb.product.rtl_matmul", "ftaccel.rtl_gen.accelerator.generate",
-                   "ftaccel.demo.generate", "ftaccel.synth.flow.synthesize",
+                   "ftaccel.app.demo.generate", "ftaccel.synth.flow.synthesize",
                    "ftaccel.tb.flow.flow_product"):
         monkeypatch.setattr(target, _no_work)
     cases: list[tuple[str, list[str], bytes | None]] = []

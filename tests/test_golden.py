@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
+from ftaccel.config import FAULT_CONTROLS, AcceleratorConfig
 from ftaccel.golden.accelerator import run_matmul, simulate
 from ftaccel.golden.array import AccumulatorOverflow, cycle_count, latency, matmul
 from ftaccel.golden.faults import Fault, inject_bit_errors, sabotage, sample_size
 from ftaccel.golden.mapping import pe_map, tiles
 from ftaccel.golden.output_stage import output_stage
 from ftaccel.golden.schedule import build_program
-from ftaccel.rtl_gen.config import FAULT_CONTROLS, AcceleratorConfig
 
 SHAPES = [(1, 1), (2, 3), (3, 2), (4, 4), (8, 8)]
 

@@ -1,4 +1,4 @@
-"""HAS (golden/has.py) against the fast fault model, and the GA's properties.
+"""HAS (app/has.py) against the fast fault model, and the GA's properties.
 
 The vectorised profile shortcut against the fast fault model (itself checked against the cycle
 model), permutations leave the fault-free network unchanged, the GA is reproducible and never worse
@@ -8,7 +8,20 @@ than the identity on its own draws, the baselines.
 import numpy as np
 import pytest
 
-from ftaccel.golden.datasets import digits
+from ftaccel.app.datasets import digits
+from ftaccel.app.has import (
+    Fitness,
+    check_permutation,
+    check_profile,
+    ga,
+    nvf_placement,
+    profile_acc,
+    worst_bypass,
+)
+from ftaccel.app.netcampaign import layer_dims
+from ftaccel.app.network import Network
+from ftaccel.app.protect import FaultEngine
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.fault_models import (
     HookedErrorsEngine,
     hook_program,
@@ -19,21 +32,8 @@ from ftaccel.golden.fault_models import (
     profile_faults,
     profile_product,
 )
-from ftaccel.golden.has import (
-    Fitness,
-    check_permutation,
-    check_profile,
-    ga,
-    nvf_placement,
-    profile_acc,
-    worst_bypass,
-)
-from ftaccel.golden.netcampaign import layer_dims
 from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, run
-from ftaccel.golden.protect import FaultEngine
 from ftaccel.golden.schedule import build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig
-from ftaccel.tb.network import Network
 
 SEED = 3
 
@@ -135,7 +135,7 @@ def test_bad_profile_and_permutation():
 def test_cli_schedule_then_infer_with_the_permutation(tmp_path):
     import json
 
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     out = tmp_path / "s"
     assert main(["schedule", "--model", "digits-mlp", "--fr-max", "5e-3", "--generations", "2",
@@ -170,7 +170,7 @@ def test_cli_schedule_then_infer_with_the_permutation(tmp_path):
 def test_cli_bad_schedule_input(tmp_path, capsys, argv, word):
     import json
 
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     (tmp_path / "profile.json").write_text(json.dumps({"profile": [[0.1] * 4] * 8}))
     (tmp_path / "perm.json").write_text(json.dumps(
@@ -216,7 +216,7 @@ def test_the_ga_permutation_on_the_rtl_equals_the_fast_model(mlp, mode):
     FR_max 0.02 (above 003's 5e-3) so that four images on a 4×4 array meet enough errors to
     change the logits: the comparison must see real corruption.
     """
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.tb.accelerator import RTLEngine
 
     seed = SEED + 40 + ["flip-to-1", "bitflip"].index(mode)
     print(f"seed {seed}")

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ftaccel.golden.datasets import digits
-from ftaccel.rtl_gen.cli import main
-from ftaccel.tb.network import Network
+from ftaccel.app.cli import main
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
 
 
 def infer(args, capsys):
@@ -54,7 +54,7 @@ def test_cycle_and_rtl_engines_give_the_golden_predictions(tmp_path, capsys):
 
 def test_onnx_model_with_user_data(tmp_path, capsys):
     pytest.importorskip("onnx")
-    from ftaccel.golden.onnx_import import to_onnx
+    from ftaccel.app.onnx_import import to_onnx
 
     float_model = Network.builtin("digits-mlp").float_model
     (tmp_path / "mlp.onnx").write_bytes(to_onnx(float_model).SerializeToString())

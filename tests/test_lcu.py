@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import (
     ControllerModel,
@@ -53,7 +54,6 @@ from ftaccel.golden.split import (
     triplicate_layer,
 )
 from ftaccel.golden.tmr import word_vote
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
 from ftaccel.rtl_gen.lcu import LCU, CorrectionController, controller_cycles
 from ftaccel.tb.lcu import (

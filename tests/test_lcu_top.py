@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.campaign import output_error_faults
 from ftaccel.golden.lcu import correct_buffer, lcu
 from ftaccel.golden.schedule import assemble_corrected, build_program
 from ftaccel.golden.split import split_layer
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 

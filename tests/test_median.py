@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.median import median3, median5, median_array_stream, median_filter
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.rtl_gen.median import (
     Median3,
@@ -22,6 +22,8 @@ from ftaccel.rtl_gen.median import (
     MedianArray,
     SlidingMedian,
     Sort2,
+    emit_median_array,
+    emit_median_core,
     expected_counts,
 )
 from ftaccel.synth import equiv
@@ -254,7 +256,7 @@ def _unsigned_first_comparator(text: str) -> str:
 @pytest.mark.parametrize("mutation", [_swap_last_mux, _unsigned_first_comparator])
 def test_broken_shared_core_fails_proof(window, mutation):
     work = BUILD / f"proof_broken{window}_{mutation.__name__}"
-    path, top = equiv.emit_median_core(width=8, lanes=2, window=window, variant="shared",
+    path, top = emit_median_core(width=8, lanes=2, window=window, variant="shared",
                                        out_dir=work)
     broken = work / f"broken_{top}.v"
     broken.write_text(mutation(path.read_text()))
@@ -271,7 +273,7 @@ def test_broken_shared_core_fails_proof(window, mutation):
 def test_broken_sequential_design_fails_proof():
     work = BUILD / "proof_broken_seq"
     work.mkdir(parents=True, exist_ok=True)
-    gate, gate_top = equiv.emit_median_array(width=8, lanes=4, window=3, variant="shared",
+    gate, gate_top = emit_median_array(width=8, lanes=4, window=3, variant="shared",
                                              out_dir=work)
     ref = work / "ref_inverted_enable.v"
     text = equiv.median_array_reference(width=8, lanes=4, window=3, name="ref_inv")
@@ -285,7 +287,7 @@ def test_broken_sequential_design_fails_proof():
 @pytest.mark.synth
 def test_combinational_proof_refuses_registers():
     work = BUILD / "proof_refuse"
-    path, top = equiv.emit_median_array(width=4, lanes=2, window=3, variant="plain", out_dir=work)
+    path, top = emit_median_array(width=4, lanes=2, window=3, variant="plain", out_dir=work)
     with pytest.raises(YosysError, match="registers"):
         prove_equivalent(path, path, gold_top=top, gate_top=top, work_dir=work / "proof")
 

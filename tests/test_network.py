@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from netref import ref_requant, reference  # tests/netref.py: the independent reference
 
-from ftaccel.golden.datasets import digits
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.network import (
     FORMAT,
@@ -25,8 +27,7 @@ from ftaccel.golden.network import (
     product_layers,
     run,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig
-from ftaccel.tb.network import Network, RTLEngine
+from ftaccel.tb.accelerator import RTLEngine
 
 MODELS = ("digits-mlp", "digits-cnn")
 _NETS: dict = {}

@@ -1,4 +1,4 @@
-"""NVF analysis (golden/nvf.py, tb/critical.py).
+"""NVF analysis (app/nvf.py, app/critical.py).
 
 The vectorised enumeration against a plain loop over neurons, images and bits that flips one Python
 int at a time and runs the golden functional engine; the Table 4.10 analogue; the ``rtlgen nvf``
@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from ftaccel.golden.datasets import digits
+from ftaccel.app.cli import main
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
+from ftaccel.app.nvf import THRESHOLDS, flip_bits, forward, nvf, threshold_table
 from ftaccel.golden.network import FunctionalEngine, run
-from ftaccel.golden.nvf import THRESHOLDS, flip_bits, forward, nvf, threshold_table
-from ftaccel.rtl_gen.cli import main
-from ftaccel.tb.network import Network
 
 
 @pytest.fixture(scope="module")

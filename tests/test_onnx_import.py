@@ -15,11 +15,11 @@ ort = pytest.importorskip("onnxruntime")
 from netref import reference  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from ftaccel.golden.datasets import digits  # noqa: E402
+from ftaccel.app.datasets import digits  # noqa: E402
+from ftaccel.app.network import Network  # noqa: E402
+from ftaccel.app.onnx_import import load_onnx, to_onnx  # noqa: E402
+from ftaccel.config import AcceleratorConfig  # noqa: E402
 from ftaccel.golden.network import CycleEngine, FunctionalEngine, ModelError, run  # noqa: E402
-from ftaccel.golden.onnx_import import load_onnx, to_onnx  # noqa: E402
-from ftaccel.rtl_gen.config import AcceleratorConfig  # noqa: E402
-from ftaccel.tb.network import Network  # noqa: E402
 
 
 def ort_run(proto, x: np.ndarray) -> np.ndarray:

@@ -23,9 +23,9 @@ import amaranth
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import MAX_SHIFT, output_stage, requantize
 from ftaccel.golden.split import split_layer
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog, write_verilog
 from ftaccel.rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
 from ftaccel.tb.runner import run_stream

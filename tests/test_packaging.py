@@ -33,8 +33,8 @@ def test_wheel_installs_one_top_level_package(tmp_path):
     tops = {n.split("/", 1)[0] for n in names}
     assert tops == {"ftaccel", f"ftaccel-{ftaccel.__version__}.dist-info"}, tops
     # every room is inside the root, with its data files
-    for room in ("rtl_gen", "golden", "tb", "synth"):
+    for room in ("rtl_gen", "golden", "tb", "synth", "app"):
         assert f"ftaccel/{room}/__init__.py" in names
     assert "ftaccel/synth/area.ys" in names
-    assert "ftaccel/golden/models/digits-cnn.npz" in names  # built-in models and data
-    assert "ftaccel/golden/models/digits.npz" in names
+    assert "ftaccel/app/models/digits-cnn.npz" in names  # built-in models and data
+    assert "ftaccel/app/models/digits.npz" in names

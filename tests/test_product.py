@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.faults import Fault
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.tb.product import (
     RunOptions,
     accumulator_bound,

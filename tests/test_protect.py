@@ -1,4 +1,4 @@
-"""Protection of critical neurons (golden/protect.py).
+"""Protection of critical neurons (app/protect.py).
 
 Mapping-aware placement, the protected network against the unprotected one (TMR and exact LCU bit
 for bit; the thesis' halving LCU against a plain-numpy model of the halving), golden against the
@@ -8,11 +8,10 @@ cycle model and the RTL, and correction of faults confined to one copy.
 import numpy as np
 import pytest
 
-from ftaccel.golden.datasets import digits
-from ftaccel.golden.network import CycleEngine, FunctionalEngine, run
-from ftaccel.golden.nvf import forward
-from ftaccel.golden.output_stage import output_stage
-from ftaccel.golden.protect import (
+from ftaccel.app.datasets import digits
+from ftaccel.app.network import Network
+from ftaccel.app.nvf import forward
+from ftaccel.app.protect import (
     FaultEngine,
     PlacementError,
     VotingEngine,
@@ -20,7 +19,8 @@ from ftaccel.golden.protect import (
     place,
     protect,
 )
-from ftaccel.tb.network import Network
+from ftaccel.golden.network import CycleEngine, FunctionalEngine, run
+from ftaccel.golden.output_stage import output_stage
 
 SEED = 16
 
@@ -145,7 +145,7 @@ def test_cycle_model_equals_golden_on_the_protected_network(nets, method, mode):
 
 
 def test_rtl_equals_golden_on_the_lcu_protected_network(nets):
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.tb.accelerator import RTLEngine
 
     net = nets["digits-mlp"]
     m = net.model
@@ -196,7 +196,7 @@ def test_a_flip_in_one_copy_is_corrected(nets, method, mode):
 def test_cli_protect_then_infer_equals_the_unprotected_run(tmp_path):
     import json
 
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     assert main(["nvf", "--model", "digits-mlp", "--images", "60", "-o",
                  str(tmp_path / "nvf")]) == 0
@@ -225,7 +225,7 @@ def test_cli_protect_then_infer_equals_the_unprotected_run(tmp_path):
     (["--dataflow", "is"], "batch row"),
 ])
 def test_cli_protect_bad_input(tmp_path, capsys, argv, word):
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     base = {"--nvf-threshold": "10", "--method": "lcu"}
     for i in range(0, len(argv), 2):
@@ -240,8 +240,8 @@ def test_cli_protect_bad_input(tmp_path, capsys, argv, word):
 
 
 def test_fig417_tmr_of_every_neuron_masks_every_single_flip(nets):
-    from ftaccel.golden.nvf import nvf
-    from ftaccel.tb.critical import fig417
+    from ftaccel.app.critical import fig417
+    from ftaccel.app.nvf import nvf
 
     net = nets["digits-mlp"]
     m = net.model

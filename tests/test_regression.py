@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.tb.product import prepare, result_vectors
 from ftaccel.tb.regression import plain_options, random_case, regression
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.campaign import output_error_faults
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.results import alarm_lines, alarm_report, mismatch_report
 from ftaccel.golden.schedule import assemble, build_program
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 CFG = AcceleratorConfig(rows=3, cols=3, checksum="both", temporal_mode="exact",
                         fault_hooks=True)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.schedule import assemble, build_program
 from ftaccel.rtl_gen.accelerator import TOP_NAME
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb import hdl_player as hp
 from ftaccel.tb import runner
 from ftaccel.tb.accelerator import mismatches, rtl_for, rtl_matmul, run_program

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.rtl_gen.accelerator import generate
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.synth import flow, seeds
 from ftaccel.synth import yosys as yosys_mod
 from ftaccel.synth.flow import HIER_FLAT_TOLERANCE, YosysError, synthesize

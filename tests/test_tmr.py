@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftaccel.errors import ConfigError
 from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import lcu
 from ftaccel.golden.tmr import bitwise_vote, word_vote
-from ftaccel.rtl_gen.config import ConfigError
 from ftaccel.rtl_gen.emit import to_verilog
 from ftaccel.rtl_gen.tmr import BitwiseVoter, WordVoter
 from ftaccel.tb.lcu import SCENARIOS, fault_scenarios

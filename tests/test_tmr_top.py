@@ -24,11 +24,12 @@ import json
 import numpy as np
 import pytest
 
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.schedule import assemble, assemble_corrected, build_program
 from ftaccel.golden.tmr import VotingControllerModel, vote_buffer
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
 from ftaccel.rtl_gen.tmr import voting_cycles
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 from ftaccel.tb.tmr import run_voting_controller, voting_script
@@ -226,14 +227,14 @@ def test_bad_options(rng):
 
 @pytest.fixture(scope="module")
 def mlp():
-    from ftaccel.tb.network import Network
+    from ftaccel.app.network import Network
 
     return Network.builtin("digits-mlp")
 
 
 def _protected(mlp, voter="word", k=3, seed=16):
+    from ftaccel.app.protect import protect
     from ftaccel.golden.network import product_layers
-    from ftaccel.golden.protect import protect
 
     m = mlp.model
     rng = np.random.default_rng(seed)
@@ -247,9 +248,9 @@ def _protected(mlp, voter="word", k=3, seed=16):
 
 @pytest.mark.parametrize("voter", ["word", "bitwise"])
 def test_protected_network_on_chip_equals_unprotected(mlp, voter):
-    from ftaccel.golden.datasets import digits
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.protect import VotingEngine
     from ftaccel.golden.network import CycleEngine, FunctionalEngine, run
-    from ftaccel.golden.protect import VotingEngine
 
     cfg, pr, cfg2 = _protected(mlp, voter)
     assert cfg2.tmr == voter and not cfg2.lcu
@@ -264,10 +265,10 @@ def test_protected_network_on_chip_equals_unprotected(mlp, voter):
 
 
 def test_protected_network_on_chip_rtl(mlp):
-    from ftaccel.golden.datasets import digits
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.protect import VotingEngine
     from ftaccel.golden.network import FunctionalEngine, run
-    from ftaccel.golden.protect import VotingEngine
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.tb.accelerator import RTLEngine
 
     cfg, pr, cfg2 = _protected(mlp)
     m = mlp.model
@@ -280,9 +281,9 @@ def test_protected_network_on_chip_rtl(mlp):
 
 def test_host_vote_is_the_fallback(mlp):
     """Without the voter on the top (or with the other voter) the host votes, same result."""
-    from ftaccel.golden.datasets import digits
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.protect import VotingEngine
     from ftaccel.golden.network import CycleEngine, run
-    from ftaccel.golden.protect import VotingEngine
 
     cfg, pr, cfg2 = _protected(mlp, "word")
     x = mlp.model.quantize_input(digits("test").images[:2])
@@ -295,7 +296,7 @@ def test_host_vote_is_the_fallback(mlp):
 
 @pytest.mark.parametrize("voter", ["word", "bitwise"])
 def test_cli_protect_tmr_writes_the_voter_into_the_config(tmp_path, voter):
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     args = ["protect", "--model", "digits-mlp", "--method", "tmr", "--nvf-threshold", "5",
             "--images", "20", "-o", str(tmp_path / "p")]
@@ -317,7 +318,7 @@ def test_cli_matmul_tmr_triples_corrected(rng, tmp_path, monkeypatch, capsys):
     (0, 2, 4) and (1, 3, 5): a stuck partial-sum bit there corrupts ``--q`` but the voted
     read-back equals the fault-free product.
     """
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     monkeypatch.chdir(tmp_path)
     X, W, b = _layer(rng, M=6)
@@ -358,7 +359,7 @@ def test_cli_matmul_tmr_triples_corrected(rng, tmp_path, monkeypatch, capsys):
 
 def test_cli_matmul_tmr_bitwise_without_triples(rng, tmp_path, monkeypatch, capsys):
     """No triples: the buffer is read back unchanged (``--corrected`` equals ``--q``)."""
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     monkeypatch.chdir(tmp_path)
     X, W, b = _layer(rng, M=3)
@@ -375,7 +376,7 @@ def test_cli_matmul_tmr_bitwise_without_triples(rng, tmp_path, monkeypatch, caps
 
 def test_cli_verify_sizes_cases_for_a_shallow_tmr_buffer(tmp_path, capsys):
     """``rtlgen verify`` draws products that fit the voter's buffer (as it does for the LCU)."""
-    from ftaccel.rtl_gen.cli import main
+    from ftaccel.app.cli import main
 
     assert main(["verify", "--rows", "2", "--cols", "2", "--tmr", "word", "--lcu-depth", "4",
                  "--count", "3", "--seed", "1", "--sim", "icarus"]) == 0

@@ -3,7 +3,7 @@
 A campaign is one TOML file (``examples/campaign-digits.toml``): the network and data, the
 accelerator, the protections to compare, the fault model and how faults are drawn.  The
 numerical core (fault models, the fast fault model, outcome classes, statistics) is
-:mod:`golden.netcampaign` / :mod:`golden.fault_models`; this module runs it:
+:mod:`app.netcampaign` / :mod:`golden.fault_models`; this module runs it:
 
 * **Critical neurons and HAS.**  ``network.permutation`` (a file written by ``rtlgen
   schedule``, relative to the spec; ``--permutation`` replaces it) runs every protection on the
@@ -48,8 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftaccel.golden.faults import MODES, REGISTERS
-from ftaccel.golden.netcampaign import (
+from ftaccel.app.netcampaign import (
     FAULT_MODELS,
     OUTCOMES,
     PROFILE_MODES,
@@ -62,7 +61,9 @@ from ftaccel.golden.netcampaign import (
     statistical_size,
     wilson,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig, ConfigError
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
+from ftaccel.golden.faults import MODES, REGISTERS
 
 __all__ = ["CampaignError", "load_spec", "parse_spec", "Campaign", "run_campaign",
            "TRACE_COLUMNS"]
@@ -422,7 +423,7 @@ def _default_name(q: dict) -> str:
 
 
 def to_protection(q: dict, cfg=None) -> Protection:
-    """A spec protection as a :class:`golden.netcampaign.Protection`.
+    """A spec protection as a :class:`app.netcampaign.Protection`.
 
     ``lcu`` / ``tmr``: the configuration only; :func:`build_context` adds the protected model.
     ``cfg`` (the base accelerator) sets the exact LCU's all-ones mask width.
@@ -473,8 +474,8 @@ def build_context(spec: dict, images: int | None = None) -> Context:
     key = (spec_hash(spec), images)
     if key in _CONTEXTS:
         return _CONTEXTS[key]
-    from ftaccel.golden.datasets import digits, load_data
-    from ftaccel.tb.network import open_model
+    from ftaccel.app.datasets import digits, load_data
+    from ftaccel.app.network import open_model
 
     cfg = AcceleratorConfig.from_dict(spec["accelerator"])
     src = spec["data"]["source"]
@@ -495,7 +496,7 @@ def build_context(spec: dict, images: int | None = None) -> Context:
             prots[k] = _buffer_sized(prots[k], len(ds.images), cfg)
     perms = None
     if spec["network"].get("permutation"):
-        from ftaccel.tb.critical import CriticalError, permutation_layers
+        from ftaccel.app.critical import CriticalError, permutation_layers
 
         pm = spec["network"]["permutation"]
         try:
@@ -519,18 +520,18 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     """
     import dataclasses
 
+    from ftaccel.app.critical import CriticalError, protection_options
+    from ftaccel.app.protect import PlacementError, check_placement, protect
     from ftaccel.golden.network import Model, product_layers
-    from ftaccel.golden.protect import PlacementError, check_placement, protect
-    from ftaccel.tb.critical import CriticalError, protection_options
 
     path = f"protections[{k}]"
     if "nvf_threshold" in q:
-        from ftaccel.golden.nvf import nvf
+        from ftaccel.app.nvf import nvf
 
         n_img = q["nvf_images"]
         if n_img not in cache:
             if net.name in ("digits-mlp", "digits-cnn") or cal is None:
-                from ftaccel.golden.datasets import digits
+                from ftaccel.app.datasets import digits
 
                 imgs = digits("train").images[:n_img]
             else:
@@ -582,7 +583,7 @@ def _buffer_sized(prot: Protection, n_images: int, cfg) -> Protection:
     """
     import dataclasses
 
-    from ftaccel.golden.netcampaign import layer_dims
+    from ftaccel.app.netcampaign import layer_dims
 
     rows = max(M * -(-N // cfg.cols) for (_i, M, _K, N) in layer_dims(prot.model, n_images))
     depth = max(64, 1 << (rows - 1).bit_length())
@@ -1211,11 +1212,11 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
 
     A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors.
     """
+    from ftaccel.app.netcampaign import flip_cycle
+    from ftaccel.app.protect import VotingEngine
     from ftaccel.golden.faults import Fault
-    from ftaccel.golden.netcampaign import flip_cycle
     from ftaccel.golden.network import LayerOptions, run
-    from ftaccel.golden.protect import VotingEngine
-    from ftaccel.tb.network import RTLEngine
+    from ftaccel.tb.accelerator import RTLEngine
 
     if spec["faults"]["model"] != "register":
         return {"checked": 0, "agree": 0, "note": "only register faults exist in the RTL's "
@@ -1238,7 +1239,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
                 opts = {li: LayerOptions(fault=f) for li in ctx.products}
             else:
                 (li, M, K, N) = next(d for d in ctx.dims if d[0] == desc["layer"])
-                from ftaccel.golden.netcampaign import passes_of
+                from ftaccel.app.netcampaign import passes_of
 
                 n_pass, per = passes_of(cfg, M, K, N)
                 cyc = flip_cycle(cfg, M, K, N, desc["register"], desc["row"], desc["col"],

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.network import ModelError
-from ftaccel.rtl_gen.config import AcceleratorConfig
 
 __all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
            "run_protect", "check_threshold", "permutation_options", "permutation_layers",
@@ -28,9 +28,9 @@ class CriticalError(ValueError):
 
 
 def open_network(model: str, config: AcceleratorConfig, calib: str | None = None):
-    """The :class:`tb.network.Network` named by ``--model`` (built-in, ``.npz``, ``.onnx``)."""
-    from ftaccel.golden.datasets import load_data
-    from ftaccel.tb.network import open_model
+    """The :class:`app.network.Network` named by ``--model`` (built-in, ``.npz``, ``.onnx``)."""
+    from ftaccel.app.datasets import load_data
+    from ftaccel.app.network import open_model
 
     cal = load_data(calib).images if calib else None
     return open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
@@ -38,7 +38,7 @@ def open_network(model: str, config: AcceleratorConfig, calib: str | None = None
 
 def load_images(data: str | None, split: str, images: int | None):
     """``--data`` (default the digits ``split``), the first ``images`` of it."""
-    from ftaccel.golden.datasets import digits, load_data
+    from ftaccel.app.datasets import digits, load_data
 
     if images is not None and images < 1:
         raise CriticalError(f"--images {images}: must be at least 1")
@@ -92,8 +92,8 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
 
     The analysis runs on the training split by default (as the thesis does, L1796).
     """
+    from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
-    from ftaccel.golden.nvf import nvf
 
     if pixels is not None and pixels < 1:
         raise CriticalError(f"--pixels {pixels}: must be at least 1 (--all-pixels for "
@@ -156,10 +156,10 @@ def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
     configuration changes), ``config.json`` (the accelerator configuration to run it on: with
     ``lcu``, or with ``tmr`` set to ``voter`` for TMR) and ``protect.md``.
     """
+    from ftaccel.app.nvf import NVFResult, nvf
+    from ftaccel.app.protect import LCU_MODES, METHODS, VOTERS, PlacementError, protect
     from ftaccel.files import OutputSet
     from ftaccel.golden.network import product_layers
-    from ftaccel.golden.nvf import NVFResult, nvf
-    from ftaccel.golden.protect import LCU_MODES, METHODS, VOTERS, PlacementError, protect
 
     frac = check_threshold(threshold)
     for name, v, ok in (("--method", method, METHODS), ("--voter", voter, VOTERS),
@@ -341,10 +341,10 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
     own clean top-1), hidden neurons and array cycles. The same seeds for every threshold and
     protection (common random numbers).
     """
+    from ftaccel.app.nvf import THRESHOLDS
+    from ftaccel.app.protect import FaultEngine, protect
     from ftaccel.golden.faults import Fault
     from ftaccel.golden.network import product_layers, run
-    from ftaccel.golden.nvf import THRESHOLDS
-    from ftaccel.golden.protect import FaultEngine, protect
 
     m = net.model
     prods = product_layers(m)
@@ -430,7 +430,7 @@ def _read_profile_any(path, cfg):
         data = json.loads(read_input(path, "--profile"))
     except ValueError as exc:
         raise CriticalError(f"--profile {path}: not JSON ({str(exc).splitlines()[0]})") from None
-    from ftaccel.golden.has import check_profile
+    from ftaccel.app.has import check_profile
 
     if isinstance(data, dict):
         data = data.get("profile")
@@ -453,12 +453,12 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
     the first ``images`` training images; the accuracy before and after is measured on the test
     split with fresh error draws.
     """
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.has import Fitness, ga, nvf_placement
+    from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
-    from ftaccel.golden.datasets import digits
     from ftaccel.golden.fault_models import PROFILE_MODES, pe_profile
-    from ftaccel.golden.has import Fitness, ga, nvf_placement
     from ftaccel.golden.network import product_layers
-    from ftaccel.golden.nvf import nvf
 
     if (profile is None) == (fr_max is None):
         raise CriticalError("give --profile FILE or --fr-max RATE (a profile drawn U(0, RATE))")

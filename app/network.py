@@ -1,4 +1,4 @@
-"""Networks on the accelerator: the RTL engine and :class:`Network`, the user's entry point.
+"""Networks on the accelerator: :class:`Network`, the user's entry point, and its engines.
 
 Three engines run a quantised :class:`golden.network.Model` and give the same logits bit for
 bit (``tests/test_network.py``):
@@ -9,17 +9,18 @@ bit (``tests/test_network.py``):
     :class:`golden.network.CycleEngine`: the driver's program through the register-level
     cycle model, faults included.
 ``rtl``
-    :class:`RTLEngine`: the same programs played on the generated Verilog.  The Verilog and
-    the simulator model are those of :func:`tb.accelerator.run_program`, cached once per
-    configuration and shared by every engine and process; every layer's product (all its
-    tiles, the whole batch) is one run of that model, in a folder of its own.
+    :class:`tb.accelerator.RTLEngine`: the same programs played on the generated Verilog.
+    The Verilog and the simulator model are those of :func:`tb.accelerator.run_program`,
+    cached once per configuration and shared by every engine and process; every layer's
+    product (all its tiles, the whole batch) is one run of that model, in a folder of its
+    own.
 
 :class:`Network` wraps a model (built in, a model file, or ONNX) with its float original and
 runs it on images::
 
     from ftaccel import Network
-    from ftaccel.golden.datasets import digits
-    from ftaccel.rtl_gen.config import AcceleratorConfig
+    from ftaccel.app.datasets import digits
+    from ftaccel.config import AcceleratorConfig
 
     net = Network.builtin("digits-mlp")              # int8, calibrated on the training split
     test = digits("test").head(20)
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.network import (
     CycleEngine,
     FunctionalEngine,
@@ -52,81 +54,14 @@ from ftaccel.golden.network import (
     quantize,
     run,
 )
-from ftaccel.rtl_gen.config import AcceleratorConfig
+from ftaccel.tb.accelerator import RTLEngine
 
 __all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
            "ENGINES", "unit_options", "flow_groups", "prune_flow_layers", "open_model"]
 
-#: Built-in models: float weights shipped in ``golden/models``, calibrated on digits-train.
+#: Built-in models: float weights shipped in ``app/models``, calibrated on digits-train.
 BUILTIN = ("digits-mlp", "digits-cnn")
 ENGINES = ("golden", "cycle", "rtl")
-
-
-class RTLEngine(CycleEngine):
-    """Products on the generated RTL.
-
-    The Verilog and the simulator model come from the shared cache of
-    :func:`tb.accelerator.rtl_for` and :func:`tb.accelerator.prepare` (generated and built
-    once per configuration, by whichever engine or process comes first); every product is
-    one simulator run of that model (:func:`tb.accelerator.run_program`) in a run folder of
-    its own, removed after success.
-
-    Parameters
-    ----------
-    cfg : AcceleratorConfig
-        The configuration (``cfg.flow == "none"``; see :class:`tb.flow.FlowRTLEngine`).
-    sim : str, optional
-        ``"icarus"`` or ``"verilator"`` (default :func:`tb.runner.default_sim`).
-    cache_dir : path, optional
-        Root of the RTL and model cache (default :func:`tb.runner.sim_cache_dir`).
-    build_root : path, optional
-        Folder in which each run's own folder is made (default ``<cache>/runs``).
-
-    Attributes
-    ----------
-    startup_seconds : float or None
-        The generation plus the model build (or the cache look-up), measured by
-        :meth:`start` (called on first use).
-    runs : int
-        Simulator runs so far (one per product).
-    """
-
-    name = "rtl"
-
-    def __init__(self, cfg: AcceleratorConfig, *, sim: str | None = None,
-                 cache_dir: str | Path | None = None, build_root: str | Path | None = None):
-        super().__init__(cfg)
-        from ftaccel.tb.runner import default_sim
-
-        self.sim = sim or default_sim()
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.build_root = None if build_root is None else Path(build_root)
-        self.startup_seconds: float | None = None
-        self.runs = 0
-
-    def start(self) -> float:
-        """Generate the Verilog and build the simulator model, unless cached; the seconds."""
-        if self.startup_seconds is not None:
-            return self.startup_seconds
-        from ftaccel.golden.schedule import build_program
-        from ftaccel.tb.accelerator import prepare
-
-        t0 = time.perf_counter()
-        # The ports and loopbacks of every product's program are those of a 1×1 product.
-        program = build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
-        prepare(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir)
-        self.startup_seconds = time.perf_counter() - t0
-        return self.startup_seconds
-
-    def execute(self, program, fault):
-        """The recorded outputs of ``program`` played on the RTL."""
-        from ftaccel.tb.accelerator import run_program
-
-        self.start()
-        recorded, _log = run_program(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir,
-                                     build_root=self.build_root)
-        self.runs += 1
-        return recorded
 
 
 def make_engine(name: str, cfg: AcceleratorConfig, *, sim: str | None = None,
@@ -182,8 +117,8 @@ def flow_groups(model: Model, cfg: AcceleratorConfig, flow_layers: dict | None) 
     layer if it is not a product layer, its group does not fit the hardware, or its weights
     are not packable (two nonzeros in one group: prune them, e.g. :func:`prune_flow_layers`).
     """
+    from ftaccel.errors import ConfigError
     from ftaccel.golden.flow import check_group, is_packable, layer_shape
-    from ftaccel.rtl_gen.config import ConfigError
 
     if not flow_layers:
         return {}
@@ -222,8 +157,8 @@ def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
     """
     import dataclasses
 
+    from ftaccel.errors import ConfigError
     from ftaccel.golden.flow import layer_shape, prune, train_complementary
-    from ftaccel.rtl_gen.config import ConfigError
 
     if method not in PRUNE_METHODS:
         raise ModelError(f"--flow-prune {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
@@ -423,9 +358,9 @@ class Network:
         """
         if name not in BUILTIN:
             raise ModelError(f"model {name!r}: built-in models are {', '.join(BUILTIN)}")
-        from ftaccel.golden.datasets import digits
+        from ftaccel.app.datasets import digits
 
-        ref = resources.files("ftaccel.golden").joinpath("models", f"{name}.npz")
+        ref = resources.files("ftaccel.app").joinpath("models", f"{name}.npz")
         with ref.open("rb") as fh:
             float_model = Model.load(fh)
         return cls.quantize(float_model, digits("train").images, a_width=a_width,
@@ -435,7 +370,7 @@ class Network:
     def from_onnx(cls, path, calibration, *, a_width: int = 8,
                   w_width: int | None = None) -> Network:
         """An ONNX float graph, quantised with ``calibration`` images."""
-        from ftaccel.golden.onnx_import import load_onnx
+        from ftaccel.app.onnx_import import load_onnx
 
         return cls.quantize(load_onnx(path), calibration, a_width=a_width, w_width=w_width)
 
@@ -612,8 +547,8 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     calibration.  The report then also holds the unpruned network run dense on the same array
     (:class:`golden.flow.FlowEngine` with no packed layer): its accuracy and cycles.
     """
+    from ftaccel.app.datasets import DataError, digits, load_data
     from ftaccel.files import OutputSet, check_target, write_json, write_text
-    from ftaccel.golden.datasets import DataError, digits, load_data
 
     if engine not in ENGINES:
         raise ModelError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -658,7 +593,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     options = layer_options(net.model) if layer_options is not None else None
     eng = engine
     if options and any("tmr_triples" in o.units for o in options.values()):
-        from ftaccel.golden.protect import VotingEngine
+        from ftaccel.app.protect import VotingEngine
 
         eng = VotingEngine(make_engine(engine, config, sim=sim))
     result = net.run(ds.images, labels=ds.labels, engine=eng, config=config, units=units,

@@ -3,8 +3,8 @@
 A thin layer: it parses the command line, checks every output path before any work, turns
 text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
-(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.demo` (``demo``),
-:mod:`tb.critical` (``nvf``, ``protect``, ``schedule``).
+(``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.app.demo` (``demo``),
+:mod:`app.critical` (``nvf``, ``protect``, ``schedule``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import AcceleratorConfig, ConfigError, shown
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError, one_line, shown
 
 EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 
@@ -155,10 +156,10 @@ def _generator(cfg: AcceleratorConfig):
     (:mod:`rtl_gen.flow`).
     """
     if cfg.flow != "none":
-        from .flow import FLOW_GENERATED_FILES, generate_flow
+        from ftaccel.rtl_gen.flow import FLOW_GENERATED_FILES, generate_flow
 
         return generate_flow, FLOW_GENERATED_FILES
-    from .accelerator import GENERATED_FILES, generate
+    from ftaccel.rtl_gen.accelerator import GENERATED_FILES, generate
 
     return generate, GENERATED_FILES
 
@@ -515,8 +516,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """``rtlgen demo``: :func:`ftaccel.demo.run_demo` on the demo configuration."""
-    from ftaccel.demo import DEMO_DEFAULTS, run_demo
+    """``rtlgen demo``: :func:`ftaccel.app.demo.run_demo` on the demo configuration."""
+    from ftaccel.app.demo import DEMO_DEFAULTS, run_demo
     from ftaccel.files import OutputSet
 
     cfg = _config(args, defaults=DEMO_DEFAULTS)
@@ -526,7 +527,7 @@ def cmd_demo(args) -> int:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
     with OutputSet() as outs:
-        from .accelerator import GENERATED_FILES
+        from ftaccel.rtl_gen.accelerator import GENERATED_FILES
 
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
                                    **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
@@ -538,7 +539,7 @@ def _layer_options(args):
     """The per-layer options of ``--permutation`` / ``--protection`` (checked on the model)."""
     from functools import partial
 
-    from ftaccel.tb import critical
+    from ftaccel.app import critical
 
     if args.permutation is not None and args.protection is not None:
         raise CLIError("--permutation and --protection: give one (a protection has its own "
@@ -581,9 +582,9 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
+    from ftaccel.app.network import infer, unit_options
+    from ftaccel.app.onnx_import import OnnxMissing
     from ftaccel.files import read_npy
-    from ftaccel.golden.onnx_import import OnnxMissing
-    from ftaccel.tb.network import infer, unit_options
 
     cfg = _config(args)
     try:
@@ -606,11 +607,11 @@ def cmd_infer(args) -> int:
 
 
 def cmd_campaign(args) -> int:
-    """Run or resume a fault campaign on a network (the logic is tb/campaign.py)."""
-    from ftaccel.golden.datasets import DataError
+    """Run or resume a fault campaign on a network (the logic is app/campaign.py)."""
+    from ftaccel.app.campaign import CampaignError, run_campaign
+    from ftaccel.app.datasets import DataError
+    from ftaccel.app.onnx_import import OnnxMissing
     from ftaccel.golden.network import ModelError
-    from ftaccel.golden.onnx_import import OnnxMissing
-    from ftaccel.tb.campaign import CampaignError, run_campaign
 
     if args.workers is not None and args.workers < 0:
         raise CLIError(f"--workers {args.workers}: must be 0 (this process) or more")
@@ -634,16 +635,16 @@ def cmd_campaign(args) -> int:
 
 
 def _critical_errors():
-    from ftaccel.golden.datasets import DataError
+    from ftaccel.app.critical import CriticalError
+    from ftaccel.app.datasets import DataError
     from ftaccel.golden.network import ModelError
-    from ftaccel.tb.critical import CriticalError
 
     return CriticalError, ModelError, DataError
 
 
 def cmd_nvf(args) -> int:
-    """Neuron vulnerability factors of a network (the logic is tb/critical.py)."""
-    from ftaccel.tb.critical import run_nvf
+    """Neuron vulnerability factors of a network (the logic is app/critical.py)."""
+    from ftaccel.app.critical import run_nvf
 
     cfg = _config(args)
     try:
@@ -665,8 +666,8 @@ def _percent(text: str) -> float:
 
 
 def cmd_protect(args) -> int:
-    """Protect a network's critical neurons (the logic is tb/critical.py)."""
-    from ftaccel.tb.critical import run_protect
+    """Protect a network's critical neurons (the logic is app/critical.py)."""
+    from ftaccel.app.critical import run_protect
 
     cfg = _config(args)
     try:
@@ -688,8 +689,8 @@ def _rate(text: str) -> float:
 
 
 def cmd_schedule(args) -> int:
-    """HAS: a fault-aware permutation of the neurons (the logic is tb/critical.py)."""
-    from ftaccel.tb.critical import run_schedule
+    """HAS: a fault-aware permutation of the neurons (the logic is app/critical.py)."""
+    from ftaccel.app.critical import run_schedule
 
     cfg = _config(args)
     try:
@@ -926,12 +927,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    """The first line of ``text``, every non-printable character escaped, cut to ``limit``."""
-    line = (str(text).strip().splitlines() or [""])[0]
-    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
 
 def _tool_errors() -> tuple[type[BaseException], ...]:
     from ftaccel.rtl_gen.emit import VerilogToolError
@@ -946,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
     from ftaccel.files import FileProblem
 
     def fail(message: str, code: int) -> int:
-        print(f"rtlgen: error: {_one_line(message)}", file=sys.stderr)
+        print(f"rtlgen: error: {one_line(message)}", file=sys.stderr)
         return code
 
     try:

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fault_models import ProfileErrors, profile_errors
-from .network import LayerOptions, Model, product_layers, run
+from ftaccel.golden.fault_models import ProfileErrors, profile_errors
+from ftaccel.golden.network import LayerOptions, Model, product_layers, run
 
 __all__ = ["Fitness", "GAResult", "ga", "nvf_placement", "worst_bypass", "column_rates",
            "check_profile", "check_permutation", "GA_DEFAULTS", "profile_acc"]
@@ -115,8 +115,8 @@ def profile_acc(cfg, A, B, bias, errors: ProfileErrors, bypass_map=None) -> np.n
     """
     if cfg.dataflow != "ws" or cfg.spatial or cfg.temporal:
         return None
-    from .bits import wrap
-    from .fault_models import sabotage_array
+    from ftaccel.golden.bits import wrap
+    from ftaccel.golden.fault_models import sabotage_array
 
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     A = np.asarray(A, dtype=np.int64)
@@ -173,7 +173,7 @@ class Fitness:
     ``evaluations`` error draws, seeded from ``seed``, shared by every call (common random
     numbers); ``bypass_map`` (with a ``cfg.bypass`` configuration) bypasses PEs and drops
     their errors.  The network runs from the first faulty layer on (recorded clean inputs).
-    Uses :class:`golden.protect.FaultEngine` (the fast fault model).
+    Uses :class:`app.protect.FaultEngine` (the fast fault model).
     """
 
     def __init__(self, model: Model, x, labels, cfg, profile, mode: str, layers, *,

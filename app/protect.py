@@ -4,7 +4,7 @@ Neuron splitting + LCU, or selective TMR, with mapping-aware placement (001 §4.
 SPEC §5; issue 16).
 
 :func:`protect` turns a quantised :class:`golden.network.Model` and, per product layer, a list
-of critical neurons (e.g. NVF ≥ a threshold, :mod:`golden.nvf`) into a :class:`Protected`
+of critical neurons (e.g. NVF ≥ a threshold, :mod:`app.nvf`) into a :class:`Protected`
 network: a new model whose protected layers have extra output columns (the copies) and whose
 next product layer reads them, plus per layer the :class:`golden.network.LayerOptions` the
 runner needs (``permutation``, and the units' ``split`` / ``lcu_pairs`` or ``tmr_triples``).
@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import (
+from ftaccel.golden.network import (
     Conv2D,
     Dense,
     Flatten,
@@ -380,7 +380,7 @@ class VotingEngine:
 
     def product(self, p: Product) -> ProductResult:
         """The inner engine's product ``p``, with the TMR triples voted."""
-        from .tmr import vote_columns
+        from ftaccel.golden.tmr import vote_columns
 
         units = dict(p.units)
         triples = units.pop("tmr_triples", None)
@@ -420,11 +420,12 @@ class FaultEngine:
         self.errors = errors or {}
 
     def product(self, p: Product) -> ProductResult:
-        from .fault_models import faulty_product
-        from .lcu import lcu
+        from ftaccel.golden.fault_models import faulty_product
+        from ftaccel.golden.lcu import lcu
+        from ftaccel.golden.output_stage import output_stage
+        from ftaccel.golden.tmr import vote_columns
+
         from .nvf import flip_bits
-        from .output_stage import output_stage
-        from .tmr import vote_columns
 
         cfg = self.cfg
         units = dict(p.units)
@@ -449,7 +450,7 @@ class FaultEngine:
             acc += p.bias
             bmap = units.get("bypass_map")
             if bmap is not None and np.any(bmap):
-                from .bypass import pruned_matmul
+                from ftaccel.golden.bypass import pruned_matmul
 
                 acc = pruned_matmul(cfg.dataflow, p.A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
@@ -463,7 +464,7 @@ class FaultEngine:
                                         mask=getattr(cfg, "lcu_mask", None))
         if triples is not None:
             q = vote_columns(q, triples, width=cfg.a_width, voter=voter)
-        from .array import cycle_count
+        from ftaccel.golden.array import cycle_count
 
         M, K = p.A.shape
         return ProductResult(q=q, cycles=cycle_count(cfg, M, K, p.B.shape[1],

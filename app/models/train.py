@@ -2,7 +2,7 @@
 
 Run from a development install (needs scikit-learn, which the package itself does not)::
 
-    python golden/models/train.py
+    python app/models/train.py
 
 It writes, deterministically (fixed seeds, single-threaded numpy arithmetic):
 
@@ -185,7 +185,7 @@ def train_cnn(data: dict, epochs: int = 40, seed: int = 0) -> Model:
     model = Model(layers=layers, input_shape=(8, 8, 1), classes=10, name="digits-cnn",
                   input_layout="hwc")
     acc = float(np.mean(model.forward_float(data["x_test"]).argmax(1) == data["y_test"]))
-    info = {"trained_with": f"numpy (golden/models/train.py), Adam lr {lr}, batch 32, "
+    info = {"trained_with": f"numpy (app/models/train.py), Adam lr {lr}, batch 32, "
                             f"{epochs} epochs, seed {seed}",
             "float_test_accuracy": acc, "data": "digits /16, fixed split"}
     return Model(layers=layers, input_shape=(8, 8, 1), classes=10, name="digits-cnn",

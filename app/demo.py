@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from ftaccel import files
+from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.array import cycle_count
 from ftaccel.golden.bypass import pruned_matmul
 from ftaccel.golden.campaign import classify, output_error_faults
 from ftaccel.golden.faults import Fault
 from ftaccel.rtl_gen.accelerator import generate
-from ftaccel.rtl_gen.config import AcceleratorConfig
 from ftaccel.tb.product import prepare, run_product
 from ftaccel.tb.regression import plain_options
 
@@ -251,7 +251,7 @@ def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
     A statistical sample (001 Eq. 4.7, ±10 % at 95 %) of the (PE, site, bit, mode) population,
     run in this process; the campaign folder ``out`` holds the full report and trace.
     """
-    from ftaccel.tb.campaign import parse_spec, run_campaign
+    from ftaccel.app.campaign import parse_spec, run_campaign
 
     protections = [{"kind": "none"}, {"kind": "bypass"}]
     if cfg.dataflow == "ws":

@@ -4,7 +4,7 @@ Every loader returns a :class:`Dataset`: ``images`` as float64 in the units the 
 trained on (the built-in digits are scaled to [0, 1]), ``labels`` as int64, and a name.
 
 * :func:`digits` — scikit-learn's bundled 8×8 digits (1,797 images, 10 classes), shipped as
-  ``golden/models/digits.npz`` (a copy made by ``golden/models/train.py``, so that no
+  ``app/models/digits.npz`` (a copy made by ``app/models/train.py``, so that no
   training library is needed at run time), with a fixed split: 1,257 training and 540 test
   images (the split indices are stored in the file, so every user sees the same split).
 * :func:`load_npz` — the user's own ``.npz`` with arrays ``images`` (``[N, ...]``, any numeric
@@ -53,7 +53,7 @@ class Dataset:
 
 
 def _models_file(name: str):
-    return resources.files("ftaccel.golden").joinpath("models", name)
+    return resources.files("ftaccel.app").joinpath("models", name)
 
 
 def digits(split: str = "test") -> Dataset:

@@ -17,16 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, check_bool, check_choice, check_int, is_int
+
 __all__ = [
-    "ConfigError",
-    "shown",
     "CHECKSUM_MODES",
     "TEMPORAL_MODES",
     "MEDIAN_VARIANTS",
@@ -35,12 +34,10 @@ __all__ = [
     "FAULT_REGISTERS",
     "FAULT_MODES",
     "FAULT_CONTROLS",
-    "check_int",
     "derived_acc_width",
     "FLOW_MODES",
     "FLOW_GROUPS",
     "flow_lanes",
-    "is_int",
     "TMR_VOTERS",
 ]
 
@@ -103,53 +100,8 @@ def flow_lanes(flow: str, group: int) -> tuple[int, int]:
 MAX_ACC_WIDTH = 60
 MAX_K = 1 << 24
 MAX_DIM = 256
-
-
-#: Longest value text a :class:`ConfigError` shows (the ``repr``, cut with ``...``).
-SHOWN_CHARS = 60
 #: Largest configuration file read (bytes); a real one is well under a kilobyte.
 MAX_CONFIG_BYTES = 1 << 20
-
-
-def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)`` for a one-line message.
-
-    Cut to ``limit`` characters, every character that is not printable escaped (so a newline or a
-    terminal escape never reaches the terminal raw), and an integer too long to print (Python
-    refuses beyond 4,300 digits) given by its size.
-    """
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        text = f"<{'negative ' if value < 0 else ''}integer of {value.bit_length()} bits>"
-    else:
-        try:
-            text = repr(value)
-        except Exception:  # too deep, or a broken __repr__: name the type
-            text = f"<{type(value).__name__}>"
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value or operand: the project's one error type for bad input.
-
-    The message is one line, ``invalid <field> = <value>: <valid>``, the value shown with
-    :func:`shown` (its ``repr``, cut to :data:`SHOWN_CHARS` characters).
-
-    Parameters
-    ----------
-    field : str
-        The name of the offending field (or operand, e.g. ``"A"``).
-    value : object
-        The value given.
-    valid : str
-        What would be valid, in words.
-    """
-
-    def __init__(self, field: str, value: Any, valid: str):
-        self.field = field
-        self.value = value
-        self.valid = valid
-        super().__init__(f"invalid {field} = {shown(value)}: {valid}")
 
 
 def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
@@ -161,48 +113,6 @@ def derived_acc_width(a_width: int, w_width: int, max_k: int) -> int:
     room for a bias of up to a quarter of the accumulator range entering through ``psum_in``.
     """
     return a_width + w_width + max(0, math.ceil(math.log2(max_k)))
-
-
-def is_int(value: Any, *, numpy: bool = False) -> bool:
-    """True for an integer that is not a ``bool`` (``True`` is not a width).
-
-    Parameters
-    ----------
-    value : object
-        The value to test.
-    numpy : bool
-        Also accept numpy integer scalars (operands of the golden models); configuration
-        fields must be Python ``int`` so that they round-trip through JSON.
-    """
-    if numpy:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    # a genuine Python int: not a bool, a float, a numpy scalar or an int subclass
-    return type(value) is int
-
-
-def check_int(name: str, value: Any, lo: int, hi: int, *, numpy: bool = False) -> int:
-    """``value`` as an ``int`` if it is an integer from ``lo`` to ``hi``.
-
-    Else :class:`ConfigError` naming ``name``.
-
-    The one integer-parameter check of the project's components, configurations and golden
-    models (``numpy=True`` also accepts numpy integer scalars, see :func:`is_int`).
-    """
-    if not is_int(value, numpy=numpy) or not lo <= value <= hi:
-        raise ConfigError(name, value, f"an integer from {lo} to {hi}")
-    return int(value)
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if type(value) is not bool:
-        raise ConfigError(name, value, "true or false")
-
-
-def _check_choice(name: str, value: Any, choices: tuple, valid: str | None = None) -> None:
-    # `value in choices` alone would accept 3.0, np.int64(3) or 3+0j for 3, and a str
-    # subclass; the type must match the choice's exactly.
-    if not any(type(value) is type(c) and value == c for c in choices):
-        raise ConfigError(name, value, valid or f"one of {', '.join(map(str, choices))}")
 
 
 @dataclass(frozen=True)
@@ -312,7 +222,7 @@ class AcceleratorConfig:
         """Check every field; ConfigError naming the first bad one."""
         check_int("rows", self.rows, 1, MAX_DIM)
         check_int("cols", self.cols, 1, MAX_DIM)
-        _check_choice("dataflow", self.dataflow, DATAFLOWS)
+        check_choice("dataflow", self.dataflow, DATAFLOWS)
         check_int("a_width", self.a_width, 2, 16)
         check_int("w_width", self.w_width, 2, 16)
         check_int("max_k", self.max_k, 1, MAX_K)
@@ -320,10 +230,10 @@ class AcceleratorConfig:
             lo = self.a_width + self.w_width
             check_int("acc_width", self.acc_width, lo, MAX_ACC_WIDTH)
         for name in ("fault_hooks", "output_stage", "bypass", "afd", "lcu", "double_buffer"):
-            _check_bool(name, getattr(self, name))
-        _check_choice("median", self.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
-        _check_choice("median_variant", self.median_variant, MEDIAN_VARIANTS)
-        _check_choice("checksum", self.checksum, CHECKSUM_MODES)
+            check_bool(name, getattr(self, name))
+        check_choice("median", self.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
+        check_choice("median_variant", self.median_variant, MEDIAN_VARIANTS)
+        check_choice("checksum", self.checksum, CHECKSUM_MODES)
         if self.checksum != "none" and self.dataflow != "ws":
             raise ConfigError("checksum", self.checksum,
                               "'none' unless dataflow is 'ws' (the sanity column is a neuron "
@@ -339,7 +249,7 @@ class AcceleratorConfig:
                 raise ConfigError("lcu_mask", self.lcu_mask, "null without the LCU (lcu)")
         self._check_tmr()
         check_int("temporal_batch_bits", self.temporal_batch_bits, 1, 8)
-        _check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
+        check_choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         if self.temporal and self.acc_bits < self.stream_width + self.w_width:
             raise ConfigError("acc_width", self.acc_width,
                               f"at least {self.stream_width + self.w_width} bits: the exact "
@@ -354,7 +264,7 @@ class AcceleratorConfig:
         self._check_flow()
 
     def _check_tmr(self) -> None:
-        _check_choice("tmr", self.tmr, TMR_VOTERS)
+        check_choice("tmr", self.tmr, TMR_VOTERS)
         check_int("tmr_max_triples", self.tmr_max_triples, 1, 1 << 16)
         if self.tmr == "none":
             return
@@ -366,7 +276,7 @@ class AcceleratorConfig:
                               "would share one output buffer; build one of them)")
 
     def _check_flow(self) -> None:
-        _check_choice("flow", self.flow, FLOW_MODES)
+        check_choice("flow", self.flow, FLOW_MODES)
         if self.flow == "none":
             if self.flow_group != 1 or not is_int(self.flow_group):
                 raise ConfigError("flow_group", self.flow_group, "1 when flow is 'none'")

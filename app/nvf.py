@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import Conv2D, Dense, Model, product_layers
-from .output_stage import output_stage
+from ftaccel.golden.network import Conv2D, Dense, Model, product_layers
+from ftaccel.golden.output_stage import output_stage
 
 __all__ = ["NeuronNVF", "NVFResult", "nvf", "forward", "flip_bits", "threshold_table",
            "THRESHOLDS"]

@@ -1,7 +1,7 @@
 """Fault campaigns on networks.
 
 Fault populations, protections, outcome classes, statistics (issue 15; SPEC §7, §10). Pure numpy:
-the runner (TOML spec, Dask, durable chunks, reports) is :mod:`tb.campaign`.
+the runner (TOML spec, Dask, durable chunks, reports) is :mod:`app.campaign`.
 
 **Protections** (:class:`Protection`) are configurations of the same accelerator plus run-time
 unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
@@ -9,7 +9,7 @@ unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ =
 counted); ``bypass`` (PE bypass of the PEs known to be faulty: a stuck-at fault's PE — a
 transient flip cannot be known in advance — or a profile's PEs at or above a rate threshold);
 ``lcu`` / ``tmr`` (the critical neurons protected by splitting + LCU or selective TMR,
-:mod:`golden.protect`: the protection carries its own *protected model* and per-layer options
+:mod:`app.protect`: the protection carries its own *protected model* and per-layer options
 — copies, placement permutation, split lanes, LCU pairs or TMR triples — and is judged on its
 own schedule: more columns, more passes, every fault model drawn over them).
 
@@ -64,17 +64,17 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .array import pass_starts, temporal_stream_len
-from .fault_models import (
+from ftaccel.golden.array import pass_starts, temporal_stream_len
+from ftaccel.golden.fault_models import (
     PROFILE_MODES,
     FastFaultEngine,
     bit_errors,
     pe_profile,
     profile_errors,
 )
-from .faults import Fault, sample_size
-from .mapping import tiles
-from .network import LayerOptions, Model, product_layers, run
+from ftaccel.golden.faults import Fault, sample_size
+from ftaccel.golden.mapping import tiles
+from ftaccel.golden.network import LayerOptions, Model, product_layers, run
 
 __all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "Context",
            "RegisterPopulation", "flip_cycle", "classify", "evaluate_register_fault",

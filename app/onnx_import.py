@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .network import AvgPool, Conv2D, Dense, Flatten, MaxPool, Model, ModelError, ReLU
+from ftaccel.golden.network import AvgPool, Conv2D, Dense, Flatten, MaxPool, Model, ModelError, ReLU
 
 __all__ = ["load_onnx", "to_onnx", "SUPPORTED_OPS", "OnnxMissing"]
 
