@@ -18,6 +18,18 @@ one copy of a critical neuron split for the LCU; it uses ``shift + 1`` and satur
 and never set bit ``out_width − 2``.  This equals :func:`golden.split.layer_forward` of the
 split layer (tests/test_output_stage.py).  ``shift`` is 0 … 63 (the hardware's 6-bit port), so a
 split column shifts by up to 64: :func:`requantize` accepts 0 … 64 and stays exact in int64.
+
+**Fixed-point requantisation** (issue 23, SPEC §12; the gemmlowp / TFLite integer scheme):
+a model quantised by a tool such as onnxruntime carries arbitrary real scales, and a layer's
+output is ``q = clamp(round(acc · M) + zero_point)`` with ``M = s_a·s_w / s_y``.  ``M`` is held
+as a 32-bit fixed-point multiplier ``M0`` in ``[2**30, 2**31)`` and a right shift ``n``
+(``M ≈ M0 · 2**-31 · 2**-n``, :func:`quantize_multiplier`), applied as gemmlowp does
+(:func:`fixed_requantize`): ``SaturatingRoundingDoublingHighMul(acc, M0)`` (the high 32 bits
+of ``2·acc·M0``, rounded half away from zero) then ``RoundingDivideByPOT(·, n)`` (a rounding
+arithmetic right shift, half away from zero), plus the output zero point, then saturation to
+the clamp bounds (``[-2**(w-1), 2**(w-1) − 1]``, narrowed by a fused ReLU / ReLU6).  The
+accumulator (bias included) must fit 32 signed bits, as gemmlowp's does.  The power-of-two
+path (:func:`output_stage`, round half up) stays for the tool's own calibrated models.
 """
 
 from __future__ import annotations
@@ -26,11 +38,17 @@ import numpy as np
 
 from ftaccel.errors import is_int
 
-__all__ = ["requantize", "output_stage", "MAX_SHIFT"]
+__all__ = ["requantize", "output_stage", "MAX_SHIFT", "quantize_multiplier", "fixed_requantize",
+           "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT"]
 
 #: Largest value of the hardware's ``shift`` port (``SHIFT_WIDTH = 6`` bits); a split column
 #: adds one.  Kept here as a number because golden models import nothing of the project.
 MAX_SHIFT = 63
+#: Width of the fixed-point requantisation multiplier ``M0`` (gemmlowp's int32, positive).
+MULTIPLIER_BITS = 32
+#: Largest right shift ``n`` of the fixed-point requantisation: a product of a 32-bit
+#: accumulator and ``M0`` keeps no bit beyond 62, so a larger shift gives 0 or −0.
+MAX_RIGHT_SHIFT = 62
 
 
 def requantize(y: np.ndarray, shift: int, out_width: int) -> np.ndarray:
@@ -78,3 +96,71 @@ def output_stage(acc: np.ndarray, bias, relu: bool, shift: int, out_width: int,
     if out_width < 2:
         raise ValueError("invalid out_width: a split column needs out_width >= 2")
     return np.where(s, requantize(y, int(shift) + 1, out_width - 1), q)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """``(M0, n)`` with ``real ≈ M0 · 2**-31 · 2**-n``, ``M0`` in ``[2**30, 2**31)``, ``n ≥ 0``.
+
+    The rounding of ``M0`` is half away from zero, as TFLite's ``QuantizeMultiplier``; a
+    mantissa that rounds up to ``2**31`` is renormalised.  ``real`` must be finite and in
+    ``(0, 1)`` (a requantisation multiplier of 1 or more is not supported by the hardware,
+    which only shifts right); one below ``2**-(31 + MAX_RIGHT_SHIFT)`` becomes ``(0, 0)``.
+    """
+    import math
+
+    if not (isinstance(real, (int, float, np.floating)) and math.isfinite(real)
+            and 0.0 < real < 1.0):
+        raise ValueError(f"requantisation multiplier must be in (0, 1), not {real!r}")
+    mantissa, exponent = math.frexp(float(real))  # real = mantissa · 2**exponent, [0.5, 1)
+    m0 = int(math.floor(mantissa * (1 << 31) + 0.5))
+    if m0 == 1 << 31:
+        m0 //= 2
+        exponent += 1
+    n = -exponent
+    if n < 0:
+        raise ValueError(f"requantisation multiplier {real!r} rounds to 1 or more")
+    if n > MAX_RIGHT_SHIFT:
+        return 0, 0
+    return m0, n
+
+
+def fixed_requantize(acc, multiplier, shift, zero_point, lo: int, hi: int) -> np.ndarray:
+    """Gemmlowp's integer requantisation, element-wise (see the module docstring).
+
+    Parameters
+    ----------
+    acc : array of int
+        Accumulators, bias included, each within 32 signed bits.
+    multiplier, shift, zero_point : int or array of int
+        ``M0`` (0 or ``[2**30, 2**31)``), the right shift ``n`` (0 … :data:`MAX_RIGHT_SHIFT`)
+        and the output zero point; scalars, or one per column (broadcast over the last axis).
+    lo, hi : int
+        The clamp bounds (the output width's range, or narrower for a fused ReLU / ReLU6).
+
+    Returns
+    -------
+    ndarray of int64
+        ``clamp(RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M0), n) + zp)``.
+    """
+    a = np.asarray(acc, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
+    n = np.asarray(shift, dtype=np.int64)
+    if a.size and (a.min() < -(1 << 31) or a.max() >= 1 << 31):
+        raise ValueError("fixed-point requantisation needs accumulators within 32 signed bits")
+    if m.size and (m.min() < 0 or m.max() >= 1 << 31):
+        raise ValueError("requantisation multiplier M0 must be in 0 … 2**31 − 1")
+    if n.size and (n.min() < 0 or n.max() > MAX_RIGHT_SHIFT):
+        raise ValueError(f"requantisation shift must be in 0 … {MAX_RIGHT_SHIFT}")
+    # SaturatingRoundingDoublingHighMul: (a·m + nudge) / 2**31, the division truncating
+    # towards zero as in C; |a·m| < 2**62, so int64 holds it.  Saturation (a = m = −2**31)
+    # cannot happen with m ≥ 0.
+    ab = a * m
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    t = ab + nudge
+    high = np.where(t >= 0, t >> 31, -((-t) >> 31))
+    # RoundingDivideByPOT: arithmetic shift, rounded half away from zero.
+    mask = (np.int64(1) << n) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    q = (high >> n) + (remainder > threshold)
+    return np.clip(q + np.asarray(zero_point, dtype=np.int64), lo, hi)

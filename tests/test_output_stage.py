@@ -24,7 +24,14 @@ import numpy as np
 import pytest
 
 from ftaccel.errors import ConfigError
-from ftaccel.golden.output_stage import MAX_SHIFT, output_stage, requantize
+from ftaccel.golden.output_stage import (
+    MAX_RIGHT_SHIFT,
+    MAX_SHIFT,
+    fixed_requantize,
+    output_stage,
+    quantize_multiplier,
+    requantize,
+)
 from ftaccel.golden.split import split_layer
 from ftaccel.rtl_gen.emit import to_verilog, write_verilog
 from ftaccel.rtl_gen.output_stage import SHIFT_WIDTH, OutputLane, OutputStage
@@ -185,3 +192,63 @@ def test_split_bad_input():
         output_stage(acc, 0, True, MAX_SHIFT + 1, 8)
     with pytest.raises(ValueError, match="shift"):
         requantize(acc, 65, 8)
+
+
+# -- fixed-point requantisation (issue 23): gemmlowp's scheme, written out in plain Python ------
+
+def _srdhm(a: int, b: int) -> int:
+    """Gemmlowp SaturatingRoundingDoublingHighMul on int32, C division (towards zero)."""
+    if a == b == -(1 << 31):
+        return (1 << 31) - 1
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    t = ab + nudge
+    return abs(t) // (1 << 31) * (1 if t >= 0 else -1)
+
+
+def _rdbpot(x: int, exponent: int) -> int:
+    """Gemmlowp RoundingDivideByPOT: round half away from zero."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def test_quantize_multiplier_represents_the_real_scale():
+    rng = np.random.default_rng(23)
+    print("seed 23")
+    for real in np.concatenate([10.0 ** rng.uniform(-12, -0.0001, 500), [0.5, 0.25, 2 ** -40]]):
+        m0, n = quantize_multiplier(float(real))
+        assert (1 << 30) <= m0 < (1 << 31) and 0 <= n <= MAX_RIGHT_SHIFT
+        assert abs(m0 * 2.0 ** (-31 - n) - real) <= real * 2.0 ** -30
+    for bad in (0.0, 1.0, 1.5, -0.5, float("nan"), float("inf"), 1 - 2 ** -40):
+        with pytest.raises(ValueError):
+            quantize_multiplier(bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fixed_requantize_equals_gemmlowp_in_plain_python(seed):
+    rng = np.random.default_rng(seed)
+    print(f"seed {seed}")
+    acc = np.concatenate([rng.integers(-(1 << 31), 1 << 31, 3000),
+                          [-(1 << 31), (1 << 31) - 1, 0, 1, -1]]).astype(np.int64)
+    cols = 5
+    acc = acc[: len(acc) // cols * cols].reshape(-1, cols)
+    m0 = rng.integers(1 << 30, 1 << 31, cols)
+    n = rng.integers(0, 40, cols)
+    n[0] = 0
+    zp = rng.integers(-128, 128, cols)
+    lo, hi = -128, 127
+    got = fixed_requantize(acc, m0, n, zp, lo, hi)
+    for (i, j), a in np.ndenumerate(acc):
+        want = _rdbpot(_srdhm(int(a), int(m0[j])), int(n[j])) + int(zp[j])
+        assert got[i, j] == max(lo, min(hi, want)), (a, m0[j], n[j], zp[j])
+
+
+def test_fixed_requantize_refuses_what_gemmlowp_cannot_hold():
+    m0, n = quantize_multiplier(0.5)  # (2**30, 0): exactly a halving
+    assert fixed_requantize(np.array([6, -6, 7]), m0, n, 0, -128, 127).tolist() == [3, -3, 4]
+    with pytest.raises(ValueError):
+        fixed_requantize(np.array([1 << 31]), m0, n, 0, -128, 127)
+    with pytest.raises(ValueError):
+        fixed_requantize(np.array([1]), m0, MAX_RIGHT_SHIFT + 1, 0, -128, 127)
