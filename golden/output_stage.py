@@ -34,12 +34,14 @@ path (:func:`output_stage`, round half up) stays for the tool's own calibrated m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ftaccel.errors import is_int
 
 __all__ = ["requantize", "output_stage", "MAX_SHIFT", "quantize_multiplier", "fixed_requantize",
-           "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT"]
+           "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT", "Requant"]
 
 #: Largest value of the hardware's ``shift`` port (``SHIFT_WIDTH = 6`` bits); a split column
 #: adds one.  Kept here as a number because golden models import nothing of the project.
@@ -164,3 +166,48 @@ def fixed_requantize(acc, multiplier, shift, zero_point, lo: int, hi: int) -> np
     threshold = (mask >> 1) + (high < 0)
     q = (high >> n) + (remainder > threshold)
     return np.clip(q + np.asarray(zero_point, dtype=np.int64), lo, hi)
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """What a layer's output stage does with its accumulators: one of the two paths.
+
+    *Power-of-two* (``multiplier is None``, the tool's calibrated models):
+    :func:`output_stage` with ``relu`` and a rounding right ``shift`` (0 … 63, scalar).
+    *Fixed-point* (models quantised by other tools, SPEC §12): :func:`fixed_requantize` with
+    ``multiplier`` (``M0``) and ``shift`` (``n``), each a scalar or one per output column
+    (per-channel weight scales), the output ``zero_point`` and the clamp bounds ``lo``/``hi``
+    (``None``: the output width's range; a fused ReLU is ``lo = zero_point``, a ReLU6
+    ``hi = zero_point + round(6 / s_y)``).  ``relu`` is not used on this path.
+    """
+
+    shift: int | np.ndarray = 0
+    relu: bool = False
+    multiplier: int | np.ndarray | None = None
+    zero_point: int = 0
+    lo: int | None = None
+    hi: int | None = None
+
+    @property
+    def fixed(self) -> bool:
+        """Whether this is the fixed-point path."""
+        return self.multiplier is not None
+
+    def bounds(self, out_width: int) -> tuple[int, int]:
+        """The clamp bounds for ``out_width``-bit outputs (the fixed-point path)."""
+        lo = -(1 << (out_width - 1)) if self.lo is None else self.lo
+        hi = (1 << (out_width - 1)) - 1 if self.hi is None else self.hi
+        return lo, hi
+
+    def apply(self, acc, bias, out_width: int, split=None) -> np.ndarray:
+        """The requantised outputs of ``acc + bias`` (``bias`` per column, broadcast).
+
+        ``split`` (power-of-two path only): the LCU's split lanes, see :func:`output_stage`.
+        """
+        if not self.fixed:
+            return output_stage(acc, bias, self.relu, self.shift, out_width, split=split)
+        if split is not None and np.any(split):
+            raise ValueError("split lanes need the power-of-two output stage")
+        y = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+        return fixed_requantize(y, self.multiplier, self.shift, self.zero_point,
+                                *self.bounds(out_width))

@@ -27,6 +27,7 @@ from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import (
     MAX_RIGHT_SHIFT,
     MAX_SHIFT,
+    Requant,
     fixed_requantize,
     output_stage,
     quantize_multiplier,
@@ -252,3 +253,18 @@ def test_fixed_requantize_refuses_what_gemmlowp_cannot_hold():
         fixed_requantize(np.array([1 << 31]), m0, n, 0, -128, 127)
     with pytest.raises(ValueError):
         fixed_requantize(np.array([1]), m0, MAX_RIGHT_SHIFT + 1, 0, -128, 127)
+
+
+def test_requant_power_of_two_path_is_the_output_stage_and_fixed_path_the_gemmlowp_one():
+    rng = np.random.default_rng(5)
+    print("seed 5")
+    acc = rng.integers(-(1 << 20), 1 << 20, (40, 6))
+    bias = rng.integers(-1000, 1000, 6)
+    pow2 = Requant(shift=9, relu=True)
+    assert np.array_equal(pow2.apply(acc, bias, 8), output_stage(acc, bias, True, 9, 8))
+    m0 = rng.integers(1 << 30, 1 << 31, 6)
+    n = rng.integers(5, 15, 6)
+    fixed = Requant(shift=n, multiplier=m0, zero_point=-3, lo=-3)
+    want = fixed_requantize(acc + bias, m0, n, -3, -3, 127)
+    assert np.array_equal(fixed.apply(acc, bias, 8), want)
+    assert fixed.apply(acc, bias, 8).min() >= -3
