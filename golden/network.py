@@ -1,9 +1,36 @@
-"""Quantised DNN models and the network runner (issue 14; SPEC §10).
+"""Quantised DNN models as graphs, and the network runner (issues 14 and 23; SPEC §10, §12).
 
-A :class:`Model` is a list of layers: :class:`Dense`, :class:`Conv2D` (lowered to a product by
-im2col), :class:`MaxPool`, :class:`AvgPool`, :class:`Flatten` and a stand-alone :class:`ReLU`.
-The same classes hold a *float* model (float weights, as trained or imported) and a
-*quantised* one (integer weights, per-layer requantisation shifts), see :func:`quantize`.
+A :class:`Model` is a *graph* of nodes (the "layers") in topological order.  Node ``i`` reads
+the outputs of the nodes ``layer.inputs`` (indices below ``i``; ``-1`` is the graph input;
+empty means "the node before", so a chain needs no ``inputs`` at all) and its output is one
+tensor; the last node's output is the logits.  The same classes hold a *float* model (float
+weights, as trained or imported) and a *quantised* one (integer weights and tensors, one
+power-of-two scale per tensor), see :func:`quantize`.
+
+**Where each operation runs** (also in the README):
+
+==================  ===============  =========================================================
+node (``kind``)     runs on          what it computes
+==================  ===============  =========================================================
+``dense``           array            ``x @ W``: one product M×K @ K×N (M = batch)
+``conv2d``          array            im2col (padding, stride) then one product
+``dwconv``          array            depthwise: C independent products M×K @ K×1, K = kh·kw
+(every product)     output stage     ``+ bias``, ReLU, rounding shift, saturation
+                                     (:func:`golden.output_stage.output_stage`)
+``maxpool``         host             window maximum (padding with the smallest integer)
+``avgpool``         host             window sum, then a rounding shift or ×round(2**16/n)≫16
+``add``             host             inputs aligned by exact shifts, summed, saturated
+``concat``          host             inputs aligned by exact shifts, saturated, joined on C
+``relu``            host             ``max(x, 0)`` (one that follows a product folds into its
+                                     output stage instead)
+``clip``            host             clamp to ``[round(lo·2**f), round(hi·2**f)]`` (ReLU6's 6)
+``flatten``         host             a reshape (HWC or CHW order): no arithmetic
+==================  ===============  =========================================================
+
+The host operations are bit-exact integer functions here; an accelerator's host (or its
+controller) must compute exactly these.  Faults are only injected into the array's products
+(:class:`LayerOptions`); the host nodes and the output stage's arithmetic are fault-free in
+every engine.
 
 **Tensor layout.**  Activations are ``[batch, H, W, C]`` (channels last) or ``[batch, F]``.
 A convolution is lowered by im2col with the *same pixel of neighbouring channels adjacent*
@@ -12,6 +39,15 @@ and column ``k = (dy · kw + dx) · C_in + c`` its pixel ``(dy, dx)`` of channel
 streamed vector chunk (WS) holds neighbouring channels of one pixel, the order the median
 filter and anomaly suppression want.  ``B[k, o]`` is filter ``o``'s weight at the same
 position; the product ``A @ B`` is ``[batch·H_out·W_out, C_out]``, reshaped back to NHWC.
+
+**Depthwise convolutions** (groups = channels; SPEC §12, MobileNet) are C independent
+products, channel ``c``'s patches (M × K, K = kh·kw) times its K×1 kernel.  On an R×C array
+each such product occupies ⌈K/R⌉ row tiles of one column, so at most ``min(K, R)/(R·C)`` of
+the MAC slots do work: 9/64 = 14 % for a 3×3 kernel on an 8×8 array, 9/256 = 3.5 % on 16×16
+(:class:`LayerStats` measures it per node; ``rtlgen infer`` prints it).  A register fault
+given for a depthwise node acts on every channel's product if it is a stuck-at fault, and a
+flip at cycle ``t`` hits channel ``t // P`` at its cycle ``t mod P`` (the C programs of ``P``
+cycles each run back to back).
 
 **Numbers** (000 L1769; SPEC §10).  Every tensor has a power-of-two scale: the integer ``q``
 stands for ``q / 2**frac``.  Weights: ``frac_w = floor(log2((2**(w−1) − 1) / max|W|))`` per
@@ -24,27 +60,37 @@ accumulator or the output stage); the output stage then computes
 shift on training images, layer by layer on the already-quantised path: among the output
 scales around the one that just holds the largest float activation, the one whose dequantised
 output is closest (mean squared error) to the float network's.  Pooling works on integers:
-max exactly; average as a sum, then the output stage's rounding shift by log2(area) (power-of-two
-windows) or, for other windows, multiplication by ``round(2**16 / area)`` and a rounding shift
-by 16, saturated to the activation width.
+max exactly; average as a sum, then the output stage's rounding shift by log2(n) (n the
+window's element count, a power of two) or, for other n, multiplication by ``round(2**16 / n)``
+and a rounding shift by 16, saturated to the activation width (with padding excluded from the
+count, n varies at the borders and the rule is applied per output pixel).  **Add and Concat**
+bring their inputs (scales ``f_i``) to one output scale ``f_out = min(frac_for(max |y|),
+max f_i)`` (the finest scale that holds the calibration's largest float output, never finer
+than the finest input): input ``i`` is shifted by ``s_i = f_i − f_out``, right with round half
+up (``(q + 2**(s−1)) >> s``) when ``s_i > 0``, left (exact) when ``s_i < 0``; ``add`` sums the
+aligned inputs and saturates the sum to the activation width, ``concat`` saturates each aligned
+input.  **Clip** clamps to its bounds at the tensor's scale, ``round_half_up(lo · 2**f)`` and
+``round_half_up(hi · 2**f)`` within the width.
 
-**The runner** (:func:`run`) chains the layers; every product goes through one call,
+**The runner** (:func:`run`) walks the nodes in order; every product goes through one call,
 ``engine.product(Product)``: :class:`FunctionalEngine` (``golden``: exact, vectorised over the
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
 closed form) and :class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
 :func:`golden.accelerator.simulate`); ``tb.accelerator.RTLEngine`` runs the same programs on the
-RTL.  Per layer, :class:`LayerOptions` carries what the fault-campaign, critical-neuron and
+RTL.  Per node, :class:`LayerOptions` carries what the fault-campaign, critical-neuron and
 scheduling work hooks in: a :class:`golden.faults.Fault`, the units' run-time options
 (``afd``, ``median_enable``, ``bypass_map``, ``temporal_batch``, ``split``, ``lcu_pairs``)
 and a *neuron permutation* (array column ``j`` computes neuron ``perm[j]``; the product is
 un-permuted after, so with no fault the result is bit-identical).  :func:`run` can also start
-at a layer from recorded activations and record every layer's output, so a fault model can
-recompute only from the faulty layer on.
+at a node from recorded tensors (:func:`state_at`: the recorded outputs of the earlier nodes
+that the later ones read) and record every node's output, so a fault model can recompute only
+from the faulty node on.
 
 **File format** (:meth:`Model.save`, :meth:`Model.load`): one ``.npz``; array ``__meta__``
 holds UTF-8 JSON (``format = "ftaccel-network"``, ``version``, the model's fields and one entry
-per layer), arrays ``L<i>.weights`` / ``L<i>.bias`` the parameters.  A file of a newer
-version is refused.
+per node, with its ``inputs`` where it does not read the node before), arrays
+``L<i>.weights`` / ``L<i>.bias`` the parameters.  Version 2 (graphs, issue 23) reads version 1
+(chains) unchanged; a file of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -62,13 +108,14 @@ from .array import cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
 
-__all__ = ["Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "ReLU", "Model", "ModelError",
-           "FORMAT", "VERSION", "quantize", "im2col", "LayerOptions", "Product",
-           "ProductResult", "LayerStats", "Inference", "FunctionalEngine", "CycleEngine",
-           "run", "check_fit", "product_layers", "describe", "units_matrix"]
+__all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten", "ReLU",
+           "Clip", "Add", "Concat", "Model", "ModelError", "FORMAT", "VERSION", "quantize",
+           "im2col", "LayerOptions", "Product", "ProductResult", "LayerStats", "Inference",
+           "FunctionalEngine", "CycleEngine", "run", "state_at", "check_fit", "product_layers",
+           "describe", "units_matrix", "WHERE"]
 
 FORMAT = "ftaccel-network"
-VERSION = 1
+VERSION = 2
 
 
 class ModelError(ValueError):
@@ -88,6 +135,18 @@ def _pair(v, what: str) -> tuple[int, int]:
     return t
 
 
+def _conv_out(name: str, shape: tuple, kernel, stride, padding, what: str) -> tuple[int, int]:
+    """``(H_out, W_out)`` of a window op on ``shape`` (H, W, C), or ModelError naming the node."""
+    kh, kw = kernel
+    t, left, b, r = padding
+    ho = (shape[0] + t + b - kh) // stride[0] + 1
+    wo = (shape[1] + left + r - kw) // stride[1] + 1
+    if ho < 1 or wo < 1:
+        raise ModelError(f"layer {name}: {kh}×{kw} {what} larger than its (padded) input "
+                         f"{shape}")
+    return ho, wo
+
+
 @dataclass(frozen=True, eq=False)
 class Dense:
     """Fully connected: ``y = x @ weights + bias`` (``weights`` is K×N: inputs × neurons)."""
@@ -97,6 +156,7 @@ class Dense:
     relu: bool = False
     shift: int = 0
     name: str = ""
+    inputs: tuple = ()
     kind = "dense"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
@@ -107,6 +167,10 @@ class Dense:
     def matrix(self) -> np.ndarray:
         """The K×N weight matrix of the product."""
         return self.weights
+
+    def accumulate(self, x: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        """``lower(x) @ matrix`` (the layer's own by default), M×N."""
+        return self.lower(x) @ (self.matrix if matrix is None else matrix)
 
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
         """The product's output ``y``, unchanged."""
@@ -139,6 +203,7 @@ class Conv2D:
     relu: bool = False
     shift: int = 0
     name: str = ""
+    inputs: tuple = ()
     kind = "conv2d"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
@@ -152,6 +217,10 @@ class Conv2D:
         kh, kw, ci, co = self.weights.shape
         return self.weights.reshape(kh * kw * ci, co)
 
+    def accumulate(self, x: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        """``lower(x) @ matrix`` (the layer's own by default), M×N."""
+        return self.lower(x) @ (self.matrix if matrix is None else matrix)
+
     def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
         """The product's output ``y`` as an NHWC tensor."""
         ho, wo, _ = self.out_shape(x_shape[1:])
@@ -161,13 +230,65 @@ class Conv2D:
         """The output shape ``(H_out, W_out, C_out)`` for input ``shape``, or ModelError."""
         if len(shape) != 3 or shape[2] != self.weights.shape[2]:
             raise ModelError(f"layer {self.name}: input {shape} is not H×W×{self.weights.shape[2]}")
-        kh, kw = self.weights.shape[:2]
-        t, left, b, r = self.padding
-        ho = (shape[0] + t + b - kh) // self.stride[0] + 1
-        wo = (shape[1] + left + r - kw) // self.stride[1] + 1
-        if ho < 1 or wo < 1:
-            raise ModelError(f"layer {self.name}: {kh}×{kw} kernel larger than its input {shape}")
+        ho, wo = _conv_out(self.name, shape, self.weights.shape[:2], self.stride, self.padding,
+                           "kernel")
         return (ho, wo, self.weights.shape[3])
+
+    def params(self) -> dict:
+        """The layer's parameters besides the arrays, as stored in the model file."""
+        return {"relu": self.relu, "shift": self.shift, "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwiseConv2D:
+    """Depthwise 2-D convolution (groups = channels, multiplier 1), NHWC.
+
+    ``weights`` is ``[kh, kw, C]``: channel ``c``'s output is its own channel's ``kh×kw``
+    patches times ``weights[..., c]``, C independent products of K = kh·kw (utilisation in
+    the module docstring).  :attr:`matrix` is the K×C matrix whose column ``c`` is channel
+    ``c``'s kernel: a *neuron* (column) is a channel, as for :class:`Conv2D`.
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+    relu: bool = False
+    shift: int = 0
+    name: str = ""
+    inputs: tuple = ()
+    kind = "dwconv"
+
+    def lower(self, x: np.ndarray) -> np.ndarray:
+        """``[M, K, C]``: channel ``c``'s patches are ``lower(x)[:, :, c]`` (M × K)."""
+        kh, kw = self.weights.shape[:2]
+        cols = im2col(x, (kh, kw), self.stride, self.padding)
+        return cols.reshape(len(cols), kh * kw, -1)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The K×C matrix of the channels' kernels."""
+        kh, kw, c = self.weights.shape
+        return self.weights.reshape(kh * kw, c)
+
+    def accumulate(self, x: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        """Every channel's product, M×C (the layer's own kernels by default)."""
+        B = self.matrix if matrix is None else matrix
+        return np.einsum("mkc,kc->mc", self.lower(x), B)
+
+    def restore(self, y: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The products' outputs ``y`` (M×C) as an NHWC tensor."""
+        ho, wo, _ = self.out_shape(x_shape[1:])
+        return y.reshape(x_shape[0], ho, wo, -1)
+
+    def out_shape(self, shape: tuple) -> tuple:
+        """The output shape ``(H_out, W_out, C)`` for input ``shape``, or ModelError."""
+        if len(shape) != 3 or shape[2] != self.weights.shape[2]:
+            raise ModelError(f"layer {self.name}: input {shape} is not H×W×{self.weights.shape[2]}")
+        ho, wo = _conv_out(self.name, shape, self.weights.shape[:2], self.stride, self.padding,
+                           "kernel")
+        return (ho, wo, self.weights.shape[2])
 
     def params(self) -> dict:
         """The layer's parameters besides the arrays, as stored in the model file."""
@@ -178,10 +299,7 @@ class Conv2D:
 def _pool_shape(layer, shape: tuple) -> tuple:
     if len(shape) != 3:
         raise ModelError(f"layer {layer.name}: pooling needs an H×W×C input, got {shape}")
-    ho = (shape[0] - layer.size[0]) // layer.stride[0] + 1
-    wo = (shape[1] - layer.size[1]) // layer.stride[1] + 1
-    if ho < 1 or wo < 1:
-        raise ModelError(f"layer {layer.name}: window {layer.size} larger than its input {shape}")
+    ho, wo = _conv_out(layer.name, shape, layer.size, layer.stride, layer.padding, "window")
     return (ho, wo, shape[2])
 
 
@@ -191,50 +309,31 @@ def _windows(x: np.ndarray, size, stride) -> np.ndarray:
     return v[:, ::stride[0], ::stride[1]]
 
 
+def _pad(x: np.ndarray, padding, value) -> np.ndarray:
+    t, left, b, r = padding
+    if not (t or left or b or r):
+        return x
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+
+
 @dataclass(frozen=True, eq=False)
 class MaxPool:
-    """Max pooling over ``size`` windows with ``stride`` (no padding)."""
+    """Max pooling over ``size`` windows with ``stride``; ``padding`` (top, left, bottom, right).
 
-    size: tuple = (2, 2)
-    stride: tuple = (2, 2)
-    name: str = ""
-    kind = "maxpool"
-
-    def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
-        """The maximum of each window."""
-        return _windows(x, self.size, self.stride).max(axis=(4, 5))
-
-    def out_shape(self, shape: tuple) -> tuple:
-        """The output shape for input ``shape``."""
-        return _pool_shape(self, shape)
-
-    def params(self) -> dict:
-        """The layer's parameters, as stored in the model file."""
-        return {"size": list(self.size), "stride": list(self.stride)}
-
-
-@dataclass(frozen=True, eq=False)
-class AvgPool:
-    """Average pooling over ``size`` windows with ``stride`` (no padding).
-
-    Integer rule in the module docstring.
+    Padding never wins: it is ``−inf`` (float) or the width's smallest integer (quantised).
     """
 
     size: tuple = (2, 2)
     stride: tuple = (2, 2)
     name: str = ""
-    kind = "avgpool"
+    padding: tuple = (0, 0, 0, 0)
+    inputs: tuple = ()
+    kind = "maxpool"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
-        """The average of each window, integer rule when quantised (``a_bits``)."""
-        w = _windows(x, self.size, self.stride)
-        if a_bits is None:
-            return w.mean(axis=(4, 5))
-        total = w.sum(axis=(4, 5), dtype=np.int64)
-        area = self.size[0] * self.size[1]
-        if area & (area - 1) == 0:
-            return requantize(total, area.bit_length() - 1, a_bits)
-        return requantize(total * round(2 ** 16 / area), 16, a_bits)
+        """The maximum of each window."""
+        low = -np.inf if a_bits is None else -(1 << (a_bits - 1))
+        return _windows(_pad(x, self.padding, low), self.size, self.stride).max(axis=(4, 5))
 
     def out_shape(self, shape: tuple) -> tuple:
         """The output shape for input ``shape``."""
@@ -242,7 +341,63 @@ class AvgPool:
 
     def params(self) -> dict:
         """The layer's parameters, as stored in the model file."""
-        return {"size": list(self.size), "stride": list(self.stride)}
+        return {"size": list(self.size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+
+def _avg_int(total: np.ndarray, n: int, a_bits: int) -> np.ndarray:
+    """The integer average of window sums ``total`` over ``n`` elements (module docstring)."""
+    if n & (n - 1) == 0:
+        return requantize(total, n.bit_length() - 1, a_bits)
+    return requantize(total * round(2 ** 16 / n), 16, a_bits)
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool:
+    """Average pooling over ``size`` windows with ``stride`` and zero ``padding``.
+
+    ``count_pad``: the padding counts in the divisor (ONNX ``count_include_pad``); else the
+    divisor is the number of input elements in the window.  Integer rule in the module
+    docstring.
+    """
+
+    size: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    name: str = ""
+    padding: tuple = (0, 0, 0, 0)
+    count_pad: bool = False
+    inputs: tuple = ()
+    kind = "avgpool"
+
+    def _counts(self, shape: tuple) -> np.ndarray:
+        """Elements per window, ``[H_out, W_out]``."""
+        if self.count_pad or not any(self.padding):
+            ho, wo, _ = self.out_shape(shape)
+            return np.full((ho, wo), self.size[0] * self.size[1], dtype=np.int64)
+        ones = _pad(np.ones((1,) + shape[:2] + (1,), np.int64), self.padding, 0)
+        return _windows(ones, self.size, self.stride).sum(axis=(4, 5))[0, :, :, 0]
+
+    def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The average of each window, integer rule when quantised (``a_bits``)."""
+        w = _windows(_pad(x, self.padding, 0), self.size, self.stride)
+        counts = self._counts(x.shape[1:])
+        if a_bits is None:
+            return w.sum(axis=(4, 5)) / counts[None, :, :, None]
+        total = w.sum(axis=(4, 5), dtype=np.int64)
+        out = np.empty_like(total)
+        for n in np.unique(counts):
+            at = counts == n
+            out[:, at] = _avg_int(total[:, at], int(n), a_bits)
+        return out
+
+    def out_shape(self, shape: tuple) -> tuple:
+        """The output shape for input ``shape``."""
+        return _pool_shape(self, shape)
+
+    def params(self) -> dict:
+        """The layer's parameters, as stored in the model file."""
+        return {"size": list(self.size), "stride": list(self.stride),
+                "padding": list(self.padding), "count_pad": self.count_pad}
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,6 +410,7 @@ class Flatten:
 
     order: str = "hwc"
     name: str = ""
+    inputs: tuple = ()
     kind = "flatten"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
@@ -277,6 +433,7 @@ class ReLU:
     """A stand-alone ReLU (one that follows a product is folded into its output stage)."""
 
     name: str = ""
+    inputs: tuple = ()
     kind = "relu"
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
@@ -292,36 +449,166 @@ class ReLU:
         return {}
 
 
-_KINDS = {cls.kind: cls for cls in (Dense, Conv2D, MaxPool, AvgPool, Flatten, ReLU)}
-_PRODUCTS = (Dense, Conv2D)
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """Clamp to ``[lo, hi]`` (float bounds; ``None``: unbounded), e.g. ReLU6's upper 6.
+
+    Quantised, the bounds are the integers ``qlo``/``qhi`` at the tensor's scale, set by
+    :func:`quantize` (rule in the module docstring).
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    qlo: int | None = None
+    qhi: int | None = None
+    name: str = ""
+    inputs: tuple = ()
+    kind = "clip"
+
+    def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input clamped (float bounds, or the integer ones when quantised)."""
+        lo, hi = (self.lo, self.hi) if a_bits is None else (self.qlo, self.qhi)
+        return np.clip(x, lo, hi) if lo is not None or hi is not None else x
+
+    def out_shape(self, shape: tuple) -> tuple:
+        """The output shape: the input's."""
+        return shape
+
+    def params(self) -> dict:
+        """The layer's bounds, as stored in the model file."""
+        return {"lo": self.lo, "hi": self.hi, "qlo": self.qlo, "qhi": self.qhi}
+
+
+def _align(q: np.ndarray, s: int) -> np.ndarray:
+    """``q`` at a scale ``s`` bits coarser: round half up for ``s > 0``, exact ``<< −s`` else."""
+    q = np.asarray(q, dtype=np.int64)
+    if s > 0:
+        return (q + (np.int64(1) << np.int64(s - 1))) >> np.int64(s)
+    return q << np.int64(-s) if s < 0 else q
+
+
+def _sat(q: np.ndarray, bits: int) -> np.ndarray:
+    return np.clip(q, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+class _Merge:
+    """What :class:`Add` and :class:`Concat` share: several inputs, one scale each."""
+
+    def _check_shifts(self, n: int) -> None:
+        if self.shifts and len(self.shifts) != n:
+            raise ModelError(f"layer {self.name}: {len(self.shifts)} shifts for {n} inputs")
+
+    def _aligned(self, xs, a_bits: int | None):
+        if a_bits is None:
+            return list(xs)
+        self._check_shifts(len(xs))
+        shifts = self.shifts or (0,) * len(xs)
+        return [_align(x, int(s)) for x, s in zip(xs, shifts, strict=True)]
+
+    def params(self) -> dict:
+        """The per-input shifts, as stored in the model file."""
+        return {"shifts": list(self.shifts)}
+
+
+@dataclass(frozen=True, eq=False)
+class Add(_Merge):
+    """Element-wise sum of two or more tensors of one shape (a residual connection).
+
+    Quantised: input ``i`` is aligned by ``shifts[i]`` (module docstring), the sum saturated.
+    """
+
+    shifts: tuple = ()
+    name: str = ""
+    inputs: tuple = ()
+    kind = "add"
+    multi = True
+
+    def forward(self, xs, a_bits: int | None) -> np.ndarray:
+        """The (aligned, saturated) sum of the inputs ``xs``."""
+        total = sum(self._aligned(xs, a_bits))
+        return total if a_bits is None else _sat(total, a_bits)
+
+    def out_shape(self, shapes) -> tuple:
+        """The inputs' common shape, or ModelError."""
+        if len({tuple(s) for s in shapes}) != 1:
+            raise ModelError(f"layer {self.name}: adds tensors of shapes "
+                             f"{', '.join(map(str, shapes))}; they must be equal")
+        return tuple(shapes[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Concat(_Merge):
+    """Tensors joined on the channel (last) axis: ``[.., C1] ‖ [.., C2]`` → ``[.., C1 + C2]``.
+
+    Quantised: input ``i`` is aligned by ``shifts[i]`` and saturated (module docstring).
+    """
+
+    shifts: tuple = ()
+    name: str = ""
+    inputs: tuple = ()
+    kind = "concat"
+    multi = True
+
+    def forward(self, xs, a_bits: int | None) -> np.ndarray:
+        """The (aligned, saturated) inputs ``xs`` joined on the last axis."""
+        parts = self._aligned(xs, a_bits)
+        if a_bits is not None:
+            parts = [_sat(p, a_bits) for p in parts]
+        return np.concatenate(parts, axis=-1)
+
+    def out_shape(self, shapes) -> tuple:
+        """The joined shape, or ModelError if the inputs differ but in channels."""
+        if len({tuple(s[:-1]) for s in shapes}) != 1:
+            raise ModelError(f"layer {self.name}: joins tensors of shapes "
+                             f"{', '.join(map(str, shapes))}; all but the channels must agree")
+        return tuple(shapes[0][:-1]) + (sum(s[-1] for s in shapes),)
+
+
+_KINDS = {cls.kind: cls for cls in (Dense, Conv2D, DepthwiseConv2D, MaxPool, AvgPool, Flatten,
+                                    ReLU, Clip, Add, Concat)}
+_PRODUCTS = (Dense, Conv2D, DepthwiseConv2D)
+
+#: Where each node kind runs (the table of the module docstring): array products (their
+#: bias, ReLU and requantisation in the output stage) or host integer functions.
+WHERE = {"dense": "array", "conv2d": "array", "dwconv": "array", "maxpool": "host",
+         "avgpool": "host", "add": "host", "concat": "host", "relu": "host", "clip": "host",
+         "flatten": "host"}
 
 
 def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0)) -> np.ndarray:
     """``[b, H, W, C]`` → ``[b·H_out·W_out, kh·kw·C]`` patches, channels fastest (000 L1596)."""
     kh, kw = size
-    t, left, bottom, r = padding
-    xp = np.pad(x, ((0, 0), (t, bottom), (left, r), (0, 0)))
+    xp = _pad(x, padding, 0)
     w = _windows(xp, (kh, kw), stride)  # [b, Ho, Wo, C, kh, kw]
     b, ho, wo = w.shape[:3]
     return w.transpose(0, 1, 2, 4, 5, 3).reshape(b * ho * wo, -1)
 
 
 def product_layers(model: Model) -> list[int]:
-    """Indices of the layers that run on the accelerator (dense and conv)."""
+    """Indices of the nodes that run on the accelerator's array (dense, conv, depthwise)."""
     return [i for i, layer in enumerate(model.layers) if isinstance(layer, _PRODUCTS)]
+
+
+def _is_multi(layer) -> bool:
+    return getattr(layer, "multi", False)
+
+
+def _apply(layer, ins: list, a_bits: int | None):
+    """A host node's output for its input tensors ``ins``."""
+    return layer.forward(ins if _is_multi(layer) else ins[0], a_bits)
 
 
 # -- the model ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A network: ``layers`` and what its input looks like.
+    """A network: its nodes (``layers``, topologically ordered) and what its input looks like.
 
     ``input_shape`` is one image in the layers' layout (``(H, W, C)`` or ``(F,)``);
     ``input_layout`` says how the user's images may also arrive (``"chw"`` for graphs
     imported from ONNX, transposed on entry).  A quantised model has ``a_bits``/``w_bits``
     (activation and weight widths), ``input_frac`` (inputs are ``round(x · 2**input_frac)``)
-    and ``fracs`` (each layer's output scale); a float model has ``a_bits = None``.
+    and ``fracs`` (each node's output scale); a float model has ``a_bits = None``.
     ``info`` is free JSON (training record, calibration, accuracy).
     """
 
@@ -337,12 +624,15 @@ class Model:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        """Check that the layers chain from the input shape to ``classes`` scores, or ModelError."""
-        shape = tuple(self.input_shape)
-        for layer in self.layers:
-            shape = layer.out_shape(shape)
-        if shape != (self.classes,):
-            raise ModelError(f"model {self.name}: the last layer gives {shape}, not "
+        """Check the graph (inputs read earlier nodes, shapes agree, ``classes`` scores out).
+
+        ModelError naming the node otherwise.
+        """
+        if not self.layers:
+            raise ModelError(f"model {self.name}: no layers")
+        shapes = self.shapes()
+        if shapes[-1] != (self.classes,):
+            raise ModelError(f"model {self.name}: the last layer gives {shapes[-1]}, not "
                              f"({self.classes},) class scores")
 
     @property
@@ -350,13 +640,57 @@ class Model:
         """Whether the model is quantised (has ``a_bits``)."""
         return self.a_bits is not None
 
+    @property
+    def is_chain(self) -> bool:
+        """Whether every node reads the node before it (a plain chain)."""
+        return all(self.sources(i) == (i - 1,) for i in range(len(self.layers)))
+
+    def sources(self, i: int) -> tuple[int, ...]:
+        """The nodes node ``i`` reads (``-1``: the graph input)."""
+        return tuple(self.layers[i].inputs) or (i - 1,)
+
+    def readers(self, i: int) -> list[int]:
+        """The nodes that read node ``i``'s output (``-1``: the graph input)."""
+        return [j for j in range(max(i + 1, 0), len(self.layers)) if i in self.sources(j)]
+
+    def frontier(self, start: int) -> list[int]:
+        """The tensors a run from node ``start`` on needs: nodes before it that later ones read.
+
+        ``-1`` is the graph input; for ``start`` past the last node, the last node (the
+        logits).
+        """
+        n = len(self.layers)
+        if start >= n:
+            return [n - 1]
+        need = {j for i in range(start, n) for j in self.sources(i) if j < start}
+        return sorted(need)
+
     def shapes(self) -> list[tuple]:
-        """Per-image output shape of every layer."""
-        out, shape = [], tuple(self.input_shape)
-        for layer in self.layers:
-            shape = layer.out_shape(shape)
-            out.append(shape)
+        """Per-image output shape of every node (ModelError naming a malformed node)."""
+        out: list[tuple] = []
+        for i, layer in enumerate(self.layers):
+            srcs = self.sources(i)
+            if any(not isinstance(j, int | np.integer) or not -1 <= j < i for j in srcs):
+                raise ModelError(f"model {self.name}: layer {layer.name or i} reads "
+                                 f"{list(srcs)}; a node reads only earlier nodes (or -1, the "
+                                 f"input)")
+            ins = [tuple(self.input_shape) if j == -1 else out[j] for j in srcs]
+            if _is_multi(layer):
+                if len(ins) < 2:
+                    raise ModelError(f"model {self.name}: layer {layer.name} ({layer.kind}) "
+                                     f"needs two or more inputs")
+                out.append(tuple(layer.out_shape(ins)))
+            else:
+                if len(ins) != 1:
+                    raise ModelError(f"model {self.name}: layer {layer.name} ({layer.kind}) "
+                                     f"reads one input, not {len(ins)}")
+                out.append(tuple(layer.out_shape(ins[0])))
         return out
+
+    def input_shapes(self, i: int) -> list[tuple]:
+        """The per-image shapes of node ``i``'s inputs."""
+        shapes = self.shapes()
+        return [tuple(self.input_shape) if j == -1 else shapes[j] for j in self.sources(i)]
 
     # -- data in -----------------------------------------------------------------------------
     def prepare(self, images: np.ndarray) -> np.ndarray:
@@ -407,26 +741,22 @@ class Model:
         if self.quantized:
             raise ModelError(f"model {self.name} is quantised; use run()")
         x = self.prepare(np.asarray(images, dtype=np.float64))
-        for layer in self.layers:
-            if isinstance(layer, _PRODUCTS):
-                y = layer.lower(x) @ layer.matrix + layer.bias
-                if layer.relu:
-                    y = np.maximum(y, 0)
-                x = layer.restore(y, x.shape)
-            else:
-                x = layer.forward(x, None)
-        return x
+        return _walk(self, {-1: x}, 0, len(self.layers), _float_node)[len(self.layers) - 1]
 
     # -- files -------------------------------------------------------------------------------
     def to_meta(self) -> dict:
         """The model's description (format, shapes, widths, layers) without the arrays."""
+        layers = []
+        for i, layer in enumerate(self.layers):
+            entry = {"kind": layer.kind, "name": layer.name, **layer.params()}
+            if self.sources(i) != (i - 1,):
+                entry["inputs"] = [int(j) for j in self.sources(i)]
+            layers.append(entry)
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "input_layout": self.input_layout,
                 "classes": self.classes, "a_bits": self.a_bits, "w_bits": self.w_bits,
                 "input_frac": self.input_frac, "fracs": list(self.fracs), "info": self.info,
-                "layers": [{"kind": layer.kind, "name": layer.name, **layer.params()}
-                           for layer in self.layers]}
-
+                "layers": layers}
     def to_bytes(self) -> bytes:
         """The model as one ``.npz`` file's bytes (format in the module docstring).
 
@@ -474,7 +804,7 @@ class Model:
                 if kind not in _KINDS:
                     raise ModelError(f"{where}: layer {i} has unknown kind {kind!r}")
                 cls_ = _KINDS[kind]
-                for key in ("stride", "padding", "size"):
+                for key in ("stride", "padding", "size", "inputs", "shifts"):
                     if key in spec:
                         spec[key] = tuple(spec[key])
                 if cls_ in _PRODUCTS:
@@ -486,8 +816,63 @@ class Model:
                        input_layout=meta["input_layout"], a_bits=meta["a_bits"],
                        w_bits=meta["w_bits"], input_frac=int(meta["input_frac"]),
                        fracs=tuple(meta["fracs"]), info=meta.get("info", {}))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{where}: malformed model file (missing or bad {exc})") from None
+
+
+# -- walking the graph -------------------------------------------------------------------------
+
+def _last_use(model: Model, start: int, stop: int) -> dict[int, int]:
+    """For each tensor, the last node in ``start … stop − 1`` that reads it."""
+    last: dict[int, int] = {}
+    for i in range(start, stop):
+        for j in model.sources(i):
+            last[j] = i
+    return last
+
+
+def _walk(model: Model, state: dict, start: int, stop: int, node_fn, keep: bool = False) -> dict:
+    """Run ``node_fn(i, layer, inputs)`` for nodes ``start … stop − 1`` in order.
+
+    ``state`` holds the tensors the nodes read from before ``start`` (see
+    :meth:`Model.frontier`).  Returns the tensors computed (all with ``keep``, else only
+    those still read after ``stop`` and the last one), so memory holds only live tensors.
+    """
+    vals = dict(state)
+    last = _last_use(model, start, stop)
+    for i in range(start, stop):
+        srcs = model.sources(i)
+        try:
+            ins = [vals[j] for j in srcs]
+        except KeyError as exc:
+            raise ModelError(f"layer {model.layers[i].name}: its input (node {exc.args[0]}) "
+                             f"was not given to the run") from None
+        vals[i] = node_fn(i, model.layers[i], ins)
+        if not keep:
+            for j in set(srcs):
+                if last[j] == i:  # no later node reads it
+                    del vals[j]
+    return vals
+
+
+def _float_node(i, layer, ins):
+    if isinstance(layer, _PRODUCTS):
+        x = ins[0]
+        y = layer.accumulate(x) + layer.bias
+        if layer.relu:
+            y = np.maximum(y, 0)
+        return layer.restore(y, x.shape)
+    return _apply(layer, ins, None)
+
+
+def state_at(model: Model, x: np.ndarray, outputs, start: int) -> dict:
+    """The tensors :func:`run` needs to start at node ``start``.
+
+    ``x`` is the graph input and ``outputs`` the recorded outputs of a run from node 0
+    (:attr:`Inference.outputs`, one per node); the result maps node index (``-1``: the
+    input) to tensor, for the nodes before ``start`` that the nodes from ``start`` on read.
+    """
+    return {j: (x if j == -1 else outputs[j]) for j in model.frontier(start)}
 
 
 # -- quantisation ------------------------------------------------------------------------------
@@ -503,12 +888,57 @@ def _round(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
+def _amax(x: np.ndarray) -> float:
+    return float(np.abs(x).max()) if x.size else 1.0
+
+
+def _qbound(v: float | None, frac: int, bits: int) -> int | None:
+    """A float clamp bound at scale ``frac``: ``round_half_up(v · 2**frac)`` within ``bits``."""
+    if v is None:
+        return None
+    qmax = (1 << (bits - 1)) - 1
+    return int(np.clip(math.floor(v * 2.0 ** frac + 0.5), -qmax - 1, qmax))
+
+
+def _quantize_product(layer, xf, xq, frac: int, a_bits: int, w_bits: int):
+    """The quantised product node, its float and integer outputs and its output scale."""
+    W = np.asarray(layer.weights, dtype=np.float64)
+    f_w = _frac_for(float(np.abs(W).max()) if W.size else 1.0, w_bits)
+    wmax = (1 << (w_bits - 1)) - 1
+    Wq = np.clip(_round(W * 2.0 ** f_w), -wmax - 1, wmax)
+    f_acc = frac + f_w
+    bq = _round(np.asarray(layer.bias, dtype=np.float64) * 2.0 ** f_acc)
+    yf = layer.accumulate(xf) + layer.bias
+    if layer.relu:
+        yf = np.maximum(yf, 0)
+    qlayer = dataclasses.replace(layer, weights=Wq, bias=bq, shift=0)
+    acc = qlayer.accumulate(xq)
+    f_top = _frac_for(_amax(yf), a_bits)
+    best = None
+    for f_out in range(f_top - 1, f_top + 4):
+        shift = f_acc - f_out
+        if not 0 <= shift <= MAX_SHIFT:
+            continue
+        q = output_stage(acc, bq, layer.relu, shift, a_bits)
+        err = float(np.mean((q / 2.0 ** f_out - yf) ** 2)) if yf.size else 0.0
+        if best is None or err < best[0]:
+            best = (err, shift, f_out, q)
+    if best is None:  # the accumulator scale is coarser than any useful output scale
+        shift = 0 if f_acc - f_top < 0 else MAX_SHIFT
+        q = output_stage(acc, bq, layer.relu, shift, a_bits)
+        best = (0.0, shift, f_acc - shift, q)
+    _, shift, f_out, q = best
+    qlayer = dataclasses.replace(qlayer, shift=int(shift))
+    return qlayer, layer.restore(yf, xf.shape), layer.restore(q, xq.shape), int(f_out)
+
+
 def quantize(model: Model, calibration: np.ndarray, *, a_bits: int = 8, w_bits: int = 8,
              name: str | None = None) -> Model:
     """The quantised model of a float ``model``.
 
-    Its shifts are calibrated on ``calibration`` images (training data; rule in the module
-    docstring).
+    Its scales are calibrated on ``calibration`` images (training data), node by node on the
+    already-quantised path: products pick their shift, Add/Concat their output scale and
+    input shifts, Clip its integer bounds (rules in the module docstring).
     """
     if model.quantized:
         raise ModelError(f"model {model.name} is already quantised")
@@ -516,55 +946,44 @@ def quantize(model: Model, calibration: np.ndarray, *, a_bits: int = 8, w_bits: 
         if not isinstance(bits, int) or not 2 <= bits <= 16:
             raise ModelError(f"{what} must be 2 … 16, not {bits!r}")
     xf = model.prepare(np.asarray(calibration, dtype=np.float64))
-    f_in = _frac_for(float(np.abs(xf).max()) if xf.size else 1.0, a_bits)
+    f_in = _frac_for(_amax(xf), a_bits)
     qmax = (1 << (a_bits - 1)) - 1
     xq = np.clip(_round(xf * 2.0 ** f_in), -qmax - 1, qmax)
-    frac = f_in
-    layers, fracs = [], []
-    for layer in model.layers:
-        if not isinstance(layer, _PRODUCTS):
-            xf = layer.forward(xf, None)
-            xq = layer.forward(xq, a_bits)
-            layers.append(layer)
-            fracs.append(frac)
-            continue
-        W = np.asarray(layer.weights, dtype=np.float64)
-        f_w = _frac_for(float(np.abs(W).max()), w_bits)
-        wmax = (1 << (w_bits - 1)) - 1
-        Wq = np.clip(_round(W * 2.0 ** f_w), -wmax - 1, wmax)
-        f_acc = frac + f_w
-        bq = _round(np.asarray(layer.bias, dtype=np.float64) * 2.0 ** f_acc)
-        yf = layer.lower(xf) @ layer.matrix + layer.bias
-        if layer.relu:
-            yf = np.maximum(yf, 0)
-        qlayer = dataclasses.replace(layer, weights=Wq, bias=bq, shift=0)
-        acc = layer.lower(xq) @ qlayer.matrix
-        f_top = _frac_for(float(np.abs(yf).max()) if yf.size else 1.0, a_bits)
-        best = None
-        for f_out in range(f_top - 1, f_top + 4):
-            shift = f_acc - f_out
-            if not 0 <= shift <= MAX_SHIFT:
-                continue
-            q = output_stage(acc, bq, layer.relu, shift, a_bits)
-            err = float(np.mean((q / 2.0 ** f_out - yf) ** 2)) if yf.size else 0.0
-            if best is None or err < best[0]:
-                best = (err, shift, f_out, q)
-        if best is None:  # the accumulator scale is coarser than any useful output scale
-            shift = 0 if f_acc - f_top < 0 else MAX_SHIFT
-            q = output_stage(acc, bq, layer.relu, shift, a_bits)
-            best = (0.0, shift, f_acc - shift, q)
-        _, shift, frac, q = best
-        qlayer = dataclasses.replace(qlayer, shift=int(shift))
-        layers.append(qlayer)
-        fracs.append(frac)
-        xf = layer.restore(yf, xf.shape)
-        xq = layer.restore(q, xq.shape)
+    layers: list = []
+    fracs: dict[int, int] = {-1: f_in}
+    vf, vq = {-1: xf}, {-1: xq}
+    last = _last_use(model, 0, len(model.layers))
+    for i, layer in enumerate(model.layers):
+        srcs = model.sources(i)
+        inf, inq, inr = [vf[j] for j in srcs], [vq[j] for j in srcs], [fracs[j] for j in srcs]
+        if isinstance(layer, _PRODUCTS):
+            layer, yf, yq, fracs[i] = _quantize_product(layer, inf[0], inq[0], inr[0], a_bits,
+                                                        w_bits)
+        elif isinstance(layer, Add | Concat):
+            yf = _apply(layer, inf, None)
+            f_out = min(_frac_for(_amax(yf), a_bits), max(inr))
+            layer = dataclasses.replace(layer, shifts=tuple(int(f - f_out) for f in inr))
+            yq = _apply(layer, inq, a_bits)
+            fracs[i] = f_out
+        elif isinstance(layer, Clip):
+            layer = dataclasses.replace(layer, qlo=_qbound(layer.lo, inr[0], a_bits),
+                                        qhi=_qbound(layer.hi, inr[0], a_bits))
+            yf, yq, fracs[i] = _apply(layer, inf, None), _apply(layer, inq, a_bits), inr[0]
+        else:
+            yf, yq, fracs[i] = _apply(layer, inf, None), _apply(layer, inq, a_bits), inr[0]
+        layers.append(layer)
+        vf[i], vq[i] = yf, yq
+        for j in set(srcs):  # free what no later node reads
+            if last.get(j) == i:
+                vf.pop(j, None)
+                vq.pop(j, None)
     info = dict(model.info)
     info["calibration"] = {"images": int(len(calibration)), "rule": "power-of-two scales; "
                            "per-layer shift minimising MSE against the float network"}
     return Model(layers=tuple(layers), input_shape=model.input_shape, classes=model.classes,
                  name=name or model.name, input_layout=model.input_layout, a_bits=a_bits,
-                 w_bits=w_bits, input_frac=f_in, fracs=tuple(fracs), info=info)
+                 w_bits=w_bits, input_frac=f_in, fracs=tuple(fracs[i] for i in
+                                                             range(len(layers))), info=info)
 
 
 # -- fit against a configuration ---------------------------------------------------------------
@@ -631,7 +1050,11 @@ class LayerOptions:
 
 @dataclass
 class Product:
-    """One layer's product as the accelerator sees it: ``A`` (M×K) @ ``B`` (K×N)."""
+    """One layer's product as the accelerator sees it: ``A`` (M×K) @ ``B`` (K×N).
+
+    ``part``: which of a depthwise node's C one-column products this is (its channel; 0 for
+    the one product of a dense or convolution node).
+    """
 
     index: int
     name: str
@@ -642,6 +1065,7 @@ class Product:
     shift: int
     fault: Fault | None = None
     units: dict = field(default_factory=dict)
+    part: int = 0
 
 
 @dataclass
@@ -688,8 +1112,9 @@ class LayerStats:
 class Inference:
     """What :func:`run` returns.
 
-    The last layer's integer outputs (logits), per-layer statistics, and (with ``record``) every
-    layer's output tensor.
+    The last node's integer outputs (logits), per-node statistics, and (with ``record``) every
+    node's output tensor (``outputs[k]`` is node ``start + k``'s; :func:`state_at` picks from
+    them what a later run from a node on needs).
     """
 
     logits: np.ndarray
@@ -852,69 +1277,147 @@ def _options_for(options, index: int, name: str) -> LayerOptions:
     return options.get(index) or options.get(name) or LayerOptions()
 
 
-def run(model: Model, x: np.ndarray, engine, *, options=None, units: dict | None = None,
+def _initial_state(model: Model, x, start: int) -> dict:
+    """The tensors of a run from node ``start``: ``x`` as :func:`run` takes it."""
+    if isinstance(x, dict):
+        state = {int(j): np.asarray(v, dtype=np.int64) for j, v in x.items()}
+        missing = [j for j in model.frontier(start) if j not in state]
+        if missing:
+            names = ", ".join("the input" if j == -1 else model.layers[j].name for j in missing)
+            raise ModelError(f"run from layer {start}: the tensors of {names} are needed "
+                             f"(see state_at)")
+        return state
+    x = np.asarray(x, dtype=np.int64)
+    if start == 0:
+        return {-1: x}
+    need = model.frontier(start)
+    if need != [start - 1]:
+        names = ", ".join("the input" if j == -1 else model.layers[j].name for j in need)
+        raise ModelError(f"run from layer {model.layers[min(start, len(model.layers) - 1)].name}"
+                         f": the nodes from it on read {names}; give their recorded tensors "
+                         f"(state_at), not one array")
+    return {start - 1: x}
+
+
+def _depthwise_fault(fault: Fault | None, part: int, cycles: int) -> Fault | None:
+    """The fault channel ``part``'s product of a depthwise node sees (module docstring)."""
+    if fault is None or fault.mode != "flip":
+        return fault
+    if fault.cycle // cycles != part:
+        return None
+    return dataclasses.replace(fault, cycle=fault.cycle % cycles)
+
+
+def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerOptions,
+                 units: dict, st: LayerStats) -> np.ndarray:
+    """Node ``i``'s product(s) through ``engine``; the node's output tensor."""
+    A = layer.lower(x)
+    B = layer.matrix.astype(np.int64)
+    bias = layer.bias.astype(np.int64)
+    if isinstance(layer, DepthwiseConv2D):
+        if opt.permutation is not None:
+            raise ModelError(f"layer {layer.name}: a depthwise layer runs each channel as its "
+                             f"own one-column product; it has no columns to permute")
+        for key in ("split", "lcu_pairs", "tmr_triples"):
+            if units.get(key) is not None and len(units[key]):
+                raise ModelError(f"layer {layer.name}: {key} pairs columns, and a depthwise "
+                                 f"layer's products have one column each")
+        M, K, C = A.shape
+        per = cycle_count(engine.cfg, M, K, 1, units.get("temporal_batch")) \
+            if opt.fault is not None and opt.fault.mode == "flip" else 1
+        qs = []
+        for c in range(C):
+            res = engine.product(Product(index=i, name=layer.name, A=A[:, :, c],
+                                         B=B[:, c:c + 1], bias=bias[c:c + 1], relu=layer.relu,
+                                         shift=layer.shift,
+                                         fault=_depthwise_fault(opt.fault, c, per),
+                                         units=units, part=c))
+            qs.append(res.q)
+            st.cycles += res.cycles
+            for k, v in res.alarms.items():
+                st.alarms[k] = st.alarms.get(k, 0) + v
+        st.M, st.K, st.N, st.shift, st.macs = M, K, C, layer.shift, M * K * C
+        return layer.restore(np.concatenate(qs, axis=1), x.shape)
+    perm = None if opt.permutation is None else np.asarray(opt.permutation)
+    if perm is not None:
+        if sorted(perm.tolist()) != list(range(B.shape[1])):
+            raise ModelError(f"layer {layer.name}: permutation is not one of its "
+                             f"{B.shape[1]} neurons")
+        B, bias = B[:, perm], bias[perm]
+    res = engine.product(Product(index=i, name=layer.name, A=A, B=B, bias=bias,
+                                 relu=layer.relu, shift=layer.shift, fault=opt.fault,
+                                 units=units))
+    q = res.q
+    if perm is not None:
+        q = q[:, np.argsort(perm)]
+    st.M, st.K, st.N, st.shift = A.shape[0], A.shape[1], B.shape[1], layer.shift
+    st.cycles, st.macs, st.alarms = res.cycles, A.shape[0] * A.shape[1] * B.shape[1], \
+        dict(res.alarms)
+    return layer.restore(q, x.shape)
+
+
+def run(model: Model, x, engine, *, options=None, units: dict | None = None,
         start: int = 0, stop: int | None = None, record: bool = False) -> Inference:
     """Run quantised ``model`` on integer inputs ``x`` with ``engine``.
 
-    ``x`` is the input of layer ``start`` (the quantised images for ``start = 0``, else a
-    recorded activation); layers ``start … stop − 1`` run.  ``units`` are unit options for
-    every product layer; ``options`` maps a layer index or name to :class:`LayerOptions` (or
-    is a callable ``(index, name) -> LayerOptions``), whose ``units`` override the common
-    ones.  With ``record`` the output of every layer run is kept.
+    Nodes ``start … stop − 1`` run in order.  ``x`` is the quantised images for ``start = 0``;
+    from a later node it is either the one recorded tensor that node reads, where the nodes
+    from ``start`` on read nothing earlier (a chain), or a dict node index → tensor (``-1``:
+    the input) holding every earlier tensor the later nodes read (:func:`state_at`).
+    ``units`` are unit options for every product node; ``options`` maps a node index or
+    name to :class:`LayerOptions` (or is a callable ``(index, name) -> LayerOptions``), whose
+    ``units`` override the common ones.  With ``record`` the output of every node run is
+    kept.
     """
     if not model.quantized:
         raise ModelError(f"model {model.name} is not quantised; call quantize() first")
     stop = len(model.layers) if stop is None else stop
-    x = np.asarray(x, dtype=np.int64)
-    stats, outputs = [], [] if record else None
-    for i in range(start, stop):
-        layer = model.layers[i]
+    state = _initial_state(model, x, start)
+    if start >= stop:
+        return Inference(logits=next(iter(state.values())) if len(state) == 1 else
+                         state.get(stop - 1), layers=[], outputs=[] if record else None)
+    stats: list[LayerStats] = []
+
+    def node(i, layer, ins):
         st = LayerStats(index=i, name=layer.name, kind=layer.kind)
+        stats.append(st)
         if isinstance(layer, _PRODUCTS):
             opt = _options_for(options, i, layer.name)
-            A = layer.lower(x)
-            B = layer.matrix.astype(np.int64)
-            bias = layer.bias.astype(np.int64)
-            perm = None if opt.permutation is None else np.asarray(opt.permutation)
-            if perm is not None:
-                if sorted(perm.tolist()) != list(range(B.shape[1])):
-                    raise ModelError(f"layer {layer.name}: permutation is not one of its "
-                                     f"{B.shape[1]} neurons")
-                B, bias = B[:, perm], bias[perm]
-            res = engine.product(Product(index=i, name=layer.name, A=A, B=B, bias=bias,
-                                         relu=layer.relu, shift=layer.shift, fault=opt.fault,
-                                         units={**(units or {}), **opt.units}))
-            q = res.q
-            if perm is not None:
-                q = q[:, np.argsort(perm)]
-            x = layer.restore(q, x.shape)
-            st.M, st.K, st.N, st.shift = A.shape[0], A.shape[1], B.shape[1], layer.shift
-            st.cycles, st.macs, st.alarms = res.cycles, A.shape[0] * A.shape[1] * B.shape[1], \
-                dict(res.alarms)
-        else:
-            x = layer.forward(x, model.a_bits)
-        stats.append(st)
-        if record:
-            outputs.append(x)
-    return Inference(logits=x, layers=stats, outputs=outputs)
+            return _run_product(model, i, layer, ins[0], engine, opt,
+                                {**(units or {}), **opt.units}, st)
+        return _apply(layer, ins, model.a_bits)
+
+    vals = _walk(model, state, start, stop, node, keep=record)
+    outputs = [vals[i] for i in range(start, stop)] if record else None
+    return Inference(logits=vals[stop - 1], layers=stats, outputs=outputs)
 
 
 def describe(model: Model) -> list[dict[str, Any]]:
-    """One row per layer: name, kind, output shape, product size per image, shift, scale."""
-    rows, shape = [], tuple(model.input_shape)
-    for i, layer in enumerate(model.layers):
-        out = layer.out_shape(shape)
-        row = {"index": i, "name": layer.name, "kind": layer.kind, "output": list(out)}
+    """One row per node: name, kind, where it runs, inputs, output shape, product size, scale.
+
+    A depthwise node's row has ``products`` (C one-column products of K = kh·kw).
+    """
+    rows = []
+    for i, (layer, out) in enumerate(zip(model.layers, model.shapes(), strict=True)):
+        row = {"index": i, "name": layer.name, "kind": layer.kind, "runs_on": WHERE[layer.kind],
+               "output": list(out)}
+        if model.sources(i) != (i - 1,):
+            row["inputs"] = ["input" if j == -1 else model.layers[j].name
+                             for j in model.sources(i)]
         if isinstance(layer, _PRODUCTS):
             B = layer.matrix
             m = math.prod(out[:-1]) if len(out) > 1 else 1
-            row.update({"M_per_image": m, "K": B.shape[0], "N": B.shape[1],
-                        "relu": layer.relu})
+            if isinstance(layer, DepthwiseConv2D):
+                row.update({"M_per_image": m, "K": B.shape[0], "N": 1,
+                            "products": B.shape[1], "relu": layer.relu})
+            else:
+                row.update({"M_per_image": m, "K": B.shape[0], "N": B.shape[1],
+                            "relu": layer.relu})
             if model.quantized:
                 row["shift"] = layer.shift
+        if isinstance(layer, Add | Concat) and model.quantized:
+            row["shifts"] = list(layer.shifts)
         if model.quantized and model.fracs:
             row["frac"] = model.fracs[i]
         rows.append(row)
-        shape = out
     return rows
-
