@@ -1,29 +1,53 @@
 """ONNX float graphs to :class:`golden.network.Model` (and back, for float models).
 
-What PyTorch (``torch.onnx.export``) and Keras (``tf2onnx``) write for a plain feed-forward
-classifier is a chain of these operators, all supported:
+What ``torch.onnx.export`` (opset 17: Conv/BatchNormalization/Relu blocks, residual Add,
+Flatten or Reshape before Gemm with ``transB = 1``), skl2onnx (a ``Cast``, MatMul/Add/Relu,
+then a classifier head) and Keras' ``tf2onnx`` write for a classifier is a graph of these
+operators, ONNX opsets 13 to the newest the installed ``onnx`` knows (SPEC §12):
 
-========================  ====================================================================
-ONNX operator             becomes
-========================  ====================================================================
-Gemm                      :class:`Dense` (``transB`` honoured, ``alpha``/``beta`` folded;
-                          ``transA`` refused)
-MatMul [+ Add]            :class:`Dense`, a following ``Add`` of a constant folded as its bias
-Conv                      :class:`Conv2D` (2-D, ``group = 1``, dilation 1, explicit pads or
-                          ``auto_pad``); weights OIHW → HWIO
-Relu                      folded into the preceding product's output stage, else :class:`ReLU`
-MaxPool / AveragePool     :class:`MaxPool` / :class:`AvgPool` (no padding, ``ceil_mode = 0``)
-Flatten (axis 1)          :class:`Flatten` in CHW order (ONNX tensors are NCHW)
-Reshape to ``[N, -1]``    the same Flatten
-Identity, Dropout         dropped (inference)
-Softmax / LogSoftmax      dropped when it is the last node (top-1 does not change)
-========================  ====================================================================
+==========================  ==================================================================
+ONNX operator               becomes (where it runs: array, output stage or host)
+==========================  ==================================================================
+Conv                        :class:`Conv2D` (2-D, ``group = 1``, dilation 1, explicit pads or
+                            ``auto_pad``, any stride; weights OIHW → HWIO) or, with ``group``
+                            = channels (multiplier 1), :class:`DepthwiseConv2D` — array
+Gemm                        :class:`Dense` (``transB`` honoured, ``alpha``/``beta`` folded;
+                            ``transA`` refused) — array
+MatMul [+ Add]              :class:`Dense`; an ``Add`` of a constant after a product is its
+                            bias — array, the bias in the output stage
+BatchNormalization          folded into the Conv/Gemm/MatMul before it:
+                            ``w' = w·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β``
+Relu                        folded into the product before it (output stage), else
+                            :class:`ReLU` (host)
+Clip                        ``[0, ∞)`` as Relu; ``[0, 6]`` (ReLU6) as Relu + :class:`Clip` to
+                            6 (host); other bounds :class:`Clip` (host)
+LeakyRelu                   only ``alpha = 0`` (a Relu) or ``alpha = 1`` (nothing); any other
+                            slope does not fit the output stage: refused
+MaxPool / AveragePool       :class:`MaxPool` / :class:`AvgPool` with padding and stride
+                            (``count_include_pad`` honoured; ``ceil_mode = 1`` refused) — host
+GlobalAveragePool           :class:`AvgPool` over the whole map (GlobalMaxPool likewise) — host
+Add (two tensors)           :class:`Add`, the residual connection (equal shapes) — host
+Concat (channels)           :class:`Concat` on C (axis 1 of NCHW, or of ``[N, F]``) — host
+Flatten (axis 1)            :class:`Flatten` in CHW order (ONNX tensors are NCHW) — host
+Reshape to ``[N, -1]``,     the same Flatten (a ``Shape``/``Gather``/``Concat`` computing the
+Squeeze to ``[N, F]``       target from the input's shape counts as constant)
+Identity, Dropout, Cast     dropped (inference; a Cast only between float types)
+Softmax, LogSoftmax,        the classifier head: recognised and dropped with everything after
+ArgMax, ZipMap,             it (skl2onnx's label and probability outputs); the logits are the
+ArrayFeatureExtractor       tensor the head reads
+Constant, any node whose    evaluated at import (onnx's reference evaluator)
+inputs are all constants
+==========================  ==================================================================
 
-The graph must be a chain (each node consumes the previous node's output plus constants).
-Anything else raises :class:`golden.network.ModelError` naming the node and its operator (the
-CLI exits 2 with that line).  The input is NCHW (or ``[N, F]``); the model keeps NHWC inside
-and accepts the user's images as ``[N, C, H, W]``, ``[N, H, W, C]`` or, for one channel,
-``[N, H, W]``.  Quantisation is :func:`golden.network.quantize` with the user's calibration data.
+Anything else raises :class:`golden.network.ModelError` naming the node, its operator and,
+where there is one, what to do instead (the CLI exits 2 with that line); so do a graph with a
+cycle, an input nothing gives, a second graph input, no nodes, and weights that are NaN,
+infinite, complex, strings, or declared larger than the data the file holds.  External data
+is read only from files inside the model's folder (onnx ≥ 1.21 refuses ``..``, absolute paths
+and symbolic links).  The input is NCHW (or ``[N, F]``); the model keeps NHWC inside and
+accepts the user's images as ``[N, C, H, W]``, ``[N, H, W, C]`` or, for one channel,
+``[N, H, W]``.  Quantisation is :func:`golden.network.quantize` with the user's calibration
+data.
 
 ``onnx`` is imported only here, and only when called (``pip install ftaccel[onnx]``).
 """
@@ -32,15 +56,41 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 
-from ftaccel.golden.network import AvgPool, Conv2D, Dense, Flatten, MaxPool, Model, ModelError, ReLU
+from ftaccel.golden.network import (
+    Add,
+    AvgPool,
+    Clip,
+    Concat,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    MaxPool,
+    Model,
+    ModelError,
+    ReLU,
+)
 
-__all__ = ["load_onnx", "to_onnx", "SUPPORTED_OPS", "OnnxMissing"]
+__all__ = ["load_onnx", "to_onnx", "SUPPORTED_OPS", "HEAD_OPS", "OnnxMissing", "MIN_OPSET"]
 
-SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Conv", "Relu", "MaxPool", "AveragePool", "Flatten",
-                 "Reshape", "Identity", "Dropout", "Softmax", "LogSoftmax", "Constant")
+#: Operators of the network itself.
+SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Clip",
+                 "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+                 "Concat", "Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Cast",
+                 "Constant", "Shape", "Gather", "Unsqueeze")
+#: Operators that start a classifier head (dropped with everything after them).
+HEAD_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor")
+#: What may follow a head operator inside the head.
+_HEAD_TAIL = HEAD_OPS + ("Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+                         "Transpose")
+#: The oldest ONNX opset read (Squeeze's axes became an input in 13).
+MIN_OPSET = 13
+_FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
 
 
 class OnnxMissing(ImportError):
@@ -49,7 +99,7 @@ class OnnxMissing(ImportError):
 
 def _onnx():
     try:
-        import onnx
+        import onnx  # optional dependency: only this module reads ONNX
         from onnx import numpy_helper
     except ImportError:
         raise OnnxMissing("reading ONNX models needs the onnx package: "
@@ -59,171 +109,618 @@ def _onnx():
 
 def _attrs(node) -> dict:
     onnx, _ = _onnx()
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
 
 
 def _label(node, i: int) -> str:
     return f"node {node.name or '#' + str(i)} (op {node.op_type})"
 
 
-def load_onnx(source, *, name: str | None = None) -> Model:
-    """The float :class:`Model` of an ONNX file (path, bytes or ``ModelProto``)."""
-    onnx, numpy_helper = _onnx()
+def _read(source, name: str | None):
+    """``(ModelProto, where)`` of ``source`` with its external data, or ModelError."""
+    onnx, _ = _onnx()
     if isinstance(source, onnx.ModelProto):
-        proto = source
-        where = name or "onnx model"
+        return source, name or "onnx model"
+    if isinstance(source, bytes):
+        data, where, folder = source, name or "onnx model", None
     else:
+        from ftaccel.files import FileProblem, read_input
+
         where = str(source)
         try:
-            proto = onnx.load_from_string(source) if isinstance(source, bytes) else \
-                onnx.load(source)
-        except FileNotFoundError:
-            raise ModelError(f"{where}: no such file") from None
-        except Exception as exc:  # onnx raises DecodeError and friends
-            raise ModelError(f"{where}: not an ONNX model ({type(exc).__name__})") from None
-    g = proto.graph
-    consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
-    inputs = [i for i in g.input if i.name not in consts]
-    if len(inputs) != 1:
-        raise ModelError(f"{where}: the graph must have one data input, it has {len(inputs)}")
-    dims = [d.dim_value if d.HasField("dim_value") else -1
-            for d in inputs[0].type.tensor_type.shape.dim]
-    if len(dims) == 4 and all(d > 0 for d in dims[1:]):
-        shape: tuple = (dims[2], dims[3], dims[1])  # NCHW in, NHWC inside
-        layout = "chw"
-    elif len(dims) == 2 and dims[1] > 0:
-        shape = (dims[1],)
-        layout = "flat"
-    else:
-        raise ModelError(f"{where}: input {inputs[0].name!r} has shape {dims}; expected "
-                         f"[N, C, H, W] or [N, F] with known C, H, W / F")
-    current = inputs[0].name
-    cur_shape = shape
-    layers: list = []
-    counts: dict[str, int] = {}
-    dropped = []
-    nodes = list(g.node)
+            data = read_input(source, "--model")
+        except FileProblem as exc:
+            raise ModelError(str(exc)) from None
+        folder = os.path.dirname(os.path.abspath(source))
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelError(f"{where}: not an ONNX model ({type(exc).__name__})") from None
+    external = [t.name for t in proto.graph.initializer if t.data_location == 1]
+    if external:
+        if folder is None:
+            raise ModelError(f"{where}: initializer {external[0]!r} keeps its data in an "
+                             f"external file; give the model as a file path")
+        from onnx.external_data_helper import load_external_data_for_model
 
-    def fresh(kind: str) -> str:
-        counts[kind] = counts.get(kind, 0) + 1
-        return f"{kind}{counts[kind]}"
-
-    def const(node, i: int, name: str) -> np.ndarray:
-        if name not in consts:
-            raise ModelError(f"{_label(node, i)}: input {name!r} must be a constant "
-                             f"(initializer); only chains with constant weights are supported")
-        return consts[name]
-
-    def push(layer) -> None:
-        nonlocal cur_shape
         try:
-            cur_shape = layer.out_shape(cur_shape)
+            load_external_data_for_model(proto, folder)
+        except Exception as exc:  # onnx's ValidationError, OSError: one line naming the tensor
+            msg = " ".join(str(exc).split())
+            raise ModelError(f"{where}: external data refused: {msg}") from None
+    return proto, where
+
+
+class _Importer:
+    """One ONNX graph being turned into a :class:`Model` (see the module docstring)."""
+
+    def __init__(self, proto, where: str, name: str | None):
+        onnx, self.nh = _onnx()
+        self.proto, self.where = proto, where
+        self.g = proto.graph
+        self.name = name or _stem(where)
+        self.inits = {t.name: t for t in self.g.initializer}
+        self.consts: dict[str, np.ndarray] = {}
+        self.vals: dict[str, tuple[int, tuple]] = {}  # tensor → (node index, shape)
+        self.layers: list = []
+        self.counts: dict[str, int] = {}
+        self.onnx_names: dict[str, str] = {}
+
+    # -- constants ---------------------------------------------------------------------------
+    def _init_array(self, t, user: str) -> np.ndarray:
+        onnx, _ = _onnx()
+        kind = onnx.TensorProto.DataType.Name(t.data_type) if t.data_type else "UNDEFINED"
+        if t.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+            raise ModelError(f"{user}: initializer {t.name!r} is of type {kind}, not numbers")
+        if t.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128):
+            raise ModelError(f"{user}: initializer {t.name!r} is complex ({kind}); weights "
+                             f"must be real")
+        if any(d < 0 for d in t.dims):
+            raise ModelError(f"{user}: initializer {t.name!r} has negative dims {list(t.dims)}")
+        n = math.prod(t.dims)
+        if t.HasField("raw_data"):
+            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+            held = len(t.raw_data) * 8 // max(1, itemsize * 8)
+        else:
+            held = max(len(getattr(t, f)) for f in _TYPED_FIELDS)
+        if held < n or (t.HasField("raw_data") and held != n):
+            raise ModelError(f"{user}: initializer {t.name!r} declares {n:,} values "
+                             f"({list(t.dims)}) but the file holds {held:,}")
+        try:
+            arr = self.nh.to_array(t)
+        except Exception as exc:  # malformed tensor the checks above did not catch
+            raise ModelError(f"{user}: initializer {t.name!r} cannot be read "
+                             f"({type(exc).__name__})") from None
+        return arr
+
+    def const(self, name: str, user: str) -> np.ndarray | None:
+        """The constant ``name`` as float64 (checked: finite, real), or None if not constant."""
+        if name in self.consts:
+            return self.consts[name]
+        if name not in self.inits:
+            return None
+        arr = self._init_array(self.inits[name], user)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ModelError(f"{user}: initializer {name!r} holds NaN or infinite values")
+        self.consts[name] = arr
+        return arr
+
+    def weight(self, node, i: int, k: int, what: str = "weights") -> np.ndarray:
+        """Input ``k`` of ``node``, which must be a constant (float64)."""
+        name = node.input[k] if len(node.input) > k else ""
+        arr = self.const(name, _label(node, i)) if name else None
+        if arr is None:
+            raise ModelError(f"{_label(node, i)}: its {what} ({name or 'missing'!r}) must be a "
+                             f"constant (initializer); weights computed at run time are not "
+                             f"supported")
+        return np.asarray(arr, dtype=np.float64)
+
+    # -- graph structure ---------------------------------------------------------------------
+    def order(self) -> list[int]:
+        """The nodes in topological order; ModelError for a dangling input or a cycle."""
+        nodes = list(self.g.node)
+        if not nodes:
+            raise ModelError(f"{self.where}: the graph has no nodes")
+        producer: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            for out in node.output:
+                if out in producer or out in self.inits:
+                    raise ModelError(f"{_label(node, i)}: tensor {out!r} is written twice")
+                if out:
+                    producer[out] = i
+        known = set(self.inits) | {x.name for x in self.g.input}
+        deps: list[set[int]] = []
+        for i, node in enumerate(nodes):
+            d = set()
+            for name in node.input:
+                if not name or name in self.inits or (name in known and name not in producer):
+                    continue
+                if name not in producer:
+                    raise ModelError(f"{_label(node, i)}: reads {name!r}, which no node, "
+                                     f"initializer or graph input gives")
+                d.add(producer[name])
+            deps.append(d)
+        self.producer = producer
+        order, done = [], set()
+        ready = [i for i in range(len(nodes)) if not deps[i]]
+        readers: dict[int, list[int]] = {}
+        for i, d in enumerate(deps):
+            for j in d:
+                readers.setdefault(j, []).append(i)
+        waiting = [len(d) for d in deps]
+        while ready:
+            i = ready.pop(0)
+            order.append(i)
+            done.add(i)
+            for r in readers.get(i, []):
+                waiting[r] -= 1
+                if waiting[r] == 0:
+                    ready.append(r)
+        if len(order) != len(nodes):
+            i = min(set(range(len(nodes))) - done)
+            raise ModelError(f"{_label(nodes[i], i)}: the graph has a cycle through this node")
+        self.deps = deps
+        return order
+
+    def data_input(self):
+        """The one graph input that is not an initializer, and its internal shape and layout."""
+        inputs = [x for x in self.g.input if x.name not in self.inits]
+        if not inputs:
+            raise ModelError(f"{self.where}: the graph has no data input")
+        if len(inputs) > 1:
+            raise ModelError(f"{self.where}: a second graph input {inputs[1].name!r}; one data "
+                             f"input (the images) is supported")
+        x = inputs[0]
+        tt = x.type.tensor_type
+        if tt.elem_type not in _FLOAT_TYPES:
+            onnx, _ = _onnx()
+            raise ModelError(f"{self.where}: input {x.name!r} is of type "
+                             f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; a float input "
+                             f"is expected")
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+        if len(dims) == 4 and all(d > 0 for d in dims[1:]):
+            return x.name, (dims[2], dims[3], dims[1]), "chw"  # NCHW in, NHWC inside
+        if len(dims) == 2 and dims[1] > 0:
+            return x.name, (dims[1],), "flat"
+        raise ModelError(f"{self.where}: input {x.name!r} has shape {dims}; expected "
+                         f"[N, C, H, W] or [N, F] with known C, H, W / F")
+
+    def head(self, order: list[int]) -> tuple[set[int], str | None]:
+        """The classifier head's nodes and the logits tensor they read (None: no head)."""
+        nodes = self.g.node
+        head: set[int] = set()
+        roots = []
+        for i in order:
+            node = nodes[i]
+            after = any(j in head for j in self.deps[i])
+            if node.op_type in HEAD_OPS or after:
+                if after and node.op_type not in _HEAD_TAIL:
+                    raise ModelError(f"{_label(node, i)}: reads the classifier head's output; "
+                                     f"only a final head ({', '.join(HEAD_OPS)}) is dropped, "
+                                     f"the network must end at its logits")
+                head.add(i)
+                ins = [x for x in node.input if x and x not in self.inits and
+                       self.producer.get(x) not in head]
+                if node.op_type in HEAD_OPS and ins and not after:
+                    roots.append((i, ins[0]))
+        tensors = {t for _, t in roots}
+        if len(tensors) > 1:
+            raise ModelError(f"{self.where}: the classifier head reads {len(tensors)} tensors "
+                             f"({', '.join(sorted(tensors))}); it must read one (the logits)")
+        return head, (tensors.pop() if tensors else None)
+
+    # -- building ----------------------------------------------------------------------------
+    def fresh(self, kind: str, node) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        name = f"{kind}{self.counts[kind]}"
+        if node.name:
+            self.onnx_names[name] = node.name
+        return name
+
+    def push(self, layer, node, i, srcs: list[int], out: str) -> None:
+        """Append ``layer`` reading nodes ``srcs``; its output is tensor ``out``."""
+        chain = srcs == [len(self.layers) - 1]
+        layer = dataclasses.replace(layer, inputs=() if chain else tuple(srcs))
+        shapes = [self.shape_of(j) for j in srcs]
+        try:
+            shape = layer.out_shape(shapes if getattr(layer, "multi", False) else shapes[0])
         except ModelError as exc:
             raise ModelError(f"{_label(node, i)}: {exc}") from None
-        layers.append(layer)
+        self.layers.append(layer)
+        self.shapes.append(tuple(shape))
+        self.vals[out] = (len(self.layers) - 1, tuple(shape))
 
-    for i, node in enumerate(nodes):
+    def shape_of(self, j: int) -> tuple:
+        return self.input_shape if j == -1 else self.shapes[j]
+
+    def data(self, node, i: int) -> list[str]:
+        """``node``'s non-constant inputs (tensor names)."""
+        return [x for x in node.input if x and x not in self.consts and x not in self.inits]
+
+    def foldable(self, name: str) -> int | None:
+        """The product node whose output ``name`` is, if only one node reads it, else None."""
+        k, _ = self.vals[name]
+        if k < 0 or self.readers.get(name, 0) != 1:
+            return None
+        return k if isinstance(self.layers[k], Dense | Conv2D | DepthwiseConv2D) else None
+
+    def alias(self, node, src: str) -> None:
+        self.vals[node.output[0]] = self.vals[src]
+
+    def onnx_shape(self, name: str) -> list[int]:
+        """The NCHW (or ``[N, F]``) shape of data tensor ``name``, batch 1."""
+        _, s = self.vals[name]
+        return [1, s[2], s[0], s[1]] if len(s) == 3 else [1, *s]
+
+    def build(self) -> Model:
+        onnx, _ = _onnx()
+        opset = next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")),
+                     None)
+        newest = onnx.defs.onnx_opset_version()
+        if opset is None or not MIN_OPSET <= opset <= newest:
+            raise ModelError(f"{self.where}: ONNX opset {opset}; opsets {MIN_OPSET} … {newest} "
+                             f"are read (re-export with opset_version={min(17, newest)})")
+        order = self.order()
+        x_name, self.input_shape, layout = self.data_input()
+        self.shapes: list[tuple] = []
+        self.vals[x_name] = (-1, self.input_shape)
+        head, logits = self.head(order)
+        outputs = [o.name for o in self.g.output]
+        nodes = self.g.node
+        if logits is None:
+            if len(outputs) != 1:
+                raise ModelError(f"{self.where}: the graph has {len(outputs)} outputs and no "
+                                 f"classifier head; one output (the logits) is expected")
+            logits = outputs[0]
+        for o in outputs:
+            p = self.producer.get(o)
+            if o != logits and (p is None or p not in head):
+                raise ModelError(f"{self.where}: graph output {o!r} is neither the logits "
+                                 f"({logits!r}) nor from the classifier head")
+        # the nodes the logits depend on, and how many of them read each tensor
+        keep, todo = set(), [self.producer[logits]] if logits in self.producer else []
+        while todo:
+            i = todo.pop()
+            if i not in keep:
+                keep.add(i)
+                todo.extend(self.deps[i])
+        self.readers: dict[str, int] = {}
+        for i in keep:
+            for x in set(nodes[i].input):
+                self.readers[x] = self.readers.get(x, 0) + 1
+        for i in order:
+            if i in keep:
+                self.node(nodes[i], i)
+        if logits not in self.vals:
+            raise ModelError(f"{self.where}: the logits {logits!r} are not computed from the "
+                             f"input")
+        k, shape = self.vals[logits]
+        if k < 0:
+            raise ModelError(f"{self.where}: the graph computes nothing before its head")
+        if len(shape) != 1:
+            raise ModelError(f"{self.where}: the graph ends with shape {shape}, not class "
+                             f"scores (add a Flatten)")
+        if k != len(self.layers) - 1:
+            raise ModelError(f"{self.where}: the logits are not the last node's output")
+        info = {"source": "onnx", "file": self.where, "producer": self.proto.producer_name or "",
+                "opset": int(opset)}
+        dropped = sorted({nodes[i].op_type for i in head})
+        if dropped:
+            info["dropped"] = dropped
+        if self.onnx_names:
+            info["onnx_nodes"] = self.onnx_names
+        return Model(layers=tuple(self.layers), input_shape=self.input_shape,
+                     classes=int(shape[0]), name=self.name, input_layout=layout, info=info)
+
+    def node(self, node, i: int) -> None:
+        """Turn ONNX node ``i`` into nodes of the model (or fold it into one)."""
         op = node.op_type
-        if op == "Constant":
-            a = _attrs(node)
-            if "value" not in a:
-                raise ModelError(f"{_label(node, i)}: only tensor constants are supported")
-            consts[node.output[0]] = numpy_helper.to_array(a["value"]).astype(np.float64)
-            continue
-        data = [x for x in node.input if x and x not in consts]
-        if op not in SUPPORTED_OPS:
-            raise ModelError(f"{_label(node, i)}: unsupported operator; supported: "
-                             f"{', '.join(SUPPORTED_OPS)}")
-        if data != [current]:
-            raise ModelError(f"{_label(node, i)}: the graph is not a chain (this node reads "
-                             f"{data or 'only constants'}, the chain is at {current!r})")
         a = _attrs(node)
-        if op == "Gemm":
-            if a.get("transA", 0):
-                raise ModelError(f"{_label(node, i)}: transA = 1 is not supported")
-            W = const(node, i, node.input[1])
-            W = W.T if a.get("transB", 0) else W
-            W = W * a.get("alpha", 1.0)
-            n_out = W.shape[1]
-            b = (const(node, i, node.input[2]).reshape(-1) * a.get("beta", 1.0)
-                 if len(node.input) > 2 and node.input[2] else np.zeros(n_out))
-            push(Dense(weights=W, bias=np.broadcast_to(b, (n_out,)).copy(), name=fresh("fc")))
-        elif op == "MatMul":
-            W = const(node, i, node.input[1])
-            if W.ndim != 2:
-                raise ModelError(f"{_label(node, i)}: only a 2-D constant right operand")
-            push(Dense(weights=W, bias=np.zeros(W.shape[1]), name=fresh("fc")))
-        elif op == "Add":
-            prev = layers[-1] if layers else None
-            other = [x for x in node.input if x in consts]
-            if not isinstance(prev, Dense | Conv2D) or prev.relu or len(other) != 1 or \
-                    np.any(prev.bias):
-                raise ModelError(f"{_label(node, i)}: Add is supported only as the bias of "
-                                 f"the MatMul/Conv before it")
-            n_out = prev.bias.shape[0]
-            b = consts[other[0]]
-            if b.size not in (1, n_out):
-                raise ModelError(f"{_label(node, i)}: bias of {b.size} values for "
-                                 f"{n_out} outputs")
-            layers[-1] = dataclasses.replace(prev, bias=np.broadcast_to(
-                b.reshape(-1), (n_out,)).copy())
-        elif op == "Conv":
-            W = const(node, i, node.input[1])
-            if W.ndim != 4:
-                raise ModelError(f"{_label(node, i)}: only 2-D convolutions are supported")
-            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
-                raise ModelError(f"{_label(node, i)}: grouped or dilated convolution is not "
-                                 f"supported")
-            kh, kw = W.shape[2:]
-            stride = tuple(a.get("strides", [1, 1]))
-            pads = _pads(node, i, a, cur_shape, (kh, kw), stride)
-            b = (const(node, i, node.input[2]) if len(node.input) > 2 and node.input[2]
-                 else np.zeros(W.shape[0]))
-            push(Conv2D(weights=W.transpose(2, 3, 1, 0), bias=b, stride=stride,
-                        padding=pads, name=fresh("conv")))
-        elif op == "Relu":
-            prev = layers[-1] if layers else None
-            if isinstance(prev, Dense | Conv2D) and not prev.relu:
-                layers[-1] = dataclasses.replace(prev, relu=True)
+        label = _label(node, i)
+        if node.domain not in ("", "ai.onnx"):
+            raise ModelError(f"{label}: operator of domain {node.domain!r} is not supported")
+        if op == "Constant":
+            self.consts[node.output[0]] = self.constant_node(node, i, a)
+            return
+        data = self.data(node, i)
+        if not data and op not in ("Shape",):
+            self.fold_constant(node, i)
+            return
+        if op not in SUPPORTED_OPS:
+            hint = {"Sigmoid": "; a sigmoid output is a head for one class: export the logits",
+                    "Sum": "; use Add", "ConvTranspose": "",
+                    "QuantizeLinear": "; int8 (QDQ) models are not read yet: give the float "
+                                      "model"}.get(op, "")
+            raise ModelError(f"{label}: unsupported operator; supported: "
+                             f"{', '.join(SUPPORTED_OPS)}{hint}")
+        x = data[0]
+        src = self.vals[x][0]
+        shape = self.vals[x][1]
+        out = node.output[0]
+        if op in ("Conv",):
+            self.conv(node, i, a, x)
+        elif op in ("Gemm", "MatMul"):
+            if len(shape) != 1:
+                raise ModelError(f"{label}: reads a tensor of shape {shape} (per image); "
+                                 f"add a Flatten before it")
+            if op == "Gemm":
+                if a.get("transA", 0):
+                    raise ModelError(f"{label}: transA = 1 is not supported")
+                W = self.weight(node, i, 1)
+                if W.ndim != 2:
+                    raise ModelError(f"{label}: weights of shape {list(W.shape)}; a 2-D K×N "
+                                     f"matrix is expected")
+                W = (W.T if a.get("transB", 0) else W) * a.get("alpha", 1.0)
+                n_out = W.shape[1]
+                b = (self.weight(node, i, 2, "bias").reshape(-1) * a.get("beta", 1.0)
+                     if len(node.input) > 2 and node.input[2] else np.zeros(n_out))
             else:
-                push(ReLU(name=fresh("relu")))
+                if data != [node.input[0]]:
+                    raise ModelError(f"{label}: only data @ constant weights is supported")
+                W = self.weight(node, i, 1)
+                if W.ndim != 2:
+                    raise ModelError(f"{label}: weights of shape {list(W.shape)}; a 2-D K×N "
+                                     f"matrix is expected")
+                n_out = W.shape[1]
+                b = np.zeros(n_out)
+            if W.size == 1:
+                raise ModelError(f"{label}: a 1×1 weight matrix is a scalar multiply, not a "
+                                 f"layer for the array; fold it into the next layer")
+            if b.size not in (1, n_out):
+                raise ModelError(f"{label}: bias of {b.size} values for {n_out} outputs")
+            self.push(Dense(weights=W, bias=np.broadcast_to(b, (n_out,)).copy(),
+                            name=self.fresh("fc", node)), node, i, [src], out)
+        elif op == "Add":
+            if len(data) == 2:
+                self.push(Add(name=self.fresh("add", node)), node, i,
+                          [self.vals[d][0] for d in data], out)
+                return
+            c = [n for n in node.input if n not in data]
+            k = self.foldable(x)
+            prev = None if k is None else self.layers[k]
+            if prev is None or prev.relu or len(c) != 1:
+                raise ModelError(f"{label}: Add of a constant is supported only as the bias of "
+                                 f"the Conv/Gemm/MatMul before it (read by nothing else)")
+            n_out = prev.bias.shape[0]
+            b = self.weight(node, i, list(node.input).index(c[0]), "bias")
+            # broadcast along the output channels: the last axis of [N, F], axis 1 of NCHW
+            axis = -1 if isinstance(prev, Dense) else -3
+            if b.size != 1 and not (b.size == n_out and b.ndim >= -axis
+                                    and b.shape[axis] == n_out):
+                raise ModelError(f"{label}: bias of shape {list(b.shape)} does not broadcast "
+                                 f"along the {n_out} output channels")
+            self.layers[k] = dataclasses.replace(prev, bias=prev.bias + np.broadcast_to(
+                b.reshape(-1), (n_out,)))
+            self.alias(node, x)
+        elif op == "BatchNormalization":
+            if a.get("training_mode", 0):
+                raise ModelError(f"{label}: training_mode = 1; export the model in eval mode")
+            k = self.foldable(x)
+            if k is None or self.layers[k].relu:
+                raise ModelError(f"{label}: BatchNormalization is folded into the Conv/Gemm "
+                                 f"before it, and must be the only reader of its output; fold "
+                                 f"it before export")
+            gamma, beta, mean, var = (self.weight(node, i, j, w).reshape(-1) for j, w in
+                                      ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+            prev = self.layers[k]
+            n_out = prev.bias.shape[0]
+            if not all(v.size == n_out for v in (gamma, beta, mean, var)):
+                raise ModelError(f"{label}: parameters for {gamma.size} channels, the layer "
+                                 f"before has {n_out}")
+            if np.any(var + a.get("epsilon", 1e-5) <= 0):
+                raise ModelError(f"{label}: variance + epsilon must be positive")
+            s = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
+            # the output channel is the weights' last axis in every product kind
+            self.layers[k] = dataclasses.replace(prev, weights=prev.weights * s,
+                                                 bias=(prev.bias - mean) * s + beta)
+            self.alias(node, x)
+        elif op in ("Relu", "Clip", "LeakyRelu"):
+            lo, hi = 0.0, None
+            if op == "Clip":
+                lo = self.optional_scalar(node, i, 1)
+                hi = self.optional_scalar(node, i, 2)
+                if lo is not None and hi is not None and lo > hi:
+                    raise ModelError(f"{label}: min {lo} above max {hi}")
+            elif op == "LeakyRelu":
+                alpha = a.get("alpha", 0.01)
+                if alpha == 1.0:
+                    self.alias(node, x)
+                    return
+                if alpha != 0.0:
+                    raise ModelError(f"{label}: LeakyRelu with alpha = {alpha:g} does not fit "
+                                     f"the output stage (ReLU or none); retrain with Relu")
+            if lo == 0.0:
+                k = self.foldable(x)
+                if k is not None and not self.layers[k].relu:
+                    self.layers[k] = dataclasses.replace(self.layers[k], relu=True)
+                    self.alias(node, x)
+                else:
+                    self.push(ReLU(name=self.fresh("relu", node)), node, i, [src], out)
+                if hi is not None:
+                    rel = self.vals[out][0]
+                    self.push(Clip(hi=float(hi), name=self.fresh("clip", node)), node, i, [rel],
+                              out)
+            elif lo is not None or hi is not None:
+                self.push(Clip(lo=None if lo is None else float(lo),
+                               hi=None if hi is None else float(hi),
+                               name=self.fresh("clip", node)), node, i, [src], out)
+            else:
+                self.alias(node, x)
         elif op in ("MaxPool", "AveragePool"):
-            if a.get("ceil_mode", 0) or any(a.get("pads", [0])) or \
-                    a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID") \
-                    or any(d != 1 for d in a.get("dilations", [1, 1])):
-                raise ModelError(f"{_label(node, i)}: padded, dilated or ceil-mode pooling is "
-                                 f"not supported")
+            if len(node.output) > 1 and node.output[1] and self.readers.get(node.output[1]):
+                raise ModelError(f"{label}: the indices output is not supported")
+            if a.get("ceil_mode", 0):
+                raise ModelError(f"{label}: ceil_mode = 1 is not supported; export with "
+                                 f"ceil_mode=False (pad explicitly if needed)")
+            if any(d != 1 for d in a.get("dilations", [1, 1])):
+                raise ModelError(f"{label}: dilated pooling is not supported")
             size = tuple(a["kernel_shape"])
-            stride = tuple(a.get("strides", [1] * len(size)))
-            cls = MaxPool if op == "MaxPool" else AvgPool
-            push(cls(size=size, stride=stride, name=fresh("pool")))
-        elif op in ("Flatten", "Reshape"):
-            if op == "Flatten" and a.get("axis", 1) != 1:
-                raise ModelError(f"{_label(node, i)}: only axis = 1 is supported")
-            if op == "Reshape":
-                target = const(node, i, node.input[1]).astype(np.int64).tolist()
-                flat = math.prod(cur_shape)
-                if len(target) != 2 or target[1] not in (-1, flat) or target[0] not in (
-                        -1, 0, 1) and target[0] * target[1] != -flat:
-                    raise ModelError(f"{_label(node, i)}: only a reshape to [N, -1] (flatten) "
-                                     f"is supported, not {target}")
-            if len(cur_shape) == 1:
-                continue  # already flat
-            push(Flatten(order="chw", name=fresh("flatten")))
+            if len(size) != 2 or len(shape) != 3:
+                raise ModelError(f"{label}: only 2-D pooling of an N×C×H×W tensor")
+            stride = tuple(a.get("strides", [1, 1]))
+            pads = _pads(node, i, a, shape, size, stride)
+            if pads[0] >= size[0] or pads[2] >= size[0] or pads[1] >= size[1] or \
+                    pads[3] >= size[1]:
+                raise ModelError(f"{label}: padding {list(pads)} not smaller than the window")
+            if op == "MaxPool":
+                layer = MaxPool(size=size, stride=stride, padding=pads,
+                                name=self.fresh("pool", node))
+            else:
+                layer = AvgPool(size=size, stride=stride, padding=pads,
+                                count_pad=bool(a.get("count_include_pad", 0)),
+                                name=self.fresh("pool", node))
+            self.push(layer, node, i, [src], out)
+        elif op in ("GlobalAveragePool", "GlobalMaxPool"):
+            if len(shape) != 3:
+                raise ModelError(f"{label}: needs an N×C×H×W input, not {shape}")
+            cls = AvgPool if op == "GlobalAveragePool" else MaxPool
+            self.push(cls(size=shape[:2], stride=shape[:2], name=self.fresh("pool", node)),
+                      node, i, [src], out)
+        elif op == "Concat":
+            axis = a.get("axis", 1)
+            rank = 4 if len(shape) == 3 else 2
+            if axis not in (1, 1 - rank):
+                raise ModelError(f"{label}: only a Concat on the channel axis (1) is "
+                                 f"supported, not axis {axis}")
+            if len(data) != len([n for n in node.input if n]):
+                raise ModelError(f"{label}: only a Concat of computed tensors (no constants)")
+            self.push(Concat(name=self.fresh("concat", node)), node, i,
+                      [self.vals[d][0] for d in data], out)
+        elif op in ("Flatten", "Reshape", "Squeeze"):
+            self.flatten(node, i, a, x)
         elif op in ("Identity", "Dropout"):
-            pass
-        elif op in ("Softmax", "LogSoftmax"):
-            if i != len(nodes) - 1:
-                raise ModelError(f"{_label(node, i)}: supported only as the last node")
-            dropped.append(op)
-        current = node.output[0]
-    if len(cur_shape) != 1:
-        raise ModelError(f"{where}: the graph ends with shape {cur_shape}, not class scores")
-    info = {"source": "onnx", "file": where, "producer": proto.producer_name or ""}
-    if dropped:
-        info["dropped"] = dropped
-    return Model(layers=tuple(layers), input_shape=shape, classes=int(cur_shape[0]),
-                 name=name or _stem(where), input_layout=layout, info=info)
+            if op == "Dropout" and len(node.output) > 1 and self.readers.get(node.output[1]):
+                raise ModelError(f"{label}: the mask output is not supported")
+            self.alias(node, x)
+        elif op == "Cast":
+            if a.get("to") not in _FLOAT_TYPES:
+                onnx, _ = _onnx()
+                raise ModelError(f"{label}: a Cast of data to "
+                                 f"{onnx.TensorProto.DataType.Name(a.get('to', 0))} is not a "
+                                 f"no-op; only casts between float types are dropped")
+            self.alias(node, x)
+        elif op == "Shape":
+            dims = self.onnx_shape(x)  # batch 1: a Reshape target built from it flattens
+            self.consts[out] = np.asarray(dims[a.get("start", 0):a.get("end", len(dims))],
+                                          dtype=np.int64)
+        else:  # Gather, Unsqueeze on data
+            raise ModelError(f"{label}: supported on constants (shapes) only, not on the "
+                             f"network's data")
+
+    def optional_scalar(self, node, i: int, k: int) -> float | None:
+        if len(node.input) <= k or not node.input[k]:
+            return None
+        v = self.weight(node, i, k, "bound")
+        if v.size != 1:
+            raise ModelError(f"{_label(node, i)}: bound of {v.size} values; a scalar expected")
+        return float(v.reshape(-1)[0])
+
+    def constant_node(self, node, i: int, a: dict) -> np.ndarray:
+        _, nh = _onnx()
+        if "value" in a:
+            t = node.attribute[[x.name for x in node.attribute].index("value")].t
+            arr = self._init_array(t, _label(node, i))
+        elif "value_float" in a or "value_int" in a:
+            arr = np.asarray(a.get("value_float", a.get("value_int")))
+        elif "value_floats" in a or "value_ints" in a:
+            arr = np.asarray(a.get("value_floats", a.get("value_ints")))
+        else:
+            raise ModelError(f"{_label(node, i)}: only numeric tensor constants are supported")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ModelError(f"{_label(node, i)}: constant holds NaN or infinite values")
+        return arr
+
+    def fold_constant(self, node, i: int) -> None:
+        """Evaluate a node of constants only (shape arithmetic) with onnx's reference."""
+        onnx, nh = _onnx()
+        from onnx.reference import ReferenceEvaluator  # only for constant folding
+
+        ins = [n for n in node.input if n]
+        arrays = {n: self.const(n, _label(node, i)) for n in ins}
+        try:
+            graph = onnx.helper.make_graph(
+                [node], "fold", [onnx.helper.make_tensor_value_info(
+                    n, onnx.helper.np_dtype_to_tensor_dtype(arrays[n].dtype), arrays[n].shape)
+                    for n in ins],
+                [onnx.helper.make_empty_tensor_value_info(o) for o in node.output if o])
+            model = onnx.helper.make_model(graph, opset_imports=list(self.proto.opset_import))
+            outs = ReferenceEvaluator(model).run(None, arrays)
+        except Exception as exc:  # an operator the reference cannot evaluate
+            raise ModelError(f"{_label(node, i)}: a node of constants that cannot be evaluated "
+                             f"at import ({type(exc).__name__})") from None
+        for name, v in zip([o for o in node.output if o], outs, strict=False):
+            self.consts[name] = np.asarray(v)
+
+    def conv(self, node, i: int, a: dict, x: str) -> None:
+        label = _label(node, i)
+        src, shape = self.vals[x]
+        W = self.weight(node, i, 1)
+        if W.ndim != 4 or len(shape) != 3:
+            raise ModelError(f"{label}: only 2-D convolutions of an N×C×H×W tensor are "
+                             f"supported")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise ModelError(f"{label}: dilated convolution is not supported")
+        group = a.get("group", 1)
+        kh, kw = W.shape[2:]
+        stride = tuple(a.get("strides", [1, 1]))
+        pads = _pads(node, i, a, shape, (kh, kw), stride)
+        b = (self.weight(node, i, 2, "bias").reshape(-1) if len(node.input) > 2 and
+             node.input[2] else np.zeros(W.shape[0]))
+        if group == 1:
+            layer = Conv2D(weights=W.transpose(2, 3, 1, 0), bias=b, stride=stride, padding=pads,
+                           name=self.fresh("conv", node))
+        elif group == shape[2] and W.shape[0] == group and W.shape[1] == 1:
+            layer = DepthwiseConv2D(weights=W[:, 0].transpose(1, 2, 0), bias=b, stride=stride,
+                                    padding=pads, name=self.fresh("dwconv", node))
+        else:
+            raise ModelError(f"{label}: grouped convolution (group = {group}) is not supported: "
+                             f"only group = 1 or depthwise (group = channels, one output per "
+                             f"channel); split it into {group} convolutions and a Concat")
+        self.push(layer, node, i, [src], node.output[0])
+
+    def flatten(self, node, i: int, a: dict, x: str) -> None:
+        label = _label(node, i)
+        src, shape = self.vals[x]
+        op = node.op_type
+        flat = math.prod(shape)
+        if op == "Flatten":
+            if a.get("axis", 1) != 1:
+                raise ModelError(f"{label}: only axis = 1 is supported")
+        elif op == "Reshape":
+            target = self.weight(node, i, 1, "shape").astype(np.int64).tolist()
+            if len(target) != 2 or target[1] not in (-1, flat) or target[0] not in (
+                    -1, 0, 1) and target[0] * target[1] != -flat:
+                raise ModelError(f"{label}: only a reshape to [N, -1] (flatten) is supported, "
+                                 f"not {target}")
+        else:  # Squeeze: what remains must be [N, F]
+            onnx_shape = self.onnx_shape(x)
+            axes = (self.weight(node, i, 1, "axes").astype(np.int64).tolist()
+                    if len(node.input) > 1 and node.input[1] else
+                    [d for d in range(1, len(onnx_shape)) if onnx_shape[d] == 1])
+            axes = [d % len(onnx_shape) for d in axes]
+            left = [s for d, s in enumerate(onnx_shape) if d not in axes]
+            if 0 in axes or any(onnx_shape[d] != 1 for d in axes) or len(left) != 2:
+                raise ModelError(f"{label}: only a Squeeze that leaves [N, F] (a flatten) is "
+                                 f"supported, not axes {axes} of {onnx_shape}")
+        if len(shape) == 1:
+            self.alias(node, x)  # already flat
+            return
+        self.push(Flatten(order="chw", name=self.fresh("flatten", node)), node, i, [src],
+                  node.output[0])
+
+
+def load_onnx(source, *, name: str | None = None) -> Model:
+    """The float :class:`Model` of an ONNX file (path, bytes or ``ModelProto``).
+
+    Raises ModelError (one line naming the node, initializer or file) for anything the module
+    docstring does not list.
+    """
+    proto, where = _read(source, name)
+    return _Importer(proto, where, name).build()
 
 
 def _stem(where: str) -> str:
@@ -232,12 +729,11 @@ def _stem(where: str) -> str:
 
 
 def _pads(node, i, a, shape, kernel, stride) -> tuple:
-    auto = a.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = a.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", "VALID"):
         p = list(a.get("pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
-        if len(p) != 4:
-            raise ModelError(f"{_label(node, i)}: pads must have 4 values")
+        if len(p) != 4 or min(p) < 0:
+            raise ModelError(f"{_label(node, i)}: pads must be 4 non-negative values")
         return (p[0], p[1], p[2], p[3])
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         out = []
@@ -250,12 +746,12 @@ def _pads(node, i, a, shape, kernel, stride) -> tuple:
     raise ModelError(f"{_label(node, i)}: auto_pad {auto!r} is not supported")
 
 
-def to_onnx(model: Model, *, opset: int = 13):
+def to_onnx(model: Model, *, opset: int = 17):
     """A float model as an ONNX ``ModelProto`` (NCHW input for images).
 
-    A native HWC :class:`Flatten` is written as ONNX's (CHW) Flatten with the next dense
-    layer's input rows permuted to match, so the graph is a plain chain that
-    :func:`load_onnx` reads back.
+    Graphs too: every node becomes the operator :func:`load_onnx` reads back.  A native HWC
+    :class:`Flatten` is written as ONNX's (CHW) Flatten with the rows of the dense layers that
+    read it permuted to match.
     """
     onnx, numpy_helper = _onnx()
     from onnx import TensorProto, helper
@@ -263,53 +759,81 @@ def to_onnx(model: Model, *, opset: int = 13):
     if model.quantized:
         raise ModelError(f"model {model.name} is quantised; export the float model")
     nodes, inits = [], []
+    shapes = model.shapes()
     shape = tuple(model.input_shape)
     in_dims = ["N", shape[2], shape[0], shape[1]] if len(shape) == 3 else ["N", shape[0]]
-    cur = "input"
-    perm_rows = None
+    perm_rows: dict[int, np.ndarray] = {}
 
-    def init(name, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name))
+    def init(name, arr, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dtype), name))
         return name
 
+    def tname(j: int) -> str:
+        return "input" if j == -1 else f"t{j}"
+
     for k, layer in enumerate(model.layers):
-        out = f"t{k}"
+        srcs = model.sources(k)
+        ins = [tname(j) for j in srcs]
+        cur, out = ins[0], f"t{k}"
+        in_shape = tuple(model.input_shape) if srcs[0] == -1 else shapes[srcs[0]]
+        if getattr(layer, "relu", False):
+            out = f"t{k}_pre"
         if isinstance(layer, Conv2D):
             w = init(f"w{k}", layer.weights.transpose(3, 2, 0, 1))
-            b = init(f"b{k}", layer.bias)
             t, left, bot, r = layer.padding
-            nodes.append(helper.make_node("Conv", [cur, w, b], [out], name=f"conv{k}",
+            nodes.append(helper.make_node("Conv", [cur, w, init(f"b{k}", layer.bias)], [out],
+                                          name=f"conv{k}",
+                                          kernel_shape=list(layer.weights.shape[:2]),
+                                          strides=list(layer.stride), pads=[t, left, bot, r]))
+        elif isinstance(layer, DepthwiseConv2D):
+            w = init(f"w{k}", layer.weights.transpose(2, 0, 1)[:, None])
+            t, left, bot, r = layer.padding
+            nodes.append(helper.make_node("Conv", [cur, w, init(f"b{k}", layer.bias)], [out],
+                                          name=f"dwconv{k}", group=layer.weights.shape[2],
                                           kernel_shape=list(layer.weights.shape[:2]),
                                           strides=list(layer.stride), pads=[t, left, bot, r]))
         elif isinstance(layer, Dense):
             W = layer.weights
-            if perm_rows is not None:
-                W = W[perm_rows]
-                perm_rows = None
-            w = init(f"w{k}", W)
-            b = init(f"b{k}", layer.bias)
-            nodes.append(helper.make_node("Gemm", [cur, w, b], [out], name=f"gemm{k}"))
+            if srcs[0] in perm_rows:
+                W = W[perm_rows[srcs[0]]]
+            nodes.append(helper.make_node("Gemm", [cur, init(f"w{k}", W),
+                                                   init(f"b{k}", layer.bias)], [out],
+                                          name=f"gemm{k}"))
         elif isinstance(layer, MaxPool | AvgPool):
             op = "MaxPool" if isinstance(layer, MaxPool) else "AveragePool"
+            extra = {"count_include_pad": int(layer.count_pad)} if op == "AveragePool" else {}
+            t, left, bot, r = layer.padding
             nodes.append(helper.make_node(op, [cur], [out], name=f"pool{k}",
                                           kernel_shape=list(layer.size),
-                                          strides=list(layer.stride)))
+                                          strides=list(layer.stride), pads=[t, left, bot, r],
+                                          **extra))
         elif isinstance(layer, Flatten):
-            if len(shape) == 3 and layer.order == "hwc":
-                h, w_, c = shape
+            if len(in_shape) == 3 and layer.order == "hwc":
+                h, w_, c = in_shape
                 # ONNX flattens (c, y, x); the next dense layer expects (y, x, c) rows.
                 # Row i of the exported weights (i in (c, y, x) order) is the native row of
                 # the same pixel and channel.
-                perm_rows = np.arange(h * w_ * c).reshape(h, w_, c).transpose(2, 0, 1).ravel()
+                perm_rows[k] = np.arange(h * w_ * c).reshape(h, w_, c).transpose(2, 0, 1).ravel()
             nodes.append(helper.make_node("Flatten", [cur], [out], name=f"flatten{k}", axis=1))
         elif isinstance(layer, ReLU):
             nodes.append(helper.make_node("Relu", [cur], [out], name=f"relu{k}"))
+        elif isinstance(layer, Clip):
+            bounds = [init(f"lo{k}", layer.lo if layer.lo is not None else -np.inf),
+                      init(f"hi{k}", layer.hi if layer.hi is not None else np.inf)]
+            nodes.append(helper.make_node("Clip", [cur, *bounds], [f"t{k}"], name=f"clip{k}"))
+        elif isinstance(layer, Add):
+            node_ins = ins
+            for m, extra_in in enumerate(ins[2:]):
+                nodes.append(helper.make_node("Add", node_ins[:2], [f"t{k}_s{m}"],
+                                              name=f"add{k}_{m}"))
+                node_ins = [f"t{k}_s{m}", extra_in]
+            nodes.append(helper.make_node("Add", node_ins[:2], [out], name=f"add{k}"))
+        elif isinstance(layer, Concat):
+            nodes.append(helper.make_node("Concat", ins, [out], name=f"concat{k}", axis=1))
         if getattr(layer, "relu", False):
-            nodes.append(helper.make_node("Relu", [out], [out + "r"], name=f"relu{k}"))
-            out += "r"
-        shape = layer.out_shape(shape)
-        cur = out
-    nodes.append(helper.make_node("Identity", [cur], ["logits"], name="output"))
+            nodes.append(helper.make_node("Relu", [out], [f"t{k}"], name=f"relu{k}"))
+    last = f"t{len(model.layers) - 1}"
+    nodes.append(helper.make_node("Identity", [last], ["logits"], name="output"))
     graph = helper.make_graph(
         nodes, model.name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_dims)],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", model.classes])],
@@ -318,3 +842,4 @@ def to_onnx(model: Model, *, opset: int = 13):
                               opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(proto)
     return proto
+
