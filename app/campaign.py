@@ -57,6 +57,7 @@ from ftaccel.app.netcampaign import (
     RegisterPopulation,
     evaluate_register_fault,
     evaluate_trial,
+    faulted_nodes,
     mean_ci,
     statistical_size,
     wilson,
@@ -884,6 +885,8 @@ def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
            "model": ctx.model.name, "config": ctx.base.to_dict(), "plan": plan.sample,
            "population": plan.population, "items": len(plan.items), "chunks": plan.chunks,
            "fault_free": clean, "protections": {}}
+    # only the array's dense/conv products take faults; say which nodes ran fault-free
+    out["nodes"] = faulted_nodes(ctx.model)
     pm = spec["network"].get("permutation")
     if pm:
         out["permutation"] = {"file": pm["file"], "layers": {
@@ -1098,6 +1101,12 @@ def to_markdown(r: dict) -> str:
              f"- model: {r['model']} on {r['images']} images; accelerator `{cfg.name()}`",
              f"- fault model: {spec['faults']['model']} "
              f"({', '.join(f'{k}={v}' for k, v in spec['faults'].items() if k != 'model')})"]
+    if r.get("nodes"):
+        nd = r["nodes"]
+        free = [f"{', '.join(nd[k])} ({what})" for k, what in
+                (("depthwise", "depthwise products"), ("host", "host operations")) if nd[k]]
+        lines.append(f"- faults injected into the array's products of {', '.join(nd['faulted'])}"
+                     + (f"; fault-free: {'; '.join(free)}" if free else ""))
     if r.get("permutation"):
         pm = r["permutation"]
         lines.append(f"- neuron permutation (HAS): `{pm['file']}`, layers "

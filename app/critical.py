@@ -344,7 +344,7 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
     from ftaccel.app.nvf import THRESHOLDS
     from ftaccel.app.protect import FaultEngine, protect
     from ftaccel.golden.faults import Fault
-    from ftaccel.golden.network import product_layers, run
+    from ftaccel.golden.network import product_layers, run, state_at
 
     m = net.model
     prods = product_layers(m)
@@ -378,7 +378,7 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
             shp = pshapes[li]
             per = int(np.prod(shp[:-1])) if len(shp) > 1 else 1
             rows = np.arange(len(x)) * per + pix
-            start_x = x if li == 0 else clean.outputs[li - 1]
+            start_x = state_at(pm, x, clean.outputs, li)  # what the nodes from li on read
             eng = FaultEngine(cfg2, flips={li: (rows, col, bit)})
             lg = run(pm, start_x, eng, options=opts, start=li).logits
             pred = np.argmax(lg, 1)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftaccel.golden.fault_models import ProfileErrors, profile_errors
-from ftaccel.golden.network import LayerOptions, Model, product_layers, run
+from ftaccel.golden.network import LayerOptions, Model, product_layers, run, state_at
 
 __all__ = ["Fitness", "GAResult", "ga", "nvf_placement", "worst_bypass", "column_rates",
            "check_profile", "check_permutation", "GA_DEFAULTS", "profile_acc"]
@@ -186,13 +186,18 @@ class Fitness:
         self.layers = sorted(int(i) for i in layers)
         if not self.layers or any(i not in prods for i in self.layers):
             raise ValueError(f"layers {layers!r}: product layers of {model.name} are {prods}")
+        dw = [model.layers[i].name for i in self.layers if model.layers[i].kind == "dwconv"]
+        if dw:
+            raise ValueError(f"layers {', '.join(dw)}: depthwise, each channel its own "
+                             f"one-column product; HAS has no columns to permute there")
         self.labels = np.asarray(labels)
         self.bypass_map = bypass_map
         self.bits = bits
         self._engine = FaultEngine
         start = self.layers[0]
         clean = run(model, np.asarray(x), self._engine(cfg), record=True, stop=start)
-        self.x0 = np.asarray(x) if start == 0 else clean.outputs[start - 1]
+        # what the nodes from the first faulty layer on read (on a graph, maybe several)
+        self.x0 = state_at(model, np.asarray(x), clean.outputs, start)
         self.start = start
         self.images = len(x)
         # M, K, N of every faulty layer for this batch

@@ -74,12 +74,12 @@ from ftaccel.golden.fault_models import (
 )
 from ftaccel.golden.faults import Fault, sample_size
 from ftaccel.golden.mapping import tiles
-from ftaccel.golden.network import LayerOptions, Model, product_layers, run
+from ftaccel.golden.network import LayerOptions, Model, product_layers, run, state_at
 
 __all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "Context",
            "RegisterPopulation", "flip_cycle", "classify", "evaluate_register_fault",
            "evaluate_trial", "statistical_size", "z_value", "wilson", "mean_ci",
-           "layer_dims"]
+           "layer_dims", "faulted_nodes"]
 
 PROTECTION_KINDS = ("none", "afd", "median", "sanity", "bypass", "lcu", "tmr")
 FAULT_MODELS = ("register", "bit_errors", "pe_profile", "pe_bypass")
@@ -178,16 +178,32 @@ def mean_ci(values) -> tuple[float, float, float]:
 # -- context: the network, the data, the fault-free runs ---------------------------------------
 
 def layer_dims(model: Model, n_images: int) -> list[tuple[int, int, int, int]]:
-    """``(layer index, M, K, N)`` of every product layer for a batch of ``n_images``."""
+    """``(layer index, M, K, N)`` of every product node a campaign faults, for ``n_images``.
+
+    Dense and convolution nodes: one M×K @ K×N product each on the array.  Depthwise nodes
+    (C one-column products) and the host nodes (pooling, Add, Concat, ReLU, Clip, Flatten)
+    run fault-free (:func:`faulted_nodes`).
+    """
     out = []
-    shape = tuple(model.input_shape)
+    shapes = model.shapes()
+    for i in product_layers(model):
+        layer = model.layers[i]
+        if layer.kind == "dwconv":
+            continue
+        new = shapes[i]
+        B = layer.matrix
+        M = n_images * (math.prod(new[:-1]) if len(new) > 1 else 1)
+        out.append((i, M, B.shape[0], B.shape[1]))
+    return out
+
+
+def faulted_nodes(model: Model) -> dict[str, list[str]]:
+    """Which nodes a campaign can fault (``faulted``) and which run fault-free, and why."""
+    faulted = {i for i, *_ in layer_dims(model, 1)}
+    out: dict[str, list[str]] = {"faulted": [], "depthwise": [], "host": []}
     for i, layer in enumerate(model.layers):
-        new = layer.out_shape(shape)
-        if i in product_layers(model):
-            B = layer.matrix
-            M = n_images * (math.prod(new[:-1]) if len(new) > 1 else 1)
-            out.append((i, M, B.shape[0], B.shape[1]))
-        shape = new
+        key = "faulted" if i in faulted else "depthwise" if layer.kind == "dwconv" else "host"
+        out[key].append(layer.name)
     return out
 
 
@@ -258,7 +274,7 @@ class Context:
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
         """The network run under ``protection`` from layer ``start`` on the fast fault engine."""
         c = self.clean[protection.name]
-        x = self.x if start == 0 else c.outputs[start - 1]
+        x = state_at(self.model_of(protection), self.x, c.outputs, start)
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
         # int8 input, so the faulty runs need not check again
         return run(self.model_of(protection), x, FastFaultEngine(c.cfg, checked=False),

@@ -44,6 +44,7 @@ import numpy as np
 
 from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.network import (
+    WHERE,
     CycleEngine,
     FunctionalEngine,
     Model,
@@ -128,6 +129,9 @@ def flow_groups(model: Model, cfg: AcceleratorConfig, flow_layers: dict | None) 
     for key, group in flow_layers.items():
         i = _flow_layer(model, key)
         layer = model.layers[i]
+        if layer.kind == "dwconv":
+            raise ModelError(f"layer {layer.name}: a depthwise layer's one-column products "
+                             f"cannot be packed; run it dense")
         try:
             gl, gk = layer_shape(cfg.flow, group)
             check_group(cfg, gl, gk)
@@ -290,6 +294,8 @@ class InferenceResult:
                "startup_seconds": (None if self.startup_seconds is None
                                    else round(self.startup_seconds, 4)),
                "layers": [{"index": st.index, "name": st.name, "kind": st.kind,
+                           "runs_on": WHERE.get(st.kind, "host"),
+                           **({"products": st.N} if st.kind == "dwconv" else {}),
                            **({"M": st.M, "K": st.K, "N": st.N, "shift": st.shift,
                                "cycles": st.cycles, "macs": st.macs,
                                "utilisation": round(st.utilisation(cfg), 6),
@@ -314,15 +320,25 @@ class InferenceResult:
                  + (f" (+ {self.startup_seconds:.2f} s RTL start-up)"
                     if self.startup_seconds else ""),
                  f"- configuration: `{cfg.name()}`", "",
-                 "| layer | kind | M×K @ K×N | shift | cycles | utilisation | alarms |",
-                 "|---|---|---|---:|---:|---:|---|"]
+                 "| layer | kind | runs on | M×K @ K×N | shift | cycles | utilisation | alarms |",
+                 "|---|---|---|---|---:|---:|---:|---|"]
+        host = []
         for st in self.layers:
             if not st.cycles:
+                host.append(f"{st.name} ({st.kind})")
                 continue
             alarms = ", ".join(f"{k} {v}" for k, v in st.alarms.items()) or "—"
-            lines.append(f"| {st.name} | {st.kind} | {st.M}×{st.K} @ {st.K}×{st.N} | "
-                         f"{st.shift} | {st.cycles:,} | {100 * st.utilisation(cfg):.1f} % | "
-                         f"{alarms} |")
+            shape = (f"{st.N} × ({st.M}×{st.K} @ {st.K}×1)" if st.kind == "dwconv" else
+                     f"{st.M}×{st.K} @ {st.K}×{st.N}")
+            lines.append(f"| {st.name} | {st.kind} | array | {shape} | {st.shift} | "
+                         f"{st.cycles:,} | {100 * st.utilisation(cfg):.1f} % | {alarms} |")
+        if host:
+            lines += ["", f"Host (bit-exact integer operations, no array cycles): "
+                      f"{', '.join(host)}."]
+        if any(st.kind == "dwconv" for st in self.layers):
+            lines += ["", f"Depthwise layers run one K×1 product per channel: at most "
+                      f"min(K, {cfg.rows})/({cfg.rows}·{cfg.cols}) of the array's MAC slots work "
+                      f"(one column of {cfg.cols}), hence their low utilisation."]
         md = "\n".join(lines) + "\n"
         if "flow" in self.extra:
             md += flow_markdown(self.extra["flow"], self)
@@ -459,7 +475,10 @@ class Network:
         logits, totals = [], None
         # One step per product (a layer of one batch): an RTL run is one simulator run per
         # product, so this is the grain at which a long run can report progress.
-        bar = tqdm(total=n_batches * len(product_layers(self.model)), unit="layer",
+        # a depthwise node is one product per channel
+        steps = sum(self.model.layers[i].matrix.shape[1] if self.model.layers[i].kind ==
+                    "dwconv" else 1 for i in product_layers(self.model))
+        bar = tqdm(total=n_batches * steps, unit="product",
                    desc=f"{self.name} on {eng.name}, {len(x)} images", file=sys.stderr,
                    disable=(None if progress is None else not progress), leave=False)
         counted = _Counted(eng, bar)
@@ -488,6 +507,7 @@ class _Counted:
 
     def __init__(self, engine, bar):
         self.engine, self.bar, self.name = engine, bar, engine.name
+        self.cfg = getattr(engine, "cfg", None)  # a depthwise node's flip fault needs it
 
     def product(self, p):
         res = self.engine.product(p)

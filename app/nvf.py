@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftaccel.golden.network import Conv2D, Dense, Model, product_layers
+from ftaccel.golden.network import Model, ProductResult, product_layers, run
 from ftaccel.golden.output_stage import output_stage
 
 __all__ = ["NeuronNVF", "NVFResult", "nvf", "forward", "flip_bits", "threshold_table",
@@ -60,28 +60,47 @@ __all__ = ["NeuronNVF", "NVFResult", "nvf", "forward", "flip_bits", "threshold_t
 THRESHOLDS = tuple(range(0, 55, 5))
 
 
-def forward(model: Model, x: np.ndarray, start: int = 0, stop: int | None = None,
-            record: bool = False):
-    """Fault-free integer forward pass of layers ``start … stop − 1`` (exact, float64 BLAS).
+class _ExactEngine:
+    """The golden functional engine's products on float64 BLAS (exact: module docstring)."""
+
+    name = "nvf"
+
+    def __init__(self, a_bits: int):
+        self.a_bits = a_bits
+
+    def product(self, p):
+        acc = np.rint(p.A.astype(np.float64) @ p.B.astype(np.float64)).astype(np.int64)
+        q = output_stage(acc + p.bias, 0, p.relu, p.shift, self.a_bits)
+        return ProductResult(q=q, cycles=0)
+
+
+def forward(model: Model, x, start: int = 0, stop: int | None = None, record: bool = False):
+    """Fault-free integer forward pass of nodes ``start … stop − 1`` (exact, float64 BLAS).
 
     Equals :func:`golden.network.run` with the functional engine for a model that fits its
-    configuration (no accumulator overflow).  With ``record`` returns ``(out, outputs)``.
+    configuration (no accumulator overflow); ``x`` as :func:`golden.network.run` takes it.
+    With ``record`` returns ``(out, outputs)``.
     """
-    stop = len(model.layers) if stop is None else stop
-    x = np.asarray(x)
-    outs = []
-    for layer in model.layers[start:stop]:
-        if isinstance(layer, (Dense, Conv2D)):
-            A = layer.lower(x).astype(np.float64)
-            acc = np.rint(A @ layer.matrix.astype(np.float64)).astype(np.int64)
-            acc += layer.bias.astype(np.int64)
-            q = output_stage(acc, 0, layer.relu, layer.shift, model.a_bits)
-            x = layer.restore(q, x.shape)
+    res = run(model, x, _ExactEngine(model.a_bits), start=start, stop=stop, record=record)
+    return (res.logits, res.outputs) if record else res.logits
+
+
+def _resume(model: Model, li: int, flipped: np.ndarray, x0: np.ndarray, outs: list,
+            outer: int, inner: int) -> dict:
+    """The tensors a run from node ``li + 1`` reads, for a stacked batch of flips.
+
+    Node ``li``'s output is ``flipped``; every other tensor those nodes read (a residual
+    branch, on a graph) is the clean recorded one, each image repeated ``inner`` times and
+    the whole batch ``outer`` times, the order the flips are stacked in.
+    """
+    state = {}
+    for j in model.frontier(li + 1):
+        if j == li:
+            state[j] = flipped
         else:
-            x = layer.forward(np.asarray(x, dtype=np.int64), model.a_bits)
-        if record:
-            outs.append(x)
-    return (x, outs) if record else x
+            rec = x0 if j == -1 else outs[j]
+            state[j] = np.tile(np.repeat(rec, inner, axis=0), (outer,) + (1,) * (rec.ndim - 1))
+    return state
 
 
 def flip_bits(q: np.ndarray, bit, width: int) -> np.ndarray:
@@ -175,12 +194,15 @@ def threshold_table(result: NVFResult, thresholds=THRESHOLDS, *,
     return rows
 
 
-def _layer_nvf(model: Model, li: int, q: np.ndarray, golden: np.ndarray, bits: list[int],
-               pixels: int | None, rng: np.random.Generator, chunk: int) -> tuple:
+def _layer_nvf(model: Model, li: int, x0: np.ndarray, outs: list, golden: np.ndarray,
+               bits: list[int], pixels: int | None, rng: np.random.Generator,
+               chunk: int) -> tuple:
     """``(per-neuron per-bit change rates [N, len(bits)], evaluations)`` for layer ``li``.
 
-    The layer's clean output is ``q`` (``[B, N]`` or ``[B, H, W, N]``).
+    The layer's clean output is ``outs[li]`` (``[B, N]`` or ``[B, H, W, N]``); ``x0`` and
+    ``outs`` are the clean run's input and recorded outputs.
     """
+    q = outs[li]
     width = model.a_bits
     B = q.shape[0]
     N = q.shape[-1]
@@ -198,7 +220,8 @@ def _layer_nvf(model: Model, li: int, q: np.ndarray, golden: np.ndarray, bits: l
             x[np.arange(len(ns))[:, None, None], np.arange(nb)[None, :, None],
               np.arange(B)[None, None, :], ns[:, None, None]] = \
                 flip_bits(col, bits_a[None, :, None], width)
-            out = forward(model, x.reshape(-1, N), start=li + 1)
+            out = forward(model, _resume(model, li, x.reshape(-1, N), x0, outs,
+                                         len(ns) * nb, 1), start=li + 1)
             changed = np.argmax(out, axis=1).reshape(len(ns), nb, B) != golden[None, None, :]
             rates[ns] = changed.mean(axis=2)
             evals += x.shape[0] * x.shape[1] * x.shape[2]
@@ -222,7 +245,8 @@ def _layer_nvf(model: Model, li: int, q: np.ndarray, golden: np.ndarray, bits: l
         yy, xx = s[..., 0], s[..., 1]
         old = q[im, yy, xx, cs[ic]]
         x[ic, ib, im, ip, yy, xx, cs[ic]] = flip_bits(old, bits_a[ib], width)
-        out = forward(model, x.reshape(-1, H, W, C), start=li + 1)
+        out = forward(model, _resume(model, li, x.reshape(-1, H, W, C), x0, outs,
+                                     len(cs) * nb, P), start=li + 1)
         changed = np.argmax(out, axis=1).reshape(len(cs), nb, B, P) != \
             golden[None, None, :, None]
         rates[cs] = changed.mean(axis=(2, 3))
@@ -255,7 +279,7 @@ def nvf(model: Model, x: np.ndarray, *, sign: bool = True, pixels: int | None = 
     neurons, evals = [], 0
     for li in chosen:
         layer = model.layers[li]
-        rates, e = _layer_nvf(model, li, outs[li], golden, bits, pixels, rng, chunk)
+        rates, e = _layer_nvf(model, li, x, outs, golden, bits, pixels, rng, chunk)
         evals += e
         for n in range(rates.shape[0]):
             neurons.append(NeuronNVF(li, layer.name, n, float(rates[n].mean()),

@@ -62,8 +62,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftaccel.golden.network import (
+    Add,
+    Concat,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Flatten,
     FunctionalEngine,
     LayerOptions,
@@ -249,6 +252,31 @@ def _hidden_neurons(model: Model) -> int:
     return int(sum(model.layers[i].matrix.shape[1] for i in prods[:-1]))
 
 
+def _consumer(model: Model, li: int) -> tuple[int, tuple | None] | str:
+    """The product node that reads ``li``'s neurons, and the Flatten on the way (order, shape).
+
+    The path from ``li`` may pass only through single-reader host nodes that keep channels
+    apart (pooling, ReLU, Clip, Flatten); otherwise the reason the copies cannot be added.
+    """
+    shapes = model.shapes()
+    flatten = None
+    j = li
+    while True:
+        readers = model.readers(j)
+        if len(readers) != 1:
+            return (f"its output is read by {len(readers)} nodes (a branch): the copies would "
+                    f"reach each") if readers else "no product layer reads it"
+        j = readers[0]
+        layer = model.layers[j]
+        if isinstance(layer, Flatten):
+            flatten = (layer.order, shapes[model.sources(j)[0]])
+        elif isinstance(layer, Dense | Conv2D):
+            return j, flatten
+        elif isinstance(layer, DepthwiseConv2D | Add | Concat):
+            return (f"its output reaches {layer.kind} node {layer.name}, whose channels the "
+                    f"copies would change")
+
+
 def _extend_consumer(model: Model, li: int, copies: np.ndarray, mode: str) -> tuple[int, object]:
     """The next product layer after ``li`` with input channels for the copies of ``copies``.
 
@@ -256,34 +284,29 @@ def _extend_consumer(model: Model, li: int, copies: np.ndarray, mode: str) -> tu
     zero.
     """
     C = model.layers[li].matrix.shape[1]
-    flatten = None
-    shapes = model.shapes()
-    for j in range(li + 1, len(model.layers)):
-        layer = model.layers[j]
-        if isinstance(layer, Flatten):
-            flatten = (layer.order, shapes[j - 1])
-            continue
-        if not isinstance(layer, (Dense, Conv2D)):
-            continue
-        w = layer.weights
-        if isinstance(layer, Conv2D):
-            extra = w[:, :, copies] if mode == "copy" else np.zeros_like(w[:, :, copies])
-            return j, dataclasses.replace(layer, weights=np.concatenate([w, extra], axis=2))
-        if flatten is None or len(flatten[1]) == 1:
-            extra = w[copies] if mode == "copy" else np.zeros_like(w[copies])
-            return j, dataclasses.replace(layer, weights=np.concatenate([w, extra], axis=0))
-        order, (H, W, _) = flatten
-        if order == "hwc":
-            w4 = w.reshape(H, W, C, -1)
-            ax = 2
-        else:
-            w4 = w.reshape(C, H, W, -1)
-            ax = 0
-        sel = np.take(w4, copies, axis=ax)
-        extra = sel if mode == "copy" else np.zeros_like(sel)
-        w4 = np.concatenate([w4, extra], axis=ax)
-        return j, dataclasses.replace(layer, weights=w4.reshape(-1, w.shape[1]))
-    raise ValueError(f"layer {model.layers[li].name}: no product layer reads it")
+    found = _consumer(model, li)
+    if isinstance(found, str):
+        raise ValueError(f"layer {model.layers[li].name}: {found}")
+    j, flatten = found
+    layer = model.layers[j]
+    w = layer.weights
+    if isinstance(layer, Conv2D):
+        extra = w[:, :, copies] if mode == "copy" else np.zeros_like(w[:, :, copies])
+        return j, dataclasses.replace(layer, weights=np.concatenate([w, extra], axis=2))
+    if flatten is None or len(flatten[1]) == 1:
+        extra = w[copies] if mode == "copy" else np.zeros_like(w[copies])
+        return j, dataclasses.replace(layer, weights=np.concatenate([w, extra], axis=0))
+    order, (H, W, _) = flatten
+    if order == "hwc":
+        w4 = w.reshape(H, W, C, -1)
+        ax = 2
+    else:
+        w4 = w.reshape(C, H, W, -1)
+        ax = 0
+    sel = np.take(w4, copies, axis=ax)
+    extra = sel if mode == "copy" else np.zeros_like(sel)
+    w4 = np.concatenate([w4, extra], axis=ax)
+    return j, dataclasses.replace(layer, weights=w4.reshape(-1, w.shape[1]))
 
 
 def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "word",
@@ -315,6 +338,14 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
             raise ValueError(f"layer {layer.name}: neuron {crit[-1]} not in 0 … {N - 1}")
         if li == prods[-1]:
             skipped[li] = {"neurons": crit, "why": "logits layer: copies would be class scores"}
+            continue
+        if isinstance(layer, DepthwiseConv2D):
+            skipped[li] = {"neurons": crit, "why": "depthwise: each channel is its own "
+                                                   "one-column product, no column to copy to"}
+            continue
+        path = _consumer(_with(model, layers), li)
+        if isinstance(path, str):
+            skipped[li] = {"neurons": crit, "why": path}
             continue
         if method == "lcu" and not layer.relu:
             skipped[li] = {"neurons": crit, "why": "no ReLU: the LCU is only sound for "
