@@ -135,20 +135,13 @@ def test_unsupported_graphs_name_the_node(rng):
     sig = helper.make_node("Sigmoid", ["y"], ["s"], name="squash")
     with pytest.raises(ModelError, match=r"node squash \(op Sigmoid\): unsupported operator"):
         load_onnx(small_graph(rng, extra=sig))
-    # A branch: the chain is broken.
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
-    y = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"),
-             helper.make_node("Add", ["a", "x"], ["z"], name="residual")]
-    proto = helper.make_model(helper.make_graph(nodes, "res", [x], [y]))
-    with pytest.raises(ModelError, match=r"node residual \(op Add\): the graph is not a chain"):
-        load_onnx(proto)
     conv = helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2,
                             kernel_shape=[1, 1])
     g = helper.make_graph([conv], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
                           initializer=[numpy_helper.from_array(
-                              np.ones((2, 1, 1, 1), np.float32), "w")])
-    with pytest.raises(ModelError, match=r"node grouped \(op Conv\): grouped"):
+                              np.ones((2, 2, 1, 1), np.float32), "w")])
+    with pytest.raises(ModelError, match=r"node grouped \(op Conv\): grouped convolution "
+                                         r"\(group = 2\) is not supported"):
         load_onnx(helper.make_model(g))
