@@ -44,7 +44,7 @@ def _w(rng, *shape, scale=0.5):
 
 
 def residual(rng) -> Model:
-    """conv → conv → Add(0, 1) → ReLU → padded max pool → flatten → dense."""
+    """Conv → conv → Add(0, 1) → ReLU → padded max pool → flatten → dense."""
     return Model(layers=(
         Conv2D(_w(rng, 3, 3, 2, 4), _w(rng, 4, scale=0.1), padding=(1, 1, 1, 1), relu=True,
                name="c1"),
@@ -58,7 +58,7 @@ def residual(rng) -> Model:
 
 
 def fire(rng) -> Model:
-    """squeeze 1×1 → expand 1×1 ‖ expand 3×3 → Concat → padded avg pool → dense."""
+    """Squeeze 1×1 → expand 1×1 ‖ expand 3×3 → Concat → padded avg pool → dense."""
     return Model(layers=(
         Conv2D(_w(rng, 1, 1, 2, 3), _w(rng, 3, scale=0.1), relu=True, name="sq"),
         Conv2D(_w(rng, 1, 1, 3, 4), _w(rng, 4, scale=0.1), relu=True, name="e1"),
@@ -72,7 +72,7 @@ def fire(rng) -> Model:
 
 
 def mobile(rng) -> Model:
-    """depthwise 3×3 stride 2 (ReLU6) → pointwise 1×1 → global average → dense."""
+    """Depthwise 3×3 stride 2 (ReLU6) → pointwise 1×1 → global average → dense."""
     return Model(layers=(
         DepthwiseConv2D(_w(rng, 3, 3, 3), _w(rng, 3, scale=0.1), stride=(2, 2),
                         padding=(1, 1, 1, 1), relu=True, name="dw"),
@@ -85,7 +85,7 @@ def mobile(rng) -> Model:
 
 
 def strided(rng) -> Model:
-    """asymmetric padding and strides, an average pool counting its padding, a skip on the input."""
+    """Asymmetric padding and strides, an average pool counting its padding, a skip on the input."""
     return Model(layers=(
         Conv2D(_w(rng, 3, 3, 2, 2), _w(rng, 2, scale=0.1), stride=(2, 1), padding=(0, 1, 2, 1),
                name="cs"),

@@ -30,7 +30,7 @@ def test_golden_run_writes_complete_reports(tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(want.accuracy)
     assert report["images"] == 30 and report["engine"] == "golden"
     assert [layer["cycles"] for layer in report["layers"]] == [s.cycles for s in want.layers]
-    assert "top-1 accuracy" in out and "| fc1 | dense | 30×64 @ 64×64 |" in out
+    assert "top-1 accuracy" in out and "| fc1 | dense | array | 30×64 @ 64×64 |" in out
     md = (tmp_path / "r" / "infer.md").read_text()
     assert md.startswith("# Inference: digits-mlp on 8×8 WS (golden)")
 
