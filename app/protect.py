@@ -488,7 +488,9 @@ class FaultEngine:
                          split=None if split is None else np.asarray(split, dtype=bool))
         if p.index in self.flips:
             rows, col, bit = self.flips[p.index]
-            q[rows, col] = flip_bits(q[rows, col], bit, cfg.a_width)
+            col = col - p.part  # a depthwise node's channel c is column 0 of its product c
+            if 0 <= col < q.shape[1]:
+                q[rows, col] = flip_bits(q[rows, col], bit, cfg.a_width)
         if pairs is not None:
             for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2):
                 q[:, a] = q[:, b] = lcu(q[:, a], q[:, b], width=cfg.a_width,

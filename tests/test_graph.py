@@ -343,3 +343,20 @@ def test_campaign_context_runs_a_graph_and_names_the_faulted_nodes():
                                  "host": ["relu6", "gap", "fl"]}
     rows = evaluate_trial(ctx, "bit_errors", 0.05, 0, 1, 0)
     assert rows and rows[0]["outcome"] in ("masked", "sdc", "critical")
+
+
+def test_a_neuron_flip_on_a_depthwise_channel_equals_flipping_its_output():
+    from ftaccel.app.nvf import flip_bits
+    from ftaccel.app.protect import FaultEngine
+
+    _, qm, x = quantised("mobile")
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow="ws", acc_width=32)
+    xq = qm.quantize_input(x)
+    clean = run(qm, xq, FunctionalEngine(cfg), record=True)
+    rows = np.arange(len(xq)) * 16 + 5  # pixel 5 of every image's 4×4 map
+    got = run(qm, xq, FaultEngine(cfg, flips={0: (rows, 2, 6)})).logits
+    q = clean.outputs[0].copy()
+    q[:, 1, 1, 2] = flip_bits(q[:, 1, 1, 2], 6, 8)
+    want = run(qm, {0: q}, FunctionalEngine(cfg), start=1).logits
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, clean.logits)
