@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from ftaccel.errors import ConfigError
-from ftaccel.golden import intmath
-from ftaccel.golden.intmath import exact_matmul, plan, sum_bound
+from ftaccel.golden import array, intmath
+from ftaccel.golden.array import AccumulatorOverflow, checked_product
+from ftaccel.golden.bypass import pruned_matmul
+from ftaccel.golden.intmath import column_bound, exact_matmul, plan, sum_bound
+from ftaccel.golden.mapping import tiles
 
 INT_DTYPES = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
               np.uint64)
@@ -271,3 +274,103 @@ def test_bad_operands(A, B, field):
         exact_matmul(A, B)
     assert e.value.field == field
     assert "\n" not in str(e.value) and str(e.value).startswith(f"invalid {field} = ")
+
+
+# -- the golden products built on it: the same overflow checks as forming every sum --------------
+
+def _every_running_sum(dataflow, R, C, P, A, B, bias, early):
+    """The accumulator check written out: every running sum formed, tile by tile in driver order."""
+    lo, hi = -(1 << (P - 1)), (1 << (P - 1)) - 1
+
+    def check(x, what):
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise AccumulatorOverflow(f"{what}: {int(x.max() if x.max() > hi else x.min())}")
+
+    M, N = A.shape[0], B.shape[1]
+    out = np.zeros((M, N), dtype=np.int64)
+    if early:
+        out += bias
+        check(out, "bias")
+    for t in tiles(dataflow, R, C, M, A.shape[1], N):
+        run = np.cumsum(A[t.m0:t.m1, t.k0:t.k1, None] * B[None, t.k0:t.k1, t.n0:t.n1], axis=1)
+        if dataflow != "os":
+            run += out[t.m0:t.m1, None, t.n0:t.n1]
+        check(run, dataflow)
+        out[t.m0:t.m1, t.n0:t.n1] = run[:, -1, :]
+    return out if early else out + bias
+
+
+def _outcome(f, *args, **kwargs):
+    """``("ok", f(...))`` or ``("overflow", the value the message reports)``."""
+    try:
+        return "ok", f(*args, **kwargs)
+    except AccumulatorOverflow as e:
+        return "overflow", int(str(e).split("partial sum ")[1].split()[0]) \
+            if "partial sum" in str(e) else int(str(e).rsplit(": ", 1)[1])
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
+def test_checked_product_reports_what_every_running_sum_shows(dataflow, rng, monkeypatch):
+    """Bound cleared, bound not cleared but no overflow, and overflow: all as the plain check."""
+    monkeypatch.setattr(array, "_RUNNING_CHUNK", 37)  # several row chunks per tile
+    seen = set()
+    for _ in range(150):
+        R, C = (int(x) for x in rng.integers(1, 6, size=2))
+        M, K, N = (int(x) for x in rng.integers(1, 12, size=3))
+        A = rng.integers(-128, 128, size=(M, K))
+        B = rng.integers(-128, 128, size=(K, N))
+        bias = rng.integers(-3000, 3000, size=N)
+        P = int(rng.integers(14, 21))
+        early = bool(rng.integers(2)) and dataflow != "os"
+        want = _outcome(_every_running_sum, dataflow, R, C, P, A, B, bias, early)
+        got = _outcome(checked_product, dataflow, R, C, P, A, B, bias, bias_in_psum=early)
+        assert got[0] == want[0], (R, C, M, K, N, P, early)
+        if got[0] == "ok":
+            assert np.array_equal(got[1], want[1])
+            bound = column_bound(intmath.k_abs_max(A, -1), B).max() + \
+                (np.abs(bias).max() if early else 0)
+            seen.add("cleared" if bound < 2 ** (P - 1) else "checked")
+        else:
+            assert got[1] == want[1]
+            seen.add("overflow")
+    assert seen == {"cleared", "checked", "overflow"}
+
+
+def test_os_pruned_product_checks_only_outputs_in_use(rng, monkeypatch):
+    monkeypatch.setattr(array, "_RUNNING_CHUNK", 29)
+    seen = set()
+    for _ in range(150):
+        R, C = (int(x) for x in rng.integers(1, 5, size=2))
+        M, K, N = (int(x) for x in rng.integers(1, 12, size=3))
+        A = rng.integers(-128, 128, size=(M, K))
+        B = rng.integers(-128, 128, size=(K, N))
+        bmap = rng.random((R, C)) < 0.4
+        P = int(rng.integers(14, 20))
+        mask = bmap[np.arange(M)[:, None] % R, np.arange(N)[None, :] % C]
+        run = np.cumsum(A[:, :, None] * B[None, :, :], axis=1).transpose(0, 2, 1)[~mask]
+        lo, hi = -(1 << (P - 1)), (1 << (P - 1)) - 1
+        got = _outcome(pruned_matmul, "os", A, B, bmap, acc_bits=P)
+        if run.size and (run.min() < lo or run.max() > hi):
+            assert got == ("overflow", int(run.max() if run.max() > hi else run.min()))
+            seen.add("overflow")
+        else:
+            assert got[0] == "ok"
+            assert np.array_equal(got[1], np.where(mask, 0, _int64_matmul(A, B)))
+            seen.add("ok")
+    assert seen == {"ok", "overflow"}
+
+
+def test_check_running_is_independent_of_the_chunking(rng, monkeypatch):
+    A = rng.integers(-128, 128, size=(23, 9))
+    B = rng.integers(-128, 128, size=(9, 4))
+    start = rng.integers(-5000, 5000, size=(23, 4))
+    sums = []
+    for chunk in (1, 36, 37, 10 ** 6):
+        monkeypatch.setattr(array, "_RUNNING_CHUNK", chunk)
+        sums.append(array.check_running(A, B, 20, "x", start=start))
+        with pytest.raises(AccumulatorOverflow) as e:
+            array.check_running(A, B, 14, "x", start=start)
+        sums.append(str(e.value))
+    assert np.array_equal(sums[0], start + _int64_matmul(A, B))
+    assert all(np.array_equal(s, sums[i % 2]) if i % 2 == 0 else s == sums[1]
+               for i, s in enumerate(sums))
