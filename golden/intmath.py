@@ -38,14 +38,15 @@ the bound and the casts cost more than the loop (``bench/bench_matmul.py``).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
 from ftaccel.errors import ConfigError
 
-__all__ = ["F32_EXACT", "F64_EXACT", "MIN_F32_BLOCK", "SMALL_MACS", "Plan", "k_abs_max",
-           "sum_bound", "column_bound", "plan", "exact_matmul"]
+__all__ = ["F32_EXACT", "F64_EXACT", "MIN_F32_BLOCK", "SMALL_MACS", "THREAD_MACS", "Plan",
+           "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul"]
 
 #: Largest magnitude up to which every integer is a float32 (2^24: p = 24).
 F32_EXACT = 1 << 24
@@ -58,6 +59,12 @@ MIN_F32_BLOCK = 128
 #: int64 ``@``: the bound and the casts cost ≈ 30–40 µs, which its loop (≈ 0.7 ns per
 #: multiply-accumulate) beats below this size (``bench/bench_matmul.py``).
 SMALL_MACS = 1 << 16
+#: Products below this many multiply-accumulates run the BLAS on one thread: OpenBLAS threads
+#: a product from 2^18 MACs on, and when another process holds the second core its threads
+#: wait for each other: a 8192×9×8 product took 2.1 ms on two threads against 0.05 ms on one
+#: (load 6 on 2 cores), and the fast fault model's many tall, narrow per-pass products ran
+#: 4× slower than numpy's int64 loop.  Above it the threads pay off (``bench/bench_matmul.py``).
+THREAD_MACS = 1 << 24
 
 
 class Plan(NamedTuple):
@@ -227,8 +234,49 @@ def plan(A, B) -> Plan:
 
 # -- the product -------------------------------------------------------------------------------
 
+_BLAS_LIBS: list | None = None
+
+
+def _blas_libs() -> list:
+    """The controllers (threadpoolctl) of the BLAS libraries loaded; empty without threadpoolctl."""
+    global _BLAS_LIBS
+    if _BLAS_LIBS is None:
+        try:  # optional: without it the BLAS threads as it likes (still exact)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _BLAS_LIBS = []
+        else:
+            _BLAS_LIBS = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _BLAS_LIBS
+
+
+@contextmanager
+def _one_thread(on: bool):
+    """The BLAS on one thread inside the block (when ``on``), its thread counts restored after.
+
+    The count is global to the process: a product running meanwhile in another Python thread
+    runs on one thread too (slower, never wrong).
+    """
+    libs = [(lib, lib.get_num_threads()) for lib in _blas_libs()] if on else []
+    libs = [(lib, n) for lib, n in libs if n and n > 1]
+    for lib, _ in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in libs:
+            lib.set_num_threads(n)
+
+
 def _blas(A: np.ndarray, B: np.ndarray, ftype, block: int) -> np.ndarray:
     """``A @ B`` in ``ftype``, K cut into blocks of ``block``, the blocks summed in int64."""
+    macs = math.prod(np.broadcast_shapes(A.shape[:-2], B.shape[:-2])) * A.shape[-2] * \
+        A.shape[-1] * B.shape[-1]
+    with _one_thread(macs < THREAD_MACS):
+        return _blas_blocks(A, B, ftype, block)
+
+
+def _blas_blocks(A: np.ndarray, B: np.ndarray, ftype, block: int) -> np.ndarray:
     K = A.shape[-1]
     if block >= K:
         return np.matmul(A.astype(ftype, copy=False), B.astype(ftype, copy=False)).astype(
@@ -300,6 +348,11 @@ def exact_matmul(A, B) -> np.ndarray:
     ftaccel.errors.ConfigError
         An operand that is not an integer array, or shapes ``np.matmul`` rejects.
     """
+    if (type(A) is np.ndarray and type(B) is np.ndarray and A.ndim == 2 and B.ndim == 2
+            and A.dtype.kind == "i" and B.dtype.kind == "i" and A.shape[1] == B.shape[0]
+            and A.shape[0] * A.shape[1] * B.shape[1] <= SMALL_MACS):
+        # the fast fault model's many small per-pass products: no checks beyond these
+        return np.matmul(A.astype(np.int64, copy=False), B.astype(np.int64, copy=False))
     A, B, out_shape, squeeze = _shapes(_operand("A", A), _operand("B", B))
     out = _product(A, B, out_shape)
     return out.squeeze(axis=squeeze) if squeeze else out
