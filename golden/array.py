@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmath import F64_EXACT, column_bound, exact_matmul, k_abs_max
+from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
 from .mapping import ceil_div, tiles
 
 __all__ = ["AccumulatorOverflow", "matmul", "checked_product", "check_running", "latency",
@@ -79,37 +79,40 @@ def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bi
     M, K = A.shape
     N = B.shape[1]
     bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    out = np.zeros((M, N), dtype=np.int64)
     P = acc_bits
     hi = _acc_range(P)[1]
     early = bias_in_psum
-    if early:
-        out += bias_v[None, :]
-        _check(out, P, "bias")
-    amax = k_abs_max(A, -1) if M and K else np.zeros(K)
+    if early and M:
+        _check(bias_v, P, "bias")
+    # The product first (it reads A's maxima on its way); it is the answer when the bound
+    # clears, which it does for every layer whose K fits the accumulator (cfg.max_k).
+    prod, amax = exact_matmul_amax(A, B)
     bound = column_bound(amax, B)
     if early:
         bound = bound + np.abs(bias_v.astype(np.float64))
     if not bound.size or _clears(float(bound.max()), hi):
-        out += exact_matmul(A, B)
-    else:
-        for t in tiles(dataflow, rows, cols, M, K, N):
-            a = A[t.m0:t.m1, t.k0:t.k1]
-            b = B[t.k0:t.k1, t.n0:t.n1]
-            block = out[t.m0:t.m1, t.n0:t.n1]
-            # OS: the PE adds one product per cycle from zero; WS / IS: the partial sums run
-            # down a column, one product per PE row, from the previous K-tile's result.
-            start = None if dataflow == "os" else block
-            tb = column_bound(amax[t.k0:t.k1], b)
-            if start is not None and block.size:
-                tb = tb + float(np.abs(block).max())
-            if not tb.size or _clears(float(tb.max()), hi):
-                block += exact_matmul(a, b)
-            elif dataflow == "os":
-                block += check_running(a, b, P, "OS accumulation")
-            else:
-                block[...] = check_running(a, b, P, f"{dataflow.upper()} column reduction",
-                                           start=block)
+        prod += bias_v[None, :]  # the same sum wherever the bias enters
+        return prod
+    out = np.zeros((M, N), dtype=np.int64)
+    if early:
+        out += bias_v[None, :]
+    for t in tiles(dataflow, rows, cols, M, K, N):
+        a = A[t.m0:t.m1, t.k0:t.k1]
+        b = B[t.k0:t.k1, t.n0:t.n1]
+        block = out[t.m0:t.m1, t.n0:t.n1]
+        # OS: the PE adds one product per cycle from zero; WS / IS: the partial sums run
+        # down a column, one product per PE row, from the previous K-tile's result.
+        start = None if dataflow == "os" else block
+        tb = column_bound(amax[t.k0:t.k1], b)
+        if start is not None and block.size:
+            tb = tb + float(np.abs(block).max())
+        if not tb.size or _clears(float(tb.max()), hi):
+            block += exact_matmul(a, b)
+        elif dataflow == "os":
+            block += check_running(a, b, P, "OS accumulation")
+        else:
+            block[...] = check_running(a, b, P, f"{dataflow.upper()} column reduction",
+                                       start=block)
     if not early:
         out += bias_v[None, :]
     return out

@@ -104,7 +104,7 @@ import numpy as np
 from ftaccel.errors import is_int
 
 from .array import AccumulatorOverflow, check_running, checked_product
-from .intmath import F64_EXACT, column_bound, exact_matmul, k_abs_max
+from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
 from .mapping import pe_map
 
 __all__ = ["DATAFLOWS", "AccumulatorOverflow", "bernoulli_map", "fault_map", "bypass_rate",
@@ -311,11 +311,10 @@ def _checked_prune(dataflow, A, B, bmap, mask, bias_v, acc_bits):
     # Their running sums lie within Σ_k max_m|a_mk|·|b_kn| (golden.intmath.column_bound):
     # formed and checked (check_running, in row chunks) only when that does not clear.
     hi = (1 << (acc_bits - 1)) - 1
-    bound = column_bound(k_abs_max(A, -1), B)
-    if bound.max() < F64_EXACT and bound.max() <= hi:
-        full = exact_matmul(A, B)
-    else:
-        full = check_running(A, B, acc_bits, "OS accumulation", live=~mask)
+    full, amax = exact_matmul_amax(A, B)
+    bound = column_bound(amax, B)
+    if not (bound.max() < F64_EXACT and bound.max() <= hi):
+        check_running(A, B, acc_bits, "OS accumulation", live=~mask)
     return np.where(mask, 0, full) + bias_v[None, :]
 
 

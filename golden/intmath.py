@@ -46,7 +46,7 @@ import numpy as np
 from ftaccel.errors import ConfigError
 
 __all__ = ["F32_EXACT", "F64_EXACT", "MIN_F32_BLOCK", "SMALL_MACS", "THREAD_MACS", "Plan",
-           "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul"]
+           "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul", "exact_matmul_amax"]
 
 #: Largest magnitude up to which every integer is a float32 (2^24: p = 24).
 F32_EXACT = 1 << 24
@@ -206,24 +206,24 @@ def _plan(amax: np.ndarray, bmax: np.ndarray, K: int) -> Plan:
 
 
 def _decide(A: np.ndarray, B: np.ndarray, out_shape: tuple):
-    """``(plan, A as float32, B as float32)``; the copies are ``None`` unless computed.
+    """``(plan, A as float32, B as float32, amax)``; ``None`` for what was not computed.
 
     The maxima are read from the float32 copies (half the bytes of int64, and needed for a
     float32 product anyway); a copy holding a value ≥ 2^24 may have rounded it, so those maxima
-    are read again from the integers.
+    are read again from the integers.  ``amax``: :func:`k_abs_max` of A.
     """
     K = A.shape[-1]
     if K == 0 or 0 in out_shape:
-        return Plan("empty", 0, 0.0), None, None
+        return Plan("empty", 0, 0.0), None, None, None
     if math.prod(out_shape) * K <= SMALL_MACS:
-        return Plan("int64", 0, float("inf")), None, None
+        return Plan("int64", 0, float("inf")), None, None, None
     Af, Bf = A.astype(np.float32), B.astype(np.float32)
     amax, bmax = k_abs_max(Af, -1), k_abs_max(Bf, -2)
     if amax.max() >= F32_EXACT:
         amax = k_abs_max(A, -1)
     if bmax.max() >= F32_EXACT:
         bmax = k_abs_max(B, -2)
-    return _plan(amax, bmax, K), Af, Bf
+    return _plan(amax, bmax, K), Af, Bf, amax
 
 
 def plan(A, B) -> Plan:
@@ -305,24 +305,28 @@ def _shifted(x: np.ndarray, h: int) -> np.ndarray:
     return (x.view(np.uint64) << np.uint64(h)).view(np.int64)
 
 
-def _product(A: np.ndarray, B: np.ndarray, out_shape: tuple) -> np.ndarray:
-    p, Af, Bf = _decide(A, B, out_shape)
+def _product(A: np.ndarray, B: np.ndarray, out_shape: tuple):
+    """``(A @ B exactly, k_abs_max(A) or None)``."""
+    p, Af, Bf, amax = _decide(A, B, out_shape)
     if p.method == "empty":
-        return np.zeros(out_shape, dtype=np.int64)
+        return np.zeros(out_shape, dtype=np.int64), None
     if p.method == "int64":
-        return np.matmul(A.astype(np.int64, copy=False), B.astype(np.int64, copy=False))
+        return np.matmul(A.astype(np.int64, copy=False), B.astype(np.int64, copy=False)), None
     if p.method == "float32":
-        return _blas(Af, Bf, np.float32, p.block)
+        return _blas(Af, Bf, np.float32, p.block), amax
     del Af, Bf
     if p.method == "float64":
-        return _blas(A, B, np.float64, p.block)
+        return _blas(A, B, np.float64, p.block), amax
     # split the operand with the wider values: each half's products are 2^h smaller
-    a_top, b_top = float(k_abs_max(A, -1).max()), float(k_abs_max(B, -2).max())
+    a_top, b_top = float(amax.max()), float(k_abs_max(B, -2).max())
     if a_top >= b_top:
         hi, lo, h = _halves(A, a_top)
-        return _shifted(_product(hi, B, out_shape), h) + _product(lo, B, out_shape)
-    hi, lo, h = _halves(B, b_top)
-    return _shifted(_product(A, hi, out_shape), h) + _product(A, lo, out_shape)
+        out = _shifted(_product(hi, B, out_shape)[0], h) + _product(lo, B, out_shape)[0]
+    else:
+        hi, lo, h = _halves(B, b_top)
+        out = _shifted(_product(A, hi, out_shape)[0], h) + _product(A, lo, out_shape)[0]
+    return out, amax
+
 
 def exact_matmul(A, B) -> np.ndarray:
     """The exact int64 product ``A @ B`` of integer arrays, on the BLAS.
@@ -354,5 +358,20 @@ def exact_matmul(A, B) -> np.ndarray:
         # the fast fault model's many small per-pass products: no checks beyond these
         return np.matmul(A.astype(np.int64, copy=False), B.astype(np.int64, copy=False))
     A, B, out_shape, squeeze = _shapes(_operand("A", A), _operand("B", B))
-    out = _product(A, B, out_shape)
+    out = _product(A, B, out_shape)[0]
     return out.squeeze(axis=squeeze) if squeeze else out
+
+
+def exact_matmul_amax(A, B) -> tuple[np.ndarray, np.ndarray]:
+    """``(exact_matmul(A, B), k_abs_max(A, -1))``: the product and its left operand's maxima.
+
+    The maxima come from the pass the product makes anyway (over A's float32 copy), so a
+    caller that bounds partial sums with them (:func:`column_bound`, e.g. the accumulator
+    check of :func:`golden.array.checked_product`) reads A once less.  Raises as
+    :func:`exact_matmul`.
+    """
+    A, B, out_shape, squeeze = _shapes(_operand("A", A), _operand("B", B))
+    out, amax = _product(A, B, out_shape)
+    if amax is None:
+        amax = k_abs_max(A, -1) if A.size else np.zeros(A.shape[-1], dtype=np.float64)
+    return (out.squeeze(axis=squeeze) if squeeze else out), amax

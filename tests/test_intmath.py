@@ -259,6 +259,38 @@ def test_bound_of_int64_min_does_not_wrap():
     assert sum_bound(A, np.array([[1]])) >= 2.0 ** 63
 
 
+def test_product_with_maxima(rng, blas_always):
+    cases = [rng.integers(-128, 128, size=(30, 20), dtype=np.int8),
+             _full_range(rng, np.int64, (6, 20)),  # split: maxima from the integers
+             np.full((4, 20), 1 << 25, dtype=np.int32)]  # ≥ 2^24: float32 copies round
+    for A in cases:
+        B = rng.integers(-128, 128, size=(20, 3), dtype=np.int8)
+        out, amax = intmath.exact_matmul_amax(A, B)
+        assert np.array_equal(out, _python_matmul(A, B))
+        want = [max(abs(int(v)) for v in A[:, k]) for k in range(A.shape[1])]
+        assert [int(v) for v in amax] == [min(w, 2 ** 63) for w in want]
+
+
+def test_mid_size_products_leave_the_blas_threads_as_they_were(rng, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    info = threadpoolctl.threadpool_info
+    before = [d["num_threads"] for d in info() if d["user_api"] == "blas"]
+    A = rng.integers(-128, 128, size=(2000, 64))  # 2^23 MACs: one thread
+    B = rng.integers(-128, 128, size=(64, 64))
+    assert intmath.THREAD_MACS > 2000 * 64 * 64
+    inside = []
+    real = intmath._blas_blocks
+
+    def spy(*args):
+        inside.append([d["num_threads"] for d in info() if d["user_api"] == "blas"])
+        return real(*args)
+
+    monkeypatch.setattr(intmath, "_blas_blocks", spy)
+    assert np.array_equal(exact_matmul(A, B), _int64_matmul(A, B))
+    assert inside == [[1] * len(before)]
+    assert [d["num_threads"] for d in info() if d["user_api"] == "blas"] == before
+
+
 # -- bad operands ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("A,B,field", [
