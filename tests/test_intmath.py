@@ -268,7 +268,8 @@ def test_product_with_maxima(rng, blas_always):
         out, amax = intmath.exact_matmul_amax(A, B)
         assert np.array_equal(out, _python_matmul(A, B))
         want = [max(abs(int(v)) for v in A[:, k]) for k in range(A.shape[1])]
-        assert [int(v) for v in amax] == [min(w, 2 ** 63) for w in want]
+        # exact below 2^53; above, the nearest float64 (still ≥ 2^53: the bounds stay safe)
+        assert amax.tolist() == [float(w) for w in want]
 
 
 def test_mid_size_products_leave_the_blas_threads_as_they_were(rng, monkeypatch):
