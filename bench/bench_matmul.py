@@ -9,11 +9,14 @@ from a golden run on 128 test images), a ResNet-18 3×3 convolution at 32×32 lo
 last-stage 3×3 convolution (K = 4,608 > 1,024: float32 in K-blocks).  For each: the plan the
 kernel follows, GMAC/s of the kernel on int8 operands and on the int64 operands the golden
 engine hands it, of numpy's int64 ``@`` (no BLAS) and of float32 ``@`` on operands already
-in float32 (the ceiling: the BLAS alone, no bound, no casts), and the ratios.  Then the
-small-product crossover behind ``SMALL_MACS`` and the golden engine's images per second on
-digits-cnn (the number ``bench/bench_infer.py --engines golden`` prints).  Every result is
-checked equal to numpy's int64 product; times are the best of several runs (the machine is
-shared: the load average is printed).
+in float32 with the kernel's thread count (the ceiling: the BLAS alone, no bound, no casts),
+and the ratios.  Then the
+measurements behind the kernel's constants (``SMALL_MACS``: small products on numpy's int64
+``@``; ``MIN_F32_BLOCK``: float32 K-blocks or one float64 product; ``THREAD_MACS``: one BLAS
+thread below it) and the golden engine's images per second on digits-cnn (the number
+``bench/bench_infer.py --engines golden`` prints).  Every result is checked equal to numpy's
+int64 product; times are medians of several runs (the machine is shared: the load average is
+printed; ``OPENBLAS_NUM_THREADS=1`` runs every product on one thread).
 """
 
 from __future__ import annotations
@@ -33,14 +36,18 @@ from ftaccel.golden.network import FunctionalEngine
 
 
 def best(f, repeats: int) -> float:
-    """Shortest of ``repeats`` timed calls of ``f`` after one warm-up, in seconds."""
+    """Median of ``repeats`` timed calls of ``f`` after one warm-up, in seconds.
+
+    The median, not the best: on a shared machine a threaded BLAS call is now and then fast and
+    mostly slow, and the best run would hide that.
+    """
     f()
-    t = float("inf")
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         f()
-        t = min(t, time.perf_counter() - t0)
-    return t
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 class _Recorder(FunctionalEngine):
@@ -103,7 +110,12 @@ def kernel_table(batch: int, repeats: int, rng) -> None:
         t_kernel = best(lambda A=A, B=B: exact_matmul(A, B), repeats)
         t_int = best(lambda A=A, B=B: A @ B, max(1, repeats // 3))
         Af, Bf = A.astype(np.float32), B.astype(np.float32)
-        t_f32 = best(lambda Af=Af, Bf=Bf: Af @ Bf, repeats)
+
+        def ceiling(Af=Af, Bf=Bf, macs=macs):
+            with intmath._one_thread(macs < intmath.THREAD_MACS):  # the kernel's threads
+                return Af @ Bf
+
+        t_f32 = best(ceiling, repeats)
         g = [macs / t / 1e9 for t in (t_narrow, t_kernel, t_int, t_f32)]
         how = p.method + (f", K-blocks of {p.block}" if 0 < p.block < K else "")
         print(f"| {name} | {M}×{K}×{N} | {how} | {g[0]:.1f} | {g[1]:.1f} | {g[2]:.2f} | "
@@ -127,6 +139,48 @@ def crossover_table(repeats: int, rng) -> None:
             print(f"| {M}×{K}×{N} | {M * K * N:,} | {1e6 * t_blas:.0f} | {1e6 * t_int:.0f} |")
     finally:
         intmath.SMALL_MACS = keep
+
+
+def block_table(repeats: int, rng) -> None:
+    print(f"\nK-blocks (MIN_F32_BLOCK = {intmath.MIN_F32_BLOCK}: shorter float32 blocks give "
+          "way to one float64 product), ms on one thread, operands already in float32 / "
+          "int64:\n")
+    sizes = (32, 64, 128, 256, 1024)
+    print("| M×K×N | float64, one product | " + " | ".join(f"float32, blocks of {b}"
+                                                          for b in sizes) + " |")
+    print("|---|---:|" + "---:|" * len(sizes))
+    for M, K, N in ((4096, 1024, 64), (512, 2048, 256)):
+        A = rng.integers(-128, 128, size=(M, K))
+        B = rng.integers(-128, 128, size=(K, N))
+        Af, Bf = A.astype(np.float32), B.astype(np.float32)
+        with intmath._one_thread(True):  # the algorithms, not the threading
+            t64 = best(lambda A=A, B=B, K=K: intmath._blas_blocks(A, B, np.float64, K),
+                       repeats)
+            t32 = [best(lambda Af=Af, Bf=Bf, b=b: intmath._blas_blocks(Af, Bf, np.float32, b),
+                        repeats) for b in sizes]
+        print(f"| {M}×{K}×{N} | {1e3 * t64:.1f} | " + " | ".join(f"{1e3 * t:.1f}" for t in t32)
+              + " |", flush=True)
+
+
+def thread_table(repeats: int, rng) -> None:
+    print(f"\nBLAS threads (THREAD_MACS = {intmath.THREAD_MACS:,}: below it one thread), "
+          "the kernel in ms:\n")
+    print("| M×K×N | MACs | one thread | the BLAS' own threading |")
+    print("|---|---:|---:|---:|")
+    keep = intmath.THREAD_MACS
+    try:
+        for M, K, N in ((8192, 9, 8), (34560, 8, 9), (2048, 72, 16), (2000, 64, 64),
+                        (8192, 576, 64)):
+            A = rng.integers(-128, 128, size=(M, K), dtype=np.int8)
+            B = rng.integers(-128, 128, size=(K, N), dtype=np.int8)
+            t = []
+            for limit in (float("inf"), 0):
+                intmath.THREAD_MACS = limit
+                t.append(best(lambda A=A, B=B: exact_matmul(A, B), 4 * repeats))
+            print(f"| {M}×{K}×{N} | {M * K * N:,} | {1e3 * t[0]:.2f} | {1e3 * t[1]:.2f} |",
+                  flush=True)
+    finally:
+        intmath.THREAD_MACS = keep
 
 
 def engine_rate(repeats: int) -> None:
@@ -154,6 +208,8 @@ def main() -> int:
     repeats = 2 if args.quick else 5
     kernel_table(2 if args.quick else 8, repeats, rng)
     crossover_table(repeats, rng)
+    block_table(repeats, rng)
+    thread_table(repeats, rng)
     engine_rate(repeats)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     return 0

@@ -25,14 +25,19 @@ each block's exact result converted to int64 and the blocks summed in int64: flo
 while they are at least :data:`MIN_F32_BLOCK` long (int8 data: 1,024 per block), else
 float64 (one block whenever ``S ≤ 2^53``: 16-bit data up to K = 2^23).  When a single product
 exceeds 2^53 (operands beyond 26 bits), the wider operand is split into a high and a low half
-of its bits, ``A = A_hi · 2^h + A_lo`` (the splitting of Ozaki, Ogita, Oishi & Rump 2012 §3,
-here with integer halves, so it is exact), and the halves' products recombined in int64.
+of its bits, ``A = A_hi · 2^h + A_lo`` (the error-free splitting of Ozaki, Ogita, Oishi &
+Rump, Numer. Algorithms 59, 2012, here with integer halves), and the halves' products
+recombined in int64.
 
 **Result.**  ``exact_matmul(A, B)`` equals ``np.matmul(A.astype(np.int64),
 B.astype(np.int64))`` element for element: the exact integer product whenever it fits int64,
 and the same value modulo 2^64 (int64 arithmetic wraps) when it does not.  Products with at
 most :data:`SMALL_MACS` multiply-accumulates use numpy's int64 ``@`` directly: below that,
-the bound and the casts cost more than the loop (``bench/bench_matmul.py``).
+the bound and the casts cost more than the loop.  Products below :data:`THREAD_MACS` run the
+BLAS on one thread (threadpoolctl), where a second thread gains little and loses much when
+the other core is busy.  :func:`exact_matmul_amax` also returns the left operand's maxima,
+for callers that bound partial sums with them (the accumulator checks of
+:func:`golden.array.checked_product`).  The constants are measured by ``bench/bench_matmul.py``.
 """
 
 from __future__ import annotations
@@ -59,11 +64,12 @@ MIN_F32_BLOCK = 128
 #: int64 ``@``: the bound and the casts cost ≈ 30–40 µs, which its loop (≈ 0.7 ns per
 #: multiply-accumulate) beats below this size (``bench/bench_matmul.py``).
 SMALL_MACS = 1 << 16
-#: Products below this many multiply-accumulates run the BLAS on one thread: OpenBLAS threads
-#: a product from 2^18 MACs on, and when another process holds the second core its threads
-#: wait for each other: a 8192×9×8 product took 2.1 ms on two threads against 0.05 ms on one
-#: (load 6 on 2 cores), and the fast fault model's many tall, narrow per-pass products ran
-#: 4× slower than numpy's int64 loop.  Above it the threads pay off (``bench/bench_matmul.py``).
+#: Products below this many multiply-accumulates run the BLAS on one thread.  OpenBLAS threads
+#: products from a few hundred thousand MACs on, and when another process holds the second
+#: core its threads wait for each other: a 8192×9×8 product took 2.1 ms on two threads
+#: against 0.05 ms on one (load 6 on 2 cores), and the fast fault model's many tall, narrow
+#: per-pass products ran 4× slower than numpy's int64 loop.  Above it (≥ 0.5 ms of work) a
+#: second thread can pay off (``bench/bench_matmul.py``).
 THREAD_MACS = 1 << 24
 
 
