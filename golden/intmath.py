@@ -276,8 +276,9 @@ def _one_thread(on: bool):
 
 def _blas(A: np.ndarray, B: np.ndarray, ftype, block: int) -> np.ndarray:
     """``A @ B`` in ``ftype``, K cut into blocks of ``block``, the blocks summed in int64."""
-    macs = math.prod(np.broadcast_shapes(A.shape[:-2], B.shape[:-2])) * A.shape[-2] * \
-        A.shape[-1] * B.shape[-1]
+    batch = 1 if A.ndim == B.ndim == 2 else math.prod(np.broadcast_shapes(A.shape[:-2],
+                                                                         B.shape[:-2]))
+    macs = batch * A.shape[-2] * A.shape[-1] * B.shape[-1]
     with _one_thread(macs < THREAD_MACS):
         return _blas_blocks(A, B, ftype, block)
 
