@@ -3,9 +3,10 @@
 ``cfg`` below is an :class:`ftaccel.config.AcceleratorConfig`; its derived quantities
 (latency, widths, which units are built) are read from its properties, never recomputed here.
 
-* :func:`matmul` — the exact product, accumulated tile by tile in the driver's order
-  (:mod:`golden.mapping`), with every partial sum checked against the accumulator range:
-  overflow is reported (:class:`AccumulatorOverflow`), never wrapped silently.
+* :func:`matmul` — the exact product (:func:`golden.intmath.exact_matmul`, on the BLAS), with
+  every partial sum the driver's tile order forms (:mod:`golden.mapping`) checked against the
+  accumulator range: proven in range by a cheap bound, or formed and checked where the bound
+  does not clear; overflow is reported (:class:`AccumulatorOverflow`), never wrapped silently.
 * :func:`latency`, :func:`cycle_count` — the cycle model: closed formulas, written apart from
   the schedule builder so that a test can hold the two (and the RTL) against each other.
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
 from .mapping import ceil_div, tiles
 
-__all__ = ["AccumulatorOverflow", "matmul", "checked_product", "latency", "cycle_count",
-           "pass_gap", "pass_period", "pass_starts", "temporal_batch_max", "temporal_stream_len"]
+__all__ = ["AccumulatorOverflow", "matmul", "checked_product", "check_running", "latency",
+           "cycle_count", "pass_gap", "pass_period", "pass_starts", "temporal_batch_max",
+           "temporal_stream_len"]
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -56,40 +59,121 @@ def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bi
                     bias_in_psum: bool) -> np.ndarray:
     """:func:`matmul` for an array given by its shape and accumulator width alone.
 
+    Every running partial sum must fit the signed ``acc_bits``-bit accumulator, in the order the
+    hardware forms them (:func:`golden.mapping.tiles`): OS, each PE's sum along K; WS / IS, the
+    sums down a column, continuing from the previous K-tile's result (and from the bias when
+    ``bias_in_psum``).  Each such sum has magnitude at most ``|bias_n| + Σ_k max_m|a_mk|·|b_kn|``
+    (:func:`golden.intmath.column_bound`, O(M·K + K·N)): when that clears the range for every
+    column, nothing can overflow and the product is one :func:`golden.intmath.exact_matmul`;
+    otherwise each tile is bounded the same way and only a tile whose bound does not clear has
+    its running sums formed and checked (:func:`check_running`, in row chunks).
+
     Raises
     ------
     AccumulatorOverflow
-        A running partial sum leaves the ``acc_bits``-bit range (tile order of
-        :func:`golden.mapping.tiles`).
+        A running partial sum leaves the ``acc_bits``-bit range (the first tile, in the order of
+        :func:`golden.mapping.tiles`, with its largest sum if that is too large, else its
+        smallest).
     """
-    A = np.asarray(A, dtype=np.int64)
-    B = np.asarray(B, dtype=np.int64)
+    A, B = _int_operand(A), _int_operand(B)
     M, K = A.shape
     N = B.shape[1]
     bias_v = np.zeros(N, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    out = np.zeros((M, N), dtype=np.int64)
     P = acc_bits
+    hi = _acc_range(P)[1]
     early = bias_in_psum
+    if early and M:
+        _check(bias_v, P, "bias")
+    # The product first (it reads A's maxima on its way); it is the answer when the bound
+    # clears, which it does for every layer whose K fits the accumulator (cfg.max_k).
+    prod, amax = exact_matmul_amax(A, B)
+    bound = column_bound(amax, B)
+    if early:
+        bound = bound + np.abs(bias_v.astype(np.float64))
+    if not bound.size or _clears(float(bound.max()), hi):
+        prod += bias_v[None, :]  # the same sum wherever the bias enters
+        return prod
+    out = np.zeros((M, N), dtype=np.int64)
     if early:
         out += bias_v[None, :]
-        _check(out, P, "bias")
     for t in tiles(dataflow, rows, cols, M, K, N):
         a = A[t.m0:t.m1, t.k0:t.k1]
         b = B[t.k0:t.k1, t.n0:t.n1]
         block = out[t.m0:t.m1, t.n0:t.n1]
-        if dataflow == "os":
-            # The PE adds one product per cycle: check every running sum along K.
-            running = np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
-            _check(running, P, "OS accumulation")
-            block += running[:, -1, :]
+        # OS: the PE adds one product per cycle from zero; WS / IS: the partial sums run
+        # down a column, one product per PE row, from the previous K-tile's result.
+        start = None if dataflow == "os" else block
+        tb = column_bound(amax[t.k0:t.k1], b)
+        if start is not None and block.size:
+            tb = tb + float(np.abs(block).max())
+        if not tb.size or _clears(float(tb.max()), hi):
+            block += exact_matmul(a, b)
+        elif dataflow == "os":
+            block += check_running(a, b, P, "OS accumulation")
         else:
-            # Partial sums run down a column, one product per PE row.
-            running = block[:, None, :] + np.cumsum(a[:, :, None] * b[None, :, :], axis=1)
-            _check(running, P, f"{dataflow.upper()} column reduction")
-            block[...] = running[:, -1, :]
+            block[...] = check_running(a, b, P, f"{dataflow.upper()} column reduction",
+                                       start=block)
     if not early:
         out += bias_v[None, :]
     return out
+
+
+def _int_operand(x) -> np.ndarray:
+    """``x`` as an integer array, any integer dtype kept (the product widens it exactly)."""
+    arr = np.asarray(x)
+    return arr if arr.dtype.kind in "iu" else np.asarray(x, dtype=np.int64)
+
+
+def _clears(bound: float, hi: int) -> bool:
+    """Whether a float64 bound proves ``|sum| ≤ hi`` (below 2^53 the bound is exact)."""
+    return bound < F64_EXACT and bound <= hi
+
+
+#: Running sums formed at once by :func:`check_running` (int64: 32 MiB).
+_RUNNING_CHUNK = 1 << 22
+
+
+def check_running(a, b, acc_bits: int, what: str, *, start=None, live=None) -> np.ndarray:
+    """Every running sum ``start + Σ_{k' ≤ k} a_mk' · b_k'n`` checked against the accumulator.
+
+    ``a`` (M×K) and ``b`` (K×N) integers; ``start`` (M×N) the sums the first product adds to
+    (default zero); ``live`` (M×N bool) the outputs whose sums are checked (default all).  The
+    running sums are formed for a chunk of rows at a time (at most :data:`_RUNNING_CHUNK`
+    values), so memory stays bounded; the extremes over every chunk decide, as one check over
+    all of them would.  Returns the final sums (M×N int64).
+
+    Raises
+    ------
+    AccumulatorOverflow
+        A checked sum outside ``[-2^(acc_bits−1), 2^(acc_bits−1) − 1]``: the largest if it is too
+        large, else the smallest, in a message naming ``what``.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    M, K = a.shape
+    N = b.shape[1]
+    last = np.zeros((M, N), dtype=np.int64) if start is None else \
+        np.array(start, dtype=np.int64)
+    if not K:  # no product, no running sum
+        return last
+    top, bot = None, None
+    step = max(1, _RUNNING_CHUNK // max(1, K * N))
+    for m0 in range(0, M, step):
+        running = np.cumsum(a[m0:m0 + step, :, None] * b[None, :, :], axis=1)
+        if start is not None:
+            running += last[m0:m0 + step, None, :]
+        last[m0:m0 + step] = running[:, -1, :]
+        if live is not None:
+            # a sum of an output not checked counts as 0, inside every range: the extremes
+            # beyond the range are those of the checked sums
+            running = np.where(np.asarray(live[m0:m0 + step], bool)[:, None, :], running, 0)
+        if running.size:
+            hi_c, lo_c = int(running.max()), int(running.min())
+            top = hi_c if top is None else max(top, hi_c)
+            bot = lo_c if bot is None else min(bot, lo_c)
+    if top is not None:
+        _check(np.array([bot, top], dtype=np.int64), acc_bits, what)
+    return last
 
 
 def latency(cfg) -> int:

@@ -103,7 +103,8 @@ import numpy as np
 
 from ftaccel.errors import is_int
 
-from .array import AccumulatorOverflow, checked_product
+from .array import AccumulatorOverflow, check_running, checked_product
+from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
 from .mapping import pe_map
 
 __all__ = ["DATAFLOWS", "AccumulatorOverflow", "bernoulli_map", "fault_map", "bypass_rate",
@@ -261,10 +262,10 @@ def hardware_mask(dataflow: str, bypass_map, M: int, K: int, N: int) -> np.ndarr
 def _prune(dataflow, A, B, mask, bias_v):
     """The hardware's result given a mask on the pinned tensor (no checks)."""
     if dataflow == "ws":
-        return A @ np.where(mask, 0, B) + bias_v[None, :]
+        return exact_matmul(A, np.where(mask, 0, B)) + bias_v[None, :]
     if dataflow == "is":
-        return bias_v[None, :] + np.where(mask, 0, A) @ B
-    return np.where(mask, 0, A @ B) + bias_v[None, :]
+        return bias_v[None, :] + exact_matmul(np.where(mask, 0, A), B)
+    return np.where(mask, 0, exact_matmul(A, B)) + bias_v[None, :]
 
 
 def pruned_matmul(dataflow: str, A, B, bypass_map, bias=None, *,
@@ -279,7 +280,8 @@ def pruned_matmul(dataflow: str, A, B, bypass_map, bias=None, *,
     With no bias this is the ``acc_out`` of WS and OS; for IS ``acc_out`` includes the bias.
     With an all-``False`` map it equals ``A @ B + bias``.  ``acc_bits``: if given, partial sums
     are checked against a signed ``acc_bits``-bit accumulator in the driver's tile order and
-    :class:`AccumulatorOverflow` is raised (see the module docstring for OS).
+    :class:`AccumulatorOverflow` is raised (see the module docstring for OS).  The products are
+    :func:`golden.intmath.exact_matmul`'s (on the BLAS).
     """
     _check_dataflow(dataflow)
     A, B = _operands(A, B)
@@ -288,31 +290,32 @@ def pruned_matmul(dataflow: str, A, B, bypass_map, bias=None, *,
     N = B.shape[1]
     bias_v = _check_bias(bias, N)
     mask = hardware_mask(dataflow, bmap, M, K, N)
-    if acc_bits is not None:
-        if not is_int(acc_bits, numpy=True) or not 2 <= acc_bits <= 62:
-            raise ValueError(f"invalid acc_bits = {acc_bits!r}: an integer from 2 to 62, or None")
-        _check_overflow(dataflow, A, B, bmap, mask, bias_v, int(acc_bits))
-    return _prune(dataflow, A, B, mask, bias_v)
+    if acc_bits is None:
+        return _prune(dataflow, A, B, mask, bias_v)
+    if not is_int(acc_bits, numpy=True) or not 2 <= acc_bits <= 62:
+        raise ValueError(f"invalid acc_bits = {acc_bits!r}: an integer from 2 to 62, or None")
+    return _checked_prune(dataflow, A, B, bmap, mask, bias_v, int(acc_bits))
 
 
-def _check_overflow(dataflow, A, B, bmap, mask, bias_v, acc_bits):
+def _checked_prune(dataflow, A, B, bmap, mask, bias_v, acc_bits):
+    """:func:`_prune` with every partial sum checked (one product: the check's)."""
     R, C = bmap.shape
     if dataflow != "os":
         # A bypassed PE adds nothing, so the running sums down a column are those of the
-        # masked operands: reuse the array model's checker (same tile order, same messages).
+        # masked operands: the array model's checked product is the pruned result (same tile
+        # order, same messages; the bias enters as in a top without checksum).
         A_, B_ = (A, np.where(mask, 0, B)) if dataflow == "ws" else (np.where(mask, 0, A), B)
-        # raises AccumulatorOverflow; the bias enters as in a top without checksum
-        checked_product(dataflow, R, C, acc_bits, A_, B_, bias_v,
-                        bias_in_psum=dataflow == "is")
-        return
-    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    running = np.cumsum(A[:, :, None] * B[None, :, :], axis=1)  # M×K×N, one product per cycle
-    live = running.transpose(0, 2, 1)[~mask]  # (outputs not bypassed) × K running sums
-    if live.size and (live.min() < lo or live.max() > hi):
-        bad = live.max() if live.max() > hi else live.min()
-        raise AccumulatorOverflow(
-            f"OS accumulation: partial sum {int(bad)} does not fit the {acc_bits}-bit "
-            f"accumulator [{lo}, {hi}]; raise max_k or acc_width")
+        return checked_product(dataflow, R, C, acc_bits, A_, B_, bias_v,
+                               bias_in_psum=dataflow == "is")
+    # OS: one product per cycle from zero in each PE; only outputs not bypassed are checked.
+    # Their running sums lie within Σ_k max_m|a_mk|·|b_kn| (golden.intmath.column_bound):
+    # formed and checked (check_running, in row chunks) only when that does not clear.
+    hi = (1 << (acc_bits - 1)) - 1
+    full, amax = exact_matmul_amax(A, B)
+    bound = column_bound(amax, B)
+    if not (bound.max() < F64_EXACT and bound.max() <= hi):
+        check_running(A, B, acc_bits, "OS accumulation", live=~mask)
+    return np.where(mask, 0, full) + bias_v[None, :]
 
 
 # -- diagonal shift (§10.3.4) -----------------------------------------------------------------

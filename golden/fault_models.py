@@ -85,6 +85,7 @@ import numpy as np
 from .array import cycle_count, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, Fault, inject_bit_errors
+from .intmath import exact_matmul
 from .mapping import tiles
 from .network import FunctionalEngine, Product, ProductResult, units_matrix
 from .output_stage import output_stage
@@ -236,7 +237,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
             elif early:  # IS: neuron n's bias enters with weight vector n, on every lane
                 psum_in[slot, :] = bias[:, None]
         eff = np.where(keep, stat, 0)
-        new = psum_in + Xs @ eff
+        new = psum_in + exact_matmul(Xs, eff)
         t_next = None if p == n_passes - 1 else int(starts[p + 1])
         for f in faults:
             _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span,
@@ -310,7 +311,7 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         if stuck:  # every value loaded into rows ≥ r of the column passes through it
             alt = stat.copy()
             alt[r:, c] = sabotage_array(stat[r:, c], width, f.bit, f.mode)
-            new += Xs @ (np.where(keep, alt, 0) - eff)
+            new += exact_matmul(Xs, np.where(keep, alt, 0) - eff)
             return
         t = f.cycle
         load0 = t0 + (c if double else 0)  # the column's first shift (skewed when double)
@@ -378,7 +379,7 @@ def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
     What is below row r is added after; what ``new`` already holds above it (earlier errors in rows
     above) is kept, so errors applied top row first compose as in the array.
     """
-    lower = Xs[sel, r + 1:] @ eff[r + 1:, c]
+    lower = exact_matmul(Xs[sel, r + 1:], eff[r + 1:, c])
     upper = new[sel, c] - lower
     new[sel, c] = sabotage_array(wrap(upper, P), P, bit, mode) + lower
 
@@ -395,7 +396,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
     N = B.shape[1]
     Kp = max(K, R)
     pre = cfg.config_cycles
-    out = A @ B
+    out = exact_matmul(A, B)
     n_tiles_n = -(-N // C)
     rows_of = np.arange(M) % R
     cols_of = np.arange(N) % C
@@ -408,11 +409,11 @@ def _os_product(cfg, A, B, bias, faults, bmap):
             if f.register == "act":
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of >= c)
                 da = sabotage_array(A[mr], width, f.bit, f.mode) - A[mr]
-                out[np.ix_(mr, nn)] += da @ B[:, nn]
+                out[np.ix_(mr, nn)] += exact_matmul(da, B[:, nn])
             elif f.register == "weight":
                 mr, nn = np.flatnonzero(rows_of >= r), np.flatnonzero(cols_of == c)
                 db = sabotage_array(B[:, nn], width, f.bit, f.mode) - B[:, nn]
-                out[np.ix_(mr, nn)] += A[mr] @ db
+                out[np.ix_(mr, nn)] += exact_matmul(A[mr], db)
             else:
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of == c)
                 prods = A[mr][:, None, :] * B[:, nn].T[None, :, :]  # [m, n, K]
@@ -739,7 +740,7 @@ def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     M, K = A.shape
     N = B.shape[1]
-    out = A @ B
+    out = exact_matmul(A, B)
     n_tiles_n = -(-N // C)
     mm = (errors.tile // n_tiles_n) * R + errors.row
     nn = (errors.tile % n_tiles_n) * C + errors.col
