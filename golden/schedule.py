@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftaccel.config import FAULT_CONTROLS
-from ftaccel.errors import is_int
+from ftaccel.errors import ConfigError, is_int
 
 from .array import pass_starts, temporal_stream_len
 from .bits import wrap
@@ -38,7 +38,8 @@ from .lcu import buffer_address
 from .mapping import tiles
 from .output_stage import MAX_RIGHT_SHIFT, MAX_SHIFT, Requant
 
-__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS"]
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS",
+           "check_requant"]
 
 #: Output ports of the temporal checksum (all unsigned).
 TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
@@ -169,7 +170,11 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         raise ValueError("tmr_triples need a configuration with tmr (the on-chip voter); "
                          "vote on the host with app.protect.VotingEngine otherwise")
     if requant is not None:
-        relu, shift = _requant_paths(cfg, requant, relu, shift, B.shape[1])
+        if relu or shift:
+            raise ValueError("give either relu/shift or requant, not both")
+        check_requant(cfg, requant, B.shape[1])
+        if not requant.fixed:
+            relu, shift = bool(requant.relu), int(requant.shift)
     if cfg.output_stage:
         _output_stage_stimulus(d, relu, shift)
     if cfg.requant == "multiplier":
@@ -434,46 +439,53 @@ def _output_stage_stimulus(d: _Draft, relu: bool, shift: int) -> None:
     d.constant("shift", int(shift))
 
 
-def _requant_paths(cfg, requant: Requant, relu: bool, shift: int, N: int) -> tuple[bool, int]:
-    """The power-of-two controls a :class:`Requant` stands for, after checking it fits ``cfg``.
+def check_requant(cfg, requant: Requant, n_out: int) -> Requant:
+    """Check that ``requant`` can run on ``cfg`` for ``n_out`` output columns; return it.
 
-    ``relu``/``shift`` must be left at their defaults when ``requant`` is given.
+    The one validation of a layer's output-stage parameters for the hardware (the API, the
+    CLI's ``matmul`` and :func:`build_program` all call it).  Raises :class:`ConfigError`
+    naming the field: a fixed-point path on a configuration without the multiplier, ``M0``
+    outside ``0 … 2**31 − 1``, ``n`` outside ``0 … 62``, a per-column array of the wrong
+    length, a zero point or clamp bound outside the ``a_width``-bit range, ``lo > hi``, or a
+    power-of-two shift outside ``0 … 63``.
     """
     if not isinstance(requant, Requant):
-        raise ValueError(f"requant must be a golden.output_stage.Requant, not {requant!r}")
-    if relu or shift:
-        raise ValueError("give either relu/shift or requant, not both")
+        raise ConfigError("requant", requant, "a golden.output_stage.Requant")
     if not cfg.output_stage:
-        raise ValueError("requant needs a configuration with the output stage")
+        raise ConfigError("output_stage", cfg.output_stage, "true to requantise")
     if not requant.fixed:
         if not is_int(requant.shift, numpy=True) or not 0 <= requant.shift <= MAX_SHIFT:
-            raise ValueError(f"the power-of-two shift must be an integer 0 … {MAX_SHIFT}, not "
-                             f"{requant.shift!r}")
-        return bool(requant.relu), int(requant.shift)
+            raise ConfigError("requant shift", _shown(requant.shift),
+                              f"one integer 0 … {MAX_SHIFT} on the power-of-two path")
+        return requant
     if cfg.requant != "multiplier":
-        raise ValueError("a fixed-point requant needs a configuration with requant "
-                         "'multiplier' (the multiplier is hardware)")
+        raise ConfigError("requant", cfg.requant, "'multiplier' for a fixed-point multiplier "
+                          "(a configuration field: the multiplier is hardware)")
     for name, lo, hi in (("multiplier", 0, (1 << 31) - 1), ("shift", 0, MAX_RIGHT_SHIFT)):
         v = np.asarray(getattr(requant, name))
-        if v.dtype.kind not in "iu" or v.ndim > 1 or (v.ndim == 1 and v.shape != (N,)) \
-                or (v.size and (v.min() < lo or v.max() > hi)):
-            raise ValueError(f"requant {name} must be one integer {lo} … {hi} or {N} of them "
-                             f"(one per output column), not {_summary(v)}")
+        if v.dtype.kind not in "iu" or v.ndim > 1 or (v.ndim == 1 and v.shape != (n_out,)):
+            raise ConfigError(f"requant {name}", _shown(v),
+                              f"one integer or {n_out} (one per output column)")
+        if v.size and (v.min() < lo or v.max() > hi):
+            bad = int(v.min() if v.min() < lo else v.max())
+            raise ConfigError(f"requant {name}", bad, f"integers {lo} … {hi}")
     lo_q, hi_q = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
-    zp, (lo, hi) = requant.zero_point, requant.bounds(cfg.a_width)
-    for name, v in (("zero_point", zp), ("lo", lo), ("hi", hi)):
+    lo, hi = requant.bounds(cfg.a_width)
+    for name, v in (("zero_point", requant.zero_point), ("lo", lo), ("hi", hi)):
         if not is_int(v, numpy=True) or not lo_q <= v <= hi_q:
-            raise ValueError(f"requant {name} must be an integer {lo_q} … {hi_q} "
-                             f"(a_width = {cfg.a_width}), not {v!r}")
+            raise ConfigError(f"requant {name}", _shown(v),
+                              f"an integer {lo_q} … {hi_q} (a_width = {cfg.a_width})")
     if lo > hi:
-        raise ValueError(f"requant clamp lo = {lo} is above hi = {hi}")
-    return False, 0
+        raise ConfigError("requant clamp", (int(lo), int(hi)), "lo ≤ hi")
+    return requant
 
 
-def _summary(v: np.ndarray) -> str:
-    if v.ndim == 0 or v.size == 1:
-        return repr(v.ravel()[0].item()) if v.size else "an empty array"
-    return f"shape {v.shape}, dtype {v.dtype}"
+def _shown(v):
+    """A value for an error message: a scalar as itself, an array by its shape and type."""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return a.item() if a.dtype.kind in "iufb" else v
+    return f"{a.size} values of {a.dtype}" if a.ndim == 1 else f"{a.dtype} array {a.shape}"
 
 
 def _requant_stimulus(cfg, d: _Draft, N: int, requant: Requant | None) -> None:

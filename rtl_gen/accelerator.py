@@ -60,8 +60,9 @@ Latency (cycles from the input vector to its output vector,
 :attr:`ftaccel.config.AcceleratorConfig.latency`): WS / IS **R + C + 1**; OS: the first of the
 R result rows appears **R + C + 2** cycles after the cycle carrying ``in_last`` and the others
 follow on consecutive cycles (row R−1 first); plus one cycle per input stage and per sanity
-column, and three with the fixed-point multiplier (``requant = "multiplier"``).  Throughput: one vector per cycle in and out, no bubble in steady state (the temporal
-checksum takes one cycle per batch for its sanity vector).
+column, and three with the fixed-point multiplier (``requant = "multiplier"``).  Throughput:
+one vector per cycle in and out, no bubble in steady state (the temporal checksum takes one
+cycle per batch for its sanity vector).
 """
 
 from __future__ import annotations

@@ -346,9 +346,10 @@ class OutputStage(wiring.Component):
         Requires ``requant``.  Default ``False``: no port, Verilog as without the option.
     multiplier : bool
         ``True`` adds the fixed-point path to every lane and the input group ``fixed_point``
-        (:class:`RequantSignature`; the property ``requant`` already names the option above); the stage's latency becomes :data:`FIXED_LATENCY` cycles
-        for every output.  Requires ``requant`` and ``acc_width ≤ 32``.  Default ``False``:
-        no port, Verilog as without the option.
+        (:class:`RequantSignature`; the property ``requant`` already names the option
+        above); the stage's latency becomes :data:`FIXED_LATENCY` cycles for every output.
+        Requires ``requant`` and ``acc_width ≤ 32``.  Default ``False``: no port, Verilog as
+        without the option.
     """
 
     def __init__(self, *, lanes: int, acc_width: int, out_width: int, requant: bool = True,
