@@ -25,8 +25,8 @@ from ftaccel.config import FAULT_CONTROLS, AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.faults import Fault, sabotage
 from ftaccel.golden.mapping import ceil_div
-from ftaccel.golden.results import alarm_report, mismatch_report
 from ftaccel.golden.output_stage import Requant
+from ftaccel.golden.results import alarm_report, mismatch_report
 from ftaccel.golden.schedule import (
     Program,
     assemble,
