@@ -274,12 +274,7 @@ def _requant(args):
     else:
         multiplier = _int_list(args.multiplier, "--multiplier")
         shift = _int_list(args.requant_shift, "--requant-shift")
-    lo = hi = None
-    if args.clamp is not None:
-        bounds = _int_list(args.clamp, "--clamp")
-        if len(bounds) != 2:
-            raise CLIError(f"--clamp: {shown(args.clamp)} is not LO,HI")
-        lo, hi = bounds
+    lo, hi = args.clamp if args.clamp is not None else (None, None)
     one = len(multiplier) == 1 and len(shift) == 1
     return Requant(multiplier=multiplier[0] if one else np.asarray(multiplier),
                    shift=shift[0] if one else np.asarray(shift),
@@ -787,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--requant-shift)")
     m.add_argument("--zero-point", type=_integer,
                    help="fixed-point path: the output zero point (default 0)")
-    m.add_argument("--clamp", metavar="LO,HI",
+    m.add_argument("--clamp", nargs=2, type=_integer, metavar=("LO", "HI"),
                    help="fixed-point path: clamp bounds (default the activation range; a fused "
                         "ReLU is LO = zero point)")
     m.add_argument("--q", type=_path, help="also save the requantised outputs here")

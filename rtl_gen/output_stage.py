@@ -130,7 +130,7 @@ class RequantSignature(wiring.Signature):
 
 
 class FixedRequant(wiring.Component):
-    """gemmlowp's fixed-point requantisation of one lane, pipelined (module docstring).
+    """The gemmlowp fixed-point requantisation of one lane, pipelined (module docstring).
 
     Four registered stages from ``y`` to ``q``, each read of a control in the cycle its stage
     computes (``y`` arrives in cycle t):
