@@ -40,6 +40,7 @@ from ftaccel.golden.results import alarm_report
 from ftaccel.golden.schedule import build_program
 from ftaccel.rtl_gen import emit
 from ftaccel.rtl_gen.accelerator import design_texts
+from ftaccel.synth.units import default_unit
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 from ftaccel.tb.product import RunOptions, prepare
 
@@ -92,6 +93,12 @@ def test_config_field():
         with pytest.raises(ConfigError) as exc:
             AcceleratorConfig(**kw)
         assert exc.value.field == field and words in str(exc.value), str(exc.value)
+
+
+def test_area_flow_unit():
+    top = "accelerator"
+    assert default_unit("accelerator.output_stage.lane0.requant", top) == "requant"
+    assert default_unit("accelerator.output_stage.lane0", top) == "output_stage"
 
 
 def test_shift_leaves_the_verilog_unchanged():
