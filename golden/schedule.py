@@ -15,7 +15,10 @@ WS / IS pass (one tile of the stationary operand):
     takes its ``psum_in`` from the previous pass's ``acc_out``: a *loopback* that the player
     and the model resolve at run time (the value is whatever the hardware produced, faults
     included).  WS adds the bias in the output stage; IS folds it into the first ``psum_in``
-    (its output lanes are batch rows, not neurons).
+    (its output lanes are batch rows, not neurons).  Per-column output-stage values (the
+    bias, the fixed-point multiplier's ``M0`` and shift) are driven lane by lane in the cycle
+    the output stage's stage reads them, from where each result shows (``out_cycle``,
+    ``out_lane``), so they follow the column tiles on every dataflow.
 OS tile:
     max(K, R) steps back to back with no idle cycle between tiles (K < R is padded with zero
     steps so that the drain chain is free again, see :class:`rtl_gen.pe.OutputStationaryPE`),
