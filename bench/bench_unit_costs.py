@@ -47,10 +47,10 @@ def metric(report: dict) -> str:
     return report.get("primary_metric", "transistors")
 
 
-def synth_cfg(cfg: AcceleratorConfig) -> dict:
+def synth_cfg(cfg: AcceleratorConfig, timeout_s: float = 600) -> dict:
     d = OUT / cfg.name()
     gen = generate(cfg, d / "rtl")
-    return synthesize(gen.verilog, gen.top, d)
+    return synthesize(gen.verilog, gen.top, d, timeout_s=timeout_s)
 
 
 def module(report: dict, prefix: str) -> dict:
@@ -271,7 +271,9 @@ def requant_table(results: dict, size: int) -> None:
     rows = {}
     for max_k in (1024, 1 << 16):
         base = AcceleratorConfig(rows=size, cols=size, max_k=max_k)
-        plain, mult = synth_cfg(base), synth_cfg(base.replace(requant="multiplier"))
+        # ABC takes minutes on a 27 × 31 (to 33 × 31) product under load: a longer limit
+        plain = synth_cfg(base)
+        mult = synth_cfg(base.replace(requant="multiplier"), timeout_s=3600)
         key = metric(mult)
         den = mult["denominators"]
         area = unit_total(mult, "requant")

@@ -279,7 +279,9 @@ class AcceleratorModel:
         """Advance one clock cycle with ``inputs`` (port name → value) on the top's input ports."""
         cfg, C, NC = self.cfg, self.C, self.NC
         if self.extra:  # the delay registers of the checkers' flags take this cycle's values
-            self.late = self.late[1:] + [self._checker_outputs()]
+            now = {k: v.copy() if isinstance(v, np.ndarray) else v
+                   for k, v in self._checker_outputs().items()}
+            self.late = self.late[1:] + [now]
         if NC > C:  # the sanity column's ports extend the column vectors
             inputs = dict(inputs)
             for port, extra in (("load_data", "sanity_load_data"),

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ftaccel.config import REQUANT_STAGES
 from ftaccel.errors import is_int
 
 __all__ = ["requantize", "output_stage", "MAX_SHIFT", "quantize_multiplier", "fixed_requantize",
@@ -61,9 +62,9 @@ MULTIPLIER_BITS = 32
 #: Largest right shift ``n`` of the fixed-point requantisation: a product of a 32-bit
 #: accumulator and ``M0`` keeps no bit beyond 62, so a larger shift gives 0 or −0.
 MAX_RIGHT_SHIFT = 62
-#: Cycles of the hardware's fixed-point path from the biased accumulator to its output (the
-#: golden copy of :data:`rtl_gen.output_stage.FIXED_LATENCY`).
-FIXED_LATENCY = 4
+#: Cycles of the hardware's fixed-point path from the biased accumulator to its output
+#: (:data:`rtl_gen.output_stage.FIXED_LATENCY`).
+FIXED_LATENCY = 1 + REQUANT_STAGES
 
 
 def requantize(y: np.ndarray, shift: int, out_width: int) -> np.ndarray:

@@ -70,6 +70,7 @@ from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ftaccel.config import REQUANT_STAGES
 from ftaccel.errors import ConfigError, check_int
 
 __all__ = ["OutputStage", "OutputLane", "FixedRequant", "RequantSignature", "SHIFT_WIDTH",
@@ -78,8 +79,9 @@ __all__ = ["OutputStage", "OutputLane", "FixedRequant", "RequantSignature", "SHI
 SHIFT_WIDTH = 6
 #: Width of the fixed-point multiplier port: gemmlowp's int32 ``M0`` is never negative.
 MULTIPLIER_WIDTH = 31
-#: Cycles from a lane's biased accumulator to its output with the fixed-point path.
-FIXED_LATENCY = 4
+#: Cycles from a lane's biased accumulator to its output with the fixed-point path: the
+#: output register and the configuration's extra stages.
+FIXED_LATENCY = 1 + REQUANT_STAGES
 
 
 def _check_split(split, requant) -> None:
