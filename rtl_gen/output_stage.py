@@ -51,14 +51,16 @@ gives 0 as the exact quotient does).  The golden model is
 :func:`golden.output_stage.fixed_requantize` (:class:`golden.output_stage.FixedRequantModel`
 register by register).
 
-Pipeline and latency: a 27 × 31-bit product (a8w8, K ≤ 1,024) is 145 CMOS gate levels in
-the area flow, about the power-of-two lane's 143 and twice the PE's 79, so the path is cut into
-four registered stages (:class:`FixedRequant`): ``y`` (the bias adder, shared with the
-power-of-two path), the product, one adder for both roundings, then the shift, zero point and
-clamp together with the select.  The lane's latency grows from 1 to **4 cycles**
-(``AcceleratorConfig.output_latency``); the power-of-two result, ``acc_out`` and
-``out_valid`` are delayed alike, so every output of the stage stays aligned.  Ports are read in
-the cycle their stage computes: ``bias`` in the vector's first cycle t, ``multiplier`` in
+Pipeline and latency (logic depth in CMOS gate levels from the area flow, a8w8, K ≤ 1,024):
+the 27 × 31-bit product alone is 122 levels inside :class:`FixedRequant` (145 synthesised on
+its own), against the PE's 79 and the power-of-two lane's 143, so it is a stage of its own;
+the roundings, zero point and clamp after it measured 161 levels in one stage, so they are
+two.  Four registered stages in all: ``y`` (the bias adder, shared with the power-of-two
+path), the product, one adder for both roundings, then the shift, zero point and clamp
+together with the select; the lane's longest path stays the power-of-two one (143 → 145).
+The lane's latency grows from 1 to **4 cycles** (``AcceleratorConfig.output_latency``); the
+power-of-two result, ``acc_out`` and ``out_valid`` are delayed alike, so every output of the
+stage stays aligned.  Ports are read in the cycle their stage computes: ``bias`` in the vector's first cycle t, ``multiplier`` in
 t + 1, ``shift`` in t + 2, ``zero_point``, ``lo``, ``hi`` and ``fixed`` in t + 3
 (:func:`golden.schedule.build_program` drives them so).  Without ``multiplier`` no such
 hardware or port exists and the Verilog is unchanged.
