@@ -60,9 +60,9 @@ path), the product, one adder for both roundings, then the shift, zero point and
 together with the select; the lane's longest path stays the power-of-two one (143 → 145).
 The lane's latency grows from 1 to **4 cycles** (``AcceleratorConfig.output_latency``); the
 power-of-two result, ``acc_out`` and ``out_valid`` are delayed alike, so every output of the
-stage stays aligned.  Ports are read in the cycle their stage computes: ``bias`` in the vector's first cycle t, ``multiplier`` in
-t + 1, ``shift`` in t + 2, ``zero_point``, ``lo``, ``hi`` and ``fixed`` in t + 3
-(:func:`golden.schedule.build_program` drives them so).  Without ``multiplier`` no such
+stage stays aligned.  Ports are read in the cycle their stage computes: ``bias`` in the
+vector's first cycle t, ``multiplier`` in t + 1, ``shift`` in t + 2, ``zero_point``, ``lo``,
+``hi`` and ``fixed`` in t + 3 (:func:`golden.schedule.build_program` drives them so).  Without ``multiplier`` no such
 hardware or port exists and the Verilog is unchanged.
 """
 
