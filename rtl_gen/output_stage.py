@@ -62,8 +62,8 @@ The lane's latency grows from 1 to **4 cycles** (``AcceleratorConfig.output_late
 power-of-two result, ``acc_out`` and ``out_valid`` are delayed alike, so every output of the
 stage stays aligned.  Ports are read in the cycle their stage computes: ``bias`` in the
 vector's first cycle t, ``multiplier`` in t + 1, ``shift`` in t + 2, ``zero_point``, ``lo``,
-``hi`` and ``fixed`` in t + 3 (:func:`golden.schedule.build_program` drives them so).  Without ``multiplier`` no such
-hardware or port exists and the Verilog is unchanged.
+``hi`` and ``fixed`` in t + 3 (:func:`golden.schedule.build_program` drives them so).
+Without ``multiplier`` no such hardware or port exists and the Verilog is unchanged.
 """
 
 from __future__ import annotations
