@@ -33,7 +33,7 @@ CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width",
                   "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
                   "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
                   "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples",
-                  "double_buffer")
+                  "double_buffer", "requant")
 
 
 class CLIError(Exception):
@@ -147,6 +147,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flow-group", type=_integer,
                    help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
                         "64, 256)")
+    g.add_argument("--requant",
+                   help="output-stage requantisation: shift (power of two, default) or "
+                        "multiplier (adds gemmlowp's fixed-point multiplier, SPEC §12)")
 
 
 def _generator(cfg: AcceleratorConfig):
@@ -241,6 +244,43 @@ def _bias_error(text: str) -> tuple[int, int, int | None]:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
+def _requant(args):
+    """The fixed-point :class:`Requant` of ``matmul``'s requantisation options, or None.
+
+    Parsing only; :func:`golden.schedule.check_requant` validates the values (as the API).
+    """
+    import numpy as np
+
+    from ftaccel.golden.output_stage import Requant, quantize_multiplier
+
+    given = [o for o in ("multiplier", "requant_shift", "scale", "zero_point", "clamp")
+             if getattr(args, o) is not None]
+    if not given:
+        return None
+    if args.scale is not None:
+        if args.multiplier is not None or args.requant_shift is not None:
+            raise CLIError("--scale replaces --multiplier and --requant-shift: give one or "
+                           "the other")
+        try:
+            scales = [float(v) for v in args.scale.split(",")]
+            pairs = [quantize_multiplier(v) for v in scales]
+        except ValueError as exc:
+            raise CLIError(f"--scale: {one_line(exc)} (a real multiplier s_a·s_w/s_y per "
+                           "output column, or one for all)") from None
+        multiplier, shift = ([p[i] for p in pairs] for i in (0, 1))
+    elif args.multiplier is None or args.requant_shift is None:
+        raise CLIError(f"--{given[0].replace('_', '-')} needs --multiplier and --requant-shift "
+                       "(or --scale)")
+    else:
+        multiplier = _int_list(args.multiplier, "--multiplier")
+        shift = _int_list(args.requant_shift, "--requant-shift")
+    lo, hi = args.clamp if args.clamp is not None else (None, None)
+    one = len(multiplier) == 1 and len(shift) == 1
+    return Requant(multiplier=multiplier[0] if one else np.asarray(multiplier),
+                   shift=shift[0] if one else np.asarray(shift),
+                   zero_point=0 if args.zero_point is None else args.zero_point, lo=lo, hi=hi)
+
+
 def _fault(text: str):
     from ftaccel.golden.faults import Fault
 
@@ -326,6 +366,7 @@ def _run_options(cfg: AcceleratorConfig, args, A, B):
     opts.temporal_threshold = args.temporal_threshold
     if args.bias_error is not None:
         opts.bias_error = _bias_error(args.bias_error)
+    opts.requant = _requant(args)
     return opts
 
 
@@ -411,7 +452,8 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
 
     for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "tmr_triples", "corrected",
                 "temporal_batch", "json", "bias_error", "checksum_threshold",
-                "temporal_threshold"):
+                "temporal_threshold", "multiplier", "requant_shift", "scale", "zero_point",
+                "clamp"):
         if getattr(args, opt) is not None:
             raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
     with OutputSet() as outs:
@@ -728,6 +770,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bias", type=_path, help="bias.npy: N values added in the output stage")
     m.add_argument("--relu", action="store_true", help="ReLU in the output stage")
     m.add_argument("--shift", type=_integer, default=0, help="requantisation right shift")
+    m.add_argument("--multiplier", metavar="M0[,M0…]",
+                   help="fixed-point path (--requant multiplier): gemmlowp's multiplier M0 in "
+                        "[2^30, 2^31), one for all output columns or one per column")
+    m.add_argument("--requant-shift", metavar="N[,N…]",
+                   help="fixed-point path: the right shift n (0 … 62) after the multiplier, "
+                        "one or one per column")
+    m.add_argument("--scale", metavar="M[,M…]",
+                   help="fixed-point path: the real multiplier s_a·s_w/s_y in (0, 1), one or "
+                        "one per column, turned into M0 and n (instead of --multiplier and "
+                        "--requant-shift)")
+    m.add_argument("--zero-point", type=_integer,
+                   help="fixed-point path: the output zero point (default 0)")
+    m.add_argument("--clamp", nargs=2, type=_integer, metavar=("LO", "HI"),
+                   help="fixed-point path: clamp bounds (default the activation range; a fused "
+                        "ReLU is LO = zero point)")
     m.add_argument("--q", type=_path, help="also save the requantised outputs here")
     m.add_argument("--json", type=_path,
                    help="write the machine-readable result here: cycles, checksum alarms per "

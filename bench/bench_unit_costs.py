@@ -14,7 +14,11 @@ Yosys version, one script, the OSU 0.18 µm library when installed) and states i
   neurons: one extra array column per neuron + the LCU, against two extra columns + a voter;
 * the on-chip controllers of the composed top (``lcu``, ``tmr`` word / bitwise): each an
   output buffer of ``lcu_depth`` rows with its controller, as units of the area flow beside
-  the array (the accelerator area a Fig. 4.17 analogue takes for LCU and TMR).
+  the array (the accelerator area a Fig. 4.17 analogue takes for LCU and TMR);
+* the fixed-point requantisation multiplier (``requant = "multiplier"``, issue 23): unit
+  ``requant`` of the area flow (gemmlowp's M0 product, rounding, zero point, clamp, one per
+  output lane) with its logic depth beside the PE's and the power-of-two lane's, and the whole
+  area the option adds to the design (the lane's delay registers included).
 
 Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays.
 ``python bench/bench_unit_costs.py [--size 16] [--quick]``
@@ -43,10 +47,10 @@ def metric(report: dict) -> str:
     return report.get("primary_metric", "transistors")
 
 
-def synth_cfg(cfg: AcceleratorConfig) -> dict:
+def synth_cfg(cfg: AcceleratorConfig, timeout_s: float = 600) -> dict:
     d = OUT / cfg.name()
     gen = generate(cfg, d / "rtl")
-    return synthesize(gen.verilog, gen.top, d)
+    return synthesize(gen.verilog, gen.top, d, timeout_s=timeout_s)
 
 
 def module(report: dict, prefix: str) -> dict:
@@ -257,13 +261,51 @@ def controller_table(results: dict, size: int, depth: int = 16, entries: int = 1
     results["controllers"] = {"size": size, "depth": depth, "entries": entries, "rows": rows}
 
 
+def requant_table(results: dict, size: int) -> None:
+    """The fixed-point multiplier of the output stage (unit ``requant``) and what it adds."""
+    print(f"\n### Fixed-point requantisation multiplier, {size}×{size} WS int8 (issue 23; no "
+          "seed figure)\n")
+    print("| accumulator | requant unit | per lane | % of one PE | % of array | % of design | "
+          "design added | depth: requant / pow2 lane / PE |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    rows = {}
+    for max_k in (1024, 1 << 16):
+        base = AcceleratorConfig(rows=size, cols=size, max_k=max_k)
+        # ABC takes minutes on a 27 × 31 (to 33 × 31) product under load: a longer limit
+        plain = synth_cfg(base)
+        mult = synth_cfg(base.replace(requant="multiplier"), timeout_s=3600)
+        key = metric(mult)
+        den = mult["denominators"]
+        area = unit_total(mult, "requant")
+        added = den["design"][key] - plain["denominators"]["design"][key]
+        depth = {name: max(m["logic_depth"] or 0 for m in rep["modules"] if pick(m["module"]))
+                 for name, rep, pick in (
+                     ("requant", mult, lambda n: n.endswith(".requant")),
+                     ("lane", plain, lambda n: n.endswith(".lane0")),
+                     ("pe", plain, lambda n: n.startswith("pe_")))}
+        rows[f"acc{base.acc_bits}"] = {"unit": area, "per_lane": area / size, "added": added,
+                                       "pe": den["pe"][key], "array": den["array"][key],
+                                       "design": den["design"][key], "depth": depth,
+                                       "design_depth": mult["totals"]["logic_depth"],
+                                       "metric": key}
+        print(f"| {base.acc_bits} bits (K ≤ {max_k:,}) | {area:,.0f} | {area / size:,.0f} | "
+              f"{pct(area / size, den['pe'][key])} | {pct(area, den['array'][key])} | "
+              f"{pct(area, den['design'][key])} | {added:,.0f} "
+              f"({pct(added, plain['denominators']['design'][key])}) | "
+              f"{depth['requant']} / {depth['lane']} / {depth['pe']} |")
+    results["requant"] = {"size": size, "rows": rows}
+    print("\n*% of one PE* is one lane's multiplier against one PE; *design added* is the "
+          "whole design with the option minus without it (the multiplier, the lanes' delay "
+          "registers of acc_out and the power-of-two result, the wider control ports).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", type=int, default=16, help="array size for the design shares")
     ap.add_argument("--quick", action="store_true", help="8×8 arrays")
     ap.add_argument("--only", nargs="+",
-                    choices=["bypass", "input", "checksum", "lcu", "controllers"],
-                    default=["bypass", "input", "checksum", "lcu", "controllers"])
+                    choices=["bypass", "input", "checksum", "lcu", "controllers", "requant"],
+                    default=["bypass", "input", "checksum", "lcu", "controllers", "requant"])
     args = ap.parse_args()
     size = 8 if args.quick else args.size
     OUT.mkdir(parents=True, exist_ok=True)
@@ -279,6 +321,8 @@ def main() -> None:
         lcu_table(results, size)
     if "controllers" in args.only:
         controller_table(results, size)
+    if "requant" in args.only:
+        requant_table(results, size)
     (OUT / "costs.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(areas in the flow's primary metric: µm² of OSU 0.18 µm cells when the library "
           f"is installed, else CMOS transistors; {time.perf_counter() - t0:.0f} s; "

@@ -39,6 +39,9 @@ __all__ = [
     "FLOW_GROUPS",
     "flow_lanes",
     "TMR_VOTERS",
+    "REQUANT_MODES",
+    "REQUANT_STAGES",
+    "REQUANT_MAX_ACC",
 ]
 
 #: Dataflows of SPEC §1: weight-, input- and output-stationary.
@@ -61,6 +64,14 @@ MEDIAN_VARIANTS = ("plain", "shared")
 #: word two copies agree on, the signed minimum when all three differ), ``"bitwise"`` (bit
 #: majority), ``"none"``: not built.
 TMR_VOTERS = ("none", "word", "bitwise")
+#: Output-stage requantisation paths (SPEC §12, issue 23): ``"shift"``, the power-of-two
+#: rounding shift only; ``"multiplier"`` adds gemmlowp's fixed-point multiplier beside it
+#: (:mod:`rtl_gen.output_stage`), selected at run time.
+REQUANT_MODES = ("shift", "multiplier")
+#: Extra pipeline stages of the fixed-point path (product, high word, rounding shift).
+REQUANT_STAGES = 3
+#: Widest accumulator the fixed-point path takes: gemmlowp's int32.
+REQUANT_MAX_ACC = 32
 #: Sanity-Check options of the composed top (SPEC §2): which checksums are built.
 CHECKSUM_MODES = ("none", "spatial", "temporal", "both")
 #: How the temporal checksum's sanity input vector crosses the array (SPEC §2, 000 L1261):
@@ -187,6 +198,12 @@ class AcceleratorConfig:
         of the next pass's first vector (``swap``); passes stream back to back.  ``False``
         keeps the single-buffered PE (the tile loads only while the array is idle), for area
         comparisons.  No effect on OS (nothing stationary but the sum) or the flow top.
+    requant : str
+        Output-stage requantisation (SPEC §12, issue 23): ``"shift"`` (default) the
+        power-of-two rounding shift; ``"multiplier"`` adds gemmlowp's fixed-point multiplier
+        per output lane beside it (run-time select, :mod:`rtl_gen.output_stage`), which
+        lengthens the output stage by :data:`REQUANT_STAGES` cycles and needs
+        ``acc_bits ≤ 32`` (gemmlowp's int32 accumulator).  See :data:`REQUANT_MODES`.
 
     A new unit adds its own fields here; :meth:`from_dict` rejects keys
     it does not know, so an old tool never silently ignores a newer option.
@@ -217,6 +234,7 @@ class AcceleratorConfig:
     tmr: str = "none"
     tmr_max_triples: int = 16
     double_buffer: bool = True
+    requant: str = "shift"
 
     def __post_init__(self) -> None:
         """Check every field; ConfigError naming the first bad one."""
@@ -262,6 +280,25 @@ class AcceleratorConfig:
                     "hold neighbouring features of one input (IS streams weights, OS streams "
                     "a feature across batch rows); filter on the host for IS/OS")
         self._check_flow()
+        self._check_requant()
+
+    def _check_requant(self) -> None:
+        check_choice("requant", self.requant, REQUANT_MODES)
+        if self.requant == "shift":
+            return
+        if not self.output_stage:
+            raise ConfigError("requant", self.requant, "'shift' without the output stage (the "
+                              "multiplier is part of it)")
+        if self.flow != "none":
+            raise ConfigError("requant", self.requant, f"'shift' with flow '{self.flow}' (not "
+                              "built into the flow-controlling array)")
+        if self.acc_bits > REQUANT_MAX_ACC:
+            field, value = (("acc_width", self.acc_width) if self.acc_width is not None
+                            else ("max_k", self.max_k))
+            raise ConfigError(field, value, f"an accumulator of at most {REQUANT_MAX_ACC} bits "
+                              f"with requant 'multiplier' (gemmlowp's int32; this one has "
+                              f"{self.acc_bits}): lower max_k or set acc_width ≤ "
+                              f"{REQUANT_MAX_ACC}")
 
     def _check_tmr(self) -> None:
         check_choice("tmr", self.tmr, TMR_VOTERS)
@@ -417,14 +454,25 @@ class AcceleratorConfig:
         return self.rows + self.array_cols + (1 if self.dataflow == "os" else 0)
 
     @property
+    def requant_stages(self) -> int:
+        """Extra output-stage cycles of the fixed-point multiplier: 0, or :data:`REQUANT_STAGES`."""
+        return REQUANT_STAGES if self.requant == "multiplier" else 0
+
+    @property
+    def output_latency(self) -> int:
+        """Cycles from the array's output to the top's ports: 1, plus :attr:`requant_stages`."""
+        return 1 + self.requant_stages
+
+    @property
     def latency(self) -> int:
         """Cycles from an input vector to its output vector at the top's ports.
 
-        :attr:`array_latency`, plus the output-stage register, plus one cycle per input unit
+        :attr:`array_latency`, plus the output stage (:attr:`output_latency`: one register,
+        three more with the fixed-point multiplier), plus one cycle per input unit
         (:attr:`input_stages`): **R + C + 1** for a plain WS/IS top, **R + C + 2** for OS
         (from ``in_last`` to the first result row).
         """
-        return self.array_latency + 1 + self.input_stages
+        return self.array_latency + self.output_latency + self.input_stages
 
     @property
     def config_cycles(self) -> int:
@@ -462,6 +510,8 @@ class AcceleratorConfig:
             s += f"_tmr{self.tmr[0]}{self.lcu_depth}x{self.tmr_max_triples}"
         if self.dataflow != "os" and self.flow == "none" and not self.double_buffer:
             s += "_sb"
+        if self.requant != "shift":
+            s += "_rqm"
         return s
 
     # -- serialisation ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 
 from .bits import wrap
 from .faults import Fault, sabotage
-from .output_stage import output_stage
+from .output_stage import FixedRequantModel, output_stage
 from .schedule import Program, assemble, build_program
 
 __all__ = ["AcceleratorModel", "simulate", "play", "run_matmul"]
@@ -56,7 +56,8 @@ def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None
     """``(acc, q)`` of ``A @ B`` as the accelerator computes it, cycle model included.
 
     ``q`` is ``None`` without an output stage; ``units`` are passed to
-    :func:`golden.schedule.build_program` (``bypass_map``, ``afd``, ``median_enable``).
+    :func:`golden.schedule.build_program` (``bypass_map``, ``afd``, ``median_enable``,
+    ``requant``, ...).
     """
     program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault, **units)
     rec = simulate(cfg, program, fault)
@@ -135,6 +136,16 @@ class AcceleratorModel:
         self.acc_out = np.zeros(C, dtype=np.int64)
         self.q_out = np.zeros(C, dtype=np.int64)
         self.out_valid = 0
+        # The fixed-point multiplier (requant = "multiplier"): its path, the delay registers
+        # of acc_out, the power-of-two result and out_valid, and the checkers' flags delayed
+        # as much (the RTL's _late), newest last.
+        self.extra = cfg.requant_stages
+        self.fixed = FixedRequantModel(C) if self.extra else None
+        self.acc_delay = [np.zeros(C, dtype=np.int64) for _ in range(self.extra)]
+        self.pow2_delay = [np.zeros(C, dtype=np.int64) for _ in range(self.extra)]
+        self.valid_delay = [0] * self.extra
+        zero = {k: np.zeros_like(v) for k, v in self._checker_outputs().items()}
+        self.late: list[dict] = [dict(zero) for _ in range(self.extra)]
 
     # -- helpers ---------------------------------------------------------------------------
     def _read(self, regs: np.ndarray, register: str) -> np.ndarray:
@@ -159,13 +170,9 @@ class AcceleratorModel:
     def outputs(self) -> dict[str, np.ndarray | int]:
         """The top's output ports after the last step, by port name."""
         out = {"out_valid": self.out_valid, "acc_out": self.acc_out.copy(),
-               "q_out": self.q_out.copy(), "bypass__rdata": self.bypass_rdata}
-        if self.checker is not None:
-            chk = self.checker.outputs()
-            out.update({"sanity_acc_out": self.sanity_acc_out,
-                        "checksum__error": chk["error"], "checksum__alarm": chk["alarm"],
-                        "checksum__first": chk["first_index"],
-                        "checksum__syndrome": chk["checksum"]})
+               "q_out": (self.fixed.outputs() if self.fixed is not None else self.q_out.copy()),
+               "bypass__rdata": self.bypass_rdata}
+        out.update(self.late[0] if self.extra else self._checker_outputs())
         if self.controller is not None:
             unit = self._buffer[0]
             ctl = self.controller.outputs()
@@ -175,11 +182,23 @@ class AcceleratorModel:
                         f"{unit}__rd_data": (np.zeros(self.C, np.int64) if rd is None
                                              else rd.copy())})
         if self.tchecker is not None:
+            out["temporal__overrun"] = self.generator.outputs()["overrun"]
+        return out
+
+    def _checker_outputs(self) -> dict:
+        """The checkers' flags and ``sanity_acc_out`` as their own registers show them."""
+        out: dict = {}
+        if self.checker is not None:
+            chk = self.checker.outputs()
+            out.update({"sanity_acc_out": self.sanity_acc_out,
+                        "checksum__error": chk["error"], "checksum__alarm": chk["alarm"],
+                        "checksum__first": chk["first_index"],
+                        "checksum__syndrome": chk["checksum"]})
+        if self.tchecker is not None:
             chk = self.tchecker.outputs()
             out.update({"temporal__checked": chk["checked"], "temporal__error": chk["error"],
                         "temporal__lane_errors": chk["lane_errors"],
-                        "temporal__alarm": chk["alarm"], "temporal__first": chk["first_index"],
-                        "temporal__overrun": self.generator.outputs()["overrun"]})
+                        "temporal__alarm": chk["alarm"], "temporal__first": chk["first_index"]})
         return out
 
     # -- input units (WS): each is one registered stage in front of the skew -------------------
@@ -259,6 +278,10 @@ class AcceleratorModel:
     def step(self, inputs: dict) -> None:
         """Advance one clock cycle with ``inputs`` (port name → value) on the top's input ports."""
         cfg, C, NC = self.cfg, self.C, self.NC
+        if self.extra:  # the delay registers of the checkers' flags take this cycle's values
+            now = {k: v.copy() if isinstance(v, np.ndarray) else v
+                   for k, v in self._checker_outputs().items()}
+            self.late = self.late[1:] + [now]
         if NC > C:  # the sanity column's ports extend the column vectors
             inputs = dict(inputs)
             for port, extra in (("load_data", "sanity_load_data"),
@@ -297,25 +320,44 @@ class AcceleratorModel:
             # The buffer captures the vector the output stage shows now, before it advances.
             unit, entry, fields = self._buffer
             ctl = {"cap_en": int(self.out_valid) & int(inputs[f"{unit}__capture"]),
-                   "cap_clear": inputs[f"{unit}__cap_clear"], "cap_data": self.q_out,
+                   "cap_clear": inputs[f"{unit}__cap_clear"],
+                   "cap_data": self.fixed.outputs() if self.fixed is not None else self.q_out,
                    f"{entry}_wr_en": inputs[f"{unit}__{entry}_we"],
                    f"{entry}_wr_index": inputs[f"{unit}__{entry}_index"],
                    f"n_{entry}s": inputs[f"{unit}__n_{entry}s"],
                    "start": inputs[f"{unit}__start"], "buf_rd_row": inputs[f"{unit}__rd_row"]}
             ctl.update({f"{entry}_wr_{f}": inputs[f"{unit}__{entry}_{f}"] for f in fields})
             self.controller.step(ctl)
-        # Output stage register.
-        self.acc_out = array_out
+        self._output_stage(inputs, array_out, int(valid))
+        if cfg.bypass:
+            self._write_bypass_map(inputs)  # after the PEs used this cycle's map
+        self.cycle += 1
+
+    def _output_stage(self, inputs: dict, array_out: np.ndarray, valid: int) -> None:
+        """The output stage's registers: one stage, or the fixed-point path's four."""
+        cfg, C = self.cfg, self.C
+        q = None
         if cfg.output_stage:
             split = None
             if cfg.lcu:
                 split = (int(inputs["split"]) >> np.arange(C)) & 1 == 1
-            self.q_out = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
-                                      int(inputs["shift"]), cfg.a_width, split=split)
-        self.out_valid = int(valid)
-        if cfg.bypass:
-            self._write_bypass_map(inputs)  # after the PEs used this cycle's map
-        self.cycle += 1
+            q = output_stage(array_out, inputs["bias"], bool(inputs["relu"]),
+                             int(inputs["shift"]), cfg.a_width, split=split)
+        if not self.extra:
+            self.acc_out, self.out_valid = array_out, valid
+            if q is not None:
+                self.q_out = q
+            return
+        self.fixed.step(array_out + np.asarray(inputs["bias"], dtype=np.int64),
+                        pow2=self.pow2_delay[0], fixed=int(inputs["requant__fixed"]),
+                        multiplier=inputs["requant__multiplier"],
+                        right_shift=inputs["requant__shift"],
+                        zero_point=int(inputs["requant__zero_point"]),
+                        lo=int(inputs["requant__lo"]), hi=int(inputs["requant__hi"]))
+        self.acc_out, self.out_valid = self.acc_delay[0], self.valid_delay[0]
+        self.acc_delay = self.acc_delay[1:] + [array_out]
+        self.pow2_delay = self.pow2_delay[1:] + [q]
+        self.valid_delay = self.valid_delay[1:] + [valid]
 
     def _step_stationary(self, inputs: dict):
         R, C, P = self.R, self.NC, self.P  # C: columns of PEs built

@@ -181,7 +181,7 @@ def latency(cfg) -> int:
 
     :attr:`ftaccel.config.AcceleratorConfig.latency`: **R + C + 1** for WS / IS, **R + C + 2**
     for OS (from the cycle carrying ``in_last`` to the first result row), plus one cycle per
-    input unit and per sanity column.
+    input unit and per sanity column, and three with the fixed-point multiplier.
     """
     return cfg.latency
 

@@ -127,12 +127,12 @@ def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
     """Flips that corrupt exactly the outputs at ``positions``, bit ``bits[i]`` of each.
 
     Positions are ``(cycle, lane)``. Each flip is a single-cycle flip of the bottom PE's partial-sum
-    register in the cycle the value passes it (the output stage shows it one cycle later, after the
-    ``NC − 1 − lane`` deskew registers).
+    register in the cycle the value passes it (the output stage shows it ``cfg.output_latency``
+    cycles later, after the ``NC − 1 − lane`` deskew registers).
     """
     nc = cfg.array_cols
     return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
-                       int(row) - 1 - (nc - 1 - lane))
+                       int(row) - cfg.output_latency - (nc - 1 - lane))
                  for (row, lane), bit in zip(positions, bits, strict=True))
 
 

@@ -25,11 +25,20 @@ output is ``q = clamp(round(acc · M) + zero_point)`` with ``M = s_a·s_w / s_y`
 as a 32-bit fixed-point multiplier ``M0`` in ``[2**30, 2**31)`` and a right shift ``n``
 (``M ≈ M0 · 2**-31 · 2**-n``, :func:`quantize_multiplier`), applied as gemmlowp does
 (:func:`fixed_requantize`): ``SaturatingRoundingDoublingHighMul(acc, M0)`` (the high 32 bits
-of ``2·acc·M0``, rounded half away from zero) then ``RoundingDivideByPOT(·, n)`` (a rounding
-arithmetic right shift, half away from zero), plus the output zero point, then saturation to
-the clamp bounds (``[-2**(w-1), 2**(w-1) − 1]``, narrowed by a fused ReLU / ReLU6).  The
-accumulator (bias included) must fit 32 signed bits, as gemmlowp's does.  The power-of-two
-path (:func:`output_stage`, round half up) stays for the tool's own calibrated models.
+of ``2·acc·M0``; gemmlowp's sign-dependent nudge and truncating division round a tie towards
++∞ for either sign, e.g. ``acc·M0 = −2**30`` gives 0) then ``RoundingDivideByPOT(·, n)`` (a
+rounding arithmetic right shift, half away from zero), plus the output zero point, then
+saturation to the clamp bounds (``[-2**(w-1), 2**(w-1) − 1]``, narrowed by a fused ReLU /
+ReLU6).  The accumulator (bias included) must fit 32 signed bits, as gemmlowp's does.  The
+power-of-two path (:func:`output_stage`, round half up) stays for the tool's own calibrated
+models.
+
+**The hardware's pipeline** (:class:`FixedRequantModel`, the register-level model of
+:class:`rtl_gen.output_stage.FixedRequant`) computes the same function in another form, one
+adder per rounding step: ``high = (prod + 2**30) >> 31`` (floor) and
+``(high + 2**(n-1) − (high < 0)) >> n``; tests hold the two forms equal.  The hardware takes
+what its ports can hold beyond gemmlowp's domain (``acc + bias`` up to 33 bits, ``n = 63``) and
+gives the exact value there; the model follows it.
 """
 
 from __future__ import annotations
@@ -38,10 +47,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ftaccel.config import REQUANT_STAGES
 from ftaccel.errors import is_int
 
 __all__ = ["requantize", "output_stage", "MAX_SHIFT", "quantize_multiplier", "fixed_requantize",
-           "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT", "Requant"]
+           "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT", "Requant", "FixedRequantModel",
+           "FIXED_LATENCY"]
 
 #: Largest value of the hardware's ``shift`` port (``SHIFT_WIDTH = 6`` bits); a split column
 #: adds one.  Kept here as a number because golden models import nothing of the project.
@@ -51,6 +62,9 @@ MULTIPLIER_BITS = 32
 #: Largest right shift ``n`` of the fixed-point requantisation: a product of a 32-bit
 #: accumulator and ``M0`` keeps no bit beyond 62, so a larger shift gives 0 or −0.
 MAX_RIGHT_SHIFT = 62
+#: Cycles of the hardware's fixed-point path from the biased accumulator to its output
+#: (:data:`rtl_gen.output_stage.FIXED_LATENCY`).
+FIXED_LATENCY = 1 + REQUANT_STAGES
 
 
 def requantize(y: np.ndarray, shift: int, out_width: int) -> np.ndarray:
@@ -211,3 +225,44 @@ class Requant:
         y = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
         return fixed_requantize(y, self.multiplier, self.shift, self.zero_point,
                                 *self.bounds(out_width))
+
+
+class FixedRequantModel:
+    """Register-level model of :class:`rtl_gen.output_stage.FixedRequant` over ``lanes`` lanes.
+
+    Four registers, one :meth:`step` per clock cycle, each reading its controls in the cycle
+    its stage computes (``multiplier`` one cycle after ``y``, ``right_shift`` two,
+    ``zero_point``, ``lo``, ``hi``, ``fixed`` and ``pow2`` three): latency **4 cycles**.
+
+    * ``y_reg = y``; ``product = y_reg · multiplier``;
+    * ``rounding_sum = (product >> 31) + product[30] + k``, ``k = 2**(n-1) − (high < 0)``
+      for ``n > 0`` (else 0), and ``rshift = n``;
+    * ``q = clip((rounding_sum >> rshift) + zero_point, lo, hi)`` if ``fixed`` else ``pow2``.
+
+    The RTL limits the shift to ``y_width + 1`` inside its registers and saturates before the
+    zero point; neither changes ``q`` (see its docstring), so the model keeps the plain
+    values.  Exact in int64 for ``|y| ≤ 2**32``, ``multiplier < 2**31`` and ``n ≤ 63``.
+    """
+
+    latency = FIXED_LATENCY
+
+    def __init__(self, lanes: int):
+        zero = np.zeros(lanes, dtype=np.int64)
+        self.y_reg, self.product, self.rounding_sum, self.rshift = (zero.copy() for _ in "1234")
+        self.q = zero.copy()
+
+    def outputs(self) -> np.ndarray:
+        """``q`` as the registered output shows it in this cycle."""
+        return self.q.copy()
+
+    def step(self, y, pow2, fixed, multiplier, right_shift, zero_point, lo, hi) -> None:
+        """Advance one cycle with these port values (per lane or scalar, broadcast)."""
+        rounded = self.rounding_sum >> self.rshift
+        q = np.clip(rounded + np.int64(zero_point), np.int64(lo), np.int64(hi))
+        n = np.broadcast_to(np.asarray(right_shift, dtype=np.int64), self.q.shape)
+        high = (self.product >> 31) + ((self.product >> 30) & 1)
+        k = np.where(n > 0, (np.int64(1) << np.maximum(n - 1, 0)) - (high < 0), 0)
+        self.q = np.where(bool(fixed), q, np.asarray(pow2, dtype=np.int64))
+        self.rounding_sum, self.rshift = high + k, n.copy()
+        self.product = self.y_reg * np.asarray(multiplier, dtype=np.int64)
+        self.y_reg = np.broadcast_to(np.asarray(y, dtype=np.int64), self.q.shape).copy()

@@ -15,7 +15,10 @@ WS / IS pass (one tile of the stationary operand):
     takes its ``psum_in`` from the previous pass's ``acc_out``: a *loopback* that the player
     and the model resolve at run time (the value is whatever the hardware produced, faults
     included).  WS adds the bias in the output stage; IS folds it into the first ``psum_in``
-    (its output lanes are batch rows, not neurons).
+    (its output lanes are batch rows, not neurons).  Per-column output-stage values (the
+    bias, the fixed-point multiplier's ``M0`` and shift) are driven lane by lane in the cycle
+    the output stage's stage reads them, from where each result shows (``out_cycle``,
+    ``out_lane``), so they follow the column tiles on every dataflow.
 OS tile:
     max(K, R) steps back to back with no idle cycle between tiles (K < R is padded with zero
     steps so that the drain chain is free again, see :class:`rtl_gen.pe.OutputStationaryPE`),
@@ -29,15 +32,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftaccel.config import FAULT_CONTROLS
-from ftaccel.errors import is_int
+from ftaccel.errors import ConfigError, is_int
 
 from .array import pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import Fault
 from .lcu import buffer_address
 from .mapping import tiles
+from .output_stage import MAX_RIGHT_SHIFT, MAX_SHIFT, Requant
 
-__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS"]
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS",
+           "check_requant"]
 
 #: Output ports of the temporal checksum (all unsigned).
 TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
@@ -75,7 +80,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
                   median_enable: bool = True, temporal_batch: int | None = None,
                   bias_error=None, split=None, lcu_pairs=None, checksum_threshold: int = 0,
                   temporal_threshold: int = 0, tmr_triples=None,
-                  tmr_voter: str | None = None) -> Program:
+                  tmr_voter: str | None = None, requant: Requant | None = None) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     The product's passes are laid out per dataflow (:func:`_stationary_passes`,
@@ -128,6 +133,12 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     tmr_voter : str, optional
         The voter the caller expects (``"word"``/``"bitwise"``); it must be the configuration's
         ``tmr`` (the voter is built into the hardware, not a run-time choice).
+    requant : Requant, optional
+        The output stage's path in place of ``relu`` and ``shift``
+        (:class:`golden.output_stage.Requant`): power-of-two, or fixed-point (needs
+        ``cfg.requant = "multiplier"``), whose per-column ``multiplier`` and ``shift`` follow
+        the product's column tiles as the bias does.  With the multiplier built and no fixed
+        ``requant``, the ``requant`` ports select the power-of-two path.
 
     Returns
     -------
@@ -161,8 +172,16 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     elif tmr_triples is not None:
         raise ValueError("tmr_triples need a configuration with tmr (the on-chip voter); "
                          "vote on the host with app.protect.VotingEngine otherwise")
+    if requant is not None:
+        if relu or shift:
+            raise ValueError("give either relu/shift or requant, not both")
+        check_requant(cfg, requant, B.shape[1])
+        if not requant.fixed:
+            relu, shift = bool(requant.relu), int(requant.shift)
     if cfg.output_stage:
         _output_stage_stimulus(d, relu, shift)
+    if cfg.requant == "multiplier":
+        _requant_stimulus(cfg, d, B.shape[1], requant)
     if cfg.fault_hooks:
         _fault_stimulus(d, fault)
     if cfg.afd:
@@ -248,7 +267,7 @@ def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
         first_out = t_last + L
         for i in range(R):
             r = R - 1 - i  # the drain chain empties bottom row first
-            d.bias[first_out - 1 + i, :nc] = bias_v[tile.n0:tile.n1]
+            d.bias[first_out - cfg.output_latency + i, :nc] = bias_v[tile.n0:tile.n1]
             if r < mr:
                 d.out_cycle[tile.m0 + r, tile.n0:tile.n1] = first_out + i
                 d.out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
@@ -304,7 +323,10 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
             _bias_into_psum(cfg, d, tile, s, span, slot, bias_v, bias_error)
         out0 = s + L
         if cfg.temporal:
-            _temporal_expected(d.inputs["temporal__expected"], out0, slot, nb,
+            # The checker sees the vector when the output stage takes it; its flags are
+            # delayed to show with the results.
+            _temporal_expected(d.inputs["temporal__expected"], out0 - cfg.requant_stages,
+                               slot, nb,
                                bias_v[lanes] if cfg.bias_in_psum and ws else np.zeros(nc),
                                cfg.spatial)
             if tile.last_k:
@@ -380,12 +402,13 @@ def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
                    bias_v: np.ndarray) -> None:
     """Record where the final K-tile's results show.
 
-    WS without a checksum also gives the output stage their bias one cycle before.
+    WS without a checksum also gives the output stage their bias in the cycle it adds it
+    (:attr:`ftaccel.config.AcceleratorConfig.output_latency` cycles before they show).
     """
     nc = lanes.stop - lanes.start
     if cfg.dataflow == "ws":
         if not cfg.bias_in_psum:
-            d.bias[cycles - 1, :nc] = bias_v[lanes]
+            d.bias[cycles - cfg.output_latency, :nc] = bias_v[lanes]
         d.out_cycle[:, lanes] = cycles[:, None]
         d.out_lane[:, lanes] = np.arange(nc)[None, :]
     else:
@@ -417,6 +440,82 @@ def _output_stage_stimulus(d: _Draft, relu: bool, shift: int) -> None:
     d.inputs["bias"] = d.bias
     d.constant("relu", int(bool(relu)))
     d.constant("shift", int(shift))
+
+
+def check_requant(cfg, requant: Requant, n_out: int) -> Requant:
+    """Check that ``requant`` can run on ``cfg`` for ``n_out`` output columns; return it.
+
+    The one validation of a layer's output-stage parameters for the hardware (the API, the
+    CLI's ``matmul`` and :func:`build_program` all call it).  Raises :class:`ConfigError`
+    naming the field: a fixed-point path on a configuration without the multiplier, ``M0``
+    outside ``0 … 2**31 − 1``, ``n`` outside ``0 … 62``, a per-column array of the wrong
+    length, a zero point or clamp bound outside the ``a_width``-bit range, ``lo > hi``, or a
+    power-of-two shift outside ``0 … 63``.
+    """
+    if not isinstance(requant, Requant):
+        raise ConfigError("requant", requant, "a golden.output_stage.Requant")
+    if not cfg.output_stage:
+        raise ConfigError("output_stage", cfg.output_stage, "true to requantise")
+    if not requant.fixed:
+        if not is_int(requant.shift, numpy=True) or not 0 <= requant.shift <= MAX_SHIFT:
+            raise ConfigError("requant shift", _shown(requant.shift),
+                              f"one integer 0 … {MAX_SHIFT} on the power-of-two path")
+        return requant
+    if cfg.requant != "multiplier":
+        raise ConfigError("requant", cfg.requant, "'multiplier' for a fixed-point multiplier "
+                          "(a configuration field: the multiplier is hardware)")
+    for name, lo, hi in (("multiplier", 0, (1 << 31) - 1), ("shift", 0, MAX_RIGHT_SHIFT)):
+        v = np.asarray(getattr(requant, name))
+        if v.dtype.kind not in "iu" or v.ndim > 1 or (v.ndim == 1 and v.shape != (n_out,)):
+            raise ConfigError(f"requant {name}", _shown(v),
+                              f"one integer or {n_out} (one per output column)")
+        if v.size and (v.min() < lo or v.max() > hi):
+            bad = int(v.min() if v.min() < lo else v.max())
+            raise ConfigError(f"requant {name}", bad, f"integers {lo} … {hi}")
+    lo_q, hi_q = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
+    lo, hi = requant.bounds(cfg.a_width)
+    for name, v in (("zero_point", requant.zero_point), ("lo", lo), ("hi", hi)):
+        if not is_int(v, numpy=True) or not lo_q <= v <= hi_q:
+            raise ConfigError(f"requant {name}", _shown(v),
+                              f"an integer {lo_q} … {hi_q} (a_width = {cfg.a_width})")
+    if lo > hi:
+        raise ConfigError("requant clamp", (int(lo), int(hi)), "lo ≤ hi")
+    return requant
+
+
+def _shown(v):
+    """A value for an error message: a scalar as itself, an array by its shape and type."""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return a.item() if a.dtype.kind in "iufb" else v
+    return f"{a.size} values of {a.dtype}" if a.ndim == 1 else f"{a.dtype} array {a.shape}"
+
+
+def _requant_stimulus(cfg, d: _Draft, N: int, requant: Requant | None) -> None:
+    """The fixed-point path's ports (``cfg.requant = "multiplier"``).
+
+    Each lane's ``multiplier`` and ``shift`` are those of the output column its result belongs
+    to, driven in the cycle their stage reads them (:mod:`rtl_gen.output_stage`: the product
+    ``output_latency − 1`` cycles, the rounding ``output_latency − 2`` cycles before the result
+    shows); ``fixed``, ``zero_point``, ``lo`` and ``hi`` are held for the whole program.
+    """
+    fixed = requant is not None and requant.fixed
+    lo, hi = requant.bounds(cfg.a_width) if fixed else (0, 0)
+    d.constant("requant__fixed", int(fixed))
+    d.constant("requant__zero_point", int(requant.zero_point) if fixed else 0)
+    d.constant("requant__lo", int(lo))
+    d.constant("requant__hi", int(hi))
+    T, C = d.cycles, cfg.cols
+    for port, value, before in (("multiplier", requant.multiplier if fixed else 0,
+                                 cfg.output_latency - 1),
+                                ("shift", requant.shift if fixed else 0,
+                                 cfg.output_latency - 2)):
+        per_col = np.broadcast_to(np.asarray(value, dtype=np.int64), (N,))
+        arr = np.zeros((T, C), dtype=np.int64)
+        hit = d.out_cycle >= 0
+        arr[d.out_cycle[hit] - before, d.out_lane[hit]] = np.broadcast_to(
+            per_col[None, :], d.out_cycle.shape)[hit]
+        d.inputs[f"requant__{port}"] = arr
 
 
 def _fault_stimulus(d: _Draft, fault: Fault | None) -> None:
@@ -486,7 +585,8 @@ def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray,
                               run_cycles=lambda n: 2 * n + 3)
     split_bits = np.zeros(d.cycles, dtype=np.int64)
     hit = np.broadcast_to(split_v, d.out_cycle.shape)
-    np.bitwise_or.at(split_bits, d.out_cycle[hit] - 1, np.left_shift(1, d.out_lane[hit]))
+    np.bitwise_or.at(split_bits, d.out_cycle[hit] - cfg.output_latency,
+                     np.left_shift(1, d.out_lane[hit]))
     d.inputs["split"] = split_bits
     return result
 

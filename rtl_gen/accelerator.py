@@ -40,6 +40,12 @@ Units (configuration fields) and their ports:
     check accumulators over the C (+1) raw sums.
     ``lcu`` — output buffer and correction controller beside the output stage, ``lcu``:
     :class:`rtl_gen.lcu.LCUHostSignature`; ``split[C]`` selects the output stage's split lanes.
+    ``requant = "multiplier"`` — gemmlowp's fixed-point requantisation beside the
+    power-of-two path in every output lane (:class:`rtl_gen.output_stage.FixedRequant`),
+    ``requant``: :class:`rtl_gen.output_stage.RequantSignature` (``fixed`` select,
+    ``multiplier[C]``, ``shift[C]``, ``zero_point``, ``lo``, ``hi``); the output stage's
+    latency grows by three cycles, and the checkers' flags and ``sanity_acc_out`` are
+    delayed as much, so they stay aligned with ``out_valid``.
     ``tmr`` — the same output buffer with the selective-TMR voting controller
     (:class:`rtl_gen.tmr.VotingController`, word or bitwise voter), ``tmr``:
     :class:`rtl_gen.tmr.TMRHostSignature` (capture, triple list, ``start``, ``busy``/``done``,
@@ -54,8 +60,9 @@ Latency (cycles from the input vector to its output vector,
 :attr:`ftaccel.config.AcceleratorConfig.latency`): WS / IS **R + C + 1**; OS: the first of the
 R result rows appears **R + C + 2** cycles after the cycle carrying ``in_last`` and the others
 follow on consecutive cycles (row R−1 first); plus one cycle per input stage and per sanity
-column.  Throughput: one vector per cycle in and out, no bubble in steady state (the temporal
-checksum takes one cycle per batch for its sanity vector).
+column, and three with the fixed-point multiplier (``requant = "multiplier"``).  Throughput:
+one vector per cycle in and out, no bubble in steady state (the temporal checksum takes one
+cycle per batch for its sanity vector).
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ from .checksum import (
 from .fault import FaultController, FaultControlSignature
 from .lcu import CorrectionController
 from .median import MedianArray, MedianControlSignature
-from .output_stage import SHIFT_WIDTH, OutputStage
+from .output_stage import SHIFT_WIDTH, OutputStage, RequantSignature
 from .pe import pe_module_name
 from .tmr import VotingController
 
@@ -173,6 +180,8 @@ class Accelerator(wiring.Component):
             members["lcu"] = In(self._lcu.host_signature)
         if self._tmr is not None:
             members["tmr"] = In(self._tmr.host_signature)
+        if cfg.requant == "multiplier":
+            members["requant"] = In(RequantSignature(cfg.cols, cfg.a_width))
         return members
 
     @property
@@ -192,7 +201,7 @@ class Accelerator(wiring.Component):
         m.submodules.array = array = self._array
         m.submodules.output_stage = ostage = OutputStage(
             lanes=cfg.cols, acc_width=cfg.acc_bits, out_width=cfg.a_width,
-            requant=cfg.output_stage, split=cfg.lcu)
+            requant=cfg.output_stage, split=cfg.lcu, multiplier=cfg.requant == "multiplier")
         if cfg.dataflow == "os":
             valid = self._os_operands(m, array)
         else:
@@ -318,6 +327,16 @@ class Accelerator(wiring.Component):
             m.d.comb += [a.eq(b) for a, b in zip(self.q_out, ostage.q_out, strict=True)]
         if self._cfg.lcu:
             m.d.comb += ostage.split.eq(self.split)
+        if self._cfg.requant == "multiplier":
+            connect(m, flipped(self.requant), ostage.fixed_point)
+
+    def _late(self, m: Module, sig, name: str):
+        """``sig`` delayed by the fixed-point path's extra cycles (a wire without it).
+
+        The checkers see the array's output when the output stage samples it; their flags must
+        show with that vector's ``out_valid``.
+        """
+        return delay(m, sig, self._cfg.requant_stages, name)
 
     def _temporal_check(self, m: Module, array: SystolicArray, arr_valid, sanity) -> None:
         """Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow).
@@ -334,9 +353,11 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             chk.valid.eq(arr_valid), chk.last.eq(sanity),
             chk.threshold.eq(host.threshold), chk.clear.eq(self.checksum.clear),
-            host.checked.eq(chk.checked), host.error.eq(chk.error),
-            host.lane_errors.eq(chk.lane_errors), host.alarm.eq(chk.alarm),
-            host.first.eq(chk.first_index)]
+            host.checked.eq(self._late(m, chk.checked, "tchecked")),
+            host.error.eq(self._late(m, chk.error, "terror")),
+            host.lane_errors.eq(self._late(m, chk.lane_errors, "tlanes")),
+            host.alarm.eq(self._late(m, chk.alarm, "talarm")),
+            host.first.eq(self._late(m, chk.first_index, "tfirst"))]
 
     def _spatial_check(self, m: Module, array: SystolicArray, valid) -> None:
         """The checker sees the raw sums of the C + 1 columns when the output stage samples them.
@@ -350,9 +371,11 @@ class Accelerator(wiring.Component):
         m.d.comb += [a.eq(b) for a, b in zip(chk.data, lanes, strict=True)]
         m.d.comb += [
             chk.valid.eq(valid), chk.expected.eq(0), chk.threshold.eq(host.threshold),
-            chk.clear.eq(host.clear), host.error.eq(chk.error), host.alarm.eq(chk.alarm),
-            host.first.eq(chk.first_index), host.syndrome.eq(chk.checksum)]
-        m.d.sync += self.sanity_acc_out.eq(array.sanity_out)
+            chk.clear.eq(host.clear), host.error.eq(self._late(m, chk.error, "serror")),
+            host.alarm.eq(self._late(m, chk.alarm, "salarm")),
+            host.first.eq(self._late(m, chk.first_index, "sfirst")),
+            host.syndrome.eq(self._late(m, chk.checksum, "ssyndrome"))]
+        m.d.sync += self.sanity_acc_out.eq(self._late(m, array.sanity_out, "sanity_out"))
 
     def _buffer_unit(self, m: Module, ostage: OutputStage, ctl, host, entry: str,
                      words: tuple) -> None:

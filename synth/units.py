@@ -32,7 +32,8 @@ BASELINE_UNITS = ("top", "array", "pe", "output_stage")
 UNIT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("pe", r"pe(_\w*)?|mac|processing_element"),
     ("array", r"(systolic_)?array|skew\w*|deskew\w*|\w+_skew"),
-    ("output_stage", r"output_stage|out_stage|requant\w*"),
+    ("requant", r"requant\w*"),
+    ("output_stage", r"output_stage|out_stage"),
     ("checksum", r"checksum\w*|sanity\w*|sc"),
     ("median", r"median\w*"),
     ("afd", r"afd\w*|anomal\w*|suppress\w*"),

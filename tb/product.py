@@ -25,8 +25,15 @@ from ftaccel.config import FAULT_CONTROLS, AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.faults import Fault, sabotage
 from ftaccel.golden.mapping import ceil_div
+from ftaccel.golden.output_stage import Requant
 from ftaccel.golden.results import alarm_report, mismatch_report
-from ftaccel.golden.schedule import Program, assemble, assemble_corrected, build_program
+from ftaccel.golden.schedule import (
+    Program,
+    assemble,
+    assemble_corrected,
+    build_program,
+    check_requant,
+)
 from ftaccel.rtl_gen.afd import shift_port_width
 
 from .accelerator import RTLRun, mismatches, rtl_matmul
@@ -44,7 +51,9 @@ class RunOptions:
 
     ``bias_error = (column, bit, row)`` flips ``bit`` of the bias word of ``column`` on its
     way into the partial sums, for output row ``row`` only or (``row = None``) for the stored
-    word, i.e. every row (Table 6.1's bias row; WS with a checksum).
+    word, i.e. every row (Table 6.1's bias row; WS with a checksum).  ``requant`` replaces
+    ``relu``/``shift`` with a :class:`golden.output_stage.Requant` (the fixed-point path needs
+    ``requant = "multiplier"`` in the configuration).
     """
 
     bias: np.ndarray | None = None
@@ -61,6 +70,7 @@ class RunOptions:
     bias_error: tuple[int, int, int | None] | None = None
     checksum_threshold: int | None = None
     temporal_threshold: int | None = None
+    requant: Requant | None = None
 
     def units(self, cfg: AcceleratorConfig, A: np.ndarray) -> dict:
         """Keyword arguments of :func:`golden.schedule.build_program` for the units."""
@@ -83,6 +93,8 @@ class RunOptions:
             units["checksum_threshold"] = int(self.checksum_threshold)
         if self.temporal_threshold is not None:
             units["temporal_threshold"] = int(self.temporal_threshold)
+        if self.requant is not None:
+            units["requant"] = self.requant
         if self.bias_error is not None:
             col, bit, row = self.bias_error
             word = 0 if self.bias is None else int(self.bias[col])
@@ -111,6 +123,16 @@ class RunOptions:
         if self.bias_error is not None:
             col, bit, row = self.bias_error
             out["bias_error"] = {"column": col, "bit": bit, "row": row}
+        if self.requant is not None:
+            rq = self.requant
+            out["requant"] = {"path": "fixed" if rq.fixed else "shift",
+                              "shift": np.asarray(rq.shift).tolist(), "relu": bool(rq.relu)}
+            if rq.fixed:
+                out["requant"].update({
+                    "multiplier": np.asarray(rq.multiplier).tolist(),
+                    "zero_point": int(rq.zero_point),
+                    "lo": None if rq.lo is None else int(rq.lo),
+                    "hi": None if rq.hi is None else int(rq.hi)})
         return out
 
 
@@ -314,6 +336,11 @@ def prepare(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None) -> Pro
         raise ConfigError("output_stage", cfg.output_stage,
                           "true for a bias, ReLU or shift")
     _check_range("shift", opts.shift, 0, min(cfg.acc_bits, MAX_SHIFT))
+    if opts.requant is not None:
+        if opts.relu or opts.shift:
+            raise ConfigError("relu/shift", (opts.relu, opts.shift),
+                              "off with a requant (it carries its own relu and shift)")
+        check_requant(cfg, opts.requant, B.shape[1])
     if opts.fault is not None:
         _check_fault(cfg, opts.fault)
     _check_units(cfg, opts, A.shape[0], B.shape[1])

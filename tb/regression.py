@@ -2,10 +2,13 @@
 
 Each case is a random product (shapes around the array size, so that M, K and N tiles and
 partial tiles all occur; every third case uses only the extreme values −2^(w−1), 2^(w−1)−1,
-0 and ±1) with a random ReLU and shift.  A case passes when the RTL equals the golden cycle
-model on every port in every cycle, *and* the product equals ``A @ B`` computed by numpy and
-the requantised outputs equal :func:`golden.output_stage.output_stage` of it (so the golden
-model is not its own judge).  The input filters (anomaly suppression, median) are switched
+0 and ±1) with a random ReLU and shift.  With the fixed-point multiplier (``requant =
+"multiplier"``) every other case uses it instead (:func:`random_requant`: per-column or one
+multiplier, a zero point and clamp bounds).  A case passes when the RTL equals the golden
+cycle model on every port in every cycle, *and* the product equals ``A @ B`` computed by numpy
+and the requantised outputs equal :func:`golden.output_stage.output_stage` (or
+:func:`golden.output_stage.fixed_requantize`) of it (so the golden model is not its own
+judge).  The input filters (anomaly suppression, median) are switched
 off at run time so that the product is the plain one; the sizes keep every case inside the
 accumulator bound (:func:`tb.product.check_accumulator`) and the LCU's output buffer.
 """
@@ -18,11 +21,16 @@ import numpy as np
 
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
-from ftaccel.golden.output_stage import output_stage
+from ftaccel.golden.output_stage import (
+    Requant,
+    fixed_requantize,
+    output_stage,
+    quantize_multiplier,
+)
 
 from .product import RunOptions, prepare, result_vectors, run_product
 
-__all__ = ["random_case", "regression", "plain_options", "MAX_COUNT"]
+__all__ = ["random_case", "random_requant", "regression", "plain_options", "MAX_COUNT"]
 
 #: Most cases one regression runs (each is a simulation of seconds).
 MAX_COUNT = 10_000
@@ -64,6 +72,24 @@ def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
     return A, B, relu, shift
 
 
+def random_requant(cfg: AcceleratorConfig, rng: np.random.Generator, acc: np.ndarray) -> Requant:
+    """A fixed-point :class:`Requant` that maps ``acc`` onto about the output range.
+
+    The real multiplier of each column (or one for all) is drawn around ``2**(a_width-1) /
+    max|acc|`` (×0.25 … ×4, so some outputs saturate), a random zero point and, half of the
+    time, a ReLU clamp ``lo = zero_point``.
+    """
+    top = 1 << (cfg.a_width - 1)
+    cols = acc.shape[1] if rng.integers(2) else 1
+    scale = top / max(int(np.abs(acc).max()), 1) * 2.0 ** rng.uniform(-2, 2, cols)
+    pairs = [quantize_multiplier(float(min(v, 0.999))) for v in scale]
+    m0, n = (np.array([p[i] for p in pairs]) for i in (0, 1))
+    zp = int(rng.integers(-top // 2, top // 2))
+    lo = zp if rng.integers(2) else None
+    return Requant(multiplier=m0 if cols > 1 else int(m0[0]),
+                   shift=n if cols > 1 else int(n[0]), zero_point=zp, lo=lo)
+
+
 def regression(cfg: AcceleratorConfig, *, seed: int, count: int, sim: str | None = None,
                progress: Callable[[str], None] | None = None) -> dict:
     """Run ``count`` random cases from ``seed``; return the machine-readable result.
@@ -80,15 +106,23 @@ def regression(cfg: AcceleratorConfig, *, seed: int, count: int, sim: str | None
     for i in range(count):
         A, B, relu, shift = random_case(cfg, rng, i)
         opts = plain_options(cfg, relu=relu, shift=shift)
+        if cfg.requant == "multiplier" and i % 2:
+            opts = plain_options(cfg, requant=random_requant(cfg, rng, A @ B))
+            relu, shift = False, 0
         program = prepare(cfg, A, B, opts)
         res = run_product(cfg, A, B, opts, sim=sim, program=program)
         ok = res.passed and np.array_equal(res.run.acc, A @ B)
-        if cfg.output_stage:
+        if opts.requant is not None:
+            rq = opts.requant
+            ok = ok and np.array_equal(res.run.q, fixed_requantize(
+                A @ B, rq.multiplier, rq.shift, rq.zero_point, *rq.bounds(cfg.a_width)))
+        elif cfg.output_stage:
             ok = ok and np.array_equal(res.run.q, output_stage(A @ B, 0, relu, shift,
                                                                cfg.a_width))
         M, K = A.shape
         N = B.shape[1]
         cases.append({"case": i, "M": M, "K": K, "N": N, "relu": relu, "shift": shift,
+                      **({"requant": opts.summary()["requant"]} if opts.requant else {}),
                       "cycles": int(program.cycles), "pass": bool(ok),
                       "numpy_mismatches": int(np.sum(res.run.acc != A @ B)),
                       "port_mismatches": [list(map(str, m)) for m in res.port_mismatches]})

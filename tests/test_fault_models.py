@@ -43,6 +43,10 @@ CONFIGS = {
     "ws-temporal": {"dataflow": "ws", "checksum": "temporal", "temporal_batch_bits": 2},
     "ws-both-exact": {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
                       "temporal_mode": "exact"},
+    # the fixed-point multiplier lengthens the output stage (chained K-tiles wait longer)
+    "ws-both-requant": {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
+                        "requant": "multiplier"},
+    "os-requant": {"dataflow": "os", "requant": "multiplier"},
 }
 
 

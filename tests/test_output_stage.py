@@ -10,7 +10,13 @@
   golden model, random rows (relu, shift 0 … 63 and split bits per row), saturation and the
   largest shift included;
 * ``split=False`` leaves the Verilog byte-identical (pinned hashes recorded before the option
-  existed) and adds no port; bad parameters raise ``ConfigError`` / ``ValueError``.
+  existed) and adds no port; bad parameters raise ``ConfigError`` / ``ValueError``;
+* the fixed-point requantisation (issue 23): :func:`golden.output_stage.fixed_requantize`
+  against gemmlowp written out in plain Python; the register-level
+  :class:`golden.output_stage.FixedRequantModel` against the same, on int32 and beyond (33-bit
+  biased accumulators, shifts 62 and 63, ties of both roundings); the RTL lanes
+  (``OutputStage(multiplier=True)``) on Icarus against it row by row, the select switching
+  between the two paths.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import pytest
 
 from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import (
+    FIXED_LATENCY,
     MAX_RIGHT_SHIFT,
     MAX_SHIFT,
+    FixedRequantModel,
     Requant,
     fixed_requantize,
     output_stage,
@@ -268,3 +276,141 @@ def test_requant_power_of_two_path_is_the_output_stage_and_fixed_path_the_gemmlo
     want = fixed_requantize(acc + bias, m0, n, -3, -3, 127)
     assert np.array_equal(fixed.apply(acc, bias, 8), want)
     assert fixed.apply(acc, bias, 8).min() >= -3
+
+
+# -- the fixed-point multiplier in hardware (issue 23): FixedRequant and its model ------------
+
+def _fixed_ref(y: int, m0: int, n: int, zp: int, lo: int, hi: int) -> int:
+    """The gemmlowp scheme in plain Python, exact for any integer (the hardware's domain)."""
+    return min(max(_rdbpot(_srdhm(y, m0), n) + zp, lo), hi)
+
+
+def _fixed_rows(rng, t: int, cols: int, acc_width: int, out_width: int):
+    """Per-row operands of the fixed-point path: random, extremes and near-ties."""
+    a_lo, a_hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    acc = rng.integers(a_lo, a_hi + 1, (t, cols)) >> rng.integers(0, acc_width, (t, cols))
+    bias = rng.integers(a_lo, a_hi + 1, (t, cols)) >> rng.integers(0, acc_width, (t, 1))
+    acc[:6] = [[a_lo] * cols, [a_hi] * cols, [a_lo] * cols, [a_hi] * cols, [0] * cols,
+               [-1] * cols]
+    bias[:6] = [[0] * cols, [0] * cols, [a_lo] * cols, [a_hi] * cols, [0] * cols, [0] * cols]
+    m0 = rng.integers(1 << 30, 1 << 31, (t, cols))
+    m0[:24:3], m0[1:24:3], m0[2:24:3] = 1 << 30, (1 << 31) - 1, 0
+    # n: mostly where the result lands in the output range, some 0 and the largest (62, 63)
+    y_bits = np.maximum(np.abs(acc + bias), 1).astype(float)
+    n = np.clip(np.log2(y_bits).astype(np.int64) - (out_width - 2)
+                + rng.integers(-2, 3, (t, cols)), 0, MAX_SHIFT)
+    n[6:40] = rng.choice([0, 1, MAX_RIGHT_SHIFT, MAX_SHIFT], (34, cols))
+    # ties: y·M0 an odd multiple of 2**30 (SRDHM) and of 2**(n-1) (RoundingDivideByPOT)
+    ties = slice(40, 80)
+    m0[ties] = 1 << 30
+    acc[ties] = rng.choice([-1, 1], (40, cols)) * (2 * rng.integers(0, 1 << 10, (40, cols)) + 1)
+    bias[ties] = 0
+    n[ties] = rng.integers(0, 4, (40, cols))
+    w = 1 << (out_width - 1)
+    zp = rng.integers(-w, w, t)
+    lo = np.where(rng.random(t) < 0.3, zp, rng.integers(-w, 0, t))
+    hi = rng.integers(0, w, t)
+    hi[:3] = lo[:3] - 1  # lo > hi: hi wins, as numpy's clip
+    fixed = (rng.random(t) < 0.8).astype(np.int64)
+    fixed[:80] = 1
+    return acc, bias, m0, n, zp, lo, hi, fixed
+
+
+def test_fixed_model_pipeline_equals_gemmlowp(rng):
+    """FixedRequantModel, ports read in their stage's cycle, = gemmlowp on int32 and beyond."""
+    t, cols = 3000, 4
+    acc, bias, m0, n, zp, lo, hi, _ = _fixed_rows(rng, t, cols, 32, 8)
+    model = FixedRequantModel(cols)
+    got = []
+    for c in range(t + FIXED_LATENCY):
+        got.append(model.outputs())
+        r1, r2, r3 = (min(max(c - d, 0), t - 1) for d in (1, 2, 3))
+        model.step(acc[min(c, t - 1)] + bias[min(c, t - 1)], pow2=0, fixed=1,
+                   multiplier=m0[r1], right_shift=n[r2], zero_point=zp[r3], lo=lo[r3],
+                   hi=hi[r3])
+    got = np.array(got[FIXED_LATENCY:])
+    want = np.array([[_fixed_ref(int(a) + int(b), int(m), int(s), int(z), int(lw), int(h))
+                      for a, b, m, s in zip(acc[i], bias[i], m0[i], n[i], strict=True)]
+                     for i, (z, lw, h) in enumerate(zip(zp, lo, hi, strict=True))])
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, f"row, lane {bad[0]}: {got[tuple(bad[0])]} != {want[tuple(bad[0])]}"
+    # within gemmlowp's domain the model is fixed_requantize itself
+    y = acc + bias
+    inside = (np.abs(y) < 1 << 31).all(axis=1) & (n <= MAX_RIGHT_SHIFT).all(axis=1)
+    assert inside.sum() > t // 2
+    assert np.array_equal(got[inside], np.array([
+        fixed_requantize(y[i], m0[i], n[i], zp[i], lo[i], hi[i]) for i in np.flatnonzero(inside)]))
+
+
+@pytest.mark.parametrize(("cols", "acc_width", "out_width"), [(3, 32, 8), (2, 20, 16)])
+def test_rtl_fixed_requant_lanes(rng, cols, acc_width, out_width):
+    """OutputStage(multiplier=True) on Icarus against gemmlowp in plain Python, every row.
+
+    Each row's controls are driven in the cycle their stage reads them (multiplier one cycle
+    after the accumulator, shift two, zero point, clamp and select three); rows with the
+    select off show the power-of-two result of the same row, with its own relu and shift.
+    """
+    dut = OutputStage(lanes=cols, acc_width=acc_width, out_width=out_width, multiplier=True)
+    name = f"ostage_fixed_c{cols}_a{acc_width}_o{out_width}"
+    path = write_verilog(dut, name, {"unit": "output_stage", "multiplier": True},
+                         BUILD / name / f"{name}.v")
+    t = 500
+    acc, bias, m0, n, zp, lo, hi, fixed = _fixed_rows(rng, t, cols, acc_width, out_width)
+    relu = rng.integers(0, 2, t)
+    shift = rng.integers(0, acc_width + 2, t)
+    valid = rng.integers(0, 2, t)
+    L = FIXED_LATENCY
+
+    def late(x, d):  # row i's value in cycle i + d
+        pad = np.zeros((d,) + x.shape[1:], dtype=np.int64)
+        return np.concatenate([pad, x, np.zeros((L - d,) + x.shape[1:], dtype=np.int64)])
+
+    res = run_stream(verilog=[path], toplevel=name, build_dir=BUILD / name / "icarus",
+                     sim="icarus",
+                     inputs={"acc_in": late(acc, 0), "bias": late(bias, 0),
+                             "relu": late(relu, 0), "shift": late(shift, 0),
+                             "in_valid": late(valid, 0),
+                             "fixed_point__multiplier": late(m0, 1),
+                             "fixed_point__shift": late(n, 2),
+                             "fixed_point__zero_point": late(zp, 3),
+                             "fixed_point__lo": late(lo, 3), "fixed_point__hi": late(hi, 3),
+                             "fixed_point__fixed": late(fixed, 3)},
+                     outputs={"q_out": (cols, True), "acc_out": (cols, True),
+                              "out_valid": (0, False)})
+    q, acc_out, out_valid = (res.outputs[k][L:L + t] for k in ("q_out", "acc_out", "out_valid"))
+    exp = np.array([[_fixed_ref(int(a) + int(b), int(m), int(s), int(zp[i]), int(lo[i]),
+                                int(hi[i]))
+                     for a, b, m, s in zip(acc[i], bias[i], m0[i], n[i], strict=True)]
+                    if fixed[i] else
+                    output_stage(acc[i], bias[i], bool(relu[i]), int(shift[i]), out_width)
+                    for i in range(t)])
+    bad = np.flatnonzero((q != exp).any(axis=1))
+    assert bad.size == 0, f"row {bad[0]}: {q[bad[0]]} != {exp[bad[0]]}"
+    assert np.array_equal(acc_out, acc) and np.array_equal(out_valid, valid)
+    # the stimulus reached what matters: both bounds, values strictly inside, y beyond int32
+    f = fixed.astype(bool)
+    assert (exp[f] == hi[f, None]).any() and (exp[f] == lo[f, None]).any()
+    inside = (exp[f] > lo[f, None]) & (exp[f] < hi[f, None])
+    assert inside.sum() > f.sum() // 4
+    if acc_width == 32:
+        assert (np.abs(acc + bias) >= 1 << 31).any()
+    print(f"{t} rows, {int(f.sum())} on the fixed path, {int(inside.sum())} lanes inside the "
+          "clamp")
+
+
+def test_multiplier_option_off_and_bad_input():
+    """No multiplier: no port and the pinned Verilog; bad parameters are ConfigErrors."""
+    kw = dict(lanes=2, acc_width=12, out_width=8)
+    text = to_verilog(OutputStage(**kw, multiplier=False), "ostage", {})
+    assert text == to_verilog(OutputStage(**kw), "ostage", {})
+    assert "fixed_point" not in text and "requant" not in text
+    with_mult = OutputStage(**kw, multiplier=True)
+    assert "fixed_point" in with_mult.signature.members and with_mult.latency == FIXED_LATENCY
+    assert OutputLane(acc_width=12, out_width=8, requant=True, multiplier=True).has_multiplier
+    for bad, field in (({"multiplier": 1}, "multiplier"),
+                       ({"multiplier": True, "requant": False}, "multiplier"),
+                       ({"multiplier": True, "acc_width": 33}, "acc_width")):
+        with pytest.raises(ConfigError) as exc:
+            OutputStage(**{**kw, **bad})
+        assert exc.value.field == field
+    gc.collect()
