@@ -58,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from ftaccel.files import FileProblem, parse_npz, read_input
+
 from .array import cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
@@ -446,12 +448,12 @@ class Model:
         """Read a model file (a path or a binary file object)."""
         where = getattr(source, "name", source)
         try:
-            with np.load(source, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise ModelError(f"{where}: no such file") from None
-        except (ValueError, OSError) as exc:
-            raise ModelError(f"{where}: not a model file ({exc})") from None
+            # through the door: a regular file, size-capped, never a FIFO; a truncated or
+            # corrupt archive is one ModelError line (exit 2), not an internal error
+            data = source.read() if hasattr(source, "read") else read_input(source, "model")
+            arrays = parse_npz(data, f"model {where}")
+        except FileProblem as exc:
+            raise ModelError(str(exc)) from None
         try:
             meta = json.loads(arrays.pop("__meta__").tobytes().decode())
         except (KeyError, ValueError):
