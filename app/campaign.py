@@ -627,7 +627,8 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     """
     import dataclasses
 
-    from ftaccel.app.critical import CriticalError, protection_options
+    from ftaccel.app.critical import CriticalError, _product_index, protection_options
+    from ftaccel.app.critical import read_json as read_json_object
     from ftaccel.app.protect import PlacementError, check_placement, protect
     from ftaccel.golden.network import Model, product_layers
 
@@ -667,8 +668,19 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     if model.name != net.name or len(model.layers) != len(net.model.layers):
         raise _err(f"{path}.protected", f"{folder}: a protection of {model.name}, not of "
                                         f"the campaign's {net.name}")
-    doc = json.loads((folder / "protection.json").read_text())
-    groups = {int(e["layer"]): e["groups"] for e in doc.get("layers", [])}
+    try:
+        doc = read_json_object(folder / "protection.json", f"spec key {path}.protected")
+        groups = {}
+        for e in doc.get("layers", []):
+            g = e.get("groups")
+            if not isinstance(g, list) or not all(
+                    isinstance(x, list) and all(type(v) is int for v in x) for x in g):
+                raise CriticalError(f"spec key {path}.protected {folder}: layer "
+                                    f"{shown(e.get('layer'))}: 'groups' must be lists of "
+                                    "column indices")
+            groups[_product_index(model, e.get("layer"), f"spec key {path}.protected")] = g
+    except CriticalError as exc:
+        raise CampaignError(str(exc)) from None
     try:
         for i, o in options.items():
             check_placement(groups.get(i, []), o.permutation, cfg.cols, cfg.dataflow,

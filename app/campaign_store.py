@@ -349,10 +349,8 @@ class Campaign:
             return
         why = "its identity differs"
         if old.get("identity_spec") != self.ident.spec:
-            a, b = old.get("identity_spec") or {}, self.ident.spec
-            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) \
-                if isinstance(a, dict) else []
-            why = f"the spec differs in {', '.join(keys) or 'its structure'}"
+            keys = _differences(old.get("identity_spec"), self.ident.spec)
+            why = f"the spec differs in {', '.join(keys[:4]) or 'its structure'}"
         elif old.get("tool") != self.ident.tool:
             why = (f"it was started by ftaccel {old.get('tool')}, this is {self.ident.tool} "
                    "(results of two versions are not mixed)")
@@ -632,6 +630,16 @@ class Campaign:
                 continue
             out += [dict(zip(TRACE_COLUMNS, r, strict=True)) for r in rows]
         return out, bad
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    """The keys (``section.key``, two levels deep) whose values differ between two specs."""
+    if not isinstance(a, dict) or not isinstance(b, dict) or path.count(".") >= 2:
+        return [path.lstrip(".") or "(top)"] if a != b else []
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        out += _differences(a.get(k), b.get(k), f"{path}.{k}")
+    return out
 
 
 def _item(it):
