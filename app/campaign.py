@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -471,8 +472,9 @@ def _protections(items, cfg, base=None) -> list[dict]:
         # "none" is the unprotected baseline every outcome is judged against: only the
         # protection of kind none may carry it, and that one must
         if (q["name"] == "none") != (kind == "none"):
-            raise _err(f"{path}.name", f"{q['name']!r}: the name \"none\" is the "
-                                       "unprotected baseline's (kind \"none\"), and only its")
+            raise _err(f"{path}.name", f"{q['name']!r}: the unprotected baseline (kind "
+                                       "\"none\") is named \"none\", and no other "
+                                       "protection may be")
         if q["name"] in names:
             raise _err(f"{path}.name", f"{q['name']!r} used twice")
         names.add(q["name"])
@@ -794,7 +796,7 @@ def make_plan(spec: dict, ctx: Context) -> Plan:
         return Plan(range(len(pop)), chunk, len(pop),
                     {"method": "exhaustive", "size": len(pop)})
     n = statistical_size(len(pop), s["margin"], s["confidence"])
-    _over_cap(spec, "sample.margin", n, f"faults (a sample of {len(pop):,})")
+    _over_cap(spec, "sample.margin", n, f"faults (sampled from {len(pop):,})")
     rng = np.random.default_rng(np.random.SeedSequence([spec["campaign"]["seed"], 0x5A3B1E]))
     idx = sample_indices(rng, len(pop), n)
     return Plan(idx, chunk, len(pop), {"method": "statistical", "size": n,
@@ -1026,8 +1028,10 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
     cluster = None
     if client is None:
         n = workers or os.cpu_count() or 1
+        # the workers' own logs (a heartbeat lost while the cluster stops on an interrupt,
+        # say) are many lines each; a worker's failure reaches the client as an exception
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         spec_f = client.scatter(camp.spec, broadcast=True)

@@ -378,6 +378,12 @@ def _decode(data: bytes | str, where: str) -> str:
                               f"0x{data[exc.start]:02x})") from None
 
 
+def _too_long(exc: ValueError) -> str:
+    if "digits" in str(exc):
+        return "an integer of more than 4,300 digits"
+    return _reason(exc)
+
+
 def parse_json(data: bytes | str, where: str) -> Any:
     """The JSON document in ``data``; any defect raises UnreadableInput naming ``where``.
 
@@ -393,7 +399,7 @@ def parse_json(data: bytes | str, where: str) -> Any:
     except RecursionError:
         raise UnreadableInput(f"{where}: not usable JSON (nested too deeply)") from None
     except ValueError as exc:  # an integer over 4,300 digits
-        raise UnreadableInput(f"{where}: not usable JSON ({_reason(exc)})") from None
+        raise UnreadableInput(f"{where}: not usable JSON ({_too_long(exc)})") from None
 
 
 def read_json(path: str | os.PathLike, what: str = "input",
@@ -412,7 +418,7 @@ def parse_toml(data: bytes | str, where: str) -> dict:
     except RecursionError:
         raise UnreadableInput(f"{where}: not usable TOML (nested too deeply)") from None
     except ValueError as exc:  # an integer over 4,300 digits
-        raise UnreadableInput(f"{where}: not usable TOML ({_reason(exc)})") from None
+        raise UnreadableInput(f"{where}: not usable TOML ({_too_long(exc)})") from None
 
 
 def read_toml(path: str | os.PathLike, what: str = "input",
