@@ -731,9 +731,12 @@ def _layers(spec: dict, ctx: Context):
         idx = [i for i in ctx.products if ctx.model.layers[i].name == name or str(i) == str(name)]
         if not idx:
             known = ", ".join(ctx.model.layers[i].name for i in ctx.products)
-            raise _err("faults.layers", f"{name!r} is not a product layer of the model "
+            raise _err("faults.layers", f"{shown(name)} is not a product layer of the model "
                                         f"({known})")
-        out += idx
+        if idx[0] in out:  # a name and an index of the same layer: its faults twice
+            raise _err("faults.layers", f"{shown(name)} names layer "
+                                        f"{ctx.model.layers[idx[0]].name} given before")
+        out += idx[:1]
     return out
 
 

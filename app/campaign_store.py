@@ -3,7 +3,8 @@
 A campaign folder ``DIR`` holds:
 
 ``spec.json``
-    Written first, atomically, when the folder is claimed: the normalised spec, the
+    Written first, atomically, when the folder is claimed (with a SHA-256 over itself, so an
+    edited copy is refused): the normalised spec, the
     campaign's **identity** (:func:`identity`: a SHA-256 over the spec, the contents of every
     file it names — model, data, calibration, permutation, protected folders, an ONNX
     model's external data — the store format and the tool's version) and each input file's
@@ -345,6 +346,10 @@ class Campaign:
         if old.get("version") != STORE_VERSION:
             raise CampaignError(f"{where}: campaign store version {old.get('version')!r}, "
                                 f"this tool writes {STORE_VERSION}; run it in a new folder")
+        body = {k: v for k, v in old.items() if k != "sha256"}
+        if old.get("sha256") != hashlib.sha256(_canonical(body)).hexdigest():
+            raise CampaignError(f"{where}: spec.json does not match its checksum (edited or "
+                                "damaged); its chunks cannot be trusted: use another folder")
         if old.get("hash") == self.hash:
             return
         why = "its identity differs"
@@ -442,6 +447,7 @@ class Campaign:
                 doc = {"format": STORE_FORMAT, "version": STORE_VERSION, "hash": self.hash,
                        "tool": self.ident.tool, "inputs": self.ident.files,
                        "identity_spec": self.ident.spec, "spec": self.spec}
+                doc["sha256"] = hashlib.sha256(_canonical(doc)).hexdigest()
                 payload = json.dumps(doc, indent=2, allow_nan=True).encode() + b"\n"
                 with atomic_write(self.spec_path) as fh:  # first: the folder's identity
                     fh.write(payload)
