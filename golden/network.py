@@ -447,13 +447,15 @@ class Model:
     def load(cls, source) -> Model:
         """Read a model file (a path or a binary file object)."""
         where = getattr(source, "name", source)
-        try:
-            # through the door: a regular file, size-capped, never a FIFO; a truncated or
-            # corrupt archive is one ModelError line (exit 2), not an internal error
+        try:  # through the door: a regular file, size-capped, never a FIFO
             data = source.read() if hasattr(source, "read") else read_input(source, "model")
-            arrays = parse_npz(data, f"model {where}")
         except FileProblem as exc:
             raise ModelError(str(exc)) from None
+        try:  # a truncated or corrupt archive: one ModelError line (exit 2)
+            arrays = parse_npz(data, str(where))
+        except FileProblem as exc:
+            raise ModelError(f"{where}: not a model file ({str(exc).split(': ', 1)[-1]})") \
+                from None
         try:
             meta = json.loads(arrays.pop("__meta__").tobytes().decode())
         except (KeyError, ValueError):

@@ -324,6 +324,22 @@ def test_a_repeated_list_entry_is_refused(tmp_path, capsys, text, key):
             "given twice")
 
 
+def test_a_layer_named_and_indexed_is_refused(tmp_path, capsys):
+    spec = _write(tmp_path, spec_text(faults='layers = ["fc1", 0]'))
+    _exit_2(capsys, ["campaign", str(spec), "-o", str(tmp_path / "o"), "--workers", "0"],
+            "faults.layers", "given before")
+
+
+def test_an_edited_spec_json_is_refused(reference, tmp_path, capsys):
+    """``spec.json`` carries a checksum: a folder whose record was edited is not trusted."""
+    out = _copy(reference, tmp_path)
+    doc = json.loads((out / "spec.json").read_text())
+    doc["spec"]["campaign"]["seed"] = 99  # the record says another seed than its chunks
+    (out / "spec.json").write_text(json.dumps(doc))
+    _exit_2(capsys, ["campaign", str(reference[0]), "-o", str(out), "--workers", "0"],
+            "spec.json does not match its checksum")
+
+
 def test_the_sample_holds_each_fault_once(reference):
     rows = (reference[1] / "trace.csv").read_text().splitlines()[1:]
     idx = {int(r.split(",")[-1]) for r in rows}
