@@ -134,7 +134,8 @@ def _int_in(d: dict, key: str, path: str, lo: int, hi: int, default=None, requir
     """An integer ``lo … hi`` (or the default)."""
     v = _get(d, key, path, int, default, required)
     if v is not None and not lo <= v <= hi:
-        raise _err(f"{path}.{key}", f"{shown(v)}: an integer from {lo:,} to {hi:,}")
+        top = "2**63 − 1" if hi == (1 << 63) - 1 else f"{hi:,}"
+        raise _err(f"{path}.{key}", f"{shown(v)}: an integer from {lo:,} to {top}")
     return v
 
 
@@ -932,6 +933,8 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     _check_options(workers, verify_rtl, scheduler)
     if isinstance(spec_or_path, dict):
         spec = spec_or_path
+        if spec.get("version") != SPEC_VERSION:  # a raw TOML-shaped dict: validate it first
+            spec = parse_spec(spec)
         if permutation is not None:
             spec = {**spec, "network": {**spec["network"], "permutation": _read_permutation(
                 Path(permutation), "--permutation")}}

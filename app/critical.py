@@ -485,15 +485,13 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
 # -- schedule (HAS) --------------------------------------------------------------------------------
 
 def _read_profile_any(path, cfg):
-    import json
-
-    from ftaccel.files import read_input
-
-    try:
-        data = json.loads(read_input(path, "--profile"))
-    except ValueError as exc:
-        raise CriticalError(f"--profile {path}: not JSON ({str(exc).splitlines()[0]})") from None
     from ftaccel.app.has import check_profile
+    from ftaccel.files import FileProblem, read_json
+
+    try:  # through the input door: a FIFO, non-UTF-8, deep nesting: one line each
+        data = read_json(path, "--profile")
+    except FileProblem as exc:
+        raise CriticalError(str(exc)) from None
 
     if isinstance(data, dict):
         data = data.get("profile")

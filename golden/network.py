@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from ftaccel.files import FileProblem, parse_npz, read_input
+from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
 
 from .array import cycle_count, matmul
 from .faults import Fault
@@ -457,8 +457,8 @@ class Model:
             raise ModelError(f"{where}: not a model file ({str(exc).split(': ', 1)[-1]})") \
                 from None
         try:
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except (KeyError, ValueError):
+            meta = parse_json(arrays.pop("__meta__").tobytes(), str(where))
+        except (KeyError, FileProblem):
             raise ModelError(f"{where}: not an {FORMAT} file (no readable __meta__)") from None
         return cls.from_meta(meta, arrays, str(where))
 
