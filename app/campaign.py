@@ -16,11 +16,16 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
   with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
   grouped in chunks of ``campaign.chunk``; every item draws its own randomness from
   ``SeedSequence([seed, item])``, so the results are the same for any number of workers.
-* **Durability.**  The client (never a worker) writes each finished chunk to
-  ``DIR/chunks/chunk-NNNNNN.csv`` through a temporary file, ``fsync`` and an atomic rename:
-  a chunk is on disk whole or not at all.  ``DIR/spec.json`` holds the spec and its hash;
-  the same command started again skips the chunks on disk (no fault lost or duplicated),
-  and a folder that belongs to another spec is refused.
+* **Durability and integrity** (:mod:`app.campaign_store`).  The folder is claimed under a
+  lock, ``spec.json`` first: the spec and the campaign's identity (the spec, the contents of
+  every file it names, the tool's version).  The client (never a worker) writes each finished
+  chunk to ``DIR/chunks/chunk-NNNNNN.json`` through a temporary file, ``fsync`` and an atomic
+  rename, with its identity, fault ids and a checksum; the same command started again uses
+  only the chunks that verify and computes the others again (no fault lost or duplicated).
+  A folder of another campaign, or whose files changed, is refused saying what differs.
+* **Limits.**  Everything is validated before the folder is touched; the planned work is
+  capped by ``campaign.max_items`` and its estimate printed; names are unique and a repeated
+  list entry is refused.
 * **Scale.**  Chunks run on Dask ``distributed``: a ``LocalCluster`` with one single-threaded
   worker process per core by default, ``scheduler=ADDRESS`` for an existing cluster,
   ``workers=0`` in this process.  Every worker builds the context (model, data, each

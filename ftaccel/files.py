@@ -76,9 +76,13 @@ class UnreadableInput(FileProblem):
     """An input path that cannot be read as a regular file."""
 
 
-def _show(text: str, limit: int = 80) -> str:
+def _show(text: str, limit: int = 100) -> str:
+    """``repr(text)`` cut in the middle to ``limit`` characters: a path keeps its file name."""
     shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
+    if len(shown) <= limit:
+        return shown
+    head = (limit - 3) // 3
+    return shown[:head] + "..." + shown[-(limit - 3 - head):]
 
 
 def cache_dir(kind: str = "") -> Path:
