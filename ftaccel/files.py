@@ -464,6 +464,9 @@ def parse_npz(data: bytes, where: str, max_bytes: int = MAX_ARCHIVE_BYTES) -> di
                 # reserve the declared size before finding the data missing
                 with zf.open(info) as fh:
                     shape, dtype = _npy_header(fh, np)
+                if dtype.hasobject:
+                    raise UnreadableInput(f"{where}: array {_show(info.filename[:-4])} holds "
+                                          "Python objects (a pickle is never loaded)")
                 need = math.prod(shape) * dtype.itemsize
                 if need > info.file_size:
                     raise UnreadableInput(f"{where}: array {_show(info.filename[:-4])} "
