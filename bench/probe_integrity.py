@@ -282,8 +282,7 @@ def family_specs(work: Path) -> None:
                                                       'kind = "bypass"\nname = "x"'),
         "protection name with escapes": spec(protection='name = "\\u001b[2Jx"'),
         "negative seed": spec().replace("seed = 7", "seed = -1"),
-        "seed 2**63": spec().replace("seed = 7", f"seed = {2**63 - 1}\n#").replace(
-            f"{2**63 - 1}", "9223372036854775807"),
+        "seed 2**63": spec().replace("seed = 7", f"seed = {2**63}"),
         "chunk 0": spec(chunk=0),
         "images 0": spec(data="").replace("images = 12", "images = 0"),
         "confidence 1 - 2**-53": spec().replace("confidence = 0.9",
