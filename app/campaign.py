@@ -299,12 +299,19 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
     return spec
 
 
+_BUILTIN_NAMES = ("digits", "digits-test", "digits-train", "digits-mlp", "digits-cnn")
+
+
 def _path(value, base):
-    """Relative data/model paths are relative to the spec file (built-in names stay)."""
-    if value is None or base is None or value in ("digits", "digits-mlp", "digits-cnn"):
+    """Relative data/model paths are relative to the spec file (built-in names stay).
+
+    Always the spec's folder, never the working folder: the file a spec names is the one
+    used, and a missing one is reported with its full path.
+    """
+    if value is None or base is None or value in _BUILTIN_NAMES:
         return value
-    parts = [str((base / v).resolve()) if not Path(v).is_absolute() and (base / v).exists()
-             else v for v in value.split(",")]
+    parts = [v if not v or Path(v).is_absolute() else str((base / v).resolve())
+             for v in value.split(",")]
     return ",".join(parts)
 
 
@@ -482,7 +489,8 @@ def _protections(items, cfg, base=None) -> list[dict]:
                                        "\"none\") is named \"none\", and no other "
                                        "protection may be")
         if q["name"] in names:
-            raise _err(f"{path}.name", f"{q['name']!r} used twice")
+            raise _err(f"{path}.name", f"{q['name']!r} used twice (give each protection its "
+                                       "own name)")
         names.add(q["name"])
         try:
             to_protection(q, cfg).cfg(cfg)
