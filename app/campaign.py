@@ -16,11 +16,16 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
   with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
   grouped in chunks of ``campaign.chunk``; every item draws its own randomness from
   ``SeedSequence([seed, item])``, so the results are the same for any number of workers.
-* **Durability.**  The client (never a worker) writes each finished chunk to
-  ``DIR/chunks/chunk-NNNNNN.csv`` through a temporary file, ``fsync`` and an atomic rename:
-  a chunk is on disk whole or not at all.  ``DIR/spec.json`` holds the spec and its hash;
-  the same command started again skips the chunks on disk (no fault lost or duplicated),
-  and a folder that belongs to another spec is refused.
+* **Durability and integrity** (:mod:`app.campaign_store`).  The folder is claimed under a
+  lock, ``spec.json`` first: the spec and the campaign's identity (the spec, the contents of
+  every file it names, the tool's version).  The client (never a worker) writes each finished
+  chunk to ``DIR/chunks/chunk-NNNNNN.json`` through a temporary file, ``fsync`` and an atomic
+  rename, with its identity, fault ids and a checksum; the same command started again uses
+  only the chunks that verify and computes the others again (no fault lost or duplicated).
+  A folder of another campaign, or whose files changed, is refused saying what differs.
+* **Limits.**  Everything is validated before the folder is touched; the planned work is
+  capped by ``campaign.max_items`` and its estimate printed; names are unique and a repeated
+  list entry is refused.
 * **Scale.**  Chunks run on Dask ``distributed``: a ``LocalCluster`` with one single-threaded
   worker process per core by default, ``scheduler=ADDRESS`` for an existing cluster,
   ``workers=0`` in this process.  Every worker builds the context (model, data, each
@@ -34,60 +39,73 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import hashlib
-import io
 import json
+import logging
 import math
 import os
+import re
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ftaccel.app.campaign_report import (
+    summarise,
+    to_markdown,
+    tolerated_rates,
+    write_plots,
+    write_reports,
+)
+from ftaccel.app.campaign_store import (
+    TRACE_COLUMNS,
+    Campaign,
+    CampaignError,
+    Identity,
+    hash_inputs,
+    identity,
+    input_files,
+    spec_hash,
+)
 from ftaccel.app.netcampaign import (
     FAULT_MODELS,
-    OUTCOMES,
     PROFILE_MODES,
     Context,
     Protection,
     RegisterPopulation,
     evaluate_register_fault,
     evaluate_trial,
-    faulted_nodes,
-    mean_ci,
     statistical_size,
-    wilson,
 )
 from ftaccel.config import AcceleratorConfig
-from ftaccel.errors import ConfigError
+from ftaccel.errors import ConfigError, one_line, shown
+from ftaccel.files import FileProblem, hash_input, parse_toml, read_input, read_json
 from ftaccel.golden.faults import MODES, REGISTERS
 
 __all__ = ["CampaignError", "load_spec", "parse_spec", "Campaign", "run_campaign",
-           "TRACE_COLUMNS"]
+           "TRACE_COLUMNS", "Plan", "make_plan", "build_context", "run_chunk", "spec_hash",
+           "identity", "Identity", "input_files", "summarise", "tolerated_rates", "write_reports",
+           "write_plots", "to_markdown", "verify_on_rtl", "MAX_ITEMS", "MAX_ITEMS_LIMIT"]
 
 SPEC_VERSION = 1
 
-#: Trace columns: ENFOR-SA's (fault id, site, PE, register, bit, mode, cycle, layer, outcome)
-#: and more.  ``cycle`` is the protection's own schedule; -1 where it does not apply.
-TRACE_COLUMNS = ("fault_id", "protection", "model", "site", "pe_row", "pe_col", "register",
-                 "bit", "mode", "cycle", "layer", "tile", "vector", "rate", "trial",
-                 "outcome", "alarm", "spatial_alarms", "temporal_alarms", "unit",
-                 "logits_changed", "top1_changed", "accuracy", "accuracy_drop",
-                 "bypass_rate", "population_index")
-
-
-class CampaignError(ValueError):
-    """Bad campaign input; the message names the spec key (exit 2)."""
+#: Default cap on the planned work items (faults, or trials of a sweep): ``campaign.max_items``.
+MAX_ITEMS = 1_000_000
+#: Highest ``campaign.max_items``: the plan is held in memory (about 30 bytes an item).
+MAX_ITEMS_LIMIT = 10_000_000
+#: Populations above this are sampled block-wise (numpy would permute them whole).
+_BLOCK_SAMPLING = 1 << 24
+#: A protection's name: it is a trace value, a Markdown column and a JSON key.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 # -- the spec ----------------------------------------------------------------------------------
 
 _KNOWN = {
-    "campaign": {"name", "seed", "chunk"},
+    "campaign": {"name", "seed", "chunk", "max_items"},
     "network": {"model", "calib", "permutation"},
     "data": {"source", "images"},
     "faults": {"model", "registers", "modes", "layers", "targets", "mode", "bits"},
@@ -111,8 +129,28 @@ def _get(d: dict, key: str, path: str, kind, default=None, required=False):
     v = d[key]
     if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise _err(f"{path}.{key}", f"must be {names}, not {v!r}")
+        raise _err(f"{path}.{key}", f"must be {names}, not {shown(v)}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _err(f"{path}.{key}", f"must be a finite number, not {v!r}")
     return v
+
+
+def _int_in(d: dict, key: str, path: str, lo: int, hi: int, default=None, required=False):
+    """An integer ``lo … hi`` (or the default)."""
+    v = _get(d, key, path, int, default, required)
+    if v is not None and not lo <= v <= hi:
+        top = "2**63 − 1" if hi == (1 << 63) - 1 else f"{hi:,}"
+        raise _err(f"{path}.{key}", f"{shown(v)}: an integer from {lo:,} to {top}")
+    return v
+
+
+def _unique(values: list, key: str) -> None:
+    """Refuse a repeated entry: a list names each thing once (a repeat would count twice)."""
+    seen = []
+    for v in values:
+        if v in seen:
+            raise _err(key, f"{shown(v)} given twice; name each entry once")
+        seen.append(v)
 
 
 def load_spec(path, *, permutation=None) -> dict:
@@ -123,13 +161,9 @@ def load_spec(path, *, permutation=None) -> dict:
     """
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as exc:
-        raise CampaignError(f"spec {p}: cannot read ({exc.strerror})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"spec {p}: not TOML ({exc})") from None
+        raw = parse_toml(read_input(p, "spec"), f"spec {p}")
+    except FileProblem as exc:
+        raise CampaignError(str(exc)) from None
     return parse_spec(raw, base=p.parent, permutation=permutation)
 
 
@@ -152,13 +186,18 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
         for key in sec:
             if key not in keys:
                 raise _err(f"{section}.{key}", f"unknown key; known: {', '.join(sorted(keys))}")
+    if not isinstance(raw, dict):
+        raise _err("(top)", "a TOML document of tables")
     c = raw.get("campaign", {})
     spec: dict = {"version": SPEC_VERSION}
-    spec["campaign"] = {"name": _get(c, "name", "campaign", str, "campaign"),
-                        "seed": _get(c, "seed", "campaign", int, 1),
-                        "chunk": _get(c, "chunk", "campaign", int, 16)}
-    if spec["campaign"]["chunk"] < 1:
-        raise _err("campaign.chunk", "must be at least 1")
+    name = _get(c, "name", "campaign", str, "campaign")
+    if not name or len(name) > 200 or not name.isprintable():
+        raise _err("campaign.name", f"{shown(name)}: 1 … 200 printable characters")
+    spec["campaign"] = {"name": name,
+                        "seed": _int_in(c, "seed", "campaign", 0, (1 << 63) - 1, 1),
+                        "chunk": _int_in(c, "chunk", "campaign", 1, 1_000_000, 16),
+                        "max_items": _int_in(c, "max_items", "campaign", 1, MAX_ITEMS_LIMIT,
+                                             MAX_ITEMS)}
     n = raw.get("network", {})
     model = _get(n, "model", "network", str, required=True)
     spec["network"] = {"model": _path(model, base), "calib": _path(_get(n, "calib", "network",
@@ -173,9 +212,7 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
                 path, "spec key network.permutation")
     d = raw.get("data", {})
     spec["data"] = {"source": _path(_get(d, "source", "data", str, "digits"), base),
-                    "images": _get(d, "images", "data", int)}
-    if spec["data"]["images"] is not None and spec["data"]["images"] < 1:
-        raise _err("data.images", "must be at least 1")
+                    "images": _int_in(d, "images", "data", 1, 10_000_000)}
     acc = raw.get("accelerator", {})
     if not isinstance(acc, dict):
         raise _err("accelerator", "must be a table of configuration fields")
@@ -184,9 +221,13 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
     except ConfigError as exc:
         key = exc.value if exc.field == "configuration key" else exc.field
         raise _err(f"accelerator.{key}", str(exc)) from None
-    if cfg.checksum != "none" or cfg.afd or cfg.median or cfg.lcu or cfg.fault_hooks:
+    if (cfg.checksum != "none" or cfg.afd or cfg.median or cfg.lcu or cfg.fault_hooks
+            or cfg.tmr != "none"):
         raise _err("accelerator", "give the plain accelerator here; checksums, AFD, median, "
                                   "the LCU and TMR are protections ([[protections]])")
+    if cfg.flow != "none":
+        raise _err("accelerator.flow", f"{cfg.flow!r}: the fast fault model runs dense "
+                                       "arrays only (flow = \"none\")")
     spec["accelerator"] = cfg.to_dict()
     spec["protections"] = _protections(raw.get("protections", [{"kind": "none"}]), cfg, base)
     f = raw.get("faults", {})
@@ -199,7 +240,13 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
         present = [r for r in REGISTERS if r != "shadow" or cfg.double_buffered]
         faults["registers"] = _choices(f, "registers", present, present)
         faults["modes"] = _choices(f, "modes", MODES, list(MODES))
-        faults["layers"] = _get(f, "layers", "faults", list)
+        layers = _get(f, "layers", "faults", list)
+        if layers is not None:
+            if not layers or not all(isinstance(x, str) or type(x) is int for x in layers):
+                raise _err("faults.layers", "a non-empty list of product-layer names or "
+                                            "indices")
+            _unique(layers, "faults.layers")
+        faults["layers"] = layers
     elif kind == "bit_errors":
         faults["targets"] = _choices(f, "targets", ("weights", "activations"), ["weights"])
     elif kind == "pe_profile":
@@ -208,7 +255,7 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
             raise _err("faults.mode", f"{mode!r}: one of {', '.join(PROFILE_MODES)}")
         faults["mode"] = mode
         bits = _get(f, "bits", "faults", list)
-        if bits is not None and (len(bits) != 2 or not all(isinstance(b, int) for b in bits)
+        if bits is not None and (len(bits) != 2 or not all(type(b) is int for b in bits)
                                  or not 0 <= bits[0] <= bits[1] < cfg.acc_bits):
             raise _err("faults.bits", f"[low, high] within 0 … {cfg.acc_bits - 1}")
         faults["bits"] = bits
@@ -228,56 +275,79 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
         sample["confidence"] = float(_get(s, "confidence", "sample", (int, float), 0.95))
         if not 0 < sample["margin"] < 1:
             raise _err("sample.margin", "must be between 0 and 1")
-        if not 0 < sample["confidence"] < 1:
-            raise _err("sample.confidence", "must be between 0 and 1")
+        # the two-sided quantile needs 0.5 + confidence / 2 < 1 in floating point
+        if not 0 < sample["confidence"] <= 0.999999:
+            raise _err("sample.confidence", f"{sample['confidence']!r}: a probability "
+                                            "above 0 and at most 0.999999")
     elif method == "sweep":
         rates = _get(s, "rates", "sample", list, required=True)
-        if not rates or not all(isinstance(r, int | float) and not isinstance(r, bool)
-                                and 0 <= r <= 1 for r in rates):
+        if not rates or not all(type(r) in (int, float) and 0 <= r <= 1 for r in rates):
             raise _err("sample.rates", "a non-empty list of rates between 0 and 1")
         sample["rates"] = [float(r) for r in rates]
-        sample["trials"] = _get(s, "trials", "sample", int, 10)
-        if sample["trials"] < 1:
-            raise _err("sample.trials", "must be at least 1")
+        _unique(sample["rates"], "sample.rates")
+        sample["trials"] = _int_in(s, "trials", "sample", 1, MAX_ITEMS_LIMIT, 10)
     for key in s:
         if key not in sample:
             raise _err(f"sample.{key}", f"does not apply to method {method!r}")
     spec["sample"] = sample
-    spec["verify"] = {"images": _get(raw.get("verify", {}), "images", "verify", int, 2)}
+    if kind == "pe_bypass" and not cfg.bypass and not any(
+            q["kind"] == "bypass" for q in spec["protections"]):
+        raise _err("protections", "pe_bypass faults need the bypass hardware: add a "
+                                  "protection of kind \"bypass\" (or accelerator.bypass)")
+    spec["verify"] = {"images": _int_in(raw.get("verify", {}), "images", "verify", 1, 10_000,
+                                        2)}
     return spec
 
 
+_BUILTIN_NAMES = ("digits", "digits-test", "digits-train", "digits-mlp", "digits-cnn")
+
+
 def _path(value, base):
-    """Relative data/model paths are relative to the spec file (built-in names stay)."""
-    if value is None or base is None or value in ("digits", "digits-mlp", "digits-cnn"):
+    """Relative data/model paths are relative to the spec file (built-in names stay).
+
+    Always the spec's folder, never the working folder: the file a spec names is the one
+    used, and a missing one is reported with its full path.
+    """
+    if value is None or base is None or value in _BUILTIN_NAMES:
         return value
-    parts = [str((base / v).resolve()) if not Path(v).is_absolute() and (base / v).exists()
-             else v for v in value.split(",")]
+    parts = [v if not v or Path(v).is_absolute() else str((base / v).resolve())
+             for v in value.split(",")]
     return ",".join(parts)
 
 
 def _read_permutation(path: Path, what: str) -> dict:
-    """The permutation file's layers (``rtlgen schedule``), structure checked; the file named."""
+    """The permutation file's layers (``rtlgen schedule``), structure checked; the file named.
+
+    Read through the input door; a permutation must be a list of integers (a float is
+    refused, not truncated); that it permutes each layer's neurons is checked on the model.
+    """
     try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise CampaignError(f"{what} {path}: cannot read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise CampaignError(f"{what} {path}: not JSON ({str(exc).splitlines()[0]})") from None
+        doc = read_json(path, what)
+    except FileProblem as exc:
+        raise CampaignError(str(exc)) from None
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list) or not layers or not all(
             isinstance(e, dict) and "permutation" in e for e in layers):
         raise CampaignError(f"{what} {path}: not a permutation file (rtlgen schedule): no "
-                            "'layers' list of {{layer, permutation}}")
+                            "'layers' list of {layer, permutation}")
+    for e in layers:
+        perm = e["permutation"]
+        if not isinstance(perm, list) or not all(type(v) is int for v in perm):
+            raise CampaignError(f"{what} {path}: layer {shown(e.get('layer'))}: the "
+                                "permutation must be a list of integers")
     return {"file": str(path.resolve()), "what": what,
             "layers": [{"layer": e.get("layer"), "permutation": e["permutation"]}
                        for e in layers]}
 
 
-def _file_hash(*paths: Path) -> str:
+def _file_hash(*paths: Path, what: str) -> str:
+    """SHA-256 (16 hex digits) over the files' contents, read through the input door."""
     h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
+    try:
+        for p in paths:
+            h.update(bytes.fromhex(hash_input(p, what)))
+    except FileProblem as exc:
+        raise CampaignError(str(exc)) from None
     return h.hexdigest()[:16]
 
 
@@ -316,24 +386,31 @@ def _critical_spec(p: dict, q: dict, path: str, kind: str, base) -> None:
             raise _err(f"{path}.protected", f"{folder}: no {f.name} (a folder written by "
                                             "rtlgen protect)")
     try:
-        doc = json.loads(files[0].read_text())
-    except ValueError:
-        raise _err(f"{path}.protected", f"{files[0]}: not JSON") from None
+        doc = read_json(files[0], f"spec key {path}.protected")
+    except FileProblem as exc:
+        raise CampaignError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != "ftaccel-protection":
         raise _err(f"{path}.protected", f"{files[0]}: not a protection file (rtlgen protect)")
     if doc.get("method") != kind:
         raise _err(f"{path}.protected", f"{folder} is protected by {doc.get('method')!r}, "
                                         f"not {kind!r}")
     q["protected"] = str(folder.resolve())
-    q["protected_hash"] = _file_hash(*files)
-    q["protected_config"] = dict(doc.get("config") or {})
+    q["protected_hash"] = _file_hash(*files, what=f"spec key {path}.protected")
+    cfg_changes = doc.get("config") or {}
+    if not isinstance(cfg_changes, dict):
+        raise _err(f"{path}.protected", f"{files[0]}: 'config' must be an object of "
+                                        "configuration fields")
+    q["protected_config"] = dict(cfg_changes)
 
 
 def _choices(d, key, allowed, default):
+    """A non-empty list of ``allowed`` names, each given once (a repeat is refused)."""
     v = _get(d, key, "faults", list, default)
-    bad = [x for x in v if x not in allowed]
+    bad = [x for x in v if not isinstance(x, str) or x not in allowed]
     if bad or not v:
-        raise _err(f"faults.{key}", f"{bad or v!r}: a non-empty list of {', '.join(allowed)}")
+        raise _err(f"faults.{key}", f"{shown(bad or v)}: a non-empty list of "
+                                    f"{', '.join(allowed)}")
+    _unique(v, f"faults.{key}")
     return list(v)
 
 
@@ -382,23 +459,38 @@ def _protections(items, cfg, base=None) -> list[dict]:
                 raise _err(f"{path}.temporal_batch", "1 … 255")
         elif kind == "bypass":
             q["threshold"] = float(_get(p, "threshold", path, (int, float), 0.5))
+            if not 0 <= q["threshold"] <= 1:
+                raise _err(f"{path}.threshold", f"{q['threshold']!r}: a share of FR_max "
+                                                "from 0 to 1")
         elif kind in ("lcu", "tmr"):
             _critical_spec(p, q, path, kind, base)
         else:
-            raise _err(f"{path}.kind", f"{kind!r}: one of none, afd, median, sanity, bypass, "
-                                       "lcu, tmr")
+            raise _err(f"{path}.kind", f"{shown(kind)}: one of none, afd, median, sanity, "
+                                       "bypass, lcu, tmr")
         if kind in ("afd", "median"):
             layers = _get(p, "layers", path, list)
-            if layers is not None and not all(isinstance(x, str) for x in layers):
-                raise _err(f"{path}.layers", "a list of product-layer names")
+            if layers is not None:
+                if not layers or not all(isinstance(x, str) for x in layers):
+                    raise _err(f"{path}.layers", "a non-empty list of product-layer names")
+                _unique(layers, f"{path}.layers")
             q["layers"] = layers
         for key in p:
             if key not in q and key not in ("name", "kind") and not (
                     kind in ("lcu", "tmr") and key == "protected"):
                 raise _err(f"{path}.{key}", f"does not apply to kind {kind!r}")
         q["name"] = _get(p, "name", path, str, _default_name(q))
+        if not _NAME.fullmatch(q["name"]):
+            raise _err(f"{path}.name", f"{shown(q['name'])}: 1 … 64 letters, digits and "
+                                       "._+- (it names a trace value and a report column)")
+        # "none" is the unprotected baseline every outcome is judged against: only the
+        # protection of kind none may carry it, and that one must
+        if (q["name"] == "none") != (kind == "none"):
+            raise _err(f"{path}.name", f"{q['name']!r}: the unprotected baseline (kind "
+                                       "\"none\") is named \"none\", and no other "
+                                       "protection may be")
         if q["name"] in names:
-            raise _err(f"{path}.name", f"{q['name']!r} used twice")
+            raise _err(f"{path}.name", f"{q['name']!r} used twice (give each protection its "
+                                       "own name)")
         names.add(q["name"])
         try:
             to_protection(q, cfg).cfg(cfg)
@@ -461,23 +553,39 @@ def _tuple(x):
     return None if x is None else tuple(x)
 
 
-def spec_hash(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
 # -- the context and the work ------------------------------------------------------------------
 
 _CONTEXTS: dict = {}
 
 
-def build_context(spec: dict, images: int | None = None) -> Context:
-    """The network, data and fault-free runs of ``spec`` (cached per process)."""
-    key = (spec_hash(spec), images)
-    if key in _CONTEXTS:
-        return _CONTEXTS[key]
-    from ftaccel.app.datasets import digits, load_data
+def _input_hashes(spec: dict) -> dict:
+    """``{path: {"key", "sha256"}}`` of every file the spec names (through the input door)."""
+    return hash_inputs(spec)
+
+
+def build_context(spec: dict, images: int | None = None, *,
+                  inputs: dict | None = None) -> Context:
+    """The network, data and fault-free runs of ``spec`` (cached per process).
+
+    Every file the spec names is hashed before and after it is read: a file that changes
+    while it is read, or (``inputs``: the hashes the campaign started with, given to the
+    workers) that is not the campaign's, raises :class:`CampaignError` naming it.  The
+    context carries the hashes it was built from (``ctx.input_hashes``).  Labels must be
+    classes of the model (as ``infer`` checks).
+    """
+    from ftaccel.app.datasets import check_labels, digits, load_data
     from ftaccel.app.network import open_model
 
+    if inputs is not None:  # a worker: the context built for these inputs can be reused
+        key = (spec_hash(spec), images, json.dumps(inputs, sort_keys=True))
+        if key in _CONTEXTS:
+            return _CONTEXTS[key]
+    before = _input_hashes(spec)
+    if inputs is not None:
+        _same_inputs(inputs, before, "since the campaign started")
+    key = (spec_hash(spec), images, json.dumps(before, sort_keys=True))
+    if key in _CONTEXTS:
+        return _CONTEXTS[key]
     cfg = AcceleratorConfig.from_dict(spec["accelerator"])
     src = spec["data"]["source"]
     ds = digits("test") if src == "digits" else load_data(src)
@@ -487,6 +595,7 @@ def build_context(spec: dict, images: int | None = None) -> Context:
         cal = ds.images
     net = open_model(spec["network"]["model"], a_width=cfg.a_width, w_width=cfg.w_width,
                       calibration=cal)
+    check_labels(ds, net.model.classes, net.name, "spec key data.source")
     x = net.check(cfg, ds.images)
     prots = [to_protection(q, cfg) for q in spec["protections"]]
     nvf_cache: dict = {}
@@ -506,10 +615,23 @@ def build_context(spec: dict, images: int | None = None) -> Context:
         except CriticalError as exc:
             raise CampaignError(str(exc)) from None
         perms = {i: o.permutation for i, o in opts.items()}
+    _same_inputs(before, _input_hashes(spec), "while it was being read")
     ctx = Context(net.model, x, ds.labels, cfg, prots, permutations=perms)
+    ctx.input_hashes = before
     _CONTEXTS.clear()  # one campaign per worker process at a time
     _CONTEXTS[key] = ctx
+    if inputs is not None:
+        _CONTEXTS[(spec_hash(spec), images, json.dumps(inputs, sort_keys=True))] = ctx
     return ctx
+
+
+def _same_inputs(want: dict, got: dict, when: str) -> None:
+    for path, f in want.items():
+        now = got.get(path)
+        if now is None or now["sha256"] != f["sha256"]:
+            raise CampaignError(f"spec key {f['key']}: {path} changed {when}; its results "
+                                "would not be this campaign's (restore it, or run the new "
+                                "file in a new folder)")
 
 
 def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache: dict):
@@ -521,7 +643,8 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     """
     import dataclasses
 
-    from ftaccel.app.critical import CriticalError, protection_options
+    from ftaccel.app.critical import CriticalError, _product_index, protection_options
+    from ftaccel.app.critical import read_json as read_json_object
     from ftaccel.app.protect import PlacementError, check_placement, protect
     from ftaccel.golden.network import Model, product_layers
 
@@ -561,8 +684,19 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
     if model.name != net.name or len(model.layers) != len(net.model.layers):
         raise _err(f"{path}.protected", f"{folder}: a protection of {model.name}, not of "
                                         f"the campaign's {net.name}")
-    doc = json.loads((folder / "protection.json").read_text())
-    groups = {int(e["layer"]): e["groups"] for e in doc.get("layers", [])}
+    try:
+        doc = read_json_object(folder / "protection.json", f"spec key {path}.protected")
+        groups = {}
+        for e in doc.get("layers", []):
+            g = e.get("groups")
+            if not isinstance(g, list) or not all(
+                    isinstance(x, list) and all(type(v) is int for v in x) for x in g):
+                raise CriticalError(f"spec key {path}.protected {folder}: layer "
+                                    f"{shown(e.get('layer'))}: 'groups' must be lists of "
+                                    "column indices")
+            groups[_product_index(model, e.get("layer"), f"spec key {path}.protected")] = g
+    except CriticalError as exc:
+        raise CampaignError(str(exc)) from None
     try:
         for i, o in options.items():
             check_placement(groups.get(i, []), o.permutation, cfg.cols, cfg.dataflow,
@@ -611,62 +745,117 @@ def _layers(spec: dict, ctx: Context):
         idx = [i for i in ctx.products if ctx.model.layers[i].name == name or str(i) == str(name)]
         if not idx:
             known = ", ".join(ctx.model.layers[i].name for i in ctx.products)
-            raise _err("faults.layers", f"{name!r} is not a product layer of the model "
+            raise _err("faults.layers", f"{shown(name)} is not a product layer of the model "
                                         f"({known})")
-        out += idx
+        if idx[0] in out:  # a name and an index of the same layer: its faults twice
+            raise _err("faults.layers", f"{shown(name)} names layer "
+                                        f"{ctx.model.layers[idx[0]].name} given before")
+        out += idx[:1]
     return out
 
 
 def population(spec: dict, ctx: Context) -> RegisterPopulation:
+    """The register-fault population of ``spec`` on the context's model and array."""
     f = spec["faults"]
     return RegisterPopulation(ctx.base, ctx.dims, f["registers"], f["modes"], _layers(spec, ctx))
 
 
 @dataclass
 class Plan:
-    """The campaign's work: ``items`` (register: population indices; sweep: (rate, trial))."""
+    """The campaign's work.
 
-    items: list
+    ``items``: register faults: population indices (a ``range`` when exhaustive, a sorted
+    array of distinct indices when sampled); sweeps: ``(rate, trial)`` pairs.
+    """
+
+    items: object
     chunk: int
     population: int | None
     sample: dict
 
     @property
     def chunks(self) -> int:
+        """The number of chunks."""
         return -(-len(self.items) // self.chunk)
 
     def chunk_items(self, c: int) -> list:
+        """``(fault id, item)`` of chunk ``c``, as plain Python values."""
         lo = c * self.chunk
-        return [(lo + i, item) for i, item in enumerate(self.items[lo:lo + self.chunk])]
+        return [(lo + i, item if isinstance(item, tuple) else int(item))
+                for i, item in enumerate(self.items[lo:lo + self.chunk])]
+
+
+def _over_cap(spec: dict, key: str, n: int, what: str) -> None:
+    cap = spec["campaign"].get("max_items", MAX_ITEMS)
+    if n > cap:
+        raise _err(key, f"the plan has {n:,} {what}, above campaign.max_items = {cap:,} (raise "
+                        f"it, up to {MAX_ITEMS_LIMIT:,}, or plan less work)")
 
 
 def make_plan(spec: dict, ctx: Context) -> Plan:
+    """The work items of ``spec``, fixed by the spec alone, within ``campaign.max_items``.
+
+    A statistical sample (001 Eq. 4.7) is drawn without replacement with the spec's seed:
+    every index at most once.
+    """
     s = spec["sample"]
     chunk = spec["campaign"]["chunk"]
     if spec["faults"]["model"] != "register":
+        _over_cap(spec, "sample.trials", len(s["rates"]) * s["trials"], "trials")
         items = [(float(r), t) for r in s["rates"] for t in range(s["trials"])]
         return Plan(items, chunk, None, {"method": "sweep", "rates": s["rates"],
                                          "trials": s["trials"], "items": len(items)})
     pop = population(spec, ctx)
+    if len(pop) == 0:
+        raise _err("faults", "the fault population is empty")
     if s["method"] == "exhaustive":
-        if len(pop) > 10_000_000:
-            raise _err("sample.method", f"exhaustive: {len(pop):,} faults; use statistical")
-        return Plan(list(range(len(pop))), chunk, len(pop),
+        _over_cap(spec, "sample.method", len(pop), "faults (exhaustive)")
+        return Plan(range(len(pop)), chunk, len(pop),
                     {"method": "exhaustive", "size": len(pop)})
     n = statistical_size(len(pop), s["margin"], s["confidence"])
+    _over_cap(spec, "sample.margin", n, f"faults (sampled from {len(pop):,})")
     rng = np.random.default_rng(np.random.SeedSequence([spec["campaign"]["seed"], 0x5A3B1E]))
-    idx = np.sort(rng.choice(len(pop), size=n, replace=False)).tolist()
+    idx = sample_indices(rng, len(pop), n)
     return Plan(idx, chunk, len(pop), {"method": "statistical", "size": n,
                                        "margin": s["margin"], "confidence": s["confidence"],
                                        "population": len(pop)})
 
 
-def run_chunk(spec: dict, items: list) -> list[dict]:
+def sample_indices(rng: np.random.Generator, population: int, n: int) -> np.ndarray:
+    """``n`` distinct indices of ``range(population)``, uniformly, sorted.
+
+    numpy's ``choice(replace=False)`` (Floyd's algorithm for small samples; a shuffle of the
+    whole population when ``n > population / 50``).  Above 2**24 that shuffle would hold the
+    population in memory, so the range is cut in blocks: the count drawn from each block is
+    multivariate-hypergeometric (the counts of a uniform ``n``-subset), then each block's
+    indices are drawn without replacement: the same distribution in O(n) memory.
+    """
+    if population <= _BLOCK_SAMPLING or n <= population // 50:
+        return np.sort(rng.choice(population, size=n, replace=False))
+    B = _BLOCK_SAMPLING
+    sizes = np.full(population // B, B, dtype=np.int64)
+    if population % B:
+        sizes = np.append(sizes, population % B)
+    counts = rng.multivariate_hypergeometric(sizes, n, method="marginals")
+    parts = [b * B + np.sort(rng.choice(int(size), size=int(k), replace=False))
+             for b, (size, k) in enumerate(zip(sizes, counts, strict=True)) if k]
+    return np.concatenate(parts)
+
+
+def _taking_part(spec: dict, ctx: Context) -> list[str]:
+    """The protections every item has a trace row for (pe_bypass: those with bypass)."""
+    if spec["faults"]["model"] == "pe_bypass":
+        return [p.name for p in ctx.protections if ctx.clean[p.name].cfg.bypass]
+    return [p.name for p in ctx.protections]
+
+
+def run_chunk(spec: dict, items: list, inputs: dict | None = None) -> list[dict]:
     """Evaluate one chunk's items (``(fault id, item)``) on every protection: trace rows.
 
-    Runs in a worker; depends only on the spec and the items (every item seeded alone).
+    Runs in a worker; depends only on the spec, the input files (``inputs``: their hashes,
+    checked) and the items (every item seeded alone).
     """
-    ctx = build_context(spec)
+    ctx = build_context(spec, inputs=inputs)
     f = spec["faults"]
     rows = []
     if f["model"] == "register":
@@ -685,101 +874,57 @@ def run_chunk(spec: dict, items: list) -> list[dict]:
     return [{k: row.get(k, "") for k in TRACE_COLUMNS} for row in rows]
 
 
-# -- storage -----------------------------------------------------------------------------------
-
-def _rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TRACE_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-_INT_COLS = {"fault_id", "pe_row", "pe_col", "bit", "cycle", "tile", "vector", "trial",
-             "spatial_alarms", "temporal_alarms", "logits_changed", "top1_changed",
-             "population_index"}
-_FLOAT_COLS = {"rate", "accuracy", "accuracy_drop", "bypass_rate"}
-
-
-def _read_chunk(path: Path) -> list[dict]:
-    rows = []
-    with path.open(newline="") as fh:
-        for r in csv.DictReader(fh):
-            for k in _INT_COLS:
-                r[k] = int(r[k]) if r[k] != "" else ""
-            for k in _FLOAT_COLS:
-                r[k] = float(r[k]) if r[k] != "" else ""
-            rows.append(r)
-    return rows
-
-
-class Campaign:
-    """One campaign folder: its spec, plan and finished chunks."""
-
-    def __init__(self, spec: dict, out_dir):
-        self.spec = spec
-        self.dir = Path(out_dir)
-        self.hash = spec_hash(spec)
-
-    @property
-    def chunk_dir(self) -> Path:
-        """The folder of finished chunks."""
-        return self.dir / "chunks"
-
-    def chunk_path(self, c: int) -> Path:
-        """The CSV file of chunk ``c``."""
-        return self.chunk_dir / f"chunk-{c:06d}.csv"
-
-    def claim(self) -> None:
-        """Create the folder for this spec, or check that it is this spec's (resume)."""
-        from ftaccel.files import UnsafeTarget, check_target, write_json
-
-        if self.dir.exists() and not self.dir.is_dir():
-            raise CampaignError(f"-o {self.dir}: exists and is not a folder")
-        meta = self.dir / "spec.json"
-        if meta.exists():
-            try:
-                old = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                raise CampaignError(f"-o {self.dir}: unreadable spec.json; not a campaign "
-                                    "folder this tool can resume") from None
-            if old.get("hash") != self.hash:
-                raise CampaignError(f"-o {self.dir}: the folder belongs to a different "
-                                    f"campaign spec (hash {old.get('hash')} ≠ {self.hash}); "
-                                    "use another folder or remove it")
-            return
-        if self.dir.exists() and any(self.dir.iterdir()):
-            raise CampaignError(f"-o {self.dir}: folder is not empty and holds no campaign")
-        try:
-            for name in ("spec.json", "campaign.json", "campaign.md", "trace.csv"):
-                check_target(self.dir / name)
-        except UnsafeTarget as exc:
-            raise CampaignError(str(exc)) from None
-        self.chunk_dir.mkdir(parents=True, exist_ok=True)
-        write_json(meta, {"hash": self.hash, "spec": self.spec})
-
-    def done(self) -> set[int]:
-        """The indices of the finished chunks."""
-        if not self.chunk_dir.exists():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in self.chunk_dir.glob("chunk-*.csv")}
-
-    def save_chunk(self, c: int, rows: list[dict]) -> None:
-        """Write chunk ``c``'s ``rows`` atomically."""
-        from ftaccel.files import write_text
-
-        write_text(self.chunk_path(c), _rows_to_csv(rows))  # temp file, fsync, rename
-
-    def rows(self, plan: Plan) -> list[dict]:
-        """Every row of the finished chunks of ``plan``, in chunk order."""
-        rows = []
-        for c in range(plan.chunks):
-            rows += _read_chunk(self.chunk_path(c))
-        return rows
-
-
 # -- running -----------------------------------------------------------------------------------
+
+def _check_options(workers, verify_rtl, scheduler) -> None:
+    """The run options, checked like the spec (the CLI and the API say the same)."""
+    if workers is not None and (type(workers) is not int or workers < 0):
+        raise CampaignError(f"--workers {shown(workers)}: must be 0 (this process) or more")
+    if type(verify_rtl) is not int or verify_rtl < 0:
+        raise CampaignError(f"--verify-rtl {shown(verify_rtl)}: must be 0 or more")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise CampaignError("--scheduler: empty address; give HOST:PORT or tcp://HOST:PORT "
+                            "of a running Dask scheduler")
+
+
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+
+def _connect(scheduler: str):
+    """A Dask client of the scheduler at ``scheduler``, or CampaignError saying why not.
+
+    The address is parsed and, for a network address, the port reached first (a plain TCP
+    connection, 10 s), so that a wrong address fails at once and nothing is written.
+    """
+    import socket
+
+    from distributed import Client
+    from distributed.comm.addressing import normalize_address, parse_address, parse_host_port
+
+    where = f"--scheduler {shown(scheduler)}"
+    try:
+        scheme, loc = parse_address(normalize_address(scheduler.strip()))
+        if scheme not in _SCHEMES:
+            raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(_SCHEMES)}")
+        host, port = parse_host_port(loc) if scheme != "inproc" else (None, None)
+    except (ValueError, TypeError) as exc:
+        raise CampaignError(f"{where}: not a Dask scheduler address ({one_line(exc)})") \
+            from None
+    if host is not None:
+        if not 0 < int(port) < 65536:
+            raise CampaignError(f"{where}: port {port} is not 1 … 65535")
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as exc:
+            raise CampaignError(f"{where}: cannot connect to {host}:{port} "
+                                f"({exc.strerror or one_line(exc) or type(exc).__name__})") \
+                from None
+    try:
+        return Client(scheduler.strip(), timeout=30)
+    except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
+        raise CampaignError(f"{where}: not a usable Dask scheduler ({one_line(exc)})") \
+            from None
+
 
 def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                  scheduler: str | None = None, verify_rtl: int = 0, progress: bool | None = None,
@@ -789,426 +934,139 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     ``workers``: Dask worker processes on this machine (default: every core; 0 = run in this
     process); ``scheduler``: address of an existing Dask scheduler (overrides ``workers``);
     ``permutation``: a permutation file (``rtlgen schedule``) replacing the spec's.
+
+    Everything is checked before the folder is touched: the spec, the files it names (their
+    contents hashed into the campaign's identity), the data's labels against the model, the
+    plan against ``campaign.max_items`` (the estimate is printed), the folder (a second
+    writer, or another campaign's folder, is refused) and the scheduler.  The folder is then
+    claimed (:class:`app.campaign_store.Campaign`); every chunk on disk is verified and
+    those that do not verify are computed again.  A run that fails or is interrupted before
+    its first chunk removes what it created.
     """
+    _check_options(workers, verify_rtl, scheduler)
     if isinstance(spec_or_path, dict):
         spec = spec_or_path
+        if spec.get("version") != SPEC_VERSION:  # a raw TOML-shaped dict: validate it first
+            spec = parse_spec(spec)
         if permutation is not None:
             spec = {**spec, "network": {**spec["network"], "permutation": _read_permutation(
                 Path(permutation), "--permutation")}}
     else:
         spec = load_spec(spec_or_path, permutation=permutation)
-    camp = Campaign(spec, out_dir)
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written
     _layers(spec, ctx)
     _check_protection_layers(spec, ctx)
     plan = make_plan(spec, ctx)
+    prots = _taking_part(spec, ctx)
+    ident = identity(spec, files=ctx.input_hashes)
     t_ctx = time.perf_counter() - t_ctx
-    camp.claim()
-    todo = [c for c in range(plan.chunks) if c not in camp.done()]
-    resumed = plan.chunks - len(todo)
+    camp = Campaign(spec, out_dir, ident, log=log)
+    camp.check()
+    unit = "trials" if spec["faults"]["model"] != "register" else "faults"
+    log(f"plan: {len(plan.items):,} {unit} × {len(prots)} protections × {len(ctx.x):,} "
+        f"images = {len(plan.items) * len(prots) * len(ctx.x):,} fault-inferences in "
+        f"{plan.chunks:,} chunks of {plan.chunk}", file=sys.stderr)
+    client = _connect(scheduler) if scheduler is not None else None
+    try:
+        camp.claim()
+        try:
+            report, rows = _run_claimed(camp, spec, ctx, plan, prots, workers, client,
+                                        progress, log)
+            report["timing"]["context_seconds"] = round(t_ctx, 3)
+            if verify_rtl:
+                report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log)
+            write_reports(camp.dir, report, rows)
+        except BaseException:
+            camp.abandon()  # removes the folder only if this run made it and saved nothing
+            raise
+        camp.release()
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+    return report
+
+
+def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, progress,
+                 log) -> tuple[dict, list[dict]]:
+    """The chunks still to do (verified store), then every row: (report, rows)."""
+    done = camp.done(plan, prots)
+    todo = [c for c in range(plan.chunks) if c not in done]
+    resumed = len(done)
     if resumed:
         log(f"resuming: {resumed} of {plan.chunks} chunks already done", file=sys.stderr)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(plan.items), initial=sum(min(plan.chunk, len(plan.items) - c *
-                                                      plan.chunk) for c in camp.done()),
+    bar = tqdm(total=len(plan.items), initial=sum(len(plan.chunk_items(c)) for c in done),
                unit="fault", desc=spec["campaign"]["name"], file=sys.stderr, smoothing=0.1,
                disable=(None if progress is None else not progress))
     t0 = time.perf_counter()
     n_workers = 0
+    inputs = camp.ident.files
     try:
-        if scheduler is None and (workers == 0 or not todo):
+        if client is None and (workers == 0 or not todo):
             for c in todo:
-                camp.save_chunk(c, run_chunk(spec, plan.chunk_items(c)))
-                bar.update(len(plan.chunk_items(c)))
+                items = plan.chunk_items(c)
+                camp.save_chunk(c, items, run_chunk(spec, items, inputs))
+                bar.update(len(items))
         else:
-            n_workers = _run_dask(camp, plan, todo, bar, workers, scheduler)
+            n_workers = _run_dask(camp, plan, todo, bar, workers, client, inputs)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    rows = camp.rows(plan)
+    rows, bad = camp.rows(plan, prots)
+    if bad:  # changed on disk while the campaign ran: compute them again here
+        for c in bad:
+            items = plan.chunk_items(c)
+            camp.save_chunk(c, items, run_chunk(spec, items, inputs))
+        rows, bad = camp.rows(plan, prots)
+        if bad:
+            raise CampaignError(f"-o {camp.dir}: chunk {bad[0]} ({camp.chunk_path(bad[0])}) "
+                                "does not verify even after computing it again; is another "
+                                "program writing the folder?")
     report = summarise(spec, ctx, plan, rows)
+    report["campaign_id"] = camp.hash
+    report["inputs"] = camp.ident.files
+    report["chunks_rejected"] = camp.rejected
     ran = {fid for c in todo for fid, _ in plan.chunk_items(c)}
     inferences = sum(r["fault_id"] in ran for r in rows) * len(ctx.x)
-    report["timing"] = {"seconds": round(seconds, 3), "context_seconds": round(t_ctx, 3),
-                        "chunks_run": len(todo), "chunks_resumed": resumed,
-                        "workers": n_workers,
+    report["timing"] = {"seconds": round(seconds, 3), "chunks_run": len(todo),
+                        "chunks_resumed": resumed, "workers": n_workers,
                         "items_per_second": round(len(ran) / max(seconds, 1e-9), 3),
                         "fault_inferences_per_minute": round(inferences / max(seconds, 1e-9)
                                                              * 60)}
-    if verify_rtl:
-        report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log)
-    write_reports(camp, report, rows)
-    return report
+    return report, rows
 
 
-def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, scheduler) -> int:
+def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
+              inputs) -> int:
+    """The chunks ``todo`` on Dask (``client``, or a LocalCluster of ``workers``)."""
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
-    if scheduler is None:
+    if client is None:
         n = workers or os.cpu_count() or 1
+        # the workers' own logs (a heartbeat lost while the cluster stops on an interrupt,
+        # say) are many lines each; a worker's failure reaches the client as an exception
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
         client = Client(cluster)
-    else:
-        client = Client(scheduler)
     try:
         spec_f = client.scatter(camp.spec, broadcast=True)
-        futures = {client.submit(run_chunk, spec_f, plan.chunk_items(c), pure=False,
+        futures = {client.submit(run_chunk, spec_f, plan.chunk_items(c), inputs, pure=False,
                                  key=f"campaign-{camp.hash}-{c}"): c for c in todo}
         for fut in as_completed(futures):
             c = futures[fut]
-            camp.save_chunk(c, fut.result())
-            bar.update(len(plan.chunk_items(c)))
+            items = plan.chunk_items(c)
+            camp.save_chunk(c, items, fut.result())
+            bar.update(len(items))
         return len(client.scheduler_info().get("workers", {}))
     finally:
-        client.close()
         if cluster is not None:
+            with contextlib.suppress(Exception):
+                client.close()
             cluster.close()
-
-
-# -- summaries ---------------------------------------------------------------------------------
-
-def summarise(spec: dict, ctx: Context, plan: Plan, rows: list[dict]) -> dict:
-    """Everything ``campaign.json`` holds besides the trace."""
-    prots = [q["name"] for q in spec["protections"]]
-    clean = {p.name: {"accuracy": ctx.accuracy(ctx.clean[p.name].logits),
-                      "false_alarms": ctx.clean[p.name].alarms,
-                      "config": ctx.clean[p.name].cfg.name(),
-                      "hidden_neurons": _hidden(ctx.model_of(p)),
-                      "permuted": p.options is None and bool(ctx.permutations),
-                      **({"protection": p.info} if p.info else {})}
-             for p in ctx.protections}
-    out = {"spec": spec, "spec_hash": spec_hash(spec), "images": len(ctx.x),
-           "model": ctx.model.name, "config": ctx.base.to_dict(), "plan": plan.sample,
-           "population": plan.population, "items": len(plan.items), "chunks": plan.chunks,
-           "fault_free": clean, "protections": {}}
-    # only the array's dense/conv products take faults; say which nodes ran fault-free
-    out["nodes"] = faulted_nodes(ctx.model)
-    pm = spec["network"].get("permutation")
-    if pm:
-        out["permutation"] = {"file": pm["file"], "layers": {
-            ctx.model.layers[i].name: p.tolist() for i, p in ctx.permutations.items()},
-            "applies_to": [p.name for p in ctx.protections if p.options is None]}
-    by_prot = {p: [r for r in rows if r["protection"] == p] for p in prots}
-    base = {r["fault_id"]: r for r in by_prot.get("none", [])}
-    for p in prots:
-        rs = by_prot[p]
-        n = len(rs)
-        if not n:  # e.g. pe_bypass: only protections with the bypass hardware take part
-            continue
-        counts = {o: sum(r["outcome"] == o for r in rs) for o in OUTCOMES}
-        entry = {"faults": n, "outcomes": counts,
-                 "shares": {o: (counts[o] / n if n else None) for o in OUTCOMES},
-                 "ci95": {o: wilson(counts[o], n) for o in OUTCOMES},
-                 "accuracy": mean_ci([r["accuracy"] for r in rs]) if rs else None,
-                 "alarms": {a: sum(r["alarm"] == a for r in rs)
-                            for a in ("spatial", "temporal", "both")}}
-        # coverage of error-caused mispredictions (000 Fig. 6.10): among the faults that
-        # change a top-1 prediction of the unprotected network, how many this one detects
-        crit = [r for r in rs if base.get(r["fault_id"], {}).get("top1_changed", 0) > 0]
-        if crit:
-            det = sum(r["outcome"] == "detected" for r in crit)
-            entry["misprediction_coverage"] = {"faults": len(crit), "detected": det,
-                                               "share": det / len(crit),
-                                               "ci95": wilson(det, len(crit))}
-        entry["detected_without_output_change"] = sum(
-            r["outcome"] == "detected" and r["logits_changed"] == 0 for r in rs)
-        if spec["faults"]["model"] == "register":
-            entry["by_site"] = {reg: {o: sum(r["outcome"] == o for r in rs
-                                             if r["register"] == reg) for o in OUTCOMES}
-                                for reg in spec["faults"]["registers"]}
-            entry["accuracy_by_site"] = {reg: mean_ci([r["accuracy"] for r in rs
-                                                       if r["register"] == reg])
-                                         for reg in spec["faults"]["registers"]}
-        else:
-            entry["by_rate"] = {}
-            for rate in spec["sample"]["rates"]:
-                rr = [r for r in rs if r["rate"] == rate]
-                if not rr:
-                    continue
-                m, lo, hi = mean_ci([r["accuracy"] for r in rr])
-                entry["by_rate"][repr(rate)] = {
-                    "trials": len(rr), "accuracy": m, "ci95": [lo, hi],
-                    "outcomes": {o: sum(r["outcome"] == o for r in rr) for o in OUTCOMES},
-                    **({"bypass_rate": float(np.mean([r["bypass_rate"] for r in rr]))}
-                       if rr[0]["bypass_rate"] != "" else {})}
-        out["protections"][p] = entry
-    if spec["faults"]["model"] != "register":
-        out["tolerated_rate"] = tolerated_rates(out, [0.01, 0.05])
-    return out
-
-
-def _hidden(model) -> int:
-    from ftaccel.golden.network import product_layers
-
-    return int(sum(model.layers[i].matrix.shape[1] for i in product_layers(model)[:-1]))
-
-
-def tolerated_rates(summary: dict, losses) -> dict:
-    """Per accuracy loss (vs the unprotected fault-free accuracy).
-
-    The rate at which each protection's mean accuracy falls to that loss (log-linear interpolation
-    between swept rates; None if never within the sweep), and its ratio to the baseline's (000 Figs.
-    8.13/8.14: "error rate tolerated at equal accuracy loss").
-    """
-    ref = summary["fault_free"]["none"]["accuracy"]
-    out = {}
-    for loss in losses:
-        row = {}
-        for p, e in summary["protections"].items():
-            pts = sorted((float(r), v["accuracy"]) for r, v in e.get("by_rate", {}).items())
-            row[p] = _crossing(pts, ref - loss)
-        base = row.get("none")
-        out[f"{loss:g}"] = {p: {"rate": r, "ratio": (r / base if r and base else None)}
-                            for p, r in row.items()}
-    return out
-
-
-def _crossing(pts, level):
-    prev = None
-    for rate, acc in pts:
-        if acc < level:
-            if prev is None:
-                return None
-            (r0, a0), r1, a1 = prev, rate, acc
-            if r0 <= 0:
-                return r1
-            f = (a0 - level) / (a0 - a1)
-            return float(10 ** (math.log10(r0) + f * (math.log10(r1) - math.log10(r0))))
-        prev = (rate, acc)
-    return None
-
-
-# -- reports -----------------------------------------------------------------------------------
-
-def write_reports(camp: Campaign, report: dict, rows: list[dict]) -> None:
-    from ftaccel.files import write_json, write_text
-
-    rows = sorted(rows, key=lambda r: (r["fault_id"], r["protection"]))
-    write_text(camp.dir / "trace.csv", _rows_to_csv(rows))
-    report["trace"] = ["trace.csv"]
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:  # the CSV holds the same rows
-        pass
-    else:
-        table = pa.Table.from_pylist([{k: (None if v == "" else v) for k, v in r.items()}
-                                      for r in rows])
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        from ftaccel.files import atomic_write
-
-        with atomic_write(camp.dir / "trace.parquet") as fh:
-            fh.write(buf.getvalue())
-        report["trace"].append("trace.parquet")
-    report["plots"] = write_plots(camp.dir, report)
-    write_json(camp.dir / "campaign.json", _jsonable(report))
-    write_text(camp.dir / "campaign.md", to_markdown(report))
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, float | np.floating):
-        return None if not math.isfinite(float(x)) else float(x)
-    return x
-
-
-def write_plots(folder: Path, report: dict) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ftaccel.files import atomic_write
-
-    made = []
-    prots = report["protections"]
-    if any("by_rate" in e for e in prots.values()):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for p, e in prots.items():
-            pts = sorted((float(r), v) for r, v in e.get("by_rate", {}).items())
-            if not pts:
-                continue
-            x = [r for r, _ in pts]
-            key = "bypass_rate" if all("bypass_rate" in v for _, v in pts) else None
-            if key:
-                x = [v[key] for _, v in pts]
-            y = [100 * v["accuracy"] for _, v in pts]
-            lo = [100 * v["ci95"][0] for _, v in pts]
-            hi = [100 * v["ci95"][1] for _, v in pts]
-            ax.plot(x, y, marker="o", label=p)
-            ax.fill_between(x, lo, hi, alpha=0.2)
-        model = report["spec"]["faults"]["model"]
-        if model != "pe_bypass" and min(float(r) for e in prots.values()
-                                        for r in e.get("by_rate", {}) or [1]) > 0:
-            ax.set_xscale("log")
-        ax.set_xlabel({"bit_errors": "bit-error rate", "pe_profile": "FR_max",
-                       "pe_bypass": "PE bypass rate"}.get(model, "rate"))
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{report['model']}: accuracy vs rate (95 % CI)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        made.append(_save(fig, folder / "accuracy_vs_rate.png", atomic_write))
-        plt.close(fig)
-    if any("by_site" in e for e in prots.values()):
-        sites = report["spec"]["faults"]["registers"]
-        fig, axes = plt.subplots(1, len(prots), figsize=(2.6 * len(prots) + 1, 3.8),
-                                 sharey=True, squeeze=False)
-        colors = dict(zip(OUTCOMES, ("#9ecae1", "#fdd0a2", "#e6550d", "#31a354", "#756bb1"),
-                          strict=True))
-        for ax, (p, e) in zip(axes[0], prots.items(), strict=True):
-            bottom = np.zeros(len(sites))
-            for o in OUTCOMES:
-                tot = np.array([max(1, sum(e["by_site"][s].values())) for s in sites])
-                v = np.array([e["by_site"][s][o] for s in sites]) / tot * 100
-                ax.bar(sites, v, bottom=bottom, color=colors[o], label=o)
-                bottom += v
-            ax.set_title(p, fontsize=9)
-        axes[0][0].set_ylabel("share of faults (%)")
-        axes[0][-1].legend(fontsize=7, loc="upper right")
-        fig.suptitle(f"{report['model']}: outcomes per fault site")
-        made.append(_save(fig, folder / "outcomes_by_site.png", atomic_write))
-        plt.close(fig)
-    return made
-
-
-def _save(fig, path: Path, atomic_write) -> str:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    with atomic_write(path) as fh:
-        fh.write(buf.getvalue())
-    return path.name
-
-
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.2f} %"
-
-
-def to_markdown(r: dict) -> str:
-    spec = r["spec"]
-    cfg = AcceleratorConfig.from_dict(r["config"])
-    lines = [f"# Fault campaign: {spec['campaign']['name']}", "",
-             f"- model: {r['model']} on {r['images']} images; accelerator `{cfg.name()}`",
-             f"- fault model: {spec['faults']['model']} "
-             f"({', '.join(f'{k}={v}' for k, v in spec['faults'].items() if k != 'model')})"]
-    if r.get("nodes"):
-        nd = r["nodes"]
-        free = [f"{', '.join(nd[k])} ({what})" for k, what in
-                (("depthwise", "depthwise products"), ("host", "host operations")) if nd[k]]
-        lines.append(f"- faults injected into the array's products of {', '.join(nd['faulted'])}"
-                     + (f"; fault-free: {'; '.join(free)}" if free else ""))
-    if r.get("permutation"):
-        pm = r["permutation"]
-        lines.append(f"- neuron permutation (HAS): `{pm['file']}`, layers "
-                     f"{', '.join(pm['layers'])}; applied to {', '.join(pm['applies_to'])} "
-                     "(LCU/TMR keep their own placement)")
-    for p, ff in r["fault_free"].items():
-        info = ff.get("protection")
-        if info:
-            src = (f"NVF ≥ {info['nvf_threshold']:g} %" if "nvf_threshold" in info
-                   else f"`{info['protected']}`")
-            lines.append(f"- {p}: {info.get('protected_neurons')} critical neurons ({src}); "
-                         f"{info.get('original_neurons')} → {ff['hidden_neurons']} hidden "
-                         "neurons")
-    plan = r["plan"]
-    if plan["method"] == "statistical":
-        lines.append(f"- statistical sample (001 Eq. 4.7): {plan['size']:,} of "
-                     f"{plan['population']:,} faults, error margin ±{100 * plan['margin']:g} % at "
-                     f"{100 * plan['confidence']:g} % confidence")
-    elif plan["method"] == "exhaustive":
-        lines.append(f"- exhaustive: all {plan['size']:,} faults")
-    else:
-        lines.append(f"- sweep: rates {', '.join(f'{x:g}' for x in plan['rates'])}, "
-                     f"{plan['trials']} trials each")
-    t = r.get("timing", {})
-    if t and not t["chunks_run"]:
-        lines.append(f"- resumed: all {t['chunks_resumed']} chunks were already done")
-    elif t:
-        lines.append(f"- time: {t['seconds']:.1f} s on {t['workers'] or 'this'} "
-                     f"{'worker(s)' if t['workers'] else 'process'}; "
-                     f"{t['fault_inferences_per_minute']:,} fault-inferences per minute")
-    lines += ["", "| protection | fault-free accuracy | " + " | ".join(OUTCOMES)
-              + " | mean accuracy (95 % CI) |", "|---|---:|" + "---:|" * len(OUTCOMES) + "---:|"]
-    for p, e in r["protections"].items():
-        acc = e["accuracy"]
-        acc_s = "—" if acc is None else f"{100 * acc[0]:.2f} % ({100 * acc[1]:.2f}–" \
-                                        f"{100 * acc[2]:.2f})"
-        lines.append(f"| {p} | {_pct(r['fault_free'][p]['accuracy'])} | "
-                     + " | ".join(f"{e['outcomes'][o]} ({_pct(e['shares'][o])})"
-                                  for o in OUTCOMES) + f" | {acc_s} |")
-    cov = [(p, e["misprediction_coverage"]) for p, e in r["protections"].items()
-           if "misprediction_coverage" in e and r["fault_free"][p]["config"] !=
-           r["fault_free"]["none"]["config"] and "_cs" in r["fault_free"][p]["config"]]
-    if cov:
-        lines += ["", "Sanity-Check (000 Fig. 6.10: 100 % of error-caused mispredictions "
-                      "detected, no false alarm):", "",
-                  "| protection | faults changing a top-1 prediction (unprotected) | detected "
-                  "| coverage (95 % CI) | false alarms (fault-free) |",
-                  "|---|---:|---:|---:|---:|"]
-        for p, c in cov:
-            lines.append(f"| {p} | {c['faults']} | {c['detected']} | {_pct(c['share'])} "
-                         f"({_pct(c['ci95'][0])}–{_pct(c['ci95'][1])}) | "
-                         f"{r['fault_free'][p]['false_alarms']} |")
-    sites = [(p, e["accuracy_by_site"]) for p, e in r["protections"].items()
-             if e.get("accuracy_by_site")]
-    if sites:
-        names = list(sites[0][1])
-        lines += ["", "Mean top-1 accuracy under a fault, per site (95 % CI); product and sum "
-                      "are MAC logic, which PE bypass isolates:", "",
-                  "| site | " + " | ".join(p for p, _ in sites) + " |",
-                  "|---|" + "---:|" * len(sites)]
-        for site in names:
-            cells = []
-            for _, by in sites:
-                m, lo, hi = by[site]
-                cells.append("—" if m != m else f"{100 * m:.2f} % ({100 * lo:.2f}–"
-                                                 f"{100 * hi:.2f})")
-            lines.append(f"| {site} | " + " | ".join(cells) + " |")
-    sweep = [(p, e["by_rate"]) for p, e in r["protections"].items() if e.get("by_rate")]
-    if sweep:
-        rates = sorted({float(x) for _, br in sweep for x in br})
-        lines += ["", "Mean top-1 accuracy per rate (95 % CI over the trials):", "",
-                  "| rate | " + " | ".join(p for p, _ in sweep) + " |",
-                  "|---:|" + "---:|" * len(sweep)]
-        for rate in rates:
-            cells = []
-            for _, br in sweep:
-                v = br.get(repr(rate))
-                cells.append("—" if v is None else f"{100 * v['accuracy']:.2f} % "
-                             f"({100 * v['ci95'][0]:.2f}–{100 * v['ci95'][1]:.2f})")
-            lines.append(f"| {rate:g} | " + " | ".join(cells) + " |")
-    if "tolerated_rate" in r:
-        seed = {"bit_errors": " (000 Figs. 8.13/8.14: AFD 20×, median 10–20× the baseline's "
-                              "weight error rate)",
-                "pe_bypass": " (000 Figs. 10.5–10.7)"}.get(spec["faults"]["model"], "")
-        lines += ["", f"Rate at which the mean accuracy has lost 1 % / 5 % of the unprotected "
-                      f"fault-free accuracy, and its ratio to the baseline's{seed}:", "",
-                  "| accuracy loss | " + " | ".join(r["protections"]) + " |",
-                  "|---|" + "---:|" * len(r["protections"])]
-        for loss, row in r["tolerated_rate"].items():
-            cells = []
-            for p in r["protections"]:
-                v = row.get(p, {})
-                cells.append("—" if v.get("rate") is None else f"{v['rate']:.2g}" + (
-                    f" ({v['ratio']:.2g}×)" if v.get("ratio") else ""))
-            lines.append(f"| {100 * float(loss):g} % | " + " | ".join(cells) + " |")
-    if "verify_rtl" in r:
-        v = r["verify_rtl"]
-        lines += ["", f"RTL check: {v.get('agree', 0)} of {v.get('checked', 0)} runs agree "
-                      f"with the fast model ({v.get('note', '')})"]
-    if r.get("plots"):
-        lines += [""] + [f"![{p}]({p})" for p in r["plots"]]
-    return "\n".join(lines) + "\n"
 
 
 # -- RTL check ---------------------------------------------------------------------------------

@@ -11,22 +11,29 @@ Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid opt
 configuration, operand or path (one line on stderr, nothing written); 3 a tool is missing or
 failed (simulator, Yosys), the log named; 4 ``--fail-on-alarm`` and a checksum raised its
 alarm (1 wins when both apply); 70 an internal error (a bug: one line, ``RTLGEN_TRACEBACK=1``
-shows the traceback); 130 interrupted.
+shows the traceback); 130 interrupted (SIGINT), 143 terminated (SIGTERM): simulators and
+workers are stopped and run folders and temporaries removed first.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from ftaccel.config import AcceleratorConfig
-from ftaccel.errors import ConfigError, one_line, shown
+from ftaccel.errors import ConfigError, Terminated, one_line, shown
 
 EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
+#: Interrupted (SIGINT) and terminated (SIGTERM): 128 + the signal, as a shell reports it.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 #: Configuration fields that have a command-line option of the same name.
 CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
@@ -650,15 +657,11 @@ def cmd_infer(args) -> int:
 
 def cmd_campaign(args) -> int:
     """Run or resume a fault campaign on a network (the logic is app/campaign.py)."""
-    from ftaccel.app.campaign import CampaignError, run_campaign
+    from ftaccel.app.campaign import CampaignError, run_campaign, to_markdown
     from ftaccel.app.datasets import DataError
     from ftaccel.app.onnx_import import OnnxMissing
     from ftaccel.golden.network import ModelError
 
-    if args.workers is not None and args.workers < 0:
-        raise CLIError(f"--workers {args.workers}: must be 0 (this process) or more")
-    if args.verify_rtl < 0:
-        raise CLIError(f"--verify-rtl {args.verify_rtl}: must be 0 or more")
     try:
         report = run_campaign(args.spec, args.output, workers=args.workers,
                               scheduler=args.scheduler, verify_rtl=args.verify_rtl,
@@ -667,7 +670,7 @@ def cmd_campaign(args) -> int:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
         raise CLIError(str(exc), EXIT_TOOL) from None
-    print((Path(args.output) / "campaign.md").read_text())
+    print(to_markdown(report))  # what campaign.md holds
     print(f"wrote {Path(args.output) / 'campaign.json'}, campaign.md, "
           f"{', '.join(report['trace'] + report['plots'])}")
     v = report.get("verify_rtl")
@@ -995,35 +998,76 @@ def _tool_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``rtlgen`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    with _signals_and_warnings():
+        try:
+            try:
+                args = build_parser().parse_args(argv)
+                return args.func(args)
+            except SystemExit as exc:  # --help
+                return exc.code if isinstance(exc.code, int) else 0
+            except BaseException as exc:  # every error: one line and its exit code
+                return _exit_code(exc)
+        except KeyboardInterrupt as exc:  # a signal while the error was being reported
+            return _exit_code(exc)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"rtlgen: error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Report ``exc`` in one line on stderr and return its exit code (see the module doc)."""
     from ftaccel.files import FileProblem
 
-    def fail(message: str, code: int) -> int:
-        print(f"rtlgen: error: {one_line(message)}", file=sys.stderr)
-        return code
-
-    try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else 0
-    except CLIError as exc:
-        return fail(str(exc), exc.code)
-    except (ConfigError, FileProblem) as exc:
-        return fail(str(exc), EXIT_INPUT)
-    except _tool_errors() as exc:
-        return fail(str(exc), EXIT_TOOL)
-    except OSError as exc:
-        return fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_INPUT)
-    except MemoryError:
-        return fail("out of memory: the operands or the design are too large", EXIT_INPUT)
-    except KeyboardInterrupt:
+    if isinstance(exc, CLIError):
+        return _fail(str(exc), exc.code)
+    if isinstance(exc, ConfigError | FileProblem):
+        return _fail(str(exc), EXIT_INPUT)
+    if isinstance(exc, _tool_errors()):
+        return _fail(str(exc), EXIT_TOOL)
+    if isinstance(exc, OSError):
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_INPUT)
+    if isinstance(exc, MemoryError):
+        return _fail("out of memory: the operands or the design are too large", EXIT_INPUT)
+    if isinstance(exc, Terminated):
+        print("rtlgen: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    if isinstance(exc, KeyboardInterrupt):
         print("rtlgen: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: say so in one line, not with a traceback
-        if os.environ.get("RTLGEN_TRACEBACK"):
-            raise
-        return fail(f"internal error ({type(exc).__name__}: {exc}); please report it "
-                    "(RTLGEN_TRACEBACK=1 shows the traceback)", EXIT_INTERNAL)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, RecursionError):  # a structure nested beyond Python's stack
+        return _fail("input nested too deeply to process", EXIT_INPUT)
+    if not isinstance(exc, Exception) or os.environ.get("RTLGEN_TRACEBACK"):
+        raise exc
+    # a bug: say so in one line, not with a traceback
+    return _fail(f"internal error ({type(exc).__name__}: {exc}); please report it "
+                 "(RTLGEN_TRACEBACK=1 shows the traceback)", EXIT_INTERNAL)
+
+
+@contextlib.contextmanager
+def _signals_and_warnings():
+    """SIGTERM raises :class:`Terminated` (so clean-up runs; exit 143); warnings are one line.
+
+    A second SIGTERM during the clean-up ends the process at once (the default action).
+    """
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"rtlgen: warning: {one_line(f'{category.__name__}: {message}')}",
+              file=sys.stderr)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, terminate) if main_thread else None
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line_warning
+        try:
+            yield
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

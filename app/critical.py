@@ -95,6 +95,7 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
     from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
 
+    check_seed(seed)
     if pixels is not None and pixels < 1:
         raise CriticalError(f"--pixels {pixels}: must be at least 1 (--all-pixels for "
                             "every pixel)")
@@ -129,16 +130,26 @@ def check_threshold(value: float, what: str = "--nvf-threshold") -> float:
     return value / 100
 
 
-def read_json(path, what: str) -> dict:
-    """The JSON object in ``path``, or CriticalError naming ``what``."""
-    import json
+def check_seed(value, what: str = "--seed") -> int:
+    """A seed of numpy's generators: an integer 0 … 2**63 − 1 (a negative one is refused)."""
+    if type(value) is not int or not 0 <= value < 1 << 63:
+        raise CriticalError(f"{what} {value!r}: must be 0 … 2**63 − 1")
+    return value
 
-    from ftaccel.files import read_input
+
+def read_json(path, what: str) -> dict:
+    """The JSON object in ``path`` (through the input door), or CriticalError naming ``what``.
+
+    Not a regular file, not UTF-8, not JSON, nested too deeply or an integer too long to
+    read: one line each.
+    """
+    from ftaccel.files import FileProblem
+    from ftaccel.files import read_json as read_json_file
 
     try:
-        data = json.loads(read_input(path, what))
-    except ValueError as exc:
-        raise CriticalError(f"{what} {path}: not JSON ({str(exc).splitlines()[0]})") from None
+        data = read_json_file(path, what)
+    except FileProblem as exc:
+        raise CriticalError(str(exc)) from None
     if not isinstance(data, dict):
         raise CriticalError(f"{what} {path}: a JSON object expected")
     return data
@@ -162,6 +173,7 @@ def run_protect(model: str, out_dir, *, config: AcceleratorConfig, method: str,
     from ftaccel.golden.network import product_layers
 
     frac = check_threshold(threshold)
+    check_seed(seed)
     for name, v, ok in (("--method", method, METHODS), ("--voter", voter, VOTERS),
                         ("--lcu-mode", lcu_mode, LCU_MODES)):
         if v not in ok:
@@ -284,20 +296,71 @@ def protection_options(path, model) -> dict:
     """``{layer: LayerOptions}`` from ``protection.json`` for the protected ``model``."""
     from ftaccel.golden.network import LayerOptions
 
+    what = f"--protection {path}"
     d = read_json(path, "--protection")
     if d.get("format") != "ftaccel-protection":
-        raise CriticalError(f"--protection {path}: not a protection file (rtlgen protect)")
+        raise CriticalError(f"{what}: not a protection file (rtlgen protect)")
+    layers = d.get("layers", [])
+    if not isinstance(layers, list):
+        raise CriticalError(f"{what}: 'layers' must be a list")
     out = {}
-    for entry in d.get("layers", []):
-        i = _product_index(model, entry.get("layer"), f"--protection {path}")
-        perm = np.asarray(entry["permutation"], dtype=np.int64)
+    for entry in layers:
+        if not isinstance(entry, dict) or not {"layer", "permutation", "units"} <= set(entry):
+            raise CriticalError(f"{what}: every layer needs 'layer', 'permutation' and "
+                                "'units'")
+        i = _product_index(model, entry.get("layer"), what)
+        name = model.layers[i].name
+        if i in out:
+            raise CriticalError(f"{what}: layer {name} given twice")
         n = model.layers[i].matrix.shape[1]
-        if sorted(perm.tolist()) != list(range(n)):
-            raise CriticalError(f"--protection {path}: layer {model.layers[i].name} has {n} "
-                                "columns: is --model the protected model.npz?")
-        units = {k: (v if isinstance(v, str) else np.asarray(v))
-                 for k, v in entry["units"].items()}
-        out[i] = LayerOptions(permutation=perm, units=units)
+        perm = _int_list(entry["permutation"], f"{what}: layer {name}: permutation")
+        if sorted(perm) != list(range(n)):
+            raise CriticalError(f"{what}: layer {name} has {n} columns: is --model the "
+                                "protected model.npz?")
+        out[i] = LayerOptions(permutation=np.asarray(perm, dtype=np.int64),
+                              units=_protection_units(entry["units"], n, f"{what}: layer "
+                                                                         f"{name}"))
+    return out
+
+
+#: The run-time units a protection file may give a layer (app.protect), with their shapes.
+_PROTECTION_UNITS = {"split": None, "lcu_pairs": 2, "tmr_triples": 3, "tmr_voter": None}
+
+
+def _int_list(v, what: str) -> list:
+    """``v`` if it is a list of integers (a float is refused, never truncated)."""
+    if not isinstance(v, list) or not all(type(x) is int for x in v):
+        raise CriticalError(f"{what}: a list of integers")
+    return v
+
+
+def _protection_units(units, n: int, what: str) -> dict:
+    """A protection file's units for a layer of ``n`` columns, every value checked."""
+    from ftaccel.app.protect import VOTERS
+
+    if not isinstance(units, dict):
+        raise CriticalError(f"{what}: 'units' must be an object")
+    out = {}
+    for key, v in units.items():
+        if key not in _PROTECTION_UNITS:
+            raise CriticalError(f"{what}: unknown unit {key!r}; known: "
+                                f"{', '.join(_PROTECTION_UNITS)}")
+        if key == "tmr_voter":
+            if v not in VOTERS:
+                raise CriticalError(f"{what}: tmr_voter {v!r}: one of {', '.join(VOTERS)}")
+            out[key] = v
+        elif key == "split":
+            if not isinstance(v, list) or len(v) != n or not all(type(x) is bool for x in v):
+                raise CriticalError(f"{what}: split must be {n} true/false values")
+            out[key] = np.asarray(v, dtype=bool)
+        else:
+            width = _PROTECTION_UNITS[key]
+            if not isinstance(v, list) or not all(
+                    isinstance(g, list) and len(g) == width
+                    and all(type(x) is int and 0 <= x < n for x in g) for g in v):
+                raise CriticalError(f"{what}: {key} must be a list of {width}-column groups "
+                                    f"of columns 0 … {n - 1}")
+            out[key] = np.asarray(v, dtype=np.int64).reshape(-1, width)
     return out
 
 
@@ -422,15 +485,13 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
 # -- schedule (HAS) --------------------------------------------------------------------------------
 
 def _read_profile_any(path, cfg):
-    import json
-
-    from ftaccel.files import read_input
-
-    try:
-        data = json.loads(read_input(path, "--profile"))
-    except ValueError as exc:
-        raise CriticalError(f"--profile {path}: not JSON ({str(exc).splitlines()[0]})") from None
     from ftaccel.app.has import check_profile
+    from ftaccel.files import FileProblem, read_json
+
+    try:  # through the input door: a FIFO, non-UTF-8, deep nesting: one line each
+        data = read_json(path, "--profile")
+    except FileProblem as exc:
+        raise CriticalError(str(exc)) from None
 
     if isinstance(data, dict):
         data = data.get("profile")
@@ -468,7 +529,10 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
         raise CriticalError(f"--mode {mode!r}: one of {', '.join(PROFILE_MODES)}")
     if method not in ("ga", "nvf"):
         raise CriticalError(f"--method {method!r}: ga or nvf")
-    for name, v in (("--generations", generations), ("--runs", runs), ("--images", images)):
+    check_seed(seed)
+    check_seed(profile_seed, "--profile-seed")
+    for name, v in (("--generations", generations), ("--runs", runs), ("--images", images),
+                    ("--test-images", 1 if test_images is None else test_images)):
         if v < 1:
             raise CriticalError(f"{name} {v}: must be at least 1")
     if population < 2:

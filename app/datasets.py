@@ -14,19 +14,28 @@ trained on (the built-in digits are scaled to [0, 1]), ``labels`` as int64, and 
   convention).
 
 Errors in a user's file raise :class:`DataError` with a message naming the file and what is
-wrong (the CLI turns it into one line and exit 2).
+wrong (the CLI turns it into one line and exit 2).  Every file is read through
+:func:`ftaccel.files.read_input` (a regular file, size-capped, opened non-blocking: a FIFO or
+a device is refused, never waited on); a gzip member is expanded to at most the same cap.
+Labels are class numbers ``0 … 2**63 − 1`` checked on the values as stored (a ``uint64``
+label above ``int64``'s range is refused, not wrapped); the caller checks them against the
+model's classes (:func:`check_labels`).
 """
 
 from __future__ import annotations
 
-import gzip
+import math
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "digits", "load_npz", "load_idx", "load_data"]
+from ftaccel.files import FileProblem, parse_npz, read_input, read_npz
+
+__all__ = ["Dataset", "DataError", "digits", "load_npz", "load_idx", "load_data",
+           "check_labels"]
 
 
 class DataError(ValueError):
@@ -63,10 +72,10 @@ def digits(split: str = "test") -> Dataset:
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"invalid split = {split!r}: train, test or all")
-    with _models_file("digits.npz").open("rb") as fh, np.load(fh) as data:
-        images = data["images"].astype(np.float64) / 16.0
-        labels = data["labels"].astype(np.int64)
-        idx = np.arange(len(labels)) if split == "all" else data[split]
+    data = parse_npz(_models_file("digits.npz").read_bytes(), "built-in digits.npz")
+    images = data["images"].astype(np.float64) / 16.0
+    labels = data["labels"].astype(np.int64)
+    idx = np.arange(len(labels)) if split == "all" else data[split]
     return Dataset(images[idx], labels[idx], f"digits-{split}")
 
 
@@ -86,43 +95,69 @@ def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Dataset:
     x = images.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise DataError(f"{where}: images contain NaN or infinite values")
-    if labels.min() < 0:
-        raise DataError(f"{where}: labels must be class numbers ≥ 0, got {int(labels.min())}")
+    # the extremes as Python ints, before any conversion: uint64 2**64 − 1 must not wrap
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0:
+        raise DataError(f"{where}: labels must be class numbers ≥ 0, got {lo}")
+    if hi > np.iinfo(np.int64).max:
+        raise DataError(f"{where}: label {hi} is not a class number (at most 2**63 − 1)")
     return Dataset(x, labels.astype(np.int64), Path(where).name)
+
+
+def check_labels(ds: Dataset, classes: int, model: str, what: str = "data") -> None:
+    """Raise DataError unless every label of ``ds`` is a class of the model (``0 … classes−1``).
+
+    A label the model cannot predict would count as a miss on every image (accuracy 0 with
+    exit 0): the same check for ``infer``, ``nvf`` and ``campaign``.
+    """
+    hi = int(ds.labels.max())
+    if hi >= classes:
+        raise DataError(f"{what}: label {hi} but model {model} has {classes} classes "
+                        f"(labels 0 … {classes - 1})")
 
 
 def load_npz(path: str | Path) -> Dataset:
     """The user's ``.npz`` of ``images`` and ``labels`` (see the module docstring)."""
     p = Path(path)
     try:
-        with np.load(p, allow_pickle=False) as data:
-            missing = [k for k in ("images", "labels") if k not in data.files]
-            if missing:
-                raise DataError(f"{p}: missing array(s) {', '.join(missing)} (an .npz needs "
-                                f"'images' and 'labels'; it has {', '.join(data.files) or 'none'})")
-            images, labels = data["images"], data["labels"]
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{p}: not a readable .npz file ({exc})") from None
-    return _check(images, labels, str(p))
+        data = read_npz(p, "data")
+    except FileProblem as exc:
+        raise DataError(str(exc)) from None
+    missing = [k for k in ("images", "labels") if k not in data]
+    if missing:
+        raise DataError(f"{p}: missing array(s) {', '.join(missing)} (an .npz needs "
+                        f"'images' and 'labels'; it has {', '.join(data) or 'none'})")
+    return _check(data["images"], data["labels"], str(p))
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+#: Largest IDX file once expanded from gzip (bytes): MNIST's largest is 47 MB.
+MAX_IDX_BYTES = 1 << 30
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """The data of a gzip file, expanded to at most :data:`MAX_IDX_BYTES` (a bomb stops)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, MAX_IDX_BYTES + 1)
+    except zlib.error as exc:
+        raise DataError(f"{path}: broken gzip data ({exc})") from None
+    if len(out) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: expands to more than {MAX_IDX_BYTES:,} bytes")
+    if not d.eof:
+        raise DataError(f"{path}: broken gzip data (truncated)")
+    return out
+
+
 def _read_idx(path: Path) -> np.ndarray:
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raw = read_input(path, "data")
+    except FileProblem as exc:
+        raise DataError(str(exc)) from None
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: broken gzip data ({exc})") from None
+        raw = _gunzip(raw, path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -131,7 +166,7 @@ def _read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = int(np.prod(shape)) * dtype.itemsize
+    need = math.prod(shape) * dtype.itemsize  # Python ints: a header cannot overflow it
     if len(raw) - head != need:
         raise DataError(f"{path}: IDX header says shape {shape} ({need} bytes of data), the "
                         f"file holds {len(raw) - head}")

@@ -538,8 +538,12 @@ def open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> 
         return Network.builtin(spec, a_width=a_width, w_width=w_width)
     p = Path(spec)
     if p.suffix == ".onnx":
-        if not p.exists():
-            raise ModelError(f"--model: no such file {p}")
+        from ftaccel.files import FileProblem, check_input
+
+        try:  # a regular file: a FIFO or a device is refused, never waited on
+            check_input(p, "--model")
+        except FileProblem as exc:
+            raise ModelError(str(exc)) from None
         if calibration is None:
             raise ModelError(f"--model {p}: an ONNX model needs calibration images (--calib)")
         return Network.from_onnx(p, calibration, a_width=a_width, w_width=w_width)

@@ -13,7 +13,7 @@ import numbers
 from typing import Any
 
 __all__ = ["ConfigError", "shown", "one_line", "is_int", "check_int", "check_bool",
-           "check_choice", "SHOWN_CHARS"]
+           "check_choice", "SHOWN_CHARS", "Terminated"]
 
 #: Longest value text a :class:`ConfigError` shows (the ``repr``, cut with ``...``).
 SHOWN_CHARS = 60
@@ -58,6 +58,14 @@ class ConfigError(ValueError):
         self.value = value
         self.valid = valid
         super().__init__(f"invalid {field} = {shown(value)}: {valid}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the command line's handler (exit 143).
+
+    A :class:`KeyboardInterrupt`, so that every clean-up an interrupt runs (simulators
+    killed, run folders and temporaries removed, Dask workers stopped) runs for it too.
+    """
 
 
 def one_line(text: Any, limit: int = 400) -> str:

@@ -5,9 +5,15 @@ Every room reads and writes user files through this module, so that the rules ho
 * **Caches** (compiled simulator models, the Yosys WebAssembly cache, generated RTL keyed by
   configuration) live under :func:`cache_dir`: ``$FTACCEL_CACHE_DIR`` if set, else
   ``$XDG_CACHE_HOME/ftaccel``, else ``~/.cache/ftaccel``; never inside the installed package.
-* **Inputs** (:func:`read_input`, :func:`read_npy`) must be regular files: a device
-  (``/dev/null``, ``/dev/zero``), a FIFO or a folder is refused with :class:`UnreadableInput`
-  instead of blocking or reading forever, and a ``.npy`` never unpickles.
+* **Inputs** go through one door, :func:`read_input`: a regular file (a device such as
+  ``/dev/null`` or ``/dev/zero``, a FIFO or a folder is refused with :class:`UnreadableInput`
+  instead of blocking or reading forever), opened non-blocking, at most ``max_bytes`` long.
+  The parsers on top of it (:func:`read_text`, :func:`read_json`, :func:`read_toml`,
+  :func:`read_npy`, :func:`read_npz`, and :func:`parse_json` / :func:`parse_toml` /
+  :func:`parse_npz` for bytes already read) turn every malformed content (not UTF-8, not
+  JSON/TOML, nested too deeply, an integer too long to read, a truncated or corrupt archive,
+  an array declared larger than its data, a pickled object) into one
+  :class:`UnreadableInput` line naming the file; a ``.npy`` never unpickles.
 * **Outputs** are written through a fresh, unpredictable temporary file created exclusively
   (``O_EXCL``, so never through a planted link) in the target's folder, then renamed onto the
   target.  A target that exists and is not a regular file (a device, a FIFO, a folder, a
@@ -22,23 +28,35 @@ Every room reads and writes user files through this module, so that the rules ho
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import stat
 import tempfile
+import tomllib
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["FileProblem", "UnsafeTarget", "UnreadableInput", "cache_dir", "check_target",
            "check_folder", "atomic_write", "write_text", "write_json", "write_npy",
-           "read_input", "check_input", "read_npy", "OutputSet", "MAX_INPUT_BYTES"]
+           "read_input", "check_input", "read_npy", "OutputSet", "MAX_INPUT_BYTES",
+           "read_text", "read_json", "read_toml", "read_npz", "parse_json", "parse_toml",
+           "parse_npz", "hash_input", "MAX_TEXT_BYTES", "MAX_ARCHIVE_BYTES"]
 
 #: Largest input file read (bytes): far beyond anything the simulators can run, small enough
 #: that a wrong path (a disk image, a huge log) fails at once instead of filling the memory.
 MAX_INPUT_BYTES = 256 << 20
+#: Largest text input (a JSON or TOML document): specs, permutations, profiles, reports.
+MAX_TEXT_BYTES = 16 << 20
+#: Largest total the arrays of one ``.npz`` may expand to (a compressed archive can declare
+#: far more than its size on disk).
+MAX_ARCHIVE_BYTES = 1 << 30
 
 # Files are created 0600 by mkstemp; a finished output gets the permissions a plain open()
 # would have given it (0666 minus the umask).  The umask can only be read by setting it.
@@ -58,9 +76,13 @@ class UnreadableInput(FileProblem):
     """An input path that cannot be read as a regular file."""
 
 
-def _show(text: str, limit: int = 80) -> str:
+def _show(text: str, limit: int = 100) -> str:
+    """``repr(text)`` cut in the middle to ``limit`` characters: a path keeps its file name."""
     shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
+    if len(shown) <= limit:
+        return shown
+    head = (limit - 3) // 3
+    return shown[:head] + "..." + shown[-(limit - 3 - head):]
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -260,6 +282,37 @@ def read_input(path: str | os.PathLike, what: str = "input",
     return data
 
 
+def hash_input(path: str | os.PathLike, what: str = "input",
+               max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The SHA-256 (hex) of a regular file's contents, read through the same door.
+
+    Streamed (nothing held in memory), refused like :func:`read_input`: a FIFO, a device, a
+    folder or a file above ``max_bytes`` raise :class:`UnreadableInput`.
+    """
+    text = os.fspath(path)
+    check_input(path, what)
+    try:
+        fd = os.open(text, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnreadableInput(f"{what}: cannot open {_show(text)}: {exc.strerror}") from None
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableInput(f"{what}: {_show(text)} is not a regular file")
+        seen = 0
+        try:
+            while block := fh.read(1 << 20):
+                seen += len(block)
+                if seen > max_bytes:
+                    raise UnreadableInput(f"{what}: {_show(text)} is larger than "
+                                          f"{max_bytes:,} bytes")
+                h.update(block)
+        except OSError as exc:
+            raise UnreadableInput(f"{what}: cannot read {_show(text)}: {exc.strerror}") from None
+    return h.hexdigest()
+
+
 def check_input(path: str | os.PathLike, what: str = "input") -> Path:
     """``path`` if it names a readable regular file (nothing is read), else raise."""
     text = os.fspath(path)
@@ -302,6 +355,155 @@ def read_npy(path: str | os.PathLike, what: str = "input"):
     if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load gives arrays or npz
         raise UnreadableInput(f"{what}: {_show(os.fspath(path))} is not a .npy array")
     return arr
+
+
+def _where(path) -> str:
+    return _show(os.fspath(path))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def read_text(path: str | os.PathLike, what: str = "input",
+              max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a regular file (:func:`read_input`), or one UnreadableInput line."""
+    return _decode(read_input(path, what, max_bytes), f"{what}: {_where(path)}")
+
+
+def _decode(data: bytes | str, where: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableInput(f"{where}: not UTF-8 text (byte {exc.start} is "
+                              f"0x{data[exc.start]:02x})") from None
+
+
+def _too_long(exc: ValueError) -> str:
+    if "digits" in str(exc):
+        return "an integer of more than 4,300 digits"
+    return _reason(exc)
+
+
+def parse_json(data: bytes | str, where: str) -> Any:
+    """The JSON document in ``data``; any defect raises UnreadableInput naming ``where``.
+
+    Not UTF-8, not JSON, nested too deeply for the parser, or an integer of more digits than
+    Python reads (4,300): one line each, never a traceback.
+    """
+    text = _decode(data, where)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnreadableInput(f"{where}: not JSON ({exc.msg}, line {exc.lineno} column "
+                              f"{exc.colno})") from None
+    except RecursionError:
+        raise UnreadableInput(f"{where}: not usable JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer over 4,300 digits
+        raise UnreadableInput(f"{where}: not usable JSON ({_too_long(exc)})") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "input",
+              max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """The JSON document in a regular file (:func:`read_input`, :func:`parse_json`)."""
+    return parse_json(read_input(path, what, max_bytes), f"{what}: {_where(path)}")
+
+
+def parse_toml(data: bytes | str, where: str) -> dict:
+    """The TOML document in ``data`` (a dict); any defect raises UnreadableInput."""
+    text = _decode(data, where)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UnreadableInput(f"{where}: not TOML ({_reason(exc)})") from None
+    except RecursionError:
+        raise UnreadableInput(f"{where}: not usable TOML (nested too deeply)") from None
+    except ValueError as exc:  # an integer over 4,300 digits
+        raise UnreadableInput(f"{where}: not usable TOML ({_too_long(exc)})") from None
+
+
+def read_toml(path: str | os.PathLike, what: str = "input",
+              max_bytes: int = MAX_TEXT_BYTES) -> dict:
+    """The TOML document in a regular file (:func:`read_input`, :func:`parse_toml`)."""
+    return parse_toml(read_input(path, what, max_bytes), f"{what}: {_where(path)}")
+
+
+def parse_npz(data: bytes, where: str, max_bytes: int = MAX_ARCHIVE_BYTES) -> dict:
+    """Every array of the ``.npz`` archive in ``data`` (``{name: ndarray}``), never unpickled.
+
+    A truncated or corrupt archive, a member that is not a ``.npy`` array, an object array,
+    arrays declared larger than their data, or a total above ``max_bytes`` once expanded
+    raise UnreadableInput naming ``where``.
+    """
+    import numpy as np  # the core imports numpy only where it reads or writes arrays
+
+    if not data:
+        raise UnreadableInput(f"{where}: empty, not a .npz archive")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError) as exc:
+        raise UnreadableInput(f"{where}: not a .npz archive ({_reason(exc)})") from None
+    total = sum(i.file_size for i in infos)
+    if total > max_bytes:
+        raise UnreadableInput(f"{where}: its arrays expand to {total:,} bytes; the limit is "
+                              f"{max_bytes:,}")
+    for info in infos:
+        if not info.filename.endswith(".npy") or info.is_dir():
+            raise UnreadableInput(f"{where}: member {_show(info.filename)} is not a .npy "
+                                  "array (not a numpy .npz archive)")
+    out = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in infos:
+                # the header's shape must fit the member's data: numpy would otherwise
+                # reserve the declared size before finding the data missing
+                with zf.open(info) as fh:
+                    shape, dtype = _npy_header(fh, np)
+                if dtype.hasobject:
+                    raise UnreadableInput(f"{where}: array {_show(info.filename[:-4])} holds "
+                                          "Python objects (a pickle is never loaded)")
+                need = math.prod(shape) * dtype.itemsize
+                if need > info.file_size:
+                    raise UnreadableInput(f"{where}: array {_show(info.filename[:-4])} "
+                                          f"declares {need:,} bytes of data, its member holds "
+                                          f"{info.file_size:,}")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            for name in npz.files:
+                arr = npz[name]
+                if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
+                    raise UnreadableInput(f"{where}: array {_show(name)} holds Python "
+                                          "objects")
+                out[name] = arr
+    except UnreadableInput:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError,
+            TypeError, MemoryError, NotImplementedError, SyntaxError, OverflowError) as exc:
+        raise UnreadableInput(f"{where}: damaged .npz archive ({_reason(exc)})") from None
+    return out
+
+
+def _npy_header(fh, np) -> tuple[tuple, Any]:
+    """(shape, dtype) of the ``.npy`` stream ``fh`` from its header alone."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    if version == (1, 0):
+        shape, _fortran, dtype = fmt.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _fortran, dtype = fmt.read_array_header_2_0(fh)
+    else:  # (3, 0): UTF-8 field names; numpy reads it through its generic reader
+        shape, _fortran, dtype = fmt._read_array_header(fh, version)
+    return tuple(int(n) for n in shape), dtype
+
+
+def read_npz(path: str | os.PathLike, what: str = "input",
+             max_bytes: int = MAX_INPUT_BYTES) -> dict:
+    """Every array of a ``.npz`` file (:func:`read_input`, :func:`parse_npz`)."""
+    return parse_npz(read_input(path, what, max_bytes), f"{what}: {_where(path)}")
 
 
 # -- all-or-nothing outputs ------------------------------------------------------------------

@@ -104,6 +104,8 @@ from typing import Any
 
 import numpy as np
 
+from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
+
 from .array import cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
@@ -775,16 +777,18 @@ class Model:
     def load(cls, source) -> Model:
         """Read a model file (a path or a binary file object)."""
         where = getattr(source, "name", source)
+        try:  # through the door: a regular file, size-capped, never a FIFO
+            data = source.read() if hasattr(source, "read") else read_input(source, "model")
+        except FileProblem as exc:
+            raise ModelError(str(exc)) from None
+        try:  # a truncated or corrupt archive: one ModelError line (exit 2)
+            arrays = parse_npz(data, str(where))
+        except FileProblem as exc:
+            raise ModelError(f"{where}: not a model file ({str(exc).split(': ', 1)[-1]})") \
+                from None
         try:
-            with np.load(source, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise ModelError(f"{where}: no such file") from None
-        except (ValueError, OSError) as exc:
-            raise ModelError(f"{where}: not a model file ({exc})") from None
-        try:
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except (KeyError, ValueError):
+            meta = parse_json(arrays.pop("__meta__").tobytes(), str(where))
+        except (KeyError, FileProblem):
             raise ModelError(f"{where}: not an {FORMAT} file (no readable __meta__)") from None
         return cls.from_meta(meta, arrays, str(where))
 

@@ -33,9 +33,12 @@ from .runner import (
     build_model,
     default_sim,
     file_lock,
+    manifest_ok,
     player_spec,
+    replace_damaged,
     run_stream,
     sim_cache_dir,
+    write_manifest,
 )
 
 __all__ = ["TOPS", "RTLRun", "RTLEngine", "build_dir_for", "rtl_for", "prepare", "run_program",
@@ -76,7 +79,8 @@ def build_dir_for(cfg: AcceleratorConfig, sim: str | None = None,
     del sim
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}: choose one of {', '.join(TOPS)}")
-    ident = cfg.to_json() + _generator_hash() + ("" if top == TOP_NAME else top)
+    # "+manifest": entries carry a manifest checked before use (older entries: other keys)
+    ident = cfg.to_json() + _generator_hash() + ("" if top == TOP_NAME else top) + "+manifest"
     key = hashlib.sha256(ident.encode()).hexdigest()[:12]
     prefix = "" if top == TOP_NAME else f"{top}-"
     return sim_cache_dir(root) / "rtl" / f"{prefix}{cfg.name()}-{key}"
@@ -103,23 +107,42 @@ def rtl_for(cfg: AcceleratorConfig, cache_dir: Path | None = None, *,
     """
     final = build_dir_for(cfg, root=cache_dir, top=top)
     verilog = final / f"{top}.v"
-    if (final / "READY").exists():
+    if (final / "READY").exists() and manifest_ok(final):
         return verilog
     with file_lock(final.parent / f"{final.name}.lock"):
-        if not (final / "READY").exists():
-            scratch = final.parent / f"{final.name}.tmp{os.getpid()}"
-            shutil.rmtree(scratch, ignore_errors=True)
-            try:
-                if top == TOP_NAME:
-                    generate(cfg, scratch, rtlil=False)  # simulation needs the Verilog only
-                else:
-                    generate_flow(cfg, scratch)
-                (scratch / "READY").write_text(cfg.to_json())
-                os.rename(scratch, final)
-            finally:
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(scratch)
+        if (final / "READY").exists() and manifest_ok(final):
+            return verilog
+        if final.exists():  # damaged (a file removed or changed) or half-made: again
+            replace_damaged(final)
+        _remove_dead_scratch(final)
+        scratch = final.parent / f"{final.name}.tmp{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            if top == TOP_NAME:
+                generate(cfg, scratch, rtlil=False)  # simulation needs the Verilog only
+            else:
+                generate_flow(cfg, scratch)
+            write_manifest(scratch)
+            (scratch / "READY").write_text(cfg.to_json())
+            os.rename(scratch, final)
+        finally:  # also on an interrupt: no <name>.tmp<pid> is left behind
+            with contextlib.suppress(OSError):
+                shutil.rmtree(scratch)
     return verilog
+
+
+def _remove_dead_scratch(final: Path) -> None:
+    """Remove ``<name>.tmp<pid>`` folders of processes that no longer run (killed mid-way)."""
+    for p in final.parent.glob(f"{final.name}.tmp*"):
+        pid = p.name[len(final.name) + 4:]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except OSError:  # alive (another user's): leave it
+            pass
 
 
 @dataclass

@@ -22,6 +22,12 @@ Builds are cached and runs isolated:
   caller's ``build_dir``) for its stimulus, record, log and waveform; it is removed after a
   successful run unless ``keep`` (or ``FTACCEL_KEEP_RUNS=1``, or waveforms) asks otherwise,
   and kept, and named in the error, when the run fails;
+* a cache entry carries a manifest (``manifest.json``: every file's size and SHA-256) and is
+  checked once per process before use: a damaged entry (a file removed, truncated or changed)
+  is moved aside and built again under the lock (:func:`write_manifest`,
+  :func:`manifest_ok`);
+* an interrupt (SIGINT, or SIGTERM through the command line's handler) kills the simulator
+  (``subprocess.run`` does) and removes the run's folder: only a *failed* run keeps it;
 * ``<cache>`` is ``cache_dir=`` if given, else :func:`ftaccel.files.cache_dir("sim")`
   (``$FTACCEL_CACHE_DIR/sim``, else ``$XDG_CACHE_HOME/ftaccel/sim`` or
   ``~/.cache/ftaccel/sim``); nothing is written inside the installed package.
@@ -58,7 +64,7 @@ from . import hdl_player as hp
 __all__ = ["SimulatorNotFound", "SimulationFailed", "SimResult", "Model", "run_stream",
            "ensure_simulator", "simulator_version", "build_model", "play_file",
            "SIMULATORS", "PLAYERS", "default_sim", "sim_cache_dir", "player_spec", "keep_runs",
-           "discard_run", "file_lock"]
+           "discard_run", "file_lock", "write_manifest", "manifest_ok", "replace_damaged"]
 
 SIMULATORS = ("icarus", "verilator")
 PLAYERS = ("hdl", "cocotb")
@@ -281,6 +287,73 @@ def file_lock(path: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+MANIFEST = "manifest.json"
+#: Cache entries checked in this process (their manifest held).
+_CHECKED: set[str] = set()
+
+
+def write_manifest(folder: Path) -> None:
+    """Record every file below ``folder`` with its size and SHA-256 in ``folder/manifest.json``."""
+    entries = {}
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            p = Path(dirpath) / name
+            if p.is_symlink() or p.name == MANIFEST:
+                continue
+            entries[str(p.relative_to(folder))] = [p.stat().st_size, _sha256(p)]
+    (folder / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_ok(folder: Path) -> bool:
+    """True if every file ``folder/manifest.json`` lists is there with its size and hash.
+
+    Checked once per process and folder; a missing manifest is a damaged entry (the keys of
+    entries made before manifests existed differ, so they are never checked here).
+    """
+    key = str(folder)
+    if key in _CHECKED:
+        return True
+    try:
+        entries = json.loads((folder / MANIFEST).read_text())
+        ok = isinstance(entries, dict) and all(
+            (folder / rel).is_file() and (folder / rel).stat().st_size == size
+            and _sha256(folder / rel) == digest for rel, (size, digest) in entries.items())
+    except (OSError, ValueError, TypeError):
+        ok = False
+    if ok:
+        _CHECKED.add(key)
+    return ok
+
+
+def replace_damaged(final: Path) -> None:
+    """Move a damaged cache entry aside and delete it (call under the entry's lock)."""
+    _CHECKED.discard(str(final))
+    aside = final.parent / f"{final.name}.damaged{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rename(final, aside)
+    _writable(aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    if final.exists():  # could not be moved: remove it in place
+        _writable(final)
+        shutil.rmtree(final, ignore_errors=True)
+
+
+def _writable(tree: Path) -> None:
+    for dirpath, dirs, _files in os.walk(tree):
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                (Path(dirpath) / name).chmod(0o755)
+
+
 def _read_only(tree: Path) -> None:
     """Drop the write bits of every file (folders stay writable so the cache can be deleted)."""
     for dirpath, _dirs, files in os.walk(tree):
@@ -340,7 +413,9 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
              "version": simulator_version(sim), "cocotb": _cocotb_version(),
              # a Verilator model links cocotb's library of this environment
              "cocotb_libs": str(cocotb_config.libs_dir) if sim == "verilator" else "",
-             "waves": bool(waves), "args": args}
+             "waves": bool(waves), "args": args,
+             # entries carry a manifest (checked before use); older ones have other keys
+             "layout": 2}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     root = sim_cache_dir(cache_dir) / "models" / sim
     name = f"{toplevel}-{player}-{key}"
@@ -348,11 +423,15 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
     top = hp.PLAYER_TOP if player == "hdl" else toplevel
     model = Model(sim=sim, player=player, toplevel=top, directory=final, key=key,
                   waves=bool(waves), spec=spec)
-    if (final / "READY").exists():
+    if (final / "READY").exists() and manifest_ok(final):
         return model
     with file_lock(root / f"{name}.lock"):
         if (final / "READY").exists():
-            return model
+            if manifest_ok(final):
+                return model
+            replace_damaged(final)  # e.g. a file removed or truncated: build it again
+        elif final.exists():  # no READY: an entry left half-made
+            replace_damaged(final)
         scratch = root / f"{name}.build"  # a fixed path, so ccache hits across rebuilds
         shutil.rmtree(scratch, ignore_errors=True)
         src = scratch / "src"
@@ -380,9 +459,11 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
                                    f"({_first(log) or exc}); see {log}", log=log,
                                    details=_tail(log)) from None
         (scratch / "model.json").write_text(json.dumps(ident, indent=2) + "\n")
+        write_manifest(scratch)
         (scratch / "READY").write_text(key + "\n")
         _read_only(scratch)
         os.rename(scratch, final)
+        _CHECKED.add(str(final))
     return model
 
 
@@ -644,26 +725,43 @@ def run_stream(
     model = build_model(verilog, toplevel, sim=sim, waves=bool(waves), spec=spec,
                         cache_dir=cache)
     run_dir = _new_run_dir(build_dir, cache, toplevel)
-    stim = run_dir / "stimulus.bin"
-    stim.write_bytes(data)
-    record = play_file(model, stim, run_dir, cycles=cycles, raw=idle, waves=bool(waves))
-    log = run_dir / "sim.log"
-    fold = None
-    if idle:
-        m = re.search(r"FTPLAYER RAW fold=([0-9a-fA-F]+)", log.read_text(errors="replace"))
-        fold = int(m.group(1), 16) if m else None
-        recorded: dict[str, np.ndarray] = {}
-    else:
-        try:
-            recorded = hp.decode_record(spec, record.read_bytes(), cycles, outputs)
-        except hp.StimulusError as exc:
-            raise SimulationFailed(f"{exc}; see {log}", log=log, run_dir=run_dir) from None
+    with _removed_if_interrupted(run_dir):
+        stim = run_dir / "stimulus.bin"
+        stim.write_bytes(data)
+        record = play_file(model, stim, run_dir, cycles=cycles, raw=idle, waves=bool(waves))
+        log = run_dir / "sim.log"
+        fold = None
+        if idle:
+            m = re.search(r"FTPLAYER RAW fold=([0-9a-fA-F]+)", log.read_text(errors="replace"))
+            fold = int(m.group(1), 16) if m else None
+            recorded: dict[str, np.ndarray] = {}
+        else:
+            try:
+                recorded = hp.decode_record(spec, record.read_bytes(), cycles, outputs)
+            except hp.StimulusError as exc:
+                raise SimulationFailed(f"{exc}; see {log}", log=log, run_dir=run_dir) \
+                    from None
     if not keep:
         shutil.rmtree(run_dir, ignore_errors=True)
         return SimResult(outputs=recorded, log=None, build_dir=model.directory, run_dir=None,
                          cycles=cycles, fold=fold)
     return SimResult(outputs=recorded, log=log, build_dir=model.directory, run_dir=run_dir,
                      cycles=cycles, fold=fold)
+
+
+@contextlib.contextmanager
+def _removed_if_interrupted(run_dir: Path):
+    """Remove ``run_dir`` if the block is interrupted (SIGINT, SIGTERM via the CLI, exit).
+
+    A run that *fails* keeps its folder for inspection; an interrupted one holds nothing of
+    interest and would otherwise stay in ``<cache>/runs`` (about 1 MB each).  The simulator
+    itself is killed by ``subprocess.run`` when the interrupt reaches it.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, waves, loopback,
@@ -693,12 +791,13 @@ def _run_cocotb(verilog, toplevel, inputs, outputs, build_dir, sim, waves, loopb
             test_args = ["--trace-file", str(run_dir / "waves.vcd")]
     failure = None
     try:
-        get_runner(sim).test(
-            test_module="ftaccel.tb.player", hdl_toplevel=toplevel, testcase="play",
-            hdl_toplevel_lang="verilog",
-            build_dir=str(model.build_dir), test_dir=str(run_dir), extra_env=env,
-            waves=waves, plusargs=plusargs, test_args=test_args,
-            results_xml=str(run_dir / "results.xml"), log_file=str(log))
+        with _removed_if_interrupted(run_dir):
+            get_runner(sim).test(
+                test_module="ftaccel.tb.player", hdl_toplevel=toplevel, testcase="play",
+                hdl_toplevel_lang="verilog",
+                build_dir=str(model.build_dir), test_dir=str(run_dir), extra_env=env,
+                waves=waves, plusargs=plusargs, test_args=test_args,
+                results_xml=str(run_dir / "results.xml"), log_file=str(log))
     except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc:
         failure = exc
     if failure is not None or not result.exists():

@@ -177,7 +177,8 @@ def test_same_spec_resumes_and_another_is_refused(small_run, tmp_path):
     assert again["timing"]["chunks_run"] == 0
     assert (out / "trace.csv").read_text() == before
     other = _write(tmp_path, SMALL.format(seed=8))
-    with pytest.raises(CampaignError, match="different campaign spec"):
+    with pytest.raises(CampaignError, match="different campaign: the spec differs in "
+                                            "campaign.seed"):
         run_campaign(other, out, workers=0, progress=False)
 
 
@@ -206,7 +207,7 @@ def test_a_killed_campaign_resumes_without_loss_or_duplicates(small_run, tmp_pat
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and len(list((folder / "chunks").glob("chunk-*.csv")
+        while time.time() < deadline and len(list((folder / "chunks").glob("chunk-*.json")
                                                   if (folder / "chunks").exists() else [])) < 2:
             time.sleep(0.05)
         assert proc.poll() is None, "the campaign finished before it could be killed"
@@ -215,7 +216,7 @@ def test_a_killed_campaign_resumes_without_loss_or_duplicates(small_run, tmp_pat
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = len(list((folder / "chunks").glob("chunk-*.csv")))
+    done = len(list((folder / "chunks").glob("chunk-*.json")))
     assert 2 <= done < report["chunks"]
     assert not (folder / "campaign.json").exists()
     assert main(["campaign", str(spec), "-o", str(folder), "--workers", "0"]) == 0

@@ -226,3 +226,87 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("FTACCEL_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_dir() == (tmp_path / "x" / "ftaccel").resolve()
+
+
+# -- the input door's parsers (issue 30) ------------------------------------------------------
+def test_parsers_read_what_the_standard_readers_read(tmp_path):
+    import hashlib
+    import json
+    import tomllib
+
+    from ftaccel.files import hash_input, read_json, read_npz, read_text, read_toml
+
+    a, b = np.arange(12).reshape(3, 4), np.linspace(0, 1, 5)
+    np.savez_compressed(tmp_path / "x.npz", a=a, b=b)
+    got = read_npz(tmp_path / "x.npz")
+    with np.load(tmp_path / "x.npz") as ref:
+        assert set(got) == set(ref.files) and all(np.array_equal(got[k], ref[k]) for k in got)
+    (tmp_path / "d.json").write_text('{"x": [1, 2.5, "é"]}')
+    assert read_json(tmp_path / "d.json") == json.loads((tmp_path / "d.json").read_text())
+    (tmp_path / "d.toml").write_text('[s]\nx = 1\ny = "é"\n')
+    assert read_toml(tmp_path / "d.toml") == tomllib.loads((tmp_path / "d.toml").read_text())
+    assert read_text(tmp_path / "d.toml") == (tmp_path / "d.toml").read_text()
+    assert hash_input(tmp_path / "x.npz") == hashlib.sha256(
+        (tmp_path / "x.npz").read_bytes()).hexdigest()
+    np.save(tmp_path / "a.npy", a)
+    assert np.array_equal(read_npy(tmp_path / "a.npy"), a)
+
+
+@pytest.mark.parametrize("name,data,reader,needle", [
+    ("bad.json", b'{"a": "\xff"}', "read_json", "not UTF-8"),
+    ("deep.json", b"[" * 100_000, "read_json", "nested too deeply"),
+    ("big.json", b"1" * 5000, "read_json", "4,300 digits"),
+    ("bad.toml", b"a = [", "read_toml", "not TOML"),
+    ("deep.toml", b"a = " + b"[" * 5000 + b"]" * 5000, "read_toml", "nested too deeply"),
+    ("big.toml", b"a = " + b"7" * 5000, "read_toml", "4,300 digits"),
+    ("empty.npz", b"", "read_npz", "empty"),
+    ("text.npz", b"hello", "read_npz", "not a .npz archive"),
+])
+def test_malformed_content_is_one_line(tmp_path, name, data, reader, needle):
+    import ftaccel.files as files
+
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(UnreadableInput) as exc:
+        getattr(files, reader)(tmp_path / name, "--thing")
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1 and needle in msg and name in msg, msg
+
+
+def test_npz_archives_are_checked_before_numpy_reserves_memory(tmp_path):
+    import io
+    import zipfile
+
+    from ftaccel.files import MAX_ARCHIVE_BYTES, parse_npz, read_npz
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False,
+                                                "shape": (10**10,)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
+        zf.writestr("a.npy", head.getvalue() + b"x" * 80)
+    with pytest.raises(UnreadableInput, match="declares 80,000,000,000 bytes"):
+        read_npz(tmp_path / "huge.npz")
+    with zipfile.ZipFile(tmp_path / "big.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.npy", b"\0" * (MAX_ARCHIVE_BYTES // 1024 + 1))
+    with pytest.raises(UnreadableInput, match="expand to"):
+        parse_npz((tmp_path / "big.npz").read_bytes(), "x", max_bytes=MAX_ARCHIVE_BYTES // 1024)
+    np.savez(tmp_path / "obj.npz", o=np.array([None, 1], dtype=object))
+    with pytest.raises(UnreadableInput, match="Python objects"):
+        read_npz(tmp_path / "obj.npz")
+    with zipfile.ZipFile(tmp_path / "other.npz", "w") as zf:
+        zf.writestr("notes.txt", "hi")
+    with pytest.raises(UnreadableInput, match="not a .npy array"):
+        read_npz(tmp_path / "other.npz")
+    data = (tmp_path / "huge.npz").read_bytes()
+    with pytest.raises(UnreadableInput):
+        parse_npz(data[: len(data) // 2], "half")
+
+
+def test_hash_input_refuses_a_fifo_without_blocking(tmp_path):
+    from ftaccel.files import hash_input
+
+    os.mkfifo(tmp_path / "f")
+    with pytest.raises(UnreadableInput, match="not a regular file"):
+        hash_input(tmp_path / "f", "--data")
+    (tmp_path / "big").write_bytes(b"x" * 100)
+    with pytest.raises(UnreadableInput, match="larger than 10 bytes"):
+        hash_input(tmp_path / "big", "--data", max_bytes=10)

@@ -7,6 +7,12 @@
   traceback, and the working folder unchanged (nothing written, nothing left behind).
 * :func:`test_random_valid_configs_round_trip_and_elaborate`: random valid small
   configurations survive JSON (string and file) unchanged and elaborate to RTLIL.
+* Campaigns (issue 30): generated specs with one defect each exit 2 with one line before any
+  folder is claimed (:func:`test_bad_campaign_specs_fail_cleanly`); model, data and IDX files
+  damaged at random are read or refused with one DataError / ModelError line
+  (:func:`test_damaged_model_and_data_files_fail_cleanly`); campaign folders whose chunks are
+  damaged at random resume to the uninterrupted trace, byte for byte
+  (:func:`test_damaged_chunk_stores_resume_exactly`).
 
 Plain seeded numpy generation (no hypothesis): the ``rng`` fixture prints the seed, and
 ``SEED=<n>`` replays another stream.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -307,3 +314,297 @@ def test_random_valid_configs_round_trip_and_elaborate(tmp_path, rng):
         for pe in top.array.pe_modules:
             assert f"module \\{pe.module_name}" in rtlil.convert(pe, name=pe.module_name,
                                                                  emit_src=False)
+
+
+# -- campaign specs, model and data files, chunk stores (issue 30) ----------------------------
+_SPEC = {
+    "campaign": {"name": "fuzz", "seed": 7, "chunk": 3},
+    "network": {"model": "digits-mlp"},
+    "data": {"images": 12},
+    "accelerator": {"rows": 4, "cols": 4},
+    "protections": [{"kind": "none"}, {"kind": "sanity", "checksum": "both"},
+                    {"kind": "bypass", "threshold": 0.5},
+                    {"kind": "afd", "gates": 1, "mode": "drop", "gamma": 2,
+                     "layers": ["fc1"]}],
+    "faults": {"model": "register", "registers": ["psum", "act"], "modes": ["sa0", "flip"],
+               "layers": ["fc1"]},
+    "sample": {"method": "statistical", "margin": 0.25, "confidence": 0.9},
+}
+_NAN, _INF = float("nan"), float("inf")
+#: Per spec key, values it must refuse.
+_BAD_SPEC_VALUES = {
+    ("campaign", "name"): ["", "a\nb", "\x1b[2J", "x" * 300, 3, True, ["n"]],
+    ("campaign", "seed"): [-1, 1 << 63, 1.5, "1", True, [1], _NAN],
+    ("campaign", "chunk"): [0, -3, 10**7, 2.0, "3", False],
+    ("campaign", "max_items"): [0, 10**8, -1, 1.5],
+    ("network", "model"): ["bogus", "", "missing.npz", "fifo.npz", "/dev/zero", "folder.npz",
+                           "bad.npz", 1, ["digits-mlp"]],
+    ("network", "calib"): ["missing.npz", "fifo.npz", "bad.npz", 7],
+    ("network", "permutation"): ["missing.json", "fifo.json", "deep.json", "bad.json", 1],
+    ("data", "source"): ["missing.npz", "fifo.npz", "bad.npz", "labels11.npz", "u64.npz",
+                         "nan.npz", "x.idx", "a,b", 5],
+    ("data", "images"): [0, -1, 10**9, 1.5, "12", True],
+    ("accelerator", "rows"): [0, -1, 300, 2.5, "4", True],
+    ("accelerator", "dataflow"): ["rs", "", 3],
+    ("accelerator", "tmr"): ["word", "bitwise"],
+    ("accelerator", "checksum"): ["both"],
+    ("accelerator", "flow"): ["shortened"],
+    ("accelerator", "frobnicate"): [1],
+    ("faults", "model"): ["cosmic", "", 1],
+    ("faults", "registers"): [[], ["psum", "psum"], ["acc"], "psum", [1], [True]],
+    ("faults", "modes"): [[], ["sa0", "sa0"], ["melt"], "sa0"],
+    ("faults", "layers"): [[], ["fc1", "fc1"], ["fc9"], [True], "fc1", [1.5]],
+    ("faults", "bits"): [[8, 20]],  # only for pe_profile
+    ("sample", "method"): ["sweep", "census", 1],
+    ("sample", "margin"): [0, 1, -0.1, _NAN, _INF, 1e-300, "0.1", True],
+    ("sample", "confidence"): [0, 1, 0.9999999999999999, _NAN, -1, 2],
+    ("sample", "rates"): [[0.1]],  # not for statistical sampling
+    ("verify", "images"): [0, -3, 10**6, 1.5],
+    ("protections", 1, "name"): ["none", "", "a|b", "x" * 70, "sanity-both\n"],
+    ("protections", 1, "checksum"): ["all", 1],
+    ("protections", 1, "temporal_batch"): [0, 256, 1.5],
+    ("protections", 2, "threshold"): [_NAN, -1, _INF, 2, "0.5"],
+    ("protections", 3, "gamma"): [3, 0, -2, _NAN, _INF, 2**40],
+    ("protections", 3, "layers"): [[], ["fc1", "fc1"], ["nope"], [1]],
+    ("protections", 3, "gates"): [0, 3, 1.0],
+    ("protections", 0, "name"): ["base"],
+    ("protections", 0, "kind"): ["quantum", "", 1],
+    ("protections", 4): [{"kind": "lcu"}, {"kind": "tmr", "nvf_threshold": 120},
+                         {"kind": "tmr", "protected": "nowhere"}, {"kind": "none"},
+                         {"kind": "sanity", "checksum": "both"}, 3],
+}
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if v != v else ("inf" if v > 0 else "-inf") if v in (_INF, -_INF) \
+            else repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(v)
+
+
+def _toml(spec: dict) -> str:
+    lines = []
+    for section, body in spec.items():
+        if section == "protections":
+            if not body:
+                lines.append("protections = []")
+            for p in body:
+                if isinstance(p, dict):
+                    lines += ["[[protections]]"] + [f"{k} = {_toml_value(v)}"
+                                                    for k, v in p.items()]
+                else:
+                    lines.append(f"protections = {_toml_value(body)}")
+                    break
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _bad_spec(rng) -> tuple[str, bytes]:
+    """``(what, spec bytes)``: the valid spec with one defect."""
+    import copy
+
+    spec = copy.deepcopy(_SPEC)
+    kind = int(rng.integers(12))
+    if kind < 8:  # one key with a value it must refuse
+        keys = list(_BAD_SPEC_VALUES)
+        key = keys[int(rng.integers(len(keys)))]
+        pool = _BAD_SPEC_VALUES[key]
+        value = pool[int(rng.integers(len(pool)))]
+        if key == ("protections", 4):
+            spec["protections"].append(value)
+        else:
+            *path, last = key
+            target = spec
+            for k in path:
+                target = target.setdefault(k, {}) if isinstance(k, str) else target[k]
+            target[last] = value
+        return f"{'.'.join(map(str, key))} = {value!r}"[:80], _toml(spec).encode()
+    if kind == 8:  # a missing or unknown key or section
+        muts = [lambda s: s["network"].pop("model"), lambda s: s.__setitem__("sampel", {}),
+                lambda s: s["faults"].__setitem__("bogus", 1),
+                lambda s: s["protections"][1].__setitem__("gamma", 2),
+                lambda s: s.__setitem__("protections", []),
+                lambda s: s["protections"][1].pop("kind")]
+        muts[int(rng.integers(len(muts)))](spec)
+        return "structure", _toml(spec).encode()
+    text = _toml(spec).encode()
+    if kind == 9:  # cut short, before the model it must name
+        end = text.index(b'model = "digits-mlp"') + len(b'model = "digits-mlp"') - 1
+        return "truncated", text[: int(rng.integers(1, end))]
+    if kind == 10:  # bytes that are not UTF-8, or a NUL
+        i = int(rng.integers(len(text)))
+        return "bytes", text[:i] + bytes([int(rng.choice([0x00, 0xff, 0xc3, 0x80]))]) + text[i:]
+    n = int(rng.integers(1500, 50_000))
+    return "deep or huge", text + (b"x = " + b"[" * n + b"]" * n if rng.integers(2)
+                                   else b"y = " + b"9" * (4301 + n))
+
+
+def _campaign_inputs(folder: Path) -> None:
+    from ftaccel.app.datasets import digits
+
+    ds = digits("test")
+    np.savez(folder / "labels11.npz", images=ds.images[:12], labels=np.full(12, 11))
+    np.savez(folder / "u64.npz", images=ds.images[:12],
+             labels=np.full(12, 2**64 - 1, np.uint64))
+    np.savez(folder / "nan.npz", images=np.full((12, 64), np.nan), labels=ds.labels[:12])
+    for name in ("fifo.npz", "fifo.json"):
+        os.mkfifo(folder / name)
+    (folder / "folder.npz").mkdir()
+    (folder / "bad.npz").write_bytes(b"PK\x03\x04 not really")
+    (folder / "bad.json").write_text('{"layers": [{"layer": "fc1", "permutation": [1.5]}]}')
+    (folder / "deep.json").write_text("[" * 5000 + "]" * 5000)
+    (folder / "x.idx").write_bytes(b"\x00\x00\x08\x03" + b"\xff" * 12)
+
+
+def test_bad_campaign_specs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
+    """Generated specs with one defect each: exit 2, one line, before any chunk or folder."""
+    from ftaccel.app.campaign_store import Campaign
+
+    monkeypatch.chdir(tmp_path)
+    _campaign_inputs(tmp_path)
+    monkeypatch.setattr(Campaign, "claim", _no_work)
+    (tmp_path / "spec.toml").write_text(_toml(_SPEC))
+    from ftaccel.app.campaign import load_spec
+
+    load_spec(tmp_path / "spec.toml")  # the base spec is valid
+    seen: Counter = Counter()
+    for _ in range(120):
+        what, data = _bad_spec(rng)
+        (tmp_path / "spec.toml").write_bytes(data)
+        before = listing(tmp_path)
+        capsys.readouterr()
+        rc = main(["campaign", "spec.toml", "-o", "out", "--workers", "0"])
+        out, err = capsys.readouterr()
+        msg = f"{what}: exit {rc}\n{err}"
+        assert rc == 2, msg
+        assert len(err.splitlines()) == 1 and err.startswith("rtlgen: error: "), msg
+        assert listing(tmp_path) == before, msg
+        seen[what.split(" = ")[0]] += 1
+    print(f"{sum(seen.values())} bad specs, every one exit 2 with one line:", dict(seen))
+
+
+def _damaged(rng, data: bytes) -> bytes:
+    """``data`` cut, with bytes flipped, inserted or zeroed (one or two defects)."""
+    out = bytearray(data)
+    for _ in range(int(rng.integers(1, 3))):
+        kind = int(rng.integers(4))
+        i = int(rng.integers(len(out)))
+        if kind == 0:
+            out = out[:i]
+        elif kind == 1:
+            out[i] ^= 1 << int(rng.integers(8))
+        elif kind == 2:
+            out[i:i] = bytes(rng.integers(0, 256, int(rng.integers(1, 9))).astype(np.uint8))
+        else:
+            out[i:i + int(rng.integers(1, 64))] = bytes(min(64, len(out) - i))
+        if not out:
+            break
+    return bytes(out)
+
+
+def test_damaged_model_and_data_files_fail_cleanly(tmp_path, rng):
+    """Model ``.npz``, data ``.npz`` and IDX files with random damage.
+
+    Read, or refused with one DataError / ModelError line naming the file; never another
+    exception, never a hang.
+    """
+    import gzip
+    import io
+
+    from ftaccel.app.datasets import DataError, digits, load_data
+    from ftaccel.app.network import Network
+    from ftaccel.golden.network import Model, ModelError
+
+    ds = digits("test")
+    buf = io.BytesIO()
+    np.savez(buf, images=ds.images[:20], labels=ds.labels[:20])
+    data_plain = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=ds.images[:20], labels=ds.labels[:20])
+    data_zip = buf.getvalue()
+    model = Network.builtin("digits-mlp").model.to_bytes()
+    idx_img = b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (20, 8, 8)) + \
+        (ds.images[:20] * 16).astype(np.uint8).tobytes()
+    idx_lab = b"\x00\x00\x08\x01" + (20).to_bytes(4, "big") + ds.labels[:20].astype(
+        np.uint8).tobytes()
+    kinds: Counter = Counter()
+    for i in range(150):
+        which = int(rng.integers(5))
+        if which < 2:
+            p = tmp_path / f"d{i}.npz"
+            p.write_bytes(_damaged(rng, (data_plain, data_zip)[which]))
+            read, errors = (lambda p=p: load_data(str(p))), DataError
+        elif which == 2:
+            p = tmp_path / f"m{i}.npz"
+            p.write_bytes(_damaged(rng, model))
+            read, errors = (lambda p=p: Model.load(p)), ModelError
+        else:
+            img, lab = tmp_path / f"i{i}-idx", tmp_path / f"l{i}-idx"
+            raw = _damaged(rng, idx_img) if rng.integers(2) else idx_img
+            img.write_bytes(gzip.compress(raw) if which == 4 else raw)
+            lab.write_bytes(_damaged(rng, idx_lab))
+            read, errors = (lambda a=img, b=lab: load_data(f"{a},{b}")), DataError
+        try:
+            read()
+            kinds["read"] += 1
+        except errors as exc:
+            assert len(str(exc).splitlines()) == 1, exc
+            kinds["refused"] += 1
+    print("damaged model/data files:", dict(kinds))
+    assert kinds["refused"] > 50
+
+
+def test_damaged_chunk_stores_resume_exactly(tmp_path, rng, monkeypatch):
+    """A campaign folder with chunks damaged at random resumes exactly.
+
+    The resumed trace is the uninterrupted one, and every damaged chunk is named and
+    computed again.
+    """
+    from ftaccel.app.campaign import run_campaign
+
+    # the plots say nothing about the chunks and take most of a resume's time
+    monkeypatch.setattr("ftaccel.app.campaign_report.write_plots", lambda *a: [])
+    light = {**_SPEC, "campaign": {**_SPEC["campaign"], "chunk": 1},
+             "protections": [{"kind": "none"}, {"kind": "bypass"}],
+             "faults": {"model": "register", "registers": ["act"], "modes": ["flip"]}}
+    spec = tmp_path / "spec.toml"
+    spec.write_text(_toml(light))
+    ref = tmp_path / "ref"
+    report = run_campaign(spec, ref, workers=0, progress=False, log=lambda *a, **k: None)
+    trace = (ref / "trace.csv").read_bytes()
+    n = report["chunks"]
+    out = tmp_path / "out"
+    shutil.copytree(ref, out)
+    for _ in range(6):
+        hit = sorted({int(c) for c in rng.choice(n, size=int(rng.integers(1, 3)),
+                                                 replace=False)})
+        for c in hit:
+            p = out / "chunks" / f"chunk-{c:06d}.json"
+            kind = int(rng.integers(4))
+            if kind == 0:
+                p.write_bytes(_damaged(rng, p.read_bytes()))
+            elif kind == 1:  # another chunk's file under this name
+                other = (c + 1) % n
+                p.write_bytes((out / "chunks" / f"chunk-{other:06d}.json").read_bytes())
+            elif kind == 2:
+                p.unlink()
+                p.symlink_to(f"chunk-{(c + 1) % n:06d}.json")
+            else:
+                p.unlink()
+                p.mkdir()
+        res = run_campaign(spec, out, workers=0, progress=False, log=lambda *a, **k: None)
+        assert (out / "trace.csv").read_bytes() == trace, hit
+        rejected = sorted(r["chunk"] for r in res["chunks_rejected"])
+        assert rejected == hit or (rejected and set(rejected) <= set(hit)), (hit, rejected)
