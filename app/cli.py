@@ -23,17 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from ftaccel import units
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, one_line, shown
 
 EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 
-#: Configuration fields that have a command-line option of the same name.
-CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
-                  "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
-                  "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples",
-                  "double_buffer")
+#: Configuration fields, each with one command-line option (from the unit registry).
+CONFIG_OPTIONS = tuple(f.name for f in units.config_fields())
 
 
 class CLIError(Exception):
@@ -100,53 +97,65 @@ def _add_model_options(p: argparse.ArgumentParser, *, data: str | None,
 
 # -- configuration ---------------------------------------------------------------------------
 def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--config`` and one option per configuration field, from the unit registry."""
     g = p.add_argument_group("configuration (a --config file, overridden by any option given)")
     g.add_argument("--config", type=_path, help="JSON configuration (as written by generate)")
-    g.add_argument("--rows", type=_integer, help="array rows R (default 8)")
-    g.add_argument("--cols", type=_integer, help="array columns C (default 8)")
-    g.add_argument("--dataflow", help="ws, is or os (default ws)")
-    g.add_argument("--a-width", type=_integer, help="activation width in bits (default 8)")
-    g.add_argument("--w-width", type=_integer, help="weight width in bits (default 8)")
-    g.add_argument("--acc-width", type=_integer, help="accumulator width (default: derived)")
-    g.add_argument("--max-k", type=_integer,
-                   help="largest reduction length the derived accumulator holds (default 1024)")
-    g.add_argument("--fault-hooks", action="store_true", default=None,
-                   help="add run-time fault saboteurs to every PE register")
-    g.add_argument("--no-output-stage", dest="output_stage", action="store_false", default=None,
-                   help="omit bias/ReLU/requantisation")
-    g.add_argument("--bypass", action="store_true", default=None,
-                   help="PE bypass with a run-time R×C map (SPEC §6)")
-    g.add_argument("--afd", action="store_true", default=None,
-                   help="anomaly suppression of the streamed activations (WS, SPEC §3)")
-    g.add_argument("--median", type=_integer, help="median filter window 3 or 5 (WS, SPEC §4)")
-    g.add_argument("--median-variant", help="plain or shared comparators")
-    g.add_argument("--checksum",
-                   help="none, spatial, temporal or both (Sanity-Check, WS, SPEC §2)")
-    g.add_argument("--temporal-batch-bits", type=_integer,
-                   help="width of the run-time temporal batch size N (default 4: N ≤ 15)")
-    g.add_argument("--temporal-mode",
-                   help="residue (sanity vector wrapped to a_width bits, check mod 2^a) or "
-                        "exact (streamed path widened, check mod 2^acc; default residue)")
-    g.add_argument("--lcu", action="store_true", default=None,
-                   help="output buffer + LCU correction controller + split lanes (SPEC §5)")
-    g.add_argument("--lcu-depth", type=_integer, help="output-buffer rows of C words (default 64)")
-    g.add_argument("--lcu-max-pairs", type=_integer, help="pairs per correction run (default 16)")
-    g.add_argument("--lcu-mask", type=_integer,
-                   help="bits the LCU keeps (a_width bits, e.g. 0xBF; default: all but bit "
-                        "a_width − 2)")
-    g.add_argument("--tmr", help="selective-TMR voting controller on the output buffer: none, "
-                                 "word (001 L2126) or bitwise (SPEC §5; buffer rows: "
-                                 "--lcu-depth)")
-    g.add_argument("--tmr-max-triples", type=_integer,
-                   help="word triples per voting run (default 16)")
-    g.add_argument("--single-buffer", dest="double_buffer", action="store_false", default=None,
-                   help="WS/IS: the single-buffered PE (tiles load while the array idles) "
-                        "instead of the default shadow registers (issue 18)")
-    g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
-                                  "shortened, superposition or twodim (WS, SPEC §8)")
-    g.add_argument("--flow-group", type=_integer,
-                   help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
-                        "64, 256)")
+    for f in units.config_fields():
+        if f.kind in ("on", "off"):
+            g.add_argument(f.option, dest=f.name, action=f"store_{f.kind == 'on'}".lower(),
+                           default=None, help=f.help)
+        else:
+            g.add_argument(f.option, dest=f.name, help=f.help,
+                           type=_integer if f.kind == "int" else None)
+
+
+# -- the units' run-time options --------------------------------------------------------------
+def _add_unit_options(p: argparse.ArgumentParser, *, per_product: bool) -> None:
+    """The run-time flags of every unit (:func:`ftaccel.units.run_flags`).
+
+    ``per_product``: also those that name one product's columns or rows (``matmul``).
+    """
+    g = p.add_argument_group("run-time unit options (checked against the configuration)")
+    for flag in units.run_flags(per_product=per_product):
+        if flag.kind == "on":
+            g.add_argument(flag.flag, action="store_true", help=flag.help)
+        else:
+            g.add_argument(flag.flag, help=flag.help,
+                           type={"int": _integer, "npy": _path}.get(flag.kind))
+
+
+def _unit_values(args, n_out: int | None) -> dict:
+    """The parsed values of the units' run-time flags: files read, column lists checked."""
+    from ftaccel.files import read_npy  # (files: the core; kept beside the other readers)
+
+    values = {}
+    for flag in units.run_flags():
+        value = getattr(args, flag.dest, None)
+        if value is None or value is False:
+            continue
+        if flag.kind == "npy":
+            value = read_npy(value, flag.flag)
+        elif flag.kind == "columns":
+            value = _columns(value, n_out, flag.flag)
+        elif flag.kind == "ints":
+            value = _int_list(value, flag.flag)
+        elif flag.kind in ("pairs", "triples"):
+            k = 2 if flag.kind == "pairs" else 3
+            value = _column_groups(value, n_out, flag.flag, k, flag.kind[:-1],
+                                   distinct=k == 3)
+        values[flag.dest] = value
+    return values
+
+
+def _unit_options(cfg: AcceleratorConfig, args, n_out: int | None) -> dict:
+    """Every unit's run-time options from the command line, checked against ``cfg``.
+
+    The same :class:`ftaccel.units.UnitOptions` and checks as the API: ``matmul`` checks them
+    again for the product (columns, rows, the output buffer) in :func:`tb.product.prepare`.
+    """
+    opts = units.options_from_flags(_unit_values(args, n_out), n_out)
+    units.check_options(cfg, opts)
+    return opts
 
 
 def _generator(cfg: AcceleratorConfig):
@@ -188,19 +197,16 @@ def _int_list(text: str, what: str, sep: str = ",") -> list[int]:
         raise CLIError(f"{what}: {shown(text)} is not a list of column numbers") from None
 
 
-def _split_cols(text: str, n_out: int):
-    import numpy as np
-
-    cols = _int_list(text, "--split-cols")
-    bad = [c for c in cols if not 0 <= c < n_out]
+def _columns(text: str, n_out: int | None, option: str) -> list[int]:
+    """Comma-separated output columns, each in ``0 … n_out − 1``."""
+    cols = _int_list(text, option)
+    bad = [c for c in cols if n_out is not None and not 0 <= c < n_out]
     if bad:
-        raise CLIError(f"--split-cols: column {bad[0]} is not in 0 … {n_out - 1}")
-    split = np.zeros(n_out, dtype=bool)
-    split[cols] = True
-    return split
+        raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
+    return cols
 
 
-def _column_groups(text: str, n_out: int, option: str, k: int, entry: str, *,
+def _column_groups(text: str, n_out: int | None, option: str, k: int, entry: str, *,
                    distinct: bool = False):
     """Comma-separated groups of ``k`` colon-separated output columns as a ``[n, k]`` array.
 
@@ -215,7 +221,7 @@ def _column_groups(text: str, n_out: int, option: str, k: int, entry: str, *,
         cols = _int_list(item, option, sep=":")
         if len(cols) != k:
             raise CLIError(f"{option}: {shown(item)} is not a {entry} '{form}'")
-        bad = [c for c in cols if not 0 <= c < n_out]
+        bad = [c for c in cols if n_out is not None and not 0 <= c < n_out]
         if bad:
             raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
         if distinct and len(set(cols)) != k:
@@ -224,21 +230,6 @@ def _column_groups(text: str, n_out: int, option: str, k: int, entry: str, *,
                            f"needs {k} different columns)")
         groups.append(cols)
     return np.asarray(groups, dtype=np.int64)
-
-
-def _lcu_pairs(text: str, n_out: int):
-    return _column_groups(text, n_out, "--lcu-pairs", 2, "pair")
-
-
-def _tmr_triples(text: str, n_out: int):
-    return _column_groups(text, n_out, "--tmr-triples", 3, "triple", distinct=True)
-
-
-def _bias_error(text: str) -> tuple[int, int, int | None]:
-    parts = _int_list(text, "--bias-error")
-    if len(parts) not in (2, 3):
-        raise CLIError(f"--bias-error: {shown(text)} is not COL,BIT or COL,BIT,ROW")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
 def _fault(text: str):
@@ -283,50 +274,15 @@ def cmd_generate(args) -> int:
 
 
 def _run_options(cfg: AcceleratorConfig, args, A, B):
-    from ftaccel.files import read_npy
+    """The product's run-time options: the output stage's, a fault, every unit's."""
+    from ftaccel.files import read_npy  # (files: the core; kept beside the other readers)
     from ftaccel.tb.product import RunOptions
 
     n_out = B.shape[1] if getattr(B, "ndim", 0) == 2 else 0
-    opts = RunOptions(relu=args.relu, shift=args.shift)
-    if args.bias is not None:
-        opts.bias = read_npy(args.bias, "--bias")
-    if args.fault is not None:
-        opts.fault = _fault(args.fault)
-    if args.bypass_map is not None:
-        opts.bypass_map = read_npy(args.bypass_map, "--bypass-map")
-    if cfg.afd or args.afd_off or args.afd_shift is not None or args.afd_gates is not None \
-            or args.afd_mode is not None:
-        opts.afd = {"shift": 1 if args.afd_shift is None else args.afd_shift,
-                    "gates": 1 if args.afd_gates is None else args.afd_gates,
-                    "mode": 1 if args.afd_mode == "clip" else 0,
-                    "enable": 0 if args.afd_off else 1}
-    if args.median_off:
-        if not cfg.median:
-            raise CLIError("--median-off needs a configuration with --median 3|5")
-        opts.median_enable = False
-    if cfg.tmr != "none":  # the voter and the LCU share the output buffer: one or the other
-        for name in ("split_cols", "lcu_pairs"):
-            if getattr(args, name) is not None:
-                raise CLIError(f"--{name.replace('_', '-')} is not available with --tmr "
-                               f"{cfg.tmr} (the voter takes --tmr-triples)")
-    elif args.tmr_triples is not None:
-        raise CLIError("--tmr-triples needs a configuration with --tmr word|bitwise")
-    if args.split_cols is not None:
-        opts.split = _split_cols(args.split_cols, n_out)
-    if args.lcu_pairs is not None:
-        opts.lcu_pairs = _lcu_pairs(args.lcu_pairs, n_out)
-        if opts.split is None and cfg.lcu:
-            import numpy as np
-
-            opts.split = np.zeros(n_out, dtype=bool)
-    if args.tmr_triples is not None:
-        opts.tmr_triples = _tmr_triples(args.tmr_triples, n_out)
-    opts.temporal_batch = args.temporal_batch
-    opts.checksum_threshold = args.checksum_threshold
-    opts.temporal_threshold = args.temporal_threshold
-    if args.bias_error is not None:
-        opts.bias_error = _bias_error(args.bias_error)
-    return opts
+    bias = read_npy(args.bias, "--bias") if args.bias is not None else None
+    fault = _fault(args.fault) if args.fault is not None else None
+    return RunOptions(bias=bias, relu=args.relu, shift=args.shift, fault=fault,
+                      units=_unit_options(cfg, args, n_out))
 
 
 def cmd_matmul(args) -> int:
@@ -409,10 +365,8 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     from ftaccel.tb.flow import flow_product
     from ftaccel.tb.product import check_accumulator, check_operands
 
-    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "tmr_triples", "corrected",
-                "temporal_batch", "json", "bias_error", "checksum_threshold",
-                "temporal_threshold"):
-        if getattr(args, opt) is not None:
+    for opt in ("fault", "corrected", "json", *(f.dest for f in units.run_flags())):
+        if getattr(args, opt) not in (None, False):
             raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
     with OutputSet() as outs:
         _claim_outputs(outs, args, ("output", "q"))
@@ -498,7 +452,7 @@ def cmd_synth(args) -> int:
     cfg = _config(args)
     generate, files = _generator(cfg)
     # the flow-controlling PE is the PE of its array: overheads are measured on it
-    units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
+    area_units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
     out = Path(args.output)
     if args.liberty is not None:
         check_input(args.liberty, "--liberty")
@@ -507,7 +461,7 @@ def cmd_synth(args) -> int:
         gen = generate(cfg, out / "rtl")
         t0 = time.perf_counter()
         report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                            timeout_s=args.timeout, units=units)
+                            timeout_s=args.timeout, units=area_units)
     print(f"synthesised {cfg.name()} in {time.perf_counter() - t0:.1f} s:")
     for line in headline(report):
         print("  " + line)
@@ -582,18 +536,15 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer, unit_options
+    from ftaccel.app.network import infer
     from ftaccel.app.onnx_import import OnnxMissing
-    from ftaccel.files import read_npy
 
     cfg = _config(args)
+    # every layer's unit options: the same typed options and checks as matmul and the API
+    unit_kw = units.to_keywords(units.with_defaults(cfg, _unit_options(cfg, args, None)))
     try:
-        bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
-        units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
-                             afd_mode=args.afd_mode, bypass_map=bmap,
-                             temporal_batch=args.temporal_batch)
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
-                    images=args.images, engine=args.engine, sim=args.sim, units=units,
+                    images=args.images, engine=args.engine, sim=args.sim, units=unit_kw,
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
                     flow_epochs=args.flow_epochs)
@@ -742,34 +693,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(registers), shadow (double-buffered WS/IS) or "
                                    "product|sum (MAC logic), "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
-    m.add_argument("--bypass-map", type=_path,
-                   help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
-    m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
-    m.add_argument("--lcu-pairs", help="LCU: column pairs to correct in every row, e.g. 1:4,3:5")
-    m.add_argument("--tmr-triples",
-                   help="TMR: column triples (a neuron and its two copies) voted in every row, "
-                        "e.g. 0:4:5,1:6:7")
     m.add_argument("--corrected", type=_path,
                    help="LCU/TMR: write the corrected or voted result (read back from the "
                         "buffer) here")
-    m.add_argument("--temporal-batch", type=_integer,
-                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    m.add_argument("--checksum-threshold", type=_integer,
-                   help="spatial checker threshold: a vector fails when |syndrome| exceeds it "
-                        "(default 0, exact)")
-    m.add_argument("--temporal-threshold", type=_integer,
-                   help="temporal checker threshold (default 0, exact)")
-    m.add_argument("--bias-error",
-                   help="flip bit BIT of the bias word of column COL on its way into the "
-                        "array: COL,BIT (the stored word, every row) or COL,BIT,ROW (one "
-                        "row); WS with a checksum (Table 6.1's bias row)")
-    m.add_argument("--afd-shift", type=_integer, help="AFD threshold γ = 2**shift (default 1)")
-    m.add_argument("--afd-gates", type=_integer, help="AFD gates: 1 (Eq. 8.1, default) or 2")
-    m.add_argument("--afd-mode", choices=["drop", "clip"], help="AFD action (default drop)")
-    m.add_argument("--afd-off", action="store_true",
-                   help="switch anomaly suppression off at run time")
-    m.add_argument("--median-off", action="store_true",
-                   help="switch the median filter off at run time")
+    _add_unit_options(m, per_product=True)
     m.add_argument("--pack-group", type=_integer,
                    help="with --flow: pack B in groups of this size (default --flow-group; "
                         "smaller groups use a subset of the multiplexer inputs)")
@@ -815,13 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
     n.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --engine rtl (default $SIM or icarus)")
-    n.add_argument("--bypass-map", type=_path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
-    n.add_argument("--temporal-batch", type=_integer,
-                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    n.add_argument("--afd-shift", type=_integer, default=1, help="AFD threshold γ = 2**shift")
-    n.add_argument("--afd-gates", type=_integer, default=1,
-                   help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
-    n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    _add_unit_options(n, per_product=False)
     n.add_argument("--permutation", type=_path,
                    help="permutation.json from 'rtlgen schedule': array column j computes "
                         "neuron perm[j] in the layers it names")

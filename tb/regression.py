@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ftaccel import units as unit_registry
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import output_stage
 
-from .product import RunOptions, prepare, result_vectors, run_product
+from .product import RunOptions, prepare, run_product
 
 __all__ = ["random_case", "regression", "plain_options", "MAX_COUNT"]
 
@@ -29,13 +30,14 @@ MAX_COUNT = 10_000
 
 
 def plain_options(cfg: AcceleratorConfig, **kw) -> RunOptions:
-    """Run-time options that leave the product plain: input filters off, nothing injected."""
-    opts = RunOptions(**kw)
-    if cfg.afd:
-        opts.afd = {"enable": 0}
-    if cfg.median:
-        opts.median_enable = False
-    return opts
+    """Run-time options that leave the product plain: input filters off, nothing injected.
+
+    Every unit ``cfg`` builds whose options can switch it off at run time
+    (:meth:`ftaccel.units.UnitOptions.off`: the AFD, the median) is switched off.
+    """
+    off = {u.name: u.options().off() for u in unit_registry.UNITS
+           if u.built(cfg) and u.options is not None and u.options().off() is not None}
+    return RunOptions(units=off, **kw)
 
 
 def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
@@ -51,7 +53,7 @@ def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
     K = int(rng.integers(1, max(1, min(k_fit, 3 * cfg.rows)) + 1))
     N = int(rng.integers(1, 2 * cfg.cols + 2))
     M = int(rng.integers(1, 2 * max(cfg.rows, cfg.cols) + 1))
-    while (cfg.lcu or cfg.tmr != "none") and result_vectors(cfg, M, N) > cfg.lcu_depth:
+    while (cfg.lcu or cfg.tmr != "none") and cfg.result_vectors(M, N) > cfg.lcu_depth:
         M, N = max(1, M // 2), max(1, N // 2)
     if index % 3 == 1:  # edge values: extremes and zeros
         A = rng.choice([a_lo, a_hi, 0, -1], (M, K))

@@ -36,15 +36,12 @@ from ftaccel.errors import ConfigError
 from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import (
     ControllerModel,
-    buffer_address,
     capture_then_correct,
     correct_buffer,
     default_mask,
-    flat_to_rows,
-    lane_bits,
     lcu,
-    rows_to_flat,
 )
+from ftaccel.golden.output_buffer import buffer_address, flat_to_rows, lane_bits, rows_to_flat
 from ftaccel.golden.split import (
     buffer_pairs,
     buffer_triples,

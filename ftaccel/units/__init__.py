@@ -126,14 +126,20 @@ def run_flags(*, per_product: bool = True) -> tuple[RunFlag, ...]:
                  if per_product or not f.per_product)
 
 
-def options_from_keywords(keywords: Mapping[str, Any]) -> dict[str, UnitOptions]:
+def options_from_keywords(keywords: Mapping[str, Any], *, strict: bool = True
+                          ) -> dict[str, UnitOptions]:
     """The typed options of a units mapping, per unit name (not checked).
 
-    ConfigError for a key no unit owns.
+    ``strict``: ConfigError for a key no unit owns; else such keys (a fault model's own, like
+    ``errors``) are left out.  A key whose value is None counts as not given.
     """
     given: dict[Unit, dict] = {}
     for key, value in keywords.items():
+        if value is None:
+            continue
         if key not in _BY_KEYWORD:
+            if not strict:
+                continue
             raise ConfigError("unit option", key, f"one of {', '.join(_BY_KEYWORD)}")
         given.setdefault(_BY_KEYWORD[key], {})[key] = value
     return {u.name: u.options.from_keywords(kw) for u, kw in given.items()}

@@ -156,6 +156,10 @@ class UnitOptions:
         """The given options as JSON values (``rtlgen matmul --json``)."""
         return self.to_keywords()
 
+    def off(self) -> UnitOptions | None:
+        """These options with the unit switched off at run time; None if it cannot be."""
+        return None
+
     def replace(self, **changes: Any) -> UnitOptions:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
