@@ -124,8 +124,8 @@ def _add_unit_options(p: argparse.ArgumentParser, *, per_product: bool) -> None:
                            type={"int": _integer, "npy": _path}.get(flag.kind))
 
 
-def _unit_values(args, n_out: int | None) -> dict:
-    """The parsed values of the units' run-time flags: files read, column lists checked."""
+def _unit_values(args) -> dict:
+    """The parsed values of the units' run-time flags: files read, lists split (syntax)."""
     from ftaccel.files import read_npy  # (files: the core; kept beside the other readers)
 
     values = {}
@@ -135,14 +135,11 @@ def _unit_values(args, n_out: int | None) -> dict:
             continue
         if flag.kind == "npy":
             value = read_npy(value, flag.flag)
-        elif flag.kind == "columns":
-            value = _columns(value, n_out, flag.flag)
-        elif flag.kind == "ints":
+        elif flag.kind in ("columns", "ints"):
             value = _int_list(value, flag.flag)
         elif flag.kind in ("pairs", "triples"):
             k = 2 if flag.kind == "pairs" else 3
-            value = _column_groups(value, n_out, flag.flag, k, flag.kind[:-1],
-                                   distinct=k == 3)
+            value = _column_groups(value, flag.flag, k, flag.kind[:-1])
         values[flag.dest] = value
     return values
 
@@ -153,8 +150,8 @@ def _unit_options(cfg: AcceleratorConfig, args, n_out: int | None) -> dict:
     The same :class:`ftaccel.units.UnitOptions` and checks as the API: ``matmul`` checks them
     again for the product (columns, rows, the output buffer) in :func:`tb.product.prepare`.
     """
-    opts = units.options_from_flags(_unit_values(args, n_out), n_out)
-    units.check_options(cfg, opts)
+    opts = units.options_from_flags(_unit_values(args), n_out)
+    units.check_options(cfg, opts, n=n_out)
     return opts
 
 
@@ -197,39 +194,20 @@ def _int_list(text: str, what: str, sep: str = ",") -> list[int]:
         raise CLIError(f"{what}: {shown(text)} is not a list of column numbers") from None
 
 
-def _columns(text: str, n_out: int | None, option: str) -> list[int]:
-    """Comma-separated output columns, each in ``0 … n_out − 1``."""
-    cols = _int_list(text, option)
-    bad = [c for c in cols if n_out is not None and not 0 <= c < n_out]
-    if bad:
-        raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
-    return cols
+def _column_groups(text: str, option: str, k: int, entry: str) -> list[list[int]]:
+    """Comma-separated groups of ``k`` colon-separated column numbers (syntax only).
 
-
-def _column_groups(text: str, n_out: int | None, option: str, k: int, entry: str, *,
-                   distinct: bool = False):
-    """Comma-separated groups of ``k`` colon-separated output columns as a ``[n, k]`` array.
-
-    Every column must be in ``0 … n_out − 1``; with ``distinct`` no group may name a column
-    twice.  ``entry`` names one group in the error message ("pair", "triple").
+    ``entry`` names one group in the error message ("pair", "triple"); whether the columns
+    exist and differ is the unit options' check, the same as the API's.
     """
-    import numpy as np
-
     form = ":".join(f"c{i + 1}" for i in range(k))
     groups = []
     for item in text.split(","):
         cols = _int_list(item, option, sep=":")
         if len(cols) != k:
             raise CLIError(f"{option}: {shown(item)} is not a {entry} '{form}'")
-        bad = [c for c in cols if n_out is not None and not 0 <= c < n_out]
-        if bad:
-            raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
-        if distinct and len(set(cols)) != k:
-            twice = next(c for c in cols if cols.count(c) > 1)
-            raise CLIError(f"{option}: {shown(item)} names column {twice} twice (a {entry} "
-                           f"needs {k} different columns)")
         groups.append(cols)
-    return np.asarray(groups, dtype=np.int64)
+    return groups
 
 
 def _fault(text: str):

@@ -201,7 +201,7 @@ def prepare(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None) -> Pro
     check_int("shift", opts.shift, 0, min(cfg.acc_bits, MAX_SHIFT))
     if opts.fault is not None:
         unit_registry.check_fault(cfg, opts.fault)
-    # build_program checks every unit option (ftaccel.units.check_options)
+    unit_registry.check_options(cfg, opts.units, m=A.shape[0], n=B.shape[1])
     try:
         program = build_program(cfg, A, B, bias=bias, relu=opts.relu, shift=opts.shift,
                                 **opts.keywords(cfg))

@@ -35,8 +35,8 @@ class BypassOptions(UnitOptions):
         return cls(map=keywords.get("bypass_map"))
 
     def to_keywords(self) -> dict[str, Any]:
-        """``{"bypass_map": bool R×C}`` when a map was given."""
-        return {} if self.map is None else {"bypass_map": np.asarray(self.map).astype(bool)}
+        """``{"bypass_map": R×C flags}`` when a map was given (as given: checked, not cast)."""
+        return {} if self.map is None else {"bypass_map": self.map}
 
     @classmethod
     def from_flags(cls, values: Mapping[str, Any], n: int | None = None) -> BypassOptions | None:

@@ -27,7 +27,10 @@ LCU_MODES = ("halve", "exact")
 
 
 def check_columns(name: str, groups, k: int, n: int | None) -> np.ndarray:
-    """``groups`` as an ``[g, k]`` int64 array of columns ``0 … n − 1`` (ConfigError else)."""
+    """``groups`` as a ``[g, k]`` int64 array of columns ``0 … n − 1`` (ConfigError else).
+
+    ``n`` None (a network: every layer has its own width) checks only that they are columns.
+    """
     cols = np.asarray(groups)
     if cols.size and cols.dtype.kind not in "iu":
         raise ConfigError(f"{name} dtype", str(cols.dtype), "integer column numbers")
@@ -79,12 +82,12 @@ class LCUOptions(UnitOptions):
         return cls(split=keywords.get("split"), pairs=keywords.get("lcu_pairs"))
 
     def to_keywords(self) -> dict[str, Any]:
-        """``split`` (bool) and ``lcu_pairs`` (``[n, 2]`` int64), those given."""
+        """``split`` and ``lcu_pairs``, those given (as given: checked, not cast)."""
         out: dict[str, Any] = {}
         if self.split is not None:
-            out["split"] = np.asarray(self.split, dtype=bool)
+            out["split"] = self.split
         if self.pairs is not None:
-            out["lcu_pairs"] = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
+            out["lcu_pairs"] = self.pairs
         return out
 
     @classmethod
@@ -100,8 +103,8 @@ class LCUOptions(UnitOptions):
         if cols is not None or n is not None:
             split = np.zeros(n or 0, dtype=bool)
             if cols is not None:
-                split[np.asarray(cols, dtype=np.int64)] = True
-        return cls(split=split, pairs=pairs)
+                split[check_columns("split", cols, 1, n).ravel()] = True
+        return cls(split=split, pairs=None if pairs is None else np.asarray(pairs))
 
     def check(self, cfg, *, m: int | None = None, n: int | None = None) -> None:
         """Needs ``lcu``; one split flag per column; pairs of columns of the product."""

@@ -56,10 +56,10 @@ class TMROptions(UnitOptions):
         return cls(triples=keywords.get("tmr_triples"), voter=keywords.get("tmr_voter"))
 
     def to_keywords(self) -> dict[str, Any]:
-        """``tmr_triples`` (``[n, 3]`` int64) and ``tmr_voter``, those given."""
+        """``tmr_triples`` and ``tmr_voter``, those given (as given: checked, not cast)."""
         out: dict[str, Any] = {}
         if self.triples is not None:
-            out["tmr_triples"] = np.asarray(self.triples, dtype=np.int64).reshape(-1, 3)
+            out["tmr_triples"] = self.triples
         if self.voter is not None:
             out["tmr_voter"] = self.voter
         return out
@@ -68,7 +68,7 @@ class TMROptions(UnitOptions):
     def from_flags(cls, values: Mapping[str, Any], n: int | None = None) -> TMROptions | None:
         """From ``--tmr-triples``."""
         triples = values.get("tmr_triples")
-        return None if triples is None else cls(triples=triples)
+        return None if triples is None else cls(triples=np.asarray(triples))
 
     def check(self, cfg, *, m: int | None = None, n: int | None = None) -> None:
         """Needs ``tmr`` (its voter); triples of three different columns of the product."""
