@@ -32,7 +32,7 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.errors import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_bool, check_int
 
 __all__ = ["OutputStage", "OutputLane", "SHIFT_WIDTH"]
 
@@ -40,8 +40,7 @@ SHIFT_WIDTH = 6
 
 
 def _check_split(split, requant) -> None:
-    if not isinstance(split, bool):
-        raise ConfigError("split", split, "true or false")
+    check_bool("split", split)
     if split and not requant:
         raise ConfigError("split", split, "false when requant is false (nothing to split)")
 

@@ -161,7 +161,7 @@ def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
 
     Cached: a no-op when it exists, so that many runs started at once find it ready.
     ``program`` is a :class:`golden.schedule.Program` (or, with ``top="flow_accelerator"``,
-    a :class:`golden.flow.FlowProgram`); only its ports and loopbacks matter.
+    a program of :func:`golden.flow.build_flow_program`); only its ports and loopbacks matter.
     """
     sim = sim or default_sim()
     if waves is None:
@@ -182,7 +182,7 @@ def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = N
     shared by every run and process); the run itself has its own directory, made under
     ``build_root`` (default ``<cache>/runs``) and removed after success unless ``keep``.
     The log is None when the run directory was removed.  ``top`` is ``"accelerator"``
-    (default) or ``"flow_accelerator"`` (a :class:`golden.flow.FlowProgram` on the
+    (default) or ``"flow_accelerator"`` (a program of :func:`golden.flow.build_flow_program` on the
     flow-controlling array), as in :func:`rtl_for`.
     """
     sim = sim or default_sim()

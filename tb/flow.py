@@ -22,13 +22,12 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.flow import (
     FlowEngine,
-    FlowProgram,
     Packed,
-    assemble_flow,
     build_flow_program,
     check_overflow,
     simulate_flow,
 )
+from ftaccel.golden.schedule import Program, assemble
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
 from .accelerator import mismatches, run_program  # mismatches: the same port-by-port diff
@@ -45,7 +44,7 @@ class FlowRun:
     ``log`` is the simulator log when the run folder was kept, else None.
     """
 
-    program: FlowProgram
+    program: Program
     recorded: dict[str, np.ndarray]
     golden: dict[str, np.ndarray]
     acc: np.ndarray
@@ -70,9 +69,9 @@ def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, rel
     recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves,
                                 cache_dir=cache_dir, keep=keep, top=FLOW_TOP_NAME)
     golden = simulate_flow(cfg, program)
-    q = assemble_flow(program, recorded, "q_out") if cfg.output_stage else None
+    q = assemble(program, recorded, "q_out") if cfg.output_stage else None
     return FlowRun(program=program, recorded=recorded, golden=golden,
-                   acc=assemble_flow(program, recorded), q=q, log=log)
+                   acc=assemble(program, recorded), q=q, log=log)
 
 
 def measured_cycles(run: FlowRun) -> int:
