@@ -738,7 +738,7 @@ class FunctionalEngine:
         if bmap is not None and np.any(bmap):
             acc = pruned_matmul(cfg.dataflow, A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         else:
-            acc = matmul(cfg, A, p.B, p.bias)
+            acc = matmul(cfg, A, p.B, p.bias).acc
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
                          **golden_units.requant_keywords(cfg, opts))
         q = golden_units.correct(cfg, q, opts)
