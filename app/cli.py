@@ -21,11 +21,31 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from ftaccel import units
+from ftaccel.app import critical
+from ftaccel.app.campaign import CampaignError, run_campaign
+from ftaccel.app.datasets import DataError
+from ftaccel.app.onnx_import import OnnxMissing
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, one_line, shown
+from ftaccel.files import (
+    FileProblem,
+    OutputSet,
+    check_folder,
+    check_input,
+    check_target,
+    read_npy,
+)
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.network import ModelError
+from ftaccel.golden.results import alarm_lines
+
+# The rooms that pull in Amaranth (rtl_gen, synth) or cocotb and the simulator runner (tb,
+# and the network and demo of the application, which run on them) are imported by the
+# commands that use them, so that every other command starts without them.
 
 EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 
@@ -126,8 +146,6 @@ def _add_unit_options(p: argparse.ArgumentParser, *, per_product: bool) -> None:
 
 def _unit_values(args) -> dict:
     """The parsed values of the units' run-time flags: files read, lists split (syntax)."""
-    from ftaccel.files import read_npy  # (files: the core; kept beside the other readers)
-
     values = {}
     for flag in units.run_flags():
         value = getattr(args, flag.dest, None)
@@ -162,10 +180,10 @@ def _generator(cfg: AcceleratorConfig):
     (:mod:`rtl_gen.flow`).
     """
     if cfg.flow != "none":
-        from ftaccel.rtl_gen.flow import FLOW_GENERATED_FILES, generate_flow
+        from ftaccel.rtl_gen.flow import FLOW_GENERATED_FILES, generate_flow  # (heavy: Amaranth)
 
         return generate_flow, FLOW_GENERATED_FILES
-    from ftaccel.rtl_gen.accelerator import GENERATED_FILES, generate
+    from ftaccel.rtl_gen.accelerator import GENERATED_FILES, generate  # (heavy: Amaranth)
 
     return generate, GENERATED_FILES
 
@@ -211,8 +229,6 @@ def _column_groups(text: str, option: str, k: int, entry: str) -> list[list[int]
 
 
 def _fault(text: str):
-    from ftaccel.golden.faults import Fault
-
     try:
         return Fault.parse(text)
     except ValueError as exc:
@@ -237,8 +253,6 @@ def _claim_outputs(outs, args, names: tuple[str, ...]) -> None:
 # -- commands --------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
     """``rtlgen generate``: Verilog, RTLIL and config.json into the output folder."""
-    from ftaccel.files import OutputSet
-
     cfg = _config(args)
     generate, files = _generator(cfg)
     t0 = time.perf_counter()
@@ -253,8 +267,7 @@ def cmd_generate(args) -> int:
 
 def _run_options(cfg: AcceleratorConfig, args, A, B):
     """The product's run-time options: the output stage's, a fault, every unit's."""
-    from ftaccel.files import read_npy  # (files: the core; kept beside the other readers)
-    from ftaccel.tb.product import RunOptions
+    from ftaccel.tb.product import RunOptions  # (heavy: cocotb, Amaranth)
 
     n_out = B.shape[1] if getattr(B, "ndim", 0) == 2 else 0
     bias = read_npy(args.bias, "--bias") if args.bias is not None else None
@@ -265,9 +278,7 @@ def _run_options(cfg: AcceleratorConfig, args, A, B):
 
 def cmd_matmul(args) -> int:
     """``rtlgen matmul``: one product on the RTL (:mod:`tb.product`), outputs all or nothing."""
-    from ftaccel.files import OutputSet, read_npy
-    from ftaccel.golden.results import alarm_lines
-    from ftaccel.tb.product import prepare, run_product
+    from ftaccel.tb.product import prepare, run_product  # (heavy: cocotb, Amaranth)
 
     cfg = _config(args)
     if cfg.flow != "none":
@@ -339,8 +350,7 @@ def cmd_matmul(args) -> int:
 
 def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
-    from ftaccel.files import OutputSet, read_npy
-    from ftaccel.tb.flow import flow_product
+    from ftaccel.tb.flow import flow_product  # (heavy: cocotb, Amaranth)
     from ftaccel.tb.product import check_accumulator, check_operands
 
     for opt in ("fault", "corrected", "json", *(f.dest for f in units.run_flags())):
@@ -377,14 +387,13 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
 
 def cmd_verify(args) -> int:
     """``rtlgen verify``: the seeded random regression of :mod:`tb.regression`."""
-    from ftaccel.files import OutputSet
-    from ftaccel.tb.regression import regression
+    from ftaccel.tb.regression import regression  # (heavy: cocotb, Amaranth)
 
     cfg = _config(args)
     if cfg.flow != "none":
         if args.json is not None:
             raise CLIError(f"--json is not available with --flow {cfg.flow}")
-        from ftaccel.tb.flow import verify_flow
+        from ftaccel.tb.flow import verify_flow  # (heavy: cocotb, Amaranth)
 
         return EXIT_MISMATCH if verify_flow(cfg, seed=args.seed, count=args.count,
                                             sim=args.sim) else 0
@@ -404,8 +413,6 @@ def cmd_verify(args) -> int:
 
 def _check_folders(outs, out: Path, extra: dict[str, tuple[str, ...]]) -> None:
     """Claim ``out`` and check the sub-folders and files a command will write in it."""
-    from ftaccel.files import check_folder, check_target
-
     outs.claim_folder(out, "-o", files=extra.get("", ()))
     for sub, names in extra.items():
         if sub:
@@ -423,8 +430,7 @@ def _synth_files(generated: tuple[str, ...], prefix: str = "") -> dict[str, tupl
 
 def cmd_synth(args) -> int:
     """``rtlgen synth``: generate, synthesise, print the headline areas."""
-    from ftaccel.files import OutputSet, check_input
-    from ftaccel.synth.flow import synthesize
+    from ftaccel.synth.flow import synthesize  # (heavy: Amaranth, Yosys)
     from ftaccel.synth.summary import headline
 
     cfg = _config(args)
@@ -449,8 +455,8 @@ def cmd_synth(args) -> int:
 
 def cmd_demo(args) -> int:
     """``rtlgen demo``: :func:`ftaccel.app.demo.run_demo` on the demo configuration."""
-    from ftaccel.app.demo import DEMO_DEFAULTS, run_demo
-    from ftaccel.files import OutputSet
+    from ftaccel.app.demo import DEMO_DEFAULTS, run_demo  # (heavy: every room)
+    from ftaccel.rtl_gen.accelerator import GENERATED_FILES  # (heavy: Amaranth)
 
     cfg = _config(args, defaults=DEMO_DEFAULTS)
     if cfg.flow != "none":
@@ -459,8 +465,6 @@ def cmd_demo(args) -> int:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
     with OutputSet() as outs:
-        from ftaccel.rtl_gen.accelerator import GENERATED_FILES
-
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
                                    **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
         report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
@@ -469,10 +473,6 @@ def cmd_demo(args) -> int:
 
 def _layer_options(args):
     """The per-layer options of ``--permutation`` / ``--protection`` (checked on the model)."""
-    from functools import partial
-
-    from ftaccel.app import critical
-
     if args.permutation is not None and args.protection is not None:
         raise CLIError("--permutation and --protection: give one (a protection has its own "
                        "placement)")
@@ -514,8 +514,7 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer
-    from ftaccel.app.onnx_import import OnnxMissing
+    from ftaccel.app.network import infer  # (heavy: the RTL engine)
 
     cfg = _config(args)
     # every layer's unit options: the same typed options and checks as matmul and the API
@@ -526,7 +525,7 @@ def cmd_infer(args) -> int:
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
                     flow_epochs=args.flow_epochs)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
         raise CLIError(str(exc), EXIT_TOOL) from None
@@ -537,11 +536,6 @@ def cmd_infer(args) -> int:
 
 def cmd_campaign(args) -> int:
     """Run or resume a fault campaign on a network (the logic is app/campaign.py)."""
-    from ftaccel.app.campaign import CampaignError, run_campaign
-    from ftaccel.app.datasets import DataError
-    from ftaccel.app.onnx_import import OnnxMissing
-    from ftaccel.golden.network import ModelError
-
     if args.workers is not None and args.workers < 0:
         raise CLIError(f"--workers {args.workers}: must be 0 (this process) or more")
     if args.verify_rtl < 0:
@@ -563,24 +557,18 @@ def cmd_campaign(args) -> int:
     return 0
 
 
-def _critical_errors():
-    from ftaccel.app.critical import CriticalError
-    from ftaccel.app.datasets import DataError
-    from ftaccel.golden.network import ModelError
-
-    return CriticalError, ModelError, DataError
+#: The application's input errors a network command reports as exit 2.
+_CRITICAL_ERRORS = (critical.CriticalError, ModelError, DataError)
 
 
 def cmd_nvf(args) -> int:
     """Neuron vulnerability factors of a network (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_nvf
-
     cfg = _config(args)
     try:
-        run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+        critical.run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                 images=args.images, sign=not args.no_sign, seed=args.seed,
                 pixels=None if args.all_pixels else args.pixels)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'nvf.json'} and {Path(args.output) / 'nvf.md'}")
     return 0
@@ -596,15 +584,13 @@ def _percent(text: str) -> float:
 
 def cmd_protect(args) -> int:
     """Protect a network's critical neurons (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_protect
-
     cfg = _config(args)
     try:
-        run_protect(args.model, args.output, config=cfg, method=args.method,
+        critical.run_protect(args.model, args.output, config=cfg, method=args.method,
                     threshold=args.nvf_threshold, nvf_file=args.nvf, voter=args.voter,
                     lcu_mode=args.lcu_mode, data=args.data, calib=args.calib,
                     images=args.images, seed=args.seed)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote model.npz, protection.json, config.json and protect.md in {args.output}")
     return 0
@@ -619,16 +605,14 @@ def _rate(text: str) -> float:
 
 def cmd_schedule(args) -> int:
     """HAS: a fault-aware permutation of the neurons (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_schedule
-
     cfg = _config(args)
     try:
-        run_schedule(args.model, args.output, config=cfg, profile=args.profile,
+        critical.run_schedule(args.model, args.output, config=cfg, profile=args.profile,
                      fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
                      layers=args.layers, method=args.method, generations=args.generations,
                      runs=args.runs, population=args.population, images=args.images,
                      test_images=args.test_images, seed=args.seed, calib=args.calib)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
     return 0
@@ -828,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tool_errors() -> tuple[type[BaseException], ...]:
-    from ftaccel.rtl_gen.emit import VerilogToolError
+    from ftaccel.rtl_gen.emit import VerilogToolError  # (heavy: Amaranth, cocotb)
     from ftaccel.synth.yosys import YosysError
     from ftaccel.tb.runner import SimulationFailed, SimulatorNotFound
 
@@ -837,8 +821,6 @@ def _tool_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``rtlgen`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    from ftaccel.files import FileProblem
-
     def fail(message: str, code: int) -> int:
         print(f"rtlgen: error: {one_line(message)}", file=sys.stderr)
         return code

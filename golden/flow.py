@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -665,8 +666,6 @@ class FlowEngine:
 
     def product(self, p):
         """The product ``p`` pruned, packed and run on the flow-controlling array."""
-        from types import SimpleNamespace
-
         if getattr(p, "fault", None) is not None or getattr(p, "units", None):
             raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
                               "array (the reliability units are not built into it)")
