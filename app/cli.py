@@ -39,6 +39,7 @@ from ftaccel.files import (
     check_target,
     read_npy,
 )
+from ftaccel.golden import units as golden_units
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.network import ModelError
 from ftaccel.golden.results import alarm_lines
@@ -289,8 +290,6 @@ def cmd_matmul(args) -> int:
         _claim_outputs(outs, args, ("output", "q", "corrected", "json"))
         if args.q is not None and not cfg.output_stage:
             raise CLIError("--q needs the output stage (drop --no-output-stage)")
-        if args.corrected is not None and not cfg.lcu and cfg.tmr == "none":
-            raise CLIError("--corrected needs a configuration with --lcu or --tmr")
         if args.fault is not None and not cfg.fault_hooks:
             cfg = cfg.replace(fault_hooks=True)
             print("note: --fault given: generating with fault hooks")
@@ -298,6 +297,8 @@ def cmd_matmul(args) -> int:
         B = read_npy(args.b, "--b")
         opts = _run_options(cfg, args, A, B)
         program = prepare(cfg, A, B, opts)  # every check, before any simulation
+        if args.corrected is not None and program.buffer_row is None:
+            raise CLIError("--corrected needs a configuration with --lcu or --tmr")
         # The golden cycle model runs when its verdict is asked for (--check, --json).
         res = run_product(cfg, A, B, opts, sim=args.sim, program=program,
                           check=args.check or args.json is not None)
@@ -322,14 +323,8 @@ def cmd_matmul(args) -> int:
           f"wrote {', '.join(v for k, v in written.items())}")
     for line in alarm_lines(res.alarms):
         print(line)
-    if cfg.lcu:
-        rec = res.record()["lcu"]
-        print(f"LCU: {rec['pairs']} pairs corrected in {rec['correction_runs']} run(s); "
-              f"{rec['words_changed']} words changed by the correction")
-    if cfg.tmr != "none":
-        rec = res.record()["tmr"]
-        print(f"TMR ({cfg.tmr} voter): {rec['triples']} triples voted in {rec['voting_runs']} "
-              f"run(s); {rec['words_changed']} words changed by the vote")
+    for line in golden_units.run_lines(cfg, res.unit_records()):
+        print(line)
     if res.fault_effect is not None:
         what = " and ".join(x for x in (args.fault and f"fault {args.fault}",
                                         args.bias_error and f"bias error {args.bias_error}") if x)

@@ -237,3 +237,17 @@ def correct(cfg, q, opts) -> np.ndarray:
     if opts is None or opts.pairs is None or not len(opts.pairs):
         return q
     return correct_columns(q, opts.pairs, width=cfg.a_width, mask=cfg.lcu_mask)
+
+
+def run_record(cfg, program, q, corrected, opts) -> dict:
+    """Correction runs, pairs corrected (per result row) and words the correction changed."""
+    pairs = 0 if opts.pairs is None else len(np.asarray(opts.pairs).reshape(-1, 2))
+    return {"correction_runs": int(program.inputs["lcu__start"].sum()),
+            "pairs": pairs * int(q.shape[0]),
+            "words_changed": int(np.sum(corrected != q))}
+
+
+def run_line(cfg, record: dict) -> str:
+    """``LCU: 6 pairs corrected in 1 run(s); 0 words changed by the correction``."""
+    return (f"LCU: {record['pairs']} pairs corrected in {record['correction_runs']} run(s); "
+            f"{record['words_changed']} words changed by the correction")

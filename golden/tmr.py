@@ -145,3 +145,18 @@ def correct(cfg, q, opts) -> np.ndarray:
         return q
     voter = opts.voter or (str(cfg.tmr) if cfg.tmr != "none" else "word")
     return vote_columns(q, opts.triples, width=cfg.a_width, voter=voter)
+
+
+def run_record(cfg, program, q, corrected, opts) -> dict:
+    """The voter, voting runs, triples voted (per result row) and words the vote changed."""
+    triples = 0 if opts.triples is None else len(np.asarray(opts.triples).reshape(-1, 3))
+    return {"voter": str(cfg.tmr), "voting_runs": int(program.inputs["tmr__start"].sum()),
+            "triples": triples * int(q.shape[0]),
+            "words_changed": int(np.sum(corrected != q))}
+
+
+def run_line(cfg, record: dict) -> str:
+    """``TMR (word voter): 4 triples voted in 1 run(s); 1 words changed by the vote``."""
+    return (f"TMR ({record['voter']} voter): {record['triples']} triples voted in "
+            f"{record['voting_runs']} run(s); {record['words_changed']} words changed by the "
+            "vote")

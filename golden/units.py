@@ -18,6 +18,9 @@ the same-named function of every golden unit module that defines it, in registry
 ``correct``            ``(cfg, q, opts) -> q``: what the unit does to the requantised result
                        after a layer (LCU pairs, TMR votes), in closed form
 ``alarms``             ``(cfg, recorded) -> {name: count}``: what a checker flagged
+``run_record``         ``(cfg, program, q, corrected, opts) -> dict``: what the unit did in a
+                       product on the RTL (``rtlgen matmul --json``)
+``run_line``           ``(cfg, record) -> str``: that record in one line (``rtlgen matmul``)
 =====================  ========================================================================
 
 ``opts`` is the unit's :class:`ftaccel.units.UnitOptions`, its defaults when none were given
@@ -40,7 +43,8 @@ from ftaccel import units
 from ftaccel.units import UnitOptions
 
 __all__ = ["model", "options", "units_matrix", "stimulus", "prologue", "output_ports",
-           "requant_keywords", "correct", "alarms", "bypass_map", "temporal_batch"]
+           "requant_keywords", "correct", "alarms", "run_records", "run_lines", "bypass_map",
+           "temporal_batch"]
 
 
 @cache
@@ -153,6 +157,24 @@ def alarms(cfg, recorded: Mapping[str, np.ndarray]) -> dict[str, int]:
     for fn, _ in _hooks(cfg, {}, "alarms"):
         out.update(fn(cfg, recorded))
     return out
+
+
+def run_records(cfg, program, q, corrected, opts: Mapping[str, UnitOptions]) -> dict:
+    """Per built unit that reports one, what it did in a product (a JSON-ready dict)."""
+    out = {}
+    for u in units.UNITS:
+        if u.golden is None or not u.built(cfg):
+            continue
+        fn = getattr(model(u.name), "run_record", None)
+        if fn is not None:
+            default = u.options() if u.options is not None else None
+            out[u.name] = fn(cfg, program, q, corrected, opts.get(u.name, default))
+    return out
+
+
+def run_lines(cfg, records: Mapping[str, dict]) -> list[str]:
+    """One line per unit record of :func:`run_records`."""
+    return [model(name).run_line(cfg, rec) for name, rec in records.items()]
 
 
 def bypass_map(opts: Mapping[str, UnitOptions]) -> np.ndarray | None:

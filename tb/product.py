@@ -24,13 +24,12 @@ import numpy as np
 from ftaccel import units as unit_registry
 from ftaccel.config import FAULT_CONTROLS, AcceleratorConfig
 from ftaccel.errors import ConfigError, check_int
+from ftaccel.golden import units as golden_units
 from ftaccel.golden.accelerator import run_matmul
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.results import alarm_report, mismatch_report
 from ftaccel.golden.schedule import Program, assemble, assemble_corrected, build_program
 from ftaccel.units import UnitOptions
-from ftaccel.units.lcu import LCUOptions
-from ftaccel.units.tmr import TMROptions
 
 from .accelerator import RTLRun, mismatches, rtl_matmul
 from .runner import default_sim, discard_run, keep_runs
@@ -179,11 +178,6 @@ def check_accumulator(cfg: AcceleratorConfig, A, B, bias=None) -> None:
                       f"reach {worst:,} ({terms}), beyond {limit:,}; needs {advice}")
 
 
-def _buffered(cfg: AcceleratorConfig) -> bool:
-    """``cfg`` has the output buffer (with the LCU or the TMR voter) and its read-back."""
-    return cfg.lcu or cfg.tmr != "none"
-
-
 def prepare(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None) -> Program:
     """Validate a product and its options against ``cfg``; return its driver program.
 
@@ -263,6 +257,13 @@ class ProductRun:
             bad += int(np.sum(self.corrected != self.golden_corrected))
         return bad
 
+    def unit_records(self) -> dict:
+        """Per unit that reports one (the LCU, the TMR voter), what it did in this product."""
+        if self.corrected is None:
+            return {}
+        return golden_units.run_records(self.cfg, self.run.program, self.run.q, self.corrected,
+                                        self.options.units)
+
     def record(self, outputs: dict | None = None, exit_code: int | None = None) -> dict:
         """The machine-readable result (``rtlgen matmul --json``)."""
         M, K, N = self.shape
@@ -290,20 +291,7 @@ class ProductRun:
         }
         if self.fault_effect is not None:
             out["outputs_changed_by_injection"] = self.fault_effect
-        if self.cfg.lcu:
-            pairs = self.options.units.get("lcu", LCUOptions()).pairs
-            starts = int(self.run.program.inputs["lcu__start"].sum())
-            out["lcu"] = {"correction_runs": starts,
-                          "pairs": len(np.asarray(pairs).reshape(-1, 2)) * M
-                          if pairs is not None else 0,
-                          "words_changed": int(np.sum(self.corrected != self.run.q))}
-        if self.cfg.tmr != "none":
-            triples = self.options.units.get("tmr", TMROptions()).triples
-            starts = int(self.run.program.inputs["tmr__start"].sum())
-            out["tmr"] = {"voter": str(self.cfg.tmr), "voting_runs": starts,
-                          "triples": len(np.asarray(triples).reshape(-1, 3)) * M
-                          if triples is not None else 0,
-                          "words_changed": int(np.sum(self.corrected != self.run.q))}
+        out.update(self.unit_records())
         if exit_code is not None:
             out["exit_code"] = exit_code
         return out
@@ -337,14 +325,14 @@ def run_product(cfg: AcceleratorConfig, A, B, opts: RunOptions | None = None, *,
     res = ProductRun(cfg=cfg, shape=(A.shape[0], A.shape[1], B.shape[1]), options=opts,
                      run=run, sim=sim, seconds=seconds,
                      alarms=alarm_report(cfg, run.program, run.recorded))
-    if _buffered(cfg):
+    if run.program.buffer_row is not None:  # the program reads an output buffer back
         res.corrected = assemble_corrected(run.program, run.recorded)
     if check:
         res.port_mismatches = mismatches(run.recorded, run.golden)
         res.golden_acc = assemble(run.program, run.golden, "acc_out")
         if cfg.output_stage:
             res.golden_q = assemble(run.program, run.golden, "q_out")
-        if _buffered(cfg):
+        if run.program.buffer_row is not None:
             res.golden_corrected = assemble_corrected(run.program, run.golden)
         if res.passed and not keep_runs():
             discard_run(run.run_dir)
