@@ -613,20 +613,16 @@ def cmd_schedule(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rtlgen`` argument parser (every command and option)."""
-    p = Parser(prog="rtlgen",
-               description="Generate, verify and measure fault-tolerant systolic-array "
-                           "accelerators.",
-               epilog="Exit codes: 0 success, 1 mismatch, 2 bad input (nothing written), "
-                      "3 tool missing or failed, 4 checksum alarm with --fail-on-alarm.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_generate_command(sub) -> None:
+    """The ``generate`` command and its options."""
     g = sub.add_parser("generate", help="write Verilog, RTLIL and config.json")
     _add_config_options(g)
     g.add_argument("-o", "--output", type=_path, required=True, help="output folder")
     g.set_defaults(func=cmd_generate)
 
+
+def _add_matmul_command(sub) -> None:
+    """The ``matmul`` command and its options."""
     m = sub.add_parser("matmul", help="compute C = A @ B by simulating the generated RTL")
     _add_config_options(m)
     m.add_argument("--a", type=_path, required=True, help="A.npy: M×K activations")
@@ -662,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "magnitude of every group kept)")
     m.set_defaults(func=cmd_matmul)
 
+
+def _add_verify_command(sub) -> None:
+    """The ``verify`` command and its options."""
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
     _add_config_options(v)
     v.add_argument("--seed", type=_integer, default=1)
@@ -670,6 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", type=_path, help="write every case and the verdict here")
     v.set_defaults(func=cmd_verify)
 
+
+def _add_synth_command(sub) -> None:
+    """The ``synth`` command and its options."""
     s = sub.add_parser("synth", help="synthesise with Yosys and report area")
     _add_config_options(s)
     s.add_argument("-o", "--output", type=_path, required=True, help="output folder")
@@ -679,6 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     s.set_defaults(func=cmd_synth)
 
+
+def _add_demo_command(sub) -> None:
+    """The ``demo`` command and its options."""
     d = sub.add_parser("demo", help="generate, verify, inject faults and synthesise (default: "
                                     "a protected 8×8 array)")
     _add_config_options(d)
@@ -688,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     d.set_defaults(func=cmd_demo)
 
+
+def _add_infer_command(sub) -> None:
+    """The ``infer`` command and its options."""
     n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
                                      "accelerator: accuracy, cycles, utilisation per layer")
     _add_config_options(n)
@@ -720,6 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
 
+
+def _add_campaign_command(sub) -> None:
+    """The ``campaign`` command and its options."""
     c = sub.add_parser("campaign", help="fault campaign on a network: accuracy and outcome "
                                         "classes under faults for every protection")
     c.add_argument("spec", type=_path, help="campaign spec (TOML, see examples/)")
@@ -739,6 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers it names, for every protection on the plain model")
     c.set_defaults(func=cmd_campaign)
 
+
+def _add_nvf_command(sub) -> None:
+    """The ``nvf`` command and its options."""
     nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
                                     "Algorithm 4.2) and the critical-neuron table")
     _add_config_options(nv)
@@ -755,6 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for nvf.json and nvf.md")
     nv.set_defaults(func=cmd_nvf)
 
+
+def _add_protect_command(sub) -> None:
+    """The ``protect`` command and its options."""
     pr = sub.add_parser("protect", help="protect the critical neurons (NVF ≥ threshold) by "
                                         "splitting + LCU or selective TMR, copies placed in "
                                         "distinct PE columns")
@@ -777,6 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for model.npz, protection.json, config.json, protect.md")
     pr.set_defaults(func=cmd_protect)
 
+
+def _add_schedule_command(sub) -> None:
+    """The ``schedule`` command and its options."""
     sc = sub.add_parser("schedule", help="HAS: permute each layer's neurons so the critical "
                                          "ones avoid the faulty PEs of a per-PE fault profile "
                                          "(003's GA)")
@@ -802,8 +822,27 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for permutation.json and schedule.md")
     sc.set_defaults(func=cmd_schedule)
-    return p
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rtlgen`` argument parser (every command and option)."""
+    p = Parser(prog="rtlgen",
+               description="Generate, verify and measure fault-tolerant systolic-array "
+                           "accelerators.",
+               epilog="Exit codes: 0 success, 1 mismatch, 2 bad input (nothing written), "
+                      "3 tool missing or failed, 4 checksum alarm with --fail-on-alarm.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generate_command(sub)
+    _add_matmul_command(sub)
+    _add_verify_command(sub)
+    _add_synth_command(sub)
+    _add_demo_command(sub)
+    _add_infer_command(sub)
+    _add_campaign_command(sub)
+    _add_nvf_command(sub)
+    _add_protect_command(sub)
+    _add_schedule_command(sub)
+    return p
 
 
 def _tool_errors() -> tuple[type[BaseException], ...]:
