@@ -80,7 +80,8 @@ CASES = {
     "lcu pair column": ({"lcu": True}, ["--lcu-pairs", "0:9"], {"lcu_pairs": [[0, 9]]}, None,
                         True, "invalid lcu pair column = 9: 0 … 3"),
     "tmr missing": ({}, ["--tmr-triples", "0:1:2"], {"tmr_triples": [[0, 1, 2]]}, None, True,
-                    "invalid tmr = 'none': 'word' or 'bitwise' for TMR triples"),
+                    "invalid tmr = 'none': 'word' or 'bitwise' for TMR triples (without the "
+                    "on-chip voter, app.protect.VotingEngine votes on the host)"),
     "tmr triple": ({"tmr": "word"}, ["--tmr-triples", "2:1:2"], {"tmr_triples": [[2, 1, 2]]},
                    None, True, "invalid tmr triple = (2, 1, 2): three different columns"),
 }

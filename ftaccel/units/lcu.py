@@ -34,6 +34,8 @@ def check_columns(name: str, groups, k: int, n: int | None) -> np.ndarray:
     cols = np.asarray(groups)
     if cols.size and cols.dtype.kind not in "iu":
         raise ConfigError(f"{name} dtype", str(cols.dtype), "integer column numbers")
+    if cols.size % k or (cols.ndim > 1 and cols.shape[-1] != k):
+        raise ConfigError(f"{name}s shape", cols.shape, f"(n, {k}): {k} columns per {name}")
     cols = cols.astype(np.int64).reshape(-1, k)
     hi = n if n is not None else 1 << 16
     if cols.size and (cols.min() < 0 or cols.max() >= hi):

@@ -75,7 +75,8 @@ class TMROptions(UnitOptions):
         if self.triples is None and self.voter is None:
             return
         if cfg.tmr == "none":
-            raise ConfigError("tmr", cfg.tmr, "'word' or 'bitwise' for TMR triples")
+            raise ConfigError("tmr", cfg.tmr, "'word' or 'bitwise' for TMR triples (without "
+                              "the on-chip voter, app.protect.VotingEngine votes on the host)")
         if self.voter is not None and self.voter != cfg.tmr:
             raise ConfigError("tmr voter", self.voter,
                               f"{cfg.tmr!r}, the configuration's voter (built into the "
