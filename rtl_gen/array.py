@@ -126,7 +126,7 @@ class SystolicArray(wiring.Component):
         if isinstance(config, AcceleratorConfig) and config.flow != "none":
             raise ConfigError("flow", config.flow, "'none' for this array: build "
                               "rtl_gen.flow.FlowAccelerator for flow-controlling PEs")
-        return super().__new__(cls)
+        return super().__new__(cls, src_loc_at=1)  # (a warning names our caller)
 
     def __init__(self, config: AcceleratorConfig):
         if not isinstance(config, AcceleratorConfig):
@@ -136,7 +136,7 @@ class SystolicArray(wiring.Component):
         self._pe = make_pe(config)
         self._sanity_pe = make_sanity_pe(config) if config.spatial else None
         R, C, P = config.rows, config.cols, config.acc_bits
-        if config.dataflow == "os":
+        if config.dataflow is Dataflow.OS:
             members = {
                 "act_data": In(signed(config.a_width)).array(R),
                 "weight_data": In(signed(config.w_width)).array(C),
@@ -210,7 +210,7 @@ class SystolicArray(wiring.Component):
         """The array's netlist: PEs, skew and deskew registers."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.array_cols
-        if self._cfg.dataflow == "os":
+        if self._cfg.dataflow is Dataflow.OS:
             bottom = self._elaborate_os(m, R, C)
         else:
             bottom = self._elaborate_stationary(m, R, C)
