@@ -65,9 +65,9 @@ UNITS: tuple[Unit, ...] = (
     median.UNIT,
     checksum.UNIT,
     lcu.UNIT,
+    flow.UNIT,
     tmr.UNIT,
     double_buffer.UNIT,
-    flow.UNIT,
 )
 
 _BY_NAME = {u.name: u for u in UNITS}
