@@ -157,14 +157,17 @@ def test_every_unit_option_has_a_case():
 
 def test_every_config_field_has_exactly_one_option():
     """The dataclass fields, the registry's fields and the CLI's options are the same set."""
-    parser = cli.build_parser()
-    generate = parser._subparsers._group_actions[0].choices["generate"]
-    dests = [a.dest for a in generate._actions if a.dest not in ("help", "config", "output")]
+    args = vars(cli.build_parser().parse_args(["generate", "-o", "out"]))
+    dests = set(args) - {"command", "func", "config", "output"}
     names = [f.name for f in dataclasses.fields(AcceleratorConfig)]
-    assert sorted(dests) == sorted(names) == sorted(cli.CONFIG_OPTIONS)
-    assert len(dests) == len(set(dests))
-    options = [a.option_strings[0] for a in generate._actions if a.dest in names]
+    assert dests == set(names) == set(cli.CONFIG_OPTIONS)
+    assert len(names) == len(cli.CONFIG_OPTIONS) == len(units.config_fields())
+    options = [f.option for f in units.config_fields()]
     assert len(options) == len(set(options))
+    for f in units.config_fields():  # each option sets its own field, and only that one
+        value = {"on": [], "off": [], "int": ["3"], "text": ["x"]}[f.kind]
+        got = vars(cli.build_parser().parse_args(["generate", "-o", "o", f.option, *value]))
+        assert [k for k in names if got[k] is not None] == [f.name], f.option
 
 
 def test_registry_shapes():
