@@ -26,21 +26,39 @@ import sys
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
+from ftaccel import units
+from ftaccel.app import critical
+from ftaccel.app.campaign import CampaignError, run_campaign, to_markdown
+from ftaccel.app.datasets import DataError
+from ftaccel.app.onnx_import import OnnxMissing
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, Terminated, one_line, shown
+from ftaccel.files import (
+    FileProblem,
+    OutputSet,
+    check_folder,
+    check_input,
+    check_target,
+    read_npy,
+)
+from ftaccel.golden import units as golden_units
+from ftaccel.golden.faults import Fault
+from ftaccel.golden.network import ModelError
+from ftaccel.golden.results import alarm_lines
+
+# The rooms that pull in Amaranth (rtl_gen, synth) or cocotb and the simulator runner (tb,
+# and the network and demo of the application, which run on them) are imported by the
+# commands that use them, so that every other command starts without them.
 
 EXIT_MISMATCH, EXIT_INPUT, EXIT_TOOL, EXIT_ALARM, EXIT_INTERNAL = 1, 2, 3, 4, 70
 #: Interrupted (SIGINT) and terminated (SIGTERM): 128 + the signal, as a shell reports it.
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
-#: Configuration fields that have a command-line option of the same name.
-CONFIG_OPTIONS = ("rows", "cols", "dataflow", "a_width", "w_width", "acc_width", "max_k",
-                  "fault_hooks", "output_stage", "bypass", "afd", "median", "median_variant",
-                  "checksum", "temporal_batch_bits", "temporal_mode", "lcu", "lcu_depth",
-                  "lcu_max_pairs", "lcu_mask", "flow", "flow_group", "tmr", "tmr_max_triples",
-                  "double_buffer", "requant")
+#: Configuration fields, each with one command-line option (from the unit registry).
+CONFIG_OPTIONS = tuple(f.name for f in units.config_fields())
 
 
 class CLIError(Exception):
@@ -107,56 +125,60 @@ def _add_model_options(p: argparse.ArgumentParser, *, data: str | None,
 
 # -- configuration ---------------------------------------------------------------------------
 def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--config`` and one option per configuration field, from the unit registry."""
     g = p.add_argument_group("configuration (a --config file, overridden by any option given)")
     g.add_argument("--config", type=_path, help="JSON configuration (as written by generate)")
-    g.add_argument("--rows", type=_integer, help="array rows R (default 8)")
-    g.add_argument("--cols", type=_integer, help="array columns C (default 8)")
-    g.add_argument("--dataflow", help="ws, is or os (default ws)")
-    g.add_argument("--a-width", type=_integer, help="activation width in bits (default 8)")
-    g.add_argument("--w-width", type=_integer, help="weight width in bits (default 8)")
-    g.add_argument("--acc-width", type=_integer, help="accumulator width (default: derived)")
-    g.add_argument("--max-k", type=_integer,
-                   help="largest reduction length the derived accumulator holds (default 1024)")
-    g.add_argument("--fault-hooks", action="store_true", default=None,
-                   help="add run-time fault saboteurs to every PE register")
-    g.add_argument("--no-output-stage", dest="output_stage", action="store_false", default=None,
-                   help="omit bias/ReLU/requantisation")
-    g.add_argument("--bypass", action="store_true", default=None,
-                   help="PE bypass with a run-time R×C map (SPEC §6)")
-    g.add_argument("--afd", action="store_true", default=None,
-                   help="anomaly suppression of the streamed activations (WS, SPEC §3)")
-    g.add_argument("--median", type=_integer, help="median filter window 3 or 5 (WS, SPEC §4)")
-    g.add_argument("--median-variant", help="plain or shared comparators")
-    g.add_argument("--checksum",
-                   help="none, spatial, temporal or both (Sanity-Check, WS, SPEC §2)")
-    g.add_argument("--temporal-batch-bits", type=_integer,
-                   help="width of the run-time temporal batch size N (default 4: N ≤ 15)")
-    g.add_argument("--temporal-mode",
-                   help="residue (sanity vector wrapped to a_width bits, check mod 2^a) or "
-                        "exact (streamed path widened, check mod 2^acc; default residue)")
-    g.add_argument("--lcu", action="store_true", default=None,
-                   help="output buffer + LCU correction controller + split lanes (SPEC §5)")
-    g.add_argument("--lcu-depth", type=_integer, help="output-buffer rows of C words (default 64)")
-    g.add_argument("--lcu-max-pairs", type=_integer, help="pairs per correction run (default 16)")
-    g.add_argument("--lcu-mask", type=_integer,
-                   help="bits the LCU keeps (a_width bits, e.g. 0xBF; default: all but bit "
-                        "a_width − 2)")
-    g.add_argument("--tmr", help="selective-TMR voting controller on the output buffer: none, "
-                                 "word (001 L2126) or bitwise (SPEC §5; buffer rows: "
-                                 "--lcu-depth)")
-    g.add_argument("--tmr-max-triples", type=_integer,
-                   help="word triples per voting run (default 16)")
-    g.add_argument("--single-buffer", dest="double_buffer", action="store_false", default=None,
-                   help="WS/IS: the single-buffered PE (tiles load while the array idles) "
-                        "instead of the default shadow registers (issue 18)")
-    g.add_argument("--flow", help="flow-controlling MACs for complementary-sparse layers: none, "
-                                  "shortened, superposition or twodim (WS, SPEC §8)")
-    g.add_argument("--flow-group", type=_integer,
-                   help="group size the flow multiplexers are built for (2 … 256; twodim 4, 16, "
-                        "64, 256)")
-    g.add_argument("--requant",
-                   help="output-stage requantisation: shift (power of two, default) or "
-                        "multiplier (adds gemmlowp's fixed-point multiplier, SPEC §12)")
+    for f in units.config_fields():
+        if f.kind in ("on", "off"):
+            g.add_argument(f.option, dest=f.name, action=f"store_{f.kind == 'on'}".lower(),
+                           default=None, help=f.help)
+        else:
+            g.add_argument(f.option, dest=f.name, help=f.help,
+                           type=_integer if f.kind == "int" else None)
+
+
+# -- the units' run-time options --------------------------------------------------------------
+def _add_unit_options(p: argparse.ArgumentParser, *, per_product: bool) -> None:
+    """The run-time flags of every unit (:func:`ftaccel.units.run_flags`).
+
+    ``per_product``: also those that name one product's columns or rows (``matmul``).
+    """
+    g = p.add_argument_group("run-time unit options (checked against the configuration)")
+    for flag in units.run_flags(per_product=per_product):
+        if flag.kind == "on":
+            g.add_argument(flag.flag, action="store_true", help=flag.help)
+        else:
+            g.add_argument(flag.flag, help=flag.help,
+                           type={"int": _integer, "npy": _path}.get(flag.kind))
+
+
+def _unit_values(args) -> dict:
+    """The parsed values of the units' run-time flags: files read, lists split (syntax)."""
+    values = {}
+    for flag in units.run_flags():
+        value = getattr(args, flag.dest, None)
+        if value is None or value is False:
+            continue
+        if flag.kind == "npy":
+            value = read_npy(value, flag.flag)
+        elif flag.kind in ("columns", "ints"):
+            value = _int_list(value, flag.flag)
+        elif flag.kind in ("pairs", "triples"):
+            k = 2 if flag.kind == "pairs" else 3
+            value = _column_groups(value, flag.flag, k, flag.kind[:-1])
+        values[flag.dest] = value
+    return values
+
+
+def _unit_options(cfg: AcceleratorConfig, args, n_out: int | None) -> dict:
+    """Every unit's run-time options from the command line, checked against ``cfg``.
+
+    The same :class:`ftaccel.units.UnitOptions` and checks as the API: ``matmul`` checks them
+    again for the product (columns, rows, the output buffer) in :func:`tb.product.prepare`.
+    """
+    opts = units.options_from_flags(_unit_values(args), n_out)
+    units.check_options(cfg, opts, n=n_out)
+    return opts
 
 
 def _generator(cfg: AcceleratorConfig):
@@ -166,10 +188,10 @@ def _generator(cfg: AcceleratorConfig):
     (:mod:`rtl_gen.flow`).
     """
     if cfg.flow != "none":
-        from ftaccel.rtl_gen.flow import FLOW_GENERATED_FILES, generate_flow
+        from ftaccel.rtl_gen.flow import FLOW_GENERATED_FILES, generate_flow  # (heavy: Amaranth)
 
         return generate_flow, FLOW_GENERATED_FILES
-    from ftaccel.rtl_gen.accelerator import GENERATED_FILES, generate
+    from ftaccel.rtl_gen.accelerator import GENERATED_FILES, generate  # (heavy: Amaranth)
 
     return generate, GENERATED_FILES
 
@@ -198,57 +220,20 @@ def _int_list(text: str, what: str, sep: str = ",") -> list[int]:
         raise CLIError(f"{what}: {shown(text)} is not a list of column numbers") from None
 
 
-def _split_cols(text: str, n_out: int):
-    import numpy as np
+def _column_groups(text: str, option: str, k: int, entry: str) -> list[list[int]]:
+    """Comma-separated groups of ``k`` colon-separated column numbers (syntax only).
 
-    cols = _int_list(text, "--split-cols")
-    bad = [c for c in cols if not 0 <= c < n_out]
-    if bad:
-        raise CLIError(f"--split-cols: column {bad[0]} is not in 0 … {n_out - 1}")
-    split = np.zeros(n_out, dtype=bool)
-    split[cols] = True
-    return split
-
-
-def _column_groups(text: str, n_out: int, option: str, k: int, entry: str, *,
-                   distinct: bool = False):
-    """Comma-separated groups of ``k`` colon-separated output columns as a ``[n, k]`` array.
-
-    Every column must be in ``0 … n_out − 1``; with ``distinct`` no group may name a column
-    twice.  ``entry`` names one group in the error message ("pair", "triple").
+    ``entry`` names one group in the error message ("pair", "triple"); whether the columns
+    exist and differ is the unit options' check, the same as the API's.
     """
-    import numpy as np
-
     form = ":".join(f"c{i + 1}" for i in range(k))
     groups = []
     for item in text.split(","):
         cols = _int_list(item, option, sep=":")
         if len(cols) != k:
             raise CLIError(f"{option}: {shown(item)} is not a {entry} '{form}'")
-        bad = [c for c in cols if not 0 <= c < n_out]
-        if bad:
-            raise CLIError(f"{option}: column {bad[0]} is not in 0 … {n_out - 1}")
-        if distinct and len(set(cols)) != k:
-            twice = next(c for c in cols if cols.count(c) > 1)
-            raise CLIError(f"{option}: {shown(item)} names column {twice} twice (a {entry} "
-                           f"needs {k} different columns)")
         groups.append(cols)
-    return np.asarray(groups, dtype=np.int64)
-
-
-def _lcu_pairs(text: str, n_out: int):
-    return _column_groups(text, n_out, "--lcu-pairs", 2, "pair")
-
-
-def _tmr_triples(text: str, n_out: int):
-    return _column_groups(text, n_out, "--tmr-triples", 3, "triple", distinct=True)
-
-
-def _bias_error(text: str) -> tuple[int, int, int | None]:
-    parts = _int_list(text, "--bias-error")
-    if len(parts) not in (2, 3):
-        raise CLIError(f"--bias-error: {shown(text)} is not COL,BIT or COL,BIT,ROW")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+    return groups
 
 
 def _requant(args):
@@ -289,8 +274,6 @@ def _requant(args):
 
 
 def _fault(text: str):
-    from ftaccel.golden.faults import Fault
-
     try:
         return Fault.parse(text)
     except ValueError as exc:
@@ -315,8 +298,6 @@ def _claim_outputs(outs, args, names: tuple[str, ...]) -> None:
 # -- commands --------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
     """``rtlgen generate``: Verilog, RTLIL and config.json into the output folder."""
-    from ftaccel.files import OutputSet
-
     cfg = _config(args)
     generate, files = _generator(cfg)
     t0 = time.perf_counter()
@@ -330,58 +311,19 @@ def cmd_generate(args) -> int:
 
 
 def _run_options(cfg: AcceleratorConfig, args, A, B):
-    from ftaccel.files import read_npy
-    from ftaccel.tb.product import RunOptions
+    """The product's run-time options: the output stage's, a fault, every unit's."""
+    from ftaccel.tb.product import RunOptions  # (heavy: cocotb, Amaranth)
 
     n_out = B.shape[1] if getattr(B, "ndim", 0) == 2 else 0
-    opts = RunOptions(relu=args.relu, shift=args.shift)
-    if args.bias is not None:
-        opts.bias = read_npy(args.bias, "--bias")
-    if args.fault is not None:
-        opts.fault = _fault(args.fault)
-    if args.bypass_map is not None:
-        opts.bypass_map = read_npy(args.bypass_map, "--bypass-map")
-    if cfg.afd or args.afd_off or args.afd_shift is not None or args.afd_gates is not None \
-            or args.afd_mode is not None:
-        opts.afd = {"shift": 1 if args.afd_shift is None else args.afd_shift,
-                    "gates": 1 if args.afd_gates is None else args.afd_gates,
-                    "mode": 1 if args.afd_mode == "clip" else 0,
-                    "enable": 0 if args.afd_off else 1}
-    if args.median_off:
-        if not cfg.median:
-            raise CLIError("--median-off needs a configuration with --median 3|5")
-        opts.median_enable = False
-    if cfg.tmr != "none":  # the voter and the LCU share the output buffer: one or the other
-        for name in ("split_cols", "lcu_pairs"):
-            if getattr(args, name) is not None:
-                raise CLIError(f"--{name.replace('_', '-')} is not available with --tmr "
-                               f"{cfg.tmr} (the voter takes --tmr-triples)")
-    elif args.tmr_triples is not None:
-        raise CLIError("--tmr-triples needs a configuration with --tmr word|bitwise")
-    if args.split_cols is not None:
-        opts.split = _split_cols(args.split_cols, n_out)
-    if args.lcu_pairs is not None:
-        opts.lcu_pairs = _lcu_pairs(args.lcu_pairs, n_out)
-        if opts.split is None and cfg.lcu:
-            import numpy as np
-
-            opts.split = np.zeros(n_out, dtype=bool)
-    if args.tmr_triples is not None:
-        opts.tmr_triples = _tmr_triples(args.tmr_triples, n_out)
-    opts.temporal_batch = args.temporal_batch
-    opts.checksum_threshold = args.checksum_threshold
-    opts.temporal_threshold = args.temporal_threshold
-    if args.bias_error is not None:
-        opts.bias_error = _bias_error(args.bias_error)
-    opts.requant = _requant(args)
-    return opts
+    bias = read_npy(args.bias, "--bias") if args.bias is not None else None
+    fault = _fault(args.fault) if args.fault is not None else None
+    return RunOptions(bias=bias, relu=args.relu, shift=args.shift, fault=fault,
+                      requant=_requant(args), units=_unit_options(cfg, args, n_out))
 
 
 def cmd_matmul(args) -> int:
     """``rtlgen matmul``: one product on the RTL (:mod:`tb.product`), outputs all or nothing."""
-    from ftaccel.files import OutputSet, read_npy
-    from ftaccel.golden.results import alarm_lines
-    from ftaccel.tb.product import prepare, run_product
+    from ftaccel.tb.product import prepare, run_product  # (heavy: cocotb, Amaranth)
 
     cfg = _config(args)
     if cfg.flow != "none":
@@ -392,8 +334,6 @@ def cmd_matmul(args) -> int:
         _claim_outputs(outs, args, ("output", "q", "corrected", "json"))
         if args.q is not None and not cfg.output_stage:
             raise CLIError("--q needs the output stage (drop --no-output-stage)")
-        if args.corrected is not None and not cfg.lcu and cfg.tmr == "none":
-            raise CLIError("--corrected needs a configuration with --lcu or --tmr")
         if args.fault is not None and not cfg.fault_hooks:
             cfg = cfg.replace(fault_hooks=True)
             print("note: --fault given: generating with fault hooks")
@@ -401,6 +341,8 @@ def cmd_matmul(args) -> int:
         B = read_npy(args.b, "--b")
         opts = _run_options(cfg, args, A, B)
         program = prepare(cfg, A, B, opts)  # every check, before any simulation
+        if args.corrected is not None and program.buffer_row is None:
+            raise CLIError("--corrected needs a configuration with --lcu or --tmr")
         # The golden cycle model runs when its verdict is asked for (--check, --json).
         res = run_product(cfg, A, B, opts, sim=args.sim, program=program,
                           check=args.check or args.json is not None)
@@ -425,14 +367,8 @@ def cmd_matmul(args) -> int:
           f"wrote {', '.join(v for k, v in written.items())}")
     for line in alarm_lines(res.alarms):
         print(line)
-    if cfg.lcu:
-        rec = res.record()["lcu"]
-        print(f"LCU: {rec['pairs']} pairs corrected in {rec['correction_runs']} run(s); "
-              f"{rec['words_changed']} words changed by the correction")
-    if cfg.tmr != "none":
-        rec = res.record()["tmr"]
-        print(f"TMR ({cfg.tmr} voter): {rec['triples']} triples voted in {rec['voting_runs']} "
-              f"run(s); {rec['words_changed']} words changed by the vote")
+    for line in golden_units.run_lines(cfg, res.unit_records()):
+        print(line)
     if res.fault_effect is not None:
         what = " and ".join(x for x in (args.fault and f"fault {args.fault}",
                                         args.bias_error and f"bias error {args.bias_error}") if x)
@@ -453,15 +389,12 @@ def cmd_matmul(args) -> int:
 
 def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
     """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
-    from ftaccel.files import OutputSet, read_npy
-    from ftaccel.tb.flow import flow_product
+    from ftaccel.tb.flow import flow_product  # (heavy: cocotb, Amaranth)
     from ftaccel.tb.product import check_accumulator, check_operands
 
-    for opt in ("fault", "bypass_map", "split_cols", "lcu_pairs", "tmr_triples", "corrected",
-                "temporal_batch", "json", "bias_error", "checksum_threshold",
-                "temporal_threshold", "multiplier", "requant_shift", "scale", "zero_point",
-                "clamp"):
-        if getattr(args, opt) is not None:
+    for opt in ("fault", "corrected", "json", "multiplier", "requant_shift", "scale", "zero_point",
+                "clamp", *(f.dest for f in units.run_flags())):
+        if getattr(args, opt) not in (None, False):
             raise CLIError(f"--{opt.replace('_', '-')} is not available with --flow {cfg.flow}")
     with OutputSet() as outs:
         _claim_outputs(outs, args, ("output", "q"))
@@ -494,14 +427,13 @@ def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
 
 def cmd_verify(args) -> int:
     """``rtlgen verify``: the seeded random regression of :mod:`tb.regression`."""
-    from ftaccel.files import OutputSet
-    from ftaccel.tb.regression import regression
+    from ftaccel.tb.regression import regression  # (heavy: cocotb, Amaranth)
 
     cfg = _config(args)
     if cfg.flow != "none":
         if args.json is not None:
             raise CLIError(f"--json is not available with --flow {cfg.flow}")
-        from ftaccel.tb.flow import verify_flow
+        from ftaccel.tb.flow import verify_flow  # (heavy: cocotb, Amaranth)
 
         return EXIT_MISMATCH if verify_flow(cfg, seed=args.seed, count=args.count,
                                             sim=args.sim) else 0
@@ -521,8 +453,6 @@ def cmd_verify(args) -> int:
 
 def _check_folders(outs, out: Path, extra: dict[str, tuple[str, ...]]) -> None:
     """Claim ``out`` and check the sub-folders and files a command will write in it."""
-    from ftaccel.files import check_folder, check_target
-
     outs.claim_folder(out, "-o", files=extra.get("", ()))
     for sub, names in extra.items():
         if sub:
@@ -540,14 +470,13 @@ def _synth_files(generated: tuple[str, ...], prefix: str = "") -> dict[str, tupl
 
 def cmd_synth(args) -> int:
     """``rtlgen synth``: generate, synthesise, print the headline areas."""
-    from ftaccel.files import OutputSet, check_input
-    from ftaccel.synth.flow import synthesize
+    from ftaccel.synth.flow import synthesize  # (heavy: Amaranth, Yosys)
     from ftaccel.synth.summary import headline
 
     cfg = _config(args)
     generate, files = _generator(cfg)
     # the flow-controlling PE is the PE of its array: overheads are measured on it
-    units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
+    area_units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
     out = Path(args.output)
     if args.liberty is not None:
         check_input(args.liberty, "--liberty")
@@ -556,7 +485,7 @@ def cmd_synth(args) -> int:
         gen = generate(cfg, out / "rtl")
         t0 = time.perf_counter()
         report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                            timeout_s=args.timeout, units=units)
+                            timeout_s=args.timeout, units=area_units)
     print(f"synthesised {cfg.name()} in {time.perf_counter() - t0:.1f} s:")
     for line in headline(report):
         print("  " + line)
@@ -566,8 +495,8 @@ def cmd_synth(args) -> int:
 
 def cmd_demo(args) -> int:
     """``rtlgen demo``: :func:`ftaccel.app.demo.run_demo` on the demo configuration."""
-    from ftaccel.app.demo import DEMO_DEFAULTS, run_demo
-    from ftaccel.files import OutputSet
+    from ftaccel.app.demo import DEMO_DEFAULTS, run_demo  # (heavy: every room)
+    from ftaccel.rtl_gen.accelerator import GENERATED_FILES  # (heavy: Amaranth)
 
     cfg = _config(args, defaults=DEMO_DEFAULTS)
     if cfg.flow != "none":
@@ -576,8 +505,6 @@ def cmd_demo(args) -> int:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
     with OutputSet() as outs:
-        from ftaccel.rtl_gen.accelerator import GENERATED_FILES
-
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
                                    **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
         report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
@@ -586,10 +513,6 @@ def cmd_demo(args) -> int:
 
 def _layer_options(args):
     """The per-layer options of ``--permutation`` / ``--protection`` (checked on the model)."""
-    from functools import partial
-
-    from ftaccel.app import critical
-
     if args.permutation is not None and args.protection is not None:
         raise CLIError("--permutation and --protection: give one (a protection has its own "
                        "placement)")
@@ -631,22 +554,18 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer, unit_options
-    from ftaccel.app.onnx_import import OnnxMissing
-    from ftaccel.files import read_npy
+    from ftaccel.app.network import infer  # (heavy: the RTL engine)
 
     cfg = _config(args)
+    # every layer's unit options: the same typed options and checks as matmul and the API
+    unit_kw = units.to_keywords(units.with_defaults(cfg, _unit_options(cfg, args, None)))
     try:
-        bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
-        units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
-                             afd_mode=args.afd_mode, bypass_map=bmap,
-                             temporal_batch=args.temporal_batch)
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
-                    images=args.images, engine=args.engine, sim=args.sim, units=units,
+                    images=args.images, engine=args.engine, sim=args.sim, units=unit_kw,
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
                     flow_epochs=args.flow_epochs)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
         raise CLIError(str(exc), EXIT_TOOL) from None
@@ -657,11 +576,6 @@ def cmd_infer(args) -> int:
 
 def cmd_campaign(args) -> int:
     """Run or resume a fault campaign on a network (the logic is app/campaign.py)."""
-    from ftaccel.app.campaign import CampaignError, run_campaign, to_markdown
-    from ftaccel.app.datasets import DataError
-    from ftaccel.app.onnx_import import OnnxMissing
-    from ftaccel.golden.network import ModelError
-
     try:
         report = run_campaign(args.spec, args.output, workers=args.workers,
                               scheduler=args.scheduler, verify_rtl=args.verify_rtl,
@@ -679,24 +593,18 @@ def cmd_campaign(args) -> int:
     return 0
 
 
-def _critical_errors():
-    from ftaccel.app.critical import CriticalError
-    from ftaccel.app.datasets import DataError
-    from ftaccel.golden.network import ModelError
-
-    return CriticalError, ModelError, DataError
+#: The application's input errors a network command reports as exit 2.
+_CRITICAL_ERRORS = (critical.CriticalError, ModelError, DataError)
 
 
 def cmd_nvf(args) -> int:
     """Neuron vulnerability factors of a network (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_nvf
-
     cfg = _config(args)
     try:
-        run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
+        critical.run_nvf(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                 images=args.images, sign=not args.no_sign, seed=args.seed,
                 pixels=None if args.all_pixels else args.pixels)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'nvf.json'} and {Path(args.output) / 'nvf.md'}")
     return 0
@@ -712,15 +620,13 @@ def _percent(text: str) -> float:
 
 def cmd_protect(args) -> int:
     """Protect a network's critical neurons (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_protect
-
     cfg = _config(args)
     try:
-        run_protect(args.model, args.output, config=cfg, method=args.method,
+        critical.run_protect(args.model, args.output, config=cfg, method=args.method,
                     threshold=args.nvf_threshold, nvf_file=args.nvf, voter=args.voter,
                     lcu_mode=args.lcu_mode, data=args.data, calib=args.calib,
                     images=args.images, seed=args.seed)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote model.npz, protection.json, config.json and protect.md in {args.output}")
     return 0
@@ -735,35 +641,29 @@ def _rate(text: str) -> float:
 
 def cmd_schedule(args) -> int:
     """HAS: a fault-aware permutation of the neurons (the logic is app/critical.py)."""
-    from ftaccel.app.critical import run_schedule
-
     cfg = _config(args)
     try:
-        run_schedule(args.model, args.output, config=cfg, profile=args.profile,
+        critical.run_schedule(args.model, args.output, config=cfg, profile=args.profile,
                      fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
                      layers=args.layers, method=args.method, generations=args.generations,
                      runs=args.runs, population=args.population, images=args.images,
                      test_images=args.test_images, seed=args.seed, calib=args.calib)
-    except _critical_errors() as exc:
+    except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rtlgen`` argument parser (every command and option)."""
-    p = Parser(prog="rtlgen",
-               description="Generate, verify and measure fault-tolerant systolic-array "
-                           "accelerators.",
-               epilog="Exit codes: 0 success, 1 mismatch, 2 bad input (nothing written), "
-                      "3 tool missing or failed, 4 checksum alarm with --fail-on-alarm.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_generate_command(sub) -> None:
+    """The ``generate`` command and its options."""
     g = sub.add_parser("generate", help="write Verilog, RTLIL and config.json")
     _add_config_options(g)
     g.add_argument("-o", "--output", type=_path, required=True, help="output folder")
     g.set_defaults(func=cmd_generate)
 
+
+def _add_matmul_command(sub) -> None:
+    """The ``matmul`` command and its options."""
     m = sub.add_parser("matmul", help="compute C = A @ B by simulating the generated RTL")
     _add_config_options(m)
     m.add_argument("--a", type=_path, required=True, help="A.npy: M×K activations")
@@ -802,34 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(registers), shadow (double-buffered WS/IS) or "
                                    "product|sum (MAC logic), "
                                    "MODE sa0|sa1|flip (e.g. 1,2,psum,7,flip,40)")
-    m.add_argument("--bypass-map", type=_path,
-                   help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
-    m.add_argument("--split-cols", help="LCU: output columns that are split copies, e.g. 1,3,4,5")
-    m.add_argument("--lcu-pairs", help="LCU: column pairs to correct in every row, e.g. 1:4,3:5")
-    m.add_argument("--tmr-triples",
-                   help="TMR: column triples (a neuron and its two copies) voted in every row, "
-                        "e.g. 0:4:5,1:6:7")
     m.add_argument("--corrected", type=_path,
                    help="LCU/TMR: write the corrected or voted result (read back from the "
                         "buffer) here")
-    m.add_argument("--temporal-batch", type=_integer,
-                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    m.add_argument("--checksum-threshold", type=_integer,
-                   help="spatial checker threshold: a vector fails when |syndrome| exceeds it "
-                        "(default 0, exact)")
-    m.add_argument("--temporal-threshold", type=_integer,
-                   help="temporal checker threshold (default 0, exact)")
-    m.add_argument("--bias-error",
-                   help="flip bit BIT of the bias word of column COL on its way into the "
-                        "array: COL,BIT (the stored word, every row) or COL,BIT,ROW (one "
-                        "row); WS with a checksum (Table 6.1's bias row)")
-    m.add_argument("--afd-shift", type=_integer, help="AFD threshold γ = 2**shift (default 1)")
-    m.add_argument("--afd-gates", type=_integer, help="AFD gates: 1 (Eq. 8.1, default) or 2")
-    m.add_argument("--afd-mode", choices=["drop", "clip"], help="AFD action (default drop)")
-    m.add_argument("--afd-off", action="store_true",
-                   help="switch anomaly suppression off at run time")
-    m.add_argument("--median-off", action="store_true",
-                   help="switch the median filter off at run time")
+    _add_unit_options(m, per_product=True)
     m.add_argument("--pack-group", type=_integer,
                    help="with --flow: pack B in groups of this size (default --flow-group; "
                         "smaller groups use a subset of the multiplexer inputs)")
@@ -838,6 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "magnitude of every group kept)")
     m.set_defaults(func=cmd_matmul)
 
+
+def _add_verify_command(sub) -> None:
+    """The ``verify`` command and its options."""
     v = sub.add_parser("verify", help="seeded random regression of one configuration")
     _add_config_options(v)
     v.add_argument("--seed", type=_integer, default=1)
@@ -846,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", type=_path, help="write every case and the verdict here")
     v.set_defaults(func=cmd_verify)
 
+
+def _add_synth_command(sub) -> None:
+    """The ``synth`` command and its options."""
     s = sub.add_parser("synth", help="synthesise with Yosys and report area")
     _add_config_options(s)
     s.add_argument("-o", "--output", type=_path, required=True, help="output folder")
@@ -855,6 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     s.set_defaults(func=cmd_synth)
 
+
+def _add_demo_command(sub) -> None:
+    """The ``demo`` command and its options."""
     d = sub.add_parser("demo", help="generate, verify, inject faults and synthesise (default: "
                                     "a protected 8×8 array)")
     _add_config_options(d)
@@ -864,6 +749,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
     d.set_defaults(func=cmd_demo)
 
+
+def _add_infer_command(sub) -> None:
+    """The ``infer`` command and its options."""
     n = sub.add_parser("infer", help="run a DNN (built-in, ONNX or model file) on the "
                                      "accelerator: accuracy, cycles, utilisation per layer")
     _add_config_options(n)
@@ -875,13 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--engine", choices=["golden", "cycle", "rtl"], default="golden")
     n.add_argument("--sim", choices=["icarus", "verilator"],
                    help="simulator for --engine rtl (default $SIM or icarus)")
-    n.add_argument("--bypass-map", type=_path, help="R×C 0/1 .npy: PEs to bypass (with --bypass)")
-    n.add_argument("--temporal-batch", type=_integer,
-                   help="temporal checksum batch N (default the largest, 2^bits − 1)")
-    n.add_argument("--afd-shift", type=_integer, default=1, help="AFD threshold γ = 2**shift")
-    n.add_argument("--afd-gates", type=_integer, default=1,
-                   help="AFD gates: 1 (Eq. 8.1) or 2 (8.2)")
-    n.add_argument("--afd-mode", choices=["drop", "clip"], default="drop")
+    _add_unit_options(n, per_product=False)
     n.add_argument("--permutation", type=_path,
                    help="permutation.json from 'rtlgen schedule': array column j computes "
                         "neuron perm[j] in the layers it names")
@@ -902,6 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
 
+
+def _add_campaign_command(sub) -> None:
+    """The ``campaign`` command and its options."""
     c = sub.add_parser("campaign", help="fault campaign on a network: accuracy and outcome "
                                         "classes under faults for every protection")
     c.add_argument("spec", type=_path, help="campaign spec (TOML, see examples/)")
@@ -921,6 +806,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers it names, for every protection on the plain model")
     c.set_defaults(func=cmd_campaign)
 
+
+def _add_nvf_command(sub) -> None:
+    """The ``nvf`` command and its options."""
     nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
                                     "Algorithm 4.2) and the critical-neuron table")
     _add_config_options(nv)
@@ -937,6 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for nvf.json and nvf.md")
     nv.set_defaults(func=cmd_nvf)
 
+
+def _add_protect_command(sub) -> None:
+    """The ``protect`` command and its options."""
     pr = sub.add_parser("protect", help="protect the critical neurons (NVF ≥ threshold) by "
                                         "splitting + LCU or selective TMR, copies placed in "
                                         "distinct PE columns")
@@ -959,6 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for model.npz, protection.json, config.json, protect.md")
     pr.set_defaults(func=cmd_protect)
 
+
+def _add_schedule_command(sub) -> None:
+    """The ``schedule`` command and its options."""
     sc = sub.add_parser("schedule", help="HAS: permute each layer's neurons so the critical "
                                          "ones avoid the faulty PEs of a per-PE fault profile "
                                          "(003's GA)")
@@ -984,12 +878,31 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for permutation.json and schedule.md")
     sc.set_defaults(func=cmd_schedule)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rtlgen`` argument parser (every command and option)."""
+    p = Parser(prog="rtlgen",
+               description="Generate, verify and measure fault-tolerant systolic-array "
+                           "accelerators.",
+               epilog="Exit codes: 0 success, 1 mismatch, 2 bad input (nothing written), "
+                      "3 tool missing or failed, 4 checksum alarm with --fail-on-alarm.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generate_command(sub)
+    _add_matmul_command(sub)
+    _add_verify_command(sub)
+    _add_synth_command(sub)
+    _add_demo_command(sub)
+    _add_infer_command(sub)
+    _add_campaign_command(sub)
+    _add_nvf_command(sub)
+    _add_protect_command(sub)
+    _add_schedule_command(sub)
     return p
 
 
-
 def _tool_errors() -> tuple[type[BaseException], ...]:
-    from ftaccel.rtl_gen.emit import VerilogToolError
+    from ftaccel.rtl_gen.emit import VerilogToolError  # (heavy: Amaranth, cocotb)
     from ftaccel.synth.yosys import YosysError
     from ftaccel.tb.runner import SimulationFailed, SimulatorNotFound
 
@@ -1018,8 +931,6 @@ def _fail(message: str, code: int) -> int:
 
 def _exit_code(exc: BaseException) -> int:
     """Report ``exc`` in one line on stderr and return its exit code (see the module doc)."""
-    from ftaccel.files import FileProblem
-
     if isinstance(exc, CLIError):
         return _fail(str(exc), exc.code)
     if isinstance(exc, ConfigError | FileProblem):

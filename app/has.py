@@ -38,8 +38,10 @@ import numpy as np
 from ftaccel.golden.fault_models import ProfileErrors, profile_errors
 from ftaccel.golden.network import LayerOptions, Model, product_layers, run, state_at
 
+from .protect import FaultEngine
+
 __all__ = ["Fitness", "GAResult", "ga", "nvf_placement", "worst_bypass", "column_rates",
-           "check_profile", "check_permutation", "GA_DEFAULTS", "profile_acc"]
+           "check_profile", "check_permutation", "GA_DEFAULTS"]
 
 #: 003 §4.4.
 GA_DEFAULTS = {"population": 20, "crossover": 0.6, "mutation": 0.2, "generations": 100,
@@ -100,63 +102,6 @@ def worst_bypass(profile, share: float) -> np.ndarray:
     return bmap
 
 
-def profile_acc(cfg, A, B, bias, errors: ProfileErrors, bypass_map=None) -> np.ndarray | None:
-    """The accumulators of ``A @ B`` with a profile's error instances, vectorised over the errors.
-
-    Equal to :func:`golden.fault_models.profile_product` (tested), or ``None`` where this shortcut
-    does not apply (only WS without checksums: the bias enters in the output stage and every
-    streamed slot is a data row).
-
-    Why it is exact: after a partial sum is sabotaged everything downstream only adds (modulo
-    the accumulator width), so the result is the clean one plus every error's change
-    ``δ = sabotage(u) − u``, where ``u`` is the partial sum at the error: the prefix of the
-    output's dot product up to the error's K index plus the changes of the errors before it on
-    the same output.  Errors on one output are taken in K order, level by level.
-    """
-    if cfg.dataflow != "ws" or cfg.spatial or cfg.temporal:
-        return None
-    from ftaccel.golden.bits import wrap
-    from ftaccel.golden.fault_models import sabotage_array
-
-    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
-    A = np.asarray(A, dtype=np.int64)
-    B = np.asarray(B, dtype=np.int64)
-    M, K = A.shape
-    N = B.shape[1]
-    if bypass_map is not None and np.any(bypass_map):
-        keep = ~np.asarray(bypass_map, dtype=bool)
-        B = np.where(keep[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], B, 0)
-    acc = np.rint(A.astype(np.float64) @ B.astype(np.float64)).astype(np.int64)
-    nk = -(-K // R)
-    nt, kt = errors.tile // nk, errors.tile % nk
-    n = nt * C + errors.col
-    m = errors.step
-    k = np.minimum(kt * R + errors.row, K - 1)
-    ok = (n < N) & (m < M)
-    m, n, k, bit = m[ok], n[ok], k[ok], errors.bit[ok]
-    if len(m):
-        order = np.lexsort((k, n, m))
-        m, n, k, bit = m[order], n[order], k[order], bit[order]
-        # partial sum up to and including K index k of output (m, n)
-        prods = A[m] * B[:, n].T
-        prods[np.arange(K)[None, :] > k[:, None]] = 0
-        u = prods.sum(axis=1)
-        key = m * N + n
-        first = np.r_[True, key[1:] != key[:-1]]
-        level = np.arange(len(key)) - np.maximum.accumulate(np.where(first,
-                                                                      np.arange(len(key)), 0))
-        delta = np.zeros(len(key), dtype=np.int64)
-        for lv in range(int(level.max()) + 1):
-            sel = np.flatnonzero(level == lv)
-            prior = np.zeros(len(sel), dtype=np.int64)
-            for back in range(1, lv + 1):  # the changes of the earlier errors on the output
-                prior += delta[sel - back]
-            w = wrap(u[sel] + prior, P)
-            delta[sel] = sabotage_array(w, P, bit[sel], errors.mode) - w
-        np.add.at(acc, (m, n), delta)
-    return wrap(acc, P) + np.asarray(bias, dtype=np.int64)[None, :]
-
-
 def _drop_bypassed(e: ProfileErrors, bmap) -> ProfileErrors:
     if bmap is None:
         return e
@@ -178,8 +123,6 @@ class Fitness:
 
     def __init__(self, model: Model, x, labels, cfg, profile, mode: str, layers, *,
                  evaluations: int = 3, seed: int = 0, bypass_map=None, bits=None):
-        from .protect import FaultEngine
-
         self.model, self.cfg, self.mode = model, cfg, mode
         self.profile = check_profile(profile, cfg)
         prods = product_layers(model)

@@ -58,7 +58,7 @@ from ftaccel.golden.network import (
 from ftaccel.tb.accelerator import RTLEngine
 
 __all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
-           "ENGINES", "unit_options", "flow_groups", "prune_flow_layers", "open_model"]
+           "ENGINES", "flow_groups", "prune_flow_layers", "open_model"]
 
 #: Built-in models: float weights shipped in ``app/models``, calibrated on digits-train.
 BUILTIN = ("digits-mlp", "digits-cnn")
@@ -195,40 +195,6 @@ def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
     layers = [dataclasses.replace(lay, weights=w, bias=b)
               for lay, w, b in zip(layers, ws, bs, strict=True)]
     return dataclasses.replace(float_model, layers=tuple(layers))
-
-
-def unit_options(cfg: AcceleratorConfig, *, afd_shift: int = 1, afd_gates: int = 1,
-                 afd_mode: str = "drop", bypass_map=None, temporal_batch: int | None = None,
-                 median_enable: bool = True) -> dict:
-    """Run-time options of the configured units for every layer, validated (ModelError)."""
-    units: dict = {}
-    if cfg.afd:
-        if afd_gates not in (1, 2):
-            raise ModelError(f"afd gates {afd_gates}: must be 1 or 2")
-        if abs(afd_shift) > cfg.a_width:
-            raise ModelError(f"afd shift {afd_shift}: must be within ±{cfg.a_width}")
-        if afd_mode not in ("drop", "clip"):
-            raise ModelError(f"afd mode {afd_mode!r}: drop or clip")
-        units["afd"] = {"shift": int(afd_shift), "gates": int(afd_gates),
-                        "mode": int(afd_mode == "clip"), "enable": 1}
-    if cfg.median:
-        units["median_enable"] = bool(median_enable)
-    if bypass_map is not None:
-        if not cfg.bypass:
-            raise ModelError("a bypass map needs a configuration with bypass")
-        bmap = np.asarray(bypass_map)
-        if bmap.shape != (cfg.rows, cfg.cols) or not np.isin(bmap, (0, 1)).all():
-            raise ModelError(f"bypass map: expected a {cfg.rows}×{cfg.cols} array of 0/1, got "
-                             f"shape {bmap.shape}")
-        units["bypass_map"] = bmap.astype(bool)
-    if temporal_batch is not None:
-        if not cfg.temporal:
-            raise ModelError("a temporal batch needs checksum temporal or both")
-        nmax = (1 << cfg.temporal_batch_bits) - 1
-        if not 1 <= temporal_batch <= nmax:
-            raise ModelError(f"temporal batch {temporal_batch}: must be 1 … {nmax}")
-        units["temporal_batch"] = int(temporal_batch)
-    return units
 
 
 @dataclass
@@ -447,8 +413,8 @@ class Network:
         Returns logits, predictions, accuracy (with ``labels``) and per-layer cycles.
 
         ``engine``: ``golden`` | ``cycle`` | ``rtl`` (or an engine object).  ``units``: unit
-        options for every layer (see :func:`unit_options`); ``options``: per-layer
-        :class:`golden.network.LayerOptions`.  Images go through in batches of
+        options for every layer (keywords of the units, :mod:`ftaccel.units`); ``options``:
+        per-layer :class:`golden.network.LayerOptions`.  Images go through in batches of
         ``batch_size`` (default: all at once for ``golden``, 512 otherwise); ``progress``
         shows a bar on stderr, one step per layer and batch (``None``: only on a terminal).
         ``flow_layers`` (layer name or index → group size): on a flow-controlling array

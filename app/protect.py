@@ -61,6 +61,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaccel.enums import Dataflow
+from ftaccel.golden import units as golden_units
+from ftaccel.golden.array import cycle_count
+from ftaccel.golden.bypass import pruned_matmul
+from ftaccel.golden.fault_models import faulty_product, profile_acc
 from ftaccel.golden.network import (
     Add,
     Concat,
@@ -75,6 +80,10 @@ from ftaccel.golden.network import (
     ProductResult,
     product_layers,
 )
+from ftaccel.golden.output_stage import output_stage
+from ftaccel.golden.tmr import vote_columns
+
+from .nvf import flip_bits
 
 __all__ = ["PlacementError", "LayerProtection", "Protected", "protect", "place",
            "check_placement", "VotingEngine", "METHODS", "VOTERS", "LCU_MODES"]
@@ -99,7 +108,7 @@ def check_placement(groups, perm, cols: int, dataflow: str, *, layer: str = "") 
     array column ``j`` computes model column ``perm[j]`` (``None``: identity).
     """
     where = f"layer {layer}: " if layer else ""
-    if dataflow == "is" and len(groups):
+    if dataflow == Dataflow.IS and len(groups):
         raise PlacementError(f"{where}dataflow is pins a batch row, not a neuron, to a PE "
                              "column (Eq. 10.4): the copies of a neuron always share a column; "
                              "protect on ws or os")
@@ -110,7 +119,7 @@ def check_placement(groups, perm, cols: int, dataflow: str, *, layer: str = "") 
     for g in groups:
         cols_of = [int(pos[c]) % cols for c in g]
         if len(set(cols_of)) != len(cols_of):
-            unit = "PE column" if dataflow == "ws" else "PE (in every row)"
+            unit = "PE column" if dataflow == Dataflow.WS else "PE (in every row)"
             raise PlacementError(
                 f"{where}neuron {g[0]} and its copies (columns {list(map(int, g))}) run in array "
                 f"columns {[int(pos[c]) for c in g]}: {unit} {cols_of} shared, one fault "
@@ -126,7 +135,7 @@ def place(groups, n: int, cols: int, dataflow: str, *, layer: str = "") -> np.nd
     group; :class:`PlacementError` if none is found (e.g. ``cols`` smaller than a group).
     """
     where = f"layer {layer}: " if layer else ""
-    if dataflow == "is" and len(groups):
+    if dataflow == Dataflow.IS and len(groups):
         check_placement(groups, None, cols, dataflow, layer=layer)
     if any(len(g) > cols for g in groups):
         raise PlacementError(f"{where}{max(len(g) for g in groups)} copies of a neuron need "
@@ -411,8 +420,6 @@ class VotingEngine:
 
     def product(self, p: Product) -> ProductResult:
         """The inner engine's product ``p``, with the TMR triples voted."""
-        from ftaccel.golden.tmr import vote_columns
-
         units = dict(p.units)
         triples = units.pop("tmr_triples", None)
         voter = units.pop("tmr_voter", "word")
@@ -451,54 +458,32 @@ class FaultEngine:
         self.errors = errors or {}
 
     def product(self, p: Product) -> ProductResult:
-        from ftaccel.golden.fault_models import faulty_product
-        from ftaccel.golden.lcu import lcu
-        from ftaccel.golden.output_stage import output_stage
-        from ftaccel.golden.tmr import vote_columns
-
-        from .nvf import flip_bits
-
+        """The product ``p`` with the engine's faults, flips, LCU corrections and TMR votes."""
         cfg = self.cfg
-        units = dict(p.units)
-        split = units.pop("split", None)
-        pairs = units.pop("lcu_pairs", None)
-        triples = units.pop("tmr_triples", None)
-        voter = units.pop("tmr_voter", "word")
+        opts = golden_units.options(cfg, p.units)
+        bmap = golden_units.bypass_map(opts)
         fault = p.fault or self.fault
         errors = self.errors.get(p.index)
         acc = None
         if fault is None and errors is not None:  # the vectorised shortcut where it applies
-            from .has import profile_acc
-
-            acc = profile_acc(cfg, p.A, p.B, p.bias, errors, units.get("bypass_map"))
+            acc = profile_acc(cfg, p.A, p.B, p.bias, errors, bmap)
         if acc is not None:
             pass
         elif fault is not None or errors is not None:
-            acc, _ = faulty_product(cfg, p.A, p.B, p.bias, fault, errors=errors,
-                                    bypass_map=units.get("bypass_map"))
+            acc, _ = faulty_product(cfg, p.A, p.B, p.bias, fault, errors=errors, bypass_map=bmap)
+        elif bmap is not None and np.any(bmap):
+            acc = pruned_matmul(cfg.dataflow, p.A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         else:
             acc = np.rint(p.A.astype(np.float64) @ p.B.astype(np.float64)).astype(np.int64)
             acc += p.bias
-            bmap = units.get("bypass_map")
-            if bmap is not None and np.any(bmap):
-                from ftaccel.golden.bypass import pruned_matmul
-
-                acc = pruned_matmul(cfg.dataflow, p.A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         split=None if split is None else np.asarray(split, dtype=bool))
+                         **golden_units.requant_keywords(cfg, opts))
         if p.index in self.flips:
             rows, col, bit = self.flips[p.index]
             col = col - p.part  # a depthwise node's channel c is column 0 of its product c
             if 0 <= col < q.shape[1]:
                 q[rows, col] = flip_bits(q[rows, col], bit, cfg.a_width)
-        if pairs is not None:
-            for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2):
-                q[:, a] = q[:, b] = lcu(q[:, a], q[:, b], width=cfg.a_width,
-                                        mask=getattr(cfg, "lcu_mask", None))
-        if triples is not None:
-            q = vote_columns(q, triples, width=cfg.a_width, voter=voter)
-        from ftaccel.golden.array import cycle_count
-
+        q = golden_units.correct(cfg, q, opts)  # the LCU pairs, then the TMR votes
         M, K = p.A.shape
         return ProductResult(q=q, cycles=cycle_count(cfg, M, K, p.B.shape[1],
-                                                     units.get("temporal_batch")))
+                                                     golden_units.temporal_batch(opts)))

@@ -1,15 +1,19 @@
 """ftaccel: a generator of fault-tolerant systolic-array DNN accelerators.
 
-The distribution installs this one import root; its rooms are sub-packages:
+The distribution installs this one import root; the core (``ftaccel.errors``,
+``ftaccel.config``, ``ftaccel.enums``, ``ftaccel.files`` and the unit registry
+``ftaccel.units``) is at its top, its rooms are sub-packages:
 
 ``ftaccel.rtl_gen``
-    Amaranth components and the composed top; :class:`AcceleratorConfig`; Verilog emission.
+    Amaranth components and the composed top; Verilog emission.
 ``ftaccel.golden``
     bit-exact numpy models of every unit, the cycle model, the driver program, faults.
 ``ftaccel.tb``
     cocotb testbenches and the simulator runner (Icarus, Verilator).
 ``ftaccel.synth``
     the Yosys area flow and the published figures it is compared with.
+``ftaccel.app``
+    the application: networks, campaigns, critical neurons, the ``rtlgen`` command, the demo.
 
 The names most users need are available at the top (loaded on first use, so that
 ``import ftaccel`` stays cheap and does not pull in Amaranth or cocotb):
@@ -18,8 +22,9 @@ The names most users need are available at the top (loaded on first use, so that
 ``AcceleratorConfig``  the frozen, validated configuration (``ConfigError`` if not)
 ``generate``           Verilog + RTLIL + ``config.json`` of the composed top
 ``matmul``             ``A @ B`` by the functional golden model (overflow checked)
-``run_matmul``         ``(acc, q)`` by the register-level cycle model of the top
-``rtl_matmul``         the same product simulated on the generated RTL
+``run_matmul``         the same product by the register-level cycle model of the top
+``rtl_matmul``         the same product simulated on the generated RTL (each returns one
+                       ``MatmulResult``: ``acc``, ``q``, ``cycles``, ``alarms``)
 ``Fault``              a stuck-at or transient fault in a PE register
 ``synthesize``         the Yosys area flow (``area.json``, ``area.md``, ``area.png``)
 ``Network``            a quantised DNN run on the golden model, the cycle model or the RTL

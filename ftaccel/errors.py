@@ -10,6 +10,7 @@ project: every room may use it.
 from __future__ import annotations
 
 import numbers
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["ConfigError", "shown", "one_line", "is_int", "check_int", "check_bool",
@@ -111,12 +112,17 @@ def check_bool(name: str, value: Any) -> None:
         raise ConfigError(name, value, "true or false")
 
 
+def _types(choice: Any) -> tuple[type, ...]:
+    """The types a value equal to ``choice`` may have: its own, and ``str`` for a StrEnum."""
+    return (type(choice), str) if isinstance(choice, StrEnum) else (type(choice),)
+
+
 def check_choice(name: str, value: Any, choices: tuple, valid: str | None = None) -> None:
     """Nothing if ``value`` is one of ``choices`` (of the same type); else ConfigError.
 
     ``valid`` replaces the default wording ("one of a, b, c") of the message.
     """
     # `value in choices` alone would accept 3.0, np.int64(3) or 3+0j for 3, and a str
-    # subclass; the type must match the choice's exactly.
-    if not any(type(value) is type(c) and value == c for c in choices):
+    # subclass; the type must match the choice's exactly (a StrEnum member's text: str).
+    if not any(type(value) in _types(c) and value == c for c in choices):
         raise ConfigError(name, value, valid or f"one of {', '.join(map(str, choices))}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import units as golden_units
+from .array import MatmulResult
 from .bits import wrap
 from .faults import Fault, sabotage
 from .output_stage import FixedRequantModel, output_stage
@@ -52,17 +54,18 @@ def play(model, program) -> dict[str, np.ndarray]:
 
 
 def run_matmul(cfg, A, B, *, bias=None, relu=False, shift=0, fault: Fault | None = None,
-               **units):
-    """``(acc, q)`` of ``A @ B`` as the accelerator computes it, cycle model included.
+               **units) -> MatmulResult:
+    """``A @ B`` as the accelerator computes it, on the register-level cycle model.
 
-    ``q`` is ``None`` without an output stage; ``units`` are passed to
-    :func:`golden.schedule.build_program` (``bypass_map``, ``afd``, ``median_enable``,
-    ``requant``, ...).
+    A :class:`golden.array.MatmulResult` (``acc, q = run_matmul(...)`` unpacks it); ``q`` is
+    ``None`` without an output stage; ``units`` are the units' run-time options, passed to
+    :func:`golden.schedule.build_program` (``bypass_map``, ``afd``, ``median_enable``, ...).
     """
     program = build_program(cfg, A, B, bias=bias, relu=relu, shift=shift, fault=fault, **units)
     rec = simulate(cfg, program, fault)
     q = assemble(program, rec, "q_out") if cfg.output_stage else None
-    return assemble(program, rec, "acc_out"), q
+    return MatmulResult(acc=assemble(program, rec, "acc_out"), q=q, cycles=program.cycles,
+                        alarms=golden_units.alarms(cfg, rec))
 
 
 #: Array inputs that pass through the input units' pipeline stages.

@@ -200,3 +200,17 @@ def anomaly_suppression(act, *, width: int, shift, gates, mode, enable=1,
     """The suppressed vector only; see :func:`anomaly_suppression_detail`."""
     return anomaly_suppression_detail(act, width=width, shift=shift, gates=gates, mode=mode,
                                       enable=enable, max_shift=max_shift)[0]
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+def filter_inputs(cfg, x, opts) -> np.ndarray:
+    """The streamed chunks ``x`` (``[M, chunks, R]``) after the suppression of ``opts``."""
+    c = opts.controls()
+    return anomaly_suppression(x, width=cfg.a_width, shift=c["shift"], gates=c["gates"],
+                               mode=c["mode"], enable=c["enable"])
+
+
+def stimulus(cfg, draft, opts) -> None:
+    """The ``afd__*`` controls, held for the whole program."""
+    for name, value in opts.controls().items():
+        draft.constant(f"afd__{name}", value)

@@ -16,14 +16,50 @@ accelerator's: :class:`golden.accelerator.AcceleratorModel`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from . import units as golden_units
 from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
 from .mapping import ceil_div, tiles
+from .output_stage import output_stage
 
-__all__ = ["AccumulatorOverflow", "matmul", "checked_product", "check_running", "latency",
-           "cycle_count", "pass_gap", "pass_period", "pass_starts", "temporal_batch_max",
-           "temporal_stream_len"]
+__all__ = ["AccumulatorOverflow", "MatmulResult", "matmul", "checked_product", "check_running",
+           "latency", "cycle_count", "pass_gap", "pass_period", "pass_starts",
+           "temporal_batch_max", "temporal_stream_len"]
+
+
+@dataclass
+class MatmulResult:
+    """One product ``A @ B`` as an engine computed it: the one result of every matmul function.
+
+    :func:`matmul` (functional), :func:`golden.accelerator.run_matmul` (cycle model) and
+    :func:`tb.accelerator.rtl_matmul` (the RTL; its :class:`tb.accelerator.RTLRun` adds the
+    program and the recorded ports) all return it.  ``acc, q = result`` unpacks the two
+    arrays.
+
+    Attributes
+    ----------
+    acc : ndarray
+        The M×N accumulators (int64; with the bias where the hardware adds it).
+    q : ndarray or None
+        The M×N requantised outputs (``a_width`` bits), None without the output stage.
+    cycles : int
+        Cycles of the driver's program (:func:`cycle_count`).
+    alarms : dict
+        Per checksum built (``spatial``, ``temporal``), the output vectors / batches it
+        flagged.
+    """
+
+    acc: np.ndarray
+    q: np.ndarray | None
+    cycles: int
+    alarms: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        """``acc, q = result``."""
+        return iter((self.acc, self.q))
 
 
 class AccumulatorOverflow(ArithmeticError):
@@ -43,16 +79,25 @@ def _check(x: np.ndarray, acc_bits: int, what: str) -> None:
             f"[{lo}, {hi}]; raise max_k or acc_width")
 
 
-def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None) -> np.ndarray:
-    """Exact ``A @ B (+ bias)`` as int64, checked for accumulator overflow in driver order.
+def matmul(cfg, A: np.ndarray, B: np.ndarray, bias=None, *, relu: bool = False,
+           shift: int = 0) -> MatmulResult:
+    """Exact ``A @ B (+ bias)``, checked for accumulator overflow in driver order.
 
     Bias enters where the hardware adds it (``cfg.bias_in_psum``): WS and OS in the output
     stage (after the whole reduction, with one extra bit, so it cannot overflow the
     accumulator); IS, and WS with a checksum, through ``psum_in`` ahead of the first K-tile
-    (so it is part of every partial sum checked).
+    (so it is part of every partial sum checked).  The output stage (``relu``, ``shift``)
+    gives ``q``; the cycles are :func:`cycle_count`'s; a fault-free product raises no alarm
+    (the checks are exact).  No unit runs here: the network engines apply the units
+    (:class:`golden.network.FunctionalEngine`).
     """
-    return checked_product(cfg.dataflow, cfg.rows, cfg.cols, cfg.acc_bits, A, B, bias,
-                           bias_in_psum=cfg.bias_in_psum)
+    acc = checked_product(cfg.dataflow, cfg.rows, cfg.cols, cfg.acc_bits, A, B, bias,
+                          bias_in_psum=cfg.bias_in_psum)
+    q = output_stage(acc, 0, relu, shift, cfg.a_width) if cfg.output_stage else None
+    quiet = {port: np.zeros(1, np.int64) for port in golden_units.output_ports(cfg)}
+    (M, K), N = np.shape(A), acc.shape[1]
+    return MatmulResult(acc=acc, q=q, cycles=cycle_count(cfg, M, K, N),
+                        alarms=golden_units.alarms(cfg, quiet))
 
 
 def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bias=None, *,

@@ -436,3 +436,39 @@ def shift_period(dataflow: str, rows: int, cols: int, K: int, N: int, *,
     p_rows = R if ch % R == 0 else ch
     p_cols = C if N % C == 0 else N
     return {"ws": math.lcm(p_rows, p_cols), "is": p_rows, "os": p_cols}[dataflow]
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+def prologue(cfg, draft, opts) -> int:
+    """R cycles writing the bypass map (row r in cycle r) in front of the program; returns R.
+
+    Every other port is shifted by R cycles: zero in front, except the constant controls
+    (``draft.hold``), which hold their value from the first cycle on.  No map: nothing
+    bypassed.
+    """
+    R, C = cfg.rows, cfg.cols
+    given = None if opts is None else opts.map
+    bmap = np.zeros((R, C), dtype=bool) if given is None else np.asarray(given, bool)
+    for name, arr in draft.inputs.items():
+        pad = np.zeros((R,) + arr.shape[1:])
+        if name in draft.hold:
+            pad[:] = arr[0]
+        draft.inputs[name] = np.concatenate([pad, arr])
+    T = draft.cycles
+    zeros = np.zeros(T, dtype=np.int64)
+    draft.inputs["bypass__we"] = np.concatenate([np.ones(R, dtype=np.int64), zeros])
+    draft.inputs["bypass__row"] = np.concatenate([np.arange(R), zeros])
+    draft.inputs["bypass__wdata"] = np.concatenate(
+        [bmap.astype(np.int64) @ (1 << np.arange(C)), zeros])
+    draft.loopback = {port: (source, np.concatenate([np.full(R, -1),
+                                                     np.where(src >= 0, src + R, -1)]))
+                      for port, (source, src) in draft.loopback.items()}
+    draft.out_cycle = np.where(draft.out_cycle >= 0, draft.out_cycle + R, -1)
+    draft.sanity_cycle = draft.sanity_cycle + R
+    draft.cycles = T + R
+    return R
+
+
+def output_ports(cfg) -> dict[str, tuple[int, bool]]:
+    """The map's read-back port."""
+    return {"bypass__rdata": (0, False)}

@@ -60,16 +60,18 @@ import math
 
 import numpy as np
 
+from ftaccel.enums import FaultMode
 from ftaccel.errors import check_int, is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
+from .faults import sabotage
 
 __all__ = [
     "negated_sum_width", "sanity_column", "extend_weights", "temporal_sanity_input",
     "extend_inputs", "temporal_expected",
     "spatial_syndrome", "spatial_errors", "temporal_syndrome", "temporal_errors",
     "SpatialCheckerModel", "SanityInputGeneratorModel", "TemporalCheckerModel", "simulate",
-    "residue",
+    "residue", "TEMPORAL_OUTPUTS", "bias_delta",
 ]
 
 
@@ -456,3 +458,63 @@ def simulate(model, inputs: dict) -> dict[str, np.ndarray]:
             rec.setdefault(name, []).append(value)
         model.step({name: arr[t] for name, arr in inputs.items()})
     return {name: np.asarray(v, dtype=np.int64) for name, v in rec.items()}
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+#: Output ports of the temporal checksum (all unsigned).
+TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
+                    "temporal__alarm", "temporal__first", "temporal__overrun")
+
+
+def bias_delta(cfg, opts, bias) -> tuple | None:
+    """``(row, column, delta)`` of the options' bias error (Ozen 2023 Table 6.1's bias row).
+
+    A ``bias_flip`` ``(column, bit, row)`` becomes the change the flipped bit makes to that
+    column's word of ``bias`` (an ``acc_bits``-bit signed word); a ``bias_error`` is already
+    ``(row, column, delta)``.  None without either.
+    """
+    if opts is None or (opts.bias_flip is None and opts.bias_error is None):
+        return None
+    if opts.bias_error is not None:
+        return tuple(opts.bias_error)
+    col, bit, row = opts.bias_flip
+    word = int(bias[col])
+    return row, col, sabotage(word, cfg.acc_bits, bit, FaultMode.FLIP) - word
+
+
+def stimulus(cfg, draft, opts) -> None:
+    """The checkers' thresholds, held for the whole program; the expected sums as residues.
+
+    The sanity column's weights and the temporal batches are part of the passes' layout
+    (:mod:`golden.schedule`); a threshold is the magnitude a syndrome may reach before it
+    fails (0: the exact check, Ozen 2023 §6.3).
+    """
+    if cfg.spatial:
+        draft.constant("checksum__threshold", opts.checksum_threshold or 0)
+    if cfg.temporal:
+        draft.constant("temporal__threshold", opts.temporal_threshold or 0)
+        # the expected-sum port is temporal_check_bits wide: program the residue
+        draft.inputs["temporal__expected"] = wrap(draft.inputs["temporal__expected"],
+                                                  cfg.temporal_check_bits)
+
+
+def output_ports(cfg) -> dict[str, tuple[int, bool]]:
+    """The checkers' flags and the sanity column's sum."""
+    out: dict[str, tuple[int, bool]] = {}
+    if cfg.spatial:
+        out.update({"sanity_acc_out": (0, True), "checksum__error": (0, False),
+                    "checksum__alarm": (0, False), "checksum__first": (0, False),
+                    "checksum__syndrome": (0, True)})
+    if cfg.temporal:
+        out.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
+    return out
+
+
+def alarms(cfg, recorded) -> dict[str, int]:
+    """Output vectors (spatial) and batches (temporal) a checker flagged in a recorded program."""
+    out = {}
+    if "checksum__error" in recorded:
+        out["spatial"] = int(np.sum(recorded["checksum__error"]))
+    if "temporal__error" in recorded:
+        out["temporal"] = int(np.sum(recorded["temporal__error"]))
+    return out

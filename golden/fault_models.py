@@ -78,25 +78,32 @@ at the faulty layer from recorded activations when the fault is in one layer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from ftaccel.enums import Dataflow, FaultMode, FaultRegister
+
+from . import units as golden_units
 from .array import cycle_count, pass_starts, temporal_stream_len
 from .bits import wrap
-from .faults import MODES, Fault, inject_bit_errors
+from .faults import MODES, REGISTERS, Fault, inject_bit_errors
 from .intmath import exact_matmul
 from .mapping import tiles
-from .network import FunctionalEngine, Product, ProductResult, units_matrix
+from .network import FunctionalEngine, ModelError, Product, ProductResult
 from .output_stage import output_stage
+from .schedule import build_program, program_result
+from .units import units_matrix
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
            "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
            "profile_product", "PROFILE_MODES", "profile_faults", "one_per_cycle",
-           "hook_program", "hooked_faults", "HookedErrorsEngine"]
+           "hook_program", "hooked_faults", "HookedErrorsEngine", "profile_acc"]
 
 #: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
-PROFILE_MODES = {"flip-to-0": "sa0", "flip-to-1": "sa1", "bitflip": "flip"}
+PROFILE_MODES = {"flip-to-0": FaultMode.SA0, "flip-to-1": FaultMode.SA1,
+                 "bitflip": FaultMode.FLIP}
 
 
 def sabotage_array(values, width: int, bit: int, mode: str) -> np.ndarray:
@@ -110,11 +117,11 @@ def sabotage_array(values, width: int, bit: int, mode: str) -> np.ndarray:
     raw = v & full
     b = np.asarray(bit, dtype=np.int64)  # a scalar or one bit per value
     mask = np.where(b < width, np.left_shift(np.int64(1), np.clip(b, 0, 62)), 0) & full
-    if mode == "sa0":
+    if mode == FaultMode.SA0:
         raw = raw & ~mask
-    elif mode == "sa1":
+    elif mode == FaultMode.SA1:
         raw = raw | mask
-    elif mode == "flip":
+    elif mode == FaultMode.FLIP:
         raw = raw ^ mask
     else:
         raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
@@ -144,13 +151,13 @@ def _alarm_keys(cfg) -> tuple:
 
 
 def _stuck(f) -> bool:
-    return f.mode != "flip" and not isinstance(f, TransientFault)
+    return f.mode != FaultMode.FLIP and not isinstance(f, TransientFault)
 
 
 # -- WS / IS ---------------------------------------------------------------------------------
 
 def _stationary_layout(cfg, M: int, N: int, temporal_batch):
-    stream = M if cfg.dataflow == "ws" else N
+    stream = M if cfg.dataflow is Dataflow.WS else N
     if cfg.temporal:
         nb = temporal_batch or cfg.temporal_batch_max
         slot = np.arange(stream) + np.arange(stream) // nb
@@ -182,7 +189,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                    chk_B=None):
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = cfg.array_cols
-    ws = cfg.dataflow == "ws"
+    ws = cfg.dataflow is Dataflow.WS
     M, K = A.shape
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
@@ -192,7 +199,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     keep = np.ones((R, NC), dtype=bool)
     if bmap is not None:
         keep[:, :C] = ~np.asarray(bmap, dtype=bool)
-    stat_reg, move_reg = ("weight", "act") if ws else ("act", "weight")
+    stat_reg, move_reg = ((FaultRegister.WEIGHT, FaultRegister.ACT) if ws
+                          else (FaultRegister.ACT, FaultRegister.WEIGHT))
     is_sanity = np.ones(span, dtype=bool)
     is_sanity[slot] = False
     out = np.zeros((M, N), dtype=np.int64)
@@ -303,10 +311,10 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
     width = cfg.register_width(f.register, c)
     stuck = _stuck(f)
     double = cfg.double_buffered
-    if f.register == "shadow" and not double:
+    if f.register == FaultRegister.SHADOW and not double:
         return  # no such register in a single-buffered PE
     # The register the load chain runs through: the shadow when double-buffered.
-    chain_reg = "shadow" if double else stat_reg
+    chain_reg = FaultRegister.SHADOW if double else stat_reg
     if f.register == chain_reg:
         if stuck:  # every value loaded into rows ≥ r of the column passes through it
             alt = stat.copy()
@@ -349,7 +357,7 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         x = Xs[sel, r]
         delta = sabotage_array(x, width, f.bit, f.mode) - x
         new[sel, c:] += np.multiply.outer(delta, eff[r, c:])
-    elif f.register == "psum":
+    elif f.register == FaultRegister.PSUM:
         sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 2), span)
         if sel is None:
             return
@@ -358,7 +366,7 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
         if sel is None or not keep[r, c]:
             return
-        if f.register == "product":
+        if f.register == FaultRegister.PRODUCT:
             prod = Xs[sel, r] * stat[r, c]
             new[sel, c] += sabotage_array(prod, width, f.bit, f.mode) - prod
         else:  # the adder's sum is what the partial-sum register stores
@@ -402,15 +410,15 @@ def _os_product(cfg, A, B, bias, faults, bmap):
     cols_of = np.arange(N) % C
     for f in faults:
         r, c = f.row, f.col
-        if r >= R or c >= C or f.register == "shadow":  # (OS PEs have no shadow)
+        if r >= R or c >= C or f.register == FaultRegister.SHADOW:  # (OS PEs have no shadow)
             continue
         width = cfg.register_width(f.register, c)
         if _stuck(f):
-            if f.register == "act":
+            if f.register == FaultRegister.ACT:
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of >= c)
                 da = sabotage_array(A[mr], width, f.bit, f.mode) - A[mr]
                 out[np.ix_(mr, nn)] += exact_matmul(da, B[:, nn])
-            elif f.register == "weight":
+            elif f.register == FaultRegister.WEIGHT:
                 mr, nn = np.flatnonzero(rows_of >= r), np.flatnonzero(cols_of == c)
                 db = sabotage_array(B[:, nn], width, f.bit, f.mode) - B[:, nn]
                 out[np.ix_(mr, nn)] += exact_matmul(A[mr], db)
@@ -419,13 +427,13 @@ def _os_product(cfg, A, B, bias, faults, bmap):
                 prods = A[mr][:, None, :] * B[:, nn].T[None, :, :]  # [m, n, K]
                 tot = np.zeros((len(mr), len(nn)), dtype=np.int64)
                 first = (mr[:, None] < R) & (nn[None, :] < C)  # the elements of tile 0
-                if f.register == "product":
+                if f.register == FaultRegister.PRODUCT:
                     # every step (padding included) adds the sabotaged product; before tile
                     # 0 reaches the PE it already adds sab(0) once per cycle since reset
                     zero = int(sabotage_array(0, width, f.bit, f.mode))
                     tot = sabotage_array(prods, width, f.bit, f.mode).sum(axis=2) \
                         + (Kp - K) * zero + np.where(first, (pre + r + c + 1) * zero, 0)
-                elif f.register == "sum":
+                elif f.register == FaultRegister.SUM:
                     # the held sum is sab(0) when tile 0 starts; later tiles restart at 0
                     tot = np.where(first, int(sabotage_array(0, P, f.bit, f.mode)), 0)
                     for k in range(Kp):
@@ -448,26 +456,26 @@ def _os_product(cfg, A, B, bias, faults, bmap):
         n0 = (i % n_tiles_n) * C
         if m >= M:
             continue
-        if f.register == "act" and 0 <= k < K:
+        if f.register == FaultRegister.ACT and 0 <= k < K:
             nn = np.arange(n0 + c, min(N, n0 + C))
             out[m, nn] += (int(sabotage_array(A[m, k], width, f.bit, f.mode)) - A[m, k]) \
                 * B[k, nn]
-        elif f.register == "weight" and 0 <= k < K and n0 + c < N:
+        elif f.register == FaultRegister.WEIGHT and 0 <= k < K and n0 + c < N:
             mm = np.arange(m, min(M, m - r + R))
             out[mm, n0 + c] += A[mm, k] * (int(sabotage_array(B[k, n0 + c], width, f.bit,
                                                               f.mode)) - B[k, n0 + c])
-        elif f.register == "psum" and n0 + c < N:
+        elif f.register == FaultRegister.PSUM and n0 + c < N:
             # a flip before the first step is held until step 0 (nothing else is added)
             k = max(k, 0)
             prods = A[m] * B[:, n0 + c]
             upper = wrap(prods[:k].sum(), P)
             out[m, n0 + c] = int(sabotage_array(upper, P, f.bit, f.mode)) + prods[k:].sum()
-        elif f.register == "product" and n0 + c < N:
+        elif f.register == FaultRegister.PRODUCT and n0 + c < N:
             # before tile 0 (k < 0) and in padding steps the product is 0; the accumulator
             # keeps whatever the sabotaged product adds
             p = int(A[m, k]) * int(B[k, n0 + c]) if 0 <= k < K else 0
             out[m, n0 + c] += int(sabotage_array(p, width, f.bit, f.mode)) - p
-        elif f.register == "sum" and n0 + c < N:
+        elif f.register == FaultRegister.SUM and n0 + c < N:
             prods = A[m] * B[:, n0 + c]
             if k < 0:  # the held sum sab(0) starts tile 0
                 out[m, n0 + c] = int(sabotage_array(0, P, f.bit, f.mode)) + prods.sum()
@@ -509,7 +517,7 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     if errors is not None:
         return profile_product(cfg, A, B, bias, errors, bypass_map=bypass_map,
                                temporal_batch=temporal_batch)
-    if cfg.dataflow == "os":
+    if cfg.dataflow is Dataflow.OS:
         return _os_product(cfg, A, B, bias, faults, bypass_map)
     return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch, None, gen_A,
                           chk_B)
@@ -548,52 +556,34 @@ class FastFaultEngine(FunctionalEngine):
         errors = units.pop("errors", None)
         stored = units.pop("stored_weights", None)
         act_errors = units.pop("act_errors", None)
-        # selective TMR: the voter runs after the layer (app.protect.VotingEngine)
-        triples = units.pop("tmr_triples", None)
-        voter = units.pop("tmr_voter", "word")
-        lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
+        opts = golden_units.options(cfg, units)
+        lcu = "lcu" in opts
         if p.fault is None and errors is None and stored is None and act_errors is None and (
                 self.checked or lcu):
-            res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
-                                          None, units))
+            res = super().product(dataclasses.replace(p, fault=None, units=units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
-            return _vote(cfg, res, triples, voter)
+            return res
         A_in, B, gen_A, chk_B = p.A, p.B, None, None
         if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
             rate, seed = act_errors
             A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
-        A = units_matrix(cfg, A_in, units) if cfg.dataflow == "ws" else A_in
+        A = units_matrix(cfg, A_in, opts) if cfg.dataflow is Dataflow.WS else A_in
         if act_errors is not None and cfg.temporal:
-            gen_A = units_matrix(cfg, p.A, units)
+            gen_A = units_matrix(cfg, p.A, opts)
         if stored is not None:
             B, chk_B = np.asarray(stored, dtype=np.int64), p.B
         acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault,
-                                     bypass_map=units.get("bypass_map"),
-                                     temporal_batch=units.get("temporal_batch"),
+                                     bypass_map=golden_units.bypass_map(opts),
+                                     temporal_batch=golden_units.temporal_batch(opts),
                                      errors=errors, gen_A=gen_A, chk_B=chk_B)
-        split = units.get("split")
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         split=None if split is None else np.asarray(split, dtype=bool))
-        pairs = units.get("lcu_pairs")
-        if pairs is not None and len(pairs):
-            # the LCU controller corrects the captured words after the layer (the faults
-            # act on the array, before the output buffer)
-            from .network import _lcu_correct
-
-            q = _lcu_correct(q, pairs, cfg.a_width, getattr(cfg, "lcu_mask", None))
+                         **golden_units.requant_keywords(cfg, opts))
+        # the LCU corrects and the voter votes the captured words after the layer (the
+        # faults act on the array, before the output buffer)
+        q = golden_units.correct(cfg, q, opts)
         M, K = p.A.shape
-        cycles = cycle_count(cfg, M, K, p.B.shape[1], units.get("temporal_batch"))
-        return _vote(cfg, ProductResult(q=q, cycles=cycles, alarms=alarms), triples, voter)
-
-
-def _vote(cfg, res: ProductResult, triples, voter: str) -> ProductResult:
-    """``res`` with the selective-TMR triples voted (word or bitwise voter, 001 L2126)."""
-    if triples is None or not len(triples):
-        return res
-    from .tmr import vote_columns
-
-    return ProductResult(q=vote_columns(res.q, triples, width=cfg.a_width, voter=voter),
-                         cycles=res.cycles, alarms=res.alarms)
+        cycles = cycle_count(cfg, M, K, p.B.shape[1], golden_units.temporal_batch(opts))
+        return ProductResult(q=q, cycles=cycles, alarms=alarms)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
@@ -652,7 +642,7 @@ def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
     if profile.shape != (R, C):
         raise ValueError(f"fault profile must be {R}×{C}, not {profile.shape}")
     n_tiles = len(tiles(cfg.dataflow, R, C, M, K, N))
-    steps = K if cfg.dataflow == "os" else _stationary_layout(cfg, M, N, temporal_batch)[3]
+    steps = K if cfg.dataflow is Dataflow.OS else _stationary_layout(cfg, M, N, temporal_batch)[3]
     lo, hi = bits if bits is not None else (0, cfg.acc_bits - 1)
     counts = rng.binomial(steps, np.broadcast_to(profile, (n_tiles, R, C)))
     t_idx, r_idx, c_idx = np.nonzero(counts)
@@ -674,7 +664,7 @@ def _error_cycles(cfg, errors: ProfileErrors, M: int, K: int, N: int,
                   temporal_batch: int | None = None) -> np.ndarray:
     """The cycle of every error instance (:func:`profile_faults`), vectorised."""
     pre, d, R = cfg.config_cycles, cfg.input_stages, cfg.rows
-    if cfg.dataflow == "os":
+    if cfg.dataflow is Dataflow.OS:
         # the partial sum the PE holds when it does step k (its register is read in cycle
         # pre + i·Kp + k + r + c + 1, then the product is added)
         return pre + errors.tile * max(K, R) + errors.step + errors.row + errors.col + 1
@@ -726,9 +716,64 @@ def profile_product(cfg, A, B, bias, errors: ProfileErrors, *, bypass_map=None,
     """
     A = np.asarray(A, np.int64)
     B = np.asarray(B, np.int64)
-    if cfg.dataflow == "os":
+    if cfg.dataflow is Dataflow.OS:
         return _os_product_transients(cfg, A, B, bias, errors, bypass_map)
     return _ws_is_product(cfg, A, B, bias, (), bypass_map, temporal_batch, errors)
+
+
+def profile_acc(cfg, A, B, bias, errors: ProfileErrors, bypass_map=None) -> np.ndarray | None:
+    """The accumulators of ``A @ B`` with a profile's error instances, vectorised over the errors.
+
+    Equal to :func:`profile_product` (tested), or ``None`` where this shortcut
+    does not apply (only WS without checksums: the bias enters in the output stage and every
+    streamed slot is a data row).
+
+    Why it is exact: after a partial sum is sabotaged everything downstream only adds (modulo
+    the accumulator width), so the result is the clean one plus every error's change
+    ``δ = sabotage(u) − u``, where ``u`` is the partial sum at the error: the prefix of the
+    output's dot product up to the error's K index plus the changes of the errors before it on
+    the same output.  Errors on one output are taken in K order, level by level.
+    """
+    if cfg.dataflow is not Dataflow.WS or cfg.spatial or cfg.temporal:
+        return None
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    M, K = A.shape
+    N = B.shape[1]
+    if bypass_map is not None and np.any(bypass_map):
+        keep = ~np.asarray(bypass_map, dtype=bool)
+        B = np.where(keep[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    acc = np.rint(A.astype(np.float64) @ B.astype(np.float64)).astype(np.int64)
+    nk = -(-K // R)
+    nt, kt = errors.tile // nk, errors.tile % nk
+    n = nt * C + errors.col
+    m = errors.step
+    k = np.minimum(kt * R + errors.row, K - 1)
+    ok = (n < N) & (m < M)
+    m, n, k, bit = m[ok], n[ok], k[ok], errors.bit[ok]
+    if len(m):
+        order = np.lexsort((k, n, m))
+        m, n, k, bit = m[order], n[order], k[order], bit[order]
+        # partial sum up to and including K index k of output (m, n)
+        prods = A[m] * B[:, n].T
+        prods[np.arange(K)[None, :] > k[:, None]] = 0
+        u = prods.sum(axis=1)
+        key = m * N + n
+        first = np.r_[True, key[1:] != key[:-1]]
+        level = np.arange(len(key)) - np.maximum.accumulate(np.where(first,
+                                                                      np.arange(len(key)), 0))
+        delta = np.zeros(len(key), dtype=np.int64)
+        for lv in range(int(level.max()) + 1):
+            sel = np.flatnonzero(level == lv)
+            prior = np.zeros(len(sel), dtype=np.int64)
+            for back in range(1, lv + 1):  # the changes of the earlier errors on the output
+                prior += delta[sel - back]
+            w = wrap(u[sel] + prior, P)
+            delta[sel] = sabotage_array(w, P, bit[sel], errors.mode) - w
+        np.add.at(acc, (m, n), delta)
+    return wrap(acc, P) + np.asarray(bias, dtype=np.int64)[None, :]
+
 
 
 def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
@@ -773,10 +818,6 @@ def hook_program(cfg, program, faults):
     ``cfg.fault_hooks``; ValueError if two faults share a cycle or a cycle is outside the
     program.  Returns a new :class:`golden.schedule.Program` (the inputs copied).
     """
-    import dataclasses
-
-    from .faults import MODES, REGISTERS
-
     if not cfg.fault_hooks:
         raise ValueError("errors on the fault hooks need a configuration with fault_hooks")
     faults = list(faults)
@@ -809,8 +850,6 @@ def hooked_faults(program) -> list:
     ``t`` a fault is active if ``enable`` and (a stuck-at mode, or ``cycle == t``).  A stuck-at
     held for the whole program becomes one one-cycle fault per cycle (the same effect).
     """
-    from .faults import MODES, REGISTERS
-
     inp = program.inputs
     if "fault__enable" not in inp:
         return []
@@ -818,7 +857,7 @@ def hooked_faults(program) -> list:
     mode = np.asarray(inp["fault__mode"])
     cyc = np.asarray(inp["fault__cycle"])
     t_all = np.arange(len(en))
-    on = np.flatnonzero((en != 0) & ((mode != MODES.index("flip")) | (cyc == t_all)))
+    on = np.flatnonzero((en != 0) & ((mode != MODES.index(FaultMode.FLIP)) | (cyc == t_all)))
     return [TransientFault(int(inp["fault__row"][t]), int(inp["fault__col"][t]),
                            REGISTERS[int(inp["fault__reg"][t])], int(inp["fault__bit"][t]),
                            MODES[int(mode[t])], int(t)) for t in on]
@@ -844,9 +883,6 @@ class HookedErrorsEngine:
 
     def product(self, p):
         """The product ``p`` with its layer's errors on the fault hooks."""
-        from .network import ModelError, ProductResult
-        from .schedule import assemble, assemble_corrected, build_program
-
         cfg = self.cfg
         if p.fault is not None:
             raise ModelError(f"layer {p.name}: a register fault and hooked errors at once")
@@ -857,10 +893,9 @@ class HookedErrorsEngine:
         errs = self.errors.get(p.index)
         if errs is not None and len(errs):
             M, K = p.A.shape
-            faults = profile_faults(cfg, errs, M, K, p.B.shape[1], units.get("temporal_batch"))
+            faults = profile_faults(cfg, errs, M, K, p.B.shape[1],
+                                    golden_units.temporal_batch(golden_units.options(cfg, units)))
             program = hook_program(cfg, program, faults)
             self.drawn += len(faults)
         rec = self.inner.execute(program, hooked_faults(program) or None)
-        q = assemble_corrected(program, rec) if getattr(cfg, "lcu", False) else \
-            assemble(program, rec, "q_out")
-        return ProductResult(q=np.asarray(q, dtype=np.int64), cycles=int(program.cycles))
+        return ProductResult(q=program_result(program, rec), cycles=int(program.cycles))

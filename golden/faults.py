@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ftaccel.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
+from ftaccel.enums import FaultMode, FaultRegister
 
 from .bits import to_unsigned, wrap
 
@@ -41,17 +42,22 @@ class Fault:
 
     row: int
     col: int
-    register: str
+    register: FaultRegister
     bit: int
-    mode: str
+    mode: FaultMode
     cycle: int = 0
 
     def __post_init__(self):
-        """Check register, mode and the non-negative integer fields; ValueError otherwise."""
-        if self.register not in REGISTERS:
-            raise ValueError(f"fault register must be one of {REGISTERS}, not {self.register!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"fault mode must be one of {MODES}, not {self.mode!r}")
+        """Check register, mode and the non-negative integer fields; ValueError otherwise.
+
+        ``register`` and ``mode`` may be given as text; they become their enum members.
+        """
+        for name, kind in (("register", FaultRegister), ("mode", FaultMode)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in tuple(kind):
+                raise ValueError(f"fault {name} must be one of {', '.join(kind)}, not "
+                                 f"{value!r}")
+            object.__setattr__(self, name, kind(value))  # frozen: set the member directly
         for name in ("row", "col", "bit", "cycle"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
@@ -59,7 +65,7 @@ class Fault:
 
     def active(self, cycle: int) -> bool:
         """Whether the fault acts in ``cycle``: always for stuck-at, in its cycle for a flip."""
-        return self.mode != "flip" or cycle == self.cycle
+        return self.mode is not FaultMode.FLIP or cycle == self.cycle
 
     def controls(self) -> dict[str, int]:
         """Values of the fault hooks' run-time controls that arm this fault.
@@ -171,3 +177,14 @@ def sample_size(population: int, e: float = 0.01, t: float = 1.96, p: float = 0.
         return 0
     n = population / (1 + e * e * (population - 1) / (t * t * p * (1 - p)))
     return min(int(population), math.ceil(n))
+
+
+# -- the fault hooks' functions for the driver program (golden.units) -------------------------
+def stimulus(cfg, draft, opts) -> None:
+    """The fault hooks' controls, held for the whole program (all zero: no fault armed).
+
+    The fault is the product's (``draft.fault``, a :class:`Fault` or None).
+    """
+    values = draft.fault.controls() if draft.fault is not None else {}
+    for name in FAULT_CONTROLS:
+        draft.constant(f"fault__{name}", values.get(name, 0))

@@ -35,24 +35,27 @@ network runner's engine (``engine.product``) for a flow-controlling array.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from ftaccel.config import flow_lanes
 from ftaccel.errors import ConfigError
 
+from .accelerator import play
 from .array import AccumulatorOverflow
 from .bits import wrap
 from .mapping import ceil_div
 from .output_stage import output_stage
+from .schedule import Program, assemble
 
 __all__ = [
     "Packed", "NotPackable", "layer_shape", "ext_bits", "check_packable", "is_packable",
     "pack", "unpack", "group_mask", "prune", "train_complementary", "packed_matmul",
     "check_fits", "check_group", "check_overflow",
-    "flow_latency", "flow_cycle_count", "FlowProgram", "build_flow_program",
-    "FlowArrayModel", "simulate_flow", "assemble_flow", "run_flow_matmul", "flow_dense_layer",
+    "flow_latency", "flow_cycle_count", "build_flow_program",
+    "FlowArrayModel", "simulate_flow", "run_flow_matmul", "flow_dense_layer",
     "FlowEngine",
 ]
 
@@ -394,25 +397,13 @@ def flow_cycle_count(cfg, M: int, K: int, N: int, gl: int = 1, gk: int = 1) -> i
     return P * (R + M) + (P - 1) * _gap(cfg) + flow_latency(cfg)
 
 
-@dataclass
-class FlowProgram:
-    """Stimulus of one packed product (same conventions as :class:`golden.schedule.Program`).
-
-    ``inputs[port]`` per cycle, ``loopback`` for partial sums chained across K-tiles, ``out_cycle[m,
-    n]``/``out_lane[m, n]`` locate output ``(m, n)`` in the recorded ports.
-    """
-
-    inputs: dict[str, np.ndarray]
-    loopback: dict[str, tuple[str, np.ndarray]]
-    out_cycle: np.ndarray
-    out_lane: np.ndarray
-    cycles: int
-    outputs: dict[str, tuple[int, bool]] = field(default_factory=dict)
-
-
 def build_flow_program(cfg, A, p: Packed, *, bias=None, relu: bool = False,
-                       shift: int = 0) -> FlowProgram:
+                       shift: int = 0) -> Program:
     """Cycle-by-cycle port values computing ``A @ unpack(p)`` on the flow-controlling top.
+
+    The same :class:`golden.schedule.Program` as the composed top's: its inputs, loopbacks,
+    recorded outputs and where each result shows (gathered with
+    :func:`golden.schedule.assemble`).
 
     Tiles of the packed matrix, WS order: for each N-tile (C packed columns), for each K-tile
     (R packed rows): R cycles of ``load`` (row R−1 first; weight and extension bits shift down
@@ -483,7 +474,7 @@ def build_flow_program(cfg, A, p: Packed, *, bias=None, relu: bool = False,
     if cfg.output_stage:
         outputs["q_out"] = (C * Kk, True)
     loop = {"psum_in": ("acc_out", src)} if n_k > 1 else {}
-    return FlowProgram(inputs=inp, loopback=loop, out_cycle=out_cycle, out_lane=out_lane,
+    return Program(inputs=inp, loopback=loop, out_cycle=out_cycle, out_lane=out_lane,
                        cycles=T, outputs=outputs)
 
 
@@ -543,19 +534,12 @@ class FlowArrayModel:
         self.valid = [int(inp["in_valid"])] + self.valid[:-1]
 
 
-def simulate_flow(cfg, program: FlowProgram) -> dict[str, np.ndarray]:
+def simulate_flow(cfg, program: Program) -> dict[str, np.ndarray]:
     """What the flow-controlling top's output ports show for ``program``, cycle by cycle.
 
     Same layout as :func:`tb.runner.run_stream`'s record.
     """
-    from .accelerator import play
-
     return play(FlowArrayModel(cfg), program)
-
-
-def assemble_flow(program: FlowProgram, rec: dict, port: str = "acc_out") -> np.ndarray:
-    """The M×N result gathered from a recorded (or simulated) port."""
-    return rec[port][program.out_cycle, program.out_lane]
 
 
 def check_overflow(cfg, A, p: Packed) -> None:
@@ -589,8 +573,8 @@ def run_flow_matmul(cfg, A, p: Packed, *, bias=None, relu: bool = False, shift: 
     check_overflow(cfg, A, p)
     prog = build_flow_program(cfg, A, p, bias=bias, relu=relu, shift=shift)
     rec = simulate_flow(cfg, prog)
-    q = assemble_flow(prog, rec, "q_out") if cfg.output_stage else None
-    return assemble_flow(prog, rec), q, prog
+    q = assemble(prog, rec, "q_out") if cfg.output_stage else None
+    return assemble(prog, rec), q, prog
 
 
 def flow_dense_layer(cfg, A, W, *, bias=None, relu: bool = True, shift: int = 0,
@@ -682,8 +666,6 @@ class FlowEngine:
 
     def product(self, p):
         """The product ``p`` pruned, packed and run on the flow-controlling array."""
-        from types import SimpleNamespace
-
         if getattr(p, "fault", None) is not None or getattr(p, "units", None):
             raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
                               "array (the reliability units are not built into it)")

@@ -29,12 +29,13 @@ other, so a later pair sees the values written by earlier ones (:func:`correct_b
 
 Banked buffer: the hardware buffer holds ``depth`` rows of ``lanes`` words (one
 output vector per row).  A word's address is ``row · 2**lane_bits + lane``
-(:func:`buffer_address`); addresses whose lane is ``≥ lanes`` are holes that read 0 and ignore
-writes.  Pairs are word addresses, and the correction is :func:`correct_buffer` on the *flat
-view* (:func:`rows_to_flat`, holes 0): a pair that names a hole computes ``lcu(x, 0) = 0``,
-so the flat model never writes anything but 0 to a hole, which is what the hardware does by
-ignoring the write.  :func:`capture_then_correct` is the functional model (capture vectors,
-then one run) and :class:`ControllerModel` the cycle-level model of every output port.
+(:func:`golden.output_buffer.buffer_address`); addresses whose lane is ``≥ lanes`` are holes
+that read 0 and ignore writes.  Pairs are word addresses, and the correction is
+:func:`correct_buffer` on the *flat view* (:func:`golden.output_buffer.rows_to_flat`, holes
+0): a pair that names a hole computes ``lcu(x, 0) = 0``, so the flat model never writes
+anything but 0 to a hole, which is what the hardware does by ignoring the write.
+:func:`capture_then_correct` is the functional model (capture vectors, then one run) and
+:class:`ControllerModel` the cycle-level model of every output port.
 """
 
 from __future__ import annotations
@@ -44,11 +45,17 @@ import numpy as np
 from ftaccel.errors import is_int
 
 from .bits import signed_array, to_unsigned, wrap
-from .output_buffer import BufferControllerModel
+from .output_buffer import (
+    BufferControllerModel,
+    buffer_ports,
+    buffer_stimulus,
+    flat_to_rows,
+    lane_bits,
+    rows_to_flat,
+)
 
-__all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "lane_bits", "buffer_address",
-           "rows_to_flat",
-           "flat_to_rows", "capture_then_correct", "ControllerModel"]
+__all__ = ["default_mask", "check_mask", "lcu", "correct_buffer", "correct_columns",
+           "capture_then_correct", "ControllerModel"]
 
 
 def _check_width(width) -> None:
@@ -107,50 +114,7 @@ def correct_buffer(buffer, pairs, *, width: int = 8, mask: int | None = None) ->
     return buf
 
 
-# -- banked output buffer (rows of `lanes` words) and the controller around it ----------------
-def lane_bits(lanes: int) -> int:
-    """Low bits of a word address that select the lane: ``ceil(log2(lanes))``, 0 for one lane."""
-    if not is_int(lanes, numpy=True) or not 1 <= lanes <= 256:
-        raise ValueError(f"invalid lanes = {lanes!r}: an integer from 1 to 256")
-    return (int(lanes) - 1).bit_length()
-
-
-def buffer_address(row, lane, lanes: int) -> np.ndarray:
-    """Word address of ``(row, lane)`` in a buffer of ``lanes`` words per row (broadcasting).
-
-    ``row · 2**lane_bits + lane`` with ``lane_bits = ceil(log2(lanes))``: the lane is the low
-    bits, so both fields are bit slices in hardware.  Addresses whose lane is ``≥ lanes``
-    (when ``lanes`` is not a power of two) are *holes*: they exist in the address space, read
-    0 and ignore writes.
-    """
-    lb = lane_bits(lanes)
-    row = np.asarray(row, dtype=np.int64)
-    lane = np.asarray(lane, dtype=np.int64)
-    if row.size and row.min() < 0:
-        raise ValueError("invalid row: must be >= 0")
-    if lane.size and (lane.min() < 0 or lane.max() >= lanes):
-        raise ValueError(f"invalid lane: 0 … {lanes - 1}")
-    return (row << lb) + lane
-
-
-def rows_to_flat(rows, lanes: int) -> np.ndarray:
-    """The flat word view ``[depth · 2**lane_bits]`` of ``rows [depth, lanes]`` (holes 0)."""
-    lb = lane_bits(lanes)
-    r = np.asarray(rows, dtype=np.int64).reshape(-1, lanes)
-    flat = np.zeros((r.shape[0], 1 << lb), dtype=np.int64)
-    flat[:, :lanes] = r
-    return flat.reshape(-1)
-
-
-def flat_to_rows(flat, lanes: int) -> np.ndarray:
-    """Rows ``[depth, lanes]`` of the flat word view (the holes dropped)."""
-    lb = lane_bits(lanes)
-    f = np.asarray(flat, dtype=np.int64)
-    if f.size % (1 << lb):
-        raise ValueError(f"invalid flat buffer: its length must be a multiple of {1 << lb}")
-    return f.reshape(-1, 1 << lb)[:, :lanes].copy()
-
-
+# -- the banked output buffer and the controller around it -------------------------------------
 def capture_then_correct(vectors, pairs, *, depth: int, lanes: int, width: int = 8,
                          mask: int | None = None, init=None,
                          first_row: int = 0) -> tuple[np.ndarray, int]:
@@ -162,7 +126,8 @@ def capture_then_correct(vectors, pairs, *, depth: int, lanes: int, width: int =
         Output vectors, captured in order into rows ``first_row, first_row + 1, …`` modulo
         ``depth`` (a later vector overwrites an earlier one on wrap-around).
     pairs : int array [n, 2]
-        Word addresses (:func:`buffer_address`), in ``0 … depth · 2**lane_bits − 1``.
+        Word addresses (:func:`golden.output_buffer.buffer_address`), in
+        ``0 … depth · 2**lane_bits − 1``.
     init : int array [depth, lanes], optional
         Buffer contents before the captures (default all 0, the memory's reset-free initial
         value in simulation).
@@ -218,3 +183,73 @@ class ControllerModel(BufferControllerModel):
     def combine_all(self, flat: np.ndarray, entries: np.ndarray) -> np.ndarray:
         """``flat`` after :func:`correct_buffer` of ``entries``."""
         return correct_buffer(flat, entries, width=self.width, mask=self.mask)
+
+
+def correct_columns(q, pairs, *, width: int = 8, mask: int | None = None) -> np.ndarray:
+    """A copy of the result ``q`` (rows × columns) with every column pair corrected, in order.
+
+    The LCU of each row's two words is written to both columns, as the correction controller
+    does on the output buffer after a layer (:class:`ControllerModel`); ``pairs``
+    (``[n, 2]`` column indices) may be empty.
+    """
+    out = np.array(q, dtype=np.int64, copy=True)
+    for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2):
+        out[:, a] = out[:, b] = lcu(out[:, a], out[:, b], width=width, mask=mask)
+    return out
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+def stimulus(cfg, draft, opts):
+    """Output-buffer capture, split lanes, correction runs and read-back.
+
+    See :func:`golden.output_buffer.buffer_stimulus`; a correction run of n pairs shows
+    ``done`` ``2n + 3`` cycles after ``lcu__start`` (:func:`rtl_gen.lcu.controller_cycles`).
+    Split lanes are set in the cycle the output stage computes the split results
+    (``cfg.output_latency`` cycles before they show).  Returns the buffer's
+    :class:`golden.output_buffer.Readback`.
+    """
+    N = draft.out_cycle.shape[1]
+    split = None if opts is None else opts.split
+    split_v = np.zeros(N, dtype=bool) if split is None else np.asarray(split, dtype=bool)
+    readback = buffer_stimulus(cfg, draft, None if opts is None else opts.pairs, prefix="lcu",
+                               entry="pair", fields=("a", "b"), max_entries=cfg.lcu_max_pairs,
+                               run_cycles=lambda n: 2 * n + 3)
+    split_bits = np.zeros(draft.cycles, dtype=np.int64)
+    hit = np.broadcast_to(split_v, draft.out_cycle.shape)
+    np.bitwise_or.at(split_bits, draft.out_cycle[hit] - cfg.output_latency,
+                     np.left_shift(1, draft.out_lane[hit]))
+    draft.inputs["split"] = split_bits
+    return readback
+
+
+def output_ports(cfg) -> dict[str, tuple[int, bool]]:
+    """The controller's flags and the buffer's read-back."""
+    return buffer_ports("lcu", cfg.cols)
+
+
+def requant_keywords(cfg, opts) -> dict:
+    """The split lanes of the output stage (``shift + 1``, one bit narrower)."""
+    if opts is None or opts.split is None:
+        return {}
+    return {"split": np.asarray(opts.split, dtype=bool)}
+
+
+def correct(cfg, q, opts) -> np.ndarray:
+    """``q`` with the options' pairs corrected (the controller's run, in closed form)."""
+    if opts is None or opts.pairs is None or not len(opts.pairs):
+        return q
+    return correct_columns(q, opts.pairs, width=cfg.a_width, mask=cfg.lcu_mask)
+
+
+def run_record(cfg, program, q, corrected, opts) -> dict:
+    """Correction runs, pairs corrected (per result row) and words the correction changed."""
+    pairs = 0 if opts.pairs is None else len(np.asarray(opts.pairs).reshape(-1, 2))
+    return {"correction_runs": int(program.inputs["lcu__start"].sum()),
+            "pairs": pairs * int(q.shape[0]),
+            "words_changed": int(np.sum(corrected != q))}
+
+
+def run_line(cfg, record: dict) -> str:
+    """``LCU: 6 pairs corrected in 1 run(s); 0 words changed by the correction``."""
+    return (f"LCU: {record['pairs']} pairs corrected in {record['correction_runs']} run(s); "
+            f"{record['words_changed']} words changed by the correction")

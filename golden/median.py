@@ -128,3 +128,14 @@ def median_array_stream(data, valid, enable, window: int):
     o_data[1:] = stage[:-1]
     o_valid[1:] = valid[:-1] != 0
     return o_data, o_valid
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+def filter_inputs(cfg, x, opts) -> np.ndarray:
+    """The streamed chunks ``x`` (``[M, chunks, R]``) through the filter, if it is on."""
+    return median_filter(x, window=cfg.median) if opts.enable else x
+
+
+def stimulus(cfg, draft, opts) -> None:
+    """``median__enable``, held for the whole program."""
+    draft.constant("median__enable", int(bool(opts.enable)))

@@ -104,11 +104,17 @@ from typing import Any
 
 import numpy as np
 
+from ftaccel.enums import Dataflow
 from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
 
+from . import units as golden_units
+from .accelerator import simulate
 from .array import cycle_count, matmul
+from .bypass import pruned_matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, output_stage, requantize
+from .schedule import build_program, program_result
+from .units import units_matrix
 
 __all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten", "ReLU",
            "Clip", "Add", "Concat", "Model", "ModelError", "FORMAT", "VERSION", "quantize",
@@ -1131,60 +1137,6 @@ class Inference:
         return np.argmax(self.logits, axis=1)
 
 
-def units_matrix(cfg, A: np.ndarray, units: dict) -> np.ndarray:
-    """The activations the array multiplies after the WS input units (AFD, median).
-
-    The units filter each streamed R-lane chunk of a row of A (zero-padded to R lanes).
-
-    Parameters
-    ----------
-    cfg : AcceleratorConfig
-        The configuration: ``rows`` (R), ``a_width``, ``afd`` and ``median`` are read.
-    A : ndarray
-        The M×K activations as the layer gives them (int64).
-    units : dict
-        The layer's unit options (``afd`` controls, ``median_enable``), as in
-        :func:`golden.schedule.build_program`.
-
-    Returns
-    -------
-    ndarray
-        The M×K activations after the units; ``A`` itself when no unit is configured or on.
-    """
-    afd = getattr(cfg, "afd", False)
-    med = getattr(cfg, "median", 0) and units.get("median_enable", True)
-    if not (afd or med):
-        return A
-    from .afd import anomaly_suppression
-    from .median import median_filter
-
-    R = cfg.rows
-    M, K = A.shape
-    nk = -(-K // R)
-    x = np.zeros((M, nk * R), dtype=np.int64)
-    x[:, :K] = A
-    x = x.reshape(M, nk, R)
-    if afd:
-        ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(units.get("afd") or {})}
-        x = anomaly_suppression(x, width=cfg.a_width, shift=int(ctl["shift"]),
-                                gates=int(ctl["gates"]), mode=int(ctl["mode"]),
-                                enable=int(ctl["enable"]))
-    if med:
-        x = median_filter(x, window=cfg.median)
-    return x.reshape(M, nk * R)[:, :K]
-
-
-def _lcu_correct(q: np.ndarray, pairs, width: int, mask: int | None = None) -> np.ndarray:
-    from .lcu import lcu
-
-    q = q.copy()
-    for a, b in np.asarray(pairs, dtype=np.int64).reshape(-1, 2):
-        v = lcu(q[:, a], q[:, b], width=width, mask=mask)
-        q[:, a] = v
-        q[:, b] = v
-    return q
-
-
 class FunctionalEngine:
     """Golden functional engine: what the accelerator computes, in closed form, vectorised.
 
@@ -1208,27 +1160,18 @@ class FunctionalEngine:
         if p.fault is not None:
             raise NotImplementedError("a register fault needs the cycle or RTL engine")
         cfg = self.cfg
-        A = units_matrix(cfg, p.A, p.units) if cfg.dataflow == "ws" else p.A
-        bmap = p.units.get("bypass_map")
+        opts = golden_units.options(cfg, p.units)
+        A = units_matrix(cfg, p.A, opts) if cfg.dataflow is Dataflow.WS else p.A
+        bmap = golden_units.bypass_map(opts)
         if bmap is not None and np.any(bmap):
-            from .bypass import pruned_matmul
-
             acc = pruned_matmul(cfg.dataflow, A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         else:
-            acc = matmul(cfg, A, p.B, p.bias)
-        split = p.units.get("split")
+            acc = matmul(cfg, A, p.B, p.bias).acc
         q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         split=None if split is None else np.asarray(split, dtype=bool))
-        if p.units.get("lcu_pairs") is not None and len(p.units["lcu_pairs"]):
-            q = _lcu_correct(q, p.units["lcu_pairs"], cfg.a_width,
-                             getattr(cfg, "lcu_mask", None))
-        triples = p.units.get("tmr_triples")
-        if triples is not None and len(triples) and getattr(cfg, "tmr", "none") != "none":
-            from .tmr import vote_columns  # the on-chip voter (cfg.tmr), in closed form
-
-            q = vote_columns(q, triples, width=cfg.a_width, voter=cfg.tmr)
+                         **golden_units.requant_keywords(cfg, opts))
+        q = golden_units.correct(cfg, q, opts)
         M, K = p.A.shape
-        cycles = cycle_count(cfg, M, K, p.B.shape[1], p.units.get("temporal_batch"))
+        cycles = cycle_count(cfg, M, K, p.B.shape[1], golden_units.temporal_batch(opts))
         return ProductResult(q=q, cycles=cycles)
 
 
@@ -1247,14 +1190,10 @@ class CycleEngine:
 
     def execute(self, program, fault):
         """The recorded outputs of ``program`` on the cycle model with ``fault``."""
-        from .accelerator import simulate
-
         return simulate(self.cfg, program, fault)
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` run as a program on the cycle model."""
-        from .schedule import assemble, assemble_corrected, build_program
-
         cfg = self.cfg
         if p.fault is not None and not cfg.fault_hooks:
             # The cycle model would apply it, the RTL could not: refuse rather than differ.
@@ -1262,15 +1201,8 @@ class CycleEngine:
         program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
                                 fault=p.fault, **p.units)
         rec = self.execute(program, p.fault)
-        buffered = getattr(cfg, "lcu", False) or getattr(cfg, "tmr", "none") != "none"
-        q = assemble_corrected(program, rec) if buffered else assemble(program, rec, "q_out")
-        alarms = {}
-        if "checksum__error" in rec:
-            alarms["spatial"] = int(np.sum(rec["checksum__error"]))
-        if "temporal__error" in rec:
-            alarms["temporal"] = int(np.sum(rec["temporal__error"]))
-        return ProductResult(q=np.asarray(q, dtype=np.int64), cycles=int(program.cycles),
-                             alarms=alarms)
+        return ProductResult(q=program_result(program, rec), cycles=int(program.cycles),
+                             alarms=golden_units.alarms(cfg, rec))
 
 
 def _options_for(options, index: int, name: str) -> LayerOptions:

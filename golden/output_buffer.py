@@ -11,13 +11,61 @@ list order and writes the result to all of them (:meth:`BufferControllerModel.co
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["BufferControllerModel", "WORDS", "combine_in_order"]
+from ftaccel.errors import is_int
+
+__all__ = ["BufferControllerModel", "WORDS", "combine_in_order", "lane_bits", "buffer_address",
+           "rows_to_flat", "flat_to_rows", "Readback", "buffer_stimulus", "buffer_ports"]
 
 #: Names of the words of one entry, as in :data:`rtl_gen.output_buffer.WORDS`.
 WORDS = ("a", "b", "c")
+
+
+# -- banked addressing: rows of `lanes` words ------------------------------------------------
+def lane_bits(lanes: int) -> int:
+    """Low bits of a word address that select the lane: ``ceil(log2(lanes))``, 0 for one lane."""
+    if not is_int(lanes, numpy=True) or not 1 <= lanes <= 256:
+        raise ValueError(f"invalid lanes = {lanes!r}: an integer from 1 to 256")
+    return (int(lanes) - 1).bit_length()
+
+
+def buffer_address(row, lane, lanes: int) -> np.ndarray:
+    """Word address of ``(row, lane)`` in a buffer of ``lanes`` words per row (broadcasting).
+
+    ``row · 2**lane_bits + lane`` with ``lane_bits = ceil(log2(lanes))``: the lane is the low
+    bits, so both fields are bit slices in hardware.  Addresses whose lane is ``≥ lanes``
+    (when ``lanes`` is not a power of two) are *holes*: they exist in the address space, read
+    0 and ignore writes.
+    """
+    lb = lane_bits(lanes)
+    row = np.asarray(row, dtype=np.int64)
+    lane = np.asarray(lane, dtype=np.int64)
+    if row.size and row.min() < 0:
+        raise ValueError("invalid row: must be >= 0")
+    if lane.size and (lane.min() < 0 or lane.max() >= lanes):
+        raise ValueError(f"invalid lane: 0 … {lanes - 1}")
+    return (row << lb) + lane
+
+
+def rows_to_flat(rows, lanes: int) -> np.ndarray:
+    """The flat word view ``[depth · 2**lane_bits]`` of ``rows [depth, lanes]`` (holes 0)."""
+    lb = lane_bits(lanes)
+    r = np.asarray(rows, dtype=np.int64).reshape(-1, lanes)
+    flat = np.zeros((r.shape[0], 1 << lb), dtype=np.int64)
+    flat[:, :lanes] = r
+    return flat.reshape(-1)
+
+
+def flat_to_rows(flat, lanes: int) -> np.ndarray:
+    """Rows ``[depth, lanes]`` of the flat word view (the holes dropped)."""
+    lb = lane_bits(lanes)
+    f = np.asarray(flat, dtype=np.int64)
+    if f.size % (1 << lb):
+        raise ValueError(f"invalid flat buffer: its length must be a multiple of {1 << lb}")
+    return f.reshape(-1, 1 << lb)[:, :lanes].copy()
 
 
 def combine_in_order(flat: np.ndarray, entries, combine: Callable) -> np.ndarray:
@@ -63,8 +111,6 @@ class BufferControllerModel:
 
     def __init__(self, *, width: int, depth: int, max_entries: int, lanes: int,
                  capture: bool | None, group: int, entry: str, combine: Callable):
-        from .lcu import lane_bits
-
         self.width, self.depth, self.max_entries, self.lanes = width, depth, max_entries, lanes
         self.group, self.entry, self.combine = group, entry, combine
         self.capture = lanes > 1 if capture is None else bool(capture)
@@ -100,8 +146,6 @@ class BufferControllerModel:
 
     def step(self, x: dict) -> None:
         """One rising edge with input row ``x`` (missing ports are 0)."""
-        from .lcu import flat_to_rows
-
         def g(port: str) -> int:
             return int(x.get(port, 0))
 
@@ -166,3 +210,65 @@ class BufferControllerModel:
                 outputs[k] = np.array([0 if r[k] is None else r[k] for r in rows],
                                       dtype=np.int64)
         return outputs, ok
+
+
+# -- the buffer in the driver program (the LCU's and the TMR voter's stimulus) ----------------
+class Readback(NamedTuple):
+    """Where the buffered result is read back.
+
+    Each result's buffer row, the cycle each row's read-back shows, and the read-back port.
+    """
+
+    buffer_row: np.ndarray
+    read_cycle: np.ndarray
+    port: str
+
+
+def buffer_ports(prefix: str, lanes: int) -> dict[str, tuple[int, bool]]:
+    """The output ports of a buffer controller's host group ``prefix`` (``lcu``, ``tmr``)."""
+    return {f"{prefix}__busy": (0, False), f"{prefix}__done": (0, False),
+            f"{prefix}__cap_row": (0, False), f"{prefix}__rd_data": (lanes, True)}
+
+
+def buffer_stimulus(cfg, draft, groups, *, prefix: str, entry: str, fields: tuple[str, ...],
+                    max_entries: int, run_cycles: Callable[[int], int]) -> Readback:
+    """The shared output buffer's capture, correction runs and read-back (LCU or TMR voter).
+
+    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
+    counted from ``{prefix}__cap_clear`` in cycle 0).  ``groups`` lists column groups (pairs or
+    triples) corrected in every result row; as word addresses, after the product, for each
+    chunk of at most ``max_entries`` (row, group) entries: one cycle per list write, ``start``,
+    then ``run_cycles(n)`` cycles until ``done`` and one spare.  Then one buffer row is read
+    per cycle.  The columns and the buffer's depth are checked by the unit's options
+    (:func:`ftaccel.units.check_options`).
+    """
+    k = len(fields)
+    cols = (np.zeros((0, k), np.int64) if groups is None
+            else np.asarray(groups, np.int64).reshape(-1, k))
+    captured = np.unique(draft.out_cycle)
+    buffer_row = np.searchsorted(captured, draft.out_cycle)
+    addr = buffer_address(buffer_row, draft.out_lane, cfg.cols)  # word address of C[m, n]
+    words = (np.concatenate([np.stack([addr[:, c] for c in g], axis=1) for g in cols])
+             if len(cols) else np.zeros((0, k), np.int64))
+    chunks = [words[i:i + max_entries] for i in range(0, len(words), max_entries)]
+    t = draft.cycles
+    draft.extend(sum(len(ch) + run_cycles(len(ch)) + 1 for ch in chunks) + len(captured) + 1)
+    inp = draft.inputs
+    ports = ("capture", "cap_clear", f"{entry}_we", f"{entry}_index",
+             *(f"{entry}_{f}" for f in fields), f"n_{entry}s", "start", "rd_row")
+    for name in ports:
+        inp[f"{prefix}__{name}"] = np.zeros(draft.cycles)
+    inp[f"{prefix}__cap_clear"][0] = 1
+    inp[f"{prefix}__capture"][captured] = 1
+    for ch in chunks:
+        for i, word in enumerate(ch):
+            inp[f"{prefix}__{entry}_we"][t] = 1
+            inp[f"{prefix}__{entry}_index"][t] = i
+            for f, w in zip(fields, word, strict=True):
+                inp[f"{prefix}__{entry}_{f}"][t] = w
+            t += 1
+        inp[f"{prefix}__start"][t] = 1
+        inp[f"{prefix}__n_{entry}s"][t] = len(ch)
+        t += run_cycles(len(ch)) + 1  # done shows run_cycles(n) rows after start; one spare
+    inp[f"{prefix}__rd_row"][t:t + len(captured)] = np.arange(len(captured))
+    return Readback(buffer_row, np.arange(len(captured)) + t + 1, f"{prefix}__rd_data")

@@ -31,22 +31,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftaccel.config import FAULT_CONTROLS
+from ftaccel import units as unit_registry
+from ftaccel.enums import Dataflow
 from ftaccel.errors import ConfigError, is_int
 
+from . import units as golden_units
 from .array import pass_starts, temporal_stream_len
-from .bits import wrap
+from .checksum import bias_delta
 from .faults import Fault
-from .lcu import buffer_address
 from .mapping import tiles
 from .output_stage import MAX_RIGHT_SHIFT, MAX_SHIFT, Requant
 
-__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "TEMPORAL_OUTPUTS",
+__all__ = ["Program", "build_program", "assemble", "assemble_corrected", "program_result",
            "check_requant"]
-
-#: Output ports of the temporal checksum (all unsigned).
-TEMPORAL_OUTPUTS = ("temporal__checked", "temporal__error", "temporal__lane_errors",
-                    "temporal__alarm", "temporal__first", "temporal__overrun")
 
 
 @dataclass
@@ -76,16 +73,14 @@ class Program:
 
 
 def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
-                  fault: Fault | None = None, bypass_map=None, afd=None,
-                  median_enable: bool = True, temporal_batch: int | None = None,
-                  bias_error=None, split=None, lcu_pairs=None, checksum_threshold: int = 0,
-                  temporal_threshold: int = 0, tmr_triples=None,
-                  tmr_voter: str | None = None, requant: Requant | None = None) -> Program:
+                  fault: Fault | None = None, requant: Requant | None = None,
+                  **units) -> Program:
     """The driver's program for ``A`` (M×K activations) @ ``B`` (K×N weights).
 
     The product's passes are laid out per dataflow (:func:`_stationary_passes`,
-    :func:`_os_tiles`); then each configured unit adds its ports (one ``_*_stimulus`` function
-    per unit) and the bypass map, if any, is written in front of everything.
+    :func:`_os_tiles`); then every built unit adds its ports (its golden module's
+    ``stimulus``, :mod:`golden.units`), the output stage its controls, and a unit that writes
+    in front of the product (the bypass map) its ``prologue``.
 
     Parameters
     ----------
@@ -99,46 +94,22 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         Output-stage controls (with ``cfg.output_stage``).
     fault : Fault, optional
         Armed through the fault hooks' controls (with ``cfg.fault_hooks``).
-    bypass_map : bool array, optional
-        R×C map written first, one row per cycle (with ``cfg.bypass``; default: nothing).
-    afd : dict, optional
-        ``shift``, ``gates``, ``mode``, ``enable`` of the anomaly suppression (with
-        ``cfg.afd``; default enabled, one gate, γ = 2, drop).
-    median_enable : bool
-        Switches the median filter (with ``cfg.median``).
-    temporal_batch : int, optional
-        N, the data vectors per temporal batch (with the temporal checksum; default the
-        largest, :attr:`ftaccel.config.AcceleratorConfig.temporal_batch_max`).
-    bias_error : tuple, optional
-        ``(m, n, delta)``: a corrupted bias word on its way into the array (a fault outside the
-        PEs, for the Table 6.1 campaign) adds ``delta`` to the bias entering ``C[m, n]``
-        (``m = None``: every row), while the checkers' expected constants keep the true bias.
-        WS with a checksum only.
-    split : bool array, optional
-        With ``cfg.lcu``: the N columns that are split copies (their output-stage lanes use
-        ``shift + 1`` and one bit less, :mod:`golden.split`).
-    lcu_pairs : int array, optional
-        With ``cfg.lcu``: column pairs ``(c1, c2)`` corrected in every row of the result,
-        ``lcu_max_pairs`` at a time, after every result vector was captured; the whole buffer
-        is then read back (:func:`assemble_corrected`).
-    checksum_threshold, temporal_threshold : int
-        The checkers' run-time thresholds, held for the whole program: a syndrome whose
-        magnitude exceeds it fails (0 = the exact check, 000 L1187).
-    tmr_triples : int array, optional
-        With ``cfg.tmr``: column triples ``(c1, c2, c3)`` (a critical neuron and its two
-        copies) voted in every row of the result by the on-chip voter, ``tmr_max_triples`` at
-        a time, after every result vector was captured; the whole buffer is then read back
-        (:func:`assemble_corrected`).  Without them the buffer still captures the result and
-        is read back unchanged.
-    tmr_voter : str, optional
-        The voter the caller expects (``"word"``/``"bitwise"``); it must be the configuration's
-        ``tmr`` (the voter is built into the hardware, not a run-time choice).
     requant : Requant, optional
         The output stage's path in place of ``relu`` and ``shift``
         (:class:`golden.output_stage.Requant`): power-of-two, or fixed-point (needs
         ``cfg.requant = "multiplier"``), whose per-column ``multiplier`` and ``shift`` follow
         the product's column tiles as the bias does.  With the multiplier built and no fixed
         ``requant``, the ``requant`` ports select the power-of-two path.
+    **units
+        The units' run-time options as keywords (:mod:`ftaccel.units`: ``bypass_map``,
+        ``afd``, ``median_enable``, ``temporal_batch``, ``checksum_threshold``,
+        ``temporal_threshold``, ``bias_error`` / ``bias_flip``, ``split``, ``lcu_pairs``,
+        ``tmr_triples``, ``tmr_voter``), checked once by
+        :func:`ftaccel.units.check_options` against ``cfg`` and the product's shape; a unit
+        without options given runs with its defaults (AFD enabled, one gate, γ = 2, drop;
+        the median on; the largest temporal batch; exact checks; nothing bypassed,
+        split, corrected or voted).  With the LCU or the TMR voter the whole output buffer
+        is read back after the product (:func:`assemble_corrected`).
 
     Returns
     -------
@@ -147,31 +118,22 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
 
     Raises
     ------
-    ValueError
-        An option the configuration cannot honour, or operands of the wrong shape.
+    ConfigError
+        An option the configuration cannot honour (a :class:`ValueError`).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
+    given = unit_registry.options_from_keywords(units)
+    unit_registry.check_options(cfg, given, m=A.shape[0], n=B.shape[1])
+    opts = golden_units.options(cfg, units)
     bias_v = (np.zeros(B.shape[1], dtype=np.int64) if bias is None
               else np.asarray(bias, dtype=np.int64))
-    if cfg.dataflow == "os":
+    if cfg.dataflow is Dataflow.OS:
         d = _os_tiles(cfg, A, B, bias_v)
     else:
-        d = _stationary_passes(cfg, A, B, bias_v, bypass_map, temporal_batch, bias_error)
-        if cfg.spatial:
-            d.constant("checksum__threshold", checksum_threshold)
-        if cfg.temporal:
-            d.constant("temporal__threshold", temporal_threshold)
-    buffer = None
-    if cfg.lcu:
-        buffer = _lcu_stimulus(cfg, d, B.shape[1], split, lcu_pairs)
-    elif split is not None or lcu_pairs is not None:
-        raise ValueError("split and lcu_pairs need a configuration with lcu")
-    if cfg.tmr != "none":
-        buffer = _tmr_stimulus(cfg, d, B.shape[1], tmr_triples, tmr_voter)
-    elif tmr_triples is not None:
-        raise ValueError("tmr_triples need a configuration with tmr (the on-chip voter); "
-                         "vote on the host with app.protect.VotingEngine otherwise")
+        d = _stationary_passes(cfg, A, B, bias_v, opts)
+    d.fault = fault
+    readback = golden_units.stimulus(cfg, d, opts)
     if requant is not None:
         if relu or shift:
             raise ValueError("give either relu/shift or requant, not both")
@@ -182,24 +144,18 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
         _output_stage_stimulus(d, relu, shift)
     if cfg.requant == "multiplier":
         _requant_stimulus(cfg, d, B.shape[1], requant)
-    if cfg.fault_hooks:
-        _fault_stimulus(d, fault)
-    if cfg.afd:
-        _afd_stimulus(d, afd)
-    if cfg.median:
-        _median_stimulus(d, median_enable)
-    if cfg.temporal:  # the expected-sum port is k bits wide: program the residue
-        d.inputs["temporal__expected"] = wrap(d.inputs["temporal__expected"],
-                                             cfg.temporal_check_bits)
-    pre = _bypass_stimulus(cfg, d, bypass_map) if cfg.bypass else 0
+    pre = golden_units.prologue(cfg, d, opts)
+    outputs = {"out_valid": (0, False), "acc_out": (cfg.cols, True)}
+    if cfg.output_stage:
+        outputs["q_out"] = (cfg.cols, True)
     program = Program(inputs={k: np.asarray(v, dtype=np.int64) for k, v in d.inputs.items()},
                       loopback=d.loopback, out_cycle=d.out_cycle, out_lane=d.out_lane,
-                      cycles=d.cycles, outputs=_output_ports(cfg),
+                      cycles=d.cycles, outputs={**outputs, **golden_units.output_ports(cfg)},
                       sanity_cycle=d.sanity_cycle.astype(np.int64))
-    if buffer is not None:
-        program.buffer_row, read_cycle = buffer
-        program.buffer_read_cycle = read_cycle + pre
-        program.buffer_port = "tmr__rd_data" if cfg.tmr != "none" else "lcu__rd_data"
+    if readback is not None:
+        program.buffer_row = readback.buffer_row
+        program.buffer_read_cycle = readback.read_cycle + pre
+        program.buffer_port = readback.port
     return program
 
 
@@ -220,6 +176,8 @@ class _Draft:
     loopback: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
     sanity_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     hold: set[str] = field(default_factory=set)
+    #: The product's fault, armed by the fault hooks' stimulus.
+    fault: Fault | None = None
 
     @classmethod
     def empty(cls, cycles: int, M: int, N: int, lanes: int) -> _Draft:
@@ -233,9 +191,15 @@ class _Draft:
         self.hold.add(port)
 
     def extend(self, extra: int) -> None:
-        """Append ``extra`` idle cycles (ports zero, no loopback) after the product."""
+        """Append ``extra`` idle cycles after the product.
+
+        Ports zero, no loopback; the constant controls (:attr:`hold`) keep their value.
+        """
         for name, arr in self.inputs.items():
-            self.inputs[name] = np.concatenate([arr, np.zeros((extra,) + arr.shape[1:])])
+            pad = np.zeros((extra,) + arr.shape[1:])
+            if name in self.hold:
+                pad[:] = arr[-1]
+            self.inputs[name] = np.concatenate([arr, pad])
         self.bias = np.concatenate([self.bias, np.zeros((extra,) + self.bias.shape[1:])])
         self.loopback = {port: (source, np.concatenate([src, np.full(extra, -1)]))
                          for port, (source, src) in self.loopback.items()}
@@ -275,15 +239,18 @@ def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
     return d
 
 
-def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, bypass_map,
-                       temporal_batch: int | None, bias_error) -> _Draft:
+def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, opts) -> _Draft:
     """WS / IS.
 
     Per stationary tile, R cycles of ``load`` and the streamed vectors (with the temporal checksum,
     one idle slot after every batch), passes starting at :func:`golden.array.pass_starts`. A K-tile
-    after the first takes its ``psum_in`` from the previous pass's ``acc_out``.
+    after the first takes its ``psum_in`` from the previous pass's ``acc_out``.  The options the
+    layout depends on: the bypass map (the sanity column leaves bypassed weights out), the
+    temporal batch and a bias error.
     """
-    ws = cfg.dataflow == "ws"
+    bypass_map = golden_units.bypass_map(opts)
+    bias_error = bias_delta(cfg, opts.get("checksum"), bias_v)
+    ws = cfg.dataflow is Dataflow.WS
     M, K = A.shape
     N = B.shape[1]
     R, C, L = cfg.rows, cfg.cols, cfg.latency
@@ -291,7 +258,8 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
     stream = M if ws else N
     # Slot of each streamed vector in a pass: with the temporal checksum one idle cycle
     # follows every batch of N vectors (the generator inserts the sanity vector there).
-    nb = _temporal_batch(cfg, temporal_batch) if cfg.temporal else stream
+    nb = (golden_units.temporal_batch(opts) or cfg.temporal_batch_max) if cfg.temporal \
+        else stream
     slot = np.arange(stream) + (np.arange(stream) // nb if cfg.temporal else 0)
     span = temporal_stream_len(stream, nb) if cfg.temporal else stream
     starts = pass_starts(cfg, tl, span)
@@ -302,10 +270,7 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, by
                      "psum_in": np.zeros((T, C))})
     if cfg.double_buffered:
         d.inputs["swap"] = np.zeros(T)
-    _checksum_stimulus(cfg, d, nb)
-    if bias_error is not None and not (ws and cfg.bias_in_psum):
-        raise ValueError("bias_error needs the WS dataflow with a checksum (the bias then "
-                         "enters through psum_in)")
+    _checksum_ports(cfg, d, nb)
     src = np.full(T, -1, dtype=np.int64)
     sanity_rows: list = []
     prev_out = -1
@@ -352,7 +317,7 @@ def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
     R, C = cfg.rows, cfg.cols
     kr = tile.k1 - tile.k0
     stat = np.zeros((R, C))  # indexed [PE row, PE column]
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         stat[:kr, :tile.n1 - tile.n0] = B[tile.k0:tile.k1, tile.n0:tile.n1]
     else:
         stat[:kr, :tile.m1 - tile.m0] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
@@ -375,7 +340,7 @@ def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:
     """One streamed vector per slot from cycle ``s`` (WS: rows of A; IS: columns of B)."""
     kr = tile.k1 - tile.k0
     d.inputs["in_valid"][s + slot] = 1
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         d.inputs["in_data"][s + slot, :kr] = A[:, tile.k0:tile.k1]
     else:
         d.inputs["in_data"][s + slot, :kr] = B[tile.k0:tile.k1, :].T
@@ -389,7 +354,7 @@ def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
 
     Each sanity vector also gets the bias once, hence the temporal check's (n + 1)·bias.
     """
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         nc = tile.n1 - tile.n0
         d.inputs["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot, bias_error)
         if cfg.spatial:  # the sanity neuron's bias: the negated sum (Eq. 6.5)
@@ -406,7 +371,7 @@ def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
     (:attr:`ftaccel.config.AcceleratorConfig.output_latency` cycles before they show).
     """
     nc = lanes.stop - lanes.start
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         if not cfg.bias_in_psum:
             d.bias[cycles - cfg.output_latency, :nc] = bias_v[lanes]
         d.out_cycle[:, lanes] = cycles[:, None]
@@ -416,22 +381,21 @@ def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
         d.out_lane[lanes, :] = np.arange(nc)[:, None]
 
 
-# -- one stimulus function per unit -----------------------------------------------------------
+# -- the ports the passes fill in, and the output stage -------------------------------------
 
-def _checksum_stimulus(cfg, d: _Draft, batch: int) -> None:
+def _checksum_ports(cfg, d: _Draft, batch: int) -> None:
     """The Sanity-Check ports, zero until the passes fill them in.
 
-    The temporal batch size is held for the whole program.
+    The temporal batch size is held for the whole program (the thresholds are the unit's
+    stimulus, :func:`golden.checksum.stimulus`).
     """
     T = d.cycles
     if cfg.spatial:
         d.inputs.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T)})
-        d.constant("checksum__threshold", 0)
     if cfg.checksum != "none":
         d.inputs["checksum__clear"] = np.zeros(T)
     if cfg.temporal:
         d.constant("temporal__batch", batch)
-        d.constant("temporal__threshold", 0)
         d.inputs.update({"temporal__last": np.zeros(T),
                          "temporal__expected": np.zeros((T, cfg.array_cols))})
 
@@ -518,149 +482,21 @@ def _requant_stimulus(cfg, d: _Draft, N: int, requant: Requant | None) -> None:
         d.inputs[f"requant__{port}"] = arr
 
 
-def _fault_stimulus(d: _Draft, fault: Fault | None) -> None:
-    """The fault hooks' controls, held for the whole program (all zero: no fault armed)."""
-    values = fault.controls() if fault is not None else {}
-    for name in FAULT_CONTROLS:
-        d.constant(f"fault__{name}", values.get(name, 0))
-
-
-def _afd_stimulus(d: _Draft, afd: dict | None) -> None:
-    ctl = {"shift": 1, "gates": 1, "mode": 0, "enable": 1, **(afd or {})}
-    for name in ("shift", "gates", "mode", "enable"):
-        d.constant(f"afd__{name}", int(ctl[name]))
-
-
-def _median_stimulus(d: _Draft, enable: bool) -> None:
-    d.constant("median__enable", int(bool(enable)))
-
-
-def _output_ports(cfg) -> dict[str, tuple[int, bool]]:
-    """The output ports a program records: ``name → (lanes or 0, signed)``."""
-    C = cfg.cols
-    outputs = {"out_valid": (0, False), "acc_out": (C, True)}
-    if cfg.output_stage:
-        outputs["q_out"] = (C, True)
-    if cfg.spatial:
-        outputs.update({"sanity_acc_out": (0, True), "checksum__error": (0, False),
-                        "checksum__alarm": (0, False), "checksum__first": (0, False),
-                        "checksum__syndrome": (0, True)})
-    if cfg.temporal:
-        outputs.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
-    if cfg.bypass:
-        outputs["bypass__rdata"] = (0, False)
-    if cfg.lcu:
-        outputs.update({"lcu__busy": (0, False), "lcu__done": (0, False),
-                        "lcu__cap_row": (0, False), "lcu__rd_data": (C, True)})
-    if cfg.tmr != "none":
-        outputs.update({"tmr__busy": (0, False), "tmr__done": (0, False),
-                        "tmr__cap_row": (0, False), "tmr__rd_data": (C, True)})
-    return outputs
-
-
-def _temporal_batch(cfg, batch) -> int:
-    nmax = cfg.temporal_batch_max
-    if batch is None:
-        return nmax
-    if not is_int(batch, numpy=True) or not (
-            1 <= batch <= nmax):
-        raise ValueError(f"invalid temporal_batch = {batch!r}: an integer from 1 to {nmax} "
-                         f"(temporal_batch_bits = {cfg.temporal_batch_bits})")
-    return int(batch)
-
-
-def _lcu_stimulus(cfg, d: _Draft, N: int, split, lcu_pairs) -> tuple[np.ndarray, np.ndarray]:
-    """Output-buffer capture, split lanes, correction runs and read-back (``cfg.lcu``).
-
-    See :func:`_buffer_stimulus`; a correction run of n pairs shows ``done`` ``2n + 3`` cycles
-    after ``lcu__start`` (:func:`rtl_gen.lcu.controller_cycles`).  Split lanes are set in the
-    cycle the output stage computes the split results (one cycle before they show).
-    """
-    split_v = np.zeros(N, dtype=bool) if split is None else np.asarray(split, dtype=bool)
-    if split_v.shape != (N,):
-        raise ValueError(f"split must be {N} booleans (one per output column), not "
-                         f"shape {split_v.shape}")
-    result = _buffer_stimulus(cfg, d, N, lcu_pairs, prefix="lcu", entry="pair",
-                              fields=("a", "b"), max_entries=cfg.lcu_max_pairs,
-                              run_cycles=lambda n: 2 * n + 3)
-    split_bits = np.zeros(d.cycles, dtype=np.int64)
-    hit = np.broadcast_to(split_v, d.out_cycle.shape)
-    np.bitwise_or.at(split_bits, d.out_cycle[hit] - cfg.output_latency,
-                     np.left_shift(1, d.out_lane[hit]))
-    d.inputs["split"] = split_bits
-    return result
-
-
-def _tmr_stimulus(cfg, d: _Draft, N: int, tmr_triples,
-                  tmr_voter: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Output-buffer capture, voting runs and read-back (``cfg.tmr``, the on-chip voter).
-
-    See :func:`_buffer_stimulus`; a voting run of n triples shows ``done`` ``3n + 4`` cycles
-    after ``tmr__start`` (:func:`rtl_gen.tmr.voting_cycles`).
-    """
-    if tmr_voter is not None and tmr_voter != cfg.tmr:
-        raise ValueError(f"tmr_voter {tmr_voter!r}: the configuration's voter is {cfg.tmr!r} "
-                         "(built into the hardware)")
-    return _buffer_stimulus(cfg, d, N, tmr_triples, prefix="tmr", entry="triple",
-                            fields=("a", "b", "c"), max_entries=cfg.tmr_max_triples,
-                            run_cycles=lambda n: 3 * n + 4)
-
-
-def _buffer_stimulus(cfg, d: _Draft, N: int, groups, *, prefix: str, entry: str,
-                     fields: tuple[str, ...], max_entries: int,
-                     run_cycles) -> tuple[np.ndarray, np.ndarray]:
-    """The shared output buffer's capture, correction runs and read-back (LCU or TMR voter).
-
-    Every cycle that shows result vectors is captured, in order, one buffer row each (rows
-    counted from ``{prefix}__cap_clear`` in cycle 0).  ``groups`` lists column groups (pairs or
-    triples) corrected in every result row; as word addresses, after the product, for each chunk
-    of at most ``max_entries`` (row, group) entries: one cycle per list write, ``start``, then
-    ``run_cycles(n)`` cycles until ``done`` and one spare.  Then one buffer row is read per
-    cycle.  Returns the buffer row of each result and the cycle in which each row's read-back
-    shows.
-    """
-    k = len(fields)
-    cols = (np.zeros((0, k), np.int64) if groups is None else np.asarray(groups, np.int64))
-    if cols.ndim != 2 or cols.shape[1] != k or (cols.size and (
-            cols.min() < 0 or cols.max() >= N)):
-        raise ValueError(f"{prefix}_{entry}s must be ({', '.join(['column'] * k)}) {entry}s "
-                         f"with columns 0 … {N - 1}")
-    captured = np.unique(d.out_cycle)
-    buffer_row = np.searchsorted(captured, d.out_cycle)
-    if len(captured) > cfg.lcu_depth:
-        raise ValueError(f"the result needs {len(captured)} output-buffer rows; lcu_depth is "
-                         f"{cfg.lcu_depth}")
-    addr = buffer_address(buffer_row, d.out_lane, cfg.cols)  # word address of C[m, n]
-    words = (np.concatenate([np.stack([addr[:, c] for c in g], axis=1) for g in cols])
-             if len(cols) else np.zeros((0, k), np.int64))
-    chunks = [words[i:i + max_entries] for i in range(0, len(words), max_entries)]
-    t = d.cycles
-    d.extend(sum(len(ch) + run_cycles(len(ch)) + 1 for ch in chunks) + len(captured) + 1)
-    inp = d.inputs
-    ports = ("capture", "cap_clear", f"{entry}_we", f"{entry}_index",
-             *(f"{entry}_{f}" for f in fields), f"n_{entry}s", "start", "rd_row")
-    for name in ports:
-        inp[f"{prefix}__{name}"] = np.zeros(d.cycles)
-    inp[f"{prefix}__cap_clear"][0] = 1
-    inp[f"{prefix}__capture"][captured] = 1
-    for ch in chunks:
-        for i, word in enumerate(ch):
-            inp[f"{prefix}__{entry}_we"][t] = 1
-            inp[f"{prefix}__{entry}_index"][t] = i
-            for f, w in zip(fields, word, strict=True):
-                inp[f"{prefix}__{entry}_{f}"][t] = w
-            t += 1
-        inp[f"{prefix}__start"][t] = 1
-        inp[f"{prefix}__n_{entry}s"][t] = len(ch)
-        t += run_cycles(len(ch)) + 1  # done shows run_cycles(n) rows after start; one spare
-    inp[f"{prefix}__rd_row"][t:t + len(captured)] = np.arange(len(captured))
-    return buffer_row, np.arange(len(captured)) + t + 1
-
-
 def assemble_corrected(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
     """The M×N result as read back from the output buffer after the LCU or the TMR voter runs."""
     rows = program.buffer_read_cycle[program.buffer_row]
     return recorded[program.buffer_port][rows, program.out_lane]
+
+
+def program_result(program: Program, recorded: dict[str, np.ndarray]) -> np.ndarray:
+    """The requantised M×N result a program leaves.
+
+    Read back from the output buffer when the program reads one back (after the LCU's
+    correction or the TMR vote), else from ``q_out``.
+    """
+    if program.buffer_row is not None:
+        return np.asarray(assemble_corrected(program, recorded), dtype=np.int64)
+    return np.asarray(assemble(program, recorded, "q_out"), dtype=np.int64)
 
 
 def _bias_slots(bias_v, tile, span: int, slot: np.ndarray, bias_error) -> np.ndarray:
@@ -698,36 +534,6 @@ def _temporal_expected(exp: np.ndarray, out0: int, slot: np.ndarray, batch: int,
         if sanity_lane:
             exp[start:close + 1, -1] = -(n_j + 1) * int(np.sum(bias))
         start = close + 1
-
-
-def _bypass_stimulus(cfg, d: _Draft, bypass_map) -> int:
-    """R cycles writing the bypass map (row r in cycle r) in front of the program; returns R.
-
-    Every other port is shifted by R cycles: zero in front, except the constant controls
-    (:attr:`_Draft.hold`), which hold their value from the first cycle on.
-    """
-    R, C = cfg.rows, cfg.cols
-    bmap = np.zeros((R, C), dtype=bool) if bypass_map is None else np.asarray(bypass_map, bool)
-    if bmap.shape != (R, C):
-        raise ValueError(f"bypass map must be {R}×{C}, not {bmap.shape}")
-    for name, arr in d.inputs.items():
-        pad = np.zeros((R,) + arr.shape[1:])
-        if name in d.hold:
-            pad[:] = arr[0]
-        d.inputs[name] = np.concatenate([pad, arr])
-    T = d.cycles
-    zeros = np.zeros(T, dtype=np.int64)
-    d.inputs["bypass__we"] = np.concatenate([np.ones(R, dtype=np.int64), zeros])
-    d.inputs["bypass__row"] = np.concatenate([np.arange(R), zeros])
-    d.inputs["bypass__wdata"] = np.concatenate([bmap.astype(np.int64) @ (1 << np.arange(C)),
-                                               zeros])
-    d.loopback = {port: (source, np.concatenate([np.full(R, -1), np.where(src >= 0, src + R,
-                                                                            -1)]))
-                  for port, (source, src) in d.loopback.items()}
-    d.out_cycle = np.where(d.out_cycle >= 0, d.out_cycle + R, -1)
-    d.sanity_cycle = d.sanity_cycle + R
-    d.cycles = T + R
-    return R
 
 
 def assemble(program: Program, recorded: dict[str, np.ndarray], port: str = "acc_out"):

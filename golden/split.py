@@ -19,7 +19,7 @@ saturation to ``a_width − 1`` bits; :func:`layer_forward` models exactly that 
 **Placement.**  The copy of critical column ``c`` is appended as column ``N + i`` (``i`` its
 position in ``critical``); original column indices are unchanged, so the next layer's weight
 matrix only gains rows: ``next_weights' = vstack(next_weights, next_weights[critical])``.  The
-LCU pair of column ``c`` is ``(c, N + i)``; :func:`buffer_pairs` turns column pairs into
+LCU pair of column ``c`` is ``(c, N + i)``; :func:`buffer_groups` turns column pairs into
 output-buffer indices.
 
 **Rounding (measured, see tests/test_lcu.py).**  Let ``q`` be the original column's output and
@@ -54,8 +54,8 @@ import numpy as np
 
 from ftaccel.errors import is_int
 
-__all__ = ["SplitLayer", "TripleLayer", "layer_forward", "split_layer", "triplicate_layer",
-           "buffer_pairs", "buffer_triples", "next_layer_bound"]
+__all__ = ["CopiedLayer", "layer_forward", "split_layer", "triplicate_layer", "buffer_groups",
+           "next_layer_bound"]
 
 
 def _int_array(x, name: str, ndim: int | None = None) -> np.ndarray:
@@ -145,22 +145,27 @@ def _frozen(a: np.ndarray | None) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class SplitLayer:
-    """A layer whose critical columns are split into two bit-identical halves.
+class CopiedLayer:
+    """A layer whose critical columns have copies: split halves (LCU) or a triple (TMR).
+
+    One class for both protections (Ahmadilivani 2025 §4.3.1.3 and its selective-TMR
+    baseline): they differ only in the copies' requantisation and the size of their groups.
 
     Attributes
     ----------
-    weights : int64 [K, N + k]
-        Original weights, then a copy of each critical column.
-    bias : int64 [N + k]
-    shift : int64 [N + k]
-        Requantization shift per column: original + 1 for both halves.
-    out_bits : int64 [N + k]
-        Saturation width per column: ``a_width``, or ``a_width − 1`` for both halves.
-    pairs : int64 [k, 2]
-        Column pairs ``(c, N + i)`` that the LCU corrects.
-    next_weights : int64 [N + k, P] or None
-        The next layer's weights with each copy's row equal to the original's.
+    weights : int64 [K, N + copies]
+        Original weights, then the copies' columns.
+    bias : int64 [N + copies]
+    shift : int64 [N + copies]
+        Requantization shift per column (split halves: original + 1 for both).
+    out_bits : int64 [N + copies]
+        Saturation width per column: ``a_width``, or ``a_width − 1`` for split halves.
+    groups : int64 [k, 2 or 3]
+        Per critical column, its columns: the LCU's pairs ``(c, N + i)`` or the voter's
+        triples ``(c, N + 2i, N + 2i + 1)``.
+    next_weights : int64 [N + copies, P] or None
+        The next layer's weights: split copies' rows equal the original's, TMR copies' rows
+        are zero.
     """
 
     weights: np.ndarray
@@ -170,22 +175,38 @@ class SplitLayer:
     relu: bool
     a_width: int
     critical: np.ndarray
-    pairs: np.ndarray
+    groups: np.ndarray
     next_weights: np.ndarray | None
 
     @property
     def n_outputs(self) -> int:
-        """The number of output columns, halves included."""
+        """The number of output columns, copies included."""
         return int(self.weights.shape[1])
 
+    @property
+    def pairs(self) -> np.ndarray:
+        """The LCU's column pairs (a split layer's :attr:`groups`)."""
+        return self._groups(2, "pairs")
+
+    @property
+    def triples(self) -> np.ndarray:
+        """The voter's column triples (a triplicated layer's :attr:`groups`)."""
+        return self._groups(3, "triples")
+
+    def _groups(self, k: int, what: str) -> np.ndarray:
+        if self.groups.shape[1] != k:
+            raise AttributeError(f"this layer's copies form groups of {self.groups.shape[1]}, "
+                                 f"not {what}")
+        return self.groups
+
     def forward(self, x) -> np.ndarray:
-        """Requantized outputs ``[M, N + k]`` of the split layer (fault-free)."""
+        """Requantized outputs ``[M, N + copies]`` of the layer (fault-free)."""
         return layer_forward(x, self.weights, self.bias, self.shift, relu=self.relu,
                              a_width=self.a_width, out_bits=self.out_bits)
 
 
 def split_layer(weights, bias, shift, critical, *, next_weights=None, relu: bool = True,
-                a_width: int = 8) -> SplitLayer:
+                a_width: int = 8) -> CopiedLayer:
     """Split the ``critical`` columns of a layer (see the module docstring).
 
     Raises ``ValueError`` if ``relu`` is false: the LCU's mask is only sound for non-negative
@@ -214,44 +235,17 @@ def split_layer(weights, bias, shift, critical, *, next_weights=None, relu: bool
     out_bits[c] = a_width - 1
     out_bits[n:] = a_width - 1
     pairs = np.stack([c, n + np.arange(k, dtype=np.int64)], axis=1).reshape(k, 2)
-    return SplitLayer(
+    return CopiedLayer(
         weights=_frozen(np.concatenate([w, w[:, c]], axis=1)),
         bias=_frozen(np.concatenate([b, b[c]])),
         shift=_frozen(new_shift), out_bits=_frozen(out_bits), relu=True, a_width=a_width,
-        critical=_frozen(c.copy()), pairs=_frozen(pairs),
+        critical=_frozen(c.copy()), groups=_frozen(pairs),
         next_weights=_frozen(None if w2 is None else np.concatenate([w2, w2[c]], axis=0)),
     )
 
 
-@dataclass(frozen=True)
-class TripleLayer:
-    """A layer whose critical columns are triplicated for selective TMR.
-
-    ``triples[i] = (c, N + 2i, N + 2i + 1)``; ``next_weights`` rows of the copies are zero.
-    """
-
-    weights: np.ndarray
-    bias: np.ndarray
-    shift: np.ndarray
-    relu: bool
-    a_width: int
-    critical: np.ndarray
-    triples: np.ndarray
-    next_weights: np.ndarray | None
-
-    @property
-    def n_outputs(self) -> int:
-        """The number of output columns, copies included."""
-        return int(self.weights.shape[1])
-
-    def forward(self, x) -> np.ndarray:
-        """The layer's output for input ``x``."""
-        return layer_forward(x, self.weights, self.bias, self.shift, relu=self.relu,
-                             a_width=self.a_width)
-
-
 def triplicate_layer(weights, bias, shift, critical, *, next_weights=None, relu: bool = True,
-                     a_width: int = 8) -> TripleLayer:
+                     a_width: int = 8) -> CopiedLayer:
     """Selective TMR: two extra identical copies of each critical column (works without ReLU)."""
     _check_a_width(a_width)
     w = _int_array(weights, "weights", 2)
@@ -268,11 +262,12 @@ def triplicate_layer(weights, bias, shift, critical, *, next_weights=None, relu:
     nw = None
     if w2 is not None:
         nw = np.concatenate([w2, np.zeros((2 * k, w2.shape[1]), dtype=np.int64)], axis=0)
-    return TripleLayer(
+    return CopiedLayer(
         weights=_frozen(np.concatenate([w, w[:, rep]], axis=1)),
         bias=_frozen(np.concatenate([b, b[rep]])), shift=_frozen(np.concatenate([s, s[rep]])),
+        out_bits=_frozen(np.full(n + 2 * k, a_width, dtype=np.int64)),
         relu=bool(relu), a_width=a_width, critical=_frozen(c.copy()),
-        triples=_frozen(triples.astype(np.int64)), next_weights=_frozen(nw),
+        groups=_frozen(triples.astype(np.int64)), next_weights=_frozen(nw),
     )
 
 
@@ -289,24 +284,19 @@ def _buffer_index(cols: np.ndarray, n_out: int, batch: int, base: int,
     return (base + rows + cols[None, :, :]).reshape(-1, cols.shape[1])
 
 
-def buffer_pairs(layer: SplitLayer, *, batch: int = 1, base: int = 0,
-                 row_stride: int | None = None) -> np.ndarray:
-    """Output-buffer index pairs for the correction controller, ``[batch · k, 2]``.
+def buffer_groups(layer: CopiedLayer, *, batch: int = 1, base: int = 0,
+                  row_stride: int | None = None) -> np.ndarray:
+    """Output-buffer indices of the layer's groups, ``[batch · k, 2 or 3]``.
 
-    The buffer is assumed to hold the layer's output ``[batch, N + k]`` row-major: output
-    ``(m, col)`` at ``base + m · row_stride + col`` (``row_stride`` defaults to ``N + k``).
-    Pairs are listed row by row, then in the order of ``critical``.
+    The pairs the correction controller corrects or the triples the voting controller votes.
+    The buffer is assumed to hold the layer's output ``[batch, N + copies]`` row-major: output
+    ``(m, col)`` at ``base + m · row_stride + col`` (``row_stride`` defaults to
+    ``N + copies``).  Groups are listed row by row, then in the order of ``critical``.
     """
-    return _buffer_index(layer.pairs, layer.n_outputs, batch, base, row_stride)
+    return _buffer_index(layer.groups, layer.n_outputs, batch, base, row_stride)
 
 
-def buffer_triples(layer: TripleLayer, *, batch: int = 1, base: int = 0,
-                   row_stride: int | None = None) -> np.ndarray:
-    """Output-buffer index triples ``[batch · k, 3]`` for the TMR voters (layout as above)."""
-    return _buffer_index(layer.triples, layer.n_outputs, batch, base, row_stride)
-
-
-def next_layer_bound(layer: SplitLayer) -> np.ndarray:
+def next_layer_bound(layer: CopiedLayer) -> np.ndarray:
     """``D_u = Σ_{c ∈ critical} |W2[c, u]|``.
 
     Largest fault-free deviation of the next layer's accumulator caused by splitting (``2h − q ∈

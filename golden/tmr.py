@@ -27,7 +27,7 @@ import numpy as np
 from ftaccel.errors import is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
-from .output_buffer import BufferControllerModel, combine_in_order
+from .output_buffer import BufferControllerModel, buffer_ports, buffer_stimulus, combine_in_order
 
 __all__ = ["word_vote", "bitwise_vote", "VOTES", "vote_columns", "vote_buffer",
            "VotingControllerModel"]
@@ -115,3 +115,48 @@ class VotingControllerModel(BufferControllerModel):
                          capture=capture, group=3, entry="triple",
                          combine=_vote_fn(voter, width))
         self.voter = voter
+
+
+# -- the unit's functions for the engines and the driver program (golden.units) ---------------
+def stimulus(cfg, draft, opts):
+    """Output-buffer capture, voting runs and read-back (the on-chip voter).
+
+    See :func:`golden.output_buffer.buffer_stimulus`; a voting run of n triples shows
+    ``done`` ``3n + 4`` cycles after ``tmr__start`` (:func:`rtl_gen.tmr.voting_cycles`).
+    Without triples the buffer still captures the result and reads it back unchanged.
+    """
+    return buffer_stimulus(cfg, draft, None if opts is None else opts.triples, prefix="tmr",
+                           entry="triple", fields=("a", "b", "c"),
+                           max_entries=cfg.tmr_max_triples, run_cycles=lambda n: 3 * n + 4)
+
+
+def output_ports(cfg) -> dict[str, tuple[int, bool]]:
+    """The controller's flags and the buffer's read-back."""
+    return buffer_ports("tmr", cfg.cols)
+
+
+def correct(cfg, q, opts) -> np.ndarray:
+    """``q`` with the options' triples voted: the on-chip voter's run in closed form.
+
+    Without the voter on the top (``cfg.tmr`` none) the host votes with the options' voter
+    (default ``word``): the campaigns' and :class:`app.protect.VotingEngine`'s fallback.
+    """
+    if opts is None or opts.triples is None or not len(opts.triples):
+        return q
+    voter = opts.voter or (str(cfg.tmr) if cfg.tmr != "none" else "word")
+    return vote_columns(q, opts.triples, width=cfg.a_width, voter=voter)
+
+
+def run_record(cfg, program, q, corrected, opts) -> dict:
+    """The voter, voting runs, triples voted (per result row) and words the vote changed."""
+    triples = 0 if opts.triples is None else len(np.asarray(opts.triples).reshape(-1, 3))
+    return {"voter": str(cfg.tmr), "voting_runs": int(program.inputs["tmr__start"].sum()),
+            "triples": triples * int(q.shape[0]),
+            "words_changed": int(np.sum(corrected != q))}
+
+
+def run_line(cfg, record: dict) -> str:
+    """``TMR (word voter): 4 triples voted in 1 run(s); 1 words changed by the vote``."""
+    return (f"TMR ({record['voter']} voter): {record['triples']} triples voted in "
+            f"{record['voting_runs']} run(s); {record['words_changed']} words changed by the "
+            "vote")

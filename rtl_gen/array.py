@@ -38,12 +38,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ftaccel.config import AcceleratorConfig
+from ftaccel.enums import Dataflow
 from ftaccel.errors import ConfigError
 
 from .fault import FaultSelectSignature
-from .pe import OutputStationaryPE, StationaryPE
+from .pe import OutputStationaryPE, StationaryPE, pe_module_name
 
-__all__ = ["SystolicArray", "delay", "make_pe"]
+__all__ = ["SystolicArray", "delay", "make_pe", "pe_name"]
 
 
 def delay(m: Module, sig, cycles: int, name: str):
@@ -77,18 +78,28 @@ def make_sanity_pe(cfg: AcceleratorConfig):
                         double_buffer=cfg.double_buffered)
 
 
-def make_pe(cfg: AcceleratorConfig):
-    """The PE component for a configuration (not yet instantiated)."""
-    if cfg.dataflow == "os":
-        return OutputStationaryPE(a_width=cfg.a_width, w_width=cfg.w_width,
-                                  acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks,
-                                  bypass=cfg.bypass)
+def _pe_parameters(cfg: AcceleratorConfig) -> dict:
+    """The PE's parameters for a configuration (those of :func:`pe_module_name` too)."""
     # WS streams activations: cfg.stream_width is wider than a_width with the exact temporal
     # checksum, whose sanity vectors are sums of activations.
-    a_width = cfg.stream_width if cfg.dataflow == "ws" else cfg.a_width
-    return StationaryPE(dataflow=cfg.dataflow, a_width=a_width, w_width=cfg.w_width,
-                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, bypass=cfg.bypass,
-                        double_buffer=cfg.double_buffered)
+    a_width = cfg.stream_width if cfg.dataflow is Dataflow.WS else cfg.a_width
+    return {"dataflow": cfg.dataflow, "a_width": a_width, "w_width": cfg.w_width,
+            "acc_width": cfg.acc_bits, "fault_hooks": cfg.fault_hooks, "bypass": cfg.bypass,
+            "double_buffer": cfg.double_buffered}
+
+
+def make_pe(cfg: AcceleratorConfig):
+    """The PE component for a configuration (not yet instantiated)."""
+    params = _pe_parameters(cfg)
+    if cfg.dataflow is Dataflow.OS:
+        del params["dataflow"], params["double_buffer"]  # (OS keeps no stationary operand)
+        return OutputStationaryPE(**params)
+    return StationaryPE(**params)
+
+
+def pe_name(cfg: AcceleratorConfig) -> str:
+    """The Verilog module name of :func:`make_pe`'s PE, without building it."""
+    return pe_module_name(**_pe_parameters(cfg))
 
 
 class SystolicArray(wiring.Component):
@@ -106,19 +117,26 @@ class SystolicArray(wiring.Component):
     :class:`~rtl_gen.fault.FaultController`.
     """
 
+    def __new__(cls, config: AcceleratorConfig, *args, **kwargs):
+        """Refuse a flow configuration before the component exists.
+
+        An elaboratable created and never elaborated warns when it is collected; a refused
+        array must not.  Flow-controlling PEs have their own array and top (:mod:`rtl_gen.flow`).
+        """
+        if isinstance(config, AcceleratorConfig) and config.flow != "none":
+            raise ConfigError("flow", config.flow, "'none' for this array: build "
+                              "rtl_gen.flow.FlowAccelerator for flow-controlling PEs")
+        return super().__new__(cls, src_loc_at=1)  # (a warning names our caller)
+
     def __init__(self, config: AcceleratorConfig):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        if config.flow != "none":
-            # Flow-controlling PEs have their own array and top (rtl_gen.flow).
-            self._MustUse__silence = True  # rejected: never to be elaborated, no warning
-            raise ConfigError("flow", config.flow, "'none' for this array: build "
-                              "rtl_gen.flow.FlowAccelerator for flow-controlling PEs")
+        # (a flow configuration is refused in __new__, before an elaboratable exists)
         self._cfg = config
         self._pe = make_pe(config)
         self._sanity_pe = make_sanity_pe(config) if config.spatial else None
         R, C, P = config.rows, config.cols, config.acc_bits
-        if config.dataflow == "os":
+        if config.dataflow is Dataflow.OS:
             members = {
                 "act_data": In(signed(config.a_width)).array(R),
                 "weight_data": In(signed(config.w_width)).array(C),
@@ -192,7 +210,7 @@ class SystolicArray(wiring.Component):
         """The array's netlist: PEs, skew and deskew registers."""
         m = Module()
         R, C = self._cfg.rows, self._cfg.array_cols
-        if self._cfg.dataflow == "os":
+        if self._cfg.dataflow is Dataflow.OS:
             bottom = self._elaborate_os(m, R, C)
         else:
             bottom = self._elaborate_stationary(m, R, C)

@@ -15,21 +15,10 @@ decoder or counter is generated, and the Verilog has no ``fault__*`` port (check
 
 Controls (:class:`FaultControlSignature`, the top's ``fault`` ports ``fault__enable`` …; held
 constant by the testbench during a run; names and widths from
-:data:`ftaccel.config.FAULT_CONTROLS`):
+:data:`ftaccel.config.FAULT_CONTROLS`, the ``reg`` and ``mode`` encodings the order of
+:class:`ftaccel.enums.FaultRegister` and :class:`ftaccel.enums.FaultMode`; a test holds this
+table against them):
 
-port            width  meaning
-==============  =====  ===========================================================
-fault_enable    1      1 arms the fault
-fault_row       8      PE row
-fault_col       8      PE column
-fault_reg       3      0 = weight register, 1 = activation register, 2 = partial sum,
-                       3 = multiplier product, 4 = adder sum (MAC logic: combinational,
-                       isolated by PE bypass)
-fault_bit       6      bit index inside that register (0 = LSB)
-fault_mode      2      0 = stuck-at-0, 1 = stuck-at-1, 2 = flip at ``fault_cycle``
-fault_cycle     32     cycle of the flip
-==============  =====  ===========================================================
-=======
 ==========  =====  ===========================================================
 member      width  meaning
 ==========  =====  ===========================================================
@@ -38,7 +27,8 @@ row         8      PE row
 col         8      PE column
 reg         3      0 = weight register, 1 = activation register, 2 = partial sum,
                    3 = multiplier product, 4 = adder sum (MAC logic: combinational,
-                   isolated by PE bypass)
+                   isolated by PE bypass), 5 = shadow register (the stationary
+                   operand's load chain, double-buffered WS / IS only)
 bit         6      bit index inside that register (0 = LSB)
 mode        2      0 = stuck-at-0, 1 = stuck-at-1, 2 = flip at ``cycle``
 cycle       32     cycle of the flip
@@ -52,11 +42,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ftaccel.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS
+from ftaccel.enums import FaultMode
 
 __all__ = ["FaultController", "FaultControlSignature", "FaultSelectSignature", "sabotage",
            "MODE_SA0", "MODE_SA1", "MODE_FLIP", "BIT_WIDTH"]
 
-MODE_SA0, MODE_SA1, MODE_FLIP = (FAULT_MODES.index(m) for m in ("sa0", "sa1", "flip"))
+MODE_SA0, MODE_SA1, MODE_FLIP = (FAULT_MODES.index(m) for m in FaultMode)
 BIT_WIDTH = FAULT_CONTROLS["bit"]  # bit index: registers are at most 60 bits wide
 
 

@@ -23,7 +23,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.errors import ConfigError, check_int, is_int
+from ftaccel.errors import ConfigError, check_bool, check_int, is_int
 
 from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
 
@@ -72,8 +72,7 @@ class LCU(wiring.Component):
 
     def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
         check_int("width", width, 2, 64)
-        if not isinstance(registered, bool):
-            raise ConfigError("registered", registered, "true or false")
+        check_bool("registered", registered)
         self._mask = _check_mask(mask, width)
         self._width = width
         self._registered = registered

@@ -107,7 +107,7 @@ class BufferController(wiring.Component):
     **Word addresses.**  Word ``(row, lane)`` has the address ``row · 2**lane_bits + lane``
     with ``lane_bits = ceil(log2(lanes))`` (0 for one lane): the lane is the low
     ``lane_bits`` bits and the row the high ``row_bits`` bits, plain bit slices, no divider
-    (:func:`golden.lcu.buffer_address`).  All word addresses (host word writes, the entry
+    (:func:`golden.output_buffer.buffer_address`).  All word addresses (host word writes, the entry
     list) use this encoding, ``addr_bits = row_bits + lane_bits`` bits.  When ``lanes`` is not
     a power of two, lanes ``lanes … 2**lane_bits − 1`` of a row do not exist (*holes*): a write
     to a hole is ignored (no word enable) and a read of a hole returns 0, exactly the flat

@@ -73,7 +73,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ftaccel.config import REQUANT_STAGES
-from ftaccel.errors import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_bool, check_int
 
 __all__ = ["OutputStage", "OutputLane", "FixedRequant", "RequantSignature", "SHIFT_WIDTH",
            "MULTIPLIER_WIDTH", "FIXED_LATENCY"]
@@ -87,8 +87,7 @@ FIXED_LATENCY = 1 + REQUANT_STAGES
 
 
 def _check_split(split, requant) -> None:
-    if not isinstance(split, bool):
-        raise ConfigError("split", split, "true or false")
+    check_bool("split", split)
     if split and not requant:
         raise ConfigError("split", split, "false when requant is false (nothing to split)")
 

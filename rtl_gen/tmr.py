@@ -19,7 +19,7 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.errors import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_bool, check_int
 
 from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
 
@@ -30,8 +30,7 @@ __all__ = ["WordVoter", "BitwiseVoter", "VOTERS", "VotingController", "TMRHostSi
 class _Voter(wiring.Component):
     def __init__(self, *, width: int = 8, registered: bool = False):
         check_int("width", width, 2, 64)
-        if not isinstance(registered, bool):
-            raise ConfigError("registered", registered, "true or false")
+        check_bool("registered", registered)
         self._width = width
         self._registered = registered
         super().__init__({

@@ -241,12 +241,10 @@ def _references(config: dict[str, Any] | None, fmt: str,
         return {}
     from amaranth.back import rtlil
 
-    from ftaccel.rtl_gen.array import make_pe
+    from ftaccel.rtl_gen.array import make_pe, pe_name
     from ftaccel.rtl_gen.emit import module_text
 
-    target_pe = make_pe(full)
-    target_pe._MustUse__silence = True  # only its name is needed: never elaborated here
-    target = target_pe.module_name
+    target = pe_name(full)  # only its name is needed: the PE is not built
     if target not in known:
         return {}
     refs: dict[str, dict[str, Any]] = {}

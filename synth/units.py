@@ -22,26 +22,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ftaccel.synth.netlist import Dedup, natural_key
+from ftaccel.units import area_patterns
 
 __all__ = ["BASELINE_UNITS", "UNIT_PATTERNS", "attribute_units", "default_unit", "unit_of"]
 
 #: Units that make up the plain accelerator; all others are overheads.
 BASELINE_UNITS = ("top", "array", "pe", "output_stage")
 
-#: Default unit of a module-name component (fullmatch, case-insensitive), first match wins.
-UNIT_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("pe", r"pe(_\w*)?|mac|processing_element"),
-    ("array", r"(systolic_)?array|skew\w*|deskew\w*|\w+_skew"),
-    ("requant", r"requant\w*"),
-    ("output_stage", r"output_stage|out_stage"),
-    ("checksum", r"checksum\w*|sanity\w*|sc"),
-    ("median", r"median\w*"),
-    ("afd", r"afd\w*|anomal\w*|suppress\w*"),
-    ("bypass", r"bypass\w*"),
-    ("lcu", r"lcu\w*|correction\w*"),
-    ("tmr", r"tmr\w*|voter\w*|majority\w*"),
-    ("fault_hooks", r"fault\w*|saboteur\w*"),
-)
+#: Default unit of a module-name component (fullmatch, case-insensitive), first match wins:
+#: every registered unit's pattern (:attr:`ftaccel.units.Unit.area`), in registry order.
+UNIT_PATTERNS: tuple[tuple[str, str], ...] = area_patterns()
 
 #: What each denominator of the overhead percentages is (written into the report).
 DENOMINATOR_DEFINITIONS = {

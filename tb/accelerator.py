@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ftaccel.config import AcceleratorConfig
+from ftaccel.golden import units as golden_units
 from ftaccel.golden.accelerator import simulate
+from ftaccel.golden.array import MatmulResult
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.network import CycleEngine
 from ftaccel.golden.schedule import Program, assemble, build_program
@@ -145,19 +147,18 @@ def _remove_dead_scratch(final: Path) -> None:
             pass
 
 
-@dataclass
-class RTLRun:
-    """Result of one product on the RTL.
+@dataclass(kw_only=True)
+class RTLRun(MatmulResult):
+    """Result of one product on the RTL: the :class:`golden.array.MatmulResult` of every engine.
 
-    ``golden`` (the cycle model's view of the same program, every output port in every
-    cycle) is computed on first use, or at once with ``rtl_matmul(..., check=True)``: a run
-    that only wants the product does not pay for the Python cycle model.
+    Beside ``acc``, ``q``, ``cycles`` and ``alarms``: the program, every recorded port and
+    the log.  ``golden`` (the cycle model's view of the same program, every output port in
+    every cycle) is computed on first use, or at once with ``rtl_matmul(..., check=True)``: a
+    run that only wants the product does not pay for the Python cycle model.
     """
 
     program: Program
     recorded: dict[str, np.ndarray]
-    acc: np.ndarray
-    q: np.ndarray | None
     log: Path | None
     cfg: AcceleratorConfig | None = None
     fault: Fault | None = None
@@ -184,7 +185,7 @@ def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
 
     Cached: a no-op when it exists, so that many runs started at once find it ready.
     ``program`` is a :class:`golden.schedule.Program` (or, with ``top="flow_accelerator"``,
-    a :class:`golden.flow.FlowProgram`); only its ports and loopbacks matter.
+    a program of :func:`golden.flow.build_flow_program`); only its ports and loopbacks matter.
     """
     sim = sim or default_sim()
     if waves is None:
@@ -205,8 +206,8 @@ def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = N
     shared by every run and process); the run itself has its own directory, made under
     ``build_root`` (default ``<cache>/runs``) and removed after success unless ``keep``.
     The log is None when the run directory was removed.  ``top`` is ``"accelerator"``
-    (default) or ``"flow_accelerator"`` (a :class:`golden.flow.FlowProgram` on the
-    flow-controlling array), as in :func:`rtl_for`.
+    (default) or ``"flow_accelerator"`` (a program of :func:`golden.flow.build_flow_program`
+    on the flow-controlling array), as in :func:`rtl_for`.
     """
     sim = sim or default_sim()
     verilog = rtl_for(cfg, cache_dir, top=top)
@@ -233,7 +234,8 @@ def rtl_matmul(cfg: AcceleratorConfig, A, B, *, bias=None, relu=False, shift=0,
                                 cache_dir=cache_dir, keep=keep, player=player)
     q = assemble(program, recorded, "q_out") if cfg.output_stage else None
     run = RTLRun(program=program, recorded=recorded, acc=assemble(program, recorded, "acc_out"),
-                 q=q, log=log, cfg=cfg, fault=fault)
+                 q=q, cycles=program.cycles, alarms=golden_units.alarms(cfg, recorded),
+                 log=log, cfg=cfg, fault=fault)
     if check:
         run.golden  # noqa: B018 - computed now, as asked
     return run

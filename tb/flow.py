@@ -13,8 +13,10 @@ assembled product.  :func:`measured_cycles` reads the cycle count off the RTL's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -22,13 +24,17 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.flow import (
     FlowEngine,
-    FlowProgram,
     Packed,
-    assemble_flow,
     build_flow_program,
+    check_group,
     check_overflow,
+    flow_cycle_count,
+    layer_shape,
+    pack,
+    prune,
     simulate_flow,
 )
+from ftaccel.golden.schedule import Program, assemble
 from ftaccel.rtl_gen.flow import FLOW_TOP_NAME
 
 from .accelerator import mismatches, run_program  # mismatches: the same port-by-port diff
@@ -45,7 +51,7 @@ class FlowRun:
     ``log`` is the simulator log when the run folder was kept, else None.
     """
 
-    program: FlowProgram
+    program: Program
     recorded: dict[str, np.ndarray]
     golden: dict[str, np.ndarray]
     acc: np.ndarray
@@ -70,9 +76,9 @@ def rtl_flow_matmul(cfg: AcceleratorConfig, A, packed: Packed, *, bias=None, rel
     recorded, log = run_program(cfg, program, sim=sim, build_root=build_root, waves=waves,
                                 cache_dir=cache_dir, keep=keep, top=FLOW_TOP_NAME)
     golden = simulate_flow(cfg, program)
-    q = assemble_flow(program, recorded, "q_out") if cfg.output_stage else None
+    q = assemble(program, recorded, "q_out") if cfg.output_stage else None
     return FlowRun(program=program, recorded=recorded, golden=golden,
-                   acc=assemble_flow(program, recorded), q=q, log=log)
+                   acc=assemble(program, recorded), q=q, log=log)
 
 
 def measured_cycles(run: FlowRun) -> int:
@@ -109,10 +115,6 @@ def flow_product(cfg: AcceleratorConfig, A, B, *, group: int | None = None,
     before simulating: a group the hardware was not built for, a ``B`` not packable for it (naming
     the group).
     """
-    import time
-
-    from ftaccel.golden.flow import check_group, flow_cycle_count, layer_shape, pack, prune
-
     gl, gk = layer_shape(cfg.flow, cfg.flow_group if group is None else group)
     check_group(cfg, gl, gk)
     A = np.asarray(A, dtype=np.int64)
@@ -144,8 +146,6 @@ def verify_flow(cfg: AcceleratorConfig, *, seed: int = 1, count: int = 5,
     random and extreme values, tiled; RTL against the golden model every cycle and against numpy.
     Prints one line per case; returns the number of failed cases.
     """
-    from ftaccel.golden.flow import layer_shape, pack, prune
-
     rng = np.random.default_rng(seed)
     print(f"verify {cfg.name()} on {sim or default_sim()}: seed {seed}, {count} cases")
     lo_a, hi_a = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
@@ -189,10 +189,6 @@ class FlowRTLEngine(FlowEngine):
 
     def product(self, p):
         """The product ``p`` pruned, packed and simulated on the flow-controlling RTL."""
-        from types import SimpleNamespace
-
-        from ftaccel.golden.flow import layer_shape, pack, prune
-
         if getattr(p, "fault", None) is not None or getattr(p, "units", None):
             raise ConfigError("layer options", "fault/units", "none on the flow-controlling "
                               "array (the reliability units are not built into it)")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ftaccel import units as unit_registry
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.output_stage import (
@@ -28,7 +29,7 @@ from ftaccel.golden.output_stage import (
     quantize_multiplier,
 )
 
-from .product import RunOptions, prepare, result_vectors, run_product
+from .product import RunOptions, prepare, run_product
 
 __all__ = ["random_case", "random_requant", "regression", "plain_options", "MAX_COUNT"]
 
@@ -37,13 +38,23 @@ MAX_COUNT = 10_000
 
 
 def plain_options(cfg: AcceleratorConfig, **kw) -> RunOptions:
-    """Run-time options that leave the product plain: input filters off, nothing injected."""
-    opts = RunOptions(**kw)
-    if cfg.afd:
-        opts.afd = {"enable": 0}
-    if cfg.median:
-        opts.median_enable = False
-    return opts
+    """Run-time options that leave the product plain: input filters off, nothing injected.
+
+    Every unit ``cfg`` builds whose options can switch it off at run time
+    (:meth:`ftaccel.units.UnitOptions.off`: the AFD, the median) is switched off.
+    """
+    off = {u.name: u.options().off() for u in unit_registry.UNITS
+           if u.built(cfg) and u.options is not None and u.options().off() is not None}
+    return RunOptions(units=off, **kw)
+
+
+def _fits(cfg: AcceleratorConfig, M: int, N: int) -> bool:
+    """Every unit ``cfg`` builds can run an M×·×N product (:meth:`Unit.check_product`)."""
+    try:
+        unit_registry.check_options(cfg, {}, m=M, n=N)
+    except ConfigError:
+        return M == N == 1  # nothing smaller to try: let prepare() say why
+    return True
 
 
 def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
@@ -59,7 +70,7 @@ def random_case(cfg: AcceleratorConfig, rng: np.random.Generator, index: int):
     K = int(rng.integers(1, max(1, min(k_fit, 3 * cfg.rows)) + 1))
     N = int(rng.integers(1, 2 * cfg.cols + 2))
     M = int(rng.integers(1, 2 * max(cfg.rows, cfg.cols) + 1))
-    while (cfg.lcu or cfg.tmr != "none") and result_vectors(cfg, M, N) > cfg.lcu_depth:
+    while not _fits(cfg, M, N):  # e.g. the output buffer holds every result vector
         M, N = max(1, M // 2), max(1, N // 2)
     if index % 3 == 1:  # edge values: extremes and zeros
         A = rng.choice([a_lo, a_hi, 0, -1], (M, K))

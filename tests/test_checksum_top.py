@@ -198,7 +198,10 @@ def test_bad_options():
     with pytest.raises(ConfigError, match="acc_width"):
         AcceleratorConfig(checksum="temporal", temporal_mode="exact", acc_width=17)
     cfg = _cfg(rows=2, cols=2, checksum="temporal", temporal_batch_bits=2)
-    with pytest.raises(ValueError, match="temporal_batch"):
+    with pytest.raises(ConfigError, match="invalid temporal batch = 4: an integer from 1 to 3"):
         build_program(cfg, np.ones((2, 2), int), np.ones((2, 2), int), temporal_batch=4)
+    with pytest.raises(ConfigError, match="'temporal' or 'both' to set a temporal batch"):
+        build_program(cfg.replace(checksum="none"), np.ones((2, 2), int), np.ones((2, 2), int),
+                      temporal_batch=2)  # a batch for a checksum that is not built
     assert cfg.replace(temporal_mode="exact").stream_width == 8 + 2
     assert AcceleratorConfig.from_json(cfg.to_json()) == cfg

@@ -6,14 +6,17 @@ stuck-at-1 and transient flips, in every dataflow; each fault is checked cycle b
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from ftaccel.config import AcceleratorConfig
+from ftaccel.config import FAULT_CONTROLS, FAULT_MODES, FAULT_REGISTERS, AcceleratorConfig
 from ftaccel.golden.accelerator import run_matmul
 from ftaccel.golden.array import pass_starts
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.mapping import tiles
+from ftaccel.rtl_gen import fault as rtl_fault
 from ftaccel.rtl_gen.accelerator import verilog_text
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
@@ -158,3 +161,30 @@ def test_mac_logic_faults_equal_golden_and_bypass_isolates_them(rng, dataflow):
         assert not mismatches(run.recorded, run.golden), isolated
         assert np.array_equal(run.acc, pruned), isolated
     assert visible == 2
+
+
+def test_fault_port_table_matches_the_controls():
+    """rtl_gen.fault's port table lists every control with its width and every encoding.
+
+    The register and mode words are read from the table and held against the enums' order
+    (the ``reg`` / ``mode`` encodings), the names and widths against ``FAULT_CONTROLS``.
+    """
+    rows, current = {}, None
+    table = rtl_fault.__doc__.split("member      width  meaning")[1]
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)\s+(.*)$", line)
+        if m:
+            current = m.group(1)
+            rows[current] = [int(m.group(2)), m.group(3)]
+        elif current and line.startswith(" "):
+            rows[current][1] += " " + line.strip()
+    assert {k: v[0] for k, v in rows.items()} == FAULT_CONTROLS
+    words = {"weight register": "weight", "activation register": "act",
+             "partial sum": "psum", "multiplier product": "product", "adder sum": "sum",
+             "shadow register": "shadow", "stuck-at-0": "sa0", "stuck-at-1": "sa1",
+             "flip": "flip"}
+    for control, names in (("reg", FAULT_REGISTERS), ("mode", FAULT_MODES)):
+        found = re.findall(r"(\d+) = ([\w-]+(?: \w+)?)", rows[control][1])
+        assert [int(i) for i, _ in found] == list(range(len(names))), control
+        assert [next(v for k, v in words.items() if w.startswith(k)) for _, w in found] == \
+            list(names), control

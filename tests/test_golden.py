@@ -49,11 +49,16 @@ def test_functional_and_cycle_models_equal_numpy(rng, dataflow, rows, cols, widt
     # Independent reference: Python integers, no numpy broadcasting tricks.
     ref = np.array([[sum(int(A[m, k]) * int(B[k, n]) for k in range(K)) + int(bias[n])
                      for n in range(N)] for m in range(M)], dtype=np.int64)
-    assert np.array_equal(matmul(cfg, A, B, bias), ref)
-    acc, q = run_matmul(cfg, A, B, bias=bias, relu=True, shift=shift)
+    functional = matmul(cfg, A, B, bias, relu=True, shift=shift)
+    assert np.array_equal(functional.acc, ref)
+    assert np.array_equal(functional.q, _plain_requant(ref, shift, width, relu=True))
+    cycle = run_matmul(cfg, A, B, bias=bias, relu=True, shift=shift)
+    acc, q = cycle  # the one result type unpacks as (acc, q)
     # IS folds the bias into the accumulator, WS and OS add it in the output stage.
     assert np.array_equal(acc, ref if dataflow == "is" else ref - bias[None, :])
     assert np.array_equal(q, _plain_requant(ref, shift, width, relu=True))
+    assert type(cycle) is type(functional) and cycle.alarms == functional.alarms == {}
+    assert cycle.cycles == functional.cycles == cycle_count(cfg, M, K, N)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
@@ -91,7 +96,7 @@ def test_overflow_is_reported_not_wrapped():
     with pytest.raises(AccumulatorOverflow, match="16-bit"):
         matmul(cfg, A, B)
     ok = AcceleratorConfig(rows=2, cols=2, max_k=4)
-    assert matmul(ok, A, B)[0, 0] == 4 * 16384
+    assert matmul(ok, A, B).acc[0, 0] == 4 * 16384
 
 
 def test_output_stage_matches_plain_python(rng):

@@ -15,7 +15,6 @@ from ftaccel.app.has import (
     check_profile,
     ga,
     nvf_placement,
-    profile_acc,
     worst_bypass,
 )
 from ftaccel.app.netcampaign import layer_dims
@@ -28,6 +27,7 @@ from ftaccel.golden.fault_models import (
     hooked_faults,
     one_per_cycle,
     pe_profile,
+    profile_acc,
     profile_errors,
     profile_faults,
     profile_product,

@@ -97,7 +97,7 @@ BAD = {
                 "node squash (op Sigmoid): unsupported operator"),
     "images": (["--model", "digits-mlp", "--images", 0], "--images 0: must be at least 1"),
     "bypass map": (["--model", "digits-mlp", "--bypass-map", "{map}"],
-                   "a bypass map needs a configuration with bypass"),
+                   "invalid bypass = False: true to use a bypass map"),
     "engine config": (["--model", "digits-mlp", "--dataflow", "is", "--afd"],
                       "invalid afd = True"),
 }

@@ -70,3 +70,57 @@ def test_imports_go_downward(path, room, package):
         if target not in ALLOWED[room]:
             wrong.append(f"line {line}: {module} ({room} may not import {target})")
     assert not wrong, "\n".join(wrong)
+
+
+def _module_name(path: Path, package: str) -> str:
+    return package if path.name == "__init__.py" else f"{package}.{path.stem}"
+
+
+def test_no_module_circles():
+    """No two modules import each other, directly or through others (inner imports too).
+
+    The graph is every ``ftaccel`` module's imports of other ``ftaccel`` modules (a
+    package's ``__init__`` included, except the lazy public-API table of the root); its
+    strongly connected components, found with Tarjan's algorithm, must all be single modules.
+    """
+    graph: dict[str, set[str]] = {}
+    for path, _room, package in _modules():
+        name = _module_name(path, package)
+        if name == "ftaccel":
+            continue  # the root names its public API by module path, imported on first use
+        edges = graph.setdefault(name, set())
+        for _line, module in _imports(path, package):
+            if module.startswith("ftaccel.") and module != name:
+                edges.add(module)
+    nodes = set(graph) | {m for e in graph.values() for m in e}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    assert not circles, "module circles: " + "; ".join(" ⇄ ".join(c) for c in circles)

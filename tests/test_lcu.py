@@ -36,18 +36,14 @@ from ftaccel.errors import ConfigError
 from ftaccel.golden.bits import flip_bit
 from ftaccel.golden.lcu import (
     ControllerModel,
-    buffer_address,
     capture_then_correct,
     correct_buffer,
     default_mask,
-    flat_to_rows,
-    lane_bits,
     lcu,
-    rows_to_flat,
 )
+from ftaccel.golden.output_buffer import buffer_address, flat_to_rows, lane_bits, rows_to_flat
 from ftaccel.golden.split import (
-    buffer_pairs,
-    buffer_triples,
+    buffer_groups,
     layer_forward,
     next_layer_bound,
     split_layer,
@@ -269,7 +265,7 @@ def test_split_faults_corrected_end_to_end(rng):
     buf = np.zeros(5 + batch * stride, dtype=np.int64)
     for m in range(batch):
         buf[5 + m * stride: 5 + m * stride + width] = h[m]
-    pairs = buffer_pairs(lay, batch=batch, base=5, row_stride=stride)
+    pairs = buffer_groups(lay, batch=batch, base=5, row_stride=stride)
     assert len(pairs) == batch * r["crit"].size
     assert np.array_equal(buf[pairs[:, 0]], buf[pairs[:, 1]])
     assert np.array_equal(correct_buffer(buf, pairs), buf)  # fault-free: nothing changes
@@ -299,7 +295,7 @@ def test_triplicate_layer(rng):
         assert np.array_equal(o[:, c], o[:, c1]) and np.array_equal(o[:, c], o[:, c2])
         assert np.array_equal(word_vote(o[:, c], o[:, c1], o[:, c2]), q[:, c])
     assert np.array_equal(o @ t.next_weights, q @ r["w2"])  # unchanged bit for bit
-    tri = buffer_triples(t, batch=2)
+    tri = buffer_groups(t, batch=2)
     assert tri.shape == (2 * r["crit"].size, 3) and (tri[r["crit"].size:, 0] >= t.n_outputs).all()
 
 
@@ -318,7 +314,7 @@ def test_split_bad_input():
     with pytest.raises(ValueError, match="a_width"):
         split_layer(w, b, 1, [0], a_width=2)
     with pytest.raises(ValueError, match="row_stride"):
-        buffer_pairs(split_layer(w, b, 1, [0]), row_stride=2)
+        buffer_groups(split_layer(w, b, 1, [0]), row_stride=2)
 
 
 # --------------------------------------------------------------------------------------------

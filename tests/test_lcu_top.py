@@ -132,7 +132,7 @@ def test_bad_options(rng):
     cfg = _cfg()
     with pytest.raises(ValueError, match="split"):
         build_program(cfg, X, layer.weights, split=[True])
-    with pytest.raises(ValueError, match="lcu_pairs"):
+    with pytest.raises(ConfigError, match="invalid lcu pair column = 99: 0 … 5"):
         build_program(cfg, X, layer.weights, lcu_pairs=[[0, 99]])
     with pytest.raises(ValueError, match="lcu"):
         build_program(_cfg(lcu=False), X, layer.weights, lcu_pairs=[[0, 1]])

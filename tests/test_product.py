@@ -13,7 +13,6 @@ from ftaccel.tb.product import (
     accumulator_bound,
     check_accumulator,
     prepare,
-    result_vectors,
 )
 
 
@@ -127,7 +126,7 @@ def test_result_vectors_matches_the_program():
                 dataflow="is"), AcceleratorConfig(rows=2, cols=2, dataflow="os")):
         for M, N in ((1, 1), (5, 4), (7, 9)):
             program = _prep(cfg, M=M, N=N)
-            assert result_vectors(cfg, M, N) == len(np.unique(program.out_cycle))
+            assert cfg.result_vectors(M, N) == len(np.unique(program.out_cycle))
 
 
 def test_prepare_accepts_a_valid_product():

@@ -7,7 +7,7 @@ import pytest
 
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
-from ftaccel.tb.product import prepare, result_vectors
+from ftaccel.tb.product import prepare
 from ftaccel.tb.regression import plain_options, random_case, regression
 
 
@@ -24,7 +24,7 @@ def test_every_random_case_passes_every_check(cfg, rng):
         A, B, relu, shift = random_case(cfg, rng, i)
         prepare(cfg, A, B, plain_options(cfg, relu=relu, shift=shift))  # raises if not
         if cfg.lcu:
-            assert result_vectors(cfg, A.shape[0], B.shape[1]) <= cfg.lcu_depth
+            assert cfg.result_vectors(A.shape[0], B.shape[1]) <= cfg.lcu_depth
         if i % 3 == 1:  # the edge-value cases use only extremes, zeros and ±1
             lo, hi = -(1 << (cfg.a_width - 1)), (1 << (cfg.a_width - 1)) - 1
             assert set(np.unique(A)) <= {lo, hi, 0, -1}

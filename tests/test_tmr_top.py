@@ -211,9 +211,9 @@ def test_bad_options(rng):
     assert AcceleratorConfig.from_json(cfg.to_json()) == cfg
     assert _cfg(tmr="bitwise").name().endswith("_tmrb16x4")
     X, W, b = _layer(rng)
-    with pytest.raises(ValueError, match="tmr_triples"):
+    with pytest.raises(ConfigError, match="invalid tmr triple column = 99: 0 … 5"):
         build_program(cfg, X, W, tmr_triples=[[0, 1, 99]])
-    with pytest.raises(ValueError, match="tmr_triples"):
+    with pytest.raises(ConfigError, match=r"invalid tmr triples shape = \(1, 2\): \(n, 3\)"):
         build_program(cfg, X, W, tmr_triples=[[0, 1]])
     with pytest.raises(ValueError, match="lcu_depth"):
         build_program(_cfg(lcu_depth=2), X, W, tmr_triples=TRIPLES)
