@@ -57,7 +57,10 @@ from typing import Any
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, is_int
 from ftaccel.synth import report as report_mod
+from ftaccel.synth.activity import Activity, read_waveform
 from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
+from ftaccel.synth.ppa import analyse, check_clock
+from ftaccel.synth.sta import StaError, StaMissing, require_sta
 from ftaccel.synth.yosys import (
     PINNED_VERSION,
     YosysError,
@@ -70,6 +73,8 @@ __all__ = [
     "DEFAULT_LIBERTY",
     "HIER_FLAT_TOLERANCE",
     "SCRIPT_PATH",
+    "StaError",
+    "StaMissing",
     "YosysError",
     "script_sections",
     "synthesize",
@@ -275,8 +280,10 @@ def _source(verilog: Path, prefer_rtlil: bool) -> Path:
 def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None | bool = None,
                flat: bool = False, timeout_s: float = 600,
                units: dict[str, str] | None = None, jobs: int = 2,
-               prefer_rtlil: bool = True) -> dict[str, Any]:
-    """Synthesise a generated design and write the area reports to ``out_dir``.
+               prefer_rtlil: bool = True, timing: bool = False, power: bool = False,
+               activity: Activity | str | Path | None = None, clock_mhz: float | None = None,
+               wire_load: bool = True) -> dict[str, Any]:
+    """Synthesise a generated design and write the area (timing, power) reports to ``out_dir``.
 
     Parameters
     ----------
@@ -302,6 +309,19 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         are independent).
     prefer_rtlil : bool
         Synthesise ``<stem>.il`` when it exists next to ``<stem>.v`` and is not older.
+    timing : bool
+        Also time every module's mapped netlist with OpenSTA (:mod:`synth.ppa`): critical
+        paths, Fmax, each unit's delay against the PE's MAC path (report key ``timing``).
+    power : bool
+        Also report power with OpenSTA at ``clock_mhz`` from ``activity`` (key ``power``).
+    activity : Activity, path or None
+        Switching activity: an :class:`synth.activity.Activity`, a VCD/FST waveform of this
+        design running a workload (read with :func:`synth.activity.read_waveform`), or None
+        for the stated default toggle rate (marked as such in the report).
+    clock_mhz : float, optional
+        Clock of the power analysis (default 100 MHz).
+    wire_load : bool
+        Time and power with the stated wire-load model (:data:`synth.sta.WIRE_LOAD`).
 
     Returns
     -------
@@ -311,14 +331,24 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     Raises
     ------
     ConfigError
-        Missing input or Liberty file, ``top`` not in the design, bad ``jobs`` or ``units``.
+        Missing input or Liberty file, ``top`` not in the design, bad ``jobs`` or ``units``,
+        timing or power without a Liberty file, an unreadable activity file.
     YosysError
         Yosys missing, failing or timing out; the message names the log file.
+    StaError
+        OpenSTA missing (:class:`synth.sta.StaMissing`, with how to install it), failing or
+        timing out (timing and power only).
     """
     t0 = time.monotonic()
     verilog, out_dir = Path(verilog), Path(out_dir)
     units = _check_arguments(verilog, top, jobs, timeout_s, units)
     lib = _resolve_liberty(liberty)
+    if timing or power:
+        if lib is None:
+            raise ConfigError("liberty", liberty, "a Liberty cell library (timing and power "
+                              "need one: install qflow-tech-osu018 with 'make setup')")
+        check_clock(clock_mhz)
+        require_sta()  # before any Yosys run: a missing tool fails at once
     source = _source(verilog, prefer_rtlil)
     fmt = format_of(source)
     text = source.read_text(errors="replace")
@@ -337,6 +367,9 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         shutil.copyfile(lib, work / lib_local)
     template = SCRIPT_PATH.read_text()
     tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local)
+    if power and activity is not None and not isinstance(activity, Activity):
+        # read before the Yosys runs: a bad activity file fails at once
+        activity = read_waveform(activity, dd, top, text, fmt=fmt)
     results, runs = _run_all(tasks, work, t0 + timeout_s, timeout_s, jobs)
 
     version = next((r["version"] for r in results.values() if r.get("version")), None)
@@ -352,6 +385,20 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     report["tool"] = _tool_record(version, template, lib, jobs)
     report["notes"] = _notes(config, flat, refs)
     report.update(_run_record(runs, dd.order))
+    report["area_elapsed_s"] = round(time.monotonic() - t0, 3)
+    if timing or power:
+        stems = {t.module: t.stem for t in tasks}
+        cells = {m: sum(v for k, v in r["area_um2"]["cells_by_type"].items()
+                        if plain_name(k) not in dd.rep) for m, r in results.items()}
+        ppa = analyse(dd=dd, top=top, flat=flat, units=units, refs=refs, stems=stems,
+                      work=work, liberty=lib, liberty_local=lib_local, cells=cells,
+                      timing=timing, power=power, activity=activity if power else None,
+                      clock_mhz=clock_mhz, wire_load=wire_load, jobs=jobs,
+                      timeout_s=max(1.0, t0 + timeout_s - time.monotonic()))
+        for key in ("timing", "power"):
+            if key in ppa:
+                report[key] = ppa[key]
+        report["sta_elapsed_s"] = ppa["elapsed_s"]
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     report_mod.write_reports(report, out_dir)
     return report
