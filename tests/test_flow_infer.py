@@ -11,12 +11,12 @@ import json
 import numpy as np
 import pytest
 
+from ftaccel.app import cli
 from ftaccel.app.datasets import digits
 from ftaccel.app.network import Network, make_engine, prune_flow_layers
 from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.flow import FlowEngine, is_packable
 from ftaccel.golden.network import ModelError
-from ftaccel.app import cli
 
 CFG = AcceleratorConfig(rows=4, cols=4, flow="shortened", flow_group=4)
 PACKED = {"fc1": 4, "fc2": 4}
