@@ -287,7 +287,9 @@ def read_waveform(path: str | Path, dd: Dedup, top: str, design_text: str, *,
         count[rep] += 1
         for var in s.vars():
             name = var.name
-            if name in _CLOCKS or var.is_real or var.is_string:
+            # Amaranth's and Yosys' temporaries (``$1``, ``\\q_out$25``) do not survive
+            # synthesis under their names: only ports and named signals can match
+            if name in _CLOCKS or "$" in name or var.is_real or var.is_string:
                 continue
             width = var.bitwidth or 1
             times, values = _changes(var)

@@ -91,9 +91,12 @@ def analyse(*, dd: Dedup, top: str, flat: bool, units: dict[str, str] | None,
         wire_lib = "wire_load.lib"
     template = sta.TEMPLATE_PATH.read_text()
     modules = [top] if flat else list(stems)
+    # A reference PE (without bypass / double buffer) is not in the simulated design: it takes
+    # the activity of the PE it stands beside (the same ports and registers).
+    alias = {ref["module"]: dd.rep[ref["targets"][0]] for ref in refs.values()}
     jobs_kw = []
     for module in modules:
-        per_net = activity.of(dd.rep.get(module, module))
+        per_net = activity.of(alias.get(module, dd.rep.get(module, module)))
         jobs_kw.append({
             "stem": stems[module], "module": module, "work": work, "liberty": liberty_local,
             "boundary": boundary, "period": period, "wire_lib": wire_lib,

@@ -19,8 +19,8 @@ the netlist (``<stem>_mapped.v``).  This module runs OpenSTA (``sta``, Debian pa
 
 How it is timed
 ---------------
-Each module is timed on its own (submodules as empty stubs) with its ports treated as the
-registers of its neighbours: an input arrives a flip-flop's clk→Q after the edge with that
+Each module is timed on its own, its submodule instances turned into ports (Yosys ``expose
+-evert``), with all its ports treated as the registers of its neighbours: an input arrives a flip-flop's clk→Q after the edge with that
 flip-flop's drive, an output must arrive its setup time before the next edge.  That is exact
 for the systolic array, whose PEs register every output, and for the registered input stages;
 a combinational path through several modules is split at their boundaries.  When the whole
@@ -335,10 +335,11 @@ def time_module(*, stem: str, module: str, work: Path, liberty: str, boundary: B
                 ) -> dict[str, Any]:
     """Time (and power) one module's mapped netlist; figures per instance.
 
-    ``netlist_files`` (default: the module's stubs and its mapped netlist) are concatenated
-    into ``<stem>_sta.v`` with ``signed`` removed.
+    ``netlist_files`` (default: the module alone, its submodule instances turned into ports
+    by ``expose -evert`` in ``area.ys``) are concatenated into ``<stem>_sta.v`` with
+    ``signed`` removed.
     """
-    files = netlist_files or [f"{stem}_stubs.v", f"{stem}_mapped.v"]
+    files = netlist_files or [f"{stem}_alone.v"]
     text = "\n".join((work / f).read_text() for f in files if (work / f).exists())
     (work / f"{stem}_sta.v").write_text(sta_netlist(text))
     script = _script(template, liberty=liberty, netlist=f"{stem}_sta.v", top=module,
@@ -347,8 +348,7 @@ def time_module(*, stem: str, module: str, work: Path, liberty: str, boundary: B
     t0 = time.monotonic()
     out = run_sta(script, cwd=work, log=work / f"{stem}_sta.log", timeout_s=timeout_s)
     sec = _sections(out)
-    q_nets = _flop_q_nets((work / f"{stem}_mapped.v").read_text()
-                          if (work / f"{stem}_mapped.v").exists() else "")
+    q_nets = _flop_q_nets(text)
     res: dict[str, Any] = {"module": module, "log": str(work / f"{stem}_sta.log"),
                            "wall_s": round(time.monotonic() - t0, 3)}
     for key in ("worst", "reg2reg"):

@@ -1,16 +1,16 @@
 # OpenSTA script of ftaccel (synth/sta.py): timing and power of one mapped netlist.
 # sta.py fills the placeholders listed below; the sha256 of this file is recorded in every report.
 #
-# One module at a time (its submodules as empty stubs), or the whole design linked (small
+# One module at a time (its submodule instances turned into ports), or the whole design linked (small
 # designs).  The module's ports are treated as the registers of its neighbours, as they are in
-# the systolic array (every PE output is a register): an input arrives @TCQ@ ns after the clock
-# edge (clk->Q of @DFF@, measured by the calibration run) with that cell's drive, an output
-# must arrive @SETUP@ ns before the next edge (@DFF@'s setup) and drives @LOAD@ pF (its D pin).
+# the systolic array (every PE output is a register): an input arrives a flip-flop's clk->Q
+# after the clock edge (measured by the calibration run) with that cell's drive, an output
+# must arrive the flip-flop's setup time before the next edge and drives its D pin.
 #
-# Placeholders: @LIBERTY@ cell library, @WIRELIB@ the wire-load library (or nothing), @NETLIST@
-# the netlist, @TOP@ its top module, @WIRELOAD@ the set_wire_load_model line, @PERIOD@ clock
-# period (ns), @TCQ@, @SETUP@, @LOAD@, @DFF@ the boundary model, @ACTIVITY@ the
-# set_power_activity lines, @POWER@ 1 to report power, @REG2REG@ 1 to report the worst
+# Placeholders (upper-case names between at-signs): LIBERTY cell library, WIRELIB the
+# wire-load library line (or nothing), NETLIST, TOP, WIRELOAD the set_wire_load_model line,
+# PERIOD clock period (ns), TCQ, SETUP, LOAD, DFF the boundary model, ACTIVITY the
+# set_power_activity lines, POWER 1 to report power, REG2REG 1 to report the worst
 # register-to-register path as well.
 
 read_liberty @LIBERTY@
@@ -34,6 +34,11 @@ if {[llength [all_outputs]]} {
   set_output_delay -clock clk @SETUP@ [all_outputs]
   set_load @LOAD@ [all_outputs]
 }
+# The clock reaching a submodule's clock port (an output once everted) is clock network, not
+# a data path.
+if {[llength [get_ports -quiet clk]]} {
+  set_false_path -from [get_ports clk]
+}
 
 puts "@@ftaccel worst"
 report_checks -path_delay max -digits 4 -fields {net} -format full
@@ -43,20 +48,21 @@ if {@REG2REG@ && [llength [all_registers]]} {
     -from [all_registers -clock_pins] -to [all_registers -data_pins]
 }
 
-# Activity: given per pin (the driver of a named net) or per input port; the rest is
-# propagated by OpenSTA from the inputs (whose default is set first).
+# Activity: given per input port, or on the cell pins driving a named net (a register's Q);
+# the rest is propagated by OpenSTA from the inputs (whose default is set first).  The 2019
+# set_power_activity fails on a port's own pin (it calls a missing get_pins_error): skipped.
 proc ftaccel_activity {net act duty} {
-  set n [get_nets -quiet $net]
-  if {[llength $n]} {
-    set drivers [get_pins -quiet -of_objects $n -filter "direction == output"]
-    if {[llength $drivers]} {
-      set_power_activity -pins $drivers -activity $act -duty $duty
-      return
-    }
-  }
   set p [get_ports -quiet $net]
   if {[llength $p] && [get_property $p direction] == "input"} {
     set_power_activity -input_ports $p -activity $act -duty $duty
+    return
+  }
+  set n [get_nets -quiet $net]
+  if {![llength $n]} {
+    return
+  }
+  foreach d [get_pins -quiet -of_objects $n -filter "direction == output"] {
+    catch {set_power_activity -pins $d -activity $act -duty $duty}
   }
 }
 if {@POWER@} {
