@@ -282,7 +282,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
                units: dict[str, str] | None = None, jobs: int = 2,
                prefer_rtlil: bool = True, timing: bool = False, power: bool = False,
                activity: Activity | str | Path | None = None, clock_mhz: float | None = None,
-               wire_load: bool = True) -> dict[str, Any]:
+               wire_load: bool = True, workload: str = "") -> dict[str, Any]:
     """Synthesise a generated design and write the area (timing, power) reports to ``out_dir``.
 
     Parameters
@@ -322,6 +322,11 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         Clock of the power analysis (default 100 MHz).
     wire_load : bool
         Time and power with the stated wire-load model (:data:`synth.sta.WIRE_LOAD`).
+    workload : str
+        What the ``activity`` waveform ran (for the report).
+
+    The power and timing figures are also kept per configuration for reuse
+    (:func:`synth.energy.store`: ``rtlgen infer --energy``, the trade-off report).
 
     Returns
     -------
@@ -369,7 +374,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local)
     if power and activity is not None and not isinstance(activity, Activity):
         # read before the Yosys runs: a bad activity file fails at once
-        activity = read_waveform(activity, dd, top, text, fmt=fmt)
+        activity = read_waveform(activity, dd, top, text, fmt=fmt, workload=workload)
     results, runs = _run_all(tasks, work, t0 + timeout_s, timeout_s, jobs)
 
     version = next((r["version"] for r in results.values() if r.get("version")), None)
@@ -401,6 +406,10 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         report["sta_elapsed_s"] = ppa["elapsed_s"]
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     report_mod.write_reports(report, out_dir)
+    if power:
+        from ftaccel.synth.energy import store
+
+        report["ppa_cache"] = str(store(report))
     return report
 
 

@@ -20,8 +20,9 @@ the netlist (``<stem>_mapped.v``).  This module runs OpenSTA (``sta``, Debian pa
 How it is timed
 ---------------
 Each module is timed on its own, its submodule instances turned into ports (Yosys ``expose
--evert``), with all its ports treated as the registers of its neighbours: an input arrives a flip-flop's clk→Q after the edge with that
-flip-flop's drive, an output must arrive its setup time before the next edge.  That is exact
+-evert``), with all its ports treated as the registers of its neighbours: an input arrives
+a flip-flop's clk→Q after the edge with that flip-flop's drive, an output must arrive its
+setup time before the next edge.  That is exact
 for the systolic array, whose PEs register every output, and for the registered input stages;
 a combinational path through several modules is split at their boundaries.  When the whole
 design has at most :data:`LINK_LIMIT` cells the hierarchical netlist is also linked and timed
