@@ -111,7 +111,8 @@ def _power_lines(pw: dict[str, Any] | None) -> list[str]:
         what = (f"DEFAULT activity {act.get('default_input_rate'):g} toggles/cycle at every "
                 "module input, not a workload")
     else:
-        what = f"activity of {act.get('workload') or act.get('file')}, {act.get('cycles')} cycles"
+        what = (f"activity of {act['workload']}" if act.get("workload") else
+                f"activity of {act.get('file')}, {act.get('cycles')} cycles")
     tot = pw["total"]
     line = (f"power {tot['total_mw']:.3f} mW at {pw['clock_mhz']:g} MHz, {pw['voltage_v']} V "
             f"(leakage {tot['leakage_mw'] * 1000:.3f} µW; {what})")
