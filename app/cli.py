@@ -642,7 +642,39 @@ def cmd_infer(args) -> int:
         raise CLIError(str(exc), EXIT_TOOL) from None
     print(res.to_markdown())
     print(f"wrote {Path(args.output) / 'infer.json'} and {Path(args.output) / 'infer.md'}")
+    _energy(args, cfg, res)
     return 0
+
+
+def _energy(args, cfg: AcceleratorConfig, res) -> None:
+    """Energy per inference (:func:`synth.energy.energy_per_inference`) into ``energy.json``.
+
+    Always when the configuration's power is cached (a ``rtlgen synth --power`` of the same
+    configuration); with ``--energy`` and nothing cached, the power is analysed now (area,
+    then OpenSTA with the default activity) into ``<output>/synth``.
+    """
+    from ftaccel.files import write_json
+    from ftaccel.synth.energy import energy_per_inference, lookup
+
+    figures = lookup(cfg.to_dict())
+    if figures is None and not args.energy:
+        return
+    if figures is None:
+        from ftaccel.synth.flow import synthesize
+        from ftaccel.synth.sta import require_sta
+
+        require_sta()
+        generate, _files = _generator(cfg)
+        out = Path(args.output) / "synth"
+        gen = generate(cfg, out / "rtl")
+        units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
+        print(f"energy: no power cached for {cfg.name()}: analysing it now (area, then "
+              f"OpenSTA, default activity) in {out}", file=sys.stderr)
+        figures = synthesize(gen.verilog, gen.top, out, units=units, timing=True, power=True)
+    energy = energy_per_inference(figures, cycles=res.cycles, images=res.images)
+    print(energy.line())
+    path = write_json(Path(args.output) / "energy.json", energy.to_dict())
+    print(f"wrote {path}")
 
 
 def cmd_campaign(args) -> int:
@@ -891,6 +923,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "MLPs) or magnitude (one shot, the largest weight of every group)")
     n.add_argument("--flow-epochs", type=_integer, default=10,
                    help="epochs of --flow-prune train (default 10)")
+    n.add_argument("--energy", action="store_true",
+                   help="energy per inference: power × cycles / f from the configuration's "
+                        "cached power ('rtlgen synth --power'), else analysed now (printed "
+                        "whenever cached)")
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
