@@ -132,7 +132,7 @@ def _path_row(res: dict[str, Any], key: str = "worst") -> dict[str, Any] | None:
         return None
     return {k: p[k] for k in ("start", "end", "start_net", "end_net", "start_register",
                               "end_register", "kind", "arrival_ns", "min_period_ns", "slack_ns",
-                              "cells")} | {"fmax_mhz": _fmax(p["min_period_ns"])}
+                              "cells", "steps")} | {"fmax_mhz": _fmax(p["min_period_ns"])}
 
 
 def _pe_modules(dd: Dedup, top: str, units: dict[str, str] | None,

@@ -260,7 +260,8 @@ def parse_paths(text: str, period: float) -> dict[str, Any] | None:
     Returns ``start``, ``end`` (instance/port names as OpenSTA prints them), ``start_kind``,
     ``end_kind``, ``start_net`` / ``end_net`` (the first and last named nets on the path),
     ``arrival_ns``, ``required_ns``, ``slack_ns``, ``min_period_ns`` (period − slack: the
-    shortest clock this path allows), ``cells`` (cells on the path) and ``nets``.
+    shortest clock this path allows), ``cells`` (cells on the path), ``nets`` and ``steps``
+    (per cell: type, output pin, edge, delay, fanout of the net it drives).
     """
     m = _PATH_HEAD.search(text)
     if not m:
@@ -273,7 +274,18 @@ def parse_paths(text: str, period: float) -> dict[str, Any] | None:
         return None
     section = body[:arrival.start()]
     nets = re.findall(r"^\s*\d*\s+(\S+) \(net\)$", section, re.M)
-    cells = re.findall(r"^\s*[-0-9.]+\s+[-0-9.]+\s+[v^]\s+\S+/\S+ \((\w+)\)$", section, re.M)
+    # every cell on the path: its type, its delay and the fanout of the net it drives
+    steps: list[dict[str, Any]] = []
+    for line in section.splitlines():
+        c = re.match(r"^\s*([-0-9.]+)\s+[-0-9.]+\s+([v^])\s+(\S+)/(\S+) \((\w+)\)$", line)
+        if c:
+            steps.append({"cell": c.group(5), "pin": c.group(4), "edge": c.group(2),
+                          "delay_ns": float(c.group(1)), "fanout": None})
+            continue
+        n = re.match(r"^\s*(\d+)\s+\S+ \(net\)$", line)
+        if n and steps and steps[-1]["fanout"] is None:
+            steps[-1]["fanout"] = int(n.group(1))
+    cells = [st["cell"] for st in steps]
     s = float(slack.group(1))
     return {
         "start": m.group(1), "start_kind": m.group(2), "end": m.group(3),
@@ -281,7 +293,7 @@ def parse_paths(text: str, period: float) -> dict[str, Any] | None:
         "end_net": nets[-1] if nets else m.group(3),
         "arrival_ns": float(arrival.group(1)), "required_ns": float(required.group(1)),
         "slack_ns": s, "min_period_ns": round(period - s, 4), "cells": len(cells),
-        "nets": nets,
+        "nets": nets, "steps": steps,
     }
 
 
