@@ -285,6 +285,8 @@ def parse_paths(text: str, period: float) -> dict[str, Any] | None:
         n = re.match(r"^\s*(\d+)\s+\S+ \(net\)$", line)
         if n and steps and steps[-1]["fanout"] is None:
             steps[-1]["fanout"] = int(n.group(1))
+    # the start flip-flop's clock pin and the end one's data pin drive no net on the path
+    steps = [st for st in steps if st["fanout"] is not None]
     cells = [st["cell"] for st in steps]
     s = float(slack.group(1))
     return {

@@ -232,8 +232,14 @@ def test_larger_array_draws_more_power_and_every_figure_is_positive(tmp_path_fac
                 assert m["per_instance"]["leakage_mw"] > 0 and m["per_instance"]["total_mw"] > 0
         assert tm["design"]["fmax_mhz"] > 0 and tm["design"]["min_period_ns"] > 0
     # the figures are kept for reuse (rtlgen infer --energy, the trade-off report)
-    cached = energy_mod.lookup(large["design"]["config"])
+    entry = json.loads(Path(large["ppa_cache"]).read_text())
+    assert entry["power_total"] == large["power"]["total"]
+    assert entry["activity_kind"] == "default"
+    folder = tmp_path_factory.mktemp("ppa")
+    energy_mod.store(large, folder=folder)
+    cached = energy_mod.lookup(large["design"]["config"], folder=folder)
     assert cached is not None and cached["power_total"] == large["power"]["total"]
+    assert energy_mod.lookup(small["design"]["config"], folder=folder) is None
     e = energy_mod.energy_per_inference(cached, cycles=5000, images=10)
     assert e.energy_uj == pytest.approx(pl * 1e-3 * 5000 / (cached["clock_mhz"] * 1e6) * 1e6)
     lines = headline(large)
