@@ -371,7 +371,8 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         lib_local = "liberty_" + lib.name
         shutil.copyfile(lib, work / lib_local)
     template = SCRIPT_PATH.read_text()
-    tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local)
+    tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local,
+                  netlists=timing or power)
     if power and activity is not None and not isinstance(activity, Activity):
         # read before the Yosys runs: a bad activity file fails at once
         activity = read_waveform(activity, dd, top, text, fmt=fmt, workload=workload)
@@ -447,10 +448,12 @@ def _check_arguments(verilog: Path, top: str, jobs: int, timeout_s: float,
 
 
 def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt: str,
-          work: Path, sections: dict[str, str], lib_local: str | None) -> list[_Task]:
+          work: Path, sections: dict[str, str], lib_local: str | None, *,
+          netlists: bool = False) -> list[_Task]:
     """Write every module's source into ``work`` and return its Yosys tasks.
 
-    A generic step per distinct module (or the flattened design), then its two mappings.
+    A generic step per distinct module (or the flattened design), then its two mappings;
+    with ``netlists`` the liberty mapping also writes the netlists OpenSTA reads.
     """
     ext = ".il" if fmt == "rtlil" else ".v"
     read = "read_rtlil" if fmt == "rtlil" else "read_verilog"
@@ -479,8 +482,10 @@ def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt:
         generic.then.append(_Task(module, "cmos", stem,
                                   _render(sections["cmos"], stem=stem), len(body)))
         if lib_local:
-            generic.then.append(_Task(module, "liberty", stem, _render(
-                sections["liberty"], stem=stem, liberty=lib_local), len(body)))
+            script = _render(sections["liberty"], stem=stem, liberty=lib_local)
+            if netlists:
+                script += _render(sections["netlist"], stem=stem)
+            generic.then.append(_Task(module, "liberty", stem, script, len(body)))
         tasks.append(generic)
     return tasks
 
