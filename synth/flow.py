@@ -60,7 +60,7 @@ from ftaccel.synth import report as report_mod
 from ftaccel.synth.activity import Activity, read_waveform
 from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
 from ftaccel.synth.ppa import analyse, check_clock
-from ftaccel.synth.sta import StaError, StaMissing, require_sta
+from ftaccel.synth.sta import TIMED_MAX_FANOUT, StaError, StaMissing, require_sta
 from ftaccel.synth.yosys import (
     PINNED_VERSION,
     YosysError,
@@ -82,7 +82,8 @@ __all__ = [
 
 #: Where Debian's ``qflow-tech-osu018`` puts the OSU 0.18 µm standard cells.
 DEFAULT_LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
-#: The Yosys script template (sections ``children``, ``generic``, ``cmos``, ``liberty``).
+#: The Yosys script template (sections ``children``, ``generic``, ``cmos``, ``liberty``,
+#: ``timed``).
 SCRIPT_PATH = Path(__file__).with_name("area.ys")
 #: Largest relative difference between the hierarchical and the flattened total accepted on
 #: 4×4 and 8×8 arrays (tests/test_synth.py).  Measured (int8 WS, Yosys 0.70, area.ys of this
@@ -394,12 +395,14 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     report["area_elapsed_s"] = round(time.monotonic() - t0, 3)
     if timing or power:
         stems = {t.module: t.stem for t in tasks}
-        cells = {m: sum(v for k, v in r["area_um2"]["cells_by_type"].items()
+        cells = {m: sum(v for k, v in r["timed_um2"]["cells_by_type"].items()
                         if plain_name(k) not in dd.rep) for m, r in results.items()}
+        timed_area = {m: r["timed_um2"]["value"] for m, r in results.items()}
         ppa = analyse(dd=dd, top=top, flat=flat, units=units, refs=refs, stems=stems,
                       work=work, liberty=lib, liberty_local=lib_local, cells=cells,
                       timing=timing, power=power, activity=activity if power else None,
                       clock_mhz=clock_mhz, wire_load=wire_load, jobs=jobs,
+                      timed_area=timed_area, area=report["totals"]["area_um2"],
                       timeout_s=max(1.0, t0 + timeout_s - time.monotonic()))
         for key in ("timing", "power"):
             if key in ppa:
@@ -420,7 +423,7 @@ def _run_record(runs: list[dict[str, Any]], order: list[str]) -> dict[str, Any]:
     ``cpu_s`` is the CPU time of the Yosys processes (user + system), ``yosys_wall_s`` the sum
     of their wall times; with several processes side by side both exceed the elapsed time.
     """
-    step_order = {"generic": 0, "cmos": 1, "liberty": 2}
+    step_order = {"generic": 0, "cmos": 1, "liberty": 2, "timed": 3}
     return {
         "runs": sorted(runs, key=lambda r: (order.index(r["module"]) if r["module"] in order
                                             else len(order), step_order[r["step"]])),
@@ -453,7 +456,7 @@ def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt:
     """Write every module's source into ``work`` and return its Yosys tasks.
 
     A generic step per distinct module (or the flattened design), then its two mappings;
-    with ``netlists`` the liberty mapping also writes the netlists OpenSTA reads.
+    with ``netlists`` a third, the buffered netlists OpenSTA reads (``timed``).
     """
     ext = ".il" if fmt == "rtlil" else ".v"
     read = "read_rtlil" if fmt == "rtlil" else "read_verilog"
@@ -482,10 +485,12 @@ def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt:
         generic.then.append(_Task(module, "cmos", stem,
                                   _render(sections["cmos"], stem=stem), len(body)))
         if lib_local:
-            script = _render(sections["liberty"], stem=stem, liberty=lib_local)
+            generic.then.append(_Task(module, "liberty", stem, _render(
+                sections["liberty"], stem=stem, liberty=lib_local), len(body)))
             if netlists:
-                script += _render(sections["netlist"], stem=stem)
-            generic.then.append(_Task(module, "liberty", stem, script, len(body)))
+                generic.then.append(_Task(module, "timed", stem, _render(
+                    sections["timed"], stem=stem, liberty=lib_local,
+                    fanout=str(TIMED_MAX_FANOUT)), len(body)))
         tasks.append(generic)
     return tasks
 
@@ -526,6 +531,8 @@ def _figures(task: _Task, work: Path, log: Path, log_text: str) -> dict[str, Any
                 "depth": _ltp(log_text).get(task.module)}
     if task.step == "liberty":
         return {"area_um2": _stat(work / f"{task.stem}_liberty.json", task.module, log)}
+    if task.step == "timed":
+        return {"timed_um2": _stat(work / f"{task.stem}_timed.json", task.module, log)}
     m = re.search(r"^ (Yosys \d[^\n]*)$", log_text, re.M)
     return {"version": m.group(1).strip() if m else None}
 

@@ -444,6 +444,10 @@ def _md_timing(report: dict[str, Any]) -> list[str]:
     out.append(f"- Tool: OpenSTA {t['tool']['opensta']}, `synth/{t['tool']['script']}` sha256 "
                f"`{t['tool']['script_sha256'][:16]}`, Liberty `{t['tool']['liberty']}`")
     out.append(f"- Wire load: {t['wire_load']['name']} ({t['wire_load']['source']})")
+    nl = t.get("netlist") or {}
+    out.append(f"- Netlist: {nl.get('source', '')}" + (
+        f"; {_num(nl['area_um2'], 1)} µm², buffers {nl['buffers_pct_of_area']:+.2f} % over "
+        "the area figures" if nl.get("buffers_pct_of_area") is not None else ""))
     out.append(f"- Boundary: {t['boundary']['model']}; ideal clock")
     out.append(f"- Method: {d['method']}" + (f" ({d['note']})" if d.get("note") else ""))
     if d.get("path"):

@@ -1,9 +1,11 @@
 """Timing and power of the mapped netlists with OpenSTA (SPEC §13).
 
-The area flow (:mod:`synth.flow`) maps every distinct module onto the Liberty cells and keeps
-the netlist (``<stem>_mapped.v``).  This module runs OpenSTA (``sta``, Debian package
-``opensta``) on those netlists with the same Liberty, whose cells carry timing tables and
-``internal_power`` tables, and returns:
+The area flow (:mod:`synth.flow`) maps every distinct module onto the Liberty cells; with
+timing or power it maps it once more the same way with ABC's fanout buffering added
+(``area.ys`` section ``timed``: an area-oriented mapping leaves broadcast nets on one small
+gate, which any timing-driven flow buffers) and keeps that netlist (``<stem>_mapped.v``).
+This module runs OpenSTA (``sta``, Debian package ``opensta``) on those netlists with the
+same Liberty, whose cells carry timing tables and ``internal_power`` tables, and returns:
 
 * **timing**: per distinct module, the worst path (start and end point, the named nets at
   both ends, its delay in ns and the shortest clock period it allows) and the worst
@@ -56,7 +58,8 @@ from typing import Any
 
 from ftaccel.errors import ConfigError
 
-__all__ = ["DEFAULT_CLOCK_MHZ", "LINK_LIMIT", "STA_INSTALL_HINT", "TEMPLATE_PATH", "WIRE_LOAD",
+__all__ = ["DEFAULT_CLOCK_MHZ", "LINK_LIMIT", "STA_INSTALL_HINT", "TEMPLATE_PATH",
+           "TIMED_MAX_FANOUT", "WIRE_LOAD",
            "StaError", "StaMissing", "Boundary", "find_sta", "require_sta", "run_sta",
            "calibrate", "time_module", "parse_paths", "parse_power", "sta_netlist"]
 
@@ -67,6 +70,10 @@ TEMPLATE_PATH = Path(__file__).with_name("sta.tcl")
 DEFAULT_CLOCK_MHZ = 100.0
 #: Largest design (standard cells, all instances) also timed as one linked netlist.
 LINK_LIMIT = 400_000
+#: Fanout limit of the buffering in the netlist OpenSTA times (``area.ys`` section ``timed``):
+#: ABC's ``buffer -N``.  16 loads per driver keeps every net of the generated designs within
+#: the OSU 0.18 µm cells' characterised loads (≤ 0.5 pF for an X1 output).
+TIMED_MAX_FANOUT = 16
 #: What to tell a user without OpenSTA (CLI exit 3).
 STA_INSTALL_HINT = ("OpenSTA is not installed (no 'sta' on PATH): run 'make setup' or "
                     "'apt-get install opensta' (Debian package opensta); the area report "
