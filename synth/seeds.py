@@ -129,7 +129,7 @@ SEED_FIGURES: tuple[SeedFigure, ...] = (
                {"dataflow": ("os",)}),
 )
 
-#: 000 Table 12.9 (L3196–L3204): area and power overhead (%) of the flow-controlling MAC on
+#: 000 Table 12.9 (L3190–L3204): area and power overhead (%) of the flow-controlling MAC on
 #: the 8-bit fixed-point MAC unit, by (flow kind, group size): ``(area %, power %)``.
 FLOW_MAC_FIGURES: dict[tuple[str, int], tuple[float, float]] = {
     ("shortened", 8): (14.63, 14.06), ("superposition", 8): (111.68, 95.85),
@@ -140,7 +140,7 @@ FLOW_MAC_FIGURES: dict[tuple[str, int], tuple[float, float]] = {
     ("twodim", 256): (261.72, 213.36),
 }
 #: Where :data:`FLOW_MAC_FIGURES` come from.
-FLOW_MAC_SOURCE = ("000 Table 12.9", "000:L3196–L3204", "flow")
+FLOW_MAC_SOURCE = ("000 Table 12.9", "000:L3190–L3204", "flow")
 
 #: Technology gap stated beside every comparison (SPEC §9, §13).
 TECHNOLOGY_GAP = ("the seeds: Synopsys Design Compiler + DesignWare on Silvaco Open-Cell 15 nm "

@@ -331,3 +331,22 @@ def test_a_zero_stream_draws_less_dynamic_power_than_a_random_one(tmp_path_facto
           for r in (rand, zero)}
     assert min(pe.values()) < max(pe.values())
     assert json.loads(json.dumps(rand["power"]))  # JSON-ready
+
+
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason="seed texts not next to the repository")
+def test_flow_mac_figures_are_printed_at_their_cited_lines():
+    from ftaccel.synth.seeds import FLOW_MAC_FIGURES, FLOW_MAC_SOURCE
+
+    text = next(SEEDS_DIR.glob("000_*.txt")).read_text().splitlines()
+    a, _, b = FLOW_MAC_SOURCE[1].split(":")[1].replace("L", "").partition("–")
+    cited = "\n".join(text[int(a) - 1:int(b)])
+    for (flow, group), values in FLOW_MAC_FIGURES.items():
+        label = {"shortened": "Shortened", "superposition": "Superposition",
+                 "twodim": "Two-Dim"}[flow]
+        row = next(ln for ln in cited.splitlines() if ln.startswith(label) and (
+            f"-{group}\t" in ln or (flow == "twodim" and f"x{int(group ** 0.5)}\t" in ln)))
+        for v in values:
+            assert re.search(rf"(?<![\d.]){re.escape(f'{v:g}')}0*(?![\d])", row), (flow, v)
