@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ftaccel.errors import ConfigError
-from ftaccel.synth.netlist import Dedup, format_of, instance_paths
+from ftaccel.synth.netlist import Dedup, instance_paths
 
 __all__ = ["DEFAULT_DUTY", "DEFAULT_RATE", "Activity", "default_activity", "read_waveform"]
 
@@ -312,7 +312,3 @@ def read_waveform(path: str | Path, dd: Dedup, top: str, design_text: str, *,
     return Activity(source="waveform", modules=modules, cycles=cycles, file=str(path),
                     sha256=_sha256(path), workload=workload)
 
-
-def design_text_for(source: Path) -> tuple[str, str]:
-    """The text and format of a design file (for :func:`read_waveform`)."""
-    return Path(source).read_text(errors="replace"), format_of(source)

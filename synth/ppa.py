@@ -28,7 +28,7 @@ from ftaccel.errors import ConfigError
 from ftaccel.synth import sta
 from ftaccel.synth.activity import Activity, default_activity
 from ftaccel.synth.netlist import Dedup
-from ftaccel.synth.units import attribute_units
+from ftaccel.synth.units import attribute_units, unit_of
 
 __all__ = ["POWER_METRICS", "analyse", "check_clock"]
 
@@ -152,8 +152,6 @@ def _path_row(res: dict[str, Any], key: str = "worst") -> dict[str, Any] | None:
 def _pe_modules(dd: Dedup, top: str, units: dict[str, str] | None,
                 refs: dict[str, dict[str, Any]]) -> tuple[str | None, str | None]:
     """The PE as built and the PE the overheads are measured against (the MAC path)."""
-    from ftaccel.synth.units import unit_of
-
     pe = next((rep for rep in dd.members if unit_of(rep, top, units) == "pe"), None)
     plain = list(refs.values())[-1]["module"] if refs else pe
     return pe, plain

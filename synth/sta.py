@@ -60,8 +60,10 @@ from ftaccel.errors import ConfigError
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "LINK_LIMIT", "STA_INSTALL_HINT", "TEMPLATE_PATH",
            "TIMED_MAX_FANOUT", "WIRE_LOAD",
-           "StaError", "StaMissing", "Boundary", "find_sta", "require_sta", "run_sta",
-           "calibrate", "time_module", "parse_paths", "parse_power", "sta_netlist"]
+           "StaError", "StaMissing", "Boundary", "activity_lines", "calibrate", "find_sta",
+           "parse_paths", "parse_power", "render", "require_sta", "run_sta", "sta_netlist",
+           "sta_version", "template_record", "time_module", "time_modules",
+           "wire_load_library"]
 
 #: The OpenSTA script template.
 TEMPLATE_PATH = Path(__file__).with_name("sta.tcl")

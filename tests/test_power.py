@@ -350,3 +350,31 @@ def test_flow_mac_figures_are_printed_at_their_cited_lines():
             f"-{group}\t" in ln or (flow == "twodim" and f"x{int(group ** 0.5)}\t" in ln)))
         for v in values:
             assert re.search(rf"(?<![\d.]){re.escape(f'{v:g}')}0*(?![\d])", row), (flow, v)
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_verilator_waveform_gives_the_same_activity_as_icarus(tmp_path, rng):
+    """The VCD of Verilator and the FST of Icarus give the same toggle counts."""
+    from ftaccel.synth.activity import read_waveform
+    from ftaccel.synth.netlist import deduplicate
+    from ftaccel.tb.activity import record
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("no Icarus to compare with")
+    cfg = AcceleratorConfig(rows=2, cols=2)
+    A = rng.integers(-128, 128, (10, 4))
+    B = rng.integers(-128, 128, (4, 2))
+    gen = generate(cfg, tmp_path / "rtl")
+    text = gen.rtlil.read_text()
+    dd = deduplicate(text, TOP_NAME, "rtlil")
+    acts = {}
+    for sim in ("icarus", "verilator"):
+        wave, _ = record(cfg, A, B, tmp_path / sim / "waves", sim=sim)
+        assert wave.suffix == (".fst" if sim == "icarus" else ".vcd")
+        acts[sim] = read_waveform(wave, dd, TOP_NAME, text, fmt="rtlil")
+    a, b = acts["icarus"], acts["verilator"]
+    assert a.cycles == b.cycles and set(a.modules) == set(b.modules)
+    pe = next(m for m in a.modules if m.startswith("pe_"))
+    for key in ("psum_in[3]", "move_in[0]", "load"):
+        assert a.modules[pe][key] == pytest.approx(b.modules[pe][key], abs=1e-9), key
