@@ -33,7 +33,7 @@ def headline(report: dict[str, Any]) -> list[str]:
     design = _num(totals.get(metric), unit)
     if metric == "area_um2" and totals.get("transistors") is not None:
         design += f" ({totals['transistors']:,.0f} transistors)"
-    den = report.get("denominators", {})
+    den = report.get("denominators") or {}  # None when flattened
     parts = [f"design {design}"]
     if den.get("pe", {}).get(metric) is not None:
         parts.append(f"one PE {_num(den['pe'][metric], unit)} (× {den.get('pe_instances')})")

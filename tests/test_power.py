@@ -378,3 +378,22 @@ def test_verilator_waveform_gives_the_same_activity_as_icarus(tmp_path, rng):
     pe = next(m for m in a.modules if m.startswith("pe_"))
     for key in ("psum_in[3]", "move_in[0]", "load"):
         assert a.modules[pe][key] == pytest.approx(b.modules[pe][key], abs=1e-9), key
+
+
+@needs_sta
+@pytest.mark.synth
+def test_per_module_figures_agree_with_the_flattened_design(tmp_path_factory):
+    """Hierarchical (each module alone, instance counts) against one flat netlist: power
+    within 10 % (the flat mapping optimises across module boundaries, the default activity
+    then enters at the design's ports only), the critical period within 10 %."""
+    hier = _ppa(tmp_path_factory, rows=2, cols=2)
+    d = tmp_path_factory.mktemp("flat")
+    gen = generate(AcceleratorConfig(rows=2, cols=2), d / "rtl")
+    flat = synthesize(gen.verilog, gen.top, d / "synth", flat=True, timing=True, power=True)
+    ph, pf = hier["power"]["total"]["total_mw"], flat["power"]["total"]["total_mw"]
+    th = hier["timing"]["design"]["min_period_ns"]
+    tf = flat["timing"]["design"]["min_period_ns"]
+    print(f"power hier {ph:.2f} / flat {pf:.2f} mW; period {th:.2f} / {tf:.2f} ns")
+    assert abs(ph - pf) <= 0.10 * pf
+    assert abs(th - tf) <= 0.10 * tf
+    assert flat["power"]["units"] == [] and flat["timing"]["units"] == []
