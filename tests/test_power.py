@@ -383,9 +383,11 @@ def test_verilator_waveform_gives_the_same_activity_as_icarus(tmp_path, rng):
 @needs_sta
 @pytest.mark.synth
 def test_per_module_figures_agree_with_the_flattened_design(tmp_path_factory):
-    """Hierarchical (each module alone, instance counts) against one flat netlist: power
-    within 10 % (the flat mapping optimises across module boundaries, the default activity
-    then enters at the design's ports only), the critical period within 10 %."""
+    """Per-module figures (each module alone, times its instances) match one flat netlist.
+
+    Power within 10 % (the flat mapping optimises across module boundaries, and the default
+    activity then enters at the design's ports only), the critical period within 10 %.
+    """
     hier = _ppa(tmp_path_factory, rows=2, cols=2)
     d = tmp_path_factory.mktemp("flat")
     gen = generate(AcceleratorConfig(rows=2, cols=2), d / "rtl")
