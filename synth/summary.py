@@ -51,8 +51,12 @@ def headline(report: dict[str, Any]) -> list[str]:
             where = "pe" if unit.get("inside_pe") else "design"
             value = unit.get(metric, {}).get(f"pct_of_{where}")
             shown = "—" if value is None else f"{value:.2f} %"
-            lines.append(f"{row['unit']:<12} {shown:>8} of {_DENOMINATOR.get(where, where)}, "
-                         f"no seed figure: {row.get('note', '')}")
+            pw = next((u for u in (report.get("power") or {}).get("units") or []
+                       if u["unit"] == row["unit"]), {})
+            power = (f" (power {pw[f'pct_of_{where}']:.2f} %)"
+                     if pw.get(f"pct_of_{where}") is not None else "")
+            lines.append(f"{row['unit']:<12} {shown:>8} of {_DENOMINATOR.get(where, where)}"
+                         f"{power}, no seed figure: {row.get('note', '')}")
             continue
         mine = row.get("project_pct", {})
         where = _DENOMINATOR.get(seed.get("denominator"), seed.get("denominator"))
