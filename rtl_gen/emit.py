@@ -111,16 +111,16 @@ def design_texts(parts: list[tuple[Any, str]], *,
     load ≈ 2): ≈ 11 s for both texts, against ≈ 37 s when each component was converted
     twice with the collector on.  ``rtlil_too=False`` returns ``None`` for the RTLIL.
     """
-    ils, vs = [], []
-    for component, name in parts:
-        with _no_gc():
-            il = rtlil.convert(component, name=name, emit_src=False)
+    # Every component is elaborated (to RTLIL) before the first Yosys call, so that a Yosys
+    # failure leaves no component unelaborated (Amaranth would warn about each at exit).
+    with _no_gc():
+        ils = [rtlil.convert(component, name=name, emit_src=False) for component, name in parts]
+    vs = []
+    for (component, name), il in zip(parts, ils, strict=True):
         try:
-            v = _rtlil_to_verilog(il)
+            vs.append(_rtlil_to_verilog(il))
         except AttributeError:  # another Amaranth: the public path, converting again
-            v = module_text(component, name)
-        ils.append(il)
-        vs.append(v)
+            vs.append(module_text(component, name))
     return ("".join(ils) if rtlil_too else None), "".join(vs)
 
 
