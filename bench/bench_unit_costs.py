@@ -1,7 +1,12 @@
 """Cost of every reliability unit through the project's Yosys flow, beside the seeds' figures.
 
 Each table synthesises generated designs with :func:`synth.flow.synthesize` (hierarchical, one
-Yosys version, one script, the OSU 0.18 µm library when installed) and states its denominator:
+Yosys version, one script, the OSU 0.18 µm library when installed) and states its denominator.
+Where OpenSTA is installed (``make setup``) every design is also timed and powered
+(:mod:`synth.ppa`: 100 MHz, the library's 1.8 V, the stated default toggle rate, the stated
+wire-load model), and each table gives the **power** share on the seed's denominator and the
+**delay** (the unit's path against the PE's MAC path; for a unit inside the PE, the delay it
+adds) beside the area.  Technology gap: :data:`synth.seeds.TECHNOLOGY_GAP`.
 
 * PE bypass (000 Table 10.1): the PE with bypass against the same PE without, per dataflow
   and width; the logic depth of the PE as a delay proxy (seed: ≤ 2.2 % delay);
@@ -19,9 +24,12 @@ Yosys version, one script, the OSU 0.18 µm library when installed) and states i
   ``requant`` of the area flow (gemmlowp's M0 product, rounding, zero point, clamp, one per
   output lane) with its logic depth beside the PE's and the power-of-two lane's, and the whole
   area the option adds to the design (the lane's delay registers included).
+* the flow-controlling MACs (000 Table 12.9): the flow PE against the plain 8-bit PE, area,
+  power and delay.
 
-Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays.
-``python bench/bench_unit_costs.py [--size 16] [--quick]``
+Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays;
+``--no-ppa`` skips OpenSTA.
+``python bench/bench_unit_costs.py [--size 16] [--quick] [--only bypass flow ...]``
 """
 
 from __future__ import annotations
@@ -39,8 +47,12 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.rtl_gen.accelerator import generate
 from ftaccel.rtl_gen.emit import write_verilog
 from ftaccel.synth.flow import synthesize
+from ftaccel.synth.seeds import FLOW_MAC_FIGURES, TECHNOLOGY_GAP
+from ftaccel.synth.sta import find_sta
 
 OUT = Path(__file__).resolve().parent.parent / "build" / "unit_costs"
+#: Time and power every design (set in main: OpenSTA installed and not --no-ppa).
+PPA = {"on": False}
 
 
 def metric(report: dict) -> str:
@@ -49,8 +61,50 @@ def metric(report: dict) -> str:
 
 def synth_cfg(cfg: AcceleratorConfig, timeout_s: float = 600) -> dict:
     d = OUT / cfg.name()
-    gen = generate(cfg, d / "rtl")
-    return synthesize(gen.verilog, gen.top, d, timeout_s=timeout_s)
+    if cfg.flow != "none":
+        from ftaccel.rtl_gen.flow import generate_flow
+
+        gen = generate_flow(cfg, d / "rtl")
+        units = {"flow_pe_": "pe"}
+    else:
+        gen = generate(cfg, d / "rtl")
+        units = None
+    return synthesize(gen.verilog, gen.top, d, units=units, timing=PPA["on"], power=PPA["on"],
+                      timeout_s=timeout_s)
+
+
+def power_pct(report: dict, unit: str, den: str) -> str:
+    """The unit's power share on a denominator (``—`` without power)."""
+    for u in (report.get("power") or {}).get("units") or []:
+        if u["unit"] == unit and u.get(f"pct_of_{den}") is not None:
+            return f"{u[f'pct_of_{den}']:.2f} %"
+    return "—"
+
+
+def delay_text(report: dict, unit: str) -> str:
+    """A unit against the MAC path: the delay it adds inside the PE, or its ratio."""
+    for u in (report.get("timing") or {}).get("units") or []:
+        if u["unit"] == unit:
+            if u.get("added_pct") is not None:
+                return f"{u['added_pct']:+.2f} % ({u['min_period_ns']:.2f} ns)"
+            if u.get("ratio_to_mac") is not None:
+                fits = "fits" if u["fits_mac_cycle"] else "exceeds"
+                return f"{u['ratio_to_mac']:.2f}× MAC ({fits})"
+    return "—"
+
+
+def module_power(report: dict, prefix: str) -> float | None:
+    for m in (report.get("power") or {}).get("modules") or []:
+        if m["module"].startswith(prefix):
+            return m["per_instance"]["total_mw"]
+    return None
+
+
+def module_period(report: dict, prefix: str) -> float | None:
+    for m in (report.get("timing") or {}).get("modules") or []:
+        if m["module"].startswith(prefix) and m["worst"]:
+            return m["worst"]["min_period_ns"]
+    return None
 
 
 def module(report: dict, prefix: str) -> dict:
@@ -112,9 +166,11 @@ def bypass_table(results: dict) -> None:
     print("*PE + bypass* synthesises the whole PE again (ABC may restructure the MAC, ±5 %); "
           "*gates alone* synthesises only the bypass multiplexer / AND gates.\n")
     print("| dataflow | width | PE | PE + bypass | overhead (whole PE) | gates alone | "
-          "overhead (gates) | seed | PE depth | + bypass | depth change (seed ≤ +2.2 % delay) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "overhead (gates) | seed | power (% of PE) | seed power | PE depth | + bypass | "
+          "depth change | delay added (OpenSTA; seed ≤ +2.2 %) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     seed = {"ws": "7.087 %", "is": "7.087 %", "os": "4.003 %"}
+    seed_power = {"ws": "5.357 %", "is": "5.357 %", "os": "2.273 %"}
     for df in ("ws", "is", "os"):
         for w in (8, 16):
             base = synth_cfg(AcceleratorConfig(rows=2, cols=2, dataflow=df, a_width=w,
@@ -127,25 +183,31 @@ def bypass_table(results: dict) -> None:
             gates = bypass_logic_area(df, base["design"]["config"]["acc_width"] or
                                       AcceleratorConfig(a_width=w, w_width=w).acc_bits)
             row = {"pe": a0, "pe_bypass": a1, "overhead": a1 / a0 - 1, "gates": gates,
-                   "gates_overhead": gates / a0, "depth": d0, "depth_bypass": d1, "metric": key}
+                   "gates_overhead": gates / a0, "depth": d0, "depth_bypass": d1, "metric": key,
+                   "power_pct_of_pe": power_pct(byp, "bypass", "pe"),
+                   "delay": delay_text(byp, "bypass")}
             results.setdefault("bypass", {})[f"{df}{w}"] = row
             print(f"| {df} | {w} | {a0:,.0f} | {a1:,.0f} | {100 * row['overhead']:.2f} % | "
                   f"{gates:,.0f} | {100 * gates / a0:.2f} % | {seed[df] if w == 8 else '—'} | "
-                  f"{d0} | {d1} | {100 * (d1 / d0 - 1):+.1f} % |")
+                  f"{row['power_pct_of_pe']} | {seed_power[df] if w == 8 else '—'} | "
+                  f"{d0} | {d1} | {100 * (d1 / d0 - 1):+.1f} % | {row['delay']} |")
 
 
 def input_unit_table(results: dict, size: int) -> None:
     print(f"\n### Input units on a {size}×{size} WS array (000 Table 8.1, Fig. 8.15: share of "
           "the whole design)\n")
-    print("| unit | width | unit area | % of array | % of design | seed (% of accelerator) |")
-    print("|---|---|---:|---:|---:|---|")
-    variants = [("afd", {"afd": True}, "afd", {8: "0.23 %", 16: "0.31 %"})]
+    print("| unit | width | unit area | % of array | % of design | seed (% of accelerator) | "
+          "power (% of design) | seed power | delay (OpenSTA) |")
+    print("|---|---|---:|---:|---:|---|---:|---|---|")
+    variants = [("afd", {"afd": True}, "afd", {8: "0.23 %", 16: "0.31 %"},
+                 {8: "0.094 % (0.9 of 955.5 mW)", 16: "0.15 %"})]
     for win in (3, 5):
         for var in ("plain", "shared"):
             seed = "0.19–0.23 %" if win == 3 else "0.39–0.48 %"
+            sp = "0.07–0.13 %" if win == 3 else "0.13–0.19 %"
             variants.append((f"median-{win} {var}", {"median": win, "median_variant": var},
-                             "median", {8: seed, 16: seed}))
-    for label, opts, unit, seed in variants:
+                             "median", {8: seed, 16: seed}, {8: sp, 16: sp}))
+    for label, opts, unit, seed, seed_p in variants:
         for w in (8, 16):
             rep = synth_cfg(AcceleratorConfig(rows=size, cols=size, a_width=w, w_width=w,
                                                **opts))
@@ -154,9 +216,12 @@ def input_unit_table(results: dict, size: int) -> None:
             key = metric(rep)
             results.setdefault("input_units", {})[f"{label} {w}"] = {
                 "unit": area, "array": den["array"][key], "design": den["design"][key],
-                "metric": key}
+                "metric": key, "power_pct_of_design": power_pct(rep, unit, "design"),
+                "delay": delay_text(rep, unit)}
             print(f"| {label} | {w} | {area:,.0f} | {pct(area, den['array'][key])} | "
-                  f"{pct(area, den['design'][key])} | {seed[w]} |")
+                  f"{pct(area, den['design'][key])} | {seed[w]} | "
+                  f"{power_pct(rep, unit, 'design')} | {seed_p[w]} | "
+                  f"{delay_text(rep, unit)} |")
 
 
 def checksum_table(results: dict, size: int) -> None:
@@ -172,8 +237,10 @@ def checksum_table(results: dict, size: int) -> None:
     est = (n_est + 3) / (n_est * size)
     rows = {}
     print("| checksum | temporal mode | checksum units | whole added area (design − plain) "
-          "| % of array | % of design |")
-    print("|---|---|---:|---:|---:|---:|")
+          "| % of array | % of design | added power, % of array | % of design | delay |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    p_plain = (plain.get("power") or {}).get("total", {}).get("total_mw")
+    p_arr = (plain.get("power") or {}).get("denominators", {}) or {}
     for checksum, mode in (("spatial", "residue"), ("temporal", "residue"),
                            ("temporal", "exact"), ("both", "residue"), ("both", "exact")):
         rep = synth_cfg(base.replace(checksum=checksum, temporal_mode=mode))
@@ -182,14 +249,18 @@ def checksum_table(results: dict, size: int) -> None:
         # registers, and (exact mode) every PE's wider activation path.
         added = rep["denominators"]["design"][key] - design
         shown = "—" if checksum == "spatial" else mode
-        rows[f"{checksum}/{mode}"] = {"unit": unit, "added": added}
+        p_added = (rep["power"]["total"]["total_mw"] - p_plain) if p_plain else None
+        rows[f"{checksum}/{mode}"] = {"unit": unit, "added": added, "added_mw": p_added}
+        pa = pct(p_added, p_arr.get("array_mw")) if p_added is not None else "—"
+        pd = pct(p_added, p_plain) if p_added is not None else "—"
         print(f"| {checksum} | {shown} | {unit:,.0f} | {added:,.0f} | {pct(added, arr)} | "
-              f"{pct(added, design)} |")
+              f"{pct(added, design)} | {pa} | {pd} | {delay_text(rep, 'checksum')} |")
     results["checksum"] = {"array": arr, "design": design, "estimate": est, "metric": key,
                            "rows": rows}
     print(f"\nDenominators: the plain design's array {arr:,.0f}, design {design:,.0f}.  Seed "
           f"estimate (n+3)/(n·S) with n = 5, S = {size}: {100 * est:.2f} % "
-          f"(seed at S = 64: 2.5 %; measured in the seed: 3.08 %).")
+          f"(seed at S = 64: 2.5 %; measured in the seed: 3.08 %; power: 5.50 % of the array, "
+          f"1.12 % of the design).")
 
 
 def lcu_table(results: dict, size: int) -> None:
@@ -297,6 +368,32 @@ def requant_table(results: dict, size: int) -> None:
     print("\n*% of one PE* is one lane's multiplier against one PE; *design added* is the "
           "whole design with the option minus without it (the multiplier, the lanes' delay "
           "registers of acc_out and the power-of-two result, the wider control ports).")
+def flow_table(results: dict) -> None:
+    """000 Table 12.9: the flow-controlling PE against the plain 8-bit PE."""
+    print("\n### Flow-controlling MACs (000 Table 12.9: overhead on one 8-bit MAC)\n")
+    print("| flow | group | PE area | overhead | seed area | PE power (mW) | overhead | "
+          "seed power | PE min. period (ns) | delay change |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = synth_cfg(AcceleratorConfig(rows=2, cols=2, double_buffer=False))
+    key = metric(base)
+    a0, p0, t0 = module_area(base, "pe_"), module_power(base, "pe_"), module_period(base, "pe_")
+    rows = {}
+    for flow, group in (("shortened", 8), ("superposition", 8), ("shortened", 16),
+                        ("twodim", 16)):
+        rep = synth_cfg(AcceleratorConfig(rows=2, cols=2, flow=flow, flow_group=group))
+        a1 = module_area(rep, "flow_pe_")
+        p1, t1 = module_power(rep, "flow_pe_"), module_period(rep, "flow_pe_")
+        sa, sp = FLOW_MAC_FIGURES[(flow, group)]
+        po = f"{100 * (p1 / p0 - 1):.1f} %" if p0 and p1 else "—"
+        to = f"{100 * (t1 / t0 - 1):+.1f} %" if t0 and t1 else "—"
+        rows[f"{flow}-{group}"] = {"area": a1, "area_overhead": a1 / a0 - 1, "power_mw": p1,
+                                   "period_ns": t1, "metric": key}
+        print(f"| {flow} | {group} | {a1:,.0f} | {100 * (a1 / a0 - 1):.1f} % | {sa:g} % | "
+              f"{p1 or 0:.3f} | {po} | {sp:g} % | {t1 or 0:.2f} | {to} |")
+    print(f"\nPlain PE: {a0:,.0f} {'µm²' if key == 'area_um2' else 'transistors'}, "
+          f"{p0 or 0:.3f} mW, {t0 or 0:.2f} ns (single-buffered WS int8, the MAC the seed "
+          "extends).")
+    results["flow"] = {"pe": a0, "pe_mw": p0, "pe_period_ns": t0, "rows": rows}
 
 
 def main() -> None:
@@ -304,9 +401,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=16, help="array size for the design shares")
     ap.add_argument("--quick", action="store_true", help="8×8 arrays")
     ap.add_argument("--only", nargs="+",
-                    choices=["bypass", "input", "checksum", "lcu", "controllers", "requant"],
-                    default=["bypass", "input", "checksum", "lcu", "controllers", "requant"])
+                    choices=["bypass", "input", "checksum", "lcu", "controllers", "flow",
+                             "requant"],
+                    default=["bypass", "input", "checksum", "lcu", "controllers", "flow",
+                             "requant"])
+    ap.add_argument("--no-ppa", action="store_true", help="area only (no OpenSTA)")
     args = ap.parse_args()
+    PPA["on"] = not args.no_ppa and find_sta() is not None
+    print("Technology gap: " + TECHNOLOGY_GAP + "." + (
+        "" if PPA["on"] else "  (OpenSTA not used: area only.)"))
     size = 8 if args.quick else args.size
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {"size": size}
@@ -323,6 +426,8 @@ def main() -> None:
         controller_table(results, size)
     if "requant" in args.only:
         requant_table(results, size)
+    if "flow" in args.only:
+        flow_table(results)
     (OUT / "costs.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(areas in the flow's primary metric: µm² of OSU 0.18 µm cells when the library "
           f"is installed, else CMOS transistors; {time.perf_counter() - t0:.0f} s; "

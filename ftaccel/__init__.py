@@ -11,24 +11,27 @@ The distribution installs this one import root; the core (``ftaccel.errors``,
 ``ftaccel.tb``
     cocotb testbenches and the simulator runner (Icarus, Verilator).
 ``ftaccel.synth``
-    the Yosys area flow and the published figures it is compared with.
+    the Yosys area flow, OpenSTA timing and power, and the published figures they are
+    compared with.
 ``ftaccel.app``
     the application: networks, campaigns, critical neurons, the ``rtlgen`` command, the demo.
 
 The names most users need are available at the top (loaded on first use, so that
 ``import ftaccel`` stays cheap and does not pull in Amaranth or cocotb):
 
-=====================  ===========================================================
-``AcceleratorConfig``  the frozen, validated configuration (``ConfigError`` if not)
-``generate``           Verilog + RTLIL + ``config.json`` of the composed top
-``matmul``             ``A @ B`` by the functional golden model (overflow checked)
-``run_matmul``         the same product by the register-level cycle model of the top
-``rtl_matmul``         the same product simulated on the generated RTL (each returns one
-                       ``MatmulResult``: ``acc``, ``q``, ``cycles``, ``alarms``)
-``Fault``              a stuck-at or transient fault in a PE register
-``synthesize``         the Yosys area flow (``area.json``, ``area.md``, ``area.png``)
-``Network``            a quantised DNN run on the golden model, the cycle model or the RTL
-=====================  ===========================================================
+========================  ===============================================================
+``AcceleratorConfig``     the frozen, validated configuration (``ConfigError`` if not)
+``generate``              Verilog + RTLIL + ``config.json`` of the composed top
+``matmul``                ``A @ B`` by the functional golden model (overflow checked)
+``run_matmul``            the same product by the register-level cycle model of the top
+``rtl_matmul``            the same product simulated on the generated RTL (each returns one
+                          ``MatmulResult``: ``acc``, ``q``, ``cycles``, ``alarms``)
+``Fault``                 a stuck-at or transient fault in a PE register
+``synthesize``            the Yosys area flow (``area.json``, ``area.md``, ``area.png``);
+                          ``timing=True`` / ``power=True`` add OpenSTA's paths and power
+``energy_per_inference``  power × cycles / f of a network run (from a report or the cache)
+``Network``               a quantised DNN run on the golden model, the cycle model or the RTL
+========================  ===============================================================
 """
 
 from importlib import import_module
@@ -49,6 +52,7 @@ _API = {
     "rtl_matmul": "ftaccel.tb.accelerator",
     "Fault": "ftaccel.golden.faults",
     "synthesize": "ftaccel.synth.flow",
+    "energy_per_inference": "ftaccel.synth.energy",
     "Network": "ftaccel.app.network",
 }
 

@@ -57,7 +57,10 @@ from typing import Any
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, is_int
 from ftaccel.synth import report as report_mod
+from ftaccel.synth.activity import Activity, read_waveform
 from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
+from ftaccel.synth.ppa import analyse, check_clock
+from ftaccel.synth.sta import TIMED_MAX_FANOUT, StaError, StaMissing, require_sta
 from ftaccel.synth.yosys import (
     PINNED_VERSION,
     YosysError,
@@ -70,6 +73,8 @@ __all__ = [
     "DEFAULT_LIBERTY",
     "HIER_FLAT_TOLERANCE",
     "SCRIPT_PATH",
+    "StaError",
+    "StaMissing",
     "YosysError",
     "script_sections",
     "synthesize",
@@ -77,7 +82,8 @@ __all__ = [
 
 #: Where Debian's ``qflow-tech-osu018`` puts the OSU 0.18 µm standard cells.
 DEFAULT_LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
-#: The Yosys script template (sections ``children``, ``generic``, ``cmos``, ``liberty``).
+#: The Yosys script template (sections ``children``, ``generic``, ``cmos``, ``liberty``,
+#: ``timed``).
 SCRIPT_PATH = Path(__file__).with_name("area.ys")
 #: Largest relative difference between the hierarchical and the flattened total accepted on
 #: 4×4 and 8×8 arrays (tests/test_synth.py).  Measured (int8 WS, Yosys 0.70, area.ys of this
@@ -273,8 +279,10 @@ def _source(verilog: Path, prefer_rtlil: bool) -> Path:
 def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None | bool = None,
                flat: bool = False, timeout_s: float = 600,
                units: dict[str, str] | None = None, jobs: int = 2,
-               prefer_rtlil: bool = True) -> dict[str, Any]:
-    """Synthesise a generated design and write the area reports to ``out_dir``.
+               prefer_rtlil: bool = True, timing: bool = False, power: bool = False,
+               activity: Activity | str | Path | None = None, clock_mhz: float | None = None,
+               wire_load: bool = True, workload: str = "") -> dict[str, Any]:
+    """Synthesise a generated design and write the area (timing, power) reports to ``out_dir``.
 
     Parameters
     ----------
@@ -300,6 +308,24 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         are independent).
     prefer_rtlil : bool
         Synthesise ``<stem>.il`` when it exists next to ``<stem>.v`` and is not older.
+    timing : bool
+        Also time every module's mapped netlist with OpenSTA (:mod:`synth.ppa`): critical
+        paths, Fmax, each unit's delay against the PE's MAC path (report key ``timing``).
+    power : bool
+        Also report power with OpenSTA at ``clock_mhz`` from ``activity`` (key ``power``).
+    activity : Activity, path or None
+        Switching activity: an :class:`synth.activity.Activity`, a VCD/FST waveform of this
+        design running a workload (read with :func:`synth.activity.read_waveform`), or None
+        for the stated default toggle rate (marked as such in the report).
+    clock_mhz : float, optional
+        Clock of the power analysis (default 100 MHz).
+    wire_load : bool
+        Time and power with the stated wire-load model (:data:`synth.sta.WIRE_LOAD`).
+    workload : str
+        What the ``activity`` waveform ran (for the report).
+
+    The power and timing figures are also kept per configuration for reuse
+    (:func:`synth.energy.store`: ``rtlgen infer --energy``, the trade-off report).
 
     Returns
     -------
@@ -309,14 +335,24 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     Raises
     ------
     ConfigError
-        Missing input or Liberty file, ``top`` not in the design, bad ``jobs`` or ``units``.
+        Missing input or Liberty file, ``top`` not in the design, bad ``jobs`` or ``units``,
+        timing or power without a Liberty file, an unreadable activity file.
     YosysError
         Yosys missing, failing or timing out; the message names the log file.
+    StaError
+        OpenSTA missing (:class:`synth.sta.StaMissing`, with how to install it), failing or
+        timing out (timing and power only).
     """
     t0 = time.monotonic()
     verilog, out_dir = Path(verilog), Path(out_dir)
     units = _check_arguments(verilog, top, jobs, timeout_s, units)
     lib = _resolve_liberty(liberty)
+    if timing or power:
+        if lib is None:
+            raise ConfigError("liberty", liberty, "a Liberty cell library (timing and power "
+                              "need one: install qflow-tech-osu018 with 'make setup')")
+        check_clock(clock_mhz)
+        require_sta()  # before any Yosys run: a missing tool fails at once
     source = _source(verilog, prefer_rtlil)
     fmt = format_of(source)
     text = source.read_text(errors="replace")
@@ -334,7 +370,11 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         lib_local = "liberty_" + lib.name
         shutil.copyfile(lib, work / lib_local)
     template = SCRIPT_PATH.read_text()
-    tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local)
+    tasks = _plan(dd, top, flat, refs, fmt, work, script_sections(template), lib_local,
+                  netlists=timing or power)
+    if power and activity is not None and not isinstance(activity, Activity):
+        # read before the Yosys runs: a bad activity file fails at once
+        activity = read_waveform(activity, dd, top, text, fmt=fmt, workload=workload)
     results, runs = _run_all(tasks, work, t0 + timeout_s, timeout_s, jobs)
 
     version = next((r["version"] for r in results.values() if r.get("version")), None)
@@ -350,8 +390,28 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     report["tool"] = _tool_record(version, template, lib, jobs)
     report["notes"] = _notes(config, flat, refs)
     report.update(_run_record(runs, dd.order))
+    report["area_elapsed_s"] = round(time.monotonic() - t0, 3)
+    if timing or power:
+        stems = {t.module: t.stem for t in tasks}
+        cells = {m: sum(v for k, v in r["timed_um2"]["cells_by_type"].items()
+                        if plain_name(k) not in dd.rep) for m, r in results.items()}
+        timed_area = {m: r["timed_um2"]["value"] for m, r in results.items()}
+        ppa = analyse(dd=dd, top=top, flat=flat, units=units, refs=refs, stems=stems,
+                      work=work, liberty=lib, liberty_local=lib_local, cells=cells,
+                      timing=timing, power=power, activity=activity if power else None,
+                      clock_mhz=clock_mhz, wire_load=wire_load, jobs=jobs,
+                      timed_area=timed_area, area=report["totals"]["area_um2"],
+                      timeout_s=max(1.0, t0 + timeout_s - time.monotonic()))
+        for key in ("timing", "power"):
+            if key in ppa:
+                report[key] = ppa[key]
+        report["sta_elapsed_s"] = ppa["elapsed_s"]
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     report_mod.write_reports(report, out_dir)
+    if power:
+        from ftaccel.synth.energy import store
+
+        report["ppa_cache"] = str(store(report))
     return report
 
 
@@ -361,7 +421,7 @@ def _run_record(runs: list[dict[str, Any]], order: list[str]) -> dict[str, Any]:
     ``cpu_s`` is the CPU time of the Yosys processes (user + system), ``yosys_wall_s`` the sum
     of their wall times; with several processes side by side both exceed the elapsed time.
     """
-    step_order = {"generic": 0, "cmos": 1, "liberty": 2}
+    step_order = {"generic": 0, "cmos": 1, "liberty": 2, "timed": 3}
     return {
         "runs": sorted(runs, key=lambda r: (order.index(r["module"]) if r["module"] in order
                                             else len(order), step_order[r["step"]])),
@@ -389,10 +449,12 @@ def _check_arguments(verilog: Path, top: str, jobs: int, timeout_s: float,
 
 
 def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt: str,
-          work: Path, sections: dict[str, str], lib_local: str | None) -> list[_Task]:
+          work: Path, sections: dict[str, str], lib_local: str | None, *,
+          netlists: bool = False) -> list[_Task]:
     """Write every module's source into ``work`` and return its Yosys tasks.
 
-    A generic step per distinct module (or the flattened design), then its two mappings.
+    A generic step per distinct module (or the flattened design), then its two mappings;
+    with ``netlists`` a third, the buffered netlists OpenSTA reads (``timed``).
     """
     ext = ".il" if fmt == "rtlil" else ".v"
     read = "read_rtlil" if fmt == "rtlil" else "read_verilog"
@@ -423,6 +485,10 @@ def _plan(dd: Dedup, top: str, flat: bool, refs: dict[str, dict[str, Any]], fmt:
         if lib_local:
             generic.then.append(_Task(module, "liberty", stem, _render(
                 sections["liberty"], stem=stem, liberty=lib_local), len(body)))
+            if netlists:
+                generic.then.append(_Task(module, "timed", stem, _render(
+                    sections["timed"], stem=stem, liberty=lib_local,
+                    fanout=str(TIMED_MAX_FANOUT)), len(body)))
         tasks.append(generic)
     return tasks
 
@@ -463,6 +529,8 @@ def _figures(task: _Task, work: Path, log: Path, log_text: str) -> dict[str, Any
                 "depth": _ltp(log_text).get(task.module)}
     if task.step == "liberty":
         return {"area_um2": _stat(work / f"{task.stem}_liberty.json", task.module, log)}
+    if task.step == "timed":
+        return {"timed_um2": _stat(work / f"{task.stem}_timed.json", task.module, log)}
     m = re.search(r"^ (Yosys \d[^\n]*)$", log_text, re.M)
     return {"version": m.group(1).strip() if m else None}
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from ftaccel.errors import ConfigError
 
-__all__ = ["Dedup", "Module", "deduplicate", "format_of", "natural_key", "parse_modules",
-           "plain_name", "read_config", "spell"]
+__all__ = ["Dedup", "Module", "deduplicate", "format_of", "instance_paths", "natural_key",
+           "parse_modules", "plain_name", "read_config", "spell"]
 
 _VID = r"(?:\\\S+|[A-Za-z_][A-Za-z0-9_$]*)"
 
@@ -37,7 +37,7 @@ class _Format:
     module: re.Pattern
     end: re.Pattern
     attr_line: re.Pattern
-    inst: re.Pattern  # group "type": the instantiated module
+    inst: re.Pattern  # group "type": the instantiated module, group "inst": the instance
 
 
 _VERILOG = _Format(
@@ -46,15 +46,15 @@ _VERILOG = _Format(
     re.compile(r"\bendmodule\b[^\n]*\n?"),
     re.compile(r"[ \t]*\(\*.*\*\)[ \t]*\n"),
     # type [#(params, one level of nested parentheses)] name (
-    re.compile(rf"^[ \t]*(?P<type>{_VID})\s+(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?{_VID}\s*\(",
-               re.M),
+    re.compile(rf"^[ \t]*(?P<type>{_VID})\s+(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?"
+               rf"(?P<inst>{_VID})\s*\(", re.M),
 )
 _RTLIL = _Format(
     "rtlil",
     re.compile(r"^module[ \t]+(\S+)[ \t]*$", re.M),
     re.compile(r"^end[ \t]*(?:\n|$)", re.M),
     re.compile(r"attribute[ \t][^\n]*\n"),
-    re.compile(r"^[ \t]+cell[ \t]+(?P<type>\S+)[ \t]+\S+[ \t]*$", re.M),
+    re.compile(r"^[ \t]+cell[ \t]+(?P<type>\S+)[ \t]+(?P<inst>\S+)[ \t]*$", re.M),
 )
 _FORMATS = {"verilog": _VERILOG, "rtlil": _RTLIL}
 
@@ -87,6 +87,7 @@ class Module:
     end: int
     text: str
     children: list[tuple[str, int, int]] = field(default_factory=list)  # (type, start, end)
+    instances: list[tuple[str, str]] = field(default_factory=list)  # (type, instance name)
 
 
 def parse_modules(text: str, fmt: str = "verilog") -> dict[str, Module]:
@@ -123,6 +124,7 @@ def parse_modules(text: str, fmt: str = "verilog") -> dict[str, Module]:
             typ = plain_name(inst.group("type"))
             if typ in modules:
                 mod.children.append((typ, inst.start("type"), inst.end("type")))
+                mod.instances.append((typ, plain_name(inst.group("inst").rstrip())))
     return modules
 
 
@@ -284,3 +286,26 @@ def read_config(text: str, top: str) -> dict[str, Any] | None:
             found = cfg
     return found
 
+
+
+def instance_paths(text: str, top: str, fmt: str = "verilog") -> dict[tuple[str, ...], str]:
+    """Every instance of the design's own modules below ``top``, by its instance path.
+
+    ``{(): top, ("array",): "accelerator.array", ("array", "pe_0_0"): "pe_ws_…", …}``: the
+    path is the chain of instance names from ``top`` (as a simulator names the scopes of a
+    waveform), the value the module instantiated there.  Used to attribute the switching
+    activity of a simulation to the modules the synthesis flow measures
+    (:mod:`synth.activity`).
+    """
+    modules = parse_modules(text, fmt)
+    if top not in modules:
+        raise ConfigError("top", top, "a module of the design")
+    out: dict[tuple[str, ...], str] = {}
+    stack: list[tuple[tuple[str, ...], str]] = [((), top)]
+    while stack:
+        path, name = stack.pop()
+        out[path] = name
+        for typ, inst in modules[name].instances:
+            if len(path) < 64:  # a module cannot instantiate itself (deduplicate checks)
+                stack.append((path + (inst,), typ))
+    return out

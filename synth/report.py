@@ -1,5 +1,8 @@
 """Writers of the area reports: ``area.json`` (complete), ``area.md`` (tables), ``area.png``.
 
+With ``timing``/``power`` (:mod:`synth.ppa`) the same files carry the OpenSTA sections:
+critical paths and Fmax, units against the PE's MAC path, power per unit and module.
+
 :func:`build_report` turns the per-module Yosys figures of :func:`synth.flow.synthesize` into
 the report dict: one row per distinct module, the totals, and the units with their shares of
 one PE, the array and the design (:func:`synth.units.attribute_units`).  The writers add the
@@ -19,7 +22,7 @@ from typing import Any
 
 from ftaccel.files import write_text
 from ftaccel.synth.netlist import Dedup
-from ftaccel.synth.seeds import NO_FIGURE, SETTINGS, figures_for
+from ftaccel.synth.seeds import NO_FIGURE, SETTINGS, TECHNOLOGY_GAP, figures_for
 from ftaccel.synth.units import attribute_units, unit_of
 
 __all__ = ["WHY_THEY_DIFFER", "build_report", "seed_rows", "write_json", "write_markdown",
@@ -188,11 +191,14 @@ def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     units = {u["unit"]: u for u in report.get("units") or []}
     cfg = (report.get("design") or {}).get("config")
     cond = _conditions(cfg)
+    power = {u["unit"]: u for u in (report.get("power") or {}).get("units") or []}
+    timing = {u["unit"]: u for u in (report.get("timing") or {}).get("units") or []}
     rows = []
     for name, unit in units.items():
         if unit["kind"] != "overhead":
             continue
-        figs = figures_for(name, cond)
+        # power figures only beside a measured power (else the table grows empty rows)
+        figs = [f for f in figures_for(name, cond) if f.metric != "power" or power]
         if not figs:
             rows.append({"unit": name, "seed": None, "note": NO_FIGURE.get(
                 name, "no published figure in the seeds")})
@@ -210,6 +216,16 @@ def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             if fig.metric == "area":
                 for metric in report["metrics"]:
                     row["project_pct"][metric] = unit[metric][f"pct_of_{fig.denominator}"]
+            elif fig.metric == "power":
+                row["project_pct"]["power"] = (power.get(name) or {}).get(
+                    f"pct_of_{fig.denominator}")
+            elif (timing.get(name) or {}).get("added_pct") is not None:
+                t = timing[name]
+                row["project_pct"]["delay"] = t["added_pct"]
+                if "pe_depth" in unit:
+                    row["project_pct"]["logic_depth"] = unit["pe_depth"]["delay_pct"]
+                row["note"] = (f"OpenSTA: the PE's shortest clock period {t['min_period_ns']:.3f} "
+                               f"ns with, {t['without_ns']:.3f} ns without the unit")
             elif "pe_depth" in unit:
                 d = unit["pe_depth"]
                 row["project_pct"]["logic_depth"] = d["delay_pct"]
@@ -268,6 +284,7 @@ def _markdown(report: dict[str, Any]) -> str:
     out = _md_header(report) + _md_totals(report) + _md_modules(report)
     if report.get("units"):
         out += _md_units(report) + _md_seeds(report)
+    out += _md_timing(report) + _md_power(report)
     out += [f"Note: {note}.\n" for note in report.get("notes") or []]
     return "\n".join(out + _md_runs(report))
 
@@ -290,6 +307,9 @@ def _md_header(report: dict[str, Any]) -> list[str]:
     out.append(f"- Cell library: `{lib['path']}` ({lib['library']}, sha256 "
                f"`{lib['sha256'][:16]}`)" if lib else
                "- Cell library: none (transistor estimate only)")
+    if report.get("sta_elapsed_s") is not None:
+        out.append(f"- Time: area {report['area_elapsed_s']:.1f} s, OpenSTA "
+                   f"{report['sta_elapsed_s']:.1f} s")
     out.append(f"- Synthesis time: {report['elapsed_s']:.1f} s elapsed; Yosys processes "
                f"({tool['jobs']} side by side) {report['yosys_wall_s']:.1f} s wall, "
                f"{report['cpu_s']:.1f} s CPU\n")
@@ -391,13 +411,18 @@ def _md_seeds(report: dict[str, Any]) -> list[str]:
                             + ["—"] * len(metrics) + [s["note"]])
                 continue
             seed = s["seed"]
-            kind = "delay " if seed["metric"] == "delay" else ""
+            kind = {"delay": "delay ", "power": "power "}.get(seed["metric"], "")
             r = [s["unit"], f"{kind}{seed['text']} ({seed['label']})",
                  DENOMINATOR_LABEL[seed["denominator"]],
                  f"{seed['source']}, {seed['lines']}"]
             if seed["metric"] == "delay":
-                v = s["project_pct"].get("logic_depth")
-                r += [f"{v:+.1f} % (levels)" if v is not None else "—"] * len(metrics)
+                v = s["project_pct"].get("delay")
+                d = s["project_pct"].get("logic_depth")
+                shown = (f"{v:+.2f} % (OpenSTA)" if v is not None else
+                         f"{d:+.1f} % (levels)" if d is not None else "—")
+                r += [shown] * len(metrics)
+            elif seed["metric"] == "power":
+                r += [_pct(s["project_pct"].get("power")) + " (power)"] * len(metrics)
             else:
                 r += [_pct(s["project_pct"].get(m)) for m in reversed(metrics)]
             r.append(s["note"])
@@ -406,6 +431,106 @@ def _md_seeds(report: dict[str, Any]) -> list[str]:
         settings = sorted({s["seed"]["setting"] for s in srows if s["seed"]})
         out.append("Seed settings: " + "; ".join(settings) + ".\n")
         out.append("Why the figures can differ: " + WHY_THEY_DIFFER + "\n")
+        out.append("Technology gap: " + TECHNOLOGY_GAP + ".\n")
+    return out
+
+
+def _md_timing(report: dict[str, Any]) -> list[str]:
+    t = report.get("timing")
+    if not t:
+        return []
+    out = ["## Timing (OpenSTA)\n"]
+    d = t["design"]
+    out.append(f"- Tool: OpenSTA {t['tool']['opensta']}, `synth/{t['tool']['script']}` sha256 "
+               f"`{t['tool']['script_sha256'][:16]}`, Liberty `{t['tool']['liberty']}`")
+    out.append(f"- Wire load: {t['wire_load']['name']} ({t['wire_load']['source']})")
+    nl = t.get("netlist") or {}
+    out.append(f"- Netlist: {nl.get('source', '')}" + (
+        f"; {_num(nl['area_um2'], 1)} µm², buffers {nl['buffers_pct_of_area']:+.2f} % over "
+        "the area figures" if nl.get("buffers_pct_of_area") is not None else ""))
+    out.append(f"- Boundary: {t['boundary']['model']}; ideal clock")
+    out.append(f"- Method: {d['method']}" + (f" ({d['note']})" if d.get("note") else ""))
+    if d.get("path"):
+        p = d["path"]
+        out.append(f"- **Critical path**: {p['arrival_ns']:.3f} ns from `{p['start_net']}` to "
+                   f"`{p['end']}` ({p['kind']}, {p['cells']} cells) in `{d['module']}`: "
+                   f"shortest clock period **{d['min_period_ns']:.3f} ns, Fmax "
+                   f"{d['fmax_mhz']:.1f} MHz**")
+    mac = t.get("mac_path")
+    if mac:
+        out.append(f"- **MAC path** (the PE without overhead units, `{mac['module']}`): "
+                   f"{mac['min_period_ns']:.3f} ns from `{mac['start_net']}` to "
+                   f"`{mac.get('end_register') or mac['end']}` ({mac['fmax_mhz']:.1f} MHz)")
+    out.append("")
+    if t.get("units"):
+        out.append("### Units against the MAC path\n")
+        out.append("*Ratio* = the unit's slowest path (its shortest clock period) over the "
+                   "PE's MAC path: ≤ 1 fits in the MAC's clock cycle (the seeds' \"fits into "
+                   "a single clock cycle\"). A unit inside the PE adds its delay to the PE's "
+                   "own path (against the PE generated without it).\n")
+        rows = []
+        for u in t["units"]:
+            added = (f"{u['added_ns']:+.3f} ns ({u['added_pct']:+.2f} %)"
+                     if u.get("added_ns") is not None else "—")
+            path = u.get("path") or {}
+            where = (f"`{path.get('start_net')}` → `{path.get('end_register') or path.get('end')}`"
+                     if path else (f"`{u.get('module')}` vs `{u.get('reference_module')}`"
+                                   if u.get("reference_module") else "—"))
+            rows.append([u["unit"], u["kind"] + (" (in PE)" if u["inside_pe"] else ""),
+                         _num(u.get("min_period_ns"), 3), where,
+                         f"{u['ratio_to_mac']:.3f}" if u.get("ratio_to_mac") else "—",
+                         {True: "yes", False: "**no**", None: "—"}[u.get("fits_mac_cycle")],
+                         added])
+        out.append(_table(["unit", "kind", "min. period (ns)", "path", "ratio to MAC",
+                           "fits MAC cycle", "added to PE"], rows, "llrlrrr"))
+    out.append("### Modules\n")
+    rows = []
+    for m in t["modules"]:
+        w, r2 = m["worst"], m["reg2reg"]
+        rows.append([f"`{m['module']}`", f"{m['instances']:,}",
+                     _num(w["min_period_ns"], 3) if w else "—",
+                     f"{w['kind']}: `{w['start_net']}` → `{w.get('end_register') or w['end']}`"
+                     if w else "no path",
+                     _num(r2["min_period_ns"], 3) if r2 else "—",
+                     _num(w["fmax_mhz"], 1) if w else "—"])
+    out.append(_table(["module", "instances", "min. period (ns)", "worst path",
+                       "reg→reg (ns)", "Fmax (MHz)"], rows, "lrrlrr"))
+    return out
+
+
+def _md_power(report: dict[str, Any]) -> list[str]:
+    pw = report.get("power")
+    if not pw:
+        return []
+    out = ["## Power (OpenSTA)\n"]
+    act = pw["activity"]
+    out.append(f"- Clock {pw['clock_mhz']:g} MHz, {pw['voltage_v']} V (library nominal), "
+               f"{pw['clock_tree']}; wire load {pw['wire_load']['name']}")
+    if act["source"] == "default":
+        out.append(f"- Activity: **{act['note']}**")
+    else:
+        out.append(f"- Activity: measured, `{act['file']}` ({act['workload'] or 'workload'}), "
+                   f"{act['cycles']:,} cycles after reset, {act['net_bits_annotated']:,} net "
+                   f"bits in {act['modules_annotated']} modules (averaged over instances), "
+                   f"mean toggle rate {act['mean_toggle_rate']:.3f} per cycle; the rest "
+                   "propagated by OpenSTA")
+    tot = pw["total"]
+    out.append(f"- **Total {tot['total_mw']:.3f} mW**: internal {tot['internal_mw']:.3f}, "
+               f"switching {tot['switching_mw']:.3f}, leakage {tot['leakage_mw'] * 1000:.3f} "
+               f"µW; sequential cells {tot['sequential_mw']:.3f} mW\n")
+    if pw.get("units"):
+        den = pw["denominators"]
+        out.append(f"Denominators: one PE {den['pe_mw']:.4f} mW ({den['pe_instances']} PEs), "
+                   f"array {den['array_mw']:.3f} mW, design {den['design_mw']:.3f} mW.\n")
+        rows = [[u["unit"], u["kind"] + (" (in PE)" if u["inside_pe"] else ""),
+                 f"{u['instances']:,}", _num(u["total_mw"], 4), _num(u["dynamic_mw"], 4),
+                 _num(u["leakage_mw"] * 1000, 4), _pct(u["pct_of_pe"]), _pct(u["pct_of_array"]),
+                 _pct(u["pct_of_design"])] for u in pw["units"]]
+        out.append(_table(["unit", "kind", "instances", "mW", "dynamic mW", "leakage µW",
+                           "% of PE", "% of array", "% of design"], rows, "llr" + "r" * 6))
+    rows = [[f"`{m['module']}`", f"{m['instances']:,}", _num(m["per_instance"]["total_mw"], 4),
+             _num(m["total_mw"], 4)] for m in pw["modules"]]
+    out.append(_table(["module", "instances", "mW / inst.", "mW total"], rows, "lrrr"))
     return out
 
 

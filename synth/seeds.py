@@ -1,4 +1,4 @@
-"""The seeds' published area (and delay) figures of SPEC §2–§6, as data, with their line citations.
+"""The seeds' published area, power and delay figures (SPEC §2–§8, §13), as data, with citations.
 
 Every figure is a ratio on a named denominator (SPEC §9): ``"pe"`` (one processing element),
 ``"array"`` (the systolic array) or ``"design"`` (the whole synthesised accelerator, on-chip
@@ -7,6 +7,8 @@ buffers excluded in every seed experiment).  Citations are ``seed:line`` of the 
 this project a figure applies to; :mod:`synth.report` puts the project's own ratio beside it.
 
 001 (the LCU thesis) publishes no silicon area (SPEC §5): its unit has a row without a figure.
+Power figures (SPEC §13) are the same tables' power columns; the flow-controlling MACs'
+(Table 12.9) are overheads on one MAC unit, compared by ``bench/bench_unit_costs.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SEED_FIGURES", "SeedFigure", "NO_FIGURE", "SETTINGS", "figures_for"]
+__all__ = ["FLOW_MAC_FIGURES", "FLOW_MAC_SOURCE", "NO_FIGURE", "SEED_FIGURES", "SETTINGS",
+           "TECHNOLOGY_GAP", "SeedFigure", "figures_for"]
 
 #: Synthesis settings of the seed experiments, quoted once and referred to by key.
 SETTINGS = {
@@ -25,6 +28,8 @@ SETTINGS = {
     "median": "DNNWeaver v2.0, 8- and 16-bit, Synopsys Design Compiler + DesignWare, "
               "Silvaco Open-Cell 15 nm, 200 MHz, buffers excluded (000:L1773)",
     "bypass": "one PE, 8-bit fixed point, 15 nm, 1 GHz target (000:L2481–L2485; SPEC §6)",
+    "flow": "one 8-bit fixed-point MAC unit, Synopsys Design Compiler + DesignWare, Silvaco "
+            "Open-Cell 15 nm, 1 GHz, MAC input switching modelled on a WS array (000:L3026)",
 }
 
 
@@ -39,7 +44,7 @@ class SeedFigure:
     label : str
         What was measured, in the seed's words.
     metric : str
-        ``"area"`` or ``"delay"``.
+        ``"area"``, ``"power"`` or ``"delay"``.
     denominator : str
         ``"pe"``, ``"array"`` or ``"design"``.
     low, high : float
@@ -100,7 +105,48 @@ SEED_FIGURES: tuple[SeedFigure, ...] = (
                {"dataflow": ("os",)}),
     SeedFigure("bypass", "longest-path delay increase of the PE", "delay", "pe", 2.2, 2.2,
                "000 §10.5.2", "000:L2485", "bypass", {}),
+    # power (SPEC §13): the same tables' power columns
+    SeedFigure("checksum", "Sanity-Check power (13.1 of 238.3 mW)", "power", "array", 5.50,
+               5.50, "000 Table 6.3", "000:L1297–L1307", "sc"),
+    SeedFigure("checksum", "Sanity-Check power (13.1 of 1170 mW)", "power", "design", 1.12,
+               1.12, "000 Table 6.3", "000:L1297–L1307", "sc"),
+    # 8-bit: 0.9 of 955.5 mW = 0.094 %, which the text rounds to 0.1 (000:L1826)
+    SeedFigure("afd", "AFD + suppression power, 8-bit design (0.9 of 955.5 mW)", "power",
+               "design", 0.1, 0.1, "000 Table 8.1", "000:L1826–L1837", "afd",
+               {"a_width": 8}),
+    SeedFigure("afd", "AFD + suppression power, 16-bit design (1.7 of 1160 mW)", "power",
+               "design", 0.15, 0.15, "000 Table 8.1", "000:L1826–L1837", "afd",
+               {"a_width": 16}),
+    SeedFigure("median", "Median-3 unit array power (8/16-bit designs)", "power", "design",
+               0.07, 0.13, "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 3}),
+    SeedFigure("median", "Median-5 unit array power (8/16-bit designs)", "power", "design",
+               0.13, 0.19, "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 5}),
+    SeedFigure("bypass", "bypass multiplexer power, 8-bit fixed-point WS/IS PE", "power", "pe",
+               5.357, 5.357, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               {"dataflow": ("ws", "is")}),
+    SeedFigure("bypass", "bypass AND gates power, 8-bit fixed-point OS PE", "power", "pe",
+               2.273, 2.273, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               {"dataflow": ("os",)}),
 )
+
+#: 000 Table 12.9 (L3190–L3204): area and power overhead (%) of the flow-controlling MAC on
+#: the 8-bit fixed-point MAC unit, by (flow kind, group size): ``(area %, power %)``.
+FLOW_MAC_FIGURES: dict[tuple[str, int], tuple[float, float]] = {
+    ("shortened", 8): (14.63, 14.06), ("superposition", 8): (111.68, 95.85),
+    ("shortened", 16): (32.04, 19.59), ("superposition", 16): (229.68, 192.63),
+    ("twodim", 16): (63.73, 65.67), ("shortened", 64): (125.36, 36.87),
+    ("superposition", 64): (932.12, 609.68), ("twodim", 64): (126.30, 111.75),
+    ("shortened", 256): (487.00, 91.71), ("superposition", 256): (3628.66, 2694.93),
+    ("twodim", 256): (261.72, 213.36),
+}
+#: Where :data:`FLOW_MAC_FIGURES` come from.
+FLOW_MAC_SOURCE = ("000 Table 12.9", "000:L3190–L3204", "flow")
+
+#: Technology gap stated beside every comparison (SPEC §9, §13).
+TECHNOLOGY_GAP = ("the seeds: Synopsys Design Compiler + DesignWare on Silvaco Open-Cell 15 nm "
+                  "at 1 GHz (0.8 V class); this project: Yosys/ABC (area-oriented mapping, no "
+                  "timing constraint) on OSU 0.18 µm at 1.8 V, timed and powered by OpenSTA: "
+                  "absolute figures differ by orders of magnitude, compare ratios only")
 
 #: Units the seeds give no area for, with the reason (a row saying so, not a missing row).
 NO_FIGURE = {

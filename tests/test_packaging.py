@@ -36,5 +36,6 @@ def test_wheel_installs_one_top_level_package(tmp_path):
     for room in ("rtl_gen", "golden", "tb", "synth", "app"):
         assert f"ftaccel/{room}/__init__.py" in names
     assert "ftaccel/synth/area.ys" in names
+    assert "ftaccel/synth/sta.tcl" in names  # the OpenSTA script
     assert "ftaccel/app/models/digits-cnn.npz" in names  # built-in models and data
     assert "ftaccel/app/models/digits.npz" in names
