@@ -69,7 +69,7 @@ import numpy as np
 from ftaccel.errors import is_int
 
 __all__ = ["MODE_DROP", "MODE_CLIP", "MODES", "anomaly_suppression", "anomaly_suppression_detail",
-           "thresholds", "effective_shift"]
+           "thresholds", "effective_shift", "WindowedAFDModel"]
 
 MODE_DROP = 0
 MODE_CLIP = 1
@@ -214,3 +214,63 @@ def stimulus(cfg, draft, opts) -> None:
     """The ``afd__*`` controls, held for the whole program."""
     for name, value in opts.controls().items():
         draft.constant(f"afd__{name}", value)
+
+
+class WindowedAFDModel:
+    """Cycle model of :class:`rtl_gen.afd.WindowedAFD` (IS / OS), one :meth:`step` a cycle.
+
+    Per lane a shift register of ``chunk`` taps (tap 0 is this cycle's feature); the decision
+    is taken on tap ``chunk − 1`` (element E) with its neighbours in its chunk, wrapping
+    around: the newer neighbour is tap ``chunk − 2`` (zero when that tap starts a new chunk),
+    or, when E is its chunk's last, the chunk's first (kept when it was decided; E itself when
+    it is also first); the older neighbour is tap ``chunk``, or, when E is its chunk's first,
+    tap 0 if that is the chunk's last (the chunk is whole), else zero.  ``reverse`` makes the
+    older neighbour the next element (IS loads in falling K).  The rule is
+    :func:`anomaly_suppression_detail` on the three values; every register resets to zero.
+
+    Inputs of :meth:`step`: ``data``, ``first``, ``last`` (``[lanes]``) and the controls
+    ``shift``, ``gates``, ``mode``, ``enable``; outputs: ``data``, ``suppressed``, ``first``,
+    ``last``.
+    """
+
+    def __init__(self, *, width: int, lanes: int, chunk: int, reverse: bool = False,
+                 max_shift: int | None = None):
+        _check_width(width)
+        self.width, self.lanes, self.chunk, self.reverse = width, lanes, chunk, bool(reverse)
+        self.max_shift = max_shift
+        R = chunk
+        self.v = np.zeros((R + 1, lanes), dtype=np.int64)  # row k: tap k (row 0 unused)
+        self.f = np.zeros((R, lanes), dtype=bool)
+        self.last = np.zeros((R, lanes), dtype=bool)
+        self.chunk_first = np.zeros(lanes, dtype=np.int64)
+        self.y = np.zeros(lanes, dtype=np.int64)
+        self.suppressed = np.zeros(lanes, dtype=bool)
+        self.y_first = np.zeros(lanes, dtype=bool)
+        self.y_last = np.zeros(lanes, dtype=bool)
+
+    def outputs(self) -> dict:
+        """The registered outputs."""
+        return {"data": self.y.copy(), "suppressed": self.suppressed.copy(),
+                "first": self.y_first.copy(), "last": self.y_last.copy()}
+
+    def step(self, inputs: dict) -> None:
+        """One clock cycle."""
+        R = self.chunk
+        v, f, last = self.v.copy(), self.f.copy(), self.last.copy()
+        v[0] = np.asarray(inputs["data"], dtype=np.int64)
+        f[0] = np.asarray(inputs["first"], dtype=bool)
+        last[0] = np.asarray(inputs["last"], dtype=bool)
+        e, e_first, e_last = v[R - 1], f[R - 1], last[R - 1]
+        cont = np.where(f[R - 2], 0, v[R - 2]) if R >= 2 else np.zeros_like(e)
+        newer = np.where(e_last, np.where(e_first, e, self.chunk_first), cont)
+        older = np.where(e_first, np.where(last[0], v[0], 0), v[R])
+        nxt, prv = (older, newer) if self.reverse else (newer, older)
+        out, sup = anomaly_suppression_detail(
+            np.stack([prv, e, nxt], axis=-1), width=self.width, shift=int(inputs["shift"]),
+            gates=2 if int(inputs["gates"]) & 2 else 1, mode=int(inputs["mode"]) & 1,
+            enable=int(inputs["enable"]) & 1, max_shift=self.max_shift)
+        self.chunk_first = np.where(e_first, e, self.chunk_first)
+        self.y, self.suppressed = out[:, 1], sup[:, 1]
+        self.y_first, self.y_last = e_first.copy(), e_last.copy()
+        self.v[1:] = v[:-1]
+        self.f[1:], self.last[1:] = f[:-1], last[:-1]

@@ -21,7 +21,8 @@ import numpy as np
 
 from ftaccel.errors import is_int
 
-__all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream"]
+__all__ = ["WINDOWS", "median3", "median5", "median_filter", "median_array_stream",
+           "WindowedMedianModel"]
 
 WINDOWS = (3, 5)
 
@@ -139,3 +140,52 @@ def filter_inputs(cfg, x, opts) -> np.ndarray:
 def stimulus(cfg, draft, opts) -> None:
     """``median__enable``, held for the whole program."""
     draft.constant("median__enable", int(bool(opts.enable)))
+
+
+class WindowedMedianModel:
+    """Cycle model of :class:`rtl_gen.median.WindowedMedian` (IS / OS), one :meth:`step` a cycle.
+
+    Per lane a shift register of ``window − 1`` taps (tap 0 is the feature of this cycle); the
+    window centred on tap ``window // 2`` is filtered with the taps outside the centre's chunk
+    as zeros (two neighbouring taps are in different chunks when the older one carries
+    ``last`` or the newer one ``first``), and the result registered with the centre's flags.
+    Latency ``window // 2 + 1``; every register resets to zero.  Both RTL variants (plain and
+    comparator-sharing) compute this (they are proven equal).
+
+    Inputs of :meth:`step`: ``data``, ``first``, ``last`` (``[lanes]``), ``enable``; outputs
+    :meth:`outputs`: ``data``, ``first``, ``last``.
+    """
+
+    def __init__(self, *, lanes: int, window: int):
+        self.window = _check_window(window)
+        self.lanes = lanes
+        w = self.window
+        self.v = np.zeros((w, lanes), dtype=np.int64)  # row k: tap k (row 0 unused)
+        self.f = np.zeros((w, lanes), dtype=bool)
+        self.last = np.zeros((w, lanes), dtype=bool)
+        self.y = np.zeros(lanes, dtype=np.int64)
+        self.y_first = np.zeros(lanes, dtype=bool)
+        self.y_last = np.zeros(lanes, dtype=bool)
+
+    def outputs(self) -> dict:
+        """The registered outputs."""
+        return {"data": self.y.copy(), "first": self.y_first.copy(),
+                "last": self.y_last.copy()}
+
+    def step(self, inputs: dict) -> None:
+        """One clock cycle."""
+        w, h = self.window, self.window // 2
+        v, f, last = self.v.copy(), self.f.copy(), self.last.copy()
+        v[0] = np.asarray(inputs["data"], dtype=np.int64)
+        f[0] = np.asarray(inputs["first"], dtype=bool)
+        last[0] = np.asarray(inputs["last"], dtype=bool)
+        brk = last[1:] | f[:-1]  # brk[g]: tap g and tap g + 1 are in different chunks
+        u = v.copy()
+        for k in range(w):
+            gaps = range(k, h) if k < h else range(h, k)
+            for g in gaps:
+                u[k] = np.where(brk[g], 0, u[k])
+        med = median3(*u) if w == 3 else median5(*u)
+        self.y = np.where(int(inputs["enable"]) != 0, med, v[h])
+        self.y_first, self.y_last = f[h].copy(), last[h].copy()
+        self.v[1:], self.f[1:], self.last[1:] = v[:-1], f[:-1], last[:-1]

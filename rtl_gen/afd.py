@@ -23,9 +23,10 @@ from amaranth.lib.wiring import In, Out
 
 from ftaccel.errors import check_int
 
-from .vector import VectorSignature
+from .vector import VectorSignature, WindowSignature
 
-__all__ = ["AFDControlSignature", "AnomalySuppression", "shift_port_width"]
+__all__ = ["AFDControlSignature", "AnomalySuppression", "WindowedAFD", "WindowedAFDLane",
+           "shift_port_width"]
 
 MAX_WIDTH = 32
 MAX_LANES = 256
@@ -196,17 +197,7 @@ class AnomalySuppression(wiring.Component):
         """The unit's netlist."""
         m = Module()
         w, n = self._width, self._lanes
-
-        # Shift decode, shared by all elements: direction and clamped amount.
-        left = Signal()
-        amount = Signal(range(self._max_shift + 1))
-        shift_mag = abs(self.ctl.shift)
-        m.d.comb += [
-            left.eq(self.ctl.shift > 0),
-            amount.eq(Mux(shift_mag > self._max_shift, self._max_shift, shift_mag)),
-        ]
-        two_gates = self.ctl.gates[1]
-
+        left, amount, two_gates = _decode(m, self.ctl, self._max_shift)
         mags = [Signal(w, name=f"mag_{c}") for c in range(n)]
         thr = [Signal(w, name=f"thr_{c}") for c in range(n)]
         for c in range(n):
@@ -214,26 +205,193 @@ class AnomalySuppression(wiring.Component):
                 mags[c].eq(abs(self.i.data[c])),
                 thr[c].eq(_saturating_shift(mags[c], amount, left, w)),
             ]
-
         for c in range(n):
             nxt, prv = (c + 1) % n, (c - 1) % n
-            a = self.i.data[c]
-            # Eq. 8.1 suppresses on a tie (|A_c| >= T), Eq. 8.2 does not (|A_c| > T): one
-            # comparator does both, with the tie broken by an extra LSB, 2|A_c|+[one gate] > 2T.
-            viol_next = Cat(~two_gates, mags[c]) > Cat(C(0, 1), thr[nxt])
-            viol_prev = mags[c] > thr[prv]
-            suppress = Signal(name=f"suppress_{c}")
-            m.d.comb += suppress.eq(self.ctl.enable & viol_next & (~two_gates | viol_prev))
-            # The largest violated threshold.  The shift is monotone, so comparing the
-            # neighbours' magnitudes picks the same one as comparing their thresholds, and this
-            # comparator works in parallel with the shifters instead of after them.
-            largest = Mux(two_gates & (mags[prv] > mags[nxt]), thr[prv], thr[nxt])
-            # |clip| <= |A_c| <= 2^(w-1), so the w-bit negation cannot overflow (-2^(w-1) fits).
-            clipped = Mux(a < 0, -largest, largest)[:w].as_signed()
-            replacement = Mux(self.ctl.mode, clipped, 0)
-            m.d.sync += [
-                self.o.data[c].eq(Mux(suppress, replacement, a)),
-                self.suppressed[c].eq(suppress),
-            ]
+            value, suppress = _suppress(m, self.i.data[c], mags[c], mags[nxt], mags[prv],
+                                        thr[nxt], thr[prv], two_gates, self.ctl, w, str(c))
+            m.d.sync += [self.o.data[c].eq(value), self.suppressed[c].eq(suppress)]
         m.d.sync += self.o.valid.eq(self.i.valid)
+        return m
+
+
+def _decode(m: Module, ctl, max_shift: int):
+    """The shift decode shared by all elements: direction, clamped amount, two gates."""
+    left = Signal()
+    amount = Signal(range(max_shift + 1))
+    shift_mag = abs(ctl.shift)
+    m.d.comb += [
+        left.eq(ctl.shift > 0),
+        amount.eq(Mux(shift_mag > max_shift, max_shift, shift_mag)),
+    ]
+    return left, amount, ctl.gates[1]
+
+
+def _suppress(m: Module, a, mag, mag_next, mag_prev, thr_next, thr_prev, two_gates, ctl,
+              w: int, name: str):
+    """One element's rule (Eqs. 8.1/8.2, drop or clip): ``(output value, suppress)``, comb."""
+    # Eq. 8.1 suppresses on a tie (|A_c| >= T), Eq. 8.2 does not (|A_c| > T): one
+    # comparator does both, with the tie broken by an extra LSB, 2|A_c|+[one gate] > 2T.
+    viol_next = Cat(~two_gates, mag) > Cat(C(0, 1), thr_next)
+    viol_prev = mag > thr_prev
+    suppress = Signal(name=f"suppress_{name}")
+    m.d.comb += suppress.eq(ctl.enable & viol_next & (~two_gates | viol_prev))
+    # The largest violated threshold.  The shift is monotone, so comparing the
+    # neighbours' magnitudes picks the same one as comparing their thresholds, and this
+    # comparator works in parallel with the shifters instead of after them.
+    largest = Mux(two_gates & (mag_prev > mag_next), thr_prev, thr_next)
+    # |clip| <= |A_c| <= 2^(w-1), so the w-bit negation cannot overflow (-2^(w-1) fits).
+    clipped = Mux(a < 0, -largest, largest)[:w].as_signed()
+    replacement = Mux(ctl.mode, clipped, 0)
+    return Mux(suppress, replacement, a), suppress
+
+
+# -- anomaly suppression in time: IS and OS (a lane's features arrive one per cycle) ----------
+
+class WindowedAFDLane(wiring.Component):
+    """One lane of :class:`WindowedAFD`: Eqs. 8.1/8.2 over features arriving one per cycle.
+
+    The features of a lane come in chunks of ``chunk`` (R, told by ``first`` / ``last``,
+    :class:`rtl_gen.vector.WindowSignature`); element c's neighbours are c ± 1 *within its
+    chunk, wrapping around* (000 L1535), the positions a short chunk lacks being zeros: the rule
+    :class:`AnomalySuppression` applies to one streamed WS vector (one chunk), in time.  The
+    wrap-around makes the first element of a chunk wait for its last: the lane is a shift
+    register of ``chunk`` taps and decides on the feature ``chunk − 1`` cycles old, whose newer
+    neighbour is the next tap (or, for the chunk's last element, the chunk's first, kept in one
+    more register; or zero where the chunk ended early) and whose older neighbour is the
+    previous tap (or, for the chunk's first, the chunk's last element, the newest tap, when
+    the chunk is whole; else zero).
+
+    ``reverse``: which arrival neighbour is element c + 1.  OS streams a row of A in K order
+    (c + 1 is the newer feature); IS loads a column's activations last row first, i.e. in
+    falling K (c + 1 is the older one).
+
+    Latency **chunk** cycles (R); one feature per cycle.  Flip-flops: ``chunk + 2`` words
+    (taps, the chunk's first, the output) and ``2·chunk + 1`` flag bits.  Logic: as one lane of
+    :class:`AnomalySuppression` (magnitudes, two threshold shifters, the comparisons and the
+    drop/clip multiplexer) plus the wrap multiplexers.  Controls (``ctl``) are sampled when the
+    decision is taken, ``chunk − 1`` cycles after the feature entered: hold them while a chunk
+    is in flight.
+
+    Ports: ``x`` (signed width), ``first``, ``last``, ``ctl`` (:class:`AFDControlSignature`)
+    in; ``y``, ``suppressed``, ``y_first``, ``y_last`` out, registered.
+    """
+
+    def __init__(self, *, width: int = 8, chunk: int = 8, reverse: bool = False,
+                 max_shift: int | None = None):
+        check_int("width", width, 2, MAX_WIDTH)
+        check_int("chunk", chunk, 1, MAX_LANES)
+        if max_shift is None:
+            max_shift = width
+        check_int("max_shift", max_shift, 1, width)
+        self._width, self._chunk, self._reverse = width, chunk, bool(reverse)
+        self._max_shift = max_shift
+        super().__init__({"x": In(signed(width)), "first": In(1), "last": In(1),
+                          "ctl": In(AFDControlSignature(max_shift)), "y": Out(signed(width)),
+                          "suppressed": Out(1), "y_first": Out(1), "y_last": Out(1)})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a feature to its decision: the chunk length."""
+        return self._chunk
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "windowed_afd_lane", "width": self._width, "chunk": self._chunk,
+                "reverse": self._reverse, "max_shift": self._max_shift}
+
+    def elaborate(self, platform):
+        """The lane's netlist."""
+        m = Module()
+        w, R = self._width, self._chunk
+        v, f, last = [self.x], [self.first], [self.last]
+        for k in range(1, R + 1):
+            v.append(Signal(signed(w), name=f"tap{k}"))
+            m.d.sync += v[k].eq(v[k - 1])
+            if k < R:
+                f.append(Signal(name=f"first{k}"))
+                last.append(Signal(name=f"last{k}"))
+                m.d.sync += [f[k].eq(f[k - 1]), last[k].eq(last[k - 1])]
+        e, e_first, e_last = v[R - 1], f[R - 1], last[R - 1]
+        chunk_first = Signal(signed(w), name="chunk_first")
+        m.d.sync += chunk_first.eq(Mux(e_first, e, chunk_first))
+        # The newer neighbour: the next tap, zero past a chunk cut short, the chunk's first
+        # after its last (the element itself in a chunk of one).
+        cont = Mux(f[R - 2], 0, v[R - 2]) if R >= 2 else 0
+        newer = Signal(signed(w), name="newer")
+        m.d.comb += newer.eq(Mux(e_last, Mux(e_first, e, chunk_first), cont))
+        # The older neighbour: the previous tap; the chunk's first wraps to its last element,
+        # the newest tap when it is the chunk's R-th (else the chunk is short: a zero).
+        older = Signal(signed(w), name="older")
+        m.d.comb += older.eq(Mux(e_first, Mux(last[0], v[0], 0), v[R]))
+        nxt, prv = (older, newer) if self._reverse else (newer, older)
+        left, amount, two_gates = _decode(m, self.ctl, self._max_shift)
+        mag, mag_next, mag_prev = (Signal(w, name=n) for n in ("mag", "mag_next", "mag_prev"))
+        thr_next, thr_prev = Signal(w, name="thr_next"), Signal(w, name="thr_prev")
+        m.d.comb += [mag.eq(abs(e)), mag_next.eq(abs(nxt)), mag_prev.eq(abs(prv)),
+                     thr_next.eq(_saturating_shift(mag_next, amount, left, w)),
+                     thr_prev.eq(_saturating_shift(mag_prev, amount, left, w))]
+        value, suppress = _suppress(m, e, mag, mag_next, mag_prev, thr_next, thr_prev,
+                                    two_gates, self.ctl, w, "e")
+        m.d.sync += [self.y.eq(value), self.suppressed.eq(suppress), self.y_first.eq(e_first),
+                     self.y_last.eq(e_last)]
+        return m
+
+
+class WindowedAFD(wiring.Component):
+    """Anomaly suppression on IS and OS: one :class:`WindowedAFDLane` per lane.
+
+    OS filters the streamed activations (R lanes, K over cycles, ``reverse=False``), IS the
+    stationary activations as each column loads them (C lanes, last row first,
+    ``reverse=True``).  Each chunk of R features gets the rule :class:`AnomalySuppression`
+    gives one WS vector, so :func:`golden.units.units_matrix` is the model on every dataflow.
+
+    Latency **chunk** cycles (R: a chunk's first element waits for its last, the wrap-around
+    of 000 L1535); one feature per lane and cycle.
+
+    Attributes
+    ----------
+    i : In(WindowSignature(width, lanes))
+    ctl : In(AFDControlSignature(max_shift))
+    o : Out(WindowSignature(width, lanes))
+    suppressed : Out(1).array(lanes)
+    """
+
+    def __init__(self, *, width: int = 8, lanes: int = 8, chunk: int = 8,
+                 reverse: bool = False, max_shift: int | None = None):
+        check_int("width", width, 2, MAX_WIDTH)
+        check_int("lanes", lanes, 1, MAX_LANES)
+        check_int("chunk", chunk, 1, MAX_LANES)
+        if max_shift is None:
+            max_shift = width
+        check_int("max_shift", max_shift, 1, width)
+        self._width, self._lanes, self._chunk = width, lanes, chunk
+        self._reverse, self._max_shift = bool(reverse), max_shift
+        super().__init__({"i": In(WindowSignature(width, lanes)),
+                          "ctl": In(AFDControlSignature(max_shift)),
+                          "o": Out(WindowSignature(width, lanes)),
+                          "suppressed": Out(1).array(lanes)})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a feature to its decision: the chunk length R."""
+        return self._chunk
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "windowed_afd", "width": self._width, "lanes": self._lanes,
+                "chunk": self._chunk, "reverse": self._reverse, "max_shift": self._max_shift}
+
+    def elaborate(self, platform):
+        """One lane unit per lane, the controls shared."""
+        m = Module()
+        for c in range(self._lanes):
+            m.submodules[f"lane{c}"] = lane = WindowedAFDLane(
+                width=self._width, chunk=self._chunk, reverse=self._reverse,
+                max_shift=self._max_shift)
+            m.d.comb += [lane.ctl.shift.eq(self.ctl.shift), lane.ctl.gates.eq(self.ctl.gates),
+                         lane.ctl.mode.eq(self.ctl.mode), lane.ctl.enable.eq(self.ctl.enable),
+                         lane.x.eq(self.i.data[c]), lane.first.eq(self.i.first[c]),
+                         lane.last.eq(self.i.last[c]), self.o.data[c].eq(lane.y),
+                         self.o.first[c].eq(lane.y_first), self.o.last[c].eq(lane.y_last),
+                         self.suppressed[c].eq(lane.suppressed)]
         return m

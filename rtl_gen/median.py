@@ -37,14 +37,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ftaccel.errors import ConfigError, check_int, is_int
 
 from .emit import write_verilog
-from .vector import VectorSignature
+from .vector import VectorSignature, WindowSignature
 
 __all__ = [
     "WINDOWS",
@@ -63,6 +63,9 @@ __all__ = [
     "emit_median_array",
     "emit_median_core",
     "emit_median_unit",
+    "WindowedMedianLane",
+    "WindowedMedian",
+    "emit_windowed_median_lane",
 ]
 
 #: Window sizes of the seed (000 L1593: "small filtering window sizes").
@@ -535,4 +538,205 @@ def emit_median_unit(*, width: int, window: int, out_dir: Path) -> tuple[Path, s
     name = f"median{window}_{width}b"
     path = write_verilog(unit, name, {"unit": f"median{window}", "width": width},
                          Path(out_dir) / f"{name}.v")
+    return path, name
+
+
+# -- the median in time: IS and OS (a lane's features arrive one per cycle) --------------------
+
+def _window_masks(m: Module, first: list, last: list, window: int) -> list:
+    """Per tap of a time window, whether it belongs to the centre tap's chunk.
+
+    Tap 0 is the newest feature, tap ``window − 1`` the oldest, the centre tap ``window // 2``.
+    Two neighbouring taps are in different chunks when the older one is its chunk's last or the
+    newer one its chunk's first (a chunk cut short has no ``last``: the next ``first`` ends it);
+    a tap is in the centre's chunk when no such break lies between them.
+    """
+    h = window // 2
+    brk = []
+    for g in range(window - 1):  # the break between tap g and tap g + 1 (older)
+        b = Signal(name=f"brk{g}")
+        m.d.comb += b.eq(last[g + 1] | first[g])
+        brk.append(b)
+    valid = []
+    for k in range(window):
+        gaps = range(k, h) if k < h else range(h, k)
+        ok = Signal(name=f"in_chunk{k}")
+        m.d.comb += ok.eq(~Cat(*(brk[g] for g in gaps)).any() if gaps else 1)
+        valid.append(ok)
+    return valid
+
+
+class WindowedMedianLane(wiring.Component):
+    """One lane of :class:`WindowedMedian`: Median-3 / Median-5 over features arriving in time.
+
+    Each cycle one feature ``x`` enters a shift register of ``window − 1`` taps; the window
+    centred on the feature that arrived ``window // 2`` cycles ago is filtered, its taps outside
+    the centre's chunk replaced by zeros (Eq. 8.3's padding of each chunk, 000 L1751, told by
+    ``first`` / ``last``: :class:`rtl_gen.vector.WindowSignature`), and the median registered.
+
+    ``"plain"``: the masked window into one :class:`Median3` / :class:`Median5` (3 / 7
+    comparators).  ``"shared"``: Fig. 8.12 in time, the "regular, pipelined" form of 000 L1721:
+    the newest feature is compared with each older tap (``window − 1`` comparators: 2 for
+    Median-3, 4 for Median-5), every other pair of the window was compared when its newer
+    member arrived and its bit is kept in a one-bit shift register
+    (``(window − 1)(window − 2) / 2`` flip-flops); a tap outside the chunk compares as zero
+    through its sign bit and a zero test, and the median is routed by ``window − 1``
+    multiplexers from one-hot "is the median" flags, as in :class:`SlidingMedian`.  The two are
+    proven equal by :func:`synth.equiv.prove_windowed_median`.
+
+    Latency **window // 2 + 1** cycles (2 for Median-3, 3 for Median-5); one feature per cycle.
+    Flip-flops: ``window − 1`` taps and the output (``width`` bits), ``2·window − 1`` flag bits.
+
+    Ports: ``x`` (signed width), ``first``, ``last``, ``enable`` (0: the centre passes
+    unfiltered) in; ``y``, ``y_first``, ``y_last`` (the centre's flags) out, registered.
+    """
+
+    def __init__(self, *, width: int = 8, window: int = 3, variant: str = "plain"):
+        _check_width(width)
+        _check_window(window)
+        _check_variant(variant)
+        self._width, self._window, self._variant = width, window, variant
+        super().__init__({"x": In(signed(width)), "first": In(1), "last": In(1),
+                          "enable": In(1), "y": Out(signed(width)), "y_first": Out(1),
+                          "y_last": Out(1)})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a feature to its filtered value."""
+        return self._window // 2 + 1
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "windowed_median_lane", "width": self._width, "window": self._window,
+                "variant": self._variant}
+
+    def elaborate(self, platform):
+        """The lane's netlist."""
+        m = Module()
+        w, h = self._window, self._window // 2
+        v, f, last = [self.x], [self.first], [self.last]
+        for k in range(1, w):
+            v.append(Signal(signed(self._width), name=f"tap{k}"))
+            f.append(Signal(name=f"first{k}"))
+            last.append(Signal(name=f"last{k}"))
+            m.d.sync += [v[k].eq(v[k - 1]), f[k].eq(f[k - 1]), last[k].eq(last[k - 1])]
+        valid = _window_masks(m, f, last, w)
+        u = []
+        for k in range(w):
+            uk = Signal(signed(self._width), name=f"masked{k}")
+            m.d.comb += uk.eq(Mux(valid[k], v[k], 0))
+            u.append(uk)
+        if self._variant == "plain":
+            m.submodules.unit = unit = (Median3 if w == 3 else Median5)(width=self._width)
+            m.d.comb += [unit.x[i].eq(u[w - 1 - i]) for i in range(w)]  # oldest first
+            med = unit.median
+        else:
+            med = self._shared(m, v, u, valid)
+        m.d.sync += [self.y.eq(Mux(self.enable, med, v[h])), self.y_first.eq(f[h]),
+                     self.y_last.eq(last[h])]
+        return m
+
+    def _shared(self, m: Module, v: list, u: list, valid: list):
+        w, h = self._window, self._window // 2
+        # c[a, b] (a newer than b): v[a] < v[b], compared when a was the newest feature.
+        c = {}
+        for d in range(1, w):
+            c[0, d] = _less(m, v[0], v[d], f"lt_0_{d}")
+            for i in range(1, w - d):
+                c[i, i + d] = Signal(name=f"lt_{i}_{i + d}")
+        m.d.sync += [c[i, i + d].eq(c[i - 1, i - 1 + d])
+                     for d in range(1, w) for i in range(1, w - d)]
+        neg = [v[k][-1] for k in range(w)]
+        pos = [~v[k][-1] & v[k].any() for k in range(w)]
+
+        def lt(a: int, b: int):
+            """u[a] < u[b] for a newer than b: a tap outside the chunk is a zero."""
+            bit = Signal(name=f"mlt_{a}_{b}")
+            m.d.comb += bit.eq((valid[a] & valid[b] & c[a, b]) | (valid[a] & ~valid[b] & neg[a])
+                               | (~valid[a] & valid[b] & pos[b]))
+            return bit
+
+        lts = {(a, b): lt(a, b) for a in range(w) for b in range(a + 1, w)}
+
+        def precedes(k: int, j: int):
+            # (value, older first) is a strict total order: a newer tap precedes an older one
+            # only when it is smaller.
+            return lts[k, j] if k < j else ~lts[j, k]
+
+        out = u[h]
+        for j in range(w):
+            if j == h:
+                continue
+            is_med = Signal(name=f"is_med{j}")
+            m.d.comb += is_med.eq(_exactly([precedes(k, j) for k in range(w) if k != j], h))
+            out = Mux(is_med, u[j], out)
+        return out
+
+
+class WindowedMedian(wiring.Component):
+    """Median feature selection on IS and OS: one :class:`WindowedMedianLane` per lane.
+
+    Where a cycle's vector does not hold neighbouring features of one input, the window is
+    built in time (per-lane delay lines over the features as they arrive): OS filters the
+    streamed activations (R lanes, K over cycles), IS the stationary activations as each
+    column loads them (C lanes).  Each chunk of R features is padded and filtered on its own,
+    exactly as the WS :class:`MedianArray` filters one streamed vector, so one model
+    (:func:`golden.units.units_matrix`) gives the same result on every dataflow.
+
+    Latency **window // 2 + 1** cycles (the feature ``window // 2`` positions later must have
+    arrived); throughput one feature per lane and cycle; the flags travel with the features.
+
+    Parameters
+    ----------
+    width, lanes, window, variant
+        As for :class:`MedianArray`.
+
+    Attributes
+    ----------
+    i : In(WindowSignature(width, lanes))
+    ctl : In(MedianControlSignature())
+    o : Out(WindowSignature(width, lanes))
+        Registered.
+    """
+
+    def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
+                 variant: str = "plain"):
+        _check_width(width)
+        _check_lanes(lanes)
+        _check_window(window)
+        _check_variant(variant)
+        self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
+        super().__init__({"i": In(WindowSignature(width, lanes)),
+                          "ctl": In(MedianControlSignature()),
+                          "o": Out(WindowSignature(width, lanes))})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a feature to its filtered value: ``window // 2 + 1``."""
+        return self._window // 2 + 1
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": "windowed_median", "width": self._width, "lanes": self._lanes,
+                "window": self._window, "variant": self._variant}
+
+    def elaborate(self, platform):
+        """One lane unit per lane."""
+        m = Module()
+        for c in range(self._lanes):
+            m.submodules[f"lane{c}"] = lane = WindowedMedianLane(
+                width=self._width, window=self._window, variant=self._variant)
+            m.d.comb += [lane.x.eq(self.i.data[c]), lane.first.eq(self.i.first[c]),
+                         lane.last.eq(self.i.last[c]), lane.enable.eq(self.ctl.enable),
+                         self.o.data[c].eq(lane.y), self.o.first[c].eq(lane.y_first),
+                         self.o.last[c].eq(lane.y_last)]
+        return m
+
+
+def emit_windowed_median_lane(*, width: int, window: int, variant: str,
+                              out_dir: Path) -> tuple[Path, str]:
+    """Write a :class:`WindowedMedianLane`; return ``(path, module name)``."""
+    dut = WindowedMedianLane(width=width, window=window, variant=variant)
+    name = f"windowed_median{window}_{variant}_{width}b"
+    path = write_verilog(dut, name, dut.config(), Path(out_dir) / f"{name}.v")
     return path, name

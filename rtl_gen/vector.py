@@ -12,11 +12,11 @@ only has to expose this pair.  In Verilog the members are ``i__data__0`` … ``i
 
 from __future__ import annotations
 
-from amaranth import signed
+from amaranth import C, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["VectorSignature"]
+__all__ = ["VectorSignature", "WindowSignature", "ChunkPosition"]
 
 
 class VectorSignature(wiring.Signature):
@@ -64,3 +64,119 @@ class VectorSignature(wiring.Signature):
     def __repr__(self) -> str:
         """``VectorSignature(width, lanes)``."""
         return f"VectorSignature({self._width}, {self._lanes})"
+
+
+class WindowSignature(wiring.Signature):
+    """A windowed input unit's stream (IS / OS): per lane, one feature per cycle and its place.
+
+    On IS and OS a cycle's vector does not hold neighbouring features of one input: each lane
+    carries one input's features one after the other (OS: the streamed activations, K over
+    cycles; IS: the stationary activations of one array column as they are loaded).  The
+    features of one lane come in *chunks* of R (the array's rows, the R-lane chunks of a row
+    of A that WS streams in one vector, :func:`golden.units.units_matrix`); ``first`` and
+    ``last`` say where an element sits in its chunk, so that a windowed unit pads and wraps
+    each chunk on its own.
+
+    Parameters
+    ----------
+    width : int
+        Lane width in bits.
+    lanes : int
+        Number of lanes (OS: R rows; IS: C columns).
+
+    Members
+    -------
+    data : Out(signed(width)).array(lanes)
+        One feature per lane.
+    first : Out(1).array(lanes)
+        The feature is the first of its chunk (position 0 in arrival order).
+    last : Out(1).array(lanes)
+        The feature is the R-th of its chunk (position R − 1).  A chunk cut short (OS: the
+        last chunk of a K that is not a multiple of R) has no ``last``: the next chunk's
+        ``first`` ends it, and its missing positions count as zeros.
+    """
+
+    def __init__(self, width: int, lanes: int):
+        self._width, self._lanes = width, lanes
+        super().__init__({"data": Out(signed(width)).array(lanes),
+                          "first": Out(1).array(lanes), "last": Out(1).array(lanes)})
+
+    @property
+    def width(self) -> int:
+        """Lane width in bits."""
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes."""
+        return self._lanes
+
+    def __eq__(self, other) -> bool:
+        """Equal for the same width and lanes."""
+        return (isinstance(other, WindowSignature) and self._width == other._width
+                and self._lanes == other._lanes)
+
+    def __hash__(self) -> int:
+        """The hash of the signature's parameters."""
+        return hash((WindowSignature, self._width, self._lanes))
+
+    def __repr__(self) -> str:
+        """``WindowSignature(width, lanes)``."""
+        return f"WindowSignature({self._width}, {self._lanes})"
+
+
+class ChunkPosition(wiring.Component):
+    """Where each lane's feature sits in its chunk of ``chunk`` (R): the ``first``/``last`` flags.
+
+    Combinational flags from one position counter per lane (``ceil(log2 R)`` flip-flops):
+
+    ``"start"`` (OS)
+        All lanes share one counter.  ``start`` marks position 0 (the first step of a
+        product tile, the top's ``in_first``); every cycle advances the position, wrapping
+        at R, so a tile's K steps fall into chunks of R from its first step.
+    ``"load"`` (IS)
+        Lane c advances only in the cycles its ``step[c]`` is set (the column's load cycles),
+        wrapping at R: a tile load is exactly one chunk.
+
+    Attributes
+    ----------
+    start : In(1)
+        ``"start"`` mode: this cycle is position 0.
+    step : In(1).array(lanes)
+        ``"load"`` mode: lane c's feature this cycle is part of a chunk.
+    first, last : Out(1).array(lanes)
+        Position 0 / position R − 1 (``"load"``: only in a ``step`` cycle).
+
+    Latency 0 (the flags describe this cycle's features).
+    """
+
+    MODES = ("start", "load")
+
+    def __init__(self, *, lanes: int, chunk: int, mode: str):
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, not {mode!r}")
+        self._lanes, self._chunk, self._mode = lanes, chunk, mode
+        super().__init__({"start": In(1), "step": In(1).array(lanes),
+                          "first": Out(1).array(lanes), "last": Out(1).array(lanes)})
+
+    def elaborate(self, platform):
+        """One counter (``start``) or one per lane (``load``)."""
+        m = Module()
+        R = self._chunk
+        counters = 1 if self._mode == "start" else self._lanes
+        for i in range(counters):
+            count = Signal(range(max(R, 2)), name=f"pos{i}")
+            if self._mode == "start":
+                pos = Mux(self.start, 0, count)
+                go = C(1, 1)
+                lanes = range(self._lanes)
+            else:
+                pos = count
+                go = self.step[i]
+                lanes = (i,)
+            with m.If(go):
+                m.d.sync += count.eq(Mux(pos == R - 1, 0, pos + 1))
+            for c in lanes:
+                m.d.comb += [self.first[c].eq(go & (pos == 0)),
+                             self.last[c].eq(go & (pos == R - 1))]
+        return m
