@@ -118,20 +118,28 @@ class AcceleratorConfig:
 
     @property
     def stream_width(self) -> int:
-        """Width of the operand streamed from the left edge (WS: activation, IS: weight).
+        """Width of the operand streamed from the left edge (WS, OS: activation; IS: weight).
 
-        With the exact temporal checksum the WS activations are ``temporal_batch_bits``
-        wider inside the array: the sanity vector is the negated sum of up to
-        ``2**temporal_batch_bits − 1`` activation vectors.
+        With the exact temporal checksum on WS / IS the streamed operand is
+        ``temporal_batch_bits`` wider inside the array: the sanity vector is the negated sum of
+        up to ``2**temporal_batch_bits − 1`` streamed vectors.  (OS keeps its streams: its
+        sanity input is one more PE row, :attr:`sanity_row_width`.)
         """
-        if self.dataflow is Dataflow.WS and self.temporal and self.temporal_mode == "exact":
-            return self.a_width + self.temporal_batch_bits
-        return {"ws": self.a_width, "is": self.w_width, "os": self.a_width}[self.dataflow]
+        base = self.w_width if self.dataflow is Dataflow.IS else self.a_width
+        if self.dataflow is not Dataflow.OS and self.temporal and self.temporal_mode == "exact":
+            return base + self.temporal_batch_bits
+        return base
 
     @property
     def temporal_check_bits(self) -> int:
-        """Modulus exponent of the temporal check: ``a_width`` (residue) or ``acc_bits``."""
-        return self.acc_bits if self.temporal_mode == "exact" else self.a_width
+        """Modulus exponent of the temporal check: ``acc_bits`` (exact) or the residue's bits.
+
+        Residue: the width the sanity input is wrapped to, the streamed operand's own width
+        (WS and OS: ``a_width``; IS: ``w_width``).
+        """
+        if self.temporal_mode == "exact":
+            return self.acc_bits
+        return self.w_width if self.dataflow is Dataflow.IS else self.a_width
 
     @property
     def temporal_batch_max(self) -> int:
@@ -143,7 +151,9 @@ class AcceleratorConfig:
         """The bias enters through ``psum_in`` of the first K-tile rather than in the output stage.
 
         So ``acc_out`` includes it.  Always for IS (its output lanes are batch rows), and for WS
-        with a checksum, so that the checks cover bias errors (000 Table 6.1).
+        with a checksum, so that the checks cover bias errors (000 Table 6.1).  OS has no
+        partial-sum input: its checkers add the bias the output stage adds (:mod:`rtl_gen.
+        accelerator`), so they cover bias errors too.
         """
         return self.dataflow is Dataflow.IS or (self.dataflow is Dataflow.WS
                                                 and self.checksum != "none")
@@ -154,30 +164,62 @@ class AcceleratorConfig:
         return self.cols + (1 if self.spatial else 0)
 
     @property
+    def array_rows(self) -> int:
+        """Rows of PEs actually built: R, plus the OS temporal checksum's sanity row."""
+        return self.rows + (1 if self.temporal and self.dataflow is Dataflow.OS else 0)
+
+    @property
     def sanity_width(self) -> int:
-        """Width of the sanity column's weights.
+        """Width of the sanity column's own operand (the spatial checksum).
 
-        The negated sum of C weights needs ``w_width + ceil(log2(C + 1))`` bits (it is stored
-        exactly, in wider PEs).
+        WS: its stationary weights, OS: its streamed weights, both the negated sum of C weights;
+        IS: its stationary activations, the negated sum of the C batch rows.  The negated sum of
+        C values needs ``width + ceil(log2(C + 1))`` bits (it is carried exactly, in wider PEs).
         """
-        return self.w_width + math.ceil(math.log2(self.cols + 1))
+        base = self.a_width if self.dataflow is Dataflow.IS else self.w_width
+        return base + math.ceil(math.log2(self.cols + 1))
 
-    def register_width(self, register: str, col: int = 0) -> int:
-        """Width of a PE fault site (:data:`FAULT_REGISTERS`) in column ``col``.
+    @property
+    def sanity_row_width(self) -> int:
+        """Width of the OS sanity row's activations (the OS temporal checksum).
 
-        Column ``cols`` is the spatial checksum's sanity column (wider weights); the widths
-        are the fault-hook descriptor's (:func:`ftaccel.units.register_width`).
+        The negated sum of the R streamed activations of a step: ``a_width +
+        ceil(log2(R + 1))`` bits exact, wrapped to ``a_width`` in residue mode.
         """
-        return units.register_width(self, register, col)
+        if self.temporal_mode == "exact":
+            return self.a_width + math.ceil(math.log2(self.rows + 1))
+        return self.a_width
+
+    def register_width(self, register: str, col: int = 0, row: int = 0) -> int:
+        """Width of a PE fault site (:data:`FAULT_REGISTERS`) in PE (``row``, ``col``).
+
+        Column ``cols`` is the spatial checksum's sanity column, row ``rows`` the OS temporal
+        checksum's sanity row (wider operands); the widths are the fault-hook descriptor's
+        (:func:`ftaccel.units.register_width`).
+        """
+        return units.register_width(self, register, col, row)
 
     @property
     def input_stages(self) -> int:
-        """Pipeline stages in front of the array.
+        """Pipeline stages on the streamed path in front of the array.
 
-        Each input unit adds one cycle (:meth:`ftaccel.units.Unit.input_stages`); the temporal
-        checksum's sanity-input generator is the last of them.
+        Each stage delays every operand alike (:meth:`ftaccel.units.Unit.input_stages`): the
+        WS input filters (AFD, median) and the temporal checksum's sanity-input generator on
+        WS and IS (the last stage).
         """
         return units.input_stages(self)
+
+    @property
+    def filter_lead(self) -> int:
+        """Cycles by which the windowed filters' operand leads the array (IS / OS; WS: 0).
+
+        On IS and OS the input filters build their window in time (:mod:`rtl_gen.median`,
+        :mod:`rtl_gen.afd`): the filtered operand (IS: the load, ``load`` and ``load_data``;
+        OS: ``act_in`` and ``in_first``) enters that many cycles before the array takes it,
+        the other operands do not wait (:meth:`ftaccel.units.Unit.lead_cycles`: AFD R, a
+        median ``window // 2 + 1``).
+        """
+        return units.lead_cycles(self)
 
     @property
     def array_latency(self) -> int:
@@ -186,9 +228,12 @@ class AcceleratorConfig:
         WS / IS: ``R + NC`` (r skew registers, c operand hops and one multiply register to
         reach PE (r, c), then the deskew), NC = :attr:`array_cols`.  OS: ``R + NC + 1`` from
         the step carrying ``last`` to the first result row (the drain chain has one more
-        register than a partial-sum hop).
+        register than a partial-sum hop); with the OS sanity row (:attr:`array_rows` = R + 1),
+        which drains first and one cycle later, the first result row leaves two cycles later.
         """
-        return self.rows + self.array_cols + (1 if self.dataflow is Dataflow.OS else 0)
+        if self.dataflow is Dataflow.OS:
+            return self.rows + self.array_cols + 1 + 2 * (self.array_rows - self.rows)
+        return self.rows + self.array_cols
 
     @property
     def requant_stages(self) -> int:
@@ -205,9 +250,10 @@ class AcceleratorConfig:
         """Cycles from an input vector to its output vector at the top's ports.
 
         :attr:`array_latency`, plus the output stage (:attr:`output_latency`: one register,
-        three more with the fixed-point multiplier), plus one cycle per input unit
-        (:attr:`input_stages`): **R + C + 1** for a plain WS/IS top, **R + C + 2** for OS
-        (from ``in_last`` to the first result row).
+        three more with the fixed-point multiplier), plus one cycle per streamed-path input
+        stage (:attr:`input_stages`): **R + C + 1** for a plain WS/IS top, **R + C + 2** for OS
+        (from ``in_last`` to the first result row).  The windowed filters of IS / OS add no
+        latency here: their operand leads by :attr:`filter_lead` instead.
         """
         return self.array_latency + self.output_latency + self.input_stages
 

@@ -92,7 +92,8 @@ class AcceleratorModel:
         R, C = cfg.rows, cfg.cols
         self.R, self.C, self.P = R, C, cfg.acc_bits
         self.NC = NC = cfg.array_cols
-        z = lambda: np.zeros((R, NC), dtype=np.int64)  # noqa: E731
+        self.NR = NR = cfg.array_rows  # (the OS temporal checksum's sanity row included)
+        z = lambda: np.zeros((NR, NC), dtype=np.int64)  # noqa: E731
         self.cycle = 0
         if cfg.dataflow == "os":
             self.act, self.weight, self.last, self.psum = z(), z(), z(), z()
@@ -104,7 +105,17 @@ class AcceleratorModel:
         self.hist: dict[str, list] = {}
         self.units = self._make_units()
         self.stage_regs: list[dict] = []
-        self.bypass = np.zeros((R, NC), dtype=bool)  # the sanity column is never bypassed
+        # IS / OS: the windowed filters (their models and the chunk position counters)
+        self.window = self._make_window_units()
+        self.position = np.zeros(1 if cfg.dataflow == "os" else C, dtype=np.int64)
+        self.raw_load: list[int] = []  # the load port's past values (IS: the filters' lead)
+        self.load_gen = None
+        if cfg.spatial and cfg.dataflow == "is":
+            from .checksum import SanityLoadGeneratorModel
+            self.load_gen = SanityLoadGeneratorModel(lanes=C, rows=R, skewed=cfg.double_buffered,
+                                                     bypass=cfg.bypass)
+        # the sanity row and column are never bypassed
+        self.bypass = np.zeros((NR, NC), dtype=bool)
         self.bypass_rdata = 0
         self.checker = None
         if NC > C:
@@ -114,8 +125,10 @@ class AcceleratorModel:
         if cfg.temporal:
             from .checksum import SanityInputGeneratorModel, TemporalCheckerModel
             bb = cfg.temporal_batch_bits
-            self.generator = SanityInputGeneratorModel(width=cfg.a_width, lanes=R,
-                                                       batch_bits=bb, out_width=cfg.stream_width)
+            if cfg.dataflow != "os":  # (OS: the sanity row's input is an adder tree)
+                self.generator = SanityInputGeneratorModel(
+                    width=cfg.a_width if cfg.dataflow == "ws" else cfg.w_width, lanes=R,
+                    batch_bits=bb, out_width=cfg.stream_width)
             self.tchecker = TemporalCheckerModel(width=self.P, lanes=NC, batch_bits=bb,
                                                  residue_bits=cfg.temporal_check_bits)
         # The output buffer's controller (LCU or TMR voter, exclusive), its port-name prefix and
@@ -156,11 +169,11 @@ class AcceleratorModel:
         for f in self.faults:
             if f.register != register or not f.active(self.cycle):
                 continue
-            if f.row >= self.R or f.col >= self.NC:
+            if f.row >= self.NR or f.col >= self.NC:
                 continue
             if out is regs:
                 out = regs.copy()
-            width = self.cfg.register_width(register, f.col)
+            width = self.cfg.register_width(register, f.col, f.row)
             out[f.row, f.col] = sabotage(out[f.row, f.col], width, f.bit, f.mode)
         return out
 
@@ -184,7 +197,7 @@ class AcceleratorModel:
                         f"{unit}__cap_row": ctl["cap_row"],
                         f"{unit}__rd_data": (np.zeros(self.C, np.int64) if rd is None
                                              else rd.copy())})
-        if self.tchecker is not None:
+        if self.generator is not None:
             out["temporal__overrun"] = self.generator.outputs()["overrun"]
         return out
 
@@ -208,6 +221,8 @@ class AcceleratorModel:
     def _make_units(self):
         cfg = self.cfg
         units = []
+        if cfg.dataflow != "ws":  # (IS / OS filter in time: _make_window_units)
+            return units
         if cfg.afd:
             from .afd import anomaly_suppression
 
@@ -226,6 +241,66 @@ class AcceleratorModel:
                 return median_filter(vec, window=cfg.median)
             units.append(median)
         return units
+
+    def _make_window_units(self) -> list:
+        """IS / OS: the windowed filters' models, in pipeline order (AFD, then the median)."""
+        cfg = self.cfg
+        if not cfg.filter_lead:
+            return []
+        from .afd import WindowedAFDModel
+        from .median import WindowedMedianModel
+        lanes = cfg.rows if cfg.dataflow == "os" else cfg.cols
+        units = []
+        if cfg.afd:
+            units.append(("afd", WindowedAFDModel(width=cfg.a_width, lanes=lanes,
+                                                  chunk=cfg.rows, reverse=cfg.dataflow == "is")))
+        if cfg.median:
+            units.append(("median", WindowedMedianModel(lanes=lanes, window=cfg.median)))
+        return units
+
+    def _chunk_flags(self, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk position's ``first`` / ``last`` this cycle; advances its counters.
+
+        OS (:class:`rtl_gen.vector.ChunkPosition` mode ``start``): one counter, restarted by
+        ``in_first``, advancing every cycle.  IS (mode ``load``): one per column, advancing
+        in the cycles the column's (skewed) load is set.
+        """
+        R = self.R
+        if self.cfg.dataflow == "os":
+            pos = np.zeros(1, np.int64) if int(inputs["in_first"]) else self.position
+            go = np.ones(1, dtype=bool)
+        else:
+            pos = self.position
+            loads = self.raw_load
+            go = np.array([loads[-1 - c] if (self.cfg.double_buffered and len(loads) > c)
+                           else (loads[-1] if not self.cfg.double_buffered else 0)
+                           for c in range(self.C)], dtype=bool)
+        first, last = go & (pos == 0), go & (pos == R - 1)
+        self.position = np.where(go, np.where(pos == R - 1, 0, pos + 1), pos)
+        if self.cfg.dataflow == "os":
+            first, last = np.repeat(first, R), np.repeat(last, R)
+        return first, last
+
+    def _through_window_units(self, inputs: dict, port: str) -> np.ndarray:
+        """The windowed filters on ``port``'s lanes: the value the array side sees this cycle.
+
+        Each unit's registered outputs are the next one's inputs; the first takes the port and
+        the chunk flags.
+        """
+        first, last = self._chunk_flags(inputs)
+        seen = self.window[-1][1].outputs()["data"]
+        data = np.asarray(inputs[port], dtype=np.int64)[:len(first)]
+        for name, unit in self.window:
+            shown = unit.outputs()
+            if name == "afd":
+                unit.step({"data": data, "first": first, "last": last,
+                           **{k: inputs[f"afd__{k}"] for k in ("shift", "gates", "mode",
+                                                               "enable")}})
+            else:
+                unit.step({"data": data, "first": first, "last": last,
+                           "enable": inputs["median__enable"]})
+            data, first, last = shown["data"], shown["first"], shown["last"]
+        return seen
 
     def _through_input_units(self, inputs: dict) -> dict:
         """The array-side view of this cycle's inputs, after the input units' stages.
@@ -285,18 +360,45 @@ class AcceleratorModel:
             now = {k: v.copy() if isinstance(v, np.ndarray) else v
                    for k, v in self._checker_outputs().items()}
             self.late = self.late[1:] + [now]
-        if NC > C:  # the sanity column's ports extend the column vectors
-            inputs = dict(inputs)
-            for port, extra in (("load_data", "sanity_load_data"),
-                                ("psum_in", "sanity_psum_in")):
-                inputs[port] = np.append(np.asarray(inputs[port], np.int64),
-                                         np.int64(inputs[extra]))
-        if cfg.dataflow != "os":
+        inputs = dict(inputs)
+        os_flow = cfg.dataflow == "os"
+        if not os_flow:
+            self.raw_load.append(int(inputs["load"]))
+        if self.window:
+            # IS: the load lanes, the load flag delayed as long; OS: the activations
+            port = "act_in" if os_flow else "load_data"
+            inputs[port] = self._through_window_units(inputs, port)
+            if not os_flow:
+                lead = cfg.filter_lead
+                inputs["load"] = (self.raw_load[-1 - lead] if len(self.raw_load) > lead else 0)
+        if os_flow:
+            extra = []
+            if cfg.temporal:  # the sanity row: the negated sum of the step's activations
+                total = -np.asarray(inputs["act_in"], dtype=np.int64).sum()
+                extra.append(wrap(total, cfg.sanity_row_width))
+            inputs["act_in"] = np.append(np.asarray(inputs["act_in"], np.int64), extra)
+            if cfg.spatial:
+                inputs["weight_in"] = np.append(np.asarray(inputs["weight_in"], np.int64),
+                                                np.int64(inputs["sanity_weight_in"]))
+        elif NC > C:  # the sanity column's ports extend the column vectors
+            sanity_ld = inputs.get("sanity_load_data", 0)  # (IS: made below, in hardware)
+            inputs["load_data"] = np.append(np.asarray(inputs["load_data"], np.int64),
+                                            np.int64(sanity_ld))
+            inputs["psum_in"] = np.append(np.asarray(inputs["psum_in"], np.int64),
+                                          np.int64(inputs["sanity_psum_in"]))
+        if not os_flow:
             inputs = self._through_input_units(inputs)
+            if self.load_gen is not None:
+                lanes = np.asarray(inputs["load_data"], np.int64)
+                bmap = self.bypass[:self.R, :C] if cfg.bypass else None
+                lanes[C] = self.load_gen.output(lanes[:C], bmap)
+                self.load_gen.step(lanes[:C], int(inputs["load"]), bmap)
+                inputs["load_data"] = lanes
         for port, value in inputs.items():
             self.hist.setdefault(port, []).append(np.atleast_1d(np.asarray(value, np.int64)))
-        if cfg.dataflow == "os":
-            bottom, valid = self._step_os()
+        closing = None
+        if os_flow:
+            bottom, valid, drained0, closing = self._step_os()
         else:
             bottom, valid = self._step_stationary(inputs)
         self.bottom_hist.append(bottom)
@@ -305,17 +407,29 @@ class AcceleratorModel:
                           if len(self.bottom_hist) > NC - 1 - c else 0 for c in range(NC)],
                          dtype=np.int64)
         array_out = lanes[:C]
+        checked = lanes
+        if os_flow and cfg.output_stage and cfg.checksum != "none":
+            # OS: the checkers add the bias the output stage adds (and the sanity bias)
+            bias = np.asarray(inputs["bias"], dtype=np.int64)
+            if cfg.spatial:
+                bias = np.append(bias, np.int64(inputs["sanity_bias"]))
+            checked = wrap(lanes + bias, self.P)
+        data_valid = valid
         if self.tchecker is not None:
-            # Sanity vectors (the generator's flag, delayed like the data) close a batch and
-            # are checked, never results.
-            sanity = int(self._delayed("sanity", self.R + NC, 1)[0])
-            self.tchecker.step({"data": lanes, "valid": int(valid), "last": sanity,
+            # Sanity vectors (the generator's flag, delayed like the data; OS: the sanity row,
+            # drained first, and the tile's last row closes the batch) are checked, never
+            # results.
+            if os_flow:
+                last, data_valid = closing, valid and not drained0
+            else:
+                last = int(self._delayed("sanity", self.R + NC, 1)[0])
+                data_valid = valid and not last
+            self.tchecker.step({"data": checked, "valid": int(valid), "last": int(last),
                                 "expected": inputs["temporal__expected"],
                                 "threshold": int(inputs["temporal__threshold"]),
                                 "clear": int(inputs["checksum__clear"])})
-            valid = valid and not sanity
         if self.checker is not None:
-            self.checker.step({"data": lanes, "valid": int(valid), "expected": 0,
+            self.checker.step({"data": checked, "valid": int(data_valid), "expected": 0,
                                "threshold": int(inputs["checksum__threshold"]),
                                "clear": int(inputs["checksum__clear"])})
             self.sanity_acc_out = int(lanes[C])
@@ -331,7 +445,7 @@ class AcceleratorModel:
                    "start": inputs[f"{unit}__start"], "buf_rd_row": inputs[f"{unit}__rd_row"]}
             ctl.update({f"{entry}_wr_{f}": inputs[f"{unit}__{entry}_{f}"] for f in fields})
             self.controller.step(ctl)
-        self._output_stage(inputs, array_out, int(valid))
+        self._output_stage(inputs, array_out, int(data_valid))
         if cfg.bypass:
             self._write_bypass_map(inputs)  # after the PEs used this cycle's map
         self.cycle += 1
@@ -403,7 +517,7 @@ class AcceleratorModel:
         return bottom, valid
 
     def _step_os(self):
-        R, C, P = self.R, self.NC, self.P  # C: columns of PEs built
+        R, C, P = self.NR, self.NC, self.P  # the rows and columns of PEs built
         act_q = self._read(self.act, "act")
         weight_q = self._read(self.weight, "weight")
         psum_q = self._read(self.psum, "psum")
@@ -429,11 +543,12 @@ class AcceleratorModel:
         self.psum = np.where(last, 0, total)
         self.act, self.weight, self.last = act_in, weight_in, last_in
 
-        first = self._delayed("in_last", self.cfg.array_latency, 1)[0]
-        valid = bool(first) or self.remaining != 0
+        # The R drained rows (the sanity row first) leave on consecutive cycles.
+        first = bool(self._delayed("in_last", R + C + 1, 1)[0])
+        valid = first or self.remaining != 0
+        closing = not first and self.remaining == 1
         if first:
             self.remaining = R - 1
         elif self.remaining:
             self.remaining -= 1
-        return bottom, valid
-
+        return bottom, valid, first, closing

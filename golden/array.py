@@ -27,7 +27,7 @@ from .output_stage import output_stage
 
 __all__ = ["AccumulatorOverflow", "MatmulResult", "matmul", "checked_product", "check_running",
            "latency", "cycle_count", "pass_gap", "pass_period", "pass_starts",
-           "temporal_batch_max", "temporal_stream_len"]
+           "temporal_batch_max", "temporal_stream_len", "os_tile_steps", "os_first_step"]
 
 
 @dataclass
@@ -277,17 +277,37 @@ def pass_period(cfg, stream_len: int, chained: bool) -> int:
 def pass_starts(cfg, tile_list, stream_len: int) -> np.ndarray:
     """Program cycle of the first streamed vector of each WS/IS pass (config cycles excluded).
 
-    The first pass streams after its R load cycles; each pass loads in the R cycles before its
-    first vector.  ``tile_list``: :func:`golden.mapping.tiles` (``first_k`` says whether a pass
+    The first pass streams after its R load cycles (and, on IS with windowed filters, after the
+    load's lead :attr:`ftaccel.config.AcceleratorConfig.filter_lead`: the load enters that
+    many cycles before the array takes it); each pass loads in the R cycles before its first
+    vector.  ``tile_list``: :func:`golden.mapping.tiles` (``first_k`` says whether a pass
     chains the previous one's partial sums).
     """
     starts = np.zeros(len(tile_list), dtype=np.int64)
-    s = cfg.rows
+    s = cfg.rows + cfg.filter_lead
     for p, tile in enumerate(tile_list):
         if p:
             s += pass_period(cfg, stream_len, not tile.first_k)
         starts[p] = s
     return starts
+
+
+def os_tile_steps(cfg, K: int) -> int:
+    """Steps of one OS tile: ``max(K, NR)`` (a shorter K is padded with zero steps).
+
+    The drain chain needs NR cycles (:attr:`ftaccel.config.AcceleratorConfig.array_rows`, the
+    sanity row included) before it takes the next tile's results.
+    """
+    return max(K, cfg.array_rows)
+
+
+def os_first_step(cfg) -> int:
+    """Program cycle of the first OS step at the array (config cycles excluded).
+
+    The windowed filters' activations enter :attr:`ftaccel.config.AcceleratorConfig.
+    filter_lead` cycles before the array takes them, so the array starts that late.
+    """
+    return cfg.filter_lead
 
 
 def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) -> int:
@@ -301,7 +321,8 @@ def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) 
     L = cfg.latency
     if cfg.dataflow == "os":
         n_tiles = ceil_div(M, R) * ceil_div(N, C)
-        return cfg.config_cycles + n_tiles * max(K, R) + L + R - 1
+        return cfg.config_cycles + os_first_step(cfg) + n_tiles * os_tile_steps(cfg, K) + L \
+            + R - 1
     stream = M if cfg.dataflow == "ws" else N
     if cfg.temporal:
         stream = temporal_stream_len(stream, temporal_batch or cfg.temporal_batch_max)

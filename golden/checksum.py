@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-from ftaccel.enums import FaultMode
+from ftaccel.enums import Dataflow, FaultMode
 from ftaccel.errors import check_int, is_int
 
 from .bits import MAX_BITS, signed_array, to_unsigned, wrap
@@ -71,7 +71,7 @@ __all__ = [
     "extend_inputs", "temporal_expected",
     "spatial_syndrome", "spatial_errors", "temporal_syndrome", "temporal_errors",
     "SpatialCheckerModel", "SanityInputGeneratorModel", "TemporalCheckerModel", "simulate",
-    "residue", "TEMPORAL_OUTPUTS", "bias_delta",
+    "residue", "TEMPORAL_OUTPUTS", "bias_delta", "SanityLoadGeneratorModel",
 ]
 
 
@@ -442,6 +442,50 @@ class TemporalCheckerModel:
         self.batches = (batches + int(closing)) % (1 << self.index_bits)
 
 
+class SanityLoadGeneratorModel:
+    """Golden model of :class:`rtl_gen.checksum.SanityLoadGenerator` (IS spatial checksum).
+
+    :meth:`output` is what ``out`` shows this cycle for the lanes ``data`` and the bypass map
+    ``bypass`` (``[R, lanes]`` bool, or None) presented now (combinational when not
+    ``skewed``); :meth:`step` then advances the chain and the row counter with them and
+    ``load``.
+    """
+
+    def __init__(self, *, lanes: int, rows: int, skewed: bool, bypass: bool):
+        self.lanes, self.rows, self.skewed, self.bypass = lanes, rows, skewed, bypass
+        self.chain = np.zeros(lanes, dtype=np.int64)
+        self.row = np.zeros(lanes, dtype=np.int64)  # row[c]: the row index lane c + 1 sees
+        self.count = 0
+
+    def _kept(self, data, rows, bmap) -> np.ndarray:
+        data = np.asarray(data, dtype=np.int64)[:self.lanes]
+        if not self.bypass or bmap is None:
+            return data
+        lanes = np.arange(self.lanes)
+        return np.where(np.asarray(bmap, bool)[rows, lanes], 0, data)
+
+    def _rows_now(self) -> np.ndarray:
+        row0 = self.rows - 1 - self.count
+        return np.concatenate([[row0], self.row[:-1]]).astype(np.int64)
+
+    def output(self, data, bmap=None) -> int:
+        """``out`` this cycle."""
+        if self.skewed:
+            return int(-self.chain[-1])
+        return int(-self._kept(data, np.full(self.lanes, self.rows - 1 - self.count),
+                               bmap).sum())
+
+    def step(self, data, load: int, bmap=None) -> None:
+        """One clock cycle."""
+        if self.skewed:
+            kept = self._kept(data, self._rows_now(), bmap)
+            partial = np.concatenate([[0], self.chain[:-1]])
+            self.row = self._rows_now()
+            self.chain = partial + kept
+        if load:
+            self.count = 0 if self.count == self.rows - 1 else self.count + 1
+
+
 def simulate(model, inputs: dict) -> dict[str, np.ndarray]:
     """Run ``model`` over per-cycle ``inputs`` (port → [T] or [T, n]) and return its outputs.
 
@@ -506,7 +550,8 @@ def output_ports(cfg) -> dict[str, tuple[int, bool]]:
                     "checksum__alarm": (0, False), "checksum__first": (0, False),
                     "checksum__syndrome": (0, True)})
     if cfg.temporal:
-        out.update({name: (0, False) for name in TEMPORAL_OUTPUTS})
+        out.update({name: (0, False) for name in TEMPORAL_OUTPUTS
+                    if name != "temporal__overrun" or cfg.dataflow is not Dataflow.OS})
     return out
 
 

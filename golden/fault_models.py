@@ -567,7 +567,7 @@ class FastFaultEngine(FunctionalEngine):
         if act_errors is not None:  # (rate, seed): Algorithm 6.1 on the streamed inputs
             rate, seed = act_errors
             A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
-        A = units_matrix(cfg, A_in, opts) if cfg.dataflow is Dataflow.WS else A_in
+        A = units_matrix(cfg, A_in, opts)
         if act_errors is not None and cfg.temporal:
             gen_A = units_matrix(cfg, p.A, opts)
         if stored is not None:

@@ -104,7 +104,6 @@ from typing import Any
 
 import numpy as np
 
-from ftaccel.enums import Dataflow
 from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
 
 from . import units as golden_units
@@ -1161,7 +1160,7 @@ class FunctionalEngine:
             raise NotImplementedError("a register fault needs the cycle or RTL engine")
         cfg = self.cfg
         opts = golden_units.options(cfg, p.units)
-        A = units_matrix(cfg, p.A, opts) if cfg.dataflow is Dataflow.WS else p.A
+        A = units_matrix(cfg, p.A, opts)
         bmap = golden_units.bypass_map(opts)
         if bmap is not None and np.any(bmap):
             acc = pruned_matmul(cfg.dataflow, A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)

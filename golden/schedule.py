@@ -36,7 +36,7 @@ from ftaccel.enums import Dataflow
 from ftaccel.errors import ConfigError, is_int
 
 from . import units as golden_units
-from .array import pass_starts, temporal_stream_len
+from .array import os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .checksum import bias_delta
 from .faults import Fault
 from .mapping import tiles
@@ -129,7 +129,7 @@ def build_program(cfg, A, B, *, bias=None, relu: bool = False, shift: int = 0,
     bias_v = (np.zeros(B.shape[1], dtype=np.int64) if bias is None
               else np.asarray(bias, dtype=np.int64))
     if cfg.dataflow is Dataflow.OS:
-        d = _os_tiles(cfg, A, B, bias_v)
+        d = _os_tiles(cfg, A, B, bias_v, opts)
     else:
         d = _stationary_passes(cfg, A, B, bias_v, opts)
     d.fault = fault
@@ -206,35 +206,72 @@ class _Draft:
         self.cycles += extra
 
 
-def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray) -> _Draft:
-    """OS: every output tile ``max(K, R)`` steps back to back, ``in_last`` on its final step.
+def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, opts) -> _Draft:
+    """OS: every output tile ``Kp`` steps back to back, ``in_last`` on its final step.
 
-    Its R result rows leave from ``L`` cycles later, one per cycle, row R−1 first.
+    ``Kp`` = :func:`golden.array.os_tile_steps`.  Its R result rows leave from ``L`` cycles
+    later, one per cycle, row R−1 first (after the sanity row, with the temporal checksum).
+    With windowed filters the activations (and ``in_first``, on each tile's first step) lead
+    by ``cfg.filter_lead`` cycles.  The output stage takes each drained row's bias in the
+    cycle it reads the row; the checkers add the same bias (and the sanity column's, the
+    negated sum), so the sanity row and a bias error are driven there too.
     """
     M, K = A.shape
     N = B.shape[1]
     R, C, L = cfg.rows, cfg.cols, cfg.latency
+    NR, ol = cfg.array_rows, cfg.output_latency
     tl = tiles(cfg.dataflow, R, C, M, K, N)
-    Kp = max(K, R)
-    d = _Draft.empty(len(tl) * Kp + L + R - 1, M, N, C)
+    Kp, t0, lead = os_tile_steps(cfg, K), os_first_step(cfg), cfg.filter_lead
+    bias_error = bias_delta(cfg, opts.get("checksum"), bias_v)
+    d = _Draft.empty(t0 + len(tl) * Kp + L + R - 1, M, N, C)
     T = d.cycles
     inp = d.inputs
     inp.update({"act_in": np.zeros((T, R)), "weight_in": np.zeros((T, C)),
                 "in_last": np.zeros(T)})
-    t = 0
+    if lead:
+        inp["in_first"] = np.zeros(T)
+    if cfg.spatial:
+        inp.update({"sanity_weight_in": np.zeros(T), "sanity_bias": np.zeros(T)})
+    _checksum_ports(cfg, d, None)
+    t = t0
+    close = -1  # the cycle the previous tile's batch was checked
     for tile in tl:
         mr, nc = tile.m1 - tile.m0, tile.n1 - tile.n0
-        inp["act_in"][t:t + K, :mr] = A[tile.m0:tile.m1, :].T
+        inp["act_in"][t - lead:t - lead + K, :mr] = A[tile.m0:tile.m1, :].T
+        if lead:
+            inp["in_first"][t - lead] = 1
         inp["weight_in"][t:t + K, :nc] = B[:, tile.n0:tile.n1]
         t_last = t + Kp - 1
         inp["in_last"][t_last] = 1
         first_out = t_last + L
-        for i in range(R):
-            r = R - 1 - i  # the drain chain empties bottom row first
-            d.bias[first_out - cfg.output_latency + i, :nc] = bias_v[tile.n0:tile.n1]
-            if r < mr:
-                d.out_cycle[tile.m0 + r, tile.n0:tile.n1] = first_out + i
+        b = bias_v[tile.n0:tile.n1]
+        if cfg.spatial:  # the sanity neuron (000 Eq. 6.5): negated weight and bias sums
+            inp["sanity_weight_in"][t:t + K] = -B[:, tile.n0:tile.n1].sum(axis=1)
+        # drained rows: row R-1-i shows at first_out + i; the sanity row one cycle before
+        drained = [(R - 1 - i, first_out + i) for i in range(R)]
+        if NR > R:
+            drained.append((None, first_out - 1))
+        for r, shows in drained:
+            at = shows - ol  # the cycle the output stage (and the checkers) read the row
+            d.bias[at, :nc] = b
+            if cfg.spatial:
+                inp["sanity_bias"][at] = -b.sum()
+            if bias_error is not None:
+                m, col, delta = bias_error
+                if tile.n0 <= col < tile.n1 and (m is None or (r is not None
+                                                                and m == tile.m0 + r)):
+                    d.bias[at, col - tile.n0] += delta
+            if r is not None and r < mr:
+                d.out_cycle[tile.m0 + r, tile.n0:tile.n1] = shows
                 d.out_lane[tile.m0 + r, tile.n0:tile.n1] = np.arange(nc)
+        if cfg.temporal:
+            # every drained row carries the bias: the lanes sum to NR·bias over the tile
+            at = first_out + R - 1 - ol  # row 0, the tile's last, closes the batch
+            exp = d.inputs["temporal__expected"]
+            exp[close + 1:at + 1, :nc] = NR * b
+            if cfg.spatial:
+                exp[close + 1:at + 1, -1] = -NR * int(b.sum())
+            close = at
         t += Kp
     return d
 
@@ -275,7 +312,8 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, op
     sanity_rows: list = []
     prev_out = -1
     for tile, s in zip(tl, starts.tolist(), strict=True):  # s: first streamed slot of the pass
-        _load_tile(cfg, d, tile, s - R, A, B, bypass_map)
+        # (IS with windowed filters: the load leads the array by cfg.filter_lead cycles)
+        _load_tile(cfg, d, tile, s - R - cfg.filter_lead, A, B, bypass_map)
         if cfg.double_buffered:
             d.inputs["swap"][s] = 1  # rides with the first vector: switch to this tile
         _stream_tile(cfg, d, tile, s, slot, A, B)
@@ -285,7 +323,7 @@ def _stationary_passes(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, op
             # Every slot, sanity ones included, chains its partial sum to the next pass.
             src[s:s + span] = prev_out + np.arange(span)
         elif cfg.bias_in_psum:
-            _bias_into_psum(cfg, d, tile, s, span, slot, bias_v, bias_error)
+            _bias_into_psum(cfg, d, tile, s, span, slot, nb, bias_v, bias_error)
         out0 = s + L
         if cfg.temporal:
             # The checker sees the vector when the output stage takes it; its flags are
@@ -327,10 +365,11 @@ def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
     for c in range(C):
         at = t + (c if skew else 0)
         d.inputs["load_data"][at:at + R, c] = stat[::-1, c]
-    if cfg.spatial:
+    if cfg.spatial and cfg.dataflow is Dataflow.WS:
         # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every output
         # vector of the C + 1 columns sums to zero.  Weights of bypassed PEs are left out: the
-        # array prunes them, and the invariant must hold for what the array computes.
+        # array prunes them, and the invariant must hold for what the array computes.  (IS:
+        # the sanity inputs are made in hardware as the tile loads, rtl_gen.checksum.)
         kept = stat if bypass_map is None else np.where(bypass_map, 0, stat)
         at = t + (C if skew else 0)
         d.inputs["sanity_load_data"][at:at + R] = -kept.sum(axis=1)[::-1]
@@ -348,19 +387,41 @@ def _stream_tile(cfg, d: _Draft, tile, s: int, slot: np.ndarray, A, B) -> None:
         d.inputs["temporal__last"][s + slot[-1]] = 1  # closes the pass's short last batch
 
 
-def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray,
+def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray, nb: int,
                     bias_v: np.ndarray, bias_error) -> None:
     """The bias enters the first K-tile's partial sums, sanity vectors included.
 
-    Each sanity vector also gets the bias once, hence the temporal check's (n + 1)·bias.
+    WS: each lane is a neuron; every slot, a sanity vector's too, gets the lane's bias (hence
+    the temporal check's (n + 1)·bias).  IS: each slot is a neuron n, whose bias enters every
+    lane (batch row); a temporal sanity vector is the sanity neuron of its batch (the negated
+    sum of the batch's weight columns) and gets the negated sum of their biases (000 Eq. 6.5),
+    so every lane's batch sums to zero.  The sanity column's partial sum is the negated sum of
+    the lanes' (Eq. 6.5 / 6.7 alike); it keeps the true biases when a bias word is in error.
     """
     if cfg.dataflow is Dataflow.WS:
         nc = tile.n1 - tile.n0
         d.inputs["psum_in"][s:s + span, :nc] = _bias_slots(bias_v, tile, span, slot, bias_error)
         if cfg.spatial:  # the sanity neuron's bias: the negated sum (Eq. 6.5)
             d.inputs["sanity_psum_in"][s:s + span] = -bias_v[tile.n0:tile.n1].sum()
-    else:
-        d.inputs["psum_in"][s + slot, :] = bias_v[:, None]  # IS: bias of neuron n
+        return
+    C = cfg.cols
+    lane = np.zeros(span, dtype=np.int64)  # IS: the value every lane takes in each slot
+    lane[slot] = bias_v
+    if cfg.temporal:
+        sanity = np.ones(span, dtype=bool)
+        sanity[slot] = False
+        sums = np.add.reduceat(bias_v, np.arange(0, len(bias_v), nb)) if len(bias_v) else []
+        lane[sanity] = -np.asarray(sums, dtype=np.int64)
+    vals = np.repeat(lane[:, None], C, axis=1)
+    if bias_error is not None:
+        m, col, delta = bias_error
+        if m is None:  # the stored word: every lane (batch row) of neuron col's slot
+            vals[slot[col], :] += delta
+        elif tile.m0 <= m < tile.m1:
+            vals[slot[col], m - tile.m0] += delta
+    d.inputs["psum_in"][s:s + span, :] = vals
+    if cfg.spatial:
+        d.inputs["sanity_psum_in"][s:s + span] = -C * lane
 
 
 def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
@@ -383,21 +444,24 @@ def _place_results(cfg, d: _Draft, lanes: slice, cycles: np.ndarray,
 
 # -- the ports the passes fill in, and the output stage -------------------------------------
 
-def _checksum_ports(cfg, d: _Draft, batch: int) -> None:
+def _checksum_ports(cfg, d: _Draft, batch: int | None) -> None:
     """The Sanity-Check ports, zero until the passes fill them in.
 
-    The temporal batch size is held for the whole program (the thresholds are the unit's
-    stimulus, :func:`golden.checksum.stimulus`).
+    The temporal batch size (WS / IS; ``batch`` None on OS) is held for the whole program (the
+    thresholds are the unit's stimulus, :func:`golden.checksum.stimulus`).
     """
     T = d.cycles
-    if cfg.spatial:
-        d.inputs.update({"sanity_load_data": np.zeros(T), "sanity_psum_in": np.zeros(T)})
+    if cfg.spatial and cfg.dataflow is not Dataflow.OS:
+        d.inputs["sanity_psum_in"] = np.zeros(T)
+        if cfg.dataflow is Dataflow.WS:  # (IS makes its sanity inputs in hardware)
+            d.inputs["sanity_load_data"] = np.zeros(T)
     if cfg.checksum != "none":
         d.inputs["checksum__clear"] = np.zeros(T)
     if cfg.temporal:
-        d.constant("temporal__batch", batch)
-        d.inputs.update({"temporal__last": np.zeros(T),
-                         "temporal__expected": np.zeros((T, cfg.array_cols))})
+        if batch is not None:
+            d.constant("temporal__batch", batch)
+            d.inputs["temporal__last"] = np.zeros(T)
+        d.inputs["temporal__expected"] = np.zeros((T, cfg.array_cols))
 
 
 def _output_stage_stimulus(d: _Draft, relu: bool, shift: int) -> None:

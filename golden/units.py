@@ -5,8 +5,8 @@ engines and the driver program never name a unit, they call the functions below,
 the same-named function of every golden unit module that defines it, in registry order:
 
 =====================  ========================================================================
-``filter_inputs``      ``(cfg, x, opts) -> x``: an input unit on the streamed chunks
-                       ``[M, chunks, R]`` (AFD, median), in pipeline order
+``filter_inputs``      ``(cfg, x, opts) -> x``: an input unit on the R-lane chunks of the
+                       rows of A, ``[M, chunks, R]`` (AFD, median), in pipeline order
 ``stimulus``           ``(cfg, draft, opts)``: the unit's ports in the driver program
                        (held controls, the output buffer's capture and runs); may return a
                        :class:`golden.output_buffer.Readback`
@@ -80,10 +80,13 @@ def _hooks(cfg, opts: Mapping[str, UnitOptions], hook: str, *, given_too: bool =
 
 
 def units_matrix(cfg, A: np.ndarray, opts: Mapping[str, UnitOptions]) -> np.ndarray:
-    """The activations the array multiplies after the WS input units (AFD, median).
+    """The activations the array multiplies after the input units (AFD, median).
 
-    The units filter each streamed R-lane chunk of a row of ``A`` (zero-padded to R lanes),
-    in pipeline order (Ozen 2023 Fig. 8.9: at the activation buffer's output).
+    The units filter each R-lane chunk of a row of ``A`` (zero-padded to R lanes), in pipeline
+    order (Ozen 2023 Fig. 8.9: at the activation buffer's output), on every dataflow: WS
+    streams a chunk as one vector, OS streams it over R cycles of one lane, IS loads it into
+    one column (the windowed units of :mod:`rtl_gen.afd` and :mod:`rtl_gen.median` give the
+    same result, tested), so one model holds for all three.
 
     Parameters
     ----------

@@ -75,15 +75,18 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ftaccel.config import AcceleratorConfig
+from ftaccel.enums import Dataflow
 
 from .. import files
 from . import emit
-from .afd import AFDControlSignature, AnomalySuppression
-from .array import SystolicArray, delay
+from .afd import AFDControlSignature, AnomalySuppression, WindowedAFD
+from .array import SystolicArray, delay, pe_name
 from .bypass import BypassMap, BypassSignature
 from .checksum import (
     ChecksumControlSignature,
     SanityInputGenerator,
+    SanityLoadGenerator,
+    SanityRowInput,
     SpatialChecker,
     TemporalChecker,
     TemporalControlSignature,
@@ -91,10 +94,10 @@ from .checksum import (
 )
 from .fault import FaultController, FaultControlSignature
 from .lcu import CorrectionController
-from .median import MedianArray, MedianControlSignature
+from .median import MedianArray, MedianControlSignature, WindowedMedian
 from .output_stage import SHIFT_WIDTH, OutputStage, RequantSignature
-from .pe import pe_module_name
 from .tmr import VotingController
+from .vector import ChunkPosition
 
 __all__ = ["Accelerator", "Generated", "generate", "verilog_text", "TOP_NAME",
            "GENERATED_FILES"]
@@ -135,6 +138,8 @@ class Accelerator(wiring.Component):
         if cfg.dataflow == "os":
             members = {"act_in": In(signed(cfg.a_width)).array(R),
                        "weight_in": In(signed(cfg.w_width)).array(C), "in_last": In(1)}
+            if cfg.filter_lead:
+                members["in_first"] = In(1)  # a tile's first step: its chunks start there
         else:
             members = {"load": In(1), "load_data": In(signed(cfg.stationary_width)).array(C),
                        "in_valid": In(1), "in_data": In(signed(cfg.stream_width)).array(R),
@@ -169,13 +174,22 @@ class Accelerator(wiring.Component):
             members["checksum"] = In(ChecksumControlSignature(cw))
         if cfg.spatial:
             # The sanity column's operands sit beside the array's own (a K-tile's partial sums
-            # loop back from sanity_acc_out to sanity_psum_in like acc_out to psum_in).
-            members.update({"sanity_load_data": In(signed(cfg.sanity_width)),
-                            "sanity_psum_in": In(signed(cfg.acc_bits)),
-                            "sanity_acc_out": Out(signed(cfg.acc_bits))})
+            # loop back from sanity_acc_out to sanity_psum_in like acc_out to psum_in).  WS:
+            # the host loads the sanity neuron's weights; IS: its inputs are made in hardware
+            # (SanityLoadGenerator); OS: the sanity neuron's weights stream down the column
+            # and its bias joins the checks (OS adds the bias after the array).
+            if cfg.dataflow is Dataflow.WS:
+                members["sanity_load_data"] = In(signed(cfg.sanity_width))
+            if cfg.dataflow is Dataflow.OS:
+                members.update({"sanity_weight_in": In(signed(cfg.sanity_width)),
+                                "sanity_bias": In(signed(cfg.acc_bits))})
+            else:
+                members["sanity_psum_in"] = In(signed(cfg.acc_bits))
+            members["sanity_acc_out"] = Out(signed(cfg.acc_bits))
         if cfg.temporal:
             members["temporal"] = In(TemporalControlSignature(
-                cfg.temporal_batch_bits, cfg.temporal_check_bits, cfg.array_cols))
+                None if cfg.dataflow is Dataflow.OS else cfg.temporal_batch_bits,
+                cfg.temporal_check_bits, cfg.array_cols))
         if cfg.lcu:
             members["lcu"] = In(self._lcu.host_signature)
         if self._tmr is not None:
@@ -203,7 +217,7 @@ class Accelerator(wiring.Component):
             lanes=cfg.cols, acc_width=cfg.acc_bits, out_width=cfg.a_width,
             requant=cfg.output_stage, split=cfg.lcu, multiplier=cfg.requant == "multiplier")
         if cfg.dataflow == "os":
-            valid = self._os_operands(m, array)
+            valid, arr_valid, sanity = self._os_operands(m, array)
         else:
             valid, arr_valid, sanity = self._stationary_operands(m, array)
         self._output_stage(m, array, ostage, valid)
@@ -222,42 +236,97 @@ class Accelerator(wiring.Component):
             connect(m, flipped(self.bypass), bp.host)
             m.d.comb += array.bypass_map.eq(bp.map)
         if cfg.fault_hooks:
-            m.submodules.fault = fc = FaultController(rows=cfg.rows, cols=cfg.array_cols)
+            m.submodules.fault = fc = FaultController(rows=cfg.array_rows, cols=cfg.array_cols)
             connect(m, flipped(self.fault), fc.ctl)
             connect(m, fc.sel, array.fault)
         return m
 
     def _os_operands(self, m: Module, array: SystolicArray):
-        """OS: operands straight into the array; the valid flag of the R result rows."""
-        R = self._cfg.rows
-        m.d.comb += [a.eq(b) for a, b in zip(array.act_data, self.act_in, strict=True)]
-        m.d.comb += [a.eq(b) for a, b in zip(array.weight_data, self.weight_in, strict=True)]
-        m.d.comb += array.last.eq(self.in_last)
-        # The R result rows leave the array on consecutive cycles starting array.latency
-        # cycles after in_last; a counter stretches the delayed flag over those R cycles.
-        first = delay(m, self.in_last, array.latency, "last_to_out")
-        remaining = Signal(range(R + 1))
-        valid = Signal()
-        with m.If(first):
-            m.d.sync += remaining.eq(R - 1)
-        with m.Elif(remaining != 0):
-            m.d.sync += remaining.eq(remaining - 1)
-        m.d.comb += valid.eq(first | (remaining != 0))
-        return valid
+        """OS: operands into the array; the valid flags of the drained rows.
 
-    def _input_stages(self, m: Module) -> list:
-        """The configured vector stages in order.
-
-        AFD, median, then the sanity-input generator (after the filters, so that the sanity vector
-        is the negated sum of exactly the vectors the array multiplies).
+        The activations pass the windowed filters (leading by ``cfg.filter_lead``); with the
+        temporal checksum the sanity row takes the negated sum of each step's activations, and
+        with the spatial one the sanity column the host's sanity weights.  Returns the valid
+        flag of the R result rows, that of every drained row (the sanity row included) and the
+        flag closing a tile's batch (its last drained row; None without the temporal checksum).
         """
         cfg = self._cfg
+        R = cfg.rows
+        acts = list(self.act_in)
+        if cfg.filter_lead:
+            m.submodules.chunk_position = pos = ChunkPosition(lanes=R, chunk=R, mode="start")
+            m.d.comb += pos.start.eq(self.in_first)
+            acts = self._window_filters(m, acts, pos, reverse=False)
+        m.d.comb += [a.eq(b) for a, b in zip(array.act_data, acts, strict=True)]
+        m.d.comb += [a.eq(b) for a, b in zip(array.weight_data, self.weight_in, strict=True)]
+        m.d.comb += array.last.eq(self.in_last)
+        if cfg.temporal:
+            m.submodules.sanity_row_input = gen = SanityRowInput(
+                width=cfg.a_width, lanes=R, out_width=cfg.sanity_row_width)
+            m.d.comb += [a.eq(b) for a, b in zip(gen.data, acts, strict=True)]
+            m.d.comb += array.sanity_act.eq(gen.out)
+        if cfg.spatial:
+            m.d.comb += array.sanity_weight.eq(self.sanity_weight_in)
+        # The NR drained rows (the sanity row first) leave the array on consecutive cycles from
+        # NR + NC + 1 cycles after in_last; a counter stretches the delayed flag over them.
+        NR = cfg.array_rows
+        first = delay(m, self.in_last, NR + cfg.array_cols + 1, "last_to_out")
+        remaining = Signal(range(NR + 1))
+        arr_valid = Signal()
+        with m.If(first):
+            m.d.sync += remaining.eq(NR - 1)
+        with m.Elif(remaining != 0):
+            m.d.sync += remaining.eq(remaining - 1)
+        m.d.comb += arr_valid.eq(first | (remaining != 0))
+        if not cfg.temporal:
+            return arr_valid, arr_valid, None
+        valid, closing = Signal(), Signal()
+        # Sanity rows are checked, never results: out_valid marks the R data rows.
+        m.d.comb += [valid.eq(arr_valid & ~first), closing.eq(~first & (remaining == 1))]
+        return valid, arr_valid, closing
+
+    def _window_filters(self, m: Module, lanes: list, pos: ChunkPosition, *,
+                        reverse: bool) -> list:
+        """The windowed input units (IS / OS) on ``lanes``: AFD, then the median.
+
+        Each registers its result ``latency`` cycles after its input; the flags of
+        ``pos`` travel with the features.  Returns the filtered lanes.
+        """
+        cfg = self._cfg
+        data, first, last = lanes, list(pos.first), list(pos.last)
+        n = len(lanes)
+        for name in ("afd", "median"):
+            if not getattr(cfg, name):
+                continue
+            if name == "afd":
+                unit = WindowedAFD(width=cfg.a_width, lanes=n, chunk=cfg.rows, reverse=reverse)
+                connect(m, flipped(self.afd), unit.ctl)
+            else:
+                unit = WindowedMedian(width=cfg.a_width, lanes=n, window=cfg.median,
+                                      variant=cfg.median_variant)
+                connect(m, flipped(self.median), unit.ctl)
+            m.submodules[name] = unit
+            m.d.comb += [a.eq(b) for a, b in zip(unit.i.data, data, strict=True)]
+            m.d.comb += [a.eq(b) for a, b in zip(unit.i.first, first, strict=True)]
+            m.d.comb += [a.eq(b) for a, b in zip(unit.i.last, last, strict=True)]
+            data, first, last = list(unit.o.data), list(unit.o.first), list(unit.o.last)
+        return data
+
+    def _input_stages(self, m: Module) -> list:
+        """The configured vector stages of the streamed path, in order.
+
+        WS: AFD, median, then the sanity-input generator (after the filters, so that the sanity
+        vector is the negated sum of exactly the vectors the array multiplies); IS: the
+        generator (on the streamed weights: a sanity neuron made on the fly).
+        """
+        cfg = self._cfg
+        ws = cfg.dataflow is Dataflow.WS
         stages = []
-        if cfg.afd:
+        if cfg.afd and ws:
             m.submodules.afd = afd = AnomalySuppression(width=cfg.a_width, lanes=cfg.rows)
             connect(m, flipped(self.afd), afd.ctl)
             stages.append(afd)
-        if cfg.median:
+        if cfg.median and ws:
             m.submodules.median = med = MedianArray(width=cfg.a_width, lanes=cfg.rows,
                                                     window=cfg.median,
                                                     variant=cfg.median_variant)
@@ -265,8 +334,8 @@ class Accelerator(wiring.Component):
             stages.append(med)
         if cfg.temporal:
             m.submodules.sanity_input = gen = SanityInputGenerator(
-                width=cfg.a_width, lanes=cfg.rows, batch_bits=cfg.temporal_batch_bits,
-                out_width=cfg.stream_width)
+                width=cfg.a_width if ws else cfg.w_width, lanes=cfg.rows,
+                batch_bits=cfg.temporal_batch_bits, out_width=cfg.stream_width)
             # Its controls travel with the vector they belong to: delayed like it.
             before = len(stages)
             m.d.comb += [
@@ -281,9 +350,11 @@ class Accelerator(wiring.Component):
     def _stationary_operands(self, m: Module, array: SystolicArray):
         """WS / IS.
 
-        The streamed vector through the input stages, every other operand delayed as much. Returns
-        the valid flag of the data vectors at the array's output, that of every vector there (sanity
-        vectors included) and the flag of the temporal checksum's sanity vectors (None without it).
+        The streamed vector through the input stages, every other operand delayed as much; on IS
+        the load first through the windowed filters (it leads by ``cfg.filter_lead``).  Returns
+        the valid flag of the data vectors at the array's output, that of every vector there
+        (sanity vectors included) and the flag of the temporal checksum's sanity vectors (None
+        without it).
         """
         cfg = self._cfg
         stages = self._input_stages(m)
@@ -297,17 +368,37 @@ class Accelerator(wiring.Component):
                 connect(m, up.o, down.i)
             data, valid = list(stages[-1].o.data), stages[-1].o.valid
         m.d.comb += [a.eq(b) for a, b in zip(array.stream_data, data, strict=True)]
-        m.d.comb += array.load.eq(delay(m, self.load, n, "load_stage"))
+        loaded, load = list(self.load_data), self.load
+        if cfg.filter_lead:  # IS: the stationary activations are filtered as they load
+            C = cfg.cols
+            m.submodules.chunk_position = pos = ChunkPosition(lanes=C, chunk=cfg.rows,
+                                                              mode="load")
+            # double-buffered, column c's values come c cycles after column 0's
+            steps = ([delay(m, self.load, c, f"fload{c}") for c in range(C)]
+                     if cfg.double_buffered else [self.load] * C)
+            m.d.comb += [a.eq(b) for a, b in zip(pos.step, steps, strict=True)]
+            loaded = self._window_filters(m, loaded, pos, reverse=True)
+            load = delay(m, self.load, cfg.filter_lead, "load_lead")
+        m.d.comb += array.load.eq(delay(m, load, n, "load_stage"))
         if cfg.double_buffered:
             m.d.comb += array.swap.eq(delay(m, self.swap, n, "swap_stage"))
         for c in range(cfg.cols):
             m.d.comb += [
-                array.stat_data[c].eq(delay(m, self.load_data[c], n, f"ld{c}_stage")),
+                array.stat_data[c].eq(delay(m, loaded[c], n, f"ld{c}_stage")),
                 array.psum_data[c].eq(delay(m, self.psum_in[c], n, f"ps{c}_stage"))]
         if cfg.spatial:
-            m.d.comb += [
-                array.sanity_stat.eq(delay(m, self.sanity_load_data, n, "sld_stage")),
-                array.sanity_psum.eq(delay(m, self.sanity_psum_in, n, "sps_stage"))]
+            m.d.comb += array.sanity_psum.eq(delay(m, self.sanity_psum_in, n, "sps_stage"))
+            if cfg.dataflow is Dataflow.WS:
+                m.d.comb += array.sanity_stat.eq(delay(m, self.sanity_load_data, n,
+                                                       "sld_stage"))
+            else:
+                m.submodules.sanity_load = gen = SanityLoadGenerator(
+                    width=cfg.a_width, lanes=cfg.cols, rows=cfg.rows,
+                    skewed=cfg.double_buffered, bypass=cfg.bypass)
+                m.d.comb += [a.eq(b) for a, b in zip(gen.data, array.stat_data, strict=True)]
+                m.d.comb += [gen.load.eq(array.load), array.sanity_stat.eq(gen.out)]
+                if cfg.bypass:
+                    m.d.comb += gen.bypass_map.eq(array.bypass_map)
         arr_valid = delay(m, valid, array.latency, "valid")
         if not cfg.temporal:
             return arr_valid, arr_valid, None
@@ -338,16 +429,36 @@ class Accelerator(wiring.Component):
         """
         return delay(m, sig, self._cfg.requant_stages, name)
 
-    def _temporal_check(self, m: Module, array: SystolicArray, arr_valid, sanity) -> None:
-        """Beside the spatial checker, on the same raw sums (Fig. 6.9, yellow).
+    def _checked_lanes(self, m: Module, array: SystolicArray) -> list:
+        """The lanes the checkers see: the array's raw sums, the sanity column's last.
 
-        The batch's closing vector is the generator's sanity flag delayed like the data.
+        WS / IS: the bias is already in them (it entered through ``psum_in``).  OS has no
+        partial-sum input: the checkers add the bias the output stage adds (and the host's
+        sanity bias to the sanity lane), so that they cover bias errors too (000 Table 6.1).
+        """
+        cfg = self._cfg
+        lanes = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
+        if cfg.dataflow is not Dataflow.OS or not cfg.output_stage:
+            return lanes
+        biases = list(self.bias) + ([self.sanity_bias] if cfg.spatial else [])
+        out = []
+        for u, (lane, b) in enumerate(zip(lanes, biases, strict=True)):
+            s = Signal(signed(cfg.acc_bits), name=f"checked{u}")
+            m.d.comb += s.eq(lane + b)  # modulo 2**acc_bits, as the checkers work
+            out.append(s)
+        return out
+
+    def _temporal_check(self, m: Module, array: SystolicArray, arr_valid, sanity) -> None:
+        """Beside the spatial checker, on the same sums (Fig. 6.9, yellow).
+
+        The batch's closing vector is the generator's sanity flag delayed like the data (OS:
+        the tile's last drained row).
         """
         cfg, host = self._cfg, self.temporal
         m.submodules.sanity_temporal = chk = TemporalChecker(
             width=cfg.acc_bits, lanes=cfg.array_cols, batch_bits=cfg.temporal_batch_bits,
             residue_bits=cfg.temporal_check_bits)
-        lanes = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
+        lanes = self._checked_lanes(m, array)
         m.d.comb += [a.eq(b) for a, b in zip(chk.data, lanes, strict=True)]
         m.d.comb += [a.eq(b) for a, b in zip(chk.expected, host.expected, strict=True)]
         m.d.comb += [
@@ -360,14 +471,14 @@ class Accelerator(wiring.Component):
             host.first.eq(self._late(m, chk.first_index, "tfirst"))]
 
     def _spatial_check(self, m: Module, array: SystolicArray, valid) -> None:
-        """The checker sees the raw sums of the C + 1 columns when the output stage samples them.
+        """The checker sees the sums of the C + 1 columns when the output stage samples them.
 
         So its flags come out aligned with ``out_valid`` / ``acc_out``.
         """
         cfg, host = self._cfg, self.checksum
         m.submodules.sanity_check = chk = SpatialChecker(
             width=cfg.acc_bits, lanes=cfg.cols + 1, residue_bits=cfg.acc_bits)
-        lanes = list(array.out) + [array.sanity_out]
+        lanes = self._checked_lanes(m, array)
         m.d.comb += [a.eq(b) for a, b in zip(chk.data, lanes, strict=True)]
         m.d.comb += [
             chk.valid.eq(valid), chk.expected.eq(0), chk.threshold.eq(host.threshold),
@@ -471,7 +582,4 @@ def generate(cfg: AcceleratorConfig, out_dir: str | Path, *, rtlil: bool = True)
     i = emit.write_text_atomic(out / f"{TOP_NAME}.il", il) if il is not None else None
     v = emit.write_text_atomic(out / f"{TOP_NAME}.v", text)
     j = emit.write_text_atomic(out / "config.json", cfg.to_json())
-    return Generated(verilog=v, rtlil=i, config_json=j, top=TOP_NAME,
-                     pe_module=pe_module_name(cfg.dataflow, cfg.a_width, cfg.w_width,
-                                              cfg.acc_bits, cfg.fault_hooks, cfg.bypass,
-                                              cfg.double_buffered))
+    return Generated(verilog=v, rtlil=i, config_json=j, top=TOP_NAME, pe_module=pe_name(cfg))

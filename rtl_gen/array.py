@@ -44,7 +44,7 @@ from ftaccel.errors import ConfigError
 from .fault import FaultSelectSignature
 from .pe import OutputStationaryPE, StationaryPE, pe_module_name
 
-__all__ = ["SystolicArray", "delay", "make_pe", "pe_name"]
+__all__ = ["SystolicArray", "delay", "make_pe", "pe_name", "sanity_pes"]
 
 
 def delay(m: Module, sig, cycles: int, name: str):
@@ -67,23 +67,49 @@ def _taps(m: Module, sig, n: int, name: str) -> list:
     return taps
 
 
-def make_sanity_pe(cfg: AcceleratorConfig):
-    """The PE of the Sanity-Check column (WS).
+def sanity_pes(cfg: AcceleratorConfig) -> dict:
+    """The Sanity-Check PEs by place: ``"col"``, ``"row"`` (OS) and ``"corner"`` (OS, both).
 
-    Weights ``cfg.sanity_width`` bits wide, partial sum wrapping at the accumulator width (its
-    checker works modulo 2**acc_bits).
+    Each holds the wider operand of its place and lets its partial sum wrap at the accumulator
+    width (its checker works modulo 2**acc_bits).  WS: the sanity column's stationary weights
+    are ``cfg.sanity_width`` bits; IS: its stationary activations; OS: the weights streaming
+    down it, and the sanity row's activations ``cfg.sanity_row_width`` bits.
     """
-    return StationaryPE(dataflow="ws", a_width=cfg.stream_width, w_width=cfg.sanity_width,
-                        acc_width=cfg.acc_bits, fault_hooks=cfg.fault_hooks, wraps=True,
-                        double_buffer=cfg.double_buffered)
+    hooks, P = cfg.fault_hooks, cfg.acc_bits
+    out = {}
+    if cfg.dataflow is Dataflow.OS:
+        made: dict = {}  # one component per distinct PE (the corner may equal the column's)
+
+        def os_pe(a: int, w: int):
+            if (a, w) not in made:
+                made[a, w] = OutputStationaryPE(a_width=a, w_width=w, acc_width=P,
+                                                fault_hooks=hooks, wraps=True)
+            return made[a, w]
+
+        if cfg.spatial:
+            out["col"] = os_pe(cfg.a_width, cfg.sanity_width)
+        if cfg.temporal:
+            out["row"] = os_pe(cfg.sanity_row_width, cfg.w_width)
+        if cfg.spatial and cfg.temporal:
+            out["corner"] = os_pe(cfg.sanity_row_width, cfg.sanity_width)
+        return out
+    if cfg.spatial:
+        ws = cfg.dataflow is Dataflow.WS
+        a, w = ((cfg.stream_width, cfg.sanity_width) if ws
+                else (cfg.sanity_width, cfg.stream_width))
+        out["col"] = StationaryPE(dataflow=cfg.dataflow, a_width=a, w_width=w, acc_width=P,
+                                  fault_hooks=hooks, wraps=True,
+                                  double_buffer=cfg.double_buffered)
+    return out
 
 
 def _pe_parameters(cfg: AcceleratorConfig) -> dict:
     """The PE's parameters for a configuration (those of :func:`pe_module_name` too)."""
-    # WS streams activations: cfg.stream_width is wider than a_width with the exact temporal
-    # checksum, whose sanity vectors are sums of activations.
+    # The streamed operand (WS: activations, IS: weights) is cfg.stream_width bits, wider than
+    # its own width with the exact temporal checksum, whose sanity vectors are sums of it.
     a_width = cfg.stream_width if cfg.dataflow is Dataflow.WS else cfg.a_width
-    return {"dataflow": cfg.dataflow, "a_width": a_width, "w_width": cfg.w_width,
+    w_width = cfg.stream_width if cfg.dataflow is Dataflow.IS else cfg.w_width
+    return {"dataflow": cfg.dataflow, "a_width": a_width, "w_width": w_width,
             "acc_width": cfg.acc_bits, "fault_hooks": cfg.fault_hooks, "bypass": cfg.bypass,
             "double_buffer": cfg.double_buffered}
 
@@ -134,7 +160,7 @@ class SystolicArray(wiring.Component):
         # (a flow configuration is refused in __new__, before an elaboratable exists)
         self._cfg = config
         self._pe = make_pe(config)
-        self._sanity_pe = make_sanity_pe(config) if config.spatial else None
+        self._sanity = sanity_pes(config)
         R, C, P = config.rows, config.cols, config.acc_bits
         if config.dataflow is Dataflow.OS:
             members = {
@@ -142,6 +168,10 @@ class SystolicArray(wiring.Component):
                 "weight_data": In(signed(config.w_width)).array(C),
                 "last": In(1),
             }
+            if config.spatial:
+                members["sanity_weight"] = In(signed(config.sanity_width))
+            if config.temporal:
+                members["sanity_act"] = In(signed(config.sanity_row_width))
         else:
             members = {
                 "load": In(1),
@@ -152,11 +182,13 @@ class SystolicArray(wiring.Component):
             if config.double_buffered:
                 members["swap"] = In(1)
         members["out"] = Out(signed(P)).array(C)
-        if self._sanity_pe is not None:
-            members.update({"sanity_stat": In(signed(config.sanity_width)),
-                            "sanity_psum": In(signed(P)), "sanity_out": Out(signed(P))})
+        if config.spatial:
+            if config.dataflow is not Dataflow.OS:
+                members.update({"sanity_stat": In(signed(config.sanity_width)),
+                                "sanity_psum": In(signed(P))})
+            members["sanity_out"] = Out(signed(P))
         if config.fault_hooks:
-            members["fault"] = In(FaultSelectSignature(R, config.array_cols))
+            members["fault"] = In(FaultSelectSignature(config.array_rows, config.array_cols))
         if config.bypass:
             members["bypass_map"] = In(R * C)  # bit r*C + c bypasses PE (r, c)
         super().__init__(members)
@@ -174,7 +206,10 @@ class SystolicArray(wiring.Component):
     @property
     def pe_modules(self) -> list:
         """Every distinct PE component the array instantiates (to emit beside it)."""
-        return [self._pe] + ([self._sanity_pe] if self._sanity_pe is not None else [])
+        out = {self._pe.module_name: self._pe}
+        for pe in self._sanity.values():
+            out.setdefault(pe.module_name, pe)
+        return list(out.values())
 
     @property
     def latency(self) -> int:
@@ -183,7 +218,10 @@ class SystolicArray(wiring.Component):
 
     def _instantiate(self, m: Module, r: int, c: int, inputs: dict) -> dict:
         """Instantiate PE (r, c) with ``inputs`` (port name → value); return its outputs."""
-        pe = self._pe if c < self._cfg.cols else self._sanity_pe
+        extra_row, extra_col = r >= self._cfg.rows, c >= self._cfg.cols
+        place = ("corner" if extra_row and extra_col else "row" if extra_row
+                 else "col" if extra_col else None)
+        pe = self._pe if place is None else self._sanity[place]
         ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
         outputs = {}
         for name, member in pe.signature.members.items():
@@ -199,7 +237,7 @@ class SystolicArray(wiring.Component):
     def _fault_inputs(self, r: int, c: int) -> dict:
         # The sanity column is not in the bypass map (it is checked, not pruned).
         extra = ({"bypass": self.bypass_map[r * self._cfg.cols + c]}
-                 if self._cfg.bypass and c < self._cfg.cols else {})
+                 if self._cfg.bypass and c < self._cfg.cols and r < self._cfg.rows else {})
         if not self._cfg.fault_hooks:
             return extra
         sel = self.fault
@@ -211,10 +249,10 @@ class SystolicArray(wiring.Component):
         m = Module()
         R, C = self._cfg.rows, self._cfg.array_cols
         if self._cfg.dataflow is Dataflow.OS:
-            bottom = self._elaborate_os(m, R, C)
+            bottom = self._elaborate_os(m, self._cfg.array_rows, C)
         else:
             bottom = self._elaborate_stationary(m, R, C)
-        outs = list(self.out) + ([self.sanity_out] if self._sanity_pe is not None else [])
+        outs = list(self.out) + ([self.sanity_out] if self._cfg.spatial else [])
         for c in range(C):
             m.d.comb += outs[c].eq(delay(m, bottom[c], C - 1 - c, f"deskew{c}"))
         return m
@@ -229,7 +267,7 @@ class SystolicArray(wiring.Component):
         swap = _taps(m, self.swap, R, "swskew") if db else None
         psum = list(self.psum_data)
         stat_above = list(self.stat_data)
-        if self._sanity_pe is not None:
+        if self._cfg.spatial:
             psum.append(self.sanity_psum)
             stat_above.append(self.sanity_stat)
         above = [delay(m, psum[c], c + 1, f"pskew{c}") for c in range(C)]
@@ -245,9 +283,12 @@ class SystolicArray(wiring.Component):
         return above
 
     def _elaborate_os(self, m, R, C):
-        left = [delay(m, self.act_data[r], r, f"skew{r}") for r in range(R)]
+        # R, C: the rows and columns built (the sanity row and column included).
+        acts = list(self.act_data) + ([self.sanity_act] if self._cfg.temporal else [])
+        weights = list(self.weight_data) + ([self.sanity_weight] if self._cfg.spatial else [])
+        left = [delay(m, acts[r], r, f"skew{r}") for r in range(R)]
         last = [delay(m, self.last, r, f"lskew{r}") for r in range(R)]
-        above = [delay(m, self.weight_data[c], c, f"wskew{c}") for c in range(C)]
+        above = [delay(m, weights[c], c, f"wskew{c}") for c in range(C)]
         drain = [Signal(signed(self._cfg.acc_bits), name=f"drain_top{c}") for c in range(C)]
         for r in range(R):
             for c in range(C):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 
+from amaranth.hdl import C as C_
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -50,8 +51,8 @@ from ftaccel.errors import ConfigError, check_int, is_int
 from .vector import VectorSignature
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",
-           "ChecksumControlSignature", "TemporalControlSignature",
-           "MAX_CHECK_WIDTH"]
+           "ChecksumControlSignature", "TemporalControlSignature", "SanityLoadGenerator",
+           "SanityRowInput", "MAX_CHECK_WIDTH"]
 
 #: Widest internal value (the golden models compute in int64).
 MAX_CHECK_WIDTH = 62
@@ -148,8 +149,9 @@ class TemporalControlSignature(wiring.Signature):
 
     Parameters
     ----------
-    batch_bits : int
-        Width of ``batch``.
+    batch_bits : int or None
+        Width of ``batch``; None on OS, whose batch is a tile's R rows (no ``batch``, ``last``
+        or ``overrun``: the sanity input is a PE row, not a vector in the stream).
     check_bits : int
         Width of the expected sums and threshold (the check's modulus exponent).
     lanes : int
@@ -173,15 +175,18 @@ class TemporalControlSignature(wiring.Signature):
         A vector arrived while the generator emitted a sanity vector, and was dropped.
     """
 
-    def __init__(self, batch_bits: int, check_bits: int, lanes: int):
+    def __init__(self, batch_bits: int | None, check_bits: int, lanes: int):
         self._params = (batch_bits, check_bits, lanes)
-        super().__init__({
-            "batch": Out(unsigned(batch_bits)), "last": Out(1),
+        members = {
             "expected": Out(signed(check_bits)).array(lanes),
             "threshold": Out(unsigned(check_bits)),
             "checked": In(1), "error": In(1), "lane_errors": In(unsigned(lanes)),
-            "alarm": In(1), "first": In(unsigned(16)), "overrun": In(1),
-        })
+            "alarm": In(1), "first": In(unsigned(16)),
+        }
+        if batch_bits is not None:
+            members.update({"batch": Out(unsigned(batch_bits)), "last": Out(1),
+                            "overrun": In(1)})
+        super().__init__(members)
 
     def __eq__(self, other) -> bool:
         """Equal for the same parameters."""
@@ -659,4 +664,134 @@ class TemporalChecker(wiring.Component):
             self.alarm.eq(alarm | hit),
             self.first_index.eq(Mux(hit & ~alarm, cur_batches, first)),
         ]
+        return m
+
+
+class SanityLoadGenerator(wiring.Component):
+    """IS spatial checksum: the sanity column's stationary inputs, made as the tile loads.
+
+    On IS the array's columns are batch rows, so the extra PE column holds a sanity *input*
+    (000 Eq. 6.7): row r's value is the negated sum of the C loaded activations of row r, those
+    of bypassed PEs left out (the array prunes them).  Activations are run-time data, so the
+    sum is made in hardware from the load lanes as the array takes them (after the input
+    units), not by the host:
+
+    * ``skewed`` (double-buffered array: column c loads c cycles after column 0): a systolic
+      chain of ``lanes`` adders, each adding its lane to the partial sum of the lane before
+      and registering it; the sum of row r's C values leaves the chain exactly when the
+      sanity column (c = C) loads row r, C cycles after column 0;
+    * not skewed (single-buffered: every column loads together): one adder tree, no register.
+
+    Parameters
+    ----------
+    width : int
+        Activation width.
+    lanes : int
+        C, the array's columns.
+    rows : int
+        R, for the bypass map's row of each loaded value (the first value loaded ends in row
+        R − 1).
+    skewed : bool
+        Column c's load is c cycles after column 0's.
+    bypass : bool
+        Leave the values of bypassed PEs out (``bypass_map``).
+
+    Attributes
+    ----------
+    data : In(signed(width)).array(lanes)
+        The array's ``stat_data`` lanes.
+    load : In(1)
+        Column 0's load flag as the array takes it (counts the rows, with ``bypass``).
+    bypass_map : In(rows · lanes)
+        Bit ``r·lanes + c`` bypasses PE (r, c) (with ``bypass``).
+    out : Out(signed(width + ceil(log2(lanes + 1))))
+        The sanity column's ``stat`` value, exact.
+
+    Latency: aligned with the sanity column's load (see above).  Hardware: ``lanes`` adders,
+    with ``skewed`` ``lanes`` registers of the output width (and of the row index with
+    ``bypass``), with ``bypass`` a row counter and one multiplexer per lane.
+    """
+
+    def __init__(self, *, width: int, lanes: int, rows: int, skewed: bool, bypass: bool):
+        check_int("width", width, 2, 32)
+        check_int("lanes", lanes, 1, 256)
+        check_int("rows", rows, 1, 256)
+        self._width, self._lanes, self._rows = width, lanes, rows
+        self._skewed, self._bypass = bool(skewed), bool(bypass)
+        self._ow = width + math.ceil(math.log2(lanes + 1))
+        members = {"data": In(signed(width)).array(lanes), "load": In(1),
+                   "out": Out(signed(self._ow))}
+        if bypass:
+            members["bypass_map"] = In(rows * lanes)
+        super().__init__(members)
+
+    @property
+    def out_width(self) -> int:
+        """Width of ``out``: the negated sum of ``lanes`` values, exact."""
+        return self._ow
+
+    def elaborate(self, platform):
+        """The chain or the tree."""
+        m = Module()
+        R, C, ow = self._rows, self._lanes, self._ow
+        row0 = None
+        if self._bypass:
+            count = Signal(range(max(R, 2)), name="load_count")
+            with m.If(self.load):
+                m.d.sync += count.eq(Mux(count == R - 1, 0, count + 1))
+            row0 = Signal(range(max(R, 2)), name="row0")
+            m.d.comb += row0.eq(R - 1 - count)  # the first value loaded ends in row R - 1
+
+        def kept(c, row):
+            x = self.data[c]
+            if row is None:
+                return x
+            # bit row·C + c of the map, selected by the lane's row
+            bit = self.bypass_map.bit_select(row * C + c, 1)
+            return Mux(bit, 0, x)
+
+        if not self._skewed:
+            total = sum((kept(c, row0) for c in range(C)), start=C_(0, signed(ow)))
+            m.d.comb += self.out.eq(-total)
+            return m
+        partial, row = C_(0, signed(ow)), row0
+        for c in range(C):
+            acc = Signal(signed(ow), name=f"chain{c}")
+            m.d.sync += acc.eq(partial + kept(c, row))
+            partial = acc
+            if row is not None:
+                nxt = Signal.like(row0, name=f"row{c + 1}")
+                m.d.sync += nxt.eq(row)
+                row = nxt
+        m.d.comb += self.out.eq(-partial)
+        return m
+
+
+class SanityRowInput(wiring.Component):
+    """OS temporal checksum: the sanity row's activation, the negated sum of a step's R lanes.
+
+    On OS a tile's R batch rows are processed side by side, so the temporal batch of 000
+    Eq. 6.7 is the tile and its sanity input one more PE row: at every step it receives the
+    negated sum of the R activations streamed that step (after the input units).  Combinational
+    (an adder tree; the array's skew registers follow).  ``out_width``: ``width +
+    ceil(log2(lanes + 1))`` keeps it exact; ``width`` wraps it (residue mode: the temporal
+    check then holds modulo 2**width).
+    """
+
+    def __init__(self, *, width: int, lanes: int, out_width: int):
+        check_int("width", width, 2, 32)
+        check_int("lanes", lanes, 1, 256)
+        exact = width + math.ceil(math.log2(lanes + 1))
+        if not is_int(out_width) or not width <= out_width <= exact:
+            raise ConfigError("out_width", out_width, f"an integer from {width} to {exact}")
+        self._lanes, self._exact = lanes, exact
+        super().__init__({"data": In(signed(width)).array(lanes),
+                          "out": Out(signed(out_width))})
+
+    def elaborate(self, platform):
+        """The adder tree and the negation, truncated to the output width."""
+        m = Module()
+        total = _tree_sum(m, list(self.data), "rowsum", None)
+        neg = Signal(signed(self._exact + 1), name="negated")
+        m.d.comb += [neg.eq(-total), self.out.eq(neg)]  # truncation: the residue's wrap
         return m

@@ -42,10 +42,10 @@ def _fault_members(enabled: bool) -> dict:
 
 
 def _check_widths(a_width, w_width, acc_width, wraps=False):
-    # A sanity-column PE (Sanity-Check) holds wider weights and lets its partial sum wrap:
-    # its checker works modulo 2**acc_width.
+    # A sanity PE (Sanity-Check) holds a wider operand and lets its partial sum wrap: its
+    # checker works modulo 2**acc_width.
     # a_width reaches 16 + temporal_batch_bits with the exact temporal checksum.
-    for name, v, lo, hi in (("a_width", a_width, 2, 24),
+    for name, v, lo, hi in (("a_width", a_width, 2, 32 if wraps else 24),
                             ("w_width", w_width, 2, 32 if wraps else 16),
                             ("acc_width", acc_width, 2 if wraps else a_width + w_width, 60)):
         if not is_int(v) or not lo <= v <= hi:
@@ -253,14 +253,14 @@ class OutputStationaryPE(_PEBase):
     """
 
     def __init__(self, *, a_width: int, w_width: int, acc_width: int,
-                 fault_hooks: bool = False, bypass: bool = False):
+                 fault_hooks: bool = False, bypass: bool = False, wraps: bool = False):
         super().__init__({
             "act_in": In(signed(a_width)), "act_out": Out(signed(a_width)),
             "last_in": In(1), "last_out": Out(1),
             "weight_in": In(signed(w_width)), "weight_out": Out(signed(w_width)),
             "drain_in": In(signed(acc_width)), "drain_out": Out(signed(acc_width)),
         }, dataflow="os", a_width=a_width, w_width=w_width, acc_width=acc_width,
-            fault_hooks=fault_hooks, bypass=bypass)
+            fault_hooks=fault_hooks, bypass=bypass, wraps=wraps)
 
     def elaborate(self, platform):
         """The PE's netlist."""

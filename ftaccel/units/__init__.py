@@ -49,7 +49,8 @@ from .base import Field, RunFlag, Unit, UnitOptions
 from .fault_hooks import SITES, check_fault, fault_sites, register_width
 
 __all__ = ["UNITS", "Field", "RunFlag", "Unit", "UnitOptions", "unit", "config_fields",
-           "check_config", "name_of", "input_stages", "prologue_cycles", "run_flags",
+           "check_config", "name_of", "input_stages", "lead_cycles", "prologue_cycles",
+           "run_flags",
            "options_from_keywords", "options_from_flags", "check_options", "with_defaults",
            "to_keywords", "summary", "protection_kinds", "protection_unit", "protection_spec",
            "area_patterns", "fault_sites", "register_width", "check_fault", "SITES"]
@@ -113,8 +114,13 @@ def name_of(cfg) -> str:
 
 
 def input_stages(cfg) -> int:
-    """Pipeline stages in front of the array (one per input unit built)."""
+    """Pipeline stages on the streamed path in front of the array (one per input unit built)."""
     return sum(u.input_stages(cfg) for u in UNITS)
+
+
+def lead_cycles(cfg) -> int:
+    """Cycles the windowed input units (IS / OS) make their operand lead the array."""
+    return sum(u.lead_cycles(cfg) for u in UNITS)
 
 
 def prologue_cycles(cfg) -> int:

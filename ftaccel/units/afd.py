@@ -1,8 +1,12 @@
 """Anomalous feature detection and suppression, AFD (Ozen 2023 §8.4.1, Eqs. 8.1–8.2).
 
-One pipeline stage in front of the array (WS only: only there does one cycle's streamed
-vector hold neighbouring features of one input).  Run time: the threshold γ = 2**shift, one
-or two gates (Eq. 8.1 / 8.2), drop or clip, on or off.
+WS: one pipeline stage in front of the array, on the streamed vector (one R-lane chunk of a
+row of A).  IS and OS: a cycle's vector does not hold neighbouring features of one input, so
+the rule works in time, per lane, on the features as they arrive (OS: the streamed
+activations; IS: the stationary activations as they are loaded), each chunk of R features
+wrapped on its own; its operand leads the array by R cycles (:mod:`rtl_gen.afd`).  The same
+filter on every dataflow (:func:`golden.units.units_matrix`).  Run time: the threshold
+γ = 2**shift, one or two gates (Eq. 8.1 / 8.2), drop or clip, on or off.
 """
 
 from __future__ import annotations
@@ -17,21 +21,11 @@ from ftaccel.errors import ConfigError, check_bool, check_choice, check_int
 
 from .base import Field, RunFlag, Unit, UnitOptions, check_keys
 
-__all__ = ["AFD", "AFDOptions", "AFD_MODES", "ws_only"]
+__all__ = ["AFD", "AFDOptions", "AFD_MODES"]
 
 #: What a suppressed feature becomes: zero (``drop``) or the threshold (``clip``), in the
 #: encoding of the ``afd__mode`` control.
 AFD_MODES = ("drop", "clip")
-
-
-def ws_only(name: str, cfg) -> None:
-    """ConfigError for input unit ``name`` on a dataflow other than WS."""
-    if getattr(cfg, name) and cfg.dataflow is not Dataflow.WS:
-        raise ConfigError(
-            name, getattr(cfg, name),
-            "off unless dataflow is 'ws': only there does one cycle's streamed vector "
-            "hold neighbouring features of one input (IS streams weights, OS streams "
-            "a feature across batch rows); filter on the host for IS/OS")
 
 
 @dataclass(frozen=True)
@@ -116,7 +110,7 @@ class AFDOptions(UnitOptions):
 
 
 class AFD(Unit):
-    """Anomaly suppression of the streamed activations (WS), one stage before the skew."""
+    """Anomaly suppression of the activations: WS one stage before the skew, IS / OS in time."""
 
     name = "afd"
     title = "anomalous feature detection and suppression (Ozen 2023 §8.4.1)"
@@ -127,24 +121,27 @@ class AFD(Unit):
     golden = "afd"
     fields = (
         Field("afd", "bool", False,
-              "Anomalous feature detection and suppression on the streamed activations (WS "
-              "only), one pipeline stage before the skew.",
-              "anomaly suppression of the streamed activations (WS, Ozen 2023 §8.4.1)",
+              "Anomalous feature detection and suppression of the activations: WS one "
+              "pipeline stage before the skew; IS / OS per lane in time, leading by R cycles.",
+              "anomaly suppression of the activations (Ozen 2023 §8.4.1)",
               kind="on"),
     )
 
     def check(self, cfg) -> None:
-        """A bool, WS only."""
+        """A bool."""
         check_bool("afd", cfg.afd)
-        ws_only("afd", cfg)
 
     def suffix(self, cfg) -> str:
         """``_afd``."""
         return "_afd" if cfg.afd else ""
 
     def input_stages(self, cfg) -> int:
-        """One registered stage."""
-        return int(cfg.afd)
+        """WS: one registered stage on the streamed vector."""
+        return int(cfg.afd and cfg.dataflow is Dataflow.WS)
+
+    def lead_cycles(self, cfg) -> int:
+        """IS / OS: R (a chunk's first element waits for its last, the wrap-around)."""
+        return cfg.rows if cfg.afd and cfg.dataflow is not Dataflow.WS else 0
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``gates`` (1), ``mode`` (``drop``), ``gamma`` (2: the threshold γ, a power of two)."""

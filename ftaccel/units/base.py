@@ -223,6 +223,10 @@ class Unit:
         """Pipeline stages this unit adds in front of the array (input units: one)."""
         return 0
 
+    def lead_cycles(self, cfg) -> int:
+        """Cycles a windowed input unit (IS / OS) makes its operand lead the array (0: none)."""
+        return 0
+
     def prologue_cycles(self, cfg) -> int:
         """Cycles the driver spends on this unit before the first product (bypass map)."""
         return 0

@@ -1,11 +1,24 @@
-"""Sanity-Check: the spatial and temporal checksums (Ozen 2023 ch. 6).
+"""Sanity-Check: the spatial and temporal checksums (Ozen 2023 ch. 6), on every dataflow.
 
-Spatial: one extra *sanity* PE column whose weights are the negated row sums of the weight
-tile, and a checker over the C + 1 outputs (Eq. 6.5).  Temporal: a sanity-input generator in
-front of the array (one extra vector, the negated sum of the batch, after every batch of N
-vectors, N set at run time) and per-column check accumulators (Fig. 6.9).  WS only: the
-sanity column is a neuron pinned in the array.  Run time: the batch N, the checkers'
-thresholds (0 = exact), and, for Table 6.1's bias row, an error in a bias word.
+Spatial: one extra *sanity* PE column and a checker (adder tree) over the C + 1 output lanes.
+Temporal: one extra *sanity* input per batch and per-lane check accumulators (Fig. 6.9).  What
+each holds follows from the dataflow (:mod:`rtl_gen.accelerator`):
+
+====  ==================================================  ====================================
+      spatial (extra PE column)                           temporal (sanity input)
+====  ==================================================  ====================================
+WS    sanity neuron: negated row sums of the weight tile  negated sum of N streamed activation
+      (Eq. 6.5; the weight checksum)                      vectors after every batch (Eq. 6.7)
+IS    sanity batch row: negated sum of the tile's C       sanity neuron on the fly: negated sum
+      loaded inputs (Eq. 6.7; the *input* checksum)       of N streamed weight columns (Eq. 6.5)
+OS    sanity neuron: its weights stream down the extra    one extra PE row, a sanity batch row:
+      column (Eq. 6.5)                                    the negated sum of the R streamed
+                                                          activations (Eq. 6.7; N = R, fixed)
+====  ==================================================  ====================================
+
+On IS the array's columns are batch rows, so the two checks swap the invariants they hold:
+Table 6.1's spatial and temporal columns swap there.  Run time: the batch N (WS / IS), the
+checkers' thresholds (0 = exact), and, for Table 6.1's bias row, an error in a bias word.
 """
 
 from __future__ import annotations
@@ -23,14 +36,15 @@ __all__ = ["Checksum", "ChecksumOptions", "CHECKSUM_MODES", "TEMPORAL_MODES"]
 
 #: Which checksums are built.
 CHECKSUM_MODES = ("none", "spatial", "temporal", "both")
-#: How the temporal checksum's sanity vector crosses the array: ``"residue"`` wraps it to the
-#: activation width (the PEs are unchanged; the check holds modulo 2**a_width), ``"exact"``
-#: widens the streamed path by ``temporal_batch_bits`` bits (every PE's multiplier grows; the
-#: check holds modulo 2**acc_bits).
+#: How the temporal checksum's sanity input crosses the array: ``"residue"`` wraps it to the
+#: width of the operand it joins (WS, OS: ``a_width``; IS: ``w_width``; the PEs are unchanged,
+#: the check holds modulo 2**that width), ``"exact"`` carries it whole (WS / IS: the streamed
+#: path widened by ``temporal_batch_bits`` bits, every PE's multiplier grows; OS: only the
+#: sanity row's PEs are ``ceil(log2(R + 1))`` bits wider) and the check holds modulo
+#: 2**acc_bits.
 TEMPORAL_MODES = ("residue", "exact")
 
-_BIAS_ERROR_WHERE = ("none unless the dataflow is WS with a checksum (only there does the "
-                     "bias enter the checked partial sums)")
+_BIAS_ERROR_WHERE = "none unless a checksum is built (the checks must see the bias)"
 
 
 def _optional_int(value):
@@ -75,7 +89,7 @@ class ChecksumOptions(UnitOptions):
         RunFlag("--temporal-threshold", "int", "temporal checker threshold (default 0, exact)"),
         RunFlag("--bias-error", "ints",
                 "flip bit BIT of the bias word of column COL on its way into the array: "
-                "COL,BIT (the stored word, every row) or COL,BIT,ROW (one row); WS with a "
+                "COL,BIT (the stored word, every row) or COL,BIT,ROW (one row); with a "
                 "checksum (Ozen 2023 Table 6.1's bias row)", per_product=True),
     )
 
@@ -110,6 +124,10 @@ class ChecksumOptions(UnitOptions):
             if not cfg.temporal:
                 raise ConfigError("checksum", cfg.checksum,
                                   "'temporal' or 'both' to set a temporal batch size")
+            if cfg.dataflow is Dataflow.OS:
+                raise ConfigError("temporal batch", self.temporal_batch,
+                                  "none on dataflow 'os' (its temporal batch is the R rows of "
+                                  "a tile, checked by the sanity row)")
             check_int("temporal batch", self.temporal_batch, 1, cfg.temporal_batch_max,
                       numpy=True)
         if self.checksum_threshold is not None:
@@ -125,7 +143,7 @@ class ChecksumOptions(UnitOptions):
             check_int("temporal threshold", self.temporal_threshold, 0,
                       (1 << cfg.temporal_check_bits) - 1, numpy=True)
         for error in (self.bias_flip, self.bias_error):
-            if error is not None and not (cfg.dataflow is Dataflow.WS and cfg.bias_in_psum):
+            if error is not None and cfg.checksum == "none":
                 raise ConfigError("bias error", error, _BIAS_ERROR_WHERE)
         if self.bias_flip is not None:
             col, bit, row = self.bias_flip
@@ -154,7 +172,7 @@ class ChecksumOptions(UnitOptions):
 
 
 class Checksum(Unit):
-    """Sanity-Check, spatial and/or temporal (WS)."""
+    """Sanity-Check, spatial and/or temporal, on every dataflow."""
 
     name = "checksum"
     title = "Sanity-Check spatial and temporal checksums (Ozen 2023 ch. 6)"
@@ -166,33 +184,37 @@ class Checksum(Unit):
     fields = (
         Field("checksum", "str", "none",
               "``spatial``: one extra *sanity* PE column and a checker over the C + 1 outputs; "
-              "``temporal``: a sanity-input generator in front of the array (one extra vector "
-              "after every batch of N, N set at run time) and per-column check accumulators; "
-              "``both``; ``none``: off.  WS only.",
-              "none, spatial, temporal or both (Sanity-Check, WS, Ozen 2023 ch. 6)",
+              "``temporal``: one extra sanity input per batch (WS / IS: a vector after every "
+              "batch of N streamed vectors, N set at run time; OS: one extra PE row) and "
+              "per-lane check accumulators; ``both``; ``none``: off.",
+              "none, spatial, temporal or both (Sanity-Check, Ozen 2023 ch. 6)",
               kind="text"),
         Field("temporal_batch_bits", "int", 4,
               "Width of the run-time batch size N (1 … 2**bits − 1 vectors per batch), 1 … 8.",
               "width of the run-time temporal batch size N (default 4: N ≤ 15)"),
         Field("temporal_mode", "str", "residue",
               "``residue`` (default) or ``exact``, see :data:`TEMPORAL_MODES`.",
-              "residue (sanity vector wrapped to a_width bits, check mod 2^a) or exact "
-              "(streamed path widened, check mod 2^acc; default residue)", kind="text"),
+              "residue (sanity input wrapped to its operand's width, check modulo 2^that "
+              "width) or exact (carried whole, check mod 2^acc; default residue)", kind="text"),
     )
 
     def check(self, cfg) -> None:
-        """A mode, WS only; batch bits 1 … 8; the exact mode's accumulator wide enough."""
+        """A mode; batch bits 1 … 8; the exact mode's accumulator wide enough; not OS + bypass."""
         check_choice("checksum", cfg.checksum, CHECKSUM_MODES)
-        if cfg.checksum != "none" and cfg.dataflow is not Dataflow.WS:
-            raise ConfigError("checksum", cfg.checksum,
-                              "'none' unless dataflow is 'ws' (the sanity column is a neuron "
-                              "pinned in the array; IS/OS integration is not built yet)")
         check_int("temporal_batch_bits", cfg.temporal_batch_bits, 1, 8)
         check_choice("temporal_mode", cfg.temporal_mode, TEMPORAL_MODES)
-        if cfg.temporal and cfg.acc_bits < cfg.stream_width + cfg.w_width:
-            raise ConfigError("acc_width", cfg.acc_width,
-                              f"at least {cfg.stream_width + cfg.w_width} bits: the exact "
-                              "temporal checksum streams wider sanity vectors")
+        if cfg.temporal:
+            widest = (cfg.sanity_row_width + cfg.w_width if cfg.dataflow is Dataflow.OS
+                      else cfg.stream_width + cfg.stationary_width)
+            if cfg.acc_bits < widest:
+                raise ConfigError("acc_width", cfg.acc_width,
+                                  f"at least {widest} bits: the exact temporal checksum "
+                                  "streams wider sanity inputs")
+        if cfg.checksum != "none" and cfg.dataflow is Dataflow.OS and cfg.bypass:
+            raise ConfigError("checksum", cfg.checksum,
+                              "'none' with bypass on dataflow 'os': a bypassed OS PE forces "
+                              "its output to zero (Ozen 2023 Fig. 10.2-B), which no sanity "
+                              "row or column can account for")
 
     def suffix(self, cfg) -> str:
         """``_css`` / ``_cst4r`` / ``_csb4e``: mode, then the temporal batch bits and mode."""
@@ -202,8 +224,11 @@ class Checksum(Unit):
         return s + (f"{cfg.temporal_batch_bits}{cfg.temporal_mode[0]}" if cfg.temporal else "")
 
     def input_stages(self, cfg) -> int:
-        """The temporal checksum's sanity-input generator: the last input stage."""
-        return int(cfg.temporal)
+        """WS / IS: the temporal sanity-input generator, the last stage of the streamed path.
+
+        OS: none (the sanity row's input is an adder tree over the step's activations).
+        """
+        return int(cfg.temporal and cfg.dataflow is not Dataflow.OS)
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``checksum`` (``both``), ``temporal_mode`` (``residue``), ``temporal_batch`` (15).
@@ -213,11 +238,16 @@ class Checksum(Unit):
         check_keys(spec, ("checksum", "temporal_mode", "temporal_batch"), "sanity protection")
         mode = spec.get("checksum", "both")
         check_choice("checksum", mode, CHECKSUM_MODES[1:])
+        os_flow = cfg.dataflow is Dataflow.OS
+        if os_flow and "temporal_batch" in spec:
+            raise ConfigError("sanity protection key", "temporal_batch",
+                              "none on dataflow 'os' (its temporal batch is a tile's R rows)")
         batch = spec.get("temporal_batch", 15)
         check_int("temporal batch", batch, 1, 255)
         changes = {"checksum": mode, "temporal_mode": spec.get("temporal_mode", "residue"),
                    "temporal_batch_bits": max(1, batch.bit_length())}
-        keywords = {} if mode == "spatial" else {"temporal_batch": batch}
+        keywords = {} if mode == "spatial" or os_flow else {"temporal_batch": batch}
+        cfg.replace(**changes)  # (checked by the configuration: OS with bypass is refused)
         return changes, keywords
 
 

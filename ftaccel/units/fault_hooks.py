@@ -33,12 +33,24 @@ FAULT_MODES = tuple(FaultMode)
 FAULT_CONTROLS = {"enable": 1, "row": 8, "col": 8, "reg": 3, "bit": 6, "mode": 2, "cycle": 32}
 
 
-def _stream(cfg) -> int:
-    """Width of the moving activation register (WS: the streamed, maybe widened, operand)."""
-    return cfg.stream_width if cfg.dataflow is Dataflow.WS else cfg.a_width
+def _act(cfg, col: int, row: int = 0) -> int:
+    """Width of PE (row, col)'s activation register.
+
+    WS: the streamed operand (wider with the exact temporal checksum); IS: the stationary
+    activation (the sanity column's is the negated sum of C); OS: the streamed activation (the
+    sanity row's is the negated sum of R).
+    """
+    if cfg.dataflow is Dataflow.WS:
+        return cfg.stream_width
+    if cfg.dataflow is Dataflow.IS:
+        return cfg.sanity_width if col >= cfg.cols else cfg.a_width
+    return cfg.sanity_row_width if row >= cfg.rows else cfg.a_width
 
 
-def _weight(cfg, col: int) -> int:
+def _weight(cfg, col: int, row: int = 0) -> int:
+    """Width of PE (row, col)'s weight register (IS: the streamed, maybe widened, operand)."""
+    if cfg.dataflow is Dataflow.IS:
+        return cfg.stream_width
     return cfg.sanity_width if col >= cfg.cols else cfg.w_width
 
 
@@ -53,8 +65,9 @@ class FaultSite:
     exists : callable
         ``exists(cfg)``: the PE of ``cfg`` has it.
     width : callable
-        ``width(cfg, col)``: its bits in PE column ``col`` (column ``cols`` is the spatial
-        checksum's sanity column, whose weights are wider).
+        ``width(cfg, col, row)``: its bits in PE (``row``, ``col``) (column ``cols`` is the
+        spatial checksum's sanity column, row ``rows`` the OS temporal checksum's sanity row,
+        whose operands are wider).
     why : str
         The sentence a refused site gets ("only a double-buffered WS/IS PE has ...").
     """
@@ -68,16 +81,16 @@ class FaultSite:
 #: Every PE fault site, in encoding order.
 SITES = (
     FaultSite(FaultRegister.WEIGHT, lambda cfg: True, _weight),
-    FaultSite(FaultRegister.ACT, lambda cfg: True, lambda cfg, col: _stream(cfg)),
-    FaultSite(FaultRegister.PSUM, lambda cfg: True, lambda cfg, col: cfg.acc_bits),
+    FaultSite(FaultRegister.ACT, lambda cfg: True, _act),
+    FaultSite(FaultRegister.PSUM, lambda cfg: True, lambda cfg, col, row: cfg.acc_bits),
     # the full-width product of the PE's two operands
     FaultSite(FaultRegister.PRODUCT, lambda cfg: True,
-              lambda cfg, col: _weight(cfg, col) + _stream(cfg)),
-    FaultSite(FaultRegister.SUM, lambda cfg: True, lambda cfg, col: cfg.acc_bits),
+              lambda cfg, col, row: _weight(cfg, col, row) + _act(cfg, col, row)),
+    FaultSite(FaultRegister.SUM, lambda cfg: True, lambda cfg, col, row: cfg.acc_bits),
     # a copy of the stationary register, on its load chain
     FaultSite(FaultRegister.SHADOW, lambda cfg: cfg.double_buffered,
-              lambda cfg, col: (_weight(cfg, col) if cfg.dataflow is not Dataflow.IS
-                                else _stream(cfg)),
+              lambda cfg, col, row: (_weight(cfg, col, row) if cfg.dataflow is Dataflow.WS
+                                     else _act(cfg, col, row)),
               why="only a double-buffered WS/IS PE has a shadow register"),
 )
 
@@ -94,31 +107,33 @@ def fault_sites(cfg) -> tuple[FaultRegister, ...]:
     return tuple(s.register for s in SITES if s.exists(cfg))
 
 
-def register_width(cfg, register, col: int = 0) -> int:
-    """Width of PE fault site ``register`` in column ``col`` of ``cfg``'s array."""
-    return _site(register).width(cfg, col)
+def register_width(cfg, register, col: int = 0, row: int = 0) -> int:
+    """Width of PE fault site ``register`` in PE (``row``, ``col``) of ``cfg``'s array."""
+    return _site(register).width(cfg, col, row)
 
 
 def check_fault(cfg, fault) -> None:
     """ConfigError unless ``fault`` (row, col, register, bit) can be armed on ``cfg``.
 
-    The hooks must be built, the PE inside the array (the sanity column included), the site
-    one the PE has, the bit inside the register.  The cycle is checked against a program
+    The hooks must be built, the PE inside the array (the sanity column and row included), the
+    site one the PE has, the bit inside the register.  The cycle is checked against a program
     (:func:`tb.product.prepare`).
     """
     if not cfg.fault_hooks:
         raise ConfigError("fault_hooks", cfg.fault_hooks, "true to inject a fault")
-    nc = cfg.array_cols
-    if fault.row >= cfg.rows or fault.col >= nc:
-        extra = f" (column {cfg.cols} is the sanity column)" if nc > cfg.cols else ""
+    nc, nr = cfg.array_cols, cfg.array_rows
+    if fault.row >= nr or fault.col >= nc:
+        extra = "".join(f" ({what} {n} is the sanity {what})" for what, n, built in
+                        (("column", cfg.cols, nc > cfg.cols), ("row", cfg.rows, nr > cfg.rows))
+                        if built)
         raise ConfigError("fault PE", (fault.row, fault.col),
-                          f"a PE of the {cfg.rows}×{nc} array{extra}")
+                          f"a PE of the {nr}×{nc} array{extra}")
     site = _site(fault.register)
     if not site.exists(cfg):
         raise ConfigError("fault register", str(fault.register),
                           f"{', '.join(fault_sites(cfg)[:-1])} or {fault_sites(cfg)[-1]}: "
                           f"{site.why}")
-    width = site.width(cfg, fault.col)
+    width = site.width(cfg, fault.col, fault.row)
     if fault.bit >= width:
         raise ConfigError("fault bit", fault.bit, f"a bit of the {width}-bit "
                           f"{fault.register} register (0 … {width - 1})")

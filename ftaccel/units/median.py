@@ -1,7 +1,9 @@
-"""Median-3 / Median-5 feature selection of the streamed activations (Ozen 2023 §8.5).
+"""Median-3 / Median-5 feature selection of the activations (Ozen 2023 §8.4.2, §8.6.2).
 
-One pipeline stage in front of the array (WS only), plain or comparator-sharing (Ozen 2023
-Fig. 8.12); switched on and off at run time.
+WS: one pipeline stage in front of the array on the streamed vector; IS / OS: per lane in
+time, on the features as they arrive (:class:`rtl_gen.median.WindowedMedian`), leading the
+array by ``window // 2 + 1`` cycles.  Plain or comparator-sharing (Ozen 2023 Fig. 8.12);
+switched on and off at run time.  The same filter on every dataflow.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ftaccel.enums import Dataflow
 from ftaccel.errors import ConfigError, check_bool, check_choice
 
-from .afd import ws_only
 from .base import Field, RunFlag, Unit, UnitOptions, check_keys
 
 __all__ = ["Median", "MedianOptions", "MEDIAN_VARIANTS"]
@@ -63,10 +65,10 @@ class MedianOptions(UnitOptions):
 
 
 class Median(Unit):
-    """Median-3 / Median-5 of the streamed activations (WS), one stage before the skew."""
+    """Median-3 / Median-5 of the activations: WS one stage before the skew, IS / OS in time."""
 
     name = "median"
-    title = "Median-3 / Median-5 feature selection (Ozen 2023 §8.5)"
+    title = "Median-3 / Median-5 feature selection (Ozen 2023 §8.4.2)"
     switch = "median"
     options = MedianOptions
     protection = "median"
@@ -74,27 +76,30 @@ class Median(Unit):
     golden = "median"
     fields = (
         Field("median", "int", 0,
-              "Median-3 / Median-5 feature selection on the streamed activations (WS only), "
-              "0 = off; one pipeline stage.",
-              "median filter window 3 or 5 (WS, Ozen 2023 §8.5)"),
+              "Median-3 / Median-5 feature selection of the activations, 0 = off: WS one "
+              "pipeline stage; IS / OS per lane in time, leading by window // 2 + 1 cycles.",
+              "median filter window 3 or 5 (Ozen 2023 §8.4.2)"),
         Field("median_variant", "str", "plain",
               "``plain`` or ``shared`` comparators (Ozen 2023 Fig. 8.12).",
               "plain or shared comparators", kind="text"),
     )
 
     def check(self, cfg) -> None:
-        """Window 0, 3 or 5; a variant; WS only."""
+        """Window 0, 3 or 5; a variant."""
         check_choice("median", cfg.median, (0, 3, 5), "0 (off), 3 or 5 (window size)")
         check_choice("median_variant", cfg.median_variant, MEDIAN_VARIANTS)
-        ws_only("median", cfg)
 
     def suffix(self, cfg) -> str:
         """``_med3p`` (window, variant's initial)."""
         return f"_med{cfg.median}{cfg.median_variant[0]}" if cfg.median else ""
 
     def input_stages(self, cfg) -> int:
-        """One registered stage."""
-        return int(bool(cfg.median))
+        """WS: one registered stage on the streamed vector."""
+        return int(bool(cfg.median) and cfg.dataflow is Dataflow.WS)
+
+    def lead_cycles(self, cfg) -> int:
+        """IS / OS: ``window // 2 + 1`` (the feature ``window // 2`` places on must arrive)."""
+        return cfg.median // 2 + 1 if cfg.median and cfg.dataflow is not Dataflow.WS else 0
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``window`` (3 or 5, default 3), ``variant`` (``plain``)."""
