@@ -86,7 +86,7 @@ import numpy as np
 from ftaccel.enums import Dataflow, FaultMode, FaultRegister
 
 from . import units as golden_units
-from .array import cycle_count, pass_starts, temporal_stream_len
+from .array import cycle_count, os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
 from .intmath import exact_matmul
@@ -227,11 +227,14 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
             stat[:kr, :nc] = A[tile.m0:tile.m1, tile.k0:tile.k1].T
             X = X_gen = B[tile.k0:tile.k1, :].T
             lane_bias = np.zeros(nc, dtype=np.int64)
-        if use_spatial:  # Eq. 6.5 on the weights the array keeps
+        if use_spatial:  # WS: Eq. 6.5 on the weights the array keeps; IS: Eq. 6.7 on its inputs
             chk = stat[:, :C]
-            if chk_B is not None:
+            if ws and chk_B is not None:
                 chk = np.zeros((R, C), dtype=np.int64)
                 chk[:kr, :nc] = chk_B[tile.k0:tile.k1, tile.n0:tile.n1]
+            elif not ws and gen_A is not None:  # the inputs the generator summed
+                chk = np.zeros((R, C), dtype=np.int64)
+                chk[:kr, :nc] = gen_A[tile.m0:tile.m1, tile.k0:tile.k1].T
             stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
         Xs = _moving(cfg, X, slot, span, nb, X_gen)
         if not tile.first_k:
@@ -243,7 +246,13 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 if use_spatial:
                     psum_in[:, C] = -lane_bias.sum()
             elif early:  # IS: neuron n's bias enters with weight vector n, on every lane
-                psum_in[slot, :] = bias[:, None]
+                lane = np.zeros(span, dtype=np.int64)
+                lane[slot] = bias
+                if use_temporal:  # a sanity vector is its batch's sanity neuron: its bias
+                    lane[is_sanity] = -np.add.reduceat(bias, np.arange(0, len(bias), nb))
+                psum_in[:, :C] = lane[:, None]
+                if use_spatial:
+                    psum_in[:, C] = -C * lane
         eff = np.where(keep, stat, 0)
         new = psum_in + exact_matmul(Xs, eff)
         t_next = None if p == n_passes - 1 else int(starts[p + 1])
@@ -398,12 +407,96 @@ def _one_slot(j: int, span: int):
 
 # -- OS ----------------------------------------------------------------------------------------
 
-def _os_product(cfg, A, B, bias, faults, bmap):
-    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+@dataclass(frozen=True)
+class _OSLayout:
+    """An OS product as the array's NR × NC PEs compute it, sanity row and column included.
+
+    ``A`` (M' × K) holds every M-tile's R rows (zero rows where the tile is short) and, with
+    the temporal checksum, its sanity row (the negated sum of the tile's rows, wrapped to the
+    sanity row's width); ``B`` (K × N') every N-tile's C columns and, with the spatial
+    checksum, its sanity column (the negated sum).  ``rows`` / ``cols`` map the product's rows
+    and columns into them.  Without a checksum ``A`` and ``B`` are the product's own operands.
+    """
+
+    A: np.ndarray
+    B: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    NR: int
+    NC: int
+
+
+def _os_layout(cfg, A, B, gen_A=None, chk_B=None) -> _OSLayout:
+    R, C = cfg.rows, cfg.cols
     M, K = A.shape
     N = B.shape[1]
-    Kp = max(K, R)
-    pre = cfg.config_cycles
+    if cfg.checksum == "none":
+        return _OSLayout(A, B, np.arange(M), np.arange(N), R, C)
+    NR, NC = cfg.array_rows, cfg.array_cols
+    nmt, nnt = -(-M // R), -(-N // C)
+    rows = (np.arange(M) // R) * NR + np.arange(M) % R
+    cols = (np.arange(N) // C) * NC + np.arange(N) % C
+    Ax = np.zeros((nmt * NR, K), dtype=np.int64)
+    Ax[rows] = A
+    Bx = np.zeros((K, nnt * NC), dtype=np.int64)
+    Bx[:, cols] = B
+    if cfg.temporal:  # the sanity row: the negated sum of the tile's activations (Eq. 6.7)
+        src = np.zeros_like(Ax)
+        src[rows] = A if gen_A is None else gen_A
+        sums = src.reshape(nmt, NR, K).sum(axis=1)
+        Ax[NR - 1::NR] = wrap(-sums, cfg.sanity_row_width)
+    if cfg.spatial:  # the sanity column: the negated sum of the tile's weights (Eq. 6.5)
+        src = np.zeros_like(Bx)
+        src[:, cols] = B if chk_B is None else chk_B
+        Bx[:, NC - 1::NC] = -src.reshape(K, nnt, NC).sum(axis=2)
+    return _OSLayout(Ax, Bx, rows, cols, NR, NC)
+
+
+def _os_alarms(cfg, lay: _OSLayout, out_x: np.ndarray, bias) -> dict:
+    """What the OS checkers flag on the array's sums ``out_x`` (M' × N', wrapped).
+
+    The checkers add the bias (the output stage's, the sanity column's the negated sum): per
+    tile, every data row's NC lanes sum to zero (spatial, Eq. 6.2), every lane's NR rows to
+    NR·bias (temporal, Eq. 6.8).
+    """
+    if cfg.checksum == "none":
+        return {}
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    NR, NC = lay.NR, lay.NC
+    nnt = out_x.shape[1] // NC
+    bx = np.zeros(out_x.shape[1], dtype=np.int64)
+    bx[lay.cols] = np.asarray(bias, dtype=np.int64)
+    if cfg.spatial:
+        bx[NC - 1::NC] = -bx.reshape(nnt, NC)[:, :C].sum(axis=1)
+    seen = wrap(out_x + (bx[None, :] if cfg.output_stage else 0), P)
+    alarms = {}
+    per_tile = seen.reshape(-1, NR, nnt, NC)  # [m-tile, row, n-tile, lane]
+    if cfg.spatial:
+        sums = wrap(per_tile[:, :R].sum(axis=3), P)
+        alarms["spatial"] = int(np.count_nonzero(sums))
+    if cfg.temporal:
+        k = cfg.temporal_check_bits
+        expected = NR * (bx.reshape(nnt, NC) if cfg.output_stage else 0)
+        diff = wrap(per_tile.sum(axis=1) - expected, k)  # [m-tile, n-tile, lane]
+        alarms["temporal"] = int(np.count_nonzero(np.any(diff != 0, axis=2)))
+    return alarms
+
+
+def _os_product(cfg, A, B, bias, faults, bmap, gen_A=None, chk_B=None):
+    lay = _os_layout(cfg, A, B, gen_A, chk_B)
+    out_x = _os_faulty_sums(cfg, lay, faults, bmap)
+    out = out_x[np.ix_(lay.rows, lay.cols)]
+    return out + np.asarray(bias, dtype=np.int64)[None, :], _os_alarms(cfg, lay, out_x, bias)
+
+
+def _os_faulty_sums(cfg, lay: _OSLayout, faults, bmap) -> np.ndarray:
+    """The array's sums of an OS layout with ``faults`` applied (wrapped, no bias)."""
+    A, B = lay.A, lay.B
+    R, C, P = lay.NR, lay.NC, cfg.acc_bits  # the rows and columns of PEs built
+    M, K = A.shape
+    N = B.shape[1]
+    Kp = os_tile_steps(cfg, K)
+    pre = cfg.config_cycles + os_first_step(cfg)  # the array's first step
     out = exact_matmul(A, B)
     n_tiles_n = -(-N // C)
     rows_of = np.arange(M) % R
@@ -412,7 +505,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
         r, c = f.row, f.col
         if r >= R or c >= C or f.register == FaultRegister.SHADOW:  # (OS PEs have no shadow)
             continue
-        width = cfg.register_width(f.register, c)
+        width = cfg.register_width(f.register, c, r)
         if _stuck(f):
             if f.register == FaultRegister.ACT:
                 mr, nn = np.flatnonzero(rows_of == r), np.flatnonzero(cols_of >= c)
@@ -486,7 +579,7 @@ def _os_product(cfg, A, B, bias, faults, bmap):
     out = wrap(out, P)
     if bmap is not None:  # a bypassed PE's pinned output is forced to zero (Fig. 10.2-B)
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
-    return out + np.asarray(bias, dtype=np.int64)[None, :], {}
+    return out
 
 
 # -- the product -------------------------------------------------------------------------------
@@ -505,9 +598,10 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     :func:`golden.array.matmul` nothing is checked for overflow: a faulty partial sum wraps in
     the accumulator exactly as in the hardware.
 
-    ``gen_A`` / ``chk_B`` (WS with a checksum): the activations the temporal sanity-input
-    generator summed and the weights the sanity column was computed from, when they differ
-    from ``A`` / ``B`` (errors in stored values after checksum encoding, 000 L1195).
+    ``gen_A`` / ``chk_B`` (with a checksum): the activations the sanity inputs were summed
+    from (WS, OS: temporal; IS: spatial) and the weights the sanity neuron was computed from
+    (WS: spatial, OS: spatial), when they differ from ``A`` / ``B`` (errors in stored values
+    after checksum encoding, 000 L1195).
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -518,7 +612,7 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
         return profile_product(cfg, A, B, bias, errors, bypass_map=bypass_map,
                                temporal_batch=temporal_batch)
     if cfg.dataflow is Dataflow.OS:
-        return _os_product(cfg, A, B, bias, faults, bypass_map)
+        return _os_product(cfg, A, B, bias, faults, bypass_map, gen_A, chk_B)
     return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch, None, gen_A,
                           chk_B)
 
@@ -568,7 +662,9 @@ class FastFaultEngine(FunctionalEngine):
             rate, seed = act_errors
             A_in = bit_errors(p.A, rate, cfg.a_width, np.random.default_rng(seed))
         A = units_matrix(cfg, A_in, opts)
-        if act_errors is not None and cfg.temporal:
+        # the activations a sanity input was summed from (WS, OS: temporal; IS: spatial)
+        summed = cfg.spatial if cfg.dataflow is Dataflow.IS else cfg.temporal
+        if act_errors is not None and summed:
             gen_A = units_matrix(cfg, p.A, opts)
         if stored is not None:
             B, chk_B = np.asarray(stored, dtype=np.int64), p.B
@@ -667,7 +763,8 @@ def _error_cycles(cfg, errors: ProfileErrors, M: int, K: int, N: int,
     if cfg.dataflow is Dataflow.OS:
         # the partial sum the PE holds when it does step k (its register is read in cycle
         # pre + i·Kp + k + r + c + 1, then the product is added)
-        return pre + errors.tile * max(K, R) + errors.step + errors.row + errors.col + 1
+        return pre + os_first_step(cfg) + errors.tile * os_tile_steps(cfg, K) + errors.step \
+            + errors.row + errors.col + 1
     span = _stationary_layout(cfg, M, N, temporal_batch)[3]
     starts = pre + d + pass_starts(cfg, tiles(cfg.dataflow, R, cfg.cols, M, K, N), span)
     return starts[errors.tile] + errors.step + errors.row + errors.col + 2
@@ -780,19 +877,22 @@ def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
     """OS with many one-step errors.
 
     Each output element with errors is recomputed by its recurrence over the steps (errors in
-    different elements are independent).
+    different elements are independent); with a checksum, on the layout with the sanity row
+    and column (:class:`_OSLayout`), whose PEs the profile leaves alone.
     """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
-    M, K = A.shape
-    N = B.shape[1]
-    out = exact_matmul(A, B)
-    n_tiles_n = -(-N // C)
-    mm = (errors.tile // n_tiles_n) * R + errors.row
-    nn = (errors.tile % n_tiles_n) * C + errors.col
+    lay = _os_layout(cfg, A, B)
+    Ax, Bx = lay.A, lay.B
+    M, K = Ax.shape
+    N = Bx.shape[1]
+    out = exact_matmul(Ax, Bx)
+    n_tiles_n = -(-N // lay.NC)
+    mm = (errors.tile // n_tiles_n) * lay.NR + errors.row
+    nn = (errors.tile % n_tiles_n) * lay.NC + errors.col
     ok = (mm < M) & (nn < N) & (errors.step < K)
     for m, n in sorted(set(zip(mm[ok].tolist(), nn[ok].tolist(), strict=True))):
         sel = ok & (mm == m) & (nn == n)
-        prods = A[m] * B[:, n]
+        prods = Ax[m] * Bx[:, n]
         tot = 0
         hits = dict(zip(errors.step[sel].tolist(), errors.bit[sel].tolist(), strict=True))
         for k in range(K):
@@ -804,7 +904,8 @@ def _os_product_transients(cfg, A, B, bias, errors: ProfileErrors, bmap):
     if bmap is not None:
         rows_of, cols_of = np.arange(M) % R, np.arange(N) % C
         out = np.where(np.asarray(bmap, bool)[rows_of[:, None], cols_of[None, :]], 0, out)
-    return out + np.asarray(bias, dtype=np.int64)[None, :], {}
+    res = out[np.ix_(lay.rows, lay.cols)] + np.asarray(bias, dtype=np.int64)[None, :]
+    return res, _os_alarms(cfg, lay, out, bias)
 
 
 # -- a drawn set of errors on the fault hooks, cycle by cycle -----------------------------------

@@ -159,7 +159,7 @@ def test_bypass_map_with_minus_one_is_a_value_error_not_a_shape_error(cli, tmp_p
     (["--temporal-batch", "3"], "'temporal' or 'both'"),
     (["--checksum", "temporal", "--temporal-batch", "0"], "temporal batch = 0"),
     (["--checksum", "temporal", "--temporal-threshold", "256"], "temporal threshold = 256"),
-    (["--bias-error", "0,1"], "WS with a checksum"),
+    (["--bias-error", "0,1"], "unless a checksum is built"),
     (["--checksum", "both", "--bias-error", "0"], "COL,BIT"),
     (["--checksum", "both", "--bias-error", "9,1"], "bias error column = 9"),
     (["--split-cols", "1"], "invalid lcu = False"),

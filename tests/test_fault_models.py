@@ -47,6 +47,20 @@ CONFIGS = {
     "ws-both-requant": {"dataflow": "ws", "checksum": "both", "temporal_batch_bits": 2,
                         "requant": "multiplier"},
     "os-requant": {"dataflow": "os", "requant": "multiplier"},
+    # every protection on every dataflow (issue 29)
+    "is-afd-median": {"dataflow": "is", "afd": True, "median": 5},
+    "os-afd-median": {"dataflow": "os", "afd": True, "median": 3},
+    "is-spatial": {"dataflow": "is", "checksum": "spatial"},
+    "is-temporal": {"dataflow": "is", "checksum": "temporal", "temporal_batch_bits": 2},
+    "is-both-exact": {"dataflow": "is", "checksum": "both", "temporal_batch_bits": 2,
+                      "temporal_mode": "exact"},
+    "is-single-both-bypass": {"dataflow": "is", "checksum": "both", "double_buffer": False,
+                              "bypass": True, "temporal_batch_bits": 2},
+    "os-spatial": {"dataflow": "os", "checksum": "spatial"},
+    "os-temporal": {"dataflow": "os", "checksum": "temporal"},
+    "os-both-exact-median": {"dataflow": "os", "checksum": "both", "temporal_mode": "exact",
+                             "median": 3},
+    "os-both-requant": {"dataflow": "os", "checksum": "both", "requant": "multiplier"},
 }
 
 
@@ -68,7 +82,7 @@ def _reference(cfg, program, fault):
 
 def _fast(cfg, A, B, bias, fault=None, errors=None, units=None):
     units = units or {}
-    Ax = units_matrix(cfg, A, units) if cfg.dataflow == "ws" else A
+    Ax = units_matrix(cfg, A, units)
     acc, alarms = faulty_product(cfg, Ax, B, bias, fault, errors=errors,
                                  bypass_map=units.get("bypass_map"),
                                  temporal_batch=units.get("temporal_batch"))
@@ -80,13 +94,18 @@ def _fast(cfg, A, B, bias, fault=None, errors=None, units=None):
 def _case(rng, cfg):
     M, K, N = (int(rng.integers(1, 8)), int(rng.integers(1, 3 * cfg.rows + 2)),
                int(rng.integers(1, 2 * cfg.cols + 2)))
+    if cfg.median:  # at least one full chunk: a median over zero padding is mostly zero
+        K = max(K, cfg.rows)
     A = rng.integers(-128, 128, (M, K))
     B = rng.integers(-128, 128, (K, N))
     bias = rng.integers(-2000, 2000, N)
     units = {}
     if cfg.bypass:
         units["bypass_map"] = rng.random((cfg.rows, cfg.cols)) < 0.3
-    if cfg.temporal:
+    if cfg.afd:
+        # two gates, γ = 4: random activations keep most values, so faults stay visible
+        units["afd"] = {"shift": 2, "gates": 2}
+    if cfg.temporal and cfg.dataflow != "os":  # (OS: the batch is a tile's rows)
         units["temporal_batch"] = int(rng.integers(1, 4))
     return A, B, bias, units
 
@@ -104,17 +123,19 @@ def test_fast_model_equals_cycle_model_for_every_site_and_mode(name):
     rng = np.random.default_rng(seed)
     changed = compared = 0
     for _ in range(4):
-        cfg = AcceleratorConfig(rows=int(rng.integers(2, 5)), cols=int(rng.integers(2, 5)),
-                                max_k=64, **CONFIGS[name])
+        # a median window no wider than a chunk (R lanes), so that faults have data to hit
+        rows = max(int(rng.integers(2, 5)), CONFIGS[name].get("median", 0))
+        cfg = AcceleratorConfig(rows=rows, cols=int(rng.integers(2, 5)), max_k=64,
+                                **CONFIGS[name])
         A, B, bias, units = _case(rng, cfg)
         program = build_program(cfg, A, B, bias=bias, **units)
         clean, _ = _reference(cfg, program, None)
         for register in REGISTERS:
             for mode in MODES:
                 for _ in range(3):
-                    col = int(rng.integers(cfg.array_cols))
-                    width = cfg.register_width(register, col)
-                    f = Fault(int(rng.integers(cfg.rows)), col, register,
+                    col, row = int(rng.integers(cfg.array_cols)), int(rng.integers(cfg.array_rows))
+                    width = cfg.register_width(register, col, row)
+                    f = Fault(row, col, register,
                               int(rng.integers(width)), mode, int(rng.integers(program.cycles)))
                     ref, ref_alarms = _reference(cfg, program, f)
                     acc, alarms = _fast(cfg, A, B, bias, f, units=units)
@@ -126,23 +147,27 @@ def test_fast_model_equals_cycle_model_for_every_site_and_mode(name):
     assert changed >= compared // 4, (changed, compared)
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
-def test_profile_errors_equal_one_cycle_faults_on_the_cycle_model(dataflow):
-    seed = SEED + 100 + ["ws", "is", "os"].index(dataflow)
+@pytest.mark.parametrize(("dataflow", "checksum"), [("ws", "none"), ("is", "none"),
+                                                    ("os", "none"), ("is", "both"),
+                                                    ("os", "both")])
+def test_profile_errors_equal_one_cycle_faults_on_the_cycle_model(dataflow, checksum):
+    seed = SEED + 100 + ["ws", "is", "os"].index(dataflow) + (10 if checksum != "none" else 0)
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     for _ in range(6):
         cfg = AcceleratorConfig(rows=3, cols=int(rng.integers(2, 5)), dataflow=dataflow,
-                                max_k=64)
+                                max_k=64, checksum=checksum)
         A, B, bias, units = _case(rng, cfg)
         mode = str(rng.choice(list(PROFILE_MODES)))
         errors = profile_errors(cfg, pe_profile(cfg.rows, cfg.cols, 0.3, rng), *A.shape,
                                 B.shape[1], mode, rng)
         assert len(errors) > 0
-        program = build_program(cfg, A, B, bias=bias)
-        ref, _ = _reference(cfg, program, profile_faults(cfg, errors, *A.shape, B.shape[1]))
-        acc, _ = _fast(cfg, A, B, bias, errors=errors)
+        program = build_program(cfg, A, B, bias=bias, **units)
+        ref, ref_alarms = _reference(cfg, program, profile_faults(
+            cfg, errors, *A.shape, B.shape[1], units.get("temporal_batch")))
+        acc, alarms = _fast(cfg, A, B, bias, errors=errors, units=units)
         assert np.array_equal(acc, ref)
+        assert alarms == ref_alarms
 
 
 def test_transient_fault_acts_in_one_cycle_only():

@@ -95,7 +95,7 @@ def _prep(cfg, M=3, K=4, N=5, **opts):
     (AcceleratorConfig(checksum="both"), {"bias_error": (5, 0, None)}, "bias error column"),
     (AcceleratorConfig(checksum="both"), {"bias_error": (0, 26, None)}, "bias error bit"),
     (AcceleratorConfig(checksum="both"), {"bias_error": (0, 1, 3)}, "bias error row"),
-    (AcceleratorConfig(), {"bias_error": (0, 1, None)}, "WS with a checksum"),
+    (AcceleratorConfig(), {"bias_error": (0, 1, None)}, "unless a checksum is built"),
     (AcceleratorConfig(), {"shift": 63}, "invalid shift = 63"),
     (AcceleratorConfig(output_stage=False), {"relu": True}, "output_stage"),
     (AcceleratorConfig(afd=True), {"afd": {"gates": 3}}, "afd gates"),

@@ -69,9 +69,8 @@ CASES = {
                            {"temporal_threshold": 256}, None, False,
                            "invalid temporal threshold = 256: an integer from 0 to 255"),
     "bias error missing": ({}, ["--bias-error", "0,1"], {"bias_error": (0, 1, None)}, None,
-                           True, "invalid bias error = (0, 1, None): none unless the dataflow "
-                                 "is WS with a checksum (only there does the bias enter the "
-                                 "checked partial sums)"),
+                           True, "invalid bias error = (0, 1, None): none unless a checksum "
+                                 "is built (the checks must see the bias)"),
     "bias error column": ({"checksum": "both"}, ["--bias-error", "9,1"],
                           {"bias_error": (9, 1, None)}, None, True,
                           "invalid bias error column = 9: an integer from 0 to 3"),
