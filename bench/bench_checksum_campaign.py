@@ -1,12 +1,15 @@
 """Table 6.1 of 000 measured on the composed accelerator: Sanity-Check coverage by fault injection.
 
-For the temporal modes ``"exact"`` and ``"residue"`` an R×C weight-stationary accelerator with
-both checksums and fault hooks (``checksum="both"``) runs :func:`golden.campaign.
+For each dataflow (``--dataflow``, default WS, IS and OS) and the temporal modes ``"exact"`` and
+``"residue"`` an R×C accelerator with both checksums and fault hooks (``checksum="both"``) runs
+:func:`golden.campaign.
 table_6_1_campaign`: one random single-pass product, and for every row of
 :data:`golden.campaign.TABLE_ROWS` a set of injected errors simulated on the golden cycle model
 (which the tests hold equal to the RTL fault by fault).  Each case is counted against the
 spatial alarm, the temporal alarm and either alarm ("both"), and the detection rates are
-printed beside the guarantees of Table 6.1 (000 L1150–L1160, :data:`golden.checksum.TABLE_6_1`).
+printed beside the guarantees of Table 6.1 (000 L1150–L1160, :data:`golden.checksum.TABLE_6_1`;
+on IS the spatial and temporal checks carry each other's: :func:`golden.campaign.
+table_6_1_claims`).  The injected sites follow the dataflow (:func:`golden.campaign.table_rows`).
 
 Both modes use a fresh generator seeded with ``--seed``, so they run on the same product
 (operands, bias); the flip samples differ because the activation registers are wider in exact
@@ -17,7 +20,7 @@ Prints Markdown and writes ``<out>/coverage.json`` (config, product, seed, count
 for the three checks) and ``<out>/coverage.md``, atomically, once both runs have succeeded.
 
 ``python bench/bench_checksum_campaign.py [--rows 3 --cols 3 --m 6 --batch 3 --seed 1]
-[--flips N] [--combos 300] [--quick] [--out build/checksum_campaign]``
+[--dataflow ws is os] [--flips N] [--combos 300] [--quick] [--out build/checksum_campaign]``
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from ftaccel.config import AcceleratorConfig  # noqa: E402
 from ftaccel.errors import ConfigError  # noqa: E402
 from ftaccel.golden.campaign import (  # noqa: E402
     TABLE_6_1,
-    TABLE_ROWS,
     exhaustive_faults,
+    site_kinds,
     table_6_1_campaign,
+    table_6_1_claims,
+    table_rows,
 )
 
 MODES = ("exact", "residue")
+DATAFLOWS = ("ws", "is", "os")
 CHECKS = ("spatial", "temporal", "any")
 #: Column of TABLE_6_1 that each measured check is compared with.
 CLAIM_KEY = {"spatial": "spatial", "temporal": "temporal", "any": "both"}
@@ -61,10 +67,11 @@ def claim_text(count: int | None) -> str:
     return "1 error" if count == 1 else f"{count} errors"
 
 
-def claims(table_row: str) -> dict | None:
-    if table_row not in TABLE_6_1:
+def claims(table_row: str, dataflow: str = "ws") -> dict | None:
+    table = table_6_1_claims(dataflow)
+    if table_row not in table:
         return None
-    return {check: claim_text(TABLE_6_1[table_row][CLAIM_KEY[check]]) for check in CHECKS}
+    return {check: claim_text(table[table_row][CLAIM_KEY[check]]) for check in CHECKS}
 
 
 def stuck_count(cfg: AcceleratorConfig, key: str) -> int:
@@ -72,9 +79,7 @@ def stuck_count(cfg: AcceleratorConfig, key: str) -> int:
 
     Mirrors the selection of :func:`golden.campaign.table_6_1_campaign`.
     """
-    C = cfg.cols
-    sel = {"act/inner": lambda f: f.register == "act" and 0 < f.col < C,
-           "sanity/all": lambda f: f.col >= C}[key]
+    sel = site_kinds(cfg)[{"stream/inner": "inner", "sanity/all": "sanity"}[key]]
     return sum(1 for f in exhaustive_faults(cfg) if sel(f))
 
 
@@ -85,7 +90,7 @@ def sampling(cfg: AcceleratorConfig, key: str, row: dict, m: int) -> str:
     others are described here from what the campaign does.
     """
     n, pop = row["cases"], row["population"]
-    if key in ("act/inner", "sanity/all"):
+    if key in ("stream/inner", "sanity/all"):
         s = stuck_count(cfg, key)
         return f"{n}: {n - s} sampled flips + all {s} stuck-at"
     if key.startswith("output/x") and key[-1].isdigit():
@@ -114,8 +119,8 @@ def fmt_rate(cov: dict | None) -> str:
     return f"{cov['detection_rate']:.1%} ({cov['detected']}/{changing})"
 
 
-def run_mode(args, mode: str) -> dict:
-    cfg = AcceleratorConfig(rows=args.rows, cols=args.cols, checksum="both",
+def run_mode(args, mode: str, dataflow: str = "ws") -> dict:
+    cfg = AcceleratorConfig(rows=args.rows, cols=args.cols, dataflow=dataflow, checksum="both",
                             temporal_mode=mode, fault_hooks=True, max_k=64)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -123,15 +128,15 @@ def run_mode(args, mode: str) -> dict:
                              combos=args.combos)
     wall = time.perf_counter() - t0
     rows = []
-    for key, table_row, description in TABLE_ROWS:
+    for key, table_row, description in table_rows(dataflow):
         r = res["rows"][key]
         rows.append({"key": key, "table_6_1_row": table_row, "description": description,
                      "population": r["population"], "cases": r["cases"],
                      "exhaustive": r["exhaustive"],
                      "sampling": sampling(cfg, key, r, args.m),
-                     "claim": claims(table_row),
+                     "claim": claims(table_row, dataflow),
                      **{check: r[check] for check in CHECKS}})
-    return {"mode": mode, "name": cfg.name(), "config": cfg.to_dict(),
+    return {"mode": mode, "dataflow": dataflow, "name": cfg.name(), "config": cfg.to_dict(),
             "acc_bits": cfg.acc_bits, "stream_width": cfg.stream_width,
             "temporal_check_bits": cfg.temporal_check_bits,
             "product": res["product"], "wall_time_s": round(wall, 3), "rows": rows}
@@ -140,10 +145,10 @@ def run_mode(args, mode: str) -> dict:
 def mode_table(run: dict) -> str:
     p = run["product"]
     lines = [
-        f"### temporal_mode = \"{run['mode']}\" — `{run['name']}`",
+        f"### {run['dataflow'].upper()}, temporal_mode = \"{run['mode']}\" — `{run['name']}`",
         "",
         f"Product M×K×N = {p['M']}×{p['K']}×{p['N']}, temporal batch {p['batch']}, with bias; "
-        f"accumulator {run['acc_bits']} bits, streamed activations {run['stream_width']} bits, "
+        f"accumulator {run['acc_bits']} bits, streamed operand {run['stream_width']} bits, "
         f"temporal check modulo 2**{run['temporal_check_bits']}; "
         f"{run['wall_time_s']:.1f} s on the cycle model.",
         "",
@@ -174,7 +179,17 @@ it.  The spatial check is the same in both modes.  **both** counts a case as det
 alarm fires.  The sanity/all row injects faults into the checker's own column (the sanity PEs):
 they cannot change a result, so they show up as false alarms ("alarm only") or are masked,
 never as SDC.  Stuck-at faults and bias errors are exhaustive; single flips (register, bit,
-cycle) and combinations of output errors are sampled."""
+cycle) and combinations of output errors are sampled.
+
+Other dataflows (the same checks, built where each dataflow allows): **IS** keeps the inputs in
+the array and streams the weights, so its spatial checksum is a sanity *input* column (the
+negated sum of the C batch rows' inputs, Eq. 6.7) and its temporal checksum a sanity *neuron*
+in the weight stream (Eq. 6.5; exact mode widens the weight path, residue wraps it to w_width
+bits): each carries the other's Table 6.1 guarantees, and the claims column says so.  **OS**
+streams both operands: a sanity neuron column (spatial) and a sanity row of inputs (temporal,
+the batch is a tile's R rows; exact mode widens that row's activations only); the bias is added
+by the output stage after `acc_out` and by the checkers, so a bias error is counted on the sum
+the output stage gets."""
 
 
 def markdown(report: dict) -> str:
@@ -182,7 +197,8 @@ def markdown(report: dict) -> str:
     flips = ("statistical sample size (SPEC §7, 001 Eq. 4.7)" if opts["flips"] is None
              else str(opts["flips"]))
     head = (f"## Sanity-Check coverage vs Table 6.1 of 000 ({opts['rows']}×{opts['cols']} "
-            f"array, checksum = both)\n\nSeed {report['seed']}; flips per row: {flips}; "
+            f"array, checksum = both, {', '.join(d.upper() for d in opts['dataflow'])})\n\n"
+            f"Seed {report['seed']}; flips per row: {flips}; "
             f"output-error combinations per row: {opts['combos']}.")
     legend = LEGEND.format(a=report["runs"][0]["config"]["a_width"])
     parts = [head] + [mode_table(run) for run in report["runs"]] + [legend]
@@ -216,6 +232,8 @@ def parse_args(argv=None):
     ap.add_argument("--combos", type=int, default=300,
                     help="multiple-output-error cases per row")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dataflow", nargs="+", choices=DATAFLOWS, default=list(DATAFLOWS),
+                    help="dataflows to measure (default: all three)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     ap.add_argument("--quick", action="store_true",
                     help=f"fast run: flips={QUICK['flips']}, combos={QUICK['combos']}")
@@ -234,16 +252,18 @@ def main(argv=None) -> int:
         args = parse_args(argv)
         print(f"seed {args.seed}", file=sys.stderr)
         runs = []
-        for mode in MODES:
-            run = run_mode(args, mode)
-            print(f"{mode}: {run['wall_time_s']:.1f} s", file=sys.stderr)
-            runs.append(run)
+        for dataflow in args.dataflow:
+            for mode in MODES:
+                run = run_mode(args, mode, dataflow)
+                print(f"{dataflow} {mode}: {run['wall_time_s']:.1f} s", file=sys.stderr)
+                runs.append(run)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = {"generator": "bench/bench_checksum_campaign.py", "seed": args.seed,
               "options": {"rows": args.rows, "cols": args.cols, "m": args.m,
                           "batch": args.batch, "flips": args.flips, "combos": args.combos,
+                          "dataflow": args.dataflow,
                           "quick": args.quick},
               "table_6_1": TABLE_6_1, "runs": runs}
     md = markdown(report)
@@ -251,7 +271,8 @@ def main(argv=None) -> int:
     write_atomic(args.out / "coverage.json", json.dumps(report, indent=2) + "\n")
     write_atomic(args.out / "coverage.md", md)
     print(f"wrote {args.out / 'coverage.json'} and {args.out / 'coverage.md'}; wall time "
-          + ", ".join(f"{r['mode']} {r['wall_time_s']:.1f} s" for r in runs), file=sys.stderr)
+          + ", ".join(f"{r['dataflow']} {r['mode']} {r['wall_time_s']:.1f} s" for r in runs),
+          file=sys.stderr)
     return 0
 
 

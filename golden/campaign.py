@@ -38,9 +38,11 @@ from itertools import combinations
 
 import numpy as np
 
+from ftaccel.enums import Dataflow
 from ftaccel.errors import check_int
 
 from .accelerator import simulate
+from .array import os_first_step, os_tile_steps
 from .bits import flip_bit
 from .checksum import (
     negated_sum_width,
@@ -55,6 +57,7 @@ from .schedule import Program, assemble, build_program
 __all__ = ["Outcome", "BiasError", "classify", "exhaustive_faults", "bias_errors",
            "result_positions", "output_error_faults", "run_campaign", "coverage_table",
            "sample_combinations", "alarms", "CHECKS", "TABLE_ROWS", "table_6_1_campaign",
+           "TABLE_ROWS_BY_DATAFLOW", "table_rows", "table_6_1_claims", "site_kinds",
            "TABLE_6_1", "KINDS", "FCLayer", "random_fc_layer", "alg61_bits", "inject", "detect",
            "detection_table", "aliasing_table", "rectangle_escape"]
 
@@ -95,7 +98,7 @@ def classify(corrupted: int, alarm: bool) -> str:
 
 
 def exhaustive_faults(cfg, modes=("sa0", "sa1"), registers=REGISTERS[:3], cycle: int = 0):
-    """Every (PE, register, bit, mode) of the built array, sanity column included.
+    """Every (PE, register, bit, mode) of the built array, sanity column and row included.
 
     The three registers by default; the MAC sites ``product`` / ``sum`` are not in this study.
     """
@@ -103,8 +106,8 @@ def exhaustive_faults(cfg, modes=("sa0", "sa1"), registers=REGISTERS[:3], cycle:
         if mode not in MODES:
             raise ValueError(f"fault mode must be one of {MODES}, not {mode!r}")
     return [Fault(r, c, reg, bit, mode, cycle)
-            for r in range(cfg.rows) for c in range(cfg.array_cols) for reg in registers
-            for bit in range(cfg.register_width(reg, c)) for mode in modes]
+            for r in range(cfg.array_rows) for c in range(cfg.array_cols) for reg in registers
+            for bit in range(cfg.register_width(reg, c, r)) for mode in modes]
 
 
 def bias_errors(cfg, rows: int, cols: int, rng: np.random.Generator) -> list[BiasError]:
@@ -123,17 +126,40 @@ def result_positions(program: Program) -> list[tuple[int, int]]:
                           program.out_lane.ravel().tolist(), strict=True)))
 
 
-def output_error_faults(cfg, positions, bits) -> tuple[Fault, ...]:
+def output_error_faults(cfg, positions, bits, program: Program | None = None,
+                        K: int | None = None) -> tuple[Fault, ...]:
     """Flips that corrupt exactly the outputs at ``positions``, bit ``bits[i]`` of each.
 
-    Positions are ``(cycle, lane)``. Each flip is a single-cycle flip of the bottom PE's partial-sum
-    register in the cycle the value passes it (the output stage shows it ``cfg.output_latency``
-    cycles later, after the ``NC − 1 − lane`` deskew registers).
+    Positions are ``(cycle, lane)`` of ``program`` (the product's reduction length ``K``).
+    WS / IS: each flip is a single-cycle flip of the bottom
+    PE's partial-sum register in the cycle the value passes it (the output stage shows it
+    ``cfg.output_latency`` cycles later, after the ``NC − 1 − lane`` deskew registers).  OS
+    (``program`` and ``K`` needed: they map positions to results and steps): a flip of the
+    result's PE's partial-sum register in the cycle its last step reads it, so the error is the
+    flip of the partial sum before the last step, which is the whole sum when the tile's steps
+    outnumber K (the zero-padded steps of :func:`golden.array.os_tile_steps`, e.g. K = R with
+    the OS sanity row).
     """
-    nc = cfg.array_cols
-    return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
-                       int(row) - cfg.output_latency - (nc - 1 - lane))
-                 for (row, lane), bit in zip(positions, bits, strict=True))
+    if cfg.dataflow is not Dataflow.OS:
+        nc = cfg.array_cols
+        return tuple(Fault(cfg.rows - 1, lane, "psum", int(bit), "flip",
+                           int(row) - cfg.output_latency - (nc - 1 - lane))
+                     for (row, lane), bit in zip(positions, bits, strict=True))
+    if program is None or K is None:
+        raise ValueError("output_error_faults needs the program and K on OS")
+    R, C = cfg.rows, cfg.cols
+    M, N = program.out_cycle.shape
+    steps = os_tile_steps(cfg, K)
+    nnt = -(-N // C)
+    where = {(int(program.out_cycle[m, n]), int(program.out_lane[m, n])): (m, n)
+             for m in range(M) for n in range(N)}
+    out = []
+    for pos, bit in zip(positions, bits, strict=True):
+        m, n = where[(int(pos[0]), int(pos[1]))]
+        r, c, tile = m % R, n % C, (m // R) * nnt + n // C
+        cycle = cfg.config_cycles + os_first_step(cfg) + tile * steps + steps - 1 + r + c + 1
+        out.append(Fault(r, c, "psum", int(bit), "flip", cycle))
+    return tuple(out)
 
 
 def alarms(rec: dict) -> tuple[bool, bool]:
@@ -152,6 +178,9 @@ def run_campaign(cfg, A, B, faults, **program_options) -> list[Outcome]:
     ``program_options`` go to :func:`golden.schedule.build_program` (``bias``,
     ``temporal_batch`` …).  Register faults only change what the model applies, not the
     program, so the program is built once (the RTL would also need the ``fault_*`` ports).
+    Outputs are compared as the array gives them to the output stage: ``acc_out``, plus a bias
+    error where the bias is added after it (OS, :attr:`~ftaccel.config.AcceleratorConfig.
+    bias_in_psum` false).
     """
     program = build_program(cfg, A, B, **program_options)
     clean = assemble(program, simulate(cfg, program), "acc_out")
@@ -164,10 +193,14 @@ def run_campaign(cfg, A, B, faults, **program_options) -> list[Outcome]:
             prog = build_program(cfg, A, B, bias_error=(case.row, case.col, delta),
                                  **program_options)
             rec = simulate(cfg, prog)
+            got = assemble(prog, rec, "acc_out")
+            if not cfg.bias_in_psum:  # (OS) the output stage adds the wrong bias after acc_out
+                rows = slice(None) if case.row is None else case.row
+                got[rows, case.col] += delta
         else:
-            prog = program
             rec = simulate(cfg, program, case)
-        corrupted = int(np.sum(assemble(prog, rec, "acc_out") != clean))
+            got = assemble(program, rec, "acc_out")
+        corrupted = int(np.sum(got != clean))
         spatial, temporal = alarms(rec)
         alarm = spatial or temporal
         outcomes.append(Outcome(case, corrupted, alarm, classify(corrupted, alarm),
@@ -225,21 +258,100 @@ TABLE_ROWS = (
     ("output/x3", "output", "3 output values corrupted (random bits)"),
     ("output/x2-cancel", "output", "2 errors that cancel in their output row (same bit, "
                                    "opposite values: invisible to the spatial check)"),
-    ("act/inner", "—", "activation register faults in columns 1…C−1 (flip + stuck-at)"),
+    ("stream/inner", "—", "activation register faults in columns 1…C−1 (flip + stuck-at)"),
     ("sanity/all", "—", "faults in the sanity column's PEs (flip + stuck-at)"),
 )
 
+#: The rows whose injected sites differ from WS's (:data:`TABLE_ROWS`), per dataflow.  IS keeps
+#: the inputs in the array and streams the weights (their entry: column 0); OS streams both
+#: (activations enter at column 0, weights at row 0) and keeps the partial sums.
+TABLE_ROWS_BY_DATAFLOW = {
+    "is": {
+        "input/flip": "single flip of a stationary input register (columns 0…C−1; one input "
+                      "element of one batch row, for the rest of the stream)",
+        "input/stuck": "stuck-at bit of a stationary input register (columns 0…C−1)",
+        "weight/stuck": "stuck-at bit of a column-0 weight register (that weight element of "
+                        "every streamed neuron, seen by every column)",
+        "stream/inner": "weight register faults in columns 1…C−1 (flip + stuck-at)",
+        "sanity/all": "faults in the sanity input column's PEs (flip + stuck-at)",
+    },
+    "os": {
+        "input/flip": "single flip of a column-0 activation register (rows 0…R−1)",
+        "input/stuck": "stuck-at bit of a column-0 activation register (rows 0…R−1)",
+        "weight/stuck": "stuck-at bit of a row-0 weight register (columns 0…C−1)",
+        "stream/inner": "activation and weight register faults past the entry PEs (flip + "
+                        "stuck-at)",
+        "sanity/all": "faults in the sanity row's and the sanity column's PEs (flip + "
+                      "stuck-at)",
+    },
+}
 
-def _flip_cycles(program: Program) -> np.ndarray:
-    """Cycles in which the product is in flight (first streamed input to last output)."""
-    start = int(np.flatnonzero(program.inputs["in_valid"])[0])
+
+def table_rows(dataflow) -> tuple[tuple[str, str, str], ...]:
+    """:data:`TABLE_ROWS` with the descriptions of ``dataflow``'s injected sites."""
+    own = TABLE_ROWS_BY_DATAFLOW.get(str(dataflow), {})
+    return tuple((key, row, own.get(key, text)) for key, row, text in TABLE_ROWS)
+
+
+def table_6_1_claims(dataflow) -> dict:
+    """Table 6.1's guarantees per hardware check of ``dataflow``.
+
+    Table 6.1 (000 L1150–L1160) names the checks after WS: *spatial* is the sanity neuron
+    (Eq. 6.5, a column of weights' negated sums), *temporal* the sanity input (Eq. 6.7).  OS
+    builds them alike (sanity neuron column, sanity row of inputs); IS swaps them: its spatial
+    checksum is the sanity *input* column (the stationary inputs' negated sums) and its
+    temporal checksum the sanity *neuron* in the weight stream, so each IS check carries the
+    other's guarantees.
+    """
+    if str(dataflow) != "is":
+        return TABLE_6_1
+    return {kind: {"spatial": g["temporal"], "temporal": g["spatial"], "both": g["both"]}
+            for kind, g in TABLE_6_1.items()}
+
+
+def site_kinds(cfg) -> dict:
+    """Predicates on a PE fault: the error location each of the campaign's rows injects."""
+    R, C = cfg.rows, cfg.cols
+
+    def data(f):
+        return f.row < R and f.col < C
+
+    def reg(f, name):
+        return f.register == name and data(f)
+
+    if cfg.dataflow is Dataflow.IS:
+        kinds = {"input": lambda f: reg(f, "act"),
+                 "weight": lambda f: reg(f, "weight") and f.col == 0,
+                 "inner": lambda f: reg(f, "weight") and f.col > 0}
+    elif cfg.dataflow is Dataflow.OS:
+        kinds = {"input": lambda f: reg(f, "act") and f.col == 0,
+                 "weight": lambda f: reg(f, "weight") and f.row == 0,
+                 "inner": lambda f: (reg(f, "act") and f.col > 0)
+                 or (reg(f, "weight") and f.row > 0)}
+    else:
+        kinds = {"input": lambda f: reg(f, "act") and f.col == 0,
+                 "weight": lambda f: reg(f, "weight"),
+                 "inner": lambda f: reg(f, "act") and f.col > 0}
+    return {**kinds, "output": lambda f: reg(f, "psum"), "sanity": lambda f: not data(f)}
+
+
+def _flip_cycles(cfg, program: Program) -> np.ndarray:
+    """Cycles in which the product is in flight (first streamed input to last output).
+
+    OS has no ``in_valid``: its streams start after the configuration cycles.
+    """
+    if "in_valid" in program.inputs:
+        start = int(np.flatnonzero(program.inputs["in_valid"])[0])
+    else:
+        start = cfg.config_cycles
     return np.arange(start, program.cycles)
 
 
-def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -> list:
+def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int, K: int) -> list:
     """Pairs of flips on two results of one output row, same bit, opposite bit values.
 
-    The two errors are +2**b and −2**b, so the row still sums to zero.
+    The two errors are +2**b and −2**b, so the row still sums to zero (the row the spatial
+    checksum sums: WS, OS a row of outputs over the neurons; IS a neuron over the batch rows).
     """
     rows = sorted(set(program.out_cycle.ravel().tolist()))
     lanes = sorted(set(program.out_lane.ravel().tolist()))
@@ -252,16 +364,21 @@ def _cancelling_pairs(cfg, program: Program, clean_rec: dict, rng, count: int) -
         bit = int(rng.integers(cfg.acc_bits))
         v1, v2 = (int(clean_rec["acc_out"][row, u]) >> bit & 1 for u in (u1, u2))
         if v1 != v2:
-            out.append(output_error_faults(cfg, [(row, u1), (row, u2)], [bit, bit]))
+            out.append(output_error_faults(cfg, [(row, u1), (row, u2)], [bit, bit], program,
+                                           K))
     return out
 
 
-def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
+def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int, K: int,
                      flips: int | None, combos: int) -> dict[str, tuple[list, int | None, bool]]:
-    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population, exhaustive)``."""
+    """The cases of every row of :data:`TABLE_ROWS`: ``key → (cases, population, exhaustive)``.
+
+    The sites of each row follow the dataflow (:func:`site_kinds`, :func:`table_rows`).
+    """
     C = cfg.cols
+    kind = site_kinds(cfg)
     clean_rec = simulate(cfg, program)
-    cycles = _flip_cycles(program)
+    cycles = _flip_cycles(cfg, program)
     stuck = exhaustive_faults(cfg)
     results = result_positions(program)
 
@@ -274,13 +391,11 @@ def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
         return [Fault(*population[i // len(cycles)], "flip", int(cycles[i % len(cycles)]))
                 for i in idx], size
 
-    def col0_act(f):
-        return f.register == "act" and f.col == 0
-
     def combo_cases(k):
         chosen = sample_combinations(len(results), k, combos, rng)
         return [output_error_faults(cfg, [results[i] for i in c],
-                                    rng.integers(0, cfg.acc_bits, k)) for c in chosen]
+                                    rng.integers(0, cfg.acc_bits, k), program, K)
+                for c in chosen]
 
     def every(cases):  # an exhaustive row: (cases, population, exhaustive)
         return cases, len(cases), True
@@ -289,24 +404,23 @@ def _table_6_1_cases(cfg, rng: np.random.Generator, program: Program, m: int,
         return cases, population, False
 
     groups = {}
-    groups["input/flip"] = sampled(*flip_sample(col0_act))
-    groups["input/stuck"] = every([f for f in stuck if col0_act(f)])
-    groups["weight/stuck"] = every([f for f in stuck if f.register == "weight" and f.col < C])
+    groups["input/flip"] = sampled(*flip_sample(kind["input"]))
+    groups["input/stuck"] = every([f for f in stuck if kind["input"](f)])
+    groups["weight/stuck"] = every([f for f in stuck if kind["weight"](f)])
     bias_cases = bias_errors(cfg, m, C, rng)
     # every (column, bit); the row of a one-row error is drawn at random
     groups["bias/one"] = sampled([b for b in bias_cases if b.row is not None])
     groups["bias/word"] = every([b for b in bias_cases if b.row is None])
-    groups["output/flip"] = sampled(*flip_sample(lambda f: f.register == "psum" and f.col < C))
-    groups["output/stuck"] = every([f for f in stuck if f.register == "psum" and f.col < C])
+    groups["output/flip"] = sampled(*flip_sample(kind["output"]))
+    groups["output/stuck"] = every([f for f in stuck if kind["output"](f)])
     for k in (1, 2, 3):  # position sets, each with random bits
         groups[f"output/x{k}"] = sampled(combo_cases(k))
     groups["output/x2-cancel"] = sampled(_cancelling_pairs(cfg, program, clean_rec, rng,
-                                                           combos))
-    inner, _ = flip_sample(lambda f: f.register == "act" and 0 < f.col < C)
-    groups["act/inner"] = sampled(inner + [f for f in stuck
-                                           if f.register == "act" and 0 < f.col < C])
-    san, _ = flip_sample(lambda f: f.col >= C)
-    groups["sanity/all"] = sampled(san + [f for f in stuck if f.col >= C])
+                                                           combos, K))
+    inner, _ = flip_sample(kind["inner"])
+    groups["stream/inner"] = sampled(inner + [f for f in stuck if kind["inner"](f)])
+    san, _ = flip_sample(kind["sanity"])
+    groups["sanity/all"] = sampled(san + [f for f in stuck if kind["sanity"](f)])
 
     return groups
 
@@ -315,15 +429,17 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
                        flips: int | None = None, combos: int = 300) -> dict:
     """Measure Table 6.1 on the accelerator (``cfg.checksum == "both"``, fault hooks on).
 
-    One random single-pass product (M = ``m`` rows, K = R, N = C, nonzero weights, a bias),
-    temporal batches of ``batch``; for each row of :data:`TABLE_ROWS` the cases are run on
-    the cycle model and counted per check (spatial alarm, temporal alarm, either).  Stuck-at
-    faults and bias errors are exhaustive; single flips are sampled, ``flips`` per row
-    (default: the statistical size of SPEC §7 for the population of (register, bit, cycle));
-    multiple-output errors ``combos`` per row.  Returns ``{"product": …, "rows": {key:
-    {"population", "cases", "exhaustive", "spatial", "temporal", "any"}}}`` with
-    :func:`coverage_table` rows for the three checks; ``population`` is known (not None)
-    for the exhaustive rows and the flip samples.
+    On every dataflow (the sites of each row follow it: :func:`table_rows`; IS's checks carry
+    each other's guarantees: :func:`table_6_1_claims`).  One random product (M = ``m`` rows,
+    K = R, N = C, nonzero weights, a bias; one pass on WS), temporal batches of ``batch`` (OS:
+    a tile's R rows); for each
+    row of :data:`TABLE_ROWS` the cases are run on the cycle model and counted per check
+    (spatial alarm, temporal alarm, either).  Stuck-at faults and bias errors are exhaustive;
+    single flips are sampled, ``flips`` per row (default: the statistical size of SPEC §7 for
+    the population of (register, bit, cycle)); multiple-output errors ``combos`` per row.
+    Returns ``{"product": …, "rows": {key: {"population", "cases", "exhaustive", "spatial",
+    "temporal", "any"}}}`` with :func:`coverage_table` rows for the three checks; ``population``
+    is known (not None) for the exhaustive rows and the flip samples.
     """
     if cfg.checksum != "both" or not cfg.fault_hooks:
         raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
@@ -334,9 +450,13 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     B = rng.integers(wlo, whi, (R, C))
     B[B == 0] = 1  # a zero weight turns some faults into input-like ones (see the docs)
     bias = rng.integers(wlo, whi, C)
-    opts = {"bias": bias, "temporal_batch": batch}
+    if cfg.dataflow is Dataflow.OS:  # its temporal batch is a tile's R rows (the sanity row)
+        batch = R
+        opts = {"bias": bias}
+    else:
+        opts = {"bias": bias, "temporal_batch": batch}
     program = build_program(cfg, A, B, **opts)
-    groups = _table_6_1_cases(cfg, rng, program, m, flips, combos)
+    groups = _table_6_1_cases(cfg, rng, program, m, R, flips, combos)
     rows = {}
     for key, (cases, population, exhaustive) in groups.items():
         outcomes = run_campaign(cfg, A, B, cases, **opts)

@@ -21,9 +21,9 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError
 from ftaccel.golden.accelerator import simulate
 from ftaccel.golden.array import cycle_count, latency, temporal_batch_max, temporal_stream_len
-from ftaccel.golden.campaign import table_6_1_campaign
+from ftaccel.golden.campaign import table_6_1_campaign, table_6_1_claims
 from ftaccel.golden.output_stage import output_stage
-from ftaccel.golden.schedule import build_program
+from ftaccel.golden.schedule import assemble, build_program
 from ftaccel.tb.accelerator import mismatches, rtl_matmul
 
 
@@ -136,7 +136,7 @@ def test_table_6_1_exact_mode_every_guarantee(campaigns):
     assert _rate(rows["weight/stuck"], "spatial") == 1.0           # Lemma 2
     assert _rate(rows["weight/stuck"], "temporal") == 0.0          # weights are not covered
     for key in ("bias/one", "bias/word", "output/flip", "output/stuck", "output/x1",
-                "output/x2", "output/x3", "output/x2-cancel", "act/inner"):
+                "output/x2", "output/x3", "output/x2-cancel", "stream/inner"):
         assert _rate(rows[key], "any") == 1.0, key                 # "both": up to 3 errors
         assert rows[key]["any"]["sdc"] == 0
     for key in ("bias/one", "output/flip", "output/x1"):           # single errors: each check
@@ -147,6 +147,66 @@ def test_table_6_1_exact_mode_every_guarantee(campaigns):
     # (M = 6) that is 4·2**b, which vanishes modulo 2**P for the top two bits b of each word.
     P = _cfg(max_k=64).acc_bits
     assert _rate(rows["bias/word"], "temporal") == pytest.approx(1 - 2 / P)
+
+
+@pytest.fixture(scope="module", params=["is", "os"])
+def other_dataflow_campaign(request):
+    seed = 20261229 + ["is", "os"].index(request.param)
+    print(f"campaign seed {seed}")
+    cfg = _cfg(rows=3, cols=3, dataflow=request.param, checksum="both", temporal_mode="exact",
+               fault_hooks=True)
+    return cfg, table_6_1_campaign(cfg, np.random.default_rng(seed), flips=40, combos=30)
+
+
+def test_table_6_1_on_is_and_os(other_dataflow_campaign):
+    """Table 6.1 measured on IS and OS (exact mode), the checks named by what they sum.
+
+    The *input* check (a sanity input: WS/OS temporal, the sanity row on OS; IS spatial, the
+    sanity input column) catches input errors only, the *neuron* check (a sanity neuron: WS/OS
+    spatial, IS temporal, in the weight stream) weight errors only (Lemmas 1–2); together up to
+    three output errors, every bias error and every single output error; the checks' own PEs
+    never cause a silent error.
+    """
+    cfg, res = other_dataflow_campaign
+    rows = res["rows"]
+    inp, neuron = ("spatial", "temporal") if cfg.dataflow == "is" else ("temporal", "spatial")
+    assert table_6_1_claims(cfg.dataflow)["input"][inp] == 1
+    assert table_6_1_claims(cfg.dataflow)["weight"][neuron] == 1
+    for key in ("input/flip", "input/stuck"):
+        assert _rate(rows[key], inp) == 1.0, key
+    assert _rate(rows["input/stuck"], neuron) == 0.0
+    assert _rate(rows["weight/stuck"], neuron) == 1.0
+    assert _rate(rows["weight/stuck"], inp) == 0.0
+    for key in ("bias/one", "bias/word", "output/flip", "output/stuck", "output/x1",
+                "output/x2", "output/x3", "output/x2-cancel", "stream/inner"):
+        assert _rate(rows[key], "any") == 1.0, key
+        assert rows[key]["any"]["sdc"] == 0
+    for key in ("bias/one", "output/flip", "output/x1"):
+        assert _rate(rows[key], "spatial") == 1.0 and _rate(rows[key], "temporal") == 1.0, key
+    assert _rate(rows["output/x2-cancel"], "spatial") == 0.0  # they cancel in the summed row
+    assert rows["sanity/all"]["any"]["sdc"] == 0
+    assert rows["sanity/all"]["any"]["false_alarm"] > 0  # the sanity PEs are really hit
+
+
+@pytest.mark.parametrize("dataflow", ["is", "os"])
+def test_output_error_faults_corrupt_exactly_their_output(rng, dataflow):
+    """Each flip of :func:`output_error_faults` changes its own result only, by 2**bit."""
+    from ftaccel.golden.campaign import output_error_faults, result_positions
+
+    cfg = _cfg(rows=3, cols=3, dataflow=dataflow, checksum="both", fault_hooks=True)
+    A = rng.integers(-128, 128, (5, 3))
+    B = rng.integers(-128, 128, (3, 4))
+    program = build_program(cfg, A, B)
+    clean = assemble(program, simulate(cfg, program), "acc_out")
+    where = {(int(program.out_cycle[m, n]), int(program.out_lane[m, n])): (m, n)
+             for m in range(5) for n in range(4)}
+    for pos in result_positions(program):
+        bit = int(rng.integers(cfg.acc_bits - 1))
+        (fault,) = output_error_faults(cfg, [pos], [bit], program, K=3)
+        got = assemble(program, simulate(cfg, program, fault), "acc_out")
+        diff = np.argwhere(got != clean)
+        assert [tuple(d) for d in diff] == [where[pos]], (pos, fault)
+        assert abs(int(got[where[pos]]) - int(clean[where[pos]])) == 1 << bit
 
 
 def test_table_6_1_residue_mode_loses_what_is_documented(campaigns):
@@ -189,8 +249,11 @@ def test_rtl_replays_campaign_faults(rng):
 
 
 def test_bad_options():
-    with pytest.raises(ConfigError, match="checksum"):
-        AcceleratorConfig(dataflow="is", checksum="temporal")
+    # every dataflow takes the checksums; one combination remains refused (issue 29)
+    for dataflow in ("is", "os"):
+        assert AcceleratorConfig(dataflow=dataflow, checksum="both").checksum == "both"
+    with pytest.raises(ConfigError, match="'none' with bypass on dataflow 'os'"):
+        AcceleratorConfig(dataflow="os", checksum="temporal", bypass=True)
     with pytest.raises(ConfigError, match="temporal_mode"):
         AcceleratorConfig(checksum="temporal", temporal_mode="wide")
     with pytest.raises(ConfigError, match="temporal_batch_bits"):

@@ -144,6 +144,12 @@ def test_lcu_batch_larger_than_the_buffer(cli):
     assert "lcu_depth = 4" in err and "10 output-buffer rows" in err
 
 
+def test_checksum_with_os_bypass_names_the_unit_and_the_dataflow(cli):
+    """The one unit combination a dataflow still refuses (issue 29): exit 2, one line."""
+    err = cli(*MM, "--dataflow", "os", "--checksum", "both", "--bypass", "-o", "C.npy")
+    assert "invalid checksum = 'both'" in err and "bypass on dataflow 'os'" in err
+
+
 def test_bypass_map_with_minus_one_is_a_value_error_not_a_shape_error(cli, tmp_path):
     np.save(tmp_path / "map.npy", np.array([[0, -1], [0, 0]]))
     err = cli(*MM, "--bypass", "--bypass-map", "map.npy", "-o", "C.npy")
