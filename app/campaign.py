@@ -452,6 +452,9 @@ def _protections(items, cfg, base=None) -> list[dict]:
         elif kind == "sanity":
             q["checksum"] = _get(p, "checksum", path, str, "both")
             q["temporal_mode"] = _get(p, "temporal_mode", path, str, "residue")
+            if _dataflow_of(cfg) == "os" and "temporal_batch" in p:  # (issue 29)
+                raise _err(f"{path}.temporal_batch", "none on dataflow 'os' (its temporal "
+                                                     "batch is a tile's R rows)")
             q["temporal_batch"] = _get(p, "temporal_batch", path, int, 15)
             if q["checksum"] not in ("spatial", "temporal", "both"):
                 raise _err(f"{path}.checksum", "spatial, temporal or both")
@@ -515,6 +518,13 @@ def _default_name(q: dict) -> str:
     return k
 
 
+def _dataflow_of(cfg) -> str:
+    """The dataflow of an accelerator configuration or its dict (``"ws"`` when not given)."""
+    if isinstance(cfg, dict):
+        return str(cfg.get("dataflow", "ws"))
+    return str(getattr(cfg, "dataflow", "ws"))
+
+
 def to_protection(q: dict, cfg=None) -> Protection:
     """A spec protection as a :class:`app.netcampaign.Protection`.
 
@@ -533,10 +543,13 @@ def to_protection(q: dict, cfg=None) -> Protection:
                                             "median_variant": q["variant"]},
                           layers=_tuple(q.get("layers")))
     if kind == "sanity":
+        # OS: the temporal batch is a tile's R rows, not a run-time option (issue 29)
+        os_flow = _dataflow_of(cfg) == "os"
         bits = max(1, int(q["temporal_batch"]).bit_length())
         cfg = {"checksum": q["checksum"], "temporal_mode": q["temporal_mode"],
                "temporal_batch_bits": bits}
-        units = {"temporal_batch": q["temporal_batch"]} if q["checksum"] != "spatial" else {}
+        units = {"temporal_batch": q["temporal_batch"]} \
+            if q["checksum"] != "spatial" and not os_flow else {}
         return Protection(q["name"], kind, cfg, units)
     if kind == "bypass":
         return Protection(q["name"], kind, {"bypass": True}, {}, q["threshold"])

@@ -165,3 +165,109 @@ def test_checksums_flag_pe_faults_on_is_and_os(dataflow, extra, batch, faults):
         corrupted = not np.array_equal(run.acc, clean.acc)
         assert corrupted or row == cfg.rows or col == cfg.cols, fault
         assert max(run.alarms.values()) > 0, (fault, run.alarms)
+
+
+CAMPAIGN = """
+[campaign]
+name = "fig610-{dataflow}"
+seed = {seed}
+chunk = 8
+
+[network]
+model = "digits-mlp"
+
+[data]
+images = 24
+
+[accelerator]
+rows = 4
+cols = 4
+dataflow = "{dataflow}"
+
+[[protections]]
+kind = "none"
+
+[[protections]]
+kind = "sanity"
+checksum = "both"
+{batch}
+[[protections]]
+kind = "median"
+window = 3
+
+[faults]
+model = "register"
+modes = ["sa0", "sa1", "flip"]
+
+[sample]
+method = "statistical"
+margin = 0.15
+confidence = 0.9
+"""
+
+
+@pytest.mark.slow  # about 30–60 s each (cycle-model re-runs of whole networks)
+@pytest.mark.parametrize("dataflow", ["is", "os"])
+def test_campaign_fig_6_10_on_is_and_os(tmp_path, dataflow):
+    """000 Fig. 6.10 on IS and OS: every error-caused misprediction detected, no false alarm.
+
+    A register-fault campaign (fast fault model) with Sanity-Check both; the fault-free run of
+    every protection raises no alarm (cycle model), and a few traced faults re-run on the
+    cycle model give the campaign's outcome.
+    """
+    import json
+
+    from ftaccel.app.campaign import build_context, load_spec, run_campaign
+    from ftaccel.golden.network import CycleEngine, LayerOptions, run
+
+    seed = SEED + 200 + ["is", "os"].index(dataflow)
+    print(f"seed {seed}")
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(CAMPAIGN.format(
+        dataflow=dataflow, seed=seed,
+        batch="temporal_batch = 3\n" if dataflow == "is" else ""))
+    run_campaign(spec_path, tmp_path / "out", workers=0, progress=False)
+    data = json.loads((tmp_path / "out" / "campaign.json").read_text())
+    sanity = data["protections"]["sanity-both"]
+    cov = sanity["misprediction_coverage"]
+    print(f"{dataflow}: {cov['detected']}/{cov['faults']} error-caused mispredictions detected")
+    assert cov["faults"] > 0 and cov["detected"] == cov["faults"], cov
+    assert sanity["outcomes"]["critical"] == 0 and sanity["outcomes"]["sdc"] == 0
+    ctx = build_context(load_spec(spec_path))
+    for prot in ctx.protections:  # no false alarm: the fault-free networks, cycle by cycle
+        c = ctx.clean[prot.name]
+        res = run(ctx.model, ctx.x, CycleEngine(c.cfg), units=dict(c.units),
+                  options={i: LayerOptions(units=u)
+                           for i, u in ctx.layer_units[prot.name].items()})
+        assert sum(sum(st.alarms.values()) for st in res.layers) == 0, prot.name
+        assert np.array_equal(res.logits, c.logits), prot.name
+    with (tmp_path / "out" / "trace.csv").open() as fh:
+        import csv
+
+        rows = [r for r in csv.DictReader(fh) if r["protection"] == "sanity-both"]
+    for r in rows[:2]:  # the fast model's outcome, again on the cycle model
+        c = ctx.clean["sanity-both"]
+        stuck = r["mode"] != "flip"
+        f = Fault(int(r["pe_row"]), int(r["pe_col"]), r["register"], int(r["bit"]), r["mode"],
+                  0 if stuck else int(r["cycle"]))
+        layers = [i for i in ctx.products if stuck or ctx.model.layers[i].name == r["layer"]]
+        opts = {i: LayerOptions(fault=f, units=ctx.layer_units["sanity-both"].get(i, {}))
+                for i in layers}
+        res = run(ctx.model, ctx.x, CycleEngine(c.cfg.replace(fault_hooks=True)),
+                  units=dict(c.units), options=opts)
+        alarms = sum(sum(st.alarms.values()) for st in res.layers)
+        changed = bool((res.logits != c.logits).any())
+        want = "detected" if alarms else ("masked" if not changed else "other")
+        assert r["outcome"] == want, r
+
+
+def test_campaign_refuses_a_temporal_batch_on_os(tmp_path):
+    """OS's temporal batch is a tile's R rows: a spec that sets one is refused, naming it."""
+    from ftaccel.app.campaign import CampaignError, load_spec
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(CAMPAIGN.format(dataflow="os", seed=1, batch="temporal_batch = 3\n"))
+    with pytest.raises(CampaignError, match=r"protections\[1\]\.temporal_batch.*dataflow 'os'"):
+        load_spec(spec)
+    spec.write_text(CAMPAIGN.format(dataflow="is", seed=1, batch="temporal_batch = 3\n"))
+    assert load_spec(spec)["protections"][1]["temporal_batch"] == 3
