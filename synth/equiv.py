@@ -44,6 +44,7 @@ from ftaccel.rtl_gen.median import (
     emit_median_array,
     emit_median_core,
     emit_median_unit,
+    emit_windowed_median_lane,
     expected_counts,
 )
 from ftaccel.synth.yosys import YosysError, run_yosys
@@ -51,7 +52,7 @@ from ftaccel.synth.yosys import YosysError, run_yosys
 __all__ = ["EquivalenceResult", "prove_equivalent", "coarse_cell_counts", "COMPARATOR_CELLS",
            "MUX_CELLS", "PAPER_PER_WINDOW", "median_array_reference",
            "median_cell_counts", "median_unit_reference", "prove_median_array",
-           "prove_median_cores", "prove_median_unit"]
+           "prove_median_cores", "prove_median_unit", "prove_windowed_median"]
 
 #: Word-level cells that are comparators before/after ``alumacc`` (which turns ``$lt`` & co.
 #: into ``$alu``; our median designs contain no other arithmetic).
@@ -442,6 +443,27 @@ def prove_median_array(*, width: int, lanes: int, window: int, variant: str, wor
     return prove_equivalent(gold_path, gate, gold_top=gold_top, gate_top=gate_top,
                             work_dir=work / "proof", sequential=True)
 
+
+
+def prove_windowed_median(*, width: int, window: int, work_dir: Path,
+                          gate: Path | None = None, gate_top: str | None = None,
+                          max_steps: int = 8) -> EquivalenceResult:
+    """Prove the comparator-sharing ``WindowedMedianLane`` equal to the plain one (IS / OS).
+
+    Sequential: equal outputs cycle by cycle from reset, by temporal induction (``max_steps``
+    deep; the shared lane's comparison flags are a function of its last ``window − 1`` inputs,
+    so induction closes after ``window`` steps).  ``gate``/``gate_top`` replace the shared lane
+    by another Verilog module (the tests check that a broken one fails).
+    """
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    plain, plain_top = emit_windowed_median_lane(width=width, window=window, variant="plain",
+                                                 out_dir=work)
+    if gate is None:
+        gate, gate_top = emit_windowed_median_lane(width=width, window=window,
+                                                   variant="shared", out_dir=work)
+    return prove_equivalent(plain, gate, gold_top=plain_top, gate_top=gate_top,
+                            work_dir=work / "proof", sequential=True, max_steps=max_steps)
 
 
 def median_cell_counts(*, width: int, lanes: int, window: int, variant: str, work_dir: Path,
