@@ -74,6 +74,7 @@ from ftaccel.golden.network import (
     Product,
     ProductResult,
     product_layers,
+    requant_columns,
 )
 
 __all__ = ["PlacementError", "LayerProtection", "Protected", "protect", "place",
@@ -323,6 +324,11 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
         raise ValueError(f"invalid voter = {voter!r}: one of {', '.join(VOTERS)}")
     if not model.quantized:
         raise ValueError(f"model {model.name} is not quantised")
+    if method == "lcu" and model.fixed:
+        raise ValueError(f"model {model.name} has fixed-point output stages (scales as its "
+                         f"quantiser gave them); the LCU's split lanes halve by one more "
+                         f"power-of-two shift, which the multiplier path does not have: protect "
+                         f"it with tmr")
     prods = product_layers(model)
     layers = list(model.layers)
     out, skipped = {}, {}
@@ -359,9 +365,12 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
         halve = method == "lcu" and lcu_mode == "halve"
         j, nxt = _extend_consumer(_with(model, layers), li, copies, "copy" if halve else "zero")
         layers[j] = nxt
+        rq = layer.requant
+        if rq is not None:  # a per-channel multiplier follows its copies
+            rq = requant_columns(rq, np.concatenate([np.arange(N), copies]))
         layers[li] = dataclasses.replace(
             layer, weights=np.concatenate([w, np.take(w, copies, axis=-1)], axis=-1),
-            bias=np.concatenate([layer.bias, layer.bias[copies]]))
+            bias=np.concatenate([layer.bias, layer.bias[copies]]), requant=rq)
         Np = N + len(copies)
         groups = [[int(ci)] + [N + reps * k + r for r in range(reps)]
                   for k, ci in enumerate(crit)]
@@ -453,7 +462,6 @@ class FaultEngine:
     def product(self, p: Product) -> ProductResult:
         from ftaccel.golden.fault_models import faulty_product
         from ftaccel.golden.lcu import lcu
-        from ftaccel.golden.output_stage import output_stage
         from ftaccel.golden.tmr import vote_columns
 
         from .nvf import flip_bits
@@ -484,8 +492,10 @@ class FaultEngine:
                 from ftaccel.golden.bypass import pruned_matmul
 
                 acc = pruned_matmul(cfg.dataflow, p.A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         split=None if split is None else np.asarray(split, dtype=bool))
+        # wide: a fault can push the accumulator beyond gemmlowp's 32 bits (the hardware's
+        # fixed-point path still gives a value)
+        q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
+                            split=None if split is None else np.asarray(split, dtype=bool))
         if p.index in self.flips:
             rows, col, bit = self.flips[p.index]
             col = col - p.part  # a depthwise node's channel c is column 0 of its product c

@@ -78,6 +78,7 @@ at the faulty layer from recorded activations when the fault is in one layer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,7 +89,6 @@ from .faults import MODES, Fault, inject_bit_errors
 from .intmath import exact_matmul
 from .mapping import tiles
 from .network import FunctionalEngine, Product, ProductResult, units_matrix
-from .output_stage import output_stage
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
            "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
@@ -554,8 +554,7 @@ class FastFaultEngine(FunctionalEngine):
         lcu = units.get("split") is not None or units.get("lcu_pairs") is not None
         if p.fault is None and errors is None and stored is None and act_errors is None and (
                 self.checked or lcu):
-            res = super().product(Product(p.index, p.name, p.A, p.B, p.bias, p.relu, p.shift,
-                                          None, units))
+            res = super().product(dataclasses.replace(p, fault=None, units=units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
             return _vote(cfg, res, triples, voter)
         A_in, B, gen_A, chk_B = p.A, p.B, None, None
@@ -572,8 +571,10 @@ class FastFaultEngine(FunctionalEngine):
                                      temporal_batch=units.get("temporal_batch"),
                                      errors=errors, gen_A=gen_A, chk_B=chk_B)
         split = units.get("split")
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         split=None if split is None else np.asarray(split, dtype=bool))
+        # wide: a fault can push the wrapped accumulator plus its bias beyond gemmlowp's 32
+        # bits; the fixed-point path then gives what the hardware's does
+        q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
+                            split=None if split is None else np.asarray(split, dtype=bool))
         pairs = units.get("lcu_pairs")
         if pairs is not None and len(pairs):
             # the LCU controller corrects the captured words after the layer (the faults
@@ -852,8 +853,7 @@ class HookedErrorsEngine:
             raise ModelError(f"layer {p.name}: a register fault and hooked errors at once")
         units = dict(p.units)
         units.pop("errors", None)
-        program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
-                                **units)
+        program = build_program(cfg, p.A, p.B, bias=p.bias, **p.program_args(), **units)
         errs = self.errors.get(p.index)
         if errs is not None and len(errs):
             M, K = p.A.shape
