@@ -432,7 +432,7 @@ _RESCALE_MAX_EXP = 48
 class Rescale:
     """A host node's requantisation between tensors of arbitrary scales (fixed-point path).
 
-    Output ``y = clamp(z + round_half_even(Σ_i m_i·(q_i − z_i) / (n · 2**e)), lo, hi)`` for
+    Output ``y = clamp(round_half_even(z + Σ_i m_i·(q_i − z_i) / (n · 2**e)), lo, hi)`` for
     inputs ``q_i`` with zero points ``z_i``: input ``i``'s scale ratio ``s_i / s_y`` is held as
     ``m_i / 2**e`` (:meth:`of`: the largest ``m_i`` in ``[2**30, 2**31)``, one exponent for
     all inputs, each ``m_i`` rounded to nearest), ``n`` is 1 (Add, Concat, a change of scale)
@@ -478,7 +478,9 @@ class Rescale:
         num = sum(np.int64(m) * np.asarray(t, dtype=np.int64)
                   for m, t in zip(self.multipliers, terms, strict=True))
         den = np.asarray(divisor, dtype=np.int64) << np.int64(self.exponent)
-        return np.clip(_div_half_even(num, den) + self.zero_point, *self.bounds(bits))
+        # the zero point is added before rounding (onnxruntime's nearbyintf(y / s + z)): it
+        # decides which way an exact tie goes
+        return np.clip(_div_half_even(num + self.zero_point * den, den), *self.bounds(bits))
 
     def apply(self, xs, bits: int) -> np.ndarray:
         """``y`` of the inputs ``xs`` (one array per multiplier)."""
