@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -791,6 +791,66 @@ def split_multiplier(real: float) -> tuple[int, int]:
     return (direct, 0) if cost_direct <= cost_normal else (m0, n)
 
 
+def mlas_requantize(acc, scale) -> np.ndarray:
+    """The float requantisation of int32 accumulators in onnxruntime (MLAS), before the zero point.
+
+    ``float32(acc) · float32(scale)`` rounded to float32, then to the nearest integer with
+    ties to even (``cvtps2dq``): the reference :func:`ort_multiplier` matches.
+    """
+    return np.rint(np.asarray(acc, np.int64).astype(np.float32) * np.float32(scale)).astype(
+        np.int64)
+
+
+def _fixed_round(a: np.ndarray, m0: int, n: int) -> np.ndarray:
+    """The hardware's fixed-point rounding of accumulators ``a`` (before the zero point)."""
+    t = (a * np.int64(m0) + (1 << 30)) >> 31
+    return t if n == 0 else (t + (1 << (n - 1)) - (t < 0)) >> n
+
+
+def ort_multiplier(real: float, amax: int) -> tuple[int, int]:
+    """``(M0, n)`` that agrees with onnxruntime's float requantisation on the most accumulators.
+
+    onnxruntime computes ``round_even(float32(acc · M))`` (:func:`mlas_requantize`); where the
+    float32 product lands on a half the two roundings can differ, and no one fixed-point
+    multiplier reproduces every such tie (they go to the even neighbour, up for one
+    accumulator, down for another).  Among :func:`split_multiplier`'s split and the ``n = 0``
+    multipliers ``round(M·2**31) ± 4``, the one with the fewest differences over the
+    accumulators ``|acc| ≤ amax`` that can give an unsaturated output is kept, each
+    difference weighted by ``1 / |acc|`` (accumulators near zero are the frequent ones, so a
+    tie that cannot be matched is given up at the larger accumulator; ties: the nominal
+    split).  Only accumulators within a few units of ``(j + ½) / M`` can differ, so only those
+    are evaluated.
+    """
+    nominal = split_multiplier(real)
+    if nominal[0] == 0:
+        return nominal
+    # Only accumulators whose acc·M lies near a half can round differently: around each
+    # half h (|h| ≤ 130) the window the candidates' errors span, in accumulator units.
+    reach = int(min(amax, 130.0 / real + 2))
+    half = np.arange(-130, 130) + 0.5
+    slack = (np.abs(half) * 2.0 ** -22 + (np.abs(half) / real * 8 + 4) * 2.0 ** -31
+             + (2.0 ** -(nominal[1] + 1) if nominal[1] else 0.0)) / real
+    width = int(math.ceil(float(slack.max()))) + 1
+    near = (np.rint(half / real).astype(np.int64)[:, None]
+            + np.arange(-width, width + 1, dtype=np.int64)[None, :]).reshape(-1)
+    near = np.unique(near[(np.abs(near) <= reach) & (near != 0)])
+    if not near.size:
+        return nominal
+    want = mlas_requantize(near, real)
+    weight = 1.0 / np.maximum(np.abs(near), 1)
+
+    def cost(m0, n):
+        return float(np.sum(weight[_fixed_round(near, m0, n) != want]))
+
+    best = (cost(*nominal), nominal)
+    base = int(math.floor(real * 2.0 ** 31 + 0.5))
+    for m0 in range(max(base - 4, 1), min(base + 5, 1 << 31)):
+        c = cost(m0, 0)
+        if c < best[0]:
+            best = (c, (m0, 0))
+    return best[1]
+
+
 @dataclass
 class _Real:
     """A float tensor of a quantised graph: ``clip(s·(q − z), lo, hi)`` of int8 tensor ``q``.
@@ -810,7 +870,8 @@ class _Pending:
 
     ``kind``: ``product`` (``layer`` without its requantisation, ``acc_scale`` = s_a·s_w per
     output column), ``add``, ``concat`` or ``avgpool`` (``layer`` the pool) of the int8
-    tensors ``inputs``; ``lo``/``hi`` real clamp bounds (a fused ReLU / ReLU6).
+    tensors ``inputs``; ``lo``/``hi`` real clamp bounds (a fused ReLU / ReLU6); ``post`` the
+    max-pooling / flattening nodes met after it, applied to its int8 output.
     """
 
     kind: str
@@ -821,6 +882,7 @@ class _Pending:
     acc_scale: np.ndarray | None = None
     lo: float | None = None
     hi: float | None = None
+    post: list = field(default_factory=list)
 
 
 def _bounds(lo, hi, a, b):
@@ -1032,6 +1094,12 @@ class _QuantImporter(_Importer):
                 self.pendings[out] = self.pendings[x]
             else:
                 self.reals[out] = self.real(x, node, i)
+            return
+        if x in self.pendings and op in ("MaxPool", "Flatten", "Reshape", "Squeeze"):
+            # data movement after a float result: done on its int8 output once quantised
+            # (max and flattening commute with the monotone requantisation)
+            p = self.pendings[x]
+            self.pendings[out] = dataclasses.replace(p, post=[*p.post, (node, i, a)])
             return
         r = self.real(x, node, i)
         if op in ("MaxPool", "Flatten", "Reshape", "Squeeze"):
@@ -1261,22 +1329,33 @@ class _QuantImporter(_Importer):
 
     def finish(self, p: _Pending, out: str, qp: tuple) -> None:
         """Quantise pending result ``p`` at ``qp``: push its model node, output ``out``."""
+        if p.post:
+            mid = self.tmp(p.node)
+            self.finish(dataclasses.replace(p, post=[]), mid, qp)
+            for k, (node, i, a) in enumerate(p.post):
+                nxt = out if k == len(p.post) - 1 else self.tmp(node)
+                self.move(node, i, a, mid, nxt, None)
+                mid = nxt
+            return
         s_y, z_y = qp
         label = _label(p.node, p.i)
         lo, hi = self.qbound(p.lo, s_y, z_y), self.qbound(p.hi, s_y, z_y)
         if p.kind == "product":
             layer = p.layer
-            M = p.acc_scale.astype(np.float32) / np.float32(s_y)
-            pairs = []
-            for m in np.atleast_1d(M):
+            M = np.atleast_1d(p.acc_scale.astype(np.float32) / np.float32(s_y))
+            reach = (np.abs(layer.matrix).sum(axis=0) * 128 + np.abs(layer.bias)).astype(
+                np.int64)
+            chosen = {}  # one search per distinct multiplier, over its columns' reach
+            for m in np.unique(M):
                 if not (math.isfinite(float(m)) and 0 < float(m) < 1):
                     raise ModelError(f"{label}: requantisation multiplier s_a·s_w/s_y = "
                                      f"{float(m):g} is not below 1; the output stage only "
                                      f"shifts right (scale the output larger)")
                 try:
-                    pairs.append(split_multiplier(float(m)))
+                    chosen[float(m)] = ort_multiplier(float(m), int(reach[m == M].max()))
                 except ValueError as exc:
                     raise ModelError(f"{label}: {exc}") from None
+            pairs = [chosen[float(m)] for m in M]
             m0 = np.array([p_[0] for p_ in pairs], np.int64)
             n = np.array([p_[1] for p_ in pairs], np.int64)
             if np.all(m0 == m0[0]) and np.all(n == n[0]):
