@@ -624,11 +624,15 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer, unit_options
+    from ftaccel.app.network import AUTO_FIELDS, infer, unit_options
     from ftaccel.app.onnx_import import OnnxMissing
     from ftaccel.files import read_npy
 
     cfg = _config(args)
+    # without --config, the fields the user left out are chosen for the model (e.g. the
+    # multiplier for an int8 model with its own scales)
+    auto = () if args.config is not None else tuple(
+        f for f in AUTO_FIELDS if getattr(args, f, None) is None)
     try:
         bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
         units = unit_options(cfg, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
@@ -638,7 +642,8 @@ def cmd_infer(args) -> int:
                     images=args.images, engine=args.engine, sim=args.sim, units=units,
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
-                    flow_epochs=args.flow_epochs)
+                    flow_epochs=args.flow_epochs, auto=auto,
+                    sources={"protection": args.protection, "permutation": args.permutation})
     except _critical_errors() as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:

@@ -67,7 +67,8 @@ import numpy as np
 
 from ftaccel.golden.network import Model, ModelError
 
-__all__ = ["ZOO", "VARIANTS", "onnx_model", "model", "digits_input", "fit", "quantize",
+__all__ = ["ZOO", "VARIANTS", "onnx_model", "model", "digits_input", "adapt_digits", "fit",
+           "quantize",
            "agreement", "variant_name", "write_zoo", "describe_model", "main"]
 
 #: The zoo's networks.
@@ -94,15 +95,32 @@ def digits_input(name: str, images) -> np.ndarray:
     has three (module docstring).  ``images``: ``[N, 8, 8]`` or ``[N, 64]``.
     """
     _check(name)
+    return adapt_digits(images, _SHAPES.get(name, (3, 32, 32)))
+
+
+def adapt_digits(images, shape) -> np.ndarray:
+    """8×8 digits for a network whose input is ``shape`` (``(C, H, W)``, ``(H, W, C)`` or ``(F,)``).
+
+    ``(64,)``: the pixels as they are; an image of ``8·f × 8·f`` pixels: each pixel repeated
+    into an ``f × f`` block (nearest neighbour), the one channel replicated to ``C``; the
+    result is NCHW (``[N, C, H, W]``).  ModelError for any other shape.
+    """
     x = np.asarray(images, dtype=np.float32)
     if x.shape[1:] not in ((8, 8), (64,)):
-        raise ModelError(f"data: images of shape {x.shape[1:]}; the zoo adapts 8×8 digits "
-                         f"(or 64 pixels)")
+        raise ModelError(f"data: images of shape {x.shape[1:]}; only 8×8 digits (or their 64 "
+                         f"pixels) are adapted")
     x = x.reshape(len(x), 8, 8)
-    if name == "mlp7":
+    shape = tuple(int(d) for d in shape)
+    if shape == (64,):
         return x.reshape(len(x), 64)
-    x = x.repeat(4, axis=1).repeat(4, axis=2)[:, None]
-    return x if _SHAPES.get(name, (3,))[0] == 1 else np.repeat(x, 3, axis=1)
+    chw = [s for s in (shape, (shape[-1], *shape[:2]) if len(shape) == 3 else None)
+           if s is not None and len(s) == 3 and s[1] == s[2] and s[1] % 8 == 0 and s[0] <= 4]
+    if not chw:
+        raise ModelError(f"data: 8×8 digits do not adapt to an input of shape {shape}")
+    c, h, _ = chw[0]
+    f = h // 8
+    x = x.repeat(f, axis=1).repeat(f, axis=2)[:, None]
+    return np.repeat(x, c, axis=1)
 
 
 # -- building: ONNX nodes with a float forward on calibration images ---------------------------
