@@ -48,7 +48,10 @@ The accelerator computes the file's arithmetic exactly either way.
 **Agreement** (:func:`agreement`): an int8 file imported with
 :func:`app.onnx_import.load_onnx` and run by the golden engine, against onnxruntime's own
 execution of the same file: top-1 equal, and the int8 logits (onnxruntime's output divided by
-the output scale, plus the zero point) within ±1 LSB.
+the output scale, plus the zero point) within ±1 LSB.  onnxruntime runs with
+``session.qdqisint8allowed`` so that a QDQ file with int8 activations runs on its int8
+kernels, as its QOperator twin does; its x86 default converts them to uint8 + 128 and runs
+the uint8 kernels, which round some float32 ties the other way (the bench prints both).
 
 ``python -m ftaccel.app.zoo -o DIR`` writes every file, ``zoo.json`` and ``zoo.md`` (shape,
 MACs, parameters, accuracies, agreement).  onnx and onnxruntime are imported only here, and
@@ -68,7 +71,7 @@ import numpy as np
 from ftaccel.golden.network import Model, ModelError
 
 __all__ = ["ZOO", "VARIANTS", "onnx_model", "model", "digits_input", "adapt_digits", "fit",
-           "quantize",
+           "quantize", "ort_logits", "ort_int8", "compare", "fit_config",
            "agreement", "variant_name", "write_zoo", "describe_model", "main"]
 
 #: The zoo's networks.
@@ -305,7 +308,8 @@ def _digits(split: str, n: int | None = None):
 def _build(name: str, seed: int, classifier=None):
     """``(proto, features)``: the network on the BatchNorm images; ``classifier`` (W, b)."""
     _check(name)
-    rng = np.random.default_rng(seed)
+    # one stream per network and seed: two networks of the zoo never share weights
+    rng = np.random.default_rng([seed, ZOO.index(name)])
     cal = _digits("train", CALIBRATION_IMAGES)
     b = _Builder(rng, digits_input(name, cal.images))
     feats = _backbone(name, b)
@@ -407,18 +411,26 @@ def quantize(proto, name: str, variant: tuple, *, images: int = CALIBRATION_IMAG
         return onnx.load(out)
 
 
-def ort_logits(proto, x: np.ndarray) -> np.ndarray:
-    """The output onnxruntime gives for ``proto`` on inputs ``x`` (float32, CPU provider)."""
+def ort_logits(proto, x: np.ndarray, *, int8_kernels: bool = True) -> np.ndarray:
+    """The output onnxruntime gives for ``proto`` on inputs ``x`` (float32, CPU provider).
+
+    ``int8_kernels``: the session option ``session.qdqisint8allowed`` (module docstring):
+    QDQ nodes with int8 activations fuse into onnxruntime's int8 kernels, the ones its
+    QOperator twin runs; without it (its x86 default) they are converted to uint8 + 128 and
+    run on the uint8 kernels, whose requantisation rounds some float32 ties differently.
+    """
     import onnxruntime as ort  # optional dependency (module docstring)
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if int8_kernels:
+        options.add_session_config_entry("session.qdqisint8allowed", "1")
     sess = ort.InferenceSession(proto.SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: np.asarray(x, np.float32)})[0]
 
 
-def agreement(proto, name: str, images, *, cfg=None) -> dict:
+def agreement(proto, name: str, images, *, cfg=None, int8_kernels: bool = True) -> dict:
     """The golden engine against onnxruntime on an int8 file of zoo network ``name``.
 
     Returns ``images``, ``top1`` (share of images with the same class), ``within_1`` (share
@@ -436,13 +448,26 @@ def agreement(proto, name: str, images, *, cfg=None) -> dict:
     t0 = time.perf_counter()
     q = run(m, m.quantize_input(x), FunctionalEngine(cfg)).logits
     dt = time.perf_counter() - t0
+    qo = ort_int8(proto, m, x, int8_kernels=int8_kernels)
+    return {"images": len(x), **compare(q, qo), "golden": q, "ort": qo, "seconds": dt}
+
+
+def ort_int8(proto, m: Model, x, *, int8_kernels: bool = True) -> np.ndarray:
+    """The logits onnxruntime gives for ``proto``, as integers at ``m``'s output scale."""
     s, z = m.scales[-1]
-    y = ort_logits(proto, x)
-    qo = np.rint(y / np.float32(s)).astype(np.int64) + z
-    d = np.abs(q - qo)
-    return {"images": len(x), "top1": float(np.mean(q.argmax(1) == qo.argmax(1))),
-            "within_1": float(np.mean(d.max(axis=1) <= 1)), "max_lsb": int(d.max()),
-            "golden": q, "ort": qo, "seconds": dt}
+    y = ort_logits(proto, x, int8_kernels=int8_kernels)
+    return np.rint(y / np.float32(s)).astype(np.int64) + z
+
+
+def compare(q: np.ndarray, qo: np.ndarray) -> dict:
+    """How far two sets of int8 logits agree.
+
+    ``top1``: the share of images with the same class; ``within_1``: the share whose every
+    logit is within ±1 LSB; ``max_lsb``: the largest difference.
+    """
+    d = np.abs(np.asarray(q) - np.asarray(qo))
+    return {"top1": float(np.mean(q.argmax(1) == qo.argmax(1))),
+            "within_1": float(np.mean(d.max(axis=1) <= 1)), "max_lsb": int(d.max())}
 
 
 def fit_config(m: Model, **changes):
@@ -500,10 +525,13 @@ def write_zoo(out_dir, names=ZOO, *, seed: int = 0, test_images: int | None = No
             q = quantize(proto, name, v)
             files[f"{stem}.onnx"] = q.SerializeToString()
             agr = agreement(q, name, test.images)
+            default = ort_int8(q, load_onnx(q, name=name), digits_input(name, test.images),
+                               int8_kernels=False)
             row["variants"][stem] = {
                 "accuracy": float(np.mean(agr["golden"].argmax(1) == test.labels)),
                 "ort_accuracy": float(np.mean(agr["ort"].argmax(1) == test.labels)),
-                **{k: agr[k] for k in ("top1", "within_1", "max_lsb")}}
+                **{k: agr[k] for k in ("top1", "within_1", "max_lsb")},
+                "default_session": compare(agr["golden"], default)}
         summary["models"][name] = row
     del onnx
     with OutputSet() as outputs:
@@ -530,15 +558,23 @@ def zoo_markdown(summary: dict) -> str:
         acc = f"{100 * q['accuracy']:.1f} %" if q else "—"
         lines.append(f"| {name} | {'×'.join(map(str, r['input']))} | {r['macs']:,} | "
                      f"{r['parameters']:,} | {100 * r['float_accuracy']:.1f} % | {acc} |")
-    lines += ["", "Agreement with onnxruntime's own int8 execution of the same file:", "",
+    lines += ["", "Agreement with onnxruntime's own int8 execution of the same file (int8 "
+              "kernels; in brackets its x86 default session):", "",
               "| file | accuracy | onnxruntime accuracy | top-1 equal | all logits ±1 LSB | "
               "max LSB |", "|---|---:|---:|---:|---:|---:|"]
     for r in summary["models"].values():
         for stem, v in r["variants"].items():
             lines.append(f"| {stem} | {100 * v['accuracy']:.1f} % | "
-                         f"{100 * v['ort_accuracy']:.1f} % | {100 * v['top1']:.1f} % | "
-                         f"{100 * v['within_1']:.1f} % | {v['max_lsb']} |")
+                         f"{100 * v['ort_accuracy']:.1f} % | {_pct(v, 'top1')} | "
+                         f"{_pct(v, 'within_1')} | {v['max_lsb']} |")
     return "\n".join(lines) + "\n"
+
+
+def _pct(v: dict, key: str) -> str:
+    """``v[key]`` in percent, with the default session's value in brackets where it differs."""
+    d = v.get("default_session") or {}
+    alt = f" ({100 * d[key]:.1f} %)" if key in d and d[key] != v[key] else ""
+    return f"{100 * v[key]:.1f} %{alt}"
 
 
 def main(argv=None) -> int:

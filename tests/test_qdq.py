@@ -262,8 +262,11 @@ def test_split_multiplier_rounds_once():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ort_multiplier_is_the_best_candidate_over_every_accumulator(seed):
-    """Scored over the whole accumulator range (not only the window it searches), the split
-    :func:`ort_multiplier` picks is the best of its candidates, so the window missed nothing."""
+    """The split :func:`ort_multiplier` picks is the best of its candidates.
+
+    Scored over the whole accumulator range, not only the window it searches: so the window
+    missed nothing.
+    """
     rng = np.random.default_rng(seed)
     print(f"seed {seed}")
     for _ in range(4):
