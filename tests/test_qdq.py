@@ -383,3 +383,105 @@ def test_cli_refuses_a_bad_int8_model_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "node dqw" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+# -- the consumers on a fixed-point model -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fixed_mlp(tmp_path_factory):
+    """A fixed-point ReLU MLP (64-24-16-10, per-channel weights) quantised by onnxruntime."""
+    rng = np.random.default_rng(31)
+    widths = [64, 24, 16, 10]
+    nodes, inits, x = [], [], "input"
+    for k, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
+        inits += [_init(f"w{k}", rng.normal(0, math.sqrt(2 / a), (b, a))),
+                  _init(f"b{k}", rng.normal(0, 0.1, b))]
+        nodes.append(helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [f"y{k}"], transB=1))
+        x = f"y{k}"
+        if k < len(widths) - 2:
+            nodes.append(helper.make_node("Relu", [x], [f"r{k}"]))
+            x = f"r{k}"
+    nodes[-1].output[0] = "logits"
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", 64])], [helper.make_tensor_value_info(
+            "logits", TensorProto.FLOAT, ["N", 10])], initializer=inits)
+    from ftaccel.app.datasets import digits
+
+    data = digits("train").images[:128].reshape(128, 64).astype(np.float32)
+    proto = quantise(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), data,
+                     tmp_path_factory.mktemp("mlp"), act="u8", per_channel=True)
+    m = load_onnx(proto, name="fixed-mlp")
+    assert m.fixed and np.ndim(m.layers[0].requant.multiplier) == 1
+    return m, m.quantize_input(digits("test").images[:6].reshape(6, 64))
+
+
+def test_fast_fault_model_equals_the_cycle_model_on_a_fixed_point_network(fixed_mlp):
+    from ftaccel.golden.fault_models import FastFaultEngine
+    from ftaccel.golden.faults import MODES, REGISTERS, Fault
+    from ftaccel.golden.network import CycleEngine, LayerOptions
+
+    m, x = fixed_mlp
+    seed = 41
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    for dataflow in ("ws", "os"):
+        cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, max_k=64,
+                                requant="multiplier", fault_hooks=True)
+        for _ in range(4):
+            layer = int(rng.integers(3))
+            register = str(rng.choice(REGISTERS))
+            col = int(rng.integers(cfg.array_cols))
+            # high partial-sum bits too: the wrapped accumulator plus its bias leaves
+            # gemmlowp's 32 bits, and both models give the hardware's value
+            f = Fault(int(rng.integers(4)), col, register,
+                      int(rng.integers(cfg.register_width(register, col))),
+                      str(rng.choice(MODES)), int(rng.integers(300)))
+            opts = {layer: LayerOptions(fault=f)}
+            ref = run(m, x, CycleEngine(cfg), options=opts)
+            got = run(m, x, FastFaultEngine(cfg), options=opts)
+            assert np.array_equal(got.logits, ref.logits), f
+    # a 32-bit accumulator whose sign bit is stuck: acc + bias beyond gemmlowp's int32
+    cfg = AcceleratorConfig(rows=4, cols=4, acc_width=32, requant="multiplier",
+                            fault_hooks=True)
+    for f in (Fault(3, 1, "psum", 31, "sa1", 0), Fault(3, 2, "psum", 30, "flip", 40)):
+        opts = {0: LayerOptions(fault=f)}
+        ref = run(m, x, CycleEngine(cfg), options=opts, stop=1)
+        got = run(m, x, FastFaultEngine(cfg), options=opts, stop=1)
+        assert np.array_equal(got.logits, ref.logits), f
+
+
+def test_nvf_forward_and_tmr_protection_work_on_a_fixed_point_network(fixed_mlp):
+    from ftaccel.app.nvf import forward, nvf
+    from ftaccel.app.protect import FaultEngine, VotingEngine, protect
+
+    m, x = fixed_mlp
+    cfg = AcceleratorConfig(rows=8, cols=8, requant="multiplier", max_k=64)
+    ref = run(m, x, FunctionalEngine(cfg)).logits
+    np.testing.assert_array_equal(forward(m, x), ref)
+    res = nvf(m, x[:2], layers=[0])
+    assert len(res.neurons) == 24 and all(0 <= n.nvf <= 1 for n in res.neurons)
+    # TMR copies keep their per-channel multipliers: no fault, the same logits
+    pr = protect(m, {0: [1, 5, 7], 1: [2]}, "tmr", cfg)
+    assert np.ndim(pr.model.layers[0].requant.multiplier) == 1
+    assert pr.model.layers[0].requant.multiplier.shape == (24 + 6,)
+    cfg2 = cfg.replace(**pr.config)
+    got = run(pr.model, x, VotingEngine(FunctionalEngine(cfg2)), options=pr.options()).logits
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(
+        run(pr.model, x, FaultEngine(cfg2), options=pr.options()).logits, ref)
+    with pytest.raises(ValueError, match="LCU's split lanes .* protect it with tmr"):
+        protect(m, {0: [1]}, "lcu", cfg)
+
+
+def test_a_permutation_keeps_per_channel_multipliers_with_their_neurons(fixed_mlp):
+    from ftaccel.golden.network import CycleEngine, LayerOptions
+
+    m, x = fixed_mlp
+    cfg = AcceleratorConfig(rows=4, cols=4, requant="multiplier", max_k=64)
+    rng = np.random.default_rng(5)
+    print("seed 5")
+    opts = {i: LayerOptions(permutation=rng.permutation(m.layers[i].matrix.shape[1]))
+            for i in (0, 1)}
+    ref = run(m, x, FunctionalEngine(cfg)).logits
+    for eng in (FunctionalEngine(cfg), CycleEngine(cfg)):
+        np.testing.assert_array_equal(run(m, x, eng, options=opts).logits, ref)
