@@ -1,4 +1,4 @@
-"""ONNX float graphs to :class:`golden.network.Model` (and back, for float models).
+"""ONNX graphs to :class:`golden.network.Model`: float graphs, and int8 ones as quantisers write them.
 
 What ``torch.onnx.export`` (opset 17: Conv/BatchNormalization/Relu blocks, residual Add,
 Flatten or Reshape before Gemm with ``transB = 1``), skl2onnx (a ``Cast``, MatMul/Add/Relu,
@@ -38,6 +38,51 @@ ArrayFeatureExtractor       tensor the head reads
 Constant, any node whose    evaluated at import (onnx's reference evaluator)
 inputs are all constants
 ==========================  ==================================================================
+
+**int8 graphs** (:func:`is_quantised`: QuantizeLinear, DequantizeLinear or a QLinear
+operator in the graph; onnxruntime's ``quantize_static`` writes both formats) become a
+*fixed-point* model that keeps the file's scales (``golden.network``'s module docstring):
+
+==========================================  =================================================
+int8 graph                                  becomes
+==========================================  =================================================
+QuantizeLinear of the input                 the model's input scale and zero point
+QDQ: DequantizeLinear → Conv / Gemm /       the product node; weights int8 symmetric (uint8
+MatMul → [Relu / Clip] → QuantizeLinear;    with zero point 128 shifted), per tensor or per
+QOperator: QLinearConv, QLinearMatMul,      output channel; the int32 bias with ``−z_a·Σ q_w``
+QGemm                                       folded in; padding = ``z_a``; ``M = s_a·s_w/s_y``
+                                            (float32, as onnxruntime computes it) per column
+                                            as ``M0·2**-(31+n)`` (:func:`ort_multiplier`);
+                                            the output zero point; a ReLU / ReLU6 as the clamp
+QDQ Add / Concat / AveragePool /            :class:`golden.network.Add` / ``Concat`` /
+GlobalAveragePool; QLinearAdd,              ``AvgPool`` with a :class:`golden.network.Rescale`
+QLinearConcat, QLinearAveragePool,          (host)
+QLinearGlobalAveragePool
+MaxPool, Flatten, Reshape (on int8 or       the same node, scale kept (host)
+between DQ and Q)
+DequantizeLinear → Relu / Clip →            a clamp (:class:`Clip`, same scale) or a
+QuantizeLinear                              :class:`golden.network.Requantize` (host)
+DequantizeLinear of the logits              the last node's scale (the logits stay int8)
+==========================================  =================================================
+
+uint8 activations become int8 exactly: ``q − 128`` and ``z − 128``.  The input is quantised
+as onnxruntime's QuantizeLinear does (float32 ``x / s``, ties to even, saturated).  Refused,
+with the node named: a scale that is zero, negative or not finite; an activation zero point
+that is not 8-bit (or one per axis); asymmetric weights; a multiplier ``s_a·s_w/s_y`` of 1
+or more (the output stage only shifts right); an accumulator (bias included) that could
+leave 32 signed bits; a float operator between quantised tensors that has no int8 form here
+(quantise the whole graph); a float result read before its QuantizeLinear.
+
+**Where this import and onnxruntime differ.**  onnxruntime requantises in float32 (MLAS:
+``float(acc)·M`` rounded to float32, then to the nearest even integer): where that float32
+product lands exactly on a half it rounds to even, up for one accumulator and down for
+another (``acc`` and ``3·acc`` give ``27.5 → 28`` and ``82.5 → 82``), which no fixed-point
+multiplier reproduces both of; :func:`ort_multiplier` picks the multiplier that agrees on
+the most accumulators (favouring small ones).  The host nodes' exact :class:`Rescale` and
+onnxruntime's float Add / pooling / Concat differ only where the float32 value is within its
+rounding error of a half.  A one-LSB difference early in a deep network can spread.  On x86
+without VNNI onnxruntime's uint8 × int8 kernels saturate (``vpmaddubsw``) unless the weights
+are 7-bit (``reduce_range``); this import computes the file's arithmetic exactly either way.
 
 Anything else raises :class:`golden.network.ModelError` naming the node, its operator and,
 where there is one, what to do instead (the CLI exits 2 with that line); so do a graph with a
@@ -79,7 +124,9 @@ from ftaccel.golden.network import (
 )
 from ftaccel.golden.output_stage import Requant, quantize_multiplier
 
-__all__ = ["load_onnx", "to_onnx", "SUPPORTED_OPS", "HEAD_OPS", "OnnxMissing", "MIN_OPSET"]
+__all__ = ["load_onnx", "to_onnx", "SUPPORTED_OPS", "HEAD_OPS", "OnnxMissing", "MIN_OPSET",
+           "QUANT_OPS", "is_quantised", "split_multiplier", "ort_multiplier",
+           "mlas_requantize"]
 
 #: Operators of the network itself.
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Clip",

@@ -16,14 +16,21 @@ node (``kind``)     runs on          what it computes
 ``conv2d``          array            im2col (padding, stride) then one product
 ``dwconv``          array            depthwise: C independent products M×K @ K×1, K = kh·kw
 (every product)     output stage     ``+ bias``, ReLU, rounding shift, saturation
-                                     (:func:`golden.output_stage.output_stage`)
+                                     (:func:`golden.output_stage.output_stage`); fixed-point
+                                     models: the multiplier, zero point and clamp
+                                     (:class:`golden.output_stage.Requant`)
 ``maxpool``         host             window maximum (padding with the smallest integer)
 ``avgpool``         host             window sum, then a rounding shift or ×round(2**16/n)≫16
-``add``             host             inputs aligned by exact shifts, summed, saturated
+                                     (fixed point: :class:`Rescale` with divisor n)
+``add``             host             inputs aligned by exact shifts, summed, saturated (fixed
+                                     point: :class:`Rescale`)
 ``concat``          host             inputs aligned by exact shifts, saturated, joined on C
+                                     (fixed point: each input through :class:`Rescale`)
 ``relu``            host             ``max(x, 0)`` (one that follows a product folds into its
                                      output stage instead)
 ``clip``            host             clamp to ``[round(lo·2**f), round(hi·2**f)]`` (ReLU6's 6)
+``requantize``      host             fixed point: a change of scale and zero point
+                                     (:class:`Rescale`), with a clamp
 ``flatten``         host             a reshape (HWC or CHW order): no arithmetic
 ==================  ===============  =========================================================
 
@@ -72,6 +79,19 @@ aligned inputs and saturates the sum to the activation width, ``concat`` saturat
 input.  **Clip** clamps to its bounds at the tensor's scale, ``round_half_up(lo · 2**f)`` and
 ``round_half_up(hi · 2**f)`` within the width.
 
+**The fixed-point path** (issue 23, SPEC §12): an int8 model quantised by another tool
+(``app.onnx_import`` reads onnxruntime's QDQ and QOperator files) keeps its scales.  Every
+tensor is int8 with a real scale and a zero point (:attr:`Model.scales`; real =
+``scale · (q − zero_point)``); a product node holds its integer weights (symmetric), its bias
+with the input's zero point folded in (``b − z_a·Σ_k q_w``), the input's zero point as its
+padding value (``pad_value``: the integer of the real 0, whose products the folded bias
+takes back out) and its ``requant`` (:class:`golden.output_stage.Requant`: ``M0``, ``n``
+per layer or per output channel, the output zero point, the clamp of a fused ReLU / ReLU6),
+which every engine applies (``Product.requant``).  Host nodes requantise with
+:class:`Rescale`: ``y = clamp(round_half_even(z_y + Σ_i m_i·(q_i − z_i) / (n·2**e)))``,
+each input's scale ratio ``s_i/s_y`` held as ``m_i / 2**e`` (31-bit ``m``), exact int64
+arithmetic.
+
 **The runner** (:func:`run`) walks the nodes in order; every product goes through one call,
 ``engine.product(Product)``: :class:`FunctionalEngine` (``golden``: exact, vectorised over the
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
@@ -89,8 +109,11 @@ from the faulty node on.
 **File format** (:meth:`Model.save`, :meth:`Model.load`): one ``.npz``; array ``__meta__``
 holds UTF-8 JSON (``format = "ftaccel-network"``, ``version``, the model's fields and one entry
 per node, with its ``inputs`` where it does not read the node before), arrays
-``L<i>.weights`` / ``L<i>.bias`` the parameters.  Version 2 (graphs, issue 23) reads version 1
-(chains) unchanged; a file of a newer version is refused.
+``L<i>.weights`` / ``L<i>.bias`` the parameters.  Version 3 (the fixed-point path) adds the
+model's ``input_scale``, ``input_zero_point`` and ``scales``, a product node's ``requant``
+(``multiplier``, ``shift``: an integer or one per column; ``zero_point``, ``lo``, ``hi``) and
+``pad_value``, and a host node's ``rescale``; it reads versions 1 (chains) and 2 (graphs)
+unchanged; a file of a newer version is refused.
 """
 
 from __future__ import annotations
