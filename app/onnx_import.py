@@ -1,4 +1,4 @@
-"""ONNX graphs to :class:`golden.network.Model`: float graphs, and int8 ones as quantisers write them.
+"""ONNX graphs to :class:`golden.network.Model`: float graphs, and int8 ones (QDQ, QOperator).
 
 What ``torch.onnx.export`` (opset 17: Conv/BatchNormalization/Relu blocks, residual Add,
 Flatten or Reshape before Gemm with ``transB = 1``), skl2onnx (a ``Cast``, MatMul/Add/Relu,
