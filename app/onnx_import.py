@@ -1130,8 +1130,11 @@ class _QuantImporter(_Importer):
             # QOperator: data movement on int8 tensors keeps their scale
             return self.move(node, i, a, x, out, None)
         if op not in QDQ_FLOAT_OPS:
+            hint = {"BatchNormalization": "; run onnxruntime.quantization's quant_pre_process "
+                                          "before quantize_static: it folds BatchNormalization "
+                                          "into the convolution"}.get(op, "")
             raise ModelError(f"{label}: unsupported operator in a quantised graph; supported: "
-                             f"{', '.join(QUANT_OPS + QDQ_FLOAT_OPS)}")
+                             f"{', '.join(QUANT_OPS + QDQ_FLOAT_OPS)}{hint}")
         if op in ("Relu", "Clip", "LeakyRelu"):
             return self.clamp(node, i, a, x, out)
         if op == "Cast" and a.get("to") not in _FLOAT_TYPES:

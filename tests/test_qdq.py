@@ -485,3 +485,23 @@ def test_a_permutation_keeps_per_channel_multipliers_with_their_neurons(fixed_ml
     ref = run(m, x, FunctionalEngine(cfg)).logits
     for eng in (FunctionalEngine(cfg), CycleEngine(cfg)):
         np.testing.assert_array_equal(run(m, x, eng, options=opts).logits, ref)
+
+
+def test_an_unfused_batchnorm_names_the_preprocessing_step(tmp_path):
+    rng = np.random.default_rng(9)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"],
+                              name="bn1"),
+             helper.make_node("Relu", ["bn"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["logits"])]
+    inits = [_init("w", rng.normal(0, 0.5, (4, 1, 3, 3))), _init("g", np.ones(4)),
+             _init("b", np.zeros(4)), _init("m", np.zeros(4)), _init("v", np.ones(4))]
+    g = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", 1, 8, 8])], [helper.make_tensor_value_info(
+            "logits", TensorProto.FLOAT, ["N", 4])], initializer=inits)
+    x = np.random.default_rng(9).uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
+    proto = quantise(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), x,
+                     tmp_path)
+    with pytest.raises(ModelError, match="node bn1 .*quant_pre_process before quantize_static"):
+        load_onnx(proto)
