@@ -71,6 +71,7 @@ from ftaccel.golden.network import (
     FunctionalEngine,
     LayerOptions,
     Model,
+    ModelError,
     Product,
     ProductResult,
     product_layers,
@@ -325,7 +326,7 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
     if not model.quantized:
         raise ValueError(f"model {model.name} is not quantised")
     if method == "lcu" and model.fixed:
-        raise ValueError(f"model {model.name} has fixed-point output stages (scales as its "
+        raise ModelError(f"model {model.name} has fixed-point output stages (scales as its "
                          f"quantiser gave them); the LCU's split lanes halve by one more "
                          f"power-of-two shift, which the multiplier path does not have: protect "
                          f"it with tmr")
@@ -393,10 +394,11 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
 
 
 def _with(model: Model, layers) -> Model:
-    info = dict(model.info)
-    return Model(layers=tuple(layers), input_shape=model.input_shape, classes=model.classes,
-                 name=model.name, input_layout=model.input_layout, a_bits=model.a_bits,
-                 w_bits=model.w_bits, input_frac=model.input_frac, fracs=model.fracs, info=info)
+    """``model`` with other ``layers``, every other field kept.
+
+    A fixed-point model's scales too: the copies of a neuron have its scale.
+    """
+    return dataclasses.replace(model, layers=tuple(layers), info=dict(model.info))
 
 
 # -- the voter around any engine ---------------------------------------------------------------

@@ -412,7 +412,9 @@ def fixed_mlp(tmp_path_factory):
                      tmp_path_factory.mktemp("mlp"), act="u8", per_channel=True)
     m = load_onnx(proto, name="fixed-mlp")
     assert m.fixed and np.ndim(m.layers[0].requant.multiplier) == 1
-    return m, m.quantize_input(digits("test").images[:6].reshape(6, 64))
+    path = tmp_path_factory.mktemp("mlpfile") / "fixed-mlp.onnx"
+    onnx.save(proto, path)
+    return m, m.quantize_input(digits("test").images[:6].reshape(6, 64)), path
 
 
 def test_fast_fault_model_equals_the_cycle_model_on_a_fixed_point_network(fixed_mlp):
@@ -420,7 +422,7 @@ def test_fast_fault_model_equals_the_cycle_model_on_a_fixed_point_network(fixed_
     from ftaccel.golden.faults import MODES, REGISTERS, Fault
     from ftaccel.golden.network import CycleEngine, LayerOptions
 
-    m, x = fixed_mlp
+    m, x, _ = fixed_mlp
     seed = 41
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -454,7 +456,7 @@ def test_nvf_forward_and_tmr_protection_work_on_a_fixed_point_network(fixed_mlp)
     from ftaccel.app.nvf import forward, nvf
     from ftaccel.app.protect import FaultEngine, VotingEngine, protect
 
-    m, x = fixed_mlp
+    m, x, _ = fixed_mlp
     cfg = AcceleratorConfig(rows=8, cols=8, requant="multiplier", max_k=64)
     ref = run(m, x, FunctionalEngine(cfg)).logits
     np.testing.assert_array_equal(forward(m, x), ref)
@@ -462,6 +464,7 @@ def test_nvf_forward_and_tmr_protection_work_on_a_fixed_point_network(fixed_mlp)
     assert len(res.neurons) == 24 and all(0 <= n.nvf <= 1 for n in res.neurons)
     # TMR copies keep their per-channel multipliers: no fault, the same logits
     pr = protect(m, {0: [1, 5, 7], 1: [2]}, "tmr", cfg)
+    assert pr.model.fixed and pr.model.scales == m.scales
     assert np.ndim(pr.model.layers[0].requant.multiplier) == 1
     assert pr.model.layers[0].requant.multiplier.shape == (24 + 6,)
     cfg2 = cfg.replace(**pr.config)
@@ -476,7 +479,7 @@ def test_nvf_forward_and_tmr_protection_work_on_a_fixed_point_network(fixed_mlp)
 def test_a_permutation_keeps_per_channel_multipliers_with_their_neurons(fixed_mlp):
     from ftaccel.golden.network import CycleEngine, LayerOptions
 
-    m, x = fixed_mlp
+    m, x, _ = fixed_mlp
     cfg = AcceleratorConfig(rows=4, cols=4, requant="multiplier", max_k=64)
     rng = np.random.default_rng(5)
     print("seed 5")
@@ -505,3 +508,61 @@ def test_an_unfused_batchnorm_names_the_preprocessing_step(tmp_path):
                      tmp_path)
     with pytest.raises(ModelError, match="node bn1 .*quant_pre_process before quantize_static"):
         load_onnx(proto)
+
+
+def test_commands_on_a_fixed_point_model(fixed_mlp, tmp_path, capsys):
+    """Nvf → protect (TMR) → infer with the protection, a campaign; LCU is exit 2."""
+    import json
+
+    from ftaccel.app.campaign import run_campaign
+    from ftaccel.app.cli import main
+
+    _, _, path = fixed_mlp
+    rq = ["--requant", "multiplier", "--rows", "4", "--cols", "4"]
+    assert main(["nvf", "--model", str(path), "--images", "10", *rq, "-o",
+                 str(tmp_path / "nvf")]) == 0
+    nvf_file = str(tmp_path / "nvf" / "nvf.json")
+    assert main(["protect", "--model", str(path), "--method", "lcu", "--nvf", nvf_file,
+                 "--nvf-threshold", "1", *rq, "-o", str(tmp_path / "lcu")]) == 2
+    assert "protect it with tmr" in capsys.readouterr().err
+    assert not (tmp_path / "lcu").exists()
+    assert main(["protect", "--model", str(path), "--method", "tmr", "--nvf", nvf_file,
+                 "--nvf-threshold", "1", *rq, "-o", str(tmp_path / "tmr")]) == 0
+    assert main(["infer", "--model", str(path), "--images", "40", *rq, "-o",
+                 str(tmp_path / "plain")]) == 0
+    p = tmp_path / "tmr"
+    assert main(["infer", "--model", str(p / "model.npz"), "--protection",
+                 str(p / "protection.json"), "--config", str(p / "config.json"), "--images",
+                 "40", "-o", str(tmp_path / "prot")]) == 0
+    plain, prot = (json.loads((tmp_path / d / "infer.json").read_text())
+                   for d in ("plain", "prot"))
+    assert prot["logits"] == plain["logits"]  # TMR without a fault: bit-identical
+    assert prot["protection"]["sha256"] and prot["quantisation"]["path"].startswith("fixed")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"""
+[campaign]
+seed = 5
+[network]
+model = "{path}"
+[data]
+images = 8
+[accelerator]
+rows = 4
+cols = 4
+requant = "multiplier"
+max_k = 64
+[[protections]]
+kind = "none"
+[[protections]]
+kind = "sanity"
+checksum = "both"
+temporal_batch = 3
+[faults]
+model = "register"
+[sample]
+method = "statistical"
+margin = 0.3
+confidence = 0.8
+""")
+    report = run_campaign(spec, tmp_path / "camp", workers=0, progress=False)
+    assert set(report["protections"]) == {"none", "sanity-both"}
