@@ -55,7 +55,7 @@ the uint8 kernels, which round some float32 ties the other way (the bench prints
 
 ``python -m ftaccel.app.zoo -o DIR`` writes every file, ``zoo.json`` and ``zoo.md`` (shape,
 MACs, parameters, accuracies, agreement).  onnx and onnxruntime are imported only here, and
-only when called (``pip install ftaccel[onnx] onnxruntime``).
+only when called (``pip install 'ftaccel[zoo]'``).
 """
 
 from __future__ import annotations
