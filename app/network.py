@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.app.zoo import adapt_digits
 from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.network import (
     WHERE,
@@ -641,7 +642,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     their hashes.  ``infer.json`` records the model file's hash, the quantisation path, the
     engine and the simulator.
     """
-    from ftaccel.app.datasets import DataError, digits, load_data
+    from ftaccel.app.datasets import DataError, Dataset, digits, load_data
     from ftaccel.files import OutputSet, check_target, write_json, write_text
 
     if engine not in ENGINES:
@@ -666,9 +667,6 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     config = fit_config(net.model, config, auto, log)
     if data is None and ds.images.shape[1:] == (8, 8) and \
             tuple(net.model.input_shape) not in ((8, 8, 1), (64,)):
-        from ftaccel.app.datasets import Dataset
-        from ftaccel.app.zoo import adapt_digits
-
         ds = Dataset(adapt_digits(ds.images, net.model.input_shape), ds.labels, ds.name)
         log(f"note: the digits adapted to {net.name}'s input {tuple(net.model.input_shape)} "
             f"(nearest-neighbour upsampling, one channel replicated)", file=sys.stderr)

@@ -127,9 +127,12 @@ from typing import Any
 
 import numpy as np
 
+from ftaccel.errors import ConfigError
+
 from .array import cycle_count, matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, Requant, output_stage, requantize
+from .schedule import check_requant
 
 __all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten", "ReLU",
            "Clip", "Add", "Concat", "Model", "ModelError", "FORMAT", "VERSION", "quantize",
@@ -1327,10 +1330,6 @@ def check_fit(model: Model, cfg) -> None:
 
 def _check_fixed_fit(layer, cfg, worst: np.ndarray) -> None:
     """The fixed-point parts of :func:`check_fit` for product node ``layer``."""
-    from ftaccel.errors import ConfigError
-
-    from .schedule import check_requant
-
     if cfg.requant != "multiplier":
         raise ModelError(f"layer {layer.name}: its scales need the fixed-point multiplier in "
                          f"the output stage (an int8 model quantised by another tool); add "
