@@ -401,12 +401,21 @@ class Network:
                             w_width=w_width)
 
     @classmethod
-    def from_onnx(cls, path, calibration, *, a_width: int = 8,
+    def from_onnx(cls, path, calibration=None, *, a_width: int = 8,
                   w_width: int | None = None) -> Network:
-        """An ONNX float graph, quantised with ``calibration`` images."""
-        from ftaccel.app.onnx_import import load_onnx
+        """An ONNX graph as a network.
 
-        return cls.quantize(load_onnx(path), calibration, a_width=a_width, w_width=w_width)
+        A float graph is quantised with ``calibration`` images (power-of-two); an int8 one
+        (QDQ / QOperator) keeps its own scales (fixed-point; no calibration needed).
+        """
+        from ftaccel.app.onnx_import import load_onnx  # onnx is optional: only for ONNX files
+
+        model = load_onnx(path)
+        if model.quantized:
+            return cls(model)
+        if calibration is None:
+            raise ModelError(f"{path}: a float ONNX model needs calibration images")
+        return cls.quantize(model, calibration, a_width=a_width, w_width=w_width)
 
     @classmethod
     def load(cls, path, *, calibration=None, a_width: int = 8,
