@@ -566,3 +566,19 @@ confidence = 0.8
 """)
     report = run_campaign(spec, tmp_path / "camp", workers=0, progress=False)
     assert set(report["protections"]) == {"none", "sanity-both"}
+
+
+def test_network_api_takes_an_int8_file_without_calibration(fixed_mlp):
+    from ftaccel.app.datasets import digits
+    from ftaccel.app.network import Network
+
+    m, _, path = fixed_mlp
+    net = Network.from_onnx(path)
+    assert net.model.fixed and net.float_model is None
+    test = digits("test").head(30)
+    cfg = AcceleratorConfig(requant="multiplier")
+    res = net.run(test.images.reshape(30, 64), labels=test.labels, config=cfg)
+    want = run(m, m.quantize_input(test.images.reshape(30, 64)), FunctionalEngine(cfg)).logits
+    np.testing.assert_array_equal(res.logits, want)
+    with pytest.raises(ModelError, match="add --requant multiplier"):
+        net.run(test.images.reshape(30, 64), config=AcceleratorConfig())
