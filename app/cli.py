@@ -593,17 +593,22 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer  # (heavy: the RTL engine)
+    from ftaccel.app.network import AUTO_FIELDS, infer  # (heavy: the RTL engine)
 
     cfg = _config(args)
     # every layer's unit options: the same typed options and checks as matmul and the API
     unit_kw = units.to_keywords(units.with_defaults(cfg, _unit_options(cfg, args, None)))
+    # without --config, the fields the user left out are chosen for the model (e.g. the
+    # multiplier for an int8 model with its own scales)
+    auto = () if args.config is not None else tuple(
+        f for f in AUTO_FIELDS if getattr(args, f, None) is None)
     try:
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                     images=args.images, engine=args.engine, sim=args.sim, units=unit_kw,
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
-                    flow_epochs=args.flow_epochs)
+                    flow_epochs=args.flow_epochs, auto=auto,
+                    sources={"protection": args.protection, "permutation": args.permutation})
     except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
