@@ -6,19 +6,19 @@ pass is the accelerator's int8 arithmetic with straight-through gradients
 engines, bit for bit the logits of the training forward; the seeds' methods are options of
 one function, :func:`train` (``rtlgen train``):
 
-==============  ==================================================================  =========
+==============  ==================================================================  ===========
 ``--method``    what it trains in                                                   source
-==============  ==================================================================  =========
+==============  ==================================================================  ===========
 ``qat``         the int8 arithmetic alone (fine-tuning, or a baseline)               SPEC §10
 ``median``      Median-3/5 on each streamed R-lane chunk, forward and backward       000 §8.5.2
 ``dropconnect`` WS: the weights a bypassed PE holds dropped, one R×C map per step    000 §10.3.2
 ``dropout-in``  IS: the layer inputs a bypassed PE holds dropped                     000 §10.3.2
 ``dropout-out`` OS: the layer outputs a bypassed PE holds dropped                    000 §10.3.2
 ``outlier``     the max-magnitude / max-squared penalty on every layer's range       000 §9.3.2
-``fault-aware`` the campaign's fault model (bit errors at a rate, per-PE profiles)   000 Alg. 6.1, 003
+``fault-aware`` the campaign's fault model (bit errors at a rate, per-PE profiles)   000 A6.1, 003
 ``sparse``      complementary sparsity of the flow MACs, the mask evolving           000 §12.4.1
 ``calibrate``   no training: a device's statistics re-estimated under its bypass     000 §10.3.3
-==============  ==================================================================  =========
+==============  ==================================================================  ===========
 
 JAX and optax are an optional dependency (``pip install 'ftaccel[train]'``); everything in this
 package that needs them imports them through :func:`jax_modules`, which raises

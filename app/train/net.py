@@ -1,4 +1,4 @@
-"""The tool's network graph in JAX: the accelerator's int8 arithmetic with straight-through gradients.
+"""The network graph in JAX: the accelerator's int8 arithmetic with straight-through gradients.
 
 :class:`Graph` reads a float :class:`golden.network.Model` (any graph the runner takes: dense,
 conv, depthwise, max/average pooling with padding, Add, Concat, Clip, ReLU, Flatten) and
@@ -58,7 +58,6 @@ from ftaccel.golden.network import (
     AvgPool,
     Clip,
     Concat,
-    Conv2D,
     Dense,
     DepthwiseConv2D,
     Flatten,

@@ -106,10 +106,9 @@ def check_methods(model: Model, cfg, opts: TrainOptions) -> dict:
             raise ConfigError("method", m, f"{what} models {METHOD_DATAFLOW[m].upper()} bypass "
                               f"({held}); the configuration's dataflow is {cfg.dataflow}: use "
                               f"--method {_FOR_DATAFLOW[cfg.dataflow]}")
-    if "median" in opts.methods:
-        if cfg.dataflow != "ws" or cfg.median not in (3, 5):
-            raise ConfigError("median", cfg.median, "3 or 5 on a WS configuration for "
-                              "--method median (the window of the accelerator's filter)")
+    if "median" in opts.methods and (cfg.dataflow != "ws" or cfg.median not in (3, 5)):
+        raise ConfigError("median", cfg.median, "3 or 5 on a WS configuration for "
+                          "--method median (the window of the accelerator's filter)")
     if "sparse" in opts.methods:
         from ftaccel.golden.flow import layer_shape
 
