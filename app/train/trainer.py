@@ -197,8 +197,10 @@ def forward_logits(qmodel: Model, images, *, hooks: Hooks | None = None, dyn=Non
     params, _ = g.init()
     sc = Scales.of(qmodel)
     x = jnp.asarray(prepare_images(qmodel, images), dtype)
-    logits, _, _ = g.apply(_cast(params, dtype), {}, x, scales=sc.arrays(dtype), hooks=hooks,
-                           dyn=dyn, bits=(qmodel.a_bits, qmodel.w_bits))
+    bits = (qmodel.a_bits, qmodel.w_bits)
+    fwd = jax.jit(lambda p, xb, s, d: g.apply(p, {}, xb, scales=s, hooks=hooks, dyn=d,
+                                               bits=bits)[0])
+    logits = fwd(_cast(params, dtype), x, sc.arrays(dtype), dyn or {})
     return np.asarray(logits, np.float64) * 2.0 ** sc.fracs[len(qmodel.layers) - 1]
 
 
