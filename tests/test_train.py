@@ -20,15 +20,15 @@ import pytest
 
 pytest.importorskip("jax")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from test_graph import BUILDERS, quantised  # noqa: E402  (the graph models of issue 23)
+import jax
+import jax.numpy as jnp
+from test_graph import BUILDERS, quantised
 
-from ftaccel.app import cli  # noqa: E402
-from ftaccel.app.datasets import Dataset, digits  # noqa: E402
-from ftaccel.app.train import TrainOptions, jax_modules  # noqa: E402
-from ftaccel.app.train.methods import CampaignFaults, outlier_penalty  # noqa: E402
-from ftaccel.app.train.net import (  # noqa: E402
+from ftaccel.app import cli
+from ftaccel.app.datasets import Dataset, digits
+from ftaccel.app.train import TrainOptions, jax_modules
+from ftaccel.app.train.methods import CampaignFaults, outlier_penalty
+from ftaccel.app.train.net import (
     Graph,
     Hooks,
     Scales,
@@ -37,18 +37,18 @@ from ftaccel.app.train.net import (  # noqa: E402
     median_chunks,
     to_quantized,
 )
-from ftaccel.app.train.trainer import (  # noqa: E402
+from ftaccel.app.train.trainer import (
     calibrate_bypass,
     dequantize,
     forward_logits,
     train,
 )
-from ftaccel.config import AcceleratorConfig  # noqa: E402
-from ftaccel.errors import ConfigError  # noqa: E402
-from ftaccel.golden.bypass import hardware_mask  # noqa: E402
-from ftaccel.golden.fault_models import bit_errors  # noqa: E402
-from ftaccel.golden.flow import group_mask as golden_group_mask  # noqa: E402
-from ftaccel.golden.network import (  # noqa: E402
+from ftaccel.config import AcceleratorConfig
+from ftaccel.errors import ConfigError
+from ftaccel.golden.bypass import hardware_mask
+from ftaccel.golden.fault_models import bit_errors
+from ftaccel.golden.flow import group_mask as golden_group_mask
+from ftaccel.golden.network import (
     Conv2D,
     CycleEngine,
     Dense,
@@ -297,8 +297,11 @@ def test_training_is_reproducible_and_the_export_matches_its_forward():
 
 
 def test_median_training_recovers_the_filtered_accuracy():
-    """000 §8.5.2 on the digits MLP: the median on fc2's and fc3's inputs costs accuracy
-    untrained; a few epochs with the filter in the forward and backward pass recover it."""
+    """000 §8.5.2 on the digits MLP: the median filter costs accuracy, training recovers it.
+
+    The filter on fc2's and fc3's inputs, untrained, then a few epochs with it in the forward
+    and backward pass.
+    """
     cfg = AcceleratorConfig(rows=8, cols=8, median=3)
     res = train(_mlp(), digits("train"), config=cfg, test_set=digits("test"),
                 options=TrainOptions(methods=("median",), epochs=6, layers=("fc2", "fc3"),
@@ -310,8 +313,10 @@ def test_median_training_recovers_the_filtered_accuracy():
 
 
 def test_calibration_moves_the_device_statistics_back(rng):
-    """000 §10.3.3 on a bypassed WS device: fc1's pre-activation means (numpy, written here
-    from the exported integers) move back towards the fault-free ones."""
+    """000 §10.3.3 on a bypassed WS device: fc1's statistics move back to the fault-free ones.
+
+    fc1's pre-activation means are computed in numpy, here, from the exported integers.
+    """
     qm = quantize(_mlp(), digits("train").images[:512])
     cfg = AcceleratorConfig(rows=8, cols=8, bypass=True)
     bmap = rng.random((8, 8)) < 0.3

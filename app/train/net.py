@@ -216,7 +216,9 @@ class Hooks:
     ``median``: node → ``(window, lanes)``, the median filter on the node's streamed rows.
     ``mask``: ``(dataflow, kind, rate, rows, cols)`` with kind ``hardware`` (one R×C Bernoulli
     bypass map per step, replicated over the tiles: 000 §10.3.2) or ``random`` (every
-    variable on its own), applied to ``mask_nodes``; or ``(dataflow, "map", 0, R, C)`` to
+    variable on its own), applied to ``mask_nodes`` while training, the kept variables scaled
+    by ``1/(1 − rate)`` (inverted dropout: the int8 scales are calibrated on the unmasked
+    network, 000 Eq. 10.1 leaves the scaling open); or ``(dataflow, "map", 0, R, C)`` to
     apply the map given in ``dyn["bypass_map"]`` (a device's map, for evaluation and
     calibration).  ``sparse``: node → ``(gl, gk, beta)``.  ``fault``: an object with
     ``callback(i, A, Wq, bq, shift, relu, step)`` returning the layer's integer outputs under
@@ -485,6 +487,10 @@ class Graph:
                 keep = 1.0 - jax.random.bernoulli(key, rate, shape).astype(A.dtype)
             else:
                 keep = hardware_keep(shared_map, *shape).astype(A.dtype)
+            if kind != "map":
+                # inverted, as nn.Dropout: the kept variables scaled by 1/(1 − rate), so the
+                # training forward keeps the magnitudes the int8 scales are calibrated for
+                keep = keep / (1.0 - rate)
             if dataflow == "is":
                 keep = keep.T
             if dataflow == "ws":
