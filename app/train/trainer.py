@@ -23,6 +23,7 @@ forward.  The activation scales stay; the weight scales are re-picked.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -163,8 +164,6 @@ def _unit_options(qmodel: Model, cfg, median_nodes) -> tuple[dict | None, dict |
 
 def dequantize(qmodel: Model) -> Model:
     """The float model whose quantisation at ``qmodel``'s scales is ``qmodel`` (exactly)."""
-    import dataclasses
-
     sc = Scales.of(qmodel)
     layers = []
     for i, layer in enumerate(qmodel.layers):
@@ -367,8 +366,8 @@ def train(model: Model, train_set, *, config, options: TrainOptions, test_set=No
         return graph.apply(p, s, xb, scales=scales, hooks=eval_hooks, bits=bits)[0]
 
     info = dict(model.info)
-    q_before = quantize(dataclasses_replace_info(model, info), calib, a_bits=cfg.a_width,
-                        w_bits=cfg.w_width) if opts.init == "model" else None
+    q_before = quantize(model, calib, a_bits=cfg.a_width, w_bits=cfg.w_width) \
+        if opts.init == "model" else None
     units, layer_opts = _unit_options(model, cfg, plan["layers"] if "median" in opts.methods
                                       else [])
     if q_before is not None:
@@ -452,16 +451,9 @@ def train(model: Model, train_set, *, config, options: TrainOptions, test_set=No
     if "sparse" in opts.methods:
         record["sparse"] = {model.layers[i].name: {"group": list(g), "weights_kept": int(
             np.count_nonzero(qm.layers[i].weights))} for i, g in plan["sparse"].items()}
-    qm = dataclasses_replace_info(qm, {**qm.info, "train": {**rec_info["train"],
-                                                            "accuracy_after": acc_after}})
+    qm = dataclasses.replace(qm, info={**qm.info, "train": {**rec_info["train"],
+                                                           "accuracy_after": acc_after}})
     return TrainResult(float_model=fm, model=qm, record=record)
-
-
-def dataclasses_replace_info(model: Model, info: dict) -> Model:
-    """``model`` with ``info`` replaced."""
-    import dataclasses
-
-    return dataclasses.replace(model, info=info)
 
 
 def _predict_accuracy(predict, p, s, x, labels, scales, dtype, batch: int = 256) -> float:
@@ -479,6 +471,27 @@ def _predict_accuracy(predict, p, s, x, labels, scales, dtype, batch: int = 256)
 
 
 # -- 000 §10.3.3: calibration on a device -----------------------------------------------------
+
+_COMPILED: dict = {}
+
+
+def _compiled(graph: Graph, hooks: Hooks, bits):
+    """The product nodes' pre-activations of the quantised forward, jitted once per shape.
+
+    Shared by every model of ``graph``'s structure: a device calibration runs many maps of one
+    model, and many models of one shape, with one compilation.
+    """
+    import json
+
+    m = graph.model
+    key = (json.dumps(m.to_meta()["layers"], sort_keys=True, default=str),
+           tuple(m.input_shape), tuple(np.shape(m.layers[i].weights) for i in graph.products),
+           hooks, bits)
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(lambda params, xb, scales, dyn: graph.apply(
+            params, {}, xb, scales=scales, hooks=hooks, dyn=dyn, bits=bits,
+            record=True)[2]["pre"])
+    return _COMPILED[key]
 
 def calibrate_bypass(qmodel: Model, cfg, bypass_map, images, *, nodes=None, batches: int = 5,
                      batch: int = 64) -> tuple[Model, dict]:
@@ -507,10 +520,7 @@ def calibrate_bypass(qmodel: Model, cfg, bypass_map, images, *, nodes=None, batc
     bits = (qmodel.a_bits, qmodel.w_bits)
     dev = _Hooks(mask=(cfg.dataflow, "map", 0.0, *bmap.shape), mask_nodes=frozenset(products))
 
-    @jax.jit
-    def pre(params, xb, scales, dyn):
-        return graph.apply(params, {}, xb, scales=scales, hooks=dev, dyn=dyn, bits=bits,
-                           record=True)[2]["pre"]
+    pre = _compiled(graph, dev, bits)
 
     def stats(model_, dyn):
         params, _ = Graph(model_).init()
@@ -530,8 +540,6 @@ def calibrate_bypass(qmodel: Model, cfg, bypass_map, images, *, nodes=None, batc
     clean = {"bypass_map": jnp.zeros(bmap.shape, bool)}
     device = {"bypass_map": jnp.asarray(bmap)}
     ref_mean, ref_var = stats(fm, clean)
-    import dataclasses
-
     layers = list(fm.layers)
     corrections = {}
     for i in targets:
