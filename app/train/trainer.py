@@ -581,11 +581,11 @@ def _open_float(spec: str, calib_images, cfg, seed: int) -> Model:
 
         return load_onnx(p)
     try:
-        from ftaccel.app import zoo  # the model zoo, where it is installed
-    except ImportError:
-        zoo = None
-    if zoo is not None and spec in getattr(zoo, "NAMES", ()):
+        from ftaccel.app import zoo  # the model zoo (a sibling issue), where it is installed
+
         return zoo.model(spec, seed=seed)
+    except (ImportError, KeyError, ValueError):
+        pass
     raise ModelError(f"--model {spec!r}: not a built-in model ({', '.join(BUILTIN)}), a zoo "
                      f"model, a .onnx file or a model .npz")
 
