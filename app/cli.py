@@ -721,6 +721,7 @@ def cmd_train(args) -> int:
     opts = TrainOptions(
         methods=args.method, epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
         optimizer=args.optimizer, schedule=args.schedule, float_epochs=args.float_epochs,
+        dtype=args.dtype,
         layers=args.layers, drop_rate=args.drop_rate, drop_kind=args.drop_kind,
         alpha=args.alpha, penalty=args.penalty, fault_model=args.fault_model,
         fault_rate=args.fault_rate, fault_targets=args.fault_targets,
@@ -983,6 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", default="constant", help="constant or step (÷10 at 1/2, 3/4)")
     t.add_argument("--float-epochs", type=_integer, default=0,
                    help="epochs of float training before the int8-aware ones")
+    t.add_argument("--dtype", default="float32",
+                   help="float32 (default, fast) or float64 (exact) training steps")
     t.add_argument("--layers", help="product layers the median or the bypass masks act on "
                                     "(default: every one)")
     t.add_argument("--drop-rate", type=_rate, default=0.5,
