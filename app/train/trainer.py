@@ -142,9 +142,15 @@ def prepare_images(model: Model, images: np.ndarray) -> np.ndarray:
 # -- evaluation --------------------------------------------------------------------------------
 
 def evaluate(qmodel: Model, images, labels, cfg, *, units=None, options=None,
-             batch: int = 256) -> tuple[float, np.ndarray]:
-    """``(accuracy, logits)`` of quantised ``qmodel`` on the golden engine (fault-free units)."""
+             batch: int | None = 256) -> tuple[float, np.ndarray]:
+    """``(accuracy, logits)`` of quantised ``qmodel`` on the golden engine (fault-free units).
+
+    In batches of ``batch`` images; an IS bypass map prunes by batch row (Eq. 10.4), so then
+    every image runs in one batch, as ``rtlgen infer`` runs them.
+    """
     x = qmodel.quantize_input(prepare_images(qmodel, images), check=False)
+    if batch is None or (cfg.dataflow == "is" and (units or {}).get("bypass_map") is not None):
+        batch = max(len(x), 1)
     eng = FunctionalEngine(cfg)
     logits = np.concatenate([run(qmodel, x[s:s + batch], eng, units=units, options=options).logits
                              for s in range(0, len(x), batch)])
