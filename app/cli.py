@@ -725,7 +725,8 @@ def cmd_train(args) -> int:
         layers=args.layers, drop_rate=args.drop_rate, drop_kind=args.drop_kind,
         alpha=args.alpha, penalty=args.penalty, fault_model=args.fault_model,
         fault_rate=args.fault_rate, fault_targets=args.fault_targets,
-        profile_mode=args.profile_mode, flow_layers=_flow_layers(args, cfg) or {},
+        profile_mode=args.profile_mode, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
+        afd_mode=args.afd_mode, flow_layers=_flow_layers(args, cfg) or {},
         batchnorm=args.batchnorm, init=args.init, calib_images=args.calib_images)
     from ftaccel.app.train.trainer import run_train, to_markdown
 
@@ -973,7 +974,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "training split), FILE.npz (images, labels) or IMAGES,LABELS (IDX)")
     t.add_argument("--test", help="labelled evaluation images (default: the digits test split "
                                   "for digits, else the training images)")
-    t.add_argument("--method", default="qat", help="qat, median, dropconnect (WS), dropout-in "
+    t.add_argument("--method", default="qat", help="qat, afd, median, dropconnect (WS), dropout-in "
                    "(IS), dropout-out (OS), outlier, fault-aware, sparse (comma-separated to "
                    "combine), or calibrate (with --bypass-map; default qat)")
     t.add_argument("--epochs", type=_integer, default=10, help="epochs (1 … 10,000; default 10)")
@@ -999,6 +1000,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bit-error rate, or FR_max of a per-PE profile")
     t.add_argument("--fault-targets", default="weights", help="weights and/or activations")
     t.add_argument("--profile-mode", default="bitflip", help="bitflip, flip-to-0 or flip-to-1")
+    t.add_argument("--afd-shift", type=_integer, default=1,
+                   help="afd: threshold γ = 2**shift while training (default 1)")
+    t.add_argument("--afd-gates", type=_integer, default=1, help="afd: 1 (Eq. 8.1) or 2 (8.2)")
+    t.add_argument("--afd-mode", default="drop", help="afd: drop or clip")
     t.add_argument("--flow-layers", metavar="LAYER[:GROUP],…",
                    help="sparse: layers made complementary-sparse (with --flow)")
     t.add_argument("--batchnorm", action="store_true",

@@ -420,6 +420,8 @@ def table() -> str:
             "|---|---|---|---|---|"]
     if "fig8_14" in res:
         for name, r in res["fig8_14"].items():
+            if not isinstance(r, dict):
+                continue
             b = r["none_campaign"]["tolerated_1pct"]
             rows.append(
                 f"| 000 Fig. 8.14: median, weight BER tolerated at 1 % loss | {name} | ~10× "
@@ -436,6 +438,8 @@ def table() -> str:
                     f"see README |")
     if "fig10" in res:
         for name, r in res["fig10"].items():
+            if not isinstance(r, dict):
+                continue
             for df in ("ws", "is", "os"):
                 e = r[df]
                 ff = e["fp"]["fault_free"]

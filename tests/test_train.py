@@ -30,6 +30,7 @@ from ftaccel.app.train import TrainOptions, jax_modules
 from ftaccel.app.train.methods import CampaignFaults, outlier_penalty
 from ftaccel.app.train.net import (
     Graph,
+    afd_chunks,
     Hooks,
     Scales,
     group_mask,
@@ -179,6 +180,41 @@ def test_median_filter_equals_the_units_and_routes_the_gradient_to_the_median(wi
             if start <= pos[j] < min(start + lanes, K):  # a padding zero takes no gradient
                 want[m, pos[j]] += c[m, k]
     np.testing.assert_allclose(grad, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("shift,gates,mode", [(1, 1, "drop"), (0, 2, "drop"), (2, 2, "clip"),
+                                               (-1, 1, "clip"), (3, 1, "drop")])
+def test_afd_equals_the_unit_and_gives_the_gate_a_gradient(shift, gates, mode, rng):
+    """000 §8.5.1: the step forward (= golden.afd on every chunk), a sigmoid backward."""
+    M, K, lanes = 6, 13, 4
+    A = rng.integers(-128, 128, (M, K))
+    A[:, 3] = 0  # zero neighbours: what suppresses after a ReLU
+    cfg = AcceleratorConfig(rows=lanes, cols=4, afd=True)
+    units = {"afd": {"shift": shift, "gates": gates, "mode": int(mode == "clip"), "enable": 1}}
+    scale = 2.0 ** 3  # the input's scale: the unit sees the integers A
+    got = afd_chunks(jnp.asarray(A / scale), scale, shift, gates, mode, lanes, 8)
+    np.testing.assert_array_equal(np.asarray(got) * scale, units_matrix(cfg, A, units))
+    g = np.asarray(jax.grad(lambda a: jnp.sum(afd_chunks(a, scale, shift, gates, mode, lanes,
+                                                         8)))(jnp.asarray(A / scale)))
+    kept = units_matrix(cfg, A, units) == A
+    # a step alone would give exactly 1 to every kept input and 0 elsewhere
+    assert np.any(np.abs(g[kept] - 1) > 1e-6) or np.any(np.abs(g[~kept]) > 1e-6)
+
+
+def test_afd_network_equals_the_engine_with_its_units(rng):
+    fm = _small(rng)
+    qm = quantize(fm, rng.normal(0, 1, (32, 8, 8, 1)))
+    x = rng.normal(0, 1, (4, 8, 8, 1))
+    cfg = AcceleratorConfig(rows=4, cols=4, afd=True, median=3, acc_width=32)
+    ctl = {"shift": 1, "gates": 2, "mode": 1}
+    hooks = Hooks(afd=((4, (1, 2, "clip", 4, 8)), (5, (1, 2, "clip", 4, 8))),
+                  median=((4, (3, 4)),))
+    opts = {0: LayerOptions(units={"afd": {**ctl, "enable": 0}, "median_enable": False}),
+            1: LayerOptions(units={"afd": {**ctl, "enable": 0}, "median_enable": False}),
+            5: LayerOptions(units={"median_enable": False})}
+    want = run(qm, qm.quantize_input(x), FunctionalEngine(cfg),
+               units={"afd": {**ctl, "enable": 1}, "median_enable": True}, options=opts).logits
+    np.testing.assert_array_equal(forward_logits(qm, x, hooks=hooks), want)
 
 
 def test_median_network_equals_the_engine_with_its_median_units(rng):
@@ -415,6 +451,8 @@ def unlabelled(tmp_path_factory):
     (["--method", "median"], "invalid median = 0: 3 or 5 on a WS configuration"),
     (["--method", "median", "--median", "3", "--layers", "fc9"], "invalid layers = 'fc9'"),
     (["--method", "sparse"], "invalid flow_layers = {}"),
+    (["--method", "afd"], "invalid afd = False: on (--afd) with a WS configuration"),
+    (["--method", "afd", "--afd", "--afd-gates", "3"], "afd gates 3: must be 1 or 2"),
     (["--method", "nope"], "invalid method = 'nope'"),
     (["--method", "calibrate"], "invalid bypass_map = None"),
     (["--method", "calibrate", "--bypass-map", "MAP"], "a bypass map needs a configuration "

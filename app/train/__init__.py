@@ -10,6 +10,7 @@ one function, :func:`train` (``rtlgen train``):
 ``--method``    what it trains in                                                   source
 ==============  ==================================================================  ===========
 ``qat``         the int8 arithmetic alone (fine-tuning, or a baseline)               SPEC §10
+``afd``         anomaly suppression (Eqs. 8.1/8.2): step forward, sigmoid backward   000 §8.5.1
 ``median``      Median-3/5 on each streamed R-lane chunk, forward and backward       000 §8.5.2
 ``dropconnect`` WS: the weights a bypassed PE holds dropped, one R×C map per step    000 §10.3.2
 ``dropout-in``  IS: the layer inputs a bypassed PE holds dropped                     000 §10.3.2
@@ -31,7 +32,7 @@ __all__ = ["METHODS", "JaxMissing", "jax_modules", "TrainOptions", "train", "run
            "calibrate_bypass", "dequantize", "evaluate", "TrainResult"]
 
 #: ``--method`` values and what each trains (module docstring).
-METHODS = ("qat", "median", "dropconnect", "dropout-in", "dropout-out", "outlier",
+METHODS = ("qat", "afd", "median", "dropconnect", "dropout-in", "dropout-out", "outlier",
            "fault-aware", "sparse", "calibrate")
 
 

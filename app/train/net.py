@@ -33,10 +33,11 @@ weights the exported model holds: ``w' = w·γ/√(σ²+ε)``, ``b' = (b − μ)
 
 **Hooks** (:class:`Hooks`) put the accelerator's units and the seeds' training methods into
 the forward pass of the product nodes, in the order the hardware applies them: bit errors on
-the streamed activations, the median filter on each R-lane chunk of the streamed rows (WS,
-000 §8.5.2), the bypass masks (WS weights, IS inputs, OS outputs; 000 Eqs. 10.3–10.5), the
-complementary-sparsity mask (000 §12.4.1), and a host callback that replaces a layer's
-output by the campaign's own fault model (:mod:`app.train.methods`).
+the streamed activations, anomaly suppression (000 §8.5.1) and the median filter (§8.5.2) on
+each R-lane chunk of the streamed rows (WS), the bypass masks (WS weights, IS inputs, OS
+outputs; 000 Eqs. 10.3–10.5), the complementary-sparsity mask (000 §12.4.1), and a host
+callback that replaces a layer's output by the campaign's own fault model
+(:mod:`app.train.methods`).
 
 This module imports JAX at the top: it is only imported through :func:`app.train.jax_modules`,
 which checks that the optional dependency is installed.
@@ -70,6 +71,7 @@ from ftaccel.golden.network import _frac_for as frac_for  # quantize()'s own wei
 from ftaccel.golden.output_stage import MAX_SHIFT
 
 __all__ = ["Graph", "Scales", "Hooks", "SUPPORTED_KINDS", "BN_EPS", "fq", "median_chunks",
+           "afd_chunks",
            "hardware_keep", "group_mask", "to_quantized"]
 
 #: Node kinds the training path computes (every kind of :mod:`golden.network`).
@@ -124,6 +126,45 @@ def median_chunks(A, window: int, lanes: int):
     wins = jnp.stack([x[..., k:k + lanes] for k in range(window)], axis=-1)
     med = jnp.sort(wins, axis=-1)[..., h]
     return med.reshape(lead + (nk * lanes,))[..., :K]
+
+
+def afd_chunks(A, scale, shift: int, gates: int, mode: str, lanes: int, width: int,
+               tau: float = 1.0):
+    """Anomaly suppression (000 Eqs. 8.1/8.2) on each ``lanes``-wide chunk of the last axis.
+
+    The forward pass is :func:`golden.afd.anomaly_suppression` on the integers ``A·scale``
+    exactly (neighbours wrap around inside the chunk, idle lanes carry zeros, thresholds
+    ``min(|x|·2^shift, 2^width − 1)`` or ``⌊|x|/2^−shift⌋``; one gate suppresses when
+    ``|A_c| ≥ T(A_{c+1})``, two when ``|A_c|`` exceeds both neighbours' thresholds; *drop* → 0,
+    *clip* → ``sign(A_c)·T*``).  The backward pass replaces each step by a sigmoid of the
+    same difference, ``σ((|A_c| − T)/τ)`` with ``τ`` in real units (000 §8.5.1: the step in
+    the forward pass, the sigmoid in the backward one), so the gate neighbours receive a
+    gradient too.
+    """
+    K = A.shape[-1]
+    nk = -(-K // lanes)
+    lead = A.shape[:-1]
+    x = jnp.pad(A, [(0, 0)] * len(lead) + [(0, nk * lanes - K)]).reshape(lead + (nk, lanes))
+    a = x * scale
+    mag = jnp.abs(a)
+    if shift >= 0:
+        T = jnp.minimum(mag * float(2 ** shift), float((1 << width) - 1))
+    else:
+        T = _ste(mag / float(2 ** -shift), jnp.floor(mag / float(2 ** -shift)))
+    t_next, t_prev = jnp.roll(T, -1, axis=-1), jnp.roll(T, 1, axis=-1)
+    t = tau * scale
+    if gates == 1:
+        hard = mag >= t_next
+        soft = jax.nn.sigmoid((mag - t_next) / t)
+        top = t_next
+    else:
+        hard = (mag > t_next) & (mag > t_prev)
+        soft = jax.nn.sigmoid((mag - t_next) / t) * jax.nn.sigmoid((mag - t_prev) / t)
+        top = jnp.maximum(t_next, t_prev)
+    sup = _ste(soft, hard.astype(a.dtype))  # 0 or 1 forward: the result below is exact
+    target = 0.0 if mode == "drop" else jnp.sign(a) * top
+    out = a * (1.0 - sup) + target * sup
+    return (out / scale).reshape(lead + (nk * lanes,))[..., :K]
 
 
 def hardware_keep(bypass_map, rows: int, cols: int):
@@ -214,6 +255,8 @@ class Hooks:
     """What the forward pass adds to the product nodes (static: one compilation per Hooks).
 
     ``median``: node → ``(window, lanes)``, the median filter on the node's streamed rows.
+    ``afd``: node → ``(shift, gates, mode, lanes, width)``, anomaly suppression before it
+    (:func:`afd_chunks`; the quantised forward only).
     ``mask``: ``(dataflow, kind, rate, rows, cols)`` with kind ``hardware`` (one R×C Bernoulli
     bypass map per step, replicated over the tiles: 000 §10.3.2) or ``random`` (every
     variable on its own), applied to ``mask_nodes`` while training, the kept variables scaled
@@ -226,6 +269,7 @@ class Hooks:
     """
 
     median: tuple = ()
+    afd: tuple = ()
     mask: tuple | None = None
     mask_nodes: frozenset = frozenset()
     sparse: tuple = ()
@@ -236,6 +280,11 @@ class Hooks:
     def median_map(self) -> dict:
         """``median`` as a dict."""
         return dict(self.median)
+
+    @property
+    def afd_map(self) -> dict:
+        """``afd`` as a dict."""
+        return dict(self.afd)
 
     @property
     def sparse_map(self) -> dict:
@@ -445,6 +494,11 @@ class Graph:
         W = p["w"].reshape(-1, p["w"].shape[-1])  # K×N (depthwise: K×C)
         b = p["b"]
         A_raw = A
+        afd = hooks.afd_map.get(i)
+        if afd is not None and scales is not None:  # WS input units: AFD, then the median
+            s_in = scales[str(self.model.sources(i)[0])]
+            A = (jnp.swapaxes(afd_chunks(jnp.swapaxes(A, 1, 2), s_in, *afd), 1, 2) if dw
+                 else afd_chunks(A, s_in, *afd))
         med = hooks.median_map.get(i)
         if med is not None:  # WS input units: each streamed R-lane chunk filtered
             A = (jnp.swapaxes(median_chunks(jnp.swapaxes(A, 1, 2), *med), 1, 2) if dw

@@ -71,6 +71,9 @@ class TrainOptions:
         Outlier regularisation coefficient and term (000 Eqs. 9.3/9.4, Table 9.1).
     fault_model, fault_rate, fault_targets, profile_mode :
         The campaign fault model of ``fault-aware`` training.
+    afd_shift, afd_gates, afd_mode :
+        ``afd``: the unit's run-time controls while training, γ = 2**shift, 1 or 2 gates,
+        drop or clip (the same values ``rtlgen infer`` takes).
     flow_layers : dict
         ``sparse``: layer name → group size on the flow-controlling array.
     beta : float
@@ -103,6 +106,9 @@ class TrainOptions:
     fault_rate: float = 1e-3
     fault_targets: tuple = ("weights",)
     profile_mode: str = "bitflip"
+    afd_shift: int = 1
+    afd_gates: int = 1
+    afd_mode: str = "drop"
     flow_layers: dict = field(default_factory=dict)
     beta: float = 0.1
     batchnorm: bool = False

@@ -95,9 +95,9 @@ def check_methods(model: Model, cfg, opts: TrainOptions) -> dict:
     """Check the methods against the model and the accelerator; what the hooks need.
 
     ConfigError names the option: a bypass method for another dataflow (naming both), the
-    median without a median window or off WS, sparse layers without a flow array or on a
-    depthwise node, unknown layer names.  ModelError names an operator the training path
-    does not compute.
+    median without a median window or off WS, ``afd`` without the unit, sparse layers without
+    a flow array or on a depthwise node, unknown layer names.  ModelError names an operator
+    the training path does not compute.
     """
     Graph(model)  # every node kind computed (ModelError naming the first that is not)
     out: dict = {"layers": _nodes(model, opts.layers)}
@@ -110,6 +110,14 @@ def check_methods(model: Model, cfg, opts: TrainOptions) -> dict:
     if "median" in opts.methods and (cfg.dataflow != "ws" or cfg.median not in (3, 5)):
         raise ConfigError("median", cfg.median, "3 or 5 on a WS configuration for "
                           "--method median (the window of the accelerator's filter)")
+    if "afd" in opts.methods:
+        if cfg.dataflow != "ws" or not cfg.afd:
+            raise ConfigError("afd", cfg.afd, "on (--afd) with a WS configuration for --method "
+                              "afd (the accelerator's anomaly suppression unit)")
+        from ftaccel.app.network import unit_options
+
+        unit_options(cfg, afd_shift=opts.afd_shift, afd_gates=opts.afd_gates,
+                     afd_mode=opts.afd_mode)  # the same checks and messages as rtlgen infer
     if "sparse" in opts.methods:
         from ftaccel.golden.flow import layer_shape
 
@@ -157,15 +165,26 @@ def evaluate(qmodel: Model, images, labels, cfg, *, units=None, options=None,
     return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels))), logits
 
 
-def _unit_options(qmodel: Model, cfg, median_nodes) -> tuple[dict | None, dict | None]:
-    """Units and per-layer options that run the median on ``median_nodes`` only."""
-    if not (cfg.median and cfg.dataflow == "ws"):
+def _unit_options(qmodel: Model, cfg, opts: TrainOptions,
+                  nodes) -> tuple[dict | None, dict | None]:
+    """Units and per-layer options that run the trained-in units on ``nodes`` only.
+
+    The median filter for ``median``, anomaly suppression for ``afd``; None, None when the
+    methods use no unit.
+    """
+    units, off = {}, {}
+    if "median" in opts.methods:
+        units["median_enable"], off["median_enable"] = True, False
+    if "afd" in opts.methods:
+        ctl = {"shift": opts.afd_shift, "gates": opts.afd_gates,
+               "mode": int(opts.afd_mode == "clip")}
+        units["afd"], off["afd"] = {**ctl, "enable": 1}, {**ctl, "enable": 0}
+    if not units:
         return None, None
-    on = set(median_nodes)
-    opts = {i: LayerOptions(units={"median_enable": False})
-            for i, lay in enumerate(qmodel.layers)
-            if isinstance(lay, _PRODUCTS) and i not in on}
-    return {"median_enable": True}, opts
+    on = set(nodes)
+    per = {i: LayerOptions(units=dict(off)) for i, lay in enumerate(qmodel.layers)
+           if isinstance(lay, _PRODUCTS) and i not in on}
+    return units, per
 
 
 def dequantize(qmodel: Model) -> Model:
@@ -263,11 +282,14 @@ def _export(graph: Graph, params: dict, state: dict, sparse: dict, calib, cfg,
 
 def _hooks(graph: Graph, cfg, opts: TrainOptions, plan: dict, *, training: bool) -> Hooks:
     model = graph.model
-    median = ()
+    median, afd = (), ()
     if "median" in opts.methods:
         median = tuple((i, (cfg.median, cfg.rows)) for i in plan["layers"])
+    if "afd" in opts.methods:
+        afd = tuple((i, (opts.afd_shift, opts.afd_gates, opts.afd_mode, cfg.rows, cfg.a_width))
+                    for i in plan["layers"])
     if not training:
-        return Hooks(median=median)
+        return Hooks(median=median, afd=afd)
     mask, mask_nodes = None, frozenset()
     for m in opts.methods:
         if m in METHOD_DATAFLOW:
@@ -276,15 +298,14 @@ def _hooks(graph: Graph, cfg, opts: TrainOptions, plan: dict, *, training: bool)
     sparse = tuple((i, (gl, gk, opts.beta)) for i, (gl, gk) in plan.get("sparse", {}).items())
     fault, fault_nodes = None, frozenset()
     if "fault-aware" in opts.methods:
-        units = {"median_enable": True} if median else {}
+        units, per = _unit_options(model, cfg, opts, plan["layers"])
         fault = CampaignFaults(cfg, opts.fault_model, opts.fault_rate,
                                targets=opts.fault_targets, profile_mode=opts.profile_mode,
-                               seed=opts.seed, units=units, node_units={
-                                   i: {"median_enable": i in dict(median)}
-                                   for i in graph.products} if median else None)
+                               seed=opts.seed, units=units,
+                               node_units={i: o.units for i, o in (per or {}).items()})
         fault_nodes = frozenset(i for i in graph.products if model.layers[i].kind != "dwconv")
-    return Hooks(median=median, mask=mask, mask_nodes=mask_nodes, sparse=sparse, fault=fault,
-                 fault_nodes=fault_nodes)
+    return Hooks(median=median, afd=afd, mask=mask, mask_nodes=mask_nodes, sparse=sparse,
+                 fault=fault, fault_nodes=fault_nodes)
 
 
 def train(model: Model, train_set, *, config, options: TrainOptions, test_set=None,
@@ -298,7 +319,7 @@ def train(model: Model, train_set, *, config, options: TrainOptions, test_set=No
     train_set, test_set : Dataset
         Labelled images; accuracy before and after is measured on ``test_set`` (default:
         the training set) on the golden engine with the method's units (the median filter
-        for ``median``), fault-free.
+        for ``median``, anomaly suppression for ``afd``), fault-free.
     config : AcceleratorConfig
         The accelerator: widths, array size, dataflow, median window, flow groups.
     options : TrainOptions
@@ -374,8 +395,7 @@ def train(model: Model, train_set, *, config, options: TrainOptions, test_set=No
     info = dict(model.info)
     q_before = quantize(model, calib, a_bits=cfg.a_width, w_bits=cfg.w_width) \
         if opts.init == "model" else None
-    units, layer_opts = _unit_options(model, cfg, plan["layers"] if "median" in opts.methods
-                                      else [])
+    units, layer_opts = _unit_options(model, cfg, opts, plan["layers"])
     if q_before is not None:
         acc_before, _ = evaluate(q_before, test.images, test.labels, cfg, units=units,
                                  options=layer_opts)
@@ -448,7 +468,8 @@ def train(model: Model, train_set, *, config, options: TrainOptions, test_set=No
         "batchnorm_nodes": [model.layers[i].name for i in bn_nodes],
         "method_layers": [model.layers[i].name for i in plan["layers"]],
         "accuracy_before": acc_before, "accuracy_after": acc_after,
-        "accuracy_engine": "golden (fault-free" + (", median on" if units else "") + ")",
+        "accuracy_engine": "golden (fault-free" + "".join(
+            f", {u} on" for u in ("median", "afd") if u in opts.methods) + ")",
         "forward_bit_exact": exact, "forward_checked_images": m,
         "epochs": epochs, "seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(opts.epochs, 1), 3),
