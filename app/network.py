@@ -153,18 +153,20 @@ PRUNE_METHODS = ("train", "magnitude")
 
 def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
                       method: str = "magnitude", train=None, epochs: int = 10,
-                      seed: int = 0) -> Model:
+                      seed: int = 0, config: AcceleratorConfig | None = None) -> Model:
     """``float_model`` with the named layers pruned to complementary sparsity for ``flow``.
 
     ``method="magnitude"``: :func:`golden.flow.prune` (the largest weight of every group
-    kept, one shot).  ``method="train"``: :func:`golden.flow.train_complementary` fine-tunes
-    the whole network from its weights for ``epochs`` on ``train`` (a labelled data set),
-    the mask evolving with the weights (000 §12.4.1); only for a ReLU MLP (dense layers).
+    kept, one shot).  ``method="train"``: the training path's ``sparse`` method
+    (:mod:`app.train`, needs JAX) fine-tunes the whole network from its weights for
+    ``epochs`` on ``train`` (a labelled data set), int8-aware, the mask evolving with the
+    weights (000 §12.4.1; SGD with momentum, learning rate 0.05, β = 0.1); ``config`` gives
+    the widths (default: 8-bit, ``flow`` with the largest group).
     """
     import dataclasses
 
     from ftaccel.errors import ConfigError
-    from ftaccel.golden.flow import layer_shape, prune, train_complementary
+    from ftaccel.golden.flow import layer_shape, prune
 
     if method not in PRUNE_METHODS:
         raise ModelError(f"--flow-prune {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
@@ -181,22 +183,21 @@ def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
             w = prune(layers[i].matrix, gl, gk).reshape(layers[i].weights.shape)
             layers[i] = dataclasses.replace(layers[i], weights=w)
         return dataclasses.replace(float_model, layers=tuple(layers))
-    mlp = (all(getattr(lay, "kind", None) == "dense" for lay in layers)
-           and all(lay.relu for lay in layers[:-1]) and not layers[-1].relu)
-    if not mlp:
-        raise ModelError(f"--flow-prune train: model {float_model.name} is not a ReLU MLP "
-                         f"(dense layers only); use --flow-prune magnitude")
     if train is None or getattr(train, "labels", None) is None:
         raise ModelError("--flow-prune train needs labelled training images (--calib)")
     if epochs < 1:
         raise ModelError(f"--flow-epochs {epochs}: must be at least 1")
-    x = float_model.prepare(train.images)
-    ws, bs = train_complementary([lay.weights for lay in layers], [lay.bias for lay in layers],
-                                 x, train.labels, [shapes.get(i) for i in range(len(layers))],
-                                 epochs=epochs, seed=seed)
-    layers = [dataclasses.replace(lay, weights=w, bias=b)
-              for lay, w, b in zip(layers, ws, bs, strict=True)]
-    return dataclasses.replace(float_model, layers=tuple(layers))
+    from ftaccel.app.train import TrainOptions, jax_modules
+
+    jax_modules()  # JaxMissing (exit 3) before any work
+    from ftaccel.app.train.trainer import train as train_model
+
+    cfg = config or AcceleratorConfig(flow=flow, flow_group=max(flow_layers.values()))
+    opts = TrainOptions(methods=("sparse",), epochs=epochs, lr=0.05, seed=seed,
+                        flow_layers={layers[i].name: g for i, g in
+                                     ((_flow_layer(float_model, k), g)
+                                      for k, g in flow_layers.items())})
+    return train_model(float_model, train, config=cfg, options=opts).float_model
 
 
 @dataclass
@@ -659,7 +660,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
             cal_set = digits("train")
             cal = cal_set.images
         pruned = prune_flow_layers(net.float_model, config.flow, flow_layers, method=flow_prune,
-                                   train=cal_set, epochs=flow_epochs)
+                                   train=cal_set, epochs=flow_epochs, config=config)
         net = Network.quantize(pruned, cal, a_width=config.a_width, w_width=config.w_width)
     x = net.check(config, ds.images)  # fit and data range, before any work
     flow_groups(net.model, config, flow_layers)  # packable, before any work
