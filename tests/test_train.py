@@ -452,7 +452,8 @@ def unlabelled(tmp_path_factory):
     (["--method", "median", "--median", "3", "--layers", "fc9"], "invalid layers = 'fc9'"),
     (["--method", "sparse"], "invalid flow_layers = {}"),
     (["--method", "afd"], "invalid afd = False: on (--afd) with a WS configuration"),
-    (["--method", "afd", "--afd", "--afd-gates", "3"], "invalid afd gates = 3: an integer from 1 to 2"),
+    (["--method", "afd", "--afd", "--afd-gates", "3"],
+     "invalid afd gates = 3: an integer from 1 to 2"),
     (["--method", "nope"], "invalid method = 'nope'"),
     (["--method", "calibrate"], "invalid bypass_map = None"),
     (["--method", "calibrate", "--bypass-map", "MAP"], "invalid bypass = False: true to use a "
