@@ -75,8 +75,11 @@ def _bad_config_text(rng) -> tuple[str, bytes]:
         text = json.dumps({**base, **extra, f: v}).replace('"NaN"', "NaN")
         return f"field {f}", text.encode()
     if kind == 5:  # a combination the hardware does not have
-        combos = [{"dataflow": "is", "checksum": "spatial"}, {"dataflow": "os", "afd": True},
-                  {"dataflow": "is", "median": 3}, {"lcu": True, "output_stage": False},
+        # (every unit runs on every dataflow since issue 29: OS refuses checksums with bypass)
+        combos = [{"dataflow": "os", "checksum": "spatial", "bypass": True},
+                  {"dataflow": "os", "checksum": "temporal", "bypass": True},
+                  {"dataflow": "is", "flow": "shortened", "flow_group": 8},
+                  {"lcu": True, "output_stage": False},
                   {"lcu_mask": 3}, {"checksum": "temporal", "temporal_mode": "exact",
                                     "acc_width": 17}]
         return "combination", json.dumps({**base, **combos[int(rng.integers(len(combos)))]}
@@ -190,7 +193,8 @@ def _bad_command(rng) -> tuple[str, list[str]]:
                            ["--liberty", "/dev/null"], ["--liberty", "missing.lib"],
                            ["--liberty", "folder"]],
                  "demo": [["--seed=-1"], ["--timeout=-1"], ["--sim", "xsim"]],
-                 "generate": [["--lcu-mask", "7"], ["--afd", "--dataflow", "os"]],
+                 "generate": [["--lcu-mask", "7"],
+                              ["--checksum", "both", "--bypass", "--dataflow", "os"]],
                  "matmul": [["--shift", "x"], ["--flow", "packed"],
                             ["--flow", "shortened", "--fault", "0,0,psum,1,sa0"],
                             ["--pack-group", "2"], ["--prune"]],

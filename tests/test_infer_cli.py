@@ -98,8 +98,9 @@ BAD = {
     "images": (["--model", "digits-mlp", "--images", 0], "--images 0: must be at least 1"),
     "bypass map": (["--model", "digits-mlp", "--bypass-map", "{map}"],
                    "invalid bypass = False: true to use a bypass map"),
-    "engine config": (["--model", "digits-mlp", "--dataflow", "is", "--afd"],
-                      "invalid afd = True"),
+    # (every unit runs on every dataflow since issue 29; OS refuses checksums with bypass)
+    "engine config": (["--model", "digits-mlp", "--dataflow", "os", "--checksum", "both",
+                       "--bypass"], "invalid checksum = 'both'"),
 }
 
 

@@ -51,14 +51,14 @@ _PINNED = {
     (("rows", 3), ("cols", 4), ("dataflow", "is")):
         "9cd07c3aa99f3e33cb6578692fa6a95aa57ddc6cb01f07f5c6c327128a9ea162",
     (("rows", 4), ("cols", 3), ("dataflow", "os")):
-        "8e12469ae5373210688e9bf186d4fa002f59126a17178edee6db184cf08c9c00",
+        "9676e36936f011347f6c0386d3aa9387ac73c99f21fa7d8112ba8a4a1a94a256",
     (("rows", 3), ("cols", 4), ("double_buffer", False)):
         "ed100dadb2d5a320b3e44b11718aecbd12a1bb7d0ddeacf253f1b7b6315c330e",
     (("rows", 3), ("cols", 4), ("lcu", True), ("lcu_depth", 8), ("lcu_max_pairs", 2)):
         "b114dcee63deffd1a8e7b8be7cb0e72eb341c9d9703a816adf2476f067e34df8",
     (("rows", 3), ("cols", 3), ("checksum", "both"), ("tmr", "word"), ("lcu_depth", 8),
      ("fault_hooks", True), ("bypass", True)):
-        "b260d38b46e613f1cb173c13f280b87566acfb8aad9c12e5fc9d531dd2d2d904",
+        "658271a5d94c089182b4c5b12690faeaf6b861d2d4c13e6b59afd0d200cf65fe",
     (("rows", 2), ("cols", 2), ("output_stage", False)):
         "d7e9f05d8425bde8494efebc963aa651a9405b8d19d001a2b01d56afb4bb58de",
 }
