@@ -121,3 +121,54 @@ def test_restricted_product_equals_the_whole_product(double):
             tried += 1
             differs += not np.array_equal(whole, whole0)
     assert differs > tried // 10  # enough faults reach the outputs
+
+
+def _small(images=12) -> dict:
+    return parse_spec({
+        "campaign": {"name": "runner", "seed": 3, "chunk": 4},
+        "network": {"model": "digits-mlp"}, "data": {"source": "digits", "images": images},
+        "accelerator": {"rows": 4, "cols": 4, "dataflow": "ws"},
+        "protections": [{"kind": "none"}, {"kind": "bypass"}],
+        "faults": {"model": "register"},
+        "sample": {"method": "statistical", "confidence": 0.8, "margin": 0.25}})
+
+
+def test_small_campaign_runs_in_process_by_default_and_says_why(tmp_path):
+    """The default runner times the first chunk; a small campaign never starts a cluster."""
+    from ftaccel.app.campaign import run_campaign
+
+    spec = _small()
+    ref = run_campaign(spec, tmp_path / "zero", workers=0, progress=False)
+    assert ref["timing"]["runner"] == "in-process"
+    assert ref["timing"]["runner_reason"] == "--workers 0"
+    rep = run_campaign(spec, tmp_path / "auto", progress=False)
+    t = rep["timing"]
+    assert t["runner"] == "in-process" and t["workers"] == 0
+    assert "start-up" in t["runner_reason"] or t["runner_reason"] in ("one core", "one chunk")
+    md = (tmp_path / "auto" / "campaign.md").read_text()
+    assert f"- runner: in-process ({t['runner_reason']})" in md
+    assert (tmp_path / "auto" / "trace.csv").read_text() == \
+        (tmp_path / "zero" / "trace.csv").read_text()
+
+
+def test_long_campaign_prints_its_estimate_and_runs_on_dask(tmp_path, monkeypatch):
+    """Past the thresholds the default runner starts a cluster and prints the measured speed."""
+    import os
+
+    from ftaccel.app import campaign
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the default runner stays in-process")
+    monkeypatch.setattr(campaign, "cluster_startup_seconds", lambda ctx: 0.0)
+    monkeypatch.setattr(campaign, "LONG_CAMPAIGN_SECONDS", 0.0)
+    spec = _small()
+    lines = []
+    rep = campaign.run_campaign(spec, tmp_path / "auto", progress=False,
+                                log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert rep["timing"]["runner"] == "dask" and rep["timing"]["workers"] >= 2
+    est = [s for s in lines if s.startswith("estimate: ")]
+    assert len(est) == 1 and "faults/minute" in est[0] and "measured in the first chunk" \
+        in est[0], lines
+    campaign.run_campaign(spec, tmp_path / "zero", workers=0, progress=False)
+    assert (tmp_path / "auto" / "trace.csv").read_text() == \
+        (tmp_path / "zero" / "trace.csv").read_text()
