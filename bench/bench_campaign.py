@@ -164,6 +164,64 @@ def compare_with_peer(args) -> None:
           f"({os.cpu_count()} cores)")
 
 
+def scaling(args) -> None:
+    """``--scaling MODEL``: one campaign in this process and on 2 Dask workers (issue 24 item 3).
+
+    The same spec (``--images`` images, about ``--faults`` register faults, one protection)
+    run with ``workers=0``, with 2 LocalCluster workers under the runner's glibc settings
+    (:data:`app.campaign.WORKER_MALLOC`) and under Dask's default ones; fault-inferences per
+    minute of each (the runner's own timing: the cluster's start-up included) and the ratios.
+    """
+    from ftaccel.app import campaign, zoo
+    from ftaccel.app.datasets import digits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.scaling in ("digits-cnn", "digits-mlp"):
+            net, data, calib = args.scaling, {"source": "digits", "images": args.images}, None
+        else:
+            name = PEER_MODELS[args.scaling]
+            proto = zoo.fit(name)
+            net = os.path.join(tmp, f"{name}.onnx")
+            with open(net, "wb") as fh:
+                fh.write(proto.SerializeToString())
+            shape = zoo.model(name).input_shape
+            test, train = digits("test"), digits("train")
+            for split, ds, n in (("test", test, args.images), ("train", train, 256)):
+                np.savez(os.path.join(tmp, f"{split}.npz"),
+                         images=zoo.adapt_digits(ds.images[:n], shape),
+                         labels=ds.labels[:n])
+            data = {"source": os.path.join(tmp, "test.npz"), "images": args.images}
+            calib = os.path.join(tmp, "train.npz")
+        raw = {"campaign": {"name": "scaling", "seed": 1, "chunk": max(1, args.faults // 16)},
+               "network": {"model": net, **({"calib": calib} if calib else {})},
+               "data": data, "accelerator": {"rows": args.array, "cols": args.array,
+                                             "dataflow": "ws"},
+               "protections": [{"kind": "none"}], "faults": {"model": "register"},
+               "sample": {"method": "statistical", "confidence": 0.95,
+                          "margin": float(1.96 * 0.5 / np.sqrt(args.faults))}}
+        spec = parse_spec(raw)
+        rates = {}
+        runs = (("in-process", 0, None), ("2 workers", 2, None),
+                ("2 workers, Dask's malloc default", 2, {}))
+        for label, workers, malloc in runs:
+            saved = campaign.WORKER_MALLOC
+            if malloc is not None:
+                campaign.WORKER_MALLOC = malloc
+            try:
+                rep = run_campaign(spec, os.path.join(tmp, label.replace(" ", "_")),
+                                   workers=workers, progress=False, log=lambda *a, **k: None)
+            finally:
+                campaign.WORKER_MALLOC = saved
+            t = rep["timing"]
+            rates[label] = t["fault_inferences_per_minute"]
+            print(f"{args.scaling}: {label:34s} {rep['items']} faults × {args.images} images "
+                  f"in {t['seconds']:6.1f} s: {t['fault_inferences_per_minute']:12,} "
+                  f"fault-inferences/min ({rates[label] / rates['in-process']:.2f}×)",
+                  flush=True)
+    print(f"goal: 2 workers ≥ 1.7× in-process; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faults", type=int, default=200)
@@ -177,7 +235,14 @@ def main() -> None:
                     help="--model: time each fault-free engine at least this long")
     ap.add_argument("--seed", type=int, default=2, help="--model: the faults drawn")
     ap.add_argument("--core", type=int, default=0, help="--model: which core to pin to")
+    ap.add_argument("--scaling", help="in-process against 2 Dask workers on a campaign of "
+                    "this model (--images, --faults)")
     args = ap.parse_args()
+    if args.scaling:
+        if args.faults == 200:
+            args.faults = 64
+        scaling(args)
+        return
     if args.model:
         if args.faults == 200:
             args.faults = 20
