@@ -471,6 +471,75 @@ def _touched(cfg, f, M: int, K: int, N: int):
     return J, mask, np.asarray(out_cols, dtype=np.int64)
 
 
+def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
+    """A stuck-at fault of PE (r, c) over every pass at once (WS, no checksum).
+
+    The pass-by-pass rules of :func:`_apply_stationary_fault`, summed over the K-tiles with
+    BLAS products: a sabotaged stationary value (the load chain: rows ≥ r of column c; the
+    double-buffered stationary register: row r), activation (row r, passed to columns ≥ c)
+    or product (row r, column c; a padding row of the last K-tile adds ``sab(0)`` per slot)
+    adds a change that only sums from there on, so ``out = wrap(clean + change)`` (wrapping
+    is modular); a stuck partial sum (or adder sum) is a recurrence over the K-tiles, each
+    tile ``wrap(sab(wrap(psum_in + rows ≤ r)) + rows > r)``, vectorised over the N-tiles.
+    """
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    r, c = f.row, f.col
+    keep = np.ones((R, C), dtype=bool) if bmap is None else ~np.asarray(bmap, dtype=bool)
+    kk = np.arange(K)
+    Beff = np.where(keep[kk[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    ns = np.arange(c, N, C)  # the output columns array column c computes
+    bias = np.asarray(bias, dtype=np.int64)
+    out = clean.copy()
+    double = cfg.double_buffered
+    chain_reg = FaultRegister.SHADOW if double else FaultRegister.WEIGHT
+    width = cfg.register_width(f.register, c)
+
+    def add(cols, change):
+        out[:, cols] = wrap(clean[:, cols] - bias[cols] + change, P) + bias[cols]
+
+    if f.register == FaultRegister.SHADOW and not double:
+        return out
+    if f.register in (chain_reg, FaultRegister.WEIGHT):
+        # the load chain sabotages rows ≥ r of the column; the stationary register row r
+        ks = kk[kk % R >= r] if f.register == chain_reg else kk[kk % R == r]
+        Bk = B[np.ix_(ks, ns)]
+        D = np.where(keep[ks % R, c][:, None], sabotage_array(Bk, width, f.bit, f.mode) - Bk, 0)
+        add(ns, exact_matmul(A[:, ks], D))
+        return out
+    if f.register == FaultRegister.ACT:
+        ks = kk[kk % R == r]
+        cols = np.flatnonzero(np.arange(N) % C >= c)
+        dA = sabotage_array(A[:, ks], width, f.bit, f.mode) - A[:, ks]
+        add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
+        return out
+    if f.register == FaultRegister.PRODUCT:
+        if not keep[r, c]:
+            return out
+        ks = kk[kk % R == r]
+        change = np.zeros((M, len(ns)), dtype=np.int64)
+        for k in ks:  # one K index per K-tile: M × N/C products each
+            prod = A[:, k, None] * B[k, ns][None, :]
+            change += sabotage_array(prod, width, f.bit, f.mode) - prod
+        if K % R and r >= K % R:  # the last K-tile's padding row multiplies zeros
+            change += int(sabotage_array(0, width, f.bit, f.mode))
+        add(ns, change)
+        return out
+    # the partial sum leaving row r (psum register, or the adder's sum it stores)
+    if f.register == FaultRegister.SUM and not keep[r, c]:
+        return out
+    state = np.zeros((M, len(ns)), dtype=np.int64)
+    for k0 in range(0, K, R):
+        k1 = min(k0 + R, K)
+        split = min(k0 + r + 1, k1)
+        upper = state + exact_matmul(A[:, k0:split], Beff[k0:split][:, ns])
+        lower = exact_matmul(A[:, split:k1], Beff[split:k1][:, ns])
+        state = wrap(sabotage_array(wrap(upper, P), P, f.bit, f.mode) + lower, P)
+    out[:, ns] = state + bias[ns]
+    return out
+
+
 def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
     """:func:`_ws_is_product` for one register fault, computing only what it touches.
 
@@ -481,7 +550,12 @@ def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
     M, K = A.shape
     N = B.shape[1]
     J, mask, out_cols = _touched(cfg, f, M, K, N)
-    out = (clean_acc(cfg, A, B, bias, bmap) if clean is None else clean).copy()
+    clean = clean_acc(cfg, A, B, bias, bmap) if clean is None else clean
+    if _stuck(f):
+        if not len(out_cols):
+            return clean.copy(), {}
+        return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
+    out = clean.copy()
     if len(out_cols):
         part, _ = _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J,
                                  passes=mask)
