@@ -529,13 +529,21 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     # the partial sum leaving row r (psum register, or the adder's sum it stores)
     if f.register == FaultRegister.SUM and not keep[r, c]:
         return out
+    # every K-tile's sums of rows ≤ r and of rows > r at once: a batched product over the
+    # tiles, exact in float64 (R products of at most 16-bit operands per sum)
+    nk = -(-K // R)
+    Ap = np.zeros((M, nk * R))
+    Ap[:, :K] = A
+    A3 = Ap.reshape(M, nk, R).transpose(1, 0, 2)  # [tile, M, R]
+    Bp = np.zeros((nk * R, len(ns)))
+    Bp[:K] = Beff[:, ns]
+    B3 = Bp.reshape(nk, R, len(ns))
+    upper_all = np.rint(A3[:, :, :r + 1] @ B3[:, :r + 1]).astype(np.int64)
+    lower_all = np.rint(A3[:, :, r + 1:] @ B3[:, r + 1:]).astype(np.int64)
     state = np.zeros((M, len(ns)), dtype=np.int64)
-    for k0 in range(0, K, R):
-        k1 = min(k0 + R, K)
-        split = min(k0 + r + 1, k1)
-        upper = state + exact_matmul(A[:, k0:split], Beff[k0:split][:, ns])
-        lower = exact_matmul(A[:, split:k1], Beff[split:k1][:, ns])
-        state = wrap(sabotage_array(wrap(upper, P), P, f.bit, f.mode) + lower, P)
+    for j in range(nk):  # the recurrence over the K-tiles (the loopback chains them)
+        state = wrap(sabotage_array(wrap(state + upper_all[j], P), P, f.bit, f.mode)
+                     + lower_all[j], P)
     out[:, ns] = state + bias[ns]
     return out
 
