@@ -172,6 +172,11 @@ def scaling(args) -> None:
     (:data:`app.campaign.WORKER_MALLOC`) and under Dask's default ones; fault-inferences per
     minute of each (the runner's own timing: the cluster's start-up included) and the ratios.
     """
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
     from ftaccel.app import campaign, zoo
     from ftaccel.app.datasets import digits
 
@@ -201,23 +206,36 @@ def scaling(args) -> None:
                           "margin": float(1.96 * 0.5 / np.sqrt(args.faults))}}
         spec = parse_spec(raw)
         rates = {}
-        runs = (("in-process", 0, None), ("2 workers", 2, None),
-                ("2 workers, Dask's malloc default", 2, {}))
-        for label, workers, malloc in runs:
-            saved = campaign.WORKER_MALLOC
-            if malloc is not None:
-                campaign.WORKER_MALLOC = malloc
-            try:
-                rep = run_campaign(spec, os.path.join(tmp, label.replace(" ", "_")),
-                                   workers=workers, progress=False, log=lambda *a, **k: None)
-            finally:
-                campaign.WORKER_MALLOC = saved
+
+        def report(label, rep, extra=""):
             t = rep["timing"]
             rates[label] = t["fault_inferences_per_minute"]
-            print(f"{args.scaling}: {label:34s} {rep['items']} faults × {args.images} images "
-                  f"in {t['seconds']:6.1f} s: {t['fault_inferences_per_minute']:12,} "
-                  f"fault-inferences/min ({rates[label] / rates['in-process']:.2f}×)",
+            print(f"{args.scaling}: {label:44s} {rep['items']} faults × {args.images} images in "
+                  f"{t['seconds']:6.1f} s: {t['fault_inferences_per_minute']:10,} "
+                  f"fault-inferences/min ({rates[label] / rates['in-process']:.2f}×){extra}",
                   flush=True)
+
+        report("in-process", run_campaign(spec, os.path.join(tmp, "zero"), workers=0,
+                                          progress=False, log=lambda *a, **k: None))
+        report("2 workers (rtlgen campaign --workers 2)",
+               run_campaign(spec, os.path.join(tmp, "two"), workers=2, progress=False,
+                            log=lambda *a, **k: None), ", start-up included")
+        # steady state: a cluster started and every worker's context built beforehand
+        for label, malloc in (("2 warm workers", campaign.WORKER_MALLOC),
+                              ("2 warm workers, Dask's malloc default", {})):
+            environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **malloc}
+            t0 = time.perf_counter()
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+                    LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=":0",
+                                 silence_logs=logging.CRITICAL) as cluster, \
+                    Client(cluster) as client:
+                client.run(campaign.build_context, spec)
+                warm = time.perf_counter() - t0
+                rep = run_campaign(spec, os.path.join(tmp, label.replace(" ", "_")),
+                                   scheduler=cluster.scheduler_address, progress=False,
+                                   log=lambda *a, **k: None)
+            report(label, rep, f", after {warm:.1f} s of start-up and context builds")
     print(f"goal: 2 workers ≥ 1.7× in-process; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
 
