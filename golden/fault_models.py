@@ -79,6 +79,7 @@ at the faulty layer from recorded activations when the fault is in one layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,7 +206,6 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     M, K = A.shape
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
-    d, pre = cfg.input_stages, cfg.config_cycles
     early = cfg.bias_in_psum
     use_spatial, use_temporal = cfg.spatial, cfg.temporal
     keep = np.ones((R, NC), dtype=bool)
@@ -220,9 +220,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
         {"spatial": 0} if use_spatial else {"temporal": 0} if use_temporal else {}
     kbits = cfg.temporal_check_bits
     state = None
-    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    tl, starts = _schedule(cfg, M, K, N, span)  # starts: array-side cycles
     n_passes = len(tl)
-    starts = pre + d + pass_starts(cfg, tl, span)  # array-side cycles
     for p, tile in enumerate(tl):
         if passes is not None and not passes[p]:
             continue
@@ -297,6 +296,19 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     if not early:
         out = out + np.asarray(bias, dtype=np.int64)[None, :]
     return out, alarms
+
+
+@functools.lru_cache(maxsize=1024)
+def _schedule(cfg, M: int, K: int, N: int, span: int):
+    """``(tiles, first streamed cycle of each pass)`` of a WS/IS product, memoised.
+
+    A campaign asks for the same few products' schedules for every fault; the configuration
+    is a frozen, hashable dataclass.  The starts are read-only.
+    """
+    tl = tuple(tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N))
+    starts = cfg.config_cycles + cfg.input_stages + pass_starts(cfg, tl, span)
+    starts.setflags(write=False)
+    return tl, starts
 
 
 def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
@@ -448,7 +460,7 @@ def clean_acc(cfg, A, B, bias, bypass_map=None) -> np.ndarray:
 def _touched(cfg, f, M: int, K: int, N: int):
     """``(array columns, pass mask, output columns)`` register fault ``f`` can change (WS)."""
     R, C = cfg.rows, cfg.cols
-    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    tl, starts = _schedule(cfg, M, K, N, M)
     if f.row >= R or f.col >= C:
         return np.zeros(0, np.int64), np.zeros(len(tl), bool), np.zeros(0, np.int64)
     # the activation register passes its (sabotaged) value right along the row
@@ -459,7 +471,6 @@ def _touched(cfg, f, M: int, K: int, N: int):
         # the passes whose load, stream or drain can hold the cycle (a margin of R + C + 4
         # on both sides covers the load chain, the skew and the partial sums' way down);
         # a value written back in the last pass stays to the end
-        starts = cfg.config_cycles + cfg.input_stages + pass_starts(cfg, tl, M)
         nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
         lo = starts - R - C - 4
         hi = np.maximum(nxt, starts + M) + R + C + 4
