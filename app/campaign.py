@@ -29,7 +29,8 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
 * **Scale.**  Chunks run on Dask ``distributed``: a ``LocalCluster`` with one single-threaded
   worker process per core by default, ``scheduler=ADDRESS`` for an existing cluster,
   ``workers=0`` in this process.  Every worker builds the context (model, data, each
-  protection's fault-free run) once.  A tqdm bar shows faults per second and the time left.
+  protection's fault-free run) once, or receives the client's (checked against the
+  campaign's input hashes).  A tqdm bar shows faults per second and the time left.
   By default the first chunk runs here, timed: the rest stays in this process when its
   estimated time is shorter than a cluster's start-up saves, and a campaign estimated longer
   than an hour prints the estimate and the speed measured; ``campaign.json`` (``timing``)
@@ -1028,7 +1029,7 @@ def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, 
                 camp.save_chunk(c, items, run_chunk(spec, items, inputs))
                 bar.update(len(items))
         else:
-            n_workers = _run_dask(camp, plan, todo_rest, bar, workers, client, inputs)
+            n_workers = _run_dask(camp, plan, todo_rest, bar, workers, client, inputs, ctx)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -1057,9 +1058,9 @@ def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, 
     return report, rows
 
 
-#: Seconds a LocalCluster of this machine's cores takes to start, before the workers build
-#: their contexts (measured on 2 cores under load: 3–6 s); the default runner starts one only
-#: for work estimated longer than this plus the context's build time.
+#: Seconds a LocalCluster of this machine's cores takes to start and receive the context
+#: (measured on 2 cores under load: 3–6 s); the default runner starts one only for work
+#: that it shortens by more than this.
 CLUSTER_START_SECONDS = 6.0
 #: Estimated campaigns longer than this print their estimate and measured speed.
 LONG_CAMPAIGN_SECONDS = 3600.0
@@ -1083,10 +1084,10 @@ def _first_chunk(camp: Campaign, spec, plan: Plan, todo: list[int], bar, inputs,
                  log) -> _Runner:
     """The default runner: chunk ``todo[0]`` here, timed; then in-process or Dask for the rest.
 
-    The rest runs in this process when its estimated time is shorter than starting a cluster
-    (:data:`CLUSTER_START_SECONDS` plus building the context in each worker, measured here) or
-    there is one core; otherwise on a LocalCluster of every core.  A campaign estimated longer
-    than :data:`LONG_CAMPAIGN_SECONDS` prints the estimate and the speed measured.
+    The rest runs in this process when its estimated time is shorter than what starting a
+    cluster (:func:`cluster_startup_seconds`) saves, or there is one core; otherwise on a
+    LocalCluster of every core.  A campaign estimated longer than
+    :data:`LONG_CAMPAIGN_SECONDS` prints the estimate and the speed measured.
     """
     first = todo[0]
     items = plan.chunk_items(first)
@@ -1121,8 +1122,11 @@ def _first_chunk(camp: Campaign, spec, plan: Plan, todo: list[int], bar, inputs,
 
 
 def cluster_startup_seconds(ctx: Context) -> float:
-    """What starting a LocalCluster costs before its first result: start, then each context."""
-    return CLUSTER_START_SECONDS + getattr(ctx, "build_seconds", 0.0)
+    """What starting a LocalCluster costs before its first result: :data:`CLUSTER_START_SECONDS`.
+
+    The workers receive ``ctx`` rather than building it (:func:`_run_dask`).
+    """
+    return CLUSTER_START_SECONDS
 
 
 def _duration(seconds: float) -> str:
@@ -1130,11 +1134,27 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {int(seconds) % 60:02d} s"
 
 
+def _install_context(key, ctx) -> None:
+    """On a worker: use ``ctx`` (the client's, already checked) for the chunks of ``key``."""
+    _CONTEXTS.clear()  # one campaign per worker process at a time
+    _CONTEXTS[key] = ctx
+
+
+def _shippable(ctx: Context) -> Context:
+    """``ctx`` without this process's caches (they are rebuilt where needed)."""
+    import copy
+
+    out = copy.copy(ctx)
+    out.__dict__.pop("_clean_acc", None)
+    return out
+
+
 def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
-              inputs) -> int:
+              inputs, ctx: Context | None = None) -> int:
     """The chunks ``todo`` on Dask (``client``, or a LocalCluster of ``workers``).
 
-    A LocalCluster's workers get :data:`WORKER_MALLOC` (set before they start).
+    A LocalCluster's workers get :data:`WORKER_MALLOC` (set before they start); every worker
+    gets ``ctx`` (this process's context) rather than building its own.
     """
     import dask
     from distributed import Client, LocalCluster, as_completed
@@ -1151,6 +1171,13 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
+        if ctx is not None:
+            # every worker gets this process's context (model, data, fault-free runs),
+            # checked against the campaign's input hashes here: building it again in each
+            # worker (an ONNX model's quantisation, every protection's fault-free run) took
+            # 50–70 s per worker on ResNet-8; a worker that joins later builds its own
+            key = (spec_hash(camp.spec), None, json.dumps(inputs, sort_keys=True))
+            client.run(_install_context, key, _shippable(ctx))
         spec_f = client.scatter(camp.spec, broadcast=True)
         futures = {client.submit(run_chunk, spec_f, plan.chunk_items(c), inputs, pure=False,
                                  key=f"campaign-{camp.hash}-{c}"): c for c in todo}
