@@ -1,11 +1,11 @@
 """Speed of fault campaigns: the fast fault model against the RTL and against onnxruntime.
 
 Prints fault-inferences per minute (one fault × one image) of digits-mlp over its whole test
-split (540 images) on an 8×8 WS array with the fast fault model, in this process and on a
-Dask LocalCluster of every core (``rtlgen campaign``'s runner), and the RTL's speed on the
-same faults (Icarus, fault hooks, ``--rtl-images`` images: at about 20 inferences a minute
-the whole split would take most of an hour per fault; generation and build reported apart),
-and the ratio of the two on the same faults and images only.  Goals (issue 15): ≥ 10^5
+split (540 images) on an 8×8 WS array with the fast fault model, in this process and with
+``rtlgen campaign``'s default runner (which says which runner it chose and why), and the
+RTL's speed on the same faults (Icarus, fault hooks, ``--rtl-images`` images: at about 20
+inferences a minute the whole split would take most of an hour per fault; generation and
+build reported apart), and the ratio of the two on the same faults and images only.  Goals (issue 15): ≥ 10^5
 fault-inferences per minute; ≥ 1000× the RTL.
 
     python bench/bench_campaign.py [--faults 200] [--rtl-faults 2] [--rtl-images 4]
@@ -294,8 +294,9 @@ def main() -> None:
         rep = run_campaign(s, os.path.join(tmp, "c"), workers=None, progress=False)
         dt = time.perf_counter() - t0
         t = rep["timing"]
-        print(f"  campaign runner, Dask {t['workers']} workers: {rep['items']} faults in "
-              f"{t['seconds']:.1f} s ({dt:.1f} s with cluster start and reports): "
+        print(f"  campaign runner, default ({t['runner']}, {t['workers']} workers: "
+              f"{t['runner_reason']}): {rep['items']} faults in {t['seconds']:.1f} s "
+              f"({dt:.1f} s with context and reports): "
               f"{t['fault_inferences_per_minute']:,} fault-inferences/min")
     fast_rate = min(rates.values())
 
