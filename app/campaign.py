@@ -939,7 +939,8 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                  sim: str | None = None, permutation=None, log=print) -> dict:
     """Run (or resume) a campaign into ``out_dir``; return the ``campaign.json`` dict.
 
-    ``workers``: Dask worker processes on this machine (default: every core; 0 = run in this
+    ``workers``: Dask worker processes on this machine (default: this process when the first
+    chunk, timed, says the rest is small, else every core; 0 = run in this
     process); ``scheduler``: address of an existing Dask scheduler (overrides ``workers``);
     ``permutation``: a permutation file (``rtlgen schedule``) replacing the spec's.
 

@@ -5,8 +5,8 @@ split (540 images) on an 8×8 WS array with the fast fault model, in this proces
 ``rtlgen campaign``'s default runner (which says which runner it chose and why), and the
 RTL's speed on the same faults (Icarus, fault hooks, ``--rtl-images`` images: at about 20
 inferences a minute the whole split would take most of an hour per fault; generation and
-build reported apart), and the ratio of the two on the same faults and images only.  Goals (issue 15): ≥ 10^5
-fault-inferences per minute; ≥ 1000× the RTL.
+build reported apart), and the ratio of the two on the same faults and images only.
+Goals (issue 15): ≥ 10^5 fault-inferences per minute; ≥ 1000× the RTL.
 
     python bench/bench_campaign.py [--faults 200] [--rtl-faults 2] [--rtl-images 4]
 
