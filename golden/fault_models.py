@@ -74,6 +74,15 @@ this drops a small share; :func:`one_per_cycle` reports how many.
 ``Product.fault`` (a :class:`Fault`) or ``Product.units["errors"]`` (profile errors) with
 these functions, so :func:`golden.network.run` runs a whole faulty network with it, starting
 at the faulty layer from recorded activations when the fault is in one layer.
+
+**Only what a fault touches** (issue 24; campaigns): :func:`run_from` restarts a run at the
+faulty layer from the recorded fault-free activations and, after a one-layer fault, runs the
+later layers only on the images it changed; with ``restrict`` (WS without checksums,
+:func:`restricted_applies`) the faulty product computes only the output columns of the
+faulty PE's array column (and, for a one-cycle fault, of the output tile whose passes run
+around its cycle), the rest taken from the fault-free accumulators (:func:`clean_acc`,
+cached per layer by the caller), and a stuck-at fault is summed over every pass at once in
+BLAS products.  Both equal the full computation (``tests/test_campaign_speed.py``).
 """
 
 from __future__ import annotations
