@@ -161,6 +161,7 @@ class Checksum(Unit):
     switch = "checksum"
     options = ChecksumOptions
     protection = "sanity"
+    protection_keys = ("checksum", "temporal_mode", "temporal_batch")
     area = r"checksum\w*|sanity\w*|sc"
     golden = "checksum"
     fields = (
@@ -210,7 +211,7 @@ class Checksum(Unit):
 
         The batch sizes the hardware: ``temporal_batch_bits`` is the batch's bit length.
         """
-        check_keys(spec, ("checksum", "temporal_mode", "temporal_batch"), "sanity protection")
+        check_keys(spec, self.protection_keys, "sanity protection")
         mode = spec.get("checksum", "both")
         check_choice("checksum", mode, CHECKSUM_MODES[1:])
         batch = spec.get("temporal_batch", 15)
