@@ -69,7 +69,7 @@ TRACE_COLUMNS = ("fault_id", "protection", "model", "site", "pe_row", "pe_col", 
                  "bit", "mode", "cycle", "layer", "tile", "vector", "rate", "trial",
                  "outcome", "alarm", "spatial_alarms", "temporal_alarms", "unit", "acted",
                  "logits_changed", "top1_changed", "accuracy", "accuracy_drop",
-                 "bypass_rate", "population_index", "chip")
+                 "bypass_rate", "chip", "population_index")
 _INT_COLS = {"fault_id", "pe_row", "pe_col", "bit", "cycle", "tile", "vector", "trial",
              "spatial_alarms", "temporal_alarms", "acted", "logits_changed", "top1_changed",
              "population_index"}

@@ -718,10 +718,11 @@ def cmd_schedule(args) -> int:
                      fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
                      layers=args.layers, method=args.method, generations=args.generations,
                      runs=args.runs, population=args.population, images=args.images,
-                     test_images=args.test_images, seed=args.seed, calib=args.calib)
+                     test_images=args.test_images, draws=args.draws, seed=args.seed,
+                     calib=args.calib, progress=None)
     except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
-    print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
+    print(f"wrote {Path(args.output) / 'permutation.json'}, schedule.md and its plot")
     return 0
 
 
@@ -962,7 +963,11 @@ def _add_schedule_command(sub) -> None:
     sc.add_argument("--population", type=_integer, default=20)
     sc.add_argument("--images", type=_integer, default=200,
                     help="training images in the fitness (default 200)")
-    sc.add_argument("--test-images", type=_integer, help="test images for before/after")
+    sc.add_argument("--test-images", type=_integer, help="test images for before/after "
+                                                         "(default: the whole test split)")
+    sc.add_argument("--draws", type=_integer, default=10,
+                    help="before/after: fresh error draws on the chip, and fresh chips "
+                         "(default 10 each)")
     sc.add_argument("--seed", type=_integer, default=0)
     sc.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for permutation.json and schedule.md")
