@@ -36,13 +36,16 @@ def open_network(model: str, config: AcceleratorConfig, calib: str | None = None
     return open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
 
 
-def load_images(data: str | None, split: str, images: int | None):
-    """``--data`` (default the digits ``split``), the first ``images`` of it."""
+def load_images(data: str | None, split: str, images: int | None, *, labels: bool = True):
+    """``--data`` (default the digits ``split``), the first ``images`` of it.
+
+    ``labels``: the data must have them (else an ``.npz`` of images alone is accepted).
+    """
     from ftaccel.app.datasets import digits, load_data
 
     if images is not None and images < 1:
         raise CriticalError(f"--images {images}: must be at least 1")
-    ds = load_data(data) if data else digits(split)
+    ds = load_data(data, labels=labels) if data else digits(split)
     return ds.head(images)
 
 
@@ -71,7 +74,9 @@ def nvf_markdown(res, table, table_hidden) -> str:
         lines.append(f"| {a['threshold']} % | {a['neurons']} | {100 * a['share']:.2f} % | "
                      f"{b['neurons']} | {100 * b['share']:.2f} % |")
     lines += ["", "Thesis (001 Table 4.10, hidden neurons), NVF ≥ 20 %: MLP-7 17.86 %, LeNet-5 "
-              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", "", "## Per neuron", ""]
+              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", ""]
+    lines += critical_neuron_lines(res, [r["threshold"] for r in table if r["threshold"] > 0])
+    lines += ["", "## Per neuron", ""]
     for layer in sorted({n.layer for n in res.neurons}):
         ns = sorted((n for n in res.neurons if n.layer == layer), key=lambda n: -n.nvf)
         lines += [f"### layer {layer} `{ns[0].layer_name}`"
@@ -85,12 +90,35 @@ def nvf_markdown(res, table, table_hidden) -> str:
     return "\n".join(lines)
 
 
+def critical_neuron_lines(res, thresholds) -> list[str]:
+    """``nvf.md``'s list of the critical neurons: per threshold, each layer's neuron indices.
+
+    The hidden neurons (the ones ``rtlgen protect`` and a campaign's ``nvf_threshold``
+    protect) and the logits apart; a threshold no neuron reaches is left out.
+    """
+    lines = ["## Critical neurons", "",
+             "The neurons with NVF ≥ each threshold, by layer (hidden layers are what "
+             "`rtlgen protect --nvf-threshold` and a campaign's `nvf_threshold` protect).", "",
+             "| NVF ≥ | critical neurons (layer: neuron indices) |", "|---|---|"]
+    names = {n.layer: n.layer_name for n in res.neurons}
+    last = {n.layer for n in res.neurons if n.last}
+    for t in thresholds:
+        crit = res.critical(t / 100)
+        if not crit:
+            continue
+        cells = [f"{names[i]}{' (logits)' if i in last else ''}: "
+                 f"{', '.join(map(str, sorted(v)))}" for i, v in sorted(crit.items())]
+        lines.append(f"| {t} % | {'; '.join(cells)} |")
+    return lines
+
+
 def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
             calib: str | None = None, images: int | None = 500, sign: bool = True,
             pixels: int | None = 1, seed: int = 0, log=print):
     """``rtlgen nvf``: NVF of every neuron, ``nvf.json`` and ``nvf.md`` in ``out_dir``.
 
-    The analysis runs on the training split by default (as the thesis does, L1796).
+    The analysis runs on the training split by default (as the thesis does, L1796).  NVF
+    compares each flip with the network's own prediction: ``data`` needs no labels.
     """
     from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
@@ -102,7 +130,7 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
     out = Path(out_dir)
     with OutputSet() as outs:
         _claim(outs, out, ("nvf.json", "nvf.md"))
-        ds = load_images(data, "train", images)
+        ds = load_images(data, "train", images, labels=False)
         net = open_network(model, config, calib)
         try:
             x = net.check(config, ds.images)
