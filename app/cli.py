@@ -4,7 +4,8 @@ A thin layer: it parses the command line, checks every output path before any wo
 text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
 (``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.app.demo` (``demo``),
-:mod:`app.critical` (``nvf``, ``protect``, ``schedule``).
+:mod:`app.campaign` (``campaign``), :mod:`app.compare` (``compare``), :mod:`app.critical`
+(``nvf``, ``protect``, ``schedule``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -650,7 +652,8 @@ def cmd_campaign(args) -> int:
     try:
         report = run_campaign(args.spec, args.output, workers=args.workers,
                               scheduler=args.scheduler, verify_rtl=args.verify_rtl,
-                              sim=args.sim, progress=None, permutation=args.permutation)
+                              sim=args.sim, progress=None, permutation=args.permutation,
+                              command=getattr(args, "command_line", None))
     except (CampaignError, ModelError, DataError) as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
@@ -661,6 +664,26 @@ def cmd_campaign(args) -> int:
     v = report.get("verify_rtl")
     if v and v["checked"] and v["agree"] != v["checked"]:
         return EXIT_MISMATCH
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Compare protections on the same faults beside their costs (app/compare.py)."""
+    from ftaccel.app.compare import compare  # (heavy: the synthesis flow)
+
+    try:
+        report = compare(args.spec, args.output, workers=args.workers,
+                         scheduler=args.scheduler, synth=args.synth, progress=None,
+                         command=getattr(args, "command_line", None))
+    except (CampaignError, ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    from ftaccel.app.compare import to_markdown as compare_markdown
+
+    print(compare_markdown(report))
+    print(f"wrote {Path(args.output) / 'compare.json'}, compare.md, pareto.png and the "
+          f"campaign in {Path(args.output) / 'campaign'}")
     return 0
 
 
@@ -897,6 +920,25 @@ def _add_campaign_command(sub) -> None:
     c.set_defaults(func=cmd_campaign)
 
 
+def _add_compare_command(sub) -> None:
+    """The ``compare`` command and its options."""
+    c = sub.add_parser("compare", help="every protection on the same faults: accuracy under "
+                                       "faults beside area, power, Fmax, cycles and energy")
+    c.add_argument("spec", type=_path, help="compare spec (TOML: a campaign spec and a "
+                                            "[compare] table, see examples/compare-*.toml)")
+    c.add_argument("-o", "--output", type=_path, required=True,
+                   help="folder for compare.json, compare.md, pareto.png and the campaign "
+                        "(the same command resumes it)")
+    c.add_argument("--workers", type=_integer,
+                   help="Dask worker processes on this machine (default: every core; 0: run "
+                        "in this process)")
+    c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
+    c.add_argument("--synth", choices=["ppa", "area", "none"],
+                   help="replaces [compare] synth: ppa (area, timing, power; default), area, "
+                        "or none (accuracy and cycles only)")
+    c.set_defaults(func=cmd_compare)
+
+
 def _add_nvf_command(sub) -> None:
     """The ``nvf`` command and its options."""
     nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
@@ -989,6 +1031,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(sub)
     _add_infer_command(sub)
     _add_campaign_command(sub)
+    _add_compare_command(sub)
     _add_nvf_command(sub)
     _add_protect_command(sub)
     _add_schedule_command(sub)
@@ -1010,6 +1053,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             try:
                 args = build_parser().parse_args(argv)
+                # the command line as given, for the reports' provenance
+                args.command_line = shlex.join(["rtlgen", *(sys.argv[1:] if argv is None
+                                                            else argv)])
                 return args.func(args)
             except SystemExit as exc:  # --help
                 return exc.code if isinstance(exc.code, int) else 0
