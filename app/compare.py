@@ -595,7 +595,7 @@ def to_markdown(r: dict) -> str:
                      + _over(ov.get("energy")))
         cells.append(_seed_text(x))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Configurations synthesised (fault hooks left out): " + "; ".join(
+    lines += ["", "Configurations (as synthesised: fault hooks left out): " + "; ".join(
         f"{p} `{x['config']}`" for p, x in rows.items()) + "."]
     lines += ["", "Not dominated (no other protection has higher accuracy under faults at lower "
                   "cost): " + "; ".join(f"{key}: {', '.join(v)}" for key, v in

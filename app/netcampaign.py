@@ -211,7 +211,8 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
+    # at k = 0 and k = n the bound is exactly 0 or 1 (the formula leaves rounding dust)
+    return (0.0 if k == 0 else max(0.0, mid - half), 1.0 if k == n else min(1.0, mid + half))
 
 
 #: Student-t 97.5 % quantiles for 1 … 30 degrees of freedom (then the normal 1.96).
