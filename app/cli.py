@@ -545,10 +545,19 @@ def cmd_demo(args) -> int:
     if not 0 <= args.seed < 1 << 63:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
+    if args.compare is not None:  # the headline's spec and folder, before anything is written
+        from ftaccel.app.compare import check_compare_folder, load_compare
+
+        try:
+            load_compare(args.compare)
+            check_compare_folder(out / "compare")
+        except CampaignError as exc:
+            raise CLIError(f"--compare: {exc}") from None
     with OutputSet() as outs:
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
                                    **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
-        report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
+        report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout,
+                          compare_spec=args.compare)
     return 0 if report["passed"] else EXIT_MISMATCH
 
 
@@ -856,6 +865,9 @@ def _add_demo_command(sub) -> None:
     d.add_argument("--seed", type=_integer, default=1)
     d.add_argument("--sim", choices=["icarus", "verilator"])
     d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
+    d.add_argument("--compare", type=_path, metavar="SPEC",
+                   help="last step: compare the protections of this compare spec into "
+                        "OUT/compare (make demo: examples/compare-digits.toml)")
     d.set_defaults(func=cmd_demo)
 
 

@@ -61,8 +61,8 @@ from ftaccel.files import (
     write_text,
 )
 
-__all__ = ["compare", "load_compare", "pareto_front", "to_markdown", "COMPARE_FILES",
-           "SYNTH_MODES", "ACCURACY_SEEDS"]
+__all__ = ["compare", "check_compare_folder", "load_compare", "pareto_front", "to_markdown",
+           "COMPARE_FILES", "SYNTH_MODES", "ACCURACY_SEEDS"]
 
 #: What ``[compare] synth`` may ask for.
 SYNTH_MODES = ("ppa", "area", "none")
@@ -144,7 +144,7 @@ def load_compare(spec_or_path) -> tuple[dict, dict]:
 
 # -- the folder --------------------------------------------------------------------------------
 
-def _check_folder(out: Path) -> None:
+def check_compare_folder(out: Path) -> None:
     """``out`` is new, empty, or a compare folder (its campaign resumes); else CampaignError."""
     try:
         check_folder(out, "-o")
@@ -260,7 +260,7 @@ def compare(spec, out, *, workers: int | None = None, scheduler: str | None = No
             raise CampaignError(f"--synth {shown(synth)}: one of {', '.join(SYNTH_MODES)}")
         opts["synth"] = synth
     out = Path(out)
-    _check_folder(out)
+    check_compare_folder(out)
     ctx = build_context(spec)  # model, data and fit, before anything is written
     configs = {p.name: _product(ctx.clean[p.name].cfg) for p in ctx.protections}
     figures: dict[str, dict | None] = {}

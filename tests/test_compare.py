@@ -461,3 +461,33 @@ def test_compare_refuses_a_foreign_folder(tmp_path, capsys):
     assert main(["compare", str(spec), "-o", str(tmp_path / "out")]) == 2
     assert "not a compare folder" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mine.txt"]
+
+
+# -- the demo's headline -------------------------------------------------------------------------
+
+def test_the_demo_headline_is_the_compare_report(tiny):
+    from ftaccel.app.demo import compare_protections
+
+    spec, out = tiny
+    said = []
+    got = compare_protections(spec, out, say=said.append)  # the folder resumes: no new trials
+    rep = json.loads((out / "compare.json").read_text())
+    assert said[0].startswith("[6/6] 3 protections of digits-mlp") and "rate 0.01" in said[0]
+    for p, row in rep["protections"].items():
+        line = next(s for s in said if s.strip().startswith(p + " "))
+        m, lo, hi = row["accuracy"]
+        assert f"{m:.1%} ({lo:.1%}–{hi:.1%})" in line
+        assert f"{row['critical_sdc']['count']}/{row['critical_sdc']['n']} " in line
+        assert got["protections"][p]["accuracy"] == row["accuracy"]
+    # synth = "none": no area or energy, so no front is printed (cycles alone are no headline)
+    assert not any(s.strip().startswith("not dominated") for s in said)
+    assert got["pareto"] == rep["pareto"]
+
+
+def test_a_bad_demo_compare_spec_is_refused_before_the_demo(tmp_path, capsys):
+    spec = _write(tmp_path, TINY.replace('synth = "none"', 'synth = "gates"'))
+    assert main(["demo", "--rows", "2", "--cols", "2", "-o", str(tmp_path / "d"), "--compare",
+                 str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].count("--compare") == 1 and "compare.synth" in err[0], err
+    assert not (tmp_path / "d").exists()
