@@ -785,13 +785,23 @@ def _buffer_sized(prot: Protection, n_images: int, cfg) -> Protection:
     """
     import dataclasses
 
-    from ftaccel.app.netcampaign import layer_dims
-
-    rows = max(M * -(-N // cfg.cols) for (_i, M, _K, N) in layer_dims(prot.model, n_images))
-    depth = max(64, 1 << (rows - 1).bit_length())
+    depth = buffer_depth(prot.model, n_images, cfg)
     if depth <= cfg.lcu_depth:
         return prot
     return dataclasses.replace(prot, config={**prot.config, "lcu_depth": depth})
+
+
+def buffer_depth(model, n_images: int, cfg) -> int:
+    """Output-buffer rows (a power of two, at least 64) for ``n_images`` of ``model``'s layers.
+
+    One row per result vector (:meth:`AcceleratorConfig.result_vectors`) of the largest
+    product; the LCU controller and the TMR voter correct a layer's result there
+    (Ahmadilivani 2025 §4.3.1).
+    """
+    from ftaccel.app.netcampaign import layer_dims
+
+    rows = max(cfg.result_vectors(M, N) for (_i, M, _K, N) in layer_dims(model, n_images))
+    return max(64, 1 << (rows - 1).bit_length())
 
 
 def _check_protection_layers(spec: dict, ctx: Context) -> None:

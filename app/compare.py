@@ -44,6 +44,7 @@ from pathlib import Path
 
 from ftaccel.app.campaign import (
     CampaignError,
+    buffer_depth,
     build_context,
     parse_spec,
     run_campaign,
@@ -163,9 +164,20 @@ def check_compare_folder(out: Path) -> None:
 
 # -- synthesis ---------------------------------------------------------------------------------
 
-def _product(cfg: AcceleratorConfig) -> AcceleratorConfig:
-    """The configuration as a product: without the fault hooks (verification only)."""
-    return cfg.replace(fault_hooks=False) if cfg.fault_hooks else cfg
+def _product(cfg: AcceleratorConfig, model) -> AcceleratorConfig:
+    """The configuration as a product: no fault hooks, an LCU/TMR buffer for one inference.
+
+    The fault hooks are verification infrastructure, not product area.  The campaign runs
+    every image as one batch, so its cycle model needs an output buffer of one row per result
+    vector of the whole batch (4,096 rows of C words for 300 digits: a quarter of a megabit of
+    flip-flops); a product corrects one inference at a time, so the synthesised buffer holds
+    one image's largest layer (:func:`app.campaign.buffer_depth`).
+    """
+    if cfg.fault_hooks:
+        cfg = cfg.replace(fault_hooks=False)
+    if cfg.lcu or cfg.tmr != "none":
+        cfg = cfg.replace(lcu_depth=buffer_depth(model, 1, cfg))
+    return cfg
 
 
 def _cached(cfg: AcceleratorConfig, synth: str) -> dict | None:
@@ -262,7 +274,7 @@ def compare(spec, out, *, workers: int | None = None, scheduler: str | None = No
     out = Path(out)
     check_compare_folder(out)
     ctx = build_context(spec)  # model, data and fit, before anything is written
-    configs = {p.name: _product(ctx.clean[p.name].cfg) for p in ctx.protections}
+    configs = {p.name: _product(ctx.clean[p.name].cfg, ctx.model_of(p)) for p in ctx.protections}
     figures: dict[str, dict | None] = {}
     missing = []
     if opts["synth"] != "none":
