@@ -555,7 +555,7 @@ def to_markdown(r: dict) -> str:
                         "; not every site class reaches its Eq. 4.7 size (see "
                         "`campaign/campaign.md`)"))
     if r.get("chips"):
-        lines.append(f"- HAS: pinned chip `{r['chips']['pinned']['file']}`; the table's "
+        lines.append(f"- HAS: pinned chip `{_relative(r['chips']['pinned']['file'])}`; the table's "
                      "accuracy is on that chip"
                      + ("; fresh chips in their own column" if r["chips"]["runs_on"] == "both"
                         else ""))
@@ -623,6 +623,14 @@ def to_markdown(r: dict) -> str:
               "Every fault, protection and rate: `campaign/campaign.md`, "
               "`campaign/trace.csv`."]
     return "\n".join(lines) + "\n"
+
+
+def _relative(path: str) -> str:
+    """``path`` from the working folder when it lies below it (the report is read there)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _ratio(x: dict | None) -> str:
