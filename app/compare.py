@@ -452,7 +452,7 @@ def write_pareto(path: Path, report: dict) -> str:
     for ax, (key, label) in zip(axes[0], panels, strict=True):
         front = set(report["pareto"][key])
         pts = []
-        for p, r in rows.items():
+        for k, (p, r) in enumerate(rows.items()):
             cost = {"area_um2": (r.get("synthesis") or {}).get("area_um2"),
                     "energy_uj": (r.get("energy") or {}).get("per_inference_uj"),
                     "cycles": r["cycles_per_inference"]}[key]
@@ -464,8 +464,9 @@ def write_pareto(path: Path, report: dict) -> str:
             ax.errorbar(cost, 100 * m, yerr=[[100 * (m - lo)], [100 * (hi - m)]],
                         fmt="o" if on else "o", mfc="C3" if on else "white", mec="C3" if on
                         else "C0", ecolor="0.6", capsize=2, markersize=7)
-            ax.annotate(p, (cost, 100 * m), textcoords="offset points", xytext=(5, 4),
-                        fontsize=7)
+            # labels above and below in turn: equal-cost protections (none, HAS) stay legible
+            ax.annotate(p, (cost, 100 * m), textcoords="offset points",
+                        xytext=(5, 4 if k % 2 == 0 else -11), fontsize=7)
         line = sorted((c, a) for c, a, p in pts if p in front)
         if len(line) > 1:
             ax.step([c for c, _ in line], [a for _, a in line], where="post", color="C3",
@@ -573,7 +574,8 @@ def to_markdown(r: dict) -> str:
     if fresh:
         head.append("on fresh chips (95 % CI)")
     head += ["loss vs unprotected fault-free (pp; × unprotected)",
-             "critical SDC (n, 95 % CI)", "misprediction coverage (95 % CI)"]
+             "critical SDC (n, 95 % CI)", "misprediction coverage (95 % CI)"
+             + (", every rate" if r.get("rate") is not None else "")]
     if tol:
         head.append("rate tolerated at 1 pp / 1 % loss (× unprotected)")
     head += ["cycles per inference (extra)", "area µm² (overhead)", "power mW (overhead)",
