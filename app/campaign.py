@@ -1080,11 +1080,12 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     t_ctx = time.perf_counter() - t_ctx
     camp = Campaign(spec, out_dir, ident, log=log)
     camp.check()
+    # the scheduler before the plan is printed: a bad address is the only line on stderr
+    client = _connect(scheduler) if scheduler is not None else None
     unit = "trials" if spec["faults"]["model"] != "register" else "faults"
     log(f"plan: {len(plan.items):,} {unit} × {len(prots)} protections × {len(ctx.x):,} "
         f"images = {len(plan.items) * len(prots) * len(ctx.x):,} fault-inferences in "
         f"{plan.chunks:,} chunks of {plan.chunk}", file=sys.stderr)
-    client = _connect(scheduler) if scheduler is not None else None
     try:
         camp.claim()
         try:

@@ -491,3 +491,12 @@ def test_a_bad_demo_compare_spec_is_refused_before_the_demo(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].count("--compare") == 1 and "compare.synth" in err[0], err
     assert not (tmp_path / "d").exists()
+
+
+def test_an_unreachable_scheduler_writes_nothing(tmp_path, capsys):
+    spec = _write(tmp_path, TINY)
+    assert main(["compare", str(spec), "-o", str(tmp_path / "out"), "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--scheduler" in err[0] and "cannot connect" in err[0], err
+    assert not (tmp_path / "out").exists()
