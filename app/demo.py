@@ -328,6 +328,8 @@ def compare_protections(spec, out: Path, *, say: Callable[[str], None] = print,
     rows = rep["protections"]
     where = (f"at rate {rep['rate']:g}" if rep.get("rate") is not None
              else "under register faults")
+    if rep.get("chips"):  # HAS's chip pinned: the table's accuracy is on that chip
+        where += ", on the pinned chip"
     say(f"[{steps}/{steps}] {len(rows)} protections of {rep['model']} on the same faults "
         f"({where}, {rep['images']} images) in {time.perf_counter() - t0:.0f} s "
         f"({len(rep['timing']['synthesised'])} configurations synthesised, "
@@ -337,13 +339,14 @@ def compare_protections(spec, out: Path, *, say: Callable[[str], None] = print,
         m, lo, hi = r["accuracy"]
         crit = r["critical_sdc"]
         ov = r["overheads"]
-        cost = ", ".join(f"{what} {ov[key]:+.0f} %" for key, what in
-                         (("area", "area"), ("energy", "energy")) if ov.get(key) is not None)
+        cost = "the baseline" if p == "none" else ", ".join(
+            f"{what} {ov[key]:+.0f} %" for key, what in (("area", "area"), ("energy", "energy"))
+            if ov.get(key) is not None)
         say(f"      {p:<{width}} under faults {m:.1%} ({lo:.1%}–{hi:.1%}), critical SDC "
             f"{share_text(crit)}" + (f"; {cost}" if cost else ""))
     for key, what in (("area_um2", "area"), ("energy_uj", "energy")):
         if key in rep["pareto"]:
-            say(f"      not dominated on accuracy vs {what}: {', '.join(rep['pareto'][key])}")
+            say(f"      not dominated on mean accuracy vs {what}: {', '.join(rep['pareto'][key])}")
     return {"report": str(Path(out) / "compare.json"), "rate": rep.get("rate"),
             "protections": {p: {"accuracy": r["accuracy"], "critical_sdc": r["critical_sdc"],
                                 "overheads": r["overheads"]} for p, r in rows.items()},
