@@ -24,7 +24,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@mkdir -p .cache
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test,dev,train]"
 	@if command -v iverilog >/dev/null 2>&1 && command -v sta >/dev/null 2>&1 \
 	    && [ -e /usr/share/qflow/tech/osu018/osu018_stdcells.lib ]; then \
 	  echo "setup: iverilog, OpenSTA and the OSU 0.18um library are present"; \

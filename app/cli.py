@@ -5,7 +5,7 @@ text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
 (``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.app.demo` (``demo``),
 :mod:`app.campaign` (``campaign``), :mod:`app.compare` (``compare``), :mod:`app.critical`
-(``nvf``, ``protect``, ``schedule``).
+(``nvf``, ``protect``, ``schedule``), :mod:`app.train` (``train``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
@@ -604,20 +604,26 @@ def _flow_layers(args, cfg: AcceleratorConfig) -> dict | None:
 
 def cmd_infer(args) -> int:
     """Run a network on images on the golden model, the cycle model or the RTL."""
-    from ftaccel.app.network import infer  # (heavy: the RTL engine)
+    from ftaccel.app.network import AUTO_FIELDS, infer  # (heavy: the RTL engine)
+    from ftaccel.app.train import JaxMissing
 
     cfg = _config(args)
     # every layer's unit options: the same typed options and checks as matmul and the API
     unit_kw = units.to_keywords(units.with_defaults(cfg, _unit_options(cfg, args, None)))
+    # without --config, the fields the user left out are chosen for the model (e.g. the
+    # multiplier for an int8 model with its own scales)
+    auto = () if args.config is not None else tuple(
+        f for f in AUTO_FIELDS if getattr(args, f, None) is None)
     try:
         res = infer(args.model, args.output, config=cfg, data=args.data, calib=args.calib,
                     images=args.images, engine=args.engine, sim=args.sim, units=unit_kw,
                     progress=None, layer_options=_layer_options(args),
                     flow_layers=_flow_layers(args, cfg), flow_prune=args.flow_prune,
-                    flow_epochs=args.flow_epochs)
+                    flow_epochs=args.flow_epochs, auto=auto,
+                    sources={"protection": args.protection, "permutation": args.permutation})
     except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
-    except OnnxMissing as exc:
+    except (OnnxMissing, JaxMissing) as exc:  # --flow-prune train needs the train extra
         raise CLIError(str(exc), EXIT_TOOL) from None
     print(res.to_markdown())
     print(f"wrote {Path(args.output) / 'infer.json'} and {Path(args.output) / 'infer.md'}")
@@ -755,6 +761,41 @@ def cmd_schedule(args) -> int:
     except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {Path(args.output) / 'permutation.json'}, schedule.md and its plot")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train or fine-tune a network for the hardware, or calibrate a device (app/train)."""
+    from ftaccel.app.train import JaxMissing, jax_modules
+    from ftaccel.app.train.options import TrainOptions
+
+    cfg = _config(args)
+    try:
+        jax_modules()
+    except JaxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    opts = TrainOptions(
+        methods=args.method, epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
+        optimizer=args.optimizer, schedule=args.schedule, float_epochs=args.float_epochs,
+        dtype=args.dtype,
+        layers=args.layers, drop_rate=args.drop_rate, drop_kind=args.drop_kind,
+        alpha=args.alpha, penalty=args.penalty, fault_model=args.fault_model,
+        fault_rate=args.fault_rate, fault_targets=args.fault_targets,
+        profile_mode=args.profile_mode, afd_shift=args.afd_shift, afd_gates=args.afd_gates,
+        afd_mode=args.afd_mode, flow_layers=_flow_layers(args, cfg) or {},
+        batchnorm=args.batchnorm, init=args.init, calib_images=args.calib_images)
+    from ftaccel.app.train.trainer import run_train, to_markdown
+
+    try:
+        bmap = read_npy(args.bypass_map, "--bypass-map") if args.bypass_map else None
+        rec = run_train(args.model, args.data, args.output, config=cfg, options=opts,
+                        test=args.test, bypass_map=bmap, progress=None)
+    except _CRITICAL_ERRORS as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    print(to_markdown(rec))
+    print(f"wrote model.npz, float.npz, train.json and train.md in {args.output}")
     return 0
 
 
@@ -1027,6 +1068,62 @@ def _add_schedule_command(sub) -> None:
                     help="folder for permutation.json and schedule.md")
     sc.set_defaults(func=cmd_schedule)
 
+def _add_train_command(sub) -> None:
+    """The ``train`` command and its options."""
+    t = sub.add_parser("train", help="train or fine-tune a network for the hardware "
+                                     "(int8-aware, JAX): median, hardware-aware dropconnect / "
+                                     "dropout, outlier regularisation, fault-aware, sparse; "
+                                     "or calibrate a device's bypass (000 §10.3.3)")
+    _add_config_options(t)
+    t.add_argument("--model", required=True, help="digits-mlp, digits-cnn, a zoo model, "
+                   "FILE.onnx or a model FILE.npz (float, or quantised: its weights start)")
+    t.add_argument("--data", default="digits", help="labelled training images: digits (the "
+                   "training split), FILE.npz (images, labels) or IMAGES,LABELS (IDX)")
+    t.add_argument("--test", help="labelled evaluation images (default: the digits test split "
+                                  "for digits, else the training images)")
+    t.add_argument("--method", default="qat", help="qat, afd, median, dropconnect (WS), dropout-in "
+                   "(IS), dropout-out (OS), outlier, fault-aware, sparse (comma-separated to "
+                   "combine), or calibrate (with --bypass-map; default qat)")
+    t.add_argument("--epochs", type=_integer, default=10, help="epochs (1 … 10,000; default 10)")
+    t.add_argument("--lr", type=_rate, default=1e-3, help="learning rate (0 … 1; default 1e-3)")
+    t.add_argument("--batch", type=_integer, default=64, help="mini-batch size (default 64)")
+    t.add_argument("--seed", type=_integer, default=0)
+    t.add_argument("--optimizer", help="adam or sgd (default adam; sgd for sparse)")
+    t.add_argument("--schedule", default="constant", help="constant or step (÷10 at 1/2, 3/4)")
+    t.add_argument("--float-epochs", type=_integer, default=0,
+                   help="epochs of float training before the int8-aware ones")
+    t.add_argument("--dtype", default="float32",
+                   help="float32 (default, fast) or float64 (exact) training steps")
+    t.add_argument("--layers", help="product layers the median or the bypass masks act on "
+                                    "(default: every one)")
+    t.add_argument("--drop-rate", type=_rate, default=0.5,
+                   help="drop probability of a PE (or variable), 1 − p (default 0.5)")
+    t.add_argument("--drop-kind", default="hardware",
+                   help="hardware (one R×C map per step, the mapping's masks) or random")
+    t.add_argument("--alpha", type=_rate, default=1e-2, help="outlier penalty coefficient")
+    t.add_argument("--penalty", default="max-magnitude", help="max-magnitude or max-squared")
+    t.add_argument("--fault-model", default="bit_errors", help="bit_errors or pe_profile")
+    t.add_argument("--fault-rate", type=_rate, default=1e-3,
+                   help="bit-error rate, or FR_max of a per-PE profile")
+    t.add_argument("--fault-targets", default="weights", help="weights and/or activations")
+    t.add_argument("--profile-mode", default="bitflip", help="bitflip, flip-to-0 or flip-to-1")
+    t.add_argument("--afd-shift", type=_integer, default=1,
+                   help="afd: threshold γ = 2**shift while training (default 1)")
+    t.add_argument("--afd-gates", type=_integer, default=1, help="afd: 1 (Eq. 8.1) or 2 (8.2)")
+    t.add_argument("--afd-mode", default="drop", help="afd: drop or clip")
+    t.add_argument("--flow-layers", metavar="LAYER[:GROUP],…",
+                   help="sparse: layers made complementary-sparse (with --flow)")
+    t.add_argument("--batchnorm", action="store_true",
+                   help="a training-time BatchNorm after every product but the last (folded)")
+    t.add_argument("--init", default="model", help="model (fine-tune) or random (He, seeded)")
+    t.add_argument("--bypass-map", type=_path,
+                   help="calibrate: R×C 0/1 .npy of the device's bypassed PEs (with --bypass)")
+    t.add_argument("--calib-images", type=_integer, default=512,
+                   help="training images the int8 scales are calibrated on (default 512)")
+    t.add_argument("-o", "--output", type=_path, required=True,
+                   help="folder for model.npz, float.npz, train.json and train.md")
+    t.set_defaults(func=cmd_train, flow_prune=None)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rtlgen`` argument parser (every command and option)."""
@@ -1047,6 +1144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nvf_command(sub)
     _add_protect_command(sub)
     _add_schedule_command(sub)
+    _add_train_command(sub)
     return p
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel.app.zoo import adapt_digits
 from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.network import (
     WHERE,
@@ -58,7 +59,8 @@ from ftaccel.golden.network import (
 from ftaccel.tb.accelerator import RTLEngine
 
 __all__ = ["Network", "InferenceResult", "RTLEngine", "make_engine", "infer", "BUILTIN",
-           "ENGINES", "flow_groups", "prune_flow_layers", "open_model"]
+           "ENGINES", "flow_groups", "prune_flow_layers", "open_model", "fit_config",
+           "AUTO_FIELDS", "model_sha256"]
 
 #: Built-in models: float weights shipped in ``app/models``, calibrated on digits-train.
 BUILTIN = ("digits-mlp", "digits-cnn")
@@ -151,18 +153,20 @@ PRUNE_METHODS = ("train", "magnitude")
 
 def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
                       method: str = "magnitude", train=None, epochs: int = 10,
-                      seed: int = 0) -> Model:
+                      seed: int = 0, config: AcceleratorConfig | None = None) -> Model:
     """``float_model`` with the named layers pruned to complementary sparsity for ``flow``.
 
     ``method="magnitude"``: :func:`golden.flow.prune` (the largest weight of every group
-    kept, one shot).  ``method="train"``: :func:`golden.flow.train_complementary` fine-tunes
-    the whole network from its weights for ``epochs`` on ``train`` (a labelled data set),
-    the mask evolving with the weights (000 §12.4.1); only for a ReLU MLP (dense layers).
+    kept, one shot).  ``method="train"``: the training path's ``sparse`` method
+    (:mod:`app.train`, needs JAX) fine-tunes the whole network from its weights for
+    ``epochs`` on ``train`` (a labelled data set), int8-aware, the mask evolving with the
+    weights (000 §12.4.1; SGD with momentum, learning rate 0.05, β = 0.1); ``config`` gives
+    the widths (default: 8-bit, ``flow`` with the largest group).
     """
     import dataclasses
 
     from ftaccel.errors import ConfigError
-    from ftaccel.golden.flow import layer_shape, prune, train_complementary
+    from ftaccel.golden.flow import layer_shape, prune
 
     if method not in PRUNE_METHODS:
         raise ModelError(f"--flow-prune {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
@@ -179,22 +183,21 @@ def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
             w = prune(layers[i].matrix, gl, gk).reshape(layers[i].weights.shape)
             layers[i] = dataclasses.replace(layers[i], weights=w)
         return dataclasses.replace(float_model, layers=tuple(layers))
-    mlp = (all(getattr(lay, "kind", None) == "dense" for lay in layers)
-           and all(lay.relu for lay in layers[:-1]) and not layers[-1].relu)
-    if not mlp:
-        raise ModelError(f"--flow-prune train: model {float_model.name} is not a ReLU MLP "
-                         f"(dense layers only); use --flow-prune magnitude")
     if train is None or getattr(train, "labels", None) is None:
         raise ModelError("--flow-prune train needs labelled training images (--calib)")
     if epochs < 1:
         raise ModelError(f"--flow-epochs {epochs}: must be at least 1")
-    x = float_model.prepare(train.images)
-    ws, bs = train_complementary([lay.weights for lay in layers], [lay.bias for lay in layers],
-                                 x, train.labels, [shapes.get(i) for i in range(len(layers))],
-                                 epochs=epochs, seed=seed)
-    layers = [dataclasses.replace(lay, weights=w, bias=b)
-              for lay, w, b in zip(layers, ws, bs, strict=True)]
-    return dataclasses.replace(float_model, layers=tuple(layers))
+    from ftaccel.app.train import TrainOptions, jax_modules
+
+    jax_modules()  # JaxMissing (exit 3) before any work
+    from ftaccel.app.train.trainer import train as train_model
+
+    cfg = config or AcceleratorConfig(flow=flow, flow_group=max(flow_layers.values()))
+    opts = TrainOptions(methods=("sparse",), epochs=epochs, lr=0.05, seed=seed,
+                        flow_layers={layers[i].name: g for i, g in
+                                     ((_flow_layer(float_model, k), g)
+                                      for k, g in flow_layers.items())})
+    return train_model(float_model, train, config=cfg, options=opts).float_model
 
 
 @dataclass
@@ -263,7 +266,7 @@ class InferenceResult:
                            "runs_on": WHERE.get(st.kind, "host"),
                            **({"products": st.N} if st.kind == "dwconv" else {}),
                            **({"M": st.M, "K": st.K, "N": st.N, "shift": st.shift,
-                               "cycles": st.cycles, "macs": st.macs,
+                               "requant": st.requant, "cycles": st.cycles, "macs": st.macs,
                                "utilisation": round(st.utilisation(cfg), 6),
                                "alarms": st.alarms} if st.cycles else {})}
                           for st in self.layers],
@@ -271,6 +274,22 @@ class InferenceResult:
                "labels": None if self.labels is None else self.labels.tolist(),
                "logits": self.logits.tolist()}
         out.update(self.extra)
+        return out
+
+    def _provenance_lines(self) -> list[str]:
+        """Report lines: the model file's hash, the quantisation path, the simulator, options."""
+        out = []
+        src = self.extra.get("model_file")
+        if src:
+            out.append(f"- model file: `{src['file']}` (sha256 {src['sha256'][:16]}…)")
+        q = self.extra.get("quantisation")
+        if q:
+            out.append(f"- quantisation: {q['path']}")
+        if self.extra.get("simulator"):
+            out.append(f"- simulator: {self.extra['simulator']}")
+        for key in ("protection", "permutation"):
+            if self.extra.get(key):
+                out.append(f"- --{key}: `{self.extra[key]['file']}`")
         return out
 
     def to_markdown(self) -> str:
@@ -285,22 +304,22 @@ class InferenceResult:
                  f"- time: {self.seconds:.2f} s"
                  + (f" (+ {self.startup_seconds:.2f} s RTL start-up)"
                     if self.startup_seconds else ""),
-                 f"- configuration: `{cfg.name()}`", "",
-                 "| layer | kind | runs on | M×K @ K×N | shift | cycles | utilisation | alarms |",
-                 "|---|---|---|---|---:|---:|---:|---|"]
-        host = []
+                 f"- configuration: `{cfg.name()}`", *self._provenance_lines(), "",
+                 "| node | operator | runs on | M×K @ K×N | requantisation | cycles | "
+                 "utilisation | alarms |", "|---|---|---|---|---|---:|---:|---|"]
         for st in self.layers:
-            if not st.cycles:
-                host.append(f"{st.name} ({st.kind})")
+            if not st.cycles:  # a host node: a bit-exact integer function, no array cycles
+                lines.append(f"| {st.name} | {st.kind} | {WHERE.get(st.kind, 'host')} | — | — "
+                             f"| 0 | — | — |")
                 continue
             alarms = ", ".join(f"{k} {v}" for k, v in st.alarms.items()) or "—"
             shape = (f"{st.N} × ({st.M}×{st.K} @ {st.K}×1)" if st.kind == "dwconv" else
                      f"{st.M}×{st.K} @ {st.K}×{st.N}")
-            lines.append(f"| {st.name} | {st.kind} | array | {shape} | {st.shift} | "
+            rq = "multiplier" if st.requant == "multiplier" else f"shift {st.shift}"
+            lines.append(f"| {st.name} | {st.kind} | array | {shape} | {rq} | "
                          f"{st.cycles:,} | {100 * st.utilisation(cfg):.1f} % | {alarms} |")
-        if host:
-            lines += ["", f"Host (bit-exact integer operations, no array cycles): "
-                      f"{', '.join(host)}."]
+        if any(not st.cycles for st in self.layers):
+            lines += ["", "Host nodes are bit-exact integer functions (no array cycles)."]
         if any(st.kind == "dwconv" for st in self.layers):
             lines += ["", f"Depthwise layers run one K×1 product per channel: at most "
                       f"min(K, {cfg.rows})/({cfg.rows}·{cfg.cols}) of the array's MAC slots work "
@@ -349,12 +368,21 @@ class Network:
                             w_width=w_width)
 
     @classmethod
-    def from_onnx(cls, path, calibration, *, a_width: int = 8,
+    def from_onnx(cls, path, calibration=None, *, a_width: int = 8,
                   w_width: int | None = None) -> Network:
-        """An ONNX float graph, quantised with ``calibration`` images."""
-        from ftaccel.app.onnx_import import load_onnx
+        """An ONNX graph as a network.
 
-        return cls.quantize(load_onnx(path), calibration, a_width=a_width, w_width=w_width)
+        A float graph is quantised with ``calibration`` images (power-of-two); an int8 one
+        (QDQ / QOperator) keeps its own scales (fixed-point; no calibration needed).
+        """
+        from ftaccel.app.onnx_import import load_onnx  # onnx is optional: only for ONNX files
+
+        model = load_onnx(path)
+        if model.quantized:
+            return cls(model)
+        if calibration is None:
+            raise ModelError(f"{path}: a float ONNX model needs calibration images")
+        return cls.quantize(model, calibration, a_width=a_width, w_width=w_width)
 
     @classmethod
     def load(cls, path, *, calibration=None, a_width: int = 8,
@@ -495,24 +523,33 @@ def open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> 
     calibration : ndarray or None
         Calibration images (``--calib``); None for the built-in models' own.
 
+    An int8 ONNX model (QDQ or QOperator, e.g. onnxruntime's ``quantize_static``) is used with
+    its own scales (fixed-point path); ``calibration`` is then not needed.
+
     Raises
     ------
     ModelError
-        For a missing file, an ONNX model without calibration images, or an unknown kind.
+        For a missing file, a float ONNX model without calibration images, or an unknown
+        kind.
     """
     if spec in BUILTIN:
         return Network.builtin(spec, a_width=a_width, w_width=w_width)
     p = Path(spec)
     if p.suffix == ".onnx":
+        from ftaccel.app.onnx_import import load_onnx
         from ftaccel.files import FileProblem, check_input
 
         try:  # a regular file: a FIFO or a device is refused, never waited on
             check_input(p, "--model")
         except FileProblem as exc:
             raise ModelError(str(exc)) from None
+        model = load_onnx(p)
+        if model.quantized:  # an int8 model (QDQ / QOperator): its scales as given
+            return Network(model)
         if calibration is None:
-            raise ModelError(f"--model {p}: an ONNX model needs calibration images (--calib)")
-        return Network.from_onnx(p, calibration, a_width=a_width, w_width=w_width)
+            raise ModelError(f"--model {p}: a float ONNX model needs calibration images "
+                             f"(--calib)")
+        return Network.quantize(model, calibration, a_width=a_width, w_width=w_width)
     if p.suffix == ".npz":
         return Network.load(p, calibration=calibration, a_width=a_width, w_width=w_width)
     raise ModelError(f"--model {spec!r}: not a built-in model ({', '.join(BUILTIN)}), a .onnx "
@@ -520,11 +557,52 @@ def open_model(spec: str, *, a_width: int, w_width: int | None, calibration) -> 
 
 
 
+def model_sha256(spec: str) -> dict:
+    """``{"file", "sha256"}`` of the model ``spec`` names (a built-in model: its shipped file)."""
+    import hashlib
+
+    if spec in BUILTIN:
+        ref = resources.files("ftaccel.app").joinpath("models", f"{spec}.npz")
+        data, where = ref.read_bytes(), f"ftaccel/app/models/{spec}.npz"
+    else:
+        data, where = Path(spec).read_bytes(), str(spec)
+    return {"file": where, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+#: Configuration fields :func:`infer` may choose for the model when the user gave none.
+AUTO_FIELDS = ("requant", "max_k")
+
+
+def fit_config(model: Model, config: AcceleratorConfig, auto=AUTO_FIELDS,
+               log=None) -> AcceleratorConfig:
+    """``config`` with the fields in ``auto`` chosen for ``model`` where it needs them.
+
+    ``requant``: ``"multiplier"`` for a fixed-point model (an int8 model with its own scales
+    needs the output stage's multiplier); ``max_k``: the model's longest reduction if the
+    configuration's is shorter (the accumulator grows with it).  ``log`` reports each choice.
+    """
+    changes = {}
+    if "requant" in auto and model.fixed and config.requant != "multiplier":
+        changes["requant"] = "multiplier"
+    if "max_k" in auto:
+        K = max((model.layers[i].matrix.shape[0] for i in product_layers(model)), default=1)
+        if config.max_k < K:
+            changes["max_k"] = int(K)
+    if not changes:
+        return config
+    if log is not None:
+        why = ", ".join(f"{k} = {v!r}" for k, v in changes.items())
+        log(f"note: model {model.name}: configuration {why} (chosen for the model; give "
+            f"--config or the option to choose otherwise)", file=sys.stderr)
+    return AcceleratorConfig.from_dict({**config.to_dict(), **changes})
+
+
 def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
           calib: str | None = None, images: int | None = None, engine: str = "golden",
           sim: str | None = None, units: dict | None = None, progress: bool | None = None,
           layer_options=None, flow_layers: dict | None = None, flow_prune: str | None = None,
-          flow_epochs: int = 10, log=print) -> InferenceResult:
+          flow_epochs: int = 10, auto: tuple = (), sources: dict | None = None,
+          log=print) -> InferenceResult:
     """``rtlgen infer``: validate model, data, fit and output paths.
 
     Run; write ``infer.json`` and ``infer.md`` into ``out_dir``.  Bad input raises ModelError /
@@ -536,8 +614,14 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
     for ``flow_epochs`` on the calibration set) and quantises it again with the same
     calibration.  The report then also holds the unpruned network run dense on the same array
     (:class:`golden.flow.FlowEngine` with no packed layer): its accuracy and cycles.
+
+    ``auto``: configuration fields (:data:`AUTO_FIELDS`) the caller lets infer choose for the
+    model (:func:`fit_config`; ``rtlgen infer`` without ``--config``: those the user did not
+    give).  ``sources``: option name → file (``protection``, ``permutation``), recorded with
+    their hashes.  ``infer.json`` records the model file's hash, the quantisation path, the
+    engine and the simulator.
     """
-    from ftaccel.app.datasets import DataError, digits, load_data
+    from ftaccel.app.datasets import DataError, Dataset, digits, load_data
     from ftaccel.files import OutputSet, check_target, write_json, write_text
 
     if engine not in ENGINES:
@@ -557,6 +641,14 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
         note = f"note: no --calib: calibrated {model} on the evaluation data ({ds.name})"
         cal = ds.images
     net = open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
+    if net.model.fixed:
+        note = None  # an int8 model keeps its own scales: nothing was calibrated
+    config = fit_config(net.model, config, auto, log)
+    if data is None and ds.images.shape[1:] == (8, 8) and \
+            tuple(net.model.input_shape) not in ((8, 8, 1), (64,)):
+        ds = Dataset(adapt_digits(ds.images, net.model.input_shape), ds.labels, ds.name)
+        log(f"note: the digits adapted to {net.name}'s input {tuple(net.model.input_shape)} "
+            f"(nearest-neighbour upsampling, one channel replicated)", file=sys.stderr)
     dense_net = net
     if flow_prune:
         if not flow_layers:
@@ -568,7 +660,7 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
             cal_set = digits("train")
             cal = cal_set.images
         pruned = prune_flow_layers(net.float_model, config.flow, flow_layers, method=flow_prune,
-                                   train=cal_set, epochs=flow_epochs)
+                                   train=cal_set, epochs=flow_epochs, config=config)
         net = Network.quantize(pruned, cal, a_width=config.a_width, w_width=config.w_width)
     x = net.check(config, ds.images)  # fit and data range, before any work
     flow_groups(net.model, config, flow_layers)  # packable, before any work
@@ -588,8 +680,15 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
         eng = VotingEngine(make_engine(engine, config, sim=sim))
     result = net.run(ds.images, labels=ds.labels, engine=eng, config=config, units=units,
                      options=options, progress=progress, sim=sim, flow_layers=flow_layers)
+    if engine == "rtl":
+        from ftaccel.tb.runner import default_sim
+
+        sim = sim or default_sim()
     result.extra = {"data": ds.name, "model_layers": net.describe(),
-                    "model_info": net.model.info, "simulator": sim if engine == "rtl" else None}
+                    "model_info": net.model.info, "simulator": sim if engine == "rtl" else None,
+                    "model_file": model_sha256(model), "quantisation": _quantisation(net),
+                    **{k: model_sha256(str(v)) for k, v in (sources or {}).items()
+                       if v is not None}}
     if config.flow != "none":
         from ftaccel.golden.flow import FlowEngine
 
@@ -612,6 +711,19 @@ def infer(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = 
         outputs.write(write_json, targets[0], _jsonable(result.to_dict()))
         outputs.write(write_text, targets[1], result.to_markdown())
     return result
+
+
+def _quantisation(net: Network) -> dict:
+    """How the network's integers came to be: its scales as given, or calibrated here."""
+    m = net.model
+    if m.fixed:
+        q = dict(m.info.get("quantisation", {}))
+        return {"path": f"fixed-point: the model's own scales ({q.get('format', 'int8')}, "
+                        f"{q.get('activations', '8-bit')} activations, weights "
+                        f"{q.get('weights', 'per tensor')}), multiplier per layer", **q}
+    cal = m.info.get("calibration", {})
+    return {"path": f"power-of-two: calibrated on {cal.get('images', '?')} images",
+            "calibration": cal, "input_frac": m.input_frac, "fracs": list(m.fracs)}
 
 
 def flow_markdown(flow: dict, result: InferenceResult) -> str:

@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftaccel.golden.network import Model, ProductResult, product_layers, run
-from ftaccel.golden.output_stage import output_stage
 
 __all__ = ["NeuronNVF", "NVFResult", "nvf", "forward", "flip_bits", "threshold_table",
            "THRESHOLDS"]
@@ -70,7 +69,7 @@ class _ExactEngine:
 
     def product(self, p):
         acc = np.rint(p.A.astype(np.float64) @ p.B.astype(np.float64)).astype(np.int64)
-        q = output_stage(acc + p.bias, 0, p.relu, p.shift, self.a_bits)
+        q = p.requant.apply(acc, p.bias, self.a_bits)
         return ProductResult(q=q, cycles=0)
 
 

@@ -76,11 +76,12 @@ from ftaccel.golden.network import (
     FunctionalEngine,
     LayerOptions,
     Model,
+    ModelError,
     Product,
     ProductResult,
     product_layers,
+    requant_columns,
 )
-from ftaccel.golden.output_stage import output_stage
 from ftaccel.golden.tmr import vote_columns
 
 from .nvf import flip_bits
@@ -332,6 +333,11 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
         raise ValueError(f"invalid voter = {voter!r}: one of {', '.join(VOTERS)}")
     if not model.quantized:
         raise ValueError(f"model {model.name} is not quantised")
+    if method == "lcu" and model.fixed:
+        raise ModelError(f"model {model.name} has fixed-point output stages (scales as its "
+                         f"quantiser gave them); the LCU's split lanes halve by one more "
+                         f"power-of-two shift, which the multiplier path does not have: protect "
+                         f"it with tmr")
     prods = product_layers(model)
     layers = list(model.layers)
     out, skipped = {}, {}
@@ -368,9 +374,12 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
         halve = method == "lcu" and lcu_mode == "halve"
         j, nxt = _extend_consumer(_with(model, layers), li, copies, "copy" if halve else "zero")
         layers[j] = nxt
+        rq = layer.requant
+        if rq is not None:  # a per-channel multiplier follows its copies
+            rq = requant_columns(rq, np.concatenate([np.arange(N), copies]))
         layers[li] = dataclasses.replace(
             layer, weights=np.concatenate([w, np.take(w, copies, axis=-1)], axis=-1),
-            bias=np.concatenate([layer.bias, layer.bias[copies]]))
+            bias=np.concatenate([layer.bias, layer.bias[copies]]), requant=rq)
         Np = N + len(copies)
         groups = [[int(ci)] + [N + reps * k + r for r in range(reps)]
                   for k, ci in enumerate(crit)]
@@ -393,10 +402,11 @@ def protect(model: Model, critical: dict, method: str, cfg, *, voter: str = "wor
 
 
 def _with(model: Model, layers) -> Model:
-    info = dict(model.info)
-    return Model(layers=tuple(layers), input_shape=model.input_shape, classes=model.classes,
-                 name=model.name, input_layout=model.input_layout, a_bits=model.a_bits,
-                 w_bits=model.w_bits, input_frac=model.input_frac, fracs=model.fracs, info=info)
+    """``model`` with other ``layers``, every other field kept.
+
+    A fixed-point model's scales too: the copies of a neuron have its scale.
+    """
+    return dataclasses.replace(model, layers=tuple(layers), info=dict(model.info))
 
 
 # -- the voter around any engine ---------------------------------------------------------------
@@ -476,8 +486,10 @@ class FaultEngine:
         else:
             acc = np.rint(p.A.astype(np.float64) @ p.B.astype(np.float64)).astype(np.int64)
             acc += p.bias
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         **golden_units.requant_keywords(cfg, opts))
+        # wide: a fault can push the accumulator beyond gemmlowp's 32 bits (the hardware's
+        # fixed-point path still gives a value)
+        q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
+                            **golden_units.requant_keywords(cfg, opts))
         if p.index in self.flips:
             rows, col, bit = self.flips[p.index]
             col = col - p.part  # a depthwise node's channel c is column 0 of its product c

@@ -203,11 +203,11 @@ def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) 
     flow-controlling array; accuracy on digits-test and cycles beside the dense network on the same
     array. Needs the network runner (``golden.network``, ``app.datasets``).
     """
-    import dataclasses
     from importlib import resources
 
     from ftaccel.app.datasets import digits
-    from ftaccel.golden.flow import FlowEngine, is_packable, train_complementary
+    from ftaccel.app.network import prune_flow_layers
+    from ftaccel.golden.flow import FlowEngine, is_packable
     from ftaccel.golden.network import Model, quantize, run
 
     with resources.files("ftaccel.app").joinpath("models", "digits-mlp.npz").open("rb") as fh:
@@ -231,13 +231,12 @@ def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) 
         cfg = AcceleratorConfig(rows=size, cols=size, flow=flow, flow_group=g)
         shape = layer_shape(flow, g)
         acc_d, cyc_d = accuracy(qdense, FlowEngine(cfg, {}))
-        groups = [shape if i in sparse_layers else None for i in range(len(fmodel.layers))]
-        ws, bs = train_complementary([lay.weights for lay in fmodel.layers],
-                                     [lay.bias for lay in fmodel.layers], train.images,
-                                     train.labels, groups, epochs=epochs, seed=seed)
-        layers = [dataclasses.replace(lay, weights=w, bias=b)
-                  for lay, w, b in zip(fmodel.layers, ws, bs, strict=True)]
-        qtrained = quantize(dataclasses.replace(fmodel, layers=layers), train.images)
+        # the sparsity trained in by the training path (app.train, int8-aware, needs JAX)
+        trained = prune_flow_layers(fmodel, flow, {fmodel.layers[i].name: g
+                                                   for i in sparse_layers},
+                                    method="train", train=train, epochs=epochs, seed=seed,
+                                    config=cfg)
+        qtrained = quantize(trained, train.images)
         assert all(is_packable(qtrained.layers[i].weights, *shape) for i in sparse_layers)
         which = {i: g for i in sparse_layers}
         acc_1, _ = accuracy(qdense, FlowEngine(cfg, which))

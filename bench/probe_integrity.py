@@ -250,8 +250,16 @@ def make_onnx(work: Path) -> None:
     gemm_model(w, "no-nodes.onnx", nodes=False)
     gemm_model(w.reshape(1, 64, 10), "gemm-3d.onnx")
     gemm_model(np.ones((1, 1), np.float32), "gemm-1x1.onnx")
-    gemm_model(w, "string-init.onnx", extra_init=[helper.make_tensor(
+    # A STRING initializer no node reads (e.g. skl2onnx's class labels once the head is
+    # dropped) is harmless and must import; one a node reads must be refused.
+    gemm_model(w, "string-init-unused.onnx", extra_init=[helper.make_tensor(
         "S", TensorProto.STRING, [1], [b"x"])])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "W", "S"], ["y"])], "g", [x], [y],
+                          [numpy_helper.from_array(w, "W"),
+                           helper.make_tensor("S", TensorProto.STRING, [1], [b"x"])])
+    onnx.save(helper.make_model(g), work / "string-init-used.onnx")
     gemm_model(w.astype(np.complex64), "complex.onnx")
     m = onnx.load(work / "ok.onnx")
     t = m.graph.initializer[0]
@@ -458,11 +466,24 @@ def family_files(work: Path) -> None:
 def family_onnx(work: Path) -> None:
     fam = "ONNX contents (graph helper)"
     for name in ("nan.onnx", "inf.onnx", "no-nodes.onnx", "gemm-3d.onnx", "gemm-1x1.onnx",
-                 "string-init.onnx", "complex.onnx", "huge-declared.onnx", "short-ext.onnx"):
+                 "string-init-used.onnx", "complex.onnx", "huge-declared.onnx",
+                 "short-ext.onnx"):
         if not (work / name).exists():
             continue
         refused(fam, name, ["infer", "--model", str(work / name), "--calib", "digits",
                             "--images", "4", "-o", str(work / "o")], work)
+    # the unused STRING initializer imports and gives the plain model's result
+    outs = {}
+    for name in ("ok.onnx", "string-init-unused.onnx"):
+        out = work / f"o-{name}"
+        rc, err = call(["infer", "--model", str(work / name), "--calib", "digits",
+                        "--images", "4", "-o", str(out)])
+        outs[name] = (rc, (out / "infer.json").read_bytes() if rc == 0 else b"")
+    (rc_ok, _), (rc, _) = outs["ok.onnx"], outs["string-init-unused.onnx"]
+    if rc_ok == 0 and rc == 0:
+        record(fam, "string-init-unused.onnx", "clean")
+    else:
+        record(fam, "string-init-unused.onnx", "wrong exit", f"exit {rc} (plain model {rc_ok})")
 
 
 def trace_of(folder: Path) -> bytes | None:

@@ -92,7 +92,6 @@ from .faults import MODES, REGISTERS, Fault, inject_bit_errors
 from .intmath import exact_matmul
 from .mapping import tiles
 from .network import FunctionalEngine, ModelError, Product, ProductResult
-from .output_stage import output_stage
 from .schedule import build_program, program_result
 from .units import units_matrix
 
@@ -576,8 +575,10 @@ class FastFaultEngine(FunctionalEngine):
                                      bypass_map=golden_units.bypass_map(opts),
                                      temporal_batch=golden_units.temporal_batch(opts),
                                      errors=errors, gen_A=gen_A, chk_B=chk_B)
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         **golden_units.requant_keywords(cfg, opts))
+        # wide: a fault can push the wrapped accumulator plus its bias beyond gemmlowp's 32
+        # bits; the fixed-point path then gives what the hardware's does
+        q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
+                            **golden_units.requant_keywords(cfg, opts))
         # the LCU corrects and the voter votes the captured words after the layer (the
         # faults act on the array, before the output buffer)
         q = golden_units.correct(cfg, q, opts)
@@ -888,8 +889,7 @@ class HookedErrorsEngine:
             raise ModelError(f"layer {p.name}: a register fault and hooked errors at once")
         units = dict(p.units)
         units.pop("errors", None)
-        program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
-                                **units)
+        program = build_program(cfg, p.A, p.B, bias=p.bias, **p.program_args(), **units)
         errs = self.errors.get(p.index)
         if errs is not None and len(errs):
             M, K = p.A.shape

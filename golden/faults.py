@@ -60,8 +60,10 @@ class Fault:
             object.__setattr__(self, name, kind(value))  # frozen: set the member directly
         for name in ("row", "col", "bit", "cycle"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
+            # numpy integer scalars arrive from sampled fault lists; stored as plain int
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
                 raise ValueError(f"fault {name} must be a non-negative integer, not {v!r}")
+            object.__setattr__(self, name, int(v))
 
     def active(self, cycle: int) -> bool:
         """Whether the fault acts in ``cycle``: always for stuck-at, in its cycle for a flip."""

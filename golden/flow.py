@@ -16,9 +16,9 @@ nonzero inside the group: ``ceil(log2 gl)`` row bits and ``ceil(log2 gk)`` colum
 000 L2943, L2849), giving a dense ``ceil(K/gl) × ceil(N/gk)`` matrix; :func:`unpack` inverts
 it.  :func:`check_packable` names the first group that breaks the rule; :func:`prune` makes a
 trained layer complementary-sparse by keeping the largest-magnitude weight of every group (the
-seed's mask rule, 000 §12.4.1 step 1), and :func:`train_complementary` trains the pattern in
-as the seed does (the mask recomputed at every step, the masked weights' gradients scaled by
-β, Eqs. 12.9–12.10) for a float ReLU MLP.  :func:`packed_matmul` computes the product the
+seed's mask rule, 000 §12.4.1 step 1); training the pattern in (the mask recomputed at every
+step, the masked weights' gradients scaled by β, Eqs. 12.9–12.10) is the training path's
+``sparse`` method (:mod:`app.train`).  :func:`packed_matmul` computes the product the
 way the flow-controlling MACs do (000 §12.5.2: each packed weight picks one activation and
 updates one partial sum), and equals ``A @ unpack(P)`` exactly.
 
@@ -52,7 +52,7 @@ from .schedule import Program, assemble
 
 __all__ = [
     "Packed", "NotPackable", "layer_shape", "ext_bits", "check_packable", "is_packable",
-    "pack", "unpack", "group_mask", "prune", "train_complementary", "packed_matmul",
+    "pack", "unpack", "group_mask", "prune", "packed_matmul",
     "check_fits", "check_group", "check_overflow",
     "flow_latency", "flow_cycle_count", "build_flow_program",
     "FlowArrayModel", "simulate_flow", "run_flow_matmul", "flow_dense_layer",
@@ -247,75 +247,6 @@ def prune(W, gl: int, gk: int) -> np.ndarray:
     """
     W = _matrix(W, "W")
     return np.where(group_mask(W, gl, gk), W, 0).astype(W.dtype)
-
-
-def train_complementary(weights, biases, x, y, groups, *, beta: float = 0.1,
-                        epochs: int = 60, lr: float = 0.05, momentum: float = 0.9,
-                        batch: int = 64, seed: int = 0):
-    """Train a float ReLU MLP with complementary sparsity evolved in (000 §12.4.1).
-
-    Every forward pass masks each layer's dense weights with :func:`group_mask` (Eq. 12.9:
-    ``Ŵ = Θ ⊙ W``); the gradient reaches the kept weights in full and the masked ones scaled
-    by ``beta`` (Eq. 12.10; the seed finds β = 0.1 best), so a masked weight can grow back and
-    take over its group (soft pruning).  Softmax cross-entropy, mini-batch SGD with momentum
-    (plain SGD keeps β meaningful: Adam would normalise the scaling away).
-
-    Parameters
-    ----------
-    weights, biases : list of arrays
-        Layer ``i`` computes ``x @ weights[i] + biases[i]`` (K×N, N), ReLU on all but the last.
-        Training starts from these (e.g. a dense model's weights: fine-tuning).
-    x, y : arrays
-        Inputs ``[n, K0]`` (float) and integer class labels ``[n]``.
-    groups : list
-        Per layer ``(gl, gk)`` or ``None`` (dense).
-
-    Returns
-    -------
-    list of arrays
-        The sparse weights ``Θ ⊙ W`` of the final iterate (packable for their groups), and the
-        biases, as ``(weights, biases)``.
-    """
-    rng = np.random.default_rng(seed)
-    W = [np.array(w, dtype=np.float64) for w in weights]
-    b = [np.array(v, dtype=np.float64) for v in biases]
-    if not len(W) == len(b) == len(groups):
-        raise ConfigError("groups", len(groups), f"one entry per layer ({len(W)})")
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    y = np.asarray(y, dtype=np.int64)
-    vel_w = [np.zeros_like(w) for w in W]
-    vel_b = [np.zeros_like(v) for v in b]
-
-    def masks():
-        return [np.ones(w.shape, bool) if g is None else group_mask(w, *g)
-                for w, g in zip(W, groups, strict=True)]
-
-    for _ in range(epochs):
-        order = rng.permutation(len(x))
-        for s in range(0, len(x), batch):
-            idx = order[s:s + batch]
-            th = masks()
-            acts = [x[idx]]
-            for i, (w, t) in enumerate(zip(W, th, strict=True)):
-                z = acts[-1] @ (w * t) + b[i]
-                acts.append(np.maximum(z, 0) if i < len(W) - 1 else z)
-            z = acts[-1] - acts[-1].max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(idx)), y[idx]] -= 1
-            d = p / len(idx)
-            for i in range(len(W) - 1, -1, -1):
-                if i < len(W) - 1:
-                    d = d * (acts[i + 1] > 0)
-                g_hat = acts[i].T @ d
-                d_prev = d @ (W[i] * th[i]).T
-                grad = np.where(th[i], g_hat, beta * g_hat)  # Eq. 12.10
-                vel_w[i] = momentum * vel_w[i] - lr * grad
-                vel_b[i] = momentum * vel_b[i] - lr * d.sum(axis=0)
-                W[i] += vel_w[i]
-                b[i] += vel_b[i]
-                d = d_prev
-    return [w * t for w, t in zip(W, masks(), strict=True)], b
 
 
 def packed_matmul(A, p: Packed) -> np.ndarray:

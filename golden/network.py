@@ -16,14 +16,21 @@ node (``kind``)     runs on          what it computes
 ``conv2d``          array            im2col (padding, stride) then one product
 ``dwconv``          array            depthwise: C independent products M×K @ K×1, K = kh·kw
 (every product)     output stage     ``+ bias``, ReLU, rounding shift, saturation
-                                     (:func:`golden.output_stage.output_stage`)
+                                     (:func:`golden.output_stage.output_stage`); fixed-point
+                                     models: the multiplier, zero point and clamp
+                                     (:class:`golden.output_stage.Requant`)
 ``maxpool``         host             window maximum (padding with the smallest integer)
 ``avgpool``         host             window sum, then a rounding shift or ×round(2**16/n)≫16
-``add``             host             inputs aligned by exact shifts, summed, saturated
+                                     (fixed point: :class:`Rescale` with divisor n)
+``add``             host             inputs aligned by exact shifts, summed, saturated (fixed
+                                     point: :class:`Rescale`)
 ``concat``          host             inputs aligned by exact shifts, saturated, joined on C
+                                     (fixed point: each input through :class:`Rescale`)
 ``relu``            host             ``max(x, 0)`` (one that follows a product folds into its
                                      output stage instead)
 ``clip``            host             clamp to ``[round(lo·2**f), round(hi·2**f)]`` (ReLU6's 6)
+``requantize``      host             fixed point: a change of scale and zero point
+                                     (:class:`Rescale`), with a clamp
 ``flatten``         host             a reshape (HWC or CHW order): no arithmetic
 ==================  ===============  =========================================================
 
@@ -72,6 +79,19 @@ aligned inputs and saturates the sum to the activation width, ``concat`` saturat
 input.  **Clip** clamps to its bounds at the tensor's scale, ``round_half_up(lo · 2**f)`` and
 ``round_half_up(hi · 2**f)`` within the width.
 
+**The fixed-point path** (issue 23, SPEC §12): an int8 model quantised by another tool
+(``app.onnx_import`` reads onnxruntime's QDQ and QOperator files) keeps its scales.  Every
+tensor is int8 with a real scale and a zero point (:attr:`Model.scales`; real =
+``scale · (q − zero_point)``); a product node holds its integer weights (symmetric), its bias
+with the input's zero point folded in (``b − z_a·Σ_k q_w``), the input's zero point as its
+padding value (``pad_value``: the integer of the real 0, whose products the folded bias
+takes back out) and its ``requant`` (:class:`golden.output_stage.Requant`: ``M0``, ``n``
+per layer or per output channel, the output zero point, the clamp of a fused ReLU / ReLU6),
+which every engine applies (``Product.requant``).  Host nodes requantise with
+:class:`Rescale`: ``y = clamp(round_half_even(z_y + Σ_i m_i·(q_i − z_i) / (n·2**e)))``,
+each input's scale ratio ``s_i/s_y`` held as ``m_i / 2**e`` (31-bit ``m``), exact int64
+arithmetic.
+
 **The runner** (:func:`run`) walks the nodes in order; every product goes through one call,
 ``engine.product(Product)``: :class:`FunctionalEngine` (``golden``: exact, vectorised over the
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
@@ -89,8 +109,11 @@ from the faulty node on.
 **File format** (:meth:`Model.save`, :meth:`Model.load`): one ``.npz``; array ``__meta__``
 holds UTF-8 JSON (``format = "ftaccel-network"``, ``version``, the model's fields and one entry
 per node, with its ``inputs`` where it does not read the node before), arrays
-``L<i>.weights`` / ``L<i>.bias`` the parameters.  Version 2 (graphs, issue 23) reads version 1
-(chains) unchanged; a file of a newer version is refused.
+``L<i>.weights`` / ``L<i>.bias`` the parameters.  Version 3 (the fixed-point path) adds the
+model's ``input_scale``, ``input_zero_point`` and ``scales``, a product node's ``requant``
+(``multiplier``, ``shift``: an integer or one per column; ``zero_point``, ``lo``, ``hi``) and
+``pad_value``, and a host node's ``rescale``; it reads versions 1 (chains) and 2 (graphs)
+unchanged; a file of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -105,6 +128,7 @@ from typing import Any
 import numpy as np
 
 from ftaccel.enums import Dataflow
+from ftaccel.errors import ConfigError
 from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
 
 from . import units as golden_units
@@ -112,18 +136,19 @@ from .accelerator import simulate
 from .array import cycle_count, matmul
 from .bypass import pruned_matmul
 from .faults import Fault
-from .output_stage import MAX_SHIFT, output_stage, requantize
-from .schedule import build_program, program_result
+from .output_stage import MAX_SHIFT, Requant, output_stage, requantize
+from .schedule import build_program, check_requant, program_result
 from .units import units_matrix
 
 __all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten", "ReLU",
            "Clip", "Add", "Concat", "Model", "ModelError", "FORMAT", "VERSION", "quantize",
            "im2col", "LayerOptions", "Product", "ProductResult", "LayerStats", "Inference",
            "FunctionalEngine", "CycleEngine", "run", "state_at", "check_fit", "product_layers",
-           "describe", "units_matrix", "WHERE"]
+           "describe", "units_matrix", "WHERE", "Rescale", "Requantize", "requant_to_json",
+           "requant_from_json", "requant_columns"]
 
 FORMAT = "ftaccel-network"
-VERSION = 2
+VERSION = 3
 
 
 class ModelError(ValueError):
@@ -155,9 +180,70 @@ def _conv_out(name: str, shape: tuple, kernel, stride, padding, what: str) -> tu
     return ho, wo
 
 
+def requant_to_json(rq: Requant) -> dict:
+    """A fixed-point :class:`golden.output_stage.Requant` as JSON (the model file's form)."""
+    def v(x):
+        a = np.asarray(x)
+        return a.astype(np.int64).tolist() if a.ndim else int(a)
+
+    return {"multiplier": v(rq.multiplier), "shift": v(rq.shift),
+            "zero_point": int(rq.zero_point), "lo": None if rq.lo is None else int(rq.lo),
+            "hi": None if rq.hi is None else int(rq.hi)}
+
+
+def requant_from_json(d: dict) -> Requant:
+    """The :class:`golden.output_stage.Requant` of :func:`requant_to_json`'s form."""
+    def v(x):
+        return np.asarray(x, dtype=np.int64) if isinstance(x, list) else int(x)
+
+    return Requant(shift=v(d["shift"]), multiplier=v(d["multiplier"]),
+                   zero_point=int(d.get("zero_point", 0)), lo=d.get("lo"), hi=d.get("hi"))
+
+
+def requant_columns(rq: Requant, cols) -> Requant:
+    """``rq`` for the output columns ``cols`` (an index array or slice) of its layer.
+
+    A per-column multiplier and shift (per-channel weight scales) follow the columns; the
+    power-of-two path and per-tensor values are the same for every column.
+    """
+    if not rq.fixed:
+        return rq
+    def pick(x):
+        a = np.asarray(x)
+        return a[cols] if a.ndim else x
+
+    return dataclasses.replace(rq, multiplier=pick(rq.multiplier), shift=pick(rq.shift))
+
+
+class _ProductNode:
+    """What the array's nodes share: their output stage's requantisation."""
+
+    def requantisation(self) -> Requant:
+        """The output stage's :class:`golden.output_stage.Requant` of this node.
+
+        The fixed-point one a model quantised by another tool carries (``requant``), else the
+        power-of-two ``shift`` with the fused ``relu``.
+        """
+        return self.requant if self.requant is not None else Requant(shift=self.shift,
+                                                                     relu=self.relu)
+
+    def _stage_params(self) -> dict:
+        out = {"relu": self.relu, "shift": self.shift}
+        if self.requant is not None:
+            out["requant"] = requant_to_json(self.requant)
+        if getattr(self, "pad_value", 0):
+            out["pad_value"] = int(self.pad_value)
+        return out
+
+
 @dataclass(frozen=True, eq=False)
-class Dense:
-    """Fully connected: ``y = x @ weights + bias`` (``weights`` is K×N: inputs × neurons)."""
+class Dense(_ProductNode):
+    """Fully connected: ``y = x @ weights + bias`` (``weights`` is K×N: inputs × neurons).
+
+    ``requant``: the fixed-point output stage of a model quantised by another tool (then
+    ``shift`` is unused; ``relu`` records that the float model had one, its clamp is in
+    ``requant``); ``None`` on the power-of-two path.
+    """
 
     weights: np.ndarray
     bias: np.ndarray
@@ -165,6 +251,7 @@ class Dense:
     shift: int = 0
     name: str = ""
     inputs: tuple = ()
+    requant: Requant | None = None
     kind = "dense"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
@@ -193,15 +280,17 @@ class Dense:
 
     def params(self) -> dict:
         """The layer's parameters besides the arrays, as stored in the model file."""
-        return {"relu": self.relu, "shift": self.shift}
+        return self._stage_params()
 
 
 @dataclass(frozen=True, eq=False)
-class Conv2D:
+class Conv2D(_ProductNode):
     """2-D convolution, NHWC.
 
-    ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is (top, left, bottom, right) zeros;
-    lowered to ``A @ B`` by :func:`im2col`.
+    ``weights`` is ``[kh, kw, C_in, C_out]``; ``padding`` is (top, left, bottom, right)
+    elements of value ``pad_value``: 0, or on the fixed-point path the input's zero point
+    (the integer that stands for 0.0, whose products the folded bias takes back out);
+    lowered to ``A @ B`` by :func:`im2col`.  ``requant`` as for :class:`Dense`.
     """
 
     weights: np.ndarray
@@ -212,12 +301,14 @@ class Conv2D:
     shift: int = 0
     name: str = ""
     inputs: tuple = ()
+    requant: Requant | None = None
+    pad_value: int = 0
     kind = "conv2d"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
         """The input as the im2col matrix of its patches."""
         kh, kw = self.weights.shape[:2]
-        return im2col(x, (kh, kw), self.stride, self.padding)
+        return im2col(x, (kh, kw), self.stride, self.padding, self.pad_value)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -244,18 +335,19 @@ class Conv2D:
 
     def params(self) -> dict:
         """The layer's parameters besides the arrays, as stored in the model file."""
-        return {"relu": self.relu, "shift": self.shift, "stride": list(self.stride),
+        return {**self._stage_params(), "stride": list(self.stride),
                 "padding": list(self.padding)}
 
 
 @dataclass(frozen=True, eq=False)
-class DepthwiseConv2D:
+class DepthwiseConv2D(_ProductNode):
     """Depthwise 2-D convolution (groups = channels, multiplier 1), NHWC.
 
     ``weights`` is ``[kh, kw, C]``: channel ``c``'s output is its own channel's ``kh×kw``
     patches times ``weights[..., c]``, C independent products of K = kh·kw (utilisation in
     the module docstring).  :attr:`matrix` is the K×C matrix whose column ``c`` is channel
-    ``c``'s kernel: a *neuron* (column) is a channel, as for :class:`Conv2D`.
+    ``c``'s kernel: a *neuron* (column) is a channel, as for :class:`Conv2D`.  ``requant``
+    and ``pad_value`` as for :class:`Conv2D`.
     """
 
     weights: np.ndarray
@@ -266,12 +358,14 @@ class DepthwiseConv2D:
     shift: int = 0
     name: str = ""
     inputs: tuple = ()
+    requant: Requant | None = None
+    pad_value: int = 0
     kind = "dwconv"
 
     def lower(self, x: np.ndarray) -> np.ndarray:
         """``[M, K, C]``: channel ``c``'s patches are ``lower(x)[:, :, c]`` (M × K)."""
         kh, kw = self.weights.shape[:2]
-        cols = im2col(x, (kh, kw), self.stride, self.padding)
+        cols = im2col(x, (kh, kw), self.stride, self.padding, self.pad_value)
         return cols.reshape(len(cols), kh * kw, -1)
 
     @property
@@ -300,7 +394,7 @@ class DepthwiseConv2D:
 
     def params(self) -> dict:
         """The layer's parameters besides the arrays, as stored in the model file."""
-        return {"relu": self.relu, "shift": self.shift, "stride": list(self.stride),
+        return {**self._stage_params(), "stride": list(self.stride),
                 "padding": list(self.padding)}
 
 
@@ -353,6 +447,99 @@ class MaxPool:
                 "padding": list(self.padding)}
 
 
+def _div_half_even(num: np.ndarray, den) -> np.ndarray:
+    """``num / den`` rounded to the nearest integer, ties to even (int64; ``den > 0``)."""
+    num = np.asarray(num, dtype=np.int64)
+    den = np.asarray(den, dtype=np.int64)
+    q = np.floor_divide(num, den)
+    twice = 2 * (num - q * den)  # 2·remainder in [0, 2·den)
+    return q + ((twice > den) | ((twice == den) & (q & 1 == 1)))
+
+
+#: Largest exponent of a :class:`Rescale` (its sums stay far inside int64).
+_RESCALE_MAX_EXP = 48
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """A host node's requantisation between tensors of arbitrary scales (fixed-point path).
+
+    Output ``y = clamp(round_half_even(z + Σ_i m_i·(q_i − z_i) / (n · 2**e)), lo, hi)`` for
+    inputs ``q_i`` with zero points ``z_i``: input ``i``'s scale ratio ``s_i / s_y`` is held as
+    ``m_i / 2**e`` (:meth:`of`: the largest ``m_i`` in ``[2**30, 2**31)``, one exponent for
+    all inputs, each ``m_i`` rounded to nearest), ``n`` is 1 (Add, Concat, a change of scale)
+    or an average's element count, ``z`` the output zero point, ``[lo, hi]`` a fused ReLU /
+    ReLU6 clamp or the width's range.  The sum and the division are exact int64 arithmetic:
+    a bit-exact integer function of the scales, rounding ties to even as onnxruntime's float
+    requantisation (``nearbyintf``) does.  Where onnxruntime's float32 value of the same
+    expression lands within its rounding error of a half, the two differ by one LSB.
+    """
+
+    multipliers: tuple
+    exponent: int
+    zero_points: tuple
+    zero_point: int = 0
+    lo: int | None = None
+    hi: int | None = None
+
+    @classmethod
+    def of(cls, ratios, zero_points, zero_point: int, lo: int | None = None,
+           hi: int | None = None) -> Rescale:
+        """The rescale of inputs with scale ratios ``ratios`` (``s_i / s_y``, finite, > 0)."""
+        r = [float(x) for x in ratios]
+        if not r or any(not (math.isfinite(x) and x > 0) for x in r):
+            raise ModelError(f"scale ratios must be finite and positive, not {ratios!r}")
+        e = 31 - math.frexp(max(r))[1]  # the largest ratio · 2**e in [2**30, 2**31)
+        if e < 0:
+            raise ModelError(f"scale ratio {max(r):g} is beyond 2**31")
+        if e > _RESCALE_MAX_EXP:  # ratios below 2**-17: a coarser m, sums stay in int64
+            e = _RESCALE_MAX_EXP
+        m = tuple(int(math.floor(x * 2.0 ** e + 0.5)) for x in r)
+        return cls(multipliers=m, exponent=int(e), zero_points=tuple(int(z) for z in
+                                                                       zero_points),
+                   zero_point=int(zero_point), lo=lo, hi=hi)
+
+    def bounds(self, bits: int) -> tuple[int, int]:
+        """The clamp bounds for ``bits``-wide outputs."""
+        lo = -(1 << (bits - 1)) if self.lo is None else self.lo
+        hi = (1 << (bits - 1)) - 1 if self.hi is None else self.hi
+        return lo, hi
+
+    def centred(self, terms, bits: int, divisor=1) -> np.ndarray:
+        """``y`` of centred inputs ``terms[i] = q_i − z_i`` (divided by ``divisor``)."""
+        num = sum(np.int64(m) * np.asarray(t, dtype=np.int64)
+                  for m, t in zip(self.multipliers, terms, strict=True))
+        den = np.asarray(divisor, dtype=np.int64) << np.int64(self.exponent)
+        # the zero point is added before rounding (onnxruntime's nearbyintf(y / s + z)): it
+        # decides which way an exact tie goes
+        return np.clip(_div_half_even(num + self.zero_point * den, den), *self.bounds(bits))
+
+    def apply(self, xs, bits: int) -> np.ndarray:
+        """``y`` of the inputs ``xs`` (one array per multiplier)."""
+        return self.centred([np.asarray(x, dtype=np.int64) - z
+                             for x, z in zip(xs, self.zero_points, strict=True)], bits)
+
+    def one(self, i: int, x, bits: int) -> np.ndarray:
+        """Input ``i`` alone at the output scale (a Concat's part)."""
+        part = Rescale((self.multipliers[i],), self.exponent, (self.zero_points[i],),
+                       self.zero_point, self.lo, self.hi)
+        return part.apply([x], bits)
+
+    def to_json(self) -> dict:
+        """The rescale as JSON (the model file's form)."""
+        return {"multipliers": list(self.multipliers), "exponent": self.exponent,
+                "zero_points": list(self.zero_points), "zero_point": self.zero_point,
+                "lo": self.lo, "hi": self.hi}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Rescale:
+        """The rescale of :meth:`to_json`'s form."""
+        return cls(multipliers=tuple(int(m) for m in d["multipliers"]),
+                   exponent=int(d["exponent"]),
+                   zero_points=tuple(int(z) for z in d["zero_points"]),
+                   zero_point=int(d["zero_point"]), lo=d.get("lo"), hi=d.get("hi"))
+
+
 def _avg_int(total: np.ndarray, n: int, a_bits: int) -> np.ndarray:
     """The integer average of window sums ``total`` over ``n`` elements (module docstring)."""
     if n & (n - 1) == 0:
@@ -375,6 +562,7 @@ class AvgPool:
     padding: tuple = (0, 0, 0, 0)
     count_pad: bool = False
     inputs: tuple = ()
+    rescale: Rescale | None = None
     kind = "avgpool"
 
     def _counts(self, shape: tuple) -> np.ndarray:
@@ -386,9 +574,20 @@ class AvgPool:
         return _windows(ones, self.size, self.stride).sum(axis=(4, 5))[0, :, :, 0]
 
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
-        """The average of each window, integer rule when quantised (``a_bits``)."""
-        w = _windows(_pad(x, self.padding, 0), self.size, self.stride)
+        """The average of each window, integer rule when quantised (``a_bits``).
+
+        With ``rescale`` (fixed-point path): the sum of ``q − z_in`` over the window's
+        elements (padding is the real 0, i.e. ``z_in``), then :meth:`Rescale.centred` with the
+        element count as divisor.
+        """
         counts = self._counts(x.shape[1:])
+        if self.rescale is not None and a_bits is not None:
+            z = self.rescale.zero_points[0]
+            w = _windows(_pad(np.asarray(x, dtype=np.int64) - z, self.padding, 0), self.size,
+                         self.stride)
+            return self.rescale.centred([w.sum(axis=(4, 5))], a_bits,
+                                        counts[None, :, :, None])
+        w = _windows(_pad(x, self.padding, 0), self.size, self.stride)
         if a_bits is None:
             return w.sum(axis=(4, 5)) / counts[None, :, :, None]
         total = w.sum(axis=(4, 5), dtype=np.int64)
@@ -404,8 +603,11 @@ class AvgPool:
 
     def params(self) -> dict:
         """The layer's parameters, as stored in the model file."""
-        return {"size": list(self.size), "stride": list(self.stride),
-                "padding": list(self.padding), "count_pad": self.count_pad}
+        out = {"size": list(self.size), "stride": list(self.stride),
+               "padding": list(self.padding), "count_pad": self.count_pad}
+        if self.rescale is not None:
+            out["rescale"] = self.rescale.to_json()
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -513,26 +715,40 @@ class _Merge:
         shifts = self.shifts or (0,) * len(xs)
         return [_align(x, int(s)) for x, s in zip(xs, shifts, strict=True)]
 
+    def _check_rescale(self, n: int) -> None:
+        if len(self.rescale.multipliers) != n:
+            raise ModelError(f"layer {self.name}: {len(self.rescale.multipliers)} scales for "
+                             f"{n} inputs")
+
     def params(self) -> dict:
-        """The per-input shifts, as stored in the model file."""
-        return {"shifts": list(self.shifts)}
+        """The per-input shifts (or the fixed-point rescale), as stored in the model file."""
+        out = {"shifts": list(self.shifts)}
+        if self.rescale is not None:
+            out["rescale"] = self.rescale.to_json()
+        return out
 
 
 @dataclass(frozen=True, eq=False)
 class Add(_Merge):
     """Element-wise sum of two or more tensors of one shape (a residual connection).
 
-    Quantised: input ``i`` is aligned by ``shifts[i]`` (module docstring), the sum saturated.
+    Quantised: input ``i`` is aligned by ``shifts[i]`` (module docstring), the sum saturated;
+    on the fixed-point path ``rescale`` (:class:`Rescale`) brings every input to the output's
+    scale and zero point in one rounding.
     """
 
     shifts: tuple = ()
     name: str = ""
     inputs: tuple = ()
+    rescale: Rescale | None = None
     kind = "add"
     multi = True
 
     def forward(self, xs, a_bits: int | None) -> np.ndarray:
         """The (aligned, saturated) sum of the inputs ``xs``."""
+        if self.rescale is not None and a_bits is not None:
+            self._check_rescale(len(xs))
+            return self.rescale.apply(xs, a_bits)
         total = sum(self._aligned(xs, a_bits))
         return total if a_bits is None else _sat(total, a_bits)
 
@@ -548,17 +764,23 @@ class Add(_Merge):
 class Concat(_Merge):
     """Tensors joined on the channel (last) axis: ``[.., C1] ‖ [.., C2]`` → ``[.., C1 + C2]``.
 
-    Quantised: input ``i`` is aligned by ``shifts[i]`` and saturated (module docstring).
+    Quantised: input ``i`` is aligned by ``shifts[i]`` and saturated (module docstring); on
+    the fixed-point path each input is brought to the output's scale by ``rescale``.
     """
 
     shifts: tuple = ()
     name: str = ""
     inputs: tuple = ()
+    rescale: Rescale | None = None
     kind = "concat"
     multi = True
 
     def forward(self, xs, a_bits: int | None) -> np.ndarray:
         """The (aligned, saturated) inputs ``xs`` joined on the last axis."""
+        if self.rescale is not None and a_bits is not None:
+            self._check_rescale(len(xs))
+            return np.concatenate([self.rescale.one(i, x, a_bits) for i, x in enumerate(xs)],
+                                  axis=-1)
         parts = self._aligned(xs, a_bits)
         if a_bits is not None:
             parts = [_sat(p, a_bits) for p in parts]
@@ -572,21 +794,53 @@ class Concat(_Merge):
         return tuple(shapes[0][:-1]) + (sum(s[-1] for s in shapes),)
 
 
+@dataclass(frozen=True, eq=False)
+class Requantize:
+    """A change of scale and zero point on the host (fixed-point path), with an optional clamp.
+
+    What a quantised graph's ``DequantizeLinear → Relu/Clip → QuantizeLinear`` does when the
+    two scales differ: :class:`Rescale` of one input (its ``lo``/``hi`` the fused clamp).
+    """
+
+    rescale: Rescale
+    name: str = ""
+    inputs: tuple = ()
+    kind = "requantize"
+
+    def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
+        """The input at the output's scale."""
+        if a_bits is None:
+            raise ModelError(f"layer {self.name}: a requantisation has no float form")
+        return self.rescale.apply([x], a_bits)
+
+    def out_shape(self, shape: tuple) -> tuple:
+        """The output shape: the input's."""
+        return shape
+
+    def params(self) -> dict:
+        """The rescale, as stored in the model file."""
+        return {"rescale": self.rescale.to_json()}
+
+
 _KINDS = {cls.kind: cls for cls in (Dense, Conv2D, DepthwiseConv2D, MaxPool, AvgPool, Flatten,
-                                    ReLU, Clip, Add, Concat)}
+                                    ReLU, Clip, Add, Concat, Requantize)}
 _PRODUCTS = (Dense, Conv2D, DepthwiseConv2D)
 
 #: Where each node kind runs (the table of the module docstring): array products (their
 #: bias, ReLU and requantisation in the output stage) or host integer functions.
 WHERE = {"dense": "array", "conv2d": "array", "dwconv": "array", "maxpool": "host",
          "avgpool": "host", "add": "host", "concat": "host", "relu": "host", "clip": "host",
-         "flatten": "host"}
+         "flatten": "host", "requantize": "host"}
 
 
-def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0)) -> np.ndarray:
-    """``[b, H, W, C]`` → ``[b·H_out·W_out, kh·kw·C]`` patches, channels fastest (000 L1596)."""
+def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0),
+           value=0) -> np.ndarray:
+    """``[b, H, W, C]`` → ``[b·H_out·W_out, kh·kw·C]`` patches, channels fastest (000 L1596).
+
+    The padding holds ``value`` (0; the input's zero point on the fixed-point path).
+    """
     kh, kw = size
-    xp = _pad(x, padding, 0)
+    xp = _pad(x, padding, value)
     w = _windows(xp, (kh, kw), stride)  # [b, Ho, Wo, C, kh, kw]
     b, ho, wo = w.shape[:3]
     return w.transpose(0, 1, 2, 4, 5, 3).reshape(b * ho * wo, -1)
@@ -617,6 +871,10 @@ class Model:
     imported from ONNX, transposed on entry).  A quantised model has ``a_bits``/``w_bits``
     (activation and weight widths), ``input_frac`` (inputs are ``round(x · 2**input_frac)``)
     and ``fracs`` (each node's output scale); a float model has ``a_bits = None``.
+    A *fixed-point* model (an int8 model quantised by another tool, SPEC §12) has instead
+    ``input_scale``/``input_zero_point`` (inputs are ``clamp(round(x / s) + z)``, as ONNX's
+    QuantizeLinear) and ``scales``: each node's output ``(scale, zero_point)``, real =
+    ``scale · (q − zero_point)``; its product nodes carry a fixed-point ``requant``.
     ``info`` is free JSON (training record, calibration, accuracy).
     """
 
@@ -630,6 +888,9 @@ class Model:
     input_frac: int = 0
     fracs: tuple = ()
     info: dict = field(default_factory=dict)
+    input_scale: float | None = None
+    input_zero_point: int = 0
+    scales: tuple = ()
 
     def __post_init__(self):
         """Check the graph (inputs read earlier nodes, shapes agree, ``classes`` scores out).
@@ -647,6 +908,11 @@ class Model:
     def quantized(self) -> bool:
         """Whether the model is quantised (has ``a_bits``)."""
         return self.a_bits is not None
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the model is on the fixed-point path (scales as another tool gave them)."""
+        return self.input_scale is not None
 
     @property
     def is_chain(self) -> bool:
@@ -724,14 +990,24 @@ class Model:
     def input_range(self) -> tuple[float, float]:
         """Float range the quantised input represents without saturating."""
         hi = (1 << (self.a_bits - 1)) - 1
+        if self.fixed:
+            s, z = self.input_scale, self.input_zero_point
+            return (s * (-(hi + 1) - z), s * (hi - z))
         return (-(hi + 1) / 2.0 ** self.input_frac, hi / 2.0 ** self.input_frac)
 
     def quantize_input(self, images: np.ndarray, check: bool = True) -> np.ndarray:
         """Integer inputs ``round(x · 2**input_frac)``.
 
         With ``check``, data outside the representable range (more than half an LSB beyond it) is a
-        ModelError.
+        ModelError.  A fixed-point model quantises as ONNX's QuantizeLinear does in
+        onnxruntime: ``x / s`` in float32, rounded half to even, plus the zero point,
+        saturated (no range check: QuantizeLinear saturates).
         """
+        if self.fixed:
+            x = self.prepare(np.asarray(images, dtype=np.float32))
+            hi = (1 << (self.a_bits - 1)) - 1
+            v = np.rint(x / np.float32(self.input_scale)).astype(np.int64)
+            return np.clip(v + self.input_zero_point, -hi - 1, hi)
         x = self.prepare(np.asarray(images, dtype=np.float64))
         lo, hi = self.input_range()
         half = 0.5 / 2.0 ** self.input_frac
@@ -760,11 +1036,17 @@ class Model:
             if self.sources(i) != (i - 1,):
                 entry["inputs"] = [int(j) for j in self.sources(i)]
             layers.append(entry)
-        return {"format": FORMAT, "version": VERSION, "name": self.name,
+        meta = {"format": FORMAT, "version": VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "input_layout": self.input_layout,
                 "classes": self.classes, "a_bits": self.a_bits, "w_bits": self.w_bits,
                 "input_frac": self.input_frac, "fracs": list(self.fracs), "info": self.info,
                 "layers": layers}
+        if self.fixed:
+            meta.update({"input_scale": float(self.input_scale),
+                         "input_zero_point": int(self.input_zero_point),
+                         "scales": [[float(sc), int(z)] for sc, z in self.scales]})
+        return meta
+
     def to_bytes(self) -> bytes:
         """The model as one ``.npz`` file's bytes (format in the module docstring).
 
@@ -817,6 +1099,10 @@ class Model:
                 for key in ("stride", "padding", "size", "inputs", "shifts"):
                     if key in spec:
                         spec[key] = tuple(spec[key])
+                if spec.get("requant") is not None:  # version 3: the fixed-point path
+                    spec["requant"] = requant_from_json(spec["requant"])
+                if spec.get("rescale") is not None:
+                    spec["rescale"] = Rescale.from_json(spec["rescale"])
                 if cls_ in _PRODUCTS:
                     spec["weights"] = arrays[f"L{i}.weights"]
                     spec["bias"] = arrays[f"L{i}.bias"]
@@ -825,8 +1111,14 @@ class Model:
                        classes=int(meta["classes"]), name=meta["name"],
                        input_layout=meta["input_layout"], a_bits=meta["a_bits"],
                        w_bits=meta["w_bits"], input_frac=int(meta["input_frac"]),
-                       fracs=tuple(meta["fracs"]), info=meta.get("info", {}))
-        except (KeyError, TypeError, AttributeError) as exc:
+                       fracs=tuple(meta["fracs"]), info=meta.get("info", {}),
+                       input_scale=(None if meta.get("input_scale") is None
+                                    else float(meta["input_scale"])),
+                       input_zero_point=int(meta.get("input_zero_point", 0)),
+                       scales=tuple((float(sc), int(z)) for sc, z in meta.get("scales", ())))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
             raise ModelError(f"{where}: malformed model file (missing or bad {exc})") from None
 
 
@@ -1006,7 +1298,10 @@ def check_fit(model: Model, cfg) -> None:
     reduction length ``K ≤ cfg.max_k``; and the worst case of every partial sum
     (``Σ_k |W[k, n]| · 2**(a−1)`` plus the bias where it enters the accumulator) within the
     ``cfg.acc_bits`` accumulator, so that no input can overflow it; the bias within the
-    accumulator-wide bias port; the shift within 0 … 63.
+    accumulator-wide bias port; the shift within 0 … 63.  A fixed-point node (``requant``)
+    needs the configuration's multiplier (``requant = "multiplier"``), its accumulator plus
+    bias within gemmlowp's 32 signed bits for every input, and its parameters within the
+    output stage's ports (:func:`golden.schedule.check_requant`).
     """
     if not model.quantized:
         raise ModelError(f"model {model.name} is not quantised")
@@ -1037,6 +1332,23 @@ def check_fit(model: Model, cfg) -> None:
                              f"{cfg.acc_bits}-bit bias port")
         if not 0 <= layer.shift <= MAX_SHIFT:
             raise ModelError(f"layer {layer.name}: shift {layer.shift} outside 0 … {MAX_SHIFT}")
+        if layer.requant is not None:
+            _check_fixed_fit(layer, cfg, worst + (0 if cfg.bias_in_psum else bias))
+
+
+def _check_fixed_fit(layer, cfg, worst: np.ndarray) -> None:
+    """The fixed-point parts of :func:`check_fit` for product node ``layer``."""
+    if cfg.requant != "multiplier":
+        raise ModelError(f"layer {layer.name}: its scales need the fixed-point multiplier in "
+                         f"the output stage (an int8 model quantised by another tool); add "
+                         f"--requant multiplier (configuration field requant = 'multiplier')")
+    if worst.max(initial=0) > (1 << 31) - 1:
+        raise ModelError(f"layer {layer.name}: accumulator plus bias can reach "
+                         f"{int(worst.max())}, beyond the fixed-point path's 32 signed bits")
+    try:
+        check_requant(cfg, layer.requant, layer.matrix.shape[1])
+    except ConfigError as exc:
+        raise ModelError(f"layer {layer.name}: {exc}") from None
 
 
 # -- the runner --------------------------------------------------------------------------------
@@ -1062,8 +1374,12 @@ class LayerOptions:
 class Product:
     """One layer's product as the accelerator sees it: ``A`` (M×K) @ ``B`` (K×N).
 
-    ``part``: which of a depthwise node's C one-column products this is (its channel; 0 for
-    the one product of a dense or convolution node).
+    ``requant`` is what the output stage does with ``A @ B + bias``
+    (:class:`golden.output_stage.Requant`: the power-of-two ReLU and shift, or the fixed-point
+    multiplier, shift, zero point and clamp, per column where the layer has per-channel
+    scales, in the product's column order).  ``part``: which of a depthwise node's C
+    one-column products this is (its channel; 0 for the one product of a dense or convolution
+    node).
     """
 
     index: int
@@ -1071,11 +1387,32 @@ class Product:
     A: np.ndarray
     B: np.ndarray
     bias: np.ndarray
-    relu: bool
-    shift: int
+    requant: Requant
     fault: Fault | None = None
     units: dict = field(default_factory=dict)
     part: int = 0
+
+    def _pow2(self, what: str):
+        if self.requant.fixed:
+            raise ModelError(f"layer {self.name}: a fixed-point output stage has no "
+                             f"power-of-two {what}; this engine needs requant 'shift' models")
+        return getattr(self.requant, what)
+
+    @property
+    def relu(self) -> bool:
+        """The power-of-two path's ReLU (ModelError on the fixed-point path)."""
+        return bool(self._pow2("relu"))
+
+    @property
+    def shift(self) -> int:
+        """The power-of-two path's shift (ModelError on the fixed-point path)."""
+        return int(self._pow2("shift"))
+
+    def program_args(self) -> dict:
+        """The output-stage keywords of :func:`golden.schedule.build_program` for this product."""
+        if self.requant.fixed:
+            return {"requant": self.requant}
+        return {"relu": bool(self.requant.relu), "shift": int(self.requant.shift)}
 
 
 @dataclass
@@ -1104,6 +1441,8 @@ class LayerStats:
     cycles: int = 0
     macs: int = 0
     alarms: dict = field(default_factory=dict)
+    #: The output stage's path: ``"shift"`` (power of two) or ``"multiplier"`` (fixed point).
+    requant: str = ""
 
     def utilisation(self, cfg) -> float:
         """MACs done over MAC slots offered (R·C per cycle)."""
@@ -1167,8 +1506,7 @@ class FunctionalEngine:
             acc = pruned_matmul(cfg.dataflow, A, p.B, bmap, p.bias, acc_bits=cfg.acc_bits)
         else:
             acc = matmul(cfg, A, p.B, p.bias).acc
-        q = output_stage(acc, 0, p.relu, p.shift, cfg.a_width,
-                         **golden_units.requant_keywords(cfg, opts))
+        q = p.requant.apply(acc, 0, cfg.a_width, **golden_units.requant_keywords(cfg, opts))
         q = golden_units.correct(cfg, q, opts)
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], golden_units.temporal_batch(opts))
@@ -1198,8 +1536,8 @@ class CycleEngine:
         if p.fault is not None and not cfg.fault_hooks:
             # The cycle model would apply it, the RTL could not: refuse rather than differ.
             raise ModelError(f"layer {p.name}: a fault needs a configuration with fault_hooks")
-        program = build_program(cfg, p.A, p.B, bias=p.bias, relu=p.relu, shift=p.shift,
-                                fault=p.fault, **p.units)
+        program = build_program(cfg, p.A, p.B, bias=p.bias, fault=p.fault, **p.program_args(),
+                                **p.units)
         rec = self.execute(program, p.fault)
         return ProductResult(q=program_result(program, rec), cycles=int(program.cycles),
                              alarms=golden_units.alarms(cfg, rec))
@@ -1250,6 +1588,9 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
     A = layer.lower(x)
     B = layer.matrix.astype(np.int64)
     bias = layer.bias.astype(np.int64)
+    rq = layer.requantisation()
+    st.requant = "multiplier" if rq.fixed else "shift"
+    st.shift = None if rq.fixed else layer.shift
     if isinstance(layer, DepthwiseConv2D):
         if opt.permutation is not None:
             raise ModelError(f"layer {layer.name}: a depthwise layer runs each channel as its "
@@ -1264,29 +1605,28 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
         qs = []
         for c in range(C):
             res = engine.product(Product(index=i, name=layer.name, A=A[:, :, c],
-                                         B=B[:, c:c + 1], bias=bias[c:c + 1], relu=layer.relu,
-                                         shift=layer.shift,
+                                         B=B[:, c:c + 1], bias=bias[c:c + 1],
+                                         requant=requant_columns(rq, slice(c, c + 1)),
                                          fault=_depthwise_fault(opt.fault, c, per),
                                          units=units, part=c))
             qs.append(res.q)
             st.cycles += res.cycles
             for k, v in res.alarms.items():
                 st.alarms[k] = st.alarms.get(k, 0) + v
-        st.M, st.K, st.N, st.shift, st.macs = M, K, C, layer.shift, M * K * C
+        st.M, st.K, st.N, st.macs = M, K, C, M * K * C
         return layer.restore(np.concatenate(qs, axis=1), x.shape)
     perm = None if opt.permutation is None else np.asarray(opt.permutation)
     if perm is not None:
         if sorted(perm.tolist()) != list(range(B.shape[1])):
             raise ModelError(f"layer {layer.name}: permutation is not one of its "
                              f"{B.shape[1]} neurons")
-        B, bias = B[:, perm], bias[perm]
-    res = engine.product(Product(index=i, name=layer.name, A=A, B=B, bias=bias,
-                                 relu=layer.relu, shift=layer.shift, fault=opt.fault,
-                                 units=units))
+        B, bias, rq = B[:, perm], bias[perm], requant_columns(rq, perm)
+    res = engine.product(Product(index=i, name=layer.name, A=A, B=B, bias=bias, requant=rq,
+                                 fault=opt.fault, units=units))
     q = res.q
     if perm is not None:
         q = q[:, np.argsort(perm)]
-    st.M, st.K, st.N, st.shift = A.shape[0], A.shape[1], B.shape[1], layer.shift
+    st.M, st.K, st.N = A.shape[0], A.shape[1], B.shape[1]
     st.cycles, st.macs, st.alarms = res.cycles, A.shape[0] * A.shape[1] * B.shape[1], \
         dict(res.alarms)
     return layer.restore(q, x.shape)
@@ -1349,11 +1689,17 @@ def describe(model: Model) -> list[dict[str, Any]]:
             else:
                 row.update({"M_per_image": m, "K": B.shape[0], "N": B.shape[1],
                             "relu": layer.relu})
-            if model.quantized:
+            if layer.requant is not None:
+                per = np.ndim(layer.requant.multiplier) > 0
+                row["requant"] = ("multiplier, per channel" if per else "multiplier")
+                row["zero_point"] = int(layer.requant.zero_point)
+            elif model.quantized:
                 row["shift"] = layer.shift
-        if isinstance(layer, Add | Concat) and model.quantized:
+        if isinstance(layer, Add | Concat) and model.quantized and layer.rescale is None:
             row["shifts"] = list(layer.shifts)
         if model.quantized and model.fracs:
             row["frac"] = model.fracs[i]
+        if model.fixed and model.scales:
+            row["scale"], row["zero_point"] = model.scales[i]
         rows.append(row)
     return rows

@@ -52,7 +52,7 @@ from ftaccel.errors import is_int
 
 __all__ = ["requantize", "output_stage", "MAX_SHIFT", "quantize_multiplier", "fixed_requantize",
            "MULTIPLIER_BITS", "MAX_RIGHT_SHIFT", "Requant", "FixedRequantModel",
-           "FIXED_LATENCY"]
+           "FIXED_LATENCY", "hardware_fixed_requantize"]
 
 #: Largest value of the hardware's ``shift`` port (``SHIFT_WIDTH = 6`` bits); a split column
 #: adds one.  Kept here as a number because golden models import nothing of the project.
@@ -213,18 +213,40 @@ class Requant:
         hi = (1 << (out_width - 1)) - 1 if self.hi is None else self.hi
         return lo, hi
 
-    def apply(self, acc, bias, out_width: int, split=None) -> np.ndarray:
+    def apply(self, acc, bias, out_width: int, split=None, *, wide: bool = False) -> np.ndarray:
         """The requantised outputs of ``acc + bias`` (``bias`` per column, broadcast).
 
         ``split`` (power-of-two path only): the LCU's split lanes, see :func:`output_stage`.
+        ``wide`` (fixed-point path): take ``|acc + bias| ≤ 2**32`` as the hardware does
+        (:func:`hardware_fixed_requantize`; a fault can push a wrapped accumulator plus its
+        bias beyond gemmlowp's 32 bits), the same values within gemmlowp's domain.
         """
         if not self.fixed:
             return output_stage(acc, bias, self.relu, self.shift, out_width, split=split)
         if split is not None and np.any(split):
             raise ValueError("split lanes need the power-of-two output stage")
         y = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
-        return fixed_requantize(y, self.multiplier, self.shift, self.zero_point,
-                                *self.bounds(out_width))
+        f = hardware_fixed_requantize if wide else fixed_requantize
+        return f(y, self.multiplier, self.shift, self.zero_point, *self.bounds(out_width))
+
+
+def hardware_fixed_requantize(y, multiplier, shift, zero_point, lo: int, hi: int) -> np.ndarray:
+    """The fixed-point path as :class:`FixedRequantModel` computes it, in closed form.
+
+    ``high = (y·M0 + 2**30) >> 31`` (floor), then ``(high + 2**(n−1) − (high < 0)) >> n``,
+    plus the zero point, clamped to ``[lo, hi]``: equal to :func:`fixed_requantize` for
+    accumulators within 32 signed bits, and the hardware's value beyond them (``|y| ≤ 2**32``,
+    what a 32-bit accumulator plus a 32-bit bias can reach; exact in int64 there).
+    """
+    a = np.asarray(y, dtype=np.int64)
+    if a.size and (a.min() < -(1 << 32) or a.max() > 1 << 32):
+        raise ValueError("the hardware's fixed-point path takes |acc + bias| ≤ 2**32")
+    prod = a * np.asarray(multiplier, dtype=np.int64)
+    high = (prod >> 31) + ((prod >> 30) & 1)
+    n = np.asarray(shift, dtype=np.int64)
+    k = np.where(n > 0, (np.int64(1) << np.maximum(n - 1, 0)) - (high < 0), 0)
+    q = (high + k) >> n
+    return np.clip(q + np.asarray(zero_point, dtype=np.int64), lo, hi)
 
 
 class FixedRequantModel:

@@ -469,19 +469,30 @@ def test_flow_rtl_engine_equals_the_golden_engine(rng):
 def test_training_evolves_a_complementary_pattern_that_beats_one_shot_pruning(rng):
     """A linear classifier whose teacher is complementary-sparse in 4×1 groups.
 
-    Training with the mask recomputed every step (000 §12.4.1) ends packable and at least as
-    accurate as pruning the dense solution once; the loss of the first is low.
+    The training path's ``sparse`` method (the mask recomputed at every step, 000 §12.4.1;
+    int8-aware) ends packable and at least as accurate as pruning the dense solution (trained
+    by the same path without the mask) once; the first is accurate.
     """
-    from ftaccel.golden.flow import train_complementary
+    pytest.importorskip("jax")
+    from ftaccel.app.datasets import Dataset
+    from ftaccel.app.train import TrainOptions, train
+    from ftaccel.golden.network import Dense, Model
 
     X = rng.normal(size=(600, 16))
     teacher = _sparse(rng, 16, 4, 4, 1).astype(float)
     y = np.argmax(X @ teacher, axis=1)
-    W0 = [rng.normal(scale=0.1, size=(16, 4))]
-    b0 = [np.zeros(4)]
-    (Wd,), (bd,) = train_complementary(W0, b0, X, y, [None], epochs=40, seed=1)
-    (Ws,), (bs,) = train_complementary(W0, b0, X, y, [(4, 1)], epochs=40, seed=1)
+    data = Dataset(X, y, "teacher")
+    start = Model(layers=(Dense(rng.normal(scale=0.1, size=(16, 4)), np.zeros(4), name="fc"),),
+                  input_shape=(16,), classes=4, name="linear")
+    cfg = AcceleratorConfig(rows=4, cols=4, flow="shortened", flow_group=4)
+    common = dict(epochs=40, lr=0.05, optimizer="sgd", seed=1)
+    dense = train(start, data, config=cfg, options=TrainOptions(methods=("qat",), **common))
+    sparse = train(start, data, config=cfg, options=TrainOptions(
+        methods=("sparse",), flow_layers={"fc": 4}, **common))
+    Ws, bs = sparse.float_model.layers[0].weights, sparse.float_model.layers[0].bias
     assert is_packable(Ws, 4, 1) and np.count_nonzero(Ws) <= 16
+    assert is_packable(sparse.model.layers[0].weights, 4, 1)
+    Wd, bd = dense.float_model.layers[0].weights, dense.float_model.layers[0].bias
     trained = np.mean(np.argmax(X @ Ws + bs, axis=1) == y)
     oneshot = np.mean(np.argmax(X @ prune(Wd, 4, 1) + bd, axis=1) == y)
     print(f"accuracy: trained in {trained:.3f}, one-shot pruned {oneshot:.3f}")

@@ -2,7 +2,7 @@
 
 * :func:`test_bad_inputs_fail_cleanly` throws seeded, generated bad configuration files and
   bad command lines (one defect each, on otherwise valid calls of every command: generate,
-  matmul (also --flow), verify, synth, demo, infer, campaign) at
+  matmul (also --flow), verify, synth, demo, infer, campaign, train) at
   ``main([...])`` and asserts for each: exit 2 or 3, exactly one line on stderr, no
   traceback, and the working folder unchanged (nothing written, nothing left behind).
 * :func:`test_random_valid_configs_round_trip_and_elaborate`: random valid small
@@ -108,9 +108,11 @@ _BASES = {
     "infer": ["infer", "--rows", "2", "--cols", "2", "--model", "digits-mlp", "--images", "1",
               "-o", "inf"],
     "campaign": ["campaign", str(ROOT / "examples" / "campaign-digits.toml"), "-o", "camp"],
+    "train": ["train", "--rows", "2", "--cols", "2", "--model", "digits-mlp", "--epochs", "1",
+              "-o", "tr"],
 }
 #: Commands that take configuration options (``--config``, ``--rows`` ...).
-_CONFIGURABLE = ("generate", "matmul", "verify", "synth", "demo", "infer")
+_CONFIGURABLE = ("generate", "matmul", "verify", "synth", "demo", "infer", "train")
 _BAD_INTS = ["x", "", "1.5", "1e3", "0x", "9" * 30, "½", "--", "1 2", "١٢"]
 _BAD_OPERANDS = ["empty.npy", "npz.npy", "text.npy", "obj.npy", "cube.npy", "half.npy",
                  "complex.npy", "big.npy", "vec.npy", "folder", "fifo", "/dev/null",
@@ -197,7 +199,12 @@ def _bad_command(rng) -> tuple[str, list[str]]:
                            ["--data", "/dev/null"], ["--bypass-map", "missing.npy"],
                            ["--afd", "--afd-gates", "3"], ["--calib", "folder"]],
                  "campaign": [["--workers=-1"], ["--verify-rtl=-2"], ["--sim", "ghdl"],
-                              ["--workers", "x"]]}[cmd]
+                              ["--workers", "x"]],
+                 "train": [["--lr", "0"], ["--epochs", "0"], ["--method", "bogus"],
+                           ["--method", "dropout-in"], ["--data", "missing.npz"],
+                           ["--data", "/dev/null"], ["--batch", "0"], ["--drop-rate", "1"],
+                           ["--model", "/dev/null"], ["--method", "calibrate"],
+                           ["--lr", "nan"]]}[cmd]
         return f"{cmd} option", args + extra[int(rng.integers(len(extra)))]
     if kind == 5:  # matmul: a bad operand file
         which = ["--a", "--b"][int(rng.integers(2))]
@@ -247,6 +254,13 @@ def test_bad_inputs_fail_cleanly(tmp_path, monkeypatch, capsys, rng, listing):
                    "ftaccel.app.demo.generate", "ftaccel.synth.flow.synthesize",
                    "ftaccel.tb.flow.flow_product"):
         monkeypatch.setattr(target, _no_work)
+    try:  # training, where its optional dependency is installed
+        import ftaccel.app.train.trainer as trainer
+    except ImportError:
+        trainer = None
+    if trainer is not None:
+        monkeypatch.setattr(trainer, "train", _no_work)
+        monkeypatch.setattr(trainer, "calibrate_bypass", _no_work)
     cases: list[tuple[str, list[str], bytes | None]] = []
     for _ in range(200):
         kind, text = _bad_config_text(rng)

@@ -205,7 +205,7 @@ def test_graph_model_file_round_trips_and_reads_version_1(tmp_path):
             run(back, back.quantize_input(x), FunctionalEngine(cfg)).logits,
             run(qm, qm.quantize_input(x), FunctionalEngine(cfg)).logits)
         assert json.loads(np.load(tmp_path / f"{name}.npz")["__meta__"].tobytes())[
-            "version"] == 2
+            "version"] == 3
     # a version-1 chain file (no "inputs", no padding on pools) loads unchanged
     from ftaccel.app.network import Network
 
