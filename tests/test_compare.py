@@ -39,6 +39,7 @@ from ftaccel.golden.array import cycle_count
 from ftaccel.golden.fault_models import FastFaultEngine, pe_profile, profile_errors
 from ftaccel.golden.faults import Fault
 from ftaccel.golden.network import CycleEngine, FunctionalEngine, LayerOptions, Product, run
+from ftaccel.golden.output_stage import Requant
 
 
 def _write(folder: Path, text: str, name: str = "spec.toml") -> Path:
@@ -144,8 +145,9 @@ def _triple_product(cfg, fault):
     A = rng.integers(0, 20, (6, 8))
     col = rng.integers(-20, 20, (8, 1))
     B = np.hstack([col, col, col, rng.integers(-20, 20, (8, 1))])  # three copies, one other
-    return Product(index=0, name="t", A=A, B=B, bias=np.zeros(4, np.int64), relu=True,
-                   shift=4, fault=fault, units={"tmr_triples": np.array([[0, 1, 2]])})
+    return Product(index=0, name="t", A=A, B=B, bias=np.zeros(4, np.int64),
+                   requant=Requant(shift=4, relu=True), fault=fault,
+                   units={"tmr_triples": np.array([[0, 1, 2]])})
 
 
 def test_the_watching_engine_sees_a_vote_act_and_a_fault_get_past():
