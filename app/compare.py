@@ -452,7 +452,7 @@ def write_pareto(path: Path, report: dict) -> str:
     for ax, (key, label) in zip(axes[0], panels, strict=True):
         front = set(report["pareto"][key])
         pts = []
-        for k, (p, r) in enumerate(rows.items()):
+        for p, r in rows.items():
             cost = {"area_um2": (r.get("synthesis") or {}).get("area_um2"),
                     "energy_uj": (r.get("energy") or {}).get("per_inference_uj"),
                     "cycles": r["cycles_per_inference"]}[key]
@@ -464,9 +464,7 @@ def write_pareto(path: Path, report: dict) -> str:
             ax.errorbar(cost, 100 * m, yerr=[[100 * (m - lo)], [100 * (hi - m)]],
                         fmt="o" if on else "o", mfc="C3" if on else "white", mec="C3" if on
                         else "C0", ecolor="0.6", capsize=2, markersize=7)
-            # labels above and below in turn: equal-cost protections (none, HAS) stay legible
-            ax.annotate(p, (cost, 100 * m), textcoords="offset points",
-                        xytext=(5, 4 if k % 2 == 0 else -11), fontsize=7)
+        _labels(ax, pts)
         line = sorted((c, a) for c, a, p in pts if p in front)
         if len(line) > 1:
             ax.step([c for c, _ in line], [a for _, a in line], where="post", color="C3",
@@ -485,6 +483,21 @@ def write_pareto(path: Path, report: dict) -> str:
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
     return path.name
+
+
+def _labels(ax, pts: list[tuple[float, float, str]]) -> None:
+    """Name each point; a point close to one already named gets its label below, not above."""
+    if not pts:
+        return
+    xs, ys = [c for c, _a, _p in pts], [a for _c, a, _p in pts]
+    dx, dy = 0.06 * (max(xs) - min(xs) or 1), 0.04 * (max(ys) - min(ys) or 1)
+    above: list[tuple[float, float]] = []
+    for c, a, p in sorted(pts):
+        crowded = any(abs(c - c2) < dx and abs(a - a2) < dy for c2, a2 in above)
+        ax.annotate(p, (c, a), textcoords="offset points", xytext=(5, -11 if crowded else 4),
+                    fontsize=7)
+        if not crowded:
+            above.append((c, a))
 
 
 def _ci(v) -> str:
