@@ -899,10 +899,36 @@ class Model:
         """
         if not self.layers:
             raise ModelError(f"model {self.name}: no layers")
+        self._check_meta()
         shapes = self.shapes()
         if shapes[-1] != (self.classes,):
             raise ModelError(f"model {self.name}: the last layer gives {shapes[-1]}, not "
                              f"({self.classes},) class scores")
+
+    def _check_meta(self) -> None:
+        """The fields beside the layers: widths as the array takes them, a known layout.
+
+        A model file is user input: a width of 99 or a layout of 5 would otherwise run and
+        give numbers (issue 30), so ModelError naming the field.
+        """
+        where = f"model {self.name}"
+        if self.input_layout not in ("hwc", "chw", "flat"):
+            raise ModelError(f"{where}: input_layout {self.input_layout!r} is not 'hwc', "
+                             f"'chw' or 'flat'")
+        for name in ("a_bits", "w_bits"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int | np.integer) or isinstance(v, bool)
+                                  or not 2 <= v <= 16):
+                raise ModelError(f"{where}: {name} {v!r} is not an integer from 2 to 16 (or "
+                                 f"none for a float model)")
+        if (self.a_bits is None) != (self.w_bits is None):
+            raise ModelError(f"{where}: a_bits and w_bits are both set (quantised) or both "
+                             f"none (float)")
+        if not isinstance(self.classes, int | np.integer) or self.classes < 1:
+            raise ModelError(f"{where}: classes {self.classes!r} is not a positive integer")
+        if self.quantized and not self.fixed and len(self.fracs) != len(self.layers):
+            raise ModelError(f"{where}: {len(self.fracs)} output scales (fracs) for "
+                             f"{len(self.layers)} layers")
 
     @property
     def quantized(self) -> bool:

@@ -7,11 +7,13 @@ the fit checks and the runner's hooks (issue 14).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from netref import ref_requant, reference  # tests/netref.py: the independent reference
 
+from ftaccel.app import cli
 from ftaccel.app.datasets import digits
 from ftaccel.app.network import Network
 from ftaccel.config import AcceleratorConfig
@@ -155,6 +157,34 @@ def test_model_file_refuses_newer_versions_and_junk(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(ModelError, match="not a model file"):
         Model.load(tmp_path / "text.npz")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("a_bits", 99, "a_bits 99 is not an integer from 2 to 16"),
+    ("w_bits", True, "w_bits True is not an integer from 2 to 16"),
+    ("w_bits", None, "a_bits and w_bits are both set"),
+    ("input_layout", 5, "input_layout 5 is not 'hwc', 'chw' or 'flat'"),
+    ("fracs", [0], "1 output scales (fracs) for 3 layers"),
+])
+def test_model_file_fields_beside_the_layers_are_checked(field, value, message, tmp_path,
+                                                         capsys):
+    """A hand-edited model file with a width of 99 or a layout of 5 is refused (exit 2)."""
+    n = net("digits-mlp")
+    meta = n.model.to_meta()
+    assert len(meta["layers"]) == 3 and meta["input_layout"] == "flat"
+    meta[field] = value
+    arrays = {"__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    for i, lay in enumerate(n.model.layers):
+        if hasattr(lay, "weights"):
+            arrays[f"L{i}.weights"], arrays[f"L{i}.bias"] = lay.weights, lay.bias
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        Model.load(tmp_path / "bad.npz")
+    code = cli.main(["infer", "--model", str(tmp_path / "bad.npz"), "--images", "2",
+                     "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_fit_checks_name_the_layer():
