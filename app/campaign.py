@@ -29,7 +29,13 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
 * **Scale.**  Chunks run on Dask ``distributed``: a ``LocalCluster`` with one single-threaded
   worker process per core by default, ``scheduler=ADDRESS`` for an existing cluster,
   ``workers=0`` in this process.  Every worker builds the context (model, data, each
-  protection's fault-free run) once.  A tqdm bar shows faults per second and the time left.
+  protection's fault-free run) once, or receives the client's (checked against the
+  campaign's input hashes).  A tqdm bar shows faults per second and the time left.
+  By default the first chunk runs here, timed: the rest stays in this process when its
+  estimated time is shorter than a cluster's start-up saves, and a campaign estimated longer
+  than an hour prints the estimate and the speed measured; ``campaign.json`` (``timing``)
+  and ``campaign.md`` say which runner ran and why.  The LocalCluster's workers get glibc
+  malloc settings (:data:`WORKER_MALLOC`) that keep freed arrays in the process.
 * **Reports.**  ``trace.csv`` (and ``trace.parquet`` when ``pyarrow`` is installed): one row
   per (item, protection), a superset of ENFOR-SA's columns; ``campaign.json`` (complete),
   ``campaign.md`` (tables) and PNG plots (accuracy vs rate with 95 % bands; outcome shares
@@ -636,6 +642,7 @@ def build_context(spec: dict, images: int | None = None, *,
         key = (spec_hash(spec), images, json.dumps(inputs, sort_keys=True))
         if key in _CONTEXTS:
             return _CONTEXTS[key]
+    t_build = time.perf_counter()
     before = _input_hashes(spec)
     if inputs is not None:
         _same_inputs(inputs, before, "since the campaign started")
@@ -675,6 +682,7 @@ def build_context(spec: dict, images: int | None = None, *,
     ctx = Context(net.model, x, ds.labels, cfg, prots, permutations=perms,
                   profile=None if pin is None else (pin["profile"], pin["fr_max"]))
     ctx.input_hashes = before
+    ctx.build_seconds = time.perf_counter() - t_build
     _CONTEXTS.clear()  # one campaign per worker process at a time
     _CONTEXTS[key] = ctx
     if inputs is not None:
@@ -1055,10 +1063,11 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
 
     ``spec_or_path``: a TOML spec's path, or a plain dict exactly as the TOML file gives it
     (``{"network": {"model": "digits-mlp"}, "faults": {...}, ...}``; relative paths from the
-    working folder).  ``workers``: Dask worker processes on this machine (default: every
-    core; 0 = run in this process); ``scheduler``: address of an existing Dask scheduler
-    (overrides ``workers``); ``permutation``: a permutation file (``rtlgen schedule``)
-    replacing the spec's; ``command``: the command line recorded in the provenance.
+    working folder).  ``workers``: Dask worker processes on this machine (default: this
+    process when the first chunk, timed, says the rest is small, else every core; 0 = run in
+    this process); ``scheduler``: address of an existing Dask scheduler (overrides
+    ``workers``); ``permutation``: a permutation file (``rtlgen schedule``) replacing the
+    spec's; ``command``: the command line recorded in the provenance.
 
     Everything is checked before the folder is touched: the spec, the files it names (their
     contents hashed into the campaign's identity), the data's labels against the model, the
@@ -1124,14 +1133,24 @@ def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, 
     t0 = time.perf_counter()
     n_workers = 0
     inputs = camp.ident.files
+    runner = _Runner("in-process", "--workers 0") if workers == 0 and client is None else \
+        _Runner("dask", "--scheduler" if client is not None else f"--workers {workers}") \
+        if client is not None or workers else _Runner("in-process", "nothing to compute")
     try:
-        if client is None and (workers == 0 or not todo):
-            for c in todo:
+        if todo and client is None and workers is None:
+            # the default: time the first chunk here, then decide (small campaigns never pay
+            # for a cluster; long ones say how long they will take)
+            runner = _first_chunk(camp, spec, plan, todo, bar, inputs, log)
+            todo_rest = todo[1:]
+        else:
+            todo_rest = todo
+        if runner.kind == "in-process":
+            for c in todo_rest:
                 items = plan.chunk_items(c)
                 camp.save_chunk(c, items, run_chunk(spec, items, inputs))
                 bar.update(len(items))
         else:
-            n_workers = _run_dask(camp, plan, todo, bar, workers, client, inputs)
+            n_workers = _run_dask(camp, plan, todo_rest, bar, workers, client, inputs, ctx)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -1155,26 +1174,133 @@ def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, 
     inferences = sum(r["fault_id"] in ran for r in rows) * len(ctx.x)
     report["timing"] = {"seconds": round(seconds, 3), "chunks_run": len(todo),
                         "chunks_resumed": resumed, "workers": n_workers,
+                        "runner": runner.kind, "runner_reason": runner.reason,
                         "items_per_second": round(len(ran) / max(seconds, 1e-9), 3),
                         "fault_inferences_per_minute": round(inferences / max(seconds, 1e-9)
                                                              * 60)}
     return report, rows
 
 
+#: Seconds a LocalCluster of this machine's cores takes to start and receive the context
+#: (measured on 2 cores under load: 3–6 s); the default runner starts one only for work
+#: that it shortens by more than this.
+CLUSTER_START_SECONDS = 6.0
+#: Estimated campaigns longer than this print their estimate and measured speed.
+LONG_CAMPAIGN_SECONDS = 3600.0
+#: glibc settings of the Dask worker processes.  Dask's default (``MALLOC_TRIM_THRESHOLD_`` =
+#: 64 KiB) makes glibc return every large array to the OS when it is freed and map it again in
+#: the next task: on digits-cnn 9× the page faults of one process and 2.4× its CPU time.  Keep
+#: freed memory up to 1 GiB, and serve arrays up to 32 MiB (glibc's upper limit for the
+#: threshold) from the heap rather than fresh mappings.
+WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+
+
+@dataclass
+class _Runner:
+    """Which runner ran the chunks and why (``campaign.json`` timing, ``campaign.md``)."""
+
+    kind: str
+    reason: str
+
+
+def _first_chunk(camp: Campaign, spec, plan: Plan, todo: list[int], bar, inputs,
+                 log) -> _Runner:
+    """The default runner: chunk ``todo[0]`` here, timed; then in-process or Dask for the rest.
+
+    The rest runs in this process when its estimated time is shorter than what starting a
+    cluster (:func:`cluster_startup_seconds`) saves, or there is one core; otherwise on a
+    LocalCluster of every core.  A campaign estimated longer than
+    :data:`LONG_CAMPAIGN_SECONDS` prints the estimate and the speed measured.
+    """
+    first = todo[0]
+    items = plan.chunk_items(first)
+    t0 = time.perf_counter()
+    ctx = build_context(spec, inputs=inputs)
+    camp.save_chunk(first, items, run_chunk(spec, items, inputs))
+    dt = max(time.perf_counter() - t0, 1e-9)
+    bar.update(len(items))
+    rest_items = sum(len(plan.chunk_items(c)) for c in todo[1:])
+    per_item = dt / max(len(items), 1)
+    estimate = per_item * rest_items
+    cores = os.cpu_count() or 1
+    rate = len(items) * len(ctx.x) * len(_taking_part(spec, ctx)) / dt * 60
+    startup = cluster_startup_seconds(ctx)
+    if not todo[1:]:
+        runner, total = _Runner("in-process", "one chunk"), estimate
+    elif cores < 2:
+        runner, total = _Runner("in-process", "one core"), estimate
+    elif estimate < startup + estimate / cores:
+        runner, total = _Runner("in-process", f"estimated {estimate:.1f} s of work, less than "
+                                              f"a cluster's start-up ({startup:.1f} s) saves"), \
+            estimate
+    else:
+        runner, total = _Runner("dask", f"estimated {estimate:.1f} s of work on {cores} cores "
+                                        f"(cluster start-up {startup:.1f} s)"), \
+            startup + estimate / cores
+    if total > LONG_CAMPAIGN_SECONDS:
+        log(f"estimate: {_duration(total)} more ({runner.kind}, {cores} cores); measured in "
+            f"the first chunk: {60 / per_item:,.0f} faults/minute, {rate:,.0f} "
+            f"fault-inferences/minute", file=sys.stderr)
+    return runner
+
+
+def cluster_startup_seconds(ctx: Context) -> float:
+    """What starting a LocalCluster costs before its first result: :data:`CLUSTER_START_SECONDS`.
+
+    The workers receive ``ctx`` rather than building it (:func:`_run_dask`).
+    """
+    return CLUSTER_START_SECONDS
+
+
+def _duration(seconds: float) -> str:
+    h, m = divmod(int(seconds) // 60, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {int(seconds) % 60:02d} s"
+
+
+def _install_context(key, ctx) -> None:
+    """On a worker: use ``ctx`` (the client's, already checked) for the chunks of ``key``."""
+    _CONTEXTS.clear()  # one campaign per worker process at a time
+    _CONTEXTS[key] = ctx
+
+
+def _shippable(ctx: Context) -> Context:
+    """``ctx`` without this process's caches (they are rebuilt where needed)."""
+    import copy
+
+    out = copy.copy(ctx)
+    out.__dict__.pop("_clean_acc", None)
+    return out
+
+
 def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
-              inputs) -> int:
-    """The chunks ``todo`` on Dask (``client``, or a LocalCluster of ``workers``)."""
+              inputs, ctx: Context | None = None) -> int:
+    """The chunks ``todo`` on Dask (``client``, or a LocalCluster of ``workers``).
+
+    A LocalCluster's workers get :data:`WORKER_MALLOC` (set before they start); every worker
+    gets ``ctx`` (this process's context) rather than building its own.
+    """
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if client is None:
         n = workers or os.cpu_count() or 1
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+                   **WORKER_MALLOC}
         # the workers' own logs (a heartbeat lost while the cluster stops on an interrupt,
         # say) are many lines each; a worker's failure reaches the client as an exception
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.CRITICAL)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
+        if ctx is not None:
+            # every worker gets this process's context (model, data, fault-free runs),
+            # checked against the campaign's input hashes here: building it again in each
+            # worker (an ONNX model's quantisation, every protection's fault-free run) took
+            # 50–70 s per worker on ResNet-8; a worker that joins later builds its own
+            key = (spec_hash(camp.spec), None, json.dumps(inputs, sort_keys=True))
+            client.run(_install_context, key, _shippable(ctx))
         spec_f = client.scatter(camp.spec, broadcast=True)
         futures = {client.submit(run_chunk, spec_f, plan.chunk_items(c), inputs, pure=False,
                                  key=f"campaign-{camp.hash}-{c}"): c for c in todo}

@@ -614,6 +614,8 @@ def to_markdown(r: dict) -> str:
         lines.append(f"- time: {t['seconds']:.1f} s on {t['workers'] or 'this'} "
                      f"{'worker(s)' if t['workers'] else 'process'}; "
                      f"{t['fault_inferences_per_minute']:,} fault-inferences per minute")
+        if t.get("runner"):
+            lines.append(f"- runner: {t['runner']} ({t.get('runner_reason', '')})")
     lines += _outcome_table(r)
     lines += _coverage_table(r)
     if register:

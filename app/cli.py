@@ -959,7 +959,8 @@ def _add_campaign_command(sub) -> None:
     c.add_argument("-o", "--output", type=_path, required=True,
                    help="campaign folder (created; the same command resumes it)")
     c.add_argument("--workers", type=_integer,
-                   help="Dask worker processes on this machine (default: every core; 0: run "
+                   help="Dask worker processes on this machine (default: in this process when the "
+                        "first chunk says the campaign is small, else every core; 0: run "
                         "in this process)")
     c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
     c.add_argument("--verify-rtl", type=_integer, default=0, metavar="K",

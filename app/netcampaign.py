@@ -82,6 +82,7 @@ from ftaccel.golden.fault_models import (
     bit_errors,
     pe_profile,
     profile_errors,
+    run_from,
 )
 from ftaccel.golden.faults import Fault, sample_size
 from ftaccel.golden.mapping import tiles
@@ -340,27 +341,52 @@ class Context:
         """Accelerator cycles of ``protection``'s fault-free run over every image."""
         return int(sum(st.cycles for st in self.clean[protection.name].layers))
 
-    def run(self, protection: Protection, *, start: int = 0, options=None, units=None):
-        """The network run under ``protection`` from layer ``start`` on the fast fault engine."""
-        return self.run_watched(protection, start=start, options=options, units=units)[0]
+    def run(self, protection: Protection, *, start: int = 0, options=None, units=None,
+            one_layer: bool = False, full: bool = False):
+        """The network run under ``protection`` from layer ``start`` on the fast fault engine.
+
+        Only what the fault touches is recomputed (:func:`golden.fault_models.run_from`):
+        the run starts at ``start`` from the recorded fault-free activations, the faulty
+        product computes only the outputs the fault reaches (the rest from this worker's
+        cache of fault-free accumulators, per protection), and with ``one_layer`` (the fault
+        acts in layer ``start`` only) the later layers run only on the images it changed.
+        ``full``: recompute everything from ``start`` (the reference the fast path is tested
+        against).
+        """
+        return self.run_watched(protection, start=start, options=options, units=units,
+                                one_layer=one_layer, full=full)[0]
 
     def run_watched(self, protection: Protection, *, start: int = 0, options=None,
-                    units=None):
+                    units=None, one_layer: bool = False, full: bool = False):
         """:meth:`run`, and whether a repair acted and whether the fault got past it.
 
         Returns ``(inference, acted, leaked)``: for a repairing protection
-        (:attr:`Protection.repairs`) as :class:`WatchingEngine` records them;
-        ``(…, False, False)`` for the others.
+        (:attr:`Protection.repairs`) as :class:`WatchingEngine` records them, which compares
+        whole products and so runs every layer from ``start`` in full; ``(…, False, False)``
+        for the others.
         """
         c = self.clean[protection.name]
-        x = state_at(self.model_of(protection), self.x, c.outputs, start)
+        model = self.model_of(protection)
+        units = {**c.units, **(units or {})}
+        options = self.options(protection, options)
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
         # int8 input, so the faulty runs need not check again
-        engine = (WatchingEngine(c.cfg, checked=False) if protection.repairs
-                  else FastFaultEngine(c.cfg, checked=False))
-        res = run(self.model_of(protection), x, engine, units={**c.units, **(units or {})},
-                  options=self.options(protection, options), start=start)
-        return res, getattr(engine, "acted", False), getattr(engine, "leaked", False)
+        if protection.repairs:
+            engine = WatchingEngine(c.cfg, checked=False)
+            x = state_at(model, self.x, c.outputs, start)
+            res = run(model, x, engine, units=units, options=options, start=start)
+            return res, engine.acted, engine.leaked
+        if full:
+            x = state_at(model, self.x, c.outputs, start)
+            return run(model, x, FastFaultEngine(c.cfg, checked=False), units=units,
+                       options=options, start=start), False, False
+        caches = self.__dict__.setdefault("_clean_acc", {})
+        engine = FastFaultEngine(c.cfg, checked=False, restrict=True,
+                                 clean_cache=caches.setdefault(protection.name, {}),
+                                 clean_input=start)
+        return run_from(model, self.x, c.outputs, c.logits, engine, start=start,
+                        options=options, units=units,
+                        one_layer=one_layer and not c.alarms), False, False
 
 
 def _merge(options: dict | None, layer_units: dict, base: dict | None = None) -> dict | None:
@@ -604,8 +630,13 @@ def _ordered(ctx: Context) -> list[Protection]:
     return sorted(ctx.protections, key=lambda p: p.kind != "none")
 
 
-def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dict]:
-    """One register fault under every protection: one trace row each."""
+def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int, *,
+                            full: bool = False) -> list[dict]:
+    """One register fault under every protection: one trace row each.
+
+    ``full``: recompute every layer from the faulty one for every image (the reference of
+    :meth:`Context.run`'s fast path).
+    """
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         clean = ctx.clean[prot.name]
@@ -628,7 +659,8 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int) -> list[dic
             f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cycle)
             opts = {desc["layer"]: LayerOptions(fault=f)}
             start = desc["layer"]
-        ran = ctx.run_watched(prot, start=start, options=opts, units=units)
+        ran = ctx.run_watched(prot, start=start, options=opts, units=units,
+                              one_layer=desc["layer"] is not None, full=full)
         extra = {"fault_id": fault_id, "model": "register", "site": desc["register"],
                  "pe_row": desc["row"], "pe_col": desc["col"], "register": desc["register"],
                  "bit": desc["bit"], "mode": desc["mode"], "cycle": -1 if cycle is None

@@ -16,6 +16,7 @@ accelerator's: :class:`golden.accelerator.AcceleratorModel`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -297,6 +298,14 @@ def cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None = None) 
     temporal checksum, for batches of ``temporal_batch`` vectors (default
     :func:`temporal_batch_max`).
     """
+    # memoised: a campaign asks for the same few products' counts for every fault, and the
+    # pass schedule costs milliseconds (the configuration is a frozen, hashable dataclass)
+    return _cycle_count(cfg, int(M), int(K), int(N),
+                        None if temporal_batch is None else int(temporal_batch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cycle_count(cfg, M: int, K: int, N: int, temporal_batch: int | None) -> int:
     R, C = cfg.rows, cfg.cols
     L = cfg.latency
     if cfg.dataflow == "os":

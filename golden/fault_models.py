@@ -74,11 +74,21 @@ this drops a small share; :func:`one_per_cycle` reports how many.
 ``Product.fault`` (a :class:`Fault`) or ``Product.units["errors"]`` (profile errors) with
 these functions, so :func:`golden.network.run` runs a whole faulty network with it, starting
 at the faulty layer from recorded activations when the fault is in one layer.
+
+**Only what a fault touches** (issue 24; campaigns): :func:`run_from` restarts a run at the
+faulty layer from the recorded fault-free activations and, after a one-layer fault, runs the
+later layers only on the images it changed; with ``restrict`` (WS without checksums,
+:func:`restricted_applies`) the faulty product computes only the output columns of the
+faulty PE's array column (and, for a one-cycle fault, of the output tile whose passes run
+around its cycle), the rest taken from the fault-free accumulators (:func:`clean_acc`,
+cached per layer by the caller), and a stuck-at fault is summed over every pass at once in
+BLAS products.  Both equal the full computation (``tests/test_campaign_speed.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,14 +101,23 @@ from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
 from .intmath import exact_matmul
 from .mapping import tiles
-from .network import FunctionalEngine, ModelError, Product, ProductResult
+from .network import (
+    FunctionalEngine,
+    Inference,
+    ModelError,
+    Product,
+    ProductResult,
+    run,
+    state_at,
+)
 from .schedule import build_program, program_result
 from .units import units_matrix
 
 __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngine",
            "bit_errors", "pe_profile", "profile_errors", "ProfileErrors",
            "profile_product", "PROFILE_MODES", "profile_faults", "one_per_cycle",
-           "hook_program", "hooked_faults", "HookedErrorsEngine", "profile_acc"]
+           "hook_program", "hooked_faults", "HookedErrorsEngine", "profile_acc",
+           "restricted_applies", "clean_acc", "run_from"]
 
 #: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
 PROFILE_MODES = {"flip-to-0": FaultMode.SA0, "flip-to-1": FaultMode.SA1,
@@ -174,6 +193,8 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
     ``X_gen`` (the data the generator saw) wrapped to the streamed width, in the slot after it.
     """
     R = cfg.rows
+    if not cfg.temporal and X.shape[1] == R:
+        return X  # every slot a data vector and every row used: the vectors as they are
     Xs = np.zeros((span, R), dtype=np.int64)
     Xs[slot, :X.shape[1]] = X
     if cfg.temporal and len(slot):
@@ -185,14 +206,15 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
 
 
 def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
-                   chk_B=None):
+                   chk_B=None, *, cols=None, passes=None):
+    # ``cols`` / ``passes`` (see _ws_restricted): only these array columns of these passes are
+    # computed; the other outputs are left meaningless for the caller to fill
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = cfg.array_cols
     ws = cfg.dataflow is Dataflow.WS
     M, K = A.shape
     N = B.shape[1]
     stream, nb, slot, span = _stationary_layout(cfg, M, N, temporal_batch)
-    d, pre = cfg.input_stages, cfg.config_cycles
     early = cfg.bias_in_psum
     use_spatial, use_temporal = cfg.spatial, cfg.temporal
     keep = np.ones((R, NC), dtype=bool)
@@ -207,10 +229,11 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
         {"spatial": 0} if use_spatial else {"temporal": 0} if use_temporal else {}
     kbits = cfg.temporal_check_bits
     state = None
-    tl = tiles(cfg.dataflow, R, C, M, K, N)
+    tl, starts = _schedule(cfg, M, K, N, span)  # starts: array-side cycles
     n_passes = len(tl)
-    starts = pre + d + pass_starts(cfg, tl, span)  # array-side cycles
     for p, tile in enumerate(tl):
+        if passes is not None and not passes[p]:
+            continue
         s = int(starts[p])
         t0 = s - R
         kr = tile.k1 - tile.k0
@@ -244,7 +267,11 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
             elif early:  # IS: neuron n's bias enters with weight vector n, on every lane
                 psum_in[slot, :] = bias[:, None]
         eff = np.where(keep, stat, 0)
-        new = psum_in + exact_matmul(Xs, eff)
+        if cols is None:
+            new = psum_in + exact_matmul(Xs, eff)
+        else:
+            new = np.zeros((span, NC), dtype=np.int64)
+            new[:, cols] = psum_in[:, cols] + exact_matmul(Xs, eff[:, cols])
         t_next = None if p == n_passes - 1 else int(starts[p + 1])
         for f in faults:
             _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span,
@@ -278,6 +305,19 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     if not early:
         out = out + np.asarray(bias, dtype=np.int64)[None, :]
     return out, alarms
+
+
+@functools.lru_cache(maxsize=1024)
+def _schedule(cfg, M: int, K: int, N: int, span: int):
+    """``(tiles, first streamed cycle of each pass)`` of a WS/IS product, memoised.
+
+    A campaign asks for the same few products' schedules for every fault; the configuration
+    is a frozen, hashable dataclass.  The starts are read-only.
+    """
+    tl = tuple(tiles(cfg.dataflow, cfg.rows, cfg.cols, M, K, N))
+    starts = cfg.config_cycles + cfg.input_stages + pass_starts(cfg, tl, span)
+    starts.setflags(write=False)
+    return tl, starts
 
 
 def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
@@ -318,7 +358,7 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         if stuck:  # every value loaded into rows ≥ r of the column passes through it
             alt = stat.copy()
             alt[r:, c] = sabotage_array(stat[r:, c], width, f.bit, f.mode)
-            new += exact_matmul(Xs, np.where(keep, alt, 0) - eff)
+            new[:, c] += exact_matmul(Xs, np.where(keep[:, c], alt[:, c], 0) - eff[:, c])
             return
         t = f.cycle
         load0 = t0 + (c if double else 0)  # the column's first shift (skewed when double)
@@ -393,6 +433,162 @@ def _sabotage_psum(new, Xs, eff, sel, r, c, P, bit, mode) -> None:
 
 def _one_slot(j: int, span: int):
     return slice(j, j + 1) if 0 <= j < span else None
+
+
+# -- only what a fault touches (WS without checksums) -----------------------------------------
+
+def restricted_applies(cfg) -> bool:
+    """Whether :func:`faulty_product` computes only the outputs a register fault can reach.
+
+    WS without a checksum: a fault of PE (r, c) changes only the outputs of array column c (of
+    columns ≥ c for the activation register, which passes its value right), and a one-cycle
+    fault only those of the output tile whose passes run around its cycle; every other
+    output is the fault-free accumulator.  With a checksum every column takes part in the
+    alarms, so the whole product is computed.
+    """
+    return cfg.dataflow is Dataflow.WS and not cfg.spatial and not cfg.temporal
+
+
+def clean_acc(cfg, A, B, bias, bypass_map=None) -> np.ndarray:
+    """The fault-free accumulators of a WS product without checksums, in one exact BLAS product.
+
+    What :func:`_ws_is_product` gives with no fault: the K-tiles' partial sums wrap in the
+    ``acc_bits`` accumulator as they chain (wrapping is modular, so the wrap of the total), a
+    bypassed PE (k mod R, n mod C) contributes nothing, the bias enters in the output stage.
+    """
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    if bypass_map is not None and np.any(bypass_map):
+        keep = ~np.asarray(bypass_map, dtype=bool)
+        K, N = B.shape
+        B = np.where(keep[np.arange(K)[:, None] % cfg.rows, np.arange(N)[None, :] % cfg.cols],
+                     B, 0)
+    return wrap(exact_matmul(A, B), cfg.acc_bits) + np.asarray(bias, dtype=np.int64)[None, :]
+
+
+def _touched(cfg, f, M: int, K: int, N: int):
+    """``(array columns, pass mask, output columns)`` register fault ``f`` can change (WS)."""
+    R, C = cfg.rows, cfg.cols
+    tl, starts = _schedule(cfg, M, K, N, M)
+    if f.row >= R or f.col >= C:
+        return np.zeros(0, np.int64), np.zeros(len(tl), bool), np.zeros(0, np.int64)
+    # the activation register passes its (sabotaged) value right along the row
+    J = np.arange(f.col, C) if f.register == FaultRegister.ACT else np.array([f.col])
+    if _stuck(f):
+        hit_n0 = {t.n0 for t in tl}
+    else:
+        # the passes whose load, stream or drain can hold the cycle (a margin of R + C + 4
+        # on both sides covers the load chain, the skew and the partial sums' way down);
+        # a value written back in the last pass stays to the end
+        nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
+        lo = starts - R - C - 4
+        hi = np.maximum(nxt, starts + M) + R + C + 4
+        hit = (lo <= f.cycle) & (f.cycle <= hi)
+        hit_n0 = {tl[p].n0 for p in np.flatnonzero(hit)}
+    mask = np.array([t.n0 in hit_n0 for t in tl], dtype=bool)
+    out_cols = sorted({t.n0 + int(j) for t in tl if t.n0 in hit_n0 for j in J
+                       if t.n0 + j < t.n1})
+    return J, mask, np.asarray(out_cols, dtype=np.int64)
+
+
+def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
+    """A stuck-at fault of PE (r, c) over every pass at once (WS, no checksum).
+
+    The pass-by-pass rules of :func:`_apply_stationary_fault`, summed over the K-tiles with
+    BLAS products: a sabotaged stationary value (the load chain: rows ≥ r of column c; the
+    double-buffered stationary register: row r), activation (row r, passed to columns ≥ c)
+    or product (row r, column c; a padding row of the last K-tile adds ``sab(0)`` per slot)
+    adds a change that only sums from there on, so ``out = wrap(clean + change)`` (wrapping
+    is modular); a stuck partial sum (or adder sum) is a recurrence over the K-tiles, each
+    tile ``wrap(sab(wrap(psum_in + rows ≤ r)) + rows > r)``, vectorised over the N-tiles.
+    """
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    r, c = f.row, f.col
+    keep = np.ones((R, C), dtype=bool) if bmap is None else ~np.asarray(bmap, dtype=bool)
+    kk = np.arange(K)
+    Beff = np.where(keep[kk[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    ns = np.arange(c, N, C)  # the output columns array column c computes
+    bias = np.asarray(bias, dtype=np.int64)
+    out = clean.copy()
+    double = cfg.double_buffered
+    chain_reg = FaultRegister.SHADOW if double else FaultRegister.WEIGHT
+    width = cfg.register_width(f.register, c)
+
+    def add(cols, change):
+        out[:, cols] = wrap(clean[:, cols] - bias[cols] + change, P) + bias[cols]
+
+    if f.register == FaultRegister.SHADOW and not double:
+        return out
+    if f.register in (chain_reg, FaultRegister.WEIGHT):
+        # the load chain sabotages rows ≥ r of the column; the stationary register row r
+        ks = kk[kk % R >= r] if f.register == chain_reg else kk[kk % R == r]
+        Bk = B[np.ix_(ks, ns)]
+        D = np.where(keep[ks % R, c][:, None], sabotage_array(Bk, width, f.bit, f.mode) - Bk, 0)
+        add(ns, exact_matmul(A[:, ks], D))
+        return out
+    if f.register == FaultRegister.ACT:
+        ks = kk[kk % R == r]
+        cols = np.flatnonzero(np.arange(N) % C >= c)
+        dA = sabotage_array(A[:, ks], width, f.bit, f.mode) - A[:, ks]
+        add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
+        return out
+    if f.register == FaultRegister.PRODUCT:
+        if not keep[r, c]:
+            return out
+        ks = kk[kk % R == r]
+        change = np.zeros((M, len(ns)), dtype=np.int64)
+        for k in ks:  # one K index per K-tile: M × N/C products each
+            prod = A[:, k, None] * B[k, ns][None, :]
+            change += sabotage_array(prod, width, f.bit, f.mode) - prod
+        if K % R and r >= K % R:  # the last K-tile's padding row multiplies zeros
+            change += int(sabotage_array(0, width, f.bit, f.mode))
+        add(ns, change)
+        return out
+    # the partial sum leaving row r (psum register, or the adder's sum it stores)
+    if f.register == FaultRegister.SUM and not keep[r, c]:
+        return out
+    # every K-tile's sums of rows ≤ r and of rows > r at once: a batched product over the
+    # tiles, exact in float64 (R products of at most 16-bit operands per sum)
+    nk = -(-K // R)
+    Ap = np.zeros((M, nk * R))
+    Ap[:, :K] = A
+    A3 = Ap.reshape(M, nk, R).transpose(1, 0, 2)  # [tile, M, R]
+    Bp = np.zeros((nk * R, len(ns)))
+    Bp[:K] = Beff[:, ns]
+    B3 = Bp.reshape(nk, R, len(ns))
+    upper_all = np.rint(A3[:, :, :r + 1] @ B3[:, :r + 1]).astype(np.int64)
+    lower_all = np.rint(A3[:, :, r + 1:] @ B3[:, r + 1:]).astype(np.int64)
+    state = np.zeros((M, len(ns)), dtype=np.int64)
+    for j in range(nk):  # the recurrence over the K-tiles (the loopback chains them)
+        state = wrap(sabotage_array(wrap(state + upper_all[j], P), P, f.bit, f.mode)
+                     + lower_all[j], P)
+    out[:, ns] = state + bias[ns]
+    return out
+
+
+def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
+    """:func:`_ws_is_product` for one register fault, computing only what it touches.
+
+    The passes of the output tiles the fault reaches, in the array columns it reaches; every
+    other output is the fault-free accumulator ``clean`` (:func:`clean_acc`; computed here when
+    not given).  Equal to the full computation (``tests/test_campaign_speed.py``).
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    J, mask, out_cols = _touched(cfg, f, M, K, N)
+    clean = clean_acc(cfg, A, B, bias, bmap) if clean is None else clean
+    if _stuck(f):
+        if not len(out_cols):
+            return clean.copy(), {}
+        return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
+    out = clean.copy()
+    if len(out_cols):
+        part, _ = _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J,
+                                 passes=mask)
+        out[:, out_cols] = part[:, out_cols]
+    return out, {}
 
 
 # -- OS ----------------------------------------------------------------------------------------
@@ -491,7 +687,8 @@ def _os_product(cfg, A, B, bias, faults, bmap):
 # -- the product -------------------------------------------------------------------------------
 
 def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
-                   temporal_batch: int | None = None, errors=None, gen_A=None, chk_B=None):
+                   temporal_batch: int | None = None, errors=None, gen_A=None, chk_B=None,
+                   restrict: bool = False, clean=None):
     """``(acc, alarms)`` of ``A @ B`` with faults and/or profile errors applied.
 
     ``acc`` is the accumulator outputs of ``A @ B`` (+ bias, M×N, int64) with ``fault`` (a
@@ -507,6 +704,11 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     ``gen_A`` / ``chk_B`` (WS with a checksum): the activations the temporal sanity-input
     generator summed and the weights the sanity column was computed from, when they differ
     from ``A`` / ``B`` (errors in stored values after checksum encoding, 000 L1195).
+
+    ``restrict``: one register fault on WS without checksums computes only the outputs it can
+    reach (:func:`restricted_applies`), the others taken from ``clean`` (the fault-free
+    accumulators of this very ``A`` and ``B``, :func:`clean_acc`) or computed in one BLAS
+    product; the result is the same.
     """
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
@@ -518,6 +720,9 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
                                temporal_batch=temporal_batch)
     if cfg.dataflow is Dataflow.OS:
         return _os_product(cfg, A, B, bias, faults, bypass_map)
+    if restrict and len(faults) == 1 and gen_A is None and chk_B is None \
+            and restricted_applies(cfg):
+        return _ws_restricted(cfg, A, B, bias, faults[0], bypass_map, temporal_batch, clean)
     return _ws_is_product(cfg, A, B, bias, faults, bypass_map, temporal_batch, None, gen_A,
                           chk_B)
 
@@ -540,13 +745,42 @@ class FastFaultEngine(FunctionalEngine):
     ``checked=False`` a fault-free product takes the fast path too (for the layers after a
     faulty one in a campaign, whose model :func:`golden.network.check_fit` has proven free
     of overflow for every input).
+
+    ``restrict`` (campaigns, issue 24): a register fault's product computes only the outputs
+    the fault can reach (:func:`faulty_product`), and a fault-free product of a configuration
+    without checksums (no alarm to count) takes the functional engine's one BLAS product.
+    ``clean_cache`` (a dict the caller keeps, e.g. per protection and worker) holds the
+    fault-free accumulators of product layer ``clean_input``, whose input must be the
+    fault-free one (the layer a run from recorded activations starts at): computed once,
+    reused by every fault of that layer.  At most ``CLEAN_CACHE_BYTES`` are kept.
     """
 
     name = "fast"
+    #: The most bytes of fault-free accumulators one ``clean_cache`` holds.
+    CLEAN_CACHE_BYTES = 512 << 20
 
-    def __init__(self, cfg, *, checked: bool = True):
+    def __init__(self, cfg, *, checked: bool = True, restrict: bool = False,
+                 clean_cache: dict | None = None, clean_input: int | None = None):
         super().__init__(cfg)
         self.checked = checked
+        self.restrict = restrict
+        self.clean_cache = clean_cache
+        self.clean_input = clean_input
+
+    def _clean(self, p: Product, A, bmap):
+        """The cached fault-free accumulators of ``p`` (its input the clean one), or None."""
+        if self.clean_cache is None or p.index != self.clean_input \
+                or not restricted_applies(self.cfg):
+            return None
+        key = (p.index, p.part, A.shape, None if bmap is None
+               else np.asarray(bmap, dtype=bool).tobytes())
+        acc = self.clean_cache.get(key)
+        if acc is None:
+            acc = clean_acc(self.cfg, A, p.B, p.bias, bmap)
+            held = sum(v.nbytes for v in self.clean_cache.values())
+            if held + acc.nbytes <= self.CLEAN_CACHE_BYTES:
+                self.clean_cache[key] = acc
+        return acc
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` with its fault and/or errors applied, in closed form."""
@@ -558,7 +792,7 @@ class FastFaultEngine(FunctionalEngine):
         opts = golden_units.options(cfg, units)
         lcu = "lcu" in opts
         if p.fault is None and errors is None and stored is None and act_errors is None and (
-                self.checked or lcu):
+                self.checked or lcu or (self.restrict and not cfg.spatial and not cfg.temporal)):
             res = super().product(dataclasses.replace(p, fault=None, units=units))
             res.alarms = {k: 0 for k in _alarm_keys(cfg)}
             return res
@@ -571,10 +805,14 @@ class FastFaultEngine(FunctionalEngine):
             gen_A = units_matrix(cfg, p.A, opts)
         if stored is not None:
             B, chk_B = np.asarray(stored, dtype=np.int64), p.B
-        acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault,
-                                     bypass_map=golden_units.bypass_map(opts),
+        bmap = golden_units.bypass_map(opts)
+        restrict = self.restrict and p.fault is not None and errors is None \
+            and stored is None and act_errors is None
+        acc, alarms = faulty_product(cfg, A, B, p.bias, p.fault, bypass_map=bmap,
                                      temporal_batch=golden_units.temporal_batch(opts),
-                                     errors=errors, gen_A=gen_A, chk_B=chk_B)
+                                     errors=errors, gen_A=gen_A, chk_B=chk_B,
+                                     restrict=restrict,
+                                     clean=self._clean(p, A, bmap) if restrict else None)
         # wide: a fault can push the wrapped accumulator plus its bias beyond gemmlowp's 32
         # bits; the fixed-point path then gives what the hardware's does
         q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
@@ -585,6 +823,39 @@ class FastFaultEngine(FunctionalEngine):
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], golden_units.temporal_batch(opts))
         return ProductResult(q=q, cycles=cycles, alarms=alarms)
+
+
+def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
+             units: dict | None = None, one_layer: bool = False) -> Inference:
+    """A faulty run that recomputes only what the fault touches (issue 24).
+
+    ``outputs`` / ``logits``: the fault-free run's recorded node outputs and logits on images
+    ``x`` (``run(..., record=True)``).  The run starts at node ``start`` from the recorded
+    tensors (:func:`golden.network.state_at`).  With ``one_layer`` (the fault acts in node
+    ``start`` only, as a one-cycle flip does), that node runs on every image, and the nodes after
+    it only on the images whose output it changed: the others' logits are the fault-free
+    ones.  Exact because every node after it is fault-free and computes each image from that
+    image alone (the products row by row, the host nodes per image); their alarms are zero (the
+    checksums of a fault-free product are exact), so only run where the fault-free run raised
+    none.  The returned :class:`Inference` holds the stats of the nodes run.
+    """
+    state = state_at(model, x, outputs, start)
+    if not one_layer or start + 1 >= len(model.layers):
+        return run(model, state, engine, options=options, units=units, start=start)
+    first = run(model, state, engine, options=options, units=units, start=start,
+                stop=start + 1)
+    y = first.logits  # node start's output
+    changed = np.flatnonzero(np.any((y != outputs[start]).reshape(len(y), -1), axis=1))
+    out = np.array(logits, copy=True)
+    layers = list(first.layers)
+    if len(changed):
+        rec = list(outputs)
+        rec[start] = y
+        rest_state = {k: v[changed] for k, v in state_at(model, x, rec, start + 1).items()}
+        rest = run(model, rest_state, engine, options=options, units=units, start=start + 1)
+        out[changed] = rest.logits
+        layers += rest.layers
+    return Inference(logits=out, layers=layers)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------

@@ -1,0 +1,174 @@
+"""Campaigns recompute only what a fault touches (issue 24 item 2), with the same results.
+
+The fast path (a run from the faulty layer on the recorded fault-free activations, the faulty
+product computed only where the fault reaches, the later layers only on the images it
+changed) is held equal to the full recomputation of every layer from the faulty one, on
+every dataflow, stuck-at and one-cycle faults of every register, with protections; and the
+restricted product to the whole product on random operands and cycles over the whole
+schedule.  Seeded; the seed is printed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ftaccel.app.campaign import build_context, parse_spec, population
+from ftaccel.app.netcampaign import evaluate_register_fault
+from ftaccel.config import AcceleratorConfig
+from ftaccel.golden.array import cycle_count
+from ftaccel.golden.fault_models import (
+    TransientFault,
+    clean_acc,
+    faulty_product,
+    restricted_applies,
+)
+from ftaccel.golden.faults import MODES, REGISTERS, Fault
+
+PROTECTIONS = [{"kind": "none"}, {"kind": "bypass"},
+               {"kind": "sanity", "checksum": "both"},
+               {"kind": "afd", "gates": 2, "mode": "clip"}, {"kind": "median", "window": 3}]
+
+
+def _spec(dataflow: str, protections, model="digits-cnn", images=5, double=True,
+          rows=4, cols=4) -> dict:
+    return parse_spec({
+        "campaign": {"name": "speed", "seed": 5, "chunk": 8},
+        "network": {"model": model}, "data": {"source": "digits", "images": images},
+        "accelerator": {"rows": rows, "cols": cols, "dataflow": dataflow,
+                        "double_buffer": double},
+        "protections": protections, "faults": {"model": "register"},
+        "sample": {"method": "statistical", "confidence": 0.8, "margin": 0.3}})
+
+
+def _check_equal(ctx, pop, seed: int, n: int) -> int:
+    """Fast and full evaluation of ``n`` stuck-at and ``n`` flip faults; how many changed logits."""
+    rng = np.random.default_rng(seed)
+    idx = list(rng.choice(pop.n_stuck, n, replace=False)) + \
+        list(rng.integers(pop.n_stuck, len(pop), n))
+    effective = 0
+    for fid, i in enumerate(idx):
+        d = pop.describe(int(i))
+        fast = evaluate_register_fault(ctx, d, fid)
+        full = evaluate_register_fault(ctx, d, fid, full=True)
+        assert fast == full, (seed, d)
+        effective += any(r["logits_changed"] for r in full)
+    return effective
+
+
+@pytest.mark.parametrize("dataflow,double", [("ws", True), ("ws", False), ("is", True),
+                                             ("os", True)])
+def test_fast_campaign_path_equals_full_recomputation(dataflow, double):
+    """Every protection the campaign allows on the plain model, every register, both fault kinds."""
+    seed = {"ws": 11, "is": 12, "os": 13}[dataflow] + (0 if double else 100)
+    print(f"seed {seed}")
+    # (the input units and the Sanity-Check are WS units here)
+    prots = [p for p in PROTECTIONS if dataflow == "ws" or p["kind"] in ("none", "bypass")]
+    spec = _spec(dataflow, prots, double=double)
+    ctx = build_context(spec)
+    effective = _check_equal(ctx, population(spec, ctx), seed, 12)
+    assert effective >= 3  # the sample reaches the logits: the comparison has teeth
+
+
+def test_fast_campaign_path_equals_full_recomputation_with_lcu_and_tmr():
+    """The critical-neuron protections (their own protected models and placements)."""
+    print("seed 21")
+    spec = _spec("ws", [{"kind": "none"}, {"kind": "lcu", "nvf_threshold": 5},
+                        {"kind": "tmr", "nvf_threshold": 5}], model="digits-mlp", images=6)
+    ctx = build_context(spec)
+    assert _check_equal(ctx, population(spec, ctx), 21, 10) >= 3
+
+
+@pytest.mark.parametrize("double", [True, False])
+def test_restricted_product_equals_the_whole_product(double):
+    """Random operands, PEs, registers, modes and cycles over the whole schedule (WS, no checksum).
+
+    Includes bypassed PEs and ragged edge tiles; the fault-free accumulators from one BLAS
+    product equal the pass-by-pass ones.
+    """
+    seed = 31 + double
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow="ws", double_buffer=double)
+    assert restricted_applies(cfg)
+    tried = differs = 0
+    for _ in range(12):
+        M, K, N = (int(v) for v in rng.integers([1, 1, 1], [14, 15, 14]))
+        A = rng.integers(-128, 128, (M, K))
+        B = rng.integers(-128, 128, (K, N))
+        bias = rng.integers(-1000, 1000, N)
+        bmap = rng.random((4, 4)) < 0.2 if rng.random() < 0.5 else None
+        whole0, _ = faulty_product(cfg, A, B, bias, None, bypass_map=bmap)
+        assert np.array_equal(clean_acc(cfg, A, B, bias, bmap), whole0)
+        T = cycle_count(cfg, M, K, N)
+        for _ in range(20):
+            reg = REGISTERS[int(rng.integers(len(REGISTERS)))]
+            mode = MODES[int(rng.integers(len(MODES)))]
+            r, c, bit = int(rng.integers(5)), int(rng.integers(5)), int(rng.integers(0, 20))
+            t = int(rng.integers(0, T + 3))
+            if mode == "flip":
+                f = Fault(r, c, reg, bit, "flip", t)
+            elif rng.random() < 0.5:
+                f = TransientFault(r, c, reg, bit, mode, t)
+            else:
+                f = Fault(r, c, reg, bit, mode)
+            whole, _ = faulty_product(cfg, A, B, bias, f, bypass_map=bmap)
+            fast, _ = faulty_product(cfg, A, B, bias, f, bypass_map=bmap, restrict=True)
+            assert np.array_equal(fast, whole), (seed, M, K, N, f)
+            given, _ = faulty_product(cfg, A, B, bias, f, bypass_map=bmap, restrict=True,
+                                      clean=whole0)
+            assert np.array_equal(given, whole), (seed, M, K, N, f)
+            tried += 1
+            differs += not np.array_equal(whole, whole0)
+    assert differs > tried // 10  # enough faults reach the outputs
+
+
+def _small(images=12) -> dict:
+    return parse_spec({
+        "campaign": {"name": "runner", "seed": 3, "chunk": 4},
+        "network": {"model": "digits-mlp"}, "data": {"source": "digits", "images": images},
+        "accelerator": {"rows": 4, "cols": 4, "dataflow": "ws"},
+        "protections": [{"kind": "none"}, {"kind": "bypass"}],
+        "faults": {"model": "register"},
+        "sample": {"method": "statistical", "confidence": 0.8, "margin": 0.25}})
+
+
+def test_small_campaign_runs_in_process_by_default_and_says_why(tmp_path):
+    """The default runner times the first chunk; a small campaign never starts a cluster."""
+    from ftaccel.app.campaign import run_campaign
+
+    spec = _small()
+    ref = run_campaign(spec, tmp_path / "zero", workers=0, progress=False)
+    assert ref["timing"]["runner"] == "in-process"
+    assert ref["timing"]["runner_reason"] == "--workers 0"
+    rep = run_campaign(spec, tmp_path / "auto", progress=False)
+    t = rep["timing"]
+    assert t["runner"] == "in-process" and t["workers"] == 0
+    assert "start-up" in t["runner_reason"] or t["runner_reason"] in ("one core", "one chunk")
+    md = (tmp_path / "auto" / "campaign.md").read_text()
+    assert f"- runner: in-process ({t['runner_reason']})" in md
+    assert (tmp_path / "auto" / "trace.csv").read_text() == \
+        (tmp_path / "zero" / "trace.csv").read_text()
+
+
+def test_long_campaign_prints_its_estimate_and_runs_on_dask(tmp_path, monkeypatch):
+    """Past the thresholds the default runner starts a cluster and prints the measured speed."""
+    import os
+
+    from ftaccel.app import campaign
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the default runner stays in-process")
+    monkeypatch.setattr(campaign, "cluster_startup_seconds", lambda ctx: 0.0)
+    monkeypatch.setattr(campaign, "LONG_CAMPAIGN_SECONDS", 0.0)
+    spec = _small()
+    lines = []
+    rep = campaign.run_campaign(spec, tmp_path / "auto", progress=False,
+                                log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert rep["timing"]["runner"] == "dask" and rep["timing"]["workers"] >= 2
+    est = [s for s in lines if s.startswith("estimate: ")]
+    assert len(est) == 1 and "faults/minute" in est[0] and "measured in the first chunk" \
+        in est[0], lines
+    campaign.run_campaign(spec, tmp_path / "zero", workers=0, progress=False)
+    assert (tmp_path / "auto" / "trace.csv").read_text() == \
+        (tmp_path / "zero" / "trace.csv").read_text()
