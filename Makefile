@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh Debian machine with only Python:
 #   make demo   generate a protected 8x8 accelerator, verify it in simulation, inject faults,
-#               synthesise it; prints a short summary, full reports in demo_out/
+#               synthesise it, then compare every protection on the same faults
+#               (examples/compare-digits.toml); a short summary, full reports in demo_out/
 #   make test   the whole test suite (Icarus for all, plus a Verilator subset)
 # Also: make lint (ruff; CI fails on it), make test-quick (no Verilator, no slow tests),
 # make bench, make checksum-coverage (Table 6.1 measured on the accelerator).
@@ -45,7 +46,8 @@ $(STAMP): pyproject.toml
 SIMULATOR = $(shell command -v iverilog >/dev/null 2>&1 && echo icarus || echo verilator)
 
 demo: setup
-	SIM=$(SIMULATOR) $(PYTHON) -m ftaccel.app.cli demo -o demo_out
+	SIM=$(SIMULATOR) $(PYTHON) -m ftaccel.app.cli demo -o demo_out \
+	  --compare examples/compare-digits.toml
 
 test: setup
 	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) --durations=15 tests

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftaccel import units
 from ftaccel.app.campaign_report import (
     summarise,
     to_markdown,
@@ -79,6 +80,7 @@ from ftaccel.app.campaign_store import (
 from ftaccel.app.netcampaign import (
     FAULT_MODELS,
     PROFILE_MODES,
+    PROTECTION_KINDS,
     Context,
     Protection,
     RegisterPopulation,
@@ -89,12 +91,13 @@ from ftaccel.app.netcampaign import (
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, one_line, shown
 from ftaccel.files import FileProblem, hash_input, parse_toml, read_input, read_json
-from ftaccel.golden.faults import MODES, REGISTERS
+from ftaccel.golden.faults import MODES
 
 __all__ = ["CampaignError", "load_spec", "parse_spec", "Campaign", "run_campaign",
            "TRACE_COLUMNS", "Plan", "make_plan", "build_context", "run_chunk", "spec_hash",
            "identity", "Identity", "input_files", "summarise", "tolerated_rates", "write_reports",
-           "write_plots", "to_markdown", "verify_on_rtl", "MAX_ITEMS", "MAX_ITEMS_LIMIT"]
+           "write_plots", "to_markdown", "verify_on_rtl", "MAX_ITEMS", "MAX_ITEMS_LIMIT",
+           "resolve_spec", "provenance", "population"]
 
 SPEC_VERSION = 1
 
@@ -114,13 +117,16 @@ _KNOWN = {
     "campaign": {"name", "seed", "chunk", "max_items"},
     "network": {"model", "calib", "permutation"},
     "data": {"source", "images"},
-    "faults": {"model", "registers", "modes", "layers", "targets", "mode", "bits"},
+    "faults": {"model", "registers", "modes", "layers", "targets", "mode", "bits", "profile",
+               "chips"},
     "sample": {"method", "margin", "confidence", "rates", "trials"},
     "verify": {"images"},
 }
-_PROTECTION_KEYS = {"name", "kind", "gates", "mode", "gamma", "window", "variant", "checksum",
-                    "temporal_batch", "temporal_mode", "threshold", "layers", "nvf_threshold",
-                    "protected", "voter", "lcu_mode", "nvf_images"}
+#: A protection entry's own keys (the units' keys come from the registry,
+#: :func:`ftaccel.units.protection_keys`), and the kinds each applies to.
+_ENTRY_KEYS = {"name": None, "kind": None, "layers": ("afd", "median"),
+               "nvf_threshold": ("lcu", "tmr"), "nvf_images": ("lcu", "tmr"),
+               "protected": ("lcu", "tmr"), "permutation": ("has",)}
 
 
 def _err(key: str, msg: str) -> CampaignError:
@@ -242,8 +248,9 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
         raise _err("faults.model", f"{kind!r}: one of {', '.join(FAULT_MODELS)}")
     faults: dict = {"model": kind}
     if kind == "register":
-        # The shadow register exists only in the double-buffered WS/IS PE.
-        present = [r for r in REGISTERS if r != "shadow" or cfg.double_buffered]
+        # the sites this configuration's PE has (the unit registry says, e.g. the shadow
+        # register only in the double-buffered WS/IS PE)
+        present = [str(s) for s in units.fault_sites(cfg)]
         faults["registers"] = _choices(f, "registers", present, present)
         faults["modes"] = _choices(f, "modes", MODES, list(MODES))
         layers = _get(f, "layers", "faults", list)
@@ -265,6 +272,18 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
                                  or not 0 <= bits[0] <= bits[1] < cfg.acc_bits):
             raise _err("faults.bits", f"[low, high] within 0 … {cfg.acc_bits - 1}")
         faults["bits"] = bits
+        prof = _get(f, "profile", "faults", str)
+        if prof is not None:
+            where = Path(prof) if base is None or Path(prof).is_absolute() else base / prof
+            faults["profile"] = _read_profile(where, cfg)
+        chips = _get(f, "chips", "faults", str, "pinned" if prof is not None else "fresh")
+        if chips not in ("fresh", "pinned", "both"):
+            raise _err("faults.chips", f"{shown(chips)}: fresh (a profile drawn per trial), "
+                                       "pinned (the profile of faults.profile) or both")
+        if chips != "fresh" and prof is None:
+            raise _err("faults.chips", f"{chips!r} needs faults.profile (the pinned chip: a "
+                                       "profile.json of rtlgen schedule)")
+        faults["chips"] = chips
     for key in f:
         if key != "model" and key not in faults:
             raise _err(f"faults.{key}", f"does not apply to fault model {kind!r}")
@@ -286,7 +305,10 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
             raise _err("sample.confidence", f"{sample['confidence']!r}: a probability "
                                             "above 0 and at most 0.999999")
     elif method == "sweep":
-        rates = _get(s, "rates", "sample", list, required=True)
+        pinned = faults.get("profile")
+        # a pinned chip runs at its own FR_max unless rates are swept (its rates scaled)
+        rates = _get(s, "rates", "sample", list, [pinned["fr_max"]] if pinned else None,
+                     required=pinned is None)
         if not rates or not all(type(r) in (int, float) and 0 <= r <= 1 for r in rates):
             raise _err("sample.rates", "a non-empty list of rates between 0 and 1")
         sample["rates"] = [float(r) for r in rates]
@@ -297,7 +319,7 @@ def parse_spec(raw: dict, base: Path | None = None, *, permutation=None) -> dict
             raise _err(f"sample.{key}", f"does not apply to method {method!r}")
     spec["sample"] = sample
     if kind == "pe_bypass" and not cfg.bypass and not any(
-            q["kind"] == "bypass" for q in spec["protections"]):
+            "bypass" in q["kind"].split("+") for q in spec["protections"]):
         raise _err("protections", "pe_bypass faults need the bypass hardware: add a "
                                   "protection of kind \"bypass\" (or accelerator.bypass)")
     spec["verify"] = {"images": _int_in(raw.get("verify", {}), "images", "verify", 1, 10_000,
@@ -346,6 +368,34 @@ def _read_permutation(path: Path, what: str) -> dict:
                        for e in layers]}
 
 
+def _read_profile(path: Path, cfg) -> dict:
+    """``faults.profile``: the pinned chip's R×C per-PE rates and FR_max, read and checked.
+
+    A ``profile.json`` of ``rtlgen schedule`` (``{"profile": rows, "fr_max": x}``), or the rows
+    alone; without ``fr_max`` the chip's highest rate stands for it.  Kept in the spec, so the
+    campaign's identity covers the profile itself.
+    """
+    from ftaccel.app.has import check_profile
+
+    what = "spec key faults.profile"
+    try:
+        doc = read_json(path, what)
+    except FileProblem as exc:
+        raise CampaignError(str(exc)) from None
+    rows = doc.get("profile") if isinstance(doc, dict) else doc
+    try:
+        prof = check_profile(rows, cfg)
+    except (TypeError, ValueError) as exc:
+        raise CampaignError(f"{what} {path}: {one_line(exc)}") from None
+    fr_max = doc.get("fr_max") if isinstance(doc, dict) else None
+    if fr_max is None:
+        fr_max = float(prof.max())
+    if type(fr_max) not in (int, float) or not 0 <= fr_max <= 1 or fr_max < prof.max():
+        raise CampaignError(f"{what} {path}: fr_max {shown(fr_max)} must be a rate 0 … 1 at "
+                            f"least the profile's highest ({prof.max():g})")
+    return {"file": str(path.resolve()), "fr_max": float(fr_max), "profile": prof.tolist()}
+
+
 def _file_hash(*paths: Path, what: str) -> str:
     """SHA-256 (16 hex digits) over the files' contents, read through the input door."""
     h = hashlib.sha256()
@@ -364,22 +414,15 @@ def _critical_spec(p: dict, q: dict, path: str, kind: str, base) -> None:
     if (thr is None) == (prot is None):
         raise _err(f"{path}.nvf_threshold", "give nvf_threshold (percent, 0 … 100) or "
                                             "protected (a folder written by rtlgen protect)")
-    if kind == "tmr":
-        q["voter"] = _get(p, "voter", path, str, "word")
-        if q["voter"] not in ("word", "bitwise"):
-            raise _err(f"{path}.voter", f"{q['voter']!r}: word or bitwise")
-    else:
-        q["lcu_mode"] = _get(p, "lcu_mode", path, str, "halve")
-        if q["lcu_mode"] not in ("halve", "exact"):
-            raise _err(f"{path}.lcu_mode", f"{q['lcu_mode']!r}: halve or exact")
     if thr is not None:
         if not math.isfinite(thr) or not 0 <= thr <= 100:
             raise _err(f"{path}.nvf_threshold", f"{thr!r}: a percentage from 0 to 100")
         q["nvf_threshold"] = float(thr)
-        q["nvf_images"] = _get(p, "nvf_images", path, int, 500)
-        if q["nvf_images"] < 1:
-            raise _err(f"{path}.nvf_images", "must be at least 1")
+        q["nvf_images"] = _int_in(p, "nvf_images", path, 1, 1_000_000, 500)
         return
+    if "nvf_images" in p:
+        raise _err(f"{path}.nvf_images", "applies to nvf_threshold (the NVF analysis), not to "
+                                         "a protected folder")
     if "voter" in p or "lcu_mode" in p:
         key = "voter" if "voter" in p else "lcu_mode"
         raise _err(f"{path}.{key}", "comes from the protected model's protection.json")
@@ -421,151 +464,151 @@ def _choices(d, key, allowed, default):
 
 
 def _protections(items, cfg, base=None) -> list[dict]:
+    """The normalised ``[[protections]]``: kinds, names, configuration changes, unit options.
+
+    A kind is ``none``, a unit's (:func:`ftaccel.units.protection_kinds`), ``has`` (a neuron
+    permutation) or several joined by ``+`` (``sanity+bypass``).  Each unit's keys are checked
+    by the unit (:func:`ftaccel.units.protection_spec`), the error prefixed with the key.
+    """
     if not isinstance(items, list) or not items:
         raise _err("protections", "a non-empty array of tables ([[protections]])")
     out, names = [], set()
     for i, p in enumerate(items):
-        path = f"protections[{i}]"
-        if not isinstance(p, dict):
-            raise _err(path, "must be a table")
-        for key in p:
-            if key not in _PROTECTION_KEYS:
-                raise _err(f"{path}.{key}", f"unknown key; known: "
-                                            f"{', '.join(sorted(_PROTECTION_KEYS))}")
-        kind = _get(p, "kind", path, str, required=True)
-        q: dict = {"kind": kind}
-        if kind == "none":
-            pass
-        elif kind == "afd":
-            q["gates"] = _get(p, "gates", path, int, 1)
-            q["mode"] = _get(p, "mode", path, str, "drop")
-            gamma = _get(p, "gamma", path, (int, float), 2)
-            if q["gates"] not in (1, 2):
-                raise _err(f"{path}.gates", "1 or 2")
-            if q["mode"] not in ("drop", "clip"):
-                raise _err(f"{path}.mode", "drop or clip")
-            shift = math.log2(gamma) if gamma > 0 else math.nan
-            if not math.isfinite(shift) or shift != int(shift):
-                raise _err(f"{path}.gamma", f"{gamma!r}: a power of two (γ = 2**shift)")
-            if abs(shift) > cfg.a_width:
-                raise _err(f"{path}.gamma", f"2**{int(shift)} beyond ±{cfg.a_width} bits")
-            q["gamma"] = gamma
-        elif kind == "median":
-            q["window"] = _get(p, "window", path, int, 3)
-            q["variant"] = _get(p, "variant", path, str, "plain")
-            if q["window"] not in (3, 5):
-                raise _err(f"{path}.window", "3 or 5")
-        elif kind == "sanity":
-            q["checksum"] = _get(p, "checksum", path, str, "both")
-            q["temporal_mode"] = _get(p, "temporal_mode", path, str, "residue")
-            if _dataflow_of(cfg) == "os" and "temporal_batch" in p:  # (issue 29)
-                raise _err(f"{path}.temporal_batch", "none on dataflow 'os' (its temporal "
-                                                     "batch is a tile's R rows)")
-            q["temporal_batch"] = _get(p, "temporal_batch", path, int, 15)
-            if q["checksum"] not in ("spatial", "temporal", "both"):
-                raise _err(f"{path}.checksum", "spatial, temporal or both")
-            if not 1 <= q["temporal_batch"] <= 255:
-                raise _err(f"{path}.temporal_batch", "1 … 255")
-        elif kind == "bypass":
-            q["threshold"] = float(_get(p, "threshold", path, (int, float), 0.5))
-            if not 0 <= q["threshold"] <= 1:
-                raise _err(f"{path}.threshold", f"{q['threshold']!r}: a share of FR_max "
-                                                "from 0 to 1")
-        elif kind in ("lcu", "tmr"):
-            _critical_spec(p, q, path, kind, base)
-        else:
-            raise _err(f"{path}.kind", f"{shown(kind)}: one of none, afd, median, sanity, "
-                                       "bypass, lcu, tmr")
-        if kind in ("afd", "median"):
-            layers = _get(p, "layers", path, list)
-            if layers is not None:
-                if not layers or not all(isinstance(x, str) for x in layers):
-                    raise _err(f"{path}.layers", "a non-empty list of product-layer names")
-                _unique(layers, f"{path}.layers")
-            q["layers"] = layers
-        for key in p:
-            if key not in q and key not in ("name", "kind") and not (
-                    kind in ("lcu", "tmr") and key == "protected"):
-                raise _err(f"{path}.{key}", f"does not apply to kind {kind!r}")
-        q["name"] = _get(p, "name", path, str, _default_name(q))
-        if not _NAME.fullmatch(q["name"]):
-            raise _err(f"{path}.name", f"{shown(q['name'])}: 1 … 64 letters, digits and "
-                                       "._+- (it names a trace value and a report column)")
-        # "none" is the unprotected baseline every outcome is judged against: only the
-        # protection of kind none may carry it, and that one must
-        if (q["name"] == "none") != (kind == "none"):
-            raise _err(f"{path}.name", f"{q['name']!r}: the unprotected baseline (kind "
-                                       "\"none\") is named \"none\", and no other "
-                                       "protection may be")
+        q = _protection(p, f"protections[{i}]", cfg, base)
         if q["name"] in names:
-            raise _err(f"{path}.name", f"{q['name']!r} used twice (give each protection its "
-                                       "own name)")
+            raise _err(f"protections[{i}].name", f"{q['name']!r} used twice (give each "
+                                                 "protection its own name)")
         names.add(q["name"])
-        try:
-            to_protection(q, cfg).cfg(cfg)
-        except ConfigError as exc:
-            raise _err(path, str(exc)) from None
         out.append(q)
     if not any(q["kind"] == "none" for q in out):  # outcomes are judged against the baseline
-        out.insert(0, {"kind": "none", "name": "none"})
+        out.insert(0, {"kind": "none", "name": "none", "config": {}, "units": {}})
     return out
 
 
-def _default_name(q: dict) -> str:
-    k = q["kind"]
-    if k == "afd":
-        return f"afd-{q['gates']}g-{q['mode']}-g{q['gamma']:g}"
-    if k == "median":
-        return f"median{q['window']}"
-    if k == "sanity":
-        return f"sanity-{q['checksum']}"
-    if k in ("lcu", "tmr"):
-        return f"{k}-nvf{q['nvf_threshold']:g}" if "nvf_threshold" in q else f"{k}-protected"
-    return k
+def _kinds(p: dict, path: str) -> list[str]:
+    """The entry's kinds: one, or several joined by ``+`` (each once; one placement at most)."""
+    kind = _get(p, "kind", path, str, required=True)
+    known = PROTECTION_KINDS
+    kinds = kind.split("+")
+    for k in kinds:
+        if k not in known:
+            raise _err(f"{path}.kind", f"{shown(kind)}: one of {', '.join(known)}, or several "
+                                       "joined by + (e.g. \"sanity+bypass\")")
+    if len(kinds) > 1:
+        if "none" in kinds:
+            raise _err(f"{path}.kind", f"{kind!r}: none is the unprotected baseline; it "
+                                       "combines with nothing")
+        _unique(kinds, f"{path}.kind")
+        placed = [k for k in kinds if k in ("lcu", "tmr", "has")]
+        if len(placed) > 1:
+            raise _err(f"{path}.kind", f"{kind!r}: {' and '.join(placed)} each place the "
+                                       "neurons their own way; combine at most one of them")
+    return kinds
 
 
-def _dataflow_of(cfg) -> str:
-    """The dataflow of an accelerator configuration or its dict (``"ws"`` when not given)."""
-    if isinstance(cfg, dict):
-        return str(cfg.get("dataflow", "ws"))
-    return str(getattr(cfg, "dataflow", "ws"))
+def _protection(p, path: str, cfg, base) -> dict:
+    """One normalised protection entry (:func:`_protections`)."""
+    if not isinstance(p, dict):
+        raise _err(path, "must be a table")
+    kinds = _kinds(p, path)
+    unit_keys = {k: kind for kind in kinds if kind not in ("none", "has")
+                 for k in units.protection_keys(kind)}
+    owner = {k: kind for kind in units.protection_kinds() for k in units.protection_keys(kind)}
+    for key in p:
+        if key in _ENTRY_KEYS or key in unit_keys:
+            continue
+        if key in owner:
+            raise _err(f"{path}.{key}", f"does not apply to kind {'+'.join(kinds)!r} (a key "
+                                        f"of kind {owner[key]!r})")
+        known = ", ".join(sorted({*_ENTRY_KEYS, *owner}))
+        raise _err(f"{path}.{key}", f"unknown key; known: {known}")
+    for key, applies in _ENTRY_KEYS.items():
+        if key in p and applies is not None and not any(k in applies for k in kinds):
+            raise _err(f"{path}.{key}", f"does not apply to kind {'+'.join(kinds)!r}")
+    q: dict = {"kind": "+".join(kinds)}
+    changes: dict = {}
+    keywords: dict = {}
+    for kind in kinds:
+        if kind in ("none", "has"):
+            continue
+        given = {k: p[k] for k in units.protection_keys(kind) if k in p}
+        for key, value in given.items():  # one key at a time first: the error names it
+            try:
+                units.protection_spec(kind, {key: value}, cfg)
+            except ConfigError as exc:
+                raise _err(f"{path}.{key}", str(exc)) from None
+        try:
+            c, kw = units.protection_spec(kind, given, cfg)
+        except ConfigError as exc:
+            raise _err(path, str(exc)) from None
+        q.update(given)
+        changes.update(c)
+        keywords.update(kw)
+    if "bypass" in kinds:
+        q["threshold"] = float(p.get("threshold", 0.5))
+    if any(k in kinds for k in ("lcu", "tmr")):
+        placed = "lcu" if "lcu" in kinds else "tmr"
+        if "protected" in p and any(k in p for k in units.protection_keys(placed)):
+            key = next(k for k in units.protection_keys(placed) if k in p)
+            raise _err(f"{path}.{key}", "comes from the protected model's protection.json")
+        _critical_spec(p, q, path, placed, base)
+        if q.get("protected_config") is not None:  # the protected folder's own changes
+            changes = {k: v for k, v in changes.items() if k not in ("lcu", "lcu_mask", "tmr")}
+            changes.update(q["protected_config"])
+    if "has" in kinds:
+        perm = _get(p, "permutation", path, str, required=True)
+        where = Path(perm) if base is None or Path(perm).is_absolute() else base / perm
+        q["permutation"] = _read_permutation(where, f"spec key {path}.permutation")
+    if "afd" in kinds or "median" in kinds:
+        layers = _get(p, "layers", path, list)
+        if layers is not None:
+            if not layers or not all(isinstance(x, str) for x in layers):
+                raise _err(f"{path}.layers", "a non-empty list of product-layer names")
+            _unique(layers, f"{path}.layers")
+        q["layers"] = layers
+    q["config"], q["units"] = changes, keywords
+    q["name"] = _get(p, "name", path, str, _default_name(q, kinds, p))
+    if not _NAME.fullmatch(q["name"]):
+        raise _err(f"{path}.name", f"{shown(q['name'])}: 1 … 64 letters, digits and "
+                                   "._+- (it names a trace value and a report column)")
+    # "none" is the unprotected baseline every outcome is judged against: only the
+    # protection of kind none may carry it, and that one must
+    if (q["name"] == "none") != (q["kind"] == "none"):
+        raise _err(f"{path}.name", f"{q['name']!r}: the unprotected baseline (kind "
+                                   "\"none\") is named \"none\", and no other "
+                                   "protection may be")
+    try:
+        cfg.replace(**changes)
+    except ConfigError as exc:
+        raise _err(path, str(exc)) from None
+    return q
+
+
+def _default_name(q: dict, kinds: list[str], given: dict) -> str:
+    """``kind`` and the values ``given`` to its unit (``afd-2-clip-8``), kinds joined by ``+``."""
+    parts = []
+    for kind in kinds:
+        if kind in ("lcu", "tmr"):
+            parts.append(f"{kind}-nvf{q['nvf_threshold']:g}" if "nvf_threshold" in q
+                         else f"{kind}-protected")
+            continue
+        keys = units.protection_keys(kind) if kind not in ("none", "has") else ()
+        values = [given[k] for k in keys if k in given]
+        parts.append("-".join([kind, *(f"{v:g}" if isinstance(v, float) else str(v)
+                                        for v in values)]))
+    name = "+".join(parts)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:64]
 
 
 def to_protection(q: dict, cfg=None) -> Protection:
     """A spec protection as a :class:`app.netcampaign.Protection`.
 
-    ``lcu`` / ``tmr``: the configuration only; :func:`build_context` adds the protected model.
-    ``cfg`` (the base accelerator) sets the exact LCU's all-ones mask width.
+    ``lcu`` / ``tmr`` / ``has``: the configuration and options only; :func:`build_context`
+    adds the protected model or the permutation.
     """
-    kind = q["kind"]
-    if kind == "afd":
-        shift = int(math.log2(q["gamma"]))
-        return Protection(q["name"], kind, {"afd": True},
-                          {"afd": {"shift": shift, "gates": q["gates"],
-                                   "mode": int(q["mode"] == "clip"), "enable": 1}},
-                          layers=_tuple(q.get("layers")))
-    if kind == "median":
-        return Protection(q["name"], kind, {"median": q["window"],
-                                            "median_variant": q["variant"]},
-                          layers=_tuple(q.get("layers")))
-    if kind == "sanity":
-        # OS: the temporal batch is a tile's R rows, not a run-time option (issue 29)
-        os_flow = _dataflow_of(cfg) == "os"
-        bits = max(1, int(q["temporal_batch"]).bit_length())
-        cfg = {"checksum": q["checksum"], "temporal_mode": q["temporal_mode"],
-               "temporal_batch_bits": bits}
-        units = {"temporal_batch": q["temporal_batch"]} \
-            if q["checksum"] != "spatial" and not os_flow else {}
-        return Protection(q["name"], kind, cfg, units)
-    if kind == "bypass":
-        return Protection(q["name"], kind, {"bypass": True}, {}, q["threshold"])
-    if kind == "lcu":  # the protected model and its options come with the context
-        a_width = 8 if cfg is None else cfg.a_width
-        changes = q.get("protected_config") or (
-            {"lcu": True} if q.get("lcu_mode", "halve") == "halve" else
-            {"lcu": True, "lcu_mask": (1 << a_width) - 1})
-        return Protection(q["name"], kind, dict(changes))
-    return Protection(q["name"], kind)
+    return Protection(q["name"], q["kind"], dict(q.get("config") or {}),
+                      dict(q.get("units") or {}), q.get("threshold", 0.5),
+                      layers=_tuple(q.get("layers")))
 
 
 def _tuple(x):
@@ -620,23 +663,24 @@ def build_context(spec: dict, images: int | None = None, *,
     prots = [to_protection(q, cfg) for q in spec["protections"]]
     nvf_cache: dict = {}
     for k, q in enumerate(spec["protections"]):
-        if q["kind"] in ("lcu", "tmr"):
+        if prots[k].has("lcu") or prots[k].has("tmr"):
             prots[k] = _critical_protection(q, k, prots[k], net, cfg, cal, nvf_cache)
             # LCU and TMR voter share the output buffer: make it hold every layer's result
             prots[k] = _buffer_sized(prots[k], len(ds.images), cfg)
+        elif prots[k].has("has"):
+            import dataclasses
+
+            opts = _permutation(q["permutation"], net.model)
+            prots[k] = dataclasses.replace(prots[k], options=opts,
+                                           info={"permutation": q["permutation"]["file"]})
     perms = None
     if spec["network"].get("permutation"):
-        from ftaccel.app.critical import CriticalError, permutation_layers
-
-        pm = spec["network"]["permutation"]
-        try:
-            opts = permutation_layers({"layers": pm["layers"]}, net.model,
-                                      f"{pm['what']} {pm['file']}")
-        except CriticalError as exc:
-            raise CampaignError(str(exc)) from None
+        opts = _permutation(spec["network"]["permutation"], net.model)
         perms = {i: o.permutation for i, o in opts.items()}
     _same_inputs(before, _input_hashes(spec), "while it was being read")
-    ctx = Context(net.model, x, ds.labels, cfg, prots, permutations=perms)
+    pin = spec["faults"].get("profile")
+    ctx = Context(net.model, x, ds.labels, cfg, prots, permutations=perms,
+                  profile=None if pin is None else (pin["profile"], pin["fr_max"]))
     ctx.input_hashes = before
     ctx.build_seconds = time.perf_counter() - t_build
     _CONTEXTS.clear()  # one campaign per worker process at a time
@@ -644,6 +688,16 @@ def build_context(spec: dict, images: int | None = None, *,
     if inputs is not None:
         _CONTEXTS[(spec_hash(spec), images, json.dumps(inputs, sort_keys=True))] = ctx
     return ctx
+
+
+def _permutation(pm: dict, model) -> dict:
+    """``{layer: LayerOptions(permutation=…)}`` of a permutation read into the spec (checked)."""
+    from ftaccel.app.critical import CriticalError, permutation_layers
+
+    try:
+        return permutation_layers({"layers": pm["layers"]}, model, f"{pm['what']} {pm['file']}")
+    except CriticalError as exc:
+        raise CampaignError(str(exc)) from None
 
 
 def _same_inputs(want: dict, got: dict, when: str) -> None:
@@ -685,8 +739,8 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
         res = cache[n_img]
         crit = res.critical(q["nvf_threshold"] / 100, hidden_only=True)
         try:
-            pr = protect(net.model, crit, q["kind"], cfg, voter=q.get("voter", "word"),
-                         lcu_mode=q.get("lcu_mode", "halve"))
+            pr = protect(net.model, crit, "lcu" if prot.has("lcu") else "tmr", cfg,
+                         voter=q.get("voter", "word"), lcu_mode=q.get("lcu_mode", "halve"))
         except PlacementError as exc:
             raise _err(f"{path}.nvf_threshold", str(exc)) from None
         info = {"nvf_threshold": q["nvf_threshold"], "nvf_images": n_img,
@@ -694,7 +748,7 @@ def _critical_protection(q: dict, k: int, prot: Protection, net, cfg, cal, cache
                 "original_neurons": pr.original_neurons,
                 "critical": {net.model.layers[i].name: list(map(int, lp.critical))
                              for i, lp in pr.layers.items()}}
-        return dataclasses.replace(prot, config=dict(pr.config), model=pr.model,
+        return dataclasses.replace(prot, config={**prot.config, **pr.config}, model=pr.model,
                                    options=pr.options(), info=info)
     folder = Path(q["protected"])
     try:
@@ -739,13 +793,23 @@ def _buffer_sized(prot: Protection, n_images: int, cfg) -> Protection:
     """
     import dataclasses
 
-    from ftaccel.app.netcampaign import layer_dims
-
-    rows = max(M * -(-N // cfg.cols) for (_i, M, _K, N) in layer_dims(prot.model, n_images))
-    depth = max(64, 1 << (rows - 1).bit_length())
+    depth = buffer_depth(prot.model, n_images, cfg)
     if depth <= cfg.lcu_depth:
         return prot
     return dataclasses.replace(prot, config={**prot.config, "lcu_depth": depth})
+
+
+def buffer_depth(model, n_images: int, cfg) -> int:
+    """Output-buffer rows (a power of two, at least 64) for ``n_images`` of ``model``'s layers.
+
+    One row per result vector (:meth:`AcceleratorConfig.result_vectors`) of the largest
+    product; the LCU controller and the TMR voter correct a layer's result there
+    (Ahmadilivani 2025 §4.3.1).
+    """
+    from ftaccel.app.netcampaign import layer_dims
+
+    rows = max(cfg.result_vectors(M, N) for (_i, M, _K, N) in layer_dims(model, n_images))
+    return max(64, 1 << (rows - 1).bit_length())
 
 
 def _check_protection_layers(spec: dict, ctx: Context) -> None:
@@ -822,10 +886,18 @@ def make_plan(spec: dict, ctx: Context) -> Plan:
     s = spec["sample"]
     chunk = spec["campaign"]["chunk"]
     if spec["faults"]["model"] != "register":
-        _over_cap(spec, "sample.trials", len(s["rates"]) * s["trials"], "trials")
-        items = [(float(r), t) for r in s["rates"] for t in range(s["trials"])]
+        both = spec["faults"].get("chips") == "both"
+        _over_cap(spec, "sample.trials", len(s["rates"]) * s["trials"] * (2 if both else 1),
+                  "trials")
+        if both:  # the pinned chip and fresh chips, the same trials each
+            items = [(float(r), t, c) for r in s["rates"] for c in ("pinned", "fresh")
+                     for t in range(s["trials"])]
+        else:
+            items = [(float(r), t) for r in s["rates"] for t in range(s["trials"])]
         return Plan(items, chunk, None, {"method": "sweep", "rates": s["rates"],
-                                         "trials": s["trials"], "items": len(items)})
+                                         "trials": s["trials"], "items": len(items),
+                                         **({"chips": spec["faults"]["chips"]}
+                                            if "chips" in spec["faults"] else {})})
     pop = population(spec, ctx)
     if len(pop) == 0:
         raise _err("faults", "the fault population is empty")
@@ -886,11 +958,13 @@ def run_chunk(spec: dict, items: list, inputs: dict | None = None) -> list[dict]
                 row["population_index"] = index
                 rows.append(row)
     else:
-        for fid, (rate, trial) in items:
+        for fid, item in items:
+            rate, trial = item[:2]
+            chip = item[2] if len(item) > 2 else f.get("chips", "fresh")
             for row in evaluate_trial(ctx, f["model"], rate, trial, spec["campaign"]["seed"],
                                       fid, targets=tuple(f.get("targets", ("weights",))),
                                       profile_mode=f.get("mode", "bitflip"),
-                                      bits=f.get("bits")):
+                                      bits=f.get("bits"), chip=chip):
                 rows.append(row)
     return [{k: row.get(k, "") for k in TRACE_COLUMNS} for row in rows]
 
@@ -947,15 +1021,53 @@ def _connect(scheduler: str):
             from None
 
 
+def resolve_spec(spec_or_path, *, permutation=None) -> dict:
+    """The normalised spec of a TOML file, a plain dict, or a spec :func:`parse_spec` returned.
+
+    A plain dict is taken exactly as the TOML file would give it (its relative paths are
+    relative to the working folder); anything else is refused with one
+    :class:`CampaignError`, never a ``KeyError``.
+    """
+    if isinstance(spec_or_path, dict):
+        spec = spec_or_path
+        if spec.get("version") != SPEC_VERSION or not _normalised(spec):
+            # a raw TOML-shaped dict: validate it (a "version" key is not a TOML section)
+            spec = parse_spec(spec, base=Path.cwd())
+        if permutation is not None:
+            spec = {**spec, "network": {**spec["network"], "permutation": _read_permutation(
+                Path(permutation), "--permutation")}}
+        return spec
+    if not isinstance(spec_or_path, str | os.PathLike):
+        raise CampaignError(f"spec {shown(spec_or_path)}: give a TOML file's path or a dict "
+                            "of its tables")
+    return load_spec(spec_or_path, permutation=permutation)
+
+
+def _normalised(spec: dict) -> bool:
+    """Whether ``spec`` has the shape :func:`parse_spec` returns (every section, typed)."""
+    try:
+        return (all(isinstance(spec[k], dict) for k in (*_KNOWN, "accelerator"))
+                and isinstance(spec["protections"], list)
+                and all(isinstance(q, dict) and {"kind", "name", "config", "units"} <= set(q)
+                        for q in spec["protections"])
+                and spec_hash(spec) is not None)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                  scheduler: str | None = None, verify_rtl: int = 0, progress: bool | None = None,
-                 sim: str | None = None, permutation=None, log=print) -> dict:
+                 sim: str | None = None, permutation=None, command: str | None = None,
+                 log=print) -> dict:
     """Run (or resume) a campaign into ``out_dir``; return the ``campaign.json`` dict.
 
-    ``workers``: Dask worker processes on this machine (default: this process when the first
-    chunk, timed, says the rest is small, else every core; 0 = run in this
-    process); ``scheduler``: address of an existing Dask scheduler (overrides ``workers``);
-    ``permutation``: a permutation file (``rtlgen schedule``) replacing the spec's.
+    ``spec_or_path``: a TOML spec's path, or a plain dict exactly as the TOML file gives it
+    (``{"network": {"model": "digits-mlp"}, "faults": {...}, ...}``; relative paths from the
+    working folder).  ``workers``: Dask worker processes on this machine (default: this
+    process when the first chunk, timed, says the rest is small, else every core; 0 = run in
+    this process); ``scheduler``: address of an existing Dask scheduler (overrides
+    ``workers``); ``permutation``: a permutation file (``rtlgen schedule``) replacing the
+    spec's; ``command``: the command line recorded in the provenance.
 
     Everything is checked before the folder is touched: the spec, the files it names (their
     contents hashed into the campaign's identity), the data's labels against the model, the
@@ -966,15 +1078,7 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     its first chunk removes what it created.
     """
     _check_options(workers, verify_rtl, scheduler)
-    if isinstance(spec_or_path, dict):
-        spec = spec_or_path
-        if spec.get("version") != SPEC_VERSION:  # a raw TOML-shaped dict: validate it first
-            spec = parse_spec(spec)
-        if permutation is not None:
-            spec = {**spec, "network": {**spec["network"], "permutation": _read_permutation(
-                Path(permutation), "--permutation")}}
-    else:
-        spec = load_spec(spec_or_path, permutation=permutation)
+    spec = resolve_spec(spec_or_path, permutation=permutation)
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written
     _layers(spec, ctx)
@@ -985,11 +1089,12 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     t_ctx = time.perf_counter() - t_ctx
     camp = Campaign(spec, out_dir, ident, log=log)
     camp.check()
+    # the scheduler before the plan is printed: a bad address is the only line on stderr
+    client = _connect(scheduler) if scheduler is not None else None
     unit = "trials" if spec["faults"]["model"] != "register" else "faults"
     log(f"plan: {len(plan.items):,} {unit} × {len(prots)} protections × {len(ctx.x):,} "
         f"images = {len(plan.items) * len(prots) * len(ctx.x):,} fault-inferences in "
         f"{plan.chunks:,} chunks of {plan.chunk}", file=sys.stderr)
-    client = _connect(scheduler) if scheduler is not None else None
     try:
         camp.claim()
         try:
@@ -998,6 +1103,8 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
             report["timing"]["context_seconds"] = round(t_ctx, 3)
             if verify_rtl:
                 report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log)
+            report["provenance"] = provenance(spec, ctx, command=command,
+                                              sim=_sim_name(sim) if verify_rtl else None)
             write_reports(camp.dir, report, rows)
         except BaseException:
             camp.abandon()  # removes the folder only if this run made it and saved nothing
@@ -1057,7 +1164,9 @@ def _run_claimed(camp: Campaign, spec, ctx, plan: Plan, prots, workers, client, 
             raise CampaignError(f"-o {camp.dir}: chunk {bad[0]} ({camp.chunk_path(bad[0])}) "
                                 "does not verify even after computing it again; is another "
                                 "program writing the folder?")
-    report = summarise(spec, ctx, plan, rows)
+    classes = population(spec, ctx).class_sizes() if spec["faults"]["model"] == "register" \
+        else None
+    report = summarise(spec, ctx, plan, rows, classes=classes)
     report["campaign_id"] = camp.hash
     report["inputs"] = camp.ident.files
     report["chunks_rejected"] = camp.rejected
@@ -1208,6 +1317,58 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
             cluster.close()
 
 
+# -- provenance --------------------------------------------------------------------------------
+
+def _sim_name(sim: str | None) -> str:
+    from ftaccel.tb.runner import default_sim  # (heavy: cocotb) only with an RTL check
+
+    return sim or default_sim()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def provenance(spec: dict, ctx: Context, *, command: str | None = None,
+               sim: str | None = None) -> dict:
+    """Where a campaign's results come from, for ``campaign.json`` and ``compare.json``.
+
+    The model (name, the spec's file and its sha256, and the sha256 of the quantised model
+    actually run), the data (source, file hashes, the sha256 of the quantised images and
+    labels used), every protection's configuration, permutation or protected folder, the
+    pinned profile, the engine (the fast fault model; the simulator of an RTL check), the
+    tool's version, the seed and the command line.
+    """
+    import ftaccel
+
+    files = getattr(ctx, "input_hashes", {}) or {}
+
+    def hashed(key: str) -> dict:
+        return {p: f["sha256"] for p, f in files.items() if f["key"].startswith(key)}
+
+    net = spec["network"]
+    return {
+        "model": {"name": ctx.model.name, "source": net["model"],
+                  "files": hashed("network.model"), "sha256": _sha(ctx.model.to_bytes()),
+                  "calibration": net.get("calib")},
+        "data": {"source": spec["data"]["source"], "images": len(ctx.x),
+                 "files": hashed("data.source"),
+                 "sha256": _sha(np.ascontiguousarray(ctx.x).tobytes()
+                                + np.ascontiguousarray(ctx.labels).tobytes())},
+        "accelerator": ctx.base.to_dict(),
+        "protections": {p.name: {"kind": p.kind, "config": ctx.clean[p.name].cfg.name(),
+                                 **({"info": p.info} if p.info else {})}
+                        for p in ctx.protections},
+        "permutation": (net.get("permutation") or {}).get("file"),
+        "profile": (spec["faults"].get("profile") or {}).get("file"),
+        "engine": "fast fault model (golden.fault_models.FastFaultEngine, bit-exact with the "
+                  "cycle model)",
+        "simulator": sim, "version": ftaccel.__version__,
+        "seed": spec["campaign"]["seed"],
+        "command": command or "(Python API)",
+    }
+
+
 # -- RTL check ---------------------------------------------------------------------------------
 
 def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print) -> dict:
@@ -1254,7 +1415,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
                 f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cyc)
                 opts = {li: LayerOptions(fault=f)}
             units = dict(clean.units)
-            if prot.kind == "bypass" and desc["layer"] is None:
+            if prot.has("bypass") and desc["layer"] is None:
                 bmap = np.zeros((cfg.rows, cfg.cols), bool)
                 bmap[desc["row"], desc["col"]] = True
                 units["bypass_map"] = bmap
@@ -1264,7 +1425,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
             # the protection's placement / the campaign's permutation; TMR votes host-side
             opts = ctx.options(prot, opts)
             model = ctx.model_of(prot)
-            eng = VotingEngine(engines[key]) if prot.kind == "tmr" else engines[key]
+            eng = VotingEngine(engines[key]) if prot.has("tmr") else engines[key]
             t0 = time.perf_counter()
             rtl = run(model, ctx.x, eng, units=units, options=opts)
             t_rtl = time.perf_counter() - t0

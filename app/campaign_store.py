@@ -60,20 +60,21 @@ __all__ = ["CampaignError", "TRACE_COLUMNS", "Identity", "identity", "hash_input
 STORE_FORMAT = "ftaccel-campaign"
 CHUNK_FORMAT = "ftaccel-campaign-chunk"
 #: 2: JSON chunks with identity, ids and checksum; spec.json with the input files' hashes.
-STORE_VERSION = 2
+#: 3: the ``repaired`` and ``fault_free`` outcomes, the ``acted`` and ``chip`` columns.
+STORE_VERSION = 3
 
 #: Trace columns: ENFOR-SA's (fault id, site, PE, register, bit, mode, cycle, layer, outcome)
 #: and more.  ``cycle`` is the protection's own schedule; -1 where it does not apply.
 TRACE_COLUMNS = ("fault_id", "protection", "model", "site", "pe_row", "pe_col", "register",
                  "bit", "mode", "cycle", "layer", "tile", "vector", "rate", "trial",
-                 "outcome", "alarm", "spatial_alarms", "temporal_alarms", "unit",
+                 "outcome", "alarm", "spatial_alarms", "temporal_alarms", "unit", "acted",
                  "logits_changed", "top1_changed", "accuracy", "accuracy_drop",
-                 "bypass_rate", "population_index")
+                 "bypass_rate", "chip", "population_index")
 _INT_COLS = {"fault_id", "pe_row", "pe_col", "bit", "cycle", "tile", "vector", "trial",
-             "spatial_alarms", "temporal_alarms", "logits_changed", "top1_changed",
+             "spatial_alarms", "temporal_alarms", "acted", "logits_changed", "top1_changed",
              "population_index"}
 _FLOAT_COLS = {"rate", "accuracy", "accuracy_drop", "bypass_rate"}
-_OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected")
+_OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected", "repaired", "fault_free")
 _BUILTIN_DATA = ("digits", "digits-test", "digits-train")
 _BUILTIN_MODELS = ("digits-mlp", "digits-cnn")
 _CHUNK_NAME = re.compile(r"chunk-(\d{6,})\.json")
@@ -89,7 +90,8 @@ def input_files(spec: dict) -> list[tuple[str, str]]:
     """``(spec key, path)`` of every file the campaign reads, in spec order.
 
     The model (and an ONNX model's external-data files), the data and calibration files (both
-    files of an IDX pair), the permutation file and each protected folder's two files.
+    files of an IDX pair), the permutation files, the pinned profile and each protected
+    folder's two files.
     """
     out: list[tuple[str, str]] = []
     net = spec["network"]
@@ -104,10 +106,14 @@ def input_files(spec: dict) -> list[tuple[str, str]]:
             out += [(key, part) for part in value.split(",")]
     if net.get("permutation"):
         out.append(("network.permutation", net["permutation"]["file"]))
+    if (spec.get("faults") or {}).get("profile"):
+        out.append(("faults.profile", spec["faults"]["profile"]["file"]))
     for i, q in enumerate(spec["protections"]):
         if q.get("protected"):
             out += [(f"protections[{i}].protected", str(Path(q["protected"]) / name))
                     for name in ("protection.json", "model.npz")]
+        if q.get("permutation"):
+            out.append((f"protections[{i}].permutation", q["permutation"]["file"]))
     return out
 
 
@@ -587,7 +593,8 @@ class Campaign:
             if register:
                 ok = r[col["population_index"]] == item
             else:
-                ok = r[col["rate"]] == item[0] and r[col["trial"]] == item[1]
+                ok = r[col["rate"]] == item[0] and r[col["trial"]] == item[1] and (
+                    len(item) < 3 or r[col["chip"]] == item[2])
             if not ok or r[col["outcome"]] not in _OUTCOMES:
                 raise _Invalid(f"row of fault {fid} ({prot}) does not match its item")
         return rows
@@ -649,7 +656,7 @@ def _differences(a, b, path: str = "") -> list[str]:
 
 
 def _item(it):
-    """A work item as JSON: a population index, or [rate, trial]."""
+    """A work item as JSON: a population index, or [rate, trial] ([rate, trial, chip])."""
     return list(it) if isinstance(it, tuple | list) else it
 
 

@@ -4,7 +4,8 @@ A thin layer: it parses the command line, checks every output path before any wo
 text options into values, and dispatches to the room that owns the work —
 :func:`rtl_gen.accelerator.generate`, :mod:`tb.product` (``matmul``), :mod:`tb.regression`
 (``verify``), :func:`synth.flow.synthesize` (``synth``), :mod:`ftaccel.app.demo` (``demo``),
-:mod:`app.critical` (``nvf``, ``protect``, ``schedule``), :mod:`app.train` (``train``).
+:mod:`app.campaign` (``campaign``), :mod:`app.compare` (``compare``), :mod:`app.critical`
+(``nvf``, ``protect``, ``schedule``), :mod:`app.train` (``train``).
 Every command writes through :class:`ftaccel.files.OutputSet`: all or nothing.
 
 Exit codes: 0 success; 1 a check or verification found a mismatch; 2 invalid option,
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -543,10 +545,19 @@ def cmd_demo(args) -> int:
     if not 0 <= args.seed < 1 << 63:
         raise CLIError(f"--seed {args.seed}: must be 0 … 2**63 − 1")
     out = Path(args.output)
+    if args.compare is not None:  # the headline's spec and folder, before anything is written
+        from ftaccel.app.compare import check_compare_folder, load_compare
+
+        try:
+            load_compare(args.compare)
+            check_compare_folder(out / "compare")
+        except CampaignError as exc:
+            raise CLIError(f"--compare: {exc}") from None
     with OutputSet() as outs:
         _check_folders(outs, out, {"": ("demo.json",), "rtl": GENERATED_FILES,
                                    **_synth_files(GENERATED_FILES, "synth"), "campaign": ()})
-        report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout)
+        report = run_demo(cfg, out, seed=args.seed, sim=args.sim, timeout=args.timeout,
+                          compare_spec=args.compare)
     return 0 if report["passed"] else EXIT_MISMATCH
 
 
@@ -656,7 +667,8 @@ def cmd_campaign(args) -> int:
     try:
         report = run_campaign(args.spec, args.output, workers=args.workers,
                               scheduler=args.scheduler, verify_rtl=args.verify_rtl,
-                              sim=args.sim, progress=None, permutation=args.permutation)
+                              sim=args.sim, progress=None, permutation=args.permutation,
+                              command=getattr(args, "command_line", None))
     except (CampaignError, ModelError, DataError) as exc:
         raise CLIError(str(exc)) from None
     except OnnxMissing as exc:
@@ -667,6 +679,26 @@ def cmd_campaign(args) -> int:
     v = report.get("verify_rtl")
     if v and v["checked"] and v["agree"] != v["checked"]:
         return EXIT_MISMATCH
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Compare protections on the same faults beside their costs (app/compare.py)."""
+    from ftaccel.app.compare import compare  # (heavy: the synthesis flow)
+
+    try:
+        report = compare(args.spec, args.output, workers=args.workers,
+                         scheduler=args.scheduler, synth=args.synth, progress=None,
+                         command=getattr(args, "command_line", None))
+    except (CampaignError, ModelError, DataError) as exc:
+        raise CLIError(str(exc)) from None
+    except OnnxMissing as exc:
+        raise CLIError(str(exc), EXIT_TOOL) from None
+    from ftaccel.app.compare import to_markdown as compare_markdown
+
+    print(compare_markdown(report))
+    print(f"wrote {Path(args.output) / 'compare.json'}, compare.md, pareto.png and the "
+          f"campaign in {Path(args.output) / 'campaign'}")
     return 0
 
 
@@ -724,10 +756,11 @@ def cmd_schedule(args) -> int:
                      fr_max=args.fr_max, profile_seed=args.profile_seed, mode=args.mode,
                      layers=args.layers, method=args.method, generations=args.generations,
                      runs=args.runs, population=args.population, images=args.images,
-                     test_images=args.test_images, seed=args.seed, calib=args.calib)
+                     test_images=args.test_images, draws=args.draws, seed=args.seed,
+                     calib=args.calib, progress=None)
     except _CRITICAL_ERRORS as exc:
         raise CLIError(str(exc)) from None
-    print(f"wrote {Path(args.output) / 'permutation.json'} and schedule.md")
+    print(f"wrote {Path(args.output) / 'permutation.json'}, schedule.md and its plot")
     return 0
 
 
@@ -873,6 +906,9 @@ def _add_demo_command(sub) -> None:
     d.add_argument("--seed", type=_integer, default=1)
     d.add_argument("--sim", choices=["icarus", "verilator"])
     d.add_argument("--timeout", type=_seconds, default=600, help="Yosys time limit in seconds")
+    d.add_argument("--compare", type=_path, metavar="SPEC",
+                   help="last step: compare the protections of this compare spec into "
+                        "OUT/compare (make demo: examples/compare-digits.toml)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -936,6 +972,25 @@ def _add_campaign_command(sub) -> None:
                         "network.permutation): array column j computes neuron perm[j] in the "
                         "layers it names, for every protection on the plain model")
     c.set_defaults(func=cmd_campaign)
+
+
+def _add_compare_command(sub) -> None:
+    """The ``compare`` command and its options."""
+    c = sub.add_parser("compare", help="every protection on the same faults: accuracy under "
+                                       "faults beside area, power, Fmax, cycles and energy")
+    c.add_argument("spec", type=_path, help="compare spec (TOML: a campaign spec and a "
+                                            "[compare] table, see examples/compare-*.toml)")
+    c.add_argument("-o", "--output", type=_path, required=True,
+                   help="folder for compare.json, compare.md, pareto.png and the campaign "
+                        "(the same command resumes it)")
+    c.add_argument("--workers", type=_integer,
+                   help="Dask worker processes on this machine (default: every core; 0: run "
+                        "in this process)")
+    c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
+    c.add_argument("--synth", choices=["ppa", "area", "none"],
+                   help="replaces [compare] synth: ppa (area, timing, power; default), area, "
+                        "or none (accuracy and cycles only)")
+    c.set_defaults(func=cmd_compare)
 
 
 def _add_nvf_command(sub) -> None:
@@ -1004,7 +1059,11 @@ def _add_schedule_command(sub) -> None:
     sc.add_argument("--population", type=_integer, default=20)
     sc.add_argument("--images", type=_integer, default=200,
                     help="training images in the fitness (default 200)")
-    sc.add_argument("--test-images", type=_integer, help="test images for before/after")
+    sc.add_argument("--test-images", type=_integer, help="test images for before/after "
+                                                         "(default: the whole test split)")
+    sc.add_argument("--draws", type=_integer, default=10,
+                    help="before/after: fresh error draws on the chip, and fresh chips "
+                         "(default 10 each)")
     sc.add_argument("--seed", type=_integer, default=0)
     sc.add_argument("-o", "--output", type=_path, required=True,
                     help="folder for permutation.json and schedule.md")
@@ -1082,6 +1141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(sub)
     _add_infer_command(sub)
     _add_campaign_command(sub)
+    _add_compare_command(sub)
     _add_nvf_command(sub)
     _add_protect_command(sub)
     _add_schedule_command(sub)
@@ -1104,6 +1164,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             try:
                 args = build_parser().parse_args(argv)
+                # the command line as given, for the reports' provenance
+                args.command_line = shlex.join(["rtlgen", *(sys.argv[1:] if argv is None
+                                                            else argv)])
                 return args.func(args)
             except SystemExit as exc:  # --help
                 return exc.code if isinstance(exc.code, int) else 0

@@ -20,7 +20,7 @@ from ftaccel.golden.network import ModelError
 __all__ = ["CriticalError", "run_nvf", "nvf_markdown", "open_network", "load_images",
            "run_protect", "check_threshold", "permutation_options", "permutation_layers",
            "protection_options",
-           "read_json", "run_schedule"]
+           "read_json", "run_schedule", "schedule_markdown"]
 
 
 class CriticalError(ValueError):
@@ -36,13 +36,16 @@ def open_network(model: str, config: AcceleratorConfig, calib: str | None = None
     return open_model(model, a_width=config.a_width, w_width=config.w_width, calibration=cal)
 
 
-def load_images(data: str | None, split: str, images: int | None):
-    """``--data`` (default the digits ``split``), the first ``images`` of it."""
+def load_images(data: str | None, split: str, images: int | None, *, labels: bool = True):
+    """``--data`` (default the digits ``split``), the first ``images`` of it.
+
+    ``labels``: the data must have them (else an ``.npz`` of images alone is accepted).
+    """
     from ftaccel.app.datasets import digits, load_data
 
     if images is not None and images < 1:
         raise CriticalError(f"--images {images}: must be at least 1")
-    ds = load_data(data) if data else digits(split)
+    ds = load_data(data, labels=labels) if data else digits(split)
     return ds.head(images)
 
 
@@ -71,7 +74,9 @@ def nvf_markdown(res, table, table_hidden) -> str:
         lines.append(f"| {a['threshold']} % | {a['neurons']} | {100 * a['share']:.2f} % | "
                      f"{b['neurons']} | {100 * b['share']:.2f} % |")
     lines += ["", "Thesis (001 Table 4.10, hidden neurons), NVF ≥ 20 %: MLP-7 17.86 %, LeNet-5 "
-              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", "", "## Per neuron", ""]
+              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", ""]
+    lines += critical_neuron_lines(res, [r["threshold"] for r in table if r["threshold"] > 0])
+    lines += ["", "## Per neuron", ""]
     for layer in sorted({n.layer for n in res.neurons}):
         ns = sorted((n for n in res.neurons if n.layer == layer), key=lambda n: -n.nvf)
         lines += [f"### layer {layer} `{ns[0].layer_name}`"
@@ -85,12 +90,35 @@ def nvf_markdown(res, table, table_hidden) -> str:
     return "\n".join(lines)
 
 
+def critical_neuron_lines(res, thresholds) -> list[str]:
+    """``nvf.md``'s list of the critical neurons: per threshold, each layer's neuron indices.
+
+    The hidden neurons (the ones ``rtlgen protect`` and a campaign's ``nvf_threshold``
+    protect) and the logits apart; a threshold no neuron reaches is left out.
+    """
+    lines = ["## Critical neurons", "",
+             "The neurons with NVF ≥ each threshold, by layer (hidden layers are what "
+             "`rtlgen protect --nvf-threshold` and a campaign's `nvf_threshold` protect).", "",
+             "| NVF ≥ | critical neurons (layer: neuron indices) |", "|---|---|"]
+    names = {n.layer: n.layer_name for n in res.neurons}
+    last = {n.layer for n in res.neurons if n.last}
+    for t in thresholds:
+        crit = res.critical(t / 100)
+        if not crit:
+            continue
+        cells = [f"{names[i]}{' (logits)' if i in last else ''}: "
+                 f"{', '.join(map(str, sorted(v)))}" for i, v in sorted(crit.items())]
+        lines.append(f"| {t} % | {'; '.join(cells)} |")
+    return lines
+
+
 def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None = None,
             calib: str | None = None, images: int | None = 500, sign: bool = True,
             pixels: int | None = 1, seed: int = 0, log=print):
     """``rtlgen nvf``: NVF of every neuron, ``nvf.json`` and ``nvf.md`` in ``out_dir``.
 
-    The analysis runs on the training split by default (as the thesis does, L1796).
+    The analysis runs on the training split by default (as the thesis does, L1796).  NVF
+    compares each flip with the network's own prediction: ``data`` needs no labels.
     """
     from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
@@ -102,7 +130,7 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
     out = Path(out_dir)
     with OutputSet() as outs:
         _claim(outs, out, ("nvf.json", "nvf.md"))
-        ds = load_images(data, "train", images)
+        ds = load_images(data, "train", images, labels=False)
         net = open_network(model, config, calib)
         try:
             x = net.check(config, ds.images)
@@ -493,26 +521,35 @@ def _read_profile_any(path, cfg):
     except FileProblem as exc:
         raise CriticalError(str(exc)) from None
 
-    if isinstance(data, dict):
-        data = data.get("profile")
+    rows = data.get("profile") if isinstance(data, dict) else data
     try:
-        return check_profile(data, cfg)
+        prof = check_profile(rows, cfg)
     except (TypeError, ValueError) as exc:
         raise CriticalError(f"--profile {path}: {exc}") from None
+    fr_max = data.get("fr_max") if isinstance(data, dict) else None
+    if fr_max is not None and (type(fr_max) not in (int, float) or not prof.max() <= fr_max <= 1):
+        raise CriticalError(f"--profile {path}: fr_max {fr_max!r} must be a rate 0 … 1 at "
+                            f"least the profile's highest ({prof.max():g})")
+    return prof, fr_max
 
 
 def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None,
                  fr_max: float | None = None, profile_seed: int = 0, mode: str = "flip-to-1",
                  layers: str | None = None, method: str = "ga", generations: int = 100,
                  runs: int = 3, population: int = 20, images: int = 200,
-                 test_images: int | None = None, seed: int = 0, calib: str | None = None,
-                 log=print):
+                 test_images: int | None = None, draws: int = 10, seed: int = 0,
+                 calib: str | None = None, progress: bool | None = None, log=print):
     """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault profile.
 
-    003's GA, or the NVF-guided placement; writes ``permutation.json`` (for ``rtlgen infer
-    --permutation``), ``schedule.md`` and, for a drawn profile, ``profile.json``.  The fitness uses
-    the first ``images`` training images; the accuracy before and after is measured on the test
-    split with fresh error draws.
+    003's GA (Salvador 2024 §4.4), or the NVF-guided placement; writes ``permutation.json``
+    (for ``rtlgen infer --permutation`` and a campaign's ``has`` protection), ``schedule.md``,
+    ``fitness.png`` (GA: the best fitness per generation of every run) and, for a drawn
+    profile, ``profile.json`` (the chip, for a campaign's ``[faults] profile``).  The fitness
+    uses the first ``images`` training images; the accuracy before and after is measured on
+    the test split (``test_images``) with ``draws`` fresh error draws on the chip the schedule
+    was made for, and on ``draws`` fresh chips (profiles drawn U(0, FR_max)), each with a 95 %
+    interval of the mean and of the paired gain; ``schedule.md`` says when the gain lies
+    inside the spread.  ``progress``: a tqdm bar of the GA (None: on a terminal).
     """
     from ftaccel.app.datasets import digits
     from ftaccel.app.has import Fitness, ga, nvf_placement
@@ -532,19 +569,24 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
     check_seed(seed)
     check_seed(profile_seed, "--profile-seed")
     for name, v in (("--generations", generations), ("--runs", runs), ("--images", images),
-                    ("--test-images", 1 if test_images is None else test_images)):
-        if v < 1:
+                    ("--test-images", 1 if test_images is None else test_images),
+                    ("--draws", draws)):
+        if type(v) is not int or v < 1:
             raise CriticalError(f"{name} {v}: must be at least 1")
-    if population < 2:
+    if type(population) is not int or population < 2:
         raise CriticalError(f"--population {population}: must be at least 2")
     if config.dataflow == "is":
         raise CriticalError("--dataflow is: a column holds a batch row (Eq. 10.4), the neuron "
                             "order does not decide which PEs compute a neuron; use ws or os")
-    prof = _read_profile_any(profile, config) if profile is not None else \
-        pe_profile(config.rows, config.cols, fr_max, np.random.default_rng(profile_seed))
+    if profile is not None:
+        prof, file_max = _read_profile_any(profile, config)
+        chip_max = float(file_max if file_max is not None else prof.max())
+    else:
+        prof = pe_profile(config.rows, config.cols, fr_max, np.random.default_rng(profile_seed))
+        chip_max = float(fr_max)
     out = Path(out_dir)
-    names = ("permutation.json", "schedule.md") + (("profile.json",) if profile is None
-                                                   else ())
+    names = ("permutation.json", "schedule.md") + (("fitness.png",) if method == "ga" else ()) \
+        + (("profile.json",) if profile is None else ())
     with OutputSet() as outs:
         _claim(outs, out, names)
         net = open_network(model, config, calib)
@@ -563,40 +605,157 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
         test = digits("test").head(test_images)
         xf = m.quantize_input(train.images)
         fit = Fitness(m, xf, train.labels, config, prof, mode, chosen, seed=seed)
+        extra: dict = {}
         if method == "ga":
-            res = ga(fit, population=population, generations=generations, runs=runs,
-                     seed=seed)
-            perms, extra = res.perms, {"ga": {**res.settings, "history": res.history,
-                                              "fitness_calls": res.evaluations,
-                                              "fitness": res.fitness,
-                                              "identity_fitness": res.identity_fitness}}
+            res = _ga_with_progress(ga, fit, population=population, generations=generations,
+                                    runs=runs, seed=seed, progress=progress)
+            perms = res.perms
+            extra = {"ga": {**res.settings, "history": res.history,
+                            "fitness_calls": res.evaluations, "fitness": res.fitness,
+                            "identity_fitness": res.identity_fitness,
+                            "images": images, "mode": mode}}
         else:
             nres = nvf(m, xf, seed=seed)
             perms = {i: nvf_placement(nres.layer_values(i), prof, config.cols) for i in chosen}
-            extra = {}
-        ftest = Fitness(m, m.quantize_input(test.images), test.labels, config, prof, mode,
-                        chosen, seed=seed, evaluations=1)
-        fresh = [(10_000 + seed, e) for e in range(5)]
-        before, after = ftest.accuracy(None, seeds=fresh), ftest.accuracy(perms, seeds=fresh)
-        doc = {"format": "ftaccel-permutation", "version": 1, "model": m.name,
+        xt = m.quantize_input(test.images)
+        ftest = Fitness(m, xt, test.labels, config, prof, mode, chosen, seed=seed,
+                        evaluations=1)
+        fresh = [(10_000 + seed, e) for e in range(draws)]
+        on_chip = _before_after(ftest.accuracy(None, seeds=fresh),
+                                ftest.accuracy(perms, seeds=fresh))
+        before_f, after_f = [], []
+        for k in range(draws):  # fresh chips: a new profile each, one error draw on it
+            rng = np.random.default_rng([20_000 + seed, k])
+            chip = pe_profile(config.rows, config.cols, chip_max, rng)
+            fk = Fitness(m, xt, test.labels, config, chip, mode, chosen, seed=30_000 + k,
+                         evaluations=1)
+            before_f.append(float(fk.accuracy(None)[0]))
+            after_f.append(float(fk.accuracy(perms)[0]))
+        on_fresh = _before_after(np.array(before_f), np.array(after_f))
+        doc = {"format": "ftaccel-permutation", "version": 2, "model": m.name,
                "method": method, "mode": mode, "config": config.to_dict(),
-               "profile": prof.tolist(), "fr_max": fr_max,
+               "profile": prof.tolist(), "fr_max": chip_max,
+               "profile_source": str(profile) if profile is not None else
+               f"drawn U(0, {fr_max:g}) with seed {profile_seed} (profile.json)",
                "layers": [{"layer": m.layers[i].name, "index": i,
                            "permutation": perms[i].tolist()} for i in chosen],
-               "accuracy": {"images": len(test), "draws": len(fresh),
-                            "before": float(before.mean()), "before_std": float(before.std()),
-                            "after": float(after.mean()), "after_std": float(after.std())},
+               "accuracy": {"images": len(test), "draws": draws, "profile": on_chip,
+                            "fresh_chips": on_fresh,
+                            # the former keys, for readers of version 1
+                            "before": on_chip["before"]["mean"],
+                            "after": on_chip["after"]["mean"]},
                **extra}
         outs.mkdir(out)
         outs.write_json(out / "permutation.json", doc)
         if profile is None:
             outs.write_json(out / "profile.json", {"profile": prof.tolist(), "fr_max": fr_max,
                                                     "seed": profile_seed})
-        md = (f"# HAS schedule of {m.name} ({method}, {mode}, layers "
-              f"{', '.join(m.layers[i].name for i in chosen)})\n\n"
-              f"Accuracy on {len(test)} test images, {len(fresh)} fresh error draws: "
-              f"{100 * before.mean():.2f} ± {100 * before.std():.2f} % unscheduled → "
-              f"{100 * after.mean():.2f} ± {100 * after.std():.2f} % scheduled.\n")
+        if method == "ga":
+            outs.stage(out / "fitness.png", _fitness_png(doc))
+        md = schedule_markdown(doc, [m.layers[i].name for i in chosen])
         outs.write_text(out / "schedule.md", md)
     log(md)
     return doc
+
+
+def _ga_with_progress(ga, fit, *, population, generations, runs, seed, progress):
+    """003's GA with a tqdm bar over runs × generations (stderr)."""
+    from tqdm import tqdm
+
+    with tqdm(total=runs * generations, unit="gen", desc="HAS GA", file=sys.stderr,
+              disable=None if progress is None else not progress) as bar:
+        def step(r, g, best):
+            bar.set_postfix_str(f"run {r + 1}/{runs}, best fitness {100 * best:.2f} %")
+            bar.update(1)
+
+        return ga(fit, population=population, generations=generations, runs=runs, seed=seed,
+                  progress=step)
+
+
+def _before_after(before, after) -> dict:
+    """Mean accuracy before and after, and the paired gain, each with its 95 % t interval."""
+    from ftaccel.app.netcampaign import mean_ci
+
+    def ci(v):
+        m, lo, hi = mean_ci(v)
+        return {"mean": m, "ci95": [lo, hi], "std": float(np.std(v)),
+                "values": [float(x) for x in v]}
+
+    gain = ci(np.asarray(after) - np.asarray(before))
+    return {"before": ci(before), "after": ci(after), "gain": gain,
+            "gain_inside_spread": bool(gain["ci95"][0] <= 0 <= gain["ci95"][1])}
+
+
+def _fitness_png(doc: dict) -> bytes:
+    """The best fitness per generation of every GA run, and the identity's fitness."""
+    import io
+
+    import matplotlib  # heavy: only the report needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = doc["ga"]
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for r, hist in enumerate(g["history"]):
+        ax.plot(range(len(hist)), [100 * v for v in hist], label=f"run {r + 1}")
+    ax.axhline(100 * g["identity_fitness"], color="grey", linestyle=":",
+               label="unscheduled (identity)")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best fitness: accuracy (%)")
+    ax.set_title(f"HAS GA on {doc['model']} ({doc['mode']}, FR_max {doc['fr_max']:g})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def schedule_markdown(doc: dict, layer_names: list[str]) -> str:
+    """``schedule.md``: settings, fitness, accuracy before/after on the chip and fresh chips."""
+    acc = doc["accuracy"]
+
+    def pct(c):
+        return f"{100 * c['mean']:.2f} % ({100 * c['ci95'][0]:.2f}–{100 * c['ci95'][1]:.2f})"
+
+    lines = [f"# HAS schedule of {doc['model']} ({doc['method']}, {doc['mode']}, layers "
+             f"{', '.join(layer_names)})", "",
+             f"- chip: {doc['profile_source']}; FR_max {doc['fr_max']:g}; "
+             f"{len(doc['profile'])}×{len(doc['profile'][0])} per-PE rates "
+             f"(highest {max(map(max, doc['profile'])):.3g})"]
+    g = doc.get("ga")
+    if g:
+        lines += [f"- GA (003 §4.4): population {g['population']}, crossover {g['crossover']}, "
+                  f"mutation {g['mutation']}, {g['generations']} generations, {g['runs']} runs, "
+                  f"fitness = accuracy on {g['images']} training images averaged over "
+                  f"{g['evaluations_per_fitness']} error draws (common to every individual), "
+                  f"seed {g['seed']}; {g['fitness_calls']:,} fitness evaluations",
+                  f"- fitness: unscheduled {100 * g['identity_fitness']:.2f} % → best "
+                  f"{100 * g['fitness']:.2f} %; per run, first → last generation: "
+                  + "; ".join(f"{100 * h[0]:.2f} → {100 * h[-1]:.2f} %" for h in g["history"]),
+                  "", "![fitness per generation](fitness.png)"]
+    else:
+        lines.append("- NVF-guided placement: the most critical neurons on the columns with "
+                     "the lowest summed rates")
+    lines += ["", f"Accuracy on {acc['images']} test images (95 % intervals of the mean over "
+                  f"{acc['draws']} draws; the gain paired draw by draw):", "",
+              "| chip | unscheduled | scheduled | gain (pp) |", "|---|---:|---:|---:|"]
+    notes = []
+    for key, short, what in (
+            ("profile", "the chip it was made for",
+             f"the chip it was made for, {acc['draws']} fresh error draws"),
+            ("fresh_chips", "fresh chips",
+             f"{acc['draws']} fresh chips (profiles drawn U(0, {doc['fr_max']:g}))")):
+        c = acc[key]
+        gain = c["gain"]
+        lines.append(f"| {what} | {pct(c['before'])} | {pct(c['after'])} | "
+                     f"{100 * gain['mean']:+.2f} ({100 * gain['ci95'][0]:+.2f} … "
+                     f"{100 * gain['ci95'][1]:+.2f}) |")
+        if c["gain_inside_spread"]:
+            notes.append(f"on {short} the gain is inside the spread: its 95 % interval "
+                         "includes 0, so this schedule is not shown to help there")
+    if notes:
+        lines += [""] + [f"Note: {n}." for n in notes]
+    return "\n".join(lines) + "\n"

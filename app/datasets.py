@@ -44,21 +44,22 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images (float64, ``[N, ...]``) and their labels (int64, ``[N]``)."""
+    """Images (float64, ``[N, ...]``) and their labels (int64, ``[N]``; None: unlabelled)."""
 
     images: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     name: str
 
     def __len__(self) -> int:
         """The number of images."""
-        return len(self.labels)
+        return len(self.images)
 
     def head(self, n: int | None) -> Dataset:
         """The first ``n`` images (all of them for ``None``)."""
         if n is None:
             return self
-        return Dataset(self.images[:n], self.labels[:n], self.name)
+        return Dataset(self.images[:n], None if self.labels is None else self.labels[:n],
+                       self.name)
 
 
 def _models_file(name: str):
@@ -108,21 +109,31 @@ def check_labels(ds: Dataset, classes: int, model: str, what: str = "data") -> N
     """Raise DataError unless every label of ``ds`` is a class of the model (``0 … classes−1``).
 
     A label the model cannot predict would count as a miss on every image (accuracy 0 with
-    exit 0): the same check for ``infer``, ``nvf`` and ``campaign``.
+    exit 0): the same check for ``infer``, ``nvf`` and ``campaign``.  Unlabelled data passes.
     """
+    if ds.labels is None:
+        return
     hi = int(ds.labels.max())
     if hi >= classes:
         raise DataError(f"{what}: label {hi} but model {model} has {classes} classes "
                         f"(labels 0 … {classes - 1})")
 
 
-def load_npz(path: str | Path) -> Dataset:
-    """The user's ``.npz`` of ``images`` and ``labels`` (see the module docstring)."""
+def load_npz(path: str | Path, *, labels: bool = True) -> Dataset:
+    """The user's ``.npz`` of ``images`` and ``labels`` (see the module docstring).
+
+    ``labels=False``: an ``.npz`` of ``images`` alone is accepted too (labels None), for
+    what only predicts.
+    """
     p = Path(path)
     try:
         data = read_npz(p, "data")
     except FileProblem as exc:
         raise DataError(str(exc)) from None
+    if not labels and "images" in data and "labels" not in data:
+        ds = _check(data["images"], np.zeros(len(data["images"]) if data["images"].ndim
+                                             else 0, np.int64), str(p))
+        return Dataset(ds.images, None, ds.name)
     missing = [k for k in ("images", "labels") if k not in data]
     if missing:
         raise DataError(f"{p}: missing array(s) {', '.join(missing)} (an .npz needs "
@@ -181,11 +192,11 @@ def load_idx(images: str | Path, labels: str | Path, scale: float = 255.0) -> Da
     return Dataset(ds.images / float(scale), ds.labels, ds.name)
 
 
-def load_data(spec: str | Path) -> Dataset:
+def load_data(spec: str | Path, *, labels: bool = True) -> Dataset:
     """A data set named on the command line.
 
     ``digits`` / ``digits-test`` / ``digits-train``, ``FILE.npz``, or ``IMAGES,LABELS`` (two IDX
-    files).
+    files).  ``labels=False``: an ``.npz`` without labels is accepted (labels None).
     """
     text = str(spec)
     if text in ("digits", "digits-test"):
@@ -197,7 +208,7 @@ def load_data(spec: str | Path) -> Dataset:
         return load_idx(img, lab)
     p = Path(text)
     if p.suffix == ".npz":
-        return load_npz(p)
+        return load_npz(p, labels=labels)
     if "idx" in p.name:
         raise DataError(f"{p}: give IDX data as IMAGES,LABELS (two files, comma-separated)")
     raise DataError(f"{p}: unknown data format (use .npz with images and labels, or "

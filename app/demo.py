@@ -17,7 +17,12 @@ anomaly suppression and fault hooks; any configuration option overrides it):
    each checksum said; with PE bypass, a stuck PE is then bypassed and the product compared
    with the golden pruned product (reported apart, ``bypass``);
 4. synthesise the same design *without* fault hooks (they are verification infrastructure,
-   not product area) and print the headline areas beside the seeds.
+   not product area) and print the headline areas beside the seeds;
+5. run the digits MLP under stuck-at faults, unprotected and protected
+   (:func:`network_under_faults`);
+6. with a compare spec (``make demo`` gives ``examples/compare-digits.toml``), the headline:
+   every protection on the same faults, accuracy under faults beside area and energy
+   (:func:`compare_protections`, ``<out>/compare``).
 
 The terminal gets a summary of a few dozen lines; ``<out>/demo.json`` holds everything and
 ``<out>/synth/area.md`` / ``area.json`` / ``area.png`` the full area report.
@@ -121,10 +126,14 @@ def _alarm_text(alarms: dict) -> str:
 
 
 def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | None = None,
-             timeout: float = 600, say: Callable[[str], None] = print) -> dict:
+             timeout: float = 600, compare_spec: str | Path | dict | None = None,
+             say: Callable[[str], None] = print) -> dict:
     """Run the demo on ``cfg`` into folder ``out`` (which the caller has claimed).
 
-    Returns the report also written to ``out/demo.json``; ``report["passed"]`` is the verdict.
+    With ``compare_spec`` (a compare spec, e.g. ``examples/compare-digits.toml``, checked by
+    the caller) the last step compares its protections (:func:`compare_protections`) into
+    ``out/compare``.  Returns the report also written to ``out/demo.json``;
+    ``report["passed"]`` is the verdict.
     """
     from ftaccel.synth.flow import synthesize
     from ftaccel.synth.summary import headline
@@ -134,6 +143,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     sim = sim or default_sim()
     rng = np.random.default_rng(seed)
     t_start = time.perf_counter()
+    steps = 5 if compare_spec is None else 6
     if not cfg.fault_hooks:
         cfg = cfg.replace(fault_hooks=True)
         say("note: fault hooks added for the injections (synthesis leaves them out)")
@@ -143,7 +153,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
 
     gen = generate(cfg, out / "rtl")
     report["verilog"] = str(gen.verilog)
-    say(f"[1/5] generated {gen.verilog} ({gen.verilog.stat().st_size // 1024} kB)")
+    say(f"[1/{steps}] generated {gen.verilog} ({gen.verilog.stat().st_size // 1024} kB)")
 
     cases = []
     for M, K, N in demo_shapes(cfg):
@@ -160,7 +170,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
                           np.array_equal(res.run.acc, A @ B)), "pass": bool(ok),
                       "seconds": round(res.seconds, 2)})
     report["verify"] = cases
-    say(f"[2/5] verified {sum(c['pass'] for c in cases)} of {len(cases)} products: RTL = "
+    say(f"[2/{steps}] verified {sum(c['pass'] for c in cases)} of {len(cases)} products: RTL = "
         "golden cycle model on every port and cycle, and = numpy A @ B")
     for c in cases:
         M, K, N = c["shape"]
@@ -173,7 +183,7 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     A, B = _operands(cfg, rng, M, K, N)
     injected = []
     faults = demo_faults(cfg, M, K, N)
-    say(f"[3/5] injected {len(faults)} faults into the RTL, one run each, beside the golden "
+    say(f"[3/{steps}] injected {len(faults)} faults into the RTL, one run each, beside the golden "
         "fault model:")
     for fault in faults:
         res = run_product(cfg, A, B, plain_options(cfg, fault=fault), sim=sim)
@@ -213,14 +223,18 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     gen_p = generate(product, out / "synth" / "rtl")
     t0 = time.perf_counter()
     area = synthesize(gen_p.verilog, gen_p.top, out / "synth", timeout_s=timeout)
-    say(f"[4/5] synthesised {product.name()} (no fault hooks) with Yosys in "
+    say(f"[4/{steps}] synthesised {product.name()} (no fault hooks) with Yosys in "
         f"{time.perf_counter() - t0:.0f} s:")
     for line in headline(area):
         say("      " + line)
     report["area"] = {"totals": area.get("totals"), "files": area.get("files"),
                       "beside_the_seeds": area.get("beside_the_seeds")}
 
-    report["network"] = network_under_faults(cfg, out / "campaign", seed=seed, say=say)
+    report["network"] = network_under_faults(cfg, out / "campaign", seed=seed, say=say,
+                                             steps=steps)
+    if compare_spec is not None:
+        report["compare"] = compare_protections(compare_spec, out / "compare", say=say,
+                                                steps=steps)
 
     report["passed"] = bool(all(c["pass"] for c in cases)
                             and all(f["rtl_equals_golden"] for f in injected)
@@ -232,7 +246,9 @@ def run_demo(cfg: AcceleratorConfig, out: Path, *, seed: int = 1, sim: str | Non
     say(f"demo {'passed' if report['passed'] else 'FAILED'} in {report['elapsed_s']:.0f} s. "
         f"Full reports: {out / 'demo.json'}; area tables {synth_dir / 'area.md'}, "
         f"{synth_dir / 'area.json'}, {synth_dir / 'area.png'}; the network campaign "
-        f"{out / 'campaign' / 'campaign.md'} and its per-fault trace")
+        f"{out / 'campaign' / 'campaign.md'} and its per-fault trace"
+        + (f"; the protections compared {out / 'compare' / 'compare.md'}"
+           if compare_spec is not None else ""))
     return report
 
 
@@ -241,7 +257,7 @@ DEMO_IMAGES = 180
 
 
 def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
-                         say: Callable[[str], None] = print) -> dict:
+                         say: Callable[[str], None] = print, steps: int = 5) -> dict:
     """The built-in digits MLP under stuck-at faults, unprotected and protected.
 
     The MLP runs on an array of ``cfg``'s size and dataflow, with stuck-at faults in PE registers
@@ -271,7 +287,7 @@ def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
     rep = run_campaign(spec, out, workers=0, progress=False, log=lambda *a, **k: None)
     prot, clean = rep["protections"], rep["fault_free"]
     n = next(iter(prot.values()))["faults"]
-    say(f"[5/5] digits-mlp (int8) on a {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()} array: "
+    say(f"[5/{steps}] digits-mlp (int8) on a {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()} array: "
         f"{n} stuck-at faults (PE registers and MAC logic, 001 Eq. 4.7 sample) × "
         f"{DEMO_IMAGES} test images in {time.perf_counter() - t0:.0f} s:")
     summary = {}
@@ -292,3 +308,46 @@ def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
                          "misprediction_coverage": p.get("misprediction_coverage")}
     return {"faults": n, "images": DEMO_IMAGES, "protections": summary,
             "report": str(Path(out) / "campaign.json")}
+
+
+def compare_protections(spec, out: Path, *, say: Callable[[str], None] = print,
+                        steps: int = 6) -> dict:
+    """The demo's headline: every protection of ``spec`` on the same faults, beside its costs.
+
+    :func:`app.compare.compare` into ``out`` (resumed when it is already there; synthesis
+    figures from the per-configuration cache), then per protection one line: accuracy under
+    faults with its 95 % interval (Student t over the trials), critical SDC with its Wilson
+    interval, and the area and energy overheads on the unprotected array; then the
+    protections no other beats on accuracy at lower area / energy.
+    """
+    from ftaccel.app.campaign_report import share_text
+    from ftaccel.app.compare import compare  # (heavy: synthesis flow, Dask)
+
+    t0 = time.perf_counter()
+    rep = compare(spec, out, progress=False, log=lambda *a, **k: None)
+    rows = rep["protections"]
+    where = (f"at rate {rep['rate']:g}" if rep.get("rate") is not None
+             else "under register faults")
+    if rep.get("chips"):  # HAS's chip pinned: the table's accuracy is on that chip
+        where += ", on the pinned chip"
+    say(f"[{steps}/{steps}] {len(rows)} protections of {rep['model']} on the same faults "
+        f"({where}, {rep['images']} images) in {time.perf_counter() - t0:.0f} s "
+        f"({len(rep['timing']['synthesised'])} configurations synthesised, "
+        f"{len(rep['timing']['from_cache'])} from the cache):")
+    width = max(len(p) for p in rows)
+    for p, r in rows.items():
+        m, lo, hi = r["accuracy"]
+        crit = r["critical_sdc"]
+        ov = r["overheads"]
+        cost = "the baseline" if p == "none" else ", ".join(
+            f"{what} {ov[key]:+.0f} %" for key, what in (("area", "area"), ("energy", "energy"))
+            if ov.get(key) is not None)
+        say(f"      {p:<{width}} under faults {m:.1%} ({lo:.1%}–{hi:.1%}), critical SDC "
+            f"{share_text(crit)}" + (f"; {cost}" if cost else ""))
+    for key, what in (("area_um2", "area"), ("energy_uj", "energy")):
+        if key in rep["pareto"]:
+            say(f"      not dominated on mean accuracy vs {what}: {', '.join(rep['pareto'][key])}")
+    return {"report": str(Path(out) / "compare.json"), "rate": rep.get("rate"),
+            "protections": {p: {"accuracy": r["accuracy"], "critical_sdc": r["critical_sdc"],
+                                "overheads": r["overheads"]} for p, r in rows.items()},
+            "pareto": rep["pareto"], "seconds": round(time.perf_counter() - t0, 1)}

@@ -53,7 +53,16 @@ top-1 prediction changed); ``critical`` (some top-1 prediction changed); ``detec
 (a Sanity-Check alarm fired; which alarm is recorded, and whether the prediction changed,
 for the coverage of error-caused mispredictions, 000 Fig. 6.10); ``corrected`` (no effect
 under this protection while the same fault changed the unprotected network's logits: the
-protection's unit corrected it).
+protection's unit corrected it); ``repaired`` (the protection *acted* — it bypassed the faulty
+PEs, or the copies of a protected neuron disagreed and the LCU corrected or the voter voted —
+and nothing of the fault got past it, yet the output differs from the fault-free one: a
+pruned PE's missing products, an LCU that lets a 1→0 flip through; degraded, not silently
+corrupted, so it is never counted as critical SDC; its top-1 changes are counted apart).
+Whether the fault got past the protection is decided product by product
+(:class:`WatchingEngine`): the faulty product, repaired, against the same product without
+the fault but with the same repair (the same bypass map; the LCU and voter columns left
+out).  A sweep's trials at rate 0 inject nothing: they are ``fault_free``, never counted as
+faults.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ftaccel import units
+from ftaccel.golden import units as golden_units
 from ftaccel.golden.array import pass_starts, temporal_stream_len
 from ftaccel.golden.fault_models import (
     PROFILE_MODES,
@@ -77,21 +88,32 @@ from ftaccel.golden.faults import Fault, sample_size
 from ftaccel.golden.mapping import tiles
 from ftaccel.golden.network import LayerOptions, Model, product_layers, run, state_at
 
-__all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "Context",
-           "RegisterPopulation", "flip_cycle", "classify", "evaluate_register_fault",
-           "evaluate_trial", "statistical_size", "z_value", "wilson", "mean_ci",
-           "layer_dims", "faulted_nodes"]
+__all__ = ["Protection", "PROTECTION_KINDS", "FAULT_MODELS", "OUTCOMES", "TRACE_OUTCOMES",
+           "REPAIRING", "Context", "WatchingEngine", "RegisterPopulation", "flip_cycle",
+           "classify", "evaluate_register_fault", "evaluate_trial", "statistical_size",
+           "margin_of", "z_value", "wilson", "mean_ci", "layer_dims", "faulted_nodes"]
 
-PROTECTION_KINDS = ("none", "afd", "median", "sanity", "bypass", "lcu", "tmr")
+#: The protection kinds: ``none``, every unit's (:func:`ftaccel.units.protection_kinds`) and
+#: ``has`` (a neuron permutation, no hardware).  Kinds combine with ``+`` (``sanity+bypass``).
+PROTECTION_KINDS = (*units.protection_kinds(), "has")
+#: Kinds that repair rather than detect: their acting is watched (:class:`WatchingEngine`).
+REPAIRING = ("bypass", "lcu", "tmr")
 FAULT_MODELS = ("register", "bit_errors", "pe_profile", "pe_bypass")
-OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected")
+#: Outcome classes of a fault (the shares of a protection are over these).
+OUTCOMES = ("masked", "sdc", "critical", "detected", "corrected", "repaired")
+#: Every value of the trace's ``outcome``: a sweep's trials at rate 0 are ``fault_free``.
+TRACE_OUTCOMES = (*OUTCOMES, "fault_free")
 
 
 # -- protections -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Protection:
-    """One protection: configuration changes and run-time unit options."""
+    """One protection: configuration changes and run-time unit options.
+
+    ``kind`` is one kind or a combination joined by ``+`` (``sanity+bypass``): the kinds'
+    configuration changes and unit options together.
+    """
 
     name: str
     kind: str
@@ -102,31 +124,51 @@ class Protection:
     #: afd / median: the product layers (names) whose inputs the unit filters; the unit is
     #: switched off at run time for the others (None: every product layer)
     layers: tuple | None = None
-    #: lcu / tmr: the protected model (copies added) and its per-layer
+    #: lcu / tmr: the protected model (copies added); lcu / tmr / has: its per-layer
     #: :class:`golden.network.LayerOptions` (placement permutation, split, lcu_pairs or
-    #: tmr_triples); None: the campaign's model
+    #: tmr_triples); None: the campaign's model and permutation
     model: object = field(default=None, compare=False, repr=False)
     options: dict | None = field(default=None, compare=False, repr=False)
-    #: lcu / tmr: what was protected (NVF threshold or file, critical and hidden neurons)
+    #: lcu / tmr / has: what was protected (NVF threshold or file, critical and hidden
+    #: neurons; the permutation file)
     info: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds this protection combines (one for a single kind)."""
+        return tuple(self.kind.split("+"))
+
+    def has(self, kind: str) -> bool:
+        """Whether ``kind`` is one of this protection's kinds."""
+        return kind in self.kinds
+
+    @property
+    def repairs(self) -> bool:
+        """Whether it repairs (bypass, LCU, TMR): its acting is watched."""
+        return any(self.has(k) for k in REPAIRING)
+
     def layer_units(self, model: Model) -> dict:
-        """Per product layer, the unit options that switch this protection's unit off."""
-        if self.layers is None or self.kind not in ("afd", "median"):
+        """Per product layer, the unit options that switch this protection's filters off."""
+        if self.layers is None or not (self.has("afd") or self.has("median")):
             return {}
         out = {}
         for i in product_layers(model):
             if model.layers[i].name in self.layers:
                 continue
-            out[i] = ({"afd": {**self.units["afd"], "enable": 0}} if self.kind == "afd"
-                      else {"median_enable": False})
+            off: dict = {}
+            if self.has("afd"):
+                off["afd"] = {**self.units["afd"], "enable": 0}
+            if self.has("median"):
+                off["median_enable"] = False
+            out[i] = off
         return out
 
     @property
     def unit(self) -> str:
-        """The unit that detects or corrects, as named in the trace."""
-        return {"none": "", "afd": "afd", "median": f"median{self.config.get('median', '')}",
-                "sanity": "sanity", "bypass": "bypass", "lcu": "lcu", "tmr": "tmr"}[self.kind]
+        """The unit(s) that detect or correct, as named in the trace."""
+        names = {"afd": "afd", "median": f"median{self.config.get('median', '')}",
+                 "sanity": "sanity", "bypass": "bypass", "lcu": "lcu", "tmr": "tmr"}
+        return "+".join(names[k] for k in self.kinds if k in names)
 
     def cfg(self, base):
         """The configuration ``base`` with this protection's changes."""
@@ -145,8 +187,24 @@ def statistical_size(population: int, margin: float, confidence: float) -> int:
     return sample_size(population, e=margin, t=z_value(confidence))
 
 
+def margin_of(n: int, population: int, confidence: float) -> float:
+    """The error margin ``e`` a sample of ``n`` of ``population`` gives: 001 Eq. 4.7 solved for e.
+
+    p = 0.5 (the worst case), with the finite-population correction of Eq. 4.7:
+    ``e = t·sqrt(p(1−p)/n · (N−n)/(N−1))``; 0 when the sample is the whole population, 1 for
+    an empty sample.
+    """
+    if n <= 0:
+        return 1.0
+    if n >= population:
+        return 0.0
+    t = z_value(confidence)
+    fpc = (population - n) / (population - 1) if population > 1 else 0.0
+    return float(t * math.sqrt(0.25 / n * fpc))
+
+
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n."""
+    """Wilson score interval of a proportion k/n (``(0, 1)`` for an empty sample)."""
     if n == 0:
         return (0.0, 1.0)
     z = z_value(confidence)
@@ -154,7 +212,8 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
+    # at k = 0 and k = n the bound is exactly 0 or 1 (the formula leaves rounding dust)
+    return (0.0 if k == 0 else max(0.0, mid - half), 1.0 if k == n else min(1.0, mid + half))
 
 
 #: Student-t 97.5 % quantiles for 1 … 30 degrees of freedom (then the normal 1.96).
@@ -210,13 +269,14 @@ def faulted_nodes(model: Model) -> dict[str, list[str]]:
 
 @dataclass
 class Clean:
-    """A protection's fault-free run: logits, predictions, every layer's output."""
+    """A protection's fault-free run: logits, predictions, every layer's output and cycles."""
 
     cfg: object
     units: dict
     logits: np.ndarray
     outputs: list
     alarms: int
+    layers: list = field(default_factory=list)
 
 
 class Context:
@@ -229,8 +289,12 @@ class Context:
     """
 
     def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray, base_cfg,
-                 protections: list[Protection], permutations: dict | None = None):
+                 protections: list[Protection], permutations: dict | None = None,
+                 profile: tuple | None = None):
         self.model, self.x, self.labels, self.base = model, x, labels, base_cfg
+        #: the pinned chip of ``pe_profile`` faults: (R×C rates, its FR_max), or None
+        self.profile = None if profile is None else (np.asarray(profile[0], np.float64),
+                                                     float(profile[1]))
         self.protections = protections
         self.permutations = {int(k): np.asarray(v, dtype=np.int64)
                              for k, v in (permutations or {}).items()}
@@ -246,7 +310,8 @@ class Context:
             res = run(self.model_of(p), x, FastFaultEngine(cfg), units=units, record=True,
                       options=self.options(p))
             self.clean[p.name] = Clean(cfg, units, res.logits, res.outputs,
-                                       sum(sum(st.alarms.values()) for st in res.layers))
+                                       sum(sum(st.alarms.values()) for st in res.layers),
+                                       list(res.layers))
 
     def model_of(self, protection: Protection) -> Model:
         """The model ``protection`` runs: its protected model, or the campaign's."""
@@ -272,6 +337,10 @@ class Context:
         """Top-1 accuracy of ``logits`` against the labels."""
         return float(np.mean(np.argmax(logits, axis=1) == self.labels))
 
+    def cycles(self, protection: Protection) -> int:
+        """Accelerator cycles of ``protection``'s fault-free run over every image."""
+        return int(sum(st.cycles for st in self.clean[protection.name].layers))
+
     def run(self, protection: Protection, *, start: int = 0, options=None, units=None,
             one_layer: bool = False, full: bool = False):
         """The network run under ``protection`` from layer ``start`` on the fast fault engine.
@@ -284,22 +353,40 @@ class Context:
         ``full``: recompute everything from ``start`` (the reference the fast path is tested
         against).
         """
+        return self.run_watched(protection, start=start, options=options, units=units,
+                                one_layer=one_layer, full=full)[0]
+
+    def run_watched(self, protection: Protection, *, start: int = 0, options=None,
+                    units=None, one_layer: bool = False, full: bool = False):
+        """:meth:`run`, and whether a repair acted and whether the fault got past it.
+
+        Returns ``(inference, acted, leaked)``: for a repairing protection
+        (:attr:`Protection.repairs`) as :class:`WatchingEngine` records them, which compares
+        whole products and so runs every layer from ``start`` in full; ``(…, False, False)``
+        for the others.
+        """
         c = self.clean[protection.name]
         model = self.model_of(protection)
         units = {**c.units, **(units or {})}
         options = self.options(protection, options)
         # the clean runs were overflow-checked; check_fit bounds every partial sum for any
         # int8 input, so the faulty runs need not check again
+        if protection.repairs:
+            engine = WatchingEngine(c.cfg, checked=False)
+            x = state_at(model, self.x, c.outputs, start)
+            res = run(model, x, engine, units=units, options=options, start=start)
+            return res, engine.acted, engine.leaked
         if full:
             x = state_at(model, self.x, c.outputs, start)
             return run(model, x, FastFaultEngine(c.cfg, checked=False), units=units,
-                       options=options, start=start)
+                       options=options, start=start), False, False
         caches = self.__dict__.setdefault("_clean_acc", {})
         engine = FastFaultEngine(c.cfg, checked=False, restrict=True,
                                  clean_cache=caches.setdefault(protection.name, {}),
                                  clean_input=start)
         return run_from(model, self.x, c.outputs, c.logits, engine, start=start,
-                        options=options, units=units, one_layer=one_layer and not c.alarms)
+                        options=options, units=units,
+                        one_layer=one_layer and not c.alarms), False, False
 
 
 def _merge(options: dict | None, layer_units: dict, base: dict | None = None) -> dict | None:
@@ -318,6 +405,71 @@ def _merge(options: dict | None, layer_units: dict, base: dict | None = None) ->
         out[i] = LayerOptions(fault=o.fault, units={**b.units, **layer_units.get(i, {}),
                                                     **o.units}, permutation=perm)
     return out
+
+
+# -- watching a repair -------------------------------------------------------------------------
+
+#: Units keys that carry a fault model's perturbation (not a protection's).
+_FAULT_KEYS = ("errors", "stored_weights", "act_errors")
+#: Units keys of the corrections after a layer: the LCU's pairs, the voter's triples.
+_GROUP_KEYS = ("lcu_pairs", "tmr_triples")
+
+
+class WatchingEngine(FastFaultEngine):
+    """The fast fault model, watching whether a repair acted and whether the fault got past it.
+
+    Results are the fast model's, bit for bit.  Per product it also records:
+
+    ``acted``
+        PEs were bypassed (a non-empty bypass map), or the copies of a protected neuron
+        disagreed before the LCU corrected or the voter voted them (in a fault-free run they
+        are bit-identical: Ahmadilivani 2025 §4.3.1, the split halves; the TMR copies).
+    ``leaked``
+        In a product that carries the fault, the repaired result differs from the same product
+        computed without the fault but with the same repair (the same bypass map and
+        corrections) in a column no correction covers: the fault reached the output past the
+        protection.  Columns of a pair or triple are the correction's own: what it leaves there
+        (an LCU passes a 1→0 flip) is the repair's degradation.
+    """
+
+    def __init__(self, cfg, *, checked: bool = True):
+        super().__init__(cfg, checked=checked)
+        self.acted = False
+        self.leaked = False
+
+    def product(self, p):
+        """The product ``p`` (as :class:`golden.fault_models.FastFaultEngine`), watched."""
+        import dataclasses
+
+        units = dict(p.units)
+        groups = {k: units.pop(k) for k in _GROUP_KEYS
+                  if units.get(k) is not None and len(units[k])}
+        bmap = units.get("bypass_map")
+        if bmap is not None and np.any(bmap):
+            self.acted = True
+        res = super().product(dataclasses.replace(p, units=units))
+        if not groups and not self._faulty(p, units):
+            return res
+        opts = golden_units.options(self.cfg, {**units, **groups})
+        raw = res.q
+        res.q = golden_units.correct(self.cfg, raw, opts)  # the engine's own order: after
+        covered = np.zeros(raw.shape[1], dtype=bool)
+        for g in groups.values():
+            g = np.asarray(g, dtype=np.int64).reshape(len(g), -1)
+            covered[g.ravel()] = True
+            if np.any(raw[:, g] != raw[:, g[:, :1]]):
+                self.acted = True
+        if self._faulty(p, units):
+            clean_units = {k: v for k, v in units.items() if k not in _FAULT_KEYS}
+            ref = super().product(dataclasses.replace(p, fault=None, units=clean_units)).q
+            ref = golden_units.correct(self.cfg, ref, opts)
+            if np.any((res.q != ref)[:, ~covered]):
+                self.leaked = True
+        return res
+
+    @staticmethod
+    def _faulty(p, units) -> bool:
+        return p.fault is not None or any(units.get(k) is not None for k in _FAULT_KEYS)
 
 
 # -- register-fault population -----------------------------------------------------------------
@@ -385,6 +537,19 @@ class RegisterPopulation:
         """The number of register faults."""
         return self.size
 
+    def class_sizes(self) -> dict[tuple[str, str], int]:
+        """The population of each site class: ``(register, "stuck-at" | "flip") → faults``."""
+        R, C = self.cfg.rows, self.cfg.cols
+        out: dict[tuple[str, str], int] = {}
+        for reg, _bit in self.rb:
+            if self.stuck_modes:
+                key = (reg, "stuck-at")
+                out[key] = out.get(key, 0) + R * C * len(self.stuck_modes)
+            for (_li, _M, _K, _N, n_pass, per, _count) in self.segments:
+                key = (reg, "flip")
+                out[key] = out.get(key, 0) + n_pass * per * R * C
+        return out
+
     def describe(self, index: int) -> dict:
         """The fault with this index as a dict (layer None = every product layer)."""
         if not 0 <= index < self.size:
@@ -414,20 +579,25 @@ class RegisterPopulation:
 
 # -- outcome classes ---------------------------------------------------------------------------
 
-def classify(clean_logits, logits, alarm: bool, baseline_changed: bool | None) -> dict:
-    """Outcome of one fault under one protection, with the counts it rests on."""
+def classify(clean_logits, logits, alarm: bool, baseline_changed: bool | None,
+             repaired: bool = False) -> dict:
+    """Outcome of one fault under one protection, with the counts it rests on.
+
+    ``repaired``: the protection acted and nothing of the fault got past it
+    (:class:`WatchingEngine`); a changed output is then ``repaired``, not SDC.
+    """
     changed = np.any(logits != clean_logits, axis=1)
     top1 = np.argmax(logits, axis=1) != np.argmax(clean_logits, axis=1)
     if alarm:
         outcome = "detected"
+    elif not changed.any():
+        outcome = "corrected" if baseline_changed else "masked"
+    elif repaired:
+        outcome = "repaired"
     elif top1.any():
         outcome = "critical"
-    elif changed.any():
-        outcome = "sdc"
-    elif baseline_changed:
-        outcome = "corrected"
     else:
-        outcome = "masked"
+        outcome = "sdc"
     return {"outcome": outcome, "logits_changed": int(changed.sum()),
             "top1_changed": int(top1.sum())}
 
@@ -437,15 +607,21 @@ def _alarm_name(spatial: int, temporal: int) -> str:
         "temporal" if temporal else ""
 
 
-def _row(ctx: Context, prot: Protection, res, baseline_changed, extra: dict) -> dict:
+def _row(ctx: Context, prot: Protection, ran, baseline_changed, extra: dict,
+         fault_free: bool = False) -> dict:
+    res, acted, leaked = ran
     clean = ctx.clean[prot.name]
     sp = sum(st.alarms.get("spatial", 0) for st in res.layers)
     tp = sum(st.alarms.get("temporal", 0) for st in res.layers)
-    cls = classify(clean.logits, res.logits, bool(sp or tp), baseline_changed)
+    cls = classify(clean.logits, res.logits, bool(sp or tp), baseline_changed,
+                   repaired=acted and not leaked)
+    if fault_free:  # nothing was injected: a fault-free trial, not a masked fault
+        cls["outcome"] = "fault_free"
     acc = ctx.accuracy(res.logits)
-    unit = prot.unit if cls["outcome"] in ("detected", "corrected") else ""
+    unit = prot.unit if cls["outcome"] in ("detected", "corrected", "repaired") else ""
     return {**extra, "protection": prot.name, **cls, "alarm": _alarm_name(sp, tp),
-            "spatial_alarms": sp, "temporal_alarms": tp, "unit": unit, "accuracy": acc,
+            "spatial_alarms": sp, "temporal_alarms": tp, "unit": unit,
+            "acted": int(bool(acted)) if prot.repairs else "", "accuracy": acc,
             "accuracy_drop": ctx.accuracy(clean.logits) - acc}
 
 
@@ -466,7 +642,7 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int, *,
         clean = ctx.clean[prot.name]
         cfg = clean.cfg
         units = {}
-        if prot.kind == "bypass" and desc["layer"] is None:
+        if prot.has("bypass") and desc["layer"] is None:
             # a permanent fault is known (tested) and its PE bypassed; a flip is not
             bmap = np.zeros((cfg.rows, cfg.cols), bool)
             bmap[desc["row"], desc["col"]] = True
@@ -483,8 +659,8 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int, *,
             f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cycle)
             opts = {desc["layer"]: LayerOptions(fault=f)}
             start = desc["layer"]
-        res = ctx.run(prot, start=start, options=opts, units=units,
-                      one_layer=desc["layer"] is not None, full=full)
+        ran = ctx.run_watched(prot, start=start, options=opts, units=units,
+                              one_layer=desc["layer"] is not None, full=full)
         extra = {"fault_id": fault_id, "model": "register", "site": desc["register"],
                  "pe_row": desc["row"], "pe_col": desc["col"], "register": desc["register"],
                  "bit": desc["bit"], "mode": desc["mode"], "cycle": -1 if cycle is None
@@ -492,29 +668,49 @@ def evaluate_register_fault(ctx: Context, desc: dict, fault_id: int, *,
                  ctx.model.layers[desc["layer"]].name,
                  "tile": -1 if desc["tile"] is None else desc["tile"],
                  "vector": -1 if desc["vector"] is None else desc["vector"],
-                 "rate": math.nan, "trial": -1}
-        row = _row(ctx, prot, res, base_changed, extra)
+                 "rate": math.nan, "trial": -1, "chip": ""}
+        row = _row(ctx, prot, ran, base_changed, extra)
         if prot.kind == "none":
             base_changed = row["logits_changed"] > 0
         rows.append(row)
     return rows
 
 
+#: Which chip a ``pe_profile`` trial runs on: a profile drawn for the trial, or the pinned one.
+CHIPS = ("fresh", "pinned")
+
+
+def trial_profile(ctx: Context, cfg, rate: float, chip: str, rng) -> np.ndarray:
+    """The R×C per-PE rates of one ``pe_profile`` trial.
+
+    ``fresh``: 003 §4.2, every PE's rate drawn U(0, ``rate``); ``pinned``: the campaign's
+    pinned chip (``[faults] profile``) with its rates scaled by ``rate`` / its FR_max, so that
+    its weak PEs stay its weak PEs at every swept rate and the profile's own FR_max runs it
+    exactly as written.
+    """
+    if chip == "pinned":
+        prof, fr_max = ctx.profile
+        return prof * (rate / fr_max) if fr_max > 0 else prof * 0.0
+    return pe_profile(cfg.rows, cfg.cols, rate, rng)
+
+
 def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                    fault_id: int, *, targets=("weights",), profile_mode: str = "bitflip",
-                   bits=None) -> list[dict]:
+                   bits=None, chip: str = "fresh") -> list[dict]:
     """One trial of a rate-driven fault model under every protection.
 
-    Each protection replays the same seeded generator, so bit errors and bypass maps are the same
-    draws for all; a profile's error instances are drawn over each protection's own steps (a
-    temporal checksum streams more vectors), so they agree where the schedules agree.
+    Each protection replays the same seeded generator, so bit errors, profiles and bypass maps
+    are the same draws for all; a profile's error instances are drawn over each protection's
+    own steps (a temporal checksum streams more vectors), so they agree where the schedules
+    agree.  ``chip`` (``pe_profile``): a profile drawn for the trial or the pinned one
+    (:func:`trial_profile`).  A trial at rate 0 injects nothing: its rows are ``fault_free``.
     """
     rows, base_changed = [], None
     for prot in _ordered(ctx):
         rng = np.random.default_rng(np.random.SeedSequence([seed, fault_id]))
         clean = ctx.clean[prot.name]
         cfg = clean.cfg
-        opts, units, extra_units = {}, {}, {}
+        opts, units = {}, {}
         model = ctx.model_of(prot)
         base = ctx.base_options(prot)
         if kind == "bit_errors":
@@ -530,12 +726,12 @@ def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
                     lu["act_errors"] = (rate, int(rng.integers(1 << 62)))
                 opts[i] = LayerOptions(units=lu)
         elif kind == "pe_profile":
-            prof = pe_profile(cfg.rows, cfg.cols, rate, rng)
+            prof = trial_profile(ctx, cfg, rate, chip, rng)
             for (i, M, K, N) in ctx.dims_of(prot):
                 errs = profile_errors(cfg, prof, M, K, N, profile_mode, rng, bits=bits,
                                       temporal_batch=clean.units.get("temporal_batch"))
                 opts[i] = LayerOptions(units={"errors": errs})
-            if prot.kind == "bypass":
+            if prot.has("bypass"):
                 units["bypass_map"] = (prof > 0) & (prof >= prot.threshold * rate)
         elif kind == "pe_bypass":
             units["bypass_map"] = rng.random((cfg.rows, cfg.cols)) < rate
@@ -543,14 +739,15 @@ def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
             raise ValueError(f"fault model {kind!r}")
         if kind == "pe_bypass" and not cfg.bypass:
             continue  # bypass needs the bypass hardware: only protections that have it
-        res = ctx.run(prot, options=opts, units={**units, **extra_units})
+        ran = ctx.run_watched(prot, options=opts, units=units)
         extra = {"fault_id": fault_id, "model": kind, "site": "+".join(targets)
                  if kind == "bit_errors" else "pe", "pe_row": -1, "pe_col": -1,
                  "register": "psum" if kind == "pe_profile" else "",
                  "bit": -1, "mode": profile_mode if kind == "pe_profile" else
                  "flip" if kind == "bit_errors" else "bypass", "cycle": -1, "layer": "all",
-                 "tile": -1, "vector": -1, "rate": rate, "trial": trial}
-        row = _row(ctx, prot, res, base_changed, extra)
+                 "tile": -1, "vector": -1, "rate": rate, "trial": trial,
+                 "chip": chip if kind == "pe_profile" else ""}
+        row = _row(ctx, prot, ran, base_changed, extra, fault_free=rate == 0)
         if kind == "pe_bypass":
             row["bypass_rate"] = float(np.mean(units["bypass_map"]))
         if prot.kind == "none":
@@ -559,4 +756,4 @@ def evaluate_trial(ctx: Context, kind: str, rate: float, trial: int, seed: int,
     return rows
 
 
-__all__ += ["PROFILE_MODES", "Clean"]
+__all__ += ["PROFILE_MODES", "Clean", "CHIPS", "trial_profile"]

@@ -31,6 +31,10 @@ The names most users need are available at the top (loaded on first use, so that
                           ``timing=True`` / ``power=True`` add OpenSTA's paths and power
 ``energy_per_inference``  power × cycles / f of a network run (from a report or the cache)
 ``Network``               a quantised DNN run on the golden model, the cycle model or the RTL
+``run_campaign``          a fault campaign on a network (a TOML spec or a plain dict)
+``compare``               every protection on the same faults: accuracy under faults beside
+                          area, power, Fmax, cycles and energy (``compare.json``/``.md``,
+                          ``pareto.png``)
 ========================  ===============================================================
 """
 
@@ -54,6 +58,8 @@ _API = {
     "synthesize": "ftaccel.synth.flow",
     "energy_per_inference": "ftaccel.synth.energy",
     "Network": "ftaccel.app.network",
+    "run_campaign": "ftaccel.app.campaign",
+    "compare": "ftaccel.app.compare",
 }
 
 __all__ = ["__version__", *_API]

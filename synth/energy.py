@@ -8,9 +8,11 @@ charged per cycle at that clock too).
 The power and timing sections of every ``synthesize(..., timing/power)`` run are stored per
 configuration in the user cache (``<cache>/ppa/<config sha256>.json``, written by
 :func:`store`, read by :func:`lookup`): ``rtlgen infer --energy`` and the trade-off report
-(``rtlgen compare``, a later issue) read them instead of synthesising again.  An entry holds
-the configuration, the Liberty, the clock, the activity source (the default toggle rate, or
-the workload), the power totals and per unit, and the design's Fmax.
+(``rtlgen compare``) read them instead of synthesising again.  An entry holds the
+configuration, the Liberty, the clock, the activity source (the default toggle rate, or the
+workload), the power totals and per unit, the design's Fmax and its area (totals,
+denominators, units, the rows beside the seeds); a synthesis without power keeps its area
+alone (kind ``area``).
 
 API
 ---
@@ -100,26 +102,43 @@ class Energy:
                 f"{self.activity})")
 
 
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The reusable part of a synthesis report with power (and timing)."""
+def _area(report: dict[str, Any]) -> dict[str, Any]:
+    """The area part of a synthesis report: totals, denominators, units, seed rows."""
+    return {
+        "area_totals": report.get("totals"), "primary_metric": report.get("primary_metric"),
+        "area_denominators": report.get("denominators"),
+        "area_units": [{k: u.get(k) for k in ("unit", "kind", "inside_pe", "transistors",
+                                              "area_um2") if k in u}
+                       for u in report.get("units") or []],
+        "beside_the_seeds": report.get("beside_the_seeds"),
+    }
+
+
+def _summary(report: dict[str, Any], *, area_only: bool = False) -> dict[str, Any]:
+    """The reusable part of a synthesis report with power (and timing), and its area.
+
+    ``area_only``: a report without power gives its area part alone (kind ``area``).
+    """
     pw, tm = report.get("power") or {}, report.get("timing") or {}
-    if not pw:
+    if not pw and not area_only:
         raise ConfigError("report", report.get("files", {}).get("json"),
                           "a synthesis report with power (synthesize(..., power=True))")
-    act = pw["activity"]
+    act = pw.get("activity") or {}
+    kind = "area" if not pw else "default" if act.get("source") == "default" else "workload"
     return {
         "schema": _SCHEMA,
         "config": (report.get("design") or {}).get("config"),
         "liberty": (report.get("tool") or {}).get("liberty"),
-        "clock_mhz": pw["clock_mhz"], "voltage_v": pw.get("voltage_v"),
-        "activity": act,
-        "activity_kind": "default" if act.get("source") == "default" else "workload",
-        "power_total": pw["total"], "power_units": pw.get("units"),
+        "clock_mhz": pw.get("clock_mhz"), "voltage_v": pw.get("voltage_v"),
+        "activity": act or None,
+        "activity_kind": kind,
+        "power_total": pw.get("total"), "power_units": pw.get("units"),
         "power_denominators": pw.get("denominators"),
         "fmax_mhz": (tm.get("design") or {}).get("fmax_mhz"),
         "min_period_ns": (tm.get("design") or {}).get("min_period_ns"),
         "mac_path": tm.get("mac_path"), "timing_units": tm.get("units"),
         "report": (report.get("files") or {}).get("json"),
+        **_area(report),
     }
 
 
@@ -134,23 +153,25 @@ def _entry_path(config: dict[str, Any], kind: str, folder: Path | None) -> Path:
 
 
 def store(report: dict[str, Any], *, folder: Path | None = None) -> Path | None:
-    """Keep ``report``'s power and timing for its configuration; the entry's path.
+    """Keep ``report``'s area, power and timing for its configuration; the entry's path.
 
     One entry per configuration and activity kind (``default`` or ``workload``: a measured
-    workload never gives way to the default).  None when the report has no power or no
-    configuration header.
+    workload never gives way to the default; ``area`` for a report without power).  None
+    when the report has no configuration header.
     """
-    if not report.get("power"):
-        return None
-    summary = _summary(report)
+    summary = _summary(report, area_only=True)
     if not summary["config"]:
         return None
     return write_json(_entry_path(summary["config"], summary["activity_kind"], folder), summary)
 
 
-def lookup(config: dict[str, Any], *, folder: Path | None = None) -> dict[str, Any] | None:
-    """The stored figures of ``config`` (a measured workload's before the default), or None."""
-    for kind in ("workload", "default"):
+def lookup(config: dict[str, Any], *, folder: Path | None = None,
+           power: bool = True) -> dict[str, Any] | None:
+    """The stored figures of ``config`` (a measured workload's before the default), or None.
+
+    ``power=False``: an area-only entry (kind ``area``) will do too, after those with power.
+    """
+    for kind in ("workload", "default", *(() if power else ("area",))):
         path = _entry_path(config, kind, folder)
         if path.is_file():
             try:

@@ -58,6 +58,7 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, is_int
 from ftaccel.synth import report as report_mod
 from ftaccel.synth.activity import Activity, read_waveform
+from ftaccel.synth.energy import store
 from ftaccel.synth.netlist import Dedup, deduplicate, format_of, plain_name, read_config, spell
 from ftaccel.synth.ppa import analyse, check_clock
 from ftaccel.synth.sta import TIMED_MAX_FANOUT, StaError, StaMissing, require_sta
@@ -324,8 +325,8 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
     workload : str
         What the ``activity`` waveform ran (for the report).
 
-    The power and timing figures are also kept per configuration for reuse
-    (:func:`synth.energy.store`: ``rtlgen infer --energy``, the trade-off report).
+    The area, power and timing figures are also kept per configuration for reuse
+    (:func:`synth.energy.store`: ``rtlgen infer --energy``, ``rtlgen compare``).
 
     Returns
     -------
@@ -408,10 +409,7 @@ def synthesize(verilog: Path, top: str, out_dir: Path, *, liberty: Path | None |
         report["sta_elapsed_s"] = ppa["elapsed_s"]
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     report_mod.write_reports(report, out_dir)
-    if power:
-        from ftaccel.synth.energy import store
-
-        report["ppa_cache"] = str(store(report))
+    report["ppa_cache"] = str(store(report))
     return report
 
 

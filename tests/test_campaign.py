@@ -257,11 +257,21 @@ def test_sweeps(tmp_path, model, extra, rate):
     rows = _trace(tmp_path / "out")
     assert (tmp_path / "out" / "accuracy_vs_rate.png").is_file()
     zero = [r for r in rows if float(r["rate"]) == 0.0]
-    assert zero and all(r["outcome"] in ("masked", "corrected") for r in zero)
+    # rate 0 injects nothing: fault-free runs, equal to the clean run, never counted as faults
+    assert zero and all(r["outcome"] == "fault_free" and r["logits_changed"] == "0"
+                        for r in zero)
     hit = [r for r in rows if float(r["rate"]) == rate]
     assert any(r["outcome"] != "masked" for r in hit)
     e = report["protections"]["bypass"]["by_rate"][repr(rate)]
     assert e["trials"] == 2 and e["ci95"][0] <= e["accuracy"] <= e["ci95"][1]
+    for name, prot in report["protections"].items():
+        assert prot["faults"] == len([r for r in hit if r["protection"] == name])
+        assert prot["fault_free_trials"] == 2 and sum(prot["outcomes"].values()) == 2
+        assert report["protections"][name]["by_rate"]["0.0"]["fault_free"]
+    if model == "pe_bypass":  # every hit bypasses PEs: the protection acted
+        assert all(r["acted"] == "1" for r in hit if r["protection"] == "bypass")
+        assert all(r["outcome"] in ("repaired", "masked") for r in hit
+                   if r["protection"] == "bypass")
     if model == "pe_bypass":  # independently: the seeded map, the functional engine
         ctx = build_context(load_spec(spec))
         for r in hit:
@@ -385,7 +395,7 @@ def test_campaign_with_a_permutation(tmp_path, schedule):
         (tmp_path / "plain" / "campaign.json").read_text())["fault_free"]["none"]["accuracy"]
     for a, b in zip(plain, perm, strict=True):
         if float(a["rate"]) == 0.0:  # no error: the permuted network is the plain one
-            assert a["accuracy"] == b["accuracy"] and b["outcome"] == "masked"
+            assert a["accuracy"] == b["accuracy"] and b["outcome"] == "fault_free"
     # with errors: the fast fault model with the permutation, drawn as the campaign draws
     ctx = build_context(load_spec(spec))
     opts_perm = {i: np.asarray(e["permutation"]) for i, e in enumerate(doc["layers"])}

@@ -189,6 +189,7 @@ kind = "none"
 
 [[protections]]
 kind = "sanity"
+name = "sanity"
 checksum = "both"
 {batch}
 [[protections]]
@@ -228,7 +229,7 @@ def test_campaign_fig_6_10_on_is_and_os(tmp_path, dataflow):
         batch="temporal_batch = 3\n" if dataflow == "is" else ""))
     run_campaign(spec_path, tmp_path / "out", workers=0, progress=False)
     data = json.loads((tmp_path / "out" / "campaign.json").read_text())
-    sanity = data["protections"]["sanity-both"]
+    sanity = data["protections"]["sanity"]
     cov = sanity["misprediction_coverage"]
     print(f"{dataflow}: {cov['detected']}/{cov['faults']} error-caused mispredictions detected")
     assert cov["faults"] > 0 and cov["detected"] == cov["faults"], cov
@@ -244,14 +245,14 @@ def test_campaign_fig_6_10_on_is_and_os(tmp_path, dataflow):
     with (tmp_path / "out" / "trace.csv").open() as fh:
         import csv
 
-        rows = [r for r in csv.DictReader(fh) if r["protection"] == "sanity-both"]
+        rows = [r for r in csv.DictReader(fh) if r["protection"] == "sanity"]
     for r in rows[:2]:  # the fast model's outcome, again on the cycle model
-        c = ctx.clean["sanity-both"]
+        c = ctx.clean["sanity"]
         stuck = r["mode"] != "flip"
         f = Fault(int(r["pe_row"]), int(r["pe_col"]), r["register"], int(r["bit"]), r["mode"],
                   0 if stuck else int(r["cycle"]))
         layers = [i for i in ctx.products if stuck or ctx.model.layers[i].name == r["layer"]]
-        opts = {i: LayerOptions(fault=f, units=ctx.layer_units["sanity-both"].get(i, {}))
+        opts = {i: LayerOptions(fault=f, units=ctx.layer_units["sanity"].get(i, {}))
                 for i in layers}
         res = run(ctx.model, ctx.x, CycleEngine(c.cfg.replace(fault_hooks=True)),
                   units=dict(c.units), options=opts)
@@ -267,7 +268,7 @@ def test_campaign_refuses_a_temporal_batch_on_os(tmp_path):
 
     spec = tmp_path / "spec.toml"
     spec.write_text(CAMPAIGN.format(dataflow="os", seed=1, batch="temporal_batch = 3\n"))
-    with pytest.raises(CampaignError, match=r"protections\[1\]\.temporal_batch.*dataflow 'os'"):
+    with pytest.raises(CampaignError, match=r"protections\[1\].*temporal_batch.*dataflow 'os'"):
         load_spec(spec)
     spec.write_text(CAMPAIGN.format(dataflow="is", seed=1, batch="temporal_batch = 3\n"))
     assert load_spec(spec)["protections"][1]["temporal_batch"] == 3

@@ -565,7 +565,8 @@ margin = 0.3
 confidence = 0.8
 """)
     report = run_campaign(spec, tmp_path / "camp", workers=0, progress=False)
-    assert set(report["protections"]) == {"none", "sanity-both"}
+    # a protection's name carries its settings (the temporal batch: compare, issue 25)
+    assert set(report["protections"]) == {"none", "sanity-both-3"}
 
 
 def test_network_api_takes_an_int8_file_without_calibration(fixed_mlp):

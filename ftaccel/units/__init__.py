@@ -52,7 +52,8 @@ __all__ = ["UNITS", "Field", "RunFlag", "Unit", "UnitOptions", "unit", "config_f
            "check_config", "name_of", "input_stages", "lead_cycles", "prologue_cycles",
            "run_flags",
            "options_from_keywords", "options_from_flags", "check_options", "with_defaults",
-           "to_keywords", "summary", "protection_kinds", "protection_unit", "protection_spec",
+           "to_keywords", "summary", "protection_kinds", "protection_unit", "protection_keys",
+           "protection_spec",
            "area_patterns", "fault_sites", "register_width", "check_fault", "SITES"]
 
 #: Every unit, in pipeline order: the order of the configuration's fields and options, of
@@ -219,6 +220,11 @@ def protection_unit(kind: str) -> Unit:
         if u.protection == kind:
             return u
     raise ConfigError("protection kind", kind, f"one of {', '.join(protection_kinds())}")
+
+
+def protection_keys(kind: str) -> tuple[str, ...]:
+    """The unit keys a campaign protection of ``kind`` takes (ConfigError naming the kinds)."""
+    return () if kind == "none" else protection_unit(kind).protection_keys
 
 
 def protection_spec(kind: str, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:

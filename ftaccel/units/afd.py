@@ -117,6 +117,7 @@ class AFD(Unit):
     switch = "afd"
     options = AFDOptions
     protection = "afd"
+    protection_keys = ("gates", "mode", "gamma")
     area = r"afd\w*|anomal\w*|suppress\w*"
     golden = "afd"
     fields = (
@@ -145,7 +146,7 @@ class AFD(Unit):
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``gates`` (1), ``mode`` (``drop``), ``gamma`` (2: the threshold γ, a power of two)."""
-        check_keys(spec, ("gates", "mode", "gamma"), "afd protection")
+        check_keys(spec, self.protection_keys, "afd protection")
         gamma = spec.get("gamma", 2)
         ok = isinstance(gamma, int | float) and not isinstance(gamma, bool) and gamma > 0 \
             and math.isfinite(math.log2(gamma)) and math.log2(gamma) == int(math.log2(gamma))

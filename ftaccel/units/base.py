@@ -183,6 +183,9 @@ class Unit:
         Its :class:`UnitOptions` subclass, if it has run-time options.
     protection : str or None
         The campaign protection kind it is (``"sanity"`` for the checksums).
+    protection_keys : tuple of str
+        The keys a campaign protection entry of that kind may give the unit
+        (:meth:`protection_spec` refuses others).
     area : str or None
         Regular expression (full match, case-insensitive) of the module-name components whose
         synthesised area is this unit's.
@@ -198,6 +201,7 @@ class Unit:
     switch: ClassVar[str | None] = None
     options: ClassVar[type[UnitOptions] | None] = None
     protection: ClassVar[str | None] = None
+    protection_keys: ClassVar[tuple[str, ...]] = ()
     area: ClassVar[str | None] = None
     golden: ClassVar[str | None] = None
     flow_top: ClassVar[bool] = False

@@ -73,6 +73,7 @@ class Bypass(Unit):
     switch = "bypass"
     options = BypassOptions
     protection = "bypass"
+    protection_keys = ("threshold",)
     area = r"bypass\w*"
     golden = "bypass"
     fields = (
@@ -96,7 +97,7 @@ class Bypass(Unit):
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``threshold`` (0 … 1, default 0.5: the campaign bypasses the PEs it knows faulty)."""
-        check_keys(spec, ("threshold",), "bypass protection")
+        check_keys(spec, self.protection_keys, "bypass protection")
         threshold = spec.get("threshold", 0.5)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
                 or not 0 <= threshold <= 1:

@@ -179,6 +179,7 @@ class Checksum(Unit):
     switch = "checksum"
     options = ChecksumOptions
     protection = "sanity"
+    protection_keys = ("checksum", "temporal_mode", "temporal_batch")
     area = r"checksum\w*|sanity\w*|sc"
     golden = "checksum"
     fields = (
@@ -235,7 +236,7 @@ class Checksum(Unit):
 
         The batch sizes the hardware: ``temporal_batch_bits`` is the batch's bit length.
         """
-        check_keys(spec, ("checksum", "temporal_mode", "temporal_batch"), "sanity protection")
+        check_keys(spec, self.protection_keys, "sanity protection")
         mode = spec.get("checksum", "both")
         check_choice("checksum", mode, CHECKSUM_MODES[1:])
         os_flow = cfg.dataflow is Dataflow.OS

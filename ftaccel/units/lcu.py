@@ -138,6 +138,7 @@ class LCU(Unit):
     switch = "lcu"
     options = LCUOptions
     protection = "lcu"
+    protection_keys = ("lcu_mode",)
     area = r"lcu\w*|correction\w*"
     golden = "lcu"
     fields = (
@@ -190,7 +191,7 @@ class LCU(Unit):
 
         The critical neurons (NVF threshold or a protected model) are the campaign's own keys.
         """
-        check_keys(spec, ("lcu_mode",), "lcu protection")
+        check_keys(spec, self.protection_keys, "lcu protection")
         mode = spec.get("lcu_mode", "halve")
         if mode not in LCU_MODES:
             raise ConfigError("lcu_mode", mode, f"one of {', '.join(LCU_MODES)}")

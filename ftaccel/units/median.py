@@ -72,6 +72,7 @@ class Median(Unit):
     switch = "median"
     options = MedianOptions
     protection = "median"
+    protection_keys = ("window", "variant")
     area = r"median\w*"
     golden = "median"
     fields = (
@@ -103,7 +104,7 @@ class Median(Unit):
 
     def protection_spec(self, spec: Mapping[str, Any], cfg) -> tuple[dict, dict]:
         """``window`` (3 or 5, default 3), ``variant`` (``plain``)."""
-        check_keys(spec, ("window", "variant"), "median protection")
+        check_keys(spec, self.protection_keys, "median protection")
         window = spec.get("window", 3)
         check_choice("median", window, (3, 5), "3 or 5 (window size)")
         changes = {"median": window, "median_variant": spec.get("variant", "plain")}

@@ -100,6 +100,7 @@ class TMR(Unit):
     switch = "tmr"
     options = TMROptions
     protection = "tmr"
+    protection_keys = ("voter",)
     area = r"tmr\w*|voter\w*|majority\w*"
     golden = "tmr"
     fields = (
@@ -142,7 +143,7 @@ class TMR(Unit):
 
         The on-chip voter, as ``rtlgen protect`` writes it into its configuration.
         """
-        check_keys(spec, ("voter",), "tmr protection")
+        check_keys(spec, self.protection_keys, "tmr protection")
         voter = spec.get("voter", "word")
         check_choice("tmr voter", voter, TMR_VOTERS[1:])
         return {"tmr": voter}, {}
