@@ -4,6 +4,7 @@
 #               (examples/compare-digits.toml); a short summary, full reports in demo_out/
 #   make test   the whole test suite (Icarus for all, plus a Verilator subset)
 # Also: make lint (ruff; CI fails on it), make test-quick (no Verilator, no slow tests),
+# make test-all (make test plus the heavy zoo checks),
 # make bench, make checksum-coverage (Table 6.1 measured on the accelerator).
 # Both install what they need first (make setup): the package and its pip dependencies, then
 # Icarus Verilog, the OSU 0.18 um cell library and OpenSTA (timing and power: rtlgen synth
@@ -18,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 STAMP := .cache/setup.stamp
 
-.PHONY: setup demo test test-quick lint bench checksum-coverage clean
+.PHONY: setup demo test test-all test-quick lint bench checksum-coverage clean
 
 setup: $(STAMP)
 
@@ -50,10 +51,15 @@ demo: setup
 	  --compare examples/compare-digits.toml
 
 test: setup
+	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) --durations=15 -m "not heavy" tests
+
+# everything, with the heavy zoo checks (ResNet-18 on the RTL, every int8 variant of the larger
+# networks against onnxruntime): about 25 more minutes of CPU
+test-all: setup
 	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) --durations=15 tests
 
 test-quick: setup
-	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) -m "not verilator and not slow" tests
+	SIM=$(SIMULATOR) $(PYTHON) -m pytest -n $(JOBS) -m "not verilator and not slow and not heavy" tests
 
 lint: setup
 	$(PYTHON) -m ruff check .
