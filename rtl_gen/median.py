@@ -96,6 +96,14 @@ def _check_variant(variant) -> None:
         raise ConfigError("variant", variant, f"one of {', '.join(VARIANTS)}")
 
 
+def _check_array(width, lanes, window, variant) -> None:
+    """The parameters every lanes × window median component takes."""
+    _check_width(width)
+    _check_lanes(lanes)
+    _check_window(window)
+    _check_variant(variant)
+
+
 def expected_counts(*, lanes: int, window: int, variant: str) -> dict[str, int]:
     """Comparators and two-input multiplexers of a :class:`SlidingMedian` core, by construction.
 
@@ -310,10 +318,7 @@ class SlidingMedian(wiring.Component):
 
     def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
                  variant: str = "plain"):
-        _check_width(width)
-        _check_lanes(lanes)
-        _check_window(window)
-        _check_variant(variant)
+        _check_array(width, lanes, window, variant)
         self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
         super().__init__({
             "x": In(signed(width)).array(lanes + window - 1),
@@ -453,10 +458,7 @@ class MedianArray(wiring.Component):
 
     def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
                  variant: str = "plain"):
-        _check_width(width)
-        _check_lanes(lanes)
-        _check_window(window)
-        _check_variant(variant)
+        _check_array(width, lanes, window, variant)
         self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
         super().__init__({
             "i": In(VectorSignature(width, lanes)),
@@ -701,10 +703,7 @@ class WindowedMedian(wiring.Component):
 
     def __init__(self, *, width: int = 8, lanes: int = 8, window: int = 3,
                  variant: str = "plain"):
-        _check_width(width)
-        _check_lanes(lanes)
-        _check_window(window)
-        _check_variant(variant)
+        _check_array(width, lanes, window, variant)
         self._width, self._lanes, self._window, self._variant = width, lanes, window, variant
         super().__init__({"i": In(WindowSignature(width, lanes)),
                           "ctl": In(MedianControlSignature()),

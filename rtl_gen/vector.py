@@ -19,7 +19,38 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["VectorSignature", "WindowSignature", "ChunkPosition"]
 
 
-class VectorSignature(wiring.Signature):
+class _LaneSignature(wiring.Signature):
+    """A signature of ``lanes`` signed lanes of ``width`` bits: parameters, equality, repr."""
+
+    def __init__(self, width: int, lanes: int, members: dict):
+        self._width, self._lanes = width, lanes
+        super().__init__(members)
+
+    @property
+    def width(self) -> int:
+        """Lane width in bits."""
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes."""
+        return self._lanes
+
+    def __eq__(self, other) -> bool:
+        """Equal for the same kind, width and lanes."""
+        return (type(other) is type(self) and self._width == other._width
+                and self._lanes == other._lanes)
+
+    def __hash__(self) -> int:
+        """The hash of the signature's kind and parameters."""
+        return hash((type(self), self._width, self._lanes))
+
+    def __repr__(self) -> str:
+        """``Kind(width, lanes)``."""
+        return f"{type(self).__name__}({self._width}, {self._lanes})"
+
+
+class VectorSignature(_LaneSignature):
     """One vector of ``lanes`` signed ``width``-bit lanes and its valid flag, per cycle.
 
     Parameters
@@ -39,34 +70,11 @@ class VectorSignature(wiring.Signature):
     """
 
     def __init__(self, width: int, lanes: int):
-        self._width, self._lanes = width, lanes
-        super().__init__({"data": Out(signed(width)).array(lanes), "valid": Out(1)})
-
-    @property
-    def width(self) -> int:
-        """Lane width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Number of lanes."""
-        return self._lanes
-
-    def __eq__(self, other) -> bool:
-        """Equal for the same width and lanes."""
-        return (isinstance(other, VectorSignature) and self._width == other._width
-                and self._lanes == other._lanes)
-
-    def __hash__(self) -> int:
-        """The hash of the signature's parameters."""
-        return hash((VectorSignature, self._width, self._lanes))
-
-    def __repr__(self) -> str:
-        """``VectorSignature(width, lanes)``."""
-        return f"VectorSignature({self._width}, {self._lanes})"
+        super().__init__(width, lanes, {"data": Out(signed(width)).array(lanes),
+                                        "valid": Out(1)})
 
 
-class WindowSignature(wiring.Signature):
+class WindowSignature(_LaneSignature):
     """A windowed input unit's stream (IS / OS): per lane, one feature per cycle and its place.
 
     On IS and OS a cycle's vector does not hold neighbouring features of one input: each lane
@@ -97,32 +105,9 @@ class WindowSignature(wiring.Signature):
     """
 
     def __init__(self, width: int, lanes: int):
-        self._width, self._lanes = width, lanes
-        super().__init__({"data": Out(signed(width)).array(lanes),
-                          "first": Out(1).array(lanes), "last": Out(1).array(lanes)})
-
-    @property
-    def width(self) -> int:
-        """Lane width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Number of lanes."""
-        return self._lanes
-
-    def __eq__(self, other) -> bool:
-        """Equal for the same width and lanes."""
-        return (isinstance(other, WindowSignature) and self._width == other._width
-                and self._lanes == other._lanes)
-
-    def __hash__(self) -> int:
-        """The hash of the signature's parameters."""
-        return hash((WindowSignature, self._width, self._lanes))
-
-    def __repr__(self) -> str:
-        """``WindowSignature(width, lanes)``."""
-        return f"WindowSignature({self._width}, {self._lanes})"
+        super().__init__(width, lanes, {"data": Out(signed(width)).array(lanes),
+                                        "first": Out(1).array(lanes),
+                                        "last": Out(1).array(lanes)})
 
 
 class ChunkPosition(wiring.Component):
