@@ -12,8 +12,8 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
   in percent, or ``protected``: a folder written by ``rtlgen protect``, its placement checked
   on this accelerator) and are judged beside the others on their own schedule.
 * **Plan.**  The work items (one register fault, or one trial of a rate) are fixed by the
-  spec alone: a statistical sample (001 Eq. 4.7, margin and confidence from the spec) drawn
-  with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
+  spec alone: a statistical sample (Ahmadilivani 2025 Eq. 4.7, margin and confidence from the spec)
+  drawn with the spec's seed, the whole population, or every (rate, trial) of a sweep.  Items are
   grouped in chunks of ``campaign.chunk``; every item draws its own randomness from
   ``SeedSequence([seed, item])``, so the results are the same for any number of workers.
 * **Durability and integrity** (:mod:`app.campaign_store`).  The folder is claimed under a
@@ -880,8 +880,8 @@ def _over_cap(spec: dict, key: str, n: int, what: str) -> None:
 def make_plan(spec: dict, ctx: Context) -> Plan:
     """The work items of ``spec``, fixed by the spec alone, within ``campaign.max_items``.
 
-    A statistical sample (001 Eq. 4.7) is drawn without replacement with the spec's seed:
-    every index at most once.
+    A statistical sample (Ahmadilivani 2025 Eq. 4.7) is drawn without replacement with the spec's
+    seed: every index at most once.
     """
     s = spec["sample"]
     chunk = spec["campaign"]["chunk"]

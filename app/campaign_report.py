@@ -151,7 +151,7 @@ def _entry(spec: dict, all_rows: list[dict], base: dict, register: bool, cfg) ->
     acted = [r for r in rs if r.get("acted") not in ("", None)]
     if acted:
         entry["acted"] = share(sum(int(r["acted"]) for r in acted), len(acted))
-    # coverage of error-caused mispredictions (000 Fig. 6.10): among the faults that
+    # coverage of error-caused mispredictions (Ozen 2023 Fig. 6.10): among the faults that
     # change a top-1 prediction of the unprotected network, how many this one detects
     crit = [r for r in rs if base.get(r["fault_id"], {}).get("top1_changed", 0) > 0]
     if crit:
@@ -580,7 +580,7 @@ def to_markdown(r: dict) -> str:
         lines.append(f"- chips: pinned profile `{ch['pinned']['file']}` (FR_max "
                      f"{ch['pinned']['fr_max']:g}; at another swept rate its per-PE rates are "
                      f"scaled to it); the trials run on {which[ch['runs_on']]}; fresh chips draw "
-                     "every PE's rate U(0, rate) per trial (003 §4.2)")
+                     "every PE's rate U(0, rate) per trial (Shresthamali HAS §4.2)")
     for p, ff in r["fault_free"].items():
         info = ff.get("protection")
         if info and "permutation" in info:
@@ -593,7 +593,7 @@ def to_markdown(r: dict) -> str:
                          "neurons")
     plan = r["plan"]
     if plan["method"] == "statistical":
-        lines.append(f"- statistical sample (001 Eq. 4.7): {plan['size']:,} of "
+        lines.append(f"- statistical sample (Ahmadilivani 2025 Eq. 4.7): {plan['size']:,} of "
                      f"{plan['population']:,} faults, error margin ±{100 * plan['margin']:g} % at "
                      f"{100 * plan['confidence']:g} % confidence")
     elif plan["method"] == "exhaustive":
@@ -663,7 +663,8 @@ def _coverage_table(r: dict) -> list[str]:
     if not cov:
         return []
     lines = ["", "## Sanity-Check coverage", "",
-             "000 Fig. 6.10: 100 % of error-caused mispredictions detected, no false alarm.", "",
+             "Ozen 2023 Fig. 6.10: 100 % of error-caused mispredictions detected, no false alarm.",
+             "",
              "| protection | faults changing a top-1 prediction (unprotected) | detected "
              "| coverage (95 % CI) | false alarms (fault-free) |",
              "|---|---:|---:|---:|---:|"]
@@ -784,9 +785,9 @@ def _rate_tables(r: dict) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     tol = r.get("tolerated_rate")
     if tol:
-        seed = {"bit_errors": " (000 Figs. 8.13/8.14: AFD 20×, median 10–20× the baseline's "
+        seed = {"bit_errors": " (Ozen 2023 Figs. 8.13/8.14: AFD 20×, median 10–20× the baseline's "
                               "weight error rate)",
-                "pe_bypass": " (000 Figs. 10.5–10.7)"}.get(r["spec"]["faults"]["model"], "")
+                "pe_bypass": " (Ozen 2023 Figs. 10.5–10.7)"}.get(r["spec"]["faults"]["model"], "")
         prots = list(r["protections"])
         ref = tol["reference_accuracy"]
         for kind, title in (("absolute", "an absolute loss, in percentage points of accuracy"),

@@ -401,7 +401,7 @@ def cmd_matmul(args) -> int:
 
 
 def cmd_matmul_flow(args, cfg: AcceleratorConfig) -> int:
-    """``matmul`` on the flow-controlling array: B (sparse) is packed there (000 §12.5.2)."""
+    """``matmul`` on the flow-controlling array: B (sparse) is packed there (Ozen 2023 §12.5.2)."""
     from ftaccel.tb.flow import flow_product  # (heavy: cocotb, Amaranth)
     from ftaccel.tb.product import check_accumulator, check_operands
 
@@ -995,8 +995,9 @@ def _add_compare_command(sub) -> None:
 
 def _add_nvf_command(sub) -> None:
     """The ``nvf`` command and its options."""
-    nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron (001 "
-                                    "Algorithm 4.2) and the critical-neuron table")
+    nv = sub.add_parser("nvf", help="neuron vulnerability factor of every neuron "
+                                    "(Ahmadilivani 2025 Algorithm 4.2) and the critical-neuron "
+                                    "table")
     _add_config_options(nv)
     _add_model_options(nv, data=_TRAIN_DATA)
     nv.add_argument("--images", type=_integer, default=500,
@@ -1041,7 +1042,7 @@ def _add_schedule_command(sub) -> None:
     """The ``schedule`` command and its options."""
     sc = sub.add_parser("schedule", help="HAS: permute each layer's neurons so the critical "
                                          "ones avoid the faulty PEs of a per-PE fault profile "
-                                         "(003's GA)")
+                                         "(the HAS report's GA)")
     _add_config_options(sc)
     _add_model_options(sc, data=None)
     sc.add_argument("--profile", type=_path,
@@ -1053,7 +1054,8 @@ def _add_schedule_command(sub) -> None:
     sc.add_argument("--mode", default="flip-to-1", help="flip-to-0, flip-to-1 or bitflip")
     sc.add_argument("--layers", help="product layers on the faulty array, names or indices "
                                      "(default: all, one chromosome each)")
-    sc.add_argument("--method", default="ga", help="ga (003) or nvf (NVF-guided placement)")
+    sc.add_argument("--method", default="ga",
+                    help="ga (Shresthamali HAS) or nvf (NVF-guided placement)")
     sc.add_argument("--generations", type=_integer, default=100)
     sc.add_argument("--runs", type=_integer, default=3)
     sc.add_argument("--population", type=_integer, default=20)
@@ -1074,7 +1076,7 @@ def _add_train_command(sub) -> None:
     t = sub.add_parser("train", help="train or fine-tune a network for the hardware "
                                      "(int8-aware, JAX): median, hardware-aware dropconnect / "
                                      "dropout, outlier regularisation, fault-aware, sparse; "
-                                     "or calibrate a device's bypass (000 §10.3.3)")
+                                     "or calibrate a device's bypass (Ozen 2023 §10.3.3)")
     _add_config_options(t)
     t.add_argument("--model", required=True, help="digits-mlp, digits-cnn, a zoo model, "
                    "FILE.onnx or a model FILE.npz (float, or quantised: its weights start)")

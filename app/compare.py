@@ -26,8 +26,8 @@ timing and power at the default toggle rate; the figures are kept per configurat
 * area (µm², OSU 0.18 µm), power (mW) and Fmax (MHz) of the synthesised configuration, their
   overheads on the unprotected design, and the energy per inference (power × cycles / f,
   :func:`synth.energy.energy_per_inference`);
-* the seeds' figure where one exists (area/power: :mod:`synth.seeds`; accuracy: SPEC §10),
-  beside the project's own on the same denominator.
+* the seeds' figure where one exists (area/power: :mod:`synth.seeds`; accuracy: README, Fault
+  campaigns), beside the project's own on the same denominator.
 
 Outputs: ``compare.json`` (complete, with the provenance), ``compare.md`` (one table) and
 ``pareto.png`` (accuracy under faults against area and against energy per inference; the
@@ -71,23 +71,24 @@ SYNTH_MODES = ("ppa", "area", "none")
 COMPARE_FILES = ("compare.json", "compare.md", "pareto.png")
 _COMPARE_KEYS = ("synth", "rate")
 
-#: The seeds' accuracy figures (SPEC §10), per protection kind: what the seed reports, its
-#: value and where; the project's own figure of the same kind is set beside it.
+#: The seeds' accuracy figures (README, Fault campaigns), per protection kind: what the seed
+#: reports, its value and where; the project's own figure of the same kind is set beside it.
 ACCURACY_SEEDS = {
     "sanity": ("error-caused misprediction coverage; false alarms", "100 %; none",
-               "000 Fig. 6.10, L1273"),
+               "Ozen 2023 Fig. 6.10"),
     "afd": ("weight error rate tolerated at equal accuracy loss", "20× the baseline's",
-            "000 Fig. 8.13, L1793"),
+            "Ozen 2023 Fig. 8.13"),
     "median": ("weight error rate tolerated at equal loss",
-               "~10× (SqueezeNet), 20× (ResNet-18, Median-5)", "000 Fig. 8.14, L1818"),
+               "~10× (SqueezeNet), 20× (ResNet-18, Median-5)", "Ozen 2023 Fig. 8.14"),
     "bypass": ("accuracy loss at 50 % PE bypass rate (with HA dropconnect and calibration)",
-               "≤ 0.61 % (MLP)", "000 L2467, Figs. 10.5–10.7"),
+               "≤ 0.61 % (MLP)", "Ozen 2023 §10.5.1, Figs. 10.5–10.7"),
     "lcu": ("accuracy loss vs unprotected at NVF ≥ 20 %",
-            "2.14× / 3.38× / 3.36× lower (MLP-7, LeNet-5, AlexNet)", "001 Table 4.10, L1817"),
+            "2.14× / 3.38× / 3.36× lower (MLP-7, LeNet-5, AlexNet)",
+            "Ahmadilivani 2025 Table 4.10"),
     "tmr": ("network size of selective TMR vs LCU", "LCU 15.15 % / 3.84 % / 0.6 % smaller",
-            "001 L1819"),
+            "Ahmadilivani 2025 §4.3.1"),
     "has": ("accuracy at FR_max 5e-3, flip-to-1 / bit flip in c0", "~55 % → ~85 %",
-            "003 L231"),
+            "Shresthamali HAS §5.2"),
 }
 #: The synthesis report's unit of each protection kind (its seed rows).
 _UNIT_OF = {"sanity": "checksum", "afd": "afd", "median": "median", "bypass": "bypass",
@@ -399,7 +400,7 @@ def _settings(figures: dict) -> dict | None:
 
 
 def _seed_rows(kinds: list[str], fig: dict | None, config: dict) -> list[dict]:
-    """The seeds' figures for these kinds: accuracy (SPEC §10) and area/power beside ours."""
+    """The seeds' figures for these kinds: accuracy, and area and power beside ours."""
     from ftaccel.synth.seeds import figures_for
 
     out = []
@@ -564,7 +565,7 @@ def to_markdown(r: dict) -> str:
     else:
         lines.append(f"- {plan['method']} sample of {plan['size']:,} faults"
                      + (f" (±{100 * plan['margin']:g} % at {100 * plan['confidence']:g} %, "
-                        "001 Eq. 4.7)" if plan["method"] == "statistical" else "")
+                        "Ahmadilivani 2025 Eq. 4.7)" if plan["method"] == "statistical" else "")
                      + ("" if r.get("sample_coverage") in (None, True) else
                         "; not every site class reaches its Eq. 4.7 size (see "
                         "`campaign/campaign.md`)"))

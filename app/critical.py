@@ -1,6 +1,7 @@
 """Critical neurons and fault-aware scheduling.
 
-The logic of ``rtlgen nvf``, ``rtlgen protect`` and ``rtlgen schedule`` (issue 16; SPEC §5, §7).
+The logic of ``rtlgen nvf``, ``rtlgen protect`` and ``rtlgen schedule`` (issue 16; Ahmadilivani 2025
+§4.3.1, §7).
 
 Every command validates its inputs (model, data, threshold, profile, output folder) before any
 work, then writes its reports through :class:`ftaccel.files.OutputSet` (all or nothing).  Bad
@@ -66,15 +67,15 @@ def nvf_markdown(res, table, table_hidden) -> str:
              f"{len(res.neurons)} neurons (product-layer output columns), {res.images} images, "
              f"{res.bits} bits per output ({'sign bit included' if res.sign else 'no sign bit'})"
              f", {res.evaluations:,} flipped evaluations in {res.seconds:.2f} s.", "",
-             "NVF = P(top-1 changes | one bit flip in the neuron's output) (001 Algorithm 4.2,"
-             " enumerated).", "",
+             "NVF = P(top-1 changes | one bit flip in the neuron's output) "
+             "(Ahmadilivani 2025 Algorithm 4.2, enumerated).", "",
              "## Critical neurons per threshold (Table 4.10 analogue)", "",
              "| NVF ≥ | neurons | share | hidden neurons | share |", "|---|---|---|---|---|"]
     for a, b in zip(table, table_hidden, strict=True):
         lines.append(f"| {a['threshold']} % | {a['neurons']} | {100 * a['share']:.2f} % | "
                      f"{b['neurons']} | {100 * b['share']:.2f} % |")
-    lines += ["", "Thesis (001 Table 4.10, hidden neurons), NVF ≥ 20 %: MLP-7 17.86 %, LeNet-5 "
-              "3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", ""]
+    lines += ["", "Thesis (Ahmadilivani 2025 Table 4.10, hidden neurons), NVF ≥ 20 %: "
+              "MLP-7 17.86 %, LeNet-5 3.99 %, AlexNet 0.6 %; no neuron reaches 50 %.", ""]
     lines += critical_neuron_lines(res, [r["threshold"] for r in table if r["threshold"] > 0])
     lines += ["", "## Per neuron", ""]
     for layer in sorted({n.layer for n in res.neurons}):
@@ -117,8 +118,8 @@ def run_nvf(model: str, out_dir, *, config: AcceleratorConfig, data: str | None 
             pixels: int | None = 1, seed: int = 0, log=print):
     """``rtlgen nvf``: NVF of every neuron, ``nvf.json`` and ``nvf.md`` in ``out_dir``.
 
-    The analysis runs on the training split by default (as the thesis does, L1796).  NVF
-    compares each flip with the network's own prediction: ``data`` needs no labels.
+    The analysis runs on the training split by default (as the thesis does, Ahmadilivani 2025
+    §4.3.1).  NVF compares each flip with the network's own prediction: ``data`` needs no labels.
     """
     from ftaccel.app.nvf import nvf
     from ftaccel.files import OutputSet
@@ -424,8 +425,9 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
     """The Fig. 4.17 analogue for one network.
 
     Per NVF threshold and protection (none, LCU, TMR), under one bit flip in a random hidden
-    neuron's output (001's fault model; the flip hits every image, at one pixel of a conv channel)
-    and under a permanent stuck-at in a random PE's partial-sum register (every product layer;
+    neuron's output (Ahmadilivani 2025's fault model; the flip hits every image, at one pixel of a
+    conv channel) and under a permanent stuck-at in a random PE's partial-sum register (every
+    product layer;
     ``neuron_faults=None``: every hidden neuron and bit, no sampling noise): accuracy loss (clean
     accuracy of the unprotected network minus accuracy under the fault, averaged over faults,
     percentage points), share of critical (image, fault) pairs (top-1 differs from the protection's
@@ -541,8 +543,9 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
                  calib: str | None = None, progress: bool | None = None, log=print):
     """``rtlgen schedule``: a permutation of each faulty layer's neurons for a per-PE fault profile.
 
-    003's GA (Salvador 2024 §4.4), or the NVF-guided placement; writes ``permutation.json``
-    (for ``rtlgen infer --permutation`` and a campaign's ``has`` protection), ``schedule.md``,
+    the HAS genetic algorithm (Shresthamali HAS §4.4), or the NVF-guided placement; writes
+    ``permutation.json`` (for ``rtlgen infer --permutation`` and a campaign's ``has`` protection),
+    ``schedule.md``,
     ``fitness.png`` (GA: the best fitness per generation of every run) and, for a drawn
     profile, ``profile.json`` (the chip, for a campaign's ``[faults] profile``).  The fitness
     uses the first ``images`` training images; the accuracy before and after is measured on
@@ -659,7 +662,7 @@ def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None
 
 
 def _ga_with_progress(ga, fit, *, population, generations, runs, seed, progress):
-    """003's GA with a tqdm bar over runs × generations (stderr)."""
+    """The HAS report's GA with a tqdm bar over runs × generations (stderr)."""
     from tqdm import tqdm
 
     with tqdm(total=runs * generations, unit="gen", desc="HAS GA", file=sys.stderr,
@@ -727,7 +730,8 @@ def schedule_markdown(doc: dict, layer_names: list[str]) -> str:
              f"(highest {max(map(max, doc['profile'])):.3g})"]
     g = doc.get("ga")
     if g:
-        lines += [f"- GA (003 §4.4): population {g['population']}, crossover {g['crossover']}, "
+        lines += [f"- GA (Shresthamali HAS §4.4): population {g['population']}, "
+                  f"crossover {g['crossover']}, "
                   f"mutation {g['mutation']}, {g['generations']} generations, {g['runs']} runs, "
                   f"fitness = accuracy on {g['images']} training images averaged over "
                   f"{g['evaluations_per_fitness']} error draws (common to every individual), "

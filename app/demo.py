@@ -264,8 +264,8 @@ def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
     and MAC logic, unprotected and with each protection the dataflow has (Sanity-Check both: WS
     only; bypass of the known faulty PE), on the fast fault model.
 
-    A statistical sample (001 Eq. 4.7, ±10 % at 95 %) of the (PE, site, bit, mode) population,
-    run in this process; the campaign folder ``out`` holds the full report and trace.
+    A statistical sample (Ahmadilivani 2025 Eq. 4.7, ±10 % at 95 %) of the (PE, site, bit, mode)
+    population, run in this process; the campaign folder ``out`` holds the full report and trace.
     """
     from ftaccel.app.campaign import parse_spec, run_campaign
 
@@ -288,7 +288,7 @@ def network_under_faults(cfg: AcceleratorConfig, out: Path, *, seed: int,
     prot, clean = rep["protections"], rep["fault_free"]
     n = next(iter(prot.values()))["faults"]
     say(f"[5/{steps}] digits-mlp (int8) on a {cfg.rows}×{cfg.cols} {cfg.dataflow.upper()} array: "
-        f"{n} stuck-at faults (PE registers and MAC logic, 001 Eq. 4.7 sample) × "
+        f"{n} stuck-at faults (PE registers and MAC logic, Ahmadilivani 2025 Eq. 4.7 sample) × "
         f"{DEMO_IMAGES} test images in {time.perf_counter() - t0:.0f} s:")
     summary = {}
     for name, p in prot.items():

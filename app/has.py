@@ -1,30 +1,30 @@
-"""HAS: hardware-aware scheduling of a layer's neurons on a faulty array (003; SPEC §7).
+"""HAS: hardware-aware scheduling of a layer's neurons on a faulty array (Shresthamali HAS).
 
 A per-PE fault profile (:func:`golden.fault_models.pe_profile`: every PE's error rate
 ~ U(0, FR_max)) makes some PE columns worse than others.  In WS the output order decides which
 PE column computes each neuron: with a *permutation* ``perm`` array column ``j`` computes
 neuron ``perm[j]`` (PE column ``j mod C``, in tile ``j // C``), and the product is un-permuted
 after (:class:`golden.network.LayerOptions`), so with no fault the result is bit-identical.
-003 searches the permutation with a genetic algorithm; here:
+Shresthamali HAS searches the permutation with a genetic algorithm; here:
 
 * :class:`Fitness`: top-1 accuracy of the network with the profile's error instances
   (:func:`golden.fault_models.profile_errors`: binomial per PE, pass and step; flip-to-0,
   flip-to-1 or bit flip of a random partial-sum bit) in the chosen layers, averaged over
-  ``evaluations`` draws (003 §4.4: 3).  The draws are seeded once per fitness object and
-  shared by every individual (common random numbers): the fitness is deterministic, so the GA
-  is reproducible and cached; the final accuracy is measured on fresh draws
-  (:meth:`Fitness.accuracy` with other seeds), so the search cannot overfit its own draws.
-  A layer's errors depend only on its shape, never on the permutation: a permutation moves
-  neurons between columns, the errors stay with the PEs.
-* :func:`ga`: 003 §4.4 as published: population 20, crossover rate 0.6 (order crossover, OX1,
-  which keeps a permutation a permutation), mutation rate 0.2 (swap of two genes), truncation
-  selection (the best 20 of parents and offspring become the next parents), 100 generations,
-  3 runs, the best individual of the runs.  One chromosome per layer: "combined" is one
-  individual holding every layer's permutation.  The identity is one of the initial
-  individuals, so the search never ends below the unscheduled network on its own draws.
+  ``evaluations`` draws (Shresthamali HAS §4.4: 3).  The draws are seeded once per fitness object
+  and shared by every individual (common random numbers): the fitness is deterministic, so the GA is
+  reproducible and cached; the final accuracy is measured on fresh draws (:meth:`Fitness.accuracy`
+  with other seeds), so the search cannot overfit its own draws. A layer's errors depend only on its
+  shape, never on the permutation: a permutation moves neurons between columns, the errors stay with
+  the PEs.
+* :func:`ga`: Shresthamali HAS §4.4 as published: population 20, crossover rate 0.6 (order
+  crossover, OX1, which keeps a permutation a permutation), mutation rate 0.2 (swap of two genes),
+  truncation selection (the best 20 of parents and offspring become the next parents), 100
+  generations, 3 runs, the best individual of the runs.  One chromosome per layer: "combined" is one
+  individual holding every layer's permutation.  The identity is one of the initial individuals, so
+  the search never ends below the unscheduled network on its own draws.
 * Two cheap baselines: :func:`nvf_placement` (the most critical neurons on the most robust
   columns: columns ranked by the sum of their PEs' rates, neurons by NVF) and
-  :func:`worst_bypass` (the same plus PE bypass, 000 ch. 10, of the PEs whose rate is in the
+  :func:`worst_bypass` (the same plus PE bypass, Ozen 2023 ch. 10, of the PEs whose rate is in the
   top ``share``; a bypassed PE's errors are dropped, since its partial-sum register is no
   longer on the path, and its weights are pruned).
 """
@@ -43,7 +43,7 @@ from .protect import FaultEngine
 __all__ = ["Fitness", "GAResult", "ga", "nvf_placement", "worst_bypass", "column_rates",
            "check_profile", "check_permutation", "GA_DEFAULTS"]
 
-#: 003 §4.4.
+#: Shresthamali HAS §4.4.
 GA_DEFAULTS = {"population": 20, "crossover": 0.6, "mutation": 0.2, "generations": 100,
                "runs": 3, "evaluations": 3}
 
@@ -217,7 +217,7 @@ def _ox(a: np.ndarray, b: np.ndarray, rng) -> np.ndarray:
 def ga(fitness: Fitness, *, population: int = 20, crossover: float = 0.6,
        mutation: float = 0.2, generations: int = 100, runs: int = 3, seed: int = 0,
        progress=None) -> GAResult:
-    """003's genetic algorithm over one permutation per faulty layer (module docstring)."""
+    """The HAS genetic algorithm over one permutation per faulty layer (module docstring)."""
     sizes = {i: fitness.dims[i][2] for i in fitness.layers}
     ident = {i: np.arange(n) for i, n in sizes.items()}
     f_id = fitness(ident)

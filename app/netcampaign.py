@@ -1,7 +1,7 @@
 """Fault campaigns on networks.
 
-Fault populations, protections, outcome classes, statistics (issue 15; SPEC §7, §10). Pure numpy:
-the runner (TOML spec, Dask, durable chunks, reports) is :mod:`app.campaign`.
+Fault populations, protections, outcome classes, statistics (issue 15; README, Fault campaigns,
+§10). Pure numpy: the runner (TOML spec, Dask, durable chunks, reports) is :mod:`app.campaign`.
 
 **Protections** (:class:`Protection`) are configurations of the same accelerator plus run-time
 unit options: ``none``; ``afd`` (anomaly suppression, 1/2 gates, drop/clip, γ = 2**shift);
@@ -13,12 +13,12 @@ transient flip cannot be known in advance — or a profile's PEs at or above a r
 — copies, placement permutation, split lanes, LCU pairs or TMR triples — and is judged on its
 own schedule: more columns, more passes, every fault model drawn over them).
 
-**Neuron permutation** (HAS, 003): a campaign may run the network with a permutation of each
-product layer's neurons (``rtlgen schedule``); it applies to every protection on the plain
-model (``none``, ``afd``, ``median``, ``sanity``, ``bypass``).  ``lcu`` / ``tmr`` keep their
-own placement (their models have more columns; the permutation names the original neurons).
-Stored weights with bit errors are drawn in the model's column order and permuted with the
-product, so the same weights are corrupted with or without a permutation.
+**Neuron permutation** (HAS, Shresthamali HAS): a campaign may run the network with a permutation of
+each product layer's neurons (``rtlgen schedule``); it applies to every protection on the plain
+model (``none``, ``afd``, ``median``, ``sanity``, ``bypass``).  ``lcu`` / ``tmr`` keep their own
+placement (their models have more columns; the permutation names the original neurons). Stored
+weights with bit errors are drawn in the model's column order and permuted with the product, so the
+same weights are corrupted with or without a permutation.
 
 **Fault models** (one *work item* each; every item draws its randomness from
 ``SeedSequence([seed, item id])``, never from a worker, so the results do not depend on how
@@ -35,34 +35,32 @@ the items are spread):
     computed for each protection's own schedule (:func:`flip_cycle`), so every protection
     sees the same physical event.
 ``bit_errors``
-    Algorithm 6.1 (000 L1201–L1220) at a rate in the int8 weights (static: every product
+    Algorithm 6.1 (Ozen 2023 §6.3.1) at a rate in the int8 weights (static: every product
     layer's stored weights) and/or activations (dynamic: every product layer's streamed
     input, drawn over the whole batch).  The Sanity-Check column and sanity vectors are
-    computed from the error-free values (the seed injects after checksum encoding, 000
-    L1195).
+    computed from the error-free values (the seed injects after checksum encoding, Ozen 2023
+    §6.3.1).
 ``pe_profile``
-    003's per-PE fault profiles: rates ~ U(0, FR_max), binomial error instances per PE and
-    step, flip-to-0 / flip-to-1 / bit flip on the PE's partial sum
+    the HAS report's per-PE fault profiles: rates ~ U(0, FR_max), binomial error instances per PE
+    and step, flip-to-0 / flip-to-1 / bit flip on the PE's partial sum
     (:func:`golden.fault_models.profile_errors`), in every product layer.
 ``pe_bypass``
-    000 ch. 10: a Bernoulli(rate) map of faulty PEs, all bypassed (accuracy vs bypass rate).
+    Ozen 2023 ch. 10: a Bernoulli(rate) map of faulty PEs, all bypassed (accuracy vs bypass rate).
 
-**Outcomes** (001 L2313–L2316; ENFOR-SA): compared with the same protection's fault-free run
-on the same images: ``masked`` (logits equal, no alarm); ``sdc`` (some logits differ, no
-top-1 prediction changed); ``critical`` (some top-1 prediction changed); ``detected``
-(a Sanity-Check alarm fired; which alarm is recorded, and whether the prediction changed,
-for the coverage of error-caused mispredictions, 000 Fig. 6.10); ``corrected`` (no effect
-under this protection while the same fault changed the unprotected network's logits: the
-protection's unit corrected it); ``repaired`` (the protection *acted* — it bypassed the faulty
-PEs, or the copies of a protected neuron disagreed and the LCU corrected or the voter voted —
-and nothing of the fault got past it, yet the output differs from the fault-free one: a
-pruned PE's missing products, an LCU that lets a 1→0 flip through; degraded, not silently
-corrupted, so it is never counted as critical SDC; its top-1 changes are counted apart).
-Whether the fault got past the protection is decided product by product
-(:class:`WatchingEngine`): the faulty product, repaired, against the same product without
-the fault but with the same repair (the same bypass map; the LCU and voter columns left
-out).  A sweep's trials at rate 0 inject nothing: they are ``fault_free``, never counted as
-faults.
+**Outcomes** (Ahmadilivani 2025 §6.1.1; ENFOR-SA): compared with the same protection's fault-free
+run on the same images: ``masked`` (logits equal, no alarm); ``sdc`` (some logits differ, no top-1
+prediction changed); ``critical`` (some top-1 prediction changed); ``detected`` (a Sanity-Check
+alarm fired; which alarm is recorded, and whether the prediction changed, for the coverage of
+error-caused mispredictions, Ozen 2023 Fig. 6.10); ``corrected`` (no effect under this protection
+while the same fault changed the unprotected network's logits: the protection's unit corrected it);
+``repaired`` (the protection *acted* — it bypassed the faulty PEs, or the copies of a protected
+neuron disagreed and the LCU corrected or the voter voted — and nothing of the fault got past it,
+yet the output differs from the fault-free one: a pruned PE's missing products, an LCU that lets a
+1→0 flip through; degraded, not silently corrupted, so it is never counted as critical SDC; its
+top-1 changes are counted apart). Whether the fault got past the protection is decided product by
+product (:class:`WatchingEngine`): the faulty product, repaired, against the same product without
+the fault but with the same repair (the same bypass map; the LCU and voter columns left out).  A
+sweep's trials at rate 0 inject nothing: they are ``fault_free``, never counted as faults.
 """
 
 from __future__ import annotations
@@ -183,12 +181,12 @@ def z_value(confidence: float) -> float:
 
 
 def statistical_size(population: int, margin: float, confidence: float) -> int:
-    """001 Eq. 4.7 with t from the confidence level and p = 0.5 (the worst case)."""
+    """Ahmadilivani 2025 Eq. 4.7 with t from the confidence level and p = 0.5 (the worst case)."""
     return sample_size(population, e=margin, t=z_value(confidence))
 
 
 def margin_of(n: int, population: int, confidence: float) -> float:
-    """The error margin ``e`` a sample of ``n`` of ``population`` gives: 001 Eq. 4.7 solved for e.
+    """The error margin ``e`` of a sample of ``n`` of ``population`` (Ahmadilivani 2025 Eq. 4.7).
 
     p = 0.5 (the worst case), with the finite-population correction of Eq. 4.7:
     ``e = t·sqrt(p(1−p)/n · (N−n)/(N−1))``; 0 when the sample is the whole population, 1 for
@@ -683,9 +681,9 @@ CHIPS = ("fresh", "pinned")
 def trial_profile(ctx: Context, cfg, rate: float, chip: str, rng) -> np.ndarray:
     """The R×C per-PE rates of one ``pe_profile`` trial.
 
-    ``fresh``: 003 §4.2, every PE's rate drawn U(0, ``rate``); ``pinned``: the campaign's
-    pinned chip (``[faults] profile``) with its rates scaled by ``rate`` / its FR_max, so that
-    its weak PEs stay its weak PEs at every swept rate and the profile's own FR_max runs it
+    ``fresh``: Shresthamali HAS §4.2, every PE's rate drawn U(0, ``rate``); ``pinned``: the
+    campaign's pinned chip (``[faults] profile``) with its rates scaled by ``rate`` / its FR_max, so
+    that its weak PEs stay its weak PEs at every swept rate and the profile's own FR_max runs it
     exactly as written.
     """
     if chip == "pinned":

@@ -160,7 +160,7 @@ def prune_flow_layers(float_model: Model, flow: str, flow_layers: dict, *,
     kept, one shot).  ``method="train"``: the training path's ``sparse`` method
     (:mod:`app.train`, needs JAX) fine-tunes the whole network from its weights for
     ``epochs`` on ``train`` (a labelled data set), int8-aware, the mask evolving with the
-    weights (000 §12.4.1; SGD with momentum, learning rate 0.05, β = 0.1); ``config`` gives
+    weights (Ozen 2023 §12.4.1; SGD with momentum, learning rate 0.05, β = 0.1); ``config`` gives
     the widths (default: 8-bit, ``flow`` with the largest group).
     """
     import dataclasses

@@ -1,4 +1,4 @@
-"""Neuron vulnerability factor, NVF (001 §4.3.1.2, Algorithm 4.2 L1741–L1766; SPEC §5).
+"""Neuron vulnerability factor, NVF (Ahmadilivani 2025 §4.3.1.2, Algorithm 4.2; §4.3.1).
 
 The NVF of a neuron is the probability that a single bit flip in its int8 output changes the
 network's classification (top-1 against the *golden* top-1 of the same image, not the label),
@@ -14,9 +14,9 @@ subtracts ``2**(a_bits − 1)``, so a post-ReLU ``5`` becomes ``−123``), the r
 is recomputed from the next layer on, and the classification is compared.  Then
 ``NVF(n) = mean over (x, b) of [class changed]``.  This is Algorithm 4.2's quantity: its
 lines 6–11 find the smallest positive and negative deviations ``r`` that change the class and
-map them to the first bit whose flip reaches them (``⌊log2 r⌋ + 1``, SPEC §5 says log2, the
-paper's sqrt is a typo), and line 15 averages over the bits which flip is at least that large,
-assuming larger deviations also misclassify.  Enumerating the 8 flips measures the same
+map them to the first bit whose flip reaches them (``⌊log2 r⌋ + 1``, Ahmadilivani 2025 §4.3.1 says
+log2, the paper's sqrt is a typo), and line 15 averages over the bits which flip is at least that
+large, assuming larger deviations also misclassify.  Enumerating the 8 flips measures the same
 probability without that monotonicity assumption, and in the same vectorised pass.
 
 * **Sign bit**: flipped like any other bit (it is one of the ``a_bits`` equally likely fault

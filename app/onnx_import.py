@@ -3,7 +3,8 @@
 What ``torch.onnx.export`` (opset 17: Conv/BatchNormalization/Relu blocks, residual Add,
 Flatten or Reshape before Gemm with ``transB = 1``), skl2onnx (a ``Cast``, MatMul/Add/Relu,
 then a classifier head) and Keras' ``tf2onnx`` write for a classifier is a graph of these
-operators, ONNX opsets 13 to the newest the installed ``onnx`` knows (SPEC §12):
+operators, ONNX opsets 13 to the newest the installed ``onnx`` knows (README, Two quantisation
+paths):
 
 ==========================  ==================================================================
 ONNX operator               becomes (where it runs: array, output stage or host)

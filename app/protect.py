@@ -1,7 +1,7 @@
 """Protecting a network's critical neurons on the array.
 
-Neuron splitting + LCU, or selective TMR, with mapping-aware placement (001 §4.3.1.3, L1768–L1824;
-SPEC §5; issue 16).
+Neuron splitting + LCU, or selective TMR, with mapping-aware placement (Ahmadilivani 2025 §4.3.1;
+Ahmadilivani 2025 §4.3.1; issue 16).
 
 :func:`protect` turns a quantised :class:`golden.network.Model` and, per product layer, a list
 of critical neurons (e.g. NVF ≥ a threshold, :mod:`app.nvf`) into a :class:`Protected`
@@ -29,7 +29,8 @@ layer are zero.  It gives up only the mask's protection of bit ``a_width − 2``
 flip in *both* copies.
 
 **TMR** (method ``"tmr"``): two copies of each critical neuron, identical to it (no halving);
-after the layer the voter (``word``: 001 L2126, majority, minimum when all three differ;
+after the layer the voter (``word``: Ahmadilivani 2025 §5.3.3, majority, minimum when all three
+differ;
 ``bitwise``: bit majority; :mod:`golden.tmr`) writes the voted word to the three places; the
 copies' rows in the next layer's weights are zero.  **Bit-identical to the unprotected
 network** with no fault.  The voter is applied by :class:`VotingEngine` around any engine
@@ -454,8 +455,8 @@ class FaultEngine:
     product layer, permanent; ``errors``, per layer index the per-PE profile's error
     instances), the output stage with the split lanes, then ``flips`` (per layer index,
     ``(rows, array column, bit)``: bit flips in the neuron outputs as they leave the array,
-    001's fault model), then the LCU pairs (mask ``cfg.lcu_mask``) and the TMR votes, in the
-    order the hardware applies them.  With no fault it equals :class:`VotingEngine` around
+    Ahmadilivani 2025's fault model), then the LCU pairs (mask ``cfg.lcu_mask``) and the TMR votes,
+    in the order the hardware applies them.  With no fault it equals :class:`VotingEngine` around
     the functional engine (tested).
     """
 

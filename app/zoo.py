@@ -1,4 +1,4 @@
-"""The model zoo: the seeds' network shapes as ONNX files, float and int8 (issue 23; SPEC §12).
+"""The model zoo: the seeds' network shapes as ONNX files, float and int8 (issue 23).
 
 Six networks of the shapes the seeds evaluate, built here with seeded weights and written the
 way ``torch.onnx.export`` writes them (opset 17: Conv + BatchNormalization + Relu blocks,
@@ -9,7 +9,7 @@ residual Add, Concat, Flatten before Gemm with ``transB = 1``, input ``input``, 
 name            input         layers
 ==============  ============  ================================================================
 ``lenet5``      1×32×32       conv 5×5 ×6, max-pool 2, conv 5×5 ×16, max-pool 2, fc 120, 84,
-                              10 (000 §8.7, §9.4; LeNet-5 on MNIST)
+                              10 (Ozen 2023 §8.7, §9.4; LeNet-5 on MNIST)
 ``mlp7``        64            5 × fc 512, fc 256, fc 10: 2,816 hidden neurons (Ahmadilivani
                               2025, Table 4.10; the digits' 64 pixels as input)
 ``resnet8``     3×32×32       ResNet of the CIFAR form: 3×3 stem ×16, three stages of one basic

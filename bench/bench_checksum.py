@@ -2,14 +2,14 @@
 
 Prints (Markdown):
 
-1. **Table 6.1 reproduced** (seed 000 L1150–L1160): for a random integer FC layer with both
+1. **Table 6.1 reproduced** (Ozen 2023 §6.2.2–6.2.3): for a random integer FC layer with both
    checksums embedded, bit errors are injected into the inputs, weights, bias or outputs
    (after checksum encoding, as in the seed) — 1, 2 and 3 errors in distinct elements,
-   exhaustive over (element, bit) for single errors, sampled with the SPEC §7 sample size
-   otherwise — and the detection rate of the spatial, temporal and combined checks over the
-   errors that changed an output is printed beside the published guarantee.
-   Then the same table for the cheap integration the seed suggests (L1223): the sanity input
-   wrapped to the activation width and the temporal check modulo 2^a_width.
+   exhaustive over (element, bit) for single errors, sampled with the README, Fault campaigns sample
+   size otherwise — and the detection rate of the spatial, temporal and combined checks over the
+   errors that changed an output is printed beside the published guarantee. Then the same table for
+   the cheap integration the seed suggests (Ozen 2023 §6.3.1): the sanity input wrapped to the
+   activation width and the temporal check modulo 2^a_width.
 2. **Aliasing against the residue width k**: the fraction of effective single errors that
    escape when the checks are computed modulo 2^k (the RTL's residue mode), and, for
    comparison, modulo 2^k − 1 (not built; a low-cost residue code that no single bit flip

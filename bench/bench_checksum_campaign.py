@@ -1,4 +1,4 @@
-"""Table 6.1 of 000 measured on the composed accelerator: Sanity-Check coverage by fault injection.
+"""Ozen 2023 Table 6.1 on the composed accelerator: Sanity-Check coverage by fault injection.
 
 For each dataflow (``--dataflow``, default WS, IS and OS) and the temporal modes ``"exact"`` and
 ``"residue"`` an R×C accelerator with both checksums and fault hooks (``checksum="both"``) runs
@@ -7,13 +7,15 @@ table_6_1_campaign`: one random single-pass product, and for every row of
 :data:`golden.campaign.TABLE_ROWS` a set of injected errors simulated on the golden cycle model
 (which the tests hold equal to the RTL fault by fault).  Each case is counted against the
 spatial alarm, the temporal alarm and either alarm ("both"), and the detection rates are
-printed beside the guarantees of Table 6.1 (000 L1150–L1160, :data:`golden.checksum.TABLE_6_1`;
-on IS the spatial and temporal checks carry each other's: :func:`golden.campaign.
-table_6_1_claims`).  The injected sites follow the dataflow (:func:`golden.campaign.table_rows`).
+printed beside the guarantees of Table 6.1 (Ozen 2023 §6.2.2–6.2.3,
+:data:`golden.checksum.TABLE_6_1`; on IS the spatial and temporal checks carry each other's:
+:func:`golden.campaign. table_6_1_claims`).  The injected sites follow the dataflow
+(:func:`golden.campaign.table_rows`).
 
 Both modes use a fresh generator seeded with ``--seed``, so they run on the same product
 (operands, bias); the flip samples differ because the activation registers are wider in exact
-mode.  Single flips are sampled with the statistical size of SPEC §7 (001 Eq. 4.7) unless
+mode.  Single flips are sampled with the statistical size of README, Fault campaigns (Ahmadilivani
+2025 Eq. 4.7) unless
 ``--flips`` is given; stuck-at faults and bias errors are exhaustive.
 
 Prints Markdown and writes ``<out>/coverage.json`` (config, product, seed, counts of every row
@@ -194,9 +196,9 @@ the output stage gets."""
 
 def markdown(report: dict) -> str:
     opts = report["options"]
-    flips = ("statistical sample size (SPEC §7, 001 Eq. 4.7)" if opts["flips"] is None
+    flips = ("statistical sample size (Ahmadilivani 2025 Eq. 4.7)" if opts["flips"] is None
              else str(opts["flips"]))
-    head = (f"## Sanity-Check coverage vs Table 6.1 of 000 ({opts['rows']}×{opts['cols']} "
+    head = (f"## Sanity-Check coverage vs Ozen 2023 Table 6.1 ({opts['rows']}×{opts['cols']} "
             f"array, checksum = both, {', '.join(d.upper() for d in opts['dataflow'])})\n\n"
             f"Seed {report['seed']}; flips per row: {flips}; "
             f"output-error combinations per row: {opts['combos']}.")
@@ -228,7 +230,7 @@ def parse_args(argv=None):
     ap.add_argument("--m", type=int, default=6, help="activation vectors of the product")
     ap.add_argument("--batch", type=int, default=3, help="temporal batch size N")
     ap.add_argument("--flips", type=int, default=None,
-                    help="single flips per row (default: statistical size, SPEC §7)")
+                    help="single flips per row (default: the statistical sample size)")
     ap.add_argument("--combos", type=int, default=300,
                     help="multiple-output-error cases per row")
     ap.add_argument("--seed", type=int, default=1)

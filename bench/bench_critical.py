@@ -1,4 +1,4 @@
-"""Fig. 4.17 analogue (001 §4.3.1.5).
+"""Fig. 4.17 analogue (Ahmadilivani 2025 §4.3.1.5).
 
 Accuracy loss, critical faults and network size of digits-mlp and digits-cnn protected at NVF
 thresholds 0 … 50 % by splitting + LCU and by selective TMR, against the unprotected network, under
@@ -9,7 +9,8 @@ and JSON.
 
 **Network size as accelerator area** (the area flow, :func:`synth.flow.synthesize`, OSU 0.18 µm
 when installed, else transistors; one Yosys version and script): the thesis counts neurons, and
-gives no silicon area (SPEC §5).  Two area figures per network, both with the correction unit:
+gives no silicon area (Ahmadilivani 2025 §4.3.1).  Two area figures per network, both with the
+correction unit:
 
 * *columns*: every hidden neuron in its own array column of R PEs (a spatial array sized for the
   network) — ``hidden neurons × R × A_PE`` — plus one LCU (LCU) or one word voter (TMR);
@@ -18,10 +19,10 @@ gives no silicon area (SPEC §5).  Two area figures per network, both with the c
   keep the unprotected throughput) — ``A_accelerator × cycles / cycles_none`` — plus the unit.
 
 ``A_PE`` and ``A_accelerator`` come from one synthesis of the plain R×C accelerator; the LCU
-(:class:`rtl_gen.lcu.LCU`) and the word voter (:class:`rtl_gen.tmr.WordVoter`, 001 L2126) are
-synthesised stand-alone, registered, a_width bits: the TMR voter is not yet an option of the top,
-so its stand-alone area is used for both, and the controller that reads the pairs / triples back
-from the output buffer and writes the result (the same kind for both) is left out.  Results are
+(:class:`rtl_gen.lcu.LCU`) and the word voter (:class:`rtl_gen.tmr.WordVoter`, Ahmadilivani 2025
+§5.3.3) are synthesised stand-alone, registered, a_width bits: the TMR voter is not yet an option of
+the top, so its stand-alone area is used for both, and the controller that reads the pairs / triples
+back from the output buffer and writes the result (the same kind for both) is left out.  Results are
 cached in ``OUTPUT/synth`` (delete it to synthesise again).
 
     python bench/bench_critical.py [--images 300] [--neuron-faults N] [--pe-faults 60]

@@ -1,4 +1,4 @@
-"""Latency and area of every protection on every dataflow (issue 29), beside 000 Table 6.3.
+"""Latency and area of every protection on every dataflow (issue 29), beside Ozen 2023 Table 6.3.
 
 For each dataflow (WS, IS, OS) and each input/detection unit (anomaly suppression, median 3
 plain, median 5 comparator-sharing, Sanity-Check spatial, temporal residue, both exact) an
@@ -7,7 +7,7 @@ Yosys flow (:func:`synth.flow.synthesize`, hierarchical, the OSU 0.18 µm librar
 installed, else transistors).  Printed per configuration:
 
 * **area added**: whole design minus the plain design of the same dataflow, and that as a share
-  of the plain design's array (000 Table 6.3's denominator);
+  of the plain design's array (Ozen 2023 Table 6.3's denominator);
 * **latency**: :attr:`ftaccel.config.AcceleratorConfig.latency` (input vector to its output at
   the top's ports) and the windowed filters' lead :attr:`~ftaccel.config.AcceleratorConfig.
   filter_lead` (IS / OS: the filtered operand enters that many cycles early), as added cycles;

@@ -1,7 +1,7 @@
 """Flow-controlling MAC units.
 
-Area beside 000 Table 12.9, ops per area beside Table 12.10, and the throughput boost measured in
-simulation (SPEC §8, 000 §12.5.2, §12.7.3).
+Area beside Ozen 2023 Table 12.9, ops per area beside Table 12.10, and the throughput boost measured
+in simulation (Ozen 2023 §12.5.2, §12.7.3).
 
 **Area.**  Each PE variant (:class:`rtl_gen.flow.FlowPE`) is emitted on its own and synthesised
 with :func:`synth.flow.synthesize` (one Yosys version, one script, the OSU 0.18 µm library when
@@ -11,24 +11,24 @@ the overhead is exactly the flow-control enhancement of Fig. 12.6.  Two figures 
 
 * *MAC datapath*: combinational cells only (registers excluded) — the seed measures "MAC
   units" and names the k partial-sum registers of superposition an *additional* storage
-  overhead (000 L3210), so this is the closer analogue of Table 12.9;
+  overhead (Ozen 2023 §12.7.3), so this is the closer analogue of Table 12.9;
 * *whole PE*: everything the array instantiates per PE (weight, extension and k partial-sum
   registers included; activations are broadcast per row, so no activation registers).
 
 Effective ops per area (Table 12.10) = group size / (area of the variant / dense area): the
-flow-controlling MAC does ``g`` times the work of the dense MAC on a packed layer (000 L3218).
-The seed's Table 12.10 column is recomputed from its Table 12.9 the same way; that reproduces
-every legible entry (Shortened-8 6.98, Two-Dim-4x4 9.77, Shortened-64 28.40, Two-Dim-8x8 28.28,
-Superposition-16 4.85, Superposition-64 6.20, Shortened-256 43.61, Superposition-256 6.87); the
-"Superposition-8 12.12" line of the plain-text seed is Shortened-16's value (16 / 1.3204).
+flow-controlling MAC does ``g`` times the work of the dense MAC on a packed layer (Ozen 2023
+§12.7.3). The seed's Table 12.10 column is recomputed from its Table 12.9 the same way; that
+reproduces every legible entry (Shortened-8 6.98, Two-Dim-4x4 9.77, Shortened-64 28.40, Two-Dim-8x8
+28.28, Superposition-16 4.85, Superposition-64 6.20, Shortened-256 43.61, Superposition-256 6.87);
+the "Superposition-8 12.12" line of the plain-text seed is Shortened-16's value (16 / 1.3204).
 
 **Throughput.**  The same layer, dense and packed, on one flow-controlling array, simulated on
 the RTL (Icarus): cycles from the first load to the last valid output, read off ``out_valid``.
 
 **Network** (``--network``, needs the network runner ``golden.network``): digits-mlp with fc1
-and fc2 complementary-sparse, pruned one-shot or trained in (000 §12.4.1), quantised and run on
-the flow-controlling array (:class:`golden.flow.FlowEngine`; ``--network-rtl icarus`` also
-runs the first variant on the RTL): accuracy and cycles beside the dense network.
+and fc2 complementary-sparse, pruned one-shot or trained in (Ozen 2023 §12.4.1), quantised and run
+on the flow-controlling array (:class:`golden.flow.FlowEngine`; ``--network-rtl icarus`` also runs
+the first variant on the RTL): accuracy and cycles beside the dense network.
 
 **Designs** (``--designs 4``): the whole flow-controlling top against the plain WS
 accelerator of the same size, the broadest denominator (skew registers on ``l`` lanes per row
@@ -56,7 +56,7 @@ from ftaccel.synth.flow import synthesize
 
 OUT = Path(__file__).resolve().parent.parent / "build" / "flow"
 
-#: 000 Table 12.9 (L3190), 8-bit fixed point, area overhead (%) on the MAC unit.
+#: Ozen 2023 Table 12.9 (§12.7.3), 8-bit fixed point, area overhead (%) on the MAC unit.
 SEED_AREA = {("shortened", 8): 14.63, ("superposition", 8): 111.68, ("shortened", 16): 32.04,
              ("superposition", 16): 229.68, ("twodim", 16): 63.73, ("shortened", 64): 125.36,
              ("superposition", 64): 932.12, ("twodim", 64): 126.30, ("shortened", 256): 487.00,
@@ -110,7 +110,8 @@ def area_table(variants, cfg) -> list[dict]:
                      "seed_overhead": seed,
                      "seed_ops_area": g / (1 + seed / 100) if seed else None})
     unit = "µm² (OSU 0.18 µm)" if base["metric"] == "area_um2" else "transistors"
-    print(f"\n### Area overhead on the dense MAC (000 Table 12.9), {cfg.a_width}-bit operands, "
+    print(f"\n### Area overhead on the dense MAC (Ozen 2023 Table 12.9), {cfg.a_width}-bit "
+          "operands, "
           f"{cfg.acc_bits}-bit partial sums\n")
     print(f"Dense MAC: {base['comb']:.0f} {unit} datapath, {base['whole']:.0f} whole PE "
           f"({base['module']}).\n" if base["comb"] is not None else
@@ -123,7 +124,7 @@ def area_table(variants, cfg) -> list[dict]:
         seed = f"{r['seed_overhead']:.2f} %" if r["seed_overhead"] is not None else "—"
         print(f"| {r['variant']} | {r['module']} | {comb} | {pct(r['overhead_comb'])} | "
               f"{r['whole']:.0f} | {pct(r['overhead_whole'])} | {seed} | {r['depth']} |")
-    print("\n### Effective ops per area over the dense MAC (000 Table 12.10)\n")
+    print("\n### Effective ops per area over the dense MAC (Ozen 2023 Table 12.10)\n")
     print("| variant | group | ops/area (datapath) | ops/area (whole PE) | seed (from Table "
           "12.9) |")
     print("|---|---:|---:|---:|---:|")
@@ -198,10 +199,10 @@ def throughput_table(variants, rows: int, cols: int, M: int, seed: int) -> list[
 def network_table(variants, size: int, epochs: int, rtl: str | None, seed: int) -> list[dict]:
     """digits-mlp (64-64-32-10) with fc1 and fc2 complementary-sparse.
 
-    One-shot pruning of the trained model, and the sparsity trained in (000 §12.4.1, fine-tuning
-    from the dense weights), each quantised (8-bit, calibrated on digits-train) and run on the
-    flow-controlling array; accuracy on digits-test and cycles beside the dense network on the same
-    array. Needs the network runner (``golden.network``, ``app.datasets``).
+    One-shot pruning of the trained model, and the sparsity trained in (Ozen 2023 §12.4.1,
+    fine-tuning from the dense weights), each quantised (8-bit, calibrated on digits-train) and run
+    on the flow-controlling array; accuracy on digits-test and cycles beside the dense network on
+    the same array. Needs the network runner (``golden.network``, ``app.datasets``).
     """
     from importlib import resources
 

@@ -1,12 +1,13 @@
-"""HAS on the array (003; SPEC §7).
+"""HAS on the array (Shresthamali HAS; README, Fault campaigns).
 
 Accuracy of digits-mlp (and digits-cnn with --models) on an 8×8 WS array with a per-PE fault profile
 (rates ~ U(0, FR_max)), flip-to-1 and bit flip in the partial sums, for FR_max ∈ {1e-3, 2e-3, 5e-3,
 0.1, 0.2, 0.5}: unscheduled, NVF-guided placement, NVF placement + bypass of the worst PEs, and the
 GA's permutation; all layers on the faulty array ("combined"), and at 5e-3 each layer alone.
-Accuracy on the test images with fresh error draws (not the GA's own).  Beside 003's ~55 % → ~85 %
-at 5e-3 (mnist32-cnn, c0). The GA defaults to a reduced budget (--generations 15 --runs 1);
---published runs 003's 100 generations × 3 runs.  Prints the tables, writes has.json and has.png.
+Accuracy on the test images with fresh error draws (not the GA's own).  Beside the HAS report's ~55
+% → ~85 % at 5e-3 (mnist32-cnn, c0). The GA defaults to a reduced budget (--generations 15 --runs
+1); --published runs the HAS report's 100 generations × 3 runs.  Prints the tables, writes has.json
+and has.png.
 
     python bench/bench_has.py [--published] [--images 300] [--fit-images 100] [-o bench_has]
 """

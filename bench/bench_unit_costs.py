@@ -8,15 +8,16 @@ wire-load model), and each table gives the **power** share on the seed's denomin
 **delay** (the unit's path against the PE's MAC path; for a unit inside the PE, the delay it
 adds) beside the area.  Technology gap: :data:`synth.seeds.TECHNOLOGY_GAP`.
 
-* PE bypass (000 Table 10.1): the PE with bypass against the same PE without, per dataflow
+* PE bypass (Ozen 2023 Table 10.1): the PE with bypass against the same PE without, per dataflow
   and width; the logic depth of the PE as a delay proxy (seed: ≤ 2.2 % delay);
-* anomaly suppression (000 Table 8.1) and median arrays (000 Fig. 8.15): the unit as a share of
-  the whole generated design and of the array;
-* Sanity-Check (000 Table 6.3): spatial, temporal (residue and exact) and both, as the
+* anomaly suppression (Ozen 2023 Table 8.1) and median arrays (Ozen 2023 Fig. 8.15): the unit as a
+  share of the whole generated design and of the array;
+* Sanity-Check (Ozen 2023 Table 6.3): spatial, temporal (residue and exact) and both, as the
   whole area added to the design (units, sanity column, pipeline registers, wider PEs in
   exact mode) over the plain design's array, and the seed's estimate (n+3)/(n·S);
-* LCU vs TMR (001 §4.3.1): the correction units, and the whole cost of protecting k critical
-  neurons: one extra array column per neuron + the LCU, against two extra columns + a voter;
+* LCU vs TMR (Ahmadilivani 2025 §4.3.1): the correction units, and the whole cost of protecting k
+  critical neurons: one extra array column per neuron + the LCU, against two extra columns + a
+  voter;
 * the on-chip controllers of the composed top (``lcu``, ``tmr`` word / bitwise): each an
   output buffer of ``lcu_depth`` rows with its controller, as units of the area flow beside
   the array (the accelerator area a Fig. 4.17 analogue takes for LCU and TMR);
@@ -24,7 +25,7 @@ adds) beside the area.  Technology gap: :data:`synth.seeds.TECHNOLOGY_GAP`.
   ``requant`` of the area flow (gemmlowp's M0 product, rounding, zero point, clamp, one per
   output lane) with its logic depth beside the PE's and the power-of-two lane's, and the whole
   area the option adds to the design (the lane's delay registers included).
-* the flow-controlling MACs (000 Table 12.9): the flow PE against the plain 8-bit PE, area,
+* the flow-controlling MACs (Ozen 2023 Table 12.9): the flow PE against the plain 8-bit PE, area,
   power and delay.
 
 Writes ``build/unit_costs/costs.json`` and prints Markdown.  ``--quick`` uses smaller arrays;
@@ -162,7 +163,7 @@ def bypass_logic_area(df: str, width: int) -> float:
 
 
 def bypass_table(results: dict) -> None:
-    print("\n### PE bypass (000 Table 10.1: overhead on one PE)\n")
+    print("\n### PE bypass (Ozen 2023 Table 10.1: overhead on one PE)\n")
     print("*PE + bypass* synthesises the whole PE again (ABC may restructure the MAC, ±5 %); "
           "*gates alone* synthesises only the bypass multiplexer / AND gates.\n")
     print("| dataflow | width | PE | PE + bypass | overhead (whole PE) | gates alone | "
@@ -194,8 +195,8 @@ def bypass_table(results: dict) -> None:
 
 
 def input_unit_table(results: dict, size: int) -> None:
-    print(f"\n### Input units on a {size}×{size} WS array (000 Table 8.1, Fig. 8.15: share of "
-          "the whole design)\n")
+    print(f"\n### Input units on a {size}×{size} WS array (Ozen 2023 Table 8.1, Fig. 8.15: "
+          "share of the whole design)\n")
     print("| unit | width | unit area | % of array | % of design | seed (% of accelerator) | "
           "power (% of design) | seed power | delay (OpenSTA) |")
     print("|---|---|---:|---:|---:|---|---:|---|---|")
@@ -225,7 +226,7 @@ def input_unit_table(results: dict, size: int) -> None:
 
 
 def checksum_table(results: dict, size: int) -> None:
-    print(f"\n### Sanity-Check, {size}×{size}, 16-bit (000 Table 6.3: 3.08 % of the array, "
+    print(f"\n### Sanity-Check, {size}×{size}, 16-bit (Ozen 2023 Table 6.3: 3.08 % of the array, "
           "1.64 % of the accelerator, at 64×64, spatial + temporal)\n")
     base = AcceleratorConfig(rows=size, cols=size, a_width=16, w_width=16)
     plain = synth_cfg(base)
@@ -267,7 +268,7 @@ def lcu_table(results: dict, size: int) -> None:
     from ftaccel.rtl_gen.lcu import LCU
     from ftaccel.rtl_gen.tmr import BitwiseVoter, WordVoter
 
-    print("\n### LCU against TMR (001 §4.3.1; the thesis gives no silicon area)\n")
+    print("\n### LCU against TMR (Ahmadilivani 2025 §4.3.1; the thesis gives no silicon area)\n")
     units = {}
     for w in (8, 16):
         for name, comp in (("LCU", LCU(width=w, registered=True)),
@@ -369,8 +370,8 @@ def requant_table(results: dict, size: int) -> None:
           "whole design with the option minus without it (the multiplier, the lanes' delay "
           "registers of acc_out and the power-of-two result, the wider control ports).")
 def flow_table(results: dict) -> None:
-    """000 Table 12.9: the flow-controlling PE against the plain 8-bit PE."""
-    print("\n### Flow-controlling MACs (000 Table 12.9: overhead on one 8-bit MAC)\n")
+    """Ozen 2023 Table 12.9: the flow-controlling PE against the plain 8-bit PE."""
+    print("\n### Flow-controlling MACs (Ozen 2023 Table 12.9: overhead on one 8-bit MAC)\n")
     print("| flow | group | PE area | overhead | seed area | PE power (mW) | overhead | "
           "seed power | PE min. period (ns) | delay change |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -721,7 +721,7 @@ def family_numerics(work: Path, ref_spec: Path, ref_out: Path) -> None:
     z = NormalDist().inv_cdf(0.5 + conf / 2)
     n = int(np.ceil(N / (1 + e * e * (N - 1) / (z * z * 0.25))))
     checks = {
-        "sample size is 001 Eq. 4.7": rep["plan"]["size"] == min(n, N),
+        "sample size is Ahmadilivani 2025 Eq. 4.7": rep["plan"]["size"] == min(n, N),
         "each sampled fault once": len({r[-1] for r in rows}) == rep["items"],
         "every fault under every protection once": sorted((r[0], r[1]) for r in rows) == sorted(
             (str(i), p) for i in range(rep["items"]) for p in rep["protections"]),

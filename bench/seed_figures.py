@@ -1,4 +1,4 @@
-"""The seeds' network-level figures on networks of their shapes (issue 28; SPEC §10, §14).
+"""The seeds' network-level figures on networks of their shapes (issue 28).
 
 Trains the networks with ``rtlgen train``'s path (:func:`app.train.trainer.run_train`:
 int8-aware, the exported model what the engines run bit for bit) and measures them with the
@@ -10,18 +10,18 @@ and the *ratios and shapes* are compared.
 Experiments (``--only``, comma-separated; all by default), each writing
 ``OUT/<name>.json`` and resumable (trained models and campaign chunks are kept in OUT):
 
-``fig8_14``  000 Fig. 8.14: median feature selection; weight bit-error rate tolerated at equal
+``fig8_14``  Ozen 2023 Fig. 8.14: median feature selection; weight bit-error rate tolerated at equal
              loss (1 %), trained (Median-3/5 in forward and backward, §8.5.2) vs untrained
              (the filter put into the baseline) vs the baseline; ResNet-8 and LeNet-5.
-``fig8_13``  000 Fig. 8.13: anomaly suppression on LeNet-5 trained with it (§8.5.1, one gate,
+``fig8_13``  Ozen 2023 Fig. 8.13: anomaly suppression on LeNet-5 trained with it (§8.5.1, one gate,
              drop), γ calibrated on the training data (the smallest power of two within
              0.5 % of the best training accuracy); weight bit-error rate tolerated at equal
              loss vs the baseline.
-``fig10``    000 Figs. 10.5–10.7: accuracy vs PE bypass rate 0–50 % (10 trials, 95 % CI) of
+``fig10``    Ozen 2023 Figs. 10.5–10.7: accuracy vs PE bypass rate 0–50 % (10 trials, 95 % CI) of
              the MLP (the seed's 3×256 shape, and MLP-7) on a 16×16 array, WS/IS/OS: the
              baseline (FP), hardware-aware dropconnect / dropout (HDT), and HDT plus the
              device calibration of §10.3.3 (WS).
-``ch9``      000 ch. 9: LeNet-5 with the outlier regulariser (α picked as §9.4.1 does:
+``ch9``      Ozen 2023 ch. 9: LeNet-5 with the outlier regulariser (α picked as §9.4.1 does:
              tenfold steps down until accuracy is competitive), and fault-aware fine-tuning
              under the campaign's bit errors; weight bit-error rate tolerated at 1 % loss vs
              the layer-wise quantised baseline.
@@ -148,7 +148,8 @@ def _ratio(a, b):
     return None if a is None or b is None else a / b
 
 
-# -- 000 Fig. 8.14 -------------------------------------------------------------------------------
+# -- Ozen 2023 Fig. 8.14
+# -------------------------------------------------------------------------------
 
 def fig8_14() -> dict:
     out = {}
@@ -200,7 +201,8 @@ def _product_names(folder: Path) -> list[str]:
     return [m.layers[i].name for i in product_layers(m)]
 
 
-# -- 000 Fig. 8.13 -------------------------------------------------------------------------------
+# -- Ozen 2023 Fig. 8.13
+# -------------------------------------------------------------------------------
 
 def fig8_13() -> dict:
     from ftaccel.app.train.trainer import evaluate
@@ -209,7 +211,7 @@ def fig8_13() -> dict:
     name = "lenet5"
     base = trained(name, "qat", methods=("qat",), **LENET_BASE)
     hidden = _product_names(base)[1:]
-    # 000 §8.7.1: LeNet-5 trained with the one-gate rule (Eq. 8.1) and dropping, γ = 2
+    # Ozen 2023 §8.7.1: LeNet-5 trained with the one-gate rule (Eq. 8.1) and dropping, γ = 2
     cfg = AcceleratorConfig(rows=16, cols=16, afd=True)
     afd = trained(name, "afd", start=base / "float.npz", config=cfg, methods=("afd",),
                   epochs=20, lr=1e-3, afd_shift=1, afd_gates=1, afd_mode="drop",
@@ -246,7 +248,8 @@ def fig8_13() -> dict:
             "ratio": _ratio(a, b), "images": 300, "trials": 7}
 
 
-# -- 000 Figs. 10.5-10.7 -------------------------------------------------------------------------
+# -- Ozen 2023 Figs. 10.5-10.7
+# -------------------------------------------------------------------------
 
 BYPASS_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 _FLOW_METHOD = {"ws": "dropconnect", "is": "dropout-in", "os": "dropout-out"}
@@ -284,7 +287,7 @@ def fig10() -> dict:
     trials = 3 if QUICK else 10
     for name in ("mlp3", "mlp7"):
         res = {}
-        # 000 §10.4: 100 epochs for the MLP (the first 80 in float here, then int8-aware)
+        # Ozen 2023 §10.4: 100 epochs for the MLP (the first 80 in float here, then int8-aware)
         common = dict(epochs=100, float_epochs=80, lr=1e-3)
         base = trained(name, "qat", methods=("qat",), **common)
         res["baseline"] = record(base)
@@ -304,7 +307,7 @@ def fig10() -> dict:
                                trials, 540, accel)
                 entry[label] = {"fault_free": rep["fault_free"]["bypass"]["accuracy"],
                                 "curve": curve(rep, "bypass")}
-            if df == "ws":  # 000 §10.4 calibrates in WS only
+            if df == "ws":  # Ozen 2023 §10.4 calibrates in WS only
                 for label, folder in (("fp+cal", base), ("hdt+cal", hdt)):
                     path = OUT / f"fig10-{name}-{df}-{label}.json"
                     if path.exists():
@@ -319,7 +322,8 @@ def fig10() -> dict:
     return out
 
 
-# -- 000 ch. 9 -----------------------------------------------------------------------------------
+# -- Ozen 2023 ch. 9
+# -----------------------------------------------------------------------------------
 
 def ch9() -> dict:
     from ftaccel.golden.network import Model, product_layers
@@ -328,7 +332,7 @@ def ch9() -> dict:
     base = trained(name, "qat", methods=("qat",), **LENET_BASE)
     b_acc = record(base)["accuracy_after"]
     picked, tried = None, []
-    for alpha in (1.0, 0.1, 0.01):  # 000 §9.4.1: start large, tenfold down until competitive
+    for alpha in (1.0, 0.1, 0.01):  # Ozen 2023 §9.4.1: start large, tenfold down until competitive
         f = trained(name, f"outlier-a{alpha:g}", start=base / "float.npz", methods=("outlier",),
                     epochs=10, lr=1e-3, alpha=alpha)
         acc = record(f)["accuracy_after"]
@@ -423,14 +427,14 @@ def table() -> str:
                 continue
             b = r["none_campaign"]["tolerated_1pct"]
             rows.append(
-                f"| 000 Fig. 8.14: median, weight BER tolerated at 1 % loss | {name} | ~10× "
+                f"| Ozen 2023 Fig. 8.14: median, weight BER tolerated at 1 % loss | {name} | ~10× "
                 f"(SqueezeNet), 20× (ResNet-18, Median-5) | baseline {_r(b)}; untrained "
                 f"Median-3/5 {_x(r['ratio_median3_untrained'])} / "
                 f"{_x(r['ratio_median5_untrained'])}; trained {_x(r['ratio_median3_trained'])}"
                 f" / {_x(r['ratio_median5_trained'])} | see README |")
     if "fig8_13" in res:
         r = res["fig8_13"]
-        rows.append(f"| 000 Fig. 8.13: anomaly suppression, weight BER at 1 % loss | lenet5 "
+        rows.append(f"| Ozen 2023 Fig. 8.13: anomaly suppression, weight BER at 1 % loss | lenet5 "
                     f"trained with it, γ = {r['calibration']['gamma']} (1 gate, drop) | 20× | "
                     f"{_x(r['ratio'])} (baseline {_r(r['baseline']['tolerated_1pct'])}) | "
                     f"see README |")
@@ -443,12 +447,12 @@ def table() -> str:
                 ff = e["fp"]["fault_free"]
                 parts = [f"{k.upper()} {100 * (ff - _at50(e, k)):.2f}"
                          for k in ("fp", "hdt", "hdt+cal", "rdt") if k in e]
-                rows.append(f"| 000 Figs. 10.5–10.7: loss at 50 % PE bypass ({df.upper()}) | "
+                rows.append(f"| Ozen 2023 Figs. 10.5–10.7: loss at 50 % PE bypass ({df.upper()}) | "
                             f"{name}, 16×16 | ≤ 0.61 % (MLP) | {'; '.join(parts)} pp | "
                             f"see README |")
     if "ch9" in res:
         r = res["ch9"]
-        rows.append(f"| 000 ch. 9: outlier regularisation, weight BER at 1 % loss | lenet5, "
+        rows.append(f"| Ozen 2023 ch. 9: outlier regularisation, weight BER at 1 % loss | lenet5, "
                     f"α = {r['alpha']:g} | 5×10⁻² (10× layer-wise) | "
                     f"{_r(r['outlier']['tolerated_1pct'])} "
                     f"({_x(r['ratio_outlier'])} layer-wise {_r(r['baseline']['tolerated_1pct'])})"

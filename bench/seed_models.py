@@ -7,13 +7,14 @@ name; these minimal builders stand in for it until then (say so in every report:
 ``source`` field).
 
 * ``lenet5``: conv 5×5 ×6, max-pool 2, conv 5×5 ×16, max-pool 2, fc 120, 84, 10; 32×32×1
-  input (the digits upsampled ×4) — 000 §8.7, §9.4 (MNIST);
-* ``mlp7``: 64 → 5×512 → 256 → 10 (2,816 hidden neurons, 001 Table 4.10; digits' 64 inputs);
-* ``mlp3``: 64 → 3×256 → 10, the MLP of 000 §10.4 (784-256-256-256-10 on MNIST);
+  input (the digits upsampled ×4) — Ozen 2023 §8.7, §9.4 (MNIST);
+* ``mlp7``: 64 → 5×512 → 256 → 10 (2,816 hidden neurons, Ahmadilivani 2025 Table 4.10; digits' 64
+  inputs);
+* ``mlp3``: 64 → 3×256 → 10, the MLP of Ozen 2023 §10.4 (784-256-256-256-10 on MNIST);
 * ``resnet8``: ResNet of the CIFAR form, 3×3 stem ×16, three stages of one basic block (16,
   32, 64 channels, stride 2 and a 1×1 projection at stages 2 and 3), global average pool,
   fc 10; 32×32×3 input (the digits upsampled ×4, replicated to three channels).  ResNet-18's
-  shape with 1 block per stage instead of 2 and 16–64 channels instead of 64–512 (000 §8.7:
+  shape with 1 block per stage instead of 2 and 16–64 channels instead of 64–512 (Ozen 2023 §8.7:
   ResNet-18/CIFAR-10): what the two cores here train in minutes.
 """
 

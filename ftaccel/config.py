@@ -151,7 +151,7 @@ class AcceleratorConfig:
         """The bias enters through ``psum_in`` of the first K-tile rather than in the output stage.
 
         So ``acc_out`` includes it.  Always for IS (its output lanes are batch rows), and for WS
-        with a checksum, so that the checks cover bias errors (000 Table 6.1).  OS has no
+        with a checksum, so that the checks cover bias errors (Ozen 2023 Table 6.1).  OS has no
         partial-sum input: its checkers add the bias the output stage adds (:mod:`rtl_gen.
         accelerator`), so they cover bias errors too.
         """

@@ -1,12 +1,12 @@
-"""Golden model of anomalous feature detection and suppression, AFD (seed 000 §8.4.1, §8.6.1).
+"""Golden model of anomalous feature detection and suppression, AFD (Ozen 2023 §8.4.1, §8.6.1).
 
-Bit-exact numpy model of :class:`rtl_gen.afd.AnomalySuppression` (SPEC §3; 000:L1480–L1552,
-L1674–L1696, L1735).  It imports nothing of the project.
+Bit-exact numpy model of :class:`rtl_gen.afd.AnomalySuppression` (Ozen 2023 §8.3–8.4.1; §8.2–8.4.1,
+§8.6.1, §8.7.1).  It imports nothing of the project.
 
 Semantics, element by element
 -----------------------------
 Let ``A`` be a vector of ``n`` signed ``width``-bit integers and ``c`` an index; neighbours wrap
-around (000:L1535, footnote 3): ``next = (c + 1) mod n`` and ``prev = (c − 1) mod n``.  With
+around (Ozen 2023 §8.4.1, footnote 3): ``next = (c + 1) mod n`` and ``prev = (c − 1) mod n``.  With
 ``n = 1`` both neighbours are ``A_0`` itself; with ``n = 2`` both are the other element.
 
 Magnitude
@@ -14,7 +14,7 @@ Magnitude
     magnitude ``2^(w−1)`` (it fits an unsigned ``w``-bit number; no wrap-around).
 
 Scaling factor and threshold
-    γ is a power of two applied as an arithmetic shift (000:L1680).  The effective shift is
+    γ is a power of two applied as an arithmetic shift (Ozen 2023 §8.6.1).  The effective shift is
     ``s = clip(shift, −max_shift, +max_shift)`` (``max_shift`` defaults to ``width``; any larger
     shift is equivalent, see below).  The threshold contributed by an element is
 
@@ -45,7 +45,7 @@ Two gates, Eq. (8.2)
     either threshold keeps the element; ``A_c = 0`` is never suppressed.  Note the opposite
     tie rules of the two equations; both are taken literally.
 
-Suppression (000:L1695, L1735)
+Suppression (Ozen 2023 §8.6.1)
     *drop* (``mode = 0``): the output is 0.
     *clip* (``mode = 1``): the output is ``sign(A_c) × T*`` where ``T*`` is the largest violated
     threshold.  With one gate ``T* = T(A_next)``, the only threshold.  With two gates an

@@ -241,7 +241,7 @@ def temporal_stream_len(stream: int, batch: int) -> int:
     """Cycles a pass of ``stream`` vectors occupies with a temporal batch of ``batch``.
 
     One sanity vector (an idle cycle at the ports) after every batch, the short last one included:
-    ``stream + ceil(stream / batch)``, a throughput of N/(N+1) (000 L1253).
+    ``stream + ceil(stream / batch)``, a throughput of N/(N+1) (Ozen 2023 §6.3.3).
     """
     return stream + ceil_div(stream, batch)
 

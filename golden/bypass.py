@@ -1,52 +1,51 @@
-"""Golden model of PE bypass (SPEC §6, seed 000 ch. 10, L2223–L2494).
+"""Golden model of PE bypass (Ozen 2023 ch. 10).
 
 Fault maps, hardware-aware masks, the pruned product the array computes, and the diagonal shift.
 
 Notation.  A layer is ``Y = A @ B (+ bias)`` with ``A`` the M×K inputs (row ``b`` = batch
 index, column ``k`` = input channel ``c_i``), ``B`` the K×N weights (row ``k`` = ``c_i``,
 column ``n`` = output channel ``c_o``) and ``Y`` the M×N outputs.  The seed writes weights as
-``C_o × C_i`` (000 L2340), i.e. ``B`` transposed.  A *bypass map* is an R×C bool array,
+``C_o × C_i`` (Ozen 2023 §10.3.2), i.e. ``B`` transposed.  A *bypass map* is an R×C bool array,
 ``True`` = the PE at (row, column) is bypassed.
 
 **What a bypassed PE does** (Fig. 10.2; :mod:`rtl_gen.pe` and
 :class:`golden.accelerator.AcceleratorModel`):
 
-* WS (000 L2289): the PE forwards the received partial sum instead of adding its product, so
+* WS (Ozen 2023 §10.3.1): the PE forwards the received partial sum instead of adding its product, so
   every weight mapped to it is pruned, in every tile.  Activations still stream through.
-* IS (000 L2293): the same multiplexer; every *input* mapped to the PE is pruned.  The bias is
-  folded into ``psum_in`` at the top of the column, so a bypassed PE forwards it too:
+* IS (Ozen 2023 §10.3.1): the same multiplexer; every *input* mapped to the PE is pruned.  The bias
+  is folded into ``psum_in`` at the top of the column, so a bypassed PE forwards it too:
   ``Y = bias + (A masked) @ B``.
-* OS (000 L2297, L2303): AND gates force the PE's pinned output to zero, so every output mapped
+* OS (Ozen 2023 §10.3.1): AND gates force the PE's pinned output to zero, so every output mapped
   to it is zero; the output stage adds the bias afterwards: ``Y = where(mask, 0, A @ B) + bias``.
 
-**Which variable goes to which PE**: Eqs. 10.3–10.5 (000 L2340–L2355) through
+**Which variable goes to which PE**: Eqs. 10.3–10.5 (Ozen 2023 §10.3.2) through
 :func:`golden.mapping.pe_map` (row index modulo R, column index modulo C).  The mask of a layer
-is therefore the R×C map *replicated over the tiles and cropped* (Fig. 10.3, L2357–L2365):
+is therefore the R×C map *replicated over the tiles and cropped* (Fig. 10.3, Ozen 2023 §10.3.2):
 
 * WS, mask of ``B`` (K×N):  ``np.tile(map, ...)[:K, :N]``   (``B[k, n]`` → PE ``(k % R, n % C)``);
 * IS, mask of ``A`` (M×K):  ``np.tile(map.T, ...)[:M, :K]`` (``A[b, k]`` → PE ``(k % R, b % C)``:
   the batch runs along the array's columns, so the map appears *transposed*);
 * OS, mask of ``Y`` (M×N):  ``np.tile(map, ...)[:M, :N]``   (``Y[b, n]`` → PE ``(b % R, n % C)``).
 
-**Fault maps** (000 L2413): "PE Bypass Rate" is the fraction of PEs with at least one fault;
+**Fault maps** (Ozen 2023 §10.4): "PE Bypass Rate" is the fraction of PEs with at least one fault;
 maps are independent Bernoulli variables per PE with that probability
 (:func:`bernoulli_map`); :func:`fault_map` turns a list of located faults into the map of
 PEs to bypass.
 
-**Diagonal shift** (§10.3.4, 000 L2387–L2409).  What the seed says, and what this module does:
+**Diagonal shift** (§10.3.4, Ozen 2023 §10.3.4).  What the seed says, and what this module does:
 
-* L2391: neurons (filters) of a layer may be reordered by permuting the *output* dimension of
+* §10.3.4: neurons (filters) of a layer may be reordered by permuting the *output* dimension of
   its weights, provided the *same* permutation is applied to the *input* dimension of the next
   layer's weights (for convolutions: output channels, then the next layer's input channels).
-* L2399: the permutation used is a *diagonal shift* of every layer's weight tensor "in the
-  input (channel) and output (channel) dimensions"; an N×N array gives "N distinct
-  permutations that yield unique pruning effect manifestations before starting to repeat in
-  modulo N".
-* L2401: it is exact "since the same permutation pattern is applied to both the input and the
-  output dimensions of the weight matrices at every layer"; it is a shifted index when weights
-  are fetched from memory; for IS and OS it shifts "the single dimension" (channels) of the
-  layer input and output tensors.  L2403, L2431: the device tries the N shifts (16 on 16×16)
-  and keeps the most accurate.
+* Ozen 2023 §10.3.4: the permutation used is a *diagonal shift* of every layer's weight tensor "in
+  the input (channel) and output (channel) dimensions"; an N×N array gives "N distinct permutations
+  that yield unique pruning effect manifestations before starting to repeat in modulo N".
+* Ozen 2023 §10.3.4: it is exact "since the same permutation pattern is applied to both the input
+  and the output dimensions of the weight matrices at every layer"; it is a shifted index when
+  weights are fetched from memory; for IS and OS it shifts "the single dimension" (channels) of the
+  layer input and output tensors.  Ozen 2023 §10.3.4, §10.5.1: the device tries the N shifts (16 on
+  16×16) and keeps the most accurate.
 
 Here, shifting by ``s`` moves channel ``i`` of a dimension of length ``L`` to ``(i + s) mod L``
 (``np.roll(x, s)``), with the same ``s`` for every layer:
@@ -54,7 +53,7 @@ Here, shifting by ``s`` moves channel ``i`` of a dimension of length ``L`` to ``
 * weights: :func:`diagonal_shift` rolls both dimensions of ``B``, ``B_s[(k+s)%K, (n+s)%N] =
   B[k, n]`` (input channels *and* output channels: a move along the diagonal);
 * inputs: :func:`shift_inputs` rolls the channel dimension of ``A`` (the network input once;
-  afterwards the previous layer's output is *already* shifted, L2391);
+  afterwards the previous layer's output is *already* shifted, Ozen 2023 §10.3.4);
 * bias and outputs: :func:`shift_outputs` rolls the channel dimension; :func:`unshift_outputs`
   undoes it (only needed after the last layer).  The batch dimension is never permuted.
 
@@ -63,9 +62,9 @@ empty map the unshifted result equals the plain layer bit for bit.  With a map, 
 pruned are those whose *shifted* position lands on a bypassed PE (:func:`shifted_mask`).
 
 *Convolutions* lowered by im2col with the same pixel of neighbouring channels adjacent
-(000 L1596, SPEC §1) have ``K = pixels × C_i`` with ``k = pixel·C_i + c_i``: the input-channel
-shift is then a roll *within each block* of ``C_i`` (keyword ``channels=C_i``); the output
-dimension (filters) is rolled as a whole.
+(Ozen 2023 §8.4.2, §2.3, §10.3.2) have ``K = pixels × C_i`` with ``k = pixel·C_i + c_i``: the
+input-channel shift is then a roll *within each block* of ``C_i`` (keyword ``channels=C_i``); the
+output dimension (filters) is rolled as a whole.
 
 **How many distinct pruning patterns** (:func:`shift_period`).  When the rolled lengths are
 multiples of the array dimension, shift ``s`` prunes exactly what the *map rolled by −s*
@@ -77,11 +76,11 @@ itself invariant under some diagonal roll (the empty or full map, a full diagona
 a map with one bypassed PE that some variable uses gives exactly the period.
 
 *Decision for lengths that are not multiples* (the seed only treats N×N arrays with
-filter/neuron counts divisible by N; SPEC §6 leaves it open): the roll stays modulo the true
-length ``L`` — a shifted memory index, no padding, the same tensor shapes and tiles, and the
+filter/neuron counts divisible by N; Ozen 2023 ch. 10 leaves it open): the roll stays modulo the
+true length ``L`` — a shifted memory index, no padding, the same tensor shapes and tiles, and the
 permutations of consecutive layers stay consistent whatever the array shape.  The price: the
-channels that wrap around land on PE rows/columns that break the regular pattern, so the
-pattern is *not* the rolled map, and its period becomes ``L`` for that dimension instead of
+channels that wrap around land on PE rows/columns that break the regular pattern, so the pattern is
+*not* the rolled map, and its period becomes ``L`` for that dimension instead of
 ``R`` (or ``C``): e.g. K = 5 on R = 4 has 5 row patterns.  Exactness is unaffected.
 (Padding each channel dimension to a multiple of the array would restore the rolled-map
 property but change shapes and, for R ≠ C, needs a multiple of ``lcm(R, C)`` to stay
@@ -199,7 +198,7 @@ def _operands(A, B):
 def bernoulli_map(rows: int, cols: int, rate: float, rng) -> np.ndarray:
     """A random R×C bypass map: each PE bypassed independently with probability ``rate``.
 
-    000 L2413: PE bypass rate = fraction of PEs with at least one fault; PE fault patterns are
+    Ozen 2023 §10.4: PE bypass rate = fraction of PEs with at least one fault; PE fault patterns are
     independent Bernoulli variables per PE.  ``rate`` is in [0, 1] (0 → no PE, 1 → every PE);
     ``rng`` is a :class:`numpy.random.Generator` or an integer seed.  The map draws
     ``rows × cols`` uniforms in row-major order, so a seed reproduces the map.
@@ -219,7 +218,7 @@ def bernoulli_map(rows: int, cols: int, rate: float, rng) -> np.ndarray:
 
 
 def fault_map(rows: int, cols: int, faults) -> np.ndarray:
-    """The bypass map that isolates every PE hit by at least one fault (000 L2413).
+    """The bypass map that isolates every PE hit by at least one fault (Ozen 2023 §10.4).
 
     ``faults``: objects with ``row`` and ``col`` attributes (e.g. :class:`golden.faults.Fault`)
     or ``(row, col)`` pairs; each must lie inside the R×C array.
@@ -250,7 +249,7 @@ def hardware_mask(dataflow: str, bypass_map, M: int, K: int, N: int) -> np.ndarr
     Shaped like the tensor pinned in the PEs: ``B`` (K×N) for WS, ``A`` (M×K) for IS, ``Y``
     (M×N) for OS.  Entry = ``bypass_map`` at the PE of Eqs. 10.3–10.5
     (:func:`golden.mapping.pe_map`): the R×C map replicated over the tiles and cropped
-    (Fig. 10.3, 000 L2357–L2365; for IS transposed, see the module docstring).
+    (Fig. 10.3, Ozen 2023 §10.3.2; for IS transposed, see the module docstring).
     """
     _check_dataflow(dataflow)
     bmap = check_map(bypass_map)
@@ -353,7 +352,7 @@ def diagonal_shift(B, s: int, *, channels: int | None = None) -> np.ndarray:
     """The weights ``B`` (K×N) shifted diagonally by ``s``: ``B_s[(k+s)%K, (n+s)%N] = B[k, n]``.
 
     Input channels (rows, within im2col blocks of ``channels``) and output channels (columns)
-    are rolled by the same ``s`` (000 L2399, L2401).
+    are rolled by the same ``s`` (Ozen 2023 §10.3.4).
     """
     B = _int_matrix("B", B)
     return shift_channels(shift_channels(B, s, axis=0, channels=channels), s, axis=1)
@@ -363,7 +362,8 @@ def shift_inputs(A, s: int, *, channels: int | None = None) -> np.ndarray:
     """The layer inputs ``A`` (M×K) in the order the shifted weights expect.
 
     The channel axis is rolled by ``s``; the batch is not permuted.  Only the network's first layer
-    needs it: a shifted layer's output is already in this order for the next layer (000 L2391).
+    needs it: a shifted layer's output is already in this order for the next layer (Ozen 2023
+    §10.3.4).
     """
     A = _int_matrix("A", A)
     return shift_channels(A, s, axis=1, channels=channels)
@@ -427,7 +427,7 @@ def shift_period(dataflow: str, rows: int, cols: int, K: int, N: int, *,
     Per rolled dimension: ``R`` (rows, input channels) if ``channels`` (default K) is a
     multiple of ``R``, else ``channels``; ``C`` (columns, output channels) if ``N`` is a
     multiple of ``C``, else ``N``.  WS rolls both (lcm), IS only the input channels, OS only
-    the output channels.  N×N array, multiples: ``N`` for all three (000 L2399).
+    the output channels.  N×N array, multiples: ``N`` for all three (Ozen 2023 §10.3.4).
     """
     _check_dataflow(dataflow)
     R, C, K, N = (_check_pos_int(n, v) for n, v in

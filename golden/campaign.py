@@ -14,7 +14,8 @@ What can be injected (one *case* of a campaign):
 * a :class:`BiasError`: a bit flip in a bias word on its way into the array (a fault outside
   the PEs; the bias enters through ``psum_in`` when a checksum is configured).
 
-Outcome classes (SPEC §7): ``masked`` (every output equals the fault-free run, no alarm),
+Outcome classes (README, Fault campaigns): ``masked`` (every output equals the fault-free run, no
+alarm),
 ``detected`` (some output differs and an alarm fired), ``sdc`` (silent data corruption: some
 output differs, no alarm), ``false_alarm`` (no output differs but an alarm fired: the fault
 hit the check itself, e.g. the sanity column or a sanity vector).  The spatial and temporal
@@ -22,10 +23,11 @@ alarms are kept apart, so one campaign on a ``checksum="both"`` configuration gi
 spatial, temporal and combined columns of Table 6.1 (:func:`coverage_table`'s ``check``);
 :func:`table_6_1_campaign` measures the whole table on the accelerator.
 
-The same table without hardware (Table 6.1, 000 L1150–L1160, Lemmas 1–6, L1164–L1176):
+The same table without hardware (Table 6.1, Ozen 2023 §6.2.2–6.2.3, Lemmas 1–6):
 :func:`random_fc_layer`, :func:`detection_table`, :func:`aliasing_table`,
 :func:`rectangle_escape` inject errors into the inputs, weights, bias or outputs of a random
-integer FC layer *after* checksum encoding (as in the seed, L1195, with the host helpers of
+integer FC layer *after* checksum encoding (as in the seed, Ozen 2023 §6.3.1, with the host helpers
+of
 :mod:`golden.checksum`) and evaluate the spatial, temporal and combined checks exactly.
 """
 
@@ -240,7 +242,7 @@ def coverage_table(outcomes: list[Outcome], key=lambda o: o.fault.register,
 
 
 # ---------------------------------------------------------------------------------------------
-# Table 6.1 of 000 on the composed accelerator (checksum="both")
+# Ozen 2023 Table 6.1 on the composed accelerator (checksum="both")
 # ---------------------------------------------------------------------------------------------
 #: Rows of the measured table: (key, Table 6.1 row, what is injected).
 TABLE_ROWS = (
@@ -296,7 +298,7 @@ def table_rows(dataflow) -> tuple[tuple[str, str, str], ...]:
 def table_6_1_claims(dataflow) -> dict:
     """Table 6.1's guarantees per hardware check of ``dataflow``.
 
-    Table 6.1 (000 L1150–L1160) names the checks after WS: *spatial* is the sanity neuron
+    Table 6.1 (Ozen 2023 §6.2.2–6.2.3) names the checks after WS: *spatial* is the sanity neuron
     (Eq. 6.5, a column of weights' negated sums), *temporal* the sanity input (Eq. 6.7).  OS
     builds them alike (sanity neuron column, sanity row of inputs); IS swaps them: its spatial
     checksum is the sanity *input* column (the stationary inputs' negated sums) and its
@@ -435,11 +437,11 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
     a tile's R rows); for each
     row of :data:`TABLE_ROWS` the cases are run on the cycle model and counted per check
     (spatial alarm, temporal alarm, either).  Stuck-at faults and bias errors are exhaustive;
-    single flips are sampled, ``flips`` per row (default: the statistical size of SPEC §7 for
-    the population of (register, bit, cycle)); multiple-output errors ``combos`` per row.
-    Returns ``{"product": …, "rows": {key: {"population", "cases", "exhaustive", "spatial",
-    "temporal", "any"}}}`` with :func:`coverage_table` rows for the three checks; ``population``
-    is known (not None) for the exhaustive rows and the flip samples.
+    single flips are sampled, ``flips`` per row (default: the statistical size of README, Fault
+    campaigns for the population of (register, bit, cycle)); multiple-output errors ``combos`` per
+    row. Returns ``{"product": …, "rows": {key: {"population", "cases", "exhaustive", "spatial",
+    "temporal", "any"}}}`` with :func:`coverage_table` rows for the three checks; ``population`` is
+    known (not None) for the exhaustive rows and the flip samples.
     """
     if cfg.checksum != "both" or not cfg.fault_hooks:
         raise ValueError("table_6_1_campaign needs checksum='both' and fault_hooks")
@@ -472,7 +474,7 @@ def table_6_1_campaign(cfg, rng: np.random.Generator, *, m: int = 6, batch: int 
 # ---------------------------------------------------------------------------------------------
 # Table 6.1 on a random FC layer: the checksums' detection study by error injection
 # ---------------------------------------------------------------------------------------------
-#: Table 6.1 (000:L1150–L1160): how many errors each checksum is guaranteed to detect, per
+#: Table 6.1 (Ozen 2023 §6.2.2–6.2.3): how many errors each checksum is guaranteed to detect, per
 #: error location: 0 = none (Lemma 1), n = up to n errors, None = all errors (Lemma 4).
 TABLE_6_1 = {
     "input": {"spatial": 0, "temporal": 1, "both": 1},
@@ -498,7 +500,7 @@ class FCLayer:
     sanity values by :func:`negated_sum_width`), which bounds the bit of an injected flip.
 
     ``wrap_input`` / ``wrap_weight`` store the sanity input row / sanity weight column wrapped
-    to ``a_width`` / ``w_width`` bits instead (no widened hardware path, seed L1223): the
+    to ``a_width`` / ``w_width`` bits instead (no widened hardware path, Ozen 2023 §6.3.1): the
     temporal / spatial invariant then holds only modulo ``2^a_width`` / ``2^w_width``, so the
     matching check must run in residue mode with k at most that width.
     """
@@ -578,7 +580,7 @@ def random_fc_layer(rng: np.random.Generator, *, batch: int = 8, k_in: int = 8, 
 
 
 def alg61_bits(values, bits, widths):
-    """Algorithm 6.1 (000:L1201–L1220).
+    """Algorithm 6.1 (Ozen 2023 §6.3.1).
 
     Sign bit → negate; else add 2^i if bit i is 0, subtract 2^i if it is 1 (with scale 1: integer
     data).

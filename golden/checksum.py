@@ -1,6 +1,6 @@
 """Sanity-Check linear checksums: host helpers and golden models of the checker units.
 
-Seed 000 chapter 6 (L1024–L1315), SPEC §2.  Plain numpy; the error-detection study that
+Ozen 2023 ch. 6.  Plain numpy; the error-detection study that
 measures Table 6.1 with these helpers is a campaign (:mod:`golden.campaign`).
 
 Host helpers (what software prepares before a product runs)
@@ -19,7 +19,7 @@ Golden models of the RTL units of :mod:`rtl_gen.checksum`, bit for bit and cycle
     cycle ``t`` are applied); plus the functional checks :func:`spatial_syndrome`,
     :func:`temporal_syndrome` they must agree with.
 
-Widths of the extra values (the decision SPEC §2 leaves to us)
+Widths of the extra values (the decision Ozen 2023 ch. 6 leaves to us)
 --------------------------------------------------------------
 A negated sum of ``n`` signed ``w``-bit values lies in ``[-n·2^(w-1), n·2^(w-1)]`` and so needs
 ``w + ceil(log2(n + 1))`` bits (:func:`negated_sum_width`; ``w + ceil(log2 n)`` is one bit
@@ -33,10 +33,10 @@ Either the hardware carries them at that width (exact checks; for the spatial ch
 the one extra array column is wider, for the temporal checksum the *whole streamed-operand
 path* would be), or they are stored wrapped to the data width (``wrap_bits=``) and every check
 is done modulo ``2^k`` with ``k ≤`` that data width: wrapping is a ring homomorphism, so the
-invariants still hold exactly modulo ``2^k`` (this is the seed's residue option, L1223, L1261),
-at the price of aliasing measured by :func:`golden.campaign.aliasing_table`.  Modulo 2^k the
-aliasing of bit errors is structural, not the 2^-k of random words: a flip of bit i (error
-±2^i) escapes iff i ≥ k, so the high-order flips — the harmful ones — are the ones missed.
+invariants still hold exactly modulo ``2^k`` (this is the seed's residue option, Ozen 2023 §6.3.1,
+§6.3.3), at the price of aliasing measured by :func:`golden.campaign.aliasing_table`.  Modulo 2^k
+the aliasing of bit errors is structural, not the 2^-k of random words: a flip of bit i (error ±2^i)
+escapes iff i ≥ k, so the high-order flips — the harmful ones — are the ones missed.
 
 Recommended for the spatial checksum: the sanity column's weights at full width (one column
 only), its partial sums kept at the accumulator width P and allowed to wrap, checks modulo 2^P.
@@ -50,8 +50,8 @@ A note on N
 -----------
 Eq. 6.8 writes the column sum as ``N·B[u]`` where N counts *all* vectors of the temporal batch,
 the one that makes the inputs sum to zero included.  With N data vectors plus the sanity
-vector (SPEC §2's wording) every one of the N + 1 outputs carries the bias, so the expected
-constant is ``(N + 1)·B[u]`` (:func:`temporal_expected`); SPEC §2's "N·B[u]" is off by one.
+vector (Ozen 2023 ch. 6's wording) every one of the N + 1 outputs carries the bias, so the expected
+constant is ``(N + 1)·B[u]`` (:func:`temporal_expected`); Ozen 2023 ch. 6's "N·B[u]" is off by one.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def residue(x, kind: str, k: int | None):
 # --------------------------------------------------------------------------------------------
 def sanity_column(B, bias=None, *, w_width: int | None = None, bias_width: int | None = None,
                   wrap_bits: int | None = None):
-    """The sanity neuron of a weight matrix: ``(s, s_bias)`` (000 Eq. 6.5, L1068–L1072).
+    """The sanity neuron of a weight matrix: ``(s, s_bias)`` (Ozen 2023 Eq. 6.5).
 
     ``s[k] = -sum_u B[k, u]`` and ``s_bias = -sum_u bias[u]``, so that each row of
     ``A @ [B | s] + [bias | s_bias]`` sums to zero for every ``A`` (Eq. 6.2).
@@ -187,7 +187,7 @@ def extend_weights(B, bias=None, *, group: int | None = None, w_width: int | Non
 
 
 def temporal_sanity_input(batch, *, a_width: int | None = None, wrap_bits: int | None = None):
-    """The sanity input of a temporal batch: ``-sum_z batch[z, :]`` (000 Eq. 6.7, L1086).
+    """The sanity input of a temporal batch: ``-sum_z batch[z, :]`` (Ozen 2023 Eq. 6.7).
 
     ``batch`` is N×K (N input vectors).  Exact, the result needs
     :func:`negated_sum_width` ``(a_width, N)`` bits; ``wrap_bits`` wraps it to a narrower

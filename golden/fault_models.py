@@ -1,4 +1,4 @@
-"""Network-level fault models and the fast fault model (SPEC §7, §10).
+"""Network-level fault models and the fast fault model (README, Fault campaigns).
 
 **The fast fault model.**  :func:`faulty_product` computes what the accelerator's array gives
 for one layer's product ``A @ B`` with one fault in a PE register (:class:`Fault`: weight,
@@ -45,14 +45,14 @@ schedule (:mod:`golden.schedule`):
 
 Other fault models, each with its own RNG stream so that a fault is reproducible alone:
 
-* :data:`bit_errors` — Algorithm 6.1 of 000 (L1201–L1220): the same function as
+* :data:`bit_errors` — Ozen 2023 Algorithm 6.1 (§6.3.1): the same function as
   :func:`golden.faults.inject_bit_errors`;
 * :class:`TransientFault` — a flip-to-0 / flip-to-1 / bit flip for **one** cycle (the error
-  instances of 003's per-PE profiles); the cycle model accepts it like a :class:`Fault`;
-* :func:`pe_profile` / :func:`profile_errors` / :func:`profile_product` — 003 L91–L147: each
-  PE's error rate ~ U(0, FR_max); per pass, the number of erroneous steps of a PE is
-  Binomial(steps, rate); each error sabotages a random bit of that PE's partial sum in that
-  step (flip-to-0, flip-to-1 or bit flip, the "partial products" of 003 §3.2.1).
+  instances of the HAS report's per-PE profiles); the cycle model accepts it like a :class:`Fault`;
+* :func:`pe_profile` / :func:`profile_errors` / :func:`profile_product` — Shresthamali HAS
+  §3.2.2–4.3: each PE's error rate ~ U(0, FR_max); per pass, the number of erroneous steps of a PE
+  is Binomial(steps, rate); each error sabotages a random bit of that PE's partial sum in that step
+  (flip-to-0, flip-to-1 or bit flip, the "partial products" of Shresthamali HAS §3.2.1).
 
 **A drawn set of errors on the RTL.**  The RTL's fault hooks hold one fault at a time, but
 the driver's program sets the hooks' inputs on every cycle.  Every error instance is a
@@ -67,8 +67,8 @@ the RTL in ``tests/test_has.py``).  Two errors of different PEs can fall in the 
 (slot ``j`` of PE (r, c) is in its register in cycle ``s + j + r + c + 2``): the hooks cannot
 hold both, so such draws are made under the constraint *one error per cycle*
 (``profile_errors(..., one_per_cycle=True)``, :func:`one_per_cycle`): of the errors of one
-cycle the first drawn is kept and the others dropped.  At the rates 003 uses (FR_max ≤ 5e-3)
-this drops a small share; :func:`one_per_cycle` reports how many.
+cycle the first drawn is kept and the others dropped.  At the rates Shresthamali HAS uses (FR_max ≤
+5e-3) this drops a small share; :func:`one_per_cycle` reports how many.
 
 :class:`FastFaultEngine` is a :class:`golden.network.FunctionalEngine` that applies
 ``Product.fault`` (a :class:`Fault`) or ``Product.units["errors"]`` (profile errors) with
@@ -119,7 +119,7 @@ __all__ = ["sabotage_array", "TransientFault", "faulty_product", "FastFaultEngin
            "hook_program", "hooked_faults", "HookedErrorsEngine", "profile_acc",
            "restricted_applies", "clean_acc", "run_from"]
 
-#: Error kinds of 003's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
+#: Error kinds of the HAS report's fault profiles (Table 1): flip-to-0, flip-to-1, bit flip.
 PROFILE_MODES = {"flip-to-0": FaultMode.SA0, "flip-to-1": FaultMode.SA1,
                  "bitflip": FaultMode.FLIP}
 
@@ -152,7 +152,7 @@ class TransientFault(Fault):
     """A fault of ``mode`` (sa0 = flip-to-0, sa1 = flip-to-1, flip) active in one cycle only.
 
     The RTL's fault hooks hold a stuck-at for ever; this is the error instance of a per-PE
-    fault profile (003), which the cycle model applies through the same saboteur.
+    fault profile (Shresthamali HAS), which the cycle model applies through the same saboteur.
     """
 
     def active(self, cycle: int) -> bool:
@@ -797,7 +797,7 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     ``gen_A`` / ``chk_B`` (with a checksum): the activations the sanity inputs were summed
     from (WS, OS: temporal; IS: spatial) and the weights the sanity neuron was computed from
     (WS: spatial, OS: spatial), when they differ from ``A`` / ``B`` (errors in stored values
-    after checksum encoding, 000 L1195).
+    after checksum encoding, Ozen 2023 §6.3.1).
 
     ``restrict``: one register fault on WS without checksums computes only the outputs it can
     reach (:func:`restricted_applies`), the others taken from ``clean`` (the fault-free
@@ -956,15 +956,16 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
 
-#: Algorithm 6.1 (000 L1201–L1220): the project's one bit-error injector,
+#: Algorithm 6.1 (Ozen 2023 §6.3.1): the project's one bit-error injector,
 #: :func:`golden.faults.inject_bit_errors`, under the name the campaigns use.
 bit_errors = inject_bit_errors
 
 
-# -- per-PE fault profiles (003) ----------------------------------------------------------------
+# -- per-PE fault profiles (Shresthamali HAS)
+# ----------------------------------------------------------------
 
 def pe_profile(rows: int, cols: int, fr_max: float, rng: np.random.Generator) -> np.ndarray:
-    """003 §4.2: every PE's error rate drawn from U(0, FR_max), ``[rows, cols]``."""
+    """Shresthamali HAS §4.2: every PE's error rate drawn from U(0, FR_max), ``[rows, cols]``."""
     if not 0 <= fr_max <= 1:
         raise ValueError(f"invalid fr_max = {fr_max!r}: a probability 0 … 1")
     return rng.uniform(0.0, fr_max, size=(rows, cols))
@@ -994,7 +995,7 @@ def profile_errors(cfg, profile: np.ndarray, M: int, K: int, N: int, mode: str,
                    rng: np.random.Generator, *, bits: tuple[int, int] | None = None,
                    temporal_batch: int | None = None,
                    one_per_cycle: bool = False) -> ProfileErrors:
-    """003 §4.3: error instances of one product ``M×K @ K×N`` drawn from ``profile``.
+    """Shresthamali HAS §4.3: error instances of one product ``M×K @ K×N`` drawn from ``profile``.
 
     Every PE works once per streamed slot of every pass (WS/IS) or per step of every tile
     (OS); per pass and PE the number of erroneous steps is Binomial(steps, rate), the steps

@@ -1,10 +1,10 @@
-"""Fault and error models (SPEC §7).
+"""Fault and error models (README, Fault campaigns).
 
 * :class:`Fault`: one RTL fault in a PE register, the same description the fault hooks of
   :mod:`rtl_gen.fault` take (row, column, register, bit, mode, cycle), and
   :func:`sabotage` — its effect on a register value, bit-exact with the RTL saboteur.
-* :func:`inject_bit_errors`: Algorithm 6.1 of 000 (L1201–L1220): bit errors in a tensor.
-* :func:`sample_size`: statistical fault-injection sample size, 001 Eq. 4.7.
+* :func:`inject_bit_errors`: Ozen 2023 Algorithm 6.1 (§6.3.1): bit errors in a tensor.
+* :func:`sample_size`: statistical fault-injection sample size, Ahmadilivani 2025 Eq. 4.7.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["Fault", "REGISTERS", "MODES", "sabotage", "inject_bit_errors", "samp
 REGISTERS = FAULT_REGISTERS
 #: Fault modes in the encoding of the ``mode`` fault control.
 MODES = FAULT_MODES
-#: Outcome classes of an injected fault (SPEC §7).
+#: Outcome classes of an injected fault (README, Fault campaigns).
 OUTCOMES = ("masked", "sdc", "detected", "corrected")
 
 
@@ -109,7 +109,7 @@ def sabotage(value: int, width: int, bit: int, mode: str) -> int:
 
 def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.random.Generator,
                       scale: float = 1.0) -> np.ndarray:
-    """Algorithm 6.1 (000 L1201–L1220): random bit errors in a fixed-point tensor, vectorised.
+    """Algorithm 6.1 (Ozen 2023 §6.3.1): random bit errors in a fixed-point tensor, vectorised.
 
     ``round(rate × size)`` distinct locations get one error each on a random bit ``i``; the
     sign bit negates the value, another bit adds ``scale × 2**i`` if that bit of the value is
@@ -154,7 +154,7 @@ def inject_bit_errors(tensor: np.ndarray, rate: float, width: int, rng: np.rando
 
 
 def sample_size(population: int, e: float = 0.01, t: float = 1.96, p: float = 0.5) -> int:
-    """Statistical fault-injection sample size (SPEC §7), 001 Eq. 4.7.
+    """Statistical fault-injection sample size (README, Fault campaigns), Ahmadilivani 2025 Eq. 4.7.
 
     ``n = N / (1 + e²(N − 1) / (t² p(1 − p)))``, rounded up and never more than the
     population (a campaign that large is exhaustive).

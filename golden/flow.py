@@ -1,25 +1,25 @@
-"""Complementary sparsity and the flow-controlling array: golden models (SPEC §8, 000 ch. 12).
+"""Complementary sparsity and the flow-controlling array: golden models (Ozen 2023 §12.5.2, ch. 12).
 
 A weight matrix ``W`` (K×N: inputs × neurons, the ``B`` of ``A @ B``) is *complementary
 sparse* for a group shape ``gl × gk`` when every aligned block of ``gl`` consecutive rows by
-``gk`` consecutive columns holds at most one nonzero weight (000 Eqs. 12.2, 12.5, §12.2.3):
+``gk`` consecutive columns holds at most one nonzero weight (Ozen 2023 Eqs. 12.2, 12.5, §12.2.3):
 
-* superposition, 000 §12.2.1 (Fig. 12.1): groups ``1 × k`` — k neighbouring neurons never
+* superposition, Ozen 2023 §12.2.1 (Fig. 12.1): groups ``1 × k`` — k neighbouring neurons never
   share an input, so they pack into one column;
-* shortened, 000 §12.2.2 (Fig. 12.2, Eq. 12.5): groups ``l × 1`` — l neighbouring inputs of a
+* shortened, Ozen 2023 §12.2.2 (Fig. 12.2, Eq. 12.5): groups ``l × 1`` — l neighbouring inputs of a
   neuron hold at most one nonzero, so they pack into one row;
-* two-dimensional, 000 §12.2.3 (Fig. 12.3): groups ``l̂ × k̂`` (square, ``√g × √g``, as in the
-  seed's experiments, 000 L2996).
+* two-dimensional, Ozen 2023 §12.2.3 (Fig. 12.3): groups ``l̂ × k̂`` (square, ``√g × √g``, as in the
+  seed's experiments, Ozen 2023 §12.6.1).
 
 :func:`pack` stores each group as one weight plus *extension bits* (the position of the
 nonzero inside the group: ``ceil(log2 gl)`` row bits and ``ceil(log2 gk)`` column bits,
-000 L2943, L2849), giving a dense ``ceil(K/gl) × ceil(N/gk)`` matrix; :func:`unpack` inverts
+Ozen 2023 §12.5.1), giving a dense ``ceil(K/gl) × ceil(N/gk)`` matrix; :func:`unpack` inverts
 it.  :func:`check_packable` names the first group that breaks the rule; :func:`prune` makes a
 trained layer complementary-sparse by keeping the largest-magnitude weight of every group (the
-seed's mask rule, 000 §12.4.1 step 1); training the pattern in (the mask recomputed at every
+seed's mask rule, Ozen 2023 §12.4.1 step 1); training the pattern in (the mask recomputed at every
 step, the masked weights' gradients scaled by β, Eqs. 12.9–12.10) is the training path's
 ``sparse`` method (:mod:`app.train`).  :func:`packed_matmul` computes the product the
-way the flow-controlling MACs do (000 §12.5.2: each packed weight picks one activation and
+way the flow-controlling MACs do (Ozen 2023 §12.5.2: each packed weight picks one activation and
 updates one partial sum), and equals ``A @ unpack(P)`` exactly.
 
 The rest models the hardware of :mod:`rtl_gen.flow`: :func:`build_flow_program` is the
@@ -99,7 +99,7 @@ def layer_shape(flow: str, group: int) -> tuple[int, int]:
 
 
 def ext_bits(n: int) -> int:
-    """Extension bits selecting one of ``n`` positions: ``ceil(log2 n)`` (000 L2943)."""
+    """Extension bits selecting one of ``n`` positions: ``ceil(log2 n)`` (Ozen 2023 §12.5.1)."""
     return (int(n) - 1).bit_length()
 
 
@@ -154,7 +154,7 @@ class Packed:
 
     ``values[i, q]`` is the nonzero weight of group (i, q) (0 for an empty group), at original
     position ``(i*gl + ext_row[i, q], q*gk + ext_col[i, q])``.  Empty groups have extension 0,
-    so a dense layer (``gl = gk = 1``) runs with fixed multiplexer positions (000 L2984).
+    so a dense layer (``gl = gk = 1``) runs with fixed multiplexer positions (Ozen 2023 §12.5.2).
     """
 
     values: np.ndarray
@@ -196,7 +196,7 @@ class Packed:
     def ext_word(self, lanes_in: int) -> np.ndarray:
         """The extension bits as the PE stores them.
 
-        Row select in the low ``ceil(log2 lanes_in)`` bits, column select above (000 L2972:
+        Row select in the low ``ceil(log2 lanes_in)`` bits, column select above (Ozen 2023 §12.5.2:
         dedicated fields).
         """
         return self.ext_row | (self.ext_col << ext_bits(lanes_in))
@@ -225,8 +225,8 @@ def unpack(p: Packed) -> np.ndarray:
 def group_mask(W, gl: int, gk: int) -> np.ndarray:
     """Boolean K×N mask with one ``True`` per ``gl × gk`` group, at the largest magnitude.
 
-    Ties go to the first position in row-major order.  This is the mask Θ of 000 §12.4.1 (Fig. 12.4
-    step 1).
+    Ties go to the first position in row-major order.  This is the mask Θ of Ozen 2023 §12.4.1 (Fig.
+    12.4 step 1).
     """
     W = _matrix(W, "W")
     gl, gk = _check_shape(gl, gk)
@@ -280,7 +280,8 @@ def _lanes(cfg) -> tuple[int, int]:
 def check_fits(cfg, p: Packed) -> None:
     """Check that the layer's groups fit the multiplexers the hardware was built for.
 
-    A smaller group uses a subset of the multiplexer inputs (000 L2984); else :class:`ConfigError`.
+    A smaller group uses a subset of the multiplexer inputs (Ozen 2023 §12.5.2); else
+    :class:`ConfigError`.
     """
     check_group(cfg, p.gl, p.gk)
 
@@ -321,7 +322,7 @@ def flow_cycle_count(cfg, M: int, K: int, N: int, gl: int = 1, gk: int = 1) -> i
 
     ``P·(R + M) + (P − 1)·max(R − 2, 0) + R + 1`` with ``P = ceil(ceil(N/gk)/C) ·
     ceil(ceil(K/gl)/R)`` passes. The group shrinks the number of passes, hence the throughput boost
-    equal to the group size (000 L2984).
+    equal to the group size (Ozen 2023 §12.5.2).
     """
     R, C = cfg.rows, cfg.cols
     P = ceil_div(ceil_div(N, gk), C) * ceil_div(ceil_div(K, gl), R)
@@ -477,7 +478,7 @@ def check_overflow(cfg, A, p: Packed) -> None:
     """Check that every partial sum the hardware forms fits the accumulator.
 
     Partial sums are taken in the hardware's order (packed rows top to bottom, K-tiles chained);
-    overflow is reported, never wrapped (SPEC §0).
+    overflow is reported, never wrapped (README, Networks).
     """
     lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
     A = np.asarray(A, dtype=np.int64)
@@ -557,7 +558,7 @@ class FlowEngine:
 
     It has the ``engine.product(product)`` interface of the network runner: chosen product layers
     are pruned to complementary sparsity, packed and run in the packed form; the others run dense on
-    the same array (fixed multiplexer positions, 000 L2984).
+    the same array (fixed multiplexer positions, Ozen 2023 §12.5.2).
 
     Parameters
     ----------

@@ -1,13 +1,14 @@
 """Golden model of the Lightweight Correction Unit (LCU) and its correction controller.
 
-Seed 001 §4.3.1.3 (L1768–L1770): a critical neuron is split into two halves whose requantized
+Ahmadilivani 2025 §4.3.1.3: a critical neuron is split into two halves whose requantized
 outputs are bit-identical when no fault occurs (see :mod:`golden.split`).  The LCU takes the two
 halves ``a`` and ``b`` and outputs ``a & b`` with the most significant *integer* bit (bit
 ``width − 2``; bit 6 of int8) forced to 0.  Why this corrects:
 
 * a 0→1 flip in one copy is removed by the AND (the other copy still has the 0);
 * a 1→0 flip in either copy passes, but only makes the value *smaller* — the seed's
-  observation (L1750) that 0→1 flips are the critical ones because they enlarge activations;
+  observation (Ahmadilivani 2025 §4.3.1) that 0→1 flips are the critical ones because they enlarge
+  activations;
 * a 0→1 flip of bit ``width − 2``, even in both copies, is removed by the mask, because a
   split half of a non-negative ``width``-bit activation never sets that bit.
 
@@ -22,7 +23,7 @@ keeps the 0).  This module models that behaviour bit for bit; it does not hide i
 The mask is a parameter: ``mask`` is the bit pattern ANDed into the result (1 = keep), default
 :func:`default_mask` (all ones except bit ``width − 2``).
 
-Controller semantics (001 L1720, SPEC §5): after a layer finishes, for each critical pair
+Controller semantics (Ahmadilivani 2025 §4.3.1): after a layer finishes, for each critical pair
 ``(index_a, index_b)`` *in list order*, ``v = lcu(buf[index_a], buf[index_b])`` and ``v`` is
 written to both places.  Pairs may share indices; they are processed strictly one after the
 other, so a later pair sees the values written by earlier ones (:func:`correct_buffer`).

@@ -2,7 +2,7 @@
 
 A layer is the product ``C = A @ B`` with ``A`` the M×K activations (M = batch, the seed's
 ``b``; K = input features, ``c_i``) and ``B`` the K×N weights (N = output neurons, ``c_o``).
-The seed's Eqs. 10.3–10.5 (000 L2340–L2362) give, for an N×N array, the (column, row) of the
+The seed's Eqs. 10.3–10.5 (Ozen 2023 §10.3.2) give, for an N×N array, the (column, row) of the
 PE a variable is pinned to; on an R×C array the column index is taken modulo C and the row
 index modulo R:
 

@@ -1,13 +1,13 @@
-"""Golden model of median feature selection (seed 000 §8.4.2 Eq. 8.3, §8.6.2; SPEC §4).
+"""Golden model of median feature selection (Ozen 2023 §8.4.2 Eq. 8.3, §8.6.2).
 
 Bit-exact reference for :mod:`rtl_gen.median`.  Pure numpy, no project imports.
 
 * :func:`median3`, :func:`median5`: element-wise medians built from ``minimum``/``maximum``
-  (the min/max formulation the seed uses in software, 000 L1758), not from sorting.
+  (the min/max formulation the seed uses in software, Ozen 2023 §8.7.2), not from sorting.
 * :func:`median_filter`: Eq. 8.3 on the last axis: window ``w`` ∈ {3, 5}, stride 1, ``w // 2``
   zeros appended at both ends so the length is kept; with ``chunk=N`` the vector is cut into
   pieces of ``N`` elements (the array width) and each piece is padded and filtered on its own,
-  as the hardware sees one array-width chunk per cycle (000 L1751).  A short last chunk is
+  as the hardware sees one array-width chunk per cycle (Ozen 2023 §8.7.2).  A short last chunk is
   padded on its own, which is what the hardware computes when the unused lanes carry zeros.
 * :func:`median_array_stream`: the cycle behaviour of ``MedianArray`` (one register stage,
   ``enable`` low passes the vector through, reset state all zeros).

@@ -1,4 +1,4 @@
-"""Quantised DNN models as graphs, and the network runner (issues 14 and 23; SPEC §10, §12).
+"""Quantised DNN models as graphs, and the network runner (issues 14 and 23).
 
 A :class:`Model` is a *graph* of nodes (the "layers") in topological order.  Node ``i`` reads
 the outputs of the nodes ``layer.inputs`` (indices below ``i``; ``-1`` is the graph input;
@@ -41,24 +41,25 @@ every engine.
 
 **Tensor layout.**  Activations are ``[batch, H, W, C]`` (channels last) or ``[batch, F]``.
 A convolution is lowered by im2col with the *same pixel of neighbouring channels adjacent*
-(000 L1596, SPEC §1): row ``(b, y, x)`` of ``A`` holds the patch at output pixel ``(y, x)``
-and column ``k = (dy · kw + dx) · C_in + c`` its pixel ``(dy, dx)`` of channel ``c``, so a
-streamed vector chunk (WS) holds neighbouring channels of one pixel, the order the median
-filter and anomaly suppression want.  ``B[k, o]`` is filter ``o``'s weight at the same
-position; the product ``A @ B`` is ``[batch·H_out·W_out, C_out]``, reshaped back to NHWC.
+(Ozen 2023 §8.4.2, §2.3, §10.3.2): row ``(b, y, x)`` of ``A`` holds the patch at output pixel ``(y,
+x)`` and column ``k = (dy · kw + dx) · C_in + c`` its pixel ``(dy, dx)`` of channel ``c``, so a
+streamed vector chunk (WS) holds neighbouring channels of one pixel, the order the median filter and
+anomaly suppression want.  ``B[k, o]`` is filter ``o``'s weight at the same position; the product
+``A @ B`` is ``[batch·H_out·W_out, C_out]``, reshaped back to NHWC.
 
-**Depthwise convolutions** (groups = channels; SPEC §12, MobileNet) are C independent
-products, channel ``c``'s patches (M × K, K = kh·kw) times its K×1 kernel.  On an R×C array
-each such product occupies ⌈K/R⌉ row tiles of one column, so at most ``min(K, R)/(R·C)`` of
+**Depthwise convolutions** (groups = channels; README, Two quantisation paths, MobileNet) are C
+independent products, channel ``c``'s patches (M × K, K = kh·kw) times its K×1 kernel.  On an R×C
+array each such product occupies ⌈K/R⌉ row tiles of one column, so at most ``min(K, R)/(R·C)`` of
 the MAC slots do work: 9/64 = 14 % for a 3×3 kernel on an 8×8 array, 9/256 = 3.5 % on 16×16
-(:class:`LayerStats` measures it per node; ``rtlgen infer`` prints it).  A register fault
-given for a depthwise node acts on every channel's product if it is a stuck-at fault, and a
-flip at cycle ``t`` hits channel ``t // P`` at its cycle ``t mod P`` (the C programs of ``P``
-cycles each run back to back).
+(:class:`LayerStats` measures it per node; ``rtlgen infer`` prints it).  A register fault given for
+a depthwise node acts on every channel's product if it is a stuck-at fault, and a flip at cycle
+``t`` hits channel ``t // P`` at its cycle ``t mod P`` (the C programs of ``P`` cycles each run back
+to back).
 
-**Numbers** (000 L1769; SPEC §10).  Every tensor has a power-of-two scale: the integer ``q``
-stands for ``q / 2**frac``.  Weights: ``frac_w = floor(log2((2**(w−1) − 1) / max|W|))`` per
-layer; inputs: the same rule on the calibration images.  A product layer accumulates at
+**Numbers** (Ozen 2023 §8.7.2; README, Fault campaigns).  Every tensor has a power-of-two scale: the
+integer ``q`` stands for ``q / 2**frac``.  Weights: ``frac_w = floor(log2((2**(w−1) − 1) /
+max|W|))`` per layer; inputs: the same rule on the calibration images.  A product layer accumulates
+at
 ``frac_a + frac_w`` in full width; its bias is quantised at that scale (it enters the
 accumulator or the output stage); the output stage then computes
 ``q = sat(round_half_up(relu(acc + bias) / 2**shift))`` exactly as
@@ -79,9 +80,9 @@ aligned inputs and saturates the sum to the activation width, ``concat`` saturat
 input.  **Clip** clamps to its bounds at the tensor's scale, ``round_half_up(lo · 2**f)`` and
 ``round_half_up(hi · 2**f)`` within the width.
 
-**The fixed-point path** (issue 23, SPEC §12): an int8 model quantised by another tool
-(``app.onnx_import`` reads onnxruntime's QDQ and QOperator files) keeps its scales.  Every
-tensor is int8 with a real scale and a zero point (:attr:`Model.scales`; real =
+**The fixed-point path** (issue 23, README, Two quantisation paths): an int8 model quantised by
+another tool (``app.onnx_import`` reads onnxruntime's QDQ and QOperator files) keeps its scales.
+Every tensor is int8 with a real scale and a zero point (:attr:`Model.scales`; real =
 ``scale · (q − zero_point)``); a product node holds its integer weights (symmetric), its bias
 with the input's zero point folded in (``b − z_a·Σ_k q_w``), the input's zero point as its
 padding value (``pad_value``: the integer of the real 0, whose products the folded bias
@@ -834,7 +835,7 @@ WHERE = {"dense": "array", "conv2d": "array", "dwconv": "array", "maxpool": "hos
 
 def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0),
            value=0) -> np.ndarray:
-    """``[b, H, W, C]`` → ``[b·H_out·W_out, kh·kw·C]`` patches, channels fastest (000 L1596).
+    """``[b, H, W, C]`` → ``[b·H_out·W_out, kh·kw·C]`` patches, channels fastest (Ozen 2023 §8.4.2).
 
     The padding holds ``value`` (0; the input's zero point on the fixed-point path).
     """
@@ -870,7 +871,8 @@ class Model:
     imported from ONNX, transposed on entry).  A quantised model has ``a_bits``/``w_bits``
     (activation and weight widths), ``input_frac`` (inputs are ``round(x · 2**input_frac)``)
     and ``fracs`` (each node's output scale); a float model has ``a_bits = None``.
-    A *fixed-point* model (an int8 model quantised by another tool, SPEC §12) has instead
+    A *fixed-point* model (an int8 model quantised by another tool, README, Two quantisation paths)
+    has instead
     ``input_scale``/``input_zero_point`` (inputs are ``clamp(round(x / s) + z)``, as ONNX's
     QuantizeLinear) and ``scales``: each node's output ``(scale, zero_point)``, real =
     ``scale · (q − zero_point)``; its product nodes carry a fixed-point ``requant``.

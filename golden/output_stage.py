@@ -12,26 +12,25 @@ Semantics, element-wise, all in exact integer arithmetic::
 Round half up (towards +inf) is what an adder plus an arithmetic shift gives for free; it is
 biased by half an LSB on exact ties, which is the usual choice for integer inference.
 
-**Split columns** (SPEC §5, :mod:`golden.split`): a column whose ``split`` flag is set holds
-one copy of a critical neuron split for the LCU; it uses ``shift + 1`` and saturates to
+**Split columns** (Ahmadilivani 2025 §4.3.1, :mod:`golden.split`): a column whose ``split`` flag is
+set holds one copy of a critical neuron split for the LCU; it uses ``shift + 1`` and saturates to
 ``out_width − 1`` bits, so that both copies are bit-identical halves of the original output
 and never set bit ``out_width − 2``.  This equals :func:`golden.split.layer_forward` of the
 split layer (tests/test_output_stage.py).  ``shift`` is 0 … 63 (the hardware's 6-bit port), so a
 split column shifts by up to 64: :func:`requantize` accepts 0 … 64 and stays exact in int64.
 
-**Fixed-point requantisation** (issue 23, SPEC §12; the gemmlowp / TFLite integer scheme):
-a model quantised by a tool such as onnxruntime carries arbitrary real scales, and a layer's
-output is ``q = clamp(round(acc · M) + zero_point)`` with ``M = s_a·s_w / s_y``.  ``M`` is held
-as a 32-bit fixed-point multiplier ``M0`` in ``[2**30, 2**31)`` and a right shift ``n``
-(``M ≈ M0 · 2**-31 · 2**-n``, :func:`quantize_multiplier`), applied as gemmlowp does
-(:func:`fixed_requantize`): ``SaturatingRoundingDoublingHighMul(acc, M0)`` (the high 32 bits
-of ``2·acc·M0``; gemmlowp's sign-dependent nudge and truncating division round a tie towards
-+∞ for either sign, e.g. ``acc·M0 = −2**30`` gives 0) then ``RoundingDivideByPOT(·, n)`` (a
-rounding arithmetic right shift, half away from zero), plus the output zero point, then
-saturation to the clamp bounds (``[-2**(w-1), 2**(w-1) − 1]``, narrowed by a fused ReLU /
-ReLU6).  The accumulator (bias included) must fit 32 signed bits, as gemmlowp's does.  The
-power-of-two path (:func:`output_stage`, round half up) stays for the tool's own calibrated
-models.
+**Fixed-point requantisation** (issue 23, README, Two quantisation paths; the gemmlowp / TFLite
+integer scheme): a model quantised by a tool such as onnxruntime carries arbitrary real scales, and
+a layer's output is ``q = clamp(round(acc · M) + zero_point)`` with ``M = s_a·s_w / s_y``.  ``M`` is
+held as a 32-bit fixed-point multiplier ``M0`` in ``[2**30, 2**31)`` and a right shift ``n`` (``M ≈
+M0 · 2**-31 · 2**-n``, :func:`quantize_multiplier`), applied as gemmlowp does
+(:func:`fixed_requantize`): ``SaturatingRoundingDoublingHighMul(acc, M0)`` (the high 32 bits of
+``2·acc·M0``; gemmlowp's sign-dependent nudge and truncating division round a tie towards +∞ for
+either sign, e.g. ``acc·M0 = −2**30`` gives 0) then ``RoundingDivideByPOT(·, n)`` (a rounding
+arithmetic right shift, half away from zero), plus the output zero point, then saturation to the
+clamp bounds (``[-2**(w-1), 2**(w-1) − 1]``, narrowed by a fused ReLU / ReLU6).  The accumulator
+(bias included) must fit 32 signed bits, as gemmlowp's does.  The power-of-two path
+(:func:`output_stage`, round half up) stays for the tool's own calibrated models.
 
 **The hardware's pipeline** (:class:`FixedRequantModel`, the register-level model of
 :class:`rtl_gen.output_stage.FixedRequant`) computes the same function in another form, one
@@ -188,7 +187,8 @@ class Requant:
 
     *Power-of-two* (``multiplier is None``, the tool's calibrated models):
     :func:`output_stage` with ``relu`` and a rounding right ``shift`` (0 … 63, scalar).
-    *Fixed-point* (models quantised by other tools, SPEC §12): :func:`fixed_requantize` with
+    *Fixed-point* (models quantised by other tools, README, Two quantisation paths):
+    :func:`fixed_requantize` with
     ``multiplier`` (``M0``) and ``shift`` (``n``), each a scalar or one per output column
     (per-channel weight scales), the output ``zero_point`` and the clamp bounds ``lo``/``hi``
     (``None``: the output width's range; a fused ReLU is ``lo = zero_point``, a ReLU6

@@ -1,6 +1,6 @@
 """What a run's recorded output ports say about the product, in the product's own terms.
 
-The checkers of the Sanity-Check (SPEC §2) count *vectors*: every vector that leaves the
+The checkers of the Sanity-Check (Ozen 2023 ch. 6) count *vectors*: every vector that leaves the
 array, the partial sums of K-tiles that are not the last included, and the spatial checker
 numbers them in that order (``checksum_first``).  A user asks which rows (images) and
 columns (output neurons) of ``C = A @ B`` were flagged.  :func:`alarm_report` maps the

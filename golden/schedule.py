@@ -245,7 +245,7 @@ def _os_tiles(cfg, A: np.ndarray, B: np.ndarray, bias_v: np.ndarray, opts) -> _D
         inp["in_last"][t_last] = 1
         first_out = t_last + L
         b = bias_v[tile.n0:tile.n1]
-        if cfg.spatial:  # the sanity neuron (000 Eq. 6.5): negated weight and bias sums
+        if cfg.spatial:  # the sanity neuron (Ozen 2023 Eq. 6.5): negated weight and bias sums
             inp["sanity_weight_in"][t:t + K] = -B[:, tile.n0:tile.n1].sum(axis=1)
         # drained rows: row R-1-i shows at first_out + i; the sanity row one cycle before
         drained = [(R - 1 - i, first_out + i) for i in range(R)]
@@ -366,7 +366,7 @@ def _load_tile(cfg, d: _Draft, tile, t: int, A, B, bypass_map) -> None:
         at = t + (c if skew else 0)
         d.inputs["load_data"][at:at + R, c] = stat[::-1, c]
     if cfg.spatial and cfg.dataflow is Dataflow.WS:
-        # Sanity neuron of this weight tile (000 Eq. 6.5): negated row sums, so every output
+        # Sanity neuron of this weight tile (Ozen 2023 Eq. 6.5): negated row sums, so every output
         # vector of the C + 1 columns sums to zero.  Weights of bypassed PEs are left out: the
         # array prunes them, and the invariant must hold for what the array computes.  (IS:
         # the sanity inputs are made in hardware as the tile loads, rtl_gen.checksum.)
@@ -394,7 +394,7 @@ def _bias_into_psum(cfg, d: _Draft, tile, s: int, span: int, slot: np.ndarray, n
     WS: each lane is a neuron; every slot, a sanity vector's too, gets the lane's bias (hence
     the temporal check's (n + 1)·bias).  IS: each slot is a neuron n, whose bias enters every
     lane (batch row); a temporal sanity vector is the sanity neuron of its batch (the negated
-    sum of the batch's weight columns) and gets the negated sum of their biases (000 Eq. 6.5),
+    sum of the batch's weight columns) and gets the negated sum of their biases (Ozen 2023 Eq. 6.5),
     so every lane's batch sums to zero.  The sanity column's partial sum is the negated sum of
     the lanes' (Eq. 6.5 / 6.7 alike); it keeps the true biases when a bias word is in error.
     """

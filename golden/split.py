@@ -1,10 +1,10 @@
 """Neuron splitting for the LCU (and triplication for the TMR baseline): host-side mapping + golden.
 
-Seed 001 §4.3.1.3 (L1737–L1739, Fig. 4.15): a critical neuron is split into two neurons with
+Ahmadilivani 2025 §4.3.1.3 (Fig. 4.15): a critical neuron is split into two neurons with
 *halved input parameters* (weights and bias); both feed the next layer through the *unchanged*
 outgoing weights, so the next layer sees ``½y + ½y = y``.
 
-**Integer realisation (SPEC §5).**  In an int8 network the halving is realised in
+**Integer realisation (Ahmadilivani 2025 §4.3.1).**  In an int8 network the halving is realised in
 requantization, not in the weights: both copies of a critical column get the *original*
 weights and bias, and a requantization shift one larger than the original column's, so their
 int8 output is the original output shifted right by one (rounded).  The two copies therefore

@@ -1,9 +1,9 @@
 """Golden models of the selective-TMR voters, the baseline the LCU is compared with.
 
 Selective TMR computes each critical neuron three times (three identical array columns) and
-votes on the three requantized outputs (SPEC §5 baselines):
+votes on the three requantized outputs (Ahmadilivani 2025 §4.3.1 baselines):
 
-* **word voter** (seed 001 L2126): if two or more copies agree, output that word; when all
+* **word voter** (Ahmadilivani 2025 §5.3.3): if two or more copies agree, output that word; when all
   three differ (at least two copies faulty), output the *minimum* (signed), in the same spirit
   as the LCU: under doubt, prefer the smaller activation;
 * **bitwise majority voter**: each output bit is the majority of the three copies' bits,
@@ -40,7 +40,7 @@ def _signed(x, width: int, name: str) -> np.ndarray:
 
 
 def word_vote(a, b, c, *, width: int = 8) -> np.ndarray:
-    """Word majority of three signed copies; the minimum when all three differ (001 L2126)."""
+    """Majority of three signed words; the minimum if all differ (Ahmadilivani 2025 §5.3.3)."""
     a, b, c = (_signed(x, width, n) for x, n in ((a, "a"), (b, "b"), (c, "c")))
     smallest = np.minimum(np.minimum(a, b), c)
     return np.where((a == b) | (a == c), a, np.where(b == c, b, smallest))
@@ -93,7 +93,7 @@ def vote_buffer(buffer, triples, *, width: int = 8, voter: str = "word") -> np.n
         Word indices ``(a, b, c)``, each in ``0 … words − 1``; ``n`` may be 0.  Each triple's
         voted word is written to its three places before the next triple is read.
     voter : str
-        ``"word"`` (001 L2126) or ``"bitwise"``.
+        ``"word"`` (Ahmadilivani 2025 §5.3.3) or ``"bitwise"``.
     """
     buf = _signed(buffer, width, "buffer").reshape(-1)
     return combine_in_order(buf, np.asarray(triples, dtype=np.int64).reshape(-1, 3),

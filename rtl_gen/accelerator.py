@@ -34,7 +34,7 @@ Units (configuration fields) and their ports:
     the negated row sums of the weight tile, ``cfg.sanity_width`` bits;
     ``sanity_psum_in``/``sanity_acc_out``: its K-tile partial sums, beside ``psum_in`` and
     ``acc_out``) and a checker over the C + 1 outputs, modulo 2**acc_bits; one more cycle of
-    latency (000 L1249).  Temporal
+    latency (Ozen 2023 §6.3.3).  Temporal
     (``temporal``: :class:`rtl_gen.checksum.TemporalControlSignature`): the sanity-input
     generator as the last input stage (one extra vector after every batch of N) and per-lane
     check accumulators over the C (+1) raw sums.
@@ -434,7 +434,7 @@ class Accelerator(wiring.Component):
 
         WS / IS: the bias is already in them (it entered through ``psum_in``).  OS has no
         partial-sum input: the checkers add the bias the output stage adds (and the host's
-        sanity bias to the sanity lane), so that they cover bias errors too (000 Table 6.1).
+        sanity bias to the sanity lane), so that they cover bias errors too (Ozen 2023 Table 6.1).
         """
         cfg = self._cfg
         lanes = list(array.out) + ([array.sanity_out] if cfg.spatial else [])
@@ -490,7 +490,7 @@ class Accelerator(wiring.Component):
 
     def _buffer_unit(self, m: Module, ostage: OutputStage, ctl, host, entry: str,
                      words: tuple) -> None:
-        """Output buffer + its controller beside the output stage (LCU or TMR, SPEC §5).
+        """Output buffer and its controller beside the output stage (Ahmadilivani 2025 §4.3.1).
 
         Every output vector with ``capture`` set is captured (one row per vector, rows counted
         from ``cap_clear``); after the layer, ``start`` corrects (LCU pairs) or votes (TMR

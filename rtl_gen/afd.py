@@ -1,7 +1,7 @@
-"""Anomalous feature detection and suppression, AFD (seed 000 §8.4.1 Eqs. 8.1–8.2, §8.6.1).
+"""Anomalous feature detection and suppression, AFD (Ozen 2023 §8.4.1 Eqs. 8.1–8.2, §8.6.1).
 
 One pipeline stage placed at the activation-buffer output, before the systolic array
-(Fig. 8.9, 000:L1692–L1696).  The datapath of Fig. 8.8 (000:L1680–L1690), per element ``c``::
+(Fig. 8.9, Ozen 2023 §8.6.1).  The datapath of Fig. 8.8 (Ozen 2023 §8.6.1), per element ``c``::
 
     A_c ──|·|──► |A_c| ──► shift by s (γ = 2^s) ──► T_c ──┐  (T vector rotated by ±1)
                    │                                       ▼
@@ -148,8 +148,8 @@ class AnomalySuppression(wiring.Component):
     Widths: magnitudes are unsigned ``w`` bits (``|−2^(w−1)| = 2^(w−1)`` fits); thresholds are
     unsigned ``w`` bits, left shifts saturating at ``2^w − 1`` (invisible in every output
     because ``|A_c| ≤ 2^(w−1)``); the clipped value has magnitude ``≤ |A_c|`` by construction
-    and so always fits ``signed(w)`` without saturation.  Implements 000 §8.4.1 (Eqs. 8.1, 8.2,
-    L1535, L1735) and §8.6.1 (Figs. 8.8, 8.9).
+    and so always fits ``signed(w)`` without saturation.  Implements Ozen 2023 §8.4.1 (Eqs. 8.1,
+    8.2, §8.4.1, §8.7.1) and §8.6.1 (Figs. 8.8, 8.9).
     """
 
     def __init__(self, *, width: int = 8, lanes: int = 8, max_shift: int | None = None):
@@ -252,7 +252,8 @@ class WindowedAFDLane(wiring.Component):
 
     The features of a lane come in chunks of ``chunk`` (R, told by ``first`` / ``last``,
     :class:`rtl_gen.vector.WindowSignature`); element c's neighbours are c ± 1 *within its
-    chunk, wrapping around* (000 L1535), the positions a short chunk lacks being zeros: the rule
+    chunk, wrapping around* (Ozen 2023 §8.4.1), the positions a short chunk lacks being zeros: the
+    rule
     :class:`AnomalySuppression` applies to one streamed WS vector (one chunk), in time.  The
     wrap-around makes the first element of a chunk wait for its last: the lane is a shift
     register of ``chunk`` taps and decides on the feature ``chunk − 1`` cycles old, whose newer
@@ -346,7 +347,7 @@ class WindowedAFD(wiring.Component):
     gives one WS vector, so :func:`golden.units.units_matrix` is the model on every dataflow.
 
     Latency **chunk** cycles (R: a chunk's first element waits for its last, the wrap-around
-    of 000 L1535); one feature per lane and cycle.
+    of Ozen 2023 §8.4.1); one feature per lane and cycle.
 
     Attributes
     ----------

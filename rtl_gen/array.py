@@ -1,4 +1,4 @@
-"""The R×C systolic array with its edge skew and deskew registers (SPEC §1, 000 §2.3).
+"""The R×C systolic array with its edge skew and deskew registers (Ozen 2023 §2.3, §10.3.2, §2.3).
 
 The PE is emitted once as its own Verilog module and instantiated R×C times by name
 (``amaranth.hdl.Instance``), so synthesis sees true hierarchy (one PE module × R·C instances)

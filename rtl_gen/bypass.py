@@ -1,7 +1,7 @@
-"""PE bypass map: the run-time R×C register map that isolates faulty PEs (SPEC §6, 000 ch. 10).
+"""PE bypass map: the run-time R×C register map that isolates faulty PEs (Ozen 2023 ch. 10).
 
 The map is produced by testing (BIST, scan) and loaded at run time, not hard-wired
-(000 L2411–L2415).  It is written one row per cycle through the host port
+(Ozen 2023 §10.4).  It is written one row per cycle through the host port
 (:class:`BypassSignature`; the top's ``bypass__we`` …) and can be read back the same way:
 
 * ``host.we`` (1), ``host.row`` (row index), ``host.wdata`` (C bits): on a cycle with ``we``,

@@ -1,6 +1,6 @@
 """Sanity-Check hardware: spatial checker, sanity-input generator, temporal checker.
 
-Seed 000 §6.3.3 (L1241–L1261), Figs. 6.7–6.9; SPEC §2.  Three stand-alone units that the
+Ozen 2023 §6.3.3, Figs. 6.7–6.9; ch. 6.  Three stand-alone units that the
 accelerator top composes with one extra array column (see each class for where it sits):
 
 * :class:`SpatialChecker` (Fig. 6.8): adder tree over the C + 1 output lanes of one output
@@ -14,12 +14,12 @@ accelerator top composes with one extra array column (see each class for where i
 
 Arithmetic.  Every unit is exact (wide enough never to wrap, widths in the docstrings) unless
 ``residue_bits = k`` is given: then the checks are computed modulo 2^k with k-bit adders
-(seed L1261), which aliases: an error that is a multiple of 2^k escapes (measured by
+(Ozen 2023 §6.3.3), which aliases: an error that is a multiple of 2^k escapes (measured by
 :func:`golden.checksum.aliasing_table`, bench/bench_checksum.py).
 
 The lanes arrive aligned: the array's deskew registers put all C lanes of a vector on the
 same cycle (WS/IS; in OS each drained row is aligned too), so the synchronisation stage of
-Fig. 6.8 (L1247) is not needed and not built.
+Fig. 6.8 (Ozen 2023 §6.3.3) is not needed and not built.
 
 Where they sit (WS, Fig. 6.7)::
 
@@ -75,7 +75,7 @@ def _tree_sum(m: Module, terms: list, name: str, bits: int | None):
     """Balanced adder tree over ``terms`` (log2 depth, not a chain).
 
     ``bits = None``: exact, every node one bit wider than its widest operand.  ``bits = k``:
-    every node is a k-bit adder (wraps modulo 2^k), the residue arithmetic of L1261.
+    every node is a k-bit adder (wraps modulo 2^k), the residue arithmetic of Ozen 2023 §6.3.3.
     """
     level = 0
     while len(terms) > 1:
@@ -230,7 +230,8 @@ class SpatialChecker(wiring.Component):
         where the lanes are batch rows, can check a non-zero constant).  Low k bits used in
         residue mode.
     threshold : In(unsigned(check_width))
-        A vector fails when ``|sum(data) - expected| > threshold`` (0: exact check, L1187).
+        A vector fails when ``|sum(data) - expected| > threshold`` (0: exact check, Ozen 2023
+        §6.2.4).
     clear : In(1)
         Clears ``alarm``, ``first_index`` and the vector counter *before* this cycle's vector
         is considered: a vector presented with ``clear`` is vector 0 of the new run.
@@ -245,12 +246,13 @@ class SpatialChecker(wiring.Component):
         meaningful while ``alarm`` is set.
     checksum : Out(signed(check_width))
         The syndrome ``sum(data) - expected`` (mod 2^k in residue mode) of the vector presented
-        one cycle earlier, whether valid or not: for threshold profiling (L1203) and diagnosis.
+        one cycle earlier, whether valid or not: for threshold profiling (Ozen 2023 §6.3.1) and
+        diagnosis.
 
-    Latency **1 cycle** (the seed's +1, L1249): all outputs are registered and describe the
-    input of the previous cycle.  Throughput one vector per cycle.  Hardware: a (lanes+1)-input
-    balanced adder tree (``expected`` enters as a negated leaf), an absolute value, one
-    comparator, an ``index_bits`` counter and ``index_bits + 3 + check_width`` flip-flops.
+    Latency **1 cycle** (the seed's +1, Ozen 2023 §6.3.3): all outputs are registered and describe
+    the input of the previous cycle.  Throughput one vector per cycle.  Hardware: a (lanes+1)-input
+    balanced adder tree (``expected`` enters as a negated leaf), an absolute value, one comparator,
+    an ``index_bits`` counter and ``index_bits + 3 + check_width`` flip-flops.
     """
 
     def __init__(self, *, width: int = 26, lanes: int = 9, residue_bits: int | None = None,
@@ -345,7 +347,7 @@ class SpatialChecker(wiring.Component):
 
 
 class SanityInputGenerator(wiring.Component):
-    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; L1251–L1253).
+    """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; Ozen 2023 §6.3.3).
 
     A vector stage (:mod:`rtl_gen.vector`).
 
@@ -506,7 +508,8 @@ class TemporalChecker(wiring.Component):
     Sits at the accelerator's output beside the :class:`SpatialChecker`.  Lane u accumulates
     the outputs of one temporal batch (N data vectors + the sanity vector); the vector with
     ``last`` set (the generator's ``sanity``, delayed by the array's latency: the seed's
-    "control signals delayed", L1253) closes the batch, and every lane's sum is compared with
+    "control signals delayed", Ozen 2023 §6.3.3) closes the batch, and every lane's sum is compared
+    with
     ``expected[u]`` (``(N+1)·bias[u]`` if the checked outputs include the bias, else 0,
     :func:`golden.checksum.temporal_expected`).
 
@@ -545,7 +548,7 @@ class TemporalChecker(wiring.Component):
         That batch failed in some lane.
     lane_errors : Out(unsigned(lanes))
         Bit u: lane u of that batch failed (0 when ``checked`` is low).  With the spatial
-        checker's failing vector it locates a single error (row × column, L1176).
+        checker's failing vector it locates a single error (row × column, Ozen 2023 §6.2.4).
     alarm : Out(1)
         Sticky: some batch failed since ``clear``.
     first_index : Out(unsigned(index_bits))
@@ -671,10 +674,10 @@ class SanityLoadGenerator(wiring.Component):
     """IS spatial checksum: the sanity column's stationary inputs, made as the tile loads.
 
     On IS the array's columns are batch rows, so the extra PE column holds a sanity *input*
-    (000 Eq. 6.7): row r's value is the negated sum of the C loaded activations of row r, those
-    of bypassed PEs left out (the array prunes them).  Activations are run-time data, so the
-    sum is made in hardware from the load lanes as the array takes them (after the input
-    units), not by the host:
+    (Ozen 2023 Eq. 6.7): row r's value is the negated sum of the C loaded activations of row r,
+    those of bypassed PEs left out (the array prunes them).  Activations are run-time data, so the
+    sum is made in hardware from the load lanes as the array takes them (after the input units), not
+    by the host:
 
     * ``skewed`` (double-buffered array: column c loads c cycles after column 0): a systolic
       chain of ``lanes`` adders, each adding its lane to the partial sum of the lane before
@@ -770,7 +773,7 @@ class SanityLoadGenerator(wiring.Component):
 class SanityRowInput(wiring.Component):
     """OS temporal checksum: the sanity row's activation, the negated sum of a step's R lanes.
 
-    On OS a tile's R batch rows are processed side by side, so the temporal batch of 000
+    On OS a tile's R batch rows are processed side by side, so the temporal batch of Ozen 2023
     Eq. 6.7 is the tile and its sanity input one more PE row: at every step it receives the
     negated sum of the R activations streamed that step (after the input units).  Combinational
     (an adder tree; the array's skew registers follow).  ``out_width``: ``width +

@@ -1,4 +1,4 @@
-"""RTL fault hooks: run-time controlled saboteurs on PE registers (SPEC §7).
+"""RTL fault hooks: run-time controlled saboteurs on PE registers (README, Fault campaigns).
 
 A *saboteur* sits on the output of a register: while it is enabled, the value the rest of the
 circuit reads is the stored value with one bit forced to 0 (stuck-at-0), forced to 1

@@ -1,35 +1,35 @@
-"""Flow-controlling MAC units and the array built from them (SPEC §8, 000 §12.5.2, Fig. 12.6).
+"""Flow-controlling MAC units and the array built from them (Ozen 2023 §12.5.2, Fig. 12.6).
 
 A complementary-sparse layer (see :mod:`golden.flow`) is stored packed: each weight carries
 *extension bits* giving its position inside its group.  The PE uses them to steer the data
 through an otherwise dense weight-stationary array:
 
-* **shortened** (Fig. 12.6-b, 000 L2964): the PE receives ``l`` activations and an input
+* **shortened** (Fig. 12.6-b, Ozen 2023 §12.5.2): the PE receives ``l`` activations and an input
   multiplexer picks the one its weight belongs to;
-* **superposition** (Fig. 12.6-a, 000 L2962): the PE receives ``k`` partial sums, a
+* **superposition** (Fig. 12.6-a, Ozen 2023 §12.5.2): the PE receives ``k`` partial sums, a
   multiplexer picks the one to update, the adder adds the product, and a demultiplexer puts the
   sum back in its lane; the other ``k − 1`` lanes are forwarded unchanged;
-* **two-dimensional** (Fig. 12.6-c, 000 L2968–L2972): both, ``√g`` lanes each, the two
+* **two-dimensional** (Fig. 12.6-c, Ozen 2023 §12.5.2): both, ``√g`` lanes each, the two
   selects in separate fields of the extension bits.
 
-A dense layer runs with every extension at 0 (fixed multiplexer positions, 000 L2984) and a
+A dense layer runs with every extension at 0 (fixed multiplexer positions, Ozen 2023 §12.5.2) and a
 layer with a smaller group uses a subset of the lanes, so one array serves every group size
 up to the one it was built for.
 
 Why weight-stationary only: the extension bits belong to the weight, and in WS the weight is
 what the PE holds, so the multiplexers are set once per tile and stay still while activations
-stream (the seed's power argument, 000 L3204).  In IS or OS the weights stream, and every
+stream (the seed's power argument, Ozen 2023 §12.7.3).  In IS or OS the weights stream, and every
 streamed weight would need its extension bits, lanes and multiplexer settings to travel with
 it; the seed describes the WS arrangement only.
 
 Wiring choices (the seed leaves them open):
 
-* activations are **broadcast** along a row (000 L3212: "activations can be broadcast to the
+* activations are **broadcast** along a row (Ozen 2023 §12.7.3: "activations can be broadcast to the
   entire row without requiring an individual activation register at each MAC unit"), after
   ``r`` skew registers at the left edge of row r; the ``l`` lanes of a row share those
   registers, so no PE holds an activation register;
 * partial sums move down a column through one register per PE and lane (the superposition
-  "accumulation registers between neighbouring MAC units", 000 L3210); because every column
+  "accumulation registers between neighbouring MAC units", Ozen 2023 §12.7.3); because every column
   sees a vector in the same cycle, the columns finish together and need no deskew.
 
 Timing of :class:`FlowAccelerator` (cycle t = the cycle a vector is on ``act_data``):
@@ -87,7 +87,7 @@ def mux_tree(values: list, sel) -> object:
 
 
 class FlowPE(wiring.Component):
-    """Flow-controlling weight-stationary MAC unit (000 Fig. 12.6).
+    """Flow-controlling weight-stationary MAC unit (Ozen 2023 Fig. 12.6).
 
     It has ``l`` activation and ``k`` partial-sum lanes; ``l = k = 1`` is the plain MAC the
     overheads are measured on.

@@ -1,8 +1,8 @@
-"""Lightweight Correction Unit (LCU) and its correction controller (seed 001 §4.3.1, SPEC §5).
+"""Lightweight Correction Unit (LCU) and its correction controller (Ahmadilivani 2025 §4.3.1).
 
 A critical neuron is split into two columns whose requantized outputs are bit-identical when no
 fault occurs (:mod:`golden.split`).  After a layer finishes, the controller reads each pair of
-output-buffer words, the LCU combines them (001 L1768–L1770)::
+output-buffer words, the LCU combines them (Ahmadilivani 2025 §4.3.1)::
 
     out = a & b & mask        mask default: all ones except bit width-2
 
@@ -67,7 +67,7 @@ class LCU(wiring.Component):
     out : Out(signed(width))
         The corrected word (0 after reset when registered).
 
-    Implements 001 §4.3.1.3, L1768–L1770: one AND gate per bit, the cleared bit needs none.
+    Implements Ahmadilivani 2025 §4.3.1: one AND gate per bit, the cleared bit needs none.
     """
 
     def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
@@ -138,7 +138,7 @@ def LCUHostSignature(*, width: int, lanes: int, row_bits: int, addr_bits: int,
 
 
 class CorrectionController(BufferController):
-    """Output buffer with LCU correction of critical pairs after a layer (001 L1720, SPEC §5).
+    """Output buffer with LCU correction of critical pairs after a layer (Ahmadilivani 2025 §4.3.1).
 
     The shared :class:`rtl_gen.output_buffer.BufferController` (buffer, capture port, word
     addresses, ownership, pipeline and forwarding are documented there) with entries of two

@@ -1,10 +1,11 @@
 """Median feature selection hardware: Sort-2, Median-3, Median-5 and the median array.
 
-Implements seed 000 §8.4.2 (Eq. 8.3, L1580–L1600) and §8.6.2 (L1700–L1727, Figs. 8.10–8.12);
-SPEC §4.  A median array filters the vector streamed into the systolic array, before the input
-skew: output lane ``i`` is ``median(x[i-h] … x[i+h])`` with ``h = window // 2``, stride 1, and
+Implements Ozen 2023 §8.4.2 (Eq. 8.3) and §8.6.2 (Figs. 8.10–8.12);
+Ozen 2023 §8.4.2, §8.6.2.  A median array filters the vector streamed into the systolic array,
+before the input skew: output lane ``i`` is ``median(x[i-h] … x[i+h])`` with ``h = window // 2``,
+stride 1, and
 ``h`` zeros appended at both ends so the vector keeps its length.  Vectors wider than the array
-are filtered chunk by chunk, each chunk padded on its own (000 L1751): the hardware sees one
+are filtered chunk by chunk, each chunk padded on its own (Ozen 2023 §8.7.2): the hardware sees one
 array-width chunk per cycle, so that is the host's business (:func:`golden.median.median_filter`
 with ``chunk=``).  A short last chunk must be fed with zeros in the unused lanes, which is the
 same as padding it on its own.
@@ -68,7 +69,7 @@ __all__ = [
     "emit_windowed_median_lane",
 ]
 
-#: Window sizes of the seed (000 L1593: "small filtering window sizes").
+#: Window sizes of the seed (Ozen 2023 §8.4.2: "small filtering window sizes").
 WINDOWS = (3, 5)
 #: Array constructions: independent units (Figs. 8.10/8.11) or comparator sharing (Fig. 8.12).
 VARIANTS = ("plain", "shared")
@@ -165,7 +166,7 @@ def _median3(m: Module, a, b, c, name: str):
 
 
 class Sort2(wiring.Component):
-    """Sort-2 (000 Fig. 8.10-a): one signed comparator and two multiplexers.
+    """Sort-2 (Ozen 2023 Fig. 8.10-a): one signed comparator and two multiplexers.
 
     Combinational (latency 0).
 
@@ -221,7 +222,7 @@ class _MedianUnit(wiring.Component):
 
 
 class Median3(_MedianUnit):
-    """Median-3 (000 Fig. 8.10-b): three Sort-2, the two unused multiplexers pruned.
+    """Median-3 (Ozen 2023 Fig. 8.10-b): three Sort-2, the two unused multiplexers pruned.
 
     Combinational (latency 0); 3 comparators and 4 multiplexers.
 
@@ -246,13 +247,13 @@ class Median3(_MedianUnit):
 
 
 class Median5(_MedianUnit):
-    """Median-5 (000 Fig. 8.10-c).
+    """Median-5 (Ozen 2023 Fig. 8.10-c).
 
     Four Sort-2 drop the extremes of a 4-element subset, a Median-3 finds the median of the
     remaining three; unused multiplexers pruned.
 
     The minimum and the maximum of any four of the five inputs cannot be the median of all
-    five (000 L1706), so removing both leaves the median unchanged.  The 4-element subset is
+    five (Ozen 2023 §8.6.2), so removing both leaves the median unchanged.  The 4-element subset is
     the window without its centre, paired symmetrically as ``(x0, x4)`` and ``(x1, x3)``: the
     first-level comparisons then span distances 4 and 2, so in a plain array no two windows
     contain the same first-level Sort-2 (pairing ``(x0, x1)``, ``(x2, x3)`` would let a
@@ -295,9 +296,9 @@ class SlidingMedian(wiring.Component):
     padding is wiring, added by :class:`MedianArray`).
 
     Output ``y[i] = median(x[i] … x[i + window - 1])``.  ``variant="plain"`` instantiates one
-    :class:`Median3` / :class:`Median5` per window (000 Fig. 8.11); ``variant="shared"`` is the
-    comparator-sharing construction of Fig. 8.12 described in the module docstring.
-    Comparator and multiplexer counts: :func:`expected_counts`.  Combinational (latency 0).
+    :class:`Median3` / :class:`Median5` per window (Ozen 2023 Fig. 8.11); ``variant="shared"`` is
+    the comparator-sharing construction of Fig. 8.12 described in the module docstring. Comparator
+    and multiplexer counts: :func:`expected_counts`.  Combinational (latency 0).
 
     Parameters
     ----------
@@ -424,7 +425,7 @@ class MedianControlSignature(wiring.Signature):
 
 
 class MedianArray(wiring.Component):
-    """Median feature selection stage before the systolic array's input skew (000 Fig. 8.11).
+    """Median feature selection stage before the systolic array's input skew (Ozen 2023 Fig. 8.11).
 
     Each cycle it takes one array-width vector ``i.data`` and registers
     ``o.data[i] = median(p[i] … p[i + window - 1])``, where ``p`` is ``i.data`` with
@@ -573,18 +574,17 @@ class WindowedMedianLane(wiring.Component):
 
     Each cycle one feature ``x`` enters a shift register of ``window − 1`` taps; the window
     centred on the feature that arrived ``window // 2`` cycles ago is filtered, its taps outside
-    the centre's chunk replaced by zeros (Eq. 8.3's padding of each chunk, 000 L1751, told by
+    the centre's chunk replaced by zeros (Eq. 8.3's padding of each chunk, Ozen 2023 §8.7.2, told by
     ``first`` / ``last``: :class:`rtl_gen.vector.WindowSignature`), and the median registered.
 
     ``"plain"``: the masked window into one :class:`Median3` / :class:`Median5` (3 / 7
-    comparators).  ``"shared"``: Fig. 8.12 in time, the "regular, pipelined" form of 000 L1721:
-    the newest feature is compared with each older tap (``window − 1`` comparators: 2 for
-    Median-3, 4 for Median-5), every other pair of the window was compared when its newer
-    member arrived and its bit is kept in a one-bit shift register
-    (``(window − 1)(window − 2) / 2`` flip-flops); a tap outside the chunk compares as zero
-    through its sign bit and a zero test, and the median is routed by ``window − 1``
-    multiplexers from one-hot "is the median" flags, as in :class:`SlidingMedian`.  The two are
-    proven equal by :func:`synth.equiv.prove_windowed_median`.
+    comparators).  ``"shared"``: Fig. 8.12 in time, the "regular, pipelined" form of Ozen 2023
+    §8.6.2: the newest feature is compared with each older tap (``window − 1`` comparators: 2 for
+    Median-3, 4 for Median-5), every other pair of the window was compared when its newer member
+    arrived and its bit is kept in a one-bit shift register (``(window − 1)(window − 2) / 2``
+    flip-flops); a tap outside the chunk compares as zero through its sign bit and a zero test, and
+    the median is routed by ``window − 1`` multiplexers from one-hot "is the median" flags, as in
+    :class:`SlidingMedian`.  The two are proven equal by :func:`synth.equiv.prove_windowed_median`.
 
     Latency **window // 2 + 1** cycles (2 for Median-3, 3 for Median-5); one feature per cycle.
     Flip-flops: ``window − 1`` taps and the output (``width`` bits), ``2·window − 1`` flag bits.

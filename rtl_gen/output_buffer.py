@@ -4,10 +4,10 @@ After a layer, a controller walks a list of *entries*, each ``group`` word addre
 output buffer, combines the ``group`` words with a combinational unit and writes the result back
 to every one of them:
 
-* the LCU (:class:`rtl_gen.lcu.CorrectionController`, 001 L1720): ``group = 2`` (a split
-  neuron's two halves), combiner :class:`rtl_gen.lcu.LCU`;
-* selective TMR (:class:`rtl_gen.tmr.VotingController`, 001 L2126): ``group = 3`` (a neuron
-  and its two copies), combiner :class:`rtl_gen.tmr.WordVoter` or
+* the LCU (:class:`rtl_gen.lcu.CorrectionController`, Ahmadilivani 2025 §4.3.1): ``group = 2`` (a
+  split neuron's two halves), combiner :class:`rtl_gen.lcu.LCU`;
+* selective TMR (:class:`rtl_gen.tmr.VotingController`, Ahmadilivani 2025 §5.3.3): ``group = 3`` (a
+  neuron and its two copies), combiner :class:`rtl_gen.tmr.WordVoter` or
   :class:`rtl_gen.tmr.BitwiseVoter`.
 
 :class:`BufferController` is the buffer, the entry list and the pipeline they share; the two
@@ -94,7 +94,7 @@ class BufferHostSignature(wiring.Signature):
 
 
 class BufferController(wiring.Component):
-    """Output buffer with in-place combination of word groups after a layer (SPEC §5).
+    """Output buffer combining word groups in place after a layer (Ahmadilivani 2025 §4.3.1).
 
     **Buffer.**  One ``lib.memory.Memory`` of ``depth`` *rows*, each row ``lanes`` signed
     ``width``-bit words (``data.ArrayLayout``), with **one write port and one read port** (the

@@ -1,7 +1,7 @@
-"""Output stage: bias, ReLU and requantisation of the accumulator vector (SPEC §0, §10).
+"""Output stage: bias, ReLU and requantisation of the accumulator vector (README, Networks).
 
-The correction units of SPEC §5 work on requantised activations, so the accelerator ends in
-the usual integer-inference epilogue, applied element-wise to each output vector:
+The correction units of Ahmadilivani 2025 §4.3.1 work on requantised activations, so the accelerator
+ends in the usual integer-inference epilogue, applied element-wise to each output vector:
 
 .. code-block:: text
 
@@ -15,7 +15,7 @@ product.  Latency: **1 cycle** (one register stage holding both the raw accumula
 used when a product is tiled along K, and the requantised ``q_out``).  Throughput: one vector
 per cycle.  The golden model is :func:`golden.output_stage.output_stage`.
 
-**Split lanes** (``split=True``, SPEC §5, seed 001 §4.3.1.3 L1737–L1739): the two copies of
+**Split lanes** (``split=True``, Ahmadilivani 2025 §4.3.1): the two copies of
 a critical neuron split for the LCU realise the halving in requantisation (see
 :mod:`golden.split`).  A lane whose ``split`` bit is set uses ``shift + 1`` and saturates to
 the ``(out_width − 1)``-bit signed range, so a fault-free non-negative copy never sets bit
@@ -26,9 +26,9 @@ is computed on ``SHIFT_WIDTH + 1`` bits, so ``shift + 1`` cannot overflow: at th
 default) no split hardware or port exists and the generated Verilog is unchanged.
 
 **Fixed-point multiplier** (``multiplier=True``; ``AcceleratorConfig.requant = "multiplier"``,
-SPEC §12, issue 23): each lane gains gemmlowp's integer requantisation beside the power-of-two
-path, in a submodule ``requant`` (:class:`FixedRequant`, its own unit in the area flow), and a
-run-time select ``fixed`` between the two:
+README, Two quantisation paths, issue 23): each lane gains gemmlowp's integer requantisation beside
+the power-of-two path, in a submodule ``requant`` (:class:`FixedRequant`, its own unit in the area
+flow), and a run-time select ``fixed`` between the two:
 
 .. code-block:: text
 

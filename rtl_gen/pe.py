@@ -1,10 +1,10 @@
-"""Processing elements (MAC units) of the systolic array, one per dataflow family (SPEC §1).
+"""Processing elements (MACs) of the systolic array, one per dataflow (Ozen 2023 §2.3, §10.3.2).
 
-Two PEs cover the three dataflows of 000 §2.3 (L580–L590):
+Two PEs cover the three dataflows of Ozen 2023 §2.3:
 
 * :class:`StationaryPE` for weight-stationary (WS) and input-stationary (IS): "the processing
   element design is often identical to the one used for the weight-stationary dataflow"
-  (000 L588).  One operand is pinned in the PE (WS: a weight, IS: an activation), the other
+  (Ozen 2023 §2.3).  One operand is pinned in the PE (WS: a weight, IS: an activation), the other
   streams left to right, partial sums stream top to bottom.
 * :class:`OutputStationaryPE` for OS: activations stream right, weights stream down, each PE
   keeps one output's partial sum and hands it to a drain chain when its reduction ends.

@@ -1,9 +1,10 @@
 """Selective-TMR voters and their voting controller: the baseline the LCU is compared with.
 
-SPEC §5 baselines.  A critical neuron computed three times (three array columns) is voted on:
+Ahmadilivani 2025 §4.3.1 baselines.  A critical neuron computed three times (three array columns) is
+voted on:
 
-* :class:`WordVoter` (seed 001 L2126): the word that at least two copies agree on; when all
-  three differ, the signed minimum;
+* :class:`WordVoter` (Ahmadilivani 2025 §5.3.3): the word that at least two copies agree on; when
+  all three differ, the signed minimum;
 * :class:`BitwiseVoter`: per-bit majority ``(a & b) | (a & c) | (b & c)``;
 * :class:`VotingController`: the output buffer of the composed top with a controller that,
   after a layer, votes word triples in place (the shared
@@ -81,7 +82,7 @@ class WordVoter(_Voter):
     out : Out(signed(width))
 
     Hardware: three equality comparators, two signed magnitude comparators (min of a and b,
-    then min with c) and four word multiplexers.  Implements 001 L2126.
+    then min with c) and four word multiplexers.  Implements Ahmadilivani 2025 §5.3.3.
     """
 
     _unit = "tmr_word_voter"
@@ -139,13 +140,14 @@ def TMRHostSignature(*, width: int, lanes: int, row_bits: int, addr_bits: int,
 
 
 class VotingController(BufferController):
-    """Output buffer with selective-TMR voting of critical triples after a layer (001 L2126).
+    """Output buffer voting critical triples after a layer (Ahmadilivani 2025 §5.3.3).
 
     The shared :class:`rtl_gen.output_buffer.BufferController` (buffer, capture port, word
     addresses, ownership, pipeline and forwarding are documented there) with entries of three
     words, *triples* (a critical neuron's output and its two copies' in one output row,
     computed by three distinct PE columns), combined by a voter (submodule ``voter``): the
-    :class:`WordVoter` (001 L2126: majority word, signed minimum when all three differ) or the
+    :class:`WordVoter` (Ahmadilivani 2025 §5.3.3: majority word, signed minimum when all three
+    differ) or the
     :class:`BitwiseVoter`.  For ``j = 0 … n−1``, in order, the controller reads ``a_j``,
     ``b_j``, ``c_j``, votes and writes the voted word to ``a_j``, ``b_j`` and ``c_j``; the
     result is exactly :func:`golden.tmr.vote_buffer` on the flat view, also when triples share

@@ -1,8 +1,8 @@
 """Energy per inference, and the power/timing figures of each configuration kept for reuse.
 
-Energy of a run = power × cycles / f (SPEC §13): the design's total power at the analysis
-clock ``f`` (dynamic power is proportional to ``f``, so the energy of a cycle does not depend
-on the clock chosen; leakage, four to five orders of magnitude smaller on OSU 0.18 µm, is
+Energy of a run = power × cycles / f (README, Timing and power): the design's total power at the
+analysis clock ``f`` (dynamic power is proportional to ``f``, so the energy of a cycle does not
+depend on the clock chosen; leakage, four to five orders of magnitude smaller on OSU 0.18 µm, is
 charged per cycle at that clock too).
 
 The power and timing sections of every ``synthesize(..., timing/power)`` run are stored per

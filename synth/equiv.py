@@ -20,8 +20,8 @@ on a flattened design and returns its cell types and counts, which is where word
 comparators (``$lt`` … become ``$alu``) and multiplexers (``$mux``, ``$pmux``) can still be
 counted one per operator.
 
-For the median units (SPEC §4) this module also holds the proofs and counts themselves:
-behavioural references written independently of the Amaranth networks (medians by a full
+For the median units (Ozen 2023 §8.4.2, §8.6.2) this module also holds the proofs and counts
+themselves: behavioural references written independently of the Amaranth networks (medians by a full
 bubble sort in a Verilog function: :func:`median_unit_reference`,
 :func:`median_array_reference`), the proofs of every construction against them
 (:func:`prove_median_unit`, :func:`prove_median_cores`, :func:`prove_median_array`) and the
@@ -323,7 +323,8 @@ def coarse_cell_counts(
 
 
 # ---------------------------------------------------------------------------------------------
-# The median units (SPEC §4): emitted Verilog, behavioural references, proofs, netlist counts
+# The median units (Ozen 2023 §8.4.2, §8.6.2): emitted Verilog, behavioural references, proofs,
+# netlist counts
 # ---------------------------------------------------------------------------------------------
 def _sort_function(width: int, window: int) -> str:
     """A Verilog function returning the median by a complete bubble sort (no pruning)."""
@@ -498,8 +499,8 @@ def median_cell_counts(*, width: int, lanes: int, window: int, variant: str, wor
     return result
 
 
-#: Comparators and multiplexers per window after the first, as the seed states them (000
-#: L1714–L1727: shared Median-3 "only two comparisons", "multiplexers from 4 … to 2"; shared
+#: Comparators and multiplexers per window after the first, as the seed states them (Ozen 2023
+#: §8.6.2–8.7: shared Median-3 "only two comparisons", "multiplexers from 4 … to 2"; shared
 #: Median-5 "only 4 comparators … instead of 7"; the seed gives no multiplexer figure for the
 #: shared Median-5, nor a plain Median-5 multiplexer count: ``None``).
 PAPER_PER_WINDOW = {

@@ -1,10 +1,10 @@
-"""Yosys area flow: per-module and per-unit area of a generated design (SPEC §9).
+"""Yosys area flow: per-module and per-unit area of a generated design (README, Area reports).
 
 :func:`synthesize` takes a generated accelerator (Verilog, or the RTLIL Amaranth emits beside
 it) and writes ``area.json`` (complete), ``area.md`` (tables) and ``area.png`` (area by unit)
 with the Yosys logs beside them.  Two area metrics, from one Yosys version, one script
 (``synth/area.ys``, its sha256 recorded) and one cell library in one run, so that their
-*ratios* can be set beside the seeds' published figures (SPEC §9):
+*ratios* can be set beside the seeds' published figures (README, Area reports):
 
 - ``transistors``: exact transistor count of the design mapped onto CMOS gates
   (``dffunmap; abc -g cmos2; stat -tech cmos``), library independent;
@@ -227,14 +227,14 @@ def _references(config: dict[str, Any] | None, fmt: str,
     """Reference modules that measure overheads living *inside* a module.
 
     Two overheads sit inside each PE, so hierarchy cannot separate them: the bypass multiplexer
-    (SPEC §6) and the double-buffered PE's shadow register and swap flag (issue 18).  For each,
-    the same PE without it is generated (``rtl_gen.array.make_pe``) and synthesised beside the
+    (Ozen 2023 ch. 10) and the double-buffered PE's shadow register and swap flag (issue 18).  For
+    each, the same PE without it is generated (``rtl_gen.array.make_pe``) and synthesised beside the
     design.  The references nest, from the PE as built down to the plain PE: bypass = PE − PE
-    without bypass; double buffer = that − the plain single-buffered PE, which is the PE
-    denominator (Table 10.1 compares with the PE without bypass; the seeds' PEs are
-    single-buffered).  Returns ``{unit: {"module", "text", "targets"}}``, the larger reference
-    first; empty when not applicable, including a header this generator cannot read back
-    (another version's fields): the report notes that.
+    without bypass; double buffer = that − the plain single-buffered PE, which is the PE denominator
+    (Table 10.1 compares with the PE without bypass; the seeds' PEs are single-buffered).  Returns
+    ``{unit: {"module", "text", "targets"}}``, the larger reference first; empty when not
+    applicable, including a header this generator cannot read back (another version's fields): the
+    report notes that.
     """
     if not config:
         return {}

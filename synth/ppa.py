@@ -1,4 +1,4 @@
-"""Power and timing beside the area: the other half of every seed table (SPEC §13).
+"""Power and timing beside the area: the other half of every seed table (README, Timing and power).
 
 :func:`analyse` is called by :func:`synth.flow.synthesize` with ``timing``/``power`` after
 the Yosys runs: it times (and powers) every distinct module's mapped netlist with OpenSTA

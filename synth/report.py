@@ -208,7 +208,7 @@ def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "unit": name,
                 "seed": {"label": fig.label, "metric": fig.metric, "denominator": fig.denominator,
                          "low_pct": fig.low, "high_pct": fig.high, "text": fig.text,
-                         "source": fig.source, "lines": fig.lines,
+                         "source": fig.source, "section": fig.section,
                          "setting": SETTINGS[fig.setting]},
                 "project_pct": {},
                 "note": _UNIT_NOTES.get(name, ""),
@@ -233,7 +233,7 @@ def seed_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                                "without the bypass (a level count, not a timed delay)")
             else:
                 row["note"] = "not measured: needs the PE synthesised without the unit"
-            if fig.source == "000 §6.3.3" and cfg and "cols" in cfg:
+            if fig.source == "Ozen 2023 §6.3.3" and cfg and "cols" in cfg:
                 s, n = cfg["cols"], 5
                 row["note"] = (f"the seed's estimate at this design's S = {s}: "
                                f"{100 * (n + 3) / (n * s):.2f} %")
@@ -414,7 +414,7 @@ def _md_seeds(report: dict[str, Any]) -> list[str]:
             kind = {"delay": "delay ", "power": "power "}.get(seed["metric"], "")
             r = [s["unit"], f"{kind}{seed['text']} ({seed['label']})",
                  DENOMINATOR_LABEL[seed["denominator"]],
-                 f"{seed['source']}, {seed['lines']}"]
+                 f"{seed['source']}, {seed['section']}"]
             if seed["metric"] == "delay":
                 v = s["project_pct"].get("delay")
                 d = s["project_pct"].get("logic_depth")

@@ -1,14 +1,16 @@
-"""The seeds' published area, power and delay figures (SPEC §2–§8, §13), as data, with citations.
+"""The seeds' published area, power and delay figures (Ozen 2023 ch. 6, 8, 10, 12), as data.
 
-Every figure is a ratio on a named denominator (SPEC §9): ``"pe"`` (one processing element),
+Every figure is a ratio on a named denominator (README, Area reports): ``"pe"`` (one processing
+element),
 ``"array"`` (the systolic array) or ``"design"`` (the whole synthesised accelerator, on-chip
 buffers excluded in every seed experiment).  Citations are ``seed:line`` of the plain-text seeds in
-``../shared/seeds/`` (``000`` = Ozen 2023 thesis).  The conditions say which configuration of
+``../shared/seeds/`` (``Ozen 2023`` = Ozen 2023 thesis).  The conditions say which configuration of
 this project a figure applies to; :mod:`synth.report` puts the project's own ratio beside it.
 
-001 (the LCU thesis) publishes no silicon area (SPEC §5): its unit has a row without a figure.
-Power figures (SPEC §13) are the same tables' power columns; the flow-controlling MACs'
-(Table 12.9) are overheads on one MAC unit, compared by ``bench/bench_unit_costs.py``.
+Ahmadilivani 2025 (the LCU thesis) publishes no silicon area (Ahmadilivani 2025 §4.3.1): its unit
+has a row without a figure. Power figures (README, Timing and power) are the same tables' power
+columns; the flow-controlling MACs' (Table 12.9) are overheads on one MAC unit, compared by
+``bench/bench_unit_costs.py``.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ __all__ = ["FLOW_MAC_FIGURES", "FLOW_MAC_SOURCE", "NO_FIGURE", "SEED_FIGURES", "
 #: Synthesis settings of the seed experiments, quoted once and referred to by key.
 SETTINGS = {
     "sc": "64×64 array, 16-bit, Synopsys Design Compiler + DesignWare, Silvaco Open-Cell 15 nm, "
-          "1 GHz, on-chip buffers excluded (000:L1305)",
+          "1 GHz, on-chip buffers excluded (Ozen 2023 §6.4)",
     "afd": "DNNWeaver v2.0, Synopsys Design Compiler + DesignWare, Silvaco Open-Cell 15 nm, "
-           "1 GHz, on-chip buffers excluded (000:L1745)",
+           "1 GHz, on-chip buffers excluded (Ozen 2023 §8.7.1)",
     "median": "DNNWeaver v2.0, 8- and 16-bit, Synopsys Design Compiler + DesignWare, "
-              "Silvaco Open-Cell 15 nm, 200 MHz, buffers excluded (000:L1773)",
-    "bypass": "one PE, 8-bit fixed point, 15 nm, 1 GHz target (000:L2481–L2485; SPEC §6)",
+              "Silvaco Open-Cell 15 nm, 200 MHz, buffers excluded (Ozen 2023 §8.7.2)",
+    "bypass": "one PE, 8-bit fixed point, 15 nm, 1 GHz target (Ozen 2023 §10.5.2)",
     "flow": "one 8-bit fixed-point MAC unit, Synopsys Design Compiler + DesignWare, Silvaco "
-            "Open-Cell 15 nm, 1 GHz, MAC input switching modelled on a WS array (000:L3026)",
+            "Open-Cell 15 nm, 1 GHz, MAC input switching modelled on a WS array "
+            "(Ozen 2023 §12.6.3)",
 }
 
 
@@ -50,9 +53,9 @@ class SeedFigure:
     low, high : float
         The figure in percent (``low == high`` for a single value, else a range).
     source : str
-        Table or figure, e.g. ``"000 Table 6.3"``.
-    lines : str
-        Seed line citation, e.g. ``"000:L1297–L1307"``.
+        Table or figure, e.g. ``"Ozen 2023 Table 6.3"``.
+    section : str
+        The section of the source that prints the figure, e.g. ``"§6.4"``.
     setting : str
         Key into :data:`SETTINGS`.
     when : dict
@@ -67,7 +70,7 @@ class SeedFigure:
     low: float
     high: float
     source: str
-    lines: str
+    section: str
     setting: str
     when: dict[str, Any] = field(default_factory=dict)
 
@@ -82,54 +85,54 @@ class SeedFigure:
 
 SEED_FIGURES: tuple[SeedFigure, ...] = (
     SeedFigure("checksum", "Sanity-Check (extra column, adder tree, temporal accumulators)",
-               "area", "array", 3.08, 3.08, "000 Table 6.3", "000:L1297–L1307", "sc"),
+               "area", "array", 3.08, 3.08, "Ozen 2023 Table 6.3", "§6.4", "sc"),
     SeedFigure("checksum", "Sanity-Check (extra column, adder tree, temporal accumulators)",
-               "area", "design", 1.64, 1.64, "000 Table 6.3", "000:L1297–L1307", "sc"),
+               "area", "design", 1.64, 1.64, "Ozen 2023 Table 6.3", "§6.4", "sc"),
     SeedFigure("checksum", "Sanity-Check estimate (n+3)/(n·S), n = 5, S = 64",
-               "area", "array", 2.5, 2.5, "000 §6.3.3", "000:L1261", "sc", {}),
+               "area", "array", 2.5, 2.5, "Ozen 2023 §6.3.3", "§6.3.3", "sc", {}),
     SeedFigure("afd", "AFD + suppression, 8-bit design", "area", "design", 0.23, 0.23,
-               "000 Table 8.1", "000:L1826–L1837", "afd", {"a_width": 8}),
+               "Ozen 2023 Table 8.1", "§8.8.2", "afd", {"a_width": 8}),
     SeedFigure("afd", "AFD + suppression, 16-bit design", "area", "design", 0.31, 0.31,
-               "000 Table 8.1", "000:L1826–L1837", "afd", {"a_width": 16}),
+               "Ozen 2023 Table 8.1", "§8.8.2", "afd", {"a_width": 16}),
     SeedFigure("median", "Median-3 unit array (8/16-bit designs)", "area", "design", 0.19, 0.23,
-               "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 3}),
+               "Ozen 2023 Fig. 8.15", "§8.8.2", "median", {"window": 3}),
     SeedFigure("median", "Median-5 unit array (8/16-bit designs)", "area", "design", 0.39, 0.48,
-               "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 5}),
+               "Ozen 2023 Fig. 8.15", "§8.8.2", "median", {"window": 5}),
     SeedFigure("tmr", "coarse-grained TMR of the systolic array", "area", "design", 64.0, 108.0,
-               "000 §8.8.2", "000:L1843", "median", {}),
+               "Ozen 2023 §8.8.2", "§8.8.2", "median", {}),
     SeedFigure("bypass", "bypass multiplexer, 8-bit fixed-point WS/IS PE", "area", "pe",
-               7.087, 7.087, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               7.087, 7.087, "Ozen 2023 Table 10.1", "§10.5.1", "bypass",
                {"dataflow": ("ws", "is")}),
     SeedFigure("bypass", "bypass AND gates, 8-bit fixed-point OS PE", "area", "pe",
-               4.003, 4.003, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               4.003, 4.003, "Ozen 2023 Table 10.1", "§10.5.1", "bypass",
                {"dataflow": ("os",)}),
     SeedFigure("bypass", "longest-path delay increase of the PE", "delay", "pe", 2.2, 2.2,
-               "000 §10.5.2", "000:L2485", "bypass", {}),
-    # power (SPEC §13): the same tables' power columns
+               "Ozen 2023 §10.5.2", "§10.5.2", "bypass", {}),
+    # power (README, Timing and power): the same tables' power columns
     SeedFigure("checksum", "Sanity-Check power (13.1 of 238.3 mW)", "power", "array", 5.50,
-               5.50, "000 Table 6.3", "000:L1297–L1307", "sc"),
+               5.50, "Ozen 2023 Table 6.3", "§6.4", "sc"),
     SeedFigure("checksum", "Sanity-Check power (13.1 of 1170 mW)", "power", "design", 1.12,
-               1.12, "000 Table 6.3", "000:L1297–L1307", "sc"),
-    # 8-bit: 0.9 of 955.5 mW = 0.094 %, which the text rounds to 0.1 (000:L1826)
+               1.12, "Ozen 2023 Table 6.3", "§6.4", "sc"),
+    # 8-bit: 0.9 of 955.5 mW = 0.094 %, which the text rounds to 0.1 (Ozen 2023 §8.8.2)
     SeedFigure("afd", "AFD + suppression power, 8-bit design (0.9 of 955.5 mW)", "power",
-               "design", 0.1, 0.1, "000 Table 8.1", "000:L1826–L1837", "afd",
+               "design", 0.1, 0.1, "Ozen 2023 Table 8.1", "§8.8.2", "afd",
                {"a_width": 8}),
     SeedFigure("afd", "AFD + suppression power, 16-bit design (1.7 of 1160 mW)", "power",
-               "design", 0.15, 0.15, "000 Table 8.1", "000:L1826–L1837", "afd",
+               "design", 0.15, 0.15, "Ozen 2023 Table 8.1", "§8.8.2", "afd",
                {"a_width": 16}),
     SeedFigure("median", "Median-3 unit array power (8/16-bit designs)", "power", "design",
-               0.07, 0.13, "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 3}),
+               0.07, 0.13, "Ozen 2023 Fig. 8.15", "§8.8.2", "median", {"window": 3}),
     SeedFigure("median", "Median-5 unit array power (8/16-bit designs)", "power", "design",
-               0.13, 0.19, "000 Fig. 8.15", "000:L1841–L1847", "median", {"window": 5}),
+               0.13, 0.19, "Ozen 2023 Fig. 8.15", "§8.8.2", "median", {"window": 5}),
     SeedFigure("bypass", "bypass multiplexer power, 8-bit fixed-point WS/IS PE", "power", "pe",
-               5.357, 5.357, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               5.357, 5.357, "Ozen 2023 Table 10.1", "§10.5.1", "bypass",
                {"dataflow": ("ws", "is")}),
     SeedFigure("bypass", "bypass AND gates power, 8-bit fixed-point OS PE", "power", "pe",
-               2.273, 2.273, "000 Table 10.1", "000:L2469–L2475", "bypass",
+               2.273, 2.273, "Ozen 2023 Table 10.1", "§10.5.1", "bypass",
                {"dataflow": ("os",)}),
 )
 
-#: 000 Table 12.9 (L3190–L3204): area and power overhead (%) of the flow-controlling MAC on
+#: Ozen 2023 Table 12.9 (§12.7.3): area and power overhead (%) of the flow-controlling MAC on
 #: the 8-bit fixed-point MAC unit, by (flow kind, group size): ``(area %, power %)``.
 FLOW_MAC_FIGURES: dict[tuple[str, int], tuple[float, float]] = {
     ("shortened", 8): (14.63, 14.06), ("superposition", 8): (111.68, 95.85),
@@ -140,9 +143,9 @@ FLOW_MAC_FIGURES: dict[tuple[str, int], tuple[float, float]] = {
     ("twodim", 256): (261.72, 213.36),
 }
 #: Where :data:`FLOW_MAC_FIGURES` come from.
-FLOW_MAC_SOURCE = ("000 Table 12.9", "000:L3190–L3204", "flow")
+FLOW_MAC_SOURCE = ("Ozen 2023 Table 12.9", "§12.7.3", "flow")
 
-#: Technology gap stated beside every comparison (SPEC §9, §13).
+#: Technology gap stated beside every comparison (README, Area reports; Timing and power).
 TECHNOLOGY_GAP = ("the seeds: Synopsys Design Compiler + DesignWare on Silvaco Open-Cell 15 nm "
                   "at 1 GHz (0.8 V class); this project: Yosys/ABC (area-oriented mapping, no "
                   "timing constraint) on OSU 0.18 µm at 1.8 V, timed and powered by OpenSTA: "
@@ -150,12 +153,12 @@ TECHNOLOGY_GAP = ("the seeds: Synopsys Design Compiler + DesignWare on Silvaco O
 
 #: Units the seeds give no area for, with the reason (a row saying so, not a missing row).
 NO_FIGURE = {
-    "lcu": "001 §4.3.1 publishes no silicon area (SPEC §5): the LCU-vs-TMR area is this "
+    "lcu": "Ahmadilivani 2025 §4.3.1 publishes no silicon area: the LCU-vs-TMR area is this "
            "project's own measurement",
     "fault_hooks": "test infrastructure (fault injection), not in the seeds",
     "double_buffer": "the seeds' PEs are single-buffered",
     "requant": "the seeds give no area for an output stage; gemmlowp's fixed-point multiplier "
-               "is issue 23's (SPEC §12)",
+               "is issue 23's (README, Two quantisation paths)",
 }
 
 

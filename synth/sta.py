@@ -1,4 +1,4 @@
-"""Timing and power of the mapped netlists with OpenSTA (SPEC §13).
+"""Timing and power of the mapped netlists with OpenSTA (README, Timing and power).
 
 The area flow (:mod:`synth.flow`) maps every distinct module onto the Liberty cells; with
 timing or power it maps it once more the same way with ABC's fanout buffering added
@@ -11,8 +11,8 @@ same Liberty, whose cells carry timing tables and ``internal_power`` tables, and
   both ends, its delay in ns and the shortest clock period it allows) and the worst
   register-to-register path; the whole design's critical path and Fmax; per unit, its
   critical path as a ratio to the PE's MAC path (the seeds' "fits in one clock cycle",
-  000 §8.6.1 L1826 at 1 GHz; §8.6.2 at 200 MHz) and, for a unit inside the PE (bypass, double
-  buffer), the delay it adds to the PE (000 §10.5.2 L2485: at most +2.2 %);
+  Ozen 2023 §8.8.2 at 1 GHz; §8.6.2 at 200 MHz) and, for a unit inside the PE (bypass, double
+  buffer), the delay it adds to the PE (Ozen 2023 §10.5.2: at most +2.2 %);
 * **power**: per distinct module, internal (cells, clock pins included), switching (nets) and
   leakage power at a stated clock and the library's voltage, from a stated activity
   (:mod:`synth.activity`: a default toggle rate, marked as such, or a simulated workload);

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""AFD: anomalous feature detection and suppression (SPEC §3; seed 000 §8.4.1, §8.6.1).
+"""AFD: anomalous feature detection and suppression (Ozen 2023 §8.3–8.4.1; §8.4.1, §8.6.1).
 
 Three layers: the golden model against an independent per-element transcription of
 Eqs. (8.1)/(8.2) in plain Python (exhaustively for small widths, randomly for 8/16/32 bits);
@@ -212,7 +212,7 @@ def test_golden_wrap_around_n1_n2():
     assert _afd([10, 3], shift=1, gates=1, mode=1) == ([6, 3], [True, False])
     assert _afd([6, 3], shift=1, gates=1, mode=1) == ([6, 3], [True, False])   # tie
     assert _afd([6, 3], shift=1, gates=2, mode=1) == ([6, 3], [False, False])  # tie
-    # c = 0 checks c = n - 1 and vice versa (footnote 3, 000:L1535).
+    # c = 0 checks c = n - 1 and vice versa (footnote 3, Ozen 2023 §8.4.1).
     assert _afd([1, 1, 1, 50], shift=1, gates=2, mode=0) == ([1, 1, 1, 0], [False] * 3 + [True])
     assert _afd([1, 1, 1, 50], shift=1, gates=1, mode=1)[0] == [1, 1, 1, 2]
 

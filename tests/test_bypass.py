@@ -1,4 +1,4 @@
-"""PE bypass in the RTL (SPEC §6).
+"""PE bypass in the RTL (Ozen 2023 ch. 10).
 
 Against the golden cycle model cycle by cycle, and against the independent golden pruned product of
 :mod:`golden.bypass`.

@@ -1,7 +1,7 @@
 """Golden model of PE bypass (golden/bypass.py) against plain-Python loops over the equations.
 
 The references below never call golden.mapping or golden.bypass: for every weight, input or
-output they compute its PE from Eqs. 10.3–10.5 (000 L2340–L2355) on its (shifted) position
+output they compute its PE from Eqs. 10.3–10.5 (Ozen 2023 §10.3.2) on its (shifted) position
 and sum Python integers.
 """
 
@@ -206,7 +206,7 @@ def test_os_overflow_only_in_outputs_that_are_not_bypassed():
 
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.1, 0.3, 0.5, 0.9, 1.0])
 def test_bernoulli_map_statistics(rng, rate):
-    """Bypass rate = fraction of PEs bypassed (000 L2413), independent per PE.
+    """Bypass rate = fraction of PEs bypassed (Ozen 2023 §10.4), independent per PE.
 
     The overall mean, each PE position's frequency and the spread of per-map counts match Binomial
     statistics (bounds at 5 standard deviations; seed printed).
@@ -273,7 +273,7 @@ def test_diagonal_shift_moves_every_weight_along_the_diagonal(rng):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("rows,cols", SHAPES)
 def test_shift_changes_nothing_when_nothing_is_bypassed(rng, dataflow, rows, cols):
-    """000 L2393, L2401.
+    """Ozen 2023 §10.3.4.
 
     The shifted layer, unshifted, equals the plain layer exactly, for any sizes (multiples of the
     array or not) and any shift.
@@ -296,7 +296,7 @@ def test_shift_changes_nothing_when_nothing_is_bypassed(rng, dataflow, rows, col
 
 
 def test_shifted_layers_chain_without_unshifting_in_between(rng):
-    """000 L2391: the next layer's input permutation is the previous layer's output permutation.
+    """Ozen 2023 §10.3.4: a layer's input permutation is the previous layer's output permutation.
 
     So only the network input is shifted and only its output is unshifted.
     """
@@ -349,7 +349,7 @@ def _patterns(dataflow, bmap, M, K, N, shifts, channels=None):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("n", [2, 3, 4, 8])
 def test_square_array_gives_n_distinct_patterns(rng, dataflow, n):
-    """000 L2399: on an N×N array the N shifts give N distinct pruning patterns, then repeat.
+    """Ozen 2023 §10.3.4: on an N×N array the N shifts give N distinct pruning patterns.
 
     Each is the map rolled diagonally (WS), along rows (IS) or along columns (OS).
     """

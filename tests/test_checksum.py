@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Sanity-Check checksums (SPEC §2, seed 000 ch. 6): host helpers, golden models, RTL, study.
+"""Sanity-Check checksums (Ozen 2023 ch. 6): host helpers, golden models, RTL, study.
 
 * host helpers (sanity column, sanity input, widths) against plain-Python loops, with the
   documented widths shown to be exactly tight;
@@ -415,7 +415,7 @@ def test_wrapped_sanity_values_need_residue_checks():
     """Sanity input / column stored at the data width (no widened path).
 
     The exact checks false-alarm on fault-free data, the residue checks modulo 2^width do not (seed
-    L1223).
+    Ozen 2023 §6.3.1).
     """
     I = np.full((8, 3), -128)
     W = np.full((3, 8), -128)

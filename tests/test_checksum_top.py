@@ -1,4 +1,4 @@
-"""Sanity-Check inside the composed accelerator: temporal and spatial + temporal (SPEC §2).
+"""Sanity-Check inside the composed accelerator: temporal and spatial + temporal (Ozen 2023 ch. 6).
 
 * RTL against the golden cycle model, every port in every cycle, on Icarus and Verilator, for
   both temporal modes, tiled products, bias, other input units; results against plain numpy;
@@ -71,9 +71,10 @@ def test_temporal_top_matches_golden_and_numpy(rng, checksum, mode, extra, sim, 
 
 @pytest.mark.parametrize("checksum", ["temporal", "both"])
 def test_latency_and_throughput_measured_in_simulation(rng, checksum):
-    """Latency: +1 cycle (generator), +1 more with the sanity column (000 L1249).
+    """Latency: +1 cycle (generator), +1 more with the sanity column (Ozen 2023 §6.3.3).
 
-    A pass of M vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (000 L1253).
+    A pass of M vectors takes M + ceil(M/N) cycles at the ports: throughput N/(N+1) (Ozen 2023
+    §6.3.3).
     """
     cfg = _cfg(rows=4, cols=4, checksum=checksum)
     plain = _cfg(rows=4, cols=4)
@@ -129,7 +130,7 @@ def _rate(row, check):
 
 
 def test_table_6_1_exact_mode_every_guarantee(campaigns):
-    """Table 6.1 (000 L1150–L1160), measured: exact mode keeps every guarantee."""
+    """Table 6.1 (Ozen 2023 §6.2.2–6.2.3), measured: exact mode keeps every guarantee."""
     rows = campaigns["exact"]["rows"]
     for key in ("input/flip", "input/stuck"):  # Lemma 1: input errors are invisible spatially
         assert _rate(rows[key], "spatial") == 0.0 and _rate(rows[key], "temporal") == 1.0

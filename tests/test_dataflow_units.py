@@ -137,7 +137,7 @@ def test_checksums_flag_pe_faults_on_is_and_os(dataflow, extra, batch, faults):
 
     Row ``rows`` is the OS sanity row, column ``cols`` the sanity column (IS: the sanity input
     column, OS: the sanity neuron column); faults there must be caught too.  The faults are
-    ones the checksum's guarantee covers (000 Table 6.1): the temporal checksum is linear in
+    ones the checksum's guarantee covers (Ozen 2023 Table 6.1): the temporal checksum is linear in
     the streamed operand, so an error in IS's stationary inputs (``act``) is the spatial
     checksum's to catch, as WS's stationary weights are.
     """
@@ -210,7 +210,7 @@ confidence = 0.9
 @pytest.mark.slow  # about 30–60 s each (cycle-model re-runs of whole networks)
 @pytest.mark.parametrize("dataflow", ["is", "os"])
 def test_campaign_fig_6_10_on_is_and_os(tmp_path, dataflow):
-    """000 Fig. 6.10 on IS and OS: every error-caused misprediction detected, no false alarm.
+    """Ozen 2023 Fig. 6.10 on IS and OS: every error-caused misprediction detected, no false alarm.
 
     A register-fault campaign (fast fault model) with Sanity-Check both; the fault-free run of
     every protection raises no alarm (cycle model), and a few traced faults re-run on the

@@ -1,4 +1,4 @@
-"""RTL fault hooks: the golden model reproduces the faulty outputs exactly (SPEC §7).
+"""RTL fault hooks: the golden model reproduces the faulty outputs exactly.
 
 The sample covers every register kind, low and high bits, corner and middle PEs, stuck-at-0,
 stuck-at-1 and transient flips, in every dataflow; each fault is checked cycle by cycle.

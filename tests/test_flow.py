@@ -1,4 +1,4 @@
-"""Flow-controlling MAC units (SPEC §8, 000 §12.5.2).
+"""Flow-controlling MAC units (Ozen 2023 §12.5.2).
 
 Packing, pruning, the packed product, and the RTL of every variant against the golden register-level
 model and plain numpy.
@@ -253,7 +253,7 @@ def test_rtl_dense_and_smaller_groups_use_a_subset_of_the_lanes(rng, flow, hw):
     """A dense layer gives the plain product, and a smaller group runs on the same hardware.
 
     The dense layer uses fixed multiplexer positions; a layer packed for a smaller group runs on the
-    same hardware (000 L2984).
+    same hardware (Ozen 2023 §12.5.2).
     """
     cfg = AcceleratorConfig(rows=2, cols=3, flow=flow, flow_group=hw, max_k=256)
     L, Kk = layer_shape(flow, hw)
@@ -469,7 +469,7 @@ def test_flow_rtl_engine_equals_the_golden_engine(rng):
 def test_training_evolves_a_complementary_pattern_that_beats_one_shot_pruning(rng):
     """A linear classifier whose teacher is complementary-sparse in 4×1 groups.
 
-    The training path's ``sparse`` method (the mask recomputed at every step, 000 §12.4.1;
+    The training path's ``sparse`` method (the mask recomputed at every step, Ozen 2023 §12.4.1;
     int8-aware) ends packable and at least as accurate as pruning the dense solution (trained
     by the same path without the mask) once; the first is accurate.
     """

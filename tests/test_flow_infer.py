@@ -1,4 +1,4 @@
-"""A network on the flow-controlling array (000 §12.5.2).
+"""A network on the flow-controlling array (Ozen 2023 §12.5.2).
 
 ``rtlgen infer --flow …`` and :meth:`Network.run` with packed layers, golden against RTL,
 packed against dense.

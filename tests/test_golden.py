@@ -81,7 +81,7 @@ def test_cycle_count_formula_matches_schedule_and_model(dataflow, rows, cols, M,
 
 
 def test_seed_latency_figure_2n_plus_m():
-    # 000 L1851: batch latency of an N×N array is proportional to 2N + M.
+    # Ozen 2023 §8.8.2: batch latency of an N×N array is proportional to 2N + M.
     for n in (4, 8, 16, 64):
         cfg = AcceleratorConfig(rows=n, cols=n)
         M = 8
@@ -155,8 +155,8 @@ def test_algorithm_6_1_bit_errors(rng):
 @pytest.mark.parametrize("population", [1, 2, 10, 100, 1000, 9604, 10**5, 10**9])
 @pytest.mark.parametrize(("e", "t", "p"), [(0.01, 1.96, 0.5), (0.05, 2.576, 0.2)])
 def test_sample_size_eq_4_7(population, e, t, p):
-    # 001 Eq. 4.7 in Cochran's finite-population form: n0 = t²p(1−p)/e² for an infinite
-    # population, corrected to n0 / (1 + (n0 − 1)/N); never more than N faults.
+    # Ahmadilivani 2025 Eq. 4.7 in Cochran's finite-population form: n0 = t²p(1−p)/e² for an
+    # infinite population, corrected to n0 / (1 + (n0 − 1)/N); never more than N faults.
     n0 = t * t * p * (1 - p) / (e * e)
     want = min(population, math.ceil(n0 / (1 + (n0 - 1) / population) - 1e-9))
     assert sample_size(population, e=e, t=t, p=p) == want

@@ -213,8 +213,8 @@ def test_the_ga_permutation_on_the_rtl_equals_the_fast_model(mlp, mode):
 
     Hence the same accuracy, on a few images; the cycle model plays the same program.
 
-    FR_max 0.02 (above 003's 5e-3) so that four images on a 4×4 array meet enough errors to
-    change the logits: the comparison must see real corruption.
+    FR_max 0.02 (above the HAS report's 5e-3) so that four images on a 4×4 array meet enough errors
+    to change the logits: the comparison must see real corruption.
     """
     from ftaccel.tb.accelerator import RTLEngine
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""LCU, correction controller and neuron splitting (SPEC §5; seed 001 §4.3.1, L1708–L1824).
+"""LCU, correction controller and neuron splitting (Ahmadilivani 2025 §4.3.1).
 
 Layers:
 

@@ -1,4 +1,4 @@
-"""The LCU as an option of the composed accelerator (SPEC §5): split layer → buffer → correction.
+"""The LCU in the composed accelerator (Ahmadilivani 2025 §4.3.1): split layer, buffer, correction.
 
 * a split layer (:func:`golden.split.split_layer`) runs on the top with its copies' lanes in
   split mode; RTL equals the golden cycle model in every port and cycle (Icarus for every

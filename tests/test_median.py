@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Median feature selection (seed 000 §8.4.2, §8.6.2; SPEC §4).
+"""Median feature selection (Ozen 2023 §8.4.2, §8.6.2; §8.4.2, §8.6.2).
 
 Golden model, RTL simulation, formal equivalence of the plain and comparator-sharing arrays,
 comparator/multiplexer counts.
@@ -141,7 +141,7 @@ def test_golden_stream_latency_and_enable():
 # -- comparator and multiplexer counts from the netlist -----------------------------------------
 
 #: Per window after the first: the plain units of Fig. 8.10 (3 comparators / 4 muxes, 7 / 10)
-#: and the shared figures of 000 §8.6.2 (L1714–L1727; 4 muxes for Median-5 is our
+#: and the shared figures of Ozen 2023 §8.6.2 (§8.6.2–8.7; 4 muxes for Median-5 is our
 #: construction, the seed gives no figure).
 PER_WINDOW = {("plain", 3): (3, 4), ("shared", 3): (2, 2),
               ("plain", 5): (7, 10), ("shared", 5): (4, 4)}

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Output stage with per-lane split requantisation (SPEC §5; seed 001 L1737–L1739).
+"""Output stage with per-lane split requantisation (Ahmadilivani 2025 §4.3.1).
 
 * golden :func:`golden.output_stage.requantize` against Python integers for every shift
   0 … 64 (64 = the largest port value 63 plus the split's one) over the whole int64 range;

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seedtext import (  # tests/seedtext.py: the seed texts beside the repository
+    SEEDS_DIR,
+    section_text,
+)
 
 from ftaccel.app import cli
 from ftaccel.config import AcceleratorConfig
@@ -333,16 +337,11 @@ def test_a_zero_stream_draws_less_dynamic_power_than_a_random_one(tmp_path_facto
     assert json.loads(json.dumps(rand["power"]))  # JSON-ready
 
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-
-
 @pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason="seed texts not next to the repository")
-def test_flow_mac_figures_are_printed_at_their_cited_lines():
+def test_flow_mac_figures_are_printed_in_their_cited_section():
     from ftaccel.synth.seeds import FLOW_MAC_FIGURES, FLOW_MAC_SOURCE
 
-    text = next(SEEDS_DIR.glob("000_*.txt")).read_text().splitlines()
-    a, _, b = FLOW_MAC_SOURCE[1].split(":")[1].replace("L", "").partition("–")
-    cited = "\n".join(text[int(a) - 1:int(b)])
+    cited = section_text("Ozen 2023", FLOW_MAC_SOURCE[1])
     for (flow, group), values in FLOW_MAC_FIGURES.items():
         label = {"shortened": "Shortened", "superposition": "Superposition",
                  "twodim": "Two-Dim"}[flow]

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The fixed-point requantisation multiplier in the composed accelerator (issue 23, SPEC §12).
+"""The fixed-point requantisation multiplier in the composed accelerator (issue 23).
 
 * configuration: ``requant`` defaults to ``"shift"``; ``"multiplier"`` adds three cycles of
   latency, needs the output stage and an accumulator of at most 32 bits (the error names both);

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Selective-TMR voters, the LCU's baseline (SPEC §5; seed 001 L2126).
+"""Selective-TMR voters, the LCU's baseline (Ahmadilivani 2025 §4.3.1; §5.3.3).
 
 * golden word / bitwise voters against independent plain-Python implementations (exhaustive
   at 3 and 4 bits, random at 8/16);

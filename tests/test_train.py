@@ -185,7 +185,7 @@ def test_median_filter_equals_the_units_and_routes_the_gradient_to_the_median(wi
 @pytest.mark.parametrize("shift,gates,mode", [(1, 1, "drop"), (0, 2, "drop"), (2, 2, "clip"),
                                                (-1, 1, "clip"), (3, 1, "drop")])
 def test_afd_equals_the_unit_and_gives_the_gate_a_gradient(shift, gates, mode, rng):
-    """000 §8.5.1: the step forward (= golden.afd on every chunk), a sigmoid backward."""
+    """Ozen 2023 §8.5.1: the step forward (= golden.afd on every chunk), a sigmoid backward."""
     M, K, lanes = 6, 13, 4
     A = rng.integers(-128, 128, (M, K))
     A[:, 3] = 0  # zero neighbours: what suppresses after a ReLU
@@ -333,7 +333,7 @@ def test_training_is_reproducible_and_the_export_matches_its_forward():
 
 
 def test_median_training_recovers_the_filtered_accuracy():
-    """000 §8.5.2 on the digits MLP: the median filter costs accuracy, training recovers it.
+    """Ozen 2023 §8.5.2 on the digits MLP: the median filter costs accuracy, training recovers it.
 
     The filter on fc2's and fc3's inputs, untrained, then a few epochs with it in the forward
     and backward pass.
@@ -349,7 +349,7 @@ def test_median_training_recovers_the_filtered_accuracy():
 
 
 def test_calibration_moves_the_device_statistics_back(rng):
-    """000 §10.3.3 on a bypassed WS device: fc1's statistics move back to the fault-free ones.
+    """Ozen 2023 §10.3.3 on a bypassed WS device: fc1's statistics move back to the fault-free ones.
 
     fc1's pre-activation means are computed in numpy, here, from the exported integers.
     """

@@ -91,7 +91,7 @@ def test_networks_have_the_seeds_shapes(name):
     m = zoo.model(name)
     assert m.name == name and not m.quantized and m.classes == 10
     assert zoo.describe_model(m)["macs"] == _expected_macs(name)
-    if name == "mlp7":  # 001 Table 4.10: 2,816 hidden neurons
+    if name == "mlp7":  # Ahmadilivani 2025 Table 4.10: 2,816 hidden neurons
         assert sum(m.layers[i].matrix.shape[1] for i in product_layers(m)[:-1]) == 2816
     kinds = {lay.kind for lay in m.layers}
     want = {"lenet5": {"conv2d", "maxpool", "dense"}, "mlp7": {"dense"},

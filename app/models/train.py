@@ -10,7 +10,7 @@ It writes, deterministically (fixed seeds, single-threaded numpy arithmetic):
   ``sklearn.datasets.load_digits`` (UCI optical digits, CC BY 4.0), with the fixed split
   ``train_test_split(test_size=0.3, random_state=0, stratify=labels)``: 1,257 / 540;
 * ``digits-mlp.npz`` — 64-64-32-10 ReLU MLP, ``sklearn.neural_network.MLPClassifier``
-  (Adam, seed 0), the seeds' MLP stand-in (SPEC §10);
+  (Adam, seed 0), the seeds' MLP stand-in (README, Fault campaigns);
 * ``digits-cnn.npz`` — a small LeNet-style CNN (conv 3×3 8 ch + ReLU, max-pool 2,
   conv 3×3 16 ch + ReLU, max-pool 2, dense 64-32 ReLU, dense 32-10), trained here in plain
   numpy (mini-batch Adam on cross-entropy, seed 0) with the same im2col lowering the

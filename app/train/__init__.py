@@ -1,4 +1,4 @@
-"""Training the hardware expects (issue 28; SPEC §14): quantisation-aware training in JAX.
+"""Training the hardware expects: quantisation-aware training in JAX (issue 28).
 
 The one training path of the tool, for any graph the network runner takes.  The forward
 pass is the accelerator's int8 arithmetic with straight-through gradients
@@ -9,17 +9,27 @@ one function, :func:`train` (``rtlgen train``):
 ==============  ==================================================================  ===========
 ``--method``    what it trains in                                                   source
 ==============  ==================================================================  ===========
-``qat``         the int8 arithmetic alone (fine-tuning, or a baseline)               SPEC §10
-``afd``         anomaly suppression (Eqs. 8.1/8.2): step forward, sigmoid backward   000 §8.5.1
-``median``      Median-3/5 on each streamed R-lane chunk, forward and backward       000 §8.5.2
-``dropconnect`` WS: the weights a bypassed PE holds dropped, one R×C map per step    000 §10.3.2
-``dropout-in``  IS: the layer inputs a bypassed PE holds dropped                     000 §10.3.2
-``dropout-out`` OS: the layer outputs a bypassed PE holds dropped                    000 §10.3.2
-``outlier``     the max-magnitude / max-squared penalty on every layer's range       000 §9.3.2
-``fault-aware`` the campaign's fault model (bit errors at a rate, per-PE profiles)   000 A6.1, 003
-``sparse``      complementary sparsity of the flow MACs, the mask evolving           000 §12.4.1
-``calibrate``   no training: a device's statistics re-estimated under its bypass     000 §10.3.3
-==============  ==================================================================  ===========
+``qat``         the int8 arithmetic alone (fine-tuning, or a baseline)               README, Fault
+campaigns
+``afd``         anomaly suppression (Eqs. 8.1/8.2): step forward, sigmoid backward   Ozen 2023
+§8.5.1
+``median``      Median-3/5 on each streamed R-lane chunk, forward and backward       Ozen 2023
+§8.5.2
+``dropconnect`` WS: the weights a bypassed PE holds dropped, one R×C map per step    Ozen 2023
+§10.3.2
+``dropout-in``  IS: the layer inputs a bypassed PE holds dropped                     Ozen 2023
+§10.3.2
+``dropout-out`` OS: the layer outputs a bypassed PE holds dropped                    Ozen 2023
+§10.3.2
+``outlier``     the max-magnitude / max-squared penalty on every layer's range       Ozen 2023
+§9.3.2
+``fault-aware`` the campaign's fault model (bit errors at a rate, per-PE profiles)   Ozen 2023 Alg.
+6.1, Shresthamali HAS
+``sparse``      complementary sparsity of the flow MACs, the mask evolving           Ozen 2023
+§12.4.1
+``calibrate``   no training: a device's statistics re-estimated under its bypass     Ozen 2023
+§10.3.3 ==============  ==================================================================
+===========
 
 JAX and optax are an optional dependency (``pip install 'ftaccel[train]'``); everything in this
 package that needs them imports them through :func:`jax_modules`, which raises

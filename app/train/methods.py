@@ -1,17 +1,16 @@
 """The seeds' training methods as parts of the training forward pass and loss (issue 28).
 
-* :func:`outlier_penalty` — 000 §9.3.2, Eqs. 9.3–9.4: ``α Σ_l (max|W_l| + max|B_l|)``
+* :func:`outlier_penalty` — Ozen 2023 §9.3.2, Eqs. 9.3–9.4: ``α Σ_l (max|W_l| + max|B_l|)``
   (max-magnitude) or ``α Σ_l (max W_l² + max B_l²)`` (max-squared), on the weights and
   biases the product nodes multiply (BatchNorm folded in).  Only the largest entry of each
   group receives a gradient, so the range shrinks without touching the rest.
 * :class:`CampaignFaults` — fault-aware fine-tuning: a product node's output is what the
   campaign's own fault model gives (:class:`golden.fault_models.FastFaultEngine`, exact: bit
-  errors at a rate in the stored weights and/or the streamed activations, 000 Algorithm
-  6.1; or 003's per-PE profiles, every PE's rate ~ U(0, FR_max)), computed on the host for
-  the step's integers through :func:`jax.pure_callback`; the gradient is the fault-free
-  path's (straight through), the usual way to train under injected noise.  Draws are fresh
-  every step, seeded by ``(seed, step, node)``; a step's PE profile is shared by all nodes
-  (one device).
+  errors at a rate in the stored weights and/or the streamed activations, Ozen 2023 Algorithm
+  6.1; or the HAS report's per-PE profiles, every PE's rate ~ U(0, FR_max)), computed on the host
+  for the step's integers through :func:`jax.pure_callback`; the gradient is the fault-free path's
+  (straight through), the usual way to train under injected noise.  Draws are fresh every step,
+  seeded by ``(seed, step, node)``; a step's PE profile is shared by all nodes (one device).
 
 The median filter, the bypass masks and the complementary-sparsity mask act inside the
 product nodes (:class:`app.train.net.Hooks`).
@@ -25,15 +24,15 @@ import numpy as np
 
 __all__ = ["outlier_penalty", "CampaignFaults", "PENALTIES"]
 
-#: 000 Eqs. 9.3 and 9.4.
+#: Ozen 2023 Eqs. 9.3 and 9.4.
 PENALTIES = ("max-magnitude", "max-squared")
 
 
 def outlier_penalty(weights: dict, alpha: float, kind: str = "max-magnitude"):
-    """000 Eq. 9.3 (``max-magnitude``) or 9.4 (``max-squared``) over ``weights``.
+    """Ozen 2023 Eq. 9.3 (``max-magnitude``) or 9.4 (``max-squared``) over ``weights``.
 
     ``weights`` maps a node to its ``(W, b)`` as multiplied (``aux["weights"]`` of
-    :meth:`app.train.net.Graph.apply`); weights and biases are separate groups (000 L1962).
+    :meth:`app.train.net.Graph.apply`); weights and biases are separate groups (Ozen 2023 §9.3.2).
     """
     total = 0.0
     for W, b in weights.values():

@@ -5,7 +5,7 @@ conv, depthwise, max/average pooling with padding, Add, Concat, Clip, ReLU, Flat
 computes it two ways with one function, :meth:`Graph.apply`:
 
 * **float** (``scales=None``): the float network, every product lowered as the accelerator
-  lowers it (im2col with neighbouring channels of one pixel adjacent, 000 L1596), so that
+  lowers it (im2col with neighbouring channels of one pixel adjacent, Ozen 2023 §8.4.2), so that
   the median filter and the bypass masks act on the same matrices as on the hardware;
 * **quantised** (``scales``: the power-of-two scales of :func:`golden.network.quantize`, see
   :class:`Scales`): every tensor *fake-quantised* to the integers the accelerator holds.
@@ -33,9 +33,9 @@ weights the exported model holds: ``w' = w·γ/√(σ²+ε)``, ``b' = (b − μ)
 
 **Hooks** (:class:`Hooks`) put the accelerator's units and the seeds' training methods into
 the forward pass of the product nodes, in the order the hardware applies them: bit errors on
-the streamed activations, anomaly suppression (000 §8.5.1) and the median filter (§8.5.2) on
+the streamed activations, anomaly suppression (Ozen 2023 §8.5.1) and the median filter (§8.5.2) on
 each R-lane chunk of the streamed rows (WS), the bypass masks (WS weights, IS inputs, OS
-outputs; 000 Eqs. 10.3–10.5), the complementary-sparsity mask (000 §12.4.1), and a host
+outputs; Ozen 2023 Eqs. 10.3–10.5), the complementary-sparsity mask (Ozen 2023 §12.4.1), and a host
 callback that replaces a layer's output by the campaign's own fault model
 (:mod:`app.train.methods`).
 
@@ -109,12 +109,12 @@ def _round(x, scale):
 # -- the units and masks on the lowered matrices ------------------------------------------------
 
 def median_chunks(A, window: int, lanes: int):
-    """Median-``window`` of 000 Eq. 8.3 on each ``lanes``-wide chunk of the last axis of ``A``.
+    """Median-``window`` (Ozen 2023 Eq. 8.3) on each ``lanes``-wide chunk of ``A``'s last axis.
 
     Exactly :func:`golden.network.units_matrix`: the last axis padded with zeros to whole
     chunks (the hardware's idle lanes carry zeros), each chunk padded by ``window // 2`` zeros
     at both ends and filtered on its own.  The median is taken by sorting each window, so the
-    gradient reaches only the input that was the median (000 §8.5.2).
+    gradient reaches only the input that was the median (Ozen 2023 §8.5.2).
     """
     K = A.shape[-1]
     nk = -(-K // lanes)
@@ -130,14 +130,14 @@ def median_chunks(A, window: int, lanes: int):
 
 def afd_chunks(A, scale, shift: int, gates: int, mode: str, lanes: int, width: int,
                tau: float = 1.0):
-    """Anomaly suppression (000 Eqs. 8.1/8.2) on each ``lanes``-wide chunk of the last axis.
+    """Anomaly suppression (Ozen 2023 Eqs. 8.1/8.2) on each ``lanes``-wide chunk of the last axis.
 
     The forward pass is :func:`golden.afd.anomaly_suppression` on the integers ``A·scale``
     exactly (neighbours wrap around inside the chunk, idle lanes carry zeros, thresholds
     ``min(|x|·2^shift, 2^width − 1)`` or ``⌊|x|/2^−shift⌋``; one gate suppresses when
     ``|A_c| ≥ T(A_{c+1})``, two when ``|A_c|`` exceeds both neighbours' thresholds; *drop* → 0,
     *clip* → ``sign(A_c)·T*``).  The backward pass replaces each step by a sigmoid of the
-    same difference, ``σ((|A_c| − T)/τ)`` with ``τ`` in real units (000 §8.5.1: the step in
+    same difference, ``σ((|A_c| − T)/τ)`` with ``τ`` in real units (Ozen 2023 §8.5.1: the step in
     the forward pass, the sigmoid in the backward one), so the gate neighbours receive a
     gradient too.
     """
@@ -171,7 +171,7 @@ def hardware_keep(bypass_map, rows: int, cols: int):
     """The keep mask (1.0 = used) of a ``rows × cols`` tensor on the R×C array.
 
     Entry ``(i, j)`` is the PE at ``(i mod R, j mod C)`` not bypassed: the map replicated over
-    the tiles and cropped (000 Fig. 10.3; :func:`golden.bypass.hardware_mask`).  For WS pass
+    the tiles and cropped (Ozen 2023 Fig. 10.3; :func:`golden.bypass.hardware_mask`).  For WS pass
     the weights' K×N (row = input, column = neuron, Eq. 10.3), for OS the outputs' M×N (row =
     batch row, Eq. 10.5), for IS the *transposed* inputs' K×M (Eq. 10.4: input ``c_i`` on row
     ``c_i mod R``, batch row ``b`` on column ``b mod C``).
@@ -183,7 +183,7 @@ def hardware_keep(bypass_map, rows: int, cols: int):
 
 
 def group_mask(W, gl: int, gk: int):
-    """One 1.0 per ``gl × gk`` group of ``W`` (K×N), at its largest magnitude (000 §12.4.1).
+    """One 1.0 per ``gl × gk`` group of ``W`` (K×N), at its largest magnitude (Ozen 2023 §12.4.1).
 
     The same rule as :func:`golden.flow.group_mask` (zero padding, ties to the first position
     in row-major order), as a float mask without gradient.
@@ -258,10 +258,10 @@ class Hooks:
     ``afd``: node → ``(shift, gates, mode, lanes, width)``, anomaly suppression before it
     (:func:`afd_chunks`; the quantised forward only).
     ``mask``: ``(dataflow, kind, rate, rows, cols)`` with kind ``hardware`` (one R×C Bernoulli
-    bypass map per step, replicated over the tiles: 000 §10.3.2) or ``random`` (every
+    bypass map per step, replicated over the tiles: Ozen 2023 §10.3.2) or ``random`` (every
     variable on its own), applied to ``mask_nodes`` while training, the kept variables scaled
     by ``1/(1 − rate)`` (inverted dropout: the int8 scales are calibrated on the unmasked
-    network, 000 Eq. 10.1 leaves the scaling open); or ``(dataflow, "map", 0, R, C)`` to
+    network, Ozen 2023 Eq. 10.1 leaves the scaling open); or ``(dataflow, "map", 0, R, C)`` to
     apply the map given in ``dyn["bypass_map"]`` (a device's map, for evaluation and
     calibration).  ``sparse``: node → ``(gl, gk, beta)``.  ``fault``: an object with
     ``callback(i, A, Wq, bq, shift, relu, step)`` returning the layer's integer outputs under
@@ -504,7 +504,7 @@ class Graph:
             A = (jnp.swapaxes(median_chunks(jnp.swapaxes(A, 1, 2), *med), 1, 2) if dw
                  else median_chunks(A, *med))
         sparse = hooks.sparse_map.get(i)
-        if sparse is not None:  # 000 Eqs. 12.9-12.10: masked forward, beta-scaled gradient
+        if sparse is not None:  # Ozen 2023 Eqs. 12.9-12.10: masked forward, beta-scaled gradient
             gl, gk, beta = sparse
             th = group_mask(W, gl, gk)
             W = th * W + (1.0 - th) * (beta * W - jax.lax.stop_gradient(beta * W))

@@ -16,7 +16,7 @@ __all__ = ["TrainOptions", "MAX_EPOCHS", "METHOD_DATAFLOW", "FAULT_MODELS"]
 
 #: Largest epoch count accepted (a typo such as 10000000 fails at once).
 MAX_EPOCHS = 10_000
-#: The dataflow each bypass-aware method models (000 §10.3.2: WS prunes the weights a PE
+#: The dataflow each bypass-aware method models (Ozen 2023 §10.3.2: WS prunes the weights a PE
 #: holds, IS its inputs, OS its outputs).
 METHOD_DATAFLOW = {"dropconnect": "ws", "dropout-in": "is", "dropout-out": "os"}
 #: Fault models of ``fault-aware`` training: the campaign's rate-driven ones.
@@ -54,7 +54,7 @@ class TrainOptions:
         ``adam`` (default) or ``sgd`` (with ``momentum``; the sparse method's default, since
         Adam would normalise its β scaling away).
     schedule : str
-        ``constant`` or ``step`` (÷10 at half and three quarters of the steps, as 000 §9.4.1).
+        ``constant`` or ``step`` (÷10 at half and three quarters of the steps, as Ozen 2023 §9.4.1).
     float_epochs : int
         Epochs of float training before the quantisation-aware ones (from scratch).
     dtype : str
@@ -62,13 +62,13 @@ class TrainOptions:
     layers : tuple of str or None
         Product layers the median filter or the bypass masks act on (None: every one).
     drop_rate : float
-        Probability a PE (hardware masks) or a variable (random) is dropped: 1 − p of 000
+        Probability a PE (hardware masks) or a variable (random) is dropped: 1 − p of Ozen 2023
         §10.4 (p = 0.5 for the MLP there).
     drop_kind : str
         ``hardware`` (HDT: one R×C Bernoulli map per step, replicated over the tiles) or
         ``random`` (RDT: every variable on its own).
     alpha, penalty :
-        Outlier regularisation coefficient and term (000 Eqs. 9.3/9.4, Table 9.1).
+        Outlier regularisation coefficient and term (Ozen 2023 Eqs. 9.3/9.4, Table 9.1).
     fault_model, fault_rate, fault_targets, profile_mode :
         The campaign fault model of ``fault-aware`` training.
     afd_shift, afd_gates, afd_mode :
@@ -77,7 +77,7 @@ class TrainOptions:
     flow_layers : dict
         ``sparse``: layer name → group size on the flow-controlling array.
     beta : float
-        ``sparse``: gradient scale of the masked weights (000 Eq. 12.10; 0.1).
+        ``sparse``: gradient scale of the masked weights (Ozen 2023 Eq. 12.10; 0.1).
     batchnorm : bool
         Add a training-time BatchNorm after every product but the last (folded on export).
     init : str

@@ -13,7 +13,7 @@ Reproducible: one seed drives the shuffling (numpy), the masks (JAX keys folded 
 step) and the fault draws (``SeedSequence([seed, step, node])``); XLA's CPU arithmetic is
 deterministic for a given machine.
 
-:func:`calibrate_bypass` is 000 §10.3.3 for the int8 accelerator: on a device with a known
+:func:`calibrate_bypass` is Ozen 2023 §10.3.3 for the int8 accelerator: on a device with a known
 bypass map, the pre-activation statistics (mean, variance) of every product node are
 re-estimated on a few calibration mini-batches (cumulative moving averages, Eqs. 10.6–10.7)
 and each output channel is corrected to the fault-free statistics — the folded form of
@@ -498,7 +498,8 @@ def _predict_accuracy(predict, p, s, x, labels, scales, dtype, batch: int = 256)
     return hits / max(len(x), 1)
 
 
-# -- 000 §10.3.3: calibration on a device -----------------------------------------------------
+# -- Ozen 2023 §10.3.3: calibration on a device
+# -----------------------------------------------------
 
 _COMPILED: dict = {}
 
@@ -529,8 +530,8 @@ def calibrate_bypass(qmodel: Model, cfg, bypass_map, images, *, nodes=None, batc
     pre-activations (``acc + bias``) of ``batches`` mini-batches of ``batch`` images are
     measured on the int8 forward without bypass and on the device's (the bypass masks of
     ``cfg.dataflow``, earlier nodes already calibrated); the per-channel means and variances
-    are cumulative moving averages over the mini-batches (000 Eqs. 10.6–10.7; 5 × 64 = 320
-    images as in 000 §10.4), and each channel ``n`` is corrected,
+    are cumulative moving averages over the mini-batches (Ozen 2023 Eqs. 10.6–10.7; 5 × 64 = 320
+    images as in Ozen 2023 §10.4), and each channel ``n`` is corrected,
     ``W[:, n] ← W[:, n]·a``, ``b ← (b − μ_dev)·a + μ``, ``a = √((σ² + ε)/(σ²_dev + ε))``,
     which maps the device's statistics onto the fault-free ones (BatchNorm re-estimated and
     folded).  Returns the device's model (the activation scales kept, the weight scales

@@ -1,4 +1,4 @@
-"""The fixed-point requantisation multiplier of the output stage (issue 23, SPEC §12).
+"""The fixed-point requantisation multiplier of the output stage (issue 23).
 
 ``requant = "multiplier"`` adds, per output lane, gemmlowp's fixed-point requantisation
 (Jacob et al. 2018: ``SaturatingRoundingDoublingHighMul`` by a 31-bit ``M0``, then
@@ -30,18 +30,18 @@ class Requant(Unit):
     """The fixed-point multiplier lanes of the output stage (``requant = "multiplier"``)."""
 
     name = "requant"
-    title = "fixed-point requantisation multiplier (gemmlowp, Jacob et al. 2018; SPEC §12)"
+    title = "fixed-point requantisation multiplier (gemmlowp, Jacob et al. 2018)"
     switch = "requant"
     area = r"requant\w*"
     fields = (
         Field("requant", "str", "shift",
-              "Output-stage requantisation (SPEC §12, issue 23): ``\"shift\"`` (default) the "
+              "Output-stage requantisation (issue 23): ``\"shift\"`` (default) the "
               "power-of-two rounding shift; ``\"multiplier\"`` adds gemmlowp's fixed-point "
               "multiplier per output lane beside it (run-time select, "
               ":mod:`rtl_gen.output_stage`), which lengthens the output stage by three "
               "cycles and needs ``acc_bits ≤ 32`` (gemmlowp's int32 accumulator).",
               "output-stage requantisation: shift (power-of-two, default) or multiplier "
-              "(adds gemmlowp's fixed-point multiplier per lane, SPEC §12)", kind="text"),
+              "(adds gemmlowp's fixed-point multiplier per lane)", kind="text"),
     )
 
     def built(self, cfg) -> bool:
