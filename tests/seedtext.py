@@ -12,16 +12,19 @@ from pathlib import Path
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
+#: The seed files' name prefixes, by the citation key the code uses.
+FILES = {"Ozen 2023": "000_", "Ahmadilivani 2025": "001_"}
+
 _HEADING = re.compile(r"^#*\s*(\d+(?:\.\d+)+)\.?\s+[A-Z]")
 
 
 def section_text(key: str, section: str) -> str:
-    """The body of ``section`` (e.g. ``"§6.4"``) of seed ``key``: from its heading to the next.
+    """The body of ``section`` (e.g. ``"§6.4"``) of seed ``key``, heading to heading.
 
     A heading number that appears twice is the table of contents' first, the body's second, so
     the last occurrence is the body's.
     """
-    lines = next(SEEDS_DIR.glob(f"{key}_*.txt")).read_text(errors="replace").splitlines()
+    lines = next(SEEDS_DIR.glob(f"{FILES[key]}*.txt")).read_text(errors="replace").splitlines()
     heads = [(n, m.group(1)) for n, line in enumerate(lines)
              if (m := _HEADING.match(line)) and "\t" not in line and len(line) < 120]
     number = section.lstrip("§")
