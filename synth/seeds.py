@@ -1,13 +1,12 @@
 """The seeds' published area, power and delay figures (Ozen 2023 ch. 6, 8, 10, 12), as data.
 
 Every figure is a ratio on a named denominator (README, Area reports): ``"pe"`` (one processing
-element),
-``"array"`` (the systolic array) or ``"design"`` (the whole synthesised accelerator, on-chip
-buffers excluded in every seed experiment).  Citations are ``seed:line`` of the plain-text seeds in
-``../shared/seeds/`` (``Ozen 2023`` = Ozen 2023 thesis).  The conditions say which configuration of
-this project a figure applies to; :mod:`synth.report` puts the project's own ratio beside it.
+element), ``"array"`` (the systolic array) or ``"design"`` (the whole synthesised accelerator,
+on-chip buffers excluded in every seed experiment).  Each figure cites its table or figure and the
+section that prints it (docs/references.md).  The conditions say which configuration of this
+project a figure applies to; :mod:`synth.report` puts the project's own ratio beside it.
 
-Ahmadilivani 2025 (the LCU thesis) publishes no silicon area (Ahmadilivani 2025 §4.3.1): its unit
+Ahmadilivani 2025 (the LCU thesis) publishes no silicon area (§4.3.1): its unit
 has a row without a figure. Power figures (README, Timing and power) are the same tables' power
 columns; the flow-controlling MACs' (Table 12.9) are overheads on one MAC unit, compared by
 ``bench/bench_unit_costs.py``.

@@ -15,7 +15,8 @@ Timing, identical in both players and for every unit:
   an output port instead of the stimulus row (partial sums of one K-tile fed to the next).
 
 Writing on the falling edge keeps inputs away from the sampling edge, which makes Icarus and
-Verilator agree (DESIGN.md).  Only ports whose value changes are written, to save time.
+Verilator agree (a port written on the rising edge gave different results on the two).  Only
+ports whose value changes are written, to save time.
 """
 
 from __future__ import annotations

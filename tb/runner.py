@@ -68,7 +68,7 @@ __all__ = ["SimulatorNotFound", "SimulationFailed", "SimResult", "Model", "run_s
 
 SIMULATORS = ("icarus", "verilator")
 PLAYERS = ("hdl", "cocotb")
-#: Oldest versions that work with cocotb 2.x and the player (DESIGN.md, toolchain facts).
+#: Oldest versions that work with cocotb 2.x and the player (checked on the development machines).
 MIN_VERSION = {"icarus": (11, 0), "verilator": (5, 36)}
 PERIOD_NS = 2 * hp.HALF_PERIOD_NS
 BUILD_TIMEOUT_S = 1800
@@ -214,7 +214,7 @@ def ensure_simulator(sim: str) -> None:
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         # The package's verilated.mk leaves these empty: the PCH include flag (multi-file
         # models fail without it), and the C++20 coroutine flags that --timing needs (the
-        # player's clock is a delay in HDL).  Checked on these machines, see DESIGN.md.
+        # player's clock is a delay in HDL).  Checked on the development machines.
         flags = os.environ.get("MAKEFLAGS", "")
         for name, value in (("CFG_CXXFLAGS_PCH_I", "-include"),
                             ("CFG_CXXFLAGS_COROUTINES", "-fcoroutines"),
