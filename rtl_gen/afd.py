@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from ftaccel.errors import check_int
 
-from .vector import VectorSignature, WindowSignature
+from .vector import LaneParameters, VectorSignature, WindowSignature
 
 __all__ = ["AFDControlSignature", "AnomalySuppression", "WindowedAFD", "WindowedAFDLane",
            "shift_port_width"]
@@ -104,7 +104,7 @@ def _saturating_shift(mag, amount, left, width: int):
     return Mux(left, saturated, x_right)
 
 
-class AnomalySuppression(wiring.Component):
+class AnomalySuppression(LaneParameters, wiring.Component):
     """Vector anomaly detection and suppression by neighbour thresholds, one pipeline stage.
 
     Per element ``c`` of the activation vector (indices wrap around), with γ = 2^shift:
@@ -167,16 +167,6 @@ class AnomalySuppression(wiring.Component):
             "o": Out(VectorSignature(width, lanes)),
             "suppressed": Out(1).array(lanes),
         })
-
-    @property
-    def width(self) -> int:
-        """Data width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Vector length."""
-        return self._lanes
 
     @property
     def max_shift(self) -> int:

@@ -48,7 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from ftaccel.errors import ConfigError, check_int, is_int
 
-from .vector import VectorSignature
+from .vector import LaneParameters, VectorSignature
 
 __all__ = ["SpatialChecker", "SanityInputGenerator", "TemporalChecker", "spatial_check_width",
            "ChecksumControlSignature", "TemporalControlSignature", "SanityLoadGenerator",
@@ -197,7 +197,7 @@ class TemporalControlSignature(wiring.Signature):
         return hash((TemporalControlSignature, self._params))
 
 
-class SpatialChecker(wiring.Component):
+class SpatialChecker(LaneParameters, wiring.Component):
     """Spatial (weight) checksum check over the lanes of one output vector (Fig. 6.8).
 
     Sits at the accelerator's output, after the array (and after the bias if bias errors are
@@ -280,16 +280,6 @@ class SpatialChecker(wiring.Component):
         })
 
     @property
-    def width(self) -> int:
-        """Lane width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Number of lanes."""
-        return self._lanes
-
-    @property
     def residue_bits(self) -> int | None:
         """The residue check's k, or None (exact)."""
         return self._k
@@ -346,7 +336,7 @@ class SpatialChecker(wiring.Component):
         return m
 
 
-class SanityInputGenerator(wiring.Component):
+class SanityInputGenerator(LaneParameters, wiring.Component):
     """Sanity-input generator of the temporal checksum (Fig. 6.9, blue; Ozen 2023 §6.3.3).
 
     A vector stage (:mod:`rtl_gen.vector`).
@@ -430,16 +420,6 @@ class SanityInputGenerator(wiring.Component):
         })
 
     @property
-    def width(self) -> int:
-        """Input lane width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Vector length."""
-        return self._lanes
-
-    @property
     def batch_bits(self) -> int:
         """Width of ``batch``."""
         return self._bb
@@ -502,7 +482,7 @@ class SanityInputGenerator(wiring.Component):
         return m
 
 
-class TemporalChecker(wiring.Component):
+class TemporalChecker(LaneParameters, wiring.Component):
     """Temporal (input) checksum check: per-lane accumulators over a batch (Fig. 6.9, yellow).
 
     Sits at the accelerator's output beside the :class:`SpatialChecker`.  Lane u accumulates
@@ -587,16 +567,6 @@ class TemporalChecker(wiring.Component):
             "alarm": Out(1),
             "first_index": Out(unsigned(index_bits)),
         })
-
-    @property
-    def width(self) -> int:
-        """Lane width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Number of lanes."""
-        return self._lanes
 
     @property
     def batch_bits(self) -> int:

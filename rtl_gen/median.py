@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from ftaccel.errors import ConfigError, check_int, is_int
 
 from .emit import write_verilog
-from .vector import VectorSignature, WindowSignature
+from .vector import LaneParameters, VectorSignature, WindowSignature
 
 __all__ = [
     "WINDOWS",
@@ -289,7 +289,7 @@ class Median5(_MedianUnit):
         return m
 
 
-class SlidingMedian(wiring.Component):
+class SlidingMedian(LaneParameters, wiring.Component):
     """Combinational core of the median array.
 
     ``lanes`` windows of ``window`` over ``lanes + window - 1`` inputs, stride 1, no padding (the
@@ -325,16 +325,6 @@ class SlidingMedian(wiring.Component):
             "x": In(signed(width)).array(lanes + window - 1),
             "y": Out(signed(width)).array(lanes),
         })
-
-    @property
-    def width(self) -> int:
-        """Data width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Number of windows (outputs)."""
-        return self._lanes
 
     @property
     def window(self) -> int:
@@ -424,7 +414,7 @@ class MedianControlSignature(wiring.Signature):
         return hash(MedianControlSignature)
 
 
-class MedianArray(wiring.Component):
+class MedianArray(LaneParameters, wiring.Component):
     """Median feature selection stage before the systolic array's input skew (Ozen 2023 Fig. 8.11).
 
     Each cycle it takes one array-width vector ``i.data`` and registers
@@ -466,16 +456,6 @@ class MedianArray(wiring.Component):
             "ctl": In(MedianControlSignature()),
             "o": Out(VectorSignature(width, lanes)),
         })
-
-    @property
-    def width(self) -> int:
-        """Data width in bits."""
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        """Array width."""
-        return self._lanes
 
     @property
     def window(self) -> int:

@@ -16,15 +16,17 @@ from amaranth import C, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["VectorSignature", "WindowSignature", "ChunkPosition"]
+__all__ = ["ChunkPosition", "LaneParameters", "VectorSignature", "WindowSignature"]
 
 
-class _LaneSignature(wiring.Signature):
-    """A signature of ``lanes`` signed lanes of ``width`` bits: parameters, equality, repr."""
+class LaneParameters:
+    """``width`` and ``lanes`` of anything built on a vector of lanes (``_width``, ``_lanes``).
 
-    def __init__(self, width: int, lanes: int, members: dict):
-        self._width, self._lanes = width, lanes
-        super().__init__(members)
+    The vector signatures and the units that stream them (input units, checkers) share it.
+    """
+
+    _width: int
+    _lanes: int
 
     @property
     def width(self) -> int:
@@ -35,6 +37,14 @@ class _LaneSignature(wiring.Signature):
     def lanes(self) -> int:
         """Number of lanes."""
         return self._lanes
+
+
+class _LaneSignature(LaneParameters, wiring.Signature):
+    """A signature of ``lanes`` signed lanes of ``width`` bits: parameters, equality, repr."""
+
+    def __init__(self, width: int, lanes: int, members: dict):
+        self._width, self._lanes = width, lanes
+        super().__init__(members)
 
     def __eq__(self, other) -> bool:
         """Equal for the same kind, width and lanes."""
