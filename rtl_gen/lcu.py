@@ -19,13 +19,11 @@ addressed as ``row · 2**lane_bits + lane`` (:class:`CorrectionController`).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module
 
-from ftaccel.errors import ConfigError, check_bool, check_int, is_int
+from ftaccel.errors import ConfigError, check_int, is_int
 
-from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
+from .output_buffer import BufferController, BufferHostSignature, WordCombiner, buffer_cycles
 
 __all__ = ["LCU", "CorrectionController", "LCUHostSignature", "controller_cycles",
            "default_mask"]
@@ -45,7 +43,7 @@ def _check_mask(mask, width: int) -> int:
     return mask
 
 
-class LCU(wiring.Component):
+class LCU(WordCombiner):
     """Lightweight Correction Unit: ``out = a & b & mask`` on two signed words.
 
     Parameters
@@ -70,46 +68,24 @@ class LCU(wiring.Component):
     Implements Ahmadilivani 2025 §4.3.1: one AND gate per bit, the cleared bit needs none.
     """
 
+    UNIT = "lcu"
+
     def __init__(self, *, width: int = 8, mask: int | None = None, registered: bool = False):
         check_int("width", width, 2, 64)
-        check_bool("registered", registered)
         self._mask = _check_mask(mask, width)
-        self._width = width
-        self._registered = registered
-        super().__init__({
-            "a": In(signed(width)),
-            "b": In(signed(width)),
-            "out": Out(signed(width)),
-        })
-
-    @property
-    def width(self) -> int:
-        """The word width in bits."""
-        return self._width
+        super().__init__(width=width, copies=2, registered=registered)
 
     @property
     def mask(self) -> int:
         """The mask ANDed into the result."""
         return self._mask
 
-    @property
-    def registered(self) -> bool:
-        """Whether the output is registered."""
-        return self._registered
+    def _unit_config(self) -> dict:
+        return {"mask": self._mask}
 
-    def config(self) -> dict:
-        """The parameters, for the Verilog header."""
-        return {"unit": "lcu", "width": self._width, "mask": self._mask,
-                "registered": self._registered}
-
-    def elaborate(self, platform):
-        """The unit's netlist."""
-        m = Module()
-        # AND on the bit patterns: a bit survives only if both halves agree it is 1.
-        corrected = (self.a.as_unsigned() & self.b.as_unsigned() & self._mask).as_signed()
-        domain = m.d.sync if self._registered else m.d.comb
-        domain += self.out.eq(corrected)
-        return m
+    def combine(self, m: Module):
+        """``a & b & mask`` on the bit patterns: a bit survives only if both halves say 1."""
+        return (self.a.as_unsigned() & self.b.as_unsigned() & self._mask).as_signed()
 
 
 def controller_cycles(n_pairs: int) -> int:

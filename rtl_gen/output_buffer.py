@@ -23,9 +23,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ftaccel.errors import ConfigError, check_int
+from ftaccel.errors import ConfigError, check_bool, check_int
 
-__all__ = ["BufferController", "BufferHostSignature", "WORDS", "buffer_cycles"]
+__all__ = ["BufferController", "BufferHostSignature", "WORDS", "WordCombiner", "buffer_cycles"]
 
 #: Names of the words of one entry, in order (``a``, ``b`` for a pair, ``a``, ``b``, ``c``
 #: for a triple).
@@ -91,6 +91,66 @@ class BufferHostSignature(wiring.Signature):
     def __hash__(self) -> int:
         """The hash of the signature's parameters."""
         return hash((BufferHostSignature, self._params))
+
+
+
+class WordCombiner(wiring.Component):
+    """A combiner of ``copies`` signed words of one neuron into one (the LCU's AND, a TMR vote).
+
+    Parameters
+    ----------
+    width : int
+        Word width in bits, 2 … 64.
+    copies : int
+        Inputs ``a``, ``b`` (and ``c``): the neuron's copies.
+    registered : bool
+        ``False``: combinational, latency 0 (inside the buffer controllers).  ``True``: the
+        output is registered, latency 1 cycle (the stand-alone testable top).  Throughput one
+        word per cycle either way.
+
+    A subclass names itself in ``UNIT`` and computes the word in :meth:`combine`.
+    """
+
+    #: The ``unit`` name in the Verilog header.
+    UNIT = ""
+
+    def __init__(self, *, width: int, copies: int, registered: bool):
+        check_int("width", width, 2, 64)
+        check_bool("registered", registered)
+        self._width = width
+        self._registered = registered
+        members = {name: In(signed(width)) for name in WORDS[:copies]}
+        super().__init__({**members, "out": Out(signed(width))})
+
+    @property
+    def width(self) -> int:
+        """The word width in bits."""
+        return self._width
+
+    @property
+    def registered(self) -> bool:
+        """Whether the output is registered."""
+        return self._registered
+
+    def _unit_config(self) -> dict:
+        """What a subclass adds to :meth:`config`."""
+        return {}
+
+    def config(self) -> dict:
+        """The parameters, for the Verilog header."""
+        return {"unit": self.UNIT, "width": self._width, **self._unit_config(),
+                "registered": self._registered}
+
+    def combine(self, m: Module):
+        """The combined word (a value of ``signed(width)``)."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        """The unit's netlist: the combined word, registered or not."""
+        m = Module()
+        domain = m.d.sync if self._registered else m.d.comb
+        domain += self.out.eq(self.combine(m))
+        return m
 
 
 class BufferController(wiring.Component):

@@ -16,52 +16,19 @@ Golden models: :mod:`golden.tmr`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module, Mux
 
-from ftaccel.errors import ConfigError, check_bool, check_int
+from ftaccel.errors import ConfigError, check_int
 
-from .output_buffer import BufferController, BufferHostSignature, buffer_cycles
+from .output_buffer import BufferController, BufferHostSignature, WordCombiner, buffer_cycles
 
 __all__ = ["WordVoter", "BitwiseVoter", "VOTERS", "VotingController", "TMRHostSignature",
            "voting_cycles"]
 
 
-class _Voter(wiring.Component):
+class _Voter(WordCombiner):
     def __init__(self, *, width: int = 8, registered: bool = False):
-        check_int("width", width, 2, 64)
-        check_bool("registered", registered)
-        self._width = width
-        self._registered = registered
-        super().__init__({
-            "a": In(signed(width)),
-            "b": In(signed(width)),
-            "c": In(signed(width)),
-            "out": Out(signed(width)),
-        })
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def registered(self) -> bool:
-        return self._registered
-
-    def config(self) -> dict:
-        """The parameters, for the Verilog header."""
-        return {"unit": self._unit, "width": self._width, "registered": self._registered}
-
-    def _vote(self, m: Module):
-        raise NotImplementedError
-
-    def elaborate(self, platform):
-        m = Module()
-        voted = self._vote(m)
-        domain = m.d.sync if self._registered else m.d.comb
-        domain += self.out.eq(voted)
-        return m
+        super().__init__(width=width, copies=3, registered=registered)
 
 
 class WordVoter(_Voter):
@@ -85,9 +52,10 @@ class WordVoter(_Voter):
     then min with c) and four word multiplexers.  Implements Ahmadilivani 2025 §5.3.3.
     """
 
-    _unit = "tmr_word_voter"
+    UNIT = "tmr_word_voter"
 
-    def _vote(self, m: Module):
+    def combine(self, m: Module):
+        """The majority word, else the smallest."""
         a, b, c = self.a, self.b, self.c
         min_ab = Mux(a < b, a, b)
         smallest = Mux(min_ab < c, min_ab, c)
@@ -104,9 +72,10 @@ class BitwiseVoter(_Voter):
     copies holds (each bit is voted on its own).
     """
 
-    _unit = "tmr_bitwise_voter"
+    UNIT = "tmr_bitwise_voter"
 
-    def _vote(self, m: Module):
+    def combine(self, m: Module):
+        """The bitwise majority."""
         a, b, c = (x.as_unsigned() for x in (self.a, self.b, self.c))
         return ((a & b) | (a & c) | (b & c)).as_signed()
 
