@@ -108,6 +108,7 @@ from .network import (
     Product,
     ProductResult,
     run,
+    run_node,
     state_at,
 )
 from .schedule import build_program, program_result
@@ -921,6 +922,30 @@ class FastFaultEngine(FunctionalEngine):
         return ProductResult(q=q, cycles=cycles, alarms=alarms)
 
 
+    #: :meth:`plain_product` stands for this :meth:`product` (see the functional engine's).
+    _plain_of = product
+
+    def plain_product(self, layer, x, units: dict):
+        """A fault-free product in floating point where :meth:`product` is the functional one.
+
+        That is, without a fault model's ``errors`` / ``stored_weights`` / ``act_errors`` and
+        when :meth:`product` would hand the product to :class:`FunctionalEngine` (``checked``,
+        an LCU, or ``restrict`` without checksums); its alarms are zero.  None otherwise (the
+        caller runs :meth:`product`).
+        """
+        cfg = self.cfg
+        if any(k in units for k in ("errors", "stored_weights", "act_errors")):
+            return None
+        lcu = "lcu" in golden_units.options(cfg, units)
+        if not (self.checked or lcu or (self.restrict and not cfg.spatial
+                                        and not cfg.temporal)):
+            return None
+        res = super().plain_product(layer, x, units)
+        if res is not None:
+            res.alarms = {k: 0 for k in _alarm_keys(cfg)}
+        return res
+
+
 def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
              units: dict | None = None, one_layer: bool = False) -> Inference:
     """A faulty run that recomputes only what the fault touches (issue 24).
@@ -935,6 +960,8 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
     checksums of a fault-free product are exact), so only run where the fault-free run raised
     none.  The returned :class:`Inference` holds the stats of the nodes run.
     """
+    if not one_layer and _stuck_only(model, engine, start, options, units):
+        return _run_stuck(model, x, outputs, engine, start, options, units)
     state = state_at(model, x, outputs, start)
     if not one_layer or start + 1 >= len(model.layers):
         return run(model, state, engine, options=options, units=units, start=start)
@@ -952,6 +979,84 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
         out[changed] = rest.logits
         layers += rest.layers
     return Inference(logits=out, layers=layers)
+
+
+#: Units keys of a fault model's perturbations: their draws depend on the product's shape.
+_FAULT_UNITS = ("errors", "stored_weights", "act_errors")
+
+
+def _stuck_only(model, engine, start: int, options, units) -> bool:
+    """Whether :func:`_run_stuck` applies: stuck-at register faults on WS without checksums.
+
+    There every output row (image) of a product depends on that image alone, whatever the
+    other rows are (no checksum mixes them, a stuck-at acts in every cycle, so a product of
+    some images is those images' rows of the product of all), and the engine is the
+    restricted fast fault model whose clean accumulators are cached per layer.
+    """
+    if not (isinstance(engine, FastFaultEngine) and engine.restrict
+            and restricted_applies(engine.cfg) and not callable(options)):
+        return False
+    if any(k in (units or {}) for k in _FAULT_UNITS):
+        return False
+    for opt in (options or {}).values():
+        if opt is None:
+            continue
+        if (opt.fault is not None and not _stuck(opt.fault)) \
+                or any(k in opt.units for k in _FAULT_UNITS):
+            return False
+    return True
+
+
+def _run_stuck(model, x, outputs, engine, start: int, options, units) -> Inference:
+    """A run with stuck-at faults that recomputes only the images they changed (issue 24).
+
+    Node by node from ``start``: a node without a fault runs only on the images whose inputs
+    differ from the fault-free run (the others keep the recorded outputs); a faulty product
+    runs on every image from the fault-free inputs (the engine takes the fault-free
+    accumulators cached for the layer, :class:`FastFaultEngine` ``clean_input``, and adds
+    what the fault changes) and again, from their faulty inputs, on the images an earlier
+    fault changed.  Exact under :func:`_stuck_only`'s conditions (each image's row of a
+    product depends on that image alone).  Its stats hold the nodes run.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n = len(x)
+    cur: dict = {}  # node → its faulty output, for the nodes whose output changed
+    changed: dict = {}  # node → the images whose output differs from the fault-free one
+    stats = []
+    none = np.zeros(0, dtype=np.int64)
+    saved = engine.clean_input
+    try:
+        for i in range(start, len(model.layers)):
+            layer = model.layers[i]
+            srcs = model.sources(i)
+            ch = functools.reduce(np.union1d, (changed.get(j, none) for j in srcs), none)
+            opt = options.get(i) or options.get(layer.name) if options else None
+            if opt is not None and opt.fault is not None:
+                engine.clean_input = i
+                y, st = run_node(model, i, [x if j == -1 else outputs[j] for j in srcs],
+                                 engine, options=options, units=units)
+                stats.append(st)
+                if len(ch):
+                    engine.clean_input = None
+                    y[ch], st = run_node(model, i, [cur.get(j, outputs[j])[ch] if j != -1
+                                                    else x[ch] for j in srcs],
+                                         engine, options=options, units=units)
+                    stats.append(st)
+            elif len(ch):
+                y = np.array(outputs[i], copy=True)
+                y[ch], st = run_node(model, i, [cur.get(j, outputs[j])[ch] if j != -1
+                                                else x[ch] for j in srcs],
+                                     engine, options=options, units=units)
+                stats.append(st)
+            else:
+                continue
+            diff = np.flatnonzero(np.any((y != outputs[i]).reshape(n, -1), axis=1))
+            if len(diff):
+                changed[i], cur[i] = diff, y
+    finally:
+        engine.clean_input = saved
+    last = len(model.layers) - 1
+    return Inference(logits=cur.get(last, outputs[last]), layers=stats)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------
