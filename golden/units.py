@@ -43,8 +43,8 @@ from ftaccel import units
 from ftaccel.units import UnitOptions
 
 __all__ = ["model", "options", "units_matrix", "filters_inputs", "stimulus", "prologue",
-           "output_ports", "requant_keywords", "correct", "alarms", "run_records", "run_lines", "bypass_map",
-           "temporal_batch"]
+           "output_ports", "requant_keywords", "correct", "alarms", "run_records", "run_lines",
+           "bypass_map", "temporal_batch"]
 
 
 @cache
