@@ -99,7 +99,7 @@ from . import units as golden_units
 from .array import cycle_count, os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
-from .intmath import exact_matmul
+from .intmath import F32_EXACT, exact_matmul, float_matmul
 from .mapping import tiles
 from .network import (
     FunctionalEngine,
@@ -559,21 +559,45 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     # the partial sum leaving row r (psum register, or the adder's sum it stores)
     if f.register == FaultRegister.SUM and not keep[r, c]:
         return out
-    # every K-tile's sums of rows ≤ r and of rows > r at once: a batched product over the
-    # tiles, exact in float64 (R products of at most 16-bit operands per sum)
+    # every K-tile's sums of rows ≤ r and of rows > r at once: one batched product over the
+    # tiles ([tile, M, R] @ [tile, R, 2·|ns|]), exact in float32 while a tile's R products
+    # stay within 2^24 in magnitude (int8: R ≤ 1,024), else in float64 (the streamed values
+    # are a_width-bit words: the width bounds them, as the array's registers do)
     nk = -(-K // R)
-    Ap = np.zeros((M, nk * R))
-    Ap[:, :K] = A
-    A3 = Ap.reshape(M, nk, R).transpose(1, 0, 2)  # [tile, M, R]
-    Bp = np.zeros((nk * R, len(ns)))
-    Bp[:K] = Beff[:, ns]
-    B3 = Bp.reshape(nk, R, len(ns))
-    upper_all = np.rint(A3[:, :, :r + 1] @ B3[:, :r + 1]).astype(np.int64)
-    lower_all = np.rint(A3[:, :, r + 1:] @ B3[:, r + 1:]).astype(np.int64)
-    state = np.zeros((M, len(ns)), dtype=np.int64)
-    for j in range(nk):  # the recurrence over the K-tiles (the loopback chains them)
-        state = wrap(sabotage_array(wrap(state + upper_all[j], P), P, f.bit, f.mode)
-                     + lower_all[j], P)
+    L = len(ns)
+    top = float(1 << (cfg.a_width - 1)) * float(np.abs(Beff[:, ns]).max(initial=0)) * R
+    ftype = np.float32 if top <= F32_EXACT else np.float64
+    if K % R:
+        Ap = np.zeros((M, nk * R), dtype=ftype)
+        Ap[:, :K] = A
+    else:
+        Ap = A.astype(ftype)
+    Bs = np.zeros((nk * R, 2 * L), dtype=ftype)
+    upper = (kk % R <= r)[:, None]
+    Bs[:K, :L] = np.where(upper, Beff[:, ns], 0)
+    Bs[:K, L:] = np.where(upper, 0, Beff[:, ns])
+    parts = float_matmul(Ap.reshape(M, nk, R).transpose(1, 0, 2),
+                         Bs.reshape(nk, R, 2 * L)).astype(np.int64)  # [tile, M, 2L]
+    # the recurrence over the K-tiles (the loopback chains them) on the P-bit patterns:
+    # wrapping is arithmetic modulo 2^P, so only the sabotage needs the pattern and the
+    # signed value is read once at the end
+    full = (1 << P) - 1
+    m = (1 << f.bit) & full if f.bit < P else 0
+    state = np.zeros((M, L), dtype=np.int64)
+    for j in range(nk):
+        state += parts[j, :, :L]
+        state &= full
+        if f.mode == FaultMode.SA0:
+            state &= full & ~m
+        elif f.mode == FaultMode.SA1:
+            state |= m
+        else:
+            state ^= m
+        state += parts[j, :, L:]
+        state &= full
+    half = 1 << (P - 1)
+    state ^= half
+    state -= half
     out[:, ns] = state + bias[ns]
     return out
 
@@ -861,21 +885,39 @@ class FastFaultEngine(FunctionalEngine):
         self.restrict = restrict
         self.clean_cache = clean_cache
         self.clean_input = clean_input
+        #: ``(images, batch)``: the product's rows are those of these images of the batch
+        #: the cache was filled on (:func:`run_from` with stuck-at faults); None: all of them.
+        self.clean_images = None
+
+    def cached(self, index: int, bypass_map=None) -> bool:
+        """Whether fault-free accumulators of product node ``index`` are cached (that map)."""
+        bm = None if bypass_map is None else np.asarray(bypass_map, dtype=bool).tobytes()
+        return self.clean_cache is not None and any(k[0] == index and k[3] == bm
+                                                    for k in self.clean_cache)
 
     def _clean(self, p: Product, A, bmap):
         """The cached fault-free accumulators of ``p`` (its input the clean one), or None."""
         if self.clean_cache is None or p.index != self.clean_input \
                 or not restricted_applies(self.cfg):
             return None
-        key = (p.index, p.part, A.shape, None if bmap is None
+        rows = None
+        shape = A.shape
+        if self.clean_images is not None:
+            images, batch = self.clean_images
+            per = A.shape[0] // len(images)
+            shape = (per * batch, A.shape[1])
+            rows = (np.asarray(images)[:, None] * per + np.arange(per)).ravel()
+        key = (p.index, p.part, shape, None if bmap is None or not np.any(bmap)
                else np.asarray(bmap, dtype=bool).tobytes())
         acc = self.clean_cache.get(key)
         if acc is None:
+            if rows is not None:
+                return None  # filled only from the whole batch: computed by the caller
             acc = clean_acc(self.cfg, A, p.B, p.bias, bmap)
             held = sum(v.nbytes for v in self.clean_cache.values())
             if held + acc.nbytes <= self.CLEAN_CACHE_BYTES:
                 self.clean_cache[key] = acc
-        return acc
+        return acc if rows is None else acc[rows]
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` with its fault and/or errors applied, in closed form."""
@@ -1020,41 +1062,54 @@ def _run_stuck(model, x, outputs, engine, start: int, options, units) -> Inferen
     """
     x = np.asarray(x, dtype=np.int64)
     n = len(x)
+    every = np.arange(n)
     cur: dict = {}  # node → its faulty output, for the nodes whose output changed
     changed: dict = {}  # node → the images whose output differs from the fault-free one
     stats = []
     none = np.zeros(0, dtype=np.int64)
-    saved = engine.clean_input
+
+    def part(i, srcs, images, faulty: bool):
+        """Node i's output on ``images``: the fault-free inputs, or the current ones."""
+        ins = [(x if j == -1 else outputs[j] if not faulty else cur.get(j, outputs[j]))[images]
+               for j in srcs]
+        y, st = run_node(model, i, ins, engine, options=options, units=units)
+        stats.append(st)
+        return y
+
+    saved = engine.clean_input, engine.clean_images
     try:
         for i in range(start, len(model.layers)):
             layer = model.layers[i]
             srcs = model.sources(i)
             ch = functools.reduce(np.union1d, (changed.get(j, none) for j in srcs), none)
-            opt = options.get(i) or options.get(layer.name) if options else None
+            opt = (options.get(i) or options.get(layer.name)) if options else None
             if opt is not None and opt.fault is not None:
+                y = np.array(outputs[i], copy=True)
                 engine.clean_input = i
-                y, st = run_node(model, i, [x if j == -1 else outputs[j] for j in srcs],
-                                 engine, options=options, units=units)
-                stats.append(st)
+                bmap = {**(units or {}), **opt.units}.get("bypass_map")
+                if bmap is not None and not np.any(bmap):
+                    bmap = None
+                if not engine.cached(i, bmap):  # the whole batch once: fills the cache
+                    engine.clean_images = None
+                    y = part(i, srcs, every, False)
+                else:
+                    keep = np.setdiff1d(every, ch, assume_unique=True)
+                    if len(keep):
+                        engine.clean_images = (keep, n)
+                        y[keep] = part(i, srcs, keep, False)
+                engine.clean_input, engine.clean_images = None, None
                 if len(ch):
-                    engine.clean_input = None
-                    y[ch], st = run_node(model, i, [cur.get(j, outputs[j])[ch] if j != -1
-                                                    else x[ch] for j in srcs],
-                                         engine, options=options, units=units)
-                    stats.append(st)
+                    y[ch] = part(i, srcs, ch, True)
             elif len(ch):
                 y = np.array(outputs[i], copy=True)
-                y[ch], st = run_node(model, i, [cur.get(j, outputs[j])[ch] if j != -1
-                                                else x[ch] for j in srcs],
-                                     engine, options=options, units=units)
-                stats.append(st)
+                y[ch] = part(i, srcs, ch, True)
             else:
                 continue
             diff = np.flatnonzero(np.any((y != outputs[i]).reshape(n, -1), axis=1))
             if len(diff):
                 changed[i], cur[i] = diff, y
     finally:
-        engine.clean_input = saved
+        engine.clean_input, engine.clean_images = saved
     last = len(model.layers) - 1
     return Inference(logits=cur.get(last, outputs[last]), layers=stats)
 
