@@ -207,9 +207,12 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
 
 
 def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
-                   chk_B=None, *, cols=None, passes=None):
+                   chk_B=None, *, cols=None, passes=None, psum_start=None, states=None):
     # ``cols`` / ``passes`` (see _ws_restricted): only these array columns of these passes are
-    # computed; the other outputs are left meaningless for the caller to fill
+    # computed; the other outputs are left meaningless for the caller to fill.  ``psum_start``
+    # (pass → the partial sums it starts from, span × NC) replaces the chained state of a pass
+    # whose earlier K-tiles the caller summed; ``states`` (pass → None) receives the wrapped
+    # partial sums after each of its passes
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = cfg.array_cols
     ws = cfg.dataflow is Dataflow.WS
@@ -260,7 +263,9 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 chk[:kr, :nc] = gen_A[tile.m0:tile.m1, tile.k0:tile.k1].T
             stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
         Xs = _moving(cfg, X, slot, span, nb, X_gen)
-        if not tile.first_k:
+        if psum_start is not None and p in psum_start:
+            psum_in = psum_start[p]
+        elif not tile.first_k:
             psum_in = state
         else:
             psum_in = np.zeros((span, NC), dtype=np.int64)
@@ -300,6 +305,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 new[j, c] = sabotage_array(wrap(upper, P), P, errors.bit[sel],
                                            errors.mode) + lower
         state = wrap(new, P)
+        if states is not None and p in states:
+            states[p] = state
         if use_spatial:
             sums = wrap(state[~is_sanity].sum(axis=1), P)
             alarms["spatial"] += int(np.count_nonzero(sums))
@@ -501,6 +508,58 @@ def _touched(cfg, f, M: int, K: int, N: int):
     return J, mask, np.asarray(out_cols, dtype=np.int64)
 
 
+def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J) -> np.ndarray:
+    """A one-cycle fault of PE (r, c) on WS without checksums: only the passes around it.
+
+    Of each output tile the fault reaches, only its passes from the first to the last whose
+    load, stream or drain can hold the cycle (:func:`_touched`'s margin) run pass by pass
+    (:func:`_ws_is_product`, the fault applied); the K-tiles before them enter as one exact
+    product (their wrapped partial sums, the first such pass's ``psum_in``) and the K-tiles
+    after them, fault-free, are added as one more: the accumulator wraps modulo 2^P, so
+    ``wrap(wrap(x) + y) = wrap(x + y)``.  Array columns ``J``; the other outputs are
+    ``clean``'s.
+    """
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    tl, starts = _schedule(cfg, M, K, N, M)
+    nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
+    hit = (starts - R - C - 4 <= f.cycle) & \
+        (f.cycle <= np.maximum(nxt, starts + M) + R + C + 4)
+    out = clean.copy()
+    if not hit.any():
+        return out
+    keep = np.ones((R, C), dtype=bool) if bmap is None else ~np.asarray(bmap, dtype=bool)
+    Beff = np.where(keep[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    bias = np.asarray(bias, dtype=np.int64)
+    run = np.zeros(len(tl), dtype=bool)
+    psum_start, states, ends = {}, {}, []
+    for n0 in sorted({tl[p].n0 for p in np.flatnonzero(hit)}):
+        group = [p for p, t in enumerate(tl) if t.n0 == n0]  # its K-tiles, in order
+        on = [p for p in group if hit[p]]
+        seg = group[group.index(on[0]):group.index(on[-1]) + 1]
+        first, last = tl[seg[0]], tl[seg[-1]]
+        js = J[n0 + J < first.n1]
+        oc = n0 + js
+        if not len(js):  # the fault's columns are past this tile's last
+            continue
+        run[seg] = True
+        if first.k0:  # the K-tiles before: their wrapped partial sums
+            ps = np.zeros((M, cfg.array_cols), dtype=np.int64)
+            ps[:, js] = wrap(exact_matmul(A[:, :first.k0], Beff[:first.k0, oc]), P)
+            psum_start[seg[0]] = ps
+        states[seg[-1]] = None
+        ends.append((seg[-1], last.k1, js, oc))
+    _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J, passes=run,
+                   psum_start=psum_start, states=states)
+    for p, k1, js, oc in ends:
+        acc = states[p][:, js]
+        if k1 < K:  # the K-tiles after: fault-free
+            acc = acc + exact_matmul(A[:, k1:], Beff[k1:, oc])
+        out[:, oc] = wrap(acc, P) + bias[oc]
+    return out
+
+
 def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     """A stuck-at fault of PE (r, c) over every pass at once (WS, no checksum).
 
@@ -617,12 +676,7 @@ def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
         if not len(out_cols):
             return clean.copy(), {}
         return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
-    out = clean.copy()
-    if len(out_cols):
-        part, _ = _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J,
-                                 passes=mask)
-        out[:, out_cols] = part[:, out_cols]
-    return out, {}
+    return _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J), {}
 
 
 # -- OS ----------------------------------------------------------------------------------------
