@@ -77,12 +77,17 @@ at the faulty layer from recorded activations when the fault is in one layer.
 
 **Only what a fault touches** (issue 24; campaigns): :func:`run_from` restarts a run at the
 faulty layer from the recorded fault-free activations and, after a one-layer fault, runs the
-later layers only on the images it changed; with ``restrict`` (WS without checksums,
-:func:`restricted_applies`) the faulty product computes only the output columns of the
-faulty PE's array column (and, for a one-cycle fault, of the output tile whose passes run
-around its cycle), the rest taken from the fault-free accumulators (:func:`clean_acc`,
-cached per layer by the caller), and a stuck-at fault is summed over every pass at once in
-BLAS products.  Both equal the full computation (``tests/test_campaign_speed.py``).
+later layers only on the images it changed; with stuck-at faults in every layer (WS without
+checksums) each node runs only on the images whose inputs the faults changed, a faulty
+product on the others from its cached fault-free accumulators plus what the fault changes.
+With ``restrict`` (WS without checksums, :func:`restricted_applies`) the faulty product
+computes only the output columns of the faulty PE's array column, the rest taken from the
+fault-free accumulators (:func:`clean_acc`, cached per layer by the caller); a one-cycle
+fault runs only the passes around its cycle, the K-tiles before and after them summed in
+one exact product each (the accumulator wraps modulo 2^P); a stuck-at fault is summed over
+every pass at once in BLAS products (a stuck partial sum: one batched product for every
+K-tile and a recurrence on the P-bit patterns).  All equal the full computation
+(``tests/test_campaign_speed.py``, ``tests/test_float_path.py``).
 """
 
 from __future__ import annotations
