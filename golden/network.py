@@ -97,7 +97,8 @@ arithmetic.
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
 closed form; a product without units, bypass or fault runs in floating point from the
 layer's input, :meth:`FunctionalEngine.plain_product`, the bound of
-:func:`golden.array.float_plan` proving it exact and free of overflow) and :class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
+:func:`golden.array.float_plan` proving it exact and free of overflow) and
+:class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
 :func:`golden.accelerator.simulate`); ``tb.accelerator.RTLEngine`` runs the same programs on the
 RTL.  Per node, :class:`LayerOptions` carries what the fault-campaign, critical-neuron and
 scheduling work hooks in: a :class:`golden.faults.Fault`, the units' run-time options
