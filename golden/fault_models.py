@@ -1129,8 +1129,10 @@ def _run_stuck(model, x, outputs, engine, start: int, options, units) -> Inferen
 
     def part(i, srcs, images, faulty: bool):
         """Node i's output on ``images``: the fault-free inputs, or the current ones."""
-        ins = [(x if j == -1 else outputs[j] if not faulty else cur.get(j, outputs[j]))[images]
+        ins = [x if j == -1 else outputs[j] if not faulty else cur.get(j, outputs[j])
                for j in srcs]
+        if len(images) < n:  # (all of them: no copy)
+            ins = [v[images] for v in ins]
         y, st = run_node(model, i, ins, engine, options=options, units=units)
         stats.append(st)
         return y
