@@ -173,7 +173,7 @@ def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bi
 
 
 def float_plan(amax: float, B: np.ndarray, bias, requant, *, acc_bits: int,
-               bias_in_psum: bool):
+               bias_in_psum: bool, wsum=None):
     """The floating-point type that computes ``requant(A @ B + bias)`` exactly, or None.
 
     ``amax``: a bound on ``|a_mk|`` (the layer input's largest magnitude, its padding value
@@ -193,12 +193,14 @@ def float_plan(amax: float, B: np.ndarray, bias, requant, *, acc_bits: int,
       and raises where one does), or when ``amax`` is not finite.
 
     The fixed-point output stage (gemmlowp's 62-bit products) runs in int64 after the product;
-    only the product's bound decides its type.
+    only the product's bound decides its type.  ``wsum``: ``Σ_k |b_kn|`` per column (float64),
+    when the caller keeps it.
     """
     if not np.isfinite(amax) or amax >= F64_EXACT:
         return None
-    Bf = np.asarray(B, dtype=np.float64)
-    pbound = amax * np.abs(Bf).sum(axis=0) if Bf.size else np.zeros(Bf.shape[1])
+    if wsum is None:
+        wsum = np.abs(np.asarray(B, dtype=np.float64)).sum(axis=0)
+    pbound = amax * wsum
     babs = np.abs(np.asarray(bias, dtype=np.float64))
     acc = pbound + babs if bias_in_psum else pbound
     hi = _acc_range(acc_bits)[1]

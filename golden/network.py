@@ -125,6 +125,7 @@ import dataclasses
 import io
 import json
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -417,7 +418,11 @@ def _pad(x: np.ndarray, padding, value) -> np.ndarray:
     t, left, b, r = padding
     if not (t or left or b or r):
         return x
-    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+    # np.pad's general machinery costs more than the copy on these small tensors
+    n, h, w, c = x.shape
+    out = np.full((n, h + t + b, w + left + r, c), value, dtype=x.dtype)
+    out[:, t:t + h, left:left + w] = x
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -1568,11 +1573,18 @@ class FunctionalEngine:
         exact and free of accumulator overflow.  ``q`` is M×N (depthwise: M×C).
         """
         cfg = self.cfg
-        opts = golden_units.options(cfg, units)
-        bmap = golden_units.bypass_map(opts)
-        if (bmap is not None and np.any(bmap)) or golden_units.filters_inputs(cfg, opts) \
-                or any(v is not None and np.any(v) for v in
-                       golden_units.requant_keywords(cfg, opts).values()):
+        if units or getattr(self, "_plain_none", None) is None:
+            opts = golden_units.options(cfg, units)
+            bmap = golden_units.bypass_map(opts)
+            ok = not ((bmap is not None and np.any(bmap))
+                      or golden_units.filters_inputs(cfg, opts)
+                      or any(v is not None and np.any(v) for v in
+                             golden_units.requant_keywords(cfg, opts).values()))
+            if not units:  # the common case, decided once per engine
+                self._plain_none = (ok, opts)
+        else:
+            ok, opts = self._plain_none
+        if not ok:
             return None
         xf = x.astype(np.float32)
         amax = float(max(-xf.min(), xf.max())) if xf.size else 0.0
@@ -1582,8 +1594,11 @@ class FunctionalEngine:
             amax = float(max(-x.min(), x.max(), abs(getattr(layer, "pad_value", 0))))
         B = layer.matrix
         rq = layer.requantisation()
+        wsum = _WEIGHT_SUMS.get(layer)
+        if wsum is None:
+            wsum = _WEIGHT_SUMS[layer] = np.abs(B.astype(np.float64)).sum(axis=0)
         ftype = float_plan(amax, B, layer.bias, rq, acc_bits=cfg.acc_bits,
-                           bias_in_psum=cfg.bias_in_psum)
+                           bias_in_psum=cfg.bias_in_psum, wsum=wsum)
         if ftype is None:
             return None
         if ftype is not np.float32:
@@ -1608,6 +1623,11 @@ class FunctionalEngine:
         return ProductResult(q=q, cycles=cycle_count(cfg, q.shape[0], B.shape[0], B.shape[1],
                                                      tb))
 
+
+#: Per product node, its weight matrix's column sums ``Σ_k |b_kn|`` (float64), the bound of
+#: :func:`golden.array.float_plan`; held while the node lives (a node's arrays are never changed
+#: in place: a changed layer is a new node).
+_WEIGHT_SUMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Most values of a lowered (im2col) matrix :meth:`FunctionalEngine.plain_product` forms at
 #: once (float32: 16 MiB); a larger batch is lowered and multiplied a chunk of images at a time.
