@@ -549,18 +549,33 @@ def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J) -> np.ndarray:
         if not len(js):  # the fault's columns are past this tile's last
             continue
         run[seg] = True
-        if first.k0:  # the K-tiles before: their wrapped partial sums
+        # the K-tiles before and after the passes run, fault-free: the shorter side as a
+        # product, the other from the clean accumulators, ≡ A @ Beff (mod 2^P) over all K,
+        # less the passes' own fault-free share and the side computed
+        k0, k1 = first.k0, last.k1
+        pre = post = None
+        if k0 or k1 < K:
+            if k0 <= K - k1:
+                pre = exact_matmul(A[:, :k0], Beff[:k0, oc])
+            else:
+                post = exact_matmul(A[:, k1:], Beff[k1:, oc])
+            rest = clean[:, oc] - bias[oc] - exact_matmul(A[:, k0:k1], Beff[k0:k1, oc])
+            if pre is None:
+                pre = rest - post
+            else:
+                post = rest - pre
+        if k0:  # the K-tiles before: their wrapped partial sums
             ps = np.zeros((M, cfg.array_cols), dtype=np.int64)
-            ps[:, js] = wrap(exact_matmul(A[:, :first.k0], Beff[:first.k0, oc]), P)
+            ps[:, js] = wrap(pre, P)
             psum_start[seg[0]] = ps
         states[seg[-1]] = None
-        ends.append((seg[-1], last.k1, js, oc))
+        ends.append((seg[-1], k1, oc, js, post))
     _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J, passes=run,
                    psum_start=psum_start, states=states)
-    for p, k1, js, oc in ends:
+    for p, k1, oc, js, post in ends:
         acc = states[p][:, js]
         if k1 < K:  # the K-tiles after: fault-free
-            acc = acc + exact_matmul(A[:, k1:], Beff[k1:, oc])
+            acc = acc + post
         out[:, oc] = wrap(acc, P) + bias[oc]
     return out
 
