@@ -615,13 +615,15 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
         ks = kk[kk % R >= r] if f.register == chain_reg else kk[kk % R == r]
         Bk = B[np.ix_(ks, ns)]
         D = np.where(keep[ks % R, c][:, None], sabotage_array(Bk, width, f.bit, f.mode) - Bk, 0)
-        add(ns, exact_matmul(A[:, ks], D))
+        if D.any():  # (a bit stuck at the value every weight has changes nothing)
+            add(ns, exact_matmul(A[:, ks], D))
         return out
     if f.register == FaultRegister.ACT:
         ks = kk[kk % R == r]
         cols = np.flatnonzero(np.arange(N) % C >= c)
         dA = sabotage_array(A[:, ks], width, f.bit, f.mode) - A[:, ks]
-        add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
+        if dA.any():
+            add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
         return out
     if f.register == FaultRegister.PRODUCT:
         if not keep[r, c]:
