@@ -489,7 +489,12 @@ def clean_acc(cfg, A, B, bias, bypass_map=None) -> np.ndarray:
 
 
 def _touched(cfg, f, M: int, K: int, N: int):
-    """``(array columns, pass mask, output columns)`` register fault ``f`` can change (WS)."""
+    """``(array columns, passes, output columns)`` register fault ``f`` can change (WS).
+
+    ``passes``: per pass of :func:`_schedule`, whether the fault can act in it (a stuck-at
+    fault: every pass; a one-cycle fault: the passes whose load, stream or drain can hold its
+    cycle); the output columns are those of the output tiles of these passes.
+    """
     R, C = cfg.rows, cfg.cols
     tl, starts = _schedule(cfg, M, K, N, M)
     if f.row >= R or f.col >= C:
@@ -497,23 +502,21 @@ def _touched(cfg, f, M: int, K: int, N: int):
     # the activation register passes its (sabotaged) value right along the row
     J = np.arange(f.col, C) if f.register == FaultRegister.ACT else np.array([f.col])
     if _stuck(f):
-        hit_n0 = {t.n0 for t in tl}
+        hit = np.ones(len(tl), dtype=bool)
     else:
-        # the passes whose load, stream or drain can hold the cycle (a margin of R + C + 4
-        # on both sides covers the load chain, the skew and the partial sums' way down);
-        # a value written back in the last pass stays to the end
+        # a margin of R + C + 4 on both sides covers the load chain, the skew and the partial
+        # sums' way down; a value written back in the last pass stays to the end
         nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
         lo = starts - R - C - 4
         hi = np.maximum(nxt, starts + M) + R + C + 4
         hit = (lo <= f.cycle) & (f.cycle <= hi)
-        hit_n0 = {tl[p].n0 for p in np.flatnonzero(hit)}
-    mask = np.array([t.n0 in hit_n0 for t in tl], dtype=bool)
+    hit_n0 = {tl[p].n0 for p in np.flatnonzero(hit)}
     out_cols = sorted({t.n0 + int(j) for t in tl if t.n0 in hit_n0 for j in J
                        if t.n0 + j < t.n1})
-    return J, mask, np.asarray(out_cols, dtype=np.int64)
+    return J, hit, np.asarray(out_cols, dtype=np.int64)
 
 
-def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J) -> np.ndarray:
+def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit) -> np.ndarray:
     """A one-cycle fault of PE (r, c) on WS without checksums: only the passes around it.
 
     Of each output tile the fault reaches, only its passes from the first to the last whose
@@ -521,16 +524,13 @@ def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J) -> np.ndarray:
     (:func:`_ws_is_product`, the fault applied); the K-tiles before them enter as one exact
     product (their wrapped partial sums, the first such pass's ``psum_in``) and the K-tiles
     after them, fault-free, are added as one more: the accumulator wraps modulo 2^P, so
-    ``wrap(wrap(x) + y) = wrap(x + y)``.  Array columns ``J``; the other outputs are
-    ``clean``'s.
+    ``wrap(wrap(x) + y) = wrap(x + y)``.  Array columns ``J`` and passes ``hit``
+    (:func:`_touched`); the other outputs are ``clean``'s.
     """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     M, K = A.shape
     N = B.shape[1]
-    tl, starts = _schedule(cfg, M, K, N, M)
-    nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
-    hit = (starts - R - C - 4 <= f.cycle) & \
-        (f.cycle <= np.maximum(nxt, starts + M) + R + C + 4)
+    tl, _ = _schedule(cfg, M, K, N, M)
     out = clean.copy()
     if not hit.any():
         return out
@@ -686,19 +686,19 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
 def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
     """:func:`_ws_is_product` for one register fault, computing only what it touches.
 
-    The passes of the output tiles the fault reaches, in the array columns it reaches; every
+    The passes the fault reaches, in the array columns it reaches; every
     other output is the fault-free accumulator ``clean`` (:func:`clean_acc`; computed here when
     not given).  Equal to the full computation (``tests/test_campaign_speed.py``).
     """
     M, K = A.shape
     N = B.shape[1]
-    J, mask, out_cols = _touched(cfg, f, M, K, N)
+    J, hit, out_cols = _touched(cfg, f, M, K, N)
     clean = clean_acc(cfg, A, B, bias, bmap) if clean is None else clean
+    if not len(out_cols):
+        return clean.copy(), {}
     if _stuck(f):
-        if not len(out_cols):
-            return clean.copy(), {}
         return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
-    return _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J), {}
+    return _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit), {}
 
 
 # -- OS ----------------------------------------------------------------------------------------
