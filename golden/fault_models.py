@@ -83,8 +83,9 @@ product on the others from its cached fault-free accumulators plus what the faul
 With ``restrict`` (WS without checksums, :func:`restricted_applies`) the faulty product
 computes only the output columns of the faulty PE's array column, the rest taken from the
 fault-free accumulators (:func:`clean_acc`, cached per layer by the caller); a one-cycle
-fault runs only the passes around its cycle, the K-tiles before and after them summed in
-one exact product each (the accumulator wraps modulo 2^P); a stuck-at fault is summed over
+fault runs only the passes around its cycle, the K-tiles before or after them summed in one
+exact product and the other side read from the fault-free accumulators (the accumulator wraps
+modulo 2^P); a stuck-at fault is summed over
 every pass at once in BLAS products (a stuck partial sum: one batched product for every
 K-tile and a recurrence on the P-bit patterns).  All equal the full computation
 (``tests/test_campaign_speed.py``, ``tests/test_float_path.py``).
