@@ -956,8 +956,9 @@ class FastFaultEngine(FunctionalEngine):
     CLEAN_CACHE_BYTES = 512 << 20
 
     def __init__(self, cfg, *, checked: bool = True, restrict: bool = False,
-                 clean_cache: dict | None = None, clean_input: int | None = None):
-        super().__init__(cfg)
+                 clean_cache: dict | None = None, clean_input: int | None = None,
+                 plain: bool = True):
+        super().__init__(cfg, plain=plain)
         self.checked = checked
         self.restrict = restrict
         self.clean_cache = clean_cache

@@ -1529,13 +1529,17 @@ class FunctionalEngine:
     :func:`golden.output_stage.output_stage` (split lanes included), the LCU corrects pairs
     with :func:`golden.lcu.lcu`.  Cycles come from :func:`golden.array.cycle_count` (the LCU's
     correction and read-back cycles are not counted).  A fault needs the cycle or RTL engine
-    (or a fault model that subclasses this one and overrides :meth:`product`).
+    (or a fault model that subclasses this one and overrides :meth:`product`).  ``plain``
+    (default on): a product without units, bypass or fault runs in floating point
+    (:meth:`plain_product`, the same results); off, every product takes :meth:`product`'s
+    integer path (for benchmarks and tests that compare the two).
     """
 
     name = "golden"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, *, plain: bool = True):
         self.cfg = cfg
+        self.plain = plain
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` as the accelerator computes it, in closed form."""
@@ -1742,7 +1746,7 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
     st.requant = "multiplier" if rq.fixed else "shift"
     st.shift = None if rq.fixed else layer.shift
     dw = isinstance(layer, DepthwiseConv2D)
-    if opt.fault is None and opt.permutation is None \
+    if opt.fault is None and opt.permutation is None and getattr(engine, "plain", False) \
             and type(engine).product is getattr(type(engine), "_plain_of", None) \
             and not (dw and any(units.get(k) is not None and len(units[k])
                                 for k in ("split", "lcu_pairs", "tmr_triples"))):

@@ -178,8 +178,9 @@ def test_network_float_path_equals_the_integer_path_and_the_reference(bits, chun
     assert len(calls) >= 4 if chunk is None else len(calls) > 4  # the float path ran
     # int8: |a|·Σ|w| ≤ 2^24; 16-bit: float64
     assert set(calls) == {np.dtype(np.float32 if bits == 8 else np.float64)}
-    monkeypatch.setattr(FunctionalEngine, "_plain_of", None)  # the integer path
-    slow = run(qm, xq, FunctionalEngine(cfg), record=True)
+    n_float = len(calls)
+    slow = run(qm, xq, FunctionalEngine(cfg, plain=False), record=True)  # the integer path
+    assert len(calls) == n_float
     for a, b in zip(fast.outputs, slow.outputs, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(fast.logits, reference(qm, images, cfg))
