@@ -17,7 +17,9 @@ torch-style ONNX file, or the built-in model exported with :func:`app.onnx_impor
 the golden engine's fault-free inferences per minute of its quantised twin, and the fast
 fault model's fault-inferences per minute (one fault × one image, a campaign's work item
 with its outcome classification) for stuck-at and for transient (one-cycle flip) PE register
-faults, and the ratios to onnxruntime.  Goals: golden within 2× of onnxruntime;
+faults, and the ratios to onnxruntime (and the golden engine with its floating-point path
+off, :class:`golden.network.FunctionalEngine` ``plain=False``).  Goals: golden within 2× of
+onnxruntime;
 fault-inferences per minute ≥ onnxruntime's fault-free inferences per minute.
 
     python bench/bench_campaign.py --model resnet [--images 32] [--faults 40] [--array 8]
@@ -136,6 +138,10 @@ def compare_with_peer(args) -> None:
     eng = FunctionalEngine(cfg)
     golden = run(net.model, x, eng)
     t_gold = _timed(lambda: run(net.model, x, eng), args.seconds)
+    # the same engine with every product on the integer path (no floating-point shortcut)
+    ints = FunctionalEngine(cfg, plain=False)
+    assert np.array_equal(run(net.model, x, ints).logits, golden.logits)
+    t_int = _timed(lambda: run(net.model, x, ints), args.seconds)
     agree = float(np.mean(np.argmax(ort_logits, 1) == golden.predictions))
     ctx = Context(net.model, x, test.labels[:n], cfg, [Protection("none", "none")])
     pop = RegisterPopulation(cfg, ctx.dims)
@@ -158,6 +164,8 @@ def compare_with_peer(args) -> None:
     print(f"  golden engine, fault-free          {gold_rate:12,.0f} inferences/min "
           f"({ort_rate / gold_rate:.2f}× slower than onnxruntime; goal ≤ 2×; top-1 agrees "
           f"with onnxruntime on {100 * agree:.0f} %)")
+    print(f"  golden engine, integer path        {n / t_int * 60:12,.0f} inferences/min "
+          f"(the floating-point path is {t_int / t_gold:.2f}× faster)")
     for kind, r in rates.items():
         print(f"  fast fault model, {kind:16s} {r:12,.0f} fault-inferences/min "
               f"({r / ort_rate:.2f}× onnxruntime's fault-free rate; goal ≥ 1×; "

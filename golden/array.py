@@ -22,11 +22,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import units as golden_units
-from .intmath import F64_EXACT, column_bound, exact_matmul, exact_matmul_amax
+from .intmath import (
+    F32_EXACT,
+    F64_EXACT,
+    column_bound,
+    exact_matmul,
+    exact_matmul_amax,
+    float_matmul,
+)
 from .mapping import ceil_div, tiles
-from .output_stage import output_stage
+from .output_stage import MAX_SHIFT, output_stage
 
 __all__ = ["AccumulatorOverflow", "MatmulResult", "matmul", "checked_product", "check_running",
+           "float_plan", "float_product", "float_stage",
            "latency", "cycle_count", "pass_gap", "pass_period", "pass_starts",
            "temporal_batch_max", "temporal_stream_len", "os_tile_steps", "os_first_step"]
 
@@ -162,6 +170,96 @@ def checked_product(dataflow: str, rows: int, cols: int, acc_bits: int, A, B, bi
     if not early:
         out += bias_v[None, :]
     return out
+
+
+def float_plan(amax: float, B: np.ndarray, bias, requant, *, acc_bits: int,
+               bias_in_psum: bool, wsum=None):
+    """The floating-point type that computes ``requant(A @ B + bias)`` exactly, or None.
+
+    ``amax``: a bound on ``|a_mk|`` (the layer input's largest magnitude, its padding value
+    included), ``B`` the K×N integer weights, ``requant`` the output stage
+    (:class:`golden.output_stage.Requant`).  Every partial sum the BLAS forms for column n,
+    in any order, has magnitude at most ``S_n = amax · Σ_k |b_kn|`` (the bound of
+    :mod:`golden.intmath`, with the width of the data instead of a scan of the lowered
+    matrix); binary32 holds every integer up to 2^24 and binary64 up to 2^53 (IEEE 754-2019
+    §3.6), and an operation whose exact result is such an integer returns it unrounded
+    (§4.3).  Returns
+
+    * ``np.float32`` when the product and, on the power-of-two path, the output stage's
+      ``acc + bias`` and rounding addend ``+ 2^(shift−1)`` stay within 2^24;
+    * ``np.float64`` when they stay below 2^53;
+    * None when they do not, or when the bound does not prove that no partial sum leaves the
+      signed ``acc_bits``-bit accumulator (:func:`checked_product` then checks in driver order
+      and raises where one does), or when ``amax`` is not finite.
+
+    The fixed-point output stage (gemmlowp's 62-bit products) runs in int64 after the product;
+    only the product's bound decides its type.  ``wsum``: ``Σ_k |b_kn|`` per column (float64),
+    when the caller keeps it.
+    """
+    if not np.isfinite(amax) or amax >= F64_EXACT:
+        return None
+    if wsum is None:
+        wsum = np.abs(np.asarray(B, dtype=np.float64)).sum(axis=0)
+    pbound = amax * wsum
+    babs = np.abs(np.asarray(bias, dtype=np.float64))
+    acc = pbound + babs if bias_in_psum else pbound
+    hi = _acc_range(acc_bits)[1]
+    if acc.size and not _clears(float(acc.max()), hi):
+        return None
+    if bias_in_psum and babs.size and not _clears(float(babs.max()), hi):
+        return None
+    top = float(pbound.max()) if pbound.size else 0.0
+    if not requant.fixed:
+        shift = int(requant.shift)
+        if not 0 <= shift <= MAX_SHIFT:
+            return None  # output_stage refuses it
+        top = float((pbound + babs).max()) + (float(1 << (shift - 1)) if shift else 0.0) \
+            if pbound.size else 0.0
+    if top <= F32_EXACT:
+        return np.float32
+    if top < F64_EXACT:
+        return np.float64
+    return None
+
+
+def float_product(A: np.ndarray, B: np.ndarray, bias, requant, a_width: int) -> np.ndarray:
+    """``requant(A @ B + bias)`` with ``A`` and ``B`` floating-point arrays holding integers.
+
+    The type (float32 or float64) must be the one :func:`float_plan` gave for these operands:
+    then the BLAS product is the exact integer product (no partial sum beyond the type's
+    exact range) and, on the power-of-two path, so is every step of
+    :func:`golden.output_stage.output_stage` done in the same type: ``y = acc + bias``,
+    ``max(y, 0)``, ``floor((y + 2^(s−1)) · 2^−s)`` (a scaling by a power of two and a floor
+    are exact on integers), the clamp to ``a_width`` bits.  The fixed-point path converts
+    the exact accumulators to int64 and applies :meth:`golden.output_stage.Requant.apply`.
+    ``B`` may be an ``(M, K) @ (K, N)`` product's right operand or anything ``np.matmul``
+    takes.  Returns the requantised outputs (int64, M×N).
+    """
+    ftype = A.dtype.type
+    return float_stage(float_matmul(A, B.astype(ftype, copy=False)), bias, requant, a_width)
+
+
+def float_stage(acc: np.ndarray, bias, requant, a_width: int) -> np.ndarray:
+    """``requant(acc + bias)`` on exact floating-point accumulators (``acc`` overwritten).
+
+    ``acc``'s type must be the one :func:`float_plan` gave: see :func:`float_product`.
+    Returns int64.
+    """
+    if requant.fixed:
+        return requant.apply(acc.astype(np.int64), bias, a_width)
+    ftype = acc.dtype.type
+    shift = int(requant.shift)
+    # one addend per column: the bias and the rounding half (exact: float_plan bounded the sum)
+    acc += (np.asarray(bias, dtype=np.float64) + (2.0 ** (shift - 1) if shift else 0.0)
+            ).astype(ftype)
+    if shift:
+        acc *= ftype(2.0 ** -shift)
+        np.floor(acc, out=acc)
+    # ReLU folds into the clamp: the rounding shift is monotone and maps 0 to 0, so
+    # round(max(y, 0)) = max(round(y), 0)
+    lo = 0 if requant.relu else -(1 << (a_width - 1))
+    np.clip(acc, lo, (1 << (a_width - 1)) - 1, out=acc)
+    return acc.astype(np.int64)
 
 
 def _int_operand(x) -> np.ndarray:

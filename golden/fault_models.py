@@ -77,12 +77,18 @@ at the faulty layer from recorded activations when the fault is in one layer.
 
 **Only what a fault touches** (issue 24; campaigns): :func:`run_from` restarts a run at the
 faulty layer from the recorded fault-free activations and, after a one-layer fault, runs the
-later layers only on the images it changed; with ``restrict`` (WS without checksums,
-:func:`restricted_applies`) the faulty product computes only the output columns of the
-faulty PE's array column (and, for a one-cycle fault, of the output tile whose passes run
-around its cycle), the rest taken from the fault-free accumulators (:func:`clean_acc`,
-cached per layer by the caller), and a stuck-at fault is summed over every pass at once in
-BLAS products.  Both equal the full computation (``tests/test_campaign_speed.py``).
+later layers only on the images it changed; with stuck-at faults in every layer (WS without
+checksums) each node runs only on the images whose inputs the faults changed, a faulty
+product on the others from its cached fault-free accumulators plus what the fault changes.
+With ``restrict`` (WS without checksums, :func:`restricted_applies`) the faulty product
+computes only the output columns of the faulty PE's array column, the rest taken from the
+fault-free accumulators (:func:`clean_acc`, cached per layer by the caller); a one-cycle
+fault runs only the passes around its cycle, the K-tiles before or after them summed in one
+exact product and the other side read from the fault-free accumulators (the accumulator wraps
+modulo 2^P); a stuck-at fault is summed over
+every pass at once in BLAS products (a stuck partial sum: one batched product for every
+K-tile and a recurrence on the P-bit patterns).  All equal the full computation
+(``tests/test_campaign_speed.py``, ``tests/test_float_path.py``).
 """
 
 from __future__ import annotations
@@ -99,7 +105,7 @@ from . import units as golden_units
 from .array import cycle_count, os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
-from .intmath import exact_matmul
+from .intmath import F32_EXACT, exact_matmul, float_matmul
 from .mapping import tiles
 from .network import (
     FunctionalEngine,
@@ -108,6 +114,7 @@ from .network import (
     Product,
     ProductResult,
     run,
+    run_node,
     state_at,
 )
 from .schedule import build_program, program_result
@@ -206,9 +213,12 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
 
 
 def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
-                   chk_B=None, *, cols=None, passes=None):
+                   chk_B=None, *, cols=None, passes=None, psum_start=None, states=None):
     # ``cols`` / ``passes`` (see _ws_restricted): only these array columns of these passes are
-    # computed; the other outputs are left meaningless for the caller to fill
+    # computed; the other outputs are left meaningless for the caller to fill.  ``psum_start``
+    # (pass → the partial sums it starts from, span × NC) replaces the chained state of a pass
+    # whose earlier K-tiles the caller summed; ``states`` (pass → None) receives the wrapped
+    # partial sums after each of its passes
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = cfg.array_cols
     ws = cfg.dataflow is Dataflow.WS
@@ -259,7 +269,9 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 chk[:kr, :nc] = gen_A[tile.m0:tile.m1, tile.k0:tile.k1].T
             stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
         Xs = _moving(cfg, X, slot, span, nb, X_gen)
-        if not tile.first_k:
+        if psum_start is not None and p in psum_start:
+            psum_in = psum_start[p]
+        elif not tile.first_k:
             psum_in = state
         else:
             psum_in = np.zeros((span, NC), dtype=np.int64)
@@ -299,6 +311,8 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 new[j, c] = sabotage_array(wrap(upper, P), P, errors.bit[sel],
                                            errors.mode) + lower
         state = wrap(new, P)
+        if states is not None and p in states:
+            states[p] = state
         if use_spatial:
             sums = wrap(state[~is_sanity].sum(axis=1), P)
             alarms["spatial"] += int(np.count_nonzero(sums))
@@ -476,7 +490,12 @@ def clean_acc(cfg, A, B, bias, bypass_map=None) -> np.ndarray:
 
 
 def _touched(cfg, f, M: int, K: int, N: int):
-    """``(array columns, pass mask, output columns)`` register fault ``f`` can change (WS)."""
+    """``(array columns, passes, output columns)`` register fault ``f`` can change (WS).
+
+    ``passes``: per pass of :func:`_schedule`, whether the fault can act in it (a stuck-at
+    fault: every pass; a one-cycle fault: the passes whose load, stream or drain can hold its
+    cycle); the output columns are those of the output tiles of these passes.
+    """
     R, C = cfg.rows, cfg.cols
     tl, starts = _schedule(cfg, M, K, N, M)
     if f.row >= R or f.col >= C:
@@ -484,20 +503,82 @@ def _touched(cfg, f, M: int, K: int, N: int):
     # the activation register passes its (sabotaged) value right along the row
     J = np.arange(f.col, C) if f.register == FaultRegister.ACT else np.array([f.col])
     if _stuck(f):
-        hit_n0 = {t.n0 for t in tl}
+        hit = np.ones(len(tl), dtype=bool)
     else:
-        # the passes whose load, stream or drain can hold the cycle (a margin of R + C + 4
-        # on both sides covers the load chain, the skew and the partial sums' way down);
-        # a value written back in the last pass stays to the end
+        # a margin of R + C + 4 on both sides covers the load chain, the skew and the partial
+        # sums' way down; a value written back in the last pass stays to the end
         nxt = np.r_[starts[1:], np.iinfo(np.int64).max // 4]
         lo = starts - R - C - 4
         hi = np.maximum(nxt, starts + M) + R + C + 4
         hit = (lo <= f.cycle) & (f.cycle <= hi)
-        hit_n0 = {tl[p].n0 for p in np.flatnonzero(hit)}
-    mask = np.array([t.n0 in hit_n0 for t in tl], dtype=bool)
+    hit_n0 = {tl[p].n0 for p in np.flatnonzero(hit)}
     out_cols = sorted({t.n0 + int(j) for t in tl if t.n0 in hit_n0 for j in J
                        if t.n0 + j < t.n1})
-    return J, mask, np.asarray(out_cols, dtype=np.int64)
+    return J, hit, np.asarray(out_cols, dtype=np.int64)
+
+
+def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit) -> np.ndarray:
+    """A one-cycle fault of PE (r, c) on WS without checksums: only the passes around it.
+
+    Of each output tile the fault reaches, only its passes from the first to the last whose
+    load, stream or drain can hold the cycle (:func:`_touched`'s margin) run pass by pass
+    (:func:`_ws_is_product`, the fault applied); the K-tiles before them enter as one exact
+    product (their wrapped partial sums, the first such pass's ``psum_in``) and the K-tiles
+    after them, fault-free, are added as one more: the accumulator wraps modulo 2^P, so
+    ``wrap(wrap(x) + y) = wrap(x + y)``.  Array columns ``J`` and passes ``hit``
+    (:func:`_touched`); the other outputs are ``clean``'s.
+    """
+    R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    M, K = A.shape
+    N = B.shape[1]
+    tl, _ = _schedule(cfg, M, K, N, M)
+    out = clean.copy()
+    if not hit.any():
+        return out
+    keep = np.ones((R, C), dtype=bool) if bmap is None else ~np.asarray(bmap, dtype=bool)
+    Beff = np.where(keep[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    bias = np.asarray(bias, dtype=np.int64)
+    run = np.zeros(len(tl), dtype=bool)
+    psum_start, states, ends = {}, {}, []
+    for n0 in sorted({tl[p].n0 for p in np.flatnonzero(hit)}):
+        group = [p for p, t in enumerate(tl) if t.n0 == n0]  # its K-tiles, in order
+        on = [p for p in group if hit[p]]
+        seg = group[group.index(on[0]):group.index(on[-1]) + 1]
+        first, last = tl[seg[0]], tl[seg[-1]]
+        js = J[n0 + J < first.n1]
+        oc = n0 + js
+        if not len(js):  # the fault's columns are past this tile's last
+            continue
+        run[seg] = True
+        # the K-tiles before and after the passes run, fault-free: the shorter side as a
+        # product, the other from the clean accumulators, ≡ A @ Beff (mod 2^P) over all K,
+        # less the passes' own fault-free share and the side computed
+        k0, k1 = first.k0, last.k1
+        pre = post = None
+        if k0 or k1 < K:
+            if k0 <= K - k1:
+                pre = exact_matmul(A[:, :k0], Beff[:k0, oc])
+            else:
+                post = exact_matmul(A[:, k1:], Beff[k1:, oc])
+            rest = clean[:, oc] - bias[oc] - exact_matmul(A[:, k0:k1], Beff[k0:k1, oc])
+            if pre is None:
+                pre = rest - post
+            else:
+                post = rest - pre
+        if k0:  # the K-tiles before: their wrapped partial sums
+            ps = np.zeros((M, cfg.array_cols), dtype=np.int64)
+            ps[:, js] = wrap(pre, P)
+            psum_start[seg[0]] = ps
+        states[seg[-1]] = None
+        ends.append((seg[-1], k1, oc, js, post))
+    _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J, passes=run,
+                   psum_start=psum_start, states=states)
+    for p, k1, oc, js, post in ends:
+        acc = states[p][:, js]
+        if k1 < K:  # the K-tiles after: fault-free
+            acc = acc + post
+        out[:, oc] = wrap(acc, P) + bias[oc]
+    return out
 
 
 def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
@@ -535,13 +616,15 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
         ks = kk[kk % R >= r] if f.register == chain_reg else kk[kk % R == r]
         Bk = B[np.ix_(ks, ns)]
         D = np.where(keep[ks % R, c][:, None], sabotage_array(Bk, width, f.bit, f.mode) - Bk, 0)
-        add(ns, exact_matmul(A[:, ks], D))
+        if D.any():  # (a bit stuck at the value every weight has changes nothing)
+            add(ns, exact_matmul(A[:, ks], D))
         return out
     if f.register == FaultRegister.ACT:
         ks = kk[kk % R == r]
         cols = np.flatnonzero(np.arange(N) % C >= c)
         dA = sabotage_array(A[:, ks], width, f.bit, f.mode) - A[:, ks]
-        add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
+        if dA.any():
+            add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
         return out
     if f.register == FaultRegister.PRODUCT:
         if not keep[r, c]:
@@ -558,21 +641,45 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     # the partial sum leaving row r (psum register, or the adder's sum it stores)
     if f.register == FaultRegister.SUM and not keep[r, c]:
         return out
-    # every K-tile's sums of rows ≤ r and of rows > r at once: a batched product over the
-    # tiles, exact in float64 (R products of at most 16-bit operands per sum)
+    # every K-tile's sums of rows ≤ r and of rows > r at once: one batched product over the
+    # tiles ([tile, M, R] @ [tile, R, 2·|ns|]), exact in float32 while a tile's R products
+    # stay within 2^24 in magnitude (int8: R ≤ 1,024), else in float64 (the streamed values
+    # are a_width-bit words: the width bounds them, as the array's registers do)
     nk = -(-K // R)
-    Ap = np.zeros((M, nk * R))
-    Ap[:, :K] = A
-    A3 = Ap.reshape(M, nk, R).transpose(1, 0, 2)  # [tile, M, R]
-    Bp = np.zeros((nk * R, len(ns)))
-    Bp[:K] = Beff[:, ns]
-    B3 = Bp.reshape(nk, R, len(ns))
-    upper_all = np.rint(A3[:, :, :r + 1] @ B3[:, :r + 1]).astype(np.int64)
-    lower_all = np.rint(A3[:, :, r + 1:] @ B3[:, r + 1:]).astype(np.int64)
-    state = np.zeros((M, len(ns)), dtype=np.int64)
-    for j in range(nk):  # the recurrence over the K-tiles (the loopback chains them)
-        state = wrap(sabotage_array(wrap(state + upper_all[j], P), P, f.bit, f.mode)
-                     + lower_all[j], P)
+    L = len(ns)
+    top = float(1 << (cfg.a_width - 1)) * float(np.abs(Beff[:, ns]).max(initial=0)) * R
+    ftype = np.float32 if top <= F32_EXACT else np.float64
+    if K % R:
+        Ap = np.zeros((M, nk * R), dtype=ftype)
+        Ap[:, :K] = A
+    else:
+        Ap = A.astype(ftype)
+    Bs = np.zeros((nk * R, 2 * L), dtype=ftype)
+    upper = (kk % R <= r)[:, None]
+    Bs[:K, :L] = np.where(upper, Beff[:, ns], 0)
+    Bs[:K, L:] = np.where(upper, 0, Beff[:, ns])
+    parts = float_matmul(Ap.reshape(M, nk, R).transpose(1, 0, 2),
+                         Bs.reshape(nk, R, 2 * L)).astype(np.int64)  # [tile, M, 2L]
+    # the recurrence over the K-tiles (the loopback chains them) on the P-bit patterns:
+    # wrapping is arithmetic modulo 2^P, so only the sabotage needs the pattern and the
+    # signed value is read once at the end
+    full = (1 << P) - 1
+    m = (1 << f.bit) & full if f.bit < P else 0
+    state = np.zeros((M, L), dtype=np.int64)
+    for j in range(nk):
+        state += parts[j, :, :L]
+        state &= full
+        if f.mode == FaultMode.SA0:
+            state &= full & ~m
+        elif f.mode == FaultMode.SA1:
+            state |= m
+        else:
+            state ^= m
+        state += parts[j, :, L:]
+        state &= full
+    half = 1 << (P - 1)
+    state ^= half
+    state -= half
     out[:, ns] = state + bias[ns]
     return out
 
@@ -580,24 +687,19 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
 def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
     """:func:`_ws_is_product` for one register fault, computing only what it touches.
 
-    The passes of the output tiles the fault reaches, in the array columns it reaches; every
+    The passes the fault reaches, in the array columns it reaches; every
     other output is the fault-free accumulator ``clean`` (:func:`clean_acc`; computed here when
     not given).  Equal to the full computation (``tests/test_campaign_speed.py``).
     """
     M, K = A.shape
     N = B.shape[1]
-    J, mask, out_cols = _touched(cfg, f, M, K, N)
+    J, hit, out_cols = _touched(cfg, f, M, K, N)
     clean = clean_acc(cfg, A, B, bias, bmap) if clean is None else clean
+    if not len(out_cols):
+        return clean.copy(), {}
     if _stuck(f):
-        if not len(out_cols):
-            return clean.copy(), {}
         return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
-    out = clean.copy()
-    if len(out_cols):
-        part, _ = _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J,
-                                 passes=mask)
-        out[:, out_cols] = part[:, out_cols]
-    return out, {}
+    return _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit), {}
 
 
 # -- OS ----------------------------------------------------------------------------------------
@@ -854,27 +956,46 @@ class FastFaultEngine(FunctionalEngine):
     CLEAN_CACHE_BYTES = 512 << 20
 
     def __init__(self, cfg, *, checked: bool = True, restrict: bool = False,
-                 clean_cache: dict | None = None, clean_input: int | None = None):
-        super().__init__(cfg)
+                 clean_cache: dict | None = None, clean_input: int | None = None,
+                 plain: bool = True):
+        super().__init__(cfg, plain=plain)
         self.checked = checked
         self.restrict = restrict
         self.clean_cache = clean_cache
         self.clean_input = clean_input
+        #: ``(images, batch)``: the product's rows are those of these images of the batch
+        #: the cache was filled on (:func:`run_from` with stuck-at faults); None: all of them.
+        self.clean_images = None
+
+    def cached(self, index: int, bypass_map=None) -> bool:
+        """Whether fault-free accumulators of product node ``index`` are cached (that map)."""
+        bm = None if bypass_map is None else np.asarray(bypass_map, dtype=bool).tobytes()
+        return self.clean_cache is not None and any(k[0] == index and k[3] == bm
+                                                    for k in self.clean_cache)
 
     def _clean(self, p: Product, A, bmap):
         """The cached fault-free accumulators of ``p`` (its input the clean one), or None."""
         if self.clean_cache is None or p.index != self.clean_input \
                 or not restricted_applies(self.cfg):
             return None
-        key = (p.index, p.part, A.shape, None if bmap is None
+        rows = None
+        shape = A.shape
+        if self.clean_images is not None:
+            images, batch = self.clean_images
+            per = A.shape[0] // len(images)
+            shape = (per * batch, A.shape[1])
+            rows = (np.asarray(images)[:, None] * per + np.arange(per)).ravel()
+        key = (p.index, p.part, shape, None if bmap is None or not np.any(bmap)
                else np.asarray(bmap, dtype=bool).tobytes())
         acc = self.clean_cache.get(key)
         if acc is None:
+            if rows is not None:
+                return None  # filled only from the whole batch: computed by the caller
             acc = clean_acc(self.cfg, A, p.B, p.bias, bmap)
             held = sum(v.nbytes for v in self.clean_cache.values())
             if held + acc.nbytes <= self.CLEAN_CACHE_BYTES:
                 self.clean_cache[key] = acc
-        return acc
+        return acc if rows is None else acc[rows]
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` with its fault and/or errors applied, in closed form."""
@@ -921,6 +1042,30 @@ class FastFaultEngine(FunctionalEngine):
         return ProductResult(q=q, cycles=cycles, alarms=alarms)
 
 
+    #: :meth:`plain_product` stands for this :meth:`product` (see the functional engine's).
+    _plain_of = product
+
+    def plain_product(self, layer, x, units: dict):
+        """A fault-free product in floating point where :meth:`product` is the functional one.
+
+        That is, without a fault model's ``errors`` / ``stored_weights`` / ``act_errors`` and
+        when :meth:`product` would hand the product to :class:`FunctionalEngine` (``checked``,
+        an LCU, or ``restrict`` without checksums); its alarms are zero.  None otherwise (the
+        caller runs :meth:`product`).
+        """
+        cfg = self.cfg
+        if any(k in units for k in ("errors", "stored_weights", "act_errors")):
+            return None
+        lcu = "lcu" in golden_units.options(cfg, units)
+        if not (self.checked or lcu or (self.restrict and not cfg.spatial
+                                        and not cfg.temporal)):
+            return None
+        res = super().plain_product(layer, x, units)
+        if res is not None:
+            res.alarms = {k: 0 for k in _alarm_keys(cfg)}
+        return res
+
+
 def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
              units: dict | None = None, one_layer: bool = False) -> Inference:
     """A faulty run that recomputes only what the fault touches (issue 24).
@@ -935,6 +1080,8 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
     checksums of a fault-free product are exact), so only run where the fault-free run raised
     none.  The returned :class:`Inference` holds the stats of the nodes run.
     """
+    if not one_layer and _stuck_only(model, engine, start, options, units):
+        return _run_stuck(model, x, outputs, engine, start, options, units)
     state = state_at(model, x, outputs, start)
     if not one_layer or start + 1 >= len(model.layers):
         return run(model, state, engine, options=options, units=units, start=start)
@@ -952,6 +1099,99 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
         out[changed] = rest.logits
         layers += rest.layers
     return Inference(logits=out, layers=layers)
+
+
+#: Units keys of a fault model's perturbations: their draws depend on the product's shape.
+_FAULT_UNITS = ("errors", "stored_weights", "act_errors")
+
+
+def _stuck_only(model, engine, start: int, options, units) -> bool:
+    """Whether :func:`_run_stuck` applies: stuck-at register faults on WS without checksums.
+
+    There every output row (image) of a product depends on that image alone, whatever the
+    other rows are (no checksum mixes them, a stuck-at acts in every cycle, so a product of
+    some images is those images' rows of the product of all), and the engine is the
+    restricted fast fault model whose clean accumulators are cached per layer.
+    """
+    if not (isinstance(engine, FastFaultEngine) and engine.restrict
+            and restricted_applies(engine.cfg) and not callable(options)):
+        return False
+    if any(k in (units or {}) for k in _FAULT_UNITS):
+        return False
+    for opt in (options or {}).values():
+        if opt is None:
+            continue
+        if (opt.fault is not None and not _stuck(opt.fault)) \
+                or any(k in opt.units for k in _FAULT_UNITS):
+            return False
+    return True
+
+
+def _run_stuck(model, x, outputs, engine, start: int, options, units) -> Inference:
+    """A run with stuck-at faults that recomputes only the images they changed (issue 24).
+
+    Node by node from ``start``: a node without a fault runs only on the images whose inputs
+    differ from the fault-free run (the others keep the recorded outputs); a faulty product
+    runs on every image from the fault-free inputs (the engine takes the fault-free
+    accumulators cached for the layer, :class:`FastFaultEngine` ``clean_input``, and adds
+    what the fault changes) and again, from their faulty inputs, on the images an earlier
+    fault changed.  Exact under :func:`_stuck_only`'s conditions (each image's row of a
+    product depends on that image alone).  Its stats hold the nodes run.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n = len(x)
+    every = np.arange(n)
+    cur: dict = {}  # node → its faulty output, for the nodes whose output changed
+    changed: dict = {}  # node → the images whose output differs from the fault-free one
+    stats = []
+    none = np.zeros(0, dtype=np.int64)
+
+    def part(i, srcs, images, faulty: bool):
+        """Node i's output on ``images``: the fault-free inputs, or the current ones."""
+        ins = [x if j == -1 else outputs[j] if not faulty else cur.get(j, outputs[j])
+               for j in srcs]
+        if len(images) < n:  # (all of them: no copy)
+            ins = [v[images] for v in ins]
+        y, st = run_node(model, i, ins, engine, options=options, units=units)
+        stats.append(st)
+        return y
+
+    saved = engine.clean_input, engine.clean_images
+    try:
+        for i in range(start, len(model.layers)):
+            layer = model.layers[i]
+            srcs = model.sources(i)
+            ch = functools.reduce(np.union1d, (changed.get(j, none) for j in srcs), none)
+            opt = (options.get(i) or options.get(layer.name)) if options else None
+            if opt is not None and opt.fault is not None:
+                y = np.array(outputs[i], copy=True)
+                engine.clean_input = i
+                bmap = {**(units or {}), **opt.units}.get("bypass_map")
+                if bmap is not None and not np.any(bmap):
+                    bmap = None
+                if not engine.cached(i, bmap):  # the whole batch once: fills the cache
+                    engine.clean_images = None
+                    y = part(i, srcs, every, False)
+                else:
+                    keep = np.setdiff1d(every, ch, assume_unique=True)
+                    if len(keep):
+                        engine.clean_images = (keep, n)
+                        y[keep] = part(i, srcs, keep, False)
+                engine.clean_input, engine.clean_images = None, None
+                if len(ch):
+                    y[ch] = part(i, srcs, ch, True)
+            elif len(ch):
+                y = np.array(outputs[i], copy=True)
+                y[ch] = part(i, srcs, ch, True)
+            else:
+                continue
+            diff = np.flatnonzero(np.any((y != outputs[i]).reshape(n, -1), axis=1))
+            if len(diff):
+                changed[i], cur[i] = diff, y
+    finally:
+        engine.clean_input, engine.clean_images = saved
+    last = len(model.layers) - 1
+    return Inference(logits=cur.get(last, outputs[last]), layers=stats)
 
 
 # -- bit errors at a rate (Algorithm 6.1) -------------------------------------------------------

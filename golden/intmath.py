@@ -51,7 +51,8 @@ import numpy as np
 from ftaccel.errors import ConfigError
 
 __all__ = ["F32_EXACT", "F64_EXACT", "MIN_F32_BLOCK", "SMALL_MACS", "THREAD_MACS", "Plan",
-           "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul", "exact_matmul_amax"]
+           "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul", "exact_matmul_amax",
+           "float_matmul"]
 
 #: Largest magnitude up to which every integer is a float32 (2^24: p = 24).
 F32_EXACT = 1 << 24
@@ -382,3 +383,16 @@ def exact_matmul_amax(A, B) -> tuple[np.ndarray, np.ndarray]:
     if amax is None:
         amax = k_abs_max(A, -1) if A.size else np.zeros(A.shape[-1], dtype=np.float64)
     return (out.squeeze(axis=squeeze) if squeeze else out), amax
+
+
+def float_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``np.matmul(A, B)`` of floating-point operands, on one BLAS thread below :data:`THREAD_MACS`.
+
+    For callers that have proven the product exact in the operands' type themselves (e.g.
+    :func:`golden.array.float_plan`: integers whose partial sums stay within 2^24 in float32,
+    2^53 in float64); the thread policy is :func:`exact_matmul`'s.
+    """
+    batch = 1 if A.ndim == B.ndim == 2 else math.prod(np.broadcast_shapes(A.shape[:-2],
+                                                                         B.shape[:-2]))
+    with _one_thread(batch * A.shape[-2] * A.shape[-1] * B.shape[-1] < THREAD_MACS):
+        return np.matmul(A, B)

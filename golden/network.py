@@ -96,7 +96,10 @@ arithmetic.
 **The runner** (:func:`run`) walks the nodes in order; every product goes through one call,
 ``engine.product(Product)``: :class:`FunctionalEngine` (``golden``: exact, vectorised over the
 batch, :func:`golden.array.matmul` with its overflow check, the input units and bypass in
-closed form) and :class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
+closed form; a product without units, bypass or fault runs in floating point from the
+layer's input, :meth:`FunctionalEngine.plain_product`, the bound of
+:func:`golden.array.float_plan` proving it exact and free of overflow) and
+:class:`CycleEngine` (``cycle``: :func:`golden.schedule.build_program` +
 :func:`golden.accelerator.simulate`); ``tb.accelerator.RTLEngine`` runs the same programs on the
 RTL.  Per node, :class:`LayerOptions` carries what the fault-campaign, critical-neuron and
 scheduling work hooks in: a :class:`golden.faults.Fault`, the units' run-time options
@@ -123,6 +126,7 @@ import dataclasses
 import io
 import json
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,7 +137,7 @@ from ftaccel.files import FileProblem, parse_json, parse_npz, read_input
 
 from . import units as golden_units
 from .accelerator import simulate
-from .array import cycle_count, matmul
+from .array import cycle_count, float_plan, float_product, float_stage, matmul
 from .bypass import pruned_matmul
 from .faults import Fault
 from .output_stage import MAX_SHIFT, Requant, output_stage, requantize
@@ -145,7 +149,7 @@ __all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten"
            "im2col", "LayerOptions", "Product", "ProductResult", "LayerStats", "Inference",
            "FunctionalEngine", "CycleEngine", "run", "state_at", "check_fit", "product_layers",
            "describe", "units_matrix", "WHERE", "Rescale", "Requantize", "requant_to_json",
-           "requant_from_json", "requant_columns"]
+           "requant_from_json", "requant_columns", "run_node"]
 
 FORMAT = "ftaccel-network"
 VERSION = 3
@@ -415,7 +419,11 @@ def _pad(x: np.ndarray, padding, value) -> np.ndarray:
     t, left, b, r = padding
     if not (t or left or b or r):
         return x
-    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+    # np.pad's general machinery costs more than the copy on these small tensors
+    n, h, w, c = x.shape
+    out = np.full((n, h + t + b, w + left + r, c), value, dtype=x.dtype)
+    out[:, t:t + h, left:left + w] = x
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -435,7 +443,17 @@ class MaxPool:
     def forward(self, x: np.ndarray, a_bits: int | None) -> np.ndarray:
         """The maximum of each window."""
         low = -np.inf if a_bits is None else -(1 << (a_bits - 1))
-        return _windows(_pad(x, self.padding, low), self.size, self.stride).max(axis=(4, 5))
+        xp = _pad(x, self.padding, low)
+        (kh, kw), (sy, sx) = self.size, self.stride
+        ho, wo = (xp.shape[1] - kh) // sy + 1, (xp.shape[2] - kw) // sx + 1
+        # the elementwise maximum of the kh·kw strided views: numpy reduces a 6-D window
+        # view over its two small axes 10× slower
+        out = None
+        for dy in range(kh):
+            for dx in range(kw):
+                v = xp[:, dy:dy + sy * (ho - 1) + 1:sy, dx:dx + sx * (wo - 1) + 1:sx, :]
+                out = v.copy() if out is None else np.maximum(out, v, out=out)
+        return out
 
     def out_shape(self, shape: tuple) -> tuple:
         """The output shape for input ``shape``."""
@@ -1513,13 +1531,17 @@ class FunctionalEngine:
     :func:`golden.output_stage.output_stage` (split lanes included), the LCU corrects pairs
     with :func:`golden.lcu.lcu`.  Cycles come from :func:`golden.array.cycle_count` (the LCU's
     correction and read-back cycles are not counted).  A fault needs the cycle or RTL engine
-    (or a fault model that subclasses this one and overrides :meth:`product`).
+    (or a fault model that subclasses this one and overrides :meth:`product`).  ``plain``
+    (default on): a product without units, bypass or fault runs in floating point
+    (:meth:`plain_product`, the same results); off, every product takes :meth:`product`'s
+    integer path (for benchmarks and tests that compare the two).
     """
 
     name = "golden"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, *, plain: bool = True):
         self.cfg = cfg
+        self.plain = plain
 
     def product(self, p: Product) -> ProductResult:
         """The product ``p`` as the accelerator computes it, in closed form."""
@@ -1538,6 +1560,116 @@ class FunctionalEngine:
         M, K = p.A.shape
         cycles = cycle_count(cfg, M, K, p.B.shape[1], golden_units.temporal_batch(opts))
         return ProductResult(q=q, cycles=cycles)
+
+    #: The :meth:`product` that :meth:`plain_product` stands for: a subclass that overrides
+    #: ``product`` (to watch or record products) without saying so here never takes it.
+    _plain_of = product
+
+    def plain_product(self, layer, x: np.ndarray, units: dict) -> ProductResult | None:
+        """Node ``layer``'s product on its input tensor ``x`` in floating point, or None.
+
+        What :meth:`product` gives for the layer without a fault, computed without the int64
+        lowered matrix: the input converted once to float32 (or float64), lowered in that
+        type (im2col for a convolution, a view for a 1×1 one, a sum of shifted windows for a
+        depthwise one), one BLAS product, the output stage in the same type
+        (:func:`golden.array.float_plan`, :func:`golden.array.float_product`: exact, the bound
+        taken from the input's largest magnitude and the weights, no scan of the lowered
+        matrix).  None (the caller runs :meth:`product`) where the configuration changes the
+        product (input units, bypass, split lanes) or the bound does not prove the product
+        exact and free of accumulator overflow.  ``q`` is M×N (depthwise: M×C).
+        """
+        cfg = self.cfg
+        if units or getattr(self, "_plain_none", None) is None:
+            opts = golden_units.options(cfg, units)
+            bmap = golden_units.bypass_map(opts)
+            ok = not ((bmap is not None and np.any(bmap))
+                      or golden_units.filters_inputs(cfg, opts)
+                      or any(v is not None and np.any(v) for v in
+                             golden_units.requant_keywords(cfg, opts).values()))
+            if not units:  # the common case, decided once per engine
+                self._plain_none = (ok, opts)
+        else:
+            ok, opts = self._plain_none
+        if not ok:
+            return None
+        xf = x.astype(np.float32)
+        amax = float(max(-xf.min(), xf.max())) if xf.size else 0.0
+        if any(getattr(layer, "padding", ())):
+            amax = max(amax, float(abs(layer.pad_value)))
+        if amax >= 1 << 24:  # float32 may have rounded: read the integers
+            amax = float(max(-x.min(), x.max(), abs(getattr(layer, "pad_value", 0))))
+        B = layer.matrix
+        rq = layer.requantisation()
+        wsum = _WEIGHT_SUMS.get(layer)
+        if wsum is None:
+            wsum = _WEIGHT_SUMS[layer] = np.abs(B.astype(np.float64)).sum(axis=0)
+        ftype = float_plan(amax, B, layer.bias, rq, acc_bits=cfg.acc_bits,
+                           bias_in_psum=cfg.bias_in_psum, wsum=wsum)
+        if ftype is None:
+            return None
+        if ftype is not np.float32:
+            xf = x.astype(ftype)
+        tb = golden_units.temporal_batch(opts)
+        if isinstance(layer, DepthwiseConv2D):
+            acc = _depthwise_float(layer, xf)
+            q = float_stage(acc.reshape(-1, acc.shape[-1]), layer.bias, rq, cfg.a_width)
+            M, C = q.shape
+            return ProductResult(q=golden_units.correct(cfg, q, opts),
+                                 cycles=C * cycle_count(cfg, M, B.shape[0], 1, tb))
+        # a chunk of images at a time: the lowered matrix stays within LOWER_CHUNK values
+        per_image = max(1, math.prod(layer.out_shape(x.shape[1:])[:-1]) * B.shape[0])
+        step = max(1, LOWER_CHUNK // per_image)
+        if step >= len(x):
+            q = float_product(_lower_float(layer, xf), B, layer.bias, rq, cfg.a_width)
+        else:
+            q = np.concatenate([float_product(_lower_float(layer, xf[b0:b0 + step]), B,
+                                              layer.bias, rq, cfg.a_width)
+                                for b0 in range(0, len(x), step)])
+        q = golden_units.correct(cfg, q, opts)
+        return ProductResult(q=q, cycles=cycle_count(cfg, q.shape[0], B.shape[0], B.shape[1],
+                                                     tb))
+
+
+#: Per product node, its weight matrix's column sums ``Σ_k |b_kn|`` (float64), the bound of
+#: :func:`golden.array.float_plan`; held while the node lives (a node's arrays are never changed
+#: in place: a changed layer is a new node).
+_WEIGHT_SUMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: Most values of a lowered (im2col) matrix :meth:`FunctionalEngine.plain_product` forms at
+#: once (float32: 16 MiB); a larger batch is lowered and multiplied a chunk of images at a time.
+LOWER_CHUNK = 1 << 22
+
+
+def _lower_float(layer, xf: np.ndarray) -> np.ndarray:
+    """``layer.lower(xf)`` with no copy where a view is the same matrix (1×1, unpadded)."""
+    if isinstance(layer, Conv2D) and layer.weights.shape[:2] == (1, 1) \
+            and not any(layer.padding):
+        sy, sx = layer.stride
+        v = xf[:, ::sy, ::sx, :] if (sy, sx) != (1, 1) else xf
+        return v.reshape(-1, v.shape[-1])
+    return layer.lower(xf)
+
+
+def _depthwise_float(layer: DepthwiseConv2D, xf: np.ndarray) -> np.ndarray:
+    """Every channel's product ``[b, H_out, W_out, C]``: a sum over the kernel's positions.
+
+    Each position's window is a strided view of the padded input, multiplied by that
+    position's C weights and added: no im2col, no loop over channels.  Exact in ``xf``'s
+    type under :func:`golden.array.float_plan`'s bound (every partial sum is a sum of a
+    subset of the products).
+    """
+    kh, kw, _ = layer.weights.shape
+    sy, sx = layer.stride
+    xp = _pad(xf, layer.padding, xf.dtype.type(layer.pad_value))
+    ho, wo, _ = layer.out_shape(xf.shape[1:])
+    w = layer.weights.astype(xf.dtype)
+    acc = None
+    for dy in range(kh):
+        for dx in range(kw):
+            term = xp[:, dy:dy + sy * (ho - 1) + 1:sy, dx:dx + sx * (wo - 1) + 1:sx, :] \
+                * w[dy, dx]
+            acc = term if acc is None else np.add(acc, term, out=acc)
+    return acc
 
 
 class CycleEngine:
@@ -1612,13 +1744,25 @@ def _depthwise_fault(fault: Fault | None, part: int, cycles: int) -> Fault | Non
 def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerOptions,
                  units: dict, st: LayerStats) -> np.ndarray:
     """Node ``i``'s product(s) through ``engine``; the node's output tensor."""
-    A = layer.lower(x)
-    B = layer.matrix.astype(np.int64)
-    bias = layer.bias.astype(np.int64)
     rq = layer.requantisation()
     st.requant = "multiplier" if rq.fixed else "shift"
     st.shift = None if rq.fixed else layer.shift
-    if isinstance(layer, DepthwiseConv2D):
+    dw = isinstance(layer, DepthwiseConv2D)
+    if opt.fault is None and opt.permutation is None and getattr(engine, "plain", False) \
+            and type(engine).product is getattr(type(engine), "_plain_of", None) \
+            and not (dw and any(units.get(k) is not None and len(units[k])
+                                for k in ("split", "lcu_pairs", "tmr_triples"))):
+        # the engine's fault-free product in floating point, without the int64 lowering
+        res = engine.plain_product(layer, x, units)
+        if res is not None:
+            st.M, st.K = res.q.shape[0], layer.matrix.shape[0]
+            st.N = res.q.shape[1]
+            st.macs, st.cycles, st.alarms = st.M * st.K * st.N, res.cycles, dict(res.alarms)
+            return layer.restore(res.q, x.shape)
+    A = layer.lower(x)
+    B = layer.matrix.astype(np.int64)
+    bias = layer.bias.astype(np.int64)
+    if dw:
         if opt.permutation is not None:
             raise ModelError(f"layer {layer.name}: a depthwise layer runs each channel as its "
                              f"own one-column product; it has no columns to permute")
@@ -1682,17 +1826,30 @@ def run(model: Model, x, engine, *, options=None, units: dict | None = None,
     stats: list[LayerStats] = []
 
     def node(i, layer, ins):
-        st = LayerStats(index=i, name=layer.name, kind=layer.kind)
+        y, st = run_node(model, i, ins, engine, options=options, units=units)
         stats.append(st)
-        if isinstance(layer, _PRODUCTS):
-            opt = _options_for(options, i, layer.name)
-            return _run_product(model, i, layer, ins[0], engine, opt,
-                                {**(units or {}), **opt.units}, st)
-        return _apply(layer, ins, model.a_bits)
+        return y
 
     vals = _walk(model, state, start, stop, node, keep=record)
     outputs = [vals[i] for i in range(start, stop)] if record else None
     return Inference(logits=vals[stop - 1], layers=stats, outputs=outputs)
+
+
+def run_node(model: Model, i: int, ins: list, engine, *, options=None,
+             units: dict | None = None) -> tuple[np.ndarray, LayerStats]:
+    """Node ``i`` of ``model`` alone on its input tensors ``ins``: ``(output, LayerStats)``.
+
+    ``ins`` holds one tensor per :meth:`Model.sources` of the node; ``options`` and ``units``
+    as :func:`run` takes them.  :func:`run` calls it for every node; a fault model that
+    recomputes only some images of some nodes calls it directly.
+    """
+    layer = model.layers[i]
+    st = LayerStats(index=i, name=layer.name, kind=layer.kind)
+    if isinstance(layer, _PRODUCTS):
+        opt = _options_for(options, i, layer.name)
+        return _run_product(model, i, layer, ins[0], engine, opt,
+                            {**(units or {}), **opt.units}, st), st
+    return _apply(layer, ins, model.a_bits), st
 
 
 def describe(model: Model) -> list[dict[str, Any]]:

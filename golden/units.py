@@ -42,9 +42,9 @@ import numpy as np
 from ftaccel import units
 from ftaccel.units import UnitOptions
 
-__all__ = ["model", "options", "units_matrix", "stimulus", "prologue", "output_ports",
-           "requant_keywords", "correct", "alarms", "run_records", "run_lines", "bypass_map",
-           "temporal_batch"]
+__all__ = ["model", "options", "units_matrix", "filters_inputs", "stimulus", "prologue",
+           "output_ports", "requant_keywords", "correct", "alarms", "run_records", "run_lines",
+           "bypass_map", "temporal_batch"]
 
 
 @cache
@@ -116,6 +116,11 @@ def units_matrix(cfg, A: np.ndarray, opts: Mapping[str, UnitOptions]) -> np.ndar
     for fn, o in filters:
         x = fn(cfg, x, o)
     return x.reshape(M, nk * R)[:, :K]
+
+
+def filters_inputs(cfg, opts: Mapping[str, UnitOptions]) -> bool:
+    """Whether an input unit (AFD, median) is built: :func:`units_matrix` is not the identity."""
+    return any(True for _ in _hooks(cfg, opts, "filter_inputs"))
 
 
 def stimulus(cfg, draft, opts: Mapping[str, UnitOptions]):
