@@ -1555,7 +1555,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
                              "chip": item[2] if len(item) > 2 else spec["faults"]["chips"]}
             case["errors_played"] = replay.played
             case["errors_dropped"] = dropped
-            what = f"profile trial rate {item[0]:g} #{item[1]} ({replay.played} errors)"
+            what = f"trial rate {item[0]:g} #{item[1]} ({replay.played} errors)"
         case["logits_changed"] = int(np.any(fast.logits != clean.logits, axis=1).sum())
         cases.append(case)
         log(f"verify-rtl: {fkind} {what} under {prot.name}: "
