@@ -1102,7 +1102,8 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                                         progress, log)
             report["timing"]["context_seconds"] = round(t_ctx, 3)
             if verify_rtl:
-                report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log)
+                report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log,
+                                                     context=ctx)
             report["provenance"] = provenance(
                 spec, ctx, command=command,
                 sim=report["verify_rtl"].get("simulator") if verify_rtl else None)
@@ -1463,7 +1464,8 @@ def _profile_case(spec: dict, ctx: Context, prot: Protection, fid: int, item: tu
     return errors, opts, units, hit or None, dropped
 
 
-def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print) -> dict:
+def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print,
+                  context: Context | None = None) -> dict:
     """Replay ``k`` sampled faults on the RTL under every protection; compare with the fast model.
 
     The faults are spread evenly over the kinds the plan holds (:data:`VERIFY_KINDS`):
@@ -1479,7 +1481,8 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
     ``sim``: ``"icarus"`` / ``"verilator"``; default ``$SIM``, else
     :func:`tb.replay.choose_sim` (Verilator when installed and Icarus' estimated time is
     longer than its builds).  The report gives the simulator and why, the build (or cache
-    look-up) seconds per configuration and the run seconds.
+    look-up) seconds per configuration and the run seconds.  ``context``: the campaign's
+    (:func:`build_context`), else built here.
     """
     from ftaccel.app.protect import VotingEngine
     from ftaccel.golden.fault_models import FastFaultEngine
@@ -1493,8 +1496,12 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
                 "note": f"{kind} faults change stored operands or bypass PEs, not registers: "
                         "the RTL's fault hooks replay register faults and per-PE profiles"}
     n_img = spec["verify"]["images"]
-    ctx = build_context(spec, images=n_img)
-    pop = population(spec, build_context(spec)) if kind == "register" else None
+    big = context if context is not None else build_context(spec)
+    # the campaign's model, quantised on the campaign's data (an ONNX model without
+    # network.calib is calibrated on them), its protections, on the first n_img images
+    ctx = Context(big.model, big.x[:n_img], big.labels[:n_img], big.base, big.protections,
+                  permutations=big.permutations, profile=big.profile)
+    pop = population(spec, big) if kind == "register" else None
     picks = _verify_picks(spec, plan, k, pop)
     # every (fault, protection) case first: the simulator is chosen on their total size
     todo = []
@@ -1549,7 +1556,9 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
         if desc is not None:
             case["fault"] = {k2: v for k2, v in desc.items() if k2 != "dims"}
             case["cycle"] = fault.cycle
-            what = str(fault)
+            what = (f"{desc['mode']} {desc['register']}[{desc['bit']}] of PE ({desc['row']}, "
+                    f"{desc['col']})" + ("" if fault.cycle is None else
+                                         f" at cycle {fault.cycle} of its layer"))
         else:
             case["trial"] = {"rate": item[0], "trial": item[1],
                              "chip": item[2] if len(item) > 2 else spec["faults"]["chips"]}
