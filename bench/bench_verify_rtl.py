@@ -52,9 +52,12 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=4, help="images of the campaigns")
     ap.add_argument("--verify-images", type=int, default=1, help="images of the RTL runs")
     ap.add_argument("--array", type=int, default=8)
-    ap.add_argument("--sim", default="verilator", choices=["icarus", "verilator"])
+    ap.add_argument("--sim", default="verilator", choices=["icarus", "verilator", "auto"],
+                    help="auto: as rtlgen campaign chooses without --sim and $SIM")
     ap.add_argument("--only", choices=["stuck-at", "transient", "profile"])
     args = ap.parse_args(argv)
+    if args.sim == "auto":
+        os.environ.pop("SIM", None)
     from ftaccel.app.campaign import run_campaign
 
     name = MODELS[args.model]
@@ -79,16 +82,20 @@ def main(argv=None) -> int:
                    "verify": {"images": args.verify_images}}
             t0 = time.perf_counter()
             rep = run_campaign(raw, os.path.join(tmp, kind), workers=0, verify_rtl=args.k,
-                               sim=args.sim, progress=False, log=lambda *a, **k: None)
+                               sim=None if args.sim == "auto" else args.sim, progress=False,
+                               log=lambda *a, **k: None)
             wall = time.perf_counter() - t0
             v = rep["verify_rtl"]
             runs = [c["rtl_seconds"] for c in v["cases"]]
             layers = sorted({len(c["rtl_layers"]) for c in v["cases"]})
-            print(f"{kind:10s} {v['agree']}/{v['checked']} agree on {v['simulator']}; builds "
+            print(f"{kind:10s} {v['agree']}/{v['checked']} agree on {v['simulator']} "
+                  f"({v['simulator_reason']}); builds "
                   f"{sum(v['build_seconds'].values()):.1f} s ({len(v['build_seconds'])} "
                   f"configuration(s)); RTL {min(runs):.1f}–{max(runs):.1f} s per fault "
                   f"({'/'.join(map(str, layers))} layer(s) on the RTL), fast model "
-                  f"{v['fast_seconds']:.2f} s in all; the command {wall:.0f} s "
+                  f"{v['fast_seconds']:.2f} s in all (RTL / fast model on these faults and "
+                  f"images: {sum(runs) / max(v['fast_seconds'], 1e-9):,.0f}×); the command "
+                  f"{wall:.0f} s "
                   f"(campaign of {rep['items']} items: {rep['timing']['seconds']:.0f} s)")
             sys.stdout.flush()
     return 0
