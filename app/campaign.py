@@ -971,15 +971,36 @@ def run_chunk(spec: dict, items: list, inputs: dict | None = None) -> list[dict]
 
 # -- running -----------------------------------------------------------------------------------
 
-def _check_options(workers, verify_rtl, scheduler) -> None:
+def _check_options(workers, verify_rtl, scheduler, sim=None) -> None:
     """The run options, checked like the spec (the CLI and the API say the same)."""
     if workers is not None and (type(workers) is not int or workers < 0):
         raise CampaignError(f"--workers {shown(workers)}: must be 0 (this process) or more")
     if type(verify_rtl) is not int or verify_rtl < 0:
         raise CampaignError(f"--verify-rtl {shown(verify_rtl)}: must be 0 or more")
+    if verify_rtl:
+        _check_sim(sim)
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise CampaignError("--scheduler: empty address; give HOST:PORT or tcp://HOST:PORT "
                             "of a running Dask scheduler")
+
+
+def _check_sim(sim) -> None:
+    """The RTL check's simulator (``--sim``, else ``$SIM``) before any work: named, installed.
+
+    An unknown name is bad input (:class:`CampaignError`); a named simulator that is not
+    installed raises :class:`tb.runner.SimulatorNotFound` (a missing tool) now, not after the
+    campaign.
+    """
+    from ftaccel.tb.runner import SIMULATORS, ensure_simulator  # (heavy: cocotb) with a check
+
+    for given, where in ((sim, "--sim"), (os.environ.get("SIM"), "$SIM")):
+        if given is None or (where == "$SIM" and not given.strip()):
+            continue
+        name = given.strip().lower() if isinstance(given, str) else given
+        if name not in SIMULATORS:
+            raise CampaignError(f"{where} {shown(given)}: choose one of {', '.join(SIMULATORS)}")
+        ensure_simulator(name)
+        return
 
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
@@ -1077,7 +1098,7 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     those that do not verify are computed again.  A run that fails or is interrupted before
     its first chunk removes what it created.
     """
-    _check_options(workers, verify_rtl, scheduler)
+    _check_options(workers, verify_rtl, scheduler, sim)
     spec = resolve_spec(spec_or_path, permutation=permutation)
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written

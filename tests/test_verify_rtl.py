@@ -146,3 +146,28 @@ def test_choose_sim(monkeypatch):
 def test_stuck_at_and_transient_faults_agree_on_verilator(tmp_path, monkeypatch):
     """The same on Verilator: one build for both faults (kinds) of the one configuration."""
     _check_register(tmp_path, monkeypatch, "verilator", [{"kind": "none"}])
+
+
+def test_a_bad_or_missing_simulator_stops_before_the_campaign(tmp_path, monkeypatch, capsys):
+    """--sim / $SIM checked before anything is written: exit 2 unknown, 3 not installed."""
+    from ftaccel.app.campaign import CampaignError, run_campaign
+    from ftaccel.app.cli import main
+    from ftaccel.tb import runner
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[network]\nmodel = "digits-mlp"\n[data]\nimages = 4\n'
+                    '[accelerator]\nrows = 4\ncols = 4\n[sample]\nmargin = 0.4\n')
+    out = tmp_path / "out"
+    with pytest.raises(CampaignError, match=r"--sim 'ghdl': choose one of icarus, verilator"):
+        run_campaign(str(spec), out, workers=0, verify_rtl=1, sim="ghdl")
+    monkeypatch.setenv("SIM", "ghdl")
+    assert main(["campaign", str(spec), "-o", str(out), "--workers", "0",
+                 "--verify-rtl", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "$SIM 'ghdl': choose one of icarus, verilator" in err[0], err
+    monkeypatch.setattr(runner, "_verilator_root", lambda: None)
+    assert main(["campaign", str(spec), "-o", str(out), "--workers", "0",
+                 "--verify-rtl", "1", "--sim", "verilator"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Verilator is not installed" in err[0], err
+    assert not out.exists()
