@@ -86,12 +86,18 @@ from ftaccel.app.netcampaign import (
     RegisterPopulation,
     evaluate_register_fault,
     evaluate_trial,
+    flip_cycle,
+    passes_of,
     statistical_size,
+    trial_profile,
 )
+from ftaccel.app.protect import VotingEngine
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, one_line, shown
 from ftaccel.files import FileProblem, hash_input, parse_toml, read_input, read_json
-from ftaccel.golden.faults import MODES
+from ftaccel.golden.fault_models import FastFaultEngine, one_per_cycle, profile_errors
+from ftaccel.golden.faults import MODES, Fault
+from ftaccel.golden.network import LayerOptions, run
 
 __all__ = ["CampaignError", "load_spec", "parse_spec", "Campaign", "run_campaign",
            "TRACE_COLUMNS", "Plan", "make_plan", "build_context", "run_chunk", "spec_hash",
@@ -1426,10 +1432,6 @@ def _register_case(ctx: Context, prot: Protection, desc: dict):
     A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors; it acts in
     its layer only, so only that layer runs on the RTL.
     """
-    from ftaccel.app.netcampaign import flip_cycle, passes_of
-    from ftaccel.golden.faults import Fault
-    from ftaccel.golden.network import LayerOptions
-
     clean = ctx.clean[prot.name]
     cfg = clean.cfg
     units = dict(clean.units)
@@ -1459,10 +1461,6 @@ def _profile_case(spec: dict, ctx: Context, prot: Protection, fid: int, item: tu
     counts the errors that shared a cycle.  The layers with an error run on the RTL (every
     layer when none was drawn).
     """
-    from ftaccel.app.netcampaign import trial_profile
-    from ftaccel.golden.fault_models import one_per_cycle, profile_errors
-    from ftaccel.golden.network import LayerOptions
-
     f = spec["faults"]
     rate = item[0]
     chip = item[2] if len(item) > 2 else f.get("chips", "fresh")
@@ -1505,9 +1503,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
     look-up) seconds per configuration and the run seconds.  ``context``: the campaign's
     (:func:`build_context`), else built here.
     """
-    from ftaccel.app.protect import VotingEngine
-    from ftaccel.golden.fault_models import FastFaultEngine
-    from ftaccel.golden.network import run
+    # (heavy: cocotb and the simulator runner) only with an RTL check
     from ftaccel.tb.accelerator import RTLEngine
     from ftaccel.tb.replay import FaultReplayEngine, choose_sim
 
