@@ -229,7 +229,7 @@ def main() -> None:
                       f"{r['start_wall']:.2f} | {player:,.0f} | {player * n * n:,.3g} | "
                       f"{player_sim:,.0f} | {preloaded:,.0f} | {bare} | "
                       f"{f'{coc:,.0f}' if coc else '—'} | "
-                      f"{f'{player / coc:,.0f}×' if coc else '—'} | {golden:,.0f} |",
+                      f"{f'{player / coc:,.1f}×' if coc else '—'} | {golden:,.0f} |",
                       flush=True)
     if args.json:
         from ftaccel.files import write_json
