@@ -39,8 +39,10 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
 * **Reports.**  ``trace.csv`` (and ``trace.parquet`` when ``pyarrow`` is installed): one row
   per (item, protection), a superset of ENFOR-SA's columns; ``campaign.json`` (complete),
   ``campaign.md`` (tables) and PNG plots (accuracy vs rate with 95 % bands; outcome shares
-  per site).  ``verify_rtl=K`` re-runs K sampled register faults on the RTL (a configuration
-  with fault hooks, a few images) and reports the agreement with the fast model.
+  per site).  ``verify_rtl=K`` replays K sampled faults (stuck-at, transient, or per-PE
+  profile trials) on the RTL of every protection (fault hooks, a few images, one simulator
+  model per configuration; Icarus or Verilator, chosen and said) and reports the agreement
+  with the fast model per fault kind, and the build and run times.
 """
 
 from __future__ import annotations
