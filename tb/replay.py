@@ -36,10 +36,12 @@ from .runner import SIMULATORS, SimulatorNotFound, ensure_simulator
 __all__ = ["FaultReplayEngine", "choose_sim", "simulator_available", "ICARUS_PE_CYCLES_PER_S",
            "verilator_build_seconds"]
 
-#: Icarus' speed in PE-cycles (array cycles × R·C) per second on these machines with the HDL
-#: player (README "RTL at simulator speed": 8×8 ≈ 4,800 cycles/s, 16×16 ≈ 900, 32×32 ≈ 170,
-#: i.e. 0.18–0.31 M PE-cycles/s); an estimate for :func:`choose_sim`, not a measurement.
-ICARUS_PE_CYCLES_PER_S = 250_000
+#: Icarus' wall-clock speed in PE-cycles (array cycles × R·C) per second on a configuration
+#: with fault hooks, for :func:`choose_sim` (an estimate): an 8×8 array ran 410 cycles/s with
+#: its hooks and 1,014 without, on the same 6,025-cycle program at load average 9 on 2 cores
+#: (the hooks' decoders and saboteurs cost Icarus 2.5×); ResNet-8's stuck-at replays ran
+#: ≈ 420 cycles/s; ``bench/bench_sim.py`` measures 2–5× more per CPU second without hooks.
+ICARUS_PE_CYCLES_PER_S = 60_000
 
 
 def verilator_build_seconds(pes: int) -> float:
