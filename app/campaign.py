@@ -1539,7 +1539,7 @@ def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log
     pe_cycles = sum(st.cycles * hooks[c[4].name].rows * hooks[c[4].name].cols
                     for c in todo for st in ctx.clean[c[4].name].layers
                     if c[10] is None or st.index in c[10])
-    configs = {h.name(): h.rows * h.cols for h in hooks.values()}
+    configs = {h.name(): h for h in hooks.values()}
     sim, why = choose_sim(sim, os.environ.get("SIM"), pe_cycles=pe_cycles,
                           configs=list(configs.values()))
     log(f"verify-rtl: {len(picks)} faults × {len(ctx.protections)} protections on {sim} "

@@ -34,7 +34,7 @@ from ftaccel.golden.schedule import build_program, program_result
 from .runner import SIMULATORS, SimulatorNotFound, ensure_simulator
 
 __all__ = ["FaultReplayEngine", "choose_sim", "simulator_available", "ICARUS_PE_CYCLES_PER_S",
-           "verilator_build_seconds"]
+           "verilator_build_seconds", "verilator_cached"]
 
 #: Icarus' wall-clock speed in PE-cycles (array cycles × R·C) per second on a configuration
 #: with fault hooks, for :func:`choose_sim` (an estimate): an 8×8 array ran 410 cycles/s with
@@ -61,15 +61,23 @@ def simulator_available(sim: str) -> bool:
     return True
 
 
-def choose_sim(sim: str | None, env: str | None, *, pe_cycles: int, configs: list[int]):
+def verilator_cached(cfg) -> bool:
+    """True when Verilator's model of ``cfg`` is already in the cache (it costs no build)."""
+    from .accelerator import RTLEngine
+
+    return RTLEngine(cfg, sim="verilator").built()
+
+
+def choose_sim(sim: str | None, env: str | None, *, pe_cycles: int, configs: list):
     """``(simulator, reason)`` for an RTL check of ``pe_cycles`` PE-cycles on ``configs``.
 
     ``sim`` (the caller's choice, ``--sim``) wins, then ``env`` (``$SIM``).  Otherwise
     Verilator when it is installed and Icarus' estimated run time
-    (:data:`ICARUS_PE_CYCLES_PER_S`) is longer than Verilator's builds (one per
-    configuration, ``configs`` their PE counts, :func:`verilator_build_seconds`; Verilator
-    then runs 50–80× faster), else Icarus when installed, else Verilator.  A build cached by
-    an earlier run costs nothing, so the rule errs towards Icarus for small checks.
+    (:data:`ICARUS_PE_CYCLES_PER_S`) is longer than Verilator's builds of the configurations
+    (``configs``, with fault hooks) whose model is not cached yet
+    (:func:`verilator_build_seconds`; Verilator then runs 50–100× faster), else Icarus when
+    installed, else Verilator.  A researcher's later campaigns on the same configurations
+    find the Verilator models built and run on Verilator.
     """
     for given, where in ((sim, "--sim"), (env, "$SIM")):
         if given:
@@ -78,17 +86,18 @@ def choose_sim(sim: str | None, env: str | None, *, pe_cycles: int, configs: lis
                 raise SimulatorNotFound(f"unknown simulator {given!r} ({where}): choose one of "
                                         f"{', '.join(SIMULATORS)}")
             return given, f"{where} {given}"
-    icarus_s = pe_cycles / ICARUS_PE_CYCLES_PER_S
-    build_s = sum(verilator_build_seconds(p) for p in configs)
     have_v = simulator_available("verilator")
     have_i = simulator_available("icarus")
-    est = (f"Icarus estimated {icarus_s:,.0f} s of simulation, Verilator {build_s:,.0f} s of "
-           f"builds for {len(configs)} configuration(s)")
-    if have_v and (icarus_s > build_s or not have_i):
-        return "verilator", f"auto: {est}" if have_i else "auto: Icarus is not installed"
-    if have_i:
-        return "icarus", (f"auto: {est}" if have_v else "auto: Verilator is not installed")
-    return "icarus", "auto: neither simulator is installed"  # ensure_simulator says so
+    if not have_i:
+        return "verilator", "auto: Icarus is not installed"  # (or neither: the run says so)
+    if not have_v:
+        return "icarus", "auto: Verilator is not installed"
+    icarus_s = pe_cycles / ICARUS_PE_CYCLES_PER_S
+    new = [c for c in configs if not verilator_cached(c)]
+    build_s = sum(verilator_build_seconds(c.rows * c.cols) for c in new)
+    why = (f"auto: Icarus estimated {icarus_s:,.0f} s of simulation, Verilator {build_s:,.0f} s "
+           f"of builds ({len(new)} of {len(configs)} configuration(s) not cached)")
+    return ("verilator" if icarus_s > build_s else "icarus"), why
 
 
 class FaultReplayEngine(CycleEngine):

@@ -120,26 +120,47 @@ def test_other_fault_models_are_reported_not_replayed():
 
 
 def test_choose_sim(monkeypatch):
-    """--sim, then $SIM, then Verilator only when Icarus' estimate is longer than the builds."""
-    assert replay.choose_sim("verilator", "icarus", pe_cycles=1, configs=[16]) == \
+    """--sim, then $SIM, then Verilator when Icarus' estimate is longer than the builds needed."""
+    from ftaccel.config import AcceleratorConfig
+
+    cfgs = [AcceleratorConfig(rows=8, cols=8, fault_hooks=True),
+            AcceleratorConfig(rows=8, cols=8, fault_hooks=True, bypass=True)]
+    assert replay.choose_sim("verilator", "icarus", pe_cycles=1, configs=cfgs) == \
         ("verilator", "--sim verilator")
-    assert replay.choose_sim(None, " Icarus ", pe_cycles=10**12, configs=[16]) == \
+    assert replay.choose_sim(None, " Icarus ", pe_cycles=10**12, configs=cfgs) == \
         ("icarus", "$SIM icarus")
     with pytest.raises(SimulatorNotFound, match="unknown simulator 'vcs' \\(\\$SIM\\)"):
-        replay.choose_sim(None, "vcs", pe_cycles=1, configs=[16])
+        replay.choose_sim(None, "vcs", pe_cycles=1, configs=cfgs)
     have = {"icarus": True, "verilator": True}
+    cached = set()
     monkeypatch.setattr(replay, "simulator_available", lambda s: have[s])
+    monkeypatch.setattr(replay, "verilator_cached", lambda c: c.name() in cached)
     build = replay.verilator_build_seconds(64) * 2
     small = int(build * replay.ICARUS_PE_CYCLES_PER_S) - 1
-    assert replay.choose_sim(None, None, pe_cycles=small, configs=[64, 64])[0] == "icarus"
-    sim, why = replay.choose_sim(None, "", pe_cycles=small + 2, configs=[64, 64])
-    assert sim == "verilator" and "2 configuration(s)" in why
+    assert replay.choose_sim(None, None, pe_cycles=small, configs=cfgs)[0] == "icarus"
+    sim, why = replay.choose_sim(None, "", pe_cycles=small + 2, configs=cfgs)
+    assert sim == "verilator" and "2 of 2 configuration(s) not cached" in why
+    cached.update(c.name() for c in cfgs)  # built by an earlier campaign: no build to pay
+    sim, why = replay.choose_sim(None, None, pe_cycles=1000, configs=cfgs)
+    assert sim == "verilator" and "0 of 2" in why
     have["verilator"] = False
-    assert replay.choose_sim(None, None, pe_cycles=10**12, configs=[64]) == \
+    assert replay.choose_sim(None, None, pe_cycles=10**12, configs=cfgs) == \
         ("icarus", "auto: Verilator is not installed")
     have.update(icarus=False, verilator=True)
-    assert replay.choose_sim(None, None, pe_cycles=1, configs=[64]) == \
+    assert replay.choose_sim(None, None, pe_cycles=1, configs=cfgs) == \
         ("verilator", "auto: Icarus is not installed")
+
+
+def test_the_model_cache_is_looked_up_without_building(tmp_path):
+    """RTLEngine.built(): False before start() builds the model, True after; nothing built."""
+    from ftaccel.config import AcceleratorConfig
+    from ftaccel.tb.accelerator import RTLEngine
+
+    eng = RTLEngine(AcceleratorConfig(rows=2, cols=2, fault_hooks=True), sim="icarus",
+                    cache_dir=tmp_path)
+    assert not eng.built() and not list((tmp_path / "models").glob("icarus/*/"))
+    eng.start()
+    assert eng.built() and len(list((tmp_path / "models").glob("icarus/*/"))) == 1
 
 
 @pytest.mark.verilator
