@@ -39,8 +39,10 @@ numerical core (fault models, the fast fault model, outcome classes, statistics)
 * **Reports.**  ``trace.csv`` (and ``trace.parquet`` when ``pyarrow`` is installed): one row
   per (item, protection), a superset of ENFOR-SA's columns; ``campaign.json`` (complete),
   ``campaign.md`` (tables) and PNG plots (accuracy vs rate with 95 % bands; outcome shares
-  per site).  ``verify_rtl=K`` re-runs K sampled register faults on the RTL (a configuration
-  with fault hooks, a few images) and reports the agreement with the fast model.
+  per site).  ``verify_rtl=K`` replays K sampled faults (stuck-at, transient, or per-PE
+  profile trials) on the RTL of every protection (fault hooks, a few images, one simulator
+  model per configuration; Icarus or Verilator, chosen and said) and reports the agreement
+  with the fast model per fault kind, and the build and run times.
 """
 
 from __future__ import annotations
@@ -86,12 +88,18 @@ from ftaccel.app.netcampaign import (
     RegisterPopulation,
     evaluate_register_fault,
     evaluate_trial,
+    flip_cycle,
+    passes_of,
     statistical_size,
+    trial_profile,
 )
+from ftaccel.app.protect import VotingEngine
 from ftaccel.config import AcceleratorConfig
 from ftaccel.errors import ConfigError, one_line, shown
 from ftaccel.files import FileProblem, hash_input, parse_toml, read_input, read_json
-from ftaccel.golden.faults import MODES
+from ftaccel.golden.fault_models import FastFaultEngine, one_per_cycle, profile_errors
+from ftaccel.golden.faults import MODES, Fault
+from ftaccel.golden.network import LayerOptions, run
 
 __all__ = ["CampaignError", "load_spec", "parse_spec", "Campaign", "run_campaign",
            "TRACE_COLUMNS", "Plan", "make_plan", "build_context", "run_chunk", "spec_hash",
@@ -971,15 +979,36 @@ def run_chunk(spec: dict, items: list, inputs: dict | None = None) -> list[dict]
 
 # -- running -----------------------------------------------------------------------------------
 
-def _check_options(workers, verify_rtl, scheduler) -> None:
+def _check_options(workers, verify_rtl, scheduler, sim=None) -> None:
     """The run options, checked like the spec (the CLI and the API say the same)."""
     if workers is not None and (type(workers) is not int or workers < 0):
         raise CampaignError(f"--workers {shown(workers)}: must be 0 (this process) or more")
     if type(verify_rtl) is not int or verify_rtl < 0:
         raise CampaignError(f"--verify-rtl {shown(verify_rtl)}: must be 0 or more")
+    if verify_rtl:
+        _check_sim(sim)
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise CampaignError("--scheduler: empty address; give HOST:PORT or tcp://HOST:PORT "
                             "of a running Dask scheduler")
+
+
+def _check_sim(sim) -> None:
+    """The RTL check's simulator (``--sim``, else ``$SIM``) before any work: named, installed.
+
+    An unknown name is bad input (:class:`CampaignError`); a named simulator that is not
+    installed raises :class:`tb.runner.SimulatorNotFound` (a missing tool) now, not after the
+    campaign.
+    """
+    from ftaccel.tb.runner import SIMULATORS, ensure_simulator  # (heavy: cocotb) with a check
+
+    for given, where in ((sim, "--sim"), (os.environ.get("SIM"), "$SIM")):
+        if given is None or (where == "$SIM" and not given.strip()):
+            continue
+        name = given.strip().lower() if isinstance(given, str) else given
+        if name not in SIMULATORS:
+            raise CampaignError(f"{where} {shown(given)}: choose one of {', '.join(SIMULATORS)}")
+        ensure_simulator(name)
+        return
 
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
@@ -1077,7 +1106,7 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
     those that do not verify are computed again.  A run that fails or is interrupted before
     its first chunk removes what it created.
     """
-    _check_options(workers, verify_rtl, scheduler)
+    _check_options(workers, verify_rtl, scheduler, sim)
     spec = resolve_spec(spec_or_path, permutation=permutation)
     t_ctx = time.perf_counter()
     ctx = build_context(spec)  # validates model, data and fit before anything is written
@@ -1102,9 +1131,11 @@ def run_campaign(spec_or_path, out_dir, *, workers: int | None = None,
                                         progress, log)
             report["timing"]["context_seconds"] = round(t_ctx, 3)
             if verify_rtl:
-                report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log)
-            report["provenance"] = provenance(spec, ctx, command=command,
-                                              sim=_sim_name(sim) if verify_rtl else None)
+                report["verify_rtl"] = verify_on_rtl(spec, plan, verify_rtl, sim=sim, log=log,
+                                                     context=ctx)
+            report["provenance"] = provenance(
+                spec, ctx, command=command,
+                sim=report["verify_rtl"].get("simulator") if verify_rtl else None)
             write_reports(camp.dir, report, rows)
         except BaseException:
             camp.abandon()  # removes the folder only if this run made it and saved nothing
@@ -1319,12 +1350,6 @@ def _run_dask(camp: Campaign, plan: Plan, todo: list[int], bar, workers, client,
 
 # -- provenance --------------------------------------------------------------------------------
 
-def _sim_name(sim: str | None) -> str:
-    from ftaccel.tb.runner import default_sim  # (heavy: cocotb) only with an RTL check
-
-    return sim or default_sim()
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -1371,77 +1396,209 @@ def provenance(spec: dict, ctx: Context, *, command: str | None = None,
 
 # -- RTL check ---------------------------------------------------------------------------------
 
-def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print) -> dict:
-    """Re-run ``k`` sampled register faults on the RTL under every protection.
+#: The kinds of fault :func:`verify_on_rtl` replays on the RTL (the fault hooks, one build per
+#: configuration for all of them).
+VERIFY_KINDS = ("stuck-at", "transient", "profile")
 
-    The runs use the first ``verify.images`` images and compare logits and alarm counts with the
-    fast model.
 
-    A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors.
+def _verify_picks(spec: dict, plan: Plan, k: int, pop) -> list[tuple[str, int, object]]:
+    """``(kind, fault id, item)`` of ``k`` plan items, spread evenly over the kinds it holds.
+
+    Register campaigns hold stuck-at faults (population indices below ``pop.n_stuck``) and
+    transients (one-cycle flips); ``pe_profile`` campaigns hold trials (rate-0 trials inject
+    nothing and are not picked).  Drawn without replacement with the campaign's seed.
     """
-    from ftaccel.app.netcampaign import flip_cycle
-    from ftaccel.app.protect import VotingEngine
-    from ftaccel.golden.faults import Fault
-    from ftaccel.golden.network import LayerOptions, run
-    from ftaccel.tb.accelerator import RTLEngine
-
-    if spec["faults"]["model"] != "register":
-        return {"checked": 0, "agree": 0, "note": "only register faults exist in the RTL's "
-                                                  "fault hooks"}
-    n_img = spec["verify"]["images"]
-    ctx = build_context(spec, images=n_img)
-    big = build_context(spec)
-    pop = population(spec, big)
     rng = np.random.default_rng(np.random.SeedSequence([spec["campaign"]["seed"], 0xE71]))
-    picks = rng.choice(len(plan.items), size=min(k, len(plan.items)), replace=False)
-    engines = {}
-    cases = []
-    for i in picks:
-        desc = pop.describe(plan.items[int(i)])
+    items, n = plan.items, len(plan.items)
+    if spec["faults"]["model"] == "register":
+        # plan.items is sorted (a range, or sorted sampled indices): stuck-at ones come first
+        split = min(n, pop.n_stuck) if isinstance(items, range) else \
+            int(np.searchsorted(np.asarray(items), pop.n_stuck))
+        groups = [("stuck-at", np.arange(0, split)), ("transient", np.arange(split, n))]
+    else:
+        groups = [("profile", np.array([i for i, it in enumerate(items) if it[0] > 0],
+                                       dtype=np.int64))]
+    groups = [(kind, g) for kind, g in groups if len(g)]
+    picks = []
+    for j, (kind, g) in enumerate(groups):
+        take = min(len(g), k // len(groups) + (1 if j < k % len(groups) else 0))
+        for pos in np.sort(g[rng.choice(len(g), size=take, replace=False)]):
+            item = items[int(pos)]
+            picks.append((kind, int(pos), item if isinstance(item, tuple) else int(item)))
+    return picks
+
+
+def _register_case(ctx: Context, prot: Protection, desc: dict):
+    """``(fault, options, units, RTL layers)`` of a register fault on the verify batch.
+
+    A flip's (pass, vector) is taken modulo the smaller batch's passes and vectors; it acts in
+    its layer only, so only that layer runs on the RTL.
+    """
+    clean = ctx.clean[prot.name]
+    cfg = clean.cfg
+    units = dict(clean.units)
+    if desc["layer"] is None:
+        f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], desc["mode"])
+        if prot.has("bypass"):  # a permanent fault is known (tested) and its PE bypassed
+            bmap = np.zeros((cfg.rows, cfg.cols), bool)
+            bmap[desc["row"], desc["col"]] = True
+            units["bypass_map"] = bmap
+        return f, {li: LayerOptions(fault=f) for li in ctx.products}, units, None
+    li = desc["layer"]
+    (_li, M, K, N) = next(d for d in ctx.dims if d[0] == li)
+    n_pass, per = passes_of(cfg, M, K, N)
+    cyc = flip_cycle(cfg, M, K, N, desc["register"], desc["row"], desc["col"],
+                     desc["tile"] % n_pass, desc["vector"] % per,
+                     clean.units.get("temporal_batch"))
+    f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cyc)
+    return f, {li: LayerOptions(fault=f)}, units, {li}
+
+
+def _profile_case(spec: dict, ctx: Context, prot: Protection, fid: int, item: tuple):
+    """``(errors, options, units, RTL layers, dropped)`` of a ``pe_profile`` trial.
+
+    The trial's chip and error instances drawn as :func:`app.netcampaign.evaluate_trial` draws
+    them (the same seed and fault id), over the verify batch's products, with at most one
+    error per cycle (the hooks hold one fault at a time; Shresthamali HAS §4.3): ``dropped``
+    counts the errors that shared a cycle.  The layers with an error run on the RTL (every
+    layer when none was drawn).
+    """
+    f = spec["faults"]
+    rate = item[0]
+    chip = item[2] if len(item) > 2 else f.get("chips", "fresh")
+    clean = ctx.clean[prot.name]
+    cfg = clean.cfg
+    rng = np.random.default_rng(np.random.SeedSequence([spec["campaign"]["seed"], fid]))
+    prof = trial_profile(ctx, cfg, rate, chip, rng)
+    tb = clean.units.get("temporal_batch")
+    errors, dropped = {}, 0
+    for (i, M, K, N) in ctx.dims_of(prot):
+        e = profile_errors(cfg, prof, M, K, N, f.get("mode", "bitflip"), rng,
+                           bits=f.get("bits"), temporal_batch=tb)
+        e, d = one_per_cycle(cfg, e, M, K, N, tb)
+        errors[i], dropped = e, dropped + d
+    units = dict(clean.units)
+    if prot.has("bypass"):
+        units["bypass_map"] = (prof > 0) & (prof >= prot.threshold * rate)
+    opts = {i: LayerOptions(units={"errors": e}) for i, e in errors.items()}
+    hit = {i for i, e in errors.items() if len(e)}
+    return errors, opts, units, hit or None, dropped
+
+
+def verify_on_rtl(spec: dict, plan: Plan, k: int, *, sim: str | None = None, log=print,
+                  context: Context | None = None) -> dict:
+    """Replay ``k`` sampled faults on the RTL under every protection; compare with the fast model.
+
+    The faults are spread evenly over the kinds the plan holds (:data:`VERIFY_KINDS`):
+    stuck-at and transient register faults, or ``pe_profile`` trials (their error instances
+    played on the fault hooks, one per cycle: :mod:`tb.replay`).  Every run uses the first
+    ``verify.images`` images and must give the fast fault model's logits and alarm counts
+    bit for bit.  The layers the fault acts in run on the RTL, the others on the fast model
+    (a transient: its layer; a stuck-at: every layer; a profile trial: the layers with an
+    error instance); each case records which.
+
+    The fault is a run-time input (the hooks' ports, in the stimulus), so one simulator model
+    per configuration serves every fault and protection (built once, cached across runs).
+    ``sim``: ``"icarus"`` / ``"verilator"``; default ``$SIM``, else
+    :func:`tb.replay.choose_sim` (Verilator when installed and Icarus' estimated time is
+    longer than its builds).  The report gives the simulator and why, the build (or cache
+    look-up) seconds per configuration and the run seconds.  ``context``: the campaign's
+    (:func:`build_context`), else built here.
+    """
+    # (heavy: cocotb and the simulator runner) only with an RTL check
+    from ftaccel.tb.accelerator import RTLEngine
+    from ftaccel.tb.replay import FaultReplayEngine, choose_sim
+
+    kind = spec["faults"]["model"]
+    if kind not in ("register", "pe_profile"):
+        return {"checked": 0, "agree": 0, "simulator": None,
+                "note": f"{kind} faults change stored operands or bypass PEs, not registers: "
+                        "the RTL's fault hooks replay register faults and per-PE profiles"}
+    n_img = spec["verify"]["images"]
+    big = context if context is not None else build_context(spec)
+    # the campaign's model, quantised on the campaign's data (an ONNX model without
+    # network.calib is calibrated on them), its protections, on the first n_img images
+    ctx = Context(big.model, big.x[:n_img], big.labels[:n_img], big.base, big.protections,
+                  permutations=big.permutations, profile=big.profile)
+    pop = population(spec, big) if kind == "register" else None
+    picks = _verify_picks(spec, plan, k, pop)
+    # every (fault, protection) case first: the simulator is chosen on their total size
+    todo = []
+    for fkind, fid, item in picks:
+        desc = pop.describe(item) if kind == "register" else None
         for prot in ctx.protections:
-            clean = ctx.clean[prot.name]
-            cfg = clean.cfg.replace(fault_hooks=True)
-            if desc["layer"] is None:
-                f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], desc["mode"])
-                opts = {li: LayerOptions(fault=f) for li in ctx.products}
+            if desc is not None:
+                fault, opts, units, layers = _register_case(ctx, prot, desc)
+                errors, dropped = {}, 0
             else:
-                (li, M, K, N) = next(d for d in ctx.dims if d[0] == desc["layer"])
-                from ftaccel.app.netcampaign import passes_of
-
-                n_pass, per = passes_of(cfg, M, K, N)
-                cyc = flip_cycle(cfg, M, K, N, desc["register"], desc["row"], desc["col"],
-                                 desc["tile"] % n_pass, desc["vector"] % per,
-                                 clean.units.get("temporal_batch"))
-                f = Fault(desc["row"], desc["col"], desc["register"], desc["bit"], "flip", cyc)
-                opts = {li: LayerOptions(fault=f)}
-            units = dict(clean.units)
-            if prot.has("bypass") and desc["layer"] is None:
-                bmap = np.zeros((cfg.rows, cfg.cols), bool)
-                bmap[desc["row"], desc["col"]] = True
-                units["bypass_map"] = bmap
-            key = cfg.name()
-            if key not in engines:
-                engines[key] = RTLEngine(cfg, sim=sim)
-            # the protection's placement / the campaign's permutation; TMR votes host-side
-            opts = ctx.options(prot, opts)
-            model = ctx.model_of(prot)
-            eng = VotingEngine(engines[key]) if prot.has("tmr") else engines[key]
-            t0 = time.perf_counter()
-            rtl = run(model, ctx.x, eng, units=units, options=opts)
-            t_rtl = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            from ftaccel.golden.fault_models import FastFaultEngine
-
-            fast = run(model, ctx.x, FastFaultEngine(clean.cfg), units=units, options=opts)
-            t_fast = time.perf_counter() - t0
-            same = bool(np.array_equal(rtl.logits, fast.logits)) and \
-                [st.alarms for st in rtl.layers] == [st.alarms for st in fast.layers]
-            cases.append({"fault": {k2: v for k2, v in desc.items() if k2 != "dims"},
-                          "cycle": f.cycle, "protection": prot.name, "agree": same,
-                          "rtl_seconds": round(t_rtl, 3), "fast_seconds": round(t_fast, 5)})
-            log(f"verify-rtl: fault {f} under {prot.name}: "
-                f"{'agrees' if same else 'DIFFERS'} ({t_rtl:.1f} s RTL)", file=sys.stderr)
+                errors, opts, units, layers, dropped = _profile_case(spec, ctx, prot, fid, item)
+                fault = None
+            todo.append((fkind, fid, item, desc, prot, fault, errors, dropped, opts, units,
+                         layers))
+    hooks = {p.name: ctx.clean[p.name].cfg.replace(fault_hooks=True) for p in ctx.protections}
+    pe_cycles = sum(st.cycles * hooks[c[4].name].rows * hooks[c[4].name].cols
+                    for c in todo for st in ctx.clean[c[4].name].layers
+                    if c[10] is None or st.index in c[10])
+    configs = {h.name(): h for h in hooks.values()}
+    sim, why = choose_sim(sim, os.environ.get("SIM"), pe_cycles=pe_cycles,
+                          configs=list(configs.values()))
+    log(f"verify-rtl: {len(picks)} faults × {len(ctx.protections)} protections on {sim} "
+        f"({why}); {len(configs)} configuration(s), {n_img} images", file=sys.stderr)
+    engines: dict[str, RTLEngine] = {}
+    builds: dict[str, float] = {}
+    cases = []
+    for (fkind, fid, item, desc, prot, fault, errors, dropped, opts, units, layers) in todo:
+        cfg = hooks[prot.name]
+        key = cfg.name()
+        if key not in engines:
+            engines[key] = RTLEngine(cfg, sim=sim)
+            builds[key] = engines[key].start()  # generation + model build, or the cache's
+            log(f"verify-rtl: {key} ready on {sim} in {builds[key]:.1f} s", file=sys.stderr)
+        clean = ctx.clean[prot.name]
+        opts = ctx.options(prot, opts)  # the protection's placement / the permutation
+        model = ctx.model_of(prot)
+        replay = FaultReplayEngine(engines[key], errors=errors, rtl_layers=layers,
+                                   fallback=FastFaultEngine(clean.cfg))
+        eng = VotingEngine(replay) if prot.has("tmr") else replay
+        t0 = time.perf_counter()
+        rtl = run(model, ctx.x, eng, units=units, options=opts)
+        t_rtl = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fast = run(model, ctx.x, FastFaultEngine(clean.cfg), units=units, options=opts)
+        t_fast = time.perf_counter() - t0
+        same = bool(np.array_equal(rtl.logits, fast.logits)) and \
+            [st.alarms for st in rtl.layers] == [st.alarms for st in fast.layers]
+        ran = sorted(set(replay.ran))
+        case = {"kind": fkind, "fault_id": fid, "protection": prot.name, "agree": same,
+                "rtl_layers": [model.layers[i].name for i in ran],
+                "rtl_seconds": round(t_rtl, 3), "fast_seconds": round(t_fast, 5)}
+        if desc is not None:
+            case["fault"] = {k2: v for k2, v in desc.items() if k2 != "dims"}
+            case["cycle"] = fault.cycle
+            what = (f"{desc['mode']} {desc['register']}[{desc['bit']}] of PE ({desc['row']}, "
+                    f"{desc['col']})" + ("" if fault.cycle is None else
+                                         f" at cycle {fault.cycle} of its layer"))
+        else:
+            case["trial"] = {"rate": item[0], "trial": item[1],
+                             "chip": item[2] if len(item) > 2 else spec["faults"]["chips"]}
+            case["errors_played"] = replay.played
+            case["errors_dropped"] = dropped
+            what = f"trial rate {item[0]:g} #{item[1]} ({replay.played} errors)"
+        case["logits_changed"] = int(np.any(fast.logits != clean.logits, axis=1).sum())
+        cases.append(case)
+        log(f"verify-rtl: {fkind} {what} under {prot.name}: "
+            f"{'agrees' if same else 'DIFFERS'} ({t_rtl:.1f} s RTL, {len(ran)} layer(s))",
+            file=sys.stderr)
     agree = sum(c["agree"] for c in cases)
+    by_kind = {kd: {"checked": sum(c["kind"] == kd for c in cases),
+                    "agree": sum(c["agree"] for c in cases if c["kind"] == kd)}
+               for kd in VERIFY_KINDS if any(c["kind"] == kd for c in cases)}
     return {"checked": len(cases), "agree": agree, "images": n_img,
-            "share": agree / len(cases) if cases else None, "cases": cases,
-            "note": f"{n_img} images; flips mapped modulo the smaller batch's passes/vectors"}
+            "share": agree / len(cases) if cases else None, "by_kind": by_kind,
+            "simulator": sim, "simulator_reason": why,
+            "build_seconds": {key: round(s, 3) for key, s in builds.items()},
+            "run_seconds": round(sum(c["rtl_seconds"] for c in cases), 3),
+            "fast_seconds": round(sum(c["fast_seconds"] for c in cases), 5),
+            "cases": cases,
+            "note": f"{n_img} images; flips mapped modulo the smaller batch's passes/vectors; "
+                    "the layers a fault acts in run on the RTL, the rest on the fast model"}

@@ -625,12 +625,31 @@ def to_markdown(r: dict) -> str:
         lines += _sample_table(r)
     lines += _rate_tables(r)
     if "verify_rtl" in r:
-        v = r["verify_rtl"]
-        lines += ["", f"RTL check: {v.get('agree', 0)} of {v.get('checked', 0)} runs agree "
-                      f"with the fast model ({v.get('note', '')})"]
+        lines += _verify_lines(r["verify_rtl"])
     if r.get("plots"):
         lines += [""] + [f"![{p}]({p})" for p in r["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _verify_lines(v: dict) -> list[str]:
+    """The RTL check (``--verify-rtl``): agreement per fault kind, simulator, build vs run."""
+    lines = ["", "## RTL check (`--verify-rtl`)", "",
+             f"{v.get('agree', 0)} of {v.get('checked', 0)} runs agree with the fast model bit "
+             f"for bit ({v.get('note', '')})."]
+    if not v.get("simulator"):
+        return lines
+    builds = v.get("build_seconds", {})
+    lines += ["", f"Simulator: {v['simulator']} ({v.get('simulator_reason', '')}); "
+                  f"{len(builds)} build(s) in {sum(builds.values()):.1f} s (one per "
+                  f"configuration, or its cache look-up), runs {v.get('run_seconds', 0):.1f} s "
+                  f"on the RTL against {v.get('fast_seconds', 0):.3f} s on the fast model.", "",
+              "| fault kind | runs | agree |", "|---|---:|---:|"]
+    lines += [f"| {kind} | {e['checked']} | {e['agree']} |"
+              for kind, e in v.get("by_kind", {}).items()]
+    layers = sorted({", ".join(c["rtl_layers"]) or "(none)" for c in v.get("cases", [])})
+    lines += ["", "Layers run on the RTL (the rest on the fast model): "
+                  + "; ".join(layers) + "."]
+    return lines
 
 
 def _outcome_table(r: dict) -> list[str]:

@@ -964,9 +964,11 @@ def _add_campaign_command(sub) -> None:
                         "in this process)")
     c.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
     c.add_argument("--verify-rtl", type=_integer, default=0, metavar="K",
-                   help="re-run K sampled faults on the RTL and report the agreement")
+                   help="replay K sampled faults (stuck-at, transient, profile trials) on the "
+                        "RTL under every protection and report the agreement")
     c.add_argument("--sim", choices=["icarus", "verilator"],
-                   help="simulator for --verify-rtl (default $SIM or icarus)")
+                   help="simulator for --verify-rtl (default $SIM, else Verilator when "
+                        "installed and Icarus would take longer than its builds, else icarus)")
     c.add_argument("--permutation", type=_path,
                    help="permutation.json from 'rtlgen schedule' (replaces the spec's "
                         "network.permutation): array column j computes neuron perm[j] in the "

@@ -21,7 +21,9 @@ and is simulated several ways, side by side in the same process and cache:
   the player's buffered file I/O, and on Verilator the player ran at 106–114 % of it in
   every run (issue 24), so no "share of the ceiling" is printed;
 * **cocotb per-cycle**: the previous player (Python drives and reads every port every cycle,
-  :mod:`tb.player`) on a shorter stream, for comparison;
+  :mod:`tb.player`) on the *same* program as the player (the same stimulus, checked against
+  numpy), so that "player / per-cycle cocotb" compares one stimulus in one run (issue 24
+  item 5; it used to time a shorter stream of other data);
 * **golden**: the Python cycle model's speed on the same program (capped at 4,000 cycles).
 
 Every recorded run is checked against the golden cycle model on its first cycles and the
@@ -57,8 +59,6 @@ from ftaccel.tb.runner import build_model, play_file, player_spec, run_stream
 #: CPU seconds of player time each on this machine.
 STREAM = {"icarus": {8: 5000, 16: 1500, 32: 400},
           "verilator": {8: 300_000, 16: 100_000, 32: 25_000}}
-COCOTB_STREAM = {"icarus": {8: 1500, 16: 300, 32: 100},
-                 "verilator": {8: 10_000, 16: 3000, 32: 1000}}
 
 
 def _program(cfg: AcceleratorConfig, stream: int, seed: int = 0):
@@ -94,7 +94,7 @@ class _Clock:
         return out
 
 
-def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | None,
+def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb: bool,
             cache: Path) -> dict:
     """Every figure of one row; ``*_wall`` and ``*_cpu`` seconds per timed step."""
     clock = _Clock()
@@ -137,15 +137,15 @@ def measure(cfg: AcceleratorConfig, sim: str, stream: int, cocotb_stream: int | 
             "bare raw run folded different outputs"
     r = {"sim": sim, "array": f"{cfg.rows}×{cfg.cols}", "n": cfg.rows,
          "cycles": program.cycles, "golden_cycles": head}
-    if cocotb_stream:
-        cA, cB, cprog = _program(cfg, cocotb_stream, seed=2)
+    if cocotb:  # the same program as the player: one stimulus for the ratio
         build_model([verilog], TOP_NAME, sim=sim, player="cocotb", cache_dir=cache)
         clock("cocotb_start", lambda: run_stream(inputs=tiny.inputs, loopback=tiny.loopback,
                                                  player="cocotb", **kw))
-        crec = clock("cocotb", lambda: run_stream(inputs=cprog.inputs, loopback=cprog.loopback,
+        crec = clock("cocotb", lambda: run_stream(inputs=program.inputs,
+                                                  loopback=program.loopback,
                                                   player="cocotb", **kw))
-        r["cocotb_cycles"] = cprog.cycles
-        assert np.array_equal(assemble(cprog, crec.outputs, "acc_out"), cA @ cB)
+        r["cocotb_cycles"] = program.cycles
+        assert np.array_equal(assemble(program, crec.outputs, "acc_out"), A @ B)
     r.update({f"{k}_wall": v for k, v in clock.wall.items()})
     r.update({f"{k}_cpu": v for k, v in clock.cpu.items()})
     r.update({f"{k}_sim": v for k, v in clock.sim.items()})
@@ -194,7 +194,8 @@ def main() -> None:
     ap.add_argument("--sims", nargs="+", default=["icarus", "verilator"])
     ap.add_argument("--scale", type=float, default=1.0, help="scale every stream length")
     ap.add_argument("--cocotb-sizes", type=int, nargs="*", default=[8, 16],
-                    help="sizes also run with the per-cycle cocotb player")
+                    help="sizes also run with the per-cycle cocotb player (the same "
+                         "program: about 100 s on Verilator 8×8)")
     ap.add_argument("--skip", nargs="*", default=[], help="e.g. verilator:32")
     ap.add_argument("--json", type=Path, help="also write every timing here")
     args = ap.parse_args()
@@ -214,9 +215,7 @@ def main() -> None:
                     continue
                 cfg = AcceleratorConfig(rows=n, cols=n)
                 stream = max(1, int(STREAM[sim].get(n, 1000) * args.scale))
-                cstream = (max(1, int(COCOTB_STREAM[sim].get(n, 100) * args.scale))
-                           if n in args.cocotb_sizes else None)
-                r = measure(cfg, sim, stream, cstream, Path(tmp))
+                r = measure(cfg, sim, stream, n in args.cocotb_sizes, Path(tmp))
                 rows.append(r)
                 player = _rate(r, "player", "start")
                 player_sim = _rate(r, "player", "start", kind="sim")
@@ -230,7 +229,7 @@ def main() -> None:
                       f"{r['start_wall']:.2f} | {player:,.0f} | {player * n * n:,.3g} | "
                       f"{player_sim:,.0f} | {preloaded:,.0f} | {bare} | "
                       f"{f'{coc:,.0f}' if coc else '—'} | "
-                      f"{f'{player / coc:,.0f}×' if coc else '—'} | {golden:,.0f} |",
+                      f"{f'{player / coc:,.1f}×' if coc else '—'} | {golden:,.0f} |",
                       flush=True)
     if args.json:
         from ftaccel.files import write_json

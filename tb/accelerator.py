@@ -180,10 +180,12 @@ class RTLRun(MatmulResult):
 
 
 def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
-            waves: bool | None = None, cache_dir: Path | None = None, top: str = TOP_NAME):
+            waves: bool | None = None, cache_dir: Path | None = None, top: str = TOP_NAME,
+            build: bool = True):
     """Generate and compile the model :func:`run_program` will use for ``program``.
 
     Cached: a no-op when it exists, so that many runs started at once find it ready.
+    ``build=False`` only looks it up (the Verilog is generated): None when not built yet.
     ``program`` is a :class:`golden.schedule.Program` (or, with ``top="flow_accelerator"``,
     a program of :func:`golden.flow.build_flow_program`); only its ports and loopbacks matter.
     """
@@ -193,7 +195,7 @@ def prepare(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
     verilog = rtl_for(cfg, cache_dir, top=top)
     spec = player_spec([verilog], top, program.outputs, program.loopback)
     return build_model([verilog], top, sim=sim, waves=bool(waves), spec=spec,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, build=build)
 
 
 def run_program(cfg: AcceleratorConfig, program: Program, *, sim: str | None = None,
@@ -298,16 +300,23 @@ class RTLEngine(CycleEngine):
         self.startup_seconds: float | None = None
         self.runs = 0
 
+    def _program(self):
+        # The ports and loopbacks of every product's program are those of a 1×1 product.
+        return build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
+
     def start(self) -> float:
         """Generate the Verilog and build the simulator model, unless cached; the seconds."""
         if self.startup_seconds is not None:
             return self.startup_seconds
         t0 = time.perf_counter()
-        # The ports and loopbacks of every product's program are those of a 1×1 product.
-        program = build_program(self.cfg, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
-        prepare(self.cfg, program, sim=self.sim, cache_dir=self.cache_dir)
+        prepare(self.cfg, self._program(), sim=self.sim, cache_dir=self.cache_dir)
         self.startup_seconds = time.perf_counter() - t0
         return self.startup_seconds
+
+    def built(self) -> bool:
+        """True when the simulator model is in the cache (nothing is built; the Verilog is)."""
+        return prepare(self.cfg, self._program(), sim=self.sim, cache_dir=self.cache_dir,
+                       build=False) is not None
 
     def execute(self, program, fault):
         """The recorded outputs of ``program`` played on the RTL."""

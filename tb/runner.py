@@ -366,7 +366,7 @@ def _read_only(tree: Path) -> None:
 
 def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "hdl",
                 waves: bool = False, spec: hp.PlayerSpec | None = None,
-                cache_dir: str | os.PathLike | None = None) -> Model:
+                cache_dir: str | os.PathLike | None = None, build: bool = True) -> Model | None:
     """The cached model of ``verilog`` for ``sim``, building it first if no process has.
 
     Safe to call from many threads and processes at once: the first caller builds under a
@@ -389,6 +389,8 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
         The HDL player (default: every port, no loopback; see :func:`player_spec`).
     cache_dir : path, optional
         Root of the model cache (default :func:`sim_cache_dir`).
+    build : bool
+        False: only look the model up; None when it is not built yet.
 
     Raises
     ------
@@ -425,6 +427,8 @@ def build_model(verilog: list[Path], toplevel: str, *, sim: str, player: str = "
                   waves=bool(waves), spec=spec)
     if (final / "READY").exists() and manifest_ok(final):
         return model
+    if not build:
+        return None
     with file_lock(root / f"{name}.lock"):
         if (final / "READY").exists():
             if manifest_ok(final):
