@@ -129,13 +129,18 @@ def campaign(tag: str, model_npz: Path, name: str, protections: list, faults: di
                         log=lambda *a, **k: None)
 
 
-def tolerated(report: dict, prot: str, loss: float = 0.01) -> float | None:
-    """Rate at which ``prot``'s mean accuracy falls ``loss`` below its own fault-free accuracy."""
-    from ftaccel.app.campaign import tolerated_rates
+def tolerated(report: dict, prot: str, loss_pp: float = 1.0) -> dict | None:
+    """Where ``prot``'s mean accuracy falls ``loss_pp`` points below its own fault-free one.
+
+    The crossing of :func:`app.campaign_report.crossing` (``rate``, ``relation`` ``=`` / ``<``
+    / ``>`` / ``none``, ``text``), log-linear between swept rates as Ozen 2023 Fig. 8.14 reads.
+    """
+    from ftaccel.app.campaign_report import tolerated_rates
 
     own = {"fault_free": {"none": report["fault_free"][prot]},
            "protections": {prot: report["protections"][prot]}}
-    return tolerated_rates(own, [loss])[f"{loss:g}"][prot]["rate"]
+    c = tolerated_rates(own, {"absolute": (loss_pp,)})["absolute"][f"{loss_pp:g}"][prot]
+    return {k: c[k] for k in ("rate", "relation", "text")} if c.get("relation") else None
 
 
 def curve(report: dict, prot: str) -> dict:
@@ -152,6 +157,11 @@ BIT_ERRORS = {"model": "bit_errors", "targets": ["weights"]}
 
 
 def _ratio(a, b):
+    """``a / b`` of two tolerated rates: floats (older results) or crossings (with bounds)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        from ftaccel.app.campaign_report import ratio_of
+
+        return ratio_of(a, b)
     return None if a is None or b is None else a / b
 
 
@@ -164,9 +174,11 @@ FIG8_14_RATES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
 def fig8_14() -> dict:
     out = {}
+    # ResNet-8's median epochs cost minutes on the shared cores (the median sorts every
+    # window of the lowered convolutions): 3 fine-tuning epochs from the QAT baseline
     for name, base_opts, epochs_ft, images, trials in (
-            ("resnet8", RESNET_BASE, 6, 200, 5),
-            ("lenet5", LENET_BASE, 8, 300, 7)):
+            ("lenet5", LENET_BASE, 8, 300, 7),
+            ("resnet8", RESNET_BASE, 3, 200, 5)):
         base = trained(name, "qat", methods=("qat",), **base_opts)
         base_opts = {k: v for k, v in base_opts.items() if k in ("batchnorm", "calib_images")}
         hidden = [n for n in _product_names(base)][1:]  # the median acts after the first layer
@@ -367,7 +379,7 @@ def ch9() -> dict:
         res[label] = {"train": record(folder), "weight_range": ranges(folder),
                       "fault_free": rep["fault_free"]["none"]["accuracy"],
                       "tolerated_1pct": tolerated(rep, "none"),
-                      "tolerated_3pct": tolerated(rep, "none", 0.03), "curve": curve(rep, "none")}
+                      "tolerated_3pct": tolerated(rep, "none", 3.0), "curve": curve(rep, "none")}
     b = res["baseline"]["tolerated_1pct"]
     res["ratio_outlier"] = _ratio(res["outlier"]["tolerated_1pct"], b)
     res["ratio_fault_aware"] = _ratio(res["fault_aware"]["tolerated_1pct"], b)
@@ -440,11 +452,15 @@ EXPERIMENTS = {"fig10": fig10, "ch9": ch9, "fig8_13": fig8_13, "fig8_14": fig8_1
 # -- the table -----------------------------------------------------------------------------------
 
 def _r(x):
+    if isinstance(x, dict):
+        return x["text"]
     return "—" if x is None else f"{x:.2g}"
 
 
 def _x(x):
-    return "not reached" if x is None else f"{x:.1f}×"
+    if isinstance(x, dict):
+        return f"{'' if x['relation'] == '=' else x['relation'] + ' '}{x['ratio']:.1f}×"
+    return "open" if x is None else f"{x:.1f}×"
 
 
 def _at50(entry: dict, key: str) -> float:
