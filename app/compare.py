@@ -472,10 +472,12 @@ def assemble_models(specs: dict, opts: dict, camps: dict, configs_of: dict,
     tolerated rates against that model's unprotected network), named ``MODEL/PROTECTION``.
     Added to each: ``loss_pp_vs_reference`` and, for sweeps, ``tolerated_vs_reference``: the
     rate at which the row's mean accuracy falls 1 pp / 5 pp (and 1 % / 5 %) below the first
-    model's unprotected fault-free accuracy, and its ratio to that model's own crossing (Ozen
-    2023 Fig. 8.14 reads the trained network's tolerated rate against the baseline's so).
+    model's unprotected fault-free accuracy (one level for every row), with its ratio to that
+    model's own crossing; and ``tolerated_ratio_vs_reference``: the row's rate tolerated at
+    equal loss from its *own* fault-free accuracy over the reference's (Ozen 2023 Fig. 8.14
+    reads a trained network's tolerated rate against the baseline's so).
     """
-    from ftaccel.app.campaign_report import tolerated_rates
+    from ftaccel.app.campaign_report import ratio_of, tolerated_rates
 
     parts = {m: assemble(specs[m], opts, camps[m], configs_of[m], figures) for m in specs}
     ref = next(iter(specs))
@@ -488,15 +490,29 @@ def assemble_models(specs: dict, opts: dict, camps: dict, configs_of: dict,
     for row in rows.values():
         row["loss_pp_vs_reference"] = 100 * (ff_ref - row["accuracy"][0])
     if opts.get("rate") is not None:
-        # the reference's unprotected row is "none" to tolerated_rates (its baseline)
+        # the reference's unprotected row is "none" to tolerated_rates (its baseline); each
+        # curve starts at its fault-free accuracy (rate 0), so that a model already below the
+        # reference's level fault-free is "none", not "below the lowest swept rate"
+        def curve(c: dict, p: str) -> dict:
+            e = c["protections"][p]
+            return {**e, "by_rate": {"0.0": {"accuracy": c["fault_free"][p]["accuracy"]},
+                                     **e["by_rate"]}}
+
         summary = {"fault_free": {"none": base["fault_free"]["none"]},
-                   "protections": {"none": base["protections"]["none"],
-                                   **{f"{m}/{p}": e for m, c in camps.items()
-                                      for p, e in c["protections"].items()}}}
+                   "protections": {"none": curve(base, "none"),
+                                   **{f"{m}/{p}": curve(c, p) for m, c in camps.items()
+                                      for p in c["protections"]}}}
         tol = tolerated_rates(summary)
+        ref_own = rows[f"{ref}/none"].get("tolerated") or {}
         for key, row in rows.items():
             row["tolerated_vs_reference"] = {
                 kind: {loss: tol[kind][loss][key] for loss in tol[kind]}
+                for kind in ("absolute", "relative")}
+            # each network at its own equal loss, against the reference's (Fig. 8.14's ratio)
+            own = row.get("tolerated") or {}
+            row["tolerated_ratio_vs_reference"] = {
+                kind: {loss: ratio_of(own[kind][loss], ref_own[kind][loss])
+                       for loss in own.get(kind, {}) if loss in ref_own.get(kind, {})}
                 for kind in ("absolute", "relative")}
     report = dict(parts[ref])
     report.update(
@@ -736,7 +752,8 @@ def to_markdown(r: dict) -> str:
     if tol:
         head.append("rate tolerated at 1 pp / 1 % loss (× unprotected)")
     if vs_ref:
-        head.append(f"rate tolerated at 1 pp below `{r['reference']}` fault-free (× it)")
+        head.append(f"× `{r['reference']}`'s tolerated rate, 1 pp below own fault-free; rate "
+                    "tolerated 1 pp below its fault-free (× it)")
     head += ["cycles per inference (extra)", "area µm² (overhead)", "power mW (overhead)",
              "Fmax MHz", "energy µJ per inference (overhead)", "seeds (source; ours)"]
     lines += ["", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
@@ -760,7 +777,9 @@ def to_markdown(r: dict) -> str:
                 for k in ("absolute", "relative")))
         if vs_ref:
             t = x.get("tolerated_vs_reference")
-            cells.append("—" if not t else rate_text(t["absolute"]["1"])
+            own = (x.get("tolerated_ratio_vs_reference") or {}).get("absolute", {}).get("1")
+            cells.append("—" if not t else ("open" if not own else _ratio(own).strip(" ()"))
+                         + "; " + rate_text(t["absolute"]["1"])
                          + _ratio(t["absolute"]["1"].get("ratio")))
         cells.append(f"{x['cycles_per_inference']:,.1f} "
                      f"({x['extra_cycles_per_inference']:+,.1f})")

@@ -49,7 +49,7 @@ model = "bit_errors"
 targets = ["weights"]
 [sample]
 method = "sweep"
-rates = [0.0, 0.05, 0.2]
+rates = [0.0, 1e-5, 1e-4, 1e-3, 0.05]
 trials = 2
 [compare]
 synth = "none"
@@ -118,6 +118,16 @@ def test_equal_loss_is_against_the_first_models_unprotected_network(two):
     for kind in ("absolute", "relative"):
         assert {k: mine[kind]["1"][k] for k in ("rate", "relation")} == \
             {k: own[kind]["1"][k] for k in ("rate", "relation")}
+    # Fig. 8.14's ratio: each row's own tolerated rate over the reference's own
+    base_own = rows["base/none"]["tolerated"]["absolute"]["1"]
+    assert rows["base/none"]["tolerated_ratio_vs_reference"]["absolute"]["1"] == \
+        {"ratio": 1.0, "relation": "="}
+    for row in rows.values():
+        own = row["tolerated"]["absolute"]["1"]
+        got_ratio = row["tolerated_ratio_vs_reference"]["absolute"]["1"]
+        if own["relation"] == base_own["relation"] == "=":
+            assert got_ratio == {"ratio": pytest.approx(own["rate"] / base_own["rate"]),
+                                 "relation": "="}
     # the other model's crossing: where its mean-accuracy curve meets ref − 1 pp, found here
     tmp = two[0]
     camp = json.loads((tmp / "out" / "campaign" / "other" / "campaign.json").read_text())
@@ -142,7 +152,8 @@ def test_the_markdown_has_a_row_per_pair(two):
     md = (tmp / "out" / "compare.md").read_text()
     table = [ln for ln in md.splitlines() if ln.startswith("| ")]
     assert len(table) == 1 + 4  # the head and four rows
-    assert table[0].startswith("| model / protection |") and "below `base/none`" in table[0]
+    assert table[0].startswith("| model / protection |")
+    assert "`base/none`'s tolerated rate" in table[0]
     for name in ("base/none", "base/median-3", "other/none", "other/median-3"):
         assert any(ln.startswith(f"| {name} |") for ln in table[1:]), name
     assert (tmp / "out" / "campaign" / "base" / "campaign.json").is_file()
