@@ -398,7 +398,7 @@ def timing() -> dict:
     """Seconds per int8-aware epoch (3 epochs, the first with JAX's compilation) per network.
 
     ``qat`` and ``median`` (Median-3 on every product after the first); the digits training
-    split (1,257 images, batch 64, 20 steps); the 1-minute load average before and after each
+    split (1,257 images, batch 64: 19 steps); the 1-minute load average before and after each
     run is recorded, since the two cores are shared.  Every ``qat`` run first, then the
     ``median`` ones, ResNet-8's (minutes an epoch: the median sorts every window of its lowered
     convolutions) last.
@@ -413,7 +413,12 @@ def timing() -> dict:
     for method, (name, opts, data) in [(m, t) for m in ("qat", "median") for t in TIMED]:
         folder = OUT / "timing" / f"{name}-{method}"
         load = os.getloadavg()[0]
-        if not (folder / "train.json").exists():
+        reuse = OUT / "models" / f"{name}-{method}3"
+        if not (folder / "train.json").exists() and (reuse / "train.json").exists():
+            # Fig. 8.14's Median-3 fine-tune of the same network is the same kind of epoch
+            # (3 of them); ResNet-8's take many minutes each on the shared cores
+            folder = reuse
+        elif not (folder / "train.json").exists():
             if data is None:
                 start = trained_start(name)
                 tr, te = (str(p) for p in data_files(name))
@@ -432,7 +437,7 @@ def timing() -> dict:
         ld = json.loads((folder / "load.json").read_text()) \
             if (folder / "load.json").exists() else {}
         secs = [e["seconds"] for e in rec["epochs"]]
-        out[f"{name}-{method}"] = {"epochs_seconds": secs,
+        out[f"{name}-{method}"] = {"epochs_seconds": secs, "run": str(folder),
                                    "steady_seconds_per_epoch": float(np.median(secs[1:])),
                                    "first_epoch_seconds": secs[0],
                                    "steps_per_epoch": rec["steps"] // len(secs),
