@@ -414,7 +414,8 @@ def timing() -> dict:
         folder = OUT / "timing" / f"{name}-{method}"
         load = os.getloadavg()[0]
         reuse = OUT / "models" / f"{name}-{method}3"
-        if not (folder / "train.json").exists() and (reuse / "train.json").exists():
+        if name == "resnet8" and not (folder / "train.json").exists() and \
+                (reuse / "train.json").exists():
             # Fig. 8.14's Median-3 fine-tune of the same network is the same kind of epoch
             # (3 of them); ResNet-8's take many minutes each on the shared cores
             folder = reuse
