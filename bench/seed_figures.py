@@ -52,6 +52,8 @@ from ftaccel.files import write_json
 
 OUT = Path("build/seed_figures")
 QUICK = False
+#: The networks of Fig. 8.14 (``--nets``).
+NETS = ("lenet5", "resnet8")
 
 
 def log(*a):
@@ -179,6 +181,8 @@ def fig8_14() -> dict:
     for name, base_opts, epochs_ft, images, trials in (
             ("lenet5", LENET_BASE, 8, 300, 7),
             ("resnet8", RESNET_BASE, 3, 200, 5)):
+        if name not in NETS:
+            continue
         base = trained(name, "qat", methods=("qat",), **base_opts)
         base_opts = {k: v for k, v in base_opts.items() if k in ("batchnorm", "calib_images")}
         hidden = [n for n in _product_names(base)][1:]  # the median acts after the first layer
@@ -539,14 +543,15 @@ def table() -> str:
 
 
 def main(argv=None) -> int:
-    global OUT, QUICK
+    global OUT, QUICK, NETS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(EXPERIMENTS))
+    ap.add_argument("--nets", default=",".join(NETS), help="Fig. 8.14's networks")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--quick", action="store_true", help="a fifth of the epochs, 3 trials")
     ap.add_argument("--table", action="store_true", help="only print the table")
     args = ap.parse_args(argv)
-    OUT, QUICK = Path(args.out), args.quick
+    OUT, QUICK, NETS = Path(args.out), args.quick, tuple(args.nets.split(","))
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.table:
         for name in args.only.split(","):
