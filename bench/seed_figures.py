@@ -52,8 +52,9 @@ from ftaccel.files import write_json
 
 OUT = Path("build/seed_figures")
 QUICK = False
-#: The networks of Fig. 8.14 (``--nets``).
+#: The networks of Fig. 8.14 (``--nets``) and the median windows of each (``--windows``).
 NETS = ("lenet5", "resnet8")
+WINDOWS = {"lenet5": (3, 5), "resnet8": (3, 5)}
 
 
 def log(*a):
@@ -186,9 +187,9 @@ def fig8_14() -> dict:
         base = trained(name, "qat", methods=("qat",), **base_opts)
         base_opts = {k: v for k, v in base_opts.items() if k in ("batchnorm", "calib_images")}
         hidden = [n for n in _product_names(base)][1:]  # the median acts after the first layer
-        res = {"baseline": record(base)}
+        res = {"baseline": record(base), "windows": list(WINDOWS[name])}
         prots = [{"kind": "none"}]
-        for w in (3, 5):
+        for w in WINDOWS[name]:
             cfg = AcceleratorConfig(rows=16, cols=16, median=w)
             ft = trained(name, f"median{w}", start=base / "float.npz", config=cfg,
                          methods=("median",), epochs=epochs_ft, lr=2e-3,
@@ -211,7 +212,7 @@ def fig8_14() -> dict:
             res[f"{p}_campaign"] = {"fault_free": rep["fault_free"][p]["accuracy"],
                                     "tolerated_1pct": tolerated(rep, p), "curve": curve(rep, p)}
         b = res["none_campaign"]["tolerated_1pct"]
-        for w in (3, 5):
+        for w in WINDOWS[name]:
             res[f"ratio_median{w}_trained"] = _ratio(
                 res[f"median{w}_trained_campaign"]["tolerated_1pct"], b)
             res[f"ratio_median{w}_untrained"] = _ratio(
@@ -487,7 +488,7 @@ def table() -> str:
                 continue
             base = r["none_campaign"]
             parts = []
-            for w in (3, 5):
+            for w in r.get("windows", (3, 5)):
                 for kind, camp in (("untrained", r[f"median{w}-untrained_campaign"]),
                                    ("trained", r[f"median{w}_trained_campaign"])):
                     ff = camp["fault_free"]
@@ -547,11 +548,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(EXPERIMENTS))
     ap.add_argument("--nets", default=",".join(NETS), help="Fig. 8.14's networks")
+    ap.add_argument("--windows", default="", help="Fig. 8.14's median windows of a network, "
+                    "e.g. resnet8:3 (default: 3 and 5 on each)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--quick", action="store_true", help="a fifth of the epochs, 3 trials")
     ap.add_argument("--table", action="store_true", help="only print the table")
     args = ap.parse_args(argv)
     OUT, QUICK, NETS = Path(args.out), args.quick, tuple(args.nets.split(","))
+    for item in filter(None, args.windows.split(",")):
+        net, ws = item.split(":")
+        WINDOWS[net] = tuple(int(w) for w in ws.split("+"))
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.table:
         for name in args.only.split(","):
