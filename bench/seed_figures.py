@@ -55,6 +55,8 @@ QUICK = False
 #: The networks of Fig. 8.14 (``--nets``) and the median windows of each (``--windows``).
 NETS = ("lenet5", "resnet8")
 WINDOWS = {"lenet5": (3, 5), "resnet8": (3, 5)}
+#: Timing runs left out (``--skip``, e.g. resnet8-median).
+SKIP: tuple = ()
 
 
 def log(*a):
@@ -416,6 +418,8 @@ def timing() -> dict:
 
     out = {"cores": os.cpu_count()}
     for method, (name, opts, data) in [(m, t) for m in ("qat", "median") for t in TIMED]:
+        if f"{name}-{method}" in SKIP:
+            continue
         folder = OUT / "timing" / f"{name}-{method}"
         load = os.getloadavg()[0]
         reuse = OUT / "models" / f"{name}-{method}3"
@@ -544,10 +548,11 @@ def table() -> str:
 
 
 def main(argv=None) -> int:
-    global OUT, QUICK, NETS
+    global OUT, QUICK, NETS, SKIP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(EXPERIMENTS))
     ap.add_argument("--nets", default=",".join(NETS), help="Fig. 8.14's networks")
+    ap.add_argument("--skip", default="", help="timing runs to leave out (NET-METHOD,…)")
     ap.add_argument("--windows", default="", help="Fig. 8.14's median windows of a network, "
                     "e.g. resnet8:3 (default: 3 and 5 on each)")
     ap.add_argument("--out", default=str(OUT))
@@ -555,6 +560,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="only print the table")
     args = ap.parse_args(argv)
     OUT, QUICK, NETS = Path(args.out), args.quick, tuple(args.nets.split(","))
+    SKIP = tuple(filter(None, args.skip.split(",")))
     for item in filter(None, args.windows.split(",")):
         net, ws = item.split(":")
         WINDOWS[net] = tuple(int(w) for w in ws.split("+"))
