@@ -55,6 +55,8 @@ QUICK = False
 #: The networks of Fig. 8.14 (``--nets``) and the median windows of each (``--windows``).
 NETS = ("lenet5", "resnet8")
 WINDOWS = {"lenet5": (3, 5), "resnet8": (3, 5)}
+#: Fig. 8.14's networks measured untrained only (``--untrained-only``: no median fine-tune).
+UNTRAINED_ONLY: tuple = ()
 #: Timing runs left out (``--skip``, e.g. resnet8-median).
 SKIP: tuple = ()
 
@@ -189,9 +191,14 @@ def fig8_14() -> dict:
         base = trained(name, "qat", methods=("qat",), **base_opts)
         base_opts = {k: v for k, v in base_opts.items() if k in ("batchnorm", "calib_images")}
         hidden = [n for n in _product_names(base)][1:]  # the median acts after the first layer
-        res = {"baseline": record(base), "windows": list(WINDOWS[name])}
+        res = {"baseline": record(base), "windows": list(WINDOWS[name]),
+               "untrained_only": name in UNTRAINED_ONLY}
         prots = [{"kind": "none"}]
         for w in WINDOWS[name]:
+            if name in UNTRAINED_ONLY:  # the baseline with the filter put in, no fine-tune
+                prots.append({"kind": "median", "window": w, "layers": hidden,
+                              "name": f"median{w}-untrained"})
+                continue
             cfg = AcceleratorConfig(rows=16, cols=16, median=w)
             ft = trained(name, f"median{w}", start=base / "float.npz", config=cfg,
                          methods=("median",), epochs=epochs_ft, lr=2e-3,
@@ -215,8 +222,9 @@ def fig8_14() -> dict:
                                     "tolerated_1pct": tolerated(rep, p), "curve": curve(rep, p)}
         b = res["none_campaign"]["tolerated_1pct"]
         for w in WINDOWS[name]:
-            res[f"ratio_median{w}_trained"] = _ratio(
-                res[f"median{w}_trained_campaign"]["tolerated_1pct"], b)
+            if name not in UNTRAINED_ONLY:
+                res[f"ratio_median{w}_trained"] = _ratio(
+                    res[f"median{w}_trained_campaign"]["tolerated_1pct"], b)
             res[f"ratio_median{w}_untrained"] = _ratio(
                 res[f"median{w}-untrained_campaign"]["tolerated_1pct"], b)
         res["images"], res["trials"], res["rates"] = images, trials, list(FIG8_14_RATES)
@@ -494,7 +502,10 @@ def table() -> str:
             parts = []
             for w in r.get("windows", (3, 5)):
                 for kind, camp in (("untrained", r[f"median{w}-untrained_campaign"]),
-                                   ("trained", r[f"median{w}_trained_campaign"])):
+                                   ("trained", r.get(f"median{w}_trained_campaign"))):
+                    if camp is None:
+                        parts.append(f"Median-{w} trained not measured")
+                        continue
                     ff = camp["fault_free"]
                     # a filter that leaves the network near chance has no "equal loss" to read
                     ratio = _x(r[f"ratio_median{w}_{kind}"]) \
@@ -548,10 +559,12 @@ def table() -> str:
 
 
 def main(argv=None) -> int:
-    global OUT, QUICK, NETS, SKIP
+    global OUT, QUICK, NETS, SKIP, UNTRAINED_ONLY
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(EXPERIMENTS))
     ap.add_argument("--nets", default=",".join(NETS), help="Fig. 8.14's networks")
+    ap.add_argument("--untrained-only", default="", help="Fig. 8.14's networks measured "
+                    "without the median fine-tune (the filter put into the baseline)")
     ap.add_argument("--skip", default="", help="timing runs to leave out (NET-METHOD,…)")
     ap.add_argument("--windows", default="", help="Fig. 8.14's median windows of a network, "
                     "e.g. resnet8:3 (default: 3 and 5 on each)")
@@ -561,6 +574,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     OUT, QUICK, NETS = Path(args.out), args.quick, tuple(args.nets.split(","))
     SKIP = tuple(filter(None, args.skip.split(",")))
+    UNTRAINED_ONLY = tuple(filter(None, args.untrained_only.split(",")))
     for item in filter(None, args.windows.split(",")):
         net, ws = item.split(":")
         WINDOWS[net] = tuple(int(w) for w in ws.split("+"))
