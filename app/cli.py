@@ -981,7 +981,8 @@ def _add_compare_command(sub) -> None:
     c = sub.add_parser("compare", help="every protection on the same faults: accuracy under "
                                        "faults beside area, power, Fmax, cycles and energy")
     c.add_argument("spec", type=_path, help="compare spec (TOML: a campaign spec and a "
-                                            "[compare] table, see examples/compare-*.toml)")
+                                            "[compare] table, see examples/compare-*.toml; "
+                                            "[[models]] for several networks)")
     c.add_argument("-o", "--output", type=_path, required=True,
                    help="folder for compare.json, compare.md, pareto.png and the campaign "
                         "(the same command resumes it)")

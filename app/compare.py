@@ -9,6 +9,25 @@ threshold, HAS with its permutation, combinations such as ``sanity+bypass``) and
     synth = "ppa"     # area, timing and power of every configuration (default); "area"; "none"
     rate = 0.002      # sweeps: the rate the table reports (default: the highest swept rate)
 
+Several networks (a trained and an untrained one, say) are compared in one report by a
+``[[models]]`` list in place of ``[network] model``; each entry names a model and may give its
+own calibration data (the other ``[network]`` keys are shared)::
+
+    [[models]]
+    name = "qat"                 # the row prefix and the campaign folder's name
+    model = "qat/model.npz"
+    [[models]]
+    name = "median3-trained"
+    model = "median3/model.npz"
+
+Every protection then runs on every model, a row per (model, protection) named
+``MODEL/PROTECTION``, each model's campaign in ``DIR/campaign/MODEL`` (the same spec otherwise,
+so the same seeds and fault draws on networks of one shape; the rows equal the separate
+campaigns').  Besides each row's own figures (against its model's unprotected network), the
+report gives the rate tolerated at equal loss against the **first** model's unprotected
+fault-free accuracy (its ``none`` row is the reference, Ozen 2023 Fig. 8.14: a trained network's
+tolerated rate against the untrained baseline's).
+
 Every protection runs on the **same faults** (one campaign, ``DIR/campaign``, resumable), and
 each distinct configuration is synthesised once (``synth.flow.synthesize`` with OpenSTA
 timing and power at the default toggle rate; the figures are kept per configuration by
@@ -38,6 +57,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -122,7 +142,13 @@ def load_compare(spec_or_path) -> tuple[dict, dict]:
         if key not in _COMPARE_KEYS:
             raise CampaignError(f"spec key compare.{key}: unknown key; known: "
                                 f"{', '.join(_COMPARE_KEYS)}")
-    spec = parse_spec(raw, base=base)
+    models = raw.pop("models", None)
+    specs = None
+    if models is None:
+        spec = parse_spec(raw, base=base)
+    else:
+        specs = _model_specs(raw, models, base)
+        spec = next(iter(specs.values()))
     synth = opts.get("synth", "ppa")
     if synth not in SYNTH_MODES:
         raise CampaignError(f"spec key compare.synth: {shown(synth)}: one of "
@@ -141,7 +167,54 @@ def load_compare(spec_or_path) -> tuple[dict, dict]:
             raise CampaignError(f"spec key compare.rate: {shown(rate)}: one of the swept "
                                 f"non-zero rates ({', '.join(f'{r:g}' for r in rates if r)})")
         out["rate"] = float(rate)
+    if specs is not None:
+        out["models"] = specs
     return spec, out
+
+
+#: A ``[[models]]`` entry's keys; its name is a row prefix, a JSON key and a folder name.
+_MODEL_KEYS = ("name", "model", "calib")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def _model_specs(raw: dict, models, base: Path) -> dict[str, dict]:
+    """``{model name: campaign spec}`` of a ``[[models]]`` list: ``raw`` with each entry's model.
+
+    CampaignError names the entry's key (``models[1].model``) of anything invalid.
+    """
+    if not isinstance(models, list) or not models or \
+            not all(isinstance(m, dict) for m in models):
+        raise CampaignError("spec key models: must be a non-empty list of tables "
+                            "([[models]] entries with name and model)")
+    if "model" in (raw.get("network") or {}):
+        raise CampaignError("spec key network.model: give the networks in [[models]] entries, "
+                            "not both")
+    specs: dict[str, dict] = {}
+    for k, m in enumerate(models):
+        key = f"models[{k}]"
+        for name in m:
+            if name not in _MODEL_KEYS:
+                raise CampaignError(f"spec key {key}.{name}: unknown key; known: "
+                                    f"{', '.join(_MODEL_KEYS)}")
+        for name in ("name", "model"):
+            if not isinstance(m.get(name), str):
+                raise CampaignError(f"spec key {key}.{name}: "
+                                    + ("missing" if name not in m else
+                                       f"{shown(m[name])}: must be a string"))
+        if not _MODEL_NAME.fullmatch(m["name"]):
+            raise CampaignError(f"spec key {key}.name: {shown(m['name'])}: letters, digits and "
+                                "._+- (at most 64, not starting with a symbol)")
+        if m["name"] in specs:
+            raise CampaignError(f"spec key {key}.name: {shown(m['name'])}: given twice")
+        one = {**raw, "network": {**(raw.get("network") or {}), "model": m["model"],
+                                  **({"calib": m["calib"]} if "calib" in m else {})}}
+        try:
+            specs[m["name"]] = parse_spec(one, base=base)
+        except CampaignError as exc:  # the entry's key, not the [network] key it was put in
+            raise CampaignError(re.sub(r"^spec key network\.(model|calib)",
+                                       lambda g, k=key: f"spec key {k}.{g.group(1)}",
+                                       str(exc))) from None
+    return specs
 
 
 # -- the folder --------------------------------------------------------------------------------
@@ -274,12 +347,16 @@ def compare(spec, out, *, workers: int | None = None, scheduler: str | None = No
         opts["synth"] = synth
     out = Path(out)
     check_compare_folder(out)
-    ctx = build_context(spec)  # model, data and fit, before anything is written
-    configs = {p.name: _product(ctx.clean[p.name].cfg, ctx.model_of(p)) for p in ctx.protections}
+    specs = opts.get("models") or {None: spec}
+    configs_of = {}
+    for m, one in specs.items():
+        ctx = build_context(one)  # model, data and fit, before anything is written
+        configs_of[m] = {p.name: _product(ctx.clean[p.name].cfg, ctx.model_of(p))
+                         for p in ctx.protections}
     figures: dict[str, dict | None] = {}
     missing = []
     if opts["synth"] != "none":
-        for cfg in configs.values():
+        for cfg in (c for configs in configs_of.values() for c in configs.values()):
             key = cfg.name()
             if key not in figures:
                 figures[key] = _cached(cfg, opts["synth"])
@@ -287,13 +364,19 @@ def compare(spec, out, *, workers: int | None = None, scheduler: str | None = No
                     missing.append(cfg)
         if missing:
             _require_tools(opts["synth"])
-    camp = run_campaign(spec, out / "campaign", workers=workers, scheduler=scheduler,
-                        progress=progress, command=command, log=log)
+    camps = {m: run_campaign(one, out / "campaign" if m is None else out / "campaign" / m,
+                             workers=workers, scheduler=scheduler, progress=progress,
+                             command=command, log=log)
+             for m, one in specs.items()}
     for cfg in missing:
         figures[cfg.name()] = _synthesise(cfg, out / "synth" / cfg.name(), opts["synth"], log)
-    report = assemble(spec, opts, camp, configs, figures)
+    if None in camps:
+        report = assemble(spec, opts, camps[None], configs_of[None], figures)
+    else:
+        report = assemble_models(specs, opts, camps, configs_of, figures)
     report["timing"] = {"seconds": round(time.perf_counter() - t0, 1),
-                        "campaign_seconds": camp.get("timing", {}).get("seconds"),
+                        "campaign_seconds": round(sum(
+                            c.get("timing", {}).get("seconds") or 0 for c in camps.values()), 1),
                         "synthesised": [c.name() for c in missing],
                         "from_cache": sorted(k for k, v in figures.items()
                                              if v is not None and k not in
@@ -357,14 +440,7 @@ def assemble(spec: dict, opts: dict, camp: dict, configs: dict, figures: dict) -
         en, en0 = row.get("energy"), base.get("energy")
         row["overheads"]["energy"] = (100 * (en["per_inference_uj"] / en0["per_inference_uj"]
                                              - 1) if en and en0 else None)
-    acc = {p: r["accuracy"][0] for p, r in rows.items()}
-    fronts = {}
-    for cost, get in (("area_um2", lambda r: (r.get("synthesis") or {}).get("area_um2")),
-                      ("energy_uj", lambda r: (r.get("energy") or {}).get("per_inference_uj")),
-                      ("cycles", lambda r: r["cycles_per_inference"])):
-        pts = {p: (acc[p], get(r)) for p, r in rows.items()}
-        if any(v[1] is not None for v in pts.values()):
-            fronts[cost] = pareto_front(pts)
+    fronts = _fronts(rows)
     return {"format": "ftaccel-compare", "version": 1, "name": spec["campaign"]["name"],
             "model": camp["model"], "images": images, "config": camp["config"],
             "faults": spec["faults"], "plan": camp["plan"], "rate": rate,
@@ -374,6 +450,82 @@ def assemble(spec: dict, opts: dict, camp: dict, configs: dict, figures: dict) -
             "chips": camp.get("chips"), "protections": rows, "pareto": fronts,
             "provenance": camp.get("provenance"), "spec": spec,
             "synthesis_settings": _settings(figures)}
+
+
+def _fronts(rows: dict) -> dict:
+    """The rows no other beats on accuracy under faults and on each cost (area, energy, cycles)."""
+    acc = {p: r["accuracy"][0] for p, r in rows.items()}
+    fronts = {}
+    for cost, get in (("area_um2", lambda r: (r.get("synthesis") or {}).get("area_um2")),
+                      ("energy_uj", lambda r: (r.get("energy") or {}).get("per_inference_uj")),
+                      ("cycles", lambda r: r["cycles_per_inference"])):
+        pts = {p: (acc[p], get(r)) for p, r in rows.items()}
+        if any(v[1] is not None for v in pts.values()):
+            fronts[cost] = pareto_front(pts)
+    return fronts
+
+
+def assemble_models(specs: dict, opts: dict, camps: dict, configs_of: dict,
+                    figures: dict) -> dict:
+    """The report of a ``[[models]]`` comparison: a row per (model, protection).
+
+    Each model's rows are :func:`assemble`'s of its own campaign, unchanged (their losses and
+    tolerated rates against that model's unprotected network), named ``MODEL/PROTECTION``.
+    Added to each: ``loss_pp_vs_reference`` and, for sweeps, ``tolerated_vs_reference``: the
+    rate at which the row's mean accuracy falls 1 pp / 5 pp (and 1 % / 5 %) below the first
+    model's unprotected fault-free accuracy (one level for every row), with its ratio to that
+    model's own crossing; and ``tolerated_ratio_vs_reference``: the row's rate tolerated at
+    equal loss from its *own* fault-free accuracy over the reference's (Ozen 2023 Fig. 8.14
+    reads a trained network's tolerated rate against the baseline's so).
+    """
+    from ftaccel.app.campaign_report import ratio_of, tolerated_rates
+
+    parts = {m: assemble(specs[m], opts, camps[m], configs_of[m], figures) for m in specs}
+    ref = next(iter(specs))
+    rows: dict[str, dict] = {}
+    for m, part in parts.items():
+        for p, row in part["protections"].items():
+            rows[f"{m}/{p}"] = {"model": m, "protection": p, **row}
+    base = camps[ref]
+    ff_ref = base["fault_free"]["none"]["accuracy"]
+    for row in rows.values():
+        row["loss_pp_vs_reference"] = 100 * (ff_ref - row["accuracy"][0])
+    if opts.get("rate") is not None:
+        # the reference's unprotected row is "none" to tolerated_rates (its baseline); each
+        # curve starts at its fault-free accuracy (rate 0), so that a model already below the
+        # reference's level fault-free is "none", not "below the lowest swept rate"
+        def curve(c: dict, p: str) -> dict:
+            e = c["protections"][p]
+            return {**e, "by_rate": {"0.0": {"accuracy": c["fault_free"][p]["accuracy"]},
+                                     **e["by_rate"]}}
+
+        summary = {"fault_free": {"none": base["fault_free"]["none"]},
+                   "protections": {"none": curve(base, "none"),
+                                   **{f"{m}/{p}": curve(c, p) for m, c in camps.items()
+                                      for p in c["protections"]}}}
+        tol = tolerated_rates(summary)
+        ref_own = rows[f"{ref}/none"].get("tolerated") or {}
+        for key, row in rows.items():
+            row["tolerated_vs_reference"] = {
+                kind: {loss: tol[kind][loss][key] for loss in tol[kind]}
+                for kind in ("absolute", "relative")}
+            # each network at its own equal loss, against the reference's (Fig. 8.14's ratio)
+            own = row.get("tolerated") or {}
+            row["tolerated_ratio_vs_reference"] = {
+                kind: {loss: ratio_of(own[kind][loss], ref_own[kind][loss])
+                       for loss in own.get(kind, {}) if loss in ref_own.get(kind, {})}
+                for kind in ("absolute", "relative")}
+    report = dict(parts[ref])
+    report.update(
+        model=", ".join(f"{m}: {camps[m]['model']}" for m in specs), protections=rows,
+        pareto=_fronts(rows), reference=f"{ref}/none",
+        campaign={m: f"campaign/{m}/campaign.json" for m in specs},
+        campaign_id={m: camps[m].get("campaign_id") for m in specs},
+        models={m: {"model": camps[m]["model"], "source": specs[m]["network"]["model"],
+                    "fault_free_accuracy": camps[m]["fault_free"]["none"]["accuracy"]}
+                for m in specs},
+        spec={m: specs[m] for m in specs})
+    return report
 
 
 def _synthesis_figures(fig: dict) -> dict:
@@ -574,6 +726,12 @@ def to_markdown(r: dict) -> str:
                      "accuracy is on that chip"
                      + ("; fresh chips in their own column" if r["chips"]["runs_on"] == "both"
                         else ""))
+    if r.get("models"):
+        lines.append("- models (a row per model and protection; each model's campaign in "
+                     "`campaign/MODEL/`): " + "; ".join(
+                         f"{m} `{_relative(v['source'])}` ({100 * v['fault_free_accuracy']:.2f} "
+                         "% fault-free)" for m, v in r["models"].items())
+                     + f"; the reference of equal loss is `{r['reference']}`")
     lines += provenance_lines(r.get("provenance"))
     st = r.get("synthesis_settings")
     if st:
@@ -584,7 +742,9 @@ def to_markdown(r: dict) -> str:
                      + f"; {st['technology_gap']}")
     fresh = any("accuracy_fresh_chips" in x for x in rows.values())
     tol = any("tolerated" in x for x in rows.values())
-    head = ["protection", "fault-free accuracy", "accuracy under faults (95 % CI)"]
+    vs_ref = any("tolerated_vs_reference" in x for x in rows.values())
+    head = ["model / protection" if r.get("models") else "protection", "fault-free accuracy",
+            "accuracy under faults (95 % CI)"]
     if fresh:
         head.append("on fresh chips (95 % CI)")
     head += ["loss vs unprotected fault-free (pp; × unprotected)",
@@ -592,6 +752,9 @@ def to_markdown(r: dict) -> str:
              + (", every rate" if r.get("rate") is not None else "")]
     if tol:
         head.append("rate tolerated at 1 pp / 1 % loss (× unprotected)")
+    if vs_ref:
+        head.append(f"× `{r['reference']}`'s tolerated rate, 1 pp below own fault-free; rate "
+                    "tolerated 1 pp below its fault-free (× it)")
     head += ["cycles per inference (extra)", "area µm² (overhead)", "power mW (overhead)",
              "Fmax MHz", "energy µJ per inference (overhead)", "seeds (source; ours)"]
     lines += ["", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
@@ -613,6 +776,12 @@ def to_markdown(r: dict) -> str:
             cells.append("—" if not t else " / ".join(
                 rate_text(t[k]["1"]) + _ratio(t[k]["1"].get("ratio"))
                 for k in ("absolute", "relative")))
+        if vs_ref:
+            t = x.get("tolerated_vs_reference")
+            own = (x.get("tolerated_ratio_vs_reference") or {}).get("absolute", {}).get("1")
+            cells.append("—" if not t else ("open" if not own else _ratio(own).strip(" ()"))
+                         + "; " + rate_text(t["absolute"]["1"])
+                         + _ratio(t["absolute"]["1"].get("ratio")))
         cells.append(f"{x['cycles_per_inference']:,.1f} "
                      f"({x['extra_cycles_per_inference']:+,.1f})")
         cells.append(_num(syn.get("area_um2"), ",.0f") + _over(ov.get("area")))
@@ -635,9 +804,10 @@ def to_markdown(r: dict) -> str:
                   "voter's correction run after a layer is not counted). Energy = power × "
                   "cycles / f at the analysis clock; power at a stated default toggle rate "
                   "unless a workload was measured."]
+    where = "campaign/MODEL" if r.get("models") else "campaign"
     lines += ["", "![pareto](pareto.png)", "",
-              "Every fault, protection and rate: `campaign/campaign.md`, "
-              "`campaign/trace.csv`."]
+              f"Every fault, protection and rate: `{where}/campaign.md`, "
+              f"`{where}/trace.csv`."]
     return "\n".join(lines) + "\n"
 
 

@@ -96,7 +96,7 @@ def check_methods(model: Model, cfg, opts: TrainOptions) -> dict:
     """Check the methods against the model and the accelerator; what the hooks need.
 
     ConfigError names the option: a bypass method for another dataflow (naming both), the
-    median without a median window or off WS, ``afd`` without the unit, sparse layers without
+    median without a median window, ``afd`` without the unit, sparse layers without
     a flow array or on a depthwise node, unknown layer names.  ModelError names an operator
     the training path does not compute.
     """
@@ -108,13 +108,16 @@ def check_methods(model: Model, cfg, opts: TrainOptions) -> dict:
             raise ConfigError("method", m, f"{what} models {METHOD_DATAFLOW[m].upper()} bypass "
                               f"({held}); the configuration's dataflow is {cfg.dataflow}: use "
                               f"--method {_FOR_DATAFLOW[cfg.dataflow]}")
-    if "median" in opts.methods and (cfg.dataflow != "ws" or cfg.median not in (3, 5)):
-        raise ConfigError("median", cfg.median, "3 or 5 on a WS configuration for "
-                          "--method median (the window of the accelerator's filter)")
+    # The median and AFD filter each R-lane chunk of the activations on every dataflow
+    # (golden.units.units_matrix; Ozen 2023 Fig. 8.9), so the training forward is the same
+    # on WS, IS and OS (tested against the engines on each).
+    if "median" in opts.methods and cfg.median not in (3, 5):
+        raise ConfigError("median", cfg.median, "3 or 5 for --method median (the window of "
+                          "the accelerator's filter)")
     if "afd" in opts.methods:
-        if cfg.dataflow != "ws" or not cfg.afd:
-            raise ConfigError("afd", cfg.afd, "on (--afd) with a WS configuration for --method "
-                              "afd (the accelerator's anomaly suppression unit)")
+        if not cfg.afd:
+            raise ConfigError("afd", cfg.afd, "on (--afd) for --method afd (the accelerator's "
+                              "anomaly suppression unit)")
         # the same checks and messages as rtlgen infer (the unit registry's)
         unit_registry.check_options(cfg, unit_registry.options_from_flags(
             {"afd_shift": opts.afd_shift, "afd_gates": opts.afd_gates,
