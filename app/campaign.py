@@ -383,24 +383,14 @@ def _read_profile(path: Path, cfg) -> dict:
     alone; without ``fr_max`` the chip's highest rate stands for it.  Kept in the spec, so the
     campaign's identity covers the profile itself.
     """
-    from ftaccel.app.has import check_profile
+    from ftaccel.app.has import read_profile
 
-    what = "spec key faults.profile"
     try:
-        doc = read_json(path, what)
-    except FileProblem as exc:
+        prof, fr_max = read_profile(path, cfg, "spec key faults.profile")
+    except ValueError as exc:  # FileProblem included
         raise CampaignError(str(exc)) from None
-    rows = doc.get("profile") if isinstance(doc, dict) else doc
-    try:
-        prof = check_profile(rows, cfg)
-    except (TypeError, ValueError) as exc:
-        raise CampaignError(f"{what} {path}: {one_line(exc)}") from None
-    fr_max = doc.get("fr_max") if isinstance(doc, dict) else None
     if fr_max is None:
         fr_max = float(prof.max())
-    if type(fr_max) not in (int, float) or not 0 <= fr_max <= 1 or fr_max < prof.max():
-        raise CampaignError(f"{what} {path}: fr_max {shown(fr_max)} must be a rate 0 … 1 at "
-                            f"least the profile's highest ({prof.max():g})")
     return {"file": str(path.resolve()), "fr_max": float(fr_max), "profile": prof.tolist()}
 
 

@@ -515,24 +515,12 @@ def fig417(net, x, labels, cfg, res, *, thresholds=None, neuron_faults: int | No
 # -- schedule (HAS) --------------------------------------------------------------------------------
 
 def _read_profile_any(path, cfg):
-    from ftaccel.app.has import check_profile
-    from ftaccel.files import FileProblem, read_json
+    from ftaccel.app.has import read_profile
 
-    try:  # through the input door: a FIFO, non-UTF-8, deep nesting: one line each
-        data = read_json(path, "--profile")
-    except FileProblem as exc:
-        raise CriticalError(str(exc)) from None
-
-    rows = data.get("profile") if isinstance(data, dict) else data
     try:
-        prof = check_profile(rows, cfg)
-    except (TypeError, ValueError) as exc:
-        raise CriticalError(f"--profile {path}: {exc}") from None
-    fr_max = data.get("fr_max") if isinstance(data, dict) else None
-    if fr_max is not None and (type(fr_max) not in (int, float) or not prof.max() <= fr_max <= 1):
-        raise CriticalError(f"--profile {path}: fr_max {fr_max!r} must be a rate 0 … 1 at "
-                            f"least the profile's highest ({prof.max():g})")
-    return prof, fr_max
+        return read_profile(path, cfg, "--profile")
+    except ValueError as exc:  # FileProblem included
+        raise CriticalError(str(exc)) from None
 
 
 def run_schedule(model: str, out_dir, *, config: AcceleratorConfig, profile=None,

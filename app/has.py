@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftaccel.errors import one_line, shown
+from ftaccel.files import read_json
 from ftaccel.golden.fault_models import ProfileErrors, profile_errors
 from ftaccel.golden.network import LayerOptions, Model, product_layers, run, state_at
 
@@ -57,6 +59,27 @@ def check_profile(profile, cfg) -> np.ndarray:
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("fault profile rates must be probabilities 0 … 1")
     return p
+
+
+def read_profile(path, cfg, what: str) -> tuple[np.ndarray, float | None]:
+    """A per-PE fault profile file: its R×C rates and its ``fr_max`` (None when absent).
+
+    The file is a ``profile.json`` of ``rtlgen schedule`` (``{"profile": rows, "fr_max": x}``) or
+    the rows alone, read through the input door.  Raises ValueError (a :class:`FileProblem` for
+    the file itself) with one line starting ``what path:``; ``fr_max`` must be a rate at least the
+    profile's highest.
+    """
+    doc = read_json(path, what)  # FileProblem: a FIFO, non-UTF-8, deep nesting: one line each
+    rows = doc.get("profile") if isinstance(doc, dict) else doc
+    try:
+        prof = check_profile(rows, cfg)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} {path}: {one_line(exc)}") from None
+    fr_max = doc.get("fr_max") if isinstance(doc, dict) else None
+    if fr_max is not None and (type(fr_max) not in (int, float) or not prof.max() <= fr_max <= 1):
+        raise ValueError(f"{what} {path}: fr_max {shown(fr_max)} must be a rate 0 … 1 at least "
+                         f"the profile's highest ({prof.max():g})")
+    return prof, fr_max
 
 
 def check_permutation(perm, n: int, what: str = "permutation") -> np.ndarray:
