@@ -382,13 +382,13 @@ def pass_starts(cfg, tile_list, stream_len: int) -> np.ndarray:
     vector.  ``tile_list``: :func:`golden.mapping.tiles` (``first_k`` says whether a pass
     chains the previous one's partial sums).
     """
-    starts = np.zeros(len(tile_list), dtype=np.int64)
-    s = cfg.rows + cfg.filter_lead
-    for p, tile in enumerate(tile_list):
-        if p:
-            s += pass_period(cfg, stream_len, not tile.first_k)
-        starts[p] = s
-    return starts
+    # two periods only (a pass chains the previous one's sums or not): computed once, since
+    # a configuration's latency is a sum over its units and a campaign asks per fault
+    period = {chained: pass_period(cfg, stream_len, chained) for chained in (False, True)}
+    steps = np.fromiter((period[not t.first_k] if p else cfg.rows + cfg.filter_lead
+                         for p, t in enumerate(tile_list)), dtype=np.int64,
+                        count=len(tile_list))
+    return np.cumsum(steps)
 
 
 def os_tile_steps(cfg, K: int) -> int:

@@ -213,12 +213,7 @@ def _moving(cfg, X: np.ndarray, slot: np.ndarray, span: int, nb: int,
 
 
 def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, gen_A=None,
-                   chk_B=None, *, cols=None, passes=None, psum_start=None, states=None):
-    # ``cols`` / ``passes`` (see _ws_restricted): only these array columns of these passes are
-    # computed; the other outputs are left meaningless for the caller to fill.  ``psum_start``
-    # (pass → the partial sums it starts from, span × NC) replaces the chained state of a pass
-    # whose earlier K-tiles the caller summed; ``states`` (pass → None) receives the wrapped
-    # partial sums after each of its passes
+                   chk_B=None):
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     NC = cfg.array_cols
     ws = cfg.dataflow is Dataflow.WS
@@ -242,8 +237,6 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
     tl, starts = _schedule(cfg, M, K, N, span)  # starts: array-side cycles
     n_passes = len(tl)
     for p, tile in enumerate(tl):
-        if passes is not None and not passes[p]:
-            continue
         s = int(starts[p])
         t0 = s - R
         kr = tile.k1 - tile.k0
@@ -269,9 +262,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 chk[:kr, :nc] = gen_A[tile.m0:tile.m1, tile.k0:tile.k1].T
             stat[:, C] = -np.where(keep[:, :C], chk, 0).sum(axis=1)
         Xs = _moving(cfg, X, slot, span, nb, X_gen)
-        if psum_start is not None and p in psum_start:
-            psum_in = psum_start[p]
-        elif not tile.first_k:
+        if not tile.first_k:
             psum_in = state
         else:
             psum_in = np.zeros((span, NC), dtype=np.int64)
@@ -288,11 +279,7 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 if use_spatial:
                     psum_in[:, C] = -C * lane
         eff = np.where(keep, stat, 0)
-        if cols is None:
-            new = psum_in + exact_matmul(Xs, eff)
-        else:
-            new = np.zeros((span, NC), dtype=np.int64)
-            new[:, cols] = psum_in[:, cols] + exact_matmul(Xs, eff[:, cols])
+        new = psum_in + exact_matmul(Xs, eff)
         t_next = None if p == n_passes - 1 else int(starts[p + 1])
         for f in faults:
             _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span,
@@ -311,8 +298,6 @@ def _ws_is_product(cfg, A, B, bias, faults, bmap, temporal_batch, errors=None, g
                 new[j, c] = sabotage_array(wrap(upper, P), P, errors.bit[sel],
                                            errors.mode) + lower
         state = wrap(new, P)
-        if states is not None and p in states:
-            states[p] = state
         if use_spatial:
             sums = wrap(state[~is_sanity].sum(axis=1), P)
             alarms["spatial"] += int(np.count_nonzero(sums))
@@ -358,6 +343,11 @@ def _temporal_alarms(state, slot, nb, lane_bias, nc, sanity_lane, kbits) -> int:
     if sanity_lane:
         expected[:, -1] = -n * int(lane_bias.sum())
     return int(np.count_nonzero(np.any(wrap(totals - expected, kbits) != 0, axis=1)))
+
+
+#: Slot ``j`` of a WS/IS pass whose first vector streams in cycle ``s`` is in PE (r, c)'s
+#: adder in cycle ``s + r + c + 1`` and in its partial-sum register one cycle later.
+_SUM_DELAY = {FaultRegister.SUM: 1, FaultRegister.PSUM: 2}
 
 
 def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, span, t_next,
@@ -420,12 +410,14 @@ def _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, psum_in, t0, s, sp
         delta = sabotage_array(x, width, f.bit, f.mode) - x
         new[sel, c:] += np.multiply.outer(delta, eff[r, c:])
     elif f.register == FaultRegister.PSUM:
-        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 2), span)
+        sel = slice(None) if stuck else _one_slot(
+            f.cycle - (s + r + c + _SUM_DELAY[FaultRegister.PSUM]), span)
         if sel is None:
             return
         _sabotage_psum(new, Xs, eff, sel, r, c, P, f.bit, f.mode)
     else:  # MAC logic, in the cycle the PE multiplies the slot; bypass isolates it
-        sel = slice(None) if stuck else _one_slot(f.cycle - (s + r + c + 1), span)
+        sel = slice(None) if stuck else _one_slot(
+            f.cycle - (s + r + c + _SUM_DELAY[FaultRegister.SUM]), span)
         if sel is None or not keep[r, c]:
             return
         if f.register == FaultRegister.PRODUCT:
@@ -517,67 +509,74 @@ def _touched(cfg, f, M: int, K: int, N: int):
     return J, hit, np.asarray(out_cols, dtype=np.int64)
 
 
-def _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit) -> np.ndarray:
-    """A one-cycle fault of PE (r, c) on WS without checksums: only the passes around it.
+def _ws_flip(cfg, A, B, bias, f, bmap, clean, hit) -> np.ndarray:
+    """A one-cycle fault of PE (r, c) on WS without checksums, as a change to ``clean``.
 
-    Of each output tile the fault reaches, only its passes from the first to the last whose
-    load, stream or drain can hold the cycle (:func:`_touched`'s margin) run pass by pass
-    (:func:`_ws_is_product`, the fault applied); the K-tiles before them enter as one exact
-    product (their wrapped partial sums, the first such pass's ``psum_in``) and the K-tiles
-    after them, fault-free, are added as one more: the accumulator wraps modulo 2^P, so
-    ``wrap(wrap(x) + y) = wrap(x + y)``.  Array columns ``J`` and passes ``hit``
-    (:func:`_touched`); the other outputs are ``clean``'s.
+    Without a checksum a one-cycle fault only adds to the partial sums it reaches: in each
+    pass ``hit`` marks (:func:`_touched`), :func:`_apply_stationary_fault` writes its change
+    into a zero ``[M, NC]`` array (a flipped stationary value adds ``Δw · x`` from its cycle
+    on, a flipped activation ``Δx · w`` along the row, a product its own change); a sabotaged
+    partial sum, which depends on the sum it hits, first gets that one sum: the tile's earlier
+    K-tiles (fault-free, one row of A) plus the change so far, plus the pass's own rows.  The
+    K-tiles after add fault-free, and the accumulator wraps modulo 2^P, so each output is
+    ``wrap(clean − bias + change) + bias``.  Only rows with a change are touched: a flipped
+    activation or partial sum changes one vector, a flipped weight the vectors after its
+    cycle; no product over the M rows is formed.  Equal to the pass-by-pass computation
+    (``tests/test_campaign_speed.py``).
     """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
+    NC = cfg.array_cols
     M, K = A.shape
     N = B.shape[1]
-    tl, _ = _schedule(cfg, M, K, N, M)
+    tl, starts = _schedule(cfg, M, K, N, M)
     out = clean.copy()
     if not hit.any():
         return out
-    keep = np.ones((R, C), dtype=bool) if bmap is None else ~np.asarray(bmap, dtype=bool)
-    Beff = np.where(keep[np.arange(K)[:, None] % R, np.arange(N)[None, :] % C], B, 0)
+    keep = np.ones((R, NC), dtype=bool)
+    if bmap is not None:
+        keep[:, :C] = ~np.asarray(bmap, dtype=bool)
     bias = np.asarray(bias, dtype=np.int64)
-    run = np.zeros(len(tl), dtype=bool)
-    psum_start, states, ends = {}, {}, []
-    for n0 in sorted({tl[p].n0 for p in np.flatnonzero(hit)}):
-        group = [p for p, t in enumerate(tl) if t.n0 == n0]  # its K-tiles, in order
-        on = [p for p in group if hit[p]]
-        seg = group[group.index(on[0]):group.index(on[-1]) + 1]
-        first, last = tl[seg[0]], tl[seg[-1]]
-        js = J[n0 + J < first.n1]
-        oc = n0 + js
-        if not len(js):  # the fault's columns are past this tile's last
-            continue
-        run[seg] = True
-        # the K-tiles before and after the passes run, fault-free: the shorter side as a
-        # product, the other from the clean accumulators, ≡ A @ Beff (mod 2^P) over all K,
-        # less the passes' own fault-free share and the side computed
-        k0, k1 = first.k0, last.k1
-        pre = post = None
-        if k0 or k1 < K:
-            if k0 <= K - k1:
-                pre = exact_matmul(A[:, :k0], Beff[:k0, oc])
-            else:
-                post = exact_matmul(A[:, k1:], Beff[k1:, oc])
-            rest = clean[:, oc] - bias[oc] - exact_matmul(A[:, k0:k1], Beff[k0:k1, oc])
-            if pre is None:
-                pre = rest - post
-            else:
-                post = rest - pre
-        if k0:  # the K-tiles before: their wrapped partial sums
-            ps = np.zeros((M, cfg.array_cols), dtype=np.int64)
-            ps[:, js] = wrap(pre, P)
-            psum_start[seg[0]] = ps
-        states[seg[-1]] = None
-        ends.append((seg[-1], k1, oc, js, post))
-    _ws_is_product(cfg, A, B, bias, (f,), bmap, temporal_batch, cols=J, passes=run,
-                   psum_start=psum_start, states=states)
-    for p, k1, oc, js, post in ends:
-        acc = states[p][:, js]
-        if k1 < K:  # the K-tiles after: fault-free
-            acc = acc + post
-        out[:, oc] = wrap(acc, P) + bias[oc]
+    slots = np.arange(M)
+    sum_reg = f.register in (FaultRegister.PSUM, FaultRegister.SUM)
+    change = {}  # output column → (rows, summed change) so far (a later pass's sums see it)
+    for p in np.flatnonzero(hit):
+        tile = tl[p]
+        s = int(starts[p])
+        t_next = None if p == len(tl) - 1 else int(starts[p + 1])
+        kr, nc = tile.k1 - tile.k0, tile.n1 - tile.n0
+        stat = np.zeros((R, NC), dtype=np.int64)
+        stat[:kr, :nc] = B[tile.k0:tile.k1, tile.n0:tile.n1]
+        eff = np.where(keep, stat, 0)
+        Xs = _moving(cfg, A[:, tile.k0:tile.k1], slots, M, M, None)
+        new = np.zeros((M, NC), dtype=np.int64)
+        j = f.cycle - (s + f.row + f.col + _SUM_DELAY[f.register]) if sum_reg else -1
+        c = f.col
+        before = 0
+        if 0 <= j < M and c < nc:
+            # the one partial sum the fault hits: the K-tiles before (fault-free, wrapped,
+            # plus what the fault already changed in an earlier pass) and this pass's rows
+            n = tile.n0 + c
+            w = np.where(keep[np.arange(tile.k0) % R, c], B[:tile.k0, n], 0)
+            prior = int(A[j, :tile.k0] @ w)
+            rows, d = change.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            prior += int(d[rows == j].sum())
+            before = int(wrap(prior, P)) + int(Xs[j] @ eff[:, c])
+            new[j, c] = before
+        _apply_stationary_fault(cfg, f, new, Xs, stat, eff, keep, None, s - R, s, M, t_next,
+                                FaultRegister.WEIGHT, FaultRegister.ACT, R, NC, P)
+        if 0 <= j < M and c < nc:
+            new[j, c] -= before
+        for col in np.flatnonzero(np.any(new[:, :nc], axis=0)):
+            rows = np.flatnonzero(new[:, col])
+            n = tile.n0 + int(col)
+            old_rows, old = change.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            allr = np.union1d(old_rows, rows)
+            tot = np.zeros(len(allr), dtype=np.int64)
+            tot[np.searchsorted(allr, old_rows)] += old
+            tot[np.searchsorted(allr, rows)] += new[rows, col]
+            change[n] = (allr, tot)
+    for n, (rows, d) in change.items():
+        out[rows, n] = wrap(clean[rows, n] - bias[n] + d, P) + bias[n]
     return out
 
 
@@ -699,7 +698,7 @@ def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
         return clean.copy(), {}
     if _stuck(f):
         return _ws_stuck(cfg, A, B, bias, f, bmap, clean), {}
-    return _ws_flip(cfg, A, B, bias, f, bmap, temporal_batch, clean, J, hit), {}
+    return _ws_flip(cfg, A, B, bias, f, bmap, clean, hit), {}
 
 
 # -- OS ----------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ Tiles are visited in the order of :mod:`golden.schedule` (the driver's order):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,27 +49,36 @@ class Tile:
     last_k: bool   # last K-tile: its outputs are final
 
 
-def tiles(dataflow: str, rows: int, cols: int, M: int, K: int, N: int) -> list[Tile]:
-    """The tiles of an M×K @ K×N product in the order the driver runs them."""
+def tiles(dataflow: str, rows: int, cols: int, M: int, K: int, N: int) -> tuple[Tile, ...]:
+    """The tiles of an M×K @ K×N product in the order the driver runs them (memoised).
+
+    A campaign asks for the same few products' tiles for every fault (hundreds of tiles on a
+    real network's layer), so the tuple is built once per shape.
+    """
+    return _tiles(str(dataflow), int(rows), int(cols), int(M), int(K), int(N))
+
+
+@functools.lru_cache(maxsize=1024)
+def _tiles(dataflow: str, rows: int, cols: int, M: int, K: int, N: int) -> tuple[Tile, ...]:
     out: list[Tile] = []
     if dataflow == "os":
         for m0 in range(0, M, rows):
             for n0 in range(0, N, cols):
                 out.append(Tile(m0, min(M, m0 + rows), 0, K, n0, min(N, n0 + cols), True, True))
-        return out
+        return tuple(out)
     k_starts = list(range(0, K, rows))
     if dataflow == "ws":
         for n0 in range(0, N, cols):
             for i, k0 in enumerate(k_starts):
                 out.append(Tile(0, M, k0, min(K, k0 + rows), n0, min(N, n0 + cols),
                                 i == 0, i == len(k_starts) - 1))
-        return out
+        return tuple(out)
     if dataflow == "is":
         for m0 in range(0, M, cols):
             for i, k0 in enumerate(k_starts):
                 out.append(Tile(m0, min(M, m0 + cols), k0, min(K, k0 + rows), 0, N,
                                 i == 0, i == len(k_starts) - 1))
-        return out
+        return tuple(out)
     raise ValueError(f"dataflow must be ws, is or os, not {dataflow!r}")
 
 
