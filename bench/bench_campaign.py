@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import tempfile
 import time
@@ -180,7 +181,12 @@ def scaling(args) -> None:
     The same spec (``--images`` images, about ``--faults`` register faults, one protection)
     run with ``workers=0``, with 2 LocalCluster workers under the runner's glibc settings
     (:data:`app.campaign.WORKER_MALLOC`) and under Dask's default ones; fault-inferences per
-    minute of each (the runner's own timing: the cluster's start-up included) and the ratios.
+    minute of each (the runner's own timing: the cluster's start-up included) and the ratios,
+    to the in-process run and to one in-process worker on one core (pinned, the BLAS on one
+    thread: the issue's baseline; the in-process run's BLAS may use both cores).  And the
+    machine's ceiling for 2 workers: that one-core run in two independent processes at once,
+    one per core, against one alone (on these 2-core machines each runs 5–15 % slower beside
+    the other: they share the memory bus and the last-level cache), ``2 × alone / together``.
     """
     import logging
 
@@ -217,16 +223,35 @@ def scaling(args) -> None:
         spec = parse_spec(raw)
         rates = {}
 
+        # one in-process worker on one core (pinned, the BLAS on one thread, as a Dask worker
+        # runs), alone and beside an identical one on the other core: the latter bounds what
+        # 2 workers can reach on this machine (they share the memory bus and the cache)
+        cores = sorted(os.sched_getaffinity(0))[:2]
+        spawn = multiprocessing.get_context("spawn")
+        runs = []
+        for group in ([cores[0]], cores):  # fresh processes; joined, not terminated
+            pool = spawn.Pool(len(group))
+            runs.append(pool.starmap(_solo, [(spec, os.path.join(tmp, f"solo{len(runs)}{i}"),
+                                              core) for i, core in enumerate(group)]))
+            pool.close()
+            pool.join()
+        (alone,), pair = runs
+        ceiling = 2 * alone / max(pair)
+
         def report(label, rep, extra=""):
             t = rep["timing"]
             rates[label] = t["fault_inferences_per_minute"]
-            print(f"{args.scaling}: {label:44s} {rep['items']} faults × {args.images} images in "
-                  f"{t['seconds']:6.1f} s: {t['fault_inferences_per_minute']:10,} "
-                  f"fault-inferences/min ({rates[label] / rates['in-process']:.2f}×){extra}",
-                  flush=True)
+            rates.setdefault("one core", rates[label] * t["seconds"] / alone)
+            print(f"{args.scaling}: {label:40s} {rep['items']} faults × {args.images} images in "
+                  f"{t['seconds']:5.1f} s: {t['fault_inferences_per_minute']:10,} "
+                  f"fault-inferences/min ({rates[label] / rates['in-process']:.2f}× in-process, "
+                  f"{rates[label] / rates['one core']:.2f}× one core){extra}", flush=True)
 
         report("in-process", run_campaign(spec, os.path.join(tmp, "zero"), workers=0,
                                           progress=False, log=lambda *a, **k: None))
+        print(f"{args.scaling}: {'one in-process worker on one core':40s} {alone:5.1f} s alone, "
+              f"{max(pair):.1f} s beside another on the other core: 2 workers can reach "
+              f"{ceiling:.2f}× one core", flush=True)
         report("2 workers (rtlgen campaign --workers 2)",
                run_campaign(spec, os.path.join(tmp, "two"), workers=2, progress=False,
                             log=lambda *a, **k: None), ", start-up included")
@@ -246,8 +271,23 @@ def scaling(args) -> None:
                                    scheduler=cluster.scheduler_address, progress=False,
                                    log=lambda *a, **k: None)
             report(label, rep, f", after {warm:.1f} s of start-up and context builds")
-    print(f"goal: 2 workers ≥ 1.7× in-process; load average "
+    best = max(v for k, v in rates.items() if k not in ("in-process", "one core"))
+    print(f"best 2-worker run: {best / rates['one core']:.2f}× one in-process worker on one "
+          f"core, {100 * best / rates['one core'] / ceiling:.0f} % of the machine's ceiling "
+          f"({ceiling:.2f}×); {best / rates['in-process']:.2f}× the in-process run (its BLAS "
+          f"may use both cores)")
+    print(f"goal: 2 workers ≥ 1.7× one in-process worker; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+
+
+def _solo(spec: dict, out: str, core: int) -> float:
+    """Seconds of ``spec``'s campaign in this process (``workers=0``), pinned to CPU ``core``."""
+    from threadpoolctl import threadpool_limits
+
+    os.sched_setaffinity(0, {core})
+    threadpool_limits(1)
+    rep = run_campaign(spec, out, workers=0, progress=False, log=lambda *a, **k: None)
+    return rep["timing"]["seconds"]
 
 
 def main() -> None:
