@@ -115,8 +115,8 @@ def test_one_cycle_faults_on_rectangular_arrays_equal_the_whole_product(rows, co
             differs += not np.array_equal(whole, clean)
     print(f"{differs} of {tried} faults changed an output")
     # most one-cycle faults change nothing here (a bit forced to the value it has, a cycle
-    # outside every pass, a flipped partial sum a later K-tile's wrap hides): about 1 in 10
-    # do, so more than 1 in 20 shows the change path is exercised
+    # outside every pass, a PE outside the tile): about 1 in 10 do, so more than 1 in 20
+    # shows the change path is exercised
     assert differs > tried // 20
 
 
