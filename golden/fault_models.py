@@ -105,7 +105,7 @@ from . import units as golden_units
 from .array import cycle_count, os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
-from .intmath import F32_EXACT, exact_matmul, float_matmul
+from .intmath import F32_EXACT, F64_EXACT, exact_matmul, float_matmul
 from .mapping import tiles
 from .network import (
     FunctionalEngine,
@@ -471,14 +471,33 @@ def clean_acc(cfg, A, B, bias, bypass_map=None) -> np.ndarray:
     ``acc_bits`` accumulator as they chain (wrapping is modular, so the wrap of the total), a
     bypassed PE (k mod R, n mod C) contributes nothing, the bias enters in the output stage.
     """
-    A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
     if bypass_map is not None and np.any(bypass_map):
         keep = ~np.asarray(bypass_map, dtype=bool)
         K, N = B.shape
         B = np.where(keep[np.arange(K)[:, None] % cfg.rows, np.arange(N)[None, :] % cfg.cols],
                      B, 0)
-    return wrap(exact_matmul(A, B), cfg.acc_bits) + np.asarray(bias, dtype=np.int64)[None, :]
+    A = np.asarray(A)
+    ftype = _float_type(cfg, A, B)
+    if ftype is not None:
+        acc = float_matmul(A.astype(ftype, copy=False), B.astype(ftype)).astype(np.int64)
+    else:
+        acc = exact_matmul(A.astype(np.int64, copy=False), B)
+    return wrap(acc, cfg.acc_bits) + np.asarray(bias, dtype=np.int64)[None, :]
+
+
+def _float_type(cfg, A: np.ndarray, B: np.ndarray):
+    """The float type whose BLAS product ``A @ B`` is exact, for float32-lowered ``A``; or None.
+
+    ``A`` holds the streamed activations, ``a_width``-bit words (the previous layer's clamp
+    and the quantised input bound them, as the array's registers do), so every partial sum of
+    column n is at most ``2^(a_width−1) · Σ_k |b_kn|``: float32 to 2^24, float64 below 2^53.
+    None for an integer ``A`` (:func:`golden.intmath.exact_matmul` decides) or beyond.
+    """
+    if A.dtype.kind != "f":
+        return None
+    top = float(1 << (cfg.a_width - 1)) * float(np.abs(B).sum(axis=0).max(initial=0))
+    return np.float32 if top <= F32_EXACT else np.float64 if top < F64_EXACT else None
 
 
 def _touched(cfg, f, M: int, K: int, N: int):
@@ -590,6 +609,8 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     adds a change that only sums from there on, so ``out = wrap(clean + change)`` (wrapping
     is modular); a stuck partial sum (or adder sum) is a recurrence over the K-tiles, each
     tile ``wrap(sab(wrap(psum_in + rows ≤ r)) + rows > r)``, vectorised over the N-tiles.
+    ``A`` may be the float32-lowered activations (:meth:`FastFaultEngine.lowers_float`): the
+    columns a branch needs as integers are read as int64.
     """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
     M, K = A.shape
@@ -616,12 +637,13 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
         Bk = B[np.ix_(ks, ns)]
         D = np.where(keep[ks % R, c][:, None], sabotage_array(Bk, width, f.bit, f.mode) - Bk, 0)
         if D.any():  # (a bit stuck at the value every weight has changes nothing)
-            add(ns, exact_matmul(A[:, ks], D))
+            add(ns, exact_matmul(_int_columns(A, ks), D))
         return out
     if f.register == FaultRegister.ACT:
         ks = kk[kk % R == r]
         cols = np.flatnonzero(np.arange(N) % C >= c)
-        dA = sabotage_array(A[:, ks], width, f.bit, f.mode) - A[:, ks]
+        Ak = _int_columns(A, ks)
+        dA = sabotage_array(Ak, width, f.bit, f.mode) - Ak
         if dA.any():
             add(cols, exact_matmul(dA, Beff[np.ix_(ks, cols)]))
         return out
@@ -631,7 +653,7 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
         ks = kk[kk % R == r]
         change = np.zeros((M, len(ns)), dtype=np.int64)
         for k in ks:  # one K index per K-tile: M × N/C products each
-            prod = A[:, k, None] * B[k, ns][None, :]
+            prod = _int_columns(A, [k]) * B[k, ns][None, :]
             change += sabotage_array(prod, width, f.bit, f.mode) - prod
         if K % R and r >= K % R:  # the last K-tile's padding row multiplies zeros
             change += int(sabotage_array(0, width, f.bit, f.mode))
@@ -652,7 +674,7 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
         Ap = np.zeros((M, nk * R), dtype=ftype)
         Ap[:, :K] = A
     else:
-        Ap = A.astype(ftype)
+        Ap = A.astype(ftype, copy=False)  # (read only)
     Bs = np.zeros((nk * R, 2 * L), dtype=ftype)
     upper = (kk % R <= r)[:, None]
     Bs[:K, :L] = np.where(upper, Beff[:, ns], 0)
@@ -681,6 +703,11 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
     state -= half
     out[:, ns] = state + bias[ns]
     return out
+
+
+def _int_columns(A: np.ndarray, cols) -> np.ndarray:
+    """Columns ``cols`` of the lowered activations ``A`` as int64 (a float32 ``A`` is exact)."""
+    return np.asarray(A[:, cols], dtype=np.int64)
 
 
 def _ws_restricted(cfg, A, B, bias, f, bmap, temporal_batch, clean=None):
@@ -905,11 +932,17 @@ def faulty_product(cfg, A, B, bias=None, fault=None, *, bypass_map=None,
     accumulators of this very ``A`` and ``B``, :func:`clean_acc`) or computed in one BLAS
     product; the result is the same.
     """
-    A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
     bias = np.zeros(B.shape[1], np.int64) if bias is None else np.asarray(bias, np.int64)
     faults = () if fault is None else tuple(fault) if isinstance(fault, (list, tuple)) \
         else (fault,)
+    A = np.asarray(A)
+    if A.dtype.kind == "f" and not (restrict and len(faults) == 1 and _stuck(faults[0])
+                                    and gen_A is None and chk_B is None and errors is None
+                                    and restricted_applies(cfg)):
+        A = A.astype(np.int64)  # (float32 lowered activations serve the stuck-at path only)
+    elif A.dtype.kind != "f":
+        A = A.astype(np.int64, copy=False)
     if errors is not None:
         return profile_product(cfg, A, B, bias, errors, bypass_map=bypass_map,
                                temporal_batch=temporal_batch)
@@ -965,6 +998,24 @@ class FastFaultEngine(FunctionalEngine):
         #: ``(images, batch)``: the product's rows are those of these images of the batch
         #: the cache was filled on (:func:`run_from` with stuck-at faults); None: all of them.
         self.clean_images = None
+
+    def lowers_float(self, fault, units: dict) -> bool:
+        """Whether a product with ``fault`` takes its lowered activations in float32.
+
+        A stuck-at register fault on the restricted path (:func:`restricted_applies`, no
+        input unit, no fault model's perturbation, ``a_width`` ≤ 24 bits so that float32
+        holds every activation exactly): the fault-free accumulators are one float BLAS
+        product of that matrix and the fault's change reads it directly (or, for the few
+        columns whose bits it sabotages, as int64), so the int64 im2col of the layer
+        (8 bytes a value) is never formed (:func:`golden.network.run_node`).
+        """
+        cfg = self.cfg
+        if not (self.restrict and isinstance(fault, Fault) and _stuck(fault)
+                and restricted_applies(cfg) and cfg.a_width <= 24):
+            return False
+        if any(k in units for k in _FAULT_UNITS):
+            return False
+        return not golden_units.filters_inputs(cfg, golden_units.options(cfg, units))
 
     def cached(self, index: int, bypass_map=None) -> bool:
         """Whether fault-free accumulators of product node ``index`` are cached (that map)."""

@@ -1759,7 +1759,13 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
             st.N = res.q.shape[1]
             st.macs, st.cycles, st.alarms = st.M * st.K * st.N, res.cycles, dict(res.alarms)
             return layer.restore(res.q, x.shape)
-    A = layer.lower(x)
+    if not dw and getattr(engine, "lowers_float", None) is not None \
+            and engine.lowers_float(opt.fault, units):
+        # a fault model that takes the lowered activations in float32 (exact integers): no
+        # int64 im2col (FastFaultEngine.lowers_float)
+        A = _lower_float(layer, x.astype(np.float32))
+    else:
+        A = layer.lower(x)
     B = layer.matrix.astype(np.int64)
     bias = layer.bias.astype(np.int64)
     if dw:

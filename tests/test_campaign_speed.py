@@ -125,7 +125,7 @@ def test_restricted_product_equals_the_whole_product(double):
     """Random operands, PEs, registers, modes and cycles over the whole schedule (WS, no checksum).
 
     Includes bypassed PEs and ragged edge tiles; the fault-free accumulators from one BLAS
-    product equal the pass-by-pass ones.
+    product equal the pass-by-pass ones; so do the results from float32-lowered activations.
     """
     seed = 31 + double
     print(f"seed {seed}")
@@ -159,6 +159,11 @@ def test_restricted_product_equals_the_whole_product(double):
             given, _ = faulty_product(cfg, A, B, bias, f, bypass_map=bmap, restrict=True,
                                       clean=whole0)
             assert np.array_equal(given, whole), (seed, M, K, N, f)
+            # the activations lowered in float32 (FastFaultEngine.lowers_float), clean
+            # accumulators computed from them too; any other fault converts them back
+            lowered, _ = faulty_product(cfg, A.astype(np.float32), B, bias, f,
+                                        bypass_map=bmap, restrict=True)
+            assert np.array_equal(lowered, whole), (seed, M, K, N, f)
             tried += 1
             differs += not np.array_equal(whole, whole0)
     assert differs > tried // 10  # enough faults reach the outputs
