@@ -108,11 +108,15 @@ from .faults import MODES, REGISTERS, Fault, inject_bit_errors
 from .intmath import F32_EXACT, F64_EXACT, exact_matmul, float_matmul
 from .mapping import tiles
 from .network import (
+    Conv2D,
+    Dense,
     FunctionalEngine,
     Inference,
+    LoweredConv,
     ModelError,
     Product,
     ProductResult,
+    product_stats,
     run,
     run_node,
     state_at,
@@ -529,7 +533,20 @@ def _touched(cfg, f, M: int, K: int, N: int):
 
 
 def _ws_flip(cfg, A, B, bias, f, bmap, clean, hit) -> np.ndarray:
-    """A one-cycle fault of PE (r, c) on WS without checksums, as a change to ``clean``.
+    """A one-cycle fault of PE (r, c) on WS without checksums: ``clean`` with its change.
+
+    The change is :func:`_flip_change`'s; each output it reaches is
+    ``wrap(clean − bias + change) + bias``.
+    """
+    out = clean.copy()
+    bias = np.asarray(bias, dtype=np.int64)
+    for n, (rows, d) in _flip_change(cfg, A, B, f, bmap, hit).items():
+        out[rows, n] = wrap(clean[rows, n] - bias[n] + d, cfg.acc_bits) + bias[n]
+    return out
+
+
+def _flip_change(cfg, A, B, f, bmap, hit) -> dict:
+    """What a one-cycle fault of PE (r, c) adds to the accumulators (WS without checksums).
 
     Without a checksum a one-cycle fault only adds to the partial sums it reaches: in each
     pass ``hit`` marks (:func:`_touched`), :func:`_apply_stationary_fault` writes its change
@@ -540,7 +557,10 @@ def _ws_flip(cfg, A, B, bias, f, bmap, clean, hit) -> np.ndarray:
     K-tiles after add fault-free, and the accumulator wraps modulo 2^P, so each output is
     ``wrap(clean − bias + change) + bias``.  Only rows with a change are touched: a flipped
     activation or partial sum changes one vector, a flipped weight the vectors after its
-    cycle; no product over the M rows is formed.  Equal to the pass-by-pass computation
+    cycle; no product over the M rows is formed, and ``A`` is read one K-tile's columns or one
+    row at a time (a :class:`golden.network.LoweredConv` serves those without the whole
+    matrix).  Returns output column → ``(rows, change)``: the sorted rows the fault reaches
+    in that column and their summed changes (int64).  Equal to the pass-by-pass computation
     (``tests/test_campaign_speed.py``).
     """
     R, C, P = cfg.rows, cfg.cols, cfg.acc_bits
@@ -548,13 +568,9 @@ def _ws_flip(cfg, A, B, bias, f, bmap, clean, hit) -> np.ndarray:
     M, K = A.shape
     N = B.shape[1]
     tl, starts = _schedule(cfg, M, K, N, M)
-    out = clean.copy()
-    if not hit.any():
-        return out
     keep = np.ones((R, NC), dtype=bool)
     if bmap is not None:
         keep[:, :C] = ~np.asarray(bmap, dtype=bool)
-    bias = np.asarray(bias, dtype=np.int64)
     slots = np.arange(M)
     sum_reg = f.register in (FaultRegister.PSUM, FaultRegister.SUM)
     change = {}  # output column → (rows, summed change) so far (a later pass's sums see it)
@@ -594,9 +610,7 @@ def _ws_flip(cfg, A, B, bias, f, bmap, clean, hit) -> np.ndarray:
             tot[np.searchsorted(allr, old_rows)] += old
             tot[np.searchsorted(allr, rows)] += new[rows, col]
             change[n] = (allr, tot)
-    for n, (rows, d) in change.items():
-        out[rows, n] = wrap(clean[rows, n] - bias[n] + d, P) + bias[n]
-    return out
+    return change
 
 
 def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:
@@ -1132,6 +1146,10 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
     """
     if not one_layer and _stuck_only(model, engine, start, options, units):
         return _run_stuck(model, x, outputs, engine, start, options, units)
+    if one_layer:
+        flip = _run_flip(model, x, outputs, logits, engine, start, options, units)
+        if flip is not None:
+            return flip
     state = state_at(model, x, outputs, start)
     if not one_layer or start + 1 >= len(model.layers):
         return run(model, state, engine, options=options, units=units, start=start)
@@ -1149,6 +1167,89 @@ def run_from(model, x, outputs, logits, engine, *, start: int = 0, options=None,
         out[changed] = rest.logits
         layers += rest.layers
     return Inference(logits=out, layers=layers)
+
+
+def _run_flip(model, x, outputs, logits, engine, start: int, options, units):
+    """A one-cycle fault in product node ``start``, computed as a change to its recorded output.
+
+    Where :func:`restricted_applies` and the fault is a one-cycle register fault of a dense or
+    convolution node (no input unit, no permutation, no fault model's perturbation):
+    :func:`_flip_change` gives the rows the fault reaches and what it adds there (reading the
+    lowered input one K-tile's columns or one row at a time, :class:`golden.network.
+    LoweredConv`), those rows alone go through the output stage and the corrections (both
+    row by row: the LCU pairs and the voter's triples are columns of one row), and the nodes
+    after run only on the images whose output changed.  Every other row is the recorded
+    fault-free output, so nothing of size M × N is formed after the layer's cached fault-free
+    accumulators.  None where it does not apply (the caller runs the node whole).
+    """
+    layer = model.layers[start]
+    opt = None if callable(options) or not options else \
+        options.get(start) or options.get(layer.name)
+    f = None if opt is None else opt.fault
+    if not (isinstance(engine, FastFaultEngine) and engine.restrict
+            and engine.clean_input == start and restricted_applies(engine.cfg)
+            and isinstance(layer, Conv2D | Dense) and isinstance(f, Fault) and not _stuck(f)
+            and opt.permutation is None and len(model.sources(start)) == 1):
+        return None
+    cfg = engine.cfg
+    merged = {**(units or {}), **opt.units}
+    if any(k in merged for k in _FAULT_UNITS):
+        return None
+    opts = golden_units.options(cfg, merged)
+    if golden_units.filters_inputs(cfg, opts):
+        return None
+    (src,) = model.sources(start)
+    xin = np.asarray(x if src == -1 else outputs[src], dtype=np.int64)
+    A = LoweredConv(layer, xin) if isinstance(layer, Conv2D) else layer.lower(xin)
+    B = layer.matrix.astype(np.int64)
+    bias = layer.bias.astype(np.int64)
+    M, K = A.shape
+    N = B.shape[1]
+    bmap = golden_units.bypass_map(opts)
+    p = Product(index=start, name=layer.name, A=A, B=B, bias=bias,
+                requant=layer.requantisation(), fault=f, units=merged)
+    saved = engine.clean_images
+    engine.clean_images = None
+    try:
+        clean = engine._clean(p, A, bmap)  # this worker's fault-free accumulators of the layer
+    finally:
+        engine.clean_images = saved
+    if clean is None:
+        return None
+    _, hit, out_cols = _touched(cfg, f, M, K, N)
+    change = _flip_change(cfg, A, B, f, bmap, hit) if len(out_cols) else {}
+    tb = golden_units.temporal_batch(opts)
+    stats = [product_stats(start, layer, M, K, N, cycle_count(cfg, M, K, N, tb), {})]
+    out = np.array(logits, copy=True)
+    if not change:
+        return Inference(logits=out, layers=stats)
+    rows = functools.reduce(np.union1d, (r for r, _ in change.values()))
+    acc = clean[rows]
+    for n, (r, d) in change.items():
+        at = np.searchsorted(rows, r)
+        acc[at, n] = wrap(acc[at, n] - bias[n] + d, cfg.acc_bits) + bias[n]
+    q = p.requant.apply(acc, 0, cfg.a_width, wide=True,
+                        **golden_units.requant_keywords(cfg, opts))
+    q = golden_units.correct(cfg, q, opts)
+    y = outputs[start]
+    per = M // len(y)  # rows of the lowered matrix per image
+    ref = y.reshape(M, -1)[rows]
+    moved = np.any(q != ref, axis=1)
+    images = np.unique(rows[moved] // per)
+    if len(images):
+        yi = np.array(y[images], copy=True)
+        flat = yi.reshape(len(images) * per, -1)
+        sel = np.isin(rows // per, images)
+        flat[np.searchsorted(images, rows[sel] // per) * per + rows[sel] % per] = q[sel]
+        state = {k: (yi if k == start else v[images])
+                 for k, v in state_at(model, x, outputs, start + 1).items()}
+        if start + 1 < len(model.layers):
+            rest = run(model, state, engine, options=options, units=units, start=start + 1)
+            out[images] = rest.logits
+            stats += rest.layers
+        else:
+            out[images] = yi
+    return Inference(logits=out, layers=stats)
 
 
 #: Units keys of a fault model's perturbations: their draws depend on the product's shape.

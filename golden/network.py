@@ -149,7 +149,7 @@ __all__ = ["Dense", "Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool", "Flatten"
            "im2col", "LayerOptions", "Product", "ProductResult", "LayerStats", "Inference",
            "FunctionalEngine", "CycleEngine", "run", "state_at", "check_fit", "product_layers",
            "describe", "units_matrix", "WHERE", "Rescale", "Requantize", "requant_to_json",
-           "requant_from_json", "requant_columns", "run_node"]
+           "requant_from_json", "requant_columns", "run_node", "LoweredConv", "product_stats"]
 
 FORMAT = "ftaccel-network"
 VERSION = 3
@@ -862,6 +862,63 @@ def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0),
     w = _windows(xp, (kh, kw), stride)  # [b, Ho, Wo, C, kh, kw]
     b, ho, wo = w.shape[:3]
     return w.transpose(0, 1, 2, 4, 5, 3).reshape(b * ho * wo, -1)
+
+
+class LoweredConv:
+    """A convolution's im2col matrix (:func:`im2col`) read a few columns or one row at a time.
+
+    A one-cycle fault touches one K-tile's R columns of the lowered matrix (a flipped weight or
+    activation multiplies them) or one row (a flipped partial sum): this reads those from
+    strided views of the padded input (``[b, H_out, W_out, kh, kw, C]``, channels fastest, as
+    :func:`im2col` orders K) instead of copying all ``M × K`` values.  ``np.asarray`` gives the
+    whole matrix; any other index reads from it.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, layer: Conv2D, x: np.ndarray):
+        kh, kw = layer.weights.shape[:2]
+        self.layer, self.x = layer, x
+        xp = _pad(x, layer.padding, layer.pad_value)
+        self._w = _windows(xp, (kh, kw), layer.stride).transpose(0, 1, 2, 4, 5, 3)
+        b, ho, wo = self._w.shape[:3]
+        self._grid = (b, ho, wo)
+        self._kwc = (kw, x.shape[-1])
+        self.shape = (b * ho * wo, kh * kw * x.shape[-1])
+        self._full = None
+
+    def __array__(self, dtype=None, copy=None):
+        """The whole lowered matrix (:meth:`Conv2D.lower`), formed once."""
+        if self._full is None:
+            self._full = self.layer.lower(self.x)
+        return self._full if dtype is None else self._full.astype(dtype)
+
+    def __getitem__(self, key):
+        """``[:, k0:k1]`` and ``[j, k0:k1]`` from the views; anything else from the matrix."""
+        rows, cols = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
+        if isinstance(cols, slice) and cols.step in (None, 1):
+            if rows == slice(None) and self._full is None:
+                kw, c = self._kwc
+                k0, k1, _ = cols.indices(self.shape[1])
+                out = np.empty((self.shape[0], max(k1 - k0, 0)), dtype=self.x.dtype)
+                for i, k in enumerate(range(k0, k1)):
+                    ky, rest = divmod(k, kw * c)
+                    out[:, i] = self._w[:, :, :, ky, rest // c, rest % c].reshape(-1)
+                return out
+            if isinstance(rows, int | np.integer) and self._full is None:
+                return self._w[np.unravel_index(int(rows) % self.shape[0], self._grid)] \
+                    .reshape(-1)[cols]
+        return np.asarray(self)[key]
+
+
+def product_stats(index: int, layer, M: int, K: int, N: int, cycles: int,
+                  alarms: dict) -> LayerStats:
+    """The :class:`LayerStats` of product node ``index`` (an M×K @ K×N product)."""
+    rq = layer.requantisation()
+    return LayerStats(index=index, name=layer.name, kind=layer.kind, M=M, K=K, N=N,
+                      shift=None if rq.fixed else layer.shift, cycles=cycles, macs=M * K * N,
+                      alarms=dict(alarms), requant="multiplier" if rq.fixed else "shift")
 
 
 def product_layers(model: Model) -> list[int]:

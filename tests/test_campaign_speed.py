@@ -24,6 +24,7 @@ from ftaccel.golden.fault_models import (
     restricted_applies,
 )
 from ftaccel.golden.faults import MODES, REGISTERS, Fault
+from ftaccel.golden.network import Conv2D, LoweredConv
 
 PROTECTIONS = [{"kind": "none"}, {"kind": "bypass"},
                {"kind": "sanity", "checksum": "both"},
@@ -218,3 +219,26 @@ def test_long_campaign_prints_its_estimate_and_runs_on_dask(tmp_path, monkeypatc
     campaign.run_campaign(spec, tmp_path / "zero", workers=0, progress=False)
     assert (tmp_path / "auto" / "trace.csv").read_text() == \
         (tmp_path / "zero" / "trace.csv").read_text()
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"),
+                         [((3, 3), (1, 1), (1, 1, 1, 1)), ((5, 3), (2, 1), (2, 0, 1, 1)),
+                          ((1, 1), (2, 2), (0, 0, 0, 0))])
+def test_lowered_conv_reads_equal_the_im2col_matrix(kernel, stride, padding):
+    """:class:`LoweredConv`'s column blocks and rows are those of the whole im2col matrix."""
+    seed = 51 + kernel[0] + stride[0]
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (3, 9, 7, 5))
+    layer = Conv2D(weights=rng.integers(-8, 8, (*kernel, 5, 4)), bias=np.zeros(4, np.int64),
+                   stride=stride, padding=padding, pad_value=-3)
+    lazy = LoweredConv(layer, x)
+    whole = layer.lower(x)
+    assert lazy.shape == whole.shape
+    K = whole.shape[1]
+    for k0, k1 in ((0, min(4, K)), (K // 2, K), (K - 1, K), (0, K)):
+        assert np.array_equal(lazy[:, k0:k1], whole[:, k0:k1]), (k0, k1)
+    for j in rng.integers(0, whole.shape[0], 6):
+        assert np.array_equal(lazy[int(j), :K // 2], whole[int(j), :K // 2]), j
+    assert np.array_equal(np.asarray(lazy), whole)
+    assert np.array_equal(lazy[2:5, 1:3], whole[2:5, 1:3])  # any other index: the matrix's
