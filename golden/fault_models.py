@@ -571,7 +571,6 @@ def _flip_change(cfg, A, B, f, bmap, hit) -> dict:
     keep = np.ones((R, NC), dtype=bool)
     if bmap is not None:
         keep[:, :C] = ~np.asarray(bmap, dtype=bool)
-    slots = np.arange(M)
     sum_reg = f.register in (FaultRegister.PSUM, FaultRegister.SUM)
     change = {}  # output column → (rows, summed change) so far (a later pass's sums see it)
     for p in np.flatnonzero(hit):
@@ -582,8 +581,10 @@ def _flip_change(cfg, A, B, f, bmap, hit) -> dict:
         stat = np.zeros((R, NC), dtype=np.int64)
         stat[:kr, :nc] = B[tile.k0:tile.k1, tile.n0:tile.n1]
         eff = np.where(keep, stat, 0)
-        Xs = _moving(cfg, A[:, tile.k0:tile.k1], slots, M, M, None)
-        new = np.zeros((M, NC), dtype=np.int64)
+        Xs = _TileLanes(A, tile.k0, tile.k1, R)
+        # column-major: a column's change is contiguous, and the columns the fault never
+        # writes stay untouched (calloc) pages
+        new = np.zeros((NC, M), dtype=np.int64).T
         j = f.cycle - (s + f.row + f.col + _SUM_DELAY[f.register]) if sum_reg else -1
         c = f.col
         before = 0
@@ -601,16 +602,50 @@ def _flip_change(cfg, A, B, f, bmap, hit) -> dict:
                                 FaultRegister.WEIGHT, FaultRegister.ACT, R, NC, P)
         if 0 <= j < M and c < nc:
             new[j, c] -= before
-        for col in np.flatnonzero(np.any(new[:, :nc], axis=0)):
+        # the fault writes column c, and a flipped activation the columns after it as it
+        # passes right (_apply_stationary_fault)
+        for col in range(c, nc if f.register == FaultRegister.ACT else min(c + 1, nc)):
             rows = np.flatnonzero(new[:, col])
-            n = tile.n0 + int(col)
-            old_rows, old = change.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            if not len(rows):
+                continue
+            n = tile.n0 + col
+            if n not in change:
+                change[n] = (rows, new[rows, col])
+                continue
+            old_rows, old = change[n]
             allr = np.union1d(old_rows, rows)
             tot = np.zeros(len(allr), dtype=np.int64)
             tot[np.searchsorted(allr, old_rows)] += old
             tot[np.searchsorted(allr, rows)] += new[rows, col]
             change[n] = (allr, tot)
     return change
+
+
+class _TileLanes:
+    """The vectors a WS pass streams, ``[M, R]``, read a lane or a row at a time.
+
+    K-tile columns k0 … k1 of ``A`` (a :class:`golden.network.LoweredConv` or a matrix) and
+    zero lanes past them, as the one-cycle fault rules (:func:`_apply_stationary_fault`) read
+    them: no ``[M, R]`` copy is formed.
+    """
+
+    def __init__(self, A, k0: int, k1: int, R: int):
+        self.A, self.k0, self.kr = A, k0, k1 - k0
+        self.shape = (A.shape[0], R)
+
+    def __getitem__(self, key):
+        """``[rows, lane]`` (a lane past the tile: zeros) or ``[rows, lanes]`` (zero-padded)."""
+        rows, lanes = key if isinstance(key, tuple) else (key, slice(None))
+        if isinstance(lanes, int | np.integer):
+            if lanes < self.kr:
+                return self.A[rows, self.k0 + int(lanes)]
+            return np.zeros(len(range(self.shape[0])[rows]), dtype=np.int64) \
+                if isinstance(rows, slice) else np.int64(0)
+        lo, hi, _ = lanes.indices(self.shape[1])
+        got = self.A[rows, self.k0 + lo:self.k0 + max(lo, min(hi, self.kr))]
+        pad = (hi - lo) - got.shape[-1]
+        return np.concatenate([got, np.zeros((*got.shape[:-1], pad), np.int64)], axis=-1) \
+            if pad > 0 else got
 
 
 def _ws_stuck(cfg, A, B, bias, f, bmap, clean) -> np.ndarray:

@@ -867,11 +867,11 @@ def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0),
 class LoweredConv:
     """A convolution's im2col matrix (:func:`im2col`) read a few columns or one row at a time.
 
-    A one-cycle fault touches one K-tile's R columns of the lowered matrix (a flipped weight or
-    activation multiplies them) or one row (a flipped partial sum): this reads those from
-    strided views of the padded input (``[b, H_out, W_out, kh, kw, C]``, channels fastest, as
-    :func:`im2col` orders K) instead of copying all ``M × K`` values.  ``np.asarray`` gives the
-    whole matrix; any other index reads from it.
+    A one-cycle fault reads one column of one K-tile of the lowered matrix (the lane a flipped
+    weight or activation multiplies) or one row (a flipped partial sum): this reads those
+    from strided views of the padded input (``[b, H_out, W_out, kh, kw, C]``, channels
+    fastest, as :func:`im2col` orders K) instead of copying all ``M × K`` values.
+    ``np.asarray`` gives the whole matrix (formed once); any other index reads from it.
     """
 
     ndim = 2
@@ -895,20 +895,36 @@ class LoweredConv:
         return self._full if dtype is None else self._full.astype(dtype)
 
     def __getitem__(self, key):
-        """``[:, k0:k1]`` and ``[j, k0:k1]`` from the views; anything else from the matrix."""
+        """Columns (all rows, or a range of them) or one row from the views; else the matrix.
+
+        ``[rows, k]`` / ``[rows, k0:k1]`` with ``rows`` a slice: those columns; ``[j, …]`` or
+        a one-row slice ``[j:j + 1, …]``: row j.  Anything else reads the whole matrix.
+        """
         rows, cols = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
-        if isinstance(cols, slice) and cols.step in (None, 1):
-            if rows == slice(None) and self._full is None:
-                kw, c = self._kwc
-                k0, k1, _ = cols.indices(self.shape[1])
-                out = np.empty((self.shape[0], max(k1 - k0, 0)), dtype=self.x.dtype)
-                for i, k in enumerate(range(k0, k1)):
-                    ky, rest = divmod(k, kw * c)
-                    out[:, i] = self._w[:, :, :, ky, rest // c, rest % c].reshape(-1)
-                return out
-            if isinstance(rows, int | np.integer) and self._full is None:
-                return self._w[np.unravel_index(int(rows) % self.shape[0], self._grid)] \
-                    .reshape(-1)[cols]
+        if self._full is not None:
+            return self._full[key]
+        one = isinstance(cols, int | np.integer)
+        if one:
+            cols = slice(int(cols), int(cols) + 1)
+        if not (isinstance(cols, slice) and cols.step in (None, 1)):
+            return np.asarray(self)[key]
+        M, K = self.shape
+        k0, k1, _ = cols.indices(K)
+        if isinstance(rows, slice):
+            r0, r1, step = rows.indices(M)
+            if step == 1 and r1 - r0 == 1:  # one row, kept 2-D
+                row = self._w[np.unravel_index(r0, self._grid)].reshape(-1)[k0:k1]
+                return row if one else row[None, :]
+            kw, c = self._kwc
+            out = np.empty((M, max(k1 - k0, 0)), dtype=self.x.dtype)
+            for i, k in enumerate(range(k0, k1)):
+                ky, rest = divmod(k, kw * c)
+                out[:, i] = self._w[:, :, :, ky, rest // c, rest % c].reshape(-1)
+            out = out[rows]
+            return out[:, 0] if one else out
+        if isinstance(rows, int | np.integer):
+            row = self._w[np.unravel_index(int(rows) % M, self._grid)].reshape(-1)[k0:k1]
+            return row[0] if one else row
         return np.asarray(self)[key]
 
 
