@@ -1276,9 +1276,9 @@ def _run_flip(model, x, outputs, logits, engine, start: int, options, units):
         flat = yi.reshape(len(images) * per, -1)
         sel = np.isin(rows // per, images)
         flat[np.searchsorted(images, rows[sel] // per) * per + rows[sel] % per] = q[sel]
-        state = {k: (yi if k == start else v[images])
-                 for k, v in state_at(model, x, outputs, start + 1).items()}
         if start + 1 < len(model.layers):
+            state = {k: (yi if k == start else v[images])
+                     for k, v in state_at(model, x, outputs, start + 1).items()}
             rest = run(model, state, engine, options=options, units=units, start=start + 1)
             out[images] = rest.logits
             stats += rest.layers
