@@ -260,7 +260,8 @@ def scaling(args) -> None:
                               ("2 warm workers, Dask's malloc default", {})):
             environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **malloc}
             t0 = time.perf_counter()
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                                  **campaign.WORKER_CONFIG}), \
                     LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                  dashboard_address=":0",
                                  silence_logs=logging.CRITICAL) as cluster, \
