@@ -82,13 +82,14 @@ checksums) each node runs only on the images whose inputs the faults changed, a 
 product on the others from its cached fault-free accumulators plus what the fault changes.
 With ``restrict`` (WS without checksums, :func:`restricted_applies`) the faulty product
 computes only the output columns of the faulty PE's array column, the rest taken from the
-fault-free accumulators (:func:`clean_acc`, cached per layer by the caller); a one-cycle
-fault runs only the passes around its cycle, the K-tiles before or after them summed in one
-exact product and the other side read from the fault-free accumulators (the accumulator wraps
-modulo 2^P); a stuck-at fault is summed over
-every pass at once in BLAS products (a stuck partial sum: one batched product for every
-K-tile and a recurrence on the P-bit patterns).  All equal the full computation
-(``tests/test_campaign_speed.py``, ``tests/test_float_path.py``).
+fault-free accumulators (:func:`clean_acc`, cached per layer by the caller).  A one-cycle
+fault is a change added to those accumulators in the rows it reaches (:func:`_flip_change`:
+the accumulator wraps modulo 2^P), reading one lane or one row of the lowered input at a time,
+and only those rows go through the output stage (:func:`_run_flip`); a stuck-at fault is
+summed over every pass at once in BLAS products from the float32-lowered activations (a
+stuck partial sum: one batched product for every K-tile and a recurrence on the P-bit
+patterns).  All equal the full computation (``tests/test_campaign_speed.py``,
+``tests/test_float_path.py``).
 """
 
 from __future__ import annotations
