@@ -113,6 +113,7 @@ from .network import (
     Dense,
     FunctionalEngine,
     Inference,
+    LayerStats,
     LoweredConv,
     ModelError,
     Product,
@@ -1255,7 +1256,8 @@ def _run_flip(model, x, outputs, logits, engine, start: int, options, units):
     _, hit, out_cols = _touched(cfg, f, M, K, N)
     change = _flip_change(cfg, A, B, f, bmap, hit) if len(out_cols) else {}
     tb = golden_units.temporal_batch(opts)
-    stats = [product_stats(start, layer, M, K, N, cycle_count(cfg, M, K, N, tb), {})]
+    stats = [product_stats(LayerStats(index=start, name=layer.name, kind=layer.kind), layer,
+                           p.requant, M, K, N, cycle_count(cfg, M, K, N, tb), {})]
     out = np.array(logits, copy=True)
     if not change:
         return Inference(logits=out, layers=stats)

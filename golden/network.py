@@ -857,11 +857,14 @@ def im2col(x: np.ndarray, size, stride=(1, 1), padding=(0, 0, 0, 0),
 
     The padding holds ``value`` (0; the input's zero point on the fixed-point path).
     """
-    kh, kw = size
-    xp = _pad(x, padding, value)
-    w = _windows(xp, (kh, kw), stride)  # [b, Ho, Wo, C, kh, kw]
+    w = _patches(x, size, stride, padding, value)
     b, ho, wo = w.shape[:3]
-    return w.transpose(0, 1, 2, 4, 5, 3).reshape(b * ho * wo, -1)
+    return w.reshape(b * ho * wo, -1)
+
+
+def _patches(x: np.ndarray, size, stride, padding, value) -> np.ndarray:
+    """``[b, H_out, W_out, kh, kw, C]`` views of the padded input's patches (im2col's rows)."""
+    return _windows(_pad(x, padding, value), tuple(size), stride).transpose(0, 1, 2, 4, 5, 3)
 
 
 class LoweredConv:
@@ -879,9 +882,8 @@ class LoweredConv:
 
     def __init__(self, layer: Conv2D, x: np.ndarray):
         kh, kw = layer.weights.shape[:2]
-        self.layer, self.x = layer, x
-        xp = _pad(x, layer.padding, layer.pad_value)
-        self._w = _windows(xp, (kh, kw), layer.stride).transpose(0, 1, 2, 4, 5, 3)
+        self.x = x
+        self._w = _patches(x, (kh, kw), layer.stride, layer.padding, layer.pad_value)
         b, ho, wo = self._w.shape[:3]
         self._grid = (b, ho, wo)
         self._kwc = (kw, x.shape[-1])
@@ -891,7 +893,7 @@ class LoweredConv:
     def __array__(self, dtype=None, copy=None):
         """The whole lowered matrix (:meth:`Conv2D.lower`), formed once."""
         if self._full is None:
-            self._full = self.layer.lower(self.x)
+            self._full = self._w.reshape(self.shape)
         return self._full if dtype is None else self._full.astype(dtype)
 
     def __getitem__(self, key):
@@ -928,13 +930,14 @@ class LoweredConv:
         return np.asarray(self)[key]
 
 
-def product_stats(index: int, layer, M: int, K: int, N: int, cycles: int,
+def product_stats(st: LayerStats, layer, rq: Requant, M: int, K: int, N: int, cycles: int,
                   alarms: dict) -> LayerStats:
-    """The :class:`LayerStats` of product node ``index`` (an M×K @ K×N product)."""
-    rq = layer.requantisation()
-    return LayerStats(index=index, name=layer.name, kind=layer.kind, M=M, K=K, N=N,
-                      shift=None if rq.fixed else layer.shift, cycles=cycles, macs=M * K * N,
-                      alarms=dict(alarms), requant="multiplier" if rq.fixed else "shift")
+    """``st`` filled in for a product node's M×K @ K×N product (output stage ``rq``)."""
+    st.requant = "multiplier" if rq.fixed else "shift"
+    st.shift = None if rq.fixed else layer.shift
+    st.M, st.K, st.N, st.macs = M, K, N, M * K * N
+    st.cycles, st.alarms = cycles, dict(alarms)
+    return st
 
 
 def product_layers(model: Model) -> list[int]:
@@ -1818,8 +1821,6 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
                  units: dict, st: LayerStats) -> np.ndarray:
     """Node ``i``'s product(s) through ``engine``; the node's output tensor."""
     rq = layer.requantisation()
-    st.requant = "multiplier" if rq.fixed else "shift"
-    st.shift = None if rq.fixed else layer.shift
     dw = isinstance(layer, DepthwiseConv2D)
     if opt.fault is None and opt.permutation is None and getattr(engine, "plain", False) \
             and type(engine).product is getattr(type(engine), "_plain_of", None) \
@@ -1828,9 +1829,8 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
         # the engine's fault-free product in floating point, without the int64 lowering
         res = engine.plain_product(layer, x, units)
         if res is not None:
-            st.M, st.K = res.q.shape[0], layer.matrix.shape[0]
-            st.N = res.q.shape[1]
-            st.macs, st.cycles, st.alarms = st.M * st.K * st.N, res.cycles, dict(res.alarms)
+            product_stats(st, layer, rq, res.q.shape[0], layer.matrix.shape[0], res.q.shape[1],
+                          res.cycles, res.alarms)
             return layer.restore(res.q, x.shape)
     if not dw and getattr(engine, "lowers_float", None) is not None \
             and engine.lowers_float(opt.fault, units):
@@ -1863,7 +1863,7 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
             st.cycles += res.cycles
             for k, v in res.alarms.items():
                 st.alarms[k] = st.alarms.get(k, 0) + v
-        st.M, st.K, st.N, st.macs = M, K, C, M * K * C
+        product_stats(st, layer, rq, M, K, C, st.cycles, st.alarms)
         return layer.restore(np.concatenate(qs, axis=1), x.shape)
     perm = None if opt.permutation is None else np.asarray(opt.permutation)
     if perm is not None:
@@ -1876,9 +1876,7 @@ def _run_product(model: Model, i: int, layer, x: np.ndarray, engine, opt: LayerO
     q = res.q
     if perm is not None:
         q = q[:, np.argsort(perm)]
-    st.M, st.K, st.N = A.shape[0], A.shape[1], B.shape[1]
-    st.cycles, st.macs, st.alarms = res.cycles, A.shape[0] * A.shape[1] * B.shape[1], \
-        dict(res.alarms)
+    product_stats(st, layer, rq, A.shape[0], A.shape[1], B.shape[1], res.cycles, res.alarms)
     return layer.restore(q, x.shape)
 
 
