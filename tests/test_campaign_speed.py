@@ -19,9 +19,11 @@ from ftaccel.config import AcceleratorConfig
 from ftaccel.golden.array import cycle_count
 from ftaccel.golden.fault_models import (
     TransientFault,
+    _stuck_terms,
     clean_acc,
     faulty_product,
     restricted_applies,
+    sabotage_array,
 )
 from ftaccel.golden.faults import MODES, REGISTERS, Fault
 from ftaccel.golden.network import Conv2D, LoweredConv
@@ -168,6 +170,61 @@ def test_restricted_product_equals_the_whole_product(double):
             tried += 1
             differs += not np.array_equal(whole, whole0)
     assert differs > tried // 10  # enough faults reach the outputs
+
+
+@pytest.mark.parametrize(("a_width", "w_width", "acc_width"),
+                         [(8, 8, None), (16, 8, 30), (16, 16, 40), (4, 4, 9), (12, 16, 32)])
+def test_stuck_faults_equal_the_whole_product_at_every_width(a_width, w_width, acc_width):
+    """Stuck-at faults of every register at widths that change the closed form's words.
+
+    The partial sums' recurrence runs on uint32 words for P ≤ 32 (P < 32 wraps inside them)
+    and uint64 beyond; K-tile sums are exact in float32 up to 2^24 and in float64 beyond
+    (16-bit activations); a stuck weight without cached accumulators is one product with
+    the faulty weights.  With and without the cached fault-free accumulators, from integer
+    and float-lowered activations (float64 where float32 is not exact).
+    """
+    seed = 61 + a_width + w_width
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    tried = differs = 0
+    for _ in range(8):
+        R, C = (int(v) for v in rng.integers(1, 7, 2))
+        cfg = AcceleratorConfig(rows=R, cols=C, dataflow="ws", a_width=a_width,
+                                w_width=w_width, acc_width=acc_width, max_k=64,
+                                double_buffer=bool(rng.integers(2)))
+        P = cfg.acc_bits
+        M, K, N = (int(v) for v in rng.integers([1, 1, 1], [20, 40, 14]))
+        A = rng.integers(-(1 << a_width - 1), 1 << a_width - 1, (M, K))
+        B = rng.integers(-(1 << w_width - 1), 1 << w_width - 1, (K, N))
+        bias = rng.integers(-1000, 1000, N)
+        bmap = rng.random((R, C)) < 0.2 if rng.random() < 0.5 else None
+        whole0, _ = faulty_product(cfg, A, B, bias, None, bypass_map=bmap)
+        Af = A.astype(np.float32 if a_width + w_width <= 16 else np.float64)
+        for _ in range(16):
+            f = Fault(int(rng.integers(R + 1)), int(rng.integers(C + 1)),
+                      REGISTERS[int(rng.integers(len(REGISTERS)))],
+                      int(rng.integers(0, P + 1)), ("sa0", "sa1")[int(rng.integers(2))])
+            whole, _ = faulty_product(cfg, A, B, bias, f, bypass_map=bmap)
+            for a in (A, Af):
+                for clean in (None, whole0):
+                    fast, _ = faulty_product(cfg, a, B, bias, f, bypass_map=bmap,
+                                             restrict=True, clean=clean)
+                    assert np.array_equal(fast, whole), (seed, R, C, M, K, N, f, a.dtype)
+            tried += 1
+            differs += not np.array_equal(whole, whole0)
+    assert differs > tried // 8  # enough faults reach the outputs
+
+
+def test_stuck_bit_change_is_the_sabotage_of_every_value():
+    """``sab(v) − v = step · (t1 + t2 · bit_b(v))`` for every value of widths 2 … 9, every bit."""
+    for width in range(2, 10):
+        v = np.arange(-(1 << width - 1), 1 << width - 1)
+        for bit in range(width + 2):
+            for mode in MODES:
+                step, t1, t2 = _stuck_terms(width, bit, mode)
+                want = sabotage_array(v, width, bit, mode) - v
+                assert np.array_equal(step * (t1 + t2 * ((v >> bit) & 1)), want), \
+                    (width, bit, mode)
 
 
 def _small(images=12) -> dict:
