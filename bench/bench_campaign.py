@@ -18,8 +18,9 @@ the golden engine's fault-free inferences per minute of its quantised twin, and 
 fault model's fault-inferences per minute (one fault × one image, a campaign's work item
 with its outcome classification) for stuck-at and for transient (one-cycle flip) PE register
 faults, and the ratios to onnxruntime (and the golden engine with its floating-point path
-off, :class:`golden.network.FunctionalEngine` ``plain=False``).  Goals: golden within 2× of
-onnxruntime;
+off, :class:`golden.network.FunctionalEngine` ``plain=False``).  Beside them, the golden
+engine's BLAS products alone (the same operands, timed without anything else): the bound of
+an engine that multiplies with numpy's BLAS.  Goals: golden within 2× of onnxruntime;
 fault-inferences per minute ≥ onnxruntime's fault-free inferences per minute.
 
     python bench/bench_campaign.py --model resnet [--images 32] [--faults 40] [--array 8]
@@ -143,6 +144,10 @@ def compare_with_peer(args) -> None:
     ints = FunctionalEngine(cfg, plain=False)
     assert np.array_equal(run(net.model, x, ints).logits, golden.logits)
     t_int = _timed(lambda: run(net.model, x, ints), args.seconds)
+    # the golden engine's BLAS products alone: the same operands, nothing else (the bound
+    # of an engine that multiplies with numpy's BLAS)
+    products = _blas_products(lambda: run(net.model, x, eng))
+    t_blas = _timed(lambda: [np.matmul(A, B) for A, B in products], args.seconds)
     agree = float(np.mean(np.argmax(ort_logits, 1) == golden.predictions))
     ctx = Context(net.model, x, test.labels[:n], cfg, [Protection("none", "none")])
     pop = RegisterPopulation(cfg, ctx.dims)
@@ -167,12 +172,35 @@ def compare_with_peer(args) -> None:
           f"with onnxruntime on {100 * agree:.0f} %)")
     print(f"  golden engine, integer path        {n / t_int * 60:12,.0f} inferences/min "
           f"(the floating-point path is {t_int / t_gold:.2f}× faster)")
+    print(f"  its BLAS products alone            {n / t_blas * 60:12,.0f} inferences/min "
+          f"({len(products)} products, {t_blas / t_gold:.0%} of the golden engine's time; "
+          f"{ort_rate * t_blas / n / 60:.2f}× onnxruntime's whole inference)")
     for kind, r in rates.items():
         print(f"  fast fault model, {kind:16s} {r:12,.0f} fault-inferences/min "
               f"({r / ort_rate:.2f}× onnxruntime's fault-free rate; goal ≥ 1×; "
-              f"{args.faults} faults, seed {args.seed})")
+              f"{r / gold_rate:.2f}× the golden engine's; {args.faults} faults, "
+              f"seed {args.seed})")
     print(f"  load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
           f"({os.cpu_count()} cores)")
+
+
+def _blas_products(fn) -> list:
+    """The ``(A, B)`` operands of every floating-point BLAS product ``fn`` makes (copies)."""
+    from ftaccel.golden import array
+
+    seen = []
+    inner = array.float_matmul
+
+    def record(A, B):
+        seen.append((A.copy(), B.copy()))
+        return inner(A, B)
+
+    array.float_matmul = record
+    try:
+        fn()
+    finally:
+        array.float_matmul = inner
+    return seen
 
 
 def scaling(args) -> None:

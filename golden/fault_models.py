@@ -106,7 +106,7 @@ from . import units as golden_units
 from .array import cycle_count, os_first_step, os_tile_steps, pass_starts, temporal_stream_len
 from .bits import wrap
 from .faults import MODES, REGISTERS, Fault, inject_bit_errors
-from .intmath import F32_EXACT, F64_EXACT, exact_matmul, float_matmul
+from .intmath import F32_EXACT, F64_EXACT, blas_threads, exact_matmul, float_matmul
 from .mapping import tiles
 from .network import (
     Conv2D,
@@ -733,50 +733,51 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean=None) -> np.ndarray:
     if f.register == FaultRegister.SUM and not keep[r, c]:
         return out
     Beff = np.where(keep[kk[:, None] % R, np.arange(N)[None, :] % C], B, 0)
-    # each K-tile's sums of rows ≤ r and of rows > r, column by column: [2·|ns|, R] @ [R, M],
-    # exact in float32 while a tile's R products stay within 2^24 in magnitude (int8:
-    # R ≤ 1,024), else in float64 (the streamed values are a_width-bit words: the width
-    # bounds them, as the array's registers do).  One tile at a time into the same buffers,
-    # which stay in cache, and columns first, so that the recurrence runs over contiguous
-    # M-long rows: 4× faster than one batched product and a recurrence over [M, |ns|] on
-    # ResNet-8's 16-channel layers.
-    # The recurrence (the loopback chains the tiles) runs on unsigned words: wrapping is
-    # arithmetic modulo 2^P, and P ≤ 32 (≤ 64) bits wrap alike in uint32 (uint64) words,
-    # whose own wrap-around is free; only the sabotage reads the pattern, and bit b < P of
-    # a word is that of its P-bit residue.  The signed value is read once at the end
+    # The loopback chains the K-tiles: tile j leaves row r with v_j = s_(j−1) + (its rows
+    # ≤ r) and passes on s_j = sab(v_j) + (its rows > r), so the state between two
+    # sabotages gains the window of R rows from row r + 1 of one tile to row r of the next:
+    # one [|ns|, R] @ [R, M] product per window (columns first, so that the recurrence runs
+    # over contiguous M-long rows), exact in float32 while a window's R products stay
+    # within 2^24 in magnitude (int8: R ≤ 1,024), else in float64 (the streamed values are
+    # a_width-bit words: the width bounds them, as the array's registers do).  One window
+    # at a time into the same buffers, which stay in cache.
+    # The recurrence runs on unsigned words: wrapping is arithmetic modulo 2^P, and P ≤ 32
+    # (≤ 64) bits wrap alike in uint32 (uint64) words, whose own wrap-around is free; only
+    # the sabotage reads the pattern, and bit b < P of a word is that of its P-bit residue.
+    # The signed value is read once at the end
     nk = -(-K // R)
     L = len(ns)
     top = float(1 << (cfg.a_width - 1)) * float(np.abs(Beff[:, ns]).max(initial=0)) * R
     ftype = np.float32 if top <= F32_EXACT else np.float64
     itype, utype = (np.int32, np.uint32) if P <= 32 else (np.int64, np.uint64)
     Af = A.astype(ftype, copy=False)  # (read only)
-    upper = (kk % R <= r)[:, None]
-    Bs = np.zeros((nk * R, 2 * L), dtype=ftype)
-    Bs[:K, :L] = np.where(upper, Beff[:, ns], 0)
-    Bs[:K, L:] = np.where(upper, 0, Beff[:, ns])
-    Bt = Bs.reshape(nk, R, 2 * L).transpose(0, 2, 1)  # [tile, 2L, R]
-    part = np.empty((2 * L, M), dtype=ftype)
-    # a tile's sum fits the signed word: |sum| ≤ top ≤ 2^53, and ≤ 2^24 in float32 (P ≤ 32
+    Bn = Beff[:, ns].astype(ftype)
+    part = np.empty((L, M), dtype=ftype)
+    # a window's sum fits the signed word: |sum| ≤ top ≤ 2^53, and ≤ 2^24 in float32 (P ≤ 32
     # with float64 sums: the word's low 32 bits are read through int64)
     wide = ftype is np.float64 and itype is np.int32
-    word = np.empty((2 * L, M), dtype=np.int64 if wide else itype)
+    word = np.empty((L, M), dtype=np.int64 if wide else itype)
     uword = word.astype(utype) if wide else word.view(utype)
     m = utype((1 << f.bit) if f.bit < P else 0)
     state = np.zeros((L, M), dtype=utype)
-    for j in range(nk):
-        k0, k1 = j * R, min(K, (j + 1) * R)
-        float_matmul(Bt[j, :, :k1 - k0], Af[:, k0:k1].T, out=part)
-        word[...] = part
-        if wide:
-            uword[...] = word  # (modulo 2^32)
-        state += uword[:L]
-        if f.mode == FaultMode.SA0:
-            state &= ~m
-        elif f.mode == FaultMode.SA1:
-            state |= m
-        else:
-            state ^= m
-        state += uword[L:]
+    edges = [0] + [min(K, j * R + r + 1) for j in range(nk)] + [K]
+    with blas_threads(L * R * M):
+        for j in range(nk + 1):
+            k0, k1 = edges[j], edges[j + 1]
+            if k1 > k0:
+                np.matmul(Bn[k0:k1].T, Af[:, k0:k1].T, out=part)
+                word[...] = part
+                if wide:
+                    uword[...] = word  # (modulo 2^32)
+                state += uword
+            if j == nk:
+                break
+            if f.mode == FaultMode.SA0:
+                state &= ~m
+            elif f.mode == FaultMode.SA1:
+                state |= m
+            else:
+                state ^= m
     acc = state.T.astype(np.int64) & ((1 << P) - 1)
     half = 1 << (P - 1)
     out[:, ns] = (acc ^ half) - half + bias[ns]

@@ -275,6 +275,15 @@ def _one_thread(on: bool):
             lib.set_num_threads(n)
 
 
+def blas_threads(macs: int):
+    """The thread policy of :func:`exact_matmul` for products of ``macs`` multiply-accumulates.
+
+    A context: the BLAS on one thread inside it below :data:`THREAD_MACS`, for a caller that
+    makes many small products in a row (one check of the thread counts instead of one each).
+    """
+    return _one_thread(macs < THREAD_MACS)
+
+
 def _blas(A: np.ndarray, B: np.ndarray, ftype, block: int) -> np.ndarray:
     """``A @ B`` in ``ftype``, K cut into blocks of ``block``, the blocks summed in int64."""
     batch = 1 if A.ndim == B.ndim == 2 else math.prod(np.broadcast_shapes(A.shape[:-2],
@@ -385,15 +394,14 @@ def exact_matmul_amax(A, B) -> tuple[np.ndarray, np.ndarray]:
     return (out.squeeze(axis=squeeze) if squeeze else out), amax
 
 
-def float_matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def float_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``np.matmul(A, B)`` of floating-point operands, on one BLAS thread below :data:`THREAD_MACS`.
 
     For callers that have proven the product exact in the operands' type themselves (e.g.
     :func:`golden.array.float_plan`: integers whose partial sums stay within 2^24 in float32,
-    2^53 in float64); the thread policy is :func:`exact_matmul`'s.  ``out``: where to write
-    it, as ``np.matmul``'s.
+    2^53 in float64); the thread policy is :func:`exact_matmul`'s.
     """
     batch = 1 if A.ndim == B.ndim == 2 else math.prod(np.broadcast_shapes(A.shape[:-2],
                                                                          B.shape[:-2]))
     with _one_thread(batch * A.shape[-2] * A.shape[-1] * B.shape[-1] < THREAD_MACS):
-        return np.matmul(A, B, out=out)
+        return np.matmul(A, B)
