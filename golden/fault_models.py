@@ -709,8 +709,10 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean=None) -> np.ndarray:
             Bsub = np.where(keep[r, cols % C][None, :], B[r::R][:, cols], 0)
             step, g = _stuck_change(Ak, width, f.bit, f.mode)
             if step and g.any():
-                # g ∈ {−1, 0, 1}: the float32 product is exact (|ks| · 2^(w−1) ≪ 2^24)
-                change = step * float_matmul(g.astype(np.float32), Bsub.astype(np.float32)
+                # g ∈ {−1, 0, 1}: every partial sum of column n is within Σ_k |b_kn|
+                top = float(np.abs(Bsub).sum(axis=0).max(initial=0))
+                ftype = np.float32 if top <= F32_EXACT else np.float64
+                change = step * float_matmul(g.astype(ftype), Bsub.astype(ftype)
                                              ).astype(np.int64)
                 out[:, cols] = wrap(out[:, cols] - bias[cols] + change, P) + bias[cols]
             return out

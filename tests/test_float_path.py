@@ -223,3 +223,23 @@ def test_stuck_at_run_skipping_unchanged_images_equals_the_full_run():
         partial += 0 < changed < len(xq)
     print(f"{partial} of 40 faults changed some images but not all")
     assert partial >= 3  # the images a fault left alone were skipped somewhere
+
+
+@pytest.mark.parametrize(("kernel", "channels", "stride", "padding"),
+                         [((5, 5), 1, (1, 1), (0, 0, 0, 0)), ((3, 3), 3, (2, 1), (1, 0, 2, 1)),
+                          ((3, 2), 2, (2, 2), (1, 1, 1, 1)), ((3, 3), 16, (1, 1), (1, 1, 1, 1))])
+def test_narrow_convolutions_lower_k_major_to_the_same_matrix(kernel, channels, stride, padding):
+    """The floating-point path's lowering equals :meth:`Conv2D.lower` (im2col), pad value too.
+
+    Kernel rows of fewer than ``NARROW_ROW`` values are lowered K-major (column-major); wider
+    ones row-major; the matrix is the same either way.
+    """
+    seed = 71 + kernel[0] * channels + stride[0]
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (3, 9, 8, channels))
+    layer = Conv2D(weights=rng.integers(-8, 8, (*kernel, channels, 4)),
+                   bias=np.zeros(4, np.int64), stride=stride, padding=padding, pad_value=-5)
+    lowered = gnet._lower_float(layer, x.astype(np.float32))
+    assert lowered.flags.f_contiguous == (kernel[1] * channels < gnet.NARROW_ROW)
+    assert np.array_equal(lowered, layer.lower(x))
