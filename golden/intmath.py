@@ -52,7 +52,7 @@ from ftaccel.errors import ConfigError
 
 __all__ = ["F32_EXACT", "F64_EXACT", "MIN_F32_BLOCK", "SMALL_MACS", "THREAD_MACS", "Plan",
            "k_abs_max", "sum_bound", "column_bound", "plan", "exact_matmul", "exact_matmul_amax",
-           "float_matmul"]
+           "float_matmul", "blas_threads"]
 
 #: Largest magnitude up to which every integer is a float32 (2^24: p = 24).
 F32_EXACT = 1 << 24

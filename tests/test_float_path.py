@@ -243,3 +243,21 @@ def test_narrow_convolutions_lower_k_major_to_the_same_matrix(kernel, channels, 
     lowered = gnet._lower_float(layer, x.astype(np.float32))
     assert lowered.flags.f_contiguous == (kernel[1] * channels < gnet.NARROW_ROW)
     assert np.array_equal(lowered, layer.lower(x))
+
+
+def test_product_nodes_hold_contiguous_weights_whose_matrix_is_a_view():
+    """An importer's transposed kernel (OIHW → HWIO) is copied once at construction.
+
+    Otherwise :attr:`Conv2D.matrix` copied the kernel on every product (36 % of the golden
+    engine's time on ResNet-18); the values are the given ones.
+    """
+    rng = np.random.default_rng(81)
+    print("seed 81")
+    oihw = rng.integers(-8, 8, (4, 3, 3, 3))
+    hwio = oihw.transpose(2, 3, 1, 0)
+    assert not hwio.flags.c_contiguous
+    layer = Conv2D(weights=hwio, bias=np.zeros(4, np.int64), padding=(1, 1, 1, 1))
+    assert layer.weights.flags.c_contiguous and np.array_equal(layer.weights, hwio)
+    assert np.shares_memory(layer.matrix, layer.weights)
+    dense = Dense(weights=rng.integers(-8, 8, (5, 7)).T, bias=np.zeros(5, np.int64))
+    assert dense.weights.flags.c_contiguous
