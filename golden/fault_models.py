@@ -676,7 +676,7 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean=None) -> np.ndarray:
     double = cfg.double_buffered
     chain_reg = FaultRegister.SHADOW if double else FaultRegister.WEIGHT
     width = cfg.register_width(f.register, c)
-    if f.register in (chain_reg, FaultRegister.WEIGHT) or f.register == FaultRegister.SHADOW:
+    if f.register in (chain_reg, FaultRegister.WEIGHT, FaultRegister.SHADOW):
         if f.register == FaultRegister.SHADOW and not double:
             return clean_acc(cfg, A, B, bias, bmap) if clean is None else clean.copy()
         # the load chain sabotages rows ≥ r of the column; the stationary register row r
@@ -717,7 +717,7 @@ def _ws_stuck(cfg, A, B, bias, f, bmap, clean=None) -> np.ndarray:
                 out[:, cols] = wrap(out[:, cols] - bias[cols] + change, P) + bias[cols]
             return out
         # the product register of PE (r, c): one product per K-tile and output column;
-        # sab(p) − p = step · g(p) with g linear in bit b of p (:func:`_stuck_change`), so
+        # sab(p) − p = step · (t1 + t2 · bit_b(p)) (:func:`_stuck_terms`), so
         # only the count of set bits is summed, over contiguous [|ns|, M] rows
         step, t1, t2 = _stuck_terms(width, f.bit, f.mode)
         if not step:
